@@ -1,0 +1,248 @@
+"""The wire contract v1: every event, command and record Session Control exchanges on Kafka.
+
+Field rules follow `contract.md`; these models are the single source of the JSON Schemas
+under `schemas/` (see `session_contracts.schemagen`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+TenantId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$"),
+    Field(description="A customer instance; nothing crosses tenants."),
+]
+SessionId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="Opaque session id: 1-128 printable ASCII characters, no spaces."),
+]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+UserName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a UTC offset (RFC 3339)")
+    return value.astimezone(UTC)
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    Field(description="RFC 3339 timestamp with offset; normalised to UTC."),
+]
+IpAddress = Annotated[str, AfterValidator(_ip), Field(description="An IPv4 or IPv6 address.")]
+
+
+class SessionType(StrEnum):
+    """What kind of client holds the session."""
+
+    browser = "browser"
+    mobile = "mobile"
+    desktop_app = "desktop_app"
+    notebook = "notebook"
+    plugin = "plugin"
+    tv_app = "tv_app"
+    api_client = "api_client"
+    access_token = "access_token"
+
+
+LISTED_SESSION_TYPES = frozenset({SessionType.browser, SessionType.mobile})
+"""Only these appear in the Active User Sessions list; the others are recorded, never shown."""
+
+
+class TerminationReason(StrEnum):
+    """Why a session was ended on purpose."""
+
+    admin = "admin"
+    logout = "logout"
+    security = "security"
+
+
+class ExpiryReason(StrEnum):
+    """Which limit of the session's policy it passed."""
+
+    max_length = "max_length"
+    idle = "idle"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class SessionPolicy(Frozen):
+    """The session settings in force when the session was created; never changed afterwards."""
+
+    max_session_seconds: int = Field(gt=0, le=10 * 366 * 86400)
+    idle_timeout_seconds: int = Field(gt=0, le=10 * 366 * 86400)
+
+
+class Event(Frozen):
+    """Fields every event carries."""
+
+    schema_version: Literal[1] = 1
+    event_id: UUID = Field(description="Idempotency key: the same id applied twice changes nothing.")
+    occurred_at: Timestamp
+    tenant_id: TenantId
+    session_id: SessionId
+
+
+class SessionCreated(Event):
+    """A user signed in and a session began."""
+
+    type: Literal["session.created"] = "session.created"
+    user_id: UserId
+    user_name: UserName
+    session_type: SessionType
+    ip_address: IpAddress = Field(description="The client address when the session was created.")
+    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    device: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="Short device label; derived from user_agent when absent."
+    )
+    policy: SessionPolicy
+
+
+class SessionActivity(Event):
+    """The session was used; `occurred_at` is the time of the activity."""
+
+    type: Literal["session.activity"] = "session.activity"
+    ip_address: IpAddress | None = Field(default=None, description="The current client address.")
+
+
+class SessionTerminated(Event):
+    """The session was ended by an admin, the user, or a security control."""
+
+    type: Literal["session.terminated"] = "session.terminated"
+    reason: TerminationReason
+    terminated_by: UserId | None = Field(default=None, description="The admin user id.")
+    command_id: UUID | None = None
+
+
+class SessionExpired(Event):
+    """The session passed `expires_at`; written by the registry."""
+
+    type: Literal["session.expired"] = "session.expired"
+    reason: ExpiryReason
+
+
+SessionEvent = Annotated[
+    SessionCreated | SessionActivity | SessionTerminated | SessionExpired,
+    Field(discriminator="type"),
+]
+EVENT_TYPES: tuple[type[Event], ...] = (
+    SessionCreated,
+    SessionActivity,
+    SessionTerminated,
+    SessionExpired,
+)
+
+
+class SessionFilter(Frozen):
+    """Which sessions: the filter object of the list API, also carried by terminate commands.
+
+    Every condition given must hold; an empty filter matches every listed session.
+    """
+
+    q: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        default=None,
+        description="Case-insensitive substring of user name, session type or session id.",
+    )
+    user_name: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        default=None, description="Case-insensitive substring of the user name."
+    )
+    session_type: list[SessionType] | None = Field(default=None, max_length=8)
+    session_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="Case-insensitive substring of the session id."
+    )
+    ip_address: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="An address, or a network in CIDR notation."
+    )
+    device: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="Case-insensitive substring of the device label."
+    )
+    user_id: UserId | None = None
+    created_from: Timestamp | None = None
+    created_to: Timestamp | None = None
+    last_activity_from: Timestamp | None = None
+    last_activity_to: Timestamp | None = None
+    expires_from: Timestamp | None = None
+    expires_to: Timestamp | None = None
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        """The `ip_address` condition as a network (a single address is a /32 or /128)."""
+        if self.ip_address is None:
+            return None
+        return ipaddress.ip_network(self.ip_address, strict=False)
+
+    @model_validator(mode="after")
+    def _check_network(self) -> SessionFilter:
+        if self.ip_address is not None:
+            try:
+                self.network()
+            except ValueError:
+                raise ValueError(
+                    f"ip_address: {self.ip_address!r} is not an IP address or CIDR network"
+                ) from None
+        return self
+
+
+class TerminateSessions(Frozen):
+    """Command: end these sessions (by explicit ids, or every active one matching a filter)."""
+
+    type: Literal["sessions.terminate"] = "sessions.terminate"
+    schema_version: Literal[1] = 1
+    command_id: UUID = Field(description="Idempotency key: applied once, however often delivered.")
+    requested_at: Timestamp
+    tenant_id: TenantId
+    requested_by: UserId = Field(description="The admin user id.")
+    reason: TerminationReason = TerminationReason.admin
+    session_ids: list[SessionId] | None = Field(default=None, min_length=1, max_length=1000)
+    filter: SessionFilter | None = Field(
+        default=None, description="Resolved against the sessions active at requested_at."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TerminateSessions:
+        if (self.session_ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of session_ids or filter")
+        return self
+
+
+class SessionRevoked(Frozen):
+    """Record on the compacted revocations topic: gateways reject this session from now on."""
+
+    type: Literal["session.revoked"] = "session.revoked"
+    schema_version: Literal[1] = 1
+    tenant_id: TenantId
+    session_id: SessionId
+    session_type: SessionType
+    revoked_at: Timestamp
+    reason: TerminationReason | ExpiryReason
+    valid_until: Timestamp = Field(
+        description="The latest moment the session could still have been valid; "
+        "after it the record may be tombstoned."
+    )

@@ -1,0 +1,122 @@
+"""The read model's tables (SQLAlchemy Core). The registry writes them; the admin API reads them.
+
+Alembic migrations under `session_registry/migrations` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+# A session's row: the fold of every event seen for it, in any order.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    # creation fields: NULL until session.created arrives (activity may come first)
+    Column("user_id", String(128)),
+    Column("user_name", String(256)),
+    Column("session_type", String(16)),
+    Column("ip_address", String(45)),
+    # the creation address as 16 bytes (IPv4 mapped into IPv6): CIDR filters become ranges
+    Column("ip_packed", LargeBinary(16)),
+    Column("user_agent", String(1024)),
+    Column("device", String(128)),
+    Column("max_session_seconds", BigInteger),
+    Column("idle_timeout_seconds", BigInteger),
+    Column("created_at", DateTime(timezone=True)),
+    # the maximum activity time seen, creation included
+    Column("last_activity_at", DateTime(timezone=True)),
+    Column("current_ip", String(45)),
+    # min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds)
+    Column("expires_at", DateTime(timezone=True)),
+    # 'open' until a termination or expiry, which is final
+    Column("state", String(16), nullable=False, server_default="open"),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("end_reason", String(16)),
+    Column("ended_by", String(128)),
+    Index("ix_sessions_listing", "tenant_id", "state", "last_activity_at", "session_id"),
+    Index("ix_sessions_expiry", "state", "expires_at"),
+)
+
+# Lifecycle history of each session (created, terminated, expired; not every activity).
+session_history = Table(
+    "session_history",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_session_history_session", "tenant_id", "session_id", "occurred_at"),
+)
+
+# Where each consumer stands in each partition; written in the same transaction as the rows.
+consumer_positions = Table(
+    "consumer_positions",
+    metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+# Termination commands applied (once each), with what they did: the audit trail.
+applied_commands = Table(
+    "applied_commands",
+    metadata,
+    Column("command_id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("target", JSON, nullable=False),
+    Column("terminated", Integer, nullable=False),
+    Index("ix_applied_commands_tenant_time", "tenant_id", "requested_at"),
+)
+
+# Records to publish, written in the read-model transaction and relayed to Kafka after it:
+# a crash between the commit and the send re-sends (idempotent records), never loses.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("topic", String(249), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("value", LargeBinary),  # NULL: a tombstone
+)
+
+# Revocations published and not yet tombstoned; the sweeper tombstones them after valid_until.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("valid_until", DateTime(timezone=True), nullable=False),
+    Index("ix_revocations_valid_until", "valid_until"),
+)
+
+__all__ = [
+    "applied_commands",
+    "consumer_positions",
+    "metadata",
+    "outbox",
+    "revocations",
+    "session_history",
+    "sessions",
+]
