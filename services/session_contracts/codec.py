@@ -26,7 +26,7 @@ version 2 registers `UPCASTERS[1]` here and every consumer keeps reading old rec
 
 
 class DecodeError(ValueError):
-    """A record that is not a valid contract message; `reason` says why, for the dead-letter topic."""
+    """A record that breaks the contract; `reason` says why, for the dead-letter topic."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -44,9 +44,11 @@ def _payload(raw: bytes | None) -> dict[str, Any]:
     if len(raw) > MAX_RECORD_BYTES:
         raise DecodeError(f"record of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES} byte limit")
     try:
-        payload = json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        payload = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise DecodeError(f"malformed JSON: {exc}") from None
     if not isinstance(payload, dict):

@@ -105,7 +105,9 @@ class Event(Frozen):
     """Fields every event carries."""
 
     schema_version: Literal[1] = 1
-    event_id: UUID = Field(description="Idempotency key: the same id applied twice changes nothing.")
+    event_id: UUID = Field(
+        description="Idempotency key: the same id applied twice changes nothing."
+    )
     occurred_at: Timestamp
     tenant_id: TenantId
     session_id: SessionId

@@ -15,7 +15,9 @@ class KafkaSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SESSIONS_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "SESSIONS_KAFKA_BOOTSTRAP_SERVERS"
+        ),
         description="Broker list; an explicit KAFKA_BOOTSTRAP_SERVERS wins over SESSIONS_*.",
     )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")

@@ -1,0 +1,122 @@
+"""Fixtures every suite shares: a real Kafka broker, fresh topics, and one database per backend.
+
+Kafka: an explicit KAFKA_BOOTSTRAP_SERVERS wins; else testcontainers where a Docker engine
+answers; else `deploy/kafka.sh start` (Apache Kafka jars from Maven Central, KRaft, loopback).
+PostgreSQL: SESSIONS_TEST_POSTGRES_URL (an admin URL) wins; else `deploy/postgres.sh start`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from session_contracts.kafka_admin import ensure_topics
+from session_contracts.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        return (
+            subprocess.run(
+                ["docker", "info"], capture_output=True, timeout=10, check=False
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _script_output(script: str, key: str) -> str:
+    """Run a deploy script's `start` and pick `KEY=value` from what it prints."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / script), "start"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"deploy/{script} start failed:\n{done.stdout}\n{done.stderr}")
+    match = re.search(rf"^{key}=(\S+)$", done.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"deploy/{script} start printed no {key}=...:\n{done.stdout}")
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Apache Kafka broker."""
+    explicit = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if explicit:
+        yield explicit
+        return
+    if _docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    yield _script_output("kafka.sh", "KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> Topics:
+    """The contract's topics under a fresh prefix: tests never see each other's records."""
+    fresh = Topics(prefix=f"t{uuid.uuid4().hex[:12]}.", partitions=3)
+    await ensure_topics(kafka_bootstrap, fresh)
+    return fresh
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """An asyncpg URL of a PostgreSQL role that may create databases."""
+    return os.environ.get("SESSIONS_TEST_POSTGRES_URL") or _script_output(
+        "postgres.sh", "SESSIONS_TEST_POSTGRES_URL"
+    )
+
+
+async def _create_database(admin_url: str) -> tuple[str, str]:
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = admin_url.rpartition("/")
+    return name, f"{base}/{name}"
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL: SQLite in a temporary file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    name, url = await _create_database(admin_url)
+    try:
+        yield url
+    finally:
+        await asyncio.shield(_drop_database(admin_url, name))
