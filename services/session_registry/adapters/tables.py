@@ -90,6 +90,20 @@ applied_commands = Table(
     Index("ix_applied_commands_tenant_time", "tenant_id", "requested_at"),
 )
 
+# Termination requests accepted by the admin API (pending until the registry applies them).
+termination_requests = Table(
+    "termination_requests",
+    metadata,
+    Column("command_id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("target", JSON, nullable=False),
+    Column("requested", Integer, nullable=False),
+    Index("ix_termination_requests_tenant_time", "tenant_id", "requested_at"),
+)
+
 # Records to publish, written in the read-model transaction and relayed to Kafka after it:
 # a crash between the commit and the send re-sends (idempotent records), never loses.
 outbox = Table(
@@ -119,4 +133,5 @@ __all__ = [
     "revocations",
     "session_history",
     "sessions",
+    "termination_requests",
 ]
