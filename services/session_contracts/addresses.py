@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+IPv4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 """`::ffff:0:0/96`: an IPv4 address a.b.c.d is stored as ::ffff:a.b.c.d."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -18,7 +18,7 @@ def pack_ip(address: str) -> bytes:
     """The 16-byte form of an IPv4 or IPv6 address (IPv4 mapped into IPv6); ValueError if bad."""
     parsed = ipaddress.ip_address(address)
     if isinstance(parsed, ipaddress.IPv4Address):
-        return IPV4_MAPPED_PREFIX + parsed.packed
+        return IPv4_MAPPED_PREFIX + parsed.packed
     return parsed.packed
 
 
@@ -27,7 +27,7 @@ def network_bounds(network: Network) -> tuple[bytes, bytes]:
     if isinstance(network, ipaddress.IPv4Network):
         low4 = network.network_address.packed
         high4 = network.broadcast_address.packed
-        return IPV4_MAPPED_PREFIX + low4, IPV4_MAPPED_PREFIX + high4
+        return IPv4_MAPPED_PREFIX + low4, IPv4_MAPPED_PREFIX + high4
     return network.network_address.packed, network.broadcast_address.packed
 
 
