@@ -193,6 +193,11 @@ class SessionFilter(Frozen):
     last_activity_to: Timestamp | None = None
     expires_from: Timestamp | None = None
     expires_to: Timestamp | None = None
+    policy_outdated: bool | None = Field(
+        default=None,
+        description="True: only sessions whose policy differs from their tenant's current "
+        "settings for their type; false: only those whose policy matches them.",
+    )
 
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         """The `ip_address` condition as a network (a single address is a /32 or /128)."""
