@@ -40,7 +40,10 @@ UserName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a UTC offset (RFC 3339)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: not a ValueError, would escape pydantic
+        raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
 def _ip(value: str) -> str:
