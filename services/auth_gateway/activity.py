@@ -1,0 +1,174 @@
+"""Reports `session.activity` at most once per session per interval, off the request path.
+
+`note()` runs inside every request and only touches two bounded in-memory structures; a
+background task turns what was noted into events and sends them in batches through an
+idempotent producer. If the broker is away, events wait (bounded, oldest dropped first) and
+the producer is restarted until it answers: activity is a hint for idle expiry, so losing
+some under a long outage is acceptable, delaying requests is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from session_contracts.codec import encode
+from session_contracts.models import SessionActivity
+
+log = logging.getLogger(__name__)
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+class ActivityReporter:
+    """Debounces activity per session and publishes it to the events topic in the background."""
+
+    def __init__(
+        self,
+        producer_factory: ProducerFactory,
+        topic: str,
+        tenant_id: str,
+        *,
+        interval_seconds: float = 60.0,
+        flush_seconds: float = 0.5,
+        max_tracked: int = 100_000,
+        max_pending: int = 50_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._factory = producer_factory
+        self._topic = topic
+        self._tenant = tenant_id
+        self._interval = interval_seconds
+        self._flush_seconds = flush_seconds
+        self._max_tracked = max_tracked
+        self._clock = clock
+        self._last_reported: OrderedDict[bytes, float] = OrderedDict()
+        self._pending: deque[tuple[bytes, str | None, float]] = deque(maxlen=max_pending)
+        self._producer: AIOKafkaProducer | None = None
+        self.sent = 0
+        self.dropped = 0
+
+    @property
+    def tracked(self) -> int:
+        """Sessions currently in the debounce map."""
+        return len(self._last_reported)
+
+    @property
+    def pending(self) -> int:
+        """Activity events noted but not yet handed to the producer."""
+        return len(self._pending)
+
+    def note(self, session_id: bytes, client_ip: str | None) -> None:
+        """Record that `session_id` made a request now; cheap, never blocks."""
+        now = self._clock()
+        last = self._last_reported.get(session_id)
+        if last is not None and now - last < self._interval:
+            return
+        self._last_reported[session_id] = now
+        self._last_reported.move_to_end(session_id)
+        if len(self._last_reported) > self._max_tracked:
+            self._last_reported.popitem(last=False)
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped += 1
+        self._pending.append((session_id, client_ip, now))
+
+    def forget_idle(self) -> None:
+        """Drop debounce entries older than the interval (they would report again anyway)."""
+        horizon = self._clock() - self._interval
+        entries = self._last_reported
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest] >= horizon:
+                break
+            del entries[oldest]
+
+    async def run(self) -> None:
+        """Flush pending activity every `flush_seconds` until cancelled."""
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            self.forget_idle()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("activity flush failed; retrying")
+
+    async def flush(self) -> None:
+        """Send what is pending and wait for the broker; keep it pending if the broker is away."""
+        if not self._pending:
+            return
+        producer = await self._started_producer()
+        if producer is None:
+            return
+        batch = list(self._pending)
+        self._pending.clear()
+        try:
+            futures = [
+                await producer.send(self._topic, encode(event), key=event.session_id.encode())
+                for event in filter(None, map(self._event, batch))
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            log.warning("sending %d activity events failed (%r); will retry", len(batch), exc)
+            self._pending.extendleft(reversed(batch))
+            await self._close_producer()
+            return
+        self.sent += len(futures)
+
+    def _event(self, item: tuple[bytes, str | None, float]) -> SessionActivity | None:
+        session_id, client_ip, at = item
+        try:
+            return SessionActivity(
+                event_id=uuid.uuid4(),
+                occurred_at=datetime.fromtimestamp(at, UTC),
+                tenant_id=self._tenant,
+                session_id=session_id.decode("ascii"),
+                ip_address=_ip_or_none(client_ip),
+            )
+        except (ValueError, UnicodeDecodeError):
+            return None  # the middleware only notes well-formed ids; be defensive anyway
+
+    async def _started_producer(self) -> AIOKafkaProducer | None:
+        if self._producer is None:
+            producer = self._factory()
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                log.warning("activity producer cannot reach the broker: %r", exc)
+                await producer.stop()
+                return None
+            self._producer = producer
+        return self._producer
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def stop(self) -> None:
+        """Send what is pending (best effort) and close the producer."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout=5)
+        except TimeoutError:
+            log.warning("%d activity events unsent at shutdown", len(self._pending))
+        try:
+            await asyncio.wait_for(self._close_producer(), timeout=5)
+        except TimeoutError:
+            log.warning("activity producer did not close within 5 s")
+
+
+def _ip_or_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None

@@ -1,0 +1,146 @@
+"""`SessionGateway`: the one object a platform service builds, starts and mounts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from auth_gateway.activity import ActivityReporter
+from auth_gateway.middleware import GatewayMiddleware
+from auth_gateway.revocations import RevocationTable
+from auth_gateway.settings import GatewaySettings
+from auth_gateway.watcher import RevocationWatcher
+from session_contracts.publisher import idempotent_producer
+
+log = logging.getLogger(__name__)
+
+EVICTION_TICK_SECONDS = 1.0
+EVICTION_SLOTS_PER_TICK = 65_536
+"""A tick scans this many table slots (~4 ms); a 2-million-slot table is swept every ~30 s."""
+
+
+class SessionGateway:
+    """Revocation watcher + activity reporter + the middleware that consults them."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        table: RevocationTable,
+        watcher: RevocationWatcher,
+        activity: ActivityReporter,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.watcher = watcher
+        self.activity = activity
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> SessionGateway:
+        """Wire a gateway from its settings (nothing connects until `start()`)."""
+        topics = settings.topics
+        table = RevocationTable()
+        watcher = RevocationWatcher(
+            settings.kafka_bootstrap_servers,
+            topics.revocations,
+            settings.gateway_tenant_id,
+            table,
+            fetch_max_wait_ms=settings.gateway_fetch_max_wait_ms,
+            grace_seconds=settings.gateway_eviction_grace_seconds,
+        )
+        bootstrap = settings.kafka_bootstrap_servers
+        activity = ActivityReporter(
+            lambda: idempotent_producer(bootstrap, linger_ms=20),
+            topics.events,
+            settings.gateway_tenant_id,
+            interval_seconds=settings.gateway_activity_interval_seconds,
+            flush_seconds=settings.gateway_activity_flush_seconds,
+            max_tracked=settings.gateway_activity_max_tracked,
+            max_pending=settings.gateway_activity_max_pending,
+        )
+        return cls(settings, table, watcher, activity)
+
+    @property
+    def ready(self) -> bool:
+        """True once revocations were read up to the start-up end offsets."""
+        return self.watcher.ready
+
+    @property
+    def watcher_ready_flag(self) -> Callable[[], bool]:
+        """The cheapest callable answering `ready`, for the per-request path."""
+        return self.watcher.ready_event.is_set
+
+    @property
+    def staleness_seconds(self) -> float:
+        """Seconds since the broker last answered the revocations consumer."""
+        return self.watcher.staleness_seconds()
+
+    async def wait_ready(self) -> None:
+        """Wait until ready (wrap in `asyncio.timeout(...)` to bound the wait)."""
+        await self.watcher.ready_event.wait()
+
+    def is_revoked(self, session_id: str) -> bool:
+        """Whether this gateway currently refuses `session_id`."""
+        return session_id.encode() in self.table
+
+    def status(self) -> dict[str, Any]:
+        """Readiness and counters, for a service's /readyz or /metrics."""
+        return {
+            "ready": self.ready,
+            "staleness_seconds": round(self.staleness_seconds, 3),
+            "revocations": len(self.table),
+            "records_applied": self.watcher.records_applied,
+            "records_rejected": self.watcher.records_rejected,
+            "activity_sent": self.activity.sent,
+            "activity_pending": self.activity.pending,
+            "activity_dropped": self.activity.dropped,
+        }
+
+    async def start(self) -> None:
+        """Start following revocations and reporting activity (returns at once; see `ready`)."""
+        if self._tasks:
+            return
+        self._spawn(self.watcher.run, "revocation-watcher")
+        self._spawn(self.activity.run, "activity-reporter")
+        self._spawn(self._evict_forever, "revocation-eviction")
+
+    def _spawn(self, factory: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        task = asyncio.create_task(factory(), name=f"gateway-{name}")
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Stop the background tasks and send pending activity."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if tasks:
+            await self.activity.stop()
+
+    async def _evict_forever(self) -> None:
+        while True:
+            await asyncio.sleep(EVICTION_TICK_SECONDS)
+            self.table.evict(time.time(), EVICTION_SLOTS_PER_TICK)
+
+    def wrap(self, app: ASGIApp, *, manage_lifespan: bool = True) -> GatewayMiddleware:
+        """`app` behind the gateway; `manage_lifespan`: the app's lifespan starts/stops it."""
+        return GatewayMiddleware(app, self, manage_lifespan)
+
+    def install(self, app: Starlette, *, manage_lifespan: bool = True) -> None:
+        """Add the gateway middleware to a Starlette/FastAPI app (before it first serves)."""
+        app.add_middleware(GatewayMiddleware, gateway=self, manage_lifespan=manage_lifespan)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s crashed", task.get_name(), exc_info=task.exception())

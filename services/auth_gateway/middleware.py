@@ -1,0 +1,181 @@
+"""The pure ASGI middleware that refuses revoked sessions; it runs on every request, so it is lean.
+
+Per request: one pass over the headers, a hash lookup in the revocation table, and a
+debounce check for activity. A revoked session gets `303` to the sign-in URL when the client
+accepts HTML (a browser navigation), else `401 {"error": "session_revoked"}` (mobile and API
+clients alike); the session cookie is cleared either way. Before the revocations topic has
+been read up to its start-up end offsets every checked path answers `503` (fail closed)
+unless the gateway fails open, which is logged as a warning at most every few seconds.
+Well-formed session ids that pass are put in `scope["state"]["session_id"]` (Starlette's
+`request.state.session_id`); malformed ones (empty, over 128 characters, not printable
+ASCII) are treated as no session at all, which the application then handles as signed out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from auth_gateway.gateway import SessionGateway
+
+log = logging.getLogger(__name__)
+
+_PRINTABLE = bytes(range(0x21, 0x7F))
+_MAX_SESSION_ID = 128
+_WARN_EVERY_SECONDS = 5.0
+_REVOKED_BODY = b'{"error":"session_revoked"}'
+_NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
+
+
+def well_formed(session_id: bytes) -> bool:
+    """Whether a value can be a contract session id: 1-128 printable ASCII, no spaces."""
+    return 0 < len(session_id) <= _MAX_SESSION_ID and not session_id.translate(None, _PRINTABLE)
+
+
+class GatewayMiddleware:
+    """ASGI middleware enforcing `gateway`'s revocations; optionally runs it in the lifespan."""
+
+    def __init__(self, app: ASGIApp, gateway: SessionGateway, manage_lifespan: bool = True) -> None:
+        settings = gateway.settings
+        self.app = app
+        self._gateway = gateway
+        self._manage_lifespan = manage_lifespan
+        self._table = gateway.table
+        self._note = gateway.activity.note
+        self._is_ready = gateway.watcher_ready_flag
+        self._fail_open = settings.gateway_fail_open
+        self._header = settings.gateway_header_name.lower().encode("latin-1")
+        self._cookie_name = settings.gateway_cookie_name.encode("latin-1")
+        exempt = settings.gateway_exempt_paths
+        self._exempt_exact = frozenset(p for p in exempt if not p.endswith("/"))
+        self._exempt_prefixes = tuple(p for p in exempt if p.endswith("/"))
+        sign_in = settings.gateway_sign_in_url
+        if sign_in.startswith("/"):
+            self._exempt_exact |= {sign_in.split("?", 1)[0]}
+        self._location = sign_in.encode("latin-1")
+        self._clear_cookie = (
+            settings.gateway_cookie_name.encode("latin-1")
+            + b"=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+        )
+        self._unverified = 0
+        self._warned_at = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan" and self._manage_lifespan:
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
+            await self.app(scope, receive, send)
+            return
+        if not self._is_ready():
+            if not self._fail_open:
+                await self._refuse(scope, send, 503, _NOT_READY_BODY, [(b"retry-after", b"1")])
+                return
+            self._warn_unverified()
+        # Every well-formed id in the request is checked, so a second header or cookie can
+        # never smuggle a revoked session past the check to an app that reads its own cookie.
+        table = self._table
+        header_id = cookie_id = None
+        revoked = has_cookie = wants_html = False
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                for candidate in self._cookie_values(value):
+                    has_cookie = True
+                    if well_formed(candidate):
+                        revoked = revoked or candidate in table
+                        cookie_id = cookie_id or candidate
+            elif name == self._header:
+                candidate = value.strip()
+                if well_formed(candidate):
+                    revoked = revoked or candidate in table
+                    header_id = header_id or candidate
+            elif name == b"accept":
+                wants_html = b"text/html" in value
+        if revoked:
+            await self._reject(scope, send, wants_html, has_cookie)
+            return
+        session_id = header_id or cookie_id
+        if session_id is not None:
+            client = scope.get("client")
+            self._note(session_id, client[0] if client else None)
+            state = scope.get("state")
+            if state is None:
+                scope["state"] = state = {}
+            state["session_id"] = session_id.decode("ascii")
+        await self.app(scope, receive, send)
+
+    def _cookie_values(self, header: bytes) -> list[bytes]:
+        """Every value of the session cookie in one Cookie header (usually none or one)."""
+        name = self._cookie_name
+        if name not in header:
+            return []
+        values = []
+        for part in header.split(b";"):
+            key, eq, value = part.partition(b"=")
+            if eq and key.strip() == name:
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] == 0x22:  # RFC 6265 quoted value
+                    value = value[1:-1]
+                values.append(value)
+        return values
+
+    async def _reject(self, scope: Scope, send: Send, wants_html: bool, from_cookie: bool) -> None:
+        extra = [(b"set-cookie", self._clear_cookie)] if from_cookie else []
+        if wants_html and scope["type"] == "http":
+            extra.append((b"location", self._location))
+            await self._refuse(scope, send, 303, b"", extra)
+        else:
+            await self._refuse(scope, send, 401, _REVOKED_BODY, extra)
+
+    async def _refuse(
+        self, scope: Scope, send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        if scope["type"] == "websocket":
+            # Closing before accepting makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _warn_unverified(self) -> None:
+        self._unverified += 1
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_SECONDS:
+            log.warning(
+                "FAIL-OPEN: admitted %d request(s) before the revocations topic was read; "
+                "revoked sessions may get through",
+                self._unverified,
+            )
+            self._warned_at = now
+            self._unverified = 0
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway = self._gateway
+
+        async def receive_and_start() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await gateway.start()
+            return message
+
+        async def stop_and_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await gateway.stop()
+            await send(message)
+
+        await self.app(scope, receive_and_start, stop_and_send)

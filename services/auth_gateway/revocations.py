@@ -1,0 +1,158 @@
+"""The in-memory set of revoked session ids, compact enough for millions of entries.
+
+A plain `dict[str, float]` costs ~170 bytes per revocation (the key string alone is ~90 bytes
+for a 43-character id, the float 24, the dict slot ~40). This table stores, per slot, the
+64-bit hash of the session id and its expiry in whole seconds: 12 bytes a slot, at most 60 %
+full, so ~20-40 bytes per revocation and no Python object per entry.
+
+Keys are hashed with Python's own `hash(bytes)` (SipHash, keyed per process), so an outsider
+cannot craft ids that collide with a revoked one. Two different ids sharing 64 bits would
+only make the unrevoked one look revoked (fail closed); with a million revocations that
+happens to a given request with probability ~5e-14.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+_EMPTY = 0
+_MAX_LOAD = 0.6
+_MIN_CAPACITY = 1024
+_MAX_UNTIL = 2**32 - 1
+
+
+def _slot_key(session_id: bytes) -> int:
+    # 0 marks an empty slot, so a (2**-64 rare) zero hash is moved to 1.
+    return hash(session_id) or 1
+
+
+class RevocationTable:
+    """Revoked session ids, each kept until its expiry (epoch seconds); linear probing."""
+
+    __slots__ = ("_count", "_keys", "_mask", "_sweep_at", "_until")
+
+    def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
+        size = _MIN_CAPACITY
+        while size < capacity:
+            size *= 2
+        self._allocate(size)
+        self._count = 0
+        self._sweep_at = 0
+
+    def _allocate(self, size: int) -> None:
+        self._keys = array("q", bytes(8 * size))
+        self._until = array("I", bytes(4 * size))
+        self._mask = size - 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def capacity(self) -> int:
+        """Number of slots; memory is 12 bytes per slot."""
+        return self._mask + 1
+
+    def __contains__(self, session_id: bytes) -> bool:
+        key = hash(session_id) or 1
+        keys = self._keys
+        mask = self._mask
+        i = key & mask
+        while True:
+            found = keys[i]
+            if found == key:
+                return True
+            if found == _EMPTY:
+                return False
+            i = (i + 1) & mask
+
+    def _find(self, key: int) -> int:
+        """The slot holding `key`, or the empty slot where it would go."""
+        keys = self._keys
+        mask = self._mask
+        i = key & mask
+        while keys[i] != key and keys[i] != _EMPTY:
+            i = (i + 1) & mask
+        return i
+
+    def add(self, session_id: bytes, until: float) -> None:
+        """Revoke `session_id` until `until` (epoch seconds); a later add replaces it."""
+        if (self._count + 1) > _MAX_LOAD * self.capacity:
+            self._resize(self.capacity * 2)
+        key = _slot_key(session_id)
+        i = self._find(key)
+        if self._keys[i] == _EMPTY:
+            self._keys[i] = key
+            self._count += 1
+        self._until[i] = min(max(int(-(-until // 1)), 1), _MAX_UNTIL)
+
+    def discard(self, session_id: bytes) -> bool:
+        """Forget `session_id` (a tombstone); return whether it was there."""
+        i = self._find(_slot_key(session_id))
+        if self._keys[i] == _EMPTY:
+            return False
+        self._delete_slot(i)
+        return True
+
+    def _delete_slot(self, hole: int) -> None:
+        # Backward-shift deletion: later entries of the same probe run move into the hole,
+        # so lookups never need tombstone markers.
+        keys, until, mask = self._keys, self._until, self._mask
+        j = hole
+        while True:
+            j = (j + 1) & mask
+            key = keys[j]
+            if key == _EMPTY:
+                break
+            home = key & mask
+            if (hole <= j and (home <= hole or home > j)) or (
+                hole > j and home <= hole and home > j
+            ):
+                keys[hole] = key
+                until[hole] = until[j]
+                hole = j
+        keys[hole] = _EMPTY
+        until[hole] = 0
+        self._count -= 1
+
+    def evict(self, now: float, slots: int) -> int:
+        """Drop entries whose expiry is before `now`, scanning the next `slots` slots; count them.
+
+        Call it repeatedly: the sweep resumes where it stopped, and shrinks the table after
+        each full pass when most of it has been evicted.
+        """
+        keys, until, mask = self._keys, self._until, self._mask
+        capacity = mask + 1
+        i = self._sweep_at
+        end = i + min(slots, capacity)
+        dropped = 0
+        while i < end:
+            slot = i & mask
+            if keys[slot] != _EMPTY and until[slot] < now:
+                self._delete_slot(slot)  # another entry may shift into this slot: look again
+                dropped += 1
+                continue
+            i += 1
+        self._sweep_at = end & mask
+        if end >= capacity:
+            self._shrink_if_sparse()
+        return dropped
+
+    def _shrink_if_sparse(self) -> None:
+        size = self.capacity
+        while size > _MIN_CAPACITY and self._count < _MAX_LOAD * size / 4:
+            size //= 2
+        if size != self.capacity:
+            self._resize(size)
+
+    def _resize(self, size: int) -> None:
+        old_keys, old_until = self._keys, self._until
+        self._allocate(size)
+        keys, until, mask = self._keys, self._until, self._mask
+        for slot, key in enumerate(old_keys):
+            if key != _EMPTY:
+                i = key & mask
+                while keys[i] != _EMPTY:
+                    i = (i + 1) & mask
+                keys[i] = key
+                until[i] = old_until[slot]
+        self._sweep_at = 0

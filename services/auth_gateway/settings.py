@@ -1,0 +1,75 @@
+"""Settings of the auth gateway library, read from `SESSIONS_GATEWAY_*` environment variables.
+
+A platform service instance serves one tenant (customer instance): `gateway_tenant_id` names
+it. Activity events carry it, and the gateway only keeps revocations of that tenant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from session_contracts.models import TenantId
+from session_contracts.settings import KafkaSettings
+
+HeaderName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+]
+CookieName = HeaderName
+Path = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/")]
+
+
+class GatewaySettings(KafkaSettings):
+    """Everything `SessionGateway.from_settings` needs (env `SESSIONS_GATEWAY_<FIELD>`)."""
+
+    gateway_tenant_id: TenantId = Field(
+        description="The tenant this service instance serves (SESSIONS_GATEWAY_TENANT_ID)."
+    )
+    gateway_cookie_name: CookieName = Field(
+        default="sid", description="Cookie holding the session id of browsers."
+    )
+    gateway_header_name: HeaderName = Field(
+        default="X-Session-Id",
+        description="Header holding the session id of mobile and API clients.",
+    )
+    gateway_sign_in_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+        default="/signin", description="Where browser navigations of a revoked session are sent."
+    )
+    gateway_exempt_paths: list[Path] = Field(
+        default_factory=lambda: ["/healthz", "/readyz", "/static/"],
+        description="Paths never checked (a trailing / exempts the whole prefix); the sign-in "
+        "URL is always exempt when it is a local path.",
+    )
+    gateway_fail_open: bool = Field(
+        default=False,
+        description="Admit traffic before the revocations topic has been read up to its end "
+        "(logged as a warning); the default refuses it with 503.",
+    )
+    gateway_activity_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="At most one session.activity per session per interval.",
+    )
+    gateway_activity_flush_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often pending activity events are sent."
+    )
+    gateway_activity_max_tracked: int = Field(
+        default=100_000, ge=1, description="Bound of the per-session debounce map."
+    )
+    gateway_activity_max_pending: int = Field(
+        default=50_000, ge=1, description="Bound of unsent activity events (oldest dropped)."
+    )
+    gateway_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Revocations consumer long-poll: the broker answers as soon as a record "
+        "arrives, so this bounds only how often an idle gateway confirms it is current.",
+    )
+    gateway_eviction_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Revocations stay this long past valid_until, for clock skew between hosts.",
+    )
