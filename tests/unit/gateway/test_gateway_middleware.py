@@ -1,0 +1,257 @@
+"""The middleware's decisions, on an ASGI app called in process (no broker involved)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from auth_gateway import GatewaySettings, SessionGateway
+
+REVOKED = "revoked-session-0123456789"
+LIVE = "live-session-0123456789"
+HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+JSON = {"accept": "application/json"}
+
+
+async def whoami(request: Request) -> JSONResponse:
+    return JSONResponse({"session_id": getattr(request.state, "session_id", None)})
+
+
+def make_gateway(**overrides: Any) -> SessionGateway:
+    settings = GatewaySettings(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        gateway_tenant_id="acme",
+        **overrides,
+    )
+    gateway = SessionGateway.from_settings(settings)
+    gateway.table.add(REVOKED.encode(), 4_000_000_000)
+    return gateway
+
+
+def client_for(gateway: SessionGateway) -> httpx.AsyncClient:
+    app = Starlette(routes=[Route("/{path:path}", whoami)])
+    gateway.install(app, manage_lifespan=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc")
+
+
+@pytest.fixture
+def ready_gateway() -> SessionGateway:
+    gateway = make_gateway()
+    gateway.watcher.ready_event.set()
+    return gateway
+
+
+async def test_revoked_browser_navigation_is_sent_to_sign_in_and_loses_its_cookie(
+    ready_gateway: SessionGateway,
+) -> None:
+    async with client_for(ready_gateway) as client:
+        response = await client.get("/home", headers={**HTML, "cookie": f"sid={REVOKED}"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin"
+    assert response.headers["set-cookie"].startswith("sid=;")
+    assert "max-age=0" in response.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"cookie": f"sid={REVOKED}", **JSON},
+        {"x-session-id": REVOKED, **JSON},
+        {"x-session-id": REVOKED},  # a mobile client sending no Accept at all
+        {"x-session-id": REVOKED, "accept": "*/*"},
+    ],
+)
+async def test_revoked_api_and_mobile_requests_get_401_json(
+    ready_gateway: SessionGateway, headers: dict[str, str]
+) -> None:
+    async with client_for(ready_gateway) as client:
+        response = await client.get("/api/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": "session_revoked"}
+
+
+async def test_live_session_passes_and_the_app_sees_its_id(ready_gateway: SessionGateway) -> None:
+    async with client_for(ready_gateway) as client:
+        by_cookie = await client.get("/home", headers={**HTML, "cookie": f"sid={LIVE}"})
+        by_header = await client.get("/api/me", headers={"X-Session-Id": LIVE})
+    assert by_cookie.status_code == by_header.status_code == 200
+    assert by_cookie.json() == by_header.json() == {"session_id": LIVE}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"cookie": f"theme=dark; sid={REVOKED}; lang=en"},
+        {"cookie": f'sid="{REVOKED}"'},
+        {"cookie": f"sid = {REVOKED}"},
+        {"cookie": f"sid={LIVE}; sid={REVOKED}"},  # a second cookie of the same name
+        {"x-session-id": LIVE, "cookie": f"sid={REVOKED}"},  # a live header cannot cover it
+        {"x-session-id": "", "cookie": f"sid={REVOKED}"},
+        {"x-session-id": "x" * 5000, "cookie": f"sid={REVOKED}"},
+        {"x-session-id": f"  {REVOKED}  "},
+    ],
+)
+async def test_a_revoked_id_anywhere_in_the_request_is_refused(
+    ready_gateway: SessionGateway, headers: dict[str, str]
+) -> None:
+    async with client_for(ready_gateway) as client:
+        response = await client.get("/api/me", headers=headers)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"cookie": "sid="},
+        {"cookie": "sid"},
+        {"cookie": "othersid=abc"},
+        {"cookie": "sid=" + "a" * 129},
+        {"cookie": "sid=" + "a" * 100_000},
+        {"x-session-id": ""},
+        {"x-session-id": "has space"},
+        {"x-session-id": "tab\there"},
+        {"cookie": "sid=\u00e9t\u00e9".encode()},
+    ],
+)
+async def test_missing_empty_oversized_or_forged_ids_pass_as_no_session(
+    ready_gateway: SessionGateway, headers: dict[str, str | bytes]
+) -> None:
+    raw = {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in headers.items()}
+    async with client_for(ready_gateway) as client:
+        response = await client.get("/api/me", headers=raw)
+    assert response.status_code == 200
+    assert response.json() == {"session_id": None}
+    assert ready_gateway.activity.tracked == 0
+
+
+async def test_an_id_of_exactly_128_characters_is_checked(ready_gateway: SessionGateway) -> None:
+    longest = "r" * 128
+    ready_gateway.table.add(longest.encode(), 4_000_000_000)
+    async with client_for(ready_gateway) as client:
+        response = await client.get("/api/me", headers={"x-session-id": longest})
+    assert response.status_code == 401
+
+
+async def test_not_ready_refuses_with_503_but_exempt_paths_answer() -> None:
+    gateway = make_gateway()
+    async with client_for(gateway) as client:
+        checked = await client.get("/home", headers={**HTML, "cookie": f"sid={LIVE}"})
+        anonymous = await client.get("/reports")
+        sign_in = await client.get("/signin")
+        health = await client.get("/healthz")
+        static = await client.get("/static/app.css")
+    assert checked.status_code == anonymous.status_code == 503
+    assert checked.json() == {"error": "gateway_not_ready"}
+    assert checked.headers["retry-after"] == "1"
+    assert sign_in.status_code == health.status_code == static.status_code == 200
+
+
+async def test_fail_open_admits_unverified_traffic_warns_rate_limited_and_still_enforces(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = make_gateway(gateway_fail_open=True)
+    with caplog.at_level(logging.WARNING, logger="auth_gateway.middleware"):
+        async with client_for(gateway) as client:
+            cookie = {"cookie": f"sid={LIVE}"}
+            admitted = [await client.get("/home", headers=cookie) for _ in range(5)]
+            known = await client.get("/api/me", headers={"x-session-id": REVOKED})
+    assert [r.status_code for r in admitted] == [200] * 5
+    assert known.status_code == 401  # what is already known is still enforced
+    warnings = [r for r in caplog.records if "FAIL-OPEN" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_configured_names_urls_and_exemptions_are_used() -> None:
+    gateway = make_gateway(
+        gateway_cookie_name="app_session",
+        gateway_header_name="X-App-Session",
+        gateway_sign_in_url="https://login.example.test/start?from=app",
+        gateway_exempt_paths=["/public/"],
+    )
+    gateway.watcher.ready_event.set()
+    async with client_for(gateway) as client:
+        html = await client.get("/x", headers={**HTML, "cookie": f"app_session={REVOKED}"})
+        header = await client.get("/x", headers={"x-app-session": REVOKED})
+        old_cookie = await client.get("/x", headers={"cookie": f"sid={REVOKED}"})
+        public = await client.get("/public/page", headers={"cookie": f"app_session={REVOKED}"})
+    assert html.status_code == 303
+    assert html.headers["location"] == "https://login.example.test/start?from=app"
+    assert html.headers["set-cookie"].startswith("app_session=;")
+    assert header.status_code == 401
+    assert old_cookie.status_code == 200
+    assert public.status_code == 200
+
+
+async def test_activity_is_noted_once_per_interval_with_the_client_address(
+    ready_gateway: SessionGateway,
+) -> None:
+    async with client_for(ready_gateway) as client:
+        for _ in range(3):
+            await client.get("/home", headers={"cookie": f"sid={LIVE}"})
+        await client.get("/home", headers={"cookie": "sid=another-session"})
+        await client.get("/home", headers={"cookie": f"sid={REVOKED}"})
+    pending = list(ready_gateway.activity._pending)
+    assert [(sid, ip) for sid, ip, _ in pending] == [
+        (LIVE.encode(), "127.0.0.1"),
+        (b"another-session", "127.0.0.1"),
+    ]
+
+
+async def test_lifespan_starts_and_stops_the_gateway() -> None:
+    gateway = make_gateway()
+    calls: list[str] = []
+    gateway.start = _record(calls, "start")  # type: ignore[method-assign]
+    gateway.stop = _record(calls, "stop")  # type: ignore[method-assign]
+    app = Starlette(routes=[Route("/", whoami)])
+    gateway.install(app)
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert calls == ["start", "stop"]
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def _record(calls: list[str], name: str) -> Callable[[], Any]:
+    async def record() -> None:
+        calls.append(name)
+
+    return record
+
+
+async def test_revoked_websocket_is_closed_before_accept(ready_gateway: SessionGateway) -> None:
+    app = ready_gateway.wrap(_never_called, manage_lifespan=False)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "headers": [(b"cookie", f"sid={REVOKED}".encode())],
+    }
+    await app(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+async def _never_called(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("the app must not see a revoked session")
