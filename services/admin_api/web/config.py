@@ -1,0 +1,32 @@
+"""What the page needs to know about the deployment: where tokens come from, how often to poll."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+APP_STATE_KEY = "admin_page_config"
+"""`app.state.admin_page_config` holds the deployment's `AdminPageConfig`, when it has one."""
+
+
+class AdminPageConfig(BaseModel):
+    """Served to the page as `/admin/config.json` (see docs/admin-page.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token_url: str | None = Field(
+        default=None,
+        description="Same-origin URL that answers {'access_token': ...} for the signed-in admin "
+        "(e.g. an OIDC reverse proxy's token endpoint); fetched with cookies when the page "
+        "has no token or the API answered 401.",
+    )
+    sign_in_url: str | None = Field(
+        default=None,
+        description="Where 'Sign in again' leads; the page appends ?return_to=<page URL>.",
+    )
+    live_interval_seconds: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=300.0,
+        description="Live mode polls the list this often.",
+    )
+    page_size: int = Field(default=50, ge=10, le=500, description="Rows per list request.")

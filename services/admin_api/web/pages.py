@@ -1,0 +1,82 @@
+"""Routes of the Session Management page: the HTML shell, its config and its static files."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from admin_api.web.config import APP_STATE_KEY, AdminPageConfig
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+BASE_PLACEHOLDER = "__ADMIN_BASE__"
+
+router = APIRouter(include_in_schema=False)
+router.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
+
+
+def page_config(request: Request) -> AdminPageConfig:
+    """The deployment's page config from app state, or the development defaults."""
+    config = getattr(request.app.state, APP_STATE_KEY, None)
+    return config if isinstance(config, AdminPageConfig) else AdminPageConfig()
+
+
+PageConfig = Annotated[AdminPageConfig, Depends(page_config)]
+
+
+@cache
+def _shell() -> str:
+    return (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
+
+def _content_security_policy(config: AdminPageConfig) -> str:
+    # Scripts and styles only from our own files: injected markup could never run.
+    connect = ["'self'"]
+    if config.token_url:
+        parts = urlsplit(config.token_url)
+        if parts.scheme and parts.netloc:
+            connect.append(f"{parts.scheme}://{parts.netloc}")
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            f"connect-src {' '.join(connect)}",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page(request: Request, config: PageConfig) -> HTMLResponse:
+    """The Session Management page."""
+    base = f"{request.scope.get('root_path', '')}/admin/"
+    return HTMLResponse(
+        _shell().replace(BASE_PLACEHOLDER, base),
+        headers={
+            "Content-Security-Policy": _content_security_policy(config),
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/admin/")
+async def admin_page_slash(request: Request) -> RedirectResponse:
+    """One address for the page, so relative asset URLs resolve the same way."""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/admin", status_code=308)
+
+
+@router.get("/admin/config.json")
+async def admin_page_config(config: PageConfig) -> JSONResponse:
+    """How the page finds its token and how often live mode polls."""
+    return JSONResponse(config.model_dump(), headers={"Cache-Control": "no-store"})

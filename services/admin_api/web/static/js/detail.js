@@ -1,0 +1,94 @@
+// The session detail dialog: every field of the session and its lifecycle history.
+import { typeLabel } from "./columns.js";
+import { dialogButton } from "./dialogs.js";
+import { el, replaceChildren } from "./dom.js";
+import { timeElement } from "./timefmt.js";
+
+const HISTORY_LABELS = {
+  "session.created": "Created",
+  "session.activity": "Activity",
+  "session.terminated": "Terminated",
+  "session.expired": "Expired",
+};
+
+function seconds(value) {
+  if (!value) return "—";
+  const units = [
+    [86400, "day"],
+    [3600, "hour"],
+    [60, "minute"],
+  ];
+  for (const [size, name] of units) {
+    if (value % size === 0) {
+      const n = value / size;
+      return `${n} ${name}${n === 1 ? "" : "s"}`;
+    }
+  }
+  return `${value} seconds`;
+}
+
+function fields(session) {
+  const policy = session.policy || {};
+  const rows = [
+    ["Name", session.user_name],
+    ["User ID", session.user_id],
+    ["Session Type", typeLabel(session.session_type)],
+    ["Session ID", session.session_id],
+    ["IP Address (at creation)", session.ip_address],
+    ["Device", session.device || "—"],
+    ["User agent", session.user_agent || "—"],
+    ["Created", timeElement(session.created_at)],
+    ["Last Activity", timeElement(session.last_activity_at)],
+    ["Expires", timeElement(session.expires_at)],
+    ["Max session length", seconds(policy.max_session_seconds)],
+    ["Idle timeout", seconds(policy.idle_timeout_seconds)],
+  ];
+  if (session.policy_outdated) rows.push(["Settings", "Outdated: created under session settings that are no longer current"]);
+  return el("dl", { class: "detail-list" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]));
+}
+
+function describeEvent(entry) {
+  const detail = entry.detail || {};
+  const parts = [];
+  if (detail.reason) parts.push(`reason: ${detail.reason}`);
+  if (detail.terminated_by) parts.push(`by ${detail.terminated_by}`);
+  if (detail.ip_address) parts.push(`from ${detail.ip_address}`);
+  return parts.join(", ");
+}
+
+function history(entries) {
+  if (!entries || entries.length === 0) return el("p", { class: "muted" }, "No lifecycle events recorded.");
+  return el(
+    "ol",
+    { class: "history", "aria-label": "Lifecycle history" },
+    entries.map((entry) =>
+      el(
+        "li",
+        {},
+        el("span", { class: "history-type" }, HISTORY_LABELS[entry.type] || entry.type),
+        " ",
+        timeElement(entry.occurred_at),
+        describeEvent(entry) ? el("span", { class: "history-detail" }, ` — ${describeEvent(entry)}`) : null,
+      ),
+    ),
+  );
+}
+
+/** Open the detail dialog of `item`, loading the full session and history from the API. */
+export async function openDetail(modal, api, item, describeError) {
+  const content = el("div", { class: "detail", "aria-busy": "true" }, el("p", { class: "muted" }, "Loading session…"));
+  modal.open({
+    title: `Session of ${item.user_name}`,
+    body: [content],
+    actions: [dialogButton("Close", () => modal.close())],
+    wide: true,
+  });
+  try {
+    const session = await api.getSession(item.session_id);
+    replaceChildren(content, fields(session), el("h3", {}, "Lifecycle history"), history(session.history));
+  } catch (error) {
+    replaceChildren(content, el("p", { class: "inline-error", role: "alert" }, describeError(error)));
+  } finally {
+    content.removeAttribute("aria-busy");
+  }
+}

@@ -1,0 +1,239 @@
+// The Session Management page: wiring the toolbar, ribbon, dialogs and list together.
+import { Api, ApiError } from "./api.js";
+import { TokenSource, adoptTokenFromFragment, forgetToken } from "./auth.js";
+import { ColumnChoice } from "./columns.js";
+import { openColumnsDialog } from "./columns-dialog.js";
+import { openDetail } from "./detail.js";
+import { Modal } from "./dialogs.js";
+import { el, plural, replaceChildren, show } from "./dom.js";
+import { openFilterDialog } from "./filters.js";
+import { SessionsList } from "./page.js";
+import { Query } from "./query.js";
+import { confirmMatching, confirmSelected, runTermination } from "./terminate.js";
+
+// First thing: take the token out of the address bar before anything can copy the URL.
+adoptTokenFromFragment();
+
+const SEARCH_DEBOUNCE_MS = 300;
+const $ = (id) => document.getElementById(id);
+
+async function loadConfig() {
+  try {
+    const response = await fetch(new URL("config.json", document.baseURI), { cache: "no-store" });
+    if (response.ok) return await response.json();
+  } catch {
+    // The defaults below serve development.
+  }
+  return {};
+}
+
+function signInMessage(tokens) {
+  const href = tokens.signInHref();
+  const action = href
+    ? el("a", { href, class: "button button-primary" }, "Sign in again")
+    : el("span", {}, "Sign in again: open the sign-in link that ", el("code", {}, "session-control"), " printed, or reload this page from your platform's sign-in.");
+  return [el("strong", {}, "Your sign-in has expired or is missing. "), action];
+}
+
+class Page {
+  constructor(config) {
+    this.config = config;
+    this.tokens = new TokenSource(config);
+    this.api = new Api(this.tokens, (final) => this.unauthorized(final));
+    this.modal = new Modal($("modal"));
+    this.columns = new ColumnChoice();
+    this.query = new Query();
+    this.busy = false;
+    this.list = new SessionsList({
+      api: this.api,
+      query: this.query,
+      columns: this.columns,
+      pageSize: config.page_size || 50,
+      onRendered: () => this.renderChrome(),
+      onError: (error) => this.showError(error),
+      onOpen: (item) => openDetail(this.modal, this.api, item, (e) => this.describe(e)),
+      onFilter: (column) => this.openFilter(column),
+    });
+    this.wire();
+  }
+
+  wire() {
+    let timer = null;
+    $("search").addEventListener("input", (event) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        this.query.q = event.target.value;
+        this.reload();
+      }, SEARCH_DEBOUNCE_MS);
+    });
+    $("outdated-only").addEventListener("change", (event) => {
+      this.query.outdatedOnly = event.target.checked;
+      this.reload();
+    });
+    $("columns-button").addEventListener("click", () =>
+      openColumnsDialog(this.modal, this.columns, () => this.list.render()),
+    );
+    $("refresh").addEventListener("click", () => this.list.refresh());
+    $("export-csv").addEventListener("click", () => this.exportCsv());
+    $("terminate-selected").addEventListener("click", () => this.terminateSelected());
+    $("clear-selection").addEventListener("click", () => this.list.clearSelection());
+    $("terminate-matching").addEventListener("click", () => this.terminateMatching());
+    const seconds = Number(this.config.live_interval_seconds) || 5;
+    $("live-label").textContent = `Live (every ${seconds} s)`;
+    $("live-mode").addEventListener("change", (event) => this.setLive(event.target.checked, seconds));
+  }
+
+  reload() {
+    $("query-error").hidden = true;
+    return this.list.reload();
+  }
+
+  /** Live mode polls the list; a poll is skipped while a load runs or a dialog is open. */
+  setLive(on, seconds) {
+    clearInterval(this.liveTimer);
+    this.liveTimer = null;
+    if (!on) return;
+    this.liveTimer = setInterval(() => {
+      if (document.hidden || this.list.loading || this.modal.isOpen || this.busy) return;
+      this.list.refresh({ quiet: true });
+    }, seconds * 1000);
+  }
+
+  openFilter(column) {
+    openFilterDialog(this.modal, column, this.query.filter(column.key), (value) => {
+      this.query.setFilter(column.key, value);
+      this.reload();
+    });
+  }
+
+  /** Toolbar text, chips and the blue selection ribbon follow the list's state. */
+  renderChrome() {
+    $("columns-button").textContent = this.columns.summary();
+    const chips = this.query.chips();
+    replaceChildren(
+      $("filter-chips"),
+      chips.map((chip) =>
+        el(
+          "span",
+          { class: "chip" },
+          el("span", {}, chip.label),
+          el("button", { type: "button", class: "chip-remove", "aria-label": `Remove filter ${chip.label}`, onclick: () => this.removeChip(chip.key) }, "×"),
+        ),
+      ),
+    );
+    show($("filter-chips"), chips.length > 0);
+    const count = this.list.selection.size;
+    show($("selection-ribbon"), count > 0);
+    $("selection-count").textContent = `${plural(count, "session")} selected`;
+    $("terminate-selected").disabled = this.busy;
+    const total = this.list.total;
+    const matching = $("terminate-matching");
+    matching.disabled = this.busy || !total || this.list.error !== null;
+    matching.textContent = total ? `Terminate all matching (${total.toLocaleString()})` : "Terminate all matching";
+  }
+
+  removeChip(key) {
+    if (key === "policy_outdated") {
+      this.query.outdatedOnly = false;
+      $("outdated-only").checked = false;
+    } else {
+      this.query.setFilter(key, null);
+    }
+    this.reload();
+    $("search").focus();
+  }
+
+  describe(error) {
+    if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
+    if (error.status === 401) return "Your sign-in has expired or is missing. Sign in again.";
+    if (error.status === 403) return "The Edit User Sessions grant is missing from your account, so you cannot see or end sessions. Ask an administrator to grant it.";
+    if (error.status === 404) return "That session no longer exists in this instance.";
+    if (error.status === 422) return `The admin API refused the request: ${error.message}`;
+    if (error.status === 0) return error.message;
+    return `The admin API failed (${error.status}). Try again in a moment.`;
+  }
+
+  showError(error) {
+    const banner = $("auth-banner");
+    if (error instanceof ApiError && error.status === 401) {
+      replaceChildren(banner, signInMessage(this.tokens));
+      show(banner, true);
+    } else if (error instanceof ApiError && error.status === 403) {
+      replaceChildren(banner, el("strong", {}, "Access denied. "), this.describe(error));
+      show(banner, true);
+    } else if (error instanceof ApiError && error.status === 422) {
+      $("query-error").textContent = this.describe(error);
+      show($("query-error"), true);
+    } else {
+      this.setStatus(this.describe(error), true);
+    }
+  }
+
+  unauthorized(final) {
+    forgetToken();
+    if (final) this.showError(new ApiError(401, "unauthorized"));
+  }
+
+  setStatus(text, isError = false) {
+    const status = $("status");
+    status.textContent = text;
+    status.classList.toggle("status-error", isError);
+  }
+
+  async exportCsv() {
+    try {
+      const blob = await this.api.exportCsv(this.query.params());
+      const stamp = new Date().toISOString().slice(0, 16).replace(/[-:T]/g, "");
+      const link = el("a", { href: URL.createObjectURL(blob), download: `active-sessions-${stamp}.csv`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      this.setStatus("The current view was exported as CSV.");
+    } catch (error) {
+      this.showError(error);
+    }
+  }
+
+  terminateSelected() {
+    const sessions = [...this.list.selection.values()];
+    if (sessions.length === 0) return;
+    confirmSelected(this.modal, sessions, () =>
+      this.terminate({ session_ids: sessions.map((s) => s.session_id) }, sessions.length),
+    );
+  }
+
+  terminateMatching() {
+    const total = this.list.total || 0;
+    const conditions = this.query.chips().map((c) => c.label);
+    if (this.query.q.trim()) conditions.unshift(`Search: “${this.query.q.trim()}”`);
+    confirmMatching(this.modal, { total, conditions }, () => this.terminate({ filter: this.query.filterObject() }, total));
+  }
+
+  /** Ask for termination, wait until applied, then say how many ended and reload the list. */
+  async terminate(target, count) {
+    this.busy = true;
+    this.renderChrome();
+    this.setStatus(`Terminating ${plural(count, "session")}…`);
+    try {
+      const result = await runTermination(this.api, target);
+      if (result.applied) {
+        if (target.session_ids) this.list.removeRows(target.session_ids);
+        const n = result.terminated;
+        this.setStatus(`${plural(n, "session")} ${n === 1 ? "was" : "were"} ended.`);
+      } else {
+        this.setStatus(`The termination was accepted (command ${result.commandId}) but is not applied yet; refresh in a moment.`);
+      }
+    } catch (error) {
+      this.setStatus(`Nothing was terminated: ${this.describe(error)}`, true);
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) this.showError(error);
+    } finally {
+      this.busy = false;
+      await this.list.refresh();
+    }
+  }
+}
+
+loadConfig().then((config) => {
+  new Page(config).reload();
+});

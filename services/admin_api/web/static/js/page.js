@@ -1,0 +1,233 @@
+// The Active User Sessions list: loading pages, selection, refresh and live mode.
+import { el, plural, replaceChildren, show } from "./dom.js";
+import { renderHeader, renderRow } from "./table.js";
+
+const MAX_LIMIT = 500;
+
+export class SessionsList {
+  constructor({ api, query, columns, pageSize, onRendered, onError, onOpen, onFilter }) {
+    this.api = api;
+    this.query = query;
+    this.columns = columns;
+    this.pageSize = pageSize;
+    this.onRendered = onRendered;
+    this.onError = onError;
+    this.onOpen = onOpen;
+    this.onFilter = onFilter;
+    this.rows = [];
+    this.nextCursor = null;
+    this.total = null;
+    this.selection = new Map();
+    this.loading = false;
+    this.error = null;
+    this.sequence = 0;
+    this.headerRow = document.getElementById("header-row");
+    this.body = document.getElementById("rows");
+    this.table = document.getElementById("sessions-table");
+    this.state = document.getElementById("list-state");
+    this.summary = document.getElementById("table-summary");
+    this.loadMoreButton = document.getElementById("load-more");
+    this.loadMoreButton.addEventListener("click", () => this.loadMore());
+    const sentinel = document.getElementById("scroll-sentinel");
+    this.sentinel = sentinel;
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) this.loadMore();
+    }, { rootMargin: "300px" }).observe(sentinel);
+  }
+
+  /** Load the list from its first page (a new search, filter or sort). */
+  async reload() {
+    this.rows = [];
+    this.nextCursor = null;
+    this.total = null;
+    this.render();
+    await this.fetchPage({ limit: this.pageSize, cursor: null, replace: true, quiet: false });
+  }
+
+  /** Reload what is loaded, keeping filters, sort and the selection of rows that still exist. */
+  async refresh({ quiet = false } = {}) {
+    const limit = Math.min(MAX_LIMIT, Math.max(this.pageSize, this.rows.length));
+    await this.fetchPage({ limit, cursor: null, replace: true, quiet });
+  }
+
+  /** The next page by keyset cursor (infinite scroll and the Load more button). */
+  async loadMore() {
+    if (!this.nextCursor || this.loading || this.error) return;
+    await this.fetchPage({ limit: this.pageSize, cursor: this.nextCursor, replace: false, quiet: false });
+  }
+
+  async fetchPage({ limit, cursor, replace, quiet }) {
+    const sequence = ++this.sequence;
+    this.loading = true;
+    if (!quiet) this.renderState();
+    const params = this.query.params();
+    params.set("limit", String(limit));
+    if (cursor) params.set("cursor", cursor);
+    try {
+      const page = await this.api.listSessions(params);
+      if (sequence !== this.sequence) return;
+      this.error = null;
+      if (replace) {
+        this.rows = page.items;
+      } else {
+        const seen = new Set(this.rows.map((r) => r.session_id));
+        this.rows = this.rows.concat(page.items.filter((r) => !seen.has(r.session_id)));
+      }
+      this.nextCursor = page.next_cursor;
+      this.total = page.total;
+      if (replace) this.pruneSelection();
+    } catch (error) {
+      if (sequence !== this.sequence) return;
+      this.error = error;
+      this.onError(error);
+    } finally {
+      if (sequence === this.sequence) {
+        this.loading = false;
+        this.render();
+      }
+    }
+    if (sequence === this.sequence && !this.error) this.fillViewport();
+  }
+
+  /** Keep loading while the end of the list is on screen (the observer fires only on change). */
+  fillViewport() {
+    if (!this.nextCursor) return;
+    const rect = this.sentinel.getBoundingClientRect();
+    if (rect.top < window.innerHeight + 300) setTimeout(() => this.loadMore(), 0);
+  }
+
+  pruneSelection() {
+    const present = new Map(this.rows.map((r) => [r.session_id, r]));
+    for (const id of [...this.selection.keys()]) {
+      if (present.has(id)) this.selection.set(id, present.get(id));
+      else this.selection.delete(id);
+    }
+  }
+
+  /** Drop rows that are gone (terminated) without waiting for the next load. */
+  removeRows(ids) {
+    const gone = new Set(ids);
+    const before = this.rows.length;
+    this.rows = this.rows.filter((r) => !gone.has(r.session_id));
+    for (const id of gone) this.selection.delete(id);
+    if (this.total !== null) this.total = Math.max(0, this.total - (before - this.rows.length));
+    this.render();
+  }
+
+  toggle(item, selected) {
+    if (selected) this.selection.set(item.session_id, item);
+    else this.selection.delete(item.session_id);
+    const row = this.body.querySelector(`tr[data-session-id="${CSS.escape(item.session_id)}"]`);
+    if (row) row.classList.toggle("selected", selected);
+    this.updateSelectAll();
+    this.onRendered();
+  }
+
+  selectAll(selected) {
+    for (const item of this.rows) {
+      if (selected) this.selection.set(item.session_id, item);
+      else this.selection.delete(item.session_id);
+    }
+    for (const box of this.body.querySelectorAll("input.row-select")) box.checked = selected;
+    for (const row of this.body.rows) row.classList.toggle("selected", selected);
+    this.updateSelectAll();
+    this.onRendered();
+  }
+
+  clearSelection() {
+    this.selectAll(false);
+    this.selection.clear();
+    this.onRendered();
+  }
+
+  selectAllState() {
+    const chosen = this.rows.filter((r) => this.selection.has(r.session_id)).length;
+    if (chosen === 0) return "none";
+    return chosen === this.rows.length ? "all" : "some";
+  }
+
+  updateSelectAll() {
+    const box = document.getElementById("select-all");
+    if (!box) return;
+    const state = this.selectAllState();
+    box.checked = state === "all";
+    box.indeterminate = state === "some";
+  }
+
+  /** Render header, rows, state and footer; keeps keyboard focus on the same row control. */
+  render() {
+    const focused = this.describeFocus();
+    const columns = this.columns.visibleColumns();
+    renderHeader(this.headerRow, {
+      columns,
+      query: this.query,
+      selectAll: this.selectAllState(),
+      onSelectAll: (checked) => this.selectAll(checked),
+      onSort: (key) => this.onSortClick(key),
+      onFilter: (column) => this.onFilter(column),
+    });
+    replaceChildren(
+      this.body,
+      this.rows.map((item) =>
+        renderRow(item, {
+          columns,
+          selected: this.selection.has(item.session_id),
+          onToggle: (row, checked) => this.toggle(row, checked),
+          onOpen: (row) => this.onOpen(row),
+        }),
+      ),
+    );
+    this.restoreFocus(focused);
+    this.renderState();
+    this.onRendered();
+  }
+
+  onSortClick(key) {
+    this.query.toggleSort(key);
+    this.reload();
+  }
+
+  describeFocus() {
+    const active = document.activeElement;
+    if (!active || !this.table.contains(active)) return null;
+    const row = active.closest("tr[data-session-id]");
+    const th = active.closest("th[data-column]");
+    return {
+      sessionId: row ? row.dataset.sessionId : null,
+      column: th ? th.dataset.column : null,
+      className: active.className,
+    };
+  }
+
+  restoreFocus(focused) {
+    if (!focused) return;
+    let scope = null;
+    if (focused.sessionId) scope = this.body.querySelector(`tr[data-session-id="${CSS.escape(focused.sessionId)}"]`);
+    else if (focused.column) scope = this.headerRow.querySelector(`th[data-column="${CSS.escape(focused.column)}"]`);
+    const selector = focused.className ? `.${focused.className.split(" ")[0]}` : null;
+    const target = scope && selector ? scope.querySelector(selector) : null;
+    if (target) target.focus();
+  }
+
+  renderState() {
+    const busy = this.loading;
+    this.table.setAttribute("aria-busy", busy ? "true" : "false");
+    let message = null;
+    if (busy && this.rows.length === 0) {
+      message = el("p", { class: "state-loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), "Loading sessions…");
+    } else if (busy) {
+      message = el("p", { class: "state-loading state-inline" }, "Loading more sessions…");
+    } else if (this.error) {
+      message = el("p", { class: "state-error" }, "Sessions could not be loaded. ", el("button", { type: "button", class: "button", onclick: () => this.reload() }, "Try again"));
+    } else if (this.rows.length === 0 && this.total !== null) {
+      message = this.query.isNarrowed()
+        ? el("p", { class: "state-empty" }, "No active sessions match the current search and filters.")
+        : el("p", { class: "state-empty" }, "There are no active browser or mobile sessions.");
+    }
+    replaceChildren(this.state, message);
+    show(this.state, message !== null);
+    this.summary.textContent = this.total === null ? "" : `Showing ${this.rows.length.toLocaleString()} of ${plural(this.total, "session")}`;
+    show(this.loadMoreButton, Boolean(this.nextCursor) && !this.error);
+    this.loadMoreButton.disabled = busy;
+  }
+}
