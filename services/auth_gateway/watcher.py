@@ -106,7 +106,6 @@ class RevocationWatcher:
                 isolation_level="read_committed",
                 fetch_max_wait_ms=self._fetch_max_wait_ms,
                 retry_backoff_ms=100,
-                reconnect_backoff_ms=100,
             )
             try:
                 await consumer.start()
@@ -122,10 +121,10 @@ class RevocationWatcher:
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        partitions = consumer.partitions_for_topic(self._topic)
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(self._topic)
+        # aiokafka has no public call returning a topic's partitions without subscribing
+        # (which would hide new partitions until the next metadata refresh), hence _client.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(self._topic)
         if not partitions:
             raise KafkaError(f"topic {self._topic} does not exist (yet)")
         tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]

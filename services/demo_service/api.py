@@ -1,0 +1,81 @@
+"""The demo's JSON endpoints, as a mobile app or script would use them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from demo_service.context import Context, CurrentSession, client_ip
+from session_contracts.models import SessionType
+
+router = APIRouter(prefix="/api")
+
+UserName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+
+
+class SignInRequest(BaseModel):
+    """A mobile-style sign-in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_name: UserName
+    session_type: SessionType = SessionType.mobile
+
+
+class SignedIn(BaseModel):
+    """The session token, to send in the session header on every request."""
+
+    session_id: str
+    header_name: str
+    session_type: SessionType
+    expires_at: datetime
+
+
+class Me(BaseModel):
+    """Who the current session belongs to."""
+
+    session_id: str
+    user_id: str
+    user_name: str
+    session_type: SessionType
+    created_at: datetime
+    expires_at: datetime
+
+
+class Problem(BaseModel):
+    """An error answer."""
+
+    error: Literal["not_signed_in"] = Field(description="Machine-readable cause.")
+
+
+@router.post("/signin", status_code=201)
+async def api_sign_in(body: SignInRequest, request: Request, context: Context) -> SignedIn:
+    """Create a session and return its token (send it as the session header)."""
+    session = await context.sign_in.sign_in(
+        body.user_name, body.session_type, client_ip(request), request.headers.get("user-agent")
+    )
+    return SignedIn(
+        session_id=session.session_id,
+        header_name=context.settings.gateway_header_name,
+        session_type=session.session_type,
+        expires_at=session.expires_at(),
+    )
+
+
+@router.get("/me", responses={401: {"model": Problem}}, response_model=None)
+async def me(session: CurrentSession) -> Me | JSONResponse:
+    """The current session's user."""
+    if session is None:
+        return JSONResponse({"error": "not_signed_in"}, status_code=401)
+    return Me(
+        session_id=session.session_id,
+        user_id=session.user_id,
+        user_name=session.user_name,
+        session_type=session.session_type,
+        created_at=session.created_at,
+        expires_at=session.expires_at(),
+    )

@@ -1,0 +1,82 @@
+"""The demo platform service: a FastAPI app behind the auth gateway.
+
+Run it with `uvicorn --factory demo_service.app:app_from_env` (settings from the
+environment: `SESSIONS_GATEWAY_TENANT_ID` is required), or build it in code with
+`create_app(settings)`. Sign-in (`/signin`, `POST /api/signin`), `/healthz` and `/readyz`
+are exempt from the gateway; every other path is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from auth_gateway import SessionGateway
+from demo_service import api, pages
+from demo_service.context import Context, DemoContext
+from demo_service.policy import PolicySource, StaticPolicySource
+from demo_service.sessions import SessionBook, SignIn
+from demo_service.settings import DemoSettings
+from session_contracts.publisher import SessionEventPublisher
+
+SIGN_IN_PATHS = ["/signin", "/api/signin", "/healthz", "/readyz", "/static/"]
+
+
+def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> FastAPI:
+    """The demo service wired from `settings`; Kafka is contacted when it starts serving."""
+    gateway_settings = settings.model_copy(
+        update={
+            "gateway_exempt_paths": sorted({*settings.gateway_exempt_paths, *SIGN_IN_PATHS}),
+        }
+    )
+    gateway = SessionGateway.from_settings(gateway_settings)
+    publisher = SessionEventPublisher(settings.kafka_bootstrap_servers, settings.topics)
+    book = SessionBook(settings.demo_max_sessions)
+    sign_in = SignIn(
+        settings.gateway_tenant_id,
+        book,
+        policies or StaticPolicySource.from_settings(settings),
+        publisher,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with publisher:
+            yield
+
+    app = FastAPI(title="Demo platform service", lifespan=lifespan)
+    app.state.demo = DemoContext(settings, gateway, book, sign_in)
+    app.include_router(pages.router)
+    app.include_router(api.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz(context: Context) -> JSONResponse:
+        """Ready once the gateway has read the revocations (503 before)."""
+        status = context.gateway.status()
+        return JSONResponse(status, status_code=200 if status["ready"] else 503)
+
+    @app.exception_handler(KafkaError)
+    async def event_log_unavailable(request: Request, exc: KafkaError) -> JSONResponse:
+        # Sign-in cannot be recorded without the broker; say so instead of a 500.
+        return JSONResponse(
+            {"error": "event_log_unavailable", "detail": type(exc).__name__},
+            status_code=503,
+            headers={"retry-after": "5"},
+        )
+
+    gateway.install(app)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn: settings read from the environment now, not at import."""
+    return create_app(DemoSettings())

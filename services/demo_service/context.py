@@ -1,0 +1,50 @@
+"""What the demo's routes depend on, as `Annotated` dependencies."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from auth_gateway import SessionGateway
+from demo_service.sessions import DemoSession, SessionBook, SignIn
+from demo_service.settings import DemoSettings
+
+
+@dataclass
+class DemoContext:
+    """Everything built at start-up, stored on `app.state.demo`."""
+
+    settings: DemoSettings
+    gateway: SessionGateway
+    book: SessionBook
+    sign_in: SignIn
+
+
+def _context(request: Request) -> DemoContext:
+    context: DemoContext = request.app.state.demo
+    return context
+
+
+def _current_session(request: Request, context: Context) -> DemoSession | None:
+    # The gateway put the (well-formed, unrevoked) id there; the book says if it is ours.
+    session_id = getattr(request.state, "session_id", None)
+    if session_id is None:
+        return None
+    return context.book.use(session_id, datetime.now(UTC))
+
+
+def client_ip(request: Request) -> str:
+    """The client's address; the unspecified address when the server gives none (unix socket)."""
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "0.0.0.0"
+
+
+Context = Annotated[DemoContext, Depends(_context)]
+CurrentSession = Annotated[DemoSession | None, Depends(_current_session)]

@@ -1,0 +1,127 @@
+"""The demo's HTML pages: sign-in form, home, reports; what a browser user sees."""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from demo_service.context import Context, CurrentSession, client_ip
+from demo_service.sessions import DemoSession
+from session_contracts.models import SessionType
+
+router = APIRouter(include_in_schema=False)
+
+MAX_FORM_BYTES = 16 * 1024
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} - Demo service</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:40rem}}
+nav a{{margin-right:1rem}} .error{{color:#b00020}}</style></head>
+<body>{body}</body></html>""",
+        status_code=status_code,
+        headers={"cache-control": "no-store"},
+    )
+
+
+def _signed_in_page(title: str, session: DemoSession, content: str) -> HTMLResponse:
+    return _page(
+        title,
+        f"""<nav><a href="/home">Home</a><a href="/reports">Reports</a>
+<form method="post" action="/signout" style="display:inline">
+<button type="submit">Sign out</button></form></nav>
+<h1>{html.escape(title)}</h1>
+<p id="who">Signed in as <strong>{html.escape(session.user_name)}</strong>
+({session.session_type.value} session, expires {session.expires_at():%Y-%m-%d %H:%M} UTC)</p>
+{content}""",
+    )
+
+
+def _sign_in_form(error: str = "", status_code: int = 200) -> HTMLResponse:
+    message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    return _page(
+        "Sign in",
+        f"""<h1>Sign in</h1>{message}
+<form method="post" action="/signin">
+<label>User name <input name="user_name" id="user_name" required maxlength="256"></label>
+<input type="hidden" name="session_type" value="browser">
+<button type="submit" id="sign_in">Sign in</button>
+</form>""",
+        status_code,
+    )
+
+
+@router.get("/signin")
+async def sign_in_page() -> HTMLResponse:
+    """The sign-in form."""
+    return _sign_in_form()
+
+
+@router.post("/signin")
+async def sign_in(request: Request, context: Context) -> Response:
+    """Create a browser session, set its cookie and go home."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return _sign_in_form("The form is too large.", 413)
+    try:
+        fields = parse_qs(body.decode(), max_num_fields=10, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return _sign_in_form("The form could not be read.", 422)
+    user_name = (fields.get("user_name") or [""])[0].strip()
+    if not 1 <= len(user_name) <= 256:
+        return _sign_in_form("user_name: enter a name of 1 to 256 characters.", 422)
+    session = await context.sign_in.sign_in(
+        user_name, SessionType.browser, client_ip(request), request.headers.get("user-agent")
+    )
+    settings = context.settings
+    response = RedirectResponse("/home", status_code=303)
+    response.set_cookie(
+        settings.gateway_cookie_name,
+        session.session_id,
+        max_age=session.policy.max_session_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.demo_cookie_secure,
+    )
+    return response
+
+
+@router.post("/signout")
+async def sign_out(request: Request, context: Context) -> Response:
+    """End the session (session.terminated, reason logout) and go to sign-in."""
+    session_id = getattr(request.state, "session_id", None)
+    if session_id is not None:
+        await context.sign_in.sign_out(session_id)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(context.settings.gateway_cookie_name)
+    return response
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    """Home."""
+    return RedirectResponse("/home", status_code=303)
+
+
+@router.get("/home", response_model=None)
+async def home(session: CurrentSession) -> Response:
+    """The landing page after sign-in."""
+    if session is None:
+        return RedirectResponse("/signin", status_code=303)
+    return _signed_in_page("Home", session, "<p>Welcome to the demo platform service.</p>")
+
+
+@router.get("/reports", response_model=None)
+async def reports(session: CurrentSession) -> Response:
+    """A second page to browse to."""
+    if session is None:
+        return RedirectResponse("/signin", status_code=303)
+    rows = "".join(f"<tr><td>Report {n}</td><td>{n * 17 % 100} %</td></tr>" for n in range(1, 6))
+    return _signed_in_page(
+        "Reports", session, f"<table><tr><th>Report</th><th>Score</th></tr>{rows}</table>"
+    )

@@ -1,0 +1,25 @@
+"""Settings of the demo platform service: the gateway's, plus its session policy and cookie."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from auth_gateway.settings import GatewaySettings
+
+HOUR = 3600
+DAY = 86400
+
+
+class DemoSettings(GatewaySettings):
+    """`SESSIONS_GATEWAY_*` for the gateway, `SESSIONS_DEMO_*` for the demo service itself."""
+
+    demo_browser_idle_timeout_seconds: int = Field(default=8 * HOUR, gt=0)
+    demo_browser_max_session_seconds: int = Field(default=30 * DAY, gt=0)
+    demo_mobile_idle_timeout_seconds: int = Field(default=30 * DAY, gt=0)
+    demo_mobile_max_session_seconds: int = Field(default=180 * DAY, gt=0)
+    demo_cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (serve over HTTPS then)."
+    )
+    demo_max_sessions: int = Field(
+        default=100_000, ge=1, description="Sessions remembered by one demo instance."
+    )

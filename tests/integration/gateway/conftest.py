@@ -1,0 +1,146 @@
+"""Helpers for gateway tests on a real broker: revocation records, reading topics back, servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from starlette.types import ASGIApp
+
+from session_contracts.codec import encode
+from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+from session_contracts.publisher import idempotent_producer
+from session_contracts.topics import Topics
+
+TENANT = "acme"
+
+Revoke = Callable[..., Awaitable[None]]
+
+
+def revocation(
+    session_id: str,
+    *,
+    tenant_id: str = TENANT,
+    session_type: SessionType = SessionType.browser,
+    valid_for: timedelta = timedelta(hours=8),
+) -> SessionRevoked:
+    """A revocation record as the registry writes it."""
+    now = datetime.now(UTC)
+    return SessionRevoked(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        session_type=session_type,
+        revoked_at=now,
+        reason=TerminationReason.admin,
+        valid_until=now + valid_for,
+    )
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """An idempotent producer on the shared test broker."""
+    started = idempotent_producer(kafka_bootstrap, linger_ms=0)
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest.fixture
+def revoke(producer: AIOKafkaProducer, topics: Topics) -> Revoke:
+    """Publish a revocation record (or, with `tombstone=True`, a tombstone) for a session."""
+
+    async def publish(session_id: str, *, tombstone: bool = False, **fields: object) -> None:
+        value = None if tombstone else encode(revocation(session_id, **fields))  # type: ignore[arg-type]
+        await producer.send_and_wait(topics.revocations, value, key=session_id.encode())
+
+    return publish
+
+
+ReadTopic = Callable[[str, int], Awaitable[list[tuple[bytes | None, bytes | None]]]]
+Eventually = Callable[..., Awaitable[float]]
+Serve = Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+def read_topic(kafka_bootstrap: str) -> ReadTopic:
+    """`await read_topic(topic, count)`: the first `count` records (key, value) of a topic."""
+
+    async def read(topic: str, count: int) -> list[tuple[bytes | None, bytes | None]]:
+        return await _read_topic(kafka_bootstrap, topic, count)
+
+    return read
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    """`await eventually(check, within=10)`: poll an async check; the seconds it took."""
+    return _eventually
+
+
+@pytest.fixture
+def serve() -> Serve:
+    """`async with serve(app) as url`: the app under uvicorn on a free loopback port."""
+    return _serve
+
+
+async def _read_topic(
+    bootstrap: str, topic: str, count: int, within: float = 20.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[tuple[bytes | None, bytes | None]] = []
+    try:
+        deadline = time.monotonic() + within
+        while len(records) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            records.extend((r.key, r.value) for batch in batches.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> float:
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (loopback)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: ASGIApp) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn exited during start-up")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
