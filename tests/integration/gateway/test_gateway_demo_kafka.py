@@ -1,0 +1,235 @@
+"""The demo service behind the gateway, on a real broker and a real HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fastapi import FastAPI
+
+from demo_service.app import create_app
+from demo_service.settings import DemoSettings
+from session_contracts.codec import decode_event
+from session_contracts.models import SessionActivity, SessionCreated, SessionType
+from session_contracts.topics import Topics
+
+pytestmark = pytest.mark.kafka
+
+Revoke = Callable[..., Awaitable[None]]
+Eventually = Callable[..., Awaitable[float]]
+ReadTopic = Callable[[str, int], Awaitable[list[tuple[bytes | None, bytes | None]]]]
+Serve = Callable[[Any], contextlib.AbstractAsyncContextManager[str]]
+HTML = {"accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+
+
+def demo_app(kafka_bootstrap: str, topics: Topics, **overrides: Any) -> FastAPI:
+    settings = DemoSettings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        topic_prefix=topics.prefix,
+        topic_partitions=topics.partitions,
+        gateway_tenant_id="acme",
+        **overrides,
+    )
+    return create_app(settings)
+
+
+@contextlib.asynccontextmanager
+async def demo(
+    serve: Serve, app: FastAPI, *, wait_ready: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        if wait_ready:
+            async with asyncio.timeout(30):
+                await app.state.demo.gateway.wait_ready()
+        yield client
+
+
+async def sign_in_browser(client: httpx.AsyncClient, user_name: str) -> str:
+    response = await client.post(
+        "/signin",
+        content=f"user_name={user_name}&session_type=browser",
+        headers={**HTML, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/home"
+    return client.cookies["sid"]
+
+
+async def test_browser_session_is_redirected_to_sign_in_on_the_next_request_after_revocation(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, revoke: Revoke, eventually: Eventually
+) -> None:
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        session_id = await sign_in_browser(client, "Ada Lovelace")
+        home = await client.get("/home", headers=HTML)
+        assert home.status_code == 200
+        assert "Ada Lovelace" in home.text
+        assert (await client.get("/reports", headers=HTML)).status_code == 200
+        assert (await client.get("/api/me")).json()["user_name"] == "Ada Lovelace"
+
+        await revoke(session_id)
+
+        async def refused() -> bool:
+            response = await client.get("/reports", headers=HTML)
+            return response.status_code == 303
+
+        took = await eventually(refused, within=5)
+        assert took < 2
+        client.cookies.set("sid", session_id)  # the 303 cleared it; a stale tab still sends it
+        again = await client.get("/home", headers=HTML)
+        assert again.status_code == 303
+        assert again.headers["location"] == "/signin"
+        as_json = await client.get("/api/me", headers={"cookie": f"sid={session_id}"})
+        assert as_json.status_code == 401
+        assert as_json.json() == {"error": "session_revoked"}
+        assert (await client.get("/signin")).status_code == 200  # sign-in stays reachable
+
+
+async def test_mobile_session_gets_401_at_once_with_no_grace(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, revoke: Revoke, eventually: Eventually
+) -> None:
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        signed_in = await client.post("/api/signin", json={"user_name": "Grace Hopper"})
+        assert signed_in.status_code == 201
+        body = signed_in.json()
+        assert body["session_type"] == "mobile"
+        assert body["header_name"] == "X-Session-Id"
+        token = {"X-Session-Id": body["session_id"]}
+        assert (await client.get("/api/me", headers=token)).json()["user_name"] == "Grace Hopper"
+
+        await revoke(body["session_id"], session_type=SessionType.mobile)
+
+        async def refused() -> bool:
+            return (await client.get("/api/me", headers=token)).status_code == 401
+
+        await eventually(refused, within=5)
+        response = await client.get("/api/me", headers=token)
+        assert response.json() == {"error": "session_revoked"}
+
+
+async def test_sign_in_publishes_session_created_with_policy_address_and_agent(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    app = demo_app(kafka_bootstrap, topics, demo_browser_idle_timeout_seconds=3600)
+    async with demo(serve, app) as client:
+        client.headers["user-agent"] = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"
+        session_id = await sign_in_browser(client, "Alan Turing")
+        mobile = await client.post(
+            "/api/signin", json={"user_name": "Alan Turing", "session_type": "mobile"}
+        )
+    records = await read_topic(topics.events, 2)
+    created = [decode_event(value) for _, value in records]
+    assert all(isinstance(event, SessionCreated) for event in created)
+    browser, phone = sorted(created, key=lambda e: e.session_id != session_id)
+    assert isinstance(browser, SessionCreated) and isinstance(phone, SessionCreated)
+    assert browser.session_id == session_id
+    assert phone.session_id == mobile.json()["session_id"]
+    assert browser.tenant_id == "acme"
+    assert browser.user_name == "Alan Turing"
+    assert browser.session_type is SessionType.browser
+    assert browser.ip_address == "127.0.0.1"
+    assert browser.user_agent is not None and "Chrome/120.0" in browser.user_agent
+    assert browser.policy.idle_timeout_seconds == 3600
+    assert browser.policy.max_session_seconds == 30 * 86400
+    assert phone.policy.idle_timeout_seconds == 30 * 86400
+    assert phone.policy.max_session_seconds == 180 * 86400
+    assert [key for key, _ in records] == [e.session_id.encode() for e in created]
+
+
+async def test_activity_is_reported_at_most_once_per_session_per_interval(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    app = demo_app(
+        kafka_bootstrap,
+        topics,
+        gateway_activity_interval_seconds=1.5,
+        gateway_activity_flush_seconds=0.1,
+    )
+    async with demo(serve, app) as client:
+        first = await sign_in_browser(client, "Barbara Liskov")
+        for _ in range(20):
+            assert (await client.get("/api/me")).status_code == 200
+        second = (await client.post("/api/signin", json={"user_name": "Edsger"})).json()
+        for _ in range(5):
+            await client.get("/api/me", headers={"X-Session-Id": second["session_id"]})
+        await asyncio.sleep(1.6)  # a new interval: one more event for the first session
+        await client.get("/home", headers=HTML)
+        await asyncio.sleep(0.5)
+    records = await read_topic(topics.events, 5)
+    events = [decode_event(value) for _, value in records]
+    activity = [e for e in events if isinstance(e, SessionActivity)]
+    assert sorted(e.session_id for e in activity) == sorted([first, first, second["session_id"]])
+    assert all(e.tenant_id == "acme" and e.ip_address == "127.0.0.1" for e in activity)
+    assert len(events) == 5  # two created + three activity, nothing else
+    own = sorted(e.occurred_at for e in activity if e.session_id == first)
+    assert (own[1] - own[0]).total_seconds() >= 1.5
+
+
+async def test_503_until_ready_then_fail_open_admits(
+    kafka_bootstrap: str, topics: Topics, serve: Serve
+) -> None:
+    # Events can be written, but the revocations topic is missing, so it is never read.
+    absent = Topics(prefix=topics.prefix + "norevocations.", partitions=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(absent.events, 1, 1)])
+    finally:
+        await admin.close()
+    closed = demo_app(kafka_bootstrap, absent)
+    async with demo(serve, closed, wait_ready=False) as client:
+        assert (await client.get("/readyz")).status_code == 503
+        signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
+        assert signed_in.status_code == 201  # sign-in is exempt
+        token = {"X-Session-Id": signed_in.json()["session_id"]}
+        refused = await client.get("/api/me", headers=token)
+        assert refused.status_code == 503
+        assert refused.json() == {"error": "gateway_not_ready"}
+    opened = demo_app(kafka_bootstrap, absent, gateway_fail_open=True)
+    async with demo(serve, opened, wait_ready=False) as client:
+        signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
+        token = {"X-Session-Id": signed_in.json()["session_id"]}
+        assert (await client.get("/api/me", headers=token)).status_code == 200
+        status = (await client.get("/readyz")).json()
+        assert status["ready"] is False
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["", "x" * 5000, "forged-but-well-formed", "not valid", '"quoted"'],
+)
+async def test_forged_empty_or_oversized_cookies_land_on_sign_in_never_500(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, cookie: str
+) -> None:
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        page = await client.get("/home", headers={**HTML, "cookie": f"sid={cookie}"})
+        api = await client.get("/api/me", headers={"X-Session-Id": cookie[:100] or "-"})
+    assert page.status_code == 303
+    assert page.headers["location"] == "/signin"
+    assert api.status_code == 401
+    assert api.json() == {"error": "not_signed_in"}
+
+
+async def test_bad_sign_in_input_is_422_naming_the_field(
+    kafka_bootstrap: str, topics: Topics, serve: Serve
+) -> None:
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        form = await client.post(
+            "/signin",
+            content="user_name=",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        blank = await client.post("/api/signin", json={"user_name": "   "})
+        bad_type = await client.post("/api/signin", json={"user_name": "a", "session_type": "x"})
+        extra = await client.post("/api/signin", json={"user_name": "a", "admin": True})
+        garbage = await client.post("/signin", content=b"\xff\xfe")
+    assert form.status_code == 422 and "user_name" in form.text
+    for response, field in ((blank, "user_name"), (bad_type, "session_type"), (extra, "admin")):
+        assert response.status_code == 422
+        assert field in json.dumps(response.json()["detail"])
+    assert garbage.status_code == 422
