@@ -42,7 +42,7 @@ export function renderHeader(row, { columns, query, selectAll, onSelectAll, onSo
           el(
             "button",
             { type: "button", class: "sort-button", onclick: () => onSort(column.key) },
-            column.label,
+            el("span", { class: "column-label" }, column.label),
             el("span", { class: `sort-mark sort-${state}`, "aria-hidden": "true" }, SORT_MARK[state]),
           ),
           el(

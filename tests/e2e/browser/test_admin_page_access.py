@@ -1,0 +1,153 @@
+"""Signing in, refused tokens, loading/empty/error states, keyboard and screen-reader use."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from playwright.async_api import Locator, Page, Route, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.kafka]
+
+
+def rows(page: Page) -> Locator:
+    return page.locator("#rows tr")
+
+
+async def test_the_token_leaves_the_url_and_never_reaches_the_server(stack, page) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Token Person")])
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+
+    assert page.url == f"{stack.base_url}/admin"
+    assert await page.evaluate("location.hash") == ""
+    assert await page.evaluate("sessionStorage.getItem('sessionControl.token')") == tenant.token
+    assert not any(tenant.token in url for url in sent), sent
+    assert any(line for line in stack.logs.lines if "/admin" in line), "access log is captured"
+    assert not any(tenant.token in line for line in stack.logs.lines)
+
+    # a reload in the same tab stays signed in without the fragment
+    await page.reload()
+    await expect(rows(page)).to_have_count(1)
+
+
+async def test_page_headers_forbid_inline_script_and_referrers(stack) -> None:
+    async with stack.api(stack.tenant()) as client:
+        response = await client.get("/admin")
+        assert response.status_code == 200
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert (await client.get("/admin/static/js/main.js")).status_code == 200
+        assert (await client.get("/admin/static/%2e%2e/pages.py")).status_code == 404
+        config = (await client.get("/admin/config.json")).json()
+        assert config["live_interval_seconds"] == 5.0
+
+
+async def test_an_expired_token_asks_to_sign_in_again(stack, page) -> None:
+    tenant = stack.tenant()
+    expired = stack.token(tenant.tenant_id, ttl=-600)
+    await page.goto(stack.page_url(expired))
+    banner = page.get_by_role("alert").filter(has_text="Sign in again")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("Your sign-in has expired or is missing")
+    await expect(rows(page)).to_have_count(0)
+    assert await page.evaluate("sessionStorage.getItem('sessionControl.token')") is None
+
+
+async def test_no_token_at_all_asks_to_sign_in(stack, page) -> None:
+    await page.goto(f"{stack.base_url}/admin")
+    await expect(page.get_by_role("alert").filter(has_text="Sign in again")).to_be_visible()
+
+
+async def test_a_missing_grant_says_which_grant(stack, page) -> None:
+    tenant = stack.tenant(grants=["view_reports"])
+    await page.goto(stack.page_url(tenant.token))
+    alert = page.get_by_role("alert").filter(has_text="Edit User Sessions")
+    await expect(alert).to_be_visible()
+    await expect(alert).to_contain_text("The Edit User Sessions grant is missing")
+    await expect(rows(page)).to_have_count(0)
+
+
+async def test_loading_then_empty_state(stack, page) -> None:
+    tenant = stack.tenant()
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route(re.compile(r"/api/v1/sessions\?"), hold)
+    await page.goto(stack.page_url(tenant.token))
+    state = page.locator("#list-state")
+    await expect(state).to_have_text("Loading sessions…")
+    await expect(page.locator("#sessions-table")).to_have_attribute("aria-busy", "true")
+    release.set()
+    await expect(state).to_have_text("There are no active browser or mobile sessions.")
+    await expect(page.locator("#sessions-table")).to_have_attribute("aria-busy", "false")
+    await expect(page.get_by_role("button", name="Terminate all matching")).to_be_disabled()
+
+
+async def test_an_unreachable_api_shows_an_error_and_retry_recovers(stack, page) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Retry Person")])
+    await page.route(re.compile(r"/api/v1/sessions\?"), lambda route: route.abort())
+    await page.goto(stack.page_url(tenant.token))
+    await expect(page.locator("#list-state")).to_contain_text("Sessions could not be loaded.")
+    await expect(page.get_by_role("status")).to_contain_text("could not be reached")
+
+    await page.unroute(re.compile(r"/api/v1/sessions\?"))
+    await page.get_by_role("button", name="Try again").click()
+    await expect(rows(page)).to_have_count(1)
+    await expect(page.locator("#list-state")).to_be_hidden()
+
+
+async def test_keyboard_only_selection_and_dialog_focus(stack, page) -> None:
+    tenant = stack.tenant()
+    (kim,) = await stack.publish([stack.session(tenant, "Kim Keyboard")])
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+
+    # every control is a real button or checkbox with a name
+    await expect(page.locator("#rows input[type=checkbox]")).to_have_accessible_name(
+        f"Select Kim Keyboard, Browser session {kim.session_id}"
+    )
+    await expect(page.locator("#sessions-table th[aria-sort]")).to_have_count(1)
+
+    box = page.get_by_role("checkbox", name=re.compile("^Select Kim"))
+    await box.focus()
+    await page.keyboard.press("Space")
+    await expect(box).to_be_checked()
+    terminate = page.get_by_role("button", name="Terminate", exact=True)
+    await terminate.focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Terminate 1 session?")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_have_attribute("aria-modal", "true")
+    # focus starts on Cancel and Tab never leaves the dialog
+    await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    for _ in range(6):
+        await page.keyboard.press("Tab")
+        assert await dialog.evaluate("d => d.contains(document.activeElement)")
+    for _ in range(6):
+        await page.keyboard.press("Shift+Tab")
+        assert await dialog.evaluate("d => d.contains(document.activeElement)")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(terminate).to_be_focused()
+    await expect(rows(page)).to_have_count(1)
+
+    # the detail dialog opens from the keyboard and gives focus back on Escape
+    name = page.get_by_role("button", name="Kim Keyboard")
+    await name.focus()
+    await page.keyboard.press("Enter")
+    detail = page.get_by_role("dialog", name="Session of Kim Keyboard")
+    await expect(detail).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(detail).to_be_hidden()
+    await expect(name).to_be_focused()

@@ -1,0 +1,230 @@
+"""Terminating sessions in Chromium: selection ribbon, confirmation, refresh, live mode, demo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Locator, Page, expect
+
+from session_contracts.models import SessionType
+
+pytestmark = [pytest.mark.browser, pytest.mark.kafka]
+
+
+def rows(page: Page) -> Locator:
+    return page.locator("#rows tr")
+
+
+def names(page: Page) -> Locator:
+    return page.locator("#rows tr .name-cell .link-button")
+
+
+def select_box(page: Page, session_id: str) -> Locator:
+    return page.locator(f'#rows tr[data-session-id="{session_id}"] input.row-select')
+
+
+async def test_terminate_selected_sessions_after_confirmation(stack, page) -> None:
+    tenant = stack.tenant()
+    ada, grace, alan = await stack.publish(
+        [
+            stack.session(tenant, "Ada Lovelace"),
+            stack.session(tenant, "Grace Hopper", session_type=SessionType.mobile),
+            stack.session(tenant, "Alan Turing"),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(3)
+    ribbon = page.get_by_role("region", name="Selected sessions")
+    await expect(ribbon).to_be_hidden()
+
+    await select_box(page, ada.session_id).check()
+    await select_box(page, grace.session_id).check()
+    await expect(ribbon).to_be_visible()
+    await expect(ribbon).to_contain_text("2 sessions selected")
+    assert await ribbon.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(29, 95, 209)"
+
+    # Cancel changes nothing
+    await ribbon.get_by_role("button", name="Terminate").click()
+    dialog = page.get_by_role("dialog", name="Terminate 2 sessions?")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("cannot be undone")
+    listed = dialog.locator("tbody tr")
+    await expect(listed).to_have_count(2)
+    await expect(listed.nth(0).locator("td")).to_have_text(
+        ["Ada Lovelace", "Browser", ada.session_id]
+    )
+    await expect(listed.nth(1).locator("td")).to_have_text(
+        ["Grace Hopper", "Mobile", grace.session_id]
+    )
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_be_hidden()
+    await expect(rows(page)).to_have_count(3)
+    await expect(ribbon).to_contain_text("2 sessions selected")
+    async with stack.api(tenant) as api:
+        assert (await api.get("/api/v1/sessions")).json()["total"] == 3
+
+    # Terminate ends them
+    await ribbon.get_by_role("button", name="Terminate").click()
+    await dialog.get_by_role("button", name="Terminate", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("2 sessions were ended.")
+    await expect(names(page)).to_have_text(["Alan Turing"])
+    await expect(ribbon).to_be_hidden()
+    async with stack.api(tenant) as api:
+        listed_now = (await api.get("/api/v1/sessions")).json()
+        assert [s["session_id"] for s in listed_now["items"]] == [alan.session_id]
+        detail = (await api.get(f"/api/v1/sessions/{ada.session_id}")).json()
+        assert detail["state"] == "terminated"
+
+
+async def test_select_all_selects_the_loaded_rows(stack, page) -> None:
+    tenant = stack.tenant()
+    events = await stack.publish([stack.session(tenant, f"User {n}") for n in range(4)])
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(4)
+    select_all = page.get_by_role("checkbox", name="Select all loaded sessions")
+
+    await select_all.check()
+    for event in events:
+        await expect(select_box(page, event.session_id)).to_be_checked()
+    await expect(page.get_by_role("region", name="Selected sessions")).to_contain_text(
+        "4 sessions selected"
+    )
+    await select_box(page, events[0].session_id).uncheck()
+    assert await select_all.evaluate("e => e.indeterminate") is True
+    await expect(page.get_by_role("region", name="Selected sessions")).to_contain_text(
+        "3 sessions selected"
+    )
+    await select_all.click()  # from indeterminate: all of them again
+    await expect(page.get_by_role("region", name="Selected sessions")).to_contain_text(
+        "4 sessions selected"
+    )
+    await select_all.uncheck()
+    await expect(page.get_by_role("region", name="Selected sessions")).to_be_hidden()
+    await expect(page.locator("#rows input.row-select:checked")).to_have_count(0)
+
+
+async def test_terminate_all_matching_the_search_shows_the_count(stack, page) -> None:
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            *(stack.session(tenant, f"Contractor {n}") for n in range(3)),
+            stack.session(tenant, "Employee One"),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(4)
+    await page.get_by_role("searchbox").fill("contractor")
+    await expect(rows(page)).to_have_count(3)
+
+    await page.get_by_role("button", name="Terminate all matching (3)").click()
+    dialog = page.get_by_role("dialog", name="Terminate all 3 matching sessions?")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("3 sessions match the current search and filters")
+    await expect(dialog).to_contain_text("Search: “contractor”")
+    await expect(dialog).to_contain_text("cannot be undone")
+    await dialog.get_by_role("button", name="Terminate 3 sessions").click()
+
+    await expect(page.get_by_role("status")).to_have_text("3 sessions were ended.")
+    await expect(page.locator("#list-state")).to_have_text(
+        "No active sessions match the current search and filters."
+    )
+    await page.get_by_role("searchbox").fill("")
+    await expect(names(page)).to_have_text(["Employee One"])
+
+
+async def test_refresh_keeps_filters_sort_and_selection(stack, page) -> None:
+    tenant = stack.tenant()
+    anna, boris, _ = await stack.publish(
+        [
+            stack.session(tenant, "Anna Browser"),
+            stack.session(tenant, "Boris Browser"),
+            stack.session(tenant, "Mia Mobile", session_type=SessionType.mobile),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("button", name="Filter Session Type", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("checkbox", name="Browser").check()
+    await page.get_by_role("dialog").get_by_role("button", name="Apply").click()
+    await page.get_by_role("button", name=re.compile("^Name")).click()
+    await expect(names(page)).to_have_text(["Anna Browser", "Boris Browser"])
+    await select_box(page, anna.session_id).check()
+    await select_box(page, boris.session_id).check()
+
+    # meanwhile: a new browser session starts and Boris's session is ended elsewhere
+    (carl,) = await stack.publish([stack.session(tenant, "Carl Browser")])
+    async with stack.api(tenant) as api:
+        accepted = await api.post(
+            "/api/v1/sessions/terminations", json={"session_ids": [boris.session_id]}
+        )
+        assert accepted.status_code == 202
+    await stack.registry.wait_until_idle(60)
+    await expect(names(page)).to_have_text(["Anna Browser", "Boris Browser"])
+
+    await page.get_by_role("button", name="Refresh").click()
+    await expect(names(page)).to_have_text(["Anna Browser", "Carl Browser"])
+    await expect(page.get_by_role("group", name="Active filters")).to_contain_text(
+        "Session Type: Browser"
+    )
+    await expect(page.locator('th[data-column="user_name"]')).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+    await expect(select_box(page, anna.session_id)).to_be_checked()
+    await expect(select_box(page, carl.session_id)).not_to_be_checked()
+    await expect(page.get_by_role("region", name="Selected sessions")).to_contain_text(
+        "1 session selected"
+    )
+
+
+async def test_live_mode_shows_sessions_starting_and_ending(stack, page) -> None:
+    tenant = stack.tenant()
+    (first,) = await stack.publish([stack.session(tenant, "First Person")])
+    await page.goto(stack.page_url(tenant.token))
+    await expect(names(page)).to_have_text(["First Person"])
+    live = page.get_by_role("checkbox", name=re.compile("^Live"))
+    await expect(live).to_have_accessible_name(re.compile(r"every 5 s"))
+    await live.check()
+
+    await stack.publish([stack.session(tenant, "Second Person")])
+    await expect(names(page)).to_have_text(["Second Person", "First Person"], timeout=15_000)
+    async with stack.api(tenant) as api:
+        await api.post("/api/v1/sessions/terminations", json={"session_ids": [first.session_id]})
+    await stack.registry.wait_until_idle(60)
+    await expect(names(page)).to_have_text(["Second Person"], timeout=15_000)
+
+    await live.uncheck()
+    await stack.publish([stack.session(tenant, "Third Person")])
+    await page.wait_for_timeout(6_000)
+    await expect(names(page)).to_have_text(["Second Person"])
+
+
+async def test_a_terminated_demo_session_lands_on_sign_in(stack, browser, page) -> None:
+    assert stack.demo is not None, "the demo service is part of the stack"
+    user = await browser.new_context()
+    try:
+        user_page = await user.new_page()
+        await user_page.goto(f"{stack.demo.base_url}/signin")
+        await user_page.get_by_label("User name").fill("Dora Demo")
+        await user_page.get_by_role("button", name="Sign in").click()
+        await expect(user_page.locator("#who")).to_contain_text("Dora Demo")
+        await stack.registry.wait_until_idle(60)
+
+        await user_page.goto(f"{stack.demo.base_url}/reports")
+        await expect(user_page.get_by_role("heading", name="Reports")).to_be_visible()
+
+        await page.goto(stack.page_url(stack.demo.tenant.token))
+        row = page.locator("#rows tr", has_text="Dora Demo")
+        await expect(row).to_have_count(1)
+        await row.get_by_role("checkbox").check()
+        await page.get_by_role("button", name="Terminate", exact=True).click()
+        await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+        await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
+        await expect(row).to_have_count(0)
+
+        session_id = next(c["value"] for c in await user.cookies() if c["name"] == "sid")
+        await stack.demo.wait_until_revoked(session_id)
+        await user_page.goto(f"{stack.demo.base_url}/reports")
+        await expect(user_page).to_have_url(re.compile(r"/signin$"))
+        await expect(user_page.get_by_role("heading", name="Sign in")).to_be_visible()
+    finally:
+        await user.close()
