@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from demo_service.context import Context, CurrentSession, client_ip
+from demo_service.sessions import ExternalSession
 from session_contracts.models import SessionType
 
 router = APIRouter(prefix="/api")
@@ -36,14 +37,15 @@ class SignedIn(BaseModel):
 
 
 class Me(BaseModel):
-    """Who the current session belongs to."""
+    """Who the current session belongs to (only the id for a session opened elsewhere)."""
 
     session_id: str
-    user_id: str
-    user_name: str
-    session_type: SessionType
-    created_at: datetime
-    expires_at: datetime
+    signed_in_here: bool = Field(description="False: opened elsewhere on the platform.")
+    user_id: str | None = None
+    user_name: str | None = None
+    session_type: SessionType | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 class Problem(BaseModel):
@@ -71,8 +73,11 @@ async def me(session: CurrentSession) -> Me | JSONResponse:
     """The current session's user."""
     if session is None:
         return JSONResponse({"error": "not_signed_in"}, status_code=401)
+    if isinstance(session, ExternalSession):
+        return Me(session_id=session.session_id, signed_in_here=False)
     return Me(
         session_id=session.session_id,
+        signed_in_here=True,
         user_id=session.user_id,
         user_name=session.user_name,
         session_type=session.session_type,

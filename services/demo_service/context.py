@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from auth_gateway import SessionGateway
-from demo_service.sessions import DemoSession, SessionBook, SignIn
+from demo_service.sessions import ExternalSession, SessionBook, SignIn, Visitor
 from demo_service.settings import DemoSettings
 
 
@@ -29,12 +29,15 @@ def _context(request: Request) -> DemoContext:
     return context
 
 
-def _current_session(request: Request, context: Context) -> DemoSession | None:
+def _current_session(request: Request, context: Context) -> Visitor | None:
     # The gateway put the (well-formed, unrevoked) id there; the book says if it is ours.
     session_id = getattr(request.state, "session_id", None)
     if session_id is None:
         return None
-    return context.book.use(session_id, datetime.now(UTC))
+    session = context.book.use(session_id, datetime.now(UTC))
+    if session is None and context.settings.demo_admit_unknown_sessions:
+        return ExternalSession(session_id)
+    return session
 
 
 def client_ip(request: Request) -> str:
@@ -47,4 +50,4 @@ def client_ip(request: Request) -> str:
 
 
 Context = Annotated[DemoContext, Depends(_context)]
-CurrentSession = Annotated[DemoSession | None, Depends(_current_session)]
+CurrentSession = Annotated[Visitor | None, Depends(_current_session)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from demo_service.context import Context, CurrentSession, client_ip
-from demo_service.sessions import DemoSession
+from demo_service.sessions import ExternalSession, Visitor
 from session_contracts.models import SessionType
 
 router = APIRouter(include_in_schema=False)
@@ -29,15 +29,27 @@ nav a{{margin-right:1rem}} .error{{color:#b00020}}</style></head>
     )
 
 
-def _signed_in_page(title: str, session: DemoSession, content: str) -> HTMLResponse:
+def _who(session: Visitor) -> str:
+    if isinstance(session, ExternalSession):
+        return (
+            "Signed in with a session opened elsewhere on the platform "
+            f"(<code>{html.escape(session.session_id[:8])}…</code>)"
+        )
+    return (
+        f"Signed in as <strong>{html.escape(session.user_name)}</strong> "
+        f"({session.session_type.value} session, "
+        f"expires {session.expires_at():%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+def _signed_in_page(title: str, session: Visitor, content: str) -> HTMLResponse:
     return _page(
         title,
         f"""<nav><a href="/home">Home</a><a href="/reports">Reports</a>
 <form method="post" action="/signout" style="display:inline">
 <button type="submit">Sign out</button></form></nav>
 <h1>{html.escape(title)}</h1>
-<p id="who">Signed in as <strong>{html.escape(session.user_name)}</strong>
-({session.session_type.value} session, expires {session.expires_at():%Y-%m-%d %H:%M} UTC)</p>
+<p id="who">{_who(session)}</p>
 {content}""",
     )
 

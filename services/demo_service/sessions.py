@@ -57,6 +57,16 @@ class DemoSession:
         return now < self.expires_at()
 
 
+@dataclass(frozen=True)
+class ExternalSession:
+    """A session opened elsewhere on the platform: this instance knows only its id."""
+
+    session_id: str
+
+
+Visitor = DemoSession | ExternalSession
+
+
 class SessionBook:
     """Sessions created by this instance, bounded (the least recently used go first)."""
 

@@ -20,6 +20,12 @@ class DemoSettings(GatewaySettings):
     demo_cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (serve over HTTPS then)."
     )
+    demo_admit_unknown_sessions: bool = Field(
+        default=True,
+        description="Admit session ids this instance did not create (sessions opened elsewhere "
+        "on the platform, e.g. by the devstack's traffic or by tests) as anonymous sessions. "
+        "False: only sessions signed in here are signed in; any other id goes to sign-in.",
+    )
     demo_max_sessions: int = Field(
         default=100_000, ge=1, description="Sessions remembered by one demo instance."
     )

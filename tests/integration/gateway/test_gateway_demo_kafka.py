@@ -200,19 +200,41 @@ async def test_503_until_ready_then_fail_open_admits(
 
 
 @pytest.mark.parametrize(
-    "cookie",
-    ["", "x" * 5000, "forged-but-well-formed", "not valid", '"quoted"'],
+    ("cookie", "header"),
+    [("", None), ("x" * 5000, "x" * 200), ("not valid", "not valid"), ("a\tb", "a\tb")],
 )
-async def test_forged_empty_or_oversized_cookies_land_on_sign_in_never_500(
-    kafka_bootstrap: str, topics: Topics, serve: Serve, cookie: str
+async def test_malformed_ids_land_on_sign_in_never_500(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, cookie: str, header: str | None
 ) -> None:
     async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
         page = await client.get("/home", headers={**HTML, "cookie": f"sid={cookie}"})
-        api = await client.get("/api/me", headers={"X-Session-Id": cookie[:100] or "-"})
+        api = await client.get("/api/me", headers={"X-Session-Id": header} if header else {})
     assert page.status_code == 303
     assert page.headers["location"] == "/signin"
     assert api.status_code == 401
     assert api.json() == {"error": "not_signed_in"}
+
+
+async def test_ids_opened_elsewhere_are_anonymous_sessions_unless_the_demo_is_strict(
+    kafka_bootstrap: str, topics: Topics, serve: Serve
+) -> None:
+    forged = {"X-Session-Id": "opened-elsewhere-or-forged"}
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        lenient = await client.get("/api/me", headers=forged)
+        page = await client.get("/home", headers={**HTML, "cookie": 'sid="quoted-id"'})
+    assert lenient.status_code == 200
+    assert lenient.json()["signed_in_here"] is False
+    assert lenient.json()["user_name"] is None
+    assert page.status_code == 200 and "opened elsewhere" in page.text
+    strict_app = demo_app(kafka_bootstrap, topics, demo_admit_unknown_sessions=False)
+    async with demo(serve, strict_app) as client:
+        strict = await client.get("/api/me", headers=forged)
+        page = await client.get("/home", headers={**HTML, "cookie": "sid=forged"})
+        mine = (await client.post("/api/signin", json={"user_name": "Real"})).json()
+        own = await client.get("/api/me", headers={"X-Session-Id": mine["session_id"]})
+    assert strict.status_code == 401 and strict.json() == {"error": "not_signed_in"}
+    assert page.status_code == 303
+    assert own.status_code == 200 and own.json()["signed_in_here"] is True
 
 
 async def test_bad_sign_in_input_is_422_naming_the_field(
