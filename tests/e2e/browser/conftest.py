@@ -94,6 +94,7 @@ class Stack:
     """Handles on the running stack."""
 
     base_url: str
+    app: FastAPI
     settings: AdminApiSettings
     registry: Registry
     publisher: SessionEventPublisher
@@ -230,7 +231,7 @@ async def stack(
     server, task, base_url = await _serve(app, logs)
     publisher = SessionEventPublisher(kafka_bootstrap, stack_topics)
     await publisher.start()
-    built = Stack(base_url, settings, registry, publisher, stack_topics, logs)
+    built = Stack(base_url, app, settings, registry, publisher, stack_topics, logs)
     demo_tenant = built.tenant()
     demo_app = create_demo_app(
         DemoSettings(gateway_tenant_id=demo_tenant.tenant_id, **_kafka_only(common))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Locator, Page, Route, expect
+
+from admin_api.web import AdminPageConfig
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
@@ -47,6 +50,43 @@ async def test_page_headers_forbid_inline_script_and_referrers(stack) -> None:
         assert (await client.get("/admin/static/%2e%2e/pages.py")).status_code == 404
         config = (await client.get("/admin/config.json")).json()
         assert config["live_interval_seconds"] == 5.0
+
+
+@pytest.fixture
+def deployment_sign_in(stack):  # type: ignore[no-untyped-def]
+    """The page configured for a deployment's sign-in (token endpoint and sign-in URL)."""
+    stack.app.state.admin_page_config = AdminPageConfig(
+        token_url="/oauth2/token", sign_in_url="/oauth2/sign_in"
+    )
+    yield
+    del stack.app.state.admin_page_config
+
+
+@pytest.mark.usefixtures("deployment_sign_in")
+async def test_production_token_comes_from_the_deployments_token_endpoint(stack, page) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Sso Person")])
+    handed_out = [stack.token(tenant.tenant_id, ttl=-600), tenant.token]
+
+    async def token_endpoint(route: Route) -> None:
+        # stands in for the OIDC proxy: first an expired token, then a fresh one
+        token = handed_out.pop(0) if handed_out else "not-a-jwt"
+        await route.fulfill(json={"access_token": token})
+
+    await page.route("**/oauth2/token", token_endpoint)
+    await page.goto(f"{stack.base_url}/admin")
+    await expect(rows(page)).to_have_count(1)
+    assert handed_out == []  # the 401 on the expired token fetched the fresh one
+    await expect(page.get_by_role("alert").filter(has_text="Sign in again")).to_have_count(0)
+
+    # once the endpoint has nothing valid, the admin is sent to the deployment's sign-in
+    await page.evaluate("sessionStorage.clear()")
+    await page.reload()
+    link = page.get_by_role("link", name="Sign in again")
+    await expect(link).to_have_attribute(
+        "href",
+        f"{stack.base_url}/oauth2/sign_in?return_to=" + quote(f"{stack.base_url}/admin", safe=""),
+    )
 
 
 async def test_an_expired_token_asks_to_sign_in_again(stack, page) -> None:

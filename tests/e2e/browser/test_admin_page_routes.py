@@ -1,0 +1,101 @@
+"""The page's routes over ASGI (no browser): shell, headers, config hook, static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from admin_api.web import AdminPageConfig, router
+
+
+def make_app(config: AdminPageConfig | None = None) -> FastAPI:
+    app = FastAPI()
+    app.include_router(router)
+    if config is not None:
+        app.state.admin_page_config = config
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        yield c
+
+
+async def test_the_shell_loads_its_own_scripts_under_a_strict_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/admin")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<base href="/admin/">' in page.text
+    assert '<script type="module" src="static/js/main.js">' in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self';" in policy
+    assert "unsafe" not in policy
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+
+
+async def test_the_shell_follows_a_root_path() -> None:
+    transport = httpx.ASGITransport(app=make_app(), root_path="/sessions")
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        page = await c.get("/admin")
+    assert '<base href="/sessions/admin/">' in page.text
+
+
+async def test_trailing_slash_redirects_to_the_page(client: httpx.AsyncClient) -> None:
+    response = await client.get("/admin/")
+    assert response.status_code == 308
+    assert response.headers["location"] == "/admin"
+
+
+async def test_static_files_are_served_and_traversal_is_not(client: httpx.AsyncClient) -> None:
+    script = await client.get("/admin/static/js/main.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert "adoptTokenFromFragment" in script.text
+    style = await client.get("/admin/static/css/admin.css")
+    assert style.headers["content-type"].startswith("text/css")
+    assert (await client.get("/admin/static/%2e%2e/pages.py")).status_code == 404
+    assert (await client.get("/admin/static/js/nope.js")).status_code == 404
+
+
+async def test_no_module_writes_api_data_as_markup(client: httpx.AsyncClient) -> None:
+    names = ["main", "page", "table", "filters", "columns", "columns-dialog", "terminate"]
+    names += ["detail", "dialogs", "api", "auth", "query", "timefmt", "dom"]
+    for name in names:
+        source = (await client.get(f"/admin/static/js/{name}.js")).text
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert sink not in source, f"{name}.js uses {sink}"
+
+
+async def test_config_defaults_serve_development(client: httpx.AsyncClient) -> None:
+    config = (await client.get("/admin/config.json")).json()
+    assert config == {
+        "token_url": None,
+        "sign_in_url": None,
+        "live_interval_seconds": 5.0,
+        "page_size": 50,
+    }
+
+
+async def test_a_deployment_names_its_token_endpoint_and_sign_in() -> None:
+    config = AdminPageConfig(
+        token_url="https://sso.example.com/oauth2/token",
+        sign_in_url="https://sso.example.com/oauth2/start",
+        live_interval_seconds=10,
+    )
+    transport = httpx.ASGITransport(app=make_app(config))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        served = (await c.get("/admin/config.json")).json()
+        policy = (await c.get("/admin")).headers["content-security-policy"]
+    assert served["token_url"] == "https://sso.example.com/oauth2/token"
+    assert served["sign_in_url"] == "https://sso.example.com/oauth2/start"
+    assert served["live_interval_seconds"] == 10
+    assert "connect-src 'self' https://sso.example.com;" in policy
