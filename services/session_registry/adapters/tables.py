@@ -40,7 +40,10 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True)),
     # the maximum activity time seen, creation included
     Column("last_activity_at", DateTime(timezone=True)),
+    # the address of the latest event that carried one, and that event's time (so the
+    # merge stays order-insensitive when activity without an address comes later)
     Column("current_ip", String(45)),
+    Column("current_ip_at", DateTime(timezone=True)),
     # min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds)
     Column("expires_at", DateTime(timezone=True)),
     # 'open' until a termination or expiry, which is final
@@ -109,7 +112,9 @@ termination_requests = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("topic", String(249), nullable=False),
     Column("key", LargeBinary, nullable=False),
     Column("value", LargeBinary),  # NULL: a tombstone

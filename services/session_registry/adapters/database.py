@@ -1,0 +1,104 @@
+"""Engines for the read model (SQLite or PostgreSQL) and bringing a database to the current schema.
+
+Alembic's files live inside this package (`session_registry/alembic.ini`,
+`session_registry/migrations/`), so `upgrade_schema` works from an installed wheel too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+IMMEDIATE = "session_registry_immediate"
+"""Execution option: on SQLite, open the transaction with BEGIN IMMEDIATE (a writer).
+
+A deferred transaction that reads and then writes fails with SQLITE_BUSY when another
+connection committed in between; an immediate one waits for the write lock up front.
+"""
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether a database URL points at SQLite."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # take transaction control away from the driver so BEGIN is ours (see IMMEDIATE)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+    """An async engine: SQLite with WAL, busy timeout and foreign keys; PostgreSQL via asyncpg."""
+    if is_sqlite(url):
+        _prepare_sqlite_file(url)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _sqlite_hooks(engine)
+        return engine
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return create_async_engine(
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": "session-registry"}},
+    )
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """The package's Alembic configuration, optionally pointed at a database URL."""
+    config = Config(str(PACKAGE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade_schema(url_or_engine: str | AsyncEngine, revision: str = "head") -> None:
+    """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL)."""
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(**{IMMEDIATE: True})
+            await connection.run_sync(_upgrade, revision)
+            await connection.commit()
+    finally:
+        if isinstance(url_or_engine, str):
+            await engine.dispose()
