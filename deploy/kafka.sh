@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft, combined broker+controller) on the loopback interface,
+# run from the official jars on Maven Central — no Docker, no tarball download.
+#
+#   deploy/kafka.sh fetch    copy the Kafka jars into the cache (once per Kafka version)
+#   deploy/kafka.sh start    fetch if needed, format storage once, start, wait until ready
+#   deploy/kafka.sh status   succeed if the broker runs and answers
+#   deploy/kafka.sh stop     SIGTERM, wait, then SIGKILL; idempotent
+#   deploy/kafka.sh topics   create the contract's topics (KafkaSettings from the environment)
+#
+# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (port+1), SESSIONS_STATE_DIR (<repo>/.state),
+# KAFKA_HEAP (1g), KAFKA_START_TIMEOUT (90 s), XDG_CACHE_HOME (~/.cache).
+# start/status end with the line KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> (tests parse it).
+set -euo pipefail
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(dirname "$DEPLOY_DIR")"
+POM="$DEPLOY_DIR/kafka/pom.xml"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/session-control/kafka-$KAFKA_VERSION"
+LIBS="$CACHE_DIR/libs"
+# The marker holds the pom's checksum, so editing the pom re-fetches.
+MARKER="$CACHE_DIR/fetched.sha256"
+
+PORT="${KAFKA_PORT:-9092}"
+CTRL_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+STATE_ROOT="${SESSIONS_STATE_DIR:-$REPO_DIR/.state}"
+STATE="$STATE_ROOT/kafka-$PORT"
+PID_FILE="$STATE/kafka.pid"
+LOG_FILE="$STATE/kafka.out"
+TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+	say "kafka.sh: $*"
+	exit 1
+}
+
+pom_sum() { sha256sum "$POM" | cut -d' ' -f1; }
+
+fetch() {
+	if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$(pom_sum)" ]]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || die "mvn not found (apt-get install maven, or run deploy/install.sh)"
+	say "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
+	rm -rf "$LIBS"
+	mkdir -p "$LIBS"
+	# sed: Maven 3.8 prints colour resets even in batch mode.
+	mvn -q -B -f "$POM" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$LIBS" </dev/null 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2 ||
+		die "fetching the Kafka jars failed"
+	[[ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after fetch"
+	pom_sum >"$MARKER"
+}
+
+# Alive and not a zombie (an unreaped zombie still answers kill -0).
+alive() {
+	kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
+port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+running_pid() {
+	local pid
+	[[ -f "$PID_FILE" ]] || return 1
+	pid="$(cat "$PID_FILE")"
+	[[ -n "$pid" ]] && alive "$pid" || return 1
+	# Guard against a recycled pid: it must be our broker.
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $STATE/server.properties" || return 1
+	echo "$pid"
+}
+
+write_config() {
+	mkdir -p "$STATE/data"
+	cat >"$STATE/server.properties" <<EOF
+# Written by deploy/kafka.sh; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$CTRL_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$STATE/data
+num.partitions=1
+auto.create.topics.enable=false
+# One node: every internal topic has a single replica.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Consumer groups form at once (tests and dev start many short-lived groups).
+group.initial.rebalance.delay.ms=0
+EOF
+	cat >"$STATE/log4j2.properties" <<EOF
+# Warnings to $STATE/server.log (rolled at 20 MB); the start-up line for readiness.
+appender.file.type=RollingFile
+appender.file.name=file
+appender.file.fileName=$STATE/server.log
+appender.file.filePattern=$STATE/server.log.%i
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+appender.file.policies.type=Policies
+appender.file.policies.size.type=SizeBasedTriggeringPolicy
+appender.file.policies.size.size=20MB
+appender.file.strategy.type=DefaultRolloverStrategy
+appender.file.strategy.max=2
+rootLogger.level=WARN
+rootLogger.appenderRef.file.ref=file
+logger.started.name=kafka.server.KafkaRaftServer
+logger.started.level=INFO
+EOF
+}
+
+format_once() {
+	[[ -f "$STATE/data/meta.properties" ]] && return 0
+	if [[ ! -s "$STATE/cluster.id" ]]; then
+		java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
+		mv "$STATE/cluster.id.tmp" "$STATE/cluster.id"
+	fi
+	java -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+		format --standalone -t "$(cat "$STATE/cluster.id")" -c "$STATE/server.properties" >&2 ||
+		die "formatting storage in $STATE/data failed"
+}
+
+ready() {
+	local pid="$1"
+	port_answers "$PORT" && grep -q "Kafka Server started" "$STATE/server.log" 2>/dev/null &&
+		alive "$pid"
+}
+
+wait_ready() {
+	local pid="$1" waited=0
+	until ready "$pid"; do
+		if ! alive "$pid"; then
+			tail -n 40 "$LOG_FILE" "$STATE/server.log" >&2 2>/dev/null || true
+			die "broker exited during start-up (logs: $LOG_FILE, $STATE/server.log)"
+		fi
+		((waited < TIMEOUT * 4)) || die "broker not ready after ${TIMEOUT}s (logs: $STATE)"
+		sleep 0.25
+		waited=$((waited + 1))
+	done
+}
+
+start() {
+	command -v java >/dev/null || die "java not found (apt-get install openjdk-17-jre-headless)"
+	mkdir -p "$STATE"
+	# One start at a time per broker: parallel test processes may all call start.
+	exec 9>"$STATE/lock"
+	flock 9
+	local pid
+	if pid="$(running_pid)"; then
+		wait_ready "$pid"
+		say "kafka $KAFKA_VERSION already running (pid $pid) on 127.0.0.1:$PORT"
+		echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$PORT"
+		return 0
+	fi
+	if port_answers "$PORT" || port_answers "$CTRL_PORT"; then
+		die "port $PORT or $CTRL_PORT is taken by another process"
+	fi
+	fetch
+	write_config
+	format_once
+	# A fresh server.log so readiness is judged by this run's start-up line.
+	rm -f "$STATE/server.log"
+	say "starting kafka $KAFKA_VERSION on 127.0.0.1:$PORT (controller $CTRL_PORT), state $STATE"
+	nohup java -Xmx"${KAFKA_HEAP:-1g}" -Xms256m -XX:+UseG1GC -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$STATE/log4j2.properties" -Dkafka.logs.dir="$STATE" \
+		-cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" </dev/null >"$LOG_FILE" 2>&1 9>&- &
+	pid=$!
+	echo "$pid" >"$PID_FILE"
+	wait_ready "$pid"
+	say "kafka ready (pid $pid)"
+	echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$PORT"
+}
+
+status() {
+	local pid
+	if pid="$(running_pid)" && ready "$pid"; then
+		say "kafka running (pid $pid) on 127.0.0.1:$PORT, state $STATE"
+		echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$PORT"
+		return 0
+	fi
+	say "kafka not running on 127.0.0.1:$PORT (state $STATE)"
+	return 3
+}
+
+stop() {
+	local pid waited=0
+	if ! pid="$(running_pid)"; then
+		rm -f "$PID_FILE"
+		say "kafka not running on 127.0.0.1:$PORT"
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	while alive "$pid"; do
+		if ((waited >= 120)); then # 30 s of controlled shutdown, then no more patience
+			say "kafka (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.25
+		waited=$((waited + 1))
+	done
+	while alive "$pid"; do sleep 0.1; done
+	rm -f "$PID_FILE"
+	say "kafka stopped (pid $pid)"
+}
+
+topics() {
+	python3 "$DEPLOY_DIR/create_topics.py"
+}
+
+case "${1:-}" in
+fetch) fetch ;;
+start) start ;;
+status) status ;;
+stop) stop ;;
+restart)
+	stop
+	start
+	;;
+topics) topics ;;
+*)
+	say "usage: $0 {start|stop|restart|status|fetch|topics}"
+	exit 2
+	;;
+esac

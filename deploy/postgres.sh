@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# A PostgreSQL cluster of the project's own, on 127.0.0.1 only, from Debian's packages.
+#
+#   deploy/postgres.sh start     install PostgreSQL if absent, initdb once, start, create the
+#                                role `sessions` (password `sessions`, CREATEDB) and the databases
+#                                `sessions` and `sessions_test`; idempotent
+#   deploy/postgres.sh status    succeed if the cluster answers
+#   deploy/postgres.sh stop      fast shutdown; idempotent
+#   deploy/postgres.sh restart   stop then start (fault-injection tests, on their own PGPORT)
+#   deploy/postgres.sh destroy   stop and delete the cluster's data directory
+#
+# Environment: PGPORT (55432), SESSIONS_STATE_DIR (<repo>/.state), PG_START_TIMEOUT (60 s).
+# start/status end with SESSIONS_TEST_POSTGRES_URL=... and SESSIONS_DATABASE_URL=... lines.
+#
+# The cluster lives in <state>/postgres-<port>/ (data/, server.log) when the server's OS user can reach it; root may
+# not run PostgreSQL, so as root the server runs as the `postgres` user, and a state directory it
+# cannot reach (a repo under a 0700 home, a pytest tmp dir) is swapped for
+# /var/lib/session-control/<hash of the state path>/postgres-<port> — never a chmod of your folders.
+set -euo pipefail
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(dirname "$DEPLOY_DIR")"
+PORT="${PGPORT:-55432}"
+STATE_ROOT="$(mkdir -p "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && cd "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && pwd)"
+TIMEOUT="${PG_START_TIMEOUT:-60}"
+ROLE=sessions
+PASSWORD=sessions
+# The socket lives in /tmp: data directories may be deeper than a socket path may be long.
+SOCKET_DIR=/tmp
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+	say "postgres.sh: $*"
+	exit 1
+}
+
+pg_bindir() {
+	local dir
+	dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+	[[ -n "$dir" && -x "$dir/initdb" ]] && echo "$dir"
+}
+
+install_postgres() {
+	pg_bindir >/dev/null && return 0
+	[[ "$(id -u)" == 0 ]] || die "PostgreSQL is not installed; as root: apt-get install postgresql postgresql-contrib"
+	say "installing PostgreSQL from Debian's packages"
+	# Our own clusters only: no Debian 'main' cluster on 5432.
+	mkdir -p /etc/postgresql-common/createcluster.d
+	echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/session-control.conf
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >&2
+	pg_bindir >/dev/null || die "PostgreSQL installed but no /usr/lib/postgresql/*/bin/initdb"
+}
+
+# The OS user that runs the server, and a prefix that runs a command as it.
+if [[ "$(id -u)" == 0 ]]; then
+	SERVER_USER=postgres
+	AS_SERVER=(runuser -u postgres --)
+else
+	SERVER_USER="$(id -un)"
+	AS_SERVER=()
+fi
+
+ensure_server_user() {
+	[[ "$SERVER_USER" == postgres ]] || return 0
+	id postgres >/dev/null 2>&1 && return 0
+	useradd --system --home-dir /var/lib/postgresql --shell /bin/bash --user-group postgres
+}
+
+cluster_dir() {
+	if [[ "$SERVER_USER" != postgres ]] || runuser -u postgres -- test -x "$STATE_ROOT" 2>/dev/null; then
+		echo "$STATE_ROOT/postgres-$PORT"
+	else
+		echo "/var/lib/session-control/$(printf '%s' "$STATE_ROOT" | sha256sum | cut -c1-12)/postgres-$PORT"
+	fi
+}
+
+# From / : the caller's working directory may be closed to the server user.
+as_server() { (cd / && "${AS_SERVER[@]}" "$@"); }
+
+psql_admin() {
+	as_server "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -p "$PORT" -U "$SERVER_USER" "$@"
+}
+
+answers() { as_server "$BIN/pg_isready" -q -h "$SOCKET_DIR" -p "$PORT" -U "$SERVER_USER" -d postgres; }
+
+running() { [[ -f "$DATA/postmaster.pid" ]] && as_server "$BIN/pg_ctl" status -D "$DATA" >/dev/null 2>&1; }
+
+init_once() {
+	[[ -f "$DATA/PG_VERSION" ]] && return 0
+	mkdir -p "$DATA"
+	if [[ "$SERVER_USER" == postgres ]]; then chown postgres: "$DATA" "$CLUSTER"; fi
+	chmod 700 "$DATA"
+	say "initdb $DATA"
+	as_server "$BIN/initdb" -D "$DATA" -U "$SERVER_USER" -E UTF8 --locale=C.UTF-8 \
+		--auth-local=peer --auth-host=scram-sha-256 >"$CLUSTER/initdb.log" 2>&1 ||
+		{
+			cat "$CLUSTER/initdb.log" >&2
+			die "initdb failed"
+		}
+	cat >>"$DATA/postgresql.conf" <<EOF
+
+# deploy/postgres.sh: loopback only, a socket in $SOCKET_DIR, room for parallel test pools.
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCKET_DIR'
+max_connections = 200
+logging_collector = off
+log_min_messages = warning
+EOF
+}
+
+provision() {
+	psql_admin -d postgres <<EOF
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
+    CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
+  END IF;
+END
+\$\$;
+EOF
+	local db
+	for db in sessions sessions_test; do
+		if [[ -z "$(psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]]; then
+			psql_admin -d postgres -c "CREATE DATABASE $db OWNER $ROLE"
+		fi
+	done
+	# pg_trgm is a trusted extension: the database owner may create it in migrations.
+	[[ -n "$(psql_admin -d postgres -tAc "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")" ]] ||
+		die "pg_trgm is not available (apt-get install postgresql-contrib)"
+}
+
+print_urls() {
+	echo "SESSIONS_TEST_POSTGRES_URL=postgresql+asyncpg://$ROLE:$PASSWORD@127.0.0.1:$PORT/sessions_test"
+	echo "SESSIONS_DATABASE_URL=postgresql+asyncpg://$ROLE:$PASSWORD@127.0.0.1:$PORT/sessions"
+}
+
+start() {
+	if ! running; then
+		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT is taken by another process"
+		init_once
+		say "starting PostgreSQL on 127.0.0.1:$PORT, data $DATA"
+		# 9>&- : the server must not inherit (and hold forever) the lock.
+		as_server "$BIN/pg_ctl" start -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" -s >&2 9>&- ||
+			{
+				tail -n 30 "$LOG" >&2 || true
+				die "PostgreSQL did not start (log $LOG)"
+			}
+	fi
+	local waited=0
+	until answers; do
+		((waited < TIMEOUT * 4)) || die "PostgreSQL not answering after ${TIMEOUT}s (log $LOG)"
+		sleep 0.25
+		waited=$((waited + 1))
+	done
+	provision
+	say "PostgreSQL ready on 127.0.0.1:$PORT (data $DATA)"
+	print_urls
+}
+
+status() {
+	if running && answers; then
+		say "PostgreSQL running on 127.0.0.1:$PORT (data $DATA)"
+		print_urls
+		return 0
+	fi
+	say "PostgreSQL not running on 127.0.0.1:$PORT (data $DATA)"
+	return 3
+}
+
+stop() {
+	if running; then
+		as_server "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t "$TIMEOUT" -s >&2
+		say "PostgreSQL stopped (port $PORT)"
+	else
+		say "PostgreSQL not running on 127.0.0.1:$PORT"
+	fi
+}
+
+destroy() {
+	stop
+	rm -rf "$CLUSTER"
+	say "deleted $CLUSTER"
+}
+
+case "${1:-}" in
+start | status | stop | restart | destroy) ;;
+*)
+	say "usage: $0 {start|stop|restart|status|destroy}"
+	exit 2
+	;;
+esac
+
+if [[ "$1" == start || "$1" == restart ]]; then
+	install_postgres
+	ensure_server_user
+elif ! pg_bindir >/dev/null; then
+	say "PostgreSQL is not installed"
+	[[ "$1" == status ]] && exit 3
+	exit 0
+fi
+BIN="$(pg_bindir)"
+CLUSTER="$(cluster_dir)"
+DATA="$CLUSTER/data"
+LOG="$CLUSTER/server.log"
+mkdir -p "$CLUSTER"
+# One caller at a time per cluster: parallel test processes may all call start.
+if [[ "$1" != status ]]; then
+	exec 9>"$CLUSTER/lock"
+	flock -w 300 9 || die "another deploy/postgres.sh holds $CLUSTER/lock for over 300 s"
+fi
+
+case "$1" in
+start) start ;;
+status) status ;;
+stop) stop ;;
+restart)
+	stop
+	start
+	;;
+destroy) destroy ;;
+esac
