@@ -1,0 +1,1 @@
+"""The admin API: the Active User Sessions list, terminations, session settings and audit."""

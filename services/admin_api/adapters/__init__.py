@@ -1,0 +1,1 @@
+"""The admin API's database queries and Kafka publishing."""

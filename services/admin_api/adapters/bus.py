@@ -1,0 +1,122 @@
+"""Publishing to Kafka: termination commands and session-settings records, awaited to the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from admin_api.domain.policies import SessionSettingsChanged
+from session_contracts.codec import encode
+from session_contracts.models import TerminateSessions
+from session_contracts.publisher import idempotent_producer
+from session_contracts.topics import DAY_MS, Topics
+
+log = logging.getLogger(__name__)
+
+SETTINGS_TOPIC = "sessions.settings"
+"""Compacted, keyed by tenant id: the latest `session_settings.changed` of every tenant."""
+
+
+class BusUnavailable(Exception):
+    """Kafka cannot take the record now; the request may be retried."""
+
+
+class CommandBus(Protocol):
+    """Where the admin API's records go (Kafka in production, a list in unit tests)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def terminate(self, command: TerminateSessions) -> None: ...
+
+    async def settings_changed(self, record: SessionSettingsChanged) -> None: ...
+
+
+def settings_topic(topics: Topics) -> str:
+    """The settings topic's name under the environment's prefix."""
+    return f"{topics.prefix}{SETTINGS_TOPIC}"
+
+
+class KafkaBus:
+    """An idempotent producer, started in the background so the API serves reads without Kafka."""
+
+    def __init__(self, bootstrap_servers: str, topics: Topics) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topics = topics
+        self._producer: AIOKafkaProducer | None = None
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the producer is connected and records can be sent."""
+        return self._producer is not None
+
+    def start(self) -> None:
+        """Connect in the background, retrying until the broker answers."""
+        self._starting = asyncio.create_task(self._connect(), name="admin-api-kafka-connect")
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while True:
+            producer = idempotent_producer(self._bootstrap)
+            try:
+                await _ensure_settings_topic(self._bootstrap, self._topics)
+                await producer.start()
+            except Exception as exc:  # any start-up failure: retry, readyz says not ready
+                log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._producer = producer
+            return
+
+    async def stop(self) -> None:
+        """Stop connecting, flush and close the producer."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._producer is None:
+            raise BusUnavailable("Kafka is not connected yet")
+        try:
+            await self._producer.send_and_wait(topic, value, key=key)
+        except Exception as exc:  # the broker refused or timed out: the caller answers 503
+            raise BusUnavailable(f"Kafka did not acknowledge the record: {exc}") from exc
+
+    async def terminate(self, command: TerminateSessions) -> None:
+        """Publish a terminate command on `sessions.commands`, keyed by its command id."""
+        await self._send(self._topics.commands, str(command.command_id).encode(), encode(command))
+
+    async def settings_changed(self, record: SessionSettingsChanged) -> None:
+        """Publish a tenant's full settings on the compacted settings topic."""
+        topic = settings_topic(self._topics)
+        await self._send(topic, record.tenant_id.encode(), encode(record))
+
+
+async def _ensure_settings_topic(bootstrap: str, topics: Topics) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        name = settings_topic(topics)
+        if name in set(await admin.list_topics()):
+            return
+        config = {"cleanup.policy": "compact", "delete.retention.ms": str(DAY_MS)}
+        response = await admin.create_topics(
+            [NewTopic(name, topics.partitions, 1, topic_configs=config)]
+        )
+        for _, code, *_ in response.topic_errors:
+            if code and for_code(code) is not TopicAlreadyExistsError:
+                raise for_code(code)(f"creating topic {name}")
+    finally:
+        await admin.close()

@@ -1,0 +1,160 @@
+"""Pages, totals and single sessions of the Active User Sessions list (keyset, no OFFSET)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, func, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from admin_api.adapters.session_query import (
+    LISTED,
+    binary_text,
+    filter_clause,
+    policy_outdated,
+)
+from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
+from session_contracts.models import SessionFilter
+from session_registry.adapters.tables import session_history, sessions
+
+_s = sessions.c
+
+SORT_KEYS: dict[SortField, ColumnElement[Any]] = {
+    "user_name": binary_text(_s.user_name),
+    "session_type": binary_text(_s.session_type),
+    "session_id": binary_text(_s.session_id),
+    "ip_address": func.coalesce(_s.ip_packed, literal(b"")),
+    "created_at": _s.created_at,
+    "last_activity_at": _s.last_activity_at,
+    "expires_at": _s.expires_at,
+    "device": binary_text(func.coalesce(_s.device, "")),
+}
+"""The expression each sort field orders by; the PostgreSQL listing indexes match these."""
+
+TIE_BREAK = binary_text(_s.session_id)
+COLUMNS = (
+    _s.session_id,
+    _s.user_id,
+    _s.user_name,
+    _s.session_type,
+    _s.ip_address,
+    _s.ip_packed,
+    _s.created_at,
+    _s.last_activity_at,
+    _s.expires_at,
+    _s.device,
+    _s.user_agent,
+    _s.max_session_seconds,
+    _s.idle_timeout_seconds,
+)
+
+
+def utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sort_value(row: Mapping[str, Any], field: SortField) -> SortKey:
+    """The value a row is ordered by, as the cursor carries it."""
+    if field == "ip_address":
+        return bytes(row["ip_packed"] or b"")
+    if field == "device":
+        return str(row["device"] or "")
+    value = row[field]
+    return utc(value) if isinstance(value, datetime) else str(value)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows and the position after its last row (None on the last page)."""
+
+    rows: list[Mapping[str, Any]]
+    after: Position | None
+
+
+def _page_statement(query: ListQuery, tenant_id: str, now: datetime) -> Any:
+    key = SORT_KEYS[query.field]
+    where = filter_clause(query.filter, tenant_id, now)
+    if query.after is not None:
+        mark = tuple_(literal(query.after.value, key.type), literal(query.after.session_id))
+        row_key = tuple_(key, TIE_BREAK)
+        where = and_(where, row_key < mark if query.descending else row_key > mark)
+    order = (key.desc(), TIE_BREAK.desc()) if query.descending else (key.asc(), TIE_BREAK.asc())
+    return (
+        select(*COLUMNS, policy_outdated().label("policy_outdated"))
+        .where(where)
+        .order_by(*order)
+        .limit(query.limit + 1)
+    )
+
+
+async def fetch_page(
+    conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
+) -> Page:
+    """Up to `query.limit` rows after `query.after`, in the query's order."""
+    result = await conn.execute(_page_statement(query, tenant_id, now))
+    rows: list[Mapping[str, Any]] = [dict(r._mapping) for r in result]
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    after = None
+    if more:
+        last = rows[-1]
+        after = Position(query.sort, sort_value(last, query.field), str(last["session_id"]))
+    return Page(rows=rows, after=after)
+
+
+async def count(conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime) -> int:
+    """How many active sessions of the tenant match `filter`."""
+    statement = (
+        select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
+    )
+    return int((await conn.execute(statement)).scalar_one())
+
+
+async def iterate(
+    engine: AsyncEngine, query: ListQuery, tenant_id: str, now: datetime
+) -> AsyncIterator[Mapping[str, Any]]:
+    """Every matching row in order, a page per short transaction (for the CSV export)."""
+    while True:
+        async with engine.connect() as conn:
+            page = await fetch_page(conn, query, tenant_id, now)
+        for row in page.rows:
+            yield row
+        if page.after is None:
+            return
+        query = ListQuery(query.filter, query.sort, query.limit, page.after)
+
+
+async def fetch_session(
+    conn: AsyncConnection, tenant_id: str, session_id: str
+) -> tuple[Row[Any], list[Row[Any]]] | None:
+    """A listed session of the tenant in any state, with its lifecycle history; None if unknown."""
+    found = (
+        await conn.execute(
+            select(
+                sessions,
+                policy_outdated().label("policy_outdated"),
+            ).where(
+                _s.tenant_id == tenant_id,
+                _s.session_id == session_id,
+                _s.session_type.in_(LISTED),
+                _s.created_at.is_not(None),
+            )
+        )
+    ).first()
+    if found is None:
+        return None
+    history = (
+        await conn.execute(
+            select(session_history)
+            .where(
+                session_history.c.tenant_id == tenant_id,
+                session_history.c.session_id == session_id,
+            )
+            .order_by(session_history.c.occurred_at, session_history.c.event_id)
+        )
+    ).all()
+    return found, list(history)

@@ -1,0 +1,127 @@
+"""The one translation of a `SessionFilter` into SQL, shared by the list API and terminations.
+
+`filter_clause(filter, tenant_id, now)` is a boolean clause on `sessions`: the registry resolves
+terminate-by-filter commands with it, so "what the admin saw" and "what gets ended" agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
+
+from admin_api.adapters.tables import session_settings
+from admin_api.domain.policies import DEFAULT_POLICIES
+from session_contracts.addresses import network_bounds
+from session_contracts.models import LISTED_SESSION_TYPES, SessionFilter
+from session_registry.adapters.tables import sessions
+
+LISTED = sorted(t.value for t in LISTED_SESSION_TYPES)
+_s = sessions.c
+
+
+class binary_text(FunctionElement[str]):
+    """Text compared by code point on every backend (PostgreSQL `COLLATE "C"`, SQLite BINARY).
+
+    Sorting and keyset comparisons must agree across pages and backends, whatever the
+    database's default collation is; the listing indexes use the same collation.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(binary_text, "postgresql")
+def _binary_pg(element: binary_text, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+@compiles(binary_text)
+def _binary_other(element: binary_text, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)}) COLLATE BINARY"
+
+
+def _contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+    """Case-insensitive substring; `%`, `_` and `\\` in the text are literal."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def _default(field: str) -> ColumnElement[Any]:
+    whens = [
+        (_s.session_type == k, literal(getattr(p, field))) for k, p in DEFAULT_POLICIES.items()
+    ]
+    return case(*whens, else_=None)
+
+
+def _current(field: str) -> ColumnElement[Any]:
+    """The tenant's current setting for the session's type: stored, else the default."""
+    stored = (
+        select(session_settings.c[field])
+        .where(
+            session_settings.c.tenant_id == _s.tenant_id,
+            session_settings.c.session_type == _s.session_type,
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(stored, _default(field))
+
+
+def policy_outdated() -> ColumnElement[bool]:
+    """Whether a session's policy differs from its tenant's current settings for its type."""
+    return or_(
+        _s.max_session_seconds != _current("max_session_seconds"),
+        _s.idle_timeout_seconds != _current("idle_timeout_seconds"),
+    )
+
+
+def active_clause(tenant_id: str, now: datetime) -> ColumnElement[bool]:
+    """The tenant's listed sessions that are active at `now`."""
+    return and_(
+        _s.tenant_id == tenant_id,
+        _s.state == "open",
+        _s.session_type.in_(LISTED),
+        _s.created_at.is_not(None),
+        _s.expires_at > now,
+    )
+
+
+def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> ColumnElement[bool]:
+    """The sessions of `tenant_id` active at `now` that match every condition of `filter`.
+
+    Substring conditions are case-insensitive; time ranges are `from <= t < to`.
+    """
+    conditions: list[ColumnElement[bool]] = [active_clause(tenant_id, now)]
+    if filter.q is not None:
+        conditions.append(
+            or_(*(_contains(c, filter.q) for c in (_s.user_name, _s.session_type, _s.session_id)))
+        )
+    for name in ("user_name", "session_id", "device"):
+        value = getattr(filter, name)
+        if value is not None:
+            conditions.append(_contains(_s[name], value))
+    if filter.session_type:
+        conditions.append(_s.session_type.in_(sorted({t.value for t in filter.session_type})))
+    network = filter.network()
+    if network is not None:
+        low, high = network_bounds(network)
+        conditions.append(_s.ip_packed.between(low, high))
+    if filter.user_id is not None:
+        conditions.append(_s.user_id == filter.user_id)
+    for column, low_t, high_t in (
+        (_s.created_at, filter.created_from, filter.created_to),
+        (_s.last_activity_at, filter.last_activity_from, filter.last_activity_to),
+        (_s.expires_at, filter.expires_from, filter.expires_to),
+    ):
+        if low_t is not None:
+            conditions.append(column >= low_t)
+        if high_t is not None:
+            conditions.append(column < high_t)
+    if filter.policy_outdated is not None:
+        outdated = policy_outdated()
+        conditions.append(outdated if filter.policy_outdated else ~outdated)
+    return and_(*conditions)

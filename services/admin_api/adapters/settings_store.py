@@ -1,0 +1,63 @@
+"""Reading and changing a tenant's session settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from admin_api.adapters.tables import session_settings
+from admin_api.domain.policies import SETTABLE_TYPES, SettableType
+from session_contracts.models import SessionPolicy
+
+_t = session_settings.c
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A tenant's own setting for one session type, and who changed it when."""
+
+    policy: SessionPolicy
+    updated_at: datetime
+    updated_by: str
+
+
+async def load(conn: AsyncConnection, tenant_id: str) -> dict[SettableType, StoredPolicy]:
+    """The settings the tenant changed (types never changed are absent: defaults apply)."""
+    rows = await conn.execute(select(session_settings).where(_t.tenant_id == tenant_id))
+    stored: dict[SettableType, StoredPolicy] = {}
+    for row in rows:
+        kind = next((k for k in SETTABLE_TYPES if k == row.session_type), None)
+        if kind is None:
+            continue
+        policy = SessionPolicy(
+            max_session_seconds=row.max_session_seconds,
+            idle_timeout_seconds=row.idle_timeout_seconds,
+        )
+        stored[kind] = StoredPolicy(policy, row.updated_at, row.updated_by)
+    return stored
+
+
+async def save(
+    conn: AsyncConnection,
+    tenant_id: str,
+    kind: SettableType,
+    policy: SessionPolicy,
+    at: datetime,
+    by: str,
+) -> None:
+    """Replace the tenant's setting for one session type (in the caller's transaction)."""
+    values = {
+        "max_session_seconds": policy.max_session_seconds,
+        "idle_timeout_seconds": policy.idle_timeout_seconds,
+        "updated_at": at,
+        "updated_by": by,
+    }
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(session_settings).values(tenant_id=tenant_id, session_type=kind, **values)
+    await conn.execute(
+        statement.on_conflict_do_update(index_elements=[_t.tenant_id, _t.session_type], set_=values)
+    )

@@ -1,0 +1,107 @@
+"""Termination requests: recording them, their status, and the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from session_contracts.models import TerminateSessions
+from session_registry.adapters.tables import applied_commands, termination_requests
+
+_r = termination_requests.c
+_a = applied_commands.c
+
+
+def target_of(command: TerminateSessions) -> dict[str, Any]:
+    """What the command aims at, as stored: the ids, or the filter's given conditions."""
+    if command.session_ids is not None:
+        return {"session_ids": list(command.session_ids)}
+    assert command.filter is not None
+    return {"filter": command.filter.model_dump(mode="json", exclude_none=True)}
+
+
+async def record_request(conn: AsyncConnection, command: TerminateSessions, requested: int) -> None:
+    """Store an accepted request; it stays `pending` until the registry applies the command."""
+    await conn.execute(
+        termination_requests.insert().values(
+            command_id=str(command.command_id),
+            tenant_id=command.tenant_id,
+            requested_by=command.requested_by,
+            requested_at=command.requested_at,
+            reason=command.reason.value,
+            target=target_of(command),
+            requested=requested,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    """Where a request stands: `applied` with how many sessions it ended, or `pending`."""
+
+    status: Literal["pending", "applied"]
+    terminated: int
+    applied_at: datetime | None
+
+
+def _with_outcome() -> Any:
+    joined = termination_requests.outerjoin(applied_commands, _a.command_id == _r.command_id)
+    return select(
+        termination_requests, _a.terminated, _a.applied_at.label("applied_at")
+    ).select_from(joined)
+
+
+async def request_status(
+    conn: AsyncConnection, tenant_id: str, command_id: str
+) -> RequestStatus | None:
+    """The status of one of the tenant's requests; None when it has no such request."""
+    row = (
+        await conn.execute(
+            _with_outcome().where(_r.tenant_id == tenant_id, _r.command_id == command_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.applied_at is None:
+        return RequestStatus("pending", 0, None)
+    return RequestStatus("applied", int(row.terminated), row.applied_at)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which requests of the tenant: a time range `[since, until)`, an admin, a page."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    requested_by: str | None = None
+    limit: int = 50
+    after: tuple[datetime, str] | None = None
+
+
+async def audit_page(
+    conn: AsyncConnection, tenant_id: str, query: AuditQuery
+) -> list[dict[str, Any]]:
+    """Up to `limit + 1` requests, newest first, with what they did."""
+    conditions = [_r.tenant_id == tenant_id]
+    if query.since is not None:
+        conditions.append(_r.requested_at >= query.since)
+    if query.until is not None:
+        conditions.append(_r.requested_at < query.until)
+    if query.requested_by is not None:
+        conditions.append(_r.requested_by == query.requested_by)
+    if query.after is not None:
+        at, command_id = query.after
+        conditions.append(
+            or_(_r.requested_at < at, and_(_r.requested_at == at, _r.command_id < command_id))
+        )
+    statement = (
+        _with_outcome()
+        .where(*conditions)
+        .order_by(_r.requested_at.desc(), _r.command_id.desc())
+        .limit(query.limit + 1)
+    )
+    return [dict(r._mapping) for r in await conn.execute(statement)]

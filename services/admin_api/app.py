@@ -1,0 +1,72 @@
+"""Building the admin API: `create_app(settings)`; `app_from_env` for `uvicorn --factory`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from admin_api.adapters.bus import CommandBus, KafkaBus
+from admin_api.auth import TokenVerifier
+from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
+from admin_api.entrypoints.errors import install_error_handlers
+from admin_api.metrics import RequestMetrics
+from admin_api.runtime import Clock, Runtime, system_clock
+from admin_api.settings import AdminApiSettings
+from session_registry.adapters.database import make_engine
+
+API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
+
+Every `/api/v1` endpoint needs `Authorization: Bearer <JWT>` with claims `sub`, `tenant` and
+`grants` containing `edit_user_sessions`. 401: missing, invalid or expired token; 403: no grant;
+another tenant's resources answer 404. Bad parameters answer 422 naming the field.
+"""
+
+
+def create_app(
+    settings: AdminApiSettings, *, bus: CommandBus | None = None, clock: Clock = system_clock
+) -> FastAPI:
+    """The admin API for `settings`; `bus` replaces Kafka in unit tests, `clock` the time."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        kafka = None
+        if bus is None:
+            kafka = KafkaBus(settings.kafka_bootstrap_servers, settings.topics)
+            kafka.start()
+        app.state.runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            bus=bus or kafka,  # type: ignore[arg-type]
+            verifier=TokenVerifier(settings),
+            clock=clock,
+            metrics=registry,
+        )
+        try:
+            yield
+        finally:
+            if kafka is not None:
+                await kafka.stop()
+            await engine.dispose()
+
+    registry = CollectorRegistry()
+    app = FastAPI(
+        title="Session Control admin API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestMetrics, registry=registry)
+    install_error_handlers(app)
+    for module in (sessions, terminations, audit, session_settings, health):
+        app.include_router(module.router)
+    # ADMIN WEB PAGE: app.include_router(web.router)  (admin_api/web, served at /admin)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app configured from the environment (`uvicorn --factory admin_api.app:app_from_env`)."""
+    return create_app(AdminApiSettings())

@@ -1,0 +1,1 @@
+"""Pure rules of the admin API: listing keys and cursors, session settings."""

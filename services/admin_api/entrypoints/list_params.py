@@ -1,0 +1,106 @@
+"""Query parameters of the list and export: one model, turned into a `ListQuery` in one place.
+
+Unknown parameters are refused (422 naming them), as are bad values; the errors name the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from admin_api.domain.listing import DEFAULT_SORT, BadCursor, ListQuery, Sort, decode_cursor
+from session_contracts.models import SessionFilter, SessionType, Timestamp
+
+
+def no_nul(value: str) -> str:
+    """Refuse NUL characters: no stored text contains them and PostgreSQL cannot take them."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(no_nul)]
+
+
+class FilterParams(BaseModel):
+    """The list's filter conditions; every one given must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: Text | None = Field(None, description="Substring of user name, session type or session id.")
+    user_name: Text | None = Field(None, description="Substring of the user name.")
+    session_type: list[SessionType] | None = Field(None, max_length=8, description="Repeatable.")
+    session_id: Text | None = Field(None, description="Substring of the session id.")
+    ip_address: (
+        Annotated[str, StringConstraints(max_length=64), AfterValidator(_network)] | None
+    ) = Field(None, description="An address, or a network in CIDR notation (10.0.0.0/8).")
+    device: Text | None = Field(None, description="Substring of the device label.")
+    user_id: Text | None = Field(None, description="Exactly this user id.")
+    created_from: Timestamp | None = Field(None, description="created_at >= this (RFC 3339).")
+    created_to: Timestamp | None = Field(None, description="created_at < this.")
+    last_activity_from: Timestamp | None = None
+    last_activity_to: Timestamp | None = None
+    expires_from: Timestamp | None = None
+    expires_to: Timestamp | None = None
+    policy_outdated: bool | None = Field(
+        None, description="Only sessions created under settings that are no longer current."
+    )
+
+    def to_filter(self) -> SessionFilter:
+        """The contract's filter object with the conditions given."""
+        return SessionFilter.model_validate(
+            self.model_dump(include=set(FilterParams.model_fields), exclude_none=True)
+        )
+
+
+class SortParams(FilterParams):
+    """Filter conditions and an order."""
+
+    sort: Sort = Field(DEFAULT_SORT, description="A column, `-` first for descending.")
+
+
+class ListParams(SortParams):
+    """Filter, order, and one page of it."""
+
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        None, description="`next_cursor` of the previous page, with the same filter and sort."
+    )
+
+
+def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
+    )
+
+
+def list_query(params: Annotated[ListParams, Query()]) -> ListQuery:
+    """The page the query string asks for."""
+    after = None
+    if params.cursor is not None:
+        try:
+            after = decode_cursor(params.cursor, params.sort)
+        except BadCursor as exc:
+            raise _invalid("cursor", str(exc), params.cursor) from None
+    return ListQuery(params.to_filter(), params.sort, params.limit, after)
+
+
+def export_query(params: Annotated[SortParams, Query()]) -> ListQuery:
+    """Every matching session, in the order asked, fetched a thousand at a time."""
+    return ListQuery(params.to_filter(), params.sort, 1000)
+
+
+PageQuery = Annotated[ListQuery, Depends(list_query)]
+ExportQuery = Annotated[ListQuery, Depends(export_query)]

@@ -1,0 +1,137 @@
+"""The HTTP API's response and request bodies: one family per resource."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from admin_api.domain.policies import SettableType
+from session_contracts.models import (
+    SessionFilter,
+    SessionId,
+    SessionPolicy,
+    SessionType,
+    TerminationReason,
+)
+
+
+class SessionPublic(BaseModel):
+    """One row of the Active User Sessions list."""
+
+    session_id: str
+    user_id: str
+    user_name: str
+    session_type: SessionType
+    ip_address: str = Field(description="The client address when the session was created.")
+    created_at: datetime
+    last_activity_at: datetime
+    expires_at: datetime
+    device: str | None
+    user_agent: str | None
+    policy: SessionPolicy = Field(description="The settings in force when it was created.")
+    policy_outdated: bool = Field(
+        description="The policy differs from the tenant's current settings for this type."
+    )
+
+
+class SessionsPage(BaseModel):
+    """A page of the list, the cursor of the next one, and how many sessions match in all."""
+
+    items: list[SessionPublic]
+    next_cursor: str | None
+    total: int
+
+
+class HistoryEntry(BaseModel):
+    """A lifecycle event of the session (created, terminated, expired)."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+class SessionDetail(SessionPublic):
+    """One session in any state, with its lifecycle history, oldest first."""
+
+    state: Literal["open", "terminated", "expired"]
+    active: bool
+    current_ip: str | None
+    ended_at: datetime | None
+    end_reason: str | None
+    ended_by: str | None
+    history: list[HistoryEntry]
+
+
+class TerminationRequest(BaseModel):
+    """End these sessions: explicit `session_ids` (1-1000) or every active one matching `filter`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_ids: list[SessionId] | None = Field(default=None, min_length=1, max_length=1000)
+    filter: SessionFilter | None = None
+    reason: TerminationReason = TerminationReason.admin
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.session_ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of session_ids or filter")
+        return self
+
+
+class TerminationAccepted(BaseModel):
+    """The command is on its way to the registry."""
+
+    command_id: UUID
+    status: Literal["accepted"] = "accepted"
+    requested: int = Field(description="Ids given, or sessions matching the filter when accepted.")
+
+
+class TerminationStatus(BaseModel):
+    """`applied` once the registry has ended the sessions, with how many it ended."""
+
+    command_id: UUID
+    status: Literal["pending", "applied"]
+    terminated: int
+    applied_at: datetime | None
+
+
+class AuditEntry(BaseModel):
+    """One termination request: who asked, when, for what, and what came of it."""
+
+    command_id: UUID
+    requested_by: str
+    requested_at: datetime
+    reason: TerminationReason
+    target: dict[str, Any] = Field(description='{"session_ids": [...]} or {"filter": {...}}')
+    requested: int
+    status: Literal["pending", "applied"]
+    terminated: int
+    applied_at: datetime | None
+
+
+class AuditPage(BaseModel):
+    """Termination requests newest first, and the cursor of the next page."""
+
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class SessionSettingPublic(BaseModel):
+    """The tenant's current limits for one session type."""
+
+    session_type: SettableType
+    max_session_seconds: int
+    idle_timeout_seconds: int
+    is_default: bool = Field(description="Never changed by the tenant: the product default.")
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class SessionSettingsPublic(BaseModel):
+    """The tenant's current session settings, one entry per settable session type."""
+
+    items: list[SessionSettingPublic]

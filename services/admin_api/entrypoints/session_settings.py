@@ -1,0 +1,86 @@
+"""A tenant's session settings per session type: read them, change them, publish the change."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from admin_api.adapters import settings_store
+from admin_api.adapters.session_listing import utc
+from admin_api.domain.policies import (
+    DEFAULT_POLICIES,
+    SETTABLE_TYPES,
+    PolicyChange,
+    SessionSettingsChanged,
+    SettableType,
+)
+from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
+from session_registry.adapters.database import IMMEDIATE
+
+router = APIRouter(prefix="/api/v1/settings/sessions", tags=["session settings"])
+
+
+def _public(
+    stored: dict[SettableType, settings_store.StoredPolicy],
+) -> SessionSettingsPublic:
+    items = []
+    for kind in SETTABLE_TYPES:
+        own = stored.get(kind)
+        policy = own.policy if own else DEFAULT_POLICIES[kind]
+        items.append(
+            SessionSettingPublic(
+                session_type=kind,
+                max_session_seconds=policy.max_session_seconds,
+                idle_timeout_seconds=policy.idle_timeout_seconds,
+                is_default=own is None,
+                updated_at=utc(own.updated_at) if own else None,
+                updated_by=own.updated_by if own else None,
+            )
+        )
+    return SessionSettingsPublic(items=items)
+
+
+@router.get("", response_model=SessionSettingsPublic)
+async def read_settings(admin: CurrentAdmin, db: DbSession) -> SessionSettingsPublic:
+    """Your tenant's current maximum session length and idle timeout, per session type."""
+    return _public(await settings_store.load(db, admin.tenant_id))
+
+
+@router.put(
+    "/{session_type}",
+    response_model=SessionSettingsPublic,
+    responses={503: {"description": "Kafka did not take the change; nothing was changed."}},
+)
+async def change_settings(
+    admin: CurrentAdmin,
+    runtime: RuntimeDep,
+    db: DbSession,
+    now: Now,
+    session_type: Annotated[SettableType, Path()],
+    change: PolicyChange,
+) -> SessionSettingsPublic:
+    """Set the limits new sessions of this type get; existing sessions keep theirs (see
+    `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
+    await db.execution_options(**{IMMEDIATE: True})
+    async with db.begin():
+        await settings_store.save(
+            db, admin.tenant_id, session_type, change.policy(), now, admin.user_id
+        )
+        stored = await settings_store.load(db, admin.tenant_id)
+        current = {kind: s.policy for kind, s in stored.items()}
+        # committed only once Kafka acknowledged: login services and the API agree
+        await runtime.bus.settings_changed(
+            SessionSettingsChanged(
+                event_id=uuid.uuid4(),
+                occurred_at=now,
+                tenant_id=admin.tenant_id,
+                changed_by=admin.user_id,
+                settings={
+                    kind: current.get(kind, DEFAULT_POLICIES[kind]) for kind in SETTABLE_TYPES
+                },
+            )
+        )
+    return _public(stored)

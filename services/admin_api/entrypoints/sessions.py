@@ -1,0 +1,143 @@
+"""The Active User Sessions list, its CSV export, and one session with its history."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import StreamingResponse
+
+from admin_api.adapters import session_listing
+from admin_api.adapters.session_listing import utc
+from admin_api.domain.listing import encode_cursor
+from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.list_params import ExportQuery, PageQuery
+from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
+from session_contracts.models import SessionId
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+CSV_COLUMNS = (
+    "session_id",
+    "user_id",
+    "user_name",
+    "session_type",
+    "ip_address",
+    "created_at",
+    "last_activity_at",
+    "expires_at",
+    "device",
+    "user_agent",
+    "max_session_seconds",
+    "idle_timeout_seconds",
+    "policy_outdated",
+)
+
+
+def to_public(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A read-model row as the fields of `SessionPublic`."""
+    return {
+        "session_id": row["session_id"],
+        "user_id": row["user_id"],
+        "user_name": row["user_name"],
+        "session_type": row["session_type"],
+        "ip_address": row["ip_address"],
+        "created_at": utc(row["created_at"]),
+        "last_activity_at": utc(row["last_activity_at"]),
+        "expires_at": utc(row["expires_at"]),
+        "device": row["device"],
+        "user_agent": row["user_agent"],
+        "policy": {
+            "max_session_seconds": row["max_session_seconds"],
+            "idle_timeout_seconds": row["idle_timeout_seconds"],
+        },
+        "policy_outdated": bool(row["policy_outdated"]),
+    }
+
+
+@router.get("", response_model=SessionsPage)
+async def list_sessions(
+    admin: CurrentAdmin, db: DbSession, query: PageQuery, now: Now
+) -> SessionsPage:
+    """Active browser and mobile sessions of your tenant: search, filter, sort, page."""
+    page = await session_listing.fetch_page(db, query, admin.tenant_id, now)
+    total = await session_listing.count(db, query.filter, admin.tenant_id, now)
+    return SessionsPage(
+        items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
+        next_cursor=encode_cursor(page.after) if page.after else None,
+        total=total,
+    )
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+    # A leading = + - @ would make a spreadsheet run the cell as a formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+async def _csv_lines(rows: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    async for row in rows:
+        public = to_public(row)
+        public.update(public.pop("policy"))
+        writer.writerow([_cell(public[c]) for c in CSV_COLUMNS])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The matching sessions."}},
+)
+async def export_sessions(
+    admin: CurrentAdmin, runtime: RuntimeDep, query: ExportQuery, now: Now
+) -> StreamingResponse:
+    """Every session the current filter matches, in the current order, as CSV (streamed)."""
+    rows = session_listing.iterate(runtime.engine, query, admin.tenant_id, now)
+    return StreamingResponse(
+        _csv_lines(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
+    )
+
+
+@router.get("/{session_id}", response_model=SessionDetail, responses={404: {}})
+async def get_session(
+    admin: CurrentAdmin, db: DbSession, now: Now, session_id: Annotated[SessionId, Path()]
+) -> SessionDetail:
+    """One browser or mobile session of your tenant, in any state, with its lifecycle history."""
+    found = await session_listing.fetch_session(db, admin.tenant_id, session_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such session")
+    row, history = found
+    fields: Mapping[str, Any] = dict(row._mapping)
+    expires_at = utc(fields["expires_at"])
+    return SessionDetail.model_validate(
+        {
+            **to_public(fields),
+            "state": fields["state"],
+            "active": fields["state"] == "open" and expires_at > now,
+            "current_ip": fields["current_ip"],
+            "ended_at": utc(fields["ended_at"]) if fields["ended_at"] else None,
+            "end_reason": fields["end_reason"],
+            "ended_by": fields["ended_by"],
+            "history": [
+                HistoryEntry(
+                    event_id=h.event_id,
+                    type=h.type,
+                    occurred_at=utc(h.occurred_at),
+                    detail=h.detail,
+                )
+                for h in history
+            ],
+        }
+    )

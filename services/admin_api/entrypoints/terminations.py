@@ -1,0 +1,91 @@
+"""Terminating sessions: accept a request, publish the command, report its status."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.exceptions import RequestValidationError
+
+from admin_api.adapters import session_listing, terminations
+from admin_api.adapters.session_listing import utc
+from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.list_params import no_nul
+from admin_api.entrypoints.schemas import (
+    TerminationAccepted,
+    TerminationRequest,
+    TerminationStatus,
+)
+from session_contracts.models import TerminateSessions
+from session_registry.adapters.database import IMMEDIATE
+
+router = APIRouter(prefix="/api/v1/sessions/terminations", tags=["terminations"])
+
+
+def _check_text(body: TerminationRequest) -> None:
+    if body.filter is None:
+        return
+    for name, value in body.filter.model_dump(exclude_none=True).items():
+        if isinstance(value, str):
+            try:
+                no_nul(value)
+            except ValueError as exc:
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("body", "filter", name),
+                            "msg": str(exc),
+                            "input": value,
+                        }
+                    ]
+                ) from None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TerminationAccepted,
+    responses={503: {"description": "Kafka did not take the command; retry."}},
+)
+async def request_termination(
+    admin: CurrentAdmin, runtime: RuntimeDep, db: DbSession, now: Now, body: TerminationRequest
+) -> TerminationAccepted:
+    """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
+    _check_text(body)
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=now,
+        tenant_id=admin.tenant_id,
+        requested_by=admin.user_id,
+        reason=body.reason,
+        session_ids=body.session_ids,
+        filter=body.filter,
+    )
+    # Recorded first, committed only once Kafka acknowledged: no request without its command.
+    await db.execution_options(**{IMMEDIATE: True})
+    async with db.begin():
+        if body.filter is not None:
+            requested = await session_listing.count(db, body.filter, admin.tenant_id, now)
+        else:
+            requested = len(set(body.session_ids or ()))
+        await terminations.record_request(db, command, requested)
+        await runtime.bus.terminate(command)
+    return TerminationAccepted(command_id=command.command_id, requested=requested)
+
+
+@router.get("/{command_id}", response_model=TerminationStatus, responses={404: {}})
+async def termination_status(
+    admin: CurrentAdmin, db: DbSession, command_id: Annotated[uuid.UUID, Path()]
+) -> TerminationStatus:
+    """`pending` until the registry applied the command, then `applied` with how many it ended."""
+    found = await terminations.request_status(db, admin.tenant_id, str(command_id))
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such termination request")
+    return TerminationStatus(
+        command_id=command_id,
+        status=found.status,
+        terminated=found.terminated,
+        applied_at=utc(found.applied_at) if found.applied_at else None,
+    )

@@ -1,0 +1,82 @@
+"""Helpers the admin API's integration tests import: fixed time, tenants, rows, a recording bus."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from admin_api.domain.policies import SessionSettingsChanged
+from admin_api.settings import AdminApiSettings
+from session_contracts.addresses import pack_ip
+from session_contracts.models import TerminateSessions
+from session_registry.adapters.tables import sessions
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TENANT, OTHER_TENANT = "acme", "globex"
+
+
+@dataclass
+class RecordingBus:
+    """Stands in for Kafka where a test is about HTTP, not the broker."""
+
+    commands: list[TerminateSessions] = field(default_factory=list)
+    settings: list[SessionSettingsChanged] = field(default_factory=list)
+    ready: bool = True
+
+    async def terminate(self, command: TerminateSessions) -> None:
+        self.commands.append(command)
+
+    async def settings_changed(self, record: SessionSettingsChanged) -> None:
+        self.settings.append(record)
+
+
+def make_settings(db_url: str, **overrides: Any) -> AdminApiSettings:
+    """Settings for a test app; nothing read from the environment matters."""
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "environment": "development",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        **overrides,
+    }
+    return AdminApiSettings(**values)
+
+
+_ids = itertools.count()
+
+
+def session_row(**overrides: Any) -> dict[str, Any]:
+    """An active browser session of TENANT, created an hour before NOW; override any column."""
+    n = next(_ids)
+    created = overrides.pop("created_at", NOW - timedelta(hours=1))
+    last = overrides.pop("last_activity_at", created + timedelta(minutes=n % 50))
+    ip = overrides.pop("ip_address", f"10.0.{n % 256}.{(n * 7) % 256}")
+    row: dict[str, Any] = {
+        "tenant_id": TENANT,
+        "session_id": f"s-{n:06d}",
+        "user_id": f"u-{n % 17}",
+        "user_name": f"User {n % 17}",
+        "session_type": "browser",
+        "ip_address": ip,
+        "ip_packed": pack_ip(ip),
+        "current_ip": ip,
+        "user_agent": "Mozilla/5.0",
+        "device": "Firefox on Linux",
+        "max_session_seconds": 30 * 86400,
+        "idle_timeout_seconds": 8 * 3600,
+        "created_at": created,
+        "last_activity_at": last,
+        "expires_at": min(created + timedelta(days=30), last + timedelta(hours=8)),
+        "state": "open",
+    }
+    row.update(overrides)
+    return row
+
+
+async def insert(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    """Put rows straight into `sessions` (the registry's projection is tested elsewhere)."""
+    async with engine.begin() as conn:
+        await conn.execute(sessions.insert(), rows)
