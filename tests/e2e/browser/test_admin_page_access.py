@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
+from admin_stack import Stack
 from playwright.async_api import Locator, Page, Route, expect
 
 from admin_api.web import AdminPageConfig
@@ -18,7 +20,9 @@ def rows(page: Page) -> Locator:
     return page.locator("#rows tr")
 
 
-async def test_the_token_leaves_the_url_and_never_reaches_the_server(stack, page) -> None:
+async def test_the_token_leaves_the_url_and_never_reaches_the_server(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     await stack.publish([stack.session(tenant, "Token Person")])
     sent: list[str] = []
@@ -39,7 +43,7 @@ async def test_the_token_leaves_the_url_and_never_reaches_the_server(stack, page
     await expect(rows(page)).to_have_count(1)
 
 
-async def test_page_headers_forbid_inline_script_and_referrers(stack) -> None:
+async def test_page_headers_forbid_inline_script_and_referrers(stack: Stack) -> None:
     async with stack.api(stack.tenant()) as client:
         response = await client.get("/admin")
         assert response.status_code == 200
@@ -53,7 +57,7 @@ async def test_page_headers_forbid_inline_script_and_referrers(stack) -> None:
 
 
 @pytest.fixture
-def deployment_sign_in(stack):  # type: ignore[no-untyped-def]
+def deployment_sign_in(stack: Stack) -> Iterator[None]:
     """The page configured for a deployment's sign-in (token endpoint and sign-in URL)."""
     stack.app.state.admin_page_config = AdminPageConfig(
         token_url="/oauth2/token", sign_in_url="/oauth2/sign_in"
@@ -63,7 +67,9 @@ def deployment_sign_in(stack):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.usefixtures("deployment_sign_in")
-async def test_production_token_comes_from_the_deployments_token_endpoint(stack, page) -> None:
+async def test_production_token_comes_from_the_deployments_token_endpoint(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     await stack.publish([stack.session(tenant, "Sso Person")])
     handed_out = [stack.token(tenant.tenant_id, ttl=-600), tenant.token]
@@ -89,7 +95,7 @@ async def test_production_token_comes_from_the_deployments_token_endpoint(stack,
     )
 
 
-async def test_an_expired_token_asks_to_sign_in_again(stack, page) -> None:
+async def test_an_expired_token_asks_to_sign_in_again(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     expired = stack.token(tenant.tenant_id, ttl=-600)
     await page.goto(stack.page_url(expired))
@@ -100,12 +106,12 @@ async def test_an_expired_token_asks_to_sign_in_again(stack, page) -> None:
     assert await page.evaluate("sessionStorage.getItem('sessionControl.token')") is None
 
 
-async def test_no_token_at_all_asks_to_sign_in(stack, page) -> None:
+async def test_no_token_at_all_asks_to_sign_in(stack: Stack, page: Page) -> None:
     await page.goto(f"{stack.base_url}/admin")
     await expect(page.get_by_role("alert").filter(has_text="Sign in again")).to_be_visible()
 
 
-async def test_a_missing_grant_says_which_grant(stack, page) -> None:
+async def test_a_missing_grant_says_which_grant(stack: Stack, page: Page) -> None:
     tenant = stack.tenant(grants=["view_reports"])
     await page.goto(stack.page_url(tenant.token))
     alert = page.get_by_role("alert").filter(has_text="Edit User Sessions")
@@ -114,7 +120,7 @@ async def test_a_missing_grant_says_which_grant(stack, page) -> None:
     await expect(rows(page)).to_have_count(0)
 
 
-async def test_loading_then_empty_state(stack, page) -> None:
+async def test_loading_then_empty_state(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     release = asyncio.Event()
 
@@ -133,7 +139,9 @@ async def test_loading_then_empty_state(stack, page) -> None:
     await expect(page.get_by_role("button", name="Terminate all matching")).to_be_disabled()
 
 
-async def test_an_unreachable_api_shows_an_error_and_retry_recovers(stack, page) -> None:
+async def test_an_unreachable_api_shows_an_error_and_retry_recovers(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     await stack.publish([stack.session(tenant, "Retry Person")])
     await page.route(re.compile(r"/api/v1/sessions\?"), lambda route: route.abort())
@@ -147,7 +155,7 @@ async def test_an_unreachable_api_shows_an_error_and_retry_recovers(stack, page)
     await expect(page.locator("#list-state")).to_be_hidden()
 
 
-async def test_keyboard_only_selection_and_dialog_focus(stack, page) -> None:
+async def test_keyboard_only_selection_and_dialog_focus(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     (kim,) = await stack.publish([stack.session(tenant, "Kim Keyboard")])
     await page.goto(stack.page_url(tenant.token))

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from admin_stack import Stack
 from playwright.async_api import Download, Locator, Page, expect
 
 from session_contracts.models import SessionPolicy, SessionType
@@ -33,7 +34,7 @@ def names(page: Page) -> Locator:
     return page.locator("#rows tr .name-cell .link-button")
 
 
-async def test_clicking_a_row_opens_details_and_lifecycle_history(stack, page) -> None:
+async def test_clicking_a_row_opens_details_and_lifecycle_history(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     (event,) = await stack.publish(
         [stack.session(tenant, "Hedy Lamarr", ip_address="198.51.100.23", device="Safari on macOS")]
@@ -58,7 +59,7 @@ async def test_clicking_a_row_opens_details_and_lifecycle_history(stack, page) -
     await expect(dialog).to_be_hidden()
 
 
-async def test_export_downloads_the_current_view_as_csv(stack, page) -> None:
+async def test_export_downloads_the_current_view_as_csv(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     wanted = await stack.publish(
         [
@@ -85,7 +86,7 @@ async def test_export_downloads_the_current_view_as_csv(stack, page) -> None:
     assert [r["session_type"] for r in table] == ["browser", "mobile"]
 
 
-async def test_long_lists_load_more_as_the_admin_scrolls(stack, page) -> None:
+async def test_long_lists_load_more_as_the_admin_scrolls(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     events = [
         stack.session(tenant, f"Person {n:03d}", created_ago=timedelta(minutes=n))
@@ -106,7 +107,9 @@ async def test_long_lists_load_more_as_the_admin_scrolls(stack, page) -> None:
     assert shown == [f"Person {n:03d}" for n in range(120)]
 
 
-async def test_outdated_settings_are_marked_filterable_and_terminable(stack, page) -> None:
+async def test_outdated_settings_are_marked_filterable_and_terminable(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     old = await stack.publish(
         [stack.session(tenant, "Old Olga"), stack.session(tenant, "Old Otto")]
@@ -145,7 +148,7 @@ async def test_outdated_settings_are_marked_filterable_and_terminable(stack, pag
     await expect(names(page)).to_have_text(["New Nina"])
 
 
-async def test_screenshot_of_the_page_with_data(stack, page, tmp_path: Path) -> None:
+async def test_screenshot_of_the_page_with_data(stack: Stack, page: Page, tmp_path: Path) -> None:
     tenant = stack.tenant()
     people = [
         ("Ada Lovelace", SessionType.browser, "Firefox on Linux", 12),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from admin_stack import Stack
 from playwright.async_api import Locator, Page, Request, expect
 
 from session_contracts.models import SessionType
@@ -39,7 +40,9 @@ def flat(text: str) -> str:
     return text.replace("\u202f", " ").replace("\xa0", " ")
 
 
-async def test_list_shows_the_tenants_active_browser_and_mobile_sessions(stack, page) -> None:
+async def test_list_shows_the_tenants_active_browser_and_mobile_sessions(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     ada = stack.session(tenant, "Ada Lovelace", ip_address="203.0.113.7", device="Firefox on Linux")
     grace = stack.session(
@@ -74,7 +77,9 @@ async def test_list_shows_the_tenants_active_browser_and_mobile_sessions(stack, 
     await expect(page.get_by_text("Other Tenant")).to_have_count(0)
 
 
-async def test_times_are_in_local_time_with_the_full_timestamp_on_hover(stack, page) -> None:
+async def test_times_are_in_local_time_with_the_full_timestamp_on_hover(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     event = stack.session(tenant, "Tz Person", created_ago=timedelta(hours=2))
     await stack.publish([event])
@@ -95,7 +100,7 @@ async def test_times_are_in_local_time_with_the_full_timestamp_on_hover(stack, p
 
 
 async def test_columns_dialog_hides_optional_columns_and_the_choice_survives_reload(
-    stack, page
+    stack: Stack, page: Page
 ) -> None:
     tenant = stack.tenant()
     await stack.publish([stack.session(tenant, "Column Person")])
@@ -125,7 +130,7 @@ async def test_columns_dialog_hides_optional_columns_and_the_choice_survives_rel
     await expect(rows(page)).to_have_count(1)
 
 
-async def test_search_is_debounced_and_runs_on_the_server(stack, page) -> None:
+async def test_search_is_debounced_and_runs_on_the_server(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     wanted = stack.session(tenant, "Ada Lovelace", session_id=f"findme-{tenant.tenant_id}")
     await stack.publish(
@@ -168,7 +173,7 @@ async def apply_filter(page: Page, column: str) -> None:
     await expect(page.get_by_role("dialog", name=f"Filter {column}")).to_be_visible()
 
 
-async def test_column_filters_show_as_removable_chips(stack, page) -> None:
+async def test_column_filters_show_as_removable_chips(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     await stack.publish(
         [
@@ -236,7 +241,9 @@ async def test_column_filters_show_as_removable_chips(stack, page) -> None:
     await expect(chip).to_be_hidden()
 
 
-async def test_clicking_a_column_name_sorts_ascending_then_descending(stack, page) -> None:
+async def test_clicking_a_column_name_sorts_ascending_then_descending(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
     await stack.publish(
         [
@@ -272,7 +279,7 @@ async def test_clicking_a_column_name_sorts_ascending_then_descending(stack, pag
     await expect(names(page)).to_have_text(["Anna", "Boris", "Carla"])
 
 
-async def test_markup_in_a_user_name_renders_as_text(stack, page) -> None:
+async def test_markup_in_a_user_name_renders_as_text(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     hostile = "<img src=x onerror=alert(1)>"
     event = stack.session(tenant, hostile, device="<b>bold</b>")

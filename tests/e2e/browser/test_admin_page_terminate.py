@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from admin_stack import Stack
+from playwright.async_api import Browser, Locator, Page, expect
 
 from session_contracts.models import SessionType
 
@@ -24,7 +25,7 @@ def select_box(page: Page, session_id: str) -> Locator:
     return page.locator(f'#rows tr[data-session-id="{session_id}"] input.row-select')
 
 
-async def test_terminate_selected_sessions_after_confirmation(stack, page) -> None:
+async def test_terminate_selected_sessions_after_confirmation(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     ada, grace, alan = await stack.publish(
         [
@@ -77,7 +78,7 @@ async def test_terminate_selected_sessions_after_confirmation(stack, page) -> No
         assert detail["state"] == "terminated"
 
 
-async def test_select_all_selects_the_loaded_rows(stack, page) -> None:
+async def test_select_all_selects_the_loaded_rows(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     events = await stack.publish([stack.session(tenant, f"User {n}") for n in range(4)])
     await page.goto(stack.page_url(tenant.token))
@@ -104,7 +105,7 @@ async def test_select_all_selects_the_loaded_rows(stack, page) -> None:
     await expect(page.locator("#rows input.row-select:checked")).to_have_count(0)
 
 
-async def test_terminate_all_matching_the_search_shows_the_count(stack, page) -> None:
+async def test_terminate_all_matching_the_search_shows_the_count(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     await stack.publish(
         [
@@ -133,7 +134,7 @@ async def test_terminate_all_matching_the_search_shows_the_count(stack, page) ->
     await expect(names(page)).to_have_text(["Employee One"])
 
 
-async def test_refresh_keeps_filters_sort_and_selection(stack, page) -> None:
+async def test_refresh_keeps_filters_sort_and_selection(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     anna, boris, _ = await stack.publish(
         [
@@ -176,7 +177,7 @@ async def test_refresh_keeps_filters_sort_and_selection(stack, page) -> None:
     )
 
 
-async def test_live_mode_shows_sessions_starting_and_ending(stack, page) -> None:
+async def test_live_mode_shows_sessions_starting_and_ending(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     (first,) = await stack.publish([stack.session(tenant, "First Person")])
     await page.goto(stack.page_url(tenant.token))
@@ -198,7 +199,9 @@ async def test_live_mode_shows_sessions_starting_and_ending(stack, page) -> None
     await expect(names(page)).to_have_text(["Second Person"])
 
 
-async def test_a_terminated_demo_session_lands_on_sign_in(stack, browser, page) -> None:
+async def test_a_terminated_demo_session_lands_on_sign_in(
+    stack: Stack, browser: Browser, page: Page
+) -> None:
     assert stack.demo is not None, "the demo service is part of the stack"
     user = await browser.new_context()
     try:
