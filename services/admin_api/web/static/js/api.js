@@ -20,7 +20,7 @@ function describe(status, body) {
     const message = field ? `${field}: ${first.msg}` : String(first.msg);
     return { message, field };
   }
-  return { message: `The admin API answered ${status}.`, field: null };
+  return { message: "no details given", field: null };
 }
 
 export class Api {

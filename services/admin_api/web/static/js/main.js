@@ -150,7 +150,7 @@ class Page {
     if (error.status === 404) return "That session no longer exists in this instance.";
     if (error.status === 422) return `The admin API refused the request: ${error.message}`;
     if (error.status === 0) return error.message;
-    return `The admin API failed (${error.status}). Try again in a moment.`;
+    return `The admin API failed (${error.status}: ${error.message}). Try again in a moment.`;
   }
 
   showError(error) {
