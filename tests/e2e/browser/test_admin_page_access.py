@@ -199,3 +199,23 @@ async def test_keyboard_only_selection_and_dialog_focus(stack: Stack, page: Page
     await page.keyboard.press("Escape")
     await expect(detail).to_be_hidden()
     await expect(name).to_be_focused()
+
+
+async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, page: Page) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Kept Person")])
+    reason = "the command bus (Kafka) is unavailable; nothing was changed, retry"
+
+    async def unavailable(route: Route) -> None:
+        await route.fulfill(status=503, json={"detail": reason})
+
+    # what the admin API answers while Kafka is down
+    await page.route("**/api/v1/sessions/terminations", unavailable)
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("checkbox", name=re.compile("^Select Kept")).check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("Nothing was terminated")
+    await expect(status).to_contain_text(reason)
+    await expect(rows(page)).to_have_count(1)
