@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from admin_api import web
 from admin_api.adapters.bus import CommandBus, KafkaBus
+from admin_api.adapters.database import read_model_engine
 from admin_api.auth import TokenVerifier
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
 from admin_api.metrics import RequestMetrics
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
-from session_registry.adapters.database import make_engine
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
 
@@ -26,13 +27,17 @@ another tenant's resources answer 404. Bad parameters answer 422 naming the fiel
 
 
 def create_app(
-    settings: AdminApiSettings, *, bus: CommandBus | None = None, clock: Clock = system_clock
+    settings: AdminApiSettings,
+    *,
+    bus: CommandBus | None = None,
+    clock: Clock = system_clock,
+    admin_page: web.AdminPageConfig | None = None,
 ) -> FastAPI:
     """The admin API for `settings`; `bus` replaces Kafka in unit tests, `clock` the time."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = read_model_engine(settings.database_url)
         kafka = None
         if bus is None:
             kafka = KafkaBus(settings.kafka_bootstrap_servers, settings.topics)
@@ -63,7 +68,9 @@ def create_app(
     install_error_handlers(app)
     for module in (sessions, terminations, audit, session_settings, health):
         app.include_router(module.router)
-    # ADMIN WEB PAGE: app.include_router(web.router)  (admin_api/web, served at /admin)
+    app.include_router(web.router)  # the admin web page at /admin (admin_api/web)
+    if admin_page is not None:
+        setattr(app.state, web.config.APP_STATE_KEY, admin_page)
     return app
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
@@ -22,6 +22,9 @@ from session_registry.adapters.tables import sessions
 
 LISTED = sorted(t.value for t in LISTED_SESSION_TYPES)
 _s = sessions.c
+# Inlined, not bound: the partial listing indexes (WHERE state = 'open') must match any plan.
+OPEN = literal_column("'open'")
+LISTED_TYPES = [literal_column(f"'{kind}'") for kind in LISTED]
 
 
 class binary_text(FunctionElement[str]):
@@ -83,8 +86,8 @@ def active_clause(tenant_id: str, now: datetime) -> ColumnElement[bool]:
     """The tenant's listed sessions that are active at `now`."""
     return and_(
         _s.tenant_id == tenant_id,
-        _s.state == "open",
-        _s.session_type.in_(LISTED),
+        _s.state == OPEN,
+        _s.session_type.in_(LISTED_TYPES),
         _s.created_at.is_not(None),
         _s.expires_at > now,
     )
@@ -97,9 +100,12 @@ def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> Colum
     """
     conditions: list[ColumnElement[bool]] = [active_clause(tenant_id, now)]
     if filter.q is not None:
-        conditions.append(
-            or_(*(_contains(c, filter.q) for c in (_s.user_name, _s.session_type, _s.session_id)))
-        )
+        # session types are a closed set: which ones contain q is known without the database
+        types = [k for k in LISTED if filter.q.casefold() in k]
+        arms = [_contains(_s.user_name, filter.q), _contains(_s.session_id, filter.q)]
+        if types:
+            arms.append(_s.session_type.in_(types))
+        conditions.append(or_(*arms))
     for name in ("user_name", "session_id", "device"):
         value = getattr(filter, name)
         if value is not None:
