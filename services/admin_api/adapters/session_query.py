@@ -23,8 +23,8 @@ from session_registry.adapters.tables import sessions
 LISTED = sorted(t.value for t in LISTED_SESSION_TYPES)
 _s = sessions.c
 # Inlined, not bound: the partial listing indexes (WHERE state = 'open') must match any plan.
-OPEN = literal_column("'open'")
-LISTED_TYPES = [literal_column(f"'{kind}'") for kind in LISTED]
+OPEN: ColumnElement[str] = literal_column("'open'")
+LISTED_TYPES: list[ColumnElement[str]] = [literal_column(f"'{kind}'") for kind in LISTED]
 
 
 class binary_text(FunctionElement[str]):
