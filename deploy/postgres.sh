@@ -182,6 +182,8 @@ stop() {
 destroy() {
 	stop
 	rm -rf "$CLUSTER"
+	# The hashed parent of a relocated cluster goes too once empty.
+	[[ "$CLUSTER" != /var/lib/session-control/* ]] || rmdir "$(dirname "$CLUSTER")" 2>/dev/null || true
 	say "deleted $CLUSTER"
 }
 

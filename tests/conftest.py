@@ -3,6 +3,8 @@
 Kafka: an explicit KAFKA_BOOTSTRAP_SERVERS wins; else testcontainers where a Docker engine
 answers; else `deploy/kafka.sh start` (Apache Kafka jars from Maven Central, KRaft, loopback).
 PostgreSQL: SESSIONS_TEST_POSTGRES_URL (an admin URL) wins; else `deploy/postgres.sh start`.
+Fault injection: `private_kafka` / `private_postgres` are a test's OWN broker / cluster
+(tests/private_services.py) that it may stop and restart; the shared ones are never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from private_services import PrivateKafka, PrivatePostgres
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
 
@@ -39,6 +42,7 @@ def _script_output(script: str, key: str) -> str:
     """Run a deploy script's `start` and pick `KEY=value` from what it prints."""
     done = subprocess.run(
         ["bash", str(ROOT / "deploy" / script), "start"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=600,
@@ -120,3 +124,25 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
     finally:
         await asyncio.shield(_drop_database(admin_url, name))
+
+
+@pytest.fixture
+async def private_kafka(tmp_path: Path) -> AsyncIterator[PrivateKafka]:
+    """A started broker of this test's own (free ports, state in tmp_path); stopped afterwards."""
+    broker = PrivateKafka(tmp_path / "private-kafka")
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await asyncio.shield(broker.stop())
+
+
+@pytest.fixture
+async def private_postgres(tmp_path: Path) -> AsyncIterator[PrivatePostgres]:
+    """A started PostgreSQL cluster of this test's own (free port); deleted afterwards."""
+    cluster = PrivatePostgres(tmp_path / "private-postgres")
+    await cluster.start()
+    try:
+        yield cluster
+    finally:
+        await asyncio.shield(cluster.destroy())

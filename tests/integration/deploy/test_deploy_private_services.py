@@ -1,0 +1,86 @@
+"""The private broker and cluster that fault-injection tests stop and restart keep their data."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from private_services import PrivateKafka, PrivatePostgres
+
+
+async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=value)
+    finally:
+        await producer.stop()
+
+
+async def _read_all(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        seen: list[bytes] = []
+        async with asyncio.timeout(60):
+            while len(seen) < count:
+                batch = await consumer.getmany(timeout_ms=1000)
+                seen += [record.value for records in batch.values() for record in records]
+        return seen
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.kafka
+async def test_private_broker_restarts_on_same_port_with_records_retained(
+    private_kafka: PrivateKafka,
+) -> None:
+    topic = f"restart.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=private_kafka.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    await _produce(private_kafka.bootstrap, topic, [b"before-1", b"before-2"])
+
+    await private_kafka.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", private_kafka.port)
+    await private_kafka.start()
+
+    await _produce(private_kafka.bootstrap, topic, [b"after"])
+    assert sorted(await _read_all(private_kafka.bootstrap, topic, 3)) == [
+        b"after",
+        b"before-1",
+        b"before-2",
+    ]
+
+
+@pytest.mark.postgres
+async def test_private_postgres_restart_cuts_connections_and_keeps_rows(
+    private_postgres: PrivatePostgres,
+) -> None:
+    dsn = private_postgres.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE kept (id int PRIMARY KEY)")
+    await conn.execute("INSERT INTO kept VALUES (1), (2)")
+
+    await private_postgres.restart()
+
+    lost = (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)
+    with pytest.raises((*lost, OSError)):
+        await conn.fetchval("SELECT 1")
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM kept") == 2
+    finally:
+        await conn.close()

@@ -1,0 +1,128 @@
+"""A Kafka broker or PostgreSQL cluster of a test's own, for fault injection (stop, restart).
+
+Never stop the shared broker or cluster: other tests run on them. These run the same deploy
+scripts on free ports with state in the test's own directory, so data survives a restart of
+the same instance and nothing else is disturbed. Use the `private_kafka` / `private_postgres`
+fixtures (tests/conftest.py), or `start_private_broker` for the function form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _run_script(script: str, command: str, env: dict[str, str]) -> str:
+    """Run `deploy/<script> <command>`; return its stdout, raise with both streams on failure."""
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        str(ROOT / "deploy" / script),
+        command,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"deploy/{script} {command} exited {process.returncode}:\n"
+            f"{out.decode()}\n{err.decode()}"
+        )
+    return out.decode()
+
+
+def _printed(output: str, key: str) -> str:
+    match = re.search(rf"^{key}=(\S+)$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {key}=... in deploy script output:\n{output}")
+    return match.group(1)
+
+
+class PrivateKafka:
+    """A single-node KRaft broker on its own ports; same ports and data across stop/start."""
+
+    def __init__(self, state_dir: Path, port: int | None = None, heap: str = "512m") -> None:
+        self.port = port or free_port()
+        self.state_dir = state_dir
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+            "SESSIONS_STATE_DIR": str(state_dir),
+            "KAFKA_HEAP": heap,
+        }
+
+    async def start(self) -> str:
+        """Start (or find running) and wait until ready; return the bootstrap servers."""
+        output = await _run_script("kafka.sh", "start", self._env)
+        printed = _printed(output, "KAFKA_BOOTSTRAP_SERVERS")
+        if printed != self.bootstrap:
+            raise RuntimeError(f"kafka.sh started {printed}, expected {self.bootstrap}")
+        return self.bootstrap
+
+    async def stop(self) -> None:
+        """Graceful stop (SIGTERM, then SIGKILL after 30 s); a no-op when not running."""
+        await _run_script("kafka.sh", "stop", self._env)
+
+    async def restart(self) -> None:
+        """Stop, then start on the same ports with the same data."""
+        await self.stop()
+        await self.start()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster on its own port; same data across stop/start; `destroy` deletes it."""
+
+    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.state_dir = state_dir
+        base = f"postgresql+asyncpg://sessions:sessions@127.0.0.1:{self.port}"
+        self.admin_url = f"{base}/sessions_test"
+        self.database_url = f"{base}/sessions"
+        self._env = {**os.environ, "PGPORT": str(self.port), "SESSIONS_STATE_DIR": str(state_dir)}
+
+    async def start(self) -> str:
+        """Start (initdb the first time) and wait until it answers; return the admin URL."""
+        printed = _printed(
+            await _run_script("postgres.sh", "start", self._env), "SESSIONS_TEST_POSTGRES_URL"
+        )
+        if printed != self.admin_url:
+            raise RuntimeError(f"postgres.sh started {printed}, expected {self.admin_url}")
+        return self.admin_url
+
+    async def stop(self) -> None:
+        """Fast shutdown (open connections are cut); a no-op when not running."""
+        await _run_script("postgres.sh", "stop", self._env)
+
+    async def restart(self) -> None:
+        """Stop, then start on the same port with the same data."""
+        await _run_script("postgres.sh", "restart", self._env)
+
+    async def destroy(self) -> None:
+        """Stop and delete the cluster's files."""
+        await _run_script("postgres.sh", "destroy", self._env)
+
+
+async def start_private_broker(
+    state_dir: Path, port: int | None = None
+) -> tuple[str, Callable[[], Awaitable[None]], Callable[[], Awaitable[str]]]:
+    """Start a private broker; return (bootstrap servers, stop, start) — the function form."""
+    broker = PrivateKafka(state_dir, port)
+    await broker.start()
+    return broker.bootstrap, broker.stop, broker.start
