@@ -51,8 +51,8 @@ class ActivityReporter:
         self._flush_seconds = flush_seconds
         self._max_tracked = max_tracked
         self._clock = clock
-        self._last_reported: OrderedDict[bytes, float] = OrderedDict()
-        self._pending: deque[tuple[bytes, str | None, float]] = deque(maxlen=max_pending)
+        self._last_reported: OrderedDict[str, float] = OrderedDict()
+        self._pending: deque[tuple[str, str | None, float]] = deque(maxlen=max_pending)
         self._producer: AIOKafkaProducer | None = None
         self.sent = 0
         self.dropped = 0
@@ -67,7 +67,7 @@ class ActivityReporter:
         """Activity events noted but not yet handed to the producer."""
         return len(self._pending)
 
-    def note(self, session_id: bytes, client_ip: str | None) -> None:
+    def note(self, session_id: str, client_ip: str | None) -> None:
         """Record that `session_id` made a request now; cheap, never blocks."""
         now = self._clock()
         last = self._last_reported.get(session_id)
@@ -123,17 +123,17 @@ class ActivityReporter:
             return
         self.sent += len(futures)
 
-    def _event(self, item: tuple[bytes, str | None, float]) -> SessionActivity | None:
+    def _event(self, item: tuple[str, str | None, float]) -> SessionActivity | None:
         session_id, client_ip, at = item
         try:
             return SessionActivity(
                 event_id=uuid.uuid4(),
                 occurred_at=datetime.fromtimestamp(at, UTC),
                 tenant_id=self._tenant,
-                session_id=session_id.decode("ascii"),
+                session_id=session_id,
                 ip_address=_ip_or_none(client_ip),
             )
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             return None  # the middleware only notes well-formed ids; be defensive anyway
 
     async def _started_producer(self) -> AIOKafkaProducer | None:

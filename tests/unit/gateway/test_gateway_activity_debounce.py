@@ -30,35 +30,35 @@ def reporter(clock: Clock, **options: int) -> ActivityReporter:
 def test_one_event_per_session_per_interval() -> None:
     clock = Clock()
     activity = reporter(clock)
-    activity.note(b"a", "10.0.0.1")
+    activity.note("a", "10.0.0.1")
     clock.now += 59.9
-    activity.note(b"a", "10.0.0.2")
-    activity.note(b"b", None)
+    activity.note("a", "10.0.0.2")
+    activity.note("b", None)
     clock.now += 0.2
-    activity.note(b"a", "10.0.0.3")
+    activity.note("a", "10.0.0.3")
     assert [(s, ip) for s, ip, _ in activity._pending] == [
-        (b"a", "10.0.0.1"),
-        (b"b", None),
-        (b"a", "10.0.0.3"),
+        ("a", "10.0.0.1"),
+        ("b", None),
+        ("a", "10.0.0.3"),
     ]
 
 
 def test_debounce_map_is_bounded_by_dropping_the_least_recent() -> None:
     clock = Clock()
     activity = reporter(clock, max_tracked=3)
-    for name in (b"a", b"b", b"c", b"d"):
+    for name in ("a", "b", "c", "d"):
         activity.note(name, None)
     assert activity.tracked == 3
-    activity.note(b"a", None)  # forgotten, so it reports again: more events, never fewer
+    activity.note("a", None)  # forgotten, so it reports again: more events, never fewer
     assert len(activity._pending) == 5
 
 
 def test_idle_entries_are_forgotten() -> None:
     clock = Clock()
     activity = reporter(clock)
-    activity.note(b"a", None)
+    activity.note("a", None)
     clock.now += 30
-    activity.note(b"b", None)
+    activity.note("b", None)
     clock.now += 31
     activity.forget_idle()
     assert activity.tracked == 1
@@ -67,21 +67,21 @@ def test_idle_entries_are_forgotten() -> None:
 def test_pending_events_are_bounded_and_drops_are_counted() -> None:
     clock = Clock()
     activity = reporter(clock, max_pending=2)
-    for name in (b"a", b"b", b"c"):
+    for name in ("a", "b", "c"):
         activity.note(name, None)
     assert activity.pending == 2
     assert activity.dropped == 1
-    assert [s for s, _, _ in activity._pending] == [b"b", b"c"]
+    assert [s for s, _, _ in activity._pending] == ["b", "c"]
 
 
 def test_events_carry_tenant_time_and_only_valid_addresses() -> None:
     clock = Clock()
     activity = reporter(clock)
-    event = activity._event((b"sess-1", "::ffff:10.1.2.3", 1_700_000_000.5))
+    event = activity._event(("sess-1", "::ffff:10.1.2.3", 1_700_000_000.5))
     assert event is not None
     assert event.tenant_id == "acme"
     assert event.session_id == "sess-1"
     assert event.occurred_at.timestamp() == 1_700_000_000.5
     assert event.ip_address == "::ffff:a01:203"
-    unix_socket = activity._event((b"sess-1", "/run/app.sock", 1.0))
+    unix_socket = activity._event(("sess-1", "/run/app.sock", 1.0))
     assert unix_socket is not None and unix_socket.ip_address is None

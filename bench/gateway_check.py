@@ -1,0 +1,198 @@
+"""What the gateway costs: ns added per request, and memory per million live revocations.
+
+    python -m bench.gateway_check [--requests 200000] [--revocations 1000000]
+
+Per request: the same trivial ASGI app called directly (no network, no server), with and
+without the middleware, in alternating rounds of one run; the cost added is the difference
+of the best rounds. Memory: tracemalloc over the revocation table holding N entries, against
+a plain dict of the same ids to expiry as the baseline. Targets: <= 5 us added per request,
+<= 64 MB per million revocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import secrets
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway.revocations import RevocationTable
+from auth_gateway.watcher import RevocationWatcher
+
+TARGET_NS = 5_000
+TARGET_MB_PER_MILLION = 64.0
+FAR_FUTURE = 4_000_000_000.0
+
+
+async def plain_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The cheapest complete HTTP response, so the difference is the middleware alone."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: Message) -> None:
+    return None
+
+
+def browser_scope(extra: list[tuple[bytes, bytes]]) -> Scope:
+    """Headers a real browser navigation carries."""
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/reports",
+        "client": ("10.1.2.3", 50000),
+        "headers": [
+            (b"host", b"platform.example.test"),
+            (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120"),
+            (b"accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            (b"accept-language", b"en-GB,en;q=0.9"),
+            (b"accept-encoding", b"gzip, deflate, br"),
+            (b"referer", b"https://platform.example.test/home"),
+            *extra,
+        ],
+    }
+
+
+async def _round(app: ASGIApp, scope: Scope, requests: int) -> float:
+    clock = time.perf_counter_ns
+    started = clock()
+    for _ in range(requests):
+        await app(dict(scope), _receive, _send)
+    return (clock() - started) / requests
+
+
+async def per_request_ns(gateway_app: ASGIApp, scope: Scope, requests: int) -> tuple[float, float]:
+    """Best-of-rounds ns per request: (without middleware, with it)."""
+    bare: list[float] = []
+    wrapped: list[float] = []
+    await _round(gateway_app, scope, 1000)  # warm-up: first activity report, caches
+    for _ in range(7):
+        bare.append(await _round(plain_app, scope, requests // 7))
+        wrapped.append(await _round(gateway_app, scope, requests // 7))
+    return min(bare), min(wrapped)
+
+
+def held_bytes(build: Callable[[], Any]) -> tuple[int, int]:
+    """Bytes still allocated after `build()` (the object kept alive), and the peak on the way."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del kept
+    return current - before, peak - before
+
+
+def fill_table(ids: list[bytes]) -> RevocationTable:
+    table = RevocationTable()
+    for session_id in ids:
+        table.add(session_id, FAR_FUTURE)
+    return table
+
+
+def fill_dict(ids: list[bytes]) -> dict[str, float]:
+    return {session_id.decode(): FAR_FUTURE for session_id in ids}
+
+
+def apply_rate(count: int) -> float:
+    """Revocation records folded per second by the watcher (the start-up catch-up cost)."""
+    from datetime import UTC, datetime, timedelta
+
+    from session_contracts.codec import encode
+    from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+
+    now = datetime.now(UTC)
+    records = [
+        (
+            f"s{n}".encode(),
+            encode(
+                SessionRevoked(
+                    tenant_id="acme",
+                    session_id=f"s{n}",
+                    session_type=SessionType.browser,
+                    revoked_at=now,
+                    reason=TerminationReason.admin,
+                    valid_until=now + timedelta(hours=8),
+                )
+            ),
+        )
+        for n in range(count)
+    ]
+    watcher = RevocationWatcher("unused:1", "revocations", "acme", RevocationTable())
+    started = time.perf_counter()
+    for key, value in records:
+        watcher.apply(key, value)
+    return count / (time.perf_counter() - started)
+
+
+async def main(requests: int, revocations: int) -> None:
+    gateway = SessionGateway.from_settings(
+        GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="unused:1", gateway_tenant_id="acme")
+    )
+    gateway.watcher.ready_event.set()
+    revoked = secrets.token_urlsafe(32).encode()
+    for _ in range(100_000):
+        gateway.table.add(secrets.token_urlsafe(32).encode(), FAR_FUTURE)
+    gateway.table.add(revoked, FAR_FUTURE)
+    app = gateway.wrap(plain_app, manage_lifespan=False)
+    live = secrets.token_urlsafe(32).encode()
+    cases = {
+        "live session, cookie": [(b"cookie", b"theme=dark; sid=" + live + b"; lang=en")],
+        "live session, header": [(b"x-session-id", live)],
+        "no session": [],
+        "revoked session (303)": [(b"cookie", b"sid=" + revoked)],
+    }
+    print(f"per request, ASGI called directly, {requests} requests per case, best of 7 rounds")
+    print(f"{'case':24} {'without':>10} {'with':>10} {'added':>10}  target <= {TARGET_NS} ns")
+    worst = 0.0
+    for name, headers in cases.items():
+        bare, wrapped = await per_request_ns(app, browser_scope(headers), requests)
+        added = wrapped - bare
+        worst = max(worst, added)
+        print(f"{name:24} {bare:8.0f}ns {wrapped:8.0f}ns {added:8.0f}ns  ({wrapped / bare:.2f}x)")
+    print(f"worst added: {worst:.0f} ns -> {'OK' if worst <= TARGET_NS else 'OVER TARGET'}")
+
+    ids = [secrets.token_urlsafe(32).encode() for _ in range(revocations)]
+    table_bytes, table_peak = held_bytes(lambda: fill_table(ids))
+    dict_bytes, _ = held_bytes(lambda: fill_dict(ids))
+    per_million = table_bytes / revocations * 1e6 / 2**20
+    print(f"\nmemory for {revocations} live revocations (43-character ids), tracemalloc")
+    print(
+        f"revocation table: {table_bytes / 2**20:7.1f} MB held ({per_million:.1f} MB per million,"
+        f" peak while growing {table_peak / 2**20:.1f} MB) -> "
+        f"{'OK' if per_million <= TARGET_MB_PER_MILLION else 'OVER TARGET'}"
+        f" (target <= {TARGET_MB_PER_MILLION:.0f})"
+    )
+    print(
+        f"baseline dict[str, float]: {dict_bytes / 2**20:7.1f} MB held "
+        f"(table uses {table_bytes / dict_bytes:.2f}x of it)"
+    )
+    print(f"\nwatcher catch-up: {apply_rate(50_000):,.0f} revocation records folded per second")
+
+
+def cli() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=210_000)
+    parser.add_argument("--revocations", type=int, default=1_000_000)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.revocations))
+
+
+if __name__ == "__main__":
+    cli()
