@@ -1,0 +1,276 @@
+"""Revocation latency: from the admin API's 202 to the first request the gateway rejects.
+
+    python -m bench.revocation [--terminations 250] [--fetch-wait-ms 100]
+
+On the real broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092) under a fresh topic
+prefix: the registry (`python -m session_registry run`) and the admin API (uvicorn,
+`admin_api.app:app_from_env`) run as their own processes on a fresh SQLite read model, as
+in the devstack; a gateway runs in this process. Sessions are created through the event
+path, then terminated one at a time with `POST /api/v1/sessions/terminations`; after each
+202 the gateway is asked (ASGI call, no network) as fast as the event loop allows until it
+answers 401. Prints p50, p99 and max against the target p99 <= 100 ms, and the admin API's
+own 202 time as a baseline of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+from admin_api.auth import issue_dev_token
+from admin_api.settings import AdminApiSettings
+from auth_gateway import GatewaySettings, SessionGateway
+from session_contracts.kafka_admin import ensure_topics
+from session_contracts.models import SessionCreated, SessionPolicy, SessionType
+from session_contracts.publisher import SessionEventPublisher
+from session_contracts.topics import Topics
+from session_registry.adapters.database import upgrade_schema
+
+TENANT = "bench"
+TARGET_P99_MS = 100.0
+GIVE_UP_SECONDS = 10.0
+
+
+async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The protected service: anything the gateway admits gets 200."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class GatewayProbe:
+    """Asks the gateway about one session the way a request would, without a network."""
+
+    def __init__(self, gateway: SessionGateway) -> None:
+        self._app = gateway.wrap(ok_app, manage_lifespan=False)
+
+    async def status(self, session_id: str) -> int:
+        """The HTTP status the gateway gives a mobile request of this session."""
+        statuses: list[int] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/data",
+            "client": ("127.0.0.1", 1),
+            "headers": [(b"x-session-id", session_id.encode())],
+        }
+        await self._app(scope, receive, send)
+        return statuses[0]
+
+
+@contextmanager
+def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]:
+    """The registry and the admin API as child processes, stopped on exit."""
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = {
+        "registry": [sys.executable, "-m", "session_registry", "run"],
+        "admin-api": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "admin_api.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(admin_port),
+            "--log-level",
+            "warning",
+        ],
+    }
+    children = []
+    try:
+        for name, command in commands.items():
+            log = (logs / f"{name}.log").open("ab")
+            children.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+        yield
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def created(session_id: str) -> SessionCreated:
+    return SessionCreated(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        tenant_id=TENANT,
+        session_id=session_id,
+        user_id=f"user-{session_id[-4:]}",
+        user_name=f"Bench User {session_id[-4:]}",
+        session_type=SessionType.mobile,
+        ip_address="10.0.0.1",
+        policy=SessionPolicy(max_session_seconds=86400, idle_timeout_seconds=3600),
+    )
+
+
+async def wait_for(what: str, check: Callable[[], Awaitable[bool]], within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"{what} not reached within {within:.0f} s")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=6)
+    await ensure_topics(bootstrap, topics)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-revocation-"))
+    database_url = f"sqlite+aiosqlite:///{workdir / 'sessions.db'}"
+    await upgrade_schema(database_url)
+    secret = secrets.token_urlsafe(48)
+    admin_port = _free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
+        "SESSIONS_DATABASE_URL": database_url,
+        "SESSIONS_ENVIRONMENT": "development",
+        "SESSIONS_JWT_SECRET": secret,
+    }
+    token = issue_dev_token(
+        AdminApiSettings(_env_file=None, jwt_secret=secret),
+        sub="bench-admin",
+        tenant=TENANT,
+        grants=["edit_user_sessions"],
+    )
+    gateway = SessionGateway.from_settings(
+        GatewaySettings(
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            topic_prefix=topics.prefix,
+            gateway_tenant_id=TENANT,
+            gateway_fetch_max_wait_ms=fetch_wait_ms,
+        )
+    )
+    probe = GatewayProbe(gateway)
+    session_ids = [f"bench-{n:05d}-{secrets.token_hex(8)}" for n in range(count)]
+    base = f"http://127.0.0.1:{admin_port}"
+    auth = {"Authorization": f"Bearer {token}"}
+    print(f"broker {bootstrap}, topics {topics.prefix}*, logs {workdir}")
+    with services(env, admin_port, workdir / "logs"):
+        await gateway.start()
+        async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as admin:
+
+            async def admin_ready() -> bool:
+                return (await admin.get("/readyz")).status_code == 200
+
+            await wait_for("admin API ready", admin_ready, 60)
+            async with asyncio.timeout(60):
+                await gateway.wait_ready()
+            async with SessionEventPublisher(bootstrap, topics) as publisher:
+                await publisher.publish_many([created(s) for s in session_ids])
+
+            async def all_listed() -> bool:
+                page = await admin.get("/api/v1/sessions", params={"limit": 1})
+                return bool(page.status_code == 200 and page.json()["total"] == count)
+
+            await wait_for(f"{count} sessions listed", all_listed, 120)
+            latencies, posts, missed = await _terminate_each(admin, probe, session_ids, pause)
+    await gateway.stop()
+    _report(latencies, posts, missed, fetch_wait_ms)
+
+
+async def _terminate_each(
+    admin: httpx.AsyncClient, probe: GatewayProbe, session_ids: list[str], pause: float
+) -> tuple[list[float], list[float], int]:
+    latencies: list[float] = []
+    posts: list[float] = []
+    missed = 0
+    for session_id in session_ids:
+        assert await probe.status(session_id) == 200, "admitted before termination"
+        sent = time.perf_counter()
+        response = await admin.post(
+            "/api/v1/sessions/terminations", json={"session_ids": [session_id]}
+        )
+        accepted = time.perf_counter()
+        if response.status_code != 202:
+            raise SystemExit(f"termination refused: {response.status_code} {response.text}")
+        posts.append(accepted - sent)
+        while await probe.status(session_id) != 401:
+            if time.perf_counter() - accepted > GIVE_UP_SECONDS:
+                missed += 1
+                break
+            await asyncio.sleep(0)  # let the consumer's I/O in between polls
+        else:
+            latencies.append(time.perf_counter() - accepted)
+        await asyncio.sleep(pause)
+    return latencies, posts, missed
+
+
+def _report(latencies: list[float], posts: list[float], missed: int, fetch_wait_ms: int) -> None:
+    ms = [x * 1000 for x in latencies]
+    post_ms = [x * 1000 for x in posts]
+    p99 = percentile(ms, 0.99) if ms else float("inf")
+    print(f"{len(ms)} terminations, {missed} not enforced within {GIVE_UP_SECONDS:.0f} s")
+    print(f"gateway consumer fetch_max_wait_ms={fetch_wait_ms}")
+    if ms:
+        print(
+            f"202 -> first rejected request: p50 {percentile(ms, 0.5):.1f} ms, "
+            f"p99 {p99:.1f} ms, max {max(ms):.1f} ms, mean {statistics.fmean(ms):.1f} ms"
+        )
+    print(
+        f"baseline, POST -> 202 itself: p50 {percentile(post_ms, 0.5):.1f} ms, "
+        f"p99 {percentile(post_ms, 0.99):.1f} ms"
+    )
+    verdict = "OK" if p99 <= TARGET_P99_MS and not missed else "OVER TARGET"
+    print(f"target p99 <= {TARGET_P99_MS:.0f} ms: {verdict}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cli() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--terminations", type=int, default=250)
+    parser.add_argument("--fetch-wait-ms", type=int, default=100)
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds between terminations")
+    args = parser.parse_args()
+    asyncio.run(run(args.terminations, args.fetch_wait_ms, args.pause))
+
+
+if __name__ == "__main__":
+    cli()
