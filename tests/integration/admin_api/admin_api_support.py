@@ -71,6 +71,9 @@ def session_row(**overrides: Any) -> dict[str, Any]:
         "last_activity_at": last,
         "expires_at": min(created + timedelta(days=30), last + timedelta(hours=8)),
         "state": "open",
+        "ended_at": None,
+        "end_reason": None,
+        "ended_by": None,
     }
     row.update(overrides)
     return row

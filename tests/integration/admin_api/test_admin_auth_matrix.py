@@ -1,0 +1,148 @@
+"""Every endpoint answers 401/403/404 exactly as the contract says, and never leaks a tenant."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from admin_api_support import OTHER_TENANT, TENANT, insert, make_settings, session_row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
+from admin_api.settings import AdminApiSettings
+
+COMMAND = str(uuid.uuid4())
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/v1/sessions", None),
+    ("GET", "/api/v1/sessions/theirs", None),
+    ("GET", "/api/v1/sessions/export.csv", None),
+    ("POST", "/api/v1/sessions/terminations", {"session_ids": ["theirs"]}),
+    ("GET", f"/api/v1/sessions/terminations/{COMMAND}", None),
+    ("GET", "/api/v1/audit/terminations", None),
+    ("GET", "/api/v1/settings/sessions", None),
+    (
+        "PUT",
+        "/api/v1/settings/sessions/browser",
+        {"max_session_seconds": 3600, "idle_timeout_seconds": 600},
+    ),
+]
+IDS = [f"{m} {p}" for m, p, _ in ENDPOINTS]
+
+
+def bad_tokens(settings: AdminApiSettings) -> dict[str, str]:
+    now = int(time.time())
+    claims = {
+        "sub": "a",
+        "tenant": TENANT,
+        "grants": [EDIT_USER_SESSIONS],
+        "aud": "session-control",
+    }
+    key = settings.jwt_secret.get_secret_value()
+    return {
+        "bad signature": jwt.encode({**claims, "exp": now + 600}, "x" * 40, algorithm="HS256"),
+        "expired": jwt.encode({**claims, "exp": now - 120}, key, algorithm="HS256"),
+        "not yet valid": jwt.encode(
+            {**claims, "exp": now + 600, "nbf": now + 300}, key, algorithm="HS256"
+        ),
+        "wrong audience": issue_dev_token(
+            make_settings(settings.database_url, jwt_audience="another-api"), "a", TENANT
+        ),
+        "no exp": jwt.encode(claims, key, algorithm="HS256"),
+        "alg none": jwt.encode({**claims, "exp": now + 600}, None, algorithm="none"),
+        "bad tenant claim": jwt.encode(
+            {**claims, "exp": now + 600, "tenant": "no spaces allowed"}, key, algorithm="HS256"
+        ),
+        "garbage": "not.a.jwt",
+    }
+
+
+async def call(
+    client: httpx.AsyncClient, method: str, path: str, body: Any, headers: dict[str, str]
+) -> httpx.Response:
+    return await client.request(method, path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=IDS)
+async def test_no_or_bad_token_is_401_with_a_bearer_challenge(
+    client: httpx.AsyncClient,
+    settings: AdminApiSettings,
+    method: str,
+    path: str,
+    body: Any,
+) -> None:
+    cases = {"missing": {}, "basic scheme": {"Authorization": "Basic YTpi"}} | {
+        name: {"Authorization": f"Bearer {token}"} for name, token in bad_tokens(settings).items()
+    }
+    for name, headers in cases.items():
+        response = await call(client, method, path, body, headers)
+        assert response.status_code == 401, (name, response.text)
+        assert response.headers["WWW-Authenticate"] == "Bearer", name
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=IDS)
+async def test_without_the_grant_is_403(
+    client: httpx.AsyncClient, token: Callable[..., str], method: str, path: str, body: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {token(grants=('view_users',))}"}
+    response = await call(client, method, path, body, headers)
+    assert response.status_code == 403, response.text
+    assert EDIT_USER_SESSIONS in response.json()["detail"]
+
+
+async def test_other_tenants_session_and_command_are_404_and_never_listed(
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    token: Callable[..., str],
+) -> None:
+    await insert(engine, [session_row(tenant_id=OTHER_TENANT, session_id="theirs")])
+    await insert(engine, [session_row(session_id="ours")])
+    theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT, sub='other-admin')}"}
+
+    assert (await client.get("/api/v1/sessions/theirs", headers=auth)).status_code == 404
+    assert (await client.get("/api/v1/sessions/theirs", headers=theirs)).status_code == 200
+    listed = (await client.get("/api/v1/sessions", headers=auth)).json()
+    assert [i["session_id"] for i in listed["items"]] == ["ours"]
+    assert listed["total"] == 1
+    export = (await client.get("/api/v1/sessions/export.csv", headers=auth)).text
+    assert "ours" in export and "theirs" not in export
+
+    accepted = await client.post(
+        "/api/v1/sessions/terminations", json={"session_ids": ["ours"]}, headers=theirs
+    )
+    assert accepted.status_code == 202
+    command_id = accepted.json()["command_id"]
+    mine = await client.get(f"/api/v1/sessions/terminations/{command_id}", headers=theirs)
+    assert mine.status_code == 200
+    for path in (f"/api/v1/sessions/terminations/{command_id}", "/api/v1/audit/terminations"):
+        response = await client.get(path, headers=auth)
+        assert response.status_code in (200, 404)
+        assert command_id not in response.text
+    unknown = await client.get(f"/api/v1/sessions/terminations/{uuid.uuid4()}", headers=auth)
+    assert unknown.status_code == 404
+
+    await client.put(
+        "/api/v1/settings/sessions/mobile",
+        json={"max_session_seconds": 7200, "idle_timeout_seconds": 3600},
+        headers=theirs,
+    )
+    ours = (await client.get("/api/v1/settings/sessions", headers=auth)).json()
+    assert all(item["is_default"] for item in ours["items"])
+
+
+async def test_a_token_of_the_other_tenant_ends_only_its_own_sessions(
+    client: httpx.AsyncClient, token: Callable[..., str], bus: Any
+) -> None:
+    theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT, sub='other-admin')}"}
+    response = await client.post(
+        "/api/v1/sessions/terminations", json={"session_ids": ["ours"]}, headers=theirs
+    )
+    assert response.status_code == 202
+    (command,) = bus.commands
+    assert command.tenant_id == OTHER_TENANT
+    assert command.requested_by == "other-admin"
