@@ -68,9 +68,10 @@ fi
 # pytest's exit 5 (no tests collected) is non-zero, so it counts as a failure here too.
 check pytest "$PYTHON" -m pytest -q "$@"
 
+summary="$(IFS=,; echo "${results[*]}")"
 echo
 if ((${#failed[@]})); then
-	echo "test.sh: FAILED: ${failed[*]} (${results[*]})"
+	echo "test.sh: FAILED: ${failed[*]} (${summary//,/, })"
 	exit 1
 fi
-echo "test.sh: all checks passed (${results[*]})"
+echo "test.sh: all checks passed (${summary//,/, })"
