@@ -1,0 +1,123 @@
+"""Bad parameters are 422s that name the field; nothing a client sends is a 500."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+BAD_LIST_PARAMS = [
+    ({"colour": "red"}, "colour"),
+    ({"sort": "password"}, "sort"),
+    ({"sort": "--user_name"}, "sort"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "501"}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"session_type": "fax"}, "session_type"),
+    ({"ip_address": "10.0.0.0/33"}, "ip_address"),
+    ({"ip_address": "not-an-ip"}, "ip_address"),
+    ({"created_from": "2026-01-01T00:00:00"}, "created_from"),
+    ({"created_from": "0001-01-01T00:00:00+01:00"}, "created_from"),
+    ({"expires_to": "yesterday"}, "expires_to"),
+    ({"q": ""}, "q"),
+    ({"q": "a\x00b"}, "q"),
+    ({"user_name": "x" * 257}, "user_name"),
+    ({"policy_outdated": "maybe"}, "policy_outdated"),
+    ({"cursor": "!!!"}, "cursor"),
+    ({"cursor": base64.urlsafe_b64encode(b"[1,2]").decode()}, "cursor"),
+    (
+        {
+            "cursor": base64.urlsafe_b64encode(
+                json.dumps({"s": "user_name", "v": "a", "id": "b"}).encode()
+            ).decode()
+        },
+        "cursor",
+    ),
+    (
+        {
+            "cursor": base64.urlsafe_b64encode(
+                json.dumps({"s": "-last_activity_at", "v": "noon", "id": "b"}).encode()
+            ).decode()
+        },
+        "cursor",
+    ),
+    (
+        {
+            "cursor": base64.urlsafe_b64encode(
+                json.dumps(
+                    {"s": "-last_activity_at", "v": "2026-01-01T00:00:00+00:00", "id": "\x00"}
+                ).encode()
+            ).decode()
+        },
+        "cursor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "field"), BAD_LIST_PARAMS, ids=[f for _, f in BAD_LIST_PARAMS])
+async def test_bad_list_parameters_are_422_naming_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], params: dict[str, str], field: str
+) -> None:
+    for path in ("/api/v1/sessions", "/api/v1/sessions/export.csv"):
+        if path.endswith("csv") and field in ("limit", "cursor"):
+            continue
+        response = await client.get(path, params=params, headers=auth)
+        assert response.status_code == 422, (path, params, response.text)
+        locations = [e["loc"][:2] for e in response.json()["detail"]]
+        assert ["query", field] in locations, locations
+
+
+BAD_BODIES = [
+    ({}, "session_ids"),
+    ({"session_ids": []}, "session_ids"),
+    ({"session_ids": ["x"] * 1001}, "session_ids"),
+    ({"session_ids": ["has space"]}, "session_ids"),
+    ({"session_ids": ["a"], "filter": {}}, "session_ids"),
+    ({"session_ids": ["a"], "reason": "boredom"}, "reason"),
+    ({"filter": {"ip_address": "nope"}}, "ip_address"),
+    ({"filter": {"q": "a\x00"}}, "q"),
+    ({"filter": {"user_id": "\x00"}}, "user_id"),
+    ({"filter": {"colour": "red"}}, "colour"),
+    ({"session_ids": ["a"], "extra": 1}, "extra"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_BODIES, ids=[str(b)[:40] for b, _ in BAD_BODIES])
+async def test_bad_termination_bodies_are_422_naming_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], body: object, field: str
+) -> None:
+    response = await client.post("/api/v1/sessions/terminations", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/sessions/terminations/not-a-uuid", "command_id"),
+        ("/api/v1/audit/terminations?since=never", "since"),
+        ("/api/v1/audit/terminations?cursor=zzz", "cursor"),
+        ("/api/v1/audit/terminations?requested_by=a%00", "requested_by"),
+        ("/api/v1/audit/terminations?who=me", "who"),
+        ("/api/v1/sessions/has%20space", "session_id"),
+    ],
+)
+async def test_bad_path_and_audit_parameters_are_422(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, field: str
+) -> None:
+    response = await client.get(path, headers=auth)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+
+
+async def test_a_body_that_is_not_json_is_refused_not_a_500(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    headers = {**auth, "Content-Type": "application/json"}
+    url = "/api/v1/sessions/terminations"
+    malformed = await client.post(url, content=b'{"session_ids": [', headers=headers)
+    assert malformed.status_code == 422 and "json" in malformed.text.lower()
+    undecodable = await client.post(url, content=b"\xff{", headers=headers)
+    assert undecodable.status_code == 400
