@@ -24,7 +24,7 @@ MARKER="$CACHE_DIR/fetched.sha256"
 
 PORT="${KAFKA_PORT:-9092}"
 CTRL_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
-STATE_ROOT="${SESSIONS_STATE_DIR:-$REPO_DIR/.state}"
+STATE_ROOT="$(mkdir -p "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && cd "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && pwd)"
 STATE="$STATE_ROOT/kafka-$PORT"
 PID_FILE="$STATE/kafka.pid"
 LOG_FILE="$STATE/kafka.out"
@@ -145,6 +145,30 @@ wait_ready() {
 	done
 }
 
+# Have the broker create __consumer_offsets now (a coordinator lookup does), so the first consumer
+# group of a test does not meet GroupCoordinatorNotAvailable. Best effort: needs aiokafka.
+warm_up() {
+	python3 - "127.0.0.1:$PORT" >&2 2>/dev/null <<'EOF' || say "(group coordinator warm-up skipped)"
+import asyncio, sys
+from aiokafka.admin import AIOKafkaAdminClient
+
+async def main() -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1])
+    await admin.start()
+    try:
+        for _ in range(60):
+            try:
+                await admin.list_consumer_group_offsets("session-control-warm-up")
+                return
+            except Exception:
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+asyncio.run(main())
+EOF
+}
+
 start() {
 	command -v java >/dev/null || die "java not found (apt-get install openjdk-17-jre-headless)"
 	mkdir -p "$STATE"
@@ -173,6 +197,7 @@ start() {
 	pid=$!
 	echo "$pid" >"$PID_FILE"
 	wait_ready "$pid"
+	warm_up
 	say "kafka ready (pid $pid)"
 	echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$PORT"
 }
