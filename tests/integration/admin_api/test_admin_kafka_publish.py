@@ -1,0 +1,106 @@
+"""Termination commands and settings records reach a real Kafka broker, keyed as the contract says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from admin_api_support import TENANT, make_settings
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from admin_api.adapters.bus import settings_topic
+from admin_api.app import create_app
+from admin_api.auth import issue_dev_token
+from session_contracts.codec import decode_command
+from session_contracts.topics import Topics
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def kafka_client(
+    engine: AsyncEngine, db_url: str, kafka_bootstrap: str, topics: Topics
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    settings = make_settings(
+        db_url,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        topic_prefix=topics.prefix,
+        topic_partitions=topics.partitions,
+    )
+    app = create_app(settings)
+    headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'admin-7', TENANT)}"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+    ):
+        for _ in range(300):  # the producer connects in the background
+            if (await c.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError((await c.get("/readyz")).text)
+        yield c, headers
+
+
+async def consume(bootstrap: str, topic: str, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for partition_records in batch.values():
+                    records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_termination_is_published_on_the_commands_topic_keyed_by_command_id(
+    kafka_client: tuple[httpx.AsyncClient, dict[str, str]], kafka_bootstrap: str, topics: Topics
+) -> None:
+    client, headers = kafka_client
+    by_ids = await client.post(
+        "/api/v1/sessions/terminations", json={"session_ids": ["s1", "s2"]}, headers=headers
+    )
+    by_filter = await client.post(
+        "/api/v1/sessions/terminations",
+        json={"filter": {"ip_address": "10.0.0.0/8", "q": "ada"}, "reason": "security"},
+        headers=headers,
+    )
+    assert by_ids.status_code == 202 and by_filter.status_code == 202, by_filter.text
+    records = await consume(kafka_bootstrap, topics.commands, 2)
+    commands = {r.key.decode(): decode_command(r.value) for r in records}
+    first = commands[by_ids.json()["command_id"]]
+    assert first.tenant_id == TENANT and first.requested_by == "admin-7"
+    assert first.session_ids == ["s1", "s2"] and first.filter is None
+    second = commands[by_filter.json()["command_id"]]
+    assert second.filter is not None and second.filter.ip_address == "10.0.0.0/8"
+    assert second.reason == "security"
+    status = await client.get(
+        f"/api/v1/sessions/terminations/{by_ids.json()['command_id']}", headers=headers
+    )
+    assert status.json()["status"] == "pending"
+
+
+async def test_settings_change_is_published_on_the_compacted_settings_topic(
+    kafka_client: tuple[httpx.AsyncClient, dict[str, str]], kafka_bootstrap: str, topics: Topics
+) -> None:
+    client, headers = kafka_client
+    change = {"max_session_seconds": 7 * 86400, "idle_timeout_seconds": 3600}
+    response = await client.put("/api/v1/settings/sessions/mobile", json=change, headers=headers)
+    assert response.status_code == 200, response.text
+    (record,) = await consume(kafka_bootstrap, settings_topic(topics), 1)
+    assert record.key == TENANT.encode()
+    body = json.loads(record.value)
+    assert body["type"] == "session_settings.changed" and body["changed_by"] == "admin-7"
+    assert body["settings"]["mobile"] == change
+    assert body["settings"]["browser"]["idle_timeout_seconds"] == 8 * 3600
