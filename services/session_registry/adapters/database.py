@@ -6,16 +6,21 @@ Alembic's files live inside this package (`session_registry/alembic.ini`,
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IMMEDIATE = "session_registry_immediate"
@@ -102,3 +107,32 @@ async def upgrade_schema(url_or_engine: str | AsyncEngine, revision: str = "head
     finally:
         if isinstance(url_or_engine, str):
             await engine.dispose()
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+T = TypeVar("T")
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    if code in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)
+
+
+async def in_transaction(
+    engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5
+) -> T:
+    """Run `work` in one writer's transaction, retried from scratch on deadlock or lock timeout."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(**{IMMEDIATE: True})
+                async with conn.begin():
+                    return await work(conn)
+        except DBAPIError as exc:
+            if attempt == attempts or not _retryable(exc):
+                raise
+            log.warning("transaction retried (attempt %d): %s", attempt, exc.orig)
+            await asyncio.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,91 @@
+"""The transactional outbox: records written with the read model, relayed to Kafka after commit.
+
+A crash between the commit and the send re-sends on the next relay; every record the registry
+publishes is idempotent (derived event ids; compacted revocation keys), so re-sending is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from session_registry.adapters.database import IMMEDIATE
+from session_registry.adapters.session_store import is_postgres
+from session_registry.adapters.tables import outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One Kafka record to publish; `value` None is a tombstone."""
+
+    topic: str
+    key: bytes
+    value: bytes | None
+
+    def as_row(self) -> dict[str, object]:
+        return {"topic": self.topic, "key": self.key, "value": self.value}
+
+
+async def add_to_outbox(conn: AsyncConnection, records: Iterable[OutboxRecord]) -> int:
+    """Queue records for publishing, in the caller's transaction; return how many."""
+    rows = [record.as_row() for record in records]
+    if rows:
+        await conn.execute(insert(outbox), rows)
+    return len(rows)
+
+
+async def outbox_size(conn: AsyncConnection) -> int:
+    """How many records wait to be published."""
+    return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order with an idempotent producer, then deletes them."""
+
+    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, chunk: int = 2000) -> None:
+        self._engine = engine
+        self._producer = producer
+        self._chunk = chunk
+        self._lock = asyncio.Lock()
+
+    async def relay(self) -> int:
+        """Publish everything queued (until the outbox is empty); return how many were sent."""
+        sent = 0
+        async with self._lock:
+            while True:
+                count = await self._relay_chunk()
+                sent += count
+                if count < self._chunk:
+                    return sent
+
+    async def _relay_chunk(self) -> int:
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(**{IMMEDIATE: True})
+            async with conn.begin():
+                query = select(outbox).order_by(outbox.c.id).limit(self._chunk)
+                if is_postgres(conn):
+                    # a second registry relaying at the same time takes the other rows
+                    query = query.with_for_update(skip_locked=True)
+                rows = (await conn.execute(query)).all()
+                if not rows:
+                    return 0
+                futures = [
+                    await self._producer.send(
+                        row.topic,
+                        None if row.value is None else bytes(row.value),
+                        key=bytes(row.key),
+                    )
+                    for row in rows
+                ]
+                await asyncio.gather(*futures)
+                await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+        log.debug("relayed %d outbox records", len(rows))
+        return len(rows)

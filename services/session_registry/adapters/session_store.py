@@ -1,0 +1,128 @@
+"""Reading and writing session rows and their history, in bulk, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from session_registry.adapters.tables import session_history, sessions
+from session_registry.domain.history import HistoryEntry
+from session_registry.domain.state import COLUMNS, OPEN, SessionState
+
+KEYS_PER_SELECT = 2000
+ROWS_PER_INSERT = 2000
+_TIME_COLUMNS = frozenset(
+    {"created_at", "last_activity_at", "current_ip_at", "expires_at", "ended_at"}
+)
+_UPDATED = [c for c in COLUMNS if c not in {"tenant_id", "session_id"}]
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    """Whether the connection talks to PostgreSQL (else SQLite)."""
+    return conn.dialect.name == "postgresql"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def state_from_row(row: Any) -> SessionState:
+    """A SessionState from a `sessions` row (a Row or a mapping)."""
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    values = {name: mapping[name] for name in COLUMNS}
+    for name in _TIME_COLUMNS:
+        values[name] = _utc(values[name])
+    if values["ip_packed"] is not None:
+        values["ip_packed"] = bytes(values["ip_packed"])
+    return SessionState(**values)
+
+
+async def select_states(
+    conn: AsyncConnection, query: Select[Any], *, lock: bool = False, skip_locked: bool = False
+) -> list[SessionState]:
+    """Run a query over `sessions` and return its rows as states (locked for update on PG)."""
+    if lock and is_postgres(conn):
+        query = query.with_for_update(skip_locked=skip_locked)
+    result = await conn.execute(query)
+    return [state_from_row(row) for row in result]
+
+
+async def load_sessions(
+    conn: AsyncConnection, keys: Collection[tuple[str, str]], *, lock: bool = False
+) -> dict[tuple[str, str], SessionState]:
+    """The stored states of these (tenant_id, session_id) keys; absent keys are left out."""
+    found: dict[tuple[str, str], SessionState] = {}
+    ordered = sorted(keys)  # one lock order for every writer: no deadlock cycles on PostgreSQL
+    key_columns = tuple_(sessions.c.tenant_id, sessions.c.session_id)
+    for start in range(0, len(ordered), KEYS_PER_SELECT):
+        chunk = ordered[start : start + KEYS_PER_SELECT]
+        query = (
+            select(sessions)
+            .where(key_columns.in_(chunk))
+            .order_by(sessions.c.tenant_id, sessions.c.session_id)
+        )
+        for state in await select_states(conn, query, lock=lock):
+            found[state.key] = state
+    return found
+
+
+def _upsert(conn: AsyncConnection) -> Any:
+    dialect = postgresql if is_postgres(conn) else sqlite
+    statement = dialect.insert(sessions)
+    return statement.on_conflict_do_update(
+        index_elements=[sessions.c.tenant_id, sessions.c.session_id],
+        set_={name: statement.excluded[name] for name in _UPDATED},
+    )
+
+
+async def save_sessions(conn: AsyncConnection, states: Iterable[SessionState]) -> int:
+    """Insert or overwrite these session rows; return how many."""
+    rows = [state.as_row() for state in sorted(states, key=lambda s: s.key)]
+    if not rows:
+        return 0
+    statement = _upsert(conn)
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        await conn.execute(statement, rows[start : start + ROWS_PER_INSERT])
+    return len(rows)
+
+
+async def save_history(conn: AsyncConnection, entries: Iterable[HistoryEntry]) -> None:
+    """Record history entries; an entry already recorded (same event id) is left as it is."""
+    rows = [entry.as_row() for entry in entries]
+    if not rows:
+        return
+    dialect = postgresql if is_postgres(conn) else sqlite
+    statement = dialect.insert(session_history).on_conflict_do_nothing(
+        index_elements=[session_history.c.event_id]
+    )
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        await conn.execute(statement, rows[start : start + ROWS_PER_INSERT])
+
+
+def open_past_expiry(now: datetime) -> ColumnElement[bool]:
+    """Sessions still open although `expires_at` has passed: the sweeper's work."""
+    return (sessions.c.state == OPEN) & (sessions.c.expires_at <= now)
+
+
+async def due_for_expiry(
+    conn: AsyncConnection, now: datetime, limit: int
+) -> Sequence[SessionState]:
+    """Up to `limit` open sessions past `expires_at`, oldest expiry first.
+
+    On PostgreSQL rows another writer holds are skipped (the next sweep gets them).
+    """
+    query = (
+        select(sessions)
+        .where(open_past_expiry(now))
+        .order_by(sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
+        .limit(limit)
+    )
+    return await select_states(conn, query, lock=True, skip_locked=True)

@@ -1,0 +1,142 @@
+"""The fold: one function per event type merging an event into a session's state.
+
+Every merge is commutative and idempotent, so duplicates and any order of a session's events
+converge to the same state:
+- creation fields are set once: of several `session.created` (distinct ids), the one with the
+  smallest (occurred_at, fields...) wins, whatever order they come in;
+- `last_activity_at` is the maximum time seen (creation included); `current_ip` is the address
+  of the latest event carrying one (ties: the larger address string);
+- termination and expiry are final: of all seen, the earliest `occurred_at` wins, ties broken by
+  type (terminated before expired), then reason, then `terminated_by`;
+- activity for a session not created yet is kept; `expires_at` follows once creation arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from session_contracts.addresses import pack_ip
+from session_contracts.models import (
+    SessionActivity,
+    SessionCreated,
+    SessionEvent,
+    SessionExpired,
+    SessionTerminated,
+)
+from session_registry.domain.devices import device_label
+from session_registry.domain.state import (
+    END_RANK,
+    EXPIRED,
+    TERMINATED,
+    SessionState,
+    compute_expires_at,
+)
+
+
+def _creation_key(state: SessionState) -> tuple[Any, ...]:
+    return (
+        state.created_at,
+        state.user_id,
+        state.user_name,
+        state.session_type,
+        state.ip_address,
+        state.user_agent or "",
+        state.device or "",
+        state.max_session_seconds,
+        state.idle_timeout_seconds,
+    )
+
+
+def _seen_activity(state: SessionState, at: datetime, ip: str | None) -> None:
+    if state.last_activity_at is None or at > state.last_activity_at:
+        state.last_activity_at = at
+    if ip is not None and (
+        state.current_ip_at is None or (at, ip) > (state.current_ip_at, state.current_ip or "")
+    ):
+        state.current_ip, state.current_ip_at = ip, at
+    state.expires_at = compute_expires_at(state)
+
+
+def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
+    """Set the creation fields (the smallest candidate wins) and count creation as activity."""
+    candidate = SessionState(
+        tenant_id=state.tenant_id,
+        session_id=state.session_id,
+        user_id=event.user_id,
+        user_name=event.user_name,
+        session_type=event.session_type.value,
+        ip_address=event.ip_address,
+        user_agent=event.user_agent,
+        device=event.device or device_label(event.user_agent),
+        max_session_seconds=event.policy.max_session_seconds,
+        idle_timeout_seconds=event.policy.idle_timeout_seconds,
+        created_at=event.occurred_at,
+    )
+    if state.created_at is None or _creation_key(candidate) < _creation_key(state):
+        state.user_id = candidate.user_id
+        state.user_name = candidate.user_name
+        state.session_type = candidate.session_type
+        state.ip_address = candidate.ip_address
+        state.ip_packed = pack_ip(event.ip_address)
+        state.user_agent = candidate.user_agent
+        state.device = candidate.device
+        state.max_session_seconds = candidate.max_session_seconds
+        state.idle_timeout_seconds = candidate.idle_timeout_seconds
+        state.created_at = candidate.created_at
+    _seen_activity(state, event.occurred_at, event.ip_address)
+    return state
+
+
+def apply_activity(state: SessionState, event: SessionActivity) -> SessionState:
+    """Raise `last_activity_at` (and the current address) if this activity is the latest."""
+    _seen_activity(state, event.occurred_at, event.ip_address)
+    return state
+
+
+def _end(state: SessionState, kind: str, at: datetime, reason: str, by: str | None) -> None:
+    if state.ended_at is not None:
+        current = (
+            state.ended_at,
+            END_RANK[state.state],
+            state.end_reason or "",
+            state.ended_by or "",
+        )
+        if current <= (at, END_RANK[kind], reason, by or ""):
+            return
+    state.state, state.ended_at, state.end_reason, state.ended_by = kind, at, reason, by
+
+
+def apply_terminated(state: SessionState, event: SessionTerminated) -> SessionState:
+    """End the session (final; the earliest end seen wins)."""
+    _end(state, TERMINATED, event.occurred_at, event.reason.value, event.terminated_by)
+    return state
+
+
+def apply_expired(state: SessionState, event: SessionExpired) -> SessionState:
+    """Expire the session (final; the earliest end seen wins)."""
+    _end(state, EXPIRED, event.occurred_at, event.reason.value, None)
+    return state
+
+
+FOLDS: dict[str, Callable[[SessionState, Any], SessionState]] = {
+    "session.created": apply_created,
+    "session.activity": apply_activity,
+    "session.terminated": apply_terminated,
+    "session.expired": apply_expired,
+}
+
+
+def apply(state: SessionState, event: SessionEvent) -> SessionState:
+    """Merge any event into the state (in place) and return it."""
+    return FOLDS[event.type](state, event)
+
+
+def fold(events: Iterable[SessionEvent], state: SessionState | None = None) -> SessionState | None:
+    """The state after all `events` (all of one session), starting from `state` or nothing."""
+    for event in events:
+        if state is None:
+            state = SessionState(tenant_id=event.tenant_id, session_id=event.session_id)
+        apply(state, event)
+    return state

@@ -1,0 +1,88 @@
+"""The events and records the registry itself writes: terminations, expiries, revocations.
+
+Their ids are derived, not random, so a re-run after a crash writes the same records again
+(idempotent on the event log and on the compacted revocations topic).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from session_contracts.models import (
+    SessionExpired,
+    SessionRevoked,
+    SessionTerminated,
+    SessionType,
+    TerminateSessions,
+    TerminationReason,
+)
+from session_registry.domain.state import TERMINATED, SessionState, expiry_reason
+
+EXPIRY_NAMESPACE = uuid.UUID("8a0f8f8e-4b0e-5a57-9b6e-5e55107e0e01")
+
+
+def termination_event(command: TerminateSessions, state: SessionState) -> SessionTerminated:
+    """The `session.terminated` a command makes for one session: id uuid5(command_id, session)."""
+    return SessionTerminated(
+        event_id=uuid.uuid5(command.command_id, state.session_id),
+        occurred_at=command.requested_at,
+        tenant_id=state.tenant_id,
+        session_id=state.session_id,
+        reason=command.reason,
+        terminated_by=command.requested_by,
+        command_id=command.command_id,
+    )
+
+
+def expiry_event(state: SessionState) -> SessionExpired:
+    """The `session.expired` for a session past `expires_at`; one id per session, ever."""
+    assert state.expires_at is not None
+    return SessionExpired(
+        event_id=uuid.uuid5(EXPIRY_NAMESPACE, f"{state.tenant_id}\x1f{state.session_id}"),
+        occurred_at=state.expires_at,
+        tenant_id=state.tenant_id,
+        session_id=state.session_id,
+        reason=expiry_reason(state),
+    )
+
+
+def valid_until(state: SessionState) -> datetime | None:
+    """The latest moment a session could still be valid: created_at + max_session_seconds.
+
+    Not `expires_at`: that bound moves with activity, and activity may still be on its way
+    (gateways debounce it, producers lag), so the idle limit is not yet known for sure. The
+    maximum length is fixed at creation, so a tombstone after it can never re-admit a session.
+    """
+    if state.created_at is None or state.max_session_seconds is None:
+        return None
+    return state.created_at + timedelta(seconds=state.max_session_seconds)
+
+
+def needs_revocation(before: SessionState | None, after: SessionState, now: datetime) -> bool:
+    """Whether gateways must learn of this termination: it is new and the session could be valid.
+
+    "New" means the state just became terminated-and-known (a termination seen before the
+    creation is revoked once the creation arrives, since only then is the session's type known).
+    """
+    if after.state != TERMINATED or not after.created:
+        return False
+    if before is not None and before.state == TERMINATED and before.created:
+        return False
+    until = valid_until(after)
+    return until is not None and until > now
+
+
+def revocation(state: SessionState) -> SessionRevoked:
+    """The revocation record of a terminated session (deterministic: same state, same record)."""
+    until = valid_until(state)
+    assert state.ended_at is not None and until is not None
+    assert state.session_type is not None and state.end_reason is not None
+    return SessionRevoked(
+        tenant_id=state.tenant_id,
+        session_id=state.session_id,
+        session_type=SessionType(state.session_type),
+        revoked_at=state.ended_at,
+        reason=TerminationReason(state.end_reason),
+        valid_until=until,
+    )

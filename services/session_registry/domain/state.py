@@ -1,0 +1,95 @@
+"""A session's state in the read model, and what it implies: expiry and whether it is active."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from session_contracts.models import ExpiryReason
+
+OPEN = "open"
+TERMINATED = "terminated"
+EXPIRED = "expired"
+
+# When a termination and an expiry (or two terminations) carry the same time, this decides.
+END_RANK = {TERMINATED: 0, EXPIRED: 1}
+
+
+@dataclass(slots=True)
+class SessionState:
+    """One row of `sessions`: the fold of every event seen for the session, in any order."""
+
+    tenant_id: str
+    session_id: str
+    user_id: str | None = None
+    user_name: str | None = None
+    session_type: str | None = None
+    ip_address: str | None = None
+    ip_packed: bytes | None = None
+    user_agent: str | None = None
+    device: str | None = None
+    max_session_seconds: int | None = None
+    idle_timeout_seconds: int | None = None
+    created_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    current_ip: str | None = None
+    current_ip_at: datetime | None = None
+    expires_at: datetime | None = None
+    state: str = OPEN
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    ended_by: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant_id, self.session_id)
+
+    @property
+    def created(self) -> bool:
+        return self.created_at is not None
+
+    def as_row(self) -> dict[str, Any]:
+        """The state as a `sessions` row."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def copy(self) -> SessionState:
+        """An independent copy (the fold merges into the state it is given)."""
+        return SessionState(**self.as_row())
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SessionState))
+
+
+def compute_expires_at(state: SessionState) -> datetime | None:
+    """min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds)."""
+    if (
+        state.created_at is None
+        or state.last_activity_at is None
+        or state.max_session_seconds is None
+        or state.idle_timeout_seconds is None
+    ):
+        return None
+    return min(
+        state.created_at + timedelta(seconds=state.max_session_seconds),
+        state.last_activity_at + timedelta(seconds=state.idle_timeout_seconds),
+    )
+
+
+def expiry_reason(state: SessionState) -> ExpiryReason:
+    """Which limit ends the session: idle when the idle timeout comes strictly first."""
+    assert state.created_at is not None and state.last_activity_at is not None
+    assert state.max_session_seconds is not None and state.idle_timeout_seconds is not None
+    idle_end = state.last_activity_at + timedelta(seconds=state.idle_timeout_seconds)
+    max_end = state.created_at + timedelta(seconds=state.max_session_seconds)
+    return ExpiryReason.idle if idle_end < max_end else ExpiryReason.max_length
+
+
+def is_active(state: SessionState, now: datetime) -> bool:
+    """Created, neither terminated nor expired, and not yet past `expires_at` at `now`."""
+    return (
+        state.state == OPEN
+        and state.created_at is not None
+        and state.expires_at is not None
+        and state.expires_at > now
+    )

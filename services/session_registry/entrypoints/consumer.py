@@ -1,0 +1,117 @@
+"""The registry's consumer loop: a plain aiokafka consumer over the events and commands topics.
+
+Why not a FastStream subscriber: the registry must seek every newly assigned partition to the
+position stored in its own database (the truth, written with the rows), and it applies records
+in large batches, one transaction each. Both need the consumer itself (`seek` in a rebalance
+listener, `getmany`), which a per-message subscriber hides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from session_registry.adapters.positions import load_positions
+from session_registry.service_layer.ingest import Ingestor, IngestOutcome
+
+log = logging.getLogger(__name__)
+
+
+class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek each partition to its stored position (or the beginning)."""
+
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # let a batch in flight commit first, so the next owner finds its position stored
+        async with self._loop.gate:
+            log.info("partitions revoked: %s", sorted(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._loop.seek_to_stored(assigned)
+        log.info("partitions assigned: %s", sorted(assigned))
+
+
+class ConsumerLoop:
+    """Polls batches with `getmany`, ingests each in one transaction, then commits offsets."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        topics: list[str],
+        engine: AsyncEngine,
+        ingestor: Ingestor,
+        name: str,
+        *,
+        max_records: int,
+        poll_timeout_ms: int,
+        after_batch: Callable[[IngestOutcome], Awaitable[None]] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.gate = asyncio.Lock()
+        self._topics = topics
+        self._engine = engine
+        self._ingestor = ingestor
+        self._name = name
+        self._max_records = max_records
+        self._poll_timeout_ms = poll_timeout_ms
+        self._after_batch = after_batch
+
+    def subscribe(self) -> None:
+        """Subscribe to the topics with the seeking rebalance listener."""
+        self.consumer.subscribe(topics=self._topics, listener=SeekToStoredPositions(self))
+
+    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """Seek partitions to the positions stored under this consumer's name."""
+        if not partitions:
+            return
+        async with self._engine.connect() as conn:
+            stored = await load_positions(conn, self._name, {tp.topic for tp in partitions})
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    async def run(self) -> None:
+        """Consume until cancelled; a failed batch is retried from the stored positions."""
+        while True:
+            batch = await self.consumer.getmany(
+                timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+            )
+            if not batch:
+                continue
+            try:
+                async with self.gate:
+                    outcome = await self._ingestor.ingest(batch)
+            except (OSError, KafkaError, DBAPIError) as exc:
+                log.warning("batch failed, retrying from the stored positions: %s", exc)
+                await asyncio.sleep(1.0)
+                await self.seek_to_stored(list(self.consumer.assignment()))
+                continue
+            await self._commit(outcome)
+            if self._after_batch is not None:
+                await self._after_batch(outcome)
+
+    async def _commit(self, outcome: IngestOutcome) -> None:
+        # best effort: the stored position is the truth, this only keeps lag tools honest
+        assigned = self.consumer.assignment()
+        offsets = {
+            tp: offset
+            for (topic, partition), offset in outcome.positions.items()
+            if (tp := TopicPartition(topic, partition)) in assigned
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.debug("offset commit skipped: %s", exc)

@@ -1,0 +1,53 @@
+"""The writes a batch collects while folding, flushed to the database in one go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from session_contracts.codec import encode
+from session_contracts.models import SessionEvent, SessionRevoked
+from session_contracts.topics import Topics
+from session_registry.adapters.command_store import remember_revocations
+from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
+from session_registry.adapters.session_store import save_history, save_sessions
+from session_registry.domain.history import HistoryEntry, history_entry
+from session_registry.domain.lifecycle import revocation
+from session_registry.domain.state import SessionState
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Changes:
+    """Writes collected while folding, flushed in one go."""
+
+    states: dict[Key, SessionState] = field(default_factory=dict)
+    history: dict[str, HistoryEntry] = field(default_factory=dict)
+    outbox: list[OutboxRecord] = field(default_factory=list)
+    revoked: list[SessionRevoked] = field(default_factory=list)
+
+    def record(self, event: SessionEvent) -> None:
+        entry = history_entry(event)
+        if entry is not None:
+            self.history[entry.event_id] = entry
+
+    def publish_event(self, topics: Topics, event: SessionEvent) -> None:
+        self.outbox.append(OutboxRecord(topics.events, event.session_id.encode(), encode(event)))
+
+    def revoke(self, topics: Topics, state: SessionState) -> None:
+        record = revocation(state)
+        self.revoked.append(record)
+        self.outbox.append(
+            OutboxRecord(topics.revocations, state.session_id.encode(), encode(record))
+        )
+
+    async def flush(self, conn: AsyncConnection, publish: bool) -> int:
+        """Write everything collected; return how many outbox records were queued."""
+        await save_sessions(conn, self.states.values())
+        await save_history(conn, self.history.values())
+        if not publish:
+            return 0
+        await remember_revocations(conn, self.revoked)
+        return await add_to_outbox(conn, self.outbox)

@@ -1,0 +1,75 @@
+"""The sweeper: expire sessions past `expires_at`, tombstone revocations past `valid_until`.
+
+Both work in bounded batches (one transaction each), so a backlog of many sessions never
+becomes one huge transaction. The `session.expired` events go out through the outbox and come
+back through the event log, where folding them changes nothing (same event, same state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from session_contracts.topics import Topics
+from session_registry.adapters.command_store import due_tombstones, forget_revocations
+from session_registry.adapters.database import in_transaction
+from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
+from session_registry.adapters.session_store import due_for_expiry
+from session_registry.domain.fold import apply
+from session_registry.domain.lifecycle import expiry_event
+from session_registry.service_layer.changes import Changes
+
+
+@dataclass
+class SweepOutcome:
+    """What one sweep did."""
+
+    expired: int = 0
+    tombstoned: int = 0
+
+
+class Sweeper:
+    """Expires sessions and tombstones revocations, `batch_size` rows per transaction."""
+
+    def __init__(self, engine: AsyncEngine, topics: Topics, batch_size: int = 1000) -> None:
+        self._engine = engine
+        self._topics = topics
+        self._batch_size = batch_size
+
+    async def sweep(self, now: datetime) -> SweepOutcome:
+        """One full pass at `now`."""
+        outcome = SweepOutcome()
+        while True:
+            count = await in_transaction(self._engine, lambda c: self._expire(c, now))
+            outcome.expired += count
+            if count < self._batch_size:
+                break
+        while True:
+            count = await in_transaction(self._engine, lambda c: self._tombstone(c, now))
+            outcome.tombstoned += count
+            if count < self._batch_size:
+                break
+        return outcome
+
+    async def _expire(self, conn: AsyncConnection, now: datetime) -> int:
+        changes = Changes()
+        due = await due_for_expiry(conn, now, self._batch_size)
+        for state in due:
+            event = expiry_event(state)
+            apply(state, event)
+            changes.states[state.key] = state
+            changes.record(event)
+            changes.publish_event(self._topics, event)
+        await changes.flush(conn, publish=True)
+        return len(due)
+
+    async def _tombstone(self, conn: AsyncConnection, now: datetime) -> int:
+        due = await due_tombstones(conn, now, self._batch_size)
+        await add_to_outbox(
+            conn,
+            (OutboxRecord(self._topics.revocations, sid.encode(), None) for _, sid in due),
+        )
+        await forget_revocations(conn, due)
+        return len(due)

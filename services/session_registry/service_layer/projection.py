@@ -1,0 +1,90 @@
+"""Applying a batch of decoded events and commands to the read model, in the caller's transaction.
+
+Events are coalesced per session in memory: one SELECT loads the rows the batch touches, the
+pure fold merges every event, and one bulk upsert writes the rows that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.adapters.session_store import load_sessions
+from session_registry.domain.fold import apply
+from session_registry.domain.lifecycle import needs_revocation
+from session_registry.domain.state import SessionState
+from session_registry.service_layer.changes import Changes
+from session_registry.service_layer.terminations import apply_commands
+
+
+@dataclass
+class Outcome:
+    """What one batch did."""
+
+    events: int = 0
+    sessions: int = 0
+    commands: int = 0
+    terminated: int = 0
+    published: int = 0
+
+
+class Projector:
+    """Folds events into session rows and applies termination commands.
+
+    `publish=False` (a rebuild) writes the read model only: no outbox records, no revocations,
+    and commands are not applied (their effects are already in the event log).
+    """
+
+    def __init__(self, topics: Topics, *, publish: bool = True) -> None:
+        self.topics = topics
+        self.publish = publish
+
+    async def apply(
+        self,
+        conn: AsyncConnection,
+        events: Sequence[SessionEvent],
+        commands: Sequence[TerminateSessions],
+        now: datetime,
+    ) -> Outcome:
+        """Apply events then commands, in the caller's transaction."""
+        outcome = Outcome(events=len(events))
+        changes = Changes()
+        if events:
+            await self._fold(conn, events, now, changes)
+        outcome.sessions = len(changes.states)
+        # written before the commands are resolved, so they see this batch's events
+        outcome.published = await changes.flush(conn, self.publish)
+        if commands and self.publish:
+            terminations = Changes()
+            outcome.commands, outcome.terminated = await apply_commands(
+                conn, commands, now, self.topics, terminations
+            )
+            outcome.published += await terminations.flush(conn, self.publish)
+        return outcome
+
+    async def _fold(
+        self, conn: AsyncConnection, events: Sequence[SessionEvent], now: datetime, changes: Changes
+    ) -> None:
+        keys = {(event.tenant_id, event.session_id) for event in events}
+        states = await load_sessions(conn, keys, lock=True)
+        before = {key: state.copy() for key, state in states.items()}
+        for event in events:
+            key = (event.tenant_id, event.session_id)
+            state = states.get(key)
+            if state is None:
+                state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
+            apply(state, event)
+            if event.type != "session.activity":
+                changes.record(event)
+        for key, state in states.items():
+            previous = before.get(key)
+            if previous is not None and previous == state:
+                continue
+            changes.states[key] = state
+            if self.publish and needs_revocation(previous, state, now):
+                changes.revoke(self.topics, state)

@@ -1,0 +1,81 @@
+"""Applying `sessions.terminate` commands: once per command id, within the command's tenant.
+
+Targets are the sessions active at `requested_at`:
+- by explicit ids, any session type of the tenant may be ended;
+- by filter, exactly what the list API shows for that filter (listed types, active), resolved
+  by the admin API's own `filter_clause`, so what the admin saw is what gets ended, and created
+  no later than `requested_at`.
+Each target gets a `session.terminated` event (id uuid5(command_id, session_id)), folded into
+its row here and published through the outbox, and a revocation record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from admin_api.adapters.session_query import filter_clause
+from session_contracts.models import TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.adapters.command_store import already_applied, record_applied
+from session_registry.adapters.session_store import select_states
+from session_registry.adapters.tables import sessions
+from session_registry.domain.fold import apply
+from session_registry.domain.lifecycle import needs_revocation, termination_event
+from session_registry.service_layer.changes import Changes
+
+_s = sessions.c
+
+
+def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
+    """The sessions a command ends: its tenant's, active at `requested_at`, by ids or filter."""
+    at = command.requested_at
+    if command.session_ids is not None:
+        return and_(
+            _s.tenant_id == command.tenant_id,
+            _s.session_id.in_(sorted(set(command.session_ids))),
+            _s.state == "open",
+            _s.created_at.is_not(None),
+            _s.expires_at > at,
+        )
+    assert command.filter is not None
+    return and_(filter_clause(command.filter, command.tenant_id, at), _s.created_at <= at)
+
+
+async def apply_commands(
+    conn: AsyncConnection,
+    commands: Sequence[TerminateSessions],
+    now: datetime,
+    topics: Topics,
+    changes: Changes,
+) -> tuple[int, int]:
+    """Apply the commands not applied before; return (commands applied, sessions terminated)."""
+    unique = {str(c.command_id): c for c in commands}
+    done = await already_applied(conn, unique.keys())
+    applied = terminated = 0
+    for command_id, command in unique.items():
+        if command_id in done:
+            continue
+        query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
+        ended = 0
+        for state in await select_states(conn, query, lock=True):
+            # earlier commands of this batch may have ended it already
+            state = changes.states.get(state.key, state)
+            if state.state != "open":
+                continue
+            before = state.copy()
+            event = termination_event(command, state)
+            apply(state, event)
+            changes.states[state.key] = state
+            changes.record(event)
+            changes.publish_event(topics, event)
+            if needs_revocation(before, state, now):
+                changes.revoke(topics, state)
+            ended += 1
+        await record_applied(conn, command, now, ended)
+        applied += 1
+        terminated += ended
+    return applied, terminated

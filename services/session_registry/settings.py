@@ -1,0 +1,39 @@
+"""The registry's settings (env prefix `SESSIONS_`), built once at start-up and injected."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from session_contracts.settings import KafkaSettings
+
+
+class RegistrySettings(KafkaSettings):
+    """Where the read model lives, which consumer group reads, and how big the batches are."""
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./.state/sessions.db",
+        description="Read model URL: sqlite+aiosqlite or postgresql+asyncpg.",
+    )
+    consumer_group: str = Field(
+        default="session-registry",
+        min_length=1,
+        max_length=128,
+        description="Kafka consumer group; also the name the stored positions are kept under.",
+    )
+    batch_max_records: int = Field(
+        default=20_000, ge=1, le=1_000_000, description="Records per getmany batch at most."
+    )
+    poll_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    max_partition_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    sweep_interval_seconds: float = Field(
+        default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."
+    )
+    sweep_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    outbox_chunk: int = Field(default=2000, ge=1, le=100_000)
+    migrate_on_start: bool = Field(
+        default=True, description="Bring the database to the current schema on start."
+    )
+    create_topics: bool = Field(
+        default=True, description="Create missing topics (with the contract's settings) on start."
+    )
+    db_pool_size: int = Field(default=5, ge=1, le=100)

@@ -1,0 +1,68 @@
+"""Fixtures of the registry's integration tests: a producer, and registries on real Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from registry_helpers import StartRegistry, registry_settings
+
+from session_contracts.codec import encode
+from session_contracts.publisher import idempotent_producer
+from session_contracts.topics import Topics
+from session_registry.bootstrap import Registry
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """An idempotent producer for test records."""
+    client = idempotent_producer(kafka_bootstrap)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+@pytest.fixture
+def send(producer: AIOKafkaProducer, topics: Topics) -> Callable[..., Awaitable[None]]:
+    """Send contract models (keyed by session id / command id) or raw (key, value) records."""
+
+    async def _send(*messages: Any, topic: str | None = None, headers: Any = None) -> None:
+        for message in messages:
+            if isinstance(message, tuple):
+                key, value = message
+            elif hasattr(message, "command_id") and hasattr(message, "requested_by"):
+                key, value = str(message.command_id).encode(), encode(message)
+            else:
+                key, value = message.session_id.encode(), encode(message)
+            target = topic or (
+                topics.commands if hasattr(message, "requested_by") else topics.events
+            )
+            await producer.send_and_wait(target, value, key=key, headers=headers)
+
+    return _send
+
+
+@pytest.fixture
+async def start_registry(
+    kafka_bootstrap: str, topics: Topics, db_url: str
+) -> AsyncIterator[StartRegistry]:
+    """Start registries on the test's topics and database; all are stopped afterwards."""
+    started: list[Registry] = []
+
+    async def _start(**overrides: Any) -> Registry:
+        registry = Registry.from_settings(
+            registry_settings(kafka_bootstrap, topics, db_url, **overrides)
+        )
+        await registry.start()
+        started.append(registry)
+        return registry
+
+    try:
+        yield _start
+    finally:
+        for registry in reversed(started):
+            await registry.stop()

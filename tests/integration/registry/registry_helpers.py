@@ -1,0 +1,94 @@
+"""Helpers of the registry's integration tests: event factories, settings, row snapshots."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from session_contracts.models import (
+    SessionActivity,
+    SessionCreated,
+    SessionPolicy,
+    SessionTerminated,
+    SessionType,
+    TerminationReason,
+)
+from session_contracts.topics import Topics
+from session_registry.adapters.tables import sessions
+from session_registry.bootstrap import Registry
+from session_registry.settings import RegistrySettings
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+StartRegistry = Callable[..., Awaitable[Registry]]
+
+
+def created(
+    session_id: str,
+    *,
+    tenant: str = "acme",
+    at: datetime | None = None,
+    session_type: SessionType = SessionType.browser,
+    user: str = "u1",
+    max_s: int = 86400,
+    idle_s: int = 3600,
+    ip: str = "10.0.0.1",
+) -> SessionCreated:
+    """A session.created event with sensible defaults."""
+    return SessionCreated(
+        event_id=uuid.uuid4(),
+        occurred_at=at or NOW - timedelta(minutes=5),
+        tenant_id=tenant,
+        session_id=session_id,
+        user_id=user,
+        user_name=f"User {user}",
+        session_type=session_type,
+        ip_address=ip,
+        user_agent="Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Chrome/124.0 Safari/537.36",
+        policy=SessionPolicy(max_session_seconds=max_s, idle_timeout_seconds=idle_s),
+    )
+
+
+def activity(session_id: str, at: datetime, *, tenant: str = "acme") -> SessionActivity:
+    """A session.activity event."""
+    return SessionActivity(
+        event_id=uuid.uuid4(), occurred_at=at, tenant_id=tenant, session_id=session_id
+    )
+
+
+def logout(session_id: str, at: datetime, *, tenant: str = "acme") -> SessionTerminated:
+    """A session.terminated event from a platform service (the user logged out)."""
+    return SessionTerminated(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        tenant_id=tenant,
+        session_id=session_id,
+        reason=TerminationReason.logout,
+    )
+
+
+def registry_settings(
+    kafka_bootstrap: str, topics: Topics, db_url: str, **overrides: Any
+) -> RegistrySettings:
+    """Settings of a registry on these topics and this database."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "topic_prefix": topics.prefix,
+        "topic_partitions": topics.partitions,
+        "database_url": db_url,
+        "consumer_group": f"registry-{uuid.uuid4().hex[:8]}",
+        "sweep_interval_seconds": 0,
+        "poll_timeout_ms": 100,
+    }
+    values.update(overrides)
+    return RegistrySettings(**values)
+
+
+async def session_rows(registry: Registry) -> dict[str, dict[str, Any]]:
+    """Every session row of the registry's database, by session id."""
+    async with registry.engine.connect() as conn:
+        result = await conn.execute(select(sessions).order_by(sessions.c.session_id))
+        return {row.session_id: dict(row._mapping) for row in result}
