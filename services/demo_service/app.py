@@ -8,6 +8,8 @@ are exempt from the gateway; every other path is checked.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +20,7 @@ from fastapi.responses import JSONResponse
 from auth_gateway import SessionGateway
 from demo_service import api, pages
 from demo_service.context import Context, DemoContext
-from demo_service.policy import PolicySource, StaticPolicySource
+from demo_service.policy import PolicySource, SettingsTopicPolicySource, StaticPolicySource
 from demo_service.sessions import SessionBook, SignIn
 from demo_service.settings import DemoSettings
 from session_contracts.publisher import SessionEventPublisher
@@ -36,20 +38,27 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
     gateway = SessionGateway.from_settings(gateway_settings)
     publisher = SessionEventPublisher(settings.kafka_bootstrap_servers, settings.topics)
     book = SessionBook(settings.demo_max_sessions)
-    sign_in = SignIn(
-        settings.gateway_tenant_id,
-        book,
-        policies or StaticPolicySource.from_settings(settings),
-        publisher,
-    )
+    followed: SettingsTopicPolicySource | None = None
+    if policies is None:
+        policies = StaticPolicySource.from_settings(settings)
+        if settings.demo_policy_source == "settings_topic":
+            policies = followed = SettingsTopicPolicySource(settings, policies)
+    sign_in = SignIn(settings.gateway_tenant_id, book, policies, publisher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with publisher:
-            yield
+        follow = asyncio.create_task(followed.run()) if followed else None
+        try:
+            async with publisher:
+                yield
+        finally:
+            if follow is not None:
+                follow.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follow
 
     app = FastAPI(title="Demo platform service", lifespan=lifespan)
-    app.state.demo = DemoContext(settings, gateway, book, sign_in)
+    app.state.demo = DemoContext(settings, gateway, book, sign_in, policies)
     app.include_router(pages.router)
     app.include_router(api.router)
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from auth_gateway import SessionGateway
+from demo_service.policy import PolicySource
 from demo_service.sessions import ExternalSession, SessionBook, SignIn, Visitor
 from demo_service.settings import DemoSettings
 
@@ -22,6 +23,7 @@ class DemoContext:
     gateway: SessionGateway
     book: SessionBook
     sign_in: SignIn
+    policies: PolicySource
 
 
 def _context(request: Request) -> DemoContext:

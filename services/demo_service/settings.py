@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from auth_gateway.settings import GatewaySettings
@@ -17,6 +19,11 @@ class DemoSettings(GatewaySettings):
     demo_browser_max_session_seconds: int = Field(default=30 * DAY, gt=0)
     demo_mobile_idle_timeout_seconds: int = Field(default=30 * DAY, gt=0)
     demo_mobile_max_session_seconds: int = Field(default=180 * DAY, gt=0)
+    demo_policy_source: Literal["settings_topic", "static"] = Field(
+        default="settings_topic",
+        description="settings_topic: the tenant's settings as published by the admin API "
+        "(the SESSIONS_DEMO_* policies until it publishes any); static: those policies only.",
+    )
     demo_cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (serve over HTTPS then)."
     )

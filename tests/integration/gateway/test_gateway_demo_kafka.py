@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,10 +15,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI
 
+from admin_api.adapters.bus import settings_topic
+from admin_api.domain.policies import SessionSettingsChanged
 from demo_service.app import create_app
+from demo_service.policy import SettingsTopicPolicySource
 from demo_service.settings import DemoSettings
-from session_contracts.codec import decode_event
-from session_contracts.models import SessionActivity, SessionCreated, SessionType
+from session_contracts.codec import decode_event, encode
+from session_contracts.models import SessionActivity, SessionCreated, SessionPolicy, SessionType
+from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -255,3 +261,49 @@ async def test_bad_sign_in_input_is_422_naming_the_field(
         assert response.status_code == 422
         assert field in json.dumps(response.json()["detail"])
     assert garbage.status_code == 422
+
+
+async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    topic = settings_topic(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        config = {"cleanup.policy": "compact"}
+        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=config)])
+    finally:
+        await admin.close()
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for tenant, idle in (("acme", 900), ("globex", 60)):
+            record = SessionSettingsChanged(
+                event_id=uuid.uuid4(),
+                occurred_at=datetime.now(UTC),
+                tenant_id=tenant,
+                changed_by="admin-1",
+                settings={
+                    "browser": SessionPolicy(max_session_seconds=7200, idle_timeout_seconds=idle)
+                },
+            )
+            await producer.send_and_wait(topic, encode(record), key=tenant.encode())
+    finally:
+        await producer.stop()
+    app = demo_app(kafka_bootstrap, topics)
+    async with demo(serve, app) as client:
+        followed = app.state.demo.policies
+        assert isinstance(followed, SettingsTopicPolicySource)
+        async with asyncio.timeout(20):
+            await followed.ready_event.wait()
+        await sign_in_browser(client, "Margaret Hamilton")
+        await client.post("/api/signin", json={"user_name": "Margaret Hamilton"})
+    created = [decode_event(value) for _, value in await read_topic(topics.events, 2)]
+    policies = {e.session_type: e.policy for e in created if isinstance(e, SessionCreated)}
+    assert policies[SessionType.browser] == SessionPolicy(
+        max_session_seconds=7200, idle_timeout_seconds=900
+    )
+    # mobile was not in the published settings: the configured default applies
+    assert policies[SessionType.mobile] == SessionPolicy(
+        max_session_seconds=180 * 86400, idle_timeout_seconds=30 * 86400
+    )
