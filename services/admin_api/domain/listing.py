@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from session_contracts.models import SessionFilter
@@ -115,11 +115,13 @@ def decode_cursor(cursor: str, sort: Sort) -> Position:
     try:
         value: SortKey = wire
         if field in TIME_FIELDS:
-            value = datetime.fromisoformat(wire)
-            if value.tzinfo is None:
+            parsed = datetime.fromisoformat(wire)
+            if parsed.tzinfo is None:
                 raise ValueError
+            # SQLite compares stored UTC text: the value must be in UTC too
+            value = parsed.astimezone(UTC)
         elif field == "ip_address":
             value = bytes.fromhex(wire)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadCursor("cursor: not a cursor this API issued") from None
     return Position(sort=sort, value=value, session_id=session_id)

@@ -48,7 +48,7 @@ def _decode(cursor: str) -> tuple[datetime, str]:
         if when.tzinfo is None or not isinstance(command_id, str) or len(command_id) > 36:
             raise ValueError
         return utc(when), command_id
-    except (binascii.Error, ValueError, TypeError, RecursionError):
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
         raise RequestValidationError(
             [
                 {

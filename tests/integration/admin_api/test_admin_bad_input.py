@@ -99,6 +99,11 @@ async def test_bad_termination_bodies_are_422_naming_the_field(
         ("/api/v1/sessions/terminations/not-a-uuid", "command_id"),
         ("/api/v1/audit/terminations?since=never", "since"),
         ("/api/v1/audit/terminations?cursor=zzz", "cursor"),
+        (
+            "/api/v1/audit/terminations?cursor="
+            + base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+05:00", "x"]').decode(),
+            "cursor",
+        ),
         ("/api/v1/audit/terminations?requested_by=a%00", "requested_by"),
         ("/api/v1/audit/terminations?who=me", "who"),
         ("/api/v1/sessions/has%20space", "session_id"),
