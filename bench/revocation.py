@@ -3,10 +3,10 @@
     python -m bench.revocation [--terminations 250] [--fetch-wait-ms 100]
 
 On the real broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092) under a fresh topic
-prefix: the registry (`python -m session_registry run`) and the admin API (uvicorn,
-`admin_api.app:app_from_env`) run as their own processes on a fresh SQLite read model, as
-in the devstack; a gateway runs in this process. Sessions are created through the event
-path, then terminated one at a time with `POST /api/v1/sessions/terminations`; after each
+prefix: the registry (`Registry.from_settings(RegistrySettings()).run_forever()`) and the
+admin API (uvicorn, `admin_api.app:app_from_env`) run as their own processes on a fresh
+SQLite read model, as in the devstack; a gateway runs in this process. Sessions are
+created through the event path, then terminated one at a time with `POST /api/v1/sessions/terminations`; after each
 202 the gateway is asked (ASGI call, no network) as fast as the event loop allows until it
 answers 401. Prints p50, p99 and max against the target p99 <= 100 ms, and the admin API's
 own 202 time as a baseline of the same run.
@@ -85,7 +85,7 @@ def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]
     """The registry and the admin API as child processes, stopped on exit."""
     logs.mkdir(parents=True, exist_ok=True)
     commands = {
-        "registry": [sys.executable, "-m", "session_registry", "run"],
+        "registry": [sys.executable, "-m", "bench.revocation", "--registry-child"],
         "admin-api": [
             sys.executable,
             "-m",
@@ -164,6 +164,7 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
         "SESSIONS_DATABASE_URL": database_url,
         "SESSIONS_ENVIRONMENT": "development",
         "SESSIONS_JWT_SECRET": secret,
+        "SESSIONS_CONSUMER_GROUP": f"bench-registry-{uuid.uuid4().hex[:8]}",
     }
     token = issue_dev_token(
         AdminApiSettings(_env_file=None, jwt_secret=secret),
@@ -268,8 +269,19 @@ def cli() -> None:
     parser.add_argument("--terminations", type=int, default=250)
     parser.add_argument("--fetch-wait-ms", type=int, default=100)
     parser.add_argument("--pause", type=float, default=0.02, help="seconds between terminations")
+    parser.add_argument("--registry-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.registry_child:
+        asyncio.run(_registry_child())
+        return
     asyncio.run(run(args.terminations, args.fetch_wait_ms, args.pause))
+
+
+async def _registry_child() -> None:
+    from session_registry.bootstrap import Registry
+    from session_registry.settings import RegistrySettings
+
+    await Registry.from_settings(RegistrySettings()).run_forever()
 
 
 if __name__ == "__main__":
