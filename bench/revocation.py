@@ -5,11 +5,12 @@
 On the real broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092) under a fresh topic
 prefix: the registry (`Registry.from_settings(RegistrySettings()).run_forever()`) and the
 admin API (uvicorn, `admin_api.app:app_from_env`) run as their own processes on a fresh
-SQLite read model, as in the devstack; a gateway runs in this process. Sessions are
-created through the event path, then terminated one at a time with `POST /api/v1/sessions/terminations`; after each
-202 the gateway is asked (ASGI call, no network) as fast as the event loop allows until it
-answers 401. Prints p50, p99 and max against the target p99 <= 100 ms, and the admin API's
-own 202 time as a baseline of the same run.
+SQLite read model, as in the devstack; a gateway runs in this process. Sessions are created
+through the event path, then terminated one at a time (`POST /api/v1/sessions/terminations`);
+after each 202 the gateway is asked (ASGI call, no network) as fast as the event loop allows
+until it answers 401. Prints p50, p99 and max against the target p99 <= 100 ms. Baselines of
+the same run: the admin API's own POST -> 202 time, and the gateway's share alone (a
+revocation record produced straight onto the topic -> first rejected request).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -35,9 +36,16 @@ from starlette.types import Message, Receive, Scope, Send
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from session_contracts.codec import encode
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.models import SessionCreated, SessionPolicy, SessionType
-from session_contracts.publisher import SessionEventPublisher
+from session_contracts.models import (
+    SessionCreated,
+    SessionPolicy,
+    SessionRevoked,
+    SessionType,
+    TerminationReason,
+)
+from session_contracts.publisher import SessionEventPublisher, idempotent_producer
 from session_contracts.topics import Topics
 from session_registry.adapters.database import upgrade_schema
 
@@ -204,8 +212,52 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
 
             await wait_for(f"{count} sessions listed", all_listed, 120)
             latencies, posts, missed = await _terminate_each(admin, probe, session_ids, pause)
+        direct = await _direct_records(bootstrap, topics, probe, min(count, 100), pause)
     await gateway.stop()
     _report(latencies, posts, missed, fetch_wait_ms)
+    _report_direct(direct)
+
+
+async def _direct_records(
+    bootstrap: str, topics: Topics, probe: GatewayProbe, count: int, pause: float
+) -> list[float]:
+    """The gateway's share: produce a revocation record (acks=all) -> first rejection."""
+    producer = idempotent_producer(bootstrap, linger_ms=0)
+    await producer.start()
+    latencies = []
+    try:
+        for n in range(count):
+            session_id = f"direct-{n}-{secrets.token_hex(8)}"
+            now = datetime.now(UTC)
+            record = SessionRevoked(
+                tenant_id=TENANT,
+                session_id=session_id,
+                session_type=SessionType.mobile,
+                revoked_at=now,
+                reason=TerminationReason.admin,
+                valid_until=now + timedelta(hours=1),
+            )
+            sent = time.perf_counter()
+            await producer.send(topics.revocations, encode(record), key=session_id.encode())
+            while await probe.status(session_id) != 401:
+                if time.perf_counter() - sent > GIVE_UP_SECONDS:
+                    break
+                await asyncio.sleep(0)
+            else:
+                latencies.append(time.perf_counter() - sent)
+            await asyncio.sleep(pause)
+    finally:
+        await producer.stop()
+    return latencies
+
+
+def _report_direct(latencies: list[float]) -> None:
+    ms = [x * 1000 for x in latencies]
+    if ms:
+        print(
+            f"baseline, gateway share (record produced -> rejected): p50 "
+            f"{percentile(ms, 0.5):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms"
+        )
 
 
 async def _terminate_each(
