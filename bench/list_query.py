@@ -1,0 +1,279 @@
+"""The Active User Sessions list at scale: p50/p95/p99 through the HTTP API on PostgreSQL.
+
+    python -m bench.list_query [--sessions 1000000] [--requests 200] [--fresh]
+
+Loads N active browser/mobile sessions (four tenants of 40/30/20/10 %, realistic names, IPs,
+devices) into a PostgreSQL database of its own with COPY, builds the admin API's indexes
+(migrations), starts the admin API with uvicorn on loopback and times each scenario with an
+httpx client, as the admin of the largest tenant. The database is kept and reused while it
+still holds N active sessions (`--fresh` reloads). Prints a table with each p95 as a ratio of
+the 50 ms target and of `/healthz` (the HTTP floor of the same run); the last line is the worst p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+from admin_api.auth import issue_dev_token
+from admin_api.settings import AdminApiSettings
+from session_contracts.addresses import pack_ip
+from session_registry.adapters.database import upgrade_schema
+
+TARGET_P95_MS = 50.0
+ROOT = Path(__file__).resolve().parents[1]
+TENANTS = [("tenant-0", 0.4), ("tenant-1", 0.3), ("tenant-2", 0.2), ("tenant-3", 0.1)]
+FIRST = [
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
+    "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty",
+    "Anthony", "Sandra", "Mark", "Margaret", "Sofia", "Mateo", "Lucía", "Noah", "Emma", "Liam",
+    "Olivia", "Aarav", "Ananya", "Wei", "Mei", "Hiroshi", "Yuki", "Fatima", "Omar", "Olga",
+    "Ivan", "Zoë", "Björn", "Ingrid", "Chloé", "Jürgen", "Amara", "Kofi",
+]  # fmt: skip
+LAST = [
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
+    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
+    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
+    "Scott", "Torres", "Nguyen", "Hill", "Flores", "Müller", "Schmidt", "Rossi", "Dubois",
+    "Kowalski", "Novak", "Tanaka", "Sato", "Kim", "Park", "Chen", "Wang", "Singh", "Patel",
+]  # fmt: skip
+DEVICES = [
+    "Chrome on Windows", "Edge on Windows", "Firefox on Linux", "Safari on macOS",
+    "Chrome on macOS", "Safari on iOS", "Chrome on Android", "Samsung Internet on Android",
+    "Firefox on Windows", "iPad app", "Android app", "iPhone app",
+]  # fmt: skip
+COLUMNS = [
+    "tenant_id", "session_id", "user_id", "user_name", "session_type", "ip_address",
+    "ip_packed", "user_agent", "device", "max_session_seconds", "idle_timeout_seconds",
+    "created_at", "last_activity_at", "current_ip", "expires_at", "state",
+]  # fmt: skip
+
+
+def _rows(count: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any, ...]]:
+    weights = [w for _, w in TENANTS]
+    names = [t for t, _ in TENANTS]
+    for _ in range(count):
+        tenant = rng.choices(names, weights)[0]
+        mobile = rng.random() < 0.3
+        max_s, idle = (180 * 86400, 30 * 86400) if mobile else (30 * 86400, 8 * 3600)
+        created = now - timedelta(seconds=rng.uniform(60, max_s - 86400))
+        # recent enough activity that every session stays active for hours of reruns
+        last = max(created, now - timedelta(seconds=rng.uniform(0, idle - 6 * 3600)))
+        expires = min(created + timedelta(seconds=max_s), last + timedelta(seconds=idle))
+        if rng.random() < 0.9:
+            octets = (rng.choice((10, 172, 192, 81, 203)), rng.randrange(256), rng.randrange(256))
+            ip = ".".join(map(str, (*octets, rng.randrange(1, 255))))
+        else:
+            ip = f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(65536):x}"
+        user = rng.randrange(200_000)
+        uname = f"{FIRST[user % len(FIRST)]} {LAST[(user // len(FIRST)) % len(LAST)]}"
+        yield (
+            tenant, f"{rng.getrandbits(128):032x}", f"user-{user}", uname,
+            "mobile" if mobile else "browser", ip, pack_ip(ip), "Mozilla/5.0 (bench)",
+            rng.choice(DEVICES[9:] if mobile else DEVICES[:9]), max_s, idle,
+            created, last, ip, expires, "open",
+        )  # fmt: skip
+
+
+def _dsn(url: str) -> str:
+    return re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
+
+
+def admin_url() -> str:
+    """The PostgreSQL admin URL: SESSIONS_TEST_POSTGRES_URL, else `deploy/postgres.sh start`."""
+    explicit = os.environ.get("SESSIONS_TEST_POSTGRES_URL")
+    if explicit:
+        return explicit
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "postgres.sh"), "start"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    match = re.search(r"^SESSIONS_TEST_POSTGRES_URL=(\S+)$", done.stdout, re.MULTILINE)
+    if match is None:
+        raise SystemExit("deploy/postgres.sh start printed no SESSIONS_TEST_POSTGRES_URL")
+    return match.group(1)
+
+
+async def prepare(sessions: int, fresh: bool) -> str:
+    """A database holding exactly `sessions` active sessions with the admin API's indexes."""
+    base = admin_url()
+    name = f"bench_list_query_{sessions}"
+    url = f"{base.rpartition('/')[0]}/{name}"
+    admin = await asyncpg.connect(_dsn(base))
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists and not fresh:
+            conn = await asyncpg.connect(_dsn(url))
+            try:
+                active = await conn.fetchval(
+                    "SELECT count(*) FROM sessions WHERE state = 'open' AND expires_at > now()"
+                )
+            finally:
+                await conn.close()
+            if active == sessions:
+                print(f"reusing {name}: {active} active sessions")
+                return url
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await upgrade_schema(url, "0001")
+    started = time.perf_counter()
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        rows = _rows(sessions, datetime.now(UTC), random.Random(7))
+        while chunk := [row for _, row in zip(range(100_000), rows, strict=False)]:
+            await conn.copy_records_to_table("sessions", records=chunk, columns=COLUMNS)
+        print(f"loaded {sessions} sessions with COPY in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        await upgrade_schema(url)
+        await conn.execute("VACUUM ANALYZE sessions")
+        print(f"built indexes and analyzed in {time.perf_counter() - started:.0f} s")
+    finally:
+        await conn.close()
+    return url
+
+
+@contextmanager
+def serve(database_url: str, port: int) -> Iterator[str]:
+    """The admin API under uvicorn on loopback, as deployed (`--factory app_from_env`)."""
+    env = {
+        **os.environ,
+        "SESSIONS_DATABASE_URL": database_url,
+        "SESSIONS_ENVIRONMENT": "development",
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("the admin API did not start")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def timed(
+    client: httpx.AsyncClient, requests: list[dict[str, Any]], path: str = "/api/v1/sessions"
+) -> list[float]:
+    """Milliseconds of each request, after a short warm-up; every answer must be 200."""
+    for params in requests[:10]:
+        (await client.get(path, params=params)).raise_for_status()
+    times = []
+    for params in requests:
+        started = time.perf_counter()
+        response = await client.get(path, params=params)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return times
+
+
+async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str, list[float]]:
+    """Each scenario's request latencies."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        ids = await conn.fetch(
+            "SELECT session_id FROM sessions TABLESAMPLE SYSTEM (1) "
+            "WHERE tenant_id = 'tenant-0' LIMIT 100"
+        )
+    finally:
+        await conn.close()
+    rng = random.Random(11)
+    terms = [rng.choice(LAST) for _ in range(count // 2)]
+    terms += [r["session_id"][3:11] for r in rng.choices(ids, k=count - len(terms))]
+    rng.shuffle(terms)
+    cursor_params: dict[str, Any] = {}
+    for _ in range(99):  # walk to page 100, untimed
+        page = (await client.get("/api/v1/sessions", params=cursor_params)).json()
+        cursor_params = {"cursor": page["next_cursor"]}
+    results = {
+        "healthz (HTTP floor)": await timed(client, [{}] * count, "/healthz"),
+        "first page, default sort": await timed(client, [{}] * count),
+        "search q (names, id fragments)": await timed(client, [{"q": t} for t in terms]),
+        "filter mobile + CIDR, sort user_name": await timed(
+            client,
+            [
+                {
+                    "session_type": "mobile",
+                    "ip_address": f"10.{i % 256}.0.0/16",
+                    "sort": "user_name",
+                }
+                for i in range(count)
+            ],
+        ),
+        "page 100 by cursor": await timed(client, [cursor_params] * count),
+        "total, broad filter (browser)": await timed(
+            client, [{"session_type": "browser", "limit": 1}] * count
+        ),
+    }
+    return results
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def report(results: dict[str, list[float]]) -> None:
+    """The table, and the worst p95 last."""
+    floor = statistics.median(results["healthz (HTTP floor)"])
+    print(f"\n{'scenario':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'p95/target':>10} {'p95/floor':>9}")  # fmt: skip
+    worst = ("", 0.0)
+    for name, times in results.items():
+        p50, p95, p99 = (percentile(times, p) for p in (50, 95, 99))
+        print(f"{name:40} {len(times):5d} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
+              f"{p95 / TARGET_P95_MS:10.2f} {p95 / floor:9.1f}")  # fmt: skip
+        if not name.startswith("healthz") and p95 > worst[1]:
+            worst = (name, p95)
+    verdict = "meets" if worst[1] <= TARGET_P95_MS else "MISSES"
+    print(f"worst p95: {worst[1]:.1f} ms ({worst[0]}); {verdict} the {TARGET_P95_MS:.0f} ms target")
+
+
+async def main(argv: list[str] | None = None) -> None:
+    """Load, serve, measure, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--port", type=int, default=18431)
+    parser.add_argument("--fresh", action="store_true", help="reload even if a database exists")
+    args = parser.parse_args(argv)
+    url = await prepare(args.sessions, args.fresh)
+    token = issue_dev_token(AdminApiSettings(environment="development"), "bench", "tenant-0")
+    with serve(url, args.port) as base:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+            results = await scenarios(client, args.requests, url)
+    report(results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
