@@ -56,16 +56,16 @@ def upgrade() -> None:
     for name, key in SORT_KEYS.items():
         op.execute(
             f"CREATE INDEX ix_sessions_open_{name} ON sessions "
-            f"(tenant_id, {key}, session_id COLLATE \"C\") WHERE state = 'open'"
+            f'(tenant_id, {key}, session_id COLLATE "C"){INCLUDE.get(name, "")} WHERE {LISTED}'
         )
     op.execute(
         'CREATE INDEX ix_sessions_open_session_id ON sessions (tenant_id, session_id COLLATE "C") '
-        "WHERE state = 'open'"
+        f"WHERE {LISTED}"
     )
     for column in TRIGRAM_COLUMNS:
         op.execute(
             f"CREATE INDEX ix_sessions_trgm_{column} ON sessions "
-            f"USING gin ({column} gin_trgm_ops) WHERE state = 'open'"
+            f"USING gin ({column} gin_trgm_ops) WHERE {LISTED}"
         )
 
 
