@@ -74,12 +74,15 @@ def _current(field: str) -> ColumnElement[Any]:
     return func.coalesce(stored, _default(field))
 
 
+POLICY_OUTDATED: ColumnElement[bool] = or_(
+    _s.max_session_seconds != _current("max_session_seconds"),
+    _s.idle_timeout_seconds != _current("idle_timeout_seconds"),
+)
+
+
 def policy_outdated() -> ColumnElement[bool]:
     """Whether a session's policy differs from its tenant's current settings for its type."""
-    return or_(
-        _s.max_session_seconds != _current("max_session_seconds"),
-        _s.idle_timeout_seconds != _current("idle_timeout_seconds"),
-    )
+    return POLICY_OUTDATED
 
 
 def active_clause(tenant_id: str, now: datetime) -> ColumnElement[bool]:

@@ -66,8 +66,3 @@ class SessionSettingsChanged(BaseModel):
 def effective(stored: dict[SettableType, SessionPolicy]) -> dict[SettableType, SessionPolicy]:
     """Every settable type's policy: the stored one, else the default."""
     return {kind: stored.get(kind, DEFAULT_POLICIES[kind]) for kind in SETTABLE_TYPES}
-
-
-def is_outdated(kind: str, policy: SessionPolicy, current: SessionPolicy | None) -> bool:
-    """Whether a session's snapshot differs from its tenant's current settings for its type."""
-    return current is not None and policy != current and kind in SETTABLE_TYPES

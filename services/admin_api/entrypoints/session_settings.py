@@ -15,6 +15,7 @@ from admin_api.domain.policies import (
     PolicyChange,
     SessionSettingsChanged,
     SettableType,
+    effective,
 )
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
@@ -78,9 +79,7 @@ async def change_settings(
                 occurred_at=now,
                 tenant_id=admin.tenant_id,
                 changed_by=admin.user_id,
-                settings={
-                    kind: current.get(kind, DEFAULT_POLICIES[kind]) for kind in SETTABLE_TYPES
-                },
+                settings=effective(current),
             )
         )
     return _public(stored)
