@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Lifespan
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.middleware import GatewayMiddleware
@@ -137,8 +137,27 @@ class SessionGateway:
         return GatewayMiddleware(app, self, manage_lifespan)
 
     def install(self, app: Starlette, *, manage_lifespan: bool = True) -> None:
-        """Add the gateway middleware to a Starlette/FastAPI app (before it first serves)."""
-        app.add_middleware(GatewayMiddleware, gateway=self, manage_lifespan=manage_lifespan)
+        """Add the gateway middleware to a Starlette/FastAPI app (before it first serves).
+
+        With `manage_lifespan` the gateway starts before the app's own lifespan and stops
+        after it; it is hooked into the router's lifespan, so it also runs when tests enter
+        `app.router.lifespan_context(app)` directly.
+        """
+        app.add_middleware(GatewayMiddleware, gateway=self, manage_lifespan=False)
+        if manage_lifespan:
+            app.router.lifespan_context = self._around(app.router.lifespan_context)
+
+    def _around(self, lifespan: Lifespan[Any]) -> Lifespan[Any]:
+        @contextlib.asynccontextmanager
+        async def gateway_then_app(app: Any) -> AsyncIterator[Any]:
+            await self.start()
+            try:
+                async with lifespan(app) as state:
+                    yield state
+            finally:
+                await self.stop()
+
+        return gateway_then_app
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -50,6 +50,10 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
         follow = asyncio.create_task(followed.run()) if followed else None
         try:
             async with publisher:
+                # The gateway was started just before this (see SessionGateway.install).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(settings.demo_ready_wait_seconds):
+                        await gateway.wait_ready()
                 yield
         finally:
             if follow is not None:

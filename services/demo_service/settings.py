@@ -24,6 +24,12 @@ class DemoSettings(GatewaySettings):
         description="settings_topic: the tenant's settings as published by the admin API "
         "(the SESSIONS_DEMO_* policies until it publishes any); static: those policies only.",
     )
+    demo_ready_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Start-up waits up to this long for the gateway to read the revocations "
+        "topic; after it the service serves anyway (checked paths answer 503 until ready).",
+    )
     demo_cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (serve over HTTPS then)."
     )

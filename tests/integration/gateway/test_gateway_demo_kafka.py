@@ -187,7 +187,7 @@ async def test_503_until_ready_then_fail_open_admits(
         await admin.create_topics([NewTopic(absent.events, 1, 1)])
     finally:
         await admin.close()
-    closed = demo_app(kafka_bootstrap, absent)
+    closed = demo_app(kafka_bootstrap, absent, demo_ready_wait_seconds=0.5)
     async with demo(serve, closed, wait_ready=False) as client:
         assert (await client.get("/readyz")).status_code == 503
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
@@ -196,7 +196,7 @@ async def test_503_until_ready_then_fail_open_admits(
         refused = await client.get("/api/me", headers=token)
         assert refused.status_code == 503
         assert refused.json() == {"error": "gateway_not_ready"}
-    opened = demo_app(kafka_bootstrap, absent, gateway_fail_open=True)
+    opened = demo_app(kafka_bootstrap, absent, gateway_fail_open=True, demo_ready_wait_seconds=0)
     async with demo(serve, opened, wait_ready=False) as client:
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
         token = {"X-Session-Id": signed_in.json()["session_id"]}

@@ -261,3 +261,46 @@ async def test_revoked_websocket_is_closed_before_accept(ready_gateway: SessionG
 
 async def _never_called(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("the app must not see a revoked session")
+
+
+async def test_install_also_runs_when_tests_enter_the_router_lifespan_directly() -> None:
+    gateway = make_gateway()
+    calls: list[str] = []
+    gateway.start = _record(calls, "start")  # type: ignore[method-assign]
+    gateway.stop = _record(calls, "stop")  # type: ignore[method-assign]
+    app = Starlette(routes=[Route("/", whoami)])
+    gateway.install(app)
+    async with app.router.lifespan_context(app):
+        assert calls == ["start"]
+    assert calls == ["start", "stop"]
+
+
+async def test_wrap_runs_the_gateway_in_any_asgi_apps_lifespan() -> None:
+    gateway = make_gateway()
+    calls: list[str] = []
+    gateway.start = _record(calls, "start")  # type: ignore[method-assign]
+    gateway.stop = _record(calls, "stop")  # type: ignore[method-assign]
+
+    async def bare_lifespan_app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "lifespan.startup"
+        calls.append("app started")
+        await send({"type": "lifespan.startup.complete"})
+        assert (await receive())["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        calls.append(message["type"])
+
+    await gateway.wrap(bare_lifespan_app)({"type": "lifespan"}, receive, send)
+    assert calls == [
+        "start",
+        "app started",
+        "lifespan.startup.complete",
+        "stop",
+        "lifespan.shutdown.complete",
+    ]
