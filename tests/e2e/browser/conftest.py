@@ -59,7 +59,9 @@ async def stack(
         "topic_partitions": stack_topics.partitions,
         "database_url": database_url,
     }
-    registry = Registry.from_settings(RegistrySettings(**common))
+    # a group of its own: a shared group id would rebalance with other suites' registries
+    group = f"admin-page-{uuid.uuid4().hex[:8]}"
+    registry = Registry.from_settings(RegistrySettings(consumer_group=group, **common))
     await registry.start()
     settings = AdminApiSettings(environment="development", **common)
     app = create_app(settings)
