@@ -142,10 +142,6 @@ class Stack:
         )
 
 
-def page_included(app: FastAPI) -> bool:
-    return any(getattr(route, "path", None) == "/admin" for route in app.routes)
-
-
 async def serve(app: FastAPI, logs: LogCapture) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_config=None, access_log=True, lifespan="on"

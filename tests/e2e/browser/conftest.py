@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from admin_stack import Demo, LogCapture, Stack, kafka_only, page_included, serve, wait_ready
+from admin_stack import Demo, LogCapture, Stack, kafka_only, serve, wait_ready
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright
 
 from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
-from admin_api.web import router as admin_page_router
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
 from session_contracts.kafka_admin import ensure_topics
@@ -64,9 +63,7 @@ async def stack(
     registry = Registry.from_settings(RegistrySettings(consumer_group=group, **common))
     await registry.start()
     settings = AdminApiSettings(environment="development", **common)
-    app = create_app(settings)
-    if not page_included(app):
-        app.include_router(admin_page_router)
+    app = create_app(settings)  # the page's router included by the admin API
     logs = LogCapture()
     server, task, base_url = await serve(app, logs)
     publisher = SessionEventPublisher(kafka_bootstrap, stack_topics)
