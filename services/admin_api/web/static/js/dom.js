@@ -53,3 +53,12 @@ export function plural(count, singular, pluralForm = `${singular}s`) {
 export function show(node, visible) {
   node.hidden = !visible;
 }
+
+/** Hand a Blob to the browser as a file download. */
+export function downloadBlob(blob, filename) {
+  const link = el("a", { href: URL.createObjectURL(blob), download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}

@@ -5,9 +5,10 @@ import { ColumnChoice } from "./columns.js";
 import { openColumnsDialog } from "./columns-dialog.js";
 import { openDetail } from "./detail.js";
 import { Modal } from "./dialogs.js";
-import { el, plural, replaceChildren, show } from "./dom.js";
+import { downloadBlob, el, plural, replaceChildren, show } from "./dom.js";
 import { openFilterDialog } from "./filters.js";
 import { SessionsList } from "./page.js";
+import { describeError, signInMessage } from "./messages.js";
 import { Query } from "./query.js";
 import { confirmMatching, confirmSelected, runTermination } from "./terminate.js";
 
@@ -27,14 +28,6 @@ async function loadConfig() {
   return {};
 }
 
-function signInMessage(tokens) {
-  const href = tokens.signInHref();
-  const action = href
-    ? el("a", { href, class: "button button-primary" }, "Sign in again")
-    : el("span", {}, "Sign in again: open the sign-in link that ", el("code", {}, "session-control"), " printed, or reload this page from your platform's sign-in.");
-  return [el("strong", {}, "Your sign-in has expired or is missing. "), action];
-}
-
 class Page {
   constructor(config) {
     this.config = config;
@@ -51,7 +44,7 @@ class Page {
       pageSize: config.page_size || 50,
       onRendered: () => this.renderChrome(),
       onError: (error) => this.showError(error),
-      onOpen: (item) => openDetail(this.modal, this.api, item, (e) => this.describe(e)),
+      onOpen: (item) => openDetail(this.modal, this.api, item, describeError),
       onFilter: (column) => this.openFilter(column),
     });
     this.wire();
@@ -122,6 +115,8 @@ class Page {
       ),
     );
     show($("filter-chips"), chips.length > 0);
+    // a list that loaded means the sign-in works again (e.g. a fresh token from token_url)
+    if (this.list.error === null && this.list.total !== null) show($("auth-banner"), false);
     const count = this.list.selection.size;
     show($("selection-ribbon"), count > 0);
     $("selection-count").textContent = `${plural(count, "session")} selected`;
@@ -143,29 +138,19 @@ class Page {
     $("search").focus();
   }
 
-  describe(error) {
-    if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
-    if (error.status === 401) return "Your sign-in has expired or is missing. Sign in again.";
-    if (error.status === 403) return "The Edit User Sessions grant is missing from your account, so you cannot see or end sessions. Ask an administrator to grant it.";
-    if (error.status === 404) return "That session no longer exists in this instance.";
-    if (error.status === 422) return `The admin API refused the request: ${error.message}`;
-    if (error.status === 0) return error.message;
-    return `The admin API failed (${error.status}: ${error.message}). Try again in a moment.`;
-  }
-
   showError(error) {
     const banner = $("auth-banner");
     if (error instanceof ApiError && error.status === 401) {
       replaceChildren(banner, signInMessage(this.tokens));
       show(banner, true);
     } else if (error instanceof ApiError && error.status === 403) {
-      replaceChildren(banner, el("strong", {}, "Access denied. "), this.describe(error));
+      replaceChildren(banner, el("strong", {}, "Access denied. "), describeError(error));
       show(banner, true);
     } else if (error instanceof ApiError && error.status === 422) {
-      $("query-error").textContent = this.describe(error);
+      $("query-error").textContent = describeError(error);
       show($("query-error"), true);
     } else {
-      this.setStatus(this.describe(error), true);
+      this.setStatus(describeError(error), true);
     }
   }
 
@@ -184,11 +169,7 @@ class Page {
     try {
       const blob = await this.api.exportCsv(this.query.params());
       const stamp = new Date().toISOString().slice(0, 16).replace(/[-:T]/g, "");
-      const link = el("a", { href: URL.createObjectURL(blob), download: `active-sessions-${stamp}.csv`, hidden: true });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      downloadBlob(blob, `active-sessions-${stamp}.csv`);
       this.setStatus("The current view was exported as CSV.");
     } catch (error) {
       this.showError(error);
@@ -225,7 +206,7 @@ class Page {
         this.setStatus(`The termination was accepted (command ${result.commandId}) but is not applied yet; refresh in a moment.`);
       }
     } catch (error) {
-      this.setStatus(`Nothing was terminated: ${this.describe(error)}`, true);
+      this.setStatus(`Nothing was terminated: ${describeError(error)}`, true);
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) this.showError(error);
     } finally {
       this.busy = false;

@@ -1,5 +1,6 @@
 // The Active User Sessions list: loading pages, selection, refresh and live mode.
 import { el, plural, replaceChildren, show } from "./dom.js";
+import { describeFocus, restoreFocus } from "./focus.js";
 import { renderHeader, renderRow } from "./table.js";
 
 const MAX_LIMIT = 500;
@@ -156,7 +157,7 @@ export class SessionsList {
 
   /** Render header, rows, state and footer; keeps keyboard focus on the same row control. */
   render() {
-    const focused = this.describeFocus();
+    const focused = describeFocus(this.table);
     const columns = this.columns.visibleColumns();
     renderHeader(this.headerRow, {
       columns,
@@ -177,7 +178,7 @@ export class SessionsList {
         }),
       ),
     );
-    this.restoreFocus(focused);
+    restoreFocus(focused, this.body, this.headerRow);
     this.renderState();
     this.onRendered();
   }
@@ -185,28 +186,6 @@ export class SessionsList {
   onSortClick(key) {
     this.query.toggleSort(key);
     this.reload();
-  }
-
-  describeFocus() {
-    const active = document.activeElement;
-    if (!active || !this.table.contains(active)) return null;
-    const row = active.closest("tr[data-session-id]");
-    const th = active.closest("th[data-column]");
-    return {
-      sessionId: row ? row.dataset.sessionId : null,
-      column: th ? th.dataset.column : null,
-      className: active.className,
-    };
-  }
-
-  restoreFocus(focused) {
-    if (!focused) return;
-    let scope = null;
-    if (focused.sessionId) scope = this.body.querySelector(`tr[data-session-id="${CSS.escape(focused.sessionId)}"]`);
-    else if (focused.column) scope = this.headerRow.querySelector(`th[data-column="${CSS.escape(focused.column)}"]`);
-    const selector = focused.className ? `.${focused.className.split(" ")[0]}` : null;
-    const target = scope && selector ? scope.querySelector(selector) : null;
-    if (target) target.focus();
   }
 
   renderState() {
