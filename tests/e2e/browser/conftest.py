@@ -47,11 +47,37 @@ async def stack_topics(kafka_bootstrap: str) -> Topics:
 
 
 @pytest.fixture(scope="module")
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """SQLite by default; a fresh PostgreSQL database with SESSIONS_BROWSER_DB=postgres."""
+    if os.environ.get("SESSIONS_BROWSER_DB", "sqlite") != "postgres":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('stack') / 'sessions.db'}"
+        return
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    name = f"browser_{uuid.uuid4().hex[:12]}"
+    await _postgres(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        await _postgres(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _postgres(admin_url: str, statement: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
 async def stack(
-    kafka_bootstrap: str, stack_topics: Topics, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, stack_topics: Topics, database_url: str
 ) -> AsyncIterator[Stack]:
-    """Registry, admin API with the page, and a publisher, on real Kafka and SQLite."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('stack') / 'sessions.db'}"
+    """Registry, admin API with the page, demo service and a publisher, on real Kafka."""
     common: dict[str, Any] = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "topic_prefix": stack_topics.prefix,
