@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from admin_stack import Demo, LogCapture, Stack, kafka_only, serve, wait_ready
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
 
 from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
@@ -27,6 +27,9 @@ from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
+
+# The machine is shared: give assertions room beyond Playwright's 5 s default.
+expect.set_options(timeout=15_000)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
