@@ -19,26 +19,16 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth_gateway.cookies import MAX_SESSION_ID, CookieParser, printable_id
+
 if TYPE_CHECKING:
     from auth_gateway.gateway import SessionGateway
 
 log = logging.getLogger(__name__)
 
-_MAX_SESSION_ID = 128
 _WARN_EVERY_SECONDS = 5.0
 _REVOKED_BODY = b'{"error":"session_revoked"}'
 _NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
-
-
-def _printable(raw: bytes | None) -> str | None:
-    """`raw` as a contract session id (1-128 printable ASCII, no spaces), or None."""
-    if raw is None:
-        return None
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    return text if text.isprintable() and " " not in text else None
 
 
 class GatewayMiddleware:
@@ -54,9 +44,7 @@ class GatewayMiddleware:
         self._is_ready = gateway.watcher_ready_flag
         self._fail_open = settings.gateway_fail_open
         self._header = settings.gateway_header_name.lower().encode("latin-1")
-        self._cookie_name = settings.gateway_cookie_name.encode("latin-1")
-        self._cookie_first = self._cookie_name + b"="
-        self._cookie_later = b"; " + self._cookie_first
+        self._cookies = CookieParser(settings.gateway_cookie_name)
         exempt = settings.gateway_exempt_paths
         self._exempt_exact = frozenset(p for p in exempt if not p.endswith("/"))
         self._exempt_prefixes = tuple(p for p in exempt if p.endswith("/"))
@@ -91,32 +79,30 @@ class GatewayMiddleware:
         # Every candidate id in the request is checked, so a second header or cookie can
         # never smuggle a revoked session past the check to an app that reads its own cookie.
         table = self._table
-        cookie_name = self._cookie_name
         header_id = cookie_id = None
         revoked = has_cookie = wants_html = False
         for name, value in scope["headers"]:
             if name == b"cookie":
-                if cookie_name in value:
-                    for candidate in self._cookie_values(value):
-                        has_cookie = True
-                        if 0 < len(candidate) <= _MAX_SESSION_ID:
-                            if candidate in table:
-                                revoked = True
-                            elif cookie_id is None:
-                                cookie_id = candidate
+                cookie = self._cookies.parse(value)
+                for candidate in cookie.candidates:
+                    has_cookie = True
+                    if candidate in table:
+                        revoked = True
+                if cookie_id is None:
+                    cookie_id = cookie.session_id
             elif name == self._header:
                 candidate = value.strip()
-                if 0 < len(candidate) <= _MAX_SESSION_ID:
+                if 0 < len(candidate) <= MAX_SESSION_ID:
                     if candidate in table:
                         revoked = True
                     elif header_id is None:
-                        header_id = candidate
+                        header_id = printable_id(candidate)
             elif name == b"accept":
                 wants_html = b"text/html" in value
         if revoked:
             await self._reject(scope, send, wants_html, has_cookie)
             return
-        session_id = _printable(header_id or cookie_id)
+        session_id = header_id or cookie_id
         if session_id is not None:
             client = scope.get("client")
             self._note(session_id, client[0] if client else None)
@@ -125,32 +111,6 @@ class GatewayMiddleware:
                 scope["state"] = state = {}
             state["session_id"] = session_id
         await self.app(scope, receive, send)
-
-    def _cookie_values(self, header: bytes) -> list[bytes]:
-        """Every value of the session cookie in one Cookie header (usually none or one)."""
-        name = self._cookie_name
-        if header.count(name) == 1:
-            # Fast path for what browsers send ("a=1; sid=v; b=2"): the name occurs once, in
-            # canonical form. Anything else (spaces, duplicates, quotes) takes the full parse.
-            if header.startswith(self._cookie_first):
-                start = len(self._cookie_first)
-            else:
-                at = header.find(self._cookie_later)
-                start = at + len(self._cookie_later) if at >= 0 else -1
-            if start >= 0:
-                end = header.find(b";", start)
-                value = (header[start:end] if end >= 0 else header[start:]).strip()
-                if not value.startswith(b'"'):
-                    return [value]
-        values = []
-        for part in header.split(b";"):
-            key, eq, value = part.partition(b"=")
-            if eq and key.strip() == name:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == 0x22:  # RFC 6265 quoted value
-                    value = value[1:-1]
-                values.append(value)
-        return values
 
     async def _reject(self, scope: Scope, send: Send, wants_html: bool, from_cookie: bool) -> None:
         extra = [(b"set-cookie", self._clear_cookie)] if from_cookie else []

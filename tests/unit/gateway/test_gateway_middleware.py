@@ -304,3 +304,15 @@ async def test_wrap_runs_the_gateway_in_any_asgi_apps_lifespan() -> None:
         "stop",
         "lifespan.shutdown.complete",
     ]
+
+
+async def test_a_cookie_header_seen_before_is_still_checked_against_new_revocations(
+    ready_gateway: SessionGateway,
+) -> None:
+    cookie = {"cookie": f"theme=dark; sid={LIVE}"}
+    async with client_for(ready_gateway) as client:
+        assert (await client.get("/api/me", headers=cookie)).status_code == 200
+        ready_gateway.table.add(LIVE.encode(), 4_000_000_000)
+        assert (await client.get("/api/me", headers=cookie)).status_code == 401
+        ready_gateway.table.discard(LIVE.encode())
+        assert (await client.get("/api/me", headers=cookie)).status_code == 200
