@@ -9,9 +9,11 @@ A platform service (one instance serves one tenant) mounts it like this::
     gateway.install(app)                      # FastAPI/Starlette, before the app first serves
     # or, for any ASGI app:  app = gateway.wrap(app)
 
-`install`/`wrap` run the gateway inside the app's lifespan (`start()` on startup, `stop()`
-on shutdown); pass `manage_lifespan=False` and call `await gateway.start()` /
-`await gateway.stop()` yourself when the server runs without lifespan events.
+`install`/`wrap` run the gateway inside the app's lifespan (`start()` before the app's own
+startup, `stop()` after its shutdown; `install` hooks the router's lifespan, so entering
+`app.router.lifespan_context(app)` in a test starts it too). Pass `manage_lifespan=False` and
+call `await gateway.start()` / `await gateway.stop()` yourself when the server runs without
+lifespan events. `start()` returns at once: the gateway answers 503 until `ready`.
 
 What it does:
 - follows the compacted `sessions.revocations` topic from the beginning, every partition,
