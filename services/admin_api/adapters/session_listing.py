@@ -17,7 +17,6 @@ from admin_api.adapters.session_query import (
     policy_outdated,
 )
 from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
-from session_contracts.models import SessionFilter
 from session_registry.adapters.tables import session_history, sessions
 
 _s = sessions.c
@@ -26,7 +25,7 @@ SORT_KEYS: dict[SortField, ColumnElement[Any]] = {
     "user_name": binary_text(_s.user_name),
     "session_type": binary_text(_s.session_type),
     "session_id": binary_text(_s.session_id),
-    "ip_address": func.coalesce(_s.ip_packed, literal(b"")),
+    "ip_address": _s.ip_packed,
     "created_at": _s.created_at,
     "last_activity_at": _s.last_activity_at,
     "expires_at": _s.expires_at,
@@ -104,14 +103,6 @@ async def fetch_page(
         last = rows[-1]
         after = Position(query.sort, sort_value(last, query.field), str(last["session_id"]))
     return Page(rows=rows, after=after)
-
-
-async def count(conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime) -> int:
-    """How many active sessions of the tenant match `filter`."""
-    statement = (
-        select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
-    )
-    return int((await conn.execute(statement)).scalar_one())
 
 
 async def iterate(

@@ -57,6 +57,8 @@ class Position:
     sort: Sort
     value: SortKey
     session_id: str
+    total: int | None = None
+    """The filter's total counted with the first page, carried so later pages need not recount."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def encode_cursor(position: Position) -> str:
         wire = value.hex()
     else:
         wire = value
-    body = json.dumps({"s": position.sort, "v": wire, "id": position.session_id})
+    fields = {"s": position.sort, "v": wire, "id": position.session_id, "t": position.total}
+    body = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
 
@@ -105,11 +108,13 @@ def decode_cursor(cursor: str, sort: Sort) -> Position:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         body = json.loads(raw)
         wire, session_id, made_for = body["v"], body["id"], body["s"]
+        total = body.get("t")
     except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
         raise BadCursor("cursor: not a cursor this API issued") from None
     if made_for != sort:
         raise BadCursor(f"cursor: made for sort {made_for!r}, not {sort!r}; start again")
-    if not (_fits(wire, 1024) and _fits(session_id, 128)):
+    valid_total = total is None or (type(total) is int and 0 <= total < 2**53)
+    if not (_fits(wire, 1024) and _fits(session_id, 128) and valid_total):
         raise BadCursor("cursor: not a cursor this API issued")
     field = sort.removeprefix("-")
     try:
@@ -124,4 +129,4 @@ def decode_cursor(cursor: str, sort: Sort) -> Position:
             value = bytes.fromhex(wire)
     except (ValueError, OverflowError):
         raise BadCursor("cursor: not a cursor this API issued") from None
-    return Position(sort=sort, value=value, session_id=session_id)
+    return Position(sort=sort, value=value, session_id=session_id, total=total)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import StreamingResponse
 
-from admin_api.adapters import session_listing
+from admin_api.adapters import session_counts, session_listing
 from admin_api.adapters.session_listing import utc
 from admin_api.domain.listing import encode_cursor
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
@@ -60,15 +62,31 @@ def to_public(row: Mapping[str, Any]) -> dict[str, Any]:
 
 @router.get("", response_model=SessionsPage)
 async def list_sessions(
-    admin: CurrentAdmin, db: DbSession, query: PageQuery, now: Now
+    admin: CurrentAdmin, runtime: RuntimeDep, query: PageQuery, now: Now
 ) -> SessionsPage:
-    """Active browser and mobile sessions of your tenant: search, filter, sort, page."""
-    page = await session_listing.fetch_page(db, query, admin.tenant_id, now)
-    total = await session_listing.count(db, query.filter, admin.tenant_id, now)
+    """Active browser and mobile sessions of your tenant: search, filter, sort, page.
+
+    `total` counts every match of the filter; later pages carry the first page's count.
+    """
+    engine = runtime.engine
+
+    async def page() -> session_listing.Page:
+        async with engine.connect() as conn:
+            return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
+
+    async def total() -> int:
+        if query.after is not None and query.after.total is not None:
+            return query.after.total
+        async with engine.connect() as conn:
+            return await session_counts.count(conn, query.filter, admin.tenant_id, now)
+
+    # two connections: the page and the count run side by side
+    found, matches = await asyncio.gather(page(), total())
+    after = replace(found.after, total=matches) if found.after else None
     return SessionsPage(
-        items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
-        next_cursor=encode_cursor(page.after) if page.after else None,
-        total=total,
+        items=[SessionPublic.model_validate(to_public(r)) for r in found.rows],
+        next_cursor=encode_cursor(after) if after else None,
+        total=matches,
     )
 
 

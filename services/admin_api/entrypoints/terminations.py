@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.exceptions import RequestValidationError
 
-from admin_api.adapters import session_listing, terminations
+from admin_api.adapters import session_counts, terminations
 from admin_api.adapters.session_listing import utc
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.list_params import no_nul
@@ -67,7 +67,7 @@ async def request_termination(
     await db.execution_options(**{IMMEDIATE: True})
     async with db.begin():
         if body.filter is not None:
-            requested = await session_listing.count(db, body.filter, admin.tenant_id, now)
+            requested = await session_counts.count(db, body.filter, admin.tenant_id, now)
         else:
             requested = len(set(body.session_ids or ()))
         await terminations.record_request(db, command, requested)

@@ -1,4 +1,4 @@
-"""Termination commands and settings records reach a real Kafka broker, keyed as the contract says."""
+"""Termination commands and settings records reach a real Kafka broker, keyed per the contract."""
 
 from __future__ import annotations
 

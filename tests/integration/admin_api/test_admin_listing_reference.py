@@ -82,6 +82,7 @@ def ordered(rows: list[dict[str, Any]], sort: str) -> list[str]:
 
 async def all_pages(client: httpx.AsyncClient, auth: dict[str, str], **params: Any) -> list[str]:
     seen: list[str] = []
+    totals: set[int] = set()
     cursor = None
     for _ in range(200):
         query = {**params, **({"cursor": cursor} if cursor else {})}
@@ -89,8 +90,11 @@ async def all_pages(client: httpx.AsyncClient, auth: dict[str, str], **params: A
         assert response.status_code == 200, response.text
         body = response.json()
         seen += [i["session_id"] for i in body["items"]]
+        totals.add(body["total"])
         cursor = body["next_cursor"]
         if cursor is None:
+            # later pages carry the first page's count: every page tells the same total
+            assert totals == {len(seen)}, totals
             return seen
     raise AssertionError("paging never ended")
 

@@ -1,4 +1,4 @@
-"""The admin API's tables and listing indexes: session settings, pg_trgm search, sort keys.
+"""The admin API's tables and listing indexes: session settings, pg_trgm search, sort keys, counts.
 
 Owned by the admin API (`admin_api/adapters/tables.py` declares `session_settings`). The
 indexes are PostgreSQL only and partial on `state = 'open'`; every sort key ends with the
@@ -27,7 +27,7 @@ SORT_KEYS = {
     "expires": "expires_at",
     "user_name": 'user_name COLLATE "C"',
     "session_type": 'session_type COLLATE "C"',
-    "ip": "(coalesce(ip_packed, ''::bytea))",
+    "ip": "ip_packed",
     "device": "(coalesce(device, '')) COLLATE \"C\"",
 }
 TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
@@ -36,6 +36,65 @@ TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
 LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
 # Counting the active sessions of a tenant reads only this index (expires_at > now).
 INCLUDE = {"expires": " INCLUDE (session_type)"}
+
+
+COUNTS_FUNCTION = """
+CREATE FUNCTION listed_session_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM listed_session_counts;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.state = 'open' AND OLD.created_at IS NOT NULL
+            AND OLD.session_type IN ('browser', 'mobile') THEN
+        UPDATE listed_session_counts SET sessions = sessions - 1
+        WHERE tenant_id = OLD.tenant_id AND session_type = OLD.session_type;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state = 'open' AND NEW.created_at IS NOT NULL
+            AND NEW.session_type IN ('browser', 'mobile') THEN
+        INSERT INTO listed_session_counts AS c VALUES (NEW.tenant_id, NEW.session_type, 1)
+        ON CONFLICT (tenant_id, session_type) DO UPDATE SET sessions = c.sessions + 1;
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+# Activity updates (the frequent write) change none of these columns: the trigger skips them.
+MEMBERSHIP_CHANGED = (
+    "OLD.state IS DISTINCT FROM NEW.state OR OLD.created_at IS DISTINCT FROM NEW.created_at "
+    "OR OLD.session_type IS DISTINCT FROM NEW.session_type "
+    "OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id"
+)
+
+
+def _create_counts() -> None:
+    """`listed_session_counts`, kept by a trigger: open listed sessions per tenant and type."""
+    op.execute(
+        "CREATE TABLE listed_session_counts (tenant_id varchar(64) NOT NULL, "
+        "session_type varchar(16) NOT NULL, sessions bigint NOT NULL, "
+        "PRIMARY KEY (tenant_id, session_type))"
+    )
+    op.execute(COUNTS_FUNCTION)
+    apply = "EXECUTE FUNCTION listed_session_counts_apply()"
+    # triggers first: their lock holds writers back until the initial count is committed
+    op.execute(
+        f"CREATE TRIGGER listed_session_counts_ins AFTER INSERT ON sessions FOR EACH ROW {apply}"
+    )
+    op.execute(
+        "CREATE TRIGGER listed_session_counts_upd AFTER UPDATE ON sessions FOR EACH ROW "
+        f"WHEN ({MEMBERSHIP_CHANGED}) {apply}"
+    )
+    op.execute(
+        f"CREATE TRIGGER listed_session_counts_del AFTER DELETE ON sessions FOR EACH ROW {apply}"
+    )
+    op.execute(
+        "CREATE TRIGGER listed_session_counts_trunc AFTER TRUNCATE ON sessions "
+        f"FOR EACH STATEMENT {apply}"
+    )
+    op.execute(
+        "INSERT INTO listed_session_counts SELECT tenant_id, session_type, count(*) "
+        f"FROM sessions WHERE {LISTED} GROUP BY tenant_id, session_type"
+    )
 
 
 def upgrade() -> None:
@@ -52,6 +111,7 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name != "postgresql":
         return
+    _create_counts()
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, key in SORT_KEYS.items():
         op.execute(
@@ -72,6 +132,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop what `upgrade` created (the pg_trgm extension stays: others may use it)."""
     if op.get_bind().dialect.name == "postgresql":
+        for trigger in ("ins", "upd", "del", "trunc"):
+            op.execute(f"DROP TRIGGER IF EXISTS listed_session_counts_{trigger} ON sessions")
+        op.execute("DROP FUNCTION IF EXISTS listed_session_counts_apply()")
+        op.execute("DROP TABLE IF EXISTS listed_session_counts")
         for name in (*SORT_KEYS, "session_id"):
             op.execute(f"DROP INDEX IF EXISTS ix_sessions_open_{name}")
         for column in TRIGRAM_COLUMNS:

@@ -1,0 +1,74 @@
+"""How many sessions match a filter, fast where it matters most: the whole list and per type.
+
+On PostgreSQL a trigger (revision `0101_admin_api`) keeps `listed_session_counts`: the open,
+created browser/mobile sessions per tenant and type. A filter of session types only (the
+unfiltered list included) is then that sum minus the few sessions already past `expires_at`
+that the registry's sweeper has not closed yet: exact, without reading a row per session.
+Every other filter is counted row by row through `filter_clause`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from admin_api.adapters.session_query import LISTED, LISTED_TYPES, OPEN, filter_clause
+from session_contracts.models import SessionFilter
+from session_registry.adapters.tables import sessions
+
+# Derived from `sessions` by the trigger, so on a metadata of its own: never created by
+# `metadata.create_all`, never copied by a read-model swap (the rebuilt database counts itself).
+counts_metadata = MetaData()
+listed_session_counts = Table(
+    "listed_session_counts",
+    counts_metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("session_type", String(16), primary_key=True),
+    Column("sessions", BigInteger, nullable=False),
+)
+
+_s = sessions.c
+_c = listed_session_counts.c
+
+
+def _types_only(filter: SessionFilter) -> list[str] | None:
+    """The session types a filter asks for, when it asks for nothing else."""
+    given = filter.model_dump(exclude_none=True)
+    given.pop("session_type", None)
+    if given:
+        return None
+    wanted = {t.value for t in filter.session_type or ()} or set(LISTED)
+    return sorted(wanted & set(LISTED))
+
+
+async def count(conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime) -> int:
+    """How many of the tenant's sessions active at `now` match `filter`."""
+    types = _types_only(filter) if conn.dialect.name == "postgresql" else None
+    if types is None:
+        statement = (
+            select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
+        )
+        return int((await conn.execute(statement)).scalar_one())
+    if not types:
+        return 0
+    open_ = select(func.coalesce(func.sum(_c.sessions), 0)).where(
+        _c.tenant_id == tenant_id, _c.session_type.in_(types)
+    )
+    unswept = (
+        select(func.count())
+        .select_from(sessions)
+        .where(
+            and_(
+                _s.tenant_id == tenant_id,
+                _s.state == OPEN,
+                _s.session_type.in_(LISTED_TYPES),
+                _s.created_at.is_not(None),
+                _s.expires_at <= now,
+                _s.session_type.in_(types),
+            )
+        )
+    )
+    row = (await conn.execute(select(open_.scalar_subquery(), unswept.scalar_subquery()))).one()
+    return int(row[0]) - int(row[1])
