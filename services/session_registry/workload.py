@@ -49,7 +49,9 @@ def _stamp(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def _session_events(w: Workload, rng: random.Random, index: int) -> list[tuple[float, dict[str, object]]]:
+def _session_events(
+    w: Workload, rng: random.Random, index: int
+) -> list[tuple[float, dict[str, object]]]:
     tenant = f"tenant-{index % w.tenants}"
     session_id = f"s-{index:08d}-{rng.getrandbits(32):08x}"
     begin = index * 2.0 + rng.random()

@@ -100,7 +100,10 @@ class Ingestor:
 
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
-        decoded = self.decode(batch)
+        return await self.apply(self.decode(batch))
+
+    async def apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
+        """Apply decoded records in one transaction (retried whole on deadlock)."""
         if not decoded:
             return IngestOutcome()
         return await in_transaction(self._engine, lambda conn: self._apply(conn, decoded))

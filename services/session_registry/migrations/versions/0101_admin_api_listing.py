@@ -122,15 +122,17 @@ def upgrade() -> None:
         'CREATE INDEX ix_sessions_open_session_id ON sessions (tenant_id, session_id COLLATE "C") '
         f"WHERE {LISTED}"
     )
+    # btree_gin puts the tenant into the trigram index: a search reads only the tenant's rows
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
     for column in TRIGRAM_COLUMNS:
         op.execute(
             f"CREATE INDEX ix_sessions_trgm_{column} ON sessions "
-            f"USING gin ({column} gin_trgm_ops) WHERE {LISTED}"
+            f"USING gin (tenant_id, {column} gin_trgm_ops) WHERE {LISTED}"
         )
 
 
 def downgrade() -> None:
-    """Drop what `upgrade` created (the pg_trgm extension stays: others may use it)."""
+    """Drop what `upgrade` created (pg_trgm and btree_gin stay: others may use them)."""
     if op.get_bind().dialect.name == "postgresql":
         for trigger in ("ins", "upd", "del", "trunc"):
             op.execute(f"DROP TRIGGER IF EXISTS listed_session_counts_{trigger} ON sessions")

@@ -1,0 +1,243 @@
+"""How fast the registry folds the event log into PostgreSQL, against a ceiling and a naive baseline.
+
+    python -m bench.ingest [--events 1000000] [--naive-events 50000] [--partitions 6]
+
+Loads a realistic mix (per session: 1 created, about 20 activity, a fifth logged out; a little
+disorder and duplication) into fresh topics on the real broker, then measures in the same run:
+
+1. ceiling: raw aiokafka `getmany` + `json.loads` of the same events;
+2. naive: one FastStream handler per event, one ORM transaction per event, into PostgreSQL,
+   over the first `--naive-events` events;
+3. registry: the real `Registry` (consumer group, batches, stored positions) into PostgreSQL;
+4. replay: `session-registry rebuild` of the whole log into a fresh PostgreSQL database.
+
+The last line prints events/s of each and the ratios. Targets: registry >= 50,000 events/s and
+>= 10x naive; replay >= 100,000 events/s. Needs KAFKA_BOOTSTRAP_SERVERS (default
+127.0.0.1:9092) and an admin URL of PostgreSQL in SESSIONS_TEST_POSTGRES_URL (else
+`deploy/postgres.sh start` is run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.ingest_naive import naive_projection
+from session_contracts.kafka_admin import ensure_topics
+from session_contracts.topics import Topics
+from session_registry.bootstrap import Registry
+from session_registry.service_layer.rebuild import rebuild, topic_partitions
+from session_registry.settings import RegistrySettings
+from session_registry.workload import Workload, records, sessions_for
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_REGISTRY = 50_000
+TARGET_REPLAY = 100_000
+
+
+def say(*parts: object) -> None:
+    """Print a progress line at once (the run is long; output may go to a file)."""
+    print(*parts, flush=True)
+
+
+def postgres_admin_url() -> str:
+    """An asyncpg URL of a role that may create databases."""
+    explicit = os.environ.get("SESSIONS_TEST_POSTGRES_URL")
+    if explicit:
+        return explicit
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "postgres.sh"), "start"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"^SESSIONS_TEST_POSTGRES_URL=(\S+)$", done.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("deploy/postgres.sh start printed no SESSIONS_TEST_POSTGRES_URL")
+    return match.group(1)
+
+
+async def fresh_database(admin_url: str, label: str) -> str:
+    """Create an empty PostgreSQL database; return its URL."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"{admin_url.rpartition('/')[0]}/{name}"
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    """Drop a database made by `fresh_database`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def load(bootstrap: str, topics: Topics, events: int) -> int:
+    """Produce about `events` records of the realistic mix; return how many were sent."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+    await producer.start()
+    sent = 0
+    try:
+        workload = Workload(sessions=sessions_for(events))
+        futures = []
+        for key, value in records(workload):
+            futures.append(await producer.send(topics.events, value, key=key))
+            sent += 1
+            if len(futures) >= 20_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def ceiling(bootstrap: str, topics: Topics) -> tuple[int, float]:
+    """Raw getmany + json.loads of the whole topic: (events, seconds)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topics.events)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = set(partitions)
+        count = 0
+        started = time.perf_counter()
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            for records_of_tp in batch.values():
+                for record in records_of_tp:
+                    json.loads(record.value)
+                    count += 1
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return count, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> float:
+    """The real registry from an empty database until it has caught up: seconds."""
+    settings = RegistrySettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=topics.prefix,
+        topic_partitions=topics.partitions,
+        database_url=database_url,
+        consumer_group=f"bench-{uuid.uuid4().hex[:8]}",
+        sweep_interval_seconds=0,
+        create_topics=False,
+    )
+    registry = Registry.from_settings(settings)
+    await registry.start()  # migrations included, before the clock starts below
+    started = time.perf_counter()
+    try:
+        await registry.wait_until_idle(timeout=3600)
+        return time.perf_counter() - started
+    finally:
+        await registry.stop()
+
+
+def _rate(events: int, seconds: float) -> float:
+    return events / seconds if seconds > 0 else 0.0
+
+
+async def main(events: int, naive_events: int, partitions: int) -> None:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    admin_url = postgres_admin_url()
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
+    await ensure_topics(bootstrap, topics)
+    started = time.perf_counter()
+    total = await load(bootstrap, topics, events)
+    say(f"loaded {total} events into {topics.events} in {time.perf_counter() - started:.1f} s")
+
+    count, seconds = await ceiling(bootstrap, topics)
+    ceiling_rate = _rate(count, seconds)
+    say(f"1. ceiling (getmany + json.loads): {count} events, {ceiling_rate:,.0f} events/s")
+
+    naive_url = await fresh_database(admin_url, "naive")
+    try:
+        naive_count, seconds = await naive_projection(bootstrap, topics, naive_url, naive_events)
+    finally:
+        await drop_database(admin_url, naive_url)
+    naive_rate = _rate(naive_count, seconds)
+    say(
+        f"2. naive (handler + ORM transaction per event): {naive_count} events, "
+        f"{naive_rate:,.0f} events/s"
+    )
+
+    registry_url = await fresh_database(admin_url, "registry")
+    try:
+        seconds = await registry_run(bootstrap, topics, registry_url)
+    finally:
+        await drop_database(admin_url, registry_url)
+    registry_rate = _rate(total, seconds)
+    say(
+        f"3. registry into PostgreSQL: {total} events in {seconds:.1f} s, "
+        f"{registry_rate:,.0f} events/s"
+    )
+
+    replay_url = await fresh_database(admin_url, "replay")
+    try:
+        report = await rebuild(bootstrap, topics, replay_url, "bench-replay")
+    finally:
+        await drop_database(admin_url, replay_url)
+    replay_rate = report.events_per_second
+    say(
+        f"4. replay (rebuild) into PostgreSQL: {report.events} events, {report.sessions} "
+        f"sessions in {report.seconds:.1f} s, {replay_rate:,.0f} events/s"
+    )
+
+    say(
+        f"events/s: ceiling {ceiling_rate:,.0f} | naive {naive_rate:,.0f} | "
+        f"registry {registry_rate:,.0f} | replay {replay_rate:,.0f} || "
+        f"registry/naive {registry_rate / max(naive_rate, 1e-9):.1f}x (target >= 10x), "
+        f"registry/ceiling {registry_rate / max(ceiling_rate, 1e-9):.2f}, "
+        f"registry vs {TARGET_REGISTRY:,} target {registry_rate / TARGET_REGISTRY:.2f}x, "
+        f"replay vs {TARGET_REPLAY:,} target {replay_rate / TARGET_REPLAY:.2f}x"
+    )
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--naive-events", type=int, default=50_000)
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, min(args.naive_events, args.events), args.partitions))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,117 @@
+"""`session-registry`: run the registry, migrate, show its lag, rebuild the read model from the log.
+
+Settings come from the environment (`SESSIONS_*`, see `RegistrySettings`), built when a
+command starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Annotated
+
+import typer
+
+from session_registry.adapters.database import upgrade_schema
+from session_registry.bootstrap import Registry
+from session_registry.service_layer.rebuild import rebuild as rebuild_log
+from session_registry.service_layer.status import consumer_status
+from session_registry.service_layer.swap import carry_over, swap
+from session_registry.settings import RegistrySettings
+
+app = typer.Typer(help="The session registry: the read model of the session event log.")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@app.command()
+def run(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Consume events and commands, relay the outbox, sweep expiries (until SIGTERM)."""
+    _logging(verbose)
+    asyncio.run(Registry.from_settings(RegistrySettings()).run_forever())
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[
+        str | None, typer.Option(help="Database to migrate (default: SESSIONS_DATABASE_URL).")
+    ] = None,
+) -> None:
+    """Bring the database to the current schema (Alembic)."""
+    url = database_url or RegistrySettings().database_url
+    asyncio.run(upgrade_schema(url))
+    typer.echo(f"schema current: {url}")
+
+
+@app.command()
+def status() -> None:
+    """Per partition: the stored position, the end offset and the lag."""
+    settings = RegistrySettings()
+    topics = settings.topics
+    rows = asyncio.run(
+        consumer_status(
+            settings.kafka_bootstrap_servers,
+            settings.database_url,
+            settings.consumer_group,
+            [topics.events, topics.commands],
+        )
+    )
+    typer.echo(f"consumer {settings.consumer_group} on {settings.database_url}")
+    typer.echo(f"{'topic':<40} {'part':>4} {'stored':>12} {'end':>12} {'lag':>10}")
+    for row in rows:
+        stored = "-" if row.stored is None else str(row.stored)
+        typer.echo(f"{row.topic:<40} {row.partition:>4} {stored:>12} {row.end:>12} {row.lag:>10}")
+    typer.echo(f"total lag {sum(r.lag for r in rows)}")
+
+
+@app.command()
+def rebuild(
+    into: Annotated[str, typer.Option(help="URL of the fresh database to build.")],
+    swap_in: Annotated[
+        bool,
+        typer.Option(
+            "--swap",
+            help="Then carry over what the log does not hold and put it in place of the live "
+            "database (stop the registry first).",
+        ),
+    ] = False,
+    consumer: Annotated[
+        str | None, typer.Option(help="Consumer name the rebuild stores its positions under.")
+    ] = None,
+) -> None:
+    """Replay the event log from the beginning into a fresh database; report counts and speed."""
+    _logging(False)
+    settings = RegistrySettings()
+    name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
+    report = asyncio.run(
+        rebuild_log(
+            settings.kafka_bootstrap_servers,
+            settings.topics,
+            into,
+            name,
+            max_records=settings.batch_max_records,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        )
+    )
+    typer.echo(
+        f"rebuilt {into} as {report.consumer}: {report.events} events, "
+        f"{report.dead_letters} dead letters, {report.sessions} sessions, "
+        f"{report.history} history rows in {report.seconds:.1f} s "
+        f"({report.events_per_second:,.0f} events/s)"
+    )
+    if swap_in:
+        copied = asyncio.run(
+            carry_over(
+                settings.database_url, into, settings.topics, settings.consumer_group, report
+            )
+        )
+        typer.echo("carried over: " + ", ".join(f"{k} {v}" for k, v in sorted(copied.items())))
+        backup = asyncio.run(swap(settings.database_url, into))
+        typer.echo(f"swapped in; the previous database is now {backup}")

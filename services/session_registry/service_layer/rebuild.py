@@ -1,0 +1,131 @@
+"""Replaying the event log from the beginning into a fresh database.
+
+The rebuild reads `sessions.events` with no consumer group (partitions assigned directly, up to
+the end offsets seen when it starts), folds it with the same ingestor as the live registry but
+publishes nothing, and stores its positions under a consumer name of its own; run it again on
+the same database and it resumes where it stopped. Decoding the next batch overlaps with the
+database writing the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import func, select
+
+from session_contracts.topics import Topics
+from session_registry.adapters.database import make_engine, upgrade_schema
+from session_registry.adapters.dead_letters import CountingDeadLetters
+from session_registry.adapters.positions import load_positions
+from session_registry.adapters.tables import session_history, sessions
+from session_registry.service_layer.ingest import Ingestor
+from session_registry.service_layer.projection import Projector
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild read and wrote, and how fast."""
+
+    consumer: str
+    events: int
+    dead_letters: int
+    sessions: int
+    history: int
+    seconds: float
+    positions: dict[tuple[str, int], int]
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of a topic (waiting briefly for metadata)."""
+    for _ in range(50):
+        # the consumer's public metadata calls keep only subscribed topics; ask for all
+        cluster = await consumer._client.fetch_all_metadata()
+        found = cluster.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await asyncio.sleep(0.2)
+    raise LookupError(f"topic {topic!r} not found on the broker")
+
+
+async def rebuild(
+    bootstrap_servers: str,
+    topics: Topics,
+    into_url: str,
+    consumer: str,
+    *,
+    max_records: int = 20_000,
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+) -> RebuildReport:
+    """Fold the whole event log (as of now) into the database at `into_url`."""
+    await upgrade_schema(into_url)
+    engine = make_engine(into_url)
+    kafka = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    dead_letters = CountingDeadLetters()
+    ingestor = Ingestor(
+        engine, Projector(topics, publish=False), consumer, dead_letters, lambda: datetime.now(UTC)
+    )
+    started = time.perf_counter()
+    events = 0
+    await kafka.start()
+    try:
+        partitions = await topic_partitions(kafka, topics.events)
+        kafka.assign(partitions)
+        async with engine.connect() as conn:
+            stored = await load_positions(conn, consumer, {topics.events})
+        for tp in partitions:
+            if (tp.topic, tp.partition) in stored:
+                kafka.seek(tp, stored[(tp.topic, tp.partition)])
+            else:
+                await kafka.seek_to_beginning(tp)
+        ends: dict[TopicPartition, int] = await kafka.end_offsets(partitions)
+        remaining = {tp for tp in partitions if await kafka.position(tp) < ends[tp]}
+        pending: asyncio.Task[object] | None = None
+        while remaining:
+            batch = await kafka.getmany(*remaining, timeout_ms=500, max_records=max_records)
+            trimmed = {tp: [r for r in rs if r.offset < ends[tp]] for tp, rs in batch.items()}
+            decoded = ingestor.decode(trimmed)
+            events += sum(len(rs) for rs in trimmed.values())
+            if pending is not None:
+                await pending
+            pending = asyncio.create_task(ingestor.apply(decoded)) if decoded else None
+            for tp in list(remaining):
+                if await kafka.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        if pending is not None:
+            await pending
+        seconds = time.perf_counter() - started
+        async with engine.connect() as conn:
+            session_count = (
+                await conn.execute(select(func.count()).select_from(sessions))
+            ).scalar_one()
+            history_count = (
+                await conn.execute(select(func.count()).select_from(session_history))
+            ).scalar_one()
+            positions = await load_positions(conn, consumer, {topics.events})
+    finally:
+        await kafka.stop()
+        await engine.dispose()
+    return RebuildReport(
+        consumer=consumer,
+        events=events,
+        dead_letters=dead_letters.count,
+        sessions=int(session_count),
+        history=int(history_count),
+        seconds=seconds,
+        positions=positions,
+    )

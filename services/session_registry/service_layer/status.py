@@ -1,0 +1,50 @@
+"""Where a consumer stands: per partition, the stored position, the end offset and the lag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from session_registry.adapters.database import make_engine
+from session_registry.adapters.positions import load_positions
+from session_registry.service_layer.rebuild import topic_partitions
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    """One partition's standing for one consumer."""
+
+    topic: str
+    partition: int
+    stored: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.stored or 0)
+
+
+async def consumer_status(
+    bootstrap_servers: str, database_url: str, consumer: str, topic_names: list[str]
+) -> list[PartitionStatus]:
+    """The standing of `consumer` on every partition of these topics."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            stored = await load_positions(conn, consumer, set(topic_names))
+    finally:
+        await engine.dispose()
+    kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await kafka.start()
+    try:
+        partitions: list[TopicPartition] = []
+        for name in topic_names:
+            partitions.extend(await topic_partitions(kafka, name))
+        ends = await kafka.end_offsets(partitions)
+    finally:
+        await kafka.stop()
+    return [
+        PartitionStatus(tp.topic, tp.partition, stored.get((tp.topic, tp.partition)), ends[tp])
+        for tp in partitions
+    ]
