@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -50,7 +49,6 @@ def generated_cases(spec: dict[str, Any]) -> list[Any]:
     return cases
 
 
-@pytest.mark.slow
 async def test_no_generated_request_is_a_server_error(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
