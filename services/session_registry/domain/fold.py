@@ -50,13 +50,13 @@ def _creation_key(state: SessionState) -> tuple[Any, ...]:
 
 
 def _seen_activity(state: SessionState, at: datetime, ip: str | None) -> None:
-    if state.last_activity_at is None or at > state.last_activity_at:
-        state.last_activity_at = at
     if ip is not None and (
         state.current_ip_at is None or (at, ip) > (state.current_ip_at, state.current_ip or "")
     ):
         state.current_ip, state.current_ip_at = ip, at
-    state.expires_at = compute_expires_at(state)
+    if state.last_activity_at is None or at > state.last_activity_at:
+        state.last_activity_at = at
+        state.expires_at = compute_expires_at(state)
 
 
 def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
@@ -85,6 +85,7 @@ def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
         state.max_session_seconds = candidate.max_session_seconds
         state.idle_timeout_seconds = candidate.idle_timeout_seconds
         state.created_at = candidate.created_at
+        state.expires_at = compute_expires_at(state)
     _seen_activity(state, event.occurred_at, event.ip_address)
     return state
 

@@ -9,6 +9,7 @@ listener, `getmany`), which a per-message subscriber hides.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +19,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_registry.adapters.positions import load_positions
-from session_registry.service_layer.ingest import Ingestor, IngestOutcome
+from session_registry.service_layer.ingest import (
+    Decoded,
+    Ingestor,
+    IngestOutcome,
+    TopicPartitionKey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +88,49 @@ class ConsumerLoop:
                 self.consumer.seek(tp, offset)
 
     async def run(self) -> None:
-        """Consume until cancelled; a failed batch is retried from the stored positions."""
-        while True:
-            batch = await self.consumer.getmany(
-                timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-            )
-            if not batch:
-                continue
-            try:
-                async with self.gate:
-                    outcome = await self._ingestor.ingest(batch)
-            except (OSError, KafkaError, DBAPIError) as exc:
-                log.warning("batch failed, retrying from the stored positions: %s", exc)
-                await asyncio.sleep(1.0)
-                await self.seek_to_stored(list(self.consumer.assignment()))
-                continue
-            await self._commit(outcome)
-            if self._after_batch is not None:
-                await self._after_batch(outcome)
+        """Consume until cancelled; a failed batch is retried from the stored positions.
+
+        Two stages overlap: while the database commits batch n, batch n + 1 is fetched and
+        decoded (the database works on another core). Batches still commit one at a time,
+        in order.
+        """
+        pending: asyncio.Task[IngestOutcome] | None = None
+        try:
+            while True:
+                batch = await self.consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                )
+                decoded = self._ingestor.decode(batch) if batch else {}
+                if pending is not None:
+                    done, pending = pending, None
+                    if not await self._settle(done):
+                        continue  # the consumer was re-seeked: `decoded` is stale, drop it
+                if decoded:
+                    pending = asyncio.create_task(self._apply(decoded))
+        finally:
+            if pending is not None:
+                # rolled back if cut short: the stored positions still say where to resume
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+    async def _apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
+        async with self.gate:
+            return await self._ingestor.apply(decoded)
+
+    async def _settle(self, task: asyncio.Task[IngestOutcome]) -> bool:
+        """Wait for a batch; on failure re-seek to the stored positions and say so."""
+        try:
+            outcome = await task
+        except (OSError, KafkaError, DBAPIError) as exc:
+            log.warning("batch failed, retrying from the stored positions: %s", exc)
+            await asyncio.sleep(1.0)
+            await self.seek_to_stored(list(self.consumer.assignment()))
+            return False
+        await self._commit(outcome)
+        if self._after_batch is not None:
+            await self._after_batch(outcome)
+        return True
 
     async def _commit(self, outcome: IngestOutcome) -> None:
         # best effort: the stored position is the truth, this only keeps lag tools honest
