@@ -1,4 +1,4 @@
-"""The naive baseline of `bench.ingest`: one FastStream handler call and one ORM transaction per event.
+"""The naive baseline of `bench.ingest`: a FastStream handler and an ORM transaction per event.
 
 This is how a projection is usually written first: a subscriber decodes each event, loads the
 row through the ORM, merges the event with the same fold the registry uses, adds the history
@@ -49,7 +49,7 @@ async def naive_projection(
     done = asyncio.Event()
     count = 0
 
-    @broker.subscriber(  # type: ignore[misc]
+    @broker.subscriber(
         topics.events,
         group_id=f"bench-naive-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",

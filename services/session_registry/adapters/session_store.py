@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from session_registry.adapters import pg_bulk
 from session_registry.adapters.tables import session_history, sessions
 from session_registry.domain.history import HistoryEntry
 from session_registry.domain.state import COLUMNS, OPEN, SessionState
@@ -60,6 +61,10 @@ async def load_sessions(
 ) -> dict[tuple[str, str], SessionState]:
     """The stored states of these (tenant_id, session_id) keys; absent keys are left out."""
     found: dict[tuple[str, str], SessionState] = {}
+    if not keys:
+        return found
+    if is_postgres(conn):
+        return {s.key: s for s in await pg_bulk.load_sessions(conn, keys, lock=lock)}
     ordered = sorted(keys)  # one lock order for every writer: no deadlock cycles on PostgreSQL
     key_columns = tuple_(sessions.c.tenant_id, sessions.c.session_id)
     for start in range(0, len(ordered), KEYS_PER_SELECT):
@@ -74,9 +79,8 @@ async def load_sessions(
     return found
 
 
-def _upsert(conn: AsyncConnection) -> Any:
-    dialect = postgresql if is_postgres(conn) else sqlite
-    statement = dialect.insert(sessions)
+def _sqlite_upsert() -> Any:
+    statement = sqlite.insert(sessions)
     return statement.on_conflict_do_update(
         index_elements=[sessions.c.tenant_id, sessions.c.session_id],
         set_={name: statement.excluded[name] for name in _UPDATED},
@@ -85,10 +89,14 @@ def _upsert(conn: AsyncConnection) -> Any:
 
 async def save_sessions(conn: AsyncConnection, states: Iterable[SessionState]) -> int:
     """Insert or overwrite these session rows; return how many."""
-    rows = [state.as_row() for state in sorted(states, key=lambda s: s.key)]
-    if not rows:
+    ordered = sorted(states, key=lambda s: s.key)
+    if not ordered:
         return 0
-    statement = _upsert(conn)
+    if is_postgres(conn):
+        await pg_bulk.save_sessions(conn, ordered)
+        return len(ordered)
+    rows = [state.as_row() for state in ordered]
+    statement = _sqlite_upsert()
     for start in range(0, len(rows), ROWS_PER_INSERT):
         await conn.execute(statement, rows[start : start + ROWS_PER_INSERT])
     return len(rows)
@@ -96,11 +104,14 @@ async def save_sessions(conn: AsyncConnection, states: Iterable[SessionState]) -
 
 async def save_history(conn: AsyncConnection, entries: Iterable[HistoryEntry]) -> None:
     """Record history entries; an entry already recorded (same event id) is left as it is."""
-    rows = [entry.as_row() for entry in entries]
-    if not rows:
+    listed = list(entries)
+    if not listed:
         return
-    dialect = postgresql if is_postgres(conn) else sqlite
-    statement = dialect.insert(session_history).on_conflict_do_nothing(
+    if is_postgres(conn):
+        await pg_bulk.save_history(conn, listed)
+        return
+    rows = [entry.as_row() for entry in listed]
+    statement = sqlite.insert(session_history).on_conflict_do_nothing(
         index_elements=[session_history.c.event_id]
     )
     for start in range(0, len(rows), ROWS_PER_INSERT):

@@ -9,6 +9,9 @@ converge to the same state:
 - termination and expiry are final: of all seen, the earliest `occurred_at` wins, ties broken by
   type (terminated before expired), then reason, then `terminated_by`;
 - activity for a session not created yet is kept; `expires_at` follows once creation arrives.
+
+The per-type functions merge facts only; `refresh` derives `expires_at` from them, so a batch
+pays for it once per session rather than once per event (`apply` does both).
 """
 
 from __future__ import annotations
@@ -56,7 +59,6 @@ def _seen_activity(state: SessionState, at: datetime, ip: str | None) -> None:
         state.current_ip, state.current_ip_at = ip, at
     if state.last_activity_at is None or at > state.last_activity_at:
         state.last_activity_at = at
-        state.expires_at = compute_expires_at(state)
 
 
 def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
@@ -85,7 +87,6 @@ def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
         state.max_session_seconds = candidate.max_session_seconds
         state.idle_timeout_seconds = candidate.idle_timeout_seconds
         state.created_at = candidate.created_at
-        state.expires_at = compute_expires_at(state)
     _seen_activity(state, event.occurred_at, event.ip_address)
     return state
 
@@ -129,9 +130,23 @@ FOLDS: dict[str, Callable[[SessionState, Any], SessionState]] = {
 }
 
 
-def apply(state: SessionState, event: SessionEvent) -> SessionState:
-    """Merge any event into the state (in place) and return it."""
+def merge(state: SessionState, event: SessionEvent) -> SessionState:
+    """Merge an event's facts into the state (in place), leaving derived fields to `refresh`.
+
+    A batch merges many events into one state and refreshes it once.
+    """
     return FOLDS[event.type](state, event)
+
+
+def refresh(state: SessionState) -> SessionState:
+    """Recompute the derived fields (`expires_at`) from the merged facts."""
+    state.expires_at = compute_expires_at(state)
+    return state
+
+
+def apply(state: SessionState, event: SessionEvent) -> SessionState:
+    """Merge any event into the state (in place), refresh it, and return it."""
+    return refresh(FOLDS[event.type](state, event))
 
 
 def fold(events: Iterable[SessionEvent], state: SessionState | None = None) -> SessionState | None:

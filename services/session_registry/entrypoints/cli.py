@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from session_registry.adapters.database import upgrade_schema
-from session_registry.bootstrap import Registry
+from session_registry.bootstrap import Registry, tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
 from session_registry.service_layer.status import consumer_status
 from session_registry.service_layer.swap import carry_over, swap
@@ -35,6 +35,7 @@ def _logging(verbose: bool) -> None:
 def run(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Consume events and commands, relay the outbox, sweep expiries (until SIGTERM)."""
     _logging(verbose)
+    tune_gc()
     asyncio.run(Registry.from_settings(RegistrySettings()).run_forever())
 
 
@@ -88,6 +89,7 @@ def rebuild(
 ) -> None:
     """Replay the event log from the beginning into a fresh database; report counts and speed."""
     _logging(False)
+    tune_gc()
     settings = RegistrySettings()
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
     report = asyncio.run(

@@ -42,6 +42,8 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._loop.seek_to_stored(assigned)
+        if assigned:
+            self._loop.assigned.set()
         log.info("partitions assigned: %s", sorted(assigned))
 
 
@@ -62,6 +64,7 @@ class ConsumerLoop:
     ) -> None:
         self.consumer = consumer
         self.gate = asyncio.Lock()
+        self.assigned = asyncio.Event()  # set once partitions were first assigned
         self._topics = topics
         self._engine = engine
         self._ingestor = ingestor

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import load_sessions
-from session_registry.domain.fold import apply
+from session_registry.domain.fold import FOLDS, refresh
 from session_registry.domain.lifecycle import needs_revocation
 from session_registry.domain.state import SessionState
 from session_registry.service_layer.changes import Changes
@@ -73,15 +73,18 @@ class Projector:
         keys = {(event.tenant_id, event.session_id) for event in events}
         states = await load_sessions(conn, keys, lock=True)
         before = {key: state.copy() for key, state in states.items()}
+        merges = FOLDS
         for event in events:
             key = (event.tenant_id, event.session_id)
             state = states.get(key)
             if state is None:
                 state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
-            apply(state, event)
-            if event.type != "session.activity":
+            kind = event.type
+            merges[kind](state, event)
+            if kind != "session.activity":
                 changes.record(event)
         for key, state in states.items():
+            refresh(state)
             previous = before.get(key)
             if previous is not None and previous == state:
                 continue
