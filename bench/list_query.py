@@ -1,12 +1,15 @@
 """The Active User Sessions list at scale: p50/p95/p99 through the HTTP API on PostgreSQL.
 
     python -m bench.list_query [--sessions 1000000] [--requests 200] [--fresh]
+                               [--own-postgres PORT]
 
 Loads N active browser/mobile sessions (four tenants of 40/30/20/10 %, realistic names, IPs,
 devices) into a PostgreSQL database of its own with COPY, builds the admin API's indexes
 (migrations), starts the admin API with uvicorn on loopback and times each scenario with an
 httpx client, as the admin of the largest tenant. The database is kept and reused while it
-still holds N active sessions (`--fresh` reloads). Prints a table with each p95 as a ratio of
+still holds N active sessions (`--fresh` reloads). `--own-postgres PORT` runs on a cluster of
+its own (deploy/postgres.sh with PGPORT) with shared_buffers = 2GB instead of the shared
+cluster's 128 MB default, and stops it afterwards. Prints a table with each p95 as a ratio of
 the 50 ms target and of `/healthz` (the HTTP floor of the same run); the last line is the worst p95.
 """
 
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,24 +99,40 @@ def _dsn(url: str) -> str:
     return re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
 
 
-def admin_url() -> str:
-    """The PostgreSQL admin URL: SESSIONS_TEST_POSTGRES_URL, else `deploy/postgres.sh start`."""
-    explicit = os.environ.get("SESSIONS_TEST_POSTGRES_URL")
-    if explicit:
-        return explicit
+def _postgres(action: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        ["bash", str(ROOT / "deploy" / "postgres.sh"), "start"],
-        capture_output=True, text=True, check=True,
+        ["bash", str(ROOT / "deploy" / "postgres.sh"), action],
+        capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     match = re.search(r"^SESSIONS_TEST_POSTGRES_URL=(\S+)$", done.stdout, re.MULTILINE)
-    if match is None:
-        raise SystemExit("deploy/postgres.sh start printed no SESSIONS_TEST_POSTGRES_URL")
-    return match.group(1)
+    return match.group(1) if match else ""
 
 
-async def prepare(sessions: int, fresh: bool) -> str:
+def admin_url() -> str:
+    """The PostgreSQL admin URL: SESSIONS_TEST_POSTGRES_URL, else `deploy/postgres.sh start`."""
+    return os.environ.get("SESSIONS_TEST_POSTGRES_URL") or _postgres("start")
+
+
+@contextmanager
+def own_postgres(port: int) -> Iterator[str]:
+    """A cluster of the bench's own on `port`, sized for the data set (the shared one keeps
+    PostgreSQL's 128 MB default shared_buffers); stopped afterwards, its data kept for reruns."""
+    state = Path("/var/tmp/session-control-bench")
+    env = {**os.environ, "PGPORT": str(port), "SESSIONS_STATE_DIR": str(state)}
+    url = _postgres("start", env)
+    conf = next(state.glob(f"postgres-{port}/data/postgresql.conf"), None)
+    if conf is not None and "# bench.list_query" not in conf.read_text():
+        with conf.open("a") as tuned:
+            tuned.write("\n# bench.list_query\nshared_buffers = 2GB\neffective_cache_size = 8GB\n")
+        url = _postgres("restart", env)
+    try:
+        yield url
+    finally:
+        _postgres("stop", env)
+
+
+async def prepare(base: str, sessions: int, fresh: bool) -> str:
     """A database holding exactly `sessions` active sessions with the admin API's indexes."""
-    base = admin_url()
     name = f"bench_list_query_{sessions}"
     url = f"{base.rpartition('/')[0]}/{name}"
     admin = await asyncpg.connect(_dsn(base))
@@ -265,13 +284,22 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--fresh", action="store_true", help="reload even if a database exists")
+    parser.add_argument(
+        "--own-postgres",
+        type=int,
+        metavar="PORT",
+        help="run on a cluster of the bench's own on PORT, with shared_buffers = 2GB",
+    )
     args = parser.parse_args(argv)
-    url = await prepare(args.sessions, args.fresh)
-    token = issue_dev_token(AdminApiSettings(environment="development"), "bench", "tenant-0")
-    with serve(url, args.port) as base:
-        headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
-            results = await scenarios(client, args.requests, url)
+    with ExitStack() as stack:
+        base = stack.enter_context(own_postgres(args.own_postgres)) if args.own_postgres else ""
+        url = await prepare(base or admin_url(), args.sessions, args.fresh)
+        token = issue_dev_token(AdminApiSettings(environment="development"), "bench", "tenant-0")
+        with serve(url, args.port) as api:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=api, headers=headers, timeout=60) as client:
+                results = await scenarios(client, args.requests, url)
+    print(f"PostgreSQL: {'own cluster, shared_buffers 2GB' if base else 'shared cluster'}")
     report(results)
 
 
