@@ -87,8 +87,45 @@ def registry_settings(
     return RegistrySettings(**values)
 
 
-async def session_rows(registry: Registry) -> dict[str, dict[str, Any]]:
-    """Every session row of the registry's database, by session id."""
+async def session_rows(registry: Registry, tenant: str = "acme") -> dict[str, dict[str, Any]]:
+    """The session rows of one tenant in the registry's database, by session id."""
     async with registry.engine.connect() as conn:
-        result = await conn.execute(select(sessions).order_by(sessions.c.session_id))
+        result = await conn.execute(
+            select(sessions).where(sessions.c.tenant_id == tenant).order_by(sessions.c.session_id)
+        )
         return {row.session_id: dict(row._mapping) for row in result}
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of a topic, up to its end offsets now (aiokafka ConsumerRecords)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        from session_registry.service_layer.rebuild import topic_partitions
+
+        partitions: list[TopicPartition] = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[Any] = []
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def table_rows(url: str, table: Any, order_by: Any) -> list[dict[str, Any]]:
+    """Every row of a table in a database, ordered."""
+    from session_registry.adapters.database import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(select(table).order_by(*order_by))
+            return [dict(row._mapping) for row in result]
+    finally:
+        await engine.dispose()

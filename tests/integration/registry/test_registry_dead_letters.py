@@ -1,0 +1,80 @@
+"""Bad input goes to the dead-letter topic with its reason and origin; the partition flows on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from registry_helpers import StartRegistry, created, read_topic, session_rows
+
+from session_contracts.codec import encode
+from session_contracts.topics import Topics
+
+pytestmark = pytest.mark.kafka
+
+
+def _body(**changes: object) -> bytes:
+    payload = json.loads(encode(created("bad-1")))
+    payload.update(changes)
+    return json.dumps(payload).encode()
+
+
+BAD = {
+    "malformed": (b'{"type": "session.created", ', "malformed JSON"),
+    "unknown type": (_body(type="session.renamed"), "unknown event type 'session.renamed'"),
+    "future version": (_body(schema_version=2), "schema_version 2 is newer"),
+    "contract broken": (_body(ip_address="not-an-ip"), "ip_address"),
+    "oversized": (_body(user_agent="x" * 70_000), "exceeds the 65536 byte limit"),
+}
+
+
+async def test_each_bad_record_is_dead_lettered_and_the_partition_flows_on(
+    start_registry: StartRegistry,
+    send: Callable[..., Awaitable[None]],
+    topics: Topics,
+    kafka_bootstrap: str,
+) -> None:
+    registry = await start_registry()
+    key = b"same-key"  # one partition: good records after the bad ones must still be applied
+    headers = [("trace-id", b"t-123")]
+    for value, _ in BAD.values():
+        await send((key, value), topic=topics.events, headers=headers)
+    good = created("good-1")
+    await send((key, encode(good)), topic=topics.events)
+    await registry.wait_until_idle(30)
+
+    rows = await session_rows(registry)
+    assert set(rows) == {"good-1"}
+    letters = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert len(letters) == len(BAD)
+    events = await read_topic(kafka_bootstrap, topics.events)
+    offsets = {(r.value, r.key): (r.partition, r.offset) for r in events}
+    for letter, (name, (value, reason)) in zip(letters, BAD.items(), strict=True):
+        found = dict(letter.headers)
+        assert letter.key == key, name
+        assert letter.value == value, name
+        assert found["trace-id"] == b"t-123", name
+        assert reason in found["dlq.reason"].decode(), (name, found["dlq.reason"])
+        assert found["dlq.source.topic"].decode() == topics.events
+        partition, offset = offsets[(value, key)]
+        assert int(found["dlq.source.partition"]) == partition
+        assert int(found["dlq.source.offset"]) == offset
+        assert found["dlq.consumer"].decode() == registry.settings.consumer_group
+
+
+async def test_a_bad_command_is_dead_lettered_too(
+    start_registry: StartRegistry,
+    send: Callable[..., Awaitable[None]],
+    topics: Topics,
+    kafka_bootstrap: str,
+) -> None:
+    registry = await start_registry()
+    await send(
+        (b"cmd-1", b'{"type": "sessions.terminate", "schema_version": 1}'), topic=topics.commands
+    )
+    await registry.wait_until_idle(30)
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    found = dict(letter.headers)
+    assert found["dlq.source.topic"].decode() == topics.commands
+    assert "sessions.terminate breaks the contract" in found["dlq.reason"].decode()
