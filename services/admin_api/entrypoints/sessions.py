@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from admin_api.adapters import session_counts, session_listing
 from admin_api.adapters.session_listing import utc
+from admin_api.adapters.session_search import first_page_and_total, is_search
 from admin_api.domain.listing import encode_cursor
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
@@ -80,8 +81,12 @@ async def list_sessions(
         async with engine.connect() as conn:
             return await session_counts.count(conn, query.filter, admin.tenant_id, now)
 
-    # two connections: the page and the count run side by side
-    found, matches = await asyncio.gather(page(), total())
+    if query.after is None and engine.dialect.name == "postgresql" and is_search(query.filter):
+        async with engine.connect() as conn:
+            found, matches = await first_page_and_total(conn, query, admin.tenant_id, now)
+    else:
+        # two connections: the page and the count run side by side
+        found, matches = await asyncio.gather(page(), total())
     after = replace(found.after, total=matches) if found.after else None
     return SessionsPage(
         items=[SessionPublic.model_validate(to_public(r)) for r in found.rows],
