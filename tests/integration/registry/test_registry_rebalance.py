@@ -1,0 +1,77 @@
+"""Two registries in one consumer group share the partitions; rebalances lose and repeat nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from registry_helpers import NOW, StartRegistry, read_topic, table_rows
+
+from session_contracts.codec import decode_event
+from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.adapters.session_store import state_from_row
+from session_registry.adapters.tables import applied_commands, session_history, sessions
+from session_registry.domain.fold import fold
+from session_registry.workload import Workload, records
+
+pytestmark = pytest.mark.kafka
+Send = Callable[..., Awaitable[None]]
+
+
+def expected_rows(events: list[SessionEvent]) -> dict[tuple[str, str], object]:
+    grouped: dict[tuple[str, str], list[SessionEvent]] = {}
+    for event in events:
+        grouped.setdefault((event.tenant_id, event.session_id), []).append(event)
+    return {key: fold(group) for key, group in grouped.items()}
+
+
+async def test_rebalance_mid_stream_loses_and_repeats_nothing(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    stream = list(records(Workload(sessions=300, activity=8, tenants=1, seed=11)))
+    chunks = [stream[i::3] for i in range(3)]  # interleaved: every chunk touches most sessions
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    first = await start_registry(consumer_group=group, batch_max_records=200)
+    await send(*chunks[0], topic=topics.events)
+    second = await start_registry(consumer_group=group, batch_max_records=200)  # rebalance
+    await send(*chunks[1], topic=topics.events)
+    for _ in range(200):  # both members hold partitions: the group really is shared
+        if first.loop.consumer.assignment() and second.loop.consumer.assignment():
+            break
+        await asyncio.sleep(0.1)
+    assert first.loop.consumer.assignment() and second.loop.consumer.assignment()
+    await second.wait_until_idle(60)
+    await first.wait_until_idle(60)
+    so_far = await table_rows(db_url, sessions, [sessions.c.session_id])
+    targets = [r["session_id"] for r in so_far if r["state"] == "open" and r["created_at"]][:5]
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="tenant-0",
+        requested_by="admin-1",
+        session_ids=targets,
+    )
+    await send(command)
+    await asyncio.sleep(0.5)
+    await first.stop()  # rebalance again: every partition to the second registry
+    await send(*chunks[2], topic=topics.events)
+    await second.wait_until_idle(60)
+
+    # the command's own terminations come back through the log too: fold the whole log
+    log = [decode_event(r.value) for r in await read_topic(kafka_bootstrap, topics.events)]
+    expected = expected_rows(log)
+    stored = {
+        (r["tenant_id"], r["session_id"]): state_from_row(r)
+        for r in await table_rows(db_url, sessions, [sessions.c.tenant_id, sessions.c.session_id])
+    }
+    assert stored == expected
+    assert len(expected) == 300
+    history = await table_rows(db_url, session_history, [session_history.c.event_id])
+    assert len(history) == len({e.event_id for e in log if e.type != "session.activity"})
+    applied = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
+    assert [(a["command_id"], a["terminated"]) for a in applied] == [(str(command.command_id), 5)]
+    by_command = [e for e in log if e.type == "session.terminated" and e.command_id is not None]
+    assert sorted(e.session_id for e in by_command) == targets  # each published exactly once
