@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -93,9 +94,9 @@ def issue_dev_token(
     sub: str,
     tenant: str,
     grants: Sequence[str] = (EDIT_USER_SESSIONS,),
-    ttl: int = 3600,
+    ttl: int | timedelta = 3600,
 ) -> str:
-    """An HS256 token for the development stack and tests, signed with the configured secret."""
+    """An HS256 token for the development stack and tests; `ttl` in seconds or a timedelta."""
     key = settings.hs256_key
     if key is None:
         raise ValueError("no HS256 secret in force: development tokens cannot be issued")
@@ -107,7 +108,7 @@ def issue_dev_token(
         "aud": settings.jwt_audience,
         "iat": now,
         "nbf": now,
-        "exp": now + ttl,
+        "exp": now + int(ttl.total_seconds() if isinstance(ttl, timedelta) else ttl),
     }
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer

@@ -145,3 +145,17 @@ def test_outside_development_the_default_or_a_short_secret_is_refused() -> None:
     assert jwks_only.hs256_key is None
     with pytest.raises(ValueError, match="cannot be issued"):
         issue_dev_token(jwks_only, "a", "acme")
+
+
+async def test_dev_token_ttl_as_seconds_or_timedelta() -> None:
+    from datetime import timedelta
+
+    config = settings()
+    for ttl in (120, timedelta(minutes=2)):
+        claims = jwt.decode(
+            issue_dev_token(config, "a", "acme", ttl=ttl),
+            DEV_JWT_SECRET,
+            algorithms=["HS256"],
+            audience="session-control",
+        )
+        assert claims["exp"] - claims["nbf"] == 120
