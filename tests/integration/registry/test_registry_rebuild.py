@@ -1,0 +1,138 @@
+"""Rebuilding the read model from the log gives the live one row for row; the CLI swaps it in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from registry_helpers import NOW, StartRegistry, activity, created, session_rows, table_rows
+
+from session_contracts.models import SessionFilter, TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.adapters.session_store import state_from_row
+from session_registry.adapters.tables import applied_commands, session_history, sessions
+from session_registry.service_layer.rebuild import rebuild
+from session_registry.workload import Workload, records
+
+pytestmark = pytest.mark.kafka
+Send = Callable[..., Awaitable[None]]
+
+
+async def read_model(url: str) -> tuple[dict[Any, Any], list[tuple[Any, ...]]]:
+    """Sessions (as states, backend-neutral) and history rows of a database."""
+    rows = await table_rows(url, sessions, [sessions.c.tenant_id, sessions.c.session_id])
+    history = await table_rows(url, session_history, [session_history.c.event_id])
+    return (
+        {(r["tenant_id"], r["session_id"]): state_from_row(r) for r in rows},
+        [(h["event_id"], h["type"], h["session_id"], h["detail"]) for h in history],
+    )
+
+
+async def _live_activity(registry: Any, send: Send, topics: Topics) -> None:
+    """A workload, a filter termination and an expiry sweep, all through the live registry."""
+    await send(*records(Workload(sessions=150, activity=5, seed=3)), topic=topics.events)
+    await send(created("old-1", at=NOW - timedelta(hours=2), idle_s=60))
+    await send(activity("old-1", NOW - timedelta(hours=2) + timedelta(seconds=30)))
+    await registry.wait_until_idle(60)
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=Workload.start + timedelta(days=1),  # while the workload's sessions live
+            tenant_id="tenant-1",
+            requested_by="admin-1",
+            filter=SessionFilter(session_type=["browser"]),
+        )
+    )
+    await registry.wait_until_idle(60)
+    await registry.sweep_once(NOW)
+    await registry.wait_until_idle(60)
+
+
+async def test_rebuild_equals_the_live_read_model(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    registry = await start_registry()
+    await _live_activity(registry, send, topics)
+    live = await read_model(db_url)
+    assert any(s.state == "terminated" and s.end_reason == "admin" for s in live[0].values())
+    assert live[0][("acme", "old-1")].state == "expired"
+
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    report = await rebuild(kafka_bootstrap, topics, into, "rebuild-test")
+    assert report.sessions == len(live[0]) and report.history == len(live[1])
+    assert report.dead_letters == 0 and report.events > 0
+    assert await read_model(into) == live
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "session_registry", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_cli_rebuild_swap_and_status(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    registry = await start_registry(database_url=live_url, consumer_group=group)
+    await send(created("s1"), created("s2"))
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-1",
+        session_ids=["s1"],
+    )
+    await send(command)
+    await registry.wait_until_idle(30)
+    before = await read_model(live_url)
+    await registry.stop()
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_DATABASE_URL": live_url,
+        "SESSIONS_CONSUMER_GROUP": group,
+    }
+    status = _cli(env, "status")
+    assert f"consumer {group}" in status and "total lag 0" in status
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    out = _cli(env, "rebuild", "--into", into, "--swap")
+    assert "3 events" in out and "2 sessions" in out and "swapped in" in out
+    assert "applied_commands 1" in out
+    assert await read_model(live_url) == before  # the rebuilt database now sits at live_url
+    assert "total lag 0" in _cli(env, "status")  # positions carried over: nothing to redo
+
+    # the live registry resumes on the swapped database: the command stays applied once
+    resumed = await start_registry(database_url=live_url, consumer_group=group)
+    await send(command, created("s3"))
+    await resumed.wait_until_idle(30)
+    rows = await session_rows(resumed)
+    assert set(rows) == {"s1", "s2", "s3"} and rows["s1"]["state"] == "terminated"
+    applied = await table_rows(live_url, applied_commands, [applied_commands.c.command_id])
+    assert len(applied) == 1
