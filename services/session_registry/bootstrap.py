@@ -62,6 +62,8 @@ class Registry:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.consumer_group,
+            group_instance_id=settings.group_instance_id,
+            session_timeout_ms=settings.session_timeout_ms,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,

@@ -20,6 +20,13 @@ class RegistrySettings(KafkaSettings):
         max_length=128,
         description="Kafka consumer group; also the name the stored positions are kept under.",
     )
+    group_instance_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Static group membership: a restarted process with the same id takes its "
+        "partitions back at once, without a rebalance (e.g. the pod name of a StatefulSet).",
+    )
+    session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     batch_max_records: int = Field(
         default=20_000, ge=1, le=1_000_000, description="Records per getmany batch at most."
     )

@@ -36,7 +36,12 @@ def run(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> No
     """Consume events and commands, relay the outbox, sweep expiries (until SIGTERM)."""
     _logging(verbose)
     tune_gc()
-    asyncio.run(Registry.from_settings(RegistrySettings()).run_forever())
+    asyncio.run(_run(RegistrySettings()))
+
+
+async def _run(settings: RegistrySettings) -> None:
+    # built inside the event loop: the Kafka clients bind to the running loop
+    await Registry.from_settings(settings).run_forever()
 
 
 @app.command()

@@ -1,0 +1,211 @@
+"""SIGKILL the registry process at random moments while it ingests; the result equals a rebuild.
+
+The registry runs as `python -m session_registry run` (settings from the environment), killed
+with SIGKILL at least 10 times at random moments (during start-up, migrations, group join,
+mid-batch, mid-relay) while events stream in, and restarted each time. Terminate commands and
+expiring sessions are in the stream, so the outbox and the sweeper crash too. At the end the
+read model must equal, row for row, a clean rebuild from the log.
+
+Size: `SESSIONS_CRASH_EVENTS` (default 200,000 events); `SESSIONS_CRASH_KILLS` (default 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from registry_helpers import NOW, activity, created
+from sqlalchemy.exc import DBAPIError
+from test_registry_rebuild import read_model
+
+from session_contracts.codec import encode
+from session_contracts.models import SessionFilter, TerminateSessions
+from session_contracts.publisher import idempotent_producer
+from session_contracts.topics import Topics
+from session_registry.adapters.database import make_engine
+from session_registry.adapters.outbox import outbox_size
+from session_registry.adapters.positions import load_positions
+from session_registry.service_layer.rebuild import rebuild
+from session_registry.service_layer.status import consumer_status
+from session_registry.workload import Workload, records, sessions_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+EVENTS = int(os.environ.get("SESSIONS_CRASH_EVENTS", "200000"))
+KILLS = int(os.environ.get("SESSIONS_CRASH_KILLS", "10"))
+STREAM_SECONDS = 30.0  # how long the events take to arrive: the kills fall inside it
+
+
+def _extras() -> list[tuple[str, Any]]:
+    """Sessions the sweeper must expire, and terminate commands, mixed into the stream."""
+    start = NOW - timedelta(hours=2)
+    extras: list[tuple[str, Any]] = []
+    for i in range(40):
+        extras.append(("events", created(f"old-{i}", at=start, idle_s=60 + i)))
+        extras.append(("events", activity(f"old-{i}", start + timedelta(seconds=30))))
+    for i in range(6):
+        target: dict[str, Any] = (
+            {"filter": SessionFilter(session_type=["mobile"])}
+            if i % 2
+            else {"session_ids": [f"s-{n:08d}" for n in range(i * 50, i * 50 + 50)]}
+        )
+        extras.append(
+            (
+                "commands",
+                TerminateSessions(
+                    command_id=uuid.uuid4(),
+                    requested_at=Workload.start + timedelta(hours=6 * (i + 1)),
+                    tenant_id=f"tenant-{i % 5}",
+                    requested_by="admin-crash",
+                    **target,
+                ),
+            )
+        )
+    return extras
+
+
+async def _stream(bootstrap: str, topics: Topics) -> None:
+    """Send the workload and the extras, spread over STREAM_SECONDS."""
+    stream: list[tuple[str, bytes, bytes]] = [
+        (topics.events, key, value)
+        for key, value in records(Workload(sessions=sessions_for(EVENTS), seed=5))
+    ]
+    for kind, message in _extras():
+        at = random.randrange(len(stream))
+        if kind == "events":
+            stream.insert(at, (topics.events, message.session_id.encode(), encode(message)))
+        else:
+            stream.insert(at, (topics.commands, str(message.command_id).encode(), encode(message)))
+    producer = idempotent_producer(bootstrap, linger_ms=10)
+    await producer.start()
+    try:
+        chunk = max(1, len(stream) // 100)
+        for start in range(0, len(stream), chunk):
+            futures = [
+                await producer.send(topic, value, key=key)
+                for topic, key, value in stream[start : start + chunk]
+            ]
+            await asyncio.gather(*futures)
+            await asyncio.sleep(STREAM_SECONDS / 100)
+    finally:
+        await producer.stop()
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "session_registry", "run"], env=env, stdout=out, stderr=out
+        )
+
+
+async def _lag(bootstrap: str, url: str, group: str, topics: Topics) -> int:
+    rows = await consumer_status(bootstrap, url, group, [topics.events, topics.commands])
+    return sum(row.lag for row in rows)
+
+
+async def _progress(url: str, group: str) -> tuple[int, int]:
+    """(sum of stored positions, outbox rows); (-1, -1) before the schema exists."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            pending = await outbox_size(conn)
+            stored = await load_positions(conn, group)
+    except DBAPIError:
+        return -1, -1
+    finally:
+        await engine.dispose()
+    return sum(stored.values()), pending
+
+
+async def _caught_up(bootstrap: str, url: str, group: str, topics: Topics) -> bool:
+    position, pending = await _progress(url, group)
+    return position > 0 and pending == 0 and await _lag(bootstrap, url, group, topics) == 0
+
+
+async def _was_mid_stream(
+    streaming: asyncio.Task[None], bootstrap: str, url: str, group: str, topics: Topics
+) -> bool:
+    """Whether events were still arriving or waiting when the registry was killed."""
+    if not streaming.done() or (await _progress(url, group))[0] < 0:
+        return True
+    return await _lag(bootstrap, url, group, topics) > 0
+
+
+async def _kill_moment(rng: random.Random, url: str, group: str, before: int) -> None:
+    """Half the kills fall anywhere from start-up on; half once ingestion has moved on."""
+    if rng.random() < 0.5:
+        await asyncio.sleep(rng.uniform(0.2, 2.5))
+        return
+    for _ in range(100):
+        if (await _progress(url, group))[0] > before:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(rng.uniform(0.0, 1.0))
+
+
+async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
+    kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path
+) -> None:
+    group = f"crash-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
+        "SESSIONS_DATABASE_URL": db_url,
+        "SESSIONS_CONSUMER_GROUP": group,
+        "SESSIONS_GROUP_INSTANCE_ID": f"{group}-0",  # a restart takes its partitions back at once
+        "SESSIONS_SWEEP_INTERVAL_SECONDS": "0.5",
+        "SESSIONS_BATCH_MAX_RECORDS": "5000",
+    }
+    log = tmp_path / "registry.log"
+    rng = random.Random()
+    streaming = asyncio.create_task(_stream(kafka_bootstrap, topics))
+    killed_mid_stream = 0
+    for _ in range(KILLS):
+        before = (await _progress(db_url, group))[0]
+        process = _start(env, log)
+        await _kill_moment(rng, db_url, group, before)
+        process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(process.wait)
+        if await _was_mid_stream(streaming, kafka_bootstrap, db_url, group, topics):
+            killed_mid_stream += 1
+    await streaming
+
+    process = _start(env, log)
+    try:
+        for _ in range(240):
+            if process.poll() is not None:
+                pytest.fail(f"registry exited: {log.read_text()[-3000:]}")
+            if await _caught_up(kafka_bootstrap, db_url, group, topics):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            lag = await _lag(kafka_bootstrap, db_url, group, topics)
+            pytest.fail(
+                f"the registry did not catch up: lag {lag}, {await _progress(db_url, group)}"
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 30)
+    assert killed_mid_stream >= KILLS
+
+    live = await read_model(db_url)
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    report = await rebuild(kafka_bootstrap, topics, into, "crash-rebuild")
+    assert report.events >= EVENTS
+    rebuilt = await read_model(into)
+    assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])
+    assert live == rebuilt
+    # the crash-prone paths really ran: commands ended sessions, the sweeper expired some
+    states = [s.state for s in live[0].values()]
+    assert states.count("expired") >= 40
+    assert any(s.end_reason == "admin" for s in live[0].values())
