@@ -51,7 +51,9 @@ class DeadLetter:
 class DeadLetterSink(Protocol):
     """Where refused records go; `send` returns once they are durable."""
 
-    async def send(self, letters: Sequence[DeadLetter]) -> None: ...
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Make the letters durable."""
+        ...
 
 
 class KafkaDeadLetters:
@@ -63,6 +65,7 @@ class KafkaDeadLetters:
         self._consumer = consumer
 
     async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish and wait for every acknowledgement."""
         futures = [
             await self._producer.send(
                 self._topic,
@@ -82,4 +85,5 @@ class CountingDeadLetters:
         self.count = 0
 
     async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Count them."""
         self.count += len(letters)

@@ -31,6 +31,7 @@ class OutboxRecord:
     value: bytes | None
 
     def as_row(self) -> dict[str, object]:
+        """The record as an `outbox` row."""
         return {"topic": self.topic, "key": self.key, "value": self.value}
 
 

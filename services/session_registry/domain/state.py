@@ -43,10 +43,12 @@ class SessionState:
 
     @property
     def key(self) -> tuple[str, str]:
+        """(tenant_id, session_id)."""
         return (self.tenant_id, self.session_id)
 
     @property
     def created(self) -> bool:
+        """Whether a `session.created` has been seen."""
         return self.created_at is not None
 
     def as_row(self) -> dict[str, Any]:

@@ -36,11 +36,13 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Wait for the batch in flight to commit before the partitions move."""
         # let a batch in flight commit first, so the next owner finds its position stored
         async with self._loop.gate:
             log.info("partitions revoked: %s", sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Seek to the stored positions before anything is fetched."""
         await self._loop.seek_to_stored(assigned)
         if assigned:
             self._loop.assigned.set()

@@ -29,14 +29,17 @@ class Changes:
     revoked: list[SessionRevoked] = field(default_factory=list)
 
     def record(self, event: SessionEvent) -> None:
+        """Keep the event's history entry (lifecycle events only)."""
         entry = history_entry(event)
         if entry is not None:
             self.history[entry.event_id] = entry
 
     def publish_event(self, topics: Topics, event: SessionEvent) -> None:
+        """Queue an event for `sessions.events`, keyed by session id."""
         self.outbox.append(OutboxRecord(topics.events, event.session_id.encode(), encode(event)))
 
     def revoke(self, topics: Topics, state: SessionState) -> None:
+        """Queue the revocation record of a terminated session, and remember it."""
         record = revocation(state)
         self.revoked.append(record)
         self.outbox.append(

@@ -40,6 +40,7 @@ class RebuildReport:
 
     @property
     def events_per_second(self) -> float:
+        """Events read per second of the whole rebuild."""
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 

@@ -22,6 +22,7 @@ class PartitionStatus:
 
     @property
     def lag(self) -> int:
+        """Records not yet applied."""
         return self.end - (self.stored or 0)
 
 

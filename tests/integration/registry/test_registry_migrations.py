@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -58,3 +61,22 @@ async def test_initial_revision_creates_exactly_the_read_model(db_url: str) -> N
     assert revision == "0001"
     read_model = {name for name in metadata.tables if name != "session_settings"}
     assert tables == read_model | {"alembic_version"}
+
+
+async def test_the_migrate_command(db_url: str) -> None:
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "session_registry", "migrate", "--database-url", db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    engine = make_engine(db_url)
+    try:
+        async with engine.connect() as connection:
+            _, revision = await connection.run_sync(_state)
+    finally:
+        await engine.dispose()
+    assert revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
