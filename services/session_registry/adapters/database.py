@@ -96,6 +96,22 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+BASE_REVISION = "0001"
+"""The read model's tables without the later secondary (listing) indexes: a bulk load target."""
+
+
+def _current(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's Alembic revision (None for an empty database)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
 async def upgrade_schema(url_or_engine: str | AsyncEngine, revision: str = "head") -> None:
     """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL)."""
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine

@@ -105,7 +105,7 @@ class ConsumerLoop:
                 batch = await self.consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_records
                 )
-                decoded = self._ingestor.decode(batch) if batch else {}
+                decoded = await self._ingestor.decode_yielding(batch) if batch else {}
                 if pending is not None:
                     done, pending = pending, None
                     if not await self._settle(done):

@@ -7,6 +7,7 @@ positions are written in the same transaction as the rows they produced.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,17 +87,37 @@ class Ingestor:
         """Decode every record; a bad one becomes a dead letter in its place."""
         decoded: dict[TopicPartitionKey, Decoded] = {}
         for records in batch.values():
-            for record in records:
-                part = decoded.setdefault((record.topic, record.partition), Decoded())
-                part.offsets.append(record.offset)
-                try:
-                    if record.topic == self._commands_topic:
-                        part.messages.append(decode_command(record.value))
-                    else:
-                        part.messages.append(decode_event(record.value))
-                except DecodeError as error:
-                    part.messages.append(_dead_letter(record, error))
+            self._decode_into(decoded, records)
         return decoded
+
+    async def decode_yielding(
+        self, batch: Mapping[Any, Sequence[Record]], every: int = 2000
+    ) -> dict[TopicPartitionKey, Decoded]:
+        """`decode`, letting other tasks run every `every` records.
+
+        While a batch is decoded the previous one is being written: yielding lets its writer
+        send the next statement, so the database works while Python decodes.
+        """
+        decoded: dict[TopicPartitionKey, Decoded] = {}
+        for records in batch.values():
+            for start in range(0, len(records), every):
+                self._decode_into(decoded, records[start : start + every])
+                await asyncio.sleep(0)
+        return decoded
+
+    def _decode_into(
+        self, decoded: dict[TopicPartitionKey, Decoded], records: Sequence[Record]
+    ) -> None:
+        for record in records:
+            part = decoded.setdefault((record.topic, record.partition), Decoded())
+            part.offsets.append(record.offset)
+            try:
+                if record.topic == self._commands_topic:
+                    part.messages.append(decode_command(record.value))
+                else:
+                    part.messages.append(decode_event(record.value))
+            except DecodeError as error:
+                part.messages.append(_dead_letter(record, error))
 
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
