@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -129,3 +130,33 @@ async def table_rows(url: str, table: Any, order_by: Any) -> list[dict[str, Any]
             return [dict(row._mapping) for row in result]
     finally:
         await engine.dispose()
+
+
+async def sibling_database(db_url: str, folder: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A second empty database on the same backend as `db_url`, and how to drop it."""
+    if db_url.startswith("sqlite"):
+        path = folder / f"sibling-{uuid.uuid4().hex[:8]}.db"
+
+        async def _nothing() -> None:
+            return None
+
+        return f"sqlite+aiosqlite:///{path}", _nothing
+    import asyncpg  # type: ignore[import-untyped]
+
+    base, _, current = db_url.rpartition("/")
+    name = f"{current}_sib"
+    dsn = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+    async def _drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return f"{base}/{name}", _drop

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import NOW, StartRegistry, activity, created, session_rows, table_rows
+from registry_helpers import (
+    NOW,
+    StartRegistry,
+    activity,
+    created,
+    session_rows,
+    sibling_database,
+    table_rows,
+)
 
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
@@ -69,11 +77,14 @@ async def test_rebuild_equals_the_live_read_model(
     assert any(s.state == "terminated" and s.end_reason == "admin" for s in live[0].values())
     assert live[0][("acme", "old-1")].state == "expired"
 
-    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    report = await rebuild(kafka_bootstrap, topics, into, "rebuild-test")
-    assert report.sessions == len(live[0]) and report.history == len(live[1])
-    assert report.dead_letters == 0 and report.events > 0
-    assert await read_model(into) == live
+    into, drop = await sibling_database(db_url, tmp_path)  # same backend, empty
+    try:
+        report = await rebuild(kafka_bootstrap, topics, into, "rebuild-test")
+        assert report.sessions == len(live[0]) and report.history == len(live[1])
+        assert report.dead_letters == 0 and report.events > 0
+        assert await read_model(into) == live
+    finally:
+        await drop()
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
