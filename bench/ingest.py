@@ -1,6 +1,7 @@
 """How fast the registry folds the event log into PostgreSQL, against a ceiling and a baseline.
 
     python -m bench.ingest [--events 1000000] [--naive-events 50000] [--partitions 6]
+                           [--keep-topics]
 
 Loads a realistic mix (per session: 1 created, about 20 activity, a fifth logged out; a little
 disorder and duplication) into fresh topics on the real broker, then measures in the same run:
@@ -80,14 +81,21 @@ async def fresh_database(admin_url: str, label: str) -> str:
 
 
 async def drop_database(admin_url: str, url: str) -> None:
-    """Drop a database made by `fresh_database`."""
+    """Drop a database made by `fresh_database` (a few tries: closing pools lag behind)."""
     import asyncpg
 
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    name = url.rpartition("/")[2]
+    for attempt in range(5):
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            return
+        except asyncpg.PostgresError as exc:
+            if attempt == 4:
+                say(f"(could not drop {name}: {exc})")
+        finally:
+            await conn.close()
+        await asyncio.sleep(1.0)
 
 
 async def load(bootstrap: str, topics: Topics, events: int) -> int:
@@ -172,15 +180,38 @@ async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> flo
         await registry.stop()
 
 
+async def delete_topics(bootstrap: str, topics: Topics) -> None:
+    """Remove the run's topics (a million events is a few hundred MB on the broker)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([spec.name for spec in topics.specs()])
+    finally:
+        await admin.close()
+
+
 def _rate(events: int, seconds: float) -> float:
     return events / seconds if seconds > 0 else 0.0
 
 
-async def main(events: int, naive_events: int, partitions: int) -> None:
+async def main(events: int, naive_events: int, partitions: int, keep_topics: bool) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
     await ensure_topics(bootstrap, topics)
+    try:
+        await measure(bootstrap, admin_url, topics, events, naive_events)
+    finally:
+        if not keep_topics:
+            await delete_topics(bootstrap, topics)
+
+
+async def measure(
+    bootstrap: str, admin_url: str, topics: Topics, events: int, naive_events: int
+) -> None:
+    """Load the events, then measure the four contenders in turn; print the figures."""
     started = time.perf_counter()
     total = await load(bootstrap, topics, events)
     say(f"loaded {total} events into {topics.events} in {time.perf_counter() - started:.1f} s")
@@ -237,9 +268,12 @@ def cli() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--naive-events", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--keep-topics", action="store_true", help="Leave the run's topics.")
     args = parser.parse_args()
     tune_gc()  # as `session-registry run` and `rebuild` do
-    asyncio.run(main(args.events, min(args.naive_events, args.events), args.partitions))
+    asyncio.run(
+        main(args.events, min(args.naive_events, args.events), args.partitions, args.keep_topics)
+    )
 
 
 if __name__ == "__main__":
