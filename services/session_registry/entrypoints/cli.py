@@ -91,6 +91,9 @@ def rebuild(
     consumer: Annotated[
         str | None, typer.Option(help="Consumer name the rebuild stores its positions under.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes sharing the partitions.")
+    ] = 1,
 ) -> None:
     """Replay the event log from the beginning into a fresh database; report counts and speed."""
     _logging(False)
@@ -103,6 +106,7 @@ def rebuild(
             settings.topics,
             into,
             name,
+            workers=workers,
             max_records=settings.batch_max_records,
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
         )

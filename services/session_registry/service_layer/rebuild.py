@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_contracts.topics import Topics
 from session_registry.adapters.database import (
@@ -61,24 +63,20 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     raise LookupError(f"topic {topic!r} not found on the broker")
 
 
-async def rebuild(
+async def replay(
     bootstrap_servers: str,
     topics: Topics,
-    into_url: str,
+    engine: AsyncEngine,
     consumer: str,
     *,
+    partitions: Sequence[int] | None = None,
     max_records: int = 20_000,
     max_partition_fetch_bytes: int = 8 * 1024 * 1024,
-) -> RebuildReport:
-    """Fold the whole event log (as of now) into the database at `into_url`."""
-    engine = make_engine(into_url)
-    started = time.perf_counter()
-    # into an empty database: the tables first, the listing indexes once the rows are in
-    # (one bulk index build is much cheaper than maintaining them row by row)
-    if await current_revision(engine) is None:
-        await upgrade_schema(engine, BASE_REVISION)
-    else:
-        await upgrade_schema(engine)
+) -> tuple[int, int]:
+    """Fold the events topic (these partitions, or all) up to its end offsets now.
+
+    Resumes from the positions stored under `consumer`; returns (events, dead letters).
+    """
     kafka = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
@@ -94,17 +92,21 @@ async def rebuild(
     events = 0
     await kafka.start()
     try:
-        partitions = await topic_partitions(kafka, topics.events)
-        kafka.assign(partitions)
+        assigned = [
+            tp
+            for tp in await topic_partitions(kafka, topics.events)
+            if partitions is None or tp.partition in partitions
+        ]
+        kafka.assign(assigned)
         async with engine.connect() as conn:
             stored = await load_positions(conn, consumer, {topics.events})
-        for tp in partitions:
+        for tp in assigned:
             if (tp.topic, tp.partition) in stored:
                 kafka.seek(tp, stored[(tp.topic, tp.partition)])
             else:
                 await kafka.seek_to_beginning(tp)
-        ends: dict[TopicPartition, int] = await kafka.end_offsets(partitions)
-        remaining = {tp for tp in partitions if await kafka.position(tp) < ends[tp]}
+        ends: dict[TopicPartition, int] = await kafka.end_offsets(assigned)
+        remaining = {tp for tp in assigned if await kafka.position(tp) < ends[tp]}
         pending: asyncio.Task[object] | None = None
         while remaining:
             batch = await kafka.getmany(*remaining, timeout_ms=500, max_records=max_records)
@@ -119,6 +121,51 @@ async def rebuild(
                     remaining.discard(tp)
         if pending is not None:
             await pending
+    finally:
+        await kafka.stop()
+    return events, dead_letters.count
+
+
+async def rebuild(
+    bootstrap_servers: str,
+    topics: Topics,
+    into_url: str,
+    consumer: str,
+    *,
+    workers: int = 1,
+    max_records: int = 20_000,
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+) -> RebuildReport:
+    """Fold the whole event log (as of now) into the database at `into_url`.
+
+    With `workers` > 1 the partitions are shared among that many processes (a session lives
+    in one partition, so they never touch the same rows).
+    """
+    from session_registry.service_layer.rebuild_workers import replay_in_workers
+
+    engine = make_engine(into_url)
+    started = time.perf_counter()
+    try:
+        # into an empty database: the tables first, the listing indexes once the rows are in
+        # (one bulk index build is much cheaper than maintaining them row by row)
+        if await current_revision(engine) is None:
+            await upgrade_schema(engine, BASE_REVISION)
+        else:
+            await upgrade_schema(engine)
+        fetch = {"max_records": max_records, "max_partition_fetch_bytes": max_partition_fetch_bytes}
+        if workers > 1:
+            events, dead = await replay_in_workers(
+                bootstrap_servers, topics, into_url, consumer, workers, **fetch
+            )
+        else:
+            events, dead = await replay(
+                bootstrap_servers,
+                topics,
+                engine,
+                consumer,
+                max_records=max_records,
+                max_partition_fetch_bytes=max_partition_fetch_bytes,
+            )
         await upgrade_schema(engine)
         seconds = time.perf_counter() - started
         async with engine.connect() as conn:
@@ -130,12 +177,11 @@ async def rebuild(
             ).scalar_one()
             positions = await load_positions(conn, consumer, {topics.events})
     finally:
-        await kafka.stop()
         await engine.dispose()
     return RebuildReport(
         consumer=consumer,
         events=events,
-        dead_letters=dead_letters.count,
+        dead_letters=dead,
         sessions=int(session_count),
         history=int(history_count),
         seconds=seconds,

@@ -144,7 +144,7 @@ async def sibling_database(db_url: str, folder: Path) -> tuple[str, Callable[[],
     import asyncpg  # type: ignore[import-untyped]
 
     base, _, current = db_url.rpartition("/")
-    name = f"{current}_sib"
+    name = f"{current}_{uuid.uuid4().hex[:6]}"
     dsn = db_url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(dsn)
     try:

@@ -77,14 +77,15 @@ async def test_rebuild_equals_the_live_read_model(
     assert any(s.state == "terminated" and s.end_reason == "admin" for s in live[0].values())
     assert live[0][("acme", "old-1")].state == "expired"
 
-    into, drop = await sibling_database(db_url, tmp_path)  # same backend, empty
-    try:
-        report = await rebuild(kafka_bootstrap, topics, into, "rebuild-test")
-        assert report.sessions == len(live[0]) and report.history == len(live[1])
-        assert report.dead_letters == 0 and report.events > 0
-        assert await read_model(into) == live
-    finally:
-        await drop()
+    for workers in (1, 2):  # in this process, and shared among two processes
+        into, drop = await sibling_database(db_url, tmp_path)  # same backend, empty
+        try:
+            report = await rebuild(kafka_bootstrap, topics, into, "rebuild-test", workers=workers)
+            assert report.sessions == len(live[0]) and report.history == len(live[1])
+            assert report.dead_letters == 0 and report.events > 0
+            assert await read_model(into) == live
+        finally:
+            await drop()
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -133,7 +134,7 @@ async def test_cli_rebuild_swap_and_status(
     status = _cli(env, "status")
     assert f"consumer {group}" in status and "total lag 0" in status
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    out = _cli(env, "rebuild", "--into", into, "--swap")
+    out = _cli(env, "rebuild", "--into", into, "--swap", "--workers", "2")
     assert "3 events" in out and "2 sessions" in out and "swapped in" in out
     assert "applied_commands 1" in out
     assert await read_model(live_url) == before  # the rebuilt database now sits at live_url
