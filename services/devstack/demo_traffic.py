@@ -1,0 +1,94 @@
+"""Demo sessions flowing through the real event path: a login service and gateways, simulated."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from session_contracts.models import (
+    Event,
+    SessionActivity,
+    SessionCreated,
+    SessionPolicy,
+    SessionType,
+)
+from session_contracts.publisher import SessionEventPublisher
+
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"]
+AGENTS = {
+    SessionType.browser: [
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.5 Safari/605.1.15",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    ],
+    SessionType.mobile: [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Mobile/15E148",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Mobile Safari/537.36",
+    ],
+}
+POLICIES = {
+    SessionType.browser: SessionPolicy(
+        max_session_seconds=30 * 86400, idle_timeout_seconds=8 * 3600
+    ),
+    SessionType.mobile: SessionPolicy(
+        max_session_seconds=180 * 86400, idle_timeout_seconds=30 * 86400
+    ),
+}
+
+
+def demo_sessions(tenant_id: str, count: int, rng: random.Random) -> list[SessionCreated]:
+    """`count` sessions of made-up users, browser and mobile, started over the last hours."""
+    now = datetime.now(UTC)
+    events = []
+    for n in range(count):
+        kind = SessionType.mobile if rng.random() < 0.35 else SessionType.browser
+        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        events.append(
+            SessionCreated(
+                event_id=uuid.uuid4(),
+                occurred_at=now - timedelta(minutes=rng.randint(1, 6 * 60)),
+                tenant_id=tenant_id,
+                session_id=f"demo-{uuid.uuid4().hex[:16]}",
+                user_id=f"user-{n % 40:03d}",
+                user_name=name,
+                session_type=kind,
+                ip_address=f"10.{rng.randint(0, 3)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                user_agent=rng.choice(AGENTS[kind]),
+                policy=POLICIES[kind],
+            )
+        )
+    return events
+
+
+async def run_demo_traffic(
+    publisher: SessionEventPublisher,
+    tenant_id: str,
+    count: int = 60,
+    activity_every_seconds: float = 5.0,
+    seed: int | None = None,
+) -> None:
+    """Publish `count` demo sessions, then keep a few of them active until cancelled."""
+    rng = random.Random(seed)
+    sessions = demo_sessions(tenant_id, count, rng)
+    await publisher.publish_many(list[Event](sessions))
+    while True:
+        await asyncio.sleep(activity_every_seconds)
+        busy = rng.sample(sessions, k=min(5, len(sessions)))
+        await publisher.publish_many(
+            [
+                SessionActivity(
+                    event_id=uuid.uuid4(),
+                    occurred_at=datetime.now(UTC),
+                    tenant_id=tenant_id,
+                    session_id=s.session_id,
+                )
+                for s in busy
+            ]
+        )
