@@ -11,7 +11,7 @@ from session_contracts.topics import Topics
 class KafkaSettings(BaseSettings):
     """Base of each service's settings class (env prefix `SESSIONS_`)."""
 
-    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore", validate_by_name=True)
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",

@@ -23,6 +23,7 @@ from session_contracts.models import (
     SessionTerminated,
     TerminateSessions,
 )
+from session_contracts.settings import KafkaSettings
 
 
 def created(**overrides: Any) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def test_events_are_frozen() -> None:
             "idle_timeout_seconds",
         ),
         ({"occurred_at": "2026-11-26T10:00:00"}, "occurred_at"),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "out of range"),
         ({"session_type": "smartwatch"}, "session_type"),
         ({"event_id": "not-a-uuid"}, "event_id"),
         ({"surprise": 1}, "surprise"),
@@ -161,3 +163,16 @@ def test_filter_ip_accepts_addresses_and_networks_only() -> None:
     assert str(SessionFilter(ip_address="2001:db8::/32").network()) == "2001:db8::/32"
     with pytest.raises(ValidationError, match="ip_address"):
         SessionFilter(ip_address="10.1.0.0/33")
+
+
+def test_kafka_settings_take_the_broker_by_keyword_and_the_environment_wins_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("SESSIONS_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092")
+    assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.1:9092"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.2:9092")
+    assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.2:9092"
+    assert KafkaSettings(kafka_bootstrap_servers="10.0.0.3:9092").kafka_bootstrap_servers == (
+        "10.0.0.3:9092"
+    )
