@@ -30,7 +30,7 @@ from session_contracts.publisher import SessionEventPublisher
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.database import upgrade_schema
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help="Session Control on this machine.")
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,11 @@ Logs: {logs}/. Stop with Ctrl-C.
 """,
         flush=True,
     )
+
+
+@app.callback()
+def _commands() -> None:
+    """Session Control on this machine: `dev` runs the whole system on local defaults."""
 
 
 @app.command()
