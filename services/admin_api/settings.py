@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from session_contracts.settings import KafkaSettings
+from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
 
 DEV_JWT_SECRET = "session-control-development-secret-not-for-production"
 """Signs development tokens only; refused outside development."""
@@ -18,7 +18,7 @@ class AdminApiSettings(KafkaSettings):
     """Where the read model is, how admins authenticate, where to listen."""
 
     database_url: str = Field(
-        default="sqlite+aiosqlite:///./sessions.db",
+        default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL of the registry's read model.",
     )
     environment: Literal["development", "production"] = "development"

@@ -7,6 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from session_contracts.topics import Topics
 
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.state/sessions.db"
+"""The read model when none is configured: the registry and the admin API find the same file."""
+
 
 class KafkaSettings(BaseSettings):
     """Base of each service's settings class (env prefix `SESSIONS_`)."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from session_contracts.settings import KafkaSettings
+from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
 
 
 class RegistrySettings(KafkaSettings):
     """Where the read model lives, which consumer group reads, and how big the batches are."""
 
     database_url: str = Field(
-        default="sqlite+aiosqlite:///./.state/sessions.db",
+        default=DEFAULT_DATABASE_URL,
         description="Read model URL: sqlite+aiosqlite or postgresql+asyncpg.",
     )
     consumer_group: str = Field(
