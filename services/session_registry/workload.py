@@ -40,6 +40,8 @@ class Workload:
     disorder_share: float = 0.02
     duplicate_share: float = 0.01
     seed: int = 7
+    tenant_prefix: str = "tenant-"
+    session_types: tuple[str, ...] = TYPES
     start: datetime = datetime(2030, 1, 1, tzinfo=UTC)
     max_session_seconds: int = 400 * 86400
     idle_timeout_seconds: int = 300 * 86400
@@ -52,10 +54,10 @@ def _stamp(at: datetime) -> str:
 def _session_events(
     w: Workload, rng: random.Random, index: int
 ) -> list[tuple[float, dict[str, object]]]:
-    tenant = f"tenant-{index % w.tenants}"
+    tenant = f"{w.tenant_prefix}{index % w.tenants}"
     session_id = f"s-{index:08d}-{rng.getrandbits(32):08x}"
     begin = index * 2.0 + rng.random()
-    kind = rng.choice(TYPES)
+    kind = rng.choice(w.session_types)
     common = {"schema_version": 1, "tenant_id": tenant, "session_id": session_id}
     created = {
         "type": "session.created",
