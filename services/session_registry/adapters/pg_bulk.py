@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from datetime import UTC
 from operator import attrgetter
 from typing import Any
 
@@ -23,6 +24,21 @@ from session_registry.domain.state import COLUMNS, SessionState
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 _KEY = ("tenant_id", "session_id")
 _row_of = attrgetter(*COLUMNS)
+_TIMES = [
+    COLUMNS.index(c)
+    for c in ("created_at", "last_activity_at", "current_ip_at", "expires_at", "ended_at")
+]
+
+
+def _state(row: Sequence[Any]) -> SessionState:
+    # asyncpg stores datetime.max / datetime.min (9999-12-31T23:59:59.999999Z, 0001-01-01Z: both
+    # legal in the contract) as +/-infinity and hands them back naive; everything stored is UTC
+    values = list(row)
+    for i in _TIMES:
+        value = values[i]
+        if value is not None and value.tzinfo is None:
+            values[i] = value.replace(tzinfo=UTC)
+    return SessionState(*values)
 
 
 def _array(table: Table, column: str) -> str:
@@ -59,7 +75,7 @@ async def load_sessions(
     tenants, session_ids = zip(*keys, strict=True) if keys else ((), ())
     statement = _SELECT + (" FOR UPDATE" if lock else "")
     result = await conn.exec_driver_sql(statement, (list(tenants), list(session_ids)))
-    return [SessionState(*row) for row in result]  # type: ignore[call-arg]  # COLUMNS order
+    return [_state(row) for row in result]
 
 
 async def save_sessions(conn: AsyncConnection, states: Sequence[SessionState]) -> None:

@@ -7,7 +7,7 @@ Their ids are derived, not random, so a re-run after a crash writes the same rec
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from session_contracts.models import (
     SessionExpired,
@@ -17,7 +17,7 @@ from session_contracts.models import (
     TerminateSessions,
     TerminationReason,
 )
-from session_registry.domain.state import TERMINATED, SessionState, expiry_reason
+from session_registry.domain.state import TERMINATED, SessionState, expiry_reason, later
 
 EXPIRY_NAMESPACE = uuid.UUID("8a0f8f8e-4b0e-5a57-9b6e-5e55107e0e01")
 
@@ -56,7 +56,7 @@ def valid_until(state: SessionState) -> datetime | None:
     """
     if state.created_at is None or state.max_session_seconds is None:
         return None
-    return state.created_at + timedelta(seconds=state.max_session_seconds)
+    return later(state.created_at, state.max_session_seconds)
 
 
 def needs_revocation(before: SessionState | None, after: SessionState, now: datetime) -> bool:

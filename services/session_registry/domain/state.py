@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from session_contracts.models import ExpiryReason
@@ -62,6 +62,20 @@ class SessionState:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SessionState))
 
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def later(at: datetime, seconds: int) -> datetime:
+    """`at` plus `seconds`, saturating at the last representable moment.
+
+    The contract accepts any RFC 3339 time, up to 9999-12-31; a session created then must be
+    folded like any other, not crash the consumer on an overflow.
+    """
+    try:
+        return at + timedelta(seconds=seconds)
+    except OverflowError:
+        return END_OF_TIME
+
 
 def compute_expires_at(state: SessionState) -> datetime | None:
     """min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds)."""
@@ -73,8 +87,8 @@ def compute_expires_at(state: SessionState) -> datetime | None:
     ):
         return None
     return min(
-        state.created_at + timedelta(seconds=state.max_session_seconds),
-        state.last_activity_at + timedelta(seconds=state.idle_timeout_seconds),
+        later(state.created_at, state.max_session_seconds),
+        later(state.last_activity_at, state.idle_timeout_seconds),
     )
 
 
@@ -82,8 +96,8 @@ def expiry_reason(state: SessionState) -> ExpiryReason:
     """Which limit ends the session: idle when the idle timeout comes strictly first."""
     assert state.created_at is not None and state.last_activity_at is not None
     assert state.max_session_seconds is not None and state.idle_timeout_seconds is not None
-    idle_end = state.last_activity_at + timedelta(seconds=state.idle_timeout_seconds)
-    max_end = state.created_at + timedelta(seconds=state.max_session_seconds)
+    idle_end = later(state.last_activity_at, state.idle_timeout_seconds)
+    max_end = later(state.created_at, state.max_session_seconds)
     return ExpiryReason.idle if idle_end < max_end else ExpiryReason.max_length
 
 
