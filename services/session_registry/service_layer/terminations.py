@@ -53,7 +53,9 @@ async def apply_commands(
     changes: Changes,
 ) -> tuple[int, int]:
     """Apply the commands not applied before; return (commands applied, sessions terminated)."""
-    unique = {str(c.command_id): c for c in commands}
+    unique: dict[str, TerminateSessions] = {}
+    for command in commands:  # the first record of an id counts, as across batches
+        unique.setdefault(str(command.command_id), command)
     done = await already_applied(conn, unique.keys())
     applied = terminated = 0
     for command_id, command in unique.items():
