@@ -1,0 +1,185 @@
+"""Hostile-input tests' shared parts: a seeded record mutator, registries on real Kafka, sending.
+
+The fuzz is a seeded generator rather than hypothesis: each record costs a broker round trip
+and a database write, so a few hundred chosen hostile shapes beat thousands of shrinkable ones,
+and a failing seed (printed in every assertion) replays exactly. `SESSIONS_FUZZ_SEED` and
+`SESSIONS_FUZZ_RECORDS` change the seed and the number of records (the soak runs more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "registry"))
+
+from registry_helpers import registry_settings
+
+from session_contracts.publisher import idempotent_producer
+from session_contracts.topics import Topics
+from session_registry.bootstrap import Registry
+
+SEED = int(os.environ.get("SESSIONS_FUZZ_SEED", "20261127"))
+RECORDS = int(os.environ.get("SESSIONS_FUZZ_RECORDS", "240"))
+
+HOSTILE_STRINGS = [
+    "' OR 1=1 --",
+    '"; DROP TABLE sessions; --',
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "%",
+    "_",
+    "\\",
+    "%_\\%",
+    "Ünïcødé 名前 🙂",
+    "\u202eevil",
+    "a\u0000b",
+]
+BAD_TENANTS = [
+    "",
+    "../../etc/passwd",
+    "acme' OR '1'='1",
+    "acme; DROP TABLE sessions",
+    "a" * 65,
+    "acmé",
+    "acme\n",
+    "*",
+    "acme\u0000",
+    None,
+    42,
+]
+FAR_TIMES = {
+    "far future": ("9999-12-31T23:59:59Z", True),
+    "far future, no room for the policy": ("9999-12-31T23:59:59.999999+00:00", True),
+    "far past": ("0001-01-01T00:00:00Z", True),
+    "far past, offset below year 1": ("0001-01-01T00:00:00+01:00", False),
+    "no offset": ("2026-01-01T00:00:00", False),
+    "year 10000": ("10000-01-01T00:00:00Z", False),
+    "not a time": ("yesterday", False),
+}
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One record to send: what it is, its key and value, and whether it must be valid.
+
+    `valid` is True (must be applied), False (must be dead-lettered) or None (a blind mutation:
+    the decoder decides, and the test checks the consumer agrees with it).
+    """
+
+    name: str
+    key: bytes | None
+    value: bytes | None
+    valid: bool | None
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def mutations(rng: random.Random, base: dict[str, Any], key: bytes) -> list[Hostile]:
+    """Every hostile variant of one valid payload (an event or a command)."""
+    body = _dumps(base)
+    fields = [f for f in base if f != "type"]
+    out = [
+        Hostile("valid", key, body, True),
+        Hostile("duplicate delivery", key, body, True),
+        Hostile("key is not the session id", b"someone-else", body, True),
+        Hostile("no key", None, body, True),
+        Hostile("no value (tombstone)", key, None, False),
+        Hostile("empty value", key, b"", False),
+        Hostile("truncated", key, body[: rng.randrange(len(body))], False),
+        Hostile("invalid UTF-8", key, body.replace(b'"', b'"\xff\xfe', 1), False),
+        Hostile("lone surrogate", key, body.replace(b'"acme"', b'"acme\\ud800"', 1), False),
+        Hostile("not an object", key, rng.choice([b"[]", b"null", b"42", b'"x"', b"true"]), False),
+        Hostile(
+            "deeply nested JSON",
+            key,
+            body[:-1] + f', "nested": {_deep(rng.choice([50, 5000, 30000]))}}}'.encode(),
+            False,
+        ),
+        Hostile("unknown field", key, _dumps({**base, "is_admin": True}), False),
+        Hostile("oversized", key, _dumps({**base, "padding": "x" * 200_000}), False),
+        Hostile("future schema_version", key, _dumps({**base, "schema_version": 99}), False),
+        Hostile("schema_version as text", key, _dumps({**base, "schema_version": "1"}), None),
+    ]
+    for tenant in rng.sample(BAD_TENANTS, 3):
+        out.append(Hostile(f"tenant {tenant!r}", key, _dumps({**base, "tenant_id": tenant}), False))
+    name = rng.choice(fields)
+    out.append(Hostile(f"{name} is null", key, _dumps({**base, name: None}), None))
+    name = rng.choice(fields)
+    wrong: Any = rng.choice([123, -1, 1.5, True, [], {}, "text", 2**70, "🙂" * 300])
+    out.append(Hostile(f"{name} = {str(wrong)[:12]!r}", key, _dumps({**base, name: wrong}), None))
+    for _ in range(2):
+        flipped = bytearray(body)
+        for _ in range(rng.randint(1, 3)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        out.append(Hostile("bit flips", key, bytes(flipped), None))
+    duplicated = body[:-1] + b', "tenant_id": "evil"}'
+    out.append(Hostile("duplicated tenant_id key", key, duplicated, None))
+    return out
+
+
+async def send_all(
+    producer: AIOKafkaProducer, topic: str, records: list[Hostile]
+) -> list[tuple[Hostile, int, int]]:
+    """Send in order, one partition per key; return each record with its (partition, offset)."""
+    futures = [await producer.send(topic, r.value, key=r.key, partition=0) for r in records]
+    sent = []
+    for record, future in zip(records, futures, strict=True):
+        meta = await future
+        sent.append((record, meta.partition, meta.offset))
+    return sent
+
+
+@contextlib.asynccontextmanager
+async def running(
+    kafka_bootstrap: str, topics: Topics, db_url: str
+) -> AsyncIterator[tuple[Registry, AIOKafkaProducer]]:
+    """A registry on the test's topics and database, and an idempotent producer; both stopped."""
+    registry = Registry.from_settings(registry_settings(kafka_bootstrap, topics, db_url))
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        await registry.start()
+        try:
+            yield registry, producer
+        finally:
+            await registry.stop()
+    finally:
+        await producer.stop()
+
+
+def new_id() -> str:
+    """A fresh UUID string."""
+    return str(uuid.uuid4())
+
+
+async def consumed_all(registry: Registry, seconds: float = 60) -> None:
+    """Wait until the registry is idle; fail at once, with its error, if a task of it died."""
+    waiting = asyncio.ensure_future(registry.wait_until_idle(seconds))
+    try:
+        await asyncio.wait([waiting, *registry._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in registry._tasks:
+            if task.done():
+                raise AssertionError(f"registry task {task.get_name()} stopped") from (
+                    task.exception() if not task.cancelled() else None
+                )
+        await waiting
+    finally:
+        waiting.cancel()

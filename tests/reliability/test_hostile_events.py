@@ -1,0 +1,229 @@
+"""Hostile records on `sessions.events` and `sessions.commands`, through a real broker and registry.
+
+Every record is either applied (the read model equals the fold of exactly the valid ones) or
+parked on `sessions.events.dlq` with its reason and source position; valid + dead-lettered =
+sent, and a valid record sent after all the junk is still applied (the consumer never stops).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hostile_support import (
+    FAR_TIMES,
+    HOSTILE_STRINGS,
+    RECORDS,
+    SEED,
+    Hostile,
+    consumed_all,
+    mutations,
+    running,
+    send_all,
+)
+from registry_helpers import NOW, created, read_topic
+from sqlalchemy import func, select
+
+from session_contracts.codec import DecodeError, decode_command, decode_event, encode
+from session_contracts.models import (
+    SessionActivity,
+    SessionEvent,
+    SessionTerminated,
+    TerminateSessions,
+    TerminationReason,
+)
+from session_contracts.topics import Topics
+from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_PARTITION
+from session_registry.adapters.session_store import select_states
+from session_registry.adapters.tables import applied_commands, sessions
+from session_registry.domain.fold import fold
+
+pytestmark = pytest.mark.kafka
+
+
+def _event_bases(rng: random.Random, count: int) -> list[tuple[bytes, dict[str, Any]]]:
+    """Valid events of a few sessions, with hostile-but-legal text in their free-text fields."""
+    bases: list[tuple[bytes, dict[str, Any]]] = []
+    for n in range(count):
+        sid = f"fz-{n}-" + rng.choice(["%", "_", "\\", "x"])
+        event = created(sid, user=f"u{n}")
+        payload = json.loads(encode(event))
+        payload["user_name"] = rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
+        payload["user_agent"] = rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
+        later: SessionEvent = rng.choice(
+            [
+                SessionActivity(
+                    event_id=uuid.uuid4(),
+                    occurred_at=NOW - timedelta(seconds=n),
+                    tenant_id="acme",
+                    session_id=sid,
+                    ip_address="2001:db8::1",
+                ),
+                SessionTerminated(
+                    event_id=uuid.uuid4(),
+                    occurred_at=NOW - timedelta(seconds=n),
+                    tenant_id="acme",
+                    session_id=sid,
+                    reason=TerminationReason.logout,
+                ),
+            ]
+        )
+        bases += [(sid.encode(), payload), (sid.encode(), json.loads(encode(later)))]
+    return bases
+
+
+def _far_times(rng: random.Random) -> list[Hostile]:
+    records = []
+    for name, (when, valid) in FAR_TIMES.items():
+        sid = f"time-{name.replace(' ', '-').replace(',', '')}"
+        payload = json.loads(encode(created(sid)))
+        payload["occurred_at"] = when
+        records.append(Hostile(name, sid.encode(), json.dumps(payload).encode(), valid))
+        activity = json.loads(encode(created(sid)))
+        activity.update(type="session.activity", occurred_at=when)
+        for field in ("user_id", "user_name", "session_type", "user_agent", "policy"):
+            activity.pop(field)
+        activity["event_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
+        records.append(
+            Hostile(f"activity {name}", sid.encode(), json.dumps(activity).encode(), valid)
+        )
+    nul = json.loads(encode(created("nul-in-name")))
+    nul["user_name"] = "a\u0000b"
+    records.append(Hostile("NUL in user_name", b"nul-in-name", json.dumps(nul).encode(), None))
+    other = json.loads(encode(created("fz-0-x", tenant="evil", user="intruder")))
+    records.append(Hostile("another tenant, same session id", b"fz-0-x", encode_json(other), True))
+    return records
+
+
+def encode_json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _decoded(record: Hostile, decode: Any) -> tuple[Any, str | None]:
+    try:
+        return decode(record.value), None
+    except DecodeError as error:
+        return None, error.reason
+
+
+async def _check_dead_letters(
+    kafka_bootstrap: str, topics: Topics, sent: list[tuple[Hostile, int, int]], decode: Any
+) -> list[Any]:
+    """Sort the sent records by the decoder's verdict and check the DLQ holds the refused ones."""
+    valid: list[Any] = []
+    refused: dict[tuple[int, int], tuple[Hostile, str]] = {}
+    for record, partition, offset in sent:
+        message, reason = _decoded(record, decode)
+        if record.valid is not None:
+            assert (message is not None) == record.valid, (SEED, record.name, reason)
+        if message is None:
+            assert reason
+            refused[(partition, offset)] = (record, reason)
+        else:
+            valid.append(message)
+    letters = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert len(valid) + len(letters) == len(sent), SEED
+    seen = set()
+    for letter in letters:
+        headers = dict(letter.headers)
+        where = (int(headers[SOURCE_PARTITION]), int(headers[SOURCE_OFFSET]))
+        assert where in refused, (SEED, where)
+        record, reason = refused[where]
+        assert headers[REASON].decode() == reason, (SEED, record.name)
+        assert letter.value == record.value and letter.key == record.key, (SEED, record.name)
+        seen.add(where)
+    assert seen == set(refused), SEED
+    return valid
+
+
+async def test_hostile_events_are_applied_or_dead_lettered_and_the_consumer_goes_on(
+    topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    rng = random.Random(SEED)
+    records: list[Hostile] = []
+    for key, base in _event_bases(rng, max(2, RECORDS // 48)):
+        records += mutations(rng, base, key)
+    records += _far_times(rng)
+    rng.shuffle(records)
+    records.append(Hostile("final valid event", b"canary", encode(created("canary")), True))
+    async with running(kafka_bootstrap, topics, db_url) as (registry, producer):
+        sent = await send_all(producer, topics.events, records)
+        await consumed_all(registry)
+        async with registry.engine.connect() as conn:
+            rows = {s.key: s.as_row() for s in await select_states(conn, select(sessions))}
+
+    valid: list[SessionEvent] = await _check_dead_letters(
+        kafka_bootstrap, topics, sent, decode_event
+    )
+    by_session: dict[tuple[str, str], list[SessionEvent]] = defaultdict(list)
+    for event in valid:
+        by_session[(event.tenant_id, event.session_id)].append(event)
+    expected = {key: fold(events).as_row() for key, events in by_session.items()}  # type: ignore[union-attr]
+    assert rows.keys() == expected.keys(), SEED
+    for key, row in expected.items():
+        assert rows[key] == row, (SEED, key)
+    assert ("acme", "canary") in rows
+
+
+def _command(ids: list[str], *, tenant: str = "acme", by: str = "admin-1") -> dict[str, Any]:
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id=tenant,
+        requested_by=by,
+        session_ids=ids,
+    )
+    return json.loads(encode(command))
+
+
+async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_goes_on(
+    topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    rng = random.Random(SEED + 1)
+    ids = [f"cmd-{n}" for n in range(30)]
+    records: list[Hostile] = []
+    for _ in range(max(2, RECORDS // 30)):
+        base = _command(rng.sample(ids, 2), by=rng.choice(HOSTILE_STRINGS).replace("\u0000", ""))
+        records += mutations(rng, base, base["command_id"].encode())
+    intruder = _command(ids, tenant="evil")
+    records.append(Hostile("another tenant's ids", b"evil", encode_json(intruder), True))
+    for when, valid in FAR_TIMES.values():
+        far = {**_command([rng.choice(ids)]), "requested_at": when}
+        records.append(Hostile(f"requested_at {when}", b"far", encode_json(far), valid))
+    rng.shuffle(records)
+    final = _command(["cmd-29"])
+    records.append(Hostile("final valid command", b"final", encode_json(final), True))
+
+    async with running(kafka_bootstrap, topics, db_url) as (registry, producer):
+        sessions_first = [Hostile("s", s.encode(), encode(created(s)), True) for s in ids]
+        await send_all(producer, topics.events, sessions_first)
+        await consumed_all(registry)
+        sent = await send_all(producer, topics.commands, records)
+        await consumed_all(registry)
+        async with registry.engine.connect() as conn:
+            states = await select_states(conn, select(sessions))
+            applied = await conn.scalar(select(func.count()).select_from(applied_commands))
+
+    valid: list[TerminateSessions] = await _check_dead_letters(
+        kafka_bootstrap, topics, sent, decode_command
+    )
+    expires = {s.session_id: s.expires_at for s in states}
+    terminated: set[str] = set()
+    first: dict[uuid.UUID, TerminateSessions] = {}
+    for command in valid:  # the command id is the idempotency key: its first record counts
+        first.setdefault(command.command_id, command)
+    for command in first.values():
+        assert command.session_ids is not None, (SEED, "a mutation made a filter command")
+        if command.tenant_id == "acme":
+            terminated |= {
+                s for s in command.session_ids if s in expires and expires[s] > command.requested_at
+            }
+    assert {s.session_id for s in states if s.state == "terminated"} == terminated, SEED
+    assert applied == len(first), SEED
+    assert "cmd-29" in terminated
+    assert {s.tenant_id for s in states} == {"acme"}, "a command created sessions"
