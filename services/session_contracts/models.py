@@ -33,8 +33,27 @@ SessionId = Annotated[
     StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
     Field(description="Opaque session id: 1-128 printable ASCII characters, no spaces."),
 ]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _one_line(value: str) -> str:
+    for char in value:
+        if char < " " or char == "\x7f":
+            raise ValueError(f"must be one line of text: control character {char!r} is not allowed")
+    return value
+
+
+# Names, labels and search text: no control characters (NUL, newlines, escapes). PostgreSQL
+# cannot store NUL, and a newline or an escape in a name only ever serves to forge log lines.
+OneLine = AfterValidator(_one_line)
+OneLineSchema = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), OneLine, OneLineSchema]
+UserName = Annotated[str, StringConstraints(min_length=1, max_length=256), OneLine, OneLineSchema]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128), OneLine, OneLineSchema]
+UserAgent = Annotated[str, StringConstraints(max_length=1024), OneLine, OneLineSchema]
+SearchText = Annotated[str, StringConstraints(min_length=1, max_length=256), OneLine, OneLineSchema]
 
 
 def _utc(value: datetime) -> datetime:
@@ -124,8 +143,8 @@ class SessionCreated(Event):
     user_name: UserName
     session_type: SessionType
     ip_address: IpAddress = Field(description="The client address when the session was created.")
-    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    device: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+    user_agent: UserAgent | None = None
+    device: Label | None = Field(
         default=None, description="Short device label; derived from user_agent when absent."
     )
     policy: SessionPolicy
@@ -172,21 +191,21 @@ class SessionFilter(Frozen):
     Every condition given must hold; an empty filter matches every listed session.
     """
 
-    q: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+    q: SearchText | None = Field(
         default=None,
         description="Case-insensitive substring of user name, session type or session id.",
     )
-    user_name: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+    user_name: SearchText | None = Field(
         default=None, description="Case-insensitive substring of the user name."
     )
     session_type: list[SessionType] | None = Field(default=None, max_length=8)
-    session_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+    session_id: Label | None = Field(
         default=None, description="Case-insensitive substring of the session id."
     )
     ip_address: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None, description="An address, or a network in CIDR notation."
     )
-    device: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+    device: Label | None = Field(
         default=None, description="Case-insensitive substring of the device label."
     )
     user_id: UserId | None = None

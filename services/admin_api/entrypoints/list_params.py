@@ -13,14 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from admin_api.domain.listing import DEFAULT_SORT, BadCursor, ListQuery, Sort, decode_cursor
-from session_contracts.models import SessionFilter, SessionType, Timestamp
-
-
-def no_nul(value: str) -> str:
-    """Refuse NUL characters: no stored text contains them and PostgreSQL cannot take them."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+from session_contracts.models import (
+    Label,
+    SearchText,
+    SessionFilter,
+    SessionType,
+    Timestamp,
+    UserId,
+)
 
 
 def _network(value: str) -> str:
@@ -31,23 +31,22 @@ def _network(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(no_nul)]
-
-
 class FilterParams(BaseModel):
     """The list's filter conditions; every one given must hold."""
 
     model_config = ConfigDict(extra="forbid")
 
-    q: Text | None = Field(None, description="Substring of user name, session type or session id.")
-    user_name: Text | None = Field(None, description="Substring of the user name.")
+    q: SearchText | None = Field(
+        None, description="Substring of user name, session type or session id."
+    )
+    user_name: SearchText | None = Field(None, description="Substring of the user name.")
     session_type: list[SessionType] | None = Field(None, max_length=8, description="Repeatable.")
-    session_id: Text | None = Field(None, description="Substring of the session id.")
+    session_id: Label | None = Field(None, description="Substring of the session id.")
     ip_address: (
         Annotated[str, StringConstraints(max_length=64), AfterValidator(_network)] | None
     ) = Field(None, description="An address, or a network in CIDR notation (10.0.0.0/8).")
-    device: Text | None = Field(None, description="Substring of the device label.")
-    user_id: Text | None = Field(None, description="Exactly this user id.")
+    device: Label | None = Field(None, description="Substring of the device label.")
+    user_id: UserId | None = Field(None, description="Exactly this user id.")
     created_from: Timestamp | None = Field(None, description="created_at >= this (RFC 3339).")
     created_to: Timestamp | None = Field(None, description="created_at < this.")
     last_activity_from: Timestamp | None = None

@@ -6,12 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
-from fastapi.exceptions import RequestValidationError
 
 from admin_api.adapters import session_counts, terminations
 from admin_api.adapters.session_listing import utc
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
-from admin_api.entrypoints.list_params import no_nul
 from admin_api.entrypoints.schemas import (
     TerminationAccepted,
     TerminationRequest,
@@ -21,26 +19,6 @@ from session_contracts.models import TerminateSessions
 from session_registry.adapters.database import IMMEDIATE
 
 router = APIRouter(prefix="/api/v1/sessions/terminations", tags=["terminations"])
-
-
-def _check_text(body: TerminationRequest) -> None:
-    if body.filter is None:
-        return
-    for name, value in body.filter.model_dump(exclude_none=True).items():
-        if isinstance(value, str):
-            try:
-                no_nul(value)
-            except ValueError as exc:
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "value_error",
-                            "loc": ("body", "filter", name),
-                            "msg": str(exc),
-                            "input": value,
-                        }
-                    ]
-                ) from None
 
 
 @router.post(
@@ -53,7 +31,6 @@ async def request_termination(
     admin: CurrentAdmin, runtime: RuntimeDep, db: DbSession, now: Now, body: TerminationRequest
 ) -> TerminationAccepted:
     """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
-    _check_text(body)
     command = TerminateSessions(
         command_id=uuid.uuid4(),
         requested_at=now,
