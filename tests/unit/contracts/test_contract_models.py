@@ -67,6 +67,9 @@ def test_events_are_frozen() -> None:
         ({"session_id": "s" * 129}, "session_id"),
         ({"ip_address": "10.0.0.256"}, "ip_address"),
         ({"user_name": ""}, "user_name"),
+        ({"user_name": "Ada\x00Lovelace"}, "control character"),
+        ({"user_id": "u-1\nERROR forged log line"}, "user_id"),
+        ({"device": "Pixel\x1b[31m"}, "device"),
         ({"user_agent": "a" * 1025}, "user_agent"),
         ({"policy": {"max_session_seconds": 0, "idle_timeout_seconds": 1}}, "max_session_seconds"),
         (
