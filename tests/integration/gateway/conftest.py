@@ -65,17 +65,23 @@ def revoke(producer: AIOKafkaProducer, topics: Topics) -> Revoke:
     return publish
 
 
-ReadTopic = Callable[[str, int], Awaitable[list[tuple[bytes | None, bytes | None]]]]
+ReadTopic = Callable[..., Awaitable[list[tuple[bytes | None, bytes | None]]]]
 Eventually = Callable[..., Awaitable[float]]
 Serve = Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture
 def read_topic(kafka_bootstrap: str) -> ReadTopic:
-    """`await read_topic(topic, count)`: the first `count` records (key, value) of a topic."""
+    """`await read_topic(topic, count)`: the first `count` records (key, value) of a topic.
 
-    async def read(topic: str, count: int) -> list[tuple[bytes | None, bytes | None]]:
-        return await _read_topic(kafka_bootstrap, topic, count)
+    `bootstrap=` reads from another broker (a test's private one) instead of the shared one;
+    `within=` bounds the wait for records that may not come.
+    """
+
+    async def read(
+        topic: str, count: int, bootstrap: str | None = None, within: float = 20.0
+    ) -> list[tuple[bytes | None, bytes | None]]:
+        return await _read_topic(bootstrap or kafka_bootstrap, topic, count, within)
 
     return read
 

@@ -1,4 +1,5 @@
-"""A broker outage: the gateway keeps enforcing, reports staleness, and catches up afterwards.
+"""A broker outage: the gateway keeps enforcing, reports staleness, and catches up afterwards;
+activity noted during the outage is delivered once the broker is back.
 
 Runs on the test's OWN broker (`private_kafka`: deploy/kafka.sh on free ports, state in a
 temporary directory) so stopping it disturbs nobody else's tests.
@@ -27,6 +28,7 @@ from session_contracts.topics import Topics
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 Eventually = Callable[..., Awaitable[float]]
+ReadTopic = Callable[..., Awaitable[list[tuple[bytes | None, bytes | None]]]]
 
 
 def record(session_id: str) -> bytes:
@@ -44,7 +46,7 @@ def record(session_id: str) -> bytes:
 
 
 async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_meanwhile(
-    private_kafka: PrivateKafka, eventually: Eventually
+    private_kafka: PrivateKafka, eventually: Eventually, read_topic: ReadTopic
 ) -> None:
     topics = Topics(prefix="outage.", partitions=2)
     await ensure_topics(private_kafka.bootstrap, topics)
@@ -81,6 +83,7 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
         assert gateway.staleness_seconds > 2
         assert await status_of("before") == 401  # what it knows is still enforced
         assert gateway.ready
+        assert await status_of("busy-in-outage") == 200  # admitted; its activity must wait
         # The registry keeps revoking during the outage; its records wait in the producer.
         pending = await producer.send(topics.revocations, record("meanwhile"), key=b"meanwhile")
 
@@ -100,6 +103,15 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
         await eventually(lambda: enforced("after"), within=10)
         assert await status_of("before") == 401
         assert await status_of("unrelated") == 200
+
+        # activity noted while the broker was away arrives once it is back
+        async def activity_of(session_id: str) -> bool:
+            records = await read_topic(
+                topics.events, 3, bootstrap=private_kafka.bootstrap, within=3
+            )
+            return any(key == session_id.encode() for key, _ in records)
+
+        await eventually(lambda: activity_of("busy-in-outage"), within=60)
     finally:
         await client.aclose()
         await gateway.stop()
