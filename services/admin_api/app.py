@@ -14,6 +14,7 @@ from admin_api.adapters.database import read_model_engine
 from admin_api.auth import TokenVerifier
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
+from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
@@ -63,6 +64,11 @@ def create_app(
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+    )
+    app.add_middleware(
+        RequestLimits,
+        max_query_bytes=settings.max_query_bytes,
+        max_body_bytes=settings.max_body_bytes,
     )
     app.add_middleware(RequestMetrics, registry=registry)
     install_error_handlers(app)

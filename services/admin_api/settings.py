@@ -32,6 +32,15 @@ class AdminApiSettings(KafkaSettings):
     jwt_audience: str = "session-control"
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        description="Larger request bodies are refused with 413 (a termination of 1000 ids "
+        "is about 130 KB).",
+    )
+    max_query_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Longer query strings are refused with 414."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
