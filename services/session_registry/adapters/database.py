@@ -106,6 +106,23 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+async def schema_of(url: str) -> str | None:
+    """The schema revision of the database at `url`; None when it has none (nothing created)."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if (
+            database
+            and database != ":memory:"
+            and not await asyncio.to_thread(Path(database).exists)
+        ):
+            return None
+    engine = make_engine(url)
+    try:
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The database's Alembic revision (None for an empty database)."""
     async with engine.connect() as connection:

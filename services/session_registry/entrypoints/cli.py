@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from session_registry.adapters.database import upgrade_schema
+from session_registry.adapters.database import schema_of, upgrade_schema
 from session_registry.bootstrap import Registry, tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
 from session_registry.service_layer.status import consumer_status
@@ -99,6 +99,13 @@ def rebuild(
     _logging(False)
     tune_gc()
     settings = RegistrySettings()
+    if swap_in and asyncio.run(schema_of(settings.database_url)) is None:
+        typer.echo(
+            f"--swap: the live database {settings.database_url} has no read model to replace "
+            "(SESSIONS_DATABASE_URL); rebuild without --swap and point the services at it",
+            err=True,
+        )
+        raise typer.Exit(2)
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
     report = asyncio.run(
         rebuild_log(

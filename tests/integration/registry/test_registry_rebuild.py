@@ -148,3 +148,26 @@ async def test_cli_rebuild_swap_and_status(
     assert set(rows) == {"s1", "s2", "s3"} and rows["s1"]["state"] == "terminated"
     applied = await table_rows(live_url, applied_commands, [applied_commands.c.command_id])
     assert len(applied) == 1
+
+
+def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "live.db"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_DATABASE_URL": f"sqlite+aiosqlite:///{missing}",
+    }
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "session_registry", "rebuild", "--into", into, "--swap"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "has no read model to replace" in done.stderr and "Traceback" not in done.stderr
+    assert not missing.exists() and not (tmp_path / "rebuilt.db").exists()
