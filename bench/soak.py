@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -166,8 +167,9 @@ async def loaded_phase(
 
 async def soak(args: argparse.Namespace) -> tuple[LoadFigures, BurstResult]:
     """The whole run, from fresh topics and database to removing them."""
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    bootstrap = args.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
+    args.postgres = admin_url.rpartition("@")[2].partition("/")[0]
     topics = Topics(prefix=f"soak{uuid.uuid4().hex[:8]}.", partitions=args.partitions)
     await ensure_topics(bootstrap, topics)
     database_url = await fresh_database(admin_url, "soak")
@@ -202,9 +204,7 @@ async def _soak(
     expected = created_ids(doomed)
     tokens = {t: issue_dev_token(settings, "soak-admin", t) for t in sorted(expected)}
     token = issue_dev_token(settings, "soak-admin", ADMIN_TENANT, ttl=86400)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     say(f"broker {bootstrap}, topics {topics.prefix}*, database {database_url.rpartition('/')[2]}")
-    say(f"logs in {workdir}")
     gateways = {
         tenant: SessionGateway.from_settings(
             GatewaySettings(
@@ -218,7 +218,7 @@ async def _soak(
     probe = LagProbe(bootstrap, database_url, group, topics)
     stream_spec = {"sessions": sessions_for(int(args.rate * args.load_seconds * 1.1)), "seed": 8}
     producer = start_producer(env, stream_spec, args.rate, args.load_seconds)
-    with services(env, _free_port(), args.workers, workdir) as stack:
+    with services(env, _free_port(), args.workers, args.logs) as stack:
         try:
             await wait_ready(stack, 90)
             await probe.start()
@@ -276,7 +276,7 @@ def cli() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
     parser.add_argument("--load-seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=5000.0, help="events/s ingested under load")
+    parser.add_argument("--rate", type=float, default=10_000.0, help="events/s ingested under load")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="per phase")
     parser.add_argument("--recover-seconds", type=float, default=180.0)
     parser.add_argument("--burst-timeout", type=float, default=600.0)
@@ -290,6 +290,8 @@ def cli() -> None:
         events = Topics(prefix=os.environ.get("SESSIONS_TOPIC_PREFIX", "")).events
         producer_child(bootstrap, events, args.producer_child, args.rate, args.load_seconds)
         return
+    args.logs = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    say(f"logs in {args.logs} (removed when nothing was lost)")
     load, burst = asyncio.run(soak(args))
     table = markdown(args, load, burst)
     print(table)
@@ -300,7 +302,10 @@ def cli() -> None:
         args.json.write_text(json.dumps(_figures(load, burst, lost), indent=2))
     for problem in lost:
         print(f"LOST: {problem}", file=sys.stderr)
-    sys.exit(1 if lost else 0)
+    if lost:
+        print(f"logs of the registry and the admin API kept in {args.logs}", file=sys.stderr)
+        sys.exit(1)
+    shutil.rmtree(args.logs, ignore_errors=True)
 
 
 def _figures(load: LoadFigures, burst: BurstResult, lost: list[str]) -> dict[str, Any]:

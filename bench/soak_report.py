@@ -65,8 +65,10 @@ def markdown(args: argparse.Namespace, load: LoadFigures, burst: BurstResult) ->
     at, max_behind = load.max_lag
     terminations = len(idle.terminated_ids) + len(loaded.terminated_ids)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rate = load.ingested / max(loaded.seconds, 1e-9)
     lines = [
-        f"Run {when} on {os.cpu_count()} cores: admin API `uvicorn --workers {args.workers}`, "
+        f"Run {when} on {os.cpu_count()} cores (broker {args.bootstrap}, PostgreSQL "
+        f"{args.postgres}): admin API `uvicorn --workers {args.workers}`, "
         f"{args.concurrency} requests in flight, {args.population:,} listed sessions "
         f"(5 tenants), baseline {args.baseline_seconds:.0f} s, load {args.load_seconds:.0f} s "
         f"with ingestion offered at {args.rate:,.0f} events/s.",
@@ -79,8 +81,9 @@ def markdown(args: argparse.Namespace, load: LoadFigures, burst: BurstResult) ->
         f"({loaded.rate / idle.rate if idle.rate else 0:.2f}x) |",
         f"| error rate | {errors} of {total:,} ({100 * errors / max(total, 1):.3f} %) |",
         f"| ingested during load | {load.ingested:,} events in {loaded.seconds:.0f} s "
-        f"({load.ingested / max(loaded.seconds, 1e-9):,.0f} events/s) |",
-        f"| registry lag, max | {max_behind:,} records ({at:.0f} s into the load) |",
+        f"({rate:,.0f} events/s) |",
+        f"| registry lag, max | {max_behind:,} records ({at:.0f} s into the load; "
+        f"{max_behind / max(rate, 1e-9):.1f} s of ingestion) |",
         f"| registry lag over time | {lag_series(load)} |",
         f"| lag back to 0 after the load stopped | {_seconds(load.recovery_seconds)} |",
         f"| terminations by id (baseline + load) | {terminations:,} accepted, "
