@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -146,3 +147,76 @@ async def test_a_token_of_the_other_tenant_ends_only_its_own_sessions(
     (command,) = bus.commands
     assert command.tenant_id == OTHER_TENANT
     assert command.requested_by == "other-admin"
+
+
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+    ("GET", "/admin"),
+    ("GET", "/admin/"),
+    ("GET", "/admin/config.json"),
+    ("*", "/admin/static/{path}"),
+}
+"""Routes that answer without a token: probes, metrics, the API's documentation, and the admin
+page's static shell (which itself calls the API with the admin's token)."""
+
+
+def app_routes(client: httpx.AsyncClient) -> list[tuple[str, str]]:
+    """(method, path template) of every route the app serves, read from the app itself."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    try:  # FastAPI >= 0.165 nests included routers; this flattens them
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        contexts: Any = app.routes
+    else:
+        contexts = iter_route_contexts(app.routes)
+    found = []
+    for context in contexts:
+        path = getattr(context, "path_format", None) or context.path
+        methods = getattr(context, "methods", None)
+        if methods is None:  # a mount: every method
+            found.append(("*", path))
+        for method in sorted((methods or set()) - {"HEAD"}):
+            found.append((method, path))
+    return found
+
+
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
+
+
+async def test_the_matrix_covers_every_route_of_the_app_and_of_its_openapi_document(
+    client: httpx.AsyncClient,
+) -> None:
+    routes = app_routes(client)
+    assert len(routes) > len(PUBLIC)
+    uncovered = [
+        f"{method} {path}"
+        for method, path in routes
+        if (method, path) not in PUBLIC
+        and not any(m == method and _template(path).match(p) for m, p, _ in ENDPOINTS)
+    ]
+    assert not uncovered, f"add these routes to ENDPOINTS (and give them auth): {uncovered}"
+    spec = (await client.get("/openapi.json")).json()
+    documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    assert documented <= set(routes), documented - set(routes)
+    assert {r for r in routes if r[1].startswith("/api/")} <= documented
+
+
+async def test_every_route_but_the_public_ones_refuses_a_request_without_a_token(
+    client: httpx.AsyncClient,
+) -> None:
+    checked = 0
+    for method, path in app_routes(client):
+        if (method, path) in PUBLIC:
+            continue
+        concrete = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+        response = await client.request(method, concrete)
+        assert response.status_code == 401, (method, path, response.status_code)
+        checked += 1
+    assert checked >= len(ENDPOINTS)
