@@ -45,13 +45,14 @@ from typing import Any
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
-from bench.ingest import delete_topics, drop_database, fresh_database, postgres_admin_url, say
+from bench.ingest import drop_database, fresh_database, postgres_admin_url, say
 from bench.revocation import _free_port
 from bench.soak_burst import BurstResult, open_sessions, run_burst
 from bench.soak_load import PhaseResult, run_phase
 from bench.soak_report import markdown
 from bench.soak_stack import (
     LagProbe,
+    delete_run_topics,
     past_start,
     produce,
     producer_child,
@@ -173,11 +174,12 @@ async def soak(args: argparse.Namespace) -> tuple[LoadFigures, BurstResult]:
     topics = Topics(prefix=f"soak{uuid.uuid4().hex[:8]}.", partitions=args.partitions)
     await ensure_topics(bootstrap, topics)
     database_url = await fresh_database(admin_url, "soak")
+    args.topic_prefix, args.database = topics.prefix, database_url.rpartition("/")[2]
     try:
         return await _soak(args, bootstrap, topics, database_url)
     finally:
         await drop_database(admin_url, database_url)
-        await delete_topics(bootstrap, topics)
+        await delete_run_topics(bootstrap, topics.prefix)  # whoever created them
 
 
 async def _soak(
@@ -299,7 +301,7 @@ def cli() -> None:
         args.out.write_text(table)
     lost = load.lost + burst.lost
     if args.json:
-        args.json.write_text(json.dumps(_figures(load, burst, lost), indent=2))
+        args.json.write_text(json.dumps(_figures(args, load, burst, lost), indent=2))
     for problem in lost:
         print(f"LOST: {problem}", file=sys.stderr)
     if lost:
@@ -308,7 +310,9 @@ def cli() -> None:
     shutil.rmtree(args.logs, ignore_errors=True)
 
 
-def _figures(load: LoadFigures, burst: BurstResult, lost: list[str]) -> dict[str, Any]:
+def _figures(
+    args: argparse.Namespace, load: LoadFigures, burst: BurstResult, lost: list[str]
+) -> dict[str, Any]:
     phases = {}
     for name, phase in (("idle", load.idle), ("loaded", load.loaded)):
         phases[name] = {
@@ -318,6 +322,7 @@ def _figures(load: LoadFigures, burst: BurstResult, lost: list[str]) -> dict[str
             "per_kind": {k: {"count": r.count, "errors": r.errors} for k, r in phase.kinds.items()},
         }
     return {
+        "run": {"topic_prefix": args.topic_prefix, "database": args.database},
         "load": {
             **phases,
             "ingested": load.ingested,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from session_contracts.topics import Topics
 from session_registry.adapters.database import make_engine
@@ -83,6 +84,18 @@ async def wait_ready(stack: Stack, within: float) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise SystemExit(f"the admin API was not ready within {within:.0f} s")
+
+
+async def delete_run_topics(bootstrap: str, prefix: str) -> None:
+    """Remove every topic under the run's own prefix (whichever component created it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 class LagProbe:

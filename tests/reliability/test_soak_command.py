@@ -6,6 +6,7 @@ revocations), never on its times; the figures themselves belong to the full soak
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -13,7 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.soak import LoadFigures
 from bench.soak_burst import BurstResult
@@ -25,7 +28,7 @@ SESSIONS = 300
 
 @pytest.mark.kafka
 @pytest.mark.postgres
-def test_soak_runs_end_to_end_and_counts_everything(
+async def test_soak_runs_end_to_end_and_counts_everything(
     kafka_bootstrap: str, postgres_admin_url: str, tmp_path: Path
 ) -> None:
     env = {
@@ -34,7 +37,8 @@ def test_soak_runs_end_to_end_and_counts_everything(
         "SESSIONS_TEST_POSTGRES_URL": postgres_admin_url,
     }
     out, figures_file = tmp_path / "load.md", tmp_path / "figures.json"
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [
             sys.executable, "-m", "bench.soak", "--population", str(SESSIONS),
             "--burst", str(SESSIONS), "--burst-tenants", "2", "--baseline-seconds", "3",
@@ -68,10 +72,38 @@ def test_soak_runs_end_to_end_and_counts_everything(
     )
     assert burst["revoked_at_gateways"] == SESSIONS
 
+    # topic deletion completes on the broker shortly after the answer: poll, generously
+    for _ in range(60):
+        left = await _leftovers(kafka_bootstrap, postgres_admin_url, figures["run"])
+        if left == ([], None):
+            break
+        await asyncio.sleep(0.5)
+    assert left == ([], None), "the run removes its topics and database"
+
     table = out.read_text()
     assert f"| revoked at the gateways | {SESSIONS} of {SESSIONS} |" in table
     assert table.rstrip().endswith("Nothing lost.")
     assert table in done.stdout
+
+
+async def _leftovers(
+    bootstrap: str, admin_url: str, run: dict[str, str]
+) -> tuple[list[str], object]:
+    """The run's topics still on the broker, and its database if it still exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(run["topic_prefix"])]
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        database = await conn.fetchval(
+            "SELECT datname FROM pg_database WHERE datname = $1", run["database"]
+        )
+    finally:
+        await conn.close()
+    return topics, database
 
 
 def _phase(errors: int = 0) -> PhaseResult:
