@@ -7,11 +7,32 @@ revoked, which the middleware looks up on every request.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 MAX_SESSION_ID = 128
 _CACHED_HEADERS = 4096
 _CACHED_HEADER_BYTES = 1024  # longer headers are parsed every time: bounds the cache to ~4 MB
+
+
+_ESCAPE = re.compile(rb"\\(?:([0-3][0-7][0-7])|(.))", re.DOTALL)
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    octal, char = match.groups()
+    return bytes([int(octal, 8)]) if octal is not None else char
+
+
+def unquote(value: bytes) -> bytes:
+    """A quoted cookie value as `http.cookies` reads it (Starlette, Django, Flask do so too).
+
+    The quotes go and `\\ooo` (octal) and `\\c` escapes are undone: `sid="\\162ev..."` is the
+    session "rev...". The gateway must see the id the application behind it will see.
+    """
+    if len(value) < 2 or value[0] != 0x22 or value[-1] != 0x22:
+        return value
+    inner = value[1:-1]
+    return _ESCAPE.sub(_unescape, inner) if b"\\" in inner else inner
 
 
 def printable_id(raw: bytes) -> str | None:
@@ -43,7 +64,7 @@ class CookieParser:
         self._cache: dict[bytes, SessionCookie] = {}
 
     def parse(self, header: bytes) -> SessionCookie:
-        """Every value of the cookie in `header` (quotes removed) that has an id's length."""
+        """Every value of the cookie in `header` (unquoted) that has an id's length."""
         found = self._cache.get(header)
         if found is not None:
             return found
@@ -53,9 +74,7 @@ class CookieParser:
         for part in header.split(b";"):
             key, eq, value = part.partition(b"=")
             if eq and key.strip() == self.name:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == 0x22:  # a quoted value
-                    value = value[1:-1]
+                value = unquote(value.strip())
                 if 0 < len(value) <= MAX_SESSION_ID:
                     candidates.append(value)
         parsed = SessionCookie(

@@ -13,6 +13,7 @@ from auth_gateway.cookies import CookieParser, printable_id
         (b"sid=abc", (b"abc",), "abc"),
         (b"theme=dark; sid=abc; lang=en", (b"abc",), "abc"),
         (b'sid="abc"', (b"abc",), "abc"),
+        (b'sid="\\162\\145v\\-1"', (b"rev-1",), "rev-1"),  # as http.cookies unquotes it
         (b"sid = abc ;x=1", (b"abc",), "abc"),
         (b"sid=a; sid=b", (b"a", b"b"), "a"),
         (b"xsid=a; sidx=b", (), None),
