@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_contracts.kafka_admin import ensure_topics
@@ -21,7 +20,7 @@ from session_registry.adapters.database import make_engine, upgrade_schema
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_size
 from session_registry.adapters.positions import load_positions
-from session_registry.entrypoints.consumer import ConsumerLoop
+from session_registry.entrypoints.consumer import RETRYABLE, ConsumerLoop
 from session_registry.service_layer.expiry import Sweeper, SweepOutcome
 from session_registry.service_layer.ingest import Ingestor, IngestOutcome
 from session_registry.service_layer.projection import Projector
@@ -176,7 +175,7 @@ class Registry:
             return
         try:
             await self.relay.relay()
-        except KafkaError as exc:  # the rows stay in the outbox; the next relay sends them
+        except RETRYABLE as exc:  # the rows stay in the outbox; the next relay sends them
             log.warning("outbox relay failed: %s", exc)
 
     async def _sweep_forever(self) -> None:

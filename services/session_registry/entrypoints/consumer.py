@@ -27,6 +27,10 @@ from session_registry.service_layer.ingest import (
 )
 
 log = logging.getLogger(__name__)
+RETRYABLE = (OSError, KafkaError, DBAPIError)
+"""A batch failing with these (database or broker away) is retried; anything else is a bug."""
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 10.0
 
 
 class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -127,15 +131,30 @@ class ConsumerLoop:
         """Wait for a batch; on failure re-seek to the stored positions and say so."""
         try:
             outcome = await task
-        except (OSError, KafkaError, DBAPIError) as exc:
+        except RETRYABLE as exc:
             log.warning("batch failed, retrying from the stored positions: %s", exc)
-            await asyncio.sleep(1.0)
-            await self.seek_to_stored(list(self.consumer.assignment()))
+            await self._reseek_when_readable()
             return False
         await self._commit(outcome)
         if self._after_batch is not None:
             await self._after_batch(outcome)
         return True
+
+    async def _reseek_when_readable(self) -> None:
+        """Seek back to the stored positions, waiting (with backoff) while the database is away.
+
+        Nothing is fetched or committed meanwhile: the group's offsets stay where the last
+        committed batch left them, and the retried batch is fenced by the stored positions.
+        """
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.seek_to_stored(list(self.consumer.assignment()))
+                return
+            except (OSError, DBAPIError) as exc:
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                log.warning("stored positions unreadable, retrying in %.1f s: %s", delay, exc)
 
     async def _commit(self, outcome: IngestOutcome) -> None:
         # best effort: the stored position is the truth, this only keeps lag tools honest
