@@ -14,11 +14,9 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from admin_api.adapters.bus import settings_topic
-from admin_api.domain.policies import SessionSettingsChanged
 from auth_gateway.follower import CompactedTopicFollower
 from demo_service.settings import DemoSettings
-from session_contracts.models import SessionPolicy, SessionType
+from session_contracts.models import SessionPolicy, SessionSettingsChanged, SessionType
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,7 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
     def __init__(self, settings: DemoSettings, fallback: PolicySource) -> None:
         super().__init__(
             settings.kafka_bootstrap_servers,
-            settings_topic(settings.topics),
+            settings.topics.settings,
             missing_topic_log_level=logging.DEBUG,  # normal when no admin API ever ran
         )
         self._tenant = settings.gateway_tenant_id

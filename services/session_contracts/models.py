@@ -275,3 +275,29 @@ class SessionRevoked(Frozen):
         description="The latest moment the session could still have been valid; "
         "after it the record may be tombstoned."
     )
+
+
+SettableType = Literal["browser", "mobile"]
+SETTABLE_TYPES: tuple[SettableType, ...] = ("browser", "mobile")
+_HOUR, _DAY = 3600, 86400
+DEFAULT_POLICIES: dict[SettableType, SessionPolicy] = {
+    "browser": SessionPolicy(max_session_seconds=30 * _DAY, idle_timeout_seconds=8 * _HOUR),
+    "mobile": SessionPolicy(max_session_seconds=180 * _DAY, idle_timeout_seconds=30 * _DAY),
+}
+"""The session settings of every tenant that never changed its own."""
+
+
+class SessionSettingsChanged(Frozen):
+    """Record on the compacted `sessions.settings` topic, keyed by tenant: its full settings.
+
+    Login services keep the latest record per tenant and snapshot `settings[type]` into each
+    new session's `policy`; a tenant without a record uses `DEFAULT_POLICIES`.
+    """
+
+    type: Literal["session_settings.changed"] = "session_settings.changed"
+    schema_version: Literal[1] = 1
+    event_id: UUID
+    occurred_at: Timestamp
+    tenant_id: TenantId
+    changed_by: UserId = Field(description="The admin user id.")
+    settings: dict[SettableType, SessionPolicy]

@@ -20,6 +20,7 @@ from session_contracts.models import (
     SessionCreated,
     SessionExpired,
     SessionRevoked,
+    SessionSettingsChanged,
     SessionTerminated,
     TerminateSessions,
 )
@@ -32,6 +33,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "session.expired": SessionExpired,
     "sessions.terminate": TerminateSessions,
     "session.revoked": SessionRevoked,
+    "session_settings.changed": SessionSettingsChanged,
 }
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -82,8 +84,17 @@ def contract_broker(topics: Topics) -> KafkaBroker:
         topics.dead_letters,
         title=f"{topics.dead_letters}:original record",
         description="Records the registry could not apply, with the original key, value and "
-        "headers, plus headers `dlq.reason`, `dlq.topic`, `dlq.partition`, `dlq.offset`.",
+        "headers, plus headers `dlq.reason`, `dlq.source.topic`, `dlq.source.partition`, "
+        "`dlq.source.offset`, `dlq.consumer`.",
         schema=bytes,
+    )
+    broker.publisher(
+        topics.settings,
+        title=f"{topics.settings}:session_settings.changed",
+        description="Compacted. Key: tenant_id. Written by the admin API when an admin changes "
+        "the tenant's session settings; read by login services, which snapshot "
+        "settings[session_type] into each new session's policy (DEFAULT_POLICIES without one).",
+        schema=SessionSettingsChanged,
     )
     return broker
 

@@ -10,7 +10,7 @@ DAY_MS = 86_400_000
 
 
 class Topics(BaseModel):
-    """The four topics of the contract; `prefix` separates environments sharing a cluster."""
+    """The topics of the contract; `prefix` separates environments sharing a cluster."""
 
     prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=6, ge=1, le=1000)
@@ -31,6 +31,11 @@ class Topics(BaseModel):
     def dead_letters(self) -> str:
         return f"{self.prefix}sessions.events.dlq"
 
+    @property
+    def settings(self) -> str:
+        """Compacted, keyed by tenant id: the latest `session_settings.changed` of each tenant."""
+        return f"{self.prefix}sessions.settings"
+
     def specs(self) -> list[TopicSpec]:
         """How each topic is created: retention per the contract, revocations compacted."""
         return [
@@ -47,6 +52,11 @@ class Topics(BaseModel):
                 },
             ),
             TopicSpec(self.dead_letters, 1, {"retention.ms": "-1"}),
+            TopicSpec(
+                self.settings,
+                self.partitions,
+                {"cleanup.policy": "compact", "delete.retention.ms": str(DAY_MS)},
+            ),
         ]
 
 

@@ -8,19 +8,14 @@ import logging
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from admin_api.domain.policies import SessionSettingsChanged
 from session_contracts.codec import encode
-from session_contracts.models import TerminateSessions
+from session_contracts.kafka_admin import ensure_topics
+from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_contracts.publisher import idempotent_producer
-from session_contracts.topics import DAY_MS, Topics
+from session_contracts.topics import Topics
 
 log = logging.getLogger(__name__)
-
-SETTINGS_TOPIC = "sessions.settings"
-"""Compacted, keyed by tenant id: the latest `session_settings.changed` of every tenant."""
 
 
 class BusUnavailable(Exception):
@@ -36,11 +31,6 @@ class CommandBus(Protocol):
     async def terminate(self, command: TerminateSessions) -> None: ...
 
     async def settings_changed(self, record: SessionSettingsChanged) -> None: ...
-
-
-def settings_topic(topics: Topics) -> str:
-    """The settings topic's name under the environment's prefix."""
-    return f"{topics.prefix}{SETTINGS_TOPIC}"
 
 
 class KafkaBus:
@@ -66,7 +56,7 @@ class KafkaBus:
         while True:
             producer = idempotent_producer(self._bootstrap)
             try:
-                await _ensure_settings_topic(self._bootstrap, self._topics)
+                await ensure_topics(self._bootstrap, self._topics)  # the settings topic above all
                 await producer.start()
             except Exception as exc:  # any start-up failure: retry, readyz says not ready
                 log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
@@ -100,23 +90,4 @@ class KafkaBus:
 
     async def settings_changed(self, record: SessionSettingsChanged) -> None:
         """Publish a tenant's full settings on the compacted settings topic."""
-        topic = settings_topic(self._topics)
-        await self._send(topic, record.tenant_id.encode(), encode(record))
-
-
-async def _ensure_settings_topic(bootstrap: str, topics: Topics) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        name = settings_topic(topics)
-        if name in set(await admin.list_topics()):
-            return
-        config = {"cleanup.policy": "compact", "delete.retention.ms": str(DAY_MS)}
-        response = await admin.create_topics(
-            [NewTopic(name, topics.partitions, 1, topic_configs=config)]
-        )
-        for _, code, *_ in response.topic_errors:
-            if code and for_code(code) is not TopicAlreadyExistsError:
-                raise for_code(code)(f"creating topic {name}")
-    finally:
-        await admin.close()
+        await self._send(self._topics.settings, record.tenant_id.encode(), encode(record))

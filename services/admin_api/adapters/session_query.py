@@ -15,9 +15,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
 from admin_api.adapters.tables import session_settings
-from admin_api.domain.policies import DEFAULT_POLICIES
 from session_contracts.addresses import network_bounds
-from session_contracts.models import LISTED_SESSION_TYPES, SessionFilter
+from session_contracts.models import DEFAULT_POLICIES, LISTED_SESSION_TYPES, SessionFilter
 from session_registry.adapters.tables import sessions
 
 LISTED = sorted(t.value for t in LISTED_SESSION_TYPES)

@@ -10,8 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters.tables import session_settings
-from admin_api.domain.policies import SETTABLE_TYPES, SettableType
-from session_contracts.models import SessionPolicy
+from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType
 
 _t = session_settings.c
 

@@ -8,12 +8,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from admin_api.domain.policies import SettableType
 from session_contracts.models import (
     SessionFilter,
     SessionId,
     SessionPolicy,
     SessionType,
+    SettableType,
     TerminationReason,
 )
 

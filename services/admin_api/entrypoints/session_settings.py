@@ -9,16 +9,15 @@ from fastapi import APIRouter, Path
 
 from admin_api.adapters import settings_store
 from admin_api.adapters.session_listing import utc
-from admin_api.domain.policies import (
-    DEFAULT_POLICIES,
-    SETTABLE_TYPES,
-    PolicyChange,
-    SessionSettingsChanged,
-    SettableType,
-    effective,
-)
+from admin_api.domain.policies import PolicyChange, effective
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
+from session_contracts.models import (
+    DEFAULT_POLICIES,
+    SETTABLE_TYPES,
+    SessionSettingsChanged,
+    SettableType,
+)
 from session_registry.adapters.database import IMMEDIATE
 
 router = APIRouter(prefix="/api/v1/settings/sessions", tags=["session settings"])

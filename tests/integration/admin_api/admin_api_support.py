@@ -9,10 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from admin_api.domain.policies import SessionSettingsChanged
 from admin_api.settings import AdminApiSettings
 from session_contracts.addresses import pack_ip
-from session_contracts.models import TerminateSessions
+from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_registry.adapters.tables import sessions
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

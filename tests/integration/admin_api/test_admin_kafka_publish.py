@@ -13,7 +13,6 @@ from admin_api_support import TENANT, make_settings
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from admin_api.adapters.bus import settings_topic
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
 from session_contracts.codec import decode_command
@@ -98,7 +97,7 @@ async def test_settings_change_is_published_on_the_compacted_settings_topic(
     change = {"max_session_seconds": 7 * 86400, "idle_timeout_seconds": 3600}
     response = await client.put("/api/v1/settings/sessions/mobile", json=change, headers=headers)
     assert response.status_code == 200, response.text
-    (record,) = await consume(kafka_bootstrap, settings_topic(topics), 1)
+    (record,) = await consume(kafka_bootstrap, topics.settings, 1)
     assert record.key == TENANT.encode()
     body = json.loads(record.value)
     assert body["type"] == "session_settings.changed" and body["changed_by"] == "admin-7"

@@ -15,8 +15,6 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI
 
-from admin_api.adapters.bus import settings_topic
-from admin_api.domain.policies import SessionSettingsChanged
 from demo_service.app import create_app
 from demo_service.policy import SettingsTopicPolicySource
 from demo_service.settings import DemoSettings
@@ -25,6 +23,7 @@ from session_contracts.models import (
     SessionActivity,
     SessionCreated,
     SessionPolicy,
+    SessionSettingsChanged,
     SessionTerminated,
     SessionType,
     TerminationReason,
@@ -290,7 +289,7 @@ async def test_bad_sign_in_input_is_422_naming_the_field(
 async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
     kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
 ) -> None:
-    topic = settings_topic(topics)
+    topic = topics.settings
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:

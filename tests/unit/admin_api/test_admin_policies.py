@@ -8,13 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from admin_api.domain.policies import (
-    DEFAULT_POLICIES,
-    PolicyChange,
-    SessionSettingsChanged,
-    effective,
-)
-from session_contracts.models import SessionPolicy
+from admin_api.domain.policies import PolicyChange, effective
+from session_contracts.models import DEFAULT_POLICIES, SessionPolicy, SessionSettingsChanged
 
 
 def test_defaults_are_the_products() -> None:

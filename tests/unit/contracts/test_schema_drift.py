@@ -31,5 +31,6 @@ def test_every_message_has_a_schema_and_a_channel() -> None:
         "sessions.commands",
         "sessions.revocations",
         "sessions.events.dlq",
+        "sessions.settings",
     }
     assert set(schemagen.json_schemas()) == {f"{m}.schema.json" for m in schemagen.MESSAGES}
