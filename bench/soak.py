@@ -13,8 +13,9 @@ prefix, and a fresh PostgreSQL database made with the admin URL in SESSIONS_TEST
 admin_api.app:app_from_env`, 127.0.0.1) run as their own processes, configured from the env.
 
 1. Load: the same request mix (list first page, search, filter + CIDR sorted by name, and
-   terminations by id) from `--concurrency` httpx clients, first with no ingestion (the
-   baseline), then while a producer streams the workload at `--rate` events/s. Reports
+   terminations by id) from `--concurrency` httpx clients with no ingestion (the baseline,
+   half before and half after), and while a producer streams the workload at `--rate`
+   events/s. Reports
    requests/s, p50/p99 per kind and the loaded/idle p99 ratio, errors, the registry's lag
    over time, its maximum, and the time to drain it after the load stops.
 2. Burst: `--burst` sessions over `--burst-tenants` tenants, all terminated by one filter
@@ -48,7 +49,7 @@ from auth_gateway import GatewaySettings, SessionGateway
 from bench.ingest import drop_database, fresh_database, postgres_admin_url, say
 from bench.revocation import _free_port
 from bench.soak_burst import BurstResult, open_sessions, run_burst
-from bench.soak_load import PhaseResult, run_phase
+from bench.soak_load import PhaseResult, merged, run_phase
 from bench.soak_report import markdown
 from bench.soak_stack import (
     LagProbe,
@@ -79,6 +80,8 @@ class LoadFigures:
     lag: list[tuple[float, int, int]] = field(default_factory=list)
     recovery_seconds: float | None = None
     not_applied: int = -1
+    idle_rates: tuple[float, float] = (0.0, 0.0)
+    """requests/s of the idle phase before the load, and after it."""
 
     @property
     def max_lag(self) -> tuple[float, int]:
@@ -166,6 +169,38 @@ async def loaded_phase(
     return loaded, ingested, samples, recovery
 
 
+async def load_part(
+    args: argparse.Namespace, api: str, token: str, pools: tuple[list[str], ...],
+    probe: LagProbe, producer: subprocess.Popen[str],
+) -> LoadFigures:  # fmt: skip
+    """Idle, loaded, idle again: the baseline brackets the load, so a change in the machine's
+    background load during the run shows as a difference between its two halves."""
+
+    async def idle(pool: list[str], seed: int) -> PhaseResult:
+        phase = await run_phase(
+            api, token, pool, seconds=args.baseline_seconds / 2,
+            max_requests=args.max_requests, concurrency=args.concurrency, seed=seed,
+        )  # fmt: skip
+        say(f"idle: {phase.requests} requests, {phase.rate:.0f}/s, {phase.errors} errors")
+        await probe.wait_caught_up(args.recover_seconds)
+        return phase
+
+    await run_phase(
+        api, token, [], seconds=min(3.0, args.baseline_seconds),
+        max_requests=args.max_requests, concurrency=args.concurrency, seed=0,
+    )  # fmt: skip
+    before = await idle(pools[0], 1)
+    loaded, ingested, lag, recovery = await loaded_phase(
+        args, api, token, pools[1], probe, producer
+    )
+    say(f"load: {loaded.requests} requests, {loaded.rate:.0f}/s, {loaded.errors} errors")
+    say(f"ingested {ingested} events; lag drained {recovery} s after the load stopped")
+    after = await idle(pools[2], 3)
+    figures = LoadFigures(merged(before, after), loaded, ingested, lag, recovery)
+    figures.idle_rates = before.rate, after.rate
+    return figures
+
+
 async def soak(args: argparse.Namespace) -> tuple[LoadFigures, BurstResult]:
     """The whole run, from fresh topics and database to removing them."""
     bootstrap = args.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -202,7 +237,7 @@ async def _soak(
     listed, doomed = seed_streams(args.population, args.burst, args.burst_tenants)
     alive = sorted(created_ids(listed).get(ADMIN_TENANT, set()))
     # each phase terminates sessions of its own: a session is ended once
-    pools = alive[: len(alive) // 2], alive[len(alive) // 2 :]
+    pools = alive[0::3], alive[1::3], alive[2::3]
     expected = created_ids(doomed)
     tokens = {t: issue_dev_token(settings, "soak-admin", t) for t in sorted(expected)}
     token = issue_dev_token(settings, "soak-admin", ADMIN_TENANT, ttl=86400)
@@ -233,24 +268,12 @@ async def _soak(
             assert producer.stdout is not None
             if (await asyncio.to_thread(producer.stdout.readline)).strip() != "ready":
                 raise SystemExit("the ingestion producer did not start")
-            await run_phase(
-                stack.api, token, [], seconds=min(3.0, args.baseline_seconds),
-                max_requests=args.max_requests, concurrency=args.concurrency, seed=0,
-            )  # fmt: skip
-            idle = await run_phase(
-                stack.api, token, pools[0], seconds=args.baseline_seconds,
-                max_requests=args.max_requests, concurrency=args.concurrency, seed=1,
-            )  # fmt: skip
-            say(f"baseline: {idle.requests} requests, {idle.rate:.0f}/s, {idle.errors} errors")
-            await probe.wait_caught_up(args.recover_seconds)
-            loaded, ingested, lag, recovery = await loaded_phase(
-                args, stack.api, token, pools[1], probe, producer
+            figures = await load_part(args, stack.api, token, pools, probe, producer)
+            figures.not_applied = await open_sessions(
+                database_url,
+                {ADMIN_TENANT},
+                figures.idle.terminated_ids + figures.loaded.terminated_ids,
             )
-            say(f"load: {loaded.requests} requests, {loaded.rate:.0f}/s, {loaded.errors} errors")
-            say(f"ingested {ingested} events; lag drained {recovery} s after the load stopped")
-            terminated = idle.terminated_ids + loaded.terminated_ids
-            figures = LoadFigures(idle, loaded, ingested, lag, recovery)
-            figures.not_applied = await open_sessions(database_url, {ADMIN_TENANT}, terminated)
             async with asyncio.timeout(120):
                 for gateway in gateways.values():
                     await gateway.wait_ready()

@@ -61,6 +61,21 @@ class PhaseResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+def merged(a: PhaseResult, b: PhaseResult) -> PhaseResult:
+    """Two phases of the same kind as one (latencies pooled, durations added)."""
+    kinds = {
+        kind: KindResult(a.kinds[kind].latencies + b.kinds[kind].latencies,
+                         a.kinds[kind].errors + b.kinds[kind].errors)
+        for kind in KINDS
+    }  # fmt: skip
+    return PhaseResult(
+        kinds,
+        a.seconds + b.seconds,
+        a.terminated_ids + b.terminated_ids,
+        (a.error_samples + b.error_samples)[:5],
+    )
+
+
 def _list_params(kind: str, rng: random.Random) -> dict[str, Any]:
     if kind == LIST_KINDS[1]:
         return {"q": f"User {rng.randrange(5000)}"}

@@ -70,15 +70,17 @@ def markdown(args: argparse.Namespace, load: LoadFigures, burst: BurstResult) ->
         f"Run {when} on {os.cpu_count()} cores (broker {args.bootstrap}, PostgreSQL "
         f"{args.postgres}): admin API `uvicorn --workers {args.workers}`, "
         f"{args.concurrency} requests in flight, {args.population:,} listed sessions "
-        f"(5 tenants), baseline {args.baseline_seconds:.0f} s, load {args.load_seconds:.0f} s "
-        f"with ingestion offered at {args.rate:,.0f} events/s.",
+        f"(5 tenants); idle baseline {args.baseline_seconds / 2:.0f} s before and "
+        f"{args.baseline_seconds / 2:.0f} s after {args.load_seconds:.0f} s of load with "
+        f"ingestion offered at {args.rate:,.0f} events/s.",
         "",
         *load_table(load),
         "",
         "| figure | value |",
         "|---|---|",
         f"| requests/s, idle -> loaded | {idle.rate:,.0f} -> {loaded.rate:,.0f} "
-        f"({loaded.rate / idle.rate if idle.rate else 0:.2f}x) |",
+        f"({loaded.rate / idle.rate if idle.rate else 0:.2f}x); idle before the load "
+        f"{load.idle_rates[0]:,.0f}, after it {load.idle_rates[1]:,.0f} |",
         f"| error rate | {errors} of {total:,} ({100 * errors / max(total, 1):.3f} %) |",
         f"| ingested during load | {load.ingested:,} events in {loaded.seconds:.0f} s "
         f"({rate:,.0f} events/s) |",

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.soak import LoadFigures
 from bench.soak_burst import BurstResult
-from bench.soak_load import KINDS, KindResult, PhaseResult
+from bench.soak_load import KINDS, KindResult, PhaseResult, merged
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 300
@@ -131,3 +131,7 @@ def test_anything_lost_is_named() -> None:
     assert len(LoadFigures(_phase(), _phase(), 100, [], None, 0).lost) == 1
     assert len(LoadFigures(_phase(), _phase(), 100, [], 0.5, 2).lost) == 1
     assert not math.isnan(_phase().kinds[KINDS[0]].p(99))
+
+    both = merged(_phase(), _phase(errors=2))
+    assert (both.requests, both.errors, both.seconds) == (2 * 2 * len(KINDS) + 2, 2, 2.0)
+    assert both.terminated_ids == ["s-1", "s-1"]
