@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "ad
 from admin_api_support import NOW, TENANT, RecordingBus, insert, make_settings, session_row
 from hostile_support import HOSTILE_STRINGS
 
-import admin_api.adapters.tables  # noqa: F401 - registers session_settings on the metadata
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from session_registry.adapters.database import make_engine, upgrade_schema

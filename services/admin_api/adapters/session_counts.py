@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admin_api.adapters.session_query import LISTED, LISTED_TYPES, OPEN, filter_clause
 from session_contracts.models import SessionFilter
+from session_registry.adapters.session_query import LISTED, LISTED_TYPES, OPEN, filter_clause
 from session_registry.adapters.tables import sessions
 
 # Derived from `sessions` by the trigger, so on a metadata of its own: never created by

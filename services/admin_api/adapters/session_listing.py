@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from admin_api.adapters.session_query import (
+from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
+from session_registry.adapters.session_query import (
     LISTED,
     binary_text,
     filter_clause,
     policy_outdated,
 )
-from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
 from session_registry.adapters.tables import session_history, sessions
 
 _s = sessions.c

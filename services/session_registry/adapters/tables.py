@@ -130,6 +130,21 @@ revocations = Table(
     Index("ix_revocations_valid_until", "valid_until"),
 )
 
+
+# The current session settings of a tenant for one session type; no row means the defaults
+# (`session_contracts.models.DEFAULT_POLICIES`). The admin API writes it; filters read it for
+# `policy_outdated`. Revision 0101 creates it.
+session_settings = Table(
+    "session_settings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("session_type", String(16), primary_key=True),
+    Column("max_session_seconds", BigInteger, nullable=False),
+    Column("idle_timeout_seconds", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
 __all__ = [
     "applied_commands",
     "consumer_positions",
@@ -137,6 +152,7 @@ __all__ = [
     "outbox",
     "revocations",
     "session_history",
+    "session_settings",
     "sessions",
     "termination_requests",
 ]

@@ -10,7 +10,6 @@ import pytest
 from admin_api_support import NOW, TENANT, RecordingBus, make_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import admin_api.adapters.tables  # noqa: F401 - registers session_settings on the metadata
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings

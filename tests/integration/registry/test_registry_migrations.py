@@ -13,7 +13,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-import admin_api.adapters.tables  # noqa: F401  (its tables join the shared metadata)
 from session_registry.adapters.database import alembic_config, make_engine, upgrade_schema
 from session_registry.adapters.tables import metadata
 
