@@ -34,7 +34,10 @@ def create_app(
     clock: Clock = system_clock,
     admin_page: web.AdminPageConfig | None = None,
 ) -> FastAPI:
-    """The admin API for `settings`; `bus` replaces Kafka in unit tests, `clock` the time."""
+    """The admin API for `settings`; `bus` replaces Kafka in unit tests, `clock` the time.
+
+    `admin_page` configures the web page; without it the `SESSIONS_ADMIN_PAGE_*` settings do.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,8 +78,12 @@ def create_app(
     for module in (sessions, terminations, audit, session_settings, health):
         app.include_router(module.router)
     app.include_router(web.router)  # the admin web page at /admin (admin_api/web)
-    if admin_page is not None:
-        setattr(app.state, web.config.APP_STATE_KEY, admin_page)
+    page = admin_page or web.AdminPageConfig(
+        token_url=settings.admin_page_token_url,
+        sign_in_url=settings.admin_page_sign_in_url,
+        live_interval_seconds=settings.admin_page_live_interval_seconds,
+    )
+    setattr(app.state, web.config.APP_STATE_KEY, page)
     return app
 
 

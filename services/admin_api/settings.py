@@ -43,6 +43,16 @@ class AdminApiSettings(KafkaSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    admin_page_token_url: str | None = Field(
+        default=None,
+        description="The admin page fetches the signed-in admin's token here (docs/admin-page.md).",
+    )
+    admin_page_sign_in_url: str | None = Field(
+        default=None, description="Where the admin page's 'Sign in again' leads."
+    )
+    admin_page_live_interval_seconds: float = Field(
+        default=5.0, ge=1.0, le=300.0, description="The page's live mode polls this often."
+    )
 
     @model_validator(mode="after")
     def _secrets_fit_environment(self) -> AdminApiSettings:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from admin_api.app import app_from_env
 from admin_api.web import AdminPageConfig, router
 from admin_api.web.pages import STATIC_DIR
 
@@ -101,3 +103,21 @@ async def test_a_deployment_names_its_token_endpoint_and_sign_in() -> None:
     assert served["sign_in_url"] == "https://sso.example.com/oauth2/start"
     assert served["live_interval_seconds"] == 10
     assert "connect-src 'self' https://sso.example.com;" in policy
+
+
+async def test_the_environment_configures_the_page_of_app_from_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SESSIONS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("SESSIONS_ADMIN_PAGE_TOKEN_URL", "/oauth2/token")
+    monkeypatch.setenv("SESSIONS_ADMIN_PAGE_SIGN_IN_URL", "/oauth2/sign_in")
+    monkeypatch.setenv("SESSIONS_ADMIN_PAGE_LIVE_INTERVAL_SECONDS", "15")
+    transport = httpx.ASGITransport(app=app_from_env())
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        served = (await c.get("/admin/config.json")).json()
+    assert served == {
+        "token_url": "/oauth2/token",
+        "sign_in_url": "/oauth2/sign_in",
+        "live_interval_seconds": 15.0,
+        "page_size": 50,
+    }
