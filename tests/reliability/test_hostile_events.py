@@ -94,7 +94,7 @@ def _far_times(rng: random.Random) -> list[Hostile]:
         )
     nul = json.loads(encode(created("nul-in-name")))
     nul["user_name"] = "a\u0000b"
-    records.append(Hostile("NUL in user_name", b"nul-in-name", json.dumps(nul).encode(), None))
+    records.append(Hostile("NUL in user_name", b"nul-in-name", json.dumps(nul).encode(), False))
     other = json.loads(encode(created("fz-0-x", tenant="evil", user="intruder")))
     records.append(Hostile("another tenant, same session id", b"fz-0-x", encode_json(other), True))
     return records
@@ -138,6 +138,7 @@ async def _check_dead_letters(
         assert letter.value == record.value and letter.key == record.key, (SEED, record.name)
         seen.add(where)
     assert seen == set(refused), SEED
+    print(f"{decode.__name__}: sent {len(sent)}, applied {len(valid)}, dead-lettered {len(seen)}")
     return valid
 
 
