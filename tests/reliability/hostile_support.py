@@ -14,7 +14,6 @@ import json
 import os
 import random
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,11 +162,6 @@ async def running(
             await registry.stop()
     finally:
         await producer.stop()
-
-
-def new_id() -> str:
-    """A fresh UUID string."""
-    return str(uuid.uuid4())
 
 
 async def consumed_all(registry: Registry, seconds: float = 60) -> None:
