@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -18,7 +18,7 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             detail=f"request body exceeds the {limit} byte limit",
         )
 
@@ -38,11 +38,11 @@ class RequestLimits:
         query = scope.get("query_string", b"")
         if len(query) > self.max_query_bytes:
             detail = f"query string of {len(query)} bytes exceeds the {self.max_query_bytes} limit"
-            await _answer(send, status.HTTP_414_URI_TOO_LONG, detail)
+            await _answer(send, 414, detail)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await _answer(send, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, _body_detail(self))
+            await _answer(send, 413, _body_detail(self))
             return
         received = 0
         started = False
@@ -66,7 +66,7 @@ class RequestLimits:
         except BodyTooLarge:  # read outside a FastAPI handler: answer here if still possible
             if started:
                 raise
-            await _answer(send, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, _body_detail(self))
+            await _answer(send, 413, _body_detail(self))
 
 
 def _body_detail(limits: RequestLimits) -> str:
