@@ -3,7 +3,7 @@ terminations by filter, with nothing lost. Its Markdown table is the "Load" part
 docs/reliability.md.
 
     python -m bench.soak [--population 20000] [--burst 100000] [--workers 2]
-                         [--baseline-seconds 30] [--load-seconds 60] [--rate 5000]
+                         [--baseline-seconds 30] [--load-seconds 60] [--rate 10000]
                          [--concurrency 16] [--out FILE] [--json FILE]
 
 On the real broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092) under a fresh topic
