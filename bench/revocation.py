@@ -127,6 +127,22 @@ def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]
                 child.kill()
 
 
+def service_env(
+    bootstrap: str, topics: Topics, database_url: str, jwt_secret: str, group: str
+) -> dict[str, str]:
+    """The environment the registry and the admin API processes of a bench run read."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
+        "SESSIONS_DATABASE_URL": database_url,
+        "SESSIONS_ENVIRONMENT": "development",
+        "SESSIONS_JWT_SECRET": jwt_secret,
+        "SESSIONS_CONSUMER_GROUP": group,
+    }
+
+
 def created(session_id: str) -> SessionCreated:
     return SessionCreated(
         event_id=uuid.uuid4(),
@@ -167,16 +183,8 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
     await upgrade_schema(database_url)
     secret = secrets.token_urlsafe(48)
     admin_port = _free_port()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SESSIONS_TOPIC_PREFIX": topics.prefix,
-        "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
-        "SESSIONS_DATABASE_URL": database_url,
-        "SESSIONS_ENVIRONMENT": "development",
-        "SESSIONS_JWT_SECRET": secret,
-        "SESSIONS_CONSUMER_GROUP": f"bench-registry-{uuid.uuid4().hex[:8]}",
-    }
+    group = f"bench-registry-{uuid.uuid4().hex[:8]}"
+    env = service_env(bootstrap, topics, database_url, secret, group)
     token = issue_dev_token(
         AdminApiSettings(_env_file=None, jwt_secret=secret),
         sub="bench-admin",

@@ -47,7 +47,7 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
 from bench.ingest import drop_database, fresh_database, postgres_admin_url, say
-from bench.revocation import _free_port
+from bench.revocation import _free_port, service_env
 from bench.soak_burst import BurstResult, open_sessions, run_burst
 from bench.soak_load import PhaseResult, merged, run_phase
 from bench.soak_report import markdown
@@ -223,16 +223,7 @@ async def _soak(
     await upgrade_schema(database_url)
     secret = secrets.token_urlsafe(48)
     group = f"soak-registry-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SESSIONS_TOPIC_PREFIX": topics.prefix,
-        "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
-        "SESSIONS_DATABASE_URL": database_url,
-        "SESSIONS_ENVIRONMENT": "development",
-        "SESSIONS_JWT_SECRET": secret,
-        "SESSIONS_CONSUMER_GROUP": group,
-    }
+    env = service_env(bootstrap, topics, database_url, secret, group)
     settings = AdminApiSettings(_env_file=None, jwt_secret=secret)
     listed, doomed = seed_streams(args.population, args.burst, args.burst_tenants)
     alive = sorted(created_ids(listed).get(ADMIN_TENANT, set()))
