@@ -3,8 +3,8 @@
 Targets are the sessions active at `requested_at`:
 - by explicit ids, any session type of the tenant may be ended;
 - by filter, exactly what the list API shows for that filter (listed types, active), resolved
-  by the admin API's own `filter_clause`, so what the admin saw is what gets ended, and created
-  no later than `requested_at`.
+  by the `filter_clause` the list API uses too, so what the admin saw is what gets ended, and
+  created no later than `requested_at`.
 Each target gets a `session.terminated` event (id uuid5(command_id, session_id)), folded into
 its row here and published through the outbox, and a revocation record.
 """
