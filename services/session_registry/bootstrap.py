@@ -28,6 +28,7 @@ from session_registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+RELAY_DRAIN_SECONDS = 10.0
 
 
 def tune_gc() -> None:
@@ -112,12 +113,17 @@ class Registry:
         log.info("registry started: group %s, topics %s", self.settings.consumer_group, self.topics)
 
     async def stop(self) -> None:
-        """Stop consuming and sweeping, then close Kafka clients and the database pool."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop consuming and sweeping, then close Kafka clients and the database pool.
+
+        A relay in flight finishes first (up to `RELAY_DRAIN_SECONDS`), so a graceful stop
+        never publishes the same outbox records twice.
+        """
+        async with self.relay.paused(RELAY_DRAIN_SECONDS):
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._tasks.clear()
         if self._started:
             await self.loop.consumer.stop()

@@ -7,8 +7,9 @@ publishes is idempotent (derived event ids; compacted revocation keys), so re-se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -56,6 +57,25 @@ class OutboxRelay:
         self._producer = producer
         self._chunk = chunk
         self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def paused(self, wait: float) -> AsyncIterator[None]:
+        """Let a relay in flight finish (up to `wait` seconds), then start no new one inside.
+
+        A relay cut short after sending and before its commit leaves the rows to be sent
+        again; stopping inside `paused` keeps a graceful stop (a deploy, a scale-down) from
+        doing that.
+        """
+        try:
+            await asyncio.wait_for(self._lock.acquire(), wait)
+        except TimeoutError:  # the broker is slow or away: stop anyway, the rows stay queued
+            log.warning("outbox relay still busy after %.0f s; stopping anyway", wait)
+            yield
+            return
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     async def relay(self) -> int:
         """Publish everything queued (until the outbox is empty); return how many were sent."""
