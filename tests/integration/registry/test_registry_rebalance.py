@@ -7,13 +7,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
-from registry_helpers import NOW, StartRegistry, read_topic, table_rows
+from registry_helpers import NOW, StartRegistry, activity, created, read_topic, table_rows
 
 from session_contracts.codec import decode_event
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import state_from_row
 from session_registry.adapters.tables import applied_commands, session_history, sessions
+from session_registry.bootstrap import Registry
 from session_registry.domain.fold import fold
 from session_registry.workload import Workload, records
 
@@ -26,6 +27,15 @@ def expected_rows(events: list[SessionEvent]) -> dict[tuple[str, str], object]:
     for event in events:
         grouped.setdefault((event.tenant_id, event.session_id), []).append(event)
     return {key: fold(group) for key, group in grouped.items()}
+
+
+async def holds_every_partition(registry: Registry, topics: Topics) -> None:
+    """Wait until the registry was assigned every partition (idle is then idle on all of them)."""
+    for _ in range(300):
+        if len(registry.loop.consumer.assignment()) == 2 * topics.partitions:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"still assigned {registry.loop.consumer.assignment()}")
 
 
 async def test_rebalance_mid_stream_loses_and_repeats_nothing(
@@ -58,6 +68,7 @@ async def test_rebalance_mid_stream_loses_and_repeats_nothing(
     await asyncio.sleep(0.5)
     await first.stop()  # rebalance again: every partition to the second registry
     await send(*chunks[2], topic=topics.events)
+    await holds_every_partition(second, topics)
     await second.wait_until_idle(60)
 
     # the command's own terminations come back through the log too: fold the whole log
@@ -75,3 +86,50 @@ async def test_rebalance_mid_stream_loses_and_repeats_nothing(
     assert [(a["command_id"], a["terminated"]) for a in applied] == [(str(command.command_id), 5)]
     by_command = [e for e in log if e.type == "session.terminated" and e.command_id is not None]
     assert sorted(e.session_id for e in by_command) == targets  # each published exactly once
+
+
+async def test_commands_during_rebalances_are_each_applied_once(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    ids = [f"r-{n:03d}" for n in range(120)]
+    commands = [
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="acme",
+            requested_by="admin-1",
+            session_ids=ids[i : i + 5],
+        )
+        for i in range(0, 100, 5)
+    ]
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    await send(*[created(sid) for sid in ids])
+    first = await start_registry(consumer_group=group, batch_max_records=10)
+    await first.wait_until_idle(60)  # an admin ends sessions the registry has listed
+    await send(*commands[:7])
+    second = await start_registry(consumer_group=group, batch_max_records=10)  # joins
+    await send(*commands[7:14])
+    await send(*[activity(sid, NOW) for sid in ids[100:]])
+    for _ in range(200):
+        if first.loop.consumer.assignment() and second.loop.consumer.assignment():
+            break
+        await asyncio.sleep(0.1)
+    assert first.loop.consumer.assignment() and second.loop.consumer.assignment()
+    await send(*commands[14:])
+    await first.stop()  # leaves: every partition to the second registry
+    await send(*commands[::4])  # the same commands again, as a retrying producer would
+    await holds_every_partition(second, topics)
+    await second.wait_until_idle(60)
+
+    applied = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
+    assert {a["command_id"]: a["terminated"] for a in applied} == {
+        str(c.command_id): 5 for c in commands
+    }
+    log = [decode_event(r.value) for r in await read_topic(kafka_bootstrap, topics.events)]
+    ended = sorted(e.session_id for e in log if e.type == "session.terminated")
+    assert ended == ids[:100]  # one session.terminated each, none for the other sessions
+    stored = await table_rows(db_url, sessions, [sessions.c.session_id])
+    assert [r["session_id"] for r in stored if r["state"] == "terminated"] == ids[:100]
+    assert {(r["tenant_id"], r["session_id"]): state_from_row(r) for r in stored} == (
+        expected_rows(log)
+    )
