@@ -2,9 +2,11 @@
 
 The registry runs as `python -m session_registry run` (settings from the environment), killed
 with SIGKILL at least 10 times at random moments (during start-up, migrations, group join,
-mid-batch, mid-relay) while events stream in, and restarted each time. Terminate commands and
-expiring sessions are in the stream, so the outbox and the sweeper crash too. At the end the
-read model must equal, row for row, a clean rebuild from the log.
+mid-batch, mid-relay) while events stream in, and restarted each time. Expiring sessions are
+in the stream, so the sweeper crashes too. Right before each kill a terminate command is
+published, so kills land between a command's arrival and its effect, mid-command and mid-relay
+of its outbox (counted and asserted). At the end every command was applied once, and the read
+model must equal, row for row, a clean rebuild from the log.
 
 Size: `SESSIONS_CRASH_EVENTS` (default 200,000 events); `SESSIONS_CRASH_KILLS` (default 10).
 """
@@ -35,7 +37,7 @@ from session_contracts.topics import Topics
 from session_registry.adapters.database import make_engine
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.positions import load_positions
-from session_registry.adapters.tables import sessions
+from session_registry.adapters.tables import applied_commands, sessions
 from session_registry.service_layer.rebuild import rebuild
 from session_registry.service_layer.status import consumer_status
 from session_registry.workload import Workload, records, sessions_for
@@ -47,31 +49,42 @@ STREAM_SECONDS = 30.0  # how long the events take to arrive: the kills fall insi
 
 
 def _extras() -> list[tuple[str, Any]]:
-    """Sessions the sweeper must expire, and terminate commands, mixed into the stream."""
+    """Sessions the sweeper must expire, mixed into the stream."""
     start = NOW - timedelta(hours=2)
     extras: list[tuple[str, Any]] = []
     for i in range(40):
         extras.append(("events", created(f"old-{i}", at=start, idle_s=60 + i)))
         extras.append(("events", activity(f"old-{i}", start + timedelta(seconds=30))))
-    for i in range(6):
-        target: dict[str, Any] = (
-            {"filter": SessionFilter(session_type=["mobile"])}
-            if i % 2
-            else {"session_ids": [f"s-{n:08d}" for n in range(i * 50, i * 50 + 50)]}
-        )
-        extras.append(
-            (
-                "commands",
-                TerminateSessions(
-                    command_id=uuid.uuid4(),
-                    requested_at=Workload.start + timedelta(hours=6 * (i + 1)),
-                    tenant_id=f"tenant-{i % 5}",
-                    requested_by="admin-crash",
-                    **target,
-                ),
-            )
-        )
     return extras
+
+
+def _command(i: int) -> TerminateSessions:
+    """The i-th terminate command: by filter (mobile sessions of a tenant) or by ids."""
+    target: dict[str, Any] = (
+        {"filter": SessionFilter(session_type=["mobile"])}
+        if i % 2
+        else {"session_ids": [f"s-{n:08d}" for n in range(i * 50, i * 50 + 50)]}
+    )
+    return TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=Workload.start + timedelta(hours=6 * (i + 1)),
+        tenant_id=f"tenant-{i % 5}",
+        requested_by="admin-crash",
+        **target,
+    )
+
+
+async def _applied_count(url: str) -> int:
+    """How many commands the registry has applied (0 before the schema exists)."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = select(func.count()).select_from(applied_commands)
+            return int((await conn.execute(query)).scalar_one())
+    except DBAPIError:
+        return 0
+    finally:
+        await engine.dispose()
 
 
 async def _stream(bootstrap: str, topics: Topics) -> None:
@@ -80,12 +93,9 @@ async def _stream(bootstrap: str, topics: Topics) -> None:
         (topics.events, key, value)
         for key, value in records(Workload(sessions=sessions_for(EVENTS), seed=5))
     ]
-    for kind, message in _extras():
+    for _, message in _extras():
         at = random.randrange(len(stream))
-        if kind == "events":
-            stream.insert(at, (topics.events, message.session_id.encode(), encode(message)))
-        else:
-            stream.insert(at, (topics.commands, str(message.command_id).encode(), encode(message)))
+        stream.insert(at, (topics.events, message.session_id.encode(), encode(message)))
     producer = idempotent_producer(bootstrap, linger_ms=10)
     await producer.start()
     try:
@@ -184,15 +194,26 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
     log = tmp_path / "registry.log"
     rng = random.Random()
     streaming = asyncio.create_task(_stream(kafka_bootstrap, topics))
-    killed_mid_stream = 0
-    for _ in range(KILLS):
-        before = (await _progress(db_url, group))[0]
-        process = _start(env, log)
-        await _kill_moment(rng, db_url, group, before)
-        process.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(process.wait)
-        if await _was_mid_stream(streaming, kafka_bootstrap, db_url, group, topics):
-            killed_mid_stream += 1
+    commands = idempotent_producer(kafka_bootstrap)
+    await commands.start()
+    killed_mid_stream = killed_mid_command = 0
+    try:
+        for kill in range(KILLS):
+            before = (await _progress(db_url, group))[0]
+            process = _start(env, log)
+            await _kill_moment(rng, db_url, group, before)
+            # a termination on its way as the registry dies: it must be applied once, later
+            command = _command(kill)
+            key = str(command.command_id).encode()
+            await commands.send_and_wait(topics.commands, encode(command), key=key)
+            process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(process.wait)
+            if await _was_mid_stream(streaming, kafka_bootstrap, db_url, group, topics):
+                killed_mid_stream += 1
+            if await _applied_count(db_url) <= kill:
+                killed_mid_command += 1
+    finally:
+        await commands.stop()
     await streaming
 
     process = _start(env, log)
@@ -214,7 +235,10 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 30)
+    print(f"kills mid-stream {killed_mid_stream}, before the command's effect {killed_mid_command}")
     assert killed_mid_stream >= KILLS
+    assert killed_mid_command >= 1, "no kill fell between a command's arrival and its effect"
+    assert await _applied_count(db_url) == KILLS  # each command once
 
     live = await read_model(db_url)
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
