@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from session_contracts.models import SessionRevoked, TerminateSessions
 from session_registry.adapters.session_store import is_postgres
-from session_registry.adapters.tables import applied_commands, revocations
+from session_registry.adapters.tables import applied_commands, revocations, termination_requests
 
 
 async def already_applied(conn: AsyncConnection, command_ids: Collection[str]) -> set[str]:
@@ -36,8 +36,29 @@ def command_target(command: TerminateSessions) -> dict[str, Any]:
 async def record_applied(
     conn: AsyncConnection, command: TerminateSessions, applied_at: datetime, terminated: int
 ) -> None:
-    """Mark a command applied, with how many sessions it ended (the audit trail)."""
+    """Mark a command applied, with how many sessions it ended (the audit trail).
+
+    The admin API records each request before publishing and commits once Kafka took it; if
+    it dies in between, the command is applied with no request behind it. The request is then
+    recorded here, so the audit trail and the status endpoint never miss an applied command
+    (`requested`: the ids asked for, or for a filter what it ended).
+    """
     dialect = postgresql if is_postgres(conn) else sqlite
+    requested = len(set(command.session_ids)) if command.session_ids is not None else terminated
+    await conn.execute(
+        dialect.insert(termination_requests).on_conflict_do_nothing(
+            index_elements=[termination_requests.c.command_id]
+        ),
+        {
+            "command_id": str(command.command_id),
+            "tenant_id": command.tenant_id,
+            "requested_by": command.requested_by,
+            "requested_at": command.requested_at,
+            "reason": command.reason.value,
+            "target": command_target(command),
+            "requested": requested,
+        },
+    )
     statement = dialect.insert(applied_commands).on_conflict_do_nothing(
         index_elements=[applied_commands.c.command_id]
     )
