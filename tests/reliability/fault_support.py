@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from test_registry_rebuild import read_model
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from polling import until  # noqa: F401  (the fault tests import it from here)
 from session_contracts.codec import decode_event, encode
 from session_contracts.models import SessionEvent
 from session_contracts.publisher import idempotent_producer
@@ -42,16 +43,6 @@ from session_registry.service_layer.rebuild import rebuild
 
 TENANT = "acme"
 SECRET = "faults-" + "s" * 40
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
-    """Poll `check` until it holds; fail naming `what` after `within` seconds; the time taken."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"{what}: not within {within} s")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.types import ASGIApp
 
+from polling import until
 from session_contracts.codec import encode
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.publisher import idempotent_producer
@@ -89,7 +91,7 @@ def read_topic(kafka_bootstrap: str) -> ReadTopic:
 @pytest.fixture
 def eventually() -> Eventually:
     """`await eventually(check, within=10)`: poll an async check; the seconds it took."""
-    return _eventually
+    return functools.partial(until, within=10.0, interval=0.01)
 
 
 @pytest.fixture
@@ -114,15 +116,6 @@ async def _read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> float:
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - started
 
 
 def free_port() -> int:
