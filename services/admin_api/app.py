@@ -18,6 +18,7 @@ from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
+from session_contracts.logs import quiet_kafka_reconnects
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
 
@@ -89,4 +90,5 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """The app configured from the environment (`uvicorn --factory admin_api.app:app_from_env`)."""
+    quiet_kafka_reconnects()  # a process of its own: one line per 30 s while Kafka is away
     return create_app(AdminApiSettings())

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from session_contracts.logs import quiet_kafka_reconnects
 from session_registry.adapters.database import schema_of, upgrade_schema
 from session_registry.bootstrap import Registry, tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
@@ -29,6 +30,7 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    quiet_kafka_reconnects()
 
 
 @app.command()
