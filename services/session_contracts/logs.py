@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable
 
 KAFKA_LOGGERS = (
-    "aiokafka",
-    "aiokafka.client",
+    "aiokafka",  # aiokafka/client.py: "Unable connect to node", "Unable to update metadata"
+    "aiokafka.admin.client",
     "aiokafka.conn",
     "aiokafka.cluster",
+    "aiokafka.consumer.consumer",
     "aiokafka.consumer.fetcher",
     "aiokafka.consumer.group_coordinator",
+    "aiokafka.producer.producer",
     "aiokafka.producer.sender",
 )
 
