@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from session_contracts.models import SessionRevoked, TerminateSessions
+from session_registry.adapters import pg_bulk
 from session_registry.adapters.session_store import is_postgres
 from session_registry.adapters.tables import applied_commands, revocations, termination_requests
 
@@ -79,12 +80,18 @@ async def record_applied(
 
 async def remember_revocations(conn: AsyncConnection, records: Iterable[SessionRevoked]) -> None:
     """Keep each published revocation until its tombstone is due (re-revoking replaces it)."""
+    listed = list(records)
+    if not listed:
+        return
+    if is_postgres(conn):
+        await pg_bulk.save_revocations(
+            conn, [(r.tenant_id, r.session_id, r.valid_until) for r in listed]
+        )
+        return
     rows = [
         {"tenant_id": r.tenant_id, "session_id": r.session_id, "valid_until": r.valid_until}
-        for r in records
+        for r in listed
     ]
-    if not rows:
-        return
     dialect = postgresql if is_postgres(conn) else sqlite
     statement = dialect.insert(revocations)
     statement = statement.on_conflict_do_update(

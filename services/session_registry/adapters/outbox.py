@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from session_registry.adapters import pg_bulk
 from session_registry.adapters.database import IMMEDIATE
 from session_registry.adapters.session_store import is_postgres
 from session_registry.adapters.tables import outbox
@@ -38,10 +39,14 @@ class OutboxRecord:
 
 async def add_to_outbox(conn: AsyncConnection, records: Iterable[OutboxRecord]) -> int:
     """Queue records for publishing, in the caller's transaction; return how many."""
-    rows = [record.as_row() for record in records]
-    if rows:
-        await conn.execute(insert(outbox), rows)
-    return len(rows)
+    listed = list(records)
+    if not listed:
+        return 0
+    if is_postgres(conn):
+        await pg_bulk.add_to_outbox(conn, [(r.topic, r.key, r.value) for r in listed])
+    else:
+        await conn.execute(insert(outbox), [record.as_row() for record in listed])
+    return len(listed)
 
 
 async def outbox_size(conn: AsyncConnection) -> int:

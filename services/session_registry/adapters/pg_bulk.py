@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from session_registry.adapters.tables import session_history, sessions
+from session_registry.adapters.tables import outbox, revocations, session_history, sessions
 from session_registry.domain.history import HistoryEntry
 from session_registry.domain.state import COLUMNS, SessionState
 
@@ -61,6 +61,17 @@ _HISTORY_COLUMNS = ("event_id", "tenant_id", "session_id", "type", "occurred_at"
 _HISTORY_INSERT = _insert(
     session_history, _HISTORY_COLUMNS, "ON CONFLICT (event_id) DO NOTHING"
 ).replace("$6::JSON[]", "$6::TEXT[]::JSON[]")
+_REVOCATIONS_UPSERT = _insert(
+    revocations,
+    ("tenant_id", "session_id", "valid_until"),
+    "ON CONFLICT (tenant_id, session_id) DO UPDATE SET valid_until = EXCLUDED.valid_until",
+)
+# ids (the relay's order) are drawn in the order of the arrays
+_OUTBOX_INSERT = (
+    "INSERT INTO outbox (topic, key, value) SELECT topic, key, value FROM unnest("
+    f"$1::{_array(outbox, 'topic')}, $2::{_array(outbox, 'key')}, $3::{_array(outbox, 'value')}"
+    ") WITH ORDINALITY AS r(topic, key, value, n) ORDER BY n"
+)
 _SELECT = (
     f"SELECT {', '.join(COLUMNS)} FROM sessions "
     "WHERE (tenant_id, session_id) IN (SELECT * FROM unnest($1::VARCHAR[], $2::VARCHAR[])) "
@@ -97,3 +108,19 @@ async def save_history(conn: AsyncConnection, entries: Sequence[HistoryEntry]) -
             [json.dumps(e.detail) for e in entries],
         ),
     )
+
+
+async def add_to_outbox(
+    conn: AsyncConnection, records: Sequence[tuple[str, bytes, bytes | None]]
+) -> None:
+    """Insert (topic, key, value) outbox rows in one statement, ids in the given order."""
+    topics, keys, values = (list(column) for column in zip(*records, strict=True))
+    await conn.exec_driver_sql(_OUTBOX_INSERT, (topics, keys, values))
+
+
+async def save_revocations(
+    conn: AsyncConnection, rows: Sequence[tuple[str, str, datetime]]
+) -> None:
+    """Upsert (tenant_id, session_id, valid_until) revocation rows in one statement."""
+    tenants, session_ids, until = (list(column) for column in zip(*rows, strict=True))
+    await conn.exec_driver_sql(_REVOCATIONS_UPSERT, (tenants, session_ids, until))

@@ -68,13 +68,13 @@ async def apply_commands(
             state = changes.states.get(state.key, state)
             if state.state != "open":
                 continue
-            before = state.copy()
             event = termination_event(command, state)
             apply(state, event)
             changes.states[state.key] = state
             changes.record(event)
             changes.publish_event(topics, event)
-            if needs_revocation(before, state, now):
+            # no copy of the state before: it was open, so the termination is new
+            if needs_revocation(None, state, now):
                 changes.revoke(topics, state)
             ended += 1
         await record_applied(conn, command, now, ended)
