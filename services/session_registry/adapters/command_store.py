@@ -92,8 +92,7 @@ async def remember_revocations(conn: AsyncConnection, records: Iterable[SessionR
         {"tenant_id": r.tenant_id, "session_id": r.session_id, "valid_until": r.valid_until}
         for r in listed
     ]
-    dialect = postgresql if is_postgres(conn) else sqlite
-    statement = dialect.insert(revocations)
+    statement = sqlite.insert(revocations)
     statement = statement.on_conflict_do_update(
         index_elements=[revocations.c.tenant_id, revocations.c.session_id],
         set_={"valid_until": statement.excluded.valid_until},
