@@ -1,6 +1,6 @@
 """How many sessions match a filter, fast where it matters most: the whole list and per type.
 
-On PostgreSQL a trigger (revision `0101_admin_api`) keeps `listed_session_counts`: the open,
+On PostgreSQL statement triggers (revisions 0101, 0102) keep `listed_session_counts`: the open,
 created browser/mobile sessions per tenant and type. A filter of session types only (the
 unfiltered list included) is then that sum minus the few sessions already past `expires_at`
 that the registry's sweeper has not closed yet: exact, without reading a row per session.
