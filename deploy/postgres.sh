@@ -113,6 +113,7 @@ EOF
 
 provision() {
 	psql_admin -d postgres <<EOF
+SET client_min_messages = warning;
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
@@ -120,6 +121,9 @@ BEGIN
   END IF;
 END
 \$\$;
+-- DROP DATABASE ... WITH (FORCE) of a test database must be able to end an autovacuum
+-- worker that happens to be in it.
+GRANT pg_signal_backend TO $ROLE;
 EOF
 	local db
 	for db in sessions sessions_test; do
