@@ -158,9 +158,9 @@ async def ceiling(bootstrap: str, topics: Topics) -> tuple[int, float]:
         await consumer.stop()
 
 
-async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> float:
-    """The real registry from an empty database until it has caught up: seconds."""
-    settings = RegistrySettings(
+def bench_registry_settings(bootstrap: str, topics: Topics, database_url: str) -> RegistrySettings:
+    """The registry as the benches run it: a group of its own, no sweeper, topics made already."""
+    return RegistrySettings(
         kafka_bootstrap_servers=bootstrap,
         topic_prefix=topics.prefix,
         topic_partitions=topics.partitions,
@@ -169,7 +169,11 @@ async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> flo
         sweep_interval_seconds=0,
         create_topics=False,
     )
-    registry = Registry.from_settings(settings)
+
+
+async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> float:
+    """The real registry from an empty database until it has caught up: seconds."""
+    registry = Registry.from_settings(bench_registry_settings(bootstrap, topics, database_url))
     await registry.start()  # migrations included, before the clock starts below
     # the group join (the broker's initial rebalance delay) is start-up, not throughput
     await registry.loop.assigned.wait()

@@ -34,7 +34,14 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
-from bench.ingest import delete_topics, drop_database, fresh_database, postgres_admin_url, say
+from bench.ingest import (
+    bench_registry_settings,
+    delete_topics,
+    drop_database,
+    fresh_database,
+    postgres_admin_url,
+    say,
+)
 from bench.soak_stack import past_start
 from session_contracts.codec import encode
 from session_contracts.kafka_admin import ensure_topics
@@ -43,7 +50,6 @@ from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.tables import applied_commands, sessions
 from session_registry.bootstrap import Registry, tune_gc
-from session_registry.settings import RegistrySettings
 from session_registry.workload import Workload, records
 
 POLL_SECONDS = 0.05
@@ -125,16 +131,7 @@ async def measure(bootstrap: str, topics: Topics, url: str, args: argparse.Names
     await produce(bootstrap, topics.events, list(records(workload)))
     say(f"produced {n} session.created in {time.perf_counter() - started:.1f} s")
 
-    settings = RegistrySettings(
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=topics.prefix,
-        topic_partitions=topics.partitions,
-        database_url=url,
-        consumer_group=f"bench-{uuid.uuid4().hex[:8]}",
-        sweep_interval_seconds=0,
-        create_topics=False,
-    )
-    registry = Registry.from_settings(settings)
+    registry = Registry.from_settings(bench_registry_settings(bootstrap, topics, url))
     await registry.start()
     try:
         await registry.loop.assigned.wait()
