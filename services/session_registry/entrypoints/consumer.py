@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -104,11 +105,22 @@ class ConsumerLoop:
         in order.
         """
         pending: asyncio.Task[IngestOutcome] | None = None
+        fetch: asyncio.Future[Any] | None = None
         try:
             while True:
-                batch = await self.consumer.getmany(
-                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                fetch = asyncio.ensure_future(
+                    self.consumer.getmany(
+                        timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                    )
                 )
+                if pending is not None:
+                    await asyncio.wait({fetch, pending}, return_when=asyncio.FIRST_COMPLETED)
+                    if not fetch.done() and _succeeded(pending):
+                        # A quiet stream: commit and relay the batch now, not after a whole
+                        # poll timeout (a termination's revocation would wait for it).
+                        done, pending = pending, None
+                        await self._settle(done)
+                batch = await fetch
                 decoded = await self._ingestor.decode_yielding(batch) if batch else {}
                 if pending is not None:
                     done, pending = pending, None
@@ -117,6 +129,8 @@ class ConsumerLoop:
                 if decoded:
                     pending = asyncio.create_task(self._apply(decoded))
         finally:
+            if fetch is not None and not fetch.done():
+                fetch.cancel()
             if pending is not None:
                 # rolled back if cut short: the stored positions still say where to resume
                 pending.cancel()
@@ -170,3 +184,8 @@ class ConsumerLoop:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             log.debug("offset commit skipped: %s", exc)
+
+
+def _succeeded(task: asyncio.Task[IngestOutcome]) -> bool:
+    """Whether a finished batch task committed (a failure is settled after the fetch)."""
+    return task.done() and not task.cancelled() and task.exception() is None
