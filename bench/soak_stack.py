@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devstack.cli import wait_http_ok
 from session_contracts.topics import Topics
 from session_registry.adapters.database import make_engine
 from session_registry.adapters.outbox import outbox_size
@@ -71,19 +71,17 @@ def services(env: dict[str, str], port: int, workers: int, logs: Path) -> Iterat
 
 async def wait_ready(stack: Stack, within: float) -> None:
     """Until the admin API answers /readyz with 200 (database and broker reachable)."""
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(base_url=stack.api, timeout=5) as client:
-        while time.monotonic() < deadline:
-            for child in stack.children:
-                if child.poll() is not None:
-                    raise SystemExit(f"{child.args!r} exited with {child.returncode}")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"the admin API was not ready within {within:.0f} s")
+
+    def exited() -> str | None:
+        return next(
+            (f"{c.args!r} (exit {c.returncode})" for c in stack.children if c.poll() is not None),
+            None,
+        )
+
+    try:
+        await wait_http_ok(f"{stack.api}/readyz", "the admin API", exited, within)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def delete_run_topics(bootstrap: str, prefix: str) -> None:

@@ -9,11 +9,14 @@ through the real event path, and prints the admin URL with a development admin t
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
 import sys
+import time
 from asyncio.subprocess import Process
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -88,18 +91,27 @@ async def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) ->
         )
 
 
-async def _wait_http(url: str, what: str, children: list[Process]) -> None:
+async def wait_http_ok(
+    url: str, what: str, exited: Callable[[], str | None], within: float = 60.0
+) -> None:
+    """Poll `url` until it answers 200; raise naming `what` if `exited()` reports a dead child
+    process (its description) or after `within` seconds."""
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(300):
-            if any(child.returncode is not None for child in children):
-                raise RuntimeError(f"{what}: a process exited early; see the logs")
+        while time.monotonic() < deadline:
+            if (dead := exited()) is not None:
+                raise RuntimeError(f"{what}: {dead} exited early; see the logs")
             try:
                 if (await client.get(url)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"{what} did not become ready at {url}")
+    raise RuntimeError(f"{what} did not become ready at {url} within {within:.0f} s")
+
+
+def _first_exited(children: list[Process]) -> str | None:
+    return next((f"process {c.pid}" for c in children if c.returncode is not None), None)
 
 
 async def _run(stack: Stack, demo_sessions: int) -> None:
@@ -132,8 +144,9 @@ async def _run(stack: Stack, demo_sessions: int) -> None:
         ),
     ]
     try:
-        await _wait_http(f"{stack.admin_url}/readyz", "admin API", children)
-        await _wait_http(f"{stack.demo_url}/healthz", "demo service", children)
+        exited = functools.partial(_first_exited, children)
+        await wait_http_ok(f"{stack.admin_url}/readyz", "admin API", exited)
+        await wait_http_ok(f"{stack.demo_url}/healthz", "demo service", exited)
         settings = AdminApiSettings(_env_file=None, jwt_secret=jwt_secret)
         token = issue_dev_token(
             settings,
