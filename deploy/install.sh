@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on a Debian machine, idempotently and quietly:
-# Debian packages (PostgreSQL, Chromium, Java, Maven), the project into the current python
-# (`pip install -e '.[dev]'`, no venv: the machine's python is the project's), the Kafka jars.
-# A second run skips what is present and takes a few seconds.
+# Debian packages (PostgreSQL, Chromium, Java, Maven), the project's own virtual environment
+# `.venv` (made from uv.lock, so every direct and transitive version is pinned), the Kafka jars.
+# A second run checks what is present and takes about a second.
+#
+#   deploy/install.sh           everything
+#   deploy/install.sh --venv    only the Python environment (what deploy/uv.sh lock needs)
+#
+# Environment: SESSIONS_BASE_PYTHON (python3): the interpreter `.venv` is made from (3.11+).
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(dirname "$DEPLOY_DIR")"
-STATE_ROOT="${SESSIONS_STATE_DIR:-$REPO_DIR/.state}"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=deploy/uv.sh
+source "$DEPLOY_DIR/uv.sh"
 
 say() { printf 'install.sh: %s\n' "$*" >&2; }
 
@@ -17,8 +22,9 @@ installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install 
 apt_packages() {
 	local missing=() pkg
 	# postgresql-contrib: pg_trgm. chromium + fonts: the browser tests (Playwright drives Debian's
-	# Chromium; Playwright's own browser download is not reachable here).
-	for pkg in postgresql postgresql-contrib chromium fonts-liberation maven; do
+	# Chromium; Playwright's own browser download is not reachable here). stress-ng: keeps the
+	# CPUs busy for the flakiness check in docs/operations.md.
+	for pkg in postgresql postgresql-contrib chromium fonts-liberation maven stress-ng; do
 		installed "$pkg" || missing+=("$pkg")
 	done
 	command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -36,24 +42,22 @@ apt_packages() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-python_project() {
-	local stamp="$STATE_ROOT/install.pyproject.sha256" want
-	want="$(sha256sum <"$REPO_DIR/pyproject.toml" | cut -d" " -f1) $REPO_DIR"
-	# Skip only when this checkout (not another clone) is the installed one and pyproject is unchanged.
-	if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
-		"$PYTHON" -c "import session_contracts, sys; sys.exit(not session_contracts.__file__.startswith('$REPO_DIR/'))" 2>/dev/null; then
-		return 0
-	fi
-	say "pip install -e '.[dev]' into $("$PYTHON" -c 'import sys; print(sys.executable)')"
-	mkdir -p "$STATE_ROOT"
-	if ! "$PYTHON" -m pip install -q --disable-pip-version-check -e "$REPO_DIR[dev]" >"$STATE_ROOT/pip.log" 2>&1; then
-		cat "$STATE_ROOT/pip.log" >&2
-		say "pip install failed"
+# `.venv` holds exactly what uv.lock pins (packages nobody declared are removed), plus the project
+# itself in editable mode; the machine's own Python packages are invisible to it.
+python_env() {
+	local log="$REPO_DIR/.state/uv-sync.log"
+	mkdir -p "$REPO_DIR/.state"
+	if ! uv sync --frozen --extra dev >"$log" 2>&1; then
+		cat "$log" >&2
+		say "uv sync failed (the environment is made from uv.lock: 'bash deploy/uv.sh lock' after editing pyproject.toml)"
 		exit 1
 	fi
-	echo "$want" >"$stamp"
 }
 
+if [[ "${1:-}" == "--venv" ]]; then
+	python_env
+	exit 0
+fi
 apt_packages
-python_project
+python_env
 bash "$DEPLOY_DIR/kafka.sh" fetch

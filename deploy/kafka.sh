@@ -148,7 +148,7 @@ wait_ready() {
 # Have the broker create __consumer_offsets now (a coordinator lookup does), so the first consumer
 # group of a test does not meet GroupCoordinatorNotAvailable. Best effort: needs aiokafka.
 warm_up() {
-	python3 - "127.0.0.1:$PORT" >&2 2>/dev/null <<'EOF' || say "(group coordinator warm-up skipped)"
+	"$REPO_DIR/.venv/bin/python" - "127.0.0.1:$PORT" >&2 2>/dev/null <<'EOF' || say "(group coordinator warm-up skipped)"
 import asyncio, sys
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -236,7 +236,7 @@ stop() {
 }
 
 topics() {
-	python3 "$DEPLOY_DIR/create_topics.py"
+	"$REPO_DIR/.venv/bin/python" "$DEPLOY_DIR/create_topics.py"
 }
 
 case "${1:-}" in

@@ -13,7 +13,7 @@ set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(dirname "$DEPLOY_DIR")"
-PYTHON="${PYTHON:-python3}"
+PYTHON="$REPO_DIR/.venv/bin/python"
 cd "$REPO_DIR"
 
 bash "$DEPLOY_DIR/install.sh"

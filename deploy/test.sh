@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The project's test command: set up, start Kafka and PostgreSQL, lint, type-check, test.
+# The project's test command: set up, start Kafka and PostgreSQL, check the environment, lint,
+# type-check, test.
 #
 #   deploy/test.sh                  everything (what CI runs)
 #   deploy/test.sh tests/unit -x    extra arguments go to pytest
 #
+# Everything runs in the project's own `.venv` (deploy/install.sh makes it from uv.lock), so a
+# package installed on the machine by hand cannot hide a missing declaration.
 # Already-exported KAFKA_BOOTSTRAP_SERVERS / SESSIONS_TEST_POSTGRES_URL / SESSIONS_CHROMIUM are
 # used as given; otherwise the local broker and cluster are started (idempotently) and left running.
 # Every check runs even after one fails; the exit status is non-zero if any failed.
@@ -11,7 +14,9 @@ set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(dirname "$DEPLOY_DIR")"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=deploy/uv.sh
+source "$DEPLOY_DIR/uv.sh"
+PYTHON="$VENV_PYTHON"
 cd "$REPO_DIR"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -58,15 +63,24 @@ check() {
 	fi
 }
 
+# uv.lock must be what pyproject.toml resolves to: an edited pyproject without a new lock fails.
+lock_check() {
+	uv lock --check || {
+		echo "test.sh: uv.lock does not match pyproject.toml: run 'bash deploy/uv.sh lock' and commit uv.lock"
+		return 1
+	}
+}
+
+check lock lock_check
+# Every import declared in pyproject.toml itself; the message names the import, the file and what to do.
+check imports bash deploy/check_imports.sh
 check ruff "$PYTHON" -m ruff check .
 check format "$PYTHON" -m ruff format --check .
 check mypy "$PYTHON" -m mypy
-# The lead's schema generator, once it exists: committed JSON Schemas must match the models.
-if "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('session_contracts.schemagen') is None)"; then
-	check schemas "$PYTHON" -m session_contracts.schemagen --check
-fi
+check schemas "$PYTHON" -m session_contracts.schemagen --check
 # pytest's exit 5 (no tests collected) is non-zero, so it counts as a failure here too.
-check pytest "$PYTHON" -m pytest -q "$@"
+# --durations: the 15 slowest tests, so a drift in the suite's time shows in every run.
+check pytest "$PYTHON" -m pytest -q --durations=15 "$@"
 
 summary="$(IFS=,; echo "${results[*]}")"
 echo
