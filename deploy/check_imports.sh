@@ -19,7 +19,7 @@ done < <(
 	[[ -d services ]] && find services -mindepth 1 -maxdepth 1 -type d -not -name '*.egg-info' -not -name __pycache__
 	[[ -d tests ]] && find tests -name '*.py' -not -name conftest.py -not -name __init__.py
 )
-"$REPO_DIR/.venv/bin/deptry" --no-ansi . "${ours[@]}" || {
+"$REPO_DIR/.venv/bin/deptry" --no-ansi . "${ours[@]}" 2>&1 || {
 	echo "check_imports.sh: add each DEP001 (undeclared) or DEP003 (only transitive) import above to" \
 		"pyproject.toml ([project] dependencies, or [project.optional-dependencies] dev for what only" \
 		"tests and tools import), then run 'bash deploy/uv.sh lock'; remove each DEP002 package that" \
