@@ -7,6 +7,7 @@ under `schemas/` (see `session_contracts.schemagen`).
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -15,6 +16,7 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -56,6 +58,43 @@ UserAgent = Annotated[str, StringConstraints(max_length=1024), OneLine, OneLineS
 SearchText = Annotated[str, StringConstraints(min_length=1, max_length=256), OneLine, OneLineSchema]
 
 
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+"""RFC 3339 `date-time` (section 5.6): a full date, `T`, a full time and an offset (`Z` or
+±hh:mm); the JSON Schema pattern of every timestamp, checked before anything is parsed."""
+_RFC3339 = re.compile(RFC3339_PATTERN, re.ASCII)
+_RFC3339_EXAMPLE = "2026-11-30T09:00:00Z or 2026-11-30T10:00:00+01:00"
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_NO_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def _what_is_wrong(text: str) -> str:
+    if _DATE_ONLY.fullmatch(text):
+        return "a date alone is not a timestamp"
+    if _NO_OFFSET.fullmatch(text):
+        return "timestamp has no offset (add Z or ±hh:mm)"
+    if _NUMBER.fullmatch(text):
+        return "a number is not a timestamp (Unix times are not read)"
+    return "not an RFC 3339 timestamp"
+
+
+def _rfc3339(value: object) -> object:
+    # Only text is read, and only RFC 3339 with an offset: pydantic's own datetime parsing
+    # would take numbers (and numeric strings) as Unix times, and other ISO 8601 shapes.
+    if isinstance(value, datetime):
+        return value  # made in code (a clock, a row): its offset is checked next
+    if isinstance(value, str):
+        if _RFC3339.fullmatch(value):
+            return value
+        raise ValueError(
+            f"{_what_is_wrong(value)}; expected RFC 3339 with an offset, e.g. {_RFC3339_EXAMPLE}"
+        )
+    raise ValueError(
+        f"timestamp must be an RFC 3339 string with an offset, e.g. {_RFC3339_EXAMPLE}, "
+        f"not {type(value).__name__} (numbers are not read as Unix times)"
+    )
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a UTC offset (RFC 3339)")
@@ -74,8 +113,13 @@ def _ip(value: str) -> str:
 
 Timestamp = Annotated[
     datetime,
+    BeforeValidator(_rfc3339),
     AfterValidator(_utc),
-    Field(description="RFC 3339 timestamp with offset; normalised to UTC."),
+    Field(
+        description="RFC 3339 timestamp with offset (`Z` or ±hh:mm), normalised to UTC; "
+        "numbers, bare dates and times without offset are refused.",
+        json_schema_extra={"pattern": RFC3339_PATTERN},
+    ),
 ]
 IpAddress = Annotated[str, AfterValidator(_ip), Field(description="An IPv4 or IPv6 address.")]
 
