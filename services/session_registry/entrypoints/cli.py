@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.redaction import redact_url
 from session_registry.adapters.database import schema_of, upgrade_schema
 from session_registry.bootstrap import Registry, tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
@@ -55,7 +56,7 @@ def migrate(
     """Bring the database to the current schema (Alembic)."""
     url = database_url or RegistrySettings().database_url
     asyncio.run(upgrade_schema(url))
-    typer.echo(f"schema current: {url}")
+    typer.echo(f"schema current: {redact_url(url)}")
 
 
 @app.command()
@@ -71,7 +72,7 @@ def status() -> None:
             [topics.events, topics.commands],
         )
     )
-    typer.echo(f"consumer {settings.consumer_group} on {settings.database_url}")
+    typer.echo(f"consumer {settings.consumer_group} on {redact_url(settings.database_url)}")
     typer.echo(f"{'topic':<40} {'part':>4} {'stored':>12} {'end':>12} {'lag':>10}")
     for row in rows:
         stored = "-" if row.stored is None else str(row.stored)
@@ -103,8 +104,9 @@ def rebuild(
     settings = RegistrySettings()
     if swap_in and asyncio.run(schema_of(settings.database_url)) is None:
         typer.echo(
-            f"--swap: the live database {settings.database_url} has no read model to replace "
-            "(SESSIONS_DATABASE_URL); rebuild without --swap and point the services at it",
+            f"--swap: the live database {redact_url(settings.database_url)} has no read model "
+            "to replace (SESSIONS_DATABASE_URL); rebuild without --swap and point the services "
+            "at it",
             err=True,
         )
         raise typer.Exit(2)
@@ -121,7 +123,7 @@ def rebuild(
         )
     )
     typer.echo(
-        f"rebuilt {into} as {report.consumer}: {report.events} events, "
+        f"rebuilt {redact_url(into)} as {report.consumer}: {report.events} events, "
         f"{report.dead_letters} dead letters, {report.sessions} sessions, "
         f"{report.history} history rows in {report.seconds:.1f} s "
         f"({report.events_per_second:,.0f} events/s)"

@@ -1,0 +1,66 @@
+"""`session-registry` prints database URLs without their password: migrate, status, rebuild."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from registry_helpers import sibling_database
+from sqlalchemy.engine import make_url
+
+from session_contracts.topics import Topics
+
+
+def _spelled_out(url: str) -> tuple[str, list[str]]:
+    """`url` with its password percent-encoded char by char, and the forms a leak would show."""
+    password = make_url(url).password
+    assert password, "the test needs a PostgreSQL URL with a password"
+    encoded = "".join(f"%{ord(char):02X}" for char in password)
+    # the URL as given (encoded) is a marker no other text carries; re-rendered it is `:pw@`
+    return url.replace(f":{password}@", f":{encoded}@", 1), [encoded, f":{password}@"]
+
+
+def _cli(env: dict[str, str], *args: str, status: int = 0) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "session_registry", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == status, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_no_command_prints_the_database_password(
+    db_url: str, topics: Topics, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    live, leaks = _spelled_out(db_url)
+    rebuilt, drop = await sibling_database(db_url, tmp_path)
+    into, _ = _spelled_out(rebuilt)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_DATABASE_URL": live,
+    }
+    try:
+        outputs = {
+            # refused before migrating: the live database has no read model yet
+            "rebuild --swap": _cli(env, "rebuild", "--into", into, "--swap", status=2),
+            "migrate": _cli(env, "migrate", "--database-url", live),
+            "status": _cli(env, "status"),
+            "rebuild": _cli(env, "rebuild", "--into", into),
+        }
+    finally:
+        await drop()
+    for command, output in outputs.items():
+        assert not [leak for leak in leaks if leak in output], f"{command}: {output}"
+        assert f"{make_url(live).username}:***@" in output, f"{command}: {output}"
