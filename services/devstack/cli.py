@@ -4,16 +4,24 @@ Kafka must already run (`deploy/run.sh` starts it). This creates the topics, bri
 SQLite read model to the current schema, starts the registry, the admin API and the demo
 platform service (behind the auth gateway) as child processes, publishes demo sessions
 through the real event path, and prints the admin URL with a development admin token.
+
+SIGTERM, SIGINT (Ctrl-C) and SIGHUP (unless ignored from the start, as under `nohup`) stop it
+the same way: every child gets SIGTERM, what is left after `STOP_GRACE_SECONDS` gets SIGKILL,
+then devstack ends by the signal it received. If devstack itself is killed outright (SIGKILL),
+the kernel sends each child SIGTERM (`devstack.parent_death`). What it creates under the state
+directory is private to the user (directories 0700, files 0600).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import secrets
 import signal
 import sys
+import tempfile
 import time
 from asyncio.subprocess import Process
 from collections.abc import Callable
@@ -30,10 +38,15 @@ from admin_api.settings import AdminApiSettings
 from devstack.demo_traffic import run_demo_traffic
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.publisher import SessionEventPublisher
+from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.database import upgrade_schema
 
 app = typer.Typer(add_completion=False, help="Session Control on this machine.")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_GRACE_SECONDS = 10.0
+"""How long the children get to stop after SIGTERM before they are killed."""
 
 
 @dataclass(frozen=True)
@@ -69,26 +82,60 @@ class Stack:
         }
 
 
-def _dev_secret(state_dir: Path) -> str:
+def private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) readable by its owner only; leave existing ones be."""
+    # an existing directory may be shared: deploy/postgres.sh's cluster lives under .state/ and
+    # its `postgres` user must still traverse it, so only directories made here are 0700
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for made in missing:
+        made.chmod(0o700)
+
+
+def dev_secret(state_dir: Path) -> str:
+    """The development JWT secret kept in `state_dir`: created once (mode 0600), then reused."""
     # kept across restarts so a printed token stays valid while the stack is restarted
     path = state_dir / "dev-jwt-secret"
     if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        private_dir(state_dir)
+        # written whole into a file that is 0600 from its creation (mkstemp), then linked into
+        # place: never readable by others, never seen half-written, and if another start won
+        # the race its secret is the one kept
+        fd, temporary = tempfile.mkstemp(dir=state_dir, prefix=".dev-jwt-secret.")
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # one from an older devstack, which created it readable, then chmod-ed
     return path.read_text().strip()
 
 
+def _open_log(path: Path) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a log an older devstack left readable by others
+    return fd
+
+
 async def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Process:
-    with (logs / f"{name}.log").open("ab") as log:
+    log = _open_log(logs / f"{name}.log")
+    try:
         return await asyncio.create_subprocess_exec(
             sys.executable,
+            # the wrapper has the kernel SIGTERM the child should devstack die without stopping it
+            *["-m", "devstack.parent_death", str(os.getpid())],
             *args,
             env=env,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
+            # Ctrl-C in the terminal reaches devstack only, which stops the children in order
             start_new_session=True,
         )
+    finally:
+        os.close(log)
 
 
 async def wait_http_ok(
@@ -114,21 +161,57 @@ def _first_exited(children: list[Process]) -> str | None:
     return next((f"process {c.pid}" for c in children if c.returncode is not None), None)
 
 
-async def _run(stack: Stack, demo_sessions: int) -> None:
-    jwt_secret = _dev_secret(stack.state_dir)
+async def _run(stack: Stack, demo_sessions: int) -> int | None:
+    """Serve until a child exits or a stop signal comes, then stop every child; the signal."""
+    loop = asyncio.get_running_loop()
+    children: list[Process] = []
+    serving = asyncio.create_task(_serve(stack, demo_sessions, children))
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not received:
+            serving.cancel()
+        else:
+            # asked again while stopping: do not wait out the grace period
+            _signal_groups(children, signal.SIGKILL)
+        received.append(signum)
+
+    # one ignored from the start stays ignored: `nohup` asks that a hang-up not stop the stack
+    handled = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await serving
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    finally:
+        try:
+            await _stop(children)
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+    return received[0] if received else None
+
+
+async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> None:
+    """Start the children (into `children`, which the caller stops) and run until one exits."""
+    jwt_secret = dev_secret(stack.state_dir)
     env = stack.environment(jwt_secret)
     logs = stack.state_dir / "logs"
     await ensure_topics(stack.kafka.kafka_bootstrap_servers, stack.kafka.topics)
     await upgrade_schema(stack.database_url)
     host = ["--host", "127.0.0.1", "--log-level", "warning", "--factory"]
-    children = [
-        await _spawn("registry", ["-m", "session_registry", "run"], env, logs),
+    children.append(await _spawn("registry", ["-m", "session_registry", "run"], env, logs))
+    children.append(
         await _spawn(
             "admin-api",
             ["-m", "uvicorn", *host, "--port", str(stack.admin_port), "admin_api.app:app_from_env"],
             env,
             logs,
-        ),
+        )
+    )
+    children.append(
         await _spawn(
             "demo-service",
             [
@@ -141,59 +224,72 @@ async def _run(stack: Stack, demo_sessions: int) -> None:
             ],
             env,
             logs,
-        ),
-    ]
-    try:
-        exited = functools.partial(_first_exited, children)
-        await wait_http_ok(f"{stack.admin_url}/readyz", "admin API", exited)
-        await wait_http_ok(f"{stack.demo_url}/healthz", "demo service", exited)
-        settings = AdminApiSettings(_env_file=None, jwt_secret=jwt_secret)
-        token = issue_dev_token(
-            settings,
-            sub="dev-admin",
-            tenant=stack.tenant_id,
-            grants=["edit_user_sessions"],
-            ttl=timedelta(hours=12),
         )
-        _announce(stack, token, logs)
-        async with SessionEventPublisher(
-            stack.kafka.kafka_bootstrap_servers, stack.kafka.topics
-        ) as publisher:
-            traffic = asyncio.create_task(
-                run_demo_traffic(publisher, stack.tenant_id, count=demo_sessions)
-            )
-            await _until_a_child_exits(children)
-            traffic.cancel()
-    finally:
-        await _stop(children)
-
-
-async def _stop(children: list[Process]) -> None:
-    for child in children:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
+    )
+    exited = functools.partial(_first_exited, children)
+    await wait_http_ok(f"{stack.admin_url}/readyz", "admin API", exited)
+    await wait_http_ok(f"{stack.demo_url}/healthz", "demo service", exited)
+    settings = AdminApiSettings(_env_file=None, environment="development", jwt_secret=jwt_secret)
+    token = issue_dev_token(
+        settings,
+        sub="dev-admin",
+        tenant=stack.tenant_id,
+        grants=["edit_user_sessions"],
+        ttl=timedelta(hours=12),
+    )
+    print(banner(stack, token, logs), flush=True)
+    async with SessionEventPublisher(
+        stack.kafka.kafka_bootstrap_servers, stack.kafka.topics
+    ) as publisher:
+        traffic = asyncio.create_task(
+            run_demo_traffic(publisher, stack.tenant_id, count=demo_sessions)
+        )
         try:
-            await asyncio.wait_for(child.wait(), timeout=15)
-        except TimeoutError:
-            child.kill()
+            await _until_a_child_exits(children)
+        finally:
+            traffic.cancel()
+            # the publisher closes next; the traffic must not be sending through it then
+            await asyncio.wait([traffic])
+
+
+def _signal_groups(children: list[Process], signum: int) -> None:
+    # each child leads its own process group (start_new_session): a process it started goes too
+    for child in children:
+        if child.returncode is None:  # not yet reaped, so its pid is not anyone else's
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signum)
+
+
+async def _stop(children: list[Process], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM every child; SIGKILL those still running after `grace` seconds; reap them all."""
+    if not children:
+        return
+    _signal_groups(children, signal.SIGTERM)
+    waits = [asyncio.ensure_future(child.wait()) for child in children]
+    _, pending = await asyncio.wait(waits, timeout=grace)
+    if pending:
+        _signal_groups(children, signal.SIGKILL)
+        await asyncio.wait(pending)
 
 
 async def _until_a_child_exits(children: list[Process]) -> None:
     waits = [asyncio.ensure_future(child.wait()) for child in children]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for wait in waits:
-        wait.cancel()
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
     raise RuntimeError("stopping: a process of the stack exited; see the logs")
 
 
-def _announce(stack: Stack, token: str, logs: Path) -> None:
-    print(
-        f"""
-Session Control is running (tenant {stack.tenant_id!r}, read model {stack.database_url}).
+def banner(stack: Stack, token: str, logs: Path) -> str:
+    """What devstack prints once the stack is up (the read model URL without its password)."""
+    read_model = redact_url(stack.database_url)
+    return f"""
+Session Control is running (tenant {stack.tenant_id!r}, read model {read_model}).
 
   Admin page         {stack.admin_url}/admin#token={token}
-  Admin API          {stack.admin_url}/api/v1/sessions   (OpenAPI: {stack.admin_url}/docs)
+  Admin API          {stack.admin_url}/api/v1/sessions   (OpenAPI: {stack.admin_url}/openapi.json)
   Demo service       {stack.demo_url}/signin   (sign in, then terminate yourself as admin)
 
 Development admin token (tenant {stack.tenant_id!r}, grant edit_user_sessions, 12 hours):
@@ -201,10 +297,8 @@ Development admin token (tenant {stack.tenant_id!r}, grant edit_user_sessions, 1
 
   curl -H "Authorization: Bearer $TOKEN" {stack.admin_url}/api/v1/sessions
 
-Logs: {logs}/. Stop with Ctrl-C.
-""",
-        flush=True,
-    )
+Logs: {logs}/. Stop with Ctrl-C (or SIGTERM, SIGHUP).
+"""
 
 
 @app.callback()
@@ -226,8 +320,13 @@ def dev(
     demo_sessions: Annotated[int, typer.Option(help="Demo sessions to publish.")] = 60,
 ) -> None:
     """Run the registry, admin API and demo service against the local Kafka broker."""
+    # what devstack and its children create (SQLite files, logs) is the user's alone
+    os.umask(0o077)
     state_dir = state_dir.resolve()
-    (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
+    logs = state_dir / "logs"
+    private_dir(logs)
+    logs.chmod(0o700)  # devstack's own folder, perhaps left readable by an older devstack
     stack = Stack(
         state_dir=state_dir,
         database_url=database_url or f"sqlite+aiosqlite:///{state_dir / 'sessions.db'}",
@@ -237,9 +336,22 @@ def dev(
         kafka=KafkaSettings(),
     )
     try:
-        asyncio.run(_run(stack, demo_sessions))
-    except KeyboardInterrupt:
-        print("stopped")
+        received = asyncio.run(_run(stack, demo_sessions))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+        _say("stopped")
+        raise SystemExit(128 + signal.SIGINT) from None
+    if received is not None:
+        _say(f"stopped ({signal.Signals(received).name})")
+        # end the way the signal ends a process (status 128+n to a shell; a clean stop to a
+        # service manager), now that the children are gone
+        signal.signal(received, signal.SIG_DFL)
+        signal.raise_signal(received)
+
+
+def _say(line: str) -> None:
+    # after SIGHUP the terminal may be gone; a message must not turn a clean stop into an error
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
 
 
 def main() -> None:

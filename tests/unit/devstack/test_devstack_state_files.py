@@ -1,0 +1,71 @@
+"""What devstack writes is private: the development secret, its directories, its banner."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.cli import Stack, banner, dev_secret, private_dir
+from session_contracts.settings import KafkaSettings
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """Umask 0, so only the modes devstack asks for explicitly can make anything private."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_a_new_secret_is_0600_in_new_0700_directories_and_reused_afterwards(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "fresh" / "state"
+    secret = dev_secret(state)
+    assert len(secret) >= 48
+    assert _mode(state / "dev-jwt-secret") == 0o600
+    assert _mode(state) == 0o700 and _mode(tmp_path / "fresh") == 0o700
+    assert os.listdir(state) == ["dev-jwt-secret"]  # no temporary file left behind
+    assert dev_secret(state) == secret
+
+
+def test_an_existing_secret_is_reused_and_made_private(tmp_path: Path) -> None:
+    (tmp_path / "dev-jwt-secret").write_text("kept-from-an-earlier-run\n")
+    (tmp_path / "dev-jwt-secret").chmod(0o644)
+    assert dev_secret(tmp_path) == "kept-from-an-earlier-run"
+    assert _mode(tmp_path / "dev-jwt-secret") == 0o600
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_an_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
+    # .state/ is shared with deploy/postgres.sh, whose `postgres` user must still traverse it
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    private_dir(shared / "logs")
+    assert _mode(shared) == 0o755 and _mode(shared / "logs") == 0o700
+
+
+def test_the_banner_shows_the_read_model_without_its_password(tmp_path: Path) -> None:
+    stack = Stack(
+        state_dir=tmp_path,
+        database_url="postgresql+asyncpg://sessions:s3cr%65t-pw@127.0.0.1:55432/sessions",
+        tenant_id="demo",
+        admin_port=8000,
+        demo_port=8001,
+        kafka=KafkaSettings(_env_file=None),
+    )
+    text = banner(stack, "a-token", tmp_path / "logs")
+    assert "postgresql+asyncpg://sessions:***@127.0.0.1:55432/sessions" in text
+    assert "s3cr" not in text and "secret-pw" not in text
+    assert "http://127.0.0.1:8000/admin#token=a-token" in text
