@@ -7,8 +7,9 @@
 # Installs what is missing (deploy/install.sh), starts the local Kafka broker (idempotently; an
 # exported KAFKA_BOOTSTRAP_SERVERS is used as given), then runs the registry on a SQLite read
 # model, the admin API on http://127.0.0.1:8000 and the demo platform service on
-# http://127.0.0.1:8001, and prints the admin URL with a development admin token. Ctrl-C stops
-# the services; the broker keeps running (`bash deploy/kafka.sh stop`).
+# http://127.0.0.1:8001, and prints the admin URL with a development admin token. Ctrl-C, SIGTERM
+# or SIGHUP (to this script: it execs devstack) stop the services; the broker keeps running
+# (`bash deploy/kafka.sh stop`).
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
