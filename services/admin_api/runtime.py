@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -11,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.adapters.bus import CommandBus
 from admin_api.auth import TokenVerifier
-from admin_api.settings import AdminApiSettings
+from admin_api.domain.cursors import CursorCodec
+from admin_api.settings import MIN_SECRET_LENGTH, AdminApiSettings
 
 Clock = Callable[[], datetime]
 
@@ -31,3 +34,42 @@ class Runtime:
     verifier: TokenVerifier
     clock: Clock
     metrics: CollectorRegistry
+    cursors: CursorCodec = field(init=False)
+    """Signs and checks the lists' page cursors (`cursor_key`)."""
+
+    def __post_init__(self) -> None:
+        self.cursors = CursorCodec(cursor_key(self.settings))
+
+
+DEV_CURSOR_SECRET = "session-control-development-cursor-key-not-for-production"
+"""Public: signs cursors only in development without an HS256 key or a cursor secret."""
+
+
+def cursor_key(settings: AdminApiSettings) -> bytes:
+    """The key page cursors are signed with: the same in every worker and on every host.
+
+    Several uvicorn workers (and replicas behind a load balancer) answer one admin's pages in
+    turn, so the key must come from configuration they share, never be drawn per process (a
+    page 2 landing on another worker would be refused). `SESSIONS_CURSOR_SECRET` when set;
+    otherwise derived from the first HS256 key, which every worker already shares; with
+    neither (JWKS only) development uses a public key and production refuses to start.
+    """
+    production = settings.environment == "production"
+    if settings.cursor_secret is not None:
+        secret = settings.cursor_secret.get_secret_value()
+        if production and len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"SESSIONS_CURSOR_SECRET: at least {MIN_SECRET_LENGTH} characters in production"
+            )
+    elif settings.hs256_key is not None:
+        secret = settings.hs256_key
+    elif production:
+        raise ValueError(
+            "SESSIONS_CURSOR_SECRET: set it (32+ random characters, the same for every worker "
+            "and host of the admin API); it signs the lists' page cursors, and with JWKS-only "
+            "authentication there is no HS256 key to derive it from"
+        )
+    else:
+        secret = DEV_CURSOR_SECRET
+    # A key of its own, whatever else the secret signs (HMAC as a KDF, with a purpose label).
+    return hmac.new(secret.encode(), b"session-control page cursors v1", hashlib.sha256).digest()

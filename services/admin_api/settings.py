@@ -41,6 +41,12 @@ class AdminApiSettings(KafkaSettings):
     max_query_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Longer query strings are refused with 414."
     )
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the lists' page cursors (HMAC-SHA256); every worker and host of the "
+        "API must share it. Unset: derived from the first HS256 key; in production without "
+        "one (JWKS only) the API refuses to start until it is set (32+ characters).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     admin_page_token_url: str | None = Field(

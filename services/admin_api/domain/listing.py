@@ -1,14 +1,13 @@
-"""How a list is ordered and paged: the sort whitelist and opaque keyset cursors."""
+"""How a list is ordered and paged: the sort whitelist and signed keyset cursors."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+from admin_api.domain.cursors import NOT_OURS, BadCursor, CursorCodec
 from session_contracts.models import SessionFilter
 
 SortField = Literal[
@@ -46,10 +45,6 @@ SortKey = str | datetime | bytes
 """A row's value of the sort column: text, a UTC time, or a packed IP address."""
 
 
-class BadCursor(ValueError):
-    """The cursor was not made by this API for this sort order."""
-
-
 @dataclass(frozen=True)
 class Position:
     """Where the previous page ended: its last row's sort value and session id."""
@@ -83,8 +78,16 @@ class ListQuery:
         return self.sort.startswith("-")
 
 
-def encode_cursor(position: Position) -> str:
-    """The opaque cursor naming `position` (URL-safe base64 of a small JSON object)."""
+def page_scope(tenant_id: str, query: ListQuery) -> dict[str, Any]:
+    """What a list cursor is valid for: the session list of this tenant, filter and sort."""
+    conditions = query.filter.model_dump(mode="json", exclude_none=True)
+    if "session_type" in conditions:  # the same filter, however its types were listed
+        conditions["session_type"] = sorted(set(conditions["session_type"]))
+    return {"list": "sessions", "tenant": tenant_id, "filter": conditions, "sort": query.sort}
+
+
+def encode_cursor(codec: CursorCodec, scope: Mapping[str, Any], position: Position) -> str:
+    """The opaque cursor naming `position`, signed for `scope` (see `page_scope`)."""
     value = position.value
     if isinstance(value, datetime):
         wire: str = value.isoformat()
@@ -92,9 +95,7 @@ def encode_cursor(position: Position) -> str:
         wire = value.hex()
     else:
         wire = value
-    fields = {"s": position.sort, "v": wire, "id": position.session_id, "t": position.total}
-    body = json.dumps(fields, separators=(",", ":"))
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+    return codec.seal(scope, {"v": wire, "id": position.session_id, "t": position.total})
 
 
 def _fits(value: object, longest: int) -> bool:
@@ -102,20 +103,18 @@ def _fits(value: object, longest: int) -> bool:
     return isinstance(value, str) and len(value) <= longest and "\x00" not in value
 
 
-def decode_cursor(cursor: str, sort: Sort) -> Position:
-    """The position a cursor names; BadCursor unless it was made for `sort`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        body = json.loads(raw)
-        wire, session_id, made_for = body["v"], body["id"], body["s"]
-        total = body.get("t")
-    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
-        raise BadCursor("cursor: not a cursor this API issued") from None
-    if made_for != sort:
-        raise BadCursor(f"cursor: made for sort {made_for!r}, not {sort!r}; start again")
+def decode_cursor(
+    codec: CursorCodec, scope: Mapping[str, Any], cursor: str, sort: Sort
+) -> Position:
+    """The position a cursor names; BadCursor unless this API signed it for `scope`."""
+    body = codec.open(scope, cursor)
+    wire, session_id, total = body.get("v"), body.get("id"), body.get("t")
+    # Signed by us, so these hold; checked anyway, so a leaked key cannot reach the database
+    # with anything a first page could not have produced.
     valid_total = total is None or (type(total) is int and 0 <= total < 2**53)
     if not (_fits(wire, 1024) and _fits(session_id, 128) and valid_total):
-        raise BadCursor("cursor: not a cursor this API issued")
+        raise BadCursor(NOT_OURS)
+    assert isinstance(wire, str) and isinstance(session_id, str)
     field = sort.removeprefix("-")
     try:
         value: SortKey = wire
@@ -128,5 +127,5 @@ def decode_cursor(cursor: str, sort: Sort) -> Position:
         elif field == "ip_address":
             value = bytes.fromhex(wire)
     except (ValueError, OverflowError):
-        raise BadCursor("cursor: not a cursor this API issued") from None
+        raise BadCursor(NOT_OURS) from None
     return Position(sort=sort, value=value, session_id=session_id, total=total)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from admin_api.adapters import terminations
 from admin_api.adapters.session_listing import utc
-from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession
+from admin_api.domain.cursors import NOT_OURS, BadCursor, CursorCodec
+from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, RuntimeDep
+from admin_api.entrypoints.list_params import invalid_query
 from admin_api.entrypoints.schemas import AuditEntry, AuditPage
 from session_contracts.models import Timestamp
 
@@ -36,29 +34,29 @@ class AuditParams(BaseModel):
     cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
 
 
-def _encode(at: datetime, command_id: str) -> str:
-    raw = json.dumps([at.isoformat(), command_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _scope(tenant_id: str, params: AuditParams) -> dict[str, Any]:
+    """What an audit cursor is valid for: this tenant's audit with this time range and admin."""
+    conditions = params.model_dump(mode="json", include={"since", "until", "requested_by"})
+    return {"list": "audit", "tenant": tenant_id, **conditions}
 
 
-def _decode(cursor: str) -> tuple[datetime, str]:
+def _encode(codec: CursorCodec, scope: dict[str, Any], at: datetime, command_id: str) -> str:
+    return codec.seal(scope, {"at": at.isoformat(), "id": command_id})
+
+
+def _decode(codec: CursorCodec, scope: dict[str, Any], cursor: str) -> tuple[datetime, str]:
     try:
-        at, command_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        body = codec.open(scope, cursor)
+        at, command_id = body.get("at"), body.get("id")
+        if not isinstance(at, str) or not isinstance(command_id, str) or len(command_id) > 36:
+            raise BadCursor(NOT_OURS)
         when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(command_id, str) or len(command_id) > 36:
-            raise ValueError
+        if when.tzinfo is None:
+            raise BadCursor(NOT_OURS)
         return utc(when), command_id
-    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "cursor"),
-                    "msg": "cursor: not a cursor this API issued",
-                    "input": cursor,
-                }
-            ]
-        ) from None
+    except (ValueError, OverflowError) as exc:  # BadCursor is a ValueError
+        message = str(exc) if isinstance(exc, BadCursor) else NOT_OURS
+        raise invalid_query("cursor", message, cursor) from None
 
 
 def _entry(row: dict[str, Any]) -> AuditEntry:
@@ -78,15 +76,20 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
 
 @router.get("/terminations", response_model=AuditPage)
 async def termination_audit(
-    admin: CurrentAdmin, db: DbSession, params: Annotated[AuditParams, Query()]
+    admin: CurrentAdmin,
+    runtime: RuntimeDep,
+    db: DbSession,
+    params: Annotated[AuditParams, Query()],
 ) -> AuditPage:
     """Every termination request of your tenant, newest first: who, when, what, how many ended."""
+    scope = _scope(admin.tenant_id, params)
+    cursors = runtime.cursors
     query = terminations.AuditQuery(
         since=params.since,
         until=params.until,
         requested_by=params.requested_by,
         limit=params.limit,
-        after=_decode(params.cursor) if params.cursor else None,
+        after=_decode(cursors, scope, params.cursor) if params.cursor else None,
     )
     rows = await terminations.audit_page(db, admin.tenant_id, query)
     more = len(rows) > params.limit
@@ -94,5 +97,7 @@ async def termination_audit(
     last = rows[-1] if more else None
     return AuditPage(
         items=[_entry(r) for r in rows],
-        next_cursor=_encode(utc(last["requested_at"]), last["command_id"]) if last else None,
+        next_cursor=(
+            _encode(cursors, scope, utc(last["requested_at"]), last["command_id"]) if last else None
+        ),
     )

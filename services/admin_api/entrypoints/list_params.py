@@ -6,13 +6,16 @@ Unknown parameters are refused (422 naming them), as are bad values; the errors 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from admin_api.domain.listing import DEFAULT_SORT, BadCursor, ListQuery, Sort, decode_cursor
+from admin_api.domain.cursors import BadCursor
+from admin_api.domain.listing import DEFAULT_SORT, ListQuery, Sort, decode_cursor, page_scope
+from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from session_contracts.models import (
     Label,
     SearchText,
@@ -79,21 +82,27 @@ class ListParams(SortParams):
     )
 
 
-def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
+def invalid_query(field: str, message: str, value: Any) -> RequestValidationError:
+    """A 422 naming query parameter `field`, as FastAPI's own validation answers."""
     return RequestValidationError(
         [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
     )
 
 
-def list_query(params: Annotated[ListParams, Query()]) -> ListQuery:
-    """The page the query string asks for."""
-    after = None
-    if params.cursor is not None:
-        try:
-            after = decode_cursor(params.cursor, params.sort)
-        except BadCursor as exc:
-            raise _invalid("cursor", str(exc), params.cursor) from None
-    return ListQuery(params.to_filter(), params.sort, params.limit, after)
+def list_query(
+    params: Annotated[ListParams, Query()], admin: CurrentAdmin, runtime: RuntimeDep
+) -> ListQuery:
+    """The page the query string asks for; a cursor only with the tenant, filter and sort it
+    was issued for."""
+    query = ListQuery(params.to_filter(), params.sort, params.limit)
+    if params.cursor is None:
+        return query
+    scope = page_scope(admin.tenant_id, query)
+    try:
+        after = decode_cursor(runtime.cursors, scope, params.cursor, params.sort)
+    except BadCursor as exc:
+        raise invalid_query("cursor", str(exc), params.cursor) from None
+    return replace(query, after=after)
 
 
 def export_query(params: Annotated[SortParams, Query()]) -> ListQuery:

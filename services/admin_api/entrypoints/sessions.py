@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from admin_api.adapters import session_counts, session_listing
 from admin_api.adapters.session_listing import utc
 from admin_api.adapters.session_search import first_page_and_total, is_search
-from admin_api.domain.listing import encode_cursor
+from admin_api.domain.listing import encode_cursor, page_scope
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
 from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
@@ -90,7 +90,11 @@ async def list_sessions(
     after = replace(found.after, total=matches) if found.after else None
     return SessionsPage(
         items=[SessionPublic.model_validate(to_public(r)) for r in found.rows],
-        next_cursor=encode_cursor(after) if after else None,
+        next_cursor=(
+            encode_cursor(runtime.cursors, page_scope(admin.tenant_id, query), after)
+            if after
+            else None
+        ),
         total=matches,
     )
 

@@ -1,60 +1,213 @@
-"""Keyset cursors: opaque, round-trip every sort key type, refuse anything we did not issue."""
+"""Keyset cursors: opaque, signed for one list, tenant, filter and sort; nothing else passes.
+
+The key: the same in every worker and on every host (from configuration, never drawn per
+process), so page 2 may land on any worker of `uvicorn --workers N`.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
-from admin_api.domain.listing import BadCursor, Position, decode_cursor, encode_cursor
+from admin_api.domain.cursors import BadCursor, CursorCodec
+from admin_api.domain.listing import ListQuery, Position, decode_cursor, encode_cursor, page_scope
+from admin_api.runtime import cursor_key
+from admin_api.settings import AdminApiSettings
+from session_contracts.models import SessionFilter, SessionType
 
 WHEN = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+CODEC = CursorCodec(b"k" * 32)
+
+
+def scope(
+    sort: str = "-last_activity_at", tenant: str = "acme", **conditions: Any
+) -> dict[str, Any]:
+    return page_scope(tenant, ListQuery(SessionFilter(**conditions), sort))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     "position",
     [
-        Position("-last_activity_at", WHEN, "s-1"),
+        Position("-last_activity_at", WHEN, "s-1", 120),
         Position("created_at", WHEN, "s-2"),
-        Position("user_name", 'Zoë "quoted" ,', "s-3"),
+        Position("user_name", 'Zoë "quoted" ,', "s-3", 0),
+        Position("user_name", "\U0001f600" * 256, "s-3"),
         Position("-ip_address", bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 1]), "s-4"),
         Position("device", "", "~!"),
     ],
 )
 def test_round_trip(position: Position) -> None:
-    cursor = encode_cursor(position)
+    where = scope(position.sort)
+    cursor = encode_cursor(CODEC, where, position)
     assert "=" not in cursor and "/" not in cursor and "+" not in cursor
-    assert decode_cursor(cursor, position.sort) == position
-
-
-def b64(body: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
-
-
-@pytest.mark.parametrize(
-    ("cursor", "sort"),
-    [
-        ("", "user_name"),
-        ("%%%", "user_name"),
-        (b64([1, 2]), "user_name"),
-        (b64({"s": "user_name", "v": "a"}), "user_name"),
-        (b64({"s": "user_name", "v": 5, "id": "x"}), "user_name"),
-        (b64({"s": "user_name", "v": "a\x00", "id": "x"}), "user_name"),
-        (b64({"s": "user_name", "v": "a", "id": "x" * 129}), "user_name"),
-        (b64({"s": "created_at", "v": "2026-01-01T00:00:00", "id": "x"}), "created_at"),
-        (b64({"s": "ip_address", "v": "zz", "id": "x"}), "ip_address"),
-        (b64({"s": "user_name", "v": "a", "id": "x"}), "-user_name"),
-    ],
-)
-def test_refuses_foreign_or_mismatched_cursors(cursor: str, sort: str) -> None:
-    with pytest.raises(BadCursor, match="cursor"):
-        decode_cursor(cursor, sort)  # type: ignore[arg-type]
+    assert len(cursor) <= 4096  # the list's limit on the parameter, for the longest names
+    assert decode_cursor(CODEC, where, cursor, position.sort) == position
 
 
 def test_times_come_back_in_utc() -> None:
     east = WHEN.astimezone(timezone(timedelta(hours=5)))
-    body = b64({"s": "expires_at", "v": east.isoformat(), "id": "x"})
-    value = decode_cursor(body, "expires_at").value
+    cursor = encode_cursor(CODEC, scope("expires_at"), Position("expires_at", east, "x"))
+    value = decode_cursor(CODEC, scope("expires_at"), cursor, "expires_at").value
     assert value == WHEN and isinstance(value, datetime) and value.utcoffset() == timedelta(0)
+
+
+def _parts(cursor: str) -> tuple[dict[str, Any], str]:
+    payload, mac = cursor.split(".")
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))), mac
+
+
+def _b64(body: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+ISSUED = encode_cursor(CODEC, scope(), Position("-last_activity_at", WHEN, "s-1", 120))
+
+
+def test_a_forged_total_is_refused() -> None:
+    body, mac = _parts(ISSUED)
+    assert body["t"] == 120
+    for forged in (_b64({**body, "t": 999999}) + "." + mac, _b64({**body, "t": 999999})):
+        with pytest.raises(BadCursor, match="cursor"):
+            decode_cursor(CODEC, scope(), forged, "-last_activity_at")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"v": (WHEN - timedelta(days=1)).isoformat()},
+        {"v": WHEN.isoformat().replace("+00:00", "+01:00")},
+        {"id": "s-0"},
+        {"id": "s-1 "},
+        {"t": None},
+    ],
+)
+def test_altered_sort_key_values_are_refused(change: dict[str, Any]) -> None:
+    body, mac = _parts(ISSUED)
+    with pytest.raises(BadCursor, match="cursor"):
+        decode_cursor(CODEC, scope(), _b64({**body, **change}) + "." + mac, "-last_activity_at")
+
+
+def test_a_cursor_signed_with_another_key_is_refused() -> None:
+    other = CursorCodec(b"o" * 32)
+    with pytest.raises(BadCursor):
+        decode_cursor(
+            CODEC,
+            scope(),
+            encode_cursor(other, scope(), Position("-last_activity_at", WHEN, "s-1", 120)),
+            "-last_activity_at",
+        )
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        scope(tenant="globex"),
+        scope("last_activity_at"),
+        scope("-created_at"),
+        scope(q="ada"),
+        scope(session_type=[SessionType.mobile]),
+        scope(created_from=WHEN),
+        scope(policy_outdated=False),
+        {**scope(), "list": "audit"},
+    ],
+)
+def test_a_cursor_for_another_tenant_filter_sort_or_list_is_refused(
+    elsewhere: dict[str, Any],
+) -> None:
+    with pytest.raises(BadCursor, match="tenant, filter and sort"):
+        decode_cursor(CODEC, elsewhere, ISSUED, elsewhere.get("sort", "-last_activity_at"))
+
+
+def test_the_same_filter_written_differently_keeps_its_cursors() -> None:
+    listed = scope(session_type=[SessionType.mobile, SessionType.browser])
+    cursor = encode_cursor(CODEC, listed, Position("-last_activity_at", WHEN, "s-1", 3))
+    reordered = scope(session_type=[SessionType.browser, SessionType.mobile])
+    east = scope(created_from=WHEN.astimezone(timezone(timedelta(hours=-3))))
+    utc = scope(created_from=WHEN)
+    assert decode_cursor(CODEC, reordered, cursor, "-last_activity_at").total == 3
+    assert east == utc
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        ".",
+        "%%%",
+        "a.b.c",
+        ISSUED[:-1],
+        ISSUED[: ISSUED.index(".")],
+        ISSUED[: ISSUED.index(".") + 1],
+        ISSUED[1:],
+        ISSUED + "A",
+        ISSUED.replace(".", ".="),
+        ISSUED.replace("-", "+").replace("_", "/") + "+/",
+        ISSUED + "é",
+        _b64([1, 2]),
+        _b64({"v": "a", "id": "x"}) + "." + "A" * 43,
+        "\x00",
+    ],
+)
+def test_truncated_or_garbage_cursors_are_refused(cursor: str) -> None:
+    with pytest.raises(BadCursor, match="cursor"):
+        decode_cursor(CODEC, scope(), cursor, "-last_activity_at")
+
+
+def test_every_prefix_of_a_cursor_is_refused() -> None:
+    for end in range(len(ISSUED)):
+        with pytest.raises(BadCursor):
+            decode_cursor(CODEC, scope(), ISSUED[:end], "-last_activity_at")
+
+
+def settings(**values: Any) -> AdminApiSettings:
+    base = {"database_url": "sqlite+aiosqlite:///:memory:", "environment": "development"}
+    return AdminApiSettings(_env_file=None, **{**base, **values})  # type: ignore[call-arg]
+
+
+PRODUCTION = {"environment": "production", "jwt_issuer": "https://idp"}
+
+
+def test_the_key_comes_from_configuration_not_the_process() -> None:
+    """Two workers of one deployment compute the same key: a cursor of one opens in the other."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")},
+        "SESSIONS_ENVIRONMENT": "production",
+        "SESSIONS_JWKS_URL": "https://idp/jwks",
+        "SESSIONS_JWT_ISSUER": "https://idp",
+        "SESSIONS_CURSOR_SECRET": "c" * 40,
+    }
+    here = cursor_key(settings(**PRODUCTION, jwks_url="https://idp/jwks", cursor_secret="c" * 40))
+    program = (
+        "from admin_api.runtime import cursor_key; from admin_api.settings import "
+        "AdminApiSettings; print(cursor_key(AdminApiSettings()).hex())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() == here.hex()
+
+
+def test_the_key_is_the_cursor_secret_or_derived_from_the_hs256_key() -> None:
+    secret = "s" * 40
+    from_hs256 = cursor_key(settings(**PRODUCTION, jwt_secret=secret))
+    assert from_hs256 == cursor_key(settings(**PRODUCTION, jwt_secret=secret))
+    assert secret.encode() not in from_hs256 and len(from_hs256) == 32  # its own key
+    own = cursor_key(settings(**PRODUCTION, jwt_secret=secret, cursor_secret="c" * 40))
+    assert own != from_hs256
+    assert cursor_key(settings()) != own  # development: the public development secret's
+
+
+def test_production_without_a_shared_key_refuses_to_start_and_says_what_to_set() -> None:
+    jwks_only = settings(**PRODUCTION, jwks_url="https://idp/jwks")
+    with pytest.raises(ValueError, match="SESSIONS_CURSOR_SECRET: set it"):
+        cursor_key(jwks_only)
+    with pytest.raises(ValueError, match="SESSIONS_CURSOR_SECRET: at least 32"):
+        cursor_key(settings(**PRODUCTION, jwks_url="https://idp/jwks", cursor_secret="short"))
+    assert len(cursor_key(settings(jwks_url="https://idp/jwks"))) == 32  # development
