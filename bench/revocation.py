@@ -186,7 +186,7 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
     group = f"bench-registry-{uuid.uuid4().hex[:8]}"
     env = service_env(bootstrap, topics, database_url, secret, group)
     token = issue_dev_token(
-        AdminApiSettings(_env_file=None, jwt_secret=secret),
+        AdminApiSettings(_env_file=None, environment="development", jwt_secret=secret),
         sub="bench-admin",
         tenant=TENANT,
         grants=["edit_user_sessions"],

@@ -224,7 +224,7 @@ async def _soak(
     secret = secrets.token_urlsafe(48)
     group = f"soak-registry-{uuid.uuid4().hex[:8]}"
     env = service_env(bootstrap, topics, database_url, secret, group)
-    settings = AdminApiSettings(_env_file=None, jwt_secret=secret)
+    settings = AdminApiSettings(_env_file=None, environment="development", jwt_secret=secret)
     listed, doomed = seed_streams(args.population, args.burst, args.burst_tenants)
     alive = sorted(created_ids(listed).get(ADMIN_TENANT, set()))
     # each phase terminates sessions of its own: a session is ended once

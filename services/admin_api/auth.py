@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ EDIT_USER_SESSIONS = "edit_user_sessions"
 """The grant every session endpoint needs (Domo's "Edit User Sessions")."""
 
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+JWKS_FETCH_TIMEOUT_SECONDS = 10.0
 _TENANT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -39,43 +42,92 @@ class Admin:
 
 
 class TokenVerifier:
-    """Checks signature, exp, nbf, aud (and iss where configured) and reads the admin claims."""
+    """Checks signature, exp, nbf, iat, aud, iss (where configured) and the token's lifetime,
+    and reads the admin claims."""
 
     def __init__(self, settings: AdminApiSettings) -> None:
-        self._hs256_key = settings.hs256_key
+        self._hs256_keys = settings.hs256_keys
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
-        # PyJWKClient caches the key set and refetches on an unknown kid.
-        self._jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
+        self._max_lifetime = settings.jwt_max_lifetime_seconds
+        # The key set is cached for `lifespan`; a token naming an unknown kid refetches it at
+        # most once per `cooldown_duration`, however many such tokens arrive.
+        self._jwks = (
+            jwt.PyJWKClient(
+                settings.jwks_url,
+                cache_jwk_set=True,
+                lifespan=settings.jwks_cache_seconds,
+                cooldown_duration=settings.jwks_refresh_cooldown_seconds,
+                timeout=JWKS_FETCH_TIMEOUT_SECONDS,
+            )
+            if settings.jwks_url
+            else None
+        )
 
     async def verify(self, token: str) -> Admin:
         """The admin the token names; InvalidToken when it must not be trusted."""
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
-            key = await self._key_for(token, algorithm)
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[str(algorithm)],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "sub", "aud"]},
-            )
+            claims = await self._decode(token, algorithm)
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
+        _check_times(claims, self._max_lifetime, self._leeway, time.time())
         return _admin_from(claims)
 
-    async def _key_for(self, token: str, algorithm: object) -> Any:
+    async def _decode(self, token: str, algorithm: object) -> dict[str, Any]:
         # The key follows from the algorithm we allow, never from what the token asks for.
-        if algorithm == "HS256" and self._hs256_key is not None:
-            return self._hs256_key
+        if algorithm == "HS256" and self._hs256_keys:
+            *earlier, last = self._hs256_keys
+            for key in earlier:  # rotation: any configured key verifies
+                try:
+                    return self._decode_with(token, key, "HS256")
+                except jwt.InvalidSignatureError:
+                    continue
+            return self._decode_with(token, last, "HS256")
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
             jwks = self._jwks
             signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
-            return signing_key.key
+            return self._decode_with(token, signing_key.key, str(algorithm))
         raise InvalidToken(f"signing algorithm {algorithm!r} is not accepted")
+
+    def _decode_with(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        required = ["exp", "sub", "aud"] + (["iss"] if self._issuer is not None else [])
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=self._audience,
+            issuer=self._issuer,
+            leeway=self._leeway,
+            options={"require": required},
+        )
+        return claims
+
+
+def _check_times(claims: dict[str, Any], max_lifetime: int, leeway: int, now: float) -> None:
+    # PyJWT reads these with int(), which takes "1700000000" too: numbers only (NumericDate).
+    for name in NUMERIC_DATE_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidToken(
+                f"claim {name!r} must be a number of seconds (NumericDate), "
+                f"not {type(value).__name__}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidToken(f"claim {name!r} must be a finite number")
+    # exp - iat as the issuer meant it; without iat, what is left (allowing the clock skew)
+    if "iat" in claims:
+        lifetime, allowed = claims["exp"] - claims["iat"], max_lifetime
+    else:
+        lifetime, allowed = claims["exp"] - now, max_lifetime + leeway
+    if lifetime > allowed:
+        raise InvalidToken(
+            f"the token is valid for longer than the {max_lifetime} s allowed "
+            "(SESSIONS_JWT_MAX_LIFETIME_SECONDS)"
+        )
 
 
 def _admin_from(claims: dict[str, Any]) -> Admin:
@@ -96,10 +148,17 @@ def issue_dev_token(
     grants: Sequence[str] = (EDIT_USER_SESSIONS,),
     ttl: int | timedelta = 3600,
 ) -> str:
-    """An HS256 token for the development stack and tests; `ttl` in seconds or a timedelta."""
+    """An HS256 token for the development stack and tests; `ttl` in seconds or a timedelta,
+    at most `settings.jwt_max_lifetime_seconds`."""
     key = settings.hs256_key
     if key is None:
         raise ValueError("no HS256 secret in force: development tokens cannot be issued")
+    seconds = int(ttl.total_seconds() if isinstance(ttl, timedelta) else ttl)
+    if seconds > settings.jwt_max_lifetime_seconds:
+        raise ValueError(
+            f"ttl: {seconds} s is longer than jwt_max_lifetime_seconds "
+            f"({settings.jwt_max_lifetime_seconds} s); the admin API would refuse the token"
+        )
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": sub,
@@ -108,7 +167,7 @@ def issue_dev_token(
         "aud": settings.jwt_audience,
         "iat": now,
         "nbf": now,
-        "exp": now + int(ttl.total_seconds() if isinstance(ttl, timedelta) else ttl),
+        "exp": now + seconds,
     }
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer

@@ -9,7 +9,8 @@ from pydantic import Field, SecretStr, model_validator
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
 
 DEV_JWT_SECRET = "session-control-development-secret-not-for-production"
-"""Signs development tokens only; refused outside development."""
+"""Public, so it signs nothing that matters: the HS256 key only with an explicit
+`SESSIONS_ENVIRONMENT=development`, no key of one's own and no JWKS; refused everywhere else."""
 
 MIN_SECRET_LENGTH = 32
 
@@ -21,17 +22,49 @@ class AdminApiSettings(KafkaSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL of the registry's read model.",
     )
-    environment: Literal["development", "production"] = "development"
-    jwt_secret: SecretStr = Field(
-        default=SecretStr(DEV_JWT_SECRET),
-        description="HS256 key; outside development it must be set and at least 32 characters.",
+    environment: Literal["development", "production"] = Field(
+        default="production",
+        description="Production unless told otherwise. Development (only the main job sets it) "
+        "accepts the public development secret, serves /openapi.json and lets the admin page "
+        "sign in from a #token= link.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key; in production at least 32 characters. One key: for several, "
+        "see jwt_secrets.",
+    )
+    jwt_secrets: SecretStr | None = Field(
+        default=None,
+        description="HS256 keys, comma-separated, for rotation: every one verifies, the first "
+        "signs development tokens. Instead of jwt_secret, not with it.",
     )
     jwks_url: str | None = Field(
         default=None, description="JWKS document of the identity provider (RS256/ES256)."
     )
     jwt_audience: str = "session-control"
-    jwt_issuer: str | None = None
+    jwt_issuer: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The `iss` every token must carry; required in production.",
+    )
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_max_lifetime_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="Tokens meant to live longer (exp - iat, or exp - now without iat) are "
+        "refused.",
+    )
+    jwks_cache_seconds: float = Field(
+        default=300.0, ge=1.0, le=86400.0, description="How long the fetched JWKS is used."
+    )
+    jwks_refresh_cooldown_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="At most one refetch of the JWKS per this many seconds for tokens naming "
+        "an unknown `kid` (a flood of made-up kids never floods the identity provider).",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=64 * 1024,
@@ -61,25 +94,71 @@ class AdminApiSettings(KafkaSettings):
     )
 
     @model_validator(mode="after")
-    def _secrets_fit_environment(self) -> AdminApiSettings:
-        if self.environment == "development":
-            return self
-        secret = self.jwt_secret.get_secret_value()
-        if secret != DEV_JWT_SECRET and len(secret) < MIN_SECRET_LENGTH:
-            raise ValueError(
-                f"jwt_secret: at least {MIN_SECRET_LENGTH} characters outside development"
+    def _keys_fit_environment(self) -> AdminApiSettings:
+        problems: list[str] = []
+        if self.jwt_secret is not None and self.jwt_secrets is not None:
+            problems.append("set SESSIONS_JWT_SECRET or SESSIONS_JWT_SECRETS, not both")
+        try:
+            configured = self._configured_hs256_keys()
+        except ValueError as exc:
+            problems.append(str(exc))
+            configured = ()
+        production = self.environment == "production"
+        if DEV_JWT_SECRET in configured and (production or self.jwks_url is not None):
+            problems.append(
+                "the public development secret is refused in production and whenever "
+                "SESSIONS_JWKS_URL is set"
             )
-        if secret == DEV_JWT_SECRET and self.jwks_url is None:
+        if production:
+            short = [str(n) for n, key in enumerate(configured, 1) if len(key) < MIN_SECRET_LENGTH]
+            if short:
+                problems.append(
+                    f"HS256 secrets need at least {MIN_SECRET_LENGTH} characters "
+                    f"(too short: key {', '.join(short)})"
+                )
+            if not configured and self.jwks_url is None:
+                problems.append(
+                    "set SESSIONS_JWKS_URL (your identity provider's RS256/ES256 keys) or "
+                    f"SESSIONS_JWT_SECRET (HS256, at least {MIN_SECRET_LENGTH} characters)"
+                )
+            if self.jwt_issuer is None:
+                problems.append("set SESSIONS_JWT_ISSUER to the `iss` your tokens carry")
+        if problems:
+            default = "" if "environment" in self.model_fields_set else " (the default)"
+            hint = "; on a development machine set SESSIONS_ENVIRONMENT=development" * production
             raise ValueError(
-                "jwt_secret: the development default is refused outside development; "
-                "set SESSIONS_JWKS_URL (RS256/ES256) or a secret of your own"
+                f"SESSIONS_ENVIRONMENT={self.environment}{default}: {'; '.join(problems)}{hint}"
             )
         return self
 
+    def _configured_hs256_keys(self) -> tuple[str, ...]:
+        if self.jwt_secrets is not None:
+            keys = tuple(key.strip() for key in self.jwt_secrets.get_secret_value().split(","))
+            if empty := [str(n) for n, key in enumerate(keys, 1) if not key]:
+                raise ValueError(
+                    f"SESSIONS_JWT_SECRETS: key {', '.join(empty)} is empty "
+                    "(keys are separated by commas)"
+                )
+            if len(set(keys)) != len(keys):
+                raise ValueError("SESSIONS_JWT_SECRETS: a key is listed twice")
+            return keys
+        if self.jwt_secret is not None:
+            return (self.jwt_secret.get_secret_value(),)
+        return ()
+
+    @property
+    def hs256_keys(self) -> tuple[str, ...]:
+        """The HS256 keys that verify tokens (the first signs development ones); may be empty.
+
+        The development secret is among them only in development without a JWKS, and only
+        when no key is configured."""
+        dev_allowed = self.environment == "development" and self.jwks_url is None
+        configured = self._configured_hs256_keys()
+        if not configured:
+            return (DEV_JWT_SECRET,) if dev_allowed else ()
+        return tuple(key for key in configured if key != DEV_JWT_SECRET or dev_allowed)
+
     @property
     def hs256_key(self) -> str | None:
-        """The HS256 key in force, or None where only JWKS-signed tokens are accepted."""
-        secret = self.jwt_secret.get_secret_value()
-        if secret == DEV_JWT_SECRET and self.environment != "development":
-            return None
-        return secret
+        """The HS256 key that signs development tokens, or None where HS256 is off."""
+        return next(iter(self.hs256_keys), None)

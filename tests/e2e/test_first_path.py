@@ -96,7 +96,9 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
     registry = Registry.from_settings(
         RegistrySettings(database_url=db_url, consumer_group=f"reg-{uuid.uuid4().hex}", **kafka)
     )
-    admin_settings = AdminApiSettings(database_url=db_url, jwt_secret=SECRET, **kafka)
+    admin_settings = AdminApiSettings(
+        database_url=db_url, environment="development", jwt_secret=SECRET, **kafka
+    )
     demo_settings = DemoSettings(gateway_tenant_id=TENANT, **kafka)
     token = issue_dev_token(
         admin_settings, sub="admin-1", tenant=TENANT, grants=["edit_user_sessions"]

@@ -131,6 +131,7 @@ def admin_settings(bootstrap: str, topics: Topics, db_url: str) -> AdminApiSetti
     """Admin API settings on this broker, topics and read model."""
     return AdminApiSettings(
         database_url=db_url,
+        environment="development",
         jwt_secret=SECRET,
         kafka_bootstrap_servers=bootstrap,
         topic_prefix=topics.prefix,

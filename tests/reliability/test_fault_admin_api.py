@@ -63,6 +63,7 @@ async def test_admin_api_killed_with_terminations_in_flight_applies_every_accept
         "SESSIONS_TOPIC_PREFIX": topics.prefix,
         "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
         "SESSIONS_DATABASE_URL": db_url,
+        "SESSIONS_ENVIRONMENT": "development",
         "SESSIONS_JWT_SECRET": SECRET,
     }
     ids = [f"a-{n:03d}" for n in range(CHUNK * CHUNKS)]

@@ -43,7 +43,7 @@ def bad_tokens(settings: AdminApiSettings) -> dict[str, str]:
         "grants": [EDIT_USER_SESSIONS],
         "aud": "session-control",
     }
-    key = settings.jwt_secret.get_secret_value()
+    (key,) = settings.hs256_keys
     return {
         "bad signature": jwt.encode({**claims, "exp": now + 600}, "x" * 40, algorithm="HS256"),
         "expired": jwt.encode({**claims, "exp": now - 120}, key, algorithm="HS256"),

@@ -36,10 +36,12 @@ async def test_reads_work_writes_are_503_and_readyz_says_why(
 
 
 def test_the_uvicorn_factory_reads_settings_when_called(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SESSIONS_ENVIRONMENT", "production")
-    monkeypatch.delenv("SESSIONS_JWT_SECRET", raising=False)
-    monkeypatch.delenv("SESSIONS_JWKS_URL", raising=False)
-    with pytest.raises(ValueError, match="jwt_secret"):
+    for name in ("ENVIRONMENT", "JWT_SECRET", "JWT_SECRETS", "JWKS_URL", "JWT_ISSUER"):
+        monkeypatch.delenv(f"SESSIONS_{name}", raising=False)
+    with pytest.raises(ValueError, match=r"SESSIONS_ENVIRONMENT=production \(the default\)"):
         app_from_env()
     monkeypatch.setenv("SESSIONS_JWT_SECRET", "s" * 40)
+    with pytest.raises(ValueError, match="set SESSIONS_JWT_ISSUER"):
+        app_from_env()
+    monkeypatch.setenv("SESSIONS_JWT_ISSUER", "https://idp.example")
     assert app_from_env().title == "Session Control admin API"
