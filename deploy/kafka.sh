@@ -171,7 +171,10 @@ EOF
 
 start() {
 	command -v java >/dev/null || die "java not found (apt-get install openjdk-17-jre-headless)"
+	# The log dirs hold every session event (user ids, addresses, user agents): this user's only.
+	umask 077
 	mkdir -p "$STATE"
+	chmod 700 "$STATE"
 	# One start at a time per broker: parallel test processes may all call start.
 	exec 9>"$STATE/lock"
 	flock 9

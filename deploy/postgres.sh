@@ -91,7 +91,8 @@ init_once() {
 	[[ -f "$DATA/PG_VERSION" ]] && return 0
 	mkdir -p "$DATA"
 	if [[ "$SERVER_USER" == postgres ]]; then chown postgres: "$DATA" "$CLUSTER"; fi
-	chmod 700 "$DATA"
+	# The cluster folder holds server.log and initdb.log too: the server user's only.
+	chmod 700 "$DATA" "$CLUSTER"
 	say "initdb $DATA"
 	as_server "$BIN/initdb" -D "$DATA" -U "$SERVER_USER" -E UTF8 --locale=C.UTF-8 \
 		--auth-local=peer --auth-host=scram-sha-256 >"$CLUSTER/initdb.log" 2>&1 ||
@@ -145,6 +146,7 @@ start() {
 	if ! running; then
 		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT is taken by another process"
 		init_once
+		chmod 700 "$CLUSTER" # clusters made before this line was added were world-readable
 		say "starting PostgreSQL on 127.0.0.1:$PORT, data $DATA"
 		# 9>&- : the server must not inherit (and hold forever) the lock.
 		as_server "$BIN/pg_ctl" start -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" -s >&2 9>&- ||

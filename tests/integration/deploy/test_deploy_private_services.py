@@ -51,6 +51,9 @@ async def test_private_broker_restarts_on_same_port_with_records_retained(
     finally:
         await admin.close()
     await _produce(private_kafka.bootstrap, topic, [b"before-1", b"before-2"])
+    # The log dirs hold every session event: nobody but the broker's own user may enter them.
+    state = private_kafka.state_dir / f"kafka-{private_kafka.port}"
+    assert state.stat().st_mode & 0o077 == 0, oct(state.stat().st_mode)
 
     await private_kafka.stop()
     with pytest.raises(OSError):
