@@ -63,11 +63,17 @@ def create_app(
             await engine.dispose()
 
     registry = CollectorRegistry()
+    development = settings.environment == "development"
     app = FastAPI(
         title="Session Control admin API",
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # No Swagger UI or ReDoc: FastAPI's pages load their scripts from a CDN, on the origin
+        # whose sessionStorage holds the admin's token. The document itself only in development.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if development else None,
     )
     app.add_middleware(
         RequestLimits,
@@ -83,7 +89,13 @@ def create_app(
         token_url=settings.admin_page_token_url,
         sign_in_url=settings.admin_page_sign_in_url,
         live_interval_seconds=settings.admin_page_live_interval_seconds,
+        fragment_sign_in=development,
     )
+    if page.fragment_sign_in and not development:
+        raise ValueError(
+            "admin_page.fragment_sign_in: the #token= sign-in link exists only with "
+            "SESSIONS_ENVIRONMENT=development; production pages take tokens from token_url"
+        )
     setattr(app.state, web.config.APP_STATE_KEY, page)
     return app
 

@@ -30,3 +30,8 @@ class AdminPageConfig(BaseModel):
         description="Live mode polls the list this often.",
     )
     page_size: int = Field(default=50, ge=10, le=500, description="Rows per list request.")
+    fragment_sign_in: bool = Field(
+        default=False,
+        description="Development only (create_app refuses it otherwise): the page signs in "
+        "from a #token= link. Off, the page strips such a fragment and ignores it.",
+    )

@@ -21,7 +21,7 @@ router.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-sta
 
 
 def page_config(request: Request) -> AdminPageConfig:
-    """The deployment's page config from app state, or the development defaults."""
+    """The deployment's page config from app state, or the defaults (no #token= sign-in)."""
     config = getattr(request.app.state, APP_STATE_KEY, None)
     return config if isinstance(config, AdminPageConfig) else AdminPageConfig()
 

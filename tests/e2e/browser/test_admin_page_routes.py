@@ -62,7 +62,7 @@ async def test_static_files_are_served_and_traversal_is_not(client: httpx.AsyncC
     script = await client.get("/admin/static/js/main.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
-    assert "adoptTokenFromFragment" in script.text
+    assert "takeTokenFromFragment" in script.text
     style = await client.get("/admin/static/css/admin.css")
     assert style.headers["content-type"].startswith("text/css")
     assert (await client.get("/admin/static/%2e%2e/pages.py")).status_code == 404
@@ -79,13 +79,14 @@ async def test_no_module_writes_api_data_as_markup(client: httpx.AsyncClient) ->
             assert sink not in response.text, f"{name} uses {sink}"
 
 
-async def test_config_defaults_serve_development(client: httpx.AsyncClient) -> None:
+async def test_config_defaults_have_no_fragment_sign_in(client: httpx.AsyncClient) -> None:
     config = (await client.get("/admin/config.json")).json()
     assert config == {
         "token_url": None,
         "sign_in_url": None,
         "live_interval_seconds": 5.0,
         "page_size": 50,
+        "fragment_sign_in": False,
     }
 
 
@@ -109,6 +110,7 @@ async def test_the_environment_configures_the_page_of_app_from_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("SESSIONS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("SESSIONS_ENVIRONMENT", "development")
     monkeypatch.setenv("SESSIONS_ADMIN_PAGE_TOKEN_URL", "/oauth2/token")
     monkeypatch.setenv("SESSIONS_ADMIN_PAGE_SIGN_IN_URL", "/oauth2/sign_in")
     monkeypatch.setenv("SESSIONS_ADMIN_PAGE_LIVE_INTERVAL_SECONDS", "15")
@@ -120,4 +122,5 @@ async def test_the_environment_configures_the_page_of_app_from_env(
         "sign_in_url": "/oauth2/sign_in",
         "live_interval_seconds": 15.0,
         "page_size": 50,
+        "fragment_sign_in": True,
     }

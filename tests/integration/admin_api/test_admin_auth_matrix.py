@@ -154,16 +154,14 @@ PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/config.json"),
     ("*", "/admin/static/{path}"),
 }
-"""Routes that answer without a token: probes, metrics, the API's documentation, and the admin
-page's static shell (which itself calls the API with the admin's token)."""
+"""Routes that answer without a token: probes, metrics, the API's OpenAPI document (served in
+development only, as the `client` here is) and the admin page's static shell (which itself calls
+the API with the admin's token)."""
 
 
 def app_routes(client: httpx.AsyncClient) -> list[tuple[str, str]]:

@@ -1,21 +1,61 @@
-// The admin's bearer token: from the sign-in link's URL fragment, from this tab's
-// sessionStorage, or (in production) from the deployment's token endpoint.
+// The admin's bearer token: from this tab's sessionStorage, from the deployment's token
+// endpoint (production), or, in development only, from the sign-in link's URL fragment.
 const STORAGE_KEY = "sessionControl.token";
 
 /**
- * Move a `#token=...` fragment into sessionStorage and strip it from the address bar.
- * Fragments never reach the server, so the token never lands in access logs; after
- * replaceState it is not in the URL, the history entry or a bookmark either.
+ * Take a `#token=...` fragment out of the address bar, in every mode, and return the token
+ * (or null). Fragments never reach the server, so the token never lands in access logs; after
+ * replaceState it is not in the URL, the history entry or a bookmark either. Whether it is
+ * used is `linkSignIn`'s decision, once the page knows its mode.
  */
-export function adoptTokenFromFragment() {
-  if (!location.hash) return;
+export function takeTokenFromFragment() {
+  if (!location.hash) return null;
   const params = new URLSearchParams(location.hash.slice(1));
+  if (!params.has("token")) return null;
   const token = params.get("token");
-  if (!token) return;
-  sessionStorage.setItem(STORAGE_KEY, token);
   params.delete("token");
   const rest = params.toString();
   history.replaceState(history.state, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  return token || null;
+}
+
+/** A JWT's claims, unverified: only to tell the admin whose token it is; null if unreadable. */
+export function peekClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims !== null && typeof claims === "object" && !Array.isArray(claims) ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+function sameAdmin(a, b) {
+  return Boolean(a && b) && typeof a.tenant === "string" && a.tenant === b.tenant && a.sub === b.sub;
+}
+
+/** Use `token` in this tab from now on. */
+export function adoptToken(token) {
+  sessionStorage.setItem(STORAGE_KEY, token);
+}
+
+/**
+ * What a sign-in link's token does to this tab:
+ * - "ignored": the deployment has no fragment sign-in (production): the token is dropped;
+ * - "adopted": development, and the tab had no token or one of the same admin and tenant;
+ * - "confirm": development, but the tab is signed in as someone else or to another tenant:
+ *   nothing changes unless the admin chooses to switch (`adoptToken(result.token)`).
+ */
+export function linkSignIn(token, config) {
+  if (!token) return { outcome: "none" };
+  if (config.fragment_sign_in !== true) return { outcome: "ignored" };
+  const stored = sessionStorage.getItem(STORAGE_KEY);
+  if (!stored || stored === token || sameAdmin(peekClaims(stored), peekClaims(token))) {
+    adoptToken(token);
+    return { outcome: "adopted" };
+  }
+  return { outcome: "confirm", token, current: peekClaims(stored), offered: peekClaims(token) };
 }
 
 /** Drop the stored token (after the API refused it). */

@@ -1,6 +1,6 @@
 // The Session Management page: wiring the toolbar, ribbon, dialogs and list together.
 import { Api, ApiError } from "./api.js";
-import { TokenSource, adoptTokenFromFragment, forgetToken } from "./auth.js";
+import { TokenSource, adoptToken, forgetToken, linkSignIn, takeTokenFromFragment } from "./auth.js";
 import { ColumnChoice } from "./columns.js";
 import { openColumnsDialog } from "./columns-dialog.js";
 import { openDetail } from "./detail.js";
@@ -12,8 +12,9 @@ import { describeError, signInMessage } from "./messages.js";
 import { Query } from "./query.js";
 import { confirmMatching, confirmSelected, runTermination } from "./terminate.js";
 
-// First thing: take the token out of the address bar before anything can copy the URL.
-adoptTokenFromFragment();
+// First thing: take any token out of the address bar before anything can copy the URL.
+// Whether it signs in depends on the page's mode (config.fragment_sign_in: development only).
+const linkToken = takeTokenFromFragment();
 
 const SEARCH_DEBOUNCE_MS = 300;
 const $ = (id) => document.getElementById(id);
@@ -79,6 +80,52 @@ class Page {
   reload() {
     $("query-error").hidden = true;
     return this.list.reload();
+  }
+
+  /** A `#token=` link: ignored in production; in development never a silent switch of admin. */
+  signInFromLink(token) {
+    const result = linkSignIn(token, this.config);
+    const banner = $("link-banner");
+    const dismiss = (label) =>
+      el("button", { type: "button", class: "button", onclick: () => show(banner, false) }, label);
+    if (result.outcome === "ignored") {
+      replaceChildren(
+        banner,
+        el("strong", {}, "A sign-in link was ignored. "),
+        "This page signs in only through your organization's sign-in, never from a link: whoever sent it could have put their own account in it. ",
+        dismiss("Dismiss"),
+      );
+      show(banner, true);
+    } else if (result.outcome === "confirm") {
+      const tenant = (claims) => short(claims && claims.tenant);
+      const who = (claims) => (claims ? `${short(claims.sub)} of tenant ${tenant(claims)}` : "an unreadable token");
+      const offered = result.offered || {};
+      const target =
+        result.current && result.current.tenant === offered.tenant
+          ? `user ${short(offered.sub)}`
+          : `tenant ${tenant(offered)}`;
+      replaceChildren(
+        banner,
+        el("strong", {}, "This sign-in link is for another account. "),
+        `This tab is signed in as ${who(result.current)}; the link is for ${who(result.offered)}. Nothing was changed. `,
+        el(
+          "button",
+          {
+            type: "button",
+            class: "button",
+            onclick: () => {
+              adoptToken(result.token);
+              location.reload(); // nothing of the other tenant's view (selection, filters) is kept
+            },
+          },
+          `Switch to ${target}`,
+        ),
+        " ",
+        dismiss("Keep this tab's sign-in"),
+      );
+      show(banner, true);
+    }
+    return result.outcome;
   }
 
   /** Live mode polls the list; a poll is skipped while a load runs or a dialog is open. */
@@ -215,6 +262,18 @@ class Page {
   }
 }
 
+/** Text from a token, for a sentence: never markup, never unbounded. */
+function short(value) {
+  const text = typeof value === "string" && value ? value : "unknown";
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
 loadConfig().then((config) => {
-  new Page(config).reload();
+  const page = new Page(config);
+  page.signInFromLink(linkToken);
+  // a link followed while the page is open changes only the fragment: the same rules apply
+  window.addEventListener("hashchange", () => {
+    if (page.signInFromLink(takeTokenFromFragment()) === "adopted") location.reload();
+  });
+  page.reload();
 });
