@@ -85,8 +85,11 @@ def create_app(
     for module in (sessions, terminations, audit, session_settings, health):
         app.include_router(module.router)
     app.include_router(web.router)  # the admin web page at /admin (admin_api/web)
+    token_header = settings.admin_page_token_header
     page = admin_page or web.AdminPageConfig(
-        token_url=settings.admin_page_token_url,
+        # "token" is /admin/token, relative to the page (and to a root path)
+        token_url=settings.admin_page_token_url or ("token" if token_header else None),
+        token_header=token_header,
         sign_in_url=settings.admin_page_sign_in_url,
         live_interval_seconds=settings.admin_page_live_interval_seconds,
         fragment_sign_in=development,

@@ -89,6 +89,13 @@ class AdminApiSettings(KafkaSettings):
     admin_page_sign_in_url: str | None = Field(
         default=None, description="Where the admin page's 'Sign in again' leads."
     )
+    admin_page_token_header: str | None = Field(
+        default=None,
+        pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+        description="The request header in which the identity-aware proxy in front passes the "
+        "signed-in admin's token (e.g. X-Forwarded-Access-Token); /admin/token hands it to the "
+        "page, and is the page's token URL unless admin_page_token_url says otherwise.",
+    )
     admin_page_live_interval_seconds: float = Field(
         default=5.0, ge=1.0, le=300.0, description="The page's live mode polls this often."
     )

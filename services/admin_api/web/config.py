@@ -19,6 +19,13 @@ class AdminPageConfig(BaseModel):
         "(e.g. an OIDC reverse proxy's token endpoint); fetched with cookies when the page "
         "has no token or the API answered 401.",
     )
+    token_header: str | None = Field(
+        default=None,
+        exclude=True,
+        description="The request header in which the identity-aware proxy in front passes the "
+        "admin's token; `GET /admin/token` answers it as {'access_token': ...} (not served "
+        "to the page).",
+    )
     sign_in_url: str | None = Field(
         default=None,
         description="Where 'Sign in again' leads; the page appends ?return_to=<page URL>.",

@@ -80,3 +80,31 @@ async def admin_page_slash(request: Request) -> RedirectResponse:
 async def admin_page_config(config: PageConfig) -> JSONResponse:
     """How the page finds its token and how often live mode polls."""
     return JSONResponse(config.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/admin/token")
+async def admin_page_token(request: Request, config: PageConfig) -> JSONResponse:
+    """The signed-in admin's token, as the identity-aware proxy in front passed it.
+
+    Only the page's own origin may read it: no CORS headers, `Cross-Origin-Resource-Policy:
+    same-origin`, and a browser's cross-site request (`Sec-Fetch-Site`) is refused. Whoever
+    reaches this without the proxy gets back only a header they sent themselves.
+    """
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+    if config.token_header is None:
+        return JSONResponse({"detail": "Not Found"}, status_code=404, headers=headers)
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site != "same-origin":
+        detail = f"the token is handed to the page's own origin only (Sec-Fetch-Site: {site})"
+        return JSONResponse({"detail": detail}, status_code=403, headers=headers)
+    token = request.headers.get(config.token_header, "").strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if not token:
+        detail = f"no {config.token_header} header: is the identity-aware proxy in front of /admin?"
+        return JSONResponse({"detail": detail}, status_code=401, headers=headers)
+    return JSONResponse({"access_token": token}, headers=headers)

@@ -124,3 +124,58 @@ async def test_the_environment_configures_the_page_of_app_from_env(
         "page_size": 50,
         "fragment_sign_in": True,
     }
+
+
+PROXY = AdminPageConfig(token_url="token", token_header="X-Forwarded-Access-Token")
+
+
+async def test_the_token_hook_hands_the_proxys_header_to_the_page() -> None:
+    transport = httpx.ASGITransport(app=make_app(PROXY))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        handed = await c.get("/admin/token", headers={"X-Forwarded-Access-Token": "eyJ.a.b"})
+        bearer = await c.get("/admin/token", headers={"X-Forwarded-Access-Token": "Bearer eyJ.c"})
+        config = (await c.get("/admin/config.json")).json()
+    assert handed.status_code == 200 and handed.json() == {"access_token": "eyJ.a.b"}
+    assert handed.headers["cache-control"] == "no-store"
+    assert handed.headers["cross-origin-resource-policy"] == "same-origin"
+    assert handed.headers["x-content-type-options"] == "nosniff"
+    assert "access-control-allow-origin" not in handed.headers
+    assert bearer.json() == {"access_token": "eyJ.c"}
+    assert config["token_url"] == "token" and "token_header" not in config
+
+
+async def test_the_token_hook_refuses_other_sites_and_requests_without_the_proxy() -> None:
+    transport = httpx.ASGITransport(app=make_app(PROXY))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        token = {"X-Forwarded-Access-Token": "eyJ.a.b"}
+        for site in ("cross-site", "same-site", "none"):
+            refused = await c.get("/admin/token", headers={**token, "Sec-Fetch-Site": site})
+            assert refused.status_code == 403, site
+            assert "own origin only" in refused.json()["detail"]
+            assert "eyJ" not in refused.text
+        same = await c.get("/admin/token", headers={**token, "Sec-Fetch-Site": "same-origin"})
+        assert same.json() == {"access_token": "eyJ.a.b"}
+        missing = await c.get("/admin/token")
+        assert missing.status_code == 401
+        assert "no X-Forwarded-Access-Token header" in missing.json()["detail"]
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        unconfigured = await c.get("/admin/token", headers=token)
+    assert unconfigured.status_code == 404 and "eyJ" not in unconfigured.text
+
+
+async def test_the_environment_names_the_proxys_token_header(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SESSIONS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("SESSIONS_ENVIRONMENT", "development")
+    monkeypatch.setenv("SESSIONS_ADMIN_PAGE_TOKEN_HEADER", "X-Auth Token")
+    with pytest.raises(ValueError, match="admin_page_token_header"):
+        app_from_env()
+    monkeypatch.setenv("SESSIONS_ADMIN_PAGE_TOKEN_HEADER", "X-Access-Token")
+    transport = httpx.ASGITransport(app=app_from_env())
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        config = (await c.get("/admin/config.json")).json()
+        handed = await c.get("/admin/token", headers={"X-Access-Token": "eyJ.x.y"})
+    assert config["token_url"] == "token"
+    assert handed.json() == {"access_token": "eyJ.x.y"}

@@ -17,13 +17,13 @@ from playwright.async_api import BrowserContext, Locator, Page, Route, expect
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
-from admin_api.web import AdminPageConfig
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
 PRODUCTION_SECRET = "production-" + "p" * 40
 ISSUER = "https://sso.example.test"
 TOKEN_KEY = "sessionStorage.getItem('sessionControl.token')"
+PROXY_HEADER = "X-Forwarded-Access-Token"
 
 
 @dataclass
@@ -50,8 +50,9 @@ async def production(stack: Stack) -> AsyncIterator[Production]:
         kafka_bootstrap_servers=shared.kafka_bootstrap_servers,
         topic_prefix=shared.topic_prefix,
         topic_partitions=shared.topic_partitions,
+        admin_page_token_header=PROXY_HEADER,
     )
-    app = create_app(settings, admin_page=AdminPageConfig(token_url="/oauth2/token"))
+    app = create_app(settings)
     server, task, base_url = await serve(app, stack.logs)
     try:
         yield Production(base_url, settings)
@@ -73,10 +74,12 @@ async def test_a_production_page_ignores_a_sign_in_link_and_stays_in_the_admins_
     )
     admin_token, attacker_token = (production.token(t.tenant_id) for t in (admin, attacker))
 
-    async def token_endpoint(route: Route) -> None:  # the identity-aware proxy's token hook
-        await route.fulfill(json={"access_token": admin_token})
+    async def through_the_proxy(route: Route) -> None:
+        # what oauth2-proxy --pass-access-token adds to the request for the signed-in admin
+        headers = {**route.request.headers, PROXY_HEADER.lower(): admin_token}
+        await route.continue_(headers=headers)
 
-    await page.route("**/oauth2/token", token_endpoint)
+    await page.route("**/admin/token", through_the_proxy)
     page_url = f"{production.base_url}/admin"
     await page.goto(page_url)
     await expect(rows(page)).to_have_count(1)

@@ -157,6 +157,7 @@ PUBLIC = {
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/config.json"),
+    ("GET", "/admin/token"),  # the proxy's header echoed to the page; 404 unless configured
     ("*", "/admin/static/{path}"),
 }
 """Routes that answer without a token: probes, metrics, the API's OpenAPI document (served in
