@@ -1,4 +1,14 @@
-"""Finding the session cookie in a Cookie header, remembering headers already seen.
+"""Reading session ids exactly as the application behind the gateway will read them.
+
+The gateway must decide on the value the application sees, so it reads requests with the
+framework's own rules, not a look-alike: a `Cookie` header is decoded as latin-1 (as
+Starlette's `Headers` do) and parsed by Starlette's `cookie_parser` (the parser behind
+`request.cookies`: `str.strip`, which also removes `\\xa0`, `\\x85` and `\\x1c`-`\\x1f`, then
+`http.cookies` unquoting of `"..."` with `\\ooo` and `\\c` escapes). A session header is the
+latin-1 value `request.headers` returns, stripped the way `str.strip` does.
+
+The parser is run on each `;`-separated piece on its own, which gives every value of the
+session cookie in the header, not only the last one `request.cookies` keeps: each is checked.
 
 A browser sends the same Cookie header on every request of a session, so each distinct
 header is parsed once: what it holds (the candidate ids) is cached, never whether they are
@@ -7,32 +17,17 @@ revoked, which the middleware looks up on every request.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
+
+from starlette.requests import cookie_parser
 
 MAX_SESSION_ID = 128
 _CACHED_HEADERS = 4096
 _CACHED_HEADER_BYTES = 1024  # longer headers are parsed every time: bounds the cache to ~4 MB
 
-
-_ESCAPE = re.compile(rb"\\(?:([0-3][0-7][0-7])|(.))", re.DOTALL)
-
-
-def _unescape(match: re.Match[bytes]) -> bytes:
-    octal, char = match.groups()
-    return bytes([int(octal, 8)]) if octal is not None else char
-
-
-def unquote(value: bytes) -> bytes:
-    """A quoted cookie value as `http.cookies` reads it (Starlette, Django, Flask do so too).
-
-    The quotes go and `\\ooo` (octal) and `\\c` escapes are undone: `sid="\\162ev..."` is the
-    session "rev...". The gateway must see the id the application behind it will see.
-    """
-    if len(value) < 2 or value[0] != 0x22 or value[-1] != 0x22:
-        return value
-    inner = value[1:-1]
-    return _ESCAPE.sub(_unescape, inner) if b"\\" in inner else inner
+STR_WHITESPACE = bytes(b for b in range(256) if chr(b).strip() == "")
+"""The latin-1 bytes `str.strip()` removes: `value.strip(STR_WHITESPACE)` on raw bytes is
+`value.decode("latin-1").strip().encode("latin-1")`, without the two copies."""
 
 
 def printable_id(raw: bytes) -> str | None:
@@ -47,39 +42,40 @@ def printable_id(raw: bytes) -> str | None:
 
 
 class SessionCookie(NamedTuple):
-    """The session cookie's values in one header: all that could be ids, and the first valid."""
+    """The session cookie in one header: every value that could be an id, and the id the
+    application reads from it (`request.cookies[name]` keeps the last value)."""
 
     candidates: tuple[bytes, ...]
     session_id: str | None
+    present: bool
 
 
-NO_COOKIE = SessionCookie((), None)
+NO_COOKIE = SessionCookie((), None, False)
 
 
 class CookieParser:
-    """Parses the session cookie (`name`) out of Cookie headers, RFC 6265 style, with a cache."""
+    """Parses the session cookie (`name`) out of Cookie headers as Starlette does, with a cache."""
 
     def __init__(self, name: str) -> None:
-        self.name = name.encode("latin-1")
+        self.name = name
+        self._raw_name = name.encode("latin-1")
         self._cache: dict[bytes, SessionCookie] = {}
 
     def parse(self, header: bytes) -> SessionCookie:
-        """Every value of the cookie in `header` (unquoted) that has an id's length."""
+        """Every value of the cookie in `header`, as the application would read each."""
         found = self._cache.get(header)
         if found is not None:
             return found
-        if self.name not in header:
+        if self._raw_name not in header:  # latin-1 maps bytes to characters one to one
             return NO_COOKIE
-        candidates = []
-        for part in header.split(b";"):
-            key, eq, value = part.partition(b"=")
-            if eq and key.strip() == self.name:
-                value = unquote(value.strip())
-                if 0 < len(value) <= MAX_SESSION_ID:
-                    candidates.append(value)
-        parsed = SessionCookie(
-            tuple(candidates), printable_id(candidates[0]) if candidates else None
-        )
+        name = self.name
+        values = []
+        for piece in header.decode("latin-1").split(";"):
+            value = cookie_parser(piece).get(name)
+            if value is not None:
+                values.append(value.encode("latin-1"))  # unquoting yields only \x00-\xff
+        candidates = tuple(v for v in values if 0 < len(v) <= MAX_SESSION_ID)
+        parsed = SessionCookie(candidates, printable_id(values[-1]), True) if values else NO_COOKIE
         if len(header) <= _CACHED_HEADER_BYTES:
             if len(self._cache) >= _CACHED_HEADERS:
                 self._cache.clear()  # crude, but O(1) amortised and bounded

@@ -3,11 +3,14 @@
 Per request: one pass over the headers, a hash lookup in the revocation table, and a
 debounce check for activity. A revoked session gets `303` to the sign-in URL when the client
 accepts HTML (a browser navigation), else `401 {"error": "session_revoked"}` (mobile and API
-clients alike); the session cookie is cleared either way. Before the revocations topic has
+clients alike); the session cookie is cleared either way. Ids are read as the app reads
+them (see `cookies`): every session cookie of every Cookie header and every session header.
+Before the revocations topic has
 been read up to its start-up end offsets every checked path answers `503` (fail closed)
 unless the gateway fails open, which is logged as a warning at most every few seconds.
 Well-formed session ids that pass are put in `scope["state"]["session_id"]` (Starlette's
-`request.state.session_id`); malformed ones (empty, over 128 characters, not printable
+`request.state.session_id`: the header's, else the cookie value `request.cookies` holds);
+malformed ones (empty, over 128 characters, not printable
 ASCII) are treated as no session at all, which the application then handles as signed out.
 """
 
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth_gateway.cookies import MAX_SESSION_ID, CookieParser, printable_id
+from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
 
 if TYPE_CHECKING:
     from auth_gateway.gateway import SessionGateway
@@ -76,27 +79,28 @@ class GatewayMiddleware:
                 await self._refuse(scope, send, 503, _NOT_READY_BODY, [(b"retry-after", b"1")])
                 return
             self._warn_unverified()
-        # Every candidate id in the request is checked, so a second header or cookie can
-        # never smuggle a revoked session past the check to an app that reads its own cookie.
+        # Every candidate id in the request is checked, read as the app will read it, so
+        # neither a second header or cookie nor another spelling of the same id can carry a
+        # revoked session past the check to an app that reads its own cookie or header.
         table = self._table
         header_id = cookie_id = None
-        revoked = has_cookie = wants_html = False
+        revoked = has_cookie = header_seen = wants_html = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie = self._cookies.parse(value)
-                for candidate in cookie.candidates:
-                    has_cookie = True
-                    if candidate in table:
-                        revoked = True
-                if cookie_id is None:
-                    cookie_id = cookie.session_id
+                if cookie.present:
+                    for candidate in cookie.candidates:
+                        has_cookie = True
+                        if candidate in table:
+                            revoked = True
+                    cookie_id = cookie.session_id  # request.cookies: the last one wins
             elif name == self._header:
-                candidate = value.strip()
-                if 0 < len(candidate) <= MAX_SESSION_ID:
-                    if candidate in table:
-                        revoked = True
-                    elif header_id is None:
-                        header_id = printable_id(candidate)
+                candidate = value.strip(STR_WHITESPACE)
+                if 0 < len(candidate) <= MAX_SESSION_ID and candidate in table:
+                    revoked = True
+                if not header_seen:  # request.headers.get: the first one
+                    header_seen = True
+                    header_id = printable_id(candidate)
             elif name == b"accept":
                 wants_html = b"text/html" in value
         if revoked:

@@ -1,15 +1,23 @@
 """Hostile session cookies and headers at the auth gateway: forged, empty, oversized, non-ASCII,
-quoted and escaped, duplicated. Never a 500; a revoked session is refused however it is
-written; what the request is admitted as is exactly an id it presented, and the id the app
-behind would read from its own cookie or header is never a revoked one."""
+quoted and escaped, duplicated, padded with the whitespace only `str.strip` removes. Never a
+500; a revoked session is refused however it is written; what the request is admitted as is
+exactly an id it presented, and the id the app behind would read from its own cookie or
+header is never a revoked one: checked against a plain Starlette app and a FastAPI app that
+read `request.cookies`, `request.headers` and FastAPI's `Cookie()`/`Header()` parameters."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import Cookie, FastAPI, Header
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -61,6 +69,8 @@ def _value(rng: random.Random) -> bytes:
             lambda: f'"{session_id}"'.encode(),
             lambda: _escaped(session_id, rng),
             lambda: f"  {session_id}\t".encode(),
+            lambda: rng.choice([b"\xa0", b"\x85", b"\x1c\x1f"]) + session_id.encode(),
+            lambda: session_id.encode() + rng.choice([b"\xa0", b"\x85", b"\x1e"]),
             lambda: b"",
             lambda: b'""',
             lambda: b"x" * rng.choice([128, 129, 4096, 65_536]),
@@ -79,7 +89,8 @@ def _headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
     for _ in range(rng.randint(1, 4)):
         kind = rng.random()
         if kind < 0.6:
-            cookies = [b"sid=" + _value(rng) for _ in range(rng.randint(1, 3))]
+            names = [b"sid=", b"sid=", b"\xa0sid=", b"sid\x85=", b"SID="]
+            cookies = [rng.choice(names) + _value(rng) for _ in range(rng.randint(1, 3))]
             if rng.random() < 0.3:
                 cookies.insert(rng.randrange(len(cookies) + 1), b"theme=dark")
             headers.append((b"cookie", b"; ".join(cookies)))
@@ -117,26 +128,25 @@ async def _call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict
     await app(scope, receive, send)
     status = sent[0]["status"]
     body = b"".join(m.get("body", b"") for m in sent[1:])
-    import json
-
     return status, json.loads(body) if status == 200 else {}
 
 
 def _presented(headers: list[tuple[bytes, bytes]]) -> set[str]:
-    """Every id a reader of these headers could take: raw, stripped, unquoted and unescaped."""
+    """Every id a reader of these headers could take: raw, stripped (as `str.strip` strips
+    latin-1 text), unquoted and unescaped."""
     from http.cookies import _unquote  # type: ignore[attr-defined]
 
     found = set()
     for name, value in headers:
         if name not in (b"cookie", b"x-session-id"):
             continue
-        parts = value.split(b";") if name == b"cookie" else [b"sid=" + value]
+        text = value.decode("latin-1")
+        parts = text.split(";") if name == b"cookie" else ["sid=" + text]
         for part in parts:
-            key, _, raw = part.partition(b"=")
-            if key.strip() != b"sid":
+            key, _, raw = part.partition("=")
+            if key.strip() != "sid":
                 continue
-            text = raw.decode("latin-1").strip()
-            found |= {text, _unquote(text)}
+            found |= {raw.strip(), _unquote(raw.strip())}
     return found
 
 
@@ -186,3 +196,177 @@ async def test_a_revoked_session_stays_refused_whichever_way_it_is_written() -> 
     ) as client:
         response = await client.get("/me", headers={"cookie": f"sid={LIVE[1]}"})
         assert response.json()["state"] == LIVE[1]
+
+
+# --- the app's own reading against the gateway's: Starlette and FastAPI ---------------------
+
+V = REVOKED[0]
+L = LIVE[0]
+
+
+async def starlette_reads(request: Request) -> JSONResponse:
+    """Every way a Starlette handler reads the session: cookie, each header raw and stripped."""
+    headers = request.headers.getlist("x-session-id")
+    return JSONResponse(
+        {
+            "cookie": request.cookies.get("sid"),
+            "headers": headers + [h.strip() for h in headers],
+            "state": getattr(request.state, "session_id", None),
+        }
+    )
+
+
+def fastapi_app() -> FastAPI:
+    """A FastAPI app reading the request directly and through its parameters."""
+    app = FastAPI()
+
+    @app.get("/{path:path}")
+    async def reads(
+        request: Request,
+        sid: str | None = Cookie(default=None),
+        x_session_id: str | None = Header(default=None),
+    ) -> dict[str, Any]:
+        headers = request.headers.getlist("x-session-id")
+        seen = [x_session_id, x_session_id.strip() if x_session_id else None]
+        return {
+            "cookie": request.cookies.get("sid"),
+            "cookie_param": sid,
+            "headers": headers + [h.strip() for h in headers] + seen,
+            "state": getattr(request.state, "session_id", None),
+        }
+
+    return app
+
+
+def _readings(seen: dict[str, Any]) -> set[str]:
+    return {seen["cookie"], seen.get("cookie_param"), seen["state"], *seen["headers"]} - {None}
+
+
+APPS = {
+    "starlette": lambda: Starlette(routes=[Route("/{path:path}", starlette_reads)]),
+    "fastapi": fastapi_app,
+}
+
+
+def _gated(kind: str) -> tuple[Any, Any]:
+    """(the app alone, the same app behind a gateway that has REVOKED revoked)."""
+    bare, gated = APPS[kind](), APPS[kind]()
+    _gateway().install(gated, manage_lifespan=False)
+    return bare, gated
+
+
+async def _app_reads_revoked_only_if_refused(
+    bare: Any, gated: Any, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Whenever the app alone would read a revoked id from `headers`, the gateway refuses."""
+    _, alone = await _call(bare, headers)
+    status, behind = await _call(gated, headers)
+    if _readings(alone) & set(REVOKED):
+        assert status in (401, 303), (headers, alone, status)
+    if status == 200:
+        assert not _readings(behind) & set(REVOKED), (headers, behind)
+
+
+# Issue 13, item 2 (each passed the gateway while the app read the bare revoked id), and more
+# spellings of the same kind. `V` is revoked, `L` is live.
+SPELLINGS = {
+    "nbsp before the value": [(b"cookie", b"sid=\xa0V")],
+    "nbsp after the value": [(b"cookie", b"sid=V\xa0")],
+    "nbsp before the name": [(b"cookie", b"\xa0sid=V")],
+    "next-line before the value": [(b"cookie", b"sid=\x85V")],
+    "nbsp before the header value": [(b"x-session-id", b"\xa0V")],
+    "next-line after the header value": [(b"x-session-id", b"V\x85")],
+    "separator controls around": [(b"cookie", b"\x1csid\x1d=\x1eV\x1f")],
+    "tabs": [(b"cookie", b"\tsid\t=\tV\t"), (b"x-session-id", b"\tL")],
+    "quoted, nbsp outside": [(b"cookie", b'sid=\xa0"V"\xa0')],
+    "octal escapes": [(b"cookie", b'sid="\\162\\145\\166oked-0000-session"')],
+    "char escapes": [(b"cookie", b'sid="\\r\\e\\voked-0000-session"')],
+    "live then revoked": [(b"cookie", b"sid=L; sid=V")],
+    "revoked then live": [(b"cookie", b"sid=V; sid=L")],
+    "two cookie headers": [(b"cookie", b"sid=L"), (b"cookie", b"\xa0sid=V")],
+    "semicolons": [(b"cookie", b";;sid=V;;")],
+    "no space after semicolon": [(b"cookie", b"a=1;sid=V")],
+    "duplicate headers": [(b"x-session-id", b"L"), (b"x-session-id", b"\xa0V")],
+    "live header, revoked cookie": [(b"x-session-id", b"L"), (b"cookie", b"sid=\x85V")],
+    "upper-case name (app reads no sid)": [(b"cookie", b"SID=V")],
+    "NUL after (app reads V\\x00)": [(b"cookie", b"sid=V\x00")],
+    "percent-encoded (app reads %56...)": [(b"cookie", b"sid=%72evoked-0000-session")],
+    "mixed-case header name in raw ASGI": [(b"X-Session-Id", b"V")],
+}
+
+
+def _spelled(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(n, v.replace(b"V", V.encode()).replace(b"L", L.encode())) for n, v in headers]
+
+
+@pytest.mark.parametrize("kind", APPS)
+@pytest.mark.parametrize("spelling", SPELLINGS)
+async def test_whenever_the_app_would_read_a_revoked_id_the_gateway_refused(
+    kind: str, spelling: str
+) -> None:
+    bare, gated = _gated(kind)
+    await _app_reads_revoked_only_if_refused(bare, gated, _spelled(SPELLINGS[spelling]))
+
+
+@pytest.mark.parametrize("kind", APPS)
+async def test_the_spellings_of_issue_13_are_refused(kind: str) -> None:
+    _, gated = _gated(kind)
+    for spelling in list(SPELLINGS)[:6]:
+        status, _ = await _call(gated, _spelled(SPELLINGS[spelling]))
+        assert status == 401, spelling
+
+
+@pytest.mark.parametrize("kind", APPS)
+async def test_the_session_the_gateway_admits_is_the_one_the_app_reads(kind: str) -> None:
+    _, gated = _gated(kind)
+    for headers in ([(b"cookie", b"sid=a-1; sid=b-2")], [(b"cookie", b"sid=\xa0b-2\x85")]):
+        status, seen = await _call(gated, headers)
+        assert status == 200 and seen["state"] == seen["cookie"] == "b-2", headers
+
+
+# Bytes the property below builds headers from: ids, their pieces and escapes, separators,
+# quotes, and every byte `str.strip` removes but `bytes.strip` keeps.
+_PIECES = [
+    V.encode(),
+    L.encode(),
+    b"rev",
+    b"oked-0000-session",
+    b"\\162",
+    b"\\e",
+    b"sid",
+    b"SID",
+    b"=",
+    b";",
+    b",",
+    b'"',
+    b"\\",
+    b" ",
+    b"\t",
+    b"\x00",
+    b"%72",
+    *(bytes([c]) for c in range(256) if chr(c).strip() == "" and bytes([c]).strip() != b""),
+]
+_NAMES = [b"cookie", b"cookie", b"x-session-id", b"x-session-id", b"X-Session-Id", b"accept"]
+_header = st.tuples(
+    st.sampled_from(_NAMES),
+    st.lists(st.sampled_from(_PIECES), max_size=10).map(b"".join),
+)
+_PROPERTY_APPS = {kind: _gated(kind) for kind in APPS}
+
+
+@settings(
+    max_examples=int(os.environ.get("SESSIONS_FUZZ_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(headers=st.lists(_header, min_size=1, max_size=4))
+def test_property_the_app_never_reads_a_revoked_id_the_gateway_admitted(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    headers = [(n, v.replace(b"\r", b"").replace(b"\n", b"")) for n, v in headers]
+
+    async def both() -> None:
+        for bare, gated in _PROPERTY_APPS.values():
+            await _app_reads_revoked_only_if_refused(bare, gated, headers)
+
+    asyncio.run(both())

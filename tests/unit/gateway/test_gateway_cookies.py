@@ -1,10 +1,13 @@
-"""Parsing the session cookie, and the cache of headers already parsed."""
+"""Parsing the session cookie as the app's framework does, and the cache of headers seen."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.requests import cookie_parser
 
-from auth_gateway.cookies import CookieParser, printable_id
+from auth_gateway.cookies import STR_WHITESPACE, CookieParser, printable_id
 
 
 @pytest.mark.parametrize(
@@ -15,7 +18,7 @@ from auth_gateway.cookies import CookieParser, printable_id
         (b'sid="abc"', (b"abc",), "abc"),
         (b'sid="\\162\\145v\\-1"', (b"rev-1",), "rev-1"),  # as http.cookies unquotes it
         (b"sid = abc ;x=1", (b"abc",), "abc"),
-        (b"sid=a; sid=b", (b"a", b"b"), "a"),
+        (b"sid=a; sid=b", (b"a", b"b"), "b"),  # request.cookies keeps the last
         (b"xsid=a; sidx=b", (), None),
         (b"sid=", (), None),
         (b"sid=" + b"a" * 129, (), None),
@@ -49,3 +52,64 @@ def test_printable_id() -> None:
     assert printable_id(b"a\tb") is None
     assert printable_id(b"x" * 128) == "x" * 128
     assert printable_id(b"x" * 129) is None
+
+
+# Ways of writing the revoked id V that Starlette reads back as V (issue 13, item 2 and
+# the forms tests/reliability/test_hostile_gateway.py already sends).
+V = "revoked-1"
+SPELLINGS_OF_V = [
+    b"sid=\xa0V",
+    b"sid=V\xa0",
+    b"\xa0sid=V",
+    b"sid=\x85V",
+    b"sid=\x1cV\x1f",
+    b"\tsid\t=\tV\t",
+    b'sid="V"',
+    b'sid=\xa0"V"\x85',
+    b'sid="\\162\\145voked-1"',
+    b'sid="\\r\\e\\voked-1"',
+    b"theme=dark;sid=V",
+    b"sid=live; sid=V",
+    b"sid=V; sid=live",
+    b"sid=V;",
+    b";;sid=V;;",
+]
+
+
+@pytest.mark.parametrize("header", SPELLINGS_OF_V)
+def test_every_spelling_starlette_reads_as_the_id_is_a_candidate(header: bytes) -> None:
+    header = header.replace(b"V", V.encode())
+    assert V in cookie_parser(header.decode("latin-1")).values() or b"live" in header
+    assert V.encode() in CookieParser("sid").parse(header).candidates
+
+
+def test_the_session_id_is_the_value_request_cookies_holds() -> None:
+    parser = CookieParser("sid")
+    for header in [b"sid=a; sid=b", b"sid=\xa0a", b'sid="a"; other=1', b"sid=a; sid=\xff"]:
+        read = cookie_parser(header.decode("latin-1")).get("sid")
+        assert parser.parse(header).session_id == (read if read and read.isascii() else None)
+
+
+def test_str_whitespace_strips_bytes_exactly_as_str_strip_strips_latin1() -> None:
+    for byte in range(256):
+        for raw in (bytes([byte]) + b"id", b"id" + bytes([byte]), bytes([byte, byte]) + b"i"):
+            assert raw.strip(STR_WHITESPACE) == raw.decode("latin-1").strip().encode("latin-1")
+
+
+# fmt: off
+PIECES = [
+    "sid", "SID", "Sid", "sid2", "xsid", "revoked-1", "rev", "oked-1", "live", "%72",
+    "=", ";", ",", '"', "\\", "\\162", "\\-", " ", "\t", "\xa0", "\x85", "\x1c", "\x00",
+]
+# fmt: on
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=14))
+def test_any_value_starlette_reads_for_the_cookie_is_a_candidate(pieces: list[str]) -> None:
+    header = "".join(pieces)
+    read = cookie_parser(header).get("sid")
+    parsed = CookieParser("sid").parse(header.encode("latin-1"))
+    if read is not None and 0 < len(read) <= 128:
+        assert read.encode("latin-1") in parsed.candidates, (header, read)
+    assert parsed.session_id == (printable_id(read.encode("latin-1")) if read else None)
