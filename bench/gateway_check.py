@@ -142,9 +142,13 @@ def apply_rate(count: int) -> float:
 
 async def main(requests: int, revocations: int) -> None:
     gateway = SessionGateway.from_settings(
-        GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="unused:1", gateway_tenant_id="acme")
+        GatewaySettings(
+            KAFKA_BOOTSTRAP_SERVERS="unused:1",
+            gateway_tenant_id="acme",
+            gateway_max_staleness_seconds=3600,  # current all through the run, as if following
+        )
     )
-    gateway.watcher.ready_event.set()
+    gateway.watcher.mark_current()
     revoked = secrets.token_urlsafe(32).encode()
     for _ in range(100_000):
         gateway.table.add(secrets.token_urlsafe(32).encode(), FAR_FUTURE)

@@ -4,7 +4,15 @@ No consumer group (nothing to rebalance, no offsets committed): each process rea
 topic itself, because a compacted topic *is* the current state, keyed. `ready` is set once
 each partition's position has reached the end offset read at start-up. The consumer then
 keeps following; if the broker goes away aiokafka retries in the background, what was read
-stays in memory, and `staleness_seconds()` grows until the next successful fetch.
+stays in memory, and `staleness_seconds()` grows until the view is confirmed current again.
+
+Current means confirmed, never assumed: a partition is confirmed at time t when a fetch
+response that arrived after t (or the start-up end-offset check made at t) reported a high
+watermark (the last stable offset under read_committed) that the position has reached. The
+view is confirmed at the oldest of its partitions' confirmations, and `current_until` is that
+moment plus `max_staleness_seconds` (on the monotonic clock): a broker outage, a partition
+without a leader, lag, or a follower task that stopped all leave it unconfirmed, so it goes
+stale on its own; nothing has to notice the failure.
 
 Latency: a fetch is a long poll that the broker answers as soon as a record arrives, so a
 new record is applied within a broker round trip whatever `fetch_max_wait_ms` is; the wait
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -41,6 +50,8 @@ class CompactedTopicFollower(ABC):
         *,
         fetch_max_wait_ms: int = 100,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_staleness_seconds: float = math.inf,
         missing_topic_log_level: int = logging.WARNING,
     ) -> None:
         self.topic = topic
@@ -48,10 +59,18 @@ class CompactedTopicFollower(ABC):
         self._bootstrap = bootstrap_servers
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._clock = clock
+        self.monotonic = monotonic
+        self.max_staleness_seconds = max_staleness_seconds
         self.ready_event = asyncio.Event()
-        self._started_at = clock()
-        self._last_contact: float | None = None
+        self._started_at = monotonic()
         self._positions: dict[TopicPartition, int] = {}
+        self._confirmed: dict[TopicPartition, float] = {}
+        self.confirmed_at: float | None = None
+        """Monotonic time up to which every partition is known to be read (None: never)."""
+        self.current_until = -math.inf
+        """Monotonic time until which the view counts as current (ready and not stale)."""
+        self.next_confirmation = asyncio.Event()
+        """Set (and replaced) at the next confirmation, for waiters."""
 
     @abstractmethod
     def apply(self, key: bytes | None, value: bytes | None) -> None:
@@ -62,9 +81,38 @@ class CompactedTopicFollower(ABC):
         """True once the topic was read up to the end offsets seen at start-up."""
         return self.ready_event.is_set()
 
+    @property
+    def is_current(self) -> bool:
+        """Ready, and confirmed current within `max_staleness_seconds`."""
+        return self.monotonic() <= self.current_until
+
     def staleness_seconds(self) -> float:
-        """Seconds since the broker last answered a fetch for every partition."""
-        return max(0.0, self._clock() - (self._last_contact or self._started_at))
+        """Seconds since the view was last confirmed current (since start-up, before that)."""
+        since = self._started_at if self.confirmed_at is None else self.confirmed_at
+        return max(0.0, self.monotonic() - since)
+
+    def confirm(self, partitions: list[TopicPartition], at: dict[TopicPartition, float]) -> None:
+        """Record that partitions were read up to their end as of monotonic times `at`.
+
+        The view is confirmed at the oldest confirmation over `partitions` (every partition
+        the topic has); while one of them was never confirmed, the view is not.
+        """
+        for tp, when in at.items():
+            if when > self._confirmed.get(tp, -math.inf):
+                self._confirmed[tp] = when
+        if not partitions or any(tp not in self._confirmed for tp in partitions):
+            return
+        self.confirmed_at = min(self._confirmed[tp] for tp in partitions)
+        if self.ready:
+            self.current_until = self.confirmed_at + self.max_staleness_seconds
+        confirmation, self.next_confirmation = self.next_confirmation, asyncio.Event()
+        confirmation.set()
+
+    def mark_current(self) -> None:
+        """Declare the view ready and confirmed now (tests and benchmarks without a broker)."""
+        self.ready_event.set()
+        tp = TopicPartition(self.topic, 0)
+        self.confirm([tp], {tp: self.monotonic()})
 
     async def run(self) -> None:
         """Read and follow the topic until cancelled, reconnecting as needed."""
@@ -110,18 +158,45 @@ class CompactedTopicFollower(ABC):
         return tps
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        observed_at = self.monotonic()  # no fetch of this consumer has been answered yet
         tps = await self._assign(consumer)
+        targets_at = self.monotonic()
         targets = await consumer.end_offsets(tps) if not self.ready else {}
+        polls: dict[TopicPartition, int] = {}
+        answered_after: dict[TopicPartition, float] = {}
         while True:
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
             for batch in batches.values():
                 for record in batch:
                     self.apply(record.key, record.value)
+            now = self.monotonic()
+            confirmed: dict[TopicPartition, float] = {}
             for tp in tps:
-                self._positions[tp] = await consumer.position(tp)
-            polled = [consumer.last_poll_timestamp(tp) for tp in tps]
-            if all(polled):
-                self._last_contact = min(polled) / 1000
+                position = self._positions[tp] = await consumer.position(tp)
+                # A fetch answer not seen at the previous look arrived after it, so the end
+                # offset it carries is the broker's end of the partition at a later moment.
+                polled = consumer.last_poll_timestamp(tp)
+                if polled is not None and polled != polls.get(tp):
+                    polls[tp] = polled
+                    answered_after[tp] = observed_at
+                end = _end_offset(consumer, tp)
+                if tp in answered_after and end is not None and position >= end:
+                    confirmed[tp] = answered_after[tp]
+            observed_at = now
             if not self.ready and all(self._positions[tp] >= targets[tp] for tp in tps):
                 log.info("%s read up to its start-up end offsets: ready", self.topic)
                 self.ready_event.set()
+                # read up to the end offsets the broker gave after `targets_at`
+                for tp in tps:
+                    confirmed[tp] = max(confirmed.get(tp, -math.inf), targets_at)
+            self.confirm(tps, confirmed)
+
+
+def _end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The end of `tp` as the last fetch answer reported it: the last stable offset under
+    read_committed (records past it are not committed yet), else the high watermark."""
+    stable: int | None = consumer.last_stable_offset(tp)
+    if stable is not None and stable >= 0:
+        return stable
+    highwater: int | None = consumer.highwater(tp)
+    return highwater

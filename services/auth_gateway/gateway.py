@@ -43,8 +43,13 @@ class SessionGateway:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> SessionGateway:
-        """Wire a gateway from its settings (nothing connects until `start()`)."""
+    def from_settings(
+        cls, settings: GatewaySettings, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> SessionGateway:
+        """Wire a gateway from its settings (nothing connects until `start()`).
+
+        `monotonic` is the clock staleness is measured on (tests inject one).
+        """
         topics = settings.topics
         table = RevocationTable()
         watcher = RevocationWatcher(
@@ -54,6 +59,8 @@ class SessionGateway:
             table,
             fetch_max_wait_ms=settings.gateway_fetch_max_wait_ms,
             grace_seconds=settings.gateway_eviction_grace_seconds,
+            max_staleness_seconds=settings.gateway_max_staleness_seconds,
+            monotonic=monotonic,
         )
         bootstrap = settings.kafka_bootstrap_servers
         activity = ActivityReporter(
@@ -69,22 +76,30 @@ class SessionGateway:
 
     @property
     def ready(self) -> bool:
-        """True once revocations were read up to the start-up end offsets."""
-        return self.watcher.ready
+        """Revocations read up to the start-up end offsets, and confirmed current since
+        within `gateway_max_staleness_seconds`: the gateway vouches for what it admits."""
+        return self.watcher.is_current
 
     @property
-    def watcher_ready_flag(self) -> Callable[[], bool]:
-        """The cheapest callable answering `ready`, for the per-request path."""
-        return self.watcher.ready_event.is_set
+    def state(self) -> str:
+        """`starting` (not read up to the start-up end offsets yet), `current` or `stale`."""
+        if self.watcher.is_current:
+            return "current"
+        return "stale" if self.watcher.ready else "starting"
 
     @property
     def staleness_seconds(self) -> float:
-        """Seconds since the broker last answered the revocations consumer."""
+        """Seconds since the revocations were last confirmed read up to the topic's end."""
         return self.watcher.staleness_seconds()
 
     async def wait_ready(self) -> None:
         """Wait until ready (wrap in `asyncio.timeout(...)` to bound the wait)."""
         await self.watcher.ready_event.wait()
+        while True:
+            confirmation = self.watcher.next_confirmation
+            if self.watcher.is_current:
+                return
+            await confirmation.wait()
 
     def is_revoked(self, session_id: str) -> bool:
         """Whether this gateway currently refuses `session_id`."""
@@ -94,7 +109,9 @@ class SessionGateway:
         """Readiness and counters, for a service's /readyz or /metrics."""
         return {
             "ready": self.ready,
+            "state": self.state,
             "staleness_seconds": round(self.staleness_seconds, 3),
+            "max_staleness_seconds": self.watcher.max_staleness_seconds,
             "revocations": len(self.table),
             "records_applied": self.watcher.records_applied,
             "records_rejected": self.watcher.records_rejected,

@@ -5,13 +5,16 @@ debounce check for activity. A revoked session gets `303` to the sign-in URL whe
 accepts HTML (a browser navigation), else `401 {"error": "session_revoked"}` (mobile and API
 clients alike); the session cookie is cleared either way. Ids are read as the app reads
 them (see `cookies`): every session cookie of every Cookie header and every session header.
-Before the revocations topic has
-been read up to its start-up end offsets every checked path answers `503` (fail closed)
-unless the gateway fails open, which is logged as a warning at most every few seconds.
+
+Fail closed: before the revocations topic has been read up to its start-up end offsets every
+checked path answers `503 gateway_not_ready`; afterwards, once the watcher has not confirmed
+it is current for `gateway_max_staleness_seconds`, requests carrying a session answer
+`503 gateway_stale` (requests without one cannot be a revoked session and pass). With
+`gateway_fail_open` both are admitted instead, logged as a warning at most every few seconds.
 Well-formed session ids that pass are put in `scope["state"]["session_id"]` (Starlette's
 `request.state.session_id`: the header's, else the cookie value `request.cookies` holds);
-malformed ones (empty, over 128 characters, not printable
-ASCII) are treated as no session at all, which the application then handles as signed out.
+malformed ones (empty, over 128 characters, not printable ASCII) are treated as no session
+at all, which the application then handles as signed out.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 _WARN_EVERY_SECONDS = 5.0
 _REVOKED_BODY = b'{"error":"session_revoked"}'
 _NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
+_STALE_BODY = b'{"error":"gateway_stale"}'
 
 
 class GatewayMiddleware:
@@ -44,7 +48,8 @@ class GatewayMiddleware:
         self._manage_lifespan = manage_lifespan
         self._table = gateway.table
         self._note = gateway.activity.note
-        self._is_ready = gateway.watcher_ready_flag
+        self._watcher = gateway.watcher
+        self._now = gateway.watcher.monotonic
         self._fail_open = settings.gateway_fail_open
         self._header = settings.gateway_header_name.lower().encode("latin-1")
         self._cookies = CookieParser(settings.gateway_cookie_name)
@@ -74,17 +79,18 @@ class GatewayMiddleware:
         if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
             await self.app(scope, receive, send)
             return
-        if not self._is_ready():
+        current = self._now() <= self._watcher.current_until
+        if not current and not self._watcher.ready:
             if not self._fail_open:
                 await self._refuse(scope, send, 503, _NOT_READY_BODY, [(b"retry-after", b"1")])
                 return
-            self._warn_unverified()
+            self._warn_unverified("before the revocations topic was read")
         # Every candidate id in the request is checked, read as the app will read it, so
         # neither a second header or cookie nor another spelling of the same id can carry a
         # revoked session past the check to an app that reads its own cookie or header.
         table = self._table
         header_id = cookie_id = None
-        revoked = has_cookie = header_seen = wants_html = False
+        revoked = has_cookie = has_header = header_seen = wants_html = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie = self._cookies.parse(value)
@@ -96,8 +102,10 @@ class GatewayMiddleware:
                     cookie_id = cookie.session_id  # request.cookies: the last one wins
             elif name == self._header:
                 candidate = value.strip(STR_WHITESPACE)
-                if 0 < len(candidate) <= MAX_SESSION_ID and candidate in table:
-                    revoked = True
+                if 0 < len(candidate) <= MAX_SESSION_ID:
+                    has_header = True
+                    if candidate in table:
+                        revoked = True
                 if not header_seen:  # request.headers.get: the first one
                     header_seen = True
                     header_id = printable_id(candidate)
@@ -106,6 +114,13 @@ class GatewayMiddleware:
         if revoked:
             await self._reject(scope, send, wants_html, has_cookie)
             return
+        if not current and (has_cookie or has_header) and self._watcher.ready:
+            # Ready once, but not confirmed current within the bound: revocations made
+            # since may be missing, so a session cannot be vouched for.
+            if not self._fail_open:
+                await self._refuse(scope, send, 503, _STALE_BODY, [(b"retry-after", b"1")])
+                return
+            self._warn_unverified("while the revocations read are stale")
         session_id = header_id or cookie_id
         if session_id is not None:
             client = scope.get("client")
@@ -140,14 +155,16 @@ class GatewayMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _warn_unverified(self) -> None:
+    def _warn_unverified(self, why: str) -> None:
         self._unverified += 1
         now = time.monotonic()
         if now - self._warned_at >= _WARN_EVERY_SECONDS:
             log.warning(
-                "FAIL-OPEN: admitted %d request(s) before the revocations topic was read; "
+                "FAIL-OPEN: admitted %d request(s) %s (%.1f s since confirmed current); "
                 "revoked sessions may get through",
                 self._unverified,
+                why,
+                self._watcher.staleness_seconds(),
             )
             self._warned_at = now
             self._unverified = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from session_contracts.models import TenantId
 from session_contracts.settings import KafkaSettings
@@ -43,8 +43,17 @@ class GatewaySettings(KafkaSettings):
     )
     gateway_fail_open: bool = Field(
         default=False,
-        description="Admit traffic before the revocations topic has been read up to its end "
-        "(logged as a warning); the default refuses it with 503.",
+        description="Admit traffic the gateway cannot verify (before the revocations topic "
+        "has been read up to its end, or while it is stale), logged as a warning; the "
+        "default refuses it with 503.",
+    )
+    gateway_max_staleness_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Past this many seconds without confirming it has read the revocations "
+        "topic up to its end, the gateway is stale: requests with a session get 503 (or are "
+        "admitted with a warning, fail-open) and readiness says not ready.",
     )
     gateway_activity_interval_seconds: float = Field(
         default=60.0,
@@ -73,3 +82,13 @@ class GatewaySettings(KafkaSettings):
         ge=0,
         description="Revocations stay this long past valid_until, for clock skew between hosts.",
     )
+
+    @model_validator(mode="after")
+    def _staleness_outlasts_a_fetch(self) -> GatewaySettings:
+        # An idle gateway confirms it is current once per fetch wait; a bound shorter than
+        # two of them would make a healthy gateway stale.
+        if self.gateway_max_staleness_seconds * 1000 < 2 * self.gateway_fetch_max_wait_ms:
+            raise ValueError(
+                "gateway_max_staleness_seconds must be at least twice gateway_fetch_max_wait_ms"
+            )
+        return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -29,9 +30,18 @@ class RevocationWatcher(CompactedTopicFollower):
         *,
         fetch_max_wait_ms: int = 100,
         grace_seconds: float = 60.0,
+        max_staleness_seconds: float = math.inf,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(bootstrap_servers, topic, fetch_max_wait_ms=fetch_max_wait_ms, clock=clock)
+        super().__init__(
+            bootstrap_servers,
+            topic,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            clock=clock,
+            monotonic=monotonic,
+            max_staleness_seconds=max_staleness_seconds,
+        )
         self.table = table
         self._tenant = tenant_id
         self._grace = grace_seconds

@@ -43,11 +43,15 @@ async def echo(request: Request) -> JSONResponse:
 
 
 def _gateway() -> SessionGateway:
-    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+    settings = GatewaySettings(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        gateway_tenant_id="acme",
+        gateway_max_staleness_seconds=3600,  # current all through the test
+    )
     gateway = SessionGateway.from_settings(settings)
     for session_id in REVOKED:
         gateway.table.add(session_id.encode(), 4_000_000_000)
-    gateway.watcher.ready_event.set()
+    gateway.watcher.mark_current()
     return gateway
 
 

@@ -1,5 +1,6 @@
 """A broker outage: the gateway keeps enforcing, reports staleness, and catches up afterwards;
-activity noted during the outage is delivered once the broker is back.
+activity noted during the outage is delivered once the broker is back. Past its staleness
+bound it stops vouching for sessions (503, not ready) until it is current again.
 
 Runs on the test's OWN broker (`private_kafka`: deploy/kafka.sh on free ports, state in a
 temporary directory) so stopping it disturbs nobody else's tests.
@@ -14,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
@@ -112,6 +114,90 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
             return any(key == session_id.encode() for key, _ in records)
 
         await eventually(lambda: activity_of("busy-in-outage"), within=60)
+    finally:
+        await client.aclose()
+        await gateway.stop()
+        await producer.stop()
+
+
+async def test_cut_off_from_the_broker_the_gateway_goes_stale_refuses_sessions_then_recovers(
+    private_kafka: PrivateKafka, eventually: Eventually
+) -> None:
+    bound = 3.0
+    topics = Topics(prefix="stale.", partitions=2)
+    await ensure_topics(private_kafka.bootstrap, topics)
+    producer = idempotent_producer(private_kafka.bootstrap, linger_ms=0, request_timeout_ms=120_000)
+    await producer.start()
+    gateway = SessionGateway.from_settings(
+        GatewaySettings(
+            KAFKA_BOOTSTRAP_SERVERS=private_kafka.bootstrap,
+            topic_prefix=topics.prefix,
+            topic_partitions=topics.partitions,
+            gateway_tenant_id="acme",
+            gateway_max_staleness_seconds=bound,
+        )
+    )
+
+    async def readyz(request: Request) -> JSONResponse:
+        status = gateway.status()
+        return JSONResponse(status, status_code=200 if status["ready"] else 503)
+
+    app = gateway.wrap(
+        Starlette(
+            routes=[
+                Route("/readyz", readyz),
+                Route("/api/data", lambda request: PlainTextResponse("data")),
+            ]
+        ),
+        manage_lifespan=False,
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc")
+
+    async def status_of(session_id: str | None) -> int:
+        headers = {"X-Session-Id": session_id} if session_id else {}
+        return (await client.get("/api/data", headers=headers)).status_code
+
+    try:
+        await producer.send_and_wait(topics.revocations, record("before"), key=b"before")
+        await gateway.start()
+        async with asyncio.timeout(30):
+            await gateway.wait_ready()
+        assert await status_of("live") == 200
+        assert await status_of("before") == 401
+        assert (await client.get("/readyz")).status_code == 200
+
+        await private_kafka.stop()
+
+        async def refused() -> bool:
+            return await status_of("live") == 503
+
+        await eventually(refused, within=60)
+        # refused only once the bound had passed without the gateway confirming it is current
+        assert gateway.staleness_seconds > bound
+        readyz_answer = await client.get("/readyz")
+        assert readyz_answer.status_code == 503
+        assert readyz_answer.json()["state"] == "stale"
+        assert readyz_answer.json()["staleness_seconds"] > bound
+        answer = await client.get("/api/data", headers={"X-Session-Id": "live"})
+        assert answer.json() == {"error": "gateway_stale"}
+        assert answer.headers["retry-after"] == "1"
+        assert await status_of("before") == 401  # what it has read is still refused as such
+        assert await status_of(None) == 200  # no session: nothing to vouch for
+
+        await private_kafka.start()
+
+        async def admitted() -> bool:
+            return await status_of("live") == 200
+
+        await eventually(admitted, within=90)
+        assert (await client.get("/readyz")).status_code == 200
+        assert gateway.status()["state"] == "current"
+        await producer.send_and_wait(topics.revocations, record("after"), key=b"after")
+
+        async def enforced() -> bool:
+            return await status_of("after") == 401
+
+        await eventually(enforced, within=30)
     finally:
         await client.aclose()
         await gateway.stop()

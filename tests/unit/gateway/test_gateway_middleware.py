@@ -45,7 +45,7 @@ def client_for(gateway: SessionGateway) -> httpx.AsyncClient:
 @pytest.fixture
 def ready_gateway() -> SessionGateway:
     gateway = make_gateway()
-    gateway.watcher.ready_event.set()
+    gateway.watcher.mark_current()
     return gateway
 
 
@@ -183,7 +183,7 @@ async def test_configured_names_urls_and_exemptions_are_used() -> None:
         gateway_sign_in_url="https://login.example.test/start?from=app",
         gateway_exempt_paths=["/public/"],
     )
-    gateway.watcher.ready_event.set()
+    gateway.watcher.mark_current()
     async with client_for(gateway) as client:
         html = await client.get("/x", headers={**HTML, "cookie": f"app_session={REVOKED}"})
         header = await client.get("/x", headers={"x-app-session": REVOKED})

@@ -87,7 +87,7 @@ def test_broken_records_are_counted_logged_and_skipped(
 
 def test_staleness_counts_from_start_until_the_broker_first_answers() -> None:
     clock = [1000.0]
-    w = RevocationWatcher("unused:1", "t", "acme", RevocationTable(), clock=lambda: clock[0])
+    w = RevocationWatcher("unused:1", "t", "acme", RevocationTable(), monotonic=lambda: clock[0])
     clock[0] += 7
     assert w.staleness_seconds() == 7
     assert not w.ready
