@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth_gateway.client_ip import ClientAddress
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class GatewayMiddleware:
         self._fail_open = settings.gateway_fail_open
         self._header = settings.gateway_header_name.lower().encode("latin-1")
         self._cookies = CookieParser(settings.gateway_cookie_name)
+        trusted = settings.gateway_trusted_proxies
+        self._client_address = ClientAddress(trusted) if trusted else None
         exempt = settings.gateway_exempt_paths
         self._exempt_exact = frozenset(p for p in exempt if not p.endswith("/"))
         self._exempt_prefixes = tuple(p for p in exempt if p.endswith("/"))
@@ -124,7 +127,10 @@ class GatewayMiddleware:
         session_id = header_id or cookie_id
         if session_id is not None:
             client = scope.get("client")
-            self._note(session_id, client[0] if client else None)
+            address = client[0] if client else None
+            if self._client_address is not None:
+                address = self._client_address.of(address, scope["headers"])
+            self._note(session_id, address)
             state = scope.get("state")
             if state is None:
                 scope["state"] = state = {}

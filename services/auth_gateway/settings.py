@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, IPvAnyNetwork, StringConstraints, model_validator
 
 from session_contracts.models import TenantId
 from session_contracts.settings import KafkaSettings
@@ -54,6 +54,12 @@ class GatewaySettings(KafkaSettings):
         description="Past this many seconds without confirming it has read the revocations "
         "topic up to its end, the gateway is stale: requests with a session get 503 (or are "
         "admitted with a warning, fail-open) and readiness says not ready.",
+    )
+    gateway_trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed "
+        "(a JSON list). The client address of a request from one of them is the right-most "
+        "X-Forwarded-For address that is not itself trusted; of any other request, the peer.",
     )
     gateway_activity_interval_seconds: float = Field(
         default=60.0,

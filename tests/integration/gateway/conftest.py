@@ -130,7 +130,14 @@ def free_port() -> int:
 async def _serve(app: ASGIApp) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,  # the peer as it is (docs/gateway.md: --no-proxy-headers)
+        )
     )
     task = asyncio.create_task(server.serve())
     try:
