@@ -201,7 +201,8 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
     logs = stack.state_dir / "logs"
     await ensure_topics(stack.kafka.kafka_bootstrap_servers, stack.kafka.topics)
     await upgrade_schema(stack.database_url)
-    host = ["--host", "127.0.0.1", "--log-level", "warning", "--factory"]
+    # --no-proxy-headers: the client address is the peer's (docs/gateway.md, trusted proxies)
+    host = ["--host", "127.0.0.1", "--log-level", "warning", "--factory", "--no-proxy-headers"]
     children.append(await _spawn("registry", ["-m", "session_registry", "run"], env, logs))
     children.append(
         await _spawn(
