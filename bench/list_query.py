@@ -181,6 +181,7 @@ def serve(database_url: str, port: int) -> Iterator[str]:
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+        "--no-proxy-headers",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

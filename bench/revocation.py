@@ -109,6 +109,7 @@ def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]
             str(admin_port),
             "--log-level",
             "warning",
+            "--no-proxy-headers",
         ],
     }
     children = []

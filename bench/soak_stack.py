@@ -49,7 +49,7 @@ def services(env: dict[str, str], port: int, workers: int, logs: Path) -> Iterat
         "admin-api": [
             sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--log-level", "warning", "--no-access-log",
+            "--log-level", "warning", "--no-access-log", "--no-proxy-headers",
         ],
     }  # fmt: skip
     stack = Stack([], f"http://127.0.0.1:{port}")

@@ -48,6 +48,7 @@ def start_admin_api(env: dict[str, str], port: int, log: Path) -> subprocess.Pop
     """The admin API as its own process, configured from the environment."""
     command = [sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command += ["--no-proxy-headers"]
     with log.open("ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=out)
 

@@ -144,7 +144,13 @@ class Stack:
 
 async def serve(app: FastAPI, logs: LogCapture) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, access_log=True, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        access_log=True,
+        lifespan="on",
+        proxy_headers=False,  # the peer as it is, as devstack runs it (--no-proxy-headers)
     )
     server = uvicorn.Server(config)
     for name in ("uvicorn.access", "uvicorn.error"):
