@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Lifespan
+from starlette.types import ASGIApp, Lifespan, Scope
 
 from auth_gateway.activity import ActivityReporter
+from auth_gateway.client_ip import ClientAddress
 from auth_gateway.middleware import GatewayMiddleware
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
@@ -40,6 +41,7 @@ class SessionGateway:
         self.table = table
         self.watcher = watcher
         self.activity = activity
+        self.client_addresses = ClientAddress(settings.gateway_trusted_proxies)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -100,6 +102,12 @@ class SessionGateway:
             if self.watcher.is_current:
                 return
             await confirmation.wait()
+
+    def client_address(self, scope: Scope) -> str | None:
+        """A request's client address as the gateway reports it: the connection's peer, or,
+        from a trusted proxy, the right-most X-Forwarded-For address not itself trusted."""
+        client = scope.get("client")
+        return self.client_addresses.of(client[0] if client else None, scope["headers"])
 
     def is_revoked(self, session_id: str) -> bool:
         """Whether this gateway currently refuses `session_id`."""

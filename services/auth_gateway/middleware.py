@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth_gateway.client_ip import ClientAddress
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ class GatewayMiddleware:
         self._header = settings.gateway_header_name.lower().encode("latin-1")
         self._cookies = CookieParser(settings.gateway_cookie_name)
         trusted = settings.gateway_trusted_proxies
-        self._client_address = ClientAddress(trusted) if trusted else None
+        self._client_address = gateway.client_addresses if trusted else None
         exempt = settings.gateway_exempt_paths
         self._exempt_exact = frozenset(p for p in exempt if not p.endswith("/"))
         self._exempt_prefixes = tuple(p for p in exempt if p.endswith("/"))

@@ -43,8 +43,10 @@ def _current_session(request: Request, context: Context) -> Visitor | None:
 
 
 def client_ip(request: Request) -> str:
-    """The client's address; the unspecified address when the server gives none (unix socket)."""
-    host = request.client.host if request.client else ""
+    """The client's address as the gateway reports it (the peer, or what a trusted proxy
+    forwarded for); the unspecified address when the server gives none (unix socket)."""
+    context: DemoContext = request.app.state.demo
+    host = context.gateway.client_address(request.scope) or ""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:

@@ -330,3 +330,27 @@ async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
     assert policies[SessionType.mobile] == SessionPolicy(
         max_session_seconds=180 * 86400, idle_timeout_seconds=30 * 86400
     )
+
+
+async def test_sign_in_through_a_trusted_proxy_records_the_forwarded_address(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    app = demo_app(kafka_bootstrap, topics, gateway_trusted_proxies=["127.0.0.2"])
+    proxy = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        serve(app) as url,
+        httpx.AsyncClient(base_url=url) as direct,
+        httpx.AsyncClient(base_url=url, transport=proxy) as proxied,
+    ):
+        async with asyncio.timeout(30):
+            await app.state.demo.gateway.wait_ready()
+        spoofed = {"x-forwarded-for": "6.6.6.6"}
+        forwarded = {"x-forwarded-for": "6.6.6.6, 203.0.113.9"}
+        by_client = await direct.post("/api/signin", json={"user_name": "a"}, headers=spoofed)
+        by_proxy = await proxied.post("/api/signin", json={"user_name": "b"}, headers=forwarded)
+    events = [decode_event(value) for _, value in await read_topic(topics.events, 2)]
+    addresses = {e.session_id: e.ip_address for e in events if isinstance(e, SessionCreated)}
+    assert addresses == {
+        by_client.json()["session_id"]: "127.0.0.1",  # its X-Forwarded-For ignored
+        by_proxy.json()["session_id"]: "203.0.113.9",  # what the trusted proxy appended
+    }
