@@ -59,11 +59,12 @@ async def test_page_headers_forbid_inline_script_and_referrers(stack: Stack) -> 
 @pytest.fixture
 def deployment_sign_in(stack: Stack) -> Iterator[None]:
     """The page configured for a deployment's sign-in (token endpoint and sign-in URL)."""
+    development = stack.app.state.admin_page_config  # with the #token= link, as create_app made it
     stack.app.state.admin_page_config = AdminPageConfig(
         token_url="/oauth2/token", sign_in_url="/oauth2/sign_in"
     )
     yield
-    del stack.app.state.admin_page_config
+    stack.app.state.admin_page_config = development
 
 
 @pytest.mark.usefixtures("deployment_sign_in")
