@@ -82,7 +82,9 @@ def create_app(
     )
     app.add_middleware(RequestMetrics, registry=registry)
     install_error_handlers(app)
-    for module in (sessions, terminations, audit, session_settings, health):
+    # terminations first: for a method /api/v1/sessions/terminations lacks, 405 names POST
+    # (the first route that matches the path), not GET of /api/v1/sessions/{session_id}
+    for module in (terminations, sessions, audit, session_settings, health):
         app.include_router(module.router)
     app.include_router(web.router)  # the admin web page at /admin (admin_api/web)
     token_header = settings.admin_page_token_header

@@ -10,7 +10,7 @@ import ipaddress
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -109,6 +109,51 @@ def _ip(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
+_H = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(
+    [
+        rf"({_H}:){{7}}{_H}",
+        rf"({_H}:){{1,7}}:",
+        rf"({_H}:){{1,6}}:{_H}",
+        *(rf"({_H}:){{1,{n}}}(:{_H}){{1,{7 - n}}}" for n in range(5, 1, -1)),
+        rf"{_H}:(:{_H}){{1,6}}",
+        rf":((:{_H}){{1,7}}|:)",
+        rf"({_H}:){{6}}{_IPV4}",  # the last 32 bits as an IPv4 address
+        rf"::({_H}:){{0,5}}{_IPV4}",
+        *(rf"({_H}:){{{n}}}:({_H}:){{0,{5 - n}}}{_IPV4}" for n in range(1, 6)),
+    ]
+)
+IP_NETWORK_PATTERN = (
+    rf"^({_IPV4}(/(3[0-2]|[12]?[0-9]))?|({_IPV6})(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
+)
+"""An IPv4 or IPv6 address, optionally with a prefix length (CIDR); no netmask notation, zone
+or leading zeros. Every match is one `ipaddress.ip_network` reads."""
+_IP_NETWORK = re.compile(IP_NETWORK_PATTERN, re.ASCII)
+
+
+def _network(value: str) -> str:
+    if _IP_NETWORK.fullmatch(value):
+        try:
+            ipaddress.ip_network(value, strict=False)
+            return value
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not an IP address or CIDR network")
+
+
+IpNetwork = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_network),
+    Field(
+        description="An address, or a network in CIDR notation (10.0.0.0/8, 2001:db8::/32).",
+        json_schema_extra={"pattern": IP_NETWORK_PATTERN},
+    ),
+]
 
 
 Timestamp = Annotated[
@@ -246,9 +291,7 @@ class SessionFilter(Frozen):
     session_id: Label | None = Field(
         default=None, description="Case-insensitive substring of the session id."
     )
-    ip_address: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
-        default=None, description="An address, or a network in CIDR notation."
-    )
+    ip_address: IpNetwork | None = None
     device: Label | None = Field(
         default=None, description="Case-insensitive substring of the device label."
     )
@@ -271,20 +314,26 @@ class SessionFilter(Frozen):
             return None
         return ipaddress.ip_network(self.ip_address, strict=False)
 
-    @model_validator(mode="after")
-    def _check_network(self) -> SessionFilter:
-        if self.ip_address is not None:
-            try:
-                self.network()
-            except ValueError:
-                raise ValueError(
-                    f"ip_address: {self.ip_address!r} is not an IP address or CIDR network"
-                ) from None
-        return self
+
+ONE_TARGET_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["session_ids"],
+            "properties": {"session_ids": {"type": "array"}, "filter": {"type": "null"}},
+        },
+        {
+            "required": ["filter"],
+            "properties": {"filter": {"type": "object"}, "session_ids": {"type": "null"}},
+        },
+    ]
+}
+"""Exactly one of `session_ids` and `filter` (absent or null is none), as JSON Schema says it."""
 
 
 class TerminateSessions(Frozen):
     """Command: end these sessions (by explicit ids, or every active one matching a filter)."""
+
+    model_config = ConfigDict(json_schema_extra=ONE_TARGET_SCHEMA)
 
     type: Literal["sessions.terminate"] = "sessions.terminate"
     schema_version: Literal[1] = 1

@@ -12,11 +12,12 @@ from admin_api.adapters import terminations
 from admin_api.adapters.session_listing import utc
 from admin_api.domain.cursors import NOT_OURS, BadCursor, CursorCodec
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, RuntimeDep
+from admin_api.entrypoints.errors import PROTECTED
 from admin_api.entrypoints.list_params import invalid_query
 from admin_api.entrypoints.schemas import AuditEntry, AuditPage
 from session_contracts.models import Timestamp
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROTECTED)
 
 
 class AuditParams(BaseModel):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from admin_api.entrypoints.dependencies import RuntimeDep
+from admin_api.entrypoints.errors import ANY_REQUEST
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=ANY_REQUEST)
 
 
 @router.get("/healthz")
@@ -17,8 +21,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Not ready: see `checks`."}})
-async def readyz(runtime: RuntimeDep, response: Response) -> dict[str, object]:
+class Readiness(BaseModel):
+    """Whether the API can serve, and each dependency's state."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "kafka": "connecting"}])
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: see `checks`."}},
+)
+async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
     """Ready when the read model answers and the Kafka producer is connected."""
     checks: dict[str, str] = {}
     try:
@@ -31,7 +46,7 @@ async def readyz(runtime: RuntimeDep, response: Response) -> dict[str, object]:
     ready = all(v == "ok" for v in checks.values())
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "ready" if ready else "not ready", "checks": checks}
+    return Readiness(status="ready" if ready else "not ready", checks=checks)
 
 
 @router.get("/metrics", response_class=Response)

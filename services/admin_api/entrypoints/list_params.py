@@ -5,18 +5,18 @@ Unknown parameters are refused (422 naming them), as are bad values; the errors 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from admin_api.domain.cursors import BadCursor
 from admin_api.domain.listing import DEFAULT_SORT, ListQuery, Sort, decode_cursor, page_scope
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from session_contracts.models import (
+    IpNetwork,
     Label,
     SearchText,
     SessionFilter,
@@ -24,14 +24,6 @@ from session_contracts.models import (
     Timestamp,
     UserId,
 )
-
-
-def _network(value: str) -> str:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
-    return value
 
 
 class FilterParams(BaseModel):
@@ -45,9 +37,7 @@ class FilterParams(BaseModel):
     user_name: SearchText | None = Field(None, description="Substring of the user name.")
     session_type: list[SessionType] | None = Field(None, max_length=8, description="Repeatable.")
     session_id: Label | None = Field(None, description="Substring of the session id.")
-    ip_address: (
-        Annotated[str, StringConstraints(max_length=64), AfterValidator(_network)] | None
-    ) = Field(None, description="An address, or a network in CIDR notation (10.0.0.0/8).")
+    ip_address: IpNetwork | None = None
     device: Label | None = Field(None, description="Substring of the device label.")
     user_id: UserId | None = Field(None, description="Exactly this user id.")
     created_from: Timestamp | None = Field(None, description="created_at >= this (RFC 3339).")

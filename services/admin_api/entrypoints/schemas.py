@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from session_contracts.models import (
+    ONE_TARGET_SCHEMA,
     SessionFilter,
     SessionId,
     SessionPolicy,
@@ -69,7 +70,7 @@ class SessionDetail(SessionPublic):
 class TerminationRequest(BaseModel):
     """End these sessions: explicit `session_ids` (1-1000) or every active one matching `filter`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_TARGET_SCHEMA)
 
     session_ids: list[SessionId] | None = Field(default=None, min_length=1, max_length=1000)
     filter: SessionFilter | None = None

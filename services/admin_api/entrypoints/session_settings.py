@@ -11,6 +11,7 @@ from admin_api.adapters import settings_store
 from admin_api.adapters.session_listing import utc
 from admin_api.domain.policies import PolicyChange, effective
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
 from session_contracts.models import (
     DEFAULT_POLICIES,
@@ -20,7 +21,9 @@ from session_contracts.models import (
 )
 from session_registry.adapters.database import IMMEDIATE
 
-router = APIRouter(prefix="/api/v1/settings/sessions", tags=["session settings"])
+router = APIRouter(
+    prefix="/api/v1/settings/sessions", tags=["session settings"], responses=PROTECTED
+)
 
 
 def _public(
@@ -52,7 +55,7 @@ async def read_settings(admin: CurrentAdmin, db: DbSession) -> SessionSettingsPu
 @router.put(
     "/{session_type}",
     response_model=SessionSettingsPublic,
-    responses={503: {"description": "Kafka did not take the change; nothing was changed."}},
+    responses=error_responses(400),
 )
 async def change_settings(
     admin: CurrentAdmin,

@@ -17,11 +17,12 @@ from admin_api.adapters.session_listing import utc
 from admin_api.adapters.session_search import first_page_and_total, is_search
 from admin_api.domain.listing import encode_cursor, page_scope
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
 from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
 from session_contracts.models import SessionId
 
-router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROTECTED)
 
 CSV_COLUMNS = (
     "session_id",
@@ -130,14 +131,24 @@ async def export_sessions(
 ) -> StreamingResponse:
     """Every session the current filter matches, in the current order, as CSV (streamed)."""
     rows = session_listing.iterate(runtime.engine, query, admin.tenant_id, now)
+    # The first page is read before the response starts: a database that is down answers 503
+    # (errors.py), not a 200 cut short.
+    first = await anext(rows, None)
+
+    async def every_row() -> AsyncIterator[Mapping[str, Any]]:
+        if first is not None:
+            yield first
+            async for row in rows:
+                yield row
+
     return StreamingResponse(
-        _csv_lines(rows),
+        _csv_lines(every_row()),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
     )
 
 
-@router.get("/{session_id}", response_model=SessionDetail, responses={404: {}})
+@router.get("/{session_id}", response_model=SessionDetail, responses=error_responses(404))
 async def get_session(
     admin: CurrentAdmin, db: DbSession, now: Now, session_id: Annotated[SessionId, Path()]
 ) -> SessionDetail:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from admin_api.adapters import session_counts, terminations
 from admin_api.adapters.session_listing import utc
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import (
     TerminationAccepted,
     TerminationRequest,
@@ -18,14 +19,16 @@ from admin_api.entrypoints.schemas import (
 from session_contracts.models import TerminateSessions
 from session_registry.adapters.database import IMMEDIATE
 
-router = APIRouter(prefix="/api/v1/sessions/terminations", tags=["terminations"])
+router = APIRouter(
+    prefix="/api/v1/sessions/terminations", tags=["terminations"], responses=PROTECTED
+)
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TerminationAccepted,
-    responses={503: {"description": "Kafka did not take the command; retry."}},
+    responses=error_responses(400),
 )
 async def request_termination(
     admin: CurrentAdmin, runtime: RuntimeDep, db: DbSession, now: Now, body: TerminationRequest
@@ -52,7 +55,7 @@ async def request_termination(
     return TerminationAccepted(command_id=command.command_id, requested=requested)
 
 
-@router.get("/{command_id}", response_model=TerminationStatus, responses={404: {}})
+@router.get("/{command_id}", response_model=TerminationStatus, responses=error_responses(404))
 async def termination_status(
     admin: CurrentAdmin, db: DbSession, command_id: Annotated[uuid.UUID, Path()]
 ) -> TerminationStatus:
