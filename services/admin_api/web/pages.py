@@ -1,4 +1,5 @@
-"""Routes of the Session Management page: the HTML shell, its config and its static files."""
+"""Routes of the Session Management page: the HTML shell, its config, its vocabulary and its
+static files."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from admin_api.web.config import APP_STATE_KEY, AdminPageConfig
+from admin_api.web.vocabulary import page_vocabulary
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 BASE_PLACEHOLDER = "__ADMIN_BASE__"
@@ -80,6 +82,18 @@ async def admin_page_slash(request: Request) -> RedirectResponse:
 async def admin_page_config(config: PageConfig) -> JSONResponse:
     """How the page finds its token and how often live mode polls."""
     return JSONResponse(config.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/admin/vocabulary.json")
+async def admin_page_vocabulary() -> JSONResponse:
+    """The list's columns, sort keys, session types and filters, as the Python code defines them.
+
+    Public like the page's scripts: the same for every deployment and tenant, names only.
+    """
+    return JSONResponse(
+        page_vocabulary(),
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/admin/token")

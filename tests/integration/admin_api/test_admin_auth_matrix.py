@@ -157,12 +157,13 @@ PUBLIC = {
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/config.json"),
+    ("GET", "/admin/vocabulary.json"),  # the list's column, sort, type and filter names
     ("GET", "/admin/token"),  # the proxy's header echoed to the page; 404 unless configured
     ("*", "/admin/static/{path}"),
 }
 """Routes that answer without a token: probes, metrics, the API's OpenAPI document (served in
-development only, as the `client` here is) and the admin page's static shell (which itself calls
-the API with the admin's token)."""
+development only, as the `client` here is) and the admin page's static shell and vocabulary (the
+page itself calls the API with the admin's token)."""
 
 
 def app_routes(client: httpx.AsyncClient) -> list[tuple[str, str]]:
