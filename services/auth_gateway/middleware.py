@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth_gateway.activity import ActivityReporter
+from auth_gateway.client_ip import ClientAddress
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
-
-if TYPE_CHECKING:
-    from auth_gateway.gateway import SessionGateway
+from auth_gateway.revocations import RevocationTable
+from auth_gateway.settings import GatewaySettings
+from auth_gateway.watcher import RevocationWatcher
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,31 @@ _NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
 _STALE_BODY = b'{"error":"gateway_stale"}'
 
 
+class Gateway(Protocol):
+    """What the middleware consults and, managing the lifespan, starts and stops.
+
+    `SessionGateway` is the one implementation; naming only this keeps the dependency one
+    way (the gateway builds the middleware, the middleware never imports the gateway).
+    """
+
+    @property
+    def settings(self) -> GatewaySettings: ...
+    @property
+    def table(self) -> RevocationTable: ...
+    @property
+    def watcher(self) -> RevocationWatcher: ...
+    @property
+    def activity(self) -> ActivityReporter: ...
+    @property
+    def client_addresses(self) -> ClientAddress: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 class GatewayMiddleware:
     """ASGI middleware enforcing `gateway`'s revocations; optionally runs it in the lifespan."""
 
-    def __init__(self, app: ASGIApp, gateway: SessionGateway, manage_lifespan: bool = True) -> None:
+    def __init__(self, app: ASGIApp, gateway: Gateway, manage_lifespan: bool = True) -> None:
         settings = gateway.settings
         self.app = app
         self._gateway = gateway
