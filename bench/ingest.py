@@ -36,8 +36,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.ingest_naive import naive_projection
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
-from session_registry.bootstrap import Registry, tune_gc
-from session_registry.service_layer.rebuild import rebuild, topic_partitions
+from session_registry.adapters.partitions import topic_partitions
+from session_registry.bootstrap import Registry
+from session_registry.runtime import tune_gc
+from session_registry.service_layer.rebuild import rebuild
 from session_registry.settings import RegistrySettings
 from session_registry.workload import Workload, records, sessions_for
 

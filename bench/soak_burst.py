@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from auth_gateway import SessionGateway
 from session_registry.adapters.database import make_engine
+from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.tables import sessions
-from session_registry.service_layer.rebuild import topic_partitions
 
 POLL_SECONDS = 0.1
 

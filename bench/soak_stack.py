@@ -22,8 +22,8 @@ from devstack.cli import wait_http_ok
 from session_contracts.topics import Topics
 from session_registry.adapters.database import make_engine
 from session_registry.adapters.outbox import outbox_size
+from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
-from session_registry.service_layer.rebuild import topic_partitions
 from session_registry.workload import Workload, records
 
 

@@ -49,7 +49,8 @@ from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.tables import applied_commands, sessions
-from session_registry.bootstrap import Registry, tune_gc
+from session_registry.bootstrap import Registry
+from session_registry.runtime import tune_gc
 from session_registry.workload import Workload, records
 
 POLL_SECONDS = 0.05

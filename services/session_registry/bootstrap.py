@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -29,18 +28,6 @@ from session_registry.settings import RegistrySettings
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 RELAY_DRAIN_SECONDS = 10.0
-
-
-def tune_gc() -> None:
-    """Garbage-collect less often in a registry process (call once, at process start).
-
-    Each batch makes and drops hundreds of thousands of short-lived objects (decoded events,
-    datetimes) without reference cycles; with the default thresholds the cyclic collector
-    keeps rescanning everything alive and costs about a third of the ingestion time.
-    Reference counting still frees all of it at once.
-    """
-    gc.freeze()  # what start-up made (modules, settings) is never scanned again
-    gc.set_threshold(100_000, 50, 1000)
 
 
 def utc_now() -> datetime:

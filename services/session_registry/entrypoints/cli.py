@@ -16,7 +16,8 @@ import typer
 from session_contracts.logs import quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_registry.adapters.database import schema_of, upgrade_schema
-from session_registry.bootstrap import Registry, tune_gc
+from session_registry.bootstrap import Registry
+from session_registry.runtime import tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
 from session_registry.service_layer.status import consumer_status
 from session_registry.service_layer.swap import carry_over, swap

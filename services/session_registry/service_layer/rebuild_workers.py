@@ -15,14 +15,14 @@ from aiokafka import AIOKafkaConsumer
 
 from session_contracts.topics import Topics
 from session_registry.adapters.database import make_engine
+from session_registry.adapters.partitions import topic_partitions
+from session_registry.runtime import tune_gc
+from session_registry.service_layer.replay import replay
 
 
 def _worker(
     bootstrap: str, topics: Topics, into_url: str, consumer: str, mine: list[int], options: Any
 ) -> tuple[int, int]:
-    from session_registry.bootstrap import tune_gc
-    from session_registry.service_layer.rebuild import replay
-
     tune_gc()
 
     async def _run() -> tuple[int, int]:
@@ -36,8 +36,6 @@ def _worker(
 
 
 async def _partition_ids(bootstrap: str, topic: str) -> list[int]:
-    from session_registry.service_layer.rebuild import topic_partitions
-
     kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await kafka.start()
     try:

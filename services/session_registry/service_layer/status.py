@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from session_registry.adapters.database import make_engine
+from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
-from session_registry.service_layer.rebuild import topic_partitions
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        from session_registry.service_layer.rebuild import topic_partitions
+        from session_registry.adapters.partitions import topic_partitions
 
         partitions: list[TopicPartition] = await topic_partitions(consumer, topic)
         consumer.assign(partitions)

@@ -1,0 +1,87 @@
+"""Folding the events topic, up to its end offsets now, into a database: one process's share
+of a rebuild.
+
+Reads with no consumer group (partitions assigned directly), folds with the same ingestor as the
+live registry but publishes nothing, and stores its positions under a consumer name of its own,
+so a second run on the same database resumes where the first stopped. Decoding the next batch
+overlaps with the database writing the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from session_contracts.topics import Topics
+from session_registry.adapters.dead_letters import CountingDeadLetters
+from session_registry.adapters.partitions import topic_partitions
+from session_registry.adapters.positions import load_positions
+from session_registry.service_layer.ingest import Ingestor
+from session_registry.service_layer.projection import Projector
+
+
+async def replay(
+    bootstrap_servers: str,
+    topics: Topics,
+    engine: AsyncEngine,
+    consumer: str,
+    *,
+    partitions: Sequence[int] | None = None,
+    max_records: int = 20_000,
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+) -> tuple[int, int]:
+    """Fold the events topic (these partitions, or all) up to its end offsets now.
+
+    Resumes from the positions stored under `consumer`; returns (events, dead letters).
+    """
+    kafka = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    dead_letters = CountingDeadLetters()
+    ingestor = Ingestor(
+        engine, Projector(topics, publish=False), consumer, dead_letters, lambda: datetime.now(UTC)
+    )
+    events = 0
+    await kafka.start()
+    try:
+        assigned = [
+            tp
+            for tp in await topic_partitions(kafka, topics.events)
+            if partitions is None or tp.partition in partitions
+        ]
+        kafka.assign(assigned)
+        async with engine.connect() as conn:
+            stored = await load_positions(conn, consumer, {topics.events})
+        for tp in assigned:
+            if (tp.topic, tp.partition) in stored:
+                kafka.seek(tp, stored[(tp.topic, tp.partition)])
+            else:
+                await kafka.seek_to_beginning(tp)
+        ends: dict[TopicPartition, int] = await kafka.end_offsets(assigned)
+        remaining = {tp for tp in assigned if await kafka.position(tp) < ends[tp]}
+        pending: asyncio.Task[object] | None = None
+        while remaining:
+            batch = await kafka.getmany(*remaining, timeout_ms=500, max_records=max_records)
+            trimmed = {tp: [r for r in rs if r.offset < ends[tp]] for tp, rs in batch.items()}
+            decoded = await ingestor.decode_yielding(trimmed)
+            events += sum(len(rs) for rs in trimmed.values())
+            if pending is not None:
+                await pending
+            pending = asyncio.create_task(ingestor.apply(decoded)) if decoded else None
+            for tp in list(remaining):
+                if await kafka.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        if pending is not None:
+            await pending
+    finally:
+        await kafka.stop()
+    return events, dead_letters.count
