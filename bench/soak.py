@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from auth_gateway import GatewaySettings, SessionGateway
 from bench.ingest import drop_database, fresh_database, postgres_admin_url, say
 from bench.revocation import _free_port, service_env
 from bench.soak_burst import BurstResult, open_sessions, run_burst
-from bench.soak_load import PhaseResult, merged, run_phase
+from bench.soak_load import LoadFigures, PhaseResult, merged, run_phase
 from bench.soak_report import markdown
 from bench.soak_stack import (
     LagProbe,
@@ -68,37 +68,6 @@ from session_registry.workload import Workload, records, sessions_for
 
 ADMIN_TENANT = "tenant-0"
 LAG_SAMPLE_SECONDS = 0.5
-
-
-@dataclass
-class LoadFigures:
-    """What the load part measured."""
-
-    idle: PhaseResult
-    loaded: PhaseResult
-    ingested: int
-    lag: list[tuple[float, int, int]] = field(default_factory=list)
-    recovery_seconds: float | None = None
-    not_applied: int = -1
-    idle_rates: tuple[float, float] = (0.0, 0.0)
-    """requests/s of the idle phase before the load, and after it."""
-
-    @property
-    def max_lag(self) -> tuple[float, int]:
-        at, behind, _ = max(self.lag, key=lambda sample: sample[1], default=(0.0, 0, 0))
-        return at, behind
-
-    @property
-    def lost(self) -> list[str]:
-        problems = []
-        for name, phase in (("baseline", self.idle), ("load", self.loaded)):
-            if phase.errors:
-                problems.append(f"{name}: {phase.errors} error answers, e.g. {phase.error_samples}")
-        if self.not_applied:
-            problems.append(f"load: {self.not_applied} terminations by id not applied")
-        if self.recovery_seconds is None:
-            problems.append("load: the registry's lag did not drain")
-        return problems
 
 
 def seed_streams(population: int, burst: int, burst_tenants: int) -> tuple[list[Any], ...]:

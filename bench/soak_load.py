@@ -146,3 +146,34 @@ async def run_phase(
         await asyncio.gather(*(client_task(client) for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+@dataclass
+class LoadFigures:
+    """What the load part measured."""
+
+    idle: PhaseResult
+    loaded: PhaseResult
+    ingested: int
+    lag: list[tuple[float, int, int]] = field(default_factory=list)
+    recovery_seconds: float | None = None
+    not_applied: int = -1
+    idle_rates: tuple[float, float] = (0.0, 0.0)
+    """requests/s of the idle phase before the load, and after it."""
+
+    @property
+    def max_lag(self) -> tuple[float, int]:
+        at, behind, _ = max(self.lag, key=lambda sample: sample[1], default=(0.0, 0, 0))
+        return at, behind
+
+    @property
+    def lost(self) -> list[str]:
+        problems = []
+        for name, phase in (("baseline", self.idle), ("load", self.loaded)):
+            if phase.errors:
+                problems.append(f"{name}: {phase.errors} error answers, e.g. {phase.error_samples}")
+        if self.not_applied:
+            problems.append(f"load: {self.not_applied} terminations by id not applied")
+        if self.recovery_seconds is None:
+            problems.append("load: the registry's lag did not drain")
+        return problems

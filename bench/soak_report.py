@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from bench.soak_load import KINDS
 
 if TYPE_CHECKING:
-    from bench.soak import LoadFigures
     from bench.soak_burst import BurstResult
+    from bench.soak_load import LoadFigures
 
 LAG_POINTS = 12
 

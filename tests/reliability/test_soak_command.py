@@ -18,9 +18,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.soak import LoadFigures
 from bench.soak_burst import BurstResult
-from bench.soak_load import KINDS, KindResult, PhaseResult, merged
+from bench.soak_load import KINDS, KindResult, LoadFigures, PhaseResult, merged
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 300
