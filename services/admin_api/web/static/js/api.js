@@ -1,7 +1,68 @@
+// @ts-check
 // The admin API client (contract: /api/v1). Every request carries the bearer token.
+
+/** @typedef {import("./auth.js").TokenSource} TokenSource */
+
+/**
+ * The settings a session was created under.
+ * @typedef {{max_session_seconds: number, idle_timeout_seconds: number}} SessionPolicy
+ */
+
+/**
+ * One row of the Active User Sessions list (`SessionPublic`). A column the page does not know
+ * is read by its key (`fieldOf`).
+ * @typedef {object} SessionItem
+ * @property {string} session_id
+ * @property {string} user_id
+ * @property {string} user_name
+ * @property {string} session_type
+ * @property {string} ip_address
+ * @property {string} created_at
+ * @property {string} last_activity_at
+ * @property {string} expires_at
+ * @property {string | null} device
+ * @property {string | null} user_agent
+ * @property {SessionPolicy} policy
+ * @property {boolean} policy_outdated
+ */
+
+/** @typedef {{items: SessionItem[], next_cursor: string | null, total: number}} SessionsPage */
+
+/**
+ * A lifecycle event of a session.
+ * @typedef {{event_id: string, type: string, occurred_at: string, detail: Record<string, unknown>}} HistoryEntry
+ */
+
+/**
+ * One session in any state, with its history (`SessionDetail`).
+ * @typedef {SessionItem & {state: string, active: boolean, history: HistoryEntry[]}} SessionDetail
+ */
+
+/**
+ * What to end: explicit ids, or every active session matching a filter object.
+ * @typedef {{session_ids: string[]} | {filter: import("./query.js").FilterObject}} TerminationTarget
+ */
+
+/** @typedef {{command_id: string, status: "accepted", requested: number}} TerminationAccepted */
+/** @typedef {{command_id: string, status: "pending" | "applied", terminated: number}} TerminationStatus */
+
+/**
+ * The value of any field of a row, by name (for columns the page has no typed field for).
+ * @param {SessionItem} item
+ * @param {string} key
+ * @returns {unknown}
+ */
+export function fieldOf(item, key) {
+  return Object.hasOwn(item, key) ? /** @type {Record<string, unknown>} */ (item)[key] : undefined;
+}
 
 /** An answer other than 2xx, or no answer at all (status 0). */
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   * @param {string | null} field the request field a 422 names
+   */
   constructor(status, message, field = null) {
     super(message);
     this.status = status;
@@ -9,12 +70,16 @@ export class ApiError extends Error {
   }
 }
 
-/** A readable message from a FastAPI error body (422 details name the field). */
-function describe(status, body) {
-  const detail = body && body.detail;
+/**
+ * A readable message from a FastAPI error body (422 details name the field).
+ * @param {unknown} body
+ * @returns {{message: string, field: string | null}}
+ */
+function describe(body) {
+  const detail = body !== null && typeof body === "object" && "detail" in body ? body.detail : undefined;
   if (typeof detail === "string") return { message: detail, field: null };
   if (Array.isArray(detail) && detail.length > 0) {
-    const first = detail[0];
+    const first = /** @type {{loc?: unknown, msg?: unknown}} */ (detail[0] ?? {});
     const loc = Array.isArray(first.loc) ? first.loc.filter((p) => p !== "query" && p !== "body") : [];
     const field = loc.length ? loc.join(".") : null;
     const message = field ? `${field}: ${first.msg}` : String(first.msg);
@@ -24,12 +89,21 @@ function describe(status, body) {
 }
 
 export class Api {
+  /**
+   * @param {TokenSource} tokens
+   * @param {(final: boolean) => void} onUnauthorized told of a 401: `final` when no fresh token helped
+   */
   constructor(tokens, onUnauthorized) {
     this.tokens = tokens;
     this.onUnauthorized = onUnauthorized;
     this.base = new URL("../api/v1/", document.baseURI);
   }
 
+  /**
+   * @param {string} path relative to /api/v1/
+   * @param {{method?: string, params?: URLSearchParams | null, body?: unknown, accept?: string}} [options]
+   * @returns {Promise<Response>}
+   */
   async request(path, { method = "GET", params = null, body = undefined, accept = "application/json" } = {}) {
     const url = new URL(path, this.base);
     if (params) url.search = params.toString();
@@ -47,11 +121,19 @@ export class Api {
       payload = null;
     }
     if (response.status === 401) this.onUnauthorized(true);
-    const { message, field } = describe(response.status, payload);
+    const { message, field } = describe(payload);
     throw new ApiError(response.status, message, field);
   }
 
+  /**
+   * @param {URL} url
+   * @param {string} method
+   * @param {unknown} body
+   * @param {string} accept
+   * @param {string | null} token
+   */
   async send(url, method, body, accept, token) {
+    /** @type {Record<string, string>} */
     const headers = { Accept: accept };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -59,36 +141,56 @@ export class Api {
       return await fetch(url, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? null : JSON.stringify(body),
         credentials: "same-origin",
         cache: "no-store",
       });
     } catch (error) {
-      throw new ApiError(0, `The admin API could not be reached (${error.message}).`);
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ApiError(0, `The admin API could not be reached (${reason}).`);
     }
   }
 
-  /** One page of the Active User Sessions list: {items, next_cursor, total}. */
+  /**
+   * One page of the Active User Sessions list: {items, next_cursor, total}.
+   * @param {URLSearchParams} params
+   * @returns {Promise<SessionsPage>}
+   */
   async listSessions(params) {
     return (await this.request("sessions", { params })).json();
   }
 
-  /** One session with its lifecycle history. */
+  /**
+   * One session with its lifecycle history.
+   * @param {string} sessionId
+   * @returns {Promise<SessionDetail>}
+   */
   async getSession(sessionId) {
     return (await this.request(`sessions/${encodeURIComponent(sessionId)}`)).json();
   }
 
-  /** The current view as CSV (a Blob). */
+  /**
+   * The current view as CSV (a Blob).
+   * @param {URLSearchParams} params
+   */
   async exportCsv(params) {
     return (await this.request("sessions/export.csv", { params, accept: "text/csv" })).blob();
   }
 
-  /** Ask for termination: {session_ids: [...]} or {filter: {...}}; answers {command_id, status, requested}. */
+  /**
+   * Ask for termination: {session_ids: [...]} or {filter: {...}}; answers {command_id, status, requested}.
+   * @param {TerminationTarget} target
+   * @returns {Promise<TerminationAccepted>}
+   */
   async terminate(target) {
     return (await this.request("sessions/terminations", { method: "POST", body: target })).json();
   }
 
-  /** {status: "pending"|"applied", terminated}. */
+  /**
+   * {status: "pending"|"applied", terminated}.
+   * @param {string} commandId
+   * @returns {Promise<TerminationStatus>}
+   */
   async terminationStatus(commandId) {
     return (await this.request(`sessions/terminations/${encodeURIComponent(commandId)}`)).json();
   }

@@ -1,6 +1,20 @@
+// @ts-check
 // The admin's bearer token: from this tab's sessionStorage, from the deployment's token
 // endpoint (production), or, in development only, from the sign-in link's URL fragment.
 const STORAGE_KEY = "sessionControl.token";
+
+/** @typedef {import("./config.js").PageConfig} PageConfig */
+
+/**
+ * A JWT's claims as the page reads them (unverified; only to name whose token it is).
+ * @typedef {{sub?: unknown, tenant?: unknown} & Record<string, unknown>} Claims
+ */
+
+/**
+ * What a sign-in link's token does to this tab (`linkSignIn`).
+ * @typedef {{outcome: "none" | "ignored" | "adopted"}
+ *   | {outcome: "confirm", token: string, current: Claims | null, offered: Claims | null}} LinkResult
+ */
 
 /**
  * Take a `#token=...` fragment out of the address bar, in every mode, and return the token
@@ -19,24 +33,34 @@ export function takeTokenFromFragment() {
   return token || null;
 }
 
-/** A JWT's claims, unverified: only to tell the admin whose token it is; null if unreadable. */
+/**
+ * A JWT's claims, unverified: only to tell the admin whose token it is; null if unreadable.
+ * @param {string | null} token
+ * @returns {Claims | null}
+ */
 export function peekClaims(token) {
+  if (token === null) return null;
   try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const part = (token.split(".")[1] ?? "").replace(/-/g, "+").replace(/_/g, "/");
     const bytes = Uint8Array.from(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+    /** @type {unknown} */
     const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return claims !== null && typeof claims === "object" && !Array.isArray(claims) ? claims : null;
+    return claims !== null && typeof claims === "object" && !Array.isArray(claims) ? /** @type {Claims} */ (claims) : null;
   } catch {
     return null;
   }
 }
 
+/**
+ * @param {Claims | null} a
+ * @param {Claims | null} b
+ */
 function sameAdmin(a, b) {
-  return Boolean(a && b) && typeof a.tenant === "string" && a.tenant === b.tenant && a.sub === b.sub;
+  return a !== null && b !== null && typeof a.tenant === "string" && a.tenant === b.tenant && a.sub === b.sub;
 }
 
 /** Use `token` in this tab from now on. */
-export function adoptToken(token) {
+export function adoptToken(/** @type {string} */ token) {
   sessionStorage.setItem(STORAGE_KEY, token);
 }
 
@@ -46,6 +70,9 @@ export function adoptToken(token) {
  * - "adopted": development, and the tab had no token or one of the same admin and tenant;
  * - "confirm": development, but the tab is signed in as someone else or to another tenant:
  *   nothing changes unless the admin chooses to switch (`adoptToken(result.token)`).
+ * @param {string | null} token
+ * @param {PageConfig} config
+ * @returns {LinkResult}
  */
 export function linkSignIn(token, config) {
   if (!token) return { outcome: "none" };
@@ -65,19 +92,26 @@ export function forgetToken() {
 
 /** Where tokens come from and where "Sign in again" leads. */
 export class TokenSource {
+  /** @param {PageConfig} config */
   constructor(config) {
     this.tokenUrl = config.token_url || null;
     this.signInUrl = config.sign_in_url || null;
   }
 
-  /** The token to send, or null when the admin is not signed in. */
+  /**
+   * The token to send, or null when the admin is not signed in.
+   * @returns {Promise<string | null>}
+   */
   async token() {
     const stored = sessionStorage.getItem(STORAGE_KEY);
     if (stored) return stored;
     return this.fetchFresh();
   }
 
-  /** Ask the deployment's token endpoint (cookie-authenticated) for a fresh token. */
+  /**
+   * Ask the deployment's token endpoint (cookie-authenticated) for a fresh token.
+   * @returns {Promise<string | null>}
+   */
   async fetchFresh() {
     if (!this.tokenUrl) return null;
     try {
@@ -86,8 +120,12 @@ export class TokenSource {
         headers: { Accept: "application/json" },
       });
       if (!response.ok) return null;
+      /** @type {unknown} */
       const body = await response.json();
-      const token = typeof body.access_token === "string" ? body.access_token : null;
+      const token =
+        body !== null && typeof body === "object" && "access_token" in body && typeof body.access_token === "string"
+          ? body.access_token
+          : null;
       if (token) sessionStorage.setItem(STORAGE_KEY, token);
       return token;
     } catch {

@@ -1,9 +1,18 @@
+// @ts-check
 // The session detail dialog: every field of the session and its lifecycle history.
-import { typeLabel } from "./columns.js";
 import { dialogButton } from "./dialogs.js";
 import { el, replaceChildren } from "./dom.js";
+import { typeLabel } from "./presentation.js";
 import { timeElement } from "./timefmt.js";
 
+/** @typedef {import("./api.js").Api} Api */
+/** @typedef {import("./api.js").HistoryEntry} HistoryEntry */
+/** @typedef {import("./api.js").SessionDetail} SessionDetail */
+/** @typedef {import("./api.js").SessionItem} SessionItem */
+/** @typedef {import("./dialogs.js").Modal} Modal */
+/** @typedef {import("./dom.js").Child} Child */
+
+/** @type {Readonly<Record<string, string>>} */
 const HISTORY_LABELS = {
   "session.created": "Created",
   "session.activity": "Activity",
@@ -11,8 +20,10 @@ const HISTORY_LABELS = {
   "session.expired": "Expired",
 };
 
+/** @param {number | undefined} value */
 function seconds(value) {
   if (!value) return "—";
+  /** @type {[number, string][]} */
   const units = [
     [86400, "day"],
     [3600, "hour"],
@@ -27,8 +38,11 @@ function seconds(value) {
   return `${value} seconds`;
 }
 
+/** @param {SessionDetail} session */
 function fields(session) {
+  /** @type {Partial<SessionDetail["policy"]>} */
   const policy = session.policy || {};
+  /** @type {[string, Child][]} */
   const rows = [
     ["Name", session.user_name],
     ["User ID", session.user_id],
@@ -47,6 +61,7 @@ function fields(session) {
   return el("dl", { class: "detail-list" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]));
 }
 
+/** @param {HistoryEntry} entry */
 function describeEvent(entry) {
   const detail = entry.detail || {};
   const parts = [];
@@ -56,6 +71,7 @@ function describeEvent(entry) {
   return parts.join(", ");
 }
 
+/** @param {HistoryEntry[] | undefined} entries */
 function history(entries) {
   if (!entries || entries.length === 0) return el("p", { class: "muted" }, "No lifecycle events recorded.");
   return el(
@@ -65,7 +81,7 @@ function history(entries) {
       el(
         "li",
         {},
-        el("span", { class: "history-type" }, HISTORY_LABELS[entry.type] || entry.type),
+        el("span", { class: "history-type" }, (Object.hasOwn(HISTORY_LABELS, entry.type) && HISTORY_LABELS[entry.type]) || entry.type),
         " ",
         timeElement(entry.occurred_at),
         describeEvent(entry) ? el("span", { class: "history-detail" }, ` — ${describeEvent(entry)}`) : null,
@@ -74,7 +90,13 @@ function history(entries) {
   );
 }
 
-/** Open the detail dialog of `item`, loading the full session and history from the API. */
+/**
+ * Open the detail dialog of `item`, loading the full session and history from the API.
+ * @param {Modal} modal
+ * @param {Api} api
+ * @param {SessionItem} item
+ * @param {(error: unknown) => string} describeError
+ */
 export async function openDetail(modal, api, item, describeError) {
   const content = el("div", { class: "detail", "aria-busy": "true" }, el("p", { class: "muted" }, "Loading session…"));
   modal.open({

@@ -1,13 +1,31 @@
+// @ts-check
 // One modal dialog at a time: role="dialog", focus kept inside, Escape closes, focus returns.
 import { el, replaceChildren } from "./dom.js";
+
+/** @typedef {import("./dom.js").Child} Child */
+
+/**
+ * What a dialog shows.
+ * @typedef {object} DialogContent
+ * @property {string} title
+ * @property {string | null} [description]
+ * @property {Child[]} [body]
+ * @property {HTMLButtonElement[]} [actions]
+ * @property {HTMLElement | null} [initialFocus]
+ * @property {(() => void) | null} [onClose]
+ * @property {boolean} [wide]
+ */
 
 const FOCUSABLE =
   'button:not([disabled]), [href], input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
 
 export class Modal {
+  /** @param {HTMLDialogElement} dialog */
   constructor(dialog) {
     this.dialog = dialog;
+    /** @type {HTMLElement | null} */
     this.opener = null;
+    /** @type {(() => void) | null} */
     this.onClose = null;
     // Escape fires "cancel": close through our own path so focus goes back to the opener.
     dialog.addEventListener("cancel", (event) => {
@@ -16,7 +34,7 @@ export class Modal {
     });
     dialog.addEventListener("keydown", (event) => this.trapTab(event));
     document.addEventListener("focusin", (event) => {
-      if (this.dialog.open && !this.dialog.contains(event.target)) this.focusFirst();
+      if (this.dialog.open && !(event.target instanceof Node && this.dialog.contains(event.target))) this.focusFirst();
     });
   }
 
@@ -27,6 +45,7 @@ export class Modal {
   /**
    * Show a dialog: {title, body: [nodes], actions: [buttons], initialFocus, onClose, wide}.
    * Returns the dialog element.
+   * @param {DialogContent} content
    */
   open({ title, description = null, body = [], actions = [], initialFocus = null, onClose = null, wide = false }) {
     if (this.dialog.open) this.close();
@@ -59,14 +78,18 @@ export class Modal {
     if (onClose) onClose();
   }
 
+  /** @returns {HTMLElement[]} */
   focusables() {
-    return [...this.dialog.querySelectorAll(FOCUSABLE)].filter((node) => !node.closest("[hidden]"));
+    return [...this.dialog.querySelectorAll(FOCUSABLE)].filter(
+      /** @returns {node is HTMLElement} */ (node) => node instanceof HTMLElement && !node.closest("[hidden]"),
+    );
   }
 
   focusFirst() {
     (this.focusables()[0] || this.dialog).focus();
   }
 
+  /** @param {KeyboardEvent} event */
   trapTab(event) {
     if (event.key !== "Tab") return;
     const nodes = this.focusables();
@@ -86,7 +109,12 @@ export class Modal {
   }
 }
 
-/** A dialog button. */
+/**
+ * A dialog button.
+ * @param {string} label
+ * @param {() => void} onclick
+ * @param {string} kind an extra class (button-primary, button-danger)
+ */
 export function dialogButton(label, onclick, kind = "") {
   return el("button", { type: "button", class: `button ${kind}`.trim(), onclick }, label);
 }

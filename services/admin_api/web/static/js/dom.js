@@ -1,9 +1,28 @@
+// @ts-check
 // Building elements. Text always goes in through textContent: data from the API is never markup.
+
+/**
+ * What `el` and `append` take as children: nodes, text, numbers, nested arrays of them;
+ * null, undefined and false are skipped.
+ * @typedef {Node | string | number | null | undefined | false | ChildList} Child
+ * @typedef {readonly Child[]} ChildList
+ */
+
+/**
+ * Attributes of `el`: listeners (`on*`), `class`, `dataset`, the `checked`/`disabled`/
+ * `indeterminate`/`value` properties, boolean attributes (`true`) and plain attributes.
+ * @typedef {Record<string, string | number | boolean | null | undefined | EventListener | Readonly<Record<string, string>>>} Attributes
+ */
 
 /**
  * Create an element: el("button", {type: "button", class: "x", onclick: fn}, "text", child).
  * Attributes starting with "on" become listeners; `true`/`false` toggle boolean attributes;
  * strings and numbers among the children become text nodes.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attributes} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -12,13 +31,15 @@ export function el(tag, attrs = {}, ...children) {
     if (name.startsWith("on") && typeof value === "function") {
       node.addEventListener(name.slice(2), value);
     } else if (name === "class") {
-      node.className = value;
+      node.className = String(value);
     } else if (name === "dataset") {
-      Object.assign(node.dataset, value);
-    } else if (name === "checked" || name === "disabled" || name === "indeterminate") {
+      if (typeof value === "object") Object.assign(node.dataset, value);
+    } else if ((name === "checked" || name === "indeterminate") && node instanceof HTMLInputElement) {
       node[name] = Boolean(value);
-    } else if (name === "value") {
-      node.value = value;
+    } else if (name === "disabled" && (node instanceof HTMLInputElement || node instanceof HTMLButtonElement)) {
+      node.disabled = Boolean(value);
+    } else if (name === "value" && node instanceof HTMLInputElement) {
+      node.value = String(value);
     } else if (value === true) {
       node.setAttribute(name, "");
     } else {
@@ -29,32 +50,80 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Append children (nodes, text, arrays of them; null/undefined/false skipped). */
+/**
+ * Append children (nodes, text, arrays of them; null/undefined/false skipped).
+ * @template {Node & ParentNode} N
+ * @param {N} node
+ * @param {ChildList} children
+ * @returns {N}
+ */
 export function append(node, children) {
-  for (const child of children.flat(Infinity)) {
+  for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    if (Array.isArray(child)) append(node, child);
+    else node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
 }
 
-/** Replace every child of `node`. */
+/**
+ * Replace every child of `node`.
+ * @template {Node & ParentNode} N
+ * @param {N} node
+ * @param {...Child} children
+ * @returns {N}
+ */
 export function replaceChildren(node, ...children) {
   node.replaceChildren();
   return append(node, children);
 }
 
-/** "1 session" / "3 sessions". */
+/**
+ * "1 session" / "3 sessions".
+ * @param {number} count
+ * @param {string} singular
+ */
 export function plural(count, singular, pluralForm = `${singular}s`) {
   return `${count.toLocaleString()} ${count === 1 ? singular : pluralForm}`;
 }
 
 /** Show or hide with the `hidden` attribute. */
-export function show(node, visible) {
+export function show(/** @type {HTMLElement} */ node, /** @type {boolean} */ visible) {
   node.hidden = !visible;
 }
 
-/** Hand a Blob to the browser as a file download. */
+/** The input element a listener on it was called for. */
+export function inputOf(/** @type {Event} */ event) {
+  const target = event.currentTarget;
+  if (!(target instanceof HTMLInputElement)) throw new TypeError("expected an input element");
+  return target;
+}
+
+/** The element with this id; a page without it is a broken page. */
+export function byId(/** @type {string} */ id) {
+  const node = document.getElementById(id);
+  if (node === null) throw new Error(`the page has no #${id}`);
+  return node;
+}
+
+/**
+ * The element with this id, which must be of `type` (an input, a button, ...).
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {{new (): T, prototype: T}} type
+ * @returns {T}
+ */
+export function byIdOf(id, type) {
+  const node = byId(id);
+  if (!(node instanceof type)) throw new TypeError(`#${id} is not a ${type.name}`);
+  return node;
+}
+
+/**
+ * Hand a Blob to the browser as a file download.
+ * @param {Blob} blob
+ * @param {string} filename
+ */
 export function downloadBlob(blob, filename) {
   const link = el("a", { href: URL.createObjectURL(blob), download: filename, hidden: true });
   document.body.append(link);

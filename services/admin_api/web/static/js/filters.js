@@ -1,17 +1,36 @@
-// Per-column filter dialogs: text contains, session type choice, IP or CIDR, date range.
-import { SESSION_TYPES } from "./columns.js";
+// @ts-check
+// Per-column filter dialogs: text contains, a choice of values, IP or CIDR, date range. Which
+// control a column gets follows from the server's filters for it (vocabulary.js).
 import { dialogButton } from "./dialogs.js";
 import { el } from "./dom.js";
 import { fromLocalInput, toLocalInput } from "./timefmt.js";
 
-function textControl(column, current) {
+/** @typedef {import("./dialogs.js").Modal} Modal */
+/** @typedef {import("./dom.js").Child} Child */
+/** @typedef {import("./query.js").FilterValue} FilterValue */
+/** @typedef {import("./vocabulary.js").Column} Column */
+/** @typedef {import("./vocabulary.js").TextFilter} TextFilter */
+/** @typedef {import("./vocabulary.js").ChoiceFilter} ChoiceFilter */
+
+/**
+ * A filter dialog's form controls, the one to focus first, and how to read the value.
+ * @typedef {{nodes: Child[], focus: HTMLElement | undefined, read: () => FilterValue | null}} Control
+ */
+
+/**
+ * @param {Column} column
+ * @param {TextFilter} spec
+ * @param {FilterValue | undefined} current
+ * @returns {Control}
+ */
+function textControl(column, spec, current) {
   const input = el("input", {
     type: "text",
     id: "filter-input",
-    value: current || "",
+    value: typeof current === "string" ? current : "",
     autocomplete: "off",
     spellcheck: "false",
-    maxlength: column.key === "user_name" ? 256 : 128,
+    maxlength: spec.maxLength,
   });
   return {
     nodes: [el("label", { for: "filter-input" }, `${column.label} contains`), input],
@@ -20,16 +39,22 @@ function textControl(column, current) {
   };
 }
 
-function typeControl(column, current) {
-  const chosen = new Set(current || []);
-  const boxes = SESSION_TYPES.map((type) =>
-    el("input", { type: "checkbox", value: type.value, id: `filter-type-${type.value}`, checked: chosen.has(type.value) }),
+/**
+ * @param {Column} column
+ * @param {ChoiceFilter} spec
+ * @param {FilterValue | undefined} current
+ * @returns {Control}
+ */
+function choiceControl(column, spec, current) {
+  const chosen = new Set(Array.isArray(current) ? current : []);
+  const boxes = spec.choices.map((value) =>
+    el("input", { type: "checkbox", value, id: `filter-${spec.name}-${value}`, checked: chosen.has(value) }),
   );
   const fieldset = el(
     "fieldset",
     { class: "choice" },
     el("legend", {}, `${column.label} is`),
-    boxes.map((box, i) => el("label", { for: box.id, class: "choice-item" }, box, SESSION_TYPES[i].label)),
+    boxes.map((box) => el("label", { for: box.id, class: "choice-item" }, box, column.choiceLabel(box.value))),
   );
   return {
     nodes: [fieldset],
@@ -38,15 +63,21 @@ function typeControl(column, current) {
   };
 }
 
-function ipControl(column, current) {
+/**
+ * @param {Column} column
+ * @param {TextFilter} spec
+ * @param {FilterValue | undefined} current
+ * @returns {Control}
+ */
+function ipControl(column, spec, current) {
   const input = el("input", {
     type: "text",
     id: "filter-input",
-    value: current || "",
+    value: typeof current === "string" ? current : "",
     placeholder: "203.0.113.7 or 10.0.0.0/8",
     autocomplete: "off",
     spellcheck: "false",
-    maxlength: 64,
+    maxlength: spec.maxLength,
     "aria-describedby": "filter-hint",
   });
   return {
@@ -60,9 +91,15 @@ function ipControl(column, current) {
   };
 }
 
+/**
+ * @param {Column} column
+ * @param {FilterValue | undefined} current
+ * @returns {Control}
+ */
 function rangeControl(column, current) {
-  const from = el("input", { type: "datetime-local", id: "filter-from", value: toLocalInput(current && current.from) });
-  const to = el("input", { type: "datetime-local", id: "filter-to", value: toLocalInput(current && current.to) });
+  const range = typeof current === "object" && !Array.isArray(current) ? current : null;
+  const from = el("input", { type: "datetime-local", id: "filter-from", value: toLocalInput(range?.from) });
+  const to = el("input", { type: "datetime-local", id: "filter-to", value: toLocalInput(range?.to) });
   return {
     nodes: [
       el(
@@ -83,11 +120,37 @@ function rangeControl(column, current) {
   };
 }
 
-const CONTROLS = { text: textControl, type: typeControl, ip: ipControl, range: rangeControl };
+/**
+ * The dialog's control for a column with a filter.
+ * @param {Column} column
+ * @param {FilterValue | undefined} current
+ * @returns {Control | null}
+ */
+function controlOf(column, current) {
+  const spec = column.filter;
+  if (spec === null) return null;
+  switch (spec.control) {
+    case "text":
+      return textControl(column, spec, current);
+    case "ip":
+      return ipControl(column, spec, current);
+    case "choice":
+      return choiceControl(column, spec, current);
+    case "range":
+      return rangeControl(column, current);
+  }
+}
 
-/** Open the filter dialog of `column`; `onApply(value|null)` sets or clears the filter. */
+/**
+ * Open the filter dialog of `column`; `onApply(value|null)` sets or clears the filter.
+ * @param {Modal} modal
+ * @param {Column} column
+ * @param {FilterValue | undefined} current
+ * @param {(value: FilterValue | null) => void} onApply
+ */
 export function openFilterDialog(modal, column, current, onApply) {
-  const control = CONTROLS[column.filter](column, current);
+  const control = controlOf(column, current);
+  if (control === null) return;
   const apply = () => {
     modal.close();
     onApply(control.read());
@@ -114,6 +177,6 @@ export function openFilterDialog(modal, column, current, onApply) {
       }),
       dialogButton("Cancel", () => modal.close()),
     ],
-    initialFocus: control.focus,
+    initialFocus: control.focus ?? null,
   });
 }

@@ -1,43 +1,68 @@
+// @ts-check
 // The Session Management page: wiring the toolbar, ribbon, dialogs and list together.
 import { Api, ApiError } from "./api.js";
 import { TokenSource, adoptToken, forgetToken, linkSignIn, takeTokenFromFragment } from "./auth.js";
 import { ColumnChoice } from "./columns.js";
 import { openColumnsDialog } from "./columns-dialog.js";
+import { loadConfig } from "./config.js";
 import { openDetail } from "./detail.js";
 import { Modal } from "./dialogs.js";
-import { downloadBlob, el, plural, replaceChildren, show } from "./dom.js";
+import { byId, byIdOf, downloadBlob, el, inputOf, plural, replaceChildren, show } from "./dom.js";
 import { openFilterDialog } from "./filters.js";
 import { SessionsList } from "./page.js";
 import { describeError, signInMessage } from "./messages.js";
+import { PAGE_FILTERS, unpresented } from "./presentation.js";
 import { Query } from "./query.js";
 import { confirmMatching, confirmSelected, runTermination } from "./terminate.js";
+import { listColumns, loadVocabulary } from "./vocabulary.js";
+
+/** @typedef {import("./api.js").TerminationTarget} TerminationTarget */
+/** @typedef {import("./auth.js").Claims} Claims */
+/** @typedef {import("./config.js").PageConfig} PageConfig */
+/** @typedef {import("./vocabulary.js").Column} Column */
+/** @typedef {import("./vocabulary.js").Vocabulary} Vocabulary */
 
 // First thing: take any token out of the address bar before anything can copy the URL.
 // Whether it signs in depends on the page's mode (config.fragment_sign_in: development only).
 const linkToken = takeTokenFromFragment();
 
 const SEARCH_DEBOUNCE_MS = 300;
-const $ = (id) => document.getElementById(id);
+const $ = byId;
 
-async function loadConfig() {
-  try {
-    const response = await fetch(new URL("config.json", document.baseURI), { cache: "no-store" });
-    if (response.ok) return await response.json();
-  } catch {
-    // The defaults below serve development.
-  }
-  return {};
+/**
+ * The served filter a toolbar control sets (presentation.js: `q` the search box,
+ * `policy_outdated` the toggle), or null when the server has none for it.
+ * @param {Vocabulary} vocabulary
+ * @param {"search" | "toggle"} control
+ */
+function toolbarFilter(vocabulary, control) {
+  const served = vocabulary.filters.find(
+    (f) => f.column === null && Object.hasOwn(PAGE_FILTERS, f.name) && PAGE_FILTERS[f.name]?.control === control,
+  );
+  return served ? served.name : null;
 }
 
 class Page {
-  constructor(config) {
+  /**
+   * @param {PageConfig} config
+   * @param {Vocabulary} vocabulary
+   */
+  constructor(config, vocabulary) {
     this.config = config;
     this.tokens = new TokenSource(config);
     this.api = new Api(this.tokens, (final) => this.unauthorized(final));
-    this.modal = new Modal($("modal"));
-    this.columns = new ColumnChoice();
-    this.query = new Query();
+    this.modal = new Modal(byIdOf("modal", HTMLDialogElement));
+    const columns = listColumns(vocabulary);
+    this.columns = new ColumnChoice(columns);
+    this.query = new Query({
+      columns,
+      defaultSort: vocabulary.sort.default,
+      search: toolbarFilter(vocabulary, "search"),
+      outdated: toolbarFilter(vocabulary, "toggle"),
+    });
     this.busy = false;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.liveTimer = undefined;
     this.list = new SessionsList({
       api: this.api,
       query: this.query,
@@ -52,16 +77,23 @@ class Page {
   }
 
   wire() {
-    let timer = null;
-    $("search").addEventListener("input", (event) => {
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer = undefined;
+    const search = byIdOf("search", HTMLInputElement);
+    const searchLabel = search.closest("label");
+    if (searchLabel) show(searchLabel, this.query.searchFilter !== null);
+    search.addEventListener("input", () => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        this.query.q = event.target.value;
+        this.query.q = search.value;
         this.reload();
       }, SEARCH_DEBOUNCE_MS);
     });
-    $("outdated-only").addEventListener("change", (event) => {
-      this.query.outdatedOnly = event.target.checked;
+    const outdated = byIdOf("outdated-only", HTMLInputElement);
+    const outdatedLabel = outdated.closest("label");
+    if (outdatedLabel) show(outdatedLabel, this.query.outdatedFilter !== null);
+    outdated.addEventListener("change", () => {
+      this.query.outdatedOnly = outdated.checked;
       this.reload();
     });
     $("columns-button").addEventListener("click", () =>
@@ -74,7 +106,7 @@ class Page {
     $("terminate-matching").addEventListener("click", () => this.terminateMatching());
     const seconds = Number(this.config.live_interval_seconds) || 5;
     $("live-label").textContent = `Live (every ${seconds} s)`;
-    $("live-mode").addEventListener("change", (event) => this.setLive(event.target.checked, seconds));
+    $("live-mode").addEventListener("change", (event) => this.setLive(inputOf(event).checked, seconds));
   }
 
   reload() {
@@ -82,11 +114,14 @@ class Page {
     return this.list.reload();
   }
 
-  /** A `#token=` link: ignored in production; in development never a silent switch of admin. */
+  /**
+   * A `#token=` link: ignored in production; in development never a silent switch of admin.
+   * @param {string | null} token
+   */
   signInFromLink(token) {
     const result = linkSignIn(token, this.config);
     const banner = $("link-banner");
-    const dismiss = (label) =>
+    const dismiss = (/** @type {string} */ label) =>
       el("button", { type: "button", class: "button", onclick: () => show(banner, false) }, label);
     if (result.outcome === "ignored") {
       replaceChildren(
@@ -97,8 +132,10 @@ class Page {
       );
       show(banner, true);
     } else if (result.outcome === "confirm") {
-      const tenant = (claims) => short(claims && claims.tenant);
-      const who = (claims) => (claims ? `${short(claims.sub)} of tenant ${tenant(claims)}` : "an unreadable token");
+      const tenant = (/** @type {Claims | null} */ claims) => short(claims && claims.tenant);
+      const who = (/** @type {Claims | null} */ claims) =>
+        claims ? `${short(claims.sub)} of tenant ${tenant(claims)}` : "an unreadable token";
+      /** @type {Claims} */
       const offered = result.offered || {};
       const target =
         result.current && result.current.tenant === offered.tenant
@@ -128,10 +165,14 @@ class Page {
     return result.outcome;
   }
 
-  /** Live mode polls the list; a poll is skipped while a load runs or a dialog is open. */
+  /**
+   * Live mode polls the list; a poll is skipped while a load runs or a dialog is open.
+   * @param {boolean} on
+   * @param {number} seconds
+   */
   setLive(on, seconds) {
     clearInterval(this.liveTimer);
-    this.liveTimer = null;
+    this.liveTimer = undefined;
     if (!on) return;
     this.liveTimer = setInterval(() => {
       if (document.hidden || this.list.loading || this.modal.isOpen || this.busy) return;
@@ -139,6 +180,7 @@ class Page {
     }, seconds * 1000);
   }
 
+  /** @param {Column} column */
   openFilter(column) {
     openFilterDialog(this.modal, column, this.query.filter(column.key), (value) => {
       this.query.setFilter(column.key, value);
@@ -167,17 +209,18 @@ class Page {
     const count = this.list.selection.size;
     show($("selection-ribbon"), count > 0);
     $("selection-count").textContent = `${plural(count, "session")} selected`;
-    $("terminate-selected").disabled = this.busy;
+    byIdOf("terminate-selected", HTMLButtonElement).disabled = this.busy;
     const total = this.list.total;
-    const matching = $("terminate-matching");
+    const matching = byIdOf("terminate-matching", HTMLButtonElement);
     matching.disabled = this.busy || !total || this.list.error !== null;
     matching.textContent = total ? `Terminate all matching (${total.toLocaleString()})` : "Terminate all matching";
   }
 
+  /** @param {string} key a column, or the outdated-only toggle's filter */
   removeChip(key) {
-    if (key === "policy_outdated") {
+    if (key === this.query.outdatedFilter) {
       this.query.outdatedOnly = false;
-      $("outdated-only").checked = false;
+      byIdOf("outdated-only", HTMLInputElement).checked = false;
     } else {
       this.query.setFilter(key, null);
     }
@@ -185,6 +228,7 @@ class Page {
     $("search").focus();
   }
 
+  /** @param {unknown} error */
   showError(error) {
     const banner = $("auth-banner");
     if (error instanceof ApiError && error.status === 401) {
@@ -201,11 +245,16 @@ class Page {
     }
   }
 
+  /** @param {boolean} final */
   unauthorized(final) {
     forgetToken();
     if (final) this.showError(new ApiError(401, "unauthorized"));
   }
 
+  /**
+   * @param {string} text
+   * @param {boolean} [isError]
+   */
   setStatus(text, isError = false) {
     const status = $("status");
     status.textContent = text;
@@ -238,7 +287,11 @@ class Page {
     confirmMatching(this.modal, { total, conditions }, () => this.terminate({ filter: this.query.filterObject() }, total));
   }
 
-  /** Ask for termination, wait until applied, then say how many ended and reload the list. */
+  /**
+   * Ask for termination, wait until applied, then say how many ended and reload the list.
+   * @param {TerminationTarget} target
+   * @param {number} count
+   */
   async terminate(target, count) {
     this.busy = true;
     this.renderChrome();
@@ -246,7 +299,7 @@ class Page {
     try {
       const result = await runTermination(this.api, target);
       if (result.applied) {
-        if (target.session_ids) this.list.removeRows(target.session_ids);
+        if ("session_ids" in target) this.list.removeRows(target.session_ids);
         const n = result.terminated;
         this.setStatus(`${plural(n, "session")} ${n === 1 ? "was" : "were"} ended.`);
       } else {
@@ -263,17 +316,58 @@ class Page {
 }
 
 /** Text from a token, for a sentence: never markup, never unbounded. */
-function short(value) {
+function short(/** @type {unknown} */ value) {
   const text = typeof value === "string" && value ? value : "unknown";
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
-loadConfig().then((config) => {
-  const page = new Page(config);
+/**
+ * The page cannot lay out its list without the vocabulary: say so, offer to try again.
+ * @param {unknown} error
+ */
+function vocabularyMissing(error) {
+  const reason = error instanceof Error ? error.message : String(error);
+  const state = $("list-state");
+  replaceChildren(
+    state,
+    el(
+      "p",
+      { class: "state-error" },
+      `The list's columns could not be loaded (${reason}). `,
+      el("button", { type: "button", class: "button", onclick: () => location.reload() }, "Try again"),
+    ),
+  );
+  show(state, true);
+}
+
+/** Names the server serves that this page has no presentation for: shown anyway, and told. */
+function reportUnpresented(/** @type {Vocabulary} */ vocabulary) {
+  const missing = unpresented(vocabulary);
+  if (missing.length === 0) return;
+  document.documentElement.dataset.unpresented = missing.join("; ");
+  console.warn(`admin page: no presentation for ${missing.join("; ")} (see presentation.js)`);
+}
+
+/** Load the config and the vocabulary, then the page; the list starts loading at once. */
+async function start() {
+  const configLoading = loadConfig();
+  /** @type {Vocabulary} */
+  let vocabulary;
+  try {
+    vocabulary = await loadVocabulary();
+  } catch (error) {
+    linkSignIn(linkToken, await configLoading); // a link still signs in where it may, for "Try again"
+    vocabularyMissing(error);
+    return;
+  }
+  reportUnpresented(vocabulary);
+  const page = new Page(await configLoading, vocabulary);
   page.signInFromLink(linkToken);
   // a link followed while the page is open changes only the fragment: the same rules apply
   window.addEventListener("hashchange", () => {
     if (page.signInFromLink(takeTokenFromFragment()) === "adopted") location.reload();
   });
   page.reload();
-});
+}
+
+start();

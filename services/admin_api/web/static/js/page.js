@@ -1,11 +1,36 @@
+// @ts-check
 // The Active User Sessions list: loading pages, selection, refresh and live mode.
-import { el, plural, replaceChildren, show } from "./dom.js";
+import { byId, byIdOf, el, plural, replaceChildren, show } from "./dom.js";
 import { describeFocus, restoreFocus } from "./focus.js";
 import { renderHeader, renderRow } from "./table.js";
 
+/** @typedef {import("./api.js").Api} Api */
+/** @typedef {import("./api.js").SessionItem} SessionItem */
+/** @typedef {import("./columns.js").ColumnChoice} ColumnChoice */
+/** @typedef {import("./query.js").Query} Query */
+/** @typedef {import("./vocabulary.js").Column} Column */
+
 const MAX_LIMIT = 500;
 
+/**
+ * @typedef {object} ListOptions
+ * @property {Api} api
+ * @property {Query} query
+ * @property {ColumnChoice} columns
+ * @property {number} pageSize
+ * @property {() => void} onRendered after each render (the toolbar and ribbon follow the list)
+ * @property {(error: unknown) => void} onError
+ * @property {(item: SessionItem) => void} onOpen
+ * @property {(column: Column) => void} onFilter
+ */
+
+/**
+ * One request for rows: how many, after which cursor, replacing or extending the loaded rows.
+ * @typedef {{limit: number, cursor: string | null, replace: boolean, quiet: boolean}} PageRequest
+ */
+
 export class SessionsList {
+  /** @param {ListOptions} options */
   constructor({ api, query, columns, pageSize, onRendered, onError, onOpen, onFilter }) {
     this.api = api;
     this.query = query;
@@ -15,21 +40,26 @@ export class SessionsList {
     this.onError = onError;
     this.onOpen = onOpen;
     this.onFilter = onFilter;
+    /** @type {SessionItem[]} */
     this.rows = [];
+    /** @type {string | null} */
     this.nextCursor = null;
+    /** @type {number | null} */
     this.total = null;
+    /** @type {Map<string, SessionItem>} */
     this.selection = new Map();
     this.loading = false;
+    /** @type {unknown} the failure of the last load, null after a load that worked */
     this.error = null;
     this.sequence = 0;
-    this.headerRow = document.getElementById("header-row");
-    this.body = document.getElementById("rows");
-    this.table = document.getElementById("sessions-table");
-    this.state = document.getElementById("list-state");
-    this.summary = document.getElementById("table-summary");
-    this.loadMoreButton = document.getElementById("load-more");
+    this.headerRow = byIdOf("header-row", HTMLTableRowElement);
+    this.body = byIdOf("rows", HTMLTableSectionElement);
+    this.table = byIdOf("sessions-table", HTMLTableElement);
+    this.state = byId("list-state");
+    this.summary = byId("table-summary");
+    this.loadMoreButton = byIdOf("load-more", HTMLButtonElement);
     this.loadMoreButton.addEventListener("click", () => this.loadMore());
-    const sentinel = document.getElementById("scroll-sentinel");
+    const sentinel = byId("scroll-sentinel");
     this.sentinel = sentinel;
     new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.loadMore();
@@ -45,7 +75,10 @@ export class SessionsList {
     await this.fetchPage({ limit: this.pageSize, cursor: null, replace: true, quiet: false });
   }
 
-  /** Reload what is loaded, keeping filters, sort and the selection of rows that still exist. */
+  /**
+   * Reload what is loaded, keeping filters, sort and the selection of rows that still exist.
+   * @param {{quiet?: boolean}} [options] quiet: no loading state (live mode)
+   */
   async refresh({ quiet = false } = {}) {
     const limit = Math.min(MAX_LIMIT, Math.max(this.pageSize, this.rows.length));
     await this.fetchPage({ limit, cursor: null, replace: true, quiet });
@@ -57,6 +90,7 @@ export class SessionsList {
     await this.fetchPage({ limit: this.pageSize, cursor: this.nextCursor, replace: false, quiet: false });
   }
 
+  /** @param {PageRequest} request */
   async fetchPage({ limit, cursor, replace, quiet }) {
     const sequence = ++this.sequence;
     this.loading = true;
@@ -100,12 +134,16 @@ export class SessionsList {
   pruneSelection() {
     const present = new Map(this.rows.map((r) => [r.session_id, r]));
     for (const id of [...this.selection.keys()]) {
-      if (present.has(id)) this.selection.set(id, present.get(id));
+      const row = present.get(id);
+      if (row) this.selection.set(id, row);
       else this.selection.delete(id);
     }
   }
 
-  /** Drop rows that are gone (terminated) without waiting for the next load. */
+  /**
+   * Drop rows that are gone (terminated) without waiting for the next load.
+   * @param {string[]} ids
+   */
   removeRows(ids) {
     const gone = new Set(ids);
     const before = this.rows.length;
@@ -115,6 +153,10 @@ export class SessionsList {
     this.render();
   }
 
+  /**
+   * @param {SessionItem} item
+   * @param {boolean} selected
+   */
   toggle(item, selected) {
     if (selected) this.selection.set(item.session_id, item);
     else this.selection.delete(item.session_id);
@@ -124,12 +166,15 @@ export class SessionsList {
     this.onRendered();
   }
 
+  /** @param {boolean} selected */
   selectAll(selected) {
     for (const item of this.rows) {
       if (selected) this.selection.set(item.session_id, item);
       else this.selection.delete(item.session_id);
     }
-    for (const box of this.body.querySelectorAll("input.row-select")) box.checked = selected;
+    for (const box of this.body.querySelectorAll("input.row-select")) {
+      if (box instanceof HTMLInputElement) box.checked = selected;
+    }
     for (const row of this.body.rows) row.classList.toggle("selected", selected);
     this.updateSelectAll();
     this.onRendered();
@@ -141,6 +186,7 @@ export class SessionsList {
     this.onRendered();
   }
 
+  /** @returns {"all" | "some" | "none"} */
   selectAllState() {
     const chosen = this.rows.filter((r) => this.selection.has(r.session_id)).length;
     if (chosen === 0) return "none";
@@ -149,7 +195,7 @@ export class SessionsList {
 
   updateSelectAll() {
     const box = document.getElementById("select-all");
-    if (!box) return;
+    if (!(box instanceof HTMLInputElement)) return;
     const state = this.selectAllState();
     box.checked = state === "all";
     box.indeterminate = state === "some";
@@ -183,6 +229,7 @@ export class SessionsList {
     this.onRendered();
   }
 
+  /** @param {string} key */
   onSortClick(key) {
     this.query.toggleSort(key);
     this.reload();

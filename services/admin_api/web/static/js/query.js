@@ -1,25 +1,56 @@
-// What the admin is looking at: search, per-column filters, outdated-only, sort.
-import { COLUMNS, typeLabel } from "./columns.js";
+// @ts-check
+// What the admin is looking at: search, per-column filters, outdated-only, sort. The filter and
+// sort names come from the server's vocabulary (vocabulary.js), never from this file.
+import { PAGE_FILTERS, humanize } from "./presentation.js";
 import { shortTime } from "./timefmt.js";
 
-export const DEFAULT_SORT = "-last_activity_at";
-const TEXT_FILTERS = ["user_name", "session_id", "device"];
-const RANGES = ["created", "last_activity", "expires"];
+/** @typedef {import("./vocabulary.js").Column} Column */
+/** @typedef {import("./vocabulary.js").ColumnFilter} ColumnFilter */
+
+/**
+ * A time range in RFC 3339 UTC; either end may be open.
+ * @typedef {{from: string | null, to: string | null}} TimeRange
+ */
+
+/**
+ * A column filter's value: text (contains, or an address/network), chosen values, or a range.
+ * @typedef {string | string[] | TimeRange} FilterValue
+ */
+
+/**
+ * The contract's filter object: what the list takes as parameters and terminate-by-filter as body.
+ * @typedef {Record<string, string | string[] | boolean>} FilterObject
+ */
 
 export class Query {
-  constructor() {
+  /**
+   * @param {object} vocabulary
+   * @param {Column[]} vocabulary.columns every column of the list
+   * @param {string} vocabulary.defaultSort the list's default order
+   * @param {string | null} vocabulary.search the filter the search box sets (`q`), if served
+   * @param {string | null} vocabulary.outdated the filter of the outdated-only toggle, if served
+   */
+  constructor({ columns, defaultSort, search, outdated }) {
+    this.columns = columns;
+    this.searchFilter = search;
+    this.outdatedFilter = outdated;
     this.q = "";
-    this.sort = DEFAULT_SORT;
+    this.sort = defaultSort;
     this.outdatedOnly = false;
+    /** @type {Record<string, FilterValue>} */
     this.filters = {};
   }
 
   /** The filter of one column, or undefined. */
-  filter(key) {
-    return this.filters[key];
+  filter(/** @type {string} */ key) {
+    return Object.hasOwn(this.filters, key) ? this.filters[key] : undefined;
   }
 
-  /** Set (or, with an empty value, remove) a column filter. */
+  /**
+   * Set (or, with an empty value, remove) a column filter.
+   * @param {string} key
+   * @param {FilterValue | null | undefined} value
+   */
   setFilter(key, value) {
     const empty =
       value === null ||
@@ -32,30 +63,44 @@ export class Query {
   }
 
   /** Click on a column name: ascending first, then descending, then ascending again. */
-  toggleSort(key) {
+  toggleSort(/** @type {string} */ key) {
     this.sort = this.sort === key ? `-${key}` : key;
   }
 
-  /** "ascending" | "descending" | "none" for a column (for aria-sort). */
+  /**
+   * "ascending" | "descending" | "none" for a column (for aria-sort).
+   * @param {string} key
+   * @returns {"ascending" | "descending" | "none"}
+   */
   sortState(key) {
     if (this.sort === key) return "ascending";
     if (this.sort === `-${key}`) return "descending";
     return "none";
   }
 
-  /** The filter object of the contract (list API parameters and terminate-by-filter body). */
+  /**
+   * The filter object of the contract (list API parameters and terminate-by-filter body).
+   * @returns {FilterObject}
+   */
   filterObject() {
+    /** @type {FilterObject} */
     const out = {};
-    if (this.q.trim()) out.q = this.q.trim();
-    for (const key of TEXT_FILTERS) if (this.filters[key]) out[key] = this.filters[key];
-    if (this.filters.session_type) out.session_type = [...this.filters.session_type];
-    if (this.filters.ip_address) out.ip_address = this.filters.ip_address;
-    for (const range of RANGES) {
-      const value = this.filters[`${range}_at`];
-      if (value && value.from) out[`${range}_from`] = value.from;
-      if (value && value.to) out[`${range}_to`] = value.to;
+    if (this.searchFilter && this.q.trim()) out[this.searchFilter] = this.q.trim();
+    for (const column of this.columns) {
+      const value = this.filter(column.key);
+      if (column.filter === null || value === undefined) continue;
+      const spec = column.filter;
+      if (spec.control === "range") {
+        if (typeof value !== "object" || Array.isArray(value)) continue;
+        if (spec.from && value.from) out[spec.from] = value.from;
+        if (spec.to && value.to) out[spec.to] = value.to;
+      } else if (spec.control === "choice") {
+        if (Array.isArray(value)) out[spec.name] = [...value];
+      } else if (typeof value === "string") {
+        out[spec.name] = value;
+      }
     }
-    if (this.outdatedOnly) out.policy_outdated = true;
+    if (this.outdatedFilter && this.outdatedOnly) out[this.outdatedFilter] = true;
     return out;
   }
 
@@ -75,32 +120,39 @@ export class Query {
     return Object.keys(this.filterObject()).length > 0;
   }
 
-  /** The active column filters as removable chips: [{key, label}]. */
+  /**
+   * The active column filters as removable chips.
+   * @returns {{key: string, label: string}[]}
+   */
   chips() {
     const chips = [];
-    for (const column of COLUMNS) {
-      const value = this.filters[column.key];
-      if (!value) continue;
-      chips.push({ key: column.key, label: `${column.label}: ${describeFilter(column, value)}` });
+    for (const column of this.columns) {
+      const value = this.filter(column.key);
+      if (!value || column.filter === null) continue;
+      chips.push({ key: column.key, label: `${column.label}: ${describeFilter(column, column.filter, value)}` });
     }
-    if (this.outdatedOnly) chips.push({ key: "policy_outdated", label: "Outdated settings only" });
+    const outdated = this.outdatedFilter;
+    if (outdated && this.outdatedOnly) {
+      const label = Object.hasOwn(PAGE_FILTERS, outdated) ? PAGE_FILTERS[outdated]?.label : undefined;
+      chips.push({ key: outdated, label: label ?? humanize(outdated) });
+    }
     return chips;
   }
 }
 
-function describeFilter(column, value) {
-  switch (column.filter) {
-    case "text":
-      return `contains “${value}”`;
-    case "type":
-      return value.map(typeLabel).join(" or ");
-    case "ip":
-      return value.includes("/") ? `in ${value}` : value;
-    case "range":
-      if (value.from && value.to) return `${shortTime(value.from)} – ${shortTime(value.to)}`;
-      if (value.from) return `from ${shortTime(value.from)}`;
-      return `until ${shortTime(value.to)}`;
-    default:
-      return String(value);
+/**
+ * A filter in words, for its chip and the terminate-all dialog.
+ * @param {Column} column
+ * @param {ColumnFilter} spec
+ * @param {FilterValue} value
+ */
+function describeFilter(column, spec, value) {
+  if (Array.isArray(value)) return value.map(column.choiceLabel).join(" or ");
+  if (typeof value === "string") {
+    if (spec.control !== "ip") return `contains “${value}”`;
+    return value.includes("/") ? `in ${value}` : value;
   }
+  if (value.from && value.to) return `${shortTime(value.from)} – ${shortTime(value.to)}`;
+  if (value.from) return `from ${shortTime(value.from)}`;
+  return `until ${shortTime(value.to ?? "")}`;
 }

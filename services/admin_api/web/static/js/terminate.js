@@ -1,11 +1,19 @@
+// @ts-check
 // Ending sessions: the confirmation dialogs, the request, and waiting until the registry applied it.
-import { typeLabel } from "./columns.js";
 import { dialogButton } from "./dialogs.js";
 import { el, plural } from "./dom.js";
+import { typeLabel } from "./presentation.js";
+
+/** @typedef {import("./api.js").Api} Api */
+/** @typedef {import("./api.js").SessionItem} SessionItem */
+/** @typedef {import("./api.js").TerminationTarget} TerminationTarget */
+/** @typedef {import("./dialogs.js").Modal} Modal */
+/** @typedef {import("./dom.js").Child} Child */
 
 const UNDO_WARNING = "This cannot be undone: the users are signed out and must sign in again.";
 const POLL_DEADLINE_MS = 60_000;
 
+/** @param {SessionItem[]} sessions */
 function sessionsTable(sessions) {
   return el(
     "div",
@@ -30,6 +38,10 @@ function sessionsTable(sessions) {
   );
 }
 
+/**
+ * @param {Modal} modal
+ * @param {{title: string, description: string, body: Child[], confirmLabel: string, onConfirm: () => void}} content
+ */
 function confirmDialog(modal, { title, description, body, confirmLabel, onConfirm }) {
   const cancel = dialogButton("Cancel", () => modal.close());
   const confirm = dialogButton(
@@ -44,7 +56,12 @@ function confirmDialog(modal, { title, description, body, confirmLabel, onConfir
   modal.open({ title, description, body, actions: [confirm, cancel], initialFocus: cancel, wide: true });
 }
 
-/** Confirm ending the selected sessions: lists name, type and id of each. */
+/**
+ * Confirm ending the selected sessions: lists name, type and id of each.
+ * @param {Modal} modal
+ * @param {SessionItem[]} sessions
+ * @param {() => void} onConfirm
+ */
 export function confirmSelected(modal, sessions, onConfirm) {
   confirmDialog(modal, {
     title: `Terminate ${plural(sessions.length, "session")}?`,
@@ -55,7 +72,12 @@ export function confirmSelected(modal, sessions, onConfirm) {
   });
 }
 
-/** Confirm ending every session matching the current search and filters, with their count. */
+/**
+ * Confirm ending every session matching the current search and filters, with their count.
+ * @param {Modal} modal
+ * @param {{total: number, conditions: string[]}} matching
+ * @param {() => void} onConfirm
+ */
 export function confirmMatching(modal, { total, conditions }, onConfirm) {
   const body = conditions.length
     ? [el("p", {}, "Matching:"), el("ul", { class: "condition-list" }, conditions.map((c) => el("li", {}, c)))]
@@ -69,11 +91,14 @@ export function confirmMatching(modal, { total, conditions }, onConfirm) {
   });
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Send the termination request and poll its status until the registry applied it.
  * Resolves {applied: true, terminated} or {applied: false, commandId} after the deadline.
+ * @param {Api} api
+ * @param {TerminationTarget} target
+ * @returns {Promise<{applied: true, terminated: number} | {applied: false, commandId: string}>}
  */
 export async function runTermination(api, target) {
   const accepted = await api.terminate(target);
