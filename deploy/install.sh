@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on a Debian machine, idempotently and quietly:
-# Debian packages (PostgreSQL, Chromium, Java, Maven), the project's own virtual environment
-# `.venv` (made from uv.lock, so every direct and transitive version is pinned), the Kafka jars.
+# Debian packages (PostgreSQL, Chromium, Java, Maven, Node.js and npm), the project's own virtual
+# environment `.venv` (made from uv.lock, so every direct and transitive version is pinned),
+# `node_modules` (TypeScript, made from package-lock.json), the Kafka jars.
 # A second run checks what is present and takes about a second.
 #
 #   deploy/install.sh           everything
@@ -28,6 +29,9 @@ apt_packages() {
 		installed "$pkg" || missing+=("$pkg")
 	done
 	command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+	# node + npm: TypeScript type-checks the admin page's JavaScript (deploy/test.sh, check tsc).
+	command -v node >/dev/null || missing+=(nodejs)
+	command -v npm >/dev/null || missing+=(npm)
 	((${#missing[@]})) || return 0
 	[[ "$(id -u)" == 0 ]] || {
 		say "missing Debian packages (install as root): ${missing[*]}"
@@ -54,10 +58,28 @@ python_env() {
 	fi
 }
 
+# `node_modules` holds exactly what package-lock.json pins (TypeScript, for deploy/test.sh's tsc).
+# `npm ci` runs only when node_modules is missing or package-lock.json changed since it last ran:
+# the lock file's hash is kept in node_modules, which `npm ci` itself replaces wholesale.
+node_env() {
+	local lock="$REPO_DIR/package-lock.json" stamp="$REPO_DIR/node_modules/.package-lock.sha256"
+	local log="$REPO_DIR/.state/npm-ci.log" sum
+	sum="$(sha256sum "$lock" | cut -d' ' -f1)"
+	[[ -f "$stamp" && "$(<"$stamp")" == "$sum" ]] && return 0
+	mkdir -p "$REPO_DIR/.state"
+	if ! (cd "$REPO_DIR" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+		cat "$log" >&2
+		say "npm ci failed (node_modules is made from package-lock.json)"
+		exit 1
+	fi
+	echo "$sum" >"$stamp"
+}
+
 if [[ "${1:-}" == "--venv" ]]; then
 	python_env
 	exit 0
 fi
 apt_packages
 python_env
+node_env
 bash "$DEPLOY_DIR/kafka.sh" fetch

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: set up, start Kafka and PostgreSQL, check the environment, lint,
-# type-check, test.
+# type-check (Python and the admin page's JavaScript), test.
 #
 #   deploy/test.sh                  everything (what CI runs)
 #   deploy/test.sh tests/unit -x    extra arguments go to pytest
@@ -77,6 +77,8 @@ check imports bash deploy/check_imports.sh
 check ruff "$PYTHON" -m ruff check .
 check format "$PYTHON" -m ruff format --check .
 check mypy "$PYTHON" -m mypy
+# The admin page's JavaScript: // @ts-check with JSDoc types, strict (jsconfig.json).
+check tsc node_modules/.bin/tsc --noEmit -p jsconfig.json
 check schemas "$PYTHON" -m session_contracts.schemagen --check
 # pytest's exit 5 (no tests collected) is non-zero, so it counts as a failure here too.
 # --durations: the 15 slowest tests, so a drift in the suite's time shows in every run.
