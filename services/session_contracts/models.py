@@ -58,10 +58,15 @@ UserAgent = Annotated[str, StringConstraints(max_length=1024), OneLine, OneLineS
 SearchText = Annotated[str, StringConstraints(min_length=1, max_length=256), OneLine, OneLineSchema]
 
 
-RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339_SHAPE = r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+_EDGE_DAYS = r"(?!(0001-01-01|9999-12-31)[Tt][0-9:.]+[+-](?!00:00$))"
+RFC3339_PATTERN = rf"^{_EDGE_DAYS}{_RFC3339_SHAPE}$"
 """RFC 3339 `date-time` (section 5.6): a full date, `T`, a full time and an offset (`Z` or
-±hh:mm); the JSON Schema pattern of every timestamp, checked before anything is parsed."""
+±hh:mm); the JSON Schema pattern of every timestamp, checked before anything is parsed. On the
+first and last day of years 1-9999 the offset must be `Z` (or ±00:00), so every time stays
+within them in UTC (what Python's datetime, and so the API, can hold)."""
 _RFC3339 = re.compile(RFC3339_PATTERN, re.ASCII)
+_SHAPE_ONLY = re.compile(_RFC3339_SHAPE, re.ASCII)
 _RFC3339_EXAMPLE = "2026-11-30T09:00:00Z or 2026-11-30T10:00:00+01:00"
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _NO_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", re.ASCII)
@@ -69,6 +74,11 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def _what_is_wrong(text: str) -> str:
+    if _SHAPE_ONLY.fullmatch(text):
+        return (
+            "timestamp out of range: on 0001-01-01 and 9999-12-31 the offset must be Z "
+            "(or ±00:00), so the time stays within years 1-9999 in UTC"
+        )
     if _DATE_ONLY.fullmatch(text):
         return "a date alone is not a timestamp"
     if _NO_OFFSET.fullmatch(text):

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from session_contracts.codec import DecodeError, decode_command, decode_event, encode
 from session_contracts.models import (
+    RFC3339_PATTERN,
     SessionActivity,
     SessionRevoked,
     SessionSettingsChanged,
@@ -38,6 +41,9 @@ timestamps: TypeAdapter[datetime] = TypeAdapter(Timestamp)
         ("2026-11-30T04:30:00-04:30", datetime(2026, 11, 30, 9, tzinfo=UTC)),
         ("2026-11-30T09:00:00-00:00", datetime(2026, 11, 30, 9, tzinfo=UTC)),
         ("2026-11-30T09:00:00.25Z", datetime(2026, 11, 30, 9, 0, 0, 250000, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-02T00:00:00+23:59", datetime(1, 1, 1, 0, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999-00:00", datetime.max.replace(tzinfo=UTC)),
     ],
 )
 def test_rfc3339_with_an_offset_is_read_and_normalised_to_utc(text: str, utc: datetime) -> None:
@@ -67,7 +73,8 @@ def test_rfc3339_with_an_offset_is_read_and_normalised_to_utc(text: str, utc: da
         ("\u0662\u0660\u0662\u0666-11-30T00:00:00Z", "not an RFC 3339 timestamp"),
         ("", "not an RFC 3339 timestamp"),
         ("2026-02-30T00:00:00Z", "day value is outside expected range"),
-        ("9999-12-31T23:00:00-01:00", "out of range once converted to UTC"),
+        ("9999-12-31T23:00:00-01:00", "out of range: on 0001-01-01 and 9999-12-31"),
+        ("0001-01-01T00:00:00+00:04", "out of range: on 0001-01-01 and 9999-12-31"),
     ],
 )
 def test_other_text_is_refused_with_a_reason(text: str, reason: str) -> None:
@@ -187,3 +194,33 @@ def test_the_published_schemas_state_the_rule(schema: str, field: str) -> None:
     assert pattern.search("2026-11-30T09:00:00Z") and pattern.search("2026-11-30T09:00:00+01:00")
     for wrong in ("1700000000", "2026-11-30", "2026-11-30T09:00:00"):
         assert not pattern.search(wrong), wrong
+
+
+def _two(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+RFC3339_DATE_TIMES = st.builds(
+    "{}T{}:{}:{}{}{}".format,
+    st.dates().map(str),
+    _two(0, 23),
+    _two(0, 59),
+    _two(0, 59),
+    st.just("") | st.text("0123456789", min_size=1, max_size=9).map(".".__add__),
+    st.just("Z") | st.builds("{}{}:{}".format, st.sampled_from("+-"), _two(0, 23), _two(0, 59)),
+)
+"""Every RFC 3339 `date-time` of years 1-9999 (what a client or a fuzzer generates)."""
+
+
+@settings(max_examples=2000, database=None)
+@given(RFC3339_DATE_TIMES)
+def test_what_the_published_pattern_admits_is_exactly_what_is_read(text: str) -> None:
+    admitted = re.fullmatch(RFC3339_PATTERN, text) is not None
+    try:
+        timestamps.validate_python(text)
+        read = True
+    except ValidationError:
+        read = False
+    assert admitted == read, text
+    edge_day = text.startswith(("0001-01-01", "9999-12-31"))
+    assert admitted or (edge_day and not text.endswith(("Z", "+00:00", "-00:00"))), text
