@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from auth_gateway.follower import CompactedTopicFollower
 from demo_service.settings import DemoSettings
-from session_contracts.models import SessionPolicy, SessionSettingsChanged, SessionType
+from session_contracts.codec import DecodeError, decode_settings
+from session_contracts.models import SessionPolicy, SessionType
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +79,9 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
             self._latest = {}
             return
         try:
-            record = SessionSettingsChanged.model_validate_json(value)
-        except ValidationError as exc:
-            log.warning("session settings record of %s ignored: %s", self._tenant, exc)
+            record = decode_settings(value)
+        except DecodeError as exc:
+            log.warning("session settings record of %s ignored: %s", self._tenant, exc.reason)
             return
         if record.tenant_id == self._tenant:
             self._latest = {kind: policy for kind, policy in record.settings.items()}

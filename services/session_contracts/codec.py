@@ -1,20 +1,31 @@
-"""Bytes on the wire to contract models and back, with upcasting of older payloads in one place."""
+"""Bytes on the wire to contract models and back: one decoder for every topic's records.
+
+`decode(kind, raw)` is the only way a record is read: the size limit, UTF-8, JSON, an object,
+`schema_version` upcast to the current one (the one place upcasters live), the `type` the
+kind carries, then the model. It is total: whatever the bytes, it returns a model or raises
+`DecodeError` with a reason (the dead-letter topic's `dlq.reason`), never another exception.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from session_contracts.models import SCHEMA_VERSION, SessionEvent, TerminateSessions
+from session_contracts.models import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    SessionEvent,
+    SessionRevoked,
+    SessionSettingsChanged,
+    TerminateSessions,
+)
 
 MAX_RECORD_BYTES = 64 * 1024
 """Larger records are refused: no contract message comes near this size."""
-
-_events: TypeAdapter[SessionEvent] = TypeAdapter(SessionEvent)
-_commands: TypeAdapter[TerminateSessions] = TypeAdapter(TerminateSessions)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[int, Upcaster] = {}
@@ -23,6 +34,8 @@ UPCASTERS: dict[int, Upcaster] = {}
 Version 1 is the first published version, so there is nothing to upcast yet; a future
 version 2 registers `UPCASTERS[1]` here and every consumer keeps reading old records.
 """
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class DecodeError(ValueError):
@@ -33,9 +46,93 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
+@dataclass(frozen=True, eq=False)
+class RecordKind(Generic[M]):
+    """What one topic carries: the `type` values of its records and the model they make."""
+
+    noun: str
+    """How reasons name it: `unknown event type 'session.renamed'`."""
+    types: frozenset[str]
+    adapter: TypeAdapter[M]
+
+
+def _kind(noun: str, models: Iterable[type[BaseModel]], adapter: TypeAdapter[M]) -> RecordKind[M]:
+    return RecordKind(noun, frozenset(m.model_fields["type"].default for m in models), adapter)
+
+
+EVENTS: RecordKind[SessionEvent] = _kind("event", EVENT_TYPES, TypeAdapter(SessionEvent))
+"""`sessions.events`: created, activity, terminated, expired."""
+COMMANDS = _kind("command", [TerminateSessions], TypeAdapter(TerminateSessions))
+"""`sessions.commands`: `sessions.terminate`."""
+REVOCATIONS = _kind("revocation", [SessionRevoked], TypeAdapter(SessionRevoked))
+"""`sessions.revocations`: `session.revoked` (a null value, a tombstone, is the reader's)."""
+SETTINGS = _kind("settings", [SessionSettingsChanged], TypeAdapter(SessionSettingsChanged))
+"""`sessions.settings`: `session_settings.changed`."""
+
+
 def encode(message: BaseModel) -> bytes:
     """The UTF-8 JSON body of one Kafka record."""
     return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode(kind: RecordKind[M], raw: bytes | None) -> M:
+    """Parse one record of `kind`, or raise DecodeError naming the problem (nothing else)."""
+    fast = _current(kind, raw)
+    if fast is not None:
+        return fast
+    try:
+        return _checked(kind, raw)
+    except DecodeError:
+        raise
+    except Exception as exc:  # an upcaster's or a validator's surprise is a refusal too
+        raise DecodeError(f"undecodable {kind.noun} record: {_describe(exc)}") from None
+
+
+def decode_event(raw: bytes | None) -> SessionEvent:
+    """Parse one `sessions.events` record, or raise DecodeError naming the problem."""
+    return decode(EVENTS, raw)
+
+
+def decode_command(raw: bytes | None) -> TerminateSessions:
+    """Parse one `sessions.commands` record, or raise DecodeError naming the problem."""
+    return decode(COMMANDS, raw)
+
+
+def decode_revocation(raw: bytes | None) -> SessionRevoked:
+    """Parse one `sessions.revocations` record, or raise DecodeError naming the problem."""
+    return decode(REVOCATIONS, raw)
+
+
+def decode_settings(raw: bytes | None) -> SessionSettingsChanged:
+    """Parse one `sessions.settings` record, or raise DecodeError naming the problem."""
+    return decode(SETTINGS, raw)
+
+
+def _current(kind: RecordKind[M], raw: bytes | None) -> M | None:
+    """Fast path: a well-formed record of the current version, parsed in one step (no dict).
+
+    Anything else (older versions to upcast, bad input to explain) returns None and takes the
+    checked path, which gives the same result or the precise reason; `schema_version` must
+    have been given explicitly, as the checked path insists.
+    """
+    if raw is None or len(raw) > MAX_RECORD_BYTES:
+        return None
+    try:
+        message = kind.adapter.validate_json(raw)
+    except Exception:  # ValidationError, or anything odder: the checked path says why
+        return None
+    return message if "schema_version" in message.model_fields_set else None
+
+
+def _checked(kind: RecordKind[M], raw: bytes | None) -> M:
+    payload = upcast(_payload(raw))
+    name = payload.get("type")
+    if not isinstance(name, str) or name not in kind.types:
+        raise DecodeError(f"unknown {kind.noun} type {name!r}")
+    try:
+        return kind.adapter.validate_python(payload)
+    except ValidationError as exc:
+        raise DecodeError(f"{name} breaks the contract: {_explain(exc)}") from None
 
 
 def _payload(raw: bytes | None) -> dict[str, Any]:
@@ -44,16 +141,18 @@ def _payload(raw: bytes | None) -> dict[str, Any]:
     if len(raw) > MAX_RECORD_BYTES:
         raise DecodeError(f"record of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES} byte limit")
     try:
-        text = raw.decode("utf-8")
+        text = bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DecodeError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        # JSON on the wire is UTF-8 (RFC 8259, 8.1): bytes that are not are malformed JSON
+        raise DecodeError(f"malformed JSON: not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
         payload = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, and integers longer than Python converts (4300 digits)
         raise DecodeError(f"malformed JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise DecodeError(f"expected a JSON object, got {type(payload).__name__}")
-    return upcast(payload)
+    return payload
 
 
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:
@@ -77,53 +176,14 @@ def upcast(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _explain(exc: ValidationError) -> str:
     parts = []
-    for error in exc.errors(include_url=False)[:5]:
+    for error in exc.errors(include_url=False, include_input=False)[:5]:
         where = ".".join(str(p) for p in error["loc"]) or "record"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 
 
-def _current(raw: bytes | None, adapter: TypeAdapter[Any]) -> Any:
-    """Fast path: a well-formed record of the current version, parsed in one step (no dict).
-
-    Anything else (older versions to upcast, bad input to explain) returns None and takes the
-    slow path, which gives the same result or the precise reason; `schema_version` must have
-    been given explicitly, as the slow path insists.
-    """
-    if raw is None or len(raw) > MAX_RECORD_BYTES:
-        return None
+def _describe(exc: Exception) -> str:
     try:
-        message = adapter.validate_json(raw)
-    except ValidationError:
-        return None
-    return message if "schema_version" in message.model_fields_set else None
-
-
-def decode_event(raw: bytes | None) -> SessionEvent:
-    """Parse one `sessions.events` record, or raise DecodeError naming the problem."""
-    fast: SessionEvent | None = _current(raw, _events)
-    if fast is not None:
-        return fast
-    payload = _payload(raw)
-    kind = payload.get("type")
-    if kind not in {"session.created", "session.activity", "session.terminated", "session.expired"}:
-        raise DecodeError(f"unknown event type {kind!r}")
-    try:
-        return _events.validate_python(payload)
-    except ValidationError as exc:
-        raise DecodeError(f"{kind} breaks the contract: {_explain(exc)}") from None
-
-
-def decode_command(raw: bytes | None) -> TerminateSessions:
-    """Parse one `sessions.commands` record, or raise DecodeError naming the problem."""
-    fast: TerminateSessions | None = _current(raw, _commands)
-    if fast is not None:
-        return fast
-    payload = _payload(raw)
-    kind = payload.get("type")
-    if kind != "sessions.terminate":
-        raise DecodeError(f"unknown command type {kind!r}")
-    try:
-        return _commands.validate_python(payload)
-    except ValidationError as exc:
-        raise DecodeError(f"{kind} breaks the contract: {_explain(exc)}") from None
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # even an exception that cannot say what it is stays a DecodeError
+        return type(exc).__name__
