@@ -31,9 +31,12 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.ingest_naive import naive_projection
+from devstack.scratch_databases import create_database
+from devstack.scratch_databases import drop_database as drop_scratch_database
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
@@ -72,33 +75,16 @@ def postgres_admin_url() -> str:
 
 async def fresh_database(admin_url: str, label: str) -> str:
     """Create an empty PostgreSQL database; return its URL."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"{admin_url.rpartition('/')[0]}/{name}"
+    return await create_database(admin_url, f"bench_{label}_{uuid.uuid4().hex[:8]}")
 
 
 async def drop_database(admin_url: str, url: str) -> None:
-    """Drop a database made by `fresh_database` (a few tries: closing pools lag behind)."""
-    import asyncpg
-
+    """Drop a database made by `fresh_database` (ending what connections are left)."""
     name = url.rpartition("/")[2]
-    for attempt in range(5):
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            return
-        except asyncpg.PostgresError as exc:
-            if attempt == 4:
-                say(f"(could not drop {name}: {exc})")
-        finally:
-            await conn.close()
-        await asyncio.sleep(1.0)
+    try:
+        await drop_scratch_database(admin_url, name)
+    except asyncpg.PostgresError as exc:
+        say(f"(could not drop {name}: {exc})")
 
 
 async def load(bootstrap: str, topics: Topics, events: int) -> int:

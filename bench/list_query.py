@@ -35,6 +35,7 @@ import httpx
 
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
+from devstack.scratch_databases import asyncpg_dsn, create_database, drop_database, sibling_url
 from session_contracts.addresses import pack_ip
 from session_registry.adapters.database import upgrade_schema
 
@@ -95,10 +96,6 @@ def _rows(count: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any, 
         )  # fmt: skip
 
 
-def _dsn(url: str) -> str:
-    return re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
-
-
 def _postgres(action: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         ["bash", str(ROOT / "deploy" / "postgres.sh"), action],
@@ -134,12 +131,12 @@ def own_postgres(port: int) -> Iterator[str]:
 async def prepare(base: str, sessions: int, fresh: bool) -> str:
     """A database holding exactly `sessions` active sessions with the admin API's indexes."""
     name = f"bench_list_query_{sessions}"
-    url = f"{base.rpartition('/')[0]}/{name}"
-    admin = await asyncpg.connect(_dsn(base))
+    url = sibling_url(base, name)
+    admin = await asyncpg.connect(asyncpg_dsn(base))
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists and not fresh:
-            conn = await asyncpg.connect(_dsn(url))
+            conn = await asyncpg.connect(asyncpg_dsn(url))
             try:
                 active = await conn.fetchval(
                     "SELECT count(*) FROM sessions WHERE state = 'open' AND expires_at > now()"
@@ -149,13 +146,13 @@ async def prepare(base: str, sessions: int, fresh: bool) -> str:
             if active == sessions:
                 print(f"reusing {name}: {active} active sessions")
                 return url
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    await drop_database(base, name)
+    await create_database(base, name)
     await upgrade_schema(url, "0001")
     started = time.perf_counter()
-    conn = await asyncpg.connect(_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         rows = _rows(sessions, datetime.now(UTC), random.Random(7))
         while chunk := [row for _, row in zip(range(100_000), rows, strict=False)]:
@@ -217,7 +214,7 @@ async def timed(
 
 async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str, list[float]]:
     """Each scenario's request latencies."""
-    conn = await asyncpg.connect(_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         ids = await conn.fetch(
             "SELECT session_id FROM sessions TABLESAMPLE SYSTEM (1) "

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.scratch_databases import create_database, drop_database
 from private_services import PrivateKafka, PrivatePostgres
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
@@ -88,30 +89,6 @@ def postgres_admin_url() -> str:
     )
 
 
-async def _create_database(admin_url: str) -> tuple[str, str]:
-    import asyncpg  # type: ignore[import-untyped]
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base, _, _ = admin_url.rpartition("/")
-    return name, f"{base}/{name}"
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database URL: SQLite in a temporary file, or a new PostgreSQL database."""
@@ -119,11 +96,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
         return
     admin_url = request.getfixturevalue("postgres_admin_url")
-    name, url = await _create_database(admin_url)
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = await create_database(admin_url, name)
     try:
         yield url
     finally:
-        await asyncio.shield(_drop_database(admin_url, name))
+        await asyncio.shield(drop_database(admin_url, name))
 
 
 @pytest.fixture

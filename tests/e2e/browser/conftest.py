@@ -22,6 +22,7 @@ from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
+from devstack.scratch_databases import create_database, drop_database
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
@@ -59,21 +60,11 @@ async def database_url(
         return
     admin_url: str = request.getfixturevalue("postgres_admin_url")
     name = f"browser_{uuid.uuid4().hex[:12]}"
-    await _postgres(admin_url, f'CREATE DATABASE "{name}"')
+    url = await create_database(admin_url, name)
     try:
-        yield f"{admin_url.rpartition('/')[0]}/{name}"
+        yield url
     finally:
-        await _postgres(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _postgres(admin_url: str, statement: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+        await drop_database(admin_url, name)
 
 
 @pytest.fixture(scope="module")

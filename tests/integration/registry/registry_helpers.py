@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from devstack.scratch_databases import create_database, drop_database
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -141,22 +142,5 @@ async def sibling_database(db_url: str, folder: Path) -> tuple[str, Callable[[],
             return None
 
         return f"sqlite+aiosqlite:///{path}", _nothing
-    import asyncpg  # type: ignore[import-untyped]
-
-    base, _, current = db_url.rpartition("/")
-    name = f"{current}_{uuid.uuid4().hex[:6]}"
-    dsn = db_url.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-    async def _drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    return f"{base}/{name}", _drop
+    name = f"{db_url.rpartition('/')[2]}_{uuid.uuid4().hex[:6]}"
+    return await create_database(db_url, name), lambda: drop_database(db_url, name)
