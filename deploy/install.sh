@@ -12,11 +12,10 @@
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(dirname "$DEPLOY_DIR")"
+# shellcheck source=deploy/lib.sh
+source "$DEPLOY_DIR/lib.sh"
 # shellcheck source=deploy/uv.sh
 source "$DEPLOY_DIR/uv.sh"
-
-say() { printf 'install.sh: %s\n' "$*" >&2; }
 
 installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 
@@ -33,11 +32,8 @@ apt_packages() {
 	command -v node >/dev/null || missing+=(nodejs)
 	command -v npm >/dev/null || missing+=(npm)
 	((${#missing[@]})) || return 0
-	[[ "$(id -u)" == 0 ]] || {
-		say "missing Debian packages (install as root): ${missing[*]}"
-		exit 1
-	}
-	say "apt-get install ${missing[*]}"
+	[[ "$(id -u)" == 0 ]] || die "missing Debian packages (install as root): ${missing[*]}"
+	note "apt-get install ${missing[*]}"
 	# Our own PostgreSQL clusters only (deploy/postgres.sh): no Debian 'main' cluster on 5432.
 	mkdir -p /etc/postgresql-common/createcluster.d
 	echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/session-control.conf
@@ -53,8 +49,7 @@ python_env() {
 	mkdir -p "$REPO_DIR/.state"
 	if ! uv sync --frozen --extra dev >"$log" 2>&1; then
 		cat "$log" >&2
-		say "uv sync failed (the environment is made from uv.lock: 'bash deploy/uv.sh lock' after editing pyproject.toml)"
-		exit 1
+		die "uv sync failed (the environment is made from uv.lock: 'bash deploy/uv.sh lock' after editing pyproject.toml)"
 	fi
 }
 
@@ -69,8 +64,7 @@ node_env() {
 	mkdir -p "$REPO_DIR/.state"
 	if ! (cd "$REPO_DIR" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
 		cat "$log" >&2
-		say "npm ci failed (node_modules is made from package-lock.json)"
-		exit 1
+		die "npm ci failed (node_modules is made from package-lock.json)"
 	fi
 	echo "$sum" >"$stamp"
 }

@@ -14,7 +14,8 @@
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(dirname "$DEPLOY_DIR")"
+# shellcheck source=deploy/lib.sh
+source "$DEPLOY_DIR/lib.sh"
 POM="$DEPLOY_DIR/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/session-control/kafka-$KAFKA_VERSION"
@@ -24,17 +25,11 @@ MARKER="$CACHE_DIR/fetched.sha256"
 
 PORT="${KAFKA_PORT:-9092}"
 CTRL_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
-STATE_ROOT="$(mkdir -p "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && cd "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && pwd)"
+STATE_ROOT="$(state_root)"
 STATE="$STATE_ROOT/kafka-$PORT"
 PID_FILE="$STATE/kafka.pid"
 LOG_FILE="$STATE/kafka.out"
 TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
-
-say() { printf '%s\n' "$*" >&2; }
-die() {
-	say "kafka.sh: $*"
-	exit 1
-}
 
 pom_sum() { sha256sum "$POM" | cut -d' ' -f1; }
 
@@ -53,13 +48,6 @@ fetch() {
 	[[ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after fetch"
 	pom_sum >"$MARKER"
 }
-
-# Alive and not a zombie (an unreaped zombie still answers kill -0).
-alive() {
-	kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
-
-port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 running_pid() {
 	local pid
@@ -132,17 +120,19 @@ ready() {
 		alive "$pid"
 }
 
+# Ready, or not yet; ends the script if the broker has exited.
+ready_or_died() {
+	local pid="$1"
+	ready "$pid" && return 0
+	if ! alive "$pid"; then
+		tail -n 40 "$LOG_FILE" "$STATE/server.log" >&2 2>/dev/null || true
+		die "broker exited during start-up (logs: $LOG_FILE, $STATE/server.log)"
+	fi
+	return 1
+}
+
 wait_ready() {
-	local pid="$1" waited=0
-	until ready "$pid"; do
-		if ! alive "$pid"; then
-			tail -n 40 "$LOG_FILE" "$STATE/server.log" >&2 2>/dev/null || true
-			die "broker exited during start-up (logs: $LOG_FILE, $STATE/server.log)"
-		fi
-		((waited < TIMEOUT * 4)) || die "broker not ready after ${TIMEOUT}s (logs: $STATE)"
-		sleep 0.25
-		waited=$((waited + 1))
-	done
+	wait_until "$TIMEOUT" "broker not ready after ${TIMEOUT}s (logs: $STATE)" ready_or_died "$1"
 }
 
 # Have the broker create __consumer_offsets now (a coordinator lookup does), so the first consumer

@@ -19,20 +19,15 @@
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(dirname "$DEPLOY_DIR")"
+# shellcheck source=deploy/lib.sh
+source "$DEPLOY_DIR/lib.sh"
 PORT="${PGPORT:-55432}"
-STATE_ROOT="$(mkdir -p "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && cd "${SESSIONS_STATE_DIR:-$REPO_DIR/.state}" && pwd)"
+STATE_ROOT="$(state_root)"
 TIMEOUT="${PG_START_TIMEOUT:-60}"
 ROLE=sessions
 PASSWORD=sessions
 # The socket lives in /tmp: data directories may be deeper than a socket path may be long.
 SOCKET_DIR=/tmp
-
-say() { printf '%s\n' "$*" >&2; }
-die() {
-	say "postgres.sh: $*"
-	exit 1
-}
 
 pg_bindir() {
 	local dir
@@ -144,7 +139,7 @@ print_urls() {
 
 start() {
 	if ! running; then
-		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT is taken by another process"
+		port_answers "$PORT" && die "port $PORT is taken by another process"
 		init_once
 		chmod 700 "$CLUSTER" # clusters made before this line was added were world-readable
 		say "starting PostgreSQL on 127.0.0.1:$PORT, data $DATA"
@@ -155,12 +150,7 @@ start() {
 				die "PostgreSQL did not start (log $LOG)"
 			}
 	fi
-	local waited=0
-	until answers; do
-		((waited < TIMEOUT * 4)) || die "PostgreSQL not answering after ${TIMEOUT}s (log $LOG)"
-		sleep 0.25
-		waited=$((waited + 1))
-	done
+	wait_until "$TIMEOUT" "PostgreSQL not answering after ${TIMEOUT}s (log $LOG)" answers
 	provision
 	say "PostgreSQL ready on 127.0.0.1:$PORT (data $DATA)"
 	print_urls

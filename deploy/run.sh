@@ -13,18 +13,14 @@
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(dirname "$DEPLOY_DIR")"
+# shellcheck source=deploy/lib.sh
+source "$DEPLOY_DIR/lib.sh"
 PYTHON="$REPO_DIR/.venv/bin/python"
 cd "$REPO_DIR"
 
 bash "$DEPLOY_DIR/install.sh"
 if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-	out="$(bash "$DEPLOY_DIR/kafka.sh" start)" || {
-		echo "$out"
-		echo "run.sh: deploy/kafka.sh start failed" >&2
-		exit 1
-	}
-	KAFKA_BOOTSTRAP_SERVERS="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' <<<"$out" | tail -n1)"
+	KAFKA_BOOTSTRAP_SERVERS="$(started_value kafka.sh KAFKA_BOOTSTRAP_SERVERS)"
 fi
 export KAFKA_BOOTSTRAP_SERVERS
 echo "run.sh: Kafka at $KAFKA_BOOTSTRAP_SERVERS"

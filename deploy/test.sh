@@ -13,24 +13,14 @@
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(dirname "$DEPLOY_DIR")"
+# shellcheck source=deploy/lib.sh
+source "$DEPLOY_DIR/lib.sh"
 # shellcheck source=deploy/uv.sh
 source "$DEPLOY_DIR/uv.sh"
 PYTHON="$VENV_PYTHON"
 cd "$REPO_DIR"
 
 step() { printf '\n== %s\n' "$*"; }
-
-# Print a deploy script's `start` output and take KEY=value from it.
-started_value() {
-	local script="$1" key="$2" out
-	out="$(bash "$DEPLOY_DIR/$script" start)" || {
-		echo "$out"
-		echo "test.sh: deploy/$script start failed" >&2
-		exit 1
-	}
-	sed -n "s/^$key=//p" <<<"$out" | tail -n1
-}
 
 step "install"
 bash "$DEPLOY_DIR/install.sh"
