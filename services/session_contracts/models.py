@@ -105,11 +105,22 @@ def _rfc3339(value: object) -> object:
     )
 
 
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC; a naive one is taken to be UTC already (SQLite hands stored times back so).
+
+    The one UTC normaliser: contract times (after their offset is checked), stored times read
+    back, cursor times. May raise OverflowError at the edges of the datetime range.
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a UTC offset (RFC 3339)")
     try:
-        return value.astimezone(UTC)
+        return as_utc(value)
     except OverflowError:  # e.g. 0001-01-01T00:00+01:00: not a ValueError, would escape pydantic
         raise ValueError("timestamp is out of range once converted to UTC") from None
 
@@ -362,6 +373,14 @@ class TerminateSessions(Frozen):
         if (self.session_ids is None) == (self.filter is None):
             raise ValueError("give exactly one of session_ids or filter")
         return self
+
+    def target(self) -> dict[str, Any]:
+        """What the command aims at, as the audit trail stores it: the ids, or the filter's
+        given conditions."""
+        if self.session_ids is not None:
+            return {"session_ids": list(self.session_ids)}
+        assert self.filter is not None
+        return {"filter": self.filter.model_dump(mode="json", exclude_none=True)}
 
 
 class SessionRevoked(Frozen):

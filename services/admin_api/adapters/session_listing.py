@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
+from session_contracts.models import as_utc
 from session_registry.adapters.session_query import (
     LISTED,
     binary_text,
@@ -51,11 +52,6 @@ COLUMNS = (
 )
 
 
-def utc(value: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite hands back naive UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def sort_value(row: Mapping[str, Any], field: SortField) -> SortKey:
     """The value a row is ordered by, as the cursor carries it."""
     if field == "ip_address":
@@ -63,7 +59,7 @@ def sort_value(row: Mapping[str, Any], field: SortField) -> SortKey:
     if field == "device":
         return str(row["device"] or "")
     value = row[field]
-    return utc(value) if isinstance(value, datetime) else str(value)
+    return as_utc(value) if isinstance(value, datetime) else str(value)
 
 
 @dataclass(frozen=True)

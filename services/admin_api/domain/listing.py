@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 from admin_api.domain.cursors import NOT_OURS, BadCursor, CursorCodec
-from session_contracts.models import SessionFilter
+from session_contracts.models import SessionFilter, as_utc
 
 SortField = Literal[
     "user_name",
@@ -123,7 +123,7 @@ def decode_cursor(
             if parsed.tzinfo is None:
                 raise ValueError
             # SQLite compares stored UTC text: the value must be in UTC too
-            value = parsed.astimezone(UTC)
+            value = as_utc(parsed)
         elif field == "ip_address":
             value = bytes.fromhex(wire)
     except (ValueError, OverflowError):

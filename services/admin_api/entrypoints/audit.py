@@ -9,13 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from admin_api.adapters import terminations
-from admin_api.adapters.session_listing import utc
 from admin_api.domain.cursors import NOT_OURS, BadCursor, CursorCodec
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED
 from admin_api.entrypoints.list_params import invalid_query
 from admin_api.entrypoints.schemas import AuditEntry, AuditPage
-from session_contracts.models import Timestamp
+from session_contracts.models import Timestamp, as_utc
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROTECTED)
 
@@ -54,7 +53,7 @@ def _decode(codec: CursorCodec, scope: dict[str, Any], cursor: str) -> tuple[dat
         when = datetime.fromisoformat(at)
         if when.tzinfo is None:
             raise BadCursor(NOT_OURS)
-        return utc(when), command_id
+        return as_utc(when), command_id
     except (ValueError, OverflowError) as exc:  # BadCursor is a ValueError
         message = str(exc) if isinstance(exc, BadCursor) else NOT_OURS
         raise invalid_query("cursor", message, cursor) from None
@@ -65,13 +64,13 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
     return AuditEntry(
         command_id=row["command_id"],
         requested_by=row["requested_by"],
-        requested_at=utc(row["requested_at"]),
+        requested_at=as_utc(row["requested_at"]),
         reason=row["reason"],
         target=row["target"],
         requested=row["requested"],
         status="applied" if applied else "pending",
         terminated=int(row["terminated"] or 0),
-        applied_at=utc(row["applied_at"]) if applied else None,
+        applied_at=as_utc(row["applied_at"]) if applied else None,
     )
 
 
@@ -99,6 +98,8 @@ async def termination_audit(
     return AuditPage(
         items=[_entry(r) for r in rows],
         next_cursor=(
-            _encode(cursors, scope, utc(last["requested_at"]), last["command_id"]) if last else None
+            _encode(cursors, scope, as_utc(last["requested_at"]), last["command_id"])
+            if last
+            else None
         ),
     )

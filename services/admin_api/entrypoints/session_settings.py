@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from admin_api.adapters import settings_store
-from admin_api.adapters.session_listing import utc
 from admin_api.domain.policies import PolicyChange, effective
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
@@ -18,6 +17,7 @@ from session_contracts.models import (
     SETTABLE_TYPES,
     SessionSettingsChanged,
     SettableType,
+    as_utc,
 )
 from session_registry.adapters.database import IMMEDIATE
 
@@ -39,7 +39,7 @@ def _public(
                 max_session_seconds=policy.max_session_seconds,
                 idle_timeout_seconds=policy.idle_timeout_seconds,
                 is_default=own is None,
-                updated_at=utc(own.updated_at) if own else None,
+                updated_at=as_utc(own.updated_at) if own else None,
                 updated_by=own.updated_by if own else None,
             )
         )

@@ -13,14 +13,13 @@ from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import StreamingResponse
 
 from admin_api.adapters import session_counts, session_listing
-from admin_api.adapters.session_listing import utc
 from admin_api.adapters.session_search import first_page_and_total, is_search
 from admin_api.domain.listing import encode_cursor, page_scope
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
 from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
-from session_contracts.models import SessionId
+from session_contracts.models import SessionId, as_utc
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROTECTED)
 
@@ -49,9 +48,9 @@ def to_public(row: Mapping[str, Any]) -> dict[str, Any]:
         "user_name": row["user_name"],
         "session_type": row["session_type"],
         "ip_address": row["ip_address"],
-        "created_at": utc(row["created_at"]),
-        "last_activity_at": utc(row["last_activity_at"]),
-        "expires_at": utc(row["expires_at"]),
+        "created_at": as_utc(row["created_at"]),
+        "last_activity_at": as_utc(row["last_activity_at"]),
+        "expires_at": as_utc(row["expires_at"]),
         "device": row["device"],
         "user_agent": row["user_agent"],
         "policy": {
@@ -158,21 +157,21 @@ async def get_session(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such session")
     row, history = found
     fields: Mapping[str, Any] = dict(row._mapping)
-    expires_at = utc(fields["expires_at"])
+    expires_at = as_utc(fields["expires_at"])
     return SessionDetail.model_validate(
         {
             **to_public(fields),
             "state": fields["state"],
             "active": fields["state"] == "open" and expires_at > now,
             "current_ip": fields["current_ip"],
-            "ended_at": utc(fields["ended_at"]) if fields["ended_at"] else None,
+            "ended_at": as_utc(fields["ended_at"]) if fields["ended_at"] else None,
             "end_reason": fields["end_reason"],
             "ended_by": fields["ended_by"],
             "history": [
                 HistoryEntry(
                     event_id=h.event_id,
                     type=h.type,
-                    occurred_at=utc(h.occurred_at),
+                    occurred_at=as_utc(h.occurred_at),
                     detail=h.detail,
                 )
                 for h in history

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 
 from admin_api.adapters import session_counts, terminations
-from admin_api.adapters.session_listing import utc
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import (
@@ -16,7 +15,7 @@ from admin_api.entrypoints.schemas import (
     TerminationRequest,
     TerminationStatus,
 )
-from session_contracts.models import TerminateSessions
+from session_contracts.models import TerminateSessions, as_utc
 from session_registry.adapters.database import IMMEDIATE
 
 router = APIRouter(
@@ -67,5 +66,5 @@ async def termination_status(
         command_id=command_id,
         status=found.status,
         terminated=found.terminated,
-        applied_at=utc(found.applied_at) if found.applied_at else None,
+        applied_at=as_utc(found.applied_at) if found.applied_at else None,
     )

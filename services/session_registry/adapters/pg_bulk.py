@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from session_contracts.models import as_utc
 from session_registry.adapters.tables import outbox, revocations, session_history, sessions
 from session_registry.domain.history import HistoryEntry
 from session_registry.domain.state import COLUMNS, SessionState
@@ -36,8 +37,8 @@ def _state(row: Sequence[Any]) -> SessionState:
     values = list(row)
     for i in _TIMES:
         value = values[i]
-        if value is not None and value.tzinfo is None:
-            values[i] = value.replace(tzinfo=UTC)
+        if value is not None:
+            values[i] = as_utc(value)
     return SessionState(*values)
 
 

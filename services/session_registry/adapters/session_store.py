@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from session_contracts.models import as_utc
 from session_registry.adapters import pg_bulk
 from session_registry.adapters.tables import session_history, sessions
 from session_registry.domain.history import HistoryEntry
@@ -28,19 +29,13 @@ def is_postgres(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def state_from_row(row: Any) -> SessionState:
     """A SessionState from a `sessions` row (a Row or a mapping)."""
     mapping = row._mapping if hasattr(row, "_mapping") else row
     values = {name: mapping[name] for name in COLUMNS}
     for name in _TIME_COLUMNS:
-        values[name] = _utc(values[name])
+        if values[name] is not None:  # SQLite hands back naive datetimes; all stored is UTC
+            values[name] = as_utc(values[name])
     if values["ip_packed"] is not None:
         values["ip_packed"] = bytes(values["ip_packed"])
     return SessionState(**values)
