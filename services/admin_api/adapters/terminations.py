@@ -16,14 +16,6 @@ _r = termination_requests.c
 _a = applied_commands.c
 
 
-def target_of(command: TerminateSessions) -> dict[str, Any]:
-    """What the command aims at, as stored: the ids, or the filter's given conditions."""
-    if command.session_ids is not None:
-        return {"session_ids": list(command.session_ids)}
-    assert command.filter is not None
-    return {"filter": command.filter.model_dump(mode="json", exclude_none=True)}
-
-
 async def record_request(conn: AsyncConnection, command: TerminateSessions, requested: int) -> None:
     """Store an accepted request; it stays `pending` until the registry applies the command."""
     await conn.execute(
@@ -33,7 +25,7 @@ async def record_request(conn: AsyncConnection, command: TerminateSessions, requ
             requested_by=command.requested_by,
             requested_at=command.requested_at,
             reason=command.reason.value,
-            target=target_of(command),
+            target=command.target(),
             requested=requested,
         )
     )

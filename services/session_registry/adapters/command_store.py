@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,14 +23,6 @@ async def already_applied(conn: AsyncConnection, command_ids: Collection[str]) -
         applied_commands.c.command_id.in_(sorted(command_ids))
     )
     return set((await conn.execute(query)).scalars())
-
-
-def command_target(command: TerminateSessions) -> dict[str, Any]:
-    """What the command asked for, as stored in `applied_commands.target`."""
-    if command.session_ids is not None:
-        return {"session_ids": list(command.session_ids)}
-    assert command.filter is not None
-    return {"filter": command.filter.model_dump(mode="json", exclude_none=True)}
 
 
 async def record_applied(
@@ -56,7 +47,7 @@ async def record_applied(
             "requested_by": command.requested_by,
             "requested_at": command.requested_at,
             "reason": command.reason.value,
-            "target": command_target(command),
+            "target": command.target(),
             "requested": requested,
         },
     )
@@ -72,7 +63,7 @@ async def record_applied(
             "requested_at": command.requested_at,
             "applied_at": applied_at,
             "reason": command.reason.value,
-            "target": command_target(command),
+            "target": command.target(),
             "terminated": terminated,
         },
     )
