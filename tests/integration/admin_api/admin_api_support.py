@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.settings import AdminApiSettings
@@ -42,6 +43,25 @@ def make_settings(db_url: str, **overrides: Any) -> AdminApiSettings:
         **overrides,
     }
     return AdminApiSettings(**values)
+
+
+def served_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path template) of every route the app serves, included routers' too."""
+    try:  # FastAPI >= 0.165 keeps included routers nested in app.routes; this flattens them
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        contexts: Any = app.routes
+    else:
+        contexts = iter_route_contexts(app.routes)
+    found = []
+    for context in contexts:
+        path = getattr(context, "path_format", None) or context.path
+        methods = getattr(context, "methods", None)
+        if methods is None:  # a mount: every method
+            found.append(("*", path))
+        for method in sorted((methods or set()) - {"HEAD"}):
+            found.append((method, path))
+    return found
 
 
 _ids = itertools.count()

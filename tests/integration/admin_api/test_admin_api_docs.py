@@ -15,9 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_api_support import RecordingBus, make_settings
+from admin_api_support import RecordingBus, make_settings, served_routes
 from fastapi import FastAPI
-from starlette.routing import Route
 
 from admin_api.app import create_app
 from admin_api.web import AdminPageConfig
@@ -65,16 +64,14 @@ async def test_nothing_the_app_serves_loads_anything_from_another_origin(
 ) -> None:
     app = create_app(make_settings(DB, **settings), bus=RecordingBus())
     paths = [
-        route.path
-        for route in app.routes
-        if isinstance(route, Route)
-        and "GET" in (route.methods or set())
-        and "{" not in route.path
-        and not route.path.startswith("/api/")
+        path
+        for method, path in served_routes(app)
+        if method == "GET" and "{" not in path and not path.startswith("/api/")
     ]
+    assert "/admin" in paths, paths  # included routers are walked, not only the app's own routes
     assets = [f"/admin/static/{p.relative_to(STATIC_DIR)}" for p in STATIC_DIR.rglob("*")]
     checked = 0
-    async with served(app) as client:
+    async with app.router.lifespan_context(app), served(app) as client:
         for path in paths + [a for a in assets if not a.endswith("/")]:
             response = await client.get(path)
             if response.status_code != 200 or "image" in response.headers["content-type"]:

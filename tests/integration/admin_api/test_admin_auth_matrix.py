@@ -11,7 +11,14 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from admin_api_support import OTHER_TENANT, TENANT, insert, make_settings, session_row
+from admin_api_support import (
+    OTHER_TENANT,
+    TENANT,
+    insert,
+    make_settings,
+    served_routes,
+    session_row,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
@@ -168,22 +175,7 @@ page itself calls the API with the admin's token)."""
 
 def app_routes(client: httpx.AsyncClient) -> list[tuple[str, str]]:
     """(method, path template) of every route the app serves, read from the app itself."""
-    app = client._transport.app  # type: ignore[attr-defined]
-    try:  # FastAPI >= 0.165 nests included routers; this flattens them
-        from fastapi.routing import iter_route_contexts
-    except ImportError:
-        contexts: Any = app.routes
-    else:
-        contexts = iter_route_contexts(app.routes)
-    found = []
-    for context in contexts:
-        path = getattr(context, "path_format", None) or context.path
-        methods = getattr(context, "methods", None)
-        if methods is None:  # a mount: every method
-            found.append(("*", path))
-        for method in sorted((methods or set()) - {"HEAD"}):
-            found.append((method, path))
-    return found
+    return served_routes(client._transport.app)  # type: ignore[attr-defined]
 
 
 def _template(path: str) -> re.Pattern[str]:
