@@ -25,16 +25,14 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.ingest_naive import naive_projection
+from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database
 from devstack.scratch_databases import drop_database as drop_scratch_database
 from session_contracts.kafka_admin import ensure_topics
@@ -46,7 +44,6 @@ from session_registry.service_layer.rebuild import rebuild
 from session_registry.settings import RegistrySettings
 from session_registry.workload import Workload, records, sessions_for
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_REGISTRY = 50_000
 TARGET_REPLAY = 100_000
 
@@ -54,23 +51,6 @@ TARGET_REPLAY = 100_000
 def say(*parts: object) -> None:
     """Print a progress line at once (the run is long; output may go to a file)."""
     print(*parts, flush=True)
-
-
-def postgres_admin_url() -> str:
-    """An asyncpg URL of a role that may create databases."""
-    explicit = os.environ.get("SESSIONS_TEST_POSTGRES_URL")
-    if explicit:
-        return explicit
-    done = subprocess.run(
-        ["bash", str(ROOT / "deploy" / "postgres.sh"), "start"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    match = re.search(r"^SESSIONS_TEST_POSTGRES_URL=(\S+)$", done.stdout, re.MULTILINE)
-    if match is None:
-        raise RuntimeError("deploy/postgres.sh start printed no SESSIONS_TEST_POSTGRES_URL")
-    return match.group(1)
 
 
 async def fresh_database(admin_url: str, label: str) -> str:

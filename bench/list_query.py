@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -35,12 +34,12 @@ import httpx
 
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
+from devstack.deploy_scripts import postgres_admin_url, printed, run_script
 from devstack.scratch_databases import asyncpg_dsn, create_database, drop_database, sibling_url
 from session_contracts.addresses import pack_ip
 from session_registry.adapters.database import upgrade_schema
 
 TARGET_P95_MS = 50.0
-ROOT = Path(__file__).resolve().parents[1]
 TENANTS = [("tenant-0", 0.4), ("tenant-1", 0.3), ("tenant-2", 0.2), ("tenant-3", 0.1)]
 FIRST = [
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
@@ -96,18 +95,9 @@ def _rows(count: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any, 
         )  # fmt: skip
 
 
-def _postgres(action: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        ["bash", str(ROOT / "deploy" / "postgres.sh"), action],
-        capture_output=True, text=True, check=True, env=env,
-    )  # fmt: skip
-    match = re.search(r"^SESSIONS_TEST_POSTGRES_URL=(\S+)$", done.stdout, re.MULTILINE)
-    return match.group(1) if match else ""
-
-
-def admin_url() -> str:
-    """The PostgreSQL admin URL: SESSIONS_TEST_POSTGRES_URL, else `deploy/postgres.sh start`."""
-    return os.environ.get("SESSIONS_TEST_POSTGRES_URL") or _postgres("start")
+def _postgres(action: str, env: dict[str, str]) -> str:
+    """`deploy/postgres.sh <action>` on the bench's own cluster; the admin URL it printed."""
+    return printed(run_script("postgres.sh", action, env), "SESSIONS_TEST_POSTGRES_URL")
 
 
 @contextmanager
@@ -125,7 +115,7 @@ def own_postgres(port: int) -> Iterator[str]:
     try:
         yield url
     finally:
-        _postgres("stop", env)
+        run_script("postgres.sh", "stop", env)
 
 
 async def prepare(base: str, sessions: int, fresh: bool) -> str:
@@ -291,7 +281,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         base = stack.enter_context(own_postgres(args.own_postgres)) if args.own_postgres else ""
-        url = await prepare(base or admin_url(), args.sessions, args.fresh)
+        url = await prepare(base or postgres_admin_url(), args.sessions, args.fresh)
         token = issue_dev_token(AdminApiSettings(environment="development"), "bench", "tenant-0")
         with serve(url, args.port) as api:
             headers = {"Authorization": f"Bearer {token}"}

@@ -46,7 +46,7 @@ from typing import Any
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
-from bench.ingest import drop_database, fresh_database, postgres_admin_url, say
+from bench.ingest import drop_database, fresh_database, say
 from bench.revocation import _free_port, service_env
 from bench.soak_burst import BurstResult, open_sessions, run_burst
 from bench.soak_load import LoadFigures, PhaseResult, merged, run_phase
@@ -61,6 +61,7 @@ from bench.soak_stack import (
     start_producer,
     wait_ready,
 )
+from devstack.deploy_scripts import postgres_admin_url
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
 from session_registry.adapters.database import upgrade_schema

@@ -39,10 +39,10 @@ from bench.ingest import (
     delete_topics,
     drop_database,
     fresh_database,
-    postgres_admin_url,
     say,
 )
 from bench.soak_stack import past_start
+from devstack.deploy_scripts import postgres_admin_url
 from session_contracts.codec import encode
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import SessionFilter, TerminateSessions

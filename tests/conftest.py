@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from devstack.deploy_scripts import postgres_admin_url as local_postgres_admin_url
+from devstack.deploy_scripts import printed, run_script
 from devstack.scratch_databases import create_database, drop_database
 from private_services import PrivateKafka, PrivatePostgres
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _docker_engine_answers() -> bool:
@@ -37,24 +36,6 @@ def _docker_engine_answers() -> bool:
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def _script_output(script: str, key: str) -> str:
-    """Run a deploy script's `start` and pick `KEY=value` from what it prints."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "deploy" / script), "start"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy/{script} start failed:\n{done.stdout}\n{done.stderr}")
-    match = re.search(rf"^{key}=(\S+)$", done.stdout, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"deploy/{script} start printed no {key}=...:\n{done.stdout}")
-    return match.group(1)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +51,7 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    yield _script_output("kafka.sh", "KAFKA_BOOTSTRAP_SERVERS")
+    yield printed(run_script("kafka.sh", "start"), "KAFKA_BOOTSTRAP_SERVERS")
 
 
 @pytest.fixture
@@ -84,9 +65,7 @@ async def topics(kafka_bootstrap: str) -> Topics:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """An asyncpg URL of a PostgreSQL role that may create databases."""
-    return os.environ.get("SESSIONS_TEST_POSTGRES_URL") or _script_output(
-        "postgres.sh", "SESSIONS_TEST_POSTGRES_URL"
-    )
+    return local_postgres_admin_url()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
