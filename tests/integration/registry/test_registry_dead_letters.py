@@ -27,6 +27,10 @@ BAD = {
     "contract broken": (_body(ip_address="not-an-ip"), "ip_address"),
     "numeric time": (_body(occurred_at=1700000000), "session.created.occurred_at: Value error"),
     "oversized": (_body(user_agent="x" * 70_000), "exceeds the 65536 byte limit"),
+    # json.loads raised a plain ValueError and the set lookup a TypeError: both stopped the
+    # consumer instead of dead-lettering the record
+    "integer too long": (_body(event_id="N").replace(b'"N"', b"1" * 5000), "malformed JSON"),
+    "type not a string": (_body(type=["session.created"]), "unknown event type ['session"),
 }
 
 
