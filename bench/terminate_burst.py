@@ -43,12 +43,12 @@ from bench.ingest import (
 )
 from bench.soak_stack import past_start
 from devstack.deploy_scripts import postgres_admin_url
+from read_model.tables import applied_commands, sessions
 from session_contracts.codec import encode
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
-from session_registry.adapters.tables import applied_commands, sessions
 from session_registry.bootstrap import Registry
 from session_registry.runtime import tune_gc
 from session_registry.workload import Workload, records

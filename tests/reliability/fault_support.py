@@ -33,11 +33,11 @@ from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
 from polling import until  # noqa: F401  (the fault tests import it from here)
+from read_model.tables import applied_commands, outbox
 from session_contracts.codec import decode_event, encode
 from session_contracts.models import SessionEvent
 from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
-from session_registry.adapters.tables import applied_commands, outbox
 from session_registry.bootstrap import Registry
 from session_registry.service_layer.rebuild import rebuild
 

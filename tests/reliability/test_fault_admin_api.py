@@ -37,8 +37,8 @@ from fault_support import (
 from registry_helpers import created, table_rows
 
 from private_services import free_port
+from read_model.tables import termination_requests
 from session_contracts.topics import Topics
-from session_registry.adapters.tables import termination_requests
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 CHUNK, CHUNKS, CLIENTS = 4, 40, 4

@@ -29,6 +29,7 @@ from hostile_support import (
 from registry_helpers import NOW, created, read_topic
 from sqlalchemy import func, select
 
+from read_model.tables import applied_commands, sessions
 from session_contracts.codec import DecodeError, decode_command, decode_event, encode
 from session_contracts.models import (
     SessionActivity,
@@ -40,7 +41,6 @@ from session_contracts.models import (
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_PARTITION
 from session_registry.adapters.session_store import select_states
-from session_registry.adapters.tables import applied_commands, sessions
 from session_registry.domain.fold import fold
 
 pytestmark = pytest.mark.kafka

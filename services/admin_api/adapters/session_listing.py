@@ -11,14 +11,14 @@ from sqlalchemy import ColumnElement, Row, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
-from session_contracts.models import as_utc
-from session_registry.adapters.session_query import (
+from read_model.session_query import (
     LISTED,
     binary_text,
     filter_clause,
     policy_outdated,
 )
-from session_registry.adapters.tables import session_history, sessions
+from read_model.tables import session_history, sessions
+from session_contracts.models import as_utc
 
 _s = sessions.c
 

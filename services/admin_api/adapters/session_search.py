@@ -21,9 +21,9 @@ from admin_api.adapters.session_listing import (
     sort_value,
 )
 from admin_api.domain.listing import ListQuery, Position
+from read_model.session_query import binary_text, filter_clause, policy_outdated
+from read_model.tables import sessions
 from session_contracts.models import SessionFilter
-from session_registry.adapters.session_query import binary_text, filter_clause, policy_outdated
-from session_registry.adapters.tables import sessions
 
 TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
 _s = sessions.c

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.tables import session_settings
 from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType
-from session_registry.adapters.tables import session_settings
 
 _t = session_settings.c
 

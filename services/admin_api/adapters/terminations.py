@@ -9,8 +9,8 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.tables import applied_commands, termination_requests
 from session_contracts.models import TerminateSessions
-from session_registry.adapters.tables import applied_commands, termination_requests
 
 _r = termination_requests.c
 _a = applied_commands.c

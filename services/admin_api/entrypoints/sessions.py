@@ -12,13 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import StreamingResponse
 
-from admin_api.adapters import session_counts, session_listing
+from admin_api.adapters import session_listing
 from admin_api.adapters.session_search import first_page_and_total, is_search
 from admin_api.domain.listing import encode_cursor, page_scope
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
 from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
+from read_model import session_counts
 from session_contracts.models import SessionId, as_utc
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROTECTED)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 
-from admin_api.adapters import session_counts, terminations
+from admin_api.adapters import terminations
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import (
@@ -15,6 +15,7 @@ from admin_api.entrypoints.schemas import (
     TerminationRequest,
     TerminationStatus,
 )
+from read_model import session_counts
 from session_contracts.models import TerminateSessions, as_utc
 from session_registry.adapters.database import IMMEDIATE
 

@@ -9,10 +9,10 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.tables import applied_commands, revocations, termination_requests
 from session_contracts.models import SessionRevoked, TerminateSessions
 from session_registry.adapters import pg_bulk
 from session_registry.adapters.session_store import is_postgres
-from session_registry.adapters.tables import applied_commands, revocations, termination_requests
 
 
 async def already_applied(conn: AsyncConnection, command_ids: Collection[str]) -> set[str]:

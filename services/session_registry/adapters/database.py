@@ -1,7 +1,7 @@
 """Engines for the read model (SQLite or PostgreSQL) and bringing a database to the current schema.
 
-Alembic's files live inside this package (`session_registry/alembic.ini`,
-`session_registry/migrations/`), so `upgrade_schema` works from an installed wheel too.
+Alembic's files live inside the `read_model` package (`read_model/alembic.ini`,
+`read_model/migrations/`), so `upgrade_schema` works from an installed wheel too.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+import read_model
+
 log = logging.getLogger(__name__)
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(read_model.__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IMMEDIATE = "session_registry_immediate"
 """Execution option: on SQLite, open the transaction with BEGIN IMMEDIATE (a writer).

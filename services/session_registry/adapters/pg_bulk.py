@@ -17,8 +17,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.tables import outbox, revocations, session_history, sessions
 from session_contracts.models import as_utc
-from session_registry.adapters.tables import outbox, revocations, session_history, sessions
 from session_registry.domain.history import HistoryEntry
 from session_registry.domain.state import COLUMNS, SessionState
 

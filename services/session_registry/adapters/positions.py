@@ -8,8 +8,8 @@ from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.tables import consumer_positions
 from session_registry.adapters.session_store import is_postgres
-from session_registry.adapters.tables import consumer_positions
 
 TopicPartitionKey = tuple[str, int]
 _p = consumer_positions.c

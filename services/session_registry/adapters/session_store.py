@@ -10,9 +10,9 @@ from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.tables import session_history, sessions
 from session_contracts.models import as_utc
 from session_registry.adapters import pg_bulk
-from session_registry.adapters.tables import session_history, sessions
 from session_registry.domain.history import HistoryEntry
 from session_registry.domain.state import COLUMNS, OPEN, SessionState
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from read_model.tables import session_history, sessions
 from session_contracts.topics import Topics
 from session_registry.adapters.database import (
     BASE_REVISION,
@@ -21,7 +22,6 @@ from session_registry.adapters.database import (
     upgrade_schema,
 )
 from session_registry.adapters.positions import load_positions
-from session_registry.adapters.tables import session_history, sessions
 from session_registry.service_layer.rebuild_workers import replay_in_workers
 from session_registry.service_layer.replay import replay
 

@@ -17,12 +17,12 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.session_query import filter_clause
+from read_model.tables import sessions
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import already_applied, record_applied
-from session_registry.adapters.session_query import filter_clause
 from session_registry.adapters.session_store import select_states
-from session_registry.adapters.tables import sessions
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import needs_revocation, termination_event
 from session_registry.service_layer.changes import Changes

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.settings import AdminApiSettings
+from read_model.tables import sessions
 from session_contracts.addresses import pack_ip
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
-from session_registry.adapters.tables import sessions
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TENANT, OTHER_TENANT = "acme", "globex"

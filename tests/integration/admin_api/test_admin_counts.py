@@ -9,7 +9,7 @@ from admin_api_support import NOW, TENANT, insert, session_row
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from session_registry.adapters.tables import sessions
+from read_model.tables import sessions
 
 
 async def totals(client: httpx.AsyncClient, auth: dict[str, str]) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ import httpx
 from admin_api_support import NOW, TENANT, RecordingBus, insert, session_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from session_registry.adapters.tables import applied_commands, session_history
+from read_model.tables import applied_commands, session_history
 
 
 async def test_detail_has_the_lifecycle_history_and_ended_sessions_stay_readable(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from devstack.scratch_databases import create_database, drop_database
+from read_model.tables import sessions
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -20,7 +21,6 @@ from session_contracts.models import (
     TerminationReason,
 )
 from session_contracts.topics import Topics
-from session_registry.adapters.tables import sessions
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
 

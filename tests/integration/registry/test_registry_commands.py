@@ -18,9 +18,9 @@ from registry_helpers import (
     table_rows,
 )
 
+from read_model.tables import applied_commands, revocations
 from session_contracts.models import SessionFilter, SessionType, TerminateSessions
 from session_contracts.topics import Topics
-from session_registry.adapters.tables import applied_commands, revocations
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]

@@ -19,8 +19,8 @@ from registry_helpers import (
     table_rows,
 )
 
+from read_model.tables import revocations, session_history
 from session_contracts.topics import Topics
-from session_registry.adapters.tables import revocations, session_history
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
 
 pytestmark = pytest.mark.kafka

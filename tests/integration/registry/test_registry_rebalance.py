@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from registry_helpers import NOW, StartRegistry, activity, created, read_topic, table_rows
 
+from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.codec import decode_event
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import state_from_row
-from session_registry.adapters.tables import applied_commands, session_history, sessions
 from session_registry.bootstrap import Registry
 from session_registry.domain.fold import fold
 from session_registry.workload import Workload, records

@@ -22,10 +22,10 @@ from registry_helpers import (
     table_rows,
 )
 
+from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import state_from_row
-from session_registry.adapters.tables import applied_commands, session_history, sessions
 from session_registry.service_layer.rebuild import rebuild
 from session_registry.workload import Workload, records
 

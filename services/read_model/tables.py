@@ -1,6 +1,8 @@
-"""The read model's tables (SQLAlchemy Core). The registry writes them; the admin API reads them.
+"""The read model's tables (SQLAlchemy Core), whoever writes them.
 
-Alembic migrations under `session_registry/migrations` create exactly these tables.
+The registry writes sessions, history, positions, applied commands, the outbox and revocations;
+the admin API writes `session_settings` and `termination_requests` and reads everything. Alembic
+migrations under `read_model/migrations` create exactly the tables of `metadata`.
 """
 
 from __future__ import annotations
@@ -145,9 +147,24 @@ session_settings = Table(
     Column("updated_by", String(128), nullable=False),
 )
 
+# Open, created browser/mobile sessions per tenant and type, kept by PostgreSQL statement
+# triggers (revisions 0101, 0102). Derived from `sessions`, so on a metadata of its own: never
+# created by `metadata.create_all`, never copied by a read-model swap (the rebuilt database
+# counts itself). SQLite has no such table.
+counts_metadata = MetaData()
+listed_session_counts = Table(
+    "listed_session_counts",
+    counts_metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("session_type", String(16), primary_key=True),
+    Column("sessions", BigInteger, nullable=False),
+)
+
 __all__ = [
     "applied_commands",
     "consumer_positions",
+    "counts_metadata",
+    "listed_session_counts",
     "metadata",
     "outbox",
     "revocations",

@@ -11,7 +11,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from session_registry.adapters.tables import metadata
+from read_model.tables import metadata
 
 config = context.config
 

@@ -14,9 +14,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
+from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
 from session_contracts.models import DEFAULT_POLICIES, LISTED_SESSION_TYPES, SessionFilter
-from session_registry.adapters.tables import session_settings, sessions
 
 LISTED = sorted(t.value for t in LISTED_SESSION_TYPES)
 _s = sessions.c

@@ -1,4 +1,4 @@
-"""The initial read model: exactly the tables of `session_registry.adapters.tables`.
+"""The initial read model: exactly the tables of `read_model.tables`.
 
 Revision ID: 0001
 Revises:

@@ -11,23 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.session_query import LISTED, LISTED_TYPES, OPEN, filter_clause
+from read_model.tables import listed_session_counts, sessions
 from session_contracts.models import SessionFilter
-from session_registry.adapters.session_query import LISTED, LISTED_TYPES, OPEN, filter_clause
-from session_registry.adapters.tables import sessions
-
-# Derived from `sessions` by the trigger, so on a metadata of its own: never created by
-# `metadata.create_all`, never copied by a read-model swap (the rebuilt database counts itself).
-counts_metadata = MetaData()
-listed_session_counts = Table(
-    "listed_session_counts",
-    counts_metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("session_type", String(16), primary_key=True),
-    Column("sessions", BigInteger, nullable=False),
-)
 
 _s = sessions.c
 _c = listed_session_counts.c

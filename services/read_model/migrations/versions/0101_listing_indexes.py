@@ -1,6 +1,6 @@
-"""The admin API's tables and listing indexes: session settings, pg_trgm search, sort keys, counts.
+"""Session settings and the listing indexes: pg_trgm search, sort keys, trigger-kept counts.
 
-`session_registry/adapters/tables.py` declares `session_settings` beside the rest. The
+`read_model/tables.py` declares `session_settings` beside the rest. The
 indexes are PostgreSQL only and partial on `state = 'open'`; every sort key ends with the
 session id, compared by code point (`COLLATE "C"`), as `admin_api.adapters.session_listing`
 orders. SQLite lists correctly without them, only slower.
@@ -31,7 +31,7 @@ SORT_KEYS = {
     "device": "(coalesce(device, '')) COLLATE \"C\"",
 }
 TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
-# Exactly the literal conditions of `session_registry.adapters.session_query.active_clause`, so the
+# Exactly the literal conditions of `read_model.session_query.active_clause`, so the
 # planner can prove every list query implies it; other session types never enter the indexes.
 LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
 # Counting the active sessions of a tenant reads only this index (expires_at > now).
