@@ -7,6 +7,7 @@ Alembic's files live inside the `read_model` package (`read_model/alembic.ini`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -60,6 +61,26 @@ def _sqlite_hooks(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: ConnectionPoolEntry, _exc: Any) -> None:
+        _release_sqlite_locks(dbapi_connection)
+
+
+def _release_sqlite_locks(dbapi_connection: Any) -> None:
+    """Roll back a SQLite connection that SQLAlchemy is about to close without a rollback.
+
+    A task cancelled inside a statement (a registry stopping mid-batch, a request cut short)
+    gets its connection invalidated: SQLAlchemy closes it as is. If a cursor still had rows
+    pending, `sqlite3` cannot finalize that statement, so the close leaves a "zombie"
+    connection that keeps its transaction, and with it the database's write lock, until the
+    garbage collector happens to free the cursor: minutes, in a busy process. Every other
+    writer meanwhile waits out `busy_timeout` and fails with "database is locked". A ROLLBACK
+    first releases the lock at once; it is queued on the connection's thread ahead of the
+    close, so it runs even if this task is cancelled again while waiting for it.
+    """
+    with contextlib.suppress(Exception):  # already broken, or outside a greenlet (gc)
+        dbapi_connection.rollback()
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:

@@ -1,0 +1,64 @@
+"""A task cancelled inside a SQLite statement leaves the database writable at once.
+
+Without the rollback on invalidation, SQLAlchemy closed such a connection as is; the cursor's
+unfinished statement kept the closed connection alive as a "zombie" holding the write lock
+until the garbage collector freed the cursor. That is how a registry stopped mid-batch kept
+the surviving registry's next batch, and so its rebalance, waiting for minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from session_registry.adapters.database import in_transaction, make_engine
+
+# one row, computed for a while: the cancellation lands while SQLite is stepping it
+SLOW_SUM = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+    "SELECT sum(x) FROM c"
+)
+
+
+def _writable(path: Path) -> bool:
+    """Whether another connection can take the write lock within half a second."""
+    conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:  # database is locked
+        return False
+    finally:
+        conn.close()
+
+
+async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locks.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    reading = asyncio.Event()
+
+    async def slow_read(conn: AsyncConnection) -> None:
+        reading.set()
+        await conn.execute(text(SLOW_SUM))
+
+    gc.disable()  # the zombie lives until a collection frees the cursor: keep it from helping
+    try:
+        task = asyncio.create_task(in_transaction(engine, slow_read))  # BEGIN IMMEDIATE
+        await reading.wait()
+        await asyncio.sleep(0.05)
+        task.cancel()  # what Registry.stop does to a batch in flight
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(_writable, path)
+    finally:
+        gc.enable()
+        await engine.dispose()
