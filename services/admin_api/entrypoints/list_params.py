@@ -1,59 +1,77 @@
 """Query parameters of the list and export: one model, turned into a `ListQuery` in one place.
 
-Unknown parameters are refused (422 naming them), as are bad values; the errors name the field.
+The filter parameters are the contract's `SessionFilter` fields (the same types, constraints and
+validators, in the same order), described for the query string: a condition added to the
+contract is a query parameter of the list and the export at once. Unknown parameters are
+refused (422 naming them), as are bad values; the errors name the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from admin_api.domain.cursors import BadCursor
 from admin_api.domain.listing import DEFAULT_SORT, ListQuery, Sort, decode_cursor, page_scope
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
-from session_contracts.models import (
-    IpNetwork,
-    Label,
-    SearchText,
-    SessionFilter,
-    SessionType,
-    Timestamp,
-    UserId,
-)
+from session_contracts.models import SessionFilter
+
+Params = TypeVar("Params", bound=BaseModel)
+
+QUERY_DESCRIPTIONS: dict[str, str] = {
+    "q": "Substring of user name, session type or session id.",
+    "user_name": "Substring of the user name.",
+    "session_type": "Repeatable.",
+    "session_id": "Substring of the session id.",
+    "device": "Substring of the device label.",
+    "user_id": "Exactly this user id.",
+    "created_from": "created_at >= this (RFC 3339).",
+    "created_to": "created_at < this.",
+    "policy_outdated": "Only sessions created under settings that are no longer current.",
+}
+"""What the OpenAPI document says of a filter parameter; without an entry, the contract's words."""
 
 
+def with_fields_of(
+    source: type[BaseModel], descriptions: Mapping[str, str] = QUERY_DESCRIPTIONS
+) -> Callable[[type[Params]], type[Params]]:
+    """A class decorator: the model gains every field of `source` (its type, constraints,
+    validators and default, in its order), described by `descriptions` where they say so."""
+
+    def derive(model: type[Params]) -> type[Params]:
+        fields: dict[str, Any] = {
+            name: (
+                field.rebuild_annotation(),
+                Field(field.default, description=descriptions.get(name, field.description)),
+            )
+            for name, field in source.model_fields.items()
+        }
+        return create_model(
+            model.__name__,
+            __base__=model,
+            __module__=model.__module__,
+            __doc__=model.__doc__,
+            **fields,
+        )
+
+    return derive
+
+
+@with_fields_of(SessionFilter)
 class FilterParams(BaseModel):
     """The list's filter conditions; every one given must hold."""
 
     model_config = ConfigDict(extra="forbid")
 
-    q: SearchText | None = Field(
-        None, description="Substring of user name, session type or session id."
-    )
-    user_name: SearchText | None = Field(None, description="Substring of the user name.")
-    session_type: list[SessionType] | None = Field(None, max_length=8, description="Repeatable.")
-    session_id: Label | None = Field(None, description="Substring of the session id.")
-    ip_address: IpNetwork | None = None
-    device: Label | None = Field(None, description="Substring of the device label.")
-    user_id: UserId | None = Field(None, description="Exactly this user id.")
-    created_from: Timestamp | None = Field(None, description="created_at >= this (RFC 3339).")
-    created_to: Timestamp | None = Field(None, description="created_at < this.")
-    last_activity_from: Timestamp | None = None
-    last_activity_to: Timestamp | None = None
-    expires_from: Timestamp | None = None
-    expires_to: Timestamp | None = None
-    policy_outdated: bool | None = Field(
-        None, description="Only sessions created under settings that are no longer current."
-    )
-
     def to_filter(self) -> SessionFilter:
         """The contract's filter object with the conditions given."""
         return SessionFilter.model_validate(
-            self.model_dump(include=set(FilterParams.model_fields), exclude_none=True)
+            self.model_dump(include=set(SessionFilter.model_fields), exclude_none=True)
         )
 
 
