@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.session_query import LISTED, LISTED_TYPES, OPEN, filter_clause
+from read_model.active import LISTED, listed_condition, unswept_condition
+from read_model.session_query import filter_clause
 from read_model.tables import listed_session_counts, sessions
 from session_contracts.models import SessionFilter
 
@@ -51,10 +52,8 @@ async def count(conn: AsyncConnection, filter: SessionFilter, tenant_id: str, no
         .where(
             and_(
                 _s.tenant_id == tenant_id,
-                _s.state == OPEN,
-                _s.session_type.in_(LISTED_TYPES),
-                _s.created_at.is_not(None),
-                _s.expires_at <= now,
+                listed_condition(),
+                unswept_condition(now),
                 _s.session_type.in_(types),
             )
         )

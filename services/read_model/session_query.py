@@ -9,20 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
+from read_model.active import LISTED, active_condition, listed_condition
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
-from session_contracts.models import DEFAULT_POLICIES, LISTED_SESSION_TYPES, SessionFilter
+from session_contracts.models import DEFAULT_POLICIES, SessionFilter
 
-LISTED = sorted(t.value for t in LISTED_SESSION_TYPES)
 _s = sessions.c
-# Inlined, not bound: the partial listing indexes (WHERE state = 'open') must match any plan.
-OPEN: ColumnElement[str] = literal_column("'open'")
-LISTED_TYPES: list[ColumnElement[str]] = [literal_column(f"'{kind}'") for kind in LISTED]
 
 
 class binary_text(FunctionElement[str]):
@@ -84,14 +81,8 @@ def policy_outdated() -> ColumnElement[bool]:
 
 
 def active_clause(tenant_id: str, now: datetime) -> ColumnElement[bool]:
-    """The tenant's listed sessions that are active at `now`."""
-    return and_(
-        _s.tenant_id == tenant_id,
-        _s.state == OPEN,
-        _s.session_type.in_(LISTED_TYPES),
-        _s.created_at.is_not(None),
-        _s.expires_at > now,
-    )
+    """The tenant's listed sessions that are active at `now` (`read_model.active`)."""
+    return and_(_s.tenant_id == tenant_id, listed_condition(), active_condition(now))
 
 
 def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> ColumnElement[bool]:

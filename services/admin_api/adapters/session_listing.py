@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, Row, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin_api.domain.listing import ListQuery, Position, SortField, SortKey
+from read_model.active import active_condition, listed_condition
 from read_model.session_query import (
-    LISTED,
     binary_text,
     filter_clause,
     policy_outdated,
@@ -116,18 +116,22 @@ async def iterate(
 
 
 async def fetch_session(
-    conn: AsyncConnection, tenant_id: str, session_id: str
+    conn: AsyncConnection, tenant_id: str, session_id: str, now: datetime
 ) -> tuple[Row[Any], list[Row[Any]]] | None:
-    """A listed session of the tenant in any state, with its lifecycle history; None if unknown."""
+    """A listed session of the tenant in any state, with its lifecycle history; None if unknown.
+
+    The row carries `active`: whether the session is active at `now` (`read_model.active`).
+    """
     found = (
         await conn.execute(
             select(
                 sessions,
                 policy_outdated().label("policy_outdated"),
+                active_condition(now).label("active"),
             ).where(
                 _s.tenant_id == tenant_id,
                 _s.session_id == session_id,
-                _s.session_type.in_(LISTED),
+                listed_condition(),
                 _s.created_at.is_not(None),
             )
         )

@@ -153,17 +153,16 @@ async def get_session(
     admin: CurrentAdmin, db: DbSession, now: Now, session_id: Annotated[SessionId, Path()]
 ) -> SessionDetail:
     """One browser or mobile session of your tenant, in any state, with its lifecycle history."""
-    found = await session_listing.fetch_session(db, admin.tenant_id, session_id)
+    found = await session_listing.fetch_session(db, admin.tenant_id, session_id, now)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such session")
     row, history = found
     fields: Mapping[str, Any] = dict(row._mapping)
-    expires_at = as_utc(fields["expires_at"])
     return SessionDetail.model_validate(
         {
             **to_public(fields),
             "state": fields["state"],
-            "active": fields["state"] == "open" and expires_at > now,
+            "active": bool(fields["active"]),
             "current_ip": fields["current_ip"],
             "ended_at": as_utc(fields["ended_at"]) if fields["ended_at"] else None,
             "end_reason": fields["end_reason"],

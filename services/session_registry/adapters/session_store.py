@@ -6,15 +6,16 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, tuple_
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.active import unswept_condition
 from read_model.tables import session_history, sessions
 from session_contracts.models import as_utc
 from session_registry.adapters import pg_bulk
 from session_registry.domain.history import HistoryEntry
-from session_registry.domain.state import COLUMNS, OPEN, SessionState
+from session_registry.domain.state import COLUMNS, SessionState
 
 KEYS_PER_SELECT = 2000
 ROWS_PER_INSERT = 2000
@@ -113,11 +114,6 @@ async def save_history(conn: AsyncConnection, entries: Iterable[HistoryEntry]) -
         await conn.execute(statement, rows[start : start + ROWS_PER_INSERT])
 
 
-def open_past_expiry(now: datetime) -> ColumnElement[bool]:
-    """Sessions still open although `expires_at` has passed: the sweeper's work."""
-    return (sessions.c.state == OPEN) & (sessions.c.expires_at <= now)
-
-
 async def due_for_expiry(
     conn: AsyncConnection, now: datetime, limit: int
 ) -> Sequence[SessionState]:
@@ -127,7 +123,7 @@ async def due_for_expiry(
     """
     query = (
         select(sessions)
-        .where(open_past_expiry(now))
+        .where(unswept_condition(now))
         .order_by(sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
         .limit(limit)
     )

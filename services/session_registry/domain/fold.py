@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from read_model.active import EXPIRED, TERMINATED
 from session_contracts.addresses import pack_ip
 from session_contracts.models import (
     SessionActivity,
@@ -31,8 +32,6 @@ from session_contracts.models import (
 from session_registry.domain.devices import device_label
 from session_registry.domain.state import (
     END_RANK,
-    EXPIRED,
-    TERMINATED,
     SessionState,
     compute_expires_at,
 )

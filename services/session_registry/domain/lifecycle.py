@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from read_model.active import TERMINATED
 from session_contracts.models import (
     SessionExpired,
     SessionRevoked,
@@ -17,7 +18,7 @@ from session_contracts.models import (
     TerminateSessions,
     TerminationReason,
 )
-from session_registry.domain.state import TERMINATED, SessionState, expiry_reason, later
+from session_registry.domain.state import SessionState, expiry_reason, later
 
 EXPIRY_NAMESPACE = uuid.UUID("8a0f8f8e-4b0e-5a57-9b6e-5e55107e0e01")
 

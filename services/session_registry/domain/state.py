@@ -1,4 +1,7 @@
-"""A session's state in the read model, and what it implies: expiry and whether it is active."""
+"""A session's state in the read model, and what it implies: when and why it expires.
+
+Whether it is active is `read_model.active.is_active`, the definition the queries share.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from read_model.active import EXPIRED, OPEN, TERMINATED
 from session_contracts.models import ExpiryReason
-
-OPEN = "open"
-TERMINATED = "terminated"
-EXPIRED = "expired"
 
 # When a termination and an expiry (or two terminations) carry the same time, this decides.
 END_RANK = {TERMINATED: 0, EXPIRED: 1}
@@ -99,13 +99,3 @@ def expiry_reason(state: SessionState) -> ExpiryReason:
     idle_end = later(state.last_activity_at, state.idle_timeout_seconds)
     max_end = later(state.created_at, state.max_session_seconds)
     return ExpiryReason.idle if idle_end < max_end else ExpiryReason.max_length
-
-
-def is_active(state: SessionState, now: datetime) -> bool:
-    """Created, neither terminated nor expired, and not yet past `expires_at` at `now`."""
-    return (
-        state.state == OPEN
-        and state.created_at is not None
-        and state.expires_at is not None
-        and state.expires_at > now
-    )

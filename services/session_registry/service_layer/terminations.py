@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.active import OPEN, active_condition
 from read_model.session_query import filter_clause
 from read_model.tables import sessions
 from session_contracts.models import TerminateSessions
@@ -37,9 +38,7 @@ def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
         return and_(
             _s.tenant_id == command.tenant_id,
             _s.session_id.in_(sorted(set(command.session_ids))),
-            _s.state == "open",
-            _s.created_at.is_not(None),
-            _s.expires_at > at,
+            active_condition(at),
         )
     assert command.filter is not None
     return and_(filter_clause(command.filter, command.tenant_id, at), _s.created_at <= at)
@@ -66,7 +65,7 @@ async def apply_commands(
         for state in await select_states(conn, query, lock=True):
             # earlier commands of this batch may have ended it already
             state = changes.states.get(state.key, state)
-            if state.state != "open":
+            if state.state != OPEN:
                 continue
             event = termination_event(command, state)
             apply(state, event)

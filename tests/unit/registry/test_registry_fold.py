@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from read_model.active import is_active
 from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
@@ -18,7 +19,7 @@ from session_contracts.models import (
 from session_registry.domain.devices import device_label
 from session_registry.domain.fold import apply, fold
 from session_registry.domain.lifecycle import expiry_event, needs_revocation, valid_until
-from session_registry.domain.state import SessionState, expiry_reason, is_active
+from session_registry.domain.state import SessionState, expiry_reason
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 CHROME_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Chrome/124.0"
