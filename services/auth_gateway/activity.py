@@ -10,7 +10,6 @@ some under a long outage is acceptable, delaying requests is not.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 import uuid
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from session_contracts.addresses import reported_ip
 from session_contracts.codec import encode
 from session_contracts.models import SessionActivity
 
@@ -131,7 +131,7 @@ class ActivityReporter:
                 occurred_at=datetime.fromtimestamp(at, UTC),
                 tenant_id=self._tenant,
                 session_id=session_id,
-                ip_address=_ip_or_none(client_ip),
+                ip_address=reported_ip(client_ip),  # a link-local peer's zone id dropped
             )
         except ValueError:
             return None  # the middleware only notes well-formed ids; be defensive anyway
@@ -163,12 +163,3 @@ class ActivityReporter:
             await asyncio.wait_for(self._close_producer(), timeout=5)
         except TimeoutError:
             log.warning("activity producer did not close within 5 s")
-
-
-def _ip_or_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None

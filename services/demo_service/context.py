@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -13,6 +12,7 @@ from auth_gateway import SessionGateway
 from demo_service.policy import PolicySource
 from demo_service.sessions import ExternalSession, SessionBook, SignIn, Visitor
 from demo_service.settings import DemoSettings
+from session_contracts.addresses import reported_ip
 
 
 @dataclass
@@ -46,11 +46,7 @@ def client_ip(request: Request) -> str:
     """The client's address as the gateway reports it (the peer, or what a trusted proxy
     forwarded for); the unspecified address when the server gives none (unix socket)."""
     context: DemoContext = request.app.state.demo
-    host = context.gateway.client_address(request.scope) or ""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return "0.0.0.0"
+    return reported_ip(context.gateway.client_address(request.scope)) or "0.0.0.0"
 
 
 Context = Annotated[DemoContext, Depends(_context)]

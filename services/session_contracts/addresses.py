@@ -2,6 +2,11 @@
 
 The registry stores `sessions.ip_packed = pack_ip(ip_address)`; the admin API turns a CIDR
 filter into `network_bounds(network)`. Both sides use these two functions, nothing else.
+
+The text an event carries is `contract_ip(text)`: one spelling per address on every Python
+version, and never a zone id (`fe80::1%eth0`), which names an interface of the host that saw the
+address, can be any length and hold any character (NUL included), and so cannot be stored
+unchanged. Producers that read a socket's peer use `reported_ip`, which drops the zone.
 """
 
 from __future__ import annotations
@@ -12,6 +17,46 @@ IPv4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 """`::ffff:0:0/96`: an IPv4 address a.b.c.d is stored as ::ffff:a.b.c.d."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_IP_TEXT = len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+"""The longest `contract_ip` text (39); the read model's address columns hold 45."""
+
+
+def ip_text(address: Address) -> str:
+    """The contract's spelling of an address: RFC 5952 (lower case, longest zero run `::`), an
+    IPv4-mapped one as `::ffff:a.b.c.d` (RFC 5952, 5) whatever Python prints (3.13 does so,
+    3.11 printed `::ffff:102:304`)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return f"::ffff:{mapped}"
+    return str(address)
+
+
+def contract_ip(text: str) -> str:
+    """The contract's text of an IPv4 or IPv6 address; ValueError (with the reason) if it is
+    not one, or carries a zone id."""
+    if "%" in text:
+        raise ValueError(
+            "an IPv6 zone id (the part from '%') is not accepted: it names an interface of the "
+            "host that saw the address and cannot be stored unchanged; send the address alone"
+        )
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
+    return ip_text(address)
+
+
+def reported_ip(text: str | None) -> str | None:
+    """A peer's address as an event may carry it (zone id dropped), or None if it is not one."""
+    if not text:
+        return None
+    try:
+        return contract_ip(text.partition("%")[0])
+    except ValueError:
+        return None
 
 
 def pack_ip(address: str) -> bytes:

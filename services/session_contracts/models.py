@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from session_contracts.addresses import contract_ip
+
 SCHEMA_VERSION = 1
 
 TenantId = Annotated[
@@ -125,13 +127,6 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
-def _ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
-
-
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 _H = r"[0-9A-Fa-f]{1,4}"
@@ -148,6 +143,8 @@ _IPV6 = "|".join(
         *(rf"({_H}:){{{n}}}:({_H}:){{0,{5 - n}}}{_IPV4}" for n in range(1, 6)),
     ]
 )
+IP_ADDRESS_PATTERN = rf"^({_IPV4}|{_IPV6})$"
+"""An IPv4 or IPv6 address, as `IpAddress` reads it: no zone id, no leading zeros in IPv4."""
 IP_NETWORK_PATTERN = (
     rf"^({_IPV4}(/(3[0-2]|[12]?[0-9]))?|({_IPV6})(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
 )
@@ -187,7 +184,15 @@ Timestamp = Annotated[
         json_schema_extra={"pattern": RFC3339_PATTERN},
     ),
 ]
-IpAddress = Annotated[str, AfterValidator(_ip), Field(description="An IPv4 or IPv6 address.")]
+IpAddress = Annotated[
+    str,
+    AfterValidator(contract_ip),
+    Field(
+        description="An IPv4 or IPv6 address, without a zone id (fe80::1%eth0 is refused); "
+        "kept in one spelling (2001:db8::1, ::ffff:10.0.0.1).",
+        json_schema_extra={"pattern": IP_ADDRESS_PATTERN},
+    ),
+]
 
 
 class SessionType(StrEnum):

@@ -82,6 +82,9 @@ def test_events_carry_tenant_time_and_only_valid_addresses() -> None:
     assert event.tenant_id == "acme"
     assert event.session_id == "sess-1"
     assert event.occurred_at.timestamp() == 1_700_000_000.5
-    assert event.ip_address == "::ffff:a01:203"
+    assert event.ip_address == "::ffff:10.1.2.3"
     unix_socket = activity._event(("sess-1", "/run/app.sock", 1.0))
     assert unix_socket is not None and unix_socket.ip_address is None
+    # a link-local peer as the socket names it: the event carries the address, not the zone
+    link_local = activity._event(("sess-1", "fe80::1%eth0", 1.0))
+    assert link_local is not None and link_local.ip_address == "fe80::1"
