@@ -16,10 +16,10 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import registry as orm_registry
 
+from read_model.database import make_engine, upgrade_schema
 from read_model.tables import session_history, sessions
 from session_contracts.codec import decode_event
 from session_contracts.topics import Topics
-from session_registry.adapters.database import make_engine, upgrade_schema
 from session_registry.domain.fold import apply
 from session_registry.domain.history import history_entry
 from session_registry.domain.state import COLUMNS, SessionState

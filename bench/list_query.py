@@ -36,8 +36,8 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from devstack.deploy_scripts import postgres_admin_url, printed, run_script
 from devstack.scratch_databases import asyncpg_dsn, create_database, drop_database, sibling_url
+from read_model.database import upgrade_schema
 from session_contracts.addresses import pack_ip
-from session_registry.adapters.database import upgrade_schema
 
 TARGET_P95_MS = 50.0
 TENANTS = [("tenant-0", 0.4), ("tenant-1", 0.3), ("tenant-2", 0.2), ("tenant-3", 0.1)]

@@ -36,6 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from read_model.database import upgrade_schema
 from session_contracts.codec import encode
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import (
@@ -47,7 +48,6 @@ from session_contracts.models import (
 )
 from session_contracts.publisher import SessionEventPublisher, idempotent_producer
 from session_contracts.topics import Topics
-from session_registry.adapters.database import upgrade_schema
 
 TENANT = "bench"
 TARGET_P99_MS = 100.0

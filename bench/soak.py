@@ -62,9 +62,9 @@ from bench.soak_stack import (
     wait_ready,
 )
 from devstack.deploy_scripts import postgres_admin_url
+from read_model.database import upgrade_schema
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
-from session_registry.adapters.database import upgrade_schema
 from session_registry.workload import Workload, records, sessions_for
 
 ADMIN_TENANT = "tenant-0"

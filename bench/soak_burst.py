@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
 from auth_gateway import SessionGateway
+from read_model.database import make_engine
 from read_model.tables import sessions
-from session_registry.adapters.database import make_engine
 from session_registry.adapters.partitions import topic_partitions
 
 POLL_SECONDS = 0.1

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.cli import wait_http_ok
+from read_model.database import make_engine
 from session_contracts.topics import Topics
-from session_registry.adapters.database import make_engine
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions

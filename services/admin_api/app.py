@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 
 from admin_api import web
 from admin_api.adapters.bus import CommandBus, KafkaBus
-from admin_api.adapters.database import read_model_engine
 from admin_api.auth import TokenVerifier
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
@@ -18,6 +17,7 @@ from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
+from read_model.database import make_engine
 from session_contracts.logs import quiet_kafka_reconnects
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
@@ -42,7 +42,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = read_model_engine(settings.database_url)
+        engine = make_engine(settings.database_url, listing=True)
         kafka = None
         if bus is None:
             kafka = KafkaBus(settings.kafka_bootstrap_servers, settings.topics)

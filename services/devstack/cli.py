@@ -36,11 +36,11 @@ import typer
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from devstack.demo_traffic import run_demo_traffic
+from read_model.database import upgrade_schema
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
-from session_registry.adapters.database import upgrade_schema
 
 app = typer.Typer(add_completion=False, help="Session Control on this machine.")
 

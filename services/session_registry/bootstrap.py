@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from read_model.database import make_engine, upgrade_schema
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.publisher import idempotent_producer
-from session_registry.adapters.database import make_engine, upgrade_schema
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_size
 from session_registry.adapters.positions import load_positions

@@ -24,10 +24,10 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
+from read_model.database import upgrade_schema
 from session_contracts.models import SessionCreated, SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
-from session_registry.adapters.database import upgrade_schema
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
 

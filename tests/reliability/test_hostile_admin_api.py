@@ -18,8 +18,8 @@ from hostile_support import HOSTILE_STRINGS
 
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
+from read_model.database import make_engine, upgrade_schema
 from read_model.tables import metadata
-from session_registry.adapters.database import make_engine, upgrade_schema
 
 ROWS = [
     ("Alice", "plain-1", "Firefox on Linux"),

@@ -28,7 +28,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_from_url() -> None:
-    from session_registry.adapters.database import make_engine
+    from read_model.database import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
     try:

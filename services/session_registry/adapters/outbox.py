@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from read_model.database import IMMEDIATE
 from read_model.tables import outbox
 from session_registry.adapters import pg_bulk
-from session_registry.adapters.database import IMMEDIATE
 from session_registry.adapters.session_store import is_postgres
 
 log = logging.getLogger(__name__)

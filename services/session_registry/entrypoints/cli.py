@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
+from read_model.database import schema_of, upgrade_schema
 from session_contracts.logs import quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
-from session_registry.adapters.database import schema_of, upgrade_schema
 from session_registry.bootstrap import Registry
 from session_registry.runtime import tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log

@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from read_model.database import in_transaction
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import due_tombstones, forget_revocations
-from session_registry.adapters.database import in_transaction
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
 from session_registry.adapters.session_store import due_for_expiry
 from session_registry.domain.fold import apply

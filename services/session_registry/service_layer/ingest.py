@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from read_model.database import in_transaction
 from session_contracts.codec import DecodeError, decode_command, decode_event
 from session_contracts.models import SessionEvent, TerminateSessions
-from session_registry.adapters.database import in_transaction
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
 from session_registry.adapters.positions import load_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from read_model.tables import session_history, sessions
-from session_contracts.topics import Topics
-from session_registry.adapters.database import (
+from read_model.database import (
     BASE_REVISION,
     current_revision,
     make_engine,
     upgrade_schema,
 )
+from read_model.tables import session_history, sessions
+from session_contracts.topics import Topics
 from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.rebuild_workers import replay_in_workers
 from session_registry.service_layer.replay import replay

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from read_model.database import make_engine
 from session_contracts.topics import Topics
-from session_registry.adapters.database import make_engine
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.runtime import tune_gc
 from session_registry.service_layer.replay import replay

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from session_registry.adapters.database import make_engine
+from read_model.database import make_engine
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
 

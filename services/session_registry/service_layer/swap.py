@@ -19,9 +19,9 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.database import in_transaction, is_sqlite, make_engine
 from read_model.tables import consumer_positions, metadata
 from session_contracts.topics import Topics
-from session_registry.adapters.database import in_transaction, is_sqlite, make_engine
 from session_registry.adapters.positions import save_positions
 from session_registry.service_layer.rebuild import RebuildReport
 

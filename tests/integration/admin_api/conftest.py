@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
+from read_model.database import make_engine, upgrade_schema
 from read_model.tables import metadata
-from session_registry.adapters.database import make_engine, upgrade_schema
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from read_model.active import (
     open_condition,
     unswept_condition,
 )
+from read_model.database import make_engine, upgrade_schema
 from read_model.session_query import active_clause, filter_clause
 from read_model.tables import sessions
 from session_contracts.models import SessionFilter
-from session_registry.adapters.database import make_engine, upgrade_schema
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

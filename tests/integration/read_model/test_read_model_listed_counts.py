@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from session_registry.adapters.database import alembic_config, make_engine, upgrade_schema
+from read_model.database import alembic_config, make_engine, upgrade_schema
 
 LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
 ROWS = """

@@ -13,8 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from read_model.database import alembic_config, make_engine, upgrade_schema
 from read_model.tables import metadata
-from session_registry.adapters.database import alembic_config, make_engine, upgrade_schema
 
 
 def _missing_or_different(connection: Connection) -> list[Any]:

@@ -122,7 +122,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 async def table_rows(url: str, table: Any, order_by: Any) -> list[dict[str, Any]]:
     """Every row of a table in a database, ordered."""
-    from session_registry.adapters.database import make_engine
+    from read_model.database import make_engine
 
     engine = make_engine(url)
     try:

@@ -30,12 +30,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from test_registry_rebuild import read_model
 
+from read_model.database import make_engine
 from read_model.tables import applied_commands, sessions
 from session_contracts.codec import encode
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
-from session_registry.adapters.database import make_engine
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.rebuild import rebuild

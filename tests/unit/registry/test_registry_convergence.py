@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from read_model.database import in_transaction, make_engine, upgrade_schema
 from read_model.tables import session_history, sessions
 from session_contracts.models import (
     ExpiryReason,
@@ -30,7 +31,6 @@ from session_contracts.models import (
     TerminationReason,
 )
 from session_contracts.topics import Topics
-from session_registry.adapters.database import in_transaction, make_engine, upgrade_schema
 from session_registry.adapters.session_store import state_from_row
 from session_registry.domain.fold import fold
 from session_registry.domain.state import SessionState

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from session_registry.adapters.database import in_transaction, make_engine
+from read_model.database import in_transaction, make_engine
 
 # one row, computed for a while: the cancellation lands while SQLite is stepping it
 SLOW_SUM = (

@@ -1,7 +1,7 @@
 """Engines for the read model (SQLite or PostgreSQL) and bringing a database to the current schema.
 
-Alembic's files live inside the `read_model` package (`read_model/alembic.ini`,
-`read_model/migrations/`), so `upgrade_schema` works from an installed wheel too.
+Alembic's files live inside this package (`read_model/alembic.ini`, `read_model/migrations/`),
+so `upgrade_schema` works from an installed wheel too.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-import read_model
-
 log = logging.getLogger(__name__)
-PACKAGE_DIR = Path(read_model.__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IMMEDIATE = "session_registry_immediate"
 """Execution option: on SQLite, open the transaction with BEGIN IMMEDIATE (a writer).
@@ -83,8 +81,13 @@ def _release_sqlite_locks(dbapi_connection: Any) -> None:
         dbapi_connection.rollback()
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
-    """An async engine: SQLite with WAL, busy timeout and foreign keys; PostgreSQL via asyncpg."""
+def make_engine(
+    url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False
+) -> AsyncEngine:
+    """An async engine: SQLite with WAL, busy timeout and foreign keys; PostgreSQL via asyncpg.
+
+    `listing` tunes a PostgreSQL engine for the admin API's list queries (`_plan_each_query`).
+    """
     if is_sqlite(url):
         _prepare_sqlite_file(url)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
@@ -93,7 +96,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEng
     parsed = make_url(url)
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+asyncpg")
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         echo=echo,
         pool_size=pool_size,
@@ -102,6 +105,28 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEng
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "session-registry"}},
     )
+    if listing:
+        _plan_each_query(engine)
+    return engine
+
+
+STATEMENT_TIMEOUT = "15s"
+
+
+def _plan_each_query(engine: AsyncEngine) -> None:
+    """Plan every query for its own values, and bound it by `STATEMENT_TIMEOUT`.
+
+    A generic plan cannot know a search pattern or how broad a filter is, and would pick the
+    wrong index for the rest of the connection's life; planning costs well under a millisecond.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+        cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+        cursor.execute("SET application_name = 'session-admin-api'")
+        cursor.close()
 
 
 def alembic_config(url: str | None = None) -> Config:
