@@ -12,6 +12,7 @@ from admin_api.domain.policies import PolicyChange, effective
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
+from read_model.database import IMMEDIATE
 from session_contracts.models import (
     DEFAULT_POLICIES,
     SETTABLE_TYPES,
@@ -19,7 +20,6 @@ from session_contracts.models import (
     SettableType,
     as_utc,
 )
-from session_registry.adapters.database import IMMEDIATE
 
 router = APIRouter(
     prefix="/api/v1/settings/sessions", tags=["session settings"], responses=PROTECTED

@@ -16,8 +16,8 @@ from admin_api.entrypoints.schemas import (
     TerminationStatus,
 )
 from read_model import session_counts
+from read_model.database import IMMEDIATE
 from session_contracts.models import TerminateSessions, as_utc
-from session_registry.adapters.database import IMMEDIATE
 
 router = APIRouter(
     prefix="/api/v1/sessions/terminations", tags=["terminations"], responses=PROTECTED
