@@ -8,28 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-log = logging.getLogger(__name__)
+from read_model.unit_of_work import IMMEDIATE, UnitOfWork
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-IMMEDIATE = "session_registry_immediate"
-"""Execution option: on SQLite, open the transaction with BEGIN IMMEDIATE (a writer).
-
-A deferred transaction that reads and then writes fails with SQLITE_BUSY when another
-connection committed in between; an immediate one waits for the write lock up front.
-"""
 
 
 def is_sqlite(url: str) -> bool:
@@ -46,7 +38,8 @@ def _prepare_sqlite_file(url: str) -> None:
 def _sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        # take transaction control away from the driver so BEGIN is ours (see IMMEDIATE)
+        # take transaction control away from the driver so BEGIN is ours (a UnitOfWork's
+        # transaction begins IMMEDIATE: see read_model.unit_of_work)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -181,39 +174,8 @@ async def upgrade_schema(url_or_engine: str | AsyncEngine, revision: str = "head
     """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL)."""
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     try:
-        async with engine.connect() as connection:
-            connection = await connection.execution_options(**{IMMEDIATE: True})
-            await connection.run_sync(_upgrade, revision)
-            await connection.commit()
+        async with UnitOfWork(engine) as uow:
+            await uow.conn.run_sync(_upgrade, revision)
     finally:
         if isinstance(url_or_engine, str):
             await engine.dispose()
-
-
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
-T = TypeVar("T")
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
-    if code in RETRYABLE_SQLSTATES:
-        return True
-    return "database is locked" in str(exc.orig)
-
-
-async def in_transaction(
-    engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5
-) -> T:
-    """Run `work` in one writer's transaction, retried from scratch on deadlock or lock timeout."""
-    for attempt in range(1, attempts + 1):
-        try:
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(**{IMMEDIATE: True})
-                async with conn.begin():
-                    return await work(conn)
-        except DBAPIError as exc:
-            if attempt == attempts or not _retryable(exc):
-                raise
-            log.warning("transaction retried (attempt %d): %s", attempt, exc.orig)
-            await asyncio.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")

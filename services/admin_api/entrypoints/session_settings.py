@@ -12,7 +12,7 @@ from admin_api.domain.policies import PolicyChange, effective
 from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
-from read_model.database import IMMEDIATE
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import (
     DEFAULT_POLICIES,
     SETTABLE_TYPES,
@@ -60,19 +60,17 @@ async def read_settings(admin: CurrentAdmin, db: DbSession) -> SessionSettingsPu
 async def change_settings(
     admin: CurrentAdmin,
     runtime: RuntimeDep,
-    db: DbSession,
     now: Now,
     session_type: Annotated[SettableType, Path()],
     change: PolicyChange,
 ) -> SessionSettingsPublic:
     """Set the limits new sessions of this type get; existing sessions keep theirs (see
     `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
-    await db.execution_options(**{IMMEDIATE: True})
-    async with db.begin():
+    async with UnitOfWork(runtime.engine) as uow:
         await settings_store.save(
-            db, admin.tenant_id, session_type, change.policy(), now, admin.user_id
+            uow.conn, admin.tenant_id, session_type, change.policy(), now, admin.user_id
         )
-        stored = await settings_store.load(db, admin.tenant_id)
+        stored = await settings_store.load(uow.conn, admin.tenant_id)
         current = {kind: s.policy for kind, s in stored.items()}
         # committed only once Kafka acknowledged: login services and the API agree
         await runtime.bus.settings_changed(

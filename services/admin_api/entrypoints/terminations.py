@@ -16,7 +16,7 @@ from admin_api.entrypoints.schemas import (
     TerminationStatus,
 )
 from read_model import session_counts
-from read_model.database import IMMEDIATE
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions, as_utc
 
 router = APIRouter(
@@ -31,7 +31,7 @@ router = APIRouter(
     responses=error_responses(400),
 )
 async def request_termination(
-    admin: CurrentAdmin, runtime: RuntimeDep, db: DbSession, now: Now, body: TerminationRequest
+    admin: CurrentAdmin, runtime: RuntimeDep, now: Now, body: TerminationRequest
 ) -> TerminationAccepted:
     """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
     command = TerminateSessions(
@@ -44,13 +44,12 @@ async def request_termination(
         filter=body.filter,
     )
     # Recorded first, committed only once Kafka acknowledged: no request without its command.
-    await db.execution_options(**{IMMEDIATE: True})
-    async with db.begin():
+    async with UnitOfWork(runtime.engine) as uow:
         if body.filter is not None:
-            requested = await session_counts.count(db, body.filter, admin.tenant_id, now)
+            requested = await session_counts.count(uow.conn, body.filter, admin.tenant_id, now)
         else:
             requested = len(set(body.session_ids or ()))
-        await terminations.record_request(db, command, requested)
+        await terminations.record_request(uow.conn, command, requested)
         await runtime.bus.terminate(command)
     return TerminationAccepted(command_id=command.command_id, requested=requested)
 

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from read_model.database import IMMEDIATE
 from read_model.tables import outbox
+from read_model.unit_of_work import UnitOfWork
 from session_registry.adapters import pg_bulk
 from session_registry.adapters.session_store import is_postgres
 
@@ -93,25 +93,24 @@ class OutboxRelay:
                     return sent
 
     async def _relay_chunk(self) -> int:
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(**{IMMEDIATE: True})
-            async with conn.begin():
-                query = select(outbox).order_by(outbox.c.id).limit(self._chunk)
-                if is_postgres(conn):
-                    # a second registry relaying at the same time takes the other rows
-                    query = query.with_for_update(skip_locked=True)
-                rows = (await conn.execute(query)).all()
-                if not rows:
-                    return 0
-                futures = [
-                    await self._producer.send(
-                        row.topic,
-                        None if row.value is None else bytes(row.value),
-                        key=bytes(row.key),
-                    )
-                    for row in rows
-                ]
-                await asyncio.gather(*futures)
-                await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+        async with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
+            query = select(outbox).order_by(outbox.c.id).limit(self._chunk)
+            if is_postgres(conn):
+                # a second registry relaying at the same time takes the other rows
+                query = query.with_for_update(skip_locked=True)
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return 0
+            futures = [
+                await self._producer.send(
+                    row.topic,
+                    None if row.value is None else bytes(row.value),
+                    key=bytes(row.key),
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
         log.debug("relayed %d outbox records", len(rows))
         return len(rows)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from read_model.database import in_transaction
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import due_tombstones, forget_revocations
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
@@ -42,12 +42,12 @@ class Sweeper:
         """One full pass at `now`."""
         outcome = SweepOutcome()
         while True:
-            count = await in_transaction(self._engine, lambda c: self._expire(c, now))
+            count = await UnitOfWork(self._engine).run(lambda uow: self._expire(uow.conn, now))
             outcome.expired += count
             if count < self._batch_size:
                 break
         while True:
-            count = await in_transaction(self._engine, lambda c: self._tombstone(c, now))
+            count = await UnitOfWork(self._engine).run(lambda uow: self._tombstone(uow.conn, now))
             outcome.tombstoned += count
             if count < self._batch_size:
                 break

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from read_model.database import in_transaction
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_command, decode_event
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
@@ -127,7 +127,7 @@ class Ingestor:
         """Apply decoded records in one transaction (retried whole on deadlock)."""
         if not decoded:
             return IngestOutcome()
-        return await in_transaction(self._engine, lambda conn: self._apply(conn, decoded))
+        return await UnitOfWork(self._engine).run(lambda uow: self._apply(uow.conn, decoded))
 
     async def _apply(
         self, conn: AsyncConnection, decoded: dict[TopicPartitionKey, Decoded]

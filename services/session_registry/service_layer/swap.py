@@ -17,10 +17,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.database import in_transaction, is_sqlite, make_engine
+from read_model.database import is_sqlite, make_engine
 from read_model.tables import consumer_positions, metadata
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import save_positions
 from session_registry.service_layer.rebuild import RebuildReport
@@ -48,7 +48,8 @@ async def carry_over(
                 )
             ]
 
-        async def _write(tconn: AsyncConnection) -> None:
+        async def _write(uow: UnitOfWork) -> None:
+            tconn = uow.conn
             for name, rows in tables.items():
                 table = metadata.tables[name]
                 await tconn.execute(delete(table))
@@ -59,7 +60,7 @@ async def carry_over(
                 await tconn.execute(insert(consumer_positions), commands)
             await save_positions(tconn, live_consumer, report.positions)
 
-        await in_transaction(target, _write)
+        await UnitOfWork(target).run(_write)
     finally:
         await source.dispose()
         await target.dispose()

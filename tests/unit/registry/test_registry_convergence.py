@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from read_model.database import in_transaction, make_engine, upgrade_schema
+from read_model.database import make_engine, upgrade_schema
 from read_model.tables import session_history, sessions
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
@@ -119,7 +120,7 @@ async def _database_rows(
     try:
         await upgrade_schema(engine)
         for batch in batches:
-            await in_transaction(engine, lambda c, b=batch: projector.apply(c, b, [], T0))  # type: ignore[misc]
+            await UnitOfWork(engine).run(lambda u, b=batch: projector.apply(u.conn, b, [], T0))  # type: ignore[misc]
         async with engine.connect() as conn:
             rows = {
                 (r.tenant_id, r.session_id): state_from_row(r)

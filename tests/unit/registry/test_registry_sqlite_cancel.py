@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.database import in_transaction, make_engine
+from read_model.database import make_engine
+from read_model.unit_of_work import UnitOfWork
 
 # one row, computed for a while: the cancellation lands while SQLite is stepping it
 SLOW_SUM = (
@@ -46,13 +46,13 @@ async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     reading = asyncio.Event()
 
-    async def slow_read(conn: AsyncConnection) -> None:
+    async def slow_read(uow: UnitOfWork) -> None:
         reading.set()
-        await conn.execute(text(SLOW_SUM))
+        await uow.conn.execute(text(SLOW_SUM))
 
     gc.disable()  # the zombie lives until a collection frees the cursor: keep it from helping
     try:
-        task = asyncio.create_task(in_transaction(engine, slow_read))  # BEGIN IMMEDIATE
+        task = asyncio.create_task(UnitOfWork(engine).run(slow_read))  # BEGIN IMMEDIATE
         await reading.wait()
         await asyncio.sleep(0.05)
         task.cancel()  # what Registry.stop does to a batch in flight

@@ -1,0 +1,36 @@
+"""On SQLite a unit of work is a writer from its first moment: BEGIN IMMEDIATE takes the write
+lock before any statement, so a read-then-write transaction never fails half-way with
+SQLITE_BUSY because another connection committed in between."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from read_model.database import make_engine, upgrade_schema
+from read_model.unit_of_work import UnitOfWork
+
+
+def _writable(path: Path) -> bool:
+    conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:  # database is locked
+        return False
+    finally:
+        conn.close()
+
+
+async def test_a_unit_of_work_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    path = tmp_path / "uow.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_schema(url)
+    engine = make_engine(url)
+    try:
+        async with UnitOfWork(engine):
+            assert not _writable(path)
+        assert _writable(path)
+    finally:
+        await engine.dispose()
