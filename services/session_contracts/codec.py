@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from session_contracts.escaping import escape_reason
 from session_contracts.models import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -39,9 +40,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class DecodeError(ValueError):
-    """A record that breaks the contract; `reason` says why, for the dead-letter topic."""
+    """A record that breaks the contract; `reason` says why, for the dead-letter topic.
+
+    The reason may quote the record (a field name, a character): it is escaped and bounded
+    (`escape_reason`) here, so whoever logs or dead-letters it writes nothing raw.
+    """
 
     def __init__(self, reason: str) -> None:
+        reason = escape_reason(reason)
         super().__init__(reason)
         self.reason = reason
 

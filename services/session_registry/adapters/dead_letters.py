@@ -3,7 +3,8 @@
 A dead letter keeps the original key, value and headers, and adds headers naming why and where
 it came from (the style of Kafka Connect's error headers):
 
-- `dlq.reason`: the decoder's message, e.g. "unknown event type 'session.renamed'"
+- `dlq.reason`: the decoder's message, e.g. "unknown event type 'session.renamed'", with
+  control and bidirectional characters escaped and at most 1024 characters (`escape_reason`)
 - `dlq.source.topic`, `dlq.source.partition`, `dlq.source.offset`: the original position
 - `dlq.consumer`: the consumer (group) that refused it
 """
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
+
+from session_contracts.escaping import escape_reason
 
 REASON = "dlq.reason"
 SOURCE_TOPIC = "dlq.source.topic"
@@ -40,7 +43,7 @@ class DeadLetter:
         """The original headers followed by the dead-letter headers."""
         return [
             *self.headers,
-            (REASON, self.reason.encode()),
+            (REASON, escape_reason(self.reason).encode()),
             (SOURCE_TOPIC, self.topic.encode()),
             (SOURCE_PARTITION, str(self.partition).encode()),
             (SOURCE_OFFSET, str(self.offset).encode()),

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from session_contracts.escaping import escape_reason
 from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.ingest import (
     Decoded,
@@ -146,7 +147,10 @@ class ConsumerLoop:
         try:
             outcome = await task
         except RETRYABLE as exc:
-            log.warning("batch failed, retrying from the stored positions: %s", exc)
+            # a database error can quote the batch's data: escaped and bounded like every reason
+            log.warning(
+                "batch failed, retrying from the stored positions: %s", escape_reason(str(exc))
+            )
             await self._reseek_when_readable()
             return False
         await self._commit(outcome)
@@ -168,7 +172,11 @@ class ConsumerLoop:
                 return
             except (OSError, DBAPIError) as exc:
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
-                log.warning("stored positions unreadable, retrying in %.1f s: %s", delay, exc)
+                log.warning(
+                    "stored positions unreadable, retrying in %.1f s: %s",
+                    delay,
+                    escape_reason(str(exc)),
+                )
 
     async def _commit(self, outcome: IngestOutcome) -> None:
         # best effort: the stored position is the truth, this only keeps lag tools honest

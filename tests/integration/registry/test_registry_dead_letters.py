@@ -83,3 +83,38 @@ async def test_a_bad_command_is_dead_lettered_too(
     found = dict(letter.headers)
     assert found["dlq.source.topic"].decode() == topics.commands
     assert "sessions.terminate breaks the contract" in found["dlq.reason"].decode()
+
+
+UNSAFE_CHARACTERS = "\x00\n\r\x1b\x7f\x85\u2028\u2029\u200f\u202e\u2066"
+
+
+async def test_a_dead_letters_reason_holds_only_escaped_text(
+    start_registry: StartRegistry,
+    send: Callable[..., Awaitable[None]],
+    topics: Topics,
+    kafka_bootstrap: str,
+) -> None:
+    registry = await start_registry()
+    hostile = "x\nERROR forged\u2028line\u202eevil\x1b[2J\x85\u2066\u200f"
+    values = [
+        _body(event_id="\u202e\n0000"),  # pydantic quotes the UUID's bad character raw
+        _body(event_id="\nERROR forged line"),
+        _body(**{hostile: 1}),  # a field name is quoted raw as the error's location
+        _body(**{"\u202e" * 10_000: 1}),  # and may be 60 KB long
+    ]
+    for value in values:
+        await send((b"same-key", value), topic=topics.events)
+    await send((b"same-key", encode(created("after-hostile"))), topic=topics.events)
+    await registry.wait_until_idle(30)
+
+    assert set(await session_rows(registry)) == {"after-hostile"}
+    letters = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert [letter.value for letter in letters] == values  # the record itself is kept as sent
+    reasons = [dict(letter.headers)["dlq.reason"].decode() for letter in letters]
+    for reason in reasons:
+        assert not any(c in reason for c in UNSAFE_CHARACTERS), reason
+        assert len(reason) <= 1024
+    assert "found `\\u202e` at 0" in reasons[0]
+    assert "found `\\n` at 0" in reasons[1]
+    assert "x\\nERROR forged\\u2028line\\u202eevil\\u001b[2J\\u0085\\u2066\\u200f" in reasons[2]
+    assert "characters cut]... " in reasons[3]

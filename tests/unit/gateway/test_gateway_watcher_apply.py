@@ -85,6 +85,20 @@ def test_broken_records_are_counted_logged_and_skipped(
     assert why in caplog.text
 
 
+def test_a_rejected_records_log_line_holds_only_escaped_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hostile = "x\nERROR forged\u2028line\u202eevil\x1b[2J\x85\u2066"
+    payload = json.loads(record())
+    payload[hostile] = 1  # a field name: the reason quotes it
+    w = watcher()
+    w.apply("s1\n\u202e".encode(), json.dumps(payload).encode())
+    assert w.records_rejected == 1
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "x\\nERROR forged\\u2028line\\u202eevil\\u001b[2J\\u0085\\u2066" in line
+    assert not any(c in line for c in "\n\r\x1b\x85\u2028\u202e\u2066"), line
+
+
 def test_staleness_counts_from_start_until_the_broker_first_answers() -> None:
     clock = [1000.0]
     w = RevocationWatcher("unused:1", "t", "acme", RevocationTable(), monotonic=lambda: clock[0])
