@@ -2,12 +2,12 @@
 
 Only the first `MAX_PARSED_USER_AGENT` characters are parsed. ua-parser tries about a thousand
 regular expressions, each scanning the text, so its cost grows with the length: a made-up 1 KiB
-User-Agent that matches none of them took 8-17 ms, against about 1 ms for a real one, and the
-cache does not help when every such string differs. Real User-Agents fit the bound (the longest
-in common use, in-app browsers of Facebook, Instagram and WeChat, are 250-300 characters) and
-say what the label needs near the start: the platform in the first parentheses, the browser
-token after it. So a hostile User-Agent costs what a real one of 320 characters costs, and the
-label depends on the prefix alone (`python -m bench.devices` measures both).
+User-Agent that matches none of them took 7-34 ms, about 8x a real one, and no cache helps when
+every such string differs. Real User-Agents fit the bound (the longest in common use, in-app
+browsers of Facebook, Instagram and WeChat, are 250-300 characters) and say what the label needs
+near the start: the platform in the first parentheses, the browser token after it. So the label
+depends on the prefix alone, and a hostile User-Agent costs at most what 320 characters cost,
+about 3x a typical real one (`python -m bench.devices` measures both in one run).
 """
 
 from __future__ import annotations
