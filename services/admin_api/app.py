@@ -17,7 +17,7 @@ from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
-from read_model.database import make_engine
+from read_model.database import open_store
 from session_contracts.logs import quiet_kafka_reconnects
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
@@ -42,14 +42,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, listing=True)
+        store = open_store(settings.database_url, listing=True)
         kafka = None
         if bus is None:
             kafka = KafkaBus(settings.kafka_bootstrap_servers, settings.topics)
             kafka.start()
         app.state.runtime = Runtime(
             settings=settings,
-            engine=engine,
+            store=store,
             bus=bus or kafka,  # type: ignore[arg-type]
             verifier=TokenVerifier(settings),
             clock=clock,
@@ -60,7 +60,7 @@ def create_app(
         finally:
             if kafka is not None:
                 await kafka.stop()
-            await engine.dispose()
+            await store.dispose()
 
     registry = CollectorRegistry()
     development = settings.environment == "development"

@@ -15,6 +15,7 @@ from admin_api.adapters.bus import CommandBus
 from admin_api.auth import TokenVerifier
 from admin_api.domain.cursors import CursorCodec
 from admin_api.settings import MIN_SECRET_LENGTH, AdminApiSettings
+from read_model.store import Store
 
 Clock = Callable[[], datetime]
 
@@ -26,10 +27,10 @@ def system_clock() -> datetime:
 
 @dataclass
 class Runtime:
-    """The engine, the Kafka bus, the token verifier, the clock and the metrics registry."""
+    """The read model's store, the Kafka bus, the token verifier, the clock and the metrics."""
 
     settings: AdminApiSettings
-    engine: AsyncEngine
+    store: Store
     bus: CommandBus
     verifier: TokenVerifier
     clock: Clock
@@ -39,6 +40,11 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.cursors = CursorCodec(cursor_key(self.settings))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The store's engine, for reads."""
+        return self.store.engine
 
 
 DEV_CURSOR_SECRET = "session-control-development-cursor-key-not-for-production"

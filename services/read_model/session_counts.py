@@ -1,10 +1,11 @@
-"""How many sessions match a filter, fast where it matters most: the whole list and per type.
+"""How many sessions match a filter: row by row, or from the kept counts where they answer.
 
 On PostgreSQL statement triggers (revisions 0101, 0102) keep `listed_session_counts`: the open,
 created browser/mobile sessions per tenant and type. A filter of session types only (the
 unfiltered list included) is then that sum minus the few sessions already past `expires_at`
-that the registry's sweeper has not closed yet: exact, without reading a row per session.
-Every other filter is counted row by row through `filter_clause`.
+that the registry's sweeper has not closed yet (`count_kept`): exact, without reading a row
+per session. Every other filter, and every filter on SQLite, is counted row by row through
+`filter_clause` (`count_rows`). Which one a backend uses is its store's choice.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _s = sessions.c
 _c = listed_session_counts.c
 
 
-def _types_only(filter: SessionFilter) -> list[str] | None:
+def types_only(filter: SessionFilter) -> list[str] | None:
     """The session types a filter asks for, when it asks for nothing else."""
     given = filter.model_dump(exclude_none=True)
     given.pop("session_type", None)
@@ -33,14 +34,19 @@ def _types_only(filter: SessionFilter) -> list[str] | None:
     return sorted(wanted & set(LISTED))
 
 
-async def count(conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime) -> int:
-    """How many of the tenant's sessions active at `now` match `filter`."""
-    types = _types_only(filter) if conn.dialect.name == "postgresql" else None
-    if types is None:
-        statement = (
-            select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
-        )
-        return int((await conn.execute(statement)).scalar_one())
+async def count_rows(
+    conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
+) -> int:
+    """How many of the tenant's sessions active at `now` match `filter`, row by row."""
+    statement = (
+        select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
+    )
+    return int((await conn.execute(statement)).scalar_one())
+
+
+async def count_kept(conn: AsyncConnection, types: list[str], tenant_id: str, now: datetime) -> int:
+    """How many of the tenant's sessions of these listed types are active at `now`, from
+    `listed_session_counts` (PostgreSQL)."""
     if not types:
         return 0
     open_ = select(func.coalesce(func.sum(_c.sessions), 0)).where(

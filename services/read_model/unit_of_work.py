@@ -1,14 +1,15 @@
 """The one way to write the read model: a unit of work owning one writer's transaction.
 
-`async with UnitOfWork(engine) as uow:` opens a connection, begins a transaction and commits it
-when the block ends, or rolls it back when the block raises; the block works through `uow.conn`.
-`await UnitOfWork(engine).run(work)` runs `work(uow)` in one and, when the database answers
-with a deadlock, a serialization failure (SQLSTATE 40P01, 40001) or SQLite's "database is
-locked", rolls it back and runs it again from scratch, up to `attempts` times in all.
+`async with UnitOfWork(store) as uow:` opens a connection, begins a transaction and commits it
+when the block ends, or rolls it back when the block raises; the block works through `uow.conn`
+and reaches what differs by backend through `uow.store`. `await UnitOfWork(store).run(work)`
+runs `work(uow)` in one and, when the database answers with a deadlock, a serialization failure
+(SQLSTATE 40P01, 40001) or SQLite's "database is locked", rolls it back and runs it again from
+scratch, up to `attempts` times in all.
 
-On SQLite the transaction begins with BEGIN IMMEDIATE (the engine's begin hook reads the
-`IMMEDIATE` option set here): a deferred transaction that reads and then writes fails with
-SQLITE_BUSY when another connection committed in between; an immediate one waits for the
+On SQLite the transaction begins with BEGIN IMMEDIATE (the `SqliteStore` engine's begin hook
+reads the `IMMEDIATE` option set here): a deferred transaction that reads and then writes fails
+with SQLITE_BUSY when another connection committed in between; an immediate one waits for the
 write lock up front. PostgreSQL ignores the option.
 """
 
@@ -22,7 +23,9 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from read_model.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,8 +46,8 @@ def retryable(exc: DBAPIError) -> bool:
 class UnitOfWork:
     """One writer's transaction on the read model: commit on success, roll back on error."""
 
-    def __init__(self, engine: AsyncEngine, *, attempts: int = 5) -> None:
-        self.engine = engine
+    def __init__(self, store: Store, *, attempts: int = 5) -> None:
+        self.store = store
         self._attempts = attempts
         self._stack: contextlib.AsyncExitStack | None = None
         self._conn: AsyncConnection | None = None
@@ -60,7 +63,7 @@ class UnitOfWork:
         if self._stack is not None:
             raise RuntimeError("the unit of work is open already")
         async with contextlib.AsyncExitStack() as stack:
-            conn = await stack.enter_async_context(self.engine.connect())
+            conn = await stack.enter_async_context(self.store.engine.connect())
             conn = await conn.execution_options(**{IMMEDIATE: True})
             await stack.enter_async_context(conn.begin())
             self._stack = stack.pop_all()

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from read_model.database import make_engine, upgrade_schema
+from read_model.database import open_store, upgrade_schema
+from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.publisher import idempotent_producer
 from session_registry.adapters.dead_letters import KafkaDeadLetters
@@ -38,14 +38,15 @@ def utc_now() -> datetime:
 class Registry:
     """The session registry: consumer loop, outbox relay and expiry sweeper over one database."""
 
-    def __init__(self, settings: RegistrySettings, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(self, settings: RegistrySettings, store: Store, clock: Clock) -> None:
         self.settings = settings
-        self.engine = engine
+        self.store = store
+        self.engine = store.engine
         self.clock = clock
         self.topics = settings.topics
         self.producer = idempotent_producer(settings.kafka_bootstrap_servers, linger_ms=5)
-        self.relay = OutboxRelay(engine, self.producer, chunk=settings.outbox_chunk)
-        self.sweeper = Sweeper(engine, self.topics, batch_size=settings.sweep_batch_size)
+        self.relay = OutboxRelay(store, self.producer, chunk=settings.outbox_chunk)
+        self.sweeper = Sweeper(store, self.topics, batch_size=settings.sweep_batch_size)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.consumer_group,
@@ -57,7 +58,7 @@ class Registry:
             fetch_max_bytes=max(64 * 1024 * 1024, settings.max_partition_fetch_bytes),
         )
         ingestor = Ingestor(
-            engine,
+            store,
             Projector(self.topics),
             settings.consumer_group,
             KafkaDeadLetters(self.producer, self.topics.dead_letters, settings.consumer_group),
@@ -66,7 +67,7 @@ class Registry:
         self.loop = ConsumerLoop(
             consumer,
             [self.topics.events, self.topics.commands],
-            engine,
+            store.engine,
             ingestor,
             settings.consumer_group,
             max_records=settings.batch_max_records,
@@ -80,13 +81,13 @@ class Registry:
     def from_settings(cls, settings: RegistrySettings, *, clock: Clock = utc_now) -> Registry:
         """A registry for these settings (nothing is started yet)."""
         return cls(
-            settings, make_engine(settings.database_url, pool_size=settings.db_pool_size), clock
+            settings, open_store(settings.database_url, pool_size=settings.db_pool_size), clock
         )
 
     async def start(self) -> None:
         """Migrate, create topics, relay leftovers, then start consuming and sweeping."""
         if self.settings.migrate_on_start:
-            await upgrade_schema(self.engine)
+            await upgrade_schema(self.store)
         if self.settings.create_topics:
             await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics)
         await self.producer.start()
@@ -116,7 +117,7 @@ class Registry:
             await self.loop.consumer.stop()
             await self.producer.stop()
             self._started = False
-        await self.engine.dispose()
+        await self.store.dispose()
 
     async def run_forever(self) -> None:
         """Start, run until SIGINT/SIGTERM or a task fails, then stop."""

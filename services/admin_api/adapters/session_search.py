@@ -1,9 +1,10 @@
-"""The first page of a text search and its total in one pass over the matches (PostgreSQL).
+"""The first page of a text search and its total in one pass over the matches.
 
 A search (`q`, `user_name`, `session_id`, `device`) must visit every matching row to count it
-anyway: the trigram indexes find the candidates and each is rechecked on the table. Taking the
-page's top rows from that same pass costs a sort of the matches, where walking the sort order
-in parallel would visit a second set of rows — often more of them for a rarer term.
+anyway: on PostgreSQL the trigram indexes find the candidates and each is rechecked on the
+table (`Store.search`); SQLite reads the tenant's rows. Taking the page's top rows from that
+same pass costs a sort of the matches, where walking the sort order in parallel would visit a
+second set of rows — often more of them for a rarer term.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters.session_listing import (
@@ -22,6 +23,7 @@ from admin_api.adapters.session_listing import (
 )
 from admin_api.domain.listing import ListQuery, Position
 from read_model.session_query import binary_text, filter_clause, policy_outdated
+from read_model.store import Store
 from read_model.tables import sessions
 from session_contracts.models import SessionFilter
 
@@ -35,7 +37,7 @@ def is_search(filter: SessionFilter) -> bool:
 
 
 async def first_page_and_total(
-    conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
+    store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
 ) -> tuple[Page, int]:
     """The first page of a search and how many sessions match, from one pass over the matches."""
     key = SORT_KEYS[query.field]
@@ -64,9 +66,7 @@ async def first_page_and_total(
         )
         .order_by(direction(matches.c.sort_key), direction(binary_text(matches.c.session_id)))
     )
-    async with conn.begin():
-        # read the matches through the search indexes, never by walking a sort index
-        await conn.execute(text("SET LOCAL enable_indexscan = off"))
+    async with store.search(conn):
         rows: list[dict[str, Any]] = [dict(r._mapping) for r in await conn.execute(statement)]
     total = int(rows[0]["total"]) if rows else 0
     more = len(rows) > query.limit

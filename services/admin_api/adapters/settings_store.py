@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.tables import session_settings
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType
 
 _t = session_settings.c
@@ -41,22 +41,23 @@ async def load(conn: AsyncConnection, tenant_id: str) -> dict[SettableType, Stor
 
 
 async def save(
-    conn: AsyncConnection,
+    uow: UnitOfWork,
     tenant_id: str,
     kind: SettableType,
     policy: SessionPolicy,
     at: datetime,
     by: str,
 ) -> None:
-    """Replace the tenant's setting for one session type (in the caller's transaction)."""
+    """Replace the tenant's setting for one session type (in the caller's unit of work)."""
     values = {
         "max_session_seconds": policy.max_session_seconds,
         "idle_timeout_seconds": policy.idle_timeout_seconds,
         "updated_at": at,
         "updated_by": by,
     }
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(session_settings).values(tenant_id=tenant_id, session_type=kind, **values)
-    await conn.execute(
+    statement = uow.store.insert(session_settings).values(
+        tenant_id=tenant_id, session_type=kind, **values
+    )
+    await uow.conn.execute(
         statement.on_conflict_do_update(index_elements=[_t.tenant_id, _t.session_type], set_=values)
     )

@@ -66,9 +66,9 @@ async def change_settings(
 ) -> SessionSettingsPublic:
     """Set the limits new sessions of this type get; existing sessions keep theirs (see
     `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
-    async with UnitOfWork(runtime.engine) as uow:
+    async with UnitOfWork(runtime.store) as uow:
         await settings_store.save(
-            uow.conn, admin.tenant_id, session_type, change.policy(), now, admin.user_id
+            uow, admin.tenant_id, session_type, change.policy(), now, admin.user_id
         )
         stored = await settings_store.load(uow.conn, admin.tenant_id)
         current = {kind: s.policy for kind, s in stored.items()}

@@ -19,7 +19,6 @@ from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, Run
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
 from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
-from read_model import session_counts
 from session_contracts.models import SessionId, as_utc
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROTECTED)
@@ -70,21 +69,21 @@ async def list_sessions(
 
     `total` counts every match of the filter; later pages carry the first page's count.
     """
-    engine = runtime.engine
+    store = runtime.store
 
     async def page() -> session_listing.Page:
-        async with engine.connect() as conn:
+        async with store.engine.connect() as conn:
             return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
 
     async def total() -> int:
         if query.after is not None and query.after.total is not None:
             return query.after.total
-        async with engine.connect() as conn:
-            return await session_counts.count(conn, query.filter, admin.tenant_id, now)
+        async with store.engine.connect() as conn:
+            return await store.count_active(conn, query.filter, admin.tenant_id, now)
 
-    if query.after is None and engine.dialect.name == "postgresql" and is_search(query.filter):
-        async with engine.connect() as conn:
-            found, matches = await first_page_and_total(conn, query, admin.tenant_id, now)
+    if query.after is None and is_search(query.filter):
+        async with store.engine.connect() as conn:
+            found, matches = await first_page_and_total(store, conn, query, admin.tenant_id, now)
     else:
         # two connections: the page and the count run side by side
         found, matches = await asyncio.gather(page(), total())

@@ -15,7 +15,6 @@ from admin_api.entrypoints.schemas import (
     TerminationRequest,
     TerminationStatus,
 )
-from read_model import session_counts
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions, as_utc
 
@@ -44,9 +43,11 @@ async def request_termination(
         filter=body.filter,
     )
     # Recorded first, committed only once Kafka acknowledged: no request without its command.
-    async with UnitOfWork(runtime.engine) as uow:
+    async with UnitOfWork(runtime.store) as uow:
         if body.filter is not None:
-            requested = await session_counts.count(uow.conn, body.filter, admin.tenant_id, now)
+            requested = await runtime.store.count_active(
+                uow.conn, body.filter, admin.tenant_id, now
+            )
         else:
             requested = len(set(body.session_ids or ()))
         await terminations.record_request(uow.conn, command, requested)

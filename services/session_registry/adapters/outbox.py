@@ -13,13 +13,12 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.store import Store
 from read_model.tables import outbox
 from read_model.unit_of_work import UnitOfWork
-from session_registry.adapters import pg_bulk
-from session_registry.adapters.session_store import is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +31,12 @@ class OutboxRecord:
     key: bytes
     value: bytes | None
 
-    def as_row(self) -> dict[str, object]:
-        """The record as an `outbox` row."""
-        return {"topic": self.topic, "key": self.key, "value": self.value}
 
-
-async def add_to_outbox(conn: AsyncConnection, records: Iterable[OutboxRecord]) -> int:
-    """Queue records for publishing, in the caller's transaction; return how many."""
-    listed = list(records)
-    if not listed:
-        return 0
-    if is_postgres(conn):
-        await pg_bulk.add_to_outbox(conn, [(r.topic, r.key, r.value) for r in listed])
-    else:
-        await conn.execute(insert(outbox), [record.as_row() for record in listed])
-    return len(listed)
+async def add_to_outbox(uow: UnitOfWork, records: Iterable[OutboxRecord]) -> int:
+    """Queue records for publishing, in the caller's unit of work; return how many."""
+    rows = [(r.topic, r.key, r.value) for r in records]
+    await uow.store.add_to_outbox(uow.conn, rows)
+    return len(rows)
 
 
 async def outbox_size(conn: AsyncConnection) -> int:
@@ -57,8 +47,8 @@ async def outbox_size(conn: AsyncConnection) -> int:
 class OutboxRelay:
     """Publishes outbox rows in id order with an idempotent producer, then deletes them."""
 
-    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, chunk: int = 2000) -> None:
-        self._engine = engine
+    def __init__(self, store: Store, producer: AIOKafkaProducer, chunk: int = 2000) -> None:
+        self._store = store
         self._producer = producer
         self._chunk = chunk
         self._lock = asyncio.Lock()
@@ -93,13 +83,11 @@ class OutboxRelay:
                     return sent
 
     async def _relay_chunk(self) -> int:
-        async with UnitOfWork(self._engine) as uow:
+        async with UnitOfWork(self._store) as uow:
             conn = uow.conn
             query = select(outbox).order_by(outbox.c.id).limit(self._chunk)
-            if is_postgres(conn):
-                # a second registry relaying at the same time takes the other rows
-                query = query.with_for_update(skip_locked=True)
-            rows = (await conn.execute(query)).all()
+            # a second registry relaying at the same time takes the other rows
+            rows = (await conn.execute(uow.store.for_update(query, skip_locked=True))).all()
             if not rows:
                 return 0
             futures = [

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import encode
 from session_contracts.models import SessionEvent, SessionRevoked
 from session_contracts.topics import Topics
@@ -46,11 +45,11 @@ class Changes:
             OutboxRecord(topics.revocations, state.session_id.encode(), encode(record))
         )
 
-    async def flush(self, conn: AsyncConnection, publish: bool) -> int:
+    async def flush(self, uow: UnitOfWork, publish: bool) -> int:
         """Write everything collected; return how many outbox records were queued."""
-        await save_sessions(conn, self.states.values())
-        await save_history(conn, self.history.values())
+        await save_sessions(uow, self.states.values())
+        await save_history(uow, self.history.values())
         if not publish:
             return 0
-        await remember_revocations(conn, self.revoked)
-        return await add_to_outbox(conn, self.outbox)
+        await remember_revocations(uow, self.revoked)
+        return await add_to_outbox(uow, self.outbox)

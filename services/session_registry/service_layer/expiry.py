@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
+from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import due_tombstones, forget_revocations
@@ -33,8 +32,8 @@ class SweepOutcome:
 class Sweeper:
     """Expires sessions and tombstones revocations, `batch_size` rows per transaction."""
 
-    def __init__(self, engine: AsyncEngine, topics: Topics, batch_size: int = 1000) -> None:
-        self._engine = engine
+    def __init__(self, store: Store, topics: Topics, batch_size: int = 1000) -> None:
+        self._store = store
         self._topics = topics
         self._batch_size = batch_size
 
@@ -42,34 +41,34 @@ class Sweeper:
         """One full pass at `now`."""
         outcome = SweepOutcome()
         while True:
-            count = await UnitOfWork(self._engine).run(lambda uow: self._expire(uow.conn, now))
+            count = await UnitOfWork(self._store).run(lambda uow: self._expire(uow, now))
             outcome.expired += count
             if count < self._batch_size:
                 break
         while True:
-            count = await UnitOfWork(self._engine).run(lambda uow: self._tombstone(uow.conn, now))
+            count = await UnitOfWork(self._store).run(lambda uow: self._tombstone(uow, now))
             outcome.tombstoned += count
             if count < self._batch_size:
                 break
         return outcome
 
-    async def _expire(self, conn: AsyncConnection, now: datetime) -> int:
+    async def _expire(self, uow: UnitOfWork, now: datetime) -> int:
         changes = Changes()
-        due = await due_for_expiry(conn, now, self._batch_size)
+        due = await due_for_expiry(uow, now, self._batch_size)
         for state in due:
             event = expiry_event(state)
             apply(state, event)
             changes.states[state.key] = state
             changes.record(event)
             changes.publish_event(self._topics, event)
-        await changes.flush(conn, publish=True)
+        await changes.flush(uow, publish=True)
         return len(due)
 
-    async def _tombstone(self, conn: AsyncConnection, now: datetime) -> int:
-        due = await due_tombstones(conn, now, self._batch_size)
+    async def _tombstone(self, uow: UnitOfWork, now: datetime) -> int:
+        due = await due_tombstones(uow, now, self._batch_size)
         await add_to_outbox(
-            conn,
+            uow,
             (OutboxRecord(self._topics.revocations, sid.encode(), None) for _, sid in due),
         )
-        await forget_revocations(conn, due)
+        await forget_revocations(uow.conn, due)
         return len(due)

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
+from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_command, decode_event
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
-from session_registry.adapters.positions import load_positions, save_positions
+from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector
 
 TopicPartitionKey = tuple[str, int]
@@ -70,13 +69,13 @@ class Ingestor:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        store: Store,
         projector: Projector,
         consumer: str,
         dead_letters: DeadLetterSink,
         clock: Callable[[], datetime],
     ) -> None:
-        self._engine = engine
+        self._store = store
         self._projector = projector
         self._consumer = consumer
         self._dead_letters = dead_letters
@@ -127,12 +126,12 @@ class Ingestor:
         """Apply decoded records in one transaction (retried whole on deadlock)."""
         if not decoded:
             return IngestOutcome()
-        return await UnitOfWork(self._engine).run(lambda uow: self._apply(uow.conn, decoded))
+        return await UnitOfWork(self._store).run(lambda uow: self._apply(uow, decoded))
 
     async def _apply(
-        self, conn: AsyncConnection, decoded: dict[TopicPartitionKey, Decoded]
+        self, uow: UnitOfWork, decoded: dict[TopicPartitionKey, Decoded]
     ) -> IngestOutcome:
-        stored = await load_positions(conn, self._consumer, {t for t, _ in decoded}, lock=True)
+        stored = await lock_positions(uow, self._consumer, {t for t, _ in decoded})
         events: list[SessionEvent] = []
         commands: list[TerminateSessions] = []
         letters: list[DeadLetter] = []
@@ -153,8 +152,8 @@ class Ingestor:
         if letters:
             # durable on the DLQ before the position moves past them
             await self._dead_letters.send(letters)
-        outcome = await self._projector.apply(conn, events, commands, self._clock())
-        await save_positions(conn, self._consumer, positions)
+        outcome = await self._projector.apply(uow, events, commands, self._clock())
+        await save_positions(uow, self._consumer, positions)
         return IngestOutcome(
             **vars(outcome), dead_letters=len(letters), skipped=skipped, positions=positions
         )

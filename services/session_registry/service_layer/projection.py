@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import load_sessions
@@ -46,32 +45,32 @@ class Projector:
 
     async def apply(
         self,
-        conn: AsyncConnection,
+        uow: UnitOfWork,
         events: Sequence[SessionEvent],
         commands: Sequence[TerminateSessions],
         now: datetime,
     ) -> Outcome:
-        """Apply events then commands, in the caller's transaction."""
+        """Apply events then commands, in the caller's unit of work."""
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
-            await self._fold(conn, events, now, changes)
+            await self._fold(uow, events, now, changes)
         outcome.sessions = len(changes.states)
         # written before the commands are resolved, so they see this batch's events
-        outcome.published = await changes.flush(conn, self.publish)
+        outcome.published = await changes.flush(uow, self.publish)
         if commands and self.publish:
             terminations = Changes()
             outcome.commands, outcome.terminated = await apply_commands(
-                conn, commands, now, self.topics, terminations
+                uow, commands, now, self.topics, terminations
             )
-            outcome.published += await terminations.flush(conn, self.publish)
+            outcome.published += await terminations.flush(uow, self.publish)
         return outcome
 
     async def _fold(
-        self, conn: AsyncConnection, events: Sequence[SessionEvent], now: datetime, changes: Changes
+        self, uow: UnitOfWork, events: Sequence[SessionEvent], now: datetime, changes: Changes
     ) -> None:
         keys = {(event.tenant_id, event.session_id) for event in events}
-        states = await load_sessions(conn, keys, lock=True)
+        states = await load_sessions(uow, keys, lock=True)
         before = {key: state.copy() for key, state in states.items()}
         merges = FOLDS
         for event in events:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from read_model.database import (
     BASE_REVISION,
     current_revision,
-    make_engine,
+    open_store,
     upgrade_schema,
 )
 from read_model.tables import session_history, sessions
@@ -59,15 +59,15 @@ async def rebuild(
     With `workers` > 1 the partitions are shared among that many processes (a session lives
     in one partition, so they never touch the same rows).
     """
-    engine = make_engine(into_url)
+    store = open_store(into_url)
     started = time.perf_counter()
     try:
         # into an empty database: the tables first, the listing indexes once the rows are in
         # (one bulk index build is much cheaper than maintaining them row by row)
-        if await current_revision(engine) is None:
-            await upgrade_schema(engine, BASE_REVISION)
+        if await current_revision(store.engine) is None:
+            await upgrade_schema(store, BASE_REVISION)
         else:
-            await upgrade_schema(engine)
+            await upgrade_schema(store)
         fetch = {"max_records": max_records, "max_partition_fetch_bytes": max_partition_fetch_bytes}
         if workers > 1:
             events, dead = await replay_in_workers(
@@ -77,14 +77,14 @@ async def rebuild(
             events, dead = await replay(
                 bootstrap_servers,
                 topics,
-                engine,
+                store,
                 consumer,
                 max_records=max_records,
                 max_partition_fetch_bytes=max_partition_fetch_bytes,
             )
-        await upgrade_schema(engine)
+        await upgrade_schema(store)
         seconds = time.perf_counter() - started
-        async with engine.connect() as conn:
+        async with store.engine.connect() as conn:
             session_count = (
                 await conn.execute(select(func.count()).select_from(sessions))
             ).scalar_one()
@@ -93,7 +93,7 @@ async def rebuild(
             ).scalar_one()
             positions = await load_positions(conn, consumer, {topics.events})
     finally:
-        await engine.dispose()
+        await store.dispose()
     return RebuildReport(
         consumer=consumer,
         events=events,

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from read_model.database import make_engine
+from read_model.database import open_store
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.runtime import tune_gc
@@ -26,11 +26,11 @@ def _worker(
     tune_gc()
 
     async def _run() -> tuple[int, int]:
-        engine = make_engine(into_url)
+        store = open_store(into_url)
         try:
-            return await replay(bootstrap, topics, engine, consumer, partitions=mine, **options)
+            return await replay(bootstrap, topics, store, consumer, partitions=mine, **options)
         finally:
-            await engine.dispose()
+            await store.dispose()
 
     return asyncio.run(_run())
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from read_model.store import Store
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters
 from session_registry.adapters.partitions import topic_partitions
@@ -27,7 +27,7 @@ from session_registry.service_layer.projection import Projector
 async def replay(
     bootstrap_servers: str,
     topics: Topics,
-    engine: AsyncEngine,
+    store: Store,
     consumer: str,
     *,
     partitions: Sequence[int] | None = None,
@@ -48,7 +48,7 @@ async def replay(
     )
     dead_letters = CountingDeadLetters()
     ingestor = Ingestor(
-        engine, Projector(topics, publish=False), consumer, dead_letters, lambda: datetime.now(UTC)
+        store, Projector(topics, publish=False), consumer, dead_letters, lambda: datetime.now(UTC)
     )
     events = 0
     await kafka.start()
@@ -59,7 +59,7 @@ async def replay(
             if partitions is None or tp.partition in partitions
         ]
         kafka.assign(assigned)
-        async with engine.connect() as conn:
+        async with store.engine.connect() as conn:
             stored = await load_positions(conn, consumer, {topics.events})
         for tp in assigned:
             if (tp.topic, tp.partition) in stored:

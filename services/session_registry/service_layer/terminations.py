@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.active import OPEN, active_condition
 from read_model.session_query import filter_clause
 from read_model.tables import sessions
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import already_applied, record_applied
-from session_registry.adapters.session_store import select_states
+from session_registry.adapters.session_store import lock_states
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import needs_revocation, termination_event
 from session_registry.service_layer.changes import Changes
@@ -45,7 +45,7 @@ def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
 
 
 async def apply_commands(
-    conn: AsyncConnection,
+    uow: UnitOfWork,
     commands: Sequence[TerminateSessions],
     now: datetime,
     topics: Topics,
@@ -55,14 +55,14 @@ async def apply_commands(
     unique: dict[str, TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
         unique.setdefault(str(command.command_id), command)
-    done = await already_applied(conn, unique.keys())
+    done = await already_applied(uow.conn, unique.keys())
     applied = terminated = 0
     for command_id, command in unique.items():
         if command_id in done:
             continue
         query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
         ended = 0
-        for state in await select_states(conn, query, lock=True):
+        for state in await lock_states(uow, query):
             # earlier commands of this batch may have ended it already
             state = changes.states.get(state.key, state)
             if state.state != OPEN:
@@ -76,7 +76,7 @@ async def apply_commands(
             if needs_revocation(None, state, now):
                 changes.revoke(topics, state)
             ended += 1
-        await record_applied(conn, command, now, ended)
+        await record_applied(uow, command, now, ended)
         applied += 1
         terminated += ended
     return applied, terminated

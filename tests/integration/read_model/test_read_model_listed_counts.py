@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from read_model.database import alembic_config, make_engine, upgrade_schema
+from read_model.database import alembic_config, open_store, upgrade_schema
 
 LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
 ROWS = """
@@ -54,9 +54,10 @@ def _downgrade(connection: Connection, revision: str) -> None:
 
 
 async def test_counts_stay_exact_under_bulk_statements(db_url: str) -> None:
-    engine = make_engine(db_url)
+    store = open_store(db_url)
+    engine = store.engine
     try:
-        await upgrade_schema(engine)
+        await upgrade_schema(store)
         if engine.dialect.name != "postgresql":  # SQLite counts rows instead: no table to keep
             async with engine.connect() as conn:
                 tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
@@ -90,7 +91,7 @@ async def test_counts_stay_exact_under_bulk_statements(db_url: str) -> None:
         await _run(engine, "UPDATE sessions SET state = 'open' WHERE session_id LIKE '%5'")
         actual, kept = await _counts(engine)
         assert kept == actual
-        await upgrade_schema(engine)
+        await upgrade_schema(store)
         await _run(engine, "UPDATE sessions SET state = 'terminated' WHERE tenant_id = 't1'")
         actual, kept = await _counts(engine)
         assert ("t1", "mobile") not in actual and kept == actual

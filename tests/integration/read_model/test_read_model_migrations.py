@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from read_model.database import alembic_config, make_engine, upgrade_schema
+from read_model.database import alembic_config, make_engine, open_store, upgrade_schema
 from read_model.tables import metadata
 
 
@@ -35,10 +35,11 @@ def _state(connection: Connection) -> tuple[set[str], str | None]:
 
 
 async def test_upgrade_creates_the_declared_tables(db_url: str) -> None:
-    engine = make_engine(db_url)
+    store = open_store(db_url)
+    engine = store.engine
     try:
-        await upgrade_schema(engine)
-        await upgrade_schema(engine)  # a second run finds the database current
+        await upgrade_schema(store)
+        await upgrade_schema(store)  # a second run finds the database current
         async with engine.connect() as connection:
             tables, revision = await connection.run_sync(_state)
             differences = await connection.run_sync(_missing_or_different)

@@ -8,23 +8,23 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from read_model.database import make_engine, upgrade_schema
+from read_model.database import open_store, upgrade_schema
+from read_model.store import Store
 from read_model.tables import consumer_positions
 from read_model.unit_of_work import UnitOfWork
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+async def store(db_url: str) -> AsyncIterator[Store]:
     await upgrade_schema(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    await engine.dispose()
+    store = open_store(db_url)
+    yield store
+    await store.dispose()
 
 
-async def _positions(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
+async def _positions(store: Store) -> int:
+    async with store.engine.connect() as conn:
         query = select(func.count()).select_from(consumer_positions)
         return int((await conn.execute(query)).scalar_one())
 
@@ -37,23 +37,23 @@ async def _write(uow: UnitOfWork, partition: int = 0) -> None:
     )
 
 
-async def test_a_unit_of_work_commits_when_its_block_ends(engine: AsyncEngine) -> None:
-    async with UnitOfWork(engine) as uow:
+async def test_a_unit_of_work_commits_when_its_block_ends(store: Store) -> None:
+    async with UnitOfWork(store) as uow:
         await _write(uow)
-    assert await _positions(engine) == 1
+    assert await _positions(store) == 1
 
 
-async def test_a_unit_of_work_rolls_back_when_its_block_raises(engine: AsyncEngine) -> None:
+async def test_a_unit_of_work_rolls_back_when_its_block_raises(store: Store) -> None:
     with pytest.raises(KeyError):
-        async with UnitOfWork(engine) as uow:
+        async with UnitOfWork(store) as uow:
             await _write(uow)
             raise KeyError("boom")
-    assert await _positions(engine) == 0
+    assert await _positions(store) == 0
     with pytest.raises(RuntimeError):
         _ = uow.conn  # closed with its block
 
 
-async def test_run_retries_what_the_database_asks_to_retry(engine: AsyncEngine) -> None:
+async def test_run_retries_what_the_database_asks_to_retry(store: Store) -> None:
     attempts: list[int] = []
 
     async def work(uow: UnitOfWork) -> str:
@@ -63,15 +63,15 @@ async def test_run_retries_what_the_database_asks_to_retry(engine: AsyncEngine) 
             raise OperationalError("INSERT", {}, Exception("database is locked"))
         return "done"
 
-    assert await UnitOfWork(engine).run(work) == "done"
+    assert await UnitOfWork(store).run(work) == "done"
     assert attempts == [1, 2, 3]
-    async with engine.connect() as conn:
+    async with store.engine.connect() as conn:
         kept = (await conn.execute(select(consumer_positions.c.partition))).scalars().all()
     assert kept == [3]
 
 
-async def test_run_gives_up_on_other_errors_and_after_its_attempts(engine: AsyncEngine) -> None:
-    async with UnitOfWork(engine) as uow:
+async def test_run_gives_up_on_other_errors_and_after_its_attempts(store: Store) -> None:
+    async with UnitOfWork(store) as uow:
         await _write(uow)
     calls = 0
 
@@ -81,7 +81,7 @@ async def test_run_gives_up_on_other_errors_and_after_its_attempts(engine: Async
         await _write(uow)
 
     with pytest.raises(IntegrityError):
-        await UnitOfWork(engine).run(duplicate)
+        await UnitOfWork(store).run(duplicate)
     assert calls == 1
 
     async def always_locked(uow: UnitOfWork) -> None:
@@ -91,5 +91,5 @@ async def test_run_gives_up_on_other_errors_and_after_its_attempts(engine: Async
 
     calls = 0
     with pytest.raises(OperationalError):
-        await UnitOfWork(engine, attempts=2).run(always_locked)
+        await UnitOfWork(store, attempts=2).run(always_locked)
     assert calls == 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from read_model.database import make_engine, upgrade_schema
+from read_model.database import open_store, upgrade_schema
 from read_model.unit_of_work import UnitOfWork
 
 
@@ -27,10 +27,10 @@ async def test_a_unit_of_work_holds_the_write_lock_from_its_start(tmp_path: Path
     path = tmp_path / "uow.db"
     url = f"sqlite+aiosqlite:///{path}"
     await upgrade_schema(url)
-    engine = make_engine(url)
+    store = open_store(url)
     try:
-        async with UnitOfWork(engine):
+        async with UnitOfWork(store):
             assert not _writable(path)
         assert _writable(path)
     finally:
-        await engine.dispose()
+        await store.dispose()

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from read_model.database import make_engine, upgrade_schema
+from read_model.database import open_store, upgrade_schema
 from read_model.tables import session_history, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import (
@@ -115,13 +115,13 @@ async def _database_rows(
 ) -> tuple[dict[tuple[str, str], SessionState], set[tuple[Any, ...]]]:
     from session_registry.service_layer.projection import Projector
 
-    engine = make_engine(url)
+    store = open_store(url)
     projector = Projector(Topics(prefix="prop."))
     try:
-        await upgrade_schema(engine)
+        await upgrade_schema(store)
         for batch in batches:
-            await UnitOfWork(engine).run(lambda u, b=batch: projector.apply(u.conn, b, [], T0))  # type: ignore[misc]
-        async with engine.connect() as conn:
+            await UnitOfWork(store).run(lambda u, b=batch: projector.apply(u, b, [], T0))  # type: ignore[misc]
+        async with store.engine.connect() as conn:
             rows = {
                 (r.tenant_id, r.session_id): state_from_row(r)
                 for r in await conn.execute(select(sessions))
@@ -131,7 +131,7 @@ async def _database_rows(
                 for r in await conn.execute(select(session_history))
             }
     finally:
-        await engine.dispose()
+        await store.dispose()
     return rows, history
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from read_model.database import make_engine
+from read_model.database import open_store
 from read_model.unit_of_work import UnitOfWork
 
 # one row, computed for a while: the cancellation lands while SQLite is stepping it
@@ -43,7 +43,7 @@ async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "locks.db"
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    store = open_store(f"sqlite+aiosqlite:///{path}")
     reading = asyncio.Event()
 
     async def slow_read(uow: UnitOfWork) -> None:
@@ -52,7 +52,7 @@ async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
 
     gc.disable()  # the zombie lives until a collection frees the cursor: keep it from helping
     try:
-        task = asyncio.create_task(UnitOfWork(engine).run(slow_read))  # BEGIN IMMEDIATE
+        task = asyncio.create_task(UnitOfWork(store).run(slow_read))  # BEGIN IMMEDIATE
         await reading.wait()
         await asyncio.sleep(0.05)
         task.cancel()  # what Registry.stop does to a batch in flight
@@ -61,4 +61,4 @@ async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
         assert await asyncio.to_thread(_writable, path)
     finally:
         gc.enable()
-        await engine.dispose()
+        await store.dispose()

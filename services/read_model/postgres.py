@@ -1,0 +1,149 @@
+"""PostgreSQL: the production read model, shared by several registries and admin API workers.
+
+Writers lock the rows they read (`for_update`; the sweeper and the outbox relay skip rows
+another process holds), a batch goes to the server as one statement over arrays (`pg_bulk`),
+the listed sessions are counted from the trigger-kept `listed_session_counts`, and a text
+search reads its matches through the trigram indexes in one pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from read_model import pg_bulk
+from read_model.session_counts import count_kept, count_rows, types_only
+from read_model.store import (
+    HistoryRow,
+    Key,
+    OutboxRow,
+    Query,
+    RevocationRow,
+    SessionRow,
+    Store,
+    session_row,
+)
+from session_contracts.models import SessionFilter
+
+STATEMENT_TIMEOUT = "15s"
+
+
+class PostgresStore(Store):
+    """The read model in a PostgreSQL database (asyncpg).
+
+    `listing` tunes the connections for the admin API's list queries (`_plan_each_query`).
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False
+    ) -> None:
+        parsed = make_url(url)
+        if parsed.drivername in {"postgresql", "postgres"}:
+            parsed = parsed.set(drivername="postgresql+asyncpg")
+        engine = create_async_engine(
+            parsed,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={"server_settings": {"application_name": "session-registry"}},
+        )
+        if listing:
+            _plan_each_query(engine)
+        super().__init__(url, engine)
+
+    async def replace_with(self, rebuilt: Store, stamp: str) -> str:
+        """Rename the databases: this one to a backup, the rebuilt one to this one's name."""
+        if not isinstance(rebuilt, PostgresStore):
+            raise ValueError("both databases must be on the same backend to swap")
+        live_name = make_url(self.url).database
+        rebuilt_name = make_url(rebuilt.url).database
+        backup_name = f"{live_name}_{stamp}_bak"
+        maintenance = make_url(self.url).set(database="postgres")
+        server = PostgresStore(maintenance.render_as_string(hide_password=False))
+        try:
+            async with server.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f'ALTER DATABASE "{live_name}" RENAME TO "{backup_name}"'))
+                await conn.execute(text(f'ALTER DATABASE "{rebuilt_name}" RENAME TO "{live_name}"'))
+        finally:
+            await server.dispose()
+        return backup_name
+
+    def insert(self, table: Table) -> postgresql.Insert:
+        """PostgreSQL's INSERT (ON CONFLICT DO NOTHING / DO UPDATE)."""
+        return postgresql.insert(table)
+
+    def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
+        """`query ... FOR UPDATE [SKIP LOCKED]`."""
+        return query.with_for_update(skip_locked=skip_locked)
+
+    async def load_sessions(
+        self, conn: AsyncConnection, keys: Collection[Key], *, lock: bool = False
+    ) -> list[SessionRow]:
+        """One statement over arrays of the keys."""
+        if not keys:
+            return []
+        return [session_row(row) for row in await pg_bulk.load_sessions(conn, keys, lock=lock)]
+
+    async def save_sessions(self, conn: AsyncConnection, rows: Sequence[SessionRow]) -> None:
+        """One upsert over arrays of the columns."""
+        if rows:
+            await pg_bulk.save_sessions(conn, rows)
+
+    async def save_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
+        """One insert over arrays of the columns."""
+        if rows:
+            await pg_bulk.save_history(conn, rows)
+
+    async def add_to_outbox(self, conn: AsyncConnection, rows: Sequence[OutboxRow]) -> None:
+        """One insert over arrays, ids drawn in the arrays' order."""
+        if rows:
+            await pg_bulk.add_to_outbox(conn, rows)
+
+    async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
+        """One upsert over arrays."""
+        if rows:
+            await pg_bulk.save_revocations(conn, rows)
+
+    async def count_active(
+        self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
+    ) -> int:
+        """From the kept counts when the filter names session types only, else row by row."""
+        types = types_only(filter)
+        if types is None:
+            return await count_rows(conn, filter, tenant_id, now)
+        return await count_kept(conn, types, tenant_id, now)
+
+    @contextlib.asynccontextmanager
+    async def search(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        """A read transaction that finds the matches through the search indexes, never by
+        walking a sort index."""
+        async with conn.begin():
+            await conn.execute(text("SET LOCAL enable_indexscan = off"))
+            yield
+
+
+def _plan_each_query(engine: AsyncEngine) -> None:
+    """Plan every query for its own values, and bound it by `STATEMENT_TIMEOUT`.
+
+    A generic plan cannot know a search pattern or how broad a filter is, and would pick the
+    wrong index for the rest of the connection's life; planning costs well under a millisecond.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+        cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+        cursor.execute("SET application_name = 'session-admin-api'")
+        cursor.close()

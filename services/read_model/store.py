@@ -1,0 +1,145 @@
+"""The store interface: what the read model does differently on each backend, one class each.
+
+A service picks its store once, at start-up, from the database URL (`read_model.database.
+open_store`), and hands it to whatever writes or locks rows; a `UnitOfWork` carries it, so
+code that works in one reaches it as `uow.store`. No adapter asks which backend it talks to.
+
+The interface holds what differs: upserts (`insert`), row locks (`for_update`), the registry's
+bulk reads and writes of a batch, counting a filter's sessions, a text search's one pass, and
+replacing the database by a rebuilt one. Everything else is plain SQLAlchemy Core on
+`store.engine` and runs the same everywhere. The database-parametrised tests are its contract
+suite (`tests/integration/read_model/test_read_model_store_contract.py` exercises it directly).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, TypeAlias, TypeVar
+
+from sqlalchemy import DateTime, Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from read_model.tables import session_history, sessions
+from session_contracts.models import SessionFilter, as_utc
+
+SESSION_COLUMNS: tuple[str, ...] = tuple(column.name for column in sessions.columns)
+"""The columns of `sessions`, in the order of a `SessionRow`'s values."""
+HISTORY_COLUMNS: tuple[str, ...] = tuple(column.name for column in session_history.columns)
+"""The columns of `session_history`, in the order of a `HistoryRow`'s values."""
+
+SessionRow: TypeAlias = tuple[Any, ...]
+"""A `sessions` row: the values of `SESSION_COLUMNS`; times aware UTC, `ip_packed` bytes."""
+HistoryRow: TypeAlias = tuple[Any, ...]
+"""A `session_history` row: the values of `HISTORY_COLUMNS`."""
+OutboxRow: TypeAlias = tuple[str, bytes, bytes | None]
+"""(topic, key, value) of a record to publish; value None is a tombstone."""
+RevocationRow: TypeAlias = tuple[str, str, datetime]
+"""(tenant_id, session_id, valid_until) of a revocation awaiting its tombstone."""
+Key: TypeAlias = tuple[str, str]
+Upsert: TypeAlias = sqlite.Insert | postgresql.Insert
+Query = TypeVar("Query", bound=Select[Any])
+
+_TIMES = tuple(i for i, c in enumerate(sessions.columns) if isinstance(c.type, DateTime))
+_IP = SESSION_COLUMNS.index("ip_packed")
+
+
+def session_row(values: Sequence[Any]) -> SessionRow:
+    """A stored `sessions` row as stores hand it out: times aware UTC, `ip_packed` bytes.
+
+    SQLite gives stored times back naive, and asyncpg gives back naive the +/-infinity that
+    stands for datetime.max and datetime.min (both legal in the contract); all stored is UTC.
+    """
+    row = list(values)
+    for i in _TIMES:
+        if row[i] is not None:
+            row[i] = as_utc(row[i])
+    if row[_IP] is not None:
+        row[_IP] = bytes(row[_IP])
+    return tuple(row)
+
+
+class Store(ABC):
+    """The read model on one backend: its engine, and the operations whose SQL differs."""
+
+    def __init__(self, url: str, engine: AsyncEngine) -> None:
+        self.url = url
+        self.engine = engine
+
+    async def dispose(self) -> None:
+        """Close the engine's connections."""
+        await self.engine.dispose()
+
+    async def exists(self) -> bool:
+        """Whether the database is there to connect to (without creating it)."""
+        return True
+
+    @abstractmethod
+    async def replace_with(self, rebuilt: Store, stamp: str) -> str:
+        """Put `rebuilt`'s database where this one is; keep this one as a backup named with
+        `stamp`, and return where it went. Nothing may be connected to either."""
+
+    # upserts and locks
+
+    @abstractmethod
+    def insert(self, table: Table) -> Upsert:
+        """An INSERT into `table` that takes ON CONFLICT clauses (upserts, insert-or-ignore)."""
+
+    @abstractmethod
+    def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
+        """`query`, locking what it reads until the unit of work ends; with `skip_locked`,
+        rows another writer holds are left out (the next pass gets them)."""
+
+    # the registry's batches
+
+    async def select_sessions(
+        self,
+        conn: AsyncConnection,
+        query: Select[Any],
+        *,
+        lock: bool = False,
+        skip_locked: bool = False,
+    ) -> list[SessionRow]:
+        """The rows of a query over all of `sessions`' columns, locked when `lock`."""
+        if lock:
+            query = self.for_update(query, skip_locked=skip_locked)
+        return [session_row(row) for row in await conn.execute(query)]
+
+    @abstractmethod
+    async def load_sessions(
+        self, conn: AsyncConnection, keys: Collection[Key], *, lock: bool = False
+    ) -> list[SessionRow]:
+        """The stored rows of these (tenant_id, session_id) keys in key order, locked in that
+        order when `lock` (one lock order for every writer: no deadlock cycles)."""
+
+    @abstractmethod
+    async def save_sessions(self, conn: AsyncConnection, rows: Sequence[SessionRow]) -> None:
+        """Insert these rows, or overwrite the stored ones with the same key."""
+
+    @abstractmethod
+    async def save_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
+        """Insert these history rows; a row already stored (same event id) stays as it is."""
+
+    @abstractmethod
+    async def add_to_outbox(self, conn: AsyncConnection, rows: Sequence[OutboxRow]) -> None:
+        """Queue records to publish; their ids (the relay's order) follow the given order."""
+
+    @abstractmethod
+    async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
+        """Insert these revocations, or replace the `valid_until` of stored ones."""
+
+    # the admin API's reads
+
+    @abstractmethod
+    async def count_active(
+        self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
+    ) -> int:
+        """How many of the tenant's listed sessions active at `now` match `filter`."""
+
+    @abstractmethod
+    def search(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
+        """A read transaction for one pass over a text search's matches (first page and
+        total together)."""

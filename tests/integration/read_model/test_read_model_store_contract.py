@@ -1,0 +1,220 @@
+"""The store interface's contract, run against both backends (`SqliteStore`, `PostgresStore`).
+
+Every backend must answer each operation the same way: what the registry and the admin API
+see never depends on where the read model lives. (Replacing a database by a rebuilt one is
+exercised by the registry's rebuild tests.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from read_model.database import open_store, upgrade_schema
+from read_model.postgres import PostgresStore
+from read_model.session_query import filter_clause
+from read_model.sqlite import SqliteStore
+from read_model.store import SESSION_COLUMNS, SessionRow, Store
+from read_model.tables import consumer_positions, outbox, revocations, session_history, sessions
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.models import SessionFilter, SessionType
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+FAR = datetime.max.replace(tzinfo=UTC)  # a legal contract time: PostgreSQL stores +infinity
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    await upgrade_schema(db_url)
+    store = open_store(db_url)
+    yield store
+    await store.dispose()
+
+
+def row(session_id: str, tenant: str = "t", **values: Any) -> SessionRow:
+    """A sessions row: an active browser session unless `values` say otherwise."""
+    fields: dict[str, Any] = dict.fromkeys(SESSION_COLUMNS)
+    fields.update(
+        tenant_id=tenant,
+        session_id=session_id,
+        user_id="u",
+        user_name=f"user {session_id}",
+        session_type="browser",
+        ip_address="10.0.0.1",
+        ip_packed=bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 1]),
+        max_session_seconds=3600,
+        idle_timeout_seconds=600,
+        created_at=NOW - timedelta(minutes=5),
+        last_activity_at=NOW - timedelta(minutes=1),
+        expires_at=NOW + timedelta(minutes=9),
+        state="open",
+    )
+    fields.update(values)
+    return tuple(fields[name] for name in SESSION_COLUMNS)
+
+
+async def test_the_url_chooses_the_store(store: Store, db_url: str, tmp_path: Path) -> None:
+    expected = SqliteStore if db_url.startswith("sqlite") else PostgresStore
+    assert type(store) is expected
+    with pytest.raises(ValueError, match="no read model store"):
+        open_store("mysql+aiomysql://user@localhost/sessions")
+    missing = open_store(f"sqlite+aiosqlite:///{tmp_path / 'not' / 'there.db'}")
+    assert not await missing.exists()  # asking does not create it (nor its folder)
+    assert not (tmp_path / "not").exists()
+    await missing.dispose()
+    assert await store.exists()
+
+
+async def test_sessions_are_upserted_and_loaded_in_key_order(store: Store) -> None:
+    first = [row("b"), row("a", user_name=None, ip_packed=None), row("c", tenant="u")]
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, first)
+    changed = row("b", state="terminated", ended_at=NOW, end_reason="admin", expires_at=FAR)
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [changed])
+        keys = {("t", "a"), ("t", "b"), ("u", "c"), ("t", "missing")}
+        locked = await store.load_sessions(uow.conn, keys, lock=True)
+    async with store.engine.connect() as conn:
+        loaded = await store.load_sessions(conn, keys)
+        everything = await store.select_sessions(
+            conn, select(sessions).order_by(sessions.c.tenant_id, sessions.c.session_id)
+        )
+    assert loaded == locked == everything == [first[1], changed, first[2]]
+    assert loaded[1][SESSION_COLUMNS.index("expires_at")] == FAR  # aware UTC, also at the edge
+    assert loaded[0][SESSION_COLUMNS.index("created_at")].utcoffset() == timedelta(0)
+    async with store.engine.connect() as conn:
+        assert await store.load_sessions(conn, []) == []
+
+
+async def test_history_keeps_the_first_row_of_an_event_id(store: Store) -> None:
+    entry = ("e1", "t", "s", "session.created", NOW, {"user_id": "u"})
+    again = ("e1", "t", "s", "session.created", NOW, {"user_id": "someone else"})
+    async with UnitOfWork(store) as uow:
+        await store.save_history(uow.conn, [entry])
+        await store.save_history(uow.conn, [again, ("e2", "t", "s", "session.expired", NOW, {})])
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(session_history).order_by("event_id"))).all()
+    assert [(r.event_id, r.detail) for r in rows] == [("e1", {"user_id": "u"}), ("e2", {})]
+
+
+async def test_outbox_ids_follow_the_given_order(store: Store) -> None:
+    records = [("topic", f"k{i}".encode(), None if i == 3 else f"v{i}".encode()) for i in range(5)]
+    async with UnitOfWork(store) as uow:
+        await store.add_to_outbox(uow.conn, records[:2])
+        await store.add_to_outbox(uow.conn, records[2:])
+        await store.add_to_outbox(uow.conn, [])
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
+    assert [(r.topic, bytes(r.key), r.value and bytes(r.value)) for r in rows] == records
+
+
+async def test_revocations_are_replaced_by_key(store: Store) -> None:
+    async with UnitOfWork(store) as uow:
+        await store.save_revocations(uow.conn, [("t", "a", NOW), ("t", "b", NOW)])
+        await store.save_revocations(uow.conn, [("t", "a", FAR)])
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(revocations).order_by("session_id"))).all()
+    assert [(r.session_id, r.valid_until.replace(tzinfo=UTC)) for r in rows] == [
+        ("a", FAR),
+        ("b", NOW),
+    ]
+
+
+async def test_insert_takes_on_conflict_clauses(store: Store) -> None:
+    values = {"consumer": "c", "topic": "t", "partition": 0}
+    async with UnitOfWork(store) as uow:
+        for offset in (5, 7):
+            statement = store.insert(consumer_positions).values(**values, next_offset=offset)
+            await uow.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=list(consumer_positions.primary_key.columns),
+                    set_={"next_offset": statement.excluded.next_offset},
+                )
+            )
+        ignored = store.insert(consumer_positions).values(**values, next_offset=1)
+        await uow.conn.execute(ignored.on_conflict_do_nothing())
+    async with store.engine.connect() as conn:
+        kept = (await conn.execute(select(consumer_positions.c.next_offset))).scalars().all()
+    assert kept == [7]
+
+
+async def test_rows_read_for_update_wait_for_their_unit_of_work(store: Store) -> None:
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("a")])
+    query = select(sessions).where(sessions.c.session_id == "a")
+    order: list[str] = []
+
+    async def second() -> None:
+        async with UnitOfWork(store) as uow:
+            [seen] = await store.select_sessions(uow.conn, query, lock=True)
+            order.append(f"second read {seen[SESSION_COLUMNS.index('user_name')]}")
+
+    async with UnitOfWork(store) as uow:
+        await store.select_sessions(uow.conn, query, lock=True)
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        order.append("first writes")
+        await store.save_sessions(uow.conn, [row("a", user_name="changed")])
+    await asyncio.wait_for(waiting, 30)
+    assert order == ["first writes", "second read changed"]
+
+
+async def test_skip_locked_leaves_out_what_another_writer_holds(store: Store) -> None:
+    if isinstance(store, SqliteStore):
+        pytest.skip("SQLite has one writer at a time: there is never a row to skip")
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("a"), row("b")])
+    everything = select(sessions).order_by(sessions.c.session_id)
+    async with UnitOfWork(store) as holder:
+        held = everything.where(sessions.c.session_id == "a")
+        await store.select_sessions(holder.conn, held, lock=True)
+        async with UnitOfWork(store) as other:
+            rows = await store.select_sessions(other.conn, everything, lock=True, skip_locked=True)
+    assert [r[1] for r in rows] == ["b"]
+
+
+async def test_counts_are_the_active_listed_sessions_of_a_filter(store: Store) -> None:
+    rows = [
+        row("active-1"),
+        row("active-2", session_type="mobile"),
+        row("unswept", expires_at=NOW - timedelta(seconds=1)),
+        row("at-now", session_type="mobile", expires_at=NOW),
+        row("ended", state="terminated", ended_at=NOW),
+        row("not-created", created_at=None, user_id=None),
+        row("desktop", session_type="desktop_app"),
+        row("other-tenant", tenant="u"),
+        row("outdated", max_session_seconds=7200),
+    ]
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, rows)
+    filters = [
+        SessionFilter(),
+        SessionFilter(session_type=[SessionType.browser]),
+        SessionFilter(session_type=[SessionType.mobile, SessionType.browser]),
+        SessionFilter(q="active"),
+        SessionFilter(policy_outdated=True),
+    ]
+    async with store.engine.connect() as conn:
+        for given in filters:
+            query = select(func.count()).select_from(sessions)
+            expected = (await conn.execute(query.where(filter_clause(given, "t", NOW)))).scalar()
+            assert await store.count_active(conn, given, "t", NOW) == expected, given
+        assert await store.count_active(conn, SessionFilter(), "t", NOW) == 3
+        assert await store.count_active(conn, SessionFilter(), "nobody", NOW) == 0
+
+
+async def test_a_search_reads_in_a_transaction_of_its_own(store: Store) -> None:
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("a"), row("b")])
+    async with store.engine.connect() as conn:
+        async with store.search(conn):
+            assert conn.in_transaction()
+            found = await conn.execute(select(func.count()).select_from(sessions))
+            assert found.scalar() == 2
+        assert not conn.in_transaction()
