@@ -1,4 +1,5 @@
-"""No two files of services/ or bench/ import each other, directly or round a longer loop.
+"""No two files of services/ or bench/ import each other, directly or round a longer loop; the
+two services share the read model and never import each other.
 
 The graph is read from the source (no import runs): every `import` and `from ... import`
 statement anywhere in a file, at module level, under `if TYPE_CHECKING:` or inside a function
@@ -145,6 +146,45 @@ def test_services_and_bench_have_no_import_cycles() -> None:
     assert {"auth_gateway.gateway", "session_registry.bootstrap", "bench.soak"} <= set(graph)
     found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(loop) for loop in found)
+
+
+NEVER = {
+    "session_registry": {"admin_api"},
+    "admin_api": {"session_registry"},
+    "read_model": {"session_registry", "admin_api"},
+}
+"""Package -> the packages it must not import: the registry and the admin API both depend on
+the read model and never on each other; the read model serves both and knows neither."""
+
+
+def _package(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def forbidden_imports(graph: Graph) -> list[str]:
+    """Each import of a package into one `NEVER` keeps it from, as "module -> module"."""
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _package(target) in NEVER.get(_package(module), set())
+    )
+
+
+def test_the_services_share_the_read_model_and_never_import_each_other() -> None:
+    services = ROOT / "services"
+    graph = import_graph(
+        services / name for name in ("read_model", "session_registry", "admin_api")
+    )
+    assert forbidden_imports(graph) == []
+    for service in ("session_registry", "admin_api"):
+        reached = {
+            _package(t) for m, targets in graph.items() if _package(m) == service for t in targets
+        }
+        assert "read_model" in reached, f"{service} no longer uses the read model?"
+    assert forbidden_imports({"admin_api.a": {"session_registry.b", "read_model.c"}}) == [
+        "admin_api.a -> session_registry.b"
+    ]
 
 
 def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
