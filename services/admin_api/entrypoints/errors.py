@@ -1,18 +1,25 @@
-"""Errors that are not the caller's fault become 503 with a reason, never a bare 500; and the
-statuses every operation can answer, declared once for the OpenAPI document."""
+"""The use cases' refusals (`domain.errors`) become 404 and 422, errors that are not the caller's
+fault 503 with a reason, never a bare 500; and the statuses every operation can answer,
+declared once for the OpenAPI document."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
+from admin_api.domain.errors import InvalidParameter, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +42,31 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotFound)
+    return await http_exception_handler(
+        request, HTTPException(status.HTTP_404_NOT_FOUND, exc.detail)
+    )
+
+
+def _invalid_query(field: str, message: str, value: object) -> RequestValidationError:
+    """A 422 naming query parameter `field`, as FastAPI's own validation answers."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
+    )
+
+
+async def _invalid_parameter(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidParameter)
+    error = _invalid_query(exc.field, exc.message, exc.value)
+    return await request_validation_exception_handler(request, error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map unavailable dependencies to 503 responses."""
+    """Map the use cases' refusals to 404 and 422 as FastAPI answers them, and unavailable
+    dependencies to 503."""
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(BusUnavailable, _bus_unavailable)
     # OSError: a refused or timed-out connection, which asyncpg raises as it is (unwrapped)
     for error in (OperationalError, InterfaceError, PoolTimeout, OSError):

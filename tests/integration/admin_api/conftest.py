@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
-from read_model.database import make_engine, upgrade_schema
+from read_model.database import make_engine, open_store, upgrade_schema
+from read_model.store import Store
 from read_model.tables import metadata
 
 
@@ -26,6 +27,14 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
         await conn.run_sync(metadata.create_all)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine, db_url: str) -> AsyncIterator[Store]:
+    """The read model's store on that database, as the admin API's use cases take it."""
+    store = open_store(db_url)
+    yield store
+    await store.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,143 @@
+"""The Active User Sessions list: a page with its total, every match for the export, and one
+session with its history."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Row
+
+from admin_api.adapters import session_listing
+from admin_api.adapters.session_search import first_page_and_total, is_search
+from admin_api.auth import Admin
+from admin_api.domain.cursors import BadCursor, CursorCodec
+from admin_api.domain.errors import InvalidParameter, NotFound
+from admin_api.domain.listing import (
+    DEFAULT_SORT,
+    ListQuery,
+    Sort,
+    decode_cursor,
+    encode_cursor,
+    page_scope,
+)
+from admin_api.runtime import Clock
+from read_model.store import Store
+from session_contracts.models import SessionFilter
+
+EXPORT_BATCH = 1000
+"""Rows the export reads per short transaction."""
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page of the list: which sessions, in which order, how many, after which cursor."""
+
+    filter: SessionFilter
+    sort: Sort = DEFAULT_SORT
+    limit: int = 50
+    cursor: str | None = None
+    """`next_cursor` of the previous page, issued for the same tenant, filter and sort."""
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    """Read-model rows of one page, the next page's cursor, and how many sessions match."""
+
+    rows: list[Mapping[str, Any]]
+    next_cursor: str | None
+    total: int
+
+
+async def list_sessions(
+    request: PageRequest, admin: Admin, store: Store, cursors: CursorCodec, clock: Clock
+) -> ListedPage:
+    """A page of the tenant's active sessions and the filter's total (later pages carry the
+    first page's count); InvalidParameter naming `cursor` for a cursor not issued for this
+    tenant, filter and sort."""
+    now = clock()
+    query = ListQuery(request.filter, request.sort, request.limit)
+    scope = page_scope(admin.tenant_id, query)
+    if request.cursor is not None:
+        try:
+            after = decode_cursor(cursors, scope, request.cursor, request.sort)
+        except BadCursor as exc:
+            raise InvalidParameter("cursor", str(exc), request.cursor) from None
+        query = replace(query, after=after)
+
+    async def page() -> session_listing.Page:
+        async with store.engine.connect() as conn:
+            return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
+
+    async def total() -> int:
+        if query.after is not None and query.after.total is not None:
+            return query.after.total
+        async with store.engine.connect() as conn:
+            return await store.count_active(conn, query.filter, admin.tenant_id, now)
+
+    if query.after is None and is_search(query.filter):
+        async with store.engine.connect() as conn:
+            found, matches = await first_page_and_total(store, conn, query, admin.tenant_id, now)
+    else:
+        # two connections: the page and the count run side by side
+        found, matches = await asyncio.gather(page(), total())
+    next_cursor = None
+    if found.after is not None:
+        next_cursor = encode_cursor(cursors, scope, replace(found.after, total=matches))
+    return ListedPage(rows=found.rows, next_cursor=next_cursor, total=matches)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Every session a filter matches, in an order."""
+
+    filter: SessionFilter
+    sort: Sort = DEFAULT_SORT
+
+
+async def export_sessions(
+    request: ExportRequest, admin: Admin, store: Store, clock: Clock
+) -> AsyncIterator[Mapping[str, Any]]:
+    """Every matching row of the tenant in order, a batch per short transaction.
+
+    The first batch is read before this returns: a database that is down fails the call, not
+    the iteration (an export answered 503, not a 200 cut short).
+    """
+    query = ListQuery(request.filter, request.sort, EXPORT_BATCH)
+    rows = session_listing.iterate(store.engine, query, admin.tenant_id, clock())
+    first = await anext(rows, None)
+
+    async def every_row() -> AsyncIterator[Mapping[str, Any]]:
+        if first is not None:
+            yield first
+            async for row in rows:
+                yield row
+
+    return every_row()
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One listed session in any state, whether it is active now, and its history."""
+
+    fields: Mapping[str, Any]
+    """The read-model row (the `sessions` columns, `policy_outdated` and `active`)."""
+    active: bool
+    history: list[Row[Any]]
+    """Its lifecycle events, oldest first."""
+
+
+async def session_detail(
+    session_id: str, admin: Admin, store: Store, clock: Clock
+) -> SessionRecord:
+    """One browser or mobile session of the tenant; NotFound for any other id."""
+    now = clock()
+    async with store.engine.connect() as conn:
+        found = await session_listing.fetch_session(conn, admin.tenant_id, session_id, now)
+    if found is None:
+        raise NotFound("no such session")
+    row, history = found
+    fields: Mapping[str, Any] = dict(row._mapping)
+    return SessionRecord(fields=fields, active=bool(fields["active"]), history=history)

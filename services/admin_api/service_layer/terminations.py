@@ -1,0 +1,76 @@
+"""Ending sessions: accept a request (record it, publish its command), report where it stands."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from admin_api.adapters import terminations
+from admin_api.adapters.bus import CommandBus
+from admin_api.auth import Admin
+from admin_api.domain.errors import NotFound
+from admin_api.runtime import Clock
+from read_model.store import Store
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
+
+
+@dataclass(frozen=True)
+class RequestTermination:
+    """End these sessions: explicit `session_ids`, or every active one matching `filter`."""
+
+    session_ids: Sequence[str] | None = None
+    filter: SessionFilter | None = None
+    reason: TerminationReason = TerminationReason.admin
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The command on its way to the registry, and how many sessions it asks to end."""
+
+    command_id: uuid.UUID
+    requested: int
+    """Distinct ids given, or the active sessions matching the filter when accepted."""
+
+
+async def request_termination(
+    request: RequestTermination, admin: Admin, store: Store, bus: CommandBus, clock: Clock
+) -> Accepted:
+    """Record the request and publish its command to the admin's tenant, in one transaction.
+
+    Committed only once Kafka acknowledged the command: no request without its command, and a
+    bus that is down (`BusUnavailable`) leaves nothing recorded.
+    """
+    now = clock()
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=now,
+        tenant_id=admin.tenant_id,
+        requested_by=admin.user_id,
+        reason=request.reason,
+        session_ids=None if request.session_ids is None else list(request.session_ids),
+        filter=request.filter,
+    )
+    # Not `run` (retried): the command may already be on Kafka when a retryable error strikes.
+    async with UnitOfWork(store) as uow:
+        if command.filter is not None:
+            requested = await store.count_active(uow.conn, command.filter, admin.tenant_id, now)
+        else:
+            requested = len(set(command.session_ids or ()))
+        await terminations.record_request(uow.conn, command, requested)
+        await bus.terminate(command)
+    return Accepted(command_id=command.command_id, requested=requested)
+
+
+async def termination_status(
+    command_id: uuid.UUID, admin: Admin, store: Store
+) -> terminations.RequestStatus:
+    """Where one of the tenant's requests stands; NotFound for any other command id."""
+    async with store.engine.connect() as conn:
+        found = await terminations.request_status(conn, admin.tenant_id, str(command_id))
+    if found is None:
+        raise NotFound("no such termination request")
+    if found.applied_at is None:
+        return found
+    return replace(found, applied_at=as_utc(found.applied_at))

@@ -1,0 +1,144 @@
+"""The list, export and detail use cases without HTTP: filters, sort, cursors and totals, the
+tenant's sessions only; on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
+
+from admin_api.auth import EDIT_USER_SESSIONS, Admin
+from admin_api.domain.cursors import CursorCodec
+from admin_api.domain.errors import InvalidParameter, NotFound
+from admin_api.service_layer import sessions as service
+from admin_api.service_layer.sessions import (
+    ExportRequest,
+    PageRequest,
+    export_sessions,
+    list_sessions,
+    session_detail,
+)
+from read_model.store import Store
+from read_model.tables import session_history
+from session_contracts.models import SessionFilter, SessionType
+
+ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
+OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
+CURSORS = CursorCodec(b"k" * 32)
+MOBILE = SessionFilter(session_type=[SessionType.mobile])
+
+
+def clock() -> datetime:
+    return NOW
+
+
+def ids(rows: list[Mapping[str, Any]]) -> list[str]:
+    return [str(r["session_id"]) for r in rows]
+
+
+async def seed(store: Store) -> list[str]:
+    """Five mobile sessions of TENANT (returned by user name), and what the list never shows."""
+    names = ["Erin", "alice", "Bob", "dave", "Carol"]
+    await insert(
+        store.engine,
+        [
+            *(session_row(session_id=f"m-{n}", user_name=n, session_type="mobile") for n in names),
+            session_row(session_id="b-1", user_name="Zed"),
+            session_row(session_id="o-1", session_type="mobile", tenant_id=OTHER_TENANT),
+            session_row(session_id="x-1", session_type="mobile", expires_at=NOW),
+        ],
+    )
+    return [f"m-{n}" for n in sorted(names)]  # the byte order the list sorts text by
+
+
+async def test_pages_follow_the_filter_and_sort_and_carry_the_total(store: Store) -> None:
+    expected = await seed(store)
+    request = PageRequest(MOBILE, sort="user_name", limit=2)
+    seen: list[str] = []
+    totals: list[int] = []
+    while True:
+        page = await list_sessions(request, ADMIN, store, CURSORS, clock)
+        seen += ids(page.rows)
+        totals.append(page.total)
+        if page.next_cursor is None:
+            break
+        request = PageRequest(MOBILE, sort="user_name", limit=2, cursor=page.next_cursor)
+    assert seen == expected and totals == [5, 5, 5]
+
+    descending = await list_sessions(
+        PageRequest(MOBILE, "-user_name", 10), ADMIN, store, CURSORS, clock
+    )
+    assert ids(descending.rows) == expected[::-1] and descending.next_cursor is None
+    everything = await list_sessions(PageRequest(SessionFilter()), ADMIN, store, CURSORS, clock)
+    assert everything.total == 6 and "o-1" not in ids(everything.rows)
+    theirs = await list_sessions(PageRequest(SessionFilter()), OTHER_ADMIN, store, CURSORS, clock)
+    assert ids(theirs.rows) == ["o-1"] and theirs.total == 1
+
+
+async def test_a_cursor_only_for_the_tenant_filter_and_sort_it_was_issued_for(
+    store: Store,
+) -> None:
+    await seed(store)
+    first = await list_sessions(PageRequest(MOBILE, "user_name", 2), ADMIN, store, CURSORS, clock)
+    assert first.next_cursor is not None
+    elsewhere = [
+        (PageRequest(MOBILE, "user_name", 2, first.next_cursor), OTHER_ADMIN),
+        (PageRequest(SessionFilter(), "user_name", 2, first.next_cursor), ADMIN),
+        (PageRequest(MOBILE, "-user_name", 2, first.next_cursor), ADMIN),
+        (PageRequest(MOBILE, "user_name", 2, first.next_cursor + "x"), ADMIN),
+    ]
+    for request, admin in elsewhere:
+        with pytest.raises(InvalidParameter) as refused:
+            await list_sessions(request, admin, store, CURSORS, clock)
+        assert refused.value.field == "cursor" and refused.value.value == request.cursor
+        assert "not a cursor this API issued" in refused.value.message
+
+
+async def test_export_reads_every_match_in_order_batch_after_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = await seed(store)
+    monkeypatch.setattr(service, "EXPORT_BATCH", 2)
+    rows = await export_sessions(ExportRequest(MOBILE, "user_name"), ADMIN, store, clock)
+    assert ids([row async for row in rows]) == expected
+    none = await export_sessions(
+        ExportRequest(SessionFilter(user_name="nobody")), ADMIN, store, clock
+    )
+    assert [row async for row in none] == []
+
+
+async def test_detail_in_any_state_with_history_and_only_in_the_tenant(
+    store: Store,
+) -> None:
+    await seed(store)
+    ended = NOW - timedelta(minutes=5)
+    await insert(store.engine, [session_row(session_id="gone", state="terminated", ended_at=ended)])
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            session_history.insert(),
+            [
+                {
+                    "event_id": f"e{i}",
+                    "tenant_id": TENANT,
+                    "session_id": "gone",
+                    "type": kind,
+                    "occurred_at": at,
+                    "detail": {},
+                }
+                for i, (kind, at) in enumerate(
+                    [("session.terminated", ended), ("session.created", NOW - timedelta(hours=1))]
+                )
+            ],
+        )
+    active = await session_detail("m-alice", ADMIN, store, clock)
+    assert active.active and active.fields["user_name"] == "alice" and active.history == []
+    gone = await session_detail("gone", ADMIN, store, clock)
+    assert not gone.active and gone.fields["state"] == "terminated"
+    assert [h.type for h in gone.history] == ["session.created", "session.terminated"]
+    assert not (await session_detail("x-1", ADMIN, store, clock)).active  # expired by now
+    for session_id, admin in (("o-1", ADMIN), ("m-alice", OTHER_ADMIN), ("nope", ADMIN)):
+        with pytest.raises(NotFound, match="no such session"):
+            await session_detail(session_id, admin, store, clock)

@@ -1,0 +1,71 @@
+"""The session-settings use cases without HTTP: read, change and publish, tenant scoping, a bus
+that is down; on both backends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from admin_api_support import NOW, OTHER_TENANT, TENANT, RecordingBus
+
+from admin_api.adapters.bus import BusUnavailable
+from admin_api.auth import EDIT_USER_SESSIONS, Admin
+from admin_api.domain.policies import PolicyChange
+from admin_api.service_layer.session_settings import (
+    ChangeSettings,
+    change_settings,
+    read_settings,
+)
+from read_model.store import Store
+from session_contracts.models import DEFAULT_POLICIES, SessionPolicy
+
+ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
+OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
+DAY_LONG = PolicyChange(max_session_seconds=86400, idle_timeout_seconds=3600)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+async def test_a_change_is_stored_and_the_tenants_full_settings_published(
+    store: Store, bus: RecordingBus
+) -> None:
+    assert await read_settings(ADMIN, store) == {}  # defaults apply
+
+    stored = await change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, bus, clock)
+
+    assert set(stored) == {"browser"}
+    assert stored["browser"].policy == SessionPolicy(
+        max_session_seconds=86400, idle_timeout_seconds=3600
+    )
+    assert stored["browser"].updated_by == "admin-1"
+    assert stored == await read_settings(ADMIN, store)
+    (record,) = bus.settings
+    assert record.tenant_id == TENANT and record.changed_by == "admin-1"
+    assert record.occurred_at == NOW
+    assert record.settings == {"browser": DAY_LONG.policy(), "mobile": DEFAULT_POLICIES["mobile"]}
+    assert await read_settings(OTHER_ADMIN, store) == {}
+
+
+async def test_the_last_change_wins_and_each_is_published(store: Store, bus: RecordingBus) -> None:
+    later = PolicyChange(max_session_seconds=2 * 86400, idle_timeout_seconds=3600)
+    await change_settings(ChangeSettings("mobile", DAY_LONG), ADMIN, store, bus, clock)
+    stored = await change_settings(
+        ChangeSettings("mobile", later), ADMIN, store, bus, lambda: NOW + timedelta(minutes=1)
+    )
+    assert stored["mobile"].policy == later.policy()
+    assert [r.settings["mobile"] for r in bus.settings] == [DAY_LONG.policy(), later.policy()]
+    assert bus.settings[-1].settings["browser"] == DEFAULT_POLICIES["browser"]
+
+
+async def test_a_bus_that_is_down_leaves_the_settings_as_they_were(
+    store: Store, bus: RecordingBus
+) -> None:
+    async def refuse(_: object) -> None:
+        raise BusUnavailable("broker down")
+
+    bus.settings_changed = refuse  # type: ignore[method-assign]
+    with pytest.raises(BusUnavailable):
+        await change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, bus, clock)
+    assert await read_settings(ADMIN, store) == {}
