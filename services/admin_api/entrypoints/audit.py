@@ -1,62 +1,20 @@
-"""The audit trail of termination requests, by time range and admin."""
+"""The audit trail of termination requests, by time range and admin: the route (the work is
+`service_layer.audit`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from admin_api.adapters import terminations
-from admin_api.domain.cursors import NOT_OURS, BadCursor, CursorCodec
-from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, RuntimeDep
+from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED
-from admin_api.entrypoints.list_params import invalid_query
 from admin_api.entrypoints.schemas import AuditEntry, AuditPage
-from session_contracts.models import Timestamp, as_utc
+from admin_api.service_layer import audit
+from admin_api.service_layer.audit import AuditParams
+from session_contracts.models import as_utc
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROTECTED)
-
-
-class AuditParams(BaseModel):
-    """Which termination requests: `[since, until)`, one admin, a page."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    since: Timestamp | None = Field(None, description="requested_at >= this (RFC 3339).")
-    until: Timestamp | None = Field(None, description="requested_at < this.")
-    requested_by: (
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
-        | None
-    ) = Field(None, description="Only this admin's requests (their user id).")
-    limit: int = Field(50, ge=1, le=500)
-    cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
-
-
-def _scope(tenant_id: str, params: AuditParams) -> dict[str, Any]:
-    """What an audit cursor is valid for: this tenant's audit with this time range and admin."""
-    conditions = params.model_dump(mode="json", include={"since", "until", "requested_by"})
-    return {"list": "audit", "tenant": tenant_id, **conditions}
-
-
-def _encode(codec: CursorCodec, scope: dict[str, Any], at: datetime, command_id: str) -> str:
-    return codec.seal(scope, {"at": at.isoformat(), "id": command_id})
-
-
-def _decode(codec: CursorCodec, scope: dict[str, Any], cursor: str) -> tuple[datetime, str]:
-    try:
-        body = codec.open(scope, cursor)
-        at, command_id = body.get("at"), body.get("id")
-        if not isinstance(at, str) or not isinstance(command_id, str) or len(command_id) > 36:
-            raise BadCursor(NOT_OURS)
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise BadCursor(NOT_OURS)
-        return as_utc(when), command_id
-    except (ValueError, OverflowError) as exc:  # BadCursor is a ValueError
-        message = str(exc) if isinstance(exc, BadCursor) else NOT_OURS
-        raise invalid_query("cursor", message, cursor) from None
 
 
 def _entry(row: dict[str, Any]) -> AuditEntry:
@@ -76,30 +34,8 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
 
 @router.get("/terminations", response_model=AuditPage)
 async def termination_audit(
-    admin: CurrentAdmin,
-    runtime: RuntimeDep,
-    db: DbSession,
-    params: Annotated[AuditParams, Query()],
+    admin: CurrentAdmin, runtime: RuntimeDep, params: Annotated[AuditParams, Query()]
 ) -> AuditPage:
     """Every termination request of your tenant, newest first: who, when, what, how many ended."""
-    scope = _scope(admin.tenant_id, params)
-    cursors = runtime.cursors
-    query = terminations.AuditQuery(
-        since=params.since,
-        until=params.until,
-        requested_by=params.requested_by,
-        limit=params.limit,
-        after=_decode(cursors, scope, params.cursor) if params.cursor else None,
-    )
-    rows = await terminations.audit_page(db, admin.tenant_id, query)
-    more = len(rows) > params.limit
-    rows = rows[: params.limit]
-    last = rows[-1] if more else None
-    return AuditPage(
-        items=[_entry(r) for r in rows],
-        next_cursor=(
-            _encode(cursors, scope, as_utc(last["requested_at"]), last["command_id"])
-            if last
-            else None
-        ),
-    )
+    page = await audit.termination_audit(params, admin, runtime.store, runtime.cursors)
+    return AuditPage(items=[_entry(r) for r in page.rows], next_cursor=page.next_cursor)

@@ -1,14 +1,11 @@
-"""Dependency aliases every route uses: the runtime, a database connection, the admin, the time."""
+"""Dependency aliases every route uses: the runtime and the admin."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.auth import EDIT_USER_SESSIONS, Admin, InvalidToken
 from admin_api.runtime import Runtime
@@ -22,15 +19,6 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-
-async def get_db(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
-    """A read model connection for the request; the route commits what it writes."""
-    async with runtime.engine.connect() as conn:
-        yield conn
-
-
-DbSession = Annotated[AsyncConnection, Depends(get_db)]
-"""A SQLAlchemy Core connection (the read model is Core tables, no ORM session)."""
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -61,11 +49,3 @@ async def current_admin(
 
 
 CurrentAdmin = Annotated[Admin, Depends(current_admin)]
-
-
-def request_time(runtime: RuntimeDep) -> datetime:
-    """The time this request is answered at (the runtime's clock)."""
-    return runtime.clock()
-
-
-Now = Annotated[datetime, Depends(request_time)]

@@ -1,4 +1,5 @@
-"""Query parameters of the list and export: one model, turned into a `ListQuery` in one place.
+"""Query parameters of the list and export: one model, turned into the use case's request in
+one place.
 
 The filter parameters are the contract's `SessionFilter` fields (the same types, constraints and
 validators, in the same order), described for the query string: a condition added to the
@@ -9,16 +10,13 @@ refused (422 naming them), as are bad values; the errors name the field.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from admin_api.domain.cursors import BadCursor
-from admin_api.domain.listing import DEFAULT_SORT, ListQuery, Sort, decode_cursor, page_scope
-from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
+from admin_api.domain.listing import DEFAULT_SORT, Sort
+from admin_api.service_layer.sessions import ExportRequest, PageRequest
 from session_contracts.models import SessionFilter
 
 Params = TypeVar("Params", bound=BaseModel)
@@ -90,33 +88,15 @@ class ListParams(SortParams):
     )
 
 
-def invalid_query(field: str, message: str, value: Any) -> RequestValidationError:
-    """A 422 naming query parameter `field`, as FastAPI's own validation answers."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
-    )
+def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
+    """The page the query string asks for."""
+    return PageRequest(params.to_filter(), params.sort, params.limit, params.cursor)
 
 
-def list_query(
-    params: Annotated[ListParams, Query()], admin: CurrentAdmin, runtime: RuntimeDep
-) -> ListQuery:
-    """The page the query string asks for; a cursor only with the tenant, filter and sort it
-    was issued for."""
-    query = ListQuery(params.to_filter(), params.sort, params.limit)
-    if params.cursor is None:
-        return query
-    scope = page_scope(admin.tenant_id, query)
-    try:
-        after = decode_cursor(runtime.cursors, scope, params.cursor, params.sort)
-    except BadCursor as exc:
-        raise invalid_query("cursor", str(exc), params.cursor) from None
-    return replace(query, after=after)
+def export_query(params: Annotated[SortParams, Query()]) -> ExportRequest:
+    """Every matching session, in the order asked."""
+    return ExportRequest(params.to_filter(), params.sort)
 
 
-def export_query(params: Annotated[SortParams, Query()]) -> ListQuery:
-    """Every matching session, in the order asked, fetched a thousand at a time."""
-    return ListQuery(params.to_filter(), params.sort, 1000)
-
-
-PageQuery = Annotated[ListQuery, Depends(list_query)]
-ExportQuery = Annotated[ListQuery, Depends(export_query)]
+PageQuery = Annotated[PageRequest, Depends(list_query)]
+ExportQuery = Annotated[ExportRequest, Depends(export_query)]

@@ -1,34 +1,25 @@
-"""A tenant's session settings per session type: read them, change them, publish the change."""
+"""A tenant's session settings per session type: the routes that read them and change one (the
+work is `service_layer.session_settings`)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from admin_api.adapters import settings_store
-from admin_api.domain.policies import PolicyChange, effective
-from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.domain.policies import PolicyChange
+from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
-from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import (
-    DEFAULT_POLICIES,
-    SETTABLE_TYPES,
-    SessionSettingsChanged,
-    SettableType,
-    as_utc,
-)
+from admin_api.service_layer import session_settings
+from session_contracts.models import DEFAULT_POLICIES, SETTABLE_TYPES, SettableType, as_utc
 
 router = APIRouter(
     prefix="/api/v1/settings/sessions", tags=["session settings"], responses=PROTECTED
 )
 
 
-def _public(
-    stored: dict[SettableType, settings_store.StoredPolicy],
-) -> SessionSettingsPublic:
+def _public(stored: session_settings.TenantSettings) -> SessionSettingsPublic:
     items = []
     for kind in SETTABLE_TYPES:
         own = stored.get(kind)
@@ -47,9 +38,9 @@ def _public(
 
 
 @router.get("", response_model=SessionSettingsPublic)
-async def read_settings(admin: CurrentAdmin, db: DbSession) -> SessionSettingsPublic:
+async def read_settings(admin: CurrentAdmin, runtime: RuntimeDep) -> SessionSettingsPublic:
     """Your tenant's current maximum session length and idle timeout, per session type."""
-    return _public(await settings_store.load(db, admin.tenant_id))
+    return _public(await session_settings.read_settings(admin, runtime.store))
 
 
 @router.put(
@@ -60,26 +51,13 @@ async def read_settings(admin: CurrentAdmin, db: DbSession) -> SessionSettingsPu
 async def change_settings(
     admin: CurrentAdmin,
     runtime: RuntimeDep,
-    now: Now,
     session_type: Annotated[SettableType, Path()],
     change: PolicyChange,
 ) -> SessionSettingsPublic:
     """Set the limits new sessions of this type get; existing sessions keep theirs (see
     `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
-    async with UnitOfWork(runtime.store) as uow:
-        await settings_store.save(
-            uow, admin.tenant_id, session_type, change.policy(), now, admin.user_id
-        )
-        stored = await settings_store.load(uow.conn, admin.tenant_id)
-        current = {kind: s.policy for kind, s in stored.items()}
-        # committed only once Kafka acknowledged: login services and the API agree
-        await runtime.bus.settings_changed(
-            SessionSettingsChanged(
-                event_id=uuid.uuid4(),
-                occurred_at=now,
-                tenant_id=admin.tenant_id,
-                changed_by=admin.user_id,
-                settings=effective(current),
-            )
-        )
+    command = session_settings.ChangeSettings(session_type, change)
+    stored = await session_settings.change_settings(
+        command, admin, runtime.store, runtime.bus, runtime.clock
+    )
     return _public(stored)

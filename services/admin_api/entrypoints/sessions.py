@@ -1,24 +1,21 @@
-"""The Active User Sessions list, its CSV export, and one session with its history."""
+"""The Active User Sessions list, its CSV export, and one session with its history: the routes
+and the shapes they answer in (the work is `service_layer.sessions`)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Path
 from fastapi.responses import StreamingResponse
 
-from admin_api.adapters import session_listing
-from admin_api.adapters.session_search import first_page_and_total, is_search
-from admin_api.domain.listing import encode_cursor, page_scope
-from admin_api.entrypoints.dependencies import CurrentAdmin, DbSession, Now, RuntimeDep
+from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.list_params import ExportQuery, PageQuery
 from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPublic, SessionsPage
+from admin_api.service_layer import sessions
 from session_contracts.models import SessionId, as_utc
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROTECTED)
@@ -62,40 +59,16 @@ def to_public(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @router.get("", response_model=SessionsPage)
-async def list_sessions(
-    admin: CurrentAdmin, runtime: RuntimeDep, query: PageQuery, now: Now
-) -> SessionsPage:
+async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQuery) -> SessionsPage:
     """Active browser and mobile sessions of your tenant: search, filter, sort, page.
 
     `total` counts every match of the filter; later pages carry the first page's count.
     """
-    store = runtime.store
-
-    async def page() -> session_listing.Page:
-        async with store.engine.connect() as conn:
-            return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
-
-    async def total() -> int:
-        if query.after is not None and query.after.total is not None:
-            return query.after.total
-        async with store.engine.connect() as conn:
-            return await store.count_active(conn, query.filter, admin.tenant_id, now)
-
-    if query.after is None and is_search(query.filter):
-        async with store.engine.connect() as conn:
-            found, matches = await first_page_and_total(store, conn, query, admin.tenant_id, now)
-    else:
-        # two connections: the page and the count run side by side
-        found, matches = await asyncio.gather(page(), total())
-    after = replace(found.after, total=matches) if found.after else None
+    page = await sessions.list_sessions(query, admin, runtime.store, runtime.cursors, runtime.clock)
     return SessionsPage(
-        items=[SessionPublic.model_validate(to_public(r)) for r in found.rows],
-        next_cursor=(
-            encode_cursor(runtime.cursors, page_scope(admin.tenant_id, query), after)
-            if after
-            else None
-        ),
-        total=matches,
+        items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
+        next_cursor=page.next_cursor,
+        total=page.total,
     )
 
 
@@ -126,22 +99,14 @@ async def _csv_lines(rows: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[st
     responses={200: {"content": {"text/csv": {}}, "description": "The matching sessions."}},
 )
 async def export_sessions(
-    admin: CurrentAdmin, runtime: RuntimeDep, query: ExportQuery, now: Now
+    admin: CurrentAdmin, runtime: RuntimeDep, query: ExportQuery
 ) -> StreamingResponse:
     """Every session the current filter matches, in the current order, as CSV (streamed)."""
-    rows = session_listing.iterate(runtime.engine, query, admin.tenant_id, now)
-    # The first page is read before the response starts: a database that is down answers 503
+    # The first rows are read before the response starts: a database that is down answers 503
     # (errors.py), not a 200 cut short.
-    first = await anext(rows, None)
-
-    async def every_row() -> AsyncIterator[Mapping[str, Any]]:
-        if first is not None:
-            yield first
-            async for row in rows:
-                yield row
-
+    rows = await sessions.export_sessions(query, admin, runtime.store, runtime.clock)
     return StreamingResponse(
-        _csv_lines(every_row()),
+        _csv_lines(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
     )
@@ -149,19 +114,16 @@ async def export_sessions(
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=error_responses(404))
 async def get_session(
-    admin: CurrentAdmin, db: DbSession, now: Now, session_id: Annotated[SessionId, Path()]
+    admin: CurrentAdmin, runtime: RuntimeDep, session_id: Annotated[SessionId, Path()]
 ) -> SessionDetail:
     """One browser or mobile session of your tenant, in any state, with its lifecycle history."""
-    found = await session_listing.fetch_session(db, admin.tenant_id, session_id, now)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such session")
-    row, history = found
-    fields: Mapping[str, Any] = dict(row._mapping)
+    found = await sessions.session_detail(session_id, admin, runtime.store, runtime.clock)
+    fields = found.fields
     return SessionDetail.model_validate(
         {
             **to_public(fields),
             "state": fields["state"],
-            "active": bool(fields["active"]),
+            "active": found.active,
             "current_ip": fields["current_ip"],
             "ended_at": as_utc(fields["ended_at"]) if fields["ended_at"] else None,
             "end_reason": fields["end_reason"],
@@ -173,7 +135,7 @@ async def get_session(
                     occurred_at=as_utc(h.occurred_at),
                     detail=h.detail,
                 )
-                for h in history
+                for h in found.history
             ],
         }
     )
