@@ -92,6 +92,8 @@ class ConsumerLoop:
         async with self._engine.connect() as conn:
             stored = await load_positions(conn, self._name, {tp.topic for tp in partitions})
         for tp in partitions:
+            if tp not in self.consumer.assignment():
+                continue  # revoked while the positions were read: its next owner seeks it
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)

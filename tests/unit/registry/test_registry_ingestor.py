@@ -1,0 +1,304 @@
+"""The Ingestor over SQLite with synthetic records: once, fenced by positions, bad records parked.
+
+Records are built by `session_registry.workload` (what the benchmarks and fault tests replay)
+and handed over as a polled batch would be; the dead-letter port is a recording fake.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from hotloop_fakes import (
+    NOW,
+    TOPICS,
+    FakeLog,
+    FakeRecord,
+    RecordingIngestor,
+    event_ids,
+    expected_sessions,
+    migrated_store,
+    session_states,
+    snapshot,
+    stored_positions,
+)
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from read_model.store import Store
+from read_model.tables import applied_commands, outbox, revocations, session_history
+from session_contracts.codec import (
+    COMMANDS,
+    EVENTS,
+    MAX_RECORD_BYTES,
+    DecodeError,
+    RecordKind,
+    decode,
+    encode,
+)
+from session_contracts.models import SessionRevoked, TerminateSessions
+from session_registry.workload import Workload
+from session_registry.workload import records as workload_records
+
+Batch = dict[TopicPartition, list[FakeRecord]]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await migrated_store(tmp_path)
+    yield store
+    await store.dispose()
+
+
+@pytest.fixture
+def engine(store: Store) -> AsyncEngine:
+    return store.engine
+
+
+@pytest.fixture
+def ingestor(store: Store) -> RecordingIngestor:
+    return RecordingIngestor(store)
+
+
+def batch_of(records: Sequence[FakeRecord]) -> Batch:
+    """Records as `getmany` hands them over: per partition, in offset order."""
+    batch: Batch = {}
+    for record in records:
+        batch.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+    return batch
+
+
+def synthetic(sessions: int = 30, **overrides: Any) -> tuple[FakeLog, list[FakeRecord]]:
+    """A workload (reordered and duplicated records included) on two event partitions."""
+    log = FakeLog()
+    written = log.extend_events(Workload(sessions=sessions, activity=6, **overrides))
+    return log, written
+
+
+def reason_of(value: bytes | None, kind: RecordKind[Any] = EVENTS) -> str:
+    """The decoder's own reason for refusing `value` (what dlq.reason must carry)."""
+    with pytest.raises(DecodeError) as refused:
+        decode(kind, value)
+    return refused.value.reason
+
+
+async def test_a_batch_is_applied_once_and_stores_its_positions(
+    engine: AsyncEngine, ingestor: RecordingIngestor
+) -> None:
+    log, written = synthetic(duplicate_share=0.05, disorder_share=0.05)
+    values = [r.value for r in written]
+    assert len(set(values)) < len(values)  # the stream carries duplicates, as producers make
+
+    outcome = await ingestor.ingest(batch_of(written))
+
+    assert await session_states(engine) == expected_sessions(values)
+    assert await stored_positions(engine) == log.ends()
+    assert outcome.positions == log.ends()
+    assert (outcome.events, outcome.skipped, outcome.dead_letters) == (len(written), 0, 0)
+    assert outcome.sessions == len(expected_sessions(values))
+    assert Counter(ingestor.applied) == event_ids(values)
+    async with engine.connect() as conn:
+        history = set((await conn.execute(select(session_history.c.event_id))).scalars())
+        queued = (await conn.execute(select(outbox.c.topic, outbox.c.key, outbox.c.value))).all()
+        revoked = set((await conn.execute(select(revocations.c.session_id))).scalars())
+    lifecycle = [decode(EVENTS, v) for v in values]
+    assert history == {str(e.event_id) for e in lifecycle if e.type != "session.activity"}
+    # a logout of a session still valid is revoked through the outbox, once per session
+    logged_out = {e.session_id for e in lifecycle if e.type == "session.terminated"}
+    assert logged_out and revoked == logged_out
+    assert sorted(key.decode() for _, key, _ in queued) == sorted(logged_out)
+    assert {topic for topic, _, _ in queued} == {TOPICS.revocations}
+    assert all(SessionRevoked.model_validate_json(value).valid_until > NOW for *_, value in queued)
+    assert ingestor.dead_letters.sent == []
+
+
+async def test_a_redelivered_batch_changes_nothing(
+    engine: AsyncEngine, ingestor: RecordingIngestor
+) -> None:
+    log, written = synthetic()
+    await ingestor.ingest(batch_of(written))
+    before = await snapshot(engine)
+    applied = list(ingestor.applied)
+
+    again = await ingestor.ingest(batch_of(written))
+
+    assert await snapshot(engine) == before
+    assert (again.events, again.sessions, again.published) == (0, 0, 0)
+    assert again.skipped == len(written)
+    assert again.positions == log.ends()
+    assert ingestor.applied == applied
+    # an older part of it (a lagging redelivery): the positions reported, which the loop
+    # copies to Kafka, are the stored ones, never older
+    stale = await ingestor.ingest(batch_of([r for r in written if r.offset < 10]))
+    assert stale.skipped == sum(r.offset < 10 for r in written)
+    assert stale.positions == log.ends()
+    assert await snapshot(engine) == before
+
+
+async def test_a_batch_straddling_the_stored_position_applies_only_what_is_new(
+    engine: AsyncEngine, ingestor: RecordingIngestor
+) -> None:
+    log, written = synthetic(duplicate_share=0.0)
+    first = [r for r in written if r.offset < 40]
+    await ingestor.ingest(batch_of(first))
+    redelivered = [r for r in written if r.offset >= 20]  # 20..39 again, then the rest
+
+    outcome = await ingestor.ingest(batch_of(redelivered))
+
+    assert outcome.skipped == sum(20 <= r.offset < 40 for r in written)
+    assert outcome.events == sum(r.offset >= 40 for r in written)
+    assert Counter(ingestor.applied) == event_ids(r.value for r in written)  # each once
+    assert await session_states(engine) == expected_sessions(r.value for r in written)
+    assert await stored_positions(engine) == log.ends()
+
+
+UNKNOWN_TYPE = json.dumps(
+    {
+        "type": "session.renamed",
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": "2030-01-01T00:00:00Z",
+        "tenant_id": "tenant-0",
+        "session_id": "s-1",
+    }
+).encode()
+MALFORMED = {
+    "not-json": b'{"type": "session.created",',
+    "unknown-type": UNKNOWN_TYPE,
+    "no-value": None,
+    "not-an-object": b"[1, 2, 3]",
+    "missing-field": json.dumps({"type": "session.activity", "schema_version": 1}).encode(),
+    "too-large": b'{"pad": "' + b"x" * MAX_RECORD_BYTES + b'"}',
+}
+
+
+@pytest.mark.parametrize("value", list(MALFORMED.values()), ids=list(MALFORMED))
+async def test_a_malformed_record_goes_to_the_dead_letter_sink_with_its_reason(
+    engine: AsyncEngine, ingestor: RecordingIngestor, value: bytes | None
+) -> None:
+    log = FakeLog()
+    record = log.append(TOPICS.events, 3, value, b"s-1", (("traceparent", b"00-abc-01"),))
+
+    outcome = await ingestor.ingest(batch_of([record]))
+
+    [letter] = ingestor.dead_letters.sent
+    assert letter.reason == reason_of(value)
+    assert (letter.topic, letter.partition, letter.offset) == (TOPICS.events, 3, 0)
+    assert (letter.key, letter.value, letter.headers) == (b"s-1", value, record.headers)
+    assert outcome.dead_letters == 1 and outcome.events == 0
+    assert await stored_positions(engine) == {(TOPICS.events, 3): 1}  # the partition flows on
+    assert await session_states(engine) == {}
+    # redelivered: below the stored position, so not parked a second time
+    await ingestor.ingest(batch_of([record]))
+    assert len(ingestor.dead_letters.sent) == 1
+
+
+async def test_the_reason_names_what_is_wrong(ingestor: RecordingIngestor) -> None:
+    log = FakeLog()
+    record = log.append(TOPICS.events, 0, UNKNOWN_TYPE)
+    await ingestor.ingest(batch_of([record]))
+    assert [letter.reason for letter in ingestor.dead_letters.sent] == [
+        "unknown event type 'session.renamed'"
+    ]
+
+
+async def test_a_batch_mixing_good_and_bad_records_applies_the_good_ones(
+    engine: AsyncEngine, ingestor: RecordingIngestor
+) -> None:
+    log = FakeLog()
+    bad_values = list(MALFORMED.values())
+    records: list[FakeRecord] = []
+    for i, (key, value) in enumerate(workload_records(Workload(sessions=12, activity=4))):
+        partition = zlib.crc32(key) % 2
+        records.append(log.append(TOPICS.events, partition, value, key))
+        if i % 9 == 4:  # now and then a bad one between them
+            bad = bad_values[(i // 9) % len(bad_values)]
+            records.append(log.append(TOPICS.events, partition, bad, key))
+    bad_records = [r for r in records if r.value in bad_values]
+    good_records = [r for r in records if r not in bad_records]
+    assert len(bad_records) >= 5
+
+    outcome = await ingestor.ingest(batch_of(records))
+
+    assert await session_states(engine) == expected_sessions(r.value for r in good_records)
+    assert Counter(ingestor.applied) == event_ids(r.value for r in good_records)
+    sent = ingestor.dead_letters.sent
+    assert sorted((d.partition, d.offset) for d in sent) == sorted(
+        (r.partition, r.offset) for r in bad_records
+    )
+    assert all(d.reason == reason_of(d.value) for d in sent)
+    assert (outcome.events, outcome.dead_letters) == (len(good_records), len(bad_records))
+    assert await stored_positions(engine) == log.ends()
+
+
+async def test_a_failing_dead_letter_sink_rolls_the_batch_back(
+    engine: AsyncEngine, ingestor: RecordingIngestor
+) -> None:
+    log, written = synthetic(sessions=5)
+    bad = log.append(TOPICS.events, 0, b"not json")
+    empty = await snapshot(engine)
+    ingestor.dead_letters.fail_with = OSError("broker unreachable")
+
+    with pytest.raises(OSError):
+        await ingestor.ingest(batch_of([*written, bad]))
+
+    # nothing moved past the record that is not yet durable on the DLQ, nor anything else
+    assert await snapshot(engine) == empty
+    ingestor.dead_letters.fail_with = None
+    await ingestor.ingest(batch_of([*written, bad]))
+    assert [(d.offset, d.value) for d in ingestor.dead_letters.sent] == [(bad.offset, b"not json")]
+    assert await session_states(engine) == expected_sessions(r.value for r in written)
+    assert await stored_positions(engine) == log.ends()
+
+
+async def test_a_termination_command_is_applied_once_however_often_delivered(
+    engine: AsyncEngine, ingestor: RecordingIngestor
+) -> None:
+    log, written = synthetic(sessions=8, terminated_share=0.0, duplicate_share=0.0)
+    await ingestor.ingest(batch_of(written))
+    states = await session_states(engine)
+    tenant, targets = "tenant-1", sorted(s for (t, s) in states if t == "tenant-1")[:2]
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id=tenant,
+        requested_by="admin-1",
+        session_ids=targets,
+    )
+    first = log.append(TOPICS.commands, 0, encode(command), tenant.encode())
+    bad = log.append(TOPICS.commands, 0, encode(command).replace(b"sessions.terminate", b"x"))
+    again = log.append(TOPICS.commands, 0, encode(command), tenant.encode())  # re-sent
+
+    outcome = await ingestor.ingest(batch_of([first, bad, again]))
+
+    assert (outcome.commands, outcome.terminated, outcome.dead_letters) == (1, 2, 1)
+    assert ingestor.dead_letters.sent[0].reason == reason_of(bad.value, COMMANDS)
+    after = await session_states(engine)
+    assert {s for (t, s), st in after.items() if st.state == "terminated"} == set(targets)
+    assert all(after[(tenant, s)].ended_by == "admin-1" for s in targets)
+    untouched = {k: v for k, v in states.items() if k[1] not in targets}
+    assert {k: after[k] for k in untouched} == untouched
+    async with engine.connect() as conn:
+        queued = (await conn.execute(select(outbox.c.topic, outbox.c.key))).all()
+        commands = (await conn.execute(select(applied_commands.c.command_id))).scalars().all()
+    assert sorted(queued) == sorted(
+        [(TOPICS.events, s.encode()) for s in targets]
+        + [(TOPICS.revocations, s.encode()) for s in targets]
+    )
+    assert commands == [str(command.command_id)]
+
+    # delivered once more after a crash (a new offset, the same command id): nothing happens
+    before = await snapshot(engine)
+    later = log.append(TOPICS.commands, 0, encode(command), tenant.encode())
+    redelivered = await ingestor.ingest(batch_of([later]))
+    assert (redelivered.commands, redelivered.terminated) == (0, 0)
+    assert {k: v for k, v in (await snapshot(engine)).items() if k != "consumer_positions"} == {
+        k: v for k, v in before.items() if k != "consumer_positions"
+    }
