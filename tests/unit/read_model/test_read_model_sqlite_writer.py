@@ -4,23 +4,11 @@ SQLITE_BUSY because another connection committed in between."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from read_model.database import open_store, upgrade_schema
 from read_model.unit_of_work import UnitOfWork
-
-
-def _writable(path: Path) -> bool:
-    conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:  # database is locked
-        return False
-    finally:
-        conn.close()
+from sqlite_locks import writable
 
 
 async def test_a_unit_of_work_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
@@ -30,7 +18,7 @@ async def test_a_unit_of_work_holds_the_write_lock_from_its_start(tmp_path: Path
     store = open_store(url)
     try:
         async with UnitOfWork(store):
-            assert not _writable(path)
-        assert _writable(path)
+            assert not writable(path, 0.1)
+        assert writable(path, 0.1)
     finally:
         await store.dispose()

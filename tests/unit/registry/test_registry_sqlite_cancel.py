@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from sqlalchemy import text
 
 from read_model.database import open_store
 from read_model.unit_of_work import UnitOfWork
+from sqlite_locks import writable
 
 # one row, computed for a while (about half a second on an idle core; 200,000 steps took
 # 45 ms and sometimes finished before the cancellation): the cancellation lands while SQLite
@@ -26,19 +26,6 @@ SLOW_SUM = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
     "SELECT sum(x) FROM c"
 )
-
-
-def _writable(path: Path) -> bool:
-    """Whether another connection can take the write lock within half a second."""
-    conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:  # database is locked
-        return False
-    finally:
-        conn.close()
 
 
 async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
@@ -60,7 +47,7 @@ async def test_a_transaction_cancelled_mid_statement_releases_the_write_lock(
         task.cancel()  # what Registry.stop does to a batch in flight
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await asyncio.to_thread(_writable, path)
+        assert await asyncio.to_thread(writable, path, 0.5)
     finally:
         gc.enable()
         await store.dispose()
