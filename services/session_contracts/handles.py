@@ -1,0 +1,66 @@
+"""Session handles and tenant-qualified record keys (contract v2).
+
+A session's credential (the cookie value or bearer token a client presents) never leaves the
+service that issued it and the gateway that checks it. Everything else (events, the read model,
+the admin list, CSV files, revocations, logs) names the session by its **handle**: a
+domain-separated SHA-256 of the tenant and the credential, as 43 characters of unpadded
+base64url. Knowing a handle gives nothing to sign in with (SHA-256 is preimage resistant and
+credentials are random, 128 bits or more); the same credential always gives the same handle,
+so the publisher (`SessionEventPublisher`), the gateway and the v1 upcaster agree without
+sharing any secret. The tenant is hashed in, so one credential string names two different
+sessions in two tenants.
+
+Every Kafka key is tenant-qualified: `<tenant_id>/<name>`. `/` is in neither a tenant id
+(`[A-Za-z0-9._-]`) nor a handle (base64url), so a key splits one way only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+HANDLE_DOMAIN = b"session-control/session-handle/v1\x00"
+"""Prefix of every hashed input: a handle can never equal a hash made for another purpose."""
+
+HANDLE_LENGTH = 43
+HANDLE_PATTERN = r"^[A-Za-z0-9_-]{43}$"
+"""A handle: unpadded base64url of 32 bytes."""
+_HANDLE = re.compile(HANDLE_PATTERN, re.ASCII)
+_KEY_SEPARATOR = "/"
+
+
+def session_handle(tenant_id: str, credential: str) -> str:
+    """The public handle of the session whose credential is `credential` in `tenant_id`.
+
+    SHA-256(HANDLE_DOMAIN ‖ tenant_id ‖ NUL ‖ credential), unpadded base64url. Both inputs are
+    UTF-8; the NUL separates them (a tenant id holds no NUL), so no two pairs hash alike.
+    """
+    digest = hashlib.sha256(
+        HANDLE_DOMAIN + tenant_id.encode() + b"\x00" + credential.encode()
+    ).digest()
+    return base64.urlsafe_b64encode(digest)[:HANDLE_LENGTH].decode("ascii")
+
+
+def is_handle(value: str) -> bool:
+    """Whether `value` has the shape of a handle (it says nothing of whose)."""
+    return _HANDLE.fullmatch(value) is not None
+
+
+def record_key(tenant_id: str, name: str) -> bytes:
+    """The Kafka key of a record about `name` (a handle, a command id) in `tenant_id`."""
+    return f"{tenant_id}{_KEY_SEPARATOR}{name}".encode()
+
+
+def split_record_key(key: bytes | None) -> tuple[str, str] | None:
+    """`(tenant_id, name)` of a tenant-qualified key, or None when `key` is not one."""
+    if not key:
+        return None
+    try:
+        text = bytes(key).decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    tenant_id, separator, name = text.partition(_KEY_SEPARATOR)
+    if not separator or not tenant_id or not name:
+        return None
+    return tenant_id, name
