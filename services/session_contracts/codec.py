@@ -9,6 +9,7 @@ kind carries, then the model. It is total: whatever the bytes, it returns a mode
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from session_contracts.escaping import escape_reason
+from session_contracts.handles import session_handle
 from session_contracts.models import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -29,11 +31,68 @@ MAX_RECORD_BYTES = 64 * 1024
 """Larger records are refused: no contract message comes near this size."""
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[int, Upcaster] = {}
+
+_V1_SESSION_ID = re.compile(r"[\x21-\x7e]{1,128}", re.ASCII)
+"""A v1 session id: the credential itself, 1-128 printable ASCII characters."""
+_TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
+_V1_SESSION_TYPES = frozenset(
+    {
+        "session.created",
+        "session.activity",
+        "session.terminated",
+        "session.expired",
+        "session.revoked",
+    }
+)
+
+
+def _v1_handle(tenant_id: object, session_id: object, where: str) -> str:
+    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+        raise DecodeError(f"{where}: a v1 session id needs a valid tenant_id to become a handle")
+    if not isinstance(session_id, str) or not _V1_SESSION_ID.fullmatch(session_id):
+        raise DecodeError(f"{where}: not a v1 session id (1-128 printable ASCII characters)")
+    return session_handle(tenant_id, session_id)
+
+
+def upcast_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """Contract v1 to v2: every session id (the credential in v1) becomes its handle.
+
+    `session_handle(tenant_id, v1 id)` is what `SessionEventPublisher` and the gateway derive
+    from the same credential, so records written before v2 name the sessions gateways see
+    after it. Events and revocations: `session_id`; commands: each of `session_ids`. A v1
+    command's `filter.session_id` (a substring of credentials) has no v2 meaning (a substring
+    of a credential says nothing of its handle; matched against handles it would select
+    sessions nobody chose): the command is refused, so it is dead-lettered with this reason.
+    Settings records change only their version.
+    """
+    out = dict(payload)
+    kind = out.get("type")
+    if not isinstance(kind, str):
+        return out  # the type check after upcasting says what is wrong
+    tenant_id = out.get("tenant_id")
+    if kind in _V1_SESSION_TYPES and "session_id" in out:
+        out["session_id"] = _v1_handle(tenant_id, out["session_id"], f"{kind}.session_id")
+    elif kind == "sessions.terminate":
+        ids = out.get("session_ids")
+        if isinstance(ids, list):
+            out["session_ids"] = [
+                _v1_handle(tenant_id, one, f"sessions.terminate.session_ids.{n}")
+                for n, one in enumerate(ids)
+            ]
+        target = out.get("filter")
+        if isinstance(target, dict) and target.get("session_id") is not None:
+            raise DecodeError(
+                "sessions.terminate.filter.session_id: a v1 command's session id substring "
+                "matches credentials, which v2 does not keep; the command is not applied "
+                "(send it again by handle)"
+            )
+    return out
+
+
+UPCASTERS: dict[int, Upcaster] = {1: upcast_v1}
 """`UPCASTERS[n]` turns a payload of schema_version n into one of version n + 1.
 
-Version 1 is the first published version, so there is nothing to upcast yet; a future
-version 2 registers `UPCASTERS[1]` here and every consumer keeps reading old records.
+The one place old records are read: v1 (session ids were credentials) becomes v2 (handles).
 """
 
 M = TypeVar("M", bound=BaseModel)

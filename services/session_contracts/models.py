@@ -1,4 +1,4 @@
-"""The wire contract v1: every event, command and record Session Control exchanges on Kafka.
+"""The wire contract v2: every event, command and record Session Control exchanges on Kafka.
 
 Field rules follow `contract.md`; these models are the single source of the JSON Schemas
 under `schemas/` (see `session_contracts.schemagen`).
@@ -24,8 +24,22 @@ from pydantic import (
 )
 
 from session_contracts.addresses import contract_ip
+from session_contracts.handles import HANDLE_LENGTH, HANDLE_PATTERN
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The version every model accepts; older records reach the models only through the
+upcasters of `session_contracts.codec`."""
+
+
+def _exact_version(value: object) -> object:
+    # JSON `true` and `2.0` equal 2 in Python, and a Literal compares by equality: the wire
+    # value must be the integer itself, on the fast path as on the checked one.
+    if type(value) is not int:
+        raise ValueError(f"schema_version must be the integer {SCHEMA_VERSION}, got {value!r}")
+    return value
+
+
+Version = Annotated[Literal[2], BeforeValidator(_exact_version)]
 
 TenantId = Annotated[
     str,
@@ -34,8 +48,20 @@ TenantId = Annotated[
 ]
 SessionId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
-    Field(description="Opaque session id: 1-128 printable ASCII characters, no spaces."),
+    StringConstraints(
+        min_length=HANDLE_LENGTH, max_length=HANDLE_LENGTH, pattern=HANDLE_PATTERN, strict=True
+    ),
+    Field(
+        description="The session's handle, never its credential: unpadded base64url of "
+        "SHA-256('session-control/session-handle/v1' NUL tenant_id NUL credential), "
+        "43 characters (session_contracts.handles.session_handle)."
+    ),
+]
+"""A session handle (contract v2). The wire field keeps the name `session_id`."""
+HandleFragment = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=HANDLE_LENGTH, pattern=r"^[A-Za-z0-9_-]+$"),
+    Field(description="Part of a session handle (base64url characters)."),
 ]
 
 
@@ -241,7 +267,7 @@ class SessionPolicy(Frozen):
 class Event(Frozen):
     """Fields every event carries."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Version = 2
     event_id: UUID = Field(
         description="Idempotency key: the same id applied twice changes nothing."
     )
@@ -308,14 +334,14 @@ class SessionFilter(Frozen):
 
     q: SearchText | None = Field(
         default=None,
-        description="Case-insensitive substring of user name, session type or session id.",
+        description="Case-insensitive substring of user name, session type or session handle.",
     )
     user_name: SearchText | None = Field(
         default=None, description="Case-insensitive substring of the user name."
     )
     session_type: list[SessionType] | None = Field(default=None, max_length=8)
-    session_id: Label | None = Field(
-        default=None, description="Case-insensitive substring of the session id."
+    session_id: HandleFragment | None = Field(
+        default=None, description="Case-insensitive substring of the session handle."
     )
     ip_address: IpNetwork | None = None
     device: Label | None = Field(
@@ -362,7 +388,7 @@ class TerminateSessions(Frozen):
     model_config = ConfigDict(json_schema_extra=ONE_TARGET_SCHEMA)
 
     type: Literal["sessions.terminate"] = "sessions.terminate"
-    schema_version: Literal[1] = 1
+    schema_version: Version = 2
     command_id: UUID = Field(description="Idempotency key: applied once, however often delivered.")
     requested_at: Timestamp
     tenant_id: TenantId
@@ -392,7 +418,7 @@ class SessionRevoked(Frozen):
     """Record on the compacted revocations topic: gateways reject this session from now on."""
 
     type: Literal["session.revoked"] = "session.revoked"
-    schema_version: Literal[1] = 1
+    schema_version: Version = 2
     tenant_id: TenantId
     session_id: SessionId
     session_type: SessionType
@@ -422,7 +448,7 @@ class SessionSettingsChanged(Frozen):
     """
 
     type: Literal["session_settings.changed"] = "session_settings.changed"
-    schema_version: Literal[1] = 1
+    schema_version: Version = 2
     event_id: UUID
     occurred_at: Timestamp
     tenant_id: TenantId

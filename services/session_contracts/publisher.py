@@ -1,15 +1,111 @@
-"""The client platform services use to emit session events."""
+"""The client platform services use to emit session events.
+
+A platform service knows its sessions by their credential (the cookie value or token it
+issued); the contract names them by their handle (`session_contracts.handles`). The builders
+here (`created_event`, `activity_event`, `terminated_event`) and the publisher's methods of the
+same names take the credential and put only its handle in the event: a platform service never
+computes a handle by hand, and no credential reaches the topic.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
+from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
 
 from session_contracts.codec import encode
-from session_contracts.models import Event
+from session_contracts.handles import record_key, session_handle
+from session_contracts.models import (
+    Event,
+    SessionActivity,
+    SessionCreated,
+    SessionPolicy,
+    SessionTerminated,
+    SessionType,
+    TerminationReason,
+)
 from session_contracts.topics import Topics
+
+
+def event_key(event: Event) -> bytes:
+    """The Kafka key of an event: `<tenant_id>/<handle>` (one session's events, one partition)."""
+    return record_key(event.tenant_id, event.session_id)
+
+
+def _envelope(
+    tenant_id: str, credential: str, occurred_at: datetime | None, event_id: UUID | None
+) -> dict[str, object]:
+    return {
+        "event_id": event_id or uuid.uuid4(),
+        "occurred_at": occurred_at or datetime.now(UTC),
+        "tenant_id": tenant_id,
+        "session_id": session_handle(tenant_id, credential),
+    }
+
+
+def created_event(
+    *,
+    tenant_id: str,
+    credential: str,
+    user_id: str,
+    user_name: str,
+    session_type: SessionType,
+    ip_address: str,
+    policy: SessionPolicy,
+    user_agent: str | None = None,
+    device: str | None = None,
+    occurred_at: datetime | None = None,
+    event_id: UUID | None = None,
+) -> SessionCreated:
+    """`session.created` for the session whose credential is `credential` (only its handle
+    is in the event). `occurred_at` defaults to now, `event_id` to a random UUID."""
+    return SessionCreated(
+        **_envelope(tenant_id, credential, occurred_at, event_id),
+        user_id=user_id,
+        user_name=user_name,
+        session_type=session_type,
+        ip_address=ip_address,
+        user_agent=user_agent,
+        device=device,
+        policy=policy,
+    )
+
+
+def activity_event(
+    *,
+    tenant_id: str,
+    credential: str,
+    ip_address: str | None = None,
+    occurred_at: datetime | None = None,
+    event_id: UUID | None = None,
+) -> SessionActivity:
+    """`session.activity` for the session whose credential is `credential`."""
+    return SessionActivity(
+        **_envelope(tenant_id, credential, occurred_at, event_id),
+        ip_address=ip_address,
+    )
+
+
+def terminated_event(
+    *,
+    tenant_id: str,
+    credential: str,
+    reason: TerminationReason,
+    terminated_by: str | None = None,
+    occurred_at: datetime | None = None,
+    event_id: UUID | None = None,
+) -> SessionTerminated:
+    """`session.terminated` for the session whose credential is `credential` (a logout, a
+    security control; admin terminations are the registry's)."""
+    return SessionTerminated(
+        **_envelope(tenant_id, credential, occurred_at, event_id),
+        reason=reason,
+        terminated_by=terminated_by,
+    )
 
 
 def idempotent_producer(bootstrap_servers: str, **overrides: object) -> AIOKafkaProducer:
@@ -27,9 +123,11 @@ def idempotent_producer(bootstrap_servers: str, **overrides: object) -> AIOKafka
 
 
 class SessionEventPublisher:
-    """Publishes `session.*` events to `sessions.events`, keyed by session id.
+    """Publishes `session.*` events to `sessions.events`, keyed `<tenant_id>/<handle>`.
 
-    Use as an async context manager, or call `start()` and `stop()`.
+    `created`, `activity` and `terminated` take the session's credential, publish the event
+    with its handle and return it; `publish` and `publish_many` send events that already carry
+    handles. Use as an async context manager, or call `start()` and `stop()`.
     """
 
     def __init__(self, bootstrap_servers: str, topics: Topics | None = None) -> None:
@@ -56,15 +154,87 @@ class SessionEventPublisher:
 
     async def publish(self, event: Event) -> None:
         """Send one event and wait until the broker has it."""
-        await self._producer.send_and_wait(
-            self._topics.events, encode(event), key=event.session_id.encode()
-        )
+        await self._producer.send_and_wait(self._topics.events, encode(event), key=event_key(event))
 
     async def publish_many(self, events: list[Event]) -> None:
         """Send events in a batch and wait until the broker has all of them."""
         futures = [
-            await self._producer.send(self._topics.events, encode(e), key=e.session_id.encode())
+            await self._producer.send(self._topics.events, encode(e), key=event_key(e))
             for e in events
         ]
         for future in futures:
             await future
+
+    async def created(
+        self,
+        *,
+        tenant_id: str,
+        credential: str,
+        user_id: str,
+        user_name: str,
+        session_type: SessionType,
+        ip_address: str,
+        policy: SessionPolicy,
+        user_agent: str | None = None,
+        device: str | None = None,
+        occurred_at: datetime | None = None,
+        event_id: UUID | None = None,
+    ) -> SessionCreated:
+        """Publish `session.created` (see `created_event`) and return it once the broker has it."""
+        event = created_event(
+            tenant_id=tenant_id,
+            credential=credential,
+            user_id=user_id,
+            user_name=user_name,
+            session_type=session_type,
+            ip_address=ip_address,
+            policy=policy,
+            user_agent=user_agent,
+            device=device,
+            occurred_at=occurred_at,
+            event_id=event_id,
+        )
+        await self.publish(event)
+        return event
+
+    async def activity(
+        self,
+        *,
+        tenant_id: str,
+        credential: str,
+        ip_address: str | None = None,
+        occurred_at: datetime | None = None,
+        event_id: UUID | None = None,
+    ) -> SessionActivity:
+        """Publish `session.activity` (see `activity_event`) and return it."""
+        event = activity_event(
+            tenant_id=tenant_id,
+            credential=credential,
+            ip_address=ip_address,
+            occurred_at=occurred_at,
+            event_id=event_id,
+        )
+        await self.publish(event)
+        return event
+
+    async def terminated(
+        self,
+        *,
+        tenant_id: str,
+        credential: str,
+        reason: TerminationReason,
+        terminated_by: str | None = None,
+        occurred_at: datetime | None = None,
+        event_id: UUID | None = None,
+    ) -> SessionTerminated:
+        """Publish `session.terminated` (see `terminated_event`) and return it."""
+        event = terminated_event(
+            tenant_id=tenant_id,
+            credential=credential,
+            reason=reason,
+            terminated_by=terminated_by,
+            occurred_at=occurred_at,
+            event_id=event_id,
+        )
+        await self.publish(event)
+        return event

@@ -16,6 +16,7 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from session_contracts.models import (
+    SCHEMA_VERSION,
     SessionActivity,
     SessionCreated,
     SessionExpired,
@@ -45,7 +46,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         schema = model.model_json_schema(mode="validation")
         schema = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"urn:session-control:schema:{name}:1",
+            "$id": f"urn:session-control:schema:{name}:{SCHEMA_VERSION}",
             **schema,
         }
         out[f"{name}.schema.json"] = schema
@@ -60,24 +61,26 @@ def contract_broker(topics: Topics) -> KafkaBroker:
             topics.events,
             title=f"{topics.events}:{model.model_fields['type'].default}",
             description=(
-                f"{(model.__doc__ or '').strip()} Key: session_id. Written by platform "
-                "services (created, activity, terminated) and the registry (expired, and "
-                "terminated for admin commands); read by the registry. Long retention."
+                f"{(model.__doc__ or '').strip()} Key: <tenant_id>/<session handle>. "
+                "Written by platform services (created, activity, terminated) and the "
+                "registry (expired, and terminated for admin commands); read by the registry. "
+                "Long retention."
             ),
             schema=model,
         )
     broker.publisher(
         topics.commands,
         title=f"{topics.commands}:sessions.terminate",
-        description="Terminate sessions. Key: command_id. Written by the admin API; read by the "
-        "registry, which applies each command_id once. Retention 7 days.",
+        description="Terminate sessions. Key: <tenant_id>/<command_id>. Written by the admin "
+        "API; read by the registry, which applies each command_id once. Retention 7 days.",
         schema=TerminateSessions,
     )
     broker.publisher(
         topics.revocations,
         title=f"{topics.revocations}:session.revoked",
-        description="Compacted. Key: session_id. Written by the registry; read from the beginning "
-        "by every auth gateway. A tombstone (null value) follows once valid_until has passed.",
+        description="Compacted. Key: <tenant_id>/<session handle>. Written by the registry; "
+        "read from the beginning by every auth gateway. A tombstone (null value) follows "
+        "once valid_until has passed.",
         schema=SessionRevoked,
     )
     broker.publisher(
@@ -104,7 +107,7 @@ def asyncapi_document(topics: Topics | None = None) -> dict[str, Any]:
     spec = AsyncAPI(
         contract_broker(topics or Topics()),
         title="Session Control",
-        version="1",
+        version=str(SCHEMA_VERSION),
         description="Session events, termination commands and revocations on Kafka.",
         schema_version="3.0.0",
     )

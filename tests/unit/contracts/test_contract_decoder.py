@@ -37,21 +37,23 @@ from session_contracts.codec import (
     RecordKind,
     decode,
 )
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import DEFAULT_POLICIES, SessionType
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.service_layer.ingest import Ingestor
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
+S1 = session_handle("acme", "s-1")
 
 VALID: dict[str, dict[str, Any]] = {
     "event": {
         "type": "session.created",
-        "schema_version": 1,
+        "schema_version": 2,
         "event_id": str(uuid.UUID(int=1)),
         "occurred_at": "2030-01-01T00:00:00Z",
         "tenant_id": "acme",
-        "session_id": "s-1",
+        "session_id": S1,
         "user_id": "u-1",
         "user_name": "Ada",
         "session_type": "browser",
@@ -60,18 +62,18 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "command": {
         "type": "sessions.terminate",
-        "schema_version": 1,
+        "schema_version": 2,
         "command_id": str(uuid.UUID(int=2)),
         "requested_at": "2030-01-01T00:00:00Z",
         "tenant_id": "acme",
         "requested_by": "admin-1",
-        "session_ids": ["s-1"],
+        "session_ids": [S1],
     },
     "revocation": {
         "type": "session.revoked",
-        "schema_version": 1,
+        "schema_version": 2,
         "tenant_id": "acme",
-        "session_id": "s-1",
+        "session_id": S1,
         "session_type": "mobile",
         "revoked_at": "2030-01-01T00:00:00Z",
         "reason": "admin",
@@ -79,7 +81,7 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "settings": {
         "type": "session_settings.changed",
-        "schema_version": 1,
+        "schema_version": 2,
         "event_id": str(uuid.UUID(int=3)),
         "occurred_at": "2030-01-01T00:00:00Z",
         "tenant_id": "acme",
@@ -155,9 +157,14 @@ NAMED: dict[str, tuple[Any, str]] = {
     "empty bytes": (b"", "malformed JSON"),
     "no value": (None, "empty record (no value)"),
     "oversized": (b" " * (MAX_RECORD_BYTES + 1), "exceeds the 65536 byte limit"),
-    "type is a list": (b'{"type": [1], "schema_version": 1}', "type [1]"),
-    "type is an object": (b'{"type": {"a": 1}, "schema_version": 1}', "type {'a': 1}"),
-    "schema_version '1'": (lambda noun: _body(noun, schema_version="1"), "must be an integer"),
+    "type is a list": (b'{"type": [1], "schema_version": 2}', "type [1]"),
+    "type is an object": (b'{"type": {"a": 1}, "schema_version": 2}', "type {'a': 1}"),
+    "v1, type is a list": (b'{"type": [1], "schema_version": 1}', "type [1]"),
+    "v1, type is an object": (b'{"type": {"a": 1}, "schema_version": 1}', "type {'a': 1}"),
+    "schema_version '2'": (lambda noun: _body(noun, schema_version="2"), "must be an integer"),
+    "schema_version true": (lambda noun: _body(noun, schema_version=True), "must be an integer"),
+    "schema_version 2.0": (lambda noun: _body(noun, schema_version=2.0), "must be an integer"),
+    "schema_version 1.0": (lambda noun: _body(noun, schema_version=1.0), "must be an integer"),
     "schema_version null": (lambda noun: _body(noun, schema_version=None), "must be an integer"),
     "NaN in a field": (lambda noun: _body(noun, extra=float("nan")), "breaks the contract"),
     "unknown field": (lambda noun: _body(noun, surprise=1), "surprise"),
@@ -249,6 +256,7 @@ HOSTILE = [
     b"[" * 20_000 + b"]" * 20_000,
     b"\xff\xfe{}",
     b'{"type": [1], "schema_version": 1}',
+    b'{"type": [1], "schema_version": 2}',
     b"[1, 2]",
 ]
 
@@ -289,15 +297,16 @@ def test_the_gateway_skips_every_revocation_the_decoder_refuses(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     watcher = RevocationWatcher("unused:1", "revocations", "acme", RevocationTable())
+    key = record_key("acme", S1)
     with caplog.at_level(logging.WARNING):
         for value in HOSTILE:
-            watcher.apply(b"s-1", value)
+            watcher.apply(key, value)
     assert watcher.records_rejected == len(HOSTILE)
     assert len(watcher.table) == 0
     for value in HOSTILE:
         assert str(_verdict(REVOCATIONS, value)) in caplog.text
-    watcher.apply(b"s-1", _body("revocation", valid_until=(NOW + timedelta(days=3650)).isoformat()))
-    assert b"s-1" in watcher.table
+    watcher.apply(key, _body("revocation", valid_until=(NOW + timedelta(days=3650)).isoformat()))
+    assert key in watcher.table
 
 
 async def test_the_demo_service_ignores_every_settings_record_the_decoder_refuses() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from session_contracts.codec import DecodeError, decode_event
 from session_contracts.escaping import MAX_REASON_CHARS, escape_reason
+from session_contracts.handles import session_handle
 from session_registry.adapters.dead_letters import REASON, DeadLetter
 
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -79,11 +80,11 @@ def test_a_long_reason_keeps_its_beginning_and_end_and_is_never_cut_inside_an_es
 def _activity(**changes: Any) -> bytes:
     payload: dict[str, Any] = {
         "type": "session.activity",
-        "schema_version": 1,
+        "schema_version": 2,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2026-11-30T09:00:00Z",
         "tenant_id": "acme",
-        "session_id": "s-1",
+        "session_id": session_handle("acme", "s-1"),
     }
     payload.update(changes)
     return json.dumps(payload).encode()

@@ -28,6 +28,7 @@ from session_contracts.addresses import (
     reported_ip,
 )
 from session_contracts.codec import DecodeError, decode_event
+from session_contracts.handles import session_handle
 from session_contracts.models import IP_ADDRESS_PATTERN, SessionActivity, SessionFilter
 
 PATTERN = re.compile(IP_ADDRESS_PATTERN)
@@ -39,7 +40,7 @@ def activity(ip: str) -> SessionActivity:
         event_id=uuid.uuid4(),
         occurred_at="2026-11-30T09:00:00Z",
         tenant_id="acme",
-        session_id="s-1",
+        session_id=session_handle("acme", "s-1"),
         ip_address=ip,
     )
 

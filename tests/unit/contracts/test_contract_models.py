@@ -17,6 +17,7 @@ from session_contracts.codec import (
     decode_event,
     encode,
 )
+from session_contracts.handles import session_handle
 from session_contracts.models import (
     SessionCreated,
     SessionFilter,
@@ -29,11 +30,11 @@ from session_contracts.settings import KafkaSettings
 def created(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "session.created",
-        "schema_version": 1,
+        "schema_version": 2,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2026-11-26T10:00:00+01:00",
         "tenant_id": "acme-eu.1",
-        "session_id": "s-1",
+        "session_id": session_handle("acme-eu.1", "s-1"),
         "user_id": "u-1",
         "user_name": "Ada Lovelace",
         "session_type": "browser",
@@ -65,6 +66,10 @@ def test_events_are_frozen() -> None:
         ({"tenant_id": "x" * 65}, "tenant_id"),
         ({"session_id": "has space"}, "session_id"),
         ({"session_id": "s" * 129}, "session_id"),
+        ({"session_id": "s-1"}, "session_id"),  # a v1 id (a credential) is not a handle
+        ({"session_id": session_handle("acme", "s-1") + "A"}, "session_id"),
+        ({"session_id": session_handle("acme", "s-1")[:42] + "="}, "session_id"),
+        ({"session_id": 12345}, "session_id"),
         ({"ip_address": "10.0.0.256"}, "ip_address"),
         ({"user_name": ""}, "user_name"),
         ({"user_name": "Ada\x00Lovelace"}, "control character"),
@@ -98,8 +103,11 @@ def test_a_field_that_breaks_the_contract_is_refused_by_name(
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[1, 2]", "expected a JSON object"),
         (json.dumps(created(type="session.teleported")).encode(), "unknown event type"),
-        (json.dumps(created(schema_version=2)).encode(), "newer than this consumer reads"),
-        (json.dumps(created(schema_version="1")).encode(), "must be an integer"),
+        (json.dumps(created(schema_version=3)).encode(), "newer than this consumer reads"),
+        (json.dumps(created(schema_version="2")).encode(), "must be an integer"),
+        (json.dumps(created(schema_version=True)).encode(), "must be an integer"),
+        (json.dumps(created(schema_version=2.0)).encode(), "must be an integer"),
+        (json.dumps(created(schema_version=1.0)).encode(), "must be an integer"),
         (json.dumps(created(schema_version=0)).encode(), "schema_version 0 is unknown"),
         (b"{" + b" " * MAX_RECORD_BYTES + b"}", "exceeds"),
         (None, "empty record"),
@@ -129,7 +137,7 @@ def test_termination_reason_is_one_of_the_contract() -> None:
 def command(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "sessions.terminate",
-        "schema_version": 1,
+        "schema_version": 2,
         "command_id": str(uuid.uuid4()),
         "requested_at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5))).isoformat(),
         "tenant_id": "acme",
@@ -140,8 +148,9 @@ def command(**overrides: Any) -> dict[str, Any]:
 
 
 def test_a_command_takes_ids_or_a_filter_never_both_nor_neither() -> None:
-    by_ids = decode_command(json.dumps(command(session_ids=["a", "b"])).encode())
-    assert by_ids.session_ids == ["a", "b"]
+    a, b = session_handle("acme", "a"), session_handle("acme", "b")
+    by_ids = decode_command(json.dumps(command(session_ids=[a, b])).encode())
+    assert by_ids.session_ids == [a, b]
     assert by_ids.reason == "admin"
     by_filter = decode_command(
         json.dumps(
@@ -149,15 +158,21 @@ def test_a_command_takes_ids_or_a_filter_never_both_nor_neither() -> None:
         ).encode()
     )
     assert by_filter.filter is not None
-    for wrong in (command(), command(session_ids=["a"], filter={})):
+    for wrong in (command(), command(session_ids=[a], filter={})):
         with pytest.raises(DecodeError, match="exactly one of session_ids or filter"):
             decode_command(json.dumps(wrong).encode())
 
 
 def test_a_command_names_at_most_1000_sessions() -> None:
-    TerminateSessions.model_validate(command(session_ids=[f"s{i}" for i in range(1000)]))
+    ids = [session_handle("acme", f"s{i}") for i in range(1001)]
+    TerminateSessions.model_validate(command(session_ids=ids[:1000]))
     with pytest.raises(ValidationError, match="session_ids"):
-        TerminateSessions.model_validate(command(session_ids=[f"s{i}" for i in range(1001)]))
+        TerminateSessions.model_validate(command(session_ids=ids))
+
+
+def test_a_command_names_sessions_by_handle_only() -> None:
+    with pytest.raises(DecodeError, match=r"session_ids\.0"):
+        decode_command(json.dumps(command(session_ids=["s-1"])).encode())
 
 
 def test_filter_ip_accepts_addresses_and_networks_only() -> None:
