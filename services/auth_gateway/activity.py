@@ -1,6 +1,10 @@
 """Reports `session.activity` at most once per session per interval, off the request path.
 
-`note()` runs inside every request and only touches two bounded in-memory structures; a
+The middleware notes only requests whose session the host service authenticated (see
+`middleware`), by the session's tenant-qualified key `<tenant_id>/<handle>`: the event carries
+the tenant and the handle, and is keyed by that same key, never by a credential.
+
+`note()` runs inside a request and only touches two bounded in-memory structures; a
 background task turns what was noted into events and sends them in batches through an
 idempotent producer. If the broker is away, events wait (bounded, oldest dropped first) and
 the producer is restarted until it answers: activity is a hint for idle expiry, so losing
@@ -22,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from session_contracts.addresses import reported_ip
 from session_contracts.codec import encode
+from session_contracts.handles import split_record_key
 from session_contracts.models import SessionActivity
 
 log = logging.getLogger(__name__)
@@ -36,7 +41,6 @@ class ActivityReporter:
         self,
         producer_factory: ProducerFactory,
         topic: str,
-        tenant_id: str,
         *,
         interval_seconds: float = 60.0,
         flush_seconds: float = 0.5,
@@ -46,13 +50,12 @@ class ActivityReporter:
     ) -> None:
         self._factory = producer_factory
         self._topic = topic
-        self._tenant = tenant_id
         self._interval = interval_seconds
         self._flush_seconds = flush_seconds
         self._max_tracked = max_tracked
         self._clock = clock
-        self._last_reported: OrderedDict[str, float] = OrderedDict()
-        self._pending: deque[tuple[str, str | None, float]] = deque(maxlen=max_pending)
+        self._last_reported: OrderedDict[bytes, float] = OrderedDict()
+        self._pending: deque[tuple[bytes, str | None, float]] = deque(maxlen=max_pending)
         self._producer: AIOKafkaProducer | None = None
         self.sent = 0
         self.dropped = 0
@@ -67,19 +70,19 @@ class ActivityReporter:
         """Activity events noted but not yet handed to the producer."""
         return len(self._pending)
 
-    def note(self, session_id: str, client_ip: str | None) -> None:
-        """Record that `session_id` made a request now; cheap, never blocks."""
+    def note(self, key: bytes, client_ip: str | None) -> None:
+        """Record that the session `key` (`<tenant_id>/<handle>`) made a request now; cheap."""
         now = self._clock()
-        last = self._last_reported.get(session_id)
+        last = self._last_reported.get(key)
         if last is not None and now - last < self._interval:
             return
-        self._last_reported[session_id] = now
-        self._last_reported.move_to_end(session_id)
+        self._last_reported[key] = now
+        self._last_reported.move_to_end(key)
         if len(self._last_reported) > self._max_tracked:
             self._last_reported.popitem(last=False)
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1
-        self._pending.append((session_id, client_ip, now))
+        self._pending.append((key, client_ip, now))
 
     def forget_idle(self) -> None:
         """Drop debounce entries older than the interval (they would report again anyway)."""
@@ -112,8 +115,9 @@ class ActivityReporter:
         self._pending.clear()
         try:
             futures = [
-                await producer.send(self._topic, encode(event), key=event.session_id.encode())
-                for event in filter(None, map(self._event, batch))
+                await producer.send(self._topic, encode(event), key=key)
+                for key, event in map(self._keyed_event, batch)
+                if event is not None
             ]
             await asyncio.gather(*futures)
         except KafkaError as exc:
@@ -123,18 +127,27 @@ class ActivityReporter:
             return
         self.sent += len(futures)
 
-    def _event(self, item: tuple[str, str | None, float]) -> SessionActivity | None:
-        session_id, client_ip, at = item
+    def _keyed_event(
+        self, item: tuple[bytes, str | None, float]
+    ) -> tuple[bytes, SessionActivity | None]:
+        return item[0], self._event(item)
+
+    def _event(self, item: tuple[bytes, str | None, float]) -> SessionActivity | None:
+        key, client_ip, at = item
+        parts = split_record_key(key)
+        if parts is None:
+            return None  # the middleware only notes keys it made; be defensive anyway
+        tenant_id, handle = parts
         try:
             return SessionActivity(
                 event_id=uuid.uuid4(),
                 occurred_at=datetime.fromtimestamp(at, UTC),
-                tenant_id=self._tenant,
-                session_id=session_id,
+                tenant_id=tenant_id,
+                session_id=handle,
                 ip_address=reported_ip(client_ip),  # a link-local peer's zone id dropped
             )
         except ValueError:
-            return None  # the middleware only notes well-formed ids; be defensive anyway
+            return None
 
     async def _started_producer(self) -> AIOKafkaProducer | None:
         if self._producer is None:

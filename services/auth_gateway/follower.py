@@ -74,7 +74,10 @@ class CompactedTopicFollower(ABC):
 
     @abstractmethod
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one record into memory (a None value is a tombstone)."""
+        """Fold one record into memory (a None value is a tombstone).
+
+        It should not raise; if it does, the record is logged and skipped, never retried.
+        """
 
     @property
     def ready(self) -> bool:
@@ -168,7 +171,7 @@ class CompactedTopicFollower(ABC):
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
             for batch in batches.values():
                 for record in batch:
-                    self.apply(record.key, record.value)
+                    self._apply_one(record.key, record.value)
             now = self.monotonic()
             confirmed: dict[TopicPartition, float] = {}
             for tp in tps:
@@ -190,6 +193,14 @@ class CompactedTopicFollower(ABC):
                 for tp in tps:
                     confirmed[tp] = max(confirmed.get(tp, -math.inf), targets_at)
             self.confirm(tps, confirmed)
+
+    def _apply_one(self, key: bytes | None, value: bytes | None) -> None:
+        # A record that makes `apply` raise is logged and passed over: raising here would
+        # restart the consumer at the same position and fail on the same record forever.
+        try:
+            self.apply(key, value)
+        except Exception:
+            log.exception("a record of %s could not be applied; skipped", self.topic)
 
 
 def _end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:

@@ -14,10 +14,12 @@ from starlette.types import ASGIApp, Lifespan, Scope
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
-from auth_gateway.middleware import GatewayMiddleware
+from auth_gateway.keys import TenantKeys
+from auth_gateway.middleware import GatewayMiddleware, TenantResolver
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
+from session_contracts.handles import record_key
 from session_contracts.publisher import idempotent_producer
 
 log = logging.getLogger(__name__)
@@ -36,28 +38,45 @@ class SessionGateway:
         table: RevocationTable,
         watcher: RevocationWatcher,
         activity: ActivityReporter,
+        tenant_resolver: TenantResolver | None = None,
     ) -> None:
         self.settings = settings
         self.table = table
         self.watcher = watcher
         self.activity = activity
+        self.tenant_resolver = tenant_resolver
+        tenant = settings.gateway_tenant_id
+        self.fixed_tenant = None if tenant_resolver or tenant is None else TenantKeys(tenant)
         self.client_addresses = ClientAddress(settings.gateway_trusted_proxies)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     def from_settings(
-        cls, settings: GatewaySettings, *, monotonic: Callable[[], float] = time.monotonic
+        cls,
+        settings: GatewaySettings,
+        *,
+        tenant_resolver: TenantResolver | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> SessionGateway:
         """Wire a gateway from its settings (nothing connects until `start()`).
 
-        `monotonic` is the clock staleness is measured on (tests inject one).
+        One tenant: `settings.gateway_tenant_id`. Many: `tenant_resolver`, called with each
+        checked request's ASGI scope, answers its tenant id (None, or anything that is not a
+        tenant id: no tenant); the gateway then keeps every tenant's revocations. Exactly one
+        of the two must be given. `monotonic` is the clock staleness is measured on.
         """
+        tenant = settings.gateway_tenant_id
+        if (tenant is None) == (tenant_resolver is None):
+            raise ValueError(
+                "give the gateway exactly one of a fixed tenant (SESSIONS_GATEWAY_TENANT_ID) "
+                "and a tenant_resolver"
+            )
         topics = settings.topics
         table = RevocationTable()
         watcher = RevocationWatcher(
             settings.kafka_bootstrap_servers,
             topics.revocations,
-            settings.gateway_tenant_id,
+            None if tenant is None else [tenant],
             table,
             fetch_max_wait_ms=settings.gateway_fetch_max_wait_ms,
             grace_seconds=settings.gateway_eviction_grace_seconds,
@@ -68,13 +87,12 @@ class SessionGateway:
         activity = ActivityReporter(
             lambda: idempotent_producer(bootstrap, linger_ms=20),
             topics.events,
-            settings.gateway_tenant_id,
             interval_seconds=settings.gateway_activity_interval_seconds,
             flush_seconds=settings.gateway_activity_flush_seconds,
             max_tracked=settings.gateway_activity_max_tracked,
             max_pending=settings.gateway_activity_max_pending,
         )
-        return cls(settings, table, watcher, activity)
+        return cls(settings, table, watcher, activity, tenant_resolver)
 
     @property
     def ready(self) -> bool:
@@ -109,9 +127,17 @@ class SessionGateway:
         client = scope.get("client")
         return self.client_addresses.of(client[0] if client else None, scope["headers"])
 
-    def is_revoked(self, session_id: str) -> bool:
-        """Whether this gateway currently refuses `session_id`."""
-        return session_id.encode() in self.table
+    def is_revoked(self, credential: str, tenant_id: str | None = None) -> bool:
+        """Whether this gateway currently refuses `credential` in `tenant_id` (default: the
+        fixed tenant)."""
+        keys = self.fixed_tenant if tenant_id is None else TenantKeys(tenant_id)
+        if keys is None:
+            raise ValueError("a gateway with a tenant resolver needs the tenant_id")
+        return keys.key(credential.encode()) in self.table
+
+    def is_handle_revoked(self, tenant_id: str, handle: str) -> bool:
+        """Whether this gateway currently refuses the session `handle` of `tenant_id`."""
+        return record_key(tenant_id, handle) in self.table
 
     def status(self) -> dict[str, Any]:
         """Readiness and counters, for a service's /readyz or /metrics."""
@@ -123,6 +149,7 @@ class SessionGateway:
             "revocations": len(self.table),
             "records_applied": self.watcher.records_applied,
             "records_rejected": self.watcher.records_rejected,
+            "tombstones_ignored": self.watcher.tombstones_ignored,
             "activity_sent": self.activity.sent,
             "activity_pending": self.activity.pending,
             "activity_dropped": self.activity.dropped,

@@ -1,26 +1,37 @@
 """The pure ASGI middleware that refuses revoked sessions; it runs on every request, so it is lean.
 
-Per request: one pass over the headers, a hash lookup in the revocation table, and a
-debounce check for activity. A revoked session gets `303` to the sign-in URL when the client
-accepts HTML (a browser navigation), else `401 {"error": "session_revoked"}` (mobile and API
-clients alike); the session cookie is cleared either way. Ids are read as the app reads
-them (see `cookies`): every session cookie of every Cookie header and every session header.
+Per request: the request's tenant (the fixed tenant, or the host's resolver called on the
+scope), one pass over the headers, for each candidate credential its handle (one SHA-256) and
+a hash lookup of `<tenant_id>/<handle>` in the revocation table. A revoked session gets `303`
+to the sign-in URL when the client accepts HTML (a browser navigation), else
+`401 {"error": "session_revoked"}` (mobile and API clients alike); the session cookie is
+cleared either way. Credentials are read as the app reads them (see `cookies`): every session
+cookie of every Cookie header and every session header.
+
+No tenant (the resolver answered None, or not a tenant id): a request carrying a credential is
+refused like a revoked one, with `401 {"error": "tenant_unknown"}` (or the 303); one without
+passes, signed out.
 
 Fail closed: before the revocations topic has been read up to its start-up end offsets every
 checked path answers `503 gateway_not_ready`; afterwards, once the watcher has not confirmed
 it is current for `gateway_max_staleness_seconds`, requests carrying a session answer
 `503 gateway_stale` (requests without one cannot be a revoked session and pass). With
 `gateway_fail_open` both are admitted instead, logged as a warning at most every few seconds.
-Well-formed session ids that pass are put in `scope["state"]["session_id"]` (Starlette's
-`request.state.session_id`: the header's, else the cookie value `request.cookies` holds);
-malformed ones (empty, over 128 characters, not printable ASCII) are treated as no session
-at all, which the application then handles as signed out.
+
+A well-formed credential that passes is handed to the app in `scope["state"]` (Starlette's
+`request.state`): `session_credential` (the header's, else the cookie value `request.cookies`
+holds), `session_handle` and `session_tenant`; malformed ones (empty, over 128 characters, not
+printable ASCII) are treated as no session at all, which the application handles as signed
+out. Activity is reported only if the app, having authenticated the session itself, sets
+`request.state.session_authenticated = True` (`AUTHENTICATED`) before it returns: a credential
+the app does not know never becomes activity, so random cookies create nothing downstream.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
+from auth_gateway.keys import TenantDirectory, TenantKeys
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
@@ -38,6 +50,14 @@ _WARN_EVERY_SECONDS = 5.0
 _REVOKED_BODY = b'{"error":"session_revoked"}'
 _NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
 _STALE_BODY = b'{"error":"gateway_stale"}'
+_NO_TENANT_BODY = b'{"error":"tenant_unknown"}'
+
+AUTHENTICATED = "session_authenticated"
+"""The hook: the app sets `request.state.session_authenticated = True` once it has
+authenticated the session the gateway admitted; only then is activity reported for it."""
+
+TenantResolver = Callable[[Scope], str | None]
+"""The host's answer to "which tenant is this request for?" (None: none)."""
 
 
 class Gateway(Protocol):
@@ -57,6 +77,10 @@ class Gateway(Protocol):
     def activity(self) -> ActivityReporter: ...
     @property
     def client_addresses(self) -> ClientAddress: ...
+    @property
+    def fixed_tenant(self) -> TenantKeys | None: ...
+    @property
+    def tenant_resolver(self) -> TenantResolver | None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -73,6 +97,9 @@ class GatewayMiddleware:
         self._note = gateway.activity.note
         self._watcher = gateway.watcher
         self._now = gateway.watcher.monotonic
+        self._fixed = gateway.fixed_tenant
+        self._resolve: TenantResolver = gateway.tenant_resolver or _no_tenant
+        self._tenants = TenantDirectory()
         self._fail_open = settings.gateway_fail_open
         self._header = settings.gateway_header_name.lower().encode("latin-1")
         self._cookies = CookieParser(settings.gateway_cookie_name)
@@ -110,34 +137,52 @@ class GatewayMiddleware:
                 await self._refuse(scope, send, 503, _NOT_READY_BODY, [(b"retry-after", b"1")])
                 return
             self._warn_unverified("before the revocations topic was read")
-        # Every candidate id in the request is checked, read as the app will read it, so
-        # neither a second header or cookie nor another spelling of the same id can carry a
-        # revoked session past the check to an app that reads its own cookie or header.
+        keys = self._fixed
+        if keys is None:
+            keys = self._tenants.get(self._resolve(scope))  # None: no tenant to check against
+        # Every candidate credential in the request is checked, read as the app will read it,
+        # so neither a second header or cookie nor another spelling of the same credential
+        # can carry a revoked session past the check to an app that reads its own.
         table = self._table
-        header_id = cookie_id = None
+        header_id = cookie_id = header_key = cookie_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie = self._cookies.parse(value)
                 if cookie.present:
+                    key = None
                     for candidate in cookie.candidates:
                         has_cookie = True
-                        if candidate in table:
-                            revoked = True
+                        if keys is not None:
+                            key = keys.key(candidate)
+                            if key in table:
+                                revoked = True
                     cookie_id = cookie.session_id  # request.cookies: the last one wins
+                    cookie_key = key if cookie_id is not None else None  # the last candidate's
             elif name == self._header:
                 candidate = value.strip(STR_WHITESPACE)
+                key = None
                 if 0 < len(candidate) <= MAX_SESSION_ID:
                     has_header = True
-                    if candidate in table:
-                        revoked = True
+                    if keys is not None:
+                        key = keys.key(candidate)
+                        if key in table:
+                            revoked = True
                 if not header_seen:  # request.headers.get: the first one
                     header_seen = True
                     header_id = printable_id(candidate)
+                    header_key = key
             elif name == b"accept":
                 wants_html = b"text/html" in value
         if revoked:
-            await self._reject(scope, send, wants_html, has_cookie)
+            await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY)
+            return
+        if keys is None:
+            if has_cookie or has_header:
+                # No tenant, so no revocation to check the credential against: not vouched for.
+                await self._reject(scope, send, wants_html, has_cookie, _NO_TENANT_BODY)
+                return
+            await self.app(scope, receive, send)
             return
         if not current and (has_cookie or has_header) and self._watcher.ready:
             # Ready once, but not confirmed current within the bound: revocations made
@@ -146,26 +191,39 @@ class GatewayMiddleware:
                 await self._refuse(scope, send, 503, _STALE_BODY, [(b"retry-after", b"1")])
                 return
             self._warn_unverified("while the revocations read are stale")
-        session_id = header_id or cookie_id
-        if session_id is not None:
+        # The credential the app reads: the first header's when well-formed, else the last
+        # session cookie's (a well-formed cookie value is always the last candidate checked).
+        credential: str | None = header_id
+        session_key: bytes | None = header_key
+        if credential is None:
+            credential, session_key = cookie_id, cookie_key
+        if credential is None or session_key is None:
+            await self.app(scope, receive, send)
+            return
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state["session_credential"] = credential
+        state["session_handle"] = keys.handle(session_key)
+        state["session_tenant"] = keys.tenant_id
+        state[AUTHENTICATED] = False  # only the app says it authenticated the session
+        await self.app(scope, receive, send)
+        if state.get(AUTHENTICATED) is True:
             client = scope.get("client")
             address = client[0] if client else None
             if self._client_address is not None:
                 address = self._client_address.of(address, scope["headers"])
-            self._note(session_id, address)
-            state = scope.get("state")
-            if state is None:
-                scope["state"] = state = {}
-            state["session_id"] = session_id
-        await self.app(scope, receive, send)
+            self._note(session_key, address)
 
-    async def _reject(self, scope: Scope, send: Send, wants_html: bool, from_cookie: bool) -> None:
+    async def _reject(
+        self, scope: Scope, send: Send, wants_html: bool, from_cookie: bool, body: bytes
+    ) -> None:
         extra = [(b"set-cookie", self._clear_cookie)] if from_cookie else []
         if wants_html and scope["type"] == "http":
             extra.append((b"location", self._location))
             await self._refuse(scope, send, 303, b"", extra)
         else:
-            await self._refuse(scope, send, 401, _REVOKED_BODY, extra)
+            await self._refuse(scope, send, 401, body, extra)
 
     async def _refuse(
         self, scope: Scope, send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
@@ -212,3 +270,7 @@ class GatewayMiddleware:
             await send(message)
 
         await self.app(scope, receive_and_start, stop_and_send)
+
+
+def _no_tenant(scope: Scope) -> str | None:
+    return None

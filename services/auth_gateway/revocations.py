@@ -1,14 +1,21 @@
-"""The in-memory set of revoked session ids, compact enough for millions of entries.
+"""The in-memory set of revoked sessions, compact enough for millions of entries.
 
-A plain `dict[str, float]` costs ~170 bytes per revocation (the key string alone is ~90 bytes
-for a 43-character id, the float 24, the dict slot ~40). This table stores, per slot, the
-64-bit hash of the session id and its expiry in whole seconds: 12 bytes a slot, at most 60 %
-full, so ~20-40 bytes per revocation and no Python object per entry.
+An entry's key is the tenant-qualified record key of the session, `<tenant_id>/<handle>` as
+bytes (`session_contracts.handles.record_key`): the same handle in two tenants is two entries,
+and nothing done to one touches the other.
+
+A plain `dict[bytes, float]` costs ~170 bytes per revocation (the key bytes alone are ~80-100
+bytes, the float 24, the dict slot ~40). This table stores, per slot, the 64-bit hash of the
+key and its expiry in whole seconds: 12 bytes a slot, at most 60 % full, so ~20-40 bytes per
+revocation and no Python object per entry.
 
 Keys are hashed with Python's own `hash(bytes)` (SipHash, keyed per process), so an outsider
-cannot craft ids that collide with a revoked one. Two different ids sharing 64 bits would
+cannot craft keys that collide with a revoked one. Two different keys sharing 64 bits would
 only make the unrevoked one look revoked (fail closed); with a million revocations that
 happens to a given request with probability ~5e-14.
+
+An entry's expiry only ever moves later: `add` keeps the latest of the old and the new, and a
+tombstone (`discard_ended`) removes an entry only once its expiry has passed.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ def _slot_key(session_id: bytes) -> int:
 
 
 class RevocationTable:
-    """Revoked session ids, each kept until its expiry (epoch seconds); linear probing."""
+    """Revoked sessions' keys, each kept until its expiry (epoch seconds); linear probing."""
 
     __slots__ = ("_count", "_keys", "_mask", "_sweep_at", "_until")
 
@@ -52,8 +59,8 @@ class RevocationTable:
         """Number of slots; memory is 12 bytes per slot."""
         return self._mask + 1
 
-    def __contains__(self, session_id: bytes) -> bool:
-        key = hash(session_id) or 1
+    def __contains__(self, entry: bytes) -> bool:
+        key = hash(entry) or 1
         keys = self._keys
         mask = self._mask
         i = key & mask
@@ -74,22 +81,48 @@ class RevocationTable:
             i = (i + 1) & mask
         return i
 
-    def add(self, session_id: bytes, until: float) -> None:
-        """Revoke `session_id` until `until` (epoch seconds); a later add replaces it."""
+    def add(self, entry: bytes, until: float) -> None:
+        """Revoke `entry` until `until` (epoch seconds, rounded up to a whole second).
+
+        The expiry never moves earlier: adding an entry already present keeps the later of
+        the two expiries, so no later record can shorten a revocation.
+        """
         if (self._count + 1) > _MAX_LOAD * self.capacity:
             self._resize(self.capacity * 2)
-        key = _slot_key(session_id)
+        key = _slot_key(entry)
         i = self._find(key)
+        seconds = min(max(int(-(-until // 1)), 1), _MAX_UNTIL)
         if self._keys[i] == _EMPTY:
             self._keys[i] = key
             self._count += 1
-        self._until[i] = min(max(int(-(-until // 1)), 1), _MAX_UNTIL)
+        elif self._until[i] >= seconds:
+            return
+        self._until[i] = seconds
 
-    def discard(self, session_id: bytes) -> bool:
-        """Forget `session_id` (a tombstone); return whether it was there."""
-        i = self._find(_slot_key(session_id))
+    def until(self, entry: bytes) -> int | None:
+        """The expiry of `entry` (whole epoch seconds), or None when it is not revoked."""
+        i = self._find(_slot_key(entry))
+        return None if self._keys[i] == _EMPTY else self._until[i]
+
+    def discard(self, entry: bytes) -> bool:
+        """Forget `entry` whatever its expiry; return whether it was there."""
+        i = self._find(_slot_key(entry))
         if self._keys[i] == _EMPTY:
             return False
+        self._delete_slot(i)
+        return True
+
+    def discard_ended(self, entry: bytes, now: float) -> bool | None:
+        """A tombstone: forget `entry` only if its expiry is not after `now`.
+
+        True: forgotten; False: not there; None: still valid, kept (an early tombstone can
+        never end a revocation before its time).
+        """
+        i = self._find(_slot_key(entry))
+        if self._keys[i] == _EMPTY:
+            return False
+        if self._until[i] > now:
+            return None
         self._delete_slot(i)
         return True
 

@@ -1,7 +1,9 @@
 """Settings of the auth gateway library, read from `SESSIONS_GATEWAY_*` environment variables.
 
-A platform service instance serves one tenant (customer instance): `gateway_tenant_id` names
-it. Activity events carry it, and the gateway only keeps revocations of that tenant.
+A service instance serving one tenant names it in `gateway_tenant_id`: every request is that
+tenant's, activity events carry it, and the gateway keeps only that tenant's revocations. A
+service serving many tenants leaves it unset and passes a tenant resolver to
+`SessionGateway.from_settings` (a callable, so not a setting).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ Path = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r
 class GatewaySettings(KafkaSettings):
     """Everything `SessionGateway.from_settings` needs (env `SESSIONS_GATEWAY_<FIELD>`)."""
 
-    gateway_tenant_id: TenantId = Field(
-        description="The tenant this service instance serves (SESSIONS_GATEWAY_TENANT_ID)."
+    gateway_tenant_id: TenantId | None = Field(
+        default=None,
+        description="The one tenant this service instance serves (SESSIONS_GATEWAY_TENANT_ID); "
+        "unset when the service passes a tenant resolver to SessionGateway.from_settings.",
     )
     gateway_cookie_name: CookieName = Field(
         default="sid", description="Cookie holding the session id of browsers."

@@ -1,27 +1,57 @@
-"""The revocations topic as a `RevocationTable` (see `follower` for how the topic is read)."""
+"""The revocations topic as a `RevocationTable` (see `follower` for how the topic is read).
+
+Each record is filed under its tenant-qualified key `<tenant_id>/<handle>`, and nothing a
+record of one tenant says reaches another tenant's entries:
+
+- A revocation is applied only when its Kafka key names the session its value names: the
+  key is `record_key(tenant_id, session_id)` of the value (contract v2), or, for a v1 record,
+  the v1 session id whose handle the upcaster derived (`session_handle(tenant_id, key)`). A
+  record whose key and value disagree is skipped and counted in `records_rejected`.
+- A revocation's expiry (`valid_until` plus the clock-skew grace) never moves earlier: a later
+  record for the same session keeps the later of the two (`RevocationTable.add`), and a record
+  already past its `valid_until` changes nothing.
+- A tombstone (null value) is read only under a tenant-qualified key and touches only that
+  (tenant, handle); it removes the entry only once the entry's `valid_until` has passed (the
+  registry tombstones a revocation after it). An earlier tombstone is counted in
+  `tombstones_ignored` and the entry stays until eviction.
+- v1 records (the session id was the credential) are read through the shared decoder, whose
+  upcaster turns the id into the same handle a gateway derives from that credential.
+- Anything that cannot be decoded is counted in `records_rejected`, logged with its escaped
+  reason, and skipped; `apply` never raises, so the follower never stops on a record.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from auth_gateway.follower import CompactedTopicFollower
+from auth_gateway.keys import TENANT_PATTERN
 from auth_gateway.revocations import RevocationTable
 from session_contracts.codec import DecodeError, decode_revocation
+from session_contracts.escaping import escape_reason
+from session_contracts.handles import is_handle, record_key, session_handle, split_record_key
+from session_contracts.models import SessionRevoked
 
 log = logging.getLogger(__name__)
 
+_V1_ID_MAX = 128
+
 
 class RevocationWatcher(CompactedTopicFollower):
-    """Keeps `table` equal to the revocations of one tenant on the topic, minus expired ones."""
+    """Keeps `table` equal to the live revocations of its tenants on the topic.
+
+    `tenants`: the tenants whose revocations are kept (a single-tenant service names its
+    own); None keeps every tenant's (a gateway serving tenants a resolver names).
+    """
 
     def __init__(
         self,
         bootstrap_servers: str,
         topic: str,
-        tenant_id: str,
+        tenants: Collection[str] | None,
         table: RevocationTable,
         *,
         fetch_max_wait_ms: int = 100,
@@ -39,35 +69,75 @@ class RevocationWatcher(CompactedTopicFollower):
             max_staleness_seconds=max_staleness_seconds,
         )
         self.table = table
-        self._tenant = tenant_id
+        self._tenants = None if tenants is None else frozenset(tenants)
         self._grace = grace_seconds
         self.records_applied = 0
         self.records_rejected = 0
+        self.tombstones_ignored = 0
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one record of the topic into the table (a None value is a tombstone)."""
-        if key is None:
-            self.records_rejected += 1
-            log.warning("revocation record without a key ignored")
+        """Fold one record of the topic into the table (a None value is a tombstone).
+
+        Never raises: a record it cannot read is counted, logged and skipped.
+        """
+        try:
+            if value is None:
+                self._tombstone(key)
+            else:
+                self._revocation(key, value)
+        except Exception as exc:  # the decoder is total; this guards the rest of the fold
+            self._reject(key, f"unexpected {type(exc).__name__}: {exc}")
+
+    def _serves(self, tenant_id: str) -> bool:
+        return self._tenants is None or tenant_id in self._tenants
+
+    def _tombstone(self, key: bytes | None) -> None:
+        parts = split_record_key(key)
+        if parts is None or not TENANT_PATTERN.fullmatch(parts[0]) or not is_handle(parts[1]):
+            # A v1 tombstone (keyed by a raw id, no tenant) or no key at all: it names no
+            # entry of any tenant; the entry it meant leaves by eviction after valid_until.
+            self.tombstones_ignored += 1
             return
-        if value is None:
-            self.table.discard(key)
+        if not self._serves(parts[0]):
+            return
+        if self.table.discard_ended(bytes(key or b""), self._clock() + self._grace) is None:
+            self.tombstones_ignored += 1  # before valid_until: the revocation stays
+
+    def _revocation(self, key: bytes | None, value: bytes) -> None:
+        if key is None:
+            self._reject(key, "a revocation record without a key")
             return
         try:
             record = decode_revocation(value)
         except DecodeError as exc:
-            self.records_rejected += 1
-            log.warning(
-                "revocation record %r ignored, not a session.revoked record this gateway reads: %s",
-                key[:128],
-                exc.reason,
-            )
+            self._reject(key, f"not a session.revoked record this gateway reads: {exc.reason}")
             return
-        if record.tenant_id != self._tenant:
+        entry = record_key(record.tenant_id, record.session_id)
+        if key != entry and not _v1_key_names(key, record):
+            self._reject(key, "its key does not name the session its value names")
+            return
+        if not self._serves(record.tenant_id):
             return
         until = record.valid_until.timestamp() + self._grace
-        if until <= self._clock():
-            self.table.discard(key)  # could no longer be valid anyway
-        else:
-            self.table.add(key, until)
+        if until > self._clock():  # a record already past it could no longer be valid
+            self.table.add(entry, until)
         self.records_applied += 1
+
+    def _reject(self, key: bytes | None, reason: str) -> None:
+        self.records_rejected += 1
+        log.warning(
+            "revocation record %s ignored, %s",
+            "without a key" if key is None else escape_reason(repr(bytes(key[:128]))),
+            escape_reason(reason),
+        )
+
+
+def _v1_key_names(key: bytes, record: SessionRevoked) -> bool:
+    """Whether `key` is the v1 session id (the credential) whose handle the record carries."""
+    if not 0 < len(key) <= _V1_ID_MAX:
+        return False
+    try:
+        credential = bytes(key).decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return session_handle(record.tenant_id, credential) == record.session_id

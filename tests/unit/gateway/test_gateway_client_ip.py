@@ -75,6 +75,7 @@ def test_the_cache_is_bounded() -> None:
 
 
 async def ok(request: Request) -> PlainTextResponse:
+    request.state.session_authenticated = True  # the app recognised the session
     return PlainTextResponse("ok")
 
 

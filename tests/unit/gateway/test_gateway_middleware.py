@@ -14,15 +14,25 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from session_contracts.handles import record_key, session_handle
 
 REVOKED = "revoked-session-0123456789"
 LIVE = "live-session-0123456789"
 HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON = {"accept": "application/json"}
+KNOWN = {LIVE, "another-session"}
+"""Credentials the app behind the gateway recognises (it authenticates these only)."""
 
 
 async def whoami(request: Request) -> JSONResponse:
-    return JSONResponse({"session_id": getattr(request.state, "session_id", None)})
+    credential = getattr(request.state, "session_credential", None)
+    if credential in KNOWN:
+        request.state.session_authenticated = True  # the hook: only then is activity noted
+    return JSONResponse({"session_id": credential})
+
+
+def revoke(gateway: SessionGateway, credential: str, tenant: str = "acme") -> None:
+    gateway.table.add(record_key(tenant, session_handle(tenant, credential)), 4_000_000_000)
 
 
 def make_gateway(**overrides: Any) -> SessionGateway:
@@ -32,7 +42,7 @@ def make_gateway(**overrides: Any) -> SessionGateway:
         **overrides,
     )
     gateway = SessionGateway.from_settings(settings)
-    gateway.table.add(REVOKED.encode(), 4_000_000_000)
+    revoke(gateway, REVOKED)
     return gateway
 
 
@@ -141,7 +151,7 @@ async def test_missing_empty_oversized_or_forged_ids_pass_as_no_session(
 
 async def test_an_id_of_exactly_128_characters_is_checked(ready_gateway: SessionGateway) -> None:
     longest = "r" * 128
-    ready_gateway.table.add(longest.encode(), 4_000_000_000)
+    revoke(ready_gateway, longest)
     async with client_for(ready_gateway) as client:
         response = await client.get("/api/me", headers={"x-session-id": longest})
     assert response.status_code == 401
@@ -206,9 +216,9 @@ async def test_activity_is_noted_once_per_interval_with_the_client_address(
         await client.get("/home", headers={"cookie": "sid=another-session"})
         await client.get("/home", headers={"cookie": f"sid={REVOKED}"})
     pending = list(ready_gateway.activity._pending)
-    assert [(sid, ip) for sid, ip, _ in pending] == [
-        (LIVE, "127.0.0.1"),
-        ("another-session", "127.0.0.1"),
+    assert [(key, ip) for key, ip, _ in pending] == [
+        (record_key("acme", session_handle("acme", LIVE)), "127.0.0.1"),
+        (record_key("acme", session_handle("acme", "another-session")), "127.0.0.1"),
     ]
 
 
@@ -312,7 +322,7 @@ async def test_a_cookie_header_seen_before_is_still_checked_against_new_revocati
     cookie = {"cookie": f"theme=dark; sid={LIVE}"}
     async with client_for(ready_gateway) as client:
         assert (await client.get("/api/me", headers=cookie)).status_code == 200
-        ready_gateway.table.add(LIVE.encode(), 4_000_000_000)
+        revoke(ready_gateway, LIVE)
         assert (await client.get("/api/me", headers=cookie)).status_code == 401
-        ready_gateway.table.discard(LIVE.encode())
+        ready_gateway.table.discard(record_key("acme", session_handle("acme", LIVE)))
         assert (await client.get("/api/me", headers=cookie)).status_code == 200

@@ -1,4 +1,4 @@
-"""The compact revocation table behaves like a dict of session id to expiry."""
+"""The compact revocation table behaves like a dict of key to expiry whose expiries only grow."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from auth_gateway.revocations import RevocationTable
 
 ids = st.binary(min_size=1, max_size=12)
 ops = st.lists(
-    st.tuples(st.sampled_from(["add", "discard", "evict"]), ids, st.integers(1, 100)),
+    st.tuples(
+        st.sampled_from(["add", "discard", "discard_ended", "evict"]), ids, st.integers(1, 100)
+    ),
     max_size=300,
 )
 
@@ -27,16 +29,26 @@ def test_table_matches_a_dict_under_any_sequence_of_operations(
     for op, key, number in operations:
         if op == "add":
             table.add(key, number)
-            model[key] = number
+            model[key] = max(model.get(key, 0), number)  # an expiry never moves earlier
         elif op == "discard":
             assert table.discard(key) == (key in model)
             model.pop(key, None)
+        elif op == "discard_ended":
+            outcome = table.discard_ended(key, number)
+            if key not in model:
+                assert outcome is False
+            elif model[key] > number:
+                assert outcome is None  # still valid: kept
+            else:
+                assert outcome is True
+                del model[key]
         else:
             table.evict(now=number, slots=table.capacity)
             model = {k: v for k, v in model.items() if v >= number}
         assert len(table) == len(model)
-    for key in model:
+    for key, until in model.items():
         assert key in table
+        assert table.until(key) == until
 
 
 def test_deletions_inside_long_probe_runs_keep_every_other_entry_findable() -> None:
@@ -61,13 +73,27 @@ def test_unknown_ids_are_not_revoked() -> None:
     assert b"" not in table
 
 
-def test_a_later_record_replaces_the_expiry() -> None:
+def test_an_expiry_only_moves_later() -> None:
     table = RevocationTable()
     table.add(b"s", 10)
     table.add(b"s", 1000)
+    table.add(b"s", 20)  # a later, shorter record does not shorten it
     assert len(table) == 1
+    assert table.until(b"s") == 1000
     table.evict(now=500, slots=table.capacity)
     assert b"s" in table
+
+
+def test_a_tombstone_ends_an_entry_only_once_its_expiry_has_passed() -> None:
+    table = RevocationTable()
+    table.add(b"acme/h", 1000)
+    assert table.discard_ended(b"acme/h", now=999) is None
+    assert b"acme/h" in table
+    assert table.discard_ended(b"globex/h", now=5000) is False
+    assert b"acme/h" in table
+    assert table.discard_ended(b"acme/h", now=1000) is True
+    assert b"acme/h" not in table
+    assert table.until(b"acme/h") is None
 
 
 def test_fractional_expiries_round_up_so_nothing_leaves_early() -> None:

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from session_contracts.handles import record_key, session_handle
 
 TOPIC = "sessions.revocations"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
@@ -127,7 +128,7 @@ class ScriptedConsumer:
 
 
 async def whoami(request: Request) -> JSONResponse:
-    return JSONResponse({"session_id": getattr(request.state, "session_id", None)})
+    return JSONResponse({"session_id": getattr(request.state, "session_credential", None)})
 
 
 @contextlib.asynccontextmanager
@@ -268,7 +269,7 @@ async def test_fail_open_admits_while_stale_with_a_rate_limited_warning(
     ends = {P0: 0, P1: 0}
     async with following(clock, ends, gateway_fail_open=True) as (gateway, consumer, client):
         await caught_up(consumer, ends)
-        gateway.table.add(b"revoked-1", 4_000_000_000)
+        gateway.table.add(record_key("acme", session_handle("acme", "revoked-1")), 4_000_000_000)
         clock.now += BOUND + 1
         with caplog.at_level(logging.WARNING, logger="auth_gateway.middleware"):
             admitted = [await status(client, SESSION) for _ in range(3)]
