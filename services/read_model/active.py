@@ -87,3 +87,12 @@ def listed_condition() -> ColumnElement[bool]:
 def listed_open_condition() -> ColumnElement[bool]:
     """The sessions the PostgreSQL listing indexes and `listed_session_counts` hold."""
     return and_(open_condition(), listed_condition())
+
+
+def activity_only_condition(now: datetime) -> ColumnElement[bool]:
+    """Open, never created (activity only) and past its `expires_at`: what the sweeper deletes.
+
+    Such a row was never active and never listed; its `expires_at` is its latest activity plus
+    the registry's `activity_only_seconds`.
+    """
+    return and_(_s.state == _OPEN, _s.created_at.is_(None), _s.expires_at <= now)

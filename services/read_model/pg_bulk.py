@@ -48,12 +48,14 @@ _SESSIONS_UPSERT = _insert(
 )
 _DETAIL = HISTORY_COLUMNS.index("detail")
 _HISTORY_INSERT = _insert(
-    session_history, HISTORY_COLUMNS, "ON CONFLICT (event_id) DO NOTHING"
+    session_history, HISTORY_COLUMNS, "ON CONFLICT (tenant_id, event_id) DO NOTHING"
 ).replace(f"${_DETAIL + 1}::JSON[]", f"${_DETAIL + 1}::TEXT[]::JSON[]")
 _REVOCATIONS_UPSERT = _insert(
     revocations,
     ("tenant_id", "session_id", "valid_until"),
-    "ON CONFLICT (tenant_id, session_id) DO UPDATE SET valid_until = EXCLUDED.valid_until",
+    # never earlier: a later record cannot bring a tombstone forward
+    "ON CONFLICT (tenant_id, session_id) DO UPDATE SET "
+    "valid_until = GREATEST(revocations.valid_until, EXCLUDED.valid_until)",
 )
 # ids (the relay's order) are drawn in the order of the arrays
 _OUTBOX_INSERT = (

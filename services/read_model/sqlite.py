@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event, insert, select, tuple_
+from sqlalchemy import Table, event, func, insert, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -56,12 +56,13 @@ def _session_upsert() -> sqlite.Insert:
 
 _SESSION_UPSERT = _session_upsert()
 _HISTORY_INSERT = sqlite.insert(session_history).on_conflict_do_nothing(
-    index_elements=[session_history.c.event_id]
+    index_elements=[session_history.c.tenant_id, session_history.c.event_id]
 )
 _revocation = sqlite.insert(revocations)
 _REVOCATION_UPSERT = _revocation.on_conflict_do_update(
     index_elements=[revocations.c.tenant_id, revocations.c.session_id],
-    set_={"valid_until": _revocation.excluded.valid_until},
+    # never earlier: a later record cannot bring a tombstone forward
+    set_={"valid_until": func.max(revocations.c.valid_until, _revocation.excluded.valid_until)},
 )
 
 

@@ -121,7 +121,7 @@ class Store(ABC):
 
     @abstractmethod
     async def save_history(self, conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
-        """Insert these history rows; a row already stored (same event id) stays as it is."""
+        """Insert these history rows; a row already stored (same tenant and event id) stays."""
 
     @abstractmethod
     async def add_to_outbox(self, conn: AsyncConnection, rows: Sequence[OutboxRow]) -> None:
@@ -129,7 +129,8 @@ class Store(ABC):
 
     @abstractmethod
     async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
-        """Insert these revocations, or replace the `valid_until` of stored ones."""
+        """Insert these revocations; a stored one keeps the later of its `valid_until` and
+        the new one (a revocation's end never moves earlier)."""
 
     # the admin API's reads
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
 )
@@ -46,7 +47,9 @@ sessions = Table(
     # merge stays order-insensitive when activity without an address comes later)
     Column("current_ip", String(45)),
     Column("current_ip_at", DateTime(timezone=True)),
-    # min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds)
+    # min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds); for a
+    # session never created (activity only), last_activity_at + the registry's
+    # activity_only_seconds, after which the sweeper deletes the row
     Column("expires_at", DateTime(timezone=True)),
     # 'open' until a termination or expiry, which is final
     Column("state", String(16), nullable=False, server_default="open"),
@@ -58,15 +61,18 @@ sessions = Table(
 )
 
 # Lifecycle history of each session (created, terminated, expired; not every activity).
+# Keyed by (tenant_id, event_id): one tenant's producer cannot take another tenant's event id
+# (revision 0201).
 session_history = Table(
     "session_history",
     metadata,
-    Column("event_id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False),
     Column("tenant_id", String(64), nullable=False),
     Column("session_id", String(128), nullable=False),
     Column("type", String(32), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("detail", JSON, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "event_id", name="pk_session_history"),
     Index("ix_session_history_session", "tenant_id", "session_id", "occurred_at"),
 )
 
@@ -80,11 +86,11 @@ consumer_positions = Table(
     Column("next_offset", BigInteger, nullable=False),
 )
 
-# Termination commands applied (once each), with what they did: the audit trail.
+# Termination commands applied (once each per tenant), with what they did: the audit trail.
 applied_commands = Table(
     "applied_commands",
     metadata,
-    Column("command_id", String(36), primary_key=True),
+    Column("command_id", String(36), nullable=False),
     Column("tenant_id", String(64), nullable=False),
     Column("requested_by", String(128), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
@@ -92,6 +98,7 @@ applied_commands = Table(
     Column("reason", String(16), nullable=False),
     Column("target", JSON, nullable=False),
     Column("terminated", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "command_id", name="pk_applied_commands"),
     Index("ix_applied_commands_tenant_time", "tenant_id", "requested_at"),
 )
 
@@ -99,13 +106,14 @@ applied_commands = Table(
 termination_requests = Table(
     "termination_requests",
     metadata,
-    Column("command_id", String(36), primary_key=True),
+    Column("command_id", String(36), nullable=False),
     Column("tenant_id", String(64), nullable=False),
     Column("requested_by", String(128), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("reason", String(16), nullable=False),
     Column("target", JSON, nullable=False),
     Column("requested", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "command_id", name="pk_termination_requests"),
     Index("ix_termination_requests_tenant_time", "tenant_id", "requested_at"),
 )
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self, TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.store import Store
@@ -41,6 +41,27 @@ def retryable(exc: DBAPIError) -> bool:
     if code in RETRYABLE_SQLSTATES:
         return True
     return "database is locked" in str(exc.orig)
+
+
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+"""SQLSTATE classes of errors the data causes: data exception (a NUL, a value out of range),
+integrity constraint violation, program limit exceeded (an index row too large)."""
+
+
+def caused_by_data(exc: BaseException) -> bool:
+    """Whether the database refused what it was given (running it again fails the same way),
+    not whether it could be reached: a data or integrity error, or a value the driver could not
+    convert. Connectivity, locks and timeouts are not (they are waited out and retried)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        if isinstance(exc, DataError | IntegrityError):
+            return True
+        code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+        return isinstance(code, str) and code[:2] in DATA_SQLSTATE_CLASSES
+    if isinstance(exc, StatementError):  # a parameter the driver would not convert
+        return isinstance(exc.orig, ValueError | OverflowError | TypeError)
+    return isinstance(exc, OverflowError)  # sqlite3: an integer beyond 64 bits
 
 
 class UnitOfWork:

@@ -59,7 +59,7 @@ class Registry:
         )
         ingestor = Ingestor(
             store,
-            Projector(self.topics),
+            Projector(self.topics, activity_only_seconds=settings.activity_only_seconds),
             settings.consumer_group,
             KafkaDeadLetters(self.producer, self.topics.dead_letters, settings.consumer_group),
             clock,

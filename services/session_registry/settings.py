@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
+from session_registry.domain.state import ACTIVITY_ONLY_SECONDS
 
 
 class RegistrySettings(KafkaSettings):
@@ -36,6 +37,13 @@ class RegistrySettings(KafkaSettings):
         default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."
     )
     sweep_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    activity_only_seconds: int = Field(
+        default=ACTIVITY_ONLY_SECONDS,
+        ge=60,
+        le=7 * 86400,
+        description="A session seen only through activity (never created) is deleted this "
+        "long after its latest activity; it is never listed.",
+    )
     outbox_chunk: int = Field(default=2000, ge=1, le=100_000)
     migrate_on_start: bool = Field(
         default=True, description="Bring the database to the current schema on start."

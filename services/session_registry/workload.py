@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from session_contracts.handles import record_key, session_handle
+
 USER_AGENTS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0.0.0 Safari/537.36",
@@ -55,10 +57,10 @@ def _session_events(
     w: Workload, rng: random.Random, index: int
 ) -> list[tuple[float, dict[str, object]]]:
     tenant = f"{w.tenant_prefix}{index % w.tenants}"
-    session_id = f"s-{index:08d}-{rng.getrandbits(32):08x}"
+    session_id = session_handle(tenant, f"s-{index:08d}-{rng.getrandbits(32):08x}")
     begin = index * 2.0 + rng.random()
     kind = rng.choice(w.session_types)
-    common = {"schema_version": 1, "tenant_id": tenant, "session_id": session_id}
+    common = {"schema_version": 2, "tenant_id": tenant, "session_id": session_id}
     created = {
         "type": "session.created",
         **common,
@@ -100,7 +102,7 @@ def records(w: Workload) -> Iterator[tuple[bytes, bytes]]:
         body["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         body["occurred_at"] = _stamp(w.start + timedelta(seconds=seconds))
         value = json.dumps(body, separators=(",", ":")).encode()
-        key = str(body["session_id"]).encode()
+        key = record_key(str(body["tenant_id"]), str(body["session_id"]))
         yield key, value
         if rng.random() < w.duplicate_share:
             yield key, value

@@ -10,6 +10,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 
 from session_contracts.codec import encode
+from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_contracts.publisher import idempotent_producer
@@ -85,8 +86,9 @@ class KafkaBus:
             raise BusUnavailable(f"Kafka did not acknowledge the record: {exc}") from exc
 
     async def terminate(self, command: TerminateSessions) -> None:
-        """Publish a terminate command on `sessions.commands`, keyed by its command id."""
-        await self._send(self._topics.commands, str(command.command_id).encode(), encode(command))
+        """Publish a terminate command on `sessions.commands`, keyed `<tenant_id>/<command_id>`."""
+        key = record_key(command.tenant_id, str(command.command_id))
+        await self._send(self._topics.commands, key, encode(command))
 
     async def settings_changed(self, record: SessionSettingsChanged) -> None:
         """Publish a tenant's full settings on the compacted settings topic."""

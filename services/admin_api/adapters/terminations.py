@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.requests import termination_request_row
 from read_model.tables import applied_commands, termination_requests
 from session_contracts.models import TerminateSessions
 
@@ -19,15 +20,7 @@ _a = applied_commands.c
 async def record_request(conn: AsyncConnection, command: TerminateSessions, requested: int) -> None:
     """Store an accepted request; it stays `pending` until the registry applies the command."""
     await conn.execute(
-        termination_requests.insert().values(
-            command_id=str(command.command_id),
-            tenant_id=command.tenant_id,
-            requested_by=command.requested_by,
-            requested_at=command.requested_at,
-            reason=command.reason.value,
-            target=command.target(),
-            requested=requested,
-        )
+        termination_requests.insert().values(**termination_request_row(command, requested))
     )
 
 
@@ -41,7 +34,9 @@ class RequestStatus:
 
 
 def _with_outcome() -> Any:
-    joined = termination_requests.outerjoin(applied_commands, _a.command_id == _r.command_id)
+    joined = termination_requests.outerjoin(
+        applied_commands, and_(_a.tenant_id == _r.tenant_id, _a.command_id == _r.command_id)
+    )
     return select(
         termination_requests, _a.terminated, _a.applied_at.label("applied_at")
     ).select_from(joined)

@@ -20,12 +20,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.domain.errors import InvalidParameter, NotFound
+from session_contracts.escaping import escape_reason
 
 log = logging.getLogger(__name__)
 
 
 async def _bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("Kafka unavailable for %s: %s", request.url.path, exc)
+    log.warning(
+        "Kafka unavailable for %s: %s",
+        escape_reason(request.url.path),
+        escape_reason(str(exc)),
+    )
     return JSONResponse(
         {"detail": "the command bus (Kafka) is unavailable; nothing was changed, retry"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -34,7 +39,12 @@ async def _bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable for %s: %s", request.url.path, exc)
+    # the path is percent-decoded: it can hold U+2028, U+202E, escape sequences (issue 12 item 9)
+    log.warning(
+        "database unavailable for %s: %s",
+        escape_reason(request.url.path),
+        escape_reason(str(exc)),
+    )
     return JSONResponse(
         {"detail": "the session database is unavailable, retry"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -8,19 +8,24 @@ from datetime import datetime
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.requests import REQUEST_KEY, termination_request_row
 from read_model.tables import applied_commands, revocations, termination_requests
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionRevoked, TerminateSessions
 
 
-async def already_applied(conn: AsyncConnection, command_ids: Collection[str]) -> set[str]:
-    """Which of these command ids were applied before."""
-    if not command_ids:
+async def already_applied(
+    conn: AsyncConnection, commands: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (tenant_id, command_id) were applied before (a command id counts within
+    its tenant only: another tenant reusing it pre-empts nothing)."""
+    if not commands:
         return set()
-    query = select(applied_commands.c.command_id).where(
-        applied_commands.c.command_id.in_(sorted(command_ids))
+    key = tuple_(applied_commands.c.tenant_id, applied_commands.c.command_id)
+    query = select(applied_commands.c.tenant_id, applied_commands.c.command_id).where(
+        key.in_(sorted(commands))
     )
-    return set((await conn.execute(query)).scalars())
+    return {(row.tenant_id, row.command_id) for row in await conn.execute(query)}
 
 
 async def record_applied(
@@ -36,20 +41,12 @@ async def record_applied(
     requested = len(set(command.session_ids)) if command.session_ids is not None else terminated
     await uow.conn.execute(
         uow.store.insert(termination_requests).on_conflict_do_nothing(
-            index_elements=[termination_requests.c.command_id]
+            index_elements=list(REQUEST_KEY)
         ),
-        {
-            "command_id": str(command.command_id),
-            "tenant_id": command.tenant_id,
-            "requested_by": command.requested_by,
-            "requested_at": command.requested_at,
-            "reason": command.reason.value,
-            "target": command.target(),
-            "requested": requested,
-        },
+        termination_request_row(command, requested),
     )
     statement = uow.store.insert(applied_commands).on_conflict_do_nothing(
-        index_elements=[applied_commands.c.command_id]
+        index_elements=[applied_commands.c.tenant_id, applied_commands.c.command_id]
     )
     await uow.conn.execute(
         statement,
@@ -67,7 +64,8 @@ async def record_applied(
 
 
 async def remember_revocations(uow: UnitOfWork, records: Iterable[SessionRevoked]) -> None:
-    """Keep each published revocation until its tombstone is due (re-revoking replaces it)."""
+    """Keep each published revocation until its tombstone is due; re-revoking keeps the later
+    `valid_until` (the store's upsert), so no later record brings the tombstone forward."""
     rows = [(r.tenant_id, r.session_id, r.valid_until) for r in records]
     await uow.store.save_revocations(uow.conn, rows)
 

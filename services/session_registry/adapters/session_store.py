@@ -11,10 +11,10 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.active import unswept_condition
+from read_model.active import activity_only_condition, unswept_condition
 from read_model.store import HISTORY_COLUMNS, SESSION_COLUMNS, session_row
 from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
@@ -80,3 +80,25 @@ async def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int) -> Sequence
         .limit(limit)
     )
     return await lock_states(uow, query, skip_locked=True)
+
+
+async def delete_activity_only(uow: UnitOfWork, now: datetime, limit: int) -> int:
+    """Delete up to `limit` sessions never created (activity only) past their `expires_at`.
+
+    The conditions are repeated on the DELETE itself: a row that a concurrent batch gave its
+    `session.created` meanwhile is re-checked under its lock and kept.
+    """
+    due = activity_only_condition(now)
+    key = tuple_(sessions.c.tenant_id, sessions.c.session_id)
+    chosen = (
+        select(sessions.c.tenant_id, sessions.c.session_id)
+        .where(due)
+        .order_by(sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
+        .limit(limit)
+    )
+    locked = uow.store.for_update(chosen, skip_locked=True)
+    keys = [(row.tenant_id, row.session_id) for row in await uow.conn.execute(locked)]
+    if not keys:
+        return 0
+    await uow.conn.execute(delete(sessions).where(key.in_(keys), due))
+    return len(keys)

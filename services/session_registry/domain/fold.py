@@ -8,7 +8,9 @@ converge to the same state:
   of the latest event carrying one (ties: the larger address string);
 - termination and expiry are final: of all seen, the earliest `occurred_at` wins, ties broken by
   type (terminated before expired), then reason, then `terminated_by`;
-- activity for a session not created yet is kept; `expires_at` follows once creation arrives.
+- activity for a session not created yet is kept, with an `expires_at` of its latest activity
+  plus `activity_only_seconds` (the sweeper deletes it then); creation replaces it by the
+  policy's.
 
 The per-type functions merge facts only; `refresh` derives `expires_at` from them, so a batch
 pays for it once per session rather than once per event (`apply` does both).
@@ -31,6 +33,7 @@ from session_contracts.models import (
 )
 from session_registry.domain.devices import device_label
 from session_registry.domain.state import (
+    ACTIVITY_ONLY_SECONDS,
     END_RANK,
     SessionState,
     compute_expires_at,
@@ -137,9 +140,11 @@ def merge(state: SessionState, event: SessionEvent) -> SessionState:
     return FOLDS[event.type](state, event)
 
 
-def refresh(state: SessionState) -> SessionState:
+def refresh(
+    state: SessionState, activity_only_seconds: int = ACTIVITY_ONLY_SECONDS
+) -> SessionState:
     """Recompute the derived fields (`expires_at`) from the merged facts."""
-    state.expires_at = compute_expires_at(state)
+    state.expires_at = compute_expires_at(state, activity_only_seconds)
     return state
 
 

@@ -64,6 +64,14 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SessionState))
 
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
+ACTIVITY_ONLY_SECONDS = 3600
+"""How long a session seen only through activity (never `session.created`) is kept after its
+latest activity before the sweeper deletes it: the registry setting `activity_only_seconds`
+(`SESSIONS_ACTIVITY_ONLY_SECONDS`), default one hour. Activity ahead of its creation is a matter
+of seconds (gateways debounce, producers lag, a v1 and a v2 record of one session sit on
+different partitions during an upgrade); an hour covers a registry that lagged that long, and
+bounds what reports of made-up sessions can store to one hour of them."""
+
 
 def later(at: datetime, seconds: int) -> datetime:
     """`at` plus `seconds`, saturating at the last representable moment.
@@ -77,8 +85,16 @@ def later(at: datetime, seconds: int) -> datetime:
         return END_OF_TIME
 
 
-def compute_expires_at(state: SessionState) -> datetime | None:
-    """min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds)."""
+def compute_expires_at(
+    state: SessionState, activity_only_seconds: int = ACTIVITY_ONLY_SECONDS
+) -> datetime | None:
+    """min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds).
+
+    A session never created (activity only) has no policy: it expires `activity_only_seconds`
+    after its latest activity, when the sweeper deletes it (it was never listed).
+    """
+    if state.created_at is None and state.last_activity_at is not None:
+        return later(state.last_activity_at, activity_only_seconds)
     if (
         state.created_at is None
         or state.last_activity_at is None

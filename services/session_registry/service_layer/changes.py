@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import encode
+from session_contracts.handles import record_key
 from session_contracts.models import SessionEvent, SessionRevoked
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import remember_revocations
@@ -23,7 +24,7 @@ class Changes:
     """Writes collected while folding, flushed in one go."""
 
     states: dict[Key, SessionState] = field(default_factory=dict)
-    history: dict[str, HistoryEntry] = field(default_factory=dict)
+    history: dict[tuple[str, str], HistoryEntry] = field(default_factory=dict)
     outbox: list[OutboxRecord] = field(default_factory=list)
     revoked: list[SessionRevoked] = field(default_factory=list)
 
@@ -31,18 +32,24 @@ class Changes:
         """Keep the event's history entry (lifecycle events only)."""
         entry = history_entry(event)
         if entry is not None:
-            self.history[entry.event_id] = entry
+            self.history[(entry.tenant_id, entry.event_id)] = entry
 
     def publish_event(self, topics: Topics, event: SessionEvent) -> None:
-        """Queue an event for `sessions.events`, keyed by session id."""
-        self.outbox.append(OutboxRecord(topics.events, event.session_id.encode(), encode(event)))
+        """Queue an event for `sessions.events`, keyed `<tenant_id>/<handle>`."""
+        self.outbox.append(
+            OutboxRecord(
+                topics.events, record_key(event.tenant_id, event.session_id), encode(event)
+            )
+        )
 
     def revoke(self, topics: Topics, state: SessionState) -> None:
         """Queue the revocation record of a terminated session, and remember it."""
         record = revocation(state)
         self.revoked.append(record)
         self.outbox.append(
-            OutboxRecord(topics.revocations, state.session_id.encode(), encode(record))
+            OutboxRecord(
+                topics.revocations, record_key(state.tenant_id, state.session_id), encode(record)
+            )
         )
 
     async def flush(self, uow: UnitOfWork, publish: bool) -> int:

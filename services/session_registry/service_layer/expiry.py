@@ -1,4 +1,5 @@
-"""The sweeper: expire sessions past `expires_at`, tombstone revocations past `valid_until`.
+"""The sweeper: expire sessions past `expires_at`, delete activity-only rows past theirs,
+tombstone revocations past `valid_until`.
 
 Both work in bounded batches (one transaction each), so a backlog of many sessions never
 becomes one huge transaction. The `session.expired` events go out through the outbox and come
@@ -12,10 +13,11 @@ from datetime import datetime
 
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import due_tombstones, forget_revocations
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
-from session_registry.adapters.session_store import due_for_expiry
+from session_registry.adapters.session_store import delete_activity_only, due_for_expiry
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import expiry_event
 from session_registry.service_layer.changes import Changes
@@ -27,6 +29,8 @@ class SweepOutcome:
 
     expired: int = 0
     tombstoned: int = 0
+    deleted: int = 0
+    """Sessions seen only through activity, deleted past their `expires_at`."""
 
 
 class Sweeper:
@@ -43,6 +47,13 @@ class Sweeper:
         while True:
             count = await UnitOfWork(self._store).run(lambda uow: self._expire(uow, now))
             outcome.expired += count
+            if count < self._batch_size:
+                break
+        while True:
+            count = await UnitOfWork(self._store).run(
+                lambda uow: delete_activity_only(uow, now, self._batch_size)
+            )
+            outcome.deleted += count
             if count < self._batch_size:
                 break
         while True:
@@ -68,7 +79,10 @@ class Sweeper:
         due = await due_tombstones(uow, now, self._batch_size)
         await add_to_outbox(
             uow,
-            (OutboxRecord(self._topics.revocations, sid.encode(), None) for _, sid in due),
+            (
+                OutboxRecord(self._topics.revocations, record_key(tenant_id, sid), None)
+                for tenant_id, sid in due
+            ),
         )
         await forget_revocations(uow.conn, due)
         return len(due)

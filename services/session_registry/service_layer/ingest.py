@@ -8,20 +8,23 @@ positions are written in the same transaction as the rows they produced.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from read_model.store import Store
-from read_model.unit_of_work import UnitOfWork
+from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import DecodeError, decode_command, decode_event
+from session_contracts.escaping import escape_reason
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
 from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector
 
 TopicPartitionKey = tuple[str, int]
+log = logging.getLogger(__name__)
 
 
 class Record(Protocol):
@@ -41,6 +44,8 @@ class Decoded:
 
     offsets: list[int] = field(default_factory=list)
     messages: list[SessionEvent | TerminateSessions | DeadLetter] = field(default_factory=list)
+    records: list[Record | None] = field(default_factory=list)
+    """The records themselves (a dead letter of a record the database refuses copies them)."""
 
 
 @dataclass
@@ -52,7 +57,7 @@ class IngestOutcome(Outcome):
     positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
 
 
-def _dead_letter(record: Record, error: DecodeError) -> DeadLetter:
+def _dead_letter(record: Record, reason: str) -> DeadLetter:
     return DeadLetter(
         topic=record.topic,
         partition=record.partition,
@@ -60,8 +65,47 @@ def _dead_letter(record: Record, error: DecodeError) -> DeadLetter:
         key=record.key,
         value=record.value,
         headers=tuple((name, bytes(value)) for name, value in record.headers or ()),
-        reason=error.reason,
+        reason=reason,
     )
+
+
+def _refusal(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return escape_reason(f"the database refused it: {type(cause).__name__}: {cause}")
+
+
+Item = tuple[
+    TopicPartitionKey, int, "SessionEvent | TerminateSessions | DeadLetter", "Record | None"
+]
+
+
+def _items(decoded: dict[TopicPartitionKey, Decoded]) -> list[Item]:
+    items: list[Item] = []
+    for tp, part in decoded.items():
+        records: list[Record | None] = part.records or [None] * len(part.offsets)
+        for offset, message, record in zip(part.offsets, part.messages, records, strict=True):
+            items.append((tp, offset, message, record))
+    return items
+
+
+def _regroup(items: Sequence[Item]) -> dict[TopicPartitionKey, Decoded]:
+    decoded: dict[TopicPartitionKey, Decoded] = {}
+    for tp, offset, message, record in items:
+        part = decoded.setdefault(tp, Decoded())
+        part.offsets.append(offset)
+        part.messages.append(message)
+        part.records.append(record)
+    return decoded
+
+
+def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
+    for name in ("events", "sessions", "commands", "terminated", "published"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.dead_letters += part.dead_letters
+    total.skipped += part.skipped
+    for tp, position in part.positions.items():
+        total.positions[tp] = max(total.positions.get(tp, 0), position)
+    return total
 
 
 class Ingestor:
@@ -110,23 +154,63 @@ class Ingestor:
         for record in records:
             part = decoded.setdefault((record.topic, record.partition), Decoded())
             part.offsets.append(record.offset)
+            part.records.append(record)
             try:
                 if record.topic == self._commands_topic:
                     part.messages.append(decode_command(record.value))
                 else:
                     part.messages.append(decode_event(record.value))
             except DecodeError as error:
-                part.messages.append(_dead_letter(record, error))
+                part.messages.append(_dead_letter(record, error.reason))
 
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
         return await self.apply(self.decode(batch))
 
     async def apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
-        """Apply decoded records in one transaction (retried whole on deadlock)."""
+        """Apply decoded records in one transaction (retried whole on deadlock).
+
+        When the database refuses the batch because of what it holds (`caused_by_data`: a
+        value it cannot store, a constraint), the batch is split in two and each half applied
+        on its own, down to the one record it refuses, which is dead-lettered with the
+        database's reason; the rest is applied. Other errors (the database away, a lock) reach
+        the caller, which waits and retries the batch from the stored positions.
+        """
         if not decoded:
             return IngestOutcome()
-        return await UnitOfWork(self._store).run(lambda uow: self._apply(uow, decoded))
+        try:
+            return await UnitOfWork(self._store).run(lambda uow: self._apply(uow, decoded))
+        except Exception as exc:
+            if not caused_by_data(exc):
+                raise
+            return await self._isolate(_items(decoded), exc)
+
+    async def _isolate(self, items: list[Item], exc: BaseException) -> IngestOutcome:
+        """Apply `items` (which the database refused together) by halves, dead-lettering the
+        one record it refuses alone. O(log n) transactions per refused record."""
+        live = [i for i, item in enumerate(items) if not isinstance(item[2], DeadLetter)]
+        if len(live) == 1 and items[live[0]][3] is not None:
+            tp, offset, _, record = items[live[0]]
+            assert record is not None
+            reason = _refusal(exc)
+            log.warning(
+                "record %s:%d:%d refused by the database, dead-lettered: %s",
+                escape_reason(tp[0]),
+                tp[1],
+                offset,
+                reason,
+            )
+            items = list(items)
+            items[live[0]] = (tp, offset, _dead_letter(record, reason), record)
+            batch = _regroup(items)
+            return await UnitOfWork(self._store).run(lambda uow: self._apply(uow, batch))
+        if len(live) <= 1:
+            raise exc  # nothing left to blame on a record
+        middle = live[len(live) // 2]
+        outcome = IngestOutcome()
+        for half in (items[:middle], items[middle:]):
+            _add(outcome, await self.apply(_regroup(half)))
+        return outcome
 
     async def _apply(
         self, uow: UnitOfWork, decoded: dict[TopicPartitionKey, Decoded]

@@ -16,7 +16,7 @@ from session_contracts.topics import Topics
 from session_registry.adapters.session_store import load_sessions
 from session_registry.domain.fold import FOLDS, refresh
 from session_registry.domain.lifecycle import needs_revocation
-from session_registry.domain.state import SessionState
+from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState
 from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.terminations import apply_commands
 
@@ -39,9 +39,16 @@ class Projector:
     and commands are not applied (their effects are already in the event log).
     """
 
-    def __init__(self, topics: Topics, *, publish: bool = True) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        *,
+        publish: bool = True,
+        activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
+    ) -> None:
         self.topics = topics
         self.publish = publish
+        self.activity_only_seconds = activity_only_seconds
 
     async def apply(
         self,
@@ -83,7 +90,7 @@ class Projector:
             if kind != "session.activity":
                 changes.record(event)
         for key, state in states.items():
-            refresh(state)
+            refresh(state, self.activity_only_seconds)
             previous = before.get(key)
             if previous is not None and previous == state:
                 continue

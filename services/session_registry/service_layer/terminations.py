@@ -5,8 +5,9 @@ Targets are the sessions active at `requested_at`:
 - by filter, exactly what the list API shows for that filter (listed types, active), resolved
   by the `filter_clause` the list API uses too, so what the admin saw is what gets ended, and
   created no later than `requested_at`.
-Each target gets a `session.terminated` event (id uuid5(command_id, session_id)), folded into
-its row here and published through the outbox, and a revocation record.
+A command id counts within its tenant: another tenant's command with the same id is another
+command. Each target gets a `session.terminated` event (id uuid5(command_id, session_id)),
+folded into its row here and published through the outbox, and a revocation record.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ async def apply_commands(
     changes: Changes,
 ) -> tuple[int, int]:
     """Apply the commands not applied before; return (commands applied, sessions terminated)."""
-    unique: dict[str, TerminateSessions] = {}
+    unique: dict[tuple[str, str], TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
-        unique.setdefault(str(command.command_id), command)
+        unique.setdefault((command.tenant_id, str(command.command_id)), command)
     done = await already_applied(uow.conn, unique.keys())
     applied = terminated = 0
     for command_id, command in unique.items():
