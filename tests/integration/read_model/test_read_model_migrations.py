@@ -80,3 +80,91 @@ async def test_the_migrate_command(db_url: str) -> None:
     finally:
         await engine.dispose()
     assert revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_revision_0201_turns_v1_ids_into_the_handles_gateways_derive(db_url: str) -> None:
+    """Stored v1 session ids (credentials) become session_handle(tenant, id) everywhere, and the
+    three tables are keyed by tenant afterwards (two tenants may hold one event/command id)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from read_model.tables import (
+        applied_commands,
+        revocations,
+        session_history,
+        sessions,
+        termination_requests,
+    )
+    from session_contracts.handles import session_handle
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    await upgrade_schema(db_url, revision="0102_counts_per_statement")
+    engine = make_engine(db_url)
+    request = {
+        "tenant_id": "acme",
+        "requested_by": "admin-1",
+        "requested_at": at,
+        "reason": "admin",
+        "target": {"session_ids": ["cookie-1", "cookie-2"]},
+    }
+    try:
+        async with engine.begin() as conn:
+            for tenant in ("acme", "other"):
+                await conn.execute(
+                    insert(sessions).values(
+                        tenant_id=tenant, session_id="cookie-1", state="open", created_at=at
+                    )
+                )
+            await conn.execute(
+                insert(session_history).values(
+                    event_id="e-1",
+                    tenant_id="acme",
+                    session_id="cookie-1",
+                    type="session.created",
+                    occurred_at=at,
+                    detail={},
+                )
+            )
+            await conn.execute(
+                insert(revocations).values(tenant_id="acme", session_id="cookie-1", valid_until=at)
+            )
+            await conn.execute(
+                insert(termination_requests).values(command_id="c-1", requested=2, **request)
+            )
+            await conn.execute(
+                insert(applied_commands).values(
+                    command_id="c-1", applied_at=at, terminated=1, **request
+                )
+            )
+        await upgrade_schema(db_url)
+        async with engine.begin() as conn:
+            stored = {(r.tenant_id, r.session_id) for r in await conn.execute(select(sessions))}
+            [history] = list(await conn.execute(select(session_history)))
+            [revoked] = list(await conn.execute(select(revocations)))
+            targets = [r.target for r in await conn.execute(select(termination_requests))]
+            targets += [r.target for r in await conn.execute(select(applied_commands))]
+            # keyed by tenant now: another tenant may hold the same event and command ids
+            await conn.execute(
+                insert(session_history).values(
+                    event_id="e-1",
+                    tenant_id="other",
+                    session_id="x" * 43,
+                    type="session.created",
+                    occurred_at=at,
+                    detail={},
+                )
+            )
+            await conn.execute(
+                insert(termination_requests).values(
+                    command_id="c-1", requested=1, **{**request, "tenant_id": "other"}
+                )
+            )
+    finally:
+        await engine.dispose()
+    acme = session_handle("acme", "cookie-1")
+    assert stored == {("acme", acme), ("other", session_handle("other", "cookie-1"))}
+    assert history.session_id == acme
+    assert revoked.session_id == acme
+    expected = [acme, session_handle("acme", "cookie-2")]
+    assert targets == [{"session_ids": expected}, {"session_ids": expected}]

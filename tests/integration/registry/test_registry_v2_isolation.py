@@ -1,0 +1,337 @@
+"""Contract v2 in the registry, tried as a hostile producer of another tenant would, on both
+backends (issue 12 items 4, 6, 7, and "no record stops anything").
+
+Records go through the real Ingestor and Projector into a migrated read model (SQLite and
+PostgreSQL); Kafka is not needed: what the registry would publish is read from its outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from read_model.database import open_store, upgrade_schema
+from read_model.store import Store
+from read_model.tables import (
+    applied_commands,
+    outbox,
+    revocations,
+    session_history,
+    sessions,
+    termination_requests,
+)
+from read_model.unit_of_work import UnitOfWork, caused_by_data
+from session_contracts.codec import decode_revocation, encode
+from session_contracts.handles import record_key, session_handle
+from session_contracts.models import (
+    SessionActivity,
+    SessionCreated,
+    SessionEvent,
+    SessionPolicy,
+    SessionTerminated,
+    TerminateSessions,
+    TerminationReason,
+)
+from session_contracts.topics import Topics
+from session_registry.adapters.dead_letters import DeadLetter
+from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
+from session_registry.service_layer.expiry import Sweeper
+from session_registry.service_layer.ingest import Ingestor
+from session_registry.service_layer.projection import Projector
+
+TOPICS = Topics(prefix="iso.")
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+A, B = "tenant-a", "tenant-b"
+CREDENTIAL = "cookie-of-a-user-of-tenant-a"
+HANDLE = session_handle(A, CREDENTIAL)
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Letters:
+    def __init__(self) -> None:
+        self.sent: list[DeadLetter] = []
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.sent.extend(letters)
+
+
+class Harness:
+    """An ingestor over one store, with a clock the test moves, and offsets it hands out."""
+
+    def __init__(self, store: Store, activity_only_seconds: int = 3600) -> None:
+        self.store = store
+        self.now = T0
+        self.letters = Letters()
+        projector = Projector(TOPICS, activity_only_seconds=activity_only_seconds)
+        self.ingestor = Ingestor(store, projector, "iso", self.letters, lambda: self.now)
+        self.offsets: dict[str, int] = {}
+
+    def record(self, message: Any) -> Rec:
+        topic = TOPICS.commands if isinstance(message, TerminateSessions) else TOPICS.events
+        offset = self.offsets.get(topic, 0)
+        self.offsets[topic] = offset + 1
+        return Rec(topic, 0, offset, b"k", encode(message))
+
+    async def ingest(self, *messages: Any) -> None:
+        records = [self.record(m) for m in messages]
+        batch: dict[str, list[Rec]] = {}
+        for r in records:
+            batch.setdefault(r.topic, []).append(r)
+        await self.ingestor.ingest(batch)
+
+    async def rows(self, table: Any, *where: Any) -> list[Any]:
+        async with self.store.engine.connect() as conn:
+            return list(await conn.execute(select(table).where(*where)))
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    store = open_store(db_url)
+    await upgrade_schema(store)
+    yield store
+    await store.dispose()
+
+
+def created(
+    tenant: str, handle: str, *, at: datetime = T0, max_s: int = 30 * DAY
+) -> SessionCreated:
+    return SessionCreated(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        tenant_id=tenant,
+        session_id=handle,
+        user_id="u-1",
+        user_name="Ada",
+        session_type="browser",
+        ip_address="10.0.0.1",
+        policy=SessionPolicy(max_session_seconds=max_s, idle_timeout_seconds=max_s),
+    )
+
+
+def terminated(tenant: str, handle: str, at: datetime) -> SessionTerminated:
+    return SessionTerminated(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        tenant_id=tenant,
+        session_id=handle,
+        reason=TerminationReason.security,
+    )
+
+
+def command(
+    tenant: str, handles: list[str], command_id: uuid.UUID | None = None
+) -> TerminateSessions:
+    return TerminateSessions(
+        command_id=command_id or uuid.uuid4(),
+        requested_at=T0 + timedelta(minutes=1),
+        tenant_id=tenant,
+        requested_by="admin-1",
+        session_ids=handles,
+    )
+
+
+async def published_revocations(store: Store) -> list[tuple[bytes, bytes | None]]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.key, outbox.c.value)
+            .where(outbox.c.topic == TOPICS.revocations)
+            .order_by(outbox.c.id)
+        )
+        return [(bytes(r.key), None if r.value is None else bytes(r.value)) for r in rows]
+
+
+async def test_another_tenant_cannot_un_revoke_a_session_by_reusing_its_handle(
+    store: Store,
+) -> None:
+    """Issue 12 item 4: tenant B's created (max 4 s) + terminated with A's handle."""
+    h = Harness(store)
+    await h.ingest(created(A, HANDLE), command(A, [HANDLE]))
+    [(key, value)] = await published_revocations(store)
+    assert key == record_key(A, HANDLE)
+    assert value is not None
+    a_until = decode_revocation(value).valid_until
+    assert a_until == T0 + timedelta(days=30)
+
+    h.now = T0 + timedelta(minutes=2)
+    await h.ingest(
+        created(B, HANDLE, at=h.now, max_s=4), terminated(B, HANDLE, h.now + timedelta(seconds=1))
+    )
+    stored = {(r.tenant_id, r.session_id): r.valid_until for r in await h.rows(revocations)}
+    assert stored[(A, HANDLE)].replace(tzinfo=UTC) == a_until
+    assert (B, HANDLE) in stored
+    # B's tombstone comes after 4 s, under B's key only; A's revocation stays
+    h.now = T0 + timedelta(minutes=3)
+    await Sweeper(store, TOPICS).sweep(h.now)
+    records = await published_revocations(store)
+    tombstones = [key for key, value in records if value is None]
+    assert tombstones == [record_key(B, HANDLE)]
+    left = {(r.tenant_id, r.session_id) for r in await h.rows(revocations)}
+    assert left == {(A, HANDLE)}
+    [a_row] = await h.rows(sessions, sessions.c.tenant_id == A)
+    assert a_row.state == "terminated" and a_row.end_reason == "admin"
+
+
+async def test_another_tenant_cannot_pre_empt_history_or_audit_by_reusing_ids(
+    store: Store,
+) -> None:
+    """Issue 12 item 7: B writes first the event id A's expiry will have, and the command id A's
+    admin will use; A's history and audit are whole."""
+    h = Harness(store)
+    a_expiry_id = uuid.uuid5(EXPIRY_NAMESPACE, f"{A}\x1f{HANDLE}")
+    a_command_id = uuid.uuid4()
+    forged_end = terminated(B, HANDLE, T0).model_copy(update={"event_id": a_expiry_id})
+    await h.ingest(created(B, HANDLE), forged_end, command(B, [HANDLE], a_command_id))
+
+    short = created(A, HANDLE, max_s=60)
+    other = session_handle(A, "second-cookie")
+    await h.ingest(short, created(A, other))
+    await h.ingest(command(A, [other], a_command_id))
+    h.now = T0 + timedelta(minutes=5)
+    outcome = await Sweeper(store, TOPICS).sweep(h.now)
+    assert outcome.expired == 1
+
+    a_history = await h.rows(session_history, session_history.c.tenant_id == A)
+    by_id = {(r.session_id, r.type): r.event_id for r in a_history}
+    assert by_id[(HANDLE, "session.expired")] == str(a_expiry_id)
+    assert (other, "session.terminated") in by_id
+    [a_row] = await h.rows(sessions, sessions.c.tenant_id == A, sessions.c.session_id == HANDLE)
+    assert a_row.state == "expired"
+    [other_row] = await h.rows(sessions, sessions.c.tenant_id == A, sessions.c.session_id == other)
+    assert other_row.state == "terminated"
+    audit = {(r.tenant_id, r.command_id, r.terminated) for r in await h.rows(applied_commands)}
+    # B's own command found B's session already ended by B's forged end: 0
+    assert audit == {(A, str(a_command_id), 1), (B, str(a_command_id), 0)}
+    requests = {(r.tenant_id, r.command_id) for r in await h.rows(termination_requests)}
+    assert requests == {(A, str(a_command_id)), (B, str(a_command_id))}
+
+
+async def test_a_revocations_valid_until_never_moves_earlier(store: Store) -> None:
+    """Issue 12: a later record (a re-revocation with an earlier end) cannot bring the
+    tombstone forward, on either backend's upsert."""
+    late, early = T0 + timedelta(days=30), T0 + timedelta(seconds=4)
+    async with UnitOfWork(store) as uow:
+        await store.save_revocations(uow.conn, [(A, HANDLE, late)])
+    async with UnitOfWork(store) as uow:
+        await store.save_revocations(uow.conn, [(A, HANDLE, early)])
+    async with store.engine.connect() as conn:
+        [row] = list(await conn.execute(select(revocations)))
+    assert row.valid_until.replace(tzinfo=UTC) == late
+    later = late + timedelta(days=1)
+    async with UnitOfWork(store) as uow:
+        await store.save_revocations(uow.conn, [(A, HANDLE, later)])
+    async with store.engine.connect() as conn:
+        [row] = list(await conn.execute(select(revocations)))
+    assert row.valid_until.replace(tzinfo=UTC) == later
+    # and nothing is due before it
+    h = Harness(store)
+    await Sweeper(store, TOPICS).sweep(early + timedelta(hours=1))
+    assert await published_revocations(store) == []
+    assert len(await h.rows(revocations)) == 1
+
+
+async def _poison(store: Store) -> None:
+    """A database that refuses one value the contract accepts: a stand-in for any such value
+    (a NUL once was one), refused by the database itself on both backends."""
+    async with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON sessions "
+                    "WHEN NEW.user_name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+                )
+            )
+        else:
+            await conn.execute(
+                text(
+                    "ALTER TABLE sessions ADD CONSTRAINT poison "
+                    "CHECK (user_name IS DISTINCT FROM 'poison') NOT VALID"
+                )
+            )
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_applied(
+    store: Store,
+) -> None:
+    await _poison(store)
+    h = Harness(store)
+    good = [created(A, session_handle(A, f"c{i}")) for i in range(20)]
+    bad = created(A, session_handle(A, "bad")).model_copy(update={"user_name": "poison"})
+    events: list[SessionEvent] = [*good[:13], bad, *good[13:]]
+    await h.ingest(*events)
+    stored = {r.session_id for r in await h.rows(sessions)}
+    assert stored == {e.session_id for e in good}
+    [letter] = h.letters.sent
+    assert letter.offset == 13
+    assert letter.value == encode(bad)
+    assert "the database refused it" in letter.reason
+    # the position moved past every record: nothing is retried
+    async with store.engine.connect() as conn:
+        [position] = list(await conn.execute(text("SELECT next_offset FROM consumer_positions")))
+    assert position[0] == 21
+    # the next batch flows
+    await h.ingest(created(A, session_handle(A, "after")))
+    assert session_handle(A, "after") in {r.session_id for r in await h.rows(sessions)}
+
+
+def test_connectivity_errors_are_not_blamed_on_data() -> None:
+    from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+
+    assert caused_by_data(IntegrityError("x", {}, Exception("check")))
+    assert caused_by_data(DataError("x", {}, Exception("nul")))
+    assert not caused_by_data(OperationalError("x", {}, Exception("database is locked")))
+    assert not caused_by_data(OSError("connection refused"))
+    gone = OperationalError("x", {}, Exception("gone"), connection_invalidated=True)
+    assert not caused_by_data(gone)
+
+
+async def test_activity_alone_never_lists_and_is_deleted_within_the_bound(store: Store) -> None:
+    """Issue 12 item 6: reports of made-up sessions are kept at most `activity_only_seconds`."""
+    h = Harness(store, activity_only_seconds=600)
+    made_up = [session_handle(A, f"random-{i}") for i in range(20)]
+    await h.ingest(
+        *(
+            SessionActivity(event_id=uuid.uuid4(), occurred_at=T0, tenant_id=A, session_id=s)
+            for s in made_up
+        ),
+        created(A, HANDLE),
+        # activity ahead of its creation: kept, then the creation's policy applies
+        SessionActivity(
+            event_id=uuid.uuid4(), occurred_at=T0, tenant_id=A, session_id=session_handle(A, "x")
+        ),
+    )
+    rows = {r.session_id: r for r in await h.rows(sessions)}
+    for s in made_up:
+        assert rows[s].expires_at.replace(tzinfo=UTC) == T0 + timedelta(seconds=600)
+    async with store.engine.connect() as conn:
+        listed = await store.count_active(conn, _empty_filter(), A, T0)
+    assert listed == 1
+    await h.ingest(created(A, session_handle(A, "x"), at=T0 + timedelta(seconds=5)))
+    outcome = await Sweeper(store, TOPICS).sweep(T0 + timedelta(seconds=599))
+    assert outcome.deleted == 0
+    outcome = await Sweeper(store, TOPICS).sweep(T0 + timedelta(seconds=600))
+    assert outcome.deleted == 20
+    assert outcome.expired == 0
+    left = {r.session_id for r in await h.rows(sessions)}
+    assert left == {HANDLE, session_handle(A, "x")}
+
+
+def _empty_filter() -> Any:
+    from session_contracts.models import SessionFilter
+
+    return SessionFilter()
