@@ -28,18 +28,19 @@ class SignInRequest(BaseModel):
 
 
 class SignedIn(BaseModel):
-    """The session token, to send in the session header on every request."""
+    """The session's credential, to send in the session header on every request."""
 
-    session_id: str
+    credential: str = Field(description="The token to send in `header_name`; keep it secret.")
+    handle: str = Field(description="The session's public handle, as admins see it.")
     header_name: str
     session_type: SessionType
     expires_at: datetime
 
 
 class Me(BaseModel):
-    """Who the current session belongs to (only the id for a session opened elsewhere)."""
+    """Who the current session belongs to (only the handle for a session opened elsewhere)."""
 
-    session_id: str
+    handle: str
     signed_in_here: bool = Field(description="False: opened elsewhere on the platform.")
     user_id: str | None = None
     user_name: str | None = None
@@ -61,7 +62,8 @@ async def api_sign_in(body: SignInRequest, request: Request, context: Context) -
         body.user_name, body.session_type, client_ip(request), request.headers.get("user-agent")
     )
     return SignedIn(
-        session_id=session.session_id,
+        credential=session.credential,
+        handle=session.handle,
         header_name=context.settings.gateway_header_name,
         session_type=session.session_type,
         expires_at=session.expires_at(),
@@ -74,9 +76,9 @@ async def me(session: CurrentSession) -> Me | JSONResponse:
     if session is None:
         return JSONResponse({"error": "not_signed_in"}, status_code=401)
     if isinstance(session, ExternalSession):
-        return Me(session_id=session.session_id, signed_in_here=False)
+        return Me(handle=session.handle, signed_in_here=False)
     return Me(
-        session_id=session.session_id,
+        handle=session.handle,
         signed_in_here=True,
         user_id=session.user_id,
         user_name=session.user_name,

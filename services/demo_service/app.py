@@ -4,6 +4,12 @@ Run it with `uvicorn --factory demo_service.app:app_from_env` (settings from the
 environment: `SESSIONS_GATEWAY_TENANT_ID` is required), or build it in code with
 `create_app(settings)`. Sign-in (`/signin`, `POST /api/signin`), `/healthz` and `/readyz`
 are exempt from the gateway; every other path is checked.
+
+Sessions are known here by the credential the demo issued; it publishes their events through
+`SessionEventPublisher.created`/`terminated`, which put only the handle on the wire. A request
+is signed in only with a credential this instance issued (unknown ones are signed out unless
+`demo_admit_unknown_sessions`), and only such a request is marked
+`request.state.session_authenticated`, so only its activity is reported.
 """
 
 from __future__ import annotations

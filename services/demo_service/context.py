@@ -32,14 +32,20 @@ def _context(request: Request) -> DemoContext:
 
 
 def _current_session(request: Request, context: Context) -> Visitor | None:
-    # The gateway put the (well-formed, unrevoked) id there; the book says if it is ours.
-    session_id = getattr(request.state, "session_id", None)
-    if session_id is None:
+    # The gateway put the (well-formed, unrevoked) credential there; the book says if it is
+    # one this service issued. Only then is the session authenticated, which tells the
+    # gateway to report its activity: a credential nobody issued never becomes an event.
+    state = request.state
+    credential = getattr(state, "session_credential", None)
+    if credential is None:
         return None
-    session = context.book.use(session_id, datetime.now(UTC))
-    if session is None and context.settings.demo_admit_unknown_sessions:
-        return ExternalSession(session_id)
-    return session
+    session = context.book.use(credential, datetime.now(UTC))
+    if session is not None:
+        state.session_authenticated = True
+        return session
+    if context.settings.demo_admit_unknown_sessions:
+        return ExternalSession(state.session_handle)  # admitted, not vouched for: no activity
+    return None
 
 
 def client_ip(request: Request) -> str:

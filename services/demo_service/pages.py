@@ -33,7 +33,7 @@ def _who(session: Visitor) -> str:
     if isinstance(session, ExternalSession):
         return (
             "Signed in with a session opened elsewhere on the platform "
-            f"(<code>{html.escape(session.session_id[:8])}…</code>)"
+            f"(<code>{html.escape(session.handle[:8])}…</code>)"
         )
     return (
         f"Signed in as <strong>{html.escape(session.user_name)}</strong> "
@@ -94,7 +94,7 @@ async def sign_in(request: Request, context: Context) -> Response:
     response = RedirectResponse("/home", status_code=303)
     response.set_cookie(
         settings.gateway_cookie_name,
-        session.session_id,
+        session.credential,
         max_age=session.policy.max_session_seconds,
         httponly=True,
         samesite="lax",
@@ -106,9 +106,9 @@ async def sign_in(request: Request, context: Context) -> Response:
 @router.post("/signout")
 async def sign_out(request: Request, context: Context) -> Response:
     """End the session (session.terminated, reason logout) and go to sign-in."""
-    session_id = getattr(request.state, "session_id", None)
-    if session_id is not None:
-        await context.sign_in.sign_out(session_id)
+    credential = getattr(request.state, "session_credential", None)
+    if credential is not None:
+        await context.sign_in.sign_out(credential)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(context.settings.gateway_cookie_name)
     return response

@@ -3,20 +3,24 @@
 The gateway only knows revocations; like any platform service, the demo keeps its own
 session state (user, type, policy) and honours the policy's limits itself, so a session the
 gateway has forgotten after `valid_until` is still not valid here.
+
+A session is known here by its credential (the cookie value or token the demo issued); events
+name it by its handle, which the publisher derives from the credential (`SessionEventPublisher`
+methods take the credential), so the demo never computes a handle or puts a credential on the
+wire.
 """
 
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from uuid import UUID
 
 from demo_service.policy import PolicySource
 from session_contracts.models import (
-    Event,
     SessionCreated,
     SessionPolicy,
     SessionTerminated,
@@ -26,10 +30,39 @@ from session_contracts.models import (
 
 
 class EventSink(Protocol):
-    """Where session events go (a `SessionEventPublisher` in production)."""
+    """Where session events go (a `SessionEventPublisher` in production): each method takes
+    the credential, publishes the event carrying its handle, waits for the broker and returns
+    the event."""
 
-    async def publish(self, event: Event) -> None:
-        """Deliver one event, waiting for the broker's acknowledgement."""
+    async def created(
+        self,
+        *,
+        tenant_id: str,
+        credential: str,
+        user_id: str,
+        user_name: str,
+        session_type: SessionType,
+        ip_address: str,
+        policy: SessionPolicy,
+        user_agent: str | None = None,
+        device: str | None = None,
+        occurred_at: datetime | None = None,
+        event_id: UUID | None = None,
+    ) -> SessionCreated:
+        """Publish `session.created`."""
+        ...
+
+    async def terminated(
+        self,
+        *,
+        tenant_id: str,
+        credential: str,
+        reason: TerminationReason,
+        terminated_by: str | None = None,
+        occurred_at: datetime | None = None,
+        event_id: UUID | None = None,
+    ) -> SessionTerminated:
+        """Publish `session.terminated`."""
         ...
 
 
@@ -37,7 +70,10 @@ class EventSink(Protocol):
 class DemoSession:
     """One signed-in session as this service remembers it."""
 
-    session_id: str
+    credential: str
+    """What the client presents (cookie or header); never leaves this service but to it."""
+    handle: str
+    """The session's public handle, as events, admins and logs name it."""
     user_id: str
     user_name: str
     session_type: SessionType
@@ -59,9 +95,9 @@ class DemoSession:
 
 @dataclass(frozen=True)
 class ExternalSession:
-    """A session opened elsewhere on the platform: this instance knows only its id."""
+    """A session opened elsewhere on the platform: this instance knows only its handle."""
 
-    session_id: str
+    handle: str
 
 
 Visitor = DemoSession | ExternalSession
@@ -79,25 +115,26 @@ class SessionBook:
 
     def add(self, session: DemoSession) -> None:
         """Remember a new session."""
-        self._sessions[session.session_id] = session
+        self._sessions[session.credential] = session
         while len(self._sessions) > self._capacity:
             self._sessions.popitem(last=False)
 
-    def use(self, session_id: str, now: datetime) -> DemoSession | None:
-        """The active session with this id, marked as used now; None if unknown or ended."""
-        session = self._sessions.get(session_id)
+    def use(self, credential: str, now: datetime) -> DemoSession | None:
+        """The active session of this credential, marked as used now; None if unknown or
+        ended."""
+        session = self._sessions.get(credential)
         if session is None:
             return None
         if not session.is_active(now):
-            del self._sessions[session_id]
+            del self._sessions[credential]
             return None
         session.last_seen_at = now
-        self._sessions.move_to_end(session_id)
+        self._sessions.move_to_end(credential)
         return session
 
-    def forget(self, session_id: str) -> DemoSession | None:
+    def forget(self, credential: str) -> DemoSession | None:
         """Drop a session (signed out); return it if it was known."""
-        return self._sessions.pop(session_id, None)
+        return self._sessions.pop(credential, None)
 
 
 class SignIn:
@@ -116,43 +153,40 @@ class SignIn:
     ) -> DemoSession:
         """Open a session, publish `session.created`, and remember it once the broker has it."""
         now = datetime.now(UTC)
+        credential = secrets.token_urlsafe(32)
+        user_id = user_name.strip().casefold()[:128] or user_name[:128]
+        policy = await self._policies.current(self._tenant, session_type)
+        created = await self._events.created(
+            tenant_id=self._tenant,
+            credential=credential,
+            user_id=user_id,
+            user_name=user_name,
+            session_type=session_type,
+            ip_address=ip_address,
+            user_agent=user_agent[:1024] if user_agent else None,
+            policy=policy,
+            occurred_at=now,
+        )
         session = DemoSession(
-            session_id=secrets.token_urlsafe(32),
-            user_id=user_name.strip().casefold()[:128] or user_name[:128],
+            credential=credential,
+            handle=created.session_id,
+            user_id=user_id,
             user_name=user_name,
             session_type=session_type,
             created_at=now,
             last_seen_at=now,
-            policy=await self._policies.current(self._tenant, session_type),
-        )
-        await self._events.publish(
-            SessionCreated(
-                event_id=uuid.uuid4(),
-                occurred_at=now,
-                tenant_id=self._tenant,
-                session_id=session.session_id,
-                user_id=session.user_id,
-                user_name=user_name,
-                session_type=session_type,
-                ip_address=ip_address,
-                user_agent=user_agent[:1024] if user_agent else None,
-                policy=session.policy,
-            )
+            policy=policy,
         )
         self._book.add(session)
         return session
 
-    async def sign_out(self, session_id: str) -> None:
+    async def sign_out(self, credential: str) -> None:
         """Forget the session and publish `session.terminated` (reason `logout`)."""
-        session = self._book.forget(session_id)
+        session = self._book.forget(credential)
         if session is None:
             return
-        await self._events.publish(
-            SessionTerminated(
-                event_id=uuid.uuid4(),
-                occurred_at=datetime.now(UTC),
-                tenant_id=self._tenant,
-                session_id=session_id,
-                reason=TerminationReason.logout,  # no terminated_by: that names an admin
-            )
+        await self._events.terminated(
+            tenant_id=self._tenant,
+            credential=credential,
+            reason=TerminationReason.logout,  # no terminated_by: that names an admin
         )

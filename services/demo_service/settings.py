@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from auth_gateway.settings import GatewaySettings
+from session_contracts.models import TenantId
 
 HOUR = 3600
 DAY = 86400
@@ -14,6 +15,11 @@ DAY = 86400
 
 class DemoSettings(GatewaySettings):
     """`SESSIONS_GATEWAY_*` for the gateway, `SESSIONS_DEMO_*` for the demo service itself."""
+
+    gateway_tenant_id: TenantId = Field(
+        description="The tenant this demo instance serves (SESSIONS_GATEWAY_TENANT_ID): the "
+        "demo is a single-tenant service."
+    )
 
     demo_browser_idle_timeout_seconds: int = Field(default=8 * HOUR, gt=0)
     demo_browser_max_session_seconds: int = Field(default=30 * DAY, gt=0)
@@ -34,10 +40,11 @@ class DemoSettings(GatewaySettings):
         default=False, description="Mark the session cookie Secure (serve over HTTPS then)."
     )
     demo_admit_unknown_sessions: bool = Field(
-        default=True,
-        description="Admit session ids this instance did not create (sessions opened elsewhere "
-        "on the platform, e.g. by the devstack's traffic or by tests) as anonymous sessions. "
-        "False: only sessions signed in here are signed in; any other id goes to sign-in.",
+        default=False,
+        description="Admit credentials this instance did not issue (sessions opened elsewhere "
+        "on the platform) as anonymous sessions, never reporting their activity. The "
+        "default, False: only sessions signed in here are signed in; any other credential "
+        "is treated as signed out.",
     )
     demo_max_sessions: int = Field(
         default=100_000, ge=1, description="Sessions remembered by one demo instance."

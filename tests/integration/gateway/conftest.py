@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from polling import until
 from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
@@ -27,17 +28,18 @@ Revoke = Callable[..., Awaitable[None]]
 
 
 def revocation(
-    session_id: str,
+    credential: str,
     *,
     tenant_id: str = TENANT,
     session_type: SessionType = SessionType.browser,
     valid_for: timedelta = timedelta(hours=8),
 ) -> SessionRevoked:
-    """A revocation record as the registry writes it."""
+    """A revocation record as the registry writes it, of the session whose credential this is
+    (the record names its handle)."""
     now = datetime.now(UTC)
     return SessionRevoked(
         tenant_id=tenant_id,
-        session_id=session_id,
+        session_id=session_handle(tenant_id, credential),
         session_type=session_type,
         revoked_at=now,
         reason=TerminationReason.admin,
@@ -58,11 +60,14 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 @pytest.fixture
 def revoke(producer: AIOKafkaProducer, topics: Topics) -> Revoke:
-    """Publish a revocation record (or, with `tombstone=True`, a tombstone) for a session."""
+    """Publish a revocation record (or, with `tombstone=True`, a tombstone) for the session
+    whose credential is given, keyed `<tenant>/<handle>` as the registry keys it."""
 
-    async def publish(session_id: str, *, tombstone: bool = False, **fields: object) -> None:
-        value = None if tombstone else encode(revocation(session_id, **fields))  # type: ignore[arg-type]
-        await producer.send_and_wait(topics.revocations, value, key=session_id.encode())
+    async def publish(credential: str, *, tombstone: bool = False, **fields: object) -> None:
+        tenant = str(fields.get("tenant_id", TENANT))
+        value = None if tombstone else encode(revocation(credential, **fields))  # type: ignore[arg-type]
+        key = record_key(tenant, session_handle(tenant, credential))
+        await producer.send_and_wait(topics.revocations, value, key=key)
 
     return publish
 

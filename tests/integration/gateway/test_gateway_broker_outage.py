@@ -22,6 +22,7 @@ from starlette.routing import Route
 from auth_gateway import GatewaySettings, SessionGateway
 from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
 from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.publisher import idempotent_producer
@@ -33,12 +34,22 @@ Eventually = Callable[..., Awaitable[float]]
 ReadTopic = Callable[..., Awaitable[list[tuple[bytes | None, bytes | None]]]]
 
 
-def record(session_id: str) -> bytes:
+def key(credential: str) -> bytes:
+    """The revocations topic's key of the acme session whose credential this is."""
+    return record_key("acme", session_handle("acme", credential))
+
+
+async def authenticated(request: Request) -> PlainTextResponse:
+    request.state.session_authenticated = True  # the app knows every session in these tests
+    return PlainTextResponse("data")
+
+
+def record(credential: str) -> bytes:
     now = datetime.now(UTC)
     return encode(
         SessionRevoked(
             tenant_id="acme",
-            session_id=session_id,
+            session_id=session_handle("acme", credential),
             session_type=SessionType.mobile,
             revoked_at=now,
             reason=TerminationReason.admin,
@@ -63,7 +74,7 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
         )
     )
     app = gateway.wrap(
-        Starlette(routes=[Route("/api/data", lambda request: PlainTextResponse("data"))]),
+        Starlette(routes=[Route("/api/data", authenticated)]),
         manage_lifespan=False,
     )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc")
@@ -73,7 +84,7 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
         return response.status_code
 
     try:
-        await producer.send_and_wait(topics.revocations, record("before"), key=b"before")
+        await producer.send_and_wait(topics.revocations, record("before"), key=key("before"))
         await gateway.start()
         async with asyncio.timeout(30):
             await gateway.wait_ready()
@@ -87,7 +98,7 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
         assert gateway.ready
         assert await status_of("busy-in-outage") == 200  # admitted; its activity must wait
         # The registry keeps revoking during the outage; its records wait in the producer.
-        pending = await producer.send(topics.revocations, record("meanwhile"), key=b"meanwhile")
+        pending = await producer.send(topics.revocations, record("meanwhile"), key=key("meanwhile"))
 
         await private_kafka.start()
         async with asyncio.timeout(60):
@@ -101,7 +112,7 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
 
         await eventually(lambda: enforced("meanwhile"), within=30)
         await eventually(current, within=10)
-        await producer.send_and_wait(topics.revocations, record("after"), key=b"after")
+        await producer.send_and_wait(topics.revocations, record("after"), key=key("after"))
         await eventually(lambda: enforced("after"), within=10)
         assert await status_of("before") == 401
         assert await status_of("unrelated") == 200
@@ -111,7 +122,7 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
             records = await read_topic(
                 topics.events, 3, bootstrap=private_kafka.bootstrap, within=3
             )
-            return any(key == session_id.encode() for key, _ in records)
+            return any(k == key(session_id) for k, _ in records)
 
         await eventually(lambda: activity_of("busy-in-outage"), within=60)
     finally:
@@ -158,7 +169,7 @@ async def test_cut_off_from_the_broker_the_gateway_goes_stale_refuses_sessions_t
         return (await client.get("/api/data", headers=headers)).status_code
 
     try:
-        await producer.send_and_wait(topics.revocations, record("before"), key=b"before")
+        await producer.send_and_wait(topics.revocations, record("before"), key=key("before"))
         await gateway.start()
         async with asyncio.timeout(30):
             await gateway.wait_ready()
@@ -192,7 +203,7 @@ async def test_cut_off_from_the_broker_the_gateway_goes_stale_refuses_sessions_t
         await eventually(admitted, within=90)
         assert (await client.get("/readyz")).status_code == 200
         assert gateway.status()["state"] == "current"
-        await producer.send_and_wait(topics.revocations, record("after"), key=b"after")
+        await producer.send_and_wait(topics.revocations, record("after"), key=key("after"))
 
         async def enforced() -> bool:
             return await status_of("after") == 401

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
 from polling import until
+from session_contracts.handles import record_key, session_handle
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -30,6 +31,7 @@ Serve = Callable[..., object]
 
 
 async def ok(request: Request) -> PlainTextResponse:
+    request.state.session_authenticated = True  # the app knows these sessions
     return PlainTextResponse("ok")
 
 
@@ -77,4 +79,7 @@ async def test_activity_reports_the_peer_unless_it_is_a_trusted_proxy(
     finally:
         await direct.aclose()
         await proxy.aclose()
-    assert reported == {session_id: ip for _, session_id, _, ip in sent}
+    assert reported == {
+        record_key("acme", session_handle("acme", credential)).decode(): ip
+        for _, credential, _, ip in sent
+    }

@@ -19,6 +19,7 @@ from demo_service.app import create_app
 from demo_service.policy import SettingsTopicPolicySource
 from demo_service.settings import DemoSettings
 from session_contracts.codec import decode_event, encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -35,9 +36,14 @@ pytestmark = pytest.mark.kafka
 
 Revoke = Callable[..., Awaitable[None]]
 Eventually = Callable[..., Awaitable[float]]
-ReadTopic = Callable[[str, int], Awaitable[list[tuple[bytes | None, bytes | None]]]]
+ReadTopic = Callable[..., Awaitable[list[tuple[bytes | None, bytes | None]]]]
 Serve = Callable[[Any], contextlib.AbstractAsyncContextManager[str]]
 HTML = {"accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+
+
+def handle(credential: str) -> str:
+    """The handle events and admins name the demo tenant's session of `credential` by."""
+    return session_handle("acme", credential)
 
 
 def demo_app(kafka_bootstrap: str, topics: Topics, **overrides: Any) -> FastAPI:
@@ -105,17 +111,17 @@ async def test_sign_out_publishes_a_logout_termination_naming_no_admin(
     kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
 ) -> None:
     async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
-        session_id = await sign_in_browser(client, "Ada Lovelace")
+        credential = await sign_in_browser(client, "Ada Lovelace")
         signed_out = await client.post("/signout", headers=HTML)
         assert signed_out.status_code == 303
-    # created, the sign-out request's own activity (the gateway saw it), terminated
-    records = [decode_event(value) for _, value in await read_topic(topics.events, 3)]
-    assert {e.session_id for e in records} == {session_id}
-    assert [e.type for e in records if e.type != "session.activity"] == [
-        "session.created",
-        "session.terminated",
-    ]
-    (ended,) = [e for e in records if isinstance(e, SessionTerminated)]
+    # created, terminated (the sign-out request is not authenticated: it ends the session)
+    records = await read_topic(topics.events, 3, within=3)
+    events = [decode_event(value) for _, value in records]
+    assert {e.session_id for e in events} == {handle(credential)}
+    assert [key for key, _ in records] == [record_key("acme", handle(credential))] * 2
+    assert [e.type for e in events] == ["session.created", "session.terminated"]
+    assert not any(credential in (value or b"").decode() for _, value in records)
+    (ended,) = [e for e in events if isinstance(e, SessionTerminated)]
     assert ended.reason == TerminationReason.logout and ended.terminated_by is None
 
 
@@ -128,10 +134,11 @@ async def test_mobile_session_gets_401_at_once_with_no_grace(
         body = signed_in.json()
         assert body["session_type"] == "mobile"
         assert body["header_name"] == "X-Session-Id"
-        token = {"X-Session-Id": body["session_id"]}
+        assert body["handle"] == handle(body["credential"])
+        token = {"X-Session-Id": body["credential"]}
         assert (await client.get("/api/me", headers=token)).json()["user_name"] == "Grace Hopper"
 
-        await revoke(body["session_id"], session_type=SessionType.mobile)
+        await revoke(body["credential"], session_type=SessionType.mobile)
 
         async def refused() -> bool:
             return (await client.get("/api/me", headers=token)).status_code == 401
@@ -147,17 +154,17 @@ async def test_sign_in_publishes_session_created_with_policy_address_and_agent(
     app = demo_app(kafka_bootstrap, topics, demo_browser_idle_timeout_seconds=3600)
     async with demo(serve, app) as client:
         client.headers["user-agent"] = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"
-        session_id = await sign_in_browser(client, "Alan Turing")
+        credential = await sign_in_browser(client, "Alan Turing")
         mobile = await client.post(
             "/api/signin", json={"user_name": "Alan Turing", "session_type": "mobile"}
         )
     records = await read_topic(topics.events, 2)
     created = [decode_event(value) for _, value in records]
     assert all(isinstance(event, SessionCreated) for event in created)
-    browser, phone = sorted(created, key=lambda e: e.session_id != session_id)
+    browser, phone = sorted(created, key=lambda e: e.session_id != handle(credential))
     assert isinstance(browser, SessionCreated) and isinstance(phone, SessionCreated)
-    assert browser.session_id == session_id
-    assert phone.session_id == mobile.json()["session_id"]
+    assert browser.session_id == handle(credential)
+    assert phone.session_id == handle(mobile.json()["credential"]) == mobile.json()["handle"]
     assert browser.tenant_id == "acme"
     assert browser.user_name == "Alan Turing"
     assert browser.session_type is SessionType.browser
@@ -167,7 +174,7 @@ async def test_sign_in_publishes_session_created_with_policy_address_and_agent(
     assert browser.policy.max_session_seconds == 30 * 86400
     assert phone.policy.idle_timeout_seconds == 30 * 86400
     assert phone.policy.max_session_seconds == 180 * 86400
-    assert [key for key, _ in records] == [e.session_id.encode() for e in created]
+    assert [key for key, _ in records] == [record_key("acme", e.session_id) for e in created]
 
 
 async def test_activity_is_reported_at_most_once_per_session_per_interval(
@@ -185,17 +192,19 @@ async def test_activity_is_reported_at_most_once_per_session_per_interval(
             assert (await client.get("/api/me")).status_code == 200
         second = (await client.post("/api/signin", json={"user_name": "Edsger"})).json()
         for _ in range(5):
-            await client.get("/api/me", headers={"X-Session-Id": second["session_id"]})
+            await client.get("/api/me", headers={"X-Session-Id": second["credential"]})
         await asyncio.sleep(1.6)  # a new interval: one more event for the first session
         await client.get("/home", headers=HTML)
         await asyncio.sleep(0.5)
     records = await read_topic(topics.events, 5)
     events = [decode_event(value) for _, value in records]
     activity = [e for e in events if isinstance(e, SessionActivity)]
-    assert sorted(e.session_id for e in activity) == sorted([first, first, second["session_id"]])
+    expected = [handle(first), handle(first), handle(second["credential"])]
+    assert sorted(e.session_id for e in activity) == sorted(expected)
     assert all(e.tenant_id == "acme" and e.ip_address == "127.0.0.1" for e in activity)
+    assert [key for key, _ in records] == [record_key("acme", e.session_id) for e in events]
     assert len(events) == 5  # two created + three activity, nothing else
-    own = sorted(e.occurred_at for e in activity if e.session_id == first)
+    own = sorted(e.occurred_at for e in activity if e.session_id == handle(first))
     assert (own[1] - own[0]).total_seconds() >= 1.5
 
 
@@ -215,14 +224,14 @@ async def test_503_until_ready_then_fail_open_admits(
         assert (await client.get("/readyz")).status_code == 503
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
         assert signed_in.status_code == 201  # sign-in is exempt
-        token = {"X-Session-Id": signed_in.json()["session_id"]}
+        token = {"X-Session-Id": signed_in.json()["credential"]}
         refused = await client.get("/api/me", headers=token)
         assert refused.status_code == 503
         assert refused.json() == {"error": "gateway_not_ready"}
     opened = demo_app(kafka_bootstrap, absent, gateway_fail_open=True, demo_ready_wait_seconds=0)
     async with demo(serve, opened, wait_ready=False) as client:
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
-        token = {"X-Session-Id": signed_in.json()["session_id"]}
+        token = {"X-Session-Id": signed_in.json()["credential"]}
         assert (await client.get("/api/me", headers=token)).status_code == 200
         status = (await client.get("/readyz")).json()
         assert status["ready"] is False
@@ -244,26 +253,48 @@ async def test_malformed_ids_land_on_sign_in_never_500(
     assert api.json() == {"error": "not_signed_in"}
 
 
-async def test_ids_opened_elsewhere_are_anonymous_sessions_unless_the_demo_is_strict(
-    kafka_bootstrap: str, topics: Topics, serve: Serve
+async def test_unknown_credentials_are_signed_out_by_default_and_never_become_activity(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    app = demo_app(kafka_bootstrap, topics, gateway_activity_flush_seconds=0.1)
+    async with demo(serve, app) as client:
+        for n in range(20):  # issue 12 item 6: random cookies and headers
+            forged = f"opened-elsewhere-or-forged-{uuid.uuid4()}"
+            api = await client.get("/api/me", headers={"X-Session-Id": forged})
+            page = await client.get("/home", headers={**HTML, "cookie": f"sid={forged}"})
+            assert api.status_code == 401 and api.json() == {"error": "not_signed_in"}, n
+            assert page.status_code == 303 and page.headers["location"] == "/signin"
+        mine = (await client.post("/api/signin", json={"user_name": "Real"})).json()
+        own = await client.get("/api/me", headers={"X-Session-Id": mine["credential"]})
+        assert own.status_code == 200 and own.json()["signed_in_here"] is True
+        await asyncio.sleep(0.5)  # a few flushes: anything noted would be on the topic now
+    events = [decode_event(v) for _, v in await read_topic(topics.events, 3, within=3)]
+    assert [(e.type, e.session_id) for e in events] == [
+        ("session.created", mine["handle"]),
+        ("session.activity", mine["handle"]),
+    ]
+
+
+async def test_a_lenient_demo_admits_unknown_credentials_anonymously_without_activity(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
 ) -> None:
     forged = {"X-Session-Id": "opened-elsewhere-or-forged"}
-    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+    app = demo_app(
+        kafka_bootstrap,
+        topics,
+        demo_admit_unknown_sessions=True,
+        gateway_activity_flush_seconds=0.1,
+    )
+    async with demo(serve, app) as client:
         lenient = await client.get("/api/me", headers=forged)
         page = await client.get("/home", headers={**HTML, "cookie": 'sid="quoted-id"'})
+        await asyncio.sleep(0.5)
     assert lenient.status_code == 200
     assert lenient.json()["signed_in_here"] is False
+    assert lenient.json()["handle"] == handle("opened-elsewhere-or-forged")
     assert lenient.json()["user_name"] is None
     assert page.status_code == 200 and "opened elsewhere" in page.text
-    strict_app = demo_app(kafka_bootstrap, topics, demo_admit_unknown_sessions=False)
-    async with demo(serve, strict_app) as client:
-        strict = await client.get("/api/me", headers=forged)
-        page = await client.get("/home", headers={**HTML, "cookie": "sid=forged"})
-        mine = (await client.post("/api/signin", json={"user_name": "Real"})).json()
-        own = await client.get("/api/me", headers={"X-Session-Id": mine["session_id"]})
-    assert strict.status_code == 401 and strict.json() == {"error": "not_signed_in"}
-    assert page.status_code == 303
-    assert own.status_code == 200 and own.json()["signed_in_here"] is True
+    assert await read_topic(topics.events, 1, within=2) == []
 
 
 async def test_bad_sign_in_input_is_422_naming_the_field(
@@ -351,6 +382,6 @@ async def test_sign_in_through_a_trusted_proxy_records_the_forwarded_address(
     events = [decode_event(value) for _, value in await read_topic(topics.events, 2)]
     addresses = {e.session_id: e.ip_address for e in events if isinstance(e, SessionCreated)}
     assert addresses == {
-        by_client.json()["session_id"]: "127.0.0.1",  # its X-Forwarded-For ignored
-        by_proxy.json()["session_id"]: "203.0.113.9",  # what the trusted proxy appended
+        by_client.json()["handle"]: "127.0.0.1",  # its X-Forwarded-For ignored
+        by_proxy.json()["handle"]: "203.0.113.9",  # what the trusted proxy appended
     }

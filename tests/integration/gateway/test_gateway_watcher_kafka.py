@@ -1,18 +1,23 @@
-"""The revocation watcher on a real broker: catch-up, following, tombstones, tenants, eviction."""
+"""The revocation watcher on a real broker: catch-up, following, tombstones, tenants, eviction,
+and records of another tenant's producer or a broken one (issue 12 items 2 and 4)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from auth_gateway import GatewaySettings, SessionGateway
+from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -21,15 +26,18 @@ Revoke = Callable[..., Awaitable[None]]
 Eventually = Callable[..., Awaitable[float]]
 
 
-def gateway_for(kafka_bootstrap: str, topics: Topics, **overrides: Any) -> SessionGateway:
+def gateway_for(
+    kafka_bootstrap: str, topics: Topics, *, every_tenant: bool = False, **overrides: Any
+) -> SessionGateway:
     settings = GatewaySettings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         topic_prefix=topics.prefix,
         topic_partitions=topics.partitions,
-        gateway_tenant_id="acme",
+        gateway_tenant_id=None if every_tenant else "acme",
         **overrides,
     )
-    return SessionGateway.from_settings(settings)
+    resolver = (lambda scope: None) if every_tenant else None
+    return SessionGateway.from_settings(settings, tenant_resolver=resolver)
 
 
 @contextlib.asynccontextmanager
@@ -51,7 +59,9 @@ async def test_catches_up_with_everything_published_before_start(
     for n in range(40):
         await revoke(f"other-tenant-{n}", tenant_id="globex")
     for n in range(20):
-        await revoke(f"early-{n}", tombstone=True)
+        await revoke(f"early-{n}", tombstone=True)  # before valid_until: ignored
+    for n in range(20, 30):
+        await revoke(f"early-{n}", tenant_id="globex", tombstone=True)  # globex's keys
     await revoke("already-over", valid_for=timedelta(minutes=-5))
     await producer.send_and_wait(topics.revocations, b"{not json", key=b"garbage")
     await producer.send_and_wait(topics.revocations, b'{"type": "session.revoked"}', key=b"bad")
@@ -60,28 +70,37 @@ async def test_catches_up_with_everything_published_before_start(
     assert not gateway.ready
     async with running(gateway):
         assert gateway.ready
-        assert len(gateway.table) == 280
-        assert not gateway.is_revoked("early-0")
+        assert len(gateway.table) == 300
+        assert gateway.is_revoked("early-0")
         assert gateway.is_revoked("early-20")
         assert gateway.is_revoked("early-299")
         assert not gateway.is_revoked("other-tenant-1")  # nothing crosses tenants
         assert not gateway.is_revoked("already-over")
         assert gateway.watcher.records_rejected == 2
+        assert gateway.watcher.tombstones_ignored == 20
         assert gateway.staleness_seconds < 5
 
 
 async def test_follows_new_revocations_and_tombstones_after_start(
     kafka_bootstrap: str, topics: Topics, revoke: Revoke, eventually: Eventually
 ) -> None:
-    gateway = gateway_for(kafka_bootstrap, topics)
+    gateway = gateway_for(kafka_bootstrap, topics, gateway_eviction_grace_seconds=0)
     async with running(gateway):
         assert len(gateway.table) == 0
-        await revoke("late")
+        await revoke("late", valid_for=timedelta(seconds=3))
 
         async def revoked() -> bool:
             return gateway.is_revoked("late")
 
         await eventually(revoked, within=10)  # how fast: bench.revocation, not a test
+        await revoke("late", tombstone=True)  # early: the revocation stays
+
+        async def tombstone_seen() -> bool:
+            return gateway.watcher.tombstones_ignored == 1
+
+        await eventually(tombstone_seen, within=5)
+        assert gateway.is_revoked("late")
+        await asyncio.sleep(3)  # now past valid_until: the registry's tombstone ends it
         await revoke("late", tombstone=True)
 
         async def forgotten() -> bool:
@@ -89,6 +108,84 @@ async def test_follows_new_revocations_and_tombstones_after_start(
 
         await eventually(forgotten, within=5)
         assert len(gateway.table) == 0
+
+
+@pytest.mark.parametrize("every_tenant", [False, True], ids=["one tenant", "every tenant"])
+async def test_another_tenants_producer_cannot_undo_a_revocation_nor_a_broken_record_stop_it(
+    kafka_bootstrap: str,
+    topics: Topics,
+    revoke: Revoke,
+    producer: AIOKafkaProducer,
+    eventually: Eventually,
+    every_tenant: bool,
+) -> None:
+    """Issue 12 item 4 and 2: globex's producer writes under the same handle, tombstones,
+    a shorter revocation and keys that lie; then a record that once stopped every gateway.
+    acme's revoked session stays refused and a later revocation is still enforced."""
+    gateway = gateway_for(kafka_bootstrap, topics, every_tenant=every_tenant)
+    async with running(gateway):
+        await revoke("victim", valid_for=timedelta(hours=1))
+
+        async def victim_revoked() -> bool:
+            return gateway.is_revoked("victim", "acme")
+
+        await eventually(victim_revoked, within=10)
+        until = gateway.table.until(record_key("acme", session_handle("acme", "victim")))
+        acme_handle = session_handle("acme", "victim")
+        hostile: list[tuple[bytes, bytes | None]] = [
+            # globex revokes "the same handle" and tombstones it, under its own key
+            (record_key("globex", acme_handle), encode(_revoked("globex", acme_handle, 4))),
+            (record_key("globex", acme_handle), None),
+            # globex's value under acme's key (key and value disagree), then its tombstone
+            (record_key("acme", acme_handle), encode(_revoked("globex", acme_handle, 4))),
+            (record_key("acme", acme_handle), None),
+            # a shorter revocation of acme's own handle (as a buggy release would write)
+            (record_key("acme", acme_handle), encode(_revoked("acme", acme_handle, 4))),
+            # issue 12 item 1's record: a 5,000-digit integer
+            (b"acme/x", b'{"type": "session.revoked", "schema_version": ' + b"9" * 5000 + b"}"),
+        ]
+        for key, value in hostile:
+            await producer.send_and_wait(topics.revocations, value, key=key)
+        await revoke("later")  # a later revocation, after all of it
+
+        async def later_revoked() -> bool:
+            return gateway.is_revoked("later", "acme")
+
+        await eventually(later_revoked, within=10)
+        assert gateway.is_revoked("victim", "acme")
+        assert gateway.table.until(record_key("acme", acme_handle)) == until
+        assert gateway.ready
+        assert gateway.watcher.records_rejected == 2  # disagreeing key, 5,000 digits
+        assert gateway.watcher.tombstones_ignored == (2 if every_tenant else 1)
+
+
+def _revoked(tenant: str, handle: str, valid_for_seconds: float) -> SessionRevoked:
+    now = datetime.now(UTC)
+    return SessionRevoked(
+        tenant_id=tenant,
+        session_id=handle,
+        session_type=SessionType.browser,
+        revoked_at=now,
+        reason=TerminationReason.admin,
+        valid_until=now + timedelta(seconds=valid_for_seconds),
+    )
+
+
+async def test_v1_revocations_are_enforced_against_the_handle_of_the_same_credential(
+    kafka_bootstrap: str, topics: Topics, producer: AIOKafkaProducer, eventually: Eventually
+) -> None:
+    """A record a v1 registry wrote (keyed and naming the session by its credential) is read
+    through the upcaster: the gateway refuses the credential, filed by its handle."""
+    v1 = json.loads(encode(_revoked("acme", session_handle("acme", "x"), 3600)))
+    v1.update(schema_version=1, session_id="v1-credential-0123456789")
+    await producer.send_and_wait(
+        topics.revocations, json.dumps(v1).encode(), key=b"v1-credential-0123456789"
+    )
+    gateway = gateway_for(kafka_bootstrap, topics)
+    async with running(gateway):
+        assert gateway.is_revoked("v1-credential-0123456789")
+        assert gateway.is_handle_revoked("acme", session_handle("acme", "v1-credential-0123456789"))
+        assert gateway.watcher.records_rejected == 0
 
 
 async def test_entries_leave_memory_once_past_valid_until(
