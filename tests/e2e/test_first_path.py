@@ -1,8 +1,10 @@
 """One session travels the whole path on a real broker, for SQLite and for PostgreSQL.
 
-A platform service publishes `session.created`; the registry projects it; the admin API lists
-it and accepts a termination; the registry applies the command, writes `session.terminated`
-and a revocation; the demo service behind the auth gateway then refuses the session.
+A user signs in to the demo service (a platform service), which publishes `session.created`
+naming the session by its handle; the registry projects it; the admin API lists the handle and
+accepts a termination by it; the registry applies the command, writes `session.terminated`
+and a revocation keyed `<tenant>/<handle>`; the auth gateway in front of the demo then refuses
+the credential. No credential is on any topic or in the admin API's answers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -25,7 +26,8 @@ from admin_api.settings import AdminApiSettings
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
 from read_model.database import upgrade_schema
-from session_contracts.models import SessionCreated, SessionPolicy, SessionType
+from session_contracts.handles import record_key, session_handle
+from session_contracts.models import SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
@@ -59,21 +61,6 @@ async def eventually(
         if done(result) or asyncio.get_running_loop().time() > deadline:
             return result
         await asyncio.sleep(0.05)
-
-
-def created(session_id: str, session_type: SessionType, tenant: str = TENANT) -> SessionCreated:
-    return SessionCreated(
-        event_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC) - timedelta(seconds=5),
-        tenant_id=tenant,
-        session_id=session_id,
-        user_id="u-ada",
-        user_name="Ada Lovelace",
-        session_type=session_type,
-        ip_address="203.0.113.7",
-        user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-        policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=900),
-    )
 
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
@@ -116,24 +103,41 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
         )
         publisher = await stack.enter_async_context(SessionEventPublisher(kafka_bootstrap, topics))
 
-        browser_id, mobile_id = f"b-{uuid.uuid4().hex}", f"m-{uuid.uuid4().hex}"
-        await publisher.publish(created(browser_id, SessionType.browser))
-        await publisher.publish(created(mobile_id, SessionType.mobile))
-        await publisher.publish(created(f"x-{uuid.uuid4().hex}", SessionType.browser, "other"))
+        # a browser and a phone sign in to the demo; it issues the credentials
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        signed_in = await demo.post("/signin", content="user_name=Ada Lovelace", headers=form)
+        assert signed_in.status_code == 303, signed_in.text
+        browser_id = signed_in.cookies["sid"]
+        phone = (await demo.post("/api/signin", json={"user_name": "Ada Lovelace"})).json()
+        mobile_id = phone["credential"]
+        demo.cookies.clear()
+        handles = {session_handle(TENANT, browser_id), session_handle(TENANT, mobile_id)}
+        assert phone["handle"] == session_handle(TENANT, mobile_id)
+        # another platform service, another tenant, the same credential string
+        await publisher.created(
+            tenant_id="other",
+            credential=browser_id,
+            user_id="u-x",
+            user_name="Someone Else",
+            session_type=SessionType.browser,
+            ip_address="203.0.113.7",
+            policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=900),
+        )
         await registry.wait_until_idle(timeout=30)
 
         listed = (await admin.get("/api/v1/sessions", headers=auth)).json()
-        assert {item["session_id"] for item in listed["items"]} == {browser_id, mobile_id}
+        assert {item["session_id"] for item in listed["items"]} == handles
         assert listed["total"] == 2
 
         # both sessions are admitted by the gateway before termination
         for sid in (browser_id, mobile_id):
             ok = await demo.get("/api/me", headers={"X-Session-Id": sid})
             assert ok.status_code == 200, ok.text
+            assert ok.json()["signed_in_here"] is True
 
         accepted = await admin.post(
             "/api/v1/sessions/terminations",
-            json={"session_ids": [browser_id, mobile_id]},
+            json={"session_ids": sorted(handles)},
             headers=auth,
         )
         assert accepted.status_code == 202, accepted.text
@@ -166,10 +170,13 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
 
     events = await read_all(kafka_bootstrap, topics.events)
     terminated = [json.loads(v) for _, v in events if v and b"session.terminated" in v]
-    assert sorted(e["session_id"] for e in terminated) == sorted([browser_id, mobile_id])
+    assert sorted(e["session_id"] for e in terminated) == sorted(handles)
     assert all(e["command_id"] == command_id and e["reason"] == "admin" for e in terminated)
-    revoked = {
-        k: json.loads(v) for k, v in await read_all(kafka_bootstrap, topics.revocations) if v
-    }
-    assert set(revoked) == {browser_id.encode(), mobile_id.encode()}
+    revocations = await read_all(kafka_bootstrap, topics.revocations)
+    revoked = {k: json.loads(v) for k, v in revocations if v}
+    assert set(revoked) == {record_key(TENANT, h) for h in handles}
     assert {r["session_type"] for r in revoked.values()} == {"browser", "mobile"}
+    for _, value in events + revocations:  # no credential on any topic
+        assert browser_id.encode() not in (value or b"") and mobile_id.encode() not in (
+            value or b""
+        )

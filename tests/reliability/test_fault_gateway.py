@@ -26,6 +26,7 @@ from fault_support import (
 )
 from registry_helpers import NOW, created, logout, read_topic
 
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
 
@@ -45,7 +46,8 @@ def terminate(session_ids: list[str]) -> TerminateSessions:
 async def test_restarted_gateway_rebuilds_revocations_before_admitting_traffic(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path
 ) -> None:
-    ids = [f"g-{n:03d}" for n in range(80)]
+    ids = [f"g-{n:03d}-credential" for n in range(80)]  # what clients present
+    handle = {sid: session_handle(TENANT, sid) for sid in ids}  # what events name
     revoked_before, revoked_meanwhile = set(ids[:30]), set(ids[30:45]) | {ids[45]}
     url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
 
@@ -53,8 +55,8 @@ async def test_restarted_gateway_rebuilds_revocations_before_admitting_traffic(
         producer_on(kafka_bootstrap) as producer,
         running_registry(kafka_bootstrap, topics, url) as registry,
     ):
-        await send_models(producer, topics, *[created(sid) for sid in ids])
-        await send_models(producer, topics, terminate(ids[:30]))
+        await send_models(producer, topics, *[created(handle[sid]) for sid in ids])
+        await send_models(producer, topics, terminate([handle[sid] for sid in ids[:30]]))
         await registry.wait_until_idle(60)
 
         gateway, client = gateway_on(kafka_bootstrap, topics)
@@ -70,11 +72,16 @@ async def test_restarted_gateway_rebuilds_revocations_before_admitting_traffic(
             await client.aclose()
 
         # ended while no gateway runs: by an admin, and by the user logging out
-        await send_models(producer, topics, terminate(ids[30:45]), logout(ids[45], NOW))
+        await send_models(
+            producer,
+            topics,
+            terminate([handle[sid] for sid in ids[30:45]]),
+            logout(handle[ids[45]], NOW),
+        )
         await registry.wait_until_idle(60)
     revoked = revoked_before | revoked_meanwhile
     records = await read_topic(kafka_bootstrap, topics.revocations)
-    assert sorted(r.key.decode() for r in records) == sorted(revoked)
+    assert sorted(r.key for r in records) == sorted(record_key(TENANT, handle[s]) for s in revoked)
 
     gateway, client = gateway_on(kafka_bootstrap, topics)
     answers: list[tuple[bool, str, int, bool]] = []  # (ready before, session, status, ready after)

@@ -1,7 +1,7 @@
 """Hostile session cookies and headers at the auth gateway: forged, empty, oversized, non-ASCII,
 quoted and escaped, duplicated, padded with the whitespace only `str.strip` removes. Never a
 500; a revoked session is refused however it is written; what the request is admitted as is
-exactly an id it presented, and the id the app behind would read from its own cookie or
+exactly a credential it presented, and the id the app behind would read from its own cookie or
 header is never a revoked one: checked against a plain Starlette app and a FastAPI app that
 read `request.cookies`, `request.headers` and FastAPI's `Cookie()`/`Header()` parameters."""
 
@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from session_contracts.handles import record_key, session_handle
 
 SEED = int(os.environ.get("SESSIONS_FUZZ_SEED", "20261127"))
 REQUESTS = int(os.environ.get("SESSIONS_FUZZ_REQUESTS", "3000"))
@@ -35,7 +36,7 @@ async def echo(request: Request) -> JSONResponse:
     """What an app behind the gateway sees: the gateway's id and its own reading of the request."""
     return JSONResponse(
         {
-            "state": getattr(request.state, "session_id", None),
+            "state": getattr(request.state, "session_credential", None),
             "cookie": request.cookies.get("sid"),
             "headers": [v.strip() for v in request.headers.getlist("x-session-id")],
         }
@@ -49,8 +50,8 @@ def _gateway() -> SessionGateway:
         gateway_max_staleness_seconds=3600,  # current all through the test
     )
     gateway = SessionGateway.from_settings(settings)
-    for session_id in REVOKED:
-        gateway.table.add(session_id.encode(), 4_000_000_000)
+    for credential in REVOKED:  # filed as the watcher files them: <tenant>/<handle>
+        gateway.table.add(record_key("acme", session_handle("acme", credential)), 4_000_000_000)
     gateway.watcher.mark_current()
     return gateway
 
@@ -215,7 +216,7 @@ async def starlette_reads(request: Request) -> JSONResponse:
         {
             "cookie": request.cookies.get("sid"),
             "headers": headers + [h.strip() for h in headers],
-            "state": getattr(request.state, "session_id", None),
+            "state": getattr(request.state, "session_credential", None),
         }
     )
 
@@ -236,7 +237,7 @@ def fastapi_app() -> FastAPI:
             "cookie": request.cookies.get("sid"),
             "cookie_param": sid,
             "headers": headers + [h.strip() for h in headers] + seen,
-            "state": getattr(request.state, "session_id", None),
+            "state": getattr(request.state, "session_credential", None),
         }
 
     return app
