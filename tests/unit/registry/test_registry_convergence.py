@@ -20,6 +20,7 @@ from sqlalchemy import select
 from read_model.database import open_store, upgrade_schema
 from read_model.tables import session_history, sessions
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.handles import session_handle
 from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
@@ -37,7 +38,7 @@ from session_registry.domain.fold import fold
 from session_registry.domain.state import SessionState
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-SESSION_IDS = ("s1", "s2")
+SESSION_IDS = (session_handle("acme", "s1"), session_handle("acme", "s2"))
 
 
 def _at(seconds: int) -> datetime:

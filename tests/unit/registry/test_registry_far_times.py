@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from session_contracts.handles import session_handle
 from session_contracts.models import SessionCreated, SessionPolicy, SessionType
 from session_registry.domain.fold import fold
 from session_registry.domain.lifecycle import valid_until
 from session_registry.domain.state import END_OF_TIME
+
+S1 = session_handle("acme", "s1")
 
 
 def _created(at: datetime) -> SessionCreated:
@@ -16,7 +19,7 @@ def _created(at: datetime) -> SessionCreated:
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id="acme",
-        session_id="s1",
+        session_id=S1,
         user_id="u1",
         user_name="User",
         session_type=SessionType.browser,

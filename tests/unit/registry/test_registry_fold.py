@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from read_model.active import is_active
+from session_contracts.handles import session_handle
 from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
@@ -19,10 +20,13 @@ from session_contracts.models import (
 from session_registry.domain.devices import device_label
 from session_registry.domain.fold import apply, fold
 from session_registry.domain.lifecycle import expiry_event, needs_revocation, valid_until
-from session_registry.domain.state import SessionState, expiry_reason
+from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState, expiry_reason
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 CHROME_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Chrome/124.0"
+
+
+S1 = session_handle("acme", "s1")
 
 
 def created(at: datetime = T0, *, user: str = "u1", device: str | None = None) -> SessionCreated:
@@ -30,7 +34,7 @@ def created(at: datetime = T0, *, user: str = "u1", device: str | None = None) -
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id="acme",
-        session_id="s1",
+        session_id=S1,
         user_id=user,
         user_name="Ada",
         session_type=SessionType.browser,
@@ -43,7 +47,7 @@ def created(at: datetime = T0, *, user: str = "u1", device: str | None = None) -
 
 def activity(at: datetime, ip: str | None = None) -> SessionActivity:
     return SessionActivity(
-        event_id=uuid.uuid4(), occurred_at=at, tenant_id="acme", session_id="s1", ip_address=ip
+        event_id=uuid.uuid4(), occurred_at=at, tenant_id="acme", session_id=S1, ip_address=ip
     )
 
 
@@ -52,7 +56,7 @@ def terminated(at: datetime, by: str = "admin-1") -> SessionTerminated:
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id="acme",
-        session_id="s1",
+        session_id=S1,
         reason=TerminationReason.admin,
         terminated_by=by,
     )
@@ -63,13 +67,13 @@ def expired(at: datetime) -> SessionExpired:
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id="acme",
-        session_id="s1",
+        session_id=S1,
         reason=ExpiryReason.idle,
     )
 
 
 def new_state() -> SessionState:
-    return SessionState(tenant_id="acme", session_id="s1")
+    return SessionState(tenant_id="acme", session_id=S1)
 
 
 def test_created_sets_the_fields_and_expiry() -> None:
@@ -106,7 +110,10 @@ def test_older_activity_changes_nothing() -> None:
 
 def test_activity_before_creation_is_kept() -> None:
     state = apply(new_state(), activity(T0 + timedelta(seconds=300)))
-    assert state.created_at is None and state.expires_at is None
+    # never created: kept ACTIVITY_ONLY_SECONDS after its latest activity, never active
+    assert state.created_at is None
+    assert state.expires_at == T0 + timedelta(seconds=300 + ACTIVITY_ONLY_SECONDS)
+    assert not is_active(state, T0 + timedelta(seconds=301))
     apply(state, created())
     assert state.last_activity_at == T0 + timedelta(seconds=300)
     assert state.expires_at == T0 + timedelta(seconds=900)
