@@ -296,7 +296,7 @@ def test_the_registry_dead_letters_every_record_the_decoder_refuses() -> None:
 def test_the_gateway_skips_every_revocation_the_decoder_refuses(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    watcher = RevocationWatcher("unused:1", "revocations", "acme", RevocationTable())
+    watcher = RevocationWatcher("unused:1", "revocations", ["acme"], RevocationTable())
     key = record_key("acme", S1)
     with caplog.at_level(logging.WARNING):
         for value in HOSTILE:
