@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.store import Store
 from session_contracts.codec import COMMANDS, EVENTS, decode, encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import TerminateSessions
 from session_registry.entrypoints import consumer as consumer_module
 from session_registry.service_layer.ingest import IngestOutcome
@@ -130,9 +131,9 @@ async def test_batches_are_applied_once_with_positions_stored_and_copied_to_kafk
         requested_at=NOW,
         tenant_id="tenant-0",
         requested_by="admin-1",
-        session_ids=["no-such-session"],
+        session_ids=[session_handle("tenant-0", "no-such-session")],
     )
-    log.append(TOPICS.commands, 0, encode(ghost), b"tenant-0")
+    log.append(TOPICS.commands, 0, encode(ghost), record_key("tenant-0", str(ghost.command_id)))
     consumer = FakeConsumer(log)
     run = await start_loop(store, consumer, {E0, E1, C0})
     # nothing stored yet: every partition starts at its beginning, before anything is fetched

@@ -43,6 +43,7 @@ from session_contracts.codec import (
     decode,
     encode,
 )
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionRevoked, TerminateSessions
 from session_registry.workload import Workload
 from session_registry.workload import records as workload_records
@@ -111,9 +112,9 @@ async def test_a_batch_is_applied_once_and_stores_its_positions(
     lifecycle = [decode(EVENTS, v) for v in values]
     assert history == {str(e.event_id) for e in lifecycle if e.type != "session.activity"}
     # a logout of a session still valid is revoked through the outbox, once per session
-    logged_out = {e.session_id for e in lifecycle if e.type == "session.terminated"}
-    assert logged_out and revoked == logged_out
-    assert sorted(key.decode() for _, key, _ in queued) == sorted(logged_out)
+    logged_out = {(e.tenant_id, e.session_id) for e in lifecycle if e.type == "session.terminated"}
+    assert logged_out and revoked == {s for _, s in logged_out}
+    assert sorted(key for _, key, _ in queued) == sorted(record_key(t, s) for t, s in logged_out)
     assert {topic for topic, _, _ in queued} == {TOPICS.revocations}
     assert all(SessionRevoked.model_validate_json(value).valid_until > NOW for *_, value in queued)
     assert ingestor.dead_letters.sent == []
@@ -159,14 +160,16 @@ async def test_a_batch_straddling_the_stored_position_applies_only_what_is_new(
     assert await stored_positions(engine) == log.ends()
 
 
+S1 = session_handle("tenant-0", "s-1")
+KEY = record_key("tenant-0", S1)
 UNKNOWN_TYPE = json.dumps(
     {
         "type": "session.renamed",
-        "schema_version": 1,
+        "schema_version": 2,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2030-01-01T00:00:00Z",
         "tenant_id": "tenant-0",
-        "session_id": "s-1",
+        "session_id": S1,
     }
 ).encode()
 MALFORMED = {
@@ -174,7 +177,7 @@ MALFORMED = {
     "unknown-type": UNKNOWN_TYPE,
     "no-value": None,
     "not-an-object": b"[1, 2, 3]",
-    "missing-field": json.dumps({"type": "session.activity", "schema_version": 1}).encode(),
+    "missing-field": json.dumps({"type": "session.activity", "schema_version": 2}).encode(),
     "too-large": b'{"pad": "' + b"x" * MAX_RECORD_BYTES + b'"}',
 }
 
@@ -184,14 +187,14 @@ async def test_a_malformed_record_goes_to_the_dead_letter_sink_with_its_reason(
     engine: AsyncEngine, ingestor: RecordingIngestor, value: bytes | None
 ) -> None:
     log = FakeLog()
-    record = log.append(TOPICS.events, 3, value, b"s-1", (("traceparent", b"00-abc-01"),))
+    record = log.append(TOPICS.events, 3, value, KEY, (("traceparent", b"00-abc-01"),))
 
     outcome = await ingestor.ingest(batch_of([record]))
 
     [letter] = ingestor.dead_letters.sent
     assert letter.reason == reason_of(value)
     assert (letter.topic, letter.partition, letter.offset) == (TOPICS.events, 3, 0)
-    assert (letter.key, letter.value, letter.headers) == (b"s-1", value, record.headers)
+    assert (letter.key, letter.value, letter.headers) == (KEY, value, record.headers)
     assert outcome.dead_letters == 1 and outcome.events == 0
     assert await stored_positions(engine) == {(TOPICS.events, 3): 1}  # the partition flows on
     assert await session_states(engine) == {}
@@ -272,9 +275,10 @@ async def test_a_termination_command_is_applied_once_however_often_delivered(
         requested_by="admin-1",
         session_ids=targets,
     )
-    first = log.append(TOPICS.commands, 0, encode(command), tenant.encode())
+    command_key = record_key(tenant, str(command.command_id))
+    first = log.append(TOPICS.commands, 0, encode(command), command_key)
     bad = log.append(TOPICS.commands, 0, encode(command).replace(b"sessions.terminate", b"x"))
-    again = log.append(TOPICS.commands, 0, encode(command), tenant.encode())  # re-sent
+    again = log.append(TOPICS.commands, 0, encode(command), command_key)  # re-sent
 
     outcome = await ingestor.ingest(batch_of([first, bad, again]))
 
@@ -289,14 +293,14 @@ async def test_a_termination_command_is_applied_once_however_often_delivered(
         queued = (await conn.execute(select(outbox.c.topic, outbox.c.key))).all()
         commands = (await conn.execute(select(applied_commands.c.command_id))).scalars().all()
     assert sorted(queued) == sorted(
-        [(TOPICS.events, s.encode()) for s in targets]
-        + [(TOPICS.revocations, s.encode()) for s in targets]
+        [(TOPICS.events, record_key(tenant, s)) for s in targets]
+        + [(TOPICS.revocations, record_key(tenant, s)) for s in targets]
     )
     assert commands == [str(command.command_id)]
 
     # delivered once more after a crash (a new offset, the same command id): nothing happens
     before = await snapshot(engine)
-    later = log.append(TOPICS.commands, 0, encode(command), tenant.encode())
+    later = log.append(TOPICS.commands, 0, encode(command), command_key)
     redelivered = await ingestor.ingest(batch_of([later]))
     assert (redelivered.commands, redelivered.terminated) == (0, 0)
     assert {k: v for k, v in (await snapshot(engine)).items() if k != "consumer_positions"} == {

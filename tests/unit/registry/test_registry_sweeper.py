@@ -31,6 +31,7 @@ from read_model.active import is_active
 from read_model.store import Store
 from read_model.tables import outbox, revocations, session_history
 from session_contracts.codec import EVENTS, decode, encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -46,6 +47,11 @@ from session_registry.service_layer.expiry import Sweeper, SweepOutcome
 
 T0 = datetime.fromisoformat("2030-01-01T00:00:00+00:00")
 TENANT = "acme"
+
+
+def sid(name: str) -> str:
+    """The handle (the wire's session id) of the session whose credential is `name`."""
+    return session_handle(TENANT, name)
 
 
 class Clock:
@@ -66,7 +72,7 @@ def created(session_id: str, *, max_s: int, idle_s: int, at: datetime = T0) -> S
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id=TENANT,
-        session_id=session_id,
+        session_id=sid(session_id),
         user_id="u1",
         user_name="User 1",
         session_type=SessionType.browser,
@@ -78,7 +84,7 @@ def created(session_id: str, *, max_s: int, idle_s: int, at: datetime = T0) -> S
 
 def activity(session_id: str, at: datetime) -> SessionActivity:
     return SessionActivity(
-        event_id=uuid.uuid4(), occurred_at=at, tenant_id=TENANT, session_id=session_id
+        event_id=uuid.uuid4(), occurred_at=at, tenant_id=TENANT, session_id=sid(session_id)
     )
 
 
@@ -87,7 +93,7 @@ def logout(session_id: str, at: datetime) -> SessionTerminated:
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id=TENANT,
-        session_id=session_id,
+        session_id=sid(session_id),
         reason=TerminationReason.logout,
     )
 
@@ -113,8 +119,10 @@ EVENTS_SENT: list[SessionEvent] = [
     logout("ended-2", T0 + timedelta(minutes=1)),
     created("ended-3", max_s=50 * MINUTE, idle_s=10 * MINUTE),
     logout("ended-3", T0 + timedelta(minutes=1)),
-    # activity whose creation has not arrived: no expires_at yet, nothing to expire
-    activity("orphan-1", T0),
+    # activity whose creation has not arrived: never expired (it was never a session); its
+    # expires_at is its activity + activity_only_seconds (1 h: T0 + 65 min), when the sweeper
+    # deletes the row
+    activity("orphan-1", T0 + timedelta(minutes=5)),
 ]
 
 
@@ -124,7 +132,10 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await migrated_store(tmp_path)
     ingestor = RecordingIngestor(store, clock=lambda: T0 + timedelta(minutes=2))
     log = FakeLog()
-    records = [log.append(TOPICS.events, 0, encode(e), e.session_id.encode()) for e in EVENTS_SENT]
+    records = [
+        log.append(TOPICS.events, 0, encode(e), record_key(TENANT, e.session_id))
+        for e in EVENTS_SENT
+    ]
     await ingestor.ingest({("events", 0): records})
     yield store
     await store.dispose()
@@ -163,7 +174,7 @@ async def test_sessions_past_their_own_expiry_are_expired_the_others_untouched(
 
     assert outcome.expired == 3
     after = await session_states(engine)
-    expired = {"idle-1": "idle", "long-1": "max_length", "tie-1": "max_length"}
+    expired = {sid("idle-1"): "idle", sid("long-1"): "max_length", sid("tie-1"): "max_length"}
     for session_id, reason in expired.items():
         row = after[(TENANT, session_id)]
         assert (row.state, row.end_reason) == ("expired", reason), session_id
@@ -171,10 +182,12 @@ async def test_sessions_past_their_own_expiry_are_expired_the_others_untouched(
         assert not is_active(row, clock())
     untouched = {k: v for k, v in before.items() if k[1] not in expired}
     assert {k: after[k] for k in untouched} == untouched
-    assert before[(TENANT, "kept-1")].state == "open"
-    assert {before[(TENANT, f"ended-{n}")].state for n in (1, 2, 3)} == {"terminated"}
+    assert before[(TENANT, sid("kept-1"))].state == "open"
+    assert {before[(TENANT, sid(f"ended-{n}"))].state for n in (1, 2, 3)} == {"terminated"}
+    assert (TENANT, sid("orphan-1")) in after  # its activity-only bound (T0 + 65 min) is later
+    assert outcome.deleted == 0
 
-    # one session.expired per session on the events topic, keyed by session id, nothing else
+    # one session.expired per session on the events topic, keyed <tenant>/<handle>, nothing else
     # new but the tombstones of the ended sessions' revocations
     new = [q for q in await queued(engine) if q not in queued_before]
     published = [decode(EVENTS, value) for topic, _, value in new if topic == TOPICS.events]
@@ -183,10 +196,12 @@ async def test_sessions_past_their_own_expiry_are_expired_the_others_untouched(
     for event in published:
         assert event.event_id == expiry_id(event.session_id)
         assert event.occurred_at == before[(TENANT, event.session_id)].expires_at
-    assert sorted(k for t, k, _ in new if t == TOPICS.events) == sorted(s.encode() for s in expired)
-    assert sorted((t, k, v) for t, k, v in new if t != TOPICS.events) == [
-        (TOPICS.revocations, f"ended-{n}".encode(), None) for n in (1, 2, 3)
-    ]
+    assert sorted(k for t, k, _ in new if t == TOPICS.events) == sorted(
+        record_key(TENANT, s) for s in expired
+    )
+    assert sorted((t, k, v) for t, k, v in new if t != TOPICS.events) == sorted(
+        (TOPICS.revocations, record_key(TENANT, sid(f"ended-{n}")), None) for n in (1, 2, 3)
+    )
     assert outcome.tombstoned == 3  # in two bounded transactions
     async with engine.connect() as conn:
         history = (await conn.execute(select(session_history))).all()
@@ -229,12 +244,15 @@ async def test_nothing_is_due_before_the_clock_reaches_it_and_later_the_rest_is(
     assert outcome.expired == 3  # long-1, tie-1, and now kept-1
     states = await session_states(engine)
     assert {s for (_, s), row in states.items() if row.state == "expired"} == {
-        "idle-1",
-        "long-1",
-        "tie-1",
-        "kept-1",
+        sid("idle-1"),
+        sid("long-1"),
+        sid("tie-1"),
+        sid("kept-1"),
     }
-    assert states[(TENANT, "orphan-1")].state == "open"  # never created: never expires
+    # never created: never expires (no session.expired for it), but since contract v2 its row
+    # is deleted once past its activity-only bound (T0 + 65 min), not kept forever
+    assert outcome.deleted == 1
+    assert (TENANT, sid("orphan-1")) not in states
 
 
 async def test_the_published_expiries_folded_back_change_nothing(
