@@ -38,6 +38,7 @@ from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
 from read_model.database import upgrade_schema
 from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import (
     SessionCreated,
@@ -144,14 +145,14 @@ def service_env(
     }
 
 
-def created(session_id: str) -> SessionCreated:
+def created(credential: str) -> SessionCreated:
     return SessionCreated(
         event_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
         tenant_id=TENANT,
-        session_id=session_id,
-        user_id=f"user-{session_id[-4:]}",
-        user_name=f"Bench User {session_id[-4:]}",
+        session_id=session_handle(TENANT, credential),
+        user_id=f"user-{credential[-4:]}",
+        user_name=f"Bench User {credential[-4:]}",
         session_type=SessionType.mobile,
         ip_address="10.0.0.1",
         policy=SessionPolicy(max_session_seconds=86400, idle_timeout_seconds=3600),
@@ -239,18 +240,19 @@ async def _direct_records(
     latencies = []
     try:
         for n in range(count):
-            session_id = f"direct-{n}-{secrets.token_hex(8)}"
+            session_id = f"direct-{n}-{secrets.token_hex(8)}"  # the credential presented
+            handle = session_handle(TENANT, session_id)
             now = datetime.now(UTC)
             record = SessionRevoked(
                 tenant_id=TENANT,
-                session_id=session_id,
+                session_id=handle,
                 session_type=SessionType.mobile,
                 revoked_at=now,
                 reason=TerminationReason.admin,
                 valid_until=now + timedelta(hours=1),
             )
             sent = time.perf_counter()
-            await producer.send(topics.revocations, encode(record), key=session_id.encode())
+            await producer.send(topics.revocations, encode(record), key=record_key(TENANT, handle))
             while await probe.status(session_id) != 401:
                 if time.perf_counter() - sent > GIVE_UP_SECONDS:
                     break
@@ -282,7 +284,8 @@ async def _terminate_each(
         assert await probe.status(session_id) == 200, "admitted before termination"
         sent = time.perf_counter()
         response = await admin.post(
-            "/api/v1/sessions/terminations", json={"session_ids": [session_id]}
+            "/api/v1/sessions/terminations",
+            json={"session_ids": [session_handle(TENANT, session_id)]},
         )
         accepted = time.perf_counter()
         if response.status_code != 202:
