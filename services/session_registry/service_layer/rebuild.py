@@ -13,12 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from read_model.database import (
-    BASE_REVISION,
-    current_revision,
-    open_store,
-    upgrade_schema,
-)
+from read_model.database import open_store, upgrade_schema
 from read_model.tables import session_history, sessions
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import load_positions
@@ -62,12 +57,12 @@ async def rebuild(
     store = open_store(into_url)
     started = time.perf_counter()
     try:
-        # into an empty database: the tables first, the listing indexes once the rows are in
-        # (one bulk index build is much cheaper than maintaining them row by row)
-        if await current_revision(store.engine) is None:
-            await upgrade_schema(store, BASE_REVISION)
-        else:
-            await upgrade_schema(store)
+        # The current schema before any row: the fold writes contract v2 rows (handles, keys
+        # qualified by tenant), which only revision 0201's keys accept, and 0201 run after the
+        # replay would hash the handles a second time. (Before v2 an empty database stopped at
+        # BASE_REVISION, without the PostgreSQL listing indexes, and got them after the replay:
+        # one bulk index build instead of row-by-row upkeep; that ordering no longer exists.)
+        await upgrade_schema(store)
         fetch = {"max_records": max_records, "max_partition_fetch_bytes": max_partition_fetch_bytes}
         if workers > 1:
             events, dead = await replay_in_workers(
@@ -82,7 +77,6 @@ async def rebuild(
                 max_records=max_records,
                 max_partition_fetch_bytes=max_partition_fetch_bytes,
             )
-        await upgrade_schema(store)
         seconds = time.perf_counter() - started
         async with store.engine.connect() as conn:
             session_count = (

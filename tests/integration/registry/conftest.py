@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from registry_helpers import StartRegistry, registry_settings
 
 from session_contracts.codec import encode
+from session_contracts.handles import record_key
 from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
@@ -28,16 +29,21 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 @pytest.fixture
 def send(producer: AIOKafkaProducer, topics: Topics) -> Callable[..., Awaitable[None]]:
-    """Send contract models (keyed by session id / command id) or raw (key, value) records."""
+    """Send contract models or raw (key, value) records.
+
+    Models are keyed as contract v2 keys them: `<tenant_id>/<handle>` (events, revocations) or
+    `<tenant_id>/<command_id>` (commands).
+    """
 
     async def _send(*messages: Any, topic: str | None = None, headers: Any = None) -> None:
         for message in messages:
             if isinstance(message, tuple):
                 key, value = message
             elif hasattr(message, "command_id") and hasattr(message, "requested_by"):
-                key, value = str(message.command_id).encode(), encode(message)
+                key = record_key(message.tenant_id, str(message.command_id))
+                value = encode(message)
             else:
-                key, value = message.session_id.encode(), encode(message)
+                key, value = record_key(message.tenant_id, message.session_id), encode(message)
             target = topic or (
                 topics.commands if hasattr(message, "requested_by") else topics.events
             )

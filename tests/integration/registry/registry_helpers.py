@@ -1,4 +1,10 @@
-"""Helpers of the registry's integration tests: event factories, settings, row snapshots."""
+"""Helpers of the registry's integration tests: event factories, settings, row snapshots.
+
+The event factories take a session's credential (a short name such as "s1", as a platform
+service knows its sessions) and build the event with `SessionEventPublisher`'s builders, so
+the event carries its handle (contract v2); `sid(name)` is that handle, the session id rows,
+revocations and commands use.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from sqlalchemy import select
 
 from devstack.scratch_databases import create_database, drop_database
 from read_model.tables import sessions
+from session_contracts.handles import session_handle
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -20,6 +27,7 @@ from session_contracts.models import (
     SessionType,
     TerminationReason,
 )
+from session_contracts.publisher import activity_event, created_event, terminated_event
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
@@ -28,8 +36,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 StartRegistry = Callable[..., Awaitable[Registry]]
 
 
+def sid(credential: str, tenant: str = "acme") -> str:
+    """The handle (the session id on the wire and in rows) of a session of `tenant`."""
+    return session_handle(tenant, credential)
+
+
 def created(
-    session_id: str,
+    credential: str,
     *,
     tenant: str = "acme",
     at: datetime | None = None,
@@ -39,12 +52,12 @@ def created(
     idle_s: int = 3600,
     ip: str = "10.0.0.1",
 ) -> SessionCreated:
-    """A session.created event with sensible defaults."""
-    return SessionCreated(
+    """A session.created event with sensible defaults, for the session `credential` names."""
+    return created_event(
         event_id=uuid.uuid4(),
         occurred_at=at or NOW - timedelta(minutes=5),
         tenant_id=tenant,
-        session_id=session_id,
+        credential=credential,
         user_id=user,
         user_name=f"User {user}",
         session_type=session_type,
@@ -54,20 +67,20 @@ def created(
     )
 
 
-def activity(session_id: str, at: datetime, *, tenant: str = "acme") -> SessionActivity:
+def activity(credential: str, at: datetime, *, tenant: str = "acme") -> SessionActivity:
     """A session.activity event."""
-    return SessionActivity(
-        event_id=uuid.uuid4(), occurred_at=at, tenant_id=tenant, session_id=session_id
+    return activity_event(
+        event_id=uuid.uuid4(), occurred_at=at, tenant_id=tenant, credential=credential
     )
 
 
-def logout(session_id: str, at: datetime, *, tenant: str = "acme") -> SessionTerminated:
+def logout(credential: str, at: datetime, *, tenant: str = "acme") -> SessionTerminated:
     """A session.terminated event from a platform service (the user logged out)."""
-    return SessionTerminated(
+    return terminated_event(
         event_id=uuid.uuid4(),
         occurred_at=at,
         tenant_id=tenant,
-        session_id=session_id,
+        credential=credential,
         reason=TerminationReason.logout,
     )
 
@@ -90,7 +103,7 @@ def registry_settings(
 
 
 async def session_rows(registry: Registry, tenant: str = "acme") -> dict[str, dict[str, Any]]:
-    """The session rows of one tenant in the registry's database, by session id."""
+    """The session rows of one tenant in the registry's database, by session id (handle)."""
     async with registry.engine.connect() as conn:
         result = await conn.execute(
             select(sessions).where(sessions.c.tenant_id == tenant).order_by(sessions.c.session_id)

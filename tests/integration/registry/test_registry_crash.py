@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import NOW, activity, created
+from registry_helpers import NOW, activity, created, sid
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from test_registry_rebuild import read_model
@@ -33,6 +33,7 @@ from test_registry_rebuild import read_model
 from read_model.database import make_engine
 from read_model.tables import applied_commands, sessions
 from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
@@ -60,15 +61,20 @@ def _extras() -> list[tuple[str, Any]]:
 
 def _command(i: int) -> TerminateSessions:
     """The i-th terminate command: by filter (mobile sessions of a tenant) or by ids."""
+    tenant = f"tenant-{i % 5}"
     target: dict[str, Any] = (
         {"filter": SessionFilter(session_type=["mobile"])}
         if i % 2
-        else {"session_ids": [f"s-{n:08d}" for n in range(i * 50, i * 50 + 50)]}
+        else {
+            "session_ids": [
+                session_handle(tenant, f"s-{n:08d}") for n in range(i * 50, i * 50 + 50)
+            ]
+        }
     )
     return TerminateSessions(
         command_id=uuid.uuid4(),
         requested_at=Workload.start + timedelta(hours=6 * (i + 1)),
-        tenant_id=f"tenant-{i % 5}",
+        tenant_id=tenant,
         requested_by="admin-crash",
         **target,
     )
@@ -95,7 +101,8 @@ async def _stream(bootstrap: str, topics: Topics) -> None:
     ]
     for _, message in _extras():
         at = random.randrange(len(stream))
-        stream.insert(at, (topics.events, message.session_id.encode(), encode(message)))
+        key = record_key(message.tenant_id, message.session_id)
+        stream.insert(at, (topics.events, key, encode(message)))
     producer = idempotent_producer(bootstrap, linger_ms=10)
     await producer.start()
     try:
@@ -148,7 +155,8 @@ async def _expiring_left(url: str) -> int:
     try:
         async with engine.connect() as conn:
             query = select(func.count()).where(
-                sessions.c.session_id.like("old-%"), sessions.c.state == "open"
+                sessions.c.session_id.in_([sid(f"old-{i}") for i in range(40)]),
+                sessions.c.state == "open",
             )
             return int((await conn.execute(query)).scalar_one())
     finally:
@@ -204,7 +212,7 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
             await _kill_moment(rng, db_url, group, before)
             # a termination on its way as the registry dies: it must be applied once, later
             command = _command(kill)
-            key = str(command.command_id).encode()
+            key = record_key(command.tenant_id, str(command.command_id))
             await commands.send_and_wait(topics.commands, encode(command), key=key)
             process.send_signal(signal.SIGKILL)
             await asyncio.to_thread(process.wait)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 import pytest
-from registry_helpers import StartRegistry, created, read_topic, session_rows
+from registry_helpers import StartRegistry, created, read_topic, session_rows, sid
 
 from session_contracts.codec import encode
 from session_contracts.topics import Topics
@@ -23,7 +23,7 @@ def _body(**changes: object) -> bytes:
 BAD = {
     "malformed": (b'{"type": "session.created", ', "malformed JSON"),
     "unknown type": (_body(type="session.renamed"), "unknown event type 'session.renamed'"),
-    "future version": (_body(schema_version=2), "schema_version 2 is newer"),
+    "future version": (_body(schema_version=3), "schema_version 3 is newer"),
     "contract broken": (_body(ip_address="not-an-ip"), "ip_address"),
     "numeric time": (_body(occurred_at=1700000000), "session.created.occurred_at: Value error"),
     "oversized": (_body(user_agent="x" * 70_000), "exceeds the 65536 byte limit"),
@@ -50,7 +50,7 @@ async def test_each_bad_record_is_dead_lettered_and_the_partition_flows_on(
     await registry.wait_until_idle(30)
 
     rows = await session_rows(registry)
-    assert set(rows) == {"good-1"}
+    assert set(rows) == {sid("good-1")}
     letters = await read_topic(kafka_bootstrap, topics.dead_letters)
     assert len(letters) == len(BAD)
     events = await read_topic(kafka_bootstrap, topics.events)
@@ -107,7 +107,7 @@ async def test_a_dead_letters_reason_holds_only_escaped_text(
     await send((b"same-key", encode(created("after-hostile"))), topic=topics.events)
     await registry.wait_until_idle(30)
 
-    assert set(await session_rows(registry)) == {"after-hostile"}
+    assert set(await session_rows(registry)) == {sid("after-hostile")}
     letters = await read_topic(kafka_bootstrap, topics.dead_letters)
     assert [letter.value for letter in letters] == values  # the record itself is kept as sent
     reasons = [dict(letter.headers)["dlq.reason"].decode() for letter in letters]

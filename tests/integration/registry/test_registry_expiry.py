@@ -16,10 +16,12 @@ from registry_helpers import (
     logout,
     read_topic,
     session_rows,
+    sid,
     table_rows,
 )
 
 from read_model.tables import revocations, session_history
+from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
 
@@ -50,17 +52,18 @@ async def test_sweeper_expires_by_each_sessions_own_policy(
     await registry.wait_until_idle(30)  # the expiry events come back through the log
 
     rows = await session_rows(registry)
-    assert (rows["idle-1"]["state"], rows["idle-1"]["end_reason"]) == ("expired", "idle")
-    assert (rows["long-1"]["state"], rows["long-1"]["end_reason"]) == ("expired", "max_length")
-    assert {rows[s]["state"] for s in ("kept-1", "kept-2", "kept-3")} == {"open"}
-    published = [
-        json.loads(r.value)
-        for r in await read_topic(kafka_bootstrap, topics.events)
-        if b"session.expired" in r.value
+    idle, long = rows[sid("idle-1")], rows[sid("long-1")]
+    assert (idle["state"], idle["end_reason"]) == ("expired", "idle")
+    assert (long["state"], long["end_reason"]) == ("expired", "max_length")
+    assert {rows[sid(s)]["state"] for s in ("kept-1", "kept-2", "kept-3")} == {"open"}
+    expiries = [
+        r for r in await read_topic(kafka_bootstrap, topics.events) if b"session.expired" in r.value
     ]
+    published = [json.loads(r.value) for r in expiries]
     assert {e["event_id"] for e in published} == {
-        str(uuid.uuid5(EXPIRY_NAMESPACE, f"acme\x1f{sid}")) for sid in ("idle-1", "long-1")
+        str(uuid.uuid5(EXPIRY_NAMESPACE, f"acme\x1f{sid(s)}")) for s in ("idle-1", "long-1")
     }
+    assert {r.key for r in expiries} == {record_key("acme", sid(s)) for s in ("idle-1", "long-1")}
     history = await table_rows(db_url, session_history, [session_history.c.event_id])
     assert sum(h["type"] == "session.expired" for h in history) == 2
 
@@ -80,5 +83,6 @@ async def test_revocations_are_tombstoned_after_valid_until(
     outcome = await registry.sweep_once(NOW + timedelta(hours=2))
     assert outcome.tombstoned == 1
     records = await read_topic(kafka_bootstrap, topics.revocations)
-    assert [(r.key, r.value is None) for r in records] == [(b"s1", False), (b"s1", True)]
+    key = record_key("acme", sid("s1"))
+    assert [(r.key, r.value is None) for r in records] == [(key, False), (key, True)]
     assert await table_rows(db_url, revocations, [revocations.c.session_id]) == []

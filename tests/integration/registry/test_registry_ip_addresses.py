@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from registry_helpers import NOW, StartRegistry, activity, created, read_topic, session_rows
+from registry_helpers import NOW, StartRegistry, activity, created, read_topic, session_rows, sid
 
 from session_contracts.addresses import pack_ip
 from session_contracts.codec import decode_event, encode
+from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -54,12 +55,12 @@ async def test_edge_addresses_round_trip_and_zone_ids_are_dead_lettered(
     registry = await start_registry()
     sent: list[bytes] = []
     for n, (spelled, _) in enumerate(EDGE):
-        sid = f"ip-{n}"
-        later = activity(sid, NOW - timedelta(minutes=1))
+        name = f"ip-{n}"
+        later = activity(name, NOW - timedelta(minutes=1))
         current = EDGE[-1 - n][0]  # another edge case as the current address
-        for value in (_raw(created(sid), spelled), _raw(later, current)):
+        for value in (_raw(created(name), spelled), _raw(later, current)):
             sent.append(value)
-            await send((sid.encode(), value), topic=topics.events)
+            await send((record_key("acme", sid(name)), value), topic=topics.events)
     key = b"hostile"  # one partition: the record after the refused ones must still be applied
     refused = [_raw(created(f"zone-{n}"), ip) for n, ip in enumerate(ZONED)]
     refused += [_raw(activity("ip-0", NOW), ip) for ip in ZONED]
@@ -69,15 +70,15 @@ async def test_edge_addresses_round_trip_and_zone_ids_are_dead_lettered(
     await registry.wait_until_idle(30)
 
     rows = await session_rows(registry)
-    assert set(rows) == {f"ip-{n}" for n in range(len(EDGE))} | {"after-zones"}
+    assert set(rows) == {sid(f"ip-{n}") for n in range(len(EDGE))} | {sid("after-zones")}
     for n, (spelled, kept) in enumerate(EDGE):
-        row = rows[f"ip-{n}"]
+        row = rows[sid(f"ip-{n}")]
         current = EDGE[-1 - n][1]
         assert (row["ip_address"], row["current_ip"]) == (kept, current), spelled
         assert bytes(row["ip_packed"]) == pack_ip(kept)
         # what the contract read is what the database holds, character for character
         assert decode_event(sent[2 * n]).ip_address == kept  # type: ignore[union-attr]
-    assert rows["ip-0"]["current_ip"] == EDGE[-1][1]  # the refused activity changed nothing
+    assert rows[sid("ip-0")]["current_ip"] == EDGE[-1][1]  # the refused activity changed nothing
 
     letters = await read_topic(kafka_bootstrap, topics.dead_letters)
     assert [letter.value for letter in letters] == refused

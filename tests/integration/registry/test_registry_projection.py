@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from registry_helpers import NOW, StartRegistry, activity, created, session_rows
+from registry_helpers import NOW, StartRegistry, activity, created, session_rows, sid
 
 pytestmark = pytest.mark.kafka
 
@@ -19,7 +19,7 @@ async def test_created_and_activity_become_a_row(
     await send(created("s1"), activity("s1", NOW - timedelta(minutes=1)))
     await registry.wait_until_idle(30)
     rows = await session_rows(registry)
-    row: dict[str, Any] = rows["s1"]
+    row: dict[str, Any] = rows[sid("s1")]
     assert row["state"] == "open"
     assert row["user_id"] == "u1"
     assert row["device"] == "Chrome on macOS"

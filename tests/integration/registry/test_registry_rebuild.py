@@ -19,6 +19,7 @@ from registry_helpers import (
     created,
     session_rows,
     sibling_database,
+    sid,
     table_rows,
 )
 
@@ -75,7 +76,7 @@ async def test_rebuild_equals_the_live_read_model(
     await _live_activity(registry, send, topics)
     live = await read_model(db_url)
     assert any(s.state == "terminated" and s.end_reason == "admin" for s in live[0].values())
-    assert live[0][("acme", "old-1")].state == "expired"
+    assert live[0][("acme", sid("old-1"))].state == "expired"
 
     for workers in (1, 2):  # in this process, and shared among two processes
         into, drop = await sibling_database(db_url, tmp_path)  # same backend, empty
@@ -117,7 +118,7 @@ async def test_cli_rebuild_swap_and_status(
         requested_at=NOW,
         tenant_id="acme",
         requested_by="admin-1",
-        session_ids=["s1"],
+        session_ids=[sid("s1")],
     )
     await send(command)
     await registry.wait_until_idle(30)
@@ -145,7 +146,8 @@ async def test_cli_rebuild_swap_and_status(
     await send(command, created("s3"))
     await resumed.wait_until_idle(30)
     rows = await session_rows(resumed)
-    assert set(rows) == {"s1", "s2", "s3"} and rows["s1"]["state"] == "terminated"
+    assert set(rows) == {sid("s1"), sid("s2"), sid("s3")}
+    assert rows[sid("s1")]["state"] == "terminated"
     applied = await table_rows(live_url, applied_commands, [applied_commands.c.command_id])
     assert len(applied) == 1
 
