@@ -89,10 +89,14 @@ def listed_open_condition() -> ColumnElement[bool]:
     return and_(open_condition(), listed_condition())
 
 
-def activity_only_condition(now: datetime) -> ColumnElement[bool]:
-    """Open, never created (activity only) and past its `expires_at`: what the sweeper deletes.
+def never_created_condition(now: datetime) -> ColumnElement[bool]:
+    """Never created, in any state, and past its `expires_at`: what the sweeper deletes.
 
-    Such a row was never active and never listed; its `expires_at` is its latest activity plus
-    the registry's `activity_only_seconds`.
+    Such a row (seen only through activity, a termination or an expiry) was never active, never
+    listed and never revoked; its `expires_at` is the latest of its activity and its end plus
+    the registry's `activity_only_seconds`. No state condition: with one, the `(state,
+    expires_at)` index would read every ended session; the partial index
+    `ix_sessions_never_created` (revision 0201, `WHERE created_at IS NULL`) holds these rows
+    alone.
     """
-    return and_(_s.state == _OPEN, _s.created_at.is_(None), _s.expires_at <= now)
+    return and_(_s.created_at.is_(None), _s.expires_at <= now)

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Select, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.active import activity_only_condition, unswept_condition
+from read_model.active import never_created_condition, unswept_condition
 from read_model.store import HISTORY_COLUMNS, SESSION_COLUMNS, session_row
-from read_model.tables import sessions
+from read_model.tables import session_history, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_registry.domain.history import HistoryEntry
 from session_registry.domain.state import COLUMNS, SessionState
@@ -82,13 +82,16 @@ async def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int) -> Sequence
     return await lock_states(uow, query, skip_locked=True)
 
 
-async def delete_activity_only(uow: UnitOfWork, now: datetime, limit: int) -> int:
-    """Delete up to `limit` sessions never created (activity only) past their `expires_at`.
+async def delete_never_created(uow: UnitOfWork, now: datetime, limit: int) -> int:
+    """Delete up to `limit` sessions never created past their `expires_at`, with their history.
 
-    The conditions are repeated on the DELETE itself: a row that a concurrent batch gave its
-    `session.created` meanwhile is re-checked under its lock and kept.
+    They were seen only through activity, a termination or an expiry (records anyone may
+    produce for made-up sessions); their history holds the terminations and expiries, and goes
+    with them, so such records leave nothing behind. The conditions are repeated on the DELETE
+    itself: a row that a concurrent batch gave its `session.created` meanwhile is re-checked
+    under its lock and kept (with its history).
     """
-    due = activity_only_condition(now)
+    due = never_created_condition(now)
     key = tuple_(sessions.c.tenant_id, sessions.c.session_id)
     chosen = (
         select(sessions.c.tenant_id, sessions.c.session_id)
@@ -100,5 +103,13 @@ async def delete_activity_only(uow: UnitOfWork, now: datetime, limit: int) -> in
     keys = [(row.tenant_id, row.session_id) for row in await uow.conn.execute(locked)]
     if not keys:
         return 0
-    await uow.conn.execute(delete(sessions).where(key.in_(keys), due))
-    return len(keys)
+    deleted = await uow.conn.execute(
+        delete(sessions)
+        .where(key.in_(keys), due)
+        .returning(sessions.c.tenant_id, sessions.c.session_id)
+    )
+    gone = [(row.tenant_id, row.session_id) for row in deleted]
+    if gone:
+        history_key = tuple_(session_history.c.tenant_id, session_history.c.session_id)
+        await uow.conn.execute(delete(session_history).where(history_key.in_(gone)))
+    return len(gone)

@@ -8,9 +8,9 @@ converge to the same state:
   of the latest event carrying one (ties: the larger address string);
 - termination and expiry are final: of all seen, the earliest `occurred_at` wins, ties broken by
   type (terminated before expired), then reason, then `terminated_by`;
-- activity for a session not created yet is kept, with an `expires_at` of its latest activity
-  plus `activity_only_seconds` (the sweeper deletes it then); creation replaces it by the
-  policy's.
+- activity, a termination or an expiry of a session not created yet is kept, with an
+  `expires_at` of the latest of them plus `activity_only_seconds` (the sweeper deletes the row
+  then); creation replaces it by the policy's.
 
 The per-type functions merge facts only; `refresh` derives `expires_at` from them, so a batch
 pays for it once per session rather than once per event (`apply` does both).

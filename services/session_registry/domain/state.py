@@ -65,12 +65,13 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SessionState))
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 ACTIVITY_ONLY_SECONDS = 3600
-"""How long a session seen only through activity (never `session.created`) is kept after its
-latest activity before the sweeper deletes it: the registry setting `activity_only_seconds`
-(`SESSIONS_ACTIVITY_ONLY_SECONDS`), default one hour. Activity ahead of its creation is a matter
-of seconds (gateways debounce, producers lag, a v1 and a v2 record of one session sit on
-different partitions during an upgrade); an hour covers a registry that lagged that long, and
-bounds what reports of made-up sessions can store to one hour of them."""
+"""How long a session never created (seen only through activity, a termination or an expiry,
+never `session.created`) is kept after the latest of them before the sweeper deletes it: the
+registry setting `activity_only_seconds` (`SESSIONS_ACTIVITY_ONLY_SECONDS`), default one hour.
+Events ahead of their creation are a matter of seconds (gateways debounce, producers lag, a v1
+and a v2 record of one session sit on different partitions during an upgrade); an hour covers a
+registry that lagged that long, and bounds what records of made-up sessions can store to one
+hour of them."""
 
 
 def later(at: datetime, seconds: int) -> datetime:
@@ -90,14 +91,15 @@ def compute_expires_at(
 ) -> datetime | None:
     """min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds).
 
-    A session never created (activity only) has no policy: it expires `activity_only_seconds`
-    after its latest activity, when the sweeper deletes it (it was never listed).
+    A session never created (seen only through activity, a termination or an expiry) has no
+    policy: it is due `activity_only_seconds` after the latest of its activity and its end,
+    when the sweeper deletes it (it was never active nor listed, and never revoked).
     """
-    if state.created_at is None and state.last_activity_at is not None:
-        return later(state.last_activity_at, activity_only_seconds)
+    if state.created_at is None:
+        seen = [at for at in (state.last_activity_at, state.ended_at) if at is not None]
+        return later(max(seen), activity_only_seconds) if seen else None
     if (
-        state.created_at is None
-        or state.last_activity_at is None
+        state.last_activity_at is None
         or state.max_session_seconds is None
         or state.idle_timeout_seconds is None
     ):

@@ -1,5 +1,5 @@
-"""The sweeper: expire sessions past `expires_at`, delete activity-only rows past theirs,
-tombstone revocations past `valid_until`.
+"""The sweeper: expire sessions past `expires_at`, delete rows of sessions never created past
+theirs, tombstone revocations past `valid_until`.
 
 Both work in bounded batches (one transaction each), so a backlog of many sessions never
 becomes one huge transaction. The `session.expired` events go out through the outbox and come
@@ -17,7 +17,7 @@ from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import due_tombstones, forget_revocations
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
-from session_registry.adapters.session_store import delete_activity_only, due_for_expiry
+from session_registry.adapters.session_store import delete_never_created, due_for_expiry
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import expiry_event
 from session_registry.service_layer.changes import Changes
@@ -30,7 +30,8 @@ class SweepOutcome:
     expired: int = 0
     tombstoned: int = 0
     deleted: int = 0
-    """Sessions seen only through activity, deleted past their `expires_at`."""
+    """Sessions never created (only activity, a termination or an expiry seen), deleted past
+    their `expires_at` with their history."""
 
 
 class Sweeper:
@@ -51,7 +52,7 @@ class Sweeper:
                 break
         while True:
             count = await UnitOfWork(self._store).run(
-                lambda uow: delete_activity_only(uow, now, self._batch_size)
+                lambda uow: delete_never_created(uow, now, self._batch_size)
             )
             outcome.deleted += count
             if count < self._batch_size:

@@ -30,9 +30,11 @@ from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import decode_revocation, encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
+    ExpiryReason,
     SessionActivity,
     SessionCreated,
     SessionEvent,
+    SessionExpired,
     SessionPolicy,
     SessionTerminated,
     TerminateSessions,
@@ -329,6 +331,75 @@ async def test_activity_alone_never_lists_and_is_deleted_within_the_bound(store:
     assert outcome.expired == 0
     left = {r.session_id for r in await h.rows(sessions)}
     assert left == {HANDLE, session_handle(A, "x")}
+
+
+async def test_an_end_without_a_creation_is_deleted_within_the_bound_with_its_history(
+    store: Store,
+) -> None:
+    """Terminations (and expiries) of sessions never created made rows no sweep deleted, and
+    history entries: read model growth for anyone producing them. They now go like activity-only
+    rows, `activity_only_seconds` after the latest of their activity and their end, with their
+    history; an end whose creation arrives in time is kept, revoked, and ends the session."""
+    h = Harness(store, activity_only_seconds=600)
+    ended = [session_handle(A, f"ended-{i}") for i in range(10)]
+    expired = [session_handle(A, f"expired-{i}") for i in range(3)]
+    active_later = session_handle(A, "ended-then-activity")  # bound from its later activity
+    logged_out = session_handle(A, "logged-out")  # its creation comes late, within the bound
+    await h.ingest(
+        *(terminated(A, s, T0) for s in [*ended, active_later, logged_out]),
+        *(
+            SessionExpired(
+                event_id=uuid.uuid4(),
+                occurred_at=T0,
+                tenant_id=A,
+                session_id=s,
+                reason=ExpiryReason.idle,
+            )
+            for s in expired
+        ),
+        SessionActivity(
+            event_id=uuid.uuid4(),
+            occurred_at=T0 + timedelta(seconds=100),
+            tenant_id=A,
+            session_id=active_later,
+        ),
+        created(A, HANDLE),
+    )
+    rows = {r.session_id: r for r in await h.rows(sessions)}
+    for s in [*ended, *expired, logged_out]:
+        assert rows[s].created_at is None
+        assert rows[s].expires_at.replace(tzinfo=UTC) == T0 + timedelta(seconds=600), s
+    assert rows[active_later].expires_at.replace(tzinfo=UTC) == T0 + timedelta(seconds=700)
+    assert {rows[s].state for s in ended} == {"terminated"}
+    assert {rows[s].state for s in expired} == {"expired"}
+    history = {(r.session_id, r.type) for r in await h.rows(session_history)}
+    assert {(s, "session.terminated") for s in ended} <= history
+    assert {(s, "session.expired") for s in expired} <= history
+    assert await published_revocations(store) == []  # never created: nothing to revoke
+    async with store.engine.connect() as conn:
+        assert await store.count_active(conn, _empty_filter(), A, T0) == 1  # HANDLE alone
+
+    # the creation of a logged-out session arrives late but within the bound: kept, ended
+    await h.ingest(created(A, logged_out, at=T0 - timedelta(minutes=1)))
+    outcome = await Sweeper(store, TOPICS).sweep(T0 + timedelta(seconds=599))
+    assert (outcome.deleted, outcome.expired) == (0, 0)
+    outcome = await Sweeper(store, TOPICS).sweep(T0 + timedelta(seconds=600))
+    assert (outcome.deleted, outcome.expired) == (len(ended) + len(expired), 0)
+    assert {r.session_id for r in await h.rows(sessions)} == {HANDLE, logged_out, active_later}
+    outcome = await Sweeper(store, TOPICS).sweep(T0 + timedelta(seconds=700))
+    assert (outcome.deleted, outcome.expired) == (1, 0)
+
+    [kept] = await h.rows(sessions, sessions.c.session_id == logged_out)
+    assert (kept.state, kept.end_reason) == ("terminated", "security")
+    [(key, value)] = await published_revocations(store)
+    assert key == record_key(A, logged_out) and value is not None
+    left = {(r.session_id, r.type) for r in await h.rows(session_history)}
+    assert left == {
+        (HANDLE, "session.created"),
+        (logged_out, "session.created"),
+        (logged_out, "session.terminated"),
+    }
+    assert {r.session_id for r in await h.rows(sessions)} == {HANDLE, logged_out}
 
 
 def _empty_filter() -> Any:

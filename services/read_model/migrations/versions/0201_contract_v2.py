@@ -4,6 +4,11 @@ Keys: `session_history` becomes keyed by (tenant_id, event_id), `applied_command
 `termination_requests` by (tenant_id, command_id), so one tenant's producer can neither take nor
 hide another tenant's history or audit rows by reusing their ids.
 
+Index: `ix_sessions_never_created`, `expires_at` of the rows with `created_at IS NULL` only
+(sessions seen only through activity, a termination or an expiry), which the sweeper deletes
+past `expires_at` (`read_model.active.never_created_condition`): it reads them without walking
+every ended session.
+
 Data: every stored session id was the credential itself (contract v1). Each becomes
 `session_handle(tenant_id, id)`, the handle the v1 upcaster derives from the same records and
 gateways derive from the same cookie, in `sessions`, `session_history`, `revocations` and the
@@ -43,10 +48,14 @@ KEYED = {
 }
 WITH_SESSION_IDS = ("sessions", "session_history", "revocations")
 WITH_TARGETS = ("applied_commands", "termination_requests")
+# Exactly the literal condition of `read_model.active.never_created_condition` besides the time,
+# so both planners can use the partial index (tests/unit/read_model/test_read_model_index_predicate)
+NEVER_CREATED = "created_at IS NULL"
 
 
 def upgrade() -> None:
-    """Convert stored session ids to handles, then re-key the three tables by tenant."""
+    """Convert stored session ids to handles, re-key the three tables by tenant, and index
+    the rows of sessions never created."""
     bind = op.get_bind()
     _session_ids_to_handles(bind)
     for table in WITH_TARGETS:
@@ -56,8 +65,22 @@ def upgrade() -> None:
             op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
             op.create_primary_key(f"pk_{table}", table, ["tenant_id", name])
         else:
-            with op.batch_alter_table(table, recreate="always") as batch:
+            # SQLite cannot alter a primary key: the table is recreated. The old key (unnamed in
+            # SQLite) is named through the naming convention so that it can be dropped first:
+            # dropping it is what clears its column's primary_key flag, without which the copy
+            # would declare both keys and SQLAlchemy would warn that they do not match.
+            with op.batch_alter_table(
+                table, recreate="always", naming_convention={"pk": "old_pk_%(table_name)s"}
+            ) as batch:
+                batch.drop_constraint(f"old_pk_{table}", type_="primary")
                 batch.create_primary_key(f"pk_{table}", ["tenant_id", name])
+    op.create_index(
+        "ix_sessions_never_created",
+        "sessions",
+        ["expires_at"],
+        postgresql_where=sa.text(NEVER_CREATED),
+        sqlite_where=sa.text(NEVER_CREATED),
+    )
 
 
 def downgrade() -> None:
