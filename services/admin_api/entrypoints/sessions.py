@@ -10,6 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
@@ -112,7 +115,22 @@ async def export_sessions(
     )
 
 
-@router.get("/{session_id}", response_model=SessionDetail, responses=error_responses(404))
+class _SessionDetailRoute(APIRoute):
+    """`/{session_id}`, which leaves `/terminations` to the terminations route.
+
+    A session id is a 43-character handle (contract v2), so `terminations` is never one: a
+    method that path lacks (GET) falls through to the terminations route, whose 405 names POST,
+    instead of being refused here as a session id too short (422). (In v1 `terminations` was a
+    well-formed id, answered 404.)
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and child["path_params"].get("session_id") == "terminations":
+            return Match.NONE, {}
+        return match, child
+
+
 async def get_session(
     admin: CurrentAdmin, runtime: RuntimeDep, session_id: Annotated[SessionId, Path()]
 ) -> SessionDetail:
@@ -139,3 +157,13 @@ async def get_session(
             ],
         }
     )
+
+
+router.add_api_route(
+    "/{session_id}",
+    get_session,
+    methods=["GET"],
+    response_model=SessionDetail,
+    responses=error_responses(404),
+    route_class_override=_SessionDetailRoute,
+)
