@@ -1,4 +1,5 @@
-"""Helpers the admin API's integration tests import: fixed time, tenants, rows, a recording bus."""
+"""Helpers the admin API's integration tests import: fixed time, tenants, handles, rows, a
+recording bus."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.settings import AdminApiSettings
 from read_model.tables import sessions
 from session_contracts.addresses import pack_ip
+from session_contracts.handles import session_handle
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TENANT, OTHER_TENANT = "acme", "globex"
+
+
+def handle(credential: str, tenant: str = TENANT) -> str:
+    """The session id on the wire (contract v2) of the session whose credential is `credential`
+    in `tenant`: its handle, as `SessionEventPublisher` and the gateway derive it."""
+    return session_handle(tenant, credential)
 
 
 @dataclass
@@ -68,14 +76,15 @@ _ids = itertools.count()
 
 
 def session_row(**overrides: Any) -> dict[str, Any]:
-    """An active browser session of TENANT, created an hour before NOW; override any column."""
+    """An active browser session of TENANT, created an hour before NOW, named by the handle of
+    credential `s-<n>` in its tenant; override any column."""
     n = next(_ids)
     created = overrides.pop("created_at", NOW - timedelta(hours=1))
     last = overrides.pop("last_activity_at", created + timedelta(minutes=n % 50))
     ip = overrides.pop("ip_address", f"10.0.{n % 256}.{(n * 7) % 256}")
     row: dict[str, Any] = {
         "tenant_id": TENANT,
-        "session_id": f"s-{n:06d}",
+        "session_id": handle(f"s-{n:06d}", overrides.get("tenant_id", TENANT)),
         "user_id": f"u-{n % 17}",
         "user_name": f"User {n % 17}",
         "session_type": "browser",

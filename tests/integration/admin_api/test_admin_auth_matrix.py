@@ -14,6 +14,7 @@ import pytest
 from admin_api_support import (
     OTHER_TENANT,
     TENANT,
+    handle,
     insert,
     make_settings,
     served_routes,
@@ -25,11 +26,12 @@ from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 
 COMMAND = str(uuid.uuid4())
+OURS, THEIRS = handle("ours"), handle("theirs", OTHER_TENANT)
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/sessions", None),
-    ("GET", "/api/v1/sessions/theirs", None),
+    ("GET", f"/api/v1/sessions/{THEIRS}", None),
     ("GET", "/api/v1/sessions/export.csv", None),
-    ("POST", "/api/v1/sessions/terminations", {"session_ids": ["theirs"]}),
+    ("POST", "/api/v1/sessions/terminations", {"session_ids": [THEIRS]}),
     ("GET", f"/api/v1/sessions/terminations/{COMMAND}", None),
     ("GET", "/api/v1/audit/terminations", None),
     ("GET", "/api/v1/settings/sessions", None),
@@ -108,20 +110,20 @@ async def test_other_tenants_session_and_command_are_404_and_never_listed(
     auth: dict[str, str],
     token: Callable[..., str],
 ) -> None:
-    await insert(engine, [session_row(tenant_id=OTHER_TENANT, session_id="theirs")])
-    await insert(engine, [session_row(session_id="ours")])
+    await insert(engine, [session_row(tenant_id=OTHER_TENANT, session_id=THEIRS)])
+    await insert(engine, [session_row(session_id=OURS)])
     theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT, sub='other-admin')}"}
 
-    assert (await client.get("/api/v1/sessions/theirs", headers=auth)).status_code == 404
-    assert (await client.get("/api/v1/sessions/theirs", headers=theirs)).status_code == 200
+    assert (await client.get(f"/api/v1/sessions/{THEIRS}", headers=auth)).status_code == 404
+    assert (await client.get(f"/api/v1/sessions/{THEIRS}", headers=theirs)).status_code == 200
     listed = (await client.get("/api/v1/sessions", headers=auth)).json()
-    assert [i["session_id"] for i in listed["items"]] == ["ours"]
+    assert [i["session_id"] for i in listed["items"]] == [OURS]
     assert listed["total"] == 1
     export = (await client.get("/api/v1/sessions/export.csv", headers=auth)).text
-    assert "ours" in export and "theirs" not in export
+    assert OURS in export and THEIRS not in export
 
     accepted = await client.post(
-        "/api/v1/sessions/terminations", json={"session_ids": ["ours"]}, headers=theirs
+        "/api/v1/sessions/terminations", json={"session_ids": [OURS]}, headers=theirs
     )
     assert accepted.status_code == 202
     command_id = accepted.json()["command_id"]
@@ -148,7 +150,7 @@ async def test_a_token_of_the_other_tenant_ends_only_its_own_sessions(
 ) -> None:
     theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT, sub='other-admin')}"}
     response = await client.post(
-        "/api/v1/sessions/terminations", json={"session_ids": ["ours"]}, headers=theirs
+        "/api/v1/sessions/terminations", json={"session_ids": [OURS]}, headers=theirs
     )
     assert response.status_code == 202
     (command,) = bus.commands

@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_api_support import NOW, OTHER_TENANT, RecordingBus, insert, make_settings, session_row
+from admin_api_support import (
+    NOW,
+    OTHER_TENANT,
+    RecordingBus,
+    handle,
+    insert,
+    make_settings,
+    session_row,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import create_app
@@ -81,7 +89,7 @@ async def test_altered_sort_key_values_are_422(
     for sort in ("-last_activity_at", "user_name", "ip_address"):
         cursor = (await _first_page(client, auth, sort=sort))["next_cursor"]
         body, mac = _payload(cursor)
-        changes: list[dict[str, Any]] = [{"id": "s-000000"}, {"v": ""}]
+        changes: list[dict[str, Any]] = [{"id": handle("altered")}, {"v": ""}]
         if sort == "ip_address":
             changes.append({"v": "00" * 16})
         for change in changes:
@@ -150,7 +158,7 @@ async def test_every_truncation_of_a_real_cursor_is_422(
 async def _audit_cursor(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> str:
     for _ in range(3):
         posted = await client.post(
-            "/api/v1/sessions/terminations", json={"session_ids": ["x"]}, headers=headers
+            "/api/v1/sessions/terminations", json={"session_ids": [handle("x")]}, headers=headers
         )
         assert posted.status_code == 202
     page = (await client.get(AUDIT, params={"limit": 1, **params}, headers=headers)).json()

@@ -9,23 +9,25 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from admin_api_support import NOW, TENANT, RecordingBus, insert, session_row
+from admin_api_support import NOW, TENANT, RecordingBus, handle, insert, session_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.tables import applied_commands, session_history
+
+GONE, TV, OLD, M, A, B, X = (handle(c) for c in ("gone", "tv", "old", "m", "a", "b", "x"))
 
 
 async def test_detail_has_the_lifecycle_history_and_ended_sessions_stay_readable(
     engine: AsyncEngine, client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     ended = session_row(
-        session_id="gone",
+        session_id=GONE,
         state="terminated",
         ended_at=NOW - timedelta(minutes=5),
         end_reason="admin",
         ended_by="admin-1",
     )
-    await insert(engine, [ended, session_row(session_id="tv", session_type="tv_app")])
+    await insert(engine, [ended, session_row(session_id=TV, session_type="tv_app")])
     async with engine.begin() as conn:
         await conn.execute(
             session_history.insert(),
@@ -33,7 +35,7 @@ async def test_detail_has_the_lifecycle_history_and_ended_sessions_stay_readable
                 {
                     "event_id": "e2",
                     "tenant_id": TENANT,
-                    "session_id": "gone",
+                    "session_id": GONE,
                     "type": "session.terminated",
                     "occurred_at": NOW - timedelta(minutes=5),
                     "detail": {"reason": "admin"},
@@ -41,19 +43,19 @@ async def test_detail_has_the_lifecycle_history_and_ended_sessions_stay_readable
                 {
                     "event_id": "e1",
                     "tenant_id": TENANT,
-                    "session_id": "gone",
+                    "session_id": GONE,
                     "type": "session.created",
                     "occurred_at": NOW - timedelta(hours=1),
                     "detail": {},
                 },
             ],
         )
-    body = (await client.get("/api/v1/sessions/gone", headers=auth)).json()
+    body = (await client.get(f"/api/v1/sessions/{GONE}", headers=auth)).json()
     assert body["state"] == "terminated" and body["active"] is False
     assert body["end_reason"] == "admin" and body["ended_by"] == "admin-1"
     assert [h["type"] for h in body["history"]] == ["session.created", "session.terminated"]
     # recorded, never shown: types outside browser/mobile are not there for admins
-    assert (await client.get("/api/v1/sessions/tv", headers=auth)).status_code == 404
+    assert (await client.get(f"/api/v1/sessions/{TV}", headers=auth)).status_code == 404
     listed = (await client.get("/api/v1/sessions", headers=auth)).json()
     assert listed["total"] == 0
 
@@ -85,7 +87,7 @@ async def test_termination_by_ids_then_by_filter_pending_then_applied(
     await insert(engine, [session_row(session_type="mobile") for _ in range(3)])
     by_ids = await client.post(
         "/api/v1/sessions/terminations",
-        json={"session_ids": ["a", "b", "a"], "reason": "security"},
+        json={"session_ids": [A, B, A], "reason": "security"},
         headers=auth,
     )
     assert by_ids.status_code == 202, by_ids.text
@@ -98,7 +100,7 @@ async def test_termination_by_ids_then_by_filter_pending_then_applied(
     assert by_filter.json()["requested"] == 3
     first, second = bus.commands
     assert str(first.command_id) == by_ids.json()["command_id"]
-    assert first.session_ids == ["a", "b", "a"] and first.reason == "security"
+    assert first.session_ids == [A, B, A] and first.reason == "security"
     assert second.filter is not None and second.filter.session_type == ["mobile"]
     assert second.requested_at == NOW and second.requested_by == "admin-1"
 
@@ -128,7 +130,7 @@ async def test_termination_by_ids_then_by_filter_pending_then_applied(
     by_command = {e["command_id"]: e for e in audit["items"]}
     assert by_command[str(second.command_id)]["target"] == {"filter": {"session_type": ["mobile"]}}
     assert by_command[str(second.command_id)]["terminated"] == 3
-    assert by_command[str(first.command_id)]["target"] == {"session_ids": ["a", "b", "a"]}
+    assert by_command[str(first.command_id)]["target"] == {"session_ids": [A, B, A]}
 
 
 async def test_audit_filters_by_time_and_admin_and_pages(
@@ -137,7 +139,7 @@ async def test_audit_filters_by_time_and_admin_and_pages(
     for admin in ("alice", "bob", "alice", "carol", "alice"):
         headers = {"Authorization": f"Bearer {token(sub=admin)}"}
         response = await client.post(
-            "/api/v1/sessions/terminations", json={"session_ids": ["x"]}, headers=headers
+            "/api/v1/sessions/terminations", json={"session_ids": [X]}, headers=headers
         )
         assert response.status_code == 202
     headers = {"Authorization": f"Bearer {token()}"}
@@ -190,9 +192,9 @@ async def test_settings_default_change_publish_and_mark_outdated_sessions(
     await insert(
         engine,
         [
-            session_row(session_id="old"),
+            session_row(session_id=OLD),
             session_row(
-                session_id="m",
+                session_id=M,
                 session_type="mobile",
                 max_session_seconds=180 * 86400,
                 idle_timeout_seconds=30 * 86400,
@@ -216,12 +218,12 @@ async def test_settings_default_change_publish_and_mark_outdated_sessions(
     outdated = (
         await client.get("/api/v1/sessions", params={"policy_outdated": "true"}, headers=auth)
     ).json()
-    assert [i["session_id"] for i in outdated["items"]] == ["old"]
+    assert [i["session_id"] for i in outdated["items"]] == [OLD]
     assert outdated["items"][0]["policy_outdated"] is True
     current = await client.get(
         "/api/v1/sessions", params={"policy_outdated": "false"}, headers=auth
     )
-    assert [i["session_id"] for i in current.json()["items"]] == ["m"]
+    assert [i["session_id"] for i in current.json()["items"]] == [M]
     terminate = await client.post(
         "/api/v1/sessions/terminations", json={"filter": {"policy_outdated": True}}, headers=auth
     )
@@ -261,7 +263,7 @@ async def test_kafka_unavailable_is_503_and_nothing_is_recorded(
     bus.terminate = refuse  # type: ignore[method-assign]
     bus.settings_changed = refuse  # type: ignore[method-assign]
     response = await client.post(
-        "/api/v1/sessions/terminations", json={"session_ids": ["a"]}, headers=auth
+        "/api/v1/sessions/terminations", json={"session_ids": [A]}, headers=auth
     )
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert (await client.get("/api/v1/audit/terminations", headers=auth)).json()["items"] == []

@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_api_support import TENANT, make_settings
+from admin_api_support import TENANT, handle, make_settings
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
 from session_contracts.codec import decode_command
+from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -63,12 +64,13 @@ async def consume(bootstrap: str, topic: str, count: int) -> list[Any]:
     return records
 
 
-async def test_termination_is_published_on_the_commands_topic_keyed_by_command_id(
+async def test_termination_is_published_on_the_commands_topic_keyed_by_tenant_and_command_id(
     kafka_client: tuple[httpx.AsyncClient, dict[str, str]], kafka_bootstrap: str, topics: Topics
 ) -> None:
     client, headers = kafka_client
+    s1, s2 = handle("s1"), handle("s2")
     by_ids = await client.post(
-        "/api/v1/sessions/terminations", json={"session_ids": ["s1", "s2"]}, headers=headers
+        "/api/v1/sessions/terminations", json={"session_ids": [s1, s2]}, headers=headers
     )
     by_filter = await client.post(
         "/api/v1/sessions/terminations",
@@ -77,11 +79,11 @@ async def test_termination_is_published_on_the_commands_topic_keyed_by_command_i
     )
     assert by_ids.status_code == 202 and by_filter.status_code == 202, by_filter.text
     records = await consume(kafka_bootstrap, topics.commands, 2)
-    commands = {r.key.decode(): decode_command(r.value) for r in records}
-    first = commands[by_ids.json()["command_id"]]
+    commands = {r.key: decode_command(r.value) for r in records}  # v2: b"<tenant>/<command_id>"
+    first = commands[record_key(TENANT, by_ids.json()["command_id"])]
     assert first.tenant_id == TENANT and first.requested_by == "admin-7"
-    assert first.session_ids == ["s1", "s2"] and first.filter is None
-    second = commands[by_filter.json()["command_id"]]
+    assert first.session_ids == [s1, s2] and first.filter is None
+    second = commands[record_key(TENANT, by_filter.json()["command_id"])]
     assert second.filter is not None and second.filter.ip_address == "10.0.0.0/8"
     assert second.reason == "security"
     status = await client.get(

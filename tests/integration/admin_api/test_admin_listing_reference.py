@@ -34,7 +34,9 @@ def random_rows(rng: random.Random, n: int) -> list[dict[str, Any]]:
         rows.append(
             session_row(
                 tenant_id=rng.choice([TENANT] * 4 + [OTHER_TENANT]),
-                session_id=f"{rng.choice(['S', 's', 'x-', 'Ab'])}{i:04d}",
+                # handle-shaped (43 base64url characters, as v2 stores), the prefixes kept so
+                # that the substring filters below select some and miss others
+                session_id=f"{rng.choice(['S', 's', 'x-', 'Ab'])}{i:04d}".ljust(43, "_"),
                 user_name=rng.choice(NAMES),
                 session_type=rng.choice(TYPES),
                 device=rng.choice(DEVICES),

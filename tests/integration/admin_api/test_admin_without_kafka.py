@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from admin_api_support import NOW, insert, make_settings, session_row
+from admin_api_support import NOW, handle, insert, make_settings, session_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import app_from_env, create_app
 from admin_api.auth import issue_dev_token
+
+KEPT = handle("kept")
 
 
 async def test_reads_work_writes_are_503_and_readyz_says_why(
@@ -17,18 +19,18 @@ async def test_reads_work_writes_are_503_and_readyz_says_why(
     settings = make_settings(db_url, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")  # nothing listens
     app = create_app(settings, clock=lambda: NOW)  # the real Kafka bus, connecting in background
     headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'admin-1', 'acme')}"}
-    await insert(engine, [session_row(session_id="kept")])
+    await insert(engine, [session_row(session_id=KEPT)])
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
     ):
         listed = await c.get("/api/v1/sessions", headers=headers)
-        assert [i["session_id"] for i in listed.json()["items"]] == ["kept"]
+        assert [i["session_id"] for i in listed.json()["items"]] == [KEPT]
         ready = await c.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"] == {"database": "ok", "kafka": "connecting"}
         refused = await c.post(
-            "/api/v1/sessions/terminations", json={"session_ids": ["kept"]}, headers=headers
+            "/api/v1/sessions/terminations", json={"session_ids": [KEPT]}, headers=headers
         )
         assert refused.status_code == 503 and "Kafka" in refused.json()["detail"]
         audit = await c.get("/api/v1/audit/terminations", headers=headers)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from admin_api_support import NOW, OTHER_TENANT, TENANT, RecordingBus
+from admin_api_support import NOW, OTHER_TENANT, TENANT, RecordingBus, handle
 
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
@@ -17,6 +17,7 @@ from admin_api.service_layer.terminations import RequestTermination, request_ter
 from read_model.store import Store
 
 CURSORS = CursorCodec(b"k" * 32)
+THEIRS = handle("x", OTHER_TENANT)
 
 
 def admin(user_id: str, tenant: str = TENANT) -> Admin:
@@ -32,11 +33,15 @@ async def requests(store: Store, bus: RecordingBus) -> list[tuple[str, datetime,
     made = []
     for minute, who in enumerate(("alice", "bob", "alice", "carol", "alice")):
         at = NOW + timedelta(minutes=minute)
-        request = RequestTermination(session_ids=[f"s-{minute}"])
+        request = RequestTermination(session_ids=[handle(f"s-{minute}")])
         accepted = await request_termination(request, admin(who), store, bus, at_time(at))
         made.append((who, at, str(accepted.command_id)))
     await request_termination(
-        RequestTermination(session_ids=["x"]), admin("zoe", OTHER_TENANT), store, bus, at_time(NOW)
+        RequestTermination(session_ids=[THEIRS]),
+        admin("zoe", OTHER_TENANT),
+        store,
+        bus,
+        at_time(NOW),
     )
     return made
 
@@ -62,7 +67,7 @@ async def test_pages_newest_first_by_admin_and_time_range(store: Store, bus: Rec
         await termination_audit(AuditParams(), admin("zoe", OTHER_TENANT), store, CURSORS)
     ).rows
     assert [row["requested_by"] for row in theirs] == ["zoe"]
-    assert theirs[0]["target"] == {"session_ids": ["x"]} and theirs[0]["applied_at"] is None
+    assert theirs[0]["target"] == {"session_ids": [THEIRS]} and theirs[0]["applied_at"] is None
 
 
 async def test_a_cursor_only_for_the_tenant_and_range_it_was_issued_for(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
+from admin_api_support import NOW, OTHER_TENANT, TENANT, handle, insert, session_row
 
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
@@ -29,6 +29,8 @@ ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
 OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
 CURSORS = CursorCodec(b"k" * 32)
 MOBILE = SessionFilter(session_type=[SessionType.mobile])
+B1, X1, GONE, ALICE, NOPE = (handle(c) for c in ("b-1", "x-1", "gone", "m-alice", "nope"))
+THEIRS = handle("o-1", OTHER_TENANT)
 
 
 def clock() -> datetime:
@@ -45,13 +47,16 @@ async def seed(store: Store) -> list[str]:
     await insert(
         store.engine,
         [
-            *(session_row(session_id=f"m-{n}", user_name=n, session_type="mobile") for n in names),
-            session_row(session_id="b-1", user_name="Zed"),
-            session_row(session_id="o-1", session_type="mobile", tenant_id=OTHER_TENANT),
-            session_row(session_id="x-1", session_type="mobile", expires_at=NOW),
+            *(
+                session_row(session_id=handle(f"m-{n}"), user_name=n, session_type="mobile")
+                for n in names
+            ),
+            session_row(session_id=B1, user_name="Zed"),
+            session_row(session_id=THEIRS, session_type="mobile", tenant_id=OTHER_TENANT),
+            session_row(session_id=X1, session_type="mobile", expires_at=NOW),
         ],
     )
-    return [f"m-{n}" for n in sorted(names)]  # the byte order the list sorts text by
+    return [handle(f"m-{n}") for n in sorted(names)]  # the byte order the list sorts text by
 
 
 async def test_pages_follow_the_filter_and_sort_and_carry_the_total(store: Store) -> None:
@@ -73,9 +78,9 @@ async def test_pages_follow_the_filter_and_sort_and_carry_the_total(store: Store
     )
     assert ids(descending.rows) == expected[::-1] and descending.next_cursor is None
     everything = await list_sessions(PageRequest(SessionFilter()), ADMIN, store, CURSORS, clock)
-    assert everything.total == 6 and "o-1" not in ids(everything.rows)
+    assert everything.total == 6 and THEIRS not in ids(everything.rows)
     theirs = await list_sessions(PageRequest(SessionFilter()), OTHER_ADMIN, store, CURSORS, clock)
-    assert ids(theirs.rows) == ["o-1"] and theirs.total == 1
+    assert ids(theirs.rows) == [THEIRS] and theirs.total == 1
 
 
 async def test_a_cursor_only_for_the_tenant_filter_and_sort_it_was_issued_for(
@@ -115,7 +120,7 @@ async def test_detail_in_any_state_with_history_and_only_in_the_tenant(
 ) -> None:
     await seed(store)
     ended = NOW - timedelta(minutes=5)
-    await insert(store.engine, [session_row(session_id="gone", state="terminated", ended_at=ended)])
+    await insert(store.engine, [session_row(session_id=GONE, state="terminated", ended_at=ended)])
     async with store.engine.begin() as conn:
         await conn.execute(
             session_history.insert(),
@@ -123,7 +128,7 @@ async def test_detail_in_any_state_with_history_and_only_in_the_tenant(
                 {
                     "event_id": f"e{i}",
                     "tenant_id": TENANT,
-                    "session_id": "gone",
+                    "session_id": GONE,
                     "type": kind,
                     "occurred_at": at,
                     "detail": {},
@@ -133,12 +138,12 @@ async def test_detail_in_any_state_with_history_and_only_in_the_tenant(
                 )
             ],
         )
-    active = await session_detail("m-alice", ADMIN, store, clock)
+    active = await session_detail(ALICE, ADMIN, store, clock)
     assert active.active and active.fields["user_name"] == "alice" and active.history == []
-    gone = await session_detail("gone", ADMIN, store, clock)
+    gone = await session_detail(GONE, ADMIN, store, clock)
     assert not gone.active and gone.fields["state"] == "terminated"
     assert [h.type for h in gone.history] == ["session.created", "session.terminated"]
-    assert not (await session_detail("x-1", ADMIN, store, clock)).active  # expired by now
-    for session_id, admin in (("o-1", ADMIN), ("m-alice", OTHER_ADMIN), ("nope", ADMIN)):
+    assert not (await session_detail(X1, ADMIN, store, clock)).active  # expired by now
+    for session_id, admin in ((THEIRS, ADMIN), (ALICE, OTHER_ADMIN), (NOPE, ADMIN)):
         with pytest.raises(NotFound, match="no such session"):
             await session_detail(session_id, admin, store, clock)

@@ -7,7 +7,15 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from admin_api_support import NOW, OTHER_TENANT, TENANT, RecordingBus, insert, session_row
+from admin_api_support import (
+    NOW,
+    OTHER_TENANT,
+    TENANT,
+    RecordingBus,
+    handle,
+    insert,
+    session_row,
+)
 
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
@@ -26,6 +34,7 @@ from session_contracts.models import SessionFilter, SessionType, TerminationReas
 ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
 OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
 CURSORS = CursorCodec(b"k" * 32)
+A, B = handle("a"), handle("b")
 
 
 def clock() -> datetime:
@@ -40,18 +49,18 @@ async def recorded(store: Store, admin: Admin = ADMIN) -> list[dict[str, object]
 async def test_by_ids_publishes_the_command_and_records_the_request(
     store: Store, bus: RecordingBus
 ) -> None:
-    request = RequestTermination(session_ids=["a", "b", "a"], reason=TerminationReason.security)
+    request = RequestTermination(session_ids=[A, B, A], reason=TerminationReason.security)
     accepted = await request_termination(request, ADMIN, store, bus, clock)
 
     assert accepted.requested == 2  # distinct ids
     (command,) = bus.commands
     assert command.command_id == accepted.command_id
-    assert command.session_ids == ["a", "b", "a"] and command.filter is None
+    assert command.session_ids == [A, B, A] and command.filter is None
     assert command.tenant_id == TENANT and command.requested_by == "admin-1"
     assert command.requested_at == NOW and command.reason == TerminationReason.security
     (row,) = await recorded(store)
     assert row["command_id"] == str(accepted.command_id)
-    assert row["target"] == {"session_ids": ["a", "b", "a"]} and row["requested"] == 2
+    assert row["target"] == {"session_ids": [A, B, A]} and row["requested"] == 2
     assert row["reason"] == "security" and row["requested_by"] == "admin-1"
 
 
@@ -89,7 +98,7 @@ async def test_by_filter_counts_the_tenants_active_matches_only(
 async def test_a_repeated_request_is_a_new_command(store: Store, bus: RecordingBus) -> None:
     # No idempotency key: the API answers each POST with a command of its own (the registry
     # ends a session once however many commands name it).
-    request = RequestTermination(session_ids=["a"])
+    request = RequestTermination(session_ids=[A])
     first = await request_termination(request, ADMIN, store, bus, clock)
     second = await request_termination(request, ADMIN, store, bus, clock)
     assert first.command_id != second.command_id
@@ -104,7 +113,7 @@ async def test_a_bus_that_is_down_leaves_nothing_recorded(store: Store, bus: Rec
     bus.terminate = refuse  # type: ignore[method-assign]
     await insert(store.engine, [session_row()])
     for request in (
-        RequestTermination(session_ids=["a"]),
+        RequestTermination(session_ids=[A]),
         RequestTermination(filter=SessionFilter()),
     ):
         with pytest.raises(BusUnavailable):
@@ -116,7 +125,7 @@ async def test_status_is_pending_then_applied_and_only_in_the_tenant(
     store: Store, bus: RecordingBus
 ) -> None:
     accepted = await request_termination(
-        RequestTermination(session_ids=["a"]), ADMIN, store, bus, clock
+        RequestTermination(session_ids=[A]), ADMIN, store, bus, clock
     )
     pending = await termination_status(accepted.command_id, ADMIN, store)
     assert (pending.status, pending.terminated, pending.applied_at) == ("pending", 0, None)
@@ -131,7 +140,7 @@ async def test_status_is_pending_then_applied_and_only_in_the_tenant(
                 requested_at=NOW,
                 applied_at=applied_at,
                 reason="admin",
-                target={"session_ids": ["a"]},
+                target={"session_ids": [A]},
                 terminated=1,
             )
         )
