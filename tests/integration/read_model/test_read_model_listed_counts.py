@@ -2,7 +2,9 @@
 
 Revision 0102 keeps them per statement (transition tables) instead of per row; a statement
 changing thousands of rows, an upsert that both inserts and updates, deletes, and a downgrade
-to the per-row triggers and back all leave the counts equal to a count of the rows.
+to the per-row triggers and back all leave the counts equal to a count of the rows. The test
+works at revision 0102 (0201, contract v2, cannot be downgraded: a handle has no inverse), then
+upgrades to the head, whose 0201 rewrites every session id in one statement per table.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ROWS = """
     FROM generate_series({low}, {high}) AS i
 """
 INSERT = "INSERT INTO sessions (tenant_id, session_id, state, session_type, created_at, expires_at)"
+COUNTS_PER_STATEMENT = "0102_counts_per_statement"
 
 
 async def _counts(engine: AsyncEngine) -> tuple[dict[tuple[str, str], int], ...]:
@@ -57,8 +60,9 @@ async def test_counts_stay_exact_under_bulk_statements(db_url: str) -> None:
     store = open_store(db_url)
     engine = store.engine
     try:
-        await upgrade_schema(store)
+        await upgrade_schema(store, COUNTS_PER_STATEMENT)
         if engine.dialect.name != "postgresql":  # SQLite counts rows instead: no table to keep
+            await upgrade_schema(store)
             async with engine.connect() as conn:
                 tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
             assert "listed_session_counts" not in tables
@@ -91,7 +95,12 @@ async def test_counts_stay_exact_under_bulk_statements(db_url: str) -> None:
         await _run(engine, "UPDATE sessions SET state = 'open' WHERE session_id LIKE '%5'")
         actual, kept = await _counts(engine)
         assert kept == actual
-        await upgrade_schema(store)
+        await upgrade_schema(store, COUNTS_PER_STATEMENT)
+        actual, kept = await _counts(engine)
+        assert kept == actual
+        await upgrade_schema(store)  # contract v2: every session id becomes its handle
+        after_v2, kept = await _counts(engine)
+        assert after_v2 == actual and kept == actual
         await _run(engine, "UPDATE sessions SET state = 'terminated' WHERE tenant_id = 't1'")
         actual, kept = await _counts(engine)
         assert ("t1", "mobile") not in actual and kept == actual
