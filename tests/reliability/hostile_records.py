@@ -32,7 +32,7 @@ from session_contracts.models import (
     TerminateSessions,
     TerminationReason,
 )
-from session_contracts.publisher import created_event, terminated_event
+from session_contracts.publisher import activity_event, created_event, terminated_event
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
 
 A = "victim-co"
@@ -104,21 +104,24 @@ VICTIM_AT = now() - timedelta(minutes=5)
 """When A's sessions were created (fixed, so that B's replay of them is byte for byte)."""
 
 
+def victim_fields(credential: str, event_id: uuid.UUID) -> dict[str, Any]:
+    """What A's platform service passes to `SessionEventPublisher.created` for a session."""
+    return {
+        "tenant_id": A,
+        "credential": credential,
+        "user_id": "alice",
+        "user_name": "Alice",
+        "session_type": SessionType.browser,
+        "ip_address": "192.0.2.10",
+        "policy": POLICY,
+        "occurred_at": VICTIM_AT,
+        "event_id": event_id,
+    }
+
+
 def victim_created(credential: str, event_id: uuid.UUID) -> bytes:
-    """A's own `session.created` (its producer: `SessionEventPublisher`'s builder)."""
-    return encode(
-        created_event(
-            tenant_id=A,
-            credential=credential,
-            user_id="alice",
-            user_name="Alice",
-            session_type=SessionType.browser,
-            ip_address="192.0.2.10",
-            policy=POLICY,
-            occurred_at=VICTIM_AT,
-            event_id=event_id,
-        )
-    )
+    """A's own `session.created`, as its publisher sent it."""
+    return encode(created_event(**victim_fields(credential, event_id)))
 
 
 # --- raw JSON the standard library will not write: spliced in for a marker -----------------
@@ -511,16 +514,7 @@ def issue_twelve(victim: Victim = VICTIM) -> dict[str, list[Hostile]]:
         Hostile(
             "6: activity of an unknown session",
             record_key(B, f"act{n}"),
-            _bytes(
-                {
-                    "type": "session.activity",
-                    "schema_version": 2,
-                    "event_id": str(uuid.uuid4()),
-                    "occurred_at": now().isoformat(),
-                    "tenant_id": B,
-                    "session_id": session_handle(B, f"random-{n}"),
-                }
-            ),
+            encode(activity_event(tenant_id=B, credential=f"random-{n}")),
             True,
         )
         for n in range(20)

@@ -37,16 +37,15 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from hostile_records import (
     COMMAND_TOPIC,
     EVENT_TOPIC,
-    POLICY,
     REVOCATION_TOPIC,
     SETTINGS_TOPIC,
     VICTIM,
-    VICTIM_AT,
     A,
     B,
     generated,
     issue_twelve,
     now,
+    victim_fields,
 )
 from hostile_support import Hostile, consumed_all, running, send_all
 from registry_helpers import read_topic
@@ -185,17 +184,7 @@ async def _victim_sets_up(kafka_bootstrap: str, topics: Topics, producer: AIOKaf
     async with SessionEventPublisher(kafka_bootstrap, topics) as publisher:
         credentials = [*VICTIM.credentials, VICTIM.stolen]
         for credential, event_id in zip(credentials, VICTIM.created_ids, strict=True):
-            await publisher.created(
-                tenant_id=A,
-                credential=credential,
-                user_id="alice",
-                user_name="Alice",
-                session_type=SessionType.browser,
-                ip_address="192.0.2.10",
-                policy=POLICY,
-                occurred_at=VICTIM_AT,
-                event_id=event_id,
-            )
+            await publisher.created(**victim_fields(credential, event_id))
     await _command(producer, topics, VICTIM.command_id, VICTIM.revoked, VICTIM.stolen)
     record = SessionSettingsChanged(
         event_id=uuid.uuid4(),
