@@ -14,6 +14,7 @@ import json
 import os
 import random
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +92,24 @@ def _deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def mutations(rng: random.Random, base: dict[str, Any], key: bytes) -> list[Hostile]:
-    """Every hostile variant of one valid payload (an event or a command)."""
+def mutations(
+    rng: random.Random,
+    base: dict[str, Any],
+    key: bytes,
+    credentials: str | list[str] | None = None,
+) -> list[Hostile]:
+    """Every hostile variant of one valid v2 payload (an event or a command), keyed `key`.
+
+    `credentials`: what the base's `session_id` (or `session_ids`) are the handles of; given,
+    the v1-shaped and credential-carrying variants are added (see `_contract_versions`).
+    """
     body = _dumps(base)
     fields = [f for f in base if f != "type"]
     out = [
         Hostile("valid", key, body, True),
         Hostile("duplicate delivery", key, body, True),
-        Hostile("key is not the session id", b"someone-else", body, True),
+        # the registry reads the tenant and the session from the value, never from the key
+        Hostile("key is not <tenant>/<handle>", b"someone-else", body, True),
         Hostile("no key", None, body, True),
         Hostile("no value (tombstone)", key, None, False),
         Hostile("empty value", key, b"", False),
@@ -115,8 +126,15 @@ def mutations(rng: random.Random, base: dict[str, Any], key: bytes) -> list[Host
         Hostile("unknown field", key, _dumps({**base, "is_admin": True}), False),
         Hostile("oversized", key, _dumps({**base, "padding": "x" * 200_000}), False),
         Hostile("future schema_version", key, _dumps({**base, "schema_version": 99}), False),
-        Hostile("schema_version as text", key, _dumps({**base, "schema_version": "1"}), None),
+        # v2: schema_version is the integer itself, on the fast path as on the checked one
+        Hostile("schema_version as text", key, _dumps({**base, "schema_version": "1"}), False),
+        Hostile("schema_version 2 as text", key, _dumps({**base, "schema_version": "2"}), False),
+        Hostile("schema_version 2.0", key, _dumps({**base, "schema_version": 2.0}), False),
+        Hostile("schema_version true", key, _dumps({**base, "schema_version": True}), False),
+        Hostile("schema_version 0", key, _dumps({**base, "schema_version": 0}), False),
     ]
+    if credentials is not None:
+        out += _contract_versions(rng, base, key, credentials)
     for tenant in rng.sample(BAD_TENANTS, 3):
         out.append(Hostile(f"tenant {tenant!r}", key, _dumps({**base, "tenant_id": tenant}), False))
     name = rng.choice(fields)
@@ -132,6 +150,39 @@ def mutations(rng: random.Random, base: dict[str, Any], key: bytes) -> list[Host
     duplicated = body[:-1] + b', "tenant_id": "evil"}'
     out.append(Hostile("duplicated tenant_id key", key, duplicated, None))
     return out
+
+
+def _contract_versions(
+    rng: random.Random, base: dict[str, Any], key: bytes, credentials: str | list[str]
+) -> list[Hostile]:
+    """v1-shaped records (upcast, or refused where v1 refused them too) and v2 records that
+    carry a credential where a handle belongs (refused: a producer that forgets to hash is
+    dead-lettered, never stored). The v1 ones get an id of their own: they name another
+    session than the base (the handle of the credential), so they are not its duplicates."""
+    field = "session_id" if "session_id" in base else "session_ids"
+    own_id = "event_id" if "event_id" in base else "command_id"
+    fresh = {**base, own_id: str(uuid.UUID(int=rng.getrandbits(128)))}
+    v1 = {**fresh, "schema_version": 1, field: credentials}
+    broken: str | list[str] = "has space" if isinstance(credentials, str) else ["ok", "x" * 129]
+    return [
+        Hostile("v1 record (upcast: its credential becomes the handle)", key, _dumps(v1), True),
+        Hostile(
+            "v1 record naming the handle (upcast too)",
+            key,
+            _dumps({**v1, field: base[field]}),
+            True,
+        ),
+        Hostile("v1 record, an id v1 refused too", key, _dumps({**v1, field: broken}), False),
+        Hostile(
+            "v1 record without tenant_id",
+            key,
+            _dumps({k: v for k, v in v1.items() if k != "tenant_id"}),
+            False,
+        ),
+        Hostile(
+            "v2 record naming the credential", key, _dumps({**fresh, field: credentials}), False
+        ),
+    ]
 
 
 async def send_all(

@@ -1,9 +1,14 @@
 """Hostile HTTP input to the admin API, on both backends: oversized requests are refused with a
 JSON 413/414, and SQL-, LIKE- and script-like text in every search field returns exactly the
-matching sessions (never an error, never a 500)."""
+matching sessions (never an error, never a 500).
+
+Contract v2: sessions are named by handles (base64url), so the `session_id` filter takes a
+piece of a handle; other text there is refused with a 422 naming the field (tested), while the
+hostile credentials the rows were made from never reach the read model at all."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +18,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "admin_api"))
 
-from admin_api_support import NOW, TENANT, RecordingBus, insert, make_settings, session_row
+from admin_api_support import (
+    NOW,
+    TENANT,
+    RecordingBus,
+    handle,
+    insert,
+    make_settings,
+    session_row,
+)
 from hostile_support import HOSTILE_STRINGS
 
 from admin_api.app import create_app
@@ -21,7 +34,7 @@ from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from read_model.database import make_engine, upgrade_schema
 from read_model.tables import metadata
 
-ROWS = [
+CREDENTIALS = [
     ("Alice", "plain-1", "Firefox on Linux"),
     ("alice smith", "plain-2", "Chrome on macOS"),
     ("' OR 1=1 --", "s-'OR1=1--", "' OR 1=1 --"),
@@ -34,6 +47,11 @@ ROWS = [
     ("Ünïcødé 名前 🙂", "s-unicode", "Ünïcødé 名前 🙂"),
     ("\u202eevil", "s-rtl", "\u202eevil"),
 ]
+"""(user name, credential, device): the credentials are hostile text, as a v1 id was."""
+ROWS = [(user_name, handle(credential), device) for user_name, credential, device in CREDENTIALS]
+"""(user name, session id, device) as the read model holds them: v2 ids are handles."""
+HANDLE_PIECE = re.compile(r"[A-Za-z0-9_-]{1,43}")
+"""What the `session_id` filter accepts (base64url, as handles are written)."""
 FIELDS = ("q", "user_name", "session_id", "device")
 NEEDLES = [
     *HOSTILE_STRINGS,
@@ -46,6 +64,9 @@ NEEDLES = [
     "ALICE",
     "名前",
     "a\tb",
+    ROWS[0][1][5:12],  # a piece of a handle: the session_id filter finds its session
+    ROWS[1][1][20:].upper(),
+    "-",
 ]
 
 
@@ -102,12 +123,16 @@ def _refused_cleanly(response: httpx.Response, field: str) -> bool:
 async def test_hostile_text_in_every_search_field_returns_exactly_the_matches(
     client: httpx.AsyncClient,
 ) -> None:
-    checked = 0
+    checked = refused_as_no_handle = 0
     for field in FIELDS:
         for needle in NEEDLES:
             response = await client.get("/api/v1/sessions", params={field: needle, "limit": 500})
             if _is_control(needle):  # refused: PostgreSQL cannot store NUL, nothing matches
                 assert _refused_cleanly(response, field), (field, needle, response.text)
+                continue
+            if field == "session_id" and not HANDLE_PIECE.fullmatch(needle):  # v2: not a handle's
+                assert _refused_cleanly(response, field), (field, needle, response.text)
+                refused_as_no_handle += 1
                 continue
             assert response.status_code == 200, (field, needle, response.text)
             page = response.json()
@@ -115,7 +140,12 @@ async def test_hostile_text_in_every_search_field_returns_exactly_the_matches(
             assert found == _matches(field, needle), (field, needle)
             assert page["total"] == len(found), (field, needle)
             checked += 1
-    assert checked > len(FIELDS) * (len(NEEDLES) - 3)
+    pieces = [n for n in NEEDLES if HANDLE_PIECE.fullmatch(n)]
+    assert refused_as_no_handle == len([n for n in NEEDLES if not _is_control(n)]) - len(pieces)
+    assert checked == (len(FIELDS) - 1) * len([n for n in NEEDLES if not _is_control(n)]) + len(
+        pieces
+    )
+    assert len(pieces) >= 5 and any(_matches("session_id", p) for p in pieces)
     # the table and its rows are all still there
     everything = (await client.get("/api/v1/sessions", params={"limit": 500})).json()
     assert everything["total"] == len(ROWS)
@@ -157,7 +187,7 @@ def _json_error(response: httpx.Response, status: int) -> str:
 async def test_oversized_requests_are_refused_with_a_json_error(
     client: httpx.AsyncClient,
 ) -> None:
-    big = {"session_ids": [f"s-{n:0120d}" for n in range(10_000)]}  # about 1.3 MB
+    big = {"session_ids": [handle(f"s-{n}") for n in range(30_000)]}  # about 1.4 MB
     detail = _json_error(await client.post("/api/v1/sessions/terminations", json=big), 413)
     assert "byte limit" in detail
 
@@ -186,7 +216,7 @@ async def test_oversized_requests_are_refused_with_a_json_error(
     assert "query string" in _json_error(many_params, 414)
 
     # at the limits of the contract, still answered normally
-    most = {"session_ids": [f"s-{n:0120d}" for n in range(1000)]}
+    most = {"session_ids": [handle(f"s-{n}") for n in range(1000)]}
     assert (await client.post("/api/v1/sessions/terminations", json=most)).status_code == 202
     too_long = await client.get("/api/v1/sessions", params={"q": "x" * 257})
     assert too_long.status_code == 422

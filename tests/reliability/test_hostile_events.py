@@ -3,6 +3,10 @@
 Every record is either applied (the read model equals the fold of exactly the valid ones) or
 parked on `sessions.events.dlq` with its reason and source position; valid + dead-lettered =
 sent, and a valid record sent after all the junk is still applied (the consumer never stops).
+
+Contract v2: sessions are named by handles (`session_handle(tenant, credential)`), records keyed
+`<tenant>/<handle>` or `<tenant>/<command_id>`; v1-shaped records are upcast (their credential
+becomes the handle) or refused, and v2 records naming a credential are refused.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ from sqlalchemy import func, select
 
 from read_model.tables import applied_commands, sessions
 from session_contracts.codec import DecodeError, decode_command, decode_event, encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
-    SessionActivity,
     SessionEvent,
-    SessionTerminated,
     TerminateSessions,
     TerminationReason,
 )
+from session_contracts.publisher import activity_event, terminated_event
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_PARTITION
 from session_registry.adapters.session_store import select_states
@@ -46,34 +50,43 @@ from session_registry.domain.fold import fold
 pytestmark = pytest.mark.kafka
 
 
-def _event_bases(rng: random.Random, count: int) -> list[tuple[bytes, dict[str, Any]]]:
-    """Valid events of a few sessions, with hostile-but-legal text in their free-text fields."""
-    bases: list[tuple[bytes, dict[str, Any]]] = []
+def session_key(credential: str, tenant: str = "acme") -> bytes:
+    """The v2 key of the session `credential` names in `tenant`: `<tenant>/<handle>`."""
+    return record_key(tenant, session_handle(tenant, credential))
+
+
+def _event_bases(rng: random.Random, count: int) -> list[tuple[bytes, dict[str, Any], str]]:
+    """Valid events of a few sessions, with hostile-but-legal text in their free-text fields:
+    (key, payload, the session's credential)."""
+    bases: list[tuple[bytes, dict[str, Any], str]] = []
     for n in range(count):
-        sid = f"fz-{n}-" + rng.choice(["%", "_", "\\", "x"])
-        event = created(sid, user=f"u{n}")
+        credential = f"fz-{n}-" + rng.choice(["%", "_", "\\", "x"])
+        event = created(credential, user=f"u{n}")
         payload = json.loads(encode(event))
         payload["user_name"] = rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
         payload["user_agent"] = rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
         later: SessionEvent = rng.choice(
             [
-                SessionActivity(
+                activity_event(
                     event_id=uuid.uuid4(),
                     occurred_at=NOW - timedelta(seconds=n),
                     tenant_id="acme",
-                    session_id=sid,
+                    credential=credential,
                     ip_address="2001:db8::1",
                 ),
-                SessionTerminated(
+                terminated_event(
                     event_id=uuid.uuid4(),
                     occurred_at=NOW - timedelta(seconds=n),
                     tenant_id="acme",
-                    session_id=sid,
+                    credential=credential,
                     reason=TerminationReason.logout,
                 ),
             ]
         )
-        bases += [(sid.encode(), payload), (sid.encode(), json.loads(encode(later)))]
+        bases += [
+            (session_key(credential), payload, credential),
+            (session_key(credential), json.loads(encode(later)), credential),
+        ]
     return bases
 
 
@@ -83,20 +96,41 @@ def _far_times(rng: random.Random) -> list[Hostile]:
         sid = f"time-{name.replace(' ', '-').replace(',', '')}"
         payload = json.loads(encode(created(sid)))
         payload["occurred_at"] = when
-        records.append(Hostile(name, sid.encode(), json.dumps(payload).encode(), valid))
+        records.append(Hostile(name, session_key(sid), json.dumps(payload).encode(), valid))
         activity = json.loads(encode(created(sid)))
         activity.update(type="session.activity", occurred_at=when)
         for field in ("user_id", "user_name", "session_type", "user_agent", "policy"):
             activity.pop(field)
         activity["event_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
         records.append(
-            Hostile(f"activity {name}", sid.encode(), json.dumps(activity).encode(), valid)
+            Hostile(f"activity {name}", session_key(sid), json.dumps(activity).encode(), valid)
         )
     nul = json.loads(encode(created("nul-in-name")))
     nul["user_name"] = "a\u0000b"
-    records.append(Hostile("NUL in user_name", b"nul-in-name", json.dumps(nul).encode(), False))
+    records.append(
+        Hostile("NUL in user_name", session_key("nul-in-name"), json.dumps(nul).encode(), False)
+    )
+    # v2: one credential names different sessions in different tenants, so "the same session id"
+    # is now the same handle: acme's, written by another tenant (applied as evil's own session)
     other = json.loads(encode(created("fz-0-x", tenant="evil", user="intruder")))
-    records.append(Hostile("another tenant, same session id", b"fz-0-x", encode_json(other), True))
+    other["session_id"] = session_handle("acme", "fz-0-x")
+    records.append(
+        Hostile(
+            "another tenant, same session id (acme's handle)",
+            record_key("evil", other["session_id"]),
+            encode_json(other),
+            True,
+        )
+    )
+    same_credential = json.loads(encode(created("fz-0-x", tenant="evil", user="intruder")))
+    records.append(
+        Hostile(
+            "another tenant, same credential",
+            session_key("fz-0-x", "evil"),
+            encode_json(same_credential),
+            True,
+        )
+    )
     return records
 
 
@@ -147,11 +181,13 @@ async def test_hostile_events_are_applied_or_dead_lettered_and_the_consumer_goes
 ) -> None:
     rng = random.Random(SEED)
     records: list[Hostile] = []
-    for key, base in _event_bases(rng, max(2, RECORDS // 48)):
-        records += mutations(rng, base, key)
+    for base_key, base, credential in _event_bases(rng, max(2, RECORDS // 48)):
+        records += mutations(rng, base, base_key, credential)
     records += _far_times(rng)
     rng.shuffle(records)
-    records.append(Hostile("final valid event", b"canary", encode(created("canary")), True))
+    records.append(
+        Hostile("final valid event", session_key("canary"), encode(created("canary")), True)
+    )
     async with running(kafka_bootstrap, topics, db_url) as (registry, producer):
         sent = await send_all(producer, topics.events, records)
         await consumed_all(registry)
@@ -168,7 +204,16 @@ async def test_hostile_events_are_applied_or_dead_lettered_and_the_consumer_goes
     assert rows.keys() == expected.keys(), SEED
     for key, row in expected.items():
         assert rows[key] == row, (SEED, key)
-    assert ("acme", "canary") in rows
+    assert ("acme", session_handle("acme", "canary")) in rows
+    # acme's sessions are only those acme's records named (by handle): no other tenant's record
+    # made or changed one of them
+    acme = {e.session_id for e in valid if e.tenant_id == "acme"}
+    assert {s for t, s in rows if t == "acme"} == acme, SEED
+    assert ("evil", session_handle("acme", "fz-0-x")) in rows, SEED
+
+
+def _command_key(command: dict[str, Any]) -> bytes:
+    return record_key(command["tenant_id"], command["command_id"])
 
 
 def _command(ids: list[str], *, tenant: str = "acme", by: str = "admin-1") -> dict[str, Any]:
@@ -186,22 +231,41 @@ async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_go
     topics: Topics, kafka_bootstrap: str, db_url: str
 ) -> None:
     rng = random.Random(SEED + 1)
-    ids = [f"cmd-{n}" for n in range(30)]
+    credentials = [f"cmd-{n}" for n in range(30)]
+    handles = {c: session_handle("acme", c) for c in credentials}
+    ids = list(handles.values())
     records: list[Hostile] = []
     for _ in range(max(2, RECORDS // 30)):
-        base = _command(rng.sample(ids, 2), by=rng.choice(HOSTILE_STRINGS).replace("\u0000", ""))
-        records += mutations(rng, base, base["command_id"].encode())
-    intruder = _command(ids, tenant="evil")
-    records.append(Hostile("another tenant's ids", b"evil", encode_json(intruder), True))
+        chosen = rng.sample(credentials, 2)
+        base = _command(
+            [handles[c] for c in chosen], by=rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
+        )
+        records += mutations(rng, base, _command_key(base), chosen)
+    intruder = _command(ids, tenant="evil")  # acme's handles, in another tenant's command
+    records.append(
+        Hostile("another tenant's ids", _command_key(intruder), encode_json(intruder), True)
+    )
+    v1_filter = {k: v for k, v in _command(ids[:1]).items() if k != "session_ids"}
+    v1_filter.update(schema_version=1, filter={"session_id": "cmd-1"})
+    records.append(
+        Hostile(
+            "v1 command with filter.session_id",
+            _command_key(v1_filter),
+            encode_json(v1_filter),
+            False,
+        )
+    )
     for when, valid in FAR_TIMES.values():
-        far = {**_command([rng.choice(ids)]), "requested_at": when}
-        records.append(Hostile(f"requested_at {when}", b"far", encode_json(far), valid))
+        far = {**_command([handles[rng.choice(credentials)]]), "requested_at": when}
+        records.append(Hostile(f"requested_at {when}", _command_key(far), encode_json(far), valid))
     rng.shuffle(records)
-    final = _command(["cmd-29"])
-    records.append(Hostile("final valid command", b"final", encode_json(final), True))
+    final = _command([handles["cmd-29"]])
+    records.append(Hostile("final valid command", _command_key(final), encode_json(final), True))
 
     async with running(kafka_bootstrap, topics, db_url) as (registry, producer):
-        sessions_first = [Hostile("s", s.encode(), encode(created(s)), True) for s in ids]
+        sessions_first = [
+            Hostile("s", session_key(c), encode(created(c)), True) for c in credentials
+        ]
         await send_all(producer, topics.events, sessions_first)
         await consumed_all(registry)
         sent = await send_all(producer, topics.commands, records)
@@ -215,9 +279,11 @@ async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_go
     )
     expires = {s.session_id: s.expires_at for s in states}
     terminated: set[str] = set()
-    first: dict[uuid.UUID, TerminateSessions] = {}
-    for command in valid:  # the command id is the idempotency key: its first record counts
-        first.setdefault(command.command_id, command)
+    first: dict[tuple[str, uuid.UUID], TerminateSessions] = {}
+    # the command id is the idempotency key within its tenant (v2: applied_commands is keyed
+    # (tenant_id, command_id), so another tenant's record with the same id is its own command)
+    for command in valid:
+        first.setdefault((command.tenant_id, command.command_id), command)
     for command in first.values():
         assert command.session_ids is not None, (SEED, "a mutation made a filter command")
         if command.tenant_id == "acme":
@@ -226,5 +292,5 @@ async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_go
             }
     assert {s.session_id for s in states if s.state == "terminated"} == terminated, SEED
     assert applied == len(first), SEED
-    assert "cmd-29" in terminated
+    assert handles["cmd-29"] in terminated
     assert {s.tenant_id for s in states} == {"acme"}, "a command created sessions"
