@@ -378,38 +378,36 @@ def generated(topic: str) -> tuple[Hostile, ...]:
 # --- issue 12's nine, by hand -------------------------------------------------------------
 
 
-def _b_created(credential_or_handle: str, *, version: int = 2, **fields: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(
-        encode(
-            created_event(
-                tenant_id=B,
-                credential="placeholder",
-                user_id="mallory",
-                user_name="Mallory",
-                session_type=SessionType.browser,
-                ip_address="203.0.113.9",
-                policy=SessionPolicy(max_session_seconds=60, idle_timeout_seconds=60),
-                occurred_at=now(),
-            )
-        )
-    )
-    payload.update(schema_version=version, session_id=credential_or_handle, **fields)
+def _as_b(event: Any, session_id: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """A builder's event as a payload naming `session_id` (a handle or a raw id) as it is."""
+    payload: dict[str, Any] = json.loads(encode(event))
+    payload.update(schema_version=version, session_id=session_id, **fields)
     return payload
+
+
+def _b_created(session_id: str, *, version: int = 2, **fields: Any) -> dict[str, Any]:
+    """B's `session.created` with a one-minute policy, now."""
+    policy = SessionPolicy(max_session_seconds=60, idle_timeout_seconds=60)
+    event = created_event(
+        tenant_id=B,
+        credential="placeholder",
+        user_id="mallory",
+        user_name="Mallory",
+        session_type=SessionType.browser,
+        ip_address="203.0.113.9",
+        policy=policy,
+        occurred_at=now(),
+    )
+    return _as_b(event, session_id, version, fields)
 
 
 def _b_terminated(session_id: str, *, version: int = 2, **fields: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(
-        encode(
-            terminated_event(
-                tenant_id=B,
-                credential="placeholder",
-                reason=TerminationReason.logout,
-                occurred_at=now(),
-            )
-        )
+    """B's logout, now."""
+    logout = TerminationReason.logout
+    event = terminated_event(
+        tenant_id=B, credential="placeholder", reason=logout, occurred_at=now()
     )
-    payload.update(schema_version=version, session_id=session_id, **fields)
-    return payload
+    return _as_b(event, session_id, version, fields)
 
 
 def _bytes(payload: dict[str, Any]) -> bytes:
