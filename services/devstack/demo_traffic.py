@@ -1,19 +1,19 @@
-"""Demo sessions flowing through the real event path: a login service and gateways, simulated."""
+"""Demo sessions flowing through the real event path: a login service and gateways, simulated.
+
+Like a platform service, the demo knows its sessions by their credential (a random token it
+made up) and publishes through `SessionEventPublisher.created` and `.activity`, which put only
+the session's handle on the wire (contract v2): the credential never leaves this process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import uuid
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from session_contracts.models import (
-    Event,
-    SessionActivity,
-    SessionCreated,
-    SessionPolicy,
-    SessionType,
-)
+from session_contracts.models import SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
@@ -43,28 +43,40 @@ POLICIES = {
 }
 
 
-def demo_sessions(tenant_id: str, count: int, rng: random.Random) -> list[SessionCreated]:
-    """`count` sessions of made-up users, browser and mobile, started over the last hours."""
+@dataclass(frozen=True)
+class DemoSession:
+    """A made-up signed-in session, as the service that issued it knows it."""
+
+    credential: str
+    user_id: str
+    user_name: str
+    session_type: SessionType
+    ip_address: str
+    user_agent: str
+    started_at: datetime
+
+
+def demo_sessions(count: int, rng: random.Random) -> list[DemoSession]:
+    """`count` sessions of made-up users, browser and mobile, started over the last hours.
+
+    Credentials are random (256 bits, whatever `rng` says), as real ones must be.
+    """
     now = datetime.now(UTC)
-    events = []
+    sessions = []
     for n in range(count):
         kind = SessionType.mobile if rng.random() < 0.35 else SessionType.browser
-        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-        events.append(
-            SessionCreated(
-                event_id=uuid.uuid4(),
-                occurred_at=now - timedelta(minutes=rng.randint(1, 6 * 60)),
-                tenant_id=tenant_id,
-                session_id=f"demo-{uuid.uuid4().hex[:16]}",
+        sessions.append(
+            DemoSession(
+                credential=secrets.token_urlsafe(32),
                 user_id=f"user-{n % 40:03d}",
-                user_name=name,
+                user_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
                 session_type=kind,
                 ip_address=f"10.{rng.randint(0, 3)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                 user_agent=rng.choice(AGENTS[kind]),
-                policy=POLICIES[kind],
+                started_at=now - timedelta(minutes=rng.randint(1, 6 * 60)),
             )
         )
-    return events
+    return sessions
 
 
 async def run_demo_traffic(
@@ -76,19 +88,26 @@ async def run_demo_traffic(
 ) -> None:
     """Publish `count` demo sessions, then keep a few of them active until cancelled."""
     rng = random.Random(seed)
-    sessions = demo_sessions(tenant_id, count, rng)
-    await publisher.publish_many(list[Event](sessions))
+    sessions = demo_sessions(count, rng)
+    await asyncio.gather(
+        *(
+            publisher.created(
+                tenant_id=tenant_id,
+                credential=s.credential,
+                user_id=s.user_id,
+                user_name=s.user_name,
+                session_type=s.session_type,
+                ip_address=s.ip_address,
+                user_agent=s.user_agent,
+                policy=POLICIES[s.session_type],
+                occurred_at=s.started_at,
+            )
+            for s in sessions
+        )
+    )
     while True:
         await asyncio.sleep(activity_every_seconds)
         busy = rng.sample(sessions, k=min(5, len(sessions)))
-        await publisher.publish_many(
-            [
-                SessionActivity(
-                    event_id=uuid.uuid4(),
-                    occurred_at=datetime.now(UTC),
-                    tenant_id=tenant_id,
-                    session_id=s.session_id,
-                )
-                for s in busy
-            ]
+        await asyncio.gather(
+            *(publisher.activity(tenant_id=tenant_id, credential=s.credential) for s in busy)
         )
