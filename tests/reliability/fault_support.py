@@ -35,6 +35,7 @@ from auth_gateway import GatewaySettings, SessionGateway
 from polling import until  # noqa: F401  (the fault tests import it from here)
 from read_model.tables import applied_commands, outbox
 from session_contracts.codec import decode_event, encode
+from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionEvent
 from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
@@ -43,6 +44,12 @@ from session_registry.service_layer.rebuild import rebuild
 
 TENANT = "acme"
 SECRET = "faults-" + "s" * 40
+
+
+def handle(credential: str, tenant: str = TENANT) -> str:
+    """The session id on the wire (contract v2) of the session whose credential (what a client
+    presents to a gateway) is `credential`."""
+    return session_handle(tenant, credential)
 
 
 @contextlib.asynccontextmanager
@@ -75,13 +82,14 @@ async def producer_on(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def send_models(producer: AIOKafkaProducer, topics: Topics, *models: Any) -> None:
-    """Send events (keyed by session id) and commands (keyed by command id), acknowledged."""
+    """Send events (keyed `<tenant>/<handle>`) and commands (keyed `<tenant>/<command_id>`),
+    acknowledged."""
     futures = []
     for model in models:
         if hasattr(model, "requested_by"):
-            topic, key = topics.commands, str(model.command_id).encode()
+            topic, key = topics.commands, record_key(model.tenant_id, str(model.command_id))
         else:
-            topic, key = topics.events, model.session_id.encode()
+            topic, key = topics.events, record_key(model.tenant_id, model.session_id)
         futures.append(await producer.send(topic, encode(model), key=key))
     await asyncio.gather(*futures)
 
@@ -92,7 +100,7 @@ async def event_log(bootstrap: str, topics: Topics) -> list[SessionEvent]:
 
 
 def terminations_by_command(log: list[SessionEvent]) -> dict[str, Counter[str]]:
-    """command id -> how many `session.terminated` records each session got from it."""
+    """command id -> how many `session.terminated` records each session (handle) got from it."""
     found: dict[str, Counter[str]] = defaultdict(Counter)
     for event in log:
         command_id = getattr(event, "command_id", None)
@@ -163,9 +171,9 @@ def gateway_on(bootstrap: str, topics: Topics) -> tuple[SessionGateway, httpx.As
     return gateway, client
 
 
-async def gateway_status(client: httpx.AsyncClient, session_id: str) -> int:
-    """The status a gateway answers a request of `session_id` with."""
-    return (await client.get("/api/data", headers={"X-Session-Id": session_id})).status_code
+async def gateway_status(client: httpx.AsyncClient, credential: str) -> int:
+    """The status a gateway answers a request presenting `credential` with."""
+    return (await client.get("/api/data", headers={"X-Session-Id": credential})).status_code
 
 
 @contextlib.asynccontextmanager
@@ -181,7 +189,8 @@ async def served(app: Any, base_url: str = "http://admin") -> AsyncIterator[http
 async def request_termination(
     admin: httpx.AsyncClient, headers: dict[str, str], session_ids: list[str], within: float = 90
 ) -> tuple[str, int]:
-    """POST a termination by ids, retrying the 503s an admin would retry: (command id, 503s)."""
+    """POST a termination by ids (handles), retrying the 503s an admin would retry:
+    (command id, 503s)."""
     refused = 0
     deadline = time.monotonic() + within
     while True:

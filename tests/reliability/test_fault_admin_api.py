@@ -28,6 +28,7 @@ from fault_support import (
     admin_settings,
     applied,
     event_log,
+    handle,
     producer_on,
     running_registry,
     send_models,
@@ -67,7 +68,8 @@ async def test_admin_api_killed_with_terminations_in_flight_applies_every_accept
         "SESSIONS_ENVIRONMENT": "development",
         "SESSIONS_JWT_SECRET": SECRET,
     }
-    ids = [f"a-{n:03d}" for n in range(CHUNK * CHUNKS)]
+    credentials = [f"a-{n:03d}" for n in range(CHUNK * CHUNKS)]
+    ids = [handle(c) for c in credentials]  # what the admin API and the events name
     todo = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     accepted: dict[str, list[str]] = {}
     cut: list[list[str]] = []
@@ -82,7 +84,7 @@ async def test_admin_api_killed_with_terminations_in_flight_applies_every_accept
             base_url=f"http://127.0.0.1:{port}", headers=headers, limits=no_keepalive, timeout=60
         ) as http,
     ):
-        await send_models(producer, topics, *[created(sid) for sid in ids])
+        await send_models(producer, topics, *[created(c) for c in credentials])
         await registry.wait_until_idle(60)
 
         async def ready() -> bool:

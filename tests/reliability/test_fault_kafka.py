@@ -28,6 +28,7 @@ from fault_support import (
     event_log,
     gateway_on,
     gateway_status,
+    handle,
     outbox_rows,
     producer_on,
     request_termination,
@@ -42,6 +43,7 @@ from registry_helpers import NOW, activity, created, read_topic
 
 from admin_api.app import create_app
 from private_services import PrivateKafka
+from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
 
@@ -55,7 +57,8 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
     bootstrap = private_kafka.bootstrap
     topics = Topics(prefix=f"f{uuid.uuid4().hex[:8]}.", partitions=3)
     await ensure_topics(bootstrap, topics)
-    ids = [f"k-{n:03d}" for n in range(SESSIONS)]
+    ids = [f"k-{n:03d}" for n in range(SESSIONS)]  # credentials: what clients present
+    handles = [handle(sid) for sid in ids]  # what events, commands and rows name
     first = [created(sid, user=f"u{n % 7}") for n, sid in enumerate(ids[:80])]
     first += [activity(sid, NOW - timedelta(minutes=1)) for sid in ids[:80:3]]
     later = [created(sid) for sid in ids[80:]]
@@ -79,7 +82,7 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
 
         # a termination accepted just before the broker goes down, and events on their way
         stack.push_async_callback(private_kafka.start)  # up again before anything stops
-        first_command, _ = await request_termination(admin, headers, ids[:20])
+        first_command, _ = await request_termination(admin, headers, handles[:20])
         half = len(later) // 2
         stopping = asyncio.create_task(private_kafka.stop())
         streaming = [asyncio.create_task(send_models(producer, topics, *later[:half]))]
@@ -87,7 +90,7 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
         first_applied_before_outage = first_command in await applied(db_url)
         streaming.append(asyncio.create_task(send_models(producer, topics, *later[half:])))
         # a second termination requested while the broker is down: it waits, or 503 and retried
-        second = asyncio.create_task(request_termination(admin, headers, ids[20:40]))
+        second = asyncio.create_task(request_termination(admin, headers, handles[20:40]))
         await until(lambda: _stale(gateway.staleness_seconds), 30, "the gateway saw the outage")
         assert not streaming[1].done() and not second.done()
         await private_kafka.start()
@@ -121,13 +124,15 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
     assert await outbox_rows(db_url) == 0
     log = await event_log(bootstrap, topics)
     by_command = terminations_by_command(log)
-    assert by_command[first_command] == dict.fromkeys(ids[:20], 1)
-    assert by_command[second_command] == dict.fromkeys(ids[20:40], 1)
-    revocations = [r.key.decode() for r in await read_topic(bootstrap, topics.revocations)]
-    assert sorted(revocations) == sorted(ended)  # one revocation each
+    assert by_command[first_command] == dict.fromkeys(handles[:20], 1)
+    assert by_command[second_command] == dict.fromkeys(handles[20:40], 1)
+    revocations = [r.key for r in await read_topic(bootstrap, topics.revocations)]
+    # one revocation each, keyed <tenant>/<handle>: no credential on the topic
+    assert sorted(revocations) == sorted(record_key(TENANT, handle(sid)) for sid in ended)
     sessions, _ = await assert_equals_rebuild(bootstrap, topics, db_url, tmp_path)
     assert len(sessions) == SESSIONS
-    assert {sid for (t, sid), s in sessions.items() if s.state == "terminated"} == ended
+    terminated = {sid for (t, sid), s in sessions.items() if s.state == "terminated"}
+    assert terminated == {handle(sid) for sid in ended}
     assert all(t == TENANT for t, _ in sessions)
     print(
         f"first command applied before the broker stopped: {first_applied_before_outage}; "
