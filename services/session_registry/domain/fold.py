@@ -9,8 +9,9 @@ converge to the same state:
 - termination and expiry are final: of all seen, the earliest `occurred_at` wins, ties broken by
   type (terminated before expired), then reason, then `terminated_by`;
 - activity, a termination or an expiry of a session not created yet is kept, with an
-  `expires_at` of the latest of them plus `activity_only_seconds` (the sweeper deletes the row
-  then); creation replaces it by the policy's.
+  `expires_at` of the latest of them (and, in the registry, of when it stored them) plus
+  `activity_only_seconds` (the sweeper deletes the row then); creation replaces it by the
+  policy's.
 
 The per-type functions merge facts only; `refresh` derives `expires_at` from them, so a batch
 pays for it once per session rather than once per event (`apply` does both).
@@ -141,10 +142,13 @@ def merge(state: SessionState, event: SessionEvent) -> SessionState:
 
 
 def refresh(
-    state: SessionState, activity_only_seconds: int = ACTIVITY_ONLY_SECONDS
+    state: SessionState,
+    activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
+    stored_at: datetime | None = None,
 ) -> SessionState:
-    """Recompute the derived fields (`expires_at`) from the merged facts."""
-    state.expires_at = compute_expires_at(state, activity_only_seconds)
+    """Recompute the derived fields (`expires_at`) from the merged facts (and, for a session
+    never created, the time the registry stores it: see `compute_expires_at`)."""
+    state.expires_at = compute_expires_at(state, activity_only_seconds, stored_at)
     return state
 
 

@@ -87,16 +87,21 @@ def later(at: datetime, seconds: int) -> datetime:
 
 
 def compute_expires_at(
-    state: SessionState, activity_only_seconds: int = ACTIVITY_ONLY_SECONDS
+    state: SessionState,
+    activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
+    stored_at: datetime | None = None,
 ) -> datetime | None:
     """min(created_at + max_session_seconds, last_activity_at + idle_timeout_seconds).
 
     A session never created (seen only through activity, a termination or an expiry) has no
-    policy: it is due `activity_only_seconds` after the latest of its activity and its end,
-    when the sweeper deletes it (it was never active nor listed, and never revoked).
+    policy: it is due `activity_only_seconds` after the latest of its activity, its end and
+    `stored_at` (when the registry stores this state, by its clock), and the sweeper deletes it
+    then (it was never active nor listed, and never revoked). `stored_at` is what gives a
+    creation read later than its other events (a registry catching up on old records, which
+    the sweeper would otherwise delete on arrival) the whole bound to come in.
     """
     if state.created_at is None:
-        seen = [at for at in (state.last_activity_at, state.ended_at) if at is not None]
+        seen = [at for at in (state.last_activity_at, state.ended_at, stored_at) if at is not None]
         return later(max(seen), activity_only_seconds) if seen else None
     if (
         state.last_activity_at is None

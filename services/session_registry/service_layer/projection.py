@@ -90,7 +90,7 @@ class Projector:
             if kind != "session.activity":
                 changes.record(event)
         for key, state in states.items():
-            refresh(state, self.activity_only_seconds)
+            refresh(state, self.activity_only_seconds, now)
             previous = before.get(key)
             if previous is not None and previous == state:
                 continue

@@ -402,6 +402,37 @@ async def test_an_end_without_a_creation_is_deleted_within_the_bound_with_its_hi
     assert {r.session_id for r in await h.rows(sessions)} == {HANDLE, logged_out}
 
 
+async def test_old_records_read_late_keep_the_whole_bound_for_their_creation(
+    store: Store,
+) -> None:
+    """A registry catching up reads an activity and an end hours old before their creations
+    (other partitions): the rows are kept `activity_only_seconds` from when it stored them, not
+    from their event times (else the sweeper would delete them on arrival and the creations
+    would fold to other states than a replay in order gives)."""
+    h = Harness(store, activity_only_seconds=600)
+    h.now = T0 + timedelta(hours=3)
+    early, ended = session_handle(A, "early-activity"), session_handle(A, "early-end")
+    await h.ingest(
+        SessionActivity(
+            event_id=uuid.uuid4(),
+            occurred_at=T0 + timedelta(minutes=1),
+            tenant_id=A,
+            session_id=early,
+        ),
+        terminated(A, ended, T0 + timedelta(minutes=1)),
+    )
+    rows = {r.session_id: r for r in await h.rows(sessions)}
+    for s in (early, ended):
+        assert rows[s].expires_at.replace(tzinfo=UTC) == h.now + timedelta(seconds=600), s
+    assert (await Sweeper(store, TOPICS).sweep(h.now + timedelta(seconds=599))).deleted == 0
+
+    await h.ingest(created(A, early), created(A, ended))
+    rows = {r.session_id: r for r in await h.rows(sessions)}
+    assert rows[early].last_activity_at.replace(tzinfo=UTC) == T0 + timedelta(minutes=1)
+    assert (rows[ended].state, rows[ended].end_reason) == ("terminated", "security")
+    assert (await Sweeper(store, TOPICS).sweep(h.now + timedelta(seconds=600))).deleted == 0
+
+
 def _empty_filter() -> Any:
     from session_contracts.models import SessionFilter
 
