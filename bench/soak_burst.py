@@ -145,7 +145,8 @@ async def run_burst(
             if not pending and result.applied_seconds is None:
                 result.applied_seconds = time.monotonic() - started
             for tenant, ids in missing.items():
-                ids.difference_update([s for s in ids if gateways[tenant].is_revoked(s)])
+                revoked = gateways[tenant].is_handle_revoked  # the workload knows handles only
+                ids.difference_update([s for s in ids if revoked(tenant, s)])
             if not any(missing.values()) and result.gateway_seconds is None:
                 result.gateway_seconds = time.monotonic() - started
             if result.applied_seconds is not None and result.gateway_seconds is not None:

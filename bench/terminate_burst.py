@@ -45,6 +45,7 @@ from bench.soak_stack import past_start
 from devstack.deploy_scripts import postgres_admin_url
 from read_model.tables import applied_commands, sessions
 from session_contracts.codec import encode
+from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
@@ -176,7 +177,7 @@ async def burst(
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
-    items = [(str(c.command_id).encode(), encode(c)) for c in batch]
+    items = [(record_key(c.tenant_id, str(c.command_id)), encode(c)) for c in batch]
     await produce(bootstrap, topics.commands, items)
     times: list[float] = []
     for condition, what in ((applied, "applied"), (relayed, "outbox empty"), (idle, "idle")):
