@@ -8,10 +8,12 @@ for a producer sending a different User-Agent each time. Contenders, in alternat
 each labelling `--labels` User-Agents per round:
 
 1. ordinary: real User-Agents of the browsers and in-app browsers in common use (80-297
-   characters);
-2. hostile: 1 KiB (the contract's maximum) User-Agents shaped to match none of ua-parser's
-   expressions, or to make them scan far, through `device_label` (the first 320 characters);
-3. hostile, unbounded: the same strings parsed whole, as the registry did before.
+   characters), through `device_label` (ua-parser's Rust resolver, ua-parser-rs);
+2. hostile: 1 KiB (the contract's maximum) User-Agents shaped to make ua-parser's expressions
+   scan far or match none, through `device_label` (the first 320 characters);
+3. hostile, unbounded: the same strings parsed whole by the Rust resolver;
+4. and 5. before: ordinary and hostile (first 320 characters) through ua-parser's pure Python
+   resolver, as the registry labelled them until ua-parser-rs.
 
 Prints labels/s and ms per label (median of the rounds) and what a hostile label costs against
 an ordinary one, now and before; a registry applying only such creates could label that many
@@ -28,7 +30,14 @@ import string
 import time
 from collections.abc import Callable, Sequence
 
-from session_registry.domain.devices import MAX_PARSED_USER_AGENT, device_label, parsed_label
+from ua_parser import BasicResolver, Parser, load_builtins
+
+from session_registry.domain.devices import (
+    MAX_PARSED_USER_AGENT,
+    device_label,
+    label_of,
+    parsed_label,
+)
 
 MAX_USER_AGENT = 1024
 """The longest User-Agent the contract accepts."""
@@ -117,6 +126,17 @@ def hostile_user_agent(shape: str, n: int) -> str:
     return HOSTILE_SHAPES[shape](n)[:MAX_USER_AGENT]
 
 
+def python_resolver_label() -> Callable[[str], str | None]:
+    """`device_label` as it was before ua-parser-rs: ua-parser's pure Python resolver (`re`),
+    on the same 320-character prefix, uncached."""
+    python = Parser(BasicResolver(load_builtins()))
+
+    def label(user_agent: str) -> str | None:
+        return label_of(python.parse(user_agent[:MAX_PARSED_USER_AGENT])) if user_agent else None
+
+    return label
+
+
 def _timed(label: Callable[[str], str | None], user_agents: Sequence[str]) -> float:
     """Seconds per label."""
     started = time.perf_counter()
@@ -128,7 +148,9 @@ def _timed(label: Callable[[str], str | None], user_agents: Sequence[str]) -> fl
 def main(labels: int, rounds: int) -> None:
     """Measure and print."""
     shapes = list(HOSTILE_SHAPES)
+    before_label = python_resolver_label()
     _timed(device_label, REAL_USER_AGENTS)  # ua-parser compiles its expressions on first use
+    _timed(before_label, REAL_USER_AGENTS)
     seconds: dict[str, list[float]] = {}
     for round_ in range(rounds):
         # fresh strings every round: no cache (ours, or ua-parser's 2,000 entries) can help
@@ -138,7 +160,12 @@ def main(labels: int, rounds: int) -> None:
         contenders: dict[str, tuple[Callable[[str], str | None], list[str]]] = {
             "ordinary (real User-Agents)": (device_label, ordinary),
             f"hostile 1 KiB, first {MAX_PARSED_USER_AGENT} parsed": (device_label, hostile),
-            "hostile 1 KiB, parsed whole (before)": (parsed_label, hostile),
+            "hostile 1 KiB, parsed whole": (parsed_label, hostile),
+            "ordinary, Python resolver (before)": (before_label, ordinary),
+            f"hostile 1 KiB, first {MAX_PARSED_USER_AGENT}, Python (before)": (
+                before_label,
+                hostile,
+            ),
         }
         for name, (label, user_agents) in contenders.items():
             seconds.setdefault(name, []).append(_timed(label, user_agents))
@@ -147,21 +174,21 @@ def main(labels: int, rounds: int) -> None:
     for name, each in cost.items():
         print(f"{name:44} {1 / each:>10,.0f} {each * 1e3:>9.2f}")
 
-    print("\nper hostile shape (ms/label, bounded / whole):")
+    print("\nper hostile shape (ms/label: bounded / whole / bounded with the Python resolver):")
     for shape in shapes:
         first = rounds * labels + shapes.index(shape) * labels
         strings = [hostile_user_agent(shape, n) for n in range(first, first + labels // 4)]
         bounded = _timed(device_label, strings)
         whole = _timed(parsed_label, strings)
-        print(f"  {shape:34} {bounded * 1e3:6.2f} / {whole * 1e3:6.2f}")
+        python = _timed(before_label, strings)
+        print(f"  {shape:34} {bounded * 1e3:6.3f} / {whole * 1e3:6.3f} / {python * 1e3:6.2f}")
 
-    names = list(cost)
-    now = cost[names[1]] / cost[names[0]]
-    before = cost[names[2]] / cost[names[0]]
+    now_ordinary, now_hostile, _, before_ordinary, before_hostile = cost.values()
     print(
-        f"\nhostile label / ordinary label: {now:.2f}x the cost (before: {before:.2f}x); "
-        f"hostile labels/s {1 / cost[names[1]]:,.0f} (before {1 / cost[names[2]]:,.0f}), "
-        f"ordinary {1 / cost[names[0]]:,.0f}"
+        f"\nhostile label / ordinary label: {now_hostile / now_ordinary:.2f}x the cost "
+        f"(before: {before_hostile / before_ordinary:.2f}x); "
+        f"hostile labels/s {1 / now_hostile:,.0f} (before {1 / before_hostile:,.0f}), "
+        f"ordinary {1 / now_ordinary:,.0f} (before {1 / before_ordinary:,.0f})"
     )
 
 

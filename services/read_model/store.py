@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import DateTime, Select, Table
@@ -55,9 +55,10 @@ def session_row(values: Sequence[Any]) -> SessionRow:
     """
     row = list(values)
     for i in _TIMES:
-        if row[i] is not None:
-            row[i] = as_utc(row[i])
-    if row[_IP] is not None:
+        value = row[i]
+        if value is not None and value.tzinfo is not UTC:  # asyncpg's are UTC already
+            row[i] = as_utc(value)
+    if type(row[_IP]) is not bytes and row[_IP] is not None:
         row[_IP] = bytes(row[_IP])
     return tuple(row)
 

@@ -12,6 +12,7 @@ unchanged. Producers that read a socket's peer use `reported_ip`, which drops th
 from __future__ import annotations
 
 import ipaddress
+import re
 
 IPv4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 """`::ffff:0:0/96`: an IPv4 address a.b.c.d is stored as ::ffff:a.b.c.d."""
@@ -21,6 +22,12 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_IP_TEXT = len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
 """The longest `contract_ip` text (39); the read model's address columns hold 45."""
+
+
+_DECIMAL_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_DECIMAL_OCTET}(\.{_DECIMAL_OCTET}){{3}}", re.ASCII)
+"""Dotted-quad IPv4 text as the contract spells it (0-255, no leading zeros): every match is
+read by `ipaddress` and printed back unchanged, so the hot paths skip the parse."""
 
 
 def ip_text(address: Address) -> str:
@@ -37,6 +44,8 @@ def ip_text(address: Address) -> str:
 def contract_ip(text: str) -> str:
     """The contract's text of an IPv4 or IPv6 address; ValueError (with the reason) if it is
     not one, or carries a zone id."""
+    if type(text) is str and _CANONICAL_IPV4.fullmatch(text):
+        return text  # ip_text(ip_address(text)) == text
     if "%" in text:
         raise ValueError(
             "an IPv6 zone id (the part from '%') is not accepted: it names an interface of the "
@@ -61,6 +70,8 @@ def reported_ip(text: str | None) -> str | None:
 
 def pack_ip(address: str) -> bytes:
     """The 16-byte form of an IPv4 or IPv6 address (IPv4 mapped into IPv6); ValueError if bad."""
+    if type(address) is str and _CANONICAL_IPV4.fullmatch(address):
+        return IPv4_MAPPED_PREFIX + bytes(map(int, address.split(".")))
     parsed = ipaddress.ip_address(address)
     if isinstance(parsed, ipaddress.IPv4Address):
         return IPv4_MAPPED_PREFIX + parsed.packed

@@ -16,10 +16,11 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 
@@ -153,6 +154,21 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
+def _timestamp(value: object, handler: ValidatorFunctionWrapHandler) -> datetime:
+    # `_rfc3339`, pydantic's datetime, then `_utc`, in one call from pydantic. Fast path: text
+    # in the pattern ending in Z (what producers send) read by `datetime.fromisoformat`, which
+    # takes every such text pydantic takes, gives the same time, already in UTC (checked
+    # against the full path on random texts of the pattern), and refuses the rest, which then
+    # takes the full path for its reason. Other offsets always take the full path (pydantic
+    # refuses minutes >= 60 in an offset, fromisoformat does not).
+    if type(value) is str and value[-1:] == "Z" and _RFC3339.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return _utc(handler(_rfc3339(value)))
+
+
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 _H = r"[0-9A-Fa-f]{1,4}"
@@ -202,8 +218,7 @@ IpNetwork = Annotated[
 
 Timestamp = Annotated[
     datetime,
-    BeforeValidator(_rfc3339),
-    AfterValidator(_utc),
+    WrapValidator(_timestamp),
     Field(
         description="RFC 3339 timestamp with offset (`Z` or ±hh:mm), normalised to UTC; "
         "numbers, bare dates and times without offset are refused.",
