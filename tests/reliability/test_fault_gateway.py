@@ -55,7 +55,7 @@ async def test_restarted_gateway_rebuilds_revocations_before_admitting_traffic(
         producer_on(kafka_bootstrap) as producer,
         running_registry(kafka_bootstrap, topics, url) as registry,
     ):
-        await send_models(producer, topics, *[created(handle[sid]) for sid in ids])
+        await send_models(producer, topics, *[created(sid, tenant=TENANT) for sid in ids])
         await send_models(producer, topics, terminate([handle[sid] for sid in ids[:30]]))
         await registry.wait_until_idle(60)
 
@@ -76,7 +76,7 @@ async def test_restarted_gateway_rebuilds_revocations_before_admitting_traffic(
             producer,
             topics,
             terminate([handle[sid] for sid in ids[30:45]]),
-            logout(handle[ids[45]], NOW),
+            logout(ids[45], NOW, tenant=TENANT),
         )
         await registry.wait_until_idle(60)
     revoked = revoked_before | revoked_meanwhile
