@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
+from session_contracts.handles import session_handle
 from session_contracts.models import SessionCreated, SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
@@ -117,7 +118,9 @@ class Stack:
             event_id=uuid.uuid4(),
             occurred_at=datetime.now(UTC) - created_ago,
             tenant_id=tenant.tenant_id,
-            session_id=session_id or f"sess-{n:05d}-{uuid.uuid4().hex[:10]}",
+            # contract v2: the event names the session by its handle, derived from a credential
+            session_id=session_id
+            or session_handle(tenant.tenant_id, f"sess-{n:05d}-{uuid.uuid4().hex[:10]}"),
             user_id=f"user-{user_name.lower().replace(' ', '-')[:40]}",
             user_name=user_name,
             session_type=session_type,
