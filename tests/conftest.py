@@ -38,6 +38,17 @@ def _docker_engine_answers() -> bool:
         return False
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests marked `slow` (a minute or more) are handed out first.
+
+    A worker takes its tests in collection order; a long test collected last would start when
+    the others are done and hold the whole run for its length. Stable sort: every worker
+    collects the same order, as xdist requires. A serial run keeps the collection order.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of a real Apache Kafka broker."""
