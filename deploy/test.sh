@@ -4,6 +4,7 @@
 #
 #   deploy/test.sh                  everything (what CI runs)
 #   deploy/test.sh tests/unit -x    extra arguments go to pytest
+#   SESSIONS_TEST_WORKERS=0 deploy/test.sh    pytest in one process (serial)
 #
 # Everything runs in the project's own `.venv` (deploy/install.sh makes it from uv.lock), so a
 # package installed on the machine by hand cannot hide a missing declaration.
@@ -72,7 +73,16 @@ check tsc node_modules/.bin/tsc --noEmit -p jsconfig.json
 check schemas "$PYTHON" -m session_contracts.schemagen --check
 # pytest's exit 5 (no tests collected) is non-zero, so it counts as a failure here too.
 # --durations: the 15 slowest tests, so a drift in the suite's time shows in every run.
-check pytest "$PYTHON" -m pytest -q --durations=15 "$@"
+# Workers (pytest-xdist): the suite mostly waits (on the broker, PostgreSQL, subprocesses,
+# Chromium), so one more worker than the machine's 2 cores keeps them busy; more only adds
+# contention. SESSIONS_TEST_WORKERS overrides the count; 0 runs pytest in one process.
+# loadgroup keeps the tests of one xdist_group on one worker (a browser module's stack is built
+# once). A later `-n N` among the extra arguments wins.
+workers="${SESSIONS_TEST_WORKERS:-3}"
+[[ "$workers" =~ ^[0-9]+$ ]] || die "SESSIONS_TEST_WORKERS must be a number of workers (0: serial), not '$workers'"
+parallel=(-n "$workers")
+((workers == 0)) || parallel+=(--dist loadgroup)
+check pytest "$PYTHON" -m pytest -q --durations=15 "${parallel[@]}" "$@"
 
 summary="$(IFS=,; echo "${results[*]}")"
 echo

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+import fresh_topics
 from devstack.deploy_scripts import postgres_admin_url as local_postgres_admin_url
 from devstack.deploy_scripts import printed, run_script
 from devstack.scratch_databases import create_database, drop_database
 from private_services import PrivateKafka, PrivatePostgres
-from session_contracts.kafka_admin import ensure_topics
 from session_contracts.topics import Topics
 
 
@@ -36,6 +36,44 @@ def _docker_engine_answers() -> bool:
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+# Under pytest-xdist a test module is spread over the workers, test by test, except:
+# - the modules under tests/e2e/browser/: their stack and Chromium are module-scoped (about 20 s
+#   to start on a loaded machine), so each module runs on one worker and starts them once;
+# - tests marked xdist_group (none today), as --dist loadgroup has it.
+# Both through the scheduler: with pytest 9 xdist's own loadgroup no longer sees the marks
+# (xdist 3.8 renames `item._nodeid`, which pytest 9 no longer reads), so every test would be
+# its own group. No module here must run alone: tests share nothing but the broker and the
+# PostgreSQL cluster, each under names of its own (topic prefix, database, consumer group).
+BROWSER_MODULES = "tests/e2e/browser/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """--dist loadgroup, with each browser module as one group (see above)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope: str = super()._split_scope(nodeid)
+            if scope == nodeid and nodeid.startswith(BROWSER_MODULES):
+                return nodeid.split("::", 1)[0]
+            return scope
+
+    return Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests marked `slow` (a minute or more) are handed out first.
+
+    A worker takes its tests in collection order; a long test collected last would start when
+    the others are done and hold the whole run for its length. Stable sort: every worker
+    collects the same order, as xdist requires. A serial run keeps the collection order.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +93,17 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-async def topics(kafka_bootstrap: str) -> Topics:
-    """The contract's topics under a fresh prefix: tests never see each other's records."""
+async def topics(kafka_bootstrap: str) -> AsyncIterator[Topics]:
+    """The contract's topics under a fresh prefix: tests never see each other's records.
+
+    Deleted after the test (tests/fresh_topics.py says why).
+    """
     fresh = Topics(prefix=f"t{uuid.uuid4().hex[:12]}.", partitions=3)
-    await ensure_topics(kafka_bootstrap, fresh)
-    return fresh
+    await fresh_topics.create(kafka_bootstrap, fresh)
+    try:
+        yield fresh
+    finally:
+        await asyncio.shield(fresh_topics.delete(kafka_bootstrap, fresh))
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ SESSIONS = 300
 
 @pytest.mark.kafka
 @pytest.mark.postgres
+@pytest.mark.slow
 async def test_soak_runs_end_to_end_and_counts_everything(
     kafka_bootstrap: str, postgres_admin_url: str, tmp_path: Path
 ) -> None:

@@ -18,12 +18,12 @@ import pytest
 from admin_stack import Demo, LogCapture, Stack, kafka_only, serve, wait_ready
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
 
+import fresh_topics
 from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
 from devstack.scratch_databases import create_database, drop_database
-from session_contracts.kafka_admin import ensure_topics
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
@@ -43,11 +43,14 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-async def stack_topics(kafka_bootstrap: str) -> Topics:
-    """The contract's topics under a prefix of this module's own."""
+async def stack_topics(kafka_bootstrap: str) -> AsyncIterator[Topics]:
+    """The contract's topics under a prefix of this module's own; deleted afterwards."""
     fresh = Topics(prefix=f"t{uuid.uuid4().hex[:12]}.", partitions=3)
-    await ensure_topics(kafka_bootstrap, fresh)
-    return fresh
+    await fresh_topics.create(kafka_bootstrap, fresh)
+    try:
+        yield fresh
+    finally:
+        await fresh_topics.delete(kafka_bootstrap, fresh)
 
 
 @pytest.fixture(scope="module")

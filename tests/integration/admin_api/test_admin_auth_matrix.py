@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 
-COMMAND = str(uuid.uuid4())
+# Fixed, not uuid4(): the id is part of the test ids, which every xdist worker must collect alike.
+COMMAND = "6f1d2c3b-8a4e-4b7f-9c1d-2e3f4a5b6c7d"
 OURS, THEIRS = handle("ours"), handle("theirs", OTHER_TENANT)
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/sessions", None),

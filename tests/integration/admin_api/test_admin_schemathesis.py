@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
 
+pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("SESSIONS_SCHEMATHESIS_EXAMPLES", "15"))
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "deploy" / "schemathesis.toml"

@@ -12,6 +12,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from private_services import PrivateKafka, PrivatePostgres
 
+pytestmark = pytest.mark.slow  # a broker or cluster of its own, started and restarted
+
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)

@@ -23,7 +23,7 @@ from devstack.cli import STOP_GRACE_SECONDS
 from polling import until
 from private_services import free_port
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 START_WITHIN = 180.0  # a bound on a hang: three services start on a shared 2-core machine
 STOP_WITHIN = STOP_GRACE_SECONDS + 20.0  # the grace period, the SIGKILL, and the reaping

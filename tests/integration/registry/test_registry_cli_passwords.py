@@ -38,6 +38,7 @@ def _cli(env: dict[str, str], *args: str, status: int = 0) -> str:
 
 @pytest.mark.postgres
 @pytest.mark.kafka
+@pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_no_command_prints_the_database_password(
     db_url: str, topics: Topics, kafka_bootstrap: str, tmp_path: Path

@@ -64,6 +64,7 @@ async def _live_activity(registry: Any, send: Send, topics: Topics) -> None:
     await registry.wait_until_idle(60)
 
 
+@pytest.mark.slow
 async def test_rebuild_equals_the_live_read_model(
     start_registry: StartRegistry,
     send: Send,
@@ -102,6 +103,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 async def test_cli_rebuild_swap_and_status(
     start_registry: StartRegistry,
     send: Send,

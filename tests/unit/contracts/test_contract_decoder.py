@@ -236,6 +236,7 @@ def test_arbitrary_bytes_are_a_model_or_a_decode_error(raw: bytes, noun: str) ->
     _verdict(KINDS[noun], raw)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(value=JSON_VALUES, noun=st.sampled_from(list(KINDS)))
 def test_arbitrary_json_is_a_model_or_a_decode_error(value: Any, noun: str) -> None:

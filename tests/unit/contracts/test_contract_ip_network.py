@@ -19,6 +19,7 @@ from session_contracts.models import IP_NETWORK_PATTERN, SessionFilter
 PATTERN = re.compile(IP_NETWORK_PATTERN)
 
 
+@pytest.mark.slow
 @settings(max_examples=500, suppress_health_check=list(HealthCheck), database=None)
 @given(st.from_regex(PATTERN, fullmatch=True).filter(lambda text: len(text) <= 64))
 def test_everything_the_pattern_admits_is_read(text: str) -> None:
