@@ -21,6 +21,10 @@ source "$DEPLOY_DIR/uv.sh"
 PYTHON="$VENV_PYTHON"
 cd "$REPO_DIR"
 
+# pytest's workers (below); checked before anything runs.
+workers="${SESSIONS_TEST_WORKERS:-3}"
+[[ "$workers" =~ ^[0-9]+$ ]] || die "SESSIONS_TEST_WORKERS must be a number of workers (0: serial), not '$workers'"
+
 step() { printf '\n== %s\n' "$*"; }
 
 step "install"
@@ -74,12 +78,10 @@ check schemas "$PYTHON" -m session_contracts.schemagen --check
 # pytest's exit 5 (no tests collected) is non-zero, so it counts as a failure here too.
 # --durations: the 15 slowest tests, so a drift in the suite's time shows in every run.
 # Workers (pytest-xdist): the suite mostly waits (on the broker, PostgreSQL, subprocesses,
-# Chromium), so one more worker than the machine's 2 cores keeps them busy; more only adds
-# contention. SESSIONS_TEST_WORKERS overrides the count; 0 runs pytest in one process.
-# loadgroup keeps the tests of one xdist_group on one worker (a browser module's stack is built
-# once). A later `-n N` among the extra arguments wins.
-workers="${SESSIONS_TEST_WORKERS:-3}"
-[[ "$workers" =~ ^[0-9]+$ ]] || die "SESSIONS_TEST_WORKERS must be a number of workers (0: serial), not '$workers'"
+# Chromium), so one more worker than the machine's 2 cores keeps them busy; more would mostly
+# add CPU contention. SESSIONS_TEST_WORKERS sets the count; 0 runs pytest in one process.
+# loadgroup: each browser module runs on one worker, so its stack starts once (tests/conftest.py).
+# A later `-n N` among the extra arguments wins.
 parallel=(-n "$workers")
 ((workers == 0)) || parallel+=(--dist loadgroup)
 check pytest "$PYTHON" -m pytest -q --durations=15 "${parallel[@]}" "$@"
