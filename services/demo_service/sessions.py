@@ -5,8 +5,8 @@ session state (user, type, policy) and honours the policy's limits itself, so a 
 gateway has forgotten after `valid_until` is still not valid here.
 
 A session is known here by its credential (the cookie value or token the demo issued); events
-name it by its handle, which the publisher derives from the credential (`SessionEventPublisher`
-methods take the credential), so the demo never computes a handle or puts a credential on the
+name it by its handle, which the publisher's builders derive from the credential (`created_event`,
+`terminated_event`), so the demo never computes a handle or puts a credential on the
 wire.
 """
 
@@ -17,52 +17,22 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from uuid import UUID
 
 from demo_service.policy import PolicySource
 from session_contracts.models import (
-    SessionCreated,
+    Event,
     SessionPolicy,
-    SessionTerminated,
     SessionType,
     TerminationReason,
 )
+from session_contracts.publisher import created_event, terminated_event
 
 
 class EventSink(Protocol):
-    """Where session events go (a `SessionEventPublisher` in production): each method takes
-    the credential, publishes the event carrying its handle, waits for the broker and returns
-    the event."""
+    """Where session events go (a `SessionEventPublisher` in production)."""
 
-    async def created(
-        self,
-        *,
-        tenant_id: str,
-        credential: str,
-        user_id: str,
-        user_name: str,
-        session_type: SessionType,
-        ip_address: str,
-        policy: SessionPolicy,
-        user_agent: str | None = None,
-        device: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: UUID | None = None,
-    ) -> SessionCreated:
-        """Publish `session.created`."""
-        ...
-
-    async def terminated(
-        self,
-        *,
-        tenant_id: str,
-        credential: str,
-        reason: TerminationReason,
-        terminated_by: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: UUID | None = None,
-    ) -> SessionTerminated:
-        """Publish `session.terminated`."""
+    async def publish(self, event: Event) -> None:
+        """Send one event and wait until the broker has it."""
         ...
 
 
@@ -156,7 +126,7 @@ class SignIn:
         credential = secrets.token_urlsafe(32)
         user_id = user_name.strip().casefold()[:128] or user_name[:128]
         policy = await self._policies.current(self._tenant, session_type)
-        created = await self._events.created(
+        created = created_event(
             tenant_id=self._tenant,
             credential=credential,
             user_id=user_id,
@@ -167,6 +137,7 @@ class SignIn:
             policy=policy,
             occurred_at=now,
         )
+        await self._events.publish(created)
         session = DemoSession(
             credential=credential,
             handle=created.session_id,
@@ -185,8 +156,10 @@ class SignIn:
         session = self._book.forget(credential)
         if session is None:
             return
-        await self._events.terminated(
-            tenant_id=self._tenant,
-            credential=credential,
-            reason=TerminationReason.logout,  # no terminated_by: that names an admin
+        await self._events.publish(
+            terminated_event(
+                tenant_id=self._tenant,
+                credential=credential,
+                reason=TerminationReason.logout,  # no terminated_by: that names an admin
+            )
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from session_contracts.models import SessionPolicy, SessionType
-from session_contracts.publisher import SessionEventPublisher
+from session_contracts.publisher import SessionEventPublisher, activity_event, created_event
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"]
@@ -91,16 +91,18 @@ async def run_demo_traffic(
     sessions = demo_sessions(count, rng)
     await asyncio.gather(
         *(
-            publisher.created(
-                tenant_id=tenant_id,
-                credential=s.credential,
-                user_id=s.user_id,
-                user_name=s.user_name,
-                session_type=s.session_type,
-                ip_address=s.ip_address,
-                user_agent=s.user_agent,
-                policy=POLICIES[s.session_type],
-                occurred_at=s.started_at,
+            publisher.publish(
+                created_event(
+                    tenant_id=tenant_id,
+                    credential=s.credential,
+                    user_id=s.user_id,
+                    user_name=s.user_name,
+                    session_type=s.session_type,
+                    ip_address=s.ip_address,
+                    user_agent=s.user_agent,
+                    policy=POLICIES[s.session_type],
+                    occurred_at=s.started_at,
+                )
             )
             for s in sessions
         )
@@ -109,5 +111,8 @@ async def run_demo_traffic(
         await asyncio.sleep(activity_every_seconds)
         busy = rng.sample(sessions, k=min(5, len(sessions)))
         await asyncio.gather(
-            *(publisher.activity(tenant_id=tenant_id, credential=s.credential) for s in busy)
+            *(
+                publisher.publish(activity_event(tenant_id=tenant_id, credential=s.credential))
+                for s in busy
+            )
         )

@@ -125,9 +125,9 @@ def idempotent_producer(bootstrap_servers: str, **overrides: object) -> AIOKafka
 class SessionEventPublisher:
     """Publishes `session.*` events to `sessions.events`, keyed `<tenant_id>/<handle>`.
 
-    `created`, `activity` and `terminated` take the session's credential, publish the event
-    with its handle and return it; `publish` and `publish_many` send events that already carry
-    handles. Use as an async context manager, or call `start()` and `stop()`.
+    Events carry handles, never credentials: build them with `created_event`, `activity_event`
+    and `terminated_event`, which take the session's credential and put only its handle in the
+    event. Use as an async context manager, or call `start()` and `stop()`.
     """
 
     def __init__(self, bootstrap_servers: str, topics: Topics | None = None) -> None:
@@ -164,77 +164,3 @@ class SessionEventPublisher:
         ]
         for future in futures:
             await future
-
-    async def created(
-        self,
-        *,
-        tenant_id: str,
-        credential: str,
-        user_id: str,
-        user_name: str,
-        session_type: SessionType,
-        ip_address: str,
-        policy: SessionPolicy,
-        user_agent: str | None = None,
-        device: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: UUID | None = None,
-    ) -> SessionCreated:
-        """Publish `session.created` (see `created_event`) and return it once the broker has it."""
-        event = created_event(
-            tenant_id=tenant_id,
-            credential=credential,
-            user_id=user_id,
-            user_name=user_name,
-            session_type=session_type,
-            ip_address=ip_address,
-            policy=policy,
-            user_agent=user_agent,
-            device=device,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
-        await self.publish(event)
-        return event
-
-    async def activity(
-        self,
-        *,
-        tenant_id: str,
-        credential: str,
-        ip_address: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: UUID | None = None,
-    ) -> SessionActivity:
-        """Publish `session.activity` (see `activity_event`) and return it."""
-        event = activity_event(
-            tenant_id=tenant_id,
-            credential=credential,
-            ip_address=ip_address,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
-        await self.publish(event)
-        return event
-
-    async def terminated(
-        self,
-        *,
-        tenant_id: str,
-        credential: str,
-        reason: TerminationReason,
-        terminated_by: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: UUID | None = None,
-    ) -> SessionTerminated:
-        """Publish `session.terminated` (see `terminated_event`) and return it."""
-        event = terminated_event(
-            tenant_id=tenant_id,
-            credential=credential,
-            reason=reason,
-            terminated_by=terminated_by,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
-        await self.publish(event)
-        return event

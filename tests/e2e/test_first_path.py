@@ -28,7 +28,7 @@ from demo_service.settings import DemoSettings
 from read_model.database import upgrade_schema
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionPolicy, SessionType
-from session_contracts.publisher import SessionEventPublisher
+from session_contracts.publisher import SessionEventPublisher, created_event
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
@@ -114,14 +114,16 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
         handles = {session_handle(TENANT, browser_id), session_handle(TENANT, mobile_id)}
         assert phone["handle"] == session_handle(TENANT, mobile_id)
         # another platform service, another tenant, the same credential string
-        await publisher.created(
-            tenant_id="other",
-            credential=browser_id,
-            user_id="u-x",
-            user_name="Someone Else",
-            session_type=SessionType.browser,
-            ip_address="203.0.113.7",
-            policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=900),
+        await publisher.publish(
+            created_event(
+                tenant_id="other",
+                credential=browser_id,
+                user_id="u-x",
+                user_name="Someone Else",
+                session_type=SessionType.browser,
+                ip_address="203.0.113.7",
+                policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=900),
+            )
         )
         await registry.wait_until_idle(timeout=30)
 

@@ -75,7 +75,7 @@ from session_contracts.models import (
     TerminateSessions,
     as_utc,
 )
-from session_contracts.publisher import SessionEventPublisher
+from session_contracts.publisher import SessionEventPublisher, created_event
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
 from session_registry.bootstrap import Registry
@@ -185,7 +185,7 @@ async def _victim_sets_up(kafka_bootstrap: str, topics: Topics, producer: AIOKaf
     async with SessionEventPublisher(kafka_bootstrap, topics) as publisher:
         credentials = [*VICTIM.credentials, VICTIM.stolen]
         for credential, event_id in zip(credentials, VICTIM.created_ids, strict=True):
-            await publisher.created(**victim_fields(credential, event_id))
+            await publisher.publish(created_event(**victim_fields(credential, event_id)))
     await _command(producer, topics, VICTIM.command_id, VICTIM.revoked, VICTIM.stolen)
     record = SessionSettingsChanged(
         event_id=uuid.uuid4(),
