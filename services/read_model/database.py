@@ -21,8 +21,6 @@ from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-BASE_REVISION = "0001"
-"""The read model's tables without the later secondary (listing) indexes: a bulk load target."""
 
 
 def open_store(url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False) -> Store:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from read_model import pg_bulk
+from read_model import listing_indexes, pg_bulk
 from read_model.session_counts import count_kept, count_rows, types_only
 from read_model.store import (
     HistoryRow,
@@ -131,6 +131,19 @@ class PostgresStore(Store):
         async with conn.begin():
             await conn.execute(text("SET LOCAL enable_indexscan = off"))
             yield
+
+    @contextlib.asynccontextmanager
+    async def bulk_load(self) -> AsyncIterator[None]:
+        """Without the listing indexes while the rows go in, then each built in one pass."""
+        async with self.engine.begin() as conn:
+            for statement in listing_indexes.drop_statements():
+                await conn.exec_driver_sql(statement)
+        try:
+            yield
+        finally:
+            async with self.engine.begin() as conn:
+                for statement in listing_indexes.create_statements():
+                    await conn.exec_driver_sql(statement)
 
 
 def _plan_each_query(engine: AsyncEngine) -> None:

@@ -5,14 +5,16 @@ open_store`), and hands it to whatever writes or locks rows; a `UnitOfWork` carr
 code that works in one reaches it as `uow.store`. No adapter asks which backend it talks to.
 
 The interface holds what differs: upserts (`insert`), row locks (`for_update`), the registry's
-bulk reads and writes of a batch, counting a filter's sessions, a text search's one pass, and
-replacing the database by a rebuilt one. Everything else is plain SQLAlchemy Core on
-`store.engine` and runs the same everywhere. The database-parametrised tests are its contract
-suite (`tests/integration/read_model/test_read_model_store_contract.py` exercises it directly).
+bulk reads and writes of a batch, loading a whole log (`bulk_load`), counting a filter's
+sessions, a text search's one pass, and replacing the database by a rebuilt one. Everything else
+is plain SQLAlchemy Core on `store.engine` and runs the same everywhere. The database-
+parametrised tests are its contract suite
+(`tests/integration/read_model/test_read_model_store_contract.py` exercises it directly).
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -145,3 +147,11 @@ class Store(ABC):
     def search(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
         """A read transaction for one pass over a text search's matches (first page and
         total together)."""
+
+    # loading a whole log at once
+
+    def bulk_load(self) -> AbstractAsyncContextManager[None]:
+        """Around a load of many rows into this database (a rebuild's replay): indexes that
+        are cheaper to build once at the end than to keep row by row are dropped on entry and
+        built again on exit, whatever the load raised. Nothing to do by default."""
+        return contextlib.nullcontext()

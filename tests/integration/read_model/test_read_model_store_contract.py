@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from read_model import listing_indexes
 from read_model.database import open_store, upgrade_schema
 from read_model.postgres import PostgresStore
 from read_model.session_query import filter_clause
@@ -218,3 +219,46 @@ async def test_a_search_reads_in_a_transaction_of_its_own(store: Store) -> None:
             found = await conn.execute(select(func.count()).select_from(sessions))
             assert found.scalar() == 2
         assert not conn.in_transaction()
+
+
+async def _indexes(store: Store) -> dict[str, str]:
+    """Each index of `sessions` by name, with its definition as the database reports it."""
+    query = (
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sessions'"
+        if isinstance(store, PostgresStore)
+        else "SELECT name, coalesce(sql, '') FROM sqlite_master "
+        "WHERE type = 'index' AND tbl_name = 'sessions'"
+    )
+    async with store.engine.connect() as conn:
+        return {name: definition for name, definition in await conn.exec_driver_sql(query)}
+
+
+async def test_a_bulk_load_ends_with_exactly_the_migrated_indexes(store: Store) -> None:
+    migrated = await _indexes(store)
+    async with store.bulk_load():
+        during = await _indexes(store)
+        async with UnitOfWork(store) as uow:
+            await store.save_sessions(uow.conn, [row("a"), row("b"), row("c", tenant="u")])
+    assert await _indexes(store) == migrated
+    if isinstance(store, PostgresStore):
+        # the listing indexes were off during the load, and no other index was
+        assert set(migrated) - set(during) == set(listing_indexes.NAMES)
+        assert set(during) < set(migrated)
+    else:
+        assert during == migrated
+    async with store.engine.connect() as conn:
+        assert await store.count_active(conn, SessionFilter(), "t", NOW) == 2
+    # PostgreSQL: through the rebuilt trigram index
+    async with store.engine.connect() as conn, store.search(conn):
+        found = await conn.execute(
+            select(sessions.c.session_id).where(filter_clause(SessionFilter(q="user b"), "t", NOW))
+        )
+        assert [r[0] for r in found] == ["b"]
+
+
+async def test_a_failed_bulk_load_still_ends_with_the_migrated_indexes(store: Store) -> None:
+    migrated = await _indexes(store)
+    with pytest.raises(RuntimeError, match="replay failed"):
+        async with store.bulk_load():
+            raise RuntimeError("replay failed")
+    assert await _indexes(store) == migrated

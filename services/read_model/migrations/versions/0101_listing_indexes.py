@@ -1,9 +1,8 @@
 """Session settings and the listing indexes: pg_trgm search, sort keys, trigger-kept counts.
 
-`read_model/tables.py` declares `session_settings` beside the rest. The
-indexes are PostgreSQL only and partial on `state = 'open'`; every sort key ends with the
-session id, compared by code point (`COLLATE "C"`), as `admin_api.adapters.session_listing`
-orders. SQLite lists correctly without them, only slower.
+`read_model/tables.py` declares `session_settings` beside the rest. The indexes are PostgreSQL
+only; `read_model/listing_indexes.py` defines them (a rebuild's bulk load creates them from
+there too).
 
 Revision ID: 0101_admin_api
 Revises: 0001
@@ -16,27 +15,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from read_model.listing_indexes import EXTENSIONS, LISTED, create_statements, drop_statements
+
 revision: str = "0101_admin_api"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-SORT_KEYS = {
-    "last_activity": "last_activity_at",
-    "created": "created_at",
-    "expires": "expires_at",
-    "user_name": 'user_name COLLATE "C"',
-    "session_type": 'session_type COLLATE "C"',
-    "ip": "ip_packed",
-    "device": "(coalesce(device, '')) COLLATE \"C\"",
-}
-TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
-# Exactly the literal conditions of `read_model.session_query.active_clause`, so the
-# planner can prove every list query implies it; other session types never enter the indexes.
-LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
-# Counting the active sessions of a tenant reads only this index (expires_at > now).
-INCLUDE = {"expires": " INCLUDE (session_type)"}
-
 
 COUNTS_FUNCTION = """
 CREATE FUNCTION listed_session_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -112,23 +96,10 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     _create_counts()
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    for name, key in SORT_KEYS.items():
-        op.execute(
-            f"CREATE INDEX ix_sessions_open_{name} ON sessions "
-            f'(tenant_id, {key}, session_id COLLATE "C"){INCLUDE.get(name, "")} WHERE {LISTED}'
-        )
-    op.execute(
-        'CREATE INDEX ix_sessions_open_session_id ON sessions (tenant_id, session_id COLLATE "C") '
-        f"WHERE {LISTED}"
-    )
-    # btree_gin puts the tenant into the trigram index: a search reads only the tenant's rows
-    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
-    for column in TRIGRAM_COLUMNS:
-        op.execute(
-            f"CREATE INDEX ix_sessions_trgm_{column} ON sessions "
-            f"USING gin (tenant_id, {column} gin_trgm_ops) WHERE {LISTED}"
-        )
+    for extension in EXTENSIONS:
+        op.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
+    for statement in create_statements():
+        op.execute(statement)
 
 
 def downgrade() -> None:
@@ -138,8 +109,6 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS listed_session_counts_{trigger} ON sessions")
         op.execute("DROP FUNCTION IF EXISTS listed_session_counts_apply()")
         op.execute("DROP TABLE IF EXISTS listed_session_counts")
-        for name in (*SORT_KEYS, "session_id"):
-            op.execute(f"DROP INDEX IF EXISTS ix_sessions_open_{name}")
-        for column in TRIGRAM_COLUMNS:
-            op.execute(f"DROP INDEX IF EXISTS ix_sessions_trgm_{column}")
+        for statement in drop_statements():
+            op.execute(statement)
     op.drop_table("session_settings")

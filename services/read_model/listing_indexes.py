@@ -1,0 +1,63 @@
+"""The PostgreSQL listing indexes: the one definition a migration and a bulk load both use.
+
+Revision 0101 creates them; a rebuild into an empty database drops them before its replay and
+creates them again after it (`PostgresStore.bulk_load`): one sorted build per index instead of
+upkeep row by row. Both take these statements, so a rebuilt database has exactly the indexes a
+migrated one has. Changing an index here needs a migration that brings existing databases to it
+(drop and create it from this module).
+
+Every index is partial on `LISTED` and every sort key ends with the session id compared by code
+point (`COLLATE "C"`), as `admin_api.adapters.session_listing` orders. SQLite lists correctly
+without them, only slower.
+"""
+
+from __future__ import annotations
+
+SORT_KEYS = {
+    "last_activity": "last_activity_at",
+    "created": "created_at",
+    "expires": "expires_at",
+    "user_name": 'user_name COLLATE "C"',
+    "session_type": 'session_type COLLATE "C"',
+    "ip": "ip_packed",
+    "device": "(coalesce(device, '')) COLLATE \"C\"",
+}
+TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
+# Exactly the literal conditions of `read_model.active.listed_condition` and its neighbours, so
+# the planner can prove every list query implies it; other session types never enter the indexes.
+LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
+# Counting the active sessions of a tenant reads only this index (expires_at > now).
+INCLUDE = {"expires": " INCLUDE (session_type)"}
+# pg_trgm for the trigram operator class; btree_gin puts the tenant into the trigram index, so a
+# search reads only the tenant's rows
+EXTENSIONS = ("pg_trgm", "btree_gin")
+
+NAMES: tuple[str, ...] = (
+    *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),
+    *(f"ix_sessions_trgm_{column}" for column in TRIGRAM_COLUMNS),
+)
+"""The indexes `create_statements` creates, in its order."""
+
+
+def create_statements() -> list[str]:
+    """`CREATE INDEX` of every listing index (the extensions must exist)."""
+    sort_indexes = [
+        f"CREATE INDEX ix_sessions_open_{name} ON sessions "
+        f'(tenant_id, {key}, session_id COLLATE "C"){INCLUDE.get(name, "")} WHERE {LISTED}'
+        for name, key in SORT_KEYS.items()
+    ]
+    by_id = (
+        'CREATE INDEX ix_sessions_open_session_id ON sessions (tenant_id, session_id COLLATE "C") '
+        f"WHERE {LISTED}"
+    )
+    trigram_indexes = [
+        f"CREATE INDEX ix_sessions_trgm_{column} ON sessions "
+        f"USING gin (tenant_id, {column} gin_trgm_ops) WHERE {LISTED}"
+        for column in TRIGRAM_COLUMNS
+    ]
+    return [*sort_indexes, by_id, *trigram_indexes]
+
+
+def drop_statements() -> list[str]:
+    """`DROP INDEX IF EXISTS` of every listing index."""
+    return [f"DROP INDEX IF EXISTS {name}" for name in NAMES]
