@@ -36,6 +36,7 @@ from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database
 from devstack.scratch_databases import drop_database as drop_scratch_database
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.bootstrap import Registry
@@ -173,7 +174,7 @@ async def main(events: int, naive_events: int, partitions: int, keep_topics: boo
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
     try:
         await measure(bootstrap, admin_url, topics, events, naive_events)
     finally:
@@ -219,7 +220,13 @@ async def measure(
     for workers in (1, 2):
         replay_url = await fresh_database(admin_url, "replay")
         try:
-            report = await rebuild(bootstrap, topics, replay_url, "bench-replay", workers=workers)
+            report = await rebuild(
+                KafkaSettings(kafka_bootstrap_servers=bootstrap),
+                topics,
+                replay_url,
+                "bench-replay",
+                workers=workers,
+            )
         finally:
             await drop_database(admin_url, replay_url)
         replay_rates.append(report.events_per_second)

@@ -40,6 +40,7 @@ from read_model.database import upgrade_schema
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import (
     SessionCreated,
     SessionPolicy,
@@ -47,7 +48,8 @@ from session_contracts.models import (
     SessionType,
     TerminationReason,
 )
-from session_contracts.publisher import SessionEventPublisher, idempotent_producer
+from session_contracts.publisher import SessionEventPublisher
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 
 TENANT = "bench"
@@ -179,7 +181,7 @@ def percentile(values: list[float], fraction: float) -> float:
 async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=6)
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(_kafka(bootstrap, topics))
     workdir = Path(tempfile.mkdtemp(prefix="bench-revocation-"))
     database_url = f"sqlite+aiosqlite:///{workdir / 'sessions.db'}"
     await upgrade_schema(database_url)
@@ -216,7 +218,7 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
             await wait_for("admin API ready", admin_ready, 60)
             async with asyncio.timeout(60):
                 await gateway.wait_ready()
-            async with SessionEventPublisher(bootstrap, topics) as publisher:
+            async with SessionEventPublisher(_kafka(bootstrap, topics)) as publisher:
                 await publisher.publish_many([created(s) for s in session_ids])
 
             async def all_listed() -> bool:
@@ -235,7 +237,7 @@ async def _direct_records(
     bootstrap: str, topics: Topics, probe: GatewayProbe, count: int, pause: float
 ) -> list[float]:
     """The gateway's share: produce a revocation record (acks=all) -> first rejection."""
-    producer = idempotent_producer(bootstrap, linger_ms=0)
+    producer = new_producer(_kafka(bootstrap, topics), linger_ms=0)
     await producer.start()
     latencies = []
     try:
@@ -353,3 +355,12 @@ async def _registry_child() -> None:
 
 if __name__ == "__main__":
     cli()
+
+
+def _kafka(bootstrap: str, topics: Topics) -> KafkaSettings:
+    """The run's connection: the environment's security settings, this broker and prefix."""
+    return KafkaSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=topics.prefix,
+        topic_partitions=topics.partitions,
+    )

@@ -11,7 +11,7 @@ from session_contracts.settings import KafkaSettings
 async def main() -> None:
     """Create every missing topic and say which ones were created."""
     settings = KafkaSettings()
-    created = await ensure_topics(settings.kafka_bootstrap_servers, settings.topics)
+    created = await ensure_topics(settings)
     names = ", ".join(created) if created else "none (all present)"
     print(f"topics on {settings.kafka_bootstrap_servers}: created {names}")
 

@@ -32,12 +32,13 @@ from test_registry_rebuild import read_model
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from fresh_topics import connection
 from polling import until  # noqa: F401  (the fault tests import it from here)
 from read_model.tables import applied_commands, outbox
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionEvent
-from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.service_layer.rebuild import rebuild
@@ -73,7 +74,7 @@ def consumer_alive(registry: Registry) -> bool:
 @contextlib.asynccontextmanager
 async def producer_on(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer that waits out a broker outage (2 minutes per request)."""
-    producer = idempotent_producer(bootstrap, linger_ms=5, request_timeout_ms=120_000)
+    producer = new_producer(connection(bootstrap), linger_ms=5, request_timeout_ms=120_000)
     await producer.start()
     try:
         yield producer
