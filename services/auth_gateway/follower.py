@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 
 from session_contracts.kafka_clients import (
     connection_failure,
@@ -167,6 +167,12 @@ class CompactedTopicFollower(ABC):
         cluster = await consumer._client.fetch_all_metadata()
         partitions = cluster.partitions_for_topic(self.topic)
         if not partitions:
+            # A topic this principal may not describe is left out of the full list too: ask
+            # for it by name, so a missing ACL is reported as such, not as a missing topic.
+            await consumer._client.add_topic(self.topic)
+            await consumer._client.force_metadata_update()
+            if self.topic in consumer._client.cluster.unauthorized_topics:
+                raise TopicAuthorizationFailedError(self.topic)
             raise TopicMissing(self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)

@@ -18,6 +18,7 @@ from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     KafkaError,
     TopicAuthorizationFailedError,
@@ -145,6 +146,11 @@ def describe_kafka_error(exc: BaseException, operation: str, topic: str) -> str:
         return (
             f"not authorized to {operation} topic {topic} "
             f"(the broker's ACLs deny {operation.upper()} on it to this principal)"
+        )
+    if isinstance(exc, ClusterAuthorizationFailedError) and operation == "write":
+        return (
+            f"not authorized to write topic {topic}: the principal may write no topic at all "
+            "(an idempotent producer's InitProducerId is refused without WRITE on some topic)"
         )
     if isinstance(exc, GroupAuthorizationFailedError):
         return f"not authorized to use consumer group {exc} (ACL: READ on the group)"
