@@ -20,6 +20,7 @@ C_PREFIX="${KAFKA_CLUSTER_TOPIC_PREFIX:-cluster.}"
 C_DIR="$STATE_ROOT/kafka-cluster-$C_BASE"
 C_USERS=(admin registry admin-api gateway outsider)
 C_BROKER_DN="CN=kafka-broker"
+C_ACL_VERSION=2 # bump when the table changes: a running cluster gets the new grants at start
 
 c_client_port() { echo $((C_BASE + $1 - 1)); }
 c_internal_port() { echo $((C_BASE + 10 + $1 - 1)); }
@@ -178,10 +179,10 @@ c_tool() {
 
 # The ACL table of docs/security.md, for the topics of prefix C_PREFIX.
 c_acls() {
-	[[ -f "$C_DIR/acls.done" && "$(cat "$C_DIR/acls.done")" == "$C_PREFIX" ]] && return 0
+	[[ -f "$C_DIR/acls.done" && "$(cat "$C_DIR/acls.done")" == "$C_ACL_VERSION $C_PREFIX" ]] && return 0
 	local p="$C_PREFIX" boot
 	boot="$(c_bootstrap)"
-	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) and the ACLs"
+	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) if missing, and the ACLs"
 	SESSIONS_TOPIC_PREFIX="$p" KAFKA_BOOTSTRAP_SERVERS="$boot" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
 		SESSIONS_KAFKA_SASL_USERNAME=admin SESSIONS_KAFKA_SASL_PASSWORD_FILE="$C_DIR/users/admin.password" \
 		SESSIONS_KAFKA_SSL_CAFILE="$C_DIR/tls/ca.pem" SESSIONS_KAFKA_REPLICATION_FACTOR=3 \
@@ -193,8 +194,10 @@ c_acls() {
 	"${acl[@]}" --allow-principal User:registry --operation Read --operation Describe \
 		--topic "${p}sessions.events" --topic "${p}sessions.commands" >/dev/null
 	"${acl[@]}" --allow-principal User:registry --operation Read --group "${p}session-registry" >/dev/null
+	# (and the session.terminated events of admin terminations, through its outbox)
 	"${acl[@]}" --allow-principal User:registry --operation Write --operation Describe \
-		--topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" >/dev/null
+		--topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" \
+		--topic "${p}sessions.events" >/dev/null
 	# admin-api: the only writer of commands and settings; sees that the other topics exist
 	"${acl[@]}" --allow-principal User:admin-api --operation Write --operation Describe \
 		--topic "${p}sessions.commands" --topic "${p}sessions.settings" >/dev/null
@@ -205,7 +208,7 @@ c_acls() {
 		--topic "${p}sessions.revocations" >/dev/null
 	"${acl[@]}" --allow-principal User:gateway --operation Write --operation Describe \
 		--topic "${p}sessions.events" >/dev/null
-	echo "$C_PREFIX" >"$C_DIR/acls.done"
+	echo "$C_ACL_VERSION $C_PREFIX" >"$C_DIR/acls.done"
 }
 
 c_print() {

@@ -120,6 +120,8 @@ async def test_sign_in_list_terminate_refuse_on_sasl_ssl_with_acls(
             lambda r: r.json().get("status") == "applied",
         )
         assert (status.json()["status"], status.json()["terminated"]) == ("applied", 1)
+        # the outbox (session.terminated to the events topic, the revocation) fully relayed
+        await registry.wait_until_idle(timeout=60)
 
         refused = await eventually(
             lambda: demo.get("/api/me", headers={"X-Session-Id": credential}),
