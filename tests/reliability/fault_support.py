@@ -127,7 +127,7 @@ async def assert_equals_rebuild(
     """The live read model equals a clean rebuild from the log, row for row; return it."""
     live = await read_model(db_url)
     into = f"sqlite+aiosqlite:///{folder / f'rebuilt-{uuid.uuid4().hex[:6]}.db'}"
-    await rebuild(bootstrap, topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
+    await rebuild(connection(bootstrap, topics), topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
     rebuilt = await read_model(into)
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])
     differing = [key for key in live[0] if live[0][key] != rebuilt[0].get(key)]

@@ -127,7 +127,9 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 async def _lag(bootstrap: str, url: str, group: str, topics: Topics) -> int:
-    rows = await consumer_status(bootstrap, url, group, [topics.events, topics.commands])
+    rows = await consumer_status(
+        connection(bootstrap), url, group, [topics.events, topics.commands]
+    )
     return sum(row.lag for row in rows)
 
 
@@ -251,7 +253,7 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
 
     live = await read_model(db_url)
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    report = await rebuild(kafka_bootstrap, topics, into, "crash-rebuild")
+    report = await rebuild(connection(kafka_bootstrap, topics), topics, into, "crash-rebuild")
     assert report.events >= EVENTS
     rebuilt = await read_model(into)
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])

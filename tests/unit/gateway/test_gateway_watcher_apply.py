@@ -261,7 +261,7 @@ def test_the_follower_skips_a_record_whose_apply_raises(caplog: pytest.LogCaptur
                 raise ValueError("cannot")
             seen.append(value)
 
-    follower = Fragile("unused:1", "t")
+    follower = Fragile(connection("unused:1"), "t")
     with caplog.at_level(logging.ERROR):
         for value in (b"1", b"bad", b"2"):
             follower._apply_one(b"k", value)
