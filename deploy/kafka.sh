@@ -7,7 +7,7 @@
 #   deploy/kafka.sh status   succeed if the broker runs and answers
 #   deploy/kafka.sh stop     SIGTERM, wait, then SIGKILL; idempotent
 #   deploy/kafka.sh topics   create the contract's topics (KafkaSettings from the environment)
-#   deploy/kafka.sh cluster start|stop|status
+#   deploy/kafka.sh cluster start|stop|status|grant PREFIX
 #                            a secured three-node cluster (SASL_SSL, SCRAM, TLS, ACLs) on other
 #                            ports: see deploy/kafka_cluster.sh and docs/security.md
 #
@@ -240,7 +240,7 @@ source "$DEPLOY_DIR/kafka_cluster.sh"
 
 case "${1:-}" in
 fetch) fetch ;;
-cluster) cluster "${2:-}" ;;
+cluster) cluster "${2:-}" "${3:-}" ;;
 start) start ;;
 status) status ;;
 stop) stop ;;

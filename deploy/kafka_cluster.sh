@@ -177,10 +177,17 @@ c_tool() {
 	java -Dlog4j2.configurationFile="$C_DIR/node1/log4j2.properties" -cp "$LIBS/*" "$@"
 }
 
-# The ACL table of docs/security.md, for the topics of prefix C_PREFIX.
+# The environment's topics and ACLs, once per table version.
 c_acls() {
 	[[ -f "$C_DIR/acls.done" && "$(cat "$C_DIR/acls.done")" == "$C_ACL_VERSION $C_PREFIX" ]] && return 0
-	local p="$C_PREFIX" boot
+	c_environment "$C_PREFIX"
+	echo "$C_ACL_VERSION $C_PREFIX" >"$C_DIR/acls.done"
+}
+
+# Create the topics of prefix $1 and grant the ACL table of docs/security.md on them.
+c_environment() {
+	local p="$1" boot
+	[[ "$p" =~ ^[A-Za-z0-9._-]*$ ]] || die "a topic prefix is letters, digits, '.', '_' and '-' only: '$p'"
 	boot="$(c_bootstrap)"
 	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) if missing, and the ACLs"
 	SESSIONS_TOPIC_PREFIX="$p" KAFKA_BOOTSTRAP_SERVERS="$boot" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
@@ -208,7 +215,6 @@ c_acls() {
 		--topic "${p}sessions.revocations" >/dev/null
 	"${acl[@]}" --allow-principal User:gateway --operation Write --operation Describe \
 		--topic "${p}sessions.events" >/dev/null
-	echo "$C_ACL_VERSION $C_PREFIX" >"$C_DIR/acls.done"
 }
 
 c_print() {
@@ -271,8 +277,15 @@ cluster() {
 	start) cluster_start ;;
 	status) cluster_status ;;
 	stop) cluster_stop ;;
+	grant)
+		# Another environment on the running cluster (the tests that need a log of their own).
+		[[ -n "${2:-}" ]] || die "usage: $0 cluster grant TOPIC_PREFIX"
+		cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
+		c_environment "$2"
+		echo "KAFKA_CLUSTER_TOPIC_PREFIX=$2"
+		;;
 	*)
-		say "usage: $0 cluster {start|stop|status}"
+		say "usage: $0 cluster {start|stop|status|grant PREFIX}"
 		exit 2
 		;;
 	esac

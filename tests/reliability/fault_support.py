@@ -39,6 +39,7 @@ from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionEvent
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.service_layer.rebuild import rebuild
@@ -95,7 +96,7 @@ async def send_models(producer: AIOKafkaProducer, topics: Topics, *models: Any) 
     await asyncio.gather(*futures)
 
 
-async def event_log(bootstrap: str, topics: Topics) -> list[SessionEvent]:
+async def event_log(bootstrap: str | KafkaSettings, topics: Topics) -> list[SessionEvent]:
     """Every event on the events topic, decoded."""
     return [decode_event(r.value) for r in await read_topic(bootstrap, topics.events)]
 
@@ -122,12 +123,13 @@ async def outbox_rows(db_url: str) -> int:
 
 
 async def assert_equals_rebuild(
-    bootstrap: str, topics: Topics, db_url: str, folder: Path
+    bootstrap: str | KafkaSettings, topics: Topics, db_url: str, folder: Path
 ) -> tuple[dict[Any, Any], list[tuple[Any, ...]]]:
     """The live read model equals a clean rebuild from the log, row for row; return it."""
     live = await read_model(db_url)
     into = f"sqlite+aiosqlite:///{folder / f'rebuilt-{uuid.uuid4().hex[:6]}.db'}"
-    await rebuild(connection(bootstrap, topics), topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
+    kafka = bootstrap if isinstance(bootstrap, KafkaSettings) else connection(bootstrap, topics)
+    await rebuild(kafka, topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
     rebuilt = await read_model(into)
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])
     differing = [key for key in live[0] if live[0][key] != rebuilt[0].get(key)]
