@@ -152,6 +152,11 @@ c_format() {
 c_start_node() {
 	local node="$1" dir="$C_DIR/node$1" pid
 	if pid="$(c_pid "$node")"; then return 0; fi
+	local port
+	for port in "$(c_client_port "$node")" "$(c_internal_port "$node")" "$(c_controller_port "$node")"; do
+		port_answers "$port" && die "port $port is taken by another process (another checkout's cluster? \
+set KAFKA_CLUSTER_PORT, or SESSIONS_STATE_DIR to that checkout's .state to share it)"
+	done
 	c_write_config "$node"
 	c_format "$node"
 	rm -f "$dir/server.log"
