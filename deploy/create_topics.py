@@ -1,8 +1,8 @@
 """Create the contract's topics on the cluster named by the environment (KafkaSettings).
 
-    python deploy/create_topics.py           create every missing topic
-    python deploy/create_topics.py --print   print the exact kafka-topics.sh lines instead, for
-                                             a platform that creates topics itself
+python deploy/create_topics.py           create every missing topic
+python deploy/create_topics.py --print   print the exact kafka-topics.sh lines instead, for
+                                         a platform that creates topics itself
 """
 
 from __future__ import annotations
