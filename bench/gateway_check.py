@@ -30,6 +30,7 @@ from auth_gateway.keys import TenantKeys
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.watcher import RevocationWatcher
 from session_contracts.handles import record_key, session_handle
+from session_contracts.settings import KafkaSettings
 
 TARGET_NS = 5_000
 TARGET_MB_PER_MILLION = 64.0
@@ -172,7 +173,12 @@ def apply_rate(count: int) -> float:
         )
         for n in range(count)
     ]
-    watcher = RevocationWatcher("unused:1", "revocations", ["acme"], RevocationTable())
+    watcher = RevocationWatcher(
+        KafkaSettings(kafka_bootstrap_servers="unused:1"),
+        "revocations",
+        ["acme"],
+        RevocationTable(),
+    )
     started = time.perf_counter()
     for key, value in records:
         watcher.apply(key, value)

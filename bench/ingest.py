@@ -29,13 +29,16 @@ import time
 import uuid
 
 import asyncpg  # type: ignore[import-untyped]
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from bench.ingest_naive import naive_projection
 from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database
 from devstack.scratch_databases import drop_database as drop_scratch_database
+from devstack.secured_cluster import SecuredCluster
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import new_admin, new_producer
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.bootstrap import Registry
@@ -67,12 +70,10 @@ async def drop_database(admin_url: str, url: str) -> None:
         say(f"(could not drop {name}: {exc})")
 
 
-async def load(bootstrap: str, topics: Topics, events: int) -> int:
+async def load(bootstrap: str | KafkaSettings, topics: Topics, events: int) -> int:
     """Produce about `events` records of the realistic mix; return how many were sent."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
+    producer = new_producer(
+        _kafka(bootstrap),
         linger_ms=20,
         max_batch_size=512 * 1024,
         max_request_size=8 * 1024 * 1024,
@@ -126,22 +127,36 @@ async def ceiling(bootstrap: str, topics: Topics) -> tuple[int, float]:
         await consumer.stop()
 
 
-def bench_registry_settings(bootstrap: str, topics: Topics, database_url: str) -> RegistrySettings:
-    """The registry as the benches run it: a group of its own, no sweeper, topics made already."""
+def _kafka(bootstrap: str | KafkaSettings) -> KafkaSettings:
+    if isinstance(bootstrap, KafkaSettings):
+        return bootstrap
+    return KafkaSettings(kafka_bootstrap_servers=bootstrap)
+
+
+def bench_registry_settings(
+    bootstrap: str | KafkaSettings, topics: Topics, database_url: str, group: str | None = None
+) -> RegistrySettings:
+    """The registry as the benches run it: a group of its own (or `group`; "" for the
+    environment's), no sweeper, topics made already."""
+    connection = _kafka(bootstrap).model_dump(exclude={"topic_prefix", "topic_partitions"})
     return RegistrySettings(
-        kafka_bootstrap_servers=bootstrap,
+        **connection,
         topic_prefix=topics.prefix,
         topic_partitions=topics.partitions,
         database_url=database_url,
-        consumer_group=f"bench-{uuid.uuid4().hex[:8]}",
+        consumer_group=f"bench-{uuid.uuid4().hex[:8]}" if group is None else group,
         sweep_interval_seconds=0,
         create_topics=False,
     )
 
 
-async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> float:
+async def registry_run(
+    bootstrap: str | KafkaSettings, topics: Topics, database_url: str, group: str | None = None
+) -> float:
     """The real registry from an empty database until it has caught up: seconds."""
-    registry = Registry.from_settings(bench_registry_settings(bootstrap, topics, database_url))
+    registry = Registry.from_settings(
+        bench_registry_settings(bootstrap, topics, database_url, group)
+    )
     await registry.start()  # migrations included, before the clock starts below
     # the group join (the broker's initial rebalance delay) is start-up, not throughput
     await registry.loop.assigned.wait()
@@ -153,11 +168,9 @@ async def registry_run(bootstrap: str, topics: Topics, database_url: str) -> flo
         await registry.stop()
 
 
-async def delete_topics(bootstrap: str, topics: Topics) -> None:
+async def delete_topics(bootstrap: str | KafkaSettings, topics: Topics) -> None:
     """Remove the run's topics (a million events is a few hundred MB on the broker)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(_kafka(bootstrap))
     await admin.start()
     try:
         await admin.delete_topics([spec.name for spec in topics.specs()])
@@ -173,7 +186,7 @@ async def main(events: int, naive_events: int, partitions: int, keep_topics: boo
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
     try:
         await measure(bootstrap, admin_url, topics, events, naive_events)
     finally:
@@ -219,7 +232,13 @@ async def measure(
     for workers in (1, 2):
         replay_url = await fresh_database(admin_url, "replay")
         try:
-            report = await rebuild(bootstrap, topics, replay_url, "bench-replay", workers=workers)
+            report = await rebuild(
+                KafkaSettings(kafka_bootstrap_servers=bootstrap),
+                topics,
+                replay_url,
+                "bench-replay",
+                workers=workers,
+            )
         finally:
             await drop_database(admin_url, replay_url)
         replay_rates.append(report.events_per_second)
@@ -241,14 +260,70 @@ async def measure(
     )
 
 
+async def secured(events: int, partitions: int) -> None:
+    """The cost of TLS + SASL + ACLs + 3 replicas (min ISR 2): the same workload loaded (as
+    the gateway's principal) and ingested by the registry (as its own) on the secured
+    cluster and on the plain single broker, in this run."""
+    admin_url = postgres_admin_url()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    cluster = SecuredCluster.started()
+    plain_topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
+    secured_topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), plain_topics)
+    await asyncio.to_thread(cluster.environment, secured_topics.prefix)
+    runs: dict[str, tuple[str | KafkaSettings, str | KafkaSettings, Topics, str | None]] = {
+        "plain": (bootstrap, bootstrap, plain_topics, None),
+        "secured": (
+            cluster.settings("gateway", secured_topics.prefix, partitions),
+            cluster.settings("registry", secured_topics.prefix, partitions),
+            secured_topics,
+            "",  # the environment's group, the one its ACL names
+        ),
+    }
+    figures: dict[str, tuple[float, float]] = {}
+    try:
+        for name, (producer_side, registry_side, topics, group) in runs.items():
+            started = time.perf_counter()
+            total = await load(producer_side, topics, events)
+            load_rate = _rate(total, time.perf_counter() - started)
+            url = await fresh_database(admin_url, "secured")
+            try:
+                seconds = await registry_run(registry_side, topics, url, group)
+            finally:
+                await drop_database(admin_url, url)
+            figures[name] = (load_rate, _rate(total, seconds))
+            say(
+                f"{name}: load {load_rate:,.0f} events/s (acks=all, idempotent), registry "
+                f"{figures[name][1]:,.0f} events/s ({total} events)"
+            )
+    finally:
+        await delete_topics(bootstrap, plain_topics)
+        await delete_topics(cluster.settings("admin", secured_topics.prefix), secured_topics)
+    (plain_load, plain_registry), (secured_load, secured_registry) = figures.values()
+    say(
+        f"secured/plain: load {secured_load / max(plain_load, 1e-9):.2f}x, registry "
+        f"{secured_registry / max(plain_registry, 1e-9):.2f}x (TLS + SASL SCRAM + ACLs + "
+        "3 replicas with min.insync.replicas 2, against one plaintext broker)"
+    )
+
+
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--naive-events", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--keep-topics", action="store_true", help="Leave the run's topics.")
+    parser.add_argument(
+        "--secured",
+        action="store_true",
+        help="Only load + registry, on the secured cluster (deploy/kafka.sh cluster) and on "
+        "the plain broker: the ratio is the cost of security and replication.",
+    )
     args = parser.parse_args()
     tune_gc()  # as `session-registry run` and `rebuild` do
+    if args.secured:
+        asyncio.run(secured(args.events, args.partitions))
+        return
     asyncio.run(
         main(args.events, min(args.naive_events, args.events), args.partitions, args.keep_topics)
     )

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from read_model.database import upgrade_schema
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import (
     SessionCreated,
     SessionPolicy,
@@ -47,7 +49,8 @@ from session_contracts.models import (
     SessionType,
     TerminationReason,
 )
-from session_contracts.publisher import SessionEventPublisher, idempotent_producer
+from session_contracts.publisher import SessionEventPublisher
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 
 TENANT = "bench"
@@ -92,8 +95,53 @@ class GatewayProbe:
         return statuses[0]
 
 
+@dataclass(frozen=True)
+class Profile:
+    """Where a run's services connect, and as whom: the plain broker (one connection for all)
+    or the secured cluster (each service its own principal, on a topic prefix of its own)."""
+
+    name: str
+    topics: Topics
+    connections: dict[str, KafkaSettings]
+    group: str
+
+    def kafka(self, service: str) -> KafkaSettings:
+        return self.connections.get(service) or self.connections["*"]
+
+    @classmethod
+    def plain(cls, bootstrap: str) -> Profile:
+        topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=6)
+        kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=topics.prefix)
+        return cls("plain", topics, {"*": kafka}, f"bench-registry-{uuid.uuid4().hex[:8]}")
+
+    @classmethod
+    def secured(cls) -> Profile:
+        from devstack.secured_cluster import SecuredCluster
+
+        cluster = SecuredCluster.started()
+        topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=6)
+        cluster.environment(topics.prefix)
+        users = ("registry", "admin-api", "gateway")
+        connections = {user: cluster.settings(user, topics.prefix) for user in users}
+        return cls("secured", topics, connections, f"{topics.prefix}session-registry")
+
+
+def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
+    """The environment variables a child process reads these Kafka settings from."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers}
+    fields = {
+        "SESSIONS_KAFKA_SECURITY_PROTOCOL": kafka.kafka_security_protocol,
+        "SESSIONS_KAFKA_SASL_MECHANISM": kafka.kafka_sasl_mechanism,
+        "SESSIONS_KAFKA_SASL_USERNAME": kafka.kafka_sasl_username,
+        "SESSIONS_KAFKA_SASL_PASSWORD_FILE": kafka.kafka_sasl_password_file,
+        "SESSIONS_KAFKA_SSL_CAFILE": kafka.kafka_ssl_cafile,
+    }
+    env.update({k: str(v) for k, v in fields.items() if v is not None})
+    return env
+
+
 @contextmanager
-def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]:
+def services(envs: dict[str, dict[str, str]], admin_port: int, logs: Path) -> Iterator[None]:
     """The registry and the admin API as child processes, stopped on exit."""
     logs.mkdir(parents=True, exist_ok=True)
     commands = {
@@ -117,7 +165,7 @@ def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]
     try:
         for name, command in commands.items():
             log = (logs / f"{name}.log").open("ab")
-            children.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+            children.append(subprocess.Popen(command, env=envs[name], stdout=log, stderr=log))
         yield
     finally:
         for child in children:
@@ -130,12 +178,21 @@ def services(env: dict[str, str], admin_port: int, logs: Path) -> Iterator[None]
 
 
 def service_env(
-    bootstrap: str, topics: Topics, database_url: str, jwt_secret: str, group: str
+    bootstrap: str | KafkaSettings,
+    topics: Topics,
+    database_url: str,
+    jwt_secret: str,
+    group: str,
 ) -> dict[str, str]:
     """The environment the registry and the admin API processes of a bench run read."""
+    kafka = (
+        bootstrap
+        if isinstance(bootstrap, KafkaSettings)
+        else KafkaSettings(kafka_bootstrap_servers=bootstrap)
+    )
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        **kafka_env(kafka),
         "SESSIONS_TOPIC_PREFIX": topics.prefix,
         "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
         "SESSIONS_DATABASE_URL": database_url,
@@ -176,17 +233,21 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=6)
-    await ensure_topics(bootstrap, topics)
+async def run(count: int, fetch_wait_ms: int, pause: float, profile: Profile) -> Figures:
+    topics = profile.topics
+    if profile.name == "plain":
+        await ensure_topics(profile.kafka("admin-api"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-revocation-"))
     database_url = f"sqlite+aiosqlite:///{workdir / 'sessions.db'}"
     await upgrade_schema(database_url)
     secret = secrets.token_urlsafe(48)
     admin_port = _free_port()
-    group = f"bench-registry-{uuid.uuid4().hex[:8]}"
-    env = service_env(bootstrap, topics, database_url, secret, group)
+    envs = {
+        name: service_env(profile.kafka(name), topics, database_url, secret, profile.group)
+        for name in ("registry", "admin-api")
+    }
+    if profile.name != "plain":  # topics pre-created by the platform, as ACLs expect
+        envs["registry"]["SESSIONS_CREATE_TOPICS"] = "false"
     token = issue_dev_token(
         AdminApiSettings(_env_file=None, environment="development", jwt_secret=secret),
         sub="bench-admin",
@@ -195,8 +256,7 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
     )
     gateway = SessionGateway.from_settings(
         GatewaySettings(
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-            topic_prefix=topics.prefix,
+            **profile.kafka("gateway").model_dump(exclude={"kafka_client_id"}),
             gateway_tenant_id=TENANT,
             gateway_fetch_max_wait_ms=fetch_wait_ms,
         )
@@ -205,8 +265,9 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
     session_ids = [f"bench-{n:05d}-{secrets.token_hex(8)}" for n in range(count)]
     base = f"http://127.0.0.1:{admin_port}"
     auth = {"Authorization": f"Bearer {token}"}
-    print(f"broker {bootstrap}, topics {topics.prefix}*, logs {workdir}")
-    with services(env, admin_port, workdir / "logs"):
+    kafka = profile.kafka("gateway").kafka_bootstrap_servers
+    print(f"{profile.name}: brokers {kafka}, topics {topics.prefix}*, logs {workdir}")
+    with services(envs, admin_port, workdir / "logs"):
         await gateway.start()
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as admin:
 
@@ -216,7 +277,7 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
             await wait_for("admin API ready", admin_ready, 60)
             async with asyncio.timeout(60):
                 await gateway.wait_ready()
-            async with SessionEventPublisher(bootstrap, topics) as publisher:
+            async with SessionEventPublisher(profile.kafka("gateway")) as publisher:
                 await publisher.publish_many([created(s) for s in session_ids])
 
             async def all_listed() -> bool:
@@ -225,17 +286,47 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
 
             await wait_for(f"{count} sessions listed", all_listed, 120)
             latencies, posts, missed = await _terminate_each(admin, probe, session_ids, pause)
-        direct = await _direct_records(bootstrap, topics, probe, min(count, 100), pause)
+        # only the registry's principal may write revocations
+        direct = await _direct_records(profile.kafka("registry"), probe, min(count, 100), pause)
     await gateway.stop()
     _report(latencies, posts, missed, fetch_wait_ms)
     _report_direct(direct)
+    return Figures(latencies, direct)
+
+
+@dataclass(frozen=True)
+class Figures:
+    latencies: list[float]
+    direct: list[float]
+
+    def at(self, fraction: float) -> tuple[float, float]:
+        """(202 -> rejected, record -> rejected) at this percentile, in ms."""
+        return (
+            percentile(self.latencies, fraction) * 1000 if self.latencies else float("inf"),
+            percentile(self.direct, fraction) * 1000 if self.direct else float("inf"),
+        )
+
+
+async def compare(count: int, fetch_wait_ms: int, pause: float) -> None:
+    """The same run on the plain broker and on the secured cluster; the ratios."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    plain = await run(count, fetch_wait_ms, pause, Profile.plain(bootstrap))
+    secured = await run(count, fetch_wait_ms, pause, await asyncio.to_thread(Profile.secured))
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        (p_term, p_direct), (s_term, s_direct) = plain.at(fraction), secured.at(fraction)
+        print(
+            f"secured/plain {label}: 202 -> rejected {s_term:.1f} / {p_term:.1f} ms = "
+            f"{s_term / p_term:.2f}x; record -> rejected {s_direct:.1f} / {p_direct:.1f} ms "
+            f"= {s_direct / p_direct:.2f}x"
+        )
 
 
 async def _direct_records(
-    bootstrap: str, topics: Topics, probe: GatewayProbe, count: int, pause: float
+    kafka: KafkaSettings, probe: GatewayProbe, count: int, pause: float
 ) -> list[float]:
     """The gateway's share: produce a revocation record (acks=all) -> first rejection."""
-    producer = idempotent_producer(bootstrap, linger_ms=0)
+    topics = kafka.topics
+    producer = new_producer(kafka, linger_ms=0)
     await producer.start()
     latencies = []
     try:
@@ -336,12 +427,22 @@ def cli() -> None:
     parser.add_argument("--terminations", type=int, default=250)
     parser.add_argument("--fetch-wait-ms", type=int, default=100)
     parser.add_argument("--pause", type=float, default=0.02, help="seconds between terminations")
+    parser.add_argument(
+        "--secured",
+        action="store_true",
+        help="Run on the plain broker, then on the secured cluster (deploy/kafka.sh cluster, "
+        "each service its own principal); print the ratios.",
+    )
     parser.add_argument("--registry-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.registry_child:
         asyncio.run(_registry_child())
         return
-    asyncio.run(run(args.terminations, args.fetch_wait_ms, args.pause))
+    if args.secured:
+        asyncio.run(compare(args.terminations, args.fetch_wait_ms, args.pause))
+        return
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    asyncio.run(run(args.terminations, args.fetch_wait_ms, args.pause, Profile.plain(bootstrap)))
 
 
 async def _registry_child() -> None:

@@ -64,6 +64,7 @@ from bench.soak_stack import (
 from devstack.deploy_scripts import postgres_admin_url
 from read_model.database import upgrade_schema
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.workload import Workload, records, sessions_for
 
@@ -177,7 +178,7 @@ async def soak(args: argparse.Namespace) -> tuple[LoadFigures, BurstResult]:
     admin_url = postgres_admin_url()
     args.postgres = admin_url.rpartition("@")[2].partition("/")[0]
     topics = Topics(prefix=f"soak{uuid.uuid4().hex[:8]}.", partitions=args.partitions)
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
     database_url = await fresh_database(admin_url, "soak")
     args.topic_prefix, args.database = topics.prefix, database_url.rpartition("/")[2]
     try:

@@ -48,6 +48,7 @@ from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.models import SessionFilter, TerminateSessions
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.bootstrap import Registry
@@ -105,7 +106,7 @@ async def run(args: argparse.Namespace) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=args.partitions)
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
     url = await fresh_database(admin_url, "terminate")
     try:
         await measure(bootstrap, topics, url, args)

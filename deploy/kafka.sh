@@ -7,6 +7,9 @@
 #   deploy/kafka.sh status   succeed if the broker runs and answers
 #   deploy/kafka.sh stop     SIGTERM, wait, then SIGKILL; idempotent
 #   deploy/kafka.sh topics   create the contract's topics (KafkaSettings from the environment)
+#   deploy/kafka.sh cluster start|stop|status|grant PREFIX
+#                            a secured three-node cluster (SASL_SSL, SCRAM, TLS, ACLs) on other
+#                            ports: see deploy/kafka_cluster.sh and docs/security.md
 #
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (port+1), SESSIONS_STATE_DIR (<repo>/.state),
 # KAFKA_HEAP (1g), KAFKA_START_TIMEOUT (90 s), XDG_CACHE_HOME (~/.cache).
@@ -232,8 +235,12 @@ topics() {
 	"$REPO_DIR/.venv/bin/python" "$DEPLOY_DIR/create_topics.py"
 }
 
+# shellcheck source=deploy/kafka_cluster.sh
+source "$DEPLOY_DIR/kafka_cluster.sh"
+
 case "${1:-}" in
 fetch) fetch ;;
+cluster) cluster "${2:-}" "${3:-}" ;;
 start) start ;;
 status) status ;;
 stop) stop ;;
@@ -243,7 +250,7 @@ restart)
 	;;
 topics) topics ;;
 *)
-	say "usage: $0 {start|stop|restart|status|fetch|topics}"
+	say "usage: $0 {start|stop|restart|status|fetch|topics|cluster start|stop|status}"
 	exit 2
 	;;
 esac

@@ -38,6 +38,14 @@ if [[ -z "${SESSIONS_TEST_POSTGRES_URL:-}" ]]; then
 	SESSIONS_TEST_POSTGRES_URL="$(started_value postgres.sh SESSIONS_TEST_POSTGRES_URL)"
 fi
 export KAFKA_BOOTSTRAP_SERVERS SESSIONS_TEST_POSTGRES_URL
+# The secured three-node cluster of the `cluster` tests (idempotent; ~100 s the first time, left
+# running like the broker). SESSIONS_TEST_CLUSTER=0 skips starting it here: the tests' fixture
+# then starts it when they run (deselect them with `-m "not cluster"`).
+if [[ "${SESSIONS_TEST_CLUSTER:-1}" != 0 ]]; then
+	cluster_bootstrap="$(bash "$DEPLOY_DIR/kafka.sh" cluster start | sed -n 's/^KAFKA_CLUSTER_BOOTSTRAP_SERVERS=//p')" ||
+		die "deploy/kafka.sh cluster start failed"
+	echo "KAFKA_CLUSTER_BOOTSTRAP_SERVERS=$cluster_bootstrap"
+fi
 export SESSIONS_CHROMIUM="${SESSIONS_CHROMIUM:-/usr/bin/chromium}"
 echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS"
 echo "SESSIONS_TEST_POSTGRES_URL=$SESSIONS_TEST_POSTGRES_URL"

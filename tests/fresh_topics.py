@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 
 
@@ -38,3 +39,13 @@ async def delete(bootstrap: str, topics: Topics) -> None:
         await admin.delete_topics([spec.name for spec in topics.specs()])
     finally:
         await admin.close()
+
+
+def connection(bootstrap: str, topics: Topics | None = None) -> KafkaSettings:
+    """KafkaSettings for a plain test broker (and these topics' prefix and partitions)."""
+    topics = topics or Topics()
+    return KafkaSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=topics.prefix,
+        topic_partitions=topics.partitions,
+    )

@@ -45,7 +45,7 @@ def create_app(
         store = open_store(settings.database_url, listing=True)
         kafka = None
         if bus is None:
-            kafka = KafkaBus(settings.kafka_bootstrap_servers, settings.topics)
+            kafka = KafkaBus(settings)
             kafka.start()
         app.state.runtime = Runtime(
             settings=settings,

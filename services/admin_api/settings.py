@@ -18,6 +18,10 @@ MIN_SECRET_LENGTH = 32
 class AdminApiSettings(KafkaSettings):
     """Where the read model is, how admins authenticate, where to listen."""
 
+    kafka_client_id: str = Field(
+        default="session-admin-api", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL of the registry's read model.",

@@ -29,7 +29,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+
+from session_contracts.kafka_clients import (
+    connection_failure,
+    describe_kafka_error,
+    new_consumer,
+)
+from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +52,7 @@ class CompactedTopicFollower(ABC):
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaSettings,
         topic: str,
         *,
         fetch_max_wait_ms: int = 100,
@@ -56,7 +63,9 @@ class CompactedTopicFollower(ABC):
     ) -> None:
         self.topic = topic
         self._missing_level = missing_topic_log_level
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
+        self.failure: str | None = None
+        """Why the last attempt to read failed (None: reading, or never tried)."""
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._clock = clock
         self.monotonic = monotonic
@@ -120,9 +129,8 @@ class CompactedTopicFollower(ABC):
     async def run(self) -> None:
         """Read and follow the topic until cancelled, reconnecting as needed."""
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap,
-                group_id=None,
+            consumer = new_consumer(
+                self._kafka,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
@@ -135,7 +143,16 @@ class CompactedTopicFollower(ABC):
             except TopicMissing:
                 log.log(self._missing_level, "topic %s does not exist (yet)", self.topic)
             except KafkaError as exc:
-                log.warning("reading %s: %r; retrying in %ss", self.topic, exc, RETRY_SECONDS)
+                cause = await self._cause(exc)
+                if cause != self.failure:  # one line per cause, not one per retry
+                    log.warning(
+                        "reading %s from Kafka %s: %s; retrying every %ss",
+                        self.topic,
+                        self._kafka.describe(),
+                        cause,
+                        RETRY_SECONDS,
+                    )
+                self.failure = cause
             except Exception:
                 # Whatever went wrong, a view that stops following serves stale state
                 # forever: log it and start over from the positions reached.
@@ -150,6 +167,12 @@ class CompactedTopicFollower(ABC):
         cluster = await consumer._client.fetch_all_metadata()
         partitions = cluster.partitions_for_topic(self.topic)
         if not partitions:
+            # A topic this principal may not describe is left out of the full list too: ask
+            # for it by name, so a missing ACL is reported as such, not as a missing topic.
+            await consumer._client.add_topic(self.topic)
+            await consumer._client.force_metadata_update()
+            if self.topic in consumer._client.cluster.unauthorized_topics:
+                raise TopicAuthorizationFailedError(self.topic)
             raise TopicMissing(self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
@@ -163,6 +186,7 @@ class CompactedTopicFollower(ABC):
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         observed_at = self.monotonic()  # no fetch of this consumer has been answered yet
         tps = await self._assign(consumer)
+        self.failure = None
         targets_at = self.monotonic()
         targets = await consumer.end_offsets(tps) if not self.ready else {}
         polls: dict[TopicPartition, int] = {}
@@ -193,6 +217,12 @@ class CompactedTopicFollower(ABC):
                 for tp in tps:
                     confirmed[tp] = max(confirmed.get(tp, -math.inf), targets_at)
             self.confirm(tps, confirmed)
+
+    async def _cause(self, exc: KafkaError) -> str:
+        # aiokafka's "Unable to bootstrap" hides whether it was refused, TLS or SASL.
+        if isinstance(exc, KafkaConnectionError):
+            return await connection_failure(self._kafka) or repr(exc)
+        return describe_kafka_error(exc, "read", self.topic)
 
     def _apply_one(self, key: bytes | None, value: bytes | None) -> None:
         # A record that makes `apply` raise is logged and passed over: raising here would

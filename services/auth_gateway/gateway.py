@@ -20,7 +20,7 @@ from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
 from session_contracts.handles import record_key
-from session_contracts.publisher import idempotent_producer
+from session_contracts.kafka_clients import new_producer
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class SessionGateway:
         topics = settings.topics
         table = RevocationTable()
         watcher = RevocationWatcher(
-            settings.kafka_bootstrap_servers,
+            settings,
             topics.revocations,
             None if tenant is None else [tenant],
             table,
@@ -83,9 +83,8 @@ class SessionGateway:
             max_staleness_seconds=settings.gateway_max_staleness_seconds,
             monotonic=monotonic,
         )
-        bootstrap = settings.kafka_bootstrap_servers
         activity = ActivityReporter(
-            lambda: idempotent_producer(bootstrap, linger_ms=20),
+            lambda: new_producer(settings, linger_ms=20),
             topics.events,
             interval_seconds=settings.gateway_activity_interval_seconds,
             flush_seconds=settings.gateway_activity_flush_seconds,

@@ -25,6 +25,10 @@ Path = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r
 class GatewaySettings(KafkaSettings):
     """Everything `SessionGateway.from_settings` needs (env `SESSIONS_GATEWAY_<FIELD>`)."""
 
+    kafka_client_id: str = Field(
+        default="session-gateway", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+
     gateway_tenant_id: TenantId | None = Field(
         default=None,
         description="The one tenant this service instance serves (SESSIONS_GATEWAY_TENANT_ID); "

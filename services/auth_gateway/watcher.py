@@ -34,6 +34,7 @@ from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key, session_handle, split_record_key
 from session_contracts.models import SessionRevoked
+from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class RevocationWatcher(CompactedTopicFollower):
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaSettings,
         topic: str,
         tenants: Collection[str] | None,
         table: RevocationTable,
@@ -61,7 +62,7 @@ class RevocationWatcher(CompactedTopicFollower):
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
-            bootstrap_servers,
+            kafka,
             topic,
             fetch_max_wait_ms=fetch_max_wait_ms,
             clock=clock,

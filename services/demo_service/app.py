@@ -43,7 +43,7 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
         }
     )
     gateway = SessionGateway.from_settings(gateway_settings)
-    publisher = SessionEventPublisher(settings.kafka_bootstrap_servers, settings.topics)
+    publisher = SessionEventPublisher(settings)
     book = SessionBook(settings.demo_max_sessions)
     followed: SettingsTopicPolicySource | None = None
     if policies is None:

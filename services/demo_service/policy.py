@@ -62,7 +62,7 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
 
     def __init__(self, settings: DemoSettings, fallback: PolicySource) -> None:
         super().__init__(
-            settings.kafka_bootstrap_servers,
+            settings,
             settings.topics.settings,
             missing_topic_log_level=logging.DEBUG,  # normal when no admin API ever ran
         )

@@ -199,7 +199,7 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
     jwt_secret = dev_secret(stack.state_dir)
     env = stack.environment(jwt_secret)
     logs = stack.state_dir / "logs"
-    await ensure_topics(stack.kafka.kafka_bootstrap_servers, stack.kafka.topics)
+    await ensure_topics(stack.kafka)
     await upgrade_schema(stack.database_url)
     # --no-proxy-headers: the client address is the peer's (docs/gateway.md, trusted proxies)
     host = ["--host", "127.0.0.1", "--log-level", "warning", "--factory", "--no-proxy-headers"]
@@ -239,9 +239,7 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
         ttl=timedelta(hours=12),
     )
     print(banner(stack, token, logs), flush=True)
-    async with SessionEventPublisher(
-        stack.kafka.kafka_bootstrap_servers, stack.kafka.topics
-    ) as publisher:
+    async with SessionEventPublisher(stack.kafka) as publisher:
         traffic = asyncio.create_task(
             run_demo_traffic(publisher, stack.tenant_id, count=demo_sessions)
         )

@@ -1,34 +1,94 @@
-"""Creating the contract's topics on a broker, idempotently."""
+"""Creating the contract's topics on a cluster, idempotently.
+
+Replication is a setting (`kafka_replication_factor`, `kafka_min_insync_replicas`); unset, a
+topic gets the broker's `default.replication.factor` and `min.insync.replicas`. A platform
+that creates topics itself sets `SESSIONS_CREATE_TOPICS=false` and uses `topic_commands` (the
+exact `kafka-topics.sh` lines, printed by `deploy/create_topics.py --print`).
+"""
 
 from __future__ import annotations
 
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from session_contracts.topics import Topics
+from session_contracts.kafka_clients import new_admin
+from session_contracts.settings import KafkaSettings
+from session_contracts.topics import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Topics) -> list[str]:
-    """Create every missing topic of `topics` with its contract settings; return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+def topic_config(kafka: KafkaSettings, spec: TopicSpec) -> dict[str, str]:
+    """The configs a topic is created with: the contract's, and min.insync.replicas if set."""
+    config = dict(spec.config)
+    if kafka.kafka_min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(kafka.kafka_min_insync_replicas)
+    return config
+
+
+def topic_commands(kafka: KafkaSettings, replication_factor: int) -> list[str]:
+    """`kafka-topics.sh --create` lines for every topic, for platforms that pre-create them."""
+    lines = []
+    for spec in kafka.topics.specs():
+        configs = " ".join(f"--config {k}={v}" for k, v in topic_config(kafka, spec).items())
+        lines.append(
+            f"kafka-topics.sh --bootstrap-server {kafka.kafka_bootstrap_servers} --create "
+            f"--if-not-exists --topic {spec.name} --partitions {spec.partitions} "
+            f"--replication-factor {replication_factor} {configs}"
+        )
+    return lines
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: Topics | None = None) -> list[str]:
+    """Create every missing topic of `topics` (default: the settings') with its contract
+    settings and the configured replication; return the names of those created."""
+    topics = topics or kafka.topics
+    admin = new_admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topics.specs() if spec.name not in existing]
         if not missing:
             return []
+        replicas = kafka.kafka_replication_factor or await _default_replication(admin)
         response = await admin.create_topics(
-            [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing]
+            [
+                NewTopic(s.name, s.partitions, replicas, topic_configs=topic_config(kafka, s))
+                for s in missing
+            ]
         )
         for name, code, *_ in response.topic_errors:
             error = for_code(code)
             if code and error is not TopicAlreadyExistsError:
                 raise error(f"creating topic {name}")
-        log.info("created topics %s", [s.name for s in missing])
+        log.info("created topics %s with %d replicas", [s.name for s in missing], replicas)
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _default_replication(admin: AIOKafkaAdminClient) -> int:
+    """The broker's default.replication.factor (aiokafka's CreateTopics cannot ask for it)."""
+    cluster = await admin.describe_cluster()
+    broker = str(cluster["brokers"][0]["node_id"])
+    resource = ConfigResource(
+        ConfigResourceType.BROKER, broker, {"default.replication.factor": None}
+    )
+    try:
+        (response,) = await admin.describe_configs([resource])
+        for _, _, _, _, entries in response.resources:
+            for name, value, *_ in entries:
+                if name == "default.replication.factor" and value is not None:
+                    return int(value)
+    except Exception as exc:
+        raise RuntimeError(
+            "cannot read the broker's default.replication.factor "
+            f"({type(exc).__name__}: {exc}); set SESSIONS_KAFKA_REPLICATION_FACTOR"
+        ) from exc
+    raise RuntimeError(
+        "the broker did not report default.replication.factor; "
+        "set SESSIONS_KAFKA_REPLICATION_FACTOR"
+    )

@@ -15,10 +15,9 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
-from aiokafka import AIOKafkaProducer
-
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import (
     Event,
     SessionActivity,
@@ -28,7 +27,7 @@ from session_contracts.models import (
     SessionType,
     TerminationReason,
 )
-from session_contracts.topics import Topics
+from session_contracts.settings import KafkaSettings
 
 
 def event_key(event: Event) -> bytes:
@@ -108,31 +107,19 @@ def terminated_event(
     )
 
 
-def idempotent_producer(bootstrap_servers: str, **overrides: object) -> AIOKafkaProducer:
-    """An idempotent, acks=all producer: retries never duplicate or reorder a partition."""
-    options: dict[str, object] = {
-        "bootstrap_servers": bootstrap_servers,
-        "enable_idempotence": True,
-        "acks": "all",
-        "linger_ms": 2,
-        "compression_type": None,
-        "request_timeout_ms": 30_000,
-    }
-    options.update(overrides)
-    return AIOKafkaProducer(**options)
-
-
 class SessionEventPublisher:
     """Publishes `session.*` events to `sessions.events`, keyed `<tenant_id>/<handle>`.
 
     Events carry handles, never credentials: build them with `created_event`, `activity_event`
     and `terminated_event`, which take the session's credential and put only its handle in the
-    event. Use as an async context manager, or call `start()` and `stop()`.
+    event. Where the broker is, how to authenticate and the topic prefix come from `kafka`
+    (`KafkaSettings()` reads them from `SESSIONS_KAFKA_*`). Use as an async context manager,
+    or call `start()` and `stop()`.
     """
 
-    def __init__(self, bootstrap_servers: str, topics: Topics | None = None) -> None:
-        self._topics = topics or Topics()
-        self._producer = idempotent_producer(bootstrap_servers)
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._topics = kafka.topics
+        self._producer = new_producer(kafka)
 
     async def start(self) -> None:
         await self._producer.start()

@@ -1,14 +1,25 @@
-"""Settings every service shares: where Kafka is and which topics to use."""
+"""Settings every service shares: where Kafka is, how to reach it safely, which topics to use.
+
+`KafkaSettings` is the one description of a Kafka connection; `session_contracts.kafka_clients`
+builds every producer, consumer and admin client from it. Secrets are `SecretStr` (never in a
+repr, a log line or a dump) or a path to a mounted file read when a client is built.
+"""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from session_contracts.topics import Topics
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.state/sessions.db"
 """The read model when none is configured: the registry and the admin API find the same file."""
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 class KafkaSettings(BaseSettings):
@@ -23,9 +34,119 @@ class KafkaSettings(BaseSettings):
         ),
         description="Broker list; an explicit KAFKA_BOOTSTRAP_SERVERS wins over SESSIONS_*.",
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="How clients talk to the brokers."
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols only)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, max_length=256)
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; or kafka_sasl_password_file."
+    )
+    kafka_sasl_password_file: FilePath | None = Field(
+        default=None, description="A mounted file holding the SASL password (read per client)."
+    )
+    kafka_sasl_oauth_token_file: FilePath | None = Field(
+        default=None,
+        description="OAUTHBEARER: a file holding the current access token, read at each "
+        "authentication (a token a sidecar or projected volume keeps fresh).",
+    )
+    kafka_ssl_cafile: FilePath | None = Field(
+        default=None,
+        description="CA bundle the brokers' certificates are checked against "
+        "(default: the system's).",
+    )
+    kafka_ssl_certfile: FilePath | None = Field(
+        default=None, description="Client certificate (mutual TLS)."
+    )
+    kafka_ssl_keyfile: FilePath | None = Field(default=None, description="Its private key.")
+    kafka_ssl_key_password: SecretStr | None = Field(default=None)
+    kafka_ssl_key_password_file: FilePath | None = Field(default=None)
+    kafka_client_id: str = Field(
+        default="session-control",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Client id the brokers log and quota by; each service sets its own.",
+    )
+    kafka_group_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prefix of consumer group ids; default: the topic prefix, so environments "
+        "sharing a cluster never share a group.",
+    )
+    kafka_replication_factor: int | None = Field(
+        default=None, ge=1, le=32, description="Replicas of created topics (default: broker's)."
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="min.insync.replicas of created topics (default: broker's).",
+    )
+    kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topic_partitions: int = Field(default=6, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> Self:
+        if self.kafka_sasl_password is not None and self.kafka_sasl_password_file is not None:
+            raise ValueError("give one of kafka_sasl_password and kafka_sasl_password_file")
+        if self.kafka_ssl_key_password and self.kafka_ssl_key_password_file:
+            raise ValueError("give one of kafka_ssl_key_password and kafka_ssl_key_password_file")
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if self.kafka_sasl_mechanism == "OAUTHBEARER":
+                if self.kafka_sasl_oauth_token_file is None:
+                    raise ValueError("OAUTHBEARER needs kafka_sasl_oauth_token_file")
+            elif self.kafka_sasl_username is None or (
+                self.kafka_sasl_password is None and self.kafka_sasl_password_file is None
+            ):
+                raise ValueError(
+                    f"{self.kafka_security_protocol} with {self.kafka_sasl_mechanism} needs "
+                    "kafka_sasl_username and kafka_sasl_password (or kafka_sasl_password_file)"
+                )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile go together")
+        if (
+            self.kafka_replication_factor is not None
+            and self.kafka_min_insync_replicas is not None
+            and self.kafka_min_insync_replicas > self.kafka_replication_factor
+        ):
+            raise ValueError("kafka_min_insync_replicas exceeds kafka_replication_factor")
+        return self
 
     @property
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix, partitions=self.topic_partitions)
+
+    def group_id(self, name: str) -> str:
+        """A consumer group id for `name` in this environment (`<group prefix><name>`)."""
+        prefix = self.topic_prefix if self.kafka_group_prefix is None else self.kafka_group_prefix
+        return f"{prefix}{name}"
+
+    def sasl_password(self) -> str | None:
+        """The SASL password, from the setting or read from its file now."""
+        return _secret(self.kafka_sasl_password, self.kafka_sasl_password_file)
+
+    def ssl_key_password(self) -> str | None:
+        """The private key's password, from the setting or read from its file now."""
+        return _secret(self.kafka_ssl_key_password, self.kafka_ssl_key_password_file)
+
+    def describe(self) -> str:
+        """The connection in one loggable line: no secret in it."""
+        who = ""
+        if self.kafka_security_protocol.startswith("SASL_"):
+            who = f" as {self.kafka_sasl_username or 'token'} ({self.kafka_sasl_mechanism})"
+        return (
+            f"{self.kafka_bootstrap_servers} over {self.kafka_security_protocol}{who}, "
+            f"client id {self.kafka_client_id}"
+        )
+
+
+def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip()
+    return None

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.publisher import idempotent_producer
+from session_contracts.kafka_clients import new_consumer, new_producer
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_size
 from session_registry.adapters.positions import load_positions
@@ -44,11 +44,11 @@ class Registry:
         self.engine = store.engine
         self.clock = clock
         self.topics = settings.topics
-        self.producer = idempotent_producer(settings.kafka_bootstrap_servers, linger_ms=5)
+        self.producer = new_producer(settings, linger_ms=5)
         self.relay = OutboxRelay(store, self.producer, chunk=settings.outbox_chunk)
         self.sweeper = Sweeper(store, self.topics, batch_size=settings.sweep_batch_size)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+        consumer = new_consumer(
+            settings,
             group_id=settings.consumer_group,
             group_instance_id=settings.group_instance_id,
             session_timeout_ms=settings.session_timeout_ms,
@@ -89,7 +89,7 @@ class Registry:
         if self.settings.migrate_on_start:
             await upgrade_schema(self.store)
         if self.settings.create_topics:
-            await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics)
+            await ensure_topics(self.settings, self.topics)
         await self.producer.start()
         await self.relay.relay()  # whatever a crash left between commit and send
         self.loop.subscribe()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS
+
+DEFAULT_CONSUMER_GROUP = "session-registry"
+"""The registry's group id after the group prefix."""
 
 
 class RegistrySettings(KafkaSettings):
@@ -15,11 +20,16 @@ class RegistrySettings(KafkaSettings):
         default=DEFAULT_DATABASE_URL,
         description="Read model URL: sqlite+aiosqlite or postgresql+asyncpg.",
     )
+    kafka_client_id: str = Field(
+        default="session-registry", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$"
+    )
     consumer_group: str = Field(
-        default="session-registry",
-        min_length=1,
+        default="",
         max_length=128,
-        description="Kafka consumer group; also the name the stored positions are kept under.",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Kafka consumer group; also the name the stored positions are kept under. "
+        "Empty: `<group prefix>session-registry` (the group prefix defaults to the topic "
+        "prefix, so environments sharing a cluster never share the group).",
     )
     group_instance_id: str | None = Field(
         default=None,
@@ -52,3 +62,9 @@ class RegistrySettings(KafkaSettings):
         default=True, description="Create missing topics (with the contract's settings) on start."
     )
     db_pool_size: int = Field(default=5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _default_group(self) -> Self:
+        if not self.consumer_group:
+            self.consumer_group = self.group_id(DEFAULT_CONSUMER_GROUP)
+        return self

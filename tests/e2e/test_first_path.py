@@ -25,6 +25,7 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
+from fresh_topics import connection
 from read_model.database import upgrade_schema
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionPolicy, SessionType
@@ -101,7 +102,9 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
         demo = await stack.enter_async_context(
             served(create_demo_app(demo_settings), "http://demo")
         )
-        publisher = await stack.enter_async_context(SessionEventPublisher(kafka_bootstrap, topics))
+        publisher = await stack.enter_async_context(
+            SessionEventPublisher(connection(kafka_bootstrap, topics))
+        )
 
         # a browser and a phone sign in to the demo; it issues the credentials
         form = {"content-type": "application/x-www-form-urlencoded"}

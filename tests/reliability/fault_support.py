@@ -32,12 +32,14 @@ from test_registry_rebuild import read_model
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from fresh_topics import connection
 from polling import until  # noqa: F401  (the fault tests import it from here)
 from read_model.tables import applied_commands, outbox
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionEvent
-from session_contracts.publisher import idempotent_producer
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.service_layer.rebuild import rebuild
@@ -73,7 +75,7 @@ def consumer_alive(registry: Registry) -> bool:
 @contextlib.asynccontextmanager
 async def producer_on(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer that waits out a broker outage (2 minutes per request)."""
-    producer = idempotent_producer(bootstrap, linger_ms=5, request_timeout_ms=120_000)
+    producer = new_producer(connection(bootstrap), linger_ms=5, request_timeout_ms=120_000)
     await producer.start()
     try:
         yield producer
@@ -94,7 +96,7 @@ async def send_models(producer: AIOKafkaProducer, topics: Topics, *models: Any) 
     await asyncio.gather(*futures)
 
 
-async def event_log(bootstrap: str, topics: Topics) -> list[SessionEvent]:
+async def event_log(bootstrap: str | KafkaSettings, topics: Topics) -> list[SessionEvent]:
     """Every event on the events topic, decoded."""
     return [decode_event(r.value) for r in await read_topic(bootstrap, topics.events)]
 
@@ -121,12 +123,13 @@ async def outbox_rows(db_url: str) -> int:
 
 
 async def assert_equals_rebuild(
-    bootstrap: str, topics: Topics, db_url: str, folder: Path
+    bootstrap: str | KafkaSettings, topics: Topics, db_url: str, folder: Path
 ) -> tuple[dict[Any, Any], list[tuple[Any, ...]]]:
     """The live read model equals a clean rebuild from the log, row for row; return it."""
     live = await read_model(db_url)
     into = f"sqlite+aiosqlite:///{folder / f'rebuilt-{uuid.uuid4().hex[:6]}.db'}"
-    await rebuild(bootstrap, topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
+    kafka = bootstrap if isinstance(bootstrap, KafkaSettings) else connection(bootstrap, topics)
+    await rebuild(kafka, topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
     rebuilt = await read_model(into)
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])
     differing = [key for key in live[0] if live[0][key] != rebuilt[0].get(key)]

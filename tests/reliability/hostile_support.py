@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "re
 
 from registry_helpers import registry_settings
 
-from session_contracts.publisher import idempotent_producer
+from fresh_topics import connection
+from session_contracts.kafka_clients import new_producer
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 
@@ -203,7 +204,7 @@ async def running(
 ) -> AsyncIterator[tuple[Registry, AIOKafkaProducer]]:
     """A registry on the test's topics and database, and an idempotent producer; both stopped."""
     registry = Registry.from_settings(registry_settings(kafka_bootstrap, topics, db_url))
-    producer = idempotent_producer(kafka_bootstrap)
+    producer = new_producer(connection(kafka_bootstrap))
     await producer.start()
     try:
         await registry.start()

@@ -42,6 +42,7 @@ from fault_support import (
 from registry_helpers import NOW, activity, created, read_topic
 
 from admin_api.app import create_app
+from fresh_topics import connection
 from private_services import PrivateKafka
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
@@ -56,7 +57,7 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
 ) -> None:
     bootstrap = private_kafka.bootstrap
     topics = Topics(prefix=f"f{uuid.uuid4().hex[:8]}.", partitions=3)
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(connection(bootstrap, topics))
     ids = [f"k-{n:03d}" for n in range(SESSIONS)]  # credentials: what clients present
     handles = [handle(sid) for sid in ids]  # what events, commands and rows name
     first = [created(sid, user=f"u{n % 7}") for n, sid in enumerate(ids[:80])]

@@ -58,6 +58,7 @@ from starlette.routing import Route
 from auth_gateway import GatewaySettings, SessionGateway
 from demo_service.policy import SettingsTopicPolicySource, StaticPolicySource
 from demo_service.settings import DemoSettings
+from fresh_topics import connection
 from polling import until
 from read_model.tables import (
     applied_commands,
@@ -182,7 +183,7 @@ async def _end_offsets(kafka_bootstrap: str, topic: str) -> dict[TopicPartition,
 async def _victim_sets_up(kafka_bootstrap: str, topics: Topics, producer: AIOKafkaProducer) -> None:
     """A's three sessions through its publisher, one revoked by an admin's command, and A's
     settings as the admin API publishes them."""
-    async with SessionEventPublisher(kafka_bootstrap, topics) as publisher:
+    async with SessionEventPublisher(connection(kafka_bootstrap, topics)) as publisher:
         credentials = [*VICTIM.credentials, VICTIM.stolen]
         for credential, event_id in zip(credentials, VICTIM.created_ids, strict=True):
             await publisher.publish(created_event(**victim_fields(credential, event_id)))

@@ -8,13 +8,14 @@ import logging
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import connection_failure, describe_kafka_error, new_producer
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
-from session_contracts.publisher import idempotent_producer
-from session_contracts.topics import Topics
+from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,11 @@ class CommandBus(Protocol):
 class KafkaBus:
     """An idempotent producer, started in the background so the API serves reads without Kafka."""
 
-    def __init__(self, bootstrap_servers: str, topics: Topics) -> None:
-        self._bootstrap = bootstrap_servers
-        self._topics = topics
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
+        self._topics = kafka.topics
+        self.failure: str | None = None
+        """Why the last connection attempt failed (None: connected, or never tried)."""
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Task[None] | None = None
 
@@ -55,18 +58,22 @@ class KafkaBus:
     async def _connect(self) -> None:
         delay = 0.5
         while True:
-            producer = idempotent_producer(self._bootstrap)
+            producer = new_producer(self._kafka)
             try:
-                await ensure_topics(self._bootstrap, self._topics)  # the settings topic above all
+                await ensure_topics(self._kafka)  # the settings topic above all
                 await producer.start()
             except Exception as exc:  # any start-up failure: retry, readyz says not ready
-                log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
+                cause = await _cause(self._kafka, exc)
+                if cause != self.failure:  # one line per cause, not one per retry
+                    log.warning("Kafka %s: %s (retrying)", self._kafka.describe(), cause)
+                self.failure = cause
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             self._producer = producer
+            self.failure = None
             return
 
     async def stop(self) -> None:
@@ -83,7 +90,9 @@ class KafkaBus:
         try:
             await self._producer.send_and_wait(topic, value, key=key)
         except Exception as exc:  # the broker refused or timed out: the caller answers 503
-            raise BusUnavailable(f"Kafka did not acknowledge the record: {exc}") from exc
+            cause = describe_kafka_error(exc, "write", topic)
+            log.warning("sending to %s: %s", topic, cause)
+            raise BusUnavailable(f"Kafka did not acknowledge the record: {cause}") from exc
 
     async def terminate(self, command: TerminateSessions) -> None:
         """Publish a terminate command on `sessions.commands`, keyed `<tenant_id>/<command_id>`."""
@@ -93,3 +102,10 @@ class KafkaBus:
     async def settings_changed(self, record: SessionSettingsChanged) -> None:
         """Publish a tenant's full settings on the compacted settings topic."""
         await self._send(self._topics.settings, record.tenant_id.encode(), encode(record))
+
+
+async def _cause(kafka: KafkaSettings, exc: Exception) -> str:
+    """What went wrong, named: aiokafka's "Unable to bootstrap" hides refused/TLS/SASL."""
+    if isinstance(exc, KafkaConnectionError):
+        return await connection_failure(kafka) or str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -67,7 +67,7 @@ def status() -> None:
     topics = settings.topics
     rows = asyncio.run(
         consumer_status(
-            settings.kafka_bootstrap_servers,
+            settings,
             settings.database_url,
             settings.consumer_group,
             [topics.events, topics.commands],
@@ -114,7 +114,7 @@ def rebuild(
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
     report = asyncio.run(
         rebuild_log(
-            settings.kafka_bootstrap_servers,
+            settings,
             settings.topics,
             into,
             name,

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from read_model.database import open_store, upgrade_schema
 from read_model.tables import session_history, sessions
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.rebuild_workers import replay_in_workers
@@ -40,7 +41,7 @@ class RebuildReport:
 
 
 async def rebuild(
-    bootstrap_servers: str,
+    connection: KafkaSettings,
     topics: Topics,
     into_url: str,
     consumer: str,
@@ -65,11 +66,11 @@ async def rebuild(
         async with store.bulk_load():
             if workers > 1:
                 events, dead = await replay_in_workers(
-                    bootstrap_servers, topics, into_url, consumer, workers, **fetch
+                    connection, topics, into_url, consumer, workers, **fetch
                 )
             else:
                 events, dead = await replay(
-                    bootstrap_servers,
+                    connection,
                     topics,
                     store,
                     consumer,

@@ -11,9 +11,9 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 from read_model.database import open_store
+from session_contracts.kafka_clients import new_consumer
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.runtime import tune_gc
@@ -21,22 +21,27 @@ from session_registry.service_layer.replay import replay
 
 
 def _worker(
-    bootstrap: str, topics: Topics, into_url: str, consumer: str, mine: list[int], options: Any
+    connection: KafkaSettings,
+    topics: Topics,
+    into_url: str,
+    consumer: str,
+    mine: list[int],
+    options: Any,
 ) -> tuple[int, int]:
     tune_gc()
 
     async def _run() -> tuple[int, int]:
         store = open_store(into_url)
         try:
-            return await replay(bootstrap, topics, store, consumer, partitions=mine, **options)
+            return await replay(connection, topics, store, consumer, partitions=mine, **options)
         finally:
             await store.dispose()
 
     return asyncio.run(_run())
 
 
-async def _partition_ids(bootstrap: str, topic: str) -> list[int]:
-    kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+async def _partition_ids(connection: KafkaSettings, topic: str) -> list[int]:
+    kafka = new_consumer(connection)
     await kafka.start()
     try:
         return [tp.partition for tp in await topic_partitions(kafka, topic)]
@@ -45,7 +50,7 @@ async def _partition_ids(bootstrap: str, topic: str) -> list[int]:
 
 
 async def replay_in_workers(
-    bootstrap: str,
+    connection: KafkaSettings,
     topics: Topics,
     into_url: str,
     consumer: str,
@@ -53,7 +58,7 @@ async def replay_in_workers(
     **options: Any,
 ) -> tuple[int, int]:
     """Replay the events topic with `workers` processes; return (events, dead letters)."""
-    ids = await _partition_ids(bootstrap, topics.events)
+    ids = await _partition_ids(connection, topics.events)
     shares = [ids[i::workers] for i in range(workers) if ids[i::workers]]
     running = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")
@@ -61,7 +66,7 @@ async def replay_in_workers(
         results = await asyncio.gather(
             *(
                 running.run_in_executor(
-                    pool, _worker, bootstrap, topics, into_url, consumer, share, options
+                    pool, _worker, connection, topics, into_url, consumer, share, options
                 )
                 for share in shares
             )

@@ -13,9 +13,11 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from read_model.store import Store
+from session_contracts.kafka_clients import new_consumer
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters
 from session_registry.adapters.partitions import topic_partitions
@@ -25,7 +27,7 @@ from session_registry.service_layer.projection import Projector
 
 
 async def replay(
-    bootstrap_servers: str,
+    connection: KafkaSettings,
     topics: Topics,
     store: Store,
     consumer: str,
@@ -38,9 +40,8 @@ async def replay(
 
     Resumes from the positions stored under `consumer`; returns (events, dead letters).
     """
-    kafka = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,
+    kafka = new_consumer(
+        connection,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=max_partition_fetch_bytes,

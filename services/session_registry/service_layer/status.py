@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from read_model.database import make_engine
+from session_contracts.kafka_clients import new_consumer
+from session_contracts.settings import KafkaSettings
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
 
@@ -27,7 +29,7 @@ class PartitionStatus:
 
 
 async def consumer_status(
-    bootstrap_servers: str, database_url: str, consumer: str, topic_names: list[str]
+    connection: KafkaSettings, database_url: str, consumer: str, topic_names: list[str]
 ) -> list[PartitionStatus]:
     """The standing of `consumer` on every partition of these topics."""
     engine = make_engine(database_url)
@@ -36,7 +38,7 @@ async def consumer_status(
             stored = await load_positions(conn, consumer, set(topic_names))
     finally:
         await engine.dispose()
-    kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    kafka = new_consumer(connection)
     await kafka.start()
     try:
         partitions: list[TopicPartition] = []

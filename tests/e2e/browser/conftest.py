@@ -24,6 +24,7 @@ from admin_api.settings import AdminApiSettings
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
 from devstack.scratch_databases import create_database, drop_database
+from fresh_topics import connection
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
@@ -89,7 +90,7 @@ async def stack(
     app = create_app(settings)  # the page's router included by the admin API
     logs = LogCapture()
     server, task, base_url = await serve(app, logs)
-    publisher = SessionEventPublisher(kafka_bootstrap, stack_topics)
+    publisher = SessionEventPublisher(connection(kafka_bootstrap, stack_topics))
     await publisher.start()
     built = Stack(base_url, app, settings, registry, publisher, stack_topics, logs)
     demo_tenant = built.tenant()

@@ -15,11 +15,12 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.types import ASGIApp
 
+from fresh_topics import connection
 from polling import until
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
-from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 
 TENANT = "acme"
@@ -50,7 +51,7 @@ def revocation(
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer on the shared test broker."""
-    started = idempotent_producer(kafka_bootstrap, linger_ms=0)
+    started = new_producer(connection(kafka_bootstrap), linger_ms=0)
     await started.start()
     try:
         yield started

@@ -20,12 +20,13 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from fresh_topics import connection
 from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
-from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -62,8 +63,10 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
     private_kafka: PrivateKafka, eventually: Eventually, read_topic: ReadTopic
 ) -> None:
     topics = Topics(prefix="outage.", partitions=2)
-    await ensure_topics(private_kafka.bootstrap, topics)
-    producer = idempotent_producer(private_kafka.bootstrap, linger_ms=0, request_timeout_ms=120_000)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    producer = new_producer(
+        connection(private_kafka.bootstrap), linger_ms=0, request_timeout_ms=120_000
+    )
     await producer.start()
     gateway = SessionGateway.from_settings(
         GatewaySettings(
@@ -136,8 +139,10 @@ async def test_cut_off_from_the_broker_the_gateway_goes_stale_refuses_sessions_t
 ) -> None:
     bound = 3.0
     topics = Topics(prefix="stale.", partitions=2)
-    await ensure_topics(private_kafka.bootstrap, topics)
-    producer = idempotent_producer(private_kafka.bootstrap, linger_ms=0, request_timeout_ms=120_000)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    producer = new_producer(
+        connection(private_kafka.bootstrap), linger_ms=0, request_timeout_ms=120_000
+    )
     await producer.start()
     gateway = SessionGateway.from_settings(
         GatewaySettings(

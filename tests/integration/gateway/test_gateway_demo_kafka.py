@@ -18,8 +18,10 @@ from fastapi import FastAPI
 from demo_service.app import create_app
 from demo_service.policy import SettingsTopicPolicySource
 from demo_service.settings import DemoSettings
+from fresh_topics import connection
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -29,7 +31,6 @@ from session_contracts.models import (
     SessionType,
     TerminationReason,
 )
-from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -328,7 +329,7 @@ async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
         await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=config)])
     finally:
         await admin.close()
-    producer = idempotent_producer(kafka_bootstrap)
+    producer = new_producer(connection(kafka_bootstrap))
     await producer.start()
     try:
         for tenant, idle in (("acme", 900), ("globex", 60)):

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from auth_gateway import GatewaySettings, SessionGateway
+from fresh_topics import connection
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
@@ -218,7 +219,7 @@ async def test_not_ready_until_the_topic_exists_and_was_read(
     try:
         await asyncio.sleep(2)
         assert not gateway.ready
-        await ensure_topics(kafka_bootstrap, missing)
+        await ensure_topics(connection(kafka_bootstrap, missing))
         async with asyncio.timeout(20):
             await gateway.wait_ready()
     finally:

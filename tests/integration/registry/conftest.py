@@ -9,9 +9,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from registry_helpers import StartRegistry, registry_settings
 
+from fresh_topics import connection
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
-from session_contracts.publisher import idempotent_producer
+from session_contracts.kafka_clients import new_producer
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 
@@ -19,7 +20,7 @@ from session_registry.bootstrap import Registry
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer for test records."""
-    client = idempotent_producer(kafka_bootstrap)
+    client = new_producer(connection(kafka_bootstrap))
     await client.start()
     try:
         yield client

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from devstack.scratch_databases import create_database, drop_database
 from read_model.tables import sessions
 from session_contracts.handles import session_handle
+from session_contracts.kafka_clients import new_consumer
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -28,6 +29,7 @@ from session_contracts.models import (
     TerminationReason,
 )
 from session_contracts.publisher import activity_event, created_event, terminated_event
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
@@ -111,11 +113,17 @@ async def session_rows(registry: Registry, tenant: str = "acme") -> dict[str, di
         return {row.session_id: dict(row._mapping) for row in result}
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of a topic, up to its end offsets now (aiokafka ConsumerRecords)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+async def read_topic(bootstrap: str | KafkaSettings, topic: str) -> list[Any]:
+    """Every record of a topic, up to its end offsets now (aiokafka ConsumerRecords); on a
+    plain broker's address, or with the security of `KafkaSettings`."""
+    from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    kafka = (
+        bootstrap
+        if isinstance(bootstrap, KafkaSettings)
+        else KafkaSettings(kafka_bootstrap_servers=bootstrap)
+    )
+    consumer = new_consumer(kafka)
     await consumer.start()
     try:
         from session_registry.adapters.partitions import topic_partitions

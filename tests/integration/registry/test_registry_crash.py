@@ -30,12 +30,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from test_registry_rebuild import read_model
 
+from fresh_topics import connection
 from read_model.database import make_engine
 from read_model.tables import applied_commands, sessions
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionFilter, TerminateSessions
-from session_contracts.publisher import idempotent_producer
 from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.positions import load_positions
@@ -103,7 +104,7 @@ async def _stream(bootstrap: str, topics: Topics) -> None:
         at = random.randrange(len(stream))
         key = record_key(message.tenant_id, message.session_id)
         stream.insert(at, (topics.events, key, encode(message)))
-    producer = idempotent_producer(bootstrap, linger_ms=10)
+    producer = new_producer(connection(bootstrap), linger_ms=10)
     await producer.start()
     try:
         chunk = max(1, len(stream) // 100)
@@ -126,7 +127,9 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 async def _lag(bootstrap: str, url: str, group: str, topics: Topics) -> int:
-    rows = await consumer_status(bootstrap, url, group, [topics.events, topics.commands])
+    rows = await consumer_status(
+        connection(bootstrap), url, group, [topics.events, topics.commands]
+    )
     return sum(row.lag for row in rows)
 
 
@@ -202,7 +205,7 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
     log = tmp_path / "registry.log"
     rng = random.Random()
     streaming = asyncio.create_task(_stream(kafka_bootstrap, topics))
-    commands = idempotent_producer(kafka_bootstrap)
+    commands = new_producer(connection(kafka_bootstrap))
     await commands.start()
     killed_mid_stream = killed_mid_command = 0
     try:
@@ -250,7 +253,7 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
 
     live = await read_model(db_url)
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    report = await rebuild(kafka_bootstrap, topics, into, "crash-rebuild")
+    report = await rebuild(connection(kafka_bootstrap, topics), topics, into, "crash-rebuild")
     assert report.events >= EVENTS
     rebuilt = await read_model(into)
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])

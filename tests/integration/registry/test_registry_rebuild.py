@@ -23,6 +23,7 @@ from registry_helpers import (
     table_rows,
 )
 
+from fresh_topics import connection
 from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
@@ -82,7 +83,9 @@ async def test_rebuild_equals_the_live_read_model(
     for workers in (1, 2):  # in this process, and shared among two processes
         into, drop = await sibling_database(db_url, tmp_path)  # same backend, empty
         try:
-            report = await rebuild(kafka_bootstrap, topics, into, "rebuild-test", workers=workers)
+            report = await rebuild(
+                connection(kafka_bootstrap, topics), topics, into, "rebuild-test", workers=workers
+            )
             assert report.sessions == len(live[0]) and report.history == len(live[1])
             assert report.dead_letters == 0 and report.events > 0
             assert await read_model(into) == live

@@ -26,6 +26,7 @@ from auth_gateway.revocations import RevocationTable
 from auth_gateway.watcher import RevocationWatcher
 from demo_service.policy import SettingsTopicPolicySource, StaticPolicySource
 from demo_service.settings import DemoSettings
+from fresh_topics import connection
 from session_contracts import codec
 from session_contracts.codec import (
     COMMANDS,
@@ -297,7 +298,7 @@ def test_the_registry_dead_letters_every_record_the_decoder_refuses() -> None:
 def test_the_gateway_skips_every_revocation_the_decoder_refuses(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    watcher = RevocationWatcher("unused:1", "revocations", ["acme"], RevocationTable())
+    watcher = RevocationWatcher(connection("unused:1"), "revocations", ["acme"], RevocationTable())
     key = record_key("acme", S1)
     with caplog.at_level(logging.WARNING):
         for value in HOSTILE:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from devstack import demo_traffic
+from fresh_topics import connection
 from session_contracts.codec import EVENTS, decode, encode
 from session_contracts.handles import is_handle, record_key, session_handle
 from session_contracts.models import SCHEMA_VERSION, Event, SessionActivity, SessionCreated
@@ -22,7 +23,7 @@ class RecordingPublisher(SessionEventPublisher):
     """The real publisher's credential-taking methods, with `publish` kept instead of sent."""
 
     def __init__(self) -> None:
-        super().__init__("127.0.0.1:1")  # never started: nothing connects
+        super().__init__(connection("127.0.0.1:1"))  # never started: nothing connects
         self.sent: list[tuple[bytes, bytes]] = []
 
     async def publish(self, event: Event) -> None:

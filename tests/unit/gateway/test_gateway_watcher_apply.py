@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from auth_gateway.follower import CompactedTopicFollower
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.watcher import RevocationWatcher
+from fresh_topics import connection
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
@@ -29,7 +30,7 @@ CREDENTIAL = "k7Qd1S9yq0Xw-credential-of-a-session"
 
 def watcher(grace: float = 0.0, tenants: list[str] | None = None) -> RevocationWatcher:
     return RevocationWatcher(
-        "unused:1",
+        connection("unused:1"),
         "revocations",
         ["acme"] if tenants is None else tenants,
         RevocationTable(),
@@ -40,7 +41,12 @@ def watcher(grace: float = 0.0, tenants: list[str] | None = None) -> RevocationW
 
 def all_tenants_watcher() -> RevocationWatcher:
     w = RevocationWatcher(
-        "unused:1", "revocations", None, RevocationTable(), grace_seconds=0, clock=NOW.timestamp
+        connection("unused:1"),
+        "revocations",
+        None,
+        RevocationTable(),
+        grace_seconds=0,
+        clock=NOW.timestamp,
     )
     return w
 
@@ -255,7 +261,7 @@ def test_the_follower_skips_a_record_whose_apply_raises(caplog: pytest.LogCaptur
                 raise ValueError("cannot")
             seen.append(value)
 
-    follower = Fragile("unused:1", "t")
+    follower = Fragile(connection("unused:1"), "t")
     with caplog.at_level(logging.ERROR):
         for value in (b"1", b"bad", b"2"):
             follower._apply_one(b"k", value)
@@ -279,7 +285,9 @@ def test_a_rejected_records_log_line_holds_only_escaped_text(
 
 def test_staleness_counts_from_start_until_the_broker_first_answers() -> None:
     clock = [1000.0]
-    w = RevocationWatcher("unused:1", "t", ["acme"], RevocationTable(), monotonic=lambda: clock[0])
+    w = RevocationWatcher(
+        connection("unused:1"), "t", ["acme"], RevocationTable(), monotonic=lambda: clock[0]
+    )
     clock[0] += 7
     assert w.staleness_seconds() == 7
     assert not w.ready

@@ -1,0 +1,297 @@
+# The secured three-node cluster of `deploy/kafka.sh cluster ...`; sourced by kafka.sh (which
+# sets LIBS, KAFKA_VERSION, STATE_ROOT, fetch). Not run on its own.
+#
+# Three KRaft nodes (each broker+controller) on loopback, from the same Maven jars:
+#   clients      SASL_SSL, SCRAM-SHA-512, one user per service      ports BASE, BASE+1, BASE+2
+#   inter-broker SSL with client certificates (mutual TLS)          ports BASE+10..BASE+12
+#   controllers  SSL with client certificates                       ports BASE+20..BASE+22
+# A CA and the brokers' certificate are made on the spot with openssl; StandardAuthorizer with
+# allow.everyone.if.no.acl.found=false and the ACL table of docs/security.md for one environment
+# (topic prefix KAFKA_CLUSTER_TOPIC_PREFIX). Topics are pre-created by the admin user with
+# replication factor 3 and min.insync.replicas 2, as a platform team would.
+#
+# Environment: KAFKA_CLUSTER_PORT (19192), KAFKA_CLUSTER_TOPIC_PREFIX (cluster.),
+# KAFKA_CLUSTER_HEAP (512m), KAFKA_START_TIMEOUT, SESSIONS_STATE_DIR.
+# start/status print KEY=value lines: KAFKA_CLUSTER_BOOTSTRAP_SERVERS, KAFKA_CLUSTER_DIR (CA,
+# passwords: users/<name>.password), KAFKA_CLUSTER_TOPIC_PREFIX.
+
+C_BASE="${KAFKA_CLUSTER_PORT:-19192}"
+C_PREFIX="${KAFKA_CLUSTER_TOPIC_PREFIX:-cluster.}"
+C_DIR="$STATE_ROOT/kafka-cluster-$C_BASE"
+C_USERS=(admin registry admin-api gateway outsider)
+C_BROKER_DN="CN=kafka-broker"
+C_ACL_VERSION=2 # bump when the table changes: a running cluster gets the new grants at start
+
+c_client_port() { echo $((C_BASE + $1 - 1)); }
+c_internal_port() { echo $((C_BASE + 10 + $1 - 1)); }
+c_controller_port() { echo $((C_BASE + 20 + $1 - 1)); }
+c_bootstrap() { echo "127.0.0.1:$(c_client_port 1),127.0.0.1:$(c_client_port 2),127.0.0.1:$(c_client_port 3)"; }
+
+c_pid() {
+	local node="$1" pid file="$C_DIR/node$1/kafka.pid"
+	[[ -f "$file" ]] || return 1
+	pid="$(cat "$file")"
+	[[ -n "$pid" ]] && alive "$pid" || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $C_DIR/node$node/server.properties" || return 1
+	echo "$pid"
+}
+
+# CA, the brokers' key and certificate (SAN 127.0.0.1), keystore; once.
+c_tls() {
+	local tls="$C_DIR/tls"
+	[[ -f "$tls/broker.p12" ]] && return 0
+	command -v openssl >/dev/null || die "openssl not found"
+	mkdir -p "$tls"
+	openssl rand -hex 24 >"$tls/keystore.password"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=session-control-test-ca" \
+		-keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null || die "making the CA failed"
+	openssl req -newkey rsa:2048 -nodes -subj "/$C_BROKER_DN" \
+		-keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null || die "making the broker key failed"
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tls/ext.cnf"
+	openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+		-days 3650 -extfile "$tls/ext.cnf" -out "$tls/broker.pem" 2>/dev/null || die "signing the broker certificate failed"
+	openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" -name broker \
+		-passout "file:$tls/keystore.password" -out "$tls/broker.p12.tmp" || die "making the keystore failed"
+	mv "$tls/broker.p12.tmp" "$tls/broker.p12"
+}
+
+# A random password per user, in users/<name>.password (the file a service mounts); once.
+c_users() {
+	mkdir -p "$C_DIR/users"
+	local user
+	for user in "${C_USERS[@]}"; do
+		[[ -s "$C_DIR/users/$user.password" ]] || openssl rand -hex 18 >"$C_DIR/users/$user.password"
+	done
+	cat >"$C_DIR/users/admin.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$C_DIR/users/admin.password")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$C_DIR/tls/ca.pem
+EOF
+}
+
+c_write_config() {
+	local node="$1" dir="$C_DIR/node$1" voters="" n
+	for n in 1 2 3; do voters+="${voters:+,}$n@127.0.0.1:$(c_controller_port "$n")"; done
+	mkdir -p "$dir/data"
+	cat >"$dir/server.properties" <<EOF
+# Written by deploy/kafka.sh cluster; rewritten on every start.
+process.roles=broker,controller
+node.id=$node
+controller.quorum.voters=$voters
+listeners=CLIENT://127.0.0.1:$(c_client_port "$node"),INTERNAL://127.0.0.1:$(c_internal_port "$node"),CONTROLLER://127.0.0.1:$(c_controller_port "$node")
+advertised.listeners=CLIENT://127.0.0.1:$(c_client_port "$node"),INTERNAL://127.0.0.1:$(c_internal_port "$node")
+listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL
+inter.broker.listener.name=INTERNAL
+controller.listener.names=CONTROLLER
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# Brokers and controllers prove themselves to each other with the broker certificate.
+listener.name.internal.ssl.client.auth=required
+listener.name.controller.ssl.client.auth=required
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$C_DIR/tls/broker.p12
+ssl.keystore.password=$(cat "$C_DIR/tls/keystore.password")
+ssl.truststore.type=PEM
+ssl.truststore.location=$C_DIR/tls/ca.pem
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:$C_BROKER_DN
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+EOF
+	c_log4j "$dir"
+}
+
+c_log4j() {
+	local dir="$1"
+	cat >"$dir/log4j2.properties" <<EOF
+appender.file.type=RollingFile
+appender.file.name=file
+appender.file.fileName=$dir/server.log
+appender.file.filePattern=$dir/server.log.%i
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+appender.file.policies.type=Policies
+appender.file.policies.size.type=SizeBasedTriggeringPolicy
+appender.file.policies.size.size=20MB
+appender.file.strategy.type=DefaultRolloverStrategy
+appender.file.strategy.max=2
+rootLogger.level=WARN
+rootLogger.appenderRef.file.ref=file
+logger.started.name=kafka.server.KafkaRaftServer
+logger.started.level=INFO
+EOF
+}
+
+c_format() {
+	local node="$1" dir="$C_DIR/node$1" user scram=()
+	[[ -f "$dir/data/meta.properties" ]] && return 0
+	if [[ ! -s "$C_DIR/cluster.id" ]]; then
+		java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$C_DIR/cluster.id"
+	fi
+	for user in "${C_USERS[@]}"; do
+		scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(cat "$C_DIR/users/$user.password")]")
+	done
+	java -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+		format -t "$(cat "$C_DIR/cluster.id")" -c "$dir/server.properties" "${scram[@]}" >/dev/null ||
+		die "formatting storage of node $node in $dir/data failed"
+}
+
+c_start_node() {
+	local node="$1" dir="$C_DIR/node$1" pid
+	if pid="$(c_pid "$node")"; then return 0; fi
+	local port
+	for port in "$(c_client_port "$node")" "$(c_internal_port "$node")" "$(c_controller_port "$node")"; do
+		port_answers "$port" && die "port $port is taken by another process (another checkout's cluster? \
+set KAFKA_CLUSTER_PORT, or SESSIONS_STATE_DIR to that checkout's .state to share it)"
+	done
+	c_write_config "$node"
+	c_format "$node"
+	rm -f "$dir/server.log"
+	nohup java -Xmx"${KAFKA_CLUSTER_HEAP:-512m}" -Xms128m -XX:+UseG1GC -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir" \
+		-cp "$LIBS/*" kafka.Kafka "$dir/server.properties" </dev/null >"$dir/kafka.out" 2>&1 9>&- &
+	echo $! >"$dir/kafka.pid"
+	say "started cluster node $node (pid $!) on 127.0.0.1:$(c_client_port "$node")"
+}
+
+c_node_ready() {
+	local node="$1" pid
+	pid="$(c_pid "$node")" || {
+		tail -n 30 "$C_DIR/node$node/kafka.out" "$C_DIR/node$node/server.log" >&2 2>/dev/null || true
+		die "cluster node $node exited during start-up (logs: $C_DIR/node$node)"
+	}
+	port_answers "$(c_client_port "$node")" && grep -q "Kafka Server started" "$C_DIR/node$node/server.log" 2>/dev/null
+}
+
+c_all_ready() { c_node_ready 1 && c_node_ready 2 && c_node_ready 3; }
+
+c_tool() {
+	java -Dlog4j2.configurationFile="$C_DIR/node1/log4j2.properties" -cp "$LIBS/*" "$@"
+}
+
+# The environment's topics and ACLs, once per table version.
+c_acls() {
+	[[ -f "$C_DIR/acls.done" && "$(cat "$C_DIR/acls.done")" == "$C_ACL_VERSION $C_PREFIX" ]] && return 0
+	c_environment "$C_PREFIX"
+	echo "$C_ACL_VERSION $C_PREFIX" >"$C_DIR/acls.done"
+}
+
+# Create the topics of prefix $1 and grant the ACL table of docs/security.md on them.
+c_environment() {
+	local p="$1" boot
+	[[ "$p" =~ ^[A-Za-z0-9._-]*$ ]] || die "a topic prefix is letters, digits, '.', '_' and '-' only: '$p'"
+	boot="$(c_bootstrap)"
+	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) if missing, and the ACLs"
+	SESSIONS_TOPIC_PREFIX="$p" KAFKA_BOOTSTRAP_SERVERS="$boot" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
+		SESSIONS_KAFKA_SASL_USERNAME=admin SESSIONS_KAFKA_SASL_PASSWORD_FILE="$C_DIR/users/admin.password" \
+		SESSIONS_KAFKA_SSL_CAFILE="$C_DIR/tls/ca.pem" SESSIONS_KAFKA_REPLICATION_FACTOR=3 \
+		SESSIONS_KAFKA_MIN_INSYNC_REPLICAS=2 "$REPO_DIR/.venv/bin/python" "$DEPLOY_DIR/create_topics.py" >&2 ||
+		die "creating the topics failed"
+	local acl=(c_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$boot"
+		--command-config "$C_DIR/users/admin.properties" --add)
+	# registry: reads events and commands in its group; the only writer of revocations and dead letters
+	"${acl[@]}" --allow-principal User:registry --operation Read --operation Describe \
+		--topic "${p}sessions.events" --topic "${p}sessions.commands" >/dev/null
+	"${acl[@]}" --allow-principal User:registry --operation Read --group "${p}session-registry" >/dev/null
+	# (and the session.terminated events of admin terminations, through its outbox)
+	"${acl[@]}" --allow-principal User:registry --operation Write --operation Describe \
+		--topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" \
+		--topic "${p}sessions.events" >/dev/null
+	# admin-api: the only writer of commands and settings; sees that the other topics exist
+	"${acl[@]}" --allow-principal User:admin-api --operation Write --operation Describe \
+		--topic "${p}sessions.commands" --topic "${p}sessions.settings" >/dev/null
+	"${acl[@]}" --allow-principal User:admin-api --operation Describe \
+		--topic "${p}sessions.events" --topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" >/dev/null
+	# gateway (and the platform service it runs in): reads revocations, writes events
+	"${acl[@]}" --allow-principal User:gateway --operation Read --operation Describe \
+		--topic "${p}sessions.revocations" >/dev/null
+	"${acl[@]}" --allow-principal User:gateway --operation Write --operation Describe \
+		--topic "${p}sessions.events" >/dev/null
+}
+
+c_print() {
+	echo "KAFKA_CLUSTER_BOOTSTRAP_SERVERS=$(c_bootstrap)"
+	echo "KAFKA_CLUSTER_DIR=$C_DIR"
+	echo "KAFKA_CLUSTER_TOPIC_PREFIX=$C_PREFIX"
+}
+
+cluster_start() {
+	command -v java >/dev/null || die "java not found (apt-get install openjdk-17-jre-headless)"
+	umask 077
+	mkdir -p "$C_DIR"
+	chmod 700 "$C_DIR"
+	exec 9>"$C_DIR/lock"
+	flock 9
+	fetch
+	c_tls
+	c_users
+	local node
+	for node in 1 2 3; do
+		c_start_node "$node"
+	done
+	wait_until "$TIMEOUT" "cluster not ready after ${TIMEOUT}s (logs: $C_DIR/node*)" c_all_ready
+	c_acls
+	say "cluster ready on $(c_bootstrap), state $C_DIR"
+	c_print
+}
+
+cluster_status() {
+	local node up=0
+	for node in 1 2 3; do
+		if c_pid "$node" >/dev/null; then up=$((up + 1)); fi
+	done
+	say "cluster: $up of 3 nodes running, state $C_DIR"
+	((up == 3)) || return 3
+	c_print
+}
+
+cluster_stop() {
+	local node pid
+	for node in 1 2 3; do
+		if pid="$(c_pid "$node")"; then kill -TERM "$pid" 2>/dev/null || true; fi
+	done
+	for node in 1 2 3; do
+		local waited=0
+		if pid="$(c_pid "$node")"; then
+			while alive "$pid"; do
+				if ((waited >= 120)); then kill -KILL "$pid" 2>/dev/null || true; fi
+				sleep 0.25
+				waited=$((waited + 1))
+			done
+		fi
+		rm -f "$C_DIR/node$node/kafka.pid"
+	done
+	say "cluster stopped (state $C_DIR)"
+}
+
+cluster() {
+	case "${1:-}" in
+	start) cluster_start ;;
+	status) cluster_status ;;
+	stop) cluster_stop ;;
+	grant)
+		# Another environment on the running cluster (the tests that need a log of their own).
+		[[ -n "${2:-}" ]] || die "usage: $0 cluster grant TOPIC_PREFIX"
+		cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
+		c_environment "$2"
+		echo "KAFKA_CLUSTER_TOPIC_PREFIX=$2"
+		;;
+	*)
+		say "usage: $0 cluster {start|stop|status|grant PREFIX}"
+		exit 2
+		;;
+	esac
+}

@@ -1,0 +1,171 @@
+"""Every Kafka client of every service, built from one `KafkaSettings`.
+
+Producers are idempotent with acks=all (retries never duplicate or reorder a partition, and a
+record is acknowledged once every in-sync replica has it). Consumers and admin clients get the
+same bootstrap list, client id and security. `connection_failure` names why a connection cannot
+be made (refused, TLS, authentication), since aiokafka's own error says only "Unable to
+bootstrap".
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
+from aiokafka.helpers import create_ssl_context
+
+from session_contracts.settings import KafkaSettings
+
+
+class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """OAUTHBEARER: the token in a file, read at each authentication (kept fresh outside)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    async def token(self) -> str:
+        # A few hundred bytes from a local (tmpfs) mount: not worth a thread.
+        return Path(self._path).read_text(encoding="utf-8").strip()  # noqa: ASYNC240
+
+    def __repr__(self) -> str:
+        return f"FileTokenProvider({self._path!r})"
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context: the configured CA (or the system's), and the client certificate if any."""
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=kafka.kafka_ssl_cafile,
+        certfile=kafka.kafka_ssl_certfile,
+        keyfile=kafka.kafka_ssl_keyfile,
+        password=kafka.ssl_key_password(),
+    )
+    return context
+
+
+def security_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """aiokafka's security keyword arguments (they hold the secret: never log them)."""
+    protocol = kafka.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl_context(kafka)
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = kafka.kafka_sasl_mechanism
+        if kafka.kafka_sasl_mechanism == "OAUTHBEARER":
+            assert kafka.kafka_sasl_oauth_token_file is not None  # the settings' validator
+            options["sasl_oauth_token_provider"] = FileTokenProvider(
+                str(kafka.kafka_sasl_oauth_token_file)
+            )
+        else:
+            options["sasl_plain_username"] = kafka.kafka_sasl_username
+            options["sasl_plain_password"] = kafka.sasl_password()
+    return options
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """What every client shares: bootstrap list, client id, request timeout, security."""
+    return {
+        "bootstrap_servers": kafka.kafka_bootstrap_servers,
+        "client_id": kafka.kafka_client_id,
+        "request_timeout_ms": kafka.kafka_request_timeout_ms,
+        **security_options(kafka),
+    }
+
+
+def new_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent, acks=all producer: retries never duplicate or reorder a partition."""
+    options: dict[str, Any] = {
+        **client_options(kafka),
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 2,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer (no group unless `group_id` is given: use `kafka.group_id(name)`)."""
+    options: dict[str, Any] = {**client_options(kafka), "group_id": None}
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def new_admin(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaAdminClient:
+    """An admin client."""
+    options: dict[str, Any] = {**client_options(kafka), "request_timeout_ms": 15_000}
+    options.update(overrides)
+    return AIOKafkaAdminClient(**options)
+
+
+async def connection_failure(kafka: KafkaSettings) -> str | None:
+    """Why no connection to the first reachable-looking broker can be made (None: it can).
+
+    One short phrase naming the cause: refused, TLS (e.g. an untrusted certificate) or SASL
+    authentication (e.g. a wrong password). It never contains a secret.
+    """
+    causes = []
+    for address in kafka.kafka_bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            options = security_options(kafka)
+            conn = await create_conn(
+                host.strip("[]"),
+                int(port),
+                client_id=kafka.kafka_client_id,
+                request_timeout_ms=min(kafka.kafka_request_timeout_ms, 10_000),
+                **options,
+            )
+        except ssl.SSLError as exc:
+            causes.append(f"{address}: TLS handshake failed ({exc.reason or exc})")
+        except KafkaError as exc:
+            causes.append(f"{address}: {_kafka_cause(kafka, exc)}")
+        except (OSError, TimeoutError, ValueError) as exc:
+            causes.append(f"{address}: {type(exc).__name__}: {_scrub(kafka, str(exc))}")
+        else:
+            conn.close()
+            return None
+    return "; ".join(causes)
+
+
+def describe_kafka_error(exc: BaseException, operation: str, topic: str) -> str:
+    """One line for an error of `operation` ("read", "write", "create") on `topic`: an
+    authorization failure names the topic and the operation the principal lacks."""
+    if isinstance(exc, TopicAuthorizationFailedError):
+        return (
+            f"not authorized to {operation} topic {topic} "
+            f"(the broker's ACLs deny {operation.upper()} on it to this principal)"
+        )
+    if isinstance(exc, ClusterAuthorizationFailedError) and operation == "write":
+        return (
+            f"not authorized to write topic {topic}: the principal may write no topic at all "
+            "(an idempotent producer's InitProducerId is refused without WRITE on some topic)"
+        )
+    if isinstance(exc, GroupAuthorizationFailedError):
+        return f"not authorized to use consumer group {exc} (ACL: READ on the group)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _kafka_cause(kafka: KafkaSettings, exc: KafkaError) -> str:
+    name = type(exc).__name__
+    text = _scrub(kafka, str(exc))
+    if "Authentication" in name or "authentication" in text.lower():
+        who = kafka.kafka_sasl_username or "the token"
+        return f"SASL authentication failed for {who} ({kafka.kafka_sasl_mechanism}): {text}"
+    return f"{name}: {text}"
+
+
+def _scrub(kafka: KafkaSettings, text: str) -> str:
+    secret = kafka.sasl_password()
+    return text.replace(secret, "**********") if secret else text

@@ -1,0 +1,186 @@
+"""Authentication, encryption and authorization on the secured cluster, each tried to be broken.
+
+A wrong password and an untrusted broker certificate leave the service not ready with one log
+line naming the cause (never the password); a principal without an ACL gets an error naming
+the topic and the operation; the gateway's principal cannot write commands or revocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
+from pydantic import SecretStr
+
+from admin_api.adapters.bus import KafkaBus
+from admin_api.settings import AdminApiSettings
+from auth_gateway.revocations import RevocationTable
+from auth_gateway.settings import GatewaySettings
+from auth_gateway.watcher import RevocationWatcher
+from cluster_support import Cluster
+from session_contracts.kafka_clients import describe_kafka_error, new_producer
+from session_contracts.settings import KafkaSettings
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+
+WRONG = "not-the-password-" + "x" * 12
+JWT = "cluster-" + "j" * 40
+
+
+async def until(condition: object, within: float = 60.0) -> None:
+    """Wait until `condition()` holds (a test fails on the timeout, not on speed)."""
+    deadline = time.monotonic() + within
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno >= 30]
+
+
+async def _bus_failure(settings: AdminApiSettings) -> tuple[KafkaBus, str]:
+    bus = KafkaBus(settings)
+    bus.start()
+    try:
+        await until(lambda: bus.failure is not None)
+        await asyncio.sleep(3)  # a few retries: still one line
+        assert not bus.ready
+        assert bus.failure is not None
+        return bus, bus.failure
+    finally:
+        await bus.stop()
+
+
+async def test_a_wrong_password_is_not_ready_with_one_line_naming_it(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = AdminApiSettings(
+        **cluster.as_user(
+            "admin-api",
+            kafka_sasl_password_file=None,
+            kafka_sasl_password=SecretStr(WRONG),
+            environment="development",
+            jwt_secret=JWT,
+        )
+    )
+    _, failure = await _bus_failure(settings)
+    assert "SASL authentication failed for admin-api (SCRAM-SHA-512)" in failure
+    lines = warnings_of(caplog, "admin_api.adapters.bus")
+    assert len(lines) == 1, lines
+    assert "SASL authentication failed for admin-api" in lines[0]
+    assert not any(WRONG in (r.getMessage() + str(r.exc_info)) for r in caplog.records)
+
+
+async def test_an_untrusted_broker_certificate_is_not_ready_with_one_line_naming_it(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    # No CA given: the system's CAs, which never signed the cluster's certificate.
+    settings = AdminApiSettings(
+        **cluster.as_user(
+            "admin-api", kafka_ssl_cafile=None, environment="development", jwt_secret=JWT
+        )
+    )
+    _, failure = await _bus_failure(settings)
+    assert "TLS handshake failed" in failure and "CERTIFICATE_VERIFY_FAILED" in failure
+    lines = warnings_of(caplog, "admin_api.adapters.bus")
+    assert len(lines) == 1, lines
+    assert "CERTIFICATE_VERIFY_FAILED" in lines[0]
+
+
+async def test_a_gateway_with_a_wrong_password_says_why_it_is_not_ready(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = GatewaySettings(
+        **cluster.as_user(
+            "gateway", kafka_sasl_password_file=None, kafka_sasl_password=SecretStr(WRONG)
+        )
+    )
+    watcher = RevocationWatcher(settings, settings.topics.revocations, ["acme"], RevocationTable())
+    task = asyncio.create_task(watcher.run())
+    try:
+        await until(lambda: watcher.failure is not None)
+        await asyncio.sleep(3)
+        assert not watcher.ready
+        assert "SASL authentication failed for gateway" in (watcher.failure or "")
+        lines = warnings_of(caplog, "auth_gateway.follower")
+        assert len(lines) == 1, lines
+        assert not any(WRONG in (r.getMessage() + str(r.exc_info)) for r in caplog.records)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_principal_without_the_acl_gets_the_topic_and_operation_named(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    outsider = KafkaSettings(**cluster.as_user("outsider"))
+    topic = outsider.topics.revocations
+    watcher = RevocationWatcher(outsider, topic, ["acme"], RevocationTable())
+    task = asyncio.create_task(watcher.run())
+    try:
+        await until(lambda: watcher.failure is not None)
+        assert watcher.failure == (
+            f"not authorized to read topic {topic} "
+            "(the broker's ACLs deny READ on it to this principal)"
+        )
+        assert not watcher.ready
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # Idempotence off: with it, the broker refuses InitProducerId before any topic is named.
+    producer = new_producer(outsider, request_timeout_ms=15_000, enable_idempotence=False)
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError) as refused:
+            await producer.send_and_wait(outsider.topics.events, b"{}", key=b"acme/x")
+    finally:
+        await producer.stop()
+    assert describe_kafka_error(refused.value, "write", outsider.topics.events) == (
+        f"not authorized to write topic {outsider.topics.events} "
+        "(the broker's ACLs deny WRITE on it to this principal)"
+    )
+
+
+@pytest.mark.parametrize("topic", ["commands", "revocations", "dead_letters", "settings"])
+async def test_the_gateway_principal_cannot_write_what_only_others_may(
+    cluster: Cluster, topic: str
+) -> None:
+    gateway = GatewaySettings(**cluster.as_user("gateway"))
+    producer = new_producer(gateway, request_timeout_ms=15_000)
+    await producer.start()
+    try:
+        # it may write activity to the events topic...
+        await producer.send_and_wait(gateway.topics.events, b"not even an event", key=b"z/x")
+        # ...and the broker refuses the rest
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(getattr(gateway.topics, topic), b"{}", key=b"acme/x")
+    finally:
+        await producer.stop()
+
+
+async def test_only_the_admin_api_writes_commands_and_only_the_registry_revocations(
+    cluster: Cluster,
+) -> None:
+    allowed = {("admin-api", "commands"), ("registry", "revocations"), ("registry", "dead_letters")}
+    for user in ("registry", "admin-api"):
+        kafka = KafkaSettings(**cluster.as_user(user))
+        producer = new_producer(kafka, request_timeout_ms=15_000)
+        await producer.start()
+        try:
+            for topic in ("commands", "revocations", "dead_letters"):
+                name = getattr(kafka.topics, topic)
+                if (user, topic) in allowed:
+                    continue  # writing a junk record there would reach the registry
+                with pytest.raises(TopicAuthorizationFailedError):
+                    await producer.send_and_wait(name, b"{}", key=b"acme/x")
+        finally:
+            await producer.stop()
