@@ -72,6 +72,7 @@ async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQue
         items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
         next_cursor=page.next_cursor,
         total=page.total,
+        as_of=page.as_of,
     )
 
 
