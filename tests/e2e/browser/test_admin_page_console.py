@@ -59,9 +59,7 @@ async def test_live_mode_announces_changes_and_moves_no_row(stack: Stack, page: 
     await expect(page.get_by_role("status")).to_have_text("The list now shows the latest changes.")
 
 
-async def test_the_table_fits_1280_px_whatever_the_data(
-    stack: Stack, browser: Browser
-) -> None:
+async def test_the_table_fits_1280_px_whatever_the_data(stack: Stack, browser: Browser) -> None:
     tenant = stack.tenant()
     long_name = "W" * 250
     odd = SessionPolicy(max_session_seconds=3 * 86400, idle_timeout_seconds=3600)
@@ -106,9 +104,11 @@ async def test_the_table_fits_1280_px_whatever_the_data(
         # the confirmation shows name, type and id in full, inside the dialog
         await page.evaluate("window.scrollTo(0, 0)")
         await row.locator("input.row-select").check()
-        await page.get_by_role("region", name="Selected sessions").get_by_role(
-            "button", name="Terminate"
-        ).click()
+        await (
+            page.get_by_role("region", name="Selected sessions")
+            .get_by_role("button", name="Terminate")
+            .click()
+        )
         dialog = page.get_by_role("dialog", name="Terminate 1 session?")
         cells = dialog.locator("tbody tr td")
         await expect(cells).to_have_text([long_name, "Browser", events[0].session_id])

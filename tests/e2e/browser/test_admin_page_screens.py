@@ -20,7 +20,12 @@ PEOPLE = [
     ("Ada Lovelace", SessionType.browser, "Firefox on Linux", 3),
     ("Grace Hopper", SessionType.mobile, "iPhone 15", 25),
     ("Alan Turing", SessionType.browser, "Chrome on Windows", 40),
-    ("Katherine Johnson-Goble-Moore of the Langley Research Center", SessionType.browser, "Safari on macOS", 55),
+    (
+        "Katherine Johnson-Goble-Moore of the Langley Research Center",
+        SessionType.browser,
+        "Safari on macOS",
+        55,
+    ),
     ("Edsger Dijkstra", SessionType.mobile, "Pixel 8", 70),
     ("Barbara Liskov", SessionType.browser, "Edge on Windows", 95),
     ("Margaret Hamilton", SessionType.mobile, "Galaxy S24 Ultra (SM-S928B) on Android 14", 130),
@@ -72,7 +77,9 @@ async def test_screenshot_fits_the_width(
         assert box is not None and box["height"] < 60 and box["x"] >= 0
         assert box["x"] + box["width"] <= width
         assert await ribbon.evaluate("e => e.scrollWidth <= e.clientWidth")  # nothing cut off
-        await expect(ribbon.get_by_role("button", name=re.compile("^Clear"))).to_be_in_viewport(ratio=1)
+        await expect(ribbon.get_by_role("button", name=re.compile("^Clear"))).to_be_in_viewport(
+            ratio=1
+        )
         if width == 390:
             # a card per session: name, type and the rest are on screen without scrolling
             card = page.locator(f'#rows tr[data-session-id="{events[0].session_id}"]')
@@ -109,7 +116,9 @@ async def test_terminate_by_keyboard_from_a_selected_row(stack: Stack, page: Pag
     await expect(dialog.get_by_role("button", name="Terminate")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(status).to_have_text("1 session was ended.")
-    await expect(page.locator(f'#rows tr[data-session-id="{events[2].session_id}"]')).to_have_count(0)
+    await expect(page.locator(f'#rows tr[data-session-id="{events[2].session_id}"]')).to_have_count(
+        0
+    )
 
 
 async def test_delete_on_an_unselected_row_asks_for_that_session(stack: Stack, page: Page) -> None:

@@ -47,6 +47,6 @@ export function signInMessage(tokens) {
   const href = tokens.signInHref();
   const action = href
     ? el("a", { href, class: "button button-primary" }, "Sign in again")
-    : el("span", {}, "Open this page again from your organization's sign-in to continue. Nothing is shown or changed until then.");
-  return [el("strong", {}, "Your sign-in has expired. "), action];
+    : el("span", {}, "Sign in again: open this page from your organization's sign-in. Nothing is shown or can be changed until then.");
+  return [el("strong", {}, "Your sign-in has expired or is missing. "), action];
 }
