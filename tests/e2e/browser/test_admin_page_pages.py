@@ -209,7 +209,9 @@ async def test_a_401_clears_the_rows_and_disables_every_action(stack: Stack, pag
 
     await page.route(re.compile(r"/api/v1/"), expired)
     await page.get_by_role("button", name="Refresh").click()
-    await expect(page.get_by_role("alert").first).to_contain_text("Your sign-in has expired or is missing.")
+    await expect(page.get_by_role("alert").first).to_contain_text(
+        "Your sign-in has expired or is missing."
+    )
     await expect(rows(page)).to_have_count(0)
     await expect(page.get_by_role("region", name="Selected sessions")).to_be_hidden()
     for control in ("#terminate-matching", "#export-csv", "#refresh", "#live-mode", "#search"):
