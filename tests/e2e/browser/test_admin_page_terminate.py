@@ -231,7 +231,10 @@ async def test_a_terminated_demo_session_lands_on_sign_in(
         session_id = next(c["value"] for c in await user.cookies() if c["name"] == "sid")
         await stack.demo.wait_until_revoked(session_id)
         await user_page.goto(f"{stack.demo.base_url}/reports")
-        await expect(user_page).to_have_url(re.compile(r"/signin$"))
+        await expect(user_page).to_have_url(re.compile(r"/signin\?ended=admin$"))
         await expect(user_page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await expect(user_page.get_by_role("status")).to_have_text(
+            "An administrator ended your session. Sign in again to continue."
+        )
     finally:
         await user.close()
