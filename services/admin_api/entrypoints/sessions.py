@@ -77,6 +77,8 @@ async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQue
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, bool):  # JSON's spelling, as the API answers it, not Python's True
+        return "true" if value else "false"
     text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
     # A leading = + - @ would make a spreadsheet run the cell as a formula.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
