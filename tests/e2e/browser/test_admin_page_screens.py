@@ -87,8 +87,9 @@ async def test_screenshot_fits_the_width(
                 cell = card.locator(f'td[data-column="{column}"]')
                 cell_box = await cell.bounding_box()
                 assert cell_box is not None and cell_box["x"] + cell_box["width"] <= width, column
+        await page.evaluate("window.scrollTo(0, 0)")  # checking a box scrolled it into view
         shot = tmp_path / f"admin-page-{width}.png"
-        await page.screenshot(path=str(shot), full_page=width == 390)
+        await page.screenshot(path=str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         if os.environ.get("SESSIONS_UPDATE_SCREENSHOT") == "1":
             (DOCS / f"admin-page-{width}.png").write_bytes(shot.read_bytes())
@@ -133,3 +134,45 @@ async def test_delete_on_an_unselected_row_asks_for_that_session(stack: Stack, p
     await page.keyboard.press("Escape")
     await expect(dialog).to_be_hidden()
     await expect(name).to_be_focused()
+
+
+async def test_screenshots_of_the_settings_and_audit_pages(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    tenant = stack.tenant()
+    events = await publish_people(stack, tenant)
+    async with stack.api(tenant) as api:
+        ended = await api.post(
+            "/api/v1/sessions/terminations",
+            json={"session_ids": [events[0].session_id], "reason": "security"},
+        )
+        assert ended.status_code == 202
+        await api.post(
+            "/api/v1/sessions/terminations",
+            json={"filter": {"user_name": "Barbara"}, "reason": "admin"},
+        )
+    await stack.registry.wait_until_idle(60)
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 700}, locale="en-US", timezone_id="Europe/Berlin"
+    )
+    page = await context.new_page()
+    try:
+        await page.goto(stack.page_url(tenant.token))
+        await page.get_by_role("link", name="Session settings").click()
+        await expect(page.locator(".settings-card")).to_have_count(2)
+        await expect(page.locator('.settings-card[data-session-type="mobile"]')).to_contain_text(
+            "1 active Mobile session of 3 was created under older settings"
+        )
+        await page.get_by_role("link", name="Audit log").click()
+        await expect(page.locator("#audit-body tbody tr")).to_have_count(2)
+        await expect(page.locator("#audit-body tbody tr").last).to_contain_text("Security concern")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 1280
+        for view in ("settings", "audit"):
+            await page.get_by_role("link", name=re.compile(view, re.I)).click()
+            await expect(page.locator(f"#view-{view}")).to_be_visible()
+            shot = tmp_path / f"admin-page-{view}.png"
+            await page.screenshot(path=str(shot))
+            if os.environ.get("SESSIONS_UPDATE_SCREENSHOT") == "1":
+                (DOCS / f"admin-page-{view}.png").write_bytes(shot.read_bytes())
+    finally:
+        await context.close()
