@@ -172,6 +172,12 @@ async def test_times_url_state_validation_and_who(stack: Stack, page: Page) -> N
         "aria-sort", "ascending"
     )
     await expect(page.locator(".name-cell .link-button")).to_have_text(["New Newt", "Old Owl"])
+    # another page and back: the list keeps its view
+    await page.get_by_role("link", name="Audit log").click()
+    await expect(page).to_have_url(re.compile(r"\?view=audit$"))
+    await page.get_by_role("link", name="Active sessions").click()
+    await expect(page).to_have_url(re.compile(r"session_type=browser.*sort=user_name.*live=1"))
+    await expect(page.locator("#filter-chips")).to_contain_text("Session Type: Browser")
 
     # a partial address is refused in the dialog, in words, and nothing is asked of the API
     await page.get_by_role("button", name="Filter IP Address").click()

@@ -194,9 +194,9 @@ class Page {
         else link.removeAttribute("aria-current");
       }
     }
-    if (push) history.pushState(null, "", location.pathname + (view === "sessions" ? "" : `?view=${view}`));
-    else this.saveUrl();
-    if (push && view === "sessions") this.query.restore(new URLSearchParams());
+    // a click on the navigation is a new history entry; the list keeps its search and filters
+    if (push) history.pushState(null, "", location.pathname);
+    this.saveUrl();
     if (this.signedOut) return;
     if (view === "settings") this.settings.load();
     else if (view === "audit") this.audit.load();
