@@ -120,6 +120,18 @@ class Page {
         this.reload();
       }, SEARCH_DEBOUNCE_MS);
     });
+    // the cards of a narrow screen have no header to click: the same sort as a select
+    const sortSelect = byIdOf("sort-select", HTMLSelectElement);
+    for (const column of this.query.columns.filter((c) => c.sortable)) {
+      sortSelect.append(
+        el("option", { value: column.key }, `${column.label} ↑`),
+        el("option", { value: `-${column.key}` }, `${column.label} ↓`),
+      );
+    }
+    sortSelect.addEventListener("change", () => {
+      this.query.sort = sortSelect.value;
+      this.reload();
+    });
     const outdated = byIdOf("outdated-only", HTMLInputElement);
     const outdatedLabel = outdated.closest("label");
     if (outdatedLabel) show(outdatedLabel, this.query.outdatedFilter !== null);
@@ -386,6 +398,7 @@ class Page {
   /** Toolbar text, chips and the blue selection ribbon follow the list's state. */
   renderChrome() {
     $("columns-button").textContent = this.columns.summary();
+    byIdOf("sort-select", HTMLSelectElement).value = this.query.sort;
     const chips = this.query.chips();
     replaceChildren(
       $("filter-chips"),
