@@ -86,6 +86,7 @@ def commands(tenants: int) -> list[TerminateSessions]:
             tenant_id=f"{TENANT_PREFIX}{i}",
             requested_by="bench-admin",
             filter=SessionFilter(),
+            confirmed_at=now,
         )
         for i in range(tenants)
     ]

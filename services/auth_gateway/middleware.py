@@ -40,7 +40,7 @@ from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
 from auth_gateway.keys import TenantDirectory, TenantKeys
-from auth_gateway.revocations import RevocationTable
+from auth_gateway.revocations import ENDED_NAMES, RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
 
@@ -144,7 +144,7 @@ class GatewayMiddleware:
         # so neither a second header or cookie nor another spelling of the same credential
         # can carry a revoked session past the check to an app that reads its own.
         table = self._table
-        header_id = cookie_id = header_key = cookie_key = None
+        header_id = cookie_id = header_key = cookie_key = revoked_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
         for name, value in scope["headers"]:
             if name == b"cookie":
@@ -157,6 +157,7 @@ class GatewayMiddleware:
                             key = keys.key(candidate)
                             if key in table:
                                 revoked = True
+                                revoked_key = key
                     cookie_id = cookie.session_id  # request.cookies: the last one wins
                     cookie_key = key if cookie_id is not None else None  # the last candidate's
             elif name == self._header:
@@ -168,6 +169,7 @@ class GatewayMiddleware:
                         key = keys.key(candidate)
                         if key in table:
                             revoked = True
+                            revoked_key = key
                 if not header_seen:  # request.headers.get: the first one
                     header_seen = True
                     header_id = printable_id(candidate)
@@ -175,7 +177,8 @@ class GatewayMiddleware:
             elif name == b"accept":
                 wants_html = b"text/html" in value
         if revoked:
-            await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY)
+            ended = self._ended_location(revoked_key) if wants_html else None
+            await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
             return
         if keys is None:
             if has_cookie or has_header:
@@ -215,12 +218,26 @@ class GatewayMiddleware:
                 address = self._client_address.of(address, scope["headers"])
             self._note(session_key, address)
 
+    def _ended_location(self, key: bytes | None) -> bytes | None:
+        """The sign-in URL saying why the session ended (`?ended=admin`, ...), when known."""
+        why = self._table.why(key) if key is not None else None
+        name = ENDED_NAMES.get(why or 0)
+        if name is None:
+            return None
+        return self._location + (b"&" if b"?" in self._location else b"?") + b"ended=" + name
+
     async def _reject(
-        self, scope: Scope, send: Send, wants_html: bool, from_cookie: bool, body: bytes
+        self,
+        scope: Scope,
+        send: Send,
+        wants_html: bool,
+        from_cookie: bool,
+        body: bytes,
+        location: bytes | None = None,
     ) -> None:
         extra = [(b"set-cookie", self._clear_cookie)] if from_cookie else []
         if wants_html and scope["type"] == "http":
-            extra.append((b"location", self._location))
+            extra.append((b"location", location or self._location))
             await self._refuse(scope, send, 303, b"", extra)
         else:
             await self._refuse(scope, send, 401, body, extra)

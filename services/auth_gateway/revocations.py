@@ -16,6 +16,10 @@ happens to a given request with probability ~5e-14.
 
 An entry's expiry only ever moves later: `add` keeps the latest of the old and the new, and a
 tombstone (`discard_ended`) removes an entry only once its expiry has passed.
+
+Each slot also keeps one byte saying why the session ended (`ENDED`: an administrator, a
+security control, the user signing out, an expiry; 0 when unknown), read only for a refused
+request, so a browser sent to sign-in can be told why (13 bytes a slot).
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ _MAX_LOAD = 0.6
 _MIN_CAPACITY = 1024
 _MAX_UNTIL = 2**32 - 1
 
+ENDED: dict[str, int] = {"admin": 1, "security": 2, "logout": 3, "max_length": 4, "idle": 4}
+"""A revocation's `reason` as the byte the table keeps (0: not known)."""
+ENDED_NAMES: dict[int, bytes] = {1: b"admin", 2: b"security", 3: b"signed_out", 4: b"expired"}
+"""The byte as the `ended=` value of the sign-in redirect."""
+
 
 def _slot_key(session_id: bytes) -> int:
     # 0 marks an empty slot, so a (2**-64 rare) zero hash is moved to 1.
@@ -36,7 +45,7 @@ def _slot_key(session_id: bytes) -> int:
 class RevocationTable:
     """Revoked sessions' keys, each kept until its expiry (epoch seconds); linear probing."""
 
-    __slots__ = ("_count", "_keys", "_mask", "_sweep_at", "_until")
+    __slots__ = ("_count", "_keys", "_mask", "_sweep_at", "_until", "_why")
 
     def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
         size = _MIN_CAPACITY
@@ -49,6 +58,7 @@ class RevocationTable:
     def _allocate(self, size: int) -> None:
         self._keys = array("q", bytes(8 * size))
         self._until = array("I", bytes(4 * size))
+        self._why = array("B", bytes(size))
         self._mask = size - 1
 
     def __len__(self) -> int:
@@ -56,7 +66,7 @@ class RevocationTable:
 
     @property
     def capacity(self) -> int:
-        """Number of slots; memory is 12 bytes per slot."""
+        """Number of slots; memory is 13 bytes per slot."""
         return self._mask + 1
 
     def __contains__(self, entry: bytes) -> bool:
@@ -81,8 +91,9 @@ class RevocationTable:
             i = (i + 1) & mask
         return i
 
-    def add(self, entry: bytes, until: float) -> None:
-        """Revoke `entry` until `until` (epoch seconds, rounded up to a whole second).
+    def add(self, entry: bytes, until: float, why: int = 0) -> None:
+        """Revoke `entry` until `until` (epoch seconds, rounded up to a whole second); `why`
+        is its `ENDED` byte.
 
         The expiry never moves earlier: adding an entry already present keeps the later of
         the two expiries, so no later record can shorten a revocation.
@@ -96,8 +107,17 @@ class RevocationTable:
             self._keys[i] = key
             self._count += 1
         elif self._until[i] >= seconds:
+            if not self._why[i]:
+                self._why[i] = why
             return
         self._until[i] = seconds
+        if why or not self._why[i]:
+            self._why[i] = why
+
+    def why(self, entry: bytes) -> int | None:
+        """Why `entry` was revoked (its `ENDED` byte, 0 when unknown), or None when it is not."""
+        i = self._find(_slot_key(entry))
+        return None if self._keys[i] == _EMPTY else self._why[i]
 
     def until(self, entry: bytes) -> int | None:
         """The expiry of `entry` (whole epoch seconds), or None when it is not revoked."""
@@ -129,7 +149,7 @@ class RevocationTable:
     def _delete_slot(self, hole: int) -> None:
         # Backward-shift deletion: later entries of the same probe run move into the hole,
         # so lookups never need tombstone markers.
-        keys, until, mask = self._keys, self._until, self._mask
+        keys, until, why, mask = self._keys, self._until, self._why, self._mask
         j = hole
         while True:
             j = (j + 1) & mask
@@ -142,9 +162,11 @@ class RevocationTable:
             ):
                 keys[hole] = key
                 until[hole] = until[j]
+                why[hole] = why[j]
                 hole = j
         keys[hole] = _EMPTY
         until[hole] = 0
+        why[hole] = 0
         self._count -= 1
 
     def evict(self, now: float, slots: int) -> int:
@@ -178,9 +200,9 @@ class RevocationTable:
             self._resize(size)
 
     def _resize(self, size: int) -> None:
-        old_keys, old_until = self._keys, self._until
+        old_keys, old_until, old_why = self._keys, self._until, self._why
         self._allocate(size)
-        keys, until, mask = self._keys, self._until, self._mask
+        keys, until, why, mask = self._keys, self._until, self._why, self._mask
         for slot, key in enumerate(old_keys):
             if key != _EMPTY:
                 i = key & mask
@@ -188,4 +210,5 @@ class RevocationTable:
                     i = (i + 1) & mask
                 keys[i] = key
                 until[i] = old_until[slot]
+                why[i] = old_why[slot]
         self._sweep_at = 0

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 
 from auth_gateway.follower import CompactedTopicFollower
 from auth_gateway.keys import TENANT_PATTERN
-from auth_gateway.revocations import RevocationTable
+from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key, session_handle, split_record_key
@@ -121,7 +121,7 @@ class RevocationWatcher(CompactedTopicFollower):
             return
         until = record.valid_until.timestamp() + self._grace
         if until > self._clock():  # a record already past it could no longer be valid
-            self.table.add(entry, until)
+            self.table.add(entry, until, ENDED.get(record.reason.value, 0))
         self.records_applied += 1
 
     def _reject(self, key: bytes | None, reason: str) -> None:

@@ -54,8 +54,20 @@ def _signed_in_page(title: str, session: Visitor, content: str) -> HTMLResponse:
     )
 
 
-def _sign_in_form(error: str = "", status_code: int = 200) -> HTMLResponse:
+ENDED_MESSAGES = {
+    "admin": "An administrator ended your session. Sign in again to continue.",
+    "security": "Your session was ended for security reasons. Sign in again to continue.",
+    "expired": "Your session expired. Sign in again to continue.",
+    "signed_out": "You were signed out in another window. Sign in again to continue.",
+}
+"""What the sign-in page says for the gateway's `?ended=` (why a revoked session was sent here)."""
+
+
+def _sign_in_form(error: str = "", status_code: int = 200, ended: str = "") -> HTMLResponse:
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    if not error and ended in ENDED_MESSAGES:
+        message = f'<p class="notice" role="status">{html.escape(ENDED_MESSAGES[ended])}</p>'
+
     return _page(
         "Sign in",
         f"""<h1>Sign in</h1>{message}
@@ -69,9 +81,9 @@ def _sign_in_form(error: str = "", status_code: int = 200) -> HTMLResponse:
 
 
 @router.get("/signin")
-async def sign_in_page() -> HTMLResponse:
-    """The sign-in form."""
-    return _sign_in_form()
+async def sign_in_page(ended: str = "") -> HTMLResponse:
+    """The sign-in form; `ended` (set by the gateway's redirect) says why the session ended."""
+    return _sign_in_form(ended=ended)
 
 
 @router.post("/signin")

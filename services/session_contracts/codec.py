@@ -89,10 +89,29 @@ def upcast_v1(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-UPCASTERS: dict[int, Upcaster] = {1: upcast_v1}
+def upcast_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Contract v2 to v3: a command by filter gains `confirmed_at`, the moment of the count.
+
+    v3 ends only sessions created no later than `confirmed_at`; a v2 command by filter was
+    resolved against the sessions created no later than `requested_at`, so that is its
+    `confirmed_at` and it ends exactly what it ended under v2. Every other record changes only
+    its version.
+    """
+    out = dict(payload)
+    if (
+        out.get("type") == "sessions.terminate"
+        and out.get("filter") is not None
+        and "confirmed_at" not in out
+    ):
+        out["confirmed_at"] = out.get("requested_at")
+    return out
+
+
+UPCASTERS: dict[int, Upcaster] = {1: upcast_v1, 2: upcast_v2}
 """`UPCASTERS[n]` turns a payload of schema_version n into one of version n + 1.
 
-The one place old records are read: v1 (session ids were credentials) becomes v2 (handles).
+The one place old records are read: v1 (session ids were credentials) becomes v2 (handles),
+v2 (a filter resolved at requested_at) becomes v3 (`confirmed_at` bounds what a filter ends).
 """
 
 M = TypeVar("M", bound=BaseModel)

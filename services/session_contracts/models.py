@@ -28,7 +28,7 @@ from pydantic import (
 from session_contracts.addresses import contract_ip
 from session_contracts.handles import HANDLE_LENGTH, HANDLE_PATTERN
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version every model accepts; older records reach the models only through the
 upcasters of `session_contracts.codec`."""
 
@@ -41,7 +41,7 @@ def _exact_version(value: object) -> object:
     return value
 
 
-Version = Annotated[Literal[2], BeforeValidator(_exact_version)]
+Version = Annotated[Literal[3], BeforeValidator(_exact_version)]
 
 TenantId = Annotated[
     str,
@@ -283,7 +283,7 @@ class SessionPolicy(Frozen):
 class Event(Frozen):
     """Fields every event carries."""
 
-    schema_version: Version = 2
+    schema_version: Version = 3
     event_id: UUID = Field(
         description="Idempotency key: the same id applied twice changes nothing."
     )
@@ -383,28 +383,39 @@ class SessionFilter(Frozen):
         return ipaddress.ip_network(self.ip_address, strict=False)
 
 
-ONE_TARGET_SCHEMA: dict[str, Any] = {
-    "oneOf": [
-        {
-            "required": ["session_ids"],
-            "properties": {"session_ids": {"type": "array"}, "filter": {"type": "null"}},
-        },
-        {
-            "required": ["filter"],
-            "properties": {"filter": {"type": "object"}, "session_ids": {"type": "null"}},
-        },
-    ]
-}
-"""Exactly one of `session_ids` and `filter` (absent or null is none), as JSON Schema says it."""
+def _one_target_schema(filter_requires: list[str]) -> dict[str, Any]:
+    return {
+        "oneOf": [
+            {
+                "required": ["session_ids"],
+                "properties": {
+                    "session_ids": {"type": "array"},
+                    "filter": {"type": "null"},
+                    "confirmed_at": {"type": "null"},
+                },
+            },
+            {
+                "required": ["filter", *filter_requires],
+                "properties": {"filter": {"type": "object"}, "session_ids": {"type": "null"}},
+            },
+        ]
+    }
+
+
+ONE_TARGET_SCHEMA: dict[str, Any] = _one_target_schema([])
+"""Exactly one of `session_ids` and `filter` (absent or null is none), `confirmed_at` only with
+a filter, as JSON Schema says it (the admin API's request)."""
+COMMAND_TARGET_SCHEMA: dict[str, Any] = _one_target_schema(["confirmed_at"])
+"""The same for the v3 command, where a filter requires `confirmed_at`."""
 
 
 class TerminateSessions(Frozen):
     """Command: end these sessions (by explicit ids, or every active one matching a filter)."""
 
-    model_config = ConfigDict(json_schema_extra=ONE_TARGET_SCHEMA)
+    model_config = ConfigDict(json_schema_extra=COMMAND_TARGET_SCHEMA)
 
     type: Literal["sessions.terminate"] = "sessions.terminate"
-    schema_version: Version = 2
+    schema_version: Version = 3
     command_id: UUID = Field(description="Idempotency key: applied once, however often delivered.")
     requested_at: Timestamp
     tenant_id: TenantId
@@ -412,13 +423,27 @@ class TerminateSessions(Frozen):
     reason: TerminationReason = TerminationReason.admin
     session_ids: list[SessionId] | None = Field(default=None, min_length=1, max_length=1000)
     filter: SessionFilter | None = Field(
-        default=None, description="Resolved against the sessions active at requested_at."
+        default=None,
+        description="Resolved against the sessions active at requested_at and created no "
+        "later than confirmed_at.",
+    )
+    confirmed_at: Timestamp | None = Field(
+        default=None,
+        description="With a filter (and only then), required: the moment of the count the "
+        "admin confirmed; sessions created after it are not ended, so the count is binding. "
+        "No later than requested_at. (v3; a v2 command's filter is upcast with requested_at.)",
     )
 
     @model_validator(mode="after")
     def _one_target(self) -> TerminateSessions:
         if (self.session_ids is None) == (self.filter is None):
             raise ValueError("give exactly one of session_ids or filter")
+        if self.filter is not None and self.confirmed_at is None:
+            raise ValueError("a command by filter needs confirmed_at")
+        if self.session_ids is not None and self.confirmed_at is not None:
+            raise ValueError("confirmed_at goes only with a filter")
+        if self.confirmed_at is not None and self.confirmed_at > self.requested_at:
+            raise ValueError("confirmed_at must not be later than requested_at")
         return self
 
     def target(self) -> dict[str, Any]:
@@ -434,7 +459,7 @@ class SessionRevoked(Frozen):
     """Record on the compacted revocations topic: gateways reject this session from now on."""
 
     type: Literal["session.revoked"] = "session.revoked"
-    schema_version: Version = 2
+    schema_version: Version = 3
     tenant_id: TenantId
     session_id: SessionId
     session_type: SessionType
@@ -464,7 +489,7 @@ class SessionSettingsChanged(Frozen):
     """
 
     type: Literal["session_settings.changed"] = "session_settings.changed"
-    schema_version: Version = 2
+    schema_version: Version = 3
     event_id: UUID
     occurred_at: Timestamp
     tenant_id: TenantId

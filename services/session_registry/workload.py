@@ -60,7 +60,7 @@ def _session_events(
     session_id = session_handle(tenant, f"s-{index:08d}-{rng.getrandbits(32):08x}")
     begin = index * 2.0 + rng.random()
     kind = rng.choice(w.session_types)
-    common = {"schema_version": 2, "tenant_id": tenant, "session_id": session_id}
+    common = {"schema_version": 3, "tenant_id": tenant, "session_id": session_id}
     created = {
         "type": "session.created",
         **common,

@@ -168,7 +168,7 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
             ),
             lambda r: r.status_code == 303,
         )
-        assert page.headers["location"].endswith("/signin")
+        assert page.headers["location"].endswith("/signin?ended=admin")  # and why
 
         remaining = (await admin.get("/api/v1/sessions", headers=auth)).json()
         assert remaining["items"] == [] and remaining["total"] == 0

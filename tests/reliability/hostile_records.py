@@ -418,7 +418,7 @@ def issue_twelve(victim: Victim = VICTIM) -> dict[str, list[Hostile]]:
     """The nine attacks of issue 12 as records of B, per topic; `valid` as the contract says."""
     revoked, live = session_handle(A, victim.revoked), session_handle(A, victim.live)
     stolen = session_handle(A, victim.stolen)
-    huge = b'{"type": "session.created", "schema_version": 2, "n": ' + HUGE + b"}"
+    huge = b'{"type": "session.created", "schema_version": 3, "n": ' + HUGE + b"}"
     ev: list[Hostile] = [
         # 1: one record stopped the registry for every tenant
         Hostile("1: 5,000-digit integer", record_key(B, "x"), huge, False),

@@ -16,6 +16,7 @@ from session_contracts.models import (
     SessionType,
     SettableType,
     TerminationReason,
+    Timestamp,
 )
 
 
@@ -44,6 +45,10 @@ class SessionsPage(BaseModel):
     items: list[SessionPublic]
     next_cursor: str | None
     total: int
+    as_of: datetime = Field(
+        description="The moment the page and `total` were read; a termination by the same "
+        "filter with it as `confirmed_at` ends none of the sessions created after it."
+    )
 
 
 class HistoryEntry(BaseModel):
@@ -75,11 +80,20 @@ class TerminationRequest(BaseModel):
     session_ids: list[SessionId] | None = Field(default=None, min_length=1, max_length=1000)
     filter: SessionFilter | None = None
     reason: TerminationReason = TerminationReason.admin
+    confirmed_at: Timestamp | None = Field(
+        default=None,
+        description="With a filter only: the moment of the count the admin confirmed (the "
+        "list's `as_of`). Sessions created after it are not ended, so the confirmed count is "
+        "binding. Absent: the moment the request is accepted. A moment later than that is "
+        "taken as that.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
         if (self.session_ids is None) == (self.filter is None):
             raise ValueError("give exactly one of session_ids or filter")
+        if self.session_ids is not None and self.confirmed_at is not None:
+            raise ValueError("confirmed_at goes only with a filter")
         return self
 
 

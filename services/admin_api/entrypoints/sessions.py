@@ -72,10 +72,13 @@ async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQue
         items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
         next_cursor=page.next_cursor,
         total=page.total,
+        as_of=page.as_of,
     )
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, bool):  # JSON's spelling, as the API answers it, not Python's True
+        return "true" if value else "false"
     text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
     # A leading = + - @ would make a spreadsheet run the cell as a formula.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -33,7 +33,10 @@ async def request_termination(
 ) -> TerminationAccepted:
     """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
     request = terminations.RequestTermination(
-        session_ids=body.session_ids, filter=body.filter, reason=body.reason
+        session_ids=body.session_ids,
+        filter=body.filter,
+        reason=body.reason,
+        confirmed_at=body.confirmed_at,
     )
     accepted = await terminations.request_termination(
         request, admin, runtime.store, runtime.bus, runtime.clock

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -49,6 +50,8 @@ class ListedPage:
     rows: list[Mapping[str, Any]]
     next_cursor: str | None
     total: int
+    as_of: datetime
+    """The moment the page and the total were read."""
 
 
 async def list_sessions(
@@ -86,7 +89,7 @@ async def list_sessions(
     next_cursor = None
     if found.after is not None:
         next_cursor = encode_cursor(cursors, scope, replace(found.after, total=matches))
-    return ListedPage(rows=found.rows, next_cursor=next_cursor, total=matches)
+    return ListedPage(rows=found.rows, next_cursor=next_cursor, total=matches, as_of=now)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from admin_api.adapters import terminations
 from admin_api.adapters.bus import CommandBus
@@ -23,6 +24,20 @@ class RequestTermination:
     session_ids: Sequence[str] | None = None
     filter: SessionFilter | None = None
     reason: TerminationReason = TerminationReason.admin
+    confirmed_at: datetime | None = None
+    """With a filter: the moment of the count the admin confirmed (default: acceptance)."""
+
+
+def created_no_later_than(filter: SessionFilter, moment: datetime) -> SessionFilter:
+    """`filter` narrowed to sessions created at or before `moment` (what the registry ends).
+
+    `created_to` is exclusive; stored times have microsecond precision, so `< moment + 1 us`
+    is `<= moment`.
+    """
+    bound = moment + timedelta(microseconds=1)
+    if filter.created_to is not None and filter.created_to <= bound:
+        return filter
+    return filter.model_copy(update={"created_to": bound})
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,10 @@ async def request_termination(
     bus that is down (`BusUnavailable`) leaves nothing recorded.
     """
     now = clock()
+    confirmed_at = None
+    if request.filter is not None:
+        # a moment after acceptance (another worker's clock) is acceptance itself
+        confirmed_at = now if request.confirmed_at is None else min(request.confirmed_at, now)
     command = TerminateSessions(
         command_id=uuid.uuid4(),
         requested_at=now,
@@ -51,11 +70,13 @@ async def request_termination(
         reason=request.reason,
         session_ids=None if request.session_ids is None else list(request.session_ids),
         filter=request.filter,
+        confirmed_at=confirmed_at,
     )
     # Not `run` (retried): the command may already be on Kafka when a retryable error strikes.
     async with UnitOfWork(store) as uow:
-        if command.filter is not None:
-            requested = await store.count_active(uow.conn, command.filter, admin.tenant_id, now)
+        if command.filter is not None and confirmed_at is not None:
+            bounded = created_no_later_than(command.filter, confirmed_at)
+            requested = await store.count_active(uow.conn, bounded, admin.tenant_id, now)
         else:
             requested = len(set(command.session_ids or ()))
         await terminations.record_request(uow.conn, command, requested)

@@ -21,7 +21,7 @@ from admin_api.entrypoints.list_params import FilterParams
 from admin_api.entrypoints.schemas import SessionPublic
 from session_contracts.models import LISTED_SESSION_TYPES, SessionType
 
-NOT_COLUMNS = frozenset({"user_id", "user_agent", "policy", "policy_outdated"})
+NOT_COLUMNS = frozenset({"user_agent", "policy", "policy_outdated"})
 """Fields of a list row that are no column of the table: the session detail dialog shows them,
 and `policy_outdated` is the Name cell's badge (and the "Outdated settings only" toggle). Any
 other field of `SessionPublic` is a column the page must present."""

@@ -4,7 +4,8 @@ Targets are the sessions active at `requested_at`:
 - by explicit ids, any session type of the tenant may be ended;
 - by filter, exactly what the list API shows for that filter (listed types, active), resolved
   by the `filter_clause` the list API uses too, so what the admin saw is what gets ended, and
-  created no later than `requested_at`.
+  created no later than `confirmed_at` (the moment of the count the admin confirmed, at most
+  `requested_at`): a session created while the confirmation was open is not ended.
 A command id counts within its tenant: another tenant's command with the same id is another
 command. Each target gets a `session.terminated` event (id uuid5(command_id, session_id)),
 folded into its row here and published through the outbox, and a revocation record.
@@ -41,8 +42,10 @@ def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
             _s.session_id.in_(sorted(set(command.session_ids))),
             active_condition(at),
         )
-    assert command.filter is not None
-    return and_(filter_clause(command.filter, command.tenant_id, at), _s.created_at <= at)
+    assert command.filter is not None and command.confirmed_at is not None
+    # the count the admin confirmed is binding: nothing created after it is ended
+    bound = min(command.confirmed_at, at)
+    return and_(filter_clause(command.filter, command.tenant_id, at), _s.created_at <= bound)
 
 
 async def apply_commands(

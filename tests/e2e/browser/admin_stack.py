@@ -108,6 +108,7 @@ class Stack:
         device: str | None = "Chrome on Linux",
         policy: SessionPolicy | None = None,
         session_id: str | None = None,
+        user_id: str | None = None,
     ) -> SessionCreated:
         """A `session.created` event of `tenant` (not yet published)."""
         self.counter += 1
@@ -121,7 +122,7 @@ class Stack:
             # contract v2: the event names the session by its handle, derived from a credential
             session_id=session_id
             or session_handle(tenant.tenant_id, f"sess-{n:05d}-{uuid.uuid4().hex[:10]}"),
-            user_id=f"user-{user_name.lower().replace(' ', '-')[:40]}",
+            user_id=user_id or f"user-{user_name.lower().replace(' ', '-')[:40]}",
             user_name=user_name,
             session_type=session_type,
             ip_address=ip_address or f"10.{n % 250}.{(n // 250) % 250}.{n % 200 + 1}",

@@ -121,7 +121,7 @@ async def test_terminate_all_matching_the_search_shows_the_count(stack: Stack, p
     await page.get_by_role("button", name="Terminate all matching (3)").click()
     dialog = page.get_by_role("dialog", name="Terminate all 3 matching sessions?")
     await expect(dialog).to_be_visible()
-    await expect(dialog).to_contain_text("3 sessions match the current search and filters")
+    await expect(dialog).to_contain_text("3 sessions match right now")
     await expect(dialog).to_contain_text("Search: “contractor”")
     await expect(dialog).to_contain_text("cannot be undone")
     await dialog.get_by_role("button", name="Terminate 3 sessions").click()
@@ -186,12 +186,16 @@ async def test_live_mode_shows_sessions_starting_and_ending(stack: Stack, page: 
     await expect(live).to_have_accessible_name(re.compile(r"every 5 s"))
     await live.check()
 
+    # a poll moves no row: the change is announced and shown on request
     await stack.publish([stack.session(tenant, "Second Person")])
-    await expect(names(page)).to_have_text(["Second Person", "First Person"], timeout=15_000)
+    show = page.get_by_role("button", name=re.compile(r"sessions? changed — show$"))
+    await show.click()
+    await expect(names(page)).to_have_text(["Second Person", "First Person"])
     async with stack.api(tenant) as api:
         await api.post("/api/v1/sessions/terminations", json={"session_ids": [first.session_id]})
     await stack.registry.wait_until_idle(60)
-    await expect(names(page)).to_have_text(["Second Person"], timeout=15_000)
+    await show.click()
+    await expect(names(page)).to_have_text(["Second Person"])
 
     await live.uncheck()
     await stack.publish([stack.session(tenant, "Third Person")])
@@ -227,7 +231,10 @@ async def test_a_terminated_demo_session_lands_on_sign_in(
         session_id = next(c["value"] for c in await user.cookies() if c["name"] == "sid")
         await stack.demo.wait_until_revoked(session_id)
         await user_page.goto(f"{stack.demo.base_url}/reports")
-        await expect(user_page).to_have_url(re.compile(r"/signin$"))
+        await expect(user_page).to_have_url(re.compile(r"/signin\?ended=admin$"))
         await expect(user_page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await expect(user_page.get_by_role("status")).to_have_text(
+            "An administrator ended your session. Sign in again to continue."
+        )
     finally:
         await user.close()

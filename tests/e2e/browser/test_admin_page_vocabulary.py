@@ -32,6 +32,7 @@ from session_contracts.models import Label, SessionType, Timestamp
 ALL_COLUMNS = [
     "Name",
     "Session Type",
+    "User ID",
     "Session ID",
     "IP Address",
     "Created",
@@ -191,7 +192,7 @@ async def test_names_the_page_does_not_know_are_shown_labelled_from_their_names(
         vocabulary["columns"].append(
             {"key": "user_agent", "kind": "text", "nullable": True, "sortable": False}
         )
-        vocabulary["sort"]["keys"].append("user_id")
+        vocabulary["sort"]["keys"].append("user_rank")
         vocabulary["session_types"].append("desktop_app")
         for spec in vocabulary["filters"]:
             if spec["name"] == "session_type":
@@ -205,14 +206,14 @@ async def test_names_the_page_does_not_know_are_shown_labelled_from_their_names(
     await expect(page.locator("#header-row th .column-label")).to_have_text(
         [*ALL_COLUMNS, "User Agent"]
     )
-    await expect(page.get_by_role("button", name="9 Columns Selected of 9")).to_be_visible()
+    await expect(page.get_by_role("button", name="10 Columns Selected of 10")).to_be_visible()
     header = page.locator('th[data-column="user_agent"]')
     await expect(header.locator("button")).to_have_count(0)  # not sortable, no filter
     await expect(page.locator("#rows tr td").last).to_have_text(
         "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"
     )
     told = await page.locator("html").get_attribute("data-unpresented") or ""
-    for name in ("column user_agent", "sort key user_id", "session type desktop_app"):
+    for name in ("column user_agent", "sort key user_rank", "session type desktop_app"):
         assert name in told, told
 
     await page.get_by_role("button", name="Filter Session Type").click()

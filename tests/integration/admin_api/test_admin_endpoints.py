@@ -74,6 +74,7 @@ async def test_export_streams_every_match_in_order_with_formula_cells_defused(
     lines = list(csv.DictReader(io.StringIO(response.text)))
     assert len(lines) == 2501
     assert lines[0]["user_name"] == "'=HYPERLINK(1)"
+    assert {r["policy_outdated"] for r in lines} <= {"true", "false"}  # JSON spelling, not False
     assert [r["user_name"] for r in lines[1:]] == sorted(r["user_name"] for r in rows[:-1])
     only_mobile = await client.get(
         "/api/v1/sessions/export.csv", params={"session_type": "mobile"}, headers=auth

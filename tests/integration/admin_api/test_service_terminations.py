@@ -95,6 +95,38 @@ async def test_by_filter_counts_the_tenants_active_matches_only(
     assert len(await recorded(store)) == 1  # each tenant sees its own requests
 
 
+async def test_the_confirmed_count_is_binding(store: Store, bus: RecordingBus) -> None:
+    # The admin confirmed a count read at `confirmed`; one session was created after it.
+    confirmed = NOW - timedelta(minutes=2)
+    await insert(
+        store.engine,
+        [
+            session_row(created_at=confirmed - timedelta(hours=1)),
+            session_row(created_at=confirmed),  # at the moment itself: counted
+            session_row(created_at=confirmed + timedelta(microseconds=1)),
+            session_row(created_at=NOW - timedelta(seconds=1)),
+        ],
+    )
+    accepted = await request_termination(
+        RequestTermination(filter=SessionFilter(), confirmed_at=confirmed), ADMIN, store, bus, clock
+    )
+    assert accepted.requested == 2
+    (command,) = bus.commands
+    assert command.confirmed_at == confirmed and command.requested_at == NOW
+    # without confirmed_at, the moment of acceptance; a moment after it is taken as it
+    for given in (None, NOW + timedelta(minutes=5)):
+        later = await request_termination(
+            RequestTermination(filter=SessionFilter(), confirmed_at=given), ADMIN, store, bus, clock
+        )
+        assert later.requested == 4 and bus.commands[-1].confirmed_at == NOW
+    # a narrower created_to of the admin's filter stays
+    narrow = SessionFilter(created_to=confirmed - timedelta(minutes=1))
+    await request_termination(
+        RequestTermination(filter=narrow, confirmed_at=confirmed), ADMIN, store, bus, clock
+    )
+    assert bus.commands[-1].filter == narrow
+
+
 async def test_a_repeated_request_is_a_new_command(store: Store, bus: RecordingBus) -> None:
     # No idempotency key: the API answers each POST with a command of its own (the registry
     # ends a session once however many commands name it).

@@ -78,8 +78,9 @@ async def test_sign_in_browse_revoke_and_the_next_navigation_lands_on_sign_in(
                 break
             await page.wait_for_timeout(20)
         await page.click("text=Home")
-        await page.wait_for_url(f"{url}/signin")
+        await page.wait_for_url(f"{url}/signin?ended=admin")
         assert await page.inner_text("h1") == "Sign in"
+        assert "An administrator ended your session." in await page.inner_text("body")
         assert "sid" not in {c["name"] for c in await page.context.cookies()}
 
         await page.fill("#user_name", "Katherine Johnson")  # and signing in again works

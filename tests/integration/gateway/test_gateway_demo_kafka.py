@@ -101,7 +101,9 @@ async def test_browser_session_is_redirected_to_sign_in_on_the_next_request_afte
         client.cookies.set("sid", session_id)  # the 303 cleared it; a stale tab still sends it
         again = await client.get("/home", headers=HTML)
         assert again.status_code == 303
-        assert again.headers["location"] == "/signin"
+        assert again.headers["location"] == "/signin?ended=admin"  # why, for the sign-in page
+        said = await client.get(again.headers["location"], headers=HTML)
+        assert "An administrator ended your session." in said.text
         as_json = await client.get("/api/me", headers={"cookie": f"sid={session_id}"})
         assert as_json.status_code == 401
         assert as_json.json() == {"error": "session_revoked"}

@@ -29,6 +29,8 @@ Send = Callable[..., Awaitable[None]]
 
 
 def terminate(**target: object) -> TerminateSessions:
+    if "filter" in target:
+        target.setdefault("confirmed_at", NOW)
     return TerminateSessions(
         command_id=uuid.uuid4(),
         requested_at=NOW,
@@ -121,6 +123,58 @@ async def test_terminate_by_filter_ends_what_the_list_shows(
     (applied,) = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
     assert applied["terminated"] == 2
     assert applied["target"] == {"filter": {"user_name": "User ANN"}}
+
+
+async def test_a_filter_ends_nothing_created_after_the_confirmed_count(
+    start_registry: StartRegistry, send: Send, db_url: str
+) -> None:
+    # The admin confirmed "2 sessions" at `confirmed`; "while-open" was created while the
+    # dialog was open, before the request reached the API (requested_at = NOW).
+    confirmed = NOW - timedelta(seconds=40)
+    registry = await start_registry()
+    await send(
+        created("early-1", at=NOW - timedelta(minutes=10)),
+        created("at-count", at=confirmed),
+        created("while-open", at=confirmed + timedelta(seconds=5)),
+    )
+    await registry.wait_until_idle(30)
+    await send(terminate(filter=SessionFilter(), confirmed_at=confirmed))
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    assert {s for s, row in rows.items() if row["state"] == "terminated"} == {
+        sid("early-1"),
+        sid("at-count"),
+    }
+    assert rows[sid("while-open")]["state"] == "open"
+    (applied,) = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
+    assert applied["terminated"] == 2
+
+
+async def test_a_v2_filter_command_is_upcast_and_ends_what_v2_ended(
+    start_registry: StartRegistry, send: Send, topics: Topics
+) -> None:
+    # A v2 command (no confirmed_at) still on the topic at the upgrade: bounded by requested_at.
+    registry = await start_registry()
+    await send(
+        created("before", at=NOW - timedelta(seconds=30)),
+        created("after", at=NOW + timedelta(seconds=30)),
+    )
+    await registry.wait_until_idle(30)
+    command_id = str(uuid.uuid4())
+    v2 = {
+        "type": "sessions.terminate",
+        "schema_version": 2,
+        "command_id": command_id,
+        "requested_at": NOW.isoformat(),
+        "tenant_id": "acme",
+        "requested_by": "admin-7",
+        "filter": {},
+    }
+    await send((record_key("acme", command_id), json.dumps(v2).encode()), topic=topics.commands)
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    assert rows[sid("before")]["state"] == "terminated"
+    assert rows[sid("after")]["state"] == "open"
 
 
 async def test_a_platform_logout_is_revoked_too(

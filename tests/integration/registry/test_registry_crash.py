@@ -72,9 +72,11 @@ def _command(i: int) -> TerminateSessions:
             ]
         }
     )
+    at = Workload.start + timedelta(hours=6 * (i + 1))
     return TerminateSessions(
         command_id=uuid.uuid4(),
-        requested_at=Workload.start + timedelta(hours=6 * (i + 1)),
+        requested_at=at,
+        confirmed_at=at if "filter" in target else None,
         tenant_id=tenant,
         requested_by="admin-crash",
         **target,

@@ -23,7 +23,7 @@ def _body(**changes: object) -> bytes:
 BAD = {
     "malformed": (b'{"type": "session.created", ', "malformed JSON"),
     "unknown type": (_body(type="session.renamed"), "unknown event type 'session.renamed'"),
-    "future version": (_body(schema_version=3), "schema_version 3 is newer"),
+    "future version": (_body(schema_version=4), "schema_version 4 is newer"),
     "contract broken": (_body(ip_address="not-an-ip"), "ip_address"),
     "numeric time": (_body(occurred_at=1700000000), "session.created.occurred_at: Value error"),
     "oversized": (_body(user_agent="x" * 70_000), "exceeds the 65536 byte limit"),

@@ -58,6 +58,7 @@ async def _live_activity(registry: Any, send: Send, topics: Topics) -> None:
             tenant_id="tenant-1",
             requested_by="admin-1",
             filter=SessionFilter(session_type=["browser"]),
+            confirmed_at=Workload.start + timedelta(days=1),
         )
     )
     await registry.wait_until_idle(60)

@@ -49,5 +49,5 @@ def test_change_record_is_the_full_settings_of_the_tenant() -> None:
         settings=effective({}),
     )
     body = record.model_dump(mode="json")
-    assert body["type"] == "session_settings.changed" and body["schema_version"] == 2
+    assert body["type"] == "session_settings.changed" and body["schema_version"] == 3
     assert set(body["settings"]) == {"browser", "mobile"}

@@ -50,7 +50,7 @@ S1 = session_handle("acme", "s-1")
 VALID: dict[str, dict[str, Any]] = {
     "event": {
         "type": "session.created",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.UUID(int=1)),
         "occurred_at": "2030-01-01T00:00:00Z",
         "tenant_id": "acme",
@@ -63,7 +63,7 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "command": {
         "type": "sessions.terminate",
-        "schema_version": 2,
+        "schema_version": 3,
         "command_id": str(uuid.UUID(int=2)),
         "requested_at": "2030-01-01T00:00:00Z",
         "tenant_id": "acme",
@@ -72,7 +72,7 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "revocation": {
         "type": "session.revoked",
-        "schema_version": 2,
+        "schema_version": 3,
         "tenant_id": "acme",
         "session_id": S1,
         "session_type": "mobile",
@@ -82,7 +82,7 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "settings": {
         "type": "session_settings.changed",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.UUID(int=3)),
         "occurred_at": "2030-01-01T00:00:00Z",
         "tenant_id": "acme",
@@ -158,8 +158,8 @@ NAMED: dict[str, tuple[Any, str]] = {
     "empty bytes": (b"", "malformed JSON"),
     "no value": (None, "empty record (no value)"),
     "oversized": (b" " * (MAX_RECORD_BYTES + 1), "exceeds the 65536 byte limit"),
-    "type is a list": (b'{"type": [1], "schema_version": 2}', "type [1]"),
-    "type is an object": (b'{"type": {"a": 1}, "schema_version": 2}', "type {'a': 1}"),
+    "type is a list": (b'{"type": [1], "schema_version": 3}', "type [1]"),
+    "type is an object": (b'{"type": {"a": 1}, "schema_version": 3}', "type {'a': 1}"),
     "v1, type is a list": (b'{"type": [1], "schema_version": 1}', "type [1]"),
     "v1, type is an object": (b'{"type": {"a": 1}, "schema_version": 1}', "type {'a': 1}"),
     "schema_version '2'": (lambda noun: _body(noun, schema_version="2"), "must be an integer"),
@@ -258,7 +258,7 @@ HOSTILE = [
     b"[" * 20_000 + b"]" * 20_000,
     b"\xff\xfe{}",
     b'{"type": [1], "schema_version": 1}',
-    b'{"type": [1], "schema_version": 2}',
+    b'{"type": [1], "schema_version": 3}',
     b"[1, 2]",
 ]
 

@@ -80,7 +80,7 @@ def test_a_long_reason_keeps_its_beginning_and_end_and_is_never_cut_inside_an_es
 def _activity(**changes: Any) -> bytes:
     payload: dict[str, Any] = {
         "type": "session.activity",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2026-11-30T09:00:00Z",
         "tenant_id": "acme",

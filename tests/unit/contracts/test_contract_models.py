@@ -30,7 +30,7 @@ from session_contracts.settings import KafkaSettings
 def created(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "session.created",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2026-11-26T10:00:00+01:00",
         "tenant_id": "acme-eu.1",
@@ -103,7 +103,7 @@ def test_a_field_that_breaks_the_contract_is_refused_by_name(
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[1, 2]", "expected a JSON object"),
         (json.dumps(created(type="session.teleported")).encode(), "unknown event type"),
-        (json.dumps(created(schema_version=3)).encode(), "newer than this consumer reads"),
+        (json.dumps(created(schema_version=4)).encode(), "newer than this consumer reads"),
         (json.dumps(created(schema_version="2")).encode(), "must be an integer"),
         (json.dumps(created(schema_version=True)).encode(), "must be an integer"),
         (json.dumps(created(schema_version=2.0)).encode(), "must be an integer"),
@@ -137,7 +137,7 @@ def test_termination_reason_is_one_of_the_contract() -> None:
 def command(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "sessions.terminate",
-        "schema_version": 2,
+        "schema_version": 3,
         "command_id": str(uuid.uuid4()),
         "requested_at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5))).isoformat(),
         "tenant_id": "acme",
@@ -154,11 +154,14 @@ def test_a_command_takes_ids_or_a_filter_never_both_nor_neither() -> None:
     assert by_ids.reason == "admin"
     by_filter = decode_command(
         json.dumps(
-            command(filter={"session_type": ["mobile"], "ip_address": "10.0.0.0/8"})
+            command(
+                filter={"session_type": ["mobile"], "ip_address": "10.0.0.0/8"},
+                confirmed_at="2026-01-01T04:59:00Z",
+            )
         ).encode()
     )
     assert by_filter.filter is not None
-    for wrong in (command(), command(session_ids=[a], filter={})):
+    for wrong in (command(), command(session_ids=[a], filter={}, confirmed_at=None)):
         with pytest.raises(DecodeError, match="exactly one of session_ids or filter"):
             decode_command(json.dumps(wrong).encode())
 

@@ -103,7 +103,7 @@ def test_times_made_in_code_keep_working_but_need_an_offset() -> None:
 def _event(**overrides: Any) -> dict[str, Any]:
     return {
         "type": "session.activity",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2026-11-30T09:00:00Z",
         "tenant_id": "acme",
@@ -115,7 +115,7 @@ def _event(**overrides: Any) -> dict[str, Any]:
 def _command(**overrides: Any) -> dict[str, Any]:
     return {
         "type": "sessions.terminate",
-        "schema_version": 2,
+        "schema_version": 3,
         "command_id": str(uuid.uuid4()),
         "requested_at": "2026-11-30T09:00:00Z",
         "tenant_id": "acme",
@@ -149,7 +149,7 @@ def test_a_numeric_time_as_a_string_in_a_record_is_refused_too() -> None:
 def test_records_other_services_read_refuse_numeric_times() -> None:
     revoked = {
         "type": "session.revoked",
-        "schema_version": 2,
+        "schema_version": 3,
         "tenant_id": "acme",
         "session_id": session_handle("acme", "s-1"),
         "session_type": "browser",
@@ -161,7 +161,7 @@ def test_records_other_services_read_refuse_numeric_times() -> None:
         SessionRevoked.model_validate_json(json.dumps(revoked))
     changed = {
         "type": "session_settings.changed",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.uuid4()),
         "occurred_at": 1700000000,
         "tenant_id": "acme",

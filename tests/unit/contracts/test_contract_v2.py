@@ -77,7 +77,7 @@ def test_a_v1_event_names_the_session_a_gateway_derives_from_the_same_credential
     kind: str,
 ) -> None:
     event = decode_event(_v1(kind))
-    assert event.schema_version == 2
+    assert event.schema_version == 3
     assert event.session_id == session_handle("acme", CREDENTIAL)
     assert CREDENTIAL not in encode(event).decode()
 
@@ -129,7 +129,7 @@ def test_a_v1_settings_record_only_changes_version() -> None:
             }
         ).encode()
     )
-    assert settings.schema_version == 2
+    assert settings.schema_version == 3
     assert settings.settings["browser"].max_session_seconds == 60
 
 
@@ -217,7 +217,7 @@ def test_the_publishers_builders_put_the_handle_never_the_credential_on_the_wire
     handle = session_handle("acme", credential)
     for event in (created, activity, ended):
         assert event.session_id == handle
-        assert event.schema_version == 2
+        assert event.schema_version == 3
         wire = encode(event)
         assert credential.encode() not in wire
         assert decode_event(wire) == event

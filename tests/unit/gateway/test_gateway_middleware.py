@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.handles import record_key, session_handle
 
 REVOKED = "revoked-session-0123456789"
@@ -326,3 +327,35 @@ async def test_a_cookie_header_seen_before_is_still_checked_against_new_revocati
         assert (await client.get("/api/me", headers=cookie)).status_code == 401
         ready_gateway.table.discard(record_key("acme", session_handle("acme", LIVE)))
         assert (await client.get("/api/me", headers=cookie)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("reason", "ended"),
+    [("admin", "admin"), ("security", "security"), ("idle", "expired"), ("logout", "signed_out")],
+)
+async def test_a_revoked_browser_is_told_why_its_session_ended(reason: str, ended: str) -> None:
+    gateway = make_gateway(gateway_sign_in_url="https://login.example.test/start?from=app")
+    gateway.watcher.mark_current()
+    key = record_key("acme", session_handle("acme", "told"))
+    gateway.table.add(key, 4_000_000_000, ENDED[reason])
+    async with client_for(gateway) as client:
+        html = await client.get("/x", headers={**HTML, "cookie": "sid=told"})
+        api = await client.get("/x", headers={"cookie": "sid=told"})
+    assert html.status_code == 303
+    assert html.headers["location"] == f"https://login.example.test/start?from=app&ended={ended}"
+    assert api.status_code == 401 and api.json() == {"error": "session_revoked"}
+
+
+def test_the_table_keeps_why_through_growth_deletion_and_a_later_record() -> None:
+    table = RevocationTable()
+    keys = [f"acme/{n}".encode() for n in range(5000)]  # grows the table several times
+    for n, key in enumerate(keys):
+        table.add(key, 4_000_000_000, 1 + n % 4)
+    for key in keys[::2]:
+        table.discard(key)  # backward-shift deletion moves neighbours
+    for n, key in enumerate(keys):
+        assert table.why(key) == (None if n % 2 == 0 else 1 + n % 4), n
+    table.add(keys[1], 4_000_000_001)  # a later record that does not say why keeps the reason
+    assert table.why(keys[1]) == 2
+    table.add(keys[1], 4_000_000_002, 4)
+    assert table.why(keys[1]) == 4

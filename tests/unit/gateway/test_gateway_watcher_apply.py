@@ -218,7 +218,7 @@ def test_a_v1_tombstone_names_no_tenant_and_removes_nothing() -> None:
         (b"acme/x", json.dumps({"type": "session.revoked", "schema_version": 9}).encode(), "newer"),
         (
             b"acme/x",
-            json.dumps({"type": "session.revoked", "schema_version": 2}).encode(),
+            json.dumps({"type": "session.revoked", "schema_version": 3}).encode(),
             "tenant",
         ),
         (b"acme/x", b"x" * 70_000, "exceeds"),

@@ -165,7 +165,7 @@ KEY = record_key("tenant-0", S1)
 UNKNOWN_TYPE = json.dumps(
     {
         "type": "session.renamed",
-        "schema_version": 2,
+        "schema_version": 3,
         "event_id": str(uuid.uuid4()),
         "occurred_at": "2030-01-01T00:00:00Z",
         "tenant_id": "tenant-0",
@@ -177,7 +177,7 @@ MALFORMED = {
     "unknown-type": UNKNOWN_TYPE,
     "no-value": None,
     "not-an-object": b"[1, 2, 3]",
-    "missing-field": json.dumps({"type": "session.activity", "schema_version": 2}).encode(),
+    "missing-field": json.dumps({"type": "session.activity", "schema_version": 3}).encode(),
     "too-large": b'{"pad": "' + b"x" * MAX_RECORD_BYTES + b'"}',
 }
 

@@ -26,7 +26,11 @@
  * @property {boolean} policy_outdated
  */
 
-/** @typedef {{items: SessionItem[], next_cursor: string | null, total: number}} SessionsPage */
+/**
+ * A page of the list; `as_of` is the moment the page and `total` were read (a termination by
+ * the same filter with it as `confirmed_at` ends nothing created after it).
+ * @typedef {{items: SessionItem[], next_cursor: string | null, total: number, as_of: string}} SessionsPage
+ */
 
 /**
  * A lifecycle event of a session.
@@ -38,9 +42,22 @@
  * @typedef {SessionItem & {state: string, active: boolean, history: HistoryEntry[]}} SessionDetail
  */
 
+/** @typedef {"admin" | "security"} AdminReason why an admin ends sessions (the audit shows it) */
+
 /**
- * What to end: explicit ids, or every active session matching a filter object.
- * @typedef {{session_ids: string[]} | {filter: import("./query.js").FilterObject}} TerminationTarget
+ * What to end: explicit ids, or every active session matching a filter object and created no
+ * later than `confirmed_at` (the `as_of` of the count the admin confirmed); and why.
+ * @typedef {({session_ids: string[]} | {filter: import("./query.js").FilterObject, confirmed_at: string}) & {reason: AdminReason}} TerminationTarget
+ */
+
+/**
+ * One session type's limits (`SessionSettingPublic`).
+ * @typedef {{session_type: string, max_session_seconds: number, idle_timeout_seconds: number, is_default: boolean, updated_at: string | null, updated_by: string | null}} SessionSetting
+ */
+
+/**
+ * One termination request in the audit (`AuditEntry`).
+ * @typedef {{command_id: string, requested_by: string, requested_at: string, reason: string, target: {session_ids?: string[], filter?: Record<string, unknown>}, requested: number, status: "pending" | "applied", terminated: number, applied_at: string | null}} AuditEntry
  */
 
 /** @typedef {{command_id: string, status: "accepted", requested: number}} TerminationAccepted */
@@ -184,6 +201,33 @@ export class Api {
    */
   async terminate(target) {
     return (await this.request("sessions/terminations", { method: "POST", body: target })).json();
+  }
+
+  /**
+   * The tenant's session settings, one entry per settable type.
+   * @returns {Promise<{items: SessionSetting[]}>}
+   */
+  async getSettings() {
+    return (await this.request("settings/sessions")).json();
+  }
+
+  /**
+   * Change one type's limits for new sessions.
+   * @param {string} sessionType
+   * @param {{max_session_seconds: number, idle_timeout_seconds: number}} policy
+   * @returns {Promise<{items: SessionSetting[]}>}
+   */
+  async putSetting(sessionType, policy) {
+    return (await this.request(`settings/sessions/${encodeURIComponent(sessionType)}`, { method: "PUT", body: policy })).json();
+  }
+
+  /**
+   * One page of the termination audit, newest first.
+   * @param {URLSearchParams} params since, until, requested_by, limit, cursor
+   * @returns {Promise<{items: AuditEntry[], next_cursor: string | null}>}
+   */
+  async getAudit(params) {
+    return (await this.request("audit/terminations", { params })).json();
   }
 
   /**

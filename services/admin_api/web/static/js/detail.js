@@ -3,6 +3,7 @@
 import { dialogButton } from "./dialogs.js";
 import { el, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
+import { reasonLabel } from "./terminate.js";
 import { timeElement } from "./timefmt.js";
 
 /** @typedef {import("./api.js").Api} Api */
@@ -44,11 +45,11 @@ function fields(session) {
   const policy = session.policy || {};
   /** @type {[string, Child][]} */
   const rows = [
-    ["Name", session.user_name],
+    ["Name", el("span", { class: "wrap-anywhere" }, session.user_name)],
     ["User ID", session.user_id],
     ["Session Type", typeLabel(session.session_type)],
     ["Session ID", session.session_id],
-    ["IP Address (at creation)", session.ip_address],
+    ["IP Address", session.ip_address],
     ["Device", session.device || "—"],
     ["User agent", session.user_agent || "—"],
     ["Created", timeElement(session.created_at)],
@@ -65,7 +66,7 @@ function fields(session) {
 function describeEvent(entry) {
   const detail = entry.detail || {};
   const parts = [];
-  if (detail.reason) parts.push(`reason: ${detail.reason}`);
+  if (detail.reason) parts.push(`reason: ${reasonLabel(String(detail.reason))}`);
   if (detail.terminated_by) parts.push(`by ${detail.terminated_by}`);
   if (detail.ip_address) parts.push(`from ${detail.ip_address}`);
   return parts.join(", ");
@@ -91,23 +92,31 @@ function history(entries) {
 }
 
 /**
- * Open the detail dialog of `item`, loading the full session and history from the API.
+ * Open the detail dialog of a session, loading it and its history from the API; with
+ * `onTerminate`, an active session gets a Terminate button (the same confirmation follows).
  * @param {Modal} modal
  * @param {Api} api
- * @param {SessionItem} item
+ * @param {{session_id: string, user_name?: string}} item
  * @param {(error: unknown) => string} describeError
+ * @param {((session: SessionItem) => void) | null} onTerminate
  */
-export async function openDetail(modal, api, item, describeError) {
+export async function openDetail(modal, api, item, describeError, onTerminate) {
   const content = el("div", { class: "detail", "aria-busy": "true" }, el("p", { class: "muted" }, "Loading session…"));
+  const terminate = dialogButton("Terminate…", () => undefined, "button-danger");
+  terminate.hidden = true;
   modal.open({
-    title: `Session of ${item.user_name}`,
+    title: item.user_name ? `Session of ${item.user_name}` : "Session",
     body: [content],
-    actions: [dialogButton("Close", () => modal.close())],
+    actions: [terminate, dialogButton("Close", () => modal.close())],
     wide: true,
   });
   try {
     const session = await api.getSession(item.session_id);
     replaceChildren(content, fields(session), el("h3", {}, "Lifecycle history"), history(session.history));
+    if (onTerminate && session.active) {
+      terminate.hidden = false;
+      terminate.addEventListener("click", () => onTerminate(session));
+    }
   } catch (error) {
     replaceChildren(content, el("p", { class: "inline-error", role: "alert" }, describeError(error)));
   } finally {

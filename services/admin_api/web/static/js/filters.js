@@ -14,7 +14,9 @@ import { fromLocalInput, toLocalInput } from "./timefmt.js";
 
 /**
  * A filter dialog's form controls, the one to focus first, and how to read the value.
- * @typedef {{nodes: Child[], focus: HTMLElement | undefined, read: () => FilterValue | null}} Control
+ * A filter dialog's form controls, the one to focus first, how to read the value, and `check`:
+ * a plain-language problem with what was entered (shown in the dialog), or null.
+ * @typedef {{nodes: Child[], focus: HTMLElement | undefined, read: () => FilterValue | null, check: () => string | null}} Control
  */
 
 /**
@@ -32,10 +34,12 @@ function textControl(column, spec, current) {
     spellcheck: "false",
     maxlength: spec.maxLength,
   });
+  const exact = spec.control === "exact";
   return {
-    nodes: [el("label", { for: "filter-input" }, `${column.label} contains`), input],
+    nodes: [el("label", { for: "filter-input" }, `${column.label} ${exact ? "is exactly" : "contains"}`), input],
     focus: input,
     read: () => input.value.trim() || null,
+    check: () => null,
   };
 }
 
@@ -60,7 +64,35 @@ function choiceControl(column, spec, current) {
     nodes: [fieldset],
     focus: boxes[0],
     read: () => boxes.filter((b) => b.checked).map((b) => b.value),
+    check: () => null,
   };
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV6 = /^[0-9a-fA-F:]+(:(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})?$/;
+
+/**
+ * What is wrong with an address or network, in plain words; null when it is one (the API
+ * checks it again; this only saves the admin a refused request).
+ * @param {string} text
+ */
+export function ipProblem(text) {
+  if (!text) return null;
+  const [address, prefix, extra] = text.split("/");
+  if (extra !== undefined) return "Use at most one “/”, as in 10.0.0.0/8.";
+  const v4 = IPV4.test(address ?? "");
+  const v6 = !v4 && (address ?? "").includes(":") && IPV6.test(address ?? "") && (address ?? "").split("::").length <= 2;
+  if (!v4 && !v6) {
+    if (/^[\d.]+$/.test(address ?? "")) {
+      return `“${address}” is not a complete IPv4 address: it needs four numbers from 0 to 255, like 203.0.113.7 (to match a range, add a prefix: 203.0.113.0/24).`;
+    }
+    return `“${address}” is not an IP address. Enter one like 203.0.113.7 or 2001:db8::1, or a network like 10.0.0.0/8.`;
+  }
+  if (prefix !== undefined) {
+    const max = v4 ? 32 : 128;
+    if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return `The part after “/” must be a number from 0 to ${max}.`;
+  }
+  return null;
 }
 
 /**
@@ -88,6 +120,7 @@ function ipControl(column, spec, current) {
     ],
     focus: input,
     read: () => input.value.trim() || null,
+    check: () => ipProblem(input.value.trim()),
   };
 }
 
@@ -117,6 +150,15 @@ function rangeControl(column, current) {
       const value = { from: fromLocalInput(from.value), to: fromLocalInput(to.value) };
       return value.from || value.to ? value : null;
     },
+    check: () => {
+      if ((from.value && !fromLocalInput(from.value)) || (to.value && !fromLocalInput(to.value))) {
+        return "Enter a complete date and time, or leave the field empty.";
+      }
+      const a = fromLocalInput(from.value);
+      const b = fromLocalInput(to.value);
+      if (a && b && Date.parse(a) >= Date.parse(b)) return "“From” must be earlier than “To”: this range contains no time at all.";
+      return null;
+    },
   };
 }
 
@@ -131,6 +173,7 @@ function controlOf(column, current) {
   if (spec === null) return null;
   switch (spec.control) {
     case "text":
+    case "exact":
       return textControl(column, spec, current);
     case "ip":
       return ipControl(column, spec, current);
@@ -151,7 +194,18 @@ function controlOf(column, current) {
 export function openFilterDialog(modal, column, current, onApply) {
   const control = controlOf(column, current);
   if (control === null) return;
+  const problem = el("p", { id: "filter-problem", class: "inline-error", role: "alert" });
+  problem.hidden = true;
   const apply = () => {
+    const found = control.check();
+    if (found) {
+      problem.textContent = found;
+      problem.hidden = false;
+      control.focus?.setAttribute("aria-invalid", "true");
+      control.focus?.setAttribute("aria-errormessage", "filter-problem");
+      control.focus?.focus();
+      return;
+    }
     modal.close();
     onApply(control.read());
   };
@@ -165,6 +219,7 @@ export function openFilterDialog(modal, column, current, onApply) {
       },
     },
     control.nodes,
+    problem,
   );
   modal.open({
     title: `Filter ${column.label}`,

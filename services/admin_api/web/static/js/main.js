@@ -1,7 +1,8 @@
 // @ts-check
 // The Session Management page: wiring the toolbar, ribbon, dialogs and list together.
 import { Api, ApiError } from "./api.js";
-import { TokenSource, adoptToken, forgetToken, linkSignIn, takeTokenFromFragment } from "./auth.js";
+import { TokenSource, adoptToken, forgetToken, linkSignIn, peekClaims, takeTokenFromFragment } from "./auth.js";
+import { AuditView } from "./audit-view.js";
 import { ColumnChoice } from "./columns.js";
 import { openColumnsDialog } from "./columns-dialog.js";
 import { loadConfig } from "./config.js";
@@ -13,10 +14,14 @@ import { SessionsList } from "./page.js";
 import { describeError, signInMessage } from "./messages.js";
 import { PAGE_FILTERS, unpresented } from "./presentation.js";
 import { Query } from "./query.js";
+import { SettingsView } from "./settings-view.js";
+import { refreshRelativeTimes } from "./timefmt.js";
 import { confirmMatching, confirmSelected, runTermination } from "./terminate.js";
 import { listColumns, loadVocabulary } from "./vocabulary.js";
 
 /** @typedef {import("./api.js").TerminationTarget} TerminationTarget */
+/** @typedef {import("./api.js").SessionItem} SessionItem */
+/** @typedef {import("./query.js").FilterObject} FilterObject */
 /** @typedef {import("./auth.js").Claims} Claims */
 /** @typedef {import("./config.js").PageConfig} PageConfig */
 /** @typedef {import("./vocabulary.js").Column} Column */
@@ -27,6 +32,7 @@ import { listColumns, loadVocabulary } from "./vocabulary.js";
 const linkToken = takeTokenFromFragment();
 
 const SEARCH_DEBOUNCE_MS = 300;
+const VIEWS = ["sessions", "settings", "audit"];
 const $ = byId;
 
 /**
@@ -61,6 +67,8 @@ class Page {
       outdated: toolbarFilter(vocabulary, "toggle"),
     });
     this.busy = false;
+    this.announcedSelection = 0;
+    this.liveSeconds = 5;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.liveTimer = undefined;
     this.list = new SessionsList({
@@ -70,9 +78,32 @@ class Page {
       pageSize: config.page_size || 50,
       onRendered: () => this.renderChrome(),
       onError: (error) => this.showError(error),
-      onOpen: (item) => openDetail(this.modal, this.api, item, describeError),
+      onOpen: (item) => openDetail(this.modal, this.api, item, describeError, (one) => this.terminateSessions([one])),
       onFilter: (column) => this.openFilter(column),
+      onCopy: (text, what) => this.copy(text, what),
+      onUser: (userId) => this.showUser(userId),
+      onDeleteKey: (item) => this.terminateFromKey(item),
+      onPending: (changed) => this.renderPending(changed),
     });
+    /** Signed out (a 401 no fresh token fixed): no rows, every action disabled. */
+    this.signedOut = false;
+    this.userColumn = columns.find((c) => c.key === "user_id" && c.filter !== null) ?? null;
+    this.settings = new SettingsView({
+      api: this.api,
+      modal: this.modal,
+      onError: (error) => this.showError(error),
+      endOutdated: (type, label) =>
+        this.terminateByFilter(
+          { policy_outdated: true, session_type: [type] },
+          { conditions: [`${label} sessions created under settings that are no longer current`], narrowed: true },
+        ),
+    });
+    this.audit = new AuditView({
+      api: this.api,
+      onError: (error) => this.showError(error),
+      onSession: (sessionId) => openDetail(this.modal, this.api, { session_id: sessionId }, describeError, null),
+    });
+    this.view = "sessions";
     this.wire();
   }
 
@@ -89,6 +120,18 @@ class Page {
         this.reload();
       }, SEARCH_DEBOUNCE_MS);
     });
+    // the cards of a narrow screen have no header to click: the same sort as a select
+    const sortSelect = byIdOf("sort-select", HTMLSelectElement);
+    for (const column of this.query.columns.filter((c) => c.sortable)) {
+      sortSelect.append(
+        el("option", { value: column.key }, `${column.label} ↑`),
+        el("option", { value: `-${column.key}` }, `${column.label} ↓`),
+      );
+    }
+    sortSelect.addEventListener("change", () => {
+      this.query.sort = sortSelect.value;
+      this.reload();
+    });
     const outdated = byIdOf("outdated-only", HTMLInputElement);
     const outdatedLabel = outdated.closest("label");
     if (outdatedLabel) show(outdatedLabel, this.query.outdatedFilter !== null);
@@ -100,17 +143,180 @@ class Page {
       openColumnsDialog(this.modal, this.columns, () => this.list.render()),
     );
     $("refresh").addEventListener("click", () => this.list.refresh());
+    $("show-pending").addEventListener("click", () => {
+      this.list.applyPending();
+      this.renderPending(0);
+      this.setStatus("The list now shows the latest changes.");
+    });
+    for (const link of document.querySelectorAll("a.view-link")) {
+      link.addEventListener("click", (event) => {
+        if (!(link instanceof HTMLElement) || !(event instanceof MouseEvent) || event.ctrlKey || event.metaKey) return;
+        event.preventDefault();
+        this.showView(link.dataset.view ?? "sessions", true);
+      });
+    }
+    window.addEventListener("popstate", () => this.restoreFromUrl());
+    // "updated N s ago" and relative times stay current without touching the rows' order
+    setInterval(() => this.tick(), 1000);
     $("export-csv").addEventListener("click", () => this.exportCsv());
     $("terminate-selected").addEventListener("click", () => this.terminateSelected());
     $("clear-selection").addEventListener("click", () => this.list.clearSelection());
     $("terminate-matching").addEventListener("click", () => this.terminateMatching());
     const seconds = Number(this.config.live_interval_seconds) || 5;
     $("live-label").textContent = `Live (every ${seconds} s)`;
-    $("live-mode").addEventListener("change", (event) => this.setLive(inputOf(event).checked, seconds));
+    this.liveSeconds = seconds;
+    $("live-mode").addEventListener("change", (event) => {
+      this.setLive(inputOf(event).checked, seconds);
+      this.saveUrl();
+    });
+  }
+
+  /** Search, filters, sort, live mode and the view from the address (and a reload keeps them). */
+  restoreFromUrl() {
+    const params = new URLSearchParams(location.search);
+    this.query.restore(params);
+    byIdOf("search", HTMLInputElement).value = this.query.q;
+    byIdOf("outdated-only", HTMLInputElement).checked = this.query.outdatedOnly;
+    const live = params.get("live") === "1";
+    byIdOf("live-mode", HTMLInputElement).checked = live;
+    this.setLive(live, this.liveSeconds);
+    const view = params.get("view") ?? "sessions";
+    this.showView(VIEWS.includes(view) ? view : "sessions", false);
+  }
+
+  /** Keep the view in the address: replaceState, so Back leaves the page rather than undoing filters. */
+  saveUrl() {
+    const params = this.view === "sessions" ? this.query.urlParams() : new URLSearchParams();
+    if (this.view === "sessions" && byIdOf("live-mode", HTMLInputElement).checked) params.set("live", "1");
+    if (this.view !== "sessions") params.set("view", this.view);
+    const search = params.toString();
+    history.replaceState(history.state, "", location.pathname + (search ? `?${search}` : "") + location.hash);
+  }
+
+  /**
+   * @param {string} view
+   * @param {boolean} push a new history entry (a click on the navigation)
+   */
+  showView(view, push) {
+    this.view = view;
+    for (const name of VIEWS) show($(`view-${name}`), name === view);
+    for (const link of document.querySelectorAll("a.view-link")) {
+      if (link instanceof HTMLElement) {
+        if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+        else link.removeAttribute("aria-current");
+      }
+    }
+    // a click on the navigation is a new history entry; the list keeps its search and filters
+    if (push) history.pushState(null, "", location.pathname);
+    this.saveUrl();
+    if (this.signedOut) return;
+    if (view === "settings") this.settings.load();
+    else if (view === "audit") this.audit.load();
+    else if (push) this.reload();
+  }
+
+  tick() {
+    const at = this.list.loadedAt;
+    const updated = $("updated");
+    if (at === null) {
+      updated.textContent = this.signedOut ? "" : "Not loaded yet";
+    } else {
+      const seconds = Math.max(0, Math.round((Date.now() - at) / 1000));
+      const text = seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min`;
+      updated.textContent = `Updated ${text} ago`;
+      if (this.list.asOf) updated.title = `The list shows sessions as of ${new Date(this.list.asOf).toLocaleString()}`;
+    }
+    if (Date.now() % 15000 < 1000) refreshRelativeTimes(document);
+  }
+
+  /** @param {number} changed sessions a live poll found changed (0: none waiting) */
+  renderPending(changed) {
+    show($("pending"), changed > 0 && !this.signedOut);
+    $("show-pending").textContent = `${plural(changed, "session")} changed — show`;
+  }
+
+  /**
+   * @param {string} text
+   * @param {string} what
+   */
+  async copy(text, what) {
+    try {
+      await navigator.clipboard.writeText(text);
+      this.setStatus(`${what} copied: ${text}`);
+    } catch {
+      this.setStatus(`Copying is blocked in this browser; the ${what} is ${text}`);
+    }
+  }
+
+  /**
+   * All sessions of one user: the exact user id filter, and "Sign out everywhere".
+   * @param {string} userId
+   */
+  showUser(userId) {
+    if (!this.userColumn) return;
+    this.query.setFilter(this.userColumn.key, userId);
+    this.reload();
+  }
+
+  renderUserView() {
+    const column = this.userColumn;
+    const value = column ? this.query.filter(column.key) : undefined;
+    const box = $("user-view");
+    if (!column || typeof value !== "string") {
+      show(box, false);
+      return;
+    }
+    const names = [...new Set(this.list.rows.map((r) => r.user_name))];
+    replaceChildren(
+      box,
+      el(
+        "div",
+        { class: "user-view-text" },
+        el("strong", {}, "All sessions of user "),
+        el("span", { class: "mono clip-inline", title: value }, value),
+        names.length ? el("span", { class: "muted" }, ` (${names.join(", ")})`) : null,
+      ),
+      el(
+        "button",
+        {
+          type: "button",
+          id: "sign-out-everywhere",
+          class: "button button-danger",
+          disabled: this.busy || this.signedOut || this.list.total === 0,
+          onclick: () =>
+            this.terminateByFilter(
+              { [column.filter && "name" in column.filter ? column.filter.name : column.key]: value },
+              {
+                conditions: [`User ID is “${value}”`],
+                narrowed: true,
+                title: `Sign out user ${value} everywhere?`,
+                confirmLabel: "Sign out everywhere",
+              },
+            ),
+        },
+        "Sign out everywhere",
+      ),
+      el(
+        "button",
+        {
+          type: "button",
+          class: "button",
+          onclick: () => {
+            this.query.setFilter(column.key, null);
+            this.reload();
+          },
+        },
+        "Show all users",
+      ),
+    );
+    show(box, true);
   }
 
   reload() {
     $("query-error").hidden = true;
+    this.renderPending(0);
+    this.saveUrl();
+    if (this.signedOut) return Promise.resolve();
     return this.list.reload();
   }
 
@@ -175,8 +381,9 @@ class Page {
     this.liveTimer = undefined;
     if (!on) return;
     this.liveTimer = setInterval(() => {
-      if (document.hidden || this.list.loading || this.modal.isOpen || this.busy) return;
-      this.list.refresh({ quiet: true });
+      if (document.hidden || this.list.loading || this.modal.isOpen || this.busy || this.signedOut) return;
+      if (this.view !== "sessions" || this.list.error) return;
+      this.list.poll();
     }, seconds * 1000);
   }
 
@@ -191,6 +398,7 @@ class Page {
   /** Toolbar text, chips and the blue selection ribbon follow the list's state. */
   renderChrome() {
     $("columns-button").textContent = this.columns.summary();
+    byIdOf("sort-select", HTMLSelectElement).value = this.query.sort;
     const chips = this.query.chips();
     replaceChildren(
       $("filter-chips"),
@@ -207,13 +415,24 @@ class Page {
     // a list that loaded means the sign-in works again (e.g. a fresh token from token_url)
     if (this.list.error === null && this.list.total !== null) show($("auth-banner"), false);
     const count = this.list.selection.size;
-    show($("selection-ribbon"), count > 0);
+    show($("selection-ribbon"), count > 0 && !this.signedOut);
     $("selection-count").textContent = `${plural(count, "session")} selected`;
-    byIdOf("terminate-selected", HTMLButtonElement).disabled = this.busy;
+    byIdOf("terminate-selected", HTMLButtonElement).disabled = this.busy || this.signedOut;
+    if (count !== this.announcedSelection) {
+      this.announcedSelection = count;
+      if (count > 0) this.setStatus(`${plural(count, "session")} selected. Press Delete to terminate ${count === 1 ? "it" : "them"}.`);
+    }
     const total = this.list.total;
     const matching = byIdOf("terminate-matching", HTMLButtonElement);
-    matching.disabled = this.busy || !total || this.list.error !== null;
+    matching.disabled = this.busy || this.signedOut || !total || this.list.error !== null || count > 0;
+    matching.title = count > 0 ? "Clear the selection to terminate by filter; Terminate in the blue bar ends the selected sessions." : "";
     matching.textContent = total ? `Terminate all matching (${total.toLocaleString()})` : "Terminate all matching";
+    for (const id of ["export-csv", "refresh", "live-mode", "search", "outdated-only", "columns-button"]) {
+      const control = $(id);
+      if (control instanceof HTMLButtonElement || control instanceof HTMLInputElement) control.disabled = this.signedOut;
+    }
+    this.renderUserView();
+    this.tick();
   }
 
   /** @param {string} key a column, or the outdated-only toggle's filter */
@@ -248,7 +467,26 @@ class Page {
   /** @param {boolean} final */
   unauthorized(final) {
     forgetToken();
-    if (final) this.showError(new ApiError(401, "unauthorized"));
+    if (!final) return;
+    // nothing of the tenant stays on screen, and nothing can be acted on, until signing in again
+    this.signedOut = true;
+    this.setLive(false, this.liveSeconds);
+    this.modal.close();
+    this.list.clear();
+    this.settings.clear();
+    this.audit.clear();
+    show($("who"), false);
+    this.renderPending(0);
+    this.showError(new ApiError(401, "unauthorized"));
+  }
+
+  /** Name the signed-in admin and tenant (from the token: only to show, the API verifies it). */
+  async showWho() {
+    const claims = peekClaims(await this.tokens.token());
+    if (!claims || typeof claims.sub !== "string") return;
+    const tenant = typeof claims.tenant === "string" ? claims.tenant : "unknown";
+    replaceChildren($("who"), "Signed in as ", el("strong", {}, short(claims.sub)), " · tenant ", el("strong", {}, short(tenant)));
+    show($("who"), !this.signedOut);
   }
 
   /**
@@ -273,18 +511,62 @@ class Page {
   }
 
   terminateSelected() {
-    const sessions = [...this.list.selection.values()];
-    if (sessions.length === 0) return;
-    confirmSelected(this.modal, sessions, () =>
-      this.terminate({ session_ids: sessions.map((s) => s.session_id) }, sessions.length),
+    this.terminateSessions([...this.list.selection.values()]);
+  }
+
+  /** @param {SessionItem[]} sessions */
+  terminateSessions(sessions) {
+    if (sessions.length === 0 || this.busy || this.signedOut) return;
+    confirmSelected(this.modal, sessions, (reason) =>
+      this.terminate({ session_ids: sessions.map((s) => s.session_id), reason }, sessions.length),
     );
   }
 
+  /**
+   * Delete in a row: terminate the selection (or, with nothing selected, that row's session).
+   * @param {SessionItem} item
+   */
+  terminateFromKey(item) {
+    if (this.list.selection.size > 0) this.terminateSelected();
+    else this.terminateSessions([item]);
+  }
+
   terminateMatching() {
-    const total = this.list.total || 0;
+    if (this.list.selection.size > 0) return;
     const conditions = this.query.chips().map((c) => c.label);
     if (this.query.q.trim()) conditions.unshift(`Search: “${this.query.q.trim()}”`);
-    confirmMatching(this.modal, { total, conditions }, () => this.terminate({ filter: this.query.filterObject() }, total));
+    this.terminateByFilter(this.query.filterObject(), { conditions, narrowed: this.query.isNarrowed() });
+  }
+
+  /**
+   * End every session matching `filter`: count them now, confirm that count (typed, when
+   * nothing narrows the list), and send the count's moment as `confirmed_at`, so sessions
+   * created after it are not ended.
+   * @param {FilterObject} filter
+   * @param {{conditions: string[], narrowed: boolean, title?: string, confirmLabel?: string}} how
+   */
+  async terminateByFilter(filter, how) {
+    if (this.busy || this.signedOut) return;
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(filter)) {
+      if (Array.isArray(value)) for (const one of value) params.append(key, one);
+      else params.set(key, String(value));
+    }
+    params.set("limit", "1");
+    let counted;
+    try {
+      counted = await this.api.listSessions(params);
+    } catch (error) {
+      this.showError(error);
+      return;
+    }
+    if (counted.total === 0) {
+      this.setStatus("No active session matches, so there is nothing to terminate.");
+      return;
+    }
+    confirmMatching(this.modal, { total: counted.total, ...how }, (reason) =>
+      this.terminate({ filter, confirmed_at: counted.as_of, reason }, counted.total),
+    );
   }
 
   /**
@@ -310,7 +592,8 @@ class Page {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) this.showError(error);
     } finally {
       this.busy = false;
-      await this.list.refresh();
+      if (!this.signedOut) await this.list.refresh();
+      if (this.view === "settings") this.settings.load();
     }
   }
 }
@@ -367,7 +650,9 @@ async function start() {
   window.addEventListener("hashchange", () => {
     if (page.signInFromLink(takeTokenFromFragment()) === "adopted") location.reload();
   });
-  page.reload();
+  page.restoreFromUrl();
+  page.showWho();
+  if (page.view === "sessions") page.reload();
 }
 
 start();

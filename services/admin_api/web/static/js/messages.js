@@ -12,14 +12,31 @@ import { el } from "./dom.js";
  */
 export function describeError(error) {
   if (!(error instanceof ApiError)) return `Something went wrong: ${error instanceof Error ? error.message : String(error)}`;
-  if (error.status === 401) return "Your sign-in has expired or is missing. Sign in again.";
+  if (error.status === 401) return "Your sign-in has expired. Sign in again to continue.";
   if (error.status === 403) {
     return "The Edit User Sessions grant is missing from your account, so you cannot see or end sessions. Ask an administrator to grant it.";
   }
   if (error.status === 404) return "That session no longer exists in this instance.";
-  if (error.status === 422) return `The admin API refused the request: ${error.message}`;
-  if (error.status === 0) return error.message;
-  return `The admin API failed (${error.status}: ${error.message}). Try again in a moment.`;
+  if (error.status === 422) return refusal(error.field, error.message);
+  if (error.status === 0) return "The session service cannot be reached. Check your network connection; the page tries again when you refresh.";
+  if (error.status === 503) return "The session service is busy or restarting. Nothing was changed; try again in a minute.";
+  return `The session service had a problem (error ${error.status}). Nothing was changed; try again in a minute, and tell your platform team if it persists.`;
+}
+
+/**
+ * A refused request (422) in words: which filter is wrong and how to write it.
+ * @param {string | null} field
+ * @param {string} message
+ */
+function refusal(field, message) {
+  const name = (field ?? "").split(".").pop() ?? "";
+  if (name === "ip_address") return "The IP Address filter is not an address or network. Enter one like 203.0.113.7, 2001:db8::1 or 10.0.0.0/8.";
+  if (/_(from|to)$/.test(name)) return "A date filter is not a valid date and time. Open the filter and pick the date again.";
+  if (name === "cursor") return "The list changed while loading more rows. Refresh to start from the top.";
+  if (name === "session_id") return "The Session ID filter may only contain letters, digits, “-” and “_”.";
+  if (name === "user_id") return "The User ID filter is too long or contains characters no user id has.";
+  if (name) return `The ${name.replace(/_/g, " ")} value was refused: ${message.replace(/^[\w.]+: /, "")}.`;
+  return `The request was refused: ${message}.`;
 }
 
 /**
@@ -30,12 +47,6 @@ export function signInMessage(tokens) {
   const href = tokens.signInHref();
   const action = href
     ? el("a", { href, class: "button button-primary" }, "Sign in again")
-    : el(
-        "span",
-        {},
-        "Sign in again: open the sign-in link that ",
-        el("code", {}, "session-control"),
-        " printed, or reload this page from your platform's sign-in.",
-      );
+    : el("span", {}, "Sign in again: open this page from your organization's sign-in. Nothing is shown or can be changed until then.");
   return [el("strong", {}, "Your sign-in has expired or is missing. "), action];
 }

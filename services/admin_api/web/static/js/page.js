@@ -1,5 +1,6 @@
 // @ts-check
 // The Active User Sessions list: loading pages, selection, refresh and live mode.
+import { ApiError } from "./api.js";
 import { byId, byIdOf, el, plural, replaceChildren, show } from "./dom.js";
 import { describeFocus, restoreFocus } from "./focus.js";
 import { renderHeader, renderRow } from "./table.js";
@@ -22,16 +23,21 @@ const MAX_LIMIT = 500;
  * @property {(error: unknown) => void} onError
  * @property {(item: SessionItem) => void} onOpen
  * @property {(column: Column) => void} onFilter
+ * @property {(text: string, what: string) => void} onCopy
+ * @property {(userId: string) => void} onUser
+ * @property {(item: SessionItem) => void} onDeleteKey Delete pressed in a row
+ * @property {(changed: number) => void} onPending a live poll found this many changed sessions
  */
 
 /**
  * One request for rows: how many, after which cursor, replacing or extending the loaded rows.
- * @typedef {{limit: number, cursor: string | null, replace: boolean, quiet: boolean}} PageRequest
+ * `stage`: a live poll: keep the answer aside (`pending`) instead of moving rows under the admin.
+ * @typedef {{limit: number, cursor: string | null, replace: boolean, quiet: boolean, stage?: boolean}} PageRequest
  */
 
 export class SessionsList {
   /** @param {ListOptions} options */
-  constructor({ api, query, columns, pageSize, onRendered, onError, onOpen, onFilter }) {
+  constructor({ api, query, columns, pageSize, onRendered, onError, onOpen, onFilter, onCopy, onUser, onDeleteKey, onPending }) {
     this.api = api;
     this.query = query;
     this.columns = columns;
@@ -40,6 +46,17 @@ export class SessionsList {
     this.onError = onError;
     this.onOpen = onOpen;
     this.onFilter = onFilter;
+    this.onCopy = onCopy;
+    this.onUser = onUser;
+    this.onDeleteKey = onDeleteKey;
+    this.onPending = onPending;
+    /** @type {import("./api.js").SessionsPage | null} a live poll's answer, not shown yet */
+    this.pending = null;
+    this.pendingChanged = 0;
+    /** @type {string | null} when the shown rows and total were read (the server's `as_of`) */
+    this.asOf = null;
+    /** @type {number | null} when the shown rows were loaded (this browser's clock, for "updated N s ago") */
+    this.loadedAt = null;
     /** @type {SessionItem[]} */
     this.rows = [];
     /** @type {string | null} */
@@ -59,6 +76,14 @@ export class SessionsList {
     this.summary = byId("table-summary");
     this.loadMoreButton = byIdOf("load-more", HTMLButtonElement);
     this.loadMoreButton.addEventListener("click", () => this.loadMore());
+    this.body.addEventListener("keydown", (event) => {
+      if (event.key !== "Delete" || !(event.target instanceof Element)) return;
+      const row = event.target.closest("tr[data-session-id]");
+      const item = row instanceof HTMLElement ? this.rows.find((r) => r.session_id === row.dataset.sessionId) : undefined;
+      if (!item) return;
+      event.preventDefault();
+      this.onDeleteKey(item);
+    });
     const sentinel = byId("scroll-sentinel");
     this.sentinel = sentinel;
     new IntersectionObserver((entries) => {
@@ -68,6 +93,7 @@ export class SessionsList {
 
   /** Load the list from its first page (a new search, filter or sort). */
   async reload() {
+    this.dropPending();
     this.rows = [];
     this.nextCursor = null;
     this.total = null;
@@ -80,8 +106,85 @@ export class SessionsList {
    * @param {{quiet?: boolean}} [options] quiet: no loading state (live mode)
    */
   async refresh({ quiet = false } = {}) {
+    this.dropPending();
     const limit = Math.min(MAX_LIMIT, Math.max(this.pageSize, this.rows.length));
     await this.fetchPage({ limit, cursor: null, replace: true, quiet });
+  }
+
+  /**
+   * Live mode: read the list again but move nothing; the changes wait in `pending` until the
+   * admin asks for them (`applyPending`), so no row moves under the pointer or the selection.
+   */
+  async poll() {
+    const limit = Math.min(MAX_LIMIT, Math.max(this.pageSize, this.rows.length));
+    await this.fetchPage({ limit, cursor: null, replace: true, quiet: true, stage: true });
+  }
+
+  /** Show what the last live poll found. */
+  applyPending() {
+    const page = this.pending;
+    if (page === null) return;
+    this.dropPending();
+    this.accept(page, true);
+    this.render();
+  }
+
+  dropPending() {
+    this.pending = null;
+    this.pendingChanged = 0;
+  }
+
+  /** Forget every row (the sign-in is gone: nothing of the tenant stays on screen). */
+  clear() {
+    this.sequence++;
+    this.dropPending();
+    this.rows = [];
+    this.selection.clear();
+    this.nextCursor = null;
+    this.total = null;
+    this.asOf = null;
+    this.loadedAt = null;
+    this.loading = false;
+    this.render();
+  }
+
+  /**
+   * How many sessions differ between the shown rows and a fresh page: new, gone, changed or
+   * moved; at least the change of the total when the loaded rows are the same.
+   * @param {import("./api.js").SessionsPage} page
+   */
+  changesIn(page) {
+    const before = new Map(this.rows.map((r, i) => [r.session_id, { i, json: JSON.stringify(r) }]));
+    const changed = new Set();
+    page.items.forEach((r, i) => {
+      const old = before.get(r.session_id);
+      if (!old || old.i !== i || old.json !== JSON.stringify(r)) changed.add(r.session_id);
+    });
+    const now = new Set(page.items.map((r) => r.session_id));
+    for (const id of before.keys()) if (!now.has(id)) changed.add(id);
+    return Math.max(changed.size, Math.abs((this.total ?? 0) - page.total));
+  }
+
+  /**
+   * Take a page's rows (replacing or extending the shown ones).
+   * @param {import("./api.js").SessionsPage} page
+   * @param {boolean} replace
+   */
+  accept(page, replace) {
+    this.error = null;
+    if (replace) {
+      this.rows = page.items;
+    } else {
+      const seen = new Set(this.rows.map((r) => r.session_id));
+      this.rows = this.rows.concat(page.items.filter((r) => !seen.has(r.session_id)));
+    }
+    this.nextCursor = page.next_cursor;
+    this.total = page.total;
+    if (replace) {
+      this.asOf = page.as_of ?? null;
+      this.loadedAt = Date.now();
+      this.pruneSelection();
+    }
   }
 
   /** The next page by keyset cursor (infinite scroll and the Load more button). */
@@ -91,7 +194,7 @@ export class SessionsList {
   }
 
   /** @param {PageRequest} request */
-  async fetchPage({ limit, cursor, replace, quiet }) {
+  async fetchPage({ limit, cursor, replace, quiet, stage = false }) {
     const sequence = ++this.sequence;
     this.loading = true;
     if (!quiet) this.renderState();
@@ -101,16 +204,23 @@ export class SessionsList {
     try {
       const page = await this.api.listSessions(params);
       if (sequence !== this.sequence) return;
-      this.error = null;
-      if (replace) {
-        this.rows = page.items;
-      } else {
-        const seen = new Set(this.rows.map((r) => r.session_id));
-        this.rows = this.rows.concat(page.items.filter((r) => !seen.has(r.session_id)));
+      if (stage) {
+        const changed = this.changesIn(page);
+        if (changed === 0) {
+          // nothing moved: the shown list is current as of now
+          this.dropPending();
+          this.asOf = page.as_of ?? this.asOf;
+          this.loadedAt = Date.now();
+          this.nextCursor = page.next_cursor;
+        } else {
+          this.pending = page;
+          this.pendingChanged = changed;
+        }
+        this.loading = false;
+        this.onPending(this.pendingChanged);
+        return;
       }
-      this.nextCursor = page.next_cursor;
-      this.total = page.total;
-      if (replace) this.pruneSelection();
+      this.accept(page, replace);
     } catch (error) {
       if (sequence !== this.sequence) return;
       this.error = error;
@@ -118,10 +228,11 @@ export class SessionsList {
     } finally {
       if (sequence === this.sequence) {
         this.loading = false;
-        this.render();
+        // a live poll that worked re-renders nothing: no element is replaced under the pointer
+        if (!stage || this.error) this.render();
       }
     }
-    if (sequence === this.sequence && !this.error) this.fillViewport();
+    if (sequence === this.sequence && !this.error && !stage) this.fillViewport();
   }
 
   /** Keep loading while the end of the list is on screen (the observer fires only on change). */
@@ -221,6 +332,8 @@ export class SessionsList {
           selected: this.selection.has(item.session_id),
           onToggle: (row, checked) => this.toggle(row, checked),
           onOpen: (row) => this.onOpen(row),
+          onCopy: this.onCopy,
+          onUser: this.onUser,
         }),
       ),
     );
@@ -243,6 +356,11 @@ export class SessionsList {
       message = el("p", { class: "state-loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), "Loading sessions…");
     } else if (busy) {
       message = el("p", { class: "state-loading state-inline" }, "Loading more sessions…");
+    } else if (this.error instanceof ApiError && this.error.status === 422) {
+      // retrying the same refused filter can only fail again: say what to change instead
+      message = el("p", { class: "state-error" }, "No sessions are shown: change or remove the filter named above.");
+    } else if (this.error instanceof ApiError && this.error.status === 401) {
+      message = el("p", { class: "state-error" }, "Sign in again to see sessions.");
     } else if (this.error) {
       message = el("p", { class: "state-error" }, "Sessions could not be loaded. ", el("button", { type: "button", class: "button", onclick: () => this.reload() }, "Try again"));
     } else if (this.rows.length === 0 && this.total !== null) {

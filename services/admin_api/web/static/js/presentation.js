@@ -8,14 +8,14 @@
 
 /** @typedef {import("./vocabulary.js").Vocabulary} Vocabulary */
 
-/** @typedef {"name" | "choice" | "time" | "mono" | "text"} CellFormat */
+/** @typedef {"name" | "choice" | "time" | "mono" | "text" | "user"} CellFormat */
 
 /**
  * @typedef {object} ColumnPresentation
  * @property {string} label the column header (and the filter dialog's and chip's wording)
  * @property {boolean} [required] always shown (the Columns dialog cannot hide it)
  * @property {CellFormat} [cell] how a value is rendered (default: by the value's kind)
- * @property {"ip"} [control] a text filter that takes an address or CIDR network
+ * @property {"ip" | "exact"} [control] a text filter that takes an address or CIDR network, or an exact value
  * @property {Readonly<Record<string, string>>} [choices] labels of a choice column's values
  */
 
@@ -33,6 +33,7 @@ export const SESSION_TYPE_LABELS = Object.freeze({
 export const COLUMN_PRESENTATION = Object.freeze({
   user_name: { label: "Name", required: true, cell: "name" },
   session_type: { label: "Session Type", required: true, cell: "choice", choices: SESSION_TYPE_LABELS },
+  user_id: { label: "User ID", cell: "user", control: "exact" },
   session_id: { label: "Session ID", cell: "mono" },
   ip_address: { label: "IP Address", control: "ip" },
   created_at: { label: "Created" },
@@ -54,9 +55,7 @@ export const PAGE_FILTERS = Object.freeze({
  * Filters the page deliberately does not offer, and why.
  * @type {Readonly<Record<string, string>>}
  */
-export const NOT_OFFERED = Object.freeze({
-  user_id: "the Name column and the search find people; an exact user id is for API clients",
-});
+export const NOT_OFFERED = Object.freeze({});
 
 /** "last_activity_at" → "Last Activity At": the label of a name the page has no wording for. */
 export function humanize(/** @type {string} */ name) {

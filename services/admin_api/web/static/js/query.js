@@ -35,6 +35,7 @@ export class Query {
     this.searchFilter = search;
     this.outdatedFilter = outdated;
     this.q = "";
+    this.defaultSort = defaultSort;
     this.sort = defaultSort;
     this.outdatedOnly = false;
     /** @type {Record<string, FilterValue>} */
@@ -115,6 +116,41 @@ export class Query {
     return params;
   }
 
+  /**
+   * Restore search, filters and sort from URL parameters (the page's own address): the same
+   * names as the list API's, so a bookmarked view is the API request it makes. Unknown or
+   * malformed values are ignored.
+   * @param {URLSearchParams} params
+   */
+  restore(params) {
+    if (this.searchFilter) this.q = params.get(this.searchFilter) ?? "";
+    if (this.outdatedFilter) this.outdatedOnly = params.get(this.outdatedFilter) === "true";
+    const sort = params.get("sort");
+    const sortable = this.columns.filter((c) => c.sortable).map((c) => c.key);
+    if (sort && sortable.includes(sort.replace(/^-/, ""))) this.sort = sort;
+    for (const column of this.columns) {
+      const spec = column.filter;
+      if (spec === null) continue;
+      if (spec.control === "range") {
+        const valid = (/** @type {string | null} */ v) => (v && !Number.isNaN(Date.parse(v)) ? v : null);
+        const from = spec.from ? valid(params.get(spec.from)) : null;
+        const to = spec.to ? valid(params.get(spec.to)) : null;
+        this.setFilter(column.key, from || to ? { from, to } : null);
+      } else if (spec.control === "choice") {
+        this.setFilter(column.key, params.getAll(spec.name).filter((v) => spec.choices.includes(v)));
+      } else {
+        this.setFilter(column.key, params.get(spec.name));
+      }
+    }
+  }
+
+  /** The view as URL parameters: the filter object, and the sort when it is not the default. */
+  urlParams() {
+    const params = this.params();
+    if (params.get("sort") === this.defaultSort) params.delete("sort");
+    return params;
+  }
+
   /** Whether anything narrows the list. */
   isNarrowed() {
     return Object.keys(this.filterObject()).length > 0;
@@ -149,6 +185,7 @@ export class Query {
 function describeFilter(column, spec, value) {
   if (Array.isArray(value)) return value.map(column.choiceLabel).join(" or ");
   if (typeof value === "string") {
+    if (spec.control === "exact") return `is “${value}”`;
     if (spec.control !== "ip") return `contains “${value}”`;
     return value.includes("/") ? `in ${value}` : value;
   }

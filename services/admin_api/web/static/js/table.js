@@ -90,20 +90,34 @@ export function renderHeader(row, { columns, query, selectAll, onSelectAll, onSo
   replaceChildren(row, cells);
 }
 
+/** How many characters of a session id the table shows (the whole id: hover, copy, detail). */
+const SHORT_ID = 10;
+
 /**
- * One cell, formatted as the column's presentation says.
+ * @typedef {object} CellActions
+ * @property {(item: SessionItem) => void} onOpen
+ * @property {(text: string, what: string) => void} onCopy
+ * @property {(userId: string) => void} onUser
+ */
+
+/**
+ * One cell, formatted as the column's presentation says; `data-label` names it in the narrow
+ * (card) layout. Long values are cut with an ellipsis, whole on hover and in the detail.
  * @param {Column} column
  * @param {SessionItem} item
- * @param {(item: SessionItem) => void} onOpen
+ * @param {CellActions} actions
+ * @returns {HTMLTableCellElement}
  */
-function cell(column, item, onOpen) {
+function cell(column, item, { onOpen, onCopy, onUser }) {
   const value = fieldOf(item, column.key);
+  const text = value == null || value === "" ? "" : String(value);
+  const base = { dataset: { label: column.label, column: column.key } };
   switch (column.cell) {
     case "name":
       return el(
         "td",
-        { class: "name-cell" },
-        el("button", { type: "button", class: "link-button", onclick: () => onOpen(item) }, String(value)),
+        { ...base, class: "name-cell" },
+        el("button", { type: "button", class: "link-button clip", title: text, onclick: () => onOpen(item) }, text),
         item.policy_outdated
           ? el(
               "span",
@@ -113,14 +127,58 @@ function cell(column, item, onOpen) {
           : null,
       );
     case "choice":
-      return el("td", {}, value == null ? "—" : column.choiceLabel(String(value)));
+      return el("td", base, value == null ? "—" : column.choiceLabel(text));
     case "time":
-      return el("td", { class: "time-cell" }, timeElement(value));
+      return el("td", { ...base, class: "time-cell" }, timeElement(value));
     case "mono":
-      return el("td", { class: "mono" }, String(value));
+      return el(
+        "td",
+        { ...base, class: "id-cell" },
+        el("span", { class: "mono", title: text }, text.length > SHORT_ID ? `${text.slice(0, SHORT_ID)}…` : text),
+        el(
+          "button",
+          {
+            type: "button",
+            class: "copy-button",
+            "aria-label": `Copy ${column.label} ${text}`,
+            title: `Copy the whole ${column.label}`,
+            onclick: () => onCopy(text, column.label),
+          },
+          copyIcon(),
+        ),
+      );
+    case "user":
+      return el(
+        "td",
+        base,
+        text
+          ? el(
+              "button",
+              {
+                type: "button",
+                class: "user-button clip mono",
+                title: `${text}: show all sessions of this user`,
+                "aria-label": `Show all sessions of user ${text}`,
+                onclick: () => onUser(text),
+              },
+              text,
+            )
+          : "—",
+      );
     case "text":
-      return el("td", {}, value == null || value === "" ? "—" : String(value));
+      return el("td", base, text ? el("span", { class: "clip", title: text }, text) : "—");
   }
+}
+
+function copyIcon() {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("d", "M5 1h8a2 2 0 0 1 2 2v8h-2V3H5zM1 5a2 2 0 0 1 2-2h6a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2zm2 0v8h6V5z");
+  svg.append(path);
+  return svg;
 }
 
 /**
@@ -129,6 +187,8 @@ function cell(column, item, onOpen) {
  * @property {boolean} selected
  * @property {(item: SessionItem, checked: boolean) => void} onToggle
  * @property {(item: SessionItem) => void} onOpen
+ * @property {(text: string, what: string) => void} onCopy
+ * @property {(userId: string) => void} onUser
  */
 
 /**
@@ -136,7 +196,7 @@ function cell(column, item, onOpen) {
  * @param {SessionItem} item
  * @param {RowOptions} options
  */
-export function renderRow(item, { columns, selected, onToggle, onOpen }) {
+export function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, onUser }) {
   const label = `Select ${item.user_name}, ${typeLabel(item.session_type)} session ${item.session_id}`;
   const row = el(
     "tr",
@@ -155,11 +215,12 @@ export function renderRow(item, { columns, selected, onToggle, onOpen }) {
         type: "checkbox",
         class: "row-select",
         "aria-label": label,
+        "aria-keyshortcuts": "Delete",
         checked: selected,
         onchange: (event) => onToggle(item, inputOf(event).checked),
       }),
     ),
-    columns.map((column) => cell(column, item, onOpen)),
+    columns.map((column) => cell(column, item, { onOpen, onCopy, onUser })),
   );
   return row;
 }

@@ -7,6 +7,7 @@ import { typeLabel } from "./presentation.js";
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./api.js").SessionItem} SessionItem */
 /** @typedef {import("./api.js").TerminationTarget} TerminationTarget */
+/** @typedef {import("./api.js").AdminReason} AdminReason */
 /** @typedef {import("./dialogs.js").Modal} Modal */
 /** @typedef {import("./dom.js").Child} Child */
 
@@ -31,36 +32,88 @@ function sessionsTable(sessions) {
         "tbody",
         {},
         sessions.map((s) =>
-          el("tr", {}, el("td", {}, s.user_name), el("td", {}, typeLabel(s.session_type)), el("td", { class: "mono" }, s.session_id)),
+          el("tr", {}, el("td", { class: "wrap-anywhere" }, s.user_name), el("td", {}, typeLabel(s.session_type)), el("td", { class: "mono wrap-anywhere" }, s.session_id)),
         ),
       ),
     ),
   );
 }
 
+/** The reasons an admin can give; the audit shows the one chosen. */
+export const REASONS = /** @type {const} */ ([
+  ["admin", "Administrative action (e.g. offboarding, policy change)"],
+  ["security", "Security concern (e.g. suspected compromise)"],
+]);
+
+/** The reason's label for the audit table. */
+export function reasonLabel(/** @type {string} */ reason) {
+  if (reason === "logout") return "Signed out";
+  const found = REASONS.find(([value]) => value === reason);
+  return found ? found[1].replace(/ \(.*\)$/, "") : reason;
+}
+
+function reasonField() {
+  const select = el(
+    "select",
+    { id: "terminate-reason", class: "select" },
+    REASONS.map(([value, label]) => el("option", { value }, label)),
+  );
+  return {
+    node: el("div", { class: "field" }, el("label", { for: "terminate-reason" }, "Reason (recorded in the audit log)"), select),
+    read: () => /** @type {AdminReason} */ (select.value === "security" ? "security" : "admin"),
+  };
+}
+
 /**
  * @param {Modal} modal
- * @param {{title: string, description: string, body: Child[], confirmLabel: string, onConfirm: () => void}} content
+ * @param {{title: string, description: string, body: Child[], confirmLabel: string, onConfirm: (reason: AdminReason) => void, typeToConfirm?: number | null}} content
  */
-function confirmDialog(modal, { title, description, body, confirmLabel, onConfirm }) {
+function confirmDialog(modal, { title, description, body, confirmLabel, onConfirm, typeToConfirm = null }) {
+  const reason = reasonField();
   const cancel = dialogButton("Cancel", () => modal.close());
   const confirm = dialogButton(
     confirmLabel,
     () => {
+      if (confirm.disabled) return;
       modal.close();
-      onConfirm();
+      onConfirm(reason.read());
     },
     "button-danger",
   );
+  /** @type {Child[]} */
+  const extra = [reason.node];
+  if (typeToConfirm !== null) {
+    const expected = String(typeToConfirm);
+    const typed = el("input", {
+      type: "text",
+      id: "type-count",
+      inputmode: "numeric",
+      autocomplete: "off",
+      "aria-describedby": "type-count-hint",
+      oninput: () => {
+        confirm.disabled = typed.value.trim() !== expected;
+      },
+    });
+    confirm.disabled = true;
+    extra.push(
+      el(
+        "div",
+        { class: "field" },
+        el("label", { for: "type-count" }, `Type ${expected} to confirm`),
+        typed,
+        el("p", { id: "type-count-hint", class: "hint" }, "Nothing narrows this list, so every listed session would end: type the number of sessions to confirm."),
+      ),
+    );
+  }
   // Cancel has focus first: Enter on an unread dialog must not end anyone's session.
-  modal.open({ title, description, body, actions: [confirm, cancel], initialFocus: cancel, wide: true });
+  modal.open({ title, description, body: [...body, ...extra], actions: [confirm, cancel], initialFocus: cancel, wide: true });
 }
 
 /**
- * Confirm ending the selected sessions: lists name, type and id of each.
+ * Confirm ending the selected sessions: lists name, type and id of each (never cut off).
  * @param {Modal} modal
  * @param {SessionItem[]} sessions
- * @param {() => void} onConfirm
+ * @param {(reason: AdminReason) => void} onConfirm
  */
 export function confirmSelected(modal, sessions, onConfirm) {
   confirmDialog(modal, {
@@ -73,21 +126,25 @@ export function confirmSelected(modal, sessions, onConfirm) {
 }
 
 /**
- * Confirm ending every session matching the current search and filters, with their count.
+ * Confirm ending every session matching a filter, with the count read at `asOf`: sessions
+ * created after it are not ended (the count is binding). Without a narrowing condition the
+ * admin types the count.
  * @param {Modal} modal
- * @param {{total: number, conditions: string[]}} matching
- * @param {() => void} onConfirm
+ * @param {{total: number, conditions: string[], narrowed: boolean, title?: string, confirmLabel?: string}} matching
+ * @param {(reason: AdminReason) => void} onConfirm
  */
-export function confirmMatching(modal, { total, conditions }, onConfirm) {
-  const body = conditions.length
+export function confirmMatching(modal, { total, conditions, narrowed, title, confirmLabel }, onConfirm) {
+  const body = narrowed
     ? [el("p", {}, "Matching:"), el("ul", { class: "condition-list" }, conditions.map((c) => el("li", {}, c)))]
     : [el("p", { class: "warning" }, "No search or filter is set: every active session of this instance will be ended.")];
+  body.push(el("p", { class: "hint" }, "Sessions that start after this count are not ended."));
   confirmDialog(modal, {
-    title: `Terminate all ${plural(total, "matching session")}?`,
-    description: `${plural(total, "session")} match the current search and filters. ${UNDO_WARNING}`,
+    title: title ?? `Terminate all ${plural(total, "matching session")}?`,
+    description: `${plural(total, "session")} ${total === 1 ? "matches" : "match"} right now. ${UNDO_WARNING}`,
     body,
-    confirmLabel: `Terminate ${plural(total, "session")}`,
+    confirmLabel: confirmLabel ?? `Terminate ${plural(total, "session")}`,
     onConfirm,
+    typeToConfirm: narrowed ? null : total,
   });
 }
 

@@ -1,5 +1,5 @@
 // @ts-check
-// Times in the admin's own time zone; the full timestamp (with zone) on hover.
+// Times relative to now ("5 minutes ago"); the exact local timestamp (with zone) on hover.
 import { el } from "./dom.js";
 
 const SHORT = new Intl.DateTimeFormat(undefined, {
@@ -31,8 +31,35 @@ export function fullTime(/** @type {string} */ iso) {
   return FULL.format(new Date(iso));
 }
 
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+/** @type {[number, Intl.RelativeTimeFormatUnit][]} seconds per unit, largest first */
+const UNITS = [
+  [365 * 86400, "year"],
+  [30 * 86400, "month"],
+  [86400, "day"],
+  [3600, "hour"],
+  [60, "minute"],
+  [1, "second"],
+];
+
 /**
- * A <time> element: short text, machine-readable datetime, full timestamp in its title.
+ * "5 minutes ago", "in 29 days", "now": a time relative to `now`, to the largest whole unit.
+ * @param {Date} date
+ * @param {number} [now] milliseconds since the epoch
+ */
+export function relativeTime(date, now = Date.now()) {
+  const delta = Math.round((date.getTime() - now) / 1000);
+  const size = Math.abs(delta);
+  if (size < 10) return "just now";
+  for (const [seconds, unit] of UNITS) {
+    if (size >= seconds) return RELATIVE.format(Math.trunc(delta / seconds), unit);
+  }
+  return RELATIVE.format(delta, "second");
+}
+
+/**
+ * A <time> element: relative text ("5 minutes ago"), machine-readable datetime, and the exact
+ * local timestamp (with seconds and zone) on hover. `refreshRelativeTimes` keeps the text current.
  * @param {unknown} iso an RFC 3339 timestamp (anything else is shown as text, nothing as "—")
  */
 export function timeElement(iso) {
@@ -40,7 +67,20 @@ export function timeElement(iso) {
   const text = String(iso);
   const date = new Date(text);
   if (Number.isNaN(date.getTime())) return el("span", {}, text);
-  return el("time", { datetime: date.toISOString(), title: FULL.format(date) }, shortTime(text));
+  return el(
+    "time",
+    { datetime: date.toISOString(), title: FULL.format(date), dataset: { relative: "" } },
+    relativeTime(date),
+  );
+}
+
+/** Bring every relative <time> under `root` up to date (the page calls it every few seconds). */
+export function refreshRelativeTimes(/** @type {ParentNode} */ root = document) {
+  const now = Date.now();
+  for (const node of root.querySelectorAll("time[data-relative]")) {
+    const text = relativeTime(new Date(node.getAttribute("datetime") ?? ""), now);
+    if (node.textContent !== text) node.textContent = text;
+  }
 }
 
 /** A value for <input type="datetime-local"> from an ISO timestamp (local time). */

@@ -37,7 +37,7 @@ import { COLUMN_PRESENTATION, humanize } from "./presentation.js";
 /** @typedef {import("./presentation.js").CellFormat} CellFormat */
 
 /**
- * @typedef {{control: "text" | "ip", name: string, maxLength: number | null}} TextFilter
+ * @typedef {{control: "text" | "ip" | "exact", name: string, maxLength: number | null}} TextFilter
  * @typedef {{control: "choice", name: string, choices: string[]}} ChoiceFilter
  * @typedef {{control: "range", from: string | null, to: string | null}} RangeFilter
  * @typedef {TextFilter | ChoiceFilter | RangeFilter} ColumnFilter
@@ -66,7 +66,7 @@ export async function loadVocabulary() {
  * The filter control of a column: a time range (`*_from`/`*_to`), a choice of values, or text.
  * @param {ColumnSpec} column
  * @param {FilterSpec[]} filters
- * @param {"ip" | undefined} control
+ * @param {"ip" | "exact" | undefined} control
  * @returns {ColumnFilter | null}
  */
 function columnFilter(column, filters, control) {

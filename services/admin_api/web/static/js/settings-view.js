@@ -1,0 +1,204 @@
+// @ts-check
+// The Session settings page: each session type's maximum length and idle timeout, edited with
+// validation; how many active sessions run under older settings, and ending them.
+import { el, plural, replaceChildren } from "./dom.js";
+import { typeLabel } from "./presentation.js";
+import { timeElement } from "./timefmt.js";
+
+/** @typedef {import("./api.js").Api} Api */
+/** @typedef {import("./api.js").SessionSetting} SessionSetting */
+/** @typedef {import("./dialogs.js").Modal} Modal */
+
+const MIN_SECONDS = 60;
+const MAX_SECONDS = 10 * 366 * 86400;
+/** @type {[string, number][]} */
+const UNITS = [
+  ["minutes", 60],
+  ["hours", 3600],
+  ["days", 86400],
+];
+
+/** The largest unit that divides `seconds` exactly: [amount, unit]. */
+function split(/** @type {number} */ seconds) {
+  for (const [unit, size] of [...UNITS].reverse()) if (seconds % size === 0) return [seconds / size, unit];
+  return [seconds / 60, "minutes"];
+}
+
+/** "30 days", "8 hours". */
+export function duration(/** @type {number} */ seconds) {
+  const [amount, unit] = split(seconds);
+  return `${amount} ${amount === 1 ? String(unit).replace(/s$/, "") : unit}`;
+}
+
+/**
+ * @typedef {object} SettingsOptions
+ * @property {Api} api
+ * @property {Modal} modal
+ * @property {(error: unknown) => void} onError
+ * @property {(type: string, label: string) => void} endOutdated end the type's outdated sessions (confirmed)
+ */
+
+export class SettingsView {
+  /** @param {SettingsOptions} options */
+  constructor({ api, modal, onError, endOutdated }) {
+    this.api = api;
+    this.modal = modal;
+    this.onError = onError;
+    this.endOutdated = endOutdated;
+    const body = document.getElementById("settings-body");
+    if (!(body instanceof HTMLElement)) throw new Error("settings-body missing");
+    this.body = body;
+  }
+
+  clear() {
+    replaceChildren(this.body);
+  }
+
+  async load() {
+    replaceChildren(this.body, el("p", { class: "muted" }, "Loading session settings…"));
+    try {
+      const { items } = await this.api.getSettings();
+      const counts = await Promise.all(items.map((item) => this.counts(item.session_type)));
+      replaceChildren(
+        this.body,
+        items.map((item, i) => this.card(item, counts[i] ?? { active: 0, outdated: 0 })),
+      );
+    } catch (error) {
+      replaceChildren(this.body, el("p", { class: "inline-error" }, "The session settings could not be loaded."));
+      this.onError(error);
+    }
+  }
+
+  /**
+   * Active sessions of a type, and how many of them run under settings no longer current.
+   * @param {string} type
+   */
+  async counts(type) {
+    const base = new URLSearchParams({ session_type: type, limit: "1" });
+    const outdated = new URLSearchParams(base);
+    outdated.set("policy_outdated", "true");
+    const [all, old] = await Promise.all([this.api.listSessions(base), this.api.listSessions(outdated)]);
+    return { active: all.total, outdated: old.total };
+  }
+
+  /**
+   * @param {SessionSetting} item
+   * @param {{active: number, outdated: number}} counts
+   */
+  card(item, counts) {
+    const label = typeLabel(item.session_type);
+    const id = `settings-${item.session_type}`;
+    const field = (/** @type {string} */ name, /** @type {string} */ text, /** @type {number} */ seconds) => {
+      const [amount, unit] = split(seconds);
+      const number = el("input", { type: "number", id: `${id}-${name}`, min: "1", step: "1", value: String(amount), class: "number", required: true });
+      const select = el(
+        "select",
+        { id: `${id}-${name}-unit`, class: "select", "aria-label": `${text} unit` },
+        UNITS.map(([u]) => el("option", { value: u, selected: u === unit }, u)),
+      );
+      return {
+        node: el("div", { class: "field" }, el("label", { for: number.id }, text), el("div", { class: "inline" }, number, select)),
+        read: () => {
+          const size = UNITS.find(([u]) => u === select.value)?.[1] ?? 60;
+          const value = Number(number.value);
+          return Number.isInteger(value) && value > 0 ? value * size : NaN;
+        },
+        focus: () => number.focus(),
+      };
+    };
+    const max = field("max", "Maximum session length", item.max_session_seconds);
+    const idle = field("idle", "Idle timeout", item.idle_timeout_seconds);
+    const problem = el("p", { class: "inline-error", role: "alert", id: `${id}-problem` });
+    problem.hidden = true;
+    const note = el("p", { class: "hint", id: `${id}-note`, "aria-live": "polite" });
+    const check = () => {
+      const m = max.read();
+      const i = idle.read();
+      if (Number.isNaN(m)) return ["Enter the maximum session length as a whole number above zero.", max];
+      if (Number.isNaN(i)) return ["Enter the idle timeout as a whole number above zero.", idle];
+      if (m < MIN_SECONDS || i < MIN_SECONDS) return ["Limits must be at least 1 minute.", m < MIN_SECONDS ? max : idle];
+      if (m > MAX_SECONDS || i > MAX_SECONDS) return ["Limits can be at most 10 years.", m > MAX_SECONDS ? max : idle];
+      if (i > m) return ["The idle timeout cannot be longer than the maximum session length.", idle];
+      return null;
+    };
+    const preview = () => {
+      const found = check();
+      if (found) {
+        note.textContent = "";
+        return;
+      }
+      const changed = max.read() !== item.max_session_seconds || idle.read() !== item.idle_timeout_seconds;
+      note.textContent = changed
+        ? `Saving applies to new ${label} sessions only. The ${plural(counts.active, `active ${label} session`)} keep their current limits and will show “Outdated settings” unless they started under exactly these limits; you can end them afterwards.`
+        : "";
+    };
+    const form = el(
+      "form",
+      {
+        class: "settings-form",
+        "aria-labelledby": `${id}-title`,
+        novalidate: true,
+        oninput: preview,
+        onsubmit: async (/** @type {Event} */ event) => {
+          event.preventDefault();
+          const found = check();
+          if (found) {
+            problem.textContent = String(found[0]);
+            problem.hidden = false;
+            const target = found[1];
+            if (typeof target === "object" && target) target.focus();
+            return;
+          }
+          problem.hidden = true;
+          try {
+            await this.api.putSetting(item.session_type, { max_session_seconds: max.read(), idle_timeout_seconds: idle.read() });
+            await this.load();
+            const status = document.getElementById("status");
+            if (status) status.textContent = `${label} settings saved; new ${label} sessions get them.`;
+            document.getElementById(`${id}-outdated`)?.focus();
+          } catch (error) {
+            problem.textContent = "The settings were not saved. Check the values and try again.";
+            problem.hidden = false;
+            this.onError(error);
+          }
+        },
+      },
+      el("div", { class: "settings-fields" }, max.node, idle.node),
+      problem,
+      note,
+      el("button", { type: "submit", class: "button button-primary" }, `Save ${label} settings`),
+    );
+    return el(
+      "section",
+      { class: "settings-card", "data-session-type": item.session_type },
+      el("h3", { id: `${id}-title` }, `${label} sessions`),
+      el(
+        "p",
+        { class: "muted" },
+        `Now: at most ${duration(item.max_session_seconds)}, ending after ${duration(item.idle_timeout_seconds)} without activity. `,
+        item.is_default || !item.updated_at
+          ? "Product defaults."
+          : ["Changed by ", el("strong", {}, item.updated_by ?? "unknown"), " ", timeElement(item.updated_at), "."],
+      ),
+      form,
+      el(
+        "div",
+        { class: "outdated-line" },
+        el(
+          "p",
+          { id: `${id}-outdated`, tabindex: "-1" },
+          counts.outdated
+            ? `${plural(counts.outdated, `active ${label} session`)} of ${counts.active.toLocaleString()} ${counts.outdated === 1 ? "was" : "were"} created under older settings and ${counts.outdated === 1 ? "keeps its" : "keep their"} old limits.`
+            : `All ${plural(counts.active, `active ${label} session`)} run under the current settings.`,
+        ),
+        counts.outdated
+          ? el(
+              "button",
+              { type: "button", class: "button button-danger-outline", onclick: () => this.endOutdated(item.session_type, label) },
+              `End ${plural(counts.outdated, "outdated session")}…`,
+            )
+          : null,
+      ),
+    );
+  }
+}

@@ -1,0 +1,226 @@
+"""The Session settings and Audit log pages, the termination reason, and the list's manners:
+relative times, the view in the URL, filter input checked in plain words, who is signed in,
+and a 401 that leaves nothing on screen to act on."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from admin_stack import Stack
+from playwright.async_api import Locator, Page, Route, expect
+
+from session_contracts.models import SessionType
+
+pytestmark = [pytest.mark.browser, pytest.mark.kafka]
+
+
+def rows(page: Page) -> Locator:
+    return page.locator("#rows tr")
+
+
+async def test_settings_page_edits_with_validation_and_ends_outdated_sessions(
+    stack: Stack, page: Page
+) -> None:
+    tenant = stack.tenant()
+    mobile = await stack.publish(
+        [stack.session(tenant, f"Phone {n}", session_type=SessionType.mobile) for n in range(2)]
+    )
+    (laptop,) = await stack.publish([stack.session(tenant, "Laptop")])
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(3)
+    await page.get_by_role("link", name="Session settings").click()
+    await expect(page).to_have_url(re.compile(r"\?view=settings$"))
+    card = page.locator('.settings-card[data-session-type="mobile"]')
+    await expect(card).to_contain_text(
+        "Now: at most 180 days, ending after 30 days without activity"
+    )
+    await expect(card).to_contain_text(
+        "All 2 active Mobile sessions run under the current settings."
+    )
+
+    # an idle timeout longer than the session: refused in words, nothing saved
+    await card.get_by_label("Maximum session length", exact=True).fill("2")
+    await card.get_by_label("Maximum session length unit").select_option("hours")
+    await card.get_by_label("Idle timeout", exact=True).fill("3")
+    await card.get_by_label("Idle timeout unit").select_option("hours")
+    await card.get_by_role("button", name="Save Mobile settings").click()
+    await expect(card.get_by_role("alert")).to_have_text(
+        "The idle timeout cannot be longer than the maximum session length."
+    )
+    await expect(card.get_by_label("Idle timeout", exact=True)).to_be_focused()
+    async with stack.api(tenant) as api:
+        (current,) = [
+            s
+            for s in (await api.get("/api/v1/settings/sessions")).json()["items"]
+            if s["session_type"] == "mobile"
+        ]
+        assert current["is_default"] is True
+
+    await card.get_by_label("Idle timeout", exact=True).fill("30")
+    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await expect(card.locator(".hint")).to_contain_text("The 2 active Mobile sessions keep their")
+    await card.get_by_role("button", name="Save Mobile settings").click()
+    await expect(card).to_contain_text("Now: at most 2 hours, ending after 30 minutes")
+    await expect(card).to_contain_text("Changed by admin-1")
+    await expect(card).to_contain_text("2 active Mobile sessions of 2 were created under older")
+
+    await card.get_by_role("button", name="End 2 outdated sessions…").click()
+    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
+    await expect(dialog).to_contain_text(
+        "Mobile sessions created under settings that are no longer current"
+    )
+    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
+    await expect(card).to_contain_text(
+        "All 0 active Mobile sessions run under the current settings."
+    )
+    async with stack.api(tenant) as api:
+        left = (await api.get("/api/v1/sessions")).json()["items"]
+        assert [s["session_id"] for s in left] == [laptop.session_id]
+        for one in mobile:
+            detail = (await api.get(f"/api/v1/sessions/{one.session_id}")).json()
+            assert detail["state"] == "terminated"
+
+
+async def test_reason_is_recorded_and_the_audit_page_shows_it(stack: Stack, page: Page) -> None:
+    tenant = stack.tenant()
+    ended, _kept = await stack.publish(
+        [stack.session(tenant, "Mallory Suspect"), stack.session(tenant, "Trent Fine")]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(2)
+    await page.locator(f'#rows tr[data-session-id="{ended.session_id}"] input.row-select').check()
+    await (
+        page.get_by_role("region", name="Selected sessions")
+        .get_by_role("button", name="Terminate")
+        .click()
+    )
+    dialog = page.get_by_role("dialog", name="Terminate 1 session?")
+    await dialog.get_by_label("Reason (recorded in the audit log)").select_option("security")
+    await dialog.get_by_role("button", name="Terminate", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
+
+    await page.get_by_role("link", name="Audit log").click()
+    entry = page.locator("#audit-body tbody tr")
+    await expect(entry).to_have_count(1)
+    await expect(entry.locator("td")).to_have_text(
+        [
+            re.compile(r"ago|now"),
+            "admin-1",
+            "Security concern",
+            re.compile("^1 session: "),
+            "1",
+            "1",
+            "Done",
+        ]
+    )
+    async with stack.api(tenant) as api:
+        (audit,) = (await api.get("/api/v1/audit/terminations")).json()["items"]
+        assert audit["reason"] == "security"
+
+    # the link opens the session it ended, with the reason in its history
+    await entry.get_by_role("button", name=f"Open session {ended.session_id}").click()
+    detail = page.get_by_role("dialog", name="Session")
+    await expect(detail).to_contain_text("Mallory Suspect")
+    await expect(detail.locator(".history")).to_contain_text("reason: Security concern")
+    await expect(detail.get_by_role("button", name="Terminate…")).to_be_hidden()
+    await detail.get_by_role("button", name="Close").click()
+
+    # filters: another admin's requests, and a reversed time range said in words
+    await page.get_by_label("Admin (user id)").fill("someone-else")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator("#audit-body")).to_have_text("No terminations match.")
+    await page.get_by_label("Admin (user id)").fill("admin-1")
+    await page.get_by_label("From (your local time)").fill("2026-11-30T10:00")
+    await page.get_by_label("To", exact=True).fill("2026-11-30T09:00")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator("#audit-filters").get_by_role("alert")).to_have_text(
+        "“From” must be earlier than “To”: this range contains no time at all."
+    )
+
+
+async def test_times_url_state_validation_and_who(stack: Stack, page: Page) -> None:
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            stack.session(tenant, "Old Owl", created_ago=timedelta(hours=3)),
+            stack.session(tenant, "New Newt", created_ago=timedelta(minutes=5)),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(2)
+    await expect(page.locator("#who")).to_have_text(
+        f"Signed in as admin-1 · tenant {tenant.tenant_id}"
+    )
+    created = page.locator("#rows tr").first.locator('td[data-column="created_at"] time')
+    await expect(created).to_have_text("5 min. ago")
+    await expect(created).to_have_attribute("title", re.compile(r"\d{1,2}:\d{2}:\d{2}"))
+    assert await created.evaluate("e => getComputedStyle(e).textDecorationLine") == "none"
+
+    # sort, a filter and live mode go into the address and survive a reload
+    await page.get_by_role("button", name="Name", exact=True).click()
+    await page.get_by_role("checkbox", name="Live (every 5 s)").check()
+    await page.get_by_role("button", name="Filter Session Type").click()
+    await page.get_by_role("dialog").get_by_label("Browser").check()
+    await page.get_by_role("dialog").get_by_role("button", name="Apply").click()
+    await expect(page).to_have_url(re.compile(r"session_type=browser.*sort=user_name.*live=1"))
+    await page.reload()
+    await expect(page.get_by_role("checkbox", name="Live (every 5 s)")).to_be_checked()
+    await expect(page.locator("#filter-chips")).to_contain_text("Session Type: Browser")
+    await expect(page.locator('th[data-column="user_name"]')).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+    await expect(page.locator(".name-cell .link-button")).to_have_text(["New Newt", "Old Owl"])
+    # another page and back: the list keeps its view
+    await page.get_by_role("link", name="Audit log").click()
+    await expect(page).to_have_url(re.compile(r"\?view=audit$"))
+    await page.get_by_role("link", name="Active sessions").click()
+    await expect(page).to_have_url(re.compile(r"session_type=browser.*sort=user_name.*live=1"))
+    await expect(page.locator("#filter-chips")).to_contain_text("Session Type: Browser")
+
+    # a partial address is refused in the dialog, in words, and nothing is asked of the API
+    await page.get_by_role("button", name="Filter IP Address").click()
+    dialog = page.get_by_role("dialog", name="Filter IP Address")
+    await dialog.get_by_role("textbox").fill("10.0.0")
+    await dialog.get_by_role("button", name="Apply").click()
+    await expect(dialog.get_by_role("alert")).to_contain_text(
+        "“10.0.0” is not a complete IPv4 address"
+    )
+    await expect(dialog.get_by_role("textbox")).to_have_attribute("aria-invalid", "true")
+    await dialog.get_by_role("button", name="Cancel").click()
+    assert "ip_address" not in page.url
+
+    # a reversed range too
+    await page.get_by_role("button", name="Filter Created").click()
+    dialog = page.get_by_role("dialog", name="Filter Created")
+    await dialog.get_by_label("From").fill("2026-11-30T10:00")
+    await dialog.get_by_label("To").fill("2026-11-30T09:00")
+    await dialog.get_by_role("button", name="Apply").click()
+    await expect(dialog.get_by_role("alert")).to_have_text(
+        "“From” must be earlier than “To”: this range contains no time at all."
+    )
+    await dialog.get_by_role("button", name="Cancel").click()
+
+
+async def test_a_401_clears_the_rows_and_disables_every_action(stack: Stack, page: Page) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Ada Lovelace"), stack.session(tenant, "Bo")])
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(2)
+    await page.locator("#rows tr input.row-select").first.check()
+
+    async def expired(route: Route) -> None:
+        await route.fulfill(status=401, json={"detail": "token expired"})
+
+    await page.route(re.compile(r"/api/v1/"), expired)
+    await page.get_by_role("button", name="Refresh").click()
+    await expect(page.get_by_role("alert").first).to_contain_text(
+        "Your sign-in has expired or is missing."
+    )
+    await expect(rows(page)).to_have_count(0)
+    await expect(page.get_by_role("region", name="Selected sessions")).to_be_hidden()
+    for control in ("#terminate-matching", "#export-csv", "#refresh", "#live-mode", "#search"):
+        await expect(page.locator(control)).to_be_disabled()
+    await expect(page.locator("#who")).to_be_hidden()
+    assert "session-control" not in await page.locator("#auth-banner").inner_text()
