@@ -32,9 +32,9 @@ from session_registry.settings import RegistrySettings
 app = typer.Typer(help="The session registry: the read model of the session event log.")
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool, *, quiet: bool = False) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -114,7 +114,7 @@ def rebuild(
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Replay the event log from the beginning into a fresh database; report counts and speed."""
-    _logging(False)
+    _logging(False, quiet=json_output)
     tune_gc()
     cut = moment(until, "--until")
     if cut is not None and swap_in:
