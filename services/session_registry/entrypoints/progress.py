@@ -31,9 +31,9 @@ class RateColumn(ProgressColumn):
     """Records per second, as rich measures it over the last seconds."""
 
     def render(self, task: Task) -> Text:
-        """`12,345 records/s`, or `-` before there is a speed."""
+        """`12,345 records/s`, or `- records/s` before there is a speed."""
         speed = task.finished_speed or task.speed
-        return Text("-" if speed is None else f"{speed:,.0f} records/s")
+        return Text(f"{'-' if speed is None else f'{speed:,.0f}'} records/s")
 
 
 def shows_progress(json_output: bool) -> bool:
