@@ -51,8 +51,10 @@ def _run(work: Any) -> Any:
         return asyncio.run(work)
     except KafkaError as exc:
         refuse(f"kafka: {type(exc).__name__}: {exc}", 1)
-    except LookupError as exc:  # a topic the broker does not have
-        refuse(str(exc).strip("'\""), 1)
+    except LookupError as exc:  # a topic the broker does not have (`topic_partitions`)
+        if isinstance(exc, KeyError | IndexError):
+            raise  # a bug, not the broker's answer
+        refuse(str(exc), 1)
 
 
 def events(
