@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import ColumnElement, Table, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -82,6 +82,10 @@ class PostgresStore(Store):
     def insert(self, table: Table) -> postgresql.Insert:
         """PostgreSQL's INSERT (ON CONFLICT DO NOTHING / DO UPDATE)."""
         return postgresql.insert(table)
+
+    def binary_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        """`column COLLATE "C"`: the database's collation may order `_`, `-` and case otherwise."""
+        return column.collate("C")
 
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query ... FOR UPDATE [SKIP LOCKED]`."""

@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
-from sqlalchemy import DateTime, Select, Table
+from sqlalchemy import ColumnElement, DateTime, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -95,6 +95,11 @@ class Store(ABC):
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query`, locking what it reads until the unit of work ends; with `skip_locked`,
         rows another writer holds are left out (the next pass gets them)."""
+
+    def binary_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        """`column` ordered by its bytes (code points), as Python orders strings: two
+        databases' rows then merge in one pass (SQLite's default collation is already so)."""
+        return column
 
     # the registry's batches
 

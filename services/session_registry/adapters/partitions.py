@@ -1,10 +1,14 @@
-"""The partitions of a topic, as the broker knows them."""
+"""The partitions of a topic as the broker knows them, which one a key maps to, and where a
+moment in time falls in each."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -17,3 +21,50 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
             return [TopicPartition(topic, p) for p in sorted(found)]
         await asyncio.sleep(0.2)
     raise LookupError(f"topic {topic!r} not found on the broker")
+
+
+def partition_for_key(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition a keyed record goes to: what our producers' partitioner chooses.
+
+    Every producer of the contract is an `AIOKafkaProducer` with its default partitioner,
+    aiokafka's `DefaultPartitioner`: murmur2 of the key, masked to 31 bits, modulo the number of
+    partitions, the same as the Java client's for a keyed record (and kcat's `-X
+    partitioner=murmur2_random`). Reused here rather than reimplemented.
+    """
+    ordered = sorted(partitions)
+    if not ordered:
+        raise ValueError("a topic has at least one partition")
+    return int(DefaultPartitioner()(key, ordered, ordered))
+
+
+def to_millis(moment: datetime) -> int:
+    """A timezone-aware moment as Kafka's record timestamp (milliseconds since the epoch)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no time zone")
+    return int(moment.timestamp() * 1000)
+
+
+async def offsets_after(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], moment: datetime
+) -> dict[TopicPartition, int]:
+    """Per partition, the offset of the first record stamped after `moment` (its end offset
+    when there is none): where a log that had reached `moment` ended."""
+    return await _offsets_at(consumer, partitions, to_millis(moment) + 1)
+
+
+async def offsets_from(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], moment: datetime
+) -> dict[TopicPartition, int]:
+    """Per partition, the offset of the first record stamped at or after `moment` (its end
+    offset when there is none)."""
+    return await _offsets_at(consumer, partitions, to_millis(moment))
+
+
+async def _offsets_at(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], millis: int
+) -> dict[TopicPartition, int]:
+    if not partitions:
+        return {}
+    found = await consumer.offsets_for_times({tp: millis for tp in partitions})
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(list(partitions))
+    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in partitions}

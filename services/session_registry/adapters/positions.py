@@ -59,3 +59,21 @@ async def save_positions(
         for (topic, partition), offset in sorted(positions.items())
     ]
     await uow.conn.execute(statement, rows)
+
+
+async def overwrite_positions(
+    uow: UnitOfWork, consumer: str, positions: Mapping[TopicPartitionKey, int]
+) -> None:
+    """Store exactly these next offsets, backwards too (an SRE's `positions set`)."""
+    if not positions:
+        return
+    statement = uow.store.insert(consumer_positions)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_p.consumer, _p.topic, _p.partition],
+        set_={"next_offset": statement.excluded.next_offset},
+    )
+    rows = [
+        {"consumer": consumer, "topic": topic, "partition": partition, "next_offset": offset}
+        for (topic, partition), offset in sorted(positions.items())
+    ]
+    await uow.conn.execute(statement, rows)

@@ -113,3 +113,16 @@ async def delete_never_created(uow: UnitOfWork, now: datetime, limit: int) -> in
         history_key = tuple_(session_history.c.tenant_id, session_history.c.session_id)
         await uow.conn.execute(delete(session_history).where(history_key.in_(gone)))
     return len(gone)
+
+
+async def recorded_events(
+    conn: AsyncConnection, events: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (tenant_id, event_id) the history holds: lifecycle events applied."""
+    if not events:
+        return set()
+    key = tuple_(session_history.c.tenant_id, session_history.c.event_id)
+    query = select(session_history.c.tenant_id, session_history.c.event_id).where(
+        key.in_(sorted(events))
+    )
+    return {(row.tenant_id, row.event_id) for row in await conn.execute(query)}

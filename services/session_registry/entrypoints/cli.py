@@ -1,4 +1,5 @@
-"""`session-registry`: run the registry, migrate, show its lag, rebuild the read model from the log.
+"""`session-registry`: run the registry, migrate, show its lag, rebuild the read model from the log,
+and the SRE tools (`sre_cli`: events, dlq, positions, diff).
 
 Settings come from the environment (`SESSIONS_*`, see `RegistrySettings`), built when a
 command starts.
@@ -7,6 +8,7 @@ command starts.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Annotated
@@ -17,7 +19,11 @@ from read_model.database import schema_of, upgrade_schema
 from session_contracts.logs import quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_registry.bootstrap import Registry
+from session_registry.entrypoints import sre_cli
+from session_registry.entrypoints.cli_options import JSON_HELP, moment, refuse
+from session_registry.entrypoints.progress import progress, shows_progress
 from session_registry.runtime import tune_gc
+from session_registry.service_layer.rebuild import RebuildReport
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
 from session_registry.service_layer.status import consumer_status
 from session_registry.service_layer.swap import carry_over, swap
@@ -26,9 +32,9 @@ from session_registry.settings import RegistrySettings
 app = typer.Typer(help="The session registry: the read model of the session event log.")
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool, *, quiet: bool = False) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -98,10 +104,24 @@ def rebuild(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Processes sharing the partitions.")
     ] = 1,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="The read model as of this ISO 8601 time: each partition up to its first "
+            "record stamped later."
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Replay the event log from the beginning into a fresh database; report counts and speed."""
-    _logging(False)
+    _logging(False, quiet=json_output)
     tune_gc()
+    cut = moment(until, "--until")
+    if cut is not None and swap_in:
+        refuse(
+            "--until builds a past read model for inspection (a scratch database); it cannot "
+            "be swapped in (--swap): the live registry would resume from past positions"
+        )
     settings = RegistrySettings()
     if swap_in and asyncio.run(schema_of(settings.database_url)) is None:
         typer.echo(
@@ -112,23 +132,50 @@ def rebuild(
         )
         raise typer.Exit(2)
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
-    report = asyncio.run(
-        rebuild_log(
-            settings,
-            settings.topics,
-            into,
-            name,
-            workers=workers,
-            max_records=settings.batch_max_records,
-            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+
+    async def replaying() -> RebuildReport:
+        shown = shows_progress(json_output) and workers == 1
+        with progress("replaying", enabled=shown) as progress_report:
+            return await rebuild_log(
+                settings,
+                settings.topics,
+                into,
+                name,
+                workers=workers,
+                max_records=settings.batch_max_records,
+                max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+                until=cut,
+                report=progress_report,
+            )
+
+    report = asyncio.run(replaying())
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "into": redact_url(into),
+                    "consumer": report.consumer,
+                    "until": None if cut is None else cut.isoformat(),
+                    "events": report.events,
+                    "dead_letters": report.dead_letters,
+                    "sessions": report.sessions,
+                    "history": report.history,
+                    "seconds": round(report.seconds, 3),
+                    "positions": [
+                        {"topic": t, "partition": p, "next_offset": o}
+                        for (t, p), o in sorted(report.positions.items())
+                    ],
+                }
+            )
         )
-    )
-    typer.echo(
-        f"rebuilt {redact_url(into)} as {report.consumer}: {report.events} events, "
-        f"{report.dead_letters} dead letters, {report.sessions} sessions, "
-        f"{report.history} history rows in {report.seconds:.1f} s "
-        f"({report.events_per_second:,.0f} events/s)"
-    )
+    else:
+        typer.echo(
+            f"rebuilt {redact_url(into)} as {report.consumer}: {report.events} events, "
+            f"{report.dead_letters} dead letters, {report.sessions} sessions, "
+            f"{report.history} history rows in {report.seconds:.1f} s "
+            f"({report.events_per_second:,.0f} events/s)"
+            + ("" if cut is None else f", as of {cut.isoformat()}")
+        )
     if swap_in:
         copied = asyncio.run(
             carry_over(
@@ -138,3 +185,10 @@ def rebuild(
         typer.echo("carried over: " + ", ".join(f"{k} {v}" for k, v in sorted(copied.items())))
         backup = asyncio.run(swap(settings.database_url, into))
         typer.echo(f"swapped in; the previous database is now {backup}")
+
+
+# the SRE tools (docs/operations.md, the SRE runbook)
+app.command()(sre_cli.events)
+app.add_typer(sre_cli.dlq_app, name="dlq")
+app.add_typer(sre_cli.positions_app, name="positions")
+app.command()(sre_cli.diff)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -20,6 +21,7 @@ from session_contracts.topics import Topics
 from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.rebuild_workers import replay_in_workers
 from session_registry.service_layer.replay import replay
+from session_registry.service_layer.reporting import Report
 
 
 @dataclass
@@ -49,11 +51,14 @@ async def rebuild(
     workers: int = 1,
     max_records: int = 20_000,
     max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+    until: datetime | None = None,
+    report: Report | None = None,
 ) -> RebuildReport:
-    """Fold the whole event log (as of now) into the database at `into_url`.
+    """Fold the whole event log (as of now, or as of `until`) into the database at `into_url`.
 
     With `workers` > 1 the partitions are shared among that many processes (a session lives
-    in one partition, so they never touch the same rows).
+    in one partition, so they never touch the same rows); `report` is called in this process
+    only (workers = 1).
     """
     store = open_store(into_url)
     started = time.perf_counter()
@@ -62,7 +67,11 @@ async def rebuild(
         # qualified by tenant), which only revision 0201's keys accept. The indexes the store
         # builds faster in one pass than row by row come off for the replay (`bulk_load`).
         await upgrade_schema(store)
-        fetch = {"max_records": max_records, "max_partition_fetch_bytes": max_partition_fetch_bytes}
+        fetch = {
+            "max_records": max_records,
+            "max_partition_fetch_bytes": max_partition_fetch_bytes,
+            "until": until,
+        }
         async with store.bulk_load():
             if workers > 1:
                 events, dead = await replay_in_workers(
@@ -76,6 +85,8 @@ async def rebuild(
                     consumer,
                     max_records=max_records,
                     max_partition_fetch_bytes=max_partition_fetch_bytes,
+                    until=until,
+                    report=report,
                 )
         seconds = time.perf_counter() - started
         async with store.engine.connect() as conn:

@@ -20,10 +20,11 @@ from session_contracts.kafka_clients import new_consumer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters
-from session_registry.adapters.partitions import topic_partitions
+from session_registry.adapters.partitions import offsets_after, topic_partitions
 from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.ingest import Ingestor
 from session_registry.service_layer.projection import Projector
+from session_registry.service_layer.reporting import Report
 
 
 async def replay(
@@ -35,10 +36,16 @@ async def replay(
     partitions: Sequence[int] | None = None,
     max_records: int = 20_000,
     max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+    until: datetime | None = None,
+    report: Report | None = None,
 ) -> tuple[int, int]:
     """Fold the events topic (these partitions, or all) up to its end offsets now.
 
-    Resumes from the positions stored under `consumer`; returns (events, dead letters).
+    With `until`, only up to where the log had reached then: in each partition, the records
+    before the first one stamped after `until` (`offsets_after`); the fold's clock is then
+    `until` too (it dates a never-created session's deletion), so the result is the read model
+    as of that moment. Resumes from the positions stored under `consumer`; returns (events,
+    dead letters).
     """
     kafka = new_consumer(
         connection,
@@ -47,9 +54,17 @@ async def replay(
         max_partition_fetch_bytes=max_partition_fetch_bytes,
         fetch_max_bytes=64 * 1024 * 1024,
     )
+
+    def clock() -> datetime:
+        return until if until is not None else datetime.now(UTC)
+
     dead_letters = CountingDeadLetters()
     ingestor = Ingestor(
-        store, Projector(topics, publish=False), consumer, dead_letters, lambda: datetime.now(UTC)
+        store,
+        Projector(topics, publish=False),
+        consumer,
+        dead_letters,
+        clock,
     )
     events = 0
     await kafka.start()
@@ -67,14 +82,21 @@ async def replay(
                 kafka.seek(tp, stored[(tp.topic, tp.partition)])
             else:
                 await kafka.seek_to_beginning(tp)
-        ends: dict[TopicPartition, int] = await kafka.end_offsets(assigned)
+        ends: dict[TopicPartition, int] = (
+            await kafka.end_offsets(assigned)
+            if until is None
+            else await offsets_after(kafka, assigned, until)
+        )
         remaining = {tp for tp in assigned if await kafka.position(tp) < ends[tp]}
+        total = sum([max(0, ends[tp] - await kafka.position(tp)) for tp in assigned])
         pending: asyncio.Task[object] | None = None
         while remaining:
             batch = await kafka.getmany(*remaining, timeout_ms=500, max_records=max_records)
             trimmed = {tp: [r for r in rs if r.offset < ends[tp]] for tp, rs in batch.items()}
             decoded = await ingestor.decode_yielding(trimmed)
             events += sum(len(rs) for rs in trimmed.values())
+            if report is not None:
+                report(events, total)
             if pending is not None:
                 await pending
             pending = asyncio.create_task(ingestor.apply(decoded)) if decoded else None

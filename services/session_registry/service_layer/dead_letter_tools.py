@@ -1,0 +1,382 @@
+"""The dead-letter topic for SREs: list and show what is there, and redrive it once fixed.
+
+A dead letter is the refused record (key, value, headers) plus the `dlq.*` headers
+(`adapters.dead_letters`). Listing reads the topic up to its end offsets now and filters by
+reason, event type, tenant and time (the dead letter's own timestamp: when it was refused).
+
+Redriving puts a record back where the registry reads it: decoded again by the codec (so a
+record of an older schema version is upcast by `UPCASTERS`, and one of a newer version is
+read once this code knows it), re-encoded at the current version with its contract key
+(`<tenant_id>/<handle>` for an event, `<tenant_id>/<command_id>` for a command, so it lands
+on the session's partition even when its original key was a v1 one), and published to its
+source topic with the original headers and `dlq.redriven.from`. A record the codec still
+refuses stays where it is. Applying is idempotent downstream (the fold merges an event twice
+to the same row, the history and applied commands are keyed by event and command id); on top
+of that a record the read model shows applied (a lifecycle event in the history, a command
+in `applied_commands`) is not sent again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from read_model.database import make_engine
+from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_command, decode_event
+from session_contracts.codec import encode as encode_message
+from session_contracts.escaping import escape_reason
+from session_contracts.handles import record_key, split_record_key
+from session_contracts.kafka_clients import new_consumer, new_producer
+from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.settings import KafkaSettings
+from session_contracts.topics import Topics
+from session_registry.adapters import dead_letters as dlq
+from session_registry.adapters.command_store import already_applied
+from session_registry.adapters.partitions import partition_for_key, topic_partitions
+from session_registry.adapters.session_store import recorded_events
+from session_registry.domain.history import RECORDED_TYPES
+from session_registry.service_layer.reporting import Report
+from session_registry.service_layer.session_log import record_time
+
+REDRIVEN_FROM = "dlq.redriven.from"
+"""Header of a redriven record: `<dlq topic>:<partition>:<offset>` of the dead letter."""
+_DLQ_HEADERS = {
+    dlq.REASON,
+    dlq.SOURCE_TOPIC,
+    dlq.SOURCE_PARTITION,
+    dlq.SOURCE_OFFSET,
+    dlq.CONSUMER,
+}
+POLL_MS = 500
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One dead letter, with what its headers and (leniently read) body say."""
+
+    partition: int
+    offset: int
+    timestamp: datetime
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    reason: str
+    source: str | None
+    source_partition: int | None
+    source_offset: int | None
+    consumer: str | None
+    type: str | None
+    tenant_id: str | None
+    schema_version: int | None
+
+    def summary(self) -> dict[str, Any]:
+        """What `dlq list` prints: where, when, why, and what it seems to be."""
+        return {
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp": self.timestamp.isoformat(timespec="milliseconds"),
+            "reason": self.reason,
+            "type": self.type,
+            "tenant_id": self.tenant_id,
+            "schema_version": self.schema_version,
+            "source": None
+            if self.source is None
+            else {"topic": self.source, "partition": self.source_partition},
+            "source_offset": self.source_offset,
+            "consumer": self.consumer,
+        }
+
+    def detail(self, topics: Topics, *, raw: bool) -> dict[str, Any]:
+        """What `dlq show` prints: the summary, the other headers, and the record decoded
+        (upcast) when the codec reads it now; its raw text only when asked (`raw`): a v1
+        record's session id is a credential."""
+        out = self.summary()
+        out["headers"] = {
+            name: value.decode("utf-8", "replace")
+            for name, value in self.headers
+            if name not in _DLQ_HEADERS
+        }
+        try:
+            message = _decode(self, topics)
+            out["decoded_now"] = json.loads(message.model_dump_json(exclude_none=True))
+        except DecodeError as error:
+            out["refused_now"] = error.reason
+        if raw:
+            out["key"] = None if self.key is None else escape_reason(_text(self.key))
+            out["value"] = None if self.value is None else escape_reason(_text(self.value))
+        return out
+
+
+@dataclass(frozen=True)
+class LetterFilter:
+    """Which dead letters: every given condition must hold."""
+
+    reason: str | None = None
+    """A substring of `dlq.reason`, case-insensitive."""
+    type: str | None = None
+    tenant_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def matches(self, letter: Letter) -> bool:
+        """Whether the dead letter passes every condition."""
+        if self.reason is not None and self.reason.lower() not in letter.reason.lower():
+            return False
+        if self.type is not None and letter.type != self.type:
+            return False
+        if self.tenant_id is not None and letter.tenant_id != self.tenant_id:
+            return False
+        if self.since is not None and letter.timestamp < self.since:
+            return False
+        return self.until is None or letter.timestamp <= self.until
+
+
+def _text(raw: bytes) -> str:
+    return bytes(raw).decode("utf-8", "replace")
+
+
+def _header(headers: dict[str, bytes], name: str) -> str | None:
+    value = headers.get(name)
+    return None if value is None else _text(value)
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _peek(value: bytes | None) -> dict[str, Any]:
+    """The record's top-level fields when it is a JSON object of sane size, else nothing."""
+    if value is None or len(value) > MAX_RECORD_BYTES:
+        return {}
+    try:
+        payload = json.loads(bytes(value))
+    except (ValueError, RecursionError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def read_letter(record: Any) -> Letter:
+    """A dead letter from a consumed record of the DLQ topic."""
+    headers = tuple((name, bytes(value)) for name, value in record.headers or ())
+    named = dict(headers)
+    payload = _peek(record.value)
+    kind, tenant, version = (
+        payload.get("type"),
+        payload.get("tenant_id"),
+        payload.get("schema_version"),
+    )
+    if not isinstance(tenant, str):
+        split = split_record_key(record.key)
+        tenant = split[0] if split else None
+    return Letter(
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=record_time(record.timestamp),
+        key=record.key,
+        value=record.value,
+        headers=headers,
+        reason=_header(named, dlq.REASON) or "",
+        source=_header(named, dlq.SOURCE_TOPIC),
+        source_partition=_number(_header(named, dlq.SOURCE_PARTITION)),
+        source_offset=_number(_header(named, dlq.SOURCE_OFFSET)),
+        consumer=_header(named, dlq.CONSUMER),
+        type=escape_reason(kind) if isinstance(kind, str) else None,
+        tenant_id=escape_reason(tenant) if isinstance(tenant, str) else None,
+        schema_version=version
+        if isinstance(version, int) and not isinstance(version, bool)
+        else None,
+    )
+
+
+def _decode(letter: Letter, topics: Topics) -> SessionEvent | TerminateSessions:
+    if letter.source == topics.commands:
+        return decode_command(letter.value)
+    if letter.source == topics.events:
+        return decode_event(letter.value)
+    raise DecodeError(f"its source topic {letter.source!r} is not one the registry reads")
+
+
+async def dead_letters(
+    connection: KafkaSettings,
+    topics: Topics,
+    chosen: LetterFilter,
+    *,
+    offset: int | None = None,
+    report: Report | None = None,
+) -> AsyncGenerator[Letter]:
+    """The dead letters passing `chosen`, up to the end offsets now; from `offset` on when
+    given (the DLQ topic has one partition)."""
+    kafka = new_consumer(
+        connection,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await kafka.start()
+    try:
+        partitions = await topic_partitions(kafka, topics.dead_letters)
+        kafka.assign(partitions)
+        starts: dict[TopicPartition, int] = await kafka.beginning_offsets(partitions)
+        if offset is not None:
+            starts = {tp: max(start, offset) for tp, start in starts.items()}
+        for tp, start in starts.items():
+            kafka.seek(tp, start)
+        ends: dict[TopicPartition, int] = await kafka.end_offsets(partitions)
+        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
+        total = sum(max(0, ends[tp] - starts[tp]) for tp in partitions)
+        done = 0
+        while remaining:
+            batch = await kafka.getmany(*remaining, timeout_ms=POLL_MS)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    done += 1
+                    letter = read_letter(record)
+                    if chosen.matches(letter):
+                        yield letter
+            if report is not None:
+                report(done, total)
+            for tp in list(remaining):
+                if await kafka.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await kafka.stop()
+
+
+@dataclass
+class Redrive:
+    """What redriving one dead letter does (or would do)."""
+
+    letter: Letter
+    action: str
+    """`redrive`, `skip` (applied already) or `refused` (the codec still refuses it)."""
+    why: str
+    topic: str | None = None
+    partition: int | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    identity: tuple[str, str] | None = None
+    """(tenant_id, event or command id)."""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """One line of `dlq redrive`'s output."""
+        return {
+            "offset": self.letter.offset,
+            "action": self.action,
+            "why": self.why,
+            "reason": self.letter.reason,
+            "to": None
+            if self.topic is None
+            else {"topic": self.topic, "partition": self.partition},
+            **self.detail,
+        }
+
+
+def plan(letter: Letter, topics: Topics) -> Redrive:
+    """Decode (upcasting) and address one dead letter, or say why it cannot be redriven."""
+    try:
+        message = _decode(letter, topics)
+    except DecodeError as error:
+        return Redrive(letter, "refused", f"still refused: {error.reason}")
+    upcast = letter.schema_version is not None and letter.schema_version < 2
+    detail: dict[str, Any]
+    if isinstance(message, TerminateSessions):
+        name, identity = str(message.command_id), str(message.command_id)
+        detail = {"type": message.type, "tenant_id": message.tenant_id, "command_id": name}
+    else:
+        name, identity = message.session_id, str(message.event_id)
+        detail = {
+            "type": message.type,
+            "tenant_id": message.tenant_id,
+            "session_id": name,
+            "event_id": identity,
+        }
+    tenant = detail["tenant_id"]
+    if upcast:
+        detail["upcast_from"] = letter.schema_version
+    return Redrive(
+        letter,
+        "redrive",
+        f"decodes now{' (upcast from v' + str(letter.schema_version) + ')' if upcast else ''}",
+        topic=letter.source,
+        key=record_key(tenant, name),
+        value=encode_message(message),
+        identity=(tenant, identity),
+        detail=detail,
+    )
+
+
+async def _skip_applied(plans: list[Redrive], database_url: str, topics: Topics) -> None:
+    """Mark `skip` what the read model shows applied already."""
+    events = {
+        p.identity
+        for p in plans
+        if p.identity and p.topic == topics.events and p.detail.get("type") in RECORDED_TYPES
+    }
+    commands = {p.identity for p in plans if p.identity and p.topic == topics.commands}
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            seen = await recorded_events(conn, events) | await already_applied(conn, commands)
+    finally:
+        await engine.dispose()
+    for p in plans:
+        if p.action == "redrive" and p.identity in seen:
+            what = "command" if p.topic == topics.commands else "event"
+            p.action, p.why = "skip", f"applied already (the read model holds this {what} id)"
+
+
+async def redrive(
+    connection: KafkaSettings,
+    topics: Topics,
+    database_url: str,
+    chosen: LetterFilter,
+    *,
+    dry_run: bool,
+    report: Report | None = None,
+) -> list[Redrive]:
+    """Redrive the dead letters passing `chosen` (or, with `dry_run`, say what it would do)."""
+    plans = [
+        plan(letter, topics)
+        async for letter in dead_letters(connection, topics, chosen, report=report)
+    ]
+    await _skip_applied(plans, database_url, topics)
+    producer = new_producer(connection)
+    await producer.start()
+    try:
+        ids = {
+            name: [p for p in await producer.partitions_for(name)]
+            for name in {p.topic for p in plans if p.topic is not None and p.action == "redrive"}
+        }
+        for p in plans:
+            if p.action == "redrive" and p.topic is not None and p.key is not None:
+                p.partition = partition_for_key(p.key, ids[p.topic])
+        if dry_run:
+            return plans
+        futures = []
+        for p in plans:
+            if p.action != "redrive":
+                continue
+            headers = [(n, v) for n, v in p.letter.headers if n not in _DLQ_HEADERS]
+            headers.append(
+                (
+                    REDRIVEN_FROM,
+                    f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode(),
+                )
+            )
+            futures.append(
+                await producer.send(
+                    p.topic, p.value, key=p.key, headers=headers, partition=p.partition
+                )
+            )
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+    return plans

@@ -1,0 +1,194 @@
+"""`session-registry dlq list|show|redrive`: filter the dead letters, show one, put them back
+(upcast, re-keyed, applied once however often redriven)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from registry_helpers import (
+    NOW,
+    StartRegistry,
+    activity,
+    created,
+    read_topic,
+    session_rows,
+    sid,
+    table_rows,
+)
+from sre_cli import cli, cli_env
+
+from read_model.tables import applied_commands, session_history
+from session_contracts.codec import encode
+from session_contracts.handles import record_key
+from session_contracts.models import TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.adapters.dead_letters import DeadLetter
+from session_registry.adapters.partitions import partition_for_key
+
+pytestmark = pytest.mark.kafka
+Send = Callable[..., Awaitable[None]]
+
+
+def _v1_created(credential: str) -> bytes:
+    """A contract v1 `session.created`: its session id is the credential itself."""
+    payload = json.loads(encode(created(credential)))
+    payload.update(schema_version=1, session_id=credential)
+    return json.dumps(payload).encode()
+
+
+async def _park(
+    producer: AIOKafkaProducer, topics: Topics, source: str, key: bytes, value: bytes, why: str
+) -> None:
+    """A dead letter as a registry writes it (a registry of an older release, say)."""
+    letter = DeadLetter(source, 0, 7, key, value, (("trace-id", b"t-1"),), why)
+    await producer.send_and_wait(
+        topics.dead_letters, value, key=key, headers=letter.dlq_headers("old-registry")
+    )
+
+
+@pytest.mark.slow
+async def test_dlq_list_show_and_redrive(
+    start_registry: StartRegistry,
+    send: Send,
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+) -> None:
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    registry = await start_registry(consumer_group=group)
+    await send(created("s2"))
+    newer = json.loads(encode(created("from-the-future")))
+    newer["schema_version"] = 3
+    # one key, so one partition: the registry dead-letters them in this order (records of two
+    # partitions reach the dead-letter topic in whichever order their batches are applied)
+    await send((b"acme/x", b'{"type": "session.created", '), topic=topics.events)
+    await send((b"acme/x", json.dumps(newer).encode()), topic=topics.events)
+    await registry.wait_until_idle(60)
+    refused = "the database refused it: DataError: value too long"  # since fixed, say
+    await _park(producer, topics, topics.events, b"cred-v1", _v1_created("cred-v1"), refused)
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-1",
+        session_ids=[sid("s2")],
+    )
+    command_key = record_key("acme", str(command.command_id))
+    await _park(producer, topics, topics.commands, command_key, encode(command), refused)
+    touch = activity("s2", NOW - timedelta(seconds=5))
+    await _park(producer, topics, topics.events, b"acme/s2", encode(touch), refused)
+    env = cli_env(kafka_bootstrap, topics, db_url, group)
+
+    # list, filtered
+    every = (await cli(env, "dlq", "list", "--json")).lines()
+    assert [(d["offset"], d["type"]) for d in every] == [
+        (0, None),
+        (1, "session.created"),
+        (2, "session.created"),
+        (3, "sessions.terminate"),
+        (4, "session.activity"),
+    ]
+    assert every[0]["consumer"] == group and "malformed JSON" in every[0]["reason"]
+    assert every[2]["schema_version"] == 1 and every[2]["source"]["topic"] == topics.events
+
+    async def offsets(*args: str) -> list[int]:
+        return [d["offset"] for d in (await cli(env, "dlq", "list", "--json", *args)).lines()]
+
+    assert await offsets("--reason", "MALFORMED") == [0]
+    assert await offsets("--reason", "database refused") == [2, 3, 4]
+    assert await offsets("--type", "session.created", "--tenant", "acme") == [1, 2]
+    assert await offsets("--type", "session.activity", "--reason", "newer") == []
+    tomorrow = (NOW + timedelta(days=1)).isoformat()
+    yesterday = (NOW - timedelta(days=1)).isoformat()
+    assert await offsets("--since", tomorrow) == []
+    assert await offsets("--since", yesterday, "--until", tomorrow) == [0, 1, 2, 3, 4]
+    human = await cli(env, "dlq", "list", "--tenant", "acme")
+    assert "5 dead letters" in human.err  # the v1 record's tenant comes from its body
+
+    # show: decoded now (upcast to the handle); the credential only with --raw
+    shown = await cli(env, "dlq", "show", "2")
+    detail = json.loads(shown.out)
+    assert detail["decoded_now"]["session_id"] == sid("cred-v1")
+    assert detail["decoded_now"]["schema_version"] == 2
+    assert detail["headers"] == {"trace-id": "t-1"}
+    assert "cred-v1" not in shown.out
+    assert "cred-v1" in (await cli(env, "dlq", "show", "2", "--raw")).out
+    assert (
+        "newer than this consumer reads"
+        in json.loads((await cli(env, "dlq", "show", "1")).out)["refused_now"]
+    )
+    missing = await cli(env, "dlq", "show", "99", code=1)
+    assert "no dead letter at offset 99" in missing.err
+
+    # dry run: what would happen, nothing sent
+    before = len(await read_topic(kafka_bootstrap, topics.events))
+    plan = {
+        p["offset"]: p for p in (await cli(env, "dlq", "redrive", "--dry-run", "--json")).lines()
+    }
+    assert [plan[o]["action"] for o in range(5)] == [
+        "refused",
+        "refused",
+        "redrive",
+        "redrive",
+        "redrive",
+    ]
+    v1_key = record_key("acme", sid("cred-v1"))
+    assert plan[2]["upcast_from"] == 1 and plan[2]["session_id"] == sid("cred-v1")
+    assert plan[2]["to"] == {
+        "topic": topics.events,
+        "partition": partition_for_key(v1_key, [0, 1, 2]),
+    }
+    assert plan[3]["to"]["topic"] == topics.commands
+    assert len(await read_topic(kafka_bootstrap, topics.events)) == before
+
+    # redriven twice (the second before the registry read the first): applied once
+    first = await cli(env, "dlq", "redrive")
+    assert "redrove 3, skipped 0 applied already, 2 still refused" in first.err
+    await cli(env, "dlq", "redrive")
+    await registry.wait_until_idle(60)
+    rows = await session_rows(registry)
+    assert rows[sid("cred-v1")]["created_at"] is not None
+    assert rows[sid("s2")]["state"] == "terminated" and rows[sid("s2")]["end_reason"] == "admin"
+    assert len(await table_rows(db_url, applied_commands, [applied_commands.c.command_id])) == 1
+    history = await table_rows(db_url, session_history, [session_history.c.event_id])
+    assert [h["type"] for h in history if h["session_id"] == sid("cred-v1")] == ["session.created"]
+    revoked = [
+        r
+        for r in await read_topic(kafka_bootstrap, topics.revocations)
+        if r.key == record_key("acme", sid("s2")) and r.value is not None
+    ]
+    assert len(revoked) == 1
+
+    redriven = [
+        r
+        for r in await read_topic(kafka_bootstrap, topics.events)
+        if "dlq.redriven.from" in dict(r.headers)
+    ]
+    assert {r.key for r in redriven} == {v1_key, record_key("acme", sid("s2"))}
+    assert all(json.loads(r.value)["schema_version"] == 2 for r in redriven)
+    assert all(b"cred-v1" not in r.value for r in redriven)
+    assert all(dict(r.headers)["trace-id"] == b"t-1" for r in redriven)
+    assert {dict(r.headers)["dlq.redriven.from"] for r in redriven} == {
+        f"{topics.dead_letters}:0:2".encode(),
+        f"{topics.dead_letters}:0:4".encode(),
+    }
+
+    # a third time: what the read model shows applied is skipped
+    third: dict[int, dict[str, Any]] = {
+        p["offset"]: p for p in (await cli(env, "dlq", "redrive", "--json")).lines()
+    }
+    assert third[2]["action"] == "skip" and third[3]["action"] == "skip"
+    assert third[4]["action"] == "redrive"  # activity leaves no trace; the fold merges it once
+
+
+async def test_dlq_refuses_a_bad_time(topics: Topics, kafka_bootstrap: str, db_url: str) -> None:
+    env = cli_env(kafka_bootstrap, topics, db_url, "unused")
+    done = await cli(env, "dlq", "list", "--since", "2026-11-30T09:14:00", code=2)
+    assert "has no time zone" in done.err and "Traceback" not in done.err

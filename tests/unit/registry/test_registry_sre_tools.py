@@ -1,0 +1,146 @@
+"""The SRE tools' pure parts: the partition a key maps to, reading and filtering dead letters,
+planning a redrive (upcast, re-keyed), position targets, and the CLI's time options."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import typer
+
+from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
+from session_contracts.models import SessionPolicy, SessionType
+from session_contracts.publisher import created_event
+from session_contracts.topics import Topics
+from session_registry.adapters.dead_letters import DeadLetter
+from session_registry.adapters.partitions import partition_for_key, to_millis
+from session_registry.entrypoints.cli_options import moment
+from session_registry.service_layer.dead_letter_tools import LetterFilter, plan, read_letter
+from session_registry.service_layer.position_tools import Target
+
+TOPICS = Topics(prefix="u.", partitions=6)
+AT = datetime(2026, 11, 30, 9, 14, tzinfo=UTC)
+
+# org.apache.kafka.common.utils.UtilsTest.testMurmur2: the Java client's murmur2 of these keys
+JAVA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+@pytest.mark.parametrize("key", list(JAVA_MURMUR2))
+@pytest.mark.parametrize("count", [1, 3, 6, 7, 100])
+def test_a_key_maps_to_the_partition_the_java_client_chooses(key: bytes, count: int) -> None:
+    # Utils.toPositive(murmur2(key)) % numPartitions (BuiltInPartitioner.partitionForKey)
+    assert partition_for_key(key, range(count)) == (JAVA_MURMUR2[key] & 0x7FFFFFFF) % count
+
+
+def test_partition_for_key_needs_partitions_and_a_zone_for_times() -> None:
+    with pytest.raises(ValueError):
+        partition_for_key(b"k", [])
+    with pytest.raises(ValueError, match="no time zone"):
+        to_millis(datetime(2026, 1, 1))
+
+
+def _created(credential: str = "cred-1") -> Any:
+    return created_event(
+        event_id=uuid.uuid4(),
+        occurred_at=AT,
+        tenant_id="acme",
+        credential=credential,
+        user_id="u1",
+        user_name="User 1",
+        session_type=SessionType.browser,
+        ip_address="10.0.0.1",
+        policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=600),
+    )
+
+
+def _record(value: bytes | None, key: bytes | None, reason: str, offset: int = 0) -> Any:
+    letter = DeadLetter(TOPICS.events, 2, 40, key, value, (("trace", b"t"),), reason)
+    return SimpleNamespace(
+        partition=0,
+        offset=offset,
+        timestamp=to_millis(AT),
+        key=key,
+        value=value,
+        headers=letter.dlq_headers("registry-a"),
+    )
+
+
+def test_a_dead_letter_is_read_from_its_headers_and_leniently_from_its_body() -> None:
+    event = _created()
+    letter = read_letter(_record(encode(event), b"acme/h", "the database refused it"))
+    assert (letter.reason, letter.source, letter.source_partition, letter.source_offset) == (
+        "the database refused it",
+        TOPICS.events,
+        2,
+        40,
+    )
+    assert (letter.type, letter.tenant_id, letter.schema_version) == ("session.created", "acme", 2)
+    assert letter.consumer == "registry-a" and letter.timestamp == AT
+    broken = read_letter(_record(b"\xff{", b"beta/x", "malformed JSON"))
+    assert (broken.type, broken.tenant_id, broken.schema_version) == (None, "beta", None)
+    odd = read_letter(_record(b'{"type": 5, "schema_version": true}', None, "x"))
+    assert (odd.type, odd.tenant_id, odd.schema_version) == (None, None, None)
+
+
+def test_the_filter_holds_every_condition() -> None:
+    letter = read_letter(_record(encode(_created()), b"acme/h", "Unknown Event Type"))
+    assert LetterFilter(reason="unknown event").matches(letter)
+    assert not LetterFilter(reason="malformed").matches(letter)
+    assert LetterFilter(type="session.created", tenant_id="acme").matches(letter)
+    assert not LetterFilter(type="session.created", tenant_id="beta").matches(letter)
+    assert LetterFilter(since=AT, until=AT).matches(letter)
+    assert not LetterFilter(since=AT + timedelta(milliseconds=1)).matches(letter)
+    assert not LetterFilter(until=AT - timedelta(milliseconds=1)).matches(letter)
+
+
+def test_a_v1_dead_letter_is_planned_upcast_and_keyed_by_its_handle() -> None:
+    payload = json.loads(encode(_created()))
+    payload.update(schema_version=1, session_id="the-credential")
+    letter = read_letter(_record(json.dumps(payload).encode(), b"the-credential", "refused"))
+    planned = plan(letter, TOPICS)
+    handle = session_handle("acme", "the-credential")
+    assert planned.action == "redrive" and "upcast from v1" in planned.why
+    assert planned.key == record_key("acme", handle) and planned.topic == TOPICS.events
+    assert planned.value is not None and b"the-credential" not in planned.value
+    assert json.loads(planned.value)["schema_version"] == 2
+    assert planned.detail["upcast_from"] == 1 and planned.detail["session_id"] == handle
+
+
+def test_a_dead_letter_the_codec_still_refuses_is_not_planned() -> None:
+    payload = json.loads(encode(_created()))
+    payload["schema_version"] = 3
+    newer = plan(read_letter(_record(json.dumps(payload).encode(), b"k", "newer")), TOPICS)
+    assert newer.action == "refused" and "newer than this consumer reads" in newer.why
+    elsewhere = read_letter(_record(encode(_created()), b"k", "x"))
+    moved = plan(replace(elsewhere, source="someone.elses.topic"), TOPICS)
+    assert moved.action == "refused" and "not one the registry reads" in moved.why
+
+
+def test_a_position_target_is_exactly_one() -> None:
+    assert Target(latest=True).latest
+    assert Target(offset=0).offset == 0
+    for bad in ({}, {"latest": True, "earliest": True}, {"offset": 3, "moment": AT}):
+        with pytest.raises(ValueError, match="exactly one of"):
+            Target(**bad)  # type: ignore[arg-type]
+
+
+def test_times_on_the_command_line_need_a_zone() -> None:
+    assert moment("2026-11-30T09:14:00Z", "--since") == AT
+    assert moment("2026-11-30T10:14:00+01:00", "--since") == AT
+    assert moment(None, "--since") is None
+    for bad in ("2026-11-30T09:14:00", "yesterday"):
+        with pytest.raises(typer.BadParameter):
+            moment(bad, "--since")
