@@ -32,7 +32,7 @@ from session_contracts.codec import encode as encode_message
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import record_key, split_record_key
 from session_contracts.kafka_clients import new_consumer, new_producer
-from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.models import SCHEMA_VERSION, SessionEvent, TerminateSessions
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters import dead_letters as dlq
@@ -284,7 +284,7 @@ def plan(letter: Letter, topics: Topics) -> Redrive:
         message = _decode(letter, topics)
     except DecodeError as error:
         return Redrive(letter, "refused", f"still refused: {error.reason}")
-    upcast = letter.schema_version is not None and letter.schema_version < 2
+    upcast = letter.schema_version is not None and letter.schema_version < SCHEMA_VERSION
     detail: dict[str, Any]
     if isinstance(message, TerminateSessions):
         name, identity = str(message.command_id), str(message.command_id)

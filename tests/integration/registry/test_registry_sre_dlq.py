@@ -26,7 +26,7 @@ from sre_cli import cli, cli_env
 from read_model.tables import applied_commands, session_history
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
-from session_contracts.models import TerminateSessions
+from session_contracts.models import SCHEMA_VERSION, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.adapters.partitions import partition_for_key
@@ -65,7 +65,7 @@ async def test_dlq_list_show_and_redrive(
     registry = await start_registry(consumer_group=group)
     await send(created("s2"))
     newer = json.loads(encode(created("from-the-future")))
-    newer["schema_version"] = 3
+    newer["schema_version"] = SCHEMA_VERSION + 1
     # one key, so one partition: the registry dead-letters them in this order (records of two
     # partitions reach the dead-letter topic in whichever order their batches are applied)
     await send((b"acme/x", b'{"type": "session.created", '), topic=topics.events)
@@ -116,7 +116,7 @@ async def test_dlq_list_show_and_redrive(
     shown = await cli(env, "dlq", "show", "2")
     detail = json.loads(shown.out)
     assert detail["decoded_now"]["session_id"] == sid("cred-v1")
-    assert detail["decoded_now"]["schema_version"] == 2
+    assert detail["decoded_now"]["schema_version"] == SCHEMA_VERSION
     assert detail["headers"] == {"trace-id": "t-1"}
     assert "cred-v1" not in shown.out
     assert "cred-v1" in (await cli(env, "dlq", "show", "2", "--raw")).out
@@ -172,7 +172,7 @@ async def test_dlq_list_show_and_redrive(
         if "dlq.redriven.from" in dict(r.headers)
     ]
     assert {r.key for r in redriven} == {v1_key, record_key("acme", sid("s2"))}
-    assert all(json.loads(r.value)["schema_version"] == 2 for r in redriven)
+    assert all(json.loads(r.value)["schema_version"] == SCHEMA_VERSION for r in redriven)
     assert all(b"cred-v1" not in r.value for r in redriven)
     assert all(dict(r.headers)["trace-id"] == b"t-1" for r in redriven)
     assert {dict(r.headers)["dlq.redriven.from"] for r in redriven} == {

@@ -15,7 +15,7 @@ import typer
 
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SessionPolicy, SessionType
+from session_contracts.models import SCHEMA_VERSION, SessionPolicy, SessionType
 from session_contracts.publisher import created_event
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import DeadLetter
@@ -87,7 +87,11 @@ def test_a_dead_letter_is_read_from_its_headers_and_leniently_from_its_body() ->
         2,
         40,
     )
-    assert (letter.type, letter.tenant_id, letter.schema_version) == ("session.created", "acme", 2)
+    assert (letter.type, letter.tenant_id, letter.schema_version) == (
+        "session.created",
+        "acme",
+        SCHEMA_VERSION,
+    )
     assert letter.consumer == "registry-a" and letter.timestamp == AT
     broken = read_letter(_record(b"\xff{", b"beta/x", "malformed JSON"))
     assert (broken.type, broken.tenant_id, broken.schema_version) == (None, "beta", None)
@@ -115,13 +119,13 @@ def test_a_v1_dead_letter_is_planned_upcast_and_keyed_by_its_handle() -> None:
     assert planned.action == "redrive" and "upcast from v1" in planned.why
     assert planned.key == record_key("acme", handle) and planned.topic == TOPICS.events
     assert planned.value is not None and b"the-credential" not in planned.value
-    assert json.loads(planned.value)["schema_version"] == 2
+    assert json.loads(planned.value)["schema_version"] == SCHEMA_VERSION
     assert planned.detail["upcast_from"] == 1 and planned.detail["session_id"] == handle
 
 
 def test_a_dead_letter_the_codec_still_refuses_is_not_planned() -> None:
     payload = json.loads(encode(_created()))
-    payload["schema_version"] = 3
+    payload["schema_version"] = SCHEMA_VERSION + 1
     newer = plan(read_letter(_record(json.dumps(payload).encode(), b"k", "newer")), TOPICS)
     assert newer.action == "refused" and "newer than this consumer reads" in newer.why
     elsewhere = read_letter(_record(encode(_created()), b"k", "x"))
