@@ -84,10 +84,15 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 async def upgrade_schema(url_or_store: str | Store, revision: str = "head") -> None:
-    """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL)."""
+    """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL).
+
+    Under the store's migration lock (PostgreSQL: an advisory lock), so replicas starting
+    together run the migrations once, one after another, in one transaction each.
+    """
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
         async with UnitOfWork(store) as uow:
+            await store.lock_schema(uow.conn)
             await uow.conn.run_sync(_upgrade, revision)
     finally:
         if isinstance(url_or_store, str):

@@ -33,6 +33,8 @@ from read_model.store import (
 )
 from session_contracts.models import SessionFilter
 
+MIGRATION_LOCK_KEY = 0x5E55_C0DE_0001
+"""The advisory lock `upgrade_schema` holds (a constant of this application's own)."""
 STATEMENT_TIMEOUT = "15s"
 
 
@@ -82,6 +84,10 @@ class PostgresStore(Store):
     def insert(self, table: Table) -> postgresql.Insert:
         """PostgreSQL's INSERT (ON CONFLICT DO NOTHING / DO UPDATE)."""
         return postgresql.insert(table)
+
+    async def lock_schema(self, conn: AsyncConnection) -> None:
+        """A transaction-level advisory lock, released by the commit or rollback."""
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query ... FOR UPDATE [SKIP LOCKED]`."""

@@ -96,6 +96,9 @@ class SqliteStore(Store):
         """SQLite's INSERT (ON CONFLICT DO NOTHING / DO UPDATE)."""
         return sqlite.insert(table)
 
+    async def lock_schema(self, conn: AsyncConnection) -> None:
+        """Nothing more: the unit of work's BEGIN IMMEDIATE holds the write lock already."""
+
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query` as it is: the unit of work holds the database's write lock already."""
         return query

@@ -90,6 +90,11 @@ class Store(ABC):
         """An INSERT into `table` that takes ON CONFLICT clauses (upserts, insert-or-ignore)."""
 
     @abstractmethod
+    async def lock_schema(self, conn: AsyncConnection) -> None:
+        """Hold the database's migration lock until the unit of work ends: replicas starting
+        together migrate one after another (the later ones find the schema current)."""
+
+    @abstractmethod
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query`, locking what it reads until the unit of work ends; with `skip_locked`,
         rows another writer holds are left out (the next pass gets them)."""
