@@ -142,6 +142,7 @@ def service_env(
         "SESSIONS_ENVIRONMENT": "development",
         "SESSIONS_JWT_SECRET": jwt_secret,
         "SESSIONS_CONSUMER_GROUP": group,
+        "SESSIONS_REGISTRY_HTTP_PORT": "0",  # any free port (logged)
     }
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select
@@ -42,6 +43,17 @@ async def add_to_outbox(uow: UnitOfWork, records: Iterable[OutboxRecord]) -> int
 async def outbox_size(conn: AsyncConnection) -> int:
     """How many records wait to be published."""
     return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+
+async def outbox_level(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
+    """How many records wait to be published, and the age of the oldest in seconds (0: none)."""
+    query = select(func.count(), func.min(outbox.c.created_at)).select_from(outbox)
+    count, oldest = (await conn.execute(query)).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:  # SQLite's CURRENT_TIMESTAMP is UTC without an offset
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (now - oldest).total_seconds())
 
 
 class OutboxRelay:

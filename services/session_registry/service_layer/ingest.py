@@ -8,6 +8,7 @@ positions are written in the same transaction as the rows they produced.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,11 @@ class IngestOutcome(Outcome):
     dead_letters: int = 0
     skipped: int = 0
     positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    event_types: dict[str, int] = field(default_factory=dict)
+    """Events applied, per type (for the metrics)."""
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    """How long the batch's transaction took (set by the consumer loop)."""
 
 
 def _dead_letter(record: Record, reason: str) -> DeadLetter:
@@ -103,6 +109,9 @@ def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.dead_letters += part.dead_letters
     total.skipped += part.skipped
+    for kind, count in part.event_types.items():
+        total.event_types[kind] = total.event_types.get(kind, 0) + count
+    total.dead_letter_reasons.extend(part.dead_letter_reasons)
     for tp, position in part.positions.items():
         total.positions[tp] = max(total.positions.get(tp, 0), position)
     return total
@@ -239,5 +248,14 @@ class Ingestor:
         outcome = await self._projector.apply(uow, events, commands, self._clock())
         await save_positions(uow, self._consumer, positions)
         return IngestOutcome(
-            **vars(outcome), dead_letters=len(letters), skipped=skipped, positions=positions
+            **vars(outcome),
+            dead_letters=len(letters),
+            skipped=skipped,
+            positions=positions,
+            event_types=dict(collections.Counter(map(_type_of, events))),
+            dead_letter_reasons=[letter.reason for letter in letters],
         )
+
+
+def _type_of(event: SessionEvent) -> str:
+    return event.type
