@@ -212,7 +212,8 @@ async def run(count: int, fetch_wait_ms: int, pause: float) -> None:
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as admin:
 
             async def admin_ready() -> bool:
-                return (await admin.get("/readyz")).status_code == 200
+                answer = await admin.get("/readyz")  # "degraded": Kafka not connected yet
+                return answer.status_code == 200 and answer.json()["status"] == "ready"
 
             await wait_for("admin API ready", admin_ready, 60)
             async with asyncio.timeout(60):

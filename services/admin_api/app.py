@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from admin_api import web
 from admin_api.adapters.bus import CommandBus, KafkaBus
@@ -14,7 +13,7 @@ from admin_api.auth import TokenVerifier
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
 from admin_api.entrypoints.limits import RequestLimits
-from admin_api.metrics import RequestMetrics
+from admin_api.metrics import RequestMetrics, app_registry
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
@@ -42,7 +41,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.database_url, listing=True)
+        store = open_store(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            listing=True,
+        )
         kafka = None
         if bus is None:
             kafka = KafkaBus(settings.kafka_bootstrap_servers, settings.topics)
@@ -62,7 +66,7 @@ def create_app(
                 await kafka.stop()
             await store.dispose()
 
-    registry = CollectorRegistry()
+    registry = app_registry()
     development = settings.environment == "development"
     app = FastAPI(
         title="Session Control admin API",

@@ -25,18 +25,28 @@ BASE_REVISION = "0001"
 """The read model's tables without the later secondary (listing) indexes: a bulk load target."""
 
 
-def open_store(url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False) -> Store:
+def open_store(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int | None = None,
+    echo: bool = False,
+    listing: bool = False,
+) -> Store:
     """The store of `url`'s backend, with its engine (nothing is connected yet).
 
     `sqlite+aiosqlite://` gives a `SqliteStore`, `postgresql+asyncpg://` (or `postgresql://`)
-    a `PostgresStore` with a pool of `pool_size`, tuned for the admin API's list queries when
+    a `PostgresStore` with a pool of `pool_size` (and `max_overflow` more under bursts,
+    default `pool_size`), tuned for the admin API's list queries when
     `listing`.
     """
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return SqliteStore(url, echo=echo)
     if backend in {"postgresql", "postgres"}:
-        return PostgresStore(url, pool_size=pool_size, echo=echo, listing=listing)
+        return PostgresStore(
+            url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, listing=listing
+        )
     raise ValueError(f"no read model store for {backend!r}: use sqlite+aiosqlite or postgresql")
 
 

@@ -45,7 +45,13 @@ class PostgresStore(Store):
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int | None = None,
+        echo: bool = False,
+        listing: bool = False,
     ) -> None:
         parsed = make_url(url)
         if parsed.drivername in {"postgresql", "postgres"}:
@@ -54,7 +60,7 @@ class PostgresStore(Store):
             parsed,
             echo=echo,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={"server_settings": {"application_name": "session-registry"}},

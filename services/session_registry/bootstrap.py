@@ -86,7 +86,13 @@ class Registry:
     def from_settings(cls, settings: RegistrySettings, *, clock: Clock = utc_now) -> Registry:
         """A registry for these settings (nothing is started yet)."""
         return cls(
-            settings, open_store(settings.database_url, pool_size=settings.db_pool_size), clock
+            settings,
+            open_store(
+                settings.database_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+            ),
+            clock,
         )
 
     async def start(self) -> None:

@@ -51,7 +51,15 @@ class RegistrySettings(KafkaSettings):
     create_topics: bool = Field(
         default=True, description="Create missing topics (with the contract's settings) on start."
     )
-    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_pool_size: int = Field(
+        default=5, ge=1, le=100, description="PostgreSQL connections kept open."
+    )
+    db_max_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Connections opened beyond the pool under bursts (default: the pool size).",
+    )
     registry_http_host: str = Field(
         default="127.0.0.1",
         min_length=1,
