@@ -17,7 +17,7 @@ from admin_api.metrics import RequestMetrics, app_registry
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
-from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
 
@@ -112,4 +112,7 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app configured from the environment (`uvicorn --factory admin_api.app:app_from_env`)."""
     quiet_kafka_reconnects()  # a process of its own: one line per 30 s while Kafka is away
+    logs = LogSettings()
+    if logs.log_format == "json":  # text: uvicorn's own logging, as before
+        logs.apply()
     return create_app(AdminApiSettings())

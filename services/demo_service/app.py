@@ -30,7 +30,7 @@ from demo_service.context import Context, DemoContext
 from demo_service.policy import PolicySource, SettingsTopicPolicySource, StaticPolicySource
 from demo_service.sessions import SessionBook, SignIn
 from demo_service.settings import DemoSettings
-from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.publisher import SessionEventPublisher
 
 SIGN_IN_PATHS = ["/signin", "/api/signin", "/healthz", "/readyz", "/metrics", "/static/"]
@@ -109,4 +109,7 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn: settings read from the environment now, not at import."""
     quiet_kafka_reconnects()  # a process of its own: one line per 30 s while Kafka is away
+    logs = LogSettings()
+    if logs.log_format == "json":  # text: uvicorn's own logging, as before
+        logs.apply()
     return create_app(DemoSettings())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -14,6 +15,8 @@ from admin_api.runtime import Clock
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ async def request_termination(
             requested = len(set(command.session_ids or ()))
         await terminations.record_request(uow.conn, command, requested)
         await bus.terminate(command)
+    log.info(
+        "termination requested for %d session(s)",
+        requested,
+        extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+    )
     return Accepted(command_id=command.command_id, requested=requested)
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from read_model.database import schema_of, upgrade_schema
-from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_registry.bootstrap import Registry
 from session_registry.runtime import tune_gc
@@ -27,10 +27,10 @@ app = typer.Typer(help="The session registry: the read model of the session even
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    settings = LogSettings()  # SESSIONS_LOG_FORMAT=json: one JSON object a line
+    if verbose:
+        settings.log_level = "DEBUG"
+    settings.apply()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     quiet_kafka_reconnects()
 

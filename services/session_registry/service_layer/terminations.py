@@ -12,6 +12,7 @@ folded into its row here and published through the outbox, and a revocation reco
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -30,6 +31,8 @@ from session_registry.domain.lifecycle import needs_revocation, termination_even
 from session_registry.service_layer.changes import Changes
 
 _s = sessions.c
+
+log = logging.getLogger(__name__)
 
 
 def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
@@ -69,6 +72,14 @@ async def apply_commands(
             if state.state != OPEN:
                 continue
             event = termination_event(command, state)
+            log.debug(
+                "session terminated by command",
+                extra={
+                    "tenant_id": command.tenant_id,
+                    "command_id": str(command.command_id),
+                    "session_handle": state.session_id,
+                },
+            )
             apply(state, event)
             changes.states[state.key] = state
             changes.record(event)
@@ -78,6 +89,12 @@ async def apply_commands(
                 changes.revoke(topics, state)
             ended += 1
         await record_applied(uow, command, now, ended)
+        # in the batch's transaction: a retried batch logs it again
+        log.info(
+            "termination command applied: %d session(s) ended",
+            ended,
+            extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+        )
         applied += 1
         terminated += ended
     return applied, terminated
