@@ -18,6 +18,7 @@ from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
+from session_contracts.tracing import configure_tracing
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
 
@@ -115,4 +116,5 @@ def app_from_env() -> FastAPI:
     logs = LogSettings()
     if logs.log_format == "json":  # text: uvicorn's own logging, as before
         logs.apply()
+    configure_tracing("session-control-admin-api")  # SESSIONS_OTLP_ENDPOINT; unset: off
     return create_app(AdminApiSettings())

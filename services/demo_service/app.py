@@ -32,6 +32,7 @@ from demo_service.sessions import SessionBook, SignIn
 from demo_service.settings import DemoSettings
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.publisher import SessionEventPublisher
+from session_contracts.tracing import configure_tracing
 
 SIGN_IN_PATHS = ["/signin", "/api/signin", "/healthz", "/readyz", "/metrics", "/static/"]
 
@@ -112,4 +113,5 @@ def app_from_env() -> FastAPI:
     logs = LogSettings()
     if logs.log_format == "json":  # text: uvicorn's own logging, as before
         logs.apply()
+    configure_tracing("session-control-demo-service")  # SESSIONS_OTLP_ENDPOINT; unset: off
     return create_app(DemoSettings())

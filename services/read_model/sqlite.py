@@ -134,7 +134,10 @@ class SqliteStore(Store):
     async def add_to_outbox(self, conn: AsyncConnection, rows: Sequence[OutboxRow]) -> None:
         """Insert the records in the given order."""
         if rows:
-            values = [{"topic": topic, "key": key, "value": value} for topic, key, value in rows]
+            values = [
+                {"topic": topic, "key": key, "value": value, "headers": headers}
+                for topic, key, value, headers in rows
+            ]
             await conn.execute(insert(outbox), values)
 
     async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:

@@ -35,7 +35,8 @@ SessionRow: TypeAlias = tuple[Any, ...]
 """A `sessions` row: the values of `SESSION_COLUMNS`; times aware UTC, `ip_packed` bytes."""
 HistoryRow: TypeAlias = tuple[Any, ...]
 """A `session_history` row: the values of `HISTORY_COLUMNS`."""
-OutboxRow: TypeAlias = tuple[str, bytes, bytes | None]
+OutboxRow: TypeAlias = tuple[str, bytes, bytes | None, bytes | None]
+"""(topic, key, value (None: a tombstone), headers as `session_contracts.tracing` stores them)."""
 """(topic, key, value) of a record to publish; value None is a tombstone."""
 RevocationRow: TypeAlias = tuple[str, str, datetime]
 """(tenant_id, session_id, valid_until) of a revocation awaiting its tombstone."""

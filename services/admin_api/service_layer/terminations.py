@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from opentelemetry.trace import SpanKind
+
 from admin_api.adapters import terminations
 from admin_api.adapters.bus import CommandBus
 from admin_api.auth import Admin
@@ -15,6 +17,7 @@ from admin_api.runtime import Clock
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
+from session_contracts.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +58,21 @@ async def request_termination(
         session_ids=None if request.session_ids is None else list(request.session_ids),
         filter=request.filter,
     )
-    # Not `run` (retried): the command may already be on Kafka when a retryable error strikes.
-    async with UnitOfWork(store) as uow:
-        if command.filter is not None:
-            requested = await store.count_active(uow.conn, command.filter, admin.tenant_id, now)
-        else:
-            requested = len(set(command.session_ids or ()))
-        await terminations.record_request(uow.conn, command, requested)
-        await bus.terminate(command)
+    # The trace of a termination starts here; the command carries it to the registry.
+    with tracer().start_as_current_span(
+        "admin_api.request_termination",
+        kind=SpanKind.PRODUCER,
+        attributes={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+    ):
+        # Not `run` (retried): the command may already be on Kafka when a retryable error
+        # strikes.
+        async with UnitOfWork(store) as uow:
+            if command.filter is not None:
+                requested = await store.count_active(uow.conn, command.filter, admin.tenant_id, now)
+            else:
+                requested = len(set(command.session_ids or ()))
+            await terminations.record_request(uow.conn, command, requested)
+            await bus.terminate(command)
     log.info(
         "termination requested for %d session(s)",
         requested,

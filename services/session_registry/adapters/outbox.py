@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from read_model.store import Store
 from read_model.tables import outbox
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.tracing import decode_headers, encode_headers
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,12 @@ class OutboxRecord:
     topic: str
     key: bytes
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 async def add_to_outbox(uow: UnitOfWork, records: Iterable[OutboxRecord]) -> int:
     """Queue records for publishing, in the caller's unit of work; return how many."""
-    rows = [(r.topic, r.key, r.value) for r in records]
+    rows = [(r.topic, r.key, r.value, encode_headers(r.headers)) for r in records]
     await uow.store.add_to_outbox(uow.conn, rows)
     return len(rows)
 
@@ -107,6 +109,7 @@ class OutboxRelay:
                     row.topic,
                     None if row.value is None else bytes(row.value),
                     key=bytes(row.key),
+                    headers=decode_headers(row.headers) or None,
                 )
                 for row in rows
             ]

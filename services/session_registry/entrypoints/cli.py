@@ -16,6 +16,7 @@ import typer
 from read_model.database import schema_of, upgrade_schema
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
+from session_contracts.tracing import configure_tracing
 from session_registry.bootstrap import Registry
 from session_registry.runtime import tune_gc
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
@@ -40,6 +41,7 @@ def run(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> No
     """Consume events and commands, relay the outbox, sweep expiries (until SIGTERM)."""
     _logging(verbose)
     tune_gc()
+    configure_tracing("session-registry")  # SESSIONS_OTLP_ENDPOINT; unset: off
     asyncio.run(_run(RegistrySettings()))
 
 

@@ -227,25 +227,30 @@ class Ingestor:
         stored = await lock_positions(uow, self._consumer, {t for t, _ in decoded})
         events: list[SessionEvent] = []
         commands: list[TerminateSessions] = []
+        command_headers: dict[tuple[str, str], Sequence[tuple[str, bytes]]] = {}
         letters: list[DeadLetter] = []
         skipped = 0
         positions: dict[TopicPartitionKey, int] = {}
         for tp, part in decoded.items():
             start = stored.get(tp, 0)
             positions[tp] = max(start, part.offsets[-1] + 1)
-            for offset, message in zip(part.offsets, part.messages, strict=True):
+            records = part.records or [None] * len(part.offsets)
+            for offset, message, record in zip(part.offsets, part.messages, records, strict=True):
                 if offset < start:
                     skipped += 1
                 elif isinstance(message, DeadLetter):
                     letters.append(message)
                 elif isinstance(message, TerminateSessions):
                     commands.append(message)
+                    if record is not None and record.headers:  # the trace context, if any
+                        key = (message.tenant_id, str(message.command_id))
+                        command_headers[key] = record.headers
                 else:
                     events.append(message)
         if letters:
             # durable on the DLQ before the position moves past them
             await self._dead_letters.send(letters)
-        outcome = await self._projector.apply(uow, events, commands, self._clock())
+        outcome = await self._projector.apply(uow, events, commands, self._clock(), command_headers)
         await save_positions(uow, self._consumer, positions)
         return IngestOutcome(
             **vars(outcome),

@@ -55,6 +55,7 @@ class Step:
 class _Record:
     key: bytes
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class ScriptedConsumer:
