@@ -140,9 +140,9 @@ class Registry:
         running = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.add_signal_handler(sig, stopping.set)
-        await self.start()
         if self.settings.registry_http_port is not None:
-            self.serve_operations()
+            self.serve_operations()  # first: a port in use fails before anything starts
+        await self.start()
         waiter = asyncio.create_task(stopping.wait())
         try:
             done, _ = await asyncio.wait(
@@ -174,7 +174,10 @@ class Registry:
         return server.port
 
     def alive(self) -> Verdict:
-        """Whether the consumer loop runs and went round within `registry_alive_seconds`."""
+        """Whether the consumer loop runs and went round within `registry_alive_seconds`;
+        alive while starting (migrations can take long: not a reason to restart)."""
+        if not self._started:
+            return Verdict(True, {"starting": True})
         consuming = [t for t in self._tasks if t.get_name() == "registry-consumer"]
         running = bool(consuming) and not consuming[0].done()
         idle = time.monotonic() - self.loop.alive_at
@@ -189,7 +192,8 @@ class Registry:
         total = sum(lag.values())
         assigned = self.loop.assigned.is_set()
         ok = (
-            self.alive().ok
+            self._started
+            and self.alive().ok
             and assigned
             and unknown == 0
             and total <= self.settings.registry_ready_max_lag
