@@ -23,6 +23,10 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_gateway import GatewaySettings, SessionGateway
@@ -33,6 +37,10 @@ from session_contracts.handles import record_key, session_handle
 from session_contracts.settings import KafkaSettings
 
 TARGET_NS = 5_000
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+TRACING = _PROVIDER.get_tracer("bench")
+"""An SDK tracer of the bench's own (not the global provider: the off rounds stay off)."""
 TARGET_MB_PER_MILLION = 64.0
 FAR_FUTURE = 4_000_000_000.0
 
@@ -227,6 +235,38 @@ CASES = {
 }
 
 
+async def observability_ratio(requests: int, rounds: int) -> None:
+    """Metrics and tracing on against off, alternating rounds in the same run.
+
+    On: the gateway's collector registered (and scraped between rounds) and an OpenTelemetry
+    SDK provider installed with a span processor, as `SESSIONS_OTLP_ENDPOINT` would install;
+    off: neither (the collector's gateway is another instance, so refusals are counted in
+    both: that counter is part of the middleware). Target: within 5%.
+    """
+    registry = CollectorRegistry()
+    observed = bench_gateway(None)
+    observed.register_metrics(registry)
+    plain = bench_gateway(None).wrap(plain_app, manage_lifespan=False)
+    on = observed.wrap(plain_app, manage_lifespan=False)
+    print("\nmetrics and tracing on vs off (best rounds, same run), target <= 1.05x")
+    worst = 0.0
+    for name, headers in CASES.items():
+        scope = browser_scope(headers)
+        await _round(plain, scope, 1000)
+        await _round(on, scope, 1000)
+        off_ns: list[float] = []
+        on_ns: list[float] = []
+        for _ in range(rounds):
+            off_ns.append(await _round(plain, scope, requests // rounds))
+            with TRACING.start_as_current_span("bench round"):  # a span is current: worst case
+                on_ns.append(await _round(on, scope, requests // rounds))
+            generate_latest(registry)  # a scrape between rounds
+        ratio = min(on_ns) / min(off_ns)
+        worst = max(worst, ratio)
+        print(f"{name:34} off {min(off_ns):8.0f}ns on {min(on_ns):8.0f}ns ({ratio:.3f}x)")
+    print(f"worst on/off: {worst:.3f}x -> {'OK' if worst <= 1.05 else 'OVER TARGET'}")
+
+
 async def main(requests: int, revocations: int, rounds: int = 7) -> None:
     print(
         f"per request, ASGI called directly, {requests} requests per case, best of {rounds} rounds"
@@ -244,6 +284,7 @@ async def main(requests: int, revocations: int, rounds: int = 7) -> None:
                 f"  ({wrapped / bare:.2f}x)"
             )
     print(f"worst added: {worst:.0f} ns -> {'OK' if worst <= TARGET_NS else 'OVER TARGET'}")
+    await observability_ratio(requests, rounds)
     fast, plain = derivation_ns(200_000)
     print(
         f"of which the handle derivation: {fast:.0f} ns per credential "

@@ -199,6 +199,7 @@ def service_env(
         "SESSIONS_ENVIRONMENT": "development",
         "SESSIONS_JWT_SECRET": jwt_secret,
         "SESSIONS_CONSUMER_GROUP": group,
+        "SESSIONS_REGISTRY_HTTP_PORT": "0",  # any free port (logged)
     }
 
 
@@ -272,7 +273,8 @@ async def run(count: int, fetch_wait_ms: int, pause: float, profile: Profile) ->
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as admin:
 
             async def admin_ready() -> bool:
-                return (await admin.get("/readyz")).status_code == 200
+                answer = await admin.get("/readyz")  # "degraded": Kafka not connected yet
+                return answer.status_code == 200 and answer.json()["status"] == "ready"
 
             await wait_for("admin API ready", admin_ready, 60)
             async with asyncio.timeout(60):

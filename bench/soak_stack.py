@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -70,7 +71,8 @@ def services(env: dict[str, str], port: int, workers: int, logs: Path) -> Iterat
 
 
 async def wait_ready(stack: Stack, within: float) -> None:
-    """Until the admin API answers /readyz with 200 (database and broker reachable)."""
+    """Until the admin API answers /readyz with 200 and "ready" (database and broker reachable;
+    "degraded" is 200 too, while the producer still connects)."""
 
     def exited() -> str | None:
         return next(
@@ -82,6 +84,11 @@ async def wait_ready(stack: Stack, within: float) -> None:
         await wait_http_ok(f"{stack.api}/readyz", "the admin API", exited, within)
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
+    async with httpx.AsyncClient(timeout=10) as client, asyncio.timeout(within):
+        while True:
+            if (await client.get(f"{stack.api}/readyz")).json()["status"] == "ready":
+                return
+            await asyncio.sleep(0.1)
 
 
 async def delete_run_topics(bootstrap: str, prefix: str) -> None:

@@ -28,6 +28,10 @@ apt_packages() {
 		installed "$pkg" || missing+=("$pkg")
 	done
 	command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+	# prometheus: its promtool checks and unit-tests deploy/observability's alert rules
+	# (deploy/test.sh). Only the tool is used: no Prometheus server is started here (on a
+	# machine with systemd, `systemctl disable --now prometheus` after the first install).
+	command -v promtool >/dev/null || missing+=(prometheus)
 	# node + npm: TypeScript type-checks the admin page's JavaScript (deploy/test.sh, check tsc).
 	command -v node >/dev/null || missing+=(nodejs)
 	command -v npm >/dev/null || missing+=(npm)

@@ -83,6 +83,12 @@ check mypy "$PYTHON" -m mypy
 # The admin page's JavaScript: // @ts-check with JSDoc types, strict (jsconfig.json).
 check tsc node_modules/.bin/tsc --noEmit -p jsconfig.json
 check schemas "$PYTHON" -m session_contracts.schemagen --check
+# The alert rules: valid, and each alert fires (and stays quiet) as its unit tests say.
+alert_rules() {
+	(cd "$REPO_DIR/deploy/observability" && promtool check rules alerts.yml &&
+		promtool test rules alerts.test.yml)
+}
+check alerts alert_rules
 # pytest's exit 5 (no tests collected) is non-zero, so it counts as a failure here too.
 # --durations: the 15 slowest tests, so a drift in the suite's time shows in every run.
 # Workers (pytest-xdist): the suite mostly waits (on the broker, PostgreSQL, subprocesses,

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from admin_api import web
 from admin_api.adapters.bus import CommandBus, KafkaBus
@@ -14,11 +13,12 @@ from admin_api.auth import TokenVerifier
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
 from admin_api.entrypoints.limits import RequestLimits
-from admin_api.metrics import RequestMetrics
+from admin_api.metrics import RequestMetrics, app_registry
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
-from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.logs import LogSettings, quiet_kafka_reconnects
+from session_contracts.tracing import configure_tracing
 
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
 
@@ -42,7 +42,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.database_url, listing=True)
+        store = open_store(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            listing=True,
+        )
         kafka = None
         if bus is None:
             kafka = KafkaBus(settings)
@@ -62,7 +67,7 @@ def create_app(
                 await kafka.stop()
             await store.dispose()
 
-    registry = CollectorRegistry()
+    registry = app_registry()
     development = settings.environment == "development"
     app = FastAPI(
         title="Session Control admin API",
@@ -108,4 +113,8 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app configured from the environment (`uvicorn --factory admin_api.app:app_from_env`)."""
     quiet_kafka_reconnects()  # a process of its own: one line per 30 s while Kafka is away
+    logs = LogSettings()
+    if logs.log_format == "json":  # text: uvicorn's own logging, as before
+        logs.apply()
+    configure_tracing("session-control-admin-api")  # SESSIONS_OTLP_ENDPOINT; unset: off
     return create_app(AdminApiSettings())

@@ -1,10 +1,33 @@
-"""Request counts and latencies per route, on a registry of the app's own (not the global one)."""
+"""Request counts and latencies per route template, for one process or several uvicorn workers.
+
+The metric objects live on a registry of the app's own (tests build several apps in one
+process). What /metrics renders (`exposition`):
+
+- one process: that registry, plus the process, platform and garbage-collector collectors;
+- several workers (`uvicorn --workers N`): prometheus_client's multiprocess mode. Start the
+  server with `PROMETHEUS_MULTIPROC_DIR` naming an empty directory (emptied before each start):
+  every worker then writes its counts to files there, and whichever worker answers a scrape
+  sums them all (`MultiProcessCollector`), so counters add up across workers. Process and GC
+  metrics are per process and have no meaning summed, so multiprocess mode has none (as
+  prometheus_client documents); the workers' CPU and memory come from the host's exporter.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -49,3 +72,26 @@ class RequestMetrics:
             method = scope["method"]
             self.requests.labels(method, name, str(status)).inc()
             self.latency.labels(method, name).observe(time.perf_counter() - started)
+
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client reads it when imported: set it in the server's environment, not later."""
+
+
+def app_registry() -> CollectorRegistry:
+    """The registry the app's metric objects are made on (with the process collectors when
+    one process serves)."""
+    registry = CollectorRegistry()
+    if not os.environ.get(MULTIPROCESS_DIR):
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The body and content type /metrics answers: every worker's counts in multiprocess mode."""
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    if directory:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -26,6 +26,15 @@ class AdminApiSettings(KafkaSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL of the registry's read model.",
     )
+    db_pool_size: int = Field(
+        default=5, ge=1, le=100, description="PostgreSQL connections kept open per process."
+    )
+    db_max_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Connections opened beyond the pool under bursts (default: the pool size).",
+    )
     environment: Literal["development", "production"] = Field(
         default="production",
         description="Production unless told otherwise. Development (only the main job sets it) "

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
@@ -195,7 +195,7 @@ class CompactedTopicFollower(ABC):
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
             for batch in batches.values():
                 for record in batch:
-                    self._apply_one(record.key, record.value)
+                    self._apply_one(record.key, record.value, record.headers)
             now = self.monotonic()
             confirmed: dict[TopicPartition, float] = {}
             for tp in tps:
@@ -224,11 +224,19 @@ class CompactedTopicFollower(ABC):
             return await connection_failure(self._kafka) or repr(exc)
         return describe_kafka_error(exc, "read", self.topic)
 
-    def _apply_one(self, key: bytes | None, value: bytes | None) -> None:
+    def apply_with_headers(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """`apply`, given the record's headers too (a subclass may trace with them)."""
+        self.apply(key, value)
+
+    def _apply_one(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         # A record that makes `apply` raise is logged and passed over: raising here would
         # restart the consumer at the same position and fail on the same record forever.
         try:
-            self.apply(key, value)
+            self.apply_with_headers(key, value, headers)
         except Exception:
             log.exception("a record of %s could not be applied; skipped", self.topic)
 

@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Lifespan, Scope
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
 from auth_gateway.keys import TenantKeys
+from auth_gateway.metrics import REFUSAL_REASONS, GatewayCollector
 from auth_gateway.middleware import GatewayMiddleware, TenantResolver
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
@@ -48,6 +50,9 @@ class SessionGateway:
         tenant = settings.gateway_tenant_id
         self.fixed_tenant = None if tenant_resolver or tenant is None else TenantKeys(tenant)
         self.client_addresses = ClientAddress(settings.gateway_trusted_proxies)
+        self.refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
+        """Requests the middleware refused, by reason (revoked, tenant_unknown, not_ready,
+        stale)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -138,6 +143,13 @@ class SessionGateway:
         """Whether this gateway currently refuses the session `handle` of `tenant_id`."""
         return record_key(tenant_id, handle) in self.table
 
+    def register_metrics(self, registry: CollectorRegistry = REGISTRY) -> GatewayCollector:
+        """Export this gateway's metrics (`auth_gateway.metrics`) through `registry`: the one
+        line a host service adds; its /metrics then carries them."""
+        collector = GatewayCollector(self)
+        registry.register(collector)
+        return collector
+
     def status(self) -> dict[str, Any]:
         """Readiness and counters, for a service's /readyz or /metrics."""
         return {
@@ -152,6 +164,7 @@ class SessionGateway:
             "activity_sent": self.activity.sent,
             "activity_pending": self.activity.pending,
             "activity_dropped": self.activity.dropped,
+            "requests_refused": dict(self.refused),
         }
 
     async def start(self) -> None:

@@ -81,6 +81,8 @@ class Gateway(Protocol):
     def fixed_tenant(self) -> TenantKeys | None: ...
     @property
     def tenant_resolver(self) -> TenantResolver | None: ...
+    @property
+    def refused(self) -> dict[str, int]: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -118,6 +120,7 @@ class GatewayMiddleware:
         )
         self._unverified = 0
         self._warned_at = 0.0
+        self._refused = gateway.refused  # counted per reason, read by the metrics collector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -134,6 +137,7 @@ class GatewayMiddleware:
         current = self._now() <= self._watcher.current_until
         if not current and not self._watcher.ready:
             if not self._fail_open:
+                self._refused["not_ready"] += 1
                 await self._refuse(scope, send, 503, _NOT_READY_BODY, [(b"retry-after", b"1")])
                 return
             self._warn_unverified("before the revocations topic was read")
@@ -177,12 +181,14 @@ class GatewayMiddleware:
             elif name == b"accept":
                 wants_html = b"text/html" in value
         if revoked:
+            self._refused["revoked"] += 1
             ended = self._ended_location(revoked_key) if wants_html else None
             await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
             return
         if keys is None:
             if has_cookie or has_header:
                 # No tenant, so no revocation to check the credential against: not vouched for.
+                self._refused["tenant_unknown"] += 1
                 await self._reject(scope, send, wants_html, has_cookie, _NO_TENANT_BODY)
                 return
             await self.app(scope, receive, send)
@@ -191,6 +197,7 @@ class GatewayMiddleware:
             # Ready once, but not confirmed current within the bound: revocations made
             # since may be missing, so a session cannot be vouched for.
             if not self._fail_open:
+                self._refused["stale"] += 1
                 await self._refuse(scope, send, 503, _STALE_BODY, [(b"retry-after", b"1")])
                 return
             self._warn_unverified("while the revocations read are stale")

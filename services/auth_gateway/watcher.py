@@ -25,7 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+
+from opentelemetry.trace import SpanKind
 
 from auth_gateway.follower import CompactedTopicFollower
 from auth_gateway.keys import TENANT_PATTERN
@@ -35,6 +37,7 @@ from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key, session_handle, split_record_key
 from session_contracts.models import SessionRevoked
 from session_contracts.settings import KafkaSettings
+from session_contracts.tracing import extract_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,21 @@ class RevocationWatcher(CompactedTopicFollower):
                 self._revocation(key, value)
         except Exception as exc:  # the decoder is total; this guards the rest of the fold
             self._reject(key, f"unexpected {type(exc).__name__}: {exc}")
+
+    def apply_with_headers(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """`apply`, under a child span of the registry's when the record carries a trace
+        context (tracing on); records without one cost nothing more."""
+        if not headers:
+            self.apply(key, value)
+            return
+        with tracer().start_as_current_span(
+            "gateway.apply_revocation",
+            context=extract_context(headers),
+            kind=SpanKind.CONSUMER,
+        ):
+            self.apply(key, value)
 
     def _serves(self, tenant_id: str) -> bool:
         return self._tenants is None or tenant_id in self._tenants

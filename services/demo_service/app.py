@@ -21,7 +21,8 @@ from contextlib import asynccontextmanager
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from auth_gateway import SessionGateway
 from demo_service import api, pages
@@ -29,10 +30,11 @@ from demo_service.context import Context, DemoContext
 from demo_service.policy import PolicySource, SettingsTopicPolicySource, StaticPolicySource
 from demo_service.sessions import SessionBook, SignIn
 from demo_service.settings import DemoSettings
-from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.publisher import SessionEventPublisher
+from session_contracts.tracing import configure_tracing
 
-SIGN_IN_PATHS = ["/signin", "/api/signin", "/healthz", "/readyz", "/static/"]
+SIGN_IN_PATHS = ["/signin", "/api/signin", "/healthz", "/readyz", "/metrics", "/static/"]
 
 
 def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> FastAPI:
@@ -43,6 +45,8 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
         }
     )
     gateway = SessionGateway.from_settings(gateway_settings)
+    metrics = CollectorRegistry()  # the app's own: tests build several apps in one process
+    gateway.register_metrics(metrics)  # the one line a platform service adds
     publisher = SessionEventPublisher(settings)
     book = SessionBook(settings.demo_max_sessions)
     followed: SettingsTopicPolicySource | None = None
@@ -78,9 +82,15 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
         """Liveness."""
         return {"status": "ok"}
 
+    @app.get("/metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics: the gateway's (`session_gateway_*`)."""
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/readyz", response_model=None)
     async def readyz(context: Context) -> JSONResponse:
-        """Ready once the gateway has read the revocations (503 before)."""
+        """Ready while the gateway's revocations are read and current (503 before, and once
+        stale past `gateway_max_staleness_seconds`)."""
         status = context.gateway.status()
         return JSONResponse(status, status_code=200 if status["ready"] else 503)
 
@@ -100,4 +110,8 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn: settings read from the environment now, not at import."""
     quiet_kafka_reconnects()  # a process of its own: one line per 30 s while Kafka is away
+    logs = LogSettings()
+    if logs.log_format == "json":  # text: uvicorn's own logging, as before
+        logs.apply()
+    configure_tracing("session-control-demo-service")  # SESSIONS_OTLP_ENDPOINT; unset: off
     return create_app(DemoSettings())

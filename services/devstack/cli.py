@@ -59,6 +59,8 @@ class Stack:
     admin_port: int
     demo_port: int
     kafka: KafkaSettings
+    registry_port: int = 9180
+    """The registry's operations port (/healthz, /readyz, /metrics)."""
 
     @property
     def admin_url(self) -> str:
@@ -79,6 +81,7 @@ class Stack:
             "SESSIONS_JWT_SECRET": jwt_secret,
             "SESSIONS_GATEWAY_TENANT_ID": self.tenant_id,
             "SESSIONS_GATEWAY_SIGN_IN_URL": "/signin",
+            "SESSIONS_REGISTRY_HTTP_PORT": str(self.registry_port),
         }
 
 
@@ -316,6 +319,9 @@ def dev(
     tenant: Annotated[str, typer.Option(help="The demo tenant.")] = "demo",
     admin_port: Annotated[int, typer.Option()] = 8000,
     demo_port: Annotated[int, typer.Option()] = 8001,
+    registry_port: Annotated[
+        int, typer.Option(help="The registry's /healthz, /readyz and /metrics.")
+    ] = 9180,
     demo_sessions: Annotated[int, typer.Option(help="Demo sessions to publish.")] = 60,
 ) -> None:
     """Run the registry, admin API and demo service against the local Kafka broker."""
@@ -333,6 +339,7 @@ def dev(
         admin_port=admin_port,
         demo_port=demo_port,
         kafka=KafkaSettings(),
+        registry_port=registry_port,
     )
     try:
         received = asyncio.run(_run(stack, demo_sessions))

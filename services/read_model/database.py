@@ -23,18 +23,28 @@ from read_model.unit_of_work import UnitOfWork
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def open_store(url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False) -> Store:
+def open_store(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int | None = None,
+    echo: bool = False,
+    listing: bool = False,
+) -> Store:
     """The store of `url`'s backend, with its engine (nothing is connected yet).
 
     `sqlite+aiosqlite://` gives a `SqliteStore`, `postgresql+asyncpg://` (or `postgresql://`)
-    a `PostgresStore` with a pool of `pool_size`, tuned for the admin API's list queries when
+    a `PostgresStore` with a pool of `pool_size` (and `max_overflow` more under bursts,
+    default `pool_size`), tuned for the admin API's list queries when
     `listing`.
     """
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return SqliteStore(url, echo=echo)
     if backend in {"postgresql", "postgres"}:
-        return PostgresStore(url, pool_size=pool_size, echo=echo, listing=listing)
+        return PostgresStore(
+            url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, listing=listing
+        )
     raise ValueError(f"no read model store for {backend!r}: use sqlite+aiosqlite or postgresql")
 
 
@@ -82,10 +92,15 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 async def upgrade_schema(url_or_store: str | Store, revision: str = "head") -> None:
-    """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL)."""
+    """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL).
+
+    Under the store's migration lock (PostgreSQL: an advisory lock), so replicas starting
+    together run the migrations once, one after another, in one transaction each.
+    """
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
         async with UnitOfWork(store) as uow:
+            await store.lock_schema(uow.conn)
             await uow.conn.run_sync(_upgrade, revision)
     finally:
         if isinstance(url_or_store, str):

@@ -59,9 +59,10 @@ _REVOCATIONS_UPSERT = _insert(
 )
 # ids (the relay's order) are drawn in the order of the arrays
 _OUTBOX_INSERT = (
-    "INSERT INTO outbox (topic, key, value) SELECT topic, key, value FROM unnest("
-    f"$1::{_array(outbox, 'topic')}, $2::{_array(outbox, 'key')}, $3::{_array(outbox, 'value')}"
-    ") WITH ORDINALITY AS r(topic, key, value, n) ORDER BY n"
+    "INSERT INTO outbox (topic, key, value, headers) SELECT topic, key, value, headers FROM unnest("
+    f"$1::{_array(outbox, 'topic')}, $2::{_array(outbox, 'key')}, $3::{_array(outbox, 'value')}, "
+    f"$4::{_array(outbox, 'headers')}"
+    ") WITH ORDINALITY AS r(topic, key, value, headers, n) ORDER BY n"
 )
 _SELECT = (
     f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions "
@@ -95,9 +96,9 @@ async def save_history(conn: AsyncConnection, rows: Sequence[HistoryRow]) -> Non
 
 
 async def add_to_outbox(conn: AsyncConnection, records: Sequence[OutboxRow]) -> None:
-    """Insert (topic, key, value) outbox rows in one statement, ids in the given order."""
-    topics, keys, values = (list(column) for column in zip(*records, strict=True))
-    await conn.exec_driver_sql(_OUTBOX_INSERT, (topics, keys, values))
+    """Insert (topic, key, value, headers) outbox rows in one statement, ids in the given order."""
+    topics, keys, values, headers = (list(column) for column in zip(*records, strict=True))
+    await conn.exec_driver_sql(_OUTBOX_INSERT, (topics, keys, values, headers))
 
 
 async def save_revocations(conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:

@@ -33,6 +33,8 @@ from read_model.store import (
 )
 from session_contracts.models import SessionFilter
 
+MIGRATION_LOCK_KEY = 0x5E55_C0DE_0001
+"""The advisory lock `upgrade_schema` holds (a constant of this application's own)."""
 STATEMENT_TIMEOUT = "15s"
 
 
@@ -43,7 +45,13 @@ class PostgresStore(Store):
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 5, echo: bool = False, listing: bool = False
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int | None = None,
+        echo: bool = False,
+        listing: bool = False,
     ) -> None:
         parsed = make_url(url)
         if parsed.drivername in {"postgresql", "postgres"}:
@@ -52,7 +60,7 @@ class PostgresStore(Store):
             parsed,
             echo=echo,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={"server_settings": {"application_name": "session-registry"}},
@@ -86,6 +94,10 @@ class PostgresStore(Store):
     def binary_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
         """`column COLLATE "C"`: the database's collation may order `_`, `-` and case otherwise."""
         return column.collate("C")
+
+    async def lock_schema(self, conn: AsyncConnection) -> None:
+        """A transaction-level advisory lock, released by the commit or rollback."""
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query ... FOR UPDATE [SKIP LOCKED]`."""

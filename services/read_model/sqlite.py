@@ -96,6 +96,9 @@ class SqliteStore(Store):
         """SQLite's INSERT (ON CONFLICT DO NOTHING / DO UPDATE)."""
         return sqlite.insert(table)
 
+    async def lock_schema(self, conn: AsyncConnection) -> None:
+        """Nothing more: the unit of work's BEGIN IMMEDIATE holds the write lock already."""
+
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query` as it is: the unit of work holds the database's write lock already."""
         return query
@@ -131,7 +134,10 @@ class SqliteStore(Store):
     async def add_to_outbox(self, conn: AsyncConnection, rows: Sequence[OutboxRow]) -> None:
         """Insert the records in the given order."""
         if rows:
-            values = [{"topic": topic, "key": key, "value": value} for topic, key, value in rows]
+            values = [
+                {"topic": topic, "key": key, "value": value, "headers": headers}
+                for topic, key, value, headers in rows
+            ]
             await conn.execute(insert(outbox), values)
 
     async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:

@@ -37,7 +37,8 @@ SessionRow: TypeAlias = tuple[Any, ...]
 """A `sessions` row: the values of `SESSION_COLUMNS`; times aware UTC, `ip_packed` bytes."""
 HistoryRow: TypeAlias = tuple[Any, ...]
 """A `session_history` row: the values of `HISTORY_COLUMNS`."""
-OutboxRow: TypeAlias = tuple[str, bytes, bytes | None]
+OutboxRow: TypeAlias = tuple[str, bytes, bytes | None, bytes | None]
+"""(topic, key, value (None: a tombstone), headers as `session_contracts.tracing` stores them)."""
 """(topic, key, value) of a record to publish; value None is a tombstone."""
 RevocationRow: TypeAlias = tuple[str, str, datetime]
 """(tenant_id, session_id, valid_until) of a revocation awaiting its tombstone."""
@@ -90,6 +91,11 @@ class Store(ABC):
     @abstractmethod
     def insert(self, table: Table) -> Upsert:
         """An INSERT into `table` that takes ON CONFLICT clauses (upserts, insert-or-ignore)."""
+
+    @abstractmethod
+    async def lock_schema(self, conn: AsyncConnection) -> None:
+        """Hold the database's migration lock until the unit of work ends: replicas starting
+        together migrate one after another (the later ones find the schema current)."""
 
     @abstractmethod
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:

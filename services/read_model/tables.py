@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    func,
 )
 
 metadata = MetaData()
@@ -128,6 +129,9 @@ outbox = Table(
     Column("topic", String(249), nullable=False),
     Column("key", LargeBinary, nullable=False),
     Column("value", LargeBinary),  # NULL: a tombstone
+    Column("headers", LargeBinary),  # the record's headers (the trace context), JSON; or NULL
+    # when the row was queued (the database's clock): the age of the oldest is a metric
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Revocations published and not yet tombstoned; the sweeper tombstones them after valid_until.

@@ -7,9 +7,16 @@ the first of each message and then one per `every_seconds`, with a count of thos
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pythonjsonlogger.json import JsonFormatter
 
 KAFKA_LOGGERS = (
     "aiokafka",  # aiokafka/client.py: "Unable connect to node", "Unable to update metadata"
@@ -58,3 +65,78 @@ def quiet_kafka_reconnects(every_seconds: float = 30.0) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatFilter) for f in logger.filters):
             logger.addFilter(repeat)
+
+
+LOG_FIELDS = ("tenant_id", "command_id", "session_handle")
+"""What a log line carries as fields when the code that logs knows it (`extra=`, `log_context`)."""
+
+_context: ContextVar[tuple[tuple[str, str], ...]] = ContextVar(
+    "session_control_log_context", default=()
+)
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextlib.contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Every line logged inside (in this task) carries these `LOG_FIELDS` as fields."""
+    unknown = set(fields) - set(LOG_FIELDS)
+    if unknown:
+        raise ValueError(f"log_context: unknown fields {sorted(unknown)}; known: {LOG_FIELDS}")
+    merged = {**dict(_context.get()), **{k: str(v) for k, v in fields.items()}}
+    token = _context.set(tuple(merged.items()))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFields(logging.Filter):
+    """Puts the `log_context` fields on each record (a field given with `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
+    """The process's root logging: plain text (the local default) or one JSON object a line.
+
+    JSON lines (python-json-logger) carry `time`, `level`, `logger`, `message`, the exception
+    when there is one, and `tenant_id`, `command_id`, `session_handle` when the code logging
+    knows them. Replaces the root logger's handlers (call once, at process start).
+    """
+    handler = logging.StreamHandler()
+    handler.addFilter(ContextFields())
+    if log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    elif log_format == "text":
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    else:
+        raise ValueError(f"log format {log_format!r}: use 'text' or 'json'")
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class LogSettings(BaseSettings):
+    """How a process logs (env `SESSIONS_LOG_FORMAT`, `SESSIONS_LOG_LEVEL`), read at its start."""
+
+    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore")
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line (the local default); json: one JSON object a "
+        "line with tenant_id, command_id and session_handle as fields, for a log pipeline.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def apply(self) -> None:
+        """Configure the root logger with these settings."""
+        configure_logging(self.log_format, logging.getLevelNamesMapping()[self.log_level])

@@ -17,9 +17,11 @@ from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import new_consumer, new_producer
 from session_registry.adapters.dead_letters import KafkaDeadLetters
-from session_registry.adapters.outbox import OutboxRelay, outbox_size
+from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_size
 from session_registry.adapters.positions import load_positions
 from session_registry.entrypoints.consumer import RETRYABLE, ConsumerLoop
+from session_registry.entrypoints.http import OperationsServer, Probes, Verdict
+from session_registry.metrics import RegistryMetrics
 from session_registry.service_layer.expiry import Sweeper, SweepOutcome
 from session_registry.service_layer.ingest import Ingestor, IngestOutcome
 from session_registry.service_layer.projection import Projector
@@ -44,6 +46,7 @@ class Registry:
         self.engine = store.engine
         self.clock = clock
         self.topics = settings.topics
+        self.metrics = RegistryMetrics(lag=lambda: self.loop.lag())
         self.producer = new_producer(settings, linger_ms=5)
         self.relay = OutboxRelay(store, self.producer, chunk=settings.outbox_chunk)
         self.sweeper = Sweeper(store, self.topics, batch_size=settings.sweep_batch_size)
@@ -73,15 +76,23 @@ class Registry:
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
             after_batch=self._after_batch,
+            metrics=self.metrics,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+        self.operations: OperationsServer | None = None
 
     @classmethod
     def from_settings(cls, settings: RegistrySettings, *, clock: Clock = utc_now) -> Registry:
         """A registry for these settings (nothing is started yet)."""
         return cls(
-            settings, open_store(settings.database_url, pool_size=settings.db_pool_size), clock
+            settings,
+            open_store(
+                settings.database_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+            ),
+            clock,
         )
 
     async def start(self) -> None:
@@ -91,7 +102,7 @@ class Registry:
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
         await self.producer.start()
-        await self.relay.relay()  # whatever a crash left between commit and send
+        await self._relay()  # whatever a crash left between commit and send
         self.loop.subscribe()
         await self.loop.consumer.start()
         self._started = True
@@ -106,6 +117,10 @@ class Registry:
         A relay in flight finishes first (up to `RELAY_DRAIN_SECONDS`), so a graceful stop
         never publishes the same outbox records twice.
         """
+        if self.operations is not None:
+            self.operations.stop()  # uvicorn finishes its requests and returns
+            serving = [t for t in self._tasks if t.get_name() == "registry-operations"]
+            await asyncio.wait(serving, timeout=RELAY_DRAIN_SECONDS)
         async with self.relay.paused(RELAY_DRAIN_SECONDS):
             for task in self._tasks:
                 task.cancel()
@@ -125,6 +140,8 @@ class Registry:
         running = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.add_signal_handler(sig, stopping.set)
+        if self.settings.registry_http_port is not None:
+            self.serve_operations()  # first: a port in use fails before anything starts
         await self.start()
         waiter = asyncio.create_task(stopping.wait())
         try:
@@ -142,8 +159,63 @@ class Registry:
         """Expire and tombstone what is due at `now` (default: the clock), then relay."""
         async with self.loop.gate:
             outcome = await self.sweeper.sweep(now or self.clock())
-        await self.relay.relay()
+        self.metrics.sessions_expired.inc(outcome.expired)
+        await self._relay()
         return outcome
+
+    def serve_operations(self) -> int:
+        """Serve /healthz, /readyz and /metrics (settings' host and port); return the port."""
+        probes = Probes(self.alive, self.ready, self.refresh_metrics, self.metrics.registry)
+        settings = self.settings
+        port = settings.registry_http_port or 0
+        self.operations = server = OperationsServer(probes, settings.registry_http_host, port)
+        self._tasks.append(asyncio.create_task(server.serve(), name="registry-operations"))
+        log.info("operations port: http://%s:%d/metrics", server.host, server.port)
+        return server.port
+
+    def alive(self) -> Verdict:
+        """Whether the consumer loop runs and went round within `registry_alive_seconds`;
+        alive while starting (migrations can take long: not a reason to restart)."""
+        if not self._started:
+            return Verdict(True, {"starting": True})
+        consuming = [t for t in self._tasks if t.get_name() == "registry-consumer"]
+        running = bool(consuming) and not consuming[0].done()
+        idle = time.monotonic() - self.loop.alive_at
+        ok = running and idle <= self.settings.registry_alive_seconds
+        return Verdict(ok, {"consumer_running": running, "seconds_since_loop": round(idle, 3)})
+
+    def ready(self) -> Verdict:
+        """Whether the registry is caught up: partitions assigned, every end known, total lag
+        within `registry_ready_max_lag`."""
+        lag = self.loop.lag()
+        unknown = self.loop.unknown_lag() if self._started else 0
+        total = sum(lag.values())
+        assigned = self.loop.assigned.is_set()
+        ok = (
+            self._started
+            and self.alive().ok
+            and assigned
+            and unknown == 0
+            and total <= self.settings.registry_ready_max_lag
+        )
+        detail = {
+            "partitions_assigned": assigned,
+            "partitions_not_fetched": unknown,
+            "lag": total,
+            "max_lag": self.settings.registry_ready_max_lag,
+        }
+        return Verdict(ok, detail)
+
+    async def refresh_metrics(self) -> None:
+        """Read the outbox's backlog and oldest age for the metrics."""
+        async with self.engine.connect() as conn:
+            backlog, age = await outbox_level(conn, self.clock())
+        self.metrics.outbox.backlog = backlog
+        self.metrics.outbox.oldest_age_seconds = age
+
+    async def _relay(self) -> None:
+        sent = await self.relay.relay()
+        self.metrics.outbox_published.inc(sent)
 
     async def wait_until_idle(self, timeout: float) -> None:  # noqa: ASYNC109 (public API name)
         """Return once every assigned partition is consumed to its end and the outbox is empty."""
@@ -168,8 +240,9 @@ class Registry:
         if not outcome.published:
             return
         try:
-            await self.relay.relay()
+            await self._relay()
         except RETRYABLE as exc:  # the rows stay in the outbox; the next relay sends them
+            self.metrics.outbox_relay_failures.inc()
             log.warning("outbox relay failed: %s", exc)
 
     async def _sweep_forever(self) -> None:

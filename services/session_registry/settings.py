@@ -61,7 +61,41 @@ class RegistrySettings(KafkaSettings):
     create_topics: bool = Field(
         default=True, description="Create missing topics (with the contract's settings) on start."
     )
-    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_pool_size: int = Field(
+        default=5, ge=1, le=100, description="PostgreSQL connections kept open."
+    )
+    db_max_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Connections opened beyond the pool under bursts (default: the pool size).",
+    )
+    registry_http_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address of the operations port (/healthz, /readyz, /metrics); "
+        "loopback by default: put a scraper or a proxy on the host to reach it.",
+    )
+    registry_http_port: int | None = Field(
+        default=9180,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /readyz and /metrics (`session-registry run`); "
+        "0: any free port (logged at start); unset (null): no operations port.",
+    )
+    registry_ready_max_lag: int = Field(
+        default=1000,
+        ge=0,
+        description="/readyz answers 503 while the records not yet applied, over every "
+        "assigned partition, are more than this.",
+    )
+    registry_alive_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="/healthz answers 503 once the consumer loop has not gone round (polled, "
+        "settled a batch, retried) for this long: it hangs, restart the process.",
+    )
 
     @model_validator(mode="after")
     def _default_group(self) -> Self:

@@ -16,6 +16,7 @@ from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import connection_failure, describe_kafka_error, new_producer
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_contracts.settings import KafkaSettings
+from session_contracts.tracing import inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,9 @@ class KafkaBus:
         if self._producer is None:
             raise BusUnavailable("Kafka is not connected yet")
         try:
-            await self._producer.send_and_wait(topic, value, key=key)
+            # the trace context, when tracing is on: the registry continues the trace
+            headers = inject_headers() or None
+            await self._producer.send_and_wait(topic, value, key=key, headers=headers)
         except Exception as exc:  # the broker refused or timed out: the caller answers 503
             cause = describe_kafka_error(exc, "write", topic)
             log.warning("sending to %s: %s", topic, cause)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from admin_api.entrypoints.dependencies import RuntimeDep
 from admin_api.entrypoints.errors import ANY_REQUEST
+from admin_api.metrics import exposition
 
 router = APIRouter(tags=["operations"], responses=ANY_REQUEST)
 
@@ -22,9 +22,14 @@ async def healthz() -> dict[str, str]:
 
 
 class Readiness(BaseModel):
-    """Whether the API can serve, and each dependency's state."""
+    """Whether the API can serve, and each dependency's state.
 
-    status: Literal["ready", "not ready"]
+    `ready`: reads and writes. `degraded`: reads only, writes (terminations) answer 503
+    until Kafka is back; still 200, so a load balancer keeps sending the reads. `not ready`
+    (503): the database does not answer, so nothing can be served.
+    """
+
+    status: Literal["ready", "degraded", "not ready"]
     checks: dict[str, str] = Field(examples=[{"database": "ok", "kafka": "connecting"}])
 
 
@@ -34,7 +39,7 @@ class Readiness(BaseModel):
     responses={503: {"model": Readiness, "description": "Not ready: see `checks`."}},
 )
 async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
-    """Ready when the read model answers and the Kafka producer is connected."""
+    """200 while the read model answers (`degraded` without Kafka: writes refused); else 503."""
     checks: dict[str, str] = {}
     try:
         async with runtime.engine.connect() as conn:
@@ -43,13 +48,14 @@ async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["kafka"] = "ok" if runtime.bus.ready else "connecting"
-    ready = all(v == "ok" for v in checks.values())
-    if not ready:
+    if checks["database"] != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return Readiness(status="ready" if ready else "not ready", checks=checks)
+        return Readiness(status="not ready", checks=checks)
+    return Readiness(status="ready" if checks["kafka"] == "ok" else "degraded", checks=checks)
 
 
 @router.get("/metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(runtime.metrics), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics: requests per route template (summed over every worker)."""
+    body, content_type = exposition(runtime.metrics)
+    return Response(body, media_type=content_type)

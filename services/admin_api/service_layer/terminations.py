@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from opentelemetry.trace import SpanKind
 
 from admin_api.adapters import terminations
 from admin_api.adapters.bus import CommandBus
@@ -15,6 +18,9 @@ from admin_api.runtime import Clock
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
+from session_contracts.tracing import tracer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,15 +78,27 @@ async def request_termination(
         filter=request.filter,
         confirmed_at=confirmed_at,
     )
-    # Not `run` (retried): the command may already be on Kafka when a retryable error strikes.
-    async with UnitOfWork(store) as uow:
-        if command.filter is not None and confirmed_at is not None:
-            bounded = created_no_later_than(command.filter, confirmed_at)
-            requested = await store.count_active(uow.conn, bounded, admin.tenant_id, now)
-        else:
-            requested = len(set(command.session_ids or ()))
-        await terminations.record_request(uow.conn, command, requested)
-        await bus.terminate(command)
+    # The trace of a termination starts here; the command carries it to the registry.
+    with tracer().start_as_current_span(
+        "admin_api.request_termination",
+        kind=SpanKind.PRODUCER,
+        attributes={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+    ):
+        # Not `run` (retried): the command may already be on Kafka when a retryable error
+        # strikes.
+        async with UnitOfWork(store) as uow:
+            if command.filter is not None and confirmed_at is not None:
+                bounded = created_no_later_than(command.filter, confirmed_at)
+                requested = await store.count_active(uow.conn, bounded, admin.tenant_id, now)
+            else:
+                requested = len(set(command.session_ids or ()))
+            await terminations.record_request(uow.conn, command, requested)
+            await bus.terminate(command)
+    log.info(
+        "termination requested for %d session(s)",
+        requested,
+        extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+    )
     return Accepted(command_id=command.command_id, requested=requested)
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from read_model.store import Store
 from read_model.tables import outbox
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.tracing import decode_headers, encode_headers
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,12 @@ class OutboxRecord:
     topic: str
     key: bytes
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 async def add_to_outbox(uow: UnitOfWork, records: Iterable[OutboxRecord]) -> int:
     """Queue records for publishing, in the caller's unit of work; return how many."""
-    rows = [(r.topic, r.key, r.value) for r in records]
+    rows = [(r.topic, r.key, r.value, encode_headers(r.headers)) for r in records]
     await uow.store.add_to_outbox(uow.conn, rows)
     return len(rows)
 
@@ -42,6 +45,17 @@ async def add_to_outbox(uow: UnitOfWork, records: Iterable[OutboxRecord]) -> int
 async def outbox_size(conn: AsyncConnection) -> int:
     """How many records wait to be published."""
     return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+
+async def outbox_level(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
+    """How many records wait to be published, and the age of the oldest in seconds (0: none)."""
+    query = select(func.count(), func.min(outbox.c.created_at)).select_from(outbox)
+    count, oldest = (await conn.execute(query)).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:  # SQLite's CURRENT_TIMESTAMP is UTC without an offset
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (now - oldest).total_seconds())
 
 
 class OutboxRelay:
@@ -95,6 +109,7 @@ class OutboxRelay:
                     row.topic,
                     None if row.value is None else bytes(row.value),
                     key=bytes(row.key),
+                    headers=decode_headers(row.headers) or None,
                 )
                 for row in rows
             ]

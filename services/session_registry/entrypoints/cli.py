@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 
 from read_model.database import schema_of, upgrade_schema
-from session_contracts.logs import quiet_kafka_reconnects
+from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
+from session_contracts.tracing import configure_tracing
 from session_registry.bootstrap import Registry
 from session_registry.entrypoints import sre_cli
 from session_registry.entrypoints.cli_options import JSON_HELP, moment, refuse
@@ -33,10 +34,12 @@ app = typer.Typer(help="The session registry: the read model of the session even
 
 
 def _logging(verbose: bool, *, quiet: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    settings = LogSettings()  # SESSIONS_LOG_FORMAT=json: one JSON object a line
+    if verbose:
+        settings.log_level = "DEBUG"
+    elif quiet:
+        settings.log_level = "WARNING"
+    settings.apply()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     quiet_kafka_reconnects()
 
@@ -46,6 +49,7 @@ def run(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> No
     """Consume events and commands, relay the outbox, sweep expiries (until SIGTERM)."""
     _logging(verbose)
     tune_gc()
+    configure_tracing("session-registry")  # SESSIONS_OTLP_ENDPOINT; unset: off
     asyncio.run(_run(RegistrySettings()))
 
 

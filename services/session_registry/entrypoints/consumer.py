@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_contracts.escaping import escape_reason
 from session_registry.adapters.positions import load_positions
+from session_registry.metrics import RegistryMetrics
 from session_registry.service_layer.ingest import (
     Decoded,
     Ingestor,
@@ -69,6 +71,7 @@ class ConsumerLoop:
         max_records: int,
         poll_timeout_ms: int,
         after_batch: Callable[[IngestOutcome], Awaitable[None]] | None = None,
+        metrics: RegistryMetrics | None = None,
     ) -> None:
         self.consumer = consumer
         self.gate = asyncio.Lock()
@@ -80,6 +83,30 @@ class ConsumerLoop:
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._after_batch = after_batch
+        self._metrics = metrics
+        self.alive_at = time.monotonic()
+        """When the loop last went round (a poll, a settled batch, a retry): liveness."""
+        self.positions: dict[TopicPartitionKey, int] = {}
+        """The stored position of each partition as this process last read or wrote it."""
+
+    def lag(self) -> dict[TopicPartitionKey, int]:
+        """Per assigned partition whose end is known: records not applied yet.
+
+        The end is the high watermark of the consumer's last fetch (no request is made), so
+        this is cheap enough for every scrape.
+        """
+        lags: dict[TopicPartitionKey, int] = {}
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is None:
+                continue  # nothing fetched from it yet
+            key = (tp.topic, tp.partition)
+            lags[key] = max(0, end - self.positions.get(key, 0))
+        return lags
+
+    def unknown_lag(self) -> int:
+        """Assigned partitions whose end is not known yet (nothing fetched from them)."""
+        return sum(1 for tp in self.consumer.assignment() if self.consumer.highwater(tp) is None)
 
     def subscribe(self) -> None:
         """Subscribe to the topics with the seeking rebalance listener."""
@@ -99,6 +126,7 @@ class ConsumerLoop:
                 await self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+                self.positions[(tp.topic, tp.partition)] = offset
 
     async def run(self) -> None:
         """Consume until cancelled; a failed batch is retried from the stored positions.
@@ -124,6 +152,7 @@ class ConsumerLoop:
                         done, pending = pending, None
                         await self._settle(done)
                 batch = await fetch
+                self.alive_at = time.monotonic()
                 decoded = await self._ingestor.decode_yielding(batch) if batch else {}
                 if pending is not None:
                     done, pending = pending, None
@@ -142,19 +171,34 @@ class ConsumerLoop:
 
     async def _apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
         async with self.gate:
-            return await self._ingestor.apply(decoded)
+            started = time.perf_counter()
+            outcome = await self._ingestor.apply(decoded)
+            outcome.seconds = time.perf_counter() - started
+            return outcome
 
     async def _settle(self, task: asyncio.Task[IngestOutcome]) -> bool:
         """Wait for a batch; on failure re-seek to the stored positions and say so."""
         try:
             outcome = await task
         except RETRYABLE as exc:
+            if self._metrics is not None:
+                self._metrics.batches_failed.inc()
             # a database error can quote the batch's data: escaped and bounded like every reason
             log.warning(
                 "batch failed, retrying from the stored positions: %s", escape_reason(str(exc))
             )
             await self._reseek_when_readable()
             return False
+        self.positions.update(outcome.positions)
+        if self._metrics is not None:
+            self._metrics.committed(
+                outcome.seconds,
+                outcome.event_types,
+                outcome.dead_letter_reasons,
+                outcome.commands,
+                outcome.terminated,
+                outcome.skipped,
+            )
         await self._commit(outcome)
         if self._after_batch is not None:
             await self._after_batch(outcome)
@@ -169,6 +213,7 @@ class ConsumerLoop:
         delay = RETRY_FIRST_SECONDS
         while True:
             await asyncio.sleep(delay)
+            self.alive_at = time.monotonic()  # waiting for the database is not a hang
             try:
                 await self.seek_to_stored(list(self.consumer.assignment()))
                 return

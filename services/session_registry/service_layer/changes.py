@@ -42,13 +42,19 @@ class Changes:
             )
         )
 
-    def revoke(self, topics: Topics, state: SessionState) -> None:
-        """Queue the revocation record of a terminated session, and remember it."""
+    def revoke(
+        self, topics: Topics, state: SessionState, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        """Queue the revocation record of a terminated session, and remember it; `headers`
+        go with the record (the trace context of the command that ended the session)."""
         record = revocation(state)
         self.revoked.append(record)
         self.outbox.append(
             OutboxRecord(
-                topics.revocations, record_key(state.tenant_id, state.session_id), encode(record)
+                topics.revocations,
+                record_key(state.tenant_id, state.session_id),
+                encode(record),
+                headers,
             )
         )
 

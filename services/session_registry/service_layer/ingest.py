@@ -8,6 +8,7 @@ positions are written in the same transaction as the rows they produced.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,11 @@ class IngestOutcome(Outcome):
     dead_letters: int = 0
     skipped: int = 0
     positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    event_types: dict[str, int] = field(default_factory=dict)
+    """Events applied, per type (for the metrics)."""
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    """How long the batch's transaction took (set by the consumer loop)."""
 
 
 def _dead_letter(record: Record, reason: str) -> DeadLetter:
@@ -103,6 +109,9 @@ def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.dead_letters += part.dead_letters
     total.skipped += part.skipped
+    for kind, count in part.event_types.items():
+        total.event_types[kind] = total.event_types.get(kind, 0) + count
+    total.dead_letter_reasons.extend(part.dead_letter_reasons)
     for tp, position in part.positions.items():
         total.positions[tp] = max(total.positions.get(tp, 0), position)
     return total
@@ -218,26 +227,40 @@ class Ingestor:
         stored = await lock_positions(uow, self._consumer, {t for t, _ in decoded})
         events: list[SessionEvent] = []
         commands: list[TerminateSessions] = []
+        command_headers: dict[tuple[str, str], Sequence[tuple[str, bytes]]] = {}
         letters: list[DeadLetter] = []
         skipped = 0
         positions: dict[TopicPartitionKey, int] = {}
         for tp, part in decoded.items():
             start = stored.get(tp, 0)
             positions[tp] = max(start, part.offsets[-1] + 1)
-            for offset, message in zip(part.offsets, part.messages, strict=True):
+            records = part.records or [None] * len(part.offsets)
+            for offset, message, record in zip(part.offsets, part.messages, records, strict=True):
                 if offset < start:
                     skipped += 1
                 elif isinstance(message, DeadLetter):
                     letters.append(message)
                 elif isinstance(message, TerminateSessions):
                     commands.append(message)
+                    if record is not None and record.headers:  # the trace context, if any
+                        key = (message.tenant_id, str(message.command_id))
+                        command_headers[key] = record.headers
                 else:
                     events.append(message)
         if letters:
             # durable on the DLQ before the position moves past them
             await self._dead_letters.send(letters)
-        outcome = await self._projector.apply(uow, events, commands, self._clock())
+        outcome = await self._projector.apply(uow, events, commands, self._clock(), command_headers)
         await save_positions(uow, self._consumer, positions)
         return IngestOutcome(
-            **vars(outcome), dead_letters=len(letters), skipped=skipped, positions=positions
+            **vars(outcome),
+            dead_letters=len(letters),
+            skipped=skipped,
+            positions=positions,
+            event_types=dict(collections.Counter(map(_type_of, events))),
+            dead_letter_reasons=[letter.reason for letter in letters],
         )
+
+
+def _type_of(event: SessionEvent) -> str:
+    return event.type

@@ -6,7 +6,7 @@ pure fold merges every event, and one bulk upsert writes the rows that changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,8 +56,10 @@ class Projector:
         events: Sequence[SessionEvent],
         commands: Sequence[TerminateSessions],
         now: datetime,
+        command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
     ) -> Outcome:
-        """Apply events then commands, in the caller's unit of work."""
+        """Apply events then commands, in the caller's unit of work; `command_headers`: the
+        Kafka headers of each command by (tenant_id, command_id), for its trace."""
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
@@ -68,7 +70,7 @@ class Projector:
         if commands and self.publish:
             terminations = Changes()
             outcome.commands, outcome.terminated = await apply_commands(
-                uow, commands, now, self.topics, terminations
+                uow, commands, now, self.topics, terminations, command_headers or {}
             )
             outcome.published += await terminations.flush(uow, self.publish)
         return outcome

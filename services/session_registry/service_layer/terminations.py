@@ -13,9 +13,11 @@ folded into its row here and published through the outbox, and a revocation reco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import ColumnElement, and_, select
 
 from read_model.active import OPEN, active_condition
@@ -24,6 +26,7 @@ from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
+from session_contracts.tracing import extract_context, inject_headers, tracer
 from session_registry.adapters.command_store import already_applied, record_applied
 from session_registry.adapters.session_store import lock_states
 from session_registry.domain.fold import apply
@@ -31,6 +34,8 @@ from session_registry.domain.lifecycle import needs_revocation, termination_even
 from session_registry.service_layer.changes import Changes
 
 _s = sessions.c
+
+log = logging.getLogger(__name__)
 
 
 def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
@@ -54,8 +59,13 @@ async def apply_commands(
     now: datetime,
     topics: Topics,
     changes: Changes,
+    command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
 ) -> tuple[int, int]:
-    """Apply the commands not applied before; return (commands applied, sessions terminated)."""
+    """Apply the commands not applied before; return (commands applied, sessions terminated).
+
+    `command_headers`: each command's Kafka headers by (tenant_id, command_id), whose trace
+    context its span continues."""
+    command_headers = command_headers or {}
     unique: dict[tuple[str, str], TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
         unique.setdefault((command.tenant_id, str(command.command_id)), command)
@@ -64,23 +74,53 @@ async def apply_commands(
     for command_id, command in unique.items():
         if command_id in done:
             continue
-        query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
-        ended = 0
-        for state in await lock_states(uow, query):
-            # earlier commands of this batch may have ended it already
-            state = changes.states.get(state.key, state)
-            if state.state != OPEN:
-                continue
-            event = termination_event(command, state)
-            apply(state, event)
-            changes.states[state.key] = state
-            changes.record(event)
-            changes.publish_event(topics, event)
-            # no copy of the state before: it was open, so the termination is new
-            if needs_revocation(None, state, now):
-                changes.revoke(topics, state)
-            ended += 1
-        await record_applied(uow, command, now, ended)
+        # a child of the admin API's span when the command's headers carry one (tracing on)
+        with tracer().start_as_current_span(
+            "registry.apply_command",
+            context=extract_context(command_headers.get(command_id)),
+            kind=SpanKind.CONSUMER,
+            attributes={"tenant_id": command.tenant_id, "command_id": command_id[1]},
+        ):
+            ended = await _apply_one(uow, command, now, topics, changes)
         applied += 1
         terminated += ended
     return applied, terminated
+
+
+async def _apply_one(
+    uow: UnitOfWork, command: TerminateSessions, now: datetime, topics: Topics, changes: Changes
+) -> int:
+    """End the sessions one command targets; return how many."""
+    headers = tuple(inject_headers())  # this span's context, for the revocations' records
+    query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
+    ended = 0
+    for state in await lock_states(uow, query):
+        # earlier commands of this batch may have ended it already
+        state = changes.states.get(state.key, state)
+        if state.state != OPEN:
+            continue
+        event = termination_event(command, state)
+        log.debug(
+            "session terminated by command",
+            extra={
+                "tenant_id": command.tenant_id,
+                "command_id": str(command.command_id),
+                "session_handle": state.session_id,
+            },
+        )
+        apply(state, event)
+        changes.states[state.key] = state
+        changes.record(event)
+        changes.publish_event(topics, event)
+        # no copy of the state before: it was open, so the termination is new
+        if needs_revocation(None, state, now):
+            changes.revoke(topics, state, headers)
+        ended += 1
+    await record_applied(uow, command, now, ended)
+    # in the batch's transaction: a retried batch logs it again
+    log.info(
+        "termination command applied: %d session(s) ended",
+        ended,
+        extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+    )
+    return ended

@@ -39,7 +39,7 @@ async def kafka_client(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
     ):
         for _ in range(300):  # the producer connects in the background
-            if (await c.get("/readyz")).status_code == 200:
+            if (await c.get("/readyz")).json()["status"] == "ready":  # not degraded
                 break
             await asyncio.sleep(0.1)
         else:

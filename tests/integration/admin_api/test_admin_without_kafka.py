@@ -1,4 +1,5 @@
-"""Without a reachable broker the API still reads, is not ready, and refuses writes with 503."""
+"""Without a reachable broker the API still reads, is degraded (200: reads are served), and
+refuses writes with 503."""
 
 from __future__ import annotations
 
@@ -27,8 +28,11 @@ async def test_reads_work_writes_are_503_and_readyz_says_why(
         listed = await c.get("/api/v1/sessions", headers=headers)
         assert [i["session_id"] for i in listed.json()["items"]] == [KEPT]
         ready = await c.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": "ok", "kafka": "connecting"}
+        assert ready.status_code == 200  # reads are served: a load balancer keeps it in
+        assert ready.json() == {
+            "status": "degraded",
+            "checks": {"database": "ok", "kafka": "connecting"},
+        }
         refused = await c.post(
             "/api/v1/sessions/terminations", json={"session_ids": [KEPT]}, headers=headers
         )

@@ -105,6 +105,8 @@ async def _start_devstack(
         str(ports[0]),
         "--demo-port",
         str(ports[1]),
+        "--registry-port",
+        str(free_port()),
         "--demo-sessions",
         "3",
         env=environment,

@@ -105,14 +105,20 @@ async def test_history_keeps_the_first_row_of_an_event_id(store: Store) -> None:
 
 
 async def test_outbox_ids_follow_the_given_order(store: Store) -> None:
-    records = [("topic", f"k{i}".encode(), None if i == 3 else f"v{i}".encode()) for i in range(5)]
+    records = [
+        ("topic", f"k{i}".encode(), None if i == 3 else f"v{i}".encode(), b"h" if i == 1 else None)
+        for i in range(5)
+    ]
     async with UnitOfWork(store) as uow:
         await store.add_to_outbox(uow.conn, records[:2])
         await store.add_to_outbox(uow.conn, records[2:])
         await store.add_to_outbox(uow.conn, [])
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
-    assert [(r.topic, bytes(r.key), r.value and bytes(r.value)) for r in rows] == records
+    assert [
+        (r.topic, bytes(r.key), r.value and bytes(r.value), r.headers and bytes(r.headers))
+        for r in rows
+    ] == records
 
 
 async def test_revocations_are_replaced_by_key(store: Store) -> None:

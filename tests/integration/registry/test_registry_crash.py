@@ -202,6 +202,7 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
         "SESSIONS_CONSUMER_GROUP": group,
         "SESSIONS_GROUP_INSTANCE_ID": f"{group}-0",  # a restart takes its partitions back at once
         "SESSIONS_SWEEP_INTERVAL_SECONDS": "0.5",
+        "SESSIONS_REGISTRY_HTTP_PORT": "0",  # any free port: tests run side by side
         "SESSIONS_BATCH_MAX_RECORDS": "5000",
     }
     log = tmp_path / "registry.log"

@@ -55,6 +55,7 @@ class Step:
 class _Record:
     key: bytes
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class ScriptedConsumer:
@@ -202,6 +203,13 @@ async def test_goes_stale_past_the_bound_without_a_confirming_fetch_then_recover
         st = gateway.status()
         assert st["ready"] is False and st["state"] == "stale"
         assert st["staleness_seconds"] > BOUND and st["max_staleness_seconds"] == BOUND
+        # refusals counted by reason: the one while starting, the two stale ones
+        assert st["requests_refused"] == {
+            "revoked": 0,
+            "tenant_unknown": 0,
+            "not_ready": 1,
+            "stale": 2,
+        }
 
         await caught_up(consumer, ends)  # the broker answers again
         assert gateway.ready and await status(client, SESSION) == 200

@@ -294,10 +294,11 @@ class RecordingProjector(Projector):
         events: Sequence[SessionEvent],
         commands: Sequence[TerminateSessions],
         now: datetime,
+        command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
     ) -> Outcome:
         """Apply, remember the ids, then do what the test scripted for this call."""
         self.calls += 1
-        outcome = await super().apply(uow, events, commands, now)
+        outcome = await super().apply(uow, events, commands, now, command_headers)
         self.last = [str(e.event_id) for e in events] + [str(c.command_id) for c in commands]
         hook = self.during.pop(self.calls, None)
         if hook is not None:

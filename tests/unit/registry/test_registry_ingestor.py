@@ -7,6 +7,7 @@ and handed over as a polled batch would be; the dead-letter port is a recording 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 import zlib
 from collections import Counter
@@ -262,7 +263,7 @@ async def test_a_failing_dead_letter_sink_rolls_the_batch_back(
 
 
 async def test_a_termination_command_is_applied_once_however_often_delivered(
-    engine: AsyncEngine, ingestor: RecordingIngestor
+    engine: AsyncEngine, ingestor: RecordingIngestor, caplog: pytest.LogCaptureFixture
 ) -> None:
     log, written = synthetic(sessions=8, terminated_share=0.0, duplicate_share=0.0)
     await ingestor.ingest(batch_of(written))
@@ -280,9 +281,14 @@ async def test_a_termination_command_is_applied_once_however_often_delivered(
     bad = log.append(TOPICS.commands, 0, encode(command).replace(b"sessions.terminate", b"x"))
     again = log.append(TOPICS.commands, 0, encode(command), command_key)  # re-sent
 
-    outcome = await ingestor.ingest(batch_of([first, bad, again]))
+    with caplog.at_level(logging.DEBUG, logger="session_registry.service_layer.terminations"):
+        outcome = await ingestor.ingest(batch_of([first, bad, again]))
 
     assert (outcome.commands, outcome.terminated, outcome.dead_letters) == (1, 2, 1)
+    # the log lines carry the tenant, the command id and each ended session's handle as fields
+    logged = [r for r in caplog.records if r.name.endswith("terminations")]
+    assert {(r.tenant_id, r.command_id) for r in logged} == {(tenant, str(command.command_id))}  # type: ignore[attr-defined]
+    assert {getattr(r, "session_handle", None) for r in logged} == {*targets, None}
     assert ingestor.dead_letters.sent[0].reason == reason_of(bad.value, COMMANDS)
     after = await session_states(engine)
     assert {s for (t, s), st in after.items() if st.state == "terminated"} == set(targets)

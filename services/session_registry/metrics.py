@@ -1,0 +1,199 @@
+"""The registry's Prometheus metrics, on a registry of its own (several can run in one process).
+
+Counters are bumped once per batch or sweep, never per record, so they cost nothing measurable
+on the hot path. What is a level at scrape time (lag, the outbox, the age of the last commit)
+is read when Prometheus scrapes: lag from the consumer's last fetched high watermarks and the
+positions this process committed, the outbox from the database (`OutboxProbe`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_REASON_CLASSES = (
+    ("empty record", "empty"),
+    ("record of ", "too_large"),
+    ("malformed JSON", "malformed_json"),
+    ("expected a JSON object", "not_an_object"),
+    ("schema_version", "schema_version"),
+    ("unknown ", "unknown_type"),
+    ("undecodable", "undecodable"),
+    ("the database refused it", "database_refused"),
+)
+"""Dead-letter reasons quote the record; the label is their class, a bounded set."""
+
+
+def reason_class(reason: str) -> str:
+    """The bounded label of a dead letter's reason (`contract` for a schema violation)."""
+    for prefix, label in _REASON_CLASSES:
+        if reason.startswith(prefix):
+            return label
+    return "contract" if "breaks the contract" in reason else "other"
+
+
+PartitionLag = Callable[[], Mapping[tuple[str, int], int]]
+
+
+@dataclass
+class OutboxLevel:
+    """The outbox as last read: rows waiting and the age of the oldest."""
+
+    backlog: int = 0
+    oldest_age_seconds: float = 0.0
+
+
+class _Levels(Collector):
+    """Gauges read at scrape time: lag per partition, the outbox, the last commit's age."""
+
+    def __init__(self, metrics: RegistryMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        m = self._metrics
+        lag = GaugeMetricFamily(
+            "session_registry_consumer_lag",
+            "Records on the partition not yet applied (high watermark minus stored position)",
+            labels=("topic", "partition"),
+        )
+        for (topic, partition), value in sorted(m.lag().items()):
+            lag.add_metric((topic, str(partition)), value)
+        yield lag
+        yield GaugeMetricFamily(
+            "session_registry_partitions_assigned",
+            "Partitions this registry process consumes",
+            value=len(m.lag()),
+        )
+        yield GaugeMetricFamily(
+            "session_registry_outbox_backlog",
+            "Outbox records waiting to be published",
+            value=m.outbox.backlog,
+        )
+        yield GaugeMetricFamily(
+            "session_registry_outbox_oldest_age_seconds",
+            "Age of the oldest outbox record waiting to be published (0 when empty)",
+            value=m.outbox.oldest_age_seconds,
+        )
+        age = m.last_commit_age()
+        yield GaugeMetricFamily(
+            "session_registry_last_commit_age_seconds",
+            "Seconds since this process last committed a batch (since start before the first)",
+            value=age,
+        )
+
+
+class RegistryMetrics:
+    """Every metric of one registry process; `registry` is what /metrics renders."""
+
+    def __init__(
+        self, *, lag: PartitionLag | None = None, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.registry = CollectorRegistry()
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            # the process-wide collectors, rendered by this registry too
+            self.registry.register(collector)
+        self._monotonic = monotonic
+        self._last_commit = monotonic()
+        self.lag: PartitionLag = lag or dict
+        self.outbox = OutboxLevel()
+        r = self.registry
+        self.events_applied = Counter(
+            "session_registry_events_applied",
+            "Events applied to the read model, by type",
+            ("type",),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "session_registry_batch_seconds",
+            "Time to apply one batch in one transaction",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batches_failed = Counter(
+            "session_registry_batches_failed",
+            "Batches that failed (database or broker away) and are retried",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "session_registry_dead_letters",
+            "Records sent to the dead-letter topic, by reason class",
+            ("reason",),
+            registry=r,
+        )
+        self.commands_applied = Counter(
+            "session_registry_commands_applied",
+            "Termination commands applied",
+            registry=r,
+        )
+        self.sessions_terminated = Counter(
+            "session_registry_sessions_terminated",
+            "Sessions ended by termination commands",
+            registry=r,
+        )
+        self.sessions_expired = Counter(
+            "session_registry_sessions_expired",
+            "Sessions the sweeper expired",
+            registry=r,
+        )
+        self.records_skipped = Counter(
+            "session_registry_records_skipped",
+            "Records below the stored position (redelivered), skipped",
+            registry=r,
+        )
+        self.outbox_published = Counter(
+            "session_registry_outbox_published",
+            "Outbox records published to Kafka",
+            registry=r,
+        )
+        self.outbox_relay_failures = Counter(
+            "session_registry_outbox_relay_failures",
+            "Outbox relays that failed (the records stay queued)",
+            registry=r,
+        )
+        # every label value the alerts and dashboard name exists from the start, at 0
+        for _, label in _REASON_CLASSES:
+            self.dead_letters.labels(label)
+        for label in ("contract", "other"):
+            self.dead_letters.labels(label)
+        r.register(_Levels(self))
+
+    def committed(
+        self,
+        seconds: float,
+        event_types: Mapping[str, int],
+        dead_letter_reasons: Iterable[str],
+        commands: int,
+        terminated: int,
+        skipped: int,
+    ) -> None:
+        """One batch committed."""
+        self._last_commit = self._monotonic()
+        self.batch_seconds.observe(seconds)
+        for kind, count in event_types.items():
+            self.events_applied.labels(kind).inc(count)
+        for reason in dead_letter_reasons:
+            self.dead_letters.labels(reason_class(reason)).inc()
+        if commands:
+            self.commands_applied.inc(commands)
+        if terminated:
+            self.sessions_terminated.inc(terminated)
+        if skipped:
+            self.records_skipped.inc(skipped)
+
+    def last_commit_age(self) -> float:
+        """Seconds since the last committed batch."""
+        return max(0.0, self._monotonic() - self._last_commit)

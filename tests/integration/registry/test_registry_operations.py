@@ -1,0 +1,165 @@
+"""The registry's operations port on the real broker: /metrics counts what the batches did,
+/readyz follows the lag, /healthz follows the consumer loop, the outbox shows its backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from registry_helpers import NOW, StartRegistry, created, logout
+from sqlalchemy import insert
+
+from polling import until
+from read_model.tables import outbox
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.models import TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.bootstrap import Registry
+
+pytestmark = pytest.mark.kafka
+Send = Callable[..., Awaitable[None]]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(port: int) -> Samples:
+    """Every sample /metrics serves, by name and labels."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    assert response.status_code == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+async def probe(port: int, path: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{port}{path}")
+
+
+async def serving(start_registry: StartRegistry, **overrides: object) -> tuple[Registry, int]:
+    registry = await start_registry(registry_http_port=0, **overrides)
+    port = registry.serve_operations()
+    await until(lambda: _answers(port), 30, "the operations port answers")
+    return registry, port
+
+
+async def _answers(port: int) -> bool:
+    try:
+        await probe(port, "/healthz")
+    except httpx.TransportError:
+        return False
+    return True
+
+
+async def test_metrics_count_events_by_type_dead_letters_by_reason_and_commands(
+    start_registry: StartRegistry, send: Send, topics: Topics
+) -> None:
+    registry, port = await serving(start_registry)
+    await send(created("m1"), created("m2"), logout("m2", NOW))
+    await send((b"bad", b'{"type": "session.created", '), topic=topics.events)
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="acme",
+            requested_by="admin-7",
+            session_ids=[created("m1").session_id],
+        )
+    )
+    await registry.wait_until_idle(30)
+    await until(lambda: _ready(port), 30, "ready")
+
+    samples = await scrape(port)
+    applied = "session_registry_events_applied_total"
+    assert value(samples, applied, type="session.created") == 2
+    # the logout, and the command's own session.terminated back through the event log
+    assert value(samples, applied, type="session.terminated") == 2
+    dead = "session_registry_dead_letters_total"
+    assert value(samples, dead, reason="malformed_json") == 1
+    assert value(samples, dead, reason="unknown_type") == 0
+    assert value(samples, "session_registry_commands_applied_total") == 1
+    assert value(samples, "session_registry_sessions_terminated_total") == 1
+    assert value(samples, "session_registry_outbox_published_total") >= 1  # the revocation
+    assert value(samples, "session_registry_batch_seconds_count") >= 1
+    lags = {
+        (dict(labels)["topic"], dict(labels)["partition"]): v
+        for (name, labels), v in samples.items()
+        if name == "session_registry_consumer_lag"
+    }
+    assert len(lags) == 2 * topics.partitions  # events and commands, every partition
+    assert set(lags.values()) == {0}
+    assert value(samples, "session_registry_outbox_backlog") == 0
+    assert value(samples, "session_registry_outbox_oldest_age_seconds") == 0
+    assert value(samples, "session_registry_last_commit_age_seconds") >= 0
+    assert ("process_cpu_seconds_total", frozenset()) in samples  # process metrics too
+    assert (await probe(port, "/healthz")).status_code == 200
+    ready = await probe(port, "/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["lag"] == 0
+
+
+async def test_readyz_is_503_while_records_wait_and_200_once_applied(
+    start_registry: StartRegistry, send: Send
+) -> None:
+    registry, port = await serving(start_registry, registry_ready_max_lag=0)
+    await until(lambda: _ready(port), 30, "ready on empty topics")
+    async with registry.loop.gate:  # no batch commits while the gate is held
+        await send(*(created(f"r{i}") for i in range(5)))
+
+        async def lagging() -> bool:
+            # the ends known from the fetches made before the loop blocked on the gate
+            return sum(registry.loop.lag().values()) >= 1
+
+        await until(lagging, 30, "the registry sees the new records")
+        answer = await probe(port, "/readyz")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["status"] == "not ready"
+        assert answer.json()["lag"] >= 1
+        lag = await scrape(port)
+        assert sum(v for (n, _), v in lag.items() if n == "session_registry_consumer_lag") >= 1
+    await registry.wait_until_idle(30)
+    await until(lambda: _ready(port), 30, "ready once the records are applied")
+
+
+async def _ready(port: int) -> bool:
+    return (await probe(port, "/readyz")).status_code == 200
+
+
+async def test_healthz_is_503_once_the_consumer_loop_is_gone(start_registry: StartRegistry) -> None:
+    registry, port = await serving(start_registry)
+    assert (await probe(port, "/healthz")).status_code == 200
+    consumer = next(t for t in registry._tasks if t.get_name() == "registry-consumer")
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    answer = await probe(port, "/healthz")
+    assert answer.status_code == 503
+    assert answer.json() == {"status": "stalled", **answer.json(), "consumer_running": False}
+
+
+async def test_outbox_backlog_and_oldest_age_are_read_on_each_scrape(
+    start_registry: StartRegistry,
+) -> None:
+    registry, port = await serving(start_registry)
+    queued_at = datetime.now(UTC) - timedelta(minutes=5)
+    async with registry.relay.paused(10):  # nothing is relayed meanwhile
+        async with UnitOfWork(registry.store) as uow:
+            old = {"topic": "t", "key": b"k1", "value": b"v", "created_at": queued_at}
+            await uow.conn.execute(insert(outbox), old)
+            # queued now: the database's default
+            await uow.conn.execute(insert(outbox), {"topic": "t", "key": b"k2", "value": None})
+        samples = await scrape(port)
+        async with UnitOfWork(registry.store) as uow:
+            await uow.conn.execute(outbox.delete())
+    assert value(samples, "session_registry_outbox_backlog") == 2
+    assert value(samples, "session_registry_outbox_oldest_age_seconds") >= 299
