@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError
 
 from session_contracts.redaction import redact_url
 from session_registry.entrypoints.cli_options import JSON_HELP, line, moment, refuse
@@ -51,10 +52,13 @@ def _run(work: Any) -> Any:
         return asyncio.run(work)
     except KafkaError as exc:
         refuse(f"kafka: {type(exc).__name__}: {exc}", 1)
-    except LookupError as exc:  # a topic the broker does not have (`topic_partitions`)
+    except LookupError as exc:  # a topic the broker does not have, a database with no read model
         if isinstance(exc, KeyError | IndexError):
             raise  # a bug, not the broker's answer
         refuse(str(exc), 1)
+    except (OSError, DBAPIError) as exc:  # the database cannot be reached or refused us
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        refuse(f"database: {type(exc).__name__}: {first}", 1)
 
 
 def events(

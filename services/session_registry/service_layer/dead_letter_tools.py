@@ -26,13 +26,14 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from read_model.database import make_engine
+from read_model.database import make_engine, schema_of
 from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_command, decode_event
 from session_contracts.codec import encode as encode_message
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import record_key, split_record_key
 from session_contracts.kafka_clients import new_consumer, new_producer
 from session_contracts.models import SCHEMA_VERSION, SessionEvent, TerminateSessions
+from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters import dead_letters as dlq
@@ -314,6 +315,12 @@ def plan(letter: Letter, topics: Topics) -> Redrive:
 
 async def _skip_applied(plans: list[Redrive], database_url: str, topics: Topics) -> None:
     """Mark `skip` what the read model shows applied already."""
+    if await schema_of(database_url) is None:
+        # without it every record would look new: refuse rather than redrive blind
+        raise LookupError(
+            f"no read model at {redact_url(database_url)}: point SESSIONS_DATABASE_URL at the "
+            "registry's database (redrive skips what it shows applied)"
+        )
     events = {
         p.identity
         for p in plans

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +193,14 @@ async def test_dlq_refuses_a_bad_time(topics: Topics, kafka_bootstrap: str, db_u
     env = cli_env(kafka_bootstrap, topics, db_url, "unused")
     done = await cli(env, "dlq", "list", "--since", "2026-11-30T09:14:00", code=2)
     assert "has no time zone" in done.err and "Traceback" not in done.err
+
+
+async def test_dlq_redrive_refuses_a_database_without_a_read_model(
+    topics: Topics, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # an empty database would show nothing applied: every dead letter would be sent again
+    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    env = cli_env(kafka_bootstrap, topics, empty, "unused")
+    done = await cli(env, "dlq", "redrive", "--dry-run", code=1)
+    assert "no read model at" in done.err and "SESSIONS_DATABASE_URL" in done.err
+    assert "Traceback" not in done.err
