@@ -24,6 +24,7 @@ from admin_api.app import create_app as create_admin_app
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from fresh_topics import connection
 from polling import until
 from read_model.database import upgrade_schema
 from session_contracts.handles import session_handle
@@ -77,7 +78,9 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
         admin = await stack.enter_async_context(
             served(create_admin_app(admin_settings), "http://admin")
         )
-        publisher = await stack.enter_async_context(SessionEventPublisher(kafka_bootstrap, topics))
+        publisher = await stack.enter_async_context(
+            SessionEventPublisher(connection(kafka_bootstrap, topics))
+        )
         await publisher.publish(
             created_event(
                 tenant_id=TENANT,
