@@ -86,12 +86,18 @@ share.coordinator.state.topic.min.isr=1
 # Consumer groups form at once (tests and dev start many short-lived groups).
 group.initial.rebalance.delay.ms=0
 EOF
-	cat >"$STATE/log4j2.properties" <<EOF
-# Warnings to $STATE/server.log (rolled at 20 MB); the start-up line for readiness.
+	kafka_log4j "$STATE"
+}
+
+# A broker's log4j2 configuration in DIR: warnings to DIR/server.log (rolled at 20 MB), and the
+# start-up line that readiness waits for. Both modes use it (kafka_cluster.sh too).
+kafka_log4j() {
+	local dir="$1"
+	cat >"$dir/log4j2.properties" <<EOF
 appender.file.type=RollingFile
 appender.file.name=file
-appender.file.fileName=$STATE/server.log
-appender.file.filePattern=$STATE/server.log.%i
+appender.file.fileName=$dir/server.log
+appender.file.filePattern=$dir/server.log.%i
 appender.file.layout.type=PatternLayout
 appender.file.layout.pattern=[%d] %p %m (%c)%n
 appender.file.policies.type=Policies

@@ -111,28 +111,7 @@ share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
 EOF
-	c_log4j "$dir"
-}
-
-c_log4j() {
-	local dir="$1"
-	cat >"$dir/log4j2.properties" <<EOF
-appender.file.type=RollingFile
-appender.file.name=file
-appender.file.fileName=$dir/server.log
-appender.file.filePattern=$dir/server.log.%i
-appender.file.layout.type=PatternLayout
-appender.file.layout.pattern=[%d] %p %m (%c)%n
-appender.file.policies.type=Policies
-appender.file.policies.size.type=SizeBasedTriggeringPolicy
-appender.file.policies.size.size=20MB
-appender.file.strategy.type=DefaultRolloverStrategy
-appender.file.strategy.max=2
-rootLogger.level=WARN
-rootLogger.appenderRef.file.ref=file
-logger.started.name=kafka.server.KafkaRaftServer
-logger.started.level=INFO
-EOF
+	kafka_log4j "$dir"
 }
 
 c_format() {

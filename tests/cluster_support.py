@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from devstack.deploy_scripts import printed
+from devstack.secured_cluster import cluster_script
 
 
 @dataclass(frozen=True)
@@ -43,33 +43,14 @@ class Cluster:
 
 def start_cluster() -> Cluster:
     """`deploy/kafka.sh cluster start` (idempotent) and the values it prints."""
-    done = subprocess.run(
-        ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", "start"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy/kafka.sh cluster start failed:\n{done.stderr[-3000:]}")
-    values = dict(
-        line.split("=", 1) for line in done.stdout.splitlines() if line.startswith("KAFKA_")
-    )
+    out = cluster_script("start")
     return Cluster(
-        values["KAFKA_CLUSTER_BOOTSTRAP_SERVERS"],
-        Path(values["KAFKA_CLUSTER_DIR"]),
-        values["KAFKA_CLUSTER_TOPIC_PREFIX"],
+        printed(out, "KAFKA_CLUSTER_BOOTSTRAP_SERVERS"),
+        Path(printed(out, "KAFKA_CLUSTER_DIR")),
+        printed(out, "KAFKA_CLUSTER_TOPIC_PREFIX"),
     )
 
 
 def grant_environment(prefix: str) -> None:
     """Topics and the ACL table for another topic prefix on the running cluster (~20 s)."""
-    done = subprocess.run(
-        ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", "grant", prefix],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy/kafka.sh cluster grant failed:\n{done.stderr[-3000:]}")
+    cluster_script("grant", prefix)

@@ -23,14 +23,14 @@ class SecuredCluster:
     @classmethod
     def started(cls) -> SecuredCluster:
         """Start the cluster if it is not running; its bootstrap list and state directory."""
-        out = _cluster("start")
+        out = cluster_script("start")
         return cls(
             printed(out, "KAFKA_CLUSTER_BOOTSTRAP_SERVERS"), Path(printed(out, "KAFKA_CLUSTER_DIR"))
         )
 
     def environment(self, prefix: str) -> None:
         """Create the topics of `prefix` (3 replicas, min ISR 2) and grant the ACL table."""
-        _cluster("grant", prefix)
+        cluster_script("grant", prefix)
 
     def settings(self, user: str, prefix: str, partitions: int = 6) -> KafkaSettings:
         """How the service principal `user` connects (SASL_SSL, SCRAM-SHA-512, the CA)."""
@@ -47,7 +47,8 @@ class SecuredCluster:
         )
 
 
-def _cluster(*arguments: str) -> str:
+def cluster_script(*arguments: str) -> str:
+    """Run `deploy/kafka.sh cluster ARGUMENTS`; what it printed (an error names its stderr)."""
     done = subprocess.run(
         ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", *arguments],
         stdin=subprocess.DEVNULL,

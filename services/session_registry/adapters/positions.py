@@ -42,35 +42,34 @@ async def save_positions(
     uow: UnitOfWork, consumer: str, positions: Mapping[TopicPartitionKey, int]
 ) -> None:
     """Store next offsets; a stored position never moves backwards."""
-    if not positions:
-        return
-    statement = uow.store.insert(consumer_positions)
-    statement = statement.on_conflict_do_update(
-        index_elements=[_p.consumer, _p.topic, _p.partition],
-        set_={
-            "next_offset": case(
-                (_p.next_offset > statement.excluded.next_offset, _p.next_offset),
-                else_=statement.excluded.next_offset,
-            )
-        },
-    )
-    rows = [
-        {"consumer": consumer, "topic": topic, "partition": partition, "next_offset": offset}
-        for (topic, partition), offset in sorted(positions.items())
-    ]
-    await uow.conn.execute(statement, rows)
+    await _upsert_positions(uow, consumer, positions, backwards=False)
 
 
 async def overwrite_positions(
     uow: UnitOfWork, consumer: str, positions: Mapping[TopicPartitionKey, int]
 ) -> None:
     """Store exactly these next offsets, backwards too (an SRE's `positions set`)."""
+    await _upsert_positions(uow, consumer, positions, backwards=True)
+
+
+async def _upsert_positions(
+    uow: UnitOfWork,
+    consumer: str,
+    positions: Mapping[TopicPartitionKey, int],
+    *,
+    backwards: bool,
+) -> None:
     if not positions:
         return
     statement = uow.store.insert(consumer_positions)
+    offered = statement.excluded.next_offset
     statement = statement.on_conflict_do_update(
         index_elements=[_p.consumer, _p.topic, _p.partition],
-        set_={"next_offset": statement.excluded.next_offset},
+        set_={
+            "next_offset": offered
+            if backwards
+            else case((_p.next_offset > offered, _p.next_offset), else_=offered)
+        },
     )
     rows = [
         {"consumer": consumer, "topic": topic, "partition": partition, "next_offset": offset}
