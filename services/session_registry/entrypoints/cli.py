@@ -14,6 +14,7 @@ import time
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
 from read_model.database import schema_of, upgrade_schema
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
@@ -127,6 +128,12 @@ def rebuild(
             "be swapped in (--swap): the live registry would resume from past positions"
         )
     settings = RegistrySettings()
+    if _same_database(into, settings.database_url):
+        # the replay takes the PostgreSQL listing indexes off the database it fills
+        refuse(
+            f"--into {redact_url(into)} is the live database (SESSIONS_DATABASE_URL): a rebuild "
+            "fills a fresh one"
+        )
     if swap_in and asyncio.run(schema_of(settings.database_url)) is None:
         typer.echo(
             f"--swap: the live database {redact_url(settings.database_url)} has no read model "
@@ -196,3 +203,14 @@ app.command()(sre_cli.events)
 app.add_typer(sre_cli.dlq_app, name="dlq")
 app.add_typer(sre_cli.positions_app, name="positions")
 app.command()(sre_cli.diff)
+
+
+def _same_database(a: str, b: str) -> bool:
+    """Whether two URLs name one database (driver and password aside)."""
+    first, second = make_url(a), make_url(b)
+    return (first.get_backend_name(), first.host, first.port, first.database) == (
+        second.get_backend_name(),
+        second.host,
+        second.port,
+        second.database,
+    )

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from sre_cli import CLI_TIMEOUT, cli_env
@@ -31,11 +32,16 @@ def _read_all(fd: int) -> bytes:
 
 
 async def test_rebuild_on_a_terminal_shows_records_per_second_and_eta(
-    send: Callable[..., Awaitable[None]], topics: Topics, kafka_bootstrap: str, db_url: str
+    send: Callable[..., Awaitable[None]],
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    tmp_path: Path,
 ) -> None:
     log = list(records(Workload(sessions=100, activity=4, seed=2)))
     await send(*log, topic=topics.events)
-    env = {**cli_env(kafka_bootstrap, topics, db_url, "unused"), "TERM": "xterm", "COLUMNS": "160"}
+    live = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"  # never touched: a rebuild fills db_url
+    env = {**cli_env(kafka_bootstrap, topics, live, "unused"), "TERM": "xterm", "COLUMNS": "160"}
     terminal, other_end = os.openpty()
     try:
         process = await asyncio.create_subprocess_exec(

@@ -214,3 +214,13 @@ async def test_diff_prints_the_sessions_that_differ_and_exits_non_zero(
         assert "no column ['colour']" in bogus.err
     finally:
         await drop()
+
+
+async def test_rebuild_refuses_to_fill_the_live_database(
+    topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    # the replay takes PostgreSQL's listing indexes off the database it fills: never the live one
+    env = cli_env(kafka_bootstrap, topics, db_url, "unused")
+    done = await cli(env, "rebuild", "--into", db_url, code=2)
+    assert "is the live database" in done.err and "Traceback" not in done.err
+    assert "sessions:sessions@" not in done.err  # the password stays out of the message
