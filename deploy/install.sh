@@ -32,6 +32,8 @@ apt_packages() {
 	# (deploy/test.sh). Only the tool is used: no Prometheus server is started here (on a
 	# machine with systemd, `systemctl disable --now prometheus` after the first install).
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# openssl: deploy/kafka.sh cluster makes the secured cluster's CA and certificates with it
+	command -v openssl >/dev/null || missing+=(openssl)
 	# node + npm: TypeScript type-checks the admin page's JavaScript (deploy/test.sh, check tsc).
 	command -v node >/dev/null || missing+=(nodejs)
 	command -v npm >/dev/null || missing+=(npm)
