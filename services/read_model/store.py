@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -45,6 +45,8 @@ RevocationRow: TypeAlias = tuple[str, str, datetime]
 Key: TypeAlias = tuple[str, str]
 Upsert: TypeAlias = sqlite.Insert | postgresql.Insert
 Query = TypeVar("Query", bound=Select[Any])
+First = TypeVar("First")
+Second = TypeVar("Second")
 
 _TIMES = tuple(i for i, c in enumerate(sessions.columns) if isinstance(c.type, DateTime))
 _IP = SESSION_COLUMNS.index("ip_packed")
@@ -153,6 +155,17 @@ class Store(ABC):
         self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
     ) -> int:
         """How many of the tenant's listed sessions active at `now` match `filter`."""
+
+    async def read_together(
+        self,
+        first: Callable[[AsyncConnection], Awaitable[First]],
+        second: Callable[[AsyncConnection], Awaitable[Second]],
+    ) -> tuple[First, Second]:
+        """Two reads that see one snapshot of the database, so that a page and its total
+        agree although the registry commits between them. By default one after the other
+        in one read transaction."""
+        async with self.engine.connect() as conn, conn.begin():
+            return await first(conn), await second(conn)
 
     @abstractmethod
     def search(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:

@@ -3,13 +3,13 @@ session with its history."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters import session_listing
 from admin_api.adapters.session_search import first_page_and_total, is_search
@@ -70,22 +70,23 @@ async def list_sessions(
             raise InvalidParameter("cursor", str(exc), request.cursor) from None
         query = replace(query, after=after)
 
-    async def page() -> session_listing.Page:
-        async with store.engine.connect() as conn:
-            return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
+    async def page(conn: AsyncConnection) -> session_listing.Page:
+        return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
 
-    async def total() -> int:
-        if query.after is not None and query.after.total is not None:
-            return query.after.total
-        async with store.engine.connect() as conn:
-            return await store.count_active(conn, query.filter, admin.tenant_id, now)
+    async def total(conn: AsyncConnection) -> int:
+        return await store.count_active(conn, query.filter, admin.tenant_id, now)
 
-    if query.after is None and is_search(query.filter):
+    if query.after is not None and query.after.total is not None:
+        # a later page: the first page's count stands
+        async with store.engine.connect() as conn:
+            found, matches = await page(conn), query.after.total
+    elif is_search(query.filter):
         async with store.engine.connect() as conn:
             found, matches = await first_page_and_total(store, conn, query, admin.tenant_id, now)
     else:
-        # two connections: the page and the count run side by side
-        found, matches = await asyncio.gather(page(), total())
+        # one snapshot for both: a page and a total that disagree (a session counted but not
+        # listed) would be read between the registry's commits otherwise
+        found, matches = await store.read_together(page, total)
     next_cursor = None
     if found.after is not None:
         next_cursor = encode_cursor(cursors, scope, replace(found.after, total=matches))

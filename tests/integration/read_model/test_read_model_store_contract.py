@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model import listing_indexes
 from read_model.database import open_store, upgrade_schema
@@ -225,6 +226,36 @@ async def test_a_search_reads_in_a_transaction_of_its_own(store: Store) -> None:
             found = await conn.execute(select(func.count()).select_from(sessions))
             assert found.scalar() == 2
         assert not conn.in_transaction()
+
+
+async def test_two_reads_together_see_one_snapshot_whatever_commits_between(
+    store: Store,
+) -> None:
+    """A page and its total come from `read_together`: a session the registry commits while
+    they run is in neither or in both, never counted but not listed."""
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("a"), row("b")])
+    committed = asyncio.Event()
+
+    async def count(conn: AsyncConnection) -> int:
+        found = await conn.execute(select(func.count()).select_from(sessions))
+        return int(found.scalar_one())
+
+    async def first(conn: AsyncConnection) -> tuple[int, int]:
+        before = await count(conn)
+        async with UnitOfWork(store) as uow:  # the registry, committing meanwhile
+            await store.save_sessions(uow.conn, [row("c")])
+        committed.set()
+        return before, await count(conn)
+
+    async def second(conn: AsyncConnection) -> int:
+        await committed.wait()  # (PostgreSQL runs the two side by side)
+        return await count(conn)
+
+    (before, after), beside = await store.read_together(first, second)
+    assert (before, after, beside) == (2, 2, 2)
+    async with store.engine.connect() as conn:
+        assert await count(conn) == 3
 
 
 async def _indexes(store: Store) -> dict[str, str]:
