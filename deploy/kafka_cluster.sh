@@ -20,7 +20,7 @@ C_PREFIX="${KAFKA_CLUSTER_TOPIC_PREFIX:-cluster.}"
 C_DIR="$STATE_ROOT/kafka-cluster-$C_BASE"
 C_USERS=(admin registry admin-api gateway outsider)
 C_BROKER_DN="CN=kafka-broker"
-C_ACL_VERSION=2 # bump when the table changes: a running cluster gets the new grants at start
+C_ACL_VERSION=3 # bump when the table changes: a running cluster gets the new grants at start
 
 c_client_port() { echo $((C_BASE + $1 - 1)); }
 c_internal_port() { echo $((C_BASE + 10 + $1 - 1)); }
@@ -194,9 +194,10 @@ c_environment() {
 		--topic "${p}sessions.commands" --topic "${p}sessions.settings" >/dev/null
 	"${acl[@]}" --allow-principal User:admin-api --operation Describe \
 		--topic "${p}sessions.events" --topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" >/dev/null
-	# gateway (and the platform service it runs in): reads revocations, writes events
+	# gateway (and the platform service it runs in): reads revocations and, as the login service,
+	# the tenants' settings its new sessions take; writes events
 	"${acl[@]}" --allow-principal User:gateway --operation Read --operation Describe \
-		--topic "${p}sessions.revocations" >/dev/null
+		--topic "${p}sessions.revocations" --topic "${p}sessions.settings" >/dev/null
 	"${acl[@]}" --allow-principal User:gateway --operation Write --operation Describe \
 		--topic "${p}sessions.events" >/dev/null
 }

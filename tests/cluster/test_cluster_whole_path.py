@@ -27,6 +27,7 @@ from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
 from read_model.database import upgrade_schema
 from session_contracts.handles import session_handle
+from session_contracts.models import SessionPolicy, SessionType
 from session_registry.bootstrap import Registry
 from session_registry.settings import RegistrySettings
 
@@ -97,11 +98,21 @@ async def test_sign_in_list_terminate_refuse_on_sasl_ssl_with_acls(
         admin = await stack.enter_async_context(
             served(create_admin_app(admin_settings), "http://admin")
         )
-        demo = await stack.enter_async_context(
-            served(create_demo_app(demo_settings), "http://demo")
-        )
+        demo_app = create_demo_app(demo_settings)
+        demo = await stack.enter_async_context(served(demo_app, "http://demo"))
         ready = await eventually(lambda: admin.get("/readyz"), lambda r: r.status_code == 200)
         assert ready.status_code == 200, ready.text
+
+        # the admin's settings reach the login service (the gateway principal reads them)
+        week = {"max_session_seconds": 7 * 86400 + 1, "idle_timeout_seconds": 3601}
+        changed = await admin.put("/api/v1/settings/sessions/mobile", json=week, headers=auth)
+        assert changed.status_code == 200, changed.text
+        policies = demo_app.state.demo.policies
+        taken = SessionPolicy(**week)
+        deadline = asyncio.get_running_loop().time() + 60
+        while await policies.current(tenant, SessionType.mobile) != taken:
+            assert asyncio.get_running_loop().time() < deadline, "settings never reached sign-in"
+            await asyncio.sleep(0.1)
 
         phone = (await demo.post("/api/signin", json={"user_name": "Ada Lovelace"})).json()
         credential = phone["credential"]
@@ -112,6 +123,8 @@ async def test_sign_in_list_terminate_refuse_on_sasl_ssl_with_acls(
             lambda r: r.json().get("total") == 1,
         )
         assert [item["session_id"] for item in listed.json()["items"]] == [handle]
+        # the session took the settings in force: not outdated by them
+        assert listed.json()["items"][0]["policy_outdated"] is False
         ok = await eventually(
             lambda: demo.get("/api/me", headers={"X-Session-Id": credential}),
             lambda r: r.status_code == 200,
