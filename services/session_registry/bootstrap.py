@@ -47,7 +47,9 @@ class Registry:
         self.clock = clock
         self.topics = settings.topics
         self.metrics = RegistryMetrics(lag=lambda: self.loop.lag())
-        self.producer = new_producer(settings, linger_ms=5)
+        # No linger: the relay and the dead letters append a whole chunk before awaiting it,
+        # so batching costs nothing to lose, and a lone revocation leaves at once.
+        self.producer = new_producer(settings, linger_ms=0)
         self.relay = OutboxRelay(store, self.producer, chunk=settings.outbox_chunk)
         self.sweeper = Sweeper(store, self.topics, batch_size=settings.sweep_batch_size)
         consumer = new_consumer(

@@ -59,7 +59,9 @@ class KafkaBus:
     async def _connect(self) -> None:
         delay = 0.5
         while True:
-            producer = new_producer(self._kafka)
+            # No linger: a termination's command leaves at once (its POST waits for the ack);
+            # concurrent POSTs still share requests while one is in flight.
+            producer = new_producer(self._kafka, linger_ms=0)
             try:
                 await ensure_topics(self._kafka)  # the settings topic above all
                 await producer.start()

@@ -199,9 +199,11 @@ class ConsumerLoop:
                 outcome.terminated,
                 outcome.skipped,
             )
-        await self._commit(outcome)
+        # the relay first: a termination's revocation must not wait for the group's offset
+        # commit (a broker round trip that only keeps lag tools honest)
         if self._after_batch is not None:
             await self._after_batch(outcome)
+        await self._commit(outcome)
         return True
 
     async def _reseek_when_readable(self) -> None:
