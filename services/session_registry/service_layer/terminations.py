@@ -105,6 +105,8 @@ async def _apply_one(
     """End the sessions one command targets; return how many."""
     # this span's context, for the revocations' records
     headers = tuple(inject_headers()) if traced else ()
+    command_id = str(command.command_id)
+    per_session = log.isEnabledFor(logging.DEBUG)  # asked once: no per-session work when off
     query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
     ended = 0
     for state in await lock_states(uow, query):
@@ -113,14 +115,15 @@ async def _apply_one(
         if state.state != OPEN:
             continue
         event = termination_event(command, state)
-        log.debug(
-            "session terminated by command",
-            extra={
-                "tenant_id": command.tenant_id,
-                "command_id": str(command.command_id),
-                "session_handle": state.session_id,
-            },
-        )
+        if per_session:
+            log.debug(
+                "session terminated by command",
+                extra={
+                    "tenant_id": command.tenant_id,
+                    "command_id": command_id,
+                    "session_handle": state.session_id,
+                },
+            )
         apply(state, event)
         changes.states[state.key] = state
         changes.record(event)
@@ -134,6 +137,6 @@ async def _apply_one(
     log.info(
         "termination command applied: %d session(s) ended",
         ended,
-        extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+        extra={"tenant_id": command.tenant_id, "command_id": command_id},
     )
     return ended
