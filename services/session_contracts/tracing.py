@@ -8,8 +8,8 @@ headers, and the gateway applies the revocation under a child span of that.
 
 Off by default: without `configure_tracing` no SDK is installed and `tracing_on()` is false;
 the registry and the gateway then start no span, attach no context and write no header (they
-ask `tracing_on()` once per command; the gateway traces only records that carry a context),
-so tracing off costs nothing per record and nothing per request.
+ask `tracing_on()` once per batch of commands; the gateway traces only records that carry a
+context), so tracing off costs nothing per record and nothing per request.
 `SESSIONS_OTLP_ENDPOINT` (e.g. `http://127.0.0.1:4318/v1/traces`) turns export on.
 """
 
