@@ -1,7 +1,8 @@
 """How fast the registry folds the event log into PostgreSQL, against a ceiling and a baseline.
 
     python -m bench.ingest [--events 1000000] [--naive-events 50000] [--partitions 6]
-                           [--keep-topics]
+                           [--keep-topics] [--observability-events 200000]
+                           [--observability-blocks 4] [--observability-only]
 
 Loads a realistic mix (per session: 1 created, about 20 activity, a fifth logged out; a little
 disorder and duplication) into fresh topics on the real broker, then measures in the same run:
@@ -11,26 +12,38 @@ disorder and duplication) into fresh topics on the real broker, then measures in
    over the first `--naive-events` events;
 3. registry: the real `Registry` (consumer group, batches, stored positions) into PostgreSQL;
 4. replay: `session-registry rebuild` of the whole log into a fresh PostgreSQL database, in one
-   process and with `--workers 2` (two processes sharing the partitions).
+   process and with `--workers 2` (two processes sharing the partitions);
+5. observability on/off: the registry over `--observability-events` events of their own
+   topics, with its metrics and tracing on (`SESSIONS_REGISTRY_METRICS`, an OpenTelemetry SDK
+   provider installed, /metrics scraped every second) and off, each round a process of its
+   own (a tracer provider cannot be uninstalled) into a fresh database, in ABBA blocks
+   (`bench.abba`): the median ratio on/off of the wall-clock time and of the registry
+   process's CPU time, with their spread. Target: within 1.05.
 
-The last line prints events/s of each and the ratios. Targets: registry >= 50,000 events/s and
->= 10x naive; replay >= 100,000 events/s. Needs KAFKA_BOOTSTRAP_SERVERS (default
-127.0.0.1:9092) and an admin URL of PostgreSQL in SESSIONS_TEST_POSTGRES_URL (else
-`deploy/postgres.sh start` is run).
+A summary line prints events/s of each and the ratios, the last one the on/off figure. Targets:
+registry >= 50,000 events/s and >= 10x naive; replay >= 100,000 events/s. Needs
+KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092) and an admin URL of PostgreSQL in
+SESSIONS_TEST_POSTGRES_URL (else `deploy/postgres.sh start` is run).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
+import subprocess
+import sys
 import time
 import uuid
 
 import asyncpg  # type: ignore[import-untyped]
+import httpx
 from aiokafka import AIOKafkaConsumer
 
+from bench.abba import ORDER, block_ratio, spread
 from bench.ingest_naive import naive_projection
 from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database
@@ -49,6 +62,8 @@ from session_registry.workload import Workload, records, sessions_for
 
 TARGET_REGISTRY = 50_000
 TARGET_REPLAY = 100_000
+OBSERVABILITY_TARGET = 1.05
+SCRAPE_SECONDS = 1.0
 
 
 def say(*parts: object) -> None:
@@ -134,7 +149,12 @@ def _kafka(bootstrap: str | KafkaSettings) -> KafkaSettings:
 
 
 def bench_registry_settings(
-    bootstrap: str | KafkaSettings, topics: Topics, database_url: str, group: str | None = None
+    bootstrap: str | KafkaSettings,
+    topics: Topics,
+    database_url: str,
+    group: str | None = None,
+    *,
+    metrics: bool = True,
 ) -> RegistrySettings:
     """The registry as the benches run it: a group of its own (or `group`; "" for the
     environment's), no sweeper, topics made already."""
@@ -147,25 +167,72 @@ def bench_registry_settings(
         consumer_group=f"bench-{uuid.uuid4().hex[:8]}" if group is None else group,
         sweep_interval_seconds=0,
         create_topics=False,
+        registry_metrics=metrics,
     )
 
 
 async def registry_run(
-    bootstrap: str | KafkaSettings, topics: Topics, database_url: str, group: str | None = None
+    bootstrap: str | KafkaSettings,
+    topics: Topics,
+    database_url: str,
+    group: str | None = None,
+    *,
+    metrics: bool = True,
+    scrape: bool = False,
 ) -> float:
     """The real registry from an empty database until it has caught up: seconds."""
-    registry = Registry.from_settings(
-        bench_registry_settings(bootstrap, topics, database_url, group)
+    seconds, _ = await timed_registry_run(
+        bootstrap, topics, database_url, group, metrics=metrics, scrape=scrape
     )
+    return seconds
+
+
+async def timed_registry_run(
+    bootstrap: str | KafkaSettings,
+    topics: Topics,
+    database_url: str,
+    group: str | None = None,
+    *,
+    metrics: bool = True,
+    scrape: bool = False,
+) -> tuple[float, float]:
+    """`registry_run`: (seconds, CPU seconds this process spent meanwhile, every thread).
+
+    `metrics`: `registry_metrics`; `scrape`: serve the operations port and scrape /metrics
+    every `SCRAPE_SECONDS` meanwhile (as Prometheus would, more often)."""
+    registry = Registry.from_settings(
+        bench_registry_settings(bootstrap, topics, database_url, group, metrics=metrics)
+    )
+    port = registry.serve_operations() if scrape else None
     await registry.start()  # migrations included, before the clock starts below
     # the group join (the broker's initial rebalance delay) is start-up, not throughput
     await registry.loop.assigned.wait()
-    started = time.perf_counter()
+    scraper = None
+    if port is not None:
+        scraped = asyncio.Event()
+        scraper = asyncio.create_task(scrape_every(port, scraped))
+        await scraped.wait()  # the first scrape's one-time costs (imports, client) are start-up
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         await registry.wait_until_idle(timeout=3600)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
+        if scraper is not None:
+            scraper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scraper
         await registry.stop()
+
+
+async def scrape_every(port: int, scraped: asyncio.Event) -> None:
+    """GET /metrics every `SCRAPE_SECONDS` until cancelled (each must answer 200); `scraped`
+    is set after the first."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        while True:
+            response = await client.get("/metrics")
+            response.raise_for_status()
+            scraped.set()
+            await asyncio.sleep(SCRAPE_SECONDS)
 
 
 async def delete_topics(bootstrap: str | KafkaSettings, topics: Topics) -> None:
@@ -182,16 +249,28 @@ def _rate(events: int, seconds: float) -> float:
     return events / seconds if seconds > 0 else 0.0
 
 
-async def main(events: int, naive_events: int, partitions: int, keep_topics: bool) -> None:
+async def main(
+    events: int,
+    naive_events: int,
+    partitions: int,
+    keep_topics: bool,
+    observability_events: int,
+    observability_blocks: int,
+) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
-    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
-    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
-    try:
-        await measure(bootstrap, admin_url, topics, events, naive_events)
-    finally:
-        if not keep_topics:
-            await delete_topics(bootstrap, topics)
+    if events > 0:
+        topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
+        await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
+        try:
+            await measure(bootstrap, admin_url, topics, events, naive_events)
+        finally:
+            if not keep_topics:
+                await delete_topics(bootstrap, topics)
+    if observability_blocks > 0:
+        await observability(
+            bootstrap, admin_url, partitions, observability_events, observability_blocks
+        )
 
 
 async def measure(
@@ -260,6 +339,99 @@ async def measure(
     )
 
 
+async def observability_round(
+    bootstrap: str, topics: Topics, database_url: str, on: bool
+) -> tuple[float, float]:
+    """One registry run in a process of its own, observability on or off: (seconds, CPU
+    seconds of the registry's process)."""
+    command = [
+        sys.executable, "-m", "bench.ingest", "--observability-child", "on" if on else "off",
+        "--child-topic-prefix", topics.prefix, "--partitions", str(topics.partitions),
+        "--child-database-url", database_url,
+    ]  # fmt: skip
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    env.pop("SESSIONS_OTLP_ENDPOINT", None)  # the child installs tracing itself when on
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"observability round failed:\n{done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(figures["seconds"]), float(figures["cpu_seconds"])
+
+
+async def observability_child(on: bool, prefix: str, partitions: int, database_url: str) -> None:
+    """A round of `observability`: on installs an SDK tracer provider (spans kept in memory,
+    as `configure_tracing` with an exporter does), keeps the metrics and scrapes them."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from session_contracts.tracing import configure_tracing
+
+    exporter = InMemorySpanExporter()
+    if on:
+        configure_tracing("bench-ingest", exporter=exporter)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    topics = Topics(prefix=prefix, partitions=partitions)
+    seconds, cpu = await timed_registry_run(bootstrap, topics, database_url, metrics=on, scrape=on)
+    spans = len(exporter.get_finished_spans())
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "spans": spans}))
+
+
+async def observability(
+    bootstrap: str, admin_url: str, partitions: int, events: int, blocks: int
+) -> None:
+    """The registry with metrics and tracing on against off, ABBA blocks in this run.
+
+    Two ratios per block: of the wall-clock time (the whole pipeline: broker, PostgreSQL and
+    the registry, which other work on a shared machine disturbs) and of the registry process's
+    CPU time (where metrics and tracing run, and far less disturbed)."""
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
+    try:
+        total = await load(bootstrap, topics, events)
+        say(
+            f"observability on/off: {total} events in topics of their own, {blocks} ABBA "
+            "blocks, each round a registry process into a fresh database"
+        )
+        ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
+        best: dict[bool, float] = {False: math.inf, True: math.inf}
+        for block in range(blocks):
+            wall: dict[str, list[float]] = {"A": [], "B": []}
+            cpu: dict[str, list[float]] = {"A": [], "B": []}
+            for side in ORDER:
+                url = await fresh_database(admin_url, "observability")
+                try:
+                    seconds, cpu_seconds = await observability_round(
+                        bootstrap, topics, url, side == "B"
+                    )
+                finally:
+                    await drop_database(admin_url, url)
+                wall[side].append(seconds)
+                cpu[side].append(cpu_seconds)
+                best[side == "B"] = min(best[side == "B"], seconds)
+            ratios["wall"].append(block_ratio(wall["A"], wall["B"]))
+            ratios["cpu"].append(block_ratio(cpu["A"], cpu["B"]))
+            say(
+                f"  block {block + 1} (off, on, on, off): wall {wall['A'][0]:.2f} "
+                f"{wall['B'][0]:.2f} {wall['B'][1]:.2f} {wall['A'][1]:.2f} s "
+                f"({ratios['wall'][-1]:.3f}x), registry CPU {cpu['A'][0]:.2f} {cpu['B'][0]:.2f} "
+                f"{cpu['B'][1]:.2f} {cpu['A'][1]:.2f} s ({ratios['cpu'][-1]:.3f}x)"
+            )
+    finally:
+        await delete_topics(bootstrap, topics)
+    say(
+        f"best rounds: off {_rate(total, best[False]):,.0f} events/s, "
+        f"on {_rate(total, best[True]):,.0f} events/s"
+    )
+    for kind, label in (("wall", "wall-clock time"), ("cpu", "registry CPU time")):
+        figure = spread(ratios[kind])
+        verdict = "OK" if figure.within(OBSERVABILITY_TARGET) else "NOT SHOWN WITHIN TARGET"
+        say(
+            f"observability on/off, {label}: {figure} -> {verdict} "
+            f"(target: 95% CI upper end <= {OBSERVABILITY_TARGET:.2f}x)"
+        )
+
+
 async def secured(events: int, partitions: int) -> None:
     """The cost of TLS + SASL + ACLs + 3 replicas (min ISR 2): the same workload loaded (as
     the gateway's principal) and ingested by the registry (as its own) on the secured
@@ -314,6 +486,26 @@ def cli() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--keep-topics", action="store_true", help="Leave the run's topics.")
     parser.add_argument(
+        "--observability-events",
+        type=int,
+        default=200_000,
+        help="events of the observability on/off rounds (topics of their own)",
+    )
+    parser.add_argument(
+        "--observability-blocks",
+        type=int,
+        default=4,
+        help="ABBA blocks of the observability on/off comparison (0: skip it)",
+    )
+    parser.add_argument(
+        "--observability-only",
+        action="store_true",
+        help="Only the observability on/off comparison (no ceiling, naive, registry, replay).",
+    )
+    parser.add_argument("--observability-child", choices=("on", "off"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-topic-prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--child-database-url", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--secured",
         action="store_true",
         help="Only load + registry, on the secured cluster (deploy/kafka.sh cluster) and on "
@@ -321,11 +513,28 @@ def cli() -> None:
     )
     args = parser.parse_args()
     tune_gc()  # as `session-registry run` and `rebuild` do
+    if args.observability_child:
+        asyncio.run(
+            observability_child(
+                args.observability_child == "on",
+                args.child_topic_prefix,
+                args.partitions,
+                args.child_database_url,
+            )
+        )
+        return
     if args.secured:
         asyncio.run(secured(args.events, args.partitions))
         return
     asyncio.run(
-        main(args.events, min(args.naive_events, args.events), args.partitions, args.keep_topics)
+        main(
+            0 if args.observability_only else args.events,
+            min(args.naive_events, args.events),
+            args.partitions,
+            args.keep_topics,
+            args.observability_events,
+            args.observability_blocks,
+        )
     )
 
 

@@ -72,7 +72,8 @@ async def naive_projection(
             for name in COLUMNS:
                 setattr(row, name, getattr(state, name))
             entry = history_entry(event)
-            if entry is not None and await orm.get(HistoryRow, entry.event_id) is None:
+            history_key = None if entry is None else (entry.tenant_id, entry.event_id)
+            if entry is not None and await orm.get(HistoryRow, history_key) is None:
                 history: Any = HistoryRow()
                 for name, value in entry.as_row().items():
                     setattr(history, name, value)

@@ -6,9 +6,10 @@ extracts it to apply the command under a child span and stores the span's contex
 revocation in the outbox (`outbox.headers`), the relay publishes them as the revocation's
 headers, and the gateway applies the revocation under a child span of that.
 
-Off by default: without `configure_tracing` no SDK is installed, OpenTelemetry's API answers
-with no-op spans, and `inject` writes no header (an invalid span context is not propagated),
-so the cost is a few attribute lookups per command and per revocation, never per request.
+Off by default: without `configure_tracing` no SDK is installed and `tracing_on()` is false;
+the registry and the gateway then start no span, attach no context and write no header (they
+ask `tracing_on()` once per batch of commands; the gateway traces only records that carry a
+context), so tracing off costs nothing per record and nothing per request.
 `SESSIONS_OTLP_ENDPOINT` (e.g. `http://127.0.0.1:4318/v1/traces`) turns export on.
 """
 
@@ -63,6 +64,11 @@ def configure_tracing(
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def tracing_on() -> bool:
+    """Whether a tracer provider is installed (by `configure_tracing`, or by the host)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def tracer() -> trace.Tracer:

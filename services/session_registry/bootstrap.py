@@ -46,7 +46,9 @@ class Registry:
         self.engine = store.engine
         self.clock = clock
         self.topics = settings.topics
-        self.metrics = RegistryMetrics(lag=lambda: self.loop.lag())
+        self.metrics: RegistryMetrics | None = (
+            RegistryMetrics(lag=lambda: self.loop.lag()) if settings.registry_metrics else None
+        )
         # No linger: the relay and the dead letters append a whole chunk before awaiting it,
         # so batching costs nothing to lose, and a lone revocation leaves at once.
         self.producer = new_producer(settings, linger_ms=0)
@@ -161,13 +163,16 @@ class Registry:
         """Expire and tombstone what is due at `now` (default: the clock), then relay."""
         async with self.loop.gate:
             outcome = await self.sweeper.sweep(now or self.clock())
-        self.metrics.sessions_expired.inc(outcome.expired)
+        if self.metrics is not None:
+            self.metrics.sessions_expired.inc(outcome.expired)
         await self._relay()
         return outcome
 
     def serve_operations(self) -> int:
-        """Serve /healthz, /readyz and /metrics (settings' host and port); return the port."""
-        probes = Probes(self.alive, self.ready, self.refresh_metrics, self.metrics.registry)
+        """Serve /healthz, /readyz and /metrics (settings' host and port); return the port.
+        With `registry_metrics` off there is no /metrics (404)."""
+        exported = None if self.metrics is None else self.metrics.registry
+        probes = Probes(self.alive, self.ready, self.refresh_metrics, exported)
         settings = self.settings
         port = settings.registry_http_port or 0
         self.operations = server = OperationsServer(probes, settings.registry_http_host, port)
@@ -210,6 +215,8 @@ class Registry:
 
     async def refresh_metrics(self) -> None:
         """Read the outbox's backlog and oldest age for the metrics."""
+        if self.metrics is None:
+            return
         async with self.engine.connect() as conn:
             backlog, age = await outbox_level(conn, self.clock())
         self.metrics.outbox.backlog = backlog
@@ -217,7 +224,8 @@ class Registry:
 
     async def _relay(self) -> None:
         sent = await self.relay.relay()
-        self.metrics.outbox_published.inc(sent)
+        if self.metrics is not None:
+            self.metrics.outbox_published.inc(sent)
 
     async def wait_until_idle(self, timeout: float) -> None:  # noqa: ASYNC109 (public API name)
         """Return once every assigned partition is consumed to its end and the outbox is empty."""
@@ -244,7 +252,8 @@ class Registry:
         try:
             await self._relay()
         except RETRYABLE as exc:  # the rows stay in the outbox; the next relay sends them
-            self.metrics.outbox_relay_failures.inc()
+            if self.metrics is not None:
+                self.metrics.outbox_relay_failures.inc()
             log.warning("outbox relay failed: %s", exc)
 
     async def _sweep_forever(self) -> None:

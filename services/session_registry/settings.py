@@ -83,6 +83,11 @@ class RegistrySettings(KafkaSettings):
         description="Port of /healthz, /readyz and /metrics (`session-registry run`); "
         "0: any free port (logged at start); unset (null): no operations port.",
     )
+    registry_metrics: bool = Field(
+        default=True,
+        description="Keep and export the Prometheus metrics (/metrics); false: no metric is "
+        "kept or served (/healthz and /readyz still answer), to measure what they cost.",
+    )
     registry_ready_max_lag: int = Field(
         default=1000,
         ge=0,

@@ -46,7 +46,8 @@ class Probes:
     ready: Callable[[], Verdict]
     refresh: Callable[[], Awaitable[None]]
     """Reads what the metrics take from the database (the outbox) before a scrape."""
-    metrics: CollectorRegistry
+    metrics: CollectorRegistry | None
+    """None: metrics are off (`registry_metrics`), /metrics is not served."""
 
 
 def operations_app(probes: Probes) -> Starlette:
@@ -67,13 +68,12 @@ def operations_app(probes: Probes) -> Starlette:
             await probes.refresh()
         except Exception as exc:  # the database away: serve the rest, the outbox as last read
             log.warning("metrics: outbox not read: %s", type(exc).__name__)
+        assert probes.metrics is not None  # the route exists only then
         return Response(generate_latest(probes.metrics), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
-    ]
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if probes.metrics is not None:
+        routes.append(Route("/metrics", metrics))
     return Starlette(routes=routes)
 
 

@@ -13,6 +13,7 @@ folded into its row here and published through the outbox, and a revocation reco
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -26,7 +27,7 @@ from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
-from session_contracts.tracing import extract_context, inject_headers, tracer
+from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
 from session_registry.adapters.command_store import already_applied, record_applied
 from session_registry.adapters.session_store import lock_states
 from session_registry.domain.fold import apply
@@ -71,27 +72,41 @@ async def apply_commands(
         unique.setdefault((command.tenant_id, str(command.command_id)), command)
     done = await already_applied(uow.conn, unique.keys())
     applied = terminated = 0
+    traced = tracing_on()  # off: no span, no context, no header, for any command or record
     for command_id, command in unique.items():
         if command_id in done:
             continue
-        # a child of the admin API's span when the command's headers carry one (tracing on)
-        with tracer().start_as_current_span(
-            "registry.apply_command",
-            context=extract_context(command_headers.get(command_id)),
-            kind=SpanKind.CONSUMER,
-            attributes={"tenant_id": command.tenant_id, "command_id": command_id[1]},
-        ):
-            ended = await _apply_one(uow, command, now, topics, changes)
+        # a child of the admin API's span when the command's headers carry one
+        span = (
+            tracer().start_as_current_span(
+                "registry.apply_command",
+                context=extract_context(command_headers.get(command_id)),
+                kind=SpanKind.CONSUMER,
+                attributes={"tenant_id": command.tenant_id, "command_id": command_id[1]},
+            )
+            if traced
+            else contextlib.nullcontext()
+        )
+        with span:
+            ended = await _apply_one(uow, command, now, topics, changes, traced)
         applied += 1
         terminated += ended
     return applied, terminated
 
 
 async def _apply_one(
-    uow: UnitOfWork, command: TerminateSessions, now: datetime, topics: Topics, changes: Changes
+    uow: UnitOfWork,
+    command: TerminateSessions,
+    now: datetime,
+    topics: Topics,
+    changes: Changes,
+    traced: bool,
 ) -> int:
     """End the sessions one command targets; return how many."""
-    headers = tuple(inject_headers())  # this span's context, for the revocations' records
+    # this span's context, for the revocations' records
+    headers = tuple(inject_headers()) if traced else ()
+    command_id = str(command.command_id)
+    per_session = log.isEnabledFor(logging.DEBUG)  # asked once: no per-session work when off
     query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
     ended = 0
     for state in await lock_states(uow, query):
@@ -100,14 +115,15 @@ async def _apply_one(
         if state.state != OPEN:
             continue
         event = termination_event(command, state)
-        log.debug(
-            "session terminated by command",
-            extra={
-                "tenant_id": command.tenant_id,
-                "command_id": str(command.command_id),
-                "session_handle": state.session_id,
-            },
-        )
+        if per_session:
+            log.debug(
+                "session terminated by command",
+                extra={
+                    "tenant_id": command.tenant_id,
+                    "command_id": command_id,
+                    "session_handle": state.session_id,
+                },
+            )
         apply(state, event)
         changes.states[state.key] = state
         changes.record(event)
@@ -121,6 +137,6 @@ async def _apply_one(
     log.info(
         "termination command applied: %d session(s) ended",
         ended,
-        extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+        extra={"tenant_id": command.tenant_id, "command_id": command_id},
     )
     return ended

@@ -163,3 +163,25 @@ async def test_outbox_backlog_and_oldest_age_are_read_on_each_scrape(
             await uow.conn.execute(outbox.delete())
     assert value(samples, "session_registry_outbox_backlog") == 2
     assert value(samples, "session_registry_outbox_oldest_age_seconds") >= 299
+
+
+async def test_metrics_off_serves_no_metrics_and_keeps_applying(
+    start_registry: StartRegistry, send: Send
+) -> None:
+    registry, port = await serving(start_registry, registry_metrics=False)
+    assert registry.metrics is None  # nothing is kept: no counter, no collector
+    await send(created("off1"), created("off2"), logout("off2", NOW))
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="acme",
+            requested_by="admin-7",
+            session_ids=[created("off1").session_id],
+        )
+    )
+    await registry.wait_until_idle(30)  # the batches, the command and its relay all ran
+    await registry.sweep_once()
+    assert (await probe(port, "/metrics")).status_code == 404
+    assert (await probe(port, "/healthz")).status_code == 200
+    await until(lambda: _ready(port), 30, "ready without metrics")
