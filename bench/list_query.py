@@ -41,7 +41,9 @@ from read_model.database import upgrade_schema
 from session_contracts.addresses import pack_ip
 from session_contracts.handles import is_handle, session_handle
 
-TARGET_P95_MS = 50.0
+TARGET_FLOOR_RATIO = 10.0
+"""Every query's p95 within this many times the median `/healthz` of the same run."""
+INFO = "(info) "
 TENANTS = [("tenant-0", 0.4), ("tenant-1", 0.3), ("tenant-2", 0.2), ("tenant-3", 0.1)]
 FIRST = [
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
@@ -244,14 +246,45 @@ async def timed(
         response = await client.get(path, params=params)
         times.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
+    print(f"  {path} {requests[0]}...: p50 {statistics.median(times):.1f} ms", file=sys.stderr)
     return times
+
+
+def _cased(rng: random.Random, text: str) -> str:
+    """`text` as typed: as is, lower case, upper case or with its case swapped."""
+    return rng.choice((text, text.lower(), text.upper(), text.swapcase()))
+
+
+def search_terms(rng: random.Random, ids: list[str], count: int) -> dict[str, list[str]]:
+    """What admins type into the search, by kind: `count` terms each, in mixed case."""
+    full_names = [f"{f} {last}" for f in FIRST for last in LAST]
+    accented = sorted({c for name in FIRST + LAST for c in name if not c.isascii()})
+
+    def piece(text: str, length: int) -> str:
+        start = rng.randrange(len(text) - length + 1)
+        return text[start : start + length]
+
+    return {
+        "names": [  # a first name, a last name or both
+            _cased(rng, rng.choice(rng.choice((FIRST, LAST, full_names)))) for _ in range(count)
+        ],
+        "id fragments (8 chars)": [_cased(rng, piece(rng.choice(ids), 8)) for _ in range(count)],
+        "1-3 characters": [
+            _cased(rng, piece(rng.choice(rng.choice((full_names, ids))), rng.randint(1, 3)))
+            for _ in range(count)
+        ],
+        "non-ASCII": [
+            _cased(rng, rng.choice([*accented, *(n for n in FIRST + LAST if not n.isascii())]))
+            for _ in range(count)
+        ],
+    }
 
 
 async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str, list[float]]:
     """Each scenario's request latencies."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        ids = await conn.fetch(
+        rows = await conn.fetch(
             "SELECT session_id FROM sessions TABLESAMPLE SYSTEM (1) "
             "WHERE tenant_id = 'tenant-0' LIMIT 100"
         ) or await conn.fetch(  # a small table: 1 % of its pages may be none
@@ -259,12 +292,11 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
         )
     finally:
         await conn.close()
-    if not all(is_handle(r["session_id"]) for r in ids):
+    ids = [str(r["session_id"]) for r in rows]
+    if not all(is_handle(i) for i in ids):
         raise SystemExit("the read model holds session ids that are not handles (contract v2)")
     rng = random.Random(11)
-    terms = [rng.choice(LAST) for _ in range(count // 2)]
-    terms += [r["session_id"][3:11] for r in rng.choices(ids, k=count - len(terms))]
-    rng.shuffle(terms)
+    terms = search_terms(rng, ids, count)
     cursor_params: dict[str, Any] = {}
     for _ in range(99):  # walk to page 100, untimed
         page = (await client.get("/api/v1/sessions", params=cursor_params)).json()
@@ -272,7 +304,13 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
     results = {
         "healthz (HTTP floor)": await timed(client, [{}] * count, "/healthz"),
         "first page, default sort": await timed(client, [{}] * count),
-        "search q (names, id fragments)": await timed(client, [{"q": t} for t in terms]),
+        **{
+            f"search q: {kind}": await timed(client, [{"q": t} for t in kind_terms])
+            for kind, kind_terms in terms.items()
+        },
+        "user_id": await timed(
+            client, [{"user_id": f"user-{rng.randrange(200_000)}"} for _ in range(count)]
+        ),
         "filter mobile + CIDR, sort user_name": await timed(
             client,
             [
@@ -289,6 +327,9 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
             client, [{"session_type": "browser", "limit": 1}] * count
         ),
     }
+    # what the page's "terminate all matching" asks before it confirms: every match counted
+    exact = [{"q": t, "count": "exact", "limit": 1} for t in terms["names"][: max(10, count // 10)]]
+    results[f"{INFO}search q: names, count=exact"] = await timed(client, exact)
     return results
 
 
@@ -299,19 +340,23 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def report(results: dict[str, list[float]]) -> None:
-    """The table, and the worst p95 last."""
+    """The table, and the worst p95 last (informational rows aside)."""
     floor = statistics.median(results["healthz (HTTP floor)"])
-    print(f"\n{'scenario':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'p95/target':>10} {'p95/floor':>9}")  # fmt: skip
+    print(f"\n{'scenario':46} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'p95/floor':>9} {'p99/floor':>9}")  # fmt: skip
     worst = ("", 0.0)
     for name, times in results.items():
         p50, p95, p99 = (percentile(times, p) for p in (50, 95, 99))
-        print(f"{name:40} {len(times):5d} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
-              f"{p95 / TARGET_P95_MS:10.2f} {p95 / floor:9.1f}")  # fmt: skip
-        if not name.startswith("healthz") and p95 > worst[1]:
+        print(f"{name:46} {len(times):5d} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
+              f"{p95 / floor:9.1f} {p99 / floor:9.1f}")  # fmt: skip
+        if not name.startswith(("healthz", INFO)) and p95 > worst[1]:
             worst = (name, p95)
-    verdict = "meets" if worst[1] <= TARGET_P95_MS else "MISSES"
-    print(f"worst p95: {worst[1]:.1f} ms ({worst[0]}); {verdict} the {TARGET_P95_MS:.0f} ms target")
+    bound = TARGET_FLOOR_RATIO * floor
+    verdict = "meets" if worst[1] <= bound else "MISSES"
+    print(
+        f"worst p95: {worst[1]:.1f} ms ({worst[0]}) = {worst[1] / floor:.1f}x the HTTP floor "
+        f"(median {floor:.2f} ms); {verdict} the {TARGET_FLOOR_RATIO:.0f}x target"
+    )
 
 
 async def main(argv: list[str] | None = None) -> None:

@@ -45,6 +45,7 @@ class PostgresStore(Store):
     """
 
     search_walk = 2000
+    search_cap = 2000
 
     def __init__(
         self,
@@ -148,6 +149,7 @@ class PostgresStore(Store):
         walking a sort index."""
         async with conn.begin():
             await conn.execute(text("SET LOCAL enable_indexscan = off"))
+            await conn.execute(text("SET LOCAL jit = off"))
             yield
 
     @contextlib.asynccontextmanager
@@ -155,8 +157,10 @@ class PostgresStore(Store):
         """A read transaction that walks a sort index in order (an index-only scan where the
         index holds every column read), never a bitmap of every match sorted afterwards."""
         async with conn.begin():
+            # a bitmap would gather every match before the first row; JIT compiling costs
+            # more than the few thousand index entries a walk reads
             await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
-            await conn.execute(text("SET LOCAL enable_sort = off"))
+            await conn.execute(text("SET LOCAL jit = off"))
             yield
 
     @contextlib.asynccontextmanager

@@ -44,7 +44,13 @@ from admin_api.adapters.session_listing import (
     sort_value,
 )
 from admin_api.domain.listing import ListQuery, Position
-from read_model.session_query import active_clause, binary_text, filter_clause, policy_outdated
+from read_model.session_query import (
+    active_clause,
+    binary_text,
+    conditions_clause,
+    filter_clause,
+    policy_outdated,
+)
 from read_model.store import Store
 from read_model.tables import sessions
 from session_contracts.models import SessionFilter
@@ -134,7 +140,8 @@ async def _walk(
         select(
             _s.session_id,
             order.key.label("sort_key"),
-            _matches(query, tenant_id, now).label("m"),
+            binary_text(_s.session_id).label("tie"),
+            conditions_clause(query.filter).label("m"),
             func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
         )
         .where(active_clause(tenant_id, now))
@@ -146,10 +153,13 @@ async def _walk(
     wanted: ColumnElement[Any] = rows_in_order.c.m
     if window is not None:  # the window's last row says it was full
         wanted = wanted | (rows_in_order.c.n == window)
+    # ordered as the walk is (the planner sees the subquery's order and adds no sort, so the
+    # walk stops at the limit instead of reading the whole tenant to sort it)
+    tail = rows_in_order.c
     statement = (
-        select(rows_in_order.c.session_id, rows_in_order.c.m, rows_in_order.c.n)
+        select(tail.session_id, tail.m, tail.n)
         .where(wanted)
-        .order_by(rows_in_order.c.n)
+        .order_by(*(c.desc() if order.descending else c.asc() for c in (tail.sort_key, tail.tie)))
         .limit(query.limit + 2)
     )
     async with store.walk(conn):
