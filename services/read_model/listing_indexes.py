@@ -39,6 +39,7 @@ EXTENSIONS = ("pg_trgm", "btree_gin")
 NAMES: tuple[str, ...] = (
     *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),
     *(f"ix_sessions_trgm_{column}" for column in TRIGRAM_COLUMNS),
+    "ix_sessions_open_user_id",
 )
 """The indexes `create_statements` creates, in its order."""
 
@@ -72,7 +73,11 @@ def create_statements() -> list[str]:
         f"USING gin (tenant_id, {column} gin_trgm_ops) WHERE {LISTED}"
         for column in TRIGRAM_COLUMNS
     ]
-    return [*sort_statements(), *trigram_indexes]
+    return [*sort_statements(), *trigram_indexes, BY_USER]
+
+
+BY_USER = f"CREATE INDEX ix_sessions_open_user_id ON sessions (tenant_id, user_id) WHERE {LISTED}"
+"""The list's exact `user_id` condition (all the sessions of one user), since revision 0401."""
 
 
 def drop_statements() -> list[str]:
