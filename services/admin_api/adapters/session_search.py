@@ -18,7 +18,9 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      there: the page is their first rows in the sort order and the total is exact.
   3. *Walk on*: otherwise (a term matching more than `search_cap` rows but under the walk's
      share, or one or two characters rarer than the walk could tell), the sort order is
-     walked until the page is full or the tenant's rows end.
+     walked until the page is full or the tenant's rows end. When the walk's window held some
+     matches and their share of the tenant's sessions (the kept count) promises more than
+     `search_cap`, the trigram step is skipped: it could only stop at the cap.
 
   A page full before every match was seen answers `total_exact = False` with `total` the
   matches seen so far (at least `limit + 1`, or `search_cap + 1` after the trigram step): a
@@ -105,16 +107,25 @@ async def first_page_and_total(
     """The first page of a search and how many sessions match (see the module's doc)."""
     if exact or store.search_walk is None:
         return await _one_pass(store, conn, query, tenant_id, now)
-    found = await _walk(store, conn, query, tenant_id, now, store.search_walk)
-    if found is not None:
+    window = store.search_walk
+    found = await _walk(store, conn, query, tenant_id, now, window)
+    if isinstance(found, SearchResult):
         return found
     seen = 0
-    if _trigram_searchable(query.filter):
-        found, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
-        if found is not None:
-            return found
+    if found and _trigram_searchable(query.filter):
+        # the window's share of matches, over the tenant: more than the cap is a waste of the
+        # trigram step (it would stop at the cap), so walk on at once
+        async with conn.begin():
+            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+        skip = found * tenant > store.search_cap * window
+    else:
+        skip = False
+    if _trigram_searchable(query.filter) and not skip:
+        listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
+        if listed is not None:
+            return listed
     walked = await _walk(store, conn, query, tenant_id, now, None)
-    assert walked is not None  # an unbounded walk always ends with an answer
+    assert isinstance(walked, SearchResult)  # an unbounded walk always ends with an answer
     if walked.exact:
         return walked
     return SearchResult(walked.page, max(walked.total, seen), exact=False)
@@ -131,10 +142,10 @@ async def _walk(
     tenant_id: str,
     now: datetime,
     window: int | None,
-) -> SearchResult | None:
+) -> SearchResult | int:
     """The first `limit + 1` matches in the sort order, from the first `window` rows of the
-    tenant's sort order (all of them when `window` is None); None when the window was full
-    and held fewer matches than the page."""
+    tenant's sort order (all of them when `window` is None); when the window was full and
+    held fewer matches than the page, how many it held."""
     order = _Order(query)
     walked = (
         select(
@@ -170,7 +181,7 @@ async def _walk(
         page = await _page(conn, query, tenant_id, now, ids)
         return SearchResult(page, len(ids), exact=False)
     if full_window:
-        return None
+        return len(ids)
     # every active row of the tenant was walked: these are all the matches
     return SearchResult(await _page(conn, query, tenant_id, now, ids), len(ids), exact=True)
 
