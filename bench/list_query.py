@@ -1,7 +1,7 @@
 """The Active User Sessions list at scale: p50/p95/p99 through the HTTP API on PostgreSQL.
 
     python -m bench.list_query [--sessions 1000000] [--requests 200] [--fresh]
-                               [--own-postgres PORT]
+                               [--database NAME] [--load-only] [--own-postgres PORT]
 
 Loads N active browser/mobile sessions (four tenants of 40/30/20/10 %, realistic names, IPs,
 devices) into a PostgreSQL database of its own with COPY, builds the admin API's indexes
@@ -36,11 +36,14 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from devstack.deploy_scripts import postgres_admin_url, printed, run_script
 from devstack.scratch_databases import asyncpg_dsn, create_database, drop_database, sibling_url
+from read_model import listing_indexes
 from read_model.database import upgrade_schema
 from session_contracts.addresses import pack_ip
-from session_contracts.handles import is_handle
+from session_contracts.handles import is_handle, session_handle
 
-TARGET_P95_MS = 50.0
+TARGET_FLOOR_RATIO = 10.0
+"""Every query's p95 within this many times the median `/healthz` of the same run."""
+INFO = "(info) "
 TENANTS = [("tenant-0", 0.4), ("tenant-1", 0.3), ("tenant-2", 0.2), ("tenant-3", 0.1)]
 FIRST = [
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
@@ -88,11 +91,9 @@ def _rows(count: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any, 
             ip = f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(65536):x}"
         user = rng.randrange(200_000)
         uname = f"{FIRST[user % len(FIRST)]} {LAST[(user // len(FIRST)) % len(LAST)]}"
-        # the id a v1 read model stored (the credential): the load is at revision 0001, and
-        # revision 0201 (contract v2, run by upgrade_schema after the load) turns every one
-        # into its handle, as it does on a real upgrade; the list only ever serves handles
+        # the handle of a random credential, as contract v2 stores it
         yield (
-            tenant, f"{rng.getrandbits(128):032x}", f"user-{user}", uname,
+            tenant, session_handle(tenant, f"{rng.getrandbits(128):032x}"), f"user-{user}", uname,
             "mobile" if mobile else "browser", ip, pack_ip(ip), "Mozilla/5.0 (bench)",
             rng.choice(DEVICES[9:] if mobile else DEVICES[:9]), max_s, idle,
             created, last, ip, expires, "open",
@@ -122,9 +123,42 @@ def own_postgres(port: int) -> Iterator[str]:
         run_script("postgres.sh", "stop", env)
 
 
-async def prepare(base: str, sessions: int, fresh: bool) -> str:
-    """A database holding exactly `sessions` active sessions with the admin API's indexes."""
-    name = f"bench_list_query_{sessions}"
+async def _drop_indexes(conn: Any) -> list[str]:
+    """Drop every index of `sessions` but its primary key; their definitions, to rebuild."""
+    rows = await conn.fetch(
+        "SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE x.indrelid = 'sessions'::regclass AND NOT x.indisprimary"
+    )
+    for row in rows:
+        await conn.execute(f'DROP INDEX "{row["name"]}"')
+    return [row["definition"] for row in rows]
+
+
+async def _build_indexes(url: str, definitions: list[str]) -> None:
+    """Each index in one sorted build, two at a time (the machine's two cores)."""
+    pending = sorted(definitions, key=lambda d: "gin" not in d)  # the slow GIN builds first
+
+    async def worker() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute("SET maintenance_work_mem = '1GB'")
+            while pending:
+                await conn.execute(pending.pop(0))
+        finally:
+            await conn.close()
+
+    await asyncio.gather(worker(), worker())
+
+
+async def prepare(base: str, sessions: int, fresh: bool, name: str | None = None) -> str:
+    """A database holding exactly `sessions` active sessions with the admin API's indexes.
+
+    The schema is migrated to head first; then its indexes (but the primary key) and the count
+    triggers are taken off, the rows go in by COPY, each index is built in one pass and the
+    kept counts are computed once, as `Store.bulk_load` does for a rebuild.
+    """
+    name = name or f"bench_list_query_{sessions}"
     url = sibling_url(base, name)
     admin = await asyncpg.connect(asyncpg_dsn(base))
     try:
@@ -145,16 +179,24 @@ async def prepare(base: str, sessions: int, fresh: bool) -> str:
         await admin.close()
     await drop_database(base, name)
     await create_database(base, name)
-    await upgrade_schema(url, "0001")
+    await upgrade_schema(url)
     started = time.perf_counter()
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
+        definitions = await _drop_indexes(conn)
+        await conn.execute("ALTER TABLE sessions DISABLE TRIGGER USER")
         rows = _rows(sessions, datetime.now(UTC), random.Random(7))
         while chunk := [row for _, row in zip(range(100_000), rows, strict=False)]:
             await conn.copy_records_to_table("sessions", records=chunk, columns=COLUMNS)
         print(f"loaded {sessions} sessions with COPY in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
-        await upgrade_schema(url)
+        await conn.execute("ALTER TABLE sessions ENABLE TRIGGER USER")
+        await conn.execute("DELETE FROM listed_session_counts")
+        await conn.execute(
+            "INSERT INTO listed_session_counts SELECT tenant_id, session_type, count(*) "
+            f"FROM sessions WHERE {listing_indexes.LISTED} GROUP BY tenant_id, session_type"
+        )
+        await _build_indexes(url, definitions)
         await conn.execute("VACUUM ANALYZE sessions")
         print(f"built indexes and analyzed in {time.perf_counter() - started:.0f} s")
     finally:
@@ -204,14 +246,45 @@ async def timed(
         response = await client.get(path, params=params)
         times.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
+    print(f"  {path} {requests[0]}...: p50 {statistics.median(times):.1f} ms", file=sys.stderr)
     return times
+
+
+def _cased(rng: random.Random, text: str) -> str:
+    """`text` as typed: as is, lower case, upper case or with its case swapped."""
+    return rng.choice((text, text.lower(), text.upper(), text.swapcase()))
+
+
+def search_terms(rng: random.Random, ids: list[str], count: int) -> dict[str, list[str]]:
+    """What admins type into the search, by kind: `count` terms each, in mixed case."""
+    full_names = [f"{f} {last}" for f in FIRST for last in LAST]
+    accented = sorted({c for name in FIRST + LAST for c in name if not c.isascii()})
+
+    def piece(text: str, length: int) -> str:
+        start = rng.randrange(len(text) - length + 1)
+        return text[start : start + length]
+
+    return {
+        "names": [  # a first name, a last name or both
+            _cased(rng, rng.choice(rng.choice((FIRST, LAST, full_names)))) for _ in range(count)
+        ],
+        "id fragments (8 chars)": [_cased(rng, piece(rng.choice(ids), 8)) for _ in range(count)],
+        "1-3 characters": [
+            _cased(rng, piece(rng.choice(rng.choice((full_names, ids))), rng.randint(1, 3)))
+            for _ in range(count)
+        ],
+        "non-ASCII": [
+            _cased(rng, rng.choice([*accented, *(n for n in FIRST + LAST if not n.isascii())]))
+            for _ in range(count)
+        ],
+    }
 
 
 async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str, list[float]]:
     """Each scenario's request latencies."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        ids = await conn.fetch(
+        rows = await conn.fetch(
             "SELECT session_id FROM sessions TABLESAMPLE SYSTEM (1) "
             "WHERE tenant_id = 'tenant-0' LIMIT 100"
         ) or await conn.fetch(  # a small table: 1 % of its pages may be none
@@ -219,12 +292,11 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
         )
     finally:
         await conn.close()
-    if not all(is_handle(r["session_id"]) for r in ids):
+    ids = [str(r["session_id"]) for r in rows]
+    if not all(is_handle(i) for i in ids):
         raise SystemExit("the read model holds session ids that are not handles (contract v2)")
     rng = random.Random(11)
-    terms = [rng.choice(LAST) for _ in range(count // 2)]
-    terms += [r["session_id"][3:11] for r in rng.choices(ids, k=count - len(terms))]
-    rng.shuffle(terms)
+    terms = search_terms(rng, ids, count)
     cursor_params: dict[str, Any] = {}
     for _ in range(99):  # walk to page 100, untimed
         page = (await client.get("/api/v1/sessions", params=cursor_params)).json()
@@ -232,7 +304,13 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
     results = {
         "healthz (HTTP floor)": await timed(client, [{}] * count, "/healthz"),
         "first page, default sort": await timed(client, [{}] * count),
-        "search q (names, id fragments)": await timed(client, [{"q": t} for t in terms]),
+        **{
+            f"search q: {kind}": await timed(client, [{"q": t} for t in kind_terms])
+            for kind, kind_terms in terms.items()
+        },
+        "user_id": await timed(
+            client, [{"user_id": f"user-{rng.randrange(200_000)}"} for _ in range(count)]
+        ),
         "filter mobile + CIDR, sort user_name": await timed(
             client,
             [
@@ -249,6 +327,9 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
             client, [{"session_type": "browser", "limit": 1}] * count
         ),
     }
+    # what the page's "terminate all matching" asks before it confirms: every match counted
+    exact = [{"q": t, "count": "exact", "limit": 1} for t in terms["names"][: max(10, count // 10)]]
+    results[f"{INFO}search q: names, count=exact"] = await timed(client, exact)
     return results
 
 
@@ -259,19 +340,23 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def report(results: dict[str, list[float]]) -> None:
-    """The table, and the worst p95 last."""
+    """The table, and the worst p95 last (informational rows aside)."""
     floor = statistics.median(results["healthz (HTTP floor)"])
-    print(f"\n{'scenario':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'p95/target':>10} {'p95/floor':>9}")  # fmt: skip
+    print(f"\n{'scenario':46} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'p95/floor':>9} {'p99/floor':>9}")  # fmt: skip
     worst = ("", 0.0)
     for name, times in results.items():
         p50, p95, p99 = (percentile(times, p) for p in (50, 95, 99))
-        print(f"{name:40} {len(times):5d} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
-              f"{p95 / TARGET_P95_MS:10.2f} {p95 / floor:9.1f}")  # fmt: skip
-        if not name.startswith("healthz") and p95 > worst[1]:
+        print(f"{name:46} {len(times):5d} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
+              f"{p95 / floor:9.1f} {p99 / floor:9.1f}")  # fmt: skip
+        if not name.startswith(("healthz", INFO)) and p95 > worst[1]:
             worst = (name, p95)
-    verdict = "meets" if worst[1] <= TARGET_P95_MS else "MISSES"
-    print(f"worst p95: {worst[1]:.1f} ms ({worst[0]}); {verdict} the {TARGET_P95_MS:.0f} ms target")
+    bound = TARGET_FLOOR_RATIO * floor
+    verdict = "meets" if worst[1] <= bound else "MISSES"
+    print(
+        f"worst p95: {worst[1]:.1f} ms ({worst[0]}) = {worst[1] / floor:.1f}x the HTTP floor "
+        f"(median {floor:.2f} ms); {verdict} the {TARGET_FLOOR_RATIO:.0f}x target"
+    )
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -282,6 +367,10 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--fresh", action="store_true", help="reload even if a database exists")
     parser.add_argument(
+        "--database", metavar="NAME", help="the database's name (default bench_list_query_N)"
+    )
+    parser.add_argument("--load-only", action="store_true", help="prepare the database, stop")
+    parser.add_argument(
         "--own-postgres",
         type=int,
         metavar="PORT",
@@ -290,7 +379,9 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         base = stack.enter_context(own_postgres(args.own_postgres)) if args.own_postgres else ""
-        url = await prepare(base or postgres_admin_url(), args.sessions, args.fresh)
+        url = await prepare(base or postgres_admin_url(), args.sessions, args.fresh, args.database)
+        if args.load_only:
+            return
         token = issue_dev_token(AdminApiSettings(environment="development"), "bench", "tenant-0")
         with serve(url, args.port) as api:
             headers = {"Authorization": f"Bearer {token}"}

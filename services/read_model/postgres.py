@@ -50,6 +50,9 @@ class PostgresStore(Store):
     `listing` tunes the connections for the admin API's list queries (`_plan_each_query`).
     """
 
+    search_walk = 2000
+    search_cap = 2000
+
     def __init__(
         self,
         url: str,
@@ -180,6 +183,18 @@ class PostgresStore(Store):
         walking a sort index."""
         async with conn.begin():
             await conn.execute(text("SET LOCAL enable_indexscan = off"))
+            await conn.execute(text("SET LOCAL jit = off"))
+            yield
+
+    @contextlib.asynccontextmanager
+    async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        """A read transaction that walks a sort index in order (an index-only scan where the
+        index holds every column read), never a bitmap of every match sorted afterwards."""
+        async with conn.begin():
+            # a bitmap would gather every match before the first row; JIT compiling costs
+            # more than the few thousand index entries a walk reads
+            await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+            await conn.execute(text("SET LOCAL jit = off"))
             yield
 
     @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
@@ -90,7 +90,13 @@ def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> Colum
 
     Substring conditions are case-insensitive; time ranges are `from <= t < to`.
     """
-    conditions: list[ColumnElement[bool]] = [active_clause(tenant_id, now)]
+    return and_(active_clause(tenant_id, now), conditions_clause(filter))
+
+
+def conditions_clause(filter: SessionFilter) -> ColumnElement[bool]:
+    """The conditions of `filter` alone, on rows already known to be the tenant's active ones
+    (`active_clause`): what a walk over the listing indexes tests on each index entry."""
+    conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
         # session types are a closed set: which ones contain q is known without the database
         types = [k for k in LISTED if filter.q.casefold() in k]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -70,6 +70,13 @@ def session_row(values: Sequence[Any]) -> SessionRow:
 
 class Store(ABC):
     """The read model on one backend: its engine, and the operations whose SQL differs."""
+
+    search_walk: int | None = None
+    """How a text search's first page is read (`admin_api.adapters.session_search`): None,
+    in one pass over every match with its exact total; a number, by walking that many rows of
+    the sort order first (PostgreSQL's index-only walk), then the trigram indexes, counting at
+    most `search_cap` matches there."""
+    search_cap: int = 5000
 
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url
@@ -171,6 +178,13 @@ class Store(ABC):
     def search(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
         """A read transaction for one pass over a text search's matches (first page and
         total together)."""
+
+    @contextlib.asynccontextmanager
+    async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        """A read transaction that reads rows in the sort order through the sort indexes,
+        never gathering every match first (a text search's walk)."""
+        async with conn.begin():
+            yield
 
     # loading a whole log at once
 

@@ -1,18 +1,42 @@
-"""The first page of a text search and its total in one pass over the matches.
+"""The first page of a text search, and its total: exact, or a lower bound when counting every
+match would cost more than the page.
 
-A search (`q`, `user_name`, `session_id`, `device`) must visit every matching row to count it
-anyway: on PostgreSQL the trigram indexes find the candidates and each is rechecked on the
-table (`Store.search`); SQLite reads the tenant's rows. Taking the page's top rows from that
-same pass costs a sort of the matches, where walking the sort order in parallel would visit a
-second set of rows — often more of them for a rarer term.
+A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as the store says
+(`Store.search_walk`):
+
+- **One pass** (SQLite; and any store when the caller asks for the exact total): every match is
+  read once (on PostgreSQL through the trigram indexes, each rechecked on the table), counted,
+  and the page's rows are its first ones in the sort order.
+- **Bounded** (PostgreSQL): the cost follows the page, not the number of matches.
+  1. *Walk*: the first `search_walk` rows of the tenant's sort order, read as an index-only
+     scan of the sort index (which carries what the search compares), stop at the page's
+     `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
+     page here, having read about `limit / share of matching rows` rows. Having walked the
+     tenant's every row, the count is exact.
+  2. *Trigram*: the trigram indexes give the matches of a term of three characters or more, in
+     no order; at most `search_cap + 1` are read. With no more than `search_cap`, they are all
+     there: the page is their first rows in the sort order and the total is exact.
+  3. *Walk on*: otherwise (a term matching more than `search_cap` rows but under the walk's
+     share, or one or two characters rarer than the walk could tell), the sort order is
+     walked until the page is full or the tenant's rows end. When the walk's window held some
+     matches and their share of the tenant's sessions (the kept count) promises more than
+     `search_cap`, the trigram step is skipped: it could only stop at the cap.
+
+  A page full before every match was seen answers `total_exact = False` with `total` the
+  matches seen so far (at least `limit + 1`, or `search_cap + 1` after the trigram step): a
+  lower bound. The exact total is one request away (`count=exact`), paid only when needed.
+
+Whichever way, the page's rows are exactly the first `limit` matches of `filter_clause` in the
+query's order: the steps only choose which rows to read, never what matches.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters.session_listing import (
@@ -22,12 +46,20 @@ from admin_api.adapters.session_listing import (
     sort_value,
 )
 from admin_api.domain.listing import ListQuery, Position
-from read_model.session_query import binary_text, filter_clause, policy_outdated
+from read_model.session_query import (
+    active_clause,
+    binary_text,
+    conditions_clause,
+    filter_clause,
+    policy_outdated,
+)
 from read_model.store import Store
 from read_model.tables import sessions
 from session_contracts.models import SessionFilter
 
 TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
+TRIGRAM = 3
+"""The shortest text a trigram index can look up."""
 _s = sessions.c
 
 
@@ -36,24 +68,195 @@ def is_search(filter: SessionFilter) -> bool:
     return any(getattr(filter, name) is not None for name in TEXT_CONDITIONS)
 
 
+def _trigram_searchable(filter: SessionFilter) -> bool:
+    """Whether some substring condition is long enough for the trigram indexes."""
+    texts = (getattr(filter, name) for name in TEXT_CONDITIONS)
+    return any(text is not None and len(text) >= TRIGRAM for text in texts)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A search's first page, how many sessions match, and whether that count is exact."""
+
+    page: Page
+    total: int
+    exact: bool
+    """False: `total` is a lower bound (at least that many sessions match)."""
+
+
+class _Order:
+    def __init__(self, query: ListQuery) -> None:
+        self.key = SORT_KEYS[query.field]
+        self.descending = query.descending
+
+    def by(self, key: Any, session_id: Any) -> tuple[Any, Any]:
+        if self.descending:
+            return key.desc(), binary_text(session_id).desc()
+        return key.asc(), binary_text(session_id).asc()
+
+
 async def first_page_and_total(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    *,
+    exact: bool = False,
+) -> SearchResult:
+    """The first page of a search and how many sessions match (see the module's doc)."""
+    if exact or store.search_walk is None:
+        return await _one_pass(store, conn, query, tenant_id, now)
+    window = store.search_walk
+    found = await _walk(store, conn, query, tenant_id, now, window)
+    if isinstance(found, SearchResult):
+        return found
+    seen = 0
+    if found and _trigram_searchable(query.filter):
+        # the window's share of matches, over the tenant: more than the cap is a waste of the
+        # trigram step (it would stop at the cap), so walk on at once
+        async with conn.begin():
+            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+        skip = found * tenant > store.search_cap * window
+    else:
+        skip = False
+    if _trigram_searchable(query.filter) and not skip:
+        listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
+        if listed is not None:
+            return listed
+    walked = await _walk(store, conn, query, tenant_id, now, None)
+    assert isinstance(walked, SearchResult)  # an unbounded walk always ends with an answer
+    if walked.exact:
+        return walked
+    return SearchResult(walked.page, max(walked.total, seen), exact=False)
+
+
+def _matches(query: ListQuery, tenant_id: str, now: datetime) -> ColumnElement[bool]:
+    return filter_clause(query.filter, tenant_id, now)
+
+
+async def _walk(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    window: int | None,
+) -> SearchResult | int:
+    """The first `limit + 1` matches in the sort order, from the first `window` rows of the
+    tenant's sort order (all of them when `window` is None); when the window was full and
+    held fewer matches than the page, how many it held."""
+    order = _Order(query)
+    walked = (
+        select(
+            _s.session_id,
+            order.key.label("sort_key"),
+            binary_text(_s.session_id).label("tie"),
+            conditions_clause(query.filter).label("m"),
+            func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
+        )
+        .where(active_clause(tenant_id, now))
+        .order_by(*order.by(order.key, _s.session_id))
+    )
+    if window is not None:
+        walked = walked.limit(window)
+    rows_in_order = walked.subquery()
+    wanted: ColumnElement[Any] = rows_in_order.c.m
+    if window is not None:  # the window's last row says it was full
+        wanted = wanted | (rows_in_order.c.n == window)
+    # ordered as the walk is (the planner sees the subquery's order and adds no sort, so the
+    # walk stops at the limit instead of reading the whole tenant to sort it)
+    tail = rows_in_order.c
+    statement = (
+        select(tail.session_id, tail.m, tail.n)
+        .where(wanted)
+        .order_by(*(c.desc() if order.descending else c.asc() for c in (tail.sort_key, tail.tie)))
+        .limit(query.limit + 2)
+    )
+    async with store.walk(conn):
+        rows = (await conn.execute(statement)).all()
+    ids = [str(r.session_id) for r in rows if r.m][: query.limit + 1]
+    full_window = window is not None and any(r.n == window for r in rows)
+    if len(ids) > query.limit:
+        page = await _page(conn, query, tenant_id, now, ids)
+        return SearchResult(page, len(ids), exact=False)
+    if full_window:
+        return len(ids)
+    # every active row of the tenant was walked: these are all the matches
+    return SearchResult(await _page(conn, query, tenant_id, now, ids), len(ids), exact=True)
+
+
+async def _trigram(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    cap: int,
+) -> tuple[SearchResult | None, int]:
+    """Every match through the trigram indexes, when there are at most `cap`; else None and
+    how many were seen (`cap + 1`)."""
+    order = _Order(query)
+    capped = (
+        select(_s.session_id, order.key.label("sort_key"))
+        .where(_matches(query, tenant_id, now))
+        .limit(cap + 1)
+        .subquery()
+    )
+    statement = (
+        select(capped.c.session_id, func.count().over().label("total"))
+        .order_by(*order.by(capped.c.sort_key, capped.c.session_id))
+        .limit(query.limit + 1)
+    )
+    async with store.search(conn):
+        rows = (await conn.execute(statement)).all()
+    total = int(rows[0].total) if rows else 0
+    if total > cap:
+        return None, total
+    ids = [str(r.session_id) for r in rows]
+    return SearchResult(await _page(conn, query, tenant_id, now, ids), total, exact=True), total
+
+
+async def _page(
+    conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime, ids: list[str]
+) -> Page:
+    """The rows of these sessions (up to `limit + 1`, in the sort order) as the page."""
+    rows: list[dict[str, Any]] = []
+    if ids:
+        order = _Order(query)
+        statement = (
+            select(*COLUMNS, policy_outdated().label("policy_outdated"))
+            .where(_s.tenant_id == tenant_id, _s.session_id.in_(ids))
+            .order_by(*order.by(order.key, _s.session_id))
+        )
+        rows = [dict(r._mapping) for r in await conn.execute(statement)]
+    return _as_page(query, rows)
+
+
+def _as_page(query: ListQuery, rows: list[dict[str, Any]]) -> Page:
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    after = None
+    if more:
+        last = rows[-1]
+        after = Position(query.sort, sort_value(last, query.field), str(last["session_id"]))
+    return Page(rows=list(rows), after=after)
+
+
+async def _one_pass(
     store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
-) -> tuple[Page, int]:
-    """The first page of a search and how many sessions match, from one pass over the matches."""
-    key = SORT_KEYS[query.field]
-
-    def direction(column: Any) -> Any:
-        return column.desc() if query.descending else column.asc()
-
+) -> SearchResult:
+    """The first page and the exact total from one pass over every match."""
+    order = _Order(query)
     matches = (
         select(
             _s.tenant_id,
             _s.session_id,
-            key.label("sort_key"),
+            order.key.label("sort_key"),
             func.count().over().label("total"),
         )
-        .where(filter_clause(query.filter, tenant_id, now))
-        .order_by(direction(key), direction(binary_text(_s.session_id)))
+        .where(_matches(query, tenant_id, now))
+        .order_by(*order.by(order.key, _s.session_id))
         .limit(query.limit + 1)
         .subquery()
     )
@@ -64,15 +267,9 @@ async def first_page_and_total(
             matches,
             and_(_s.tenant_id == matches.c.tenant_id, _s.session_id == matches.c.session_id),
         )
-        .order_by(direction(matches.c.sort_key), direction(binary_text(matches.c.session_id)))
+        .order_by(*order.by(matches.c.sort_key, matches.c.session_id))
     )
     async with store.search(conn):
         rows: list[dict[str, Any]] = [dict(r._mapping) for r in await conn.execute(statement)]
     total = int(rows[0]["total"]) if rows else 0
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    after = None
-    if more:
-        last = rows[-1]
-        after = Position(query.sort, sort_value(last, query.field), str(last["session_id"]))
-    return Page(rows=list(rows), after=after), total
+    return SearchResult(_as_page(query, rows), total, exact=True)

@@ -54,6 +54,8 @@ class Position:
     session_id: str
     total: int | None = None
     """The filter's total counted with the first page, carried so later pages need not recount."""
+    total_exact: bool = True
+    """False: `total` is a lower bound (a search's first page stopped counting)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,10 @@ def encode_cursor(codec: CursorCodec, scope: Mapping[str, Any], position: Positi
         wire = value.hex()
     else:
         wire = value
-    return codec.seal(scope, {"v": wire, "id": position.session_id, "t": position.total})
+    body: dict[str, Any] = {"v": wire, "id": position.session_id, "t": position.total}
+    if not position.total_exact:
+        body["x"] = False
+    return codec.seal(scope, body)
 
 
 def _fits(value: object, longest: int) -> bool:
@@ -109,10 +114,13 @@ def decode_cursor(
     """The position a cursor names; BadCursor unless this API signed it for `scope`."""
     body = codec.open(scope, cursor)
     wire, session_id, total = body.get("v"), body.get("id"), body.get("t")
+    total_exact = body.get("x", True)
     # Signed by us, so these hold; checked anyway, so a leaked key cannot reach the database
     # with anything a first page could not have produced.
     valid_total = total is None or (type(total) is int and 0 <= total < 2**53)
     if not (_fits(wire, 1024) and _fits(session_id, 128) and valid_total):
+        raise BadCursor(NOT_OURS)
+    if type(total_exact) is not bool:
         raise BadCursor(NOT_OURS)
     assert isinstance(wire, str) and isinstance(session_id, str)
     field = sort.removeprefix("-")
@@ -128,4 +136,6 @@ def decode_cursor(
             value = bytes.fromhex(wire)
     except (ValueError, OverflowError):
         raise BadCursor(NOT_OURS) from None
-    return Position(sort=sort, value=value, session_id=session_id, total=total)
+    return Position(
+        sort=sort, value=value, session_id=session_id, total=total, total_exact=total_exact
+    )

@@ -10,7 +10,7 @@ refused (422 naming them), as are bad values; the errors name the field.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
@@ -86,11 +86,23 @@ class ListParams(SortParams):
     cursor: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
         None, description="`next_cursor` of the previous page, with the same filter and sort."
     )
+    count: Literal["bounded", "exact"] = Field(
+        "bounded",
+        description="`exact`: `total` counts every match, however long that takes. "
+        "`bounded` (the default): a search whose page fills before every match is read "
+        "answers a lower bound, with `total_exact` false.",
+    )
 
 
 def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
     """The page the query string asks for."""
-    return PageRequest(params.to_filter(), params.sort, params.limit, params.cursor)
+    return PageRequest(
+        params.to_filter(),
+        params.sort,
+        params.limit,
+        params.cursor,
+        exact_total=params.count == "exact",
+    )
 
 
 def export_query(params: Annotated[SortParams, Query()]) -> ExportRequest:

@@ -44,7 +44,15 @@ class SessionsPage(BaseModel):
 
     items: list[SessionPublic]
     next_cursor: str | None
-    total: int
+    total: int = Field(
+        description="How many sessions match: exactly, or at least this many when "
+        "`total_exact` is false."
+    )
+    total_exact: bool = Field(
+        True,
+        description="False when `total` is a lower bound: a search's page filled before "
+        "every match was read (`count=exact` counts them all).",
+    )
     as_of: datetime = Field(
         description="The moment the page and `total` were read; a termination by the same "
         "filter with it as `confirmed_at` ends none of the sessions created after it."

@@ -65,13 +65,15 @@ def to_public(row: Mapping[str, Any]) -> dict[str, Any]:
 async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQuery) -> SessionsPage:
     """Active browser and mobile sessions of your tenant: search, filter, sort, page.
 
-    `total` counts every match of the filter; later pages carry the first page's count.
+    `total` counts every match of the filter, or is a lower bound when `total_exact` is false
+    (a broad search: `count=exact` counts them all); later pages carry the first page's count.
     """
     page = await sessions.list_sessions(query, admin, runtime.store, runtime.cursors, runtime.clock)
     return SessionsPage(
         items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
         next_cursor=page.next_cursor,
         total=page.total,
+        total_exact=page.total_exact,
         as_of=page.as_of,
     )
 

@@ -41,6 +41,8 @@ class PageRequest:
     limit: int = 50
     cursor: str | None = None
     """`next_cursor` of the previous page, issued for the same tenant, filter and sort."""
+    exact_total: bool = False
+    """Count every match of a search, however many (else the total may be a lower bound)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class ListedPage:
     total: int
     as_of: datetime
     """The moment the page and the total were read."""
+    total_exact: bool = True
+    """False: `total` is a lower bound, at least that many sessions match."""
 
 
 async def list_sessions(
@@ -76,21 +80,33 @@ async def list_sessions(
     async def total(conn: AsyncConnection) -> int:
         return await store.count_active(conn, query.filter, admin.tenant_id, now)
 
-    if query.after is not None and query.after.total is not None:
+    carried = query.after
+    if (
+        carried is not None
+        and carried.total is not None
+        and (carried.total_exact or not request.exact_total)
+    ):
         # a later page: the first page's count stands
         async with store.engine.connect() as conn:
-            found, matches = await page(conn), query.after.total
-    elif is_search(query.filter):
+            found = await page(conn)
+        matches, exact = carried.total, carried.total_exact
+    elif carried is None and is_search(query.filter):
         async with store.engine.connect() as conn:
-            found, matches = await first_page_and_total(store, conn, query, admin.tenant_id, now)
+            searched = await first_page_and_total(
+                store, conn, query, admin.tenant_id, now, exact=request.exact_total
+            )
+        found, matches, exact = searched.page, searched.total, searched.exact
     else:
         # one snapshot for both: a page and a total that disagree (a session counted but not
         # listed) would be read between the registry's commits otherwise
-        found, matches = await store.read_together(page, total)
+        (found, matches), exact = await store.read_together(page, total), True
     next_cursor = None
     if found.after is not None:
-        next_cursor = encode_cursor(cursors, scope, replace(found.after, total=matches))
-    return ListedPage(rows=found.rows, next_cursor=next_cursor, total=matches, as_of=now)
+        carried = replace(found.after, total=matches, total_exact=exact)
+        next_cursor = encode_cursor(cursors, scope, carried)
+    return ListedPage(
+        rows=found.rows, next_cursor=next_cursor, total=matches, as_of=now, total_exact=exact
+    )
 
 
 @dataclass(frozen=True)

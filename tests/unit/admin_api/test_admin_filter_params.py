@@ -89,7 +89,7 @@ def test_the_list_and_export_take_the_filter_fields_as_query_parameters() -> Non
     paths = create_app(settings).openapi()["paths"]
     filters = list(SessionFilter.model_fields)
     for path, own in (
-        ("/api/v1/sessions", ["sort", "limit", "cursor"]),
+        ("/api/v1/sessions", ["sort", "limit", "cursor", "count"]),
         ("/api/v1/sessions/export.csv", ["sort"]),
     ):
         names = [p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"]

@@ -426,7 +426,8 @@ class Page {
     const matching = byIdOf("terminate-matching", HTMLButtonElement);
     matching.disabled = this.busy || this.signedOut || !total || this.list.error !== null || count > 0;
     matching.title = count > 0 ? "Clear the selection to terminate by filter; Terminate in the blue bar ends the selected sessions." : "";
-    matching.textContent = total ? `Terminate all matching (${total.toLocaleString()})` : "Terminate all matching";
+    const shown = `${total?.toLocaleString()}${this.list.totalExact ? "" : "+"}`;
+    matching.textContent = total ? `Terminate all matching (${shown})` : "Terminate all matching";
     for (const id of ["export-csv", "refresh", "live-mode", "search", "outdated-only", "columns-button"]) {
       const control = $(id);
       if (control instanceof HTMLButtonElement || control instanceof HTMLInputElement) control.disabled = this.signedOut;
@@ -553,6 +554,7 @@ class Page {
       else params.set(key, String(value));
     }
     params.set("limit", "1");
+    params.set("count", "exact"); // the count the admin confirms: every match, however many
     let counted;
     try {
       counted = await this.api.listSessions(params);

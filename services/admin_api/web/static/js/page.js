@@ -63,6 +63,8 @@ export class SessionsList {
     this.nextCursor = null;
     /** @type {number | null} */
     this.total = null;
+    /** @type {boolean} false: `total` is a lower bound (the server stopped counting) */
+    this.totalExact = true;
     /** @type {Map<string, SessionItem>} */
     this.selection = new Map();
     this.loading = false;
@@ -180,6 +182,7 @@ export class SessionsList {
     }
     this.nextCursor = page.next_cursor;
     this.total = page.total;
+    this.totalExact = page.total_exact !== false;
     if (replace) {
       this.asOf = page.as_of ?? null;
       this.loadedAt = Date.now();
@@ -370,7 +373,8 @@ export class SessionsList {
     }
     replaceChildren(this.state, message);
     show(this.state, message !== null);
-    this.summary.textContent = this.total === null ? "" : `Showing ${this.rows.length.toLocaleString()} of ${plural(this.total, "session")}`;
+    const of = `${this.totalExact ? "" : "at least "}${plural(this.total ?? 0, "session")}`;
+    this.summary.textContent = this.total === null ? "" : `Showing ${this.rows.length.toLocaleString()} of ${of}`;
     show(this.loadMoreButton, Boolean(this.nextCursor) && !this.error);
     this.loadMoreButton.disabled = busy;
   }

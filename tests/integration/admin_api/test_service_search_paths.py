@@ -1,0 +1,170 @@
+"""A search's first page and total, by every path the store may take (one pass; the bounded
+walk, the trigram step, the walk on), against the unindexed filter: the same sessions in the
+same order, and a total that is exact or, when it says it is not, a true lower bound. Short
+fragments (one to three characters), mixed case and non-ASCII names; both backends.
+
+The bounded path's limits are made tiny here (a walk of a few rows, a cap of a few matches),
+so that a few hundred rows take every branch that millions take in production.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
+from sqlalchemy import select, text
+
+from admin_api.adapters import session_search
+from admin_api.adapters.session_listing import SORT_KEYS
+from admin_api.auth import EDIT_USER_SESSIONS, Admin
+from admin_api.domain.cursors import CursorCodec
+from admin_api.domain.listing import ListQuery, Sort
+from admin_api.service_layer.sessions import PageRequest, list_sessions
+from read_model.session_query import binary_text, filter_clause
+from read_model.store import Store
+from read_model.tables import sessions
+from session_contracts.handles import session_handle
+from session_contracts.models import SessionFilter
+
+ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
+CURSORS = CursorCodec(b"k" * 32)
+NAMES = [
+    "Jürgen Müller", "JÜRGEN MÜLLER", "Zoë Brown", "Ærø Ås", "Björn Borg", "Émile Zola",
+    "ada lovelace", "Ada Lovelace", "Grace Hopper", "li", "Ωmega Σigma", "O'Brien-Smith",
+    "Smith", "smith", "SMITH", "100% pure_", "Χρήστος",
+]  # fmt: skip
+FRAGMENTS = [
+    "a", "A", "ü", "Ü", "ø", "Ø", "ë", "Ω", "ω", "x", "%", "_", "'", "-", "9",
+    "sm", "SM", "Sm", "ll", "LL", "ös", "Ø ", "ma", "re",
+    "smi", "SMI", "müL", "ÜLL", "ada", "Ada", "ωme", "rg ", "0% ", "zzz", "obi", "bro",
+    "smith", "lovelace", "browser", "mobile",
+]  # fmt: skip
+SORTS: list[Sort] = ["-last_activity_at", "user_name", "-session_id", "ip_address"]
+
+
+def _rows(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        tenant = rng.choice([TENANT] * 5 + [OTHER_TENANT])
+        rows.append(
+            session_row(
+                tenant_id=tenant,
+                session_id=session_handle(tenant, f"c-{i}"),
+                user_name=rng.choice(NAMES),
+                session_type=rng.choice(["browser"] * 4 + ["mobile"] * 2 + ["api_client"]),
+                last_activity_at=NOW - timedelta(minutes=rng.randint(0, 40)),
+                expires_at=NOW + timedelta(minutes=rng.randint(-60, 600)),
+                state=rng.choice(["open"] * 8 + ["terminated"]),
+            )
+        )
+    return rows
+
+
+async def _reference(store: Store, query: ListQuery) -> list[str]:
+    """Every match in the query's order, by the filter alone, without any index."""
+    key = SORT_KEYS[query.field]
+    tie = binary_text(sessions.c.session_id)
+    order = (key.desc(), tie.desc()) if query.descending else (key.asc(), tie.asc())
+    statement = (
+        select(sessions.c.session_id)
+        .where(filter_clause(query.filter, TENANT, NOW))
+        .order_by(*order)
+    )
+    async with store.engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+                await conn.execute(text(f"SET LOCAL {setting} = off"))
+        return [str(r[0]) for r in await conn.execute(statement)]
+
+
+@contextmanager
+def bounded(store: Store, walk: int | None, cap: int) -> Iterator[None]:
+    saved = store.search_walk, store.search_cap
+    store.search_walk, store.search_cap = walk, cap
+    try:
+        yield
+    finally:
+        store.search_walk, store.search_cap = saved
+
+
+@pytest.fixture
+async def seeded(store: Store) -> Store:
+    await insert(store.engine, _rows(random.Random(18), 240))
+    return store
+
+
+@pytest.mark.parametrize(("walk", "cap"), [(None, 5000), (4, 6), (30, 3), (2000, 5000)])
+async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
+    seeded: Store, walk: int | None, cap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = seeded
+    taken: dict[str, int] = {"trigram answered": 0, "lower bounds": 0}
+    trigram = session_search._trigram
+
+    async def counted(*args: Any) -> Any:
+        found, seen = await trigram(*args)
+        taken["trigram answered"] += found is not None
+        return found, seen
+
+    monkeypatch.setattr(session_search, "_trigram", counted)
+    rng = random.Random(walk)
+    with bounded(store, walk, cap):
+        for fragment in FRAGMENTS:
+            for field in ("q", "user_name"):
+                filter = SessionFilter.model_validate({field: fragment})
+                sort = rng.choice(SORTS)
+                limit = rng.choice([1, 3, 10])
+                query = ListQuery(filter, sort, limit)
+                expected = await _reference(store, query)
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+                case = f"{field}={fragment!r} sort={sort} limit={limit}"
+                got = [str(r["session_id"]) for r in found.page.rows]
+                assert got == expected[:limit], case
+                assert (found.page.after is not None) == (len(expected) > limit), case
+                if found.exact:
+                    assert found.total == len(expected), case
+                else:
+                    taken["lower bounds"] += 1
+                    assert limit < found.total <= len(expected), case
+    if walk is None:  # one pass: always exact
+        assert taken == {"trigram answered": 0, "lower bounds": 0}
+    elif walk <= 30:  # tiny limits: the bounded path took each of its steps
+        assert taken["trigram answered"] > 0 and taken["lower bounds"] > 0, taken
+
+
+@pytest.mark.parametrize("exact", [False, True])
+async def test_later_pages_continue_the_search_and_carry_what_the_first_counted(
+    seeded: Store, exact: bool
+) -> None:
+    store = seeded
+    with bounded(store, 4, 3):
+        for fragment in ("a", "ü", "SMI", "ø", "lovelace"):
+            filter = SessionFilter(q=fragment)
+            expected = await _reference(store, ListQuery(filter, "user_name"))
+            request = PageRequest(filter, "user_name", 4, exact_total=exact)
+            seen: list[str] = []
+            totals: set[tuple[int, bool]] = set()
+            while True:
+                page = await list_sessions(request, ADMIN, store, CURSORS, lambda: NOW)
+                seen += [str(r["session_id"]) for r in page.rows]
+                totals.add((page.total, page.total_exact))
+                if page.next_cursor is None:
+                    break
+                request = PageRequest(
+                    filter, "user_name", 4, cursor=page.next_cursor, exact_total=exact
+                )
+            assert seen == expected, fragment
+            assert len(totals) == 1, fragment  # every page carries the first one's count
+            ((total, total_exact),) = totals
+            if exact:
+                assert total_exact and total == len(expected), fragment
+            else:
+                assert total == len(expected) if total_exact else 4 < total <= len(expected)
