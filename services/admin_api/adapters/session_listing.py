@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,14 +91,19 @@ async def fetch_page(
 ) -> Page:
     """Up to `query.limit` rows after `query.after`, in the query's order."""
     result = await conn.execute(_page_statement(query, tenant_id, now))
-    rows: list[Mapping[str, Any]] = [dict(r._mapping) for r in result]
+    return as_page(query, [dict(r._mapping) for r in result])
+
+
+def as_page(query: ListQuery, rows: Sequence[Mapping[str, Any]]) -> Page:
+    """The page of rows read in the query's order, one past its limit when there are more:
+    at most `query.limit` of them, and the position after the last when more follow."""
     more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    shown = list(rows[: query.limit])
     after = None
     if more:
-        last = rows[-1]
+        last = shown[-1]
         after = Position(query.sort, sort_value(last, query.field), str(last["session_id"]))
-    return Page(rows=rows, after=after)
+    return Page(rows=shown, after=after)
 
 
 async def iterate(

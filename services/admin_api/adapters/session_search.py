@@ -43,9 +43,9 @@ from admin_api.adapters.session_listing import (
     COLUMNS,
     SORT_KEYS,
     Page,
-    sort_value,
+    as_page,
 )
-from admin_api.domain.listing import ListQuery, Position
+from admin_api.domain.listing import ListQuery
 from read_model.session_query import (
     active_clause,
     binary_text,
@@ -230,17 +230,7 @@ async def _page(
             .order_by(*order.by(order.key, _s.session_id))
         )
         rows = [dict(r._mapping) for r in await conn.execute(statement)]
-    return _as_page(query, rows)
-
-
-def _as_page(query: ListQuery, rows: list[dict[str, Any]]) -> Page:
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    after = None
-    if more:
-        last = rows[-1]
-        after = Position(query.sort, sort_value(last, query.field), str(last["session_id"]))
-    return Page(rows=list(rows), after=after)
+    return as_page(query, rows)
 
 
 async def _one_pass(
@@ -272,4 +262,4 @@ async def _one_pass(
     async with store.search(conn):
         rows: list[dict[str, Any]] = [dict(r._mapping) for r in await conn.execute(statement)]
     total = int(rows[0]["total"]) if rows else 0
-    return SearchResult(_as_page(query, rows), total, exact=True)
+    return SearchResult(as_page(query, rows), total, exact=True)
