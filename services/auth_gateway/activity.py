@@ -9,6 +9,18 @@ background task turns what was noted into events and sends them in batches throu
 idempotent producer. If the broker is away, events wait (bounded, oldest dropped first) and
 the producer is restarted until it answers: activity is a hint for idle expiry, so losing
 some under a long outage is acceptable, delaying requests is not.
+
+Two ways aiokafka's producer can hang rather than fail, both met on a broker restart:
+
+- A broker that is still starting can answer the bootstrap metadata request with no brokers.
+  The client then keeps only its bootstrap connection, and once that closes it has no node to
+  ask (aiokafka logs "Unable to update metadata from []" forever), and an idempotent sender
+  waits for a producer id that no node can give: sends never complete and never fail. So a
+  producer whose start-up found no brokers is stopped and another one tried at the next flush.
+- Whatever else keeps a batch from completing, the wait for it is bounded
+  (`delivery_timeout_seconds`); past it the batch is queued again and the producer replaced.
+  Its stop is bounded too, since stopping flushes first. An event can then be sent twice,
+  which is harmless: the registry keeps the latest activity of a session.
 """
 
 from __future__ import annotations
@@ -46,12 +58,14 @@ class ActivityReporter:
         flush_seconds: float = 0.5,
         max_tracked: int = 100_000,
         max_pending: int = 50_000,
+        delivery_timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._factory = producer_factory
         self._topic = topic
         self._interval = interval_seconds
         self._flush_seconds = flush_seconds
+        self._delivery_timeout = delivery_timeout_seconds
         self._max_tracked = max_tracked
         self._clock = clock
         self._last_reported: OrderedDict[bytes, float] = OrderedDict()
@@ -119,9 +133,13 @@ class ActivityReporter:
                 for key, event in map(self._keyed_event, batch)
                 if event is not None
             ]
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            log.warning("sending %d activity events failed (%r); will retry", len(batch), exc)
+            await asyncio.wait_for(asyncio.gather(*futures), self._delivery_timeout)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning(
+                "sending %d activity events failed (%r); will retry with a new producer",
+                len(batch),
+                exc,
+            )
             self._pending.extendleft(reversed(batch))
             await self._close_producer()
             return
@@ -158,13 +176,26 @@ class ActivityReporter:
                 log.warning("activity producer cannot reach the broker: %r", exc)
                 await producer.stop()
                 return None
+            if not producer.client.cluster.brokers():
+                log.warning("activity producer started without brokers (one still starting?)")
+                await self._stop(producer)
+                return None
             self._producer = producer
         return self._producer
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            await self._stop(producer)
+
+    async def _stop(self, producer: AIOKafkaProducer) -> None:
+        """Stop `producer`, bounded: a hung sender would otherwise hold its flush forever."""
+        try:
+            await asyncio.wait_for(producer.stop(), self._delivery_timeout)
+        except TimeoutError:
+            log.error(
+                "activity producer did not stop within %.1f s; left behind", self._delivery_timeout
+            )
 
     async def stop(self) -> None:
         """Send what is pending (best effort) and close the producer."""
@@ -172,7 +203,4 @@ class ActivityReporter:
             await asyncio.wait_for(self.flush(), timeout=5)
         except TimeoutError:
             log.warning("%d activity events unsent at shutdown", len(self._pending))
-        try:
-            await asyncio.wait_for(self._close_producer(), timeout=5)
-        except TimeoutError:
-            log.warning("activity producer did not close within 5 s")
+        await self._close_producer()

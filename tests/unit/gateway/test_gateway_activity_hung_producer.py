@@ -1,0 +1,96 @@
+"""The reporter replaces a producer that hangs instead of failing (see `auth_gateway.activity`).
+
+aiokafka's producer can be left with no broker to ask after bootstrapping from a broker that
+was still starting, and then its sends neither complete nor fail. These fakes stand for that
+producer; the outage itself, on a real broker, is in the gateway's integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from aiokafka import AIOKafkaProducer
+
+from auth_gateway.activity import ActivityReporter
+from session_contracts.handles import record_key, session_handle
+
+A, B = (record_key("acme", session_handle("acme", n)) for n in "ab")
+
+
+class Cluster:
+    def __init__(self, brokers: int) -> None:
+        self._brokers = brokers
+
+    def brokers(self) -> set[int]:
+        return set(range(self._brokers))
+
+
+class Client:
+    def __init__(self, brokers: int) -> None:
+        self.cluster = Cluster(brokers)
+
+
+class FakeProducer:
+    """Delivers what it is sent, or (`hangs`) never completes a send nor its own stop."""
+
+    def __init__(self, *, brokers: int = 1, hangs: bool = False) -> None:
+        self.client = Client(brokers)
+        self.hangs = hangs
+        self.started = self.stopped = False
+        self.delivered: list[bytes] = []
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.hangs:
+            await asyncio.Event().wait()
+        self.stopped = True
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.hangs:
+            self.delivered.append(key)
+            future.set_result(None)
+        return future
+
+
+def reporter_over(producers: list[FakeProducer]) -> tuple[ActivityReporter, list[FakeProducer]]:
+    made: list[FakeProducer] = []
+
+    def factory() -> AIOKafkaProducer:
+        made.append(producers.pop(0))
+        return cast(Any, made[-1])
+
+    return ActivityReporter(factory, "events", delivery_timeout_seconds=0.05), made
+
+
+async def test_a_producer_that_started_without_brokers_is_stopped_and_another_tried() -> None:
+    activity, made = reporter_over([FakeProducer(brokers=0), FakeProducer()])
+    activity.note(A, None)
+    await activity.flush()
+    assert activity.pending == 1  # kept for the next flush, not handed to a blind producer
+    assert made[0].stopped and made[0].delivered == []
+    await activity.flush()
+    assert made[1].delivered == [A]
+    assert (activity.pending, activity.sent) == (0, 1)
+
+
+async def test_a_send_that_never_completes_is_requeued_and_the_producer_replaced() -> None:
+    activity, made = reporter_over([FakeProducer(hangs=True), FakeProducer()])
+    activity.note(A, None)
+    activity.note(B, None)
+    await activity.flush()  # returns: the wait and the hung producer's stop are both bounded
+    assert (activity.pending, activity.sent) == (2, 0)
+    await activity.flush()
+    assert len(made) == 2
+    assert made[1].delivered == [A, B]  # in the order noted
+    assert (activity.pending, activity.sent) == (0, 2)
+
+
+async def test_stop_returns_although_the_producer_hangs() -> None:
+    activity, made = reporter_over([FakeProducer(hangs=True)])
+    activity.note(A, None)
+    await activity.stop()
+    assert made[0].stopped is False  # left behind, logged; the gateway's shutdown goes on
