@@ -16,7 +16,8 @@ Two ways aiokafka's producer can hang rather than fail, both met on a broker res
   The client then keeps only its bootstrap connection, and once that closes it has no node to
   ask (aiokafka logs "Unable to update metadata from []" forever), and an idempotent sender
   waits for a producer id that no node can give: sends never complete and never fail. So a
-  producer whose start-up found no brokers is stopped and another one tried at the next flush.
+  producer whose start-up found no brokers is stopped and another one tried at the next flush
+  (`session_contracts.kafka_clients.start_producer`).
 - Whatever else keeps a batch from completing, the wait for it is bounded
   (`delivery_timeout_seconds`); past it the batch is queued again and the producer replaced.
   Its stop is bounded too, since stopping flushes first. An event can then be sent twice,
@@ -39,6 +40,7 @@ from aiokafka.errors import KafkaError
 from session_contracts.addresses import reported_ip
 from session_contracts.codec import encode
 from session_contracts.handles import split_record_key
+from session_contracts.kafka_clients import start_producer
 from session_contracts.models import SessionActivity
 
 log = logging.getLogger(__name__)
@@ -171,13 +173,9 @@ class ActivityReporter:
         if self._producer is None:
             producer = self._factory()
             try:
-                await producer.start()
+                await start_producer(producer)  # refuses one that found no brokers
             except KafkaError as exc:
                 log.warning("activity producer cannot reach the broker: %r", exc)
-                await producer.stop()
-                return None
-            if not producer.client.cluster.brokers():
-                log.warning("activity producer started without brokers (one still starting?)")
                 await self._stop(producer)
                 return None
             self._producer = producer

@@ -20,6 +20,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
+    KafkaConnectionError,
     KafkaError,
     TopicAuthorizationFailedError,
 )
@@ -93,6 +94,22 @@ def new_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+async def start_producer(producer: AIOKafkaProducer) -> None:
+    """Start `producer`, or stop it and raise `KafkaConnectionError` if it found no brokers.
+
+    A broker that is still starting can answer the bootstrap metadata request with no brokers.
+    aiokafka's client then keeps only its bootstrap connection, and once that closes it has no
+    node to ask ("Unable to update metadata from []" forever); an idempotent producer's sender
+    waits for a producer id that nobody can give, so its sends neither complete nor fail and
+    its stop() waits on them. Such a producer is refused here, so callers retry as for any
+    broker that cannot be reached.
+    """
+    await producer.start()
+    if not producer.client.cluster.brokers():
+        await producer.stop()  # nothing was sent: its flush has nothing to wait for
+        raise KafkaConnectionError("the broker named no brokers (is it still starting?)")
 
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:

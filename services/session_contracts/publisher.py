@@ -17,7 +17,7 @@ from uuid import UUID
 
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
-from session_contracts.kafka_clients import new_producer
+from session_contracts.kafka_clients import new_producer, start_producer
 from session_contracts.models import (
     Event,
     SessionActivity,
@@ -122,7 +122,7 @@ class SessionEventPublisher:
         self._producer = new_producer(kafka)
 
     async def start(self) -> None:
-        await self._producer.start()
+        await start_producer(self._producer)  # fails, not hangs, on a broker still starting
 
     async def stop(self) -> None:
         await self._producer.stop()

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.kafka_clients import new_consumer, new_producer
+from session_contracts.kafka_clients import new_consumer, new_producer, start_producer
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_size
 from session_registry.adapters.positions import load_positions
@@ -105,7 +105,7 @@ class Registry:
             await upgrade_schema(self.store)
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
-        await self.producer.start()
+        await start_producer(self.producer)  # fails, not hangs, on a broker still starting
         await self._relay()  # whatever a crash left between commit and send
         self.loop.subscribe()
         await self.loop.consumer.start()

@@ -13,7 +13,12 @@ from aiokafka.errors import KafkaConnectionError
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.kafka_clients import connection_failure, describe_kafka_error, new_producer
+from session_contracts.kafka_clients import (
+    connection_failure,
+    describe_kafka_error,
+    new_producer,
+    start_producer,
+)
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import inject_headers
@@ -64,7 +69,7 @@ class KafkaBus:
             producer = new_producer(self._kafka, linger_ms=0)
             try:
                 await ensure_topics(self._kafka)  # the settings topic above all
-                await producer.start()
+                await start_producer(producer)  # refuses one that found no brokers
             except Exception as exc:  # any start-up failure: retry, readyz says not ready
                 cause = await _cause(self._kafka, exc)
                 if cause != self.failure:  # one line per cause, not one per retry

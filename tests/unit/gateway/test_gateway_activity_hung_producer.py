@@ -1,4 +1,6 @@
-"""The reporter replaces a producer that hangs instead of failing (see `auth_gateway.activity`).
+"""Producers that would hang instead of failing are refused or replaced.
+
+See `auth_gateway.activity` and `session_contracts.kafka_clients.start_producer`.
 
 aiokafka's producer can be left with no broker to ask after bootstrapping from a broker that
 was still starting, and then its sends neither complete nor fail. These fakes stand for that
@@ -10,10 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from auth_gateway.activity import ActivityReporter
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import start_producer
 
 A, B = (record_key("acme", session_handle("acme", n)) for n in "ab")
 
@@ -94,3 +99,13 @@ async def test_stop_returns_although_the_producer_hangs() -> None:
     activity.note(A, None)
     await activity.stop()
     assert made[0].stopped is False  # left behind, logged; the gateway's shutdown goes on
+
+
+async def test_start_producer_refuses_and_stops_a_producer_that_found_no_brokers() -> None:
+    blind = FakeProducer(brokers=0)
+    with pytest.raises(KafkaConnectionError, match="no brokers"):
+        await start_producer(cast(Any, blind))
+    assert blind.stopped
+    healthy = FakeProducer()
+    await start_producer(cast(Any, healthy))
+    assert healthy.started and not healthy.stopped
