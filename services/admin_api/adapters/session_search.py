@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters.session_listing import (
@@ -60,6 +60,8 @@ from session_contracts.models import SessionFilter
 TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
 TRIGRAM = 3
 """The shortest text a trigram index can look up."""
+WALKED = ("w_key", "w_tie", "w_m", "w_n")
+"""What a walk's rows carry besides the page's columns: sort key, tie, match, row number."""
 _s = sessions.c
 
 
@@ -90,9 +92,13 @@ class _Order:
         self.descending = query.descending
 
     def by(self, key: Any, session_id: Any) -> tuple[Any, Any]:
+        return self.columns(key, binary_text(session_id))
+
+    def columns(self, key: Any, tie: Any) -> tuple[Any, Any]:
+        """`key` then `tie`, in the query's direction."""
         if self.descending:
-            return key.desc(), binary_text(session_id).desc()
-        return key.asc(), binary_text(session_id).asc()
+            return key.desc(), tie.desc()
+        return key.asc(), tie.asc()
 
 
 async def first_page_and_total(
@@ -112,23 +118,33 @@ async def first_page_and_total(
     if isinstance(found, SearchResult):
         return found
     seen = 0
-    if found and _trigram_searchable(query.filter):
+    if found.rows and _trigram_searchable(query.filter):
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
         async with conn.begin():
             tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
-        skip = found * tenant > store.search_cap * window
+        skip = len(found.rows) * tenant > store.search_cap * window
     else:
         skip = False
     if _trigram_searchable(query.filter) and not skip:
         listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
         if listed is not None:
             return listed
-    walked = await _walk(store, conn, query, tenant_id, now, None)
+    # on from the window's last row: its matches are kept, its rows not read again
+    walked = await _walk(store, conn, query, tenant_id, now, None, found)
     assert isinstance(walked, SearchResult)  # an unbounded walk always ends with an answer
     if walked.exact:
         return walked
     return SearchResult(walked.page, max(walked.total, seen), exact=False)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A walk's window that was full before the page: its matching rows, in order, and the
+    sort position of its last row (where a walk on starts)."""
+
+    rows: list[dict[str, Any]]
+    last: tuple[Any, str]
 
 
 def _matches(query: ListQuery, tenant_id: str, now: datetime) -> ColumnElement[bool]:
@@ -142,11 +158,22 @@ async def _walk(
     tenant_id: str,
     now: datetime,
     window: int | None,
-) -> SearchResult | int:
+    resumed: _Window | None = None,
+) -> SearchResult | _Window:
     """The first `limit + 1` matches in the sort order, from the first `window` rows of the
-    tenant's sort order (all of them when `window` is None); when the window was full and
-    held fewer matches than the page, how many it held."""
+    tenant's sort order (all of them when `window` is None), after `resumed`'s last row with
+    its matches first when given; when the window was full and held fewer matches than the
+    page, those matches and where it stopped.
+
+    One statement: the walk reads the sort index (index-only), and only the page's rows are
+    joined to the table for their columns."""
     order = _Order(query)
+    kept = resumed.rows if resumed is not None else []
+    where = active_clause(tenant_id, now)
+    if resumed is not None:  # strictly after the window's last row (keys of listed rows are set)
+        mark = tuple_(literal(resumed.last[0], order.key.type), literal(resumed.last[1]))
+        row_key = tuple_(order.key, binary_text(_s.session_id))
+        where = and_(where, row_key < mark if order.descending else row_key > mark)
     walked = (
         select(
             _s.session_id,
@@ -155,7 +182,7 @@ async def _walk(
             conditions_clause(query.filter).label("m"),
             func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
         )
-        .where(active_clause(tenant_id, now))
+        .where(where)
         .order_by(*order.by(order.key, _s.session_id))
     )
     if window is not None:
@@ -167,23 +194,39 @@ async def _walk(
     # ordered as the walk is (the planner sees the subquery's order and adds no sort, so the
     # walk stops at the limit instead of reading the whole tenant to sort it)
     tail = rows_in_order.c
-    statement = (
-        select(tail.session_id, tail.m, tail.n)
+    head = (
+        select(tail.session_id, tail.sort_key, tail.tie, tail.m, tail.n)
         .where(wanted)
-        .order_by(*(c.desc() if order.descending else c.asc() for c in (tail.sort_key, tail.tie)))
-        .limit(query.limit + 2)
+        .order_by(*order.columns(tail.sort_key, tail.tie))
+        .limit(query.limit + 2 - len(kept))  # the matches wanted, and the window's last row
+        .subquery()
+    )
+    at = (_s.tenant_id == tenant_id) & (_s.session_id == head.c.session_id)
+    statement = (
+        select(
+            *COLUMNS,
+            policy_outdated().label("policy_outdated"),
+            head.c.sort_key.label("w_key"),
+            head.c.tie.label("w_tie"),
+            head.c.m.label("w_m"),
+            head.c.n.label("w_n"),
+        )
+        .join_from(head, sessions, at)
+        .order_by(*order.columns(head.c.sort_key, head.c.tie))
     )
     async with store.walk(conn):
         rows = (await conn.execute(statement)).all()
-    ids = [str(r.session_id) for r in rows if r.m][: query.limit + 1]
-    full_window = window is not None and any(r.n == window for r in rows)
-    if len(ids) > query.limit:
-        page = await _page(conn, query, tenant_id, now, ids)
-        return SearchResult(page, len(ids), exact=False)
-    if full_window:
-        return len(ids)
+    # the page's columns and `policy_outdated`, without the walk's own
+    listed = [{k: v for k, v in r._mapping.items() if k not in WALKED} for r in rows if r.w_m]
+    matched = kept + listed
+    matched = matched[: query.limit + 1]
+    last = next((r for r in rows if window is not None and r.w_n == window), None)
+    if len(matched) > query.limit:
+        return SearchResult(as_page(query, matched), len(matched), exact=False)
+    if last is not None:
+        return _Window(matched, (last.w_key, str(last.w_tie)))
     # every active row of the tenant was walked: these are all the matches
-    return SearchResult(await _page(conn, query, tenant_id, now, ids), len(ids), exact=True)
+    return SearchResult(as_page(query, matched), len(matched), exact=True)
 
 
 async def _trigram(

@@ -103,15 +103,21 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
     seeded: Store, walk: int | None, cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = seeded
-    taken: dict[str, int] = {"trigram answered": 0, "lower bounds": 0}
-    trigram = session_search._trigram
+    taken: dict[str, int] = {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
+    trigram, walk_step = session_search._trigram, session_search._walk
 
     async def counted(*args: Any) -> Any:
         found, seen = await trigram(*args)
         taken["trigram answered"] += found is not None
         return found, seen
 
+    async def walked(*args: Any) -> Any:
+        resumed = args[6] if len(args) > 6 else None
+        taken["resumed with matches"] += resumed is not None and bool(resumed.rows)
+        return await walk_step(*args)
+
     monkeypatch.setattr(session_search, "_trigram", counted)
+    monkeypatch.setattr(session_search, "_walk", walked)
     rng = random.Random(walk)
     with bounded(store, walk, cap):
         for fragment in FRAGMENTS:
@@ -135,9 +141,10 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
                     taken["lower bounds"] += 1
                     assert limit < found.total <= len(expected), case
     if walk is None:  # one pass: always exact
-        assert taken == {"trigram answered": 0, "lower bounds": 0}
-    elif walk <= 30:  # tiny limits: the bounded path took each of its steps
-        assert taken["trigram answered"] > 0 and taken["lower bounds"] > 0, taken
+        assert taken == {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
+    elif walk <= 30:  # tiny limits: the bounded path took each of its steps, and walked on
+        # from a window whose matches it kept
+        assert all(taken.values()), taken
 
 
 @pytest.mark.parametrize("exact", [False, True])
