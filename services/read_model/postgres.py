@@ -182,8 +182,7 @@ class PostgresStore(Store):
         """A read transaction that finds the matches through the search indexes, never by
         walking a sort index."""
         async with conn.begin():
-            await conn.execute(text("SET LOCAL enable_indexscan = off"))
-            await conn.execute(text("SET LOCAL jit = off"))
+            await _set_local(conn, enable_indexscan="off", jit="off")
             yield
 
     @contextlib.asynccontextmanager
@@ -193,8 +192,7 @@ class PostgresStore(Store):
         async with conn.begin():
             # a bitmap would gather every match before the first row; JIT compiling costs
             # more than the few thousand index entries a walk reads
-            await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
-            await conn.execute(text("SET LOCAL jit = off"))
+            await _set_local(conn, enable_bitmapscan="off", jit="off")
             yield
 
     @contextlib.asynccontextmanager
@@ -225,3 +223,9 @@ def _plan_each_query(engine: AsyncEngine) -> None:
         cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
         cursor.execute("SET application_name = 'session-admin-api'")
         cursor.close()
+
+
+async def _set_local(conn: AsyncConnection, **settings: str) -> None:
+    """`SET LOCAL` each of `settings` in one round trip (`set_config(..., is_local => true)`)."""
+    calls = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
+    await conn.execute(text(f"SELECT {calls}"), settings)

@@ -93,6 +93,17 @@ def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> Colum
     return and_(active_clause(tenant_id, now), conditions_clause(filter))
 
 
+def may_be_in_handle(text: str) -> bool:
+    """Whether `text` can be part of a session id, compared case-insensitively.
+
+    Session ids are handles: base64url, `[A-Za-z0-9_-]`. A text holding any other ASCII
+    character (a space, an apostrophe, a dot) is in none, whatever the locale's case folding,
+    so a search for it need not read the session id index (a full name is the common case).
+    Non-ASCII characters say nothing: some fold to ASCII letters (the Kelvin sign to `k`).
+    """
+    return not any(c.isascii() and not (c.isalnum() or c in "-_") for c in text)
+
+
 def conditions_clause(filter: SessionFilter) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
     (`active_clause`): what a walk over the listing indexes tests on each index entry."""
@@ -100,7 +111,9 @@ def conditions_clause(filter: SessionFilter) -> ColumnElement[bool]:
     if filter.q is not None:
         # session types are a closed set: which ones contain q is known without the database
         types = [k for k in LISTED if filter.q.casefold() in k]
-        arms = [_contains(_s.user_name, filter.q), _contains(_s.session_id, filter.q)]
+        arms = [_contains(_s.user_name, filter.q)]
+        if may_be_in_handle(filter.q):
+            arms.append(_contains(_s.session_id, filter.q))
         if types:
             arms.append(_s.session_type.in_(types))
         conditions.append(or_(*arms))
