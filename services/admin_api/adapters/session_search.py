@@ -218,8 +218,10 @@ async def _walk(
         rows = (await conn.execute(statement)).all()
     # the page's columns and `policy_outdated`, without the walk's own
     listed = [{k: v for k, v in r._mapping.items() if k not in WALKED} for r in rows if r.w_m]
-    matched = kept + listed
-    matched = matched[: query.limit + 1]
+    # the window and the walk on are two statements: a row the registry moved past the mark
+    # in between (an ascending sort) would be met twice; it is listed once, where first met
+    known = {r["session_id"] for r in kept}
+    matched = (kept + [r for r in listed if r["session_id"] not in known])[: query.limit + 1]
     last = next((r for r in rows if window is not None and r.w_n == window), None)
     if len(matched) > query.limit:
         return SearchResult(as_page(query, matched), len(matched), exact=False)

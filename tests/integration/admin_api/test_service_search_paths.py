@@ -175,3 +175,38 @@ async def test_later_pages_continue_the_search_and_carry_what_the_first_counted(
                 assert total_exact and total == len(expected), fragment
             else:
                 assert total == len(expected) if total_exact else 4 < total <= len(expected)
+
+
+async def test_a_row_moved_past_the_window_while_walking_on_is_listed_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ascending by name; the window (2 rows) holds one match, then the registry renames that
+    # session so that it sorts after the window's last row before the walk on reads on
+    rows = [
+        session_row(session_id=session_handle(TENANT, f"m-{i}"), user_name=name)
+        for i, name in enumerate(["a match 1", "b other", "c other", "d match", "e match"])
+    ]
+    await insert(store.engine, rows)
+    moved = rows[0]["session_id"]
+    walk_step = session_search._walk
+
+    async def walk_then_rename(*args: Any) -> Any:
+        found = await walk_step(*args)
+        if isinstance(found, session_search._Window):
+            async with store.engine.begin() as conn:
+                await conn.execute(
+                    sessions.update()
+                    .where(sessions.c.session_id == moved)
+                    .values(user_name="z match, renamed")
+                )
+        return found
+
+    monkeypatch.setattr(session_search, "_walk", walk_then_rename)
+    with bounded(store, 2, 1):
+        async with store.engine.connect() as conn:
+            found = await session_search.first_page_and_total(
+                store, conn, ListQuery(SessionFilter(q="match"), "user_name", 10), TENANT, NOW
+            )
+    listed = [str(r["session_id"]) for r in found.page.rows]
+    assert sorted(set(listed)) == sorted(listed), listed  # no session twice
+    assert moved in listed and len(listed) == 3
