@@ -18,12 +18,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+FIRST_PORT, PORTS_PER_WORKER = 20_000, 1_500
+"""Ports handed out by `free_port`: each xdist worker its own block, all below Linux's
+ephemeral range (32768-60999 by default), from which every outgoing connection takes its
+local port."""
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on, for a server a test starts.
+
+    Not one the kernel picks (`bind(("127.0.0.1", 0))`): between this call and the server's
+    bind, any outgoing connection on the machine (a Kafka client, another worker's database
+    pool) could take an ephemeral port, and the server would fail with "address in use". So
+    the port comes from this worker's block below the ephemeral range, is never handed out
+    twice in a process, and is probed free first (another run of the suite may share the
+    machine: it starts elsewhere in the block, after the process id).
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    first = FIRST_PORT + worker * PORTS_PER_WORKER
+    start = os.getpid() % PORTS_PER_WORKER
+    for step in range(PORTS_PER_WORKER):
+        port = first + (start + step) % PORTS_PER_WORKER
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 async def _run_script(script: str, command: str, env: dict[str, str]) -> str:

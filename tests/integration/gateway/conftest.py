@@ -124,28 +124,21 @@ async def _read_topic(
     return records
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (loopback)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def _serve(app: ASGIApp) -> AsyncIterator[str]:
-    port = free_port()
+    # the socket bound here and handed to uvicorn: no port can be taken in between
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host="127.0.0.1",
-            port=port,
             log_level="warning",
             lifespan="on",
             proxy_headers=False,  # the peer as it is (docs/gateway.md: --no-proxy-headers)
         )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[listening]))
     try:
         while not server.started:
             if task.done():
@@ -156,3 +149,4 @@ async def _serve(app: ASGIApp) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        listening.close()
