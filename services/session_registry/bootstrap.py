@@ -192,8 +192,9 @@ class Registry:
         return Verdict(ok, {"consumer_running": running, "seconds_since_loop": round(idle, 3)})
 
     def ready(self) -> Verdict:
-        """Whether the registry is caught up: partitions assigned, every end known, total lag
-        within `registry_ready_max_lag`."""
+        """Whether the registry is caught up: its assignment received (none is caught up: a
+        replica beyond the partitions is ready), every end known, total lag within
+        `registry_ready_max_lag`."""
         lag = self.loop.lag()
         unknown = self.loop.unknown_lag() if self._started else 0
         total = sum(lag.values())
@@ -207,6 +208,7 @@ class Registry:
         )
         detail = {
             "partitions_assigned": assigned,
+            "partitions": len(self.loop.consumer.assignment()),
             "partitions_not_fetched": unknown,
             "lag": total,
             "max_lag": self.settings.registry_ready_max_lag,

@@ -52,8 +52,9 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Seek to the stored positions before anything is fetched."""
         await self._loop.seek_to_stored(assigned)
-        if assigned:
-            self._loop.assigned.set()
+        # set on an empty assignment too: a replica beyond the partitions has joined and has
+        # nothing to catch up on, and must not hold a rollout waiting for its readiness
+        self._loop.assigned.set()
         log.info("partitions assigned: %s", sorted(assigned))
 
 
@@ -75,7 +76,7 @@ class ConsumerLoop:
     ) -> None:
         self.consumer = consumer
         self.gate = asyncio.Lock()
-        self.assigned = asyncio.Event()  # set once partitions were first assigned
+        self.assigned = asyncio.Event()  # set once the group first gave an assignment (any)
         self._topics = topics
         self._engine = engine
         self._ingestor = ingestor

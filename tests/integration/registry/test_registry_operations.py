@@ -185,3 +185,20 @@ async def test_metrics_off_serves_no_metrics_and_keeps_applying(
     assert (await probe(port, "/metrics")).status_code == 404
     assert (await probe(port, "/healthz")).status_code == 200
     await until(lambda: _ready(port), 30, "ready without metrics")
+
+
+async def test_a_replica_beyond_the_partitions_is_ready_with_none(
+    start_registry: StartRegistry,
+) -> None:
+    # one group, topics of one partition each (events, commands): of three replicas, one is
+    # given none, and a rollout waits for every replica's readiness
+    own = {"topic_prefix": f"t{uuid.uuid4().hex[:12]}.", "topic_partitions": 1}
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    replicas = [await serving(start_registry, consumer_group=group, **own) for _ in range(3)]
+
+    async def all_ready() -> bool:
+        return all([await _ready(port) for _, port in replicas])
+
+    await until(all_ready, 60, "every replica ready")
+    answers = [(await probe(port, "/readyz")).json() for _, port in replicas]
+    assert sorted(a["partitions"] for a in answers) == [0, 1, 1], answers
