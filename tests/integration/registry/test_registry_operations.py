@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -196,9 +197,14 @@ async def test_a_replica_beyond_the_partitions_is_ready_with_none(
     group = f"registry-{uuid.uuid4().hex[:8]}"
     replicas = [await serving(start_registry, consumer_group=group, **own) for _ in range(3)]
 
-    async def all_ready() -> bool:
-        return all([await _ready(port) for _, port in replicas])
+    answers: list[dict[str, Any]] = []
 
-    await until(all_ready, 60, "every replica ready")
-    answers = [(await probe(port, "/readyz")).json() for _, port in replicas]
+    async def settled() -> bool:
+        # every replica ready with the group settled: both partitions held, each once (while
+        # the third joins, the others' partitions are revoked and handed out again)
+        answers[:] = [(await probe(port, "/readyz")).json() for _, port in replicas]
+        ready = all(a["status"] == "ready" for a in answers)
+        return ready and sum(a["partitions"] for a in answers) == 2
+
+    await until(settled, 60, "every replica ready, the partitions handed out")
     assert sorted(a["partitions"] for a in answers) == [0, 1, 1], answers
