@@ -1,8 +1,10 @@
 """The one builder of `termination_requests` rows, for both writers of the table.
 
-The admin API records a request before it publishes the command; the registry records it when
-it applies a command no request stands behind (the admin API died between the two). Both write
-the same row from the same command, keyed (tenant_id, command_id).
+The admin API records a request once Kafka acknowledged its command; the registry records it
+when it applies a command and finds no request yet (it often gets there first: it receives the
+command within milliseconds; or the admin API died between the ack and its record). Both write
+the same row from the same command, keyed (tenant_id, command_id); the registry's insert yields
+to a row already there, the admin API's sets its own `requested` (the count the admin confirmed).
 """
 
 from __future__ import annotations

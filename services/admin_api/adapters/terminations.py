@@ -9,18 +9,28 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.requests import termination_request_row
+from read_model.requests import REQUEST_KEY, termination_request_row
 from read_model.tables import applied_commands, termination_requests
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 
 _r = termination_requests.c
 _a = applied_commands.c
 
 
-async def record_request(conn: AsyncConnection, command: TerminateSessions, requested: int) -> None:
-    """Store an accepted request; it stays `pending` until the registry applies the command."""
-    await conn.execute(
-        termination_requests.insert().values(**termination_request_row(command, requested))
+async def record_request(uow: UnitOfWork, command: TerminateSessions, requested: int) -> None:
+    """Store an accepted request; it stays `pending` until the registry applies the command.
+
+    The registry may have recorded it already, having applied the command before this (see
+    `read_model.requests`): the row is the same but for `requested`, where the admin API's
+    count (the one the admin confirmed) wins.
+    """
+    statement = uow.store.insert(termination_requests)
+    await uow.conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(REQUEST_KEY), set_={"requested": statement.excluded.requested}
+        ),
+        termination_request_row(command, requested),
     )
 
 

@@ -58,10 +58,13 @@ class Accepted:
 async def request_termination(
     request: RequestTermination, admin: Admin, store: Store, bus: CommandBus, clock: Clock
 ) -> Accepted:
-    """Record the request and publish its command to the admin's tenant, in one transaction.
+    """Publish the command to the admin's tenant, then record the request.
 
-    Committed only once Kafka acknowledged the command: no request without its command, and a
-    bus that is down (`BusUnavailable`) leaves nothing recorded.
+    Recorded only once Kafka acknowledged the command: no request without its command, and a
+    bus that is down (`BusUnavailable`) leaves nothing recorded. A crash (or a database that
+    fails) between the ack and the record leaves the command without its request, as a crash
+    between the ack and the commit of one transaction would: the registry applies it all the
+    same, and the admin, who got no 202, asks again (terminating a session twice ends it once).
     """
     now = clock()
     confirmed_at = None
@@ -84,16 +87,19 @@ async def request_termination(
         kind=SpanKind.PRODUCER,
         attributes={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
     ):
-        # Not `run` (retried): the command may already be on Kafka when a retryable error
-        # strikes.
+        if command.filter is not None and confirmed_at is not None:
+            bounded = created_no_later_than(command.filter, confirmed_at)
+            async with store.engine.connect() as conn, conn.begin():  # a read: no write lock
+                requested = await store.count_active(conn, bounded, admin.tenant_id, now)
+        else:
+            requested = len(set(command.session_ids or ()))
+        await bus.terminate(command)
+        # Recorded once Kafka has the command, in a write transaction of its own: on SQLite
+        # (one writer) a lock held across the ack would stall the registry, which receives
+        # the command within milliseconds and must write to apply it. Not `run` (retried):
+        # a retry after a commit whose answer was lost would record the request twice.
         async with UnitOfWork(store) as uow:
-            if command.filter is not None and confirmed_at is not None:
-                bounded = created_no_later_than(command.filter, confirmed_at)
-                requested = await store.count_active(uow.conn, bounded, admin.tenant_id, now)
-            else:
-                requested = len(set(command.session_ids or ()))
-            await terminations.record_request(uow.conn, command, requested)
-            await bus.terminate(command)
+            await terminations.record_request(uow, command, requested)
     log.info(
         "termination requested for %d session(s)",
         requested,

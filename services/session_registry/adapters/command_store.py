@@ -33,10 +33,11 @@ async def record_applied(
 ) -> None:
     """Mark a command applied, with how many sessions it ended (the audit trail).
 
-    The admin API records each request before publishing and commits once Kafka took it; if
-    it dies in between, the command is applied with no request behind it. The request is then
-    recorded here, so the audit trail and the status endpoint never miss an applied command
-    (`requested`: the ids asked for, or for a filter what it ended).
+    The admin API records each request once Kafka took its command, so the registry often
+    applies a command before its request is recorded, and if the admin API dies in between,
+    never is. The request is then recorded here, so the audit trail and the status endpoint
+    never miss an applied command (`requested`: the ids asked for, or for a filter what it
+    ended, until the admin API's record sets the count the admin confirmed).
     """
     requested = len(set(command.session_ids)) if command.session_ids is not None else terminated
     await uow.conn.execute(

@@ -29,7 +29,14 @@ from admin_api.service_layer.terminations import (
 )
 from read_model.store import Store
 from read_model.tables import applied_commands
-from session_contracts.models import SessionFilter, SessionType, TerminationReason
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.models import (
+    SessionFilter,
+    SessionType,
+    TerminateSessions,
+    TerminationReason,
+)
+from session_registry.adapters.command_store import record_applied
 
 ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
 OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
@@ -183,3 +190,28 @@ async def test_status_is_pending_then_applied_and_only_in_the_tenant(
     for admin, command_id in ((OTHER_ADMIN, accepted.command_id), (ADMIN, uuid.uuid4())):
         with pytest.raises(NotFound, match="no such termination request"):
             await termination_status(command_id, admin, store)
+
+
+async def test_a_command_the_registry_applied_before_the_record_keeps_the_confirmed_count(
+    store: Store, bus: RecordingBus
+) -> None:
+    # The registry receives a command within milliseconds of Kafka's ack, and records the
+    # request itself when it finds none (requested = what it ended, for a filter). The admin
+    # API's record lands after that: no conflict, and the count the admin confirmed wins.
+    await insert(store.engine, [session_row(session_type="mobile") for _ in range(3)])
+    terminate = bus.terminate
+
+    async def applied_at_once(command: TerminateSessions) -> None:
+        await terminate(command)
+        async with UnitOfWork(store) as uow:
+            await record_applied(uow, command, NOW, terminated=2)  # one ended meanwhile
+
+    bus.terminate = applied_at_once  # type: ignore[method-assign]
+    accepted = await request_termination(
+        RequestTermination(filter=SessionFilter(), confirmed_at=NOW), ADMIN, store, bus, clock
+    )
+    assert accepted.requested == 3
+    (row,) = await recorded(store)
+    assert row["command_id"] == str(accepted.command_id) and row["requested"] == 3
+    status = await termination_status(accepted.command_id, ADMIN, store)
+    assert (status.status, status.terminated) == ("applied", 2)
