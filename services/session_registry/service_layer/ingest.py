@@ -11,10 +11,10 @@ import asyncio
 import collections
 import itertools
 import logging
-from operator import attrgetter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
 from read_model.store import Store
