@@ -371,6 +371,8 @@ class InstanceRound:
     cpu_seconds: list[float]
     rss: list[list[tuple[float, int]]]
     """Per instance: (seconds since it started fetching, resident bytes), every RSS_SECONDS."""
+    database_cpu_seconds: float = 0.0
+    """CPU time of the PostgreSQL backends serving the round's database meanwhile."""
 
 
 async def instances(
@@ -403,13 +405,18 @@ async def instances(
         speedups.append(1 / block_ratio(one, two))
         cpu_one = [sum(r.cpu_seconds) for r in rounds["A"]]
         cpu_two = [sum(r.cpu_seconds) for r in rounds["B"]]
+        db_one = sum(r.database_cpu_seconds for r in rounds["A"])
+        db_two = sum(r.database_cpu_seconds for r in rounds["B"])
         say(
             f"  block {block + 1}: ceiling {ceilings[0]:,.0f} / {ceilings[1]:,.0f} events/s; "
             f"one instance {one[0]:.2f} {one[1]:.2f} s ({one_rate:,.0f} events/s, "
             f"{shares[-1]:.2f} of the ceiling), two {two[0]:.2f} {two[1]:.2f} s "
-            f"({speedups[-1]:.2f}x one); registry CPU per event: one "
-            f"{sum(cpu_one) / (2 * total) * 1e6:.1f} us, two "
-            f"{sum(cpu_two) / (2 * total) * 1e6:.1f} us (both processes)"
+            f"({speedups[-1]:.2f}x one); CPU per event: one instance "
+            f"{sum(cpu_one) / (2 * total) * 1e6:.1f} us + its PostgreSQL backends "
+            f"{db_one / (2 * total) * 1e6:.1f} us, two instances "
+            f"{sum(cpu_two) / (2 * total) * 1e6:.1f} us + "
+            f"{db_two / (2 * total) * 1e6:.1f} us (both processes; the ceiling "
+            f"{1e6 / (sum(ceilings) / 2):.1f} us wall per event in one process)"
         )
         for n, round_ in enumerate(rounds["A"], 1):
             say(f"    one instance, round {n}: RSS {_rss_summary(round_.rss[0])}")
@@ -458,7 +465,9 @@ async def instances_round(
             for _ in range(count)
         ]
         try:
-            return await _run_instances(children, topics.partitions * 2)
+            return await _run_instances(
+                children, topics.partitions * 2, database_url.rpartition("/")[2]
+            )
         except BaseException:
             for child in children:
                 if child.returncode is None:
@@ -468,8 +477,29 @@ async def instances_round(
             raise
 
 
+def database_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to `database` (a local server;
+    `/proc/<pid>/cmdline` reads `postgres: <user> <database> ...`)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                words = cmdline.read().replace(b"\0", b" ").split()
+            if len(words) < 3 or words[0] != b"postgres:" or words[2] != database.encode():
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
 async def _run_instances(
-    children: list[asyncio.subprocess.Process], partitions: int
+    children: list[asyncio.subprocess.Process], partitions: int, database: str
 ) -> InstanceRound:
     """Wait until the children's assignments split all `partitions` (events and commands),
     say go, and collect their figures."""
@@ -497,15 +527,18 @@ async def _run_instances(
                 return
 
     await asyncio.wait_for(split(), INSTANCE_START_SECONDS)
+    database_before = database_cpu_seconds(database)
     for child in children:
         assert child.stdin is not None
         child.stdin.write(b"go\n")
         await child.stdin.drain()
     figures = []
+    database_after: dict[int, float] = {}
     for child in children:
         while "done" not in (message := await next_message(child)):
             pass  # an assignment line after go would be a rebalance: the round says so below
         figures.append(message)
+        database_after.update(database_cpu_seconds(database))  # before the child disconnects
         if await child.wait() != 0:
             raise RuntimeError(f"instance exited with code {child.returncode}")
     if any(f["assignments"] != 1 for f in figures):
@@ -514,6 +547,9 @@ async def _run_instances(
         seconds=max(f["done"] for f in figures) - min(f["started"] for f in figures),
         cpu_seconds=[f["cpu_seconds"] for f in figures],
         rss=[[(at, rss) for at, rss in f["rss"]] for f in figures],
+        database_cpu_seconds=sum(
+            seconds - database_before.get(pid, 0.0) for pid, seconds in database_after.items()
+        ),
     )
 
 
