@@ -533,12 +533,15 @@ async def _run_instances(
         child.stdin.write(b"go\n")
         await child.stdin.drain()
     figures = []
-    database_after: dict[int, float] = {}
     for child in children:
         while "done" not in (message := await next_message(child)):
             pass  # an assignment line after go would be a rebalance: the round says so below
         figures.append(message)
-        database_after.update(database_cpu_seconds(database))  # before the child disconnects
+    database_after = database_cpu_seconds(database)  # each instance connected until told
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"stop\n")
+        await child.stdin.drain()
         if await child.wait() != 0:
             raise RuntimeError(f"instance exited with code {child.returncode}")
     if any(f["assignments"] != 1 for f in figures):
@@ -608,17 +611,19 @@ async def instance_child(prefix: str, partitions: int, database_url: str, group:
         await registry.wait_until_idle(timeout=3600)
         done = time.time()
         samples.append((done - started, _resident_bytes()))
+        figures = {
+            "started": started,
+            "done": done,
+            "cpu_seconds": time.process_time() - cpu,
+            "rss": samples,
+            "assignments": max(assignments, 1),
+        }
+        print(json.dumps(figures), flush=True)
+        # connected until told to stop: the parent reads the database backends' CPU first
+        await asyncio.to_thread(sys.stdin.readline)
     finally:
         sampler.cancel()
         await registry.stop()
-    figures = {
-        "started": started,
-        "done": done,
-        "cpu_seconds": time.process_time() - cpu,
-        "rss": samples,
-        "assignments": max(assignments, 1),
-    }
-    print(json.dumps(figures), flush=True)
 
 
 async def observability_round(
