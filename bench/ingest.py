@@ -1,7 +1,7 @@
 """How fast the registry folds the event log into PostgreSQL, against a ceiling and a baseline.
 
     python -m bench.ingest [--events 1000000] [--naive-events 50000] [--partitions 6]
-                           [--keep-topics] [--observability-events 200000]
+                           [--keep-topics] [--instance-blocks 2] [--observability-events 200000]
                            [--observability-blocks 4] [--observability-only]
 
 Loads a realistic mix (per session: 1 created, about 20 activity, a fifth logged out; a little
@@ -13,7 +13,14 @@ disorder and duplication) into fresh topics on the real broker, then measures in
 3. registry: the real `Registry` (consumer group, batches, stored positions) into PostgreSQL;
 4. replay: `session-registry rebuild` of the whole log into a fresh PostgreSQL database, in one
    process and with `--workers 2` (two processes sharing the partitions);
-5. observability on/off: the registry over `--observability-events` events of their own
+5. instances: the registry in processes of its own, one instance against two (one consumer
+   group, the partitions split between them), in `--instance-blocks` ABBA blocks (one, two,
+   two, one), the ceiling measured again before and after each block; each round into a fresh
+   database, every instance holding its partitions before any record is fetched. Prints
+   per block one instance's rate over the block's ceiling and two instances' speed-up over
+   one, their medians, and one instance's resident memory (RSS) sampled every
+   `RSS_SECONDS` over each of its rounds;
+6. observability on/off: the registry over `--observability-events` events of their own
    topics, with its metrics and tracing on (`SESSIONS_REGISTRY_METRICS`, an OpenTelemetry SDK
    provider installed, /metrics scraped every second) and off, each round a process of its
    own (a tracer provider cannot be uninstalled) into a fresh database, in ABBA blocks
@@ -21,7 +28,9 @@ disorder and duplication) into fresh topics on the real broker, then measures in
    process's CPU time, with their spread. Target: within 1.05.
 
 A summary line prints events/s of each and the ratios, the last one the on/off figure. Targets:
-registry >= 50,000 events/s and >= 10x naive; replay >= 100,000 events/s. Needs
+registry >= 50,000 events/s and >= 10x naive; replay >= 100,000 events/s; issue 18: one
+instance >= 0.5 of the ceiling, two instances >= 1.8x one, replay in one process >= 0.6 of the
+ceiling. Needs
 KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092) and an admin URL of PostgreSQL in
 SESSIONS_TEST_POSTGRES_URL (else `deploy/postgres.sh start` is run).
 """
@@ -36,8 +45,11 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -62,6 +74,11 @@ from session_registry.workload import Workload, records, sessions_for
 
 TARGET_REGISTRY = 50_000
 TARGET_REPLAY = 100_000
+TARGET_CEILING_SHARE = 0.5
+TARGET_TWO_INSTANCES = 1.8
+TARGET_REPLAY_SHARE = 0.6
+RSS_SECONDS = 0.5
+INSTANCE_START_SECONDS = 120.0
 OBSERVABILITY_TARGET = 1.05
 SCRAPE_SECONDS = 1.0
 
@@ -256,6 +273,7 @@ async def main(
     keep_topics: bool,
     observability_events: int,
     observability_blocks: int,
+    instance_blocks: int = 0,
 ) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_url = postgres_admin_url()
@@ -263,7 +281,9 @@ async def main(
         topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=partitions)
         await ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), topics)
         try:
-            await measure(bootstrap, admin_url, topics, events, naive_events)
+            total = await measure(bootstrap, admin_url, topics, events, naive_events)
+            if instance_blocks > 0:
+                await instances(bootstrap, admin_url, topics, total, instance_blocks)
         finally:
             if not keep_topics:
                 await delete_topics(bootstrap, topics)
@@ -275,8 +295,9 @@ async def main(
 
 async def measure(
     bootstrap: str, admin_url: str, topics: Topics, events: int, naive_events: int
-) -> None:
-    """Load the events, then measure the four contenders in turn; print the figures."""
+) -> int:
+    """Load the events, then measure the four contenders in turn; print the figures; return
+    how many events were loaded."""
     started = time.perf_counter()
     total = await load(bootstrap, topics, events)
     say(f"loaded {total} events into {topics.events} in {time.perf_counter() - started:.1f} s")
@@ -335,8 +356,274 @@ async def measure(
         f"registry/naive {registry_rate / max(naive_rate, 1e-9):.1f}x (target >= 10x), "
         f"registry/ceiling {registry_rate / max(ceiling_rate, 1e-9):.2f}, "
         f"registry vs {TARGET_REGISTRY:,} target {registry_rate / TARGET_REGISTRY:.2f}x, "
-        f"replay vs {TARGET_REPLAY:,} target {replay_rate / TARGET_REPLAY:.2f}x"
+        f"replay vs {TARGET_REPLAY:,} target {replay_rate / TARGET_REPLAY:.2f}x, "
+        f"replay (1 process)/ceiling {replay_rates[0] / max(ceiling_rate, 1e-9):.2f} "
+        f"(target >= {TARGET_REPLAY_SHARE})"
     )
+    return total
+
+
+@dataclass
+class InstanceRound:
+    """One round of `instances`: how long the instances took together, and their figures."""
+
+    seconds: float
+    cpu_seconds: list[float]
+    rss: list[list[tuple[float, int]]]
+    """Per instance: (seconds since it started fetching, resident bytes), every RSS_SECONDS."""
+    database_cpu_seconds: float = 0.0
+    """CPU time of the PostgreSQL backends serving the round's database meanwhile."""
+
+
+async def instances(
+    bootstrap: str, admin_url: str, topics: Topics, total: int, blocks: int
+) -> None:
+    """One registry instance against two sharing the partitions, in ABBA blocks, each round
+    its own processes and a fresh database; the ceiling before and after each block."""
+    say(
+        f"instances: {total} events, {blocks} ABBA blocks (one, two, two, one), each round "
+        "registry processes of their own into a fresh database"
+    )
+    shares: list[float] = []
+    speedups: list[float] = []
+    for block in range(blocks):
+        ceilings = [_rate(*await ceiling(bootstrap, topics))]
+        rounds: dict[str, list[InstanceRound]] = {"A": [], "B": []}
+        for side in ORDER:
+            url = await fresh_database(admin_url, "instances")
+            try:
+                rounds[side].append(
+                    await instances_round(bootstrap, topics, url, 1 if side == "A" else 2)
+                )
+            finally:
+                await drop_database(admin_url, url)
+        ceilings.append(_rate(*await ceiling(bootstrap, topics)))
+        one = [r.seconds for r in rounds["A"]]
+        two = [r.seconds for r in rounds["B"]]
+        one_rate = _rate(total * 2, sum(one))
+        shares.append(one_rate / (sum(ceilings) / 2))
+        speedups.append(1 / block_ratio(one, two))
+        cpu_one = [sum(r.cpu_seconds) for r in rounds["A"]]
+        cpu_two = [sum(r.cpu_seconds) for r in rounds["B"]]
+        db_one = sum(r.database_cpu_seconds for r in rounds["A"])
+        db_two = sum(r.database_cpu_seconds for r in rounds["B"])
+        say(
+            f"  block {block + 1}: ceiling {ceilings[0]:,.0f} / {ceilings[1]:,.0f} events/s; "
+            f"one instance {one[0]:.2f} {one[1]:.2f} s ({one_rate:,.0f} events/s, "
+            f"{shares[-1]:.2f} of the ceiling), two {two[0]:.2f} {two[1]:.2f} s "
+            f"({speedups[-1]:.2f}x one); CPU per event: one instance "
+            f"{sum(cpu_one) / (2 * total) * 1e6:.1f} us + its PostgreSQL backends "
+            f"{db_one / (2 * total) * 1e6:.1f} us, two instances "
+            f"{sum(cpu_two) / (2 * total) * 1e6:.1f} us + "
+            f"{db_two / (2 * total) * 1e6:.1f} us (both processes; the ceiling "
+            f"{1e6 / (sum(ceilings) / 2):.1f} us wall per event in one process)"
+        )
+        for n, round_ in enumerate(rounds["A"], 1):
+            say(f"    one instance, round {n}: RSS {_rss_summary(round_.rss[0])}")
+    load = os.getloadavg()
+    say(
+        f"one instance/ceiling: {spread(shares)} (target >= {TARGET_CEILING_SHARE}); "
+        f"two instances/one: {spread(speedups)} (target >= {TARGET_TWO_INSTANCES}); "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} cores"
+    )
+
+
+def _rss_summary(samples: list[tuple[float, int]]) -> str:
+    """Start, quarters and end of a run's RSS samples, with the peak, in MB."""
+    if not samples:
+        return "no samples"
+    mb = [rss / 2**20 for _, rss in samples]
+    picks = [mb[min(len(mb) - 1, round(q * (len(mb) - 1)))] for q in (0, 0.25, 0.5, 0.75, 1)]
+    return (
+        f"{' -> '.join(f'{m:.0f}' for m in picks)} MB at 0/25/50/75/100% of "
+        f"{samples[-1][0]:.1f} s ({len(samples)} samples), peak {max(mb):.0f} MB"
+    )
+
+
+async def instances_round(
+    bootstrap: str, topics: Topics, database_url: str, count: int
+) -> InstanceRound:
+    """`count` registry processes in one consumer group from an empty database until each
+    has caught up. None fetches before every partition is held by one of them (no rebalance
+    inside the timing); the time is from the first to start fetching to the last caught up."""
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    command = [
+        sys.executable, "-m", "bench.ingest", "--instance-child",
+        "--child-topic-prefix", topics.prefix, "--partitions", str(topics.partitions),
+        "--child-database-url", database_url, "--child-group", group,
+    ]  # fmt: skip
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    with tempfile.TemporaryFile() as errors:
+        children = [
+            await asyncio.create_subprocess_exec(
+                *command,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
+            )
+            for _ in range(count)
+        ]
+        try:
+            return await _run_instances(
+                children, topics.partitions * 2, database_url.rpartition("/")[2]
+            )
+        except BaseException:
+            for child in children:
+                if child.returncode is None:
+                    child.kill()
+            errors.seek(0)
+            say(f"instance round failed; stderr:\n{errors.read()[-3000:].decode(errors='replace')}")
+            raise
+
+
+def database_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to `database` (a local server;
+    `/proc/<pid>/cmdline` reads `postgres: <user> <database> ...`)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                words = cmdline.read().replace(b"\0", b" ").split()
+            if len(words) < 3 or words[0] != b"postgres:" or words[2] != database.encode():
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+async def _run_instances(
+    children: list[asyncio.subprocess.Process], partitions: int, database: str
+) -> InstanceRound:
+    """Wait until the children's assignments split all `partitions` (events and commands),
+    say go, and collect their figures."""
+    held: list[list[str]] = [[] for _ in children]
+
+    async def next_message(child: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert child.stdout is not None
+        line = await child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"instance exited early (code {await child.wait()})")
+        return dict(json.loads(line))
+
+    async def split() -> None:
+        waiting = {asyncio.ensure_future(next_message(c)): i for i, c in enumerate(children)}
+        while True:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                i = waiting.pop(task)
+                held[i] = task.result()["assigned"]
+                waiting[asyncio.ensure_future(next_message(children[i]))] = i
+            everything = [p for h in held for p in h]
+            if all(held) and len(everything) == partitions == len(set(everything)):
+                for task in waiting:
+                    task.cancel()
+                return
+
+    await asyncio.wait_for(split(), INSTANCE_START_SECONDS)
+    database_before = database_cpu_seconds(database)
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+    figures = []
+    for child in children:
+        while "done" not in (message := await next_message(child)):
+            pass  # an assignment line after go would be a rebalance: the round says so below
+        figures.append(message)
+    database_after = database_cpu_seconds(database)  # each instance connected until told
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"stop\n")
+        await child.stdin.drain()
+        if await child.wait() != 0:
+            raise RuntimeError(f"instance exited with code {child.returncode}")
+    if any(f["assignments"] != 1 for f in figures):
+        say("  (a rebalance happened inside the timing of this round)")
+    return InstanceRound(
+        seconds=max(f["done"] for f in figures) - min(f["started"] for f in figures),
+        cpu_seconds=[f["cpu_seconds"] for f in figures],
+        rss=[[(at, rss) for at, rss in f["rss"]] for f in figures],
+        database_cpu_seconds=sum(
+            seconds - database_before.get(pid, 0.0) for pid, seconds in database_after.items()
+        ),
+    )
+
+
+def _resident_bytes() -> int:
+    """This process's resident set size (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def instance_child(prefix: str, partitions: int, database_url: str, group: str) -> None:
+    """One instance of an `instances` round: joins `group`, prints its assignment whenever it
+    changes, fetches nothing until "go" on stdin, then prints its figures once caught up."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    topics = Topics(prefix=prefix, partitions=partitions)
+    registry = Registry.from_settings(
+        bench_registry_settings(bootstrap, topics, database_url, group)
+    )
+    go = asyncio.Event()
+    consumer = registry.loop.consumer
+    fetch = consumer.getmany
+
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        await go.wait()
+        return await fetch(*args, **kwargs)
+
+    consumer.getmany = gated  # nothing is read before every instance holds its partitions
+    await registry.start()
+    said = asyncio.create_task(asyncio.to_thread(sys.stdin.readline))
+    last: list[str] | None = None
+    assignments = 0
+
+    def report_assignment() -> None:
+        nonlocal last, assignments
+        now = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
+        if now != last:
+            last = now
+            assignments += 1
+            print(json.dumps({"assigned": now}), flush=True)
+
+    while not said.done():
+        report_assignment()
+        await asyncio.sleep(0.02)
+    assignments = 0
+    samples: list[tuple[float, int]] = []
+    started, cpu = time.time(), time.process_time()
+
+    async def sample() -> None:
+        while True:
+            samples.append((time.time() - started, _resident_bytes()))
+            report_assignment()
+            await asyncio.sleep(RSS_SECONDS)
+
+    go.set()
+    sampler = asyncio.create_task(sample())
+    try:
+        await registry.wait_until_idle(timeout=3600)
+        done = time.time()
+        samples.append((done - started, _resident_bytes()))
+        figures = {
+            "started": started,
+            "done": done,
+            "cpu_seconds": time.process_time() - cpu,
+            "rss": samples,
+            "assignments": max(assignments, 1),
+        }
+        print(json.dumps(figures), flush=True)
+        # connected until told to stop: the parent reads the database backends' CPU first
+        await asyncio.to_thread(sys.stdin.readline)
+    finally:
+        sampler.cancel()
+        await registry.stop()
 
 
 async def observability_round(
@@ -486,6 +773,12 @@ def cli() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--keep-topics", action="store_true", help="Leave the run's topics.")
     parser.add_argument(
+        "--instance-blocks",
+        type=int,
+        default=2,
+        help="ABBA blocks of one registry instance against two (0: skip them)",
+    )
+    parser.add_argument(
         "--observability-events",
         type=int,
         default=200_000,
@@ -505,6 +798,8 @@ def cli() -> None:
     parser.add_argument("--observability-child", choices=("on", "off"), help=argparse.SUPPRESS)
     parser.add_argument("--child-topic-prefix", help=argparse.SUPPRESS)
     parser.add_argument("--child-database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--instance-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-group", help=argparse.SUPPRESS)
     parser.add_argument(
         "--secured",
         action="store_true",
@@ -523,6 +818,13 @@ def cli() -> None:
             )
         )
         return
+    if args.instance_child:
+        asyncio.run(
+            instance_child(
+                args.child_topic_prefix, args.partitions, args.child_database_url, args.child_group
+            )
+        )
+        return
     if args.secured:
         asyncio.run(secured(args.events, args.partitions))
         return
@@ -534,6 +836,7 @@ def cli() -> None:
             args.keep_topics,
             args.observability_events,
             args.observability_blocks,
+            args.instance_blocks,
         )
     )
 

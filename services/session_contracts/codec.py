@@ -164,6 +164,36 @@ def decode(kind: RecordKind[M], raw: bytes | None) -> M:
     fast = _current(kind, raw)
     if fast is not None:
         return fast
+    return _decode_checked(kind, raw)
+
+
+def decode_each(kind: RecordKind[M], raws: Iterable[bytes | None]) -> list[M | DecodeError]:
+    """`decode` of many records: per record its model, or the `DecodeError` `decode` raises.
+
+    The same fast path and checked path as `decode`, without a Python call per record on the
+    fast path (a registry's batch decodes tens of thousands of records at a time).
+    """
+    validate = kind.adapter.validator.validate_json
+    out: list[M | DecodeError] = []
+    append = out.append
+    for raw in raws:
+        if raw is not None and len(raw) <= MAX_RECORD_BYTES:
+            try:
+                message: M = validate(raw)
+            except Exception:  # the checked path below says why
+                pass
+            else:
+                if "schema_version" in message.model_fields_set:
+                    append(message)
+                    continue
+        try:
+            append(_decode_checked(kind, raw))
+        except DecodeError as error:
+            append(error)
+    return out
+
+
+def _decode_checked(kind: RecordKind[M], raw: bytes | None) -> M:
     try:
         return _checked(kind, raw)
     except DecodeError:

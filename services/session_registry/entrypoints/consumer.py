@@ -89,6 +89,8 @@ class ConsumerLoop:
         """When the loop last went round (a poll, a settled batch, a retry): liveness."""
         self.positions: dict[TopicPartitionKey, int] = {}
         """The stored position of each partition as this process last read or wrote it."""
+        self._publishing: asyncio.Task[None] | None = None
+        """The relay and offset commit of the last settled batch (`_publish`)."""
 
     def lag(self) -> dict[TopicPartitionKey, int]:
         """Per assigned partition whose end is known: records not applied yet.
@@ -132,9 +134,12 @@ class ConsumerLoop:
     async def run(self) -> None:
         """Consume until cancelled; a failed batch is retried from the stored positions.
 
-        Two stages overlap: while the database commits batch n, batch n + 1 is fetched and
-        decoded (the database works on another core). Batches still commit one at a time,
-        in order.
+        Three stages overlap: while the database commits batch n, batch n + 1 is fetched and
+        decoded (the database works on another core), and once batch n has committed its
+        outbox relay and Kafka offset commit (`_publish`) run while batch n + 1 is applied.
+        Batches still commit one at a time, in order, and so do their relays and offset
+        commits. Neither is needed for exactly once: the positions stored with the rows are
+        the truth, and outbox rows stay until sent.
         """
         pending: asyncio.Task[IngestOutcome] | None = None
         fetch: asyncio.Future[Any] | None = None
@@ -164,6 +169,7 @@ class ConsumerLoop:
         finally:
             if fetch is not None and not fetch.done():
                 fetch.cancel()
+            await self._stop_publishing()
             if pending is not None:
                 # rolled back if cut short: the stored positions still say where to resume
                 pending.cancel()
@@ -200,12 +206,43 @@ class ConsumerLoop:
                 outcome.terminated,
                 outcome.skipped,
             )
+        previous = self._publishing
+        if previous is not None and previous.done():
+            previous.result()  # what the last relay raised beyond its retries stops the loop
+            previous = None
+        self._publishing = asyncio.create_task(self._publish(outcome, previous))
+        return True
+
+    async def _publish(self, outcome: IngestOutcome, previous: asyncio.Task[None] | None) -> None:
+        """After a batch committed: its relay, then its Kafka offset commit, while the next
+        batch is applied; after the previous batch's (in order)."""
+        if previous is not None:
+            await previous
         # the relay first: a termination's revocation must not wait for the group's offset
         # commit (a broker round trip that only keeps lag tools honest)
         if self._after_batch is not None:
             await self._after_batch(outcome)
         await self._commit(outcome)
-        return True
+
+    async def published(self) -> None:
+        """Wait for the relays and offset commits of the batches settled so far."""
+        while (task := self._publishing) is not None and not task.done():
+            await asyncio.wait({task})
+
+    async def _stop_publishing(self) -> None:
+        # Cut short, not awaited: a stopping registry holds the relay (`OutboxRelay.paused`)
+        # while the loop stops. Outbox rows left are sent by the next relay; Kafka's offsets
+        # are a copy of the stored positions.
+        task, self._publishing = self._publishing, None
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await task
+            except Exception:
+                log.exception("relay or offset commit of the last batch failed")
 
     async def _reseek_when_readable(self) -> None:
         """Seek back to the stored positions, waiting (with backoff) while the database is away.

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork, caused_by_data
-from session_contracts.codec import DecodeError, decode_command, decode_event
+from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each
 from session_contracts.escaping import escape_reason
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
@@ -26,6 +28,9 @@ from session_registry.service_layer.projection import Outcome, Projector
 
 TopicPartitionKey = tuple[str, int]
 log = logging.getLogger(__name__)
+_partition_of = attrgetter("topic", "partition")
+_offset_of = attrgetter("offset")
+_value_of = attrgetter("value")
 
 
 class Record(Protocol):
@@ -160,17 +165,26 @@ class Ingestor:
     def _decode_into(
         self, decoded: dict[TopicPartitionKey, Decoded], records: Sequence[Record]
     ) -> None:
-        for record in records:
-            part = decoded.setdefault((record.topic, record.partition), Decoded())
-            part.offsets.append(record.offset)
-            part.records.append(record)
-            try:
-                if record.topic == self._commands_topic:
-                    part.messages.append(decode_command(record.value))
-                else:
-                    part.messages.append(decode_event(record.value))
-            except DecodeError as error:
-                part.messages.append(_dead_letter(record, error.reason))
+        # getmany hands records over per partition: one run each, decoded in one call
+        for tp, grouped in itertools.groupby(records, _partition_of):
+            run = list(grouped)
+            part = decoded.get(tp)
+            if part is None:
+                part = decoded[tp] = Decoded()
+            part.offsets.extend(map(_offset_of, run))
+            part.records.extend(run)
+            values = map(_value_of, run)
+            messages: Sequence[SessionEvent | TerminateSessions | DecodeError] = (
+                decode_each(COMMANDS, values)
+                if tp[0] == self._commands_topic
+                else decode_each(EVENTS, values)
+            )
+            part.messages.extend(
+                _dead_letter(record, message.reason)
+                if isinstance(message, DecodeError)
+                else message
+                for record, message in zip(run, messages, strict=True)
+            )
 
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
@@ -236,17 +250,21 @@ class Ingestor:
             positions[tp] = max(start, part.offsets[-1] + 1)
             records = part.records or [None] * len(part.offsets)
             for offset, message, record in zip(part.offsets, part.messages, records, strict=True):
+                # `type(...) is`: both are final classes, and a pydantic model's isinstance
+                # goes through ABCMeta (a Python call per record)
+                kind = type(message)
                 if offset < start:
                     skipped += 1
-                elif isinstance(message, DeadLetter):
-                    letters.append(message)
-                elif isinstance(message, TerminateSessions):
+                elif kind is DeadLetter:
+                    letters.append(message)  # type: ignore[arg-type]
+                elif kind is TerminateSessions:
+                    assert isinstance(message, TerminateSessions)  # for mypy; a rare record
                     commands.append(message)
                     if record is not None and record.headers:  # the trace context, if any
                         key = (message.tenant_id, str(message.command_id))
                         command_headers[key] = record.headers
                 else:
-                    events.append(message)
+                    events.append(message)  # type: ignore[arg-type]
         if letters:
             # durable on the DLQ before the position moves past them
             await self._dead_letters.send(letters)
@@ -262,5 +280,4 @@ class Ingestor:
         )
 
 
-def _type_of(event: SessionEvent) -> str:
-    return event.type
+_type_of: Callable[[SessionEvent], str] = attrgetter("type")

@@ -37,6 +37,7 @@ from session_contracts.codec import (
     DecodeError,
     RecordKind,
     decode,
+    decode_each,
 )
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import DEFAULT_POLICIES, SessionType
@@ -104,14 +105,22 @@ def _body(noun: str, **changes: Any) -> bytes:
 
 
 def _verdict(kind: RecordKind[Any], raw: bytes | None) -> BaseModel | str:
-    """The model, or the DecodeError's reason; any other exception fails the caller."""
+    """The model, or the DecodeError's reason; any other exception fails the caller.
+
+    `decode_each` (the registry's batch decoder) must give the same verdict, amid valid
+    records of the kind."""
+    valid = _body(next(noun for noun, other in KINDS.items() if other is kind))
+    each = decode_each(kind, [valid, raw, valid])
+    assert not isinstance(each[0], DecodeError) and each[0] == each[2]
     try:
         message = decode(kind, raw)
     except DecodeError as exc:
         assert isinstance(exc.reason, str) and exc.reason
+        assert isinstance(each[1], DecodeError) and each[1].reason == exc.reason
         return exc.reason
     assert isinstance(message, BaseModel)
     assert getattr(message, "type", None) in kind.types
+    assert each[1] == message
     return message
 
 
@@ -321,3 +330,43 @@ async def test_the_demo_service_ignores_every_settings_record_the_decoder_refuse
     source.apply(b"acme", _body("settings"))
     published = await source.current("acme", SessionType.browser)
     assert published.max_session_seconds == 60
+
+
+def test_the_registry_decodes_records_of_partitions_interleaved_into_their_own() -> None:
+    """`Ingestor.decode` decodes runs of one partition at once: records of several partitions
+    (and topics) interleaved in one sequence still land in their own partition, in order, each
+    with its own verdict."""
+    topics = Topics()
+    ingestor = Ingestor(
+        None,  # type: ignore[arg-type]  # decoding never touches the database
+        SimpleNamespace(topics=topics),  # type: ignore[arg-type]
+        "registry",
+        None,  # type: ignore[arg-type]
+        lambda: NOW,
+    )
+    event, command = _body("event"), _body("command")
+    sequence = [
+        _Record(topics.events, event, partition=0, offset=0),
+        _Record(topics.events, HOSTILE[2], partition=1, offset=0),
+        _Record(topics.events, event, partition=0, offset=1),
+        _Record(topics.commands, command, partition=0, offset=5),
+        _Record(topics.events, event, partition=1, offset=1),
+        _Record(topics.commands, event, partition=0, offset=6),  # an event is no command
+        _Record(topics.events, HOSTILE[0], partition=0, offset=2),
+    ]
+    decoded = ingestor.decode({"all": sequence})
+    assert {tp: part.offsets for tp, part in decoded.items()} == {
+        (topics.events, 0): [0, 1, 2],
+        (topics.events, 1): [0, 1],
+        (topics.commands, 0): [5, 6],
+    }
+    kinds = {
+        tp: [type(message).__name__ for message in part.messages] for tp, part in decoded.items()
+    }
+    assert kinds == {
+        (topics.events, 0): ["SessionCreated", "SessionCreated", "DeadLetter"],
+        (topics.events, 1): ["DeadLetter", "SessionCreated"],
+        (topics.commands, 0): ["TerminateSessions", "DeadLetter"],
+    }
+    for part in decoded.values():
+        assert [record.offset for record in part.records if record is not None] == part.offsets

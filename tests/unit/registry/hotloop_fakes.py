@@ -435,12 +435,17 @@ async def start_loop(
     *,
     max_records: int = 25,
     poll_timeout_ms: int = 20,
+    relay: Callable[[IngestOutcome], Awaitable[None]] | None = None,
 ) -> Run:
-    """A ConsumerLoop over the fake consumer, subscribed, first assigned `assigned`, running."""
+    """A ConsumerLoop over the fake consumer, subscribed, first assigned `assigned`, running.
+
+    `relay`: awaited by `after_batch` first (as the registry's outbox relay would be)."""
     ingestor = RecordingIngestor(store)
     settled: list[IngestOutcome] = []
 
     async def after_batch(outcome: IngestOutcome) -> None:
+        if relay is not None:
+            await relay(outcome)
         settled.append(outcome)
 
     loop = ConsumerLoop(

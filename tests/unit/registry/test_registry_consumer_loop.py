@@ -9,6 +9,7 @@ the log's end. `hotloop_fakes` says what the fake consumer mimics of aiokafka.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import uuid
 from collections import Counter
@@ -384,7 +385,7 @@ async def test_a_quiet_stream_settles_the_last_batch_without_waiting_out_the_pol
     consumer = FakeConsumer(log)
     run = await start_loop(store, consumer, {E0, E1}, max_records=500, poll_timeout_ms=20_000)
     try:
-        await wait_for(lambda: len(run.settled) == 1, within=5)
+        await wait_for(lambda: len(run.settled) == 1 and bool(consumer.commits), within=5)
         assert consumer.open_polls == 1  # the next poll is still waiting for records
         assert {key(tp): o for tp, o in consumer.commits[-1].items()} == log.ends()
     finally:
@@ -457,3 +458,72 @@ async def test_a_rebalance_while_the_loop_reseeks_after_a_failure_does_not_stop_
         await run.stop()  # re-raises what stopped the loop
     assert consumer.assignment() == {E0} and consumer.refused == []
     assert (await stored_positions(engine))[key(E0)] == log.ends()[key(E0)]
+
+
+async def test_the_next_batch_is_applied_while_the_last_relays_and_commits_in_order(
+    store: Store, engine: AsyncEngine
+) -> None:
+    """The relay and Kafka offset commit of batch n run while batch n + 1 is applied: a relay
+    held up holds up no batch, and the relays and commits still follow the batches' order."""
+    log = FakeLog()
+    log.extend_events(workload())
+    consumer = FakeConsumer(log)
+    release = asyncio.Event()
+    relayed: list[int] = []
+
+    async def relay(outcome: IngestOutcome) -> None:
+        if not relayed:
+            await release.wait()  # the first batch's relay waits until released
+        relayed.append(len(relayed))
+
+    run = await start_loop(store, consumer, {E0, E1}, relay=relay)
+    try:
+        await wait_for(lambda: len(run.ingestor.outcomes) >= 3)
+        # batches 2 and 3 committed to the database while batch 1's relay waited; nothing
+        # after it relayed or reached Kafka's offsets ahead of it
+        assert run.settled == [] and relayed == [] and consumer.commits == []
+        release.set()
+        await wait_for(all_settled(run, log))
+        await run.loop.published()
+    finally:
+        await run.stop()
+    assert relayed == list(range(len(run.ingestor.outcomes)))
+    assert run.settled == run.ingestor.outcomes  # in the order the batches committed
+    assert len(consumer.commits) == len(run.ingestor.outcomes)
+    for earlier, later in itertools.pairwise(consumer.commits):
+        assert all(later.get(tp, offset) >= offset for tp, offset in earlier.items())
+    await assert_exactly_once(engine, log, run.ingestor)
+
+
+async def test_a_stop_while_a_relay_and_offset_commit_wait_loses_and_repeats_nothing(
+    store: Store, engine: AsyncEngine
+) -> None:
+    """Stopped with batches committed to the database but neither relayed nor copied to
+    Kafka's offsets (a crash there): the next loop resumes from the stored positions, applies
+    nothing twice and misses nothing, although Kafka's offsets lag."""
+    log = FakeLog()
+    log.extend_events(workload())
+    held = asyncio.Event()  # never set: every relay of the first loop waits
+
+    async def stuck(_outcome: IngestOutcome) -> None:
+        await held.wait()
+
+    first = FakeConsumer(log, name="first")
+    run1 = await start_loop(store, first, {E0, E1}, relay=stuck)
+    await wait_for(lambda: len(run1.ingestor.outcomes) >= 3)
+    await run1.stop()
+    assert run1.settled == [] and first.commits == [] and log.committed == {}
+    stored = await stored_positions(engine)
+    assert stored == merged(run1.ingestor.outcomes) and stored != {}
+
+    second = FakeConsumer(log, name="second")
+    run2 = await start_loop(store, second, {E0, E1})
+    try:
+        await wait_for(all_settled(run2, log))
+        await run2.loop.published()
+    finally:
+        await run2.stop()
+    assert sorted(second.seeks) == sorted((tp, stored.get(key(tp))) for tp in (E0, E1))
+    assert sum(o.skipped for o in run2.settled) == 0
+    assert {key(tp): o for tp, o in log.committed.items()} == log.ends()
+    await assert_exactly_once(engine, log, run1.ingestor, run2.ingestor)
