@@ -116,6 +116,11 @@ class Store(ABC):
         databases' rows then merge in one pass (SQLite's default collation is already so)."""
         return column
 
+    def one_of(self, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+        """`column IN (values)`: thousands of values (SQLite: one parameter each, within its
+        limit of 32,766 per statement)."""
+        return column.in_(values)
+
     # the registry's batches
 
     async def select_sessions(

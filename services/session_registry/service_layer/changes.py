@@ -27,6 +27,8 @@ class Changes:
     history: dict[tuple[str, str], HistoryEntry] = field(default_factory=dict)
     outbox: list[OutboxRecord] = field(default_factory=list)
     revoked: list[SessionRevoked] = field(default_factory=list)
+    drained: int = 0
+    """Outbox records queued by earlier `drain`s (counted in `flush`'s result)."""
 
     def record(self, event: SessionEvent) -> None:
         """Keep the event's history entry (lifecycle events only)."""
@@ -58,11 +60,22 @@ class Changes:
             )
         )
 
-    async def flush(self, uow: UnitOfWork, publish: bool) -> int:
-        """Write everything collected; return how many outbox records were queued."""
-        await save_sessions(uow, self.states.values())
+    async def flush(self, uow: UnitOfWork, publish: bool, *, states: bool = True) -> int:
+        """Write everything collected (the session rows unless `states` is false); return how
+        many outbox records were queued, earlier `drain`s' included."""
+        if states:
+            await save_sessions(uow, self.states.values())
         await save_history(uow, self.history.values())
         if not publish:
-            return 0
+            return self.drained
         await remember_revocations(uow, self.revoked)
-        return await add_to_outbox(uow, self.outbox)
+        return self.drained + await add_to_outbox(uow, self.outbox)
+
+    async def drain(self, uow: UnitOfWork, *, states: bool = True) -> None:
+        """Write everything collected so far (publishing) and start over empty; the records
+        queued are counted in `drained`."""
+        self.drained = await self.flush(uow, True, states=states)
+        self.states.clear()
+        self.history.clear()
+        self.outbox.clear()
+        self.revoked.clear()
