@@ -33,6 +33,7 @@ from read_model.store import (
     Second,
     SessionRow,
     Store,
+    Value,
     session_row,
 )
 from session_contracts.models import SessionFilter
@@ -104,7 +105,7 @@ class PostgresStore(Store):
         """`column COLLATE "C"`: the database's collation may order `_`, `-` and case otherwise."""
         return column.collate("C")
 
-    def one_of(self, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+    def one_of(self, column: ColumnElement[Value], values: Sequence[Value]) -> ColumnElement[bool]:
         """`column = ANY(:array)`: one parameter, however many values (expanding IN would
         render, name and bind one parameter per value)."""
         return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
