@@ -26,6 +26,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from opentelemetry.trace import SpanKind
 from sqlalchemy import ColumnElement, and_, select, update
@@ -40,7 +41,13 @@ from session_contracts.tracing import extract_context, inject_headers, tracer, t
 from session_registry.adapters.command_store import already_applied, record_applied
 from session_registry.adapters.session_store import lock_states
 from session_registry.domain.fold import apply
-from session_registry.domain.lifecycle import needs_revocation, termination_event
+from session_registry.domain.history import history_entry
+from session_registry.domain.lifecycle import (
+    needs_revocation,
+    revocations,
+    termination_event,
+    termination_events,
+)
 from session_registry.domain.state import SessionState
 from session_registry.service_layer.changes import Changes
 
@@ -224,7 +231,7 @@ async def _end_chunk(
     chosen = uow.store.for_update(chosen.order_by(order).limit(chunk))
     # the chunk's ids first, then the UPDATE by primary key (as a subquery, the planner may
     # hash-join it against the whole table, once per chunk)
-    ids = list((await uow.conn.execute(chosen)).scalars())
+    ids = (await uow.conn.execute(chosen)).scalars().all()
     if not ids:
         return []
     # `_end` on an open session, which has no end yet
@@ -254,7 +261,7 @@ async def _end_chunk(
             ended_by=by,
         )
         for session_id, session_type, created_at, max_session_seconds in (
-            await uow.conn.execute(statement)
+            (await uow.conn.execute(statement)).all()
         )
     ]
     states.sort(key=_session_id)
@@ -268,15 +275,24 @@ async def _queue_ended(
     topics: Topics,
     changes: Changes,
     headers: tuple[tuple[str, bytes], ...],
-    every: int = 500,
+    every: int = 50,
 ) -> None:
     """Each ended session's event, history entry and revocation, collected in `changes`;
     other tasks run every `every` sessions (the next chunk's statements among them)."""
+    events, records = termination_events(command), revocations()
+    detail: dict[str, Any] | None = None  # every event of the command has the same
     for start in range(0, len(states), every):
         for state in states[start : start + every]:
-            _ended(command, state, topics, changes)
+            event = events(state)
+            if detail is None:
+                entry = history_entry(event)
+                assert entry is not None
+                detail = entry.detail
+            _log_ended(command, state)
+            changes.record(event, detail)
+            changes.publish_event(topics, event)
             if needs_revocation(None, state, now):
-                changes.revoke(topics, state, headers)
+                changes.revoke(topics, state, headers, records(state))
         await asyncio.sleep(0)
 
 
@@ -289,6 +305,13 @@ def _ended(
 ) -> SessionTerminated:
     """The command's `session.terminated` for this session, recorded and queued."""
     event = termination_event(command, state)
+    _log_ended(command, state)
+    changes.record(event)
+    changes.publish_event(topics, event)
+    return event
+
+
+def _log_ended(command: TerminateSessions, state: SessionState) -> None:
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "session terminated by command",
@@ -298,6 +321,3 @@ def _ended(
                 "session_handle": state.session_id,
             },
         )
-    changes.record(event)
-    changes.publish_event(topics, event)
-    return event
