@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, event, text
+from sqlalchemy import ColumnElement, Table, any_, bindparam, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -33,6 +33,7 @@ from read_model.store import (
     Second,
     SessionRow,
     Store,
+    Value,
     session_row,
 )
 from session_contracts.models import SessionFilter
@@ -103,6 +104,11 @@ class PostgresStore(Store):
     def binary_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
         """`column COLLATE "C"`: the database's collation may order `_`, `-` and case otherwise."""
         return column.collate("C")
+
+    def one_of(self, column: ColumnElement[Value], values: Sequence[Value]) -> ColumnElement[bool]:
+        """`column = ANY(:array)`: one parameter, however many values (expanding IN would
+        render, name and bind one parameter per value)."""
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
 
     async def lock_schema(self, conn: AsyncConnection) -> None:
         """A transaction-level advisory lock, released by the commit or rollback."""

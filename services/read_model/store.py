@@ -47,6 +47,7 @@ Upsert: TypeAlias = sqlite.Insert | postgresql.Insert
 Query = TypeVar("Query", bound=Select[Any])
 First = TypeVar("First")
 Second = TypeVar("Second")
+Value = TypeVar("Value")
 
 _TIMES = tuple(i for i, c in enumerate(sessions.columns) if isinstance(c.type, DateTime))
 _IP = SESSION_COLUMNS.index("ip_packed")
@@ -115,6 +116,11 @@ class Store(ABC):
         """`column` ordered by its bytes (code points), as Python orders strings: two
         databases' rows then merge in one pass (SQLite's default collation is already so)."""
         return column
+
+    def one_of(self, column: ColumnElement[Value], values: Sequence[Value]) -> ColumnElement[bool]:
+        """`column IN (values)`: thousands of values (SQLite: one parameter each, within its
+        limit of 32,766 per statement)."""
+        return column.in_(values)
 
     # the registry's batches
 

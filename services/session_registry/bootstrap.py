@@ -30,6 +30,9 @@ from session_registry.settings import RegistrySettings
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 RELAY_DRAIN_SECONDS = 10.0
+RELAY_BATCH_BYTES = 512 * 1024
+"""The producer's batch per partition (aiokafka's default is 16 KB, ~35 records); under the
+broker's default message.max.bytes of 1 MB."""
 
 
 def utc_now() -> datetime:
@@ -50,8 +53,9 @@ class Registry:
             RegistryMetrics(lag=lambda: self.loop.lag()) if settings.registry_metrics else None
         )
         # No linger: the relay and the dead letters append a whole chunk before awaiting it,
-        # so batching costs nothing to lose, and a lone revocation leaves at once.
-        self.producer = new_producer(settings, linger_ms=0)
+        # so batching costs nothing to lose, and a lone revocation leaves at once. Batches of
+        # up to RELAY_BATCH_BYTES: a burst's chunk goes out in a few requests.
+        self.producer = new_producer(settings, linger_ms=0, max_batch_size=RELAY_BATCH_BYTES)
         self.relay = OutboxRelay(store, self.producer, chunk=settings.outbox_chunk)
         self.sweeper = Sweeper(store, self.topics, batch_size=settings.sweep_batch_size)
         consumer = new_consumer(

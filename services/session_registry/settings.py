@@ -54,7 +54,7 @@ class RegistrySettings(KafkaSettings):
         description="A session seen only through activity (never created) is deleted this "
         "long after its latest activity; it is never listed.",
     )
-    outbox_chunk: int = Field(default=2000, ge=1, le=100_000)
+    outbox_chunk: int = Field(default=10_000, ge=1, le=100_000)
     migrate_on_start: bool = Field(
         default=True, description="Bring the database to the current schema on start."
     )

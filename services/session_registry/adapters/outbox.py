@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +26,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.tracing import decode_headers, encode_headers
 
 log = logging.getLogger(__name__)
+_PARTITIONER = DefaultPartitioner()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +108,51 @@ class OutboxRelay:
             rows = (await conn.execute(uow.store.for_update(query, skip_locked=True))).all()
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    row.topic,
-                    None if row.value is None else bytes(row.value),
-                    key=bytes(row.key),
-                    headers=decode_headers(row.headers) or None,
-                )
-                for row in rows
-            ]
+            futures = await self._publish(rows)
             await asyncio.gather(*futures)
-            await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+            ids = [r.id for r in rows]
+            await conn.execute(delete(outbox).where(uow.store.one_of(outbox.c.id, ids)))
         log.debug("relayed %d outbox records", len(rows))
         return len(rows)
+
+    async def _publish(self, rows: Sequence[Any]) -> list[asyncio.Future[Any]]:
+        """Append the rows to one batch per partition, in order, and hand each batch to the
+        producer as it fills; return the batches' delivery futures.
+
+        The partition is the producer's own (`DefaultPartitioner`, murmur2 of the key, as
+        every producer of these topics computes it), found once per key and partition count:
+        a session's event and revocation share a key. A batch per partition instead of a
+        `send` per record: the records are appended in C, without a future each.
+        """
+        producer = self._producer
+        partitions: dict[str, list[int]] = {}
+        partition_of: dict[tuple[bytes, int], int] = {}
+        batches: dict[tuple[str, int], BatchBuilder] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for row in rows:
+            topic = row.topic
+            every = partitions.get(topic)
+            if every is None:
+                every = partitions[topic] = sorted(await producer.partitions_for(topic))
+            key = bytes(row.key)
+            slot = (key, len(every))
+            partition = partition_of.get(slot)
+            if partition is None:
+                partition = partition_of[slot] = _PARTITIONER(key, every, every)
+            value = None if row.value is None else bytes(row.value)
+            headers = decode_headers(row.headers)
+            tp = (topic, partition)
+            batch = batches.get(tp)
+            if batch is None:
+                batch = batches[tp] = producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = batches[tp] = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    raise ValueError(
+                        f"an outbox record of {len(value or b'')} bytes is larger "
+                        "than the producer's batch"
+                    )
+        for (topic, partition), batch in batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import encode
@@ -27,12 +28,26 @@ class Changes:
     history: dict[tuple[str, str], HistoryEntry] = field(default_factory=dict)
     outbox: list[OutboxRecord] = field(default_factory=list)
     revoked: list[SessionRevoked] = field(default_factory=list)
+    drained: int = 0
+    """Outbox records queued by earlier `drain`s (counted in `flush`'s result)."""
 
-    def record(self, event: SessionEvent) -> None:
-        """Keep the event's history entry (lifecycle events only)."""
-        entry = history_entry(event)
-        if entry is not None:
-            self.history[(entry.tenant_id, entry.event_id)] = entry
+    def record(self, event: SessionEvent, detail: dict[str, Any] | None = None) -> None:
+        """Keep the event's history entry (lifecycle events only); `detail`, when given, is
+        the entry's detail already computed (many events of one command share it)."""
+        if detail is None:
+            entry = history_entry(event)
+            if entry is None:
+                return
+        else:
+            entry = HistoryEntry(
+                str(event.event_id),
+                event.tenant_id,
+                event.session_id,
+                event.type,
+                event.occurred_at,
+                detail,
+            )
+        self.history[(entry.tenant_id, entry.event_id)] = entry
 
     def publish_event(self, topics: Topics, event: SessionEvent) -> None:
         """Queue an event for `sessions.events`, keyed `<tenant_id>/<handle>`."""
@@ -43,11 +58,16 @@ class Changes:
         )
 
     def revoke(
-        self, topics: Topics, state: SessionState, headers: tuple[tuple[str, bytes], ...] = ()
+        self,
+        topics: Topics,
+        state: SessionState,
+        headers: tuple[tuple[str, bytes], ...] = (),
+        record: SessionRevoked | None = None,
     ) -> None:
-        """Queue the revocation record of a terminated session, and remember it; `headers`
-        go with the record (the trace context of the command that ended the session)."""
-        record = revocation(state)
+        """Queue the revocation record of a terminated session (`record`, default
+        `revocation(state)`), and remember it; `headers` go with the record (the trace
+        context of the command that ended the session)."""
+        record = record or revocation(state)
         self.revoked.append(record)
         self.outbox.append(
             OutboxRecord(
@@ -58,11 +78,22 @@ class Changes:
             )
         )
 
-    async def flush(self, uow: UnitOfWork, publish: bool) -> int:
-        """Write everything collected; return how many outbox records were queued."""
-        await save_sessions(uow, self.states.values())
+    async def flush(self, uow: UnitOfWork, publish: bool, *, states: bool = True) -> int:
+        """Write everything collected (the session rows unless `states` is false); return how
+        many outbox records were queued, earlier `drain`s' included."""
+        if states:
+            await save_sessions(uow, self.states.values())
         await save_history(uow, self.history.values())
         if not publish:
-            return 0
+            return self.drained
         await remember_revocations(uow, self.revoked)
-        return await add_to_outbox(uow, self.outbox)
+        return self.drained + await add_to_outbox(uow, self.outbox)
+
+    async def drain(self, uow: UnitOfWork, *, states: bool = True) -> None:
+        """Write everything collected so far (publishing) and start over empty; the records
+        queued are counted in `drained`."""
+        self.drained = await self.flush(uow, True, states=states)
+        self.states.clear()
+        self.history.clear()
+        self.outbox.clear()
+        self.revoked.clear()

@@ -9,32 +9,51 @@ Targets are the sessions active at `requested_at`:
 A command id counts within its tenant: another tenant's command with the same id is another
 command. Each target gets a `session.terminated` event (id uuid5(command_id, session_id)),
 folded into its row here and published through the outbox, and a revocation record.
+
+A command by filter (one tenant's sessions, possibly millions) is applied set-based, in chunks
+of `FILTER_CHUNK` sessions within the batch's one transaction: one `UPDATE ... RETURNING` ends a
+chunk (the rows chosen and locked in session id order, so every writer locks in one order), and
+its history entries, revocations and outbox records are written in one bulk statement each.
+What it writes is what the per-row fold writes (`_end` on an open session: state, `ended_at`,
+`end_reason`, `ended_by`; `expires_at` of a created session does not depend on its end); a
+crash anywhere rolls the whole batch back, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from opentelemetry.trace import SpanKind
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, select, update
 
-from read_model.active import OPEN, active_condition
+from read_model.active import OPEN, TERMINATED, active_condition
 from read_model.session_query import filter_clause
 from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import TerminateSessions
+from session_contracts.models import SessionTerminated, TerminateSessions, as_utc
 from session_contracts.topics import Topics
 from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
 from session_registry.adapters.command_store import already_applied, record_applied
 from session_registry.adapters.session_store import lock_states
 from session_registry.domain.fold import apply
-from session_registry.domain.lifecycle import needs_revocation, termination_event
+from session_registry.domain.history import history_entry
+from session_registry.domain.lifecycle import (
+    needs_revocation,
+    revocations,
+    termination_event,
+    termination_events,
+)
+from session_registry.domain.state import SessionState
 from session_registry.service_layer.changes import Changes
 
 _s = sessions.c
+FILTER_CHUNK = 5000
+"""Sessions a command by filter ends per statement (its rows, events and records in memory)."""
 
 log = logging.getLogger(__name__)
 
@@ -106,32 +125,10 @@ async def _apply_one(
     # this span's context, for the revocations' records
     headers = tuple(inject_headers()) if traced else ()
     command_id = str(command.command_id)
-    per_session = log.isEnabledFor(logging.DEBUG)  # asked once: no per-session work when off
-    query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
-    ended = 0
-    for state in await lock_states(uow, query):
-        # earlier commands of this batch may have ended it already
-        state = changes.states.get(state.key, state)
-        if state.state != OPEN:
-            continue
-        event = termination_event(command, state)
-        if per_session:
-            log.debug(
-                "session terminated by command",
-                extra={
-                    "tenant_id": command.tenant_id,
-                    "command_id": command_id,
-                    "session_handle": state.session_id,
-                },
-            )
-        apply(state, event)
-        changes.states[state.key] = state
-        changes.record(event)
-        changes.publish_event(topics, event)
-        # no copy of the state before: it was open, so the termination is new
-        if needs_revocation(None, state, now):
-            changes.revoke(topics, state, headers)
-        ended += 1
+    if command.filter is not None:
+        ended = await end_by_filter(uow, command, now, topics, changes, headers)
+    else:
+        ended = await _end_by_ids(uow, command, now, topics, changes, headers)
     await record_applied(uow, command, now, ended)
     # in the batch's transaction: a retried batch logs it again
     log.info(
@@ -140,3 +137,187 @@ async def _apply_one(
         extra={"tenant_id": command.tenant_id, "command_id": command_id},
     )
     return ended
+
+
+async def _end_by_ids(
+    uow: UnitOfWork,
+    command: TerminateSessions,
+    now: datetime,
+    topics: Topics,
+    changes: Changes,
+    headers: tuple[tuple[str, bytes], ...],
+) -> int:
+    """End the listed sessions row by row, folding each (a handful: the low-latency path)."""
+    query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
+    ended = 0
+    for state in await lock_states(uow, query):
+        # earlier commands of this batch may have ended it already
+        state = changes.states.get(state.key, state)
+        if state.state != OPEN:
+            continue
+        apply(state, _ended(command, state, topics, changes))
+        changes.states[state.key] = state
+        # no copy of the state before: it was open, so the termination is new
+        if needs_revocation(None, state, now):
+            changes.revoke(topics, state, headers)
+        ended += 1
+    return ended
+
+
+async def end_by_filter(
+    uow: UnitOfWork,
+    command: TerminateSessions,
+    now: datetime,
+    topics: Topics,
+    changes: Changes,
+    headers: tuple[tuple[str, bytes], ...] = (),
+    chunk: int | None = None,
+) -> int:
+    """End the sessions a filter targets, `chunk` (default `FILTER_CHUNK`) per `UPDATE`.
+
+    Two stages overlap: while the database writes chunk n - 1's records and ends chunk n + 1,
+    this process builds chunk n's events and records (the database works on another core);
+    the connection runs one statement at a time (one task uses it at a time).
+    """
+    chunk = chunk or FILTER_CHUNK
+    # what earlier commands of this batch collected is written first: the UPDATE sees the rows
+    # as stored, so a session one of them ended is not ended twice
+    await changes.drain(uow)
+    ended = 0
+    built: Changes | None = None  # the records of the chunk before, not written yet
+
+    async def write_then_end(done: Changes | None, after: str | None) -> list[SessionState]:
+        if done is not None:
+            await done.drain(uow, states=False)
+            changes.drained += done.drained
+        return [] if after is None else await _end_chunk(uow, command, after, chunk)
+
+    states = await _end_chunk(uow, command, None, chunk)
+    while states:
+        ended += len(states)
+        after = states[-1].session_id if len(states) == chunk else None
+        database = asyncio.ensure_future(write_then_end(built, after))
+        try:
+            built = Changes()
+            await _queue_ended(command, states, now, topics, built, headers)
+            states = await database
+        finally:
+            if not database.done():  # failed: the batch rolls back anyway
+                database.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await database
+    await write_then_end(built, None)
+    return ended
+
+
+_RETURNED = (
+    _s.session_id,
+    _s.session_type,
+    _s.created_at,
+    _s.max_session_seconds,
+)
+"""What an ended session's records need of its row (the rest is the command's)."""
+
+
+async def _end_chunk(
+    uow: UnitOfWork, command: TerminateSessions, after: str | None, chunk: int
+) -> list[SessionState]:
+    """End the next `chunk` targets after session id `after`; their states, in id order."""
+    order = uow.store.binary_order(_s.session_id)  # as Python compares the ids
+    # one tenant's: the session id alone orders the chunks
+    chosen = select(_s.session_id).where(target_clause(command))
+    if after is not None:
+        chosen = chosen.where(order > after)
+    chosen = uow.store.for_update(chosen.order_by(order).limit(chunk))
+    # the chunk's ids first, then the UPDATE by primary key (as a subquery, the planner may
+    # hash-join it against the whole table, once per chunk)
+    ids = (await uow.conn.execute(chosen)).scalars().all()
+    if not ids:
+        return []
+    # `_end` on an open session, which has no end yet
+    statement = (
+        update(sessions)
+        .where(_s.tenant_id == command.tenant_id, uow.store.one_of(_s.session_id, ids))
+        .values(
+            state=TERMINATED,
+            ended_at=command.requested_at,
+            end_reason=command.reason.value,
+            ended_by=command.requested_by,
+        )
+        .returning(*_RETURNED)
+    )
+    tenant_id, at = command.tenant_id, command.requested_at
+    reason, by = command.reason.value, command.requested_by
+    states = [
+        SessionState(
+            tenant_id=tenant_id,
+            session_id=session_id,
+            session_type=session_type,
+            created_at=None if created_at is None else as_utc(created_at),
+            max_session_seconds=max_session_seconds,
+            state=TERMINATED,
+            ended_at=at,
+            end_reason=reason,
+            ended_by=by,
+        )
+        for session_id, session_type, created_at, max_session_seconds in (
+            (await uow.conn.execute(statement)).all()
+        )
+    ]
+    states.sort(key=_session_id)
+    return states
+
+
+async def _queue_ended(
+    command: TerminateSessions,
+    states: Sequence[SessionState],
+    now: datetime,
+    topics: Topics,
+    changes: Changes,
+    headers: tuple[tuple[str, bytes], ...],
+    every: int = 50,
+) -> None:
+    """Each ended session's event, history entry and revocation, collected in `changes`;
+    other tasks run every `every` sessions (the next chunk's statements among them)."""
+    events, records = termination_events(command), revocations()
+    detail: dict[str, Any] | None = None  # every event of the command has the same
+    for start in range(0, len(states), every):
+        for state in states[start : start + every]:
+            event = events(state)
+            if detail is None:
+                entry = history_entry(event)
+                assert entry is not None
+                detail = entry.detail
+            _log_ended(command, state)
+            changes.record(event, detail)
+            changes.publish_event(topics, event)
+            if needs_revocation(None, state, now):
+                changes.revoke(topics, state, headers, records(state))
+        await asyncio.sleep(0)
+
+
+def _session_id(state: SessionState) -> str:
+    return state.session_id
+
+
+def _ended(
+    command: TerminateSessions, state: SessionState, topics: Topics, changes: Changes
+) -> SessionTerminated:
+    """The command's `session.terminated` for this session, recorded and queued."""
+    event = termination_event(command, state)
+    _log_ended(command, state)
+    changes.record(event)
+    changes.publish_event(topics, event)
+    return event
+
+
+def _log_ended(command: TerminateSessions, state: SessionState) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "session terminated by command",
+            extra={
+                "tenant_id": command.tenant_id,
+                "command_id": str(command.command_id),
+                "session_handle": state.session_id,
+            },
+        )
