@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaProducer
 from registry_helpers import StartRegistry, registry_settings
 
 from fresh_topics import connection
+from read_model.database import open_store, upgrade_schema
+from read_model.store import Store
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
@@ -51,6 +53,15 @@ def send(producer: AIOKafkaProducer, topics: Topics) -> Callable[..., Awaitable[
             await producer.send_and_wait(target, value, key=key, headers=headers)
 
     return _send
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """The test's database, migrated to head (closed afterwards)."""
+    store = open_store(db_url)
+    await upgrade_schema(store)
+    yield store
+    await store.dispose()
 
 
 @pytest.fixture

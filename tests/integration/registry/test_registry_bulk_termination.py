@@ -7,7 +7,7 @@ A chunk of 4 makes a handful of sessions span several chunks, the last one parti
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,6 @@ from session_registry.service_layer.terminations import apply_commands, target_c
 
 TOPICS = Topics(prefix="bulk.")
 CHUNK = 4
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = open_store(db_url)
-    await upgrade_schema(store)
-    yield store
-    await store.dispose()
 
 
 @pytest.fixture(autouse=True)

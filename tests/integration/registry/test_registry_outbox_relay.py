@@ -9,14 +9,12 @@ order, headers and tombstones, and delete exactly what it published.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from registry_helpers import read_topic
 
 from fresh_topics import connection
-from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.kafka_clients import new_producer
@@ -24,14 +22,6 @@ from session_contracts.topics import Topics
 from session_registry.adapters.outbox import OutboxRecord, OutboxRelay, add_to_outbox, outbox_size
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = open_store(db_url)
-    await upgrade_schema(store)
-    yield store
-    await store.dispose()
 
 
 def outbox_records(topics: Topics, count: int) -> list[OutboxRecord]:

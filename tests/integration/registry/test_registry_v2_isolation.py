@@ -8,15 +8,13 @@ PostgreSQL); Kafka is not needed: what the registry would publish is read from i
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select, text
 
-from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
 from read_model.tables import (
     applied_commands,
@@ -100,14 +98,6 @@ class Harness:
     async def rows(self, table: Any, *where: Any) -> list[Any]:
         async with self.store.engine.connect() as conn:
             return list(await conn.execute(select(table).where(*where)))
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = open_store(db_url)
-    await upgrade_schema(store)
-    yield store
-    await store.dispose()
 
 
 def created(

@@ -282,15 +282,21 @@ class _Record:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def test_the_registry_dead_letters_every_record_the_decoder_refuses() -> None:
-    topics = Topics()
-    ingestor = Ingestor(
-        None,  # type: ignore[arg-type]  # decoding never touches the database
+def _decoding_ingestor(topics: Topics) -> Ingestor:
+    """An ingestor for `Ingestor.decode` alone: decoding never touches the database, the
+    projector (but for its topics), the dead letters or the clock."""
+    return Ingestor(
+        None,  # type: ignore[arg-type]
         SimpleNamespace(topics=topics),  # type: ignore[arg-type]
         "registry",
         None,  # type: ignore[arg-type]
         lambda: NOW,
     )
+
+
+def test_the_registry_dead_letters_every_record_the_decoder_refuses() -> None:
+    topics = Topics()
+    ingestor = _decoding_ingestor(topics)
     batch = {
         topic: [_Record(topic, value, offset=n) for n, value in enumerate(HOSTILE)]
         for topic in (topics.events, topics.commands)
@@ -337,13 +343,7 @@ def test_the_registry_decodes_records_of_partitions_interleaved_into_their_own()
     (and topics) interleaved in one sequence still land in their own partition, in order, each
     with its own verdict."""
     topics = Topics()
-    ingestor = Ingestor(
-        None,  # type: ignore[arg-type]  # decoding never touches the database
-        SimpleNamespace(topics=topics),  # type: ignore[arg-type]
-        "registry",
-        None,  # type: ignore[arg-type]
-        lambda: NOW,
-    )
+    ingestor = _decoding_ingestor(topics)
     event, command = _body("event"), _body("command")
     sequence = [
         _Record(topics.events, event, partition=0, offset=0),
