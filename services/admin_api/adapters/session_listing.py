@@ -70,20 +70,29 @@ class Page:
     after: Position | None
 
 
+def page_columns() -> tuple[Any, ...]:
+    """What a page row carries: `COLUMNS` and `policy_outdated`."""
+    return (*COLUMNS, policy_outdated().label("policy_outdated"))
+
+
+def after_clause(
+    key: ColumnElement[Any], value: Any, session_id: str, descending: bool
+) -> ColumnElement[bool]:
+    """Rows strictly after the position (`value` of the sort `key`, then `session_id`) in the
+    order's direction: where a page cursor, or a search's walk on, starts."""
+    mark = tuple_(literal(value, key.type), literal(session_id))
+    row_key = tuple_(key, TIE_BREAK)
+    return row_key < mark if descending else row_key > mark
+
+
 def _page_statement(query: ListQuery, tenant_id: str, now: datetime) -> Any:
     key = SORT_KEYS[query.field]
     where = filter_clause(query.filter, tenant_id, now)
     if query.after is not None:
-        mark = tuple_(literal(query.after.value, key.type), literal(query.after.session_id))
-        row_key = tuple_(key, TIE_BREAK)
-        where = and_(where, row_key < mark if query.descending else row_key > mark)
+        after = after_clause(key, query.after.value, query.after.session_id, query.descending)
+        where = and_(where, after)
     order = (key.desc(), TIE_BREAK.desc()) if query.descending else (key.asc(), TIE_BREAK.asc())
-    return (
-        select(*COLUMNS, policy_outdated().label("policy_outdated"))
-        .where(where)
-        .order_by(*order)
-        .limit(query.limit + 1)
-    )
+    return select(*page_columns()).where(where).order_by(*order).limit(query.limit + 1)
 
 
 async def fetch_page(

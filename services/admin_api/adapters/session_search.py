@@ -36,14 +36,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters.session_listing import (
-    COLUMNS,
     SORT_KEYS,
     Page,
+    after_clause,
     as_page,
+    page_columns,
 )
 from admin_api.domain.listing import ListQuery
 from read_model.session_query import (
@@ -51,7 +52,6 @@ from read_model.session_query import (
     binary_text,
     conditions_clause,
     filter_clause,
-    policy_outdated,
 )
 from read_model.store import Store
 from read_model.tables import sessions
@@ -118,15 +118,14 @@ async def first_page_and_total(
     if isinstance(found, SearchResult):
         return found
     seen = 0
-    if found.rows and _trigram_searchable(query.filter):
+    trigram = _trigram_searchable(query.filter)
+    if trigram and found.rows:
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
         async with conn.begin():
             tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
-        skip = len(found.rows) * tenant > store.search_cap * window
-    else:
-        skip = False
-    if _trigram_searchable(query.filter) and not skip:
+        trigram = len(found.rows) * tenant <= store.search_cap * window
+    if trigram:
         listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
         if listed is not None:
             return listed
@@ -171,9 +170,7 @@ async def _walk(
     kept = resumed.rows if resumed is not None else []
     where = active_clause(tenant_id, now)
     if resumed is not None:  # strictly after the window's last row (keys of listed rows are set)
-        mark = tuple_(literal(resumed.last[0], order.key.type), literal(resumed.last[1]))
-        row_key = tuple_(order.key, binary_text(_s.session_id))
-        where = and_(where, row_key < mark if order.descending else row_key > mark)
+        where = and_(where, after_clause(order.key, *resumed.last, order.descending))
     walked = (
         select(
             _s.session_id,
@@ -204,8 +201,7 @@ async def _walk(
     at = (_s.tenant_id == tenant_id) & (_s.session_id == head.c.session_id)
     statement = (
         select(
-            *COLUMNS,
-            policy_outdated().label("policy_outdated"),
+            *page_columns(),
             head.c.sort_key.label("w_key"),
             head.c.tie.label("w_tie"),
             head.c.m.label("w_m"),
@@ -270,7 +266,7 @@ async def _page(
     if ids:
         order = _Order(query)
         statement = (
-            select(*COLUMNS, policy_outdated().label("policy_outdated"))
+            select(*page_columns())
             .where(_s.tenant_id == tenant_id, _s.session_id.in_(ids))
             .order_by(*order.by(order.key, _s.session_id))
         )
@@ -296,7 +292,7 @@ async def _one_pass(
         .subquery()
     )
     statement = (
-        select(*COLUMNS, policy_outdated().label("policy_outdated"), matches.c.total)
+        select(*page_columns(), matches.c.total)
         .join_from(
             sessions,
             matches,
