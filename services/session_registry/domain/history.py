@@ -35,15 +35,19 @@ class HistoryEntry:
         }
 
 
-def history_entry(event: SessionEvent) -> HistoryEntry | None:
-    """The history entry an event makes, or None for activity (too frequent to keep)."""
+def history_entry(event: SessionEvent, detail: dict[str, Any] | None = None) -> HistoryEntry | None:
+    """The history entry an event makes, or None for activity (too frequent to keep);
+    `detail`, when given, is the entry's detail already computed (many events of one command
+    share it)."""
     if event.type not in RECORDED_TYPES:
         return None
+    if detail is None:
+        detail = event.model_dump(mode="json", exclude=_ENVELOPE, exclude_none=True)
     return HistoryEntry(
         event_id=str(event.event_id),
         tenant_id=event.tenant_id,
         session_id=event.session_id,
         type=event.type,
         occurred_at=event.occurred_at,
-        detail=event.model_dump(mode="json", exclude=_ENVELOPE, exclude_none=True),
+        detail=detail,
     )

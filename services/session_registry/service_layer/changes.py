@@ -34,20 +34,9 @@ class Changes:
     def record(self, event: SessionEvent, detail: dict[str, Any] | None = None) -> None:
         """Keep the event's history entry (lifecycle events only); `detail`, when given, is
         the entry's detail already computed (many events of one command share it)."""
-        if detail is None:
-            entry = history_entry(event)
-            if entry is None:
-                return
-        else:
-            entry = HistoryEntry(
-                str(event.event_id),
-                event.tenant_id,
-                event.session_id,
-                event.type,
-                event.occurred_at,
-                detail,
-            )
-        self.history[(entry.tenant_id, entry.event_id)] = entry
+        entry = history_entry(event, detail)
+        if entry is not None:
+            self.history[(entry.tenant_id, entry.event_id)] = entry
 
     def publish_event(self, topics: Topics, event: SessionEvent) -> None:
         """Queue an event for `sessions.events`, keyed `<tenant_id>/<handle>`."""
