@@ -332,15 +332,21 @@ class RecordingIngestor(Ingestor):
         *,
         consumer: str = CONSUMER,
         clock: Callable[[], datetime] = lambda: NOW,
+        hold_after: int | None = None,
     ) -> None:
         self.projector = RecordingProjector()
         self.dead_letters = RecordingDeadLetters()
         super().__init__(store, self.projector, consumer, self.dead_letters, clock)
         self.applied: list[str] = []
         self.outcomes: list[IngestOutcome] = []
+        self._hold_after = hold_after
 
     async def apply(self, decoded: dict[tuple[str, int], Decoded]) -> IngestOutcome:
-        """Apply; once committed, keep what the committed attempt applied."""
+        """Apply; once committed, keep what the committed attempt applied. With `hold_after`,
+        the batches after that many wait, before touching the database, until cancelled: a
+        stop then never lands between a commit and its outcome being kept."""
+        if self._hold_after is not None and len(self.outcomes) >= self._hold_after:
+            await asyncio.Event().wait()
         outcome = await super().apply(decoded)
         if decoded:
             self.applied.extend(self.projector.last)
@@ -436,11 +442,13 @@ async def start_loop(
     max_records: int = 25,
     poll_timeout_ms: int = 20,
     relay: Callable[[IngestOutcome], Awaitable[None]] | None = None,
+    hold_after: int | None = None,
 ) -> Run:
     """A ConsumerLoop over the fake consumer, subscribed, first assigned `assigned`, running.
 
-    `relay`: awaited by `after_batch` first (as the registry's outbox relay would be)."""
-    ingestor = RecordingIngestor(store)
+    `relay`: awaited by `after_batch` first (as the registry's outbox relay would be);
+    `hold_after`: the ingestor's (`RecordingIngestor`)."""
+    ingestor = RecordingIngestor(store, hold_after=hold_after)
     settled: list[IngestOutcome] = []
 
     async def after_batch(outcome: IngestOutcome) -> None:
