@@ -36,6 +36,17 @@ SEARCHED = ("expires_at", "session_type", "user_name")
 # search reads only the tenant's rows
 EXTENSIONS = ("pg_trgm", "btree_gin")
 
+# The directory of listed user names (revision 0501): one row per tenant and name, its own
+# trigram index. Not a listing index: small, kept through a bulk load.
+USER_NAMES_TABLE = (
+    "CREATE TABLE listed_user_names (tenant_id VARCHAR(64) NOT NULL, "
+    "user_name VARCHAR(256) NOT NULL, PRIMARY KEY (tenant_id, user_name))"
+)
+USER_NAMES_TRIGRAM = (
+    "CREATE INDEX ix_listed_user_names_trgm ON listed_user_names "
+    "USING gin (tenant_id, user_name gin_trgm_ops)"
+)
+
 NAMES: tuple[str, ...] = (
     *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),
     *(f"ix_sessions_trgm_{column}" for column in TRIGRAM_COLUMNS),

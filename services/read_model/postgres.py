@@ -53,6 +53,7 @@ class PostgresStore(Store):
 
     search_walk = 2000
     search_cap = 2000
+    user_name_directory = True
 
     def __init__(
         self,

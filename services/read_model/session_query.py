@@ -6,6 +6,7 @@ terminate-by-filter commands with it, so "what the admin saw" and "what gets end
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ def _binary_other(element: binary_text, compiler: Any, **kw: Any) -> str:
     return f"({compiler.process(element.clauses, **kw)}) COLLATE BINARY"
 
 
-def _contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+def contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
     """Case-insensitive substring; `%`, `_` and `\\` in the text are literal."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.ilike(f"%{escaped}%", escape="\\")
@@ -93,34 +94,67 @@ def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> Colum
     return and_(active_clause(tenant_id, now), conditions_clause(filter))
 
 
+HANDLE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
 def may_be_in_handle(text: str) -> bool:
     """Whether `text` can be part of a session id, compared case-insensitively.
 
-    Session ids are handles: base64url, `[A-Za-z0-9_-]`. A text holding any other ASCII
-    character (a space, an apostrophe, a dot) is in none, whatever the locale's case folding,
-    so a search for it need not read the session id index (a full name is the common case).
-    Non-ASCII characters say nothing: some fold to ASCII letters (the Kelvin sign to `k`).
+    Session ids are handles: base64url, `[A-Za-z0-9_-]`. The database compares the two
+    lowered (`ILIKE` is `lower(id) LIKE lower(pattern)`), so a character can match one of a
+    handle only if its case mappings hold a base64url character: the Kelvin sign lowers to
+    `k`, the long s (U+017F) uppers to `S`. Any other character (a space, an apostrophe, `ü`,
+    `ø`) is in no handle, so a search for a text holding one need not read the session id
+    index (a full name, an accented letter). The Python mappings stand for the database's;
+    a test checks every character of the Basic Multilingual Plane this says no to against
+    PostgreSQL's `lower()`.
     """
-    return not any(c.isascii() and not (c.isalnum() or c in "-_") for c in text)
+    return all(_may_fold_into_handle(c) for c in text)
 
 
-def conditions_clause(filter: SessionFilter) -> ColumnElement[bool]:
+def _may_fold_into_handle(character: str) -> bool:
+    if character in HANDLE_CHARACTERS:
+        return True
+    if character.isascii():
+        return False
+    mapped = character.lower() + character.upper() + character.casefold()
+    return any(c in HANDLE_CHARACTERS for c in mapped)
+
+
+def types_containing(text: str) -> list[str]:
+    """The listed session types whose name contains `text` (case-insensitive): a closed set,
+    known without the database."""
+    return [k for k in LISTED if text.casefold() in k]
+
+
+def conditions_clause(
+    filter: SessionFilter, names: Sequence[str] | None = None
+) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
-    (`active_clause`): what a walk over the listing indexes tests on each index entry."""
+    (`active_clause`): what a walk over the listing indexes tests on each index entry.
+
+    `names`: every user name of the tenant's listed sessions that contains `q`, resolved
+    beforehand (the PostgreSQL directory `listed_user_names`, a superset of the listed
+    sessions' names). Then `q`'s user name arm is an equality test on them, which the user
+    name B-tree answers, with exactly the same matches as the substring test."""
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
-        # session types are a closed set: which ones contain q is known without the database
-        types = [k for k in LISTED if filter.q.casefold() in k]
-        arms = [_contains(_s.user_name, filter.q)]
+        types = types_containing(filter.q)
+        arms = [
+            contains(_s.user_name, filter.q)
+            if names is None
+            # the index's collation, so the B-tree on (tenant_id, user_name COLLATE "C") answers
+            else _s.user_name.collate("C").in_(list(names))
+        ]
         if may_be_in_handle(filter.q):
-            arms.append(_contains(_s.session_id, filter.q))
+            arms.append(contains(_s.session_id, filter.q))
         if types:
             arms.append(_s.session_type.in_(types))
         conditions.append(or_(*arms))
     for name in ("user_name", "session_id", "device"):
         value = getattr(filter, name)
         if value is not None:
-            conditions.append(_contains(_s[name], value))
+            conditions.append(contains(_s[name], value))
     if filter.session_type:
         conditions.append(_s.session_type.in_(sorted({t.value for t in filter.session_type})))
     network = filter.network()

@@ -78,6 +78,9 @@ class Store(ABC):
     the sort order first (PostgreSQL's index-only walk), then the trigram indexes, counting at
     most `search_cap` matches there."""
     search_cap: int = 5000
+    user_name_directory: bool = False
+    """Whether `listed_user_names` (PostgreSQL, revision 0501) resolves a search term to the
+    user names holding it before any session is read."""
 
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url

@@ -172,11 +172,21 @@ listed_session_counts = Table(
     Column("sessions", BigInteger, nullable=False),
 )
 
+# Every user name a listed session of the tenant has had, kept by PostgreSQL triggers
+# (revision 0501) for search; on the counts' metadata for the same reasons.
+listed_user_names = Table(
+    "listed_user_names",
+    counts_metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_name", String(256), primary_key=True),
+)
+
 __all__ = [
     "applied_commands",
     "consumer_positions",
     "counts_metadata",
     "listed_session_counts",
+    "listed_user_names",
     "metadata",
     "outbox",
     "revocations",

@@ -51,15 +51,21 @@ from read_model.session_query import (
     active_clause,
     binary_text,
     conditions_clause,
+    contains,
     filter_clause,
+    may_be_in_handle,
+    types_containing,
 )
 from read_model.store import Store
-from read_model.tables import sessions
+from read_model.tables import listed_user_names, sessions
 from session_contracts.models import SessionFilter
 
 TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
 TRIGRAM = 3
 """The shortest text a trigram index can look up."""
+DIRECTORY_NAMES = 50
+"""The most user names a search reads the sessions of through the directory; a term in more
+names is common, and the walk finds its page sooner."""
 WALKED = ("w_key", "w_tie", "w_m", "w_n")
 """What a walk's rows carry besides the page's columns: sort key, tie, match, row number."""
 _s = sessions.c
@@ -113,6 +119,10 @@ async def first_page_and_total(
     """The first page of a search and how many sessions match (see the module's doc)."""
     if exact or store.search_walk is None:
         return await _one_pass(store, conn, query, tenant_id, now)
+    if store.user_name_directory and _directory_searchable(query.filter):
+        named = await _by_directory(store, conn, query, tenant_id, now)
+        if named is not None:
+            return named
     window = store.search_walk
     found = await _walk(store, conn, query, tenant_id, now, window)
     if isinstance(found, SearchResult):
@@ -237,25 +247,93 @@ async def _trigram(
 ) -> tuple[SearchResult | None, int]:
     """Every match through the trigram indexes, when there are at most `cap`; else None and
     how many were seen (`cap + 1`)."""
+    return await _capped(store, conn, query, tenant_id, now, _matches(query, tenant_id, now), cap)
+
+
+async def _capped(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    matches: ColumnElement[bool],
+    cap: int,
+) -> tuple[SearchResult | None, int]:
+    """Every row of `matches` read through the search indexes (bitmaps, no sort index), when
+    there are at most `cap`: sorted, the page is their first; else None and `cap + 1`."""
+    async with store.search(conn):
+        rows = await _capped_rows(conn, query, matches, cap)
+    return await _capped_result(conn, query, tenant_id, now, rows, cap)
+
+
+async def _capped_rows(
+    conn: AsyncConnection, query: ListQuery, matches: ColumnElement[bool], cap: int
+) -> list[Any]:
+    """The first `limit + 1` of at most `cap + 1` rows of `matches` in the query's order, each
+    with how many were read."""
     order = _Order(query)
     capped = (
-        select(_s.session_id, order.key.label("sort_key"))
-        .where(_matches(query, tenant_id, now))
-        .limit(cap + 1)
-        .subquery()
+        select(_s.session_id, order.key.label("sort_key")).where(matches).limit(cap + 1).subquery()
     )
     statement = (
         select(capped.c.session_id, func.count().over().label("total"))
         .order_by(*order.by(capped.c.sort_key, capped.c.session_id))
         .limit(query.limit + 1)
     )
-    async with store.search(conn):
-        rows = (await conn.execute(statement)).all()
+    return list((await conn.execute(statement)).all())
+
+
+async def _capped_result(
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    rows: list[Any],
+    cap: int,
+) -> tuple[SearchResult | None, int]:
     total = int(rows[0].total) if rows else 0
     if total > cap:
         return None, total
     ids = [str(r.session_id) for r in rows]
     return SearchResult(await _page(conn, query, tenant_id, now, ids), total, exact=True), total
+
+
+def _directory_searchable(filter: SessionFilter) -> bool:
+    """Whether the directory of user names can answer the search: `q` is its only text
+    condition, names no session type (that arm is every session of the type: the walk's
+    case), and its session id arm, if any, can be looked up (three characters or more)."""
+    q = filter.q
+    if q is None or any(getattr(filter, n) is not None for n in TEXT_CONDITIONS if n != "q"):
+        return False
+    if types_containing(q):
+        return False
+    return len(q) >= TRIGRAM or not may_be_in_handle(q)
+
+
+async def _by_directory(
+    store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
+) -> SearchResult | None:
+    """The whole answer through the directory of user names, when `q` is in few sessions: the
+    names holding `q` (the directory's trigram index), then, in the same transaction, their
+    sessions (the user name B-tree) and, when `q` may be part of a session id, the session id
+    trigram index's: at most `search_cap` in all. None (the walk's case) when `q` is in more
+    than `DIRECTORY_NAMES` names or more than `search_cap` sessions."""
+    d = listed_user_names.c
+    found = (
+        select(d.user_name)
+        .where(d.tenant_id == tenant_id, contains(d.user_name, query.filter.q or ""))
+        .limit(DIRECTORY_NAMES + 1)
+    )
+    async with store.search(conn):
+        names = [str(n) for n in (await conn.execute(found)).scalars()]
+        if len(names) > DIRECTORY_NAMES:
+            return None
+        matches = and_(
+            active_clause(tenant_id, now), conditions_clause(query.filter, names=sorted(names))
+        )
+        rows = await _capped_rows(conn, query, matches, store.search_cap)
+    listed, _ = await _capped_result(conn, query, tenant_id, now, rows, store.search_cap)
+    return listed
 
 
 async def _page(

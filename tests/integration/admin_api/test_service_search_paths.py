@@ -1,7 +1,8 @@
-"""A search's first page and total, by every path the store may take (one pass; the bounded
-walk, the trigram step, the walk on), against the unindexed filter: the same sessions in the
-same order, and a total that is exact or, when it says it is not, a true lower bound. Short
-fragments (one to three characters), mixed case and non-ASCII names; both backends.
+"""A search's first page and total, by every path the store may take (one pass; the directory
+of user names; the bounded walk, the trigram step, the walk on), against the unindexed filter:
+the same sessions in the same order, and a total that is exact or, when it says it is not, a
+true lower bound. Short fragments (one to three characters), mixed case and non-ASCII names;
+both backends.
 
 The bounded path's limits are made tiny here (a walk of a few rows, a cap of a few matches),
 so that a few hundred rows take every branch that millions take in production.
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
-from sqlalchemy import select, text
+from sqlalchemy import ARRAY, String, func, literal, literal_column, select, text
 
 from admin_api.adapters import session_search
 from admin_api.adapters.session_listing import SORT_KEYS
@@ -25,7 +26,7 @@ from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
 from admin_api.domain.listing import ListQuery, Sort
 from admin_api.service_layer.sessions import PageRequest, list_sessions
-from read_model.session_query import binary_text, filter_clause
+from read_model.session_query import HANDLE_CHARACTERS, binary_text, filter_clause, may_be_in_handle
 from read_model.store import Store
 from read_model.tables import sessions
 from session_contracts.handles import session_handle
@@ -116,8 +117,18 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
         taken["resumed with matches"] += resumed is not None and bool(resumed.rows)
         return await walk_step(*args)
 
+    directory = session_search._by_directory
+    named = 0
+
+    async def by_directory(*args: Any) -> Any:
+        nonlocal named
+        found = await directory(*args)
+        named += found is not None
+        return found
+
     monkeypatch.setattr(session_search, "_trigram", counted)
     monkeypatch.setattr(session_search, "_walk", walked)
+    monkeypatch.setattr(session_search, "_by_directory", by_directory)
     rng = random.Random(walk)
     with bounded(store, walk, cap):
         for fragment in FRAGMENTS:
@@ -140,6 +151,8 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
                 else:
                     taken["lower bounds"] += 1
                     assert limit < found.total <= len(expected), case
+    # PostgreSQL's bounded path answers rare terms from the directory of user names
+    assert named > 0 if store.user_name_directory and walk else named == 0
     if walk is None:  # one pass: always exact
         assert taken == {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
     elif walk <= 30:  # tiny limits: the bounded path took each of its steps, and walked on
@@ -210,3 +223,23 @@ async def test_a_row_moved_past_the_window_while_walking_on_is_listed_once(
     listed = [str(r["session_id"]) for r in found.page.rows]
     assert sorted(set(listed)) == sorted(listed), listed  # no session twice
     assert moved in listed and len(listed) == 3
+
+
+async def test_no_character_said_to_be_in_no_handle_lowers_onto_one_in_the_database(
+    store: Store,
+) -> None:
+    # `may_be_in_handle` decides with Python's case mappings whether the session id arm is
+    # read at all; the database's own `lower()` (what ILIKE compares) must agree
+    plane = [chr(i) for i in range(0x80, 0x10000) if not 0xD800 <= i < 0xE000]
+    excluded = [c for c in plane if not may_be_in_handle(c)]
+    assert "ü" in excluded and "\u212a" not in excluded
+    character = literal_column("c")
+    lowered = select(character, func.lower(character)).select_from(
+        func.unnest(literal(excluded, ARRAY(String))).alias("c")
+    )
+    async with store.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":  # SQLite's lower() and LIKE fold ASCII only
+            return
+        folded = (await conn.execute(lowered)).all()
+    assert len(folded) == len(excluded)
+    assert [(c, f) for c, f in folded if set(f) & HANDLE_CHARACTERS] == []
