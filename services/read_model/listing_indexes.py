@@ -51,6 +51,7 @@ NAMES: tuple[str, ...] = (
     *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),
     *(f"ix_sessions_trgm_{column}" for column in TRIGRAM_COLUMNS),
     "ix_sessions_open_user_id",
+    "ix_sessions_open_user_name_activity",
 )
 """The indexes `create_statements` creates, in its order."""
 
@@ -84,11 +85,18 @@ def create_statements() -> list[str]:
         f"USING gin (tenant_id, {column} gin_trgm_ops) WHERE {LISTED}"
         for column in TRIGRAM_COLUMNS
     ]
-    return [*sort_statements(), *trigram_indexes, BY_USER]
+    return [*sort_statements(), *trigram_indexes, BY_USER, BY_NAME_ACTIVITY]
 
 
 BY_USER = f"CREATE INDEX ix_sessions_open_user_id ON sessions (tenant_id, user_id) WHERE {LISTED}"
 """The list's exact `user_id` condition (all the sessions of one user), since revision 0401."""
+BY_NAME_ACTIVITY = (
+    "CREATE INDEX ix_sessions_open_user_name_activity ON sessions "
+    '(tenant_id, user_name COLLATE "C", last_activity_at, session_id COLLATE "C") '
+    f"INCLUDE (expires_at, session_type) WHERE {LISTED}"
+)
+"""Each user name's sessions by last activity, since revision 0501: a search merges the first
+ones of the few names its term is in (`admin_api.adapters.session_search._merged`)."""
 
 
 def drop_statements() -> list[str]:

@@ -6,7 +6,6 @@ terminate-by-filter commands with it, so "what the admin saw" and "what gets end
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -127,25 +126,13 @@ def types_containing(text: str) -> list[str]:
     return [k for k in LISTED if text.casefold() in k]
 
 
-def conditions_clause(
-    filter: SessionFilter, names: Sequence[str] | None = None
-) -> ColumnElement[bool]:
+def conditions_clause(filter: SessionFilter) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
-    (`active_clause`): what a walk over the listing indexes tests on each index entry.
-
-    `names`: every user name of the tenant's listed sessions that contains `q`, resolved
-    beforehand (the PostgreSQL directory `listed_user_names`, a superset of the listed
-    sessions' names). Then `q`'s user name arm is an equality test on them, which the user
-    name B-tree answers, with exactly the same matches as the substring test."""
+    (`active_clause`): what a walk over the listing indexes tests on each index entry."""
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
         types = types_containing(filter.q)
-        arms = [
-            contains(_s.user_name, filter.q)
-            if names is None
-            # the index's collation, so the B-tree on (tenant_id, user_name COLLATE "C") answers
-            else _s.user_name.collate("C").in_(list(names))
-        ]
+        arms = [contains(_s.user_name, filter.q)]
         if may_be_in_handle(filter.q):
             arms.append(contains(_s.session_id, filter.q))
         if types:

@@ -36,7 +36,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters.session_listing import (
@@ -47,6 +59,7 @@ from admin_api.adapters.session_listing import (
     page_columns,
 )
 from admin_api.domain.listing import ListQuery
+from read_model.active import active_condition, listed_condition
 from read_model.session_query import (
     active_clause,
     binary_text,
@@ -64,8 +77,16 @@ TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
 TRIGRAM = 3
 """The shortest text a trigram index can look up."""
 DIRECTORY_NAMES = 50
-"""The most user names a search reads the sessions of through the directory; a term in more
-names is common, and the walk finds its page sooner."""
+"""The most user names whose sessions a search reads whole through the directory."""
+MERGED_NAMES = 100
+"""The most user names whose first sessions a search merges in the page's order; a term in
+more names is common, and the walk finds its page sooner."""
+MERGED_SORTS = frozenset({"last_activity_at", "user_name"})
+"""The orders a B-tree keeps per user name (`_merged`)."""
+MERGED_HANDLE_FRAGMENT = 4
+"""The shortest text that may be part of a session id whose matching ids a merge reads whole:
+about one handle in 1,600 holds a given three characters (hundreds of ids per tenant, every
+one read and sorted), one in 50,000 four."""
 WALKED = ("w_key", "w_tie", "w_m", "w_n")
 """What a walk's rows carry besides the page's columns: sort key, tie, match, row number."""
 _s = sessions.c
@@ -247,7 +268,7 @@ async def _trigram(
 ) -> tuple[SearchResult | None, int]:
     """Every match through the trigram indexes, when there are at most `cap`; else None and
     how many were seen (`cap + 1`)."""
-    return await _capped(store, conn, query, tenant_id, now, _matches(query, tenant_id, now), cap)
+    return await _capped(store, conn, query, tenant_id, _matches(query, tenant_id, now), cap)
 
 
 async def _capped(
@@ -255,47 +276,66 @@ async def _capped(
     conn: AsyncConnection,
     query: ListQuery,
     tenant_id: str,
-    now: datetime,
     matches: ColumnElement[bool],
     cap: int,
 ) -> tuple[SearchResult | None, int]:
     """Every row of `matches` read through the search indexes (bitmaps, no sort index), when
     there are at most `cap`: sorted, the page is their first; else None and `cap + 1`."""
     async with store.search(conn):
-        rows = await _capped_rows(conn, query, matches, cap)
-    return await _capped_result(conn, query, tenant_id, now, rows, cap)
+        rows = await _capped_rows(conn, query, tenant_id, matches, cap)
+    return _capped_result(query, rows, cap)
 
 
 async def _capped_rows(
-    conn: AsyncConnection, query: ListQuery, matches: ColumnElement[bool], cap: int
-) -> list[Any]:
-    """The first `limit + 1` of at most `cap + 1` rows of `matches` in the query's order, each
-    with how many were read."""
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    matches: ColumnElement[bool],
+    cap: int,
+) -> list[dict[str, Any]]:
+    """The page's rows (the first `limit + 1`, in the query's order) of at most `cap + 1`
+    rows of `matches`, each with how many were read (`total`); one statement."""
     order = _Order(query)
     capped = (
         select(_s.session_id, order.key.label("sort_key")).where(matches).limit(cap + 1).subquery()
     )
-    statement = (
-        select(capped.c.session_id, func.count().over().label("total"))
+    top = (
+        select(capped.c.session_id, capped.c.sort_key, func.count().over().label("total"))
         .order_by(*order.by(capped.c.sort_key, capped.c.session_id))
         .limit(query.limit + 1)
+        .subquery()
     )
-    return list((await conn.execute(statement)).all())
+    return await _with_columns(conn, query, tenant_id, top)
 
 
-async def _capped_result(
-    conn: AsyncConnection,
-    query: ListQuery,
-    tenant_id: str,
-    now: datetime,
-    rows: list[Any],
-    cap: int,
+async def _with_columns(
+    conn: AsyncConnection, query: ListQuery, tenant_id: str, top: Any
+) -> list[dict[str, Any]]:
+    """The page's columns of the rows of `top` (`session_id`, `sort_key`, `total`), in the
+    query's order, joined to the table in the statement that found them."""
+    order = _Order(query)
+    at = (_s.tenant_id == tenant_id) & (_s.session_id == top.c.session_id)
+    statement = (
+        select(*page_columns(), top.c.total.label("w_total"))
+        .join_from(top, sessions, at)
+        .order_by(*order.by(top.c.sort_key, top.c.session_id))
+    )
+    return [dict(r._mapping) for r in await conn.execute(statement)]
+
+
+def _capped_result(
+    query: ListQuery, rows: list[dict[str, Any]], cap: int
 ) -> tuple[SearchResult | None, int]:
-    total = int(rows[0].total) if rows else 0
+    """The page of `_capped_rows`, with its exact total, when there were at most `cap`."""
+    total = int(rows[0]["w_total"]) if rows else 0
     if total > cap:
         return None, total
-    ids = [str(r.session_id) for r in rows]
-    return SearchResult(await _page(conn, query, tenant_id, now, ids), total, exact=True), total
+    return SearchResult(as_page(query, _unwalked(rows)), total, exact=True), total
+
+
+def _unwalked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's rows without what only the search read (`w_` columns)."""
+    return [{k: v for k, v in r.items() if not k.startswith("w_")} for r in rows]
 
 
 def _directory_searchable(filter: SessionFilter) -> bool:
@@ -310,46 +350,137 @@ def _directory_searchable(filter: SessionFilter) -> bool:
     return len(q) >= TRIGRAM or not may_be_in_handle(q)
 
 
+def _mergeable(query: ListQuery, q: str) -> bool:
+    """Whether `_merged` can answer: an order the B-trees keep per name, and a session id arm
+    that is empty or small."""
+    if query.field not in MERGED_SORTS:
+        return False
+    return len(q) >= MERGED_HANDLE_FRAGMENT or not may_be_in_handle(q)
+
+
+def _by_name(tenant_id: str, names: list[str]) -> ColumnElement[bool]:
+    """The sessions of these user names (the user name B-trees: tenant, then name)."""
+    if not names:
+        return false()
+    return and_(_s.tenant_id == tenant_id, _s.user_name.collate("C").in_(names))
+
+
+def _by_session_id(tenant_id: str, q: str) -> ColumnElement[bool]:
+    """The sessions whose id holds `q` (false when no handle can: `may_be_in_handle`).
+
+    The tenant is compared by code point, which no index column's collation matches, so it
+    is a filter on the few rows the trigram lookup finds, not a condition of the lookup: as an
+    index condition, the trigram index's tenant column would read the tenant's whole posting
+    list (a row per session) to keep a handful."""
+    if not may_be_in_handle(q):
+        return false()
+    return and_(binary_text(_s.tenant_id) == tenant_id, contains(_s.session_id, q))
+
+
+def _directory_matches(
+    query: ListQuery, now: datetime, arm: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """`arm` (what `q` matches, resolved, with the tenant) and the rest of the filter, on
+    listed active rows.
+
+    The same rows as `filter_clause`: `q` names no session type here
+    (`_directory_searchable`), and a session's name holds `q` exactly when it is one of the
+    directory's names that do, the directory holding every listed session's name."""
+    rest = conditions_clause(query.filter.model_copy(update={"q": None}))
+    return and_(arm, listed_condition(), active_condition(now), rest)
+
+
 async def _by_directory(
     store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
 ) -> SearchResult | None:
-    """The whole answer through the directory of user names, when `q` is in few sessions: the
-    names holding `q` (the directory's trigram index), then, in the same transaction, their
-    sessions (the user name B-tree) and, when `q` may be part of a session id, the session id
-    trigram index's: at most `search_cap` in all. None (the walk's case) when `q` is in more
-    than `DIRECTORY_NAMES` names or more than `search_cap` sessions."""
+    """The answer through the directory of user names, when `q` is in few names.
+
+    The names holding `q` come from the directory's trigram index. Up to `DIRECTORY_NAMES`
+    of them, their sessions (the user name B-tree) and, when `q` may be part of a session
+    id, the session id trigram index's are read whole, at most `search_cap`: sorted, the page
+    is their first and the total exact. Past the cap, or up to `MERGED_NAMES` names, in an
+    order a B-tree keeps per name (`MERGED_SORTS`), each name's first `limit + 1` sessions
+    are read in order from that B-tree and merged with the session id arm's (`_merged`).
+    None otherwise: the walk's case."""
+    q = query.filter.q or ""
+    cap = store.search_cap
     d = listed_user_names.c
     found = (
         select(d.user_name)
-        .where(d.tenant_id == tenant_id, contains(d.user_name, query.filter.q or ""))
-        .limit(DIRECTORY_NAMES + 1)
+        .where(d.tenant_id == tenant_id, contains(d.user_name, q))
+        .limit(MERGED_NAMES + 1)
     )
+    by_id = _by_session_id(tenant_id, q)
+    rows: list[dict[str, Any]] | None = None
+    ids: list[str] | None = None
     async with store.search(conn):
-        names = [str(n) for n in (await conn.execute(found)).scalars()]
-        if len(names) > DIRECTORY_NAMES:
-            return None
-        matches = and_(
-            active_clause(tenant_id, now), conditions_clause(query.filter, names=sorted(names))
+        names = sorted(str(n) for n in (await conn.execute(found)).scalars())
+        if len(names) <= DIRECTORY_NAMES:
+            arm = or_(_by_name(tenant_id, names), by_id)
+            matches = _directory_matches(query, now, arm)
+            rows = await _capped_rows(conn, query, tenant_id, matches, cap)
+        whole = rows is not None and (not rows or rows[0]["w_total"] <= cap)
+        if not whole and len(names) <= MERGED_NAMES and _mergeable(query, q):
+            # the merge's turn: the session id arm, read whole
+            capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
+            ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
+    if rows is not None and whole:
+        listed, _ = _capped_result(query, rows, cap)
+        return listed
+    if ids is None or len(ids) > cap:
+        return None
+    return await _merged(store, conn, query, tenant_id, now, names, ids)
+
+
+async def _merged(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    names: list[str],
+    ids: list[str],
+) -> SearchResult:
+    """The first page of `q`'s matches in an order the user name B-trees keep per name: each
+    name's first `limit + 1` sessions in that order (`ix_sessions_open_user_name` for the
+    user name, `ix_sessions_open_user_name_activity` for the last activity), merged with the
+    sessions whose id holds `q` (`ids`, every one). The total is exact when no name had more
+    than the page, else the matches read (a lower bound)."""
+    order = _Order(query)
+    name = func.unnest(literal(names, ARRAY(String))).table_valued("name").render_derived()
+    per_name = (
+        select(_s.session_id, order.key.label("sort_key"))
+        .where(
+            _directory_matches(
+                query, now, (_s.tenant_id == tenant_id) & (_s.user_name.collate("C") == name.c.name)
+            )
         )
-        rows = await _capped_rows(conn, query, matches, store.search_cap)
-    listed, _ = await _capped_result(conn, query, tenant_id, now, rows, store.search_cap)
-    return listed
-
-
-async def _page(
-    conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime, ids: list[str]
-) -> Page:
-    """The rows of these sessions (up to `limit + 1`, in the sort order) as the page."""
-    rows: list[dict[str, Any]] = []
+        .order_by(*order.by(order.key, _s.session_id))
+        .limit(query.limit + 1)
+        .lateral()
+    )
+    arms = [
+        select(per_name.c.session_id, per_name.c.sort_key).select_from(name).join(per_name, true())
+    ]
     if ids:
-        order = _Order(query)
-        statement = (
-            select(*page_columns())
-            .where(_s.tenant_id == tenant_id, _s.session_id.in_(ids))
-            .order_by(*order.by(order.key, _s.session_id))
+        by_id = and_(_s.tenant_id == tenant_id, _s.session_id.in_(ids))
+        arms.append(
+            select(_s.session_id, order.key.label("sort_key")).where(
+                _directory_matches(query, now, by_id)
+            )
         )
-        rows = [dict(r._mapping) for r in await conn.execute(statement)]
-    return as_page(query, rows)
+    merged = union(*arms).subquery()  # a session in both arms is read twice, listed once
+    top = (
+        select(merged.c.session_id, merged.c.sort_key, func.count().over().label("total"))
+        .order_by(*order.by(merged.c.sort_key, merged.c.session_id))
+        .limit(query.limit + 1)
+        .subquery()
+    )
+    async with store.walk(conn):
+        rows = await _with_columns(conn, query, tenant_id, top)
+    total = int(rows[0]["w_total"]) if rows else 0
+    # no name had more sessions than the page: every match was read
+    return SearchResult(as_page(query, _unwalked(rows)), total, exact=len(rows) <= query.limit)
 
 
 async def _one_pass(

@@ -117,8 +117,8 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
         taken["resumed with matches"] += resumed is not None and bool(resumed.rows)
         return await walk_step(*args)
 
-    directory = session_search._by_directory
-    named = 0
+    directory, merge = session_search._by_directory, session_search._merged
+    named = merged = 0
 
     async def by_directory(*args: Any) -> Any:
         nonlocal named
@@ -126,9 +126,16 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
         named += found is not None
         return found
 
+    async def merging(*args: Any) -> Any:
+        nonlocal merged
+        found = await merge(*args)
+        merged += found is not None
+        return found
+
     monkeypatch.setattr(session_search, "_trigram", counted)
     monkeypatch.setattr(session_search, "_walk", walked)
     monkeypatch.setattr(session_search, "_by_directory", by_directory)
+    monkeypatch.setattr(session_search, "_merged", merging)
     rng = random.Random(walk)
     with bounded(store, walk, cap):
         for fragment in FRAGMENTS:
@@ -151,8 +158,10 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
                 else:
                     taken["lower bounds"] += 1
                     assert limit < found.total <= len(expected), case
-    # PostgreSQL's bounded path answers rare terms from the directory of user names
+    # PostgreSQL's bounded path answers rare terms from the directory of user names, and
+    # merges the names' first sessions when they are more than its cap (tiny here)
     assert named > 0 if store.user_name_directory and walk else named == 0
+    assert merged > 0 if store.user_name_directory and walk and cap < 10 else merged == 0
     if walk is None:  # one pass: always exact
         assert taken == {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
     elif walk <= 30:  # tiny limits: the bounded path took each of its steps, and walked on

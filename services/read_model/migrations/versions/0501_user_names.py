@@ -1,4 +1,5 @@
-"""A directory of the user names of listed sessions, for search (issue 18; PostgreSQL only).
+"""A directory of the user names of listed sessions, and their sessions by last activity, for
+search (issue 18; PostgreSQL only).
 
 `listed_user_names` holds one row per tenant and user name that a listed session has had
 (`listing_indexes.LISTED`), with its own trigram index. A search resolves its term against
@@ -21,6 +22,10 @@ names it finds and tests them as every search does. It grows with the tenant's d
 names, not its sessions. Taking out names that no listed session has any more would need to
 lock out concurrent inserts of that name; it is not done.
 
+With it, the listing index `ix_sessions_open_user_name_activity` (`read_model.listing_indexes`):
+each name's sessions by last activity, from which a search merges the first ones of the
+names its term is in, in the default order, without reading the rest.
+
 Revision ID: 0501_user_names
 Revises: 0401_searched_columns
 """
@@ -31,7 +36,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from read_model.listing_indexes import LISTED, USER_NAMES_TABLE, USER_NAMES_TRIGRAM
+from read_model.listing_indexes import (
+    BY_NAME_ACTIVITY,
+    LISTED,
+    USER_NAMES_TABLE,
+    USER_NAMES_TRIGRAM,
+)
 
 revision: str = "0501_user_names"
 down_revision: str | Sequence[str] | None = "0401_searched_columns"
@@ -66,6 +76,9 @@ def upgrade() -> None:
         return
     op.execute(USER_NAMES_TABLE)
     op.execute(USER_NAMES_TRIGRAM)
+    # a database built after this revision has the index from 0101 (`create_statements`)
+    op.execute("DROP INDEX IF EXISTS ix_sessions_open_user_name_activity")
+    op.execute(BY_NAME_ACTIVITY)
     for kind, body in (("ins", INSERTED), ("upd", UPDATED)):
         op.execute(
             f"CREATE FUNCTION listed_user_names_{kind}() RETURNS trigger LANGUAGE plpgsql "
@@ -97,3 +110,4 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS listed_user_names_{kind} ON sessions")
         op.execute(f"DROP FUNCTION IF EXISTS listed_user_names_{kind}()")
     op.execute("DROP TABLE IF EXISTS listed_user_names")
+    op.execute("DROP INDEX IF EXISTS ix_sessions_open_user_name_activity")
