@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,10 +35,15 @@ def create_app(
     bus: CommandBus | None = None,
     clock: Clock = system_clock,
     admin_page: web.AdminPageConfig | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The admin API for `settings`; `bus` replaces Kafka in unit tests, `clock` the time.
 
     `admin_page` configures the web page; without it the `SESSIONS_ADMIN_PAGE_*` settings do.
+    `freeze_heap` (a process of its own: `app_from_env`): once started, what start-up made is
+    moved out of the cyclic collector's sight (`gc.freeze`), so a full collection scans only
+    what requests left behind, not every module, model and route (40-50 ms a collection for
+    the registry's similar heap, the slowest request when it lands in one).
     """
 
     @asynccontextmanager
@@ -60,6 +66,8 @@ def create_app(
             clock=clock,
             metrics=registry,
         )
+        if freeze_heap:
+            gc.freeze()
         try:
             yield
         finally:
@@ -117,4 +125,4 @@ def app_from_env() -> FastAPI:
     if logs.log_format == "json":  # text: uvicorn's own logging, as before
         logs.apply()
     configure_tracing("session-control-admin-api")  # SESSIONS_OTLP_ENDPOINT; unset: off
-    return create_app(AdminApiSettings())
+    return create_app(AdminApiSettings(), freeze_heap=True)

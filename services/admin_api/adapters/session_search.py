@@ -85,8 +85,8 @@ MERGED_SORTS = frozenset({"last_activity_at", "user_name"})
 """The orders a B-tree keeps per user name (`_merged`)."""
 MERGED_HANDLE_FRAGMENT = 4
 """The shortest text that may be part of a session id whose matching ids a merge reads whole:
-about one handle in 1,600 holds a given three characters (hundreds of ids per tenant, every
-one read and sorted), one in 50,000 four."""
+a handle (43 characters) holds a given three in about one case of 800 (hundreds of ids per
+tenant, every one read and sorted), four in one of 26,000."""
 WALKED = ("w_key", "w_tie", "w_m", "w_n")
 """What a walk's rows carry besides the page's columns: sort key, tie, match, row number."""
 _s = sessions.c
