@@ -154,9 +154,10 @@ async def _build_indexes(url: str, definitions: list[str]) -> None:
 async def prepare(base: str, sessions: int, fresh: bool, name: str | None = None) -> str:
     """A database holding exactly `sessions` active sessions with the admin API's indexes.
 
-    The schema is migrated to head first; then its indexes (but the primary key) and the count
-    triggers are taken off, the rows go in by COPY, each index is built in one pass and the
-    kept counts are computed once, as `Store.bulk_load` does for a rebuild.
+    The schema is migrated to head first; then its indexes (but the primary key) and the
+    triggers are taken off, the rows go in by COPY, each index is built in one pass, and the
+    kept counts and the directory of user names are computed once (as their triggers keep
+    them).
     """
     name = name or f"bench_list_query_{sessions}"
     url = sibling_url(base, name)
@@ -195,6 +196,12 @@ async def prepare(base: str, sessions: int, fresh: bool, name: str | None = None
         await conn.execute(
             "INSERT INTO listed_session_counts SELECT tenant_id, session_type, count(*) "
             f"FROM sessions WHERE {listing_indexes.LISTED} GROUP BY tenant_id, session_type"
+        )
+        # the directory of user names, as its triggers would have kept it
+        await conn.execute("DELETE FROM listed_user_names")
+        await conn.execute(
+            "INSERT INTO listed_user_names SELECT DISTINCT tenant_id, user_name FROM sessions "
+            f"WHERE user_name IS NOT NULL AND {listing_indexes.LISTED}"
         )
         await _build_indexes(url, definitions)
         await conn.execute("VACUUM ANALYZE sessions")
