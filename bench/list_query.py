@@ -170,9 +170,15 @@ async def prepare(base: str, sessions: int, fresh: bool, name: str | None = None
                 active = await conn.fetchval(
                     "SELECT count(*) FROM sessions WHERE state = 'open' AND expires_at > now()"
                 )
+                # a load cut short before its indexes were built is loaded again
+                indexes = set(
+                    await conn.fetchval(
+                        "SELECT array_agg(relname::text) FROM pg_class WHERE relkind = 'i'"
+                    )
+                )
             finally:
                 await conn.close()
-            if active == sessions:
+            if active == sessions and indexes >= set(listing_indexes.NAMES):
                 print(f"reusing {name}: {active} active sessions")
                 await upgrade_schema(url)  # one made before contract v2 gets its handles
                 return url
