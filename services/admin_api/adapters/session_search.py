@@ -8,6 +8,11 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
   read once (on PostgreSQL through the trigram indexes, each rechecked on the table), counted,
   and the page's rows are its first ones in the sort order.
 - **Bounded** (PostgreSQL): the cost follows the page, not the number of matches.
+  0. *Directory* (`_by_directory`): when `q` is the only text condition and names no session
+     type, it is looked up in the tenant's user names (`listed_user_names`, far fewer than
+     its sessions). In a few names, their sessions and those whose id holds `q` are read
+     whole (exact); in somewhat more, in an order kept per name, each name's first page is
+     merged (`_merged`). Otherwise, or past the cap, the steps below.
   1. *Walk*: the first `search_walk` rows of the tenant's sort order, read as an index-only
      scan of the sort index (which carries what the search compares), stop at the page's
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
