@@ -92,8 +92,7 @@ async def test_every_name_of_a_listed_session_is_in_the_directory(db_url: str) -
         await _run(
             engine,
             "UPDATE sessions SET user_name = 'Renamed Person' WHERE session_id = 's1'",
-            "UPDATE sessions SET state = 'open', user_name = 'Back Again' "
-            "WHERE session_id = 's7'",
+            "UPDATE sessions SET state = 'open', user_name = 'Back Again' WHERE session_id = 's7'",
         )
         listed, kept = await _names(engine)
         assert {("t1", "Renamed Person"), ("t1", "Back Again")} <= kept
