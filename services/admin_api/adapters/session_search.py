@@ -416,21 +416,19 @@ async def _by_directory(
         .limit(MERGED_NAMES + 1)
     )
     by_id = _by_session_id(tenant_id, q)
-    rows: list[dict[str, Any]] | None = None
+    listed: SearchResult | None = None
     ids: list[str] | None = None
     async with store.search(conn):
         names = sorted(str(n) for n in (await conn.execute(found)).scalars())
         if len(names) <= DIRECTORY_NAMES:
-            arm = or_(_by_name(tenant_id, names), by_id)
-            matches = _directory_matches(query, now, arm)
+            matches = _directory_matches(query, now, or_(_by_name(tenant_id, names), by_id))
             rows = await _capped_rows(conn, query, tenant_id, matches, cap)
-        whole = rows is not None and (not rows or rows[0]["w_total"] <= cap)
-        if not whole and len(names) <= MERGED_NAMES and _mergeable(query, q):
+            listed, _ = _capped_result(query, rows, cap)
+        if listed is None and len(names) <= MERGED_NAMES and _mergeable(query, q):
             # the merge's turn: the session id arm, read whole
             capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
             ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
-    if rows is not None and whole:
-        listed, _ = _capped_result(query, rows, cap)
+    if listed is not None:
         return listed
     if ids is None or len(ids) > cap:
         return None
