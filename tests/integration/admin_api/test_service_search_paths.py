@@ -252,3 +252,33 @@ async def test_no_character_said_to_be_in_no_handle_lowers_onto_one_in_the_datab
         folded = (await conn.execute(lowered)).all()
     assert len(folded) == len(excluded)
     assert [(c, f) for c, f in folded if set(f) & HANDLE_CHARACTERS] == []
+
+
+async def test_another_tenants_names_and_session_ids_stay_out_of_the_directory_paths(
+    store: Store,
+) -> None:
+    # the directory and the session id arm compare the tenant separately (the id arm by code
+    # point, as a filter): an admin searching another tenant's name or id fragment finds nothing
+    theirs = [
+        session_row(
+            tenant_id=OTHER_TENANT,
+            session_id=session_handle(OTHER_TENANT, f"x-{i}"),
+            user_name=f"Secret Person {i % 3}",
+        )
+        for i in range(30)
+    ]
+    ours = [session_row(session_id=session_handle(TENANT, "o-1"), user_name="Our Person")]
+    await insert(store.engine, theirs + ours)
+    fragment = str(theirs[0]["session_id"])[5:13]
+    for q, sort in [
+        ("secret person", "-last_activity_at"),
+        ("SECRET", "user_name"),
+        (fragment, "-last_activity_at"),
+    ]:
+        for walk, cap in [(2000, 5000), (4, 3)]:  # answered whole; merged past a tiny cap
+            with bounded(store, walk, cap):
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, ListQuery(SessionFilter(q=q), sort, 10), TENANT, NOW
+                    )
+            assert (found.page.rows, found.total, found.exact) == ([], 0, True), (q, walk)
