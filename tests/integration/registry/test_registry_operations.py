@@ -69,6 +69,7 @@ async def test_metrics_count_events_by_type_dead_letters_by_reason_and_commands(
     registry, port = await serving(start_registry)
     await send(created("m1"), created("m2"), logout("m2", NOW))
     await send((b"bad", b'{"type": "session.created", '), topic=topics.events)
+    await registry.wait_until_idle(30)  # m1 is listed before an admin can end it
     await send(
         TerminateSessions(
             command_id=uuid.uuid4(),

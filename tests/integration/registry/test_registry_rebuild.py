@@ -119,6 +119,9 @@ async def test_cli_rebuild_swap_and_status(
     group = f"registry-{uuid.uuid4().hex[:8]}"
     registry = await start_registry(database_url=live_url, consumer_group=group)
     await send(created("s1"), created("s2"))
+    # events and commands are separate topics, read in no set order: an admin terminates a
+    # session the read model lists, so the registry has its `session.created` first
+    await registry.wait_until_idle(30)
     command = TerminateSessions(
         command_id=uuid.uuid4(),
         requested_at=NOW,
