@@ -198,8 +198,13 @@ class PostgresStore(Store):
         index holds every column read), never a bitmap of every match sorted afterwards."""
         async with conn.begin():
             # a bitmap would gather every match before the first row; JIT compiling costs
-            # more than the few thousand index entries a walk reads
-            await _set_local(conn, enable_bitmapscan="off", jit="off")
+            # more than the few thousand index entries a walk reads; parallel workers split a
+            # walk that stops at its limit, each reading its own stretch of entries it then
+            # drops (measured at ten million sessions: a rare term's walk 48 ms alone, 63 ms
+            # with two workers), and take cores from the other requests
+            await _set_local(
+                conn, enable_bitmapscan="off", jit="off", max_parallel_workers_per_gather="0"
+            )
             yield
 
     @contextlib.asynccontextmanager

@@ -12,18 +12,21 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      type, it is looked up in the tenant's user names (`listed_user_names`, far fewer than
      its sessions). In a few names, their sessions and those whose id holds `q` are read
      whole (exact); in somewhat more, in an order kept per name, each name's first page is
-     merged (`_merged`). Otherwise, or past the cap, the steps below.
+     merged (`_merged`). Otherwise, or past the cap, the steps below (past the cap without
+     the trigram step, which would read the same matches and stop at the same cap).
   1. *Walk*: the first `search_walk` rows of the tenant's sort order, read as an index-only
      scan of the sort index (which carries what the search compares), stop at the page's
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
      page here, having read about `limit / share of matching rows` rows. Having walked the
      tenant's every row, the count is exact.
-  2. *Trigram*: the trigram indexes give the matches of a term of three characters or more, in
-     no order; at most `search_cap + 1` are read. With no more than `search_cap`, they are all
+  2. *Trigram*: the trigram indexes give the matches of a term holding three letters or
+     digits in a row (`trigram_selective`: other terms' trigrams are in most rows), in no
+     order; at most `search_cap + 1` are read. With no more than `search_cap`, they are all
      there: the page is their first rows in the sort order and the total is exact.
   3. *Walk on*: otherwise (a term matching more than `search_cap` rows but under the walk's
-     share, or one or two characters rarer than the walk could tell), the sort order is
-     walked until the page is full or the tenant's rows end. When the walk's window held some
+     share, or a short or split term rarer than the walk could tell), the sort order is
+     walked until the page is full or the tenant's rows end, the filter tested on each index
+     entry as it is read. When the walk's window held some
      matches and their share of the tenant's sessions (the kept count) promises more than
      `search_cap`, the trigram step is skipped: it could only stop at the cap.
 
@@ -102,10 +105,30 @@ def is_search(filter: SessionFilter) -> bool:
     return any(getattr(filter, name) is not None for name in TEXT_CONDITIONS)
 
 
+def trigram_selective(text: str) -> bool:
+    """Whether the trigram indexes find `text`'s matches by reading few entries: it holds
+    `TRIGRAM` word characters in a row.
+
+    pg_trgm splits text into words at every other character (`-`, `_`, a space) and pads each
+    word with blanks, so the trigrams of `Z-R` are "a word ending in z" and "a word starting
+    with r": in session ids (base64url, about one `-` or `_` in 32 characters) each is in
+    most rows, and the lookup reads a posting entry for nearly every session of every tenant
+    (seconds at ten million). A run of three letters or digits gives a whole trigram, in about
+    one handle of 800 or one name in a few hundred. Python's `isalnum` stands for the
+    database's letters and digits; a term it wrongly calls unselective is walked instead,
+    which finds the same rows."""
+    run = 0
+    for char in text:
+        run = run + 1 if char.isalnum() else 0
+        if run >= TRIGRAM:
+            return True
+    return False
+
+
 def _trigram_searchable(filter: SessionFilter) -> bool:
-    """Whether some substring condition is long enough for the trigram indexes."""
+    """Whether some substring condition is one the trigram indexes find cheaply."""
     texts = (getattr(filter, name) for name in TEXT_CONDITIONS)
-    return any(text is not None and len(text) >= TRIGRAM for text in texts)
+    return any(text is not None and trigram_selective(text) for text in texts)
 
 
 @dataclass(frozen=True)
@@ -145,16 +168,17 @@ async def first_page_and_total(
     """The first page of a search and how many sessions match (see the module's doc)."""
     if exact or store.search_walk is None:
         return await _one_pass(store, conn, query, tenant_id, now)
+    seen = 0  # matches already known to be there (a lower bound of the total)
     if store.user_name_directory and _directory_searchable(query.filter):
-        named = await _by_directory(store, conn, query, tenant_id, now)
+        named, seen = await _by_directory(store, conn, query, tenant_id, now)
         if named is not None:
             return named
     window = store.search_walk
     found = await _walk(store, conn, query, tenant_id, now, window)
     if isinstance(found, SearchResult):
-        return found
-    seen = 0
-    trigram = _trigram_searchable(query.filter)
+        return found if found.exact else SearchResult(found.page, max(found.total, seen), False)
+    # the directory read the same matches as the trigram step would, and stopped at the cap
+    trigram = _trigram_searchable(query.filter) and seen <= store.search_cap
     if trigram and found.rows:
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
@@ -207,33 +231,11 @@ async def _walk(
     where = active_clause(tenant_id, now)
     if resumed is not None:  # strictly after the window's last row (keys of listed rows are set)
         where = and_(where, after_clause(order.key, *resumed.last, order.descending))
-    walked = (
-        select(
-            _s.session_id,
-            order.key.label("sort_key"),
-            binary_text(_s.session_id).label("tie"),
-            conditions_clause(query.filter).label("m"),
-            func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
-        )
-        .where(where)
-        .order_by(*order.by(order.key, _s.session_id))
-    )
-    if window is not None:
-        walked = walked.limit(window)
-    rows_in_order = walked.subquery()
-    wanted: ColumnElement[Any] = rows_in_order.c.m
-    if window is not None:  # the window's last row says it was full
-        wanted = wanted | (rows_in_order.c.n == window)
-    # ordered as the walk is (the planner sees the subquery's order and adds no sort, so the
-    # walk stops at the limit instead of reading the whole tenant to sort it)
-    tail = rows_in_order.c
-    head = (
-        select(tail.session_id, tail.sort_key, tail.tie, tail.m, tail.n)
-        .where(wanted)
-        .order_by(*order.columns(tail.sort_key, tail.tie))
-        .limit(query.limit + 2 - len(kept))  # the matches wanted, and the window's last row
-        .subquery()
-    )
+    if window is None:
+        # as many as the page needs even if every kept row is met again (listed once)
+        head = _walked_to_the_end(query, where, query.limit + 1)
+    else:
+        head = _walked_window(query, where, window, query.limit + 2 - len(kept))
     at = (_s.tenant_id == tenant_id) & (_s.session_id == head.c.session_id)
     statement = (
         select(
@@ -261,6 +263,55 @@ async def _walk(
         return _Window(matched, (last.w_key, str(last.w_tie)))
     # every active row of the tenant was walked: these are all the matches
     return SearchResult(as_page(query, matched), len(matched), exact=True)
+
+
+def _walked_window(query: ListQuery, where: ColumnElement[bool], window: int, wanted: int) -> Any:
+    """The first `wanted` matches of the first `window` rows of `where` in the sort order,
+    and that window's last row (`n = window`) when it was full: each row's match (`m`) and
+    row number (`n`) are columns, so the walk stops at the window whatever matches."""
+    order = _Order(query)
+    walked = (
+        select(
+            _s.session_id,
+            order.key.label("sort_key"),
+            binary_text(_s.session_id).label("tie"),
+            conditions_clause(query.filter).label("m"),
+            func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
+        )
+        .where(where)
+        .order_by(*order.by(order.key, _s.session_id))
+    )
+    rows_in_order = walked.limit(window).subquery()
+    # ordered as the walk is (the planner sees the subquery's order and adds no sort, so the
+    # walk stops at the limit instead of reading the whole tenant to sort it)
+    tail = rows_in_order.c
+    return (
+        select(tail.session_id, tail.sort_key, tail.tie, tail.m, tail.n)
+        .where(tail.m | (tail.n == window))  # the window's last row says it was full
+        .order_by(*order.columns(tail.sort_key, tail.tie))
+        .limit(wanted)  # the matches wanted, and the window's last row
+        .subquery()
+    )
+
+
+def _walked_to_the_end(query: ListQuery, where: ColumnElement[bool], wanted: int) -> Any:
+    """The first `wanted` matches of `where` in the sort order, however far they are: the
+    filter is the walk's own condition, tested on each index entry as it is read (no row
+    numbers, no match column: a rare term walks tens of thousands of entries)."""
+    order = _Order(query)
+    return (
+        select(
+            _s.session_id,
+            order.key.label("sort_key"),
+            binary_text(_s.session_id).label("tie"),
+            true().label("m"),
+            literal(None).label("n"),
+        )
+        .where(where, conditions_clause(query.filter))
+        .order_by(*order.by(order.key, _s.session_id))
+        .limit(wanted)
+        .subquery()
+    )
 
 
 async def _trigram(
@@ -346,13 +397,13 @@ def _unwalked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _directory_searchable(filter: SessionFilter) -> bool:
     """Whether the directory of user names can answer the search: `q` is its only text
     condition, names no session type (that arm is every session of the type: the walk's
-    case), and its session id arm, if any, can be looked up (three characters or more)."""
+    case), and its session id arm, if any, can be looked up (`trigram_selective`)."""
     q = filter.q
     if q is None or any(getattr(filter, n) is not None for n in TEXT_CONDITIONS if n != "q"):
         return False
     if types_containing(q):
         return False
-    return len(q) >= TRIGRAM or not may_be_in_handle(q)
+    return not may_be_in_handle(q) or trigram_selective(q)
 
 
 def _mergeable(query: ListQuery, q: str) -> bool:
@@ -397,7 +448,7 @@ def _directory_matches(
 
 async def _by_directory(
     store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
-) -> SearchResult | None:
+) -> tuple[SearchResult | None, int]:
     """The answer through the directory of user names, when `q` is in few names.
 
     The names holding `q` come from the directory's trigram index. Up to `DIRECTORY_NAMES`
@@ -406,7 +457,8 @@ async def _by_directory(
     is their first and the total exact. Past the cap, or up to `MERGED_NAMES` names, in an
     order a B-tree keeps per name (`MERGED_SORTS`), each name's first `limit + 1` sessions
     are read in order from that B-tree and merged with the session id arm's (`_merged`).
-    None otherwise: the walk's case."""
+    None otherwise, the walk's case, with how many matches were seen (`search_cap + 1` when
+    the cap stopped the read: the trigram step would stop there too)."""
     q = query.filter.q or ""
     cap = store.search_cap
     d = listed_user_names.c
@@ -417,22 +469,23 @@ async def _by_directory(
     )
     by_id = _by_session_id(tenant_id, q)
     listed: SearchResult | None = None
+    seen = 0
     ids: list[str] | None = None
     async with store.search(conn):
         names = sorted(str(n) for n in (await conn.execute(found)).scalars())
         if len(names) <= DIRECTORY_NAMES:
             matches = _directory_matches(query, now, or_(_by_name(tenant_id, names), by_id))
             rows = await _capped_rows(conn, query, tenant_id, matches, cap)
-            listed, _ = _capped_result(query, rows, cap)
+            listed, seen = _capped_result(query, rows, cap)
         if listed is None and len(names) <= MERGED_NAMES and _mergeable(query, q):
             # the merge's turn: the session id arm, read whole
             capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
             ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
     if listed is not None:
-        return listed
+        return listed, seen
     if ids is None or len(ids) > cap:
-        return None
-    return await _merged(store, conn, query, tenant_id, now, names, ids)
+        return None, seen
+    return await _merged(store, conn, query, tenant_id, now, names, ids), seen
 
 
 async def _merged(
