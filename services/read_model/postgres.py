@@ -34,6 +34,7 @@ from read_model.store import (
     SessionRow,
     Store,
     Value,
+    in_transaction,
     session_row,
 )
 from session_contracts.models import SessionFilter
@@ -43,6 +44,28 @@ MIGRATION_LOCK_KEY = 0x5E55_C0DE_0001
 STATEMENT_TIMEOUT = "15s"
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 """What `pg_export_snapshot()` returns (checked before it is spliced into a statement)."""
+
+
+_SEARCH = {
+    "enable_indexscan": "off",
+    "enable_bitmapscan": "on",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+}
+"""The planner for a search step: the matches through the search indexes (bitmaps), never a
+sort index walked. Each step sets every switch, as steps of one transaction follow each
+other (`Store.one_read`)."""
+_WALK = {
+    "enable_indexscan": "on",
+    "enable_bitmapscan": "off",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+}
+"""The planner for a walk: a bitmap would gather every match before the first row; JIT
+compiling costs more than the few thousand index entries a walk reads; parallel workers split
+a walk that stops at its limit, each reading its own stretch of entries it then drops
+(measured at ten million sessions: a rare term's walk 48 ms alone, 63 ms with two workers),
+and take cores from the other requests (a search's steps need none)."""
 
 
 class PostgresStore(Store):
@@ -185,26 +208,29 @@ class PostgresStore(Store):
                 return await asyncio.gather(first(conn), in_snapshot())
 
     @contextlib.asynccontextmanager
+    async def one_read(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+        """One repeatable-read, read-only transaction: every statement sees its snapshot."""
+        reading = await conn.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        async with reading.begin():
+            yield reading
+
+    @contextlib.asynccontextmanager
     async def search(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """A read transaction that finds the matches through the search indexes, never by
-        walking a sort index."""
-        async with conn.begin():
-            await _set_local(conn, enable_indexscan="off", jit="off")
+        """A read transaction (or a step of the caller's) that finds the matches through the
+        search indexes, never by walking a sort index."""
+        async with in_transaction(conn):
+            await _set_local(conn, **_SEARCH)
             yield
 
     @contextlib.asynccontextmanager
     async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """A read transaction that walks a sort index in order (an index-only scan where the
-        index holds every column read), never a bitmap of every match sorted afterwards."""
-        async with conn.begin():
-            # a bitmap would gather every match before the first row; JIT compiling costs
-            # more than the few thousand index entries a walk reads; parallel workers split a
-            # walk that stops at its limit, each reading its own stretch of entries it then
-            # drops (measured at ten million sessions: a rare term's walk 48 ms alone, 63 ms
-            # with two workers), and take cores from the other requests
-            await _set_local(
-                conn, enable_bitmapscan="off", jit="off", max_parallel_workers_per_gather="0"
-            )
+        """A read transaction (or a step of the caller's) that walks a sort index in order
+        (an index-only scan where the index holds every column read), never a bitmap of every
+        match sorted afterwards."""
+        async with in_transaction(conn):
+            await _set_local(conn, **_WALK)
             yield
 
     @contextlib.asynccontextmanager

@@ -33,6 +33,7 @@ from read_model.store import (
     RevocationRow,
     SessionRow,
     Store,
+    in_transaction,
     session_row,
 )
 from read_model.tables import outbox, revocations, session_history, sessions
@@ -156,8 +157,8 @@ class SqliteStore(Store):
 
     @contextlib.asynccontextmanager
     async def search(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """A plain read transaction."""
-        async with conn.begin():
+        """A plain read transaction (or a step of the caller's)."""
+        async with in_transaction(conn):
             yield
 
 

@@ -69,6 +69,16 @@ def session_row(values: Sequence[Any]) -> SessionRow:
     return tuple(row)
 
 
+@contextlib.asynccontextmanager
+async def in_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A transaction of its own, unless `conn` is in one already (then a step of that one)."""
+    if conn.in_transaction():
+        yield
+        return
+    async with conn.begin():
+        yield
+
+
 class Store(ABC):
     """The read model on one backend: its engine, and the operations whose SQL differs."""
 
@@ -183,16 +193,26 @@ class Store(ABC):
         async with self.engine.connect() as conn, conn.begin():
             return await first(conn), await second(conn)
 
+    @contextlib.asynccontextmanager
+    async def one_read(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+        """One read transaction for the several statements of a search: they all see one
+        snapshot, so its page and its count agree however the registry commits meanwhile.
+        Yields the connection to read on; `search` and `walk` inside it add no transaction
+        of their own."""
+        async with conn.begin():
+            yield conn
+
     @abstractmethod
     def search(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
         """A read transaction for one pass over a text search's matches (first page and
-        total together)."""
+        total together); inside `one_read`, a step of its transaction."""
 
     @contextlib.asynccontextmanager
     async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:
         """A read transaction that reads rows in the sort order through the sort indexes,
-        never gathering every match first (a text search's walk)."""
-        async with conn.begin():
+        never gathering every match first (a text search's walk); inside `one_read`, a step
+        of its transaction."""
+        async with in_transaction(conn):
             yield
 
     # loading a whole log at once

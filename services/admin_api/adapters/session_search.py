@@ -168,12 +168,26 @@ async def first_page_and_total(
     """The first page of a search and how many sessions match (see the module's doc)."""
     if exact or store.search_walk is None:
         return await _one_pass(store, conn, query, tenant_id, now)
+    # every step in one snapshot: the page and the count agree, and no step pays for a
+    # transaction of its own
+    async with store.one_read(conn) as reading:
+        return await _bounded(store, reading, query, tenant_id, now, store.search_walk)
+
+
+async def _bounded(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    window: int,
+) -> SearchResult:
+    """The bounded path (see the module's doc), in the caller's transaction."""
     seen = 0  # matches already known to be there (a lower bound of the total)
     if store.user_name_directory and _directory_searchable(query.filter):
         named, seen = await _by_directory(store, conn, query, tenant_id, now)
         if named is not None:
             return named
-    window = store.search_walk
     found = await _walk(store, conn, query, tenant_id, now, window)
     if isinstance(found, SearchResult):
         return found if found.exact else SearchResult(found.page, max(found.total, seen), False)
@@ -182,8 +196,7 @@ async def first_page_and_total(
     if trigram and found.rows:
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
-        async with conn.begin():
-            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+        tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
         trigram = len(found.rows) * tenant <= store.search_cap * window
     if trigram:
         listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
@@ -252,8 +265,9 @@ async def _walk(
         rows = (await conn.execute(statement)).all()
     # the page's columns and `policy_outdated`, without the walk's own
     listed = [{k: v for k, v in r._mapping.items() if k not in WALKED} for r in rows if r.w_m]
-    # the window and the walk on are two statements: a row the registry moved past the mark
-    # in between (an ascending sort) would be met twice; it is listed once, where first met
+    # the window and the walk on are two statements of one snapshot (`Store.one_read`); were
+    # they not, a row the registry moved past the mark in between (an ascending sort) would be
+    # met twice: it is listed once, where first met
     known = {r["session_id"] for r in kept}
     matched = (kept + [r for r in listed if r["session_id"] not in known])[: query.limit + 1]
     last = next((r for r in rows if window is not None and r.w_n == window), None)

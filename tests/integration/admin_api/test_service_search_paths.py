@@ -265,6 +265,46 @@ async def test_a_row_moved_past_the_window_while_walking_on_is_listed_once(
     assert moved in listed and len(listed) == 3
 
 
+async def test_a_search_reads_one_snapshot_whatever_commits_between_its_steps(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ascending by name, a window of 2 rows with one match: while the search walks on, the
+    # registry commits a new match that sorts first and ends one the window did not reach.
+    # Read in one snapshot, the page and its count are those of the moment the search began
+    rows = [
+        session_row(session_id=session_handle(TENANT, f"n-{i}"), user_name=name)
+        for i, name in enumerate(["b match", "c other", "d other", "e match", "f match"])
+    ]
+    await insert(store.engine, rows)
+    # `user_name`, not `q`: the walk's case on PostgreSQL too (the directory answers `q`)
+    query = ListQuery(SessionFilter(user_name="match"), "user_name", 10)
+    before = await _reference(store, query)
+    walk_step = session_search._walk
+
+    async def walk_then_commit(*args: Any) -> Any:
+        found = await walk_step(*args)
+        if isinstance(found, session_search._Window):
+            await insert(
+                store.engine,
+                [session_row(session_id=session_handle(TENANT, "n-new"), user_name="a match")],
+            )
+            async with store.engine.begin() as conn:
+                await conn.execute(
+                    sessions.update()
+                    .where(sessions.c.session_id == rows[4]["session_id"])
+                    .values(state="terminated")
+                )
+        return found
+
+    monkeypatch.setattr(session_search, "_walk", walk_then_commit)
+    with bounded(store, 2, 1):
+        async with store.engine.connect() as conn:
+            found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+    assert [str(r["session_id"]) for r in found.page.rows] == before
+    assert (found.total, found.exact) == (3, True)
+    assert await _reference(store, query) != before  # the commits did land, after it
+
+
 async def test_no_character_said_to_be_in_no_handle_lowers_onto_one_in_the_database(
     store: Store,
 ) -> None:
