@@ -8,10 +8,8 @@ search reads its matches through the trigram indexes in one pass.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,13 +22,11 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from read_model import listing_indexes, pg_bulk
 from read_model.session_counts import count_kept, count_rows, types_only
 from read_model.store import (
-    First,
     HistoryRow,
     Key,
     OutboxRow,
     Query,
     RevocationRow,
-    Second,
     SessionRow,
     Store,
     Value,
@@ -42,8 +38,6 @@ from session_contracts.models import SessionFilter
 MIGRATION_LOCK_KEY = 0x5E55_C0DE_0001
 """The advisory lock `upgrade_schema` holds (a constant of this application's own)."""
 STATEMENT_TIMEOUT = "15s"
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
-"""What `pg_export_snapshot()` returns (checked before it is spliced into a statement)."""
 
 
 _SEARCH = {
@@ -178,34 +172,6 @@ class PostgresStore(Store):
         if types is None:
             return await count_rows(conn, filter, tenant_id, now)
         return await count_kept(conn, types, tenant_id, now)
-
-    async def read_together(
-        self,
-        first: Callable[[AsyncConnection], Awaitable[First]],
-        second: Callable[[AsyncConnection], Awaitable[Second]],
-    ) -> tuple[First, Second]:
-        """Side by side on two connections that share one snapshot: the first exports its
-        repeatable-read snapshot (`pg_export_snapshot`) and the second imports it before
-        reading, as `pg_dump --jobs` does."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-            async with conn.begin():
-                exported = (await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
-                if not _SNAPSHOT_ID.fullmatch(str(exported)):
-                    raise RuntimeError(f"unexpected snapshot id from PostgreSQL: {exported!r}")
-
-                async def in_snapshot() -> Second:
-                    async with self.engine.connect() as other:
-                        other = await other.execution_options(
-                            isolation_level="REPEATABLE READ", postgresql_readonly=True
-                        )
-                        async with other.begin():
-                            await other.execute(text(f"SET TRANSACTION SNAPSHOT '{exported}'"))
-                            return await second(other)
-
-                return await asyncio.gather(first(conn), in_snapshot())
 
     @contextlib.asynccontextmanager
     async def one_read(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:

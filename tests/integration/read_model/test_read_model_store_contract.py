@@ -249,7 +249,7 @@ async def test_two_reads_together_see_one_snapshot_whatever_commits_between(
         return before, await count(conn)
 
     async def second(conn: AsyncConnection) -> int:
-        await committed.wait()  # (PostgreSQL runs the two side by side)
+        await committed.wait()  # (a store may run the two side by side)
         return await count(conn)
 
     (before, after), beside = await store.read_together(first, second)
