@@ -19,10 +19,11 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
      page here, having read about `limit / share of matching rows` rows. Having walked the
      tenant's every row, the count is exact.
-  2. *Trigram*: the trigram indexes give the matches of a term holding three letters or
-     digits in a row (`trigram_selective`: other terms' trigrams are in most rows), in no
-     order; at most `search_cap + 1` are read. With no more than `search_cap`, they are all
-     there: the page is their first rows in the sort order and the total is exact.
+  2. *Trigram*: the trigram indexes give the matches of a term with a trigram of two
+     letters or digits or more (`trigram_selective`: other terms' trigrams are in most
+     rows), in no order; at most `search_cap + 1` are read. With no more than `search_cap`,
+     they are all there: the page is their first rows in the sort order and the total is
+     exact.
   3. *Walk on*: otherwise (a term matching more than `search_cap` rows but under the walk's
      share, or a short or split term rarer than the walk could tell), the sort order is
      walked until the page is full or the tenant's rows end, the filter tested on each index
@@ -106,22 +107,30 @@ def is_search(filter: SessionFilter) -> bool:
 
 
 def trigram_selective(text: str) -> bool:
-    """Whether the trigram indexes find `text`'s matches by reading few entries: it holds
-    `TRIGRAM` word characters in a row.
+    """Whether the trigram indexes find `text`'s matches by reading few entries: one of the
+    trigrams pg_trgm looks up holds two letters or digits or more.
 
     pg_trgm splits text into words at every other character (`-`, `_`, a space) and pads each
-    word with blanks, so the trigrams of `Z-R` are "a word ending in z" and "a word starting
-    with r": in session ids (base64url, about one `-` or `_` in 32 characters) each is in
-    most rows, and the lookup reads a posting entry for nearly every session of every tenant
-    (seconds at ten million). A run of three letters or digits gives a whole trigram, in about
-    one handle of 800 or one name in a few hundred. Python's `isalnum` stands for the
-    database's letters and digits; a term it wrongly calls unselective is walked instead,
-    which finds the same rows."""
+    word where the text bounds it with blanks (not at the pattern's ends, which are
+    wildcards). Three letters or digits in a row give a whole trigram (`m0t`: about one
+    handle of 800); two next to such a character give one with a blank (`-35` looks up "a
+    word starting with 35", `k9_` "a word ending in k9"), about as rare. Words of one
+    character give only "a word starting (or ending) with x": in session ids (base64url,
+    about one `-` or `_` in 32 characters) that is in most rows, and the lookup of `Z-R` read
+    a posting entry for nearly every session (4 s at ten million). Such terms, and those of
+    one or two characters, are walked instead. Python's `isalnum` stands for the database's
+    letters and digits; a term it wrongly calls unselective is walked, which finds the same
+    rows."""
     run = 0
-    for char in text:
+    for at, char in enumerate(text):
         run = run + 1 if char.isalnum() else 0
         if run >= TRIGRAM:
             return True
+        if run == 2:
+            bounded_before = at >= 2 and not text[at - 2].isalnum()
+            bounded_after = at + 1 < len(text) and not text[at + 1].isalnum()
+            if bounded_before or bounded_after:
+                return True
     return False
 
 
