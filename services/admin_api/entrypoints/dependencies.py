@@ -11,8 +11,9 @@ from admin_api.auth import EDIT_USER_SESSIONS, Admin, InvalidToken
 from admin_api.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The runtime `create_app` built."""
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime `create_app` built (`async`, as every dependency here: FastAPI runs a plain
+    `def` dependency in its thread pool, a hand-off per request for a dictionary lookup)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -94,7 +94,7 @@ class ListParams(SortParams):
     )
 
 
-def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
+async def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
     """The page the query string asks for."""
     return PageRequest(
         params.to_filter(),
@@ -105,7 +105,7 @@ def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
     )
 
 
-def export_query(params: Annotated[SortParams, Query()]) -> ExportRequest:
+async def export_query(params: Annotated[SortParams, Query()]) -> ExportRequest:
     """Every matching session, in the order asked."""
     return ExportRequest(params.to_filter(), params.sort)
 

@@ -22,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 router.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
 
 
-def page_config(request: Request) -> AdminPageConfig:
+async def page_config(request: Request) -> AdminPageConfig:
     """The deployment's page config from app state, or the defaults (no #token= sign-in)."""
     config = getattr(request.app.state, APP_STATE_KEY, None)
     return config if isinstance(config, AdminPageConfig) else AdminPageConfig()
