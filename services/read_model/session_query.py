@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy.types import Boolean, String
 
 from read_model.active import LISTED, active_condition, listed_condition
 from read_model.tables import session_settings, sessions
@@ -47,6 +47,47 @@ def contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
     """Case-insensitive substring; `%`, `_` and `\\` in the text are literal."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class ascii_contains(FunctionElement[bool]):
+    """`contains` for a column of ASCII text (session ids: base64url), cheaper to test row by
+    row: on PostgreSQL `column COLLATE "C" ILIKE lower(pattern)`.
+
+    `ILIKE` lowers both sides with the column's collation; under a libc locale that converts
+    every value to wide characters (0.38 µs a session id, against 0.14 under "C", which lowers
+    ASCII letters in place). The pattern is lowered first with the database's collation, so
+    a character that lowers onto an ASCII letter there (the Kelvin sign onto `k`) still
+    matches, and ASCII text lowers the same under both. Not for the trigram indexes, whose
+    column collation an expression in "C" does not match: for walks, which test every entry.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(ascii_contains, "postgresql")
+def _ascii_contains_pg(element: ascii_contains, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({column}) COLLATE \"C\" ILIKE lower({pattern}) ESCAPE '\\')"
+
+
+@compiles(ascii_contains)
+def _ascii_contains_other(element: ascii_contains, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(lower({column}) LIKE lower({pattern}) ESCAPE '\\')"
+
+
+def session_id_contains(text: str, *, walked: bool) -> ColumnElement[bool]:
+    """The session id holds `text` (case-insensitive): `ascii_contains` on a walk, else
+    `contains` (which the session id trigram index answers)."""
+    if walked:
+        return ascii_contains(_s.session_id, literal(_like_pattern(text), String()))
+    return contains(_s.session_id, text)
 
 
 def _default(field: str) -> ColumnElement[Any]:
@@ -126,21 +167,26 @@ def types_containing(text: str) -> list[str]:
     return [k for k in LISTED if text.casefold() in k]
 
 
-def conditions_clause(filter: SessionFilter) -> ColumnElement[bool]:
+def conditions_clause(filter: SessionFilter, *, walked: bool = False) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
-    (`active_clause`): what a walk over the listing indexes tests on each index entry."""
+    (`active_clause`): what a walk over the listing indexes tests on each index entry
+    (`walked`: in the form cheapest to test row by row, the same rows)."""
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
         types = types_containing(filter.q)
         arms = [contains(_s.user_name, filter.q)]
         if may_be_in_handle(filter.q):
-            arms.append(contains(_s.session_id, filter.q))
+            arms.append(session_id_contains(filter.q, walked=walked))
         if types:
             arms.append(_s.session_type.in_(types))
         conditions.append(or_(*arms))
     for name in ("user_name", "session_id", "device"):
         value = getattr(filter, name)
-        if value is not None:
+        if value is None:
+            continue
+        if name == "session_id":
+            conditions.append(session_id_contains(value, walked=walked))
+        else:
             conditions.append(contains(_s[name], value))
     if filter.session_type:
         conditions.append(_s.session_type.in_(sorted({t.value for t in filter.session_type})))

@@ -298,7 +298,7 @@ def _walked_window(query: ListQuery, where: ColumnElement[bool], window: int, wa
             _s.session_id,
             order.key.label("sort_key"),
             binary_text(_s.session_id).label("tie"),
-            conditions_clause(query.filter).label("m"),
+            conditions_clause(query.filter, walked=True).label("m"),
             func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
         )
         .where(where)
@@ -330,7 +330,7 @@ def _walked_to_the_end(query: ListQuery, where: ColumnElement[bool], wanted: int
             true().label("m"),
             literal(None).label("n"),
         )
-        .where(where, conditions_clause(query.filter))
+        .where(where, conditions_clause(query.filter, walked=True))
         .order_by(*order.by(order.key, _s.session_id))
         .limit(wanted)
         .subquery()

@@ -44,6 +44,7 @@ FRAGMENTS = [
     "sm", "SM", "Sm", "ll", "LL", "ös", "Ø ", "ma", "re",
     "smi", "SMI", "müL", "ÜLL", "ada", "Ada", "ωme", "rg ", "0% ", "zzz", "obi", "bro",
     "smith", "lovelace", "browser", "mobile",
+    "\u212a", "\u017f", "\u212a-",  # the Kelvin sign lowers onto k; the long s uppers onto S
 ]  # fmt: skip
 SORTS: list[Sort] = ["-last_activity_at", "user_name", "-session_id", "ip_address"]
 
