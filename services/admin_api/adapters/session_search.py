@@ -19,17 +19,16 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
      page here, having read about `limit / share of matching rows` rows. Having walked the
      tenant's every row, the count is exact.
-  2. *Trigram*: the trigram indexes give the matches of a term with a trigram of two
-     letters or digits or more (`trigram_selective`: other terms' trigrams are in most
-     rows), in no order; at most `search_cap + 1` are read. With no more than `search_cap`,
-     they are all there: the page is their first rows in the sort order and the total is
-     exact.
+  2. *Trigram*: the trigram indexes give the matches of a term with a rare trigram
+     (`trigram_selective`: other terms' trigrams are in most rows), in no order; at most
+     `search_cap + 1` are read. With no more than `search_cap`, they are all there: the page
+     is their first rows in the sort order and the total is exact.
   3. *Walk on*: otherwise (a term matching more than `search_cap` rows but under the walk's
      share, or a short or split term rarer than the walk could tell), the sort order is
      walked until the page is full or the tenant's rows end, the filter tested on each index
-     entry as it is read. When the walk's window held some
-     matches and their share of the tenant's sessions (the kept count) promises more than
-     `search_cap`, the trigram step is skipped: it could only stop at the cap.
+     entry as it is read. When the walk's window held some matches and their share of the
+     tenant's sessions (the kept count) promises more than `search_cap`, the trigram step is
+     skipped: it could only stop at the cap.
 
   A page full before every match was seen answers `total_exact = False` with `total` the
   matches seen so far (at least `limit + 1`, or `search_cap + 1` after the trigram step): a
@@ -107,30 +106,29 @@ def is_search(filter: SessionFilter) -> bool:
 
 
 def trigram_selective(text: str) -> bool:
-    """Whether the trigram indexes find `text`'s matches by reading few entries: one of the
-    trigrams pg_trgm looks up holds two letters or digits or more.
+    """Whether the trigram indexes find `text`'s matches by reading few entries.
 
-    pg_trgm splits text into words at every other character (`-`, `_`, a space) and pads each
-    word where the text bounds it with blanks (not at the pattern's ends, which are
-    wildcards). Three letters or digits in a row give a whole trigram (`m0t`: about one
-    handle of 800); two next to such a character give one with a blank (`-35` looks up "a
-    word starting with 35", `k9_` "a word ending in k9"), about as rare. Words of one
-    character give only "a word starting (or ending) with x": in session ids (base64url,
-    about one `-` or `_` in 32 characters) that is in most rows, and the lookup of `Z-R` read
-    a posting entry for nearly every session (4 s at ten million). Such terms, and those of
-    one or two characters, are walked instead. Python's `isalnum` stands for the database's
-    letters and digits; a term it wrongly calls unselective is walked, which finds the same
-    rows."""
-    run = 0
-    for at, char in enumerate(text):
-        run = run + 1 if char.isalnum() else 0
-        if run >= TRIGRAM:
-            return True
-        if run == 2:
-            bounded_before = at >= 2 and not text[at - 2].isalnum()
-            bounded_after = at + 1 < len(text) and not text[at + 1].isalnum()
-            if bounded_before or bounded_after:
+    pg_trgm splits text into words at every character that is not a letter or a digit (`-`,
+    `_`, a space) and pads each word with blanks where the term bounds it (two before, one
+    after; not at the pattern's ends, which are wildcards). A word of three characters gives
+    a whole trigram (`m0t`: about one handle of 800); one of two next to such a character a
+    trigram with a blank (`-35`: a word starting with 35; `k9_`); one of one character between
+    two of them " y " (`x-y-z`: a word that is just y), each about as rare. The others give
+    only "a word starting (or ending) with r": in session ids (base64url, about one `-` or `_`
+    in 32 characters) that is in most rows, and the lookup of `Z-R` read a posting entry for
+    nearly every session (4 s at ten million). Such terms, and those of one or two characters,
+    are walked instead. Python's `isalnum` stands for the database's letters and digits; a
+    term it wrongly calls unselective is walked, which finds the same rows."""
+    start = None
+    for at, char in enumerate([*text, None]):
+        if char is not None and char.isalnum():
+            start = at if start is None else start
+            continue
+        if start is not None:
+            length, before, after = at - start, start > 0, char is not None
+            if length >= TRIGRAM or (length == 2 and (before or after)) or (before and after):
                 return True
+            start = None
     return False
 
 
