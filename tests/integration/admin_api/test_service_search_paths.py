@@ -11,7 +11,7 @@ so that a few hundred rows take every branch that millions take in production.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -236,36 +236,51 @@ async def test_later_pages_continue_the_search_and_carry_what_the_first_counted(
                 assert total == len(expected) if total_exact else 4 < total <= len(expected)
 
 
+def _named(prefix: str, names: list[str]) -> list[dict[str, Any]]:
+    """Sessions of TENANT, one per name, with handles of their own."""
+    return [
+        session_row(session_id=session_handle(TENANT, f"{prefix}-{i}"), user_name=name)
+        for i, name in enumerate(names)
+    ]
+
+
+def _after_the_window(
+    monkeypatch: pytest.MonkeyPatch, commit: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `commit` (the registry, committing meanwhile) once a search's window is read."""
+    walk_step = session_search._walk
+
+    async def walk_then_commit(*args: Any) -> Any:
+        found = await walk_step(*args)
+        if isinstance(found, session_search._Window):
+            await commit()
+        return found
+
+    monkeypatch.setattr(session_search, "_walk", walk_then_commit)
+
+
 async def test_a_row_moved_past_the_window_while_walking_on_is_listed_once(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # ascending by name; the window (2 rows) holds one match, then the registry renames that
     # session so that it sorts after the window's last row before the walk on reads on
-    rows = [
-        session_row(session_id=session_handle(TENANT, f"m-{i}"), user_name=name)
-        for i, name in enumerate(["a match 1", "b other", "c other", "d match", "e match"])
-    ]
+    rows = _named("m", ["a match 1", "b other", "c other", "d match", "e match"])
     await insert(store.engine, rows)
     moved = rows[0]["session_id"]
-    walk_step = session_search._walk
 
-    async def walk_then_rename(*args: Any) -> Any:
-        found = await walk_step(*args)
-        if isinstance(found, session_search._Window):
-            async with store.engine.begin() as conn:
-                await conn.execute(
-                    sessions.update()
-                    .where(sessions.c.session_id == moved)
-                    .values(user_name="z match, renamed")
-                )
-        return found
+    async def rename() -> None:
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                sessions.update()
+                .where(sessions.c.session_id == moved)
+                .values(user_name="z match, renamed")
+            )
 
-    monkeypatch.setattr(session_search, "_walk", walk_then_rename)
+    _after_the_window(monkeypatch, rename)
+    query = ListQuery(SessionFilter(user_name="match"), "user_name", 10)  # walked on both
     with bounded(store, 2, 1):
         async with store.engine.connect() as conn:
-            found = await session_search.first_page_and_total(
-                store, conn, ListQuery(SessionFilter(q="match"), "user_name", 10), TENANT, NOW
-            )
+            found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
     listed = [str(r["session_id"]) for r in found.page.rows]
     assert sorted(set(listed)) == sorted(listed), listed  # no session twice
     assert moved in listed and len(listed) == 3
@@ -277,32 +292,22 @@ async def test_a_search_reads_one_snapshot_whatever_commits_between_its_steps(
     # ascending by name, a window of 2 rows with one match: while the search walks on, the
     # registry commits a new match that sorts first and ends one the window did not reach.
     # Read in one snapshot, the page and its count are those of the moment the search began
-    rows = [
-        session_row(session_id=session_handle(TENANT, f"n-{i}"), user_name=name)
-        for i, name in enumerate(["b match", "c other", "d other", "e match", "f match"])
-    ]
+    rows = _named("n", ["b match", "c other", "d other", "e match", "f match"])
     await insert(store.engine, rows)
     # `user_name`, not `q`: the walk's case on PostgreSQL too (the directory answers `q`)
     query = ListQuery(SessionFilter(user_name="match"), "user_name", 10)
     before = await _reference(store, query)
-    walk_step = session_search._walk
 
-    async def walk_then_commit(*args: Any) -> Any:
-        found = await walk_step(*args)
-        if isinstance(found, session_search._Window):
-            await insert(
-                store.engine,
-                [session_row(session_id=session_handle(TENANT, "n-new"), user_name="a match")],
+    async def add_one_end_one() -> None:
+        await insert(store.engine, _named("new", ["a match"]))
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                sessions.update()
+                .where(sessions.c.session_id == rows[4]["session_id"])
+                .values(state="terminated")
             )
-            async with store.engine.begin() as conn:
-                await conn.execute(
-                    sessions.update()
-                    .where(sessions.c.session_id == rows[4]["session_id"])
-                    .values(state="terminated")
-                )
-        return found
 
-    monkeypatch.setattr(session_search, "_walk", walk_then_commit)
+    _after_the_window(monkeypatch, add_one_end_one)
     with bounded(store, 2, 1):
         async with store.engine.connect() as conn:
             found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
