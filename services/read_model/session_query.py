@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean, String
@@ -167,14 +167,17 @@ def types_containing(text: str) -> list[str]:
     return [k for k in LISTED if text.casefold() in k]
 
 
-def conditions_clause(filter: SessionFilter, *, walked: bool = False) -> ColumnElement[bool]:
+def conditions_clause(
+    filter: SessionFilter, *, walked: bool = False, names: bool = True
+) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
     (`active_clause`): what a walk over the listing indexes tests on each index entry
-    (`walked`: in the form cheapest to test row by row, the same rows)."""
+    (`walked`: in the form cheapest to test row by row, the same rows). `names` False leaves
+    out `q`'s user name arm, for a caller that knows no user name of the tenant holds `q`."""
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
         types = types_containing(filter.q)
-        arms = [contains(_s.user_name, filter.q)]
+        arms: list[ColumnElement[bool]] = [contains(_s.user_name, filter.q) if names else false()]
         if may_be_in_handle(filter.q):
             arms.append(session_id_contains(filter.q, walked=walked))
         if types:

@@ -191,11 +191,13 @@ async def _bounded(
 ) -> SearchResult:
     """The bounded path (see the module's doc), in the caller's transaction."""
     seen = 0  # matches already known to be there (a lower bound of the total)
+    names = True  # whether some listed session's user name may hold `q`
     if store.user_name_directory and _directory_searchable(query.filter):
-        named, seen = await _by_directory(store, conn, query, tenant_id, now)
+        named, seen, names = await _by_directory(store, conn, query, tenant_id, now)
         if named is not None:
             return named
-    found = await _walk(store, conn, query, tenant_id, now, window)
+    # in no name of the directory (read in this snapshot): the walks test the session id only
+    found = await _walk(store, conn, query, tenant_id, now, window, names=names)
     if isinstance(found, SearchResult):
         return found if found.exact else SearchResult(found.page, max(found.total, seen), False)
     # the directory read the same matches as the trigram step would, and stopped at the cap
@@ -210,7 +212,7 @@ async def _bounded(
         if listed is not None:
             return listed
     # on from the window's last row: its matches are kept, its rows not read again
-    walked = await _walk(store, conn, query, tenant_id, now, None, found)
+    walked = await _walk(store, conn, query, tenant_id, now, None, found, names=names)
     assert isinstance(walked, SearchResult)  # an unbounded walk always ends with an answer
     if walked.exact:
         return walked
@@ -238,11 +240,14 @@ async def _walk(
     now: datetime,
     window: int | None,
     resumed: _Window | None = None,
+    *,
+    names: bool = True,
 ) -> SearchResult | _Window:
     """The first `limit + 1` matches in the sort order, from the first `window` rows of the
     tenant's sort order (all of them when `window` is None), after `resumed`'s last row with
     its matches first when given; when the window was full and held fewer matches than the
-    page, those matches and where it stopped.
+    page, those matches and where it stopped. `names` False: no user name holds `q` (the
+    directory says so), and only its other arms are tested.
 
     One statement: the walk reads the sort index (index-only), and only the page's rows are
     joined to the table for their columns."""
@@ -253,9 +258,9 @@ async def _walk(
         where = and_(where, after_clause(order.key, *resumed.last, order.descending))
     if window is None:
         # as many as the page needs even if every kept row is met again (listed once)
-        head = _walked_to_the_end(query, where, query.limit + 1)
+        head = _walked_to_the_end(query, where, query.limit + 1, names)
     else:
-        head = _walked_window(query, where, window, query.limit + 2 - len(kept))
+        head = _walked_window(query, where, window, query.limit + 2 - len(kept), names)
     at = (_s.tenant_id == tenant_id) & (_s.session_id == head.c.session_id)
     statement = (
         select(
@@ -286,7 +291,9 @@ async def _walk(
     return SearchResult(as_page(query, matched), len(matched), exact=True)
 
 
-def _walked_window(query: ListQuery, where: ColumnElement[bool], window: int, wanted: int) -> Any:
+def _walked_window(
+    query: ListQuery, where: ColumnElement[bool], window: int, wanted: int, names: bool
+) -> Any:
     """The first `wanted` matches of the first `window` rows of `where` in the sort order,
     and that window's last row (`n = window`) when it was full: each row's match (`m`) and
     row number (`n`) are columns, so the walk stops at the window whatever matches."""
@@ -296,7 +303,7 @@ def _walked_window(query: ListQuery, where: ColumnElement[bool], window: int, wa
             _s.session_id,
             order.key.label("sort_key"),
             binary_text(_s.session_id).label("tie"),
-            conditions_clause(query.filter, walked=True).label("m"),
+            conditions_clause(query.filter, walked=True, names=names).label("m"),
             func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
         )
         .where(where)
@@ -315,7 +322,9 @@ def _walked_window(query: ListQuery, where: ColumnElement[bool], window: int, wa
     )
 
 
-def _walked_to_the_end(query: ListQuery, where: ColumnElement[bool], wanted: int) -> Any:
+def _walked_to_the_end(
+    query: ListQuery, where: ColumnElement[bool], wanted: int, names: bool
+) -> Any:
     """The first `wanted` matches of `where` in the sort order, however far they are: the
     filter is the walk's own condition, tested on each index entry as it is read (no row
     numbers, no match column: a rare term walks tens of thousands of entries)."""
@@ -328,7 +337,7 @@ def _walked_to_the_end(query: ListQuery, where: ColumnElement[bool], wanted: int
             true().label("m"),
             literal(None).label("n"),
         )
-        .where(where, conditions_clause(query.filter, walked=True))
+        .where(where, conditions_clause(query.filter, walked=True, names=names))
         .order_by(*order.by(order.key, _s.session_id))
         .limit(wanted)
         .subquery()
@@ -469,7 +478,7 @@ def _directory_matches(
 
 async def _by_directory(
     store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
-) -> tuple[SearchResult | None, int]:
+) -> tuple[SearchResult | None, int, bool]:
     """The answer through the directory of user names, when `q` is in few names.
 
     The names holding `q` come from the directory's trigram index. Up to `DIRECTORY_NAMES`
@@ -479,7 +488,8 @@ async def _by_directory(
     order a B-tree keeps per name (`MERGED_SORTS`), each name's first `limit + 1` sessions
     are read in order from that B-tree and merged with the session id arm's (`_merged`).
     None otherwise, the walk's case, with how many matches were seen (`search_cap + 1` when
-    the cap stopped the read: the trigram step would stop there too)."""
+    the cap stopped the read: the trigram step would stop there too); and whether any of the
+    tenant's user names holds `q` (the directory holds every listed session's name)."""
     q = query.filter.q or ""
     cap = store.search_cap
     d = listed_user_names.c
@@ -503,10 +513,10 @@ async def _by_directory(
             capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
             ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
     if listed is not None:
-        return listed, seen
+        return listed, seen, bool(names)
     if ids is None or len(ids) > cap:
-        return None, seen
-    return await _merged(store, conn, query, tenant_id, now, names, ids), seen
+        return None, seen, bool(names)
+    return await _merged(store, conn, query, tenant_id, now, names, ids), seen, bool(names)
 
 
 async def _merged(

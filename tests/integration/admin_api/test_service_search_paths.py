@@ -113,19 +113,19 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
         taken["trigram answered"] += found is not None
         return found, seen
 
-    async def walked(*args: Any) -> Any:
+    async def walked(*args: Any, **kwargs: Any) -> Any:
         resumed = args[6] if len(args) > 6 else None
         taken["resumed with matches"] += resumed is not None and bool(resumed.rows)
-        return await walk_step(*args)
+        return await walk_step(*args, **kwargs)
 
     directory, merge = session_search._by_directory, session_search._merged
     named = merged = 0
 
     async def by_directory(*args: Any) -> Any:
         nonlocal named
-        found, seen = await directory(*args)
+        found, seen, names = await directory(*args)
         named += found is not None
-        return found, seen
+        return found, seen, names
 
     async def merging(*args: Any) -> Any:
         nonlocal merged
@@ -236,6 +236,43 @@ async def test_later_pages_continue_the_search_and_carry_what_the_first_counted(
                 assert total == len(expected) if total_exact else 4 < total <= len(expected)
 
 
+async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # three characters in several session ids and in no user name: past the directory's
+    # cap (tiny here) the walks leave out the user name arm (the directory, read in the
+    # same snapshot, holds every listed session's name), and find what the filter finds
+    store = seeded
+    ids = await _reference(store, ListQuery(SessionFilter(), "session_id"))
+    pieces: dict[str, int] = {}
+    for handle_ in ids:
+        for at in range(len(handle_) - 2):
+            piece = handle_[at : at + 3].lower()
+            if piece.isalnum() and not any(piece in name.lower() for name in NAMES):
+                pieces[piece] = pieces.get(piece, 0) + 1
+    piece = max(pieces, key=lambda p: pieces[p])
+    assert pieces[piece] >= 2  # more than the cap of 1
+    calls: list[bool] = []
+    walk_step = session_search._walk
+
+    async def walked(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("names", True))
+        return await walk_step(*args, **kwargs)
+
+    monkeypatch.setattr(session_search, "_walk", walked)
+    query = ListQuery(SessionFilter(q=piece.upper()), "-last_activity_at", 1)
+    expected = await _reference(store, query)
+    with bounded(store, 2, 1):
+        async with store.engine.connect() as conn:
+            found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+    assert [str(r["session_id"]) for r in found.page.rows] == expected[:1]
+    assert found.total == len(expected) if found.exact else 1 < found.total <= len(expected)
+    if store.user_name_directory:
+        assert calls and not any(calls), calls
+    else:  # no directory: nothing says no name holds it
+        assert all(calls), calls
+
+
 def _named(prefix: str, names: list[str]) -> list[dict[str, Any]]:
     """Sessions of TENANT, one per name, with handles of their own."""
     return [
@@ -250,8 +287,8 @@ def _after_the_window(
     """Run `commit` (the registry, committing meanwhile) once a search's window is read."""
     walk_step = session_search._walk
 
-    async def walk_then_commit(*args: Any) -> Any:
-        found = await walk_step(*args)
+    async def walk_then_commit(*args: Any, **kwargs: Any) -> Any:
+        found = await walk_step(*args, **kwargs)
         if isinstance(found, session_search._Window):
             await commit()
         return found
