@@ -45,11 +45,11 @@ def _binary_other(element: binary_text, compiler: Any, **kw: Any) -> str:
 
 def contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
     """Case-insensitive substring; `%`, `_` and `\\` in the text are literal."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")
+    return column.ilike(_like_pattern(text), escape="\\")
 
 
 def _like_pattern(text: str) -> str:
+    """`%text%` for LIKE, with `%`, `_` and `\\` in the text escaped by `\\`."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 

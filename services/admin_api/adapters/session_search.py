@@ -199,7 +199,7 @@ async def _bounded(
     # in no name of the directory (read in this snapshot): the walks test the session id only
     found = await _walk(store, conn, query, tenant_id, now, window, names=names)
     if isinstance(found, SearchResult):
-        return found if found.exact else SearchResult(found.page, max(found.total, seen), False)
+        return _at_least(found, seen)
     # the directory read the same matches as the trigram step would, and stopped at the cap
     trigram = _trigram_searchable(query.filter) and seen <= store.search_cap
     if trigram and found.rows:
@@ -214,9 +214,14 @@ async def _bounded(
     # on from the window's last row: its matches are kept, its rows not read again
     walked = await _walk(store, conn, query, tenant_id, now, None, found, names=names)
     assert isinstance(walked, SearchResult)  # an unbounded walk always ends with an answer
-    if walked.exact:
-        return walked
-    return SearchResult(walked.page, max(walked.total, seen), exact=False)
+    return _at_least(walked, seen)
+
+
+def _at_least(found: SearchResult, seen: int) -> SearchResult:
+    """`found`, its lower-bound total raised to the `seen` matches an earlier step counted."""
+    if found.exact:
+        return found
+    return SearchResult(found.page, max(found.total, seen), exact=False)
 
 
 @dataclass(frozen=True)
@@ -258,9 +263,9 @@ async def _walk(
         where = and_(where, after_clause(order.key, *resumed.last, order.descending))
     if window is None:
         # as many as the page needs even if every kept row is met again (listed once)
-        head = _walked_to_the_end(query, where, query.limit + 1, names)
+        head = _walked_to_the_end(query, order, where, query.limit + 1, names)
     else:
-        head = _walked_window(query, where, window, query.limit + 2 - len(kept), names)
+        head = _walked_window(query, order, where, window, query.limit + 2 - len(kept), names)
     at = (_s.tenant_id == tenant_id) & (_s.session_id == head.c.session_id)
     statement = (
         select(
@@ -291,18 +296,29 @@ async def _walk(
     return SearchResult(as_page(query, matched), len(matched), exact=True)
 
 
+def _walk_keys(order: _Order) -> list[ColumnElement[Any]]:
+    """What a walk reads of each index entry to place it: the id, the sort key, the tie."""
+    return [
+        _s.session_id,
+        order.key.label("sort_key"),
+        binary_text(_s.session_id).label("tie"),
+    ]
+
+
 def _walked_window(
-    query: ListQuery, where: ColumnElement[bool], window: int, wanted: int, names: bool
+    query: ListQuery,
+    order: _Order,
+    where: ColumnElement[bool],
+    window: int,
+    wanted: int,
+    names: bool,
 ) -> Any:
     """The first `wanted` matches of the first `window` rows of `where` in the sort order,
     and that window's last row (`n = window`) when it was full: each row's match (`m`) and
     row number (`n`) are columns, so the walk stops at the window whatever matches."""
-    order = _Order(query)
     walked = (
         select(
-            _s.session_id,
-            order.key.label("sort_key"),
-            binary_text(_s.session_id).label("tie"),
+            *_walk_keys(order),
             conditions_clause(query.filter, walked=True, names=names).label("m"),
             func.row_number().over(order_by=order.by(order.key, _s.session_id)).label("n"),
         )
@@ -323,17 +339,14 @@ def _walked_window(
 
 
 def _walked_to_the_end(
-    query: ListQuery, where: ColumnElement[bool], wanted: int, names: bool
+    query: ListQuery, order: _Order, where: ColumnElement[bool], wanted: int, names: bool
 ) -> Any:
     """The first `wanted` matches of `where` in the sort order, however far they are: the
     filter is the walk's own condition, tested on each index entry as it is read (no row
     numbers, no match column: a rare term walks tens of thousands of entries)."""
-    order = _Order(query)
     return (
         select(
-            _s.session_id,
-            order.key.label("sort_key"),
-            binary_text(_s.session_id).label("tie"),
+            *_walk_keys(order),
             true().label("m"),
             literal(None).label("n"),
         )
