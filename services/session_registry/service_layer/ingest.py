@@ -27,6 +27,13 @@ from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector
 
 TopicPartitionKey = tuple[str, int]
+DECODE_SLICE = 200
+"""Records decoded between two yields to the event loop (under 1 ms of decoding). The batch
+being written makes a dozen round trips to the database, each resumed only when decoding
+yields: with slices of 2,000 records (8 ms) its statements waited out most of the next
+batch's decoding, and the registry idled while they ran afterwards (one instance 75.7k
+against 89.3k events/s with 200, median of 3 interleaved rounds, 302,938 events)."""
+
 log = logging.getLogger(__name__)
 _partition_of = attrgetter("topic", "partition")
 _offset_of = attrgetter("offset")
@@ -148,12 +155,14 @@ class Ingestor:
         return decoded
 
     async def decode_yielding(
-        self, batch: Mapping[Any, Sequence[Record]], every: int = 2000
+        self, batch: Mapping[Any, Sequence[Record]], every: int = DECODE_SLICE
     ) -> dict[TopicPartitionKey, Decoded]:
         """`decode`, letting other tasks run every `every` records.
 
         While a batch is decoded the previous one is being written: yielding lets its writer
-        send the next statement, so the database works while Python decodes.
+        send the next statement, so the database works while Python decodes. Each of the
+        writer's round trips waits for the next yield, so the slice is kept short
+        (`DECODE_SLICE`).
         """
         decoded: dict[TopicPartitionKey, Decoded] = {}
         for records in batch.values():

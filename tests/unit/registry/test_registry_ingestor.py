@@ -6,6 +6,7 @@ and handed over as a polled batch would be; the dead-letter port is a recording 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -202,6 +203,35 @@ async def test_a_malformed_record_goes_to_the_dead_letter_sink_with_its_reason(
     # redelivered: below the stored position, so not parked a second time
     await ingestor.ingest(batch_of([record]))
     assert len(ingestor.dead_letters.sent) == 1
+
+
+async def test_decoding_a_batch_lets_the_batch_being_written_go_on_within_a_millisecond(
+    ingestor: RecordingIngestor,
+) -> None:
+    # the writer of the previous batch resumes at each yield: each of its round trips to the
+    # database waits for one short slice of decoding (250 records: under a millisecond), not
+    # for thousands of records
+    _, written = synthetic(sessions=200)
+    batch = batch_of(written)
+    resumed: list[int] = []
+
+    async def writer() -> None:
+        while True:
+            resumed.append(0)
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(writer())
+    try:
+        decoded = await ingestor.decode_yielding(batch)
+    finally:
+        running.cancel()
+    assert len(written) > 1000
+    assert len(resumed) * 250 >= len(written)
+    expected = ingestor.decode(batch)
+    assert decoded.keys() == expected.keys()
+    for tp, part in decoded.items():
+        assert part.offsets == expected[tp].offsets
+        assert part.messages == expected[tp].messages
 
 
 async def test_the_reason_names_what_is_wrong(ingestor: RecordingIngestor) -> None:
