@@ -128,6 +128,12 @@ class RegistryMetrics:
             "Batches that failed (database or broker away) and are retried",
             registry=r,
         )
+        self.batches_dropped = Counter(
+            "session_registry_batches_dropped",
+            "Batches fetched during a rebalance, dropped and fetched again from the stored "
+            "positions",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "session_registry_dead_letters",
             "Records sent to the dead-letter topic, by reason class",

@@ -45,13 +45,19 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Wait for the batch in flight to commit before the partitions move."""
+        self._loop.positioning_started()
         # let a batch in flight commit first, so the next owner finds its position stored
         async with self._loop.gate:
             log.info("partitions revoked: %s", sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Seek to the stored positions before anything is fetched."""
-        await self._loop.seek_to_stored(assigned)
+        """Seek to the stored positions; records fetched before that are not applied."""
+        try:
+            await self._loop.seek_to_stored(assigned)
+        except (OSError, DBAPIError):
+            # nothing is applied until the positions are known, however long that takes
+            await self._loop.reseek_when_readable()
+        self._loop.positioning_ended()
         # set on an empty assignment too: a replica beyond the partitions has joined and has
         # nothing to catch up on, and must not hold a rollout waiting for its readiness
         self._loop.assigned.set()
@@ -91,6 +97,11 @@ class ConsumerLoop:
         """The stored position of each partition as this process last read or wrote it."""
         self._publishing: asyncio.Task[None] | None = None
         """The relay and offset commit of the last settled batch (`_publish`)."""
+        self._positionings = 0
+        """Rebalances begun plus rebalances whose partitions were sought to their stored
+        positions: odd while one is under way (`positioning_started`, `positioning_ended`)."""
+        self._positioned = asyncio.Event()
+        self._positioned.set()
 
     def lag(self) -> dict[TopicPartitionKey, int]:
         """Per assigned partition whose end is known: records not applied yet.
@@ -110,6 +121,19 @@ class ConsumerLoop:
     def unknown_lag(self) -> int:
         """Assigned partitions whose end is not known yet (nothing fetched from them)."""
         return sum(1 for tp in self.consumer.assignment() if self.consumer.highwater(tp) is None)
+
+    def positioning_started(self) -> None:
+        """A rebalance begins: what is fetched until its partitions are sought to their
+        stored positions may start anywhere (`run`)."""
+        if self._positionings % 2 == 0:
+            self._positionings += 1
+        self._positioned.clear()
+
+    def positioning_ended(self) -> None:
+        """The assigned partitions are at their stored positions."""
+        if self._positionings % 2 == 1:
+            self._positionings += 1
+        self._positioned.set()
 
     def subscribe(self) -> None:
         """Subscribe to the topics with the seeking rebalance listener."""
@@ -145,6 +169,7 @@ class ConsumerLoop:
         fetch: asyncio.Future[Any] | None = None
         try:
             while True:
+                positionings = self._positionings
                 fetch = asyncio.ensure_future(
                     self.consumer.getmany(
                         timeout_ms=self._poll_timeout_ms, max_records=self._max_records
@@ -164,6 +189,14 @@ class ConsumerLoop:
                     done, pending = pending, None
                     if not await self._settle(done):
                         continue  # the consumer was re-seeked: `decoded` is stale, drop it
+                if decoded and (positionings % 2 or positionings != self._positionings):
+                    # Fetched while a rebalance was under way: aiokafka fetches newly assigned
+                    # partitions from the group's committed offsets (or the beginning) while
+                    # the listener reads the stored positions, so this may start before or
+                    # after them. Applied, records past a stored position would move it on
+                    # over records never applied. Dropped, and every partition sought again.
+                    await self._reposition()
+                    continue
                 if decoded:
                     pending = asyncio.create_task(self._apply(decoded))
         finally:
@@ -194,7 +227,7 @@ class ConsumerLoop:
             log.warning(
                 "batch failed, retrying from the stored positions: %s", escape_reason(str(exc))
             )
-            await self._reseek_when_readable()
+            await self.reseek_when_readable()
             return False
         self.positions.update(outcome.positions)
         if self._metrics is not None:
@@ -244,7 +277,20 @@ class ConsumerLoop:
             except Exception:
                 log.exception("relay or offset commit of the last batch failed")
 
-    async def _reseek_when_readable(self) -> None:
+    async def _reposition(self) -> None:
+        """After a batch fetched during a rebalance is dropped: once the rebalance is over,
+        seek every assigned partition to its stored position again (the consumer's own
+        position has moved past the dropped records)."""
+        if self._metrics is not None:
+            self._metrics.batches_dropped.inc()
+        log.info("batch fetched during a rebalance dropped; seeking to the stored positions")
+        await self._positioned.wait()
+        try:
+            await self.seek_to_stored(list(self.consumer.assignment()))
+        except (OSError, DBAPIError):
+            await self.reseek_when_readable()
+
+    async def reseek_when_readable(self) -> None:
         """Seek back to the stored positions, waiting (with backoff) while the database is away.
 
         Nothing is fetched or committed meanwhile: the group's offsets stay where the last

@@ -7,15 +7,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
+from aiokafka import TopicPartition
 from registry_helpers import NOW, StartRegistry, activity, created, read_topic, sid, table_rows
 
 from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.codec import decode_event
+from session_contracts.kafka_clients import new_consumer
 from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
+from session_registry.adapters.partitions import topic_partitions
+from session_registry.adapters.positions import load_positions
 from session_registry.adapters.session_store import state_from_row
 from session_registry.bootstrap import Registry
 from session_registry.domain.fold import fold
+from session_registry.entrypoints import consumer as consumer_loop
 from session_registry.workload import Workload, records
 
 pytestmark = pytest.mark.kafka
@@ -140,3 +146,59 @@ async def test_commands_during_rebalances_are_each_applied_once(
     assert {(r["tenant_id"], r["session_id"]): state_from_row(r) for r in stored} == (
         expected_rows(log)
     )
+
+
+async def commit_group_offsets(bootstrap: str, group: str, topic: str) -> None:
+    """Move `group`'s committed offsets on `topic` to its end (the group has no member)."""
+    consumer = new_consumer(
+        KafkaSettings(kafka_bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions: list[TopicPartition] = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def test_records_fetched_before_the_stored_positions_are_sought_are_not_applied(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The group's Kafka offsets ahead of the database's stored positions (a database restored
+    # from a backup, or swapped for a rebuilt one that stopped earlier), and a listener slow
+    # to read the stored positions: aiokafka fetches from the group's offsets meanwhile. Were
+    # those records applied, the stored positions would move past records never applied.
+    stream = list(records(Workload(sessions=120, activity=6, tenants=1, seed=5)))
+    chunks = [stream[i::3] for i in range(3)]
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    first = await start_registry(consumer_group=group, batch_max_records=100)
+    await send(*chunks[0], topic=topics.events)
+    await first.wait_until_idle(60)
+    await first.stop()  # the database's positions: the end of the first chunk
+    await send(*chunks[1], topic=topics.events)
+    await commit_group_offsets(kafka_bootstrap, group, topics.events)  # the group's: ahead
+    await send(*chunks[2], topic=topics.events)
+
+    async def slow_load_positions(*args: object, **kwargs: object) -> dict[tuple[str, int], int]:
+        await asyncio.sleep(1.5)  # the third chunk is fetched from the group's offsets meanwhile
+        return await load_positions(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(consumer_loop, "load_positions", slow_load_positions)
+    second = await start_registry(consumer_group=group, batch_max_records=100)
+    await holds_every_partition(second, topics)
+    await second.wait_until_idle(60)
+
+    log = [decode_event(r.value) for r in await read_topic(kafka_bootstrap, topics.events)]
+    stored = {
+        (r["tenant_id"], r["session_id"]): state_from_row(r)
+        for r in await table_rows(db_url, sessions, [sessions.c.tenant_id, sessions.c.session_id])
+    }
+    assert stored == expected_rows(log)
+    assert second.metrics is not None
+    assert second.metrics.batches_dropped._value.get() >= 1

@@ -346,7 +346,7 @@ async def test_while_stored_positions_are_unreadable_nothing_is_fetched_or_commi
     await assert_exactly_once(engine, log, run.ingestor)
 
 
-async def test_an_assignment_the_database_cannot_answer_resumes_from_kafkas_copy_fenced(
+async def test_an_assignment_the_database_cannot_answer_waits_for_the_stored_positions(
     store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = FakeLog()
@@ -356,23 +356,63 @@ async def test_an_assignment_the_database_cannot_answer_resumes_from_kafkas_copy
     await run1.stop()
     log.extend_events(workload(seed=8, prefix="later-"))
     log.committed = {E0: 2, E1: 1}  # behind the stored positions, as Kafka's copy may be
+    real_load = consumer_module.load_positions
+    failures = {"left": 3}
 
-    async def unreadable(*_args: Any, **_kwargs: Any) -> Positions:
-        raise OSError("connection refused")
+    async def unreadable_at_first(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError("connection refused")
+        return await real_load(conn, *args, **kwargs)
 
-    monkeypatch.setattr(consumer_module, "load_positions", unreadable)
+    monkeypatch.setattr(consumer_module, "load_positions", unreadable_at_first)
     second = FakeConsumer(log, name="second")
     stored = await stored_positions(engine)
     run2 = await start_loop(store, second, {E0, E1})
-    monkeypatch.undo()
     try:
         await wait_for(all_settled(run2, log))
     finally:
         await run2.stop()
 
-    # aiokafka logs the listener's failure and fetches from the group's committed offsets
-    assert [type(e) for e in second.listener_errors] == [OSError] and second.seeks == []
-    assert sum(o.skipped for o in run2.settled) == stored[key(E0)] - 2 + stored[key(E1)] - 1
+    # the listener retried until the database answered, and sought the stored positions: not
+    # one record was read from Kafka's copy of the offsets
+    assert failures["left"] == 0 and second.listener_errors == []
+    assert sorted(second.seeks) == sorted((tp, stored[key(tp)]) for tp in (E0, E1))
+    assert sum(o.skipped for o in run2.settled) == 0
+    await assert_exactly_once(engine, log, run1.ingestor, run2.ingestor)
+
+
+async def test_what_is_fetched_before_the_stored_positions_are_sought_is_not_applied(
+    store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiokafka fetches a newly assigned partition from the group's committed offsets while
+    # the listener reads the stored positions; here the group's offsets are ahead of them (a
+    # database restored from a backup): applied, those records would move the stored
+    # positions past the records between, which would never be applied
+    log = FakeLog()
+    log.extend_events(workload())
+    run1 = await start_loop(store, FakeConsumer(log, name="first"), {E0, E1})
+    await wait_for(all_settled(run1, log))
+    await run1.stop()
+    log.extend_events(workload(seed=8, prefix="between-"))
+    log.committed = {tp: len(rs) for tp, rs in log.partitions.items()}  # ahead of the stored
+    log.extend_events(workload(seed=9, prefix="after-"))
+    real_load = consumer_module.load_positions
+
+    async def slow_load(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
+        await asyncio.sleep(0.2)  # the loop polls meanwhile
+        return await real_load(conn, *args, **kwargs)
+
+    monkeypatch.setattr(consumer_module, "load_positions", slow_load)
+    second = FakeConsumer(log, name="second")
+    run2 = await start_loop(store, second, None)
+    await second.rebalance({E0, E1})
+    try:
+        await wait_for(all_settled(run2, log))
+    finally:
+        await run2.stop()
+
+    assert second.batches  # records were fetched before the listener sought the positions
     await assert_exactly_once(engine, log, run1.ingestor, run2.ingestor)
 
 
