@@ -52,9 +52,10 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Seek to the stored positions; records fetched before that are not applied."""
+        self._loop.positioning_started()  # begun at the revocation already (aiokafka's order)
         try:
             await self._loop.seek_to_stored(assigned)
-        except (OSError, DBAPIError):
+        except RETRYABLE:
             # nothing is applied until the positions are known, however long that takes
             await self._loop.reseek_when_readable()
         self._loop.positioning_ended()
@@ -287,7 +288,7 @@ class ConsumerLoop:
         await self._positioned.wait()
         try:
             await self.seek_to_stored(list(self.consumer.assignment()))
-        except (OSError, DBAPIError):
+        except RETRYABLE:
             await self.reseek_when_readable()
 
     async def reseek_when_readable(self) -> None:
@@ -303,7 +304,7 @@ class ConsumerLoop:
             try:
                 await self.seek_to_stored(list(self.consumer.assignment()))
                 return
-            except (OSError, DBAPIError) as exc:
+            except RETRYABLE as exc:
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
                 log.warning(
                     "stored positions unreadable, retrying in %.1f s: %s",
