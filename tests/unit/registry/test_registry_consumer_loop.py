@@ -346,14 +346,20 @@ async def test_while_stored_positions_are_unreadable_nothing_is_fetched_or_commi
     await assert_exactly_once(engine, log, run.ingestor)
 
 
+async def applied_by_a_first_run(store: Store) -> tuple[FakeLog, Run]:
+    """A log whose records a first loop applied, and that loop, stopped."""
+    log = FakeLog()
+    log.extend_events(workload())
+    run = await start_loop(store, FakeConsumer(log, name="first"), {E0, E1})
+    await wait_for(all_settled(run, log))
+    await run.stop()
+    return log, run
+
+
 async def test_an_assignment_the_database_cannot_answer_waits_for_the_stored_positions(
     store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = FakeLog()
-    log.extend_events(workload())
-    run1 = await start_loop(store, FakeConsumer(log, name="first"), {E0, E1})
-    await wait_for(all_settled(run1, log))
-    await run1.stop()
+    log, run1 = await applied_by_a_first_run(store)
     log.extend_events(workload(seed=8, prefix="later-"))
     log.committed = {E0: 2, E1: 1}  # behind the stored positions, as Kafka's copy may be
     real_load = consumer_module.load_positions
@@ -389,11 +395,7 @@ async def test_what_is_fetched_before_the_stored_positions_are_sought_is_not_app
     # the listener reads the stored positions; here the group's offsets are ahead of them (a
     # database restored from a backup): applied, those records would move the stored
     # positions past the records between, which would never be applied
-    log = FakeLog()
-    log.extend_events(workload())
-    run1 = await start_loop(store, FakeConsumer(log, name="first"), {E0, E1})
-    await wait_for(all_settled(run1, log))
-    await run1.stop()
+    log, run1 = await applied_by_a_first_run(store)
     log.extend_events(workload(seed=8, prefix="between-"))
     log.committed = {tp: len(rs) for tp, rs in log.partitions.items()}  # ahead of the stored
     log.extend_events(workload(seed=9, prefix="after-"))
