@@ -35,6 +35,13 @@ class AdminApiSettings(KafkaSettings):
         le=100,
         description="Connections opened beyond the pool under bursts (default: the pool size).",
     )
+    searches_per_tenant: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Searches (a text condition) of one tenant read at once per process; the "
+        "others wait without a database connection, so one tenant cannot hold the whole pool.",
+    )
     environment: Literal["development", "production"] = Field(
         default="production",
         description="Production unless told otherwise. Development (only the main job sets it) "

@@ -68,7 +68,9 @@ async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQue
     `total` counts every match of the filter, or is a lower bound when `total_exact` is false
     (a broad search: `count=exact` counts them all); later pages carry the first page's count.
     """
-    page = await sessions.list_sessions(query, admin, runtime.store, runtime.cursors, runtime.clock)
+    page = await sessions.list_sessions(
+        query, admin, runtime.store, runtime.cursors, runtime.clock, runtime.searches
+    )
     return SessionsPage(
         items=[SessionPublic.model_validate(to_public(r)) for r in page.rows],
         next_cursor=page.next_cursor,

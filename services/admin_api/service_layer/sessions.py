@@ -25,6 +25,7 @@ from admin_api.domain.listing import (
     page_scope,
 )
 from admin_api.runtime import Clock
+from admin_api.service_layer.tenant_slots import TenantSlots
 from read_model.store import Store
 from session_contracts.models import SessionFilter
 
@@ -59,11 +60,28 @@ class ListedPage:
 
 
 async def list_sessions(
-    request: PageRequest, admin: Admin, store: Store, cursors: CursorCodec, clock: Clock
+    request: PageRequest,
+    admin: Admin,
+    store: Store,
+    cursors: CursorCodec,
+    clock: Clock,
+    searches: TenantSlots | None = None,
 ) -> ListedPage:
     """A page of the tenant's active sessions and the filter's total (later pages carry the
     first page's count); InvalidParameter naming `cursor` for a cursor not issued for this
-    tenant, filter and sort."""
+    tenant, filter and sort.
+
+    A search (a text condition: its rarest terms may read the tenant's every row) first takes
+    one of the tenant's `searches` slots, before any connection is checked out."""
+    if searches is not None and is_search(request.filter):
+        async with searches.hold(admin.tenant_id):
+            return await _list_sessions(request, admin, store, cursors, clock)
+    return await _list_sessions(request, admin, store, cursors, clock)
+
+
+async def _list_sessions(
+    request: PageRequest, admin: Admin, store: Store, cursors: CursorCodec, clock: Clock
+) -> ListedPage:
     now = clock()
     query = ListQuery(request.filter, request.sort, request.limit)
     scope = page_scope(admin.tenant_id, query)

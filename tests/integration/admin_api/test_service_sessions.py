@@ -3,6 +3,7 @@ tenant's sessions only; on both backends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from admin_api.service_layer.sessions import (
     list_sessions,
     session_detail,
 )
+from admin_api.service_layer.tenant_slots import TenantSlots
 from read_model.store import Store
 from read_model.tables import session_history
 from session_contracts.models import SessionFilter, SessionType
@@ -147,3 +149,47 @@ async def test_detail_in_any_state_with_history_and_only_in_the_tenant(
     for session_id, admin in ((THEIRS, ADMIN), (ALICE, OTHER_ADMIN), (NOPE, ADMIN)):
         with pytest.raises(NotFound, match="no such session"):
             await session_detail(session_id, admin, store, clock)
+
+
+async def test_a_tenants_searches_beyond_its_slots_wait_without_a_connection(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a search can read the tenant's every row for seconds: one tenant's admins sending many
+    # must not take every connection of the pool the other tenants' requests share
+    await seed(store)
+    released = asyncio.Event()
+    reading: list[str] = []
+    first_page_and_total = service.first_page_and_total
+
+    async def held(
+        store: Store, conn: Any, query: Any, tenant_id: str, *args: Any, **kw: Any
+    ) -> Any:
+        reading.append(tenant_id)
+        await released.wait()
+        return await first_page_and_total(store, conn, query, tenant_id, *args, **kw)
+
+    monkeypatch.setattr(service, "first_page_and_total", held)
+    slots = TenantSlots(per_tenant=2)
+    search = PageRequest(SessionFilter(q="a"))
+    ours = [
+        asyncio.create_task(list_sessions(search, ADMIN, store, CURSORS, clock, slots))
+        for _ in range(4)
+    ]
+    theirs = asyncio.create_task(list_sessions(search, OTHER_ADMIN, store, CURSORS, clock, slots))
+    for _ in range(200):
+        if len(reading) == 3:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # a third search of ours would have started by now
+
+    assert sorted(reading) == sorted([TENANT, TENANT, OTHER_TENANT])
+    assert slots.waiting(TENANT) == 4  # two reading, two waiting
+    if store.engine.dialect.name == "postgresql":
+        assert store.engine.pool.checkedout() == 3  # the waiting two hold no connection
+    released.set()
+    pages = await asyncio.gather(*ours, theirs)
+
+    assert len(reading) == 5
+    assert [ids(p.rows) for p in pages[:4]] == [ids(pages[0].rows)] * 4
+    assert pages[0].rows
+    assert slots.waiting(TENANT) == 0 and slots.waiting(OTHER_TENANT) == 0
