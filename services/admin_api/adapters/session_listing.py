@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,11 +118,17 @@ def as_page(query: ListQuery, rows: Sequence[Mapping[str, Any]]) -> Page:
 
 
 async def iterate(
-    engine: AsyncEngine, query: ListQuery, tenant_id: str, now: datetime
+    engine: AsyncEngine,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    hold: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> AsyncIterator[Mapping[str, Any]]:
-    """Every matching row in order, a page per short transaction (for the CSV export)."""
+    """Every matching row in order, a page per short transaction (for the CSV export);
+    `hold`: entered around each page's read, before its connection is checked out."""
     while True:
-        async with engine.connect() as conn:
+        held = hold() if hold is not None else contextlib.nullcontext()
+        async with held, engine.connect() as conn:  # the slot first, then the connection
             page = await fetch_page(conn, query, tenant_id, now)
         for row in page.rows:
             yield row

@@ -114,7 +114,9 @@ async def export_sessions(
     """Every session the current filter matches, in the current order, as CSV (streamed)."""
     # The first rows are read before the response starts: a database that is down answers 503
     # (errors.py), not a 200 cut short.
-    rows = await sessions.export_sessions(query, admin, runtime.store, runtime.clock)
+    rows = await sessions.export_sessions(
+        query, admin, runtime.store, runtime.clock, runtime.searches
+    )
     return StreamingResponse(
         _csv_lines(rows),
         media_type="text/csv; charset=utf-8",

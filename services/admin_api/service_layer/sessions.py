@@ -3,6 +3,7 @@ session with its history."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -136,15 +137,23 @@ class ExportRequest:
 
 
 async def export_sessions(
-    request: ExportRequest, admin: Admin, store: Store, clock: Clock
+    request: ExportRequest,
+    admin: Admin,
+    store: Store,
+    clock: Clock,
+    searches: TenantSlots | None = None,
 ) -> AsyncIterator[Mapping[str, Any]]:
     """Every matching row of the tenant in order, a batch per short transaction.
 
     The first batch is read before this returns: a database that is down fails the call, not
-    the iteration (an export answered 503, not a 200 cut short).
+    the iteration (an export answered 503, not a 200 cut short). With a text condition each
+    batch first takes one of the tenant's `searches` slots, as a list request does.
     """
     query = ListQuery(request.filter, request.sort, EXPORT_BATCH)
-    rows = session_listing.iterate(store.engine, query, admin.tenant_id, clock())
+    hold = None
+    if searches is not None and is_search(request.filter):
+        hold = functools.partial(searches.hold, admin.tenant_id)
+    rows = session_listing.iterate(store.engine, query, admin.tenant_id, clock(), hold)
     first = await anext(rows, None)
 
     async def every_row() -> AsyncIterator[Mapping[str, Any]]:

@@ -193,3 +193,27 @@ async def test_a_tenants_searches_beyond_its_slots_wait_without_a_connection(
     assert [ids(p.rows) for p in pages[:4]] == [ids(pages[0].rows)] * 4
     assert pages[0].rows
     assert slots.waiting(TENANT) == 0 and slots.waiting(OTHER_TENANT) == 0
+
+
+async def test_an_export_with_a_search_reads_each_batch_in_a_slot_of_its_tenant(
+    store: Store,
+) -> None:
+    await seed(store)
+    slots = TenantSlots(per_tenant=1)
+    by_name = ExportRequest(SessionFilter(q="a", session_type=[SessionType.mobile]), "user_name")
+    async with slots.hold(TENANT):  # a search of the tenant is being read
+        export = asyncio.create_task(export_sessions(by_name, ADMIN, store, clock, slots))
+        await asyncio.sleep(0.05)
+
+        assert not export.done()  # its first batch waits for the slot
+        assert slots.waiting(TENANT) == 2
+        if store.engine.dialect.name == "postgresql":
+            assert store.engine.pool.checkedout() == 0  # and holds no connection meanwhile
+        theirs = await export_sessions(by_name, OTHER_ADMIN, store, clock, slots)
+        assert ids([row async for row in theirs]) == [THEIRS]  # another tenant's: at once
+
+    rows = await export
+    unlimited = await export_sessions(by_name, ADMIN, store, clock)
+    expected = ids([row async for row in unlimited])
+    assert expected and ids([row async for row in rows]) == expected
+    assert slots.waiting(TENANT) == 0
