@@ -6,6 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+
+@dataclass
+class _Slots:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+    """Holding or awaiting the semaphore."""
 
 
 class TenantSlots:
@@ -19,25 +27,24 @@ class TenantSlots:
         if per_tenant < 1:
             raise ValueError("per_tenant must be at least 1")
         self.per_tenant = per_tenant
-        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._slots: dict[str, _Slots] = {}
 
     @contextlib.asynccontextmanager
     async def hold(self, tenant_id: str) -> AsyncIterator[None]:
         """One of the tenant's slots, waited for if all are taken."""
-        entry = self._slots.get(tenant_id)
-        if entry is None:
-            entry = self._slots[tenant_id] = (asyncio.Semaphore(self.per_tenant), [0])
-        semaphore, users = entry
-        users[0] += 1
+        slots = self._slots.get(tenant_id)
+        if slots is None:
+            slots = self._slots[tenant_id] = _Slots(asyncio.Semaphore(self.per_tenant))
+        slots.users += 1
         try:
-            async with semaphore:
+            async with slots.semaphore:
                 yield
         finally:
-            users[0] -= 1
-            if users[0] == 0:
+            slots.users -= 1
+            if slots.users == 0:
                 del self._slots[tenant_id]
 
     def waiting(self, tenant_id: str) -> int:
         """How many of the tenant's callers hold or await a slot now."""
-        entry = self._slots.get(tenant_id)
-        return 0 if entry is None else entry[1][0]
+        slots = self._slots.get(tenant_id)
+        return 0 if slots is None else slots.users

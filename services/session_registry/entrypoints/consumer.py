@@ -53,11 +53,8 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Seek to the stored positions; records fetched before that are not applied."""
         self._loop.positioning_started()  # begun at the revocation already (aiokafka's order)
-        try:
-            await self._loop.seek_to_stored(assigned)
-        except RETRYABLE:
-            # nothing is applied until the positions are known, however long that takes
-            await self._loop.reseek_when_readable()
+        # nothing is applied until the positions are known, however long that takes
+        await self._loop.seek_to_stored_when_readable(assigned)
         self._loop.positioning_ended()
         # set on an empty assignment too: a replica beyond the partitions has joined and has
         # nothing to catch up on, and must not hold a rollout waiting for its readiness
@@ -99,9 +96,10 @@ class ConsumerLoop:
         self._publishing: asyncio.Task[None] | None = None
         """The relay and offset commit of the last settled batch (`_publish`)."""
         self._positionings = 0
-        """Rebalances begun plus rebalances whose partitions were sought to their stored
-        positions: odd while one is under way (`positioning_started`, `positioning_ended`)."""
+        """Counts every start and end of a rebalance's positioning: a fetch that saw it change
+        overlapped one (`run`)."""
         self._positioned = asyncio.Event()
+        """Clear while a rebalance's partitions are being sought to their stored positions."""
         self._positioned.set()
 
     def lag(self) -> dict[TopicPartitionKey, int]:
@@ -126,14 +124,12 @@ class ConsumerLoop:
     def positioning_started(self) -> None:
         """A rebalance begins: what is fetched until its partitions are sought to their
         stored positions may start anywhere (`run`)."""
-        if self._positionings % 2 == 0:
-            self._positionings += 1
+        self._positionings += 1
         self._positioned.clear()
 
     def positioning_ended(self) -> None:
         """The assigned partitions are at their stored positions."""
-        if self._positionings % 2 == 1:
-            self._positionings += 1
+        self._positionings += 1
         self._positioned.set()
 
     def subscribe(self) -> None:
@@ -170,7 +166,7 @@ class ConsumerLoop:
         fetch: asyncio.Future[Any] | None = None
         try:
             while True:
-                positionings = self._positionings
+                positionings, positioned = self._positionings, self._positioned.is_set()
                 fetch = asyncio.ensure_future(
                     self.consumer.getmany(
                         timeout_ms=self._poll_timeout_ms, max_records=self._max_records
@@ -190,7 +186,7 @@ class ConsumerLoop:
                     done, pending = pending, None
                     if not await self._settle(done):
                         continue  # the consumer was re-seeked: `decoded` is stale, drop it
-                if decoded and (positionings % 2 or positionings != self._positionings):
+                if decoded and (not positioned or positionings != self._positionings):
                     # Fetched while a rebalance was under way: aiokafka fetches newly assigned
                     # partitions from the group's committed offsets (or the beginning) while
                     # the listener reads the stored positions, so this may start before or
@@ -286,8 +282,13 @@ class ConsumerLoop:
             self._metrics.batches_dropped.inc()
         log.info("batch fetched during a rebalance dropped; seeking to the stored positions")
         await self._positioned.wait()
+        await self.seek_to_stored_when_readable(list(self.consumer.assignment()))
+
+    async def seek_to_stored_when_readable(self, partitions: list[TopicPartition]) -> None:
+        """`seek_to_stored` at once, or, while the database or broker fails it, as
+        `reseek_when_readable` does."""
         try:
-            await self.seek_to_stored(list(self.consumer.assignment()))
+            await self.seek_to_stored(partitions)
         except RETRYABLE:
             await self.reseek_when_readable()
 
