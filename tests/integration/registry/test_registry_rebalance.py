@@ -10,6 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 from registry_helpers import NOW, StartRegistry, activity, created, read_topic, sid, table_rows
 
+from polling import until
 from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.codec import decode_event
 from session_contracts.kafka_clients import new_consumer
@@ -77,6 +78,14 @@ async def test_rebalance_mid_stream_loses_and_repeats_nothing(
     await send(command)
     await asyncio.sleep(0.5)
     await first.stop()  # rebalance again: every partition to the second registry
+
+    async def command_applied() -> bool:
+        return bool(await table_rows(db_url, applied_commands, [applied_commands.c.command_id]))
+
+    # The last chunk may end some of the targets (their logouts): sent before the command is
+    # applied, a logout could land first, and the command would end 4. The events and commands
+    # topics have no order between them, and a rebalance can hold a fetched command back.
+    await until(command_applied, 60, "the command applied")
     await send(*chunks[2], topic=topics.events)
     await holds_every_partition(second, topics)
     await second.wait_until_idle(60)
