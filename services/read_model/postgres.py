@@ -9,6 +9,7 @@ search reads its matches through the trigram indexes in one pass.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,10 @@ from session_contracts.models import SessionFilter
 MIGRATION_LOCK_KEY = 0x5E55_C0DE_0001
 """The advisory lock `upgrade_schema` holds (a constant of this application's own)."""
 STATEMENT_TIMEOUT = "15s"
+ALIVE_BYPASS = 0.5
+"""Seconds after its return to the pool during which a connection is handed out untested
+(`_ping_on_checkout`)."""
+_RETURNED_AT = "session_control_returned_at"
 
 
 _SEARCH = {
@@ -70,7 +75,9 @@ and take cores from the other requests."""
 class PostgresStore(Store):
     """The read model in a PostgreSQL database (asyncpg).
 
-    `listing` tunes the connections for the admin API's list queries (`_plan_each_query`).
+    `listing` tunes the connections for the admin API's list queries (`_plan_each_query`);
+    `alive_bypass`: seconds after its return during which a pooled connection is handed out
+    without a test (`_ping_on_checkout`; default `ALIVE_BYPASS`).
     """
 
     search_walk = 2000
@@ -85,6 +92,7 @@ class PostgresStore(Store):
         max_overflow: int | None = None,
         echo: bool = False,
         listing: bool = False,
+        alive_bypass: float | None = None,
     ) -> None:
         parsed = make_url(url)
         if parsed.drivername in {"postgresql", "postgres"}:
@@ -97,7 +105,7 @@ class PostgresStore(Store):
             pool_recycle=1800,
             connect_args={"server_settings": {"application_name": "session-registry"}},
         )
-        _ping_on_checkout(engine)
+        _ping_on_checkout(engine, ALIVE_BYPASS if alive_bypass is None else alive_bypass)
         if listing:
             _plan_each_query(engine)
         super().__init__(url, engine)
@@ -218,18 +226,35 @@ class PostgresStore(Store):
                     await conn.exec_driver_sql(statement)
 
 
-def _ping_on_checkout(engine: AsyncEngine) -> None:
-    """Test each connection as the pool hands it out: one statement, one round trip.
+def _ping_on_checkout(engine: AsyncEngine, alive_bypass: float) -> None:
+    """Test each connection as the pool hands it out: one statement, one round trip, unless it
+    came back to the pool less than `alive_bypass` seconds ago.
 
     A connection the server dropped (a restart, a failover, an idle timeout) is replaced before
     anyone uses it, as `pool_pre_ping` would; but its asyncpg ping is three round trips (BEGIN,
     the statement, ROLLBACK: a prepared statement must not outlive a transaction behind
     PgBouncer), a quarter of a list request's. `SELECT 1` in the simple query protocol (asyncpg's
     `execute` without arguments) prepares nothing, so it is one round trip behind PgBouncer too.
+
+    A connection that worked a moment ago is taken as working, as HikariCP does
+    (`aliveBypassWindowMs`, 500 ms by default): under load every connection comes back within
+    milliseconds, and the ping was one of a first page's five round trips. A connection the
+    server drops later than the window after its last use (an idle timeout; a restart or a
+    failover, which take longer) is still tested and replaced. One it drops within the window
+    (`pg_terminate_backend`, a restart faster than the window) fails the one statement that
+    meets it, as a database that is down does (the admin API answers 503), and the pool
+    connects anew for the next.
     """
 
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _returned(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
     @event.listens_for(engine.sync_engine.pool, "checkout")
-    def _ping(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    def _ping(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        returned = record.info.pop(_RETURNED_AT, None)
+        if returned is not None and time.monotonic() - returned < alive_bypass:
+            return
         try:
             await_(dbapi_connection.driver_connection.execute("SELECT 1"))
         except Exception as exc:  # any failure: the pool drops it and connects anew

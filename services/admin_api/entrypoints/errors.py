@@ -15,7 +15,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
@@ -52,6 +52,15 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
+    """A statement that met a connection the server had ended (asyncpg raises it as an
+    InternalError): the database is unavailable for this request; any other DBAPI error is
+    the server's own fault, a 500."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return await _database_unavailable(request, exc)
+    raise exc
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFound)
     return await http_exception_handler(
@@ -81,6 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # OSError: a refused or timed-out connection, which asyncpg raises as it is (unwrapped)
     for error in (OperationalError, InterfaceError, PoolTimeout, OSError):
         app.add_exception_handler(error, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _connection_lost)
 
 
 class ErrorBody(BaseModel):
