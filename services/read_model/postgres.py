@@ -23,7 +23,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 
 from read_model import listing_indexes, pg_bulk
-from read_model.session_counts import count_kept, count_rows, types_only
+from read_model.session_counts import kept_counted, rows_counted, types_only
 from read_model.store import (
     HistoryRow,
     Key,
@@ -177,14 +177,18 @@ class PostgresStore(Store):
         if rows:
             await pg_bulk.save_revocations(conn, rows)
 
-    async def count_active(
-        self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
-    ) -> int:
+    def active_count(
+        self, filter: SessionFilter, tenant_id: str, now: datetime
+    ) -> ColumnElement[int]:
         """From the kept counts when the filter names session types only, else row by row."""
         types = types_only(filter)
         if types is None:
-            return await count_rows(conn, filter, tenant_id, now)
-        return await count_kept(conn, types, tenant_id, now)
+            return rows_counted(filter, tenant_id, now)
+        return kept_counted(types, tenant_id, now)
+
+    async def one_statement(self, conn: AsyncConnection) -> AsyncConnection:
+        """In autocommit: no BEGIN and no COMMIT, each a round trip."""
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.asynccontextmanager
     async def one_read(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:

@@ -3,17 +3,16 @@
 On PostgreSQL statement triggers (revisions 0101, 0102) keep `listed_session_counts`: the open,
 created browser/mobile sessions per tenant and type. A filter of session types only (the
 unfiltered list included) is then that sum minus the few sessions already past `expires_at`
-that the registry's sweeper has not closed yet (`count_kept`): exact, without reading a row
+that the registry's sweeper has not closed yet (`kept_counted`): exact, without reading a row
 per session. Every other filter, and every filter on SQLite, is counted row by row through
-`filter_clause` (`count_rows`). Which one a backend uses is its store's choice.
+`filter_clause` (`rows_counted`). Which one a backend uses is its store's choice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, and_, func, literal, select
 
 from read_model.active import LISTED, listed_condition, unswept_condition
 from read_model.session_query import filter_clause
@@ -34,21 +33,20 @@ def types_only(filter: SessionFilter) -> list[str] | None:
     return sorted(wanted & set(LISTED))
 
 
-async def count_rows(
-    conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
-) -> int:
-    """How many of the tenant's sessions active at `now` match `filter`, row by row."""
-    statement = (
+def rows_counted(filter: SessionFilter, tenant_id: str, now: datetime) -> ColumnElement[int]:
+    """How many of the tenant's sessions active at `now` match `filter`, row by row (a scalar
+    subquery)."""
+    counted = (
         select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
     )
-    return int((await conn.execute(statement)).scalar_one())
+    return counted.scalar_subquery()
 
 
-async def count_kept(conn: AsyncConnection, types: list[str], tenant_id: str, now: datetime) -> int:
+def kept_counted(types: list[str], tenant_id: str, now: datetime) -> ColumnElement[int]:
     """How many of the tenant's sessions of these listed types are active at `now`, from
-    `listed_session_counts` (PostgreSQL)."""
+    `listed_session_counts` (PostgreSQL; scalar subqueries)."""
     if not types:
-        return 0
+        return literal(0)
     open_ = select(func.coalesce(func.sum(_c.sessions), 0)).where(
         _c.tenant_id == tenant_id, _c.session_type.in_(types)
     )
@@ -64,5 +62,4 @@ async def count_kept(conn: AsyncConnection, types: list[str], tenant_id: str, no
             )
         )
     )
-    row = (await conn.execute(select(open_.scalar_subquery(), unswept.scalar_subquery()))).one()
-    return int(row[0]) - int(row[1])
+    return open_.scalar_subquery() - unswept.scalar_subquery()

@@ -16,13 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event, func, insert, select, tuple_
+from sqlalchemy import ColumnElement, Table, event, func, insert, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from read_model.session_counts import count_rows
+from read_model.session_counts import rows_counted
 from read_model.store import (
     HISTORY_COLUMNS,
     SESSION_COLUMNS,
@@ -149,11 +149,11 @@ class SqliteStore(Store):
                 _REVOCATION_UPSERT, [dict(zip(names, row, strict=True)) for row in rows]
             )
 
-    async def count_active(
-        self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
-    ) -> int:
+    def active_count(
+        self, filter: SessionFilter, tenant_id: str, now: datetime
+    ) -> ColumnElement[int]:
         """Counted row by row."""
-        return await count_rows(conn, filter, tenant_id, now)
+        return rows_counted(filter, tenant_id, now)
 
     @contextlib.asynccontextmanager
     async def search(self, conn: AsyncConnection) -> AsyncIterator[None]:

@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
-from sqlalchemy import ColumnElement, DateTime, Select, Table
+from sqlalchemy import ColumnElement, DateTime, Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -177,10 +177,19 @@ class Store(ABC):
     # the admin API's reads
 
     @abstractmethod
+    def active_count(
+        self, filter: SessionFilter, tenant_id: str, now: datetime
+    ) -> ColumnElement[int]:
+        """How many of the tenant's listed sessions active at `now` match `filter`: an
+        expression (scalar subqueries), to select alone or beside a page's columns."""
+
     async def count_active(
         self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
     ) -> int:
         """How many of the tenant's listed sessions active at `now` match `filter`."""
+        return int(
+            (await conn.execute(select(self.active_count(filter, tenant_id, now)))).scalar_one()
+        )
 
     async def read_together(
         self,
@@ -197,6 +206,12 @@ class Store(ABC):
         first page at a million sessions, measured in-process)."""
         async with self.engine.connect() as conn, self.one_read(conn) as reading:
             return await first(reading), await second(reading)
+
+    async def one_statement(self, conn: AsyncConnection) -> AsyncConnection:
+        """`conn`, for a read that is a single statement: a statement sees one snapshot of its
+        own, so where a transaction costs round trips (PostgreSQL's BEGIN and COMMIT) it
+        runs without one."""
+        return conn
 
     @contextlib.asynccontextmanager
     async def one_read(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:

@@ -53,6 +53,8 @@ COLUMNS = (
     _s.idle_timeout_seconds,
 )
 
+_TOTAL = "w_total"
+
 
 def sort_value(row: Mapping[str, Any], field: SortField) -> SortKey:
     """The value a row is ordered by, as the cursor carries it."""
@@ -103,6 +105,25 @@ async def fetch_page(
     """Up to `query.limit` rows after `query.after`, in the query's order."""
     result = await conn.execute(_page_statement(query, tenant_id, now))
     return as_page(query, [dict(r._mapping) for r in result])
+
+
+async def fetch_first_page(
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    total: ColumnElement[int],
+) -> tuple[Page, int]:
+    """The first `query.limit` rows and `total` (how many match: `Store.active_count`) in one
+    statement, so both are of one snapshot without a transaction. The total rides on every
+    row; a first page without rows has no match."""
+    assert query.after is None, "a first page"
+    statement = _page_statement(query, tenant_id, now).add_columns(total.label(_TOTAL))
+    rows = [dict(r._mapping) for r in await conn.execute(statement)]
+    matches = int(rows[0][_TOTAL]) if rows else 0
+    for row in rows:
+        del row[_TOTAL]
+    return as_page(query, rows), matches
 
 
 def as_page(query: ListQuery, rows: Sequence[Mapping[str, Any]]) -> Page:

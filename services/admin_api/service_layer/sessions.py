@@ -115,6 +115,15 @@ async def _list_sessions(
                 store, conn, query, admin.tenant_id, now, exact=request.exact_total
             )
         found, matches, exact = searched.page, searched.total, searched.exact
+    elif carried is None:
+        # the first page and its total in one statement: one snapshot, no transaction
+        count = store.active_count(query.filter, admin.tenant_id, now)
+        async with store.engine.connect() as conn:
+            reading = await store.one_statement(conn)
+            found, matches = await session_listing.fetch_first_page(
+                reading, query, admin.tenant_id, now, count
+            )
+        exact = True
     else:
         # one snapshot for both: a page and a total that disagree (a session counted but not
         # listed) would be read between the registry's commits otherwise

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from admin_api_support import NOW, OTHER_TENANT, TENANT, handle, insert, session_row
+from sqlalchemy import event
 
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
@@ -83,6 +84,50 @@ async def test_pages_follow_the_filter_and_sort_and_carry_the_total(store: Store
     assert everything.total == 6 and THEIRS not in ids(everything.rows)
     theirs = await list_sessions(PageRequest(SessionFilter()), OTHER_ADMIN, store, CURSORS, clock)
     assert ids(theirs.rows) == [THEIRS] and theirs.total == 1
+
+
+async def test_a_first_page_and_its_total_are_read_in_one_statement(store: Store) -> None:
+    # one statement is one snapshot: the page and its count agree without a transaction (on
+    # PostgreSQL none is begun: BEGIN and COMMIT were two of a first page's five round trips)
+    expected = await seed(store)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    def log_simple_queries(dbapi_connection: Any, record: Any, *_: Any) -> None:
+        # what asyncpg sends outside prepared statements: BEGIN, COMMIT, ROLLBACK
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if hasattr(driver, "add_query_logger") and not record.info.get("logged"):
+            record.info["logged"] = True
+            driver.add_query_logger(lambda query: sent.append(query.query))
+
+    sync_engine = store.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", record)
+    event.listen(sync_engine, "checkout", log_simple_queries)
+    try:
+        for filter, total in [
+            (MOBILE, 5),  # a filter of session types: the kept counts on PostgreSQL
+            (SessionFilter(ip_address="10.0.0.0/8"), 6),  # any other: counted row by row
+            (SessionFilter(user_id="nobody"), 0),  # no row on the page, no match
+        ]:
+            request = PageRequest(filter, "user_name", 2)
+            sent.clear()
+            page = await list_sessions(request, ADMIN, store, CURSORS, clock)
+            assert page.total == total and page.total_exact
+            read = [s for s in sent if s.split()[0].upper() in ("SELECT", "WITH")]
+            others = [s for s in sent if s not in read and s != "SELECT 1"]  # the pool's ping
+            assert len(read) == 1, sent
+            assert others == (["BEGIN"] if store.engine.dialect.name == "sqlite" else []), sent
+            assert all("w_total" not in row for row in page.rows)
+        first = await list_sessions(
+            PageRequest(MOBILE, "user_name", 5), ADMIN, store, CURSORS, clock
+        )
+        assert ids(first.rows) == expected
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", record)
+        event.remove(sync_engine, "checkout", log_simple_queries)
+        await store.engine.dispose()  # no connection logs on
 
 
 async def test_a_cursor_only_for_the_tenant_filter_and_sort_it_was_issued_for(
