@@ -517,14 +517,22 @@ async def _by_directory(
     ids: list[str] | None = None
     async with store.search(conn):
         names = sorted(str(n) for n in (await conn.execute(found)).scalars())
+        # no statement for what can match nothing: a term in no name that no handle can hold
+        in_handle = may_be_in_handle(q)
         if len(names) <= DIRECTORY_NAMES:
             matches = _directory_matches(query, now, or_(_by_name(tenant_id, names), by_id))
-            rows = await _capped_rows(conn, query, tenant_id, matches, cap)
+            rows = (
+                await _capped_rows(conn, query, tenant_id, matches, cap)
+                if names or in_handle
+                else []
+            )
             listed, seen = _capped_result(query, rows, cap)
         if listed is None and len(names) <= MERGED_NAMES and _mergeable(query, q):
             # the merge's turn: the session id arm, read whole
-            capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
-            ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
+            ids = []
+            if in_handle:
+                capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
+                ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
     if listed is not None:
         return listed, seen, bool(names)
     if ids is None or len(ids) > cap:
