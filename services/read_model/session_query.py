@@ -15,6 +15,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean, String
 
 from read_model.active import LISTED, active_condition, listed_condition
+from read_model.listing_indexes import HANDLE_SEPARATORS, SEPARATOR_LETTERS
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
 from session_contracts.models import DEFAULT_POLICIES, SessionFilter
@@ -82,12 +83,50 @@ def _ascii_contains_other(element: ascii_contains, compiler: Any, **kw: Any) -> 
     return f"(lower({column}) LIKE lower({pattern}) ESCAPE '\\')"
 
 
+class session_id_ilike(FunctionElement[bool]):
+    """`session_id ILIKE pattern`, as the session id trigram index answers it: on PostgreSQL
+    both sides with the handle's separators written as letters,
+    `translate(session_id, '-_', 'жш') ILIKE translate(pattern, '-_', 'жш')`
+    (`read_model.listing_indexes.SESSION_ID_TEXT`).
+
+    pg_trgm ends a word at every character that is not a letter or a digit: `-` and `_` would
+    split `u-h` into "a word ending in u" and "a word starting with h", in nearly every id.
+    Written as letters they are part of the trigrams. The translation maps two characters
+    onto two others one to one, and no handle holds ж or ш, so on handles the comparison is
+    the plain `ILIKE`'s (`session_id_contains` only builds it for a text that may be in a
+    handle: one with ж, ш or their capitals is not). An escaped `_` becomes an escaped `ш`,
+    still the literal character. Elsewhere (SQLite) the plain `ILIKE`.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(session_id_ilike, "postgresql")
+def _session_id_ilike_pg(element: session_id_ilike, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    separators = f"'{HANDLE_SEPARATORS}', '{SEPARATOR_LETTERS}'"
+    return (
+        f"(translate({column}, {separators}) ILIKE translate({pattern}, {separators}) ESCAPE '\\')"
+    )
+
+
+@compiles(session_id_ilike)
+def _session_id_ilike_other(element: session_id_ilike, compiler: Any, **kw: Any) -> str:
+    column, pattern = element.clauses
+    return str(compiler.process(column.ilike(pattern, escape="\\"), **kw))
+
+
 def session_id_contains(text: str, *, walked: bool) -> ColumnElement[bool]:
     """The session id holds `text` (case-insensitive): `ascii_contains` on a walk, else
-    `contains` (which the session id trigram index answers)."""
+    `session_id_ilike` (which the session id trigram index answers); false for a text no
+    handle can hold (`may_be_in_handle`)."""
+    if not may_be_in_handle(text):
+        return false()
+    pattern = literal(_like_pattern(text), String())
     if walked:
-        return ascii_contains(_s.session_id, literal(_like_pattern(text), String()))
-    return contains(_s.session_id, text)
+        return ascii_contains(_s.session_id, pattern)
+    return session_id_ilike(_s.session_id, pattern)
 
 
 def _default(field: str) -> ColumnElement[Any]:

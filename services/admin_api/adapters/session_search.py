@@ -20,7 +20,8 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      page here, having read about `limit / share of matching rows` rows. Having walked the
      tenant's every row, the count is exact.
   2. *Trigram*: the trigram indexes give the matches of a term with a rare trigram
-     (`trigram_selective`: other terms' trigrams are in most rows), in no order; at most
+     (`trigram_selective`: other terms' trigrams are in most rows; in the session id's index
+     any three characters, `-` and `_` included), in no order; at most
      `search_cap + 1` are read. With no more than `search_cap`, they are all there: the page
      is their first rows in the sort order and the total is exact.
   3. *Walk on*: otherwise (a term matching more than `search_cap` rows but under the walk's
@@ -75,6 +76,7 @@ from read_model.session_query import (
     contains,
     filter_clause,
     may_be_in_handle,
+    session_id_contains,
     types_containing,
 )
 from read_model.store import Store
@@ -134,8 +136,17 @@ def trigram_selective(text: str) -> bool:
 
 def _trigram_searchable(filter: SessionFilter) -> bool:
     """Whether some substring condition is one the trigram indexes find cheaply."""
-    texts = (getattr(filter, name) for name in TEXT_CONDITIONS)
-    return any(text is not None and trigram_selective(text) for text in texts)
+    return any(
+        text is not None and _index_finds(name, text)
+        for name, text in ((name, getattr(filter, name)) for name in TEXT_CONDITIONS)
+    )
+
+
+def _index_finds(name: str, text: str) -> bool:
+    """Whether the trigram index of condition `name` finds `text` cheaply: any three
+    characters in the session id's (its separators are letters there:
+    `read_model.session_query.session_id_ilike`), `trigram_selective` in the others'."""
+    return len(text) >= TRIGRAM if name == "session_id" else trigram_selective(text)
 
 
 @dataclass(frozen=True)
@@ -440,13 +451,14 @@ def _unwalked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _directory_searchable(filter: SessionFilter) -> bool:
     """Whether the directory of user names can answer the search: `q` is its only text
     condition, names no session type (that arm is every session of the type: the walk's
-    case), and its session id arm, if any, can be looked up (`trigram_selective`)."""
+    case), and its session id arm, if any, can be looked up (`_index_finds`; split terms
+    too: in the directory's few names pg_trgm's split costs little)."""
     q = filter.q
     if q is None or any(getattr(filter, n) is not None for n in TEXT_CONDITIONS if n != "q"):
         return False
     if types_containing(q):
         return False
-    return not may_be_in_handle(q) or trigram_selective(q)
+    return not may_be_in_handle(q) or _index_finds("session_id", q)
 
 
 def _mergeable(query: ListQuery, q: str) -> bool:
@@ -473,7 +485,7 @@ def _by_session_id(tenant_id: str, q: str) -> ColumnElement[bool]:
     list (a row per session) to keep a handful."""
     if not may_be_in_handle(q):
         return false()
-    return and_(binary_text(_s.tenant_id) == tenant_id, contains(_s.session_id, q))
+    return and_(binary_text(_s.tenant_id) == tenant_id, session_id_contains(q, walked=False))
 
 
 def _directory_matches(
