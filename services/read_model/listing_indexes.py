@@ -26,7 +26,7 @@ TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
 # pg_trgm splits text into words at every character that is not a letter or a digit, so in a
 # session id (base64url) `-` and `_` end words, and a term such as `u-h` or `Q-_-q` has no
 # trigram of its own. The session id index holds the id with them written as two letters no
-# handle holds (`read_model.session_query.session_id_text`, since revision 0601).
+# handle holds (`read_model.session_query.session_id_ilike`, since revision 0601).
 HANDLE_SEPARATORS, SEPARATOR_LETTERS = "-_", "жш"
 SESSION_ID_TEXT = f"translate(session_id, '{HANDLE_SEPARATORS}', '{SEPARATOR_LETTERS}')"
 TRIGRAM_EXPRESSIONS = {"user_name": "user_name", "session_id": SESSION_ID_TEXT, "device": "device"}

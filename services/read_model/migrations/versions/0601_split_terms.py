@@ -7,7 +7,7 @@ ending in u"); walked, it read the tenant's sort order until its page was full (
 four million sessions for a term in few ids). The index now holds
 `translate(session_id, '-_', 'жш')`: the two separators written as letters no handle holds,
 so every three characters of an id are a trigram, and the search compares the same
-expression (`read_model.session_query.session_id_text`, `session_id_contains`).
+expression (`read_model.session_query.session_id_ilike`, `session_id_contains`).
 
 Rebuilding the index reads every listed session once (about 40 s a million on the bench's
 machine) and holds off writes to `sessions` meanwhile, as revisions 0401 and 0501 do.
