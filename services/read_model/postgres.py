@@ -218,7 +218,9 @@ class PostgresStore(Store):
 
     @contextlib.asynccontextmanager
     async def bulk_load(self) -> AsyncIterator[None]:
-        """Without the listing indexes while the rows go in, then each built in one pass."""
+        """Without the listing indexes while the rows go in, then each built in one pass, and
+        the table analyzed: the planner's statistics are of the rows loaded, not of the empty
+        table (a search would read the table where an index answers until autovacuum came)."""
         async with self.engine.begin() as conn:
             for statement in listing_indexes.drop_statements():
                 await conn.exec_driver_sql(statement)
@@ -228,6 +230,7 @@ class PostgresStore(Store):
             async with self.engine.begin() as conn:
                 for statement in listing_indexes.create_statements():
                     await conn.exec_driver_sql(statement)
+                await conn.exec_driver_sql("ANALYZE sessions")
 
 
 def _ping_on_checkout(engine: AsyncEngine, alive_bypass: float) -> None:

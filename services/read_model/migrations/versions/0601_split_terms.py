@@ -9,6 +9,11 @@ four million sessions for a term in few ids). The index now holds
 so every three characters of an id are a trigram, and the search compares the same
 expression (`read_model.session_query.session_id_ilike`, `session_id_contains`).
 
+The planner keeps no statistics of an expression only a partial index holds: without them it
+took a 3-character pattern for 4% of the rows and read the table instead (seconds at ten
+million sessions). Extended statistics on the expression give it the same histogram the
+column has; the revision analyzes the table to fill them.
+
 Rebuilding the index reads every listed session once (about 40 s a million on the bench's
 machine) and holds off writes to `sessions` meanwhile, as revisions 0401 and 0501 do.
 
@@ -22,7 +27,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from read_model.listing_indexes import LISTED, trigram_statement
+from read_model.listing_indexes import LISTED, SESSION_ID_TEXT_STATISTICS, trigram_statement
 
 revision: str = "0601_split_terms"
 down_revision: str | Sequence[str] | None = "0501_user_names"
@@ -38,12 +43,15 @@ def upgrade() -> None:
         return
     op.execute(f"DROP INDEX IF EXISTS {INDEX}")
     op.execute(trigram_statement("session_id"))
+    op.execute(SESSION_ID_TEXT_STATISTICS)
+    op.execute("ANALYZE sessions")
 
 
 def downgrade() -> None:
     """Revision 0101's index over the session id as it is."""
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("DROP STATISTICS IF EXISTS st_sessions_session_id_text")
     op.execute(f"DROP INDEX IF EXISTS {INDEX}")
     op.execute(
         f"CREATE INDEX {INDEX} ON sessions "
