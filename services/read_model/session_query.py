@@ -18,6 +18,7 @@ from read_model.active import LISTED, active_condition, listed_condition
 from read_model.listing_indexes import HANDLE_SEPARATORS, SEPARATOR_LETTERS
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
+from session_contracts.handles import HANDLE_LENGTH
 from session_contracts.models import DEFAULT_POLICIES, SessionFilter
 
 _s = sessions.c
@@ -198,6 +199,22 @@ def _may_fold_into_handle(character: str) -> bool:
         return False
     mapped = character.lower() + character.upper() + character.casefold()
     return any(c in HANDLE_CHARACTERS for c in mapped)
+
+
+def handles_holding(text: str, handles: int) -> float:
+    """How many of `handles` session ids hold `text` (case-insensitive), on average.
+
+    A handle is a SHA-256 digest in base64url (`session_contracts.handles`): 43 characters,
+    each of the 64 equally likely, whatever the credential. An ASCII letter matches two of
+    them (its two cases), any other character at most one. For a search that must choose
+    between reading a term's matches and walking the sort order before it has read either:
+    a 3-character piece is in about one handle of 800 to 6,500."""
+    if not text:
+        return float(handles)
+    share = 1.0
+    for character in text:
+        share *= (2 if character.isascii() and character.isalpha() else 1) / 64
+    return handles * max(0, HANDLE_LENGTH - len(text) + 1) * share
 
 
 def types_containing(text: str) -> list[str]:

@@ -75,6 +75,7 @@ from read_model.session_query import (
     conditions_clause,
     contains,
     filter_clause,
+    handles_holding,
     may_be_in_handle,
     session_id_contains,
     types_containing,
@@ -203,8 +204,19 @@ async def _bounded(
     """The bounded path (see the module's doc), in the caller's transaction."""
     seen = 0  # matches already known to be there (a lower bound of the total)
     names = True  # whether some listed session's user name may hold `q`
+    tenant: int | None = None  # the tenant's active sessions, once counted
+    crowded = False  # q's session id arm alone is expected past the cap
     if store.user_name_directory and _directory_searchable(query.filter):
-        named, seen, names = await _by_directory(store, conn, query, tenant_id, now)
+        q = query.filter.q or ""
+        if len(q) == TRIGRAM and may_be_in_handle(q):
+            # three characters are in about one handle of 800 to 6,500: at millions of
+            # sessions more than the cap, whose capped read (a heap page per match) would
+            # only be thrown away
+            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+            crowded = handles_holding(q, tenant) > store.search_cap
+        named, seen, names = await _by_directory(
+            store, conn, query, tenant_id, now, crowded=crowded
+        )
         if named is not None:
             return named
     # in no name of the directory (read in this snapshot): the walks test the session id only
@@ -212,11 +224,13 @@ async def _bounded(
     if isinstance(found, SearchResult):
         return _at_least(found, seen)
     # the directory read the same matches as the trigram step would, and stopped at the cap
-    trigram = _trigram_searchable(query.filter) and seen <= store.search_cap
+    # (or skipped them, expecting as much)
+    trigram = _trigram_searchable(query.filter) and seen <= store.search_cap and not crowded
     if trigram and found.rows:
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
-        tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+        if tenant is None:
+            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
         trigram = len(found.rows) * tenant <= store.search_cap * window
     if trigram:
         listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)
@@ -502,7 +516,13 @@ def _directory_matches(
 
 
 async def _by_directory(
-    store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    *,
+    crowded: bool = False,
 ) -> tuple[SearchResult | None, int, bool]:
     """The answer through the directory of user names, when `q` is in few names.
 
@@ -514,7 +534,9 @@ async def _by_directory(
     are read in order from that B-tree and merged with the session id arm's (`_merged`).
     None otherwise, the walk's case, with how many matches were seen (`search_cap + 1` when
     the cap stopped the read: the trigram step would stop there too); and whether any of the
-    tenant's user names holds `q` (the directory holds every listed session's name)."""
+    tenant's user names holds `q` (the directory holds every listed session's name).
+    `crowded`: `q`'s session id arm is expected past the cap (`handles_holding`), so only the
+    names are looked up."""
     q = query.filter.q or ""
     cap = store.search_cap
     d = listed_user_names.c
@@ -529,6 +551,8 @@ async def _by_directory(
     ids: list[str] | None = None
     async with store.search(conn):
         names = sorted(str(n) for n in (await conn.execute(found)).scalars())
+        if crowded:
+            return None, seen, bool(names)
         # no statement for what can match nothing: a term in no name that no handle can hold
         in_handle = may_be_in_handle(q)
         if len(names) <= DIRECTORY_NAMES:

@@ -124,9 +124,9 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
     directory, merge = session_search._by_directory, session_search._merged
     named = merged = 0
 
-    async def by_directory(*args: Any) -> Any:
+    async def by_directory(*args: Any, **kwargs: Any) -> Any:
         nonlocal named
-        found, seen, names = await directory(*args)
+        found, seen, names = await directory(*args, **kwargs)
         named += found is not None
         return found, seen, names
 
@@ -181,6 +181,54 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
     elif walk <= 30:  # tiny limits: the bounded path took each of its steps, and walked on
         # from a window whose matches it kept
         assert all(taken.values()), taken
+
+
+async def test_a_piece_expected_in_more_ids_than_the_cap_skips_the_capped_read(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at millions of sessions three characters are in thousands of ids, past the cap: the
+    # directory then looks up the names only, and the walk finds the page, the same rows
+    store = seeded
+    expected_per_term: list[float] = []
+
+    def many(text: str, handles: int) -> float:
+        expected_per_term.append(handles)
+        return 10.0**9
+
+    async def refused(*args: Any) -> Any:
+        raise AssertionError("read the matches of a term expected past the cap")
+
+    monkeypatch.setattr(session_search, "handles_holding", many)
+    if store.user_name_directory:  # the directory path, where the choice is made
+        monkeypatch.setattr(session_search, "_capped_rows", refused)
+        monkeypatch.setattr(session_search, "_trigram", refused)
+    pieces = [
+        t
+        for t in FRAGMENTS
+        if len(t) == 3
+        and may_be_in_handle(t)
+        and session_search._directory_searchable(SessionFilter(q=t))
+    ]
+    assert pieces
+    with bounded(store, 4, 3):
+        for term in pieces:
+            for sort in SORTS:
+                query = ListQuery(SessionFilter(q=term), sort, 3)
+                expected = await _reference(store, query)
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+                got = [str(r["session_id"]) for r in found.page.rows]
+                assert got == expected[:3], (term, sort)
+                assert found.total == len(expected) if found.exact else found.total > 3
+    # asked with the tenant's count of active sessions, on the bounded path only
+    if store.user_name_directory:
+        assert expected_per_term and set(expected_per_term) == {
+            len(await _reference(store, ListQuery(SessionFilter(), "session_id", 1)))
+        }
+    else:
+        assert not expected_per_term
 
 
 async def test_a_split_term_is_looked_up_in_the_session_id_index_never_walked(
