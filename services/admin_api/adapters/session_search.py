@@ -497,8 +497,6 @@ def _by_session_id(tenant_id: str, q: str) -> ColumnElement[bool]:
     is a filter on the few rows the trigram lookup finds, not a condition of the lookup: as an
     index condition, the trigram index's tenant column would read the tenant's whole posting
     list (a row per session) to keep a handful."""
-    if not may_be_in_handle(q):
-        return false()
     return and_(binary_text(_s.tenant_id) == tenant_id, session_id_contains(q, walked=False))
 
 

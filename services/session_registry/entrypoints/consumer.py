@@ -224,7 +224,7 @@ class ConsumerLoop:
             log.warning(
                 "batch failed, retrying from the stored positions: %s", escape_reason(str(exc))
             )
-            await self.reseek_when_readable()
+            await self._reseek_when_readable()
             return False
         self.positions.update(outcome.positions)
         if self._metrics is not None:
@@ -286,13 +286,13 @@ class ConsumerLoop:
 
     async def seek_to_stored_when_readable(self, partitions: list[TopicPartition]) -> None:
         """`seek_to_stored` at once, or, while the database or broker fails it, as
-        `reseek_when_readable` does."""
+        `_reseek_when_readable` does."""
         try:
             await self.seek_to_stored(partitions)
         except RETRYABLE:
-            await self.reseek_when_readable()
+            await self._reseek_when_readable()
 
-    async def reseek_when_readable(self) -> None:
+    async def _reseek_when_readable(self) -> None:
         """Seek back to the stored positions, waiting (with backoff) while the database is away.
 
         Nothing is fetched or committed meanwhile: the group's offsets stay where the last

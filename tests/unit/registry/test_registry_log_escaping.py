@@ -31,7 +31,7 @@ async def test_a_failed_batchs_log_line_holds_only_escaped_text(
     async def reseeked() -> None:
         return None
 
-    monkeypatch.setattr(loop, "reseek_when_readable", reseeked)
+    monkeypatch.setattr(loop, "_reseek_when_readable", reseeked)
 
     async def failing() -> IngestOutcome:
         orig: Any = Exception(f"duplicate key {HOSTILE * 100}")
