@@ -269,6 +269,31 @@ async def test_a_split_term_is_looked_up_in_the_session_id_index_never_walked(
             assert expected or term not in pieces, term  # a piece of an id finds it
 
 
+async def test_the_letters_standing_for_separators_match_no_separator(seeded: Store) -> None:
+    # the session id index holds `-` and `_` as ж and ш: a term holding those letters (or
+    # their capitals, which ILIKE lowers onto them) must not find the ids holding `-` or `_`
+    store = seeded
+    pieces = [
+        i[at - 1 : at + 2]
+        for i in await _reference(store, ListQuery(SessionFilter(), "session_id"))
+        for at in range(1, len(i) - 1)
+        if i[at] in "-_" and i[at - 1].isalnum() and i[at + 1].isalnum()
+    ]
+    assert pieces
+
+    async def found(term: str) -> list[str]:
+        query = ListQuery(SessionFilter(q=term), "session_id", 50)
+        async with store.engine.connect() as conn:
+            page = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+        return [str(r["session_id"]) for r in page.page.rows]
+
+    for piece in pieces[:6]:
+        assert any(piece.lower() in i.lower() for i in await found(piece)), piece
+        letters = piece.replace("-", "ж").replace("_", "ш")
+        for term in (letters, letters.upper()):
+            assert await found(term) == [], term
+
+
 async def test_the_planner_knows_how_rare_a_piece_of_the_translated_id_is(
     seeded: Store,
 ) -> None:
