@@ -49,14 +49,16 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     String,
+    all_,
     and_,
+    any_,
     false,
     func,
     literal,
     or_,
     select,
     true,
-    union,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -589,7 +591,8 @@ async def _merged(
     sessions whose id holds `q` (`ids`, every one). The total is exact when no name had more
     than the page, else the matches read (a lower bound)."""
     order = _Order(query)
-    name = func.unnest(literal(names, ARRAY(String))).table_valued("name").render_derived()
+    chosen = literal(names, ARRAY(String))
+    name = func.unnest(chosen).table_valued("name").render_derived()
     per_name = (
         select(_s.session_id, order.key.label("sort_key"))
         .where(
@@ -605,15 +608,24 @@ async def _merged(
         select(per_name.c.session_id, per_name.c.sort_key).select_from(name).join(per_name, true())
     ]
     if ids:
-        by_id = and_(_s.tenant_id == tenant_id, _s.session_id.in_(ids))
+        # only the sessions of other names (a listed session has one): those of `names` are
+        # the first arm's, or ranked after its page, so the arms are disjoint and are appended,
+        # not deduplicated
+        by_id = and_(
+            _s.tenant_id == tenant_id,
+            _s.session_id == any_(literal(ids, ARRAY(String))),
+            _s.user_name.collate("C") != all_(chosen),
+        )
         arms.append(
             select(_s.session_id, order.key.label("sort_key")).where(
                 _directory_matches(query, now, by_id)
             )
         )
-    merged = union(*arms).subquery()  # a session in both arms is read twice, listed once
+    # read once, then both sorted for the page and counted (the total)
+    merged = union_all(*arms).cte("merged").prefix_with("MATERIALIZED")
+    read = select(func.count()).select_from(merged).scalar_subquery()
     top = (
-        select(merged.c.session_id, merged.c.sort_key, func.count().over().label("total"))
+        select(merged.c.session_id, merged.c.sort_key, read.label("total"))
         .order_by(*order.by(merged.c.sort_key, merged.c.session_id))
         .limit(query.limit + 1)
         .subquery()

@@ -543,3 +543,41 @@ async def test_another_tenants_names_and_session_ids_stay_out_of_the_directory_p
                         store, conn, ListQuery(SessionFilter(q=q), sort, 10), TENANT, NOW
                     )
             assert (found.page.rows, found.total, found.exact) == ([], 0, True), (q, walk)
+
+
+async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the merge appends its arms: a session whose name and id both hold the term must come from
+    # the names' arm alone
+    piece = "Qz7k"
+    rows = [session_row(user_name=f"Ann {piece} {i % 3}") for i in range(8)]
+    rows += [
+        session_row(session_id=f"{piece}1" + "A" * 38, user_name=f"Bob {piece.upper()}"),  # both
+        session_row(session_id=f"x{piece}" + "B" * 38, user_name="Carol"),  # the id arm's
+        session_row(user_name="Dave"),  # neither
+    ]
+    await insert(store.engine, rows)
+    merged = 0
+    merge = session_search._merged
+
+    async def merging(*args: Any) -> Any:
+        nonlocal merged
+        merged += 1
+        return await merge(*args)
+
+    monkeypatch.setattr(session_search, "_merged", merging)
+    for sort in ("-last_activity_at", "user_name"):
+        for limit in (3, 20):
+            query = ListQuery(SessionFilter(q=piece.lower()), sort, limit)
+            expected = await _reference(store, query)
+            with bounded(store, 4, 3):  # the names' sessions past the cap, the ids' not: merged
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+            got = [str(r["session_id"]) for r in found.page.rows]
+            assert len(expected) == 10 and got == expected[:limit], (sort, limit)
+            # every match read once: exact when the names had no more than the page
+            assert (found.total, found.exact) == (10, True) if limit == 20 else found.total > 3
+    assert merged == 4 if store.user_name_directory else merged == 0
