@@ -72,6 +72,10 @@ a walk that stops at its limit, each reading its own stretch of entries it then 
 and take cores from the other requests."""
 
 
+_PLANNER = "session_control_planner"
+"""`conn.info` key: the transaction whose planner switches were last set, and to what."""
+
+
 class PostgresStore(Store):
     """The read model in a PostgreSQL database (asyncpg).
 
@@ -204,7 +208,7 @@ class PostgresStore(Store):
         """A read transaction (or a step of the caller's) that finds the matches through the
         search indexes, never by walking a sort index."""
         async with in_transaction(conn):
-            await _set_local(conn, **_SEARCH)
+            await _plan_as(conn, _SEARCH)
             yield
 
     @contextlib.asynccontextmanager
@@ -213,7 +217,7 @@ class PostgresStore(Store):
         (an index-only scan where the index holds every column read), never a bitmap of every
         match sorted afterwards."""
         async with in_transaction(conn):
-            await _set_local(conn, **_WALK)
+            await _plan_as(conn, _WALK)
             yield
 
     @contextlib.asynccontextmanager
@@ -282,6 +286,18 @@ def _plan_each_query(engine: AsyncEngine) -> None:
         cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
         cursor.execute("SET application_name = 'session-admin-api'")
         cursor.close()
+
+
+async def _plan_as(conn: AsyncConnection, settings: dict[str, str]) -> None:
+    """The planner switches of `settings` for the rest of the transaction, unless it has
+    them already: consecutive steps of one kind cost one round trip, not one each."""
+    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    held = conn.info.get(_PLANNER)
+    if held is not None and held[0] is transaction and held[1] is settings:
+        return
+    await _set_local(conn, **settings)
+    # the transaction is kept (not its id, which a later one could reuse) with its switches
+    conn.info[_PLANNER] = (transaction, settings)
 
 
 async def _set_local(conn: AsyncConnection, **settings: str) -> None:

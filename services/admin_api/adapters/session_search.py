@@ -18,7 +18,9 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      scan of the sort index (which carries what the search compares), stop at the page's
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
      page here, having read about `limit / share of matching rows` rows. Having walked the
-     tenant's every row, the count is exact.
+     tenant's every row, the count is exact. The window only tells whether the trigram step
+     should answer: when it cannot (no rare trigram, or past the cap already), step 3 is
+     taken at once, one walk as far as the page needs.
   2. *Trigram*: the trigram indexes give the matches of a term with a rare trigram
      (`trigram_selective`: other terms' trigrams are in most rows; in the session id's index
      any three characters, `-` and `_` included), in no order; at most
@@ -221,13 +223,17 @@ async def _bounded(
         )
         if named is not None:
             return named
-    # in no name of the directory (read in this snapshot): the walks test the session id only
-    found = await _walk(store, conn, query, tenant_id, now, window, names=names)
-    if isinstance(found, SearchResult):
-        return _at_least(found, seen)
     # the directory read the same matches as the trigram step would, and stopped at the cap
     # (or skipped them, expecting as much)
     trigram = _trigram_searchable(query.filter) and seen <= store.search_cap and not crowded
+    # in no name of the directory (read in this snapshot): the walks test the session id only.
+    # The window only tells whether the trigram step should answer instead: where it cannot,
+    # one walk goes as far as the page needs (no second statement, no row numbers)
+    found = await _walk(
+        store, conn, query, tenant_id, now, window if trigram else None, names=names
+    )
+    if isinstance(found, SearchResult):
+        return _at_least(found, seen)
     if trigram and found.rows:
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
@@ -515,6 +521,23 @@ def _directory_matches(
     return and_(arm, listed_condition(), active_condition(now), rest)
 
 
+def _only_q(filter: SessionFilter) -> bool:
+    """Whether `q` is the filter's one condition."""
+    return filter.model_dump(exclude_none=True).keys() == {"q"}
+
+
+def _sessions_of(tenant_id: str, names: list[str], now: datetime, cap: int) -> Any:
+    """How many active listed sessions have these user names, counting at most `cap + 1`."""
+    named = _s.user_name.collate("C") == any_(literal(names, ARRAY(String)))
+    some = (
+        select(_s.session_id)
+        .where(_s.tenant_id == tenant_id, named, listed_condition(), active_condition(now))
+        .limit(cap + 1)
+        .subquery()
+    )
+    return select(func.count()).select_from(some)
+
+
 async def _by_directory(
     store: Store,
     conn: AsyncConnection,
@@ -551,23 +574,30 @@ async def _by_directory(
     ids: list[str] | None = None
     async with store.search(conn):
         names = sorted(str(n) for n in (await conn.execute(found)).scalars())
-        if crowded:
-            return None, seen, bool(names)
-        # no statement for what can match nothing: a term in no name that no handle can hold
-        in_handle = may_be_in_handle(q)
-        if len(names) <= DIRECTORY_NAMES:
+    if crowded:
+        return None, seen, bool(names)
+    merging = len(names) <= MERGED_NAMES and _mergeable(query, q)
+    if len(names) > DIRECTORY_NAMES and not merging and _only_q(query.filter):
+        # the walk's turn: past the cap, the names alone leave the trigram step nothing to
+        # answer, and the walk needs no window to tell (an index-only count, up to the cap)
+        async with store.walk(conn):
+            if await conn.scalar(_sessions_of(tenant_id, names, now, cap)) > cap:
+                seen = cap + 1
+    # no statement for what can match nothing: a term in no name that no handle can hold
+    in_handle = may_be_in_handle(q)
+    if len(names) <= DIRECTORY_NAMES:
+        rows: list[dict[str, Any]] = []
+        if names or in_handle:
             matches = _directory_matches(query, now, or_(_by_name(tenant_id, names), by_id))
-            rows = (
-                await _capped_rows(conn, query, tenant_id, matches, cap)
-                if names or in_handle
-                else []
-            )
-            listed, seen = _capped_result(query, rows, cap)
-        if listed is None and len(names) <= MERGED_NAMES and _mergeable(query, q):
-            # the merge's turn: the session id arm, read whole
-            ids = []
-            if in_handle:
-                capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
+            async with store.search(conn):
+                rows = await _capped_rows(conn, query, tenant_id, matches, cap)
+        listed, seen = _capped_result(query, rows, cap)
+    if listed is None and merging:
+        # the merge's turn: the session id arm, read whole
+        ids = []
+        if in_handle:
+            capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
+            async with store.search(conn):
                 ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
     if listed is not None:
         return listed, seen, bool(names)

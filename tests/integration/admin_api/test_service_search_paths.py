@@ -581,3 +581,74 @@ async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
             # every match read once: exact when the names had no more than the page
             assert (found.total, found.exact) == (10, True) if limit == 20 else found.total > 3
     assert merged == 4 if store.user_name_directory else merged == 0
+
+
+def _windows_walked(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The window of each walk the bounded path starts (None: as far as the page needs)."""
+    windows: list[int | None] = []
+    walk = session_search._walk
+
+    async def walked(*args: Any, **kwargs: Any) -> Any:
+        if len(args) < 7 or args[6] is None:  # a walk started, not one walked on
+            windows.append(args[5])
+        return await walk(*args, **kwargs)
+
+    monkeypatch.setattr(session_search, "_walk", walked)
+    return windows
+
+
+async def test_a_term_the_trigram_step_cannot_answer_is_walked_once_without_a_window(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the window only tells whether the trigram step should answer: for one or two characters
+    # (no rare trigram) the walk goes as far as the page needs in one statement
+    store = seeded
+    windows = _windows_walked(monkeypatch)
+    with bounded(store, 4, 3):
+        for text, windowed in [("a", False), ("Sm", False), ("ll", False), ("lovelace", True)]:
+            windows.clear()
+            query = ListQuery(SessionFilter(user_name=text), "-last_activity_at", 3)
+            expected = await _reference(store, query)
+            async with store.engine.connect() as conn:
+                found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+            assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], text
+            assert found.total == len(expected) if found.exact else found.total > 3, text
+            assert windows == ([4] if windowed else [None]), text
+
+
+async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_no_turn(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # three characters in more names than the directory reads whole, not mergeable (a handle
+    # may hold them): the names' sessions are counted up to the cap, and past it neither the
+    # window nor the trigram step could answer
+    monkeypatch.setattr(session_search, "DIRECTORY_NAMES", 2)
+    crowded = [session_row(user_name=f"Xqv {n}") for n in "ABC" for _ in range(2)]  # 6 > cap
+    sparse = [session_row(user_name=f"Kjw {n}") for n in "ABC"]  # 3, the cap
+    await insert(store.engine, crowded + sparse + [session_row(user_name="Other")])
+    windows = _windows_walked(monkeypatch)
+    trigram = session_search._trigram
+    trigram_steps = 0
+
+    async def counted(*args: Any) -> Any:
+        nonlocal trigram_steps
+        trigram_steps += 1
+        return await trigram(*args)
+
+    monkeypatch.setattr(session_search, "_trigram", counted)
+    for term, matches in [("xqv", 6), ("KJW", 3)]:
+        windows.clear()
+        trigram_steps = 0
+        query = ListQuery(SessionFilter(q=term), "-last_activity_at", 2)
+        expected = await _reference(store, query)
+        with bounded(store, 4, 3):
+            async with store.engine.connect() as conn:
+                found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+        assert len(expected) == matches
+        assert [str(r["session_id"]) for r in found.page.rows] == expected[:2], term
+        assert not found.exact and 2 < found.total <= matches, term
+        if store.user_name_directory and matches > 3:
+            # the count said at least cap + 1: the total says so too
+            assert (windows, trigram_steps, found.total) == ([None], 0, 4), term
+        else:
+            assert windows[:1] == [4], term

@@ -1,0 +1,51 @@
+"""A search's steps switch PostgreSQL's planner (`Store.search`: bitmaps, no sort index walked;
+`Store.walk`: the sort index, no bitmap) for the rest of their transaction. A step of the kind
+the transaction already has sends nothing: each switch is a round trip. The switches are the
+transaction's only: the next transaction sets them again, and none outlives its transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+
+from read_model.database import open_store, upgrade_schema
+
+
+async def test_a_step_of_the_kind_already_set_sends_no_switch(db_url: str) -> None:
+    store = open_store(db_url)
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "set_config" in statement:
+            sent.append(statement)
+
+    postgres = store.engine.dialect.name == "postgresql"
+
+    async def bitmaps(conn: object) -> str | None:
+        if not postgres:
+            return None
+        return str((await conn.execute(text("SHOW enable_bitmapscan"))).scalar_one())  # type: ignore[attr-defined]
+
+    try:
+        await upgrade_schema(store)
+        event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+        seen = []
+        async with store.engine.connect() as conn, store.one_read(conn) as reading:
+            for step in (store.search, store.search, store.walk, store.walk, store.search):
+                async with step(reading):
+                    seen.append(await bitmaps(reading))
+        # the next transaction, on the same pooled connection: nothing carried over
+        async with store.engine.connect() as conn:
+            before = await bitmaps(conn)
+            await conn.rollback()
+            async with store.one_read(conn) as reading, store.walk(reading):
+                seen.append(await bitmaps(reading))
+            after = await bitmaps(conn)
+        event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+        if not postgres:  # SQLite plans on its own: nothing to switch
+            assert sent == []
+            return
+        assert seen == ["on", "on", "off", "off", "on", "off"]
+        assert len(sent) == 4  # search, walk, search; walk in the next transaction
+        assert before == after == "on"
+    finally:
+        await store.dispose()
