@@ -43,6 +43,7 @@ query's order: the steps only choose which rows to read, never what matches.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,10 +51,12 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    DateTime,
     String,
     all_,
     and_,
     any_,
+    bindparam,
     false,
     func,
     literal,
@@ -71,7 +74,7 @@ from admin_api.adapters.session_listing import (
     as_page,
     page_columns,
 )
-from admin_api.domain.listing import ListQuery
+from admin_api.domain.listing import ListQuery, Sort
 from read_model.active import active_condition, listed_condition
 from read_model.session_query import (
     active_clause,
@@ -445,14 +448,18 @@ async def _with_columns(
 ) -> list[dict[str, Any]]:
     """The page's columns of the rows of `top` (`session_id`, `sort_key`, `total`), in the
     query's order, joined to the table in the statement that found them."""
+    return [dict(r._mapping) for r in await conn.execute(_columns_of(query, tenant_id, top))]
+
+
+def _columns_of(query: ListQuery, tenant: Any, top: Any) -> Any:
+    """`_with_columns`'s statement (`tenant`: the tenant id, or a parameter for it)."""
     order = _Order(query)
-    at = (_s.tenant_id == tenant_id) & (_s.session_id == top.c.session_id)
-    statement = (
+    at = (_s.tenant_id == tenant) & (_s.session_id == top.c.session_id)
+    return (
         select(*page_columns(), top.c.total.label("w_total"))
         .join_from(top, sessions, at)
         .order_by(*order.by(top.c.sort_key, top.c.session_id))
     )
-    return [dict(r._mapping) for r in await conn.execute(statement)]
 
 
 def _capped_result(
@@ -509,7 +516,7 @@ def _by_session_id(tenant_id: str, q: str) -> ColumnElement[bool]:
 
 
 def _directory_matches(
-    query: ListQuery, now: datetime, arm: ColumnElement[bool]
+    query: ListQuery, now: datetime | Any, arm: ColumnElement[bool]
 ) -> ColumnElement[bool]:
     """`arm` (what `q` matches, resolved, with the tenant) and the rest of the filter, on
     listed active rows.
@@ -620,30 +627,49 @@ async def _merged(
     user name, `ix_sessions_open_user_name_activity` for the last activity), merged with the
     sessions whose id holds `q` (`ids`, every one). The total is exact when no name had more
     than the page, else the matches read (a lower bound)."""
+    rest = query.filter.model_copy(update={"q": None}).model_dump_json(exclude_none=True)
+    statement = _merged_statement(query.sort, query.limit, bool(ids), rest)
+    values = {"m_tenant": tenant_id, "m_now": now, "m_names": names, "m_ids": ids}
+    async with store.walk(conn):
+        rows = [dict(r._mapping) for r in await conn.execute(statement, values)]
+    total = int(rows[0]["w_total"]) if rows else 0
+    # no name had more sessions than the page: every match was read
+    return SearchResult(as_page(query, _unwalked(rows)), total, exact=len(rows) <= query.limit)
+
+
+@functools.lru_cache(maxsize=256)
+def _merged_statement(sort: Sort, limit: int, with_ids: bool, rest: str) -> Any:
+    """`_merged`'s statement for a shape of query (its order, its page, whether there is a
+    session id arm, the filter's other conditions as JSON), built once: what changes from one
+    search to the next (the tenant, the moment, the names and the ids) is bound at
+    execution. Building it took about a millisecond, every search."""
+    query = ListQuery(SessionFilter.model_validate_json(rest), sort, limit)
     order = _Order(query)
-    chosen = literal(names, ARRAY(String))
+    tenant = bindparam("m_tenant", type_=String())
+    now = bindparam("m_now", type_=DateTime(timezone=True))
+    chosen = bindparam("m_names", type_=ARRAY(String()))
     name = func.unnest(chosen).table_valued("name").render_derived()
     per_name = (
         select(_s.session_id, order.key.label("sort_key"))
         .where(
             _directory_matches(
-                query, now, (_s.tenant_id == tenant_id) & (_s.user_name.collate("C") == name.c.name)
+                query, now, (_s.tenant_id == tenant) & (_s.user_name.collate("C") == name.c.name)
             )
         )
         .order_by(*order.by(order.key, _s.session_id))
-        .limit(query.limit + 1)
+        .limit(limit + 1)
         .lateral()
     )
     arms = [
         select(per_name.c.session_id, per_name.c.sort_key).select_from(name).join(per_name, true())
     ]
-    if ids:
+    if with_ids:
         # only the sessions of other names (a listed session has one): those of `names` are
         # the first arm's, or ranked after its page, so the arms are disjoint and are appended,
         # not deduplicated
         by_id = and_(
-            _s.tenant_id == tenant_id,
-            _s.session_id == any_(literal(ids, ARRAY(String))),
+            _s.tenant_id == tenant,
+            _s.session_id == any_(bindparam("m_ids", type_=ARRAY(String()))),
             _s.user_name.collate("C") != all_(chosen),
         )
         arms.append(
@@ -657,14 +683,10 @@ async def _merged(
     top = (
         select(merged.c.session_id, merged.c.sort_key, read.label("total"))
         .order_by(*order.by(merged.c.sort_key, merged.c.session_id))
-        .limit(query.limit + 1)
+        .limit(limit + 1)
         .subquery()
     )
-    async with store.walk(conn):
-        rows = await _with_columns(conn, query, tenant_id, top)
-    total = int(rows[0]["w_total"]) if rows else 0
-    # no name had more sessions than the page: every match was read
-    return SearchResult(as_page(query, _unwalked(rows)), total, exact=len(rows) <= query.limit)
+    return _columns_of(query, tenant, top)
 
 
 async def _one_pass(

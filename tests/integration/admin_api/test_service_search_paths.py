@@ -623,9 +623,11 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
     # may hold them): the names' sessions are counted up to the cap, and past it neither the
     # window nor the trigram step could answer
     monkeypatch.setattr(session_search, "DIRECTORY_NAMES", 2)
-    crowded = [session_row(user_name=f"Xqv {n}") for n in "ABC" for _ in range(2)]  # 6 > cap
-    sparse = [session_row(user_name=f"Kjw {n}") for n in "ABC"]  # 3, the cap
-    await insert(store.engine, crowded + sparse + [session_row(user_name="Other")])
+    ids = (f"{i:043d}" for i in range(20))  # digits: no id holds either term
+    crowded = [session_row(session_id=next(ids), user_name=f"Xqv {n}") for n in "ABCABC"]  # 6
+    sparse = [session_row(session_id=next(ids), user_name=f"Kjw {n}") for n in "ABC"]  # 3
+    other = session_row(session_id=next(ids), user_name="Other")
+    await insert(store.engine, [*crowded, *sparse, other])
     windows = _windows_walked(monkeypatch)
     trigram = session_search._trigram
     trigram_steps = 0
@@ -646,9 +648,9 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
                 found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
         assert len(expected) == matches
         assert [str(r["session_id"]) for r in found.page.rows] == expected[:2], term
-        assert not found.exact and 2 < found.total <= matches, term
+        assert found.total == matches if found.exact else 2 < found.total <= matches, term
         if store.user_name_directory and matches > 3:
             # the count said at least cap + 1: the total says so too
-            assert (windows, trigram_steps, found.total) == ([None], 0, 4), term
-        else:
+            assert (windows, trigram_steps, found.total, found.exact) == ([None], 0, 4, False)
+        else:  # a window first: the trigram step may answer (the matches are at the cap)
             assert windows[:1] == [4], term
