@@ -14,9 +14,9 @@ both backends, and the PostgreSQL partial listing indexes (revision 0101) to
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
-from sqlalchemy import ColumnElement, and_, literal_column
+from sqlalchemy import BindParameter, ColumnElement, and_, literal_column
 
 from read_model.tables import sessions
 from session_contracts.models import LISTED_SESSION_TYPES
@@ -58,6 +58,11 @@ def is_listed(session_type: str | None) -> bool:
     return session_type in LISTED
 
 
+Moment: TypeAlias = datetime | BindParameter[datetime]
+"""A moment in a clause: a value, or a parameter bound at execution (a statement built once)."""
+TenantRef: TypeAlias = str | BindParameter[str]
+"""A tenant id in a clause: a value, or a parameter bound at execution."""
+
 _s = sessions.c
 # Inlined, not bound: the partial listing indexes (WHERE state = 'open' ...) must match any plan.
 _OPEN: ColumnElement[str] = literal_column(f"'{OPEN}'")
@@ -69,12 +74,12 @@ def open_condition() -> ColumnElement[bool]:
     return and_(_s.state == _OPEN, _s.created_at.is_not(None))
 
 
-def active_condition(now: datetime) -> ColumnElement[bool]:
+def active_condition(now: Moment) -> ColumnElement[bool]:
     """`is_active` as a clause on `sessions`."""
     return and_(open_condition(), _s.expires_at > now)
 
 
-def unswept_condition(now: datetime) -> ColumnElement[bool]:
+def unswept_condition(now: Moment) -> ColumnElement[bool]:
     """Open, but past `expires_at` at `now`: what the sweeper expires next."""
     return and_(open_condition(), _s.expires_at <= now)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, any_, bindparam, event, text
@@ -23,6 +22,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 
 from read_model import listing_indexes, pg_bulk
+from read_model.active import Moment, TenantRef
 from read_model.session_counts import kept_counted, rows_counted, types_only
 from read_model.store import (
     HistoryRow,
@@ -182,7 +182,7 @@ class PostgresStore(Store):
             await pg_bulk.save_revocations(conn, rows)
 
     def active_count(
-        self, filter: SessionFilter, tenant_id: str, now: datetime
+        self, filter: SessionFilter, tenant_id: TenantRef, now: Moment
     ) -> ColumnElement[int]:
         """From the kept counts when the filter names session types only, else row by row."""
         types = types_only(filter)

@@ -10,11 +10,9 @@ per session. Every other filter, and every filter on SQLite, is counted row by r
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import ColumnElement, and_, func, literal, select
 
-from read_model.active import LISTED, listed_condition, unswept_condition
+from read_model.active import LISTED, Moment, TenantRef, listed_condition, unswept_condition
 from read_model.session_query import filter_clause
 from read_model.tables import listed_session_counts, sessions
 from session_contracts.models import SessionFilter
@@ -33,7 +31,7 @@ def types_only(filter: SessionFilter) -> list[str] | None:
     return sorted(wanted & set(LISTED))
 
 
-def rows_counted(filter: SessionFilter, tenant_id: str, now: datetime) -> ColumnElement[int]:
+def rows_counted(filter: SessionFilter, tenant_id: TenantRef, now: Moment) -> ColumnElement[int]:
     """How many of the tenant's sessions active at `now` match `filter`, row by row (a scalar
     subquery)."""
     counted = (
@@ -42,7 +40,7 @@ def rows_counted(filter: SessionFilter, tenant_id: str, now: datetime) -> Column
     return counted.scalar_subquery()
 
 
-def kept_counted(types: list[str], tenant_id: str, now: datetime) -> ColumnElement[int]:
+def kept_counted(types: list[str], tenant_id: TenantRef, now: Moment) -> ColumnElement[int]:
     """How many of the tenant's sessions of these listed types are active at `now`, from
     `listed_session_counts` (PostgreSQL; scalar subqueries)."""
     if not types:

@@ -6,7 +6,6 @@ terminate-by-filter commands with it, so "what the admin saw" and "what gets end
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select, true
@@ -14,7 +13,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean, String
 
-from read_model.active import LISTED, active_condition, listed_condition
+from read_model.active import LISTED, Moment, TenantRef, active_condition, listed_condition
 from read_model.listing_indexes import HANDLE_SEPARATORS, SEPARATOR_LETTERS
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
@@ -161,12 +160,12 @@ def policy_outdated() -> ColumnElement[bool]:
     return POLICY_OUTDATED
 
 
-def active_clause(tenant_id: str, now: datetime) -> ColumnElement[bool]:
+def active_clause(tenant_id: TenantRef, now: Moment) -> ColumnElement[bool]:
     """The tenant's listed sessions that are active at `now` (`read_model.active`)."""
     return and_(_s.tenant_id == tenant_id, listed_condition(), active_condition(now))
 
 
-def filter_clause(filter: SessionFilter, tenant_id: str, now: datetime) -> ColumnElement[bool]:
+def filter_clause(filter: SessionFilter, tenant_id: TenantRef, now: Moment) -> ColumnElement[bool]:
     """The sessions of `tenant_id` active at `now` that match every condition of `filter`.
 
     Substring conditions are case-insensitive; time ranges are `from <= t < to`.

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from read_model.active import Moment, TenantRef
 from read_model.session_counts import rows_counted
 from read_model.store import (
     HISTORY_COLUMNS,
@@ -150,7 +150,7 @@ class SqliteStore(Store):
             )
 
     def active_count(
-        self, filter: SessionFilter, tenant_id: str, now: datetime
+        self, filter: SessionFilter, tenant_id: TenantRef, now: Moment
     ) -> ColumnElement[int]:
         """Counted row by row."""
         return rows_counted(filter, tenant_id, now)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, DateTime, Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from read_model.active import Moment, TenantRef
 from read_model.tables import session_history, sessions
 from session_contracts.models import SessionFilter, as_utc
 
@@ -79,6 +80,12 @@ async def in_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
         yield
 
 
+Built = TypeVar("Built")
+BUILT_STATEMENTS = 256
+"""The most statements a store keeps built (`Store.built_once`): shapes of queries, a few
+per order and filter in use."""
+
+
 class Store(ABC):
     """The read model on one backend: its engine, and the operations whose SQL differs."""
 
@@ -95,6 +102,18 @@ class Store(ABC):
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url
         self.engine = engine
+        self._built: dict[Hashable, Any] = {}
+
+    def built_once(self, key: Hashable, build: Callable[[], Built]) -> Built:
+        """`build()`'s statement for `key` (the shape of a query, its values parameters),
+        built once per store: building and keying a large statement costs about a
+        millisecond of Python. At most `BUILT_STATEMENTS` are kept (then all are let go)."""
+        if key not in self._built:
+            if len(self._built) >= BUILT_STATEMENTS:
+                self._built.clear()
+            self._built[key] = build()
+        built: Built = self._built[key]
+        return built
 
     async def dispose(self) -> None:
         """Close the engine's connections."""
@@ -178,7 +197,7 @@ class Store(ABC):
 
     @abstractmethod
     def active_count(
-        self, filter: SessionFilter, tenant_id: str, now: datetime
+        self, filter: SessionFilter, tenant_id: TenantRef, now: Moment
     ) -> ColumnElement[int]:
         """How many of the tenant's listed sessions active at `now` match `filter`: an
         expression (scalar subqueries), to select alone or beside a page's columns."""

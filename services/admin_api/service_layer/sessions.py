@@ -117,11 +117,10 @@ async def _list_sessions(
         found, matches, exact = searched.page, searched.total, searched.exact
     elif carried is None:
         # the first page and its total in one statement: one snapshot, no transaction
-        count = store.active_count(query.filter, admin.tenant_id, now)
         async with store.engine.connect() as conn:
             reading = await store.one_statement(conn)
             found, matches = await session_listing.fetch_first_page(
-                reading, query, admin.tenant_id, now, count
+                reading, store, query, admin.tenant_id, now
             )
         exact = True
     else:

@@ -130,6 +130,50 @@ async def test_a_first_page_and_its_total_are_read_in_one_statement(store: Store
         await store.engine.dispose()  # no connection logs on
 
 
+async def test_a_page_statement_built_once_binds_each_requests_tenant_moment_and_position(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first page's statement (page and count) is built once per shape of query and kept:
+    # the tenant, the moment and the cursor's position are parameters, never what the first
+    # request that built it had
+    expected = await seed(store)
+    ends_soon = session_row(session_id=handle("m-soon"), user_name="Aaron", session_type="mobile")
+    ends_soon["expires_at"] = NOW + timedelta(minutes=5)
+    await insert(store.engine, [ends_soon])
+    counted = 0
+    count = store.active_count
+
+    def counting(*args: Any) -> Any:
+        nonlocal counted
+        counted += 1
+        return count(*args)
+
+    monkeypatch.setattr(store, "active_count", counting)
+    later = NOW + timedelta(minutes=10)  # past the one session's end
+
+    def at(moment: datetime) -> Any:
+        return lambda: moment
+
+    request = PageRequest(MOBILE, "user_name", 2)
+    first = await list_sessions(request, ADMIN, store, CURSORS, at(NOW))
+    theirs = await list_sessions(request, OTHER_ADMIN, store, CURSORS, at(NOW))
+    after = await list_sessions(request, ADMIN, store, CURSORS, at(later))
+    assert counted == 1  # built once, for the three
+    assert (ids(first.rows), first.total) == ([handle("m-soon"), expected[0]], 6)
+    assert (ids(theirs.rows), theirs.total) == ([THEIRS], 1)
+    assert (ids(after.rows), after.total) == (expected[:2], 5)
+    # later pages: one statement for every position, each page after its own cursor
+    seen = ids(after.rows)
+    cursor = after.next_cursor
+    while cursor is not None:
+        page = await list_sessions(
+            PageRequest(MOBILE, "user_name", 2, cursor=cursor), ADMIN, store, CURSORS, at(later)
+        )
+        seen += ids(page.rows)
+        cursor = page.next_cursor
+    assert seen == expected
+
+
 async def test_a_cursor_only_for_the_tenant_filter_and_sort_it_was_issued_for(
     store: Store,
 ) -> None:
