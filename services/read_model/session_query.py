@@ -46,10 +46,10 @@ def _binary_other(element: binary_text, compiler: Any, **kw: Any) -> str:
 
 def contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
     """Case-insensitive substring; `%`, `_` and `\\` in the text are literal."""
-    return column.ilike(_like_pattern(text), escape="\\")
+    return column.ilike(like_pattern(text), escape="\\")
 
 
-def _like_pattern(text: str) -> str:
+def like_pattern(text: str) -> str:
     """`%text%` for LIKE, with `%`, `_` and `\\` in the text escaped by `\\`."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -123,7 +123,7 @@ def session_id_contains(text: str, *, walked: bool) -> ColumnElement[bool]:
     handle can hold (`may_be_in_handle`)."""
     if not may_be_in_handle(text):
         return false()
-    pattern = literal(_like_pattern(text), String())
+    pattern = literal(like_pattern(text), String())
     if walked:
         return ascii_contains(_s.session_id, pattern)
     return session_id_ilike(_s.session_id, pattern)

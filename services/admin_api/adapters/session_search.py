@@ -57,7 +57,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    false,
     func,
     literal,
     or_,
@@ -83,8 +82,10 @@ from read_model.session_query import (
     contains,
     filter_clause,
     handles_holding,
+    like_pattern,
     may_be_in_handle,
     session_id_contains,
+    session_id_ilike,
     types_containing,
 )
 from read_model.store import Store
@@ -430,6 +431,12 @@ async def _capped_rows(
 ) -> list[dict[str, Any]]:
     """The page's rows (the first `limit + 1`, in the query's order) of at most `cap + 1`
     rows of `matches`, each with how many were read (`total`); one statement."""
+    statement = _capped_statement(query, tenant_id, matches, cap)
+    return [dict(r._mapping) for r in await conn.execute(statement)]
+
+
+def _capped_statement(query: ListQuery, tenant: Any, matches: ColumnElement[bool], cap: int) -> Any:
+    """`_capped_rows`'s statement (`tenant`: the tenant id, or a parameter for it)."""
     order = _Order(query)
     capped = (
         select(_s.session_id, order.key.label("sort_key")).where(matches).limit(cap + 1).subquery()
@@ -440,7 +447,23 @@ async def _capped_rows(
         .limit(query.limit + 1)
         .subquery()
     )
-    return await _with_columns(conn, query, tenant_id, top)
+    return _columns_of(query, tenant, top)
+
+
+@functools.lru_cache(maxsize=256)
+def _named_statement(sort: Sort, limit: int, cap: int, in_handle: bool, rest: str) -> Any:
+    """The directory's capped read (`_by_directory`: the sessions of the names holding `q`
+    and, when `q` may be in a handle, those whose id holds it) for a shape of query, built
+    once: the tenant, the moment, the names and the id pattern are bound at execution."""
+    query = ListQuery(SessionFilter.model_validate_json(rest), sort, limit)
+    tenant = bindparam("d_tenant", type_=String())
+    now = bindparam("d_now", type_=DateTime(timezone=True))
+    names = bindparam("d_names", type_=ARRAY(String()))
+    arm = and_(_s.tenant_id == tenant, _s.user_name.collate("C") == any_(names))
+    if in_handle:
+        by_id = session_id_ilike(_s.session_id, bindparam("d_pattern", type_=String()))
+        arm = or_(arm, and_(binary_text(_s.tenant_id) == tenant, by_id))
+    return _capped_statement(query, tenant, _directory_matches(query, now, arm), cap)
 
 
 async def _with_columns(
@@ -496,13 +519,6 @@ def _mergeable(query: ListQuery, q: str) -> bool:
     if query.field not in MERGED_SORTS:
         return False
     return len(q) >= MERGED_HANDLE_FRAGMENT or not may_be_in_handle(q)
-
-
-def _by_name(tenant_id: str, names: list[str]) -> ColumnElement[bool]:
-    """The sessions of these user names (the user name B-trees: tenant, then name)."""
-    if not names:
-        return false()
-    return and_(_s.tenant_id == tenant_id, _s.user_name.collate("C").in_(names))
 
 
 def _by_session_id(tenant_id: str, q: str) -> ColumnElement[bool]:
@@ -595,9 +611,13 @@ async def _by_directory(
     if len(names) <= DIRECTORY_NAMES:
         rows: list[dict[str, Any]] = []
         if names or in_handle:
-            matches = _directory_matches(query, now, or_(_by_name(tenant_id, names), by_id))
+            rest = query.filter.model_copy(update={"q": None}).model_dump_json(exclude_none=True)
+            statement = _named_statement(query.sort, query.limit, cap, in_handle, rest)
+            values = {"d_tenant": tenant_id, "d_now": now, "d_names": names}
+            if in_handle:
+                values["d_pattern"] = like_pattern(q)
             async with store.search(conn):
-                rows = await _capped_rows(conn, query, tenant_id, matches, cap)
+                rows = [dict(r._mapping) for r in await conn.execute(statement, values)]
         listed, seen = _capped_result(query, rows, cap)
     if listed is None and merging:
         # the merge's turn: the session id arm, read whole

@@ -654,3 +654,42 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
             assert (windows, trigram_steps, found.total, found.exact) == ([None], 0, 4, False)
         else:  # a window first: the trigram step may answer (the matches are at the cap)
             assert windows[:1] == [4], term
+
+
+async def test_the_directorys_statements_built_once_bind_each_searchs_tenant_and_moment(
+    store: Store,
+) -> None:
+    # the capped read and the merge are built once per shape of query: one tenant's search
+    # must not answer with what another's, or an earlier moment's, bound
+    rows = [
+        session_row(
+            tenant_id=tenant,
+            session_id=session_handle(tenant, f"n-{tenant}-{i}"),
+            user_name=f"Shared Name {i % 2}",
+            expires_at=NOW + timedelta(minutes=5 + i),
+        )
+        for tenant in (TENANT, OTHER_TENANT)
+        for i in range(4 if tenant == TENANT else 2)
+    ]
+    await insert(store.engine, rows)
+    for walk, cap in [(2000, 5000), (4, 3)]:  # answered whole; merged past a tiny cap
+        for tenant, moment, matches in [
+            (TENANT, NOW, 4),
+            (OTHER_TENANT, NOW, 2),
+            (TENANT, NOW + timedelta(minutes=7), 1),  # three ended by then
+            (OTHER_TENANT, NOW + timedelta(minutes=7), 0),
+        ]:
+            query = ListQuery(SessionFilter(q="shared name"), "-last_activity_at", 10)
+            with bounded(store, walk, cap):
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, tenant, moment
+                    )
+            expected = [
+                str(r["session_id"])
+                for r in sorted(rows, key=lambda r: r["last_activity_at"], reverse=True)
+                if r["tenant_id"] == tenant and r["expires_at"] > moment
+            ]
+            assert len(expected) == matches
+            got = [str(r["session_id"]) for r in found.page.rows]
+            assert (got, found.total, found.exact) == (expected, matches, True), (tenant, walk)
