@@ -13,7 +13,9 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      its sessions). In a few names, their sessions and those whose id holds `q` are read
      whole (exact); in somewhat more, in an order kept per name, each name's first page is
      merged (`_merged`). Otherwise, or past the cap, the steps below (past the cap without
-     the trigram step, which would read the same matches and stop at the same cap).
+     the trigram step, which would read the same matches and stop at the same cap). In more
+     names than it reads whole, where no merge answers, their sessions are counted up to the
+     cap first: past it, the same.
   1. *Walk*: the first `search_walk` rows of the tenant's sort order, read as an index-only
      scan of the sort index (which carries what the search compares), stop at the page's
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
