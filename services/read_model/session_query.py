@@ -6,7 +6,7 @@ terminate-by-filter commands with it, so "what the admin saw" and "what gets end
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
@@ -123,10 +123,41 @@ def session_id_contains(text: str, *, walked: bool) -> ColumnElement[bool]:
     handle can hold (`may_be_in_handle`)."""
     if not may_be_in_handle(text):
         return false()
-    pattern = literal(like_pattern(text), String())
+    return _session_id_holds(literal(like_pattern(text), String()), walked=walked)
+
+
+def _session_id_holds(pattern: ColumnElement[str], *, walked: bool) -> ColumnElement[bool]:
     if walked:
         return ascii_contains(_s.session_id, pattern)
     return session_id_ilike(_s.session_id, pattern)
+
+
+QShape: TypeAlias = tuple[bool, tuple[str, ...]]
+"""What the clause of a search term `q` is built from besides its pattern (`q_shape`)."""
+
+
+def q_shape(q: str) -> QShape:
+    """Whether a handle may hold `q`, and the session types whose names hold it: with its LIKE
+    pattern (`like_pattern`), all `q_clause` needs."""
+    return may_be_in_handle(q), tuple(types_containing(q))
+
+
+def q_clause(
+    shape: QShape, pattern: ColumnElement[str], *, walked: bool = False, names: bool = True
+) -> ColumnElement[bool]:
+    """What a search term matches: a user name or a session id holding it, or a session of a
+    type whose name holds it. `pattern`: its LIKE pattern, a value or a parameter bound at
+    execution (a statement built once per `shape`). `names` False leaves out the user name
+    arm, for a caller that knows no user name of the tenant holds it."""
+    in_handle, types = shape
+    arms: list[ColumnElement[bool]] = [
+        _s.user_name.ilike(pattern, escape="\\") if names else false()
+    ]
+    if in_handle:
+        arms.append(_session_id_holds(pattern, walked=walked))
+    if types:
+        arms.append(_s.session_type.in_(list(types)))
+    return or_(*arms)
 
 
 def _default(field: str) -> ColumnElement[Any]:
@@ -231,13 +262,8 @@ def conditions_clause(
     out `q`'s user name arm, for a caller that knows no user name of the tenant holds `q`."""
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
-        types = types_containing(filter.q)
-        arms: list[ColumnElement[bool]] = [contains(_s.user_name, filter.q) if names else false()]
-        if may_be_in_handle(filter.q):
-            arms.append(session_id_contains(filter.q, walked=walked))
-        if types:
-            arms.append(_s.session_type.in_(types))
-        conditions.append(or_(*arms))
+        pattern = literal(like_pattern(filter.q), String())
+        conditions.append(q_clause(q_shape(filter.q), pattern, walked=walked, names=names))
     for name in ("user_name", "session_id", "device"):
         value = getattr(filter, name)
         if value is None:

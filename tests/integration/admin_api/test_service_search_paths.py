@@ -656,11 +656,12 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
             assert windows[:1] == [4], term
 
 
-async def test_the_directorys_statements_built_once_bind_each_searchs_tenant_and_moment(
-    store: Store,
+@pytest.mark.parametrize("term", ["shared name", "E"])  # the directory's paths; a walk
+async def test_the_searchs_statements_built_once_bind_each_searchs_tenant_and_moment(
+    store: Store, term: str
 ) -> None:
-    # the capped read and the merge are built once per shape of query: one tenant's search
-    # must not answer with what another's, or an earlier moment's, bound
+    # the capped read, the merge and the walks are built once per shape of query: one
+    # tenant's search must not answer with what another's, or an earlier moment's, bound
     rows = [
         session_row(
             tenant_id=tenant,
@@ -679,7 +680,7 @@ async def test_the_directorys_statements_built_once_bind_each_searchs_tenant_and
             (TENANT, NOW + timedelta(minutes=7), 1),  # three ended by then
             (OTHER_TENANT, NOW + timedelta(minutes=7), 0),
         ]:
-            query = ListQuery(SessionFilter(q="shared name"), "-last_activity_at", 10)
+            query = ListQuery(SessionFilter(q=term), "-last_activity_at", 10)
             with bounded(store, walk, cap):
                 async with store.engine.connect() as conn:
                     found = await session_search.first_page_and_total(
