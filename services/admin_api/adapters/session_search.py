@@ -76,7 +76,7 @@ from admin_api.adapters.session_listing import (
     page_columns,
 )
 from admin_api.domain.listing import ListQuery, Sort
-from read_model.active import active_condition, listed_condition
+from read_model.active import Moment, TenantRef, active_condition, listed_condition
 from read_model.session_query import (
     QShape,
     active_clause,
@@ -89,7 +89,6 @@ from read_model.session_query import (
     may_be_in_handle,
     q_clause,
     q_shape,
-    session_id_contains,
     session_id_ilike,
     types_containing,
 )
@@ -303,9 +302,10 @@ async def _walk(
     # matches, and its last row
     wanted = query.limit + 1 if window is None else query.limit + 2 - len(kept)
     q = query.filter.q
-    rest = query.filter.model_copy(update={"q": None}).model_dump_json(exclude_none=True)
     shape = None if q is None else q_shape(q)
-    statement = _walk_statement(query.sort, window, wanted, names, resumed is not None, rest, shape)
+    statement = _walk_statement(
+        query.sort, window, wanted, names, resumed is not None, _rest(query.filter), shape
+    )
     values: dict[str, Any] = {"w_tenant": tenant_id, "w_now": now}
     if q is not None:
         values["w_pattern"] = like_pattern(q)
@@ -473,8 +473,10 @@ async def _capped_rows(
     return [dict(r._mapping) for r in await conn.execute(statement)]
 
 
-def _capped_statement(query: ListQuery, tenant: Any, matches: ColumnElement[bool], cap: int) -> Any:
-    """`_capped_rows`'s statement (`tenant`: the tenant id, or a parameter for it)."""
+def _capped_statement(
+    query: ListQuery, tenant: TenantRef, matches: ColumnElement[bool], cap: int
+) -> Any:
+    """`_capped_rows`'s statement."""
     order = _Order(query)
     capped = (
         select(_s.session_id, order.key.label("sort_key")).where(matches).limit(cap + 1).subquery()
@@ -499,21 +501,13 @@ def _named_statement(sort: Sort, limit: int, cap: int, in_handle: bool, rest: st
     names = bindparam("d_names", type_=ARRAY(String()))
     arm = and_(_s.tenant_id == tenant, _s.user_name.collate("C") == any_(names))
     if in_handle:
-        by_id = session_id_ilike(_s.session_id, bindparam("d_pattern", type_=String()))
-        arm = or_(arm, and_(binary_text(_s.tenant_id) == tenant, by_id))
+        arm = or_(arm, _by_session_id(tenant, bindparam("d_pattern", type_=String())))
     return _capped_statement(query, tenant, _directory_matches(query, now, arm), cap)
 
 
-async def _with_columns(
-    conn: AsyncConnection, query: ListQuery, tenant_id: str, top: Any
-) -> list[dict[str, Any]]:
+def _columns_of(query: ListQuery, tenant: TenantRef, top: Any) -> Any:
     """The page's columns of the rows of `top` (`session_id`, `sort_key`, `total`), in the
     query's order, joined to the table in the statement that found them."""
-    return [dict(r._mapping) for r in await conn.execute(_columns_of(query, tenant_id, top))]
-
-
-def _columns_of(query: ListQuery, tenant: Any, top: Any) -> Any:
-    """`_with_columns`'s statement (`tenant`: the tenant id, or a parameter for it)."""
     order = _Order(query)
     at = (_s.tenant_id == tenant) & (_s.session_id == top.c.session_id)
     return (
@@ -559,18 +553,19 @@ def _mergeable(query: ListQuery, q: str) -> bool:
     return len(q) >= MERGED_HANDLE_FRAGMENT or not may_be_in_handle(q)
 
 
-def _by_session_id(tenant_id: str, q: str) -> ColumnElement[bool]:
-    """The sessions whose id holds `q` (false when no handle can: `may_be_in_handle`).
+def _by_session_id(tenant: TenantRef, pattern: ColumnElement[str]) -> ColumnElement[bool]:
+    """The sessions whose id holds the LIKE `pattern` (a value, or a parameter bound at
+    execution), through the session id trigram index (`session_id_ilike`).
 
     The tenant is compared by code point, which no index column's collation matches, so it
     is a filter on the few rows the trigram lookup finds, not a condition of the lookup: as an
     index condition, the trigram index's tenant column would read the tenant's whole posting
     list (a row per session) to keep a handful."""
-    return and_(binary_text(_s.tenant_id) == tenant_id, session_id_contains(q, walked=False))
+    return and_(binary_text(_s.tenant_id) == tenant, session_id_ilike(_s.session_id, pattern))
 
 
 def _directory_matches(
-    query: ListQuery, now: datetime | Any, arm: ColumnElement[bool]
+    query: ListQuery, now: Moment, arm: ColumnElement[bool]
 ) -> ColumnElement[bool]:
     """`arm` (what `q` matches, resolved, with the tenant) and the rest of the filter, on
     listed active rows.
@@ -578,8 +573,18 @@ def _directory_matches(
     The same rows as `filter_clause`: `q` names no session type here
     (`_directory_searchable`), and a session's name holds `q` exactly when it is one of the
     directory's names that do, the directory holding every listed session's name."""
-    rest = conditions_clause(query.filter.model_copy(update={"q": None}))
+    rest = conditions_clause(_without_q(query.filter))
     return and_(arm, listed_condition(), active_condition(now), rest)
+
+
+def _without_q(filter: SessionFilter) -> SessionFilter:
+    return filter.model_copy(update={"q": None})
+
+
+def _rest(filter: SessionFilter) -> str:
+    """The filter's conditions besides `q`, as JSON: part of the key of a statement built
+    once (`_walk_statement`, `_named_statement`, `_merged_statement`), which rebuilds them."""
+    return _without_q(filter).model_dump_json(exclude_none=True)
 
 
 def _only_q(filter: SessionFilter) -> bool:
@@ -629,7 +634,6 @@ async def _by_directory(
         .where(d.tenant_id == tenant_id, contains(d.user_name, q))
         .limit(MERGED_NAMES + 1)
     )
-    by_id = _by_session_id(tenant_id, q)
     listed: SearchResult | None = None
     seen = 0
     ids: list[str] | None = None
@@ -649,8 +653,9 @@ async def _by_directory(
     if len(names) <= DIRECTORY_NAMES:
         rows: list[dict[str, Any]] = []
         if names or in_handle:
-            rest = query.filter.model_copy(update={"q": None}).model_dump_json(exclude_none=True)
-            statement = _named_statement(query.sort, query.limit, cap, in_handle, rest)
+            statement = _named_statement(
+                query.sort, query.limit, cap, in_handle, _rest(query.filter)
+            )
             values = {"d_tenant": tenant_id, "d_now": now, "d_names": names}
             if in_handle:
                 values["d_pattern"] = like_pattern(q)
@@ -661,6 +666,7 @@ async def _by_directory(
         # the merge's turn: the session id arm, read whole
         ids = []
         if in_handle:
+            by_id = _by_session_id(tenant_id, literal(like_pattern(q), String()))
             capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
             async with store.search(conn):
                 ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
@@ -685,8 +691,7 @@ async def _merged(
     user name, `ix_sessions_open_user_name_activity` for the last activity), merged with the
     sessions whose id holds `q` (`ids`, every one). The total is exact when no name had more
     than the page, else the matches read (a lower bound)."""
-    rest = query.filter.model_copy(update={"q": None}).model_dump_json(exclude_none=True)
-    statement = _merged_statement(query.sort, query.limit, bool(ids), rest)
+    statement = _merged_statement(query.sort, query.limit, bool(ids), _rest(query.filter))
     values = {"m_tenant": tenant_id, "m_now": now, "m_names": names, "m_ids": ids}
     async with store.walk(conn):
         rows = [dict(r._mapping) for r in await conn.execute(statement, values)]
