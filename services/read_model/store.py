@@ -15,6 +15,7 @@ parametrised tests are its contract suite
 from __future__ import annotations
 
 import contextlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -84,6 +85,10 @@ Built = TypeVar("Built")
 BUILT_STATEMENTS = 256
 """The most statements a store keeps built (`Store.built_once`): shapes of queries, a few
 per order and filter in use."""
+TENANT_SIZE_SECONDS = 10.0
+"""How long a tenant's counted size serves a search's choice of path (`Store.tenant_size`)."""
+TENANT_SIZES = 4096
+"""The most tenants whose size a store keeps (then all are let go)."""
 
 
 class Store(ABC):
@@ -103,6 +108,7 @@ class Store(ABC):
         self.url = url
         self.engine = engine
         self._built: dict[Hashable, Any] = {}
+        self._sizes: dict[str, tuple[float, int]] = {}
 
     def built_once(self, key: Hashable, build: Callable[[], Built]) -> Built:
         """`build()`'s statement for `key` (the shape of a query, its values parameters),
@@ -209,6 +215,22 @@ class Store(ABC):
         return int(
             (await conn.execute(select(self.active_count(filter, tenant_id, now)))).scalar_one()
         )
+
+    async def tenant_size(self, conn: AsyncConnection, tenant_id: str, now: datetime) -> int:
+        """About how many active listed sessions the tenant has: counted (`count_active`), then
+        kept for `TENANT_SIZE_SECONDS`.
+
+        Only for choosing how to read (a search's path: `admin_api.adapters.session_search`),
+        never for what is answered: a size a few seconds old chooses as well, and spares a
+        statement per search. At most `TENANT_SIZES` tenants are kept."""
+        kept = self._sizes.get(tenant_id)
+        if kept is not None and time.monotonic() - kept[0] < TENANT_SIZE_SECONDS:
+            return kept[1]
+        size = await self.count_active(conn, SessionFilter(), tenant_id, now)
+        if len(self._sizes) >= TENANT_SIZES:
+            self._sizes.clear()
+        self._sizes[tenant_id] = (time.monotonic(), size)
+        return size
 
     async def read_together(
         self,

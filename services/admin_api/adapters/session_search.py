@@ -216,7 +216,7 @@ async def _bounded(
     """The bounded path (see the module's doc), in the caller's transaction."""
     seen = 0  # matches already known to be there (a lower bound of the total)
     names = True  # whether some listed session's user name may hold `q`
-    tenant: int | None = None  # the tenant's active sessions, once counted
+    tenant: int | None = None  # the tenant's size (`Store.tenant_size`), once read
     crowded = False  # q's session id arm alone is expected past the cap
     if store.user_name_directory and _directory_searchable(query.filter):
         q = query.filter.q or ""
@@ -224,7 +224,7 @@ async def _bounded(
             # three characters are in about one handle of 800 to 6,500: at millions of
             # sessions more than the cap, whose capped read (a heap page per match) would
             # only be thrown away
-            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+            tenant = await store.tenant_size(conn, tenant_id, now)
             crowded = handles_holding(q, tenant) > store.search_cap
         named, seen, names = await _by_directory(
             store, conn, query, tenant_id, now, crowded=crowded
@@ -246,7 +246,7 @@ async def _bounded(
         # the window's share of matches, over the tenant: more than the cap is a waste of the
         # trigram step (it would stop at the cap), so walk on at once
         if tenant is None:
-            tenant = await store.count_active(conn, SessionFilter(), tenant_id, now)
+            tenant = await store.tenant_size(conn, tenant_id, now)
         trigram = len(found.rows) * tenant <= store.search_cap * window
     if trigram:
         listed, seen = await _trigram(store, conn, query, tenant_id, now, store.search_cap)

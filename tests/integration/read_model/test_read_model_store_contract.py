@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model import listing_indexes
+from read_model import store as store_module
 from read_model.database import open_store, upgrade_schema
 from read_model.postgres import PostgresStore
 from read_model.session_query import filter_clause
@@ -215,6 +216,37 @@ async def test_counts_are_the_active_listed_sessions_of_a_filter(store: Store) -
             assert await store.count_active(conn, given, "t", NOW) == expected, given
         assert await store.count_active(conn, SessionFilter(), "t", NOW) == 3
         assert await store.count_active(conn, SessionFilter(), "nobody", NOW) == 0
+
+
+async def test_a_tenants_size_is_counted_then_kept_for_a_few_seconds(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only a search's choice of path reads it: kept, it spares a statement per search, and it
+    # is never another tenant's
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("a1"), row("a2"), row("b1", tenant="b")])
+    clock = [1000.0]
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock[0])
+    counted: list[str] = []
+    count = store.count_active
+
+    async def counting(conn: AsyncConnection, filter: SessionFilter, tenant: str, now: Any) -> int:
+        counted.append(tenant)
+        return await count(conn, filter, tenant, now)
+
+    monkeypatch.setattr(store, "count_active", counting)
+    async with store.engine.connect() as conn:
+        assert await store.tenant_size(conn, "t", NOW) == 2
+        assert await store.tenant_size(conn, "b", NOW) == 1
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("a3")])
+    async with store.engine.connect() as conn:
+        clock[0] += store_module.TENANT_SIZE_SECONDS - 1
+        assert await store.tenant_size(conn, "t", NOW) == 2  # kept
+        assert await store.tenant_size(conn, "nobody", NOW) == 0
+        clock[0] += 1
+        assert await store.tenant_size(conn, "t", NOW) == 3  # counted again
+    assert counted == ["t", "b", "nobody", "t"]
 
 
 async def test_a_search_reads_in_a_transaction_of_its_own(store: Store) -> None:
