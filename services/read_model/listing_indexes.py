@@ -61,6 +61,17 @@ USER_NAMES_TRIGRAM = (
     "CREATE INDEX ix_listed_user_names_trgm ON listed_user_names "
     "USING gin (tenant_id, user_name gin_trgm_ops)"
 )
+# Each name lowered once, as `ILIKE` lowers it on every comparison (revision 0701): a term
+# the trigram index cannot look up (one or two characters, `ü`) is matched with `LIKE` on it,
+# the tenant's names read from an index that holds both (`admin_api.adapters.session_search`).
+USER_NAMES_FOLDED = (
+    "ALTER TABLE listed_user_names ADD COLUMN user_name_folded TEXT "
+    "GENERATED ALWAYS AS (lower(user_name)) STORED"
+)
+USER_NAMES_FOLDED_INDEX = (
+    "CREATE INDEX ix_listed_user_names_folded ON listed_user_names "
+    "(tenant_id) INCLUDE (user_name_folded, user_name)"
+)
 
 NAMES: tuple[str, ...] = (
     *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Computed,
     DateTime,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     func,
 )
 
@@ -179,6 +181,8 @@ listed_user_names = Table(
     counts_metadata,
     Column("tenant_id", String(64), primary_key=True),
     Column("user_name", String(256), primary_key=True),
+    # lower(user_name), kept by PostgreSQL (revision 0701): what `ILIKE` compares
+    Column("user_name_folded", Text, Computed("lower(user_name)", persisted=True)),
 )
 
 __all__ = [

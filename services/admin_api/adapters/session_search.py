@@ -592,6 +592,17 @@ def _only_q(filter: SessionFilter) -> bool:
     return filter.model_dump(exclude_none=True).keys() == {"q"}
 
 
+def _name_holds(q: str) -> ColumnElement[bool]:
+    """Whether a directory name holds `q`, as `contains` says: through the trigram index for a
+    term it looks up cheaply (`trigram_selective`); otherwise (one or two characters: every
+    name of the tenant is read) `LIKE` on the name lowered once (revision 0701), which is what
+    `ILIKE` compares, without lowering each name again."""
+    d = listed_user_names.c
+    if trigram_selective(q):
+        return contains(d.user_name, q)
+    return d.user_name_folded.like(func.lower(like_pattern(q)), escape="\\")
+
+
 def _sessions_of(tenant_id: str, names: list[str], now: datetime, cap: int) -> Any:
     """How many active listed sessions have these user names, counting at most `cap + 1`."""
     named = _s.user_name.collate("C") == any_(literal(names, ARRAY(String)))
@@ -630,9 +641,7 @@ async def _by_directory(
     cap = store.search_cap
     d = listed_user_names.c
     found = (
-        select(d.user_name)
-        .where(d.tenant_id == tenant_id, contains(d.user_name, q))
-        .limit(MERGED_NAMES + 1)
+        select(d.user_name).where(d.tenant_id == tenant_id, _name_holds(q)).limit(MERGED_NAMES + 1)
     )
     listed: SearchResult | None = None
     seen = 0

@@ -694,3 +694,35 @@ async def test_the_searchs_statements_built_once_bind_each_searchs_tenant_and_mo
             assert len(expected) == matches
             got = [str(r["session_id"]) for r in found.page.rows]
             assert (got, found.total, found.exact) == (expected, matches, True), (tenant, walk)
+
+
+async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names(
+    seeded: Store,
+) -> None:
+    # `ü` (no trigram) reads every name of the tenant: compared lowered once (revision 0701),
+    # the same names as ILIKE; `müller` is looked up in the trigram index as before
+    store = seeded
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    lookups = {}
+    for term in ("ü", "Ü", "ø", "müller"):
+        sent.clear()
+        query = ListQuery(SessionFilter(q=term), "-last_activity_at", 3)
+        async with store.engine.connect() as conn:
+            found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+        expected = await _reference(store, query)
+        assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], term
+        lookups[term] = [s for s in sent if "FROM listed_user_names" in s]
+    event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    if not store.user_name_directory:
+        assert not any(lookups.values())
+        return
+    for term in ("ü", "Ü", "ø"):
+        ((lookup,),) = [lookups[term]]
+        assert "user_name_folded LIKE lower(" in lookup and "ILIKE" not in lookup, term
+    ((lookup,),) = [lookups["müller"]]
+    assert "listed_user_names.user_name ILIKE" in lookup

@@ -119,3 +119,36 @@ async def test_every_name_of_a_listed_session_is_in_the_directory(db_url: str) -
         assert not listed and kept == before
     finally:
         await engine.dispose()
+
+
+async def test_the_lowered_name_matches_as_ilike_does(db_url: str) -> None:
+    # a term the trigram index cannot look up is matched with LIKE on the name lowered once
+    # (revision 0701): the same names ILIKE finds, letters that lower oddly included
+    store = open_store(db_url)
+    engine = store.engine
+    try:
+        await upgrade_schema(store)
+        if engine.dialect.name != "postgresql":
+            return
+        names = ["Zoë", "ZOË", "Björn ÖST", "İlker", "Straße", "STRASSE", "\u212aelvin", "Ω x"]
+        await _run(
+            engine,
+            *(
+                INSERT + f" VALUES ('t', 's{i}', '{name}', 'open', 'browser', now(), now())"
+                for i, name in enumerate(names)
+            ),
+        )
+        async with engine.connect() as conn:
+            for pattern in ("%ë%", "%Ë%", "%ö%", "%i%", "%ß%", "%k%", "%ω%", "%\\%%", "%"):
+                found = {}
+                for how in ("user_name ILIKE :p", "user_name_folded LIKE lower(:p)"):
+                    rows = await conn.execute(
+                        text(f"SELECT user_name FROM listed_user_names WHERE {how}"),
+                        {"p": pattern},
+                    )
+                    found[how] = {r[0] for r in rows}
+                ilike, folded = found.values()
+                assert ilike == folded, pattern
+                assert ilike or pattern == "%\\%%", pattern
+    finally:
+        await engine.dispose()
