@@ -143,16 +143,21 @@ def q_shape(q: str) -> QShape:
 
 
 def q_clause(
-    shape: QShape, pattern: ColumnElement[str], *, walked: bool = False, names: bool = True
+    shape: QShape,
+    pattern: ColumnElement[str],
+    *,
+    walked: bool = False,
+    names: bool | ColumnElement[bool] = True,
 ) -> ColumnElement[bool]:
     """What a search term matches: a user name or a session id holding it, or a session of a
     type whose name holds it. `pattern`: its LIKE pattern, a value or a parameter bound at
     execution (a statement built once per `shape`). `names` False leaves out the user name
-    arm, for a caller that knows no user name of the tenant holds it."""
+    arm, for a caller that knows no user name of the tenant holds it; a clause stands for it,
+    for a caller that knows which names do."""
     in_handle, types = shape
-    arms: list[ColumnElement[bool]] = [
-        _s.user_name.ilike(pattern, escape="\\") if names else false()
-    ]
+    if names is True:
+        names = _s.user_name.ilike(pattern, escape="\\")
+    arms: list[ColumnElement[bool]] = [false() if names is False else names]
     if in_handle:
         arms.append(_session_id_holds(pattern, walked=walked))
     if types:

@@ -394,11 +394,11 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
                 pieces[piece] = pieces.get(piece, 0) + 1
     piece = max(pieces, key=lambda p: pieces[p])
     assert pieces[piece] >= 2  # more than the cap of 1
-    calls: list[bool] = []
+    calls: list[list[str] | None] = []
     walk_step = session_search._walk
 
     async def walked(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("names", True))
+        calls.append(kwargs.get("names"))
         return await walk_step(*args, **kwargs)
 
     monkeypatch.setattr(session_search, "_walk", walked)
@@ -410,9 +410,58 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
     assert [str(r["session_id"]) for r in found.page.rows] == expected[:1]
     assert found.total == len(expected) if found.exact else 1 < found.total <= len(expected)
     if store.user_name_directory:
-        assert calls and not any(calls), calls
+        assert calls and all(names == [] for names in calls), calls
     else:  # no directory: nothing says no name holds it
-        assert all(calls), calls
+        assert calls and all(names is None for names in calls), calls
+
+
+@pytest.mark.parametrize("merged_names", [3, 100])
+async def test_a_walk_compares_the_names_the_directory_gave(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch, merged_names: int
+) -> None:
+    # `smi` is in four names (O'Brien-Smith, Smith, smith, SMITH): more than the directory
+    # reads whole (one, here), not merged (a handle may hold three characters). When the
+    # lookup read every name holding it (up to MERGED_NAMES), the walk compares those names
+    # instead of matching `smi` in each entry's name; with more, it matches, as before
+    store = seeded
+    monkeypatch.setattr(session_search, "DIRECTORY_NAMES", 1)
+    monkeypatch.setattr(session_search, "MERGED_NAMES", merged_names)
+    calls: list[list[str] | None] = []
+    walk_step = session_search._walk
+
+    async def walked(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("names"))
+        return await walk_step(*args, **kwargs)
+
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    monkeypatch.setattr(session_search, "_walk", walked)
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    for sort in SORTS:
+        for limit in (1, 4, 200):
+            query = ListQuery(SessionFilter(q="sMi"), sort, limit)
+            expected = await _reference(store, query)
+            with bounded(store, 2000, 1):
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+            assert [str(r["session_id"]) for r in found.page.rows] == expected[:limit], sort
+            assert found.total == len(expected) if found.exact else limit < found.total
+    event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    assert calls, "walked"
+    walks = [s for s in sent if "LIMIT" in s and "w_m" in s]
+    if store.user_name_directory and merged_names == 100:
+        assert all(names == ["O'Brien-Smith", "SMITH", "Smith", "smith"] for names in calls)
+        assert walks and not [w for w in walks if "user_name ILIKE" in w]
+        assert all('user_name COLLATE "C") = ANY' in w for w in walks)
+    else:
+        assert all(names is None for names in calls), calls
+        if store.user_name_directory:
+            assert walks and all("user_name ILIKE" in w for w in walks)
 
 
 def _named(prefix: str, names: list[str]) -> list[dict[str, Any]]:
