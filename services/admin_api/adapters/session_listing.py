@@ -32,7 +32,7 @@ from read_model.session_query import (
     filter_clause,
     policy_outdated,
 )
-from read_model.store import Store
+from read_model.store import Store, row_dicts
 from read_model.tables import session_history, sessions
 from session_contracts.models import SessionFilter, as_utc
 
@@ -160,7 +160,7 @@ async def fetch_page(
 ) -> Page:
     """Up to `query.limit` rows after `query.after`, in the query's order."""
     result = await conn.execute(_page_of_shape(*_shape(query)), _values(query, tenant_id, now))
-    return as_page(query, [dict(r._mapping) for r in result])
+    return as_page(query, row_dicts(result))
 
 
 async def fetch_first_page(
@@ -178,7 +178,7 @@ async def fetch_first_page(
         return _page_of_shape(*shape).add_columns(total.label(_TOTAL))
 
     statement = store.built_once(("first page", *shape), build)
-    rows = [dict(r._mapping) for r in await conn.execute(statement, _values(query, tenant_id, now))]
+    rows = row_dicts(await conn.execute(statement, _values(query, tenant_id, now)))
     matches = int(rows[0][_TOTAL]) if rows else 0
     for row in rows:
         del row[_TOTAL]

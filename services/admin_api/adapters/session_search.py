@@ -92,7 +92,7 @@ from read_model.session_query import (
     session_id_ilike,
     types_containing,
 )
-from read_model.store import Store
+from read_model.store import Store, row_dicts
 from read_model.tables import listed_user_names, sessions
 from session_contracts.models import SessionFilter
 
@@ -317,19 +317,19 @@ async def _walk(
     if resumed is not None:
         values.update(w_after=resumed.last[0], w_after_id=resumed.last[1])
     async with store.walk(conn):
-        rows = (await conn.execute(statement, values)).all()
+        rows = row_dicts(await conn.execute(statement, values))
     # the page's columns and `policy_outdated`, without the walk's own
-    listed = [{k: v for k, v in r._mapping.items() if k not in WALKED} for r in rows if r.w_m]
+    listed = [{k: v for k, v in r.items() if k not in WALKED} for r in rows if r["w_m"]]
     # the window and the walk on are two statements of one snapshot (`Store.one_read`); were
     # they not, a row the registry moved past the mark in between (an ascending sort) would be
     # met twice: it is listed once, where first met
     known = {r["session_id"] for r in kept}
     matched = (kept + [r for r in listed if r["session_id"] not in known])[: query.limit + 1]
-    last = next((r for r in rows if window is not None and r.w_n == window), None)
+    last = next((r for r in rows if window is not None and r["w_n"] == window), None)
     if len(matched) > query.limit:
         return SearchResult(as_page(query, matched), len(matched), exact=False)
     if last is not None:
-        return _Window(matched, (last.w_key, str(last.w_tie)))
+        return _Window(matched, (last["w_key"], str(last["w_tie"])))
     # every active row of the tenant was walked: these are all the matches
     return SearchResult(as_page(query, matched), len(matched), exact=True)
 
@@ -495,7 +495,7 @@ async def _capped_rows(
     """The page's rows (the first `limit + 1`, in the query's order) of at most `cap + 1`
     rows of `matches`, each with how many were read (`total`); one statement."""
     statement = _capped_statement(query, tenant_id, matches, cap)
-    return [dict(r._mapping) for r in await conn.execute(statement)]
+    return row_dicts(await conn.execute(statement))
 
 
 def _capped_statement(
@@ -696,7 +696,7 @@ async def _by_directory(
             if in_handle:
                 values["d_pattern"] = like_pattern(q)
             async with store.search(conn):
-                rows = [dict(r._mapping) for r in await conn.execute(statement, values)]
+                rows = row_dicts(await conn.execute(statement, values))
         listed, seen = _capped_result(query, rows, cap)
     if listed is None and merging:
         # the merge's turn: the session id arm, read whole
@@ -730,7 +730,7 @@ async def _merged(
     statement = _merged_statement(query.sort, query.limit, bool(ids), _rest(query.filter))
     values = {"m_tenant": tenant_id, "m_now": now, "m_names": names, "m_ids": ids}
     async with store.walk(conn):
-        rows = [dict(r._mapping) for r in await conn.execute(statement, values)]
+        rows = row_dicts(await conn.execute(statement, values))
     total = int(rows[0]["w_total"]) if rows else 0
     # no name had more sessions than the page: every match was read
     return SearchResult(as_page(query, _unwalked(rows)), total, exact=len(rows) <= query.limit)
@@ -815,6 +815,6 @@ async def _one_pass(
         .order_by(*order.by(matches.c.sort_key, matches.c.session_id))
     )
     async with store.search(conn):
-        rows: list[dict[str, Any]] = [dict(r._mapping) for r in await conn.execute(statement)]
+        rows = row_dicts(await conn.execute(statement))
     total = int(rows[0]["total"]) if rows else 0
     return SearchResult(as_page(query, rows), total, exact=True)
