@@ -10,9 +10,11 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
 - **Bounded** (PostgreSQL): the cost follows the page, not the number of matches.
   0. *Directory* (`_by_directory`): when `q` is the only text condition and names no session
      type, it is looked up in the tenant's user names (`listed_user_names`, far fewer than
-     its sessions). In a few names, their sessions and those whose id holds `q` are read
-     whole (exact); in somewhat more, in an order kept per name, each name's first page is
-     merged (`_merged`). Otherwise, or past the cap, the steps below (past the cap without
+     its sessions). In an order kept per name, in up to `MERGED_NAMES` names, each name's
+     first page is merged with the sessions whose id holds `q` (`_merged`; in a few names
+     their sessions are counted too, index-only, so the total is exact within the cap);
+     in another order, in a few names, their sessions and those whose id holds `q` are read
+     whole (exact). Otherwise, or past the cap, the steps below (past the cap without
      the trigram step, which would read the same matches and stop at the same cap). In more
      names than it reads whole, where no merge answers, their sessions are counted up to the
      cap first: past it, the same.
@@ -59,6 +61,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    false,
     func,
     literal,
     or_,
@@ -531,12 +534,14 @@ def _named_statement(sort: Sort, limit: int, cap: int, in_handle: bool, rest: st
 
 
 def _columns_of(query: ListQuery, tenant: TenantRef, top: Any) -> Any:
-    """The page's columns of the rows of `top` (`session_id`, `sort_key`, `total`), in the
-    query's order, joined to the table in the statement that found them."""
+    """The page's columns of the rows of `top` (`session_id`, `sort_key`, `total`, and any
+    other count: each as `w_<name>`), in the query's order, joined to the table in the
+    statement that found them."""
     order = _Order(query)
     at = (_s.tenant_id == tenant) & (_s.session_id == top.c.session_id)
+    counts = [c.label(f"w_{c.name}") for c in top.c if c.name not in ("session_id", "sort_key")]
     return (
-        select(*page_columns(), top.c.total.label("w_total"))
+        select(*page_columns(), *counts)
         .join_from(top, sessions, at)
         .order_by(*order.by(top.c.sort_key, top.c.session_id))
     )
@@ -651,18 +656,21 @@ async def _by_directory(
 ) -> tuple[SearchResult | None, int, list[str] | None]:
     """The answer through the directory of user names, when `q` is in few names.
 
-    The names holding `q` come from the directory's trigram index. Up to `DIRECTORY_NAMES`
-    of them, their sessions (the user name B-tree) and, when `q` may be part of a session
-    id, the session id trigram index's are read whole, at most `search_cap`: sorted, the page
-    is their first and the total exact. Past the cap, or up to `MERGED_NAMES` names, in an
+    The names holding `q` come from the directory's trigram index (under a search step's
+    planner switches: with the server's own, the planner read all of the tenant's names
+    instead at ten million sessions, 2 ms against 0.4). Up to `MERGED_NAMES` of them, in an
     order a B-tree keeps per name (`MERGED_SORTS`), each name's first `limit + 1` sessions
-    are read in order from that B-tree and merged with the session id arm's (`_merged`).
-    None otherwise, the walk's case, with how many matches were seen (`search_cap + 1` when
-    the cap stopped the read: the trigram step would stop there too); and whether any of the
-    tenant's user names holds `q` (the directory holds every listed session's name).
+    are read in order from that B-tree and merged with the session id arm's (`_merged`); up
+    to `DIRECTORY_NAMES` names, their sessions are counted too (index-only, up to the cap),
+    so the total is exact within the cap. In another order, up to `DIRECTORY_NAMES` names,
+    their sessions (the user name B-tree) and, when `q` may be part of a session id, the
+    session id trigram index's are read whole, at most `search_cap`: sorted, the page is
+    their first and the total exact. None otherwise, the walk's case, with how many matches
+    were seen (`search_cap + 1` when the cap stopped the read: the trigram step would stop
+    there too); and the tenant's user names holding `q` when the lookup read all of them (at
+    most `MERGED_NAMES`; the directory holds every listed session's name), else None.
     `crowded`: `q`'s session id arm is expected past the cap (`handles_holding`), so only the
-    names are looked up. The names are returned when the lookup read all of them (at most
-    `MERGED_NAMES`), else None."""
+    names are looked up."""
     q = query.filter.q or ""
     cap = store.search_cap
     d = listed_user_names.c
@@ -678,6 +686,7 @@ async def _by_directory(
     if crowded:
         return None, seen, every
     merging = len(names) <= MERGED_NAMES and _mergeable(query, q)
+    counted = merging and 0 < len(names) <= DIRECTORY_NAMES
     if len(names) > DIRECTORY_NAMES and not merging and _only_q(query.filter):
         # the walk's turn: past the cap, the names alone leave the trigram step nothing to
         # answer, and the walk needs no window to tell (an index-only count, up to the cap)
@@ -686,7 +695,10 @@ async def _by_directory(
                 seen = cap + 1
     # no statement for what can match nothing: a term in no name that no handle can hold
     in_handle = may_be_in_handle(q)
-    if len(names) <= DIRECTORY_NAMES:
+    if len(names) <= DIRECTORY_NAMES and not counted:
+        # read whole; merged and counted instead where the order allows, which reads no
+        # session's row but the page's (a full name at ten million sessions: 1,400 rows, one
+        # heap page each, against 51 index entries and an index-only count)
         rows: list[dict[str, Any]] = []
         if names or in_handle:
             statement = _named_statement(
@@ -710,7 +722,8 @@ async def _by_directory(
         return listed, seen, every
     if ids is None or len(ids) > cap:
         return None, seen, every
-    return await _merged(store, conn, query, tenant_id, now, names, ids), seen, every
+    merged = await _merged(store, conn, query, tenant_id, now, names, ids, counted=counted)
+    return merged, seen, every
 
 
 async def _merged(
@@ -721,27 +734,39 @@ async def _merged(
     now: datetime,
     names: list[str],
     ids: list[str],
+    *,
+    counted: bool = False,
 ) -> SearchResult:
     """The first page of `q`'s matches in an order the user name B-trees keep per name: each
     name's first `limit + 1` sessions in that order (`ix_sessions_open_user_name` for the
     user name, `ix_sessions_open_user_name_activity` for the last activity), merged with the
     sessions whose id holds `q` (`ids`, every one). The total is exact when no name had more
-    than the page, else the matches read (a lower bound)."""
-    statement = _merged_statement(query.sort, query.limit, bool(ids), _rest(query.filter))
+    than the page; else, `counted`, the names' sessions counted up to the cap (index-only) and
+    the ids', exact within the cap; else the matches read (a lower bound)."""
+    cap = store.search_cap if counted else None
+    statement = _merged_statement(query.sort, query.limit, bool(ids), _rest(query.filter), cap)
     values = {"m_tenant": tenant_id, "m_now": now, "m_names": names, "m_ids": ids}
     async with store.walk(conn):
         rows = row_dicts(await conn.execute(statement, values))
+    page = as_page(query, _unwalked(rows))
     total = int(rows[0]["w_total"]) if rows else 0
-    # no name had more sessions than the page: every match was read
-    return SearchResult(as_page(query, _unwalked(rows)), total, exact=len(rows) <= query.limit)
+    if len(rows) <= query.limit:  # no name had more sessions than the page: all were read
+        return SearchResult(page, total, exact=True)
+    if cap is None:
+        return SearchResult(page, total, exact=False)
+    named, by_id = int(rows[0]["w_named"]), int(rows[0]["w_by_id"])
+    return SearchResult(page, max(total, named + by_id), exact=named <= cap)
 
 
 @functools.lru_cache(maxsize=256)
-def _merged_statement(sort: Sort, limit: int, with_ids: bool, rest: str) -> Any:
+def _merged_statement(
+    sort: Sort, limit: int, with_ids: bool, rest: str, counted_to: int | None = None
+) -> Any:
     """`_merged`'s statement for a shape of query (its order, its page, whether there is a
-    session id arm, the filter's other conditions as JSON), built once: what changes from one
-    search to the next (the tenant, the moment, the names and the ids) is bound at
-    execution. Building it took about a millisecond, every search."""
+    session id arm, the filter's other conditions as JSON, the cap the names' sessions are
+    counted to, if they are), built once: what changes from one search to the next (the
+    tenant, the moment, the names and the ids) is bound at execution. Building it took about
+    a millisecond, every search."""
     query = ListQuery(SessionFilter.model_validate_json(rest), sort, limit)
     order = _Order(query)
     tenant = bindparam("m_tenant", type_=String())
@@ -760,7 +785,9 @@ def _merged_statement(sort: Sort, limit: int, with_ids: bool, rest: str) -> Any:
         .lateral()
     )
     arms = [
-        select(per_name.c.session_id, per_name.c.sort_key).select_from(name).join(per_name, true())
+        select(per_name.c.session_id, per_name.c.sort_key, true().label("by_name"))
+        .select_from(name)
+        .join(per_name, true())
     ]
     if with_ids:
         # only the sessions of other names (a listed session has one): those of `names` are
@@ -772,15 +799,30 @@ def _merged_statement(sort: Sort, limit: int, with_ids: bool, rest: str) -> Any:
             _s.user_name.collate("C") != all_(chosen),
         )
         arms.append(
-            select(_s.session_id, order.key.label("sort_key")).where(
+            select(_s.session_id, order.key.label("sort_key"), false().label("by_name")).where(
                 _directory_matches(query, now, by_id)
             )
         )
     # read once, then both sorted for the page and counted (the total)
     merged = union_all(*arms).cte("merged").prefix_with("MATERIALIZED")
     read = select(func.count()).select_from(merged).scalar_subquery()
+    counts = [read.label("total")]
+    if counted_to is not None:
+        # every session of the names, index-only (`ix_sessions_open_user_name`), up to the cap
+        of_names = (_s.tenant_id == tenant) & (_s.user_name.collate("C") == any_(chosen))
+        some = (
+            select(_s.session_id)
+            .where(_directory_matches(query, now, of_names))
+            .limit(counted_to + 1)
+            .subquery()
+        )
+        by_id_read = select(func.count()).select_from(merged).where(~merged.c.by_name)
+        counts += [
+            select(func.count()).select_from(some).scalar_subquery().label("named"),
+            by_id_read.scalar_subquery().label("by_id"),
+        ]
     top = (
-        select(merged.c.session_id, merged.c.sort_key, read.label("total"))
+        select(merged.c.session_id, merged.c.sort_key, *counts)
         .order_by(*order.by(merged.c.sort_key, merged.c.session_id))
         .limit(limit + 1)
         .subquery()

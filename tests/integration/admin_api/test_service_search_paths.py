@@ -130,9 +130,9 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
         named += found is not None
         return found, seen, names
 
-    async def merging(*args: Any) -> Any:
+    async def merging(*args: Any, **kwargs: Any) -> Any:
         nonlocal merged
-        found = await merge(*args)
+        found = await merge(*args, **kwargs)
         merged += found is not None
         return found
 
@@ -175,7 +175,8 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
     # PostgreSQL's bounded path answers rare terms from the directory of user names, and
     # merges the names' first sessions when they are more than its cap (tiny here)
     assert named > 0 if store.user_name_directory and walk else named == 0
-    assert merged > 0 if store.user_name_directory and walk and cap < 10 else merged == 0
+    # and merges the first sessions of names in an order kept per name
+    assert merged > 0 if store.user_name_directory and walk else merged == 0
     if walk is None:  # one pass: always exact
         assert taken == {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
     elif walk <= 30:  # tiny limits: the bounded path took each of its steps, and walked on
@@ -610,10 +611,10 @@ async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
     merged = 0
     merge = session_search._merged
 
-    async def merging(*args: Any) -> Any:
+    async def merging(*args: Any, **kwargs: Any) -> Any:
         nonlocal merged
         merged += 1
-        return await merge(*args)
+        return await merge(*args, **kwargs)
 
     monkeypatch.setattr(session_search, "_merged", merging)
     for sort in ("-last_activity_at", "user_name"):
@@ -775,3 +776,46 @@ async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names
         assert "user_name_folded LIKE lower(" in lookup and "ILIKE" not in lookup, term
     ((lookup,),) = [lookups["müller"]]
     assert "listed_user_names.user_name ILIKE" in lookup
+
+
+async def test_few_names_are_merged_and_counted_not_read_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a full name (no handle holds a space) in an order kept per name: its first sessions are
+    # merged and its sessions counted index-only, so the total is exact within the cap
+    # without reading every session's row; past the cap it is a lower bound
+    rows = [session_row(user_name="Ann Lee" if i % 4 else "Ann Leeds") for i in range(40)]
+    rows += [session_row(user_name="Bob Stone") for _ in range(5)]
+    await insert(store.engine, rows)
+    merges: list[bool] = []
+    merge = session_search._merged
+
+    async def merging(*args: Any, **kwargs: Any) -> Any:
+        merges.append(kwargs.get("counted", False))
+        return await merge(*args, **kwargs)
+
+    monkeypatch.setattr(session_search, "_merged", merging)
+    for sort in ("-last_activity_at", "user_name", "ip_address"):
+        for cap, limit in ((100, 5), (100, 50), (20, 5)):
+            query = ListQuery(SessionFilter(q="ann lee"), sort, limit)
+            expected = await _reference(store, query)
+            with bounded(store, 2000, cap):
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+            case = (sort, cap, limit)
+            assert (
+                len(expected) == 40
+                and [str(r["session_id"]) for r in found.page.rows] == expected[:limit]
+            ), case
+            if not store.user_name_directory:  # walked: exact, or at least the page and one
+                assert found.total == 40 if found.exact else limit < found.total <= 40, case
+            elif cap == 100 or limit == 50:
+                assert (found.total, found.exact) == (40, True), case
+            else:  # 40 sessions past a cap of 20: at least 21
+                assert not found.exact and 20 < found.total <= 40, case
+    if store.user_name_directory:  # merged where the order is kept per name, counted
+        assert merges == [True] * 6, merges
+    else:
+        assert merges == []
