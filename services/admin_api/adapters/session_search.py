@@ -56,17 +56,21 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     DateTime,
+    Integer,
     String,
     all_,
     and_,
     any_,
     bindparam,
+    cast,
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -680,7 +684,10 @@ async def _by_directory(
     listed: SearchResult | None = None
     seen = 0
     ids: list[str] | None = None
-    async with store.search(conn):
+    # a term the trigram index cannot look up reads the tenant's lowered names in order
+    # (index-only), as a walk reads, and the walk or merge that follows shares its switches
+    step = store.search if trigram_selective(q) else store.walk
+    async with step(conn):
         names = sorted(str(n) for n in (await conn.execute(found)).scalars())
     every = names if len(names) <= MERGED_NAMES else None  # the lookup read them all
     if crowded:
@@ -745,7 +752,13 @@ async def _merged(
     the ids', exact within the cap; else the matches read (a lower bound)."""
     cap = store.search_cap if counted else None
     statement = _merged_statement(query.sort, query.limit, bool(ids), _rest(query.filter), cap)
-    values = {"m_tenant": tenant_id, "m_now": now, "m_names": names, "m_ids": ids}
+    values = {
+        "m_tenant": tenant_id,
+        "m_now": now,
+        "m_names": names,
+        "m_ids": ids,
+        "m_firsts": _firsts(query.limit, len(names)),
+    }
     async with store.walk(conn):
         rows = row_dicts(await conn.execute(statement, values))
     page = as_page(query, _unwalked(rows))
@@ -756,6 +769,12 @@ async def _merged(
         return SearchResult(page, total, exact=False)
     named, by_id = int(rows[0]["w_named"]), int(rows[0]["w_by_id"])
     return SearchResult(page, max(total, named + by_id), exact=named <= cap)
+
+
+def _firsts(limit: int, names: int) -> int:
+    """How many first sessions of each of `names` names the merge reads to place its mark:
+    twice the page's share, so that the mark is there unless many names have few sessions."""
+    return min(limit + 1, max(1, -(-2 * (limit + 1) // max(names, 1))))
 
 
 @functools.lru_cache(maxsize=256)
@@ -773,13 +792,49 @@ def _merged_statement(
     now = bindparam("m_now", type_=DateTime(timezone=True))
     chosen = bindparam("m_names", type_=ARRAY(String()))
     name = func.unnest(chosen).table_valued("name").render_derived()
+    of_name = _directory_matches(
+        query, now, (_s.tenant_id == tenant) & (_s.user_name.collate("C") == name.c.name)
+    )
+    firsts = None
+    if query.field == "last_activity_at":
+        # a few of each name's first sessions (`m_firsts` each) give a mark: the page's last
+        # row lies at or before the (limit + 1)-th of them in the order, so each name is read
+        # only up to it, not `limit + 1` deep (54 names of 7,400 sessions: 2,754 entries
+        # read before, about 160 now). With fewer of them than that, no mark: as deep as
+        # the page, as before
+        head = (
+            select(_s.session_id, order.key.label("sort_key"))
+            .where(of_name)
+            .order_by(*order.by(order.key, _s.session_id))
+            .limit(bindparam("m_firsts", type_=Integer()))
+            .lateral()
+        )
+        firsts = (
+            select(head.c.session_id, head.c.sort_key)
+            .select_from(name)
+            .join(head, true())
+            .cte("firsts")
+            .prefix_with("MATERIALIZED")
+        )
+        mark = (
+            select(firsts.c.sort_key, binary_text(firsts.c.session_id).label("tie"))
+            .order_by(*order.by(firsts.c.sort_key, firsts.c.session_id))
+            .offset(limit)
+            .limit(1)
+            .subquery()
+        )
+        end: ColumnElement[Any] = literal_column(
+            "'-infinity'" if query.descending else "'infinity'"
+        )
+        bound = tuple_(
+            func.coalesce(select(mark.c.sort_key).scalar_subquery(), cast(end, order.key.type)),
+            func.coalesce(select(mark.c.tie).scalar_subquery(), literal("", String())),
+        )
+        row = tuple_(order.key, binary_text(_s.session_id))
+        of_name = and_(of_name, row >= bound if query.descending else row <= bound)
     per_name = (
         select(_s.session_id, order.key.label("sort_key"))
-        .where(
-            _directory_matches(
-                query, now, (_s.tenant_id == tenant) & (_s.user_name.collate("C") == name.c.name)
-            )
-        )
+        .where(of_name)
         .order_by(*order.by(order.key, _s.session_id))
         .limit(limit + 1)
         .lateral()
@@ -805,7 +860,9 @@ def _merged_statement(
         )
     # read once, then both sorted for the page and counted (the total)
     merged = union_all(*arms).cte("merged").prefix_with("MATERIALIZED")
-    read = select(func.count()).select_from(merged).scalar_subquery()
+    read: ColumnElement[int] = select(func.count()).select_from(merged).scalar_subquery()
+    if firsts is not None:  # the first sessions read past the mark are matches too
+        read = func.greatest(read, select(func.count()).select_from(firsts).scalar_subquery())
     counts = [read.label("total")]
     if counted_to is not None:
         # every session of the names, index-only (`ix_sessions_open_user_name`), up to the cap

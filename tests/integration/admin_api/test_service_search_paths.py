@@ -759,6 +759,7 @@ async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", record)
     lookups = {}
+    switches = {}
     for term in ("ü", "Ü", "ø", "müller"):
         sent.clear()
         query = ListQuery(SessionFilter(q=term), "-last_activity_at", 3)
@@ -767,6 +768,7 @@ async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names
         expected = await _reference(store, query)
         assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], term
         lookups[term] = [s for s in sent if "FROM listed_user_names" in s]
+        switches[term] = len([s for s in sent if "set_config" in s])
     event.remove(store.engine.sync_engine, "before_cursor_execute", record)
     if not store.user_name_directory:
         assert not any(lookups.values())
@@ -774,8 +776,11 @@ async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names
     for term in ("ü", "Ü", "ø"):
         ((lookup,),) = [lookups[term]]
         assert "user_name_folded LIKE lower(" in lookup and "ILIKE" not in lookup, term
+        # read in order as a walk reads (index-only), sharing the merge's planner switches
+        assert switches[term] == 1, term
     ((lookup,),) = [lookups["müller"]]
     assert "listed_user_names.user_name ILIKE" in lookup
+    assert switches["müller"] == 2  # the trigram lookup's, then the merge's
 
 
 async def test_few_names_are_merged_and_counted_not_read_whole(
@@ -819,3 +824,45 @@ async def test_few_names_are_merged_and_counted_not_read_whole(
         assert merges == [True] * 6, merges
     else:
         assert merges == []
+
+
+@pytest.mark.parametrize("sort", ["-last_activity_at", "last_activity_at"])
+async def test_a_merge_reads_each_name_up_to_the_mark_of_their_first_sessions(
+    store: Store, monkeypatch: pytest.MonkeyPatch, sort: Sort
+) -> None:
+    # the merge places a mark at the (limit + 1)-th of each name's first few sessions and
+    # reads no name past it: names of very different sizes (the page may be one name's
+    # alone), activity times shared across names (ties broken by the session id), a name
+    # with a single session, and pages larger than the first sessions read
+    rng = random.Random(23)
+    rows = []
+    for i, size in enumerate([60, 1, 2, 3, 5, 8, 13, 21, 1, 1, 40, 4]):
+        for _ in range(size):
+            minutes = rng.randrange(30)  # few distinct times: many ties
+            rows.append(
+                session_row(
+                    user_name=f"Quinn {i:02d}",
+                    last_activity_at=NOW - timedelta(minutes=minutes),
+                    expires_at=NOW + timedelta(hours=1),
+                )
+            )
+    await insert(store.engine, rows)
+    marks: list[int] = []
+    firsts = session_search._firsts
+
+    def counting(limit: int, names: int) -> int:
+        marks.append(firsts(limit, names))
+        return marks[-1]
+
+    monkeypatch.setattr(session_search, "_firsts", counting)
+    for limit in (1, 2, 5, 12, 30, 200):
+        query = ListQuery(SessionFilter(q="quinn"), sort, limit)
+        expected = await _reference(store, query)
+        with bounded(store, 2000, 50):  # 12 names, more sessions than the cap: merged
+            async with store.engine.connect() as conn:
+                found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+        got = [str(r["session_id"]) for r in found.page.rows]
+        assert len(expected) == 159 and got == expected[:limit], limit
+        assert found.total == 159 if found.exact else limit < found.total <= 159, limit
+    if store.user_name_directory:  # every merge placed a mark (fewer firsts than the page)
+        assert len(marks) == 6 and min(marks) < 30, marks
