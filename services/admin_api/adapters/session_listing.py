@@ -118,8 +118,32 @@ def _page_statement(
     where = filter_clause(query.filter, tenant_id, now)
     if after is not None:
         where = and_(where, after_clause(key, *after, query.descending))
-    order = (key.desc(), TIE_BREAK.desc()) if query.descending else (key.asc(), TIE_BREAK.asc())
-    return select(*page_columns()).where(where).order_by(*order).limit(query.limit + 1)
+    if query.filter == SessionFilter():
+        # the tenant's rows in the order's own index: its first entries are the page
+        order = _ordered(key, TIE_BREAK, query.descending)
+        return select(*page_columns()).where(where).order_by(*order).limit(query.limit + 1)
+    # filtered: the page's keys first, where an index holds what the filter compares (every
+    # sort index carries the expiry, the session type and the user name; the address index
+    # its address), then the table's rows of the page alone, not of every entry the filter
+    # passed over (`session_type=mobile` + a /16 sorted by name at ten million sessions:
+    # 2,800 rows read for 51)
+    keys = (
+        select(_s.session_id, key.label("sort_key"), TIE_BREAK.label("tie"))
+        .where(where)
+        .order_by(*_ordered(key, TIE_BREAK, query.descending))
+        .limit(query.limit + 1)
+        .subquery()
+    )
+    at = (_s.tenant_id == tenant_id) & (_s.session_id == keys.c.session_id)
+    return (
+        select(*page_columns())
+        .join_from(keys, sessions, at)
+        .order_by(*_ordered(keys.c.sort_key, keys.c.tie, query.descending))
+    )
+
+
+def _ordered(key: Any, tie: Any, descending: bool) -> tuple[Any, Any]:
+    return (key.desc(), tie.desc()) if descending else (key.asc(), tie.asc())
 
 
 def _shape(query: ListQuery) -> tuple[str, int, bool, str]:

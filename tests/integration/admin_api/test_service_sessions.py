@@ -4,13 +4,14 @@ tenant's sessions only; on both backends."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from admin_api_support import NOW, OTHER_TENANT, TENANT, handle, insert, session_row
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
@@ -306,3 +307,48 @@ async def test_an_export_with_a_search_reads_each_batch_in_a_slot_of_its_tenant(
     expected = ids([row async for row in unlimited])
     assert expected and ids([row async for row in rows]) == expected
     assert slots.waiting(TENANT) == 0
+
+
+async def test_a_filtered_page_reads_the_table_for_its_own_rows_alone(store: Store) -> None:
+    # the page's keys come from an index that holds what the filter compares (the address
+    # index carries the session type and the expiry), and only the page's rows are read from
+    # the table: not every entry the filter passed over
+    rows = [
+        session_row(
+            ip_address=f"10.{0 if i % 10 == 0 else 1}.{i % 200}.{1 + i % 250}",
+            session_type="mobile" if i % 3 == 0 else "browser",
+            user_name=f"User {i:04d}",
+        )
+        for i in range(600)
+    ]
+    await insert(store.engine, rows)
+    filter = SessionFilter.model_validate({"session_type": ["mobile"], "ip_address": "10.0.0.0/16"})
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    request = PageRequest(filter, "user_name", 5)
+    page = await service.list_sessions(request, ADMIN, store, CURSORS, clock)
+    event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    expected = sorted(
+        (r for r in rows if r["session_type"] == "mobile" and r["ip_address"].startswith("10.0.")),
+        key=lambda r: (r["user_name"], r["session_id"]),
+    )
+    assert ids(page.rows) == [r["session_id"] for r in expected[:5]]
+    assert page.total == len(expected) == 20
+    if store.engine.dialect.name != "postgresql":
+        return
+    ((sql, parameters),) = [(s, p) for s, p in sent if "ip_packed BETWEEN" in s]
+    async with store.engine.connect() as conn, conn.begin():  # rolled back
+        await conn.execute(text("ANALYZE sessions"))
+        for setting in ("enable_seqscan", "enable_bitmapscan"):
+            await conn.execute(text(f"SET LOCAL {setting} = off"))
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        found = await driver.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", *parameters)
+        plan = "\n".join(r[0] for r in found)
+    # the keys index-only from the address index; the table by its key, once per page row
+    assert "Index Only Scan using ix_sessions_open_ip" in plan, plan
+    assert re.search(r"Index Scan using sessions_pkey on sessions .*loops=6\)", plan), plan
