@@ -120,7 +120,7 @@ def _page_statement(
         where = and_(where, after_clause(key, *after, query.descending))
     if query.filter == SessionFilter():
         # the tenant's rows in the order's own index: its first entries are the page
-        order = _ordered(key, TIE_BREAK, query.descending)
+        order = ordered(key, TIE_BREAK, query.descending)
         return select(*page_columns()).where(where).order_by(*order).limit(query.limit + 1)
     # filtered: the page's keys first, where an index holds what the filter compares (every
     # sort index carries the expiry, the session type and the user name; the address index
@@ -128,22 +128,31 @@ def _page_statement(
     # passed over (`session_type=mobile` + a /16 sorted by name at ten million sessions:
     # 2,800 rows read for 51)
     keys = (
-        select(_s.session_id, key.label("sort_key"), TIE_BREAK.label("tie"))
+        select(_s.session_id, key.label("sort_key"))
         .where(where)
-        .order_by(*_ordered(key, TIE_BREAK, query.descending))
+        .order_by(*ordered(key, TIE_BREAK, query.descending))
         .limit(query.limit + 1)
         .subquery()
     )
-    at = (_s.tenant_id == tenant_id) & (_s.session_id == keys.c.session_id)
-    return (
-        select(*page_columns())
-        .join_from(keys, sessions, at)
-        .order_by(*_ordered(keys.c.sort_key, keys.c.tie, query.descending))
-    )
+    return rows_of(keys, tenant_id, query.descending)
 
 
-def _ordered(key: Any, tie: Any, descending: bool) -> tuple[Any, Any]:
+def ordered(key: Any, tie: Any, descending: bool) -> tuple[Any, Any]:
+    """`key` then `tie`, in the order's direction."""
     return (key.desc(), tie.desc()) if descending else (key.asc(), tie.asc())
+
+
+def rows_of(keys: Any, tenant_id: TenantRef, descending: bool) -> Any:
+    """The page's columns of the rows `keys` names (a subquery of `session_id`, `sort_key`
+    and any counts, each carried as `w_<name>`), in the order's direction, read from the
+    table by their key in the statement that found them."""
+    at = (_s.tenant_id == tenant_id) & (_s.session_id == keys.c.session_id)
+    counts = [c.label(f"w_{c.name}") for c in keys.c if c.name not in ("session_id", "sort_key")]
+    return (
+        select(*page_columns(), *counts)
+        .join_from(keys, sessions, at)
+        .order_by(*ordered(keys.c.sort_key, binary_text(keys.c.session_id), descending))
+    )
 
 
 def _shape(query: ListQuery) -> tuple[str, int, bool, str]:

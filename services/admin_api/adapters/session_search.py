@@ -80,7 +80,9 @@ from admin_api.adapters.session_listing import (
     Page,
     after_clause,
     as_page,
+    ordered,
     page_columns,
+    rows_of,
 )
 from admin_api.domain.listing import ListQuery, Sort
 from read_model.active import Moment, TenantRef, active_condition, listed_condition
@@ -189,9 +191,7 @@ class _Order:
 
     def columns(self, key: Any, tie: Any) -> tuple[Any, Any]:
         """`key` then `tie`, in the query's direction."""
-        if self.descending:
-            return key.desc(), tie.desc()
-        return key.asc(), tie.asc()
+        return ordered(key, tie, self.descending)
 
 
 async def first_page_and_total(
@@ -519,7 +519,7 @@ def _capped_statement(
         .limit(query.limit + 1)
         .subquery()
     )
-    return _columns_of(query, tenant, top)
+    return rows_of(top, tenant, query.descending)
 
 
 @functools.lru_cache(maxsize=256)
@@ -535,20 +535,6 @@ def _named_statement(sort: Sort, limit: int, cap: int, in_handle: bool, rest: st
     if in_handle:
         arm = or_(arm, _by_session_id(tenant, bindparam("d_pattern", type_=String())))
     return _capped_statement(query, tenant, _directory_matches(query, now, arm), cap)
-
-
-def _columns_of(query: ListQuery, tenant: TenantRef, top: Any) -> Any:
-    """The page's columns of the rows of `top` (`session_id`, `sort_key`, `total`, and any
-    other count: each as `w_<name>`), in the query's order, joined to the table in the
-    statement that found them."""
-    order = _Order(query)
-    at = (_s.tenant_id == tenant) & (_s.session_id == top.c.session_id)
-    counts = [c.label(f"w_{c.name}") for c in top.c if c.name not in ("session_id", "sort_key")]
-    return (
-        select(*page_columns(), *counts)
-        .join_from(top, sessions, at)
-        .order_by(*order.by(top.c.sort_key, top.c.session_id))
-    )
 
 
 def _capped_result(
@@ -637,12 +623,15 @@ def _name_holds(q: str) -> ColumnElement[bool]:
     return d.user_name_folded.like(func.lower(like_pattern(q)), escape="\\")
 
 
-def _sessions_of(tenant_id: str, names: list[str], now: datetime, cap: int) -> Any:
-    """How many active listed sessions have these user names, counting at most `cap + 1`."""
-    named = _s.user_name.collate("C") == any_(literal(names, ARRAY(String)))
+def _sessions_of(
+    query: ListQuery, tenant: TenantRef, names: ColumnElement[Any], now: Moment, cap: int
+) -> Any:
+    """How many active listed sessions matching the filter besides `q` have one of `names`
+    (an array), counting at most `cap + 1`: index-only on `ix_sessions_open_user_name`."""
+    of_names = (_s.tenant_id == tenant) & (_s.user_name.collate("C") == any_(names))
     some = (
         select(_s.session_id)
-        .where(_s.tenant_id == tenant_id, named, listed_condition(), active_condition(now))
+        .where(_directory_matches(query, now, of_names))
         .limit(cap + 1)
         .subquery()
     )
@@ -698,7 +687,8 @@ async def _by_directory(
         # the walk's turn: past the cap, the names alone leave the trigram step nothing to
         # answer, and the walk needs no window to tell (an index-only count, up to the cap)
         async with store.walk(conn):
-            if await conn.scalar(_sessions_of(tenant_id, names, now, cap)) > cap:
+            chosen = literal(names, ARRAY(String()))
+            if await conn.scalar(_sessions_of(query, tenant_id, chosen, now, cap)) > cap:
                 seen = cap + 1
     # no statement for what can match nothing: a term in no name that no handle can hold
     in_handle = may_be_in_handle(q)
@@ -795,6 +785,17 @@ def _merged_statement(
     of_name = _directory_matches(
         query, now, (_s.tenant_id == tenant) & (_s.user_name.collate("C") == name.c.name)
     )
+
+    def first_of_name(where: ColumnElement[bool], limit: Any) -> Any:
+        """A name's first `limit` sessions of `where` in the order (the lateral per name)."""
+        return (
+            select(_s.session_id, order.key.label("sort_key"))
+            .where(where)
+            .order_by(*order.by(order.key, _s.session_id))
+            .limit(limit)
+            .lateral()
+        )
+
     firsts = None
     if query.field == "last_activity_at":
         # a few of each name's first sessions (`m_firsts` each) give a mark: the page's rows
@@ -802,13 +803,7 @@ def _merged_statement(
         # many matches do), so each name is read only down to it, not `limit + 1` deep (54
         # names of 7,400 sessions: 2,754 entries read before, about 210 now). With fewer of
         # them than that, no mark: as deep as the page, as before
-        head = (
-            select(_s.session_id, order.key.label("sort_key"))
-            .where(of_name)
-            .order_by(*order.by(order.key, _s.session_id))
-            .limit(bindparam("m_firsts", type_=Integer()))
-            .lateral()
-        )
+        head = first_of_name(of_name, bindparam("m_firsts", type_=Integer()))
         firsts = (
             select(head.c.session_id, head.c.sort_key)
             .select_from(name)
@@ -832,13 +827,7 @@ def _merged_statement(
         )
         row = tuple_(order.key, binary_text(_s.session_id))
         of_name = and_(of_name, row >= bound if query.descending else row <= bound)
-    per_name = (
-        select(_s.session_id, order.key.label("sort_key"))
-        .where(of_name)
-        .order_by(*order.by(order.key, _s.session_id))
-        .limit(limit + 1)
-        .lateral()
-    )
+    per_name = first_of_name(of_name, limit + 1)
     arms = [
         select(per_name.c.session_id, per_name.c.sort_key, true().label("by_name"))
         .select_from(name)
@@ -864,18 +853,11 @@ def _merged_statement(
     if firsts is not None:  # the first sessions read past the mark are matches too
         read = func.greatest(read, select(func.count()).select_from(firsts).scalar_subquery())
     counts = [read.label("total")]
-    if counted_to is not None:
-        # every session of the names, index-only (`ix_sessions_open_user_name`), up to the cap
-        of_names = (_s.tenant_id == tenant) & (_s.user_name.collate("C") == any_(chosen))
-        some = (
-            select(_s.session_id)
-            .where(_directory_matches(query, now, of_names))
-            .limit(counted_to + 1)
-            .subquery()
-        )
+    if counted_to is not None:  # every session of the names, up to the cap
+        named = _sessions_of(query, tenant, chosen, now, counted_to)
         by_id_read = select(func.count()).select_from(merged).where(~merged.c.by_name)
         counts += [
-            select(func.count()).select_from(some).scalar_subquery().label("named"),
+            named.scalar_subquery().label("named"),
             by_id_read.scalar_subquery().label("by_id"),
         ]
     top = (
@@ -884,7 +866,7 @@ def _merged_statement(
         .limit(limit + 1)
         .subquery()
     )
-    return _columns_of(query, tenant, top)
+    return rows_of(top, tenant, query.descending)
 
 
 async def _one_pass(
