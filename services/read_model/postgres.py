@@ -9,6 +9,7 @@ search reads its matches through the trigram indexes in one pass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
@@ -301,6 +302,13 @@ async def _plan_as(conn: AsyncConnection, settings: dict[str, str]) -> None:
 
 
 async def _set_local(conn: AsyncConnection, **settings: str) -> None:
-    """`SET LOCAL` each of `settings` in one round trip (`set_config(..., is_local => true)`)."""
-    calls = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
-    await conn.execute(text(f"SELECT {calls}"), settings)
+    """`SET LOCAL` each of `settings` in one round trip (`set_config(..., is_local => true)`),
+    as driver SQL: the statement is the same every time, and SQLAlchemy's compiling and
+    binding of a `text()` cost more than its round trip."""
+    await conn.exec_driver_sql(_set_config(tuple(settings)), tuple(settings.values()))
+
+
+@functools.lru_cache(maxsize=8)
+def _set_config(names: tuple[str, ...]) -> str:
+    """The statement `_set_local` sends for these settings, their values its parameters."""
+    return "SELECT " + ", ".join(f"set_config('{n}', ${i}, true)" for i, n in enumerate(names, 1))

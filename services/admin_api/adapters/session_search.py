@@ -91,7 +91,6 @@ from read_model.session_query import (
     active_clause,
     binary_text,
     conditions_clause,
-    contains,
     filter_clause,
     handles_holding,
     like_pattern,
@@ -612,15 +611,26 @@ def _only_q(filter: SessionFilter) -> bool:
     return filter.model_dump(exclude_none=True).keys() == {"q"}
 
 
-def _name_holds(q: str) -> ColumnElement[bool]:
-    """Whether a directory name holds `q`, as `contains` says: through the trigram index for a
-    term it looks up cheaply (`trigram_selective`); otherwise (one or two characters: every
-    name of the tenant is read) `LIKE` on the name lowered once (revision 0701), which is what
-    `ILIKE` compares, without lowering each name again."""
+def _name_holds(selective: bool, pattern: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether a directory name holds the LIKE `pattern` (`like_pattern(q)`), as `contains`
+    says: through the trigram index for a term it looks up cheaply (`selective`:
+    `trigram_selective`); otherwise (one or two characters: every name of the tenant is read)
+    `LIKE` on the name lowered once (revision 0701), which is what `ILIKE` compares, without
+    lowering each name again."""
     d = listed_user_names.c
-    if trigram_selective(q):
-        return contains(d.user_name, q)
-    return d.user_name_folded.like(func.lower(like_pattern(q)), escape="\\")
+    if selective:
+        return d.user_name.ilike(pattern, escape="\\")
+    return d.user_name_folded.like(func.lower(pattern), escape="\\")
+
+
+@functools.lru_cache(maxsize=2)
+def _lookup_statement(selective: bool) -> Any:
+    """The directory's names holding `q` (at most `MERGED_NAMES + 1`), built once per way of
+    looking them up (`_name_holds`): the tenant and the pattern are bound at execution."""
+    d = listed_user_names.c
+    holds = _name_holds(selective, bindparam("l_pattern", type_=String()))
+    tenant = bindparam("l_tenant", type_=String())
+    return select(d.user_name).where(d.tenant_id == tenant, holds).limit(MERGED_NAMES + 1)
 
 
 def _sessions_of(
@@ -636,6 +646,28 @@ def _sessions_of(
         .subquery()
     )
     return select(func.count()).select_from(some)
+
+
+@functools.lru_cache(maxsize=256)
+def _counted_statement(rest: str, cap: int) -> Any:
+    """`_sessions_of` for a shape of query, built once: the tenant, the moment and the names
+    are bound at execution (`c_tenant`, `c_now`, `c_names`)."""
+    query = ListQuery(SessionFilter.model_validate_json(rest))
+    tenant = bindparam("c_tenant", type_=String())
+    now = bindparam("c_now", type_=DateTime(timezone=True))
+    return _sessions_of(query, tenant, bindparam("c_names", type_=ARRAY(String())), now, cap)
+
+
+@functools.lru_cache(maxsize=256)
+def _ids_statement(rest: str, cap: int) -> Any:
+    """The ids of the sessions whose id holds `q` (at most `cap + 1`) and that match the
+    filter's other conditions, built once per shape: the tenant, the moment and the pattern
+    are bound at execution (`i_tenant`, `i_now`, `i_pattern`)."""
+    query = ListQuery(SessionFilter.model_validate_json(rest))
+    tenant = bindparam("i_tenant", type_=String())
+    now = bindparam("i_now", type_=DateTime(timezone=True))
+    by_id = _by_session_id(tenant, bindparam("i_pattern", type_=String()))
+    return select(_s.session_id).where(_directory_matches(query, now, by_id)).limit(cap + 1)
 
 
 async def _by_directory(
@@ -666,18 +698,20 @@ async def _by_directory(
     names are looked up."""
     q = query.filter.q or ""
     cap = store.search_cap
-    d = listed_user_names.c
-    found = (
-        select(d.user_name).where(d.tenant_id == tenant_id, _name_holds(q)).limit(MERGED_NAMES + 1)
-    )
+    selective = trigram_selective(q)
+    rest = _rest(query.filter)
+    pattern = like_pattern(q)
     listed: SearchResult | None = None
     seen = 0
     ids: list[str] | None = None
     # a term the trigram index cannot look up reads the tenant's lowered names in order
     # (index-only), as a walk reads, and the walk or merge that follows shares its switches
-    step = store.search if trigram_selective(q) else store.walk
+    step = store.search if selective else store.walk
     async with step(conn):
-        names = sorted(str(n) for n in (await conn.execute(found)).scalars())
+        found = await conn.execute(
+            _lookup_statement(selective), {"l_tenant": tenant_id, "l_pattern": pattern}
+        )
+        names = sorted(str(n) for n in found.scalars())
     every = names if len(names) <= MERGED_NAMES else None  # the lookup read them all
     if crowded:
         return None, seen, every
@@ -686,9 +720,10 @@ async def _by_directory(
     if len(names) > DIRECTORY_NAMES and not merging and _only_q(query.filter):
         # the walk's turn: past the cap, the names alone leave the trigram step nothing to
         # answer, and the walk needs no window to tell (an index-only count, up to the cap)
+        counting = _counted_statement(rest, cap)
         async with store.walk(conn):
-            chosen = literal(names, ARRAY(String()))
-            if await conn.scalar(_sessions_of(query, tenant_id, chosen, now, cap)) > cap:
+            values = {"c_tenant": tenant_id, "c_now": now, "c_names": names}
+            if await conn.scalar(counting, values) > cap:
                 seen = cap + 1
     # no statement for what can match nothing: a term in no name that no handle can hold
     in_handle = may_be_in_handle(q)
@@ -698,12 +733,10 @@ async def _by_directory(
         # heap page each, against 51 index entries and an index-only count)
         rows: list[dict[str, Any]] = []
         if names or in_handle:
-            statement = _named_statement(
-                query.sort, query.limit, cap, in_handle, _rest(query.filter)
-            )
+            statement = _named_statement(query.sort, query.limit, cap, in_handle, rest)
             values = {"d_tenant": tenant_id, "d_now": now, "d_names": names}
             if in_handle:
-                values["d_pattern"] = like_pattern(q)
+                values["d_pattern"] = pattern
             async with store.search(conn):
                 rows = row_dicts(await conn.execute(statement, values))
         listed, seen = _capped_result(query, rows, cap)
@@ -711,10 +744,10 @@ async def _by_directory(
         # the merge's turn: the session id arm, read whole
         ids = []
         if in_handle:
-            by_id = _by_session_id(tenant_id, literal(like_pattern(q), String()))
-            capped = select(_s.session_id).where(_directory_matches(query, now, by_id))
+            capped = _ids_statement(rest, cap)
+            values = {"i_tenant": tenant_id, "i_now": now, "i_pattern": pattern}
             async with store.search(conn):
-                ids = [str(i) for i in (await conn.execute(capped.limit(cap + 1))).scalars()]
+                ids = [str(i) for i in (await conn.execute(capped, values)).scalars()]
     if listed is not None:
         return listed, seen, every
     if ids is None or len(ids) > cap:
