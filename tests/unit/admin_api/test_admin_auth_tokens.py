@@ -345,3 +345,67 @@ async def test_dev_token_ttl_as_seconds_or_timedelta() -> None:
             audience="session-control",
         )
         assert claims["exp"] - claims["nbf"] == 120
+
+
+class _Clock:
+    """`time.time` as `admin_api.auth` reads it, moved by the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = time.time()
+        monkeypatch.setattr("admin_api.auth.time.time", lambda: self.now)
+
+
+def _decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signature and claims were checked (PyJWT's `decode`)."""
+    checked: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr("admin_api.auth.jwt.decode", counting)
+    return checked
+
+
+async def test_a_verified_token_is_taken_again_for_thirty_seconds_never_past_its_exp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = settings(jwt_leeway_seconds=0)
+    verifier = TokenVerifier(config)
+    clock = _Clock(monkeypatch)
+    checked = _decodes(monkeypatch)
+    token = jwt.encode(claims(exp=int(clock.now) + 45), DEV_JWT_SECRET, algorithm="HS256")
+    assert (await verifier.verify(token)).tenant_id == "acme"
+    clock.now += 29
+    assert (await verifier.verify(token)).tenant_id == "acme"
+    assert len(checked) == 1  # taken again, not checked again
+    clock.now += 2  # past thirty seconds: checked again
+    await verifier.verify(token)
+    assert len(checked) == 2
+    clock.now += 15  # past its exp, within thirty seconds of the second check: checked again
+    await verifier.verify(token)  # (PyJWT's own clock, not moved, still finds it unexpired)
+    assert len(checked) == 3
+
+
+async def test_no_other_string_is_answered_from_the_verified_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kept token answers for itself only: a byte changed anywhere, another tenant's claims
+    with its signature, or the token with something appended, is checked and refused."""
+    verifier = TokenVerifier(settings())
+    token = jwt.encode(claims(), DEV_JWT_SECRET, algorithm="HS256")
+    await verifier.verify(token)
+    header, payload, signature = token.split(".")
+    other = jwt.encode(claims(tenant="other"), "x" * 40, algorithm="HS256").split(".")[1]
+    forged = [
+        f"{header}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}"
+        + signature[-1],
+        f"{header}.{other}.{signature}",
+        token + "A",
+        token.lower(),
+    ]
+    for bad in forged:
+        with pytest.raises(InvalidToken):
+            await verifier.verify(bad)
+    assert (await verifier.verify(token)).tenant_id == "acme"
