@@ -11,21 +11,25 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, event, text
+from sqlalchemy import ColumnElement, Executable, Result, Table, any_, bindparam, event, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import await_
 
 from read_model import listing_indexes, pg_bulk
 from read_model.active import Moment, TenantRef
 from read_model.session_counts import kept_counted, rows_counted, types_only
 from read_model.store import (
+    BUILT_STATEMENTS,
     HistoryRow,
     Key,
     OutboxRow,
@@ -114,6 +118,28 @@ class PostgresStore(Store):
         if listing:
             _plan_each_query(engine)
         super().__init__(url, engine)
+        self._driver_sql: dict[int, tuple[Executable, DriverSQL | None]] = {}
+
+    async def run(
+        self, conn: AsyncConnection, statement: Executable, values: Mapping[str, Any]
+    ) -> Result[Any]:
+        """`statement` as the driver's SQL, compiled once (`DriverSQL`): SQLAlchemy keys,
+        compiles (from its cache) and binds a statement on every execution, 0.3 ms and more
+        for a search's larger ones, although a statement built once is the same every time.
+        Through `exec_driver_sql` the connection's events, error translation and
+        invalidation are SQLAlchemy's as before. A statement the driver's SQL cannot carry
+        as it is (`DriverSQL.of`) is executed as usual."""
+        kept = self._driver_sql.get(id(statement))
+        if kept is None or kept[0] is not statement:
+            if len(self._driver_sql) >= 2 * BUILT_STATEMENTS:
+                self._driver_sql.clear()
+            # the statement is kept with its SQL: its id is never another's while kept
+            kept = (statement, DriverSQL.of(statement, self.engine.dialect))
+            self._driver_sql[id(statement)] = kept
+        driver = kept[1]
+        if driver is None:
+            return await conn.execute(statement, values)
+        return await conn.exec_driver_sql(driver.sql, driver.arguments(values))
 
     async def replace_with(self, rebuilt: Store, stamp: str) -> str:
         """Rename the databases: this one to a backup, the rebuilt one to this one's name."""
@@ -236,6 +262,52 @@ class PostgresStore(Store):
                 for statement in listing_indexes.create_statements():
                     await conn.exec_driver_sql(statement)
                 await conn.exec_driver_sql("ANALYZE sessions")
+
+
+@dataclass(frozen=True)
+class DriverSQL:
+    """A statement compiled once to the driver's SQL (asyncpg: `$1`, `$2`, ... in order):
+    its parameters' names in that order, the values compiled into it (literals, limits), and
+    the conversions SQLAlchemy applies to a value before the driver sees it (arrays)."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: Mapping[str, Any]
+    processors: Mapping[str, Callable[[Any], Any]]
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> DriverSQL | None:
+        """`statement` compiled for `dialect`, or None where its SQL depends on the values
+        (expanding `IN`, values rendered at execution) or its rows need converting (a
+        result processor): those go through SQLAlchemy as usual."""
+        assert isinstance(statement, ClauseElement)
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        processors = compiled._bind_processors
+        if (
+            compiled.positiontup is None
+            or not all(callable(p) for p in processors.values())  # tuples of processors
+            or compiled.literal_execute_params
+            or compiled.post_compile_params
+            or any(c[3].result_processor(dialect, None) for c in compiled._result_columns)
+        ):
+            return None
+        return cls(
+            compiled.string,
+            tuple(compiled.positiontup),
+            compiled.construct_params(_check=False),
+            {name: p for name, p in processors.items() if callable(p)},
+        )
+
+    def arguments(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The driver's positional arguments for `values` (the rest as compiled)."""
+        fixed, processors = self.fixed, self.processors
+        arguments = []
+        for name in self.names:
+            value = values[name] if name in values else fixed[name]
+            processor = processors.get(name)
+            arguments.append(value if processor is None or value is None else processor(value))
+        return tuple(arguments)
 
 
 def _ping_on_checkout(engine: AsyncEngine, alive_bypass: float) -> None:

@@ -17,12 +17,20 @@ from __future__ import annotations
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Hashable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
-from sqlalchemy import ColumnElement, DateTime, Result, Select, Table, select
+from sqlalchemy import ColumnElement, DateTime, Executable, Result, Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -128,6 +136,14 @@ class Store(ABC):
             self._built[key] = build()
         built: Built = self._built[key]
         return built
+
+    async def run(
+        self, conn: AsyncConnection, statement: Executable, values: Mapping[str, Any]
+    ) -> Result[Any]:
+        """`statement`, one of the statements built once (`built_once`, or a builder's own
+        cache), executed with `values` for its bound parameters. On PostgreSQL it is compiled
+        once to the driver's SQL (`PostgresStore.run`)."""
+        return await conn.execute(statement, values)
 
     async def dispose(self) -> None:
         """Close the engine's connections."""

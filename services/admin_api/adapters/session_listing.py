@@ -211,7 +211,7 @@ async def fetch_first_page(
         return _page_of_shape(*shape).add_columns(total.label(_TOTAL))
 
     statement = store.built_once(("first page", *shape), build)
-    rows = row_dicts(await conn.execute(statement, _values(query, tenant_id, now)))
+    rows = row_dicts(await store.run(conn, statement, _values(query, tenant_id, now)))
     matches = int(rows[0][_TOTAL]) if rows else 0
     for row in rows:
         del row[_TOTAL]

@@ -323,7 +323,7 @@ async def _walk(
     if resumed is not None:
         values.update(w_after=resumed.last[0], w_after_id=resumed.last[1])
     async with store.walk(conn):
-        rows = row_dicts(await conn.execute(statement, values))
+        rows = row_dicts(await store.run(conn, statement, values))
     # the page's columns and `policy_outdated`, without the walk's own
     listed = [{k: v for k, v in r.items() if k not in WALKED} for r in rows if r["w_m"]]
     # the window and the walk on are two statements of one snapshot (`Store.one_read`); were
@@ -708,8 +708,8 @@ async def _by_directory(
     # (index-only), as a walk reads, and the walk or merge that follows shares its switches
     step = store.search if selective else store.walk
     async with step(conn):
-        found = await conn.execute(
-            _lookup_statement(selective), {"l_tenant": tenant_id, "l_pattern": pattern}
+        found = await store.run(
+            conn, _lookup_statement(selective), {"l_tenant": tenant_id, "l_pattern": pattern}
         )
         names = sorted(str(n) for n in found.scalars())
     every = names if len(names) <= MERGED_NAMES else None  # the lookup read them all
@@ -723,7 +723,7 @@ async def _by_directory(
         counting = _counted_statement(rest, cap)
         async with store.walk(conn):
             values = {"c_tenant": tenant_id, "c_now": now, "c_names": names}
-            if await conn.scalar(counting, values) > cap:
+            if (await store.run(conn, counting, values)).scalar_one() > cap:
                 seen = cap + 1
     # no statement for what can match nothing: a term in no name that no handle can hold
     in_handle = may_be_in_handle(q)
@@ -738,7 +738,7 @@ async def _by_directory(
             if in_handle:
                 values["d_pattern"] = pattern
             async with store.search(conn):
-                rows = row_dicts(await conn.execute(statement, values))
+                rows = row_dicts(await store.run(conn, statement, values))
         listed, seen = _capped_result(query, rows, cap)
     if listed is None and merging:
         # the merge's turn: the session id arm, read whole
@@ -747,7 +747,7 @@ async def _by_directory(
             capped = _ids_statement(rest, cap)
             values = {"i_tenant": tenant_id, "i_now": now, "i_pattern": pattern}
             async with store.search(conn):
-                ids = [str(i) for i in (await conn.execute(capped, values)).scalars()]
+                ids = [str(i) for i in (await store.run(conn, capped, values)).scalars()]
     if listed is not None:
         return listed, seen, every
     if ids is None or len(ids) > cap:
@@ -783,7 +783,7 @@ async def _merged(
         "m_firsts": _firsts(query.limit, len(names)),
     }
     async with store.walk(conn):
-        rows = row_dicts(await conn.execute(statement, values))
+        rows = row_dicts(await store.run(conn, statement, values))
     page = as_page(query, _unwalked(rows))
     total = int(rows[0]["w_total"]) if rows else 0
     if len(rows) <= query.limit:  # no name had more sessions than the page: all were read
