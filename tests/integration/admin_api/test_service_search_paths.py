@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -103,48 +104,42 @@ async def seeded(store: Store) -> Store:
     return store
 
 
+@dataclass(frozen=True)
+class Call:
+    """One call of a step of `session_search`, as `_recorded` saw it."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    result: Any
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Call]:
+    """Every call of `session_search`'s coroutine `name` from now on (the step still runs)."""
+    calls: list[Call] = []
+    step = getattr(session_search, name)
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        result = await step(*args, **kwargs)
+        calls.append(Call(args, kwargs, result))
+        return result
+
+    monkeypatch.setattr(session_search, name, recording)
+    return calls
+
+
 @pytest.mark.parametrize(("walk", "cap"), [(None, 5000), (4, 6), (30, 3), (2000, 5000)])
 async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
     seeded: Store, walk: int | None, cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = seeded
-    taken: dict[str, int] = {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
-    trigram, walk_step = session_search._trigram, session_search._walk
-
-    async def counted(*args: Any) -> Any:
-        found, seen = await trigram(*args)
-        taken["trigram answered"] += found is not None
-        return found, seen
-
-    async def walked(*args: Any, **kwargs: Any) -> Any:
-        resumed = args[6] if len(args) > 6 else None
-        taken["resumed with matches"] += resumed is not None and bool(resumed.rows)
-        return await walk_step(*args, **kwargs)
-
-    directory, merge = session_search._by_directory, session_search._merged
-    named = merged = 0
-
-    async def by_directory(*args: Any, **kwargs: Any) -> Any:
-        nonlocal named
-        found, seen, names = await directory(*args, **kwargs)
-        named += found is not None
-        return found, seen, names
-
-    async def merging(*args: Any, **kwargs: Any) -> Any:
-        nonlocal merged
-        found = await merge(*args, **kwargs)
-        merged += found is not None
-        return found
-
+    lower_bounds = 0
+    trigram_steps, walks = _recorded(monkeypatch, "_trigram"), _recorded(monkeypatch, "_walk")
+    lookups, merges = _recorded(monkeypatch, "_by_directory"), _recorded(monkeypatch, "_merged")
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         sent.append(statement)
 
-    monkeypatch.setattr(session_search, "_trigram", counted)
-    monkeypatch.setattr(session_search, "_walk", walked)
-    monkeypatch.setattr(session_search, "_by_directory", by_directory)
-    monkeypatch.setattr(session_search, "_merged", merging)
     event.listen(store.engine.sync_engine, "before_cursor_execute", record)
     rng = random.Random(walk)
     with bounded(store, walk, cap):
@@ -166,7 +161,7 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
                 if found.exact:
                     assert found.total == len(expected), case
                 else:
-                    taken["lower bounds"] += 1
+                    lower_bounds += 1
                     assert limit < found.total <= len(expected), case
     event.remove(store.engine.sync_engine, "before_cursor_execute", record)
     # no round trip for a statement that can match nothing (the session id arm of a term no
@@ -174,9 +169,19 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
     assert sent and not [s for s in sent if re.search(r"WHERE false", s)]
     # PostgreSQL's bounded path answers rare terms from the directory of user names, and
     # merges the names' first sessions when they are more than its cap (tiny here)
+    named = sum(c.result[0] is not None for c in lookups)
     assert named > 0 if store.user_name_directory and walk else named == 0
     # and merges the first sessions of names in an order kept per name
+    merged = sum(c.result is not None for c in merges)
     assert merged > 0 if store.user_name_directory and walk else merged == 0
+    taken = {
+        "trigram answered": sum(c.result[0] is not None for c in trigram_steps),
+        "lower bounds": lower_bounds,
+        # a walk on (its seventh argument, the window walked) from a window holding matches
+        "resumed with matches": sum(
+            len(c.args) > 6 and c.args[6] is not None and bool(c.args[6].rows) for c in walks
+        ),
+    }
     if walk is None:  # one pass: always exact
         assert taken == {"trigram answered": 0, "lower bounds": 0, "resumed with matches": 0}
     elif walk <= 30:  # tiny limits: the bounded path took each of its steps, and walked on
@@ -395,14 +400,7 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
                 pieces[piece] = pieces.get(piece, 0) + 1
     piece = max(pieces, key=lambda p: pieces[p])
     assert pieces[piece] >= 2  # more than the cap of 1
-    calls: list[list[str] | None] = []
-    walk_step = session_search._walk
-
-    async def walked(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("names"))
-        return await walk_step(*args, **kwargs)
-
-    monkeypatch.setattr(session_search, "_walk", walked)
+    walks = _recorded(monkeypatch, "_walk")
     query = ListQuery(SessionFilter(q=piece.upper()), "-last_activity_at", 1)
     expected = await _reference(store, query)
     with bounded(store, 2, 1):
@@ -410,6 +408,7 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
             found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
     assert [str(r["session_id"]) for r in found.page.rows] == expected[:1]
     assert found.total == len(expected) if found.exact else 1 < found.total <= len(expected)
+    calls = [c.kwargs.get("names") for c in walks]
     if store.user_name_directory:
         assert calls and all(names == [] for names in calls), calls
     else:  # no directory: nothing says no name holds it
@@ -427,19 +426,12 @@ async def test_a_walk_compares_the_names_the_directory_gave(
     store = seeded
     monkeypatch.setattr(session_search, "DIRECTORY_NAMES", 1)
     monkeypatch.setattr(session_search, "MERGED_NAMES", merged_names)
-    calls: list[list[str] | None] = []
-    walk_step = session_search._walk
-
-    async def walked(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("names"))
-        return await walk_step(*args, **kwargs)
-
+    walked = _recorded(monkeypatch, "_walk")
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         sent.append(statement)
 
-    monkeypatch.setattr(session_search, "_walk", walked)
     event.listen(store.engine.sync_engine, "before_cursor_execute", record)
     for sort in SORTS:
         for limit in (1, 4, 200):
@@ -453,6 +445,7 @@ async def test_a_walk_compares_the_names_the_directory_gave(
             assert [str(r["session_id"]) for r in found.page.rows] == expected[:limit], sort
             assert found.total == len(expected) if found.exact else limit < found.total
     event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    calls = [c.kwargs.get("names") for c in walked]
     assert calls, "walked"
     walks = [s for s in sent if "LIMIT" in s and "w_m" in s]
     if store.user_name_directory and merged_names == 100:
@@ -608,15 +601,7 @@ async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
         session_row(user_name="Dave"),  # neither
     ]
     await insert(store.engine, rows)
-    merged = 0
-    merge = session_search._merged
-
-    async def merging(*args: Any, **kwargs: Any) -> Any:
-        nonlocal merged
-        merged += 1
-        return await merge(*args, **kwargs)
-
-    monkeypatch.setattr(session_search, "_merged", merging)
+    merges = _recorded(monkeypatch, "_merged")
     for sort in ("-last_activity_at", "user_name"):
         for limit in (3, 20):
             query = ListQuery(SessionFilter(q=piece.lower()), sort, limit)
@@ -630,7 +615,7 @@ async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
             assert len(expected) == 10 and got == expected[:limit], (sort, limit)
             # every match read once: exact when the names had no more than the page
             assert (found.total, found.exact) == (10, True) if limit == 20 else found.total > 3
-    assert merged == 4 if store.user_name_directory else merged == 0
+    assert len(merges) == 4 if store.user_name_directory else merges == []
 
 
 def _windows_walked(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
@@ -679,18 +664,10 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
     other = session_row(session_id=next(ids), user_name="Other")
     await insert(store.engine, [*crowded, *sparse, other])
     windows = _windows_walked(monkeypatch)
-    trigram = session_search._trigram
-    trigram_steps = 0
-
-    async def counted(*args: Any) -> Any:
-        nonlocal trigram_steps
-        trigram_steps += 1
-        return await trigram(*args)
-
-    monkeypatch.setattr(session_search, "_trigram", counted)
+    trigram_steps = _recorded(monkeypatch, "_trigram")
     for term, matches in [("xqv", 6), ("KJW", 3)]:
         windows.clear()
-        trigram_steps = 0
+        trigram_steps.clear()
         query = ListQuery(SessionFilter(q=term), "-last_activity_at", 2)
         expected = await _reference(store, query)
         with bounded(store, 4, 3):
@@ -701,7 +678,7 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
         assert found.total == matches if found.exact else 2 < found.total <= matches, term
         if store.user_name_directory and matches > 3:
             # the count said at least cap + 1: the total says so too
-            assert (windows, trigram_steps, found.total, found.exact) == ([None], 0, 4, False)
+            assert (windows, len(trigram_steps), found.total, found.exact) == ([None], 0, 4, False)
         else:  # a window first: the trigram step may answer (the matches are at the cap)
             assert windows[:1] == [4], term
 
@@ -792,14 +769,7 @@ async def test_few_names_are_merged_and_counted_not_read_whole(
     rows = [session_row(user_name="Ann Lee" if i % 4 else "Ann Leeds") for i in range(40)]
     rows += [session_row(user_name="Bob Stone") for _ in range(5)]
     await insert(store.engine, rows)
-    merges: list[bool] = []
-    merge = session_search._merged
-
-    async def merging(*args: Any, **kwargs: Any) -> Any:
-        merges.append(kwargs.get("counted", False))
-        return await merge(*args, **kwargs)
-
-    monkeypatch.setattr(session_search, "_merged", merging)
+    merged = _recorded(monkeypatch, "_merged")
     for sort in ("-last_activity_at", "user_name", "ip_address"):
         for cap, limit in ((100, 5), (100, 50), (20, 5)):
             query = ListQuery(SessionFilter(q="ann lee"), sort, limit)
@@ -820,6 +790,7 @@ async def test_few_names_are_merged_and_counted_not_read_whole(
                 assert (found.total, found.exact) == (40, True), case
             else:  # 40 sessions past a cap of 20: at least 21
                 assert not found.exact and 20 < found.total <= 40, case
+    merges = [c.kwargs.get("counted", False) for c in merged]
     if store.user_name_directory:  # merged where the order is kept per name, counted
         assert merges == [True] * 6, merges
     else:
