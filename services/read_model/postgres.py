@@ -118,27 +118,34 @@ class PostgresStore(Store):
         if listing:
             _plan_each_query(engine)
         super().__init__(url, engine)
-        self._driver_sql: dict[int, tuple[Executable, DriverSQL | None]] = {}
+        self._driver_sql: dict[int, tuple[Executable, DriverSQL | object | None]] = {}
 
     async def run(
         self, conn: AsyncConnection, statement: Executable, values: Mapping[str, Any]
     ) -> Result[Any]:
-        """`statement` as the driver's SQL, compiled once (`DriverSQL`): SQLAlchemy keys,
-        compiles (from its cache) and binds a statement on every execution, 0.3 ms and more
-        for a search's larger ones, although a statement built once is the same every time.
-        Through `exec_driver_sql` the connection's events, error translation and
-        invalidation are SQLAlchemy's as before. A statement the driver's SQL cannot carry
-        as it is (`DriverSQL.of`) is executed as usual."""
+        """`statement` as the driver's SQL, compiled once (`DriverSQL`) on its second
+        execution: SQLAlchemy keys, compiles (from its cache) and binds a statement on every
+        execution, 0.3 ms and more for a search's larger ones, although a statement built once
+        is the same every time. Its first execution goes through SQLAlchemy, whose cache
+        serves a new statement of a known shape (a filter's values in it: a list filtered by
+        each of 256 networks builds 256 statements) for less than compiling it here would
+        cost. Through `exec_driver_sql` the connection's events, error translation and
+        invalidation are SQLAlchemy's as before. A statement the driver's SQL cannot carry as
+        it is (`DriverSQL.of`) is executed as usual."""
         kept = self._driver_sql.get(id(statement))
         if kept is None or kept[0] is not statement:
             if len(self._driver_sql) >= 2 * BUILT_STATEMENTS:
                 self._driver_sql.clear()
             # the statement is kept with its SQL: its id is never another's while kept
-            kept = (statement, DriverSQL.of(statement, self.engine.dialect))
-            self._driver_sql[id(statement)] = kept
+            self._driver_sql[id(statement)] = (statement, _SEEN_ONCE)
+            return await conn.execute(statement, values)
         driver = kept[1]
+        if driver is _SEEN_ONCE:
+            driver = DriverSQL.of(statement, self.engine.dialect)
+            self._driver_sql[id(statement)] = (statement, driver)
         if driver is None:
             return await conn.execute(statement, values)
+        assert isinstance(driver, DriverSQL)
         return await conn.exec_driver_sql(driver.sql, driver.arguments(values))
 
     async def replace_with(self, rebuilt: Store, stamp: str) -> str:
@@ -262,6 +269,10 @@ class PostgresStore(Store):
                 for statement in listing_indexes.create_statements():
                     await conn.exec_driver_sql(statement)
                 await conn.exec_driver_sql("ANALYZE sessions")
+
+
+_SEEN_ONCE = object()
+"""`PostgresStore.run`: a statement executed once, not compiled to driver SQL yet."""
 
 
 @dataclass(frozen=True)
