@@ -300,6 +300,7 @@ class DriverSQL:
             or not all(callable(p) for p in processors.values())  # tuples of processors
             or compiled.literal_execute_params
             or compiled.post_compile_params
+            or compiled.escaped_bind_names  # names the SQL spells otherwise than the values
             or any(c[3].result_processor(dialect, None) for c in compiled._result_columns)
         ):
             return None
