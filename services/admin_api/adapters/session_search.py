@@ -522,17 +522,27 @@ def _capped_statement(
 
 
 @functools.lru_cache(maxsize=256)
-def _named_statement(sort: Sort, limit: int, cap: int, in_handle: bool, rest: str) -> Any:
-    """The directory's capped read (`_by_directory`: the sessions of the names holding `q`
-    and, when `q` may be in a handle, those whose id holds it) for a shape of query, built
-    once: the tenant, the moment, the names and the id pattern are bound at execution."""
+def _named_statement(
+    sort: Sort, limit: int, cap: int, in_handle: bool, rest: str, named: bool = True
+) -> Any:
+    """The directory's capped read (`_by_directory`: the sessions of the names holding `q`,
+    if any, and, when `q` may be in a handle, those whose id holds it) for a shape of query,
+    built once: the tenant, the moment, the names and the id pattern are bound at execution.
+
+    Without names (`named` false: three characters of a session id, say) the names' arm is
+    left out rather than bound empty: an empty arm still made the table's filter test the
+    session id a second time on every candidate the trigram index gave (1,275 for a piece of
+    three at a million sessions: 7.5 → 6.3 ms)."""
     query = ListQuery(SessionFilter.model_validate_json(rest), sort, limit)
     tenant = bindparam("d_tenant", type_=String())
     now = bindparam("d_now", type_=DateTime(timezone=True))
-    names = bindparam("d_names", type_=ARRAY(String()))
-    arm = and_(_s.tenant_id == tenant, _s.user_name.collate("C") == any_(names))
+    arms = []
+    if named:
+        names = bindparam("d_names", type_=ARRAY(String()))
+        arms.append(and_(_s.tenant_id == tenant, _s.user_name.collate("C") == any_(names)))
     if in_handle:
-        arm = or_(arm, _by_session_id(tenant, bindparam("d_pattern", type_=String())))
+        arms.append(_by_session_id(tenant, bindparam("d_pattern", type_=String())))
+    arm = or_(*arms) if len(arms) > 1 else arms[0]
     return _capped_statement(query, tenant, _directory_matches(query, now, arm), cap)
 
 
@@ -733,12 +743,15 @@ async def _by_directory(
         # heap page each, against 51 index entries and an index-only count)
         rows: list[dict[str, Any]] = []
         if names or in_handle:
-            statement = _named_statement(query.sort, query.limit, cap, in_handle, rest)
-            values = {"d_tenant": tenant_id, "d_now": now, "d_names": names}
+            named = bool(names)
+            statement = _named_statement(query.sort, query.limit, cap, in_handle, rest, named)
+            read: dict[str, Any] = {"d_tenant": tenant_id, "d_now": now}
+            if named:
+                read["d_names"] = names
             if in_handle:
-                values["d_pattern"] = pattern
+                read["d_pattern"] = pattern
             async with store.search(conn):
-                rows = row_dicts(await store.run(conn, statement, values))
+                rows = row_dicts(await store.run(conn, statement, read))
         listed, seen = _capped_result(query, rows, cap)
     if listed is None and merging:
         # the merge's turn: the session id arm, read whole

@@ -837,3 +837,31 @@ async def test_a_merge_reads_each_name_up_to_the_mark_of_their_first_sessions(
         assert found.total == 159 if found.exact else limit < found.total <= 159, limit
     if store.user_name_directory:  # every merge placed a mark (fewer firsts than the page)
         assert len(marks) == 6 and min(marks) < 30, marks
+
+
+@pytest.mark.parametrize("sort", ["-last_activity_at", "ip_address"])
+async def test_a_piece_of_a_session_id_in_no_name_is_read_without_a_names_arm(
+    seeded: Store, sort: Sort
+) -> None:
+    # six characters of a handle that no user name holds: the directory finds no name, and
+    # its capped read is the session id arm alone (an empty names' arm, bound, made the
+    # table's filter test the id a second time on every candidate)
+    store = seeded
+    piece = session_handle(TENANT, "c-7")[10:16]
+    assert not [n for n in NAMES if piece.lower() in n.lower()]
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    query = ListQuery(SessionFilter(q=piece.swapcase()), sort, 3)
+    expected = await _reference(store, query)
+    async with store.engine.connect() as conn:
+        found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+    event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    assert expected and [str(r["session_id"]) for r in found.page.rows] == expected[:3]
+    assert (found.total, found.exact) == (len(expected), True)
+    if store.user_name_directory:
+        capped = [s for s in sent if "OVER ()" in s]
+        assert capped and not [s for s in capped if "user_name" in s.split("FROM sessions")[1]]
