@@ -118,8 +118,6 @@ MERGED_HANDLE_FRAGMENT = 4
 """The shortest text that may be part of a session id whose matching ids a merge reads whole:
 a handle (43 characters) holds a given three in about one case of 800 (hundreds of ids per
 tenant, every one read and sorted), four in one of 26,000."""
-WALKED = ("w_key", "w_tie", "w_m", "w_n")
-"""What a walk's rows carry besides the page's columns: sort key, tie, match, row number."""
 _s = sessions.c
 
 
@@ -324,8 +322,9 @@ async def _walk(
         values.update(w_after=resumed.last[0], w_after_id=resumed.last[1])
     async with store.walk(conn):
         rows = row_dicts(await store.run(conn, statement, values))
-    # the page's columns and `policy_outdated`, without the walk's own
-    listed = [{k: v for k, v in r.items() if k not in WALKED} for r in rows if r["w_m"]]
+    # the page's columns and `policy_outdated`, without the walk's own (`w_key`, `w_tie`,
+    # `w_m`, `w_n`: sort key, tie, whether it matched, row number)
+    listed = _unwalked([r for r in rows if r["w_m"]])
     # the window and the walk on are two statements of one snapshot (`Store.one_read`); were
     # they not, a row the registry moved past the mark in between (an ascending sort) would be
     # met twice: it is listed once, where first met
