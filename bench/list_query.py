@@ -170,18 +170,26 @@ async def prepare(base: str, sessions: int, fresh: bool, name: str | None = None
                 active = await conn.fetchval(
                     "SELECT count(*) FROM sessions WHERE state = 'open' AND expires_at > now()"
                 )
-                # a load cut short before its indexes were built is loaded again
-                indexes = set(
-                    await conn.fetchval(
-                        "SELECT array_agg(relname::text) FROM pg_class WHERE relkind = 'i'"
-                    )
-                )
             finally:
                 await conn.close()
-            if active == sessions and indexes >= set(listing_indexes.NAMES):
-                print(f"reusing {name}: {active} active sessions")
-                await upgrade_schema(url)  # one made before contract v2 gets its handles
-                return url
+            if active == sessions:
+                # migrated first: one made before contract v2 gets its handles, one made
+                # before an index that a revision adds gets it (a rebuild of one index, not
+                # a reload)
+                await upgrade_schema(url)
+                conn = await asyncpg.connect(asyncpg_dsn(url))
+                try:
+                    # a load cut short before its indexes were built is loaded again
+                    indexes = set(
+                        await conn.fetchval(
+                            "SELECT array_agg(relname::text) FROM pg_class WHERE relkind = 'i'"
+                        )
+                    )
+                finally:
+                    await conn.close()
+                if indexes >= set(listing_indexes.NAMES):
+                    print(f"reusing {name}: {active} active sessions")
+                    return url
     finally:
         await admin.close()
     await drop_database(base, name)

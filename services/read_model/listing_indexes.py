@@ -22,25 +22,45 @@ SORT_KEYS = {
     "ip": "ip_packed",
     "device": "(coalesce(device, '')) COLLATE \"C\"",
 }
-TRIGRAM_COLUMNS = ("user_name", "session_id", "device")
-# pg_trgm splits text into words at every character that is not a letter or a digit, so in a
-# session id (base64url) `-` and `_` end words, and a term such as `u-h` or `Q-_-q` has no
-# trigram of its own. The session id index holds the id with them written as two letters no
-# handle holds (`read_model.session_query.session_id_ilike`, since revision 0601).
-HANDLE_SEPARATORS, SEPARATOR_LETTERS = "-_", "жш"
-SESSION_ID_TEXT = f"translate(session_id, '{HANDLE_SEPARATORS}', '{SEPARATOR_LETTERS}')"
-TRIGRAM_EXPRESSIONS = {"user_name": "user_name", "session_id": SESSION_ID_TEXT, "device": "device"}
-# The planner keeps no statistics of an expression that only a partial index holds, and
-# without them guesses that a 3-character pattern matches 4% of the rows: at ten million
-# sessions it read the table instead of the index (seconds). These give it the expression's
-# histogram, as the column has one (`ANALYZE` fills them).
-SESSION_ID_TEXT_STATISTICS = (
-    f"CREATE STATISTICS IF NOT EXISTS st_sessions_session_id_text ON ({SESSION_ID_TEXT}) "
-    "FROM sessions"
-)
+TRIGRAM_COLUMNS = ("user_name", "device")
 # Exactly the literal conditions of `read_model.active.listed_condition` and its neighbours, so
 # the planner can prove every list query implies it; other session types never enter the indexes.
 LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
+# The session id's own index (revision 0801): every three characters of an id, lowered, each
+# hashed with the tenant's id in front (`hashtext('<tenant>/<piece>')`), so that a key's
+# posting list holds the ids of one tenant only. A term of three characters or more is looked
+# up by its own keys (`read_model.session_query.session_id_holds`): `@>` gives the tenant's
+# ids holding every piece of it, and the `ILIKE` that follows (on the heap page) those that
+# hold the term, and no other tenant's (a key that two pieces hash to only adds candidates).
+# The trigram index of the ids before revision 0801 gave every tenant's ids holding the
+# piece, each tested on its heap page: at a million sessions 1,275 candidates for the
+# tenant's 487; with the tenant as a second column of it, the tenant's whole posting list.
+#
+# Integers, not the `<tenant>/<piece>` text: the keys of every tenant are as many as the
+# tenants times the pieces, and a GIN compares and stores them on every insert. Text keys
+# cost 37-44% more than the trigram index to insert (5 and 50 tenants, 100,000 rows into
+# 500,000) and grow with the tenant id; integers 7-20% more, 4 bytes each. `lower` is the
+# database's, as `ILIKE`'s, and a term's keys are computed in SQL by the same function,
+# never in Python, so both sides lower alike; it is `IMMUTABLE`, so the planner computes a
+# term's keys once from its bound value (a constant array). Changing the function changes
+# the keys: it needs a revision that rebuilds the index.
+#
+# No statistics of the expression: the keys are all about equally rare (a tenant's piece is
+# in one of its ids of 800 to 6,500), so `ANALYZE` keeps no most common elements of them
+# (tried, at a million sessions), and the planner takes any term's keys for 0.5% of the
+# rows: few enough that it reads them through the index at every size.
+SESSION_ID_KEYS = "session_id_keys"
+KEYS_FUNCTION = f"""CREATE OR REPLACE FUNCTION {SESSION_ID_KEYS}(tenant text, id text)
+RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY(
+    SELECT hashtext(tenant || '/' || substr(lowered, at, 3))
+    FROM lower(id) AS lowered, generate_series(1, length(lowered) - 2) AS at
+)"""
+KEYS_EXPRESSION = f"{SESSION_ID_KEYS}(tenant_id, session_id)"
+KEYS_INDEX = (
+    f"CREATE INDEX ix_sessions_session_id_keys ON sessions "
+    f"USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
+)
 # What a search's bounded walk reads besides the key (`admin_api.adapters.session_search`):
 # whether the session is still active (expires_at > now) and what `q` compares (user name,
 # session type; the session id is a key column of every index). With them in the index the
@@ -76,6 +96,7 @@ USER_NAMES_FOLDED_INDEX = (
 NAMES: tuple[str, ...] = (
     *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),
     *(f"ix_sessions_trgm_{column}" for column in TRIGRAM_COLUMNS),
+    "ix_sessions_session_id_keys",
     "ix_sessions_open_user_id",
     "ix_sessions_open_user_name_activity",
 )
@@ -108,14 +129,22 @@ def trigram_statement(column: str) -> str:
     """`CREATE INDEX` of the trigram index of `column` (one of `TRIGRAM_COLUMNS`)."""
     return (
         f"CREATE INDEX ix_sessions_trgm_{column} ON sessions "
-        f"USING gin (tenant_id, {TRIGRAM_EXPRESSIONS[column]} gin_trgm_ops) WHERE {LISTED}"
+        f"USING gin (tenant_id, {column} gin_trgm_ops) WHERE {LISTED}"
     )
 
 
 def create_statements() -> list[str]:
-    """`CREATE INDEX` of every listing index (the extensions must exist)."""
+    """`CREATE INDEX` of every listing index, after the function the session id's index
+    computes its keys with (the extensions must exist)."""
     trigram_indexes = [trigram_statement(column) for column in TRIGRAM_COLUMNS]
-    return [*sort_statements(), *trigram_indexes, BY_USER, BY_NAME_ACTIVITY]
+    return [
+        KEYS_FUNCTION,
+        *sort_statements(),
+        *trigram_indexes,
+        KEYS_INDEX,
+        BY_USER,
+        BY_NAME_ACTIVITY,
+    ]
 
 
 BY_USER = f"CREATE INDEX ix_sessions_open_user_id ON sessions (tenant_id, user_id) WHERE {LISTED}"

@@ -14,7 +14,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean, String
 
 from read_model.active import LISTED, Moment, TenantRef, active_condition, listed_condition
-from read_model.listing_indexes import HANDLE_SEPARATORS, SEPARATOR_LETTERS
+from read_model.listing_indexes import SESSION_ID_KEYS
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
 from session_contracts.handles import HANDLE_LENGTH
@@ -63,8 +63,9 @@ class ascii_contains(FunctionElement[bool]):
     every value to wide characters (0.38 µs a session id, against 0.14 under "C", which lowers
     ASCII letters in place). The pattern is lowered first with the database's collation, so
     a character that lowers onto an ASCII letter there (the Kelvin sign onto `k`) still
-    matches, and ASCII text lowers the same under both. Not for the trigram indexes, whose
-    column collation an expression in "C" does not match: for walks, which test every entry.
+    matches, and ASCII text lowers the same under both. Not for a trigram index, whose column
+    collation an expression in "C" does not match: for walks, which test every entry, and for
+    the rows the session id keys found (`session_id_holds`).
     """
 
     type = Boolean()
@@ -83,53 +84,89 @@ def _ascii_contains_other(element: ascii_contains, compiler: Any, **kw: Any) -> 
     return f"(lower({column}) LIKE lower({pattern}) ESCAPE '\\')"
 
 
-class session_id_ilike(FunctionElement[bool]):
-    """`session_id ILIKE pattern`, as the session id trigram index answers it: on PostgreSQL
-    both sides with the handle's separators written as letters,
-    `translate(session_id, '-_', 'жш') ILIKE translate(pattern, '-_', 'жш')`
-    (`read_model.listing_indexes.SESSION_ID_TEXT`).
-
-    pg_trgm ends a word at every character that is not a letter or a digit: `-` and `_` would
-    split `u-h` into "a word ending in u" and "a word starting with h", in nearly every id.
-    Written as letters they are part of the trigrams. The translation maps two characters
-    onto two others one to one, and no handle holds ж or ш, so on handles the comparison is
-    the plain `ILIKE`'s (`session_id_contains` only builds it for a text that may be in a
-    handle: one with ж, ш or their capitals is not). An escaped `_` becomes an escaped `ш`,
-    still the literal character. Elsewhere (SQLite) the plain `ILIKE`.
+class session_id_holds(FunctionElement[bool]):
+    """The session id holds `text` (case-insensitive; `pattern` is its LIKE pattern), looked up
+    in the tenant's keys: on PostgreSQL
+    `session_id_keys(tenant_id, session_id) @> session_id_keys(tenant, text)
+    AND session_id COLLATE "C" ILIKE lower(pattern)`, which the session id keys index answers
+    (`read_model.listing_indexes.KEYS_FUNCTION`: every three characters of an id, lowered and
+    hashed with its tenant). The keys find the tenant's ids holding every piece of `text`,
+    and `ascii_contains`'s `ILIKE` those that hold `text` itself. For a text of three
+    characters or more; elsewhere (SQLite) the plain `ILIKE`.
     """
 
     type = Boolean()
     inherit_cache = True
 
 
-@compiles(session_id_ilike, "postgresql")
-def _session_id_ilike_pg(element: session_id_ilike, compiler: Any, **kw: Any) -> str:
-    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    separators = f"'{HANDLE_SEPARATORS}', '{SEPARATOR_LETTERS}'"
-    return (
-        f"(translate({column}, {separators}) ILIKE translate({pattern}, {separators}) ESCAPE '\\')"
+@compiles(session_id_holds, "postgresql")
+def _session_id_holds_pg(element: session_id_holds, compiler: Any, **kw: Any) -> str:
+    tenant_id, session_id, tenant, text, pattern = (
+        compiler.process(c, **kw) for c in element.clauses
     )
+    keys = f"{SESSION_ID_KEYS}({tenant_id}, {session_id}) @> {SESSION_ID_KEYS}({tenant}, {text})"
+    return f"({keys} AND ({session_id}) COLLATE \"C\" ILIKE lower({pattern}) ESCAPE '\\')"
 
 
-@compiles(session_id_ilike)
-def _session_id_ilike_other(element: session_id_ilike, compiler: Any, **kw: Any) -> str:
-    column, pattern = element.clauses
-    return str(compiler.process(column.ilike(pattern, escape="\\"), **kw))
+@compiles(session_id_holds)
+def _session_id_holds_other(element: session_id_holds, compiler: Any, **kw: Any) -> str:
+    _, session_id, _, _, pattern = element.clauses
+    return str(compiler.process(session_id.ilike(pattern, escape="\\"), **kw))
 
 
-def session_id_contains(text: str, *, walked: bool) -> ColumnElement[bool]:
+def session_id_contains(
+    text: str, *, walked: bool, tenant: TenantRef | None = None
+) -> ColumnElement[bool]:
     """The session id holds `text` (case-insensitive): `ascii_contains` on a walk, else
-    `session_id_ilike` (which the session id trigram index answers); false for a text no
-    handle can hold (`may_be_in_handle`)."""
+    `session_id_holds` (which the session id keys index answers) when the tenant is given
+    and `text` has three characters or more; false for a text no handle can hold
+    (`may_be_in_handle`)."""
     if not may_be_in_handle(text):
         return false()
-    return _session_id_holds(literal(like_pattern(text), String()), walked=walked)
+    pattern = literal(like_pattern(text), String())
+    return _session_id_holds(literal(text, String()), pattern, walked=walked, tenant=tenant)
 
 
-def _session_id_holds(pattern: ColumnElement[str], *, walked: bool) -> ColumnElement[bool]:
-    if walked:
+def _session_id_holds(
+    text: ColumnElement[str] | None,
+    pattern: ColumnElement[str],
+    *,
+    walked: bool,
+    tenant: TenantRef | None,
+) -> ColumnElement[bool]:
+    """`by_session_id` where the keys can look `text` up (not on a walk, which tests every
+    entry it reads; the tenant and a text of three characters or more given), else
+    `ascii_contains`: the same rows."""
+    if walked or tenant is None or text is None or _shorter_than_a_key(text):
         return ascii_contains(_s.session_id, pattern)
-    return session_id_ilike(_s.session_id, pattern)
+    return by_session_id(tenant, text, pattern)
+
+
+def by_session_id(
+    tenant: TenantRef, text: ColumnElement[str], pattern: ColumnElement[str]
+) -> ColumnElement[bool]:
+    """The tenant's sessions whose id holds `text` (three characters or more; `pattern`: its
+    LIKE pattern), each a value or a parameter bound at execution: `session_id_holds`, the
+    tenant compared as well (a key two pieces share only adds candidates).
+
+    The tenant is compared by code point, which no index column's collation matches: a filter
+    on the few rows the keys find, never a bitmap of the tenant's every row (a sort index's
+    leading column) joined to theirs."""
+    tenant_ref = tenant if isinstance(tenant, ColumnElement) else literal(tenant, String())
+    holds = session_id_holds(_s.tenant_id, _s.session_id, tenant_ref, text, pattern)
+    return and_(binary_text(_s.tenant_id) == tenant, holds)
+
+
+def _shorter_than_a_key(text: ColumnElement[str]) -> bool:
+    """Whether `text` is a value known to have no key (under three characters), whose keys
+    would be the empty array that every id contains: a bound parameter is never that short
+    (the callers that bind one look up three characters or more)."""
+    value = getattr(text, "value", None)
+    return isinstance(value, str) and len(value) < KEY_LENGTH
+
+
+KEY_LENGTH = 3
+"""The characters of a piece the session id keys index holds (`KEYS_FUNCTION`)."""
 
 
 QShape: TypeAlias = tuple[bool, tuple[str, ...]]
@@ -148,18 +185,21 @@ def q_clause(
     *,
     walked: bool = False,
     names: bool | ColumnElement[bool] = True,
+    text: ColumnElement[str] | None = None,
+    tenant: TenantRef | None = None,
 ) -> ColumnElement[bool]:
     """What a search term matches: a user name or a session id holding it, or a session of a
     type whose name holds it. `pattern`: its LIKE pattern, a value or a parameter bound at
     execution (a statement built once per `shape`). `names` False leaves out the user name
     arm, for a caller that knows no user name of the tenant holds it; a clause stands for it,
-    for a caller that knows which names do."""
+    for a caller that knows which names do. `text` (the term) and `tenant`: the session id
+    arm is looked up in the tenant's keys (`_session_id_holds`)."""
     in_handle, types = shape
     if names is True:
         names = _s.user_name.ilike(pattern, escape="\\")
     arms: list[ColumnElement[bool]] = [false() if names is False else names]
     if in_handle:
-        arms.append(_session_id_holds(pattern, walked=walked))
+        arms.append(_session_id_holds(text, pattern, walked=walked, tenant=tenant))
     if types:
         arms.append(_s.session_type.in_(list(types)))
     return or_(*arms)
@@ -206,7 +246,7 @@ def filter_clause(filter: SessionFilter, tenant_id: TenantRef, now: Moment) -> C
 
     Substring conditions are case-insensitive; time ranges are `from <= t < to`.
     """
-    return and_(active_clause(tenant_id, now), conditions_clause(filter))
+    return and_(active_clause(tenant_id, now), conditions_clause(filter, tenant=tenant_id))
 
 
 HANDLE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -259,22 +299,32 @@ def types_containing(text: str) -> list[str]:
 
 
 def conditions_clause(
-    filter: SessionFilter, *, walked: bool = False, names: bool = True
+    filter: SessionFilter,
+    *,
+    walked: bool = False,
+    names: bool = True,
+    tenant: TenantRef | None = None,
 ) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
     (`active_clause`): what a walk over the listing indexes tests on each index entry
     (`walked`: in the form cheapest to test row by row, the same rows). `names` False leaves
-    out `q`'s user name arm, for a caller that knows no user name of the tenant holds `q`."""
+    out `q`'s user name arm, for a caller that knows no user name of the tenant holds `q`.
+    `tenant`: the session id conditions are looked up in the tenant's keys
+    (`session_id_holds`), else tested row by row."""
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
         pattern = literal(like_pattern(filter.q), String())
-        conditions.append(q_clause(q_shape(filter.q), pattern, walked=walked, names=names))
+        term = literal(filter.q, String())
+        q = q_clause(
+            q_shape(filter.q), pattern, walked=walked, names=names, text=term, tenant=tenant
+        )
+        conditions.append(q)
     for name in ("user_name", "session_id", "device"):
         value = getattr(filter, name)
         if value is None:
             continue
         if name == "session_id":
-            conditions.append(session_id_contains(value, walked=walked))
+            conditions.append(session_id_contains(value, walked=walked, tenant=tenant))
         else:
             conditions.append(contains(_s[name], value))
     if filter.session_type:

@@ -90,6 +90,7 @@ from read_model.session_query import (
     QShape,
     active_clause,
     binary_text,
+    by_session_id,
     conditions_clause,
     filter_clause,
     handles_holding,
@@ -97,7 +98,6 @@ from read_model.session_query import (
     may_be_in_handle,
     q_clause,
     q_shape,
-    session_id_ilike,
     types_containing,
 )
 from read_model.store import Store, row_dicts
@@ -162,9 +162,9 @@ def _trigram_searchable(filter: SessionFilter) -> bool:
 
 
 def _index_finds(name: str, text: str) -> bool:
-    """Whether the trigram index of condition `name` finds `text` cheaply: any three
-    characters in the session id's (its separators are letters there:
-    `read_model.session_query.session_id_ilike`), `trigram_selective` in the others'."""
+    """Whether the search index of condition `name` finds `text` cheaply: any three
+    characters in the session id's keys (`read_model.session_query.session_id_holds`: pieces
+    of the id as it is, `-` and `_` included), `trigram_selective` in the trigram indexes."""
     return len(text) >= TRIGRAM if name == "session_id" else trigram_selective(text)
 
 
@@ -540,7 +540,8 @@ def _named_statement(
         names = bindparam("d_names", type_=ARRAY(String()))
         arms.append(and_(_s.tenant_id == tenant, _s.user_name.collate("C") == any_(names)))
     if in_handle:
-        arms.append(_by_session_id(tenant, bindparam("d_pattern", type_=String())))
+        text, pattern = (bindparam(n, type_=String()) for n in ("d_text", "d_pattern"))
+        arms.append(by_session_id(tenant, text, pattern))
     arm = or_(*arms) if len(arms) > 1 else arms[0]
     return _capped_statement(query, tenant, _directory_matches(query, now, arm), cap)
 
@@ -579,17 +580,6 @@ def _mergeable(query: ListQuery, q: str) -> bool:
     if query.field not in MERGED_SORTS:
         return False
     return len(q) >= MERGED_HANDLE_FRAGMENT or not may_be_in_handle(q)
-
-
-def _by_session_id(tenant: TenantRef, pattern: ColumnElement[str]) -> ColumnElement[bool]:
-    """The sessions whose id holds the LIKE `pattern` (a value, or a parameter bound at
-    execution), through the session id trigram index (`session_id_ilike`).
-
-    The tenant is compared by code point, which no index column's collation matches, so it
-    is a filter on the few rows the trigram lookup finds, not a condition of the lookup: as an
-    index condition, the trigram index's tenant column would read the tenant's whole posting
-    list (a row per session) to keep a handful."""
-    return and_(binary_text(_s.tenant_id) == tenant, session_id_ilike(_s.session_id, pattern))
 
 
 def _directory_matches(
@@ -671,11 +661,12 @@ def _counted_statement(rest: str, cap: int) -> Any:
 def _ids_statement(rest: str, cap: int) -> Any:
     """The ids of the sessions whose id holds `q` (at most `cap + 1`) and that match the
     filter's other conditions, built once per shape: the tenant, the moment and the pattern
-    are bound at execution (`i_tenant`, `i_now`, `i_pattern`)."""
+    are bound at execution (`i_tenant`, `i_now`, `i_text`, `i_pattern`)."""
     query = ListQuery(SessionFilter.model_validate_json(rest))
     tenant = bindparam("i_tenant", type_=String())
     now = bindparam("i_now", type_=DateTime(timezone=True))
-    by_id = _by_session_id(tenant, bindparam("i_pattern", type_=String()))
+    text, pattern = (bindparam(n, type_=String()) for n in ("i_text", "i_pattern"))
+    by_id = by_session_id(tenant, text, pattern)
     return select(_s.session_id).where(_directory_matches(query, now, by_id)).limit(cap + 1)
 
 
@@ -698,7 +689,7 @@ async def _by_directory(
     to `DIRECTORY_NAMES` names, their sessions are counted too (index-only, up to the cap),
     so the total is exact within the cap. In another order, up to `DIRECTORY_NAMES` names,
     their sessions (the user name B-tree) and, when `q` may be part of a session id, the
-    session id trigram index's are read whole, at most `search_cap`: sorted, the page is
+    session id keys index's are read whole, at most `search_cap`: sorted, the page is
     their first and the total exact. None otherwise, the walk's case, with how many matches
     were seen (`search_cap + 1` when the cap stopped the read: the trigram step would stop
     there too); and the tenant's user names holding `q` when the lookup read all of them (at
@@ -748,7 +739,7 @@ async def _by_directory(
             if named:
                 read["d_names"] = names
             if in_handle:
-                read["d_pattern"] = pattern
+                read["d_text"], read["d_pattern"] = q, pattern
             async with store.search(conn):
                 rows = row_dicts(await store.run(conn, statement, read))
         listed, seen = _capped_result(query, rows, cap)
@@ -757,7 +748,7 @@ async def _by_directory(
         ids = []
         if in_handle:
             capped = _ids_statement(rest, cap)
-            values = {"i_tenant": tenant_id, "i_now": now, "i_pattern": pattern}
+            values = {"i_tenant": tenant_id, "i_now": now, "i_text": q, "i_pattern": pattern}
             async with store.search(conn):
                 ids = [str(i) for i in (await store.run(conn, capped, values)).scalars()]
     if listed is not None:

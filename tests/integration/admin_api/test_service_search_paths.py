@@ -29,8 +29,15 @@ from admin_api.domain.cursors import CursorCodec
 from admin_api.domain.listing import ListQuery, Sort
 from admin_api.service_layer.sessions import PageRequest, list_sessions
 from read_model.active import active_condition, listed_condition
-from read_model.listing_indexes import SESSION_ID_TEXT
-from read_model.session_query import HANDLE_CHARACTERS, binary_text, filter_clause, may_be_in_handle
+from read_model.session_query import (
+    HANDLE_CHARACTERS,
+    active_clause,
+    binary_text,
+    by_session_id,
+    conditions_clause,
+    like_pattern,
+    may_be_in_handle,
+)
 from read_model.store import Store
 from read_model.tables import sessions
 from session_contracts.handles import session_handle
@@ -72,13 +79,14 @@ def _rows(rng: random.Random, n: int) -> list[dict[str, Any]]:
 
 
 async def _reference(store: Store, query: ListQuery) -> list[str]:
-    """Every match in the query's order, by the filter alone, without any index."""
+    """Every match in the query's order, by the filter alone, without any index or key."""
     key = SORT_KEYS[query.field]
     tie = binary_text(sessions.c.session_id)
     order = (key.desc(), tie.desc()) if query.descending else (key.asc(), tie.asc())
     statement = (
         select(sessions.c.session_id)
-        .where(filter_clause(query.filter, TENANT, NOW))
+        # the filter's conditions tested row by row: no session id keys (the tenant not given)
+        .where(active_clause(TENANT, NOW), conditions_clause(query.filter))
         .order_by(*order)
     )
     async with store.engine.connect() as conn, conn.begin():
@@ -300,37 +308,18 @@ async def test_the_letters_standing_for_separators_match_no_separator(seeded: St
             assert await found(term) == [], term
 
 
-async def test_the_planner_knows_how_rare_a_piece_of_the_translated_id_is(
-    seeded: Store,
-) -> None:
-    # an expression only a partial index holds has no statistics of its own: the planner took
-    # a 3-character pattern for 4% of the rows and read the table (seconds at ten million
-    # sessions); the extended statistics of revision 0601 give it the column's estimate
-    store = seeded
-    if store.engine.dialect.name != "postgresql":
-        return  # SQLite plans without statistics of this kind (and has no such index)
-    estimates = []
-    async with store.engine.connect() as conn:
-        await conn.execute(text("ANALYZE sessions"))
-        for compared in ("session_id", SESSION_ID_TEXT):
-            plan = await conn.execute(
-                text(f"EXPLAIN SELECT 1 FROM sessions WHERE {compared} ILIKE '%zq9%'")
-            )
-            estimates.append(re.search(r"rows=(\d+)", plan.scalars().first() or "")[1])
-    assert estimates[0] == estimates[1], estimates
-
-
-async def test_the_session_id_arm_is_an_index_condition_of_the_session_id_index(
+async def test_the_session_id_arm_is_an_index_condition_of_the_session_id_keys_index(
     seeded: Store,
 ) -> None:
     # the expression the search compares is the one the index holds
-    # (`listing_indexes.SESSION_ID_TEXT`), or the planner could not use it at all
+    # (`listing_indexes.KEYS_EXPRESSION`), or the planner could not use it at all
     store = seeded
     if store.engine.dialect.name != "postgresql":
-        return  # SQLite has no trigram index: it compares the id as it is (tested above)
+        return  # SQLite has no such index: it compares the id as it is (tested above)
     for term in ("u-h", "Q-_-q", "x_9", "abcd"):
         statement = select(sessions.c.session_id).where(
-            session_search._by_session_id(TENANT, term),  # as the directory's step reads it
+            # as the directory's step reads it
+            by_session_id(TENANT, literal(term), literal(like_pattern(term))),
             listed_condition(),  # with the next, the index's own condition
             active_condition(NOW),
         )
@@ -338,20 +327,66 @@ async def test_the_session_id_arm_is_an_index_condition_of_the_session_id_index(
             dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}
         )
         async with store.engine.connect() as conn, conn.begin():  # rolled back: DDL too
-            # every other index goes (the key cannot serve a tenant compared in "C"), and the
-            # table scan is priced out: the plan is the session id index, or a table scan if
-            # it cannot be
+            # every other index goes, and the table scan is priced out: the plan is the
+            # session id keys index, or a table scan if it cannot be
             others = await conn.execute(
                 text(
                     "SELECT indexname FROM pg_indexes WHERE tablename = 'sessions'"
-                    " AND indexname NOT IN ('ix_sessions_trgm_session_id', 'sessions_pkey')"
+                    " AND indexname NOT IN ('ix_sessions_session_id_keys', 'sessions_pkey')"
                 )
             )
             for (name,) in others.all():
                 await conn.execute(text(f"DROP INDEX {name}"))
             await conn.execute(text("SET LOCAL enable_seqscan = off"))
             plan = "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN {compiled}")))
-        assert "ix_sessions_trgm_session_id" in plan and "translate" in plan, plan
+        assert "Bitmap Index Scan on ix_sessions_session_id_keys" in plan, plan
+
+
+async def test_every_piece_of_a_session_id_is_found_through_the_keys_in_its_tenant_only(
+    seeded: Store,
+) -> None:
+    # the keys of three characters and more, at every place in an id, in either case,
+    # against the unindexed filter: a key cut at the wrong place, lowered otherwise than
+    # `ILIKE` lowers, or shared across tenants would lose or add ids
+    store = seeded
+    rng = random.Random(801)
+    ids = await _reference(store, ListQuery(SessionFilter(), "session_id"))
+    others = [
+        str(i)
+        for (i,) in (
+            await _select(
+                store, select(sessions.c.session_id).where(sessions.c.tenant_id == OTHER_TENANT)
+            )
+        )
+    ]
+    terms = []
+    for _ in range(30):
+        source = rng.choice(ids + others)
+        at, length = rng.randrange(0, 41), rng.choice([3, 3, 4, 5, 8, 43])
+        piece = source[at : at + length]
+        terms.append("".join(c.swapcase() if rng.random() < 0.5 else c for c in piece))
+    # an id, its first and last three, its last four in capitals; and another tenant's piece
+    mine = [ids[0], ids[0][:3], ids[0][-3:], ids[0][-4:].upper()]
+    terms += [*mine, others[0][4:10]]
+    for term in terms:
+        expected = await _reference(store, ListQuery(SessionFilter(q=term), "session_id"))
+        expected = [i for i in expected if term.lower() in i.lower()]  # the id arm's
+        statement = (
+            select(sessions.c.session_id)
+            .where(by_session_id(TENANT, literal(term), literal(like_pattern(term))))
+            .where(listed_condition(), active_condition(NOW))
+            .order_by(binary_text(sessions.c.session_id))
+        )
+        async with store.engine.connect() as conn, store.search(conn):
+            found = [str(i) for (i,) in await conn.execute(statement)]
+        assert found == expected, term
+        assert not set(found) & set(others), term
+        assert term not in mine or ids[0] in found, term
+
+
+async def _select(store: Store, statement: Any) -> list[Any]:
+    async with store.engine.connect() as conn:
+        return list((await conn.execute(statement)).all())
 
 
 @pytest.mark.parametrize("exact", [False, True])

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from read_model.listing_indexes import LISTED, SESSION_ID_TEXT_STATISTICS, trigram_statement
+from read_model.listing_indexes import LISTED
 
 revision: str = "0601_split_terms"
 down_revision: str | Sequence[str] | None = "0501_user_names"
@@ -35,6 +35,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 INDEX = "ix_sessions_trgm_session_id"
+# this revision's statements as they were (revision 0801 replaced the index with another)
+SESSION_ID_TEXT = "translate(session_id, '-_', 'жш')"
+SESSION_ID_TEXT_STATISTICS = (
+    f"CREATE STATISTICS IF NOT EXISTS st_sessions_session_id_text ON ({SESSION_ID_TEXT}) "
+    "FROM sessions"
+)
+TRANSLATED_INDEX = (
+    f"CREATE INDEX {INDEX} ON sessions "
+    f"USING gin (tenant_id, {SESSION_ID_TEXT} gin_trgm_ops) WHERE {LISTED}"
+)
 
 
 def upgrade() -> None:
@@ -42,7 +52,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(f"DROP INDEX IF EXISTS {INDEX}")
-    op.execute(trigram_statement("session_id"))
+    op.execute(TRANSLATED_INDEX)
     op.execute(SESSION_ID_TEXT_STATISTICS)
     op.execute("ANALYZE sessions")
 

@@ -1,0 +1,97 @@
+"""Revision 0801 replaces the session id trigram index with the tenant's keys of each id
+(`read_model.listing_indexes.KEYS_FUNCTION`; PostgreSQL only), and back.
+
+A database migrated from before the revision must end with exactly the index a new one has
+(and without the translated id's statistics), and a lookup through it must find the tenant's
+ids holding a piece, whatever their case, and no other tenant's.
+"""
+
+from __future__ import annotations
+
+from alembic import command
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from read_model.database import alembic_config, open_store, upgrade_schema
+from session_contracts.handles import session_handle
+
+BEFORE = "0701_folded_user_names"
+INSERT = (
+    "INSERT INTO sessions (tenant_id, session_id, user_name, state, session_type, created_at, "
+    "expires_at) VALUES (:tenant, :id, 'u', 'open', 'browser', now(), now() + interval '1 day')"
+)
+
+
+async def _objects(engine: AsyncEngine) -> set[str]:
+    """The session id indexes and statistics objects there are."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%session_id%'"
+                " UNION SELECT stxname FROM pg_statistic_ext"
+            )
+        )
+        return {str(name) for (name,) in found}
+
+
+async def _looked_up(engine: AsyncEngine, tenant: str, term: str) -> list[str]:
+    """The tenant's ids holding `term`, read through the keys index alone."""
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_indexscan = off"))
+        statement = text(
+            "SELECT session_id FROM sessions WHERE tenant_id = :tenant AND "
+            "session_id_keys(tenant_id, session_id) @> session_id_keys(:tenant, :term) AND "
+            "session_id ILIKE '%' || :term || '%' AND state = 'open' AND created_at IS NOT NULL"
+            " AND session_type IN ('browser', 'mobile') ORDER BY session_id"
+        )
+        plan = await conn.execute(
+            text(f"EXPLAIN {statement.text}"), {"tenant": tenant, "term": term}
+        )
+        assert "ix_sessions_session_id_keys" in "\n".join(r[0] for r in plan)
+        found = await conn.execute(statement, {"tenant": tenant, "term": term})
+        return [str(i) for (i,) in found]
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_url: str) -> None:
+    store = open_store(db_url)
+    engine = store.engine
+    try:
+        await upgrade_schema(store, BEFORE)
+        if engine.dialect.name != "postgresql":  # SQLite has no search index: nothing to do
+            await upgrade_schema(store)
+            return
+        ids = {t: [session_handle(t, f"c-{i}") for i in range(300)] for t in ("t1", "t2")}
+        async with engine.begin() as conn:
+            for tenant, handles in ids.items():
+                for handle in handles:
+                    await conn.execute(text(INSERT), {"tenant": tenant, "id": handle})
+        before = await _objects(engine)
+        assert "ix_sessions_trgm_session_id" in before
+        assert "st_sessions_session_id_text" in before
+
+        await upgrade_schema(store)
+        after = await _objects(engine)
+        assert "ix_sessions_session_id_keys" in after
+        assert not {"ix_sessions_trgm_session_id", "st_sessions_session_id_text"} & after
+
+        # a piece of an id of t2, in the other case: found in t2, and never in t1
+        piece = ids["t2"][7][10:14].swapcase()
+        expected = sorted(i for i in ids["t2"] if piece.lower() in i.lower())
+        assert expected and await _looked_up(engine, "t2", piece) == expected
+        in_t1 = sorted(i for i in ids["t1"] if piece.lower() in i.lower())
+        assert await _looked_up(engine, "t1", piece) == in_t1
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, BEFORE)
+        back = await _objects(engine)
+        assert {"ix_sessions_trgm_session_id", "st_sessions_session_id_text"} <= back
+        assert "ix_sessions_session_id_keys" not in back
+    finally:
+        await store.dispose()
