@@ -49,3 +49,33 @@ async def test_a_step_of_the_kind_already_set_sends_no_switch(db_url: str) -> No
         assert before == after == "on"
     finally:
         await store.dispose()
+
+
+async def test_a_search_step_of_a_bounded_read_plans_no_parallel_workers(db_url: str) -> None:
+    # every read of the bounded path stops at a cap, and the planner, which takes a term's
+    # session id keys for 0.5% of the rows, planned two workers for a thousand matches (13.7
+    # against 2.8 ms at ten million sessions); a search on its own (an exact count of a broad
+    # term) keeps the server's workers
+    store = open_store(db_url)
+    if store.engine.dialect.name != "postgresql":
+        await store.dispose()
+        return  # SQLite has no parallel workers
+
+    async def workers(conn: object) -> str:
+        shown = await conn.execute(text("SHOW max_parallel_workers_per_gather"))  # type: ignore[attr-defined]
+        return str(shown.scalar_one())
+
+    try:
+        await upgrade_schema(store)
+        async with store.engine.connect() as conn:
+            server = await workers(conn)
+            await conn.rollback()
+            async with store.one_read(conn) as reading, store.search(reading):
+                in_a_bounded_read = await workers(reading)
+            async with store.search(conn):
+                on_its_own = await workers(conn)
+        assert server != "0"
+        assert in_a_bounded_read == "0"
+        assert on_its_own == server
+    finally:
+        await store.dispose()
