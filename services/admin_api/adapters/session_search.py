@@ -48,6 +48,7 @@ query's order: the steps only choose which rows to read, never what matches.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
@@ -118,6 +119,11 @@ MERGED_HANDLE_FRAGMENT = 4
 """The shortest text that may be part of a session id whose matching ids a merge reads whole:
 a handle (43 characters) holds a given three in about one case of 800 (hundreds of ids per
 tenant, every one read and sorted), four in one of 26,000."""
+KEYS_READ = 12
+"""`keys_cap`'s measure: the 51 matches a walk stops at, times what the walk pays for an
+index entry over what a read through the session id keys pays for a match. Measured at ten
+million sessions (a tenant of four million), three characters in 5,000 of its ids: read
+17-21 ms (3.5 µs a match), walked 29-38 ms (0.85 µs an entry): 51 * 0.85 / 3.5."""
 _s = sessions.c
 
 
@@ -222,16 +228,18 @@ async def _bounded(
     names: list[str] | None = None  # the tenant's user names holding `q`, when all are known
     tenant: int | None = None  # the tenant's size (`Store.tenant_size`), once read
     crowded = False  # q's session id arm alone is expected past the cap
+    read_cap: int | None = None  # the directory's capped read's, when not the search's
     if store.user_name_directory and _directory_searchable(query.filter):
         q = query.filter.q or ""
         if len(q) == TRIGRAM and may_be_in_handle(q):
             # three characters are in about one handle of 800 to 6,500: at millions of
-            # sessions more than the cap, whose capped read (a heap page per match) would
-            # only be thrown away
+            # sessions more than the directory reads whole (a heap page per match, cheaper
+            # than the walk up to `keys_cap`), a capped read it would only throw away
             tenant = await store.tenant_size(conn, tenant_id, now)
-            crowded = handles_holding(q, tenant) > store.search_cap
+            read_cap = keys_cap(store.search_cap, tenant)
+            crowded = handles_holding(q, tenant) > read_cap
         named, seen, names = await _by_directory(
-            store, conn, query, tenant_id, now, crowded=crowded
+            store, conn, query, tenant_id, now, crowded=crowded, read_cap=read_cap
         )
         if named is not None:
             return named
@@ -261,6 +269,18 @@ async def _bounded(
     walked = await _walk(store, conn, query, tenant_id, now, None, found, names=names)
     assert isinstance(walked, SearchResult)  # an unbounded walk always ends with an answer
     return _at_least(walked, seen)
+
+
+def keys_cap(cap: int, tenant: int) -> int:
+    """The most matches of a term's session id arm the directory reads whole in a tenant of
+    `tenant` active sessions, rather than walk: `cap`, or more in a large tenant.
+
+    Read through the session id keys, each match costs a heap page; the walk reads about
+    `limit / share of matching rows` index entries, `51 * tenant / matches`, before its page
+    is full. Reading is the cheaper while `matches ** 2 < KEYS_READ * tenant` (`KEYS_READ`:
+    measured): in a tenant of four million sessions up to 6,900 matches, so a piece of three
+    in 5,000 of its ids is read (17-21 ms), not walked (29-38 ms)."""
+    return max(cap, math.isqrt(KEYS_READ * tenant))
 
 
 def _at_least(found: SearchResult, seen: int) -> SearchResult:
@@ -678,6 +698,7 @@ async def _by_directory(
     now: datetime,
     *,
     crowded: bool = False,
+    read_cap: int | None = None,
 ) -> tuple[SearchResult | None, int, list[str] | None]:
     """The answer through the directory of user names, when `q` is in few names.
 
@@ -695,7 +716,8 @@ async def _by_directory(
     there too); and the tenant's user names holding `q` when the lookup read all of them (at
     most `MERGED_NAMES`; the directory holds every listed session's name), else None.
     `crowded`: `q`'s session id arm is expected past the cap (`handles_holding`), so only the
-    names are looked up."""
+    names are looked up. `read_cap`: the most matches read whole, when not `search_cap`
+    (`keys_cap`, for three characters that may be in a handle)."""
     q = query.filter.q or ""
     cap = store.search_cap
     selective = trigram_selective(q)
@@ -732,9 +754,10 @@ async def _by_directory(
         # session's row but the page's (a full name at ten million sessions: 1,400 rows, one
         # heap page each, against 51 index entries and an index-only count)
         rows: list[dict[str, Any]] = []
+        whole = cap if read_cap is None else read_cap
         if names or in_handle:
             named = bool(names)
-            statement = _named_statement(query.sort, query.limit, cap, in_handle, rest, named)
+            statement = _named_statement(query.sort, query.limit, whole, in_handle, rest, named)
             read: dict[str, Any] = {"d_tenant": tenant_id, "d_now": now}
             if named:
                 read["d_names"] = names
@@ -742,7 +765,7 @@ async def _by_directory(
                 read["d_text"], read["d_pattern"] = q, pattern
             async with store.search(conn):
                 rows = row_dicts(await store.run(conn, statement, read))
-        listed, seen = _capped_result(query, rows, cap)
+        listed, seen = _capped_result(query, rows, whole)
     if listed is None and merging:
         # the merge's turn: the session id arm, read whole
         ids = []

@@ -245,6 +245,46 @@ async def test_a_piece_expected_in_more_ids_than_the_cap_skips_the_capped_read(
         assert not expected_per_term
 
 
+async def test_a_piece_past_the_search_cap_within_the_keys_cap_is_read_whole_not_walked(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # three characters expected in more ids than the search's cap, but few enough for a large
+    # tenant that reading them through the session id keys (a heap page each) costs less
+    # than the walk (`keys_cap`): the directory reads them whole, sorts them, and the total
+    # is exact
+    store = seeded
+    if not store.user_name_directory:
+        return  # one pass: every match is read anyway (tested above)
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"walked: {args[2].filter}")
+
+    monkeypatch.setattr(session_search, "_walk", refused)
+    monkeypatch.setattr(session_search, "handles_holding", lambda text, handles: 10.0)
+    tenant = len(await _reference(store, ListQuery(SessionFilter(), "session_id")))
+    assert session_search.keys_cap(3, tenant) > 10  # the expected ids: read, not walked
+    answered = 0
+    with bounded(store, 4, 3):
+        for term in ("smi", "SMI", "bro", "ada", ids_piece := (await _ids(store))[0][4:7]):
+            for sort in SORTS:
+                query = ListQuery(SessionFilter(q=term), sort, 3)
+                expected = await _reference(store, query)
+                if len(expected) > session_search.keys_cap(3, tenant):
+                    continue
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+                assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], term
+                assert found.exact and found.total == len(expected), (term, sort)
+                answered += len(expected) > 3  # past the search's cap of 3
+    assert answered and ids_piece
+
+
+async def _ids(store: Store) -> list[str]:
+    return await _reference(store, ListQuery(SessionFilter(), "session_id"))
+
+
 async def test_a_split_term_is_looked_up_in_the_session_id_index_never_walked(
     seeded: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -435,6 +475,7 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
                 pieces[piece] = pieces.get(piece, 0) + 1
     piece = max(pieces, key=lambda p: pieces[p])
     assert pieces[piece] >= 2  # more than the cap of 1
+    monkeypatch.setattr(session_search, "KEYS_READ", 0)  # no more read whole than the cap
     walks = _recorded(monkeypatch, "_walk")
     query = ListQuery(SessionFilter(q=piece.upper()), "-last_activity_at", 1)
     expected = await _reference(store, query)
