@@ -39,7 +39,8 @@ LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browse
 # Integers, not the `<tenant>/<piece>` text: the keys of every tenant are as many as the
 # tenants times the pieces, and a GIN compares and stores them on every insert. Text keys
 # cost 37-44% more than the trigram index to insert (5 and 50 tenants, 100,000 rows into
-# 500,000) and grow with the tenant id; integers 7-20% more, 4 bytes each. `lower` is the
+# 500,000, a bare table) and grow with the tenant id; integers 7-20% more there, 4 bytes
+# each, and on the real schema 14% less than the trigram index (docs/registry.md). `lower` is the
 # database's, as `ILIKE`'s, and a term's keys are computed in SQL by the same function,
 # never in Python, so both sides lower alike; it is `IMMUTABLE`, so the planner computes a
 # term's keys once from its bound value (a constant array). Changing the function changes
