@@ -9,12 +9,11 @@ upgrades to the head, whose 0201 rewrites every session id in one statement per 
 
 from __future__ import annotations
 
-from alembic import command
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from read_model.database import alembic_config, open_store, upgrade_schema
+from read_model.database import open_store, upgrade_schema
+from schema_steps import downgrade_schema
 
 LISTED = "state = 'open' AND created_at IS NOT NULL AND session_type IN ('browser', 'mobile')"
 ROWS = """
@@ -50,12 +49,6 @@ async def _run(engine: AsyncEngine, *statements: str) -> None:
             await conn.execute(text(statement))
 
 
-def _downgrade(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
-
-
 async def test_counts_stay_exact_under_bulk_statements(db_url: str) -> None:
     store = open_store(db_url)
     engine = store.engine
@@ -89,9 +82,7 @@ async def test_counts_stay_exact_under_bulk_statements(db_url: str) -> None:
         )
         actual, kept = await _counts(engine)
         assert kept == actual
-        async with engine.connect() as conn:
-            await conn.run_sync(_downgrade, "0101_admin_api")
-            await conn.commit()
+        await downgrade_schema(engine, "0101_admin_api")
         await _run(engine, "UPDATE sessions SET state = 'open' WHERE session_id LIKE '%5'")
         actual, kept = await _counts(engine)
         assert kept == actual

@@ -8,11 +8,11 @@ ids holding a piece, whatever their case, and no other tenant's.
 
 from __future__ import annotations
 
-from alembic import command
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from read_model.database import alembic_config, open_store, upgrade_schema
+from read_model.database import open_store, upgrade_schema
+from schema_steps import downgrade_schema
 from session_contracts.handles import session_handle
 
 BEFORE = "0701_folded_user_names"
@@ -54,12 +54,6 @@ async def _looked_up(engine: AsyncEngine, tenant: str, term: str) -> list[str]:
         return [str(i) for (i,) in found]
 
 
-def _downgrade(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
-
-
 async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_url: str) -> None:
     store = open_store(db_url)
     engine = store.engine
@@ -91,8 +85,7 @@ async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_
         in_t1 = sorted(i for i in ids["t1"] if piece.lower() in i.lower())
         assert await _looked_up(engine, "t1", piece) == in_t1
 
-        async with engine.begin() as conn:
-            await conn.run_sync(_downgrade, BEFORE)
+        await downgrade_schema(engine, BEFORE)
         back = await _objects(engine)
         assert {"ix_sessions_trgm_session_id", "st_sessions_session_id_text"} <= back
         assert "ix_sessions_session_id_keys" not in back
