@@ -62,8 +62,8 @@ sort index walked. Each step sets the switches the other turns off, as steps of 
 transaction follow each other (`Store.one_read`). Parallel workers are left as the server
 has them: an exact count of a broad term (`count=exact`, its own transaction) reads hundreds
 of thousands of rows, where they may help (`q=Mary` at ten million sessions: 520 ms against
-740 ms without; `q=Smith` the same either way); after a walk of the same search they stay
-off, for a capped read."""
+740 ms without; `q=Smith` the same either way). A step of a bounded search, whose reads
+are all capped, runs without them (`_CAPPED`)."""
 _CAPPED = {**_SEARCH, "max_parallel_workers_per_gather": "0"}
 """`_SEARCH` for a step of the caller's transaction (`Store.one_read`: a search's bounded
 path, whose every read stops at a cap): no parallel workers. The planner takes a term's

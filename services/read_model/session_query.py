@@ -124,22 +124,27 @@ def session_id_contains(
     if not may_be_in_handle(text):
         return false()
     pattern = literal(like_pattern(text), String())
-    return _session_id_holds(literal(text, String()), pattern, walked=walked, tenant=tenant)
+    return _session_id_holds(text, pattern, walked=walked, tenant=tenant)
+
+
+KEY_LENGTH = 3
+"""The characters of a piece the session id keys index holds (`KEYS_FUNCTION`): a shorter
+text has no key, and its keys would be the empty array, which every id contains."""
 
 
 def _session_id_holds(
-    text: ColumnElement[str] | None,
+    text: str | None,
     pattern: ColumnElement[str],
     *,
     walked: bool,
     tenant: TenantRef | None,
 ) -> ColumnElement[bool]:
     """`by_session_id` where the keys can look `text` up (not on a walk, which tests every
-    entry it reads; the tenant and a text of three characters or more given), else
+    entry it reads; the tenant and a text of `KEY_LENGTH` characters or more given), else
     `ascii_contains`: the same rows."""
-    if walked or tenant is None or text is None or _shorter_than_a_key(text):
+    if walked or tenant is None or text is None or len(text) < KEY_LENGTH:
         return ascii_contains(_s.session_id, pattern)
-    return by_session_id(tenant, text, pattern)
+    return by_session_id(tenant, literal(text, String()), pattern)
 
 
 def by_session_id(
@@ -155,18 +160,6 @@ def by_session_id(
     tenant_ref = tenant if isinstance(tenant, ColumnElement) else literal(tenant, String())
     holds = session_id_holds(_s.tenant_id, _s.session_id, tenant_ref, text, pattern)
     return and_(binary_text(_s.tenant_id) == tenant, holds)
-
-
-def _shorter_than_a_key(text: ColumnElement[str]) -> bool:
-    """Whether `text` is a value known to have no key (under three characters), whose keys
-    would be the empty array that every id contains: a bound parameter is never that short
-    (the callers that bind one look up three characters or more)."""
-    value = getattr(text, "value", None)
-    return isinstance(value, str) and len(value) < KEY_LENGTH
-
-
-KEY_LENGTH = 3
-"""The characters of a piece the session id keys index holds (`KEYS_FUNCTION`)."""
 
 
 QShape: TypeAlias = tuple[bool, tuple[str, ...]]
@@ -185,7 +178,7 @@ def q_clause(
     *,
     walked: bool = False,
     names: bool | ColumnElement[bool] = True,
-    text: ColumnElement[str] | None = None,
+    text: str | None = None,
     tenant: TenantRef | None = None,
 ) -> ColumnElement[bool]:
     """What a search term matches: a user name or a session id holding it, or a session of a
@@ -314,9 +307,8 @@ def conditions_clause(
     conditions: list[ColumnElement[bool]] = [true()]
     if filter.q is not None:
         pattern = literal(like_pattern(filter.q), String())
-        term = literal(filter.q, String())
         q = q_clause(
-            q_shape(filter.q), pattern, walked=walked, names=names, text=term, tenant=tenant
+            q_shape(filter.q), pattern, walked=walked, names=names, text=filter.q, tenant=tenant
         )
         conditions.append(q)
     for name in ("user_name", "session_id", "device"):

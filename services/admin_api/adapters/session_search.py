@@ -88,6 +88,7 @@ from admin_api.adapters.session_listing import (
 from admin_api.domain.listing import ListQuery, Sort
 from read_model.active import Moment, TenantRef, active_condition, listed_condition
 from read_model.session_query import (
+    KEY_LENGTH,
     QShape,
     active_clause,
     binary_text,
@@ -171,7 +172,7 @@ def _index_finds(name: str, text: str) -> bool:
     """Whether the search index of condition `name` finds `text` cheaply: any three
     characters in the session id's keys (`read_model.session_query.session_id_holds`: pieces
     of the id as it is, `-` and `_` included), `trigram_selective` in the trigram indexes."""
-    return len(text) >= TRIGRAM if name == "session_id" else trigram_selective(text)
+    return len(text) >= KEY_LENGTH if name == "session_id" else trigram_selective(text)
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ async def _bounded(
     read_cap: int | None = None  # the directory's capped read's, when not the search's
     if store.user_name_directory and _directory_searchable(query.filter):
         q = query.filter.q or ""
-        if len(q) == TRIGRAM and may_be_in_handle(q):
+        if len(q) == KEY_LENGTH and may_be_in_handle(q):
             # three characters are in about one handle of 800 to 6,500: at millions of
             # sessions more than the directory reads whole (a heap page per match, cheaper
             # than the walk up to `keys_cap`), a capped read it would only throw away
