@@ -96,6 +96,11 @@ async def _reference(store: Store, query: ListQuery) -> list[str]:
         return [str(r[0]) for r in await conn.execute(statement)]
 
 
+async def _ids(store: Store) -> list[str]:
+    """The tenant's listed active session ids, by the unindexed filter."""
+    return await _reference(store, ListQuery(SessionFilter(), "session_id"))
+
+
 @contextmanager
 def bounded(store: Store, walk: int | None, cap: int) -> Iterator[None]:
     saved = store.search_walk, store.search_cap
@@ -261,11 +266,12 @@ async def test_a_piece_past_the_search_cap_within_the_keys_cap_is_read_whole_not
 
     monkeypatch.setattr(session_search, "_walk", refused)
     monkeypatch.setattr(session_search, "handles_holding", lambda text, handles: 10.0)
-    tenant = len(await _reference(store, ListQuery(SessionFilter(), "session_id")))
+    ids = await _ids(store)
+    tenant = len(ids)
     assert session_search.keys_cap(3, tenant) > 10  # the expected ids: read, not walked
     answered = 0
     with bounded(store, 4, 3):
-        for term in ("smi", "SMI", "bro", "ada", ids_piece := (await _ids(store))[0][4:7]):
+        for term in ("smi", "SMI", "bro", "ada", ids_piece := ids[0][4:7]):
             for sort in SORTS:
                 query = ListQuery(SessionFilter(q=term), sort, 3)
                 expected = await _reference(store, query)
@@ -279,10 +285,6 @@ async def test_a_piece_past_the_search_cap_within_the_keys_cap_is_read_whole_not
                 assert found.exact and found.total == len(expected), (term, sort)
                 answered += len(expected) > 3  # past the search's cap of 3
     assert answered and ids_piece
-
-
-async def _ids(store: Store) -> list[str]:
-    return await _reference(store, ListQuery(SessionFilter(), "session_id"))
 
 
 async def test_a_split_term_is_looked_up_in_the_session_id_index_never_walked(
@@ -306,7 +308,7 @@ async def test_a_split_term_is_looked_up_in_the_session_id_index_never_walked(
     # a piece of a session id: one character, `-` or `_`, one character
     pieces = [
         i[at - 1 : at + 2]
-        for i in await _reference(store, ListQuery(SessionFilter(), "session_id"))
+        for i in await _ids(store)
         for at in range(1, len(i) - 1)
         if i[at] in "-_" and i[at - 1].isalnum() and i[at + 1].isalnum()
     ]
@@ -329,7 +331,7 @@ async def test_the_letters_standing_for_separators_match_no_separator(seeded: St
     store = seeded
     pieces = [
         i[at - 1 : at + 2]
-        for i in await _reference(store, ListQuery(SessionFilter(), "session_id"))
+        for i in await _ids(store)
         for at in range(1, len(i) - 1)
         if i[at] in "-_" and i[at - 1].isalnum() and i[at + 1].isalnum()
     ]
@@ -390,7 +392,7 @@ async def test_every_piece_of_a_session_id_is_found_through_the_keys_in_its_tena
     # `ILIKE` lowers, or shared across tenants would lose or add ids
     store = seeded
     rng = random.Random(801)
-    ids = await _reference(store, ListQuery(SessionFilter(), "session_id"))
+    ids = await _ids(store)
     others = [
         str(i)
         for (i,) in (
@@ -466,7 +468,7 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
     # cap (tiny here) the walks leave out the user name arm (the directory, read in the
     # same snapshot, holds every listed session's name), and find what the filter finds
     store = seeded
-    ids = await _reference(store, ListQuery(SessionFilter(), "session_id"))
+    ids = await _ids(store)
     pieces: dict[str, int] = {}
     for handle_ in ids:
         for at in range(len(handle_) - 2):
