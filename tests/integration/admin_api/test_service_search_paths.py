@@ -409,7 +409,8 @@ async def test_every_piece_of_a_session_id_is_found_through_the_keys_in_its_tena
         terms.append("".join(c.swapcase() if rng.random() < 0.5 else c for c in piece))
     # an id, its first and last three, its last four in capitals; and another tenant's piece
     mine = [ids[0], ids[0][:3], ids[0][-3:], ids[0][-4:].upper()]
-    terms += [*mine, others[0][4:10]]
+    # the longest term the API takes, all handle characters: 254 keys, no id that long
+    terms += [*mine, others[0][4:10], "-_" * 128, ids[0] * 5 + ids[0][:41]]
     for term in terms:
         expected = await _reference(store, ListQuery(SessionFilter(q=term), "session_id"))
         expected = [i for i in expected if term.lower() in i.lower()]  # the id arm's
