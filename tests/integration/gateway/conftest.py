@@ -22,6 +22,7 @@ from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.topics import Topics
+from session_registry.adapters.partitions import topic_partitions
 
 TENANT = "acme"
 
@@ -80,16 +81,22 @@ Serve = Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]
 
 @pytest.fixture
 def read_topic(kafka_bootstrap: str) -> ReadTopic:
-    """`await read_topic(topic, count)`: the first `count` records (key, value) of a topic.
+    """`await read_topic(topic, count)`: the first `count` records (key, value) of a topic;
+    `await read_topic(topic)`: every record it holds now (up to its end offsets).
 
     `bootstrap=` reads from another broker (a test's private one) instead of the shared one;
-    `within=` bounds the wait for records that may not come.
+    `within=` bounds the wait for records that may not come. Activity may be delivered twice
+    (docs/gateway.md), so a test looking for one record among events sent around a broker
+    outage reads them all: the first `count` can be duplicates of others.
     """
 
     async def read(
-        topic: str, count: int, bootstrap: str | None = None, within: float = 20.0
+        topic: str, count: int | None = None, bootstrap: str | None = None, within: float = 20.0
     ) -> list[tuple[bytes | None, bytes | None]]:
-        return await _read_topic(bootstrap or kafka_bootstrap, topic, count, within)
+        address = bootstrap or kafka_bootstrap
+        if count is None:
+            return await _read_whole_topic(address, topic)
+        return await _read_topic(address, topic, count, within)
 
     return read
 
@@ -122,6 +129,23 @@ async def _read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def _read_whole_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[tuple[bytes | None, bytes | None]] = []
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            batches = await consumer.getmany(timeout_ms=200)
+            records.extend((r.key, r.value) for batch in batches.values() for r in batch)
+        return records
+    finally:
+        await consumer.stop()
 
 
 @contextlib.asynccontextmanager
