@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from read_model.online_indexes import build_online_indexes
 from read_model.postgres import PostgresStore
 from read_model.sqlite import SqliteStore
 from read_model.store import Store
@@ -91,17 +92,23 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(_current)
 
 
-async def upgrade_schema(url_or_store: str | Store, revision: str = "head") -> None:
+async def upgrade_schema(
+    url_or_store: str | Store, revision: str = "head", *, online_indexes: bool = True
+) -> None:
     """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL).
 
     Under the store's migration lock (PostgreSQL: an advisory lock), so replicas starting
-    together run the migrations once, one after another, in one transaction each.
+    together run the migrations once, one after another, in one transaction each. Then, at
+    the head revision, the indexes built concurrently (`read_model.online_indexes`), unless
+    `online_indexes` is false: a registry builds them in the background instead.
     """
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
         async with UnitOfWork(store) as uow:
             await store.lock_schema(uow.conn)
             await uow.conn.run_sync(_upgrade, revision)
+        if online_indexes:
+            await build_online_indexes(store)
     finally:
         if isinstance(url_or_store, str):
             await store.dispose()

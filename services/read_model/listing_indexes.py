@@ -58,9 +58,9 @@ RETURN ARRAY(
     FROM lower(id) AS lowered, generate_series(1, length(lowered) - 2) AS at
 )"""
 KEYS_EXPRESSION = f"{SESSION_ID_KEYS}(tenant_id, session_id)"
+KEYS_INDEX_NAME = "ix_sessions_session_id_keys"
 KEYS_INDEX = (
-    f"CREATE INDEX ix_sessions_session_id_keys ON sessions "
-    f"USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
+    f"CREATE INDEX {KEYS_INDEX_NAME} ON sessions USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
 )
 # What a search's bounded walk reads besides the key (`admin_api.adapters.session_search`):
 # whether the session is still active (expires_at > now) and what `q` compares (user name,
@@ -97,7 +97,7 @@ USER_NAMES_FOLDED_INDEX = (
 NAMES: tuple[str, ...] = (
     *(f"ix_sessions_open_{name}" for name in (*SORT_KEYS, "session_id")),
     *(f"ix_sessions_trgm_{column}" for column in TRIGRAM_COLUMNS),
-    "ix_sessions_session_id_keys",
+    KEYS_INDEX_NAME,
     "ix_sessions_open_user_id",
     "ix_sessions_open_user_name_activity",
 )

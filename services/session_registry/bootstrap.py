@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 
 from read_model.database import open_store, upgrade_schema
+from read_model.online_indexes import build_in_background
 from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import new_consumer, new_producer, start_producer
@@ -87,6 +88,8 @@ class Registry:
             metrics=self.metrics,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._online: asyncio.Task[None] | None = None
+        """Building the indexes `read_model.online_indexes` builds concurrently."""
         self._started = False
         self.operations: OperationsServer | None = None
 
@@ -106,7 +109,8 @@ class Registry:
     async def start(self) -> None:
         """Migrate, create topics, relay leftovers, then start consuming and sweeping."""
         if self.settings.migrate_on_start:
-            await upgrade_schema(self.store)
+            # the indexes built concurrently follow in the background: ingest goes on meanwhile
+            await upgrade_schema(self.store, online_indexes=False)
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
         await start_producer(self.producer)  # fails, not hangs, on a broker still starting
@@ -117,6 +121,10 @@ class Registry:
         self._tasks.append(asyncio.create_task(self.loop.run(), name="registry-consumer"))
         if self.settings.sweep_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self._sweep_forever(), name="registry-sweeper"))
+        if self.settings.migrate_on_start:  # not one of `_tasks`: it ends when they are built
+            self._online = asyncio.create_task(
+                build_in_background(self.store), name="registry-online-indexes"
+            )
         log.info("registry started: group %s, topics %s", self.settings.consumer_group, self.topics)
 
     async def stop(self) -> None:
@@ -129,6 +137,11 @@ class Registry:
             self.operations.stop()  # uvicorn finishes its requests and returns
             serving = [t for t in self._tasks if t.get_name() == "registry-operations"]
             await asyncio.wait(serving, timeout=RELAY_DRAIN_SECONDS)
+        if self._online is not None:  # a build cut short leaves an invalid index: rebuilt later
+            self._online.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._online
+            self._online = None
         async with self.relay.paused(RELAY_DRAIN_SECONDS):
             for task in self._tasks:
                 task.cancel()

@@ -1,0 +1,54 @@
+"""A registry migrating on start builds the concurrent indexes in the background
+(`read_model.online_indexes`): it consumes while the session id keys index is built."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from registry_helpers import StartRegistry, created, session_rows, sid
+from sqlalchemy import text
+
+from polling import until
+from read_model.database import open_store, upgrade_schema
+from schema_steps import drop_keys_index
+
+pytestmark = pytest.mark.kafka
+
+KEYS = "ix_sessions_session_id_keys"
+
+
+async def test_a_registry_consumes_while_it_builds_the_keys_index(
+    start_registry: StartRegistry, send: Callable[..., Awaitable[None]], db_url: str
+) -> None:
+    store = open_store(db_url)
+    engine = store.engine
+    try:
+        await upgrade_schema(store, "0701_folded_user_names")
+        if engine.dialect.name != "postgresql":  # nothing is built concurrently on SQLite
+            return
+        await drop_keys_index(engine)  # a database made before revision 0801
+
+        async def valid() -> bool:
+            async with engine.connect() as conn:
+                found = await conn.execute(
+                    text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:n)"),
+                    {"n": KEYS},
+                )
+                return bool(found.scalar_one_or_none())
+
+        # an old snapshot holds the concurrent build before the index becomes valid
+        async with engine.connect() as holder:
+            await holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
+            await holder.execute(text("SELECT count(*) FROM sessions"))
+            async with asyncio.timeout(30):  # a start that built it first would wait for us
+                registry = await start_registry(migrate_on_start=True)
+            await send(created("during-the-build"))
+            await registry.wait_until_idle(30)
+            assert sid("during-the-build") in await session_rows(registry)
+            assert not await valid()
+            await holder.execute(text("COMMIT"))
+        await until(valid, within=60, what="the keys index built by the registry")
+    finally:
+        await store.dispose()
