@@ -28,3 +28,29 @@ async def drop_keys_index(engine: AsyncEngine) -> None:
     database has it at every revision; one made before revision 0801 existed has not."""
     async with engine.begin() as conn:
         await conn.execute(text("DROP INDEX IF EXISTS ix_sessions_session_id_keys"))
+
+
+INSERT_SESSION = (
+    "INSERT INTO sessions (tenant_id, session_id, user_name, state, session_type, created_at, "
+    "expires_at) VALUES (:tenant, :id, 'u', 'open', 'browser', now(), now() + interval '1 day')"
+)
+"""A listed session of `:tenant` with the id (handle) `:id`, in any revision's `sessions`."""
+
+
+async def through_the_keys(engine: AsyncEngine, tenant: str, term: str) -> list[str]:
+    """The tenant's ids holding `term`, read through the keys index alone (checked by
+    EXPLAIN), ordered by id."""
+    statement = (
+        # the tenant compared by code point, as the search does: no B-tree's tenant column
+        'SELECT session_id FROM sessions WHERE tenant_id COLLATE "C" = :tenant AND '
+        "session_id_keys(tenant_id, session_id) @> session_id_keys(:tenant, :term) AND "
+        "session_id ILIKE '%' || :term || '%' AND state = 'open' AND created_at IS NOT NULL"
+        " AND session_type IN ('browser', 'mobile') ORDER BY session_id COLLATE \"C\""
+    )
+    values = {"tenant": tenant, "term": term}
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_indexscan = off"))
+        plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {statement}"), values))
+        assert "ix_sessions_session_id_keys" in plan, plan
+        return [str(found) for (found,) in await conn.execute(text(statement), values)]

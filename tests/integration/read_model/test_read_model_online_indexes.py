@@ -17,23 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polling import until
 from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_online_indexes
-from schema_steps import drop_keys_index
+from schema_steps import INSERT_SESSION, drop_keys_index, through_the_keys
 from session_contracts.handles import session_handle
 
 BEFORE = "0701_folded_user_names"
 KEYS = "ix_sessions_session_id_keys"
 TRIGRAM = "ix_sessions_trgm_session_id"
-INSERT = (
-    "INSERT INTO sessions (tenant_id, session_id, user_name, state, session_type, created_at, "
-    "expires_at) VALUES (:tenant, :id, 'u', 'open', 'browser', now(), now() + interval '1 day')"
-)
 
 
 async def _insert(engine: AsyncEngine, tenant: str, credentials: list[str]) -> list[str]:
     handles = [session_handle(tenant, credential) for credential in credentials]
     async with engine.begin() as conn:
         for handle in handles:
-            await conn.execute(text(INSERT), {"tenant": tenant, "id": handle})
+            await conn.execute(text(INSERT_SESSION), {"tenant": tenant, "id": handle})
     return handles
 
 
@@ -48,23 +44,6 @@ async def _indexes(engine: AsyncEngine) -> dict[str, bool]:
             {"keys": KEYS, "trigram": TRIGRAM},
         )
         return {str(name): bool(valid) for name, valid in found}
-
-
-async def _through_the_keys(engine: AsyncEngine, tenant: str, term: str) -> list[str]:
-    """The tenant's ids holding `term`, read through the keys index (checked by EXPLAIN)."""
-    statement = (
-        'SELECT session_id FROM sessions WHERE tenant_id COLLATE "C" = :tenant AND '
-        "session_id_keys(tenant_id, session_id) @> session_id_keys(:tenant, :term) AND "
-        "session_id ILIKE '%' || :term || '%' AND state = 'open' AND created_at IS NOT NULL"
-        " AND session_type IN ('browser', 'mobile') ORDER BY session_id"
-    )
-    async with engine.connect() as conn, conn.begin():
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        await conn.execute(text("SET LOCAL enable_indexscan = off"))
-        values = {"tenant": tenant, "term": term}
-        plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {statement}"), values))
-        assert KEYS in plan, plan
-        return [str(found) for (found,) in await conn.execute(text(statement), values)]
 
 
 async def _build_waiting(engine: AsyncEngine) -> bool:
@@ -116,7 +95,7 @@ async def test_the_keys_index_is_built_while_sessions_are_written(db_url: str) -
 
         # the session written during the build is in the index
         piece = written[0][5:12].swapcase()
-        assert written[0] in await _through_the_keys(engine, "t1", piece)
+        assert written[0] in await through_the_keys(engine, "t1", piece)
         assert await build_online_indexes(store) == []  # nothing left to do
     finally:
         await store.dispose()
@@ -157,7 +136,7 @@ async def test_an_index_left_invalid_by_a_stopped_build_is_built_again(db_url: s
         assert "USING gin (session_id_keys(" in definition
         piece = handles[1][3:9]
         expected = sorted(h for h in handles if piece.lower() in h.lower())
-        assert expected and sorted(await _through_the_keys(engine, "t1", piece)) == expected
+        assert expected and sorted(await through_the_keys(engine, "t1", piece)) == expected
     finally:
         await store.dispose()
 
@@ -209,6 +188,6 @@ async def test_a_build_cancelled_half_way_is_left_invalid_and_built_by_the_next_
         assert await _indexes(engine) == {KEYS: True}
         piece = handles[0][4:10]
         expected = sorted(h for h in handles if piece.lower() in h.lower())
-        assert sorted(await _through_the_keys(engine, "t1", piece)) == expected
+        assert sorted(await through_the_keys(engine, "t1", piece)) == expected
     finally:
         await store.dispose()

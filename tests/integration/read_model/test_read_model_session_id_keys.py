@@ -13,14 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.database import open_store, upgrade_schema
-from schema_steps import downgrade_schema, drop_keys_index
+from schema_steps import INSERT_SESSION, downgrade_schema, drop_keys_index, through_the_keys
 from session_contracts.handles import session_handle
 
 BEFORE = "0701_folded_user_names"
-INSERT = (
-    "INSERT INTO sessions (tenant_id, session_id, user_name, state, session_type, created_at, "
-    "expires_at) VALUES (:tenant, :id, 'u', 'open', 'browser', now(), now() + interval '1 day')"
-)
 
 
 async def _objects(engine: AsyncEngine) -> set[str]:
@@ -33,26 +29,6 @@ async def _objects(engine: AsyncEngine) -> set[str]:
             )
         )
         return {str(name) for (name,) in found}
-
-
-async def _looked_up(engine: AsyncEngine, tenant: str, term: str) -> list[str]:
-    """The tenant's ids holding `term`, read through the keys index alone."""
-    async with engine.connect() as conn, conn.begin():
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        await conn.execute(text("SET LOCAL enable_indexscan = off"))
-        statement = text(
-            # the tenant compared by code point, as the search does: no B-tree's tenant column
-            'SELECT session_id FROM sessions WHERE tenant_id COLLATE "C" = :tenant AND '
-            "session_id_keys(tenant_id, session_id) @> session_id_keys(:tenant, :term) AND "
-            "session_id ILIKE '%' || :term || '%' AND state = 'open' AND created_at IS NOT NULL"
-            " AND session_type IN ('browser', 'mobile') ORDER BY session_id"
-        )
-        plan = await conn.execute(
-            text(f"EXPLAIN {statement.text}"), {"tenant": tenant, "term": term}
-        )
-        assert "ix_sessions_session_id_keys" in "\n".join(r[0] for r in plan)
-        found = await conn.execute(statement, {"tenant": tenant, "term": term})
-        return [str(i) for (i,) in found]
 
 
 async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_url: str) -> None:
@@ -68,7 +44,7 @@ async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_
         async with engine.begin() as conn:
             for tenant, handles in ids.items():
                 for handle in handles:
-                    await conn.execute(text(INSERT), {"tenant": tenant, "id": handle})
+                    await conn.execute(text(INSERT_SESSION), {"tenant": tenant, "id": handle})
         before = await _objects(engine)
         assert "ix_sessions_trgm_session_id" in before
         assert "st_sessions_session_id_text" in before
@@ -83,9 +59,9 @@ async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_
         # a piece of an id of t2, in the other case: found in t2, and never in t1
         piece = ids["t2"][7][10:14].swapcase()
         expected = sorted(i for i in ids["t2"] if piece.lower() in i.lower())
-        assert expected and await _looked_up(engine, "t2", piece) == expected
+        assert expected and await through_the_keys(engine, "t2", piece) == expected
         in_t1 = sorted(i for i in ids["t1"] if piece.lower() in i.lower())
-        assert await _looked_up(engine, "t1", piece) == in_t1
+        assert await through_the_keys(engine, "t1", piece) == in_t1
 
         await downgrade_schema(engine, BEFORE)
         back = await _objects(engine)
