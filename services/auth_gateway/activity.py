@@ -20,8 +20,10 @@ Two ways aiokafka's producer can hang rather than fail, both met on a broker res
   (`session_contracts.kafka_clients.start_producer`).
 - Whatever else keeps a batch from completing, the wait for it is bounded
   (`delivery_timeout_seconds`); past it the batch is queued again and the producer replaced.
-  Its stop is bounded too, since stopping flushes first. An event can then be sent twice,
-  which is harmless: the registry keeps the latest activity of a session.
+  Its stop is bounded too, since stopping flushes first; past the bound the producer is
+  abandoned (`session_contracts.kafka_clients.stop_producer`: its batches failed, its sender
+  and connections closed), not left running. An event can then be sent twice, which is
+  harmless: the registry keeps the latest activity of a session.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from aiokafka.errors import KafkaError
 from session_contracts.addresses import reported_ip
 from session_contracts.codec import encode
 from session_contracts.handles import split_record_key
-from session_contracts.kafka_clients import start_producer
+from session_contracts.kafka_clients import start_producer, stop_producer
 from session_contracts.models import SessionActivity
 
 log = logging.getLogger(__name__)
@@ -187,12 +189,14 @@ class ActivityReporter:
             await self._stop(producer)
 
     async def _stop(self, producer: AIOKafkaProducer) -> None:
-        """Stop `producer`, bounded: a hung sender would otherwise hold its flush forever."""
-        try:
-            await asyncio.wait_for(producer.stop(), self._delivery_timeout)
-        except TimeoutError:
-            log.error(
-                "activity producer did not stop within %.1f s; left behind", self._delivery_timeout
+        """Stop `producer`, bounded: a hung sender would otherwise hold its flush forever.
+        Past the bound it is abandoned, not left running (`stop_producer`); what it held was
+        queued again already."""
+        if not await stop_producer(producer, self._delivery_timeout):
+            log.warning(
+                "activity producer did not stop within %.1f s; abandoned (sender and "
+                "connections closed)",
+                self._delivery_timeout,
             )
 
     async def stop(self) -> None:

@@ -9,6 +9,8 @@ bootstrap".
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
+    KafkaTimeoutError,
     TopicAuthorizationFailedError,
 )
 from aiokafka.helpers import create_ssl_context
@@ -110,6 +113,35 @@ async def start_producer(producer: AIOKafkaProducer) -> None:
     if not producer.client.cluster.brokers():
         await producer.stop()  # nothing was sent: its flush has nothing to wait for
         raise KafkaConnectionError("the broker named no brokers (is it still starting?)")
+
+
+async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
+    """Stop `producer` within `within` seconds; True if it stopped after delivering what it
+    held, False if it was abandoned: what it held failed, its sender stopped, its
+    connections closed.
+
+    `stop()` first waits for every batch the producer holds to be delivered, and while the
+    broker is away that wait does not end. Cancelled there (a bound on it), the producer was
+    left running for the life of the process: its sender task retrying, its connections
+    reopened, one more per broker outage in a gateway. aiokafka has no public way to give
+    up a flush, so this stops the sender (its requests in flight end first), then fails the
+    batches (`fail_all`, as aiokafka does when its sender dies), which ends the flush, and
+    closes the client.
+    """
+    try:
+        await asyncio.wait_for(producer.stop(), within)
+        return True
+    except TimeoutError:
+        pass
+    sender = producer._sender
+    if sender is not None:  # first, so that nothing sends or re-queues a batch failed below
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sender.close(), within)  # its requests in flight end
+    producer._message_accumulator.fail_all(
+        KafkaTimeoutError(f"producer abandoned: not delivered within {within:.1f} s of its stop")
+    )
+    await producer.client.close()
+    return False
 
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:

@@ -34,13 +34,30 @@ class Cluster:
 class Client:
     def __init__(self, brokers: int) -> None:
         self.cluster = Cluster(brokers)
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class Accumulator:
+    def __init__(self) -> None:
+        self.failed: BaseException | None = None
+
+    def fail_all(self, exception: BaseException) -> None:
+        self.failed = exception
 
 
 class FakeProducer:
-    """Delivers what it is sent, or (`hangs`) never completes a send nor its own stop."""
+    """Delivers what it is sent, or (`hangs`) never completes a send nor its own stop.
+
+    What `stop_producer` abandons a hung producer through is there too: its batches
+    (`_message_accumulator`), its client; no sender task (`_sender`, as before `start`)."""
 
     def __init__(self, *, brokers: int = 1, hangs: bool = False) -> None:
         self.client = Client(brokers)
+        self._sender = None
+        self._message_accumulator = Accumulator()
         self.hangs = hangs
         self.started = self.stopped = False
         self.delivered: list[bytes] = []
@@ -88,6 +105,7 @@ async def test_a_send_that_never_completes_is_requeued_and_the_producer_replaced
     activity.note(B, None)
     await activity.flush()  # returns: the wait and the hung producer's stop are both bounded
     assert (activity.pending, activity.sent) == (2, 0)
+    assert made[0].client.closed  # the replaced producer was abandoned, not left running
     await activity.flush()
     assert len(made) == 2
     assert made[1].delivered == [A, B]  # in the order noted
@@ -98,7 +116,10 @@ async def test_stop_returns_although_the_producer_hangs() -> None:
     activity, made = reporter_over([FakeProducer(hangs=True)])
     activity.note(A, None)
     await activity.stop()
-    assert made[0].stopped is False  # left behind, logged; the gateway's shutdown goes on
+    assert made[0].stopped is False  # its stop never ended; the gateway's shutdown goes on
+    # abandoned, not left running: what it held failed, its connections closed
+    assert made[0]._message_accumulator.failed is not None
+    assert made[0].client.closed
 
 
 async def test_start_producer_refuses_and_stops_a_producer_that_found_no_brokers() -> None:
