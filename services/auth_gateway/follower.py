@@ -35,6 +35,7 @@ from session_contracts.kafka_clients import (
     connection_failure,
     describe_kafka_error,
     new_consumer,
+    stop_consumer,
 )
 from session_contracts.settings import KafkaSettings
 
@@ -158,7 +159,7 @@ class CompactedTopicFollower(ABC):
                 # forever: log it and start over from the positions reached.
                 log.exception("reading %s failed; retrying in %ss", self.topic, RETRY_SECONDS)
             finally:
-                await consumer.stop()
+                await stop_consumer(consumer)  # not stop(): see there
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:

@@ -144,6 +144,35 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
     return False
 
 
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """`consumer.stop()`, finished even when aiokafka's cleanup raises the `CancelledError` of
+    a task it cancelled itself; a cancellation of the caller still propagates.
+
+    `Fetcher.close` cancels its fetch requests and awaits each, and one that was waiting out
+    its retry backoff, as they do while the broker is away, re-raises its cancellation
+    (aio-libs/aiokafka#647, open). `stop()` then ended half-way, its client left open, and
+    the error went on to the caller: a registry stopping during an outage ended in a
+    traceback before closing its producer and database, and a gateway's follower restarting
+    its consumer after a failure ended the follower itself.
+    """
+    current = asyncio.current_task()
+    try:
+        await consumer.stop()
+        return
+    except asyncio.CancelledError:
+        if current is not None and current.cancelling():
+            raise  # the caller is being cancelled: not aiokafka's own
+    # what stop() did not reach: the fetch requests after the one that raised, the client
+    for task in list(consumer._fetcher._pending_tasks):
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if current is not None and current.cancelling():
+                raise
+    await consumer._client.close()
+
+
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     """A consumer (no group unless `group_id` is given: use `kafka.group_id(name)`)."""
     options: dict[str, Any] = {**client_options(kafka), "group_id": None}

@@ -16,7 +16,12 @@ from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_in_background
 from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.kafka_clients import new_consumer, new_producer, start_producer
+from session_contracts.kafka_clients import (
+    new_consumer,
+    new_producer,
+    start_producer,
+    stop_consumer,
+)
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_size
 from session_registry.adapters.positions import load_positions
@@ -150,7 +155,7 @@ class Registry:
                     await task
         self._tasks.clear()
         if self._started:
-            await self.loop.consumer.stop()
+            await stop_consumer(self.loop.consumer)  # not stop(): see there
             await self.producer.stop()
             self._started = False
         await self.store.dispose()

@@ -1,0 +1,103 @@
+"""Stopping Kafka clients while the broker is away (`session_contracts.kafka_clients`).
+
+- A producer whose stop cannot deliver what it holds is abandoned within its bound: what it
+  held fails, its sender stops and its connections close. Before, the bound cancelled
+  `stop()` and left the producer running for the life of the process: one more per broker
+  outage in a gateway's activity reporter.
+- A consumer whose fetch requests wait out their retry backoff stops without raising.
+  aiokafka's `stop()` re-raises the cancellation of such a request (aio-libs/aiokafka#647),
+  which ended a registry's stop in a traceback and a gateway's follower with it.
+
+Runs on the test's OWN broker (`private_kafka`), which it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+
+from fresh_topics import connection
+from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
+from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import (
+    new_consumer,
+    new_producer,
+    stop_consumer,
+    stop_producer,
+)
+from session_contracts.topics import Topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def test_a_producer_that_cannot_deliver_at_its_stop_is_abandoned_not_left_running(
+    private_kafka: PrivateKafka,
+) -> None:
+    topics = Topics(prefix="abandon.", partitions=1)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    delivering = new_producer(connection(private_kafka.bootstrap), linger_ms=0)
+    stuck = new_producer(
+        connection(private_kafka.bootstrap), linger_ms=0, request_timeout_ms=120_000
+    )
+    await delivering.start()
+    await stuck.start()
+    await stuck.send_and_wait(topics.events, b"delivered", key=b"k")
+
+    await delivering.send_and_wait(topics.events, b"delivered", key=b"k")
+    assert await stop_producer(delivering, within=10) is True  # a broker there: a plain stop
+
+    await private_kafka.stop()
+    held = await stuck.send(topics.events, b"held", key=b"k")  # waits in the producer
+    sender = stuck._sender.sender_task
+    assert sender is not None and not sender.done()
+
+    assert await stop_producer(stuck, within=1.0) is False
+    assert held.done() and isinstance(held.exception(), KafkaTimeoutError)
+    assert sender.done()  # no task left retrying the broker
+    assert not stuck.client._conns  # no connection left open or reopened
+
+
+async def test_a_consumer_whose_fetches_wait_out_their_backoff_stops_without_raising(
+    private_kafka: PrivateKafka,
+) -> None:
+    topics = Topics(prefix="fetching.", partitions=1)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    # a long backoff: every failed fetch request then waits in it when the consumer stops
+    consumer = new_consumer(connection(private_kafka.bootstrap), retry_backoff_ms=30_000)
+    await consumer.start()
+    consumer.assign([TopicPartition(topics.events, 0)])
+    await consumer.getmany(timeout_ms=500)  # fetching from the partition
+
+    await private_kafka.stop()
+    fetcher = consumer._fetcher
+    async with asyncio.timeout(30):  # a fetch request fails and waits out its backoff
+        while not (waiting := [t for t in fetcher._pending_tasks if not t.done()]):
+            await consumer.getmany(timeout_ms=200)
+
+    async with asyncio.timeout(10):
+        await stop_consumer(consumer)  # returns: no CancelledError, no 30 s wait
+    assert all(task.done() for task in waiting)
+    assert not consumer._client._conns  # its connections closed
+
+
+async def test_stopping_a_consumer_still_gives_way_to_the_callers_cancellation(
+    private_kafka: PrivateKafka,
+) -> None:
+    consumer = new_consumer(connection(private_kafka.bootstrap))
+    await consumer.start()
+    started = asyncio.Event()
+
+    async def stop_forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    consumer.stop = stop_forever  # type: ignore[method-assign]  # a stop that hangs
+    stopping = asyncio.create_task(stop_consumer(consumer))
+    await started.wait()
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    await consumer._client.close()
