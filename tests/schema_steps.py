@@ -3,11 +3,15 @@ it up, and making it look as one made by an older release: for tests of a revisi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from alembic import command
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.database import alembic_config
+from session_contracts.handles import session_handle
 
 
 async def downgrade_schema(engine: AsyncEngine, revision: str) -> None:
@@ -35,6 +39,41 @@ INSERT_SESSION = (
     "expires_at) VALUES (:tenant, :id, 'u', 'open', 'browser', now(), now() + interval '1 day')"
 )
 """A listed session of `:tenant` with the id (handle) `:id`, in any revision's `sessions`."""
+
+
+async def insert_sessions(engine: AsyncEngine, tenant: str, credentials: list[str]) -> list[str]:
+    """Insert a listed session of `tenant` per credential (`INSERT_SESSION`, in one
+    transaction); their handles, in order."""
+    handles = [session_handle(tenant, credential) for credential in credentials]
+    async with engine.begin() as conn:
+        for handle in handles:
+            await conn.execute(text(INSERT_SESSION), {"tenant": tenant, "id": handle})
+    return handles
+
+
+async def session_id_indexes(engine: AsyncEngine) -> dict[str, bool]:
+    """The session id indexes there are (the keys', revision 0801's; the trigram one before
+    it), and whether each is valid."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c "
+                "ON c.oid = i.indexrelid WHERE c.relname IN "
+                "('ix_sessions_session_id_keys', 'ix_sessions_trgm_session_id')"
+            )
+        )
+        return {str(name): bool(valid) for name, valid in found}
+
+
+@contextlib.asynccontextmanager
+async def old_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction with a snapshot of now, open until the caller sends `COMMIT` on the
+    connection given (or leaves). `CREATE INDEX CONCURRENTLY` waits for every such older
+    snapshot before its index becomes valid: it holds a concurrent build at its last wait."""
+    async with engine.connect() as holder:
+        await holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
+        await holder.execute(text("SELECT count(*) FROM sessions"))
+        yield holder
 
 
 async def through_the_keys(engine: AsyncEngine, tenant: str, term: str) -> list[str]:

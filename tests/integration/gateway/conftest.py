@@ -15,14 +15,13 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.types import ASGIApp
 
-from fresh_topics import connection
+from fresh_topics import connection, read_records
 from polling import until
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.topics import Topics
-from session_registry.adapters.partitions import topic_partitions
 
 TENANT = "acme"
 
@@ -95,7 +94,7 @@ def read_topic(kafka_bootstrap: str) -> ReadTopic:
     ) -> list[tuple[bytes | None, bytes | None]]:
         address = bootstrap or kafka_bootstrap
         if count is None:
-            return await _read_whole_topic(address, topic)
+            return [(record.key, record.value) for record in await read_records(address, topic)]
         return await _read_topic(address, topic, count, within)
 
     return read
@@ -129,23 +128,6 @@ async def _read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def _read_whole_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[tuple[bytes | None, bytes | None]] = []
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            batches = await consumer.getmany(timeout_ms=200)
-            records.extend((r.key, r.value) for batch in batches.values() for r in batch)
-        return records
-    finally:
-        await consumer.stop()
 
 
 @contextlib.asynccontextmanager

@@ -17,33 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polling import until
 from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_online_indexes
-from schema_steps import INSERT_SESSION, drop_keys_index, through_the_keys
-from session_contracts.handles import session_handle
+from schema_steps import (
+    drop_keys_index,
+    insert_sessions,
+    old_snapshot,
+    session_id_indexes,
+    through_the_keys,
+)
 
 BEFORE = "0701_folded_user_names"
 KEYS = "ix_sessions_session_id_keys"
 TRIGRAM = "ix_sessions_trgm_session_id"
-
-
-async def _insert(engine: AsyncEngine, tenant: str, credentials: list[str]) -> list[str]:
-    handles = [session_handle(tenant, credential) for credential in credentials]
-    async with engine.begin() as conn:
-        for handle in handles:
-            await conn.execute(text(INSERT_SESSION), {"tenant": tenant, "id": handle})
-    return handles
-
-
-async def _indexes(engine: AsyncEngine) -> dict[str, bool]:
-    """The session id indexes there are, and whether each is valid."""
-    async with engine.connect() as conn:
-        found = await conn.execute(
-            text(
-                "SELECT c.relname, i.indisvalid FROM pg_index i "
-                "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN (:keys, :trigram)"
-            ),
-            {"keys": KEYS, "trigram": TRIGRAM},
-        )
-        return {str(name): bool(valid) for name, valid in found}
 
 
 async def _build_waiting(engine: AsyncEngine) -> bool:
@@ -68,20 +52,20 @@ async def test_the_keys_index_is_built_while_sessions_are_written(db_url: str) -
             assert await build_online_indexes(store) == []
             return
         await drop_keys_index(engine)  # as a database made before revision 0801 has none
-        await _insert(engine, "t1", [f"c-{i}" for i in range(200)])
+        await insert_sessions(engine, "t1", [f"c-{i}" for i in range(200)])
         await upgrade_schema(store, online_indexes=False)
-        assert await _indexes(engine) == {TRIGRAM: True}  # the search keeps its index so far
+        assert await session_id_indexes(engine) == {
+            TRIGRAM: True
+        }  # the search keeps its index so far
 
         # A transaction with a snapshot from before the build: CREATE INDEX CONCURRENTLY
         # waits for it before the index becomes valid, which holds the build while we write.
-        async with engine.connect() as holder:
-            await holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
-            await holder.execute(text("SELECT count(*) FROM sessions"))
+        async with old_snapshot(engine) as holder:
             build = asyncio.create_task(build_online_indexes(store))
             try:
                 await until(lambda: _build_waiting(engine), within=30, what="the build waiting")
                 async with asyncio.timeout(10):  # a plain CREATE INDEX would hold these off
-                    written = await _insert(engine, "t1", ["written-during-the-build"])
+                    written = await insert_sessions(engine, "t1", ["written-during-the-build"])
                     async with engine.begin() as conn:
                         await conn.execute(text("UPDATE sessions SET last_activity_at = now()"))
                 assert not build.done()  # the writes went through while the index was built
@@ -91,7 +75,7 @@ async def test_the_keys_index_is_built_while_sessions_are_written(db_url: str) -
             finally:
                 build.cancel()
         assert done == [f"built {KEYS}", f"dropped {TRIGRAM}"]
-        assert await _indexes(engine) == {KEYS: True}  # valid, and the trigram index gone
+        assert await session_id_indexes(engine) == {KEYS: True}  # valid, and the trigram index gone
 
         # the session written during the build is in the index
         piece = written[0][5:12].swapcase()
@@ -109,7 +93,7 @@ async def test_an_index_left_invalid_by_a_stopped_build_is_built_again(db_url: s
         if engine.dialect.name != "postgresql":
             assert await build_online_indexes(store) == []
             return
-        handles = await _insert(engine, "t1", [f"c-{i}" for i in range(200)])
+        handles = await insert_sessions(engine, "t1", [f"c-{i}" for i in range(200)])
         await drop_keys_index(engine)
         # A concurrent build that fails half-way leaves its index behind, invalid: here a
         # unique index of the same name over the rows of one tenant.
@@ -123,10 +107,10 @@ async def test_an_index_left_invalid_by_a_stopped_build_is_built_again(db_url: s
             except Exception:
                 failed = True
             assert failed
-        assert await _indexes(engine) == {KEYS: False}
+        assert await session_id_indexes(engine) == {KEYS: False}
 
         assert await build_online_indexes(store) == [f"rebuilt {KEYS}"]
-        assert await _indexes(engine) == {KEYS: True}
+        assert await session_id_indexes(engine) == {KEYS: True}
         async with engine.connect() as conn:
             definition = (
                 await conn.execute(
@@ -150,7 +134,7 @@ async def test_a_database_below_the_head_revision_is_left_alone(db_url: str) -> 
         if engine.dialect.name == "postgresql":  # the keys' function comes with revision 0801
             await drop_keys_index(engine)
             assert await build_online_indexes(store) == []
-            assert await _indexes(engine) == {TRIGRAM: True}
+            assert await session_id_indexes(engine) == {TRIGRAM: True}
     finally:
         await store.dispose()
 
@@ -165,11 +149,9 @@ async def test_a_build_cancelled_half_way_is_left_invalid_and_built_by_the_next_
         if engine.dialect.name != "postgresql":
             return
         await drop_keys_index(engine)
-        handles = await _insert(engine, "t1", [f"c-{i}" for i in range(200)])
+        handles = await insert_sessions(engine, "t1", [f"c-{i}" for i in range(200)])
         await upgrade_schema(store, online_indexes=False)
-        async with engine.connect() as holder:
-            await holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
-            await holder.execute(text("SELECT count(*) FROM sessions"))
+        async with old_snapshot(engine) as holder:
             build = asyncio.create_task(build_online_indexes(store))
             await until(lambda: _build_waiting(engine), within=30, what="the build waiting")
             build.cancel()  # as a registry stopping cancels its background build
@@ -180,12 +162,12 @@ async def test_a_build_cancelled_half_way_is_left_invalid_and_built_by_the_next_
                 cancelled = True
             assert cancelled  # cancelled as such, not turned into another error
             await holder.execute(text("COMMIT"))
-        assert await _indexes(engine) == {KEYS: False, TRIGRAM: True}
+        assert await session_id_indexes(engine) == {KEYS: False, TRIGRAM: True}
 
         # the lock went with the cancelled build's connection: the next run is not held off
         async with asyncio.timeout(60):
             assert await build_online_indexes(store) == [f"rebuilt {KEYS}", f"dropped {TRIGRAM}"]
-        assert await _indexes(engine) == {KEYS: True}
+        assert await session_id_indexes(engine) == {KEYS: True}
         piece = handles[0][4:10]
         expected = sorted(h for h in handles if piece.lower() in h.lower())
         assert sorted(await through_the_keys(engine, "t1", piece)) == expected

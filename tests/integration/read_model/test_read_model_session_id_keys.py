@@ -13,8 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.database import open_store, upgrade_schema
-from schema_steps import INSERT_SESSION, downgrade_schema, drop_keys_index, through_the_keys
-from session_contracts.handles import session_handle
+from schema_steps import downgrade_schema, drop_keys_index, insert_sessions, through_the_keys
 
 BEFORE = "0701_folded_user_names"
 
@@ -40,11 +39,8 @@ async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_
             await upgrade_schema(store)
             return
         await drop_keys_index(engine)  # as a database made before the revision has none
-        ids = {t: [session_handle(t, f"c-{i}") for i in range(300)] for t in ("t1", "t2")}
-        async with engine.begin() as conn:
-            for tenant, handles in ids.items():
-                for handle in handles:
-                    await conn.execute(text(INSERT_SESSION), {"tenant": tenant, "id": handle})
+        credentials = [f"c-{i}" for i in range(300)]
+        ids = {t: await insert_sessions(engine, t, credentials) for t in ("t1", "t2")}
         before = await _objects(engine)
         assert "ix_sessions_trgm_session_id" in before
         assert "st_sessions_session_id_text" in before

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 
 from devstack.scratch_databases import create_database, drop_database
+from fresh_topics import read_records
 from read_model.tables import sessions
 from session_contracts.handles import session_handle
-from session_contracts.kafka_clients import new_consumer
 from session_contracts.models import (
     SessionActivity,
     SessionCreated,
@@ -114,31 +114,8 @@ async def session_rows(registry: Registry, tenant: str = "acme") -> dict[str, di
 
 
 async def read_topic(bootstrap: str | KafkaSettings, topic: str) -> list[Any]:
-    """Every record of a topic, up to its end offsets now (aiokafka ConsumerRecords); on a
-    plain broker's address, or with the security of `KafkaSettings`."""
-    from aiokafka import TopicPartition
-
-    kafka = (
-        bootstrap
-        if isinstance(bootstrap, KafkaSettings)
-        else KafkaSettings(kafka_bootstrap_servers=bootstrap)
-    )
-    consumer = new_consumer(kafka)
-    await consumer.start()
-    try:
-        from session_registry.adapters.partitions import topic_partitions
-
-        partitions: list[TopicPartition] = await topic_partitions(consumer, topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[Any] = []
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
+    """Every record of a topic, up to its end offsets now (aiokafka ConsumerRecords)."""
+    return await read_records(bootstrap, topic)
 
 
 async def table_rows(url: str, table: Any, order_by: Any) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from polling import until
 from read_model.database import open_store, upgrade_schema
-from schema_steps import drop_keys_index
+from schema_steps import drop_keys_index, old_snapshot, session_id_indexes
 
 pytestmark = pytest.mark.kafka
 
@@ -31,17 +31,10 @@ async def test_a_registry_consumes_while_it_builds_the_keys_index(
         await drop_keys_index(engine)  # a database made before revision 0801
 
         async def valid() -> bool:
-            async with engine.connect() as conn:
-                found = await conn.execute(
-                    text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:n)"),
-                    {"n": KEYS},
-                )
-                return bool(found.scalar_one_or_none())
+            return (await session_id_indexes(engine)).get(KEYS, False)
 
         # an old snapshot holds the concurrent build before the index becomes valid
-        async with engine.connect() as holder:
-            await holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
-            await holder.execute(text("SELECT count(*) FROM sessions"))
+        async with old_snapshot(engine) as holder:
             async with asyncio.timeout(30):  # a start that built it first would wait for us
                 registry = await start_registry(migrate_on_start=True)
             await send(created("during-the-build"))
