@@ -137,9 +137,20 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
     if sender is not None:  # first, so that nothing sends or re-queues a batch failed below
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sender.close(), within)  # its requests in flight end
-    producer._message_accumulator.fail_all(
+    accumulator = producer._message_accumulator
+    held = [batch for queued in accumulator._batches.values() for batch in queued]
+    held += accumulator._pending_batches
+    # A batch re-queued when its request was cancelled (the sender's close) still has the
+    # callback that takes it out of the in-flight set when it ends: back in the set, so that
+    # the callback does not fail (a KeyError logged from the event loop).
+    accumulator._pending_batches.update(held)
+    accumulator.fail_all(
         KafkaTimeoutError(f"producer abandoned: not delivered within {within:.1f} s of its stop")
     )
+    for batch in held:  # aiokafka's own futures: callers see the failure through theirs
+        for future in (batch.future, batch._drain_waiter):
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: no "exception was never retrieved" log
     await producer.client.close()
     return False
 

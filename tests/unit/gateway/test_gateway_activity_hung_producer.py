@@ -43,6 +43,8 @@ class Client:
 class Accumulator:
     def __init__(self) -> None:
         self.failed: BaseException | None = None
+        self._batches: dict[object, list[object]] = {}  # none held: the sends never left
+        self._pending_batches: set[object] = set()
 
     def fail_all(self, exception: BaseException) -> None:
         self.failed = exception

@@ -1,0 +1,94 @@
+"""A registry stopped while its broker is away, with records in its producer (issue 18 review).
+
+The sweeper expires a session during the outage, and its relay hands the `session.expired`
+event to the producer, which cannot deliver it. The stop used to wait for that delivery for
+as long as the outage lasted (over 11 minutes when measured, then given up on). It is bounded
+now, and the record, still in the outbox, is published by the next start: nothing lost. The
+batches given up end without an error logged from aiokafka's own callbacks.
+
+Runs on the test's OWN broker (`private_kafka`), which it stops and starts. On SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from registry_helpers import NOW, created, read_topic, registry_settings, sid
+
+from fresh_topics import connection
+from polling import until
+from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
+from session_contracts.codec import decode_event, encode
+from session_contracts.handles import record_key
+from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import new_producer
+from session_contracts.models import SessionExpired
+from session_contracts.topics import Topics
+from session_registry.adapters.outbox import outbox_size
+from session_registry.bootstrap import RELAY_DRAIN_SECONDS, Registry
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def test_a_registry_stopped_with_its_broker_away_stops_within_its_bound_and_loses_nothing(
+    private_kafka: PrivateKafka, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bootstrap = private_kafka.bootstrap
+    topics = Topics(prefix=f"away{uuid.uuid4().hex[:6]}.", partitions=2)
+    await ensure_topics(connection(bootstrap, topics))
+    now = [NOW]
+
+    def clock() -> datetime:
+        return now[0]
+
+    settings = registry_settings(bootstrap, topics, db_url, sweep_interval_seconds=0.2)
+    registry = Registry.from_settings(settings, clock=clock)
+    await registry.start()
+    producer = new_producer(connection(bootstrap))
+    await producer.start()
+    try:
+        event = created("s1", max_s=600)  # expires 5 minutes after NOW
+        await producer.send_and_wait(
+            topics.events, encode(event), key=record_key("acme", sid("s1"))
+        )
+    finally:
+        await producer.stop()
+    await registry.wait_until_idle(60)
+
+    await private_kafka.stop()
+    now[0] = NOW + timedelta(days=1)  # the sweeper expires s1; its relay cannot deliver
+
+    async def held() -> bool:  # the session.expired event, in the producer
+        return bool(registry.producer._message_accumulator._batches)
+
+    await until(held, 30, "the relay's batch held in the producer")
+    async with registry.engine.connect() as conn:
+        assert await outbox_size(conn) == 1
+
+    # the relay's drain, then the producer's bound, and a margin: not the outage's length
+    async with asyncio.timeout(2 * RELAY_DRAIN_SECONDS + 10):
+        await registry.stop()
+    # aiokafka's callbacks ran cleanly on the failed batches (a re-queued one raised KeyError)
+    assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert not registry.producer.client._conns  # the abandoned producer closed its connections
+    async with registry.engine.connect() as conn:
+        assert await outbox_size(conn) == 1  # what it held is still queued
+    await registry.store.dispose()
+
+    await private_kafka.start()
+    again = Registry.from_settings(settings)
+    await again.start()
+    try:
+        await again.wait_until_idle(60)  # the outbox relayed on start
+    finally:
+        await again.stop()
+    expired = [
+        decoded
+        for record in await read_topic(bootstrap, topics.events)
+        if isinstance(decoded := decode_event(record.value), SessionExpired)
+    ]
+    assert [e.session_id for e in expired] == [sid("s1")]  # published once, after the restart
