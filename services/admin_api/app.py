@@ -56,7 +56,7 @@ def create_app(
         )
         kafka = None
         if bus is None:
-            kafka = KafkaBus(settings)
+            kafka = KafkaBus(settings, settings.publish_timeout_seconds)
             kafka.start()
         app.state.runtime = Runtime(
             settings=settings,

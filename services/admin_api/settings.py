@@ -100,6 +100,14 @@ class AdminApiSettings(KafkaSettings):
         "API must share it. Unset: derived from the first HS256 key; in production without "
         "one (JWKS only) the API refuses to start until it is set (32+ characters).",
     )
+    publish_timeout_seconds: float = Field(
+        default=20.0,
+        ge=1.0,
+        le=300.0,
+        description="How long a termination or a settings change waits for Kafka's "
+        "acknowledgement before it answers 503 and is withdrawn (longer than a leader's "
+        "failover, shorter than the proxies' timeouts in front).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     admin_page_token_url: str | None = Field(

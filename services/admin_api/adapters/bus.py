@@ -18,6 +18,7 @@ from session_contracts.kafka_clients import (
     describe_kafka_error,
     new_producer,
     start_producer,
+    stop_producer,
 )
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_contracts.settings import KafkaSettings
@@ -42,11 +43,21 @@ class CommandBus(Protocol):
 
 
 class KafkaBus:
-    """An idempotent producer, started in the background so the API serves reads without Kafka."""
+    """An idempotent producer, started in the background so the API serves reads without Kafka.
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    A record waits for Kafka's acknowledgement at most `publish_timeout` seconds. Past it the
+    producer is given up (`stop_producer`): what it held fails, so every request waiting on it
+    answers 503 and none of those records is sent later. A new producer connects in the
+    background meanwhile, and until it has, writes answer 503 at once (`/readyz`: degraded).
+    Without the bound, aiokafka's idempotent producer retries for as long as the broker is
+    away, and a termination's POST waited as long, then was applied whenever the broker came
+    back.
+    """
+
+    def __init__(self, kafka: KafkaSettings, publish_timeout: float = 20.0) -> None:
         self._kafka = kafka
         self._topics = kafka.topics
+        self._publish_timeout = publish_timeout
         self.failure: str | None = None
         """Why the last connection attempt failed (None: connected, or never tried)."""
         self._producer: AIOKafkaProducer | None = None
@@ -84,22 +95,49 @@ class KafkaBus:
             self.failure = None
             return
 
+    async def _replace(self, producer: AIOKafkaProducer) -> None:
+        await stop_producer(producer, 1.0)  # it cannot deliver: its records fail at once
+        await self._connect()
+
+    def _give_up(self, producer: AIOKafkaProducer, cause: str) -> None:
+        """Abandon `producer` (once, whichever request timed out first) and reconnect."""
+        if self._producer is not producer:
+            return
+        self._producer = None
+        self.failure = cause
+        log.warning("Kafka %s: %s; reconnecting", self._kafka.describe(), cause)
+        self._starting = asyncio.create_task(
+            self._replace(producer), name="admin-api-kafka-reconnect"
+        )
+
     async def stop(self) -> None:
-        """Stop connecting, flush and close the producer."""
+        """Stop connecting, flush and close the producer (what it cannot deliver within the
+        publish timeout is given up: those requests answered 503)."""
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_producer(self._producer, self._publish_timeout)
             self._producer = None
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
-        if self._producer is None:
-            raise BusUnavailable("Kafka is not connected yet")
+        producer = self._producer
+        if producer is None:
+            raise BusUnavailable(f"Kafka is not connected: {self.failure or 'connecting'}")
+        # the trace context, when tracing is on: the registry continues the trace
+        headers = inject_headers() or None
         try:
-            # the trace context, when tracing is on: the registry continues the trace
-            headers = inject_headers() or None
-            await self._producer.send_and_wait(topic, value, key=key, headers=headers)
-        except Exception as exc:  # the broker refused or timed out: the caller answers 503
+            async with asyncio.timeout(self._publish_timeout):
+                await producer.send_and_wait(topic, value, key=key, headers=headers)
+        except TimeoutError:
+            cause = f"no acknowledgement within {self._publish_timeout:g} s"
+            self._give_up(producer, cause)
+            log.warning("sending to %s: %s", topic, cause)
+            raise BusUnavailable(
+                f"Kafka did not acknowledge the record: {cause}; it was withdrawn"
+            ) from None
+        except Exception as exc:  # the broker refused, or the producer was given up
             cause = describe_kafka_error(exc, "write", topic)
             log.warning("sending to %s: %s", topic, cause)
             raise BusUnavailable(f"Kafka did not acknowledge the record: {cause}") from exc
