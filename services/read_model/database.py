@@ -7,21 +7,16 @@ through the store it returns. Alembic's files live inside this package (`read_mo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.online_indexes import build_online_indexes
 from read_model.postgres import PostgresStore
+from read_model.revisions import alembic_config, current_revision
 from read_model.sqlite import SqliteStore
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
-
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def open_store(
@@ -56,23 +51,10 @@ def make_engine(
     return open_store(url, pool_size=pool_size, echo=echo, listing=listing).engine
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """The package's Alembic configuration, optionally pointed at a database URL."""
-    config = Config(str(PACKAGE_DIR / "alembic.ini"))
-    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
-    if url is not None:
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
 def _upgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
-
-
-def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
 
 
 async def schema_of(url: str) -> str | None:
@@ -84,12 +66,6 @@ async def schema_of(url: str) -> str | None:
         return await current_revision(store.engine)
     finally:
         await store.dispose()
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The database's Alembic revision (None for an empty database)."""
-    async with engine.connect() as connection:
-        return await connection.run_sync(_current)
 
 
 async def upgrade_schema(

@@ -30,19 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.listing_indexes import KEYS_INDEX, KEYS_INDEX_NAME
+from read_model.revisions import head_revision, revision_of
 from read_model.store import Store
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 ONLINE_LOCK_KEY = 0x5E55_C0DE_0002
 """The advisory lock (session level) the steps run under; `MIGRATION_LOCK_KEY` is ...0001."""
@@ -83,7 +80,7 @@ async def build_online_indexes(store: Store, steps: tuple[Step, ...] = STEPS) ->
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ONLINE_LOCK_KEY})
         try:
-            if await _revision(conn) != _head():
+            if await revision_of(conn) != head_revision():
                 return []
             for step in steps:
                 action = await _run(conn, step)
@@ -141,11 +138,3 @@ async def build_in_background(store: Store) -> None:
         except Exception:
             log.exception("online index steps failed; trying again in %.0f s", RETRY_SECONDS)
         await asyncio.sleep(RETRY_SECONDS)
-
-
-async def _revision(conn: AsyncConnection) -> str | None:
-    return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
-
-
-def _head() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -15,13 +15,8 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from devstack.scratch_databases import create_database, drop_database
-from read_model.database import (
-    alembic_config,
-    current_revision,
-    make_engine,
-    open_store,
-    upgrade_schema,
-)
+from read_model.database import make_engine, open_store, upgrade_schema
+from read_model.revisions import alembic_config, current_revision
 
 pytestmark = pytest.mark.postgres
 REPLICAS = 4

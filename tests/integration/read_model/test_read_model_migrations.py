@@ -13,7 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from read_model.database import alembic_config, make_engine, open_store, upgrade_schema
+from read_model.database import make_engine, open_store, upgrade_schema
+from read_model.revisions import alembic_config
 from read_model.tables import metadata
 
 
