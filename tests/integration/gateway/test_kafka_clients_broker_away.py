@@ -20,8 +20,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from fresh_topics import connection
+from fresh_topics import connection, read_records
 from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
+from session_contracts.codec import decode_event
+from session_contracts.handles import session_handle
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
     new_consumer,
@@ -29,6 +31,8 @@ from session_contracts.kafka_clients import (
     stop_consumer,
     stop_producer,
 )
+from session_contracts.models import SessionCreated, SessionPolicy, SessionType
+from session_contracts.publisher import SessionEventPublisher, created_event
 from session_contracts.topics import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -102,6 +106,47 @@ async def test_stopping_a_consumer_still_gives_way_to_the_callers_cancellation(
     with pytest.raises(asyncio.CancelledError):
         await stopping
     await consumer._client.close()
+
+
+async def test_an_event_whose_publish_was_bounded_during_an_outage_is_delivered_after_it(
+    private_kafka: PrivateKafka,
+) -> None:
+    """What docs/contract.md tells platform services: bounding `publish` gives up the wait,
+    not the event."""
+    topics = Topics(prefix="bounded.", partitions=2)
+    settings = connection(private_kafka.bootstrap, topics)
+    await ensure_topics(settings)
+    publisher = SessionEventPublisher(settings)
+    await publisher.start()
+    try:
+        await publisher.publish(created("before"))
+        await private_kafka.stop()
+        for credential in ("during-1", "during-2"):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1):
+                    await publisher.publish(created(credential))
+        await private_kafka.start()
+    finally:
+        await publisher.stop()  # the broker is back: it delivers what it held
+    published = [
+        decode_event(r.value).session_id
+        for r in await read_records(private_kafka.bootstrap, topics.events)
+    ]
+    expected = {session_handle("acme", c) for c in ("before", "during-1", "during-2")}
+    assert set(published) == expected
+
+
+def created(credential: str) -> SessionCreated:
+    return created_event(
+        tenant_id="acme",
+        credential=credential,
+        user_id="u1",
+        user_name="User One",
+        session_type=SessionType.browser,
+        ip_address="10.0.0.1",
+        user_agent="test",
+        policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=600),
+    )
 
 
 def _in_backoff(consumer: AIOKafkaConsumer) -> list[asyncio.Task[Any]]:
