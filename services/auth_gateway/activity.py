@@ -15,9 +15,11 @@ Two ways aiokafka's producer can hang rather than fail, both met on a broker res
 - A broker that is still starting can answer the bootstrap metadata request with no brokers.
   The client then keeps only its bootstrap connection, and once that closes it has no node to
   ask (aiokafka logs "Unable to update metadata from []" forever), and an idempotent sender
-  waits for a producer id that no node can give: sends never complete and never fail. So a
-  producer whose start-up found no brokers is stopped and another one tried at the next flush
-  (`session_contracts.kafka_clients.start_producer`).
+  waits for a producer id that no node can give, in its `start()` itself. So a producer whose
+  start-up found no brokers, or got no producer id within `delivery_timeout_seconds` (the
+  broker went away after the bootstrap), is stopped and another one tried at the next flush
+  (`session_contracts.kafka_clients.start_producer`). Before that bound a start caught there
+  held the flush for ever: nothing noted was sent again, and nothing was logged.
 - Whatever else keeps a batch from completing, the wait for it is bounded
   (`delivery_timeout_seconds`); past it the batch is queued again and the producer replaced.
   Its stop is bounded too, since stopping flushes first; past the bound the producer is
@@ -175,7 +177,8 @@ class ActivityReporter:
         if self._producer is None:
             producer = self._factory()
             try:
-                await start_producer(producer)  # refuses one that found no brokers
+                # refuses one that found no brokers or got no producer id in time
+                await start_producer(producer, self._delivery_timeout)
             except KafkaError as exc:
                 log.warning("activity producer cannot reach the broker: %r", exc)
                 await self._stop(producer)

@@ -99,17 +99,28 @@ def new_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-async def start_producer(producer: AIOKafkaProducer) -> None:
-    """Start `producer`, or stop it and raise `KafkaConnectionError` if it found no brokers.
+async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
+    """Start `producer`, or stop it and raise `KafkaConnectionError`: if it found no brokers,
+    or got no producer id within `within` seconds.
 
-    A broker that is still starting can answer the bootstrap metadata request with no brokers.
-    aiokafka's client then keeps only its bootstrap connection, and once that closes it has no
-    node to ask ("Unable to update metadata from []" forever); an idempotent producer's sender
-    waits for a producer id that nobody can give, so its sends neither complete nor fail and
-    its stop() waits on them. Such a producer is refused here, so callers retry as for any
-    broker that cannot be reached.
+    An idempotent producer's `start()` waits for its producer id (aiokafka's `Sender.start`),
+    retrying for as long as no broker gives one: for the whole outage when the broker goes
+    away after the bootstrap, and for ever when a broker that was still starting answered the
+    bootstrap metadata request with no brokers (aiokafka then keeps only its bootstrap
+    connection, and once that closes it has no node to ask: "Unable to update metadata from
+    []"). A gateway's activity reporter was caught there across a broker restart: its flush
+    never returned, so nothing it noted was sent again and nothing was logged. Past `within`
+    the start is given up, the producer stopped (no sender task yet: nothing to flush), and
+    callers retry as for any broker that cannot be reached. A producer that started but knows
+    no brokers is refused the same way: its sends would neither complete nor fail.
     """
-    await producer.start()
+    try:
+        await asyncio.wait_for(producer.start(), within)
+    except TimeoutError:
+        await producer.stop()
+        raise KafkaConnectionError(
+            f"no producer id from the broker within {within:g} s (is it away or still starting?)"
+        ) from None
     if not producer.client.cluster.brokers():
         await producer.stop()  # nothing was sent: its flush has nothing to wait for
         raise KafkaConnectionError("the broker named no brokers (is it still starting?)")

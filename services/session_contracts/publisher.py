@@ -120,9 +120,11 @@ class SessionEventPublisher:
     def __init__(self, kafka: KafkaSettings) -> None:
         self._topics = kafka.topics
         self._producer = new_producer(kafka)
+        self._start_within = kafka.kafka_request_timeout_ms / 1000
 
     async def start(self) -> None:
-        await start_producer(self._producer)  # fails, not hangs, on a broker still starting
+        # fails, not hangs, on a broker still starting or gone after the bootstrap
+        await start_producer(self._producer, self._start_within)
 
     async def stop(self) -> None:
         await self._producer.stop()

@@ -119,7 +119,8 @@ class Registry:
             await upgrade_schema(self.store, online_indexes=False)
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
-        await start_producer(self.producer)  # fails, not hangs, on a broker still starting
+        # fails, not hangs, on a broker still starting or gone after the bootstrap
+        await start_producer(self.producer, self.settings.kafka_request_timeout_ms / 1000)
         await self._relay()  # whatever a crash left between commit and send
         self.loop.subscribe()
         await self.loop.consumer.start()

@@ -80,7 +80,8 @@ class KafkaBus:
             producer = new_producer(self._kafka, linger_ms=0)
             try:
                 await ensure_topics(self._kafka)  # the settings topic above all
-                await start_producer(producer)  # refuses one that found no brokers
+                # refuses one that found no brokers or got no producer id in time
+                await start_producer(producer, self._publish_timeout)
             except Exception as exc:  # any start-up failure: retry, readyz says not ready
                 cause = await _cause(self._kafka, exc)
                 if cause != self.failure:  # one line per cause, not one per retry

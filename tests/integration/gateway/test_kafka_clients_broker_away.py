@@ -17,17 +17,19 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
+from auth_gateway.activity import ActivityReporter
 from fresh_topics import connection, read_records
 from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
 from session_contracts.codec import decode_event
-from session_contracts.handles import session_handle
+from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
     new_consumer,
     new_producer,
+    start_producer,
     stop_consumer,
     stop_producer,
 )
@@ -134,6 +136,66 @@ async def test_an_event_whose_publish_was_bounded_during_an_outage_is_delivered_
     ]
     expected = {session_handle("acme", c) for c in ("before", "during-1", "during-2")}
     assert set(published) == expected
+
+
+def gone_after_bootstrap(producer: AIOKafkaProducer, broker: PrivateKafka) -> AIOKafkaProducer:
+    """`producer`, whose broker stops right after answering its bootstrap: its start then
+    waits for a producer id (aiokafka's `Sender.start`) that no broker can give."""
+    bootstrap = producer.client.bootstrap
+
+    async def then_stop() -> None:
+        await bootstrap()
+        await broker.stop()
+
+    producer.client.bootstrap = then_stop  # type: ignore[method-assign]
+    return producer
+
+
+async def test_a_producer_whose_broker_goes_after_its_bootstrap_is_refused_within_the_bound(
+    private_kafka: PrivateKafka,
+) -> None:
+    producer = gone_after_bootstrap(
+        new_producer(connection(private_kafka.bootstrap)), private_kafka
+    )
+    async with asyncio.timeout(30):  # without the bound: the whole outage
+        with pytest.raises(KafkaConnectionError, match="no producer id"):
+            await start_producer(producer, 2.0)
+    assert producer._closed and not producer.client._conns
+
+
+async def test_the_activity_reporter_gets_past_a_producer_start_that_hangs(
+    private_kafka: PrivateKafka,
+) -> None:
+    """The gateway broker-outage test's flake: a flush whose producer's start hung for ever
+    sent nothing again and logged nothing. Now the start fails within the delivery bound,
+    the activity stays pending, and a later producer delivers it once the broker is back."""
+    topics = Topics(prefix="hung-start.", partitions=1)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    made: list[AIOKafkaProducer] = []
+
+    def factory() -> AIOKafkaProducer:
+        producer = new_producer(connection(private_kafka.bootstrap))
+        if not made:  # the first one's broker goes away after its bootstrap
+            gone_after_bootstrap(producer, private_kafka)
+        made.append(producer)
+        return producer
+
+    reporter = ActivityReporter(factory, topics.events, delivery_timeout_seconds=2.0)
+    key = record_key("acme", session_handle("acme", "busy"))
+    reporter.note(key, "10.0.0.1")
+    async with asyncio.timeout(30):
+        await reporter.flush()  # the start fails: the broker is away
+    assert reporter.pending == 1 and reporter.sent == 0
+    assert made[0]._closed
+
+    await private_kafka.start()
+    async with asyncio.timeout(60):
+        while reporter.sent == 0:
+            await reporter.flush()
+            await asyncio.sleep(0.2)
+    await reporter.stop()
+    keys = [r.key for r in await read_records(private_kafka.bootstrap, topics.events)]
+    assert keys == [key]
 
 
 def created(credential: str) -> SessionCreated:

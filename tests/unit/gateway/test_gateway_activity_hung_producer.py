@@ -127,8 +127,8 @@ async def test_stop_returns_although_the_producer_hangs() -> None:
 async def test_start_producer_refuses_and_stops_a_producer_that_found_no_brokers() -> None:
     blind = FakeProducer(brokers=0)
     with pytest.raises(KafkaConnectionError, match="no brokers"):
-        await start_producer(cast(Any, blind))
+        await start_producer(cast(Any, blind), 1.0)
     assert blind.stopped
     healthy = FakeProducer()
-    await start_producer(cast(Any, healthy))
+    await start_producer(cast(Any, healthy), 1.0)
     assert healthy.started and not healthy.stopped
