@@ -138,25 +138,24 @@ async def test_an_event_whose_publish_was_bounded_during_an_outage_is_delivered_
     assert set(published) == expected
 
 
-def gone_after_bootstrap(producer: AIOKafkaProducer, broker: PrivateKafka) -> AIOKafkaProducer:
-    """`producer`, whose broker stops right after answering its bootstrap: its start then
-    waits for a producer id (aiokafka's `Sender.start`) that no broker can give."""
-    bootstrap = producer.client.bootstrap
+async def gone_after_bootstrap(producer: AIOKafkaProducer, broker: PrivateKafka) -> None:
+    """Bootstrap `producer`, then stop its broker: its start (the bootstrap already done) then
+    waits for a producer id (aiokafka's `Sender.start`) that no broker can give. The broker is
+    stopped here, not inside the start, so that the start's bound never cuts its stop short."""
+    await producer.client.bootstrap()
+    await broker.stop()
 
-    async def then_stop() -> None:
-        await bootstrap()
-        await broker.stop()
+    async def bootstrapped() -> None:
+        return None
 
-    producer.client.bootstrap = then_stop  # type: ignore[method-assign]
-    return producer
+    producer.client.bootstrap = bootstrapped  # type: ignore[method-assign]
 
 
 async def test_a_producer_whose_broker_goes_after_its_bootstrap_is_refused_within_the_bound(
     private_kafka: PrivateKafka,
 ) -> None:
-    producer = gone_after_bootstrap(
-        new_producer(connection(private_kafka.bootstrap)), private_kafka
-    )
+    producer = new_producer(connection(private_kafka.bootstrap))
+    await gone_after_bootstrap(producer, private_kafka)
     async with asyncio.timeout(30):  # without the bound: the whole outage
         with pytest.raises(KafkaConnectionError, match="no producer id"):
             await start_producer(producer, 2.0)
@@ -171,14 +170,13 @@ async def test_the_activity_reporter_gets_past_a_producer_start_that_hangs(
     the activity stays pending, and a later producer delivers it once the broker is back."""
     topics = Topics(prefix="hung-start.", partitions=1)
     await ensure_topics(connection(private_kafka.bootstrap, topics))
+    first = new_producer(connection(private_kafka.bootstrap))
+    await gone_after_bootstrap(first, private_kafka)  # the first one's broker goes away
     made: list[AIOKafkaProducer] = []
 
     def factory() -> AIOKafkaProducer:
-        producer = new_producer(connection(private_kafka.bootstrap))
-        if not made:  # the first one's broker goes away after its bootstrap
-            gone_after_bootstrap(producer, private_kafka)
-        made.append(producer)
-        return producer
+        made.append(first if not made else new_producer(connection(private_kafka.bootstrap)))
+        return made[-1]
 
     reporter = ActivityReporter(factory, topics.events, delivery_timeout_seconds=2.0)
     key = record_key("acme", session_handle("acme", "busy"))
