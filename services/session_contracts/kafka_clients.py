@@ -115,7 +115,11 @@ async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
     no brokers is refused the same way: its sends would neither complete nor fail.
     """
     try:
-        await asyncio.wait_for(producer.start(), within)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result, and drops a
+        # cancellation of the caller, when the start ends as the cancellation comes (devstack
+        # stopped by a signal during its publisher's start served on, its children running)
+        async with asyncio.timeout(within):
+            await producer.start()
     except TimeoutError:
         await producer.stop()
         raise KafkaConnectionError(
@@ -140,14 +144,16 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
     closes the client.
     """
     try:
-        await asyncio.wait_for(producer.stop(), within)
+        async with asyncio.timeout(within):  # not wait_for: see start_producer
+            await producer.stop()
         return True
     except TimeoutError:
         pass
     sender = producer._sender
     if sender is not None:  # first, so that nothing sends or re-queues a batch failed below
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sender.close(), within)  # its requests in flight end
+            async with asyncio.timeout(within):
+                await sender.close()  # its requests in flight end
     accumulator = producer._message_accumulator
     held = [batch for queued in accumulator._batches.values() for batch in queued]
     held += accumulator._pending_batches
