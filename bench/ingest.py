@@ -526,7 +526,8 @@ async def _run_instances(
                     task.cancel()
                 return
 
-    await asyncio.wait_for(split(), INSTANCE_START_SECONDS)
+    async with asyncio.timeout(INSTANCE_START_SECONDS):
+        await split()
     database_before = database_cpu_seconds(database)
     for child in children:
         assert child.stdin is not None

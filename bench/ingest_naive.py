@@ -85,7 +85,8 @@ async def naive_projection(
     await broker.start()
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(done.wait(), timeout=max(600.0, limit / 50))
+        async with asyncio.timeout(max(600.0, limit / 50)):
+            await done.wait()
         return count, time.perf_counter() - started
     finally:
         await broker.stop()

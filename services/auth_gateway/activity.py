@@ -139,7 +139,8 @@ class ActivityReporter:
                 for key, event in map(self._keyed_event, batch)
                 if event is not None
             ]
-            await asyncio.wait_for(asyncio.gather(*futures), self._delivery_timeout)
+            async with asyncio.timeout(self._delivery_timeout):
+                await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
             log.warning(
                 "sending %d activity events failed (%r); will retry with a new producer",
@@ -205,7 +206,8 @@ class ActivityReporter:
     async def stop(self) -> None:
         """Send what is pending (best effort) and close the producer."""
         try:
-            await asyncio.wait_for(self.flush(), timeout=5)
+            async with asyncio.timeout(5):
+                await self.flush()
         except TimeoutError:
             log.warning("%d activity events unsent at shutdown", len(self._pending))
         await self._close_producer()

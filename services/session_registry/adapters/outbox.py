@@ -80,7 +80,8 @@ class OutboxRelay:
         doing that.
         """
         try:
-            await asyncio.wait_for(self._lock.acquire(), wait)
+            async with asyncio.timeout(wait):
+                await self._lock.acquire()
         except TimeoutError:  # the broker is slow or away: stop anyway, the rows stay queued
             log.warning("outbox relay still busy after %.0f s; stopping anyway", wait)
             yield
