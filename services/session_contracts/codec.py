@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator
 
 from session_contracts.escaping import escape_reason
+from session_contracts.fast_path import fast_validator
 from session_contracts.handles import session_handle
 from session_contracts.models import (
     EVENT_TYPES,
@@ -115,6 +117,7 @@ v2 (a filter resolved at requested_at) becomes v3 (`confirmed_at` bounds what a 
 """
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 class DecodeError(ValueError):
@@ -138,10 +141,14 @@ class RecordKind(Generic[M]):
     """How reasons name it: `unknown event type 'session.renamed'`."""
     types: frozenset[str]
     adapter: TypeAdapter[M]
+    fast: SchemaValidator
+    """The fast path's validator (`session_contracts.fast_path`): a subset of what `adapter`
+    accepts, the same models for it."""
 
 
 def _kind(noun: str, models: Iterable[type[BaseModel]], adapter: TypeAdapter[M]) -> RecordKind[M]:
-    return RecordKind(noun, frozenset(m.model_fields["type"].default for m in models), adapter)
+    types = frozenset(m.model_fields["type"].default for m in models)
+    return RecordKind(noun, types, adapter, fast_validator(adapter))
 
 
 EVENTS: RecordKind[SessionEvent] = _kind("event", EVENT_TYPES, TypeAdapter(SessionEvent))
@@ -173,24 +180,36 @@ def decode_each(kind: RecordKind[M], raws: Iterable[bytes | None]) -> list[M | D
     The same fast path and checked path as `decode`, without a Python call per record on the
     fast path (a registry's batch decodes tens of thousands of records at a time).
     """
-    validate = kind.adapter.validator.validate_json
-    out: list[M | DecodeError] = []
+    return decode_each_or(kind, raws, _itself)
+
+
+def decode_each_or(
+    kind: RecordKind[M], raws: Iterable[bytes | None], refused: Callable[[int, DecodeError], R]
+) -> list[M | R]:
+    """`decode_each`, with `refused(index, error)` in place of each record it refuses.
+
+    A batch's refused records are few: the caller's replacement (a dead letter) is made for
+    them alone, not tested for on every record.
+    """
+    validate = kind.fast.validate_json
+    out: list[M | R] = []
     append = out.append
-    for raw in raws:
+    for index, raw in enumerate(raws):
         if raw is not None and len(raw) <= MAX_RECORD_BYTES:
             try:
-                message: M = validate(raw)
+                append(validate(raw))
+                continue
             except Exception:  # the checked path below says why
                 pass
-            else:
-                if "schema_version" in message.model_fields_set:
-                    append(message)
-                    continue
         try:
             append(_decode_checked(kind, raw))
         except DecodeError as error:
-            append(error)
+            append(refused(index, error))
     return out
+
+
+def _itself(_: int, error: DecodeError) -> DecodeError:
+    return error
 
 
 def _decode_checked(kind: RecordKind[M], raw: bytes | None) -> M:
@@ -225,17 +244,18 @@ def decode_settings(raw: bytes | None) -> SessionSettingsChanged:
 def _current(kind: RecordKind[M], raw: bytes | None) -> M | None:
     """Fast path: a well-formed record of the current version, parsed in one step (no dict).
 
-    Anything else (older versions to upcast, bad input to explain) returns None and takes the
-    checked path, which gives the same result or the precise reason; `schema_version` must
-    have been given explicitly, as the checked path insists.
+    Anything else (older versions to upcast, bad input to explain, what `kind.fast` leaves to
+    the models' own validators) returns None and takes the checked path, which gives the same
+    result or the precise reason; `schema_version` must be given explicitly, as the checked
+    path insists (the fast validator requires it).
     """
     if raw is None or len(raw) > MAX_RECORD_BYTES:
         return None
-    try:  # the core validator itself: TypeAdapter.validate_json only adds a Python call
-        message: M = kind.adapter.validator.validate_json(raw)
+    try:
+        message: M = kind.fast.validate_json(raw)
     except Exception:  # ValidationError, or anything odder: the checked path says why
         return None
-    return message if "schema_version" in message.model_fields_set else None
+    return message
 
 
 def _checked(kind: RecordKind[M], raw: bytes | None) -> M:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork, caused_by_data
-from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each
+from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_or
 from session_contracts.escaping import escape_reason
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
@@ -183,17 +183,16 @@ class Ingestor:
             part.offsets.extend(map(_offset_of, run))
             part.records.extend(run)
             values = map(_value_of, run)
-            messages: Sequence[SessionEvent | TerminateSessions | DecodeError] = (
-                decode_each(COMMANDS, values)
+
+            def dead_letter(index: int, error: DecodeError, run: list[Record] = run) -> DeadLetter:
+                return _dead_letter(run[index], error.reason)
+
+            messages: Sequence[SessionEvent | TerminateSessions | DeadLetter] = (
+                decode_each_or(COMMANDS, values, dead_letter)
                 if tp[0] == self._commands_topic
-                else decode_each(EVENTS, values)
+                else decode_each_or(EVENTS, values, dead_letter)
             )
-            part.messages.extend(
-                _dead_letter(record, message.reason)
-                if isinstance(message, DecodeError)
-                else message
-                for record, message in zip(run, messages, strict=True)
-            )
+            part.messages.extend(messages)
 
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
