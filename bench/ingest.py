@@ -524,6 +524,9 @@ async def _run_instances(
             if all(held) and len(everything) == partitions == len(set(everything)):
                 for task in waiting:
                     task.cancel()
+                # wait for them to end: a reader cancelled but not yet run still holds its
+                # stream, and the next readline on it would raise
+                await asyncio.gather(*waiting, return_exceptions=True)
                 return
 
     async with asyncio.timeout(INSTANCE_START_SECONDS):
