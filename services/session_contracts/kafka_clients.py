@@ -155,8 +155,7 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
             async with asyncio.timeout(within):
                 await sender.close()  # its requests in flight end
     accumulator = producer._message_accumulator
-    held = [batch for queued in accumulator._batches.values() for batch in queued]
-    held += accumulator._pending_batches
+    held = undelivered_batches(producer)
     # A batch re-queued when its request was cancelled (the sender's close) still has the
     # callback that takes it out of the in-flight set when it ends: back in the set, so that
     # the callback does not fail (a KeyError logged from the event loop).
@@ -170,6 +169,16 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
                 future.exception()  # retrieved: no "exception was never retrieved" log
     await producer.client.close()
     return False
+
+
+def undelivered_batches(producer: AIOKafkaProducer) -> list[Any]:
+    """The batches `producer` holds undelivered: queued, or in flight (taken by its sender,
+    or waiting out the retry backoff after a failed request, where a batch the broker refuses
+    spends most of its time)."""
+    accumulator = producer._message_accumulator
+    held: list[Any] = [batch for queued in accumulator._batches.values() for batch in queued]
+    held += accumulator._pending_batches
+    return held
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -25,7 +25,7 @@ from private_services import PrivateKafka  # type: ignore[import-not-found]  # t
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.kafka_clients import new_producer
+from session_contracts.kafka_clients import new_producer, undelivered_batches
 from session_contracts.models import SessionExpired
 from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
@@ -63,11 +63,9 @@ async def test_a_registry_stopped_with_its_broker_away_stops_within_its_bound_an
     now[0] = NOW + timedelta(days=1)  # the sweeper expires s1; its relay cannot deliver
 
     async def held() -> bool:  # the session.expired event, in the producer, undelivered
-        # queued (`_batches`) or in flight (`_pending_batches`): a batch the broker refuses is
-        # in flight, then waits out the retry backoff, most of the time; it is queued only
-        # between that and the next drain, a few milliseconds in a hundred
-        accumulator = registry.producer._message_accumulator
-        return bool(accumulator._batches or accumulator._pending_batches)
+        # queued or in flight: with the broker away it is queued only between a retry
+        # backoff and the next drain, a few milliseconds in a hundred
+        return bool(undelivered_batches(registry.producer))
 
     await until(held, 30, "the relay's batch held in the producer")
     async with registry.engine.connect() as conn:
