@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +25,9 @@ from devstack.deploy_scripts import printed, run_script
 from devstack.scratch_databases import create_database, drop_database
 from private_services import PrivateKafka, PrivatePostgres
 from session_contracts.topics import Topics
+
+if TYPE_CHECKING:
+    from xdist.remote import Producer
 
 
 def _docker_engine_answers() -> bool:
@@ -49,7 +53,7 @@ def _docker_engine_answers() -> bool:
 BROWSER_MODULES = "tests/e2e/browser/"
 
 
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> object:
     """--dist loadgroup, with each browser module as one group (see above)."""
     if config.getvalue("dist") != "loadgroup":
         return None

@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from read_model.database import alembic_config
+from read_model.revisions import alembic_config
 from session_contracts.handles import session_handle
 
 

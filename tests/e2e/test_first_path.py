@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -79,7 +80,10 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes
 async def test_a_terminated_session_is_refused_at_the_next_request(
     kafka_bootstrap: str, topics: Topics, db_url: str
 ) -> None:
-    kafka = {"kafka_bootstrap_servers": kafka_bootstrap, "topic_prefix": topics.prefix}
+    kafka: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "topic_prefix": topics.prefix,
+    }
     await upgrade_schema(db_url)
     registry = Registry.from_settings(
         RegistrySettings(database_url=db_url, consumer_group=f"reg-{uuid.uuid4().hex}", **kafka)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext
 from test_first_path import SECRET, TENANT, served
 
 from admin_api.app import create_app as create_admin_app
@@ -55,7 +57,10 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
 ) -> None:
     provider = tracing_on()
     EXPORTER.clear()
-    kafka = {"kafka_bootstrap_servers": kafka_bootstrap, "topic_prefix": topics.prefix}
+    kafka: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "topic_prefix": topics.prefix,
+    }
     await upgrade_schema(db_url)
     registry = Registry.from_settings(
         RegistrySettings(database_url=db_url, consumer_group=f"reg-{uuid.uuid4().hex}", **kafka)
@@ -108,10 +113,10 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
         )
         assert accepted.status_code == 202, accepted.text
 
-        async def enforced() -> bool:
+        async def revoked() -> bool:
             return gateway.is_handle_revoked(TENANT, handle)
 
-        await until(enforced, 60, "the gateway holds the revocation")
+        await until(revoked, 60, "the gateway holds the revocation")
     provider.force_flush()
 
     spans = {span.name: span for span in EXPORTER.get_finished_spans()}
@@ -126,10 +131,12 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
 
 
 def _trace(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return span.context.trace_id
+    context: SpanContext | None = span.context  # the SDK leaves `context` unannotated
+    assert context is not None
+    return context.trace_id
 
 
 def _span(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return span.context.span_id
+    context: SpanContext | None = span.context  # the SDK leaves `context` unannotated
+    assert context is not None
+    return context.span_id

@@ -33,7 +33,7 @@ from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection
-from polling import until  # noqa: F401  (the fault tests import it from here)
+from polling import until as until  # the fault tests import it from here
 from read_model.tables import applied_commands, outbox
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key, session_handle

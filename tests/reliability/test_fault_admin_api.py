@@ -89,7 +89,7 @@ async def test_admin_api_killed_with_terminations_in_flight_applies_every_accept
 
         async def ready() -> bool:
             try:
-                return (await http.get("/readyz")).json()["status"] == "ready"
+                return bool((await http.get("/readyz")).json()["status"] == "ready")
             except httpx.TransportError:
                 return False
 

@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -46,6 +47,7 @@ from fresh_topics import connection
 from private_services import PrivateKafka
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.models import SessionEvent
 from session_contracts.topics import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -60,9 +62,9 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
     await ensure_topics(connection(bootstrap, topics))
     ids = [f"k-{n:03d}" for n in range(SESSIONS)]  # credentials: what clients present
     handles = [handle(sid) for sid in ids]  # what events, commands and rows name
-    first = [created(sid, user=f"u{n % 7}") for n, sid in enumerate(ids[:80])]
+    first: list[SessionEvent] = [created(sid, user=f"u{n % 7}") for n, sid in enumerate(ids[:80])]
     first += [activity(sid, NOW - timedelta(minutes=1)) for sid in ids[:80:3]]
-    later = [created(sid) for sid in ids[80:]]
+    later: list[SessionEvent] = [created(sid) for sid in ids[80:]]
     later += [activity(sid, NOW - timedelta(seconds=30)) for sid in ids[:SESSIONS:2]]
     settings = admin_settings(bootstrap, topics, db_url)
     headers = admin_headers(settings)
@@ -99,9 +101,7 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
         await asyncio.wait_for(asyncio.gather(*streaming), 120)
         second_command, refused = await asyncio.wait_for(second, 120)
         for command_id in (first_command, second_command):
-            await until(
-                lambda c=command_id: _applied(admin, headers, c), 90, f"command {command_id}"
-            )
+            await until(partial(_applied, admin, headers, command_id), 90, f"command {command_id}")
         await registry.wait_until_idle(90)
         assert consumer_alive(registry)
 
@@ -142,7 +142,7 @@ async def test_broker_restart_during_ingestion_and_termination_loses_and_repeats
 
 
 async def _ready(admin: httpx.AsyncClient) -> bool:
-    return (await admin.get("/readyz")).json()["status"] == "ready"  # Kafka too, not degraded
+    return bool((await admin.get("/readyz")).json()["status"] == "ready")  # Kafka too, not degraded
 
 
 async def _stale(seconds: float) -> bool:
@@ -150,4 +150,4 @@ async def _stale(seconds: float) -> bool:
 
 
 async def _applied(admin: httpx.AsyncClient, headers: dict[str, str], command_id: str) -> bool:
-    return (await termination_status(admin, headers, command_id))["status"] == "applied"
+    return bool((await termination_status(admin, headers, command_id))["status"] == "applied")

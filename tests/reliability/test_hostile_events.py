@@ -15,8 +15,8 @@ import json
 import random
 import uuid
 from collections import defaultdict
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from hostile_support import (
@@ -65,24 +65,23 @@ def _event_bases(rng: random.Random, count: int) -> list[tuple[bytes, dict[str, 
         payload = json.loads(encode(event))
         payload["user_name"] = rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
         payload["user_agent"] = rng.choice(HOSTILE_STRINGS).replace("\u0000", "")
-        later: SessionEvent = rng.choice(
-            [
-                activity_event(
-                    event_id=uuid.uuid4(),
-                    occurred_at=NOW - timedelta(seconds=n),
-                    tenant_id="acme",
-                    credential=credential,
-                    ip_address="2001:db8::1",
-                ),
-                terminated_event(
-                    event_id=uuid.uuid4(),
-                    occurred_at=NOW - timedelta(seconds=n),
-                    tenant_id="acme",
-                    credential=credential,
-                    reason=TerminationReason.logout,
-                ),
-            ]
-        )
+        ends: list[SessionEvent] = [
+            activity_event(
+                event_id=uuid.uuid4(),
+                occurred_at=NOW - timedelta(seconds=n),
+                tenant_id="acme",
+                credential=credential,
+                ip_address="2001:db8::1",
+            ),
+            terminated_event(
+                event_id=uuid.uuid4(),
+                occurred_at=NOW - timedelta(seconds=n),
+                tenant_id="acme",
+                credential=credential,
+                reason=TerminationReason.logout,
+            ),
+        ]
+        later = rng.choice(ends)
         bases += [
             (session_key(credential), payload, credential),
             (session_key(credential), json.loads(encode(later)), credential),
@@ -224,7 +223,8 @@ def _command(ids: list[str], *, tenant: str = "acme", by: str = "admin-1") -> di
         requested_by=by,
         session_ids=ids,
     )
-    return json.loads(encode(command))
+    payload: dict[str, Any] = json.loads(encode(command))
+    return payload
 
 
 async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_goes_on(
@@ -255,9 +255,11 @@ async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_go
             False,
         )
     )
-    for when, valid in FAR_TIMES.values():
+    for when, accepted in FAR_TIMES.values():
         far = {**_command([handles[rng.choice(credentials)]]), "requested_at": when}
-        records.append(Hostile(f"requested_at {when}", _command_key(far), encode_json(far), valid))
+        records.append(
+            Hostile(f"requested_at {when}", _command_key(far), encode_json(far), accepted)
+        )
     rng.shuffle(records)
     final = _command([handles["cmd-29"]])
     records.append(Hostile("final valid command", _command_key(final), encode_json(final), True))
@@ -277,7 +279,8 @@ async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_go
     valid: list[TerminateSessions] = await _check_dead_letters(
         kafka_bootstrap, topics, sent, decode_command
     )
-    expires = {s.session_id: s.expires_at for s in states}
+    # every session here was created, so each has an expiry
+    expires = cast(dict[str, datetime], {s.session_id: s.expires_at for s in states})
     terminated: set[str] = set()
     first: dict[tuple[str, uuid.UUID], TerminateSessions] = {}
     # the command id is the idempotency key within its tenant (v2: applied_commands is keyed

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -68,25 +69,24 @@ def _escaped(session_id: str, rng: random.Random) -> bytes:
 def _value(rng: random.Random) -> bytes:
     """A session id as someone hostile might send it."""
     session_id = rng.choice(REVOKED + LIVE)
-    return rng.choice(
-        [
-            lambda: session_id.encode(),
-            lambda: f'"{session_id}"'.encode(),
-            lambda: _escaped(session_id, rng),
-            lambda: f"  {session_id}\t".encode(),
-            lambda: rng.choice([b"\xa0", b"\x85", b"\x1c\x1f"]) + session_id.encode(),
-            lambda: session_id.encode() + rng.choice([b"\xa0", b"\x85", b"\x1e"]),
-            lambda: b"",
-            lambda: b'""',
-            lambda: b"x" * rng.choice([128, 129, 4096, 65_536]),
-            lambda: session_id.encode() + b"\xff",
-            lambda: "sessión-ü".encode(),
-            lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))),
-            lambda: session_id.upper().encode(),
-            lambda: session_id.encode() + b"; sid=" + rng.choice(LIVE).encode(),
-            lambda: f"forged-{rng.getrandbits(64):x}".encode(),
-        ]
-    )()
+    makers: list[Callable[[], bytes]] = [
+        lambda: session_id.encode(),
+        lambda: f'"{session_id}"'.encode(),
+        lambda: _escaped(session_id, rng),
+        lambda: f"  {session_id}\t".encode(),
+        lambda: rng.choice([b"\xa0", b"\x85", b"\x1c\x1f"]) + session_id.encode(),
+        lambda: session_id.encode() + rng.choice([b"\xa0", b"\x85", b"\x1e"]),
+        lambda: b"",
+        lambda: b'""',
+        lambda: b"x" * rng.choice([128, 129, 4096, 65_536]),
+        lambda: session_id.encode() + b"\xff",
+        lambda: "sessión-ü".encode(),
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))),
+        lambda: session_id.upper().encode(),
+        lambda: session_id.encode() + b"; sid=" + rng.choice(LIVE).encode(),
+        lambda: f"forged-{rng.getrandbits(64):x}".encode(),
+    ]
+    return rng.choice(makers)()
 
 
 def _headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
@@ -139,7 +139,7 @@ async def _call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict
 def _presented(headers: list[tuple[bytes, bytes]]) -> set[str]:
     """Every id a reader of these headers could take: raw, stripped (as `str.strip` strips
     latin-1 text), unquoted and unescaped."""
-    from http.cookies import _unquote  # type: ignore[attr-defined]
+    from http.cookies import _unquote
 
     found = set()
     for name, value in headers:

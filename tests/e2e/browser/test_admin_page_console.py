@@ -25,7 +25,8 @@ def select_box(page: Page, session_id: str) -> Locator:
 
 
 async def row_ids(page: Page) -> list[str]:
-    return await rows(page).evaluate_all("rs => rs.map(r => r.dataset.sessionId)")
+    ids: list[str] = await rows(page).evaluate_all("rs => rs.map(r => r.dataset.sessionId)")
+    return ids
 
 
 async def test_live_mode_announces_changes_and_moves_no_row(stack: Stack, page: Page) -> None:

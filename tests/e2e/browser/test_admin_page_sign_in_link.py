@@ -42,7 +42,7 @@ class Production:
 async def production(stack: Stack) -> AsyncIterator[Production]:
     shared = stack.settings
     settings = AdminApiSettings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="production",
         jwt_secret=PRODUCTION_SECRET,
         jwt_issuer=ISSUER,

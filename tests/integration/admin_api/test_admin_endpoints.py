@@ -258,7 +258,7 @@ async def test_kafka_unavailable_is_503_and_nothing_is_recorded(
 ) -> None:
     from admin_api.adapters.bus import BusUnavailable
 
-    async def refuse(_: object) -> None:
+    async def refuse(*_: object, **__: object) -> None:  # stands in for either method
         raise BusUnavailable("broker down")
 
     bus.terminate = refuse  # type: ignore[method-assign]

@@ -14,12 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,11 +31,11 @@ WORKERS = 2
 HEALTHZ = {"method": "GET", "route": "/healthz", "status": "200"}
 
 
-def _healthz_count(families: Iterator[object]) -> float:
+def _healthz_count(families: Iterable[Metric]) -> float:
     return sum(
         sample.value
         for family in families
-        for sample in family.samples  # type: ignore[attr-defined]
+        for sample in family.samples
         if sample.name == "admin_api_requests_total" and sample.labels == HEALTHZ
     )
 
@@ -101,7 +102,7 @@ async def test_request_counters_add_up_across_two_workers(
         alone.mkdir()
         shutil.copy(counts, alone / counts.name)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(alone))
+        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
         per_worker.append(_healthz_count(iter(registry.collect())))
     assert len([c for c in per_worker if c > 0]) == WORKERS, per_worker  # both served some
     assert sum(per_worker) == REQUESTS

@@ -34,6 +34,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.openapi.checks import RejectedPositiveData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -116,6 +117,7 @@ def generated_cases(spec: dict[str, Any]) -> list[Any]:
     schema = schemathesis.openapi.from_dict(spec)
     cases: list[Any] = []
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok)  # every operation of the spec loads
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 

@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
-from sqlalchemy import ARRAY, String, event, func, literal, literal_column, select, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnClause,
+    String,
+    event,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+)
 
 from admin_api.adapters import session_search
 from admin_api.adapters.session_listing import SORT_KEYS
@@ -625,7 +635,7 @@ async def test_no_character_said_to_be_in_no_handle_lowers_onto_one_in_the_datab
     plane = [chr(i) for i in range(0x80, 0x10000) if not 0xD800 <= i < 0xE000]
     excluded = [c for c in plane if not may_be_in_handle(c)]
     assert "ü" in excluded and "\u212a" not in excluded
-    character = literal_column("c")
+    character: ColumnClause[str] = literal_column("c")
     lowered = select(character, func.lower(character)).select_from(
         func.unnest(literal(excluded, ARRAY(String))).alias("c")
     )
@@ -653,11 +663,12 @@ async def test_another_tenants_names_and_session_ids_stay_out_of_the_directory_p
     ours = [session_row(session_id=session_handle(TENANT, "o-1"), user_name="Our Person")]
     await insert(store.engine, theirs + ours)
     fragment = str(theirs[0]["session_id"])[5:13]
-    for q, sort in [
+    searches: list[tuple[str, Sort]] = [
         ("secret person", "-last_activity_at"),
         ("SECRET", "user_name"),
         (fragment, "-last_activity_at"),
-    ]:
+    ]
+    for q, sort in searches:
         for walk, cap in [(2000, 5000), (4, 3)]:  # answered whole; merged past a tiny cap
             with bounded(store, walk, cap):
                 async with store.engine.connect() as conn:

@@ -62,7 +62,7 @@ async def test_the_last_change_wins_and_each_is_published(store: Store, bus: Rec
 async def test_a_bus_that_is_down_leaves_the_settings_as_they_were(
     store: Store, bus: RecordingBus
 ) -> None:
-    async def refuse(_: object) -> None:
+    async def refuse(record: object) -> None:
         raise BusUnavailable("broker down")
 
     bus.settings_changed = refuse  # type: ignore[method-assign]

@@ -146,7 +146,7 @@ async def test_a_repeated_request_is_a_new_command(store: Store, bus: RecordingB
 
 
 async def test_a_bus_that_is_down_leaves_nothing_recorded(store: Store, bus: RecordingBus) -> None:
-    async def refuse(_: object) -> None:
+    async def refuse(command: object) -> None:
         raise BusUnavailable("broker down")
 
     bus.terminate = refuse  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection
-from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
+from private_services import PrivateKafka
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from auth_gateway.activity import ActivityReporter
 from fresh_topics import connection, read_records
-from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
+from private_services import PrivateKafka
 from session_contracts.codec import decode_event
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
@@ -101,7 +101,7 @@ async def test_stopping_a_consumer_still_gives_way_to_the_callers_cancellation(
         started.set()
         await asyncio.Event().wait()
 
-    consumer.stop = stop_forever  # type: ignore[method-assign]  # a stop that hangs
+    consumer.stop = stop_forever  # a stop that hangs
     stopping = asyncio.create_task(stop_consumer(consumer))
     await started.wait()
     stopping.cancel()
@@ -148,7 +148,7 @@ async def gone_after_bootstrap(producer: AIOKafkaProducer, broker: PrivateKafka)
     async def bootstrapped() -> None:
         return None
 
-    producer.client.bootstrap = bootstrapped  # type: ignore[method-assign]
+    producer.client.bootstrap = bootstrapped
 
 
 async def test_a_producer_whose_broker_goes_after_its_bootstrap_is_refused_within_the_bound(

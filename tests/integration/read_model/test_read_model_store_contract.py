@@ -8,7 +8,8 @@ exercised by the registry's rebuild tests.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,7 @@ async def test_a_tenants_size_is_counted_then_kept_for_a_few_seconds(
     async with UnitOfWork(store) as uow:
         await store.save_sessions(uow.conn, [row("a1"), row("a2"), row("b1", tenant="b")])
     clock = [1000.0]
-    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])  # the module `store` uses
     counted: list[str] = []
     count = store.count_active
 
@@ -299,7 +300,9 @@ async def _indexes(store: Store) -> dict[str, str]:
         "WHERE type = 'index' AND tbl_name = 'sessions'"
     )
     async with store.engine.connect() as conn:
-        return {name: definition for name, definition in await conn.exec_driver_sql(query)}
+        # `exec_driver_sql` returns `CursorResult[Any]`: to mypy, rows of a single column
+        rows: Iterable[Sequence[str]] = await conn.exec_driver_sql(query)
+        return {name: definition for name, definition in rows}
 
 
 async def test_a_bulk_load_ends_with_exactly_the_migrated_indexes(store: Store) -> None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from registry_helpers import NOW, created, sid
@@ -24,6 +24,7 @@ from session_contracts.codec import decode_event, decode_revocation
 from session_contracts.models import (
     SessionEvent,
     SessionFilter,
+    SessionTerminated,
     SessionType,
     TerminateSessions,
     as_utc,
@@ -184,7 +185,11 @@ async def test_ids_then_a_filter_in_one_batch_end_each_session_once(store: Store
     assert outcome.published == len(got["outbox"]) == 2 * 14
     # s03 was ended by the first command only (by admin-1); the filter ended the 12 others
     assert got["sessions"][sid("s03")]["ended_by"] == "admin-1"
-    ended = [decode_event(v) for t, _, v in got["outbox"] if t == TOPICS.events and v]
+    # every event the terminations wrote is a session.terminated
+    ended = cast(
+        list[SessionTerminated],
+        [decode_event(v) for t, _, v in got["outbox"] if t == TOPICS.events and v],
+    )
     assert len({e.session_id for e in ended}) == len(ended) == 14
     assert {e.session_id for e in ended if e.command_id == second.command_id} == (
         {sid(f"s{n:02d}") for n in range(11) if n != 3} | {sid("Zed"), sid("_under")}

@@ -15,6 +15,7 @@ from sre_cli import CLI_TIMEOUT, cli, cli_env
 
 from fresh_topics import connection
 from session_contracts.handles import record_key
+from session_contracts.models import SessionEvent
 from session_contracts.topics import Topics
 from session_registry.service_layer.session_log import session_records
 
@@ -31,7 +32,11 @@ async def test_events_prints_the_sessions_records_from_its_partition_only(
 ) -> None:
     group = f"registry-{uuid.uuid4().hex[:8]}"
     registry = await start_registry(consumer_group=group)
-    mine = [created("s1"), activity("s1", NOW - timedelta(minutes=1)), logout("s1", NOW)]
+    mine: list[SessionEvent] = [
+        created("s1"),
+        activity("s1", NOW - timedelta(minutes=1)),
+        logout("s1", NOW),
+    ]
     others = [created(f"other-{n}") for n in range(30)]
     await send(*others[:15], mine[0], *others[15:], mine[1], mine[2])
     await registry.wait_until_idle(60)

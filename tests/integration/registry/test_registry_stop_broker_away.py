@@ -21,7 +21,7 @@ from registry_helpers import NOW, created, read_topic, registry_settings, sid
 
 from fresh_topics import connection
 from polling import until
-from private_services import PrivateKafka  # type: ignore[import-not-found]  # tests/ dir
+from private_services import PrivateKafka
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics

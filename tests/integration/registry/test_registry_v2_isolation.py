@@ -53,14 +53,14 @@ HANDLE = session_handle(A, CREDENTIAL)
 DAY = 86400
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: `ingest.Record` declares plain (settable) attributes
 class Rec:
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 class Letters:

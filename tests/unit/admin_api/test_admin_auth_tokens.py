@@ -27,7 +27,7 @@ EC_KEY = ec.generate_private_key(ec.SECP256R1())
 def settings(**values: Any) -> AdminApiSettings:
     """Development unless `environment` says otherwise (the default itself is production)."""
     base = {"database_url": "sqlite+aiosqlite:///:memory:", "environment": "development"}
-    return AdminApiSettings(_env_file=None, **{**base, **values})  # type: ignore[call-arg]
+    return AdminApiSettings(_env_file=None, **{**base, **values})
 
 
 STRONG = "k" * 40
@@ -180,21 +180,21 @@ def test_outside_development_the_default_or_a_short_secret_is_refused() -> None:
 @pytest.mark.usefixtures("no_sessions_env")
 def test_without_an_environment_the_service_is_production_and_says_what_to_set() -> None:
     with pytest.raises(ValueError) as refused:
-        AdminApiSettings(_env_file=None)  # type: ignore[call-arg]
+        AdminApiSettings(_env_file=None)
     message = str(refused.value)
     assert "SESSIONS_ENVIRONMENT=production (the default)" in message
     for variable in ("SESSIONS_JWKS_URL", "SESSIONS_JWT_SECRET", "SESSIONS_JWT_ISSUER"):
         assert variable in message
     assert "set SESSIONS_ENVIRONMENT=development" in message
     with pytest.raises(ValueError, match="public development secret is refused"):
-        AdminApiSettings(_env_file=None, jwt_secret=DEV_JWT_SECRET, jwt_issuer="https://idp")  # type: ignore[call-arg]
+        AdminApiSettings(_env_file=None, jwt_secret=DEV_JWT_SECRET, jwt_issuer="https://idp")
 
 
 @pytest.mark.usefixtures("no_sessions_env")
 async def test_without_an_environment_a_token_signed_with_the_development_secret_is_refused() -> (
     None
 ):
-    config = AdminApiSettings(_env_file=None, jwt_secret=STRONG, jwt_issuer="https://idp")  # type: ignore[call-arg]
+    config = AdminApiSettings(_env_file=None, jwt_secret=STRONG, jwt_issuer="https://idp")
     assert config.environment == "production"
     verifier = TokenVerifier(config)
     forged = jwt.encode(claims(iss="https://idp"), DEV_JWT_SECRET, algorithm="HS256")

@@ -168,7 +168,7 @@ def test_every_prefix_of_a_cursor_is_refused() -> None:
 
 def settings(**values: Any) -> AdminApiSettings:
     base = {"database_url": "sqlite+aiosqlite:///:memory:", "environment": "development"}
-    return AdminApiSettings(_env_file=None, **{**base, **values})  # type: ignore[call-arg]
+    return AdminApiSettings(_env_file=None, **{**base, **values})
 
 
 PRODUCTION = {"environment": "production", "jwt_issuer": "https://idp"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -279,7 +280,7 @@ class _Record:
     partition: int = 0
     offset: int = 0
     key: bytes | None = b"k"
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
 
 
 def _decoding_ingestor(topics: Topics) -> Ingestor:

@@ -197,7 +197,8 @@ VERSIONS = st.sampled_from([3, 3, 2, 4, True, 3.0, "3", [3], None])  # None: no 
 
 def _outcome(kind: RecordKind[Any], raw: bytes) -> BaseModel | str:
     try:
-        return codec._decode_checked(kind, raw)
+        model: BaseModel = codec._decode_checked(kind, raw)
+        return model
     except DecodeError as error:
         return error.reason
 

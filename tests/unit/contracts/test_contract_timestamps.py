@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,11 @@ def test_rfc3339_with_an_offset_is_read_and_normalised_to_utc(text: str, utc: da
     ],
 )
 def test_other_text_is_refused_with_a_reason(text: str, reason: str) -> None:
-    for parse in (timestamps.validate_python, lambda t: timestamps.validate_json(json.dumps(t))):
+    parsers: tuple[Callable[[str], object], ...] = (
+        timestamps.validate_python,
+        lambda t: timestamps.validate_json(json.dumps(t)),
+    )
+    for parse in parsers:
         with pytest.raises(ValidationError) as caught:
             parse(text)
         assert reason in str(caught.value)

@@ -41,7 +41,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append(token)
         return token
 
-    monkeypatch.setattr(demo_traffic.secrets, "token_urlsafe", recording)
+    monkeypatch.setattr(secrets, "token_urlsafe", recording)  # the module demo_traffic uses
     return made
 
 

@@ -146,7 +146,7 @@ async def following(
         monotonic=clock,
     )
     consumer = ScriptedConsumer(clock, ends)
-    follow = asyncio.create_task(gateway.watcher._follow(consumer))  # type: ignore[arg-type]
+    follow = asyncio.create_task(gateway.watcher._follow(consumer))
     async with asyncio.timeout(10):
         await consumer.started.wait()
     app = Starlette(routes=[Route("/{path:path}", whoami)])

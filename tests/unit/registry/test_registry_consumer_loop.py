@@ -42,6 +42,7 @@ from read_model.store import Store
 from session_contracts.codec import COMMANDS, EVENTS, decode, encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import TerminateSessions
+from session_registry.adapters import positions as positions_module
 from session_registry.entrypoints import consumer as consumer_module
 from session_registry.service_layer.ingest import IngestOutcome
 from session_registry.workload import Workload
@@ -317,7 +318,7 @@ async def test_while_stored_positions_are_unreadable_nothing_is_fetched_or_commi
     log = FakeLog()
     log.extend_events(workload())
     consumer = FakeConsumer(log)
-    real_load = consumer_module.load_positions
+    real_load = positions_module.load_positions  # the function `consumer` imported
     away = {"reads left": 0}
     during_outage: list[tuple[int, int]] = []
 
@@ -362,7 +363,7 @@ async def test_an_assignment_the_database_cannot_answer_waits_for_the_stored_pos
     log, run1 = await applied_by_a_first_run(store)
     log.extend_events(workload(seed=8, prefix="later-"))
     log.committed = {E0: 2, E1: 1}  # behind the stored positions, as Kafka's copy may be
-    real_load = consumer_module.load_positions
+    real_load = positions_module.load_positions  # the function `consumer` imported
     failures = {"left": 3}
 
     async def unreadable_at_first(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
@@ -399,7 +400,7 @@ async def test_what_is_fetched_before_the_stored_positions_are_sought_is_not_app
     log.extend_events(workload(seed=8, prefix="between-"))
     log.committed = {tp: len(rs) for tp, rs in log.partitions.items()}  # ahead of the stored
     log.extend_events(workload(seed=9, prefix="after-"))
-    real_load = consumer_module.load_positions
+    real_load = positions_module.load_positions  # the function `consumer` imported
 
     async def slow_load(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
         await asyncio.sleep(0.2)  # the loop polls meanwhile
@@ -473,7 +474,7 @@ async def test_a_rebalance_while_the_loop_reseeks_after_a_failure_does_not_stop_
     log = FakeLog()
     log.extend_events(workload())
     consumer = FakeConsumer(log)
-    real_load = consumer_module.load_positions
+    real_load = positions_module.load_positions  # the function `consumer` imported
     armed = {"reseek": False}
 
     async def load_positions(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:

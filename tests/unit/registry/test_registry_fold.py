@@ -11,6 +11,7 @@ from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
     SessionCreated,
+    SessionEvent,
     SessionExpired,
     SessionPolicy,
     SessionTerminated,
@@ -128,7 +129,7 @@ def test_creation_fields_are_set_once_by_the_earliest_creation() -> None:
 
 
 def test_termination_is_final_and_the_earliest_end_wins() -> None:
-    events = [
+    events: list[SessionEvent] = [
         created(),
         expired(T0 + timedelta(seconds=600)),
         terminated(T0 + timedelta(seconds=300)),

@@ -19,7 +19,7 @@ async def test_a_failed_batchs_log_line_holds_only_escaped_text(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop = ConsumerLoop(
-        None,  # type: ignore[arg-type]  # never reached: the re-seek is replaced below
+        None,  # never reached: the re-seek is replaced below
         [],
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]

@@ -138,7 +138,7 @@ def test_a_position_target_is_exactly_one() -> None:
     assert Target(offset=0).offset == 0
     for bad in ({}, {"latest": True, "earliest": True}, {"offset": 3, "moment": AT}):
         with pytest.raises(ValueError, match="exactly one of"):
-            Target(**bad)  # type: ignore[arg-type]
+            Target(**bad)
 
 
 def test_times_on_the_command_line_need_a_zone() -> None:

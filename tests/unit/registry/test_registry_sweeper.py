@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hotloop_fakes import (
@@ -192,7 +193,8 @@ async def test_sessions_past_their_own_expiry_are_expired_the_others_untouched(
     new = [q for q in await queued(engine) if q not in queued_before]
     published = [decode(EVENTS, value) for topic, _, value in new if topic == TOPICS.events]
     assert all(isinstance(e, SessionExpired) for e in published)
-    assert sorted((e.session_id, e.reason.value) for e in published) == sorted(expired.items())
+    expiries = cast(list[SessionExpired], published)  # as the line above asserts
+    assert sorted((e.session_id, e.reason.value) for e in expiries) == sorted(expired.items())
     for event in published:
         assert event.event_id == expiry_id(event.session_id)
         assert event.occurred_at == before[(TENANT, event.session_id)].expires_at
