@@ -41,14 +41,21 @@ _value_of = attrgetter("value")
 
 
 class Record(Protocol):
-    """What the ingestor needs of a Kafka record (aiokafka's ConsumerRecord has it)."""
+    """What the ingestor reads of a Kafka record (aiokafka's ConsumerRecord has it); read-only,
+    so a frozen dataclass or a named tuple is one too."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass

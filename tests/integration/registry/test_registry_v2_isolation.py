@@ -53,14 +53,14 @@ HANDLE = session_handle(A, CREDENTIAL)
 DAY = 86400
 
 
-@dataclass  # not frozen: `ingest.Record` declares plain (settable) attributes
+@dataclass(frozen=True)
 class Rec:
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Letters:

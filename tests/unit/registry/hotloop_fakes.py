@@ -68,7 +68,7 @@ async def migrated_store(folder: Path, name: str = "registry.db") -> Store:
     return store
 
 
-@dataclass  # not frozen: `ingest.Record` declares plain (settable) attributes
+@dataclass(frozen=True)
 class FakeRecord:
     """A polled record: what `ingest.Record` asks of aiokafka's ConsumerRecord."""
 
@@ -77,7 +77,7 @@ class FakeRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class FakeLog:
