@@ -131,12 +131,14 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
 
 
 def _trace(span: ReadableSpan) -> int:
-    context: SpanContext | None = span.context  # the SDK leaves `context` unannotated
-    assert context is not None
-    return context.trace_id
+    return _context(span).trace_id
 
 
 def _span(span: ReadableSpan) -> int:
+    return _context(span).span_id
+
+
+def _context(span: ReadableSpan) -> SpanContext:
     context: SpanContext | None = span.context  # the SDK leaves `context` unannotated
     assert context is not None
-    return context.span_id
+    return context

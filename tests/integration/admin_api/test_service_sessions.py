@@ -277,8 +277,7 @@ async def test_a_tenants_searches_beyond_its_slots_wait_without_a_connection(
     assert sorted(reading) == sorted([TENANT, TENANT, OTHER_TENANT])
     assert slots.waiting(TENANT) == 4  # two reading, two waiting
     if store.engine.dialect.name == "postgresql":
-        pool = cast(QueuePool, store.engine.pool)  # PostgresStore's: sized, so it counts
-        assert pool.checkedout() == 3  # the waiting two hold no connection
+        assert _checked_out(store) == 3  # the waiting two hold no connection
     released.set()
     pages = await asyncio.gather(*ours, theirs)
 
@@ -301,8 +300,7 @@ async def test_an_export_with_a_search_reads_each_batch_in_a_slot_of_its_tenant(
         assert not export.done()  # its first batch waits for the slot
         assert slots.waiting(TENANT) == 2
         if store.engine.dialect.name == "postgresql":
-            pool = cast(QueuePool, store.engine.pool)  # PostgresStore's: sized, so it counts
-            assert pool.checkedout() == 0  # and holds no connection meanwhile
+            assert _checked_out(store) == 0  # and holds no connection meanwhile
         theirs = await export_sessions(by_name, OTHER_ADMIN, store, clock, slots)
         assert ids([row async for row in theirs]) == [THEIRS]  # another tenant's: at once
 
@@ -356,3 +354,8 @@ async def test_a_filtered_page_reads_the_table_for_its_own_rows_alone(store: Sto
     # the keys index-only from the address index; the table by its key, once per page row
     assert "Index Only Scan using ix_sessions_open_ip" in plan, plan
     assert re.search(r"Index Scan using sessions_pkey on sessions .*loops=6\)", plan), plan
+
+
+def _checked_out(store: Store) -> int:
+    """Connections in use: PostgresStore's pool is sized, so it counts them."""
+    return cast(QueuePool, store.engine.pool).checkedout()
