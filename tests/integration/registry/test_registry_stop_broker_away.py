@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from registry_helpers import NOW, created, read_topic, registry_settings, sid
@@ -32,6 +33,38 @@ from session_registry.adapters.outbox import outbox_size
 from session_registry.bootstrap import RELAY_DRAIN_SECONDS, Registry
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def _awaiting(awaited: Any) -> str:
+    """The innermost calls of a suspended coroutine, down its chain of awaits."""
+    calls = []
+    while (frame := getattr(awaited, "cr_frame", None)) is not None:
+        calls.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaited = awaited.cr_await
+    return " > ".join(calls[-5:]) + f" > {type(awaited).__name__}"
+
+
+async def _whereabouts(registry: Registry, topic: str) -> str:
+    """Where the expired session's record is on its way to the producer: the sweeper's
+    await, the relay's locks, the outbox, the producer's sender and what it knows of the
+    topic (a failed wait above once gave no clue)."""
+    producer = registry.producer
+    sweeper = next(t for t in registry._tasks if t.get_name() == "registry-sweeper")
+    if sweeper.done():
+        sweeping = f"ended ({sweeper.cancelled() or sweeper.exception()!r})"
+    else:
+        sweeping = _awaiting(sweeper.get_coro())
+    sender = producer._sender.sender_task
+    partitions = producer.client.cluster.partitions_for_topic(topic)
+    async with registry.engine.connect() as conn:
+        queued = await outbox_size(conn)
+    return (
+        f"sweeper at {sweeping}; relay lock held {registry.relay._lock.locked()}, "
+        f"consumer gate held {registry.loop.gate.locked()}; outbox {queued}; "
+        f"sender {'ended' if sender is None or sender.done() else 'running'}, "
+        f"accumulator failure {producer._message_accumulator._exception!r}; "
+        f"{topic} partitions {partitions}"
+    )
 
 
 async def test_a_registry_stopped_with_its_broker_away_stops_within_its_bound_and_loses_nothing(
@@ -67,7 +100,10 @@ async def test_a_registry_stopped_with_its_broker_away_stops_within_its_bound_an
         # backoff and the next drain, a few milliseconds in a hundred
         return bool(undelivered_batches(registry.producer))
 
-    await until(held, 30, "the relay's batch held in the producer")
+    try:
+        await until(held, 30, "the relay's batch held in the producer")
+    except AssertionError as exc:  # name the step that did not happen
+        raise AssertionError(f"{exc}; {await _whereabouts(registry, topics.events)}") from None
     async with registry.engine.connect() as conn:
         assert await outbox_size(conn) == 1
 
