@@ -44,7 +44,19 @@ def _awaiting(awaited: Any) -> str:
     return " > ".join(calls[-5:]) + f" > {type(awaited).__name__}"
 
 
-async def _whereabouts(registry: Registry, topic: str) -> str:
+async def _answers(bootstrap: str) -> bool:
+    """Whether something accepts connections on the (stopped) broker's port."""
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(host, int(port))
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _whereabouts(registry: Registry, topic: str, bootstrap: str) -> str:
     """Where the expired session's record is on its way to the producer: the sweeper's
     await, the relay's locks, the outbox, the producer's sender and what it knows of the
     topic (a failed wait above once gave no clue)."""
@@ -63,7 +75,7 @@ async def _whereabouts(registry: Registry, topic: str) -> str:
         f"consumer gate held {registry.loop.gate.locked()}; outbox {queued}; "
         f"sender {'ended' if sender is None or sender.done() else 'running'}, "
         f"accumulator failure {producer._message_accumulator._exception!r}; "
-        f"{topic} partitions {partitions}"
+        f"{topic} partitions {partitions}; broker port answers {await _answers(bootstrap)}"
     )
 
 
@@ -103,7 +115,8 @@ async def test_a_registry_stopped_with_its_broker_away_stops_within_its_bound_an
     try:
         await until(held, 30, "the relay's batch held in the producer")
     except AssertionError as exc:  # name the step that did not happen
-        raise AssertionError(f"{exc}; {await _whereabouts(registry, topics.events)}") from None
+        where = await _whereabouts(registry, topics.events, bootstrap)
+        raise AssertionError(f"{exc}; {where}") from None
     async with registry.engine.connect() as conn:
         assert await outbox_size(conn) == 1
 
