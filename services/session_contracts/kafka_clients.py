@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from aiokafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 from aiokafka.helpers import create_ssl_context
 
@@ -128,6 +130,26 @@ async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
     if not producer.client.cluster.brokers():
         await producer.stop()  # nothing was sent: its flush has nothing to wait for
         raise KafkaConnectionError("the broker named no brokers (is it still starting?)")
+
+
+async def learn_partitions(producer: AIOKafkaProducer, topics: Iterable[str]) -> None:
+    """Have a started `producer` learn the partitions of `topics` now, while the broker
+    answers; raise `UnknownTopicOrPartitionError` naming a topic the broker lacks (after the
+    request timeout).
+
+    aiokafka's bootstrap asks the broker for no topic, so a producer learns a topic on its
+    first send to it (or at a metadata refresh, which its start makes only when its first
+    producer-id request fails). A send made once the broker had gone away waited out the
+    request timeout for metadata with its record not even queued, then failed: the registry's
+    relay, sending an expiry during an outage, held nothing a stop could give up (a CI
+    failure of `test_registry_stop_broker_away.py`), and its first record after any start
+    waited a metadata round trip.
+    """
+    for topic in topics:
+        try:
+            await producer.partitions_for(topic)
+        except UnknownTopicOrPartitionError:
+            raise UnknownTopicOrPartitionError(f"topic {topic} is not on the broker") from None
 
 
 async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:

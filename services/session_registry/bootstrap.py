@@ -17,6 +17,7 @@ from read_model.online_indexes import build_in_background
 from read_model.store import Store
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
+    learn_partitions,
     new_consumer,
     new_producer,
     start_producer,
@@ -121,6 +122,12 @@ class Registry:
             await ensure_topics(self.settings, self.topics)
         # fails, not hangs, on a broker still starting or gone after the bootstrap
         await start_producer(self.producer, self.settings.kafka_request_timeout_ms / 1000)
+        # what the relay and the dead letters write: queued, not waiting for metadata, if
+        # the broker goes away before their first record
+        topics = self.topics
+        await learn_partitions(
+            self.producer, (topics.events, topics.revocations, topics.dead_letters)
+        )
         await self._relay()  # whatever a crash left between commit and send
         self.loop.subscribe()
         await self.loop.consumer.start()

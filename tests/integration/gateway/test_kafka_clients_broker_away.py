@@ -7,6 +7,9 @@
 - A consumer whose fetch requests wait out their retry backoff stops without raising.
   aiokafka's `stop()` re-raises the cancellation of such a request (aio-libs/aiokafka#647),
   which ended a registry's stop in a traceback and a gateway's follower with it.
+- A producer that learned its topics' partitions (`learn_partitions`) queues a send made once
+  the broker is gone. aiokafka's bootstrap learns no topic, and such a send waited the request
+  timeout for metadata, its record nowhere in the producer.
 
 Runs on the test's OWN broker (`private_kafka`), which it stops.
 """
@@ -18,7 +21,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from auth_gateway.activity import ActivityReporter
 from fresh_topics import connection, read_records
@@ -27,11 +30,13 @@ from session_contracts.codec import decode_event
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
+    learn_partitions,
     new_consumer,
     new_producer,
     start_producer,
     stop_consumer,
     stop_producer,
+    undelivered_batches,
 )
 from session_contracts.models import SessionCreated, SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher, created_event
@@ -220,3 +225,36 @@ def _in_backoff(consumer: AIOKafkaConsumer) -> list[asyncio.Task[Any]]:
         and task.get_coro().__qualname__ == "Fetcher._proc_fetch_request"
         and getattr(task.get_coro().cr_await, "__qualname__", "") == "sleep"
     ]
+
+
+async def test_a_producer_that_learned_its_topics_queues_a_send_made_once_the_broker_is_gone(
+    private_kafka: PrivateKafka,
+) -> None:
+    topics = Topics(prefix="learned.", partitions=2)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    warm = new_producer(connection(private_kafka.bootstrap))
+    await warm.start()  # the broker's producer ids allocated: the next start needs no retry
+    await warm.stop()
+    producer = new_producer(connection(private_kafka.bootstrap), linger_ms=0)
+    await start_producer(producer, 30)
+    await learn_partitions(producer, [topics.events])
+
+    await private_kafka.stop()
+    # queued at once; without the partitions learned it waited the 30 s request timeout for
+    # metadata, the record nowhere in the producer, then failed
+    async with asyncio.timeout(5):
+        held = await producer.send(topics.events, b"held", key=b"k")
+    assert not held.done() and undelivered_batches(producer)
+    assert await stop_producer(producer, within=1.0) is False
+    assert isinstance(held.exception(), KafkaTimeoutError)
+
+
+async def test_learning_a_topic_the_broker_lacks_fails_naming_it(kafka_bootstrap: str) -> None:
+    producer = new_producer(connection(kafka_bootstrap), request_timeout_ms=1_000)
+    await start_producer(producer, 30)
+    try:
+        lacking = r"topic nowhere\.sessions\.events is not on the broker"
+        with pytest.raises(UnknownTopicOrPartitionError, match=lacking):
+            await learn_partitions(producer, ["nowhere.sessions.events"])
+    finally:
+        await producer.stop()
