@@ -17,7 +17,7 @@ from uuid import UUID
 
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
-from session_contracts.kafka_clients import new_producer, start_producer
+from session_contracts.kafka_clients import learn_partitions, new_producer, start_producer
 from session_contracts.models import (
     Event,
     SessionActivity,
@@ -125,6 +125,9 @@ class SessionEventPublisher:
     async def start(self) -> None:
         # fails, not hangs, on a broker still starting or gone after the bootstrap
         await start_producer(self._producer, self._start_within)
+        # so that an event published once the broker is gone waits in the producer, which
+        # delivers it after the outage, not in a wait for metadata that a bound cuts short
+        await learn_partitions(self._producer, [self._topics.events])
 
     async def stop(self) -> None:
         await self._producer.stop()

@@ -143,6 +143,35 @@ async def test_an_event_whose_publish_was_bounded_during_an_outage_is_delivered_
     assert set(published) == expected
 
 
+async def test_a_first_publish_bounded_during_an_outage_is_delivered_after_it(
+    private_kafka: PrivateKafka,
+) -> None:
+    """The same, when the broker goes away before the publisher's first event: aiokafka's
+    bootstrap learns no topic, and the bounded publish was cut short waiting for the events
+    topic's metadata, its event never queued: lost (before `start` learned the partitions)."""
+    topics = Topics(prefix="first.", partitions=2)
+    settings = connection(private_kafka.bootstrap, topics)
+    await ensure_topics(settings)
+    warm = new_producer(settings)
+    await warm.start()  # the broker's producer ids allocated: the next start needs no retry
+    await warm.stop()
+    publisher = SessionEventPublisher(settings)
+    await publisher.start()
+    try:
+        await private_kafka.stop()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1):
+                await publisher.publish(created("during"))
+        await private_kafka.start()
+    finally:
+        await publisher.stop()
+    published = [
+        decode_event(r.value).session_id
+        for r in await read_records(private_kafka.bootstrap, topics.events)
+    ]
+    assert published == [session_handle("acme", "during")]
+
+
 async def gone_after_bootstrap(producer: AIOKafkaProducer, broker: PrivateKafka) -> None:
     """Bootstrap `producer`, then stop its broker: its start (the bootstrap already done) then
     waits for a producer id (aiokafka's `Sender.start`) that no broker can give. The broker is
