@@ -40,6 +40,7 @@ from session_contracts.kafka_clients import (
 )
 from session_contracts.models import SessionCreated, SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher, created_event
+from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -152,9 +153,7 @@ async def test_a_first_publish_bounded_during_an_outage_is_delivered_after_it(
     topics = Topics(prefix="first.", partitions=2)
     settings = connection(private_kafka.bootstrap, topics)
     await ensure_topics(settings)
-    warm = new_producer(settings)
-    await warm.start()  # the broker's producer ids allocated: the next start needs no retry
-    await warm.stop()
+    await allocate_producer_ids(settings)
     publisher = SessionEventPublisher(settings)
     await publisher.start()
     try:
@@ -170,6 +169,15 @@ async def test_a_first_publish_bounded_during_an_outage_is_delivered_after_it(
         for r in await read_records(private_kafka.bootstrap, topics.events)
     ]
     assert published == [session_handle("acme", "during")]
+
+
+async def allocate_producer_ids(settings: KafkaSettings) -> None:
+    """Start and stop a producer, so that the broker has its producer ids allocated: the next
+    producer's start then gets one at its first request, and makes no metadata refresh that
+    would teach it every topic (what `learn_partitions` must not rely on)."""
+    warm = new_producer(settings)
+    await warm.start()
+    await warm.stop()
 
 
 async def gone_after_bootstrap(producer: AIOKafkaProducer, broker: PrivateKafka) -> None:
@@ -261,9 +269,7 @@ async def test_a_producer_that_learned_its_topics_queues_a_send_made_once_the_br
 ) -> None:
     topics = Topics(prefix="learned.", partitions=2)
     await ensure_topics(connection(private_kafka.bootstrap, topics))
-    warm = new_producer(connection(private_kafka.bootstrap))
-    await warm.start()  # the broker's producer ids allocated: the next start needs no retry
-    await warm.stop()
+    await allocate_producer_ids(connection(private_kafka.bootstrap))
     producer = new_producer(connection(private_kafka.bootstrap), linger_ms=0)
     await start_producer(producer, 30)
     await learn_partitions(producer, [topics.events])
