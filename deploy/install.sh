@@ -50,10 +50,14 @@ apt_packages() {
 
 # `.venv` holds exactly what uv.lock pins (packages nobody declared are removed), plus the project
 # itself in editable mode; the machine's own Python packages are invisible to it.
+# --compile-bytecode: the dependencies' bytecode is written once here (~10 s the first time, 0.3 s
+# after). Without it a machine that sets PYTHONDONTWRITEBYTECODE (as ours does) compiles
+# SQLAlchemy, Alembic, pydantic... again in every process: 4.3 s of CPU to start the registry's
+# CLI instead of 1.4 s, paid by every CLI run, service start and test subprocess.
 python_env() {
 	local log="$REPO_DIR/.state/uv-sync.log"
 	mkdir -p "$REPO_DIR/.state"
-	if ! uv sync --frozen --extra dev >"$log" 2>&1; then
+	if ! uv sync --frozen --extra dev --compile-bytecode >"$log" 2>&1; then
 		cat "$log" >&2
 		die "uv sync failed (the environment is made from uv.lock: 'bash deploy/uv.sh lock' after editing pyproject.toml)"
 	fi
