@@ -23,6 +23,7 @@ import fresh_topics
 from devstack.deploy_scripts import postgres_admin_url as local_postgres_admin_url
 from devstack.deploy_scripts import printed, run_script
 from devstack.scratch_databases import create_database, drop_database
+from migrated import MigratedCopies
 from private_services import PrivateKafka, PrivatePostgres
 from session_contracts.topics import Topics
 
@@ -129,6 +130,17 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
     finally:
         await asyncio.shield(drop_database(admin_url, name))
+
+
+@pytest.fixture(scope="session")
+async def migrated(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MigratedCopies]:
+    """`await migrated.migrate(db_url)`: the test's new database at the current schema, copied
+    from one migrated once per process (tests/migrated.py), not migrated again."""
+    copies = MigratedCopies(tmp_path_factory.mktemp("schema-template"))
+    try:
+        yield copies
+    finally:
+        await asyncio.shield(copies.close())
 
 
 @pytest.fixture

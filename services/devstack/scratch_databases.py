@@ -25,9 +25,11 @@ def sibling_url(url: str, name: str) -> str:
     return f"{url.rpartition('/')[0]}/{_checked(name)}"
 
 
-async def create_database(url: str, name: str) -> str:
-    """Create the empty database `name` on `url`'s server; return its URL."""
-    await _execute(url, f'CREATE DATABASE "{_checked(name)}"')
+async def create_database(url: str, name: str, template: str | None = None) -> str:
+    """Create the database `name` on `url`'s server, empty or a copy of database `template`
+    (which nobody may be connected to); return its URL."""
+    copied = f' TEMPLATE "{_checked(template)}"' if template is not None else ""
+    await _execute(url, f'CREATE DATABASE "{_checked(name)}"{copied}')
     return sibling_url(url, name)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from migrated import MigratedCopies
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "admin_api"))
 
 from admin_api_support import (
@@ -31,7 +33,7 @@ from hostile_support import HOSTILE_STRINGS
 
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
-from read_model.database import make_engine, upgrade_schema
+from read_model.database import make_engine
 from read_model.tables import metadata
 
 CREDENTIALS = [
@@ -71,9 +73,9 @@ NEEDLES = [
 
 
 @pytest.fixture
-async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(db_url: str, migrated: MigratedCopies) -> AsyncIterator[httpx.AsyncClient]:
     """The app over ASGI on a migrated read model holding ROWS, at the fixed time NOW."""
-    await upgrade_schema(db_url)
+    await migrated.migrate(db_url)
     engine = make_engine(db_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)

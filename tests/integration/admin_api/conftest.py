@@ -13,15 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
-from read_model.database import make_engine, open_store, upgrade_schema
+from migrated import MigratedCopies
+from read_model.database import make_engine, open_store
 from read_model.store import Store
 from read_model.tables import metadata
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+async def engine(db_url: str, migrated: MigratedCopies) -> AsyncIterator[AsyncEngine]:
     """The read model at the current schema (registry migrations plus the admin API's tables)."""
-    await upgrade_schema(db_url)
+    await migrated.migrate(db_url)
     engine = make_engine(db_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)

@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from migrated import MigratedCopies
 from read_model import listing_indexes
 from read_model import store as store_module
-from read_model.database import open_store, upgrade_schema
+from read_model.database import open_store
 from read_model.postgres import PostgresStore
 from read_model.session_query import filter_clause
 from read_model.sqlite import SqliteStore
@@ -34,8 +35,8 @@ FAR = datetime.max.replace(tzinfo=UTC)  # a legal contract time: PostgreSQL stor
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    await upgrade_schema(db_url)
+async def store(db_url: str, migrated: MigratedCopies) -> AsyncIterator[Store]:
+    await migrated.migrate(db_url)
     store = open_store(db_url)
     yield store
     await store.dispose()

@@ -9,15 +9,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from read_model.database import open_store, upgrade_schema
+from migrated import MigratedCopies
+from read_model.database import open_store
 from read_model.store import Store
 from read_model.tables import consumer_positions
 from read_model.unit_of_work import UnitOfWork
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    await upgrade_schema(db_url)
+async def store(db_url: str, migrated: MigratedCopies) -> AsyncIterator[Store]:
+    await migrated.migrate(db_url)
     store = open_store(db_url)
     yield store
     await store.dispose()

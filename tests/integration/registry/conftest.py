@@ -10,7 +10,8 @@ from aiokafka import AIOKafkaProducer
 from registry_helpers import StartRegistry, registry_settings
 
 from fresh_topics import connection
-from read_model.database import open_store, upgrade_schema
+from migrated import MigratedCopies
+from read_model.database import open_store
 from read_model.store import Store
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
@@ -56,10 +57,10 @@ def send(producer: AIOKafkaProducer, topics: Topics) -> Callable[..., Awaitable[
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
+async def store(db_url: str, migrated: MigratedCopies) -> AsyncIterator[Store]:
     """The test's database, migrated to head (closed afterwards)."""
+    await migrated.migrate(db_url)
     store = open_store(db_url)
-    await upgrade_schema(store)
     yield store
     await store.dispose()
 
