@@ -16,6 +16,7 @@ from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
     connection_failure,
     describe_kafka_error,
+    learn_partitions,
     new_producer,
     start_producer,
     stop_producer,
@@ -82,6 +83,10 @@ class KafkaBus:
                 await ensure_topics(self._kafka)  # the settings topic above all
                 # refuses one that found no brokers or got no producer id in time
                 await start_producer(producer, self._publish_timeout)
+                # aiokafka's bootstrap learns no topic: without this the first termination
+                # after a start waited a metadata round trip, and one sent once the broker had
+                # gone waited for metadata, not in the producer (session_contracts.kafka_clients)
+                await learn_partitions(producer, [self._topics.commands, self._topics.settings])
             except Exception as exc:  # any start-up failure: retry, readyz says not ready
                 cause = await _cause(self._kafka, exc)
                 if cause != self.failure:  # one line per cause, not one per retry

@@ -13,8 +13,11 @@ from admin_api_support import TENANT, handle, make_settings
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_api.adapters.bus import KafkaBus
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
+from fresh_topics import connection
+from polling import until
 from session_contracts.codec import decode_command
 from session_contracts.handles import record_key
 from session_contracts.topics import Topics
@@ -105,3 +108,25 @@ async def test_settings_change_is_published_on_the_compacted_settings_topic(
     assert body["type"] == "session_settings.changed" and body["changed_by"] == "admin-7"
     assert body["settings"]["mobile"] == change
     assert body["settings"]["browser"]["idle_timeout_seconds"] == 8 * 3600
+
+
+async def test_the_connected_bus_knows_the_partitions_of_the_topics_it_writes(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """aiokafka's bootstrap learns no topic: a bus that did not learn its topics as it
+    connected made the first termination wait a metadata round trip, and one sent once the
+    broker had gone waited for metadata instead of in the producer."""
+    bus = KafkaBus(connection(kafka_bootstrap, topics))
+    bus.start()
+    try:
+
+        async def connected() -> bool:
+            return bus.ready
+
+        await until(connected, 30, "the bus connected")
+        cluster = bus._producer.client.cluster  # type: ignore[union-attr]
+        every = set(range(topics.partitions))
+        assert cluster.partitions_for_topic(topics.commands) == every
+        assert cluster.partitions_for_topic(topics.settings) == every
+    finally:
+        await bus.stop()
