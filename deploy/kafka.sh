@@ -117,12 +117,11 @@ EOF
 # shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose
 format_once() {
 	[[ -f "$STATE/data/meta.properties" ]] && return 0
-	local jvm_opts="${KAFKA_JVM_OPTS:-}"
 	if [[ ! -s "$STATE/cluster.id" ]]; then
-		java $jvm_opts -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
+		java ${KAFKA_JVM_OPTS:-} -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
 		mv "$STATE/cluster.id.tmp" "$STATE/cluster.id"
 	fi
-	java $jvm_opts -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+	java ${KAFKA_JVM_OPTS:-} -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
 		format --standalone -t "$(cat "$STATE/cluster.id")" -c "$STATE/server.properties" >&2 ||
 		die "formatting storage in $STATE/data failed"
 }
