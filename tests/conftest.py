@@ -119,13 +119,20 @@ def postgres_admin_url() -> str:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database URL: SQLite in a temporary file, or a new PostgreSQL database."""
+    """A fresh, empty database URL: SQLite in a temporary file, or a new PostgreSQL database.
+
+    A test that also takes `migrated` gets its PostgreSQL database created as the migrated
+    copy at once (`migrated.migrate` of it is then done), not created empty and made again."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
         return
     admin_url = request.getfixturevalue("postgres_admin_url")
     name = f"t_{uuid.uuid4().hex[:16]}"
-    url = await create_database(admin_url, name)
+    if "migrated" in request.fixturenames:
+        copies: MigratedCopies = request.getfixturevalue("migrated")
+        url = await copies.new_postgres_copy(admin_url, name)
+    else:
+        url = await create_database(admin_url, name)
     try:
         yield url
     finally:

@@ -6,6 +6,10 @@ machine, two to three times that in a full run, and it was most of the set-up of
 admin API tests. The copy is the migrated database itself: PostgreSQL copies the template's
 files (`CREATE DATABASE ... TEMPLATE`), and SQLite's template is one file, copied whole.
 
+On PostgreSQL the `db_url` fixture creates a test's database as that copy straight away when
+the test takes this fixture too (`new_postgres_copy`), so `migrate` finds it done; otherwise
+`migrate` drops the empty database and creates it again from the template.
+
 Tests of the migrations, and the registry migrating the database it starts on, still run
 `upgrade_schema` on empty databases.
 """
@@ -32,6 +36,7 @@ class MigratedCopies:
         self._sqlite_ready = False
         self._postgres_template: str | None = None
         self._admin_url: str | None = None
+        self._postgres_copies: set[str] = set()
 
     async def migrate(self, db_url: str) -> None:
         """Make the new database at `db_url` a copy of the migrated template (a SQLite file
@@ -49,16 +54,28 @@ class MigratedCopies:
             self._sqlite_ready = True
         await asyncio.to_thread(_copy_to_new, self._sqlite_template, path)
 
-    async def _postgres_copy(self, name: str) -> None:
-        admin = self._admin_url or postgres_admin_url()
-        self._admin_url = admin
+    async def new_postgres_copy(self, admin_url: str, name: str) -> str:
+        """Create database `name` as a copy of the template; its URL. `migrate` of it is done."""
+        url = await create_database(admin_url, name, template=await self._template(admin_url))
+        self._postgres_copies.add(name)
+        return url
+
+    async def _template(self, admin_url: str) -> str:
         if self._postgres_template is None:
             template = f"t_template_{uuid.uuid4().hex[:12]}"
-            await upgrade_schema(await create_database(admin, template))
+            await upgrade_schema(await create_database(admin_url, template))
+            self._admin_url = admin_url
             self._postgres_template = template  # its store is disposed: nobody is connected
+        return self._postgres_template
+
+    async def _postgres_copy(self, name: str) -> None:
+        if name in self._postgres_copies:
+            return
+        admin = self._admin_url or postgres_admin_url()
+        template = await self._template(admin)
         # the test's database was made empty a moment ago and nothing holds it yet
         await drop_database(admin, name)
-        await create_database(admin, name, template=self._postgres_template)
+        await create_database(admin, name, template=template)
 
     async def close(self) -> None:
         """Drop the PostgreSQL template (the SQLite one goes with the test run's files)."""

@@ -34,7 +34,6 @@ from hostile_support import HOSTILE_STRINGS
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from read_model.database import make_engine
-from read_model.tables import metadata
 
 CREDENTIALS = [
     ("Alice", "plain-1", "Firefox on Linux"),
@@ -77,8 +76,6 @@ async def client(db_url: str, migrated: MigratedCopies) -> AsyncIterator[httpx.A
     """The app over ASGI on a migrated read model holding ROWS, at the fixed time NOW."""
     await migrated.migrate(db_url)
     engine = make_engine(db_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
     await insert(
         engine,
         [session_row(user_name=u, session_id=s, device=d) for u, s, d in ROWS],

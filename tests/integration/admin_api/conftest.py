@@ -16,16 +16,13 @@ from admin_api.settings import AdminApiSettings
 from migrated import MigratedCopies
 from read_model.database import make_engine, open_store
 from read_model.store import Store
-from read_model.tables import metadata
 
 
 @pytest.fixture
 async def engine(db_url: str, migrated: MigratedCopies) -> AsyncIterator[AsyncEngine]:
-    """The read model at the current schema (registry migrations plus the admin API's tables)."""
+    """The read model at the current schema (the migrations create every table)."""
     await migrated.migrate(db_url)
     engine = make_engine(db_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
     yield engine
     await engine.dispose()
 
