@@ -7,7 +7,6 @@ through the store it returns. Alembic's files live inside this package (`read_mo
 
 from __future__ import annotations
 
-from alembic import command
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -52,6 +51,8 @@ def make_engine(
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command  # imported when used: read_model.revisions says why
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
