@@ -6,7 +6,8 @@
   outage in a gateway's activity reporter.
 - A consumer whose fetch requests wait out their retry backoff stops without raising.
   aiokafka's `stop()` re-raises the cancellation of such a request (aio-libs/aiokafka#647),
-  which ended a registry's stop in a traceback and a gateway's follower with it.
+  which ended a registry's stop in a traceback and a gateway's follower with it. A follower
+  whose loop fails at that moment restarts its consumer and goes on reading.
 - A producer that learned its topics' partitions (`learn_partitions`) queues a send made once
   the broker is gone. aiokafka's bootstrap learns no topic, and such a send waited the request
   timeout for metadata, its record nowhere in the producer.
@@ -17,14 +18,18 @@ Runs on the test's OWN broker (`private_kafka`), which it stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, UnknownTopicOrPartitionError
 
+from auth_gateway import follower as follower_module
 from auth_gateway.activity import ActivityReporter
+from auth_gateway.follower import CompactedTopicFollower
 from fresh_topics import connection, read_records
+from polling import until
 from private_services import PrivateKafka
 from session_contracts.codec import decode_event
 from session_contracts.handles import record_key, session_handle
@@ -94,6 +99,104 @@ async def test_a_consumer_whose_fetches_wait_out_their_backoff_stops_without_rai
         await stop_consumer(consumer)  # returns: no CancelledError, no 30 s wait
     assert all(task.done() for task in waiting)
     assert not consumer._client._conns  # its connections closed
+
+
+class _FailingInBackoff(CompactedTopicFollower):
+    """Keeps the keys it reads. Once `armed`, its loop fails at the first look at the
+    partitions made while one of its consumer's fetch requests waits out its retry backoff:
+    the moment aiokafka's `stop()` re-raises that request's cancellation (#647). Records how
+    that consumer's `stop()` ended (`failed_stop`; None: it returned)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        super().__init__(kafka, topic)
+        self.keys: list[bytes | None] = []
+        self.armed = False
+        self.failed_stop: list[type[BaseException] | None] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._failed_on: AIOKafkaConsumer | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self._failed_on is not None
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        self.keys.append(key)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        stop = consumer.stop
+
+        async def recorded_stop() -> None:
+            try:
+                await stop()
+            except BaseException as exc:
+                if consumer is self._failed_on:
+                    self.failed_stop.append(type(exc))
+                raise
+            if consumer is self._failed_on:
+                self.failed_stop.append(None)
+
+        consumer.stop = recorded_stop
+        await super()._follow(consumer)
+
+    def confirm(self, partitions: list[TopicPartition], at: dict[TopicPartition, float]) -> None:
+        if self.armed and self._consumer is not None and _in_backoff(self._consumer):
+            self.armed = False
+            self._failed_on = self._consumer
+            raise RuntimeError("injected: the follower's loop fails")
+        super().confirm(partitions, at)
+
+
+async def test_a_follower_whose_loop_fails_while_its_fetches_wait_out_their_backoff_goes_on(
+    private_kafka: PrivateKafka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topics = Topics(prefix="follow.", partitions=1)
+    settings = connection(private_kafka.bootstrap, topics)
+    await ensure_topics(settings)
+    follower = _FailingInBackoff(settings, topics.revocations)
+
+    def waiting_long(kafka: KafkaSettings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+        # The follower's fetches wait 100 ms after a failure; until the injected failure its
+        # consumers' wait 30 s, so that the failure lands in one however slowly this runs.
+        if not follower.failed:
+            options["retry_backoff_ms"] = 30_000
+        return new_consumer(kafka, *topics, **options)
+
+    monkeypatch.setattr(follower_module, "new_consumer", waiting_long)
+    following = asyncio.create_task(follower.run())
+    try:
+        async with asyncio.timeout(30):
+            await follower.ready_event.wait()
+        await private_kafka.stop()
+        follower.armed = True
+
+        async def stopped() -> bool:
+            return bool(follower.failed_stop)
+
+        await until(stopped, 30, "the follower's loop failed and its consumer stopped")
+        # the moment was met: aiokafka's stop() raised the fetch request's cancellation...
+        assert follower.failed_stop == [asyncio.CancelledError]
+        await asyncio.sleep(0.5)
+        assert not following.done()  # ...and the follower did not end with it
+
+        await private_kafka.start()
+        producer = new_producer(connection(private_kafka.bootstrap), linger_ms=0)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics.revocations, b"after", key=b"acme/after")
+        finally:
+            await producer.stop()
+
+        async def read() -> bool:
+            return b"acme/after" in follower.keys
+
+        # its next consumer reads on from where the failed one was
+        await until(read, 60, "the record sent after the outage read")
+        assert follower.keys == [b"acme/after"]
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
 
 
 async def test_stopping_a_consumer_still_gives_way_to_the_callers_cancellation(
