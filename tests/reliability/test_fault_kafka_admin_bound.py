@@ -32,7 +32,7 @@ BOUND = 2.0
 
 
 async def test_a_termination_the_broker_cannot_take_answers_503_and_is_never_sent(
-    private_kafka: PrivateKafka, db_url: str
+    private_kafka: PrivateKafka, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bootstrap = private_kafka.bootstrap
     topics = Topics(prefix=f"bound{uuid.uuid4().hex[:6]}.", partitions=1)
@@ -63,6 +63,16 @@ async def test_a_termination_the_broker_cannot_take_answers_503_and_is_never_sen
             refused = await terminate("during")
         assert refused.status_code == 503, refused.text
         assert refused.headers["Retry-After"]
+        # one line says it, naming the topic, the bound and what happens next
+        timed_out = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "admin_api.adapters.bus" and "no acknowledgement" in r.getMessage()
+        ]
+        assert len(timed_out) == 1, timed_out
+        assert timed_out[0].startswith(
+            f"sending to {topics.commands}: no acknowledgement within 2 s; reconnecting to Kafka"
+        ), timed_out
         assert await status() == "degraded"  # the producer was given up: writes refused
         assert (await terminate("meanwhile")).status_code == 503  # at once: not connected
 

@@ -105,13 +105,18 @@ class KafkaBus:
         await stop_producer(producer, 1.0)  # it cannot deliver: its records fail at once
         await self._connect()
 
-    def _give_up(self, producer: AIOKafkaProducer, cause: str) -> None:
-        """Abandon `producer` (once, whichever request timed out first) and reconnect."""
+    def _give_up(self, producer: AIOKafkaProducer, topic: str, cause: str) -> None:
+        """Abandon `producer` (once, whichever request timed out first) and reconnect; one
+        log line, naming the topic and the broker. A request that timed out on a producer
+        already given up logs its own line."""
         if self._producer is not producer:
+            log.warning("sending to %s: %s", topic, cause)
             return
         self._producer = None
         self.failure = cause
-        log.warning("Kafka %s: %s; reconnecting", self._kafka.describe(), cause)
+        log.warning(
+            "sending to %s: %s; reconnecting to Kafka %s", topic, cause, self._kafka.describe()
+        )
         self._starting = asyncio.create_task(
             self._replace(producer), name="admin-api-kafka-reconnect"
         )
@@ -138,8 +143,7 @@ class KafkaBus:
                 await producer.send_and_wait(topic, value, key=key, headers=headers)
         except TimeoutError:
             cause = f"no acknowledgement within {self._publish_timeout:g} s"
-            self._give_up(producer, cause)
-            log.warning("sending to %s: %s", topic, cause)
+            self._give_up(producer, topic, cause)
             raise BusUnavailable(
                 f"Kafka did not acknowledge the record: {cause}; it was withdrawn"
             ) from None
