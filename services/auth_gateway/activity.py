@@ -20,8 +20,11 @@ Two ways aiokafka's producer can hang rather than fail, both met on a broker res
   broker went away after the bootstrap), is stopped and another one tried at the next flush
   (`session_contracts.kafka_clients.start_producer`). Before that bound a start caught there
   held the flush for ever: nothing noted was sent again, and nothing was logged.
-- Whatever else keeps a batch from completing, the wait for it is bounded
-  (`delivery_timeout_seconds`); past it the batch is queued again and the producer replaced.
+- Whatever else keeps a batch from being handed over or completing, the wait for it is
+  bounded (`delivery_timeout_seconds`); past it the batch is queued again and the producer
+  replaced. The sends are inside the bound too: one waits for its topic's metadata, or for
+  room in the producer's buffer, up to the client's request timeout (a broker gone between
+  the producer's start and its first send held the flush that long).
   Its stop is bounded too, since stopping flushes first; past the bound the producer is
   abandoned (`session_contracts.kafka_clients.stop_producer`: its batches failed, its sender
   and connections closed), not left running. An event can then be sent twice, which is
@@ -134,12 +137,14 @@ class ActivityReporter:
         batch = list(self._pending)
         self._pending.clear()
         try:
-            futures = [
-                await producer.send(self._topic, encode(event), key=key)
-                for key, event in map(self._keyed_event, batch)
-                if event is not None
-            ]
+            # the sends inside the bound too: a send waits for the topic's metadata, or for
+            # room in the producer's buffer, for as long as the client's request timeout
             async with asyncio.timeout(self._delivery_timeout):
+                futures = [
+                    await producer.send(self._topic, encode(event), key=key)
+                    for key, event in map(self._keyed_event, batch)
+                    if event is not None
+                ]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
             log.warning(

@@ -56,11 +56,12 @@ class FakeProducer:
     What `stop_producer` abandons a hung producer through is there too: its batches
     (`_message_accumulator`), its client; no sender task (`_sender`, as before `start`)."""
 
-    def __init__(self, *, brokers: int = 1, hangs: bool = False) -> None:
+    def __init__(self, *, brokers: int = 1, hangs: bool = False, blocks: bool = False) -> None:
         self.client = Client(brokers)
         self._sender = None
         self._message_accumulator = Accumulator()
         self.hangs = hangs
+        self.blocks = blocks  # `send` itself never returns (waiting for metadata, say)
         self.started = self.stopped = False
         self.delivered: list[bytes] = []
 
@@ -73,6 +74,8 @@ class FakeProducer:
         self.stopped = True
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        if self.blocks:
+            await asyncio.Event().wait()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self.hangs:
             self.delivered.append(key)
@@ -112,6 +115,20 @@ async def test_a_send_that_never_completes_is_requeued_and_the_producer_replaced
     assert len(made) == 2
     assert made[1].delivered == [A, B]  # in the order noted
     assert (activity.pending, activity.sent) == (0, 2)
+
+
+async def test_a_send_that_never_returns_is_bounded_and_the_producer_replaced() -> None:
+    """aiokafka's `send` waits for its topic's metadata (or buffer room) up to the request
+    timeout, far past the delivery bound; the flush holds no longer than the bound."""
+    activity, made = reporter_over([FakeProducer(blocks=True), FakeProducer()])
+    activity.note(A, None)
+    async with asyncio.timeout(5):  # the bound is 0.05 s; without it, for ever
+        await activity.flush()
+    assert (activity.pending, activity.sent) == (1, 0)
+    assert made[0].stopped  # replaced
+    await activity.flush()
+    assert made[1].delivered == [A]
+    assert (activity.pending, activity.sent) == (0, 1)
 
 
 async def test_stop_returns_although_the_producer_hangs() -> None:
