@@ -65,8 +65,8 @@ of thousands of rows, where they may help (`q=Mary` at ten million sessions: 520
 740 ms without; `q=Smith` the same either way). A step of a bounded search, whose reads
 are all capped, runs without them (`_CAPPED`)."""
 _CAPPED = {**_SEARCH, "max_parallel_workers_per_gather": "0"}
-"""`_SEARCH` for a step of the caller's transaction (`Store.one_read`: a search's bounded
-path, whose every read stops at a cap): no parallel workers. The planner takes a term's
+"""`_SEARCH` for a read that stops at a cap (`search(conn, capped=True)`: the steps of a
+search's bounded path): no parallel workers. The planner takes a term's
 session id keys for 0.5% of the rows (they have no statistics: `listing_indexes`), 50,000 at
 ten million sessions, and planned a Gather of two workers for 1,214 matches: 13.7 ms, where
 the scan itself took 2.8 (three characters of an id at ten million sessions)."""
@@ -244,13 +244,12 @@ class PostgresStore(Store):
             yield reading
 
     @contextlib.asynccontextmanager
-    async def search(self, conn: AsyncConnection) -> AsyncIterator[None]:
+    async def search(self, conn: AsyncConnection, *, capped: bool) -> AsyncIterator[None]:
         """A read transaction (or a step of the caller's) that finds the matches through the
-        search indexes, never by walking a sort index; as a step, without parallel workers
+        search indexes, never by walking a sort index; `capped`, without parallel workers
         (`_CAPPED`)."""
-        settings = _CAPPED if conn.in_transaction() else _SEARCH
         async with in_transaction(conn):
-            await _plan_as(conn, settings)
+            await _plan_as(conn, _CAPPED if capped else _SEARCH)
             yield
 
     @contextlib.asynccontextmanager

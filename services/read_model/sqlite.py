@@ -156,8 +156,8 @@ class SqliteStore(Store):
         return rows_counted(filter, tenant_id, now)
 
     @contextlib.asynccontextmanager
-    async def search(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """A plain read transaction (or a step of the caller's)."""
+    async def search(self, conn: AsyncConnection, *, capped: bool) -> AsyncIterator[None]:
+        """A plain read transaction (or a step of the caller's); `capped` changes nothing."""
         async with in_transaction(conn):
             yield
 

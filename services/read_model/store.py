@@ -288,9 +288,11 @@ class Store(ABC):
             yield conn
 
     @abstractmethod
-    def search(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
+    def search(self, conn: AsyncConnection, *, capped: bool) -> AbstractAsyncContextManager[None]:
         """A read transaction for one pass over a text search's matches (first page and
-        total together); inside `one_read`, a step of its transaction."""
+        total together); inside `one_read`, a step of its transaction. `capped`: every
+        statement in it stops at a cap (a step of the bounded path), which the backend may
+        plan for (PostgreSQL: no parallel workers); an exact count is not capped."""
 
     @contextlib.asynccontextmanager
     async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:

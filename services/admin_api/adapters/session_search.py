@@ -506,7 +506,7 @@ async def _capped(
 ) -> tuple[SearchResult | None, int]:
     """Every row of `matches` read through the search indexes (bitmaps, no sort index), when
     there are at most `cap`: sorted, the page is their first; else None and `cap + 1`."""
-    async with store.search(conn):
+    async with store.search(conn, capped=True):
         rows = await _capped_rows(conn, query, tenant_id, matches, cap)
     return _capped_result(query, rows, cap)
 
@@ -729,8 +729,7 @@ async def _by_directory(
     ids: list[str] | None = None
     # a term the trigram index cannot look up reads the tenant's lowered names in order
     # (index-only), as a walk reads, and the walk or merge that follows shares its switches
-    step = store.search if selective else store.walk
-    async with step(conn):
+    async with store.search(conn, capped=True) if selective else store.walk(conn):
         found = await store.run(
             conn, _lookup_statement(selective), {"l_tenant": tenant_id, "l_pattern": pattern}
         )
@@ -764,7 +763,7 @@ async def _by_directory(
                 read["d_names"] = names
             if in_handle:
                 read["d_text"], read["d_pattern"] = q, pattern
-            async with store.search(conn):
+            async with store.search(conn, capped=True):
                 rows = row_dicts(await store.run(conn, statement, read))
         listed, seen = _capped_result(query, rows, whole)
     if listed is None and merging:
@@ -773,7 +772,7 @@ async def _by_directory(
         if in_handle:
             capped = _ids_statement(rest, cap)
             values = {"i_tenant": tenant_id, "i_now": now, "i_text": q, "i_pattern": pattern}
-            async with store.search(conn):
+            async with store.search(conn, capped=True):
                 ids = [str(i) for i in (await store.run(conn, capped, values)).scalars()]
     if listed is not None:
         return listed, seen, every
@@ -955,7 +954,7 @@ async def _one_pass(
         )
         .order_by(*order.by(matches.c.sort_key, matches.c.session_id))
     )
-    async with store.search(conn):
+    async with store.search(conn, capped=False):
         rows = row_dicts(await conn.execute(statement))
     total = int(rows[0]["total"]) if rows else 0
     return SearchResult(as_page(query, rows), total, exact=True)

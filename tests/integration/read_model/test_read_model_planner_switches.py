@@ -30,8 +30,9 @@ async def test_a_step_of_the_kind_already_set_sends_no_switch(db_url: str) -> No
         event.listen(store.engine.sync_engine, "before_cursor_execute", record)
         seen = []
         async with store.engine.connect() as conn, store.one_read(conn) as reading:
-            for step in (store.search, store.search, store.walk, store.walk, store.search):
-                async with step(reading):
+            for searching in (True, True, False, False, True):
+                step = store.search(reading, capped=True) if searching else store.walk(reading)
+                async with step:
                     seen.append(await bitmaps(reading))
         # the next transaction, on the same pooled connection: nothing carried over
         async with store.engine.connect() as conn:
@@ -51,11 +52,12 @@ async def test_a_step_of_the_kind_already_set_sends_no_switch(db_url: str) -> No
         await store.dispose()
 
 
-async def test_a_search_step_of_a_bounded_read_plans_no_parallel_workers(db_url: str) -> None:
+async def test_a_capped_search_plans_no_parallel_workers_wherever_it_runs(db_url: str) -> None:
     # every read of the bounded path stops at a cap, and the planner, which takes a term's
     # session id keys for 0.5% of the rows, planned two workers for a thousand matches (13.7
-    # against 2.8 ms at ten million sessions); a search on its own (an exact count of a broad
-    # term) keeps the server's workers
+    # against 2.8 ms at ten million sessions); an uncapped search (an exact count of a broad
+    # term) keeps the server's workers. The caller says which: not whether it runs as a step
+    # of a transaction (which decided it before)
     store = open_store(db_url)
     if store.engine.dialect.name != "postgresql":
         await store.dispose()
@@ -70,12 +72,16 @@ async def test_a_search_step_of_a_bounded_read_plans_no_parallel_workers(db_url:
         async with store.engine.connect() as conn:
             server = await workers(conn)
             await conn.rollback()
-            async with store.one_read(conn) as reading, store.search(reading):
-                in_a_bounded_read = await workers(reading)
-            async with store.search(conn):
-                on_its_own = await workers(conn)
+            async with store.one_read(conn) as reading, store.search(reading, capped=True):
+                capped_step = await workers(reading)
+            async with store.one_read(conn) as reading, store.search(reading, capped=False):
+                uncapped_step = await workers(reading)
+            async with store.search(conn, capped=True):
+                capped_alone = await workers(conn)
+            async with store.search(conn, capped=False):
+                uncapped_alone = await workers(conn)
         assert server != "0"
-        assert in_a_bounded_read == "0"
-        assert on_its_own == server
+        assert capped_step == capped_alone == "0"
+        assert uncapped_step == uncapped_alone == server
     finally:
         await store.dispose()

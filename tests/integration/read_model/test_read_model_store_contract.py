@@ -255,7 +255,7 @@ async def test_a_search_reads_in_a_transaction_of_its_own(store: Store) -> None:
     async with UnitOfWork(store) as uow:
         await store.save_sessions(uow.conn, [row("a"), row("b")])
     async with store.engine.connect() as conn:
-        async with store.search(conn):
+        async with store.search(conn, capped=False):
             assert conn.in_transaction()
             found = await conn.execute(select(func.count()).select_from(sessions))
             assert found.scalar() == 2
@@ -322,7 +322,7 @@ async def test_a_bulk_load_ends_with_exactly_the_migrated_indexes(store: Store) 
     async with store.engine.connect() as conn:
         assert await store.count_active(conn, SessionFilter(), "t", NOW) == 2
     # PostgreSQL: through the rebuilt trigram index
-    async with store.engine.connect() as conn, store.search(conn):
+    async with store.engine.connect() as conn, store.search(conn, capped=False):
         found = await conn.execute(
             select(sessions.c.session_id).where(filter_clause(SessionFilter(q="user b"), "t", NOW))
         )
