@@ -7,8 +7,8 @@ admin API tests. The copy is the migrated database itself: PostgreSQL copies the
 files (`CREATE DATABASE ... TEMPLATE`), and SQLite's template is one file, copied whole.
 
 On PostgreSQL the `db_url` fixture creates a test's database as that copy straight away when
-the test takes this fixture too (`new_postgres_copy`), so `migrate` finds it done; otherwise
-`migrate` drops the empty database and creates it again from the template.
+the test takes this fixture too (`new_postgres_copy`), which every caller of `migrate` does, so
+`migrate` finds it done.
 
 Tests of the migrations, and the registry migrating the database it starts on, still run
 `upgrade_schema` on empty databases.
@@ -23,7 +23,6 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database, drop_database
 from read_model.database import upgrade_schema
 
@@ -69,13 +68,10 @@ class MigratedCopies:
         return self._postgres_template
 
     async def _postgres_copy(self, name: str) -> None:
-        if name in self._postgres_copies:
-            return
-        admin = self._admin_url or postgres_admin_url()
-        template = await self._template(admin)
-        # the test's database was made empty a moment ago and nothing holds it yet
-        await drop_database(admin, name)
-        await create_database(admin, name, template=template)
+        if name not in self._postgres_copies:
+            raise ValueError(
+                f"database {name} was not created as a copy: take it from the db_url fixture"
+            )
 
     async def close(self) -> None:
         """Drop the PostgreSQL template (the SQLite one goes with the test run's files)."""
