@@ -28,6 +28,7 @@ from sqlalchemy.util import await_
 from read_model import listing_indexes, pg_bulk
 from read_model.active import Moment, TenantRef
 from read_model.session_counts import kept_counted, rows_counted, types_only
+from read_model.session_query import FilterShape
 from read_model.store import (
     BUILT_STATEMENTS,
     HistoryRow,
@@ -222,7 +223,7 @@ class PostgresStore(Store):
             await pg_bulk.save_revocations(conn, rows)
 
     def active_count(
-        self, filter: SessionFilter, tenant_id: TenantRef, now: Moment
+        self, filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
     ) -> ColumnElement[int]:
         """From the kept counts when the filter names session types only, else row by row."""
         types = types_only(filter)

@@ -10,10 +10,12 @@ per session. Every other filter, and every filter on SQLite, is counted row by r
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import ColumnElement, and_, func, literal, select
 
 from read_model.active import LISTED, Moment, TenantRef, listed_condition, unswept_condition
-from read_model.session_query import filter_clause
+from read_model.session_query import FilterShape, filter_clause, filter_shape
 from read_model.tables import listed_session_counts, sessions
 from session_contracts.models import SessionFilter
 
@@ -21,19 +23,22 @@ _s = sessions.c
 _c = listed_session_counts.c
 
 
-def types_only(filter: SessionFilter) -> list[str] | None:
-    """The session types a filter asks for, when it asks for nothing else."""
-    given = filter.model_dump(exclude_none=True)
-    given.pop("session_type", None)
-    if given:
+def types_only(filter: SessionFilter | FilterShape) -> list[str] | None:
+    """The session types a filter (or a filter's shape) asks for, when it asks for nothing
+    else."""
+    shape = dict(filter_shape(filter))
+    types = cast(tuple[str, ...], shape.pop("session_type", ()))
+    if shape:
         return None
-    wanted = {t.value for t in filter.session_type or ()} or set(LISTED)
+    wanted = set(types) or set(LISTED)
     return sorted(wanted & set(LISTED))
 
 
-def rows_counted(filter: SessionFilter, tenant_id: TenantRef, now: Moment) -> ColumnElement[int]:
-    """How many of the tenant's sessions active at `now` match `filter`, row by row (a scalar
-    subquery)."""
+def rows_counted(
+    filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
+) -> ColumnElement[int]:
+    """How many of the tenant's sessions active at `now` match `filter` (its values, or
+    parameters of its shape: `filter_clause`), row by row (a scalar subquery)."""
     counted = (
         select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
     )

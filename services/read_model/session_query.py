@@ -6,21 +6,35 @@ terminate-by-filter commands with it, so "what the admin saw" and "what gets end
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeAlias, cast
 
-from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import Boolean, String
+from sqlalchemy.types import Boolean, String, TypeEngine
 
 from read_model.active import LISTED, Moment, TenantRef, active_condition, listed_condition
 from read_model.listing_indexes import SESSION_ID_KEYS
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
 from session_contracts.handles import HANDLE_LENGTH
-from session_contracts.models import DEFAULT_POLICIES, SessionFilter
+from session_contracts.models import DEFAULT_POLICIES, SessionFilter, SessionType
 
 _s = sessions.c
+SESSION_TYPE_NAMES = frozenset(t.value for t in SessionType)
 
 
 class binary_text(FunctionElement[str]):
@@ -42,11 +56,6 @@ def _binary_pg(element: binary_text, compiler: Any, **kw: Any) -> str:
 @compiles(binary_text)
 def _binary_other(element: binary_text, compiler: Any, **kw: Any) -> str:
     return f"({compiler.process(element.clauses, **kw)}) COLLATE BINARY"
-
-
-def contains(column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
-    """Case-insensitive substring; `%`, `_` and `\\` in the text are literal."""
-    return column.ilike(like_pattern(text), escape="\\")
 
 
 def like_pattern(text: str) -> str:
@@ -114,37 +123,24 @@ def _session_id_holds_other(element: session_id_holds, compiler: Any, **kw: Any)
     return str(compiler.process(session_id.ilike(pattern, escape="\\"), **kw))
 
 
-def session_id_contains(
-    text: str, *, walked: bool, tenant: TenantRef | None = None
-) -> ColumnElement[bool]:
-    """The session id holds `text` (case-insensitive): `ascii_contains` on a walk, else
-    `session_id_holds` (which the session id keys index answers) when the tenant is given
-    and `text` has three characters or more; false for a text no handle can hold
-    (`may_be_in_handle`)."""
-    if not may_be_in_handle(text):
-        return false()
-    pattern = literal(like_pattern(text), String())
-    return _session_id_holds(text, pattern, walked=walked, tenant=tenant)
-
-
 KEY_LENGTH = 3
 """The characters of a piece the session id keys index holds (`KEYS_FUNCTION`): a shorter
 text has no key, and its keys would be the empty array, which every id contains."""
 
 
 def _session_id_holds(
-    text: str | None,
+    text: ColumnElement[str] | None,
     pattern: ColumnElement[str],
     *,
     walked: bool,
     tenant: TenantRef | None,
 ) -> ColumnElement[bool]:
-    """`by_session_id` where the keys can look `text` up (not on a walk, which tests every
-    entry it reads; the tenant and a text of `KEY_LENGTH` characters or more given), else
-    `ascii_contains`: the same rows."""
-    if walked or tenant is None or text is None or len(text) < KEY_LENGTH:
+    """`by_session_id` where the keys can look the text up (not on a walk, which tests every
+    entry it reads; the tenant given, and `text`, the text itself, given because it has
+    `KEY_LENGTH` characters or more), else `ascii_contains`: the same rows."""
+    if walked or tenant is None or text is None:
         return ascii_contains(_s.session_id, pattern)
-    return by_session_id(tenant, literal(text, String()), pattern)
+    return by_session_id(tenant, text, pattern)
 
 
 def by_session_id(
@@ -178,15 +174,16 @@ def q_clause(
     *,
     walked: bool = False,
     names: bool | ColumnElement[bool] = True,
-    text: str | None = None,
+    text: ColumnElement[str] | None = None,
     tenant: TenantRef | None = None,
 ) -> ColumnElement[bool]:
     """What a search term matches: a user name or a session id holding it, or a session of a
     type whose name holds it. `pattern`: its LIKE pattern, a value or a parameter bound at
     execution (a statement built once per `shape`). `names` False leaves out the user name
     arm, for a caller that knows no user name of the tenant holds it; a clause stands for it,
-    for a caller that knows which names do. `text` (the term) and `tenant`: the session id
-    arm is looked up in the tenant's keys (`_session_id_holds`)."""
+    for a caller that knows which names do. `text` (the term, when it has `KEY_LENGTH`
+    characters or more) and `tenant`: the session id arm is looked up in the tenant's keys
+    (`_session_id_holds`)."""
     in_handle, types = shape
     if names is True:
         names = _s.user_name.ilike(pattern, escape="\\")
@@ -194,8 +191,18 @@ def q_clause(
     if in_handle:
         arms.append(_session_id_holds(text, pattern, walked=walked, tenant=tenant))
     if types:
-        arms.append(_s.session_type.in_(list(types)))
+        arms.append(session_type_in(types))
     return or_(*arms)
+
+
+def session_type_in(types: Sequence[str]) -> ColumnElement[bool]:
+    """The session's type is one of `types` (names of `SessionType`, a closed set), written
+    into the statement's text: an `IN` of bound values expands at execution, which keeps a
+    statement from being compiled once to the driver's SQL (`PostgresStore.run`)."""
+    for t in types:
+        if t not in SESSION_TYPE_NAMES:
+            raise ValueError(f"not a session type: {t!r}")
+    return _s.session_type.in_([literal_column(f"'{t}'", String()) for t in types])
 
 
 def _default(field: str) -> ColumnElement[Any]:
@@ -234,8 +241,12 @@ def active_clause(tenant_id: TenantRef, now: Moment) -> ColumnElement[bool]:
     return and_(_s.tenant_id == tenant_id, listed_condition(), active_condition(now))
 
 
-def filter_clause(filter: SessionFilter, tenant_id: TenantRef, now: Moment) -> ColumnElement[bool]:
-    """The sessions of `tenant_id` active at `now` that match every condition of `filter`.
+def filter_clause(
+    filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
+) -> ColumnElement[bool]:
+    """The sessions of `tenant_id` active at `now` that match every condition of `filter`:
+    its values in the clause, or, for a `FilterShape`, bound at execution
+    (`filter_parameters`).
 
     Substring conditions are case-insensitive; time ranges are `from <= t < to`.
     """
@@ -291,8 +302,78 @@ def types_containing(text: str) -> list[str]:
     return [k for k in LISTED if text.casefold() in k]
 
 
+FilterShape: TypeAlias = tuple[tuple[str, Hashable], ...]
+"""What the clause of a filter is built from besides its values (`filter_parameters`): its
+conditions in order, each with what shapes its SQL."""
+
+RANGES: dict[str, tuple[ColumnElement[Any], bool]] = {
+    "created_from": (_s.created_at, True),
+    "created_to": (_s.created_at, False),
+    "last_activity_from": (_s.last_activity_at, True),
+    "last_activity_to": (_s.last_activity_at, False),
+    "expires_from": (_s.expires_at, True),
+    "expires_to": (_s.expires_at, False),
+}
+"""The time range conditions: the column each compares, and whether it is the lower bound."""
+
+
+def filter_parameters(filter: SessionFilter) -> tuple[FilterShape, dict[str, Any]]:
+    """The filter's shape and its values by the names of the parameters they are bound to
+    (`f_...`): the clause of a shape (`conditions_clause`) is one statement for every filter
+    of that shape, which is what a statement built once is keyed by. Keyed by the values too,
+    each user id or network listed built a statement of its own (about a millisecond of
+    Python, and a compile) and pushed the others out of the cache.
+
+    A shape holds, in the clause's order, each condition the filter has and what decides its
+    SQL: for a search term, `q_shape` and whether the session id keys can look it up
+    (`KEY_LENGTH`); for a session id piece, whether a handle may hold it and that; the session
+    types; whether `policy_outdated` is true. Values a statement does not use (a term's text
+    on a walk) are ignored where it runs."""
+    shape: list[tuple[str, Hashable]] = []
+    values: dict[str, Any] = {}
+    if filter.q is not None:
+        shape.append(("q", (*q_shape(filter.q), len(filter.q) >= KEY_LENGTH)))
+        values.update(f_q=filter.q, f_q_pattern=like_pattern(filter.q))
+    for name in ("user_name", "session_id", "device"):
+        text = getattr(filter, name)
+        if text is None:
+            continue
+        if name == "session_id":
+            shape.append((name, (may_be_in_handle(text), len(text) >= KEY_LENGTH)))
+            values["f_session_id"] = text
+        else:
+            shape.append((name, True))
+        values[f"f_{name}_pattern"] = like_pattern(text)
+    if filter.session_type:
+        shape.append(("session_type", tuple(sorted({t.value for t in filter.session_type}))))
+    network = filter.network()
+    if network is not None:
+        shape.append(("network", True))
+        values["f_network_low"], values["f_network_high"] = network_bounds(network)
+    if filter.user_id is not None:
+        shape.append(("user_id", True))
+        values["f_user_id"] = filter.user_id
+    for name in RANGES:
+        value = getattr(filter, name)
+        if value is not None:
+            shape.append((name, True))
+            values[f"f_{name}"] = value
+    if filter.policy_outdated is not None:
+        shape.append(("policy_outdated", filter.policy_outdated))
+    return tuple(shape), values
+
+
+def filter_shape(filter: SessionFilter | FilterShape) -> FilterShape:
+    """`filter`'s shape (`filter_parameters`)."""
+    return filter if isinstance(filter, tuple) else filter_parameters(filter)[0]
+
+
+Value: TypeAlias = Callable[[str, TypeEngine[Any]], ColumnElement[Any]]
+"""A filter's value in its clause, by its parameter's name and type."""
+
+
 def conditions_clause(
-    filter: SessionFilter,
+    filter: SessionFilter | FilterShape,
     *,
     walked: bool = False,
     names: bool = True,
@@ -303,40 +384,58 @@ def conditions_clause(
     (`walked`: in the form cheapest to test row by row, the same rows). `names` False leaves
     out `q`'s user name arm, for a caller that knows no user name of the tenant holds `q`.
     `tenant`: the session id conditions are looked up in the tenant's keys
-    (`session_id_holds`), else tested row by row."""
+    (`session_id_holds`), else tested row by row.
+
+    A `SessionFilter`'s values are in the clause; a `FilterShape`'s are parameters, bound at
+    execution to `filter_parameters`' values of a filter of that shape."""
+    value: Value
+    if isinstance(filter, SessionFilter):
+        shape, values = filter_parameters(filter)
+
+        def value(name: str, type_: TypeEngine[Any]) -> ColumnElement[Any]:
+            return literal(values[name], type_)
+
+    else:
+        shape = filter
+
+        def value(name: str, type_: TypeEngine[Any]) -> ColumnElement[Any]:
+            return bindparam(name, type_=type_)
+
+    text = String()
     conditions: list[ColumnElement[bool]] = [true()]
-    if filter.q is not None:
-        pattern = literal(like_pattern(filter.q), String())
-        q = q_clause(
-            q_shape(filter.q), pattern, walked=walked, names=names, text=filter.q, tenant=tenant
-        )
-        conditions.append(q)
-    for name in ("user_name", "session_id", "device"):
-        value = getattr(filter, name)
-        if value is None:
-            continue
-        if name == "session_id":
-            conditions.append(session_id_contains(value, walked=walked, tenant=tenant))
+    for name, form in shape:
+        if name == "q":
+            in_handle, types, keyed = cast(tuple[bool, tuple[str, ...], bool], form)
+            term = value("f_q", text) if keyed else None
+            pattern = value("f_q_pattern", text)
+            arms = (in_handle, types)
+            q = q_clause(arms, pattern, walked=walked, names=names, text=term, tenant=tenant)
+            conditions.append(q)
+        elif name == "session_id":
+            in_handle, keyed = cast(tuple[bool, bool], form)
+            if not in_handle:
+                conditions.append(false())  # no handle holds it (`may_be_in_handle`)
+                continue
+            piece = value("f_session_id", text) if keyed else None
+            pattern = value("f_session_id_pattern", text)
+            conditions.append(_session_id_holds(piece, pattern, walked=walked, tenant=tenant))
+        elif name in ("user_name", "device"):
+            conditions.append(_s[name].ilike(value(f"f_{name}_pattern", text), escape="\\"))
+        elif name == "session_type":
+            conditions.append(session_type_in(cast(tuple[str, ...], form)))
+        elif name == "network":
+            packed = _s.ip_packed.type
+            low, high = value("f_network_low", packed), value("f_network_high", packed)
+            conditions.append(_s.ip_packed.between(low, high))
+        elif name == "user_id":
+            conditions.append(_s.user_id == value("f_user_id", _s.user_id.type))
+        elif name in RANGES:
+            column, lower = RANGES[name]
+            bound = value(f"f_{name}", column.type)
+            conditions.append(column >= bound if lower else column < bound)
+        elif name == "policy_outdated":
+            outdated = policy_outdated()
+            conditions.append(outdated if form else ~outdated)
         else:
-            conditions.append(contains(_s[name], value))
-    if filter.session_type:
-        conditions.append(_s.session_type.in_(sorted({t.value for t in filter.session_type})))
-    network = filter.network()
-    if network is not None:
-        low, high = network_bounds(network)
-        conditions.append(_s.ip_packed.between(low, high))
-    if filter.user_id is not None:
-        conditions.append(_s.user_id == filter.user_id)
-    for column, low_t, high_t in (
-        (_s.created_at, filter.created_from, filter.created_to),
-        (_s.last_activity_at, filter.last_activity_from, filter.last_activity_to),
-        (_s.expires_at, filter.expires_from, filter.expires_to),
-    ):
-        if low_t is not None:
-            conditions.append(column >= low_t)
-        if high_t is not None:
-            conditions.append(column < high_t)
-    if filter.policy_outdated is not None:
-        outdated = policy_outdated()
-        conditions.append(outdated if filter.policy_outdated else ~outdated)
+            raise ValueError(f"not a filter condition: {name!r}")
     return and_(*conditions)

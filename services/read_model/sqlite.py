@@ -23,6 +23,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from read_model.active import Moment, TenantRef
 from read_model.session_counts import rows_counted
+from read_model.session_query import FilterShape
 from read_model.store import (
     HISTORY_COLUMNS,
     SESSION_COLUMNS,
@@ -150,7 +151,7 @@ class SqliteStore(Store):
             )
 
     def active_count(
-        self, filter: SessionFilter, tenant_id: TenantRef, now: Moment
+        self, filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
     ) -> ColumnElement[int]:
         """Counted row by row."""
         return rows_counted(filter, tenant_id, now)

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.active import Moment, TenantRef
+from read_model.session_query import FilterShape
 from read_model.tables import session_history, sessions
 from session_contracts.models import SessionFilter, as_utc
 
@@ -227,9 +228,10 @@ class Store(ABC):
 
     @abstractmethod
     def active_count(
-        self, filter: SessionFilter, tenant_id: TenantRef, now: Moment
+        self, filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
     ) -> ColumnElement[int]:
-        """How many of the tenant's listed sessions active at `now` match `filter`: an
+        """How many of the tenant's listed sessions active at `now` match `filter` (its
+        values, or parameters of its shape: `read_model.session_query.filter_clause`): an
         expression (scalar subqueries), to select alone or beside a page's columns."""
 
     async def count_active(

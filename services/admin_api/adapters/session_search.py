@@ -89,12 +89,14 @@ from admin_api.domain.listing import ListQuery, Sort
 from read_model.active import Moment, TenantRef, active_condition, listed_condition
 from read_model.session_query import (
     KEY_LENGTH,
+    FilterShape,
     QShape,
     active_clause,
     binary_text,
     by_session_id,
     conditions_clause,
     filter_clause,
+    filter_parameters,
     handles_holding,
     like_pattern,
     may_be_in_handle,
@@ -331,10 +333,9 @@ async def _walk(
     q = query.filter.q
     shape = None if q is None else q_shape(q)
     arm = _names_arm(names)
-    statement = _walk_statement(
-        query.sort, window, wanted, arm, resumed is not None, _rest(query.filter), shape
-    )
-    values: dict[str, Any] = {"w_tenant": tenant_id, "w_now": now}
+    rest, values = _rest(query.filter)
+    statement = _walk_statement(query.sort, window, wanted, arm, resumed is not None, rest, shape)
+    values.update(w_tenant=tenant_id, w_now=now)
     if arm == "listed":
         values["w_names"] = names
     if q is not None:
@@ -381,22 +382,21 @@ def _walk_statement(
     wanted: int,
     names: NamesArm,
     resumed: bool,
-    rest: str,
+    rest: FilterShape,
     shape: QShape | None,
 ) -> Any:
     """`_walk`'s statement for a shape of walk (its order, window, rows wanted, how it tests
-    the user name, whether it resumes, the filter's other conditions as JSON, what `q` is
-    built from: `q_shape`), built once: the tenant, the moment, `q`'s pattern, the names and
-    the position walked on from are bound at execution. Building and keying it took about half
-    a millisecond of every walk."""
-    query = ListQuery(SessionFilter.model_validate_json(rest), sort)
-    order = _Order(query)
+    the user name, whether it resumes, the shape of the filter's other conditions, what `q`
+    is built from: `q_shape`), built once: the tenant, the moment, `q`'s pattern, the names,
+    the position walked on from and the other conditions' values are bound at execution.
+    Building and keying it took about half a millisecond of every walk."""
+    order = _Order(ListQuery(SessionFilter(), sort))
     tenant = bindparam("w_tenant", type_=String())
     where = active_clause(tenant, bindparam("w_now", type_=DateTime(timezone=True)))
     if resumed:  # strictly after the window's last row (keys of listed rows are set)
         after = bindparam("w_after", type_=order.key.type), bindparam("w_after_id", type_=String())
         where = and_(where, after_clause(order.key, *after, order.descending))
-    matched = conditions_clause(query.filter, walked=True)
+    matched = conditions_clause(rest, walked=True)
     if shape is not None:
         pattern = bindparam("w_pattern", type_=String())
         user_name: bool | ColumnElement[bool] = names == "matched"
@@ -543,17 +543,18 @@ def _capped_statement(
 
 @functools.lru_cache(maxsize=256)
 def _named_statement(
-    sort: Sort, limit: int, cap: int, in_handle: bool, rest: str, named: bool = True
+    sort: Sort, limit: int, cap: int, in_handle: bool, rest: FilterShape, named: bool = True
 ) -> Any:
     """The directory's capped read (`_by_directory`: the sessions of the names holding `q`,
     if any, and, when `q` may be in a handle, those whose id holds it) for a shape of query,
-    built once: the tenant, the moment, the names and the id pattern are bound at execution.
+    built once: the tenant, the moment, the names, the id pattern and the values of the
+    filter's other conditions are bound at execution.
 
     Without names (`named` false: three characters of a session id, say) the names' arm is
     left out rather than bound empty: an empty arm still made the table's filter test the
     session id a second time on every candidate the trigram index gave (1,275 for a piece of
     three at a million sessions: 7.5 → 6.3 ms)."""
-    query = ListQuery(SessionFilter.model_validate_json(rest), sort, limit)
+    query = ListQuery(SessionFilter(), sort, limit)
     tenant = bindparam("d_tenant", type_=String())
     now = bindparam("d_now", type_=DateTime(timezone=True))
     arms = []
@@ -564,7 +565,7 @@ def _named_statement(
         text, pattern = (bindparam(n, type_=String()) for n in ("d_text", "d_pattern"))
         arms.append(by_session_id(tenant, text, pattern))
     arm = or_(*arms) if len(arms) > 1 else arms[0]
-    return _capped_statement(query, tenant, _directory_matches(query, now, arm), cap)
+    return _capped_statement(query, tenant, _directory_matches(rest, now, arm), cap)
 
 
 def _capped_result(
@@ -604,26 +605,26 @@ def _mergeable(query: ListQuery, q: str) -> bool:
 
 
 def _directory_matches(
-    query: ListQuery, now: Moment, arm: ColumnElement[bool]
+    rest: FilterShape, now: Moment, arm: ColumnElement[bool]
 ) -> ColumnElement[bool]:
-    """`arm` (what `q` matches, resolved, with the tenant) and the rest of the filter, on
-    listed active rows.
+    """`arm` (what `q` matches, resolved, with the tenant) and the rest of the filter (its
+    shape: `_rest`), on listed active rows.
 
     The same rows as `filter_clause`: `q` names no session type here
     (`_directory_searchable`), and a session's name holds `q` exactly when it is one of the
     directory's names that do, the directory holding every listed session's name."""
-    rest = conditions_clause(_without_q(query.filter))
-    return and_(arm, listed_condition(), active_condition(now), rest)
+    return and_(arm, listed_condition(), active_condition(now), conditions_clause(rest))
 
 
 def _without_q(filter: SessionFilter) -> SessionFilter:
     return filter.model_copy(update={"q": None})
 
 
-def _rest(filter: SessionFilter) -> str:
-    """The filter's conditions besides `q`, as JSON: part of the key of a statement built
-    once (`_walk_statement`, `_named_statement`, `_merged_statement`), which rebuilds them."""
-    return _without_q(filter).model_dump_json(exclude_none=True)
+def _rest(filter: SessionFilter) -> tuple[FilterShape, dict[str, Any]]:
+    """The filter's conditions besides `q`: their shape, part of the key of a statement built
+    once (`_walk_statement`, `_named_statement`, `_merged_statement`, ...), and their values,
+    bound at its execution (`filter_parameters`)."""
+    return filter_parameters(_without_q(filter))
 
 
 def _only_q(filter: SessionFilter) -> bool:
@@ -654,14 +655,14 @@ def _lookup_statement(selective: bool) -> Any:
 
 
 def _sessions_of(
-    query: ListQuery, tenant: TenantRef, names: ColumnElement[Any], now: Moment, cap: int
+    rest: FilterShape, tenant: TenantRef, names: ColumnElement[Any], now: Moment, cap: int
 ) -> Any:
     """How many active listed sessions matching the filter besides `q` have one of `names`
     (an array), counting at most `cap + 1`: index-only on `ix_sessions_open_user_name`."""
     of_names = (_s.tenant_id == tenant) & (_s.user_name.collate("C") == any_(names))
     some = (
         select(_s.session_id)
-        .where(_directory_matches(query, now, of_names))
+        .where(_directory_matches(rest, now, of_names))
         .limit(cap + 1)
         .subquery()
     )
@@ -669,26 +670,26 @@ def _sessions_of(
 
 
 @functools.lru_cache(maxsize=256)
-def _counted_statement(rest: str, cap: int) -> Any:
+def _counted_statement(rest: FilterShape, cap: int) -> Any:
     """`_sessions_of` for a shape of query, built once: the tenant, the moment and the names
-    are bound at execution (`c_tenant`, `c_now`, `c_names`)."""
-    query = ListQuery(SessionFilter.model_validate_json(rest))
+    are bound at execution (`c_tenant`, `c_now`, `c_names`), with the other conditions'
+    values."""
     tenant = bindparam("c_tenant", type_=String())
     now = bindparam("c_now", type_=DateTime(timezone=True))
-    return _sessions_of(query, tenant, bindparam("c_names", type_=ARRAY(String())), now, cap)
+    return _sessions_of(rest, tenant, bindparam("c_names", type_=ARRAY(String())), now, cap)
 
 
 @functools.lru_cache(maxsize=256)
-def _ids_statement(rest: str, cap: int) -> Any:
+def _ids_statement(rest: FilterShape, cap: int) -> Any:
     """The ids of the sessions whose id holds `q` (at most `cap + 1`) and that match the
     filter's other conditions, built once per shape: the tenant, the moment and the pattern
-    are bound at execution (`i_tenant`, `i_now`, `i_text`, `i_pattern`)."""
-    query = ListQuery(SessionFilter.model_validate_json(rest))
+    are bound at execution (`i_tenant`, `i_now`, `i_text`, `i_pattern`), with the other
+    conditions' values."""
     tenant = bindparam("i_tenant", type_=String())
     now = bindparam("i_now", type_=DateTime(timezone=True))
     text, pattern = (bindparam(n, type_=String()) for n in ("i_text", "i_pattern"))
     by_id = by_session_id(tenant, text, pattern)
-    return select(_s.session_id).where(_directory_matches(query, now, by_id)).limit(cap + 1)
+    return select(_s.session_id).where(_directory_matches(rest, now, by_id)).limit(cap + 1)
 
 
 async def _by_directory(
@@ -722,7 +723,7 @@ async def _by_directory(
     q = query.filter.q or ""
     cap = store.search_cap
     selective = trigram_selective(q)
-    rest = _rest(query.filter)
+    rest, filtered = _rest(query.filter)
     pattern = like_pattern(q)
     listed: SearchResult | None = None
     seen = 0
@@ -744,7 +745,7 @@ async def _by_directory(
         # answer, and the walk needs no window to tell (an index-only count, up to the cap)
         counting = _counted_statement(rest, cap)
         async with store.walk(conn):
-            values = {"c_tenant": tenant_id, "c_now": now, "c_names": names}
+            values = {**filtered, "c_tenant": tenant_id, "c_now": now, "c_names": names}
             if (await store.run(conn, counting, values)).scalar_one() > cap:
                 seen = cap + 1
     # no statement for what can match nothing: a term in no name that no handle can hold
@@ -758,7 +759,7 @@ async def _by_directory(
         if names or in_handle:
             named = bool(names)
             statement = _named_statement(query.sort, query.limit, whole, in_handle, rest, named)
-            read: dict[str, Any] = {"d_tenant": tenant_id, "d_now": now}
+            read: dict[str, Any] = {**filtered, "d_tenant": tenant_id, "d_now": now}
             if named:
                 read["d_names"] = names
             if in_handle:
@@ -771,7 +772,8 @@ async def _by_directory(
         ids = []
         if in_handle:
             capped = _ids_statement(rest, cap)
-            values = {"i_tenant": tenant_id, "i_now": now, "i_text": q, "i_pattern": pattern}
+            values = {**filtered, "i_tenant": tenant_id, "i_now": now}
+            values.update(i_text=q, i_pattern=pattern)
             async with store.search(conn, capped=True):
                 ids = [str(i) for i in (await store.run(conn, capped, values)).scalars()]
     if listed is not None:
@@ -800,8 +802,10 @@ async def _merged(
     than the page; else, `counted`, the names' sessions counted up to the cap (index-only) and
     the ids', exact within the cap; else the matches read (a lower bound)."""
     cap = store.search_cap if counted else None
-    statement = _merged_statement(query.sort, query.limit, bool(ids), _rest(query.filter), cap)
+    rest, filtered = _rest(query.filter)
+    statement = _merged_statement(query.sort, query.limit, bool(ids), rest, cap)
     values = {
+        **filtered,
         "m_tenant": tenant_id,
         "m_now": now,
         "m_names": names,
@@ -828,21 +832,22 @@ def _firsts(limit: int, names: int) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _merged_statement(
-    sort: Sort, limit: int, with_ids: bool, rest: str, counted_to: int | None = None
+    sort: Sort, limit: int, with_ids: bool, rest: FilterShape, counted_to: int | None = None
 ) -> Any:
     """`_merged`'s statement for a shape of query (its order, its page, whether there is a
-    session id arm, the filter's other conditions as JSON, the cap the names' sessions are
-    counted to, if they are), built once: what changes from one search to the next (the
-    tenant, the moment, the names and the ids) is bound at execution. Building it took about
+    session id arm, the shape of the filter's other conditions, the cap the names' sessions
+    are counted to, if they are), built once: what changes from one search to the next (the
+    tenant, the moment, the names, the ids, the other conditions' values) is bound at
+    execution. Building it took about
     a millisecond, every search."""
-    query = ListQuery(SessionFilter.model_validate_json(rest), sort, limit)
+    query = ListQuery(SessionFilter(), sort, limit)
     order = _Order(query)
     tenant = bindparam("m_tenant", type_=String())
     now = bindparam("m_now", type_=DateTime(timezone=True))
     chosen = bindparam("m_names", type_=ARRAY(String()))
     name = func.unnest(chosen).table_valued("name").render_derived()
     of_name = _directory_matches(
-        query, now, (_s.tenant_id == tenant) & (_s.user_name.collate("C") == name.c.name)
+        rest, now, (_s.tenant_id == tenant) & (_s.user_name.collate("C") == name.c.name)
     )
 
     def first_of_name(where: ColumnElement[bool], limit: Any) -> Any:
@@ -903,7 +908,7 @@ def _merged_statement(
         )
         arms.append(
             select(_s.session_id, order.key.label("sort_key"), false().label("by_name")).where(
-                _directory_matches(query, now, by_id)
+                _directory_matches(rest, now, by_id)
             )
         )
     # read once, then both sorted for the page and counted (the total)
@@ -913,7 +918,7 @@ def _merged_statement(
         read = func.greatest(read, select(func.count()).select_from(firsts).scalar_subquery())
     counts = [read.label("total")]
     if counted_to is not None:  # every session of the names, up to the cap
-        named = _sessions_of(query, tenant, chosen, now, counted_to)
+        named = _sessions_of(rest, tenant, chosen, now, counted_to)
         by_id_read = select(func.count()).select_from(merged).where(~merged.c.by_name)
         counts += [
             named.scalar_subquery().label("named"),

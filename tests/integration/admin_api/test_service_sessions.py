@@ -14,7 +14,7 @@ from admin_api_support import NOW, OTHER_TENANT, TENANT, handle, insert, session
 from sqlalchemy import event, text
 from sqlalchemy.pool import QueuePool
 
-from admin_api.adapters import session_search
+from admin_api.adapters import session_listing, session_search
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
 from admin_api.domain.errors import InvalidParameter, NotFound
@@ -175,6 +175,47 @@ async def test_a_page_statement_built_once_binds_each_requests_tenant_moment_and
         seen += ids(page.rows)
         cursor = page.next_cursor
     assert seen == expected
+
+
+async def test_one_page_statement_serves_every_user_and_network_a_filter_names(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the statement is built per shape of filter, its values bound at execution: listing
+    # each user, or each network, builds it once, and each list is that user's or network's
+    rows = [
+        session_row(user_id=f"u-{i % 3}", ip_address=f"10.{i % 3}.0.{i}", session_type="mobile")
+        for i in range(9)
+    ]
+    await insert(store.engine, [*rows, session_row(tenant_id=OTHER_TENANT, user_id="u-0")])
+    counted = 0
+    count = store.active_count
+
+    def counting(*args: Any) -> Any:
+        nonlocal counted
+        counted += 1
+        return count(*args)
+
+    monkeypatch.setattr(store, "active_count", counting)
+    built_pages = session_listing._page_of_shape.cache_info().misses
+    for name, values in [
+        ("user_id", [f"u-{i}" for i in range(3)]),
+        ("ip_address", [f"10.{i}.0.0/16" for i in range(3)]),
+    ]:
+        for i, value in enumerate(values):
+            given = SessionFilter.model_validate({name: value, "session_type": ["mobile"]})
+            seen: list[str] = []
+            request = PageRequest(given, "user_name", 2)
+            while True:  # the first page, then pages after a cursor
+                page = await list_sessions(request, ADMIN, store, CURSORS, clock)
+                seen += ids(page.rows)
+                if page.next_cursor is None:
+                    break
+                request = PageRequest(given, "user_name", 2, cursor=page.next_cursor)
+            expected = [r["session_id"] for r in rows if rows.index(r) % 3 == i]
+            assert sorted(seen) == sorted(expected) and page.total == 3, (name, value)
+    # per filter: a first page and a page after a cursor, of one shape each
+    assert counted == 2
+    assert session_listing._page_of_shape.cache_info().misses - built_pages <= 4
 
 
 async def test_a_cursor_only_for_the_tenant_filter_and_sort_it_was_issued_for(

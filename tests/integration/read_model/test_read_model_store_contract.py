@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from migrated import MigratedCopies
@@ -23,7 +23,12 @@ from read_model import listing_indexes
 from read_model import store as store_module
 from read_model.database import open_store
 from read_model.postgres import PostgresStore
-from read_model.session_query import filter_clause
+from read_model.session_query import (
+    active_clause,
+    conditions_clause,
+    filter_clause,
+    filter_parameters,
+)
 from read_model.sqlite import SqliteStore
 from read_model.store import SESSION_COLUMNS, SessionRow, Store
 from read_model.tables import consumer_positions, outbox, revocations, session_history, sessions
@@ -32,6 +37,7 @@ from session_contracts.models import SessionFilter, SessionType
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 FAR = datetime.max.replace(tzinfo=UTC)  # a legal contract time: PostgreSQL stores +infinity
+FAR_BACK = timedelta(days=1)
 
 
 @pytest.fixture
@@ -335,3 +341,92 @@ async def test_a_failed_bulk_load_still_ends_with_the_migrated_indexes(store: St
         async with store.bulk_load():
             raise RuntimeError("replay failed")
     assert await _indexes(store) == migrated
+
+
+SHAPE_PAIRS = [
+    # two filters of one shape each that pick different sessions: a statement built for the
+    # first and run with the second's values must pick the second's
+    ({"q": "ada"}, {"q": "bob"}),  # three characters: the session id keys too
+    ({"q": "Ad"}, {"q": "Bo"}),  # shorter: the session id tested row by row
+    ({"q": "xyz7"}, {"q": "QRS4"}),  # in the session id only
+    ({"user_name": "lovelace"}, {"user_name": "builder"}),
+    ({"session_id": "xyz789"}, {"session_id": "qrs456"}),
+    ({"session_id": "Xy"}, {"session_id": "Qr"}),
+    ({"device": "firefox"}, {"device": "safari"}),
+    ({"ip_address": "10.0.0.0/8"}, {"ip_address": "192.168.0.0/16"}),
+    ({"user_id": "u-ada"}, {"user_id": "u-bob"}),
+    ({"created_from": NOW - timedelta(minutes=10)}, {"created_from": NOW - timedelta(hours=1)}),
+    ({"created_to": NOW - timedelta(minutes=10)}, {"created_to": NOW}),
+    ({"last_activity_from": NOW - timedelta(minutes=5)}, {"last_activity_from": NOW - FAR_BACK}),
+    ({"last_activity_to": NOW - timedelta(minutes=5)}, {"last_activity_to": NOW}),
+    ({"expires_from": NOW + timedelta(minutes=20)}, {"expires_from": NOW}),
+    ({"expires_to": NOW + timedelta(minutes=20)}, {"expires_to": NOW + timedelta(hours=1)}),
+    (
+        {"session_type": ["mobile"], "user_id": "u-bob", "device": "safari", "q": "bui"},
+        {"session_type": ["mobile"], "user_id": "u-ann", "device": "chrome", "q": "ann"},
+    ),
+    (
+        {"ip_address": "10.0.0.0/8", "policy_outdated": True, "expires_to": NOW + FAR_BACK},
+        {"ip_address": "10.0.0.0/24", "policy_outdated": True, "expires_to": NOW},
+    ),
+]
+
+
+async def test_a_filters_shape_bound_with_a_filters_values_picks_what_its_values_pick(
+    store: Store,
+) -> None:
+    # the list builds a statement once per shape of filter and binds the values of each
+    # request's (`filter_parameters`): the clause of the shape, bound with a filter's values,
+    # picks what the clause with those values picks, as a walk tests it too; on PostgreSQL
+    # the second filter of each pair runs the statement compiled to the driver's SQL
+    sessions_ = [
+        row("sid-Xyz789abc", user_name="Ada Lovelace", user_id="u-ada", device="Firefox"),
+        row(
+            "sid-Qrs456def",
+            user_name="Bob Builder",
+            user_id="u-bob",
+            device="Safari on iOS",
+            session_type="mobile",
+            ip_address="192.168.1.7",
+            ip_packed=bytes(10) + b"\xff\xff" + bytes([192, 168, 1, 7]),
+            created_at=NOW - timedelta(minutes=50),
+            last_activity_at=NOW - timedelta(minutes=20),
+            expires_at=NOW + timedelta(minutes=30),
+        ),
+        row(
+            "sid-Ann000ghi",
+            user_name="Ann Chrome",
+            user_id="u-ann",
+            device="Chrome",
+            session_type="mobile",
+            ip_address="10.0.0.9",
+            ip_packed=bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 9]),
+        ),
+        row("sid-Zed111jkl", tenant="u", user_name="Ada Bob", user_id="u-ada"),
+    ]
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, sessions_)
+    built: dict[Any, Any] = {}
+    async with store.engine.connect() as conn:
+
+        async def picked(clause: Any, values: dict[str, Any] | None = None) -> set[str]:
+            query = select(sessions.c.session_id).where(clause)
+            if values is None:
+                return {str(i) for i in (await conn.execute(query)).scalars()}
+            key = (str(clause), tuple(values))
+            statement = built.setdefault(key, query)  # one statement per shape, run again
+            return {str(i) for i in (await store.run(conn, statement, values)).scalars()}
+
+        for first, second in SHAPE_PAIRS:
+            filters = [SessionFilter.model_validate(f) for f in (first, second)]
+            shapes = [filter_parameters(f)[0] for f in filters]
+            assert shapes[0] == shapes[1], (first, second)
+            picks = []
+            for given in filters:
+                shape, values = filter_parameters(given)
+                expected = await picked(filter_clause(given, "t", NOW))
+                assert await picked(filter_clause(shape, "t", NOW), values) == expected, given
+                walked = and_(active_clause("t", NOW), conditions_clause(shape, walked=True))
+                assert await picked(walked, values) == expected, given
+                picks.append(expected)
+            assert picks[0] != picks[1] and picks[0] | picks[1], (first, second, picks)
