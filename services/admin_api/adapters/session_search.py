@@ -302,10 +302,6 @@ class _Window:
     last: tuple[Any, str]
 
 
-def _matches(query: ListQuery, tenant_id: str, now: datetime) -> ColumnElement[bool]:
-    return filter_clause(query.filter, tenant_id, now)
-
-
 async def _walk(
     store: Store,
     conn: AsyncConnection,
@@ -491,43 +487,33 @@ async def _trigram(
     now: datetime,
     cap: int,
 ) -> tuple[SearchResult | None, int]:
-    """Every match through the trigram indexes, when there are at most `cap`; else None and
-    how many were seen (`cap + 1`)."""
-    return await _capped(store, conn, query, tenant_id, _matches(query, tenant_id, now), cap)
-
-
-async def _capped(
-    store: Store,
-    conn: AsyncConnection,
-    query: ListQuery,
-    tenant_id: str,
-    matches: ColumnElement[bool],
-    cap: int,
-) -> tuple[SearchResult | None, int]:
-    """Every row of `matches` read through the search indexes (bitmaps, no sort index), when
-    there are at most `cap`: sorted, the page is their first; else None and `cap + 1`."""
+    """Every match through the trigram indexes (bitmaps, no sort index), when there are at
+    most `cap`: sorted, the page is their first; else None and how many were seen
+    (`cap + 1`). One statement: the page's rows, each with how many were read (`total`)."""
+    shape, values = filter_parameters(query.filter)
+    statement = _trigram_statement(query.sort, query.limit, shape, cap)
+    values.update(t_tenant=tenant_id, t_now=now)
     async with store.search(conn, capped=True):
-        rows = await _capped_rows(conn, query, tenant_id, matches, cap)
+        rows = row_dicts(await store.run(conn, statement, values))
     return _capped_result(query, rows, cap)
 
 
-async def _capped_rows(
-    conn: AsyncConnection,
-    query: ListQuery,
-    tenant_id: str,
-    matches: ColumnElement[bool],
-    cap: int,
-) -> list[dict[str, Any]]:
-    """The page's rows (the first `limit + 1`, in the query's order) of at most `cap + 1`
-    rows of `matches`, each with how many were read (`total`); one statement."""
-    statement = _capped_statement(query, tenant_id, matches, cap)
-    return row_dicts(await conn.execute(statement))
+@functools.lru_cache(maxsize=256)
+def _trigram_statement(sort: Sort, limit: int, shape: FilterShape, cap: int) -> Any:
+    """`_trigram`'s statement for a shape of query (its order, its page, the filter's shape,
+    the cap), built once: the tenant, the moment and the filter's values are bound at
+    execution (`t_tenant`, `t_now`, `filter_parameters`)."""
+    tenant = bindparam("t_tenant", type_=String())
+    now = bindparam("t_now", type_=DateTime(timezone=True))
+    query = ListQuery(SessionFilter(), sort, limit)
+    return _capped_statement(query, tenant, filter_clause(shape, tenant, now), cap)
 
 
 def _capped_statement(
     query: ListQuery, tenant: TenantRef, matches: ColumnElement[bool], cap: int
 ) -> Any:
-    """`_capped_rows`'s statement."""
+    """The page's rows (the first `limit + 1`, in the query's order) of at most `cap + 1`
+    rows of `matches`, each with how many were read (`total`); one statement."""
     order = _Order(query)
     capped = (
         select(_s.session_id, order.key.label("sort_key")).where(matches).limit(cap + 1).subquery()
@@ -571,7 +557,8 @@ def _named_statement(
 def _capped_result(
     query: ListQuery, rows: list[dict[str, Any]], cap: int
 ) -> tuple[SearchResult | None, int]:
-    """The page of `_capped_rows`, with its exact total, when there were at most `cap`."""
+    """The page of `_capped_statement`'s rows, with its exact total, when there were at most
+    `cap`."""
     total = int(rows[0]["w_total"]) if rows else 0
     if total > cap:
         return None, total
@@ -937,7 +924,23 @@ async def _one_pass(
     store: Store, conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
 ) -> SearchResult:
     """The first page and the exact total from one pass over every match."""
-    order = _Order(query)
+    shape, values = filter_parameters(query.filter)
+    statement = _one_pass_statement(query.sort, query.limit, shape)
+    values.update(o_tenant=tenant_id, o_now=now)
+    async with store.search(conn, capped=False):
+        rows = row_dicts(await store.run(conn, statement, values))
+    total = int(rows[0]["total"]) if rows else 0
+    return SearchResult(as_page(query, rows), total, exact=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _one_pass_statement(sort: Sort, limit: int, shape: FilterShape) -> Any:
+    """`_one_pass`'s statement for a shape of query (its order, its page, the filter's
+    shape), built once: the tenant, the moment and the filter's values are bound at
+    execution (`o_tenant`, `o_now`, `filter_parameters`)."""
+    order = _Order(ListQuery(SessionFilter(), sort, limit))
+    tenant = bindparam("o_tenant", type_=String())
+    now = bindparam("o_now", type_=DateTime(timezone=True))
     matches = (
         select(
             _s.tenant_id,
@@ -945,12 +948,12 @@ async def _one_pass(
             order.key.label("sort_key"),
             func.count().over().label("total"),
         )
-        .where(_matches(query, tenant_id, now))
+        .where(filter_clause(shape, tenant, now))
         .order_by(*order.by(order.key, _s.session_id))
-        .limit(query.limit + 1)
+        .limit(limit + 1)
         .subquery()
     )
-    statement = (
+    return (
         select(*page_columns(), matches.c.total)
         .join_from(
             sessions,
@@ -959,7 +962,3 @@ async def _one_pass(
         )
         .order_by(*order.by(matches.c.sort_key, matches.c.session_id))
     )
-    async with store.search(conn, capped=False):
-        rows = row_dicts(await conn.execute(statement))
-    total = int(rows[0]["total"]) if rows else 0
-    return SearchResult(as_page(query, rows), total, exact=True)

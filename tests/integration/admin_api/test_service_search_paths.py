@@ -227,9 +227,12 @@ async def test_a_piece_expected_in_more_ids_than_the_cap_skips_the_capped_read(
     async def refused(*args: Any) -> Any:
         raise AssertionError("read the matches of a term expected past the cap")
 
+    def not_built(*args: Any) -> Any:
+        raise AssertionError("read the matches of a term expected past the cap")
+
     monkeypatch.setattr(session_search, "handles_holding", many)
     if store.user_name_directory:  # the directory path, where the choice is made
-        monkeypatch.setattr(session_search, "_capped_rows", refused)
+        monkeypatch.setattr(session_search, "_named_statement", not_built)
         monkeypatch.setattr(session_search, "_trigram", refused)
     pieces = [
         t
@@ -811,6 +814,63 @@ async def test_the_searchs_statements_built_once_bind_each_searchs_tenant_and_mo
             assert len(expected) == matches
             got = [str(r["session_id"]) for r in found.page.rows]
             assert (got, found.total, found.exact) == (expected, matches, True), (tenant, walk)
+
+
+async def test_the_trigram_step_and_the_one_pass_built_once_bind_each_searchs_values(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a user name condition (no directory): one pass over every match when the store does
+    # not walk (SQLite; `count=exact`), else a window then the trigram step. Each statement
+    # is built once per shape of filter: another tenant, moment or name is bound, never
+    # what the first search that built it had
+    rows = [
+        session_row(
+            tenant_id=tenant,
+            session_id=session_handle(tenant, f"u-{tenant}-{i}"),
+            user_name=f"Shared Name {i % 2}",
+            expires_at=NOW + timedelta(minutes=5 + i),
+        )
+        for tenant in (TENANT, OTHER_TENANT)
+        for i in range(6 if tenant == TENANT else 2)
+    ]
+    await insert(store.engine, rows)
+    trigram_steps = _recorded(monkeypatch, "_trigram")
+    built = [session_search._trigram_statement, session_search._one_pass_statement]
+    misses = [b.cache_info().misses for b in built]
+    searches = [
+        (TENANT, NOW, "name 0"),
+        (TENANT, NOW, "name 1"),
+        (OTHER_TENANT, NOW, "name 0"),
+        (OTHER_TENANT, NOW, "name 1"),
+        (TENANT, NOW + timedelta(minutes=7), "name 1"),  # two of its three ended by then
+        (TENANT, NOW + timedelta(minutes=7), "name 0"),
+    ]
+    for walk in (None, 2):  # one pass; a window of two, then the trigram step
+        for tenant, moment, name in searches:
+            trigram_steps.clear()
+            query = ListQuery(SessionFilter(user_name=name), "-last_activity_at", 10)
+            with bounded(store, walk, 5000):
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, tenant, moment
+                    )
+            expected = [
+                str(r["session_id"])
+                for r in sorted(rows, key=lambda r: r["last_activity_at"], reverse=True)
+                if r["tenant_id"] == tenant
+                and r["expires_at"] > moment
+                and r["user_name"].lower().endswith(name)
+            ]
+            got = [str(r["session_id"]) for r in found.page.rows]
+            assert (got, found.total, found.exact) == (expected, len(expected), True), (
+                walk,
+                tenant,
+                name,
+            )
+            assert len(trigram_steps) == (0 if walk is None else 1)
+    # one shape: each statement built at most once (none when an earlier test built it)
+    grown = [b.cache_info().misses - m for b, m in zip(built, misses, strict=True)]
+    assert all(n <= 1 for n in grown), grown
 
 
 async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names(
