@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -776,22 +776,37 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
             assert windows[:1] == [4], term
 
 
-@pytest.mark.parametrize("term", ["shared name", "E"])  # the directory's paths; a walk
-async def test_the_searchs_statements_built_once_bind_each_searchs_tenant_and_moment(
-    store: Store, term: str
-) -> None:
-    # the capped read, the merge and the walks are built once per shape of query: one
-    # tenant's search must not answer with what another's, or an earlier moment's, bound
-    rows = [
+async def _searched(
+    store: Store, query: ListQuery, tenant: str, moment: datetime, walk: int | None, cap: int
+) -> session_search.SearchResult:
+    """`first_page_and_total` on a connection of its own, the store bounded to `walk`, `cap`."""
+    with bounded(store, walk, cap):
+        async with store.engine.connect() as conn:
+            return await session_search.first_page_and_total(store, conn, query, tenant, moment)
+
+
+def _shared_names(sessions_per_tenant: dict[str, int]) -> list[dict[str, Any]]:
+    """Each tenant's sessions, named `Shared Name 0` and `Shared Name 1` in turn, the i-th
+    ending 5 + i minutes after NOW."""
+    return [
         session_row(
             tenant_id=tenant,
             session_id=session_handle(tenant, f"n-{tenant}-{i}"),
             user_name=f"Shared Name {i % 2}",
             expires_at=NOW + timedelta(minutes=5 + i),
         )
-        for tenant in (TENANT, OTHER_TENANT)
-        for i in range(4 if tenant == TENANT else 2)
+        for tenant, count in sessions_per_tenant.items()
+        for i in range(count)
     ]
+
+
+@pytest.mark.parametrize("term", ["shared name", "E"])  # the directory's paths; a walk
+async def test_the_searchs_statements_built_once_bind_each_searchs_tenant_and_moment(
+    store: Store, term: str
+) -> None:
+    # the capped read, the merge and the walks are built once per shape of query: one
+    # tenant's search must not answer with what another's, or an earlier moment's, bound
+    rows = _shared_names({TENANT: 4, OTHER_TENANT: 2})
     await insert(store.engine, rows)
     for walk, cap in [(2000, 5000), (4, 3)]:  # answered whole; merged past a tiny cap
         for tenant, moment, matches in [
@@ -801,11 +816,7 @@ async def test_the_searchs_statements_built_once_bind_each_searchs_tenant_and_mo
             (OTHER_TENANT, NOW + timedelta(minutes=7), 0),
         ]:
             query = ListQuery(SessionFilter(q=term), "-last_activity_at", 10)
-            with bounded(store, walk, cap):
-                async with store.engine.connect() as conn:
-                    found = await session_search.first_page_and_total(
-                        store, conn, query, tenant, moment
-                    )
+            found = await _searched(store, query, tenant, moment, walk, cap)
             expected = [
                 str(r["session_id"])
                 for r in sorted(rows, key=lambda r: r["last_activity_at"], reverse=True)
@@ -823,16 +834,7 @@ async def test_the_trigram_step_and_the_one_pass_built_once_bind_each_searchs_va
     # not walk (SQLite; `count=exact`), else a window then the trigram step. Each statement
     # is built once per shape of filter: another tenant, moment or name is bound, never
     # what the first search that built it had
-    rows = [
-        session_row(
-            tenant_id=tenant,
-            session_id=session_handle(tenant, f"u-{tenant}-{i}"),
-            user_name=f"Shared Name {i % 2}",
-            expires_at=NOW + timedelta(minutes=5 + i),
-        )
-        for tenant in (TENANT, OTHER_TENANT)
-        for i in range(6 if tenant == TENANT else 2)
-    ]
+    rows = _shared_names({TENANT: 6, OTHER_TENANT: 2})
     await insert(store.engine, rows)
     trigram_steps = _recorded(monkeypatch, "_trigram")
     built = [session_search._trigram_statement, session_search._one_pass_statement]
@@ -849,11 +851,7 @@ async def test_the_trigram_step_and_the_one_pass_built_once_bind_each_searchs_va
         for tenant, moment, name in searches:
             trigram_steps.clear()
             query = ListQuery(SessionFilter(user_name=name), "-last_activity_at", 10)
-            with bounded(store, walk, 5000):
-                async with store.engine.connect() as conn:
-                    found = await session_search.first_page_and_total(
-                        store, conn, query, tenant, moment
-                    )
+            found = await _searched(store, query, tenant, moment, walk, 5000)
             expected = [
                 str(r["session_id"])
                 for r in sorted(rows, key=lambda r: r["last_activity_at"], reverse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -63,6 +63,21 @@ async def seed(store: Store) -> list[str]:
         ],
     )
     return [handle(f"m-{n}") for n in sorted(names)]  # the byte order the list sorts text by
+
+
+def count_builds(store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many first-page statements the store has built from now on (each builds its
+    count, `Store.active_count`, once)."""
+    counted = 0
+    count = store.active_count
+
+    def counting(*args: Any) -> Any:
+        nonlocal counted
+        counted += 1
+        return count(*args)
+
+    monkeypatch.setattr(store, "active_count", counting)
+    return lambda: counted
 
 
 async def test_pages_follow_the_filter_and_sort_and_carry_the_total(store: Store) -> None:
@@ -143,15 +158,7 @@ async def test_a_page_statement_built_once_binds_each_requests_tenant_moment_and
     ends_soon = session_row(session_id=handle("m-soon"), user_name="Aaron", session_type="mobile")
     ends_soon["expires_at"] = NOW + timedelta(minutes=5)
     await insert(store.engine, [ends_soon])
-    counted = 0
-    count = store.active_count
-
-    def counting(*args: Any) -> Any:
-        nonlocal counted
-        counted += 1
-        return count(*args)
-
-    monkeypatch.setattr(store, "active_count", counting)
+    counted = count_builds(store, monkeypatch)
     later = NOW + timedelta(minutes=10)  # past the one session's end
 
     def at(moment: datetime) -> Any:
@@ -161,7 +168,7 @@ async def test_a_page_statement_built_once_binds_each_requests_tenant_moment_and
     first = await list_sessions(request, ADMIN, store, CURSORS, at(NOW))
     theirs = await list_sessions(request, OTHER_ADMIN, store, CURSORS, at(NOW))
     after = await list_sessions(request, ADMIN, store, CURSORS, at(later))
-    assert counted == 1  # built once, for the three
+    assert counted() == 1  # built once, for the three
     assert (ids(first.rows), first.total) == ([handle("m-soon"), expected[0]], 6)
     assert (ids(theirs.rows), theirs.total) == ([THEIRS], 1)
     assert (ids(after.rows), after.total) == (expected[:2], 5)
@@ -187,15 +194,7 @@ async def test_one_page_statement_serves_every_user_and_network_a_filter_names(
         for i in range(9)
     ]
     await insert(store.engine, [*rows, session_row(tenant_id=OTHER_TENANT, user_id="u-0")])
-    counted = 0
-    count = store.active_count
-
-    def counting(*args: Any) -> Any:
-        nonlocal counted
-        counted += 1
-        return count(*args)
-
-    monkeypatch.setattr(store, "active_count", counting)
+    counted = count_builds(store, monkeypatch)
     built_pages = session_listing._page_of_shape.cache_info().misses
     for name, values in [
         ("user_id", [f"u-{i}" for i in range(3)]),
@@ -214,7 +213,7 @@ async def test_one_page_statement_serves_every_user_and_network_a_filter_names(
             expected = [r["session_id"] for r in rows if rows.index(r) % 3 == i]
             assert sorted(seen) == sorted(expected) and page.total == 3, (name, value)
     # per filter: a first page and a page after a cursor, of one shape each
-    assert counted == 2
+    assert counted() == 2
     assert session_listing._page_of_shape.cache_info().misses - built_pages <= 4
 
 
