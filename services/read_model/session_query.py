@@ -198,9 +198,10 @@ def q_clause(
 def session_type_in(types: Sequence[str]) -> ColumnElement[bool]:
     """The session's type is one of `types` (names of `SessionType`, a closed set), written
     into the statement's text: an `IN` of bound values expands at execution, which keeps a
-    statement from being compiled once to the driver's SQL (`PostgresStore.run`)."""
+    statement from being compiled once to the driver's SQL (`PostgresStore.run`). Only a
+    type's name that is an identifier (no quote) is written."""
     for t in types:
-        if t not in SESSION_TYPE_NAMES:
+        if t not in SESSION_TYPE_NAMES or not t.isidentifier():
             raise ValueError(f"not a session type: {t!r}")
     return _s.session_type.in_([literal_column(f"'{t}'", String()) for t in types])
 
