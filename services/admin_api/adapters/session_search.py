@@ -603,15 +603,11 @@ def _directory_matches(
     return and_(arm, listed_condition(), active_condition(now), conditions_clause(rest))
 
 
-def _without_q(filter: SessionFilter) -> SessionFilter:
-    return filter.model_copy(update={"q": None})
-
-
 def _rest(filter: SessionFilter) -> tuple[FilterShape, dict[str, Any]]:
     """The filter's conditions besides `q`: their shape, part of the key of a statement built
     once (`_walk_statement`, `_named_statement`, `_merged_statement`, ...), and their values,
     bound at its execution (`filter_parameters`)."""
-    return filter_parameters(_without_q(filter))
+    return filter_parameters(filter.model_copy(update={"q": None}))
 
 
 def _only_q(filter: SessionFilter) -> bool:
@@ -767,7 +763,9 @@ async def _by_directory(
         return listed, seen, every
     if ids is None or len(ids) > cap:
         return None, seen, every
-    merged = await _merged(store, conn, query, tenant_id, now, names, ids, counted=counted)
+    merged = await _merged(
+        store, conn, query, tenant_id, now, names, ids, (rest, filtered), counted=counted
+    )
     return merged, seen, every
 
 
@@ -779,6 +777,7 @@ async def _merged(
     now: datetime,
     names: list[str],
     ids: list[str],
+    rest: tuple[FilterShape, dict[str, Any]],
     *,
     counted: bool = False,
 ) -> SearchResult:
@@ -787,10 +786,11 @@ async def _merged(
     user name, `ix_sessions_open_user_name_activity` for the last activity), merged with the
     sessions whose id holds `q` (`ids`, every one). The total is exact when no name had more
     than the page; else, `counted`, the names' sessions counted up to the cap (index-only) and
-    the ids', exact within the cap; else the matches read (a lower bound)."""
+    the ids', exact within the cap; else the matches read (a lower bound). `rest`: the
+    filter's other conditions (`_rest`), as the caller has them."""
     cap = store.search_cap if counted else None
-    rest, filtered = _rest(query.filter)
-    statement = _merged_statement(query.sort, query.limit, bool(ids), rest, cap)
+    shape, filtered = rest
+    statement = _merged_statement(query.sort, query.limit, bool(ids), shape, cap)
     values = {
         **filtered,
         "m_tenant": tenant_id,
