@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.domain.listing import ListQuery, Position, Sort, SortField, SortKey
 from read_model.active import Moment, TenantRef, active_condition, listed_condition
@@ -194,12 +194,13 @@ def _values(
 
 
 async def fetch_page(
-    conn: AsyncConnection, query: ListQuery, tenant_id: str, now: datetime
+    conn: AsyncConnection, store: Store, query: ListQuery, tenant_id: str, now: datetime
 ) -> Page:
-    """Up to `query.limit` rows after `query.after`, in the query's order."""
+    """Up to `query.limit` rows after `query.after`, in the query's order; the statement is
+    built once per shape (`_page_of_shape`) and run by the store (`Store.run`)."""
     shape, filtered = _shape(query)
     values = _values(query, filtered, tenant_id, now)
-    return as_page(query, row_dicts(await conn.execute(_page_of_shape(*shape), values)))
+    return as_page(query, row_dicts(await store.run(conn, _page_of_shape(*shape), values)))
 
 
 async def fetch_first_page(
@@ -238,7 +239,7 @@ def as_page(query: ListQuery, rows: Sequence[Mapping[str, Any]]) -> Page:
 
 
 async def iterate(
-    engine: AsyncEngine,
+    store: Store,
     query: ListQuery,
     tenant_id: str,
     now: datetime,
@@ -248,8 +249,8 @@ async def iterate(
     `hold`: entered around each page's read, before its connection is checked out."""
     while True:
         held = hold() if hold is not None else contextlib.nullcontext()
-        async with held, engine.connect() as conn:  # the slot first, then the connection
-            page = await fetch_page(conn, query, tenant_id, now)
+        async with held, store.engine.connect() as conn:  # the slot first, then the connection
+            page = await fetch_page(conn, store, query, tenant_id, now)
         for row in page.rows:
             yield row
         if page.after is None:

@@ -94,7 +94,7 @@ async def _list_sessions(
         query = replace(query, after=after)
 
     async def page(conn: AsyncConnection) -> session_listing.Page:
-        return await session_listing.fetch_page(conn, query, admin.tenant_id, now)
+        return await session_listing.fetch_page(conn, store, query, admin.tenant_id, now)
 
     async def total(conn: AsyncConnection) -> int:
         return await store.count_active(conn, query.filter, admin.tenant_id, now)
@@ -161,7 +161,7 @@ async def export_sessions(
     hold = None
     if searches is not None and is_search(request.filter):
         hold = functools.partial(searches.hold, admin.tenant_id)
-    rows = session_listing.iterate(store.engine, query, admin.tenant_id, clock(), hold)
+    rows = session_listing.iterate(store, query, admin.tenant_id, clock(), hold)
     first = await anext(rows, None)
 
     async def every_row() -> AsyncIterator[Mapping[str, Any]]:

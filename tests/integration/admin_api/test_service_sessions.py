@@ -249,6 +249,35 @@ async def test_export_reads_every_match_in_order_batch_after_batch(
     assert [row async for row in none] == []
 
 
+async def test_later_pages_and_the_export_run_their_statements_through_the_store(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Store.run is where a statement built once runs as the driver's SQL on PostgreSQL: a
+    # page read past it is compiled by SQLAlchemy on every request
+    expected = await seed(store)
+    run, ran = store.run, []
+
+    async def counted(conn: Any, statement: Any, values: Any) -> Any:
+        ran.append(statement)
+        return await run(conn, statement, values)
+
+    monkeypatch.setattr(store, "run", counted)
+    request = PageRequest(MOBILE, sort="user_name", limit=2)
+    seen: list[str] = []
+    while True:
+        page = await list_sessions(request, ADMIN, store, CURSORS, clock)
+        seen += ids(page.rows)
+        if page.next_cursor is None:
+            break
+        request = PageRequest(MOBILE, sort="user_name", limit=2, cursor=page.next_cursor)
+    monkeypatch.setattr(service, "EXPORT_BATCH", 2)
+    rows = await export_sessions(ExportRequest(MOBILE, "user_name"), ADMIN, store, clock)
+    assert seen == expected and ids([row async for row in rows]) == expected
+    # 3 pages and 3 batches, each through the store, in 3 statements built once: the first
+    # page with its count, the first batch, and every page or batch after a position
+    assert len(ran) == 6 and len({id(statement) for statement in ran}) == 3
+
+
 async def test_detail_in_any_state_with_history_and_only_in_the_tenant(
     store: Store,
 ) -> None:
