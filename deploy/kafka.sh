@@ -114,14 +114,18 @@ logger.started.level=INFO
 EOF
 }
 
+# The JVM of a one-shot Kafka tool (StorageTool, AclCommand): C1 only. A tool runs for about
+# a second, so compiling for the long run only costs CPU: 1.3 s of CPU a run against 2.3-2.7 s.
+TOOL_JAVA=(java -XX:TieredStopAtLevel=1)
+
 # shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose
 format_once() {
 	[[ -f "$STATE/data/meta.properties" ]] && return 0
 	if [[ ! -s "$STATE/cluster.id" ]]; then
-		java ${KAFKA_JVM_OPTS:-} -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
+		"${TOOL_JAVA[@]}" ${KAFKA_JVM_OPTS:-} -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$STATE/cluster.id.tmp"
 		mv "$STATE/cluster.id.tmp" "$STATE/cluster.id"
 	fi
-	java ${KAFKA_JVM_OPTS:-} -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+	"${TOOL_JAVA[@]}" ${KAFKA_JVM_OPTS:-} -Dlog4j2.configurationFile="$STATE/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
 		format --standalone -t "$(cat "$STATE/cluster.id")" -c "$STATE/server.properties" >&2 ||
 		die "formatting storage in $STATE/data failed"
 }

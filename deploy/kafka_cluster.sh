@@ -10,6 +10,7 @@
 # (topic prefix KAFKA_CLUSTER_TOPIC_PREFIX). Topics are pre-created by the admin user with
 # replication factor 3 and min.insync.replicas 2, as a platform team would.
 #
+# Its Kafka tools run on kafka.sh's TOOL_JAVA (C1 only).
 # Environment: KAFKA_CLUSTER_PORT (19192), KAFKA_CLUSTER_TOPIC_PREFIX (cluster.),
 # KAFKA_CLUSTER_HEAP (512m), KAFKA_START_TIMEOUT, SESSIONS_STATE_DIR.
 # start/status print KEY=value lines: KAFKA_CLUSTER_BOOTSTRAP_SERVERS, KAFKA_CLUSTER_DIR (CA,
@@ -118,12 +119,12 @@ c_format() {
 	local node="$1" dir="$C_DIR/node$1" user scram=()
 	[[ -f "$dir/data/meta.properties" ]] && return 0
 	if [[ ! -s "$C_DIR/cluster.id" ]]; then
-		java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$C_DIR/cluster.id"
+		"${TOOL_JAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$C_DIR/cluster.id"
 	fi
 	for user in "${C_USERS[@]}"; do
 		scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(cat "$C_DIR/users/$user.password")]")
 	done
-	java -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+	"${TOOL_JAVA[@]}" -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
 		format -t "$(cat "$C_DIR/cluster.id")" -c "$dir/server.properties" "${scram[@]}" >/dev/null ||
 		die "formatting storage of node $node in $dir/data failed"
 }
@@ -158,7 +159,7 @@ c_node_ready() {
 c_all_ready() { c_node_ready 1 && c_node_ready 2 && c_node_ready 3; }
 
 c_tool() {
-	java -Dlog4j2.configurationFile="$C_DIR/node1/log4j2.properties" -cp "$LIBS/*" "$@"
+	"${TOOL_JAVA[@]}" -Dlog4j2.configurationFile="$C_DIR/node1/log4j2.properties" -cp "$LIBS/*" "$@"
 }
 
 # The environment's topics and ACLs, once per table version.

@@ -38,7 +38,7 @@ if [[ -z "${SESSIONS_TEST_POSTGRES_URL:-}" ]]; then
 	SESSIONS_TEST_POSTGRES_URL="$(started_value postgres.sh SESSIONS_TEST_POSTGRES_URL)"
 fi
 export KAFKA_BOOTSTRAP_SERVERS SESSIONS_TEST_POSTGRES_URL
-# The secured three-node cluster of the `cluster` tests (idempotent; ~100 s the first time, left
+# The secured three-node cluster of the `cluster` tests (idempotent; 30-100 s the first time, left
 # running like the broker). SESSIONS_TEST_CLUSTER=0 skips starting it here: the tests' fixture
 # then starts it when they run (deselect them with `-m "not cluster"`).
 if [[ "${SESSIONS_TEST_CLUSTER:-1}" != 0 ]]; then
