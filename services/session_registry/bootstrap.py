@@ -135,6 +135,7 @@ class Registry:
         self._tasks.append(asyncio.create_task(self.loop.run(), name="registry-consumer"))
         if self.settings.sweep_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self._sweep_forever(), name="registry-sweeper"))
+        self._tasks.append(asyncio.create_task(self._ask_ends_forever(), name="registry-ends"))
         if self.settings.migrate_on_start:  # not one of `_tasks`: it ends when they are built
             self._online = asyncio.create_task(
                 build_in_background(self.store), name="registry-online-indexes"
@@ -298,6 +299,16 @@ class Registry:
             if self.metrics is not None:
                 self.metrics.outbox_relay_failures.inc()
             log.warning("outbox relay failed: %s", exc)
+
+    async def _ask_ends_forever(self) -> None:
+        """Keep the partitions' ends known from the broker, not only from the consumer's
+        fetches, which stand still while the loop is stuck on a batch (`ConsumerLoop.lag`)."""
+        while True:
+            await asyncio.sleep(self.settings.registry_lag_refresh_seconds)
+            try:
+                await self.loop.ask_ends()
+            except Exception as exc:  # the broker away, a rebalance: the last ends stand
+                log.debug("asking the partitions' ends failed: %s", exc)
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -67,7 +67,7 @@ class _Levels(Collector):
         m = self._metrics
         lag = GaugeMetricFamily(
             "session_registry_consumer_lag",
-            "Records on the partition not yet applied (high watermark minus stored position)",
+            "Records on the partition not yet applied (its end minus the stored position)",
             labels=("topic", "partition"),
         )
         for (topic, partition), value in sorted(m.lag().items()):

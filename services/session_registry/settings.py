@@ -94,6 +94,14 @@ class RegistrySettings(KafkaSettings):
         description="/readyz answers 503 while the records not yet applied, over every "
         "assigned partition, are more than this.",
     )
+    registry_lag_refresh_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How often the registry asks the broker for the end of each partition it "
+        "holds (one ListOffsets request per leader), so the consumer lag and /readyz count "
+        "the records that arrive while the consumer loop is stuck on a batch.",
+    )
     registry_alive_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -93,6 +93,8 @@ class ConsumerLoop:
         """When the loop last went round (a poll, a settled batch, a retry): liveness."""
         self.positions: dict[TopicPartitionKey, int] = {}
         """The stored position of each partition as this process last read or wrote it."""
+        self._asked_ends: dict[TopicPartitionKey, int] = {}
+        """Each assigned partition's end as last asked of the broker (`ask_ends`)."""
         self._publishing: asyncio.Task[None] | None = None
         """The relay and offset commit of the last settled batch (`_publish`)."""
         self._positionings = 0
@@ -105,21 +107,39 @@ class ConsumerLoop:
     def lag(self) -> dict[TopicPartitionKey, int]:
         """Per assigned partition whose end is known: records not applied yet.
 
-        The end is the high watermark of the consumer's last fetch (no request is made), so
-        this is cheap enough for every scrape.
+        The end is the later of the high watermark of the consumer's last fetch and the end
+        last asked of the broker (`ask_ends`); no request is made here, so this is cheap
+        enough for every scrape and probe. The fetches alone under-report a stuck loop: the
+        consumer fetches no further on a partition whose fetched records wait to be taken, so
+        while the loop waits on a batch the high watermark stands still as records arrive.
         """
         lags: dict[TopicPartitionKey, int] = {}
         for tp in self.consumer.assignment():
-            end = self.consumer.highwater(tp)
+            end = self._end(tp)
             if end is None:
-                continue  # nothing fetched from it yet
+                continue  # nothing fetched from it or asked of it yet
             key = (tp.topic, tp.partition)
             lags[key] = max(0, end - self.positions.get(key, 0))
         return lags
 
     def unknown_lag(self) -> int:
-        """Assigned partitions whose end is not known yet (nothing fetched from them)."""
-        return sum(1 for tp in self.consumer.assignment() if self.consumer.highwater(tp) is None)
+        """Assigned partitions whose end is not known yet (nothing fetched or asked)."""
+        return sum(1 for tp in self.consumer.assignment() if self._end(tp) is None)
+
+    def _end(self, tp: TopicPartition) -> int | None:
+        fetched: int | None = self.consumer.highwater(tp)
+        asked = self._asked_ends.get((tp.topic, tp.partition))
+        if fetched is None or asked is None:
+            return asked if fetched is None else fetched
+        return max(fetched, asked)
+
+    async def ask_ends(self) -> None:
+        """Ask the broker for the end of every assigned partition (for `lag`)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(assigned)
+        self._asked_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
     def positioning_started(self) -> None:
         """A rebalance begins: what is fetched until its partitions are sought to their

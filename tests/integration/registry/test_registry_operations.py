@@ -134,6 +134,44 @@ async def test_readyz_is_503_while_records_wait_and_200_once_applied(
     await until(lambda: _ready(port), 30, "ready once the records are applied")
 
 
+async def test_the_lag_counts_the_records_that_arrive_while_the_loop_is_stuck_on_a_batch(
+    start_registry: StartRegistry, send: Send, topics: Topics
+) -> None:
+    registry, port = await serving(start_registry, registry_lag_refresh_seconds=0.2)
+    loop = registry.loop
+    await registry.wait_until_idle(30)
+
+    def fetched() -> int:
+        """What the consumer's fetches alone know is waiting."""
+        ends = {(tp.topic, tp.partition): loop.consumer.highwater(tp) or 0 for tp in assigned()}
+        return sum(max(0, end - loop.positions.get(key, 0)) for key, end in ends.items())
+
+    def assigned() -> set[Any]:
+        return set(loop.consumer.assignment())
+
+    sent = 0
+    async with loop.gate:  # the loop takes a batch, then waits to apply it
+        # The loop takes at most two fetches before it waits, and the consumer fetches from
+        # a broker again only once what it fetched from it has been taken: the fourth round,
+        # sent once the third is counted, is never fetched (on the code before, the lag
+        # stopped short within the first round).
+        for n in range(4):
+            await send(*(created(f"stuck-{n}-{i}") for i in range(30)))
+            sent += 30
+
+            async def counted(expected: int = sent) -> bool:
+                return sum(loop.lag().values()) == expected
+
+            await until(counted, 30, f"the lag counts round {n + 1}")
+        assert fetched() < sent  # the fetches alone under-report it
+        samples = await scrape(port)
+        lags = [v for (n, _), v in samples.items() if n == "session_registry_consumer_lag"]
+        assert sum(lags) == sent
+        assert (await probe(port, "/readyz")).json()["lag"] == sent
+    await registry.wait_until_idle(30)
+    assert sum(loop.lag().values()) == 0
+
+
 async def _ready(port: int) -> bool:
     return (await probe(port, "/readyz")).status_code == 200
 
