@@ -79,6 +79,7 @@ from session_contracts.models import (
 from session_contracts.publisher import SessionEventPublisher, created_event
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
+from session_registry.adapters.outbox import outbox_size
 from session_registry.bootstrap import Registry
 
 pytestmark = pytest.mark.kafka
@@ -178,6 +179,28 @@ async def _end_offsets(kafka_bootstrap: str, topic: str) -> dict[TopicPartition,
         return ends
     finally:
         await consumer.stop()
+
+
+async def _revocation_trail(
+    registry: Registry, gateways: tuple[SessionGateway, ...], kafka_bootstrap: str, topics: Topics
+) -> str:
+    """Where A's revocations stopped: A's sessions and revocation rows in the read model, the
+    registry's outbox, the revocations topic's end offsets and how far each gateway read."""
+    rows = await _a_rows(registry)
+    states = {r["session_id"]: (r["state"], r["end_reason"]) for r in rows["sessions"]}
+    revoked = [r["session_id"] for r in rows["revocations"]]
+    async with registry.engine.connect() as conn:
+        pending = await outbox_size(conn)
+    ends = await _end_offsets(kafka_bootstrap, topics.revocations)
+    read = [
+        {"ready": g.watcher.ready, "status": g.status(), "positions": g.watcher._positions}
+        for g in gateways
+    ]
+    return (
+        f"A's sessions {states}, revocation rows {revoked}, applied commands "
+        f"{[r['command_id'] for r in rows['applied_commands']]}, outbox {pending}, "
+        f"revocations topic ends {ends}, gateways {read}"
+    )
 
 
 async def _victim_sets_up(kafka_bootstrap: str, topics: Topics, producer: AIOKafkaProducer) -> None:
@@ -299,7 +322,11 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
                     for c in (VICTIM.revoked, VICTIM.stolen)
                 )
 
-            await until(revoked_everywhere, within=30, what="A's revocation at both gateways")
+            try:
+                await until(revoked_everywhere, within=30, what="A's revocation at both gateways")
+            except AssertionError as missed:  # once in a full run (2026-12-03): say where
+                trail = await _revocation_trail(registry, (one, many), kafka_bootstrap, topics)
+                raise AssertionError(f"{missed}; {trail}") from None
             await until(
                 lambda: _policy_is(policies, A_SETTINGS["browser"]), within=30, what="settings"
             )
