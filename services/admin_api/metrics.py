@@ -55,23 +55,32 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        method = scope["method"]
+        counted = False
 
-        async def record_status(message: Message) -> None:
-            nonlocal status
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            self.requests.labels(method, _route(scope), str(status)).inc()
+
+        async def counting(message: Message) -> None:
+            # counted before the answer leaves: whoever got an answer finds it counted (a
+            # count after the body was sent raced a scrape made right after the answer)
             if message["type"] == "http.response.start":
-                status = message["status"]
+                count(message["status"])
             await send(message)
 
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, counting)
         finally:
-            route = scope.get("route")
-            # the route template, never the raw path: ids would explode the label set
-            name = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            self.requests.labels(method, name, str(status)).inc()
-            self.latency.labels(method, name).observe(time.perf_counter() - started)
+            if not counted:  # no answer started: the server answers 500
+                count(500)
+            self.latency.labels(method, _route(scope)).observe(time.perf_counter() - started)
+
+
+def _route(scope: Scope) -> str:
+    """The route template, never the raw path: ids would explode the label set."""
+    return str(getattr(scope.get("route"), "path", "unmatched"))
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
