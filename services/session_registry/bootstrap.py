@@ -283,12 +283,15 @@ class Registry:
         assigned: set[TopicPartition] = self.loop.consumer.assignment()
         if not assigned:
             return False
+        # The ends, then the positions, then the outbox: a batch that moved the positions read
+        # has its records in the outbox read after them, or sent already. (The outbox was read
+        # first: a batch committed in between counted as applied with its revocations unsent.)
+        ends = await self.loop.consumer.end_offsets(list(assigned))
         async with self.engine.connect() as conn:
-            if await outbox_size(conn) > 0:
-                return False
-            ends = await self.loop.consumer.end_offsets(list(assigned))
             stored = await load_positions(conn, self.settings.consumer_group)
-        return all(stored.get((tp.topic, tp.partition), 0) >= end for tp, end in ends.items())
+            if any(stored.get((tp.topic, tp.partition), 0) < end for tp, end in ends.items()):
+                return False
+            return await outbox_size(conn) == 0
 
     async def _after_batch(self, outcome: IngestOutcome) -> None:
         if not outcome.published:

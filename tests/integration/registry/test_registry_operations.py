@@ -20,6 +20,7 @@ from read_model.tables import outbox
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
+from session_registry.adapters.positions import load_positions
 from session_registry.bootstrap import Registry
 
 pytestmark = pytest.mark.kafka
@@ -170,6 +171,49 @@ async def test_the_lag_counts_the_records_that_arrive_while_the_loop_is_stuck_on
         assert (await probe(port, "/readyz")).json()["lag"] == sent
     await registry.wait_until_idle(30)
     assert sum(loop.lag().values()) == 0
+
+
+async def test_idle_is_never_said_of_a_batch_whose_records_wait_in_the_outbox(
+    start_registry: StartRegistry, send: Send, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = await start_registry()
+    loop = registry.loop
+    session = created("idle-1")
+    await send(session)
+    await registry.wait_until_idle(30)
+    committed = False
+
+    async def positions_once_the_batch_committed(*args: Any) -> Any:
+        # the command's batch commits between the broker's ends and the positions being read
+        nonlocal committed
+        if not committed:
+            committed = True
+            before = dict(loop.positions)
+            loop.gate.release()
+
+            async def moved() -> bool:
+                return loop.positions != before
+
+            await until(moved, 30, "the command's batch committed")
+        return await load_positions(*args)
+
+    async with registry.relay.paused(30):  # what the batch writes stays in the outbox
+        await loop.gate.acquire()  # the command's batch waits
+        command = TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="acme",
+            requested_by="admin-7",
+            session_ids=[session.session_id],
+        )
+        await send(command)
+        monkeypatch.setattr(
+            "session_registry.bootstrap.load_positions", positions_once_the_batch_committed
+        )
+        with pytest.raises(TimeoutError):  # its revocation waits in the outbox: not idle
+            await registry.wait_until_idle(2)
+        assert committed
+    await registry.wait_until_idle(30)  # relayed once the pause ends
 
 
 async def _ready(port: int) -> bool:
