@@ -96,7 +96,9 @@ class ConsumerLoop:
         self._asked_ends: dict[TopicPartitionKey, int] = {}
         """Each assigned partition's end as last asked of the broker (`ask_ends`)."""
         self._publishing: asyncio.Task[None] | None = None
-        """The relay and offset commit of the last settled batch (`_publish`)."""
+        """The outbox relay of the last settled batch (`_relay_after`)."""
+        self._committing: asyncio.Task[None] | None = None
+        """The Kafka offset commit of the last settled batch (`_commit_after`)."""
         self._positionings = 0
         """Counts every start and end of a rebalance's positioning: a fetch that saw it change
         overlapped one (`run`)."""
@@ -177,10 +179,11 @@ class ConsumerLoop:
 
         Three stages overlap: while the database commits batch n, batch n + 1 is fetched and
         decoded (the database works on another core), and once batch n has committed its
-        outbox relay and Kafka offset commit (`_publish`) run while batch n + 1 is applied.
-        Batches still commit one at a time, in order, and so do their relays and offset
-        commits. Neither is needed for exactly once: the positions stored with the rows are
-        the truth, and outbox rows stay until sent.
+        outbox relay and Kafka offset commit (`_relay_after`, `_commit_after`) run while batch
+        n + 1 is applied. Batches still commit one at a time, in order, and so do their relays,
+        and their offset commits, each in a chain of its own: a relay never waits for an offset
+        commit. Neither is needed for exactly once: the positions stored with the rows are the
+        truth, and outbox rows stay until sent.
         """
         pending: asyncio.Task[IngestOutcome] | None = None
         fetch: asyncio.Future[Any] | None = None
@@ -256,43 +259,57 @@ class ConsumerLoop:
                 outcome.terminated,
                 outcome.skipped,
             )
-        previous = self._publishing
-        if previous is not None and previous.done():
-            previous.result()  # what the last relay raised beyond its retries stops the loop
-            previous = None
-        self._publishing = asyncio.create_task(self._publish(outcome, previous))
+        # what the last relay or offset commit raised beyond its retries stops the loop
+        relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)
+        self._publishing = asyncio.create_task(self._relay_after(outcome, relaying))
+        self._committing = asyncio.create_task(self._commit_after(outcome, committing))
         return True
 
-    async def _publish(self, outcome: IngestOutcome, previous: asyncio.Task[None] | None) -> None:
-        """After a batch committed: its relay, then its Kafka offset commit, while the next
-        batch is applied; after the previous batch's (in order)."""
+    async def _relay_after(
+        self, outcome: IngestOutcome, previous: asyncio.Task[None] | None
+    ) -> None:
+        """After a batch committed: its relay, after the previous batch's, while the next
+        batch is applied. It waits for no offset commit: a termination's revocation must not
+        wait for the group's coordinator (a broker round trip that only keeps lag tools
+        honest, retried for as long as the coordinator is loading or moving)."""
         if previous is not None:
             await previous
-        # the relay first: a termination's revocation must not wait for the group's offset
-        # commit (a broker round trip that only keeps lag tools honest)
         if self._after_batch is not None:
             await self._after_batch(outcome)
+
+    async def _commit_after(
+        self, outcome: IngestOutcome, previous: asyncio.Task[None] | None
+    ) -> None:
+        """After a batch committed: its Kafka offset commit, after the previous batch's."""
+        if previous is not None:
+            await previous
         await self._commit(outcome)
 
     async def published(self) -> None:
         """Wait for the relays and offset commits of the batches settled so far."""
-        while (task := self._publishing) is not None and not task.done():
-            await asyncio.wait({task})
+        while waiting := {
+            task
+            for task in (self._publishing, self._committing)
+            if task is not None and not task.done()
+        }:
+            await asyncio.wait(waiting)
 
     async def _stop_publishing(self) -> None:
         # Cut short, not awaited: a stopping registry holds the relay (`OutboxRelay.paused`)
         # while the loop stops. Outbox rows left are sent by the next relay; Kafka's offsets
         # are a copy of the stored positions.
-        task, self._publishing = self._publishing, None
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                await task
-            except Exception:
-                log.exception("relay or offset commit of the last batch failed")
+        tasks = (self._publishing, self._committing)
+        self._publishing = self._committing = None
+        for task in tasks:
+            if task is None:
+                continue
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await task
+                except Exception:
+                    log.exception("relay or offset commit of the last batch failed")
 
     async def _reposition(self) -> None:
         """After a batch fetched during a rebalance is dropped: once the rebalance is over,
@@ -347,6 +364,14 @@ class ConsumerLoop:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             log.debug("offset commit skipped: %s", exc)
+
+
+def _unfinished(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
+    """`task` if it still runs; None if it is done (raising what it raised, if anything)."""
+    if task is not None and task.done():
+        task.result()
+        return None
+    return task
 
 
 def _succeeded(task: asyncio.Task[IngestOutcome]) -> bool:

@@ -507,7 +507,8 @@ async def test_the_next_batch_is_applied_while_the_last_relays_and_commits_in_or
     store: Store, engine: AsyncEngine
 ) -> None:
     """The relay and Kafka offset commit of batch n run while batch n + 1 is applied: a relay
-    held up holds up no batch, and the relays and commits still follow the batches' order."""
+    held up holds up no batch, and the relays and commits still follow the batches' order
+    (each in a chain of its own: the offset commits go on meanwhile)."""
     log = FakeLog()
     log.extend_events(workload())
     consumer = FakeConsumer(log)
@@ -522,9 +523,9 @@ async def test_the_next_batch_is_applied_while_the_last_relays_and_commits_in_or
     run = await start_loop(store, consumer, {E0, E1}, relay=relay)
     try:
         await wait_for(lambda: len(run.ingestor.outcomes) >= 3)
-        # batches 2 and 3 committed to the database while batch 1's relay waited; nothing
-        # after it relayed or reached Kafka's offsets ahead of it
-        assert run.settled == [] and relayed == [] and consumer.commits == []
+        # batches 2 and 3 committed to the database while batch 1's relay waited; no relay
+        # went ahead of it
+        assert run.settled == [] and relayed == []
         release.set()
         await wait_for(all_settled(run, log))
         await run.loop.published()
@@ -538,8 +539,39 @@ async def test_the_next_batch_is_applied_while_the_last_relays_and_commits_in_or
     await assert_exactly_once(engine, log, run.ingestor)
 
 
+async def test_a_relay_never_waits_for_an_offset_commit(
+    store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's coordinator slow to take batch 1's offsets (it retries while the
+    coordinator loads or moves) holds up no relay: every batch's revocations go out. (The
+    relay of batch n + 1 waited for batch n's offset commit.)"""
+    log = FakeLog()
+    log.extend_events(workload())
+    consumer = FakeConsumer(log)
+    coordinator_back = asyncio.Event()
+    commit = consumer.commit
+
+    async def slow_commit(offsets: Any) -> None:
+        await coordinator_back.wait()
+        await commit(offsets)
+
+    monkeypatch.setattr(consumer, "commit", slow_commit)
+    run = await start_loop(store, consumer, {E0, E1})
+    try:
+        await wait_for(all_settled(run, log))  # every batch relayed
+        assert len(run.settled) >= 2 and consumer.commits == []
+        coordinator_back.set()
+        await run.loop.published()
+    finally:
+        await run.stop()
+    assert len(consumer.commits) == len(run.ingestor.outcomes)
+    for earlier, later in itertools.pairwise(consumer.commits):  # still in order
+        assert all(later.get(tp, offset) >= offset for tp, offset in earlier.items())
+    await assert_exactly_once(engine, log, run.ingestor)
+
+
 async def test_a_stop_while_a_relay_and_offset_commit_wait_loses_and_repeats_nothing(
-    store: Store, engine: AsyncEngine
+    store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stopped with batches committed to the database but neither relayed nor copied to
     Kafka's offsets (a crash there): the next loop resumes from the stored positions, applies
@@ -548,10 +580,11 @@ async def test_a_stop_while_a_relay_and_offset_commit_wait_loses_and_repeats_not
     log.extend_events(workload())
     held = asyncio.Event()  # never set: every relay of the first loop waits
 
-    async def stuck(_outcome: IngestOutcome) -> None:
+    async def stuck(_: Any) -> None:
         await held.wait()
 
     first = FakeConsumer(log, name="first")
+    monkeypatch.setattr(first, "commit", stuck)  # and every offset commit
     # three batches, then none begins: the stop cannot land inside a commit whose outcome the
     # test would not know of (the positions would then run ahead of the outcomes)
     run1 = await start_loop(store, first, {E0, E1}, relay=stuck, hold_after=3)
