@@ -96,9 +96,9 @@ class ConsumerLoop:
         self._asked_ends: dict[TopicPartitionKey, int] = {}
         """Each assigned partition's end as last asked of the broker (`ask_ends`)."""
         self._publishing: asyncio.Task[None] | None = None
-        """The outbox relay of the last settled batch (`_relay_after`)."""
+        """The outbox relay of the last settled batch (`_relay`)."""
         self._committing: asyncio.Task[None] | None = None
-        """The Kafka offset commit of the last settled batch (`_commit_after`)."""
+        """The Kafka offset commit of the last settled batch (`_commit`)."""
         self._positionings = 0
         """Counts every start and end of a rebalance's positioning: a fetch that saw it change
         overlapped one (`run`)."""
@@ -131,9 +131,7 @@ class ConsumerLoop:
     def _end(self, tp: TopicPartition) -> int | None:
         fetched: int | None = self.consumer.highwater(tp)
         asked = self._asked_ends.get((tp.topic, tp.partition))
-        if fetched is None or asked is None:
-            return asked if fetched is None else fetched
-        return max(fetched, asked)
+        return max((end for end in (fetched, asked) if end is not None), default=None)
 
     async def ask_ends(self) -> None:
         """Ask the broker for the end of every assigned partition (for `lag`)."""
@@ -179,7 +177,7 @@ class ConsumerLoop:
 
         Three stages overlap: while the database commits batch n, batch n + 1 is fetched and
         decoded (the database works on another core), and once batch n has committed its
-        outbox relay and Kafka offset commit (`_relay_after`, `_commit_after`) run while batch
+        outbox relay and Kafka offset commit (`_relay`, `_commit`) run while batch
         n + 1 is applied. Batches still commit one at a time, in order, and so do their relays,
         and their offset commits, each in a chain of its own: a relay never waits for an offset
         commit. Neither is needed for exactly once: the positions stored with the rows are the
@@ -261,29 +259,17 @@ class ConsumerLoop:
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)
-        self._publishing = asyncio.create_task(self._relay_after(outcome, relaying))
-        self._committing = asyncio.create_task(self._commit_after(outcome, committing))
+        self._publishing = asyncio.create_task(_after(relaying, self._relay, outcome))
+        self._committing = asyncio.create_task(_after(committing, self._commit, outcome))
         return True
 
-    async def _relay_after(
-        self, outcome: IngestOutcome, previous: asyncio.Task[None] | None
-    ) -> None:
-        """After a batch committed: its relay, after the previous batch's, while the next
-        batch is applied. It waits for no offset commit: a termination's revocation must not
-        wait for the group's coordinator (a broker round trip that only keeps lag tools
-        honest, retried for as long as the coordinator is loading or moving)."""
-        if previous is not None:
-            await previous
+    async def _relay(self, outcome: IngestOutcome) -> None:
+        """After a batch committed: its relay, while the next batch is applied. It waits for
+        no offset commit: a termination's revocation must not wait for the group's
+        coordinator (a broker round trip that only keeps lag tools honest, retried for as
+        long as the coordinator is loading or moving)."""
         if self._after_batch is not None:
             await self._after_batch(outcome)
-
-    async def _commit_after(
-        self, outcome: IngestOutcome, previous: asyncio.Task[None] | None
-    ) -> None:
-        """After a batch committed: its Kafka offset commit, after the previous batch's."""
-        if previous is not None:
-            await previous
-        await self._commit(outcome)
 
     async def published(self) -> None:
         """Wait for the relays and offset commits of the batches settled so far."""
@@ -364,6 +350,18 @@ class ConsumerLoop:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             log.debug("offset commit skipped: %s", exc)
+
+
+async def _after(
+    previous: asyncio.Task[None] | None,
+    step: Callable[[IngestOutcome], Awaitable[None]],
+    outcome: IngestOutcome,
+) -> None:
+    """One link of a chain kept in the batches' order: `step` of a batch once the previous
+    batch's link is done."""
+    if previous is not None:
+        await previous
+    await step(outcome)
 
 
 def _unfinished(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
