@@ -67,6 +67,7 @@ _s = sessions.c
 # Inlined, not bound: the partial listing indexes (WHERE state = 'open' ...) must match any plan.
 _OPEN: ColumnElement[str] = literal_column(f"'{OPEN}'")
 _LISTED: list[ColumnElement[str]] = [literal_column(f"'{kind}'") for kind in LISTED]
+_ENDED: list[ColumnElement[str]] = [literal_column(f"'{state}'") for state in (EXPIRED, TERMINATED)]
 
 
 def open_condition() -> ColumnElement[bool]:
@@ -105,3 +106,16 @@ def never_created_condition(now: datetime) -> ColumnElement[bool]:
     alone.
     """
     return and_(_s.created_at.is_(None), _s.expires_at <= now)
+
+
+def past_retention_condition(before: Moment) -> ColumnElement[bool]:
+    """Ended, and both its end and its `expires_at` before `before`: what the sweeper deletes
+    once the retention of ended sessions has passed (`before` = now - retention).
+
+    `expires_at` is the session's own bound (its policy over its creation and its activity,
+    kept when it ends), so a duplicate of its `session.created` or of any of its activity
+    folded after the deletion makes a row that expires no later: never active again. The
+    `(state, expires_at)` index finds these rows; `ended_at` is checked on them (an end
+    later than `expires_at` comes from a termination folded after the session idled out).
+    """
+    return and_(_s.state.in_(_ENDED), _s.expires_at < before, _s.ended_at < before)

@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
 
@@ -65,7 +65,6 @@ class Registry:
         # up to RELAY_BATCH_BYTES: a burst's chunk goes out in a few requests.
         self.producer = new_producer(settings, linger_ms=0, max_batch_size=RELAY_BATCH_BYTES)
         self.relay = OutboxRelay(store, self.producer, chunk=settings.outbox_chunk)
-        self.sweeper = Sweeper(store, self.topics, batch_size=settings.sweep_batch_size)
         consumer = new_consumer(
             settings,
             group_id=settings.consumer_group,
@@ -93,6 +92,14 @@ class Registry:
             poll_timeout_ms=settings.poll_timeout_ms,
             after_batch=self._after_batch,
             metrics=self.metrics,
+        )
+        retention = settings.ended_retention_days
+        self.sweeper = Sweeper(
+            store,
+            self.topics,
+            batch_size=settings.sweep_batch_size,
+            ended_retention=timedelta(days=retention) if retention else None,
+            gate=self.loop.gate,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._online: asyncio.Task[None] | None = None
@@ -202,11 +209,12 @@ class Registry:
             await self.stop()
 
     async def sweep_once(self, now: datetime | None = None) -> SweepOutcome:
-        """Expire and tombstone what is due at `now` (default: the clock), then relay."""
-        async with self.loop.gate:
-            outcome = await self.sweeper.sweep(now or self.clock())
+        """Expire, tombstone and delete what is due at `now` (default: the clock), then relay.
+        Each of the sweep's batches holds the consumer loop's gate, not the whole sweep."""
+        outcome = await self.sweeper.sweep(now or self.clock())
         if self.metrics is not None:
             self.metrics.sessions_expired.inc(outcome.expired)
+            self.metrics.sessions_purged.inc(outcome.purged)
         await self._relay()
         return outcome
 

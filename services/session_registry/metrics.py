@@ -155,6 +155,11 @@ class RegistryMetrics:
             "Sessions the sweeper expired",
             registry=r,
         )
+        self.sessions_purged = Counter(
+            "session_registry_sessions_purged",
+            "Ended sessions the sweeper deleted, with their history, past the retention",
+            registry=r,
+        )
         self.records_skipped = Counter(
             "session_registry_records_skipped",
             "Records below the stored position (redelivered), skipped",

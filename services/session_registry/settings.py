@@ -47,6 +47,14 @@ class RegistrySettings(KafkaSettings):
         default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."
     )
     sweep_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    ended_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_600,
+        description="An ended session (terminated or expired) is deleted with its history this "
+        "many days after the later of its end and its expires_at; 0 keeps every ended session. "
+        "Revocations are not affected: each stays until its valid_until.",
+    )
     activity_only_seconds: int = Field(
         default=ACTIVITY_ONLY_SECONDS,
         ge=60,

@@ -11,10 +11,14 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Select, delete, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.active import never_created_condition, unswept_condition
+from read_model.active import (
+    never_created_condition,
+    past_retention_condition,
+    unswept_condition,
+)
 from read_model.store import HISTORY_COLUMNS, SESSION_COLUMNS, session_row
 from read_model.tables import session_history, sessions
 from read_model.unit_of_work import UnitOfWork
@@ -87,16 +91,34 @@ async def delete_never_created(uow: UnitOfWork, now: datetime, limit: int) -> in
 
     They were seen only through activity, a termination or an expiry (records anyone may
     produce for made-up sessions); their history holds the terminations and expiries, and goes
-    with them, so such records leave nothing behind. The conditions are repeated on the DELETE
-    itself: a row that a concurrent batch gave its `session.created` meanwhile is re-checked
-    under its lock and kept (with its history).
+    with them, so such records leave nothing behind.
     """
-    due = never_created_condition(now)
+    earliest = (sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
+    return await _delete_with_history(uow, never_created_condition(now), limit, earliest)
+
+
+async def delete_past_retention(uow: UnitOfWork, before: datetime, limit: int) -> int:
+    """Delete up to `limit` ended sessions whose end and `expires_at` lie before `before`
+    (now - the retention of ended sessions), with their history. In no order: sorting a
+    backlog of millions for each batch would cost more than the deletions."""
+    return await _delete_with_history(uow, past_retention_condition(before), limit)
+
+
+async def _delete_with_history(
+    uow: UnitOfWork,
+    due: ColumnElement[bool],
+    limit: int,
+    order_by: Sequence[ColumnElement[Any]] = (),
+) -> int:
+    """Delete up to `limit` sessions meeting `due` (the first by `order_by`), with their
+    history. Rows another writer holds are skipped (the next sweep gets them), and `due` is
+    repeated on the DELETE itself: a row a concurrent batch changed meanwhile (a late
+    `session.created`, say) is re-checked under its lock and kept, with its history."""
     key = tuple_(sessions.c.tenant_id, sessions.c.session_id)
     chosen = (
         select(sessions.c.tenant_id, sessions.c.session_id)
         .where(due)
-        .order_by(sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
+        .order_by(*order_by)
         .limit(limit)
     )
     locked = uow.store.for_update(chosen, skip_locked=True)

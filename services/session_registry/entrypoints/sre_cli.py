@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -342,15 +343,30 @@ def diff(
     ignore: Annotated[
         list[str] | None, typer.Option(help="A column of sessions not to compare (repeatable).")
     ] = None,
+    all_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Compare ended sessions past the retention too (SESSIONS_ENDED_RETENTION_DAYS: "
+            "the live registry deletes them, a rebuild keeps them until its first sweep).",
+        ),
+    ] = False,
     json_output: Json = False,
 ) -> None:
     """Compare two read models; print each session that differs (JSON lines) and exit 1 when
     any does, 0 when they are equal."""
-    left = live or RegistrySettings().database_url
+    settings = RegistrySettings()
+    left = live or settings.database_url
+    retention = settings.ended_retention_days
+    before = (
+        None if all_sessions or not retention else datetime.now(UTC) - timedelta(days=retention)
+    )
 
     async def work() -> int:
         with progress("comparing", enabled=shows_progress(json_output)) as report:
-            found = diff_read_models(left, other, ignore=ignore or (), report=report)
+            found = diff_read_models(
+                left, other, ignore=ignore or (), past_retention_before=before, report=report
+            )
             return await _drain(found, lambda d: line(d.as_json()))
 
     try:

@@ -1,15 +1,20 @@
 """The sweeper: expire sessions past `expires_at`, delete rows of sessions never created past
-theirs, tombstone revocations past `valid_until`.
+theirs, tombstone revocations past `valid_until`, delete ended sessions past the retention.
 
-Both work in bounded batches (one transaction each), so a backlog of many sessions never
-becomes one huge transaction. The `session.expired` events go out through the outbox and come
+Each works in bounded batches (one transaction each), so a backlog of many sessions never
+becomes one huge transaction; with a `gate`, each batch holds it alone, so the registry's
+batches of records (and a termination's revocations) wait for one sweep batch at most, never
+for a whole sweep. The `session.expired` events go out through the outbox and come
 back through the event log, where folding them changes nothing (same event, same state).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
@@ -17,7 +22,11 @@ from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import due_tombstones, forget_revocations
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
-from session_registry.adapters.session_store import delete_never_created, due_for_expiry
+from session_registry.adapters.session_store import (
+    delete_never_created,
+    delete_past_retention,
+    due_for_expiry,
+)
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import expiry_event
 from session_registry.service_layer.changes import Changes
@@ -32,37 +41,59 @@ class SweepOutcome:
     deleted: int = 0
     """Sessions never created (only activity, a termination or an expiry seen), deleted past
     their `expires_at` with their history."""
+    purged: int = 0
+    """Ended sessions deleted with their history, the retention past both their end and their
+    `expires_at`."""
 
 
 class Sweeper:
-    """Expires sessions and tombstones revocations, `batch_size` rows per transaction."""
+    """Expires sessions, tombstones revocations and deletes what is past its time,
+    `batch_size` rows per transaction.
 
-    def __init__(self, store: Store, topics: Topics, batch_size: int = 1000) -> None:
+    `ended_retention`: how long an ended session is kept (with its history) past the later of
+    its end and its `expires_at`; None keeps them all. `gate`: held around each batch (the
+    registry's consumer loop's, so a batch of records and a sweep batch never interleave).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        topics: Topics,
+        batch_size: int = 1000,
+        *,
+        ended_retention: timedelta | None = None,
+        gate: AbstractAsyncContextManager[object] | None = None,
+    ) -> None:
         self._store = store
         self._topics = topics
         self._batch_size = batch_size
+        self._ended_retention = ended_retention
+        self._gate = gate
 
     async def sweep(self, now: datetime) -> SweepOutcome:
         """One full pass at `now`."""
         outcome = SweepOutcome()
-        while True:
-            count = await UnitOfWork(self._store).run(lambda uow: self._expire(uow, now))
-            outcome.expired += count
-            if count < self._batch_size:
-                break
-        while True:
-            count = await UnitOfWork(self._store).run(
-                lambda uow: delete_never_created(uow, now, self._batch_size)
+        outcome.expired = await self._each_batch(lambda uow: self._expire(uow, now))
+        outcome.deleted = await self._each_batch(
+            lambda uow: delete_never_created(uow, now, self._batch_size)
+        )
+        outcome.tombstoned = await self._each_batch(lambda uow: self._tombstone(uow, now))
+        if self._ended_retention is not None:
+            before = now - self._ended_retention
+            outcome.purged = await self._each_batch(
+                lambda uow: delete_past_retention(uow, before, self._batch_size)
             )
-            outcome.deleted += count
-            if count < self._batch_size:
-                break
-        while True:
-            count = await UnitOfWork(self._store).run(lambda uow: self._tombstone(uow, now))
-            outcome.tombstoned += count
-            if count < self._batch_size:
-                break
         return outcome
+
+    async def _each_batch(self, step: Callable[[UnitOfWork], Awaitable[int]]) -> int:
+        """Run `step` in a transaction of its own until a batch comes back short; the total."""
+        total = 0
+        while True:
+            async with self._gate or contextlib.nullcontext():
+                count = await UnitOfWork(self._store).run(step)
+            total += count
+            if count < self._batch_size:
+                return total
 
     async def _expire(self, uow: UnitOfWork, now: datetime) -> int:
         changes = Changes()

@@ -4,6 +4,8 @@ Both databases are read in one pass each, ordered by key the same way (`Store.bi
 code points, as Python compares strings), and merged, so memory stays flat whatever their
 size. A session differs when it is in one only, when a column of its row differs (times in
 UTC, the address bytes as stored), or when its history (lifecycle events by id) differs.
+Ended sessions past the retention (`past_retention_condition`) can be left out on both sides:
+the live registry's sweeper deletes them, a rebuild keeps them until its own.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, select
 
+from read_model.active import past_retention_condition
 from read_model.database import open_store
 from read_model.store import Store
 from read_model.tables import session_history, sessions
@@ -62,16 +65,34 @@ async def _rows(store: Store, query: Select[Any]) -> AsyncIterator[Any]:
             yield row
 
 
-def _session_query(store: Store) -> Select[Any]:
+def _kept(before: datetime | None) -> ColumnElement[bool]:
+    """Rows not past the retention at `before` (all rows when None); a row without a verdict
+    (a NULL time) is kept."""
+    if before is None:
+        return not_(false())
+    return not_(func.coalesce(past_retention_condition(before), false()))
+
+
+def _session_query(store: Store, before: datetime | None) -> Select[Any]:
     c = sessions.c
-    return select(sessions).order_by(
-        store.binary_order(c.tenant_id), store.binary_order(c.session_id)
+    return (
+        select(sessions)
+        .where(_kept(before))
+        .order_by(store.binary_order(c.tenant_id), store.binary_order(c.session_id))
     )
 
 
-def _history_query(store: Store) -> Select[Any]:
+def _history_query(store: Store, before: datetime | None) -> Select[Any]:
     c = session_history.c
-    return select(c.tenant_id, c.session_id, c.event_id, c.type, c.occurred_at, c.detail).order_by(
+    query = select(c.tenant_id, c.session_id, c.event_id, c.type, c.occurred_at, c.detail)
+    if before is not None:
+        of_session = and_(
+            sessions.c.tenant_id == c.tenant_id, sessions.c.session_id == c.session_id
+        )
+        query = query.select_from(session_history.outerjoin(sessions, of_session)).where(
+            _kept(before)
+        )
+    return query.order_by(
         store.binary_order(c.tenant_id),
         store.binary_order(c.session_id),
         store.binary_order(c.event_id),
@@ -97,16 +118,18 @@ async def _merge(
             a, b = await anext(left, None), await anext(right, None)
 
 
-async def _states(store: Store, ignore: Collection[str]) -> AsyncIterator[tuple[Key, Any]]:
-    async for row in _rows(store, _session_query(store)):
+async def _states(
+    store: Store, ignore: Collection[str], before: datetime | None
+) -> AsyncIterator[tuple[Key, Any]]:
+    async for row in _rows(store, _session_query(store, before)):
         state = state_from_row(row)
         yield state.key, {n: getattr(state, n) for n in COLUMNS if n not in ignore}
 
 
-async def _histories(store: Store) -> AsyncIterator[tuple[Key, Any]]:
+async def _histories(store: Store, before: datetime | None) -> AsyncIterator[tuple[Key, Any]]:
     """Each session's history as {event id: (type, occurred_at, detail)}, in key order."""
     pending: list[Any] = []
-    async for row in _rows(store, _history_query(store)):
+    async for row in _rows(store, _history_query(store, before)):
         if pending and (pending[0].tenant_id, pending[0].session_id) != (
             row.tenant_id,
             row.session_id,
@@ -147,9 +170,14 @@ async def diff_read_models(
     right_url: str,
     *,
     ignore: Collection[str] = (),
+    past_retention_before: datetime | None = None,
     report: Report | None = None,
 ) -> AsyncIterator[Difference]:
-    """Every session that differs between the two read models (rows first, then histories)."""
+    """Every session that differs between the two read models (rows first, then histories).
+
+    `past_retention_before` (now - the retention of ended sessions): sessions past it, in
+    either model, are left out of both, with their history.
+    """
     unknown = set(ignore) - set(COLUMNS)
     if unknown:
         raise ValueError(f"no column {sorted(unknown)} in sessions (columns: {', '.join(COLUMNS)})")
@@ -165,8 +193,8 @@ async def diff_read_models(
                 report(done, total)
 
         passes: list[tuple[str, Callable[[Store], AsyncIterator[tuple[Key, Any]]]]] = [
-            ("row", lambda store: _states(store, ignore)),
-            ("history", _histories),
+            ("row", lambda store: _states(store, ignore, past_retention_before)),
+            ("history", lambda store: _histories(store, past_retention_before)),
         ]
         for what, read in passes:
             async for key, a, b in _merge(read(left), read(right)):

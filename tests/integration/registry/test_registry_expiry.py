@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from registry_helpers import (
@@ -22,11 +22,13 @@ from registry_helpers import (
 
 from read_model.tables import revocations, session_history
 from session_contracts.handles import record_key
+from session_contracts.models import SessionFilter
 from session_contracts.topics import Topics
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
+DAY = 86400
 
 
 async def test_sweeper_expires_by_each_sessions_own_policy(
@@ -86,3 +88,80 @@ async def test_revocations_are_tombstoned_after_valid_until(
     key = record_key("acme", sid("s1"))
     assert [(r.key, r.value is None) for r in records] == [(key, False), (key, True)]
     assert await table_rows(db_url, revocations, [revocations.c.session_id]) == []
+
+
+async def test_ended_sessions_are_deleted_once_the_retention_is_past_their_end_and_expiry(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    """Ended sessions go, with their history, `ended_retention_days` after the later of their
+    end and their `expires_at`; revocations stay to their own `valid_until`; a duplicate of a
+    deleted session's creation never makes it active again."""
+    registry = await start_registry(ended_retention_days=1)
+    ago = NOW - timedelta(days=3)
+    await send(
+        # ended three days ago, its own bound too: deleted; its revocation is valid 27 days more
+        old_logout := created("old-logout", at=ago, max_s=30 * DAY, idle_s=3600),
+        logout("old-logout", ago + timedelta(minutes=10)),
+        # ended an hour ago: kept
+        created("recent-logout", at=NOW - timedelta(hours=2)),
+        logout("recent-logout", NOW - timedelta(hours=1)),
+        # ended three days ago, but it would have lasted until now: kept a day more
+        created("long-lived", at=ago, max_s=10 * DAY, idle_s=3 * DAY),
+        logout("long-lived", ago + timedelta(minutes=1)),
+        # idle three days ago: expired by a sweep of its day, deleted by today's
+        created("idle", at=ago, max_s=DAY, idle_s=600),
+        created("open", at=NOW - timedelta(minutes=5)),
+    )
+    await registry.wait_until_idle(30)
+    assert (await registry.sweep_once(ago + timedelta(hours=2))).expired == 1  # "idle"
+    await registry.wait_until_idle(30)  # its expiry comes back through the log
+    # a day after "idle" ended (ago + 10 min) and "old-logout" expired (ago + 1 h): not yet
+    assert (await registry.sweep_once(ago + timedelta(days=1, minutes=9))).purged == 0
+    history_before = await table_rows(db_url, session_history, [session_history.c.event_id])
+    revoked_before = await table_rows(db_url, revocations, [revocations.c.session_id])
+
+    outcome = await registry.sweep_once(NOW)
+    assert outcome.purged == 2
+    await registry.wait_until_idle(30)
+
+    purged = {sid("old-logout"), sid("idle")}
+    rows = await session_rows(registry)
+    assert set(rows) == {sid(s) for s in ("recent-logout", "long-lived", "open")}
+    history = await table_rows(db_url, session_history, [session_history.c.event_id])
+    assert {h["session_id"] for h in history} == set(rows)
+    assert [h for h in history_before if h["session_id"] not in purged] == history
+    assert len(history_before) > len(history)  # the deleted sessions had history
+    # the revocation of the deleted "old-logout" stays until its valid_until
+    assert await table_rows(db_url, revocations, [revocations.c.session_id]) == revoked_before
+    assert sid("old-logout") in {r["session_id"] for r in revoked_before}
+    tombstones = [
+        r for r in await read_topic(kafka_bootstrap, topics.revocations) if r.value is None
+    ]
+    assert tombstones == []
+    assert registry.metrics is not None
+    purged_count = registry.metrics.registry.get_sample_value(
+        "session_registry_sessions_purged_total"
+    )
+    assert purged_count == 2
+
+    # The same creation again (a producer's retry, a replayed record): its row is back, open,
+    # but past its own bound from the start, so never active, and the next sweep ends it.
+    await send(old_logout)
+    await registry.wait_until_idle(30)
+    back = (await session_rows(registry))[sid("old-logout")]
+    assert back["state"] == "open"
+    assert back["expires_at"].replace(tzinfo=UTC) == ago + timedelta(hours=1)
+    async with registry.engine.connect() as conn:
+        listed = await registry.store.count_active(conn, SessionFilter(), "acme", NOW)
+    assert listed == 1  # "open" alone
+    outcome = await registry.sweep_once(NOW)
+    assert (outcome.expired, outcome.purged) == (1, 1)
+    await registry.wait_until_idle(30)
+    # Expired and deleted in one sweep (a registry catching up), so the expiry's echo from the
+    # log finds no row: it leaves one never created, as any end of an unknown session does,
+    # never listed, and deleted `activity_only_seconds` after it was stored.
+    ghost = (await session_rows(registry))[sid("old-logout")]
+    assert (ghost["created_at"], ghost["state"]) == (None, "expired")
+    stored_by = datetime.now(UTC) + timedelta(seconds=registry.settings.activity_only_seconds)
+    assert (await registry.sweep_once(stored_by + timedelta(minutes=1))).deleted == 1
+    assert sid("old-logout") not in await session_rows(registry)

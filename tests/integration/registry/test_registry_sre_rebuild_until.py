@@ -216,6 +216,47 @@ async def test_diff_prints_the_sessions_that_differ_and_exits_non_zero(
         await drop()
 
 
+async def test_diff_leaves_out_the_ended_sessions_past_the_retention_on_both_sides(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    """The live registry deletes ended sessions past the retention; a rebuild folds them back
+    from the log. `diff` leaves them out of both (with their history), `diff --all` shows them."""
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    registry = await start_registry(consumer_group=group, ended_retention_days=1)
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    await send(
+        created("gone", at=long_ago),
+        logout("gone", long_ago + timedelta(minutes=10)),
+        created("ended", at=BASE),
+        logout("ended", BASE + timedelta(minutes=10)),
+        created("open"),
+    )
+    await registry.wait_until_idle(60)
+    assert (await registry.sweep_once()).purged == 1
+    env = {**cli_env(kafka_bootstrap, topics, db_url, group), "SESSIONS_ENDED_RETENTION_DAYS": "1"}
+    rebuilt, drop = await sibling_database(db_url, tmp_path)
+    try:
+        await cli(env, "rebuild", "--into", rebuilt, "--json")
+        same = await cli(env, "diff", "--other", rebuilt)
+        assert same.out == "" and "0 sessions differ" in same.err
+        every = await cli(env, "diff", "--other", rebuilt, "--all", "--json", code=1)
+        assert {(d["session_id"], d["differs"]) for d in every.lines()} == {
+            (sid("gone"), "only_in_right"),
+            (sid("gone"), "history"),
+        }
+        # with no retention (0: every ended session kept) nothing is left out either
+        kept_all = {**env, "SESSIONS_ENDED_RETENTION_DAYS": "0"}
+        plain = await cli(kept_all, "diff", "--other", rebuilt, "--json", code=1)
+        assert plain.lines() == every.lines()
+    finally:
+        await drop()
+
+
 async def test_rebuild_refuses_to_fill_the_live_database(
     topics: Topics, kafka_bootstrap: str, db_url: str
 ) -> None:

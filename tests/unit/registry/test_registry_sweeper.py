@@ -278,3 +278,57 @@ async def test_the_published_expiries_folded_back_change_nothing(
     after = await snapshot(engine)
     for table in ("sessions", "session_history", "revocations", "outbox"):
         assert after[table] == history[table], table
+
+
+async def test_ended_sessions_go_once_the_retention_is_past_their_end_and_their_expiry(
+    store: Store, engine: AsyncEngine
+) -> None:
+    """ended-1..3 ended at T0 + 1 min and would have idled out at T0 + 10 min: with a day's
+    retention they go after T0 + 1 day 10 min, not at their end + 1 day; the sessions expired
+    by the sweep go a day after their expiry, each at its own moment."""
+    sweeper = Sweeper(store, TOPICS, ended_retention=timedelta(days=1))
+    day = T0 + timedelta(days=1)
+    first = await sweep(sweeper, day + timedelta(minutes=10))
+    assert (first.expired, first.purged) == (4, 0)  # idle-1, long-1, tie-1, kept-1
+    assert (await sweep(sweeper, day + timedelta(minutes=10, seconds=1))).purged == 3
+    left = {session_id for _, session_id in await session_states(engine)}
+    assert left == {sid(s) for s in ("idle-1", "long-1", "tie-1", "kept-1")}
+    assert (await sweep(sweeper, day + timedelta(minutes=15, seconds=1))).purged == 1
+    assert (await sweep(sweeper, day + timedelta(hours=2))).purged == 2  # long-1, tie-1
+    assert (await sweep(sweeper, day + timedelta(hours=2, seconds=1))).purged == 1  # kept-1
+    assert not await session_states(engine)
+    async with engine.connect() as conn:
+        assert list(await conn.execute(select(session_history))) == []
+
+
+async def test_each_sweep_batch_holds_the_gate_alone(store: Store) -> None:
+    """The registry's batches (a termination's among them) wait for one sweep transaction at
+    most, not for a whole sweep: the gate is released between the sweep's batches."""
+    log: list[str] = []
+
+    class Gate:
+        def __init__(self) -> None:
+            self.lock = asyncio.Lock()
+            self.entered = asyncio.Event()
+
+        async def __aenter__(self) -> None:
+            await self.lock.acquire()
+            log.append("sweep")
+            self.entered.set()
+
+        async def __aexit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    gate = Gate()
+    sweeper = Sweeper(store, TOPICS, batch_size=1, gate=gate)
+
+    async def batch_of_records() -> None:
+        await gate.entered.wait()
+        async with gate.lock:  # as the consumer loop's `_apply` takes it
+            log.append("batch")
+
+    waiting = asyncio.create_task(batch_of_records())
+    outcome = await sweep(sweeper, T0 + timedelta(hours=1))
+    await waiting
+    assert outcome.expired == 3  # idle-1, long-1, tie-1, one per transaction
+    assert log.index("batch") < log.index("sweep", 2), log
