@@ -147,7 +147,11 @@ class _SessionDetailRoute(APIRoute):
 async def get_session(
     admin: CurrentAdmin, runtime: RuntimeDep, session_id: Annotated[SessionId, Path()]
 ) -> SessionDetail:
-    """One browser or mobile session of your tenant, in any state, with its lifecycle history."""
+    """One browser or mobile session of your tenant, in any state, with its lifecycle history.
+
+    An ended session is kept for the registry's retention (`SESSIONS_ENDED_RETENTION_DAYS`,
+    30 by default, counted from the later of its end and its expiry); after it, 404.
+    """
     found = await sessions.session_detail(session_id, admin, runtime.store, runtime.clock)
     fields = found.fields
     return SessionDetail.model_validate(
