@@ -72,6 +72,9 @@ Events ahead of their creation are a matter of seconds (gateways debounce, produ
 and a v2 record of one session sit on different partitions during an upgrade); an hour covers a
 registry that lagged that long, and bounds what records of made-up sessions can store to one
 hour of them."""
+AHEAD_OF_STORE = timedelta(minutes=5)
+"""How far after the registry's clock an activity or end of a session never created may push
+its deletion: producers' clocks differ by seconds, not by years (`compute_expires_at`)."""
 
 
 def later(at: datetime, seconds: int) -> datetime:
@@ -98,10 +101,14 @@ def compute_expires_at(
     `stored_at` (when the registry stores this state, by its clock), and the sweeper deletes it
     then (it was never active nor listed, and never revoked). `stored_at` is what gives a
     creation read later than its other events (a registry catching up on old records, which
-    the sweeper would otherwise delete on arrival) the whole bound to come in.
+    the sweeper would otherwise delete on arrival) the whole bound to come in. An activity or
+    end dated more than `AHEAD_OF_STORE` after `stored_at` counts as that far ahead: records
+    dated years ahead (anyone may produce them) would otherwise keep their row for years.
     """
     if state.created_at is None:
-        seen = [at for at in (state.last_activity_at, state.ended_at, stored_at) if at is not None]
+        seen = [at for at in (state.last_activity_at, state.ended_at) if at is not None]
+        if stored_at is not None:
+            seen = [min(at, stored_at + AHEAD_OF_STORE) for at in seen] + [stored_at]
         return later(max(seen), activity_only_seconds) if seen else None
     if (
         state.last_activity_at is None

@@ -41,6 +41,7 @@ from session_contracts.models import (
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
+from session_registry.domain.state import AHEAD_OF_STORE
 from session_registry.service_layer.expiry import Sweeper
 from session_registry.service_layer.ingest import Ingestor
 from session_registry.service_layer.projection import Projector
@@ -390,6 +391,37 @@ async def test_an_end_without_a_creation_is_deleted_within_the_bound_with_its_hi
         (logged_out, "session.terminated"),
     }
     assert {r.session_id for r in await h.rows(sessions)} == {HANDLE, logged_out}
+
+
+async def test_records_dated_years_ahead_keep_a_made_up_session_no_longer_than_the_bound(
+    store: Store,
+) -> None:
+    """An activity or an end of a session never created, dated years after the registry's
+    clock, counts as `AHEAD_OF_STORE` (5 minutes) ahead: the row goes `activity_only_seconds`
+    after that, not years later. Activity a little ahead (clocks differ) still counts whole."""
+    h = Harness(store, activity_only_seconds=600)
+    years = T0 + timedelta(days=3650)
+    active, ended, skewed = (session_handle(A, n) for n in ("ahead-1", "ahead-2", "skewed"))
+    await h.ingest(
+        SessionActivity(event_id=uuid.uuid4(), occurred_at=years, tenant_id=A, session_id=active),
+        terminated(A, ended, years),
+        SessionActivity(
+            event_id=uuid.uuid4(),
+            occurred_at=T0 + timedelta(seconds=100),
+            tenant_id=A,
+            session_id=skewed,
+        ),
+    )
+    rows = {r.session_id: r for r in await h.rows(sessions)}
+    bound = T0 + AHEAD_OF_STORE + timedelta(seconds=600)
+    assert rows[active].expires_at.replace(tzinfo=UTC) == bound
+    assert rows[ended].expires_at.replace(tzinfo=UTC) == bound
+    assert rows[skewed].expires_at.replace(tzinfo=UTC) == T0 + timedelta(seconds=700)
+    assert rows[active].last_activity_at.replace(tzinfo=UTC) == years  # the facts are kept
+    assert (await Sweeper(store, TOPICS).sweep(bound - timedelta(seconds=1))).deleted == 1
+    assert (await Sweeper(store, TOPICS).sweep(bound)).deleted == 2
+    assert await h.rows(sessions) == []
+    assert await h.rows(session_history) == []
 
 
 async def test_old_records_read_late_keep_the_whole_bound_for_their_creation(
