@@ -776,6 +776,46 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
             assert windows[:1] == [4], term
 
 
+async def test_names_common_in_their_tenant_are_walked_to_the_page_not_read_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three characters in more names than the directory reads whole, their sessions counted
+    within the cap: where they are so common in the tenant that walking to the page's last
+    match reads fewer entries than the trigram step would read matches (`keys_cap`'s
+    measure: count ** 2 > KEYS_READ * tenant), the walk answers, with the names' count as
+    the total's lower bound; where they are rare, the trigram step still reads them all for
+    an exact total."""
+    monkeypatch.setattr(session_search, "DIRECTORY_NAMES", 2)
+    ids = (f"{i:043d}" for i in range(1000))  # digits: no id holds the term
+
+    def named(tenant: str, name: str) -> dict[str, Any]:
+        return session_row(tenant_id=tenant, session_id=next(ids), user_name=name)
+
+    common = [named(TENANT, f"Xqv {n}") for n in "ABCD" * 5]  # 20 of 20: 400 > 12 * 20
+    rare = [named(OTHER_TENANT, f"Xqv {n}") for n in "ABCD" * 5]  # 20 of 220: 400 <= 12 * 220
+    others = [named(OTHER_TENANT, f"Other {i}") for i in range(200)]
+    await insert(store.engine, [*common, *rare, *others])
+    windows = _windows_walked(monkeypatch)
+    trigram_steps = _recorded(monkeypatch, "_trigram")
+    query = ListQuery(SessionFilter(q="xqv"), "-last_activity_at", 2)
+    for tenant in (TENANT, OTHER_TENANT):
+        windows.clear()
+        trigram_steps.clear()
+        found = await _searched(store, query, tenant, NOW, 4, 50)
+        expected = [str(r["session_id"]) for r in sorted(
+            (r for r in common + rare if r["tenant_id"] == tenant),
+            key=lambda r: (r["last_activity_at"], r["session_id"]),
+            reverse=True,
+        )]  # fmt: skip
+        assert [str(r["session_id"]) for r in found.page.rows] == expected[:2], tenant
+        if not store.user_name_directory:
+            assert found.total == 20 if found.exact else 2 < found.total <= 20
+        elif tenant == TENANT:  # common: one walk to the page, the count its total
+            assert (windows, len(trigram_steps), found.total, found.exact) == ([None], 0, 20, False)
+        else:  # rare: a window, then the trigram step reads the 20 for the exact total
+            assert (windows, len(trigram_steps), found.total, found.exact) == ([4], 1, 20, True)
+
+
 async def _searched(
     store: Store, query: ListQuery, tenant: str, moment: datetime, walk: int | None, cap: int
 ) -> session_search.SearchResult:
