@@ -782,23 +782,26 @@ async def test_names_common_in_their_tenant_are_walked_to_the_page_not_read_whol
     """Three characters in more names than the directory reads whole, their sessions counted
     within the cap: where they are so common in the tenant that walking to the page's last
     match reads fewer entries than the trigram step would read matches (`keys_cap`'s
-    measure: count ** 2 > KEYS_READ * tenant), the walk answers, with the names' count as
-    the total's lower bound; where they are rare, the trigram step still reads them all for
-    an exact total."""
+    measure: count ** 2 > KEYS_READ * tenant), the walk answers, the names' count the
+    total's lower bound (a session whose id holds the term under another name is listed in
+    its place, counted by `count=exact`); where they are rare, the trigram step still reads
+    them all for an exact total."""
     monkeypatch.setattr(session_search, "DIRECTORY_NAMES", 2)
     ids = (f"{i:043d}" for i in range(1000))  # digits: no id holds the term
 
-    def named(tenant: str, name: str) -> dict[str, Any]:
-        return session_row(tenant_id=tenant, session_id=next(ids), user_name=name)
+    def named(tenant: str, name: str, session_id: str | None = None) -> dict[str, Any]:
+        return session_row(tenant_id=tenant, session_id=session_id or next(ids), user_name=name)
 
-    common = [named(TENANT, f"Xqv {n}") for n in "ABCD" * 5]  # 20 of 20: 400 > 12 * 20
+    common = [named(TENANT, f"Xqv {n}") for n in "ABCD" * 5]  # 21 of 22: 441 > 12 * 22
+    common.append(named(TENANT, "Zed", "XqV" + next(ids)[3:]))  # its id holds the term
+    common.append(named(TENANT, "Xqv A", "xQv" + next(ids)[3:]))  # both: counted once
     rare = [named(OTHER_TENANT, f"Xqv {n}") for n in "ABCD" * 5]  # 20 of 220: 400 <= 12 * 220
     others = [named(OTHER_TENANT, f"Other {i}") for i in range(200)]
     await insert(store.engine, [*common, *rare, *others])
     windows = _windows_walked(monkeypatch)
     trigram_steps = _recorded(monkeypatch, "_trigram")
     query = ListQuery(SessionFilter(q="xqv"), "-last_activity_at", 2)
-    for tenant in (TENANT, OTHER_TENANT):
+    for tenant, matches in ((TENANT, 22), (OTHER_TENANT, 20)):
         windows.clear()
         trigram_steps.clear()
         found = await _searched(store, query, tenant, NOW, 4, 50)
@@ -807,13 +810,18 @@ async def test_names_common_in_their_tenant_are_walked_to_the_page_not_read_whol
             key=lambda r: (r["last_activity_at"], r["session_id"]),
             reverse=True,
         )]  # fmt: skip
+        assert len(expected) == matches
         assert [str(r["session_id"]) for r in found.page.rows] == expected[:2], tenant
-        if not store.user_name_directory:
-            assert found.total == 20 if found.exact else 2 < found.total <= 20
-        elif tenant == TENANT:  # common: one walk to the page, the count its total
-            assert (windows, len(trigram_steps), found.total, found.exact) == ([None], 0, 20, False)
-        else:  # rare: a window, then the trigram step reads the 20 for the exact total
+        assert found.total == matches if found.exact else 2 < found.total <= matches, tenant
+        if store.user_name_directory and tenant == TENANT:  # common: one walk to the page
+            assert (windows, len(trigram_steps), found.total, found.exact) == ([None], 0, 21, False)
+        elif store.user_name_directory:  # rare: a window, then the trigram step reads the 20
             assert (windows, len(trigram_steps), found.total, found.exact) == ([4], 1, 20, True)
+    assert await _reference(store, query) == [
+        str(r["session_id"]) for r in sorted(
+            common, key=lambda r: (r["last_activity_at"], r["session_id"]), reverse=True
+        )
+    ]  # fmt: skip
 
 
 async def _searched(
