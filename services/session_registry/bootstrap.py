@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
@@ -93,12 +93,11 @@ class Registry:
             after_batch=self._after_batch,
             metrics=self.metrics,
         )
-        retention = settings.ended_retention_days
         self.sweeper = Sweeper(
             store,
             self.topics,
             batch_size=settings.sweep_batch_size,
-            ended_retention=timedelta(days=retention) if retention else None,
+            ended_retention=settings.ended_retention,
             gate=self.loop.gate,
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -117,6 +118,11 @@ class RegistrySettings(KafkaSettings):
         description="/healthz answers 503 once the consumer loop has not gone round (polled, "
         "settled a batch, retried) for this long: it hangs, restart the process.",
     )
+
+    @property
+    def ended_retention(self) -> timedelta | None:
+        """`ended_retention_days` as a span; None when ended sessions are kept (0)."""
+        return timedelta(days=self.ended_retention_days) if self.ended_retention_days else None
 
     @model_validator(mode="after")
     def _default_group(self) -> Self:

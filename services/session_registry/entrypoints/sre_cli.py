@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -357,10 +357,8 @@ def diff(
     any does, 0 when they are equal."""
     settings = RegistrySettings()
     left = live or settings.database_url
-    retention = settings.ended_retention_days
-    before = (
-        None if all_sessions or not retention else datetime.now(UTC) - timedelta(days=retention)
-    )
+    retention = settings.ended_retention
+    before = None if all_sessions or retention is None else datetime.now(UTC) - retention
 
     async def work() -> int:
         with progress("comparing", enabled=shows_progress(json_output)) as report:
