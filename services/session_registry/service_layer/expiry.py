@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,7 +61,7 @@ class Sweeper:
         batch_size: int = 1000,
         *,
         ended_retention: timedelta | None = None,
-        gate: AbstractAsyncContextManager[object] | None = None,
+        gate: contextlib.AbstractAsyncContextManager[object] | None = None,
     ) -> None:
         self._store = store
         self._topics = topics

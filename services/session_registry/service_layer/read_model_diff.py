@@ -65,21 +65,18 @@ async def _rows(store: Store, query: Select[Any]) -> AsyncIterator[Any]:
             yield row
 
 
-def _kept(before: datetime | None) -> ColumnElement[bool]:
-    """Rows not past the retention at `before` (all rows when None); a row without a verdict
-    (a NULL time) is kept."""
-    if before is None:
-        return not_(false())
+def _kept(before: datetime) -> ColumnElement[bool]:
+    """Rows not past the retention at `before`; a row without a verdict (a NULL time) is
+    kept."""
     return not_(func.coalesce(past_retention_condition(before), false()))
 
 
 def _session_query(store: Store, before: datetime | None) -> Select[Any]:
     c = sessions.c
-    return (
-        select(sessions)
-        .where(_kept(before))
-        .order_by(store.binary_order(c.tenant_id), store.binary_order(c.session_id))
-    )
+    query = select(sessions)
+    if before is not None:
+        query = query.where(_kept(before))
+    return query.order_by(store.binary_order(c.tenant_id), store.binary_order(c.session_id))
 
 
 def _history_query(store: Store, before: datetime | None) -> Select[Any]:
