@@ -34,14 +34,11 @@ from auth_gateway.keys import TENANT_PATTERN
 from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
-from session_contracts.handles import is_handle, record_key, session_handle, split_record_key
-from session_contracts.models import SessionRevoked
+from session_contracts.handles import is_handle, is_v1_key_of, record_key, split_record_key
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import extract_context, tracer
 
 log = logging.getLogger(__name__)
-
-_V1_ID_MAX = 128
 
 
 class RevocationWatcher(CompactedTopicFollower):
@@ -132,7 +129,7 @@ class RevocationWatcher(CompactedTopicFollower):
             self._reject(key, f"not a session.revoked record this gateway reads: {exc.reason}")
             return
         entry = record_key(record.tenant_id, record.session_id)
-        if key != entry and not _v1_key_names(key, record):
+        if key != entry and not is_v1_key_of(key, record.tenant_id, record.session_id):
             self._reject(key, "its key does not name the session its value names")
             return
         if not self._serves(record.tenant_id):
@@ -149,14 +146,3 @@ class RevocationWatcher(CompactedTopicFollower):
             "without a key" if key is None else escape_reason(repr(bytes(key[:128]))),
             escape_reason(reason),
         )
-
-
-def _v1_key_names(key: bytes, record: SessionRevoked) -> bool:
-    """Whether `key` is the v1 session id (the credential) whose handle the record carries."""
-    if not 0 < len(key) <= _V1_ID_MAX:
-        return False
-    try:
-        credential = bytes(key).decode("ascii")
-    except UnicodeDecodeError:
-        return False
-    return session_handle(record.tenant_id, credential) == record.session_id

@@ -28,6 +28,8 @@ HANDLE_PATTERN = r"^[A-Za-z0-9_-]{43}$"
 """A handle: unpadded base64url of 32 bytes."""
 _HANDLE = re.compile(HANDLE_PATTERN, re.ASCII)
 _KEY_SEPARATOR = "/"
+V1_ID_MAX = 128
+"""The longest v1 session id (contract v1: 1-128 printable ASCII characters)."""
 
 
 def session_handle(tenant_id: str, credential: str) -> str:
@@ -64,3 +66,15 @@ def split_record_key(key: bytes | None) -> tuple[str, str] | None:
     if not separator or not tenant_id or not name:
         return None
     return tenant_id, name
+
+
+def is_v1_key_of(key: bytes, tenant_id: str, handle: str) -> bool:
+    """Whether `key` is the v1 key (the session id, which was the credential) of the session
+    `handle` names in `tenant_id`: a record written before contract v2 keyed it so."""
+    if not 0 < len(key) <= V1_ID_MAX:
+        return False
+    try:
+        credential = bytes(key).decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return session_handle(tenant_id, credential) == handle

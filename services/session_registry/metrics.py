@@ -160,6 +160,13 @@ class RegistryMetrics:
             "Ended sessions the sweeper deleted, with their history, past the retention",
             registry=r,
         )
+        self.records_miskeyed = Counter(
+            "session_registry_records_miskeyed",
+            "Records applied whose Kafka key is not the one the contract gives their value "
+            "(a producer keys by something else), by record",
+            ("record",),
+            registry=r,
+        )
         self.records_skipped = Counter(
             "session_registry_records_skipped",
             "Records below the stored position (redelivered), skipped",
@@ -180,6 +187,8 @@ class RegistryMetrics:
             self.dead_letters.labels(label)
         for label in ("contract", "other"):
             self.dead_letters.labels(label)
+        for label in ("event", "command"):
+            self.records_miskeyed.labels(label)
         r.register(_Levels(self))
 
     def committed(
@@ -190,6 +199,7 @@ class RegistryMetrics:
         commands: int,
         terminated: int,
         skipped: int,
+        miskeyed: Mapping[str, int] | None = None,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -204,6 +214,8 @@ class RegistryMetrics:
             self.sessions_terminated.inc(terminated)
         if skipped:
             self.records_skipped.inc(skipped)
+        for kind, count in (miskeyed or {}).items():
+            self.records_miskeyed.labels(kind).inc(count)
 
     def last_commit_age(self) -> float:
         """Seconds since the last committed batch."""

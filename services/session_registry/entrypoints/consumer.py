@@ -256,6 +256,7 @@ class ConsumerLoop:
                 outcome.commands,
                 outcome.terminated,
                 outcome.skipped,
+                outcome.miskeyed,
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_or
 from session_contracts.escaping import escape_reason
+from session_contracts.handles import is_v1_key_of, record_key
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
 from session_registry.adapters.positions import lock_positions, save_positions
@@ -78,6 +80,11 @@ class IngestOutcome(Outcome):
     event_types: dict[str, int] = field(default_factory=dict)
     """Events applied, per type (for the metrics)."""
     dead_letter_reasons: list[str] = field(default_factory=list)
+    miskeyed: dict[str, int] = field(default_factory=dict)
+    """Records applied whose Kafka key is not the one the contract gives their value, per kind
+    (`event`, `command`): applied all the same (`keyed_by_contract`)."""
+    first_miskeyed: str | None = None
+    """Where the first of them is, `topic:partition:offset` (never its key)."""
     seconds: float = 0.0
     """How long the batch's transaction took (set by the consumer loop)."""
 
@@ -131,6 +138,9 @@ def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
     for kind, count in part.event_types.items():
         total.event_types[kind] = total.event_types.get(kind, 0) + count
     total.dead_letter_reasons.extend(part.dead_letter_reasons)
+    for kind, count in part.miskeyed.items():
+        total.miskeyed[kind] = total.miskeyed.get(kind, 0) + count
+    total.first_miskeyed = total.first_miskeyed or part.first_miskeyed
     for tp, position in part.positions.items():
         total.positions[tp] = max(total.positions.get(tp, 0), position)
     return total
@@ -217,11 +227,19 @@ class Ingestor:
         if not decoded:
             return IngestOutcome()
         try:
-            return await UnitOfWork(self._store).run(lambda uow: self._apply(uow, decoded))
+            outcome = await UnitOfWork(self._store).run(lambda uow: self._apply(uow, decoded))
         except Exception as exc:
             if not caused_by_data(exc):
                 raise
             return await self._isolate(_items(decoded), exc)
+        if outcome.miskeyed:
+            log.warning(
+                "%d record(s) of this batch are not keyed as the contract keys them (the first at "
+                "%s); applied by their value: a producer keys by something else",
+                sum(outcome.miskeyed.values()),
+                outcome.first_miskeyed,
+            )
+        return outcome
 
     async def _isolate(self, items: list[Item], exc: BaseException) -> IngestOutcome:
         """Apply `items` (which the database refused together) by halves, dead-lettering the
@@ -259,6 +277,7 @@ class Ingestor:
         command_headers: dict[tuple[str, str], Sequence[tuple[str, bytes]]] = {}
         letters: list[DeadLetter] = []
         skipped = 0
+        miskeyed: list[tuple[str, Record]] = []
         positions: dict[TopicPartitionKey, int] = {}
         for tp, part in decoded.items():
             start = stored.get(tp, 0)
@@ -275,11 +294,21 @@ class Ingestor:
                 elif kind is TerminateSessions:
                     assert isinstance(message, TerminateSessions)  # for mypy; a rare record
                     commands.append(message)
-                    if record is not None and record.headers:  # the trace context, if any
-                        key = (message.tenant_id, str(message.command_id))
-                        command_headers[key] = record.headers
+                    if record is not None:
+                        if record.headers:  # the trace context, if any
+                            key = (message.tenant_id, str(message.command_id))
+                            command_headers[key] = record.headers
+                        if not keyed_by_contract(record, message):
+                            miskeyed.append(("command", record))
                 else:
-                    events.append(message)  # type: ignore[arg-type]
+                    event: SessionEvent = message  # type: ignore[assignment]
+                    events.append(event)
+                    if (
+                        record is not None
+                        and record.key != record_key(event.tenant_id, event.session_id)
+                        and not keyed_by_contract(record, event)
+                    ):
+                        miskeyed.append(("event", record))
         if letters:
             # durable on the DLQ before the position moves past them
             await self._dead_letters.send(letters)
@@ -292,7 +321,44 @@ class Ingestor:
             positions=positions,
             event_types=dict(collections.Counter(map(_type_of, events))),
             dead_letter_reasons=[letter.reason for letter in letters],
+            miskeyed=dict(collections.Counter(kind for kind, _ in miskeyed)),
+            first_miskeyed=_where(miskeyed[0][1]) if miskeyed else None,
         )
+
+
+def _where(record: Record) -> str:
+    return f"{escape_reason(record.topic)}:{record.partition}:{record.offset}"
+
+
+def keyed_by_contract(record: Record, message: SessionEvent | TerminateSessions) -> bool:
+    """Whether `record`'s Kafka key is the one the contract gives `message`, its value.
+
+    Contract v2 and later: `<tenant_id>/<handle>` for an event, `<tenant_id>/<command_id>` for
+    a command. A record written as v1 (its value's `schema_version` 1, upcast on reading)
+    had the v1 key: the session id, the credential whose handle the upcaster derived, or the
+    command id. The key only routes a record to its partition (the registry reads the tenant and
+    the session from the value, and every merge of the fold is commutative), so a record keyed
+    otherwise is applied all the same; this says whether to count it. A v2 record keyed by the
+    credential, as v1 keyed it, is counted: its producer puts credentials on the topic.
+    """
+    key = record.key
+    if isinstance(message, TerminateSessions):
+        name = str(message.command_id)
+        if key == record_key(message.tenant_id, name):
+            return True
+        v1_key = key == name.encode()
+    else:
+        if key == record_key(message.tenant_id, message.session_id):
+            return True
+        v1_key = key is not None and is_v1_key_of(key, message.tenant_id, message.session_id)
+    return v1_key and _written_as_v1(record.value)
+
+
+def _written_as_v1(raw: bytes | None) -> bool:
+    try:
+        return json.loads(raw or b"").get("schema_version") == 1  # type: ignore[no-any-return]
+    except (ValueError, AttributeError):
+        return False
 
 
 _type_of: Callable[[SessionEvent], str] = attrgetter("type")

@@ -18,6 +18,7 @@ from sqlalchemy import insert
 from polling import until
 from read_model.tables import outbox
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.codec import encode
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import load_positions
@@ -70,6 +71,8 @@ async def test_metrics_count_events_by_type_dead_letters_by_reason_and_commands(
     registry, port = await serving(start_registry)
     await send(created("m1"), created("m2"), logout("m2", NOW))
     await send((b"bad", b'{"type": "session.created", '), topic=topics.events)
+    # applied by its value, counted: a producer keys by something else than <tenant>/<handle>
+    await send((b"u-1", encode(created("m3"))), topic=topics.events)
     await registry.wait_until_idle(30)  # m1 is listed before an admin can end it
     await send(
         TerminateSessions(
@@ -85,7 +88,10 @@ async def test_metrics_count_events_by_type_dead_letters_by_reason_and_commands(
 
     samples = await scrape(port)
     applied = "session_registry_events_applied_total"
-    assert value(samples, applied, type="session.created") == 2
+    assert value(samples, applied, type="session.created") == 3
+    miskeyed = "session_registry_records_miskeyed_total"
+    assert value(samples, miskeyed, record="event") == 1
+    assert value(samples, miskeyed, record="command") == 0
     # the logout, and the command's own session.terminated back through the event log
     assert value(samples, applied, type="session.terminated") == 2
     dead = "session_registry_dead_letters_total"

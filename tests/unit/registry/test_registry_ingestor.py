@@ -46,7 +46,9 @@ from session_contracts.codec import (
     encode,
 )
 from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SessionRevoked, TerminateSessions
+from session_contracts.models import SessionPolicy, SessionRevoked, SessionType, TerminateSessions
+from session_contracts.publisher import created_event
+from session_registry.metrics import RegistryMetrics
 from session_registry.workload import Workload
 from session_registry.workload import records as workload_records
 
@@ -342,3 +344,90 @@ async def test_a_termination_command_is_applied_once_however_often_delivered(
     assert {k: v for k, v in (await snapshot(engine)).items() if k != "consumer_positions"} == {
         k: v for k, v in before.items() if k != "consumer_positions"
     }
+
+
+def _created(tenant: str, credential: str, version: int = 3) -> bytes:
+    """A `session.created` of the session `credential` names, as a producer of `version` wrote
+    it (v1 carried the credential as its session id)."""
+    event = created_event(
+        tenant_id=tenant,
+        credential=credential,
+        user_id="u-1",
+        user_name="Ada",
+        session_type=SessionType.browser,
+        ip_address="10.0.0.1",
+        policy=SessionPolicy(max_session_seconds=3600, idle_timeout_seconds=600),
+        occurred_at=NOW,
+    )
+    if version == 3:
+        return encode(event)
+    body = {**json.loads(encode(event)), "schema_version": 1, "session_id": credential}
+    return json.dumps(body).encode()
+
+
+async def test_records_keyed_otherwise_are_applied_counted_and_logged_without_their_key(
+    engine: AsyncEngine, ingestor: RecordingIngestor, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the key routes only: each record is applied by its value, and the ones not keyed as the
+    # contract keys them are counted, so the operator sees a producer keying by something else
+    log = FakeLog()
+
+    def handle(credential: str) -> str:
+        return session_handle("acme", credential)
+
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-1",
+        session_ids=[handle("cookie-gone")],
+    )
+    command_id = str(command.command_id)
+    v1_command = json.dumps({**json.loads(encode(command)), "schema_version": 1}).encode()
+    contract = [
+        log.append(
+            TOPICS.events, 0, _created("acme", "cookie-1"), record_key("acme", handle("cookie-1"))
+        ),
+        # a v1 producer keyed by the session id (the credential): v1's key, not counted
+        log.append(TOPICS.events, 0, _created("acme", "cookie-2", 1), b"cookie-2"),
+        log.append(TOPICS.commands, 0, encode(command), record_key("acme", command_id)),
+        log.append(TOPICS.commands, 1, v1_command, command_id.encode()),  # v1's command key
+    ]
+    otherwise = [
+        # another tenant's key, no key, a key naming another session
+        log.append(
+            TOPICS.events, 1, _created("acme", "cookie-3"), record_key("other", handle("cookie-3"))
+        ),
+        log.append(TOPICS.events, 1, _created("acme", "cookie-4"), None),
+        log.append(
+            TOPICS.events, 1, _created("acme", "cookie-5"), record_key("acme", handle("cookie-1"))
+        ),
+        # a v3 record keyed by its credential, as v1 keyed it: credentials on the topic
+        log.append(TOPICS.events, 1, _created("acme", "cookie-secret-6"), b"cookie-secret-6"),
+        # a v1 record keyed by a credential that is not its own
+        log.append(TOPICS.events, 1, _created("acme", "cookie-7", 1), b"cookie-2"),
+        log.append(TOPICS.commands, 1, encode(command), command_id.encode()),  # v3, v1's key
+    ]
+
+    with caplog.at_level(logging.WARNING, logger="session_registry.service_layer.ingest"):
+        outcome = await ingestor.ingest(batch_of(contract + otherwise))
+
+    assert (outcome.events, outcome.commands, outcome.dead_letters) == (7, 1, 0)
+    states = await session_states(engine)
+    assert {s for (t, s) in states if t == "acme"} >= {
+        handle(f"cookie-{n}") for n in (1, 2, 3, 4, 5, 7)
+    } | {handle("cookie-secret-6")}
+    assert outcome.miskeyed == {"event": 5, "command": 1}
+    (warning,) = [r.getMessage() for r in caplog.records if "not keyed" in r.getMessage()]
+    assert "6 record(s)" in warning
+    assert any(f"{r.topic}:{r.partition}:{r.offset})" in warning for r in otherwise)
+    assert "cookie-secret-6" not in caplog.text  # a key may be a credential: never logged
+
+
+def test_the_registrys_metrics_count_records_keyed_otherwise_by_record() -> None:
+    metrics = RegistryMetrics()
+    metrics.committed(0.01, {}, [], 0, 0, 0, {"event": 3, "command": 1})
+    metrics.committed(0.01, {}, [], 0, 0, 0, {"event": 2})
+    sample = metrics.registry.get_sample_value
+    assert sample("session_registry_records_miskeyed_total", {"record": "event"}) == 5
+    assert sample("session_registry_records_miskeyed_total", {"record": "command"}) == 1
