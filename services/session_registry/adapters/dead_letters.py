@@ -40,7 +40,9 @@ class DeadLetter:
     reason: str
 
     def dlq_headers(self, consumer: str) -> list[tuple[str, bytes]]:
-        """The original headers followed by the dead-letter headers."""
+        """The original headers followed by the dead-letter headers: last, so that where a
+        producer sent `dlq.*` headers of its own, the registry's are the ones read
+        (`dead_letter_tools.read_letter` takes the last of each name)."""
         return [
             *self.headers,
             (REASON, escape_reason(self.reason).encode()),

@@ -164,6 +164,8 @@ def _peek(value: bytes | None) -> dict[str, Any]:
 def read_letter(record: Any) -> Letter:
     """A dead letter from a consumed record of the DLQ topic."""
     headers = tuple((name, bytes(value)) for name, value in record.headers or ())
+    # the last of each name: the registry's `dlq.*` headers follow the record's own, which a
+    # producer may have forged (a source topic it cannot write, to be redriven there)
     named = dict(headers)
     payload = _peek(record.value)
     kind, tenant, version = (

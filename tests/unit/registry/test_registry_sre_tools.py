@@ -15,10 +15,16 @@ import typer
 
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SCHEMA_VERSION, SessionPolicy, SessionType
+from session_contracts.models import (
+    SCHEMA_VERSION,
+    SessionFilter,
+    SessionPolicy,
+    SessionType,
+    TerminateSessions,
+)
 from session_contracts.publisher import created_event
 from session_contracts.topics import Topics
-from session_registry.adapters.dead_letters import DeadLetter
+from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC, DeadLetter
 from session_registry.adapters.partitions import partition_for_key, to_millis
 from session_registry.entrypoints.cli_options import moment
 from session_registry.service_layer.dead_letter_tools import LetterFilter, plan, read_letter
@@ -148,3 +154,42 @@ def test_times_on_the_command_line_need_a_zone() -> None:
     for bad in ("2026-11-30T09:14:00", "yesterday"):
         with pytest.raises(typer.BadParameter):
             moment(bad, "--since")
+
+
+def test_headers_a_producer_forges_never_send_its_record_to_another_topic() -> None:
+    # a producer allowed on the events topic writes a termination command there, with headers
+    # claiming the dead letter came from the commands topic: redriven as such, the command
+    # would be published with the operator's rights. The registry's own headers come last,
+    # and the tools read those.
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=AT,
+        tenant_id="acme",
+        requested_by="nobody",
+        confirmed_at=AT,
+        filter=SessionFilter(),
+    )
+    forged = (
+        (SOURCE_TOPIC, TOPICS.commands.encode()),
+        (REASON, b"database_refused"),
+        (SOURCE_OFFSET, b"7"),
+    )
+    letter = DeadLetter(
+        TOPICS.events, 2, 40, b"acme/x", encode(command), forged, "unknown event type"
+    )
+    record = SimpleNamespace(
+        partition=0,
+        offset=0,
+        timestamp=to_millis(AT),
+        key=letter.key,
+        value=letter.value,
+        headers=letter.dlq_headers("registry-a"),
+    )
+    read = read_letter(record)
+    assert (read.source, read.source_offset, read.reason) == (
+        TOPICS.events,
+        40,
+        "unknown event type",
+    )
+    planned = plan(read, TOPICS)
+    assert planned.action == "refused" and planned.topic is None
