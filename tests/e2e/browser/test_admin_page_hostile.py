@@ -44,3 +44,50 @@ async def test_markup_in_session_fields_renders_as_text_and_never_runs(
         })"""
     )
     assert made == {"flag": None, "images": 0, "svgs": 0, "bold": 0, "scripts": 0}
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is laid out right to left
+
+GLYPH_LEFTS = """(node) => {
+    // the left edge of each visible character of the element's text, in text order
+    const out = [];
+    const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+    for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+        for (let i = 0; i < text.data.length; i++) {
+            const range = document.createRange();
+            range.setStart(text, i);
+            range.setEnd(text, i + 1);
+            const box = range.getBoundingClientRect();
+            if (box.width > 0) out.push([text.data[i], box.left]);
+        }
+    }
+    return out;
+}"""
+
+
+async def test_a_direction_override_in_a_value_reorders_no_word_around_it(
+    stack: Stack, page: Page
+) -> None:
+    # the contract lets a user id or a name hold U+202E; dropped into a sentence as it is, it
+    # lays the rest of the sentence out backwards: "Sign out user u-evil ?erehwyreve"
+    tenant = stack.tenant()
+    user_id = f"u-{RLO}evil"
+    await stack.publish([stack.session(tenant, f"Sam {RLO}Lee", user_id=user_id)])
+    await page.goto(stack.page_url(tenant.token))
+    await page.locator("#rows tr").first.locator("button.user-button").click()
+    view = page.get_by_role("region", name="One user's sessions")
+    await expect(view).to_contain_text("All sessions of user")
+    line: list[tuple[str, float]] = await view.locator(".user-view-text").evaluate(GLYPH_LEFTS)
+    # "(Sam Lee)" follows the user id: its closing parenthesis is still the line's last glyph
+    assert line[-1][0] == ")" and line[-1][1] == max(left for _, left in line)
+
+    await view.get_by_role("button", name="Sign out everywhere").click()
+    title = page.locator("#modal-title")
+    await expect(title).to_contain_text("everywhere?")
+    glyphs: list[tuple[str, float]] = await title.evaluate(GLYPH_LEFTS)
+    # the question mark ends the title on the right, as in any other title, and the word
+    # before it reads left to right
+    assert glyphs[-1][0] == "?" and glyphs[-1][1] == max(left for _, left in glyphs)
+    everywhere = glyphs[-len("everywhere?") :]
+    assert "".join(char for char, _ in everywhere) == "everywhere?"
+    assert [left for _, left in everywhere] == sorted(left for _, left in everywhere)

@@ -1,7 +1,7 @@
 // @ts-check
 // The session detail dialog: every field of the session and its lifecycle history.
 import { dialogButton } from "./dialogs.js";
-import { el, replaceChildren } from "./dom.js";
+import { el, isolated, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { reasonLabel } from "./terminate.js";
 import { timeElement } from "./timefmt.js";
@@ -105,7 +105,7 @@ export async function openDetail(modal, api, item, describeError, onTerminate) {
   const terminate = dialogButton("Terminate…", () => undefined, "button-danger");
   terminate.hidden = true;
   modal.open({
-    title: item.user_name ? `Session of ${item.user_name}` : "Session",
+    title: item.user_name ? `Session of ${isolated(item.user_name)}` : "Session",
     body: [content],
     actions: [terminate, dialogButton("Close", () => modal.close())],
     wide: true,

@@ -14,6 +14,21 @@
  * @typedef {Record<string, string | number | boolean | null | undefined | EventListener | Readonly<Record<string, string>>>} Attributes
  */
 
+/** Printable Latin: text made only of it cannot change the direction of the text around it. */
+const LATIN_ONLY = /^[\u0020-\u007e\u00a0-\u024f]*$/;
+
+/**
+ * `text` (a value from a record or typed by the admin) made safe to put inside a sentence: text
+ * holding anything but printable Latin (a right-to-left script, a bidirectional control such
+ * as U+202E, a line or paragraph separator) is wrapped in FIRST STRONG ISOLATE ... POP
+ * DIRECTIONAL ISOLATE, so it is shown in its own direction and cannot reorder the words
+ * around it ("Sign out user X everywhere?"); Latin text is left as it is.
+ * @param {string} text
+ */
+export function isolated(text) {
+  return LATIN_ONLY.test(text) ? text : `\u2068${text}\u2069`;
+}
+
 /**
  * Create an element: el("button", {type: "button", class: "x", onclick: fn}, "text", child).
  * Attributes starting with "on" become listeners; `true`/`false` toggle boolean attributes;

@@ -8,7 +8,7 @@ import { openColumnsDialog } from "./columns-dialog.js";
 import { loadConfig } from "./config.js";
 import { openDetail } from "./detail.js";
 import { Modal } from "./dialogs.js";
-import { byId, byIdOf, downloadBlob, el, inputOf, plural, replaceChildren, show } from "./dom.js";
+import { byId, byIdOf, downloadBlob, el, inputOf, isolated, plural, replaceChildren, show } from "./dom.js";
 import { openFilterDialog } from "./filters.js";
 import { SessionsList } from "./page.js";
 import { describeError, signInMessage } from "./messages.js";
@@ -274,7 +274,7 @@ class Page {
         { class: "user-view-text" },
         el("strong", {}, "All sessions of user "),
         el("span", { class: "mono clip-inline", title: value }, value),
-        names.length ? el("span", { class: "muted" }, ` (${names.join(", ")})`) : null,
+        names.length ? el("span", { class: "muted" }, ` (${names.map(isolated).join(", ")})`) : null,
       ),
       el(
         "button",
@@ -287,9 +287,9 @@ class Page {
             this.terminateByFilter(
               { [column.filter && "name" in column.filter ? column.filter.name : column.key]: value },
               {
-                conditions: [`User ID is “${value}”`],
+                conditions: [`User ID is “${isolated(value)}”`],
                 narrowed: true,
-                title: `Sign out user ${value} everywhere?`,
+                title: `Sign out user ${isolated(value)} everywhere?`,
                 confirmLabel: "Sign out everywhere",
               },
             ),
@@ -535,7 +535,7 @@ class Page {
   terminateMatching() {
     if (this.list.selection.size > 0) return;
     const conditions = this.query.chips().map((c) => c.label);
-    if (this.query.q.trim()) conditions.unshift(`Search: “${this.query.q.trim()}”`);
+    if (this.query.q.trim()) conditions.unshift(`Search: “${isolated(this.query.q.trim())}”`);
     this.terminateByFilter(this.query.filterObject(), { conditions, narrowed: this.query.isNarrowed() });
   }
 

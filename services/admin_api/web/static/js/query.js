@@ -1,6 +1,7 @@
 // @ts-check
 // What the admin is looking at: search, per-column filters, outdated-only, sort. The filter and
 // sort names come from the server's vocabulary (vocabulary.js), never from this file.
+import { isolated } from "./dom.js";
 import { PAGE_FILTERS, humanize } from "./presentation.js";
 import { shortTime } from "./timefmt.js";
 
@@ -185,8 +186,8 @@ export class Query {
 function describeFilter(column, spec, value) {
   if (Array.isArray(value)) return value.map(column.choiceLabel).join(" or ");
   if (typeof value === "string") {
-    if (spec.control === "exact") return `is “${value}”`;
-    if (spec.control !== "ip") return `contains “${value}”`;
+    if (spec.control === "exact") return `is “${isolated(value)}”`;
+    if (spec.control !== "ip") return `contains “${isolated(value)}”`;
     return value.includes("/") ? `in ${value}` : value;
   }
   if (value.from && value.to) return `${shortTime(value.from)} – ${shortTime(value.to)}`;
