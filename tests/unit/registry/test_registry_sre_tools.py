@@ -72,8 +72,15 @@ def _created(credential: str = "cred-1") -> Any:
     )
 
 
-def _record(value: bytes | None, key: bytes | None, reason: str, offset: int = 0) -> Any:
-    letter = DeadLetter(TOPICS.events, 2, 40, key, value, (("trace", b"t"),), reason)
+def _record(
+    value: bytes | None,
+    key: bytes | None,
+    reason: str,
+    offset: int = 0,
+    headers: tuple[tuple[str, bytes], ...] = (("trace", b"t"),),
+) -> Any:
+    """A record of the DLQ topic: a refused record (with its own `headers`), as parked."""
+    letter = DeadLetter(TOPICS.events, 2, 40, key, value, headers, reason)
     return SimpleNamespace(
         partition=0,
         offset=offset,
@@ -174,17 +181,7 @@ def test_headers_a_producer_forges_never_send_its_record_to_another_topic() -> N
         (REASON, b"database_refused"),
         (SOURCE_OFFSET, b"7"),
     )
-    letter = DeadLetter(
-        TOPICS.events, 2, 40, b"acme/x", encode(command), forged, "unknown event type"
-    )
-    record = SimpleNamespace(
-        partition=0,
-        offset=0,
-        timestamp=to_millis(AT),
-        key=letter.key,
-        value=letter.value,
-        headers=letter.dlq_headers("registry-a"),
-    )
+    record = _record(encode(command), b"acme/x", "unknown event type", headers=forged)
     read = read_letter(record)
     assert (read.source, read.source_offset, read.reason) == (
         TOPICS.events,
