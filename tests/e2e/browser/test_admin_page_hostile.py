@@ -77,6 +77,7 @@ async def test_a_direction_override_in_a_value_reorders_no_word_around_it(
     await page.locator("#rows tr").first.locator("button.user-button").click()
     view = page.get_by_role("region", name="One user's sessions")
     await expect(view).to_contain_text("All sessions of user")
+    await expect(view).to_contain_text("Lee")  # the names, from the rows the list has
     line: list[tuple[str, float]] = await view.locator(".user-view-text").evaluate(GLYPH_LEFTS)
     # "(Sam Lee)" follows the user id: its closing parenthesis is still the line's last glyph
     assert line[-1][0] == ")" and line[-1][1] == max(left for _, left in line)
