@@ -33,6 +33,7 @@ async def test_markup_in_session_fields_renders_as_text_and_never_runs(
     await expect(dialog).to_be_visible()
     await expect(dialog.locator("dl.detail-list")).to_contain_text(AGENT)
     await expect(dialog.locator("dl.detail-list")).to_contain_text(DEVICE)
+    await expect(dialog).not_to_contain_text("Hidden characters")  # markup hides nothing
 
     made = await page.evaluate(
         """() => ({
@@ -92,3 +93,19 @@ async def test_a_direction_override_in_a_value_reorders_no_word_around_it(
     everywhere = glyphs[-len("everywhere?") :]
     assert "".join(char for char, _ in everywhere) == "everywhere?"
     assert [left for _, left in everywhere] == sorted(left for _, left in everywhere)
+
+
+async def test_the_detail_says_when_a_name_or_user_id_holds_characters_not_shown(
+    stack: Stack, page: Page
+) -> None:
+    # "Sam Lee" with an override before "Lee" shows as "Sam eeL", and a zero-width space makes
+    # "admin" another user id that looks the same: the detail names what is not shown
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, f"Sam {RLO}Lee", user_id="adm\u200bin")])
+    await page.goto(stack.page_url(tenant.token))
+    await page.locator("#rows tr").first.locator(".name-cell .link-button").click()
+    details = page.get_by_role("dialog").locator("dl.detail-list")
+    await expect(details).to_contain_text("The name holds characters that are not shown (U+202E)")
+    await expect(details).to_contain_text(
+        "The user ID holds characters that are not shown (U+200B)"
+    )

@@ -39,6 +39,31 @@ function seconds(value) {
   return `${value} seconds`;
 }
 
+/** Characters drawn as nothing (format characters such as U+202E, line and paragraph separators). */
+const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * The rows warning that a value holds characters that are not shown: an override or an
+ * invisible character can make one name look like another (nothing is removed: the value is
+ * what the platform sent).
+ * @param {[string, string | null | undefined][]} values
+ * @returns {[string, Child][]}
+ */
+function hiddenCharacterRows(values) {
+  /** @type {[string, Child][]} */
+  const rows = [];
+  for (const [label, value] of values) {
+    const found = [...new Set((value ?? "").match(HIDDEN) ?? [])];
+    if (found.length === 0) continue;
+    const points = found.map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`);
+    rows.push([
+      "Hidden characters",
+      el("span", { class: "warning" }, `${label} holds characters that are not shown (${points.join(", ")}): it may not be what it looks like.`),
+    ]);
+  }
+  return rows;
+}
+
 /** @param {SessionDetail} session */
 function fields(session) {
   /** @type {Partial<SessionDetail["policy"]>} */
@@ -58,6 +83,14 @@ function fields(session) {
     ["Max session length", seconds(policy.max_session_seconds)],
     ["Idle timeout", seconds(policy.idle_timeout_seconds)],
   ];
+  rows.splice(
+    2,
+    0,
+    ...hiddenCharacterRows([
+      ["The name", session.user_name],
+      ["The user ID", session.user_id],
+    ]),
+  );
   if (session.policy_outdated) rows.push(["Settings", "Outdated: created under session settings that are no longer current"]);
   return el("dl", { class: "detail-list" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]));
 }
@@ -67,7 +100,7 @@ function describeEvent(entry) {
   const detail = entry.detail || {};
   const parts = [];
   if (detail.reason) parts.push(`reason: ${reasonLabel(String(detail.reason))}`);
-  if (detail.terminated_by) parts.push(`by ${detail.terminated_by}`);
+  if (detail.terminated_by) parts.push(`by ${isolated(String(detail.terminated_by))}`);
   if (detail.ip_address) parts.push(`from ${detail.ip_address}`);
   return parts.join(", ");
 }
