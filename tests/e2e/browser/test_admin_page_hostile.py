@@ -28,6 +28,7 @@ async def test_markup_in_session_fields_renders_as_text_and_never_runs(
     row = page.locator("#rows tr").first
     await expect(row).to_contain_text(NAME)
     await expect(row).to_contain_text(DEVICE)
+    await expect(row).not_to_contain_text("Hidden characters")  # markup hides nothing
     await row.locator(".name-cell .link-button").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_be_visible()
@@ -95,7 +96,7 @@ async def test_a_direction_override_in_a_value_reorders_no_word_around_it(
     assert [left for _, left in everywhere] == sorted(left for _, left in everywhere)
 
 
-async def test_the_detail_says_when_a_name_or_user_id_holds_characters_not_shown(
+async def test_the_list_and_detail_say_when_a_name_or_user_id_holds_characters_not_shown(
     stack: Stack, page: Page
 ) -> None:
     # "Sam Lee" with an override before "Lee" shows as "Sam eeL", and a zero-width space makes
@@ -103,7 +104,9 @@ async def test_the_detail_says_when_a_name_or_user_id_holds_characters_not_shown
     tenant = stack.tenant()
     await stack.publish([stack.session(tenant, f"Sam {RLO}Lee", user_id="adm\u200bin")])
     await page.goto(stack.page_url(tenant.token))
-    await page.locator("#rows tr").first.locator(".name-cell .link-button").click()
+    row = page.locator("#rows tr").first
+    await expect(row.locator(".name-cell .badge")).to_have_text("Hidden characters")
+    await row.locator(".name-cell .link-button").click()
     details = page.get_by_role("dialog").locator("dl.detail-list")
     await expect(details).to_contain_text("The name holds characters that are not shown (U+202E)")
     await expect(details).to_contain_text(

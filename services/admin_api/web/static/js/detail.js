@@ -1,7 +1,7 @@
 // @ts-check
 // The session detail dialog: every field of the session and its lifecycle history.
 import { dialogButton } from "./dialogs.js";
-import { el, isolated, replaceChildren } from "./dom.js";
+import { el, hiddenCharacters, isolated, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { reasonLabel } from "./terminate.js";
 import { timeElement } from "./timefmt.js";
@@ -39,9 +39,6 @@ function seconds(value) {
   return `${value} seconds`;
 }
 
-/** Characters drawn as nothing (format characters such as U+202E, line and paragraph separators). */
-const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}]/gu;
-
 /**
  * The rows warning that a value holds characters that are not shown: an override or an
  * invisible character can make one name look like another (nothing is removed: the value is
@@ -53,9 +50,8 @@ function hiddenCharacterRows(values) {
   /** @type {[string, Child][]} */
   const rows = [];
   for (const [label, value] of values) {
-    const found = [...new Set((value ?? "").match(HIDDEN) ?? [])];
-    if (found.length === 0) continue;
-    const points = found.map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`);
+    const points = hiddenCharacters(value ?? "");
+    if (points.length === 0) continue;
     rows.push([
       "Hidden characters",
       el("span", { class: "warning" }, `${label} holds characters that are not shown (${points.join(", ")}): it may not be what it looks like.`),

@@ -29,6 +29,19 @@ export function isolated(text) {
   return LATIN_ONLY.test(text) ? text : `\u2068${text}\u2069`;
 }
 
+/** Characters drawn as nothing (format characters such as U+202E, line and paragraph separators). */
+const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * The characters of `text` that are drawn as nothing, as `U+XXXX` (each once, in order): an
+ * override or an invisible character can make one name or id look like another.
+ * @param {string} text
+ */
+export function hiddenCharacters(text) {
+  const found = [...new Set(text.match(HIDDEN) ?? [])];
+  return found.map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`);
+}
+
 /**
  * Create an element: el("button", {type: "button", class: "x", onclick: fn}, "text", child).
  * Attributes starting with "on" become listeners; `true`/`false` toggle boolean attributes;
