@@ -19,7 +19,7 @@ from pydantic_core import SchemaValidator
 
 from session_contracts.escaping import escape_reason
 from session_contracts.fast_path import fast_validator
-from session_contracts.handles import session_handle
+from session_contracts.handles import V1_ID_MAX, session_handle
 from session_contracts.models import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -34,7 +34,7 @@ MAX_RECORD_BYTES = 64 * 1024
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
-_V1_SESSION_ID = re.compile(r"[\x21-\x7e]{1,128}", re.ASCII)
+_V1_SESSION_ID = re.compile(rf"[\x21-\x7e]{{1,{V1_ID_MAX}}}", re.ASCII)
 """A v1 session id: the credential itself, 1-128 printable ASCII characters."""
 _TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _V1_SESSION_TYPES = frozenset(

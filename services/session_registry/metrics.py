@@ -199,7 +199,7 @@ class RegistryMetrics:
         commands: int,
         terminated: int,
         skipped: int,
-        miskeyed: Mapping[str, int] | None = None,
+        miskeyed: Mapping[str, int],
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -214,7 +214,7 @@ class RegistryMetrics:
             self.sessions_terminated.inc(terminated)
         if skipped:
             self.records_skipped.inc(skipped)
-        for kind, count in (miskeyed or {}).items():
+        for kind, count in miskeyed.items():
             self.records_miskeyed.labels(kind).inc(count)
 
     def last_commit_age(self) -> float:

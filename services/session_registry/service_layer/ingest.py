@@ -82,7 +82,7 @@ class IngestOutcome(Outcome):
     dead_letter_reasons: list[str] = field(default_factory=list)
     miskeyed: dict[str, int] = field(default_factory=dict)
     """Records applied whose Kafka key is not the one the contract gives their value, per kind
-    (`event`, `command`): applied all the same (`keyed_by_contract`)."""
+    (`event`, `command`): applied all the same (`_keyed_as_v1` says why)."""
     first_miskeyed: str | None = None
     """Where the first of them is, `topic:partition:offset` (never its key)."""
     seconds: float = 0.0
@@ -232,14 +232,7 @@ class Ingestor:
             if not caused_by_data(exc):
                 raise
             return await self._isolate(_items(decoded), exc)
-        if outcome.miskeyed:
-            log.warning(
-                "%d record(s) of this batch are not keyed as the contract keys them (the first at "
-                "%s); applied by their value: a producer keys by something else",
-                sum(outcome.miskeyed.values()),
-                outcome.first_miskeyed,
-            )
-        return outcome
+        return _warned(outcome)
 
     async def _isolate(self, items: list[Item], exc: BaseException) -> IngestOutcome:
         """Apply `items` (which the database refused together) by halves, dead-lettering the
@@ -259,7 +252,7 @@ class Ingestor:
             items = list(items)
             items[live[0]] = (tp, offset, _dead_letter(record, reason), record)
             batch = _regroup(items)
-            return await UnitOfWork(self._store).run(lambda uow: self._apply(uow, batch))
+            return _warned(await UnitOfWork(self._store).run(lambda uow: self._apply(uow, batch)))
         if len(live) <= 1:
             raise exc  # nothing left to blame on a record
         middle = live[len(live) // 2]
@@ -295,10 +288,11 @@ class Ingestor:
                     assert isinstance(message, TerminateSessions)  # for mypy; a rare record
                     commands.append(message)
                     if record is not None:
+                        name = str(message.command_id)
                         if record.headers:  # the trace context, if any
-                            key = (message.tenant_id, str(message.command_id))
-                            command_headers[key] = record.headers
-                        if not keyed_by_contract(record, message):
+                            command_headers[(message.tenant_id, name)] = record.headers
+                        keyed = record_key(message.tenant_id, name)
+                        if record.key != keyed and not _keyed_as_v1(record, message):
                             miskeyed.append(("command", record))
                 else:
                     event: SessionEvent = message  # type: ignore[assignment]
@@ -306,7 +300,7 @@ class Ingestor:
                     if (
                         record is not None
                         and record.key != record_key(event.tenant_id, event.session_id)
-                        and not keyed_by_contract(record, event)
+                        and not _keyed_as_v1(record, event)
                     ):
                         miskeyed.append(("event", record))
         if letters:
@@ -330,27 +324,36 @@ def _where(record: Record) -> str:
     return f"{escape_reason(record.topic)}:{record.partition}:{record.offset}"
 
 
-def keyed_by_contract(record: Record, message: SessionEvent | TerminateSessions) -> bool:
-    """Whether `record`'s Kafka key is the one the contract gives `message`, its value.
+def _warned(outcome: IngestOutcome) -> IngestOutcome:
+    """`outcome`, once its transaction committed; a line in the log if it applied records
+    keyed against the contract (where the first is, never a key: it may be a credential)."""
+    if outcome.miskeyed:
+        log.warning(
+            "%d record(s) of this batch are not keyed as the contract keys them (the first at "
+            "%s); applied by their value: a producer keys by something else",
+            sum(outcome.miskeyed.values()),
+            outcome.first_miskeyed,
+        )
+    return outcome
 
-    Contract v2 and later: `<tenant_id>/<handle>` for an event, `<tenant_id>/<command_id>` for
-    a command. A record written as v1 (its value's `schema_version` 1, upcast on reading)
-    had the v1 key: the session id, the credential whose handle the upcaster derived, or the
-    command id. The key only routes a record to its partition (the registry reads the tenant and
-    the session from the value, and every merge of the fold is commutative), so a record keyed
-    otherwise is applied all the same; this says whether to count it. A v2 record keyed by the
-    credential, as v1 keyed it, is counted: its producer puts credentials on the topic.
+
+def _keyed_as_v1(record: Record, message: SessionEvent | TerminateSessions) -> bool:
+    """Whether a record not keyed as contract v2 and later key it (`<tenant_id>/<handle>` for
+    an event, `<tenant_id>/<command_id>` for a command) was written as v1 under v1's key: its
+    value's `schema_version` 1 (upcast on reading), its key the session id (the credential
+    whose handle the upcaster derived) or the command id. The key only routes a record to its
+    partition (the registry reads the tenant and the session from the value, and every merge
+    of the fold is commutative), so a record keyed otherwise is applied all the same; this
+    says whether to count it. A v2 record keyed by the credential, as v1 keyed it, is counted:
+    its producer puts credentials on the topic.
     """
     key = record.key
+    if key is None:
+        return False
     if isinstance(message, TerminateSessions):
-        name = str(message.command_id)
-        if key == record_key(message.tenant_id, name):
-            return True
-        v1_key = key == name.encode()
+        v1_key = key == str(message.command_id).encode()
     else:
-        if key == record_key(message.tenant_id, message.session_id):
-            return True
-        v1_key = key is not None and is_v1_key_of(key, message.tenant_id, message.session_id)
+        v1_key = is_v1_key_of(key, message.tenant_id, message.session_id)
     return v1_key and _written_as_v1(record.value)
 
 

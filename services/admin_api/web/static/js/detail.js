@@ -68,6 +68,10 @@ function fields(session) {
   const rows = [
     ["Name", el("span", { class: "wrap-anywhere" }, session.user_name)],
     ["User ID", session.user_id],
+    ...hiddenCharacterRows([
+      ["The name", session.user_name],
+      ["The user ID", session.user_id],
+    ]),
     ["Session Type", typeLabel(session.session_type)],
     ["Session ID", session.session_id],
     ["IP Address", session.ip_address],
@@ -79,14 +83,6 @@ function fields(session) {
     ["Max session length", seconds(policy.max_session_seconds)],
     ["Idle timeout", seconds(policy.idle_timeout_seconds)],
   ];
-  rows.splice(
-    2,
-    0,
-    ...hiddenCharacterRows([
-      ["The name", session.user_name],
-      ["The user ID", session.user_id],
-    ]),
-  );
   if (session.policy_outdated) rows.push(["Settings", "Outdated: created under session settings that are no longer current"]);
   return el("dl", { class: "detail-list" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]));
 }
