@@ -112,3 +112,45 @@ async def test_the_list_and_detail_say_when_a_name_or_user_id_holds_characters_n
     await expect(details).to_contain_text(
         "The user ID holds characters that are not shown (U+200B)"
     )
+
+
+async def test_the_list_and_detail_say_when_a_word_mixes_look_alike_alphabets(
+    stack: Stack, page: Page
+) -> None:
+    # a Cyrillic U+0430 for the "a" of "Paul" and "admin" makes words that look Latin; a name
+    # whose words are each of one alphabet, or whose other alphabet has no look-alikes, is
+    # not flagged
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            stack.session(tenant, "P\u0430ul Smith", user_id="paul"),
+            stack.session(tenant, "Ada Lovelace", user_id="\u0430dmin"),
+            stack.session(tenant, "Иван Petrov", user_id="ivan"),
+            stack.session(tenant, "Αλέξανδρος Παπαδόπουλος", user_id="alex"),
+            stack.session(tenant, "Tokyo東京 Office", user_id="tokyo"),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    rows = page.locator("#rows tr")
+    await expect(rows).to_have_count(5)
+    badges = {
+        name: await rows.filter(has_text=name).locator(".name-cell .badge").all_inner_texts()
+        for name in ("Smith", "Lovelace", "Petrov", "Παπαδόπουλος", "Office")
+    }
+    assert badges == {
+        "Smith": ["Mixed scripts"],
+        "Lovelace": ["Mixed scripts"],
+        "Petrov": [],
+        "Παπαδόπουλος": [],
+        "Office": [],
+    }
+    details = page.get_by_role("dialog").locator("dl.detail-list")
+    for name, says in (
+        ("Smith", "The name mixes Latin and Cyrillic letters in one word (U+0430 Cyrillic)"),
+        ("Lovelace", "The user ID mixes Latin and Cyrillic letters in one word (U+0430 Cyrillic)"),
+    ):
+        await rows.filter(has_text=name).locator(".name-cell .link-button").click()
+        await expect(details).to_contain_text(says)
+        await expect(details).not_to_contain_text("Hidden characters")
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_role("dialog")).to_have_count(0)

@@ -1,7 +1,7 @@
 // @ts-check
 // The session detail dialog: every field of the session and its lifecycle history.
 import { dialogButton } from "./dialogs.js";
-import { el, hiddenCharacters, isolated, replaceChildren } from "./dom.js";
+import { el, hiddenCharacters, isolated, mixedScripts, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { reasonLabel } from "./terminate.js";
 import { timeElement } from "./timefmt.js";
@@ -40,13 +40,14 @@ function seconds(value) {
 }
 
 /**
- * The rows warning that a value holds characters that are not shown: an override or an
- * invisible character can make one name look like another (nothing is removed: the value is
- * what the platform sent).
+ * The rows warning that a value holds characters that are not shown (an override or an
+ * invisible character), or mixes look-alike alphabets in one word (a Cyrillic U+0430 in a Latin
+ * name): either can make one name look like another (nothing is removed: the value is what
+ * the platform sent).
  * @param {[string, string | null | undefined][]} values
  * @returns {[string, Child][]}
  */
-function hiddenCharacterRows(values) {
+function lookAlikeRows(values) {
   /** @type {[string, Child][]} */
   const rows = [];
   for (const [label, value] of values) {
@@ -55,6 +56,18 @@ function hiddenCharacterRows(values) {
     rows.push([
       "Hidden characters",
       el("span", { class: "warning" }, `${label} holds characters that are not shown (${points.join(", ")}): it may not be what it looks like.`),
+    ]);
+  }
+  for (const [label, value] of values) {
+    const { scripts, odd } = mixedScripts(value ?? "");
+    if (scripts.length === 0) continue;
+    rows.push([
+      "Mixed scripts",
+      el(
+        "span",
+        { class: "warning" },
+        `${label} mixes ${scripts.join(" and ")} letters in one word (${odd.join(", ")}): it may imitate another name.`,
+      ),
     ]);
   }
   return rows;
@@ -68,7 +81,7 @@ function fields(session) {
   const rows = [
     ["Name", el("span", { class: "wrap-anywhere" }, session.user_name)],
     ["User ID", session.user_id],
-    ...hiddenCharacterRows([
+    ...lookAlikeRows([
       ["The name", session.user_name],
       ["The user ID", session.user_id],
     ]),

@@ -29,6 +29,14 @@ export function isolated(text) {
   return LATIN_ONLY.test(text) ? text : `\u2068${text}\u2069`;
 }
 
+/**
+ * A character as `U+XXXX`.
+ * @param {string} c
+ */
+function codePoint(c) {
+  return `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
 /** Characters drawn as nothing (format characters such as U+202E, line and paragraph separators). */
 const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}]/gu;
 
@@ -38,8 +46,62 @@ const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}]/gu;
  * @param {string} text
  */
 export function hiddenCharacters(text) {
-  const found = [...new Set(text.match(HIDDEN) ?? [])];
-  return found.map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`);
+  return [...new Set(text.match(HIDDEN) ?? [])].map(codePoint);
+}
+
+/**
+ * Alphabets with letters that look alike (Latin `a`, Cyrillic U+0430, Greek U+03B1; Latin `S`,
+ * Cherokee U+13DA): the scripts Unicode's confusables (UTS #39) pair most. A word that mixes
+ * two of them is how one name imitates another; a name in one of them alone, or mixing one of
+ * them with a script that shares no look-alikes (`Tokyo東京`), is not flagged.
+ * @type {readonly [string, RegExp][]}
+ */
+const LOOK_ALIKE_SCRIPTS = [
+  ["Latin", /\p{Script=Latin}/u],
+  ["Cyrillic", /\p{Script=Cyrillic}/u],
+  ["Greek", /\p{Script=Greek}/u],
+  ["Armenian", /\p{Script=Armenian}/u],
+  ["Cherokee", /\p{Script=Cherokee}/u],
+];
+
+/** @param {string} letter */
+function lookAlikeScript(letter) {
+  for (const [name, pattern] of LOOK_ALIKE_SCRIPTS) if (pattern.test(letter)) return name;
+  return null;
+}
+
+/**
+ * What `text` mixes within one word (words split at white space) of the look-alike alphabets:
+ * the alphabets mixed, and each letter outside its word's main alphabet as `U+XXXX Script`
+ * (each once, in order): `Paul` with a Cyrillic U+0430 for its `a` gives ["Latin", "Cyrillic"] and
+ * ["U+0430 Cyrillic"]. Empty lists for text that mixes none.
+ * @param {string} text
+ * @returns {{scripts: string[], odd: string[]}}
+ */
+export function mixedScripts(text) {
+  const scripts = new Set();
+  const odd = new Set();
+  for (const word of text.split(/\s+/u)) {
+    /** @type {[string, string][]} */
+    const letters = [];
+    /** @type {Map<string, number>} */
+    const counts = new Map();
+    for (const letter of word) {
+      const script = lookAlikeScript(letter);
+      if (script === null) continue;
+      letters.push([letter, script]);
+      counts.set(script, (counts.get(script) ?? 0) + 1);
+    }
+    if (counts.size < 2) continue;
+    // the main alphabet: the most letters, the first of them on a tie
+    const main = [...counts.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+    for (const [script] of counts) scripts.add(script);
+    for (const [letter, script] of letters) {
+      if (script !== main) odd.add(`${codePoint(letter)} ${script}`);
+    }
+  }
+  const order = LOOK_ALIKE_SCRIPTS.map(([name]) => name);
+  return { scripts: order.filter((name) => scripts.has(name)), odd: [...odd] };
 }
 
 /**

@@ -1,7 +1,7 @@
 // @ts-check
 // Rendering the sessions table: sortable, filterable headers and one row per session.
 import { fieldOf } from "./api.js";
-import { el, hiddenCharacters, inputOf, replaceChildren } from "./dom.js";
+import { el, hiddenCharacters, inputOf, mixedScripts, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { timeElement } from "./timefmt.js";
 
@@ -130,6 +130,13 @@ function cell(column, item, { onOpen, onCopy, onUser }) {
               "span",
               { class: "badge badge-warn", title: "The name or user ID holds characters that are not shown: open the session to see which" },
               "Hidden characters",
+            )
+          : null,
+        mixedScripts(`${item.user_name ?? ""} ${item.user_id ?? ""}`).scripts.length
+          ? el(
+              "span",
+              { class: "badge badge-warn", title: "The name or user ID mixes look-alike alphabets in one word: open the session to see which letters" },
+              "Mixed scripts",
             )
           : null,
       );
