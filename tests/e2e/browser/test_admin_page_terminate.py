@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from admin_stack import Stack
@@ -238,3 +239,39 @@ async def test_a_terminated_demo_session_lands_on_sign_in(
         )
     finally:
         await user.close()
+
+
+async def test_a_session_dated_ahead_is_marked_and_left_by_terminate_all_matching(
+    stack: Stack, page: Page
+) -> None:
+    # the platform's clock ten minutes ahead: the session is active and listed, but a filter
+    # ends only sessions created no later than the confirmed count (docs/security.md)
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            stack.session(tenant, "Contractor Now"),
+            stack.session(tenant, "Contractor Ahead", created_ago=-timedelta(minutes=10)),
+            stack.session(tenant, "Employee One"),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(3)
+    ahead = rows(page).filter(has_text="Contractor Ahead")
+    await expect(ahead.locator(".name-cell .badge")).to_have_text("Dated ahead")
+    await expect(rows(page).filter(has_text="Contractor Now").locator(".badge")).to_have_count(0)
+
+    await page.get_by_role("searchbox").fill("contractor")
+    await expect(rows(page)).to_have_count(2)
+    await page.get_by_role("button", name="Terminate all matching (2)").click()
+    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
+    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
+    await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
+    await expect(names(page)).to_have_text(["Contractor Ahead"])
+
+    # on its own, by id, it ends
+    await ahead.locator(".row-select").check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    await expect(rows(page)).to_have_count(0)
+    await page.get_by_role("searchbox").fill("")
+    await expect(names(page)).to_have_text(["Employee One"])

@@ -337,6 +337,7 @@ export class SessionsList {
           onOpen: (row) => this.onOpen(row),
           onCopy: this.onCopy,
           onUser: this.onUser,
+          asOf: this.asOf,
         }),
       ),
     );

@@ -98,6 +98,8 @@ const SHORT_ID = 10;
  * @property {(item: SessionItem) => void} onOpen
  * @property {(text: string, what: string) => void} onCopy
  * @property {(userId: string) => void} onUser
+ * @property {string | null} asOf when the rows were read (the server's `as_of`): a session
+ *   created after it is marked, since terminating all matching sessions leaves it out
  */
 
 /**
@@ -108,7 +110,7 @@ const SHORT_ID = 10;
  * @param {CellActions} actions
  * @returns {HTMLTableCellElement}
  */
-function cell(column, item, { onOpen, onCopy, onUser }) {
+function cell(column, item, { onOpen, onCopy, onUser, asOf }) {
   const value = fieldOf(item, column.key);
   const text = value == null || value === "" ? "" : String(value);
   const base = { dataset: { label: column.label, column: column.key } };
@@ -130,6 +132,16 @@ function cell(column, item, { onOpen, onCopy, onUser }) {
               "span",
               { class: "badge badge-warn", title: "The name or user ID holds characters that are not shown: open the session to see which" },
               "Hidden characters",
+            )
+          : null,
+        asOf !== null && Date.parse(item.created_at) > Date.parse(asOf)
+          ? el(
+              "span",
+              {
+                class: "badge badge-warn",
+                title: "Its creation is dated after this list was read (the clock of the service that signed the user in is ahead): terminating all matching sessions leaves it out until that time; terminate it on its own",
+              },
+              "Dated ahead",
             )
           : null,
         mixedScripts(`${item.user_name ?? ""} ${item.user_id ?? ""}`).scripts.length
@@ -203,6 +215,8 @@ function copyIcon() {
  * @property {(item: SessionItem) => void} onOpen
  * @property {(text: string, what: string) => void} onCopy
  * @property {(userId: string) => void} onUser
+ * @property {string | null} asOf when the rows were read (the server's `as_of`): a session
+ *   created after it is marked, since terminating all matching sessions leaves it out
  */
 
 /**
@@ -210,7 +224,7 @@ function copyIcon() {
  * @param {SessionItem} item
  * @param {RowOptions} options
  */
-export function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, onUser }) {
+export function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, onUser, asOf }) {
   const label = `Select ${item.user_name}, ${typeLabel(item.session_type)} session ${item.session_id}`;
   const row = el(
     "tr",
@@ -234,7 +248,7 @@ export function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, o
         onchange: (event) => onToggle(item, inputOf(event).checked),
       }),
     ),
-    columns.map((column) => cell(column, item, { onOpen, onCopy, onUser })),
+    columns.map((column) => cell(column, item, { onOpen, onCopy, onUser, asOf })),
   );
   return row;
 }
