@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 DAY_MS = 86_400_000
+COMMANDS_RETENTION_DAYS = 7
+"""How long `sessions.commands` keeps a command (the registry's audit retention outlives it)."""
 
 
 class Topics(BaseModel):
@@ -40,7 +42,11 @@ class Topics(BaseModel):
         """How each topic is created: retention per the contract, revocations compacted."""
         return [
             TopicSpec(self.events, self.partitions, {"retention.ms": "-1"}),
-            TopicSpec(self.commands, self.partitions, {"retention.ms": str(7 * DAY_MS)}),
+            TopicSpec(
+                self.commands,
+                self.partitions,
+                {"retention.ms": str(COMMANDS_RETENTION_DAYS * DAY_MS)},
+            ),
             TopicSpec(
                 self.revocations,
                 self.partitions,

@@ -98,6 +98,7 @@ class Registry:
             self.topics,
             batch_size=settings.sweep_batch_size,
             ended_retention=settings.ended_retention,
+            audit_retention=settings.audit_retention,
             gate=self.loop.gate,
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -214,6 +215,7 @@ class Registry:
         if self.metrics is not None:
             self.metrics.sessions_expired.inc(outcome.expired)
             self.metrics.sessions_purged.inc(outcome.purged)
+            self.metrics.audit_purged.inc(outcome.audit_purged)
         await self._relay()
         return outcome
 

@@ -160,6 +160,12 @@ class RegistryMetrics:
             "Ended sessions the sweeper deleted, with their history, past the retention",
             registry=r,
         )
+        self.audit_purged = Counter(
+            "session_registry_audit_purged",
+            "Rows of the termination audit trail (applied commands, requests) the sweeper "
+            "deleted past the audit retention",
+            registry=r,
+        )
         self.records_miskeyed = Counter(
             "session_registry_records_miskeyed",
             "Records applied whose Kafka key is not the one the contract gives their value "

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
+from session_contracts.topics import COMMANDS_RETENTION_DAYS
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS
 
 DEFAULT_CONSUMER_GROUP = "session-registry"
+MIN_AUDIT_RETENTION_DAYS = COMMANDS_RETENTION_DAYS + 1
+"""The shortest audit retention: longer than `sessions.commands` keeps a command."""
 """The registry's group id after the group prefix."""
 
 
@@ -55,6 +58,15 @@ class RegistrySettings(KafkaSettings):
         description="An ended session (terminated or expired) is deleted with its history this "
         "many days after the later of its end and its expires_at; 0 keeps every ended session. "
         "Revocations are not affected: each stays until its valid_until.",
+    )
+    audit_retention_days: int = Field(
+        default=400,
+        ge=0,
+        le=36_600,
+        description="A termination's audit trail (the applied command, the admin's request) is "
+        "deleted this many days after it was requested; 0 keeps it all. At least "
+        f"{MIN_AUDIT_RETENTION_DAYS} days: longer than the commands topic keeps a command, so a "
+        "command read again (a consumer rewound) still finds its mark and is not applied twice.",
     )
     activity_only_seconds: int = Field(
         default=ACTIVITY_ONLY_SECONDS,
@@ -118,6 +130,22 @@ class RegistrySettings(KafkaSettings):
         description="/healthz answers 503 once the consumer loop has not gone round (polled, "
         "settled a batch, retried) for this long: it hangs, restart the process.",
     )
+
+    @property
+    def audit_retention(self) -> timedelta | None:
+        """`audit_retention_days` as a span; None when the audit trail is kept (0)."""
+        return timedelta(days=self.audit_retention_days) if self.audit_retention_days else None
+
+    @field_validator("audit_retention_days")
+    @classmethod
+    def _audit_outlives_commands(cls, days: int) -> int:
+        if 0 < days < MIN_AUDIT_RETENTION_DAYS:
+            raise ValueError(
+                f"audit_retention_days must be 0 (keep) or at least {MIN_AUDIT_RETENTION_DAYS}: "
+                f"the commands topic keeps a command {COMMANDS_RETENTION_DAYS} days, and a command "
+                "read again after its audit row is gone would be applied again"
+            )
+        return days
 
     @property
     def ended_retention(self) -> timedelta | None:

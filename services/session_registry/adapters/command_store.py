@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.requests import REQUEST_KEY, termination_request_row
@@ -91,3 +91,21 @@ async def forget_revocations(conn: AsyncConnection, keys: Sequence[tuple[str, st
     if keys:
         columns = tuple_(revocations.c.tenant_id, revocations.c.session_id)
         await conn.execute(delete(revocations).where(columns.in_(list(keys))))
+
+
+AUDIT_TABLES: tuple[Table, ...] = (applied_commands, termination_requests)
+"""The audit trail: what was applied, and what admins asked for (each keyed by tenant and
+command id, each with the command's `requested_at`)."""
+
+
+async def forget_audit_before(uow: UnitOfWork, table: Table, before: datetime, limit: int) -> int:
+    """Delete up to `limit` rows of an audit table (`AUDIT_TABLES`) whose command was
+    requested before `before` (now - the audit retention). In no order, as the deletion of
+    ended sessions."""
+    key = tuple_(table.c.tenant_id, table.c.command_id)
+    chosen = select(table.c.tenant_id, table.c.command_id).where(table.c.requested_at < before)
+    keys = [tuple(row) for row in await uow.conn.execute(chosen.limit(limit))]
+    if not keys:
+        return 0
+    await uow.conn.execute(delete(table).where(key.in_(keys)))
+    return len(keys)

@@ -1,5 +1,6 @@
 """The sweeper: expire sessions past `expires_at`, delete rows of sessions never created past
-theirs, tombstone revocations past `valid_until`, delete ended sessions past the retention.
+theirs, tombstone revocations past `valid_until`, delete ended sessions past the retention,
+and, once an hour, the audit trail of terminations past its own retention.
 
 Each works in bounded batches (one transaction each), so a backlog of many sessions never
 becomes one huge transaction; with a `gate`, each batch holds it alone, so the registry's
@@ -11,6 +12,7 @@ back through the event log, where folding them changes nothing (same event, same
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +21,12 @@ from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.handles import record_key
 from session_contracts.topics import Topics
-from session_registry.adapters.command_store import due_tombstones, forget_revocations
+from session_registry.adapters.command_store import (
+    AUDIT_TABLES,
+    due_tombstones,
+    forget_audit_before,
+    forget_revocations,
+)
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
 from session_registry.adapters.session_store import (
     delete_never_created,
@@ -29,6 +36,11 @@ from session_registry.adapters.session_store import (
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import expiry_event
 from session_registry.service_layer.changes import Changes
+
+AUDIT_SWEEP_INTERVAL = timedelta(hours=1)
+"""How often the audit trail is swept: its tables have no index led by `requested_at` (the
+audit log reads them by tenant), so each sweep reads them whole, and a day's worth of
+retention gains nothing from a sweep every few seconds."""
 
 
 @dataclass
@@ -43,6 +55,9 @@ class SweepOutcome:
     purged: int = 0
     """Ended sessions deleted with their history, the retention past both their end and their
     `expires_at`."""
+    audit_purged: int = 0
+    """Rows of the audit trail (applied commands, termination requests) deleted past the audit
+    retention."""
 
 
 class Sweeper:
@@ -50,7 +65,9 @@ class Sweeper:
     `batch_size` rows per transaction.
 
     `ended_retention`: how long an ended session is kept (with its history) past the later of
-    its end and its `expires_at`; None keeps them all. `gate`: held around each batch (the
+    its end and its `expires_at`; None keeps them all. `audit_retention`: how long a
+    termination's audit rows are kept past its `requested_at` (swept at most once per
+    `AUDIT_SWEEP_INTERVAL`); None keeps them all. `gate`: held around each batch (the
     registry's consumer loop's, so a batch of records and a sweep batch never interleave).
     """
 
@@ -61,12 +78,15 @@ class Sweeper:
         batch_size: int = 1000,
         *,
         ended_retention: timedelta | None = None,
+        audit_retention: timedelta | None = None,
         gate: contextlib.AbstractAsyncContextManager[object] | None = None,
     ) -> None:
         self._store = store
         self._topics = topics
         self._batch_size = batch_size
         self._ended_retention = ended_retention
+        self._audit_retention = audit_retention
+        self._audit_swept_at: datetime | None = None
         self._gate = gate
 
     async def sweep(self, now: datetime) -> SweepOutcome:
@@ -82,7 +102,21 @@ class Sweeper:
             outcome.purged = await self._each_batch(
                 lambda uow: delete_past_retention(uow, before, self._batch_size)
             )
+        if self._audit_retention is not None and (
+            self._audit_swept_at is None or now >= self._audit_swept_at + AUDIT_SWEEP_INTERVAL
+        ):
+            outcome.audit_purged = await self._forget_audit(now - self._audit_retention)
+            self._audit_swept_at = now
         return outcome
+
+    async def _forget_audit(self, before: datetime) -> int:
+        total = 0
+        for table in AUDIT_TABLES:
+            step = functools.partial(
+                forget_audit_before, table=table, before=before, limit=self._batch_size
+            )
+            total += await self._each_batch(step)
+        return total
 
     async def _each_batch(self, step: Callable[[UnitOfWork], Awaitable[int]]) -> int:
         """Run `step` in a transaction of its own until a batch comes back short; the total."""

@@ -20,11 +20,12 @@ from registry_helpers import (
     table_rows,
 )
 
-from read_model.tables import revocations, session_history
+from read_model.tables import applied_commands, revocations, session_history, termination_requests
 from session_contracts.handles import record_key
-from session_contracts.models import SessionFilter
+from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
+from session_registry.service_layer.expiry import AUDIT_SWEEP_INTERVAL
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
@@ -165,3 +166,55 @@ async def test_ended_sessions_are_deleted_once_the_retention_is_past_their_end_a
     stored_by = datetime.now(UTC) + timedelta(seconds=registry.settings.activity_only_seconds)
     assert (await registry.sweep_once(stored_by + timedelta(minutes=1))).deleted == 1
     assert sid("old-logout") not in await session_rows(registry)
+
+
+async def test_the_audit_trail_goes_once_its_retention_is_past_and_is_swept_hourly(
+    start_registry: StartRegistry, send: Send, db_url: str
+) -> None:
+    """Applied commands and their requests go `audit_retention_days` after they were
+    requested, both tables, in bounded batches; newer ones stay; the sweep of the audit
+    trail runs at most once per `AUDIT_SWEEP_INTERVAL`, whatever the sweeper's own pace."""
+    registry = await start_registry(audit_retention_days=8, sweep_batch_size=2)
+
+    def terminate(ago: timedelta, credential: str) -> TerminateSessions:
+        return TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW - ago,
+            tenant_id="acme",
+            requested_by="admin-1",
+            session_ids=[sid(credential)],
+        )
+
+    old = [terminate(timedelta(days=9), f"old-{n}") for n in range(5)]
+    edge = terminate(timedelta(days=8) - timedelta(minutes=10), "edge")
+    recent = terminate(timedelta(days=1), "recent")
+    await send(*old, edge, recent)
+    await registry.wait_until_idle(30)
+
+    async def audit() -> dict[str, set[str]]:
+        return {
+            table.name: {
+                r["command_id"]
+                for r in await table_rows(db_url, table, [table.c.tenant_id, table.c.command_id])
+            }
+            for table in (applied_commands, termination_requests)
+        }
+
+    everything = {str(c.command_id) for c in (*old, edge, recent)}
+    assert await audit() == {"applied_commands": everything, "termination_requests": everything}
+
+    outcome = await registry.sweep_once(NOW)
+    assert outcome.audit_purged == 10  # five commands, two rows each
+    kept = {str(edge.command_id), str(recent.command_id)}
+    assert await audit() == {"applied_commands": kept, "termination_requests": kept}
+
+    # the edge command is past the retention ten minutes later, but not swept before the
+    # interval is over
+    assert (await registry.sweep_once(NOW + AUDIT_SWEEP_INTERVAL / 2)).audit_purged == 0
+    assert await audit() == {"applied_commands": kept, "termination_requests": kept}
+    assert (await registry.sweep_once(NOW + AUDIT_SWEEP_INTERVAL)).audit_purged == 2
+    only = {str(recent.command_id)}
+    assert await audit() == {"applied_commands": only, "termination_requests": only}
+    assert registry.metrics is not None
+    counted = registry.metrics.registry.get_sample_value("session_registry_audit_purged_total")
+    assert counted == 12

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from session_registry.settings import RegistrySettings
+from session_contracts.topics import COMMANDS_RETENTION_DAYS
+from session_registry.settings import MIN_AUDIT_RETENTION_DAYS, RegistrySettings
 
 
 def test_the_default_is_thirty_days_and_zero_keeps_every_ended_session(
@@ -29,4 +30,20 @@ def test_a_value_that_is_no_number_of_days_is_refused_naming_the_setting(
 ) -> None:
     monkeypatch.setenv("SESSIONS_ENDED_RETENTION_DAYS", value)
     with pytest.raises(ValidationError, match="ended_retention_days"):
+        RegistrySettings()
+
+
+def test_the_audit_trail_is_kept_400_days_by_default_and_never_less_than_the_commands_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SESSIONS_AUDIT_RETENTION_DAYS", raising=False)
+    assert RegistrySettings().audit_retention == timedelta(days=400)
+    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", "0")
+    assert RegistrySettings().audit_retention is None
+    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", str(MIN_AUDIT_RETENTION_DAYS))
+    assert RegistrySettings().audit_retention == timedelta(days=MIN_AUDIT_RETENTION_DAYS)
+    # a command the commands topic still holds, read again, must still find its audit row
+    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", str(COMMANDS_RETENTION_DAYS))
+    refused = r"audit_retention_days must be 0 \(keep\) or at least"
+    with pytest.raises(ValidationError, match=refused):
         RegistrySettings()
