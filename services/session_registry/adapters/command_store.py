@@ -101,10 +101,12 @@ command id, each with the command's `requested_at`)."""
 async def forget_audit_before(uow: UnitOfWork, table: Table, before: datetime, limit: int) -> int:
     """Delete up to `limit` rows of an audit table (`AUDIT_TABLES`) whose command was
     requested before `before` (now - the audit retention). In no order, as the deletion of
-    ended sessions."""
+    ended sessions, and as it, rows another writer holds (another registry's sweep of the same
+    hour) are skipped rather than waited for, so two sweeps never lock each other's rows."""
     key = tuple_(table.c.tenant_id, table.c.command_id)
     chosen = select(table.c.tenant_id, table.c.command_id).where(table.c.requested_at < before)
-    keys = [tuple(row) for row in await uow.conn.execute(chosen.limit(limit))]
+    locked = uow.store.for_update(chosen.limit(limit), skip_locked=True)
+    keys = [tuple(row) for row in await uow.conn.execute(locked)]
     if not keys:
         return 0
     await uow.conn.execute(delete(table).where(key.in_(keys)))
