@@ -9,6 +9,7 @@ import pytest
 from admin_stack import Stack
 from playwright.async_api import Browser, Locator, Page, expect
 
+from polling import until
 from session_contracts.models import SessionType
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
@@ -265,7 +266,10 @@ async def test_a_session_dated_ahead_is_marked_and_left_by_terminate_all_matchin
     await page.get_by_role("button", name="Terminate all matching (2)").click()
     dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
     await dialog.get_by_role("button", name="Terminate 2 sessions").click()
-    await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
+    await expect(page.get_by_role("status")).to_have_text(
+        "1 session was ended of the 2 confirmed: the others had ended meanwhile, or are dated"
+        " after the count (marked “Dated ahead”: terminate those on their own)."
+    )
     await expect(names(page)).to_have_text(["Contractor Ahead"])
 
     # on its own, by id, it ends
@@ -275,3 +279,37 @@ async def test_a_session_dated_ahead_is_marked_and_left_by_terminate_all_matchin
     await expect(rows(page)).to_have_count(0)
     await page.get_by_role("searchbox").fill("")
     await expect(names(page)).to_have_text(["Employee One"])
+
+
+async def test_ending_fewer_than_confirmed_says_the_others_had_ended_meanwhile(
+    stack: Stack, page: Page
+) -> None:
+    tenant = stack.tenant()
+    ada, grace = await stack.publish(
+        [stack.session(tenant, "Ada Lovelace"), stack.session(tenant, "Grace Hopper")]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(2)
+    await select_box(page, ada.session_id).check()
+    await select_box(page, grace.session_id).check()
+
+    # another admin ends Grace's session while this page still lists it
+    async with stack.api(tenant) as api:
+        asked = await api.post(
+            "/api/v1/sessions/terminations", json={"session_ids": [grace.session_id]}
+        )
+        assert asked.status_code == 202, asked.text
+
+        async def ended() -> bool:
+            detail = (await api.get(f"/api/v1/sessions/{grace.session_id}")).json()
+            return bool(detail["state"] == "terminated")
+
+        await until(ended, 30, "the other admin's termination applied")
+
+    ribbon = page.get_by_role("region", name="Selected sessions")
+    await ribbon.get_by_role("button", name="Terminate").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "1 session was ended of the 2 confirmed: the others had ended meanwhile."
+    )
+    await expect(rows(page)).to_have_count(0)

@@ -584,8 +584,7 @@ class Page {
       const result = await runTermination(this.api, target);
       if (result.applied) {
         if ("session_ids" in target) this.list.removeRows(target.session_ids);
-        const n = result.terminated;
-        this.setStatus(`${plural(n, "session")} ${n === 1 ? "was" : "were"} ended.`);
+        this.setStatus(endedMessage(result.terminated, count, "filter" in target));
       } else {
         this.setStatus(`The termination was accepted (command ${result.commandId}) but is not applied yet; refresh in a moment.`);
       }
@@ -598,6 +597,22 @@ class Page {
       if (this.view === "settings") this.settings.load();
     }
   }
+}
+
+/**
+ * What a termination did, against the count the admin confirmed: fewer ended when some ended
+ * on their own meanwhile or, for a filter, were created (so their records say) after the count.
+ * @param {number} ended
+ * @param {number} confirmed
+ * @param {boolean} byFilter
+ */
+export function endedMessage(ended, confirmed, byFilter) {
+  const done = `${plural(ended, "session")} ${ended === 1 ? "was" : "were"} ended`;
+  if (ended >= confirmed) return `${done}.`;
+  const others = byFilter
+    ? "the others had ended meanwhile, or are dated after the count (marked “Dated ahead”: terminate those on their own)"
+    : "the others had ended meanwhile";
+  return `${done} of the ${confirmed} confirmed: ${others}.`;
 }
 
 /** Text from a token, for a sentence: never markup, never unbounded. */
