@@ -260,6 +260,18 @@ async def test_a_session_dated_ahead_is_marked_and_left_by_terminate_all_matchin
     ahead = rows(page).filter(has_text="Contractor Ahead")
     await expect(ahead.locator(".name-cell .badge")).to_have_text("Dated ahead")
     await expect(rows(page).filter(has_text="Contractor Now").locator(".badge")).to_have_count(0)
+    await ahead.locator(".name-cell .link-button").click()
+    details = page.get_by_role("dialog").locator("dl.detail-list")
+    await expect(details).to_contain_text(
+        "Dated aheadIts creation is dated after the list was read: Terminate all matching"
+    )
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
+    await rows(page).filter(has_text="Contractor Now").locator(".name-cell .link-button").click()
+    await expect(details).to_contain_text("Created")
+    await expect(details).not_to_contain_text("Dated ahead")
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
 
     await page.get_by_role("searchbox").fill("contractor")
     await expect(rows(page)).to_have_count(2)

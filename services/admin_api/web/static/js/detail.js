@@ -73,8 +73,11 @@ function lookAlikeRows(values) {
   return rows;
 }
 
-/** @param {SessionDetail} session */
-function fields(session) {
+/**
+ * @param {SessionDetail} session
+ * @param {string | null} asOf when the list it was opened from was read (the server's `as_of`)
+ */
+function fields(session, asOf) {
   /** @type {Partial<SessionDetail["policy"]>} */
   const policy = session.policy || {};
   /** @type {[string, Child][]} */
@@ -91,6 +94,18 @@ function fields(session) {
     ["Device", session.device || "—"],
     ["User agent", session.user_agent || "—"],
     ["Created", timeElement(session.created_at)],
+    ...(asOf !== null && Date.parse(session.created_at) > Date.parse(asOf)
+      ? [
+          /** @type {[string, Child]} */ ([
+            "Dated ahead",
+            el(
+              "span",
+              { class: "warning" },
+              "Its creation is dated after the list was read: Terminate all matching leaves it out until that time. Terminate it here.",
+            ),
+          ]),
+        ]
+      : []),
     ["Last Activity", timeElement(session.last_activity_at)],
     ["Expires", timeElement(session.expires_at)],
     ["Max session length", seconds(policy.max_session_seconds)],
@@ -137,8 +152,10 @@ function history(entries) {
  * @param {{session_id: string, user_name?: string}} item
  * @param {(error: unknown) => string} describeError
  * @param {((session: SessionItem) => void) | null} onTerminate
+ * @param {string | null} [asOf] when the list it was opened from was read: a session created
+ *   after it is said to be dated ahead
  */
-export async function openDetail(modal, api, item, describeError, onTerminate) {
+export async function openDetail(modal, api, item, describeError, onTerminate, asOf = null) {
   const content = el("div", { class: "detail", "aria-busy": "true" }, el("p", { class: "muted" }, "Loading session…"));
   const terminate = dialogButton("Terminate…", () => undefined, "button-danger");
   terminate.hidden = true;
@@ -150,7 +167,7 @@ export async function openDetail(modal, api, item, describeError, onTerminate) {
   });
   try {
     const session = await api.getSession(item.session_id);
-    replaceChildren(content, fields(session), el("h3", {}, "Lifecycle history"), history(session.history));
+    replaceChildren(content, fields(session, asOf), el("h3", {}, "Lifecycle history"), history(session.history));
     if (onTerminate && session.active) {
       terminate.hidden = false;
       terminate.addEventListener("click", () => onTerminate(session));

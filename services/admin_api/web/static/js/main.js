@@ -78,7 +78,8 @@ class Page {
       pageSize: config.page_size || 50,
       onRendered: () => this.renderChrome(),
       onError: (error) => this.showError(error),
-      onOpen: (item) => openDetail(this.modal, this.api, item, describeError, (one) => this.terminateSessions([one])),
+      onOpen: (item) =>
+        openDetail(this.modal, this.api, item, describeError, (one) => this.terminateSessions([one]), this.list.asOf),
       onFilter: (column) => this.openFilter(column),
       onCopy: (text, what) => this.copy(text, what),
       onUser: (userId) => this.showUser(userId),
