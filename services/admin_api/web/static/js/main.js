@@ -607,7 +607,7 @@ class Page {
  * @param {number} confirmed
  * @param {boolean} byFilter
  */
-export function endedMessage(ended, confirmed, byFilter) {
+function endedMessage(ended, confirmed, byFilter) {
   const done = `${plural(ended, "session")} ${ended === 1 ? "was" : "were"} ended`;
   if (ended >= confirmed) return `${done}.`;
   const others = byFilter
