@@ -4,7 +4,7 @@ import { dialogButton } from "./dialogs.js";
 import { el, hiddenCharacters, isolated, mixedScripts, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { reasonLabel } from "./terminate.js";
-import { timeElement } from "./timefmt.js";
+import { datedAhead, timeElement } from "./timefmt.js";
 
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./api.js").HistoryEntry} HistoryEntry */
@@ -94,7 +94,7 @@ function fields(session, asOf) {
     ["Device", session.device || "—"],
     ["User agent", session.user_agent || "—"],
     ["Created", timeElement(session.created_at)],
-    ...(asOf !== null && Date.parse(session.created_at) > Date.parse(asOf)
+    ...(datedAhead(session.created_at, asOf)
       ? [
           /** @type {[string, Child]} */ ([
             "Dated ahead",

@@ -3,7 +3,7 @@
 import { fieldOf } from "./api.js";
 import { el, hiddenCharacters, inputOf, mixedScripts, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
-import { timeElement } from "./timefmt.js";
+import { datedAhead, timeElement } from "./timefmt.js";
 
 /** @typedef {import("./api.js").SessionItem} SessionItem */
 /** @typedef {import("./query.js").Query} Query */
@@ -134,7 +134,7 @@ function cell(column, item, { onOpen, onCopy, onUser, asOf }) {
               "Hidden characters",
             )
           : null,
-        asOf !== null && Date.parse(item.created_at) > Date.parse(asOf)
+        datedAhead(item.created_at, asOf)
           ? el(
               "span",
               {
@@ -215,8 +215,7 @@ function copyIcon() {
  * @property {(item: SessionItem) => void} onOpen
  * @property {(text: string, what: string) => void} onCopy
  * @property {(userId: string) => void} onUser
- * @property {string | null} asOf when the rows were read (the server's `as_of`): a session
- *   created after it is marked, since terminating all matching sessions leaves it out
+ * @property {string | null} asOf when the rows were read (see `CellActions`)
  */
 
 /**

@@ -97,3 +97,13 @@ export function fromLocalInput(/** @type {string} */ value) {
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
+
+/**
+ * Whether a session's creation is dated after `asOf` (when the list showing it was read): a
+ * termination by filter leaves such a session out until that time.
+ * @param {string} createdAt
+ * @param {string | null} asOf
+ */
+export function datedAhead(createdAt, asOf) {
+  return asOf !== null && Date.parse(createdAt) > Date.parse(asOf);
+}
