@@ -1,6 +1,7 @@
-"""`SESSIONS_ENDED_RETENTION_DAYS` as an operator (or a bad deploy file) sets it: 0 keeps every
-ended session, a negative, fractional, huge or non-numeric value is refused naming the setting,
-never read as "delete now"."""
+"""The registry's retentions as an operator (or a bad deploy file) sets them:
+`SESSIONS_ENDED_RETENTION_DAYS` and `SESSIONS_AUDIT_RETENTION_DAYS`. 0 keeps everything; a
+negative, fractional, huge or non-numeric value is refused naming the setting, never read as
+"delete now"; the audit trail is never kept for less than the commands topic keeps a command."""
 
 from __future__ import annotations
 
@@ -12,38 +13,41 @@ from pydantic import ValidationError
 from session_contracts.topics import COMMANDS_RETENTION_DAYS
 from session_registry.settings import MIN_AUDIT_RETENTION_DAYS, RegistrySettings
 
+SETTINGS = {  # environment variable: (field, default days, the shortest accepted)
+    "SESSIONS_ENDED_RETENTION_DAYS": ("ended_retention", 30, 1),
+    "SESSIONS_AUDIT_RETENTION_DAYS": ("audit_retention", 400, MIN_AUDIT_RETENTION_DAYS),
+}
 
-def test_the_default_is_thirty_days_and_zero_keeps_every_ended_session(
-    monkeypatch: pytest.MonkeyPatch,
+
+@pytest.mark.parametrize("variable", SETTINGS)
+def test_the_default_holds_and_zero_keeps_everything(
+    monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    monkeypatch.delenv("SESSIONS_ENDED_RETENTION_DAYS", raising=False)
-    assert RegistrySettings().ended_retention == timedelta(days=30)
-    monkeypatch.setenv("SESSIONS_ENDED_RETENTION_DAYS", "0")
-    assert RegistrySettings().ended_retention is None
-    monkeypatch.setenv("SESSIONS_ENDED_RETENTION_DAYS", "1")
-    assert RegistrySettings().ended_retention == timedelta(days=1)
+    field, default, shortest = SETTINGS[variable]
+    monkeypatch.delenv(variable, raising=False)
+    assert getattr(RegistrySettings(), field) == timedelta(days=default)
+    monkeypatch.setenv(variable, "0")
+    assert getattr(RegistrySettings(), field) is None
+    monkeypatch.setenv(variable, str(shortest))
+    assert getattr(RegistrySettings(), field) == timedelta(days=shortest)
 
 
+@pytest.mark.parametrize("variable", SETTINGS)
 @pytest.mark.parametrize("value", ["-1", "36601", "1.5", "", "null", "30d", "1e9"])
 def test_a_value_that_is_no_number_of_days_is_refused_naming_the_setting(
-    monkeypatch: pytest.MonkeyPatch, value: str
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    monkeypatch.setenv("SESSIONS_ENDED_RETENTION_DAYS", value)
-    with pytest.raises(ValidationError, match="ended_retention_days"):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("SESSIONS_").lower()):
         RegistrySettings()
 
 
-def test_the_audit_trail_is_kept_400_days_by_default_and_never_less_than_the_commands_topic(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("days", range(1, COMMANDS_RETENTION_DAYS + 1))
+def test_an_audit_retention_the_commands_topic_outlives_is_refused(
+    monkeypatch: pytest.MonkeyPatch, days: int
 ) -> None:
-    monkeypatch.delenv("SESSIONS_AUDIT_RETENTION_DAYS", raising=False)
-    assert RegistrySettings().audit_retention == timedelta(days=400)
-    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", "0")
-    assert RegistrySettings().audit_retention is None
-    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", str(MIN_AUDIT_RETENTION_DAYS))
-    assert RegistrySettings().audit_retention == timedelta(days=MIN_AUDIT_RETENTION_DAYS)
     # a command the commands topic still holds, read again, must still find its audit row
-    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", str(COMMANDS_RETENTION_DAYS))
+    monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", str(days))
     refused = r"audit_retention_days must be 0 \(keep\) or at least"
     with pytest.raises(ValidationError, match=refused):
         RegistrySettings()
