@@ -54,7 +54,6 @@ from bench.soak_report import markdown
 from bench.soak_stack import (
     LagProbe,
     delete_run_topics,
-    past_start,
     produce,
     producer_child,
     services,
@@ -66,7 +65,7 @@ from read_model.database import upgrade_schema
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
-from session_registry.workload import Workload, records, sessions_for
+from session_registry.workload import Workload, past_start, records, sessions_for
 
 ADMIN_TENANT = "tenant-0"
 LAG_SAMPLE_SECONDS = 0.5

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,12 +24,7 @@ from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
-from session_registry.workload import Workload, records
-
-
-def past_start(sessions: int) -> datetime:
-    """A workload start that puts every session's events (2 s apart per session) in the past."""
-    return datetime.now(UTC) - timedelta(seconds=sessions * 2 + 7200)
+from session_registry.workload import Workload, past_start, records
 
 
 @dataclass

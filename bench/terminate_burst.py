@@ -53,7 +53,6 @@ from bench.ingest import (
     fresh_database,
     say,
 )
-from bench.soak_stack import past_start
 from devstack.deploy_scripts import postgres_admin_url
 from read_model.tables import applied_commands, revocations, sessions
 from session_contracts.codec import encode
@@ -65,7 +64,7 @@ from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.bootstrap import Registry
 from session_registry.runtime import tune_gc
-from session_registry.workload import Workload, records
+from session_registry.workload import Workload, past_start, records
 
 POLL_SECONDS = 0.05
 TENANT_PREFIX = "burst-"

@@ -29,6 +29,18 @@ USER_AGENTS = (
     "Chrome/124.0.0.0 Mobile Safari/537.36",
 )
 TYPES = ("browser",) * 7 + ("mobile",) * 2 + ("desktop_app", "api_client", "notebook")
+START = (datetime.now(UTC) - timedelta(days=60)).replace(microsecond=0)
+"""When a workload begins unless told: 60 days before this process started. Its events are
+then dated before the broker appends them, as a live producer's are (`sessions.events` dates
+each record when appended, and a creation dated later is taken as created then), for up to
+2,500,000 sessions (2 s apart); `past_start` dates a larger one. Its sessions' policies
+(`max_session_seconds`, `idle_timeout_seconds`) keep them active for months after."""
+
+
+def past_start(sessions: int, now: datetime | None = None) -> datetime:
+    """A start that dates every event of `sessions` sessions (2 s apart) two hours or more
+    before `now` (default: the wall clock)."""
+    return (now or datetime.now(UTC)) - timedelta(seconds=sessions * 2 + 7200)
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,7 @@ class Workload:
     seed: int = 7
     tenant_prefix: str = "tenant-"
     session_types: tuple[str, ...] = TYPES
-    start: datetime = datetime(2030, 1, 1, tzinfo=UTC)
+    start: datetime = START
     max_session_seconds: int = 400 * 86400
     idle_timeout_seconds: int = 300 * 86400
 
