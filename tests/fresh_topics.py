@@ -21,13 +21,22 @@ from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
 
 
-async def create(bootstrap: str, topics: Topics) -> None:
-    """Create every topic of `topics` (none may exist yet) with its contract settings."""
+async def create(
+    bootstrap: str, topics: Topics, changed: dict[str, dict[str, str]] | None = None
+) -> None:
+    """Create every topic of `topics` (none may exist yet) with its contract settings, but for
+    the settings `changed` gives a topic (by name)."""
+    changed = changed or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in topics.specs()]
+            [
+                NewTopic(
+                    s.name, s.partitions, 1, topic_configs={**s.config, **changed.get(s.name, {})}
+                )
+                for s in topics.specs()
+            ]
         )
         for name, code, *_ in response.topic_errors:
             if code:

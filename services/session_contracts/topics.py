@@ -39,9 +39,16 @@ class Topics(BaseModel):
         return f"{self.prefix}sessions.settings"
 
     def specs(self) -> list[TopicSpec]:
-        """How each topic is created: retention per the contract, revocations compacted."""
+        """How each topic is created: retention per the contract, events dated by the broker,
+        revocations compacted."""
         return [
-            TopicSpec(self.events, self.partitions, {"retention.ms": "-1"}),
+            TopicSpec(
+                self.events,
+                self.partitions,
+                # the broker dates each record: a creation is never taken as later than this
+                # (session_registry.service_layer.ingest.created_by_append_time)
+                {"retention.ms": "-1", "message.timestamp.type": "LogAppendTime"},
+            ),
             TopicSpec(
                 self.commands,
                 self.partitions,

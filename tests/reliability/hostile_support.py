@@ -17,8 +17,9 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
@@ -186,15 +187,24 @@ def _contract_versions(
     ]
 
 
-async def send_all(
-    producer: AIOKafkaProducer, topic: str, records: list[Hostile]
-) -> list[tuple[Hostile, int, int]]:
-    """Send in order, one partition per key; return each record with its (partition, offset)."""
+class Sent(NamedTuple):
+    """A record as the broker took it."""
+
+    record: Hostile
+    partition: int
+    offset: int
+    timestamp: datetime
+    """Its timestamp: the broker's append time on `sessions.events`."""
+
+
+async def send_all(producer: AIOKafkaProducer, topic: str, records: list[Hostile]) -> list[Sent]:
+    """Send in order, all to partition 0; return each record with where and when it landed."""
     futures = [await producer.send(topic, r.value, key=r.key, partition=0) for r in records]
     sent = []
     for record, future in zip(records, futures, strict=True):
         meta = await future
-        sent.append((record, meta.partition, meta.offset))
+        at = datetime.fromtimestamp(meta.timestamp / 1000, UTC)
+        sent.append(Sent(record, meta.partition, meta.offset, at))
     return sent
 
 

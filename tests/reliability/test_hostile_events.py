@@ -25,6 +25,7 @@ from hostile_support import (
     RECORDS,
     SEED,
     Hostile,
+    Sent,
     consumed_all,
     mutations,
     running,
@@ -37,6 +38,7 @@ from read_model.tables import applied_commands, sessions
 from session_contracts.codec import DecodeError, decode_command, decode_event, encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
+    SessionCreated,
     SessionEvent,
     TerminateSessions,
     TerminationReason,
@@ -145,13 +147,17 @@ def _decoded(record: Hostile, decode: Any) -> tuple[Any, str | None]:
 
 
 async def _check_dead_letters(
-    kafka_bootstrap: str, topics: Topics, sent: list[tuple[Hostile, int, int]], decode: Any
+    kafka_bootstrap: str, topics: Topics, sent: list[Sent], decode: Any
 ) -> list[Any]:
-    """Sort the sent records by the decoder's verdict and check the DLQ holds the refused ones."""
+    """Sort the sent records by the decoder's verdict and check the DLQ holds the refused ones;
+    return the valid ones as the registry is to take them: a creation dated after the broker
+    appended its record, as created then."""
     valid: list[Any] = []
     refused: dict[tuple[int, int], tuple[Hostile, str]] = {}
-    for record, partition, offset in sent:
+    for record, partition, offset, appended in sent:
         message, reason = _decoded(record, decode)
+        if isinstance(message, SessionCreated) and message.occurred_at > appended:
+            message = message.model_copy(update={"occurred_at": appended})
         if record.valid is not None:
             assert (message is not None) == record.valid, (SEED, record.name, reason)
         if message is None:

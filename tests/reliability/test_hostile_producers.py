@@ -47,7 +47,7 @@ from hostile_records import (
     now,
     victim_fields,
 )
-from hostile_support import Hostile, consumed_all, running, send_all
+from hostile_support import Sent, consumed_all, running, send_all
 from registry_helpers import read_topic
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -254,7 +254,7 @@ async def _check_applied_or_dead_lettered(
     kafka_bootstrap: str,
     topics: Topics,
     registry: Registry,
-    sent: dict[str, list[tuple[Hostile, int, int]]],
+    sent: dict[str, list[Sent]],
 ) -> dict[str, Counter[str]]:
     """Every event and command record sent: applied, or dead-lettered once with an escaped
     reason, as the decoder decides; the counts per topic."""
@@ -270,7 +270,7 @@ async def _check_applied_or_dead_lettered(
     figures: dict[str, Counter[str]] = {}
     for topic, decode in ((EVENT_TOPIC, decode_event), (COMMAND_TOPIC, decode_command)):
         counts: Counter[str] = Counter()
-        for record, _, offset in sent[topic]:
+        for record, _, offset, _ in sent[topic]:
             try:
                 message, refusal = decode(record.value), None
             except DecodeError as error:

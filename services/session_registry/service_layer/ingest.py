@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_or
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_v1_key_of, record_key
-from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.models import SessionCreated, SessionEvent, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
 from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector
@@ -58,6 +58,15 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def timestamp_type(self) -> int: ...
+
+
+LOG_APPEND_TIME = 1
+"""A record's `timestamp_type` when its timestamp is the broker's append time (the topic's
+`message.timestamp.type=LogAppendTime`), not a time its producer chose (0, CreateTime)."""
 
 
 @dataclass
@@ -163,6 +172,7 @@ class Ingestor:
         self._dead_letters = dead_letters
         self._clock = clock
         self._commands_topic = projector.topics.commands
+        self._told_producer_dated = False
 
     def decode(self, batch: Mapping[Any, Sequence[Record]]) -> dict[TopicPartitionKey, Decoded]:
         """Decode every record; a bad one becomes a dead letter in its place."""
@@ -204,12 +214,19 @@ class Ingestor:
             def dead_letter(index: int, error: DecodeError, run: list[Record] = run) -> DeadLetter:
                 return _dead_letter(run[index], error.reason)
 
-            messages: Sequence[SessionEvent | TerminateSessions | DeadLetter] = (
-                decode_each_or(COMMANDS, values, dead_letter)
-                if tp[0] == self._commands_topic
-                else decode_each_or(EVENTS, values, dead_letter)
-            )
-            part.messages.extend(messages)
+            if tp[0] == self._commands_topic:
+                part.messages.extend(decode_each_or(COMMANDS, values, dead_letter))
+            else:
+                events = decode_each_or(EVENTS, values, dead_letter)
+                part.messages.extend(created_by_append_time(run, events))
+                if run[-1].timestamp_type != LOG_APPEND_TIME and not self._told_producer_dated:
+                    self._told_producer_dated = True
+                    log.warning(
+                        "%s holds records dated by their producer (CreateTime): a creation "
+                        "dated ahead stays out of terminations by filter until that date; set "
+                        "the topic's message.timestamp.type=LogAppendTime (docs/operations.md)",
+                        escape_reason(tp[0]),
+                    )
 
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
@@ -318,6 +335,29 @@ class Ingestor:
             miskeyed=dict(collections.Counter(kind for kind, _ in miskeyed)),
             first_miskeyed=_where(miskeyed[0][1]) if miskeyed else None,
         )
+
+
+def created_by_append_time(
+    run: Sequence[Record], messages: list[SessionEvent | DeadLetter]
+) -> list[SessionEvent | DeadLetter]:
+    """`messages` (decoded from `run`, one each), with every `session.created` dated after its
+    record's append time taken as created at that time.
+
+    A producer dates its events, and a termination by filter ends the sessions created no later
+    than the admin's confirmed count: a creation dated ahead would stay out of it until that
+    date. The broker's append time (a topic with `message.timestamp.type=LogAppendTime`, as the
+    contract creates `sessions.events`) is a moment no producer chooses, and a replay reads it
+    back unchanged, so a rebuild makes the same read model. A record stamped by its producer
+    (CreateTime) is taken as dated.
+    """
+    for index, message in enumerate(messages):
+        if type(message) is SessionCreated:
+            record = run[index]
+            if record.timestamp_type == LOG_APPEND_TIME:
+                appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                if message.occurred_at > appended:
+                    messages[index] = message.model_copy(update={"occurred_at": appended})
+    return messages
 
 
 def _where(record: Record) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
@@ -22,7 +22,7 @@ from registry_helpers import (
 
 from read_model.tables import applied_commands, revocations
 from session_contracts.handles import record_key
-from session_contracts.models import SessionFilter, SessionType, TerminateSessions
+from session_contracts.models import SessionFilter, SessionType, TerminateSessions, as_utc
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -149,6 +149,42 @@ async def test_a_filter_ends_nothing_created_after_the_confirmed_count(
     assert rows[sid("while-open")]["state"] == "open"
     (applied,) = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
     assert applied["terminated"] == 2
+
+
+async def test_a_creation_dated_ahead_is_created_when_appended_and_a_filter_ends_it(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str
+) -> None:
+    # A producer dates a sign-in a day ahead: a clock far off, or a hostile producer keeping a
+    # session out of every termination by filter (one ends what was created by the confirmed
+    # count). The broker's append time is when it was created (docs/security.md).
+    registry = await start_registry()
+    ahead = created("ahead-1", at=datetime.now(UTC) + timedelta(days=1))
+    await send(ahead, created("now-1"))
+    await registry.wait_until_idle(30)
+    key = record_key("acme", sid("ahead-1"))
+    (record,) = [r for r in await read_topic(kafka_bootstrap, topics.events) if r.key == key]
+    appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    rows = await session_rows(registry)
+    assert as_utc(rows[sid("ahead-1")]["created_at"]) == appended
+    assert as_utc(rows[sid("ahead-1")]["last_activity_at"]) == appended
+
+    confirmed = datetime.now(UTC)
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=confirmed,
+            tenant_id="acme",
+            requested_by="admin-7",
+            filter=SessionFilter(),
+            confirmed_at=confirmed,
+        )
+    )
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    assert {s: row["state"] for s, row in rows.items()} == {
+        sid("ahead-1"): "terminated",
+        sid("now-1"): "terminated",
+    }
 
 
 async def test_a_v2_filter_command_is_upcast_and_ends_what_v2_ended(

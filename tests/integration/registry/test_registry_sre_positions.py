@@ -18,19 +18,15 @@ from session_contracts.models import SessionCreated
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
-async def _send_at(
-    producer: AIOKafkaProducer, topics: Topics, event: SessionCreated, at: datetime
-) -> None:
-    """Send with the record timestamp `at` (what --to-datetime looks up)."""
-    await producer.send_and_wait(
-        topics.events,
-        encode(event),
-        key=record_key(event.tenant_id, event.session_id),
-        timestamp_ms=int(at.timestamp() * 1000),
+async def _send(producer: AIOKafkaProducer, topics: Topics, event: SessionCreated) -> datetime:
+    """Send; return the record's timestamp (what --to-datetime looks up): the broker's append
+    time, as `sessions.events` is created with it."""
+    sent = await producer.send_and_wait(
+        topics.events, encode(event), key=record_key(event.tenant_id, event.session_id)
     )
+    return datetime.fromtimestamp(sent.timestamp / 1000, UTC)
 
 
 async def _stored(db_url: str, group: str) -> dict[tuple[str, int], int]:
@@ -49,8 +45,8 @@ async def test_positions_move_only_while_no_registry_runs(
     group = f"registry-{uuid.uuid4().hex[:8]}"
     env = cli_env(kafka_bootstrap, topics, db_url, group)
     registry = await start_registry(consumer_group=group)
-    await _send_at(producer, topics, created("s1"), T0)
-    await _send_at(producer, topics, created("s2"), T0 + timedelta(minutes=1))
+    await _send(producer, topics, created("s1"))
+    s2_appended = await _send(producer, topics, created("s2"))
     await registry.wait_until_idle(60)
     caught_up = await _stored(db_url, group)
 
@@ -74,8 +70,8 @@ async def test_positions_move_only_while_no_registry_runs(
     assert f"consumer {group}" in human.out and topics.commands in human.out
 
     # records arrive while it is stopped; skipped by --to-latest
-    s3 = created("s3")
-    await _send_at(producer, topics, s3, T0 + timedelta(minutes=10))
+    s3_appended = await _send(producer, topics, created("s3"))
+    assert s3_appended > s2_appended + timedelta(milliseconds=1)  # a registry ran in between
     dry = await cli(env, "positions", "set", "--to-latest", "--dry-run", "--json")
     assert len(dry.lines()) == topics.partitions
     assert await _stored(db_url, group) == caught_up  # a dry run writes nothing
@@ -85,10 +81,9 @@ async def test_positions_move_only_while_no_registry_runs(
     assert set(await session_rows(skipping)) == {sid("s1"), sid("s2")}
     await skipping.stop()
 
-    # back to the first record stamped at or after s3's time: read again, applied
-    moved = await cli(
-        env, "positions", "set", "--to-datetime", (T0 + timedelta(minutes=5)).isoformat(), "--json"
-    )
+    # back to the first record stamped after s2's: s3, read again, applied
+    after_s2 = (s2_appended + timedelta(milliseconds=1)).isoformat()
+    moved = await cli(env, "positions", "set", "--to-datetime", after_s2, "--json")
     s3_partition = next(
         r["partition"]
         for r in moved.lines()

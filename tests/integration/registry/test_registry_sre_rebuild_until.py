@@ -3,6 +3,7 @@ the same records; `diff` compares it (or any rebuild) with the live read model."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import defaultdict
@@ -39,35 +40,37 @@ from session_registry.workload import Workload, records
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-"""The log's timestamps start here (the broker refuses them an hour or more ahead of now)."""
+"""Before every record of the log: when the late producer dates its activity."""
+
+
+def _at(timestamp_ms: int) -> datetime:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
 
 
 def _millis(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-async def _send_activity(producer: AIOKafkaProducer, topics: Topics, name: str) -> None:
-    at = BASE + timedelta(seconds=30)
-    await producer.send(
-        topics.events,
-        encode(activity(name, at)),
-        key=record_key("acme", sid(name)),
-        timestamp_ms=_millis(at),
-    )
+async def _send_activity(producer: AIOKafkaProducer, topics: Topics, name: str) -> Any:
+    event = activity(name, BASE + timedelta(seconds=30))
+    return await producer.send(topics.events, encode(event), key=record_key("acme", sid(name)))
 
 
-async def _log_with_times(producer: AIOKafkaProducer, topics: Topics) -> None:
-    """A session seen only through activity; a workload (a little out of order, as several
-    producers write it) stamped from BASE by its events' times; then a record stamped before
-    the cut but appended after records stamped later (a producer whose clock lags)."""
-    await _send_activity(producer, topics, "ghost")
-    workload = Workload(sessions=60, activity=4, seed=11)
-    for key, value in records(workload):
-        occurred = datetime.fromisoformat(json.loads(value)["occurred_at"])
-        at = BASE + (occurred - workload.start)
-        await producer.send(topics.events, value, key=key, timestamp_ms=_millis(at))
-    await _send_activity(producer, topics, "latecomer")
-    await producer.flush()
+async def _log_in_two_parts(producer: AIOKafkaProducer, topics: Topics) -> datetime:
+    """A session seen only through activity, and the first half of a workload (a little out of
+    order, as several producers write it); then the rest, and an activity dated long before
+    (a producer whose clock lags), all appended after the first part. Return the cut: the last
+    append time of the first part (the broker dates each record of `sessions.events`)."""
+    stream = list(records(Workload(sessions=60, activity=4, seed=11)))
+    half = len(stream) // 2
+    first = [await _send_activity(producer, topics, "ghost")]
+    first += [await producer.send(topics.events, v, key=k) for k, v in stream[:half]]
+    cut = max([(await sent).timestamp for sent in first])
+    await asyncio.sleep(0.01)  # the broker's millisecond clock moves past the cut
+    rest = [await producer.send(topics.events, v, key=k) for k, v in stream[half:]]
+    rest.append(await _send_activity(producer, topics, "latecomer"))
+    assert all(sent.timestamp > cut for sent in await asyncio.gather(*rest))
+    return _at(cut)
 
 
 def _as_of(log: list[Any], until: datetime) -> dict[tuple[str, str], SessionState]:
@@ -99,9 +102,8 @@ def _as_of(log: list[Any], until: datetime) -> dict[tuple[str, str], SessionStat
 async def test_rebuild_until_equals_an_independent_fold_of_the_records_up_to_then(
     producer: AIOKafkaProducer, topics: Topics, kafka_bootstrap: str, db_url: str, tmp_path: Path
 ) -> None:
-    await _log_with_times(producer, topics)
+    until = await _log_in_two_parts(producer, topics)
     log = await read_topic(kafka_bootstrap, topics.events)
-    until = BASE + timedelta(seconds=75)
     expected = _as_of(log, until)
     assert 0 < len(expected) < 61  # the cut falls inside the log
     assert ("acme", sid("ghost")) in expected

@@ -62,6 +62,8 @@ class Rec:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = 0
+    timestamp_type: int = 0
 
 
 class Letters:

@@ -281,6 +281,8 @@ class _Record:
     offset: int = 0
     key: bytes | None = b"k"
     headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
+    timestamp: int = 0
+    timestamp_type: int = 0
 
 
 def _decoding_ingestor(topics: Topics) -> Ingestor:

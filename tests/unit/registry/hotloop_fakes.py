@@ -78,6 +78,9 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = 0
+    timestamp_type: int = 0
+    """CreateTime: a record dated by its producer (here, by nobody)."""
 
 
 class FakeLog:

@@ -13,6 +13,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionPolicy, SessionRevoked, SessionType, TerminateSessions
 from session_contracts.publisher import created_event
 from session_registry.metrics import RegistryMetrics
+from session_registry.service_layer.ingest import LOG_APPEND_TIME
 from session_registry.workload import Workload
 from session_registry.workload import records as workload_records
 
@@ -431,3 +433,36 @@ def test_the_registrys_metrics_count_records_keyed_otherwise_by_record() -> None
     sample = metrics.registry.get_sample_value
     assert sample("session_registry_records_miskeyed_total", {"record": "event"}) == 5
     assert sample("session_registry_records_miskeyed_total", {"record": "command"}) == 1
+
+
+def test_a_creation_dated_after_the_brokers_append_time_is_created_then(
+    ingestor: RecordingIngestor, caplog: pytest.LogCaptureFixture
+) -> None:
+    appended = NOW - timedelta(minutes=1)  # NOW: what each event below is dated
+    millis = int(appended.timestamp() * 1000)
+
+    def record(offset: int, value: bytes, timestamp_type: int) -> FakeRecord:
+        return FakeRecord(TOPICS.events, 0, offset, None, value, (), millis, timestamp_type)
+
+    later = json.loads(_created("acme", "cookie-5"))
+    later.update(type="session.activity", event_id=str(uuid.uuid4()))
+    for field in ("user_id", "user_name", "session_type", "ip_address", "policy"):
+        later.pop(field)
+    batch = batch_of(
+        [
+            record(0, _created("acme", "cookie-1"), LOG_APPEND_TIME),  # dated ahead: clamped
+            record(1, json.dumps(later).encode(), LOG_APPEND_TIME),  # activity: as dated
+            record(2, _created("acme", "cookie-2"), 0),  # CreateTime: its producer's date
+        ]
+    )
+    with caplog.at_level(logging.WARNING, logger="session_registry.service_layer.ingest"):
+        (part,) = ingestor.decode(batch).values()
+        ingestor.decode(batch)
+    assert [m.occurred_at for m in part.messages] == [appended, NOW, NOW]  # type: ignore[union-attr]
+    (warning,) = [r.getMessage() for r in caplog.records if "CreateTime" in r.getMessage()]
+    assert TOPICS.events in warning and "message.timestamp.type=LogAppendTime" in warning
+
+    on_time = record(0, _created("acme", "cookie-3"), LOG_APPEND_TIME)
+    on_time = FakeRecord(**{**vars(on_time), "timestamp": millis + 120_000})  # after its date
+    (part,) = ingestor.decode(batch_of([on_time])).values()
+    assert [m.occurred_at for m in part.messages] == [NOW]  # type: ignore[union-attr]
