@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -218,3 +219,37 @@ async def test_the_audit_trail_goes_once_its_retention_is_past_and_is_swept_hour
     assert registry.metrics is not None
     counted = registry.metrics.registry.get_sample_value("session_registry_audit_purged_total")
     assert counted == 12
+
+
+async def test_two_registries_sweeping_the_audit_trail_at_once_delete_each_row_once(
+    start_registry: StartRegistry, send: Send, db_url: str
+) -> None:
+    """Replicas sweep the same database at once (interleaved batches on PostgreSQL, one writer
+    at a time on SQLite): every row past the retention goes, counted once between them, and
+    nothing newer. That a sweep skips the rows the other holds rather than waiting for them is
+    the store's `test_skip_locked_leaves_out_what_another_writer_holds`: without it this
+    outcome holds too, the second sweep waiting."""
+    first = await start_registry(audit_retention_days=8, sweep_batch_size=3)
+    old = [
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW - timedelta(days=9, minutes=n),
+            tenant_id=f"tenant-{n % 3}",
+            requested_by="admin-1",
+            session_ids=[sid(f"old-{n}", f"tenant-{n % 3}")],
+        )
+        for n in range(40)
+    ]
+    recent = old[0].model_copy(update={"command_id": uuid.uuid4(), "requested_at": NOW})
+    await send(*old, recent)
+    await first.wait_until_idle(30)
+    second = await start_registry(audit_retention_days=8, sweep_batch_size=3)
+    await first.wait_until_idle(30)
+    await second.wait_until_idle(30)
+
+    outcomes = await asyncio.gather(first.sweep_once(NOW), second.sweep_once(NOW))
+
+    assert sum(o.audit_purged for o in outcomes) == 2 * len(old)  # two tables, once each
+    for table in (applied_commands, termination_requests):
+        left = await table_rows(db_url, table, [table.c.tenant_id, table.c.command_id])
+        assert [r["command_id"] for r in left] == [str(recent.command_id)], table.name
