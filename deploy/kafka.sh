@@ -246,7 +246,14 @@ stop() {
 }
 
 topics() {
-	"$REPO_DIR/.venv/bin/python" "$DEPLOY_DIR/create_topics.py"
+	"$REPO_DIR/.venv/bin/python" "$DEPLOY_DIR/create_topics.py" "$@"
+}
+
+# kafka-configs.sh from the fetched jars (this project ships no Kafka scripts): the command the
+# topics check prints, run here as `deploy/kafka.sh configs --bootstrap-server ... --alter ...`.
+configs() {
+	fetch
+	"${TOOL_JAVA[@]}" -cp "$LIBS/*" kafka.admin.ConfigCommand "$@"
 }
 
 # shellcheck source=deploy/kafka_cluster.sh
@@ -262,9 +269,10 @@ restart)
 	stop
 	start
 	;;
-topics) topics ;;
+topics) topics "${@:2}" ;;
+configs) configs "${@:2}" ;;
 *)
-	say "usage: $0 {start|stop|restart|status|fetch|topics|cluster start|stop|status}"
+	say "usage: $0 {start|stop|restart|status|fetch|topics [--check]|configs ARGS|cluster start|stop|status}"
 	exit 2
 	;;
 esac

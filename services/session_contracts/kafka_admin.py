@@ -9,6 +9,7 @@ exact `kafka-topics.sh` lines, printed by `deploy/create_topics.py --print`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -66,6 +67,60 @@ async def ensure_topics(kafka: KafkaSettings, topics: Topics | None = None) -> l
                 raise error(f"creating topic {name}")
         log.info("created topics %s with %d replicas", [s.name for s in missing], replicas)
         return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class ConfigDrift:
+    """A setting of an existing topic that is not the contract's (`ensure_topics` creates
+    missing topics only, and never alters one)."""
+
+    topic: str
+    name: str
+    actual: str | None
+    wanted: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.name} is {self.actual}, the contract's is {self.wanted}"
+
+    def command(self, bootstrap: str) -> str:
+        """The `kafka-configs.sh` line that changes it (and only it)."""
+        return (
+            f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics "
+            f"--entity-name {self.topic} --add-config {self.name}={self.wanted}"
+        )
+
+
+async def config_drift(kafka: KafkaSettings, topics: Topics | None = None) -> list[ConfigDrift]:
+    """Every setting of the contract's existing topics that differs from what `ensure_topics`
+    would create them with (topics not on the cluster are left out). Needs DESCRIBE_CONFIGS on
+    the topics, which the services' principals do not hold: an operator's tool."""
+    topics = topics or kafka.topics
+    admin = new_admin(kafka)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        specs = [spec for spec in topics.specs() if spec.name in existing]
+        if not specs:
+            return []
+        wanted = {spec.name: topic_config(kafka, spec) for spec in specs}
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(configs))
+            for name, configs in wanted.items()
+        ]
+        actual: dict[str, dict[str, str | None]] = {}
+        for response in await admin.describe_configs(resources):
+            for code, message, _, name, entries in response.resources:
+                if code:
+                    raise for_code(code)(f"describing the configs of {name}: {message}")
+                actual[name] = {entry[0]: entry[1] for entry in entries}
+        return [
+            ConfigDrift(topic, key, actual.get(topic, {}).get(key), value)
+            for topic, configs in wanted.items()
+            for key, value in configs.items()
+            if actual.get(topic, {}).get(key) != value
+        ]
     finally:
         await admin.close()
 
