@@ -18,6 +18,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -173,6 +174,18 @@ class RegistryMetrics:
             ("record",),
             registry=r,
         )
+        self.creations_dated_ahead = Counter(
+            "session_registry_creations_dated_ahead",
+            "session.created records dated after the broker appended them, taken as created "
+            "then (a producer's clock ahead, or a producer dating sign-ins ahead)",
+            registry=r,
+        )
+        self.events_producer_dated = Gauge(
+            "session_registry_events_producer_dated",
+            "1 while the latest event records applied were dated by their producer "
+            "(sessions.events left at CreateTime), 0 once dated by the broker",
+            registry=r,
+        )
         self.records_skipped = Counter(
             "session_registry_records_skipped",
             "Records below the stored position (redelivered), skipped",
@@ -206,6 +219,8 @@ class RegistryMetrics:
         terminated: int,
         skipped: int,
         miskeyed: Mapping[str, int],
+        dated_ahead: int = 0,
+        producer_dated: bool | None = None,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -222,6 +237,10 @@ class RegistryMetrics:
             self.records_skipped.inc(skipped)
         for kind, count in miskeyed.items():
             self.records_miskeyed.labels(kind).inc(count)
+        if dated_ahead:
+            self.creations_dated_ahead.inc(dated_ahead)
+        if producer_dated is not None:
+            self.events_producer_dated.set(int(producer_dated))
 
     def last_commit_age(self) -> float:
         """Seconds since the last committed batch."""

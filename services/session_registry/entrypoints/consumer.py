@@ -257,6 +257,8 @@ class ConsumerLoop:
                 outcome.terminated,
                 outcome.skipped,
                 outcome.miskeyed,
+                outcome.dated_ahead,
+                outcome.producer_dated,
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)

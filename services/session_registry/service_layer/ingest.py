@@ -77,6 +77,10 @@ class Decoded:
     messages: list[SessionEvent | TerminateSessions | DeadLetter] = field(default_factory=list)
     records: list[Record | None] = field(default_factory=list)
     """The records themselves (a dead letter of a record the database refuses copies them)."""
+    dated_ahead: list[int] = field(default_factory=list)
+    """Offsets of creations dated after their record's append time (`created_by_append_time`)."""
+    producer_dated: bool | None = None
+    """Whether the last event record decoded was dated by its producer (CreateTime)."""
 
 
 @dataclass
@@ -94,6 +98,11 @@ class IngestOutcome(Outcome):
     (`event`, `command`): applied all the same (`_keyed_as_v1` says why)."""
     first_miskeyed: str | None = None
     """Where the first of them is, `topic:partition:offset` (never its key)."""
+    dated_ahead: int = 0
+    """Creations applied that were dated after the broker appended them (taken as created then)."""
+    producer_dated: bool | None = None
+    """Whether the batch's last event record was dated by its producer (CreateTime), not the
+    broker; None without events."""
     seconds: float = 0.0
     """How long the batch's transaction took (set by the consumer loop)."""
 
@@ -150,6 +159,9 @@ def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
     for kind, count in part.miskeyed.items():
         total.miskeyed[kind] = total.miskeyed.get(kind, 0) + count
     total.first_miskeyed = total.first_miskeyed or part.first_miskeyed
+    total.dated_ahead += part.dated_ahead
+    if part.producer_dated is not None:
+        total.producer_dated = part.producer_dated
     for tp, position in part.positions.items():
         total.positions[tp] = max(total.positions.get(tp, 0), position)
     return total
@@ -218,8 +230,10 @@ class Ingestor:
                 part.messages.extend(decode_each_or(COMMANDS, values, dead_letter))
             else:
                 events = decode_each_or(EVENTS, values, dead_letter)
-                part.messages.extend(created_by_append_time(run, events))
-                if run[-1].timestamp_type != LOG_APPEND_TIME and not self._told_producer_dated:
+                part.dated_ahead.extend(created_by_append_time(run, events))
+                part.messages.extend(events)
+                part.producer_dated = run[-1].timestamp_type != LOG_APPEND_TIME
+                if part.producer_dated and not self._told_producer_dated:
                     self._told_producer_dated = True
                     log.warning(
                         "%s holds records dated by their producer (CreateTime): a creation "
@@ -289,8 +303,13 @@ class Ingestor:
         skipped = 0
         miskeyed: list[tuple[str, Record]] = []
         positions: dict[TopicPartitionKey, int] = {}
+        dated_ahead = 0
+        producer_dated: bool | None = None
         for tp, part in decoded.items():
             start = stored.get(tp, 0)
+            dated_ahead += sum(1 for offset in part.dated_ahead if offset >= start)
+            if part.producer_dated is not None:
+                producer_dated = part.producer_dated
             positions[tp] = max(start, part.offsets[-1] + 1)
             records = part.records or [None] * len(part.offsets)
             for offset, message, record in zip(part.offsets, part.messages, records, strict=True):
@@ -334,14 +353,16 @@ class Ingestor:
             dead_letter_reasons=[letter.reason for letter in letters],
             miskeyed=dict(collections.Counter(kind for kind, _ in miskeyed)),
             first_miskeyed=_where(miskeyed[0][1]) if miskeyed else None,
+            dated_ahead=dated_ahead,
+            producer_dated=producer_dated,
         )
 
 
 def created_by_append_time(
     run: Sequence[Record], messages: list[SessionEvent | DeadLetter]
-) -> list[SessionEvent | DeadLetter]:
-    """`messages` (decoded from `run`, one each), with every `session.created` dated after its
-    record's append time taken as created at that time.
+) -> list[int]:
+    """Take every `session.created` of `messages` (decoded from `run`, one each, replaced in
+    place) dated after its record's append time as created at that time; their offsets.
 
     A producer dates its events, and a termination by filter ends the sessions created no later
     than the admin's confirmed count: a creation dated ahead would stay out of it until that
@@ -350,6 +371,7 @@ def created_by_append_time(
     back unchanged, so a rebuild makes the same read model. A record stamped by its producer
     (CreateTime) is taken as dated.
     """
+    dated_ahead = []
     for index, message in enumerate(messages):
         if type(message) is SessionCreated:
             record = run[index]
@@ -357,7 +379,8 @@ def created_by_append_time(
                 appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
                 if message.occurred_at > appended:
                     messages[index] = message.model_copy(update={"occurred_at": appended})
-    return messages
+                    dated_ahead.append(record.offset)
+    return dated_ahead
 
 
 def _where(record: Record) -> str:

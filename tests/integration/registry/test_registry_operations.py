@@ -73,6 +73,8 @@ async def test_metrics_count_events_by_type_dead_letters_by_reason_and_commands(
     await send((b"bad", b'{"type": "session.created", '), topic=topics.events)
     # applied by its value, counted: a producer keys by something else than <tenant>/<handle>
     await send((b"u-1", encode(created("m3"))), topic=topics.events)
+    # dated ahead of the broker: taken as created when appended, and counted
+    await send(created("m4", at=datetime.now(UTC) + timedelta(days=1)))
     await registry.wait_until_idle(30)  # m1 is listed before an admin can end it
     await send(
         TerminateSessions(
@@ -88,7 +90,9 @@ async def test_metrics_count_events_by_type_dead_letters_by_reason_and_commands(
 
     samples = await scrape(port)
     applied = "session_registry_events_applied_total"
-    assert value(samples, applied, type="session.created") == 3
+    assert value(samples, applied, type="session.created") == 4
+    assert value(samples, "session_registry_creations_dated_ahead_total") == 1
+    assert value(samples, "session_registry_events_producer_dated") == 0  # the broker dates them
     miskeyed = "session_registry_records_miskeyed_total"
     assert value(samples, miskeyed, record="event") == 1
     assert value(samples, miskeyed, record="command") == 0

@@ -466,3 +466,36 @@ def test_a_creation_dated_after_the_brokers_append_time_is_created_then(
     on_time = FakeRecord(**{**vars(on_time), "timestamp": millis + 120_000})  # after its date
     (part,) = ingestor.decode(batch_of([on_time])).values()
     assert [m.occurred_at for m in part.messages] == [NOW]  # type: ignore[union-attr]
+
+
+async def test_a_batch_counts_its_creations_dated_ahead_once_and_says_who_dated_its_events(
+    ingestor: RecordingIngestor,
+) -> None:
+    def record(offset: int, credential: str, appended: timedelta, kind: int) -> FakeRecord:
+        millis = int((NOW + appended).timestamp() * 1000)  # each creation is dated NOW
+        value = _created("acme", credential)
+        return FakeRecord(TOPICS.events, 0, offset, None, value, (), millis, kind)
+
+    broker_dated = [
+        record(0, "cookie-1", -timedelta(minutes=1), LOG_APPEND_TIME),  # dated ahead
+        record(1, "cookie-2", timedelta(seconds=1), LOG_APPEND_TIME),  # appended after
+    ]
+    outcome = await ingestor.ingest(batch_of(broker_dated))
+    assert (outcome.dated_ahead, outcome.producer_dated) == (1, False)
+    again = await ingestor.ingest(batch_of(broker_dated))  # redelivered: skipped, not recounted
+    assert (again.skipped, again.dated_ahead, again.producer_dated) == (2, 0, False)
+    # a topic changed to LogAppendTime later: its older records are its producers'
+    producer = record(2, "cookie-3", -timedelta(minutes=1), 0)
+    later = await ingestor.ingest(batch_of([producer]))
+    assert (later.dated_ahead, later.producer_dated) == (0, True)
+
+    metrics = RegistryMetrics()
+    for done in (outcome, again, later):
+        metrics.committed(0.01, {}, [], 0, 0, 0, {}, done.dated_ahead, done.producer_dated)
+    sample = metrics.registry.get_sample_value
+    assert sample("session_registry_creations_dated_ahead_total") == 1
+    assert sample("session_registry_events_producer_dated") == 1
+    metrics.committed(0.01, {}, [], 0, 0, 0, {}, 0, None)  # commands only: as it was
+    assert sample("session_registry_events_producer_dated") == 1
+    metrics.committed(0.01, {}, [], 0, 0, 0, {}, 0, False)
+    assert sample("session_registry_events_producer_dated") == 0
