@@ -137,6 +137,19 @@ class Stack:
         await self.registry.wait_until_idle(IDLE_TIMEOUT)
         return list(events)
 
+    async def one_dated_ahead(self) -> Tenant:
+        """A new tenant with two contractors' sessions, "Contractor Ahead" dated ten minutes
+        ahead by its producer (a clock off), and "Employee One"'s; published and applied."""
+        tenant = self.tenant()
+        await self.publish(
+            [
+                self.session(tenant, "Contractor Now"),
+                self.session(tenant, "Contractor Ahead", created_ago=-timedelta(minutes=10)),
+                self.session(tenant, "Employee One"),
+            ]
+        )
+        return tenant
+
     def api(self, tenant: Tenant) -> httpx.AsyncClient:
         """An HTTP client of the admin API, signed in as `tenant`'s admin."""
         return httpx.AsyncClient(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
 from admin_stack import Stack
@@ -43,14 +42,7 @@ async def test_a_session_dated_ahead_is_marked_and_left_by_terminate_all_matchin
 ) -> None:
     # the platform's clock ten minutes ahead: the session is active and listed, but a filter
     # ends only sessions created no later than the confirmed count (docs/security.md)
-    tenant = stack.tenant()
-    await stack.publish(
-        [
-            stack.session(tenant, "Contractor Now"),
-            stack.session(tenant, "Contractor Ahead", created_ago=-timedelta(minutes=10)),
-            stack.session(tenant, "Employee One"),
-        ]
-    )
+    tenant = await stack.one_dated_ahead()
     await page.goto(stack.page_url(tenant.token))
     await expect(rows(page)).to_have_count(3)
     ahead = rows(page).filter(has_text="Contractor Ahead")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from admin_stack import Stack
@@ -248,14 +247,7 @@ async def test_a_session_its_producer_dates_ahead_is_listed_as_appended_and_ende
     # the platform's clock ten minutes ahead: `sessions.events` is dated by the broker, and a
     # creation dated after its record was appended is taken as created then (docs/security.md),
     # so it is not dated ahead of the list and "Terminate all matching" ends it
-    tenant = stack.tenant()
-    await stack.publish(
-        [
-            stack.session(tenant, "Contractor Now"),
-            stack.session(tenant, "Contractor Ahead", created_ago=-timedelta(minutes=10)),
-            stack.session(tenant, "Employee One"),
-        ]
-    )
+    tenant = await stack.one_dated_ahead()
     await page.goto(stack.page_url(tenant.token))
     await expect(rows(page)).to_have_count(3)
     await expect(page.locator("#rows .badge")).to_have_count(0)

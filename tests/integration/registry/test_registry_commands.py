@@ -29,12 +29,12 @@ pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
 
 
-def terminate(**target: object) -> TerminateSessions:
+def terminate(requested_at: datetime = NOW, **target: object) -> TerminateSessions:
     if "filter" in target:
-        target.setdefault("confirmed_at", NOW)
+        target.setdefault("confirmed_at", requested_at)
     return TerminateSessions(
         command_id=uuid.uuid4(),
-        requested_at=NOW,
+        requested_at=requested_at,
         tenant_id="acme",
         requested_by="admin-7",
         **target,
@@ -168,17 +168,7 @@ async def test_a_creation_dated_ahead_is_created_when_appended_and_a_filter_ends
     assert as_utc(rows[sid("ahead-1")]["created_at"]) == appended
     assert as_utc(rows[sid("ahead-1")]["last_activity_at"]) == appended
 
-    confirmed = datetime.now(UTC)
-    await send(
-        TerminateSessions(
-            command_id=uuid.uuid4(),
-            requested_at=confirmed,
-            tenant_id="acme",
-            requested_by="admin-7",
-            filter=SessionFilter(),
-            confirmed_at=confirmed,
-        )
-    )
+    await send(terminate(requested_at=datetime.now(UTC), filter=SessionFilter()))
     await registry.wait_until_idle(30)
     rows = await session_rows(registry)
     assert {s: row["state"] for s, row in rows.items()} == {
