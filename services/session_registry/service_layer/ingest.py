@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -63,6 +63,11 @@ class Record(Protocol):
     @property
     def timestamp_type(self) -> int: ...
 
+
+NOTICED_AHEAD = timedelta(seconds=1)
+"""A creation dated this much or less after its append is clamped but not counted: a producer's
+clock milliseconds ahead (NTP keeps hosts within tens of them) would otherwise count nearly every
+sign-in it makes, and raise `RegistryCreationsDatedAhead` for good."""
 
 LOG_APPEND_TIME = 1
 """A record's `timestamp_type` when its timestamp is the broker's append time (the topic's
@@ -362,7 +367,8 @@ def created_by_append_time(
     run: Sequence[Record], messages: list[SessionEvent | DeadLetter]
 ) -> list[int]:
     """Take every `session.created` of `messages` (decoded from `run`, one each, replaced in
-    place) dated after its record's append time as created at that time; their offsets.
+    place) dated after its record's append time as created at that time; the offsets of those
+    dated more than `NOTICED_AHEAD` after it.
 
     A producer dates its events, and a termination by filter ends the sessions created no later
     than the admin's confirmed count: a creation dated ahead would stay out of it until that
@@ -372,6 +378,7 @@ def created_by_append_time(
     (CreateTime) is taken as dated.
     """
     dated_ahead = []
+    noticed = NOTICED_AHEAD
     for index, message in enumerate(messages):
         if type(message) is SessionCreated:
             record = run[index]
@@ -379,7 +386,8 @@ def created_by_append_time(
                 appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
                 if message.occurred_at > appended:
                     messages[index] = message.model_copy(update={"occurred_at": appended})
-                    dated_ahead.append(record.offset)
+                    if message.occurred_at - appended > noticed:
+                        dated_ahead.append(record.offset)
     return dated_ahead
 
 

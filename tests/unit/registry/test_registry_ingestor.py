@@ -50,7 +50,7 @@ from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionPolicy, SessionRevoked, SessionType, TerminateSessions
 from session_contracts.publisher import created_event
 from session_registry.metrics import RegistryMetrics
-from session_registry.service_layer.ingest import LOG_APPEND_TIME
+from session_registry.service_layer.ingest import LOG_APPEND_TIME, NOTICED_AHEAD
 from session_registry.workload import Workload
 from session_registry.workload import records as workload_records
 
@@ -479,13 +479,15 @@ async def test_a_batch_counts_its_creations_dated_ahead_once_and_says_who_dated_
     broker_dated = [
         record(0, "cookie-1", -timedelta(minutes=1), LOG_APPEND_TIME),  # dated ahead
         record(1, "cookie-2", timedelta(seconds=1), LOG_APPEND_TIME),  # appended after
+        # a clock a second ahead or less (NTP skew): clamped, not counted
+        record(2, "cookie-3", -NOTICED_AHEAD, LOG_APPEND_TIME),
     ]
     outcome = await ingestor.ingest(batch_of(broker_dated))
     assert (outcome.dated_ahead, outcome.producer_dated) == (1, False)
     again = await ingestor.ingest(batch_of(broker_dated))  # redelivered: skipped, not recounted
-    assert (again.skipped, again.dated_ahead, again.producer_dated) == (2, 0, False)
+    assert (again.skipped, again.dated_ahead, again.producer_dated) == (3, 0, False)
     # a topic changed to LogAppendTime later: its older records are its producers'
-    producer = record(2, "cookie-3", -timedelta(minutes=1), 0)
+    producer = record(3, "cookie-4", -timedelta(minutes=1), 0)
     later = await ingestor.ingest(batch_of([producer]))
     assert (later.dated_ahead, later.producer_dated) == (0, True)
 
