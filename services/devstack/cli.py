@@ -37,7 +37,7 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from devstack.demo_traffic import run_demo_traffic
 from read_model.database import upgrade_schema
-from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_admin import config_drift, ensure_topics
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
@@ -203,6 +203,7 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
     env = stack.environment(jwt_secret)
     logs = stack.state_dir / "logs"
     await ensure_topics(stack.kafka)
+    await _say_topic_drift(stack.kafka)
     await upgrade_schema(stack.database_url)
     # --no-proxy-headers: the client address is the peer's (docs/gateway.md, trusted proxies)
     host = ["--host", "127.0.0.1", "--log-level", "warning", "--factory", "--no-proxy-headers"]
@@ -252,6 +253,19 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
             traffic.cancel()
             # the publisher closes next; the traffic must not be sending through it then
             await asyncio.wait([traffic])
+
+
+async def _say_topic_drift(kafka: KafkaSettings) -> None:
+    """Say which setting of an existing topic is not the contract's, with the line that changes
+    it here: a broker kept from before a contract change keeps its topics as they were."""
+    try:
+        drift = await config_drift(kafka)
+    except Exception as exc:  # a principal without DESCRIBE_CONFIGS: the stack runs all the same
+        _say(f"warning: the topics' settings were not checked ({type(exc).__name__}: {exc})")
+        return
+    for found in drift:
+        command = found.command(kafka.kafka_bootstrap_servers, tool="bash deploy/kafka.sh configs")
+        _say(f"warning: {found}; to change it:\n  {command}")
 
 
 def _signal_groups(children: list[Process], signum: int) -> None:

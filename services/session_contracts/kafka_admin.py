@@ -84,10 +84,10 @@ class ConfigDrift:
     def __str__(self) -> str:
         return f"{self.topic}: {self.name} is {self.actual}, the contract's is {self.wanted}"
 
-    def command(self, bootstrap: str) -> str:
-        """The `kafka-configs.sh` line that changes it (and only it)."""
+    def command(self, bootstrap: str, tool: str = "kafka-configs.sh") -> str:
+        """The `kafka-configs.sh` line that changes it (and only it); `tool`: how to run it."""
         return (
-            f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics "
+            f"{tool} --bootstrap-server {bootstrap} --alter --entity-type topics "
             f"--entity-name {self.topic} --add-config {self.name}={self.wanted}"
         )
 

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+import fresh_topics
 from devstack.cli import STOP_GRACE_SECONDS
 from polling import until
 from private_services import free_port
+from session_contracts.topics import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -85,12 +87,16 @@ async def _read_until_running(devstack: asyncio.subprocess.Process) -> str:
 
 
 async def _start_devstack(
-    kafka_bootstrap: str, state_dir: Path, ports: tuple[int, int], *wrapper: str
+    kafka_bootstrap: str,
+    state_dir: Path,
+    ports: tuple[int, int],
+    *wrapper: str,
+    prefix: str | None = None,
 ) -> asyncio.subprocess.Process:
     environment = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SESSIONS_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:12]}.",
+        "SESSIONS_TOPIC_PREFIX": prefix or f"t{uuid.uuid4().hex[:12]}.",
         "SESSIONS_TOPIC_PARTITIONS": "1",
     }
     return await asyncio.create_subprocess_exec(
@@ -122,7 +128,8 @@ async def _stop_and_check(
     ports: tuple[int, int],
     signals: list[signal.Signals],
     ends_by: signal.Signals,
-) -> None:
+) -> str:
+    """Stop devstack by `signals` and check what it leaves; what it printed until running."""
     children: dict[int, str] = {}
     try:
         banner = await _read_until_running(devstack)
@@ -152,6 +159,7 @@ async def _stop_and_check(
     names, loose = _modes(state_dir)
     assert names >= {"dev-jwt-secret", "logs", "registry.log", "sessions.db"}
     assert loose == {}
+    return banner
 
 
 @pytest.mark.parametrize(
@@ -180,3 +188,25 @@ async def test_under_nohup_a_hangup_is_ignored_and_sigterm_still_stops_everythin
     # first): had devstack handled it, it would have ended by SIGHUP
     signals = [signal.SIGHUP, signal.SIGTERM]
     await _stop_and_check(devstack, tmp_path / "state", ports, signals, ends_by=signal.SIGTERM)
+
+
+async def test_on_topics_made_before_the_broker_dated_events_devstack_says_how_to_change_them(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:12]}.", partitions=1)
+    made_before = {topics.events: {"message.timestamp.type": "CreateTime"}}
+    await fresh_topics.create(kafka_bootstrap, topics, made_before)
+    try:
+        ports = (free_port(), free_port())
+        state = tmp_path / "state"
+        devstack = await _start_devstack(kafka_bootstrap, state, ports, prefix=topics.prefix)
+        banner = await _stop_and_check(devstack, state, ports, [signal.SIGTERM], signal.SIGTERM)
+    finally:
+        await fresh_topics.delete(kafka_bootstrap, topics)
+    assert (
+        f"warning: {topics.events}: message.timestamp.type is CreateTime, the contract's is "
+        "LogAppendTime; to change it:\n  bash deploy/kafka.sh configs --bootstrap-server "
+        f"{kafka_bootstrap} --alter --entity-type topics --entity-name {topics.events} "
+        "--add-config message.timestamp.type=LogAppendTime\n"
+    ) in banner
+    assert banner.count("warning:") == 1, banner
