@@ -77,7 +77,11 @@ class Registry:
         )
         ingestor = Ingestor(
             store,
-            Projector(self.topics, activity_only_seconds=settings.activity_only_seconds),
+            Projector(
+                self.topics,
+                activity_only_seconds=settings.activity_only_seconds,
+                activity_grace=settings.activity_grace,
+            ),
             settings.consumer_group,
             KafkaDeadLetters(self.producer, self.topics.dead_letters, settings.consumer_group),
             clock,
@@ -99,6 +103,7 @@ class Registry:
             batch_size=settings.sweep_batch_size,
             ended_retention=settings.ended_retention,
             audit_retention=settings.audit_retention,
+            activity_grace=settings.activity_grace,
             gate=self.loop.gate,
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -51,6 +51,17 @@ class RegistrySettings(KafkaSettings):
         default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."
     )
     sweep_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    activity_grace_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=86_400,
+        description="How long after a session's expires_at its activity may still arrive: "
+        "gateways report a session at most once per SESSIONS_GATEWAY_ACTIVITY_INTERVAL_SECONDS "
+        "(60 s), so the platform's idle deadline can be that much later than the registry's. "
+        "The sweeper expires a session (finally) only this long after its expires_at, and a "
+        "termination also ends the sessions whose expires_at passed less than this before "
+        "it. Keep it above the gateways' interval plus the pipeline's lag.",
+    )
     ended_retention_days: int = Field(
         default=30,
         ge=0,
@@ -146,6 +157,11 @@ class RegistrySettings(KafkaSettings):
                 "read again after its audit row is gone would be applied again"
             )
         return days
+
+    @property
+    def activity_grace(self) -> timedelta:
+        """`activity_grace_seconds` as a span."""
+        return timedelta(seconds=self.activity_grace_seconds)
 
     @property
     def ended_retention(self) -> timedelta | None:

@@ -67,8 +67,10 @@ class Sweeper:
     `ended_retention`: how long an ended session is kept (with its history) past the later of
     its end and its `expires_at`; None keeps them all. `audit_retention`: how long a
     termination's audit rows are kept past its `requested_at` (swept at most once per
-    `AUDIT_SWEEP_INTERVAL`); None keeps them all. `gate`: held around each batch (the
-    registry's consumer loop's, so a batch of records and a sweep batch never interleave).
+    `AUDIT_SWEEP_INTERVAL`); None keeps them all. `activity_grace`: how long past its
+    `expires_at` a session is left open before it is expired, for activity still on its way
+    (the expiry is final, and dated `expires_at` all the same). `gate`: held around each batch
+    (the registry's consumer loop's, so a batch of records and a sweep batch never interleave).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Sweeper:
         *,
         ended_retention: timedelta | None = None,
         audit_retention: timedelta | None = None,
+        activity_grace: timedelta = timedelta(0),
         gate: contextlib.AbstractAsyncContextManager[object] | None = None,
     ) -> None:
         self._store = store
@@ -87,6 +90,7 @@ class Sweeper:
         self._ended_retention = ended_retention
         self._audit_retention = audit_retention
         self._audit_swept_at: datetime | None = None
+        self._activity_grace = activity_grace
         self._gate = gate
 
     async def sweep(self, now: datetime) -> SweepOutcome:
@@ -130,7 +134,7 @@ class Sweeper:
 
     async def _expire(self, uow: UnitOfWork, now: datetime) -> int:
         changes = Changes()
-        due = await due_for_expiry(uow, now, self._batch_size)
+        due = await due_for_expiry(uow, now - self._activity_grace, self._batch_size)
         for state in due:
             event = expiry_event(state)
             apply(state, event)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionEvent, TerminateSessions
@@ -37,6 +37,8 @@ class Projector:
 
     `publish=False` (a rebuild) writes the read model only: no outbox records, no revocations,
     and commands are not applied (their effects are already in the event log).
+    `activity_grace`: a command also ends the sessions whose `expires_at` passed less than this
+    before its `requested_at` (their activity may still be on its way).
     """
 
     def __init__(
@@ -45,10 +47,12 @@ class Projector:
         *,
         publish: bool = True,
         activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
+        activity_grace: timedelta = timedelta(0),
     ) -> None:
         self.topics = topics
         self.publish = publish
         self.activity_only_seconds = activity_only_seconds
+        self.activity_grace = activity_grace
 
     async def apply(
         self,
@@ -70,7 +74,13 @@ class Projector:
         if commands and self.publish:
             terminations = Changes()
             outcome.commands, outcome.terminated = await apply_commands(
-                uow, commands, now, self.topics, terminations, command_headers or {}
+                uow,
+                commands,
+                now,
+                self.topics,
+                terminations,
+                command_headers or {},
+                grace=self.activity_grace,
             )
             outcome.published += await terminations.flush(uow, self.publish)
         return outcome

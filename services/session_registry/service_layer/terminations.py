@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -58,9 +58,17 @@ FILTER_CHUNK = 5000
 log = logging.getLogger(__name__)
 
 
-def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
-    """The sessions a command ends: its tenant's, active at `requested_at`, by ids or filter."""
-    at = command.requested_at
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def target_clause(
+    command: TerminateSessions, grace: timedelta = timedelta(0)
+) -> ColumnElement[bool]:
+    """The sessions a command ends: its tenant's, active at `requested_at`, by ids or filter;
+    or open with their `expires_at` less than `grace` before it (the sweeper has not expired
+    them, since their activity may still be on its way: one may be alive on the platform)."""
+    # a request dated at the dawn of time (valid, if odd) has no room for the grace before it
+    at = max(command.requested_at, _EARLIEST + grace) - grace
     if command.session_ids is not None:
         return and_(
             _s.tenant_id == command.tenant_id,
@@ -69,7 +77,7 @@ def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
         )
     assert command.filter is not None and command.confirmed_at is not None
     # the count the admin confirmed is binding: nothing created after it is ended
-    bound = min(command.confirmed_at, at)
+    bound = min(command.confirmed_at, command.requested_at)
     return and_(filter_clause(command.filter, command.tenant_id, at), _s.created_at <= bound)
 
 
@@ -80,11 +88,13 @@ async def apply_commands(
     topics: Topics,
     changes: Changes,
     command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
+    *,
+    grace: timedelta = timedelta(0),
 ) -> tuple[int, int]:
     """Apply the commands not applied before; return (commands applied, sessions terminated).
 
     `command_headers`: each command's Kafka headers by (tenant_id, command_id), whose trace
-    context its span continues."""
+    context its span continues. `grace`: `target_clause`'s."""
     command_headers = command_headers or {}
     unique: dict[tuple[str, str], TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
@@ -107,7 +117,7 @@ async def apply_commands(
             else contextlib.nullcontext()
         )
         with span:
-            ended = await _apply_one(uow, command, now, topics, changes, traced)
+            ended = await _apply_one(uow, command, now, topics, changes, traced, grace)
         applied += 1
         terminated += ended
     return applied, terminated
@@ -120,15 +130,16 @@ async def _apply_one(
     topics: Topics,
     changes: Changes,
     traced: bool,
+    grace: timedelta,
 ) -> int:
     """End the sessions one command targets; return how many."""
     # this span's context, for the revocations' records
     headers = tuple(inject_headers()) if traced else ()
     command_id = str(command.command_id)
     if command.filter is not None:
-        ended = await end_by_filter(uow, command, now, topics, changes, headers)
+        ended = await end_by_filter(uow, command, now, topics, changes, headers, grace=grace)
     else:
-        ended = await _end_by_ids(uow, command, now, topics, changes, headers)
+        ended = await _end_by_ids(uow, command, now, topics, changes, headers, grace)
     await record_applied(uow, command, now, ended)
     # in the batch's transaction: a retried batch logs it again
     log.info(
@@ -146,9 +157,12 @@ async def _end_by_ids(
     topics: Topics,
     changes: Changes,
     headers: tuple[tuple[str, bytes], ...],
+    grace: timedelta,
 ) -> int:
     """End the listed sessions row by row, folding each (a handful: the low-latency path)."""
-    query = select(sessions).where(target_clause(command)).order_by(_s.tenant_id, _s.session_id)
+    query = (
+        select(sessions).where(target_clause(command, grace)).order_by(_s.tenant_id, _s.session_id)
+    )
     ended = 0
     for state in await lock_states(uow, query):
         # earlier commands of this batch may have ended it already
@@ -172,6 +186,8 @@ async def end_by_filter(
     changes: Changes,
     headers: tuple[tuple[str, bytes], ...] = (),
     chunk: int | None = None,
+    *,
+    grace: timedelta = timedelta(0),
 ) -> int:
     """End the sessions a filter targets, `chunk` (default `FILTER_CHUNK`) per `UPDATE`.
 
@@ -190,9 +206,9 @@ async def end_by_filter(
         if done is not None:
             await done.drain(uow, states=False)
             changes.drained += done.drained
-        return [] if after is None else await _end_chunk(uow, command, after, chunk)
+        return [] if after is None else await _end_chunk(uow, command, after, chunk, grace)
 
-    states = await _end_chunk(uow, command, None, chunk)
+    states = await _end_chunk(uow, command, None, chunk, grace)
     while states:
         ended += len(states)
         after = states[-1].session_id if len(states) == chunk else None
@@ -220,12 +236,12 @@ _RETURNED = (
 
 
 async def _end_chunk(
-    uow: UnitOfWork, command: TerminateSessions, after: str | None, chunk: int
+    uow: UnitOfWork, command: TerminateSessions, after: str | None, chunk: int, grace: timedelta
 ) -> list[SessionState]:
     """End the next `chunk` targets after session id `after`; their states, in id order."""
     order = uow.store.binary_order(_s.session_id)  # as Python compares the ids
     # one tenant's: the session id alone orders the chunks
-    chosen = select(_s.session_id).where(target_clause(command))
+    chosen = select(_s.session_id).where(target_clause(command, grace))
     if after is not None:
         chosen = chosen.where(order > after)
     chosen = uow.store.for_update(chosen.order_by(order).limit(chunk))

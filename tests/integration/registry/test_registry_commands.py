@@ -177,6 +177,38 @@ async def test_a_creation_dated_ahead_is_created_when_appended_and_a_filter_ends
     }
 
 
+async def test_a_termination_ends_sessions_past_their_deadline_within_the_grace(
+    start_registry: StartRegistry, send: Send, db_url: str
+) -> None:
+    # The registry's idle deadline can come before the platform's (activity is reported at
+    # most once a minute), and the sweeper leaves such a session open for the grace: one the
+    # platform still serves. A termination by id or by filter ends it, and revokes it.
+    registry = await start_registry(activity_grace_seconds=120)
+    start = NOW - timedelta(hours=1)
+    await send(
+        created("idle-30s-ago", at=start, idle_s=3600 - 30, user="ann"),
+        created("idle-3min-ago", at=start, idle_s=3600 - 180, user="ann"),
+        created("picked-30s-ago", at=start, idle_s=3600 - 30, user="bob"),
+        created("picked-3min-ago", at=start, idle_s=3600 - 180, user="bob"),
+    )
+    await registry.wait_until_idle(30)
+    await send(
+        terminate(filter=SessionFilter(user_id="ann")),
+        terminate(session_ids=[sid("picked-30s-ago"), sid("picked-3min-ago")]),
+    )
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    assert {s: rows[sid(s)]["state"] for s in ("idle-30s-ago", "picked-30s-ago")} == {
+        "idle-30s-ago": "terminated",
+        "picked-30s-ago": "terminated",
+    }
+    assert {rows[sid(s)]["state"] for s in ("idle-3min-ago", "picked-3min-ago")} == {"open"}
+    revoked = await table_rows(db_url, revocations, [revocations.c.session_id])
+    assert {r["session_id"] for r in revoked} == {sid("idle-30s-ago"), sid("picked-30s-ago")}
+    terms = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
+    assert sorted(r["terminated"] for r in terms) == [1, 1]
+
+
 async def test_a_v2_filter_command_is_upcast_and_ends_what_v2_ended(
     start_registry: StartRegistry, send: Send, topics: Topics
 ) -> None:

@@ -23,7 +23,7 @@ from registry_helpers import (
 
 from read_model.tables import applied_commands, revocations, session_history, termination_requests
 from session_contracts.handles import record_key
-from session_contracts.models import SessionFilter, TerminateSessions
+from session_contracts.models import SessionFilter, TerminateSessions, as_utc
 from session_contracts.topics import Topics
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
 from session_registry.service_layer.expiry import AUDIT_SWEEP_INTERVAL
@@ -253,3 +253,41 @@ async def test_two_registries_sweeping_the_audit_trail_at_once_delete_each_row_o
     for table in (applied_commands, termination_requests):
         left = await table_rows(db_url, table, [table.c.tenant_id, table.c.command_id])
         assert [r["command_id"] for r in left] == [str(recent.command_id)], table.name
+
+
+async def test_a_session_is_expired_only_a_grace_after_its_deadline_and_late_activity_keeps_it(
+    start_registry: StartRegistry, send: Send
+) -> None:
+    """A gateway reports a session at most once a minute, so its activity can reach the
+    registry after the registry's idle deadline though the platform's is later: the sweeper
+    leaves a session open `activity_grace` past its `expires_at`, and activity arriving within
+    it carries the session on. Past the grace the expiry is final, dated `expires_at`."""
+    registry = await start_registry(activity_grace_seconds=120)
+    start = NOW - timedelta(hours=1)
+    await send(
+        # the registry's deadline 30 s ago; the user came back 40 s ago, reported late
+        created("late-1", at=start, idle_s=3600 - 30),
+        # deadline 30 s ago too, nothing more: expired once the grace is over
+        created("quiet-1", at=start, idle_s=3600 - 30),
+        # past its deadline by more than the grace: expired now
+        created("gone-1", at=start, idle_s=3600 - 121),
+    )
+    await registry.wait_until_idle(30)
+    assert (await registry.sweep_once(NOW)).expired == 1
+    await send(activity("late-1", NOW - timedelta(seconds=40)))
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    assert {s: rows[sid(s)]["state"] for s in ("late-1", "quiet-1", "gone-1")} == {
+        "late-1": "open",
+        "quiet-1": "open",
+        "gone-1": "expired",
+    }
+    assert as_utc(rows[sid("gone-1")]["ended_at"]) == start + timedelta(seconds=3600 - 121)
+
+    assert (await registry.sweep_once(NOW + timedelta(seconds=90))).expired == 1
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    quiet, late = rows[sid("quiet-1")], rows[sid("late-1")]
+    assert (quiet["state"], as_utc(quiet["ended_at"])) == ("expired", NOW - timedelta(seconds=30))
+    assert late["state"] == "open"  # its deadline moved: 40 s ago + its idle timeout
+    assert as_utc(late["expires_at"]) == NOW - timedelta(seconds=40) + timedelta(seconds=3570)
