@@ -344,10 +344,12 @@ class Ingestor:
                         and not _keyed_as_v1(record, event)
                     ):
                         miskeyed.append(("event", record))
-        if letters:
-            # durable on the DLQ before the position moves past them
-            await self._dead_letters.send(letters)
         outcome = await self._projector.apply(uow, events, commands, self._clock(), command_headers)
+        if letters:
+            # durable on the DLQ before the position moves past them; sent once the rest of
+            # the batch has been applied, so a batch the database refuses (applied again by
+            # halves, `_isolate`) has sent none of them
+            await self._dead_letters.send(letters)
         await save_positions(uow, self._consumer, positions)
         return IngestOutcome(
             **vars(outcome),
