@@ -262,13 +262,18 @@ async def _poison(store: Store) -> None:
             )
 
 
+async def _poisoned(store: Store) -> tuple[Harness, list[SessionCreated], SessionCreated]:
+    """A harness on a `_poison`ed store, 20 sessions it stores, and one it refuses."""
+    await _poison(store)
+    good = [created(A, session_handle(A, f"c{i}")) for i in range(20)]
+    bad = created(A, session_handle(A, "bad")).model_copy(update={"user_name": "poison"})
+    return Harness(store), good, bad
+
+
 async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_applied(
     store: Store,
 ) -> None:
-    await _poison(store)
-    h = Harness(store)
-    good = [created(A, session_handle(A, f"c{i}")) for i in range(20)]
-    bad = created(A, session_handle(A, "bad")).model_copy(update={"user_name": "poison"})
+    h, good, bad = await _poisoned(store)
     events: list[SessionEvent] = [*good[:13], bad, *good[13:]]
     await h.ingest(*events)
     stored = {r.session_id for r in await h.rows(sessions)}
@@ -292,10 +297,7 @@ async def test_each_dead_letter_of_a_batch_the_database_refuses_is_sent_once(
     # The batch is applied by halves until the refused record stands alone; a halving that
     # fails again must not have sent the dead letters it holds: the DLQ would hold them as
     # many times as the halving tried
-    await _poison(store)
-    h = Harness(store)
-    good = [created(A, session_handle(A, f"c{i}")) for i in range(20)]
-    bad = created(A, session_handle(A, "bad")).model_copy(update={"user_name": "poison"})
+    h, good, bad = await _poisoned(store)
     malformed = b'{"type": "session.created", '
     await h.ingest(malformed, *good[:12], malformed, bad, *good[12:], malformed)
     assert sorted(letter.offset for letter in h.letters.sent) == [0, 13, 14, 23]
