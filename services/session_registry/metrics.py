@@ -35,6 +35,7 @@ _REASON_CLASSES = (
     ("unknown ", "unknown_type"),
     ("undecodable", "undecodable"),
     ("the database refused it", "database_refused"),
+    ("the registry could not apply it", "registry_error"),
 )
 """Dead-letter reasons quote the record; the label is their class, a bounded set."""
 

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_or
@@ -124,9 +126,26 @@ def _dead_letter(record: Record, reason: str) -> DeadLetter:
     )
 
 
+_RECORD_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError)
+"""Errors of Python itself that a record can provoke in the fold or the projection: a bug one
+record triggers (a `requested_at` in year 1 minus a grace once overflowed). Applied again, the
+batch fails the same way, so it is split as for a record the database refuses."""
+
+
+def caused_by_a_record(exc: BaseException) -> bool:
+    """Whether applying the batch again would fail the same way: the database refused a value
+    (`caused_by_data`), or Python raised one of `_RECORD_ERRORS` outside the database driver and
+    the network (connectivity, locks and timeouts are waited out and retried)."""
+    if caused_by_data(exc):
+        return True
+    return isinstance(exc, _RECORD_ERRORS) and not isinstance(exc, SQLAlchemyError | OSError)
+
+
 def _refusal(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    return escape_reason(f"the database refused it: {type(cause).__name__}: {cause}")
+    if caused_by_data(exc):
+        cause = getattr(exc, "orig", None) or exc
+        return escape_reason(f"the database refused it: {type(cause).__name__}: {cause}")
+    return escape_reason(f"the registry could not apply it: {type(exc).__name__}: {exc}")
 
 
 Item = tuple[
@@ -254,36 +273,39 @@ class Ingestor:
     async def apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
         """Apply decoded records in one transaction (retried whole on deadlock).
 
-        When the database refuses the batch because of what it holds (`caused_by_data`: a
-        value it cannot store, a constraint), the batch is split in two and each half applied
-        on its own, down to the one record it refuses, which is dead-lettered with the
-        database's reason; the rest is applied. Other errors (the database away, a lock) reach
-        the caller, which waits and retries the batch from the stored positions.
+        When the batch fails because of what it holds (`caused_by_a_record`: a value the
+        database cannot store, a constraint, or a Python error a record provokes), it is split
+        in two and each half applied on its own, down to the one record that fails alone,
+        which is dead-lettered with the reason; the rest is applied. Other errors (the database
+        away, a lock) reach the caller, which waits and retries the batch from the stored
+        positions.
         """
         if not decoded:
             return IngestOutcome()
         try:
             outcome = await UnitOfWork(self._store).run(lambda uow: self._apply(uow, decoded))
         except Exception as exc:
-            if not caused_by_data(exc):
+            if not caused_by_a_record(exc):
                 raise
             return await self._isolate(_items(decoded), exc)
         return _warned(outcome)
 
     async def _isolate(self, items: list[Item], exc: BaseException) -> IngestOutcome:
-        """Apply `items` (which the database refused together) by halves, dead-lettering the
-        one record it refuses alone. O(log n) transactions per refused record."""
+        """Apply `items` (which failed together, `caused_by_a_record`) by halves, dead-lettering
+        the one record that fails alone. O(log n) transactions per such record."""
         live = [i for i, item in enumerate(items) if not isinstance(item[2], DeadLetter)]
         if len(live) == 1 and items[live[0]][3] is not None:
             tp, offset, _, record = items[live[0]]
             assert record is not None
             reason = _refusal(exc)
             log.warning(
-                "record %s:%d:%d refused by the database, dead-lettered: %s",
+                "record %s:%d:%d could not be applied, dead-lettered: %s",
                 escape_reason(tp[0]),
                 tp[1],
                 offset,
                 reason,
+                # a Python error is a bug a record triggers: where it was raised
+                exc_info=None if caused_by_data(exc) else exc,
             )
             items = list(items)
             items[live[0]] = (tp, offset, _dead_letter(record, reason), record)

@@ -24,6 +24,7 @@ from hotloop_fakes import (
     TOPICS,
     FakeLog,
     FakeRecord,
+    RecordingDeadLetters,
     RecordingIngestor,
     event_ids,
     expected_sessions,
@@ -49,8 +50,9 @@ from session_contracts.codec import (
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionPolicy, SessionRevoked, SessionType, TerminateSessions
 from session_contracts.publisher import created_event
-from session_registry.metrics import RegistryMetrics
-from session_registry.service_layer.ingest import LOG_APPEND_TIME, NOTICED_AHEAD
+from session_registry.metrics import RegistryMetrics, reason_class
+from session_registry.service_layer.ingest import LOG_APPEND_TIME, NOTICED_AHEAD, Ingestor
+from session_registry.service_layer.projection import Outcome, Projector
 from session_registry.workload import Workload
 from session_registry.workload import records as workload_records
 
@@ -501,3 +503,56 @@ async def test_a_batch_counts_its_creations_dated_ahead_once_and_says_who_dated_
     assert sample("session_registry_events_producer_dated") == 1
     metrics.committed(0.01, {}, [], 0, 0, 0, {}, 0, False)
     assert sample("session_registry_events_producer_dated") == 0
+
+
+class _Fussy(Projector):
+    """A projection with a bug one record triggers (a session named "boom" raises `error`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(TOPICS)
+        self.error = error
+
+    async def apply(self, uow: Any, events: Any, *rest: Any, **named: Any) -> Outcome:
+        if any(getattr(event, "user_name", None) == "boom" for event in events):
+            raise self.error
+        return await super().apply(uow, events, *rest, **named)
+
+
+async def test_a_record_that_trips_a_python_error_is_dead_lettered_and_the_rest_applied(
+    store: Store, engine: AsyncEngine
+) -> None:
+    # one bad record never stops the registry, whatever it trips: applied again the batch
+    # would fail the same way, so it is split until that record stands alone
+    letters = RecordingDeadLetters()
+    ingestor = Ingestor(store, _Fussy(ValueError("boom")), "fussy", letters, lambda: NOW)
+    boom = json.loads(_created("acme", "cookie-boom"))
+    boom["user_name"] = "boom"
+    log = FakeLog()
+    values = [_created("acme", f"cookie-{n}") for n in range(6)]
+    values[2:2] = [b"not json"]
+    values[4:4] = [json.dumps(boom).encode()]
+    records = [log.append(TOPICS.events, 0, value) for value in values]
+    outcome = await ingestor.ingest(batch_of(records))
+
+    assert [(d.offset, d.reason) for d in letters.sent] == [
+        (2, reason_of(b"not json")),
+        (4, "the registry could not apply it: ValueError: boom"),
+    ]
+    assert outcome.dead_letters == 2 and reason_class(letters.sent[1].reason) == "registry_error"
+    states = await session_states(engine)
+    assert {s for _, s in states} == {session_handle("acme", f"cookie-{n}") for n in range(6)}
+    assert await stored_positions(engine, "fussy") == log.ends()
+
+
+async def test_an_error_of_the_network_or_the_database_is_waited_out_not_dead_lettered(
+    store: Store, engine: AsyncEngine
+) -> None:
+    for error in (ConnectionResetError("peer gone"), TimeoutError("slow")):
+        letters = RecordingDeadLetters()
+        ingestor = Ingestor(store, _Fussy(error), "fussy", letters, lambda: NOW)
+        boom = json.loads(_created("acme", "cookie-boom"))
+        boom["user_name"] = "boom"
+        record = FakeRecord(TOPICS.events, 0, 0, None, json.dumps(boom).encode())
+        with pytest.raises(type(error)):
+            await ingestor.ingest(batch_of([record]))
+        assert letters.sent == [] and await stored_positions(engine, "fussy") == {}
