@@ -109,12 +109,7 @@ async def config_drift(kafka: KafkaSettings, topics: Topics | None = None) -> li
             ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(configs))
             for name, configs in wanted.items()
         ]
-        actual: dict[str, dict[str, str | None]] = {}
-        for response in await admin.describe_configs(resources):
-            for code, message, _, name, entries in response.resources:
-                if code:
-                    raise for_code(code)(f"describing the configs of {name}: {message}")
-                actual[name] = {entry[0]: entry[1] for entry in entries}
+        actual = await _described(admin, resources)
         return [
             ConfigDrift(topic, key, actual.get(topic, {}).get(key), value)
             for topic, configs in wanted.items()
@@ -133,11 +128,11 @@ async def _default_replication(admin: AIOKafkaAdminClient) -> int:
         ConfigResourceType.BROKER, broker, {"default.replication.factor": None}
     )
     try:
-        (response,) = await admin.describe_configs([resource])
-        for _, _, _, _, entries in response.resources:
-            for name, value, *_ in entries:
-                if name == "default.replication.factor" and value is not None:
-                    return int(value)
+        value = (
+            (await _described(admin, [resource])).get(broker, {}).get("default.replication.factor")
+        )
+        if value is not None:
+            return int(value)
     except Exception as exc:
         raise RuntimeError(
             "cannot read the broker's default.replication.factor "
@@ -147,3 +142,17 @@ async def _default_replication(admin: AIOKafkaAdminClient) -> int:
         "the broker did not report default.replication.factor; "
         "set SESSIONS_KAFKA_REPLICATION_FACTOR"
     )
+
+
+async def _described(
+    admin: AIOKafkaAdminClient, resources: list[ConfigResource]
+) -> dict[str, dict[str, str | None]]:
+    """The configs `resources` name, as the cluster reports them, by resource name; the error
+    of a resource the cluster would not describe is raised."""
+    found: dict[str, dict[str, str | None]] = {}
+    for response in await admin.describe_configs(resources):
+        for code, message, _, name, entries in response.resources:
+            if code:
+                raise for_code(code)(f"describing the configs of {name}: {message}")
+            found[name] = {entry[0]: entry[1] for entry in entries}
+    return found
