@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from playwright.async_api import Page, expect
 
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
@@ -157,6 +158,16 @@ class Stack:
             headers={"Authorization": f"Bearer {tenant.token}"},
             timeout=30,
         )
+
+
+async def terminate_the_contractors(page: Page) -> None:
+    """On `Stack.one_dated_ahead`'s page: search "contractor" (its two sessions) and confirm
+    Terminate all matching."""
+    await page.get_by_role("searchbox").fill("contractor")
+    await expect(page.locator("#rows tr")).to_have_count(2)
+    await page.get_by_role("button", name="Terminate all matching (2)").click()
+    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
+    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
 
 
 async def serve(app: FastAPI, logs: LogCapture) -> tuple[uvicorn.Server, asyncio.Task[None], str]:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from admin_stack import Stack
+from admin_stack import Stack, terminate_the_contractors
 from playwright.async_api import Locator, Page, expect
 
 import fresh_topics
@@ -61,11 +61,7 @@ async def test_a_session_dated_ahead_is_marked_and_left_by_terminate_all_matchin
     await page.keyboard.press("Escape")
     await expect(page.get_by_role("dialog")).to_have_count(0)
 
-    await page.get_by_role("searchbox").fill("contractor")
-    await expect(rows(page)).to_have_count(2)
-    await page.get_by_role("button", name="Terminate all matching (2)").click()
-    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
-    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
+    await terminate_the_contractors(page)
     await expect(page.get_by_role("status")).to_have_text(
         "1 session was ended of the 2 confirmed: the others had ended meanwhile, or are dated"
         " after the count (marked “Dated ahead”: terminate those on their own)."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from admin_stack import Stack
+from admin_stack import Stack, terminate_the_contractors
 from playwright.async_api import Browser, Locator, Page, expect
 
 from polling import until
@@ -252,11 +252,7 @@ async def test_a_session_its_producer_dates_ahead_is_listed_as_appended_and_ende
     await expect(rows(page)).to_have_count(3)
     await expect(page.locator("#rows .badge")).to_have_count(0)
 
-    await page.get_by_role("searchbox").fill("contractor")
-    await expect(rows(page)).to_have_count(2)
-    await page.get_by_role("button", name="Terminate all matching (2)").click()
-    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
-    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
+    await terminate_the_contractors(page)
     await expect(page.get_by_role("status")).to_have_text("2 sessions were ended.")
     await expect(rows(page)).to_have_count(0)
     await page.get_by_role("searchbox").fill("")
