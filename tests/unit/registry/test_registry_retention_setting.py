@@ -1,7 +1,9 @@
 """The registry's retentions as an operator (or a bad deploy file) sets them:
 `SESSIONS_ENDED_RETENTION_DAYS` and `SESSIONS_AUDIT_RETENTION_DAYS`. 0 keeps everything; a
 negative, fractional, huge or non-numeric value is refused naming the setting, never read as
-"delete now"; the audit trail is never kept for less than the commands topic keeps a command."""
+"delete now"; the audit trail is never kept for less than the commands topic keeps a command.
+And the activity grace (`SESSIONS_ACTIVITY_GRACE_SECONDS`), which holds expiry back and reaches
+terminations past a deadline: 0 to one day, whole seconds, anything else refused by name."""
 
 from __future__ import annotations
 
@@ -50,4 +52,25 @@ def test_an_audit_retention_the_commands_topic_outlives_is_refused(
     monkeypatch.setenv("SESSIONS_AUDIT_RETENTION_DAYS", str(days))
     refused = r"audit_retention_days must be 0 \(keep\) or at least"
     with pytest.raises(ValidationError, match=refused):
+        RegistrySettings()
+
+
+def test_the_activity_grace_defaults_to_two_minutes_and_may_be_off_or_a_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SESSIONS_ACTIVITY_GRACE_SECONDS", raising=False)
+    assert RegistrySettings().activity_grace == timedelta(minutes=2)
+    for seconds in (0, 86_400):
+        monkeypatch.setenv("SESSIONS_ACTIVITY_GRACE_SECONDS", str(seconds))
+        assert RegistrySettings().activity_grace == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("value", ["-1", "86401", "1.5", "", "null", "2m", "1e9", "inf"])
+def test_an_activity_grace_that_is_no_number_of_seconds_up_to_a_day_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # a negative grace would expire sessions before their deadline; a huge one would keep
+    # expired sessions open and let a termination reach sessions long expired
+    monkeypatch.setenv("SESSIONS_ACTIVITY_GRACE_SECONDS", value)
+    with pytest.raises(ValidationError, match="activity_grace_seconds"):
         RegistrySettings()
