@@ -233,6 +233,9 @@ def serve(database_url: str, port: int) -> Iterator[str]:
         **os.environ,
         "SESSIONS_DATABASE_URL": database_url,
         "SESSIONS_ENVIRONMENT": "development",
+        # searches of one tenant back to back for minutes, which the search budget exists to
+        # refuse: the bench measures how long each takes, not that bound
+        "SESSIONS_SEARCH_SECONDS_PER_MINUTE": "0",
     }
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.adapters.bus import CommandBus
 from admin_api.auth import TokenVerifier
 from admin_api.domain.cursors import CursorCodec
-from admin_api.service_layer.tenant_slots import TenantSlots
+from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
 from admin_api.settings import MIN_SECRET_LENGTH, AdminApiSettings
 from read_model.store import Store
 
@@ -39,11 +39,15 @@ class Runtime:
     cursors: CursorCodec = field(init=False)
     """Signs and checks the lists' page cursors (`cursor_key`)."""
     searches: TenantSlots = field(init=False)
-    """How many searches of one tenant this process reads at once (`searches_per_tenant`)."""
+    """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
+    for how long a minute (`search_seconds_per_minute`)."""
 
     def __post_init__(self) -> None:
         self.cursors = CursorCodec(cursor_key(self.settings))
-        self.searches = TenantSlots(self.settings.searches_per_tenant)
+        self.searches = TenantSlots(
+            self.settings.searches_per_tenant,
+            SearchBudget(self.settings.search_seconds_per_minute),
+        )
 
     @property
     def engine(self) -> AsyncEngine:

@@ -42,6 +42,15 @@ class AdminApiSettings(KafkaSettings):
         description="Searches (a text condition) of one tenant read at once per process; the "
         "others wait without a database connection, so one tenant cannot hold the whole pool.",
     )
+    search_seconds_per_minute: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds a minute that one tenant's searches may read for per process (the "
+        "time they hold their slots): past it a search answers 429 with Retry-After until the "
+        "time is repaid, so one tenant cannot keep the database busy; 0 turns it off.",
+    )
     environment: Literal["development", "production"] = Field(
         default="production",
         description="Production unless told otherwise. Development (only the main job sets it) "

@@ -21,3 +21,17 @@ class InvalidParameter(ValueError):
         self.field = field
         self.message = message
         self.value = value
+
+
+class SearchBudgetSpent(Exception):
+    """A tenant's searches have spent the time this process gives them per minute
+    (`service_layer.tenant_slots.SearchBudget`): the next may start in `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, seconds_per_minute: float) -> None:
+        super().__init__(
+            f"this tenant's searches have used their {seconds_per_minute:g} s per minute of "
+            f"database reading in this server process; retry in {retry_after:.0f} s, or narrow "
+            "the search (a term in fewer sessions, or a filter beside it, reads less)"
+        )
+        self.retry_after = retry_after
+        self.seconds_per_minute = seconds_per_minute

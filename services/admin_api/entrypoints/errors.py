@@ -1,10 +1,11 @@
-"""The use cases' refusals (`domain.errors`) become 404 and 422, errors that are not the caller's
-fault 503 with a reason, never a bare 500; and the statuses every operation can answer,
-declared once for the OpenAPI document."""
+"""The use cases' refusals (`domain.errors`) become 404, 422 and 429, errors that are not the
+caller's fault 503 with a reason, never a bare 500; and the statuses every operation can
+answer, declared once for the OpenAPI document."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
-from admin_api.domain.errors import InvalidParameter, NotFound
+from admin_api.domain.errors import InvalidParameter, NotFound, SearchBudgetSpent
 from session_contracts.escaping import escape_reason
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,15 @@ async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
+async def _search_budget_spent(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SearchBudgetSpent)
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(math.ceil(exc.retry_after))},
+    )
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFound)
     return await http_exception_handler(
@@ -82,9 +92,10 @@ async def _invalid_parameter(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map the use cases' refusals to 404 and 422 as FastAPI answers them, and unavailable
-    dependencies to 503."""
+    """Map the use cases' refusals to 404 and 422 as FastAPI answers them, a tenant's spent
+    search budget to 429, and unavailable dependencies to 503."""
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(SearchBudgetSpent, _search_budget_spent)
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(BusUnavailable, _bus_unavailable)
     # OSError: a refused or timed-out connection, which asyncpg raises as it is (unwrapped)
@@ -114,6 +125,14 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "None in your tenant (another tenant's is 404 too)."},
     413: {"model": ErrorBody, "description": "The body is over `SESSIONS_MAX_BODY_BYTES`."},
     414: {"model": ErrorBody, "description": "The query is over `SESSIONS_MAX_QUERY_BYTES`."},
+    429: {
+        "model": ErrorBody,
+        "description": "A search (`q`, `user_name`, `session_id`, `device`): your tenant's "
+        "searches have used their time per minute in this server process "
+        "(`SESSIONS_SEARCH_SECONDS_PER_MINUTE`); retry after `Retry-After` seconds, or narrow "
+        "the search.",
+        "headers": {"Retry-After": _header("Seconds until your tenant's searches may read again.")},
+    },
     503: {
         "model": ErrorBody,
         "description": "The database (or, for changes, Kafka) is unavailable; nothing was "

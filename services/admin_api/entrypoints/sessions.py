@@ -61,7 +61,7 @@ def to_public(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=SessionsPage)
+@router.get("", response_model=SessionsPage, responses=error_responses(429))
 async def list_sessions(admin: CurrentAdmin, runtime: RuntimeDep, query: PageQuery) -> Response:
     """Active browser and mobile sessions of your tenant: search, filter, sort, page.
 
@@ -110,7 +110,10 @@ async def _csv_lines(rows: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[st
 @router.get(
     "/export.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "The matching sessions."}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The matching sessions."},
+        **error_responses(429),
+    },
 )
 async def export_sessions(
     admin: CurrentAdmin, runtime: RuntimeDep, query: ExportQuery

@@ -3,8 +3,9 @@ session with its history."""
 
 from __future__ import annotations
 
-import functools
+import itertools
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -73,7 +74,8 @@ async def list_sessions(
     tenant, filter and sort.
 
     A search (a text condition: its rarest terms may read the tenant's every row) first takes
-    one of the tenant's `searches` slots, before any connection is checked out."""
+    one of the tenant's `searches` slots, before any connection is checked out, and is refused
+    (`SearchBudgetSpent`) while the tenant's searches owe this process time."""
     if searches is not None and is_search(request.filter):
         async with searches.hold(admin.tenant_id):
             return await _list_sessions(request, admin, store, cursors, clock)
@@ -155,12 +157,18 @@ async def export_sessions(
 
     The first batch is read before this returns: a database that is down fails the call, not
     the iteration (an export answered 503, not a 200 cut short). With a text condition each
-    batch first takes one of the tenant's `searches` slots, as a list request does.
+    batch first takes one of the tenant's `searches` slots, as a list request does, and its
+    time is charged to the tenant's search budget; only the first batch is refused when the
+    budget is spent (`SearchBudgetSpent`), so an export that started is never cut short.
     """
     query = ListQuery(request.filter, request.sort, EXPORT_BATCH)
     hold = None
     if searches is not None and is_search(request.filter):
-        hold = functools.partial(searches.hold, admin.tenant_id)
+        slots, batches = searches, itertools.count()
+
+        def hold() -> AbstractAsyncContextManager[None]:
+            return slots.hold(admin.tenant_id, refuse=next(batches) == 0)
+
     rows = session_listing.iterate(store, query, admin.tenant_id, clock(), hold)
     first = await anext(rows, None)
 

@@ -1,12 +1,94 @@
-"""How many of one tenant's searches a process reads at once: the rest wait, holding no
-database connection, so one tenant's admins cannot take every connection of the shared pool."""
+"""How much of the database one tenant's searches take in a process: how many are read at once
+(`TenantSlots`: the rest wait, holding no database connection, so one tenant's admins cannot
+take every connection of the shared pool) and for how long a minute (`SearchBudget`: past it
+a search is refused with the time to wait, so one tenant's admins cannot keep the database's
+CPU busy either)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+
+from admin_api.domain.errors import SearchBudgetSpent
+
+FORGET_ABOVE = 64
+"""Buckets kept before the full ones are dropped (a full bucket is the same as none)."""
+
+
+@dataclass
+class _Bucket:
+    seconds: float
+    """Left to spend; negative: owed by a search that ran past what was left."""
+    at: float
+    """When `seconds` was last topped up (the clock's time)."""
+
+
+class SearchBudget:
+    """Seconds of reading per minute that one tenant's searches may take in this process.
+
+    A token bucket per tenant: it holds up to `seconds_per_minute` and refills at a sixtieth of
+    that a second. A search may start while its tenant's bucket holds anything; what it then
+    took (the time it held its slot) comes out of the bucket afterwards, so a search is never
+    cut short, and the one that overdraws leaves the bucket owing, which the tenant's next
+    searches wait out (`SearchBudgetSpent.retry_after`). Over any stretch of time a tenant's
+    searches take at most a minute's budget plus `seconds_per_minute` / 60 of each second, and
+    other tenants' searches are never counted against it. 0 turns it off.
+    """
+
+    def __init__(
+        self, seconds_per_minute: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not 0 <= seconds_per_minute < float("inf"):
+            raise ValueError("seconds_per_minute must be 0 (off) or a positive number")
+        self.seconds_per_minute = seconds_per_minute
+        self._rate = seconds_per_minute / 60
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def check(self, tenant_id: str) -> None:
+        """Raise SearchBudgetSpent if the tenant's searches have nothing left to spend now."""
+        left = self.left(tenant_id)
+        if left <= 0:
+            raise SearchBudgetSpent(max(1.0, -left / self._rate), self.seconds_per_minute)
+
+    def charge(self, tenant_id: str, seconds: float) -> None:
+        """Take `seconds` (a search's, once it has been read) from the tenant's bucket."""
+        if not self.seconds_per_minute:
+            return
+        now = self._clock()
+        bucket = self._buckets.get(tenant_id)
+        if bucket is None:
+            bucket = self._buckets[tenant_id] = _Bucket(self.seconds_per_minute, now)
+        self._top_up(bucket, now)
+        bucket.seconds -= max(0.0, seconds)
+        if len(self._buckets) > FORGET_ABOVE:
+            self._forget_full(now)
+
+    def left(self, tenant_id: str) -> float:
+        """Seconds the tenant's searches may still take now (negative: owed)."""
+        bucket = self._buckets.get(tenant_id)
+        if not self.seconds_per_minute or bucket is None:
+            return self.seconds_per_minute or float("inf")
+        self._top_up(bucket, self._clock())
+        return bucket.seconds
+
+    def _top_up(self, bucket: _Bucket, now: float) -> None:
+        elapsed = max(0.0, now - bucket.at)
+        bucket.seconds = min(self.seconds_per_minute, bucket.seconds + elapsed * self._rate)
+        bucket.at = now
+
+    def _forget_full(self, now: float) -> None:
+        for tenant_id, bucket in list(self._buckets.items()):
+            self._top_up(bucket, now)
+            if bucket.seconds >= self.seconds_per_minute:
+                del self._buckets[tenant_id]
+
+    def tracked(self) -> int:
+        """How many tenants' buckets are kept (the others' are full)."""
+        return len(self._buckets)
 
 
 @dataclass
@@ -17,28 +99,47 @@ class _Slots:
 
 
 class TenantSlots:
-    """At most `per_tenant` holders per tenant at a time; others of that tenant wait in turn.
+    """At most `per_tenant` holders per tenant at a time; others of that tenant wait in turn;
+    with a `budget`, a holder's time is charged to its tenant, and a tenant with none left is
+    refused (`SearchBudgetSpent`) before it waits and again once its slot is free.
 
     A tenant's semaphore lives only while someone holds or awaits it, so the map grows with
     the tenants searching at the moment, not with every tenant ever seen.
     """
 
-    def __init__(self, per_tenant: int) -> None:
+    def __init__(
+        self,
+        per_tenant: int,
+        budget: SearchBudget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if per_tenant < 1:
             raise ValueError("per_tenant must be at least 1")
         self.per_tenant = per_tenant
+        self.budget = budget if budget is not None else SearchBudget(0)
+        self._clock = clock
         self._slots: dict[str, _Slots] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, tenant_id: str) -> AsyncIterator[None]:
-        """One of the tenant's slots, waited for if all are taken."""
+    async def hold(self, tenant_id: str, *, refuse: bool = True) -> AsyncIterator[None]:
+        """One of the tenant's slots, waited for if all are taken; its time charged to the
+        tenant's budget. `refuse=False`: taken even with the budget spent (the later batches
+        of an export already started), still charged."""
+        if refuse:
+            self.budget.check(tenant_id)
         slots = self._slots.get(tenant_id)
         if slots is None:
             slots = self._slots[tenant_id] = _Slots(asyncio.Semaphore(self.per_tenant))
         slots.users += 1
         try:
             async with slots.semaphore:
-                yield
+                if refuse:
+                    self.budget.check(tenant_id)  # spent by the searches it waited behind
+                started = self._clock()
+                try:
+                    yield
+                finally:
+                    self.budget.charge(tenant_id, self._clock() - started)
         finally:
             slots.users -= 1
             if slots.users == 0:

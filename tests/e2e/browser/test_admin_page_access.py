@@ -221,3 +221,29 @@ async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, 
     await expect(status).to_contain_text("Nothing was terminated")
     await expect(status).to_contain_text("busy or restarting. Nothing was changed")
     await expect(rows(page)).to_have_count(1)
+
+
+async def test_a_search_refused_for_the_tenants_budget_says_so_and_can_be_tried_again(
+    stack: Stack, page: Page
+) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Budget Person")])
+    detail = (
+        "this tenant's searches have used their 30 s per minute of database reading in this "
+        "server process; retry in 4 s, or narrow the search"
+    )
+
+    async def spent(route: Route) -> None:
+        # what the admin API answers a search while the tenant owes search time (429)
+        await route.fulfill(status=429, json={"detail": detail}, headers={"Retry-After": "4"})
+
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+    await page.route(re.compile(r".*/api/v1/sessions\?.*q=.*"), spent)
+    await page.get_by_role("searchbox").fill("Budget")
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("used their share of the session database")
+    await expect(status).to_contain_text("narrow the search")
+    await page.unroute(re.compile(r".*/api/v1/sessions\?.*q=.*"))
+    await page.get_by_role("button", name="Try again").click()
+    await expect(rows(page)).to_have_count(1)

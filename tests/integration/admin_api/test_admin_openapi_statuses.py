@@ -20,8 +20,8 @@ from admin_api.settings import AdminApiSettings
 
 PROTECTED = {401, 403, 413, 414, 503}
 EXPECTED: dict[tuple[str, str], set[int]] = {
-    ("get", "/api/v1/sessions"): {200, 422} | PROTECTED,
-    ("get", "/api/v1/sessions/export.csv"): {200, 422} | PROTECTED,
+    ("get", "/api/v1/sessions"): {200, 422, 429} | PROTECTED,
+    ("get", "/api/v1/sessions/export.csv"): {200, 422, 429} | PROTECTED,
     ("get", "/api/v1/sessions/{session_id}"): {200, 404, 422} | PROTECTED,
     ("post", "/api/v1/sessions/terminations"): {202, 400, 422} | PROTECTED,
     ("get", "/api/v1/sessions/terminations/{command_id}"): {200, 404, 422} | PROTECTED,
@@ -83,8 +83,9 @@ def test_every_operation_declares_the_statuses_it_answers(settings: AdminApiSett
             assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
         if 401 in codes:
             assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
-        if 503 in codes and path.startswith("/api/"):
-            assert responses["503"]["headers"]["Retry-After"]["required"] is True
+        for code in {429, 503} & codes:
+            if path.startswith("/api/"):
+                assert responses[str(code)]["headers"]["Retry-After"]["required"] is True
 
 
 def _is_error_body(response: httpx.Response) -> bool:

@@ -1,0 +1,65 @@
+"""Over HTTP, on both backends: a tenant whose searches spent their time a minute gets 429.
+
+`SESSIONS_SEARCH_SECONDS_PER_MINUTE` is set to a thousandth of a second here, so the first
+search of a tenant overdraws it (it runs to its end) and the next is refused with the time
+to wait, as the OpenAPI document declares. Another tenant's searches, and the tenant's own
+lists without a text condition, are served meanwhile: the budget bounds searches, the
+requests that can read a tenant's every row, and only the spending tenant's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from admin_api_support import OTHER_TENANT, RecordingBus, insert, make_settings, session_row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from admin_api.app import create_app
+from admin_api.settings import AdminApiSettings
+
+
+@pytest.fixture
+def settings(db_url: str) -> AdminApiSettings:
+    return make_settings(db_url, search_seconds_per_minute=0.001)
+
+
+async def test_a_tenant_past_its_search_budget_is_told_when_to_retry_and_no_one_else_is(
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    token: Callable[..., str],
+    settings: AdminApiSettings,
+) -> None:
+    await insert(
+        engine,
+        [
+            session_row(user_name="Ada Lovelace"),
+            session_row(user_name="Ada Byron", tenant_id=OTHER_TENANT),
+        ],
+    )
+    ours = {"Authorization": f"Bearer {token()}"}
+    theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT)}"}
+    search = {"q": "ada"}
+
+    first = await client.get("/api/v1/sessions", params=search, headers=ours)
+    assert first.status_code == 200, first.text
+    assert [row["user_name"] for row in first.json()["items"]] == ["Ada Lovelace"]
+
+    refused = await client.get("/api/v1/sessions", params=search, headers=ours)
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+    (detail,) = refused.json().values()
+    assert "0.001 s per minute" in detail and "retry in" in detail
+    spec = create_app(settings, bus=RecordingBus()).openapi()
+    assert "429" in spec["paths"]["/api/v1/sessions"]["get"]["responses"]
+
+    export = await client.get("/api/v1/sessions/export.csv", params=search, headers=ours)
+    assert export.status_code == 429 and "Retry-After" in export.headers
+    assert (await client.get("/api/v1/sessions", headers=ours)).status_code == 200  # no text
+    plain_export = await client.get("/api/v1/sessions/export.csv", headers=ours)
+    assert plain_export.status_code == 200 and "Ada Lovelace" in plain_export.text
+
+    other = await client.get("/api/v1/sessions", params=search, headers=theirs)
+    assert other.status_code == 200, other.text
+    assert [row["user_name"] for row in other.json()["items"]] == ["Ada Byron"]

@@ -1,0 +1,138 @@
+"""`SearchBudget`: one tenant's searches take at most their seconds a minute in a process.
+
+The slots bound how many of a tenant's searches read at once, not for how long: two slots
+kept busy by one tenant's admins held two of the database's cores for as long as they kept
+sending searches that walk the tenant's rows. The budget charges each search the time it
+held its slot, and refuses the tenant's next ones while it owes time, never another tenant's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+
+from admin_api.domain.errors import SearchBudgetSpent
+from admin_api.service_layer.tenant_slots import FORGET_ABOVE, SearchBudget, TenantSlots
+from admin_api.settings import AdminApiSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_tenant_that_spent_its_minute_is_refused_until_it_is_repaid() -> None:
+    clock = Clock()
+    budget = SearchBudget(6, clock)  # 6 s a minute: a tenth of a second back every second
+    budget.check("acme")
+    budget.charge("acme", 5)
+    budget.check("acme")  # 1 s left: the next search may start
+    budget.charge("acme", 3)  # and run to its end, past what was left
+
+    with pytest.raises(SearchBudgetSpent) as refused:
+        budget.check("acme")
+    assert refused.value.retry_after == pytest.approx(20)  # 2 s owed at 0.1 s a second
+    assert "6 s per minute" in str(refused.value) and "retry in 20 s" in str(refused.value)
+    budget.check("globex")  # another tenant's searches are not charged for acme's
+
+    clock.now += 19
+    with pytest.raises(SearchBudgetSpent):
+        budget.check("acme")
+    clock.now += 1.5
+    budget.check("acme")
+    assert budget.left("acme") == pytest.approx(0.05)
+
+
+def test_a_bucket_refills_to_one_minute_of_budget_and_no_more() -> None:
+    clock = Clock()
+    budget = SearchBudget(6, clock)
+    budget.charge("acme", 1)
+    clock.now += 3600  # an idle hour does not bank an hour of searching
+    assert budget.left("acme") == 6
+    budget.charge("acme", 7)
+    with pytest.raises(SearchBudgetSpent):
+        budget.check("acme")
+
+
+def test_off_never_refuses() -> None:
+    budget = SearchBudget(0, Clock())
+    budget.charge("acme", 10_000)
+    budget.check("acme")
+    assert budget.tracked() == 0
+
+
+def test_only_tenants_that_owe_or_are_refilling_are_kept() -> None:
+    clock = Clock()
+    budget = SearchBudget(60, clock)
+    for n in range(FORGET_ABOVE):
+        budget.charge(f"t{n}", 1)
+    clock.now += 2  # every one of them is full again
+    budget.charge("late", 30)
+    assert budget.tracked() == 1
+    assert budget.left("late") == 30 and budget.left("t0") == 60
+
+
+async def test_a_search_that_waited_for_a_slot_is_refused_if_the_tenant_spent_meanwhile() -> None:
+    clock = Clock()
+    slots = TenantSlots(1, SearchBudget(6, clock), clock)
+    reading = asyncio.Event()
+    done = asyncio.Event()
+
+    async def long_search() -> None:
+        async with slots.hold("acme"):
+            reading.set()
+            await done.wait()
+            clock.now += 10  # it read for 10 s: 4 s more than the minute's budget
+
+    async def next_search() -> None:
+        async with slots.hold("acme"):
+            raise AssertionError("read although the tenant owed time")
+
+    first = asyncio.create_task(long_search())
+    await reading.wait()
+    second = asyncio.create_task(next_search())  # allowed to wait: nothing owed yet
+    await asyncio.sleep(0)
+    assert slots.waiting("acme") == 2
+    done.set()
+    await first
+    with pytest.raises(SearchBudgetSpent):
+        await second
+    assert slots.waiting("acme") == 0
+    assert slots.budget.left("acme") == pytest.approx(-4)
+
+
+async def test_the_later_batches_of_an_export_are_read_and_charged_even_when_owed() -> None:
+    clock = Clock()
+    slots = TenantSlots(2, SearchBudget(6, clock), clock)
+    async with slots.hold("acme"):  # the export's first batch
+        clock.now += 7
+    with pytest.raises(SearchBudgetSpent):
+        async with slots.hold("acme"):
+            pass
+    async with slots.hold("acme", refuse=False):  # its next batch
+        clock.now += 2
+    assert slots.budget.left("acme") == pytest.approx(-2.8)  # 1 owed, 0.2 back, 2 more
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "nan", "inf", "-inf", "", "thirty"])
+def test_an_out_of_range_search_budget_is_refused(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSIONS_SEARCH_SECONDS_PER_MINUTE", value)
+    with pytest.raises(ValidationError, match="search_seconds_per_minute"):
+        AdminApiSettings(_env_file=None, environment="development")
+
+
+def test_the_search_budget_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (
+        AdminApiSettings(_env_file=None, environment="development").search_seconds_per_minute == 30
+    )
+    for value, expected in (("0", 0), ("2.5", 2.5), ("3600", 3600)):
+        monkeypatch.setenv("SESSIONS_SEARCH_SECONDS_PER_MINUTE", value)
+        settings = AdminApiSettings(_env_file=None, environment="development")
+        assert settings.search_seconds_per_minute == expected
