@@ -37,13 +37,14 @@ class Runtime:
     clock: Clock
     metrics: CollectorRegistry
     cursors: CursorCodec = field(init=False)
-    """Signs and checks the lists' page cursors (`cursor_key`)."""
+    """Signs and checks the lists' page cursors (`cursor_keys`)."""
     searches: TenantSlots = field(init=False)
     """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
     for how long a minute (`search_seconds_per_minute`)."""
 
     def __post_init__(self) -> None:
-        self.cursors = CursorCodec(cursor_key(self.settings))
+        signing, *previous = cursor_keys(self.settings)
+        self.cursors = CursorCodec(signing, previous)
         self.searches = TenantSlots(
             self.settings.searches_per_tenant,
             SearchBudget(self.settings.search_seconds_per_minute),
@@ -59,24 +60,26 @@ DEV_CURSOR_SECRET = "session-control-development-cursor-key-not-for-production"
 """Public: signs cursors only in development without an HS256 key or a cursor secret."""
 
 
-def cursor_key(settings: AdminApiSettings) -> bytes:
-    """The key page cursors are signed with: the same in every worker and on every host.
+def cursor_keys(settings: AdminApiSettings) -> tuple[bytes, ...]:
+    """The keys page cursors are signed with (the first) and opened with (every one): the same
+    in every worker and on every host.
 
     Several uvicorn workers (and replicas behind a load balancer) answer one admin's pages in
-    turn, so the key must come from configuration they share, never be drawn per process (a
-    page 2 landing on another worker would be refused). `SESSIONS_CURSOR_SECRET` when set;
-    otherwise derived from the first HS256 key, which every worker already shares; with
-    neither (JWKS only) development uses a public key and production refuses to start.
+    turn, so the keys must come from configuration they share, never be drawn per process (a
+    page 2 landing on another worker would be refused). `SESSIONS_CURSOR_SECRETS` (or
+    `SESSIONS_CURSOR_SECRET`) when set; otherwise derived from the HS256 keys, which every
+    worker already shares; with neither (JWKS only) development uses a public key and
+    production refuses to start. Several secrets are a rotation: the new one first signs, the
+    old ones still open the cursors they signed until they are removed.
     """
     production = settings.environment == "production"
-    if settings.cursor_secret is not None:
-        secret = settings.cursor_secret.get_secret_value()
-        if production and len(secret) < MIN_SECRET_LENGTH:
-            raise ValueError(
-                f"SESSIONS_CURSOR_SECRET: at least {MIN_SECRET_LENGTH} characters in production"
-            )
-    elif settings.hs256_key is not None:
-        secret = settings.hs256_key
+    secrets = settings.configured_cursor_secrets()
+    if secrets:
+        name = "SESSIONS_CURSOR_SECRETS" if len(secrets) > 1 else "SESSIONS_CURSOR_SECRET"
+        if production and any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
+            raise ValueError(f"{name}: at least {MIN_SECRET_LENGTH} characters in production")
+    elif settings.hs256_keys:
+        secrets = settings.hs256_keys
     elif production:
         raise ValueError(
             "SESSIONS_CURSOR_SECRET: set it (32+ random characters, the same for every worker "
@@ -84,6 +87,14 @@ def cursor_key(settings: AdminApiSettings) -> bytes:
             "authentication there is no HS256 key to derive it from"
         )
     else:
-        secret = DEV_CURSOR_SECRET
+        secrets = (DEV_CURSOR_SECRET,)
     # A key of its own, whatever else the secret signs (HMAC as a KDF, with a purpose label).
-    return hmac.new(secret.encode(), b"session-control page cursors v1", hashlib.sha256).digest()
+    return tuple(
+        hmac.new(secret.encode(), b"session-control page cursors v1", hashlib.sha256).digest()
+        for secret in secrets
+    )
+
+
+def cursor_key(settings: AdminApiSettings) -> bytes:
+    """The key page cursors are signed with (`cursor_keys`' first)."""
+    return cursor_keys(settings)[0]

@@ -106,8 +106,14 @@ class AdminApiSettings(KafkaSettings):
     cursor_secret: SecretStr | None = Field(
         default=None,
         description="Signs the lists' page cursors (HMAC-SHA256); every worker and host of the "
-        "API must share it. Unset: derived from the first HS256 key; in production without "
-        "one (JWKS only) the API refuses to start until it is set (32+ characters).",
+        "API must share it. Unset: derived from the HS256 keys (the first signs, every one "
+        "opens); in production without one (JWKS only) the API refuses to start until it is "
+        "set (32+ characters). One secret: for several, see cursor_secrets.",
+    )
+    cursor_secrets: SecretStr | None = Field(
+        default=None,
+        description="Cursor secrets, comma-separated, for rotation: the first signs, every one "
+        "opens the cursors it signed. Instead of cursor_secret, not with it.",
     )
     publish_timeout_seconds: float = Field(
         default=20.0,
@@ -142,6 +148,12 @@ class AdminApiSettings(KafkaSettings):
         problems: list[str] = []
         if self.jwt_secret is not None and self.jwt_secrets is not None:
             problems.append("set SESSIONS_JWT_SECRET or SESSIONS_JWT_SECRETS, not both")
+        if self.cursor_secret is not None and self.cursor_secrets is not None:
+            problems.append("set SESSIONS_CURSOR_SECRET or SESSIONS_CURSOR_SECRETS, not both")
+        try:
+            self.configured_cursor_secrets()
+        except ValueError as exc:
+            problems.append(str(exc))
         try:
             configured = self._configured_hs256_keys()
         except ValueError as exc:
@@ -176,19 +188,12 @@ class AdminApiSettings(KafkaSettings):
         return self
 
     def _configured_hs256_keys(self) -> tuple[str, ...]:
-        if self.jwt_secrets is not None:
-            keys = tuple(key.strip() for key in self.jwt_secrets.get_secret_value().split(","))
-            if empty := [str(n) for n, key in enumerate(keys, 1) if not key]:
-                raise ValueError(
-                    f"SESSIONS_JWT_SECRETS: key {', '.join(empty)} is empty "
-                    "(keys are separated by commas)"
-                )
-            if len(set(keys)) != len(keys):
-                raise ValueError("SESSIONS_JWT_SECRETS: a key is listed twice")
-            return keys
-        if self.jwt_secret is not None:
-            return (self.jwt_secret.get_secret_value(),)
-        return ()
+        return _secrets("SESSIONS_JWT_SECRETS", self.jwt_secrets, self.jwt_secret)
+
+    def configured_cursor_secrets(self) -> tuple[str, ...]:
+        """`SESSIONS_CURSOR_SECRETS` (or the one `SESSIONS_CURSOR_SECRET`): the first signs;
+        may be empty (the cursor key is then derived, `admin_api.runtime.cursor_keys`)."""
+        return _secrets("SESSIONS_CURSOR_SECRETS", self.cursor_secrets, self.cursor_secret)
 
     @property
     def hs256_keys(self) -> tuple[str, ...]:
@@ -206,3 +211,20 @@ class AdminApiSettings(KafkaSettings):
     def hs256_key(self) -> str | None:
         """The HS256 key that signs development tokens, or None where HS256 is off."""
         return next(iter(self.hs256_keys), None)
+
+
+def _secrets(name: str, several: SecretStr | None, one: SecretStr | None) -> tuple[str, ...]:
+    """The secrets of a comma-separated setting `name` (several, for rotation), or of its
+    one-secret form; ValueError naming the setting for an empty or repeated one."""
+    if several is not None:
+        keys = tuple(key.strip() for key in several.get_secret_value().split(","))
+        if empty := [str(n) for n, key in enumerate(keys, 1) if not key]:
+            raise ValueError(
+                f"{name}: key {', '.join(empty)} is empty (keys are separated by commas)"
+            )
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{name}: a key is listed twice")
+        return keys
+    if one is not None:
+        return (one.get_secret_value(),)
+    return ()

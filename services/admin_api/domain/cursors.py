@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 MAC_BYTES = 32
@@ -54,16 +54,20 @@ def canonical(value: Mapping[str, Any]) -> bytes:
 
 
 class CursorCodec:
-    """Seals positions into cursors and opens them again, under one server key."""
+    """Seals positions into cursors under the server's key and opens them again under it or
+    any of the `previous` keys (a rotation: cursors issued before it still open until the old
+    key is dropped from the configuration)."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
+    def __init__(self, key: bytes, previous: Sequence[bytes] = ()) -> None:
+        if any(len(one) < 32 for one in (key, *previous)):
             raise ValueError("cursor key: at least 32 bytes")
         self._key = key
+        self._keys = (key, *previous)
 
-    def _mac(self, scope: Mapping[str, Any], payload: bytes) -> bytes:
+    def _mac(self, scope: Mapping[str, Any], payload: bytes, key: bytes | None = None) -> bytes:
         # The scope's JSON holds no raw newline, so scope and payload cannot be confused.
-        return hmac.new(self._key, canonical(scope) + b"\n" + payload, hashlib.sha256).digest()
+        signed = canonical(scope) + b"\n" + payload
+        return hmac.new(key or self._key, signed, hashlib.sha256).digest()
 
     def seal(self, scope: Mapping[str, Any], position: Mapping[str, Any]) -> str:
         """The cursor of `position`, valid only for `scope`."""
@@ -77,7 +81,9 @@ class CursorCodec:
             payload, mac = _unb64(encoded), _unb64(tag)
         except (binascii.Error, ValueError):
             raise BadCursor(NOT_OURS) from None
-        if len(mac) != MAC_BYTES or not hmac.compare_digest(mac, self._mac(scope, payload)):
+        if len(mac) != MAC_BYTES or not any(
+            hmac.compare_digest(mac, self._mac(scope, payload, key)) for key in self._keys
+        ):
             raise BadCursor(NOT_OURS)
         try:
             position = json.loads(payload)

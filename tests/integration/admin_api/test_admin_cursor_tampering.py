@@ -253,3 +253,28 @@ async def test_production_without_a_shared_cursor_key_refuses_to_start(db_url: s
     app = create_app(shared, bus=RecordingBus())
     async with app.router.lifespan_context(app):
         pass
+
+
+@pytest.mark.usefixtures("listed")
+async def test_a_rotated_cursor_secret_opens_the_old_ones_cursors_until_it_is_dropped(
+    db_url: str, auth: dict[str, str]
+) -> None:
+    """Rotating the cursor secret without a 422 for every admin paging at the time: the new
+    secret first in SESSIONS_CURSOR_SECRETS signs, the old one after it still opens."""
+    old, new = "o" * 40, "n" * 40
+    async with _worker(make_settings(db_url, cursor_secret=old)) as before:
+        page = await _first_page(before, auth, sort="user_name")
+    params = {"sort": "user_name", "limit": 2, "cursor": page["next_cursor"]}
+    async with _worker(make_settings(db_url, cursor_secrets=f"{new}, {old}")) as rotating:
+        response = await rotating.get(LIST, params=params, headers=auth)
+        assert response.status_code == 200, response.text
+        second = response.json()
+    first_ids = {item["session_id"] for item in page["items"]}
+    assert second["items"] and not first_ids & {i["session_id"] for i in second["items"]}
+    assert second["total"] == page["total"] == 5
+    async with _worker(make_settings(db_url, cursor_secret=new)) as after:
+        response = await after.get(LIST, params=params, headers=auth)
+        assert _named_cursor(response), response.text  # the old secret dropped: its cursors end
+        signed_by_new = {**params, "cursor": second["next_cursor"]}
+        response = await after.get(LIST, params=signed_by_new, headers=auth)
+        assert response.status_code == 200, response.text

@@ -18,7 +18,7 @@ import pytest
 
 from admin_api.domain.cursors import BadCursor, CursorCodec
 from admin_api.domain.listing import ListQuery, Position, decode_cursor, encode_cursor, page_scope
-from admin_api.runtime import cursor_key
+from admin_api.runtime import cursor_key, cursor_keys
 from admin_api.settings import AdminApiSettings
 from session_contracts.models import SessionFilter, SessionType
 
@@ -211,3 +211,58 @@ def test_production_without_a_shared_key_refuses_to_start_and_says_what_to_set()
     with pytest.raises(ValueError, match="SESSIONS_CURSOR_SECRET: at least 32"):
         cursor_key(settings(**PRODUCTION, jwks_url="https://idp/jwks", cursor_secret="short"))
     assert len(cursor_key(settings(jwks_url="https://idp/jwks"))) == 32  # development
+
+
+def test_a_codec_with_previous_keys_opens_their_cursors_and_seals_with_its_own() -> None:
+    old, new = CursorCodec(b"o" * 32), CursorCodec(b"n" * 32)
+    rotating = CursorCodec(b"n" * 32, [b"o" * 32])
+    scope = {"list": "sessions", "tenant": "acme"}
+    by_old = old.seal(scope, {"k": 1})
+    assert rotating.open(scope, by_old) == {"k": 1}
+    by_rotating = rotating.seal(scope, {"k": 2})
+    assert new.open(scope, by_rotating) == {"k": 2}  # sealed with the new key
+    with pytest.raises(BadCursor):
+        old.open(scope, by_rotating)
+    with pytest.raises(BadCursor):
+        new.open(scope, by_old)
+    with pytest.raises(BadCursor):  # a previous key opens only for the scope it sealed
+        rotating.open({**scope, "tenant": "globex"}, by_old)
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        CursorCodec(b"n" * 32, [b"short"])
+
+
+def test_cursor_secrets_and_hs256_keys_rotate_the_cursor_keys() -> None:
+    old, new = "o" * 40, "n" * 40
+    rotated = cursor_keys(
+        settings(**PRODUCTION, jwks_url="https://idp/jwks", cursor_secrets=f"{new},{old}")
+    )
+    one = {"jwks_url": "https://idp/jwks"}
+    assert rotated == (
+        cursor_key(settings(**PRODUCTION, **one, cursor_secret=new)),
+        cursor_key(settings(**PRODUCTION, **one, cursor_secret=old)),
+    )
+    # derived from the HS256 keys: each one's key opens, the first's signs
+    assert cursor_keys(settings(**PRODUCTION, jwt_secrets=f"{new},{old}")) == (
+        cursor_key(settings(**PRODUCTION, jwt_secret=new)),
+        cursor_key(settings(**PRODUCTION, jwt_secret=old)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"cursor_secret": "c" * 40, "cursor_secrets": "d" * 40}, "not both"),
+        ({"cursor_secrets": f"{'c' * 40},,{'d' * 40}"}, "SESSIONS_CURSOR_SECRETS: key 2 is empty"),
+        ({"cursor_secrets": f"{'c' * 40}, {'c' * 40}"}, "listed twice"),
+    ],
+)
+def test_bad_cursor_secrets_are_refused_naming_the_setting(
+    values: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(**values)
+
+
+def test_a_short_cursor_secret_among_several_is_refused_in_production() -> None:
+    with pytest.raises(ValueError, match="SESSIONS_CURSOR_SECRETS: at least 32"):
+        cursor_keys(settings(**PRODUCTION, jwt_secret="s" * 40, cursor_secrets=f"{'c' * 40},old"))
