@@ -158,8 +158,9 @@ async def export_sessions(
     The first batch is read before this returns: a database that is down fails the call, not
     the iteration (an export answered 503, not a 200 cut short). With a text condition each
     batch first takes one of the tenant's `searches` slots, as a list request does, and its
-    time is charged to the tenant's search budget; only the first batch is refused when the
-    budget is spent (`SearchBudgetSpent`), so an export that started is never cut short.
+    time is charged to the tenant's search budget; the first batch is refused when the budget
+    is spent (`SearchBudgetSpent`), the later ones wait until it is repaid: an export that
+    started is never cut short, and goes on at the pace of its tenant's budget.
     """
     query = ListQuery(request.filter, request.sort, EXPORT_BATCH)
     hold = None

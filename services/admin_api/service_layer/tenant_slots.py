@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from admin_api.domain.errors import SearchBudgetSpent
@@ -39,13 +39,17 @@ class SearchBudget:
     """
 
     def __init__(
-        self, seconds_per_minute: float, clock: Callable[[], float] = time.monotonic
+        self,
+        seconds_per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not 0 <= seconds_per_minute < float("inf"):
             raise ValueError("seconds_per_minute must be 0 (off) or a positive number")
         self.seconds_per_minute = seconds_per_minute
         self._rate = seconds_per_minute / 60
         self._clock = clock
+        self._sleep = sleep
         self._buckets: dict[str, _Bucket] = {}
 
     def check(self, tenant_id: str) -> None:
@@ -53,6 +57,12 @@ class SearchBudget:
         left = self.left(tenant_id)
         if left <= 0:
             raise SearchBudgetSpent(max(1.0, -left / self._rate), self.seconds_per_minute)
+
+    async def repaid(self, tenant_id: str) -> None:
+        """Return once the tenant's searches have something left to spend (at once if they
+        have): what an export that started waits for before each of its later batches."""
+        while (left := self.left(tenant_id)) <= 0:
+            await self._sleep(-left / self._rate + 0.01)
 
     def charge(self, tenant_id: str, seconds: float) -> None:
         """Take `seconds` (a search's, once it has been read) from the tenant's bucket."""
@@ -101,7 +111,8 @@ class _Slots:
 class TenantSlots:
     """At most `per_tenant` holders per tenant at a time; others of that tenant wait in turn;
     with a `budget`, a holder's time is charged to its tenant, and a tenant with none left is
-    refused (`SearchBudgetSpent`) before it waits and again once its slot is free.
+    refused (`SearchBudgetSpent`) before it waits and again once its slot is free, or, for a
+    holder that must not be refused, waits until its tenant's time is repaid.
 
     A tenant's semaphore lives only while someone holds or awaits it, so the map grows with
     the tenants searching at the moment, not with every tenant ever seen.
@@ -123,27 +134,34 @@ class TenantSlots:
     @contextlib.asynccontextmanager
     async def hold(self, tenant_id: str, *, refuse: bool = True) -> AsyncIterator[None]:
         """One of the tenant's slots, waited for if all are taken; its time charged to the
-        tenant's budget. `refuse=False`: taken even with the budget spent (the later batches
-        of an export already started), still charged."""
-        if refuse:
-            self.budget.check(tenant_id)
-        slots = self._slots.get(tenant_id)
-        if slots is None:
-            slots = self._slots[tenant_id] = _Slots(asyncio.Semaphore(self.per_tenant))
-        slots.users += 1
-        try:
-            async with slots.semaphore:
-                if refuse:
-                    self.budget.check(tenant_id)  # spent by the searches it waited behind
-                started = self._clock()
-                try:
-                    yield
-                finally:
-                    self.budget.charge(tenant_id, self._clock() - started)
-        finally:
-            slots.users -= 1
-            if slots.users == 0:
-                del self._slots[tenant_id]
+        tenant's budget. With the budget spent: refused (`SearchBudgetSpent`), or with
+        `refuse=False` (the later batches of an export already answering) waited out first,
+        holding neither a slot nor a connection meanwhile: the export goes on at the pace of
+        its tenant's budget instead of being cut short."""
+        while True:
+            if refuse:
+                self.budget.check(tenant_id)
+            else:
+                await self.budget.repaid(tenant_id)
+            slots = self._slots.get(tenant_id)
+            if slots is None:
+                slots = self._slots[tenant_id] = _Slots(asyncio.Semaphore(self.per_tenant))
+            slots.users += 1
+            try:
+                async with slots.semaphore:
+                    if self.budget.left(tenant_id) > 0:
+                        started = self._clock()
+                        try:
+                            yield
+                        finally:
+                            self.budget.charge(tenant_id, self._clock() - started)
+                        return
+                    if refuse:  # spent by the searches it waited behind
+                        self.budget.check(tenant_id)
+            finally:
+                slots.users -= 1
+                if slots.users == 0:
+                    del self._slots[tenant_id]
 
     def waiting(self, tenant_id: str) -> int:
         """How many of the tenant's callers hold or await a slot now."""

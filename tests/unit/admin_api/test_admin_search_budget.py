@@ -106,17 +106,50 @@ async def test_a_search_that_waited_for_a_slot_is_refused_if_the_tenant_spent_me
     assert slots.budget.left("acme") == pytest.approx(-4)
 
 
-async def test_the_later_batches_of_an_export_are_read_and_charged_even_when_owed() -> None:
+async def test_an_exports_later_batches_wait_until_the_tenant_owes_nothing_then_are_charged() -> (
+    None
+):
+    # an export answering 200 cannot be refused halfway: its later batches are paced by the
+    # budget instead, so a tenant cannot start exports while it has time and read on for free
     clock = Clock()
-    slots = TenantSlots(2, SearchBudget(6, clock), clock)
+    slept: list[float] = []
+    waiting_held: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        waiting_held.append(slots.waiting("acme"))
+        slept.append(seconds)
+        clock.now += seconds
+
+    slots = TenantSlots(2, SearchBudget(6, clock, sleep), clock)
     async with slots.hold("acme"):  # the export's first batch
-        clock.now += 7
-    with pytest.raises(SearchBudgetSpent):
+        clock.now += 7  # 1 s more than the minute's budget
+    with pytest.raises(SearchBudgetSpent):  # a new search is refused
         async with slots.hold("acme"):
             pass
-    async with slots.hold("acme", refuse=False):  # its next batch
+    async with slots.hold("acme", refuse=False):  # the export's next batch: waits, then reads
+        assert clock.now >= 1010  # 1 s owed at 0.1 s a second
         clock.now += 2
-    assert slots.budget.left("acme") == pytest.approx(-2.8)  # 1 owed, 0.2 back, 2 more
+    assert slept and waiting_held == [0] * len(slept)  # no slot held while it waited
+    assert slots.budget.left("acme") == pytest.approx(0.001 + 0.2 - 2)  # 0.2 back while read
+
+
+async def test_an_export_waiting_for_its_tenants_time_does_not_hold_back_another_tenant() -> None:
+    clock = Clock()
+    budget = SearchBudget(6, clock)
+    slots = TenantSlots(1, budget, clock)
+    budget.charge("acme", 60)  # acme owes 54 s: about nine minutes at 0.1 s a second
+    paced = asyncio.create_task(_read_once(slots, "acme", refuse=False))
+    await asyncio.sleep(0.01)
+    assert not paced.done() and slots.waiting("acme") == 0
+    await _read_once(slots, "globex")  # globex's search is read at once
+    paced.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await paced
+
+
+async def _read_once(slots: TenantSlots, tenant_id: str, *, refuse: bool = True) -> None:
+    async with slots.hold(tenant_id, refuse=refuse):
+        pass
 
 
 @pytest.mark.parametrize("value", ["-1", "3601", "nan", "inf", "-inf", "", "thirty"])
