@@ -127,10 +127,10 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     414: {"model": ErrorBody, "description": "The query is over `SESSIONS_MAX_QUERY_BYTES`."},
     429: {
         "model": ErrorBody,
-        "description": "A search (`q`, `user_name`, `session_id`, `device`): your tenant's "
-        "searches have used their time per minute in this server process "
-        "(`SESSIONS_SEARCH_SECONDS_PER_MINUTE`); retry after `Retry-After` seconds, or narrow "
-        "the search.",
+        "description": "A search (`q`, `user_name`, `session_id`, `device`), or a termination "
+        "by a filter with one: your tenant's searches have used their time per minute in this "
+        "server process (`SESSIONS_SEARCH_SECONDS_PER_MINUTE`); nothing was changed. Retry "
+        "after `Retry-After` seconds, or narrow the search.",
         "headers": {"Retry-After": _header("Seconds until your tenant's searches may read again.")},
     },
     503: {

@@ -26,7 +26,7 @@ router = APIRouter(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TerminationAccepted,
-    responses=error_responses(400),
+    responses=error_responses(400, 429),
 )
 async def request_termination(
     admin: CurrentAdmin, runtime: RuntimeDep, body: TerminationRequest
@@ -39,7 +39,7 @@ async def request_termination(
         confirmed_at=body.confirmed_at,
     )
     accepted = await terminations.request_termination(
-        request, admin, runtime.store, runtime.bus, runtime.clock
+        request, admin, runtime.store, runtime.bus, runtime.clock, runtime.searches
     )
     return TerminationAccepted(command_id=accepted.command_id, requested=accepted.requested)
 

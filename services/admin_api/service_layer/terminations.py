@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -12,9 +14,11 @@ from opentelemetry.trace import SpanKind
 
 from admin_api.adapters import terminations
 from admin_api.adapters.bus import CommandBus
+from admin_api.adapters.session_search import is_search
 from admin_api.auth import Admin
 from admin_api.domain.errors import NotFound
 from admin_api.runtime import Clock
+from admin_api.service_layer.tenant_slots import TenantSlots
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
@@ -56,9 +60,20 @@ class Accepted:
 
 
 async def request_termination(
-    request: RequestTermination, admin: Admin, store: Store, bus: CommandBus, clock: Clock
+    request: RequestTermination,
+    admin: Admin,
+    store: Store,
+    bus: CommandBus,
+    clock: Clock,
+    searches: TenantSlots | None = None,
 ) -> Accepted:
     """Publish the command to the admin's tenant, then record the request.
+
+    A filter with a text condition is counted as a search is read: in one of the tenant's
+    `searches` slots, its time charged to the tenant's budget, and refused
+    (`SearchBudgetSpent`, nothing published) while the tenant owes time. The registry resolves
+    the same filter when it applies the command, inside the transaction every tenant's events
+    wait behind, so this bounds how often one tenant can make it do so.
 
     Recorded only once Kafka acknowledged the command: no request without its command, and a
     bus that is down (`BusUnavailable`) leaves nothing recorded. A crash (or a database that
@@ -89,7 +104,11 @@ async def request_termination(
     ):
         if command.filter is not None and confirmed_at is not None:
             bounded = created_no_later_than(command.filter, confirmed_at)
-            async with store.engine.connect() as conn, conn.begin():  # a read: no write lock
+            held: AbstractAsyncContextManager[None] = contextlib.nullcontext()
+            if searches is not None and is_search(command.filter):
+                held = searches.hold(admin.tenant_id)
+            # a read: no write lock
+            async with held, store.engine.connect() as conn, conn.begin():
                 requested = await store.count_active(conn, bounded, admin.tenant_id, now)
         else:
             requested = len(set(command.session_ids or ()))

@@ -23,7 +23,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("get", "/api/v1/sessions"): {200, 422, 429} | PROTECTED,
     ("get", "/api/v1/sessions/export.csv"): {200, 422, 429} | PROTECTED,
     ("get", "/api/v1/sessions/{session_id}"): {200, 404, 422} | PROTECTED,
-    ("post", "/api/v1/sessions/terminations"): {202, 400, 422} | PROTECTED,
+    ("post", "/api/v1/sessions/terminations"): {202, 400, 422, 429} | PROTECTED,
     ("get", "/api/v1/sessions/terminations/{command_id}"): {200, 404, 422} | PROTECTED,
     ("get", "/api/v1/audit/terminations"): {200, 422} | PROTECTED,
     ("get", "/api/v1/settings/sessions"): {200} | PROTECTED,

@@ -30,6 +30,7 @@ async def test_a_tenant_past_its_search_budget_is_told_when_to_retry_and_no_one_
     client: httpx.AsyncClient,
     token: Callable[..., str],
     settings: AdminApiSettings,
+    bus: RecordingBus,
 ) -> None:
     await insert(
         engine,
@@ -60,6 +61,25 @@ async def test_a_tenant_past_its_search_budget_is_told_when_to_retry_and_no_one_
     plain_export = await client.get("/api/v1/sessions/export.csv", headers=ours)
     assert plain_export.status_code == 200 and "Ada Lovelace" in plain_export.text
 
+    # a termination by a filter with a text condition counts its matches as a search does;
+    # the registry resolves that filter again in the transaction every tenant's events wait on
+    terminate = "/api/v1/sessions/terminations"
+    by_filter = await client.post(terminate, json={"filter": search}, headers=ours)
+    assert by_filter.status_code == 429 and "Retry-After" in by_filter.headers, by_filter.text
+    assert bus.commands == []  # nothing published
+    (one,) = first.json()["items"]
+    by_id = await client.post(terminate, json={"session_ids": [one["session_id"]]}, headers=ours)
+    assert by_id.status_code == 202, by_id.text
+    assert [c.session_ids for c in bus.commands] == [[one["session_id"]]]
+
     other = await client.get("/api/v1/sessions", params=search, headers=theirs)
     assert other.status_code == 200, other.text
     assert [row["user_name"] for row in other.json()["items"]] == ["Ada Byron"]
+    # (that search spent globex's own budget:) a third tenant's termination by the filter
+    # is accepted while the first two owe time
+    third = {"Authorization": f"Bearer {token(tenant='initech')}"}
+    accepted = await client.post(terminate, json={"filter": search}, headers=third)
+    assert accepted.status_code == 202 and accepted.json()["requested"] == 0, accepted.text
+    assert (
+        await client.post(terminate, json={"filter": search}, headers=theirs)
+    ).status_code == 429
