@@ -34,7 +34,8 @@ class SearchBudget:
     took (the time it held its slot) comes out of the bucket afterwards, so a search is never
     cut short, and the one that overdraws leaves the bucket owing, which the tenant's next
     searches wait out (`SearchBudgetSpent.retry_after`). Over any stretch of time a tenant's
-    searches take at most a minute's budget plus `seconds_per_minute` / 60 of each second, and
+    searches take at most a minute's budget plus `seconds_per_minute` / 60 of each second, plus
+    what the searches already reading when it ran out take to finish (at most one per slot);
     other tenants' searches are never counted against it. 0 turns it off.
     """
 
