@@ -213,14 +213,26 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     the error went on to the caller: a registry stopping during an outage ended in a
     traceback before closing its producer and database, and a gateway's follower restarting
     its consumer after a failure ended the follower itself.
+
+    The other way round, `Fetcher.close` swallows a cancellation of the caller that arrives
+    while it awaits its fetch task: that one is raised here once stop() is done.
     """
     current = asyncio.current_task()
+    # Cancellations of the caller requested so far (one may be on its way out through a
+    # `finally` that calls this): only one requested during stop() is the caller's to raise.
+    before = current.cancelling() if current is not None else 0
     try:
         await consumer.stop()
-        return
     except asyncio.CancelledError:
         if current is not None and current.cancelling():
             raise  # the caller is being cancelled: not aiokafka's own
+    else:
+        if current is not None and current.cancelling() > before:
+            # `Fetcher.close` awaits its fetch task under `suppress(CancelledError)`, which
+            # also swallows a cancellation of the caller arriving then: stop() returns as if
+            # nothing happened, and a follower cancelled at that moment ran on for good
+            raise asyncio.CancelledError
+        return
     # what stop() did not reach: the fetch requests after the one that raised, the client
     for task in list(consumer._fetcher._pending_tasks):
         task.cancel()

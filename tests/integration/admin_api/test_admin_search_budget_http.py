@@ -3,9 +3,10 @@
 `SESSIONS_SEARCH_SECONDS_PER_MINUTE` is set to a microsecond here, so the first search of a
 tenant overdraws it (it runs to its end) and the next is refused with the time to wait, as the
 OpenAPI document declares. (A thousandth of a second let a tenant's second request through
-now and then: a search of a few rows on SQLite can take less than a millisecond.) Another tenant's searches, and the tenant's own
-lists without a text condition, are served meanwhile: the budget bounds searches, the
-requests that can read a tenant's every row, and only the spending tenant's.
+now and then: a search of a few rows on SQLite can take less than a millisecond.) Another
+tenant's searches, and the tenant's own lists without a text condition, are served
+meanwhile: the budget bounds searches, the requests that can read a tenant's every row, and
+only the spending tenant's.
 """
 
 from __future__ import annotations

@@ -219,6 +219,55 @@ async def test_stopping_a_consumer_still_gives_way_to_the_callers_cancellation(
     await consumer._client.close()
 
 
+@pytest.mark.parametrize("steps", range(6))
+async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_lost(
+    private_kafka: PrivateKafka, steps: int
+) -> None:
+    """aiokafka's `Fetcher.close` awaits its fetch task under `suppress(CancelledError)`: a
+    cancellation of the task stopping the consumer that lands then was swallowed, stop()
+    returned normally, and a gateway's follower cancelled at that moment (a service shutting
+    down) ran on and never ended: a cluster test hung until its timeout. Cancelled after each
+    of the first few steps of stop(), the caller is cancelled every time."""
+    topics = Topics(prefix="swallow.", partitions=1)
+    settings = connection(private_kafka.bootstrap, topics)
+    await ensure_topics(settings)
+    consumer = new_consumer(settings)
+    await consumer.start()
+    consumer.assign([TopicPartition(topics.revocations, 0)])
+    await asyncio.sleep(0.2)  # its fetch task is waiting on the broker
+    stopping = asyncio.create_task(stop_consumer(consumer))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    await consumer._client.close()
+
+
+async def test_stop_consumer_in_the_cleanup_of_a_cancelled_task_lets_the_cleanup_finish(
+    private_kafka: PrivateKafka,
+) -> None:
+    # a `finally` running because the task was cancelled calls stop_consumer: a cancellation
+    # already on its way out is not raised again, so what the cleanup does next still runs
+    consumer = new_consumer(connection(private_kafka.bootstrap))
+    await consumer.start()
+    cleaned: list[str] = []
+
+    async def service() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await stop_consumer(consumer)
+            cleaned.append("after the consumer")
+
+    task = asyncio.create_task(service())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["after the consumer"]
+
+
 async def test_an_event_whose_publish_was_bounded_during_an_outage_is_delivered_after_it(
     private_kafka: PrivateKafka,
 ) -> None:
