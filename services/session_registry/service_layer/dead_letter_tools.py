@@ -31,7 +31,7 @@ from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_comman
 from session_contracts.codec import encode as encode_message
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import record_key, split_record_key
-from session_contracts.kafka_clients import new_consumer, new_producer
+from session_contracts.kafka_clients import new_consumer, new_producer, stop_consumer
 from session_contracts.models import SCHEMA_VERSION, SessionEvent, TerminateSessions
 from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
@@ -248,7 +248,7 @@ async def dead_letters(
                 if await kafka.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
-        await kafka.stop()
+        await stop_consumer(kafka)
 
 
 @dataclass

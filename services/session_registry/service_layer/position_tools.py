@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from read_model.database import open_store
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.kafka_clients import new_admin, new_consumer
+from session_contracts.kafka_clients import new_admin, new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.group_members import GroupMember, group_members
 from session_registry.adapters.partitions import offsets_from, topic_partitions
@@ -128,7 +128,7 @@ async def _log_bounds(
         earliest = await kafka.beginning_offsets(partitions)
         ends = await kafka.end_offsets(partitions)
     except BaseException:
-        await kafka.stop()
+        await stop_consumer(kafka)
         raise
     return kafka, partitions, earliest, ends
 
@@ -144,7 +144,7 @@ async def show_positions(
     finally:
         await store.dispose()
     kafka, partitions, earliest, ends = await _log_bounds(connection, topic_names)
-    await kafka.stop()
+    await stop_consumer(kafka)
     committed = await _committed(connection, consumer)
     return [
         Standing(
@@ -196,7 +196,7 @@ async def set_positions(
                     )
             new = {tp: target.offset for tp in chosen}
     finally:
-        await kafka.stop()
+        await stop_consumer(kafka)
     store = open_store(database_url)
     try:
         async with store.engine.connect() as conn:

@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from read_model.database import open_store
-from session_contracts.kafka_clients import new_consumer
+from session_contracts.kafka_clients import new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
@@ -46,7 +46,7 @@ async def _partition_ids(connection: KafkaSettings, topic: str) -> list[int]:
     try:
         return [tp.partition for tp in await topic_partitions(kafka, topic)]
     finally:
-        await kafka.stop()
+        await stop_consumer(kafka)
 
 
 async def replay_in_workers(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 
 from read_model.store import Store
-from session_contracts.kafka_clients import new_consumer
+from session_contracts.kafka_clients import new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters
@@ -106,5 +106,5 @@ async def replay(
         if pending is not None:
             await pending
     finally:
-        await kafka.stop()
+        await stop_consumer(kafka)
     return events, dead_letters.count

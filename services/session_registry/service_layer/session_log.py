@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 from session_contracts.codec import DecodeError, decode_event, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key
-from session_contracts.kafka_clients import new_consumer
+from session_contracts.kafka_clients import new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import offsets_from, partition_for_key, topic_partitions
@@ -139,4 +139,4 @@ async def session_records(
             if not follow and all([await kafka.position(tp) >= ends[tp] for tp in chosen]):
                 return
     finally:
-        await kafka.stop()
+        await stop_consumer(kafka)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 
 from read_model.database import make_engine
-from session_contracts.kafka_clients import new_consumer
+from session_contracts.kafka_clients import new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
@@ -46,7 +46,7 @@ async def consumer_status(
             partitions.extend(await topic_partitions(kafka, name))
         ends = await kafka.end_offsets(partitions)
     finally:
-        await kafka.stop()
+        await stop_consumer(kafka)
     return [
         PartitionStatus(tp.topic, tp.partition, stored.get((tp.topic, tp.partition)), ends[tp])
         for tp in partitions
