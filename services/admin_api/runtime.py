@@ -41,6 +41,10 @@ class Runtime:
     searches: TenantSlots = field(init=False)
     """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
     for how long a minute (`search_seconds_per_minute`)."""
+    filter_terminations: SearchBudget = field(init=False)
+    """How long a minute one tenant's terminations by a text filter may count their matches
+    (`filter_termination_seconds_per_minute`): the registry resolves each such filter again,
+    in the transaction every tenant's events wait behind."""
 
     def __post_init__(self) -> None:
         signing, *previous = cursor_keys(self.settings)
@@ -48,6 +52,10 @@ class Runtime:
         self.searches = TenantSlots(
             self.settings.searches_per_tenant,
             SearchBudget(self.settings.search_seconds_per_minute),
+        )
+        self.filter_terminations = SearchBudget(
+            self.settings.filter_termination_seconds_per_minute,
+            spent_by="terminations by a filter with a text condition",
         )
 
     @property

@@ -42,6 +42,16 @@ class AdminApiSettings(KafkaSettings):
         description="Searches (a text condition) of one tenant read at once per process; the "
         "others wait without a database connection, so one tenant cannot hold the whole pool.",
     )
+    filter_termination_seconds_per_minute: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds a minute that one tenant's terminations by a filter with a text "
+        "condition may spend counting their matches per process: the registry resolves each "
+        "such filter again in the transaction every tenant's events wait behind, so past it "
+        "they answer 429 with Retry-After (nothing published); 0 turns it off.",
+    )
     search_seconds_per_minute: float = Field(
         default=30.0,
         ge=0,

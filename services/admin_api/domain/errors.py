@@ -27,9 +27,11 @@ class SearchBudgetSpent(Exception):
     """A tenant's searches have spent the time this process gives them per minute
     (`service_layer.tenant_slots.SearchBudget`): the next may start in `retry_after` seconds."""
 
-    def __init__(self, retry_after: float, seconds_per_minute: float) -> None:
+    def __init__(
+        self, retry_after: float, seconds_per_minute: float, spent_by: str = "searches"
+    ) -> None:
         super().__init__(
-            f"this tenant's searches have used their {seconds_per_minute:g} s per minute of "
+            f"this tenant's {spent_by} have used their {seconds_per_minute:g} s per minute of "
             f"database reading in this server process; retry in {retry_after:.0f} s, or narrow "
             "the search (a term in fewer sessions, or a filter beside it, reads less)"
         )

@@ -39,7 +39,13 @@ async def request_termination(
         confirmed_at=body.confirmed_at,
     )
     accepted = await terminations.request_termination(
-        request, admin, runtime.store, runtime.bus, runtime.clock, runtime.searches
+        request,
+        admin,
+        runtime.store,
+        runtime.bus,
+        runtime.clock,
+        runtime.searches,
+        runtime.filter_terminations,
     )
     return TerminationAccepted(command_id=accepted.command_id, requested=accepted.requested)
 

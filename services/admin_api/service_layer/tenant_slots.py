@@ -44,10 +44,13 @@ class SearchBudget:
         seconds_per_minute: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        spent_by: str = "searches",
     ) -> None:
         if not 0 <= seconds_per_minute < float("inf"):
             raise ValueError("seconds_per_minute must be 0 (off) or a positive number")
         self.seconds_per_minute = seconds_per_minute
+        self.spent_by = spent_by
+        """What the refusal says spent it (`SearchBudgetSpent`)."""
         self._rate = seconds_per_minute / 60
         self._clock = clock
         self._sleep = sleep
@@ -57,7 +60,9 @@ class SearchBudget:
         """Raise SearchBudgetSpent if the tenant's searches have nothing left to spend now."""
         left = self.left(tenant_id)
         if left <= 0:
-            raise SearchBudgetSpent(max(1.0, -left / self._rate), self.seconds_per_minute)
+            raise SearchBudgetSpent(
+                max(1.0, -left / self._rate), self.seconds_per_minute, self.spent_by
+            )
 
     async def repaid(self, tenant_id: str) -> None:
         """Return once the tenant's searches have something left to spend (at once if they

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -18,7 +18,7 @@ from admin_api.adapters.session_search import is_search
 from admin_api.auth import Admin
 from admin_api.domain.errors import NotFound
 from admin_api.runtime import Clock
-from admin_api.service_layer.tenant_slots import TenantSlots
+from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
@@ -66,6 +66,7 @@ async def request_termination(
     bus: CommandBus,
     clock: Clock,
     searches: TenantSlots | None = None,
+    filter_terminations: SearchBudget | None = None,
 ) -> Accepted:
     """Publish the command to the admin's tenant, then record the request.
 
@@ -73,7 +74,9 @@ async def request_termination(
     `searches` slots, its time charged to the tenant's budget, and refused
     (`SearchBudgetSpent`, nothing published) while the tenant owes time. The registry resolves
     the same filter when it applies the command, inside the transaction every tenant's events
-    wait behind, so this bounds how often one tenant can make it do so.
+    wait behind, so the count's time is charged to `filter_terminations` too, a smaller budget
+    of the tenant's own: it bounds how much of the registry's time one tenant can take this way
+    (the count costs about what the registry's resolution will).
 
     Recorded only once Kafka acknowledged the command: no request without its command, and a
     bus that is down (`BusUnavailable`) leaves nothing recorded. A crash (or a database that
@@ -104,12 +107,12 @@ async def request_termination(
     ):
         if command.filter is not None and confirmed_at is not None:
             bounded = created_no_later_than(command.filter, confirmed_at)
-            held: AbstractAsyncContextManager[None] = contextlib.nullcontext()
-            if searches is not None and is_search(command.filter):
-                held = searches.hold(admin.tenant_id)
-            # a read: no write lock
-            async with held, store.engine.connect() as conn, conn.begin():
-                requested = await store.count_active(conn, bounded, admin.tenant_id, now)
+            if is_search(bounded):
+                requested = await _count_search(
+                    store, bounded, admin.tenant_id, now, searches, filter_terminations
+                )
+            else:
+                requested = await _count(store, bounded, admin.tenant_id, now)
         else:
             requested = len(set(command.session_ids or ()))
         await bus.terminate(command)
@@ -125,6 +128,36 @@ async def request_termination(
         extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
     )
     return Accepted(command_id=command.command_id, requested=requested)
+
+
+async def _count(store: Store, filter: SessionFilter, tenant_id: str, now: datetime) -> int:
+    async with store.engine.connect() as conn, conn.begin():  # a read: no write lock
+        return await store.count_active(conn, filter, tenant_id, now)
+
+
+async def _count_search(
+    store: Store,
+    filter: SessionFilter,
+    tenant_id: str,
+    now: datetime,
+    searches: TenantSlots | None,
+    budget: SearchBudget | None,
+) -> int:
+    """`_count` of a filter with a text condition: in a search slot, its time charged to the
+    tenant's `budget` of terminations by such filters, checked before the slot and again once
+    it is free (the ones it waited behind may have spent it)."""
+    if budget is not None:
+        budget.check(tenant_id)
+    held = searches.hold(tenant_id) if searches is not None else contextlib.nullcontext()
+    async with held:
+        if budget is not None:
+            budget.check(tenant_id)
+        started = time.monotonic()
+        try:
+            return await _count(store, filter, tenant_id, now)
+        finally:
+            if budget is not None:
+                budget.charge(tenant_id, time.monotonic() - started)
 
 
 async def termination_status(

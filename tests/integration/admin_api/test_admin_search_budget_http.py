@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from admin_api_support import OTHER_TENANT, RecordingBus, insert, make_settings, session_row
+from admin_api_support import NOW, OTHER_TENANT, RecordingBus, insert, make_settings, session_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import create_app
@@ -85,3 +85,40 @@ async def test_a_tenant_past_its_search_budget_is_told_when_to_retry_and_no_one_
     assert (
         await client.post(terminate, json={"filter": search}, headers=theirs)
     ).status_code == 429
+
+
+async def test_terminations_by_a_text_filter_have_a_smaller_budget_of_their_own(
+    engine: AsyncEngine, db_url: str, token: Callable[..., str]
+) -> None:
+    """The registry resolves a text filter again, in the transaction every tenant's events
+    wait behind: one tenant's terminations by such filters may count for
+    `SESSIONS_FILTER_TERMINATION_SECONDS_PER_MINUTE`, a microsecond here, while its searches
+    keep the (default) search budget."""
+    await insert(engine, [session_row(user_name="Ada Lovelace") for _ in range(2)])
+    settings = make_settings(db_url, filter_termination_seconds_per_minute=1e-6)
+    bus = RecordingBus()
+    app = create_app(settings, bus=bus, clock=lambda: NOW)
+    ours = {"Authorization": f"Bearer {token()}"}
+    theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT)}"}
+    terminate = "/api/v1/sessions/terminations"
+    by_text = {"filter": {"q": "ada"}}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+    ):
+        first = await c.post(terminate, json=by_text, headers=ours)
+        assert first.status_code == 202 and first.json()["requested"] == 2, first.text
+        again = await c.post(terminate, json=by_text, headers=ours)
+        assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1, again.text
+        (detail,) = again.json().values()
+        assert "terminations by a filter with a text condition" in detail
+        assert len(bus.commands) == 1  # the refused one was not published
+        # the tenant's searches, terminations without text and by id, and another tenant's
+        # terminations by text are not refused
+        assert (
+            await c.get("/api/v1/sessions", params={"q": "ada"}, headers=ours)
+        ).status_code == 200
+        by_type = {"filter": {"session_type": ["browser"]}}
+        assert (await c.post(terminate, json=by_type, headers=ours)).status_code == 202
+        assert (await c.post(terminate, json=by_text, headers=theirs)).status_code == 202
+    assert len(bus.commands) == 3

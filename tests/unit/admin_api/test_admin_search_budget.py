@@ -152,20 +152,27 @@ async def _read_once(slots: TenantSlots, tenant_id: str, *, refuse: bool = True)
         pass
 
 
+SETTINGS = {
+    "SESSIONS_SEARCH_SECONDS_PER_MINUTE": ("search_seconds_per_minute", 30),
+    "SESSIONS_FILTER_TERMINATION_SECONDS_PER_MINUTE": ("filter_termination_seconds_per_minute", 5),
+}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
 @pytest.mark.parametrize("value", ["-1", "3601", "nan", "inf", "-inf", "", "thirty"])
-def test_an_out_of_range_search_budget_is_refused(
-    value: str, monkeypatch: pytest.MonkeyPatch
+def test_an_out_of_range_budget_is_refused(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SESSIONS_SEARCH_SECONDS_PER_MINUTE", value)
-    with pytest.raises(ValidationError, match="search_seconds_per_minute"):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=SETTINGS[name][0]):
         AdminApiSettings(_env_file=None, environment="development")
 
 
-def test_the_search_budget_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert (
-        AdminApiSettings(_env_file=None, environment="development").search_seconds_per_minute == 30
-    )
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_a_budget_is_read_from_the_environment(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    field, default = SETTINGS[name]
+    assert getattr(AdminApiSettings(_env_file=None, environment="development"), field) == default
     for value, expected in (("0", 0), ("2.5", 2.5), ("3600", 3600)):
-        monkeypatch.setenv("SESSIONS_SEARCH_SECONDS_PER_MINUTE", value)
+        monkeypatch.setenv(name, value)
         settings = AdminApiSettings(_env_file=None, environment="development")
-        assert settings.search_seconds_per_minute == expected
+        assert getattr(settings, field) == expected
