@@ -247,3 +247,37 @@ async def test_a_search_refused_for_the_tenants_budget_says_so_and_can_be_tried_
     await page.unroute(re.compile(r".*/api/v1/sessions\?.*q=.*"))
     await page.get_by_role("button", name="Try again").click()
     await expect(rows(page)).to_have_count(1)
+
+
+async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_nothing(
+    stack: Stack, page: Page
+) -> None:
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            stack.session(tenant, "Budget Keeper"),
+            stack.session(tenant, "Budget Two"),
+            stack.session(tenant, "Other Person"),
+        ]
+    )
+    detail = (
+        "this tenant's terminations by a filter with a text condition have used their 5 s per "
+        "minute of database reading in this server process; retry in 40 s, or narrow the search"
+    )
+
+    async def spent(route: Route) -> None:
+        # what the admin API answers while the tenant's terminations by a text filter owe time
+        await route.fulfill(status=429, json={"detail": detail}, headers={"Retry-After": "40"})
+
+    await page.route("**/api/v1/sessions/terminations", spent)
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(3)
+    await page.get_by_role("searchbox").fill("Budget")
+    await expect(rows(page)).to_have_count(2)  # the search applied
+    await page.get_by_role("button", name="Terminate all matching (2)").click()
+    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
+    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("Nothing was terminated")
+    await expect(status).to_contain_text("used their share of the session database")
+    await expect(rows(page)).to_have_count(2)
