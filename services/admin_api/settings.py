@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -13,6 +13,10 @@ DEV_JWT_SECRET = "session-control-development-secret-not-for-production"
 `SESSIONS_ENVIRONMENT=development`, no key of one's own and no JWKS; refused everywhere else."""
 
 MIN_SECRET_LENGTH = 32
+
+BudgetSeconds = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
+"""Seconds a minute of a per-tenant budget (`service_layer.tenant_slots.SearchBudget`); 0 turns
+it off."""
 
 
 class AdminApiSettings(KafkaSettings):
@@ -42,21 +46,15 @@ class AdminApiSettings(KafkaSettings):
         description="Searches (a text condition) of one tenant read at once per process; the "
         "others wait without a database connection, so one tenant cannot hold the whole pool.",
     )
-    filter_termination_seconds_per_minute: float = Field(
+    filter_termination_seconds_per_minute: BudgetSeconds = Field(
         default=5.0,
-        ge=0,
-        le=3600,
-        allow_inf_nan=False,
         description="Seconds a minute that one tenant's terminations by a filter with a text "
         "condition may spend counting their matches per process: the registry resolves each "
         "such filter again in the transaction every tenant's events wait behind, so past it "
         "they answer 429 with Retry-After (nothing published); 0 turns it off.",
     )
-    search_seconds_per_minute: float = Field(
+    search_seconds_per_minute: BudgetSeconds = Field(
         default=30.0,
-        ge=0,
-        le=3600,
-        allow_inf_nan=False,
         description="Seconds a minute that one tenant's searches may read for per process (the "
         "time they hold their slots): past it a search answers 429 with Retry-After until the "
         "time is repaid, so one tenant cannot keep the database busy; 0 turns it off.",
