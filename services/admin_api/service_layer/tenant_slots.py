@@ -138,32 +138,39 @@ class TenantSlots:
         self._slots: dict[str, _Slots] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, tenant_id: str, *, refuse: bool = True) -> AsyncIterator[None]:
+    async def hold(
+        self, tenant_id: str, *, refuse: bool = True, also: SearchBudget | None = None
+    ) -> AsyncIterator[None]:
         """One of the tenant's slots, waited for if all are taken; its time charged to the
-        tenant's budget. With the budget spent: refused (`SearchBudgetSpent`), or with
-        `refuse=False` (the later batches of an export already answering) waited out first,
-        holding neither a slot nor a connection meanwhile: the export goes on at the pace of
-        its tenant's budget instead of being cut short."""
+        tenant's budget, and to `also` (a budget of its own for this kind of request). With a
+        budget spent: refused (`SearchBudgetSpent`), or with `refuse=False` (the later batches
+        of an export already answering) waited out first, holding neither a slot nor a
+        connection meanwhile: the export goes on at the pace of its tenant's budget instead of
+        being cut short."""
+        budgets = (self.budget,) if also is None else (self.budget, also)
         while True:
-            if refuse:
-                self.budget.check(tenant_id)
-            else:
-                await self.budget.repaid(tenant_id)
+            for budget in budgets:
+                if refuse:
+                    budget.check(tenant_id)
+                else:
+                    await budget.repaid(tenant_id)
             slots = self._slots.get(tenant_id)
             if slots is None:
                 slots = self._slots[tenant_id] = _Slots(asyncio.Semaphore(self.per_tenant))
             slots.users += 1
             try:
                 async with slots.semaphore:
-                    if self.budget.left(tenant_id) > 0:
+                    if all(budget.left(tenant_id) > 0 for budget in budgets):
                         started = self._clock()
                         try:
                             yield
                         finally:
-                            self.budget.charge(tenant_id, self._clock() - started)
+                            for budget in budgets:
+                                budget.charge(tenant_id, self._clock() - started)
                         return
-                    if refuse:  # spent by the searches it waited behind
-                        self.budget.check(tenant_id)
+                    if refuse:  # spent by the requests it waited behind
+                        for budget in budgets:
+                            budget.check(tenant_id)
             finally:
                 slots.users -= 1
                 if slots.users == 0:

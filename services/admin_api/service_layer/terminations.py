@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -107,12 +107,11 @@ async def request_termination(
     ):
         if command.filter is not None and confirmed_at is not None:
             bounded = created_no_later_than(command.filter, confirmed_at)
-            if is_search(bounded):
-                requested = await _count_search(
-                    store, bounded, admin.tenant_id, now, searches, filter_terminations
-                )
-            else:
-                requested = await _count(store, bounded, admin.tenant_id, now)
+            held: AbstractAsyncContextManager[None] = contextlib.nullcontext()
+            if searches is not None and is_search(bounded):
+                held = searches.hold(admin.tenant_id, also=filter_terminations)
+            async with held, store.engine.connect() as conn, conn.begin():  # a read: no lock
+                requested = await store.count_active(conn, bounded, admin.tenant_id, now)
         else:
             requested = len(set(command.session_ids or ()))
         await bus.terminate(command)
@@ -128,36 +127,6 @@ async def request_termination(
         extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
     )
     return Accepted(command_id=command.command_id, requested=requested)
-
-
-async def _count(store: Store, filter: SessionFilter, tenant_id: str, now: datetime) -> int:
-    async with store.engine.connect() as conn, conn.begin():  # a read: no write lock
-        return await store.count_active(conn, filter, tenant_id, now)
-
-
-async def _count_search(
-    store: Store,
-    filter: SessionFilter,
-    tenant_id: str,
-    now: datetime,
-    searches: TenantSlots | None,
-    budget: SearchBudget | None,
-) -> int:
-    """`_count` of a filter with a text condition: in a search slot, its time charged to the
-    tenant's `budget` of terminations by such filters, checked before the slot and again once
-    it is free (the ones it waited behind may have spent it)."""
-    if budget is not None:
-        budget.check(tenant_id)
-    held = searches.hold(tenant_id) if searches is not None else contextlib.nullcontext()
-    async with held:
-        if budget is not None:
-            budget.check(tenant_id)
-        started = time.monotonic()
-        try:
-            return await _count(store, filter, tenant_id, now)
-        finally:
-            if budget is not None:
-                budget.charge(tenant_id, time.monotonic() - started)
 
 
 async def termination_status(
