@@ -101,8 +101,3 @@ def cursor_keys(settings: AdminApiSettings) -> tuple[bytes, ...]:
         hmac.new(secret.encode(), b"session-control page cursors v1", hashlib.sha256).digest()
         for secret in secrets
     )
-
-
-def cursor_key(settings: AdminApiSettings) -> bytes:
-    """The key page cursors are signed with (`cursor_keys`' first)."""
-    return cursor_keys(settings)[0]

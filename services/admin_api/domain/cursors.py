@@ -61,18 +61,18 @@ class CursorCodec:
     def __init__(self, key: bytes, previous: Sequence[bytes] = ()) -> None:
         if any(len(one) < 32 for one in (key, *previous)):
             raise ValueError("cursor key: at least 32 bytes")
-        self._key = key
         self._keys = (key, *previous)
+        """The first signs; every one opens."""
 
-    def _mac(self, scope: Mapping[str, Any], payload: bytes, key: bytes | None = None) -> bytes:
+    @staticmethod
+    def _mac(key: bytes, scope: Mapping[str, Any], payload: bytes) -> bytes:
         # The scope's JSON holds no raw newline, so scope and payload cannot be confused.
-        signed = canonical(scope) + b"\n" + payload
-        return hmac.new(key or self._key, signed, hashlib.sha256).digest()
+        return hmac.new(key, canonical(scope) + b"\n" + payload, hashlib.sha256).digest()
 
     def seal(self, scope: Mapping[str, Any], position: Mapping[str, Any]) -> str:
         """The cursor of `position`, valid only for `scope`."""
         payload = canonical(position)
-        return f"{_b64(payload)}.{_b64(self._mac(scope, payload))}"
+        return f"{_b64(payload)}.{_b64(self._mac(self._keys[0], scope, payload))}"
 
     def open(self, scope: Mapping[str, Any], cursor: str) -> dict[str, Any]:
         """The position sealed in `cursor`; BadCursor unless it was sealed for `scope`."""
@@ -82,7 +82,7 @@ class CursorCodec:
         except (binascii.Error, ValueError):
             raise BadCursor(NOT_OURS) from None
         if len(mac) != MAC_BYTES or not any(
-            hmac.compare_digest(mac, self._mac(scope, payload, key)) for key in self._keys
+            hmac.compare_digest(mac, self._mac(key, scope, payload)) for key in self._keys
         ):
             raise BadCursor(NOT_OURS)
         try:

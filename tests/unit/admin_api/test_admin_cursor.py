@@ -18,7 +18,7 @@ import pytest
 
 from admin_api.domain.cursors import BadCursor, CursorCodec
 from admin_api.domain.listing import ListQuery, Position, decode_cursor, encode_cursor, page_scope
-from admin_api.runtime import cursor_key, cursor_keys
+from admin_api.runtime import cursor_keys
 from admin_api.settings import AdminApiSettings
 from session_contracts.models import SessionFilter, SessionType
 
@@ -174,6 +174,11 @@ def settings(**values: Any) -> AdminApiSettings:
 PRODUCTION = {"environment": "production", "jwt_issuer": "https://idp"}
 
 
+def cursor_key(configured: AdminApiSettings) -> bytes:
+    """The key cursors are signed with: `cursor_keys`' first."""
+    return cursor_keys(configured)[0]
+
+
 def test_the_key_comes_from_configuration_not_the_process() -> None:
     """Two workers of one deployment compute the same key: a cursor of one opens in the other."""
     env = {
@@ -185,8 +190,8 @@ def test_the_key_comes_from_configuration_not_the_process() -> None:
     }
     here = cursor_key(settings(**PRODUCTION, jwks_url="https://idp/jwks", cursor_secret="c" * 40))
     program = (
-        "from admin_api.runtime import cursor_key; from admin_api.settings import "
-        "AdminApiSettings; print(cursor_key(AdminApiSettings()).hex())"
+        "from admin_api.runtime import cursor_keys; from admin_api.settings import "
+        "AdminApiSettings; print(cursor_keys(AdminApiSettings())[0].hex())"
     )
     other = subprocess.run(
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True
