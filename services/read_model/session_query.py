@@ -257,6 +257,17 @@ def filter_clause(
 HANDLE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
+TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
+"""The filter's substring conditions."""
+
+
+def is_search(filter: SessionFilter) -> bool:
+    """Whether the filter has a substring condition: one that may read many more rows than it
+    matches (a text no index answers is a walk of the tenant's listed sessions), so the admin
+    API counts it as a search and the registry resolves it beside its consumer loop."""
+    return any(getattr(filter, name) is not None for name in TEXT_CONDITIONS)
+
+
 def may_be_in_handle(text: str) -> bool:
     """Whether `text` can be part of a session id, compared case-insensitively.
 

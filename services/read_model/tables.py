@@ -120,6 +120,26 @@ termination_requests = Table(
     Index("ix_termination_requests_tenant_time", "tenant_id", "requested_at"),
 )
 
+# Termination commands by a text filter, taken from the commands topic and not applied yet: the
+# registry resolves their targets beside its consumer loop, in chunks, and ends each chunk in a
+# transaction of its own (`session_registry.service_layer.deferred_terminations`). Revision
+# 0901 creates it.
+deferred_terminations = Table(
+    "deferred_terminations",
+    metadata,
+    Column("command_id", String(36), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    # the commands topic's partition it came from: the registry assigned it resolves it
+    # (NULL: any registry)
+    Column("partition", Integer),
+    Column("command", JSON, nullable=False),  # the command, as its JSON
+    Column("deferred_at", DateTime(timezone=True), nullable=False),
+    # the last session id ended so far (its resolution goes on after it), and how many
+    Column("ended_after", String(128)),
+    Column("terminated", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("tenant_id", "command_id", name="pk_deferred_terminations"),
+)
+
 # Records to publish, written in the read-model transaction and relayed to Kafka after it:
 # a crash between the commit and the send re-sends (idempotent records), never loses.
 outbox = Table(

@@ -15,6 +15,7 @@ from aiokafka import TopicPartition
 from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_in_background
 from read_model.store import Store
+from session_contracts.escaping import escape_reason
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
     learn_partitions,
@@ -24,12 +25,17 @@ from session_contracts.kafka_clients import (
     stop_consumer,
     stop_producer,
 )
+from session_registry.adapters.command_store import deferred_level
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_size
 from session_registry.adapters.positions import load_positions
 from session_registry.entrypoints.consumer import RETRYABLE, ConsumerLoop
 from session_registry.entrypoints.http import OperationsServer, Probes, Verdict
 from session_registry.metrics import RegistryMetrics
+from session_registry.service_layer.deferred_terminations import (
+    DeferredTerminations,
+    ResolveOutcome,
+)
 from session_registry.service_layer.expiry import Sweeper, SweepOutcome
 from session_registry.service_layer.ingest import Ingestor, IngestOutcome
 from session_registry.service_layer.projection import Projector
@@ -38,6 +44,8 @@ from session_registry.settings import RegistrySettings
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 RELAY_DRAIN_SECONDS = 10.0
+DEFERRED_TICK_SECONDS = 5.0
+"""How often the resolver of deferred terminations looks for work no batch woke it for."""
 RELAY_BATCH_BYTES = 512 * 1024
 """The producer's batch per partition (aiokafka's default is 16 KB, ~35 records); under the
 broker's default message.max.bytes of 1 MB."""
@@ -81,6 +89,7 @@ class Registry:
                 self.topics,
                 activity_only_seconds=settings.activity_only_seconds,
                 activity_grace=settings.activity_grace,
+                defer_searches=True,
             ),
             settings.consumer_group,
             KafkaDeadLetters(self.producer, self.topics.dead_letters, settings.consumer_group),
@@ -106,6 +115,16 @@ class Registry:
             activity_grace=settings.activity_grace,
             gate=self.loop.gate,
         )
+        self.deferred = DeferredTerminations(
+            store,
+            self.topics,
+            clock=clock,
+            owned=self._owned_commands,
+            after_chunk=self._relay_quietly,
+            gate=self.loop.gate,
+            grace=settings.activity_grace,
+        )
+        self._deferred_woken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._online: asyncio.Task[None] | None = None
         """Building the indexes `read_model.online_indexes` builds concurrently."""
@@ -148,6 +167,9 @@ class Registry:
         if self.settings.sweep_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self._sweep_forever(), name="registry-sweeper"))
         self._tasks.append(asyncio.create_task(self._ask_ends_forever(), name="registry-ends"))
+        self._tasks.append(
+            asyncio.create_task(self._resolve_forever(), name="registry-deferred-terminations")
+        )
         if self.settings.migrate_on_start:  # not one of `_tasks`: it ends when they are built
             self._online = asyncio.create_task(
                 build_in_background(self.store), name="registry-online-indexes"
@@ -272,13 +294,17 @@ class Registry:
         return Verdict(ok, detail)
 
     async def refresh_metrics(self) -> None:
-        """Read the outbox's backlog and oldest age for the metrics."""
+        """Read the outbox's and the deferred terminations' backlog and oldest age for the
+        metrics."""
         if self.metrics is None:
             return
         async with self.engine.connect() as conn:
             backlog, age = await outbox_level(conn, self.clock())
+            deferred, oldest = await deferred_level(conn, self.clock())
         self.metrics.outbox.backlog = backlog
         self.metrics.outbox.oldest_age_seconds = age
+        self.metrics.deferred.backlog = deferred
+        self.metrics.deferred.oldest_age_seconds = oldest
 
     async def _relay(self) -> None:
         sent = await self.relay.relay()
@@ -305,17 +331,57 @@ class Registry:
             stored = await load_positions(conn, self.settings.consumer_group)
             if any(stored.get((tp.topic, tp.partition), 0) < end for tp, end in ends.items()):
                 return False
+            # a termination by a text filter taken from the topic and not applied yet
+            if (await deferred_level(conn, self.clock()))[0]:
+                return False
             return await outbox_size(conn) == 0
 
     async def _after_batch(self, outcome: IngestOutcome) -> None:
-        if not outcome.published:
-            return
+        if outcome.deferred:  # committed: the resolver reads it now
+            self._deferred_woken.set()
+        if outcome.published:
+            await self._relay_quietly()
+
+    async def _relay_quietly(self) -> None:
         try:
             await self._relay()
         except RETRYABLE as exc:  # the rows stay in the outbox; the next relay sends them
             if self.metrics is not None:
                 self.metrics.outbox_relay_failures.inc()
             log.warning("outbox relay failed: %s", exc)
+
+    def _owned_commands(self) -> set[int]:
+        """The partitions of the commands topic assigned to this registry now."""
+        assigned: set[TopicPartition] = self.loop.consumer.assignment()
+        return {tp.partition for tp in assigned if tp.topic == self.topics.commands}
+
+    async def resolve_deferred(self) -> ResolveOutcome:
+        """Apply the terminations by a text filter waiting for this registry (the resolver's
+        pass, `service_layer.deferred_terminations`)."""
+        outcome = await self.deferred.resolve_all()
+        if self.metrics is not None:
+            self.metrics.commands_applied.inc(outcome.commands)
+            self.metrics.sessions_terminated.inc(outcome.terminated)
+        return outcome
+
+    async def _resolve_forever(self) -> None:
+        """Resolve deferred terminations when a batch kept one, and every
+        `DEFERRED_TICK_SECONDS` (those of partitions a rebalance brought, those a failed pass
+        left)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DEFERRED_TICK_SECONDS):
+                    await self._deferred_woken.wait()
+            self._deferred_woken.clear()
+            try:
+                await self.resolve_deferred()
+            except Exception as exc:  # the database away: the rows wait for the next pass
+                log.warning(
+                    "resolving deferred terminations failed, retried in %.0f s: %s",
+                    DEFERRED_TICK_SECONDS,
+                    escape_reason(str(exc)),
+                    exc_info=not isinstance(exc, RETRYABLE),
+                )
 
     async def _ask_ends_forever(self) -> None:
         """Keep the partitions' ends known from the broker, not only from the consumer's

@@ -53,14 +53,16 @@ PartitionLag = Callable[[], Mapping[tuple[str, int], int]]
 
 @dataclass
 class OutboxLevel:
-    """The outbox as last read: rows waiting and the age of the oldest."""
+    """A queue as last read (the outbox, the deferred terminations): rows waiting and the age
+    of the oldest."""
 
     backlog: int = 0
     oldest_age_seconds: float = 0.0
 
 
 class _Levels(Collector):
-    """Gauges read at scrape time: lag per partition, the outbox, the last commit's age."""
+    """Gauges read at scrape time: lag per partition, the outbox, the deferred terminations,
+    the last commit's age."""
 
     def __init__(self, metrics: RegistryMetrics) -> None:
         self._metrics = metrics
@@ -90,6 +92,16 @@ class _Levels(Collector):
             "Age of the oldest outbox record waiting to be published (0 when empty)",
             value=m.outbox.oldest_age_seconds,
         )
+        yield GaugeMetricFamily(
+            "session_registry_terminations_deferred",
+            "Terminations by a text filter taken from the commands topic and not applied yet",
+            value=m.deferred.backlog,
+        )
+        yield GaugeMetricFamily(
+            "session_registry_terminations_deferred_oldest_age_seconds",
+            "Age of the oldest termination by a text filter not applied yet (0 when none)",
+            value=m.deferred.oldest_age_seconds,
+        )
         age = m.last_commit_age()
         yield GaugeMetricFamily(
             "session_registry_last_commit_age_seconds",
@@ -112,6 +124,8 @@ class RegistryMetrics:
         self._last_commit = monotonic()
         self.lag: PartitionLag = lag or dict
         self.outbox = OutboxLevel()
+        self.deferred = OutboxLevel()
+        """The deferred terminations as last read (their count, the oldest's age)."""
         r = self.registry
         self.events_applied = Counter(
             "session_registry_events_applied",

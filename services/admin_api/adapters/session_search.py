@@ -91,6 +91,7 @@ from admin_api.domain.listing import ListQuery, Sort
 from read_model.active import Moment, TenantRef, active_condition, listed_condition
 from read_model.session_query import (
     KEY_LENGTH,
+    TEXT_CONDITIONS,
     FilterShape,
     QShape,
     active_clause,
@@ -110,7 +111,6 @@ from read_model.store import Store, row_dicts
 from read_model.tables import listed_user_names, sessions
 from session_contracts.models import SessionFilter
 
-TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
 TRIGRAM = 3
 """The shortest text a trigram index can look up."""
 DIRECTORY_NAMES = 50
@@ -130,11 +130,6 @@ index entry over what a read through the session id keys pays for a match. Measu
 million sessions (a tenant of four million), three characters in 5,000 of its ids: read
 17-21 ms (3.5 µs a match), walked 29-38 ms (0.85 µs an entry): 51 * 0.85 / 3.5."""
 _s = sessions.c
-
-
-def is_search(filter: SessionFilter) -> bool:
-    """Whether the filter has a substring condition the trigram indexes answer."""
-    return any(getattr(filter, name) is not None for name in TEXT_CONDITIONS)
 
 
 def trigram_selective(text: str) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters import session_listing
-from admin_api.adapters.session_search import first_page_and_total, is_search
+from admin_api.adapters.session_search import first_page_and_total
 from admin_api.auth import Admin
 from admin_api.domain.cursors import BadCursor, CursorCodec
 from admin_api.domain.errors import InvalidParameter, NotFound
@@ -28,6 +28,7 @@ from admin_api.domain.listing import (
 )
 from admin_api.runtime import Clock
 from admin_api.service_layer.tenant_slots import TenantSlots
+from read_model.session_query import is_search
 from read_model.store import Store
 from session_contracts.models import SessionFilter
 

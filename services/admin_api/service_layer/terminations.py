@@ -14,11 +14,11 @@ from opentelemetry.trace import SpanKind
 
 from admin_api.adapters import terminations
 from admin_api.adapters.bus import CommandBus
-from admin_api.adapters.session_search import is_search
 from admin_api.auth import Admin
 from admin_api.domain.errors import NotFound
 from admin_api.runtime import Clock
 from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
+from read_model.session_query import is_search
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc

@@ -1,17 +1,27 @@
-"""Applied termination commands (once each) and the revocations awaiting their tombstone."""
+"""Applied termination commands (once each), those deferred for their resolution, and the
+revocations awaiting their tombstone."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Row, Table, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.requests import REQUEST_KEY, termination_request_row
-from read_model.tables import applied_commands, revocations, termination_requests
+from read_model.tables import (
+    applied_commands,
+    deferred_terminations,
+    revocations,
+    termination_requests,
+)
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import SessionRevoked, TerminateSessions
+from session_contracts.codec import decode_command
+from session_contracts.models import SessionRevoked, TerminateSessions, as_utc
 
 
 async def already_applied(
@@ -62,6 +72,99 @@ async def record_applied(
             "terminated": terminated,
         },
     )
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A termination by a text filter not applied yet, and how far its resolution got."""
+
+    command: TerminateSessions
+    partition: int | None
+    ended_after: str | None
+    terminated: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(tenant_id, command_id)."""
+        return (self.command.tenant_id, str(self.command.command_id))
+
+
+async def defer(
+    uow: UnitOfWork, command: TerminateSessions, partition: int | None, now: datetime
+) -> None:
+    """Keep a command for resolution beside the consumer loop; once per (tenant, command id)."""
+    statement = uow.store.insert(deferred_terminations).on_conflict_do_nothing(
+        index_elements=[deferred_terminations.c.tenant_id, deferred_terminations.c.command_id]
+    )
+    await uow.conn.execute(
+        statement,
+        {
+            "command_id": str(command.command_id),
+            "tenant_id": command.tenant_id,
+            "partition": partition,
+            "command": command.model_dump(mode="json"),
+            "deferred_at": now,
+        },
+    )
+
+
+def _deferred(row: Row[Any]) -> Deferred:
+    return Deferred(
+        # through the codec, which upcasts a command kept by an older registry
+        decode_command(json.dumps(row.command).encode()),
+        row.partition,
+        row.ended_after,
+        row.terminated,
+    )
+
+
+_d = deferred_terminations.c
+
+
+async def deferred_commands(
+    conn: AsyncConnection, partitions: Collection[int] | None = None
+) -> list[Deferred]:
+    """The deferred commands, oldest first: of these partitions of the commands topic (and
+    those of no partition), or all."""
+    query = select(deferred_terminations).order_by(_d.deferred_at, _d.tenant_id, _d.command_id)
+    if partitions is not None:
+        query = query.where(or_(_d.partition.is_(None), _d.partition.in_(sorted(partitions))))
+    return [_deferred(row) for row in await conn.execute(query)]
+
+
+async def lock_deferred(uow: UnitOfWork, key: tuple[str, str]) -> Deferred | None:
+    """The deferred command, locked until the unit of work ends; None once it was applied.
+    Two registries ending chunks of one command take turns on it."""
+    query = select(deferred_terminations).where(_d.tenant_id == key[0], _d.command_id == key[1])
+    row = (await uow.conn.execute(uow.store.for_update(query))).one_or_none()
+    return None if row is None else _deferred(row)
+
+
+async def advance_deferred(
+    uow: UnitOfWork, key: tuple[str, str], ended_after: str, terminated: int
+) -> None:
+    """Note how far a deferred command's resolution got: ended up to `ended_after`."""
+    await uow.conn.execute(
+        update(deferred_terminations)
+        .where(_d.tenant_id == key[0], _d.command_id == key[1])
+        .values(ended_after=ended_after, terminated=terminated)
+    )
+
+
+async def forget_deferred(uow: UnitOfWork, key: tuple[str, str]) -> None:
+    """Drop a deferred command once applied (in the transaction that records it applied)."""
+    await uow.conn.execute(
+        delete(deferred_terminations).where(_d.tenant_id == key[0], _d.command_id == key[1])
+    )
+
+
+async def deferred_level(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
+    """How many commands wait for their resolution, and how long the oldest has (0: none)."""
+    query = select(func.count(), func.min(_d.deferred_at)).select_from(deferred_terminations)
+    count, oldest = (await conn.execute(query)).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    return int(count), max(0.0, (now - as_utc(oldest)).total_seconds())
 
 
 async def remember_revocations(uow: UnitOfWork, records: Iterable[SessionRevoked]) -> None:

@@ -173,7 +173,7 @@ def _regroup(items: Sequence[Item]) -> dict[TopicPartitionKey, Decoded]:
 
 
 def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
-    for name in ("events", "sessions", "commands", "terminated", "published"):
+    for name in ("events", "sessions", "commands", "terminated", "deferred", "published"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.dead_letters += part.dead_letters
     total.skipped += part.skipped
@@ -326,6 +326,7 @@ class Ingestor:
         events: list[SessionEvent] = []
         commands: list[TerminateSessions] = []
         command_headers: dict[tuple[str, str], Sequence[tuple[str, bytes]]] = {}
+        command_partitions: dict[tuple[str, str], int] = {}
         letters: list[DeadLetter] = []
         skipped = 0
         miskeyed: list[tuple[str, Record]] = []
@@ -350,6 +351,7 @@ class Ingestor:
                 elif kind is TerminateSessions:
                     assert isinstance(message, TerminateSessions)  # for mypy; a rare record
                     commands.append(message)
+                    command_partitions[(message.tenant_id, str(message.command_id))] = tp[1]
                     if record is not None:
                         name = str(message.command_id)
                         if record.headers:  # the trace context, if any
@@ -366,7 +368,9 @@ class Ingestor:
                         and not _keyed_as_v1(record, event)
                     ):
                         miskeyed.append(("event", record))
-        outcome = await self._projector.apply(uow, events, commands, self._clock(), command_headers)
+        outcome = await self._projector.apply(
+            uow, events, commands, self._clock(), command_headers, command_partitions
+        )
         if letters:
             # durable on the DLQ before the position moves past them; sent once the rest of
             # the batch has been applied, so a batch the database refuses (applied again by

@@ -29,6 +29,8 @@ class Outcome:
     sessions: int = 0
     commands: int = 0
     terminated: int = 0
+    deferred: int = 0
+    """Commands by a text filter kept for the resolver (`Projector.defer_searches`)."""
     published: int = 0
 
 
@@ -38,7 +40,9 @@ class Projector:
     `publish=False` (a rebuild) writes the read model only: no outbox records, no revocations,
     and commands are not applied (their effects are already in the event log).
     `activity_grace`: a command also ends the sessions whose `expires_at` passed less than this
-    before its `requested_at` (their activity may still be on its way).
+    before its `requested_at` (their activity may still be on its way). `defer_searches`: a
+    command by a filter with a substring condition is kept for the registry's resolver rather
+    than resolved in the batch (`terminations`).
     """
 
     def __init__(
@@ -48,11 +52,13 @@ class Projector:
         publish: bool = True,
         activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
         activity_grace: timedelta = timedelta(0),
+        defer_searches: bool = False,
     ) -> None:
         self.topics = topics
         self.publish = publish
         self.activity_only_seconds = activity_only_seconds
         self.activity_grace = activity_grace
+        self.defer_searches = defer_searches
 
     async def apply(
         self,
@@ -61,9 +67,12 @@ class Projector:
         commands: Sequence[TerminateSessions],
         now: datetime,
         command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
+        command_partitions: Mapping[tuple[str, str], int] | None = None,
     ) -> Outcome:
         """Apply events then commands, in the caller's unit of work; `command_headers`: the
-        Kafka headers of each command by (tenant_id, command_id), for its trace."""
+        Kafka headers of each command by (tenant_id, command_id), for its trace;
+        `command_partitions`: its partition of the commands topic (whose registry resolves it,
+        when deferred)."""
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
@@ -73,7 +82,7 @@ class Projector:
         outcome.published = await changes.flush(uow, self.publish)
         if commands and self.publish:
             terminations = Changes()
-            outcome.commands, outcome.terminated = await apply_commands(
+            outcome.commands, outcome.terminated, outcome.deferred = await apply_commands(
                 uow,
                 commands,
                 now,
@@ -81,6 +90,8 @@ class Projector:
                 terminations,
                 command_headers or {},
                 grace=self.activity_grace,
+                defer_searches=self.defer_searches,
+                partitions=command_partitions,
             )
             outcome.published += await terminations.flush(uow, self.publish)
         return outcome

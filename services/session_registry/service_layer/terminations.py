@@ -17,6 +17,13 @@ its history entries, revocations and outbox records are written in one bulk stat
 What it writes is what the per-row fold writes (`_end` on an open session: state, `ended_at`,
 `end_reason`, `ended_by`; `expires_at` of a created session does not depend on its end); a
 crash anywhere rolls the whole batch back, as before.
+
+A command by a filter with a substring condition (`is_search`) is not resolved there when the
+caller defers them (`defer_searches`, as the registry does): a text no index answers reads the
+tenant's whole listed set, seconds at millions of sessions, which every tenant's events and
+revocations would wait behind. The batch keeps it in `deferred_terminations`, and the
+registry's resolver (`deferred_terminations`) reads its targets outside any write transaction
+(`resolve_chunk`) and ends each chunk in a transaction of its own (`end_resolved`).
 """
 
 from __future__ import annotations
@@ -26,19 +33,21 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.trace import SpanKind
 from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.active import OPEN, TERMINATED, active_condition
-from read_model.session_query import filter_clause
+from read_model.session_query import filter_clause, is_search
+from read_model.store import Store
 from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionTerminated, TerminateSessions, as_utc
 from session_contracts.topics import Topics
 from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
-from session_registry.adapters.command_store import already_applied, record_applied
+from session_registry.adapters.command_store import already_applied, defer, record_applied
 from session_registry.adapters.session_store import lock_states
 from session_registry.domain.fold import apply
 from session_registry.domain.history import history_entry
@@ -61,14 +70,30 @@ log = logging.getLogger(__name__)
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
+class Applied(NamedTuple):
+    """What `apply_commands` did."""
+
+    commands: int
+    """Commands applied."""
+    terminated: int
+    """Sessions they ended."""
+    deferred: int
+    """Commands by a text filter kept for the resolver instead (`defer_searches`)."""
+
+
+def _active_at(command: TerminateSessions, grace: timedelta) -> datetime:
+    """The moment a target must be active at: `requested_at`, less the grace."""
+    # a request dated at the dawn of time (valid, if odd) has no room for the grace before it
+    return max(command.requested_at, _EARLIEST + grace) - grace
+
+
 def target_clause(
     command: TerminateSessions, grace: timedelta = timedelta(0)
 ) -> ColumnElement[bool]:
     """The sessions a command ends: its tenant's, active at `requested_at`, by ids or filter;
     or open with their `expires_at` less than `grace` before it (the sweeper has not expired
     them, since their activity may still be on its way: one may be alive on the platform)."""
-    # a request dated at the dawn of time (valid, if odd) has no room for the grace before it
-    at = max(command.requested_at, _EARLIEST + grace) - grace
+    at = _active_at(command, grace)
     if command.session_ids is not None:
         return and_(
             _s.tenant_id == command.tenant_id,
@@ -90,20 +115,33 @@ async def apply_commands(
     command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
     *,
     grace: timedelta = timedelta(0),
-) -> tuple[int, int]:
-    """Apply the commands not applied before; return (commands applied, sessions terminated).
+    defer_searches: bool = False,
+    partitions: Mapping[tuple[str, str], int] | None = None,
+) -> Applied:
+    """Apply the commands not applied before; say how many, and how many sessions they ended.
 
     `command_headers`: each command's Kafka headers by (tenant_id, command_id), whose trace
-    context its span continues. `grace`: `target_clause`'s."""
+    context its span continues. `grace`: `target_clause`'s. `defer_searches`: a command by a
+    filter with a substring condition is kept in `deferred_terminations` (once), with its
+    partition of the commands topic from `partitions`, for the resolver, not applied here."""
     command_headers = command_headers or {}
     unique: dict[tuple[str, str], TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
         unique.setdefault((command.tenant_id, str(command.command_id)), command)
     done = await already_applied(uow.conn, unique.keys())
-    applied = terminated = 0
+    applied = terminated = deferred = 0
     traced = tracing_on()  # off: no span, no context, no header, for any command or record
     for command_id, command in unique.items():
         if command_id in done:
+            continue
+        if defer_searches and command.filter is not None and is_search(command.filter):
+            position = (partitions or {}).get(command_id)
+            await defer(uow, command, position, now)
+            log.info(
+                "termination command by a text filter deferred: resolved beside the loop",
+                extra={"tenant_id": command.tenant_id, "command_id": command_id[1]},
+            )
+            deferred += 1
             continue
         # a child of the admin API's span when the command's headers carry one
         span = (
@@ -120,7 +158,7 @@ async def apply_commands(
             ended = await _apply_one(uow, command, now, topics, changes, traced, grace)
         applied += 1
         terminated += ended
-    return applied, terminated
+    return Applied(applied, terminated, deferred)
 
 
 async def _apply_one(
@@ -206,9 +244,10 @@ async def end_by_filter(
         if done is not None:
             await done.drain(uow, states=False)
             changes.drained += done.drained
-        return [] if after is None else await _end_chunk(uow, command, after, chunk, grace)
+        return [] if after is None else await _end_chunk(uow, command, targets, after, chunk)
 
-    states = await _end_chunk(uow, command, None, chunk, grace)
+    targets = target_clause(command, grace)
+    states = await _end_chunk(uow, command, targets, None, chunk)
     while states:
         ended += len(states)
         after = states[-1].session_id if len(states) == chunk else None
@@ -235,13 +274,66 @@ _RETURNED = (
 """What an ended session's records need of its row (the rest is the command's)."""
 
 
+async def resolve_chunk(
+    conn: AsyncConnection,
+    store: Store,
+    command: TerminateSessions,
+    after: str | None,
+    chunk: int,
+    *,
+    grace: timedelta = timedelta(0),
+) -> list[str]:
+    """The ids of the next `chunk` sessions a command by filter targets after session id
+    `after`, in id order: a read that takes no lock (the resolver's, outside any write
+    transaction; for a text no index answers, a walk of the tenant's listed sessions)."""
+    order = store.binary_order(_s.session_id)
+    chosen = select(_s.session_id).where(target_clause(command, grace))
+    if after is not None:
+        chosen = chosen.where(order > after)
+    return list((await conn.execute(chosen.order_by(order).limit(chunk))).scalars().all())
+
+
+async def end_resolved(
+    uow: UnitOfWork,
+    command: TerminateSessions,
+    ids: Sequence[str],
+    now: datetime,
+    topics: Topics,
+    *,
+    grace: timedelta = timedelta(0),
+) -> int:
+    """End those of `ids` (targets `resolve_chunk` read) that are still the tenant's and active
+    at the command's time, created no later than its confirmed count, with their events,
+    history, revocations and outbox records; return how many. The filter is not tested again:
+    a session that matched when read is ended even if its activity changed it since."""
+    if not ids:
+        return 0
+    assert command.confirmed_at is not None
+    chosen = and_(
+        _s.tenant_id == command.tenant_id,
+        uow.store.one_of(_s.session_id, sorted(set(ids))),
+        active_condition(_active_at(command, grace)),
+        _s.created_at <= min(command.confirmed_at, command.requested_at),
+    )
+    states = await _end_chunk(uow, command, chosen, None, len(ids))
+    changes = Changes()
+    await _queue_ended(command, states, now, topics, changes, ())
+    await changes.flush(uow, True, states=False)
+    return len(states)
+
+
 async def _end_chunk(
-    uow: UnitOfWork, command: TerminateSessions, after: str | None, chunk: int, grace: timedelta
+    uow: UnitOfWork,
+    command: TerminateSessions,
+    targets: ColumnElement[bool],
+    after: str | None,
+    chunk: int,
 ) -> list[SessionState]:
-    """End the next `chunk` targets after session id `after`; their states, in id order."""
+    """End the next `chunk` of `targets` after session id `after`; their states, in id
+    order."""
     order = uow.store.binary_order(_s.session_id)  # as Python compares the ids
     # one tenant's: the session id alone orders the chunks
-    chosen = select(_s.session_id).where(target_clause(command, grace))
+    chosen = select(_s.session_id).where(targets)
     if after is not None:
         chosen = chosen.where(order > after)
     chosen = uow.store.for_update(chosen.order_by(order).limit(chunk))

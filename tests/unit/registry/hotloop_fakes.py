@@ -298,10 +298,13 @@ class RecordingProjector(Projector):
         commands: Sequence[TerminateSessions],
         now: datetime,
         command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
+        command_partitions: Mapping[tuple[str, str], int] | None = None,
     ) -> Outcome:
         """Apply, remember the ids, then do what the test scripted for this call."""
         self.calls += 1
-        outcome = await super().apply(uow, events, commands, now, command_headers)
+        outcome = await super().apply(
+            uow, events, commands, now, command_headers, command_partitions
+        )
         self.last = [str(e.event_id) for e in events] + [str(c.command_id) for c in commands]
         hook = self.during.pop(self.calls, None)
         if hook is not None:

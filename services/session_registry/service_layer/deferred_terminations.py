@@ -1,0 +1,168 @@
+"""Terminations by a text filter, resolved beside the consumer loop.
+
+Why: the registry resolved a command by filter in the transaction of the batch it arrived in,
+and every tenant's events and revocations wait behind that transaction. A filter with a
+substring condition (`read_model.session_query.is_search`) that no index answers (`~`: nothing
+matches) reads the tenant's whole listed set there: 530-590 ms at 400,000 sessions in a tenant
+on the bench's database, seconds at millions. One tenant's admin sending such terminations in
+a loop held up revocations for every tenant.
+
+How:
+- The batch that takes such a command from the topic keeps it in `deferred_terminations`
+  (`terminations.apply_commands(defer_searches=True)`), with its partition of the commands
+  topic, and moves on. Once the batch has committed, the registry wakes the resolver.
+- The resolver takes the kept commands of the partitions assigned to this registry (and those
+  kept with none), oldest first, one at a time. For each it reads the ids of the next
+  `chunk` targets (`terminations.resolve_chunk`) on a connection of its own: a read in no
+  write transaction, holding no lock and not the consumer loop's gate, so the loop's batches
+  go on meanwhile (on PostgreSQL the read uses another core; on SQLite, WAL lets it read while
+  the loop writes).
+- It then ends that chunk (`terminations.end_resolved`: those still active at the command's
+  time) in a transaction of its own that holds the loop's gate, as the sweeper's batches do:
+  a batch of records waits for one chunk's writes at most, never for a read. The transaction
+  locks the command's row first (two registries, during a rebalance, take turns), notes how
+  far the resolution got, and with the last chunk records the command applied and drops the
+  row.
+- A crash or a failure anywhere: the row says where to go on. A session ended already is no
+  longer active, and a termination event's id is derived from the command and the session,
+  so nothing is ended twice and nothing is lost.
+
+What it changes for the admin: such a termination is applied a read after its batch (a few
+milliseconds for a text the indexes answer) rather than within it; the filter is tested when
+the targets are read, and a session it matched then is ended even if its activity changed it
+before its chunk was ended. Commands by ids, and filters without a substring condition (their
+reads go by indexes to what they end), are applied in the batch as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from read_model.store import Store
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.models import TerminateSessions
+from session_contracts.topics import Topics
+from session_registry.adapters.command_store import (
+    Deferred,
+    advance_deferred,
+    deferred_commands,
+    forget_deferred,
+    lock_deferred,
+    record_applied,
+)
+from session_registry.service_layer.terminations import (
+    FILTER_CHUNK,
+    end_resolved,
+    resolve_chunk,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResolveOutcome:
+    """What one pass over the deferred commands did."""
+
+    commands: int = 0
+    """Commands applied (their last chunk ended)."""
+    terminated: int = 0
+    """Sessions ended, by every chunk of the pass."""
+
+
+class DeferredTerminations:
+    """Resolves and applies the deferred terminations of the partitions this registry owns.
+
+    `owned`: the partitions of the commands topic assigned to this registry now (None: all).
+    `after_chunk`: run after each chunk's transaction committed (the outbox relay). `gate`:
+    held around each chunk's writes (the consumer loop's).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        topics: Topics,
+        *,
+        clock: Callable[[], datetime],
+        owned: Callable[[], Collection[int] | None] = lambda: None,
+        after_chunk: Callable[[], Awaitable[None]] | None = None,
+        gate: contextlib.AbstractAsyncContextManager[object] | None = None,
+        grace: timedelta = timedelta(0),
+        chunk: int = FILTER_CHUNK,
+    ) -> None:
+        self._store = store
+        self._topics = topics
+        self._clock = clock
+        self._owned = owned
+        self._after_chunk = after_chunk
+        self._gate = gate
+        self._grace = grace
+        self._chunk = chunk
+
+    async def resolve_all(self) -> ResolveOutcome:
+        """Apply every deferred command this registry owns, oldest first."""
+        async with self._store.engine.connect() as conn:
+            waiting = await deferred_commands(conn, self._owned())
+        outcome = ResolveOutcome()
+        for deferred in waiting:
+            await self._resolve(deferred, outcome)
+        return outcome
+
+    def _mine(self, deferred: Deferred) -> bool:
+        owned = self._owned()
+        return owned is None or deferred.partition is None or deferred.partition in owned
+
+    async def _resolve(self, deferred: Deferred, outcome: ResolveOutcome) -> None:
+        command, after = deferred.command, deferred.ended_after
+        while self._mine(deferred):  # a rebalance may move its partition away meanwhile
+            async with self._store.engine.connect() as conn:
+                ids = await resolve_chunk(
+                    conn, self._store, command, after, self._chunk, grace=self._grace
+                )
+            last = len(ids) < self._chunk
+            step = functools.partial(
+                self._end, key=deferred.key, command=command, ids=ids, last=last
+            )
+            async with self._gate or contextlib.nullcontext():
+                ended = await UnitOfWork(self._store).run(step)
+            if self._after_chunk is not None:
+                await self._after_chunk()
+            if ended is None:
+                return  # applied by another registry
+            outcome.terminated += ended
+            if last:
+                outcome.commands += 1
+                return
+            after = ids[-1]
+
+    async def _end(
+        self,
+        uow: UnitOfWork,
+        key: tuple[str, str],
+        command: TerminateSessions,
+        ids: list[str],
+        last: bool,
+    ) -> int | None:
+        """End one chunk; how many sessions it ended, or None if the command was applied."""
+        kept = await lock_deferred(uow, key)
+        if kept is None:
+            return None
+        now = self._clock()
+        ended = await end_resolved(uow, command, ids, now, self._topics, grace=self._grace)
+        total = kept.terminated + ended
+        if not last:
+            await advance_deferred(uow, key, ids[-1], total)
+            return ended
+        await record_applied(uow, command, now, total)
+        await forget_deferred(uow, key)
+        # in the chunk's transaction: a retried chunk logs it again
+        log.info(
+            "termination command applied (deferred): %d session(s) ended",
+            total,
+            extra={"tenant_id": command.tenant_id, "command_id": key[1]},
+        )
+        return ended

@@ -1,0 +1,293 @@
+"""Terminations by a text filter, resolved beside the consumer loop, on SQLite and PostgreSQL.
+
+The first tests drive the resolver (`DeferredTerminations`) on the database alone, with chunks
+of 4 so a handful of sessions spans several; the last one runs a registry on the real broker and
+shows its loop applying another tenant's termination while a text filter's read is held open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from registry_helpers import NOW, StartRegistry, created, session_rows, sid
+from sqlalchemy import select
+from test_registry_bulk_termination import TOPICS, by_filter, contents, seed, seed_events
+
+from polling import until
+from read_model.database import open_store, upgrade_schema
+from read_model.store import Store
+from read_model.tables import applied_commands, deferred_terminations
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.codec import decode_event
+from session_contracts.models import SessionFilter, SessionTerminated, TerminateSessions
+from session_registry.service_layer import deferred_terminations as resolver_module
+from session_registry.service_layer.changes import Changes
+from session_registry.service_layer.deferred_terminations import DeferredTerminations
+from session_registry.service_layer.terminations import Applied, apply_commands, resolve_chunk
+
+CHUNK = 4
+EVERY_LISTED = {sid(f"s{n:02d}") for n in range(11)} | {sid("Zed"), sid("_under")}
+"""The 13 sessions of `seed_events` a filter on the user name `User U` ends."""
+
+
+def resolver(store: Store, **options: Any) -> DeferredTerminations:
+    return DeferredTerminations(store, TOPICS, clock=lambda: NOW, chunk=CHUNK, **options)
+
+
+async def defer(store: Store, command: TerminateSessions, partition: int | None = 0) -> Applied:
+    """Take `command` from the topic as the registry does: deferred if its filter has text."""
+    key = (command.tenant_id, str(command.command_id))
+    async with UnitOfWork(store) as uow:
+        changes = Changes()
+        applied = await apply_commands(
+            uow,
+            [command],
+            NOW,
+            TOPICS,
+            changes,
+            defer_searches=True,
+            partitions={} if partition is None else {key: partition},
+        )
+        await changes.flush(uow, True)
+    return applied
+
+
+async def kept(store: Store) -> list[Any]:
+    async with store.engine.connect() as conn:
+        return list(await conn.execute(select(deferred_terminations)))
+
+
+async def terminated_events(store: Store) -> list[SessionTerminated]:
+    records = (await contents(store))["outbox"]
+    events = [decode_event(v) for t, _, v in records if t == TOPICS.events and v]
+    return [e for e in events if isinstance(e, SessionTerminated)]
+
+
+async def test_a_text_filter_is_kept_then_ended_in_chunks_as_the_batch_would_have(
+    store: Store, tmp_path: Path
+) -> None:
+    events = seed_events()
+    await seed(store, events)
+    before = await contents(store)
+    command = by_filter(user_name="User U")
+
+    assert await defer(store, command) == Applied(commands=0, terminated=0, deferred=1)
+    assert await contents(store) == before  # nothing ended, nothing published yet
+    (row,) = await kept(store)
+    assert (row.tenant_id, row.command_id, row.partition) == ("acme", str(command.command_id), 0)
+
+    outcome = await resolver(store).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (1, 13)
+    got = await contents(store)
+
+    # the same command resolved in the batch, in a second database
+    other = open_store(f"sqlite+aiosqlite:///{tmp_path / 'in-batch.db'}")
+    await upgrade_schema(other)
+    try:
+        await seed(other, events)
+        async with UnitOfWork(other) as uow:
+            changes = Changes()
+            assert await apply_commands(uow, [command], NOW, TOPICS, changes) == (1, 13, 0)
+            await changes.flush(uow, True)
+        expected = await contents(other)
+    finally:
+        await other.dispose()
+    for key in ("sessions", "history", "revocations"):
+        assert got[key] == expected[key], key
+    assert sorted(got["outbox"]) == sorted(expected["outbox"])
+    assert {e.session_id for e in await terminated_events(store)} == EVERY_LISTED
+
+    assert await kept(store) == []
+    async with store.engine.connect() as conn:
+        (applied,) = (await conn.execute(select(applied_commands))).all()
+    assert applied.terminated == 13
+    again = await resolver(store).resolve_all()
+    assert (again.commands, again.terminated) == (0, 0)
+
+
+async def test_a_filter_without_text_and_one_by_ids_are_applied_in_the_batch(
+    store: Store,
+) -> None:
+    await seed(store)
+    by_type = by_filter(session_type=["browser"])
+    by_ids = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-7",
+        session_ids=[sid("s01")],
+    )
+    assert await defer(store, by_ids) == (1, 1, 0)
+    assert await defer(store, by_type) == (1, 12, 0)
+    assert await kept(store) == []
+
+
+async def test_a_resolution_cut_short_goes_on_where_it_stopped_and_ends_each_once(
+    store: Store,
+) -> None:
+    await seed(store)
+    command = by_filter(q="user u")
+    await defer(store, command)
+    chunks = 0
+
+    async def relay_then_crash() -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks == 2:
+            raise ConnectionError("the registry died after its second chunk committed")
+
+    with pytest.raises(ConnectionError):
+        await resolver(store, after_chunk=relay_then_crash).resolve_all()
+    (row,) = await kept(store)
+    ended_so_far = sorted(e.session_id for e in await terminated_events(store))
+    assert (row.terminated, len(ended_so_far)) == (8, 8)
+    assert row.ended_after == max(ended_so_far)  # the order the chunks went in
+
+    outcome = await resolver(store).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (1, 5)
+    events = await terminated_events(store)
+    assert len(events) == len({e.event_id for e in events}) == 13
+    assert {e.session_id for e in events} == EVERY_LISTED
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(select(applied_commands.c.terminated))).scalar_one() == 13
+    assert await kept(store) == []
+
+
+async def test_two_registries_resolving_one_command_at_once_end_each_session_once(
+    store: Store, db_url: str
+) -> None:
+    """During a rebalance both the old and the new owner of a partition may resolve its
+    command: they take turns on its row, and a session one ended the other finds ended."""
+    await seed(store)
+    command = by_filter(user_name="user u")
+    await defer(store, command)
+    second = open_store(db_url)
+    try:
+        outcomes = await asyncio.gather(
+            resolver(store).resolve_all(), resolver(second).resolve_all()
+        )
+    finally:
+        await second.dispose()
+    assert sum(o.terminated for o in outcomes) == 13
+    assert sum(o.commands for o in outcomes) == 1
+    events = await terminated_events(store)
+    assert len(events) == len({e.session_id for e in events}) == 13
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(applied_commands.c.terminated))).scalars().all()
+    assert rows == [13]
+
+
+async def test_each_registry_resolves_the_commands_of_its_own_partitions(store: Store) -> None:
+    await seed(store)
+    of_one = by_filter(user_id="u1")  # s01, s04, s07, s10, Zed, _under (users u1)
+    of_none = by_filter(user_name="USER U2")  # s02, s05, s08: kept with no partition
+    await defer(store, of_one, partition=1)
+    await defer(store, of_none, partition=None)
+    # user_id is no text condition: applied in the batch; the user name is one
+    assert [row.command_id for row in await kept(store)] == [str(of_none.command_id)]
+
+    of_two = by_filter(device="chrome")  # every listed session of the seed, in partition 2
+    await defer(store, of_two, partition=2)
+    elsewhere = await resolver(store, owned=lambda: {0, 1}).resolve_all()
+    assert (elsewhere.commands, elsewhere.terminated) == (1, 3)  # only the one of no partition
+    assert [row.command_id for row in await kept(store)] == [str(of_two.command_id)]
+    mine = await resolver(store, owned=lambda: {2}).resolve_all()
+    # what the two commands before had not ended
+    assert (mine.commands, mine.terminated) == (1, 13 - 6 - 3)
+    assert await kept(store) == []
+
+
+async def test_a_redelivered_command_is_kept_once_and_not_again_once_applied(
+    store: Store,
+) -> None:
+    await seed(store)
+    command = by_filter(session_id=sid("s03")[:12])
+    assert await defer(store, command) == (0, 0, 1)
+    assert await defer(store, command) == (0, 0, 1)  # a second delivery: still one row
+    assert len(await kept(store)) == 1
+    outcome = await resolver(store).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (1, 1)
+    assert await defer(store, command) == (0, 0, 0)  # applied: neither applied nor kept again
+    assert await kept(store) == []
+
+
+@pytest.mark.kafka
+async def test_the_loop_applies_other_terminations_while_a_text_filter_is_read(
+    start_registry: StartRegistry,
+    send: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A text filter's read is held open (as one no index answers would run for seconds at
+    millions of sessions): another tenant's termination by id is applied and revoked meanwhile,
+    and once the read returns, the filter's sessions are ended too. Resolved in the batch, the
+    filter held the loop and every tenant behind it."""
+    real = resolve_chunk
+    reading, release = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any, **named: Any) -> list[str]:
+        reading.set()
+        await release.wait()
+        return await real(*args, **named)
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", held)
+    registry = await start_registry()
+    await send(
+        created("a-1", user="ann"),
+        created("a-2", user="ann"),
+        created("b-1"),
+        created("g-1", tenant="globex"),
+    )
+    await registry.wait_until_idle(30)
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="acme",
+            requested_by="admin-7",
+            filter=SessionFilter(user_name="user ann"),
+            confirmed_at=NOW,
+        )
+    )
+    async with asyncio.timeout(30):
+        await reading.wait()
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="globex",
+            requested_by="admin-9",
+            session_ids=[sid("g-1", tenant="globex")],
+        )
+    )
+
+    async def globex_ended() -> bool:
+        rows = await session_rows(registry, "globex")
+        return bool(rows[sid("g-1", "globex")]["state"] == "terminated")
+
+    await until(globex_ended, 30, "globex's session ended while the read is held")
+    acme = await session_rows(registry)
+    assert {acme[sid(c)]["state"] for c in ("a-1", "a-2", "b-1")} == {"open"}
+    with pytest.raises(TimeoutError):  # not idle: a termination is taken and not applied
+        await registry.wait_until_idle(0.5)
+    await registry.refresh_metrics()  # what a scrape reads
+    assert registry.metrics is not None
+    assert registry.metrics.deferred.backlog == 1
+    assert registry.metrics.deferred.oldest_age_seconds > 0
+
+    release.set()
+    await registry.wait_until_idle(30)
+    await registry.refresh_metrics()
+    assert (registry.metrics.deferred.backlog, registry.metrics.deferred.oldest_age_seconds) == (
+        0,
+        0.0,
+    )
+    acme = await session_rows(registry)
+    assert {c: acme[sid(c)]["state"] for c in ("a-1", "a-2", "b-1")} == {
+        "a-1": "terminated",
+        "a-2": "terminated",
+        "b-1": "open",
+    }
