@@ -129,9 +129,10 @@ deferred_terminations = Table(
     metadata,
     Column("command_id", String(36), nullable=False),
     Column("tenant_id", String(64), nullable=False),
-    # the commands topic's partition it came from: the registry assigned it resolves it
-    # (NULL: any registry)
+    # where on the commands topic it came from: the registry assigned that partition resolves
+    # it (NULL: any registry); the offset names it in a dead letter
     Column("partition", Integer),
+    Column("record_offset", BigInteger),
     Column("command", JSON, nullable=False),  # the command, as its JSON
     Column("deferred_at", DateTime(timezone=True), nullable=False),
     # the last session id ended so far (its resolution goes on after it), and how many

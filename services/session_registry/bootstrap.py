@@ -31,7 +31,7 @@ from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_s
 from session_registry.adapters.positions import load_positions
 from session_registry.entrypoints.consumer import RETRYABLE, ConsumerLoop
 from session_registry.entrypoints.http import OperationsServer, Probes, Verdict
-from session_registry.metrics import RegistryMetrics
+from session_registry.metrics import RegistryMetrics, reason_class
 from session_registry.service_layer.deferred_terminations import (
     DeferredTerminations,
     ResolveOutcome,
@@ -83,6 +83,9 @@ class Registry:
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
             fetch_max_bytes=max(64 * 1024 * 1024, settings.max_partition_fetch_bytes),
         )
+        dead_letters = KafkaDeadLetters(
+            self.producer, self.topics.dead_letters, settings.consumer_group
+        )
         ingestor = Ingestor(
             store,
             Projector(
@@ -92,7 +95,7 @@ class Registry:
                 defer_searches=True,
             ),
             settings.consumer_group,
-            KafkaDeadLetters(self.producer, self.topics.dead_letters, settings.consumer_group),
+            dead_letters,
             clock,
         )
         self.loop = ConsumerLoop(
@@ -123,6 +126,7 @@ class Registry:
             after_chunk=self._relay_quietly,
             gate=self.loop.gate,
             grace=settings.activity_grace,
+            dead_letters=dead_letters,
         )
         self._deferred_woken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -362,6 +366,8 @@ class Registry:
         if self.metrics is not None:
             self.metrics.commands_applied.inc(outcome.commands)
             self.metrics.sessions_terminated.inc(outcome.terminated)
+            for reason in outcome.dead_letter_reasons:
+                self.metrics.dead_letters.labels(reason_class(reason)).inc()
         return outcome
 
     async def _resolve_forever(self) -> None:

@@ -80,6 +80,8 @@ class Deferred:
 
     command: TerminateSessions
     partition: int | None
+    """Its partition of the commands topic (None: any registry resolves it)."""
+    offset: int | None
     ended_after: str | None
     terminated: int
 
@@ -90,9 +92,10 @@ class Deferred:
 
 
 async def defer(
-    uow: UnitOfWork, command: TerminateSessions, partition: int | None, now: datetime
+    uow: UnitOfWork, command: TerminateSessions, origin: tuple[int, int] | None, now: datetime
 ) -> None:
-    """Keep a command for resolution beside the consumer loop; once per (tenant, command id)."""
+    """Keep a command for resolution beside the consumer loop, once per (tenant, command id);
+    `origin`: its (partition, offset) on the commands topic, if known."""
     statement = uow.store.insert(deferred_terminations).on_conflict_do_nothing(
         index_elements=[deferred_terminations.c.tenant_id, deferred_terminations.c.command_id]
     )
@@ -101,7 +104,8 @@ async def defer(
         {
             "command_id": str(command.command_id),
             "tenant_id": command.tenant_id,
-            "partition": partition,
+            "partition": None if origin is None else origin[0],
+            "record_offset": None if origin is None else origin[1],
             "command": command.model_dump(mode="json"),
             "deferred_at": now,
         },
@@ -113,6 +117,7 @@ def _deferred(row: Row[Any]) -> Deferred:
         # through the codec, which upcasts a command kept by an older registry
         decode_command(json.dumps(row.command).encode()),
         row.partition,
+        row.record_offset,
         row.ended_after,
         row.terminated,
     )

@@ -26,6 +26,11 @@ How:
 - A crash or a failure anywhere: the row says where to go on. A session ended already is no
   longer active, and a termination event's id is derived from the command and the session,
   so nothing is ended twice and nothing is lost.
+- A command whose resolution fails by itself (`ingest.caused_by_a_record`: a value the
+  database refuses, a Python error it provokes) would fail every pass and hold up every
+  command behind it: it goes to the dead-letter topic with the reason and its position on the
+  commands topic, and its row is dropped (what earlier chunks ended stays ended; redriven, it
+  ends the rest). Any other failure (the database away) ends the pass; the next one retries.
 
 What it changes for the admin: such a termination is applied a read after its batch (a few
 milliseconds for a text the indexes answer) rather than within it; the filter is tested when
@@ -40,11 +45,13 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.codec import encode
+from session_contracts.handles import record_key
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import (
@@ -55,6 +62,8 @@ from session_registry.adapters.command_store import (
     lock_deferred,
     record_applied,
 )
+from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
+from session_registry.service_layer.ingest import caused_by_a_record, refusal
 from session_registry.service_layer.terminations import (
     FILTER_CHUNK,
     end_resolved,
@@ -70,6 +79,9 @@ class ResolveOutcome:
 
     commands: int = 0
     """Commands applied (their last chunk ended)."""
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    """Why each command given up was (its resolution failed by itself; sent to the dead-letter
+    topic)."""
     terminated: int = 0
     """Sessions ended, by every chunk of the pass."""
 
@@ -79,7 +91,8 @@ class DeferredTerminations:
 
     `owned`: the partitions of the commands topic assigned to this registry now (None: all).
     `after_chunk`: run after each chunk's transaction committed (the outbox relay). `gate`:
-    held around each chunk's writes (the consumer loop's).
+    held around each chunk's writes (the consumer loop's). `dead_letters`: where a command
+    whose resolution fails by itself goes (None: its failure ends the pass, as any other).
     """
 
     def __init__(
@@ -93,6 +106,7 @@ class DeferredTerminations:
         gate: contextlib.AbstractAsyncContextManager[object] | None = None,
         grace: timedelta = timedelta(0),
         chunk: int = FILTER_CHUNK,
+        dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self._store = store
         self._topics = topics
@@ -102,6 +116,7 @@ class DeferredTerminations:
         self._gate = gate
         self._grace = grace
         self._chunk = chunk
+        self._dead_letters = dead_letters
 
     async def resolve_all(self) -> ResolveOutcome:
         """Apply every deferred command this registry owns, oldest first."""
@@ -109,8 +124,44 @@ class DeferredTerminations:
             waiting = await deferred_commands(conn, self._owned())
         outcome = ResolveOutcome()
         for deferred in waiting:
-            await self._resolve(deferred, outcome)
+            try:
+                await self._resolve(deferred, outcome)
+            except Exception as exc:
+                if self._dead_letters is None or not caused_by_a_record(exc):
+                    raise
+                outcome.dead_letter_reasons.append(await self._give_up(deferred, exc))
         return outcome
+
+    async def _give_up(self, deferred: Deferred, exc: Exception) -> str:
+        """Send a command whose resolution fails by itself to the dead-letter topic, then drop
+        its row (durable on the topic first: a failure in between sends it again)."""
+        assert self._dead_letters is not None
+        command = deferred.command
+        reason = refusal(exc)
+        log.warning(
+            "termination command by a text filter could not be resolved, dead-lettered: %s",
+            reason,
+            extra={"tenant_id": command.tenant_id, "command_id": deferred.key[1]},
+            exc_info=exc,
+        )
+        letter = DeadLetter(
+            topic=self._topics.commands,
+            partition=-1 if deferred.partition is None else deferred.partition,
+            offset=-1 if deferred.offset is None else deferred.offset,
+            key=record_key(*deferred.key),
+            value=encode(command),
+            headers=(),
+            reason=reason,
+        )
+        await self._dead_letters.send([letter])
+
+        async def drop(uow: UnitOfWork) -> None:
+            if await lock_deferred(uow, deferred.key) is not None:
+                await forget_deferred(uow, deferred.key)
+
+        async with self._gate or contextlib.nullcontext():
+            await UnitOfWork(self._store).run(drop)
+        return reason
 
     def _mine(self, deferred: Deferred) -> bool:
         owned = self._owned()

@@ -141,7 +141,8 @@ def caused_by_a_record(exc: BaseException) -> bool:
     return isinstance(exc, _RECORD_ERRORS) and not isinstance(exc, SQLAlchemyError | OSError)
 
 
-def _refusal(exc: BaseException) -> str:
+def refusal(exc: BaseException) -> str:
+    """The dead letter's reason for a record `caused_by_a_record` says failed by itself."""
     if caused_by_data(exc):
         cause = getattr(exc, "orig", None) or exc
         return escape_reason(f"the database refused it: {type(cause).__name__}: {cause}")
@@ -297,7 +298,7 @@ class Ingestor:
         if len(live) == 1 and items[live[0]][3] is not None:
             tp, offset, _, record = items[live[0]]
             assert record is not None
-            reason = _refusal(exc)
+            reason = refusal(exc)
             log.warning(
                 "record %s:%d:%d could not be applied, dead-lettered: %s",
                 escape_reason(tp[0]),
@@ -326,7 +327,7 @@ class Ingestor:
         events: list[SessionEvent] = []
         commands: list[TerminateSessions] = []
         command_headers: dict[tuple[str, str], Sequence[tuple[str, bytes]]] = {}
-        command_partitions: dict[tuple[str, str], int] = {}
+        command_origins: dict[tuple[str, str], tuple[int, int]] = {}
         letters: list[DeadLetter] = []
         skipped = 0
         miskeyed: list[tuple[str, Record]] = []
@@ -351,7 +352,10 @@ class Ingestor:
                 elif kind is TerminateSessions:
                     assert isinstance(message, TerminateSessions)  # for mypy; a rare record
                     commands.append(message)
-                    command_partitions[(message.tenant_id, str(message.command_id))] = tp[1]
+                    command_origins[(message.tenant_id, str(message.command_id))] = (
+                        tp[1],
+                        offset,
+                    )
                     if record is not None:
                         name = str(message.command_id)
                         if record.headers:  # the trace context, if any
@@ -369,7 +373,7 @@ class Ingestor:
                     ):
                         miskeyed.append(("event", record))
         outcome = await self._projector.apply(
-            uow, events, commands, self._clock(), command_headers, command_partitions
+            uow, events, commands, self._clock(), command_headers, command_origins
         )
         if letters:
             # durable on the DLQ before the position moves past them; sent once the rest of

@@ -67,12 +67,12 @@ class Projector:
         commands: Sequence[TerminateSessions],
         now: datetime,
         command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
-        command_partitions: Mapping[tuple[str, str], int] | None = None,
+        command_origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
     ) -> Outcome:
         """Apply events then commands, in the caller's unit of work; `command_headers`: the
         Kafka headers of each command by (tenant_id, command_id), for its trace;
-        `command_partitions`: its partition of the commands topic (whose registry resolves it,
-        when deferred)."""
+        `command_origins`: its (partition, offset) on the commands topic (whose registry
+        resolves it when deferred, and where a dead letter says it came from)."""
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
@@ -91,7 +91,7 @@ class Projector:
                 command_headers or {},
                 grace=self.activity_grace,
                 defer_searches=self.defer_searches,
-                partitions=command_partitions,
+                origins=command_origins,
             )
             outcome.published += await terminations.flush(uow, self.publish)
         return outcome

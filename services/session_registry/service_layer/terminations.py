@@ -116,14 +116,15 @@ async def apply_commands(
     *,
     grace: timedelta = timedelta(0),
     defer_searches: bool = False,
-    partitions: Mapping[tuple[str, str], int] | None = None,
+    origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
 ) -> Applied:
     """Apply the commands not applied before; say how many, and how many sessions they ended.
 
     `command_headers`: each command's Kafka headers by (tenant_id, command_id), whose trace
     context its span continues. `grace`: `target_clause`'s. `defer_searches`: a command by a
     filter with a substring condition is kept in `deferred_terminations` (once), with its
-    partition of the commands topic from `partitions`, for the resolver, not applied here."""
+    (partition, offset) on the commands topic from `origins`, for the resolver, not applied
+    here."""
     command_headers = command_headers or {}
     unique: dict[tuple[str, str], TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
@@ -135,8 +136,7 @@ async def apply_commands(
         if command_id in done:
             continue
         if defer_searches and command.filter is not None and is_search(command.filter):
-            position = (partitions or {}).get(command_id)
-            await defer(uow, command, position, now)
+            await defer(uow, command, (origins or {}).get(command_id), now)
             log.info(
                 "termination command by a text filter deferred: resolved beside the loop",
                 extra={"tenant_id": command.tenant_id, "command_id": command_id[1]},

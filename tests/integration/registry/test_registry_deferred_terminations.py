@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
 from read_model.tables import applied_commands, deferred_terminations
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.codec import decode_event
+from session_contracts.codec import decode_command, decode_event
 from session_contracts.models import SessionFilter, SessionTerminated, TerminateSessions
+from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.service_layer import deferred_terminations as resolver_module
 from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.deferred_terminations import DeferredTerminations
@@ -50,7 +52,7 @@ async def defer(store: Store, command: TerminateSessions, partition: int | None 
             TOPICS,
             changes,
             defer_searches=True,
-            partitions={} if partition is None else {key: partition},
+            origins={} if partition is None else {key: (partition, 17)},
         )
         await changes.flush(uow, True)
     return applied
@@ -291,3 +293,71 @@ async def test_the_loop_applies_other_terminations_while_a_text_filter_is_read(
         "a-2": "terminated",
         "b-1": "open",
     }
+
+
+class KeptLetters:
+    """A dead-letter sink that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.letters.extend(letters)
+
+
+async def test_a_command_whose_resolution_fails_by_itself_is_dead_lettered_not_retried_forever(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retried on every pass, it would hold up every command behind it."""
+    await seed(store)
+    poisoned = by_filter(user_name="User u0")
+    behind = by_filter(user_name="User u2")
+    await defer(store, poisoned, partition=3)
+    await defer(store, behind)
+
+    async def provoking(
+        conn: Any, store: Any, command: TerminateSessions, *rest: Any, **named: Any
+    ) -> list[str]:
+        if command.command_id == poisoned.command_id:
+            raise ValueError("a value this command provokes")
+        return await resolve_chunk(conn, store, command, *rest, **named)
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", provoking)
+    sink = KeptLetters()
+    outcome = await resolver(store, dead_letters=sink).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (1, 3)  # the one behind: s02, s05, s08
+    (reason,) = outcome.dead_letter_reasons
+    assert "ValueError: a value this command provokes" in reason
+    (letter,) = sink.letters
+    assert (letter.topic, letter.partition, letter.offset) == (TOPICS.commands, 3, 17)
+    assert letter.key == f"acme/{poisoned.command_id}".encode()
+    assert letter.value is not None and decode_command(letter.value) == poisoned
+    assert letter.reason == reason
+    assert await kept(store) == []  # given up, not retried
+    assert {e.session_id for e in await terminated_events(store)} == {
+        sid("s02"),
+        sid("s05"),
+        sid("s08"),
+    }
+
+
+async def test_a_database_away_ends_the_pass_and_keeps_every_command(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(store)
+    first, second = by_filter(user_name="User u0"), by_filter(user_name="User u2")
+    await defer(store, first)
+    await defer(store, second)
+
+    async def away(*args: Any, **named: Any) -> list[str]:
+        raise ConnectionRefusedError("the database went away")
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", away)
+    sink = KeptLetters()
+    with pytest.raises(ConnectionRefusedError):
+        await resolver(store, dead_letters=sink).resolve_all()
+    assert sink.letters == []
+    assert len(await kept(store)) == 2
+    monkeypatch.setattr(resolver_module, "resolve_chunk", resolve_chunk)
+    outcome = await resolver(store, dead_letters=sink).resolve_all()
+    assert (outcome.commands, outcome.terminated, sink.letters) == (2, 7, [])

@@ -298,13 +298,11 @@ class RecordingProjector(Projector):
         commands: Sequence[TerminateSessions],
         now: datetime,
         command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
-        command_partitions: Mapping[tuple[str, str], int] | None = None,
+        command_origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
     ) -> Outcome:
         """Apply, remember the ids, then do what the test scripted for this call."""
         self.calls += 1
-        outcome = await super().apply(
-            uow, events, commands, now, command_headers, command_partitions
-        )
+        outcome = await super().apply(uow, events, commands, now, command_headers, command_origins)
         self.last = [str(e.event_id) for e in events] + [str(c.command_id) for c in commands]
         hook = self.during.pop(self.calls, None)
         if hook is not None:
