@@ -131,7 +131,11 @@ async def deferred_commands(
 ) -> list[Deferred]:
     """The deferred commands, oldest first: of these partitions of the commands topic (and
     those of no partition), or all."""
-    query = select(deferred_terminations).order_by(_d.deferred_at, _d.tenant_id, _d.command_id)
+    # in the order the batches took them: a batch's commands share its time, and its
+    # partition's offsets order them
+    query = select(deferred_terminations).order_by(
+        _d.deferred_at, _d.partition, _d.record_offset, _d.tenant_id, _d.command_id
+    )
     if partitions is not None:
         query = query.where(or_(_d.partition.is_(None), _d.partition.in_(sorted(partitions))))
     return [_deferred(row) for row in await conn.execute(query)]

@@ -12,8 +12,9 @@ How:
   (`terminations.apply_commands(defer_searches=True)`), with its partition of the commands
   topic, and moves on. Once the batch has committed, the registry wakes the resolver.
 - The resolver takes the kept commands of the partitions assigned to this registry (and those
-  kept with none), oldest first, one at a time. For each it reads the ids of the next
-  `chunk` targets (`terminations.resolve_chunk`) on a connection of its own: a read in no
+  kept with none), each tenant's oldest first, the tenants taking turns a chunk each. For
+  each chunk it reads the ids of the next `chunk` targets (`terminations.resolve_chunk`)
+  on a connection of its own: a read in no
   write transaction, holding no lock and not the consumer loop's gate, so the loop's batches
   go on meanwhile (on PostgreSQL the read uses another core; on SQLite, WAL lets it read while
   the loop writes).
@@ -41,6 +42,7 @@ reads go by indexes to what they end), are applied in the batch as before.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -86,6 +88,14 @@ class ResolveOutcome:
     """Sessions ended, by every chunk of the pass."""
 
 
+@dataclass
+class _Progress:
+    """A deferred command being resolved, and the last session id its chunks went to."""
+
+    deferred: Deferred
+    after: str | None
+
+
 class DeferredTerminations:
     """Resolves and applies the deferred terminations of the partitions this registry owns.
 
@@ -119,17 +129,34 @@ class DeferredTerminations:
         self._dead_letters = dead_letters
 
     async def resolve_all(self) -> ResolveOutcome:
-        """Apply every deferred command this registry owns, oldest first."""
+        """Apply every deferred command this registry owns.
+
+        Tenants take turns, a chunk each (a read, then its writes): each tenant's commands go
+        oldest first, so one tenant's many or slow commands (a walk of millions of sessions
+        per read) delay another tenant's by one chunk of each per turn, not by all of them.
+        """
         async with self._store.engine.connect() as conn:
             waiting = await deferred_commands(conn, self._owned())
-        outcome = ResolveOutcome()
+        queues: dict[str, collections.deque[_Progress]] = {}
         for deferred in waiting:
-            try:
-                await self._resolve(deferred, outcome)
-            except Exception as exc:
-                if self._dead_letters is None or not caused_by_a_record(exc):
-                    raise
-                outcome.dead_letter_reasons.append(await self._give_up(deferred, exc))
+            queue = queues.setdefault(deferred.command.tenant_id, collections.deque())
+            queue.append(_Progress(deferred, deferred.ended_after))
+        outcome = ResolveOutcome()
+        while queues:
+            for tenant, queue in list(queues.items()):
+                progress = queue[0]
+                try:
+                    done = await self._step(progress, outcome)
+                except Exception as exc:
+                    if self._dead_letters is None or not caused_by_a_record(exc):
+                        raise
+                    reason = await self._give_up(progress.deferred, exc)
+                    outcome.dead_letter_reasons.append(reason)
+                    done = True
+                if done:
+                    queue.popleft()
+                    if not queue:
+                        del queues[tenant]
         return outcome
 
     async def _give_up(self, deferred: Deferred, exc: Exception) -> str:
@@ -167,28 +194,31 @@ class DeferredTerminations:
         owned = self._owned()
         return owned is None or deferred.partition is None or deferred.partition in owned
 
-    async def _resolve(self, deferred: Deferred, outcome: ResolveOutcome) -> None:
-        command, after = deferred.command, deferred.ended_after
-        while self._mine(deferred):  # a rebalance may move its partition away meanwhile
-            async with self._store.engine.connect() as conn:
-                ids = await resolve_chunk(
-                    conn, self._store, command, after, self._chunk, grace=self._grace
-                )
-            last = len(ids) < self._chunk
-            step = functools.partial(
-                self._end, key=deferred.key, command=command, ids=ids, last=last
+    async def _step(self, progress: _Progress, outcome: ResolveOutcome) -> bool:
+        """Read and end one command's next chunk; whether the command is done here (applied,
+        applied by another registry, or its partition moved to one)."""
+        deferred = progress.deferred
+        if not self._mine(deferred):  # a rebalance moved its partition away meanwhile
+            return True
+        command = deferred.command
+        async with self._store.engine.connect() as conn:
+            ids = await resolve_chunk(
+                conn, self._store, command, progress.after, self._chunk, grace=self._grace
             )
-            async with self._gate or contextlib.nullcontext():
-                ended = await UnitOfWork(self._store).run(step)
-            if self._after_chunk is not None:
-                await self._after_chunk()
-            if ended is None:
-                return  # applied by another registry
-            outcome.terminated += ended
-            if last:
-                outcome.commands += 1
-                return
-            after = ids[-1]
+        last = len(ids) < self._chunk
+        step = functools.partial(self._end, key=deferred.key, command=command, ids=ids, last=last)
+        async with self._gate or contextlib.nullcontext():
+            ended = await UnitOfWork(self._store).run(step)
+        if self._after_chunk is not None:
+            await self._after_chunk()
+        if ended is None:
+            return True  # applied by another registry
+        outcome.terminated += ended
+        if last:
+            outcome.commands += 1
+            return True
+        progress.after = ids[-1]
+        return False
 
     async def _end(
         self,

@@ -8,6 +8,7 @@ shows its loop applying another tenant's termination while a text filter's read 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,8 +41,12 @@ def resolver(store: Store, **options: Any) -> DeferredTerminations:
     return DeferredTerminations(store, TOPICS, clock=lambda: NOW, chunk=CHUNK, **options)
 
 
+OFFSETS = itertools.count(17)
+
+
 async def defer(store: Store, command: TerminateSessions, partition: int | None = 0) -> Applied:
-    """Take `command` from the topic as the registry does: deferred if its filter has text."""
+    """Take `command` from the topic as the registry does: deferred if its filter has text;
+    each at the next offset."""
     key = (command.tenant_id, str(command.command_id))
     async with UnitOfWork(store) as uow:
         changes = Changes()
@@ -52,7 +57,7 @@ async def defer(store: Store, command: TerminateSessions, partition: int | None 
             TOPICS,
             changes,
             defer_searches=True,
-            origins={} if partition is None else {key: (partition, 17)},
+            origins={} if partition is None else {key: (partition, next(OFFSETS))},
         )
         await changes.flush(uow, True)
     return applied
@@ -313,6 +318,7 @@ async def test_a_command_whose_resolution_fails_by_itself_is_dead_lettered_not_r
     poisoned = by_filter(user_name="User u0")
     behind = by_filter(user_name="User u2")
     await defer(store, poisoned, partition=3)
+    offset = next(OFFSETS) - 1  # the one it was taken at
     await defer(store, behind)
 
     async def provoking(
@@ -329,7 +335,7 @@ async def test_a_command_whose_resolution_fails_by_itself_is_dead_lettered_not_r
     (reason,) = outcome.dead_letter_reasons
     assert "ValueError: a value this command provokes" in reason
     (letter,) = sink.letters
-    assert (letter.topic, letter.partition, letter.offset) == (TOPICS.commands, 3, 17)
+    assert (letter.topic, letter.partition, letter.offset) == (TOPICS.commands, 3, offset)
     assert letter.key == f"acme/{poisoned.command_id}".encode()
     assert letter.value is not None and decode_command(letter.value) == poisoned
     assert letter.reason == reason
@@ -361,3 +367,33 @@ async def test_a_database_away_ends_the_pass_and_keeps_every_command(
     monkeypatch.setattr(resolver_module, "resolve_chunk", resolve_chunk)
     outcome = await resolver(store, dead_letters=sink).resolve_all()
     assert (outcome.commands, outcome.terminated, sink.letters) == (2, 7, [])
+
+
+async def test_tenants_take_turns_a_chunk_each(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant's many commands (each a walk of millions of sessions, in production) do not
+    keep another tenant's waiting until all of them are applied."""
+    globex = [created(f"g{n}", tenant="globex", user="u9") for n in range(3)]
+    await seed(store, [*seed_events(), *globex])
+    mass = by_filter(user_name="User U")  # acme's 13: four chunks of 4 (the last of 1)
+    again = by_filter(device="chrome")  # acme's again: finds them ended
+    theirs = by_filter(user_name="User U9").model_copy(update={"tenant_id": "globex"})
+    for command in (mass, again, theirs):  # deferred in this order, the oldest first
+        await defer(store, command)
+    reads: list[str] = []
+
+    async def recorded(
+        conn: Any, store: Any, command: TerminateSessions, *rest: Any, **named: Any
+    ) -> list[str]:
+        reads.append(
+            {mass.command_id: "mass", again.command_id: "again"}.get(command.command_id, "globex")
+        )
+        return await resolve_chunk(conn, store, command, *rest, **named)
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", recorded)
+    outcome = await resolver(store).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (3, 13 + 3)
+    # globex's one chunk comes right after acme's first, not after acme's five reads
+    assert reads == ["mass", "globex", "mass", "mass", "mass", "again"]
+    assert await kept(store) == []
