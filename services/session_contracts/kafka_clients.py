@@ -224,8 +224,11 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     try:
         await consumer.stop()
     except asyncio.CancelledError:
-        if current is not None and current.cancelling():
-            raise  # the caller is being cancelled: not aiokafka's own
+        if current is not None and current.cancelling() > before:
+            raise  # the caller was cancelled during stop(): not aiokafka's own
+        # aiokafka's own (#647), also when the caller is on its way out through a `finally`
+        # (cancelled before): the cleanup below still runs, or the client's metadata task
+        # would retry the broker for the life of the process
     else:
         if current is not None and current.cancelling() > before:
             # `Fetcher.close` awaits its fetch task under `suppress(CancelledError)`, which
@@ -239,7 +242,7 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         try:
             await task
         except asyncio.CancelledError:
-            if current is not None and current.cancelling():
+            if current is not None and current.cancelling() > before:
                 raise
     await consumer._client.close()
 

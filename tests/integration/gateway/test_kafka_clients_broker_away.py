@@ -101,6 +101,56 @@ async def test_a_consumer_whose_fetches_wait_out_their_backoff_stops_without_rai
     assert not consumer._client._conns  # its connections closed
 
 
+async def test_a_cancelled_task_stopping_its_consumer_in_finally_closes_it_and_ends_cancelled(
+    private_kafka: PrivateKafka,
+) -> None:
+    """The caller is being cancelled already (its `finally` stops the consumer) when aiokafka's
+    `stop()` raises a fetch request's cancellation of its own (#647): the cleanup `stop()` did
+    not reach still runs, and the task still ends cancelled, by its own cancellation."""
+    topics = Topics(prefix="finally.", partitions=1)
+    await ensure_topics(connection(private_kafka.bootstrap, topics))
+    consumer = new_consumer(connection(private_kafka.bootstrap), retry_backoff_ms=30_000)
+    await consumer.start()
+    tp = TopicPartition(topics.events, 0)
+    consumer.assign([tp])
+    await consumer.position(tp)
+    await private_kafka.stop()
+    async with asyncio.timeout(30):
+        while not _in_backoff(consumer):
+            await consumer.getmany(timeout_ms=200)
+    client = consumer._client
+    assert client._sync_task is not None and not client._sync_task.done()
+    stop = consumer.stop
+    raised: list[type[BaseException] | None] = []
+
+    async def recorded_stop() -> None:
+        try:
+            await stop()
+        except BaseException as exc:
+            raised.append(type(exc))
+            raise
+        raised.append(None)
+
+    consumer.stop = recorded_stop
+    entered = asyncio.Event()
+
+    async def owner() -> None:
+        try:
+            entered.set()
+            await asyncio.sleep(3600)
+        finally:
+            await stop_consumer(consumer)
+
+    task = asyncio.create_task(owner())
+    await entered.wait()
+    task.cancel()
+    async with asyncio.timeout(10):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert raised == [asyncio.CancelledError]  # the moment was met: aiokafka's own, #647
+    assert client._sync_task is None  # the client closed all the same
+
+
 class _FailingInBackoff(CompactedTopicFollower):
     """Keeps the keys it reads. Once `armed`, its loop fails at the first look at the
     partitions made while one of its consumer's fetch requests waits out its retry backoff:
