@@ -61,7 +61,23 @@ def caused_by_data(exc: BaseException) -> bool:
         return isinstance(code, str) and code[:2] in DATA_SQLSTATE_CLASSES
     if isinstance(exc, StatementError):  # a parameter the driver would not convert
         return isinstance(exc.orig, ValueError | OverflowError | TypeError)
-    return isinstance(exc, OverflowError)  # sqlite3: an integer beyond 64 bits
+    # sqlite3: an integer beyond 64 bits, raised bare by the driver; Python's own arithmetic
+    # overflowing (a date beyond year 9999) is a bug a record triggers, not a refusal
+    return isinstance(exc, OverflowError) and _raised_in(exc, _SQLITE_DRIVERS)
+
+
+_SQLITE_DRIVERS = ("aiosqlite", "sqlite3")
+
+
+def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
+    """Whether the innermost Python frame of `exc`'s traceback is in one of `packages`."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in packages
 
 
 class UnitOfWork:

@@ -11,10 +11,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, text
 
+from read_model.database import open_store
 from read_model.store import Store
 from read_model.tables import (
     applied_commands,
@@ -313,6 +316,28 @@ def test_connectivity_errors_are_not_blamed_on_data() -> None:
     assert not caused_by_data(OSError("connection refused"))
     gone = OperationalError("x", {}, Exception("gone"), connection_invalidated=True)
     assert not caused_by_data(gone)
+
+
+async def test_an_integer_sqlite_cannot_hold_is_a_refusal_and_python_overflowing_is_not(
+    tmp_path: Path,
+) -> None:
+    """sqlite3 raises a bare OverflowError for an integer beyond 64 bits: the database refused
+    the record. The same class raised by Python's own arithmetic (a date past year 9999) is a
+    bug a record triggers, whose traceback the registry logs: it must not be called a
+    refusal."""
+    store = open_store(f"sqlite+aiosqlite:///{tmp_path / 'overflow.db'}")
+    try:
+        with pytest.raises(OverflowError) as refused:
+            async with store.engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+                await conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": 2**70})
+    finally:
+        await store.dispose()
+    assert caused_by_data(refused.value)
+    with pytest.raises(OverflowError) as overflowed:
+        datetime.max.replace(tzinfo=UTC) + timedelta(days=1)
+    assert not caused_by_data(overflowed.value)
+    assert not caused_by_data(OverflowError("raised by no one"))
 
 
 async def test_activity_alone_never_lists_and_is_deleted_within_the_bound(store: Store) -> None:
