@@ -27,7 +27,7 @@ from session_registry.entrypoints.progress import progress, shows_progress
 from session_registry.runtime import tune_gc
 from session_registry.service_layer.rebuild import RebuildReport
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
-from session_registry.service_layer.status import consumer_status
+from session_registry.service_layer.status import consumer_status, waiting_terminations
 from session_registry.service_layer.swap import carry_over, swap
 from session_registry.settings import RegistrySettings
 
@@ -73,7 +73,8 @@ def migrate(
 
 @app.command()
 def status() -> None:
-    """Per partition: the stored position, the end offset and the lag."""
+    """Per partition: the stored position, the end offset and the lag; then the terminations
+    by a text filter taken and not applied yet."""
     settings = RegistrySettings()
     topics = settings.topics
     rows = asyncio.run(
@@ -90,6 +91,14 @@ def status() -> None:
         stored = "-" if row.stored is None else str(row.stored)
         typer.echo(f"{row.topic:<40} {row.partition:>4} {stored:>12} {row.end:>12} {row.lag:>10}")
     typer.echo(f"total lag {sum(r.lag for r in rows)}")
+    waiting = asyncio.run(waiting_terminations(settings.database_url))
+    typer.echo(f"terminations by a text filter not applied yet: {len(waiting)}")
+    for kept in waiting:
+        part = "-" if kept.partition is None else str(kept.partition)
+        typer.echo(
+            f"  {kept.tenant_id} {kept.command_id} partition {part} "
+            f"taken {kept.deferred_at.isoformat()} ended so far {kept.terminated}"
+        )
 
 
 @app.command()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +29,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command, decode_event
 from session_contracts.models import SessionFilter, SessionTerminated, TerminateSessions
 from session_registry.adapters.dead_letters import DeadLetter
+from session_registry.bootstrap import Registry
 from session_registry.service_layer import deferred_terminations as resolver_module
 from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.deferred_terminations import DeferredTerminations
@@ -249,16 +252,15 @@ async def test_the_loop_applies_other_terminations_while_a_text_filter_is_read(
         created("g-1", tenant="globex"),
     )
     await registry.wait_until_idle(30)
-    await send(
-        TerminateSessions(
-            command_id=uuid.uuid4(),
-            requested_at=NOW,
-            tenant_id="acme",
-            requested_by="admin-7",
-            filter=SessionFilter(user_name="user ann"),
-            confirmed_at=NOW,
-        )
+    mass = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-7",
+        filter=SessionFilter(user_name="user ann"),
+        confirmed_at=NOW,
     )
+    await send(mass)
     async with asyncio.timeout(30):
         await reading.wait()
     await send(
@@ -284,9 +286,13 @@ async def test_the_loop_applies_other_terminations_while_a_text_filter_is_read(
     assert registry.metrics is not None
     assert registry.metrics.deferred.backlog == 1
     assert registry.metrics.deferred.oldest_age_seconds > 0
+    status = await _status(registry)  # what an operator reads
+    assert "terminations by a text filter not applied yet: 1" in status
+    assert f"  acme {mass.command_id} partition " in status
 
     release.set()
     await registry.wait_until_idle(30)
+    assert "terminations by a text filter not applied yet: 0" in await _status(registry)
     await registry.refresh_metrics()
     assert (registry.metrics.deferred.backlog, registry.metrics.deferred.oldest_age_seconds) == (
         0,
@@ -397,3 +403,28 @@ async def test_tenants_take_turns_a_chunk_each(
     # globex's one chunk comes right after acme's first, not after acme's five reads
     assert reads == ["mass", "globex", "mass", "mass", "mass", "again"]
     assert await kept(store) == []
+
+
+async def _status(registry: Registry) -> str:
+    """`session-registry status` on the registry's topics, group and database."""
+    settings = registry.settings
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "SESSIONS_TOPIC_PREFIX": settings.topic_prefix,
+        "SESSIONS_DATABASE_URL": settings.database_url,
+        "SESSIONS_CONSUMER_GROUP": settings.consumer_group,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "session_registry",
+        "status",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
