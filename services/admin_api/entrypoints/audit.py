@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED
+from admin_api.entrypoints.list_params import given_once
 from admin_api.entrypoints.schemas import AuditEntry, AuditPage
 from admin_api.service_layer import audit
 from admin_api.service_layer.audit import AuditParams
@@ -32,10 +33,17 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
     )
 
 
+_audit_once = given_once(AuditParams)
+
+
 @router.get("/terminations", response_model=AuditPage)
 async def termination_audit(
-    admin: CurrentAdmin, runtime: RuntimeDep, params: Annotated[AuditParams, Query()]
+    request: Request,
+    admin: CurrentAdmin,
+    runtime: RuntimeDep,
+    params: Annotated[AuditParams, Query()],
 ) -> AuditPage:
     """Every termination request of your tenant, newest first: who, when, what, how many ended."""
+    _audit_once(request)
     page = await audit.termination_audit(params, admin, runtime.store, runtime.cursors)
     return AuditPage(items=[_entry(r) for r in page.rows], next_cursor=page.next_cursor)

@@ -78,16 +78,20 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def _invalid_query(field: str, message: str, value: object) -> RequestValidationError:
-    """A 422 naming query parameter `field`, as FastAPI's own validation answers."""
+def invalid_query(*errors: tuple[str, str, object]) -> RequestValidationError:
+    """A 422 naming each query parameter of `errors` (field, message, value), as FastAPI's own
+    validation answers."""
     return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
+        [
+            {"type": "value_error", "loc": ("query", field), "msg": message, "input": value}
+            for field, message, value in errors
+        ]
     )
 
 
 async def _invalid_parameter(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidParameter)
-    error = _invalid_query(exc.field, exc.message, exc.value)
+    error = invalid_query((exc.field, exc.message, exc.value))
     return await request_validation_exception_handler(request, error)
 
 

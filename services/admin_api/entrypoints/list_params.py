@@ -4,18 +4,23 @@ one place.
 The filter parameters are the contract's `SessionFilter` fields (the same types, constraints and
 validators, in the same order), described for the query string: a condition added to the
 contract is a query parameter of the list and the export at once. Unknown parameters are
-refused (422 naming them), as are bad values; the errors name the field.
+refused (422 naming them), as are bad values, and a parameter that takes one value given more
+than once (`user_name=a&user_name=b`: which one would a proxy or a log have read?); the errors
+name the field.
 """
 
 from __future__ import annotations
 
+import collections
+import types
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from admin_api.domain.listing import DEFAULT_SORT, Sort
+from admin_api.entrypoints.errors import invalid_query
 from admin_api.service_layer.sessions import ExportRequest, PageRequest
 from session_contracts.models import SessionFilter
 
@@ -94,8 +99,47 @@ class ListParams(SortParams):
     )
 
 
-async def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
+def _repeatable(annotation: Any) -> bool:
+    """Whether a field of this type takes a list (a query parameter given once per value)."""
+    origin = get_origin(annotation)
+    if origin is list:
+        return True
+    if origin is Annotated:
+        return _repeatable(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_repeatable(arg) for arg in get_args(annotation))
+    return False
+
+
+def given_once(model: type[BaseModel]) -> Callable[[Request], None]:
+    """A check of the raw query string: 422 naming each of `model`'s parameters that take one
+    value and were given more than once. FastAPI would take one of the values silently."""
+    single = frozenset(
+        name for name, field in model.model_fields.items() if not _repeatable(field.annotation)
+    )
+
+    def check(request: Request) -> None:
+        given = collections.Counter(
+            name for name, _ in request.query_params.multi_items() if name in single
+        )
+        repeated = [
+            (name, f"given {count} times: it takes one value", request.query_params.getlist(name))
+            for name, count in given.items()
+            if count > 1
+        ]
+        if repeated:
+            raise invalid_query(*repeated)
+
+    return check
+
+
+_list_once = given_once(ListParams)
+_export_once = given_once(SortParams)
+
+
+async def list_query(request: Request, params: Annotated[ListParams, Query()]) -> PageRequest:
     """The page the query string asks for."""
+    _list_once(request)
     return PageRequest(
         params.to_filter(),
         params.sort,
@@ -105,8 +149,9 @@ async def list_query(params: Annotated[ListParams, Query()]) -> PageRequest:
     )
 
 
-async def export_query(params: Annotated[SortParams, Query()]) -> ExportRequest:
+async def export_query(request: Request, params: Annotated[SortParams, Query()]) -> ExportRequest:
     """Every matching session, in the order asked."""
+    _export_once(request)
     return ExportRequest(params.to_filter(), params.sort)
 
 

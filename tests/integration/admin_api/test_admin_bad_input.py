@@ -71,6 +71,52 @@ async def test_bad_list_parameters_are_422_naming_the_field(
         assert ["query", field] in locations, locations
 
 
+REPEATED = [
+    ("/api/v1/sessions", [("user_name", "ann"), ("user_name", "bob")], ["user_name"]),
+    (
+        "/api/v1/sessions",
+        [("limit", "5"), ("limit", "500"), ("q", "a"), ("q", "b")],
+        ["limit", "q"],
+    ),
+    ("/api/v1/sessions", [("cursor", "x"), ("cursor", "y")], ["cursor"]),
+    ("/api/v1/sessions/export.csv", [("sort", "user_name"), ("sort", "-user_name")], ["sort"]),
+    ("/api/v1/sessions/export.csv", [("device", "true"), ("device", "false")], ["device"]),
+    (
+        "/api/v1/audit/terminations",
+        [("requested_by", "a"), ("requested_by", "b")],
+        ["requested_by"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "fields"), REPEATED)
+async def test_a_parameter_of_one_value_given_twice_is_422_naming_it(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    path: str,
+    query: list[tuple[str, str]],
+    fields: list[str],
+) -> None:
+    """FastAPI keeps one of the values silently; a proxy, a log or an auditor may have read the
+    other (parameter pollution)."""
+    response = await client.get(path, params=tuple(query), headers=auth)
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert [e["loc"] for e in errors] == [["query", f] for f in fields]
+    assert all("given 2 times: it takes one value" in e["msg"] for e in errors)
+    values = {f: [v for k, v in query if k == f] for f in fields}
+    assert [e["input"] for e in errors] == [values[f] for f in fields]
+
+
+async def test_a_repeatable_parameter_given_twice_is_read_as_both(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    query = [("session_type", "browser"), ("session_type", "mobile")]
+    for path in ("/api/v1/sessions", "/api/v1/sessions/export.csv"):
+        response = await client.get(path, params=tuple(query), headers=auth)
+        assert response.status_code == 200, (path, response.text)
+
+
 BAD_BODIES = [
     ({}, "session_ids"),
     ({"session_ids": []}, "session_ids"),
