@@ -78,23 +78,30 @@ async def test_a_producer_that_cannot_deliver_at_its_stop_is_abandoned_not_left_
     assert not stuck.client._conns  # no connection left open or reopened
 
 
-async def test_a_consumer_whose_fetches_wait_out_their_backoff_stops_without_raising(
-    private_kafka: PrivateKafka,
-) -> None:
-    topics = Topics(prefix="fetching.", partitions=1)
+async def _fetching_in_backoff(
+    private_kafka: PrivateKafka, prefix: str
+) -> tuple[AIOKafkaConsumer, list[asyncio.Task[Any]]]:
+    """A consumer fetching a partition when its broker stops, with a fetch request that failed
+    and waits out its retry backoff (30 s: it still waits when the consumer is stopped); the
+    requests waiting."""
+    topics = Topics(prefix=prefix, partitions=1)
     await ensure_topics(connection(private_kafka.bootstrap, topics))
-    # a long backoff: every failed fetch request then waits in it when the consumer stops
     consumer = new_consumer(connection(private_kafka.bootstrap), retry_backoff_ms=30_000)
     await consumer.start()
     tp = TopicPartition(topics.events, 0)
     consumer.assign([tp])
     await consumer.position(tp)  # fetching from its position
-
     await private_kafka.stop()
-    async with asyncio.timeout(30):  # a fetch request fails and waits out its backoff
+    async with asyncio.timeout(30):
         while not (waiting := _in_backoff(consumer)):
             await consumer.getmany(timeout_ms=200)
+    return consumer, waiting
 
+
+async def test_a_consumer_whose_fetches_wait_out_their_backoff_stops_without_raising(
+    private_kafka: PrivateKafka,
+) -> None:
+    consumer, waiting = await _fetching_in_backoff(private_kafka, "fetching.")
     async with asyncio.timeout(10):
         await stop_consumer(consumer)  # returns: no CancelledError, no 30 s wait
     assert all(task.done() for task in waiting)
@@ -107,17 +114,7 @@ async def test_a_cancelled_task_stopping_its_consumer_in_finally_closes_it_and_e
     """The caller is being cancelled already (its `finally` stops the consumer) when aiokafka's
     `stop()` raises a fetch request's cancellation of its own (#647): the cleanup `stop()` did
     not reach still runs, and the task still ends cancelled, by its own cancellation."""
-    topics = Topics(prefix="finally.", partitions=1)
-    await ensure_topics(connection(private_kafka.bootstrap, topics))
-    consumer = new_consumer(connection(private_kafka.bootstrap), retry_backoff_ms=30_000)
-    await consumer.start()
-    tp = TopicPartition(topics.events, 0)
-    consumer.assign([tp])
-    await consumer.position(tp)
-    await private_kafka.stop()
-    async with asyncio.timeout(30):
-        while not _in_backoff(consumer):
-            await consumer.getmany(timeout_ms=200)
+    consumer, _ = await _fetching_in_backoff(private_kafka, "finally.")
     client = consumer._client
     assert client._sync_task is not None and not client._sync_task.done()
     stop = consumer.stop
