@@ -133,6 +133,8 @@ deferred_terminations = Table(
     # it (NULL: any registry); the offset names it in a dead letter
     Column("partition", Integer),
     Column("record_offset", BigInteger),
+    # its trace context (`traceparent`, `tracestate`), which the chunks' spans continue; JSON
+    Column("trace_headers", LargeBinary),
     Column("command", JSON, nullable=False),  # the command, as its JSON
     Column("deferred_at", DateTime(timezone=True), nullable=False),
     # the last session id ended so far (its resolution goes on after it), and how many

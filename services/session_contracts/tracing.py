@@ -83,12 +83,18 @@ def inject_headers() -> list[tuple[str, bytes]]:
     return [(name, value.encode()) for name, value in carrier.items()]
 
 
+TRACE_HEADERS = ("traceparent", "tracestate")
+"""The record headers a trace context travels in (W3C Trace Context)."""
+
+
+def trace_headers(headers: Iterable[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
+    """Those of a record's headers that carry its trace context."""
+    return [(name, bytes(value)) for name, value in headers or () if name in TRACE_HEADERS]
+
+
 def extract_context(headers: Iterable[tuple[str, bytes]] | None) -> Context:
     """The trace context a record's headers carry (an empty one when they carry none)."""
-    carrier: dict[str, str] = {}
-    for name, value in headers or ():
-        if name in ("traceparent", "tracestate"):
-            carrier[name] = bytes(value).decode("latin-1")
+    carrier = {name: value.decode("latin-1") for name, value in trace_headers(headers)}
     return propagate.extract(carrier)
 
 

@@ -52,9 +52,13 @@ def tracing_on() -> TracerProvider:
     return provider
 
 
+@pytest.mark.parametrize("by", ["ids", "text filter"])
 async def test_one_trace_id_from_the_post_to_the_gateway(
-    kafka_bootstrap: str, topics: Topics, db_url: str
+    kafka_bootstrap: str, topics: Topics, db_url: str, by: str
 ) -> None:
+    """By ids the command is applied in the registry's batch; by a filter with a text
+    condition, beside its loop (`deferred_terminations`), from the trace context kept with
+    it."""
     provider = tracing_on()
     EXPORTER.clear()
     kafka: dict[str, Any] = {
@@ -106,9 +110,10 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
             return bool((await admin.get("/readyz")).json()["status"] == "ready")
 
         await until(admin_ready, 60, "the admin API's producer connected")
+        target = {"session_ids": [handle]} if by == "ids" else {"filter": {"user_name": "Ada"}}
         accepted = await admin.post(
             "/api/v1/sessions/terminations",
-            json={"session_ids": [handle]},
+            json=target,
             headers={"Authorization": f"Bearer {token}"},
         )
         assert accepted.status_code == 202, accepted.text
@@ -128,6 +133,7 @@ async def test_one_trace_id_from_the_post_to_the_gateway(
     assert enforced.parent is not None and enforced.parent.span_id == _span(applied)
     assert applied.attributes is not None
     assert applied.attributes["command_id"] == accepted.json()["command_id"]
+    assert applied.attributes.get("deferred", False) is (by == "text filter")
 
 
 def _trace(span: ReadableSpan) -> int:

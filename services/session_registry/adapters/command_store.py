@@ -22,6 +22,7 @@ from read_model.tables import (
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command
 from session_contracts.models import SessionRevoked, TerminateSessions, as_utc
+from session_contracts.tracing import decode_headers, encode_headers, trace_headers
 
 
 async def already_applied(
@@ -82,6 +83,8 @@ class Deferred:
     partition: int | None
     """Its partition of the commands topic (None: any registry resolves it)."""
     offset: int | None
+    headers: list[tuple[str, bytes]]
+    """Its record's trace context headers (none without tracing)."""
     ended_after: str | None
     terminated: int
 
@@ -92,10 +95,15 @@ class Deferred:
 
 
 async def defer(
-    uow: UnitOfWork, command: TerminateSessions, origin: tuple[int, int] | None, now: datetime
+    uow: UnitOfWork,
+    command: TerminateSessions,
+    origin: tuple[int, int] | None,
+    now: datetime,
+    headers: Iterable[tuple[str, bytes]] | None = None,
 ) -> None:
     """Keep a command for resolution beside the consumer loop, once per (tenant, command id);
-    `origin`: its (partition, offset) on the commands topic, if known."""
+    `origin`: its (partition, offset) on the commands topic, if known; `headers`: its record's
+    headers, of which the trace context is kept."""
     statement = uow.store.insert(deferred_terminations).on_conflict_do_nothing(
         index_elements=[deferred_terminations.c.tenant_id, deferred_terminations.c.command_id]
     )
@@ -106,6 +114,7 @@ async def defer(
             "tenant_id": command.tenant_id,
             "partition": None if origin is None else origin[0],
             "record_offset": None if origin is None else origin[1],
+            "trace_headers": encode_headers(trace_headers(headers)),
             "command": command.model_dump(mode="json"),
             "deferred_at": now,
         },
@@ -118,6 +127,7 @@ def _deferred(row: Row[Any]) -> Deferred:
         decode_command(json.dumps(row.command).encode()),
         row.partition,
         row.record_offset,
+        decode_headers(row.trace_headers),
         row.ended_after,
         row.terminated,
     )

@@ -50,12 +50,15 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from opentelemetry.trace import SpanKind
+
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
+from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
 from session_registry.adapters.command_store import (
     Deferred,
     advance_deferred,
@@ -233,7 +236,23 @@ class DeferredTerminations:
         if kept is None:
             return None
         now = self._clock()
-        ended = await end_resolved(uow, command, ids, now, self._topics, grace=self._grace)
+        traced = tracing_on()
+        # a child of the admin API's span, as a command applied in a batch is
+        span = (
+            tracer().start_as_current_span(
+                "registry.apply_command",
+                context=extract_context(kept.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={"tenant_id": key[0], "command_id": key[1], "deferred": True},
+            )
+            if traced
+            else contextlib.nullcontext()
+        )
+        with span:
+            headers = tuple(inject_headers()) if traced else ()
+            ended = await end_resolved(
+                uow, command, ids, now, self._topics, headers, grace=self._grace
+            )
         total = kept.terminated + ended
         if not last:
             await advance_deferred(uow, key, ids[-1], total)

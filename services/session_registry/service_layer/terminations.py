@@ -136,7 +136,8 @@ async def apply_commands(
         if command_id in done:
             continue
         if defer_searches and command.filter is not None and is_search(command.filter):
-            await defer(uow, command, (origins or {}).get(command_id), now)
+            origin = (origins or {}).get(command_id)
+            await defer(uow, command, origin, now, command_headers.get(command_id))
             log.info(
                 "termination command by a text filter deferred: resolved beside the loop",
                 extra={"tenant_id": command.tenant_id, "command_id": command_id[1]},
@@ -299,13 +300,15 @@ async def end_resolved(
     ids: Sequence[str],
     now: datetime,
     topics: Topics,
+    headers: tuple[tuple[str, bytes], ...] = (),
     *,
     grace: timedelta = timedelta(0),
 ) -> int:
     """End those of `ids` (targets `resolve_chunk` read) that are still the tenant's and active
     at the command's time, created no later than its confirmed count, with their events,
-    history, revocations and outbox records; return how many. The filter is not tested again:
-    a session that matched when read is ended even if its activity changed it since."""
+    history, revocations (with `headers`: the trace context) and outbox records; return how
+    many. The filter is not tested again: a session that matched when read is ended even if
+    its activity changed it since."""
     if not ids:
         return 0
     assert command.confirmed_at is not None
@@ -317,7 +320,7 @@ async def end_resolved(
     )
     states = await _end_chunk(uow, command, chosen, None, len(ids))
     changes = Changes()
-    await _queue_ended(command, states, now, topics, changes, ())
+    await _queue_ended(command, states, now, topics, changes, headers)
     await changes.flush(uow, True, states=False)
     return len(states)
 

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("partition", sa.Integer(), nullable=True),
         sa.Column("record_offset", sa.BigInteger(), nullable=True),
+        sa.Column("trace_headers", sa.LargeBinary(), nullable=True),
         sa.Column("command", sa.JSON(), nullable=False),
         sa.Column("deferred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_after", sa.String(length=128), nullable=True),
