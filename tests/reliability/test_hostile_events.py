@@ -40,10 +40,13 @@ from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
     SessionCreated,
     SessionEvent,
+    SessionFilter,
+    SessionPolicy,
+    SessionType,
     TerminateSessions,
     TerminationReason,
 )
-from session_contracts.publisher import activity_event, terminated_event
+from session_contracts.publisher import activity_event, created_event, terminated_event
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_PARTITION
 from session_registry.adapters.session_store import select_states
@@ -314,3 +317,109 @@ async def test_hostile_commands_are_applied_or_dead_lettered_and_the_consumer_go
     assert applied == len(first), SEED
     assert handles["cmd-29"] in terminated
     assert {s.tenant_id for s in states} == {"acme"}, "a command created sessions"
+
+
+TEXT_FILTERS = [
+    *(text.replace("\u0000", "") for text in HOSTILE_STRINGS),
+    "a\u0000b",  # refused: not one line
+    "\ud800",  # a lone surrogate, as JSON's \ud800 escape
+    "x\udfffy",
+    "%" * 256,  # the longest text, every character a LIKE wildcard once escaped
+    "%" * 257,  # refused: too long
+    "ø~",  # in no name: a walk of the tenant's listed set
+    "User",
+]
+"""Texts of terminations by filter, each through every substring condition: the registry keeps
+the command and resolves it beside its loop (`deferred_terminations`)."""
+
+
+async def test_hostile_text_filters_are_applied_or_dead_lettered_and_the_resolver_goes_on(
+    topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    # the user names hold the texts (those a name can hold: one line, no surrogate, not long)
+    storable = [t for t in TEXT_FILTERS if t.isprintable() and len(t) < 200 and _utf8(t)]
+    names = {f"t-{n}": f"{text} {n}" for n, text in enumerate(storable)}
+    names["t-final"] = "final"
+    bystanders = {f"b-{n}": f"Bystander {n}" for n in range(3)}  # hold none of the texts
+    names.update(bystanders)
+    base = json.loads(
+        encode(
+            TerminateSessions(
+                command_id=uuid.uuid4(),
+                requested_at=NOW,
+                tenant_id="acme",
+                requested_by="admin-1",
+                filter=SessionFilter(),
+                confirmed_at=NOW,
+            )
+        )
+    )
+    records: list[Hostile] = []
+    for field in ("user_name", "q", "device", "session_id"):
+        for text in TEXT_FILTERS:
+            tenant = "acme" if field == "user_name" else "globex"  # exact outcome: user names
+            payload = {
+                **base,
+                "command_id": str(uuid.uuid4()),
+                "tenant_id": tenant,
+                "filter": {field: text},
+            }
+            records.append(
+                Hostile(f"{field} {text!r}", _command_key(payload), encode_json(payload), None)
+            )
+    final = {**base, "command_id": str(uuid.uuid4()), "filter": {"user_name": "final"}}
+    records.append(Hostile("final text filter", _command_key(final), encode_json(final), True))
+
+    async with running(kafka_bootstrap, topics, db_url) as (registry, producer):
+        sessions_first = [
+            Hostile("s", session_key(uid, tenant), encode(_named(uid, tenant, name)), True)
+            for tenant in ("acme", "globex")
+            for uid, name in names.items()
+        ]
+        await send_all(producer, topics.events, sessions_first)
+        await consumed_all(registry)
+        sent = await send_all(producer, topics.commands, records)
+        await consumed_all(registry)  # the deferred table empty too
+        async with registry.engine.connect() as conn:
+            states = await select_states(conn, select(sessions))
+            applied = await conn.scalar(select(func.count()).select_from(applied_commands))
+
+    valid = await _check_dead_letters(kafka_bootstrap, topics, sent, decode_command)
+    assert applied == len(valid), SEED  # none dead-lettered by the resolver: each applied
+    # acme's: exactly the sessions whose user name holds a valid command's text
+    texts = [c.filter.user_name for c in valid if c.tenant_id == "acme" and c.filter]
+    expected = {
+        session_handle("acme", uid)
+        for uid, name in names.items()
+        if any(text is not None and text.lower() in name.lower() for text in texts)
+    }
+    ended = {s.session_id for s in states if s.tenant_id == "acme" and s.state == "terminated"}
+    assert ended == expected, SEED
+    assert session_handle("acme", "t-final") in ended
+    # each text was read as text: `%`, `_` and `\\` matched no bystander as wildcards would
+    assert not ended & {session_handle("acme", uid) for uid in bystanders}, SEED
+
+
+def _named(credential: str, tenant: str, user_name: str) -> SessionCreated:
+    """A browser session of `tenant` whose user is named `user_name`."""
+    return created_event(
+        event_id=uuid.uuid4(),
+        occurred_at=NOW - timedelta(minutes=5),
+        tenant_id=tenant,
+        credential=credential,
+        user_id=credential,
+        user_name=user_name,
+        session_type=SessionType.browser,
+        ip_address="10.0.0.1",
+        user_agent="Mozilla/5.0 Chrome/124.0",
+        policy=SessionPolicy(max_session_seconds=86400, idle_timeout_seconds=3600),
+    )
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
