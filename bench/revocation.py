@@ -1,6 +1,7 @@
 """Revocation latency: from the admin API's 202 to the first request the gateway rejects.
 
     python -m bench.revocation [--terminations 250] [--fetch-wait-ms 100] [--database postgres]
+        [--walks 400000]
 
 On the real broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092) under a fresh topic
 prefix: the registry (`python -m session_registry run`) and the
@@ -13,6 +14,12 @@ share (POST -> 202; 202 -> revocation record produced, the registry; record -> r
 gateway: told apart by the revocation records' CreateTime, read by a consumer of the bench's
 own). Baseline of the same run: the gateway's share alone (a revocation record produced
 straight onto the topic -> first rejected request).
+
+`--walks N`: a second tenant of N sessions whose admin meanwhile sends terminations by a text
+that matches nothing (`q=~`: the registry's resolution reads its whole listed set, as the
+admin API's count does), back to back, with the admin API's budgets off. The first half of the
+terminations is measured without them, the second half with them: the ratio says how much one
+tenant's walks delay another tenant's revocations.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +66,11 @@ from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 
 TENANT = "bench"
+WALKER = "bench-walker"
+"""The tenant whose admin sends walks (`--walks`)."""
+WALK = {"filter": {"q": "~"}}
+"""A termination no index answers and nothing matches: its count and its resolution read the
+walker's whole listed set."""
 TARGET_P99_MS = 20.0
 GIVE_UP_SECONDS = 10.0
 POLL_SECONDS = 0.001
@@ -275,12 +287,12 @@ def service_env(
     }
 
 
-def created(credential: str) -> SessionCreated:
+def created(credential: str, tenant: str = TENANT) -> SessionCreated:
     return SessionCreated(
         event_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
-        tenant_id=TENANT,
-        session_id=session_handle(TENANT, credential),
+        tenant_id=tenant,
+        session_id=session_handle(tenant, credential),
         user_id=f"user-{credential[-4:]}",
         user_name=f"Bench User {credential[-4:]}",
         session_type=SessionType.mobile,
@@ -307,7 +319,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def run(
-    count: int, fetch_wait_ms: int, pause: float, profile: Profile, database: str = "sqlite"
+    count: int,
+    fetch_wait_ms: int,
+    pause: float,
+    profile: Profile,
+    database: str = "sqlite",
+    walks: int = 0,
 ) -> Figures:
     if profile.name == "plain":
         await ensure_topics(profile.kafka("admin-api"))
@@ -319,7 +336,7 @@ async def run(
         database_url = await create_database(admin_url, f"bench_revocation_{uuid.uuid4().hex[:8]}")
     try:
         await upgrade_schema(database_url)
-        return await _run_on(count, fetch_wait_ms, pause, profile, workdir, database_url)
+        return await _run_on(count, fetch_wait_ms, pause, profile, workdir, database_url, walks)
     finally:
         if admin_url is not None:
             await drop_database(admin_url, database_url.rpartition("/")[2])
@@ -332,6 +349,7 @@ async def _run_on(
     profile: Profile,
     workdir: Path,
     database_url: str,
+    walks: int = 0,
 ) -> Figures:
     topics = profile.topics
     secret = secrets.token_urlsafe(48)
@@ -342,6 +360,14 @@ async def _run_on(
     }
     if profile.name != "plain":  # topics pre-created by the platform, as ACLs expect
         envs["registry"]["SESSIONS_CREATE_TOPICS"] = "false"
+    if walks:  # the walker's terminations are what the budget refuses; here they must go on
+        envs["admin-api"]["SESSIONS_FILTER_TERMINATION_SECONDS_PER_MINUTE"] = "0"
+    walker_token = issue_dev_token(
+        AdminApiSettings(_env_file=None, environment="development", jwt_secret=secret),
+        sub="bench-walker-admin",
+        tenant=WALKER,
+        grants=["edit_user_sessions"],
+    )
     token = issue_dev_token(
         AdminApiSettings(_env_file=None, environment="development", jwt_secret=secret),
         sub="bench-admin",
@@ -377,18 +403,47 @@ async def _run_on(
                 await gateway.wait_ready()
             async with SessionEventPublisher(profile.kafka("gateway")) as publisher:
                 await publisher.publish_many([created(s) for s in session_ids])
+                for start in range(0, walks, 10_000):
+                    await publisher.publish_many(
+                        [
+                            created(f"walk-{n}", WALKER)
+                            for n in range(start, min(walks, start + 10_000))
+                        ]
+                    )
 
             async def all_listed() -> bool:
                 page = await admin.get("/api/v1/sessions", params={"limit": 1})
                 return bool(page.status_code == 200 and page.json()["total"] == count)
 
             await wait_for(f"{count} sessions listed", all_listed, 120)
-            latencies, hops, missed = await _terminate_each(admin, probe, times, session_ids, pause)
+            walker = {"Authorization": f"Bearer {walker_token}"}
+            if walks:
+
+                async def walker_listed() -> bool:
+                    page = await admin.get("/api/v1/sessions", params={"limit": 1}, headers=walker)
+                    return bool(page.status_code == 200 and page.json()["total"] == walks)
+
+                await wait_for(f"{walks} sessions of {WALKER} listed", walker_listed, 1800)
+            half = len(session_ids) // 2 if walks else len(session_ids)
+            latencies, hops, missed = await _terminate_each(
+                admin, probe, times, session_ids[:half], pause
+            )
+            if walks:
+                walking = Walking(admin, walker)
+                async with walking.going():
+                    walked = await _terminate_each(admin, probe, times, session_ids[half:], pause)
+                print("without walks:")
+                _report(latencies, hops, missed, fetch_wait_ms)
+                print(f"with {WALKER}'s walks of {walks} sessions ({walking.summary()}):")
+                _report(*walked, fetch_wait_ms)
+                _report_walks(latencies, walked[0])
+                latencies = latencies + walked[0]
         # only the registry's principal may write revocations
         direct = await _direct_records(profile.kafka("registry"), probe, min(count, 100), pause)
         await times.stop()
     await gateway.stop()
-    _report(latencies, hops, missed, fetch_wait_ms)
+    if not walks:
+        _report(latencies, hops, missed, fetch_wait_ms)
     _report_direct(direct)
     return Figures(latencies, direct)
 
@@ -534,6 +589,51 @@ def _report(latencies: list[float], hops: Hops, missed: int, fetch_wait_ms: int)
     print(f"target 202 -> rejected p99 <= {TARGET_P99_MS:.0f} ms: {verdict}")
 
 
+class Walking:
+    """The walker's admin sending walks back to back (each POST waits for its count)."""
+
+    def __init__(self, admin: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        self._admin = admin
+        self._auth = auth
+        self.posts: list[float] = []
+        self.refused: dict[int, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def going(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._walk())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _walk(self) -> None:
+        while True:
+            started = time.perf_counter()
+            answer = await self._admin.post(
+                "/api/v1/sessions/terminations", json=WALK, headers=self._auth
+            )
+            if answer.status_code == 202:
+                self.posts.append(time.perf_counter() - started)
+            else:
+                self.refused[answer.status_code] = self.refused.get(answer.status_code, 0) + 1
+
+    def summary(self) -> str:
+        median = statistics.median(self.posts) * 1000 if self.posts else float("nan")
+        refused = f", refused {self.refused}" if self.refused else ""
+        return f"{len(self.posts)} accepted, each POST (its count) {median:.0f} ms median{refused}"
+
+
+def _report_walks(without: list[float], walked: list[float]) -> None:
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        before, during = percentile(without, fraction), percentile(walked, fraction)
+        print(
+            f"with walks / without, 202 -> rejected {label}: {during * 1000:.1f} / "
+            f"{before * 1000:.1f} ms = {during / before:.2f}x"
+        )
+
+
 def _free_port() -> int:
     import socket
 
@@ -556,6 +656,13 @@ def cli() -> None:
         "each service its own principal); print the ratios.",
     )
     parser.add_argument(
+        "--walks",
+        type=int,
+        default=0,
+        help="sessions of a second tenant whose admin sends terminations by a text matching "
+        "nothing during the second half of the run; prints the ratio to the first half",
+    )
+    parser.add_argument(
         "--database",
         choices=("sqlite", "postgres"),
         default="sqlite",
@@ -569,7 +676,9 @@ def cli() -> None:
         return
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     profile = Profile.plain(bootstrap)
-    asyncio.run(run(args.terminations, args.fetch_wait_ms, args.pause, profile, args.database))
+    asyncio.run(
+        run(args.terminations, args.fetch_wait_ms, args.pause, profile, args.database, args.walks)
+    )
 
 
 if __name__ == "__main__":
