@@ -61,6 +61,7 @@ class Registry:
 
     def __init__(self, settings: RegistrySettings, store: Store, clock: Clock) -> None:
         self.settings = settings
+        self._deferred_woken = asyncio.Event()
         self.store = store
         self.engine = store.engine
         self.clock = clock
@@ -108,6 +109,8 @@ class Registry:
             poll_timeout_ms=settings.poll_timeout_ms,
             after_batch=self._after_batch,
             metrics=self.metrics,
+            # the deferred terminations of partitions a rebalance brought are resolved now
+            on_assigned=self._wake_resolver,
         )
         self.sweeper = Sweeper(
             store,
@@ -128,7 +131,6 @@ class Registry:
             grace=settings.activity_grace,
             dead_letters=dead_letters,
         )
-        self._deferred_woken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._online: asyncio.Task[None] | None = None
         """Building the indexes `read_model.online_indexes` builds concurrently."""
@@ -342,7 +344,7 @@ class Registry:
 
     async def _after_batch(self, outcome: IngestOutcome) -> None:
         if outcome.deferred:  # committed: the resolver reads it now
-            self._deferred_woken.set()
+            self._wake_resolver()
         if outcome.published:
             await self._relay_quietly()
 
@@ -353,6 +355,9 @@ class Registry:
             if self.metrics is not None:
                 self.metrics.outbox_relay_failures.inc()
             log.warning("outbox relay failed: %s", exc)
+
+    def _wake_resolver(self) -> None:
+        self._deferred_woken.set()
 
     def _owned_commands(self) -> set[int]:
         """The partitions of the commands topic assigned to this registry now."""
@@ -371,9 +376,8 @@ class Registry:
         return outcome
 
     async def _resolve_forever(self) -> None:
-        """Resolve deferred terminations when a batch kept one, and every
-        `DEFERRED_TICK_SECONDS` (those of partitions a rebalance brought, those a failed pass
-        left)."""
+        """Resolve deferred terminations when a batch kept one or a rebalance brought
+        partitions, and every `DEFERRED_TICK_SECONDS` (those a failed pass left)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DEFERRED_TICK_SECONDS):

@@ -56,6 +56,8 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         # nothing is applied until the positions are known, however long that takes
         await self._loop.seek_to_stored_when_readable(assigned)
         self._loop.positioning_ended()
+        if self._loop.on_assigned is not None:
+            self._loop.on_assigned()
         # set on an empty assignment too: a replica beyond the partitions has joined and has
         # nothing to catch up on, and must not hold a rollout waiting for its readiness
         self._loop.assigned.set()
@@ -77,6 +79,7 @@ class ConsumerLoop:
         poll_timeout_ms: int,
         after_batch: Callable[[IngestOutcome], Awaitable[None]] | None = None,
         metrics: RegistryMetrics | None = None,
+        on_assigned: Callable[[], None] | None = None,
     ) -> None:
         self.consumer = consumer
         self.gate = asyncio.Lock()
@@ -89,6 +92,8 @@ class ConsumerLoop:
         self._poll_timeout_ms = poll_timeout_ms
         self._after_batch = after_batch
         self._metrics = metrics
+        self.on_assigned = on_assigned
+        """Called once a rebalance's partitions are at their stored positions."""
         self.alive_at = time.monotonic()
         """When the loop last went round (a poll, a settled batch, a retry): liveness."""
         self.positions: dict[TopicPartitionKey, int] = {}

@@ -28,6 +28,7 @@ from read_model.tables import applied_commands, deferred_terminations
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command, decode_event
 from session_contracts.models import SessionFilter, SessionTerminated, TerminateSessions
+from session_registry import bootstrap
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.bootstrap import Registry
 from session_registry.service_layer import deferred_terminations as resolver_module
@@ -428,3 +429,18 @@ async def _status(registry: Registry) -> str:
         out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     return out.decode()
+
+
+@pytest.mark.kafka
+async def test_a_registry_resolves_what_its_new_partitions_hold_once_assigned(
+    store: Store, start_registry: StartRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command kept by a registry that stopped (or lost its partition) is resolved by the one
+    the group assigns that partition to, once assigned: not at the next tick (an hour here)."""
+    monkeypatch.setattr(bootstrap, "DEFERRED_TICK_SECONDS", 3600.0)
+    await seed(store)
+    await defer(store, by_filter(user_name="User U"), partition=0)
+    registry = await start_registry()
+    await registry.wait_until_idle(30)  # the table empty too
+    ended = await session_rows(registry)
+    assert {s for s, row in ended.items() if row["state"] == "terminated"} == EVERY_LISTED
