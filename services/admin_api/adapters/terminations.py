@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.requests import REQUEST_KEY, termination_request_row
-from read_model.tables import applied_commands, termination_requests
+from read_model.tables import applied_commands, deferred_terminations, termination_requests
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 
 _r = termination_requests.c
 _a = applied_commands.c
+_d = deferred_terminations.c
 
 
 async def record_request(uow: UnitOfWork, command: TerminateSessions, requested: int) -> None:
@@ -36,7 +37,9 @@ async def record_request(uow: UnitOfWork, command: TerminateSessions, requested:
 
 @dataclass(frozen=True)
 class RequestStatus:
-    """Where a request stands: `applied` with how many sessions it ended, or `pending`."""
+    """Where a request stands: `applied` with how many sessions it ended, or `pending` with
+    how many it has ended so far (a termination by a text filter, which the registry applies
+    in chunks beside its loop: `deferred_terminations`; 0 for any other)."""
 
     status: Literal["pending", "applied"]
     terminated: int
@@ -46,10 +49,14 @@ class RequestStatus:
 def _with_outcome() -> Any:
     joined = termination_requests.outerjoin(
         applied_commands, and_(_a.tenant_id == _r.tenant_id, _a.command_id == _r.command_id)
+    ).outerjoin(
+        deferred_terminations, and_(_d.tenant_id == _r.tenant_id, _d.command_id == _r.command_id)
     )
-    return select(
-        termination_requests, _a.terminated, _a.applied_at.label("applied_at")
-    ).select_from(joined)
+    # applied: what it ended; pending: what its chunks ended so far (none before the first)
+    terminated = func.coalesce(_a.terminated, _d.terminated, 0).label("terminated")
+    return select(termination_requests, terminated, _a.applied_at.label("applied_at")).select_from(
+        joined
+    )
 
 
 async def request_status(
@@ -63,9 +70,8 @@ async def request_status(
     ).first()
     if row is None:
         return None
-    if row.applied_at is None:
-        return RequestStatus("pending", 0, None)
-    return RequestStatus("applied", int(row.terminated), row.applied_at)
+    status: Literal["pending", "applied"] = "pending" if row.applied_at is None else "applied"
+    return RequestStatus(status, int(row.terminated), row.applied_at)
 
 
 @dataclass(frozen=True)

@@ -113,12 +113,19 @@ class TerminationAccepted(BaseModel):
     requested: int = Field(description="Ids given, or sessions matching the filter when accepted.")
 
 
+TERMINATED = (
+    "`applied`: how many sessions it ended. `pending`: how many it has ended so far; a "
+    "termination by a filter with a text condition is applied in chunks, beside the "
+    "registry's consumer loop, and counts up while it is (0 for any other)."
+)
+
+
 class TerminationStatus(BaseModel):
     """`applied` once the registry has ended the sessions, with how many it ended."""
 
     command_id: UUID
     status: Literal["pending", "applied"]
-    terminated: int
+    terminated: int = Field(description=TERMINATED)
     applied_at: datetime | None
 
 
@@ -132,7 +139,7 @@ class AuditEntry(BaseModel):
     target: dict[str, Any] = Field(description='{"session_ids": [...]} or {"filter": {...}}')
     requested: int
     status: Literal["pending", "applied"]
-    terminated: int
+    terminated: int = Field(description=TERMINATED)
     applied_at: datetime | None
 
 

@@ -36,7 +36,9 @@ from session_contracts.models import (
     TerminateSessions,
     TerminationReason,
 )
-from session_registry.adapters.command_store import record_applied
+from session_contracts.topics import Topics
+from session_registry.adapters.command_store import defer, record_applied
+from session_registry.service_layer.deferred_terminations import DeferredTerminations
 
 ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
 OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
@@ -190,6 +192,41 @@ async def test_status_is_pending_then_applied_and_only_in_the_tenant(
     for admin, command_id in ((OTHER_ADMIN, accepted.command_id), (ADMIN, uuid.uuid4())):
         with pytest.raises(NotFound, match="no such termination request"):
             await termination_status(command_id, admin, store)
+
+
+async def test_a_termination_by_a_text_filter_counts_up_while_pending(
+    store: Store, bus: RecordingBus
+) -> None:
+    """The registry applies it in chunks beside its loop: the status and the audit say how many
+    it ended so far, then, applied, how many in all."""
+    await insert(store.engine, [session_row(user_name="Ann Example") for _ in range(6)])
+    await insert(store.engine, [session_row(user_name="Bob Example") for _ in range(2)])
+    accepted = await request_termination(
+        RequestTermination(filter=SessionFilter(user_name="ann")), ADMIN, store, bus, clock
+    )
+    (command,) = bus.commands
+    async with UnitOfWork(store) as uow:  # the registry takes it from the topic
+        await defer(uow, command, (0, 7), NOW)
+    chunks = 0
+
+    async def one_chunk_then_stop() -> None:
+        nonlocal chunks
+        chunks += 1
+        raise ConnectionError("the registry stopped after its first chunk")
+
+    resolver = DeferredTerminations(
+        store, Topics(), clock=clock, chunk=4, after_chunk=one_chunk_then_stop
+    )
+    with pytest.raises(ConnectionError):
+        await resolver.resolve_all()
+    status = await termination_status(accepted.command_id, ADMIN, store)
+    assert (status.status, status.terminated, status.applied_at) == ("pending", 4, None)
+    audit = await termination_audit(AuditParams(), ADMIN, store, CURSORS)
+    assert [(r["applied_at"], r["terminated"]) for r in audit.rows] == [(None, 4)]
+
+    await DeferredTerminations(store, Topics(), clock=clock, chunk=4).resolve_all()
+    status = await termination_status(accepted.command_id, ADMIN, store)
+    assert (status.status, status.terminated) == ("applied", 6)
 
 
 async def test_a_command_the_registry_applied_before_the_record_keeps_the_confirmed_count(
