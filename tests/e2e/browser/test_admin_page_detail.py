@@ -160,6 +160,43 @@ async def test_outdated_settings_are_marked_filterable_and_terminable(
     await expect(names(page)).to_have_text(["New Nina"])
 
 
+async def test_terminate_all_matching_a_search_says_how_many_ended_while_it_runs(
+    stack: Stack, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A termination by a search is applied in chunks beside the registry's loop: the page
+    counts them up, then says how many ended. The registry is held after its first chunk."""
+    tenant = stack.tenant()
+    contractors = [stack.session(tenant, f"Contractor {n}") for n in range(3)]
+    await stack.publish([*contractors, stack.session(tenant, "Employee One")])
+    deferred = stack.registry.deferred
+    relay = deferred._after_chunk
+    first, release = asyncio.Event(), asyncio.Event()
+
+    async def held() -> None:
+        if relay is not None:
+            await relay()
+        if not first.is_set():
+            first.set()
+            await release.wait()
+
+    monkeypatch.setattr(deferred, "_chunk", 2)
+    monkeypatch.setattr(deferred, "_after_chunk", held)
+    try:
+        await page.goto(stack.page_url(tenant.token))
+        await expect(rows(page)).to_have_count(4)
+        await page.get_by_role("searchbox").fill("contractor")
+        await expect(rows(page)).to_have_count(3)
+        await page.get_by_role("button", name="Terminate all matching (3)").click()
+        dialog = page.get_by_role("dialog", name="Terminate all 3 matching sessions?")
+        await dialog.get_by_role("button", name="Terminate 3 sessions").click()
+        status = page.get_by_role("status")
+        await expect(status).to_have_text("Terminating 3 sessions… 2 ended so far.")
+    finally:
+        release.set()
+    await expect(status).to_have_text("3 sessions were ended.")
+    await expect(rows(page)).to_have_count(0)  # the list read again: the search matches none
+
+
 async def test_screenshot_of_the_page_with_data(stack: Stack, page: Page, tmp_path: Path) -> None:
     tenant = stack.tenant()
     people = [

@@ -582,7 +582,9 @@ class Page {
     this.renderChrome();
     this.setStatus(`Terminating ${plural(count, "session")}…`);
     try {
-      const result = await runTermination(this.api, target);
+      const result = await runTermination(this.api, target, (ended) =>
+        this.setStatus(`Terminating ${plural(count, "session")}… ${ended} ended so far.`),
+      );
       if (result.applied) {
         if ("session_ids" in target) this.list.removeRows(target.session_ids);
         this.setStatus(endedMessage(result.terminated, count, "filter" in target));

@@ -153,17 +153,25 @@ const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(
 /**
  * Send the termination request and poll its status until the registry applied it.
  * Resolves {applied: true, terminated} or {applied: false, commandId} after the deadline.
+ * `onProgress` is told how many sessions a pending termination ended so far (one by a search
+ * is applied in chunks), each time that count grows.
  * @param {Api} api
  * @param {TerminationTarget} target
+ * @param {(ended: number) => void} [onProgress]
  * @returns {Promise<{applied: true, terminated: number} | {applied: false, commandId: string}>}
  */
-export async function runTermination(api, target) {
+export async function runTermination(api, target, onProgress) {
   const accepted = await api.terminate(target);
   const deadline = Date.now() + POLL_DEADLINE_MS;
   let delay = 200;
+  let told = 0;
   while (Date.now() < deadline) {
     const status = await api.terminationStatus(accepted.command_id);
     if (status.status === "applied") return { applied: true, terminated: status.terminated };
+    if (onProgress && status.terminated > told) {
+      told = status.terminated;
+      onProgress(told);
+    }
     await sleep(delay);
     delay = Math.min(delay * 1.5, 2000);
   }
