@@ -163,11 +163,16 @@ class Stack:
 async def terminate_the_contractors(page: Page) -> None:
     """On `Stack.one_dated_ahead`'s page: search "contractor" (its two sessions) and confirm
     Terminate all matching."""
-    await page.get_by_role("searchbox").fill("contractor")
-    await expect(page.locator("#rows tr")).to_have_count(2)
-    await page.get_by_role("button", name="Terminate all matching (2)").click()
-    dialog = page.get_by_role("dialog", name="Terminate all 2 matching sessions?")
-    await dialog.get_by_role("button", name="Terminate 2 sessions").click()
+    await terminate_all_matching(page, "contractor", 2)
+
+
+async def terminate_all_matching(page: Page, search: str, count: int) -> None:
+    """Search `search` (`count` sessions listed then) and confirm Terminate all matching."""
+    await page.get_by_role("searchbox").fill(search)
+    await expect(page.locator("#rows tr")).to_have_count(count)
+    await page.get_by_role("button", name=f"Terminate all matching ({count})").click()
+    dialog = page.get_by_role("dialog", name=f"Terminate all {count} matching sessions?")
+    await dialog.get_by_role("button", name=f"Terminate {count} sessions").click()
 
 
 async def serve(app: FastAPI, logs: LogCapture) -> tuple[uvicorn.Server, asyncio.Task[None], str]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from admin_stack import Stack
+from admin_stack import Stack, terminate_all_matching
 from playwright.async_api import Download, Locator, Page, expect
 
 from session_contracts.handles import session_handle
@@ -184,11 +184,7 @@ async def test_terminate_all_matching_a_search_says_how_many_ended_while_it_runs
     try:
         await page.goto(stack.page_url(tenant.token))
         await expect(rows(page)).to_have_count(4)
-        await page.get_by_role("searchbox").fill("contractor")
-        await expect(rows(page)).to_have_count(3)
-        await page.get_by_role("button", name="Terminate all matching (3)").click()
-        dialog = page.get_by_role("dialog", name="Terminate all 3 matching sessions?")
-        await dialog.get_by_role("button", name="Terminate 3 sessions").click()
+        await terminate_all_matching(page, "contractor", 3)
         status = page.get_by_role("status")
         await expect(status).to_have_text("Terminating 3 sessions… 2 ended so far.")
     finally:
