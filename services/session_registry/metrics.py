@@ -52,7 +52,7 @@ PartitionLag = Callable[[], Mapping[tuple[str, int], int]]
 
 
 @dataclass
-class OutboxLevel:
+class QueueLevel:
     """A queue as last read (the outbox, the deferred terminations): rows waiting and the age
     of the oldest."""
 
@@ -123,8 +123,8 @@ class RegistryMetrics:
         self._monotonic = monotonic
         self._last_commit = monotonic()
         self.lag: PartitionLag = lag or dict
-        self.outbox = OutboxLevel()
-        self.deferred = OutboxLevel()
+        self.outbox = QueueLevel()
+        self.deferred = QueueLevel()
         """The deferred terminations as last read (their count, the oldest's age)."""
         r = self.registry
         self.events_applied = Counter(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, delete, func, or_, select, tuple_, update
+from sqlalchemy import Row, Table, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.requests import REQUEST_KEY, termination_request_row
@@ -23,6 +23,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command
 from session_contracts.models import SessionRevoked, TerminateSessions, as_utc
 from session_contracts.tracing import decode_headers, encode_headers, trace_headers
+from session_registry.adapters.queues import queue_level
 
 
 async def already_applied(
@@ -85,8 +86,10 @@ class Deferred:
     offset: int | None
     headers: list[tuple[str, bytes]]
     """Its record's trace context headers (none without tracing)."""
+    deferred_at: datetime
     ended_after: str | None
     terminated: int
+    """Sessions its chunks ended so far."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -128,6 +131,7 @@ def _deferred(row: Row[Any]) -> Deferred:
         row.partition,
         row.record_offset,
         decode_headers(row.trace_headers),
+        as_utc(row.deferred_at),
         row.ended_after,
         row.terminated,
     )
@@ -179,11 +183,7 @@ async def forget_deferred(uow: UnitOfWork, key: tuple[str, str]) -> None:
 
 async def deferred_level(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
     """How many commands wait for their resolution, and how long the oldest has (0: none)."""
-    query = select(func.count(), func.min(_d.deferred_at)).select_from(deferred_terminations)
-    count, oldest = (await conn.execute(query)).one()
-    if not count or oldest is None:
-        return 0, 0.0
-    return int(count), max(0.0, (now - as_utc(oldest)).total_seconds())
+    return await queue_level(conn, _d.deferred_at, now)
 
 
 async def remember_revocations(uow: UnitOfWork, records: Iterable[SessionRevoked]) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -24,6 +24,7 @@ from read_model.store import Store
 from read_model.tables import outbox
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.tracing import decode_headers, encode_headers
+from session_registry.adapters.queues import queue_level
 
 log = logging.getLogger(__name__)
 _PARTITIONER = DefaultPartitioner()
@@ -53,13 +54,7 @@ async def outbox_size(conn: AsyncConnection) -> int:
 
 async def outbox_level(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
     """How many records wait to be published, and the age of the oldest in seconds (0: none)."""
-    query = select(func.count(), func.min(outbox.c.created_at)).select_from(outbox)
-    count, oldest = (await conn.execute(query)).one()
-    if not count or oldest is None:
-        return 0, 0.0
-    if oldest.tzinfo is None:  # SQLite's CURRENT_TIMESTAMP is UTC without an offset
-        oldest = oldest.replace(tzinfo=UTC)
-    return int(count), max(0.0, (now - oldest).total_seconds())
+    return await queue_level(conn, outbox.c.created_at, now)
 
 
 class OutboxRelay:

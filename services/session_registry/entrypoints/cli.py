@@ -94,9 +94,10 @@ def status() -> None:
     waiting = asyncio.run(waiting_terminations(settings.database_url))
     typer.echo(f"terminations by a text filter not applied yet: {len(waiting)}")
     for kept in waiting:
+        tenant_id, command_id = kept.key
         part = "-" if kept.partition is None else str(kept.partition)
         typer.echo(
-            f"  {kept.tenant_id} {kept.command_id} partition {part} "
+            f"  {tenant_id} {command_id} partition {part} "
             f"taken {kept.deferred_at.isoformat()} ended so far {kept.terminated}"
         )
 

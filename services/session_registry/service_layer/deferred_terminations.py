@@ -50,15 +50,13 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from opentelemetry.trace import SpanKind
-
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
-from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
+from session_contracts.tracing import inject_headers, tracing_on
 from session_registry.adapters.command_store import (
     Deferred,
     advance_deferred,
@@ -71,6 +69,7 @@ from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
 from session_registry.service_layer.ingest import caused_by_a_record, refusal
 from session_registry.service_layer.terminations import (
     FILTER_CHUNK,
+    command_span,
     end_resolved,
     resolve_chunk,
 )
@@ -185,12 +184,8 @@ class DeferredTerminations:
         )
         await self._dead_letters.send([letter])
 
-        async def drop(uow: UnitOfWork) -> None:
-            if await lock_deferred(uow, deferred.key) is not None:
-                await forget_deferred(uow, deferred.key)
-
         async with self._gate or contextlib.nullcontext():
-            await UnitOfWork(self._store).run(drop)
+            await UnitOfWork(self._store).run(lambda uow: forget_deferred(uow, deferred.key))
         return reason
 
     def _mine(self, deferred: Deferred) -> bool:
@@ -237,18 +232,7 @@ class DeferredTerminations:
             return None
         now = self._clock()
         traced = tracing_on()
-        # a child of the admin API's span, as a command applied in a batch is
-        span = (
-            tracer().start_as_current_span(
-                "registry.apply_command",
-                context=extract_context(kept.headers),
-                kind=SpanKind.CONSUMER,
-                attributes={"tenant_id": key[0], "command_id": key[1], "deferred": True},
-            )
-            if traced
-            else contextlib.nullcontext()
-        )
-        with span:
+        with command_span(key, kept.headers, traced, deferred=True):
             headers = tuple(inject_headers()) if traced else ()
             ended = await end_resolved(
                 uow, command, ids, now, self._topics, headers, grace=self._grace

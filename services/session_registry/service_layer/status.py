@@ -4,16 +4,13 @@ the terminations by a text filter taken from the commands topic and not applied 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from aiokafka import TopicPartition
-from sqlalchemy import select
 
 from read_model.database import make_engine
-from read_model.tables import deferred_terminations
 from session_contracts.kafka_clients import new_consumer, stop_consumer
-from session_contracts.models import as_utc
 from session_contracts.settings import KafkaSettings
+from session_registry.adapters.command_store import Deferred, deferred_commands
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
 
@@ -58,33 +55,12 @@ async def consumer_status(
     ]
 
 
-@dataclass(frozen=True)
-class WaitingTermination:
-    """A termination by a text filter the registry has taken and not applied yet."""
-
-    tenant_id: str
-    command_id: str
-    partition: int | None
-    deferred_at: datetime
-    terminated: int
-    """Sessions its chunks ended so far."""
-
-
-async def waiting_terminations(database_url: str) -> list[WaitingTermination]:
-    """The deferred terminations, oldest first (`service_layer.deferred_terminations`)."""
-    d = deferred_terminations.c
-    query = select(d.tenant_id, d.command_id, d.partition, d.deferred_at, d.terminated).order_by(
-        d.deferred_at, d.partition, d.record_offset
-    )
+async def waiting_terminations(database_url: str) -> list[Deferred]:
+    """The deferred terminations, in the order they were taken
+    (`service_layer.deferred_terminations`)."""
     engine = make_engine(database_url)
     try:
         async with engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            return await deferred_commands(conn)
     finally:
         await engine.dispose()
-    return [
-        WaitingTermination(
-            r.tenant_id, r.command_id, r.partition, as_utc(r.deferred_at), r.terminated
-        )
-        for r in rows
-    ]

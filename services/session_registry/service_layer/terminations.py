@@ -31,12 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from opentelemetry.trace import SpanKind
-from sqlalchemy import ColumnElement, and_, select, update
+from opentelemetry.util.types import AttributeValue
+from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.active import OPEN, TERMINATED, active_condition
@@ -100,10 +101,15 @@ def target_clause(
             _s.session_id.in_(sorted(set(command.session_ids))),
             active_condition(at),
         )
-    assert command.filter is not None and command.confirmed_at is not None
-    # the count the admin confirmed is binding: nothing created after it is ended
-    bound = min(command.confirmed_at, command.requested_at)
-    return and_(filter_clause(command.filter, command.tenant_id, at), _s.created_at <= bound)
+    assert command.filter is not None
+    return and_(filter_clause(command.filter, command.tenant_id, at), _confirmed(command))
+
+
+def _confirmed(command: TerminateSessions) -> ColumnElement[bool]:
+    """Created no later than the count the admin confirmed (a command by filter): the count is
+    binding, nothing created after it is ended."""
+    assert command.confirmed_at is not None
+    return _s.created_at <= min(command.confirmed_at, command.requested_at)
 
 
 async def apply_commands(
@@ -144,22 +150,29 @@ async def apply_commands(
             )
             deferred += 1
             continue
-        # a child of the admin API's span when the command's headers carry one
-        span = (
-            tracer().start_as_current_span(
-                "registry.apply_command",
-                context=extract_context(command_headers.get(command_id)),
-                kind=SpanKind.CONSUMER,
-                attributes={"tenant_id": command.tenant_id, "command_id": command_id[1]},
-            )
-            if traced
-            else contextlib.nullcontext()
-        )
-        with span:
+        with command_span(command_id, command_headers.get(command_id), traced):
             ended = await _apply_one(uow, command, now, topics, changes, traced, grace)
         applied += 1
         terminated += ended
     return Applied(applied, terminated, deferred)
+
+
+def command_span(
+    key: tuple[str, str],
+    headers: Iterable[tuple[str, bytes]] | None,
+    traced: bool,
+    **attributes: AttributeValue,
+) -> contextlib.AbstractContextManager[object]:
+    """The span a command (`key`: tenant and command id) is applied in: a child of the admin
+    API's span when its record's `headers` carry one; nothing while tracing is off."""
+    if not traced:
+        return contextlib.nullcontext()
+    return tracer().start_as_current_span(
+        "registry.apply_command",
+        context=extract_context(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={"tenant_id": key[0], "command_id": key[1], **attributes},
+    )
 
 
 async def _apply_one(
@@ -287,11 +300,8 @@ async def resolve_chunk(
     """The ids of the next `chunk` sessions a command by filter targets after session id
     `after`, in id order: a read that takes no lock (the resolver's, outside any write
     transaction; for a text no index answers, a walk of the tenant's listed sessions)."""
-    order = store.binary_order(_s.session_id)
-    chosen = select(_s.session_id).where(target_clause(command, grace))
-    if after is not None:
-        chosen = chosen.where(order > after)
-    return list((await conn.execute(chosen.order_by(order).limit(chunk))).scalars().all())
+    chosen = _next_ids(store, target_clause(command, grace), after, chunk)
+    return list((await conn.execute(chosen)).scalars().all())
 
 
 async def end_resolved(
@@ -311,18 +321,29 @@ async def end_resolved(
     its activity changed it since."""
     if not ids:
         return 0
-    assert command.confirmed_at is not None
     chosen = and_(
         _s.tenant_id == command.tenant_id,
         uow.store.one_of(_s.session_id, sorted(set(ids))),
         active_condition(_active_at(command, grace)),
-        _s.created_at <= min(command.confirmed_at, command.requested_at),
+        _confirmed(command),
     )
     states = await _end_chunk(uow, command, chosen, None, len(ids))
     changes = Changes()
     await _queue_ended(command, states, now, topics, changes, headers)
     await changes.flush(uow, True, states=False)
     return len(states)
+
+
+def _next_ids(
+    store: Store, targets: ColumnElement[bool], after: str | None, chunk: int
+) -> Select[Any]:
+    """The ids of the next `chunk` of `targets` after session id `after`, in id order."""
+    order = store.binary_order(_s.session_id)  # as Python compares the ids
+    # one tenant's: the session id alone orders the chunks
+    chosen = select(_s.session_id).where(targets)
+    if after is not None:
+        chosen = chosen.where(order > after)
+    return chosen.order_by(order).limit(chunk)
 
 
 async def _end_chunk(
@@ -334,12 +355,7 @@ async def _end_chunk(
 ) -> list[SessionState]:
     """End the next `chunk` of `targets` after session id `after`; their states, in id
     order."""
-    order = uow.store.binary_order(_s.session_id)  # as Python compares the ids
-    # one tenant's: the session id alone orders the chunks
-    chosen = select(_s.session_id).where(targets)
-    if after is not None:
-        chosen = chosen.where(order > after)
-    chosen = uow.store.for_update(chosen.order_by(order).limit(chunk))
+    chosen = uow.store.for_update(_next_ids(uow.store, targets, after, chunk))
     # the chunk's ids first, then the UPDATE by primary key (as a subquery, the planner may
     # hash-join it against the whole table, once per chunk)
     ids = (await uow.conn.execute(chosen)).scalars().all()
