@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from admin_api.entrypoints.errors import install_error_handlers
 from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics, app_registry
 from admin_api.runtime import Clock, Runtime, system_clock
+from admin_api.service_layer.shared_budgets import BudgetSync, sync_counter
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
@@ -58,7 +60,7 @@ def create_app(
         if bus is None:
             kafka = KafkaBus(settings, settings.publish_timeout_seconds)
             kafka.start()
-        app.state.runtime = Runtime(
+        runtime = app.state.runtime = Runtime(
             settings=settings,
             store=store,
             bus=bus or kafka,  # type: ignore[arg-type]
@@ -66,16 +68,26 @@ def create_app(
             clock=clock,
             metrics=registry,
         )
+        sharing = None
+        if settings.search_budget_sync_seconds:
+            sync = BudgetSync(store, runtime.budgets, syncs=syncs)
+            sharing = asyncio.create_task(
+                sync.run(settings.search_budget_sync_seconds), name="share search budgets"
+            )
         if freeze_heap:
             gc.freeze()
         try:
             yield
         finally:
+            if sharing is not None:
+                sharing.cancel()
+                await asyncio.wait({sharing})  # ended; a cancellation of ours still raises
             if kafka is not None:
                 await kafka.stop()
             await store.dispose()
 
     registry = app_registry()
+    syncs = sync_counter(registry)
     development = settings.environment == "development"
     app = FastAPI(
         title="Session Control admin API",

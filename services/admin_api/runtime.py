@@ -40,7 +40,7 @@ class Runtime:
     """Signs and checks the lists' page cursors (`cursor_keys`)."""
     searches: TenantSlots = field(init=False)
     """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
-    for how long a minute (`search_seconds_per_minute`)."""
+    for how long a minute (`search_seconds_per_minute`, shared by the processes)."""
     filter_terminations: SearchBudget = field(init=False)
     """How long a minute one tenant's terminations by a text filter may count their matches
     (`filter_termination_seconds_per_minute`): the registry resolves each such filter again,
@@ -56,7 +56,13 @@ class Runtime:
         self.filter_terminations = SearchBudget(
             self.settings.filter_termination_seconds_per_minute,
             spent_by="terminations by a filter with a text condition",
+            name="filter_terminations",
         )
+
+    @property
+    def budgets(self) -> tuple[SearchBudget, ...]:
+        """Every per-tenant budget, as `shared_budgets.BudgetSync` shares them."""
+        return (self.searches.budget, self.filter_terminations)
 
     @property
     def engine(self) -> AsyncEngine:

@@ -49,15 +49,27 @@ class AdminApiSettings(KafkaSettings):
     filter_termination_seconds_per_minute: BudgetSeconds = Field(
         default=5.0,
         description="Seconds a minute that one tenant's terminations by a filter with a text "
-        "condition may spend counting their matches per process: the registry resolves each "
-        "such filter again in the transaction every tenant's events wait behind, so past it "
-        "they answer 429 with Retry-After (nothing published); 0 turns it off.",
+        "condition may spend counting their matches: the registry walks each such filter's "
+        "matches again, so past it they answer 429 with Retry-After (nothing published); 0 "
+        "turns it off. One budget for every process on the database (search_budget_sync_seconds).",
     )
     search_seconds_per_minute: BudgetSeconds = Field(
         default=30.0,
-        description="Seconds a minute that one tenant's searches may read for per process (the "
-        "time they hold their slots): past it a search answers 429 with Retry-After until the "
-        "time is repaid, so one tenant cannot keep the database busy; 0 turns it off.",
+        description="Seconds a minute that one tenant's searches may read for (the time they "
+        "hold their slots): past it a search answers 429 with Retry-After until the time is "
+        "repaid, so one tenant cannot keep the database busy; 0 turns it off. One budget for "
+        "every process on the database (search_budget_sync_seconds).",
+    )
+    search_budget_sync_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="How often a process adds what its tenants' searches spent to the budgets "
+        "every admin API process on the database shares, and takes in what the others spent "
+        "(table search_budgets). Between two syncs a process decides alone, so a tenant may "
+        "overdraw by what N processes read in that time. 0: each process keeps its own "
+        "budgets (N processes give a tenant N budgets).",
     )
     environment: Literal["development", "production"] = Field(
         default="production",

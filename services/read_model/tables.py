@@ -1,8 +1,9 @@
 """The read model's tables (SQLAlchemy Core), whoever writes them.
 
 The registry writes sessions, history, positions, applied commands, the outbox and revocations;
-the admin API writes `session_settings` and `termination_requests` and reads everything. Alembic
-migrations under `read_model/migrations` create exactly the tables of `metadata`.
+the admin API writes `session_settings`, `termination_requests` and `search_budgets` and reads
+everything. Alembic migrations under `read_model/migrations` create exactly the tables of
+`metadata`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Column,
     Computed,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -182,6 +184,20 @@ session_settings = Table(
     Column("idle_timeout_seconds", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(128), nullable=False),
+)
+
+# What one tenant's searches (or terminations by a text filter) have left of their budget,
+# shared by every admin API process on the database (`admin_api.service_layer.shared_budgets`):
+# `seconds` as of `at` (a wall clock, seconds since the epoch), refilling at the budget's rate
+# up to its size. A tenant whose bucket is full has no row. Revision 1001 creates it.
+search_budgets = Table(
+    "search_budgets",
+    metadata,
+    Column("budget", String(32), nullable=False),  # "searches" or "filter_terminations"
+    Column("tenant_id", String(64), nullable=False),
+    Column("seconds", Double, nullable=False),
+    Column("at", Double, nullable=False),
+    PrimaryKeyConstraint("budget", "tenant_id", name="pk_search_budgets"),
 )
 
 # Open, created browser/mobile sessions per tenant and type, kept by PostgreSQL statement

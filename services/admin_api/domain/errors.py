@@ -24,7 +24,7 @@ class InvalidParameter(ValueError):
 
 
 class SearchBudgetSpent(Exception):
-    """A tenant's searches have spent the time this process gives them per minute
+    """A tenant's searches have spent the time they are given per minute
     (`service_layer.tenant_slots.SearchBudget`): the next may start in `retry_after` seconds."""
 
     def __init__(
@@ -32,7 +32,7 @@ class SearchBudgetSpent(Exception):
     ) -> None:
         super().__init__(
             f"this tenant's {spent_by} have used their {seconds_per_minute:g} s per minute of "
-            f"database reading in this server process; retry in {retry_after:.0f} s, or narrow "
+            f"database reading; retry in {retry_after:.0f} s, or narrow "
             "the search (a term in fewer sessions, or a filter beside it, reads less)"
         )
         self.retry_after = retry_after

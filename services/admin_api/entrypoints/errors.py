@@ -134,7 +134,8 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         "description": "A search (`q`, `user_name`, `session_id`, `device`), or a termination "
         "by a filter with one: your tenant's searches (`SESSIONS_SEARCH_SECONDS_PER_MINUTE`), "
         "or its terminations by such filters (`SESSIONS_FILTER_TERMINATION_SECONDS_PER_MINUTE`), "
-        "have used their time per minute in this server process; nothing was changed. Retry "
+        "have used their time per minute (one budget shared by the admin API's processes); "
+        "nothing was changed. Retry "
         "after `Retry-After` seconds, or narrow the search.",
         "headers": {"Retry-After": _header("Seconds until your tenant's searches may read again.")},
     },

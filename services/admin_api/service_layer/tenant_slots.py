@@ -1,15 +1,16 @@
-"""How much of the database one tenant's searches take in a process: how many are read at once
+"""How much of the database one tenant's searches take: how many a process reads at once
 (`TenantSlots`: the rest wait, holding no database connection, so one tenant's admins cannot
 take every connection of the shared pool) and for how long a minute (`SearchBudget`: past it
 a search is refused with the time to wait, so one tenant's admins cannot keep the database's
-CPU busy either)."""
+CPU busy either). The budget is kept in each process and shared by every process on the
+database through `service_layer.shared_budgets`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from admin_api.domain.errors import SearchBudgetSpent
@@ -27,7 +28,7 @@ class _Bucket:
 
 
 class SearchBudget:
-    """Seconds of reading per minute that one tenant's searches may take in this process.
+    """Seconds of reading per minute that one tenant's searches may take.
 
     A token bucket per tenant: it holds up to `seconds_per_minute` and refills at a sixtieth of
     that a second. A search may start while its tenant's bucket holds anything; what it then
@@ -37,6 +38,11 @@ class SearchBudget:
     searches take at most a minute's budget plus `seconds_per_minute` / 60 of each second, plus
     what the searches already reading when it ran out take to finish (at most one per slot);
     other tenants' searches are never counted against it. 0 turns it off.
+
+    The buckets live in this process. What it charged since it last shared them is kept
+    (`take_unsynced`) for `shared_budgets.BudgetSync`, which adds it to the buckets every
+    process shares and sets this process's buckets to theirs (`adopt`): then a tenant's
+    budget is one across processes, give or take what they charge between two syncs.
     """
 
     def __init__(
@@ -45,16 +51,20 @@ class SearchBudget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         spent_by: str = "searches",
+        name: str = "searches",
     ) -> None:
         if not 0 <= seconds_per_minute < float("inf"):
             raise ValueError("seconds_per_minute must be 0 (off) or a positive number")
         self.seconds_per_minute = seconds_per_minute
         self.spent_by = spent_by
         """What the refusal says spent it (`SearchBudgetSpent`)."""
+        self.name = name
+        """Which budget it is where the processes share them (`search_budgets.budget`)."""
         self._rate = seconds_per_minute / 60
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[str, _Bucket] = {}
+        self._unsynced: dict[str, float] = {}
 
     def check(self, tenant_id: str) -> None:
         """Raise SearchBudgetSpent if the tenant's searches have nothing left to spend now."""
@@ -79,7 +89,10 @@ class SearchBudget:
         if bucket is None:
             bucket = self._buckets[tenant_id] = _Bucket(self.seconds_per_minute, now)
         self._top_up(bucket, now)
-        bucket.seconds -= max(0.0, seconds)
+        spent = max(0.0, seconds)
+        bucket.seconds -= spent
+        if spent:
+            self._unsynced[tenant_id] = self._unsynced.get(tenant_id, 0.0) + spent
         if len(self._buckets) > FORGET_ABOVE:
             self._forget_full(now)
 
@@ -90,6 +103,38 @@ class SearchBudget:
             return self.seconds_per_minute or float("inf")
         self._top_up(bucket, self._clock())
         return bucket.seconds
+
+    @property
+    def rate(self) -> float:
+        """Seconds a second that a bucket refills."""
+        return self._rate
+
+    def take_unsynced(self) -> dict[str, float]:
+        """What each tenant's searches charged here since this was last taken (and not given
+        back with `restore`): the share of this process for the buckets the processes share."""
+        taken, self._unsynced = self._unsynced, {}
+        return taken
+
+    def restore(self, taken: Mapping[str, float]) -> None:
+        """Give back what `take_unsynced` returned and could not be shared: it is shared with
+        the next sync."""
+        for tenant_id, seconds in taken.items():
+            self._unsynced[tenant_id] = self._unsynced.get(tenant_id, 0.0) + seconds
+
+    def adopt(self, shared: Mapping[str, float]) -> None:
+        """Take the buckets every process shares as this process's own: `shared` holds the
+        tenants whose shared bucket is not full, with what it holds now; any other tenant's is
+        full. What this process charged since those were read (not yet shared) comes off."""
+        if not self.seconds_per_minute:
+            return
+        now = self._clock()
+        for tenant_id in set(self._buckets) | set(shared):
+            seconds = shared.get(tenant_id, self.seconds_per_minute)
+            seconds = min(seconds, self.seconds_per_minute) - self._unsynced.get(tenant_id, 0.0)
+            if seconds < self.seconds_per_minute:
+                self._buckets[tenant_id] = _Bucket(seconds, now)
+            else:
+                self._buckets.pop(tenant_id, None)
 
     def _top_up(self, bucket: _Bucket, now: float) -> None:
         elapsed = max(0.0, now - bucket.at)

@@ -262,7 +262,7 @@ async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_not
     )
     detail = (
         "this tenant's terminations by a filter with a text condition have used their 5 s per "
-        "minute of database reading in this server process; retry in 40 s, or narrow the search"
+        "minute of database reading; retry in 40 s, or narrow the search"
     )
 
     async def spent(route: Route) -> None:

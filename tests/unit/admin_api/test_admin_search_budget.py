@@ -176,3 +176,49 @@ def test_a_budget_is_read_from_the_environment(name: str, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
         settings = AdminApiSettings(_env_file=None, environment="development")
         assert getattr(settings, field) == expected
+
+
+def test_what_a_process_charged_is_taken_once_and_given_back_if_it_was_not_shared() -> None:
+    budget = SearchBudget(6, Clock())
+    budget.charge("acme", 2)
+    budget.charge("acme", 0.5)
+    budget.charge("globex", 1)
+    budget.charge("initech", -3)  # a clock stepping back charges nothing, and shares nothing
+    taken = budget.take_unsynced()
+    assert taken == {"acme": 2.5, "globex": 1}
+    assert budget.take_unsynced() == {}  # taken once
+    budget.charge("acme", 1)
+    budget.restore(taken)  # the sync failed: shared with the next one, with what came since
+    assert budget.take_unsynced() == {"acme": 3.5, "globex": 1}
+
+
+def test_the_shared_buckets_become_this_process_s_less_what_it_charged_since() -> None:
+    clock = Clock()
+    budget = SearchBudget(6, clock)
+    budget.charge("acme", 1)
+    budget.charge("globex", 5)
+    budget.take_unsynced()  # shared: the other processes' figures now include these
+    budget.charge("acme", 0.5)  # after the sync read the shared buckets
+
+    # acme spent 4 s in all processes, hooli (never seen here) owes 2, globex's is full again
+    budget.adopt({"acme": 2.0, "hooli": -2.0, "globex": 6.0})
+
+    assert budget.left("acme") == pytest.approx(1.5)  # 2 shared, less the 0.5 since
+    assert budget.left("globex") == 6 and budget.left("hooli") == -2
+    with pytest.raises(SearchBudgetSpent) as refused:
+        budget.check("hooli")  # refused here for what it spent through another process
+    assert refused.value.retry_after == pytest.approx(20)
+    assert budget.tracked() == 2  # globex's full bucket is dropped
+
+    budget.adopt({})  # every shared bucket full: only what is not shared yet stays charged
+    assert budget.left("acme") == pytest.approx(5.5) and budget.left("hooli") == 6
+    clock.now += 5
+    assert budget.left("acme") == 6
+
+
+def test_an_off_budget_shares_nothing() -> None:
+    budget = SearchBudget(0, Clock())
+    budget.charge("acme", 10)
+    assert budget.take_unsynced() == {}
+    budget.adopt({"acme": -100.0})
+    budget.check("acme")

@@ -1,0 +1,94 @@
+"""The per-tenant budgets every admin API process shares (table `search_budgets`).
+
+A row is a token bucket: `seconds` left as of `at` (seconds since the epoch), refilling at
+`rate` a second up to `size`. The statements do the refill themselves, so two processes adding
+their spending at once both count (the upsert takes the row's lock). The time is the
+database's (`database_time`), not each process's: a process whose clock ran ahead would
+otherwise stop every other process's refill until their clocks caught up with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from sqlalchemy import ColumnElement, case, delete, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from read_model.store import Store
+from read_model.tables import search_budgets
+
+_b = search_budgets.c
+
+
+async def database_time(conn: AsyncConnection) -> float:
+    """Now, in seconds since the epoch, by the clock every process shares: PostgreSQL's; a
+    SQLite file is on this host, whose processes share its clock."""
+    if conn.dialect.name == "postgresql":
+        now = await conn.scalar(select(func.extract("epoch", func.clock_timestamp())))
+        assert now is not None
+        return float(now)
+    return time.time()
+
+
+def _refilled(
+    seconds: ColumnElement[float], at: ColumnElement[float], now: float, rate: float, size: float
+) -> ColumnElement[float]:
+    """`seconds` as of `now`: refilled since `at`, at most `size`."""
+    refilled = seconds + case((at < now, literal(now) - at), else_=0.0) * rate
+    return case((refilled > size, literal(size)), else_=refilled)
+
+
+async def spend(
+    conn: AsyncConnection,
+    store: Store,
+    budget: str,
+    spent: Mapping[str, float],
+    *,
+    now: float,
+    rate: float,
+    size: float,
+) -> None:
+    """Take what each tenant's requests spent (`spent`, seconds) from its shared bucket, made
+    full first if it has no row."""
+    if not spent:
+        return
+    rows = [
+        {"budget": budget, "tenant_id": tenant_id, "seconds": size - seconds, "at": now}
+        for tenant_id, seconds in sorted(spent.items())  # one lock order for every process
+    ]
+    insert = store.insert(search_budgets).values(rows)
+    new = insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=[_b.budget, _b.tenant_id],
+        set_={
+            # the row refilled to now, less what this process spent (the new row's size - it)
+            "seconds": _refilled(_b.seconds, _b.at, now, rate, size) - (size - new.seconds),
+            "at": case((_b.at < now, literal(now)), else_=_b.at),
+        },
+    )
+    await conn.execute(statement)
+
+
+async def levels(
+    conn: AsyncConnection, budget: str, *, now: float, rate: float, size: float
+) -> dict[str, float]:
+    """What each tenant's shared bucket holds at `now` (`size`: full), for the tenants that
+    have a row (any other tenant's bucket is full)."""
+    level = _refilled(_b.seconds, _b.at, now, rate, size)
+    rows = await conn.execute(select(_b.tenant_id, level).where(_b.budget == budget))
+    return {tenant_id: float(seconds) for tenant_id, seconds in rows}
+
+
+async def forget_full(
+    conn: AsyncConnection, budget: str, *, now: float, rate: float, size: float
+) -> int:
+    """Delete the rows whose bucket has refilled (a full bucket is the same as none); how many.
+    A process adding to one meanwhile keeps it: the delete reads the row again once it holds
+    its lock."""
+    done = await conn.execute(
+        delete(search_budgets).where(
+            _b.budget == budget, _refilled(_b.seconds, _b.at, now, rate, size) >= size
+        )
+    )
+    return int(done.rowcount or 0)
