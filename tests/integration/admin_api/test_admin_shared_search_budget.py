@@ -4,7 +4,8 @@ database, not one per process.
 Each app here stands for a process of its own (its own engine and buckets), as uvicorn
 workers or replicas behind a load balancer are. Before, a tenant refused by one process was
 served by the next: N processes gave it N budgets. The syncs are run by hand where the test
-says when; one test lets the apps' own background syncs do it.
+says when; `test_admin_shared_budget_processes.py` runs two servers whose own background
+syncs do it.
 """
 
 from __future__ import annotations
@@ -114,26 +115,6 @@ async def test_terminations_by_a_text_filter_share_their_own_budget(
             await second.get("/api/v1/sessions", params=SEARCH, headers=ours)
         ).status_code == 200
         assert second_runtime.bus.commands == []  # type: ignore[attr-defined]
-
-
-async def test_the_processes_own_syncs_share_the_budget(
-    engine: AsyncEngine, db_url: str, token: Callable[..., str]
-) -> None:
-    await insert(engine, [session_row(user_name="Ada Lovelace")])
-    ours = {"Authorization": f"Bearer {token()}"}
-    budget = {"search_seconds_per_minute": 1e-6, "search_budget_sync_seconds": 0.05}
-    async with process(db_url, **budget) as (first, _), process(db_url, **budget) as (second, _):
-        assert (await first.get("/api/v1/sessions", params=SEARCH, headers=ours)).status_code == 200
-
-        async def refused_by_the_second() -> bool:
-            answer = await second.get("/api/v1/sessions", params=SEARCH, headers=ours)
-            assert answer.status_code in (200, 429), answer.text
-            return answer.status_code == 429
-
-        # (a search the second serves before the syncs overdraws the budget further: no matter)
-        await until(refused_by_the_second, 30, "the second process refusing the tenant")
-        metrics = (await second.get("/metrics")).text
-        assert 'admin_api_search_budget_syncs_total{outcome="ok"}' in metrics
 
 
 async def test_spending_added_by_many_processes_at_once_all_counts(
