@@ -154,3 +154,45 @@ async def test_the_list_and_detail_say_when_a_word_mixes_look_alike_alphabets(
         await expect(details).not_to_contain_text("Hidden characters")
         await page.keyboard.press("Escape")
         await expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+async def test_the_list_and_detail_say_when_a_word_in_another_alphabet_reads_as_latin(
+    stack: Stack, page: Page
+) -> None:
+    # "\u0421\u043e\u0441\u043e" and "\u0455\u0441\u043e\u0440\u0435" are wholly Cyrillic, and
+    # drawn exactly as "Coco" and "scope": no letter of another alphabet to notice (UTS #39's
+    # whole-script confusables). A Cyrillic name with letters that look like no Latin one, and a
+    # Russian one-letter word, are not flagged.
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            stack.session(tenant, "\u0421\u043e\u0441\u043e Chanel", user_id="coco"),
+            stack.session(tenant, "Ada Lovelace", user_id="\u0455\u0441\u043e\u0440\u0435"),
+            stack.session(tenant, "\u0418\u0432\u0430\u043d \u0441 Petrov", user_id="ivan"),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    rows = page.locator("#rows tr")
+    await expect(rows).to_have_count(3)
+    badges = {
+        name: await rows.filter(has_text=name).locator(".name-cell .badge").all_inner_texts()
+        for name in ("Chanel", "Lovelace", "Petrov")
+    }
+    assert badges == {"Chanel": ["Looks Latin"], "Lovelace": ["Looks Latin"], "Petrov": []}
+    details = page.get_by_role("dialog").locator("dl.detail-list")
+    for name, says in (
+        ("Chanel", "The name has a word in Cyrillic letters that all look Latin:"),
+        ("Lovelace", "The user ID has a word in Cyrillic letters that all look Latin:"),
+    ):
+        await rows.filter(has_text=name).locator(".name-cell .link-button").click()
+        await expect(details).to_contain_text(says)
+        word, reading = (
+            ("\u0421\u043e\u0441\u043e", "Coco")
+            if name == "Chanel"
+            else ("\u0455\u0441\u043e\u0440\u0435", "scope")
+        )
+        # the word isolated (it is not Latin), its reading as it is
+        await expect(details).to_contain_text(f"\u2068{word}\u2069 reads as {reading};")
+        await expect(details).not_to_contain_text("Mixed scripts")
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_role("dialog")).to_have_count(0)

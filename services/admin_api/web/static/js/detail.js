@@ -1,6 +1,7 @@
 // @ts-check
 // The session detail dialog: every field of the session and its lifecycle history.
 import { dialogButton } from "./dialogs.js";
+import { latinLookAlikes } from "./confusables.js";
 import { el, hiddenCharacters, isolated, mixedScripts, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { reasonLabel } from "./terminate.js";
@@ -41,9 +42,10 @@ function seconds(value) {
 
 /**
  * The rows warning that a value holds characters that are not shown (an override or an
- * invisible character), or mixes look-alike alphabets in one word (a Cyrillic U+0430 in a Latin
- * name): either can make one name look like another (nothing is removed: the value is what
- * the platform sent).
+ * invisible character), mixes look-alike alphabets in one word (a Cyrillic U+0430 in a Latin
+ * name), or has a word in another alphabet that reads as Latin (Cyrillic `рау` for `pay`): each
+ * can make one name look like another (nothing is removed: the value is what the platform
+ * sent).
  * @param {[string, string | null | undefined][]} values
  * @returns {[string, Child][]}
  */
@@ -69,6 +71,18 @@ function lookAlikeRows(values) {
         `${label} mixes ${scripts.join(" and ")} letters in one word (${odd.join(", ")}): it may imitate another name.`,
       ),
     ]);
+  }
+  for (const [label, value] of values) {
+    for (const { word, script, reads } of latinLookAlikes(value ?? "")) {
+      rows.push([
+        "Looks Latin",
+        el(
+          "span",
+          { class: "warning" },
+          `${label} has a word in ${script} letters that all look Latin: ${isolated(word)} reads as ${isolated(reads)}; it may imitate another name.`,
+        ),
+      ]);
+    }
   }
   return rows;
 }

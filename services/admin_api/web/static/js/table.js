@@ -1,6 +1,7 @@
 // @ts-check
 // Rendering the sessions table: sortable, filterable headers and one row per session.
 import { fieldOf } from "./api.js";
+import { latinLookAlikes } from "./confusables.js";
 import { el, hiddenCharacters, inputOf, mixedScripts, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { datedAhead, timeElement } from "./timefmt.js";
@@ -149,6 +150,13 @@ function cell(column, item, { onOpen, onCopy, onUser, asOf }) {
               "span",
               { class: "badge badge-warn", title: "The name or user ID mixes look-alike alphabets in one word: open the session to see which letters" },
               "Mixed scripts",
+            )
+          : null,
+        latinLookAlikes(`${item.user_name ?? ""} ${item.user_id ?? ""}`).length
+          ? el(
+              "span",
+              { class: "badge badge-warn", title: "The name or user ID has a word written in another alphabet whose letters all look Latin: open the session to see how it reads" },
+              "Looks Latin",
             )
           : null,
       );
