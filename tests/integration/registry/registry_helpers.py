@@ -8,8 +8,11 @@ revocations and commands use.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -142,3 +145,36 @@ async def sibling_database(db_url: str, folder: Path) -> tuple[str, Callable[[],
         return f"sqlite+aiosqlite:///{path}", _nothing
     name = f"{db_url.rpartition('/')[2]}_{uuid.uuid4().hex[:6]}"
     return await create_database(db_url, name), lambda: drop_database(db_url, name)
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """What a `session-registry` command printed."""
+
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """Both streams, as an operator's terminal shows them."""
+        return self.stdout + self.stderr
+
+
+async def registry_cli(env: Mapping[str, str], *args: str, status: int = 0) -> CliRun:
+    """`python -m session_registry *args` in a process of its own with `env`, awaited without
+    blocking the test's event loop (a registry under test may be running in it); fails
+    unless it exits with `status`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "session_registry",
+        *args,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):  # a bound on a hang, not a speed claim
+        out, err = await process.communicate()
+    run = CliRun(out.decode(), err.decode())
+    assert process.returncode == status, f"exit {process.returncode}: {run.output}"
+    return run

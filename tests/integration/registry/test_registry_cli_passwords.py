@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from registry_helpers import sibling_database
+from registry_helpers import registry_cli, sibling_database
 from sqlalchemy.engine import make_url
 
 from session_contracts.topics import Topics
@@ -21,19 +19,6 @@ def _spelled_out(url: str) -> tuple[str, list[str]]:
     encoded = "".join(f"%{ord(char):02X}" for char in password)
     # the URL as given (encoded) is a marker no other text carries; re-rendered it is `:pw@`
     return url.replace(f":{password}@", f":{encoded}@", 1), [encoded, f":{password}@"]
-
-
-def _cli(env: dict[str, str], *args: str, status: int = 0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "session_registry", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == status, done.stdout + done.stderr
-    return done.stdout + done.stderr
 
 
 @pytest.mark.postgres
@@ -55,13 +40,16 @@ async def test_no_command_prints_the_database_password(
     try:
         outputs = {
             # refused before migrating: the live database has no read model yet
-            "rebuild --swap": _cli(env, "rebuild", "--into", into, "--swap", status=2),
-            "migrate": _cli(env, "migrate", "--database-url", live),
-            "status": _cli(env, "status"),
-            "rebuild": _cli(env, "rebuild", "--into", into),
+            "rebuild --swap": await registry_cli(
+                env, "rebuild", "--into", into, "--swap", status=2
+            ),
+            "migrate": await registry_cli(env, "migrate", "--database-url", live),
+            "status": await registry_cli(env, "status"),
+            "rebuild": await registry_cli(env, "rebuild", "--into", into),
         }
     finally:
         await drop()
-    for command, output in outputs.items():
+    for command, run in outputs.items():
+        output = run.output
         assert not [leak for leak in leaks if leak in output], f"{command}: {output}"
         assert f"{make_url(live).username}:***@" in output, f"{command}: {output}"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import NOW, StartRegistry, created, session_rows, sid
+from registry_helpers import NOW, StartRegistry, created, registry_cli, session_rows, sid
 from sqlalchemy import select
 from test_registry_bulk_termination import TOPICS, by_filter, contents, seed, seed_events
 
@@ -416,19 +415,7 @@ async def _status(registry: Registry) -> str:
         "SESSIONS_DATABASE_URL": settings.database_url,
         "SESSIONS_CONSUMER_GROUP": settings.consumer_group,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "session_registry",
-        "status",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(120):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    return (await registry_cli(env, "status")).stdout
 
 
 @pytest.mark.kafka

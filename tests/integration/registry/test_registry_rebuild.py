@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -17,6 +15,7 @@ from registry_helpers import (
     StartRegistry,
     activity,
     created,
+    registry_cli,
     session_rows,
     sibling_database,
     sid,
@@ -94,19 +93,6 @@ async def test_rebuild_equals_the_live_read_model(
             await drop()
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "session_registry", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.mark.slow
 async def test_cli_rebuild_swap_and_status(
     start_registry: StartRegistry,
@@ -141,14 +127,15 @@ async def test_cli_rebuild_swap_and_status(
         "SESSIONS_DATABASE_URL": live_url,
         "SESSIONS_CONSUMER_GROUP": group,
     }
-    status = _cli(env, "status")
+    status = (await registry_cli(env, "status")).stdout
     assert f"consumer {group}" in status and "total lag 0" in status
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    out = _cli(env, "rebuild", "--into", into, "--swap", "--workers", "2")
+    out = (await registry_cli(env, "rebuild", "--into", into, "--swap", "--workers", "2")).stdout
     assert "3 events" in out and "2 sessions" in out and "swapped in" in out
     assert "applied_commands 1" in out
     assert await read_model(live_url) == before  # the rebuilt database now sits at live_url
-    assert "total lag 0" in _cli(env, "status")  # positions carried over: nothing to redo
+    status = (await registry_cli(env, "status")).stdout
+    assert "total lag 0" in status  # positions carried over: nothing to redo
 
     # the live registry resumes on the swapped database: the command stays applied once
     resumed = await start_registry(database_url=live_url, consumer_group=group)
@@ -161,7 +148,7 @@ async def test_cli_rebuild_swap_and_status(
     assert len(applied) == 1
 
 
-def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying(
+async def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nowhere" / "live.db"
@@ -171,14 +158,6 @@ def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying(
         "SESSIONS_DATABASE_URL": f"sqlite+aiosqlite:///{missing}",
     }
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    done = subprocess.run(
-        [sys.executable, "-m", "session_registry", "rebuild", "--into", into, "--swap"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
+    done = await registry_cli(env, "rebuild", "--into", into, "--swap", status=2)
     assert "has no read model to replace" in done.stderr and "Traceback" not in done.stderr
     assert not missing.exists() and not (tmp_path / "rebuilt.db").exists()
