@@ -7,7 +7,7 @@
  * one Latin letter: UTS #39 `confusables.txt` 14.0.0 (2021-05-29), every line whose source is
  * one letter of those scripts and whose prototype is one ASCII letter. A word made of them
  * alone can be drawn exactly as a Latin word: Cyrillic U+0440 U+0430 U+0443 as `pay`.
- * The data: © 2021 Unicode®, Inc., under the Unicode License (https://www.unicode.org/license.txt).
+ * The data: © 2021 Unicode®, Inc., under the Unicode License (license.txt at unicode.org).
  * @type {ReadonlyMap<string, string>}
  */
 const READS_AS = new Map(
