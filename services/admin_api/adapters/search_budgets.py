@@ -1,8 +1,9 @@
 """The per-tenant budgets every admin API process shares (table `search_budgets`).
 
 A row is a token bucket: `seconds` left as of `at` (seconds since the epoch), refilling at
-`rate` a second up to `size`. The statements do the refill themselves, so two processes adding
-their spending at once both count (the upsert takes the row's lock). The time is the
+`rate` a second up to `size`. The upsert does the refill itself, so two processes adding
+their spending at once both count (it takes the row's lock); a read returns the rows as stored
+and the time it was made at, and the caller refills them (`Bucket.level`). The time is the
 database's (`database_time`), not each process's: a process whose clock ran ahead would
 otherwise stop every other process's refill until their clocks caught up with it.
 """
@@ -10,7 +11,9 @@ otherwise stop every other process's refill until their clocks caught up with it
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,14 +73,40 @@ async def spend(
     await conn.execute(statement)
 
 
-async def levels(
-    conn: AsyncConnection, budget: str, *, now: float, rate: float, size: float
-) -> dict[str, float]:
-    """What each tenant's shared bucket holds at `now` (`size`: full), for the tenants that
-    have a row (any other tenant's bucket is full)."""
-    level = _refilled(_b.seconds, _b.at, now, rate, size)
-    rows = await conn.execute(select(_b.tenant_id, level).where(_b.budget == budget))
-    return {tenant_id: float(seconds) for tenant_id, seconds in rows}
+@dataclass(frozen=True)
+class Bucket:
+    """One tenant's shared bucket of one budget, as stored."""
+
+    seconds: float
+    at: float
+
+    def level(self, now: float, rate: float, size: float) -> float:
+        """What it holds at `now`: refilled since `at` (a clock behind `at` refills nothing),
+        at most `size`."""
+        return min(size, self.seconds + max(0.0, now - self.at) * rate)
+
+
+Buckets = dict[str, dict[str, Bucket]]
+"""Every stored bucket, by budget and tenant."""
+
+_BUCKETS = select(_b.budget, _b.tenant_id, _b.seconds, _b.at)
+_BUCKETS_AT = select(func.extract("epoch", func.clock_timestamp()), *_BUCKETS.selected_columns)
+
+
+async def buckets(conn: AsyncConnection) -> tuple[float, Buckets]:
+    """Every stored bucket (any other is full), and the time they were read at by
+    `database_time`'s clock; one statement."""
+    rows: Sequence[Sequence[Any]]
+    if conn.dialect.name != "postgresql":
+        now, rows = time.time(), (await conn.execute(_BUCKETS)).all()
+    else:
+        read = (await conn.execute(_BUCKETS_AT)).all()
+        now = float(read[0][0]) if read else time.time()  # no row: nothing to refill
+        rows = [row[1:] for row in read]
+    stored: Buckets = {}
+    for budget, tenant_id, seconds, at in rows:
+        stored.setdefault(budget, {})[tenant_id] = Bucket(float(seconds), float(at))
+    return now, stored
 
 
 async def forget_full(

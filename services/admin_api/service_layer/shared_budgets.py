@@ -81,16 +81,33 @@ class BudgetSync:
             budget.adopt(levels)
 
     async def _exchange(self, taken: Sequence[dict[str, float]]) -> list[dict[str, float]]:
+        """Add `taken` (one transaction, only when something was spent), then read every
+        shared bucket (one statement: a sync with nothing to add costs one round trip)."""
+        if any(taken):
+            async with self.store.engine.begin() as conn:
+                now = self._clock() if self._clock else await search_budgets.database_time(conn)
+                for budget, spent in zip(self.budgets, taken, strict=True):
+                    bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
+                    await search_budgets.spend(conn, self.store, budget.name, spent, **bucket)
+        async with self.store.engine.connect() as conn:
+            read_at, stored = await search_budgets.buckets(await self.store.one_statement(conn))
+        now = self._clock() if self._clock else read_at
         shared: list[dict[str, float]] = []
-        async with self.store.engine.begin() as conn:
-            now = await search_budgets.database_time(conn) if self._clock is None else self._clock()
-            for budget, spent in zip(self.budgets, taken, strict=True):
-                bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
-                await search_budgets.spend(conn, self.store, budget.name, spent, **bucket)
-                levels = await search_budgets.levels(conn, budget.name, **bucket)
-                if any(seconds >= budget.seconds_per_minute for seconds in levels.values()):
+        full: list[SearchBudget] = []
+        for budget in self.budgets:
+            size = budget.seconds_per_minute
+            levels = {
+                tenant_id: bucket.level(now, budget.rate, size)
+                for tenant_id, bucket in stored.get(budget.name, {}).items()
+            }
+            if any(seconds >= size for seconds in levels.values()):
+                full.append(budget)
+            shared.append(levels)
+        if full:  # rows refilled to full: the same as none (rare: once per spending tenant)
+            async with self.store.engine.begin() as conn:
+                for budget in full:
+                    bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
                     await search_budgets.forget_full(conn, budget.name, **bucket)
-                shared.append(levels)
         return shared
 
     async def run(self, every: float) -> None:
