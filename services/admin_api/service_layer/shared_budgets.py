@@ -65,50 +65,55 @@ class BudgetSync:
         self._failing = False
 
     async def sync_once(self) -> None:
-        """Add what this process charged since the last sync to the shared buckets, and take
-        theirs as its own. All or nothing: on an error nothing is taken in, and what was to be
-        added is kept for the next sync."""
+        """Add what this process charged since the last sync to the shared buckets, then take
+        theirs as its own. What could not be added is kept for the next sync (and nothing
+        taken in); what was added is never added again, even if the read after it fails."""
         if not self.budgets:
             return
         taken = [budget.take_unsynced() for budget in self.budgets]
-        try:
-            shared = await self._exchange(taken)
-        except BaseException:
-            for budget, spent in zip(self.budgets, taken, strict=True):
-                budget.restore(spent)
-            raise
+        if any(taken):
+            try:
+                await self._add(taken)
+            except BaseException:
+                for budget, spent in zip(self.budgets, taken, strict=True):
+                    budget.restore(spent)
+                raise
+        now, shared = await self._read()
         for budget, levels in zip(self.budgets, shared, strict=True):
             budget.adopt(levels)
-
-    async def _exchange(self, taken: Sequence[dict[str, float]]) -> list[dict[str, float]]:
-        """Add `taken` (one transaction, only when something was spent), then read every
-        shared bucket (one statement: a sync with nothing to add costs one round trip)."""
-        if any(taken):
-            async with self.store.engine.begin() as conn:
-                now = self._clock() if self._clock else await search_budgets.database_time(conn)
-                for budget, spent in zip(self.budgets, taken, strict=True):
-                    bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
-                    await search_budgets.spend(conn, self.store, budget.name, spent, **bucket)
-        async with self.store.engine.connect() as conn:
-            read_at, stored = await search_budgets.buckets(await self.store.one_statement(conn))
-        now = self._clock() if self._clock else read_at
-        shared: list[dict[str, float]] = []
-        full: list[SearchBudget] = []
-        for budget in self.budgets:
-            size = budget.seconds_per_minute
-            levels = {
-                tenant_id: bucket.level(now, budget.rate, size)
-                for tenant_id, bucket in stored.get(budget.name, {}).items()
-            }
-            if any(seconds >= size for seconds in levels.values()):
-                full.append(budget)
-            shared.append(levels)
-        if full:  # rows refilled to full: the same as none (rare: once per spending tenant)
+        full = [
+            budget
+            for budget, levels in zip(self.budgets, shared, strict=True)
+            if any(seconds >= budget.seconds_per_minute for seconds in levels.values())
+        ]
+        if full:  # rows refilled to full, the same as none: deleted (once per spending tenant)
             async with self.store.engine.begin() as conn:
                 for budget in full:
                     bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
                     await search_budgets.forget_full(conn, budget.name, **bucket)
-        return shared
+
+    async def _add(self, taken: Sequence[dict[str, float]]) -> None:
+        """One transaction: each budget's spending taken from its tenants' shared buckets."""
+        async with self.store.engine.begin() as conn:
+            now = self._clock() if self._clock else await search_budgets.database_time(conn)
+            for budget, spent in zip(self.budgets, taken, strict=True):
+                bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
+                await search_budgets.spend(conn, self.store, budget.name, spent, **bucket)
+
+    async def _read(self) -> tuple[float, list[dict[str, float]]]:
+        """Every shared bucket, refilled to now, by budget (one statement, in autocommit: a
+        sync with nothing to add costs one round trip); and that now."""
+        async with self.store.engine.connect() as conn:
+            read_at, stored = await search_budgets.buckets(await self.store.one_statement(conn))
+        now = self._clock() if self._clock else read_at
+        shared = [
+            {
+                tenant_id: bucket.level(now, budget.rate, budget.seconds_per_minute)
+                for tenant_id, bucket in stored.get(budget.name, {}).items()
+            }
+            for budget in self.budgets
+        ]
+        return now, shared
 
     async def run(self, every: float) -> None:
         """`sync_once` every `every` seconds until cancelled; a failed sync is counted, logged

@@ -21,8 +21,10 @@ import pytest
 from admin_api_support import NOW, OTHER_TENANT, RecordingBus, insert, make_settings, session_row
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_api.adapters import search_budgets as search_budgets_adapter
 from admin_api.app import create_app
 from admin_api.runtime import Runtime
 from admin_api.service_layer.shared_budgets import BudgetSync, sync_counter
@@ -222,3 +224,33 @@ async def test_a_sync_that_fails_keeps_the_spending_for_the_next_and_the_buckets
 async def _counted(metrics: CollectorRegistry, outcome: str, at_least: int) -> bool:
     counted = metrics.get_sample_value("admin_api_search_budget_syncs_total", {"outcome": outcome})
     return (counted or 0) >= at_least
+
+
+async def test_spending_added_before_a_failed_read_is_not_added_again(
+    db_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spending is committed, then the read of the shared buckets fails: the next sync
+    must not add it a second time (the tenant would be charged twice)."""
+    store = open_store(db_url)
+    try:
+        budget = SearchBudget(6.0, clock=lambda: 0.0)
+        sync = BudgetSync(store, [budget], clock=lambda: 1000.0)
+        budget.charge("acme", 2.0)
+        read = search_budgets_adapter.buckets
+
+        async def lost(conn: object) -> object:
+            raise OperationalError("SELECT", {}, ConnectionResetError("connection lost"))
+
+        monkeypatch.setattr(search_budgets_adapter, "buckets", lost)
+        with pytest.raises(OperationalError):
+            await sync.sync_once()
+        monkeypatch.setattr(search_budgets_adapter, "buckets", read)
+        await sync.sync_once()
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(select(search_budgets.c.tenant_id, search_budgets.c.seconds))
+            ).all()
+        assert [tuple(row) for row in rows] == [("acme", pytest.approx(4.0))]
+        assert budget.left("acme") == pytest.approx(4.0)
+    finally:
+        await store.dispose()
