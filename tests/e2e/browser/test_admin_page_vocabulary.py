@@ -8,10 +8,7 @@ name the page does not know is still shown in Chromium, labelled from its name.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,8 +22,8 @@ from admin_api.domain.listing import DEFAULT_SORT, SORT_FIELDS
 from admin_api.entrypoints.list_params import FilterParams
 from admin_api.entrypoints.schemas import SessionPublic
 from admin_api.web import router
-from admin_api.web.pages import STATIC_DIR
 from admin_api.web.vocabulary import NOT_COLUMNS, build_vocabulary
+from page_in_node import in_node
 from session_contracts.models import Label, SessionType, Timestamp
 
 ALL_COLUMNS = [
@@ -123,29 +120,11 @@ def test_new_python_definitions_reach_the_vocabulary() -> None:
 
 def page_presentation(vocabulary: dict[str, Any]) -> dict[str, list[str]]:
     """presentation.js's verdict on `vocabulary`, run in Node: unpresented and stale names."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is missing: deploy/install.sh installs it (Debian package nodejs)")
-    module = (STATIC_DIR / "js" / "presentation.js").as_uri()
-    script = f"""
-        import {{ readFileSync }} from "node:fs";
-        const page = await import({json.dumps(module)});
-        const vocabulary = JSON.parse(readFileSync(0, "utf8"));
-        console.log(JSON.stringify({{
-          unpresented: page.unpresented(vocabulary),
-          stale: page.stalePresentation(vocabulary),
-        }}));
-    """
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        input=json.dumps(vocabulary),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    verdict: dict[str, list[str]] = in_node(
+        "presentation.js",
+        "{unpresented: page.unpresented(data), stale: page.stalePresentation(data)}",
+        vocabulary,
     )
-    assert done.returncode == 0, done.stderr
-    verdict: dict[str, list[str]] = json.loads(done.stdout)
     return verdict
 
 

@@ -8,40 +8,20 @@ Latin letter at all (`\u0440\u0430\u0443` for `pay`) passed unflagged until this
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 import unicodedata
 from typing import Any
 
-import pytest
-
 from admin_api.web.pages import STATIC_DIR
+from page_in_node import in_node
 
 MODULE = STATIC_DIR / "js" / "confusables.js"
 
 
 def look_alikes(texts: list[str]) -> list[list[dict[str, Any]]]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is missing: deploy/install.sh installs it (Debian package nodejs)")
-    script = f"""
-        import {{ readFileSync }} from "node:fs";
-        const page = await import({json.dumps(MODULE.as_uri())});
-        const texts = JSON.parse(readFileSync(0, "utf8"));
-        console.log(JSON.stringify(texts.map((t) => page.latinLookAlikes(t))));
-    """
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        input=json.dumps(texts),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    verdicts: list[list[dict[str, Any]]] = in_node(
+        "confusables.js", "data.map((t) => page.latinLookAlikes(t))", texts
     )
-    assert done.returncode == 0, done.stderr
-    verdicts: list[list[dict[str, Any]]] = json.loads(done.stdout)
     return verdicts
 
 
