@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from admin_stack import Stack
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
@@ -114,6 +114,25 @@ async def test_the_list_and_detail_say_when_a_name_or_user_id_holds_characters_n
     )
 
 
+async def badges_by_name(rows: Locator, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """The badges beside each row's name, by a text of the row."""
+    return {
+        name: await rows.filter(has_text=name).locator(".name-cell .badge").all_inner_texts()
+        for name in names
+    }
+
+
+async def detail_says(page: Page, rows: Locator, name: str, *says: str, not_: str) -> None:
+    """The detail of the row holding `name` says each of `says`, and not `not_`; closed again."""
+    await rows.filter(has_text=name).locator(".name-cell .link-button").click()
+    details = page.get_by_role("dialog").locator("dl.detail-list")
+    for text in says:
+        await expect(details).to_contain_text(text)
+    await expect(details).not_to_contain_text(not_)
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
+
+
 async def test_the_list_and_detail_say_when_a_word_mixes_look_alike_alphabets(
     stack: Stack, page: Page
 ) -> None:
@@ -133,27 +152,20 @@ async def test_the_list_and_detail_say_when_a_word_mixes_look_alike_alphabets(
     await page.goto(stack.page_url(tenant.token))
     rows = page.locator("#rows tr")
     await expect(rows).to_have_count(5)
-    badges = {
-        name: await rows.filter(has_text=name).locator(".name-cell .badge").all_inner_texts()
-        for name in ("Smith", "Lovelace", "Petrov", "Παπαδόπουλος", "Office")
-    }
-    assert badges == {
+    assert await badges_by_name(
+        rows, ("Smith", "Lovelace", "Petrov", "Παπαδόπουλος", "Office")
+    ) == {
         "Smith": ["Mixed scripts"],
         "Lovelace": ["Mixed scripts"],
         "Petrov": [],
         "Παπαδόπουλος": [],
         "Office": [],
     }
-    details = page.get_by_role("dialog").locator("dl.detail-list")
     for name, says in (
         ("Smith", "The name mixes Latin and Cyrillic letters in one word (U+0430 Cyrillic)"),
         ("Lovelace", "The user ID mixes Latin and Cyrillic letters in one word (U+0430 Cyrillic)"),
     ):
-        await rows.filter(has_text=name).locator(".name-cell .link-button").click()
-        await expect(details).to_contain_text(says)
-        await expect(details).not_to_contain_text("Hidden characters")
-        await page.keyboard.press("Escape")
-        await expect(page.get_by_role("dialog")).to_have_count(0)
+        await detail_says(page, rows, name, says, not_="Hidden characters")
 
 
 async def test_the_list_and_detail_say_when_a_word_in_another_alphabet_reads_as_latin(
@@ -163,36 +175,33 @@ async def test_the_list_and_detail_say_when_a_word_in_another_alphabet_reads_as_
     # drawn exactly as "Coco" and "scope": no letter of another alphabet to notice (UTS #39's
     # whole-script confusables). A Cyrillic name with letters that look like no Latin one, and a
     # Russian one-letter word, are not flagged.
+    coco, scope = "\u0421\u043e\u0441\u043e", "\u0455\u0441\u043e\u0440\u0435"
     tenant = stack.tenant()
     await stack.publish(
         [
-            stack.session(tenant, "\u0421\u043e\u0441\u043e Chanel", user_id="coco"),
-            stack.session(tenant, "Ada Lovelace", user_id="\u0455\u0441\u043e\u0440\u0435"),
+            stack.session(tenant, f"{coco} Chanel", user_id="coco"),
+            stack.session(tenant, "Ada Lovelace", user_id=scope),
             stack.session(tenant, "\u0418\u0432\u0430\u043d \u0441 Petrov", user_id="ivan"),
         ]
     )
     await page.goto(stack.page_url(tenant.token))
     rows = page.locator("#rows tr")
     await expect(rows).to_have_count(3)
-    badges = {
-        name: await rows.filter(has_text=name).locator(".name-cell .badge").all_inner_texts()
-        for name in ("Chanel", "Lovelace", "Petrov")
+    assert await badges_by_name(rows, ("Chanel", "Lovelace", "Petrov")) == {
+        "Chanel": ["Looks Latin"],
+        "Lovelace": ["Looks Latin"],
+        "Petrov": [],
     }
-    assert badges == {"Chanel": ["Looks Latin"], "Lovelace": ["Looks Latin"], "Petrov": []}
-    details = page.get_by_role("dialog").locator("dl.detail-list")
-    for name, says in (
-        ("Chanel", "The name has a word in Cyrillic letters that all look Latin:"),
-        ("Lovelace", "The user ID has a word in Cyrillic letters that all look Latin:"),
+    # the word isolated (it is not Latin), its reading as it is
+    for name, label, word, reading in (
+        ("Chanel", "The name", coco, "Coco"),
+        ("Lovelace", "The user ID", scope, "scope"),
     ):
-        await rows.filter(has_text=name).locator(".name-cell .link-button").click()
-        await expect(details).to_contain_text(says)
-        word, reading = (
-            ("\u0421\u043e\u0441\u043e", "Coco")
-            if name == "Chanel"
-            else ("\u0455\u0441\u043e\u0440\u0435", "scope")
+        await detail_says(
+            page,
+            rows,
+            name,
+            f"{label} has a word in Cyrillic letters that all look Latin:",
+            f"\u2068{word}\u2069 reads as {reading};",
+            not_="Mixed scripts",
         )
-        # the word isolated (it is not Latin), its reading as it is
-        await expect(details).to_contain_text(f"\u2068{word}\u2069 reads as {reading};")
-        await expect(details).not_to_contain_text("Mixed scripts")
-        await page.keyboard.press("Escape")
-        await expect(page.get_by_role("dialog")).to_have_count(0)
