@@ -187,9 +187,10 @@ session_settings = Table(
 )
 
 # What one tenant's searches (or terminations by a text filter) have left of their budget,
-# shared by every admin API process on the database (`admin_api.service_layer.shared_budgets`):
-# `seconds` as of `at` (a wall clock, seconds since the epoch), refilling at the budget's rate
-# up to its size. A tenant whose bucket is full has no row. Revision 1001 creates it.
+# shared by every admin API process on the database (`admin_api.service_layer.shared_budgets`,
+# `read_model.search_budgets`): `seconds` as of `at` (seconds since the epoch, the database's
+# clock), refilling at `size` a minute up to `size` (the budget's setting in the process that
+# last wrote it). A tenant whose bucket is full has no row. Revision 1001 creates it.
 search_budgets = Table(
     "search_budgets",
     metadata,
@@ -197,6 +198,7 @@ search_budgets = Table(
     Column("tenant_id", String(64), nullable=False),
     Column("seconds", Double, nullable=False),
     Column("at", Double, nullable=False),
+    Column("size", Double, nullable=False),
     PrimaryKeyConstraint("budget", "tenant_id", name="pk_search_budgets"),
 )
 

@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin_api.adapters import search_budgets
 from admin_api.service_layer.tenant_slots import SearchBudget
+from read_model import search_budgets
 from read_model.store import Store
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class BudgetSync:
         now = self._clock() if self._clock else read_at
         shared = [
             {
-                tenant_id: bucket.level(now, budget.rate, budget.seconds_per_minute)
+                tenant_id: bucket.level(now, budget.seconds_per_minute)
                 for tenant_id, bucket in stored.get(budget.name, {}).items()
             }
             for budget in self.budgets

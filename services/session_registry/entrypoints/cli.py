@@ -27,7 +27,11 @@ from session_registry.entrypoints.progress import progress, shows_progress
 from session_registry.runtime import tune_gc
 from session_registry.service_layer.rebuild import RebuildReport
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
-from session_registry.service_layer.status import consumer_status, waiting_terminations
+from session_registry.service_layer.status import (
+    budgets_in_use,
+    consumer_status,
+    waiting_terminations,
+)
 from session_registry.service_layer.swap import carry_over, swap
 from session_registry.settings import RegistrySettings
 
@@ -74,7 +78,8 @@ def migrate(
 @app.command()
 def status() -> None:
     """Per partition: the stored position, the end offset and the lag; then the terminations
-    by a text filter taken and not applied yet."""
+    by a text filter taken and not applied yet; then the tenants whose searches are spending
+    their shared budget (refused with 429 while they owe time)."""
     settings = RegistrySettings()
     topics = settings.topics
     rows = asyncio.run(
@@ -99,6 +104,14 @@ def status() -> None:
         typer.echo(
             f"  {tenant_id} {command_id} partition {part} "
             f"taken {kept.deferred_at.isoformat()} ended so far {kept.terminated}"
+        )
+    spending = asyncio.run(budgets_in_use(settings.database_url))
+    typer.echo(f"search budgets in use: {len(spending)}")
+    for used in spending:
+        refused = f"refused for {used.refused_for:.0f} s" if used.left <= 0 else "searches served"
+        typer.echo(
+            f"  {used.tenant_id} {used.budget} {used.left:.1f} of {used.size:g} s a minute "
+            f"left: {refused}"
         )
 
 

@@ -1,5 +1,6 @@
-"""Where a consumer stands: per partition, the stored position, the end offset and the lag; and
-the terminations by a text filter taken from the commands topic and not applied yet."""
+"""Where a consumer stands: per partition, the stored position, the end offset and the lag; the
+terminations by a text filter taken from the commands topic and not applied yet; and the
+tenants whose searches are spending their shared budget (the admin API's)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
+from read_model import search_budgets
 from read_model.database import make_engine
 from session_contracts.kafka_clients import new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
@@ -64,3 +66,37 @@ async def waiting_terminations(database_url: str) -> list[Deferred]:
             return await deferred_commands(conn)
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True)
+class BudgetInUse:
+    """One tenant's shared budget that is not full: what its searches (or terminations by a
+    text filter) have left of `size` seconds a minute, negative while they owe time."""
+
+    tenant_id: str
+    budget: str
+    left: float
+    size: float
+
+    @property
+    def refused_for(self) -> float:
+        """Seconds until the tenant's next search may start, as its 429 says (0: it may now)."""
+        return max(1.0, -self.left / (self.size / 60)) if self.left <= 0 else 0.0
+
+
+async def budgets_in_use(database_url: str) -> list[BudgetInUse]:
+    """Every tenant's shared search budget that is not full, the most spent first: who the
+    admin API refuses (429) or is about to."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            now, stored = await search_budgets.buckets(conn)
+    finally:
+        await engine.dispose()
+    in_use = [
+        BudgetInUse(tenant_id, budget, bucket.level(now), bucket.size)
+        for budget, tenants in stored.items()
+        for tenant_id, bucket in tenants.items()
+        if bucket.level(now) < bucket.size
+    ]
+    return sorted(in_use, key=lambda b: (b.left / b.size, b.tenant_id, b.budget))

@@ -24,12 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from admin_api.adapters import search_budgets as search_budgets_adapter
 from admin_api.app import create_app
 from admin_api.runtime import Runtime
 from admin_api.service_layer.shared_budgets import BudgetSync, sync_counter
 from admin_api.service_layer.tenant_slots import SearchBudget
 from polling import until
+from read_model import search_budgets as search_budgets_adapter
 from read_model.database import open_store
 from read_model.tables import search_budgets
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("seconds", sa.Double(), nullable=False),
         sa.Column("at", sa.Double(), nullable=False),
+        sa.Column("size", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("budget", "tenant_id", name="pk_search_budgets"),
     )
 

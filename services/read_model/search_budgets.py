@@ -1,7 +1,9 @@
-"""The per-tenant budgets every admin API process shares (table `search_budgets`).
+"""The per-tenant budgets every admin API process shares (table `search_budgets`): written and
+read by the admin API (`admin_api.service_layer.shared_budgets`), shown by `session-registry
+status`.
 
 A row is a token bucket: `seconds` left as of `at` (seconds since the epoch), refilling at
-`rate` a second up to `size`. The upsert does the refill itself, so two processes adding
+`size` a minute up to `size`. The upsert does the refill itself, so two processes adding
 their spending at once both count (it takes the row's lock); a read returns the rows as stored
 and the time it was made at, and the caller refills them (`Bucket.level`). The time is the
 database's (`database_time`), not each process's: a process whose clock ran ahead would
@@ -57,7 +59,13 @@ async def spend(
     if not spent:
         return
     rows = [
-        {"budget": budget, "tenant_id": tenant_id, "seconds": size - seconds, "at": now}
+        {
+            "budget": budget,
+            "tenant_id": tenant_id,
+            "seconds": size - seconds,
+            "at": now,
+            "size": size,
+        }
         for tenant_id, seconds in sorted(spent.items())  # one lock order for every process
     ]
     insert = store.insert(search_budgets).values(rows)
@@ -68,6 +76,7 @@ async def spend(
             # the row refilled to now, less what this process spent (the new row's size - it)
             "seconds": _refilled(_b.seconds, _b.at, now, rate, size) - (size - new.seconds),
             "at": case((_b.at < now, literal(now)), else_=_b.at),
+            "size": new.size,
         },
     )
     await conn.execute(statement)
@@ -79,17 +88,20 @@ class Bucket:
 
     seconds: float
     at: float
+    size: float
+    """Seconds a minute, as set in the process that last added to it."""
 
-    def level(self, now: float, rate: float, size: float) -> float:
-        """What it holds at `now`: refilled since `at` (a clock behind `at` refills nothing),
-        at most `size`."""
-        return min(size, self.seconds + max(0.0, now - self.at) * rate)
+    def level(self, now: float, size: float | None = None) -> float:
+        """What it holds at `now`: refilled since `at` at a sixtieth of `size` (by default the
+        stored one) a second, at most `size`; a clock behind `at` refills nothing."""
+        size = self.size if size is None else size
+        return min(size, self.seconds + max(0.0, now - self.at) * size / 60)
 
 
 Buckets = dict[str, dict[str, Bucket]]
 """Every stored bucket, by budget and tenant."""
 
-_BUCKETS = select(_b.budget, _b.tenant_id, _b.seconds, _b.at)
+_BUCKETS = select(_b.budget, _b.tenant_id, _b.seconds, _b.at, _b.size)
 _BUCKETS_AT = select(func.extract("epoch", func.clock_timestamp()), *_BUCKETS.selected_columns)
 
 
@@ -104,8 +116,8 @@ async def buckets(conn: AsyncConnection) -> tuple[float, Buckets]:
         now = float(read[0][0]) if read else time.time()  # no row: nothing to refill
         rows = [row[1:] for row in read]
     stored: Buckets = {}
-    for budget, tenant_id, seconds, at in rows:
-        stored.setdefault(budget, {})[tenant_id] = Bucket(float(seconds), float(at))
+    for budget, tenant_id, seconds, at, size in rows:
+        stored.setdefault(budget, {})[tenant_id] = Bucket(float(seconds), float(at), float(size))
     return now, stored
 
 
