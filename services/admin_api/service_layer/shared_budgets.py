@@ -59,6 +59,8 @@ class BudgetSync:
     ) -> None:
         self.store = store
         self.budgets = tuple(budget for budget in budgets if budget.seconds_per_minute)
+        for budget in self.budgets:
+            budget.share()
         self._clock = clock
         """Seconds since the epoch for the shared buckets; None: the database's clock."""
         self._syncs = syncs if syncs is not None else sync_counter(None)

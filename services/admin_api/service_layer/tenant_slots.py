@@ -65,6 +65,7 @@ class SearchBudget:
         self._sleep = sleep
         self._buckets: dict[str, _Bucket] = {}
         self._unsynced: dict[str, float] = {}
+        self._sharing = False
 
     def check(self, tenant_id: str) -> None:
         """Raise SearchBudgetSpent if the tenant's searches have nothing left to spend now."""
@@ -91,7 +92,7 @@ class SearchBudget:
         self._top_up(bucket, now)
         spent = max(0.0, seconds)
         bucket.seconds -= spent
-        if spent:
+        if spent and self._sharing:
             self._unsynced[tenant_id] = self._unsynced.get(tenant_id, 0.0) + spent
         if len(self._buckets) > FORGET_ABOVE:
             self._forget_full(now)
@@ -108,6 +109,11 @@ class SearchBudget:
     def rate(self) -> float:
         """Seconds a second that a bucket refills."""
         return self._rate
+
+    def share(self) -> None:
+        """Keep what is charged from now on for `take_unsynced` (`BudgetSync` calls it; a
+        budget no one shares keeps nothing of it)."""
+        self._sharing = True
 
     def take_unsynced(self) -> dict[str, float]:
         """What each tenant's searches charged here since this was last taken (and not given

@@ -66,7 +66,8 @@ async def test_a_tenant_that_spent_its_budget_through_one_process_is_refused_by_
     ours = {"Authorization": f"Bearer {token()}"}
     theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT)}"}
     # a microsecond a minute: the first search overdraws it; syncs by hand only
-    budget = {"search_seconds_per_minute": 1e-6, "search_budget_sync_seconds": 0}
+    # (the apps' own syncs every 60 s: none within the test)
+    budget = {"search_seconds_per_minute": 1e-6, "search_budget_sync_seconds": 60}
     async with (
         process(db_url, **budget) as (first, first_runtime),
         process(db_url, **budget) as (second, second_runtime),
@@ -100,7 +101,7 @@ async def test_terminations_by_a_text_filter_share_their_own_budget(
     await insert(engine, [session_row(user_name="Ada Lovelace")])
     ours = {"Authorization": f"Bearer {token()}"}
     terminate, by_text = "/api/v1/sessions/terminations", {"filter": SEARCH}
-    budget = {"filter_termination_seconds_per_minute": 1e-6, "search_budget_sync_seconds": 0}
+    budget = {"filter_termination_seconds_per_minute": 1e-6, "search_budget_sync_seconds": 60}
     async with (
         process(db_url, **budget) as (first, first_runtime),
         process(db_url, **budget) as (second, second_runtime),
@@ -131,10 +132,10 @@ async def test_spending_added_by_many_processes_at_once_all_counts(
             store = open_store(db_url)
             stack.push_async_callback(store.dispose)
             budget = SearchBudget(size, clock=lambda: 0.0)  # nor here
+            syncs.append(BudgetSync(store, [budget], clock=lambda: 5000.0))  # no refill between
             budget.charge("acme", 2.0)
             budget.charge("globex", 0.5)
             budgets.append(budget)
-            syncs.append(BudgetSync(store, [budget], clock=lambda: 5000.0))  # no refill between
         await asyncio.gather(*(sync.sync_once() for sync in syncs))
         await syncs[0].sync_once()  # reads what every one added
     async with engine.connect() as conn:
@@ -174,8 +175,9 @@ async def test_a_shared_bucket_refills_by_the_database_clock_and_is_forgotten_on
         async with engine.connect() as conn:
             assert (await conn.execute(select(search_budgets))).all() == []
         # the database's own clock when none is given (PostgreSQL's, or this host's)
+        by_the_database = BudgetSync(store, [budget])
         budget.charge("acme", 1.0)
-        await BudgetSync(store, [budget]).sync_once()
+        await by_the_database.sync_once()
         async with engine.connect() as conn:
             ((at,),) = (await conn.execute(select(search_budgets.c.at))).all()
         assert abs(at - time.time()) < 600

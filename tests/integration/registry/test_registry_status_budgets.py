@@ -24,13 +24,14 @@ async def test_status_names_the_tenants_spending_their_search_budgets(
 ) -> None:
     await migrated.migrate(db_url)
     searches = SearchBudget(6.0)  # a tenth of a second back every second
-    searches.charge("acme", 8.0)  # 2 s owed: refused for about 20 s
-    searches.charge("globex", 1.0)
     terminations = SearchBudget(5.0, name="filter_terminations")
-    terminations.charge("acme", 1.0)
     store = open_store(db_url)
     try:
-        await BudgetSync(store, [searches, terminations]).sync_once()
+        sync = BudgetSync(store, [searches, terminations])
+        searches.charge("acme", 8.0)  # 2 s owed: refused for about 20 s
+        searches.charge("globex", 1.0)
+        terminations.charge("acme", 1.0)
+        await sync.sync_once()
     finally:
         await store.dispose()
 

@@ -180,6 +180,8 @@ def test_a_budget_is_read_from_the_environment(name: str, monkeypatch: pytest.Mo
 
 def test_what_a_process_charged_is_taken_once_and_given_back_if_it_was_not_shared() -> None:
     budget = SearchBudget(6, Clock())
+    budget.charge("acme", 1)  # before it is shared: kept by no one
+    budget.share()
     budget.charge("acme", 2)
     budget.charge("acme", 0.5)
     budget.charge("globex", 1)
@@ -195,6 +197,7 @@ def test_what_a_process_charged_is_taken_once_and_given_back_if_it_was_not_share
 def test_the_shared_buckets_become_this_process_s_less_what_it_charged_since() -> None:
     clock = Clock()
     budget = SearchBudget(6, clock)
+    budget.share()
     budget.charge("acme", 1)
     budget.charge("globex", 5)
     budget.take_unsynced()  # shared: the other processes' figures now include these
@@ -218,7 +221,17 @@ def test_the_shared_buckets_become_this_process_s_less_what_it_charged_since() -
 
 def test_an_off_budget_shares_nothing() -> None:
     budget = SearchBudget(0, Clock())
+    budget.share()
     budget.charge("acme", 10)
     assert budget.take_unsynced() == {}
     budget.adopt({"acme": -100.0})
     budget.check("acme")
+
+
+def test_a_budget_no_one_shares_keeps_nothing_for_a_sync() -> None:
+    """Without sharing (`SESSIONS_SEARCH_BUDGET_SYNC_SECONDS=0`) nothing takes what was charged:
+    keeping it would grow with every tenant ever seen."""
+    budget = SearchBudget(6, Clock())
+    for n in range(1000):
+        budget.charge(f"t{n}", 1)
+    assert budget.take_unsynced() == {}
