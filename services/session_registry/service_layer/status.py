@@ -4,9 +4,12 @@ tenants whose searches are spending their shared budget (the admin API's)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka import TopicPartition
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model import search_budgets
 from read_model.database import make_engine
@@ -15,6 +18,8 @@ from session_contracts.settings import KafkaSettings
 from session_registry.adapters.command_store import Deferred, deferred_commands
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,15 +62,21 @@ async def consumer_status(
     ]
 
 
-async def waiting_terminations(database_url: str) -> list[Deferred]:
-    """The deferred terminations, in the order they were taken
-    (`service_layer.deferred_terminations`)."""
+async def _read(database_url: str, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """`read` on a connection of an engine of its own, disposed of afterwards (a command's one
+    look at the database)."""
     engine = make_engine(database_url)
     try:
         async with engine.connect() as conn:
-            return await deferred_commands(conn)
+            return await read(conn)
     finally:
         await engine.dispose()
+
+
+async def waiting_terminations(database_url: str) -> list[Deferred]:
+    """The deferred terminations, in the order they were taken
+    (`service_layer.deferred_terminations`)."""
+    return await _read(database_url, deferred_commands)
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,7 @@ class BudgetInUse:
 async def budgets_in_use(database_url: str) -> list[BudgetInUse]:
     """Every tenant's shared search budget that is not full, the most spent first: who the
     admin API refuses (429) or is about to."""
-    engine = make_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            now, stored = await search_budgets.buckets(conn)
-    finally:
-        await engine.dispose()
+    now, stored = await _read(database_url, search_budgets.buckets)
     in_use = [
         BudgetInUse(tenant_id, budget, bucket.level(now), bucket.size)
         for budget, tenants in stored.items()
