@@ -37,10 +37,11 @@ async def database_time(conn: AsyncConnection) -> float:
 
 
 def _refilled(
-    seconds: ColumnElement[float], at: ColumnElement[float], now: float, rate: float, size: float
+    seconds: ColumnElement[float], at: ColumnElement[float], now: float, size: float
 ) -> ColumnElement[float]:
-    """`seconds` as of `now`: refilled since `at`, at most `size`."""
-    refilled = seconds + case((at < now, literal(now) - at), else_=0.0) * rate
+    """`seconds` as of `now`: refilled since `at` at a sixtieth of `size` a second, at most
+    `size` (`Bucket.level`, in SQL: under the row's lock)."""
+    refilled = seconds + case((at < now, literal(now) - at), else_=0.0) * (size / 60)
     return case((refilled > size, literal(size)), else_=refilled)
 
 
@@ -51,11 +52,10 @@ async def spend(
     spent: Mapping[str, float],
     *,
     now: float,
-    rate: float,
     size: float,
 ) -> None:
-    """Take what each tenant's requests spent (`spent`, seconds) from its shared bucket, made
-    full first if it has no row."""
+    """Take what each tenant's requests spent (`spent`, seconds) from its shared bucket of
+    `size` seconds a minute, made full first if it has no row."""
     if not spent:
         return
     rows = [
@@ -74,7 +74,7 @@ async def spend(
         index_elements=[_b.budget, _b.tenant_id],
         set_={
             # the row refilled to now, less what this process spent (the new row's size - it)
-            "seconds": _refilled(_b.seconds, _b.at, now, rate, size) - (size - new.seconds),
+            "seconds": _refilled(_b.seconds, _b.at, now, size) - (size - new.seconds),
             "at": case((_b.at < now, literal(now)), else_=_b.at),
             "size": new.size,
         },
@@ -121,15 +121,11 @@ async def buckets(conn: AsyncConnection) -> tuple[float, Buckets]:
     return now, stored
 
 
-async def forget_full(
-    conn: AsyncConnection, budget: str, *, now: float, rate: float, size: float
-) -> int:
-    """Delete the rows whose bucket has refilled (a full bucket is the same as none); how many.
-    A process adding to one meanwhile keeps it: the delete reads the row again once it holds
-    its lock."""
-    done = await conn.execute(
+async def forget_full(conn: AsyncConnection, budget: str, *, now: float, size: float) -> None:
+    """Delete the rows whose bucket has refilled (a full bucket is the same as none). A process
+    adding to one meanwhile keeps it: the delete reads the row again once it holds its lock."""
+    await conn.execute(
         delete(search_budgets).where(
-            _b.budget == budget, _refilled(_b.seconds, _b.at, now, rate, size) >= size
+            _b.budget == budget, _refilled(_b.seconds, _b.at, now, size) >= size
         )
     )
-    return int(done.rowcount or 0)

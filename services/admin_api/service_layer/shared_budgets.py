@@ -91,16 +91,18 @@ class BudgetSync:
         if full:  # rows refilled to full, the same as none: deleted (once per spending tenant)
             async with self.store.engine.begin() as conn:
                 for budget in full:
-                    bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
-                    await search_budgets.forget_full(conn, budget.name, **bucket)
+                    await search_budgets.forget_full(
+                        conn, budget.name, now=now, size=budget.seconds_per_minute
+                    )
 
     async def _add(self, taken: Sequence[dict[str, float]]) -> None:
         """One transaction: each budget's spending taken from its tenants' shared buckets."""
         async with self.store.engine.begin() as conn:
             now = self._clock() if self._clock else await search_budgets.database_time(conn)
             for budget, spent in zip(self.budgets, taken, strict=True):
-                bucket = {"now": now, "rate": budget.rate, "size": budget.seconds_per_minute}
-                await search_budgets.spend(conn, self.store, budget.name, spent, **bucket)
+                await search_budgets.spend(
+                    conn, self.store, budget.name, spent, now=now, size=budget.seconds_per_minute
+                )
 
     async def _read(self) -> tuple[float, list[dict[str, float]]]:
         """Every shared bucket, refilled to now, by budget (one statement, in autocommit: a

@@ -105,11 +105,6 @@ class SearchBudget:
         self._top_up(bucket, self._clock())
         return bucket.seconds
 
-    @property
-    def rate(self) -> float:
-        """Seconds a second that a bucket refills."""
-        return self._rate
-
     def share(self) -> None:
         """Keep what is charged from now on for `take_unsynced` (`BudgetSync` calls it; a
         budget no one shares keeps nothing of it)."""

@@ -99,10 +99,10 @@ async def budgets_in_use(database_url: str) -> list[BudgetInUse]:
     """Every tenant's shared search budget that is not full, the most spent first: who the
     admin API refuses (429) or is about to."""
     now, stored = await _read(database_url, search_budgets.buckets)
-    in_use = [
+    every = [
         BudgetInUse(tenant_id, budget, bucket.level(now), bucket.size)
         for budget, tenants in stored.items()
         for tenant_id, bucket in tenants.items()
-        if bucket.level(now) < bucket.size
     ]
+    in_use = [b for b in every if b.left < b.size]
     return sorted(in_use, key=lambda b: (b.left / b.size, b.tenant_id, b.budget))
