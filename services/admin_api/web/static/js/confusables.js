@@ -1,5 +1,6 @@
 // @ts-check
 // Words written wholly in another alphabet that read as Latin (UTS #39 "whole-script confusables").
+import { LOOK_ALIKE_SCRIPTS } from "./dom.js";
 
 /**
  * Letters of the alphabets that share look-alikes with Latin (Cyrillic, Greek, Armenian,
@@ -40,13 +41,8 @@ const READS_AS = new Map(
   }),
 );
 
-/** @type {readonly [string, RegExp][]} */
-const SCRIPTS = [
-  ["Cyrillic", /\p{Script=Cyrillic}/u],
-  ["Greek", /\p{Script=Greek}/u],
-  ["Armenian", /\p{Script=Armenian}/u],
-  ["Cherokee", /\p{Script=Cherokee}/u],
-];
+/** The look-alike alphabets `mixedScripts` watches, but Latin: those a word can imitate it in. */
+const SCRIPTS = LOOK_ALIKE_SCRIPTS.filter(([name]) => name !== "Latin");
 
 /**
  * The words of `text` (split at white space) whose letters are all of one of those alphabets,

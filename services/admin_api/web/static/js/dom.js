@@ -56,7 +56,7 @@ export function hiddenCharacters(text) {
  * them with a script that shares no look-alikes (`Tokyo東京`), is not flagged.
  * @type {readonly [string, RegExp][]}
  */
-const LOOK_ALIKE_SCRIPTS = [
+export const LOOK_ALIKE_SCRIPTS = [
   ["Latin", /\p{Script=Latin}/u],
   ["Cyrillic", /\p{Script=Cyrillic}/u],
   ["Greek", /\p{Script=Greek}/u],
