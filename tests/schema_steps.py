@@ -10,8 +10,19 @@ from alembic import command
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from read_model.listing_indexes import (
+    ID_KEYS_INDEX_NAME,
+    KEYS_EXPRESSION,
+    KEYS_INDEX_NAME,
+    LISTED,
+)
 from read_model.revisions import alembic_config
 from session_contracts.handles import session_handle
+
+ID_KEYS_INDEX = (
+    f"CREATE INDEX {ID_KEYS_INDEX_NAME} ON sessions USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
+)
+"""Revision 0801's index of the id's keys alone, as a database made before 1101 has it."""
 
 
 async def downgrade_schema(engine: AsyncEngine, revision: str) -> None:
@@ -27,11 +38,25 @@ def _downgrade(connection: Connection, revision: str) -> None:
 
 
 async def drop_keys_index(engine: AsyncEngine) -> None:
-    """Drop the session id keys index from a database below revision 0801. Revision 0101
-    builds today's listing indexes (`create_statements`), the keys' among them, so a new
-    database has it at every revision; one made before revision 0801 existed has not."""
+    """Drop the keys index from a database below revision 0801. Revision 0101 builds today's
+    listing indexes (`create_statements`), the keys' among them, so a new database has it at
+    every revision; one made before revision 0801 existed has not."""
     async with engine.begin() as conn:
-        await conn.execute(text("DROP INDEX IF EXISTS ix_sessions_session_id_keys"))
+        for name in (KEYS_INDEX_NAME, ID_KEYS_INDEX_NAME):
+            await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+
+
+async def as_before_activity_keys(engine: AsyncEngine) -> None:
+    """Make a database at revision 1001 look as one made before revision 1101 existed: the
+    index of the id's keys alone (revision 0801's, the trigram index it replaced dropped), no
+    activity keys, no functions of them."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"DROP INDEX IF EXISTS {KEYS_INDEX_NAME}"))
+        await conn.execute(text("DROP INDEX IF EXISTS ix_sessions_trgm_session_id"))
+        await conn.execute(text(ID_KEYS_INDEX))
+        for name in ("session_activity_window", "session_activity_keys"):
+            await conn.execute(text(f"DROP FUNCTION IF EXISTS {name}"))
+        await conn.execute(text("DROP FUNCTION IF EXISTS session_activity_bucket"))
 
 
 INSERT_SESSION = (
@@ -52,15 +77,16 @@ async def insert_sessions(engine: AsyncEngine, tenant: str, credentials: list[st
 
 
 async def session_id_indexes(engine: AsyncEngine) -> dict[str, bool]:
-    """The session id indexes there are (the keys', revision 0801's; the trigram one before
-    it), and whether each is valid."""
+    """The session id indexes there are (the keys', revision 1101's; revision 0801's of the
+    id's keys alone; the trigram one before it), and whether each is valid."""
+    names = (KEYS_INDEX_NAME, ID_KEYS_INDEX_NAME, "ix_sessions_trgm_session_id")
     async with engine.connect() as conn:
         found = await conn.execute(
             text(
                 "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c "
-                "ON c.oid = i.indexrelid WHERE c.relname IN "
-                "('ix_sessions_session_id_keys', 'ix_sessions_trgm_session_id')"
-            )
+                "ON c.oid = i.indexrelid WHERE c.relname = ANY(:names)"
+            ),
+            {"names": list(names)},
         )
         return {str(name): bool(valid) for name, valid in found}
 
@@ -76,8 +102,10 @@ async def old_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield holder
 
 
-async def through_the_keys(engine: AsyncEngine, tenant: str, term: str) -> list[str]:
-    """The tenant's ids holding `term`, read through the keys index alone (checked by
+async def through_the_keys(
+    engine: AsyncEngine, tenant: str, term: str, index: str = KEYS_INDEX_NAME
+) -> list[str]:
+    """The tenant's ids holding `term`, read through the keys index `index` alone (checked by
     EXPLAIN), ordered by id."""
     statement = (
         # the tenant compared by code point, as the search does: no B-tree's tenant column
@@ -91,5 +119,5 @@ async def through_the_keys(engine: AsyncEngine, tenant: str, term: str) -> list[
         await conn.execute(text("SET LOCAL enable_seqscan = off"))
         await conn.execute(text("SET LOCAL enable_indexscan = off"))
         plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {statement}"), values))
-        assert "ix_sessions_session_id_keys" in plan, plan
+        assert index in plan, plan
         return [str(found) for (found,) in await conn.execute(text(statement), values)]

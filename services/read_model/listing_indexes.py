@@ -58,10 +58,44 @@ RETURN ARRAY(
     FROM lower(id) AS lowered, generate_series(1, length(lowered) - 2) AS at
 )"""
 KEYS_EXPRESSION = f"{SESSION_ID_KEYS}(tenant_id, session_id)"
-KEYS_INDEX_NAME = "ix_sessions_session_id_keys"
-KEYS_INDEX = (
-    f"CREATE INDEX {KEYS_INDEX_NAME} ON sessions USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
+# Each session's coarse last activity, beside its id's keys (revision 1101): the ten minutes
+# its last activity falls in (`ACTIVITY_BUCKET_SECONDS`), hashed with the tenant's id, in the
+# index's second column. A term in thousands of a large tenant's ids is read through its keys
+# and the newest few buckets only (`session_activity_window`): the GIN intersects the piece's
+# posting list with the buckets' inside the index, so the first page in the default order
+# costs a heap page per match of those ten-minute windows, not one per match in the tenant
+# (`admin_api.adapters.session_search._by_activity`). Every activity already writes a new
+# row version into every index (`last_activity_at` is a key of the sort B-trees, so no update
+# is HOT): one key more of the 42 is all the bucket costs a write. The functions compute
+# the bucket from the time alone (seconds since 1970 in UTC, whatever the session's
+# `TimeZone`), so they are `IMMUTABLE`; changing them needs a revision that rebuilds the index.
+ACTIVITY_BUCKET_SECONDS = 600
+ACTIVITY_BUCKET = "session_activity_bucket"
+ACTIVITY_KEYS = "session_activity_keys"
+ACTIVITY_WINDOW = "session_activity_window"
+ACTIVITY_FUNCTIONS = (
+    f"""CREATE OR REPLACE FUNCTION {ACTIVITY_BUCKET}(at timestamptz)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN floor(extract(epoch FROM at - timestamptz '1970-01-01 00:00:00+00')
+    / {ACTIVITY_BUCKET_SECONDS})""",
+    f"""CREATE OR REPLACE FUNCTION {ACTIVITY_KEYS}(tenant text, at timestamptz)
+RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY[hashtext(tenant || '@' || {ACTIVITY_BUCKET}(at))]""",
+    f"""CREATE OR REPLACE FUNCTION {ACTIVITY_WINDOW}(tenant text, first bigint, last bigint)
+RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY(
+    SELECT hashtext(tenant || '@' || bucket) FROM generate_series(first, last) AS bucket
+)""",
 )
+ACTIVITY_EXPRESSION = f"{ACTIVITY_KEYS}(tenant_id, last_activity_at)"
+KEYS_INDEX_NAME = "ix_sessions_id_activity_keys"
+KEYS_INDEX = (
+    f"CREATE INDEX {KEYS_INDEX_NAME} ON sessions "
+    f"USING gin ({KEYS_EXPRESSION}, {ACTIVITY_EXPRESSION}) WHERE {LISTED}"
+)
+ID_KEYS_INDEX_NAME = "ix_sessions_session_id_keys"
+"""Revision 0801's index of the id's keys alone, which `KEYS_INDEX` replaces (its first
+column is the same expression, so every lookup by the id's keys is answered by either)."""
 # What a search's bounded walk reads besides the key (`admin_api.adapters.session_search`):
 # whether the session is still active (expires_at > now) and what `q` compares (user name,
 # session type; the session id is a key column of every index). With them in the index the
@@ -135,11 +169,12 @@ def trigram_statement(column: str) -> str:
 
 
 def create_statements() -> list[str]:
-    """`CREATE INDEX` of every listing index, after the function the session id's index
+    """`CREATE INDEX` of every listing index, after the functions the keys index
     computes its keys with (the extensions must exist)."""
     trigram_indexes = [trigram_statement(column) for column in TRIGRAM_COLUMNS]
     return [
         KEYS_FUNCTION,
+        *ACTIVITY_FUNCTIONS,
         *sort_statements(),
         *trigram_indexes,
         KEYS_INDEX,
@@ -160,5 +195,6 @@ ones of the few names its term is in (`admin_api.adapters.session_search._merged
 
 
 def drop_statements() -> list[str]:
-    """`DROP INDEX IF EXISTS` of every listing index."""
-    return [f"DROP INDEX IF EXISTS {name}" for name in NAMES]
+    """`DROP INDEX IF EXISTS` of every listing index, and of one an earlier revision had that
+    a later one replaced (`ID_KEYS_INDEX_NAME`), in case its replacement is not built yet."""
+    return [f"DROP INDEX IF EXISTS {name}" for name in (*NAMES, ID_KEYS_INDEX_NAME)]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.listing_indexes import KEYS_INDEX, KEYS_INDEX_NAME
+from read_model.listing_indexes import ID_KEYS_INDEX_NAME, KEYS_INDEX, KEYS_INDEX_NAME
 from read_model.revisions import head_revision, revision_of
 from read_model.store import Store
 
@@ -56,7 +56,8 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step(KEYS_INDEX_NAME, KEYS_INDEX),  # revision 0801
+    Step(KEYS_INDEX_NAME, KEYS_INDEX),  # revisions 0801 and 1101
+    Step(ID_KEYS_INDEX_NAME),  # revision 0801's keys alone, replaced by 1101's
     Step("ix_sessions_trgm_session_id"),  # what the keys replace: dropped once they are valid
 )
 

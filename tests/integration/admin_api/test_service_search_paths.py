@@ -39,6 +39,7 @@ from admin_api.domain.cursors import CursorCodec
 from admin_api.domain.listing import ListQuery, Sort
 from admin_api.service_layer.sessions import PageRequest, list_sessions
 from read_model.active import active_condition, listed_condition
+from read_model.listing_indexes import KEYS_INDEX_NAME
 from read_model.session_query import (
     HANDLE_CHARACTERS,
     active_clause,
@@ -387,14 +388,14 @@ async def test_the_session_id_arm_is_an_index_condition_of_the_session_id_keys_i
             others = await conn.execute(
                 text(
                     "SELECT indexname FROM pg_indexes WHERE tablename = 'sessions'"
-                    " AND indexname NOT IN ('ix_sessions_session_id_keys', 'sessions_pkey')"
+                    f" AND indexname NOT IN ('{KEYS_INDEX_NAME}', 'sessions_pkey')"
                 )
             )
             for (name,) in others.all():
                 await conn.execute(text(f"DROP INDEX {name}"))
             await conn.execute(text("SET LOCAL enable_seqscan = off"))
             plan = "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN {compiled}")))
-        assert "Bitmap Index Scan on ix_sessions_session_id_keys" in plan, plan
+        assert f"Bitmap Index Scan on {KEYS_INDEX_NAME}" in plan, plan
 
 
 async def test_every_piece_of_a_session_id_is_found_through_the_keys_in_its_tenant_only(

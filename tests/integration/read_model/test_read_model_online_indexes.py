@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polling import until
 from read_model.database import open_store, upgrade_schema
+from read_model.listing_indexes import KEYS_INDEX_NAME
 from read_model.online_indexes import build_online_indexes
 from schema_steps import (
     drop_keys_index,
@@ -26,7 +27,7 @@ from schema_steps import (
 )
 
 BEFORE = "0701_folded_user_names"
-KEYS = "ix_sessions_session_id_keys"
+KEYS = KEYS_INDEX_NAME
 TRIGRAM = "ix_sessions_trgm_session_id"
 
 

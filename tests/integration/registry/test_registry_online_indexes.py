@@ -12,11 +12,12 @@ from sqlalchemy import text
 
 from polling import until
 from read_model.database import open_store, upgrade_schema
+from read_model.listing_indexes import KEYS_INDEX_NAME
 from schema_steps import drop_keys_index, old_snapshot, session_id_indexes
 
 pytestmark = pytest.mark.kafka
 
-KEYS = "ix_sessions_session_id_keys"
+KEYS = KEYS_INDEX_NAME
 
 
 async def test_a_registry_consumes_while_it_builds_the_keys_index(
