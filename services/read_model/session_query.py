@@ -27,7 +27,12 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean, String, TypeEngine
 
 from read_model.active import LISTED, Moment, TenantRef, active_condition, listed_condition
-from read_model.listing_indexes import SESSION_ID_KEYS
+from read_model.listing_indexes import (
+    ACTIVITY_BUCKET,
+    ACTIVITY_KEYS,
+    ACTIVITY_WINDOW,
+    SESSION_ID_KEYS,
+)
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
 from session_contracts.handles import HANDLE_LENGTH
@@ -156,6 +161,24 @@ def by_session_id(
     tenant_ref = tenant if isinstance(tenant, ColumnElement) else literal(tenant, String())
     holds = session_id_holds(_s.tenant_id, _s.session_id, tenant_ref, text, pattern)
     return and_(binary_text(_s.tenant_id) == tenant, holds)
+
+
+def activity_bucket(moment: ColumnElement[Any]) -> ColumnElement[int]:
+    """The bucket of the last activity `moment` falls in (PostgreSQL: its ten minutes since
+    1970, `read_model.listing_indexes.ACTIVITY_FUNCTIONS`)."""
+    return cast(ColumnElement[int], getattr(func, ACTIVITY_BUCKET)(moment))
+
+
+def in_activity_window(
+    tenant: TenantRef, first: ColumnElement[int], last: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """The sessions whose last activity is in the buckets `first` to `last` (PostgreSQL):
+    their activity keys hold one of the window's, which the keys index's second column
+    answers (`read_model.listing_indexes.KEYS_INDEX`), and, tested on the row, their bucket
+    is in the window (a key two buckets or two tenants hash to only adds candidates)."""
+    keys = getattr(func, ACTIVITY_KEYS)(_s.tenant_id, _s.last_activity_at)
+    window = getattr(func, ACTIVITY_WINDOW)(tenant, first, last)
+    return and_(keys.op("&&")(window), activity_bucket(_s.last_activity_at).between(first, last))
 
 
 QShape: TypeAlias = tuple[bool, tuple[str, ...]]

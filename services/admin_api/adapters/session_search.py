@@ -95,12 +95,14 @@ from read_model.session_query import (
     FilterShape,
     QShape,
     active_clause,
+    activity_bucket,
     binary_text,
     by_session_id,
     conditions_clause,
     filter_clause,
     filter_parameters,
     handles_holding,
+    in_activity_window,
     like_pattern,
     may_be_in_handle,
     q_clause,
@@ -129,6 +131,9 @@ KEYS_READ = 12
 index entry over what a read through the session id keys pays for a match. Measured at ten
 million sessions (a tenant of four million), three characters in 5,000 of its ids: read
 17-21 ms (3.5 µs a match), walked 29-38 ms (0.85 µs an entry): 51 * 0.85 / 3.5."""
+ACTIVITY_WINDOWS = (1, 4, 16, 64)
+"""The buckets of last activity (ten minutes each) `_by_activity` reads, newest first, in
+turn until one holds the page: up to about ten hours of the tenant's activity."""
 _s = sessions.c
 
 
@@ -228,6 +233,7 @@ async def _bounded(
     names: list[str] | None = None  # the tenant's user names holding `q`, when all are known
     tenant: int | None = None  # the tenant's size (`Store.tenant_size`), once read
     crowded = False  # q's session id arm alone is expected past the cap
+    windowed = False  # ... past the search's cap, in the order of last activity
     read_cap: int | None = None  # the directory's capped read's, when not the search's
     if store.user_name_directory and _directory_searchable(query.filter):
         q = query.filter.q or ""
@@ -237,9 +243,20 @@ async def _bounded(
             # than the walk up to `keys_cap`), a capped read it would only throw away
             tenant = await store.tenant_size(conn, tenant_id, now)
             read_cap = keys_cap(store.search_cap, tenant)
-            crowded = handles_holding(q, tenant) > read_cap
+            expected = handles_holding(q, tenant)
+            crowded = expected > read_cap
+            # more matches than the cap: the newest of them are read first, in the default
+            # order (the keys index's activity column), if no name holds the term
+            windowed = query.field == "last_activity_at" and expected > store.search_cap
         named, seen, names = await _by_directory(
-            store, conn, query, tenant_id, now, crowded=crowded, read_cap=read_cap
+            store,
+            conn,
+            query,
+            tenant_id,
+            now,
+            crowded=crowded,
+            read_cap=read_cap,
+            windowed=windowed,
         )
         if named is not None:
             return named
@@ -690,6 +707,7 @@ async def _by_directory(
     *,
     crowded: bool = False,
     read_cap: int | None = None,
+    windowed: bool = False,
 ) -> tuple[SearchResult | None, int, list[str] | None]:
     """The answer through the directory of user names, when `q` is in few names.
 
@@ -708,7 +726,9 @@ async def _by_directory(
     most `MERGED_NAMES`; the directory holds every listed session's name), else None.
     `crowded`: `q`'s session id arm is expected past the cap (`handles_holding`), so only the
     names are looked up. `read_cap`: the most matches read whole, when not `search_cap`
-    (`keys_cap`, for three characters that may be in a handle)."""
+    (`keys_cap`, for three characters that may be in a handle). `windowed`: the session id
+    arm is expected past `search_cap` in the order of last activity, so when no name holds
+    `q` its newest matches are read first (`_by_activity`)."""
     q = query.filter.q or ""
     cap = store.search_cap
     selective = trigram_selective(q)
@@ -725,6 +745,10 @@ async def _by_directory(
         )
         names = sorted(str(n) for n in found.scalars())
     every = names if len(names) <= MERGED_NAMES else None  # the lookup read them all
+    if windowed and not names:
+        recent, seen = await _by_activity(store, conn, query, tenant_id, now, read_cap or cap)
+        if recent is not None:
+            return recent, seen, every
     if crowded:
         return None, seen, every
     merging = len(names) <= MERGED_NAMES and _mergeable(query, q)
@@ -773,6 +797,78 @@ async def _by_directory(
         store, conn, query, tenant_id, now, names, ids, (rest, filtered), counted=counted
     )
     return merged, seen, every
+
+
+async def _by_activity(
+    store: Store,
+    conn: AsyncConnection,
+    query: ListQuery,
+    tenant_id: str,
+    now: datetime,
+    cap: int,
+) -> tuple[SearchResult | None, int]:
+    """The first page of the sessions whose id holds `q` (and that match the filter's other
+    conditions), in the order of last activity, read from the tenant's newest (or, ascending,
+    oldest) buckets of last activity first (`ACTIVITY_WINDOWS`): each statement reads the
+    matches of a window of buckets through the keys index, which intersects the term's keys
+    with the window's activity keys, so it costs a heap page per match in the window, not in
+    the tenant. Every session outside the window is later (earlier) than every one in it, so
+    once the window holds more matches than the page, the page is its first. The total is
+    how many the window held: exact when the window spans the tenant's every bucket, else a
+    lower bound. None when the widest window holds fewer than the page (or more than `cap`
+    matches); with how many matches were seen."""
+    q = query.filter.q or ""
+    rest, filtered = _rest(query.filter)
+    async with store.search(conn, capped=True):
+        edges = await store.run(conn, _edges_statement(), {"e_tenant": tenant_id, "e_now": now})
+        newest, oldest = list(edges.one())
+        if newest is None:  # no active session
+            return SearchResult(as_page(query, []), 0, exact=True), 0
+        statement = _window_statement(query.sort, query.limit, rest, cap)
+        values = {**filtered, "a_tenant": tenant_id, "a_now": now, "a_text": q}
+        values["a_pattern"] = like_pattern(q)
+        seen = 0
+        for width in ACTIVITY_WINDOWS:
+            first, last = (
+                (newest - width + 1, newest) if query.descending else (oldest, oldest + width - 1)
+            )
+            whole = first <= oldest and last >= newest
+            values.update(a_first=first, a_last=last)
+            rows = row_dicts(await store.run(conn, statement, values))
+            listed, seen = _capped_result(query, rows, cap)
+            if listed is None:  # more than the cap in the window: read no more of it
+                return None, seen
+            if whole or len(rows) > query.limit:
+                return SearchResult(listed.page, seen, exact=whole), seen
+    return None, seen
+
+
+@functools.lru_cache(maxsize=1)
+def _edges_statement() -> Any:
+    """The buckets of the tenant's newest and oldest last activity among its active listed
+    sessions (None for a tenant with none): two index-only probes of the last activity's
+    B-tree, the tenant and the moment bound at execution (`e_tenant`, `e_now`)."""
+    tenant = bindparam("e_tenant", type_=String())
+    active = active_clause(tenant, bindparam("e_now", type_=DateTime(timezone=True)))
+    moment = _s.last_activity_at
+    return select(activity_bucket(func.max(moment)), activity_bucket(func.min(moment))).where(
+        active
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _window_statement(sort: Sort, limit: int, rest: FilterShape, cap: int) -> Any:
+    """`_by_activity`'s statement for a shape of query (its order, its page, the shape of the
+    filter's other conditions, the cap), built once: the tenant, the moment, the term, its
+    pattern, the window's first and last buckets and the other conditions' values are bound
+    at execution (`a_tenant`, `a_now`, `a_text`, `a_pattern`, `a_first`, `a_last`)."""
+    query = ListQuery(SessionFilter(), sort, limit)
+    tenant = bindparam("a_tenant", type_=String())
+    now = bindparam("a_now", type_=DateTime(timezone=True))
+    text, pattern = (bindparam(n, type_=String()) for n in ("a_text", "a_pattern"))
+    first, last = (bindparam(n, type_=Integer()) for n in ("a_first", "a_last"))
+    arm = and_(by_session_id(tenant, text, pattern), in_activity_window(tenant, first, last))
+    return _capped_statement(query, tenant, _directory_matches(rest, now, arm), cap)
 
 
 async def _merged(
