@@ -819,11 +819,15 @@ async def _by_activity(
     matches); with how many matches were seen."""
     q = query.filter.q or ""
     rest, filtered = _rest(query.filter)
-    async with store.search(conn, capped=True):
+    # the edges are read in the sort order (index scans: under a search step's switches the
+    # planner read the whole tenant for them, 2.4 s at ten million sessions), the windows as
+    # bitmaps of the keys index
+    async with store.walk(conn):
         edges = await store.run(conn, _edges_statement(), {"e_tenant": tenant_id, "e_now": now})
-        newest, oldest = list(edges.one())
-        if newest is None:  # no active session
-            return SearchResult(as_page(query, []), 0, exact=True), 0
+    newest, oldest = list(edges.one())
+    if newest is None:  # no active session
+        return SearchResult(as_page(query, []), 0, exact=True), 0
+    async with store.search(conn, capped=True):
         statement = _window_statement(query.sort, query.limit, rest, cap)
         values = {**filtered, "a_tenant": tenant_id, "a_now": now, "a_text": q}
         values["a_pattern"] = like_pattern(q)
