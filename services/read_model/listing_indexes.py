@@ -70,14 +70,24 @@ KEYS_EXPRESSION = f"{SESSION_ID_KEYS}(tenant_id, session_id)"
 # the bucket from the time alone (seconds since 1970 in UTC, whatever the session's
 # `TimeZone`), so they are `IMMUTABLE`; changing them needs a revision that rebuilds the index.
 ACTIVITY_BUCKET_SECONDS = 600
+INFINITE_BUCKET = 2**62
+"""The bucket of an infinite last activity (`-` it for minus infinity): later (earlier) than
+every finite one's, and far from the `bigint` range's ends, so a window next to it never
+overflows. PostgreSQL cannot subtract an infinite time, and a hostile `9999-12-31T23:59:59.
+999999Z` is stored as `infinity` (asyncpg's encoding of `datetime.max`): without it the
+index's expression failed, and the registry dead-lettered the event."""
 ACTIVITY_BUCKET = "session_activity_bucket"
 ACTIVITY_KEYS = "session_activity_keys"
 ACTIVITY_WINDOW = "session_activity_window"
 ACTIVITY_FUNCTIONS = (
     f"""CREATE OR REPLACE FUNCTION {ACTIVITY_BUCKET}(at timestamptz)
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN floor(extract(epoch FROM at - timestamptz '1970-01-01 00:00:00+00')
-    / {ACTIVITY_BUCKET_SECONDS})""",
+RETURN CASE
+    WHEN at = timestamptz 'infinity' THEN {INFINITE_BUCKET}
+    WHEN at = timestamptz '-infinity' THEN -{INFINITE_BUCKET}
+    ELSE floor(extract(epoch FROM at - timestamptz '1970-01-01 00:00:00+00')
+        / {ACTIVITY_BUCKET_SECONDS})
+END""",
     f"""CREATE OR REPLACE FUNCTION {ACTIVITY_KEYS}(tenant text, at timestamptz)
 RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN ARRAY[hashtext(tenant || '@' || {ACTIVITY_BUCKET}(at))]""",

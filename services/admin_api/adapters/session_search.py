@@ -63,6 +63,7 @@ from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
     DateTime,
     Integer,
@@ -876,7 +877,7 @@ def _window_statement(sort: Sort, limit: int, rest: FilterShape, cap: int) -> An
     tenant = bindparam("a_tenant", type_=String())
     now = bindparam("a_now", type_=DateTime(timezone=True))
     text, pattern = (bindparam(n, type_=String()) for n in ("a_text", "a_pattern"))
-    first, last = (bindparam(n, type_=Integer()) for n in ("a_first", "a_last"))
+    first, last = (bindparam(n, type_=BigInteger()) for n in ("a_first", "a_last"))
     arm = and_(by_session_id(tenant, text, pattern), in_activity_window(tenant, first, last))
     return _capped_statement(query, tenant, _directory_matches(rest, now, arm), cap)
 

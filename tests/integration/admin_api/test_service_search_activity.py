@@ -11,7 +11,7 @@ tenant's session may come in. On SQLite (one pass) the same searches must give t
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -273,3 +273,24 @@ async def test_the_tenants_newest_and_oldest_buckets_are_probed_through_the_sort
     # the probes need)
     assert len(plans) == 1 and " Scan " in plans[0], plans
     assert "Seq Scan" not in plans[0] and "Bitmap" not in plans[0], plans[0]
+
+
+async def test_a_session_active_at_an_infinite_time_is_listed_first_not_an_error(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a hostile far-future activity (`9999-12-31T23:59:59.999999Z`, stored as `infinity` on
+    # PostgreSQL) is the tenant's newest: its bucket is after every finite one's, so no window
+    # near it holds the page, and the other steps list it first
+    store = seeded
+    answers = _windowed(monkeypatch, store, cap=2)
+    far = datetime.max.replace(tzinfo=UTC)
+    row = session_row(session_id=_holding(5000))
+    row.update(last_activity_at=far, expires_at=far)
+    await insert(store.engine, [row])
+    query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 3)
+    expected = await _reference(store, query)
+    assert expected[0] == row["session_id"]
+    found = await _search(store, query)
+    assert [str(r["session_id"]) for r in found.page.rows] == expected[:3]
+    if store.search_walk is not None:
+        assert answers and answers[0][0] is None

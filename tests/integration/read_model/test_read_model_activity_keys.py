@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polling import until
 from read_model.database import open_store, upgrade_schema
-from read_model.listing_indexes import ACTIVITY_BUCKET_SECONDS, ID_KEYS_INDEX_NAME, KEYS_INDEX_NAME
+from read_model.listing_indexes import (
+    ACTIVITY_BUCKET_SECONDS,
+    ID_KEYS_INDEX_NAME,
+    INFINITE_BUCKET,
+    KEYS_INDEX_NAME,
+)
 from read_model.online_indexes import build_online_indexes
 from schema_steps import (
     as_before_activity_keys,
@@ -150,5 +155,18 @@ async def test_a_sessions_bucket_is_its_ten_minutes_since_1970_in_any_time_zone(
                 )
                 assert same.scalar_one() is True
             assert found == expected, zone
+        # an infinite time (a hostile `9999-12-31T23:59:59.999999Z` is stored as one) has a
+        # bucket too, after (before) every finite one's, never an error
+        async with engine.connect() as conn:
+            edges = await conn.execute(
+                text(
+                    "SELECT session_activity_bucket('-infinity'), session_activity_bucket(:at), "
+                    "session_activity_bucket('infinity'), "
+                    "session_activity_keys('t1', 'infinity') IS NOT NULL"
+                ),
+                {"at": datetime.max.replace(tzinfo=UTC) - timedelta(days=1)},
+            )
+            below, finite, above, keyed = edges.one()
+        assert below == -INFINITE_BUCKET < finite < above == INFINITE_BUCKET and keyed
     finally:
         await store.dispose()
