@@ -37,7 +37,6 @@ from fault_support import (
     consumer_alive,
     request_termination,
     send_models,
-    served,
     terminations_by_command,
     until,
 )
@@ -46,6 +45,7 @@ from registry_helpers import created, read_topic
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
+from asgi_served import served
 from auth_gateway import GatewaySettings, SessionGateway
 from cluster_support import Cluster, grant_environment, start_cluster
 from read_model.database import upgrade_schema

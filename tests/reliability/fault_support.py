@@ -179,16 +179,6 @@ async def gateway_status(client: httpx.AsyncClient, credential: str) -> int:
     return (await client.get("/api/data", headers={"X-Session-Id": credential})).status_code
 
 
-@contextlib.asynccontextmanager
-async def served(app: Any, base_url: str = "http://admin") -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of an ASGI app with its lifespan running."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client,
-    ):
-        yield client
-
-
 async def request_termination(
     admin: httpx.AsyncClient, headers: dict[str, str], session_ids: list[str], within: float = 90
 ) -> tuple[str, int]:

@@ -35,7 +35,6 @@ from fault_support import (
     request_termination,
     running_registry,
     send_models,
-    served,
     termination_status,
     terminations_by_command,
     until,
@@ -43,6 +42,7 @@ from fault_support import (
 from registry_helpers import NOW, activity, created, read_topic
 
 from admin_api.app import create_app
+from asgi_served import served
 from fresh_topics import connection
 from private_services import PrivateKafka
 from session_contracts.handles import record_key

@@ -14,10 +14,11 @@ import uuid
 
 import httpx
 import pytest
-from fault_support import admin_headers, admin_settings, handle, served, until
+from fault_support import admin_headers, admin_settings, handle, until
 from registry_helpers import read_topic, table_rows
 
 from admin_api.app import create_app
+from asgi_served import served
 from fresh_topics import connection
 from private_services import PrivateKafka
 from read_model.database import upgrade_schema

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asgi_served import served
 from migrated import MigratedCopies
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "admin_api"))
@@ -82,10 +83,7 @@ async def client(db_url: str, migrated: MigratedCopies) -> AsyncIterator[httpx.A
     )
     await engine.dispose()
     app = create_app(make_settings(db_url), bus=RecordingBus(), clock=lambda: NOW)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         token = issue_dev_token(make_settings(db_url), "admin-1", TENANT, (EDIT_USER_SESSIONS,))
         c.headers["Authorization"] = f"Bearer {token}"
         yield c

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.app import create_app
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
+from asgi_served import served
 from migrated import MigratedCopies
 from read_model.database import make_engine, open_store
 from read_model.store import Store
@@ -51,10 +52,7 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app (lifespan run) behind an ASGI client, at the fixed time NOW."""
     app = create_app(settings, bus=bus, clock=lambda: NOW)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         yield c
 
 

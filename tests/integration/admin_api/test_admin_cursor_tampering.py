@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
+from asgi_served import served
 
 LIST = "/api/v1/sessions"
 AUDIT = "/api/v1/audit/terminations"
@@ -200,10 +201,7 @@ async def test_a_list_cursor_is_not_an_audit_cursor_nor_the_reverse(
 @asynccontextmanager
 async def _worker(settings: AdminApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, bus=RecordingBus(), clock=lambda: NOW)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         yield c
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.adapters.bus import KafkaBus
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
+from asgi_served import served
 from fresh_topics import connection
 from polling import until
 from session_contracts.codec import decode_command
@@ -37,10 +38,7 @@ async def kafka_client(
     )
     app = create_app(settings)
     headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'admin-7', TENANT)}"}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         for _ in range(300):  # the producer connects in the background
             if (await c.get("/readyz")).json()["status"] == "ready":  # not degraded
                 break

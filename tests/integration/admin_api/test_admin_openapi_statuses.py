@@ -17,6 +17,7 @@ from admin_api_support import RecordingBus, handle, make_settings
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
+from asgi_served import served
 
 PROTECTED = {401, 403, 413, 414, 503}
 EXPECTED: dict[tuple[str, str], set[int]] = {
@@ -142,10 +143,7 @@ async def test_an_unreachable_database_is_the_declared_503_with_retry_after(
     settings = make_settings(NO_DATABASE)
     app = create_app(settings, bus=RecordingBus())
     headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'admin-1', 'acme')}"}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         response = await _send(c, CALLS[key], headers=headers)
         ready = await c.get("/readyz")
     assert response.status_code == 503, (key, response.text)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import create_app
 from admin_api.settings import AdminApiSettings
+from asgi_served import served
 
 
 @pytest.fixture
@@ -102,10 +103,7 @@ async def test_terminations_by_a_text_filter_have_a_smaller_budget_of_their_own(
     theirs = {"Authorization": f"Bearer {token(tenant=OTHER_TENANT)}"}
     terminate = "/api/v1/sessions/terminations"
     by_text = {"filter": {"q": "ada"}}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         first = await c.post(terminate, json=by_text, headers=ours)
         assert first.status_code == 202 and first.json()["requested"] == 2, first.text
         again = await c.post(terminate, json=by_text, headers=ours)

@@ -28,6 +28,7 @@ from admin_api.app import create_app
 from admin_api.runtime import Runtime
 from admin_api.service_layer.shared_budgets import BudgetSync, sync_counter
 from admin_api.service_layer.tenant_slots import SearchBudget
+from asgi_served import served
 from polling import until
 from read_model import search_budgets as search_budgets_adapter
 from read_model.database import open_store
@@ -42,10 +43,7 @@ async def process(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     """An admin API app with its lifespan run: a client to it, and its runtime."""
     app = create_app(make_settings(db_url, **overrides), bus=RecordingBus(), clock=lambda: NOW)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         yield c, app.state.runtime
 
 

@@ -3,13 +3,13 @@ refuses writes with 503."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from admin_api_support import NOW, handle, insert, make_settings, session_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import app_from_env, create_app
 from admin_api.auth import issue_dev_token
+from asgi_served import served
 
 KEPT = handle("kept")
 
@@ -21,10 +21,7 @@ async def test_reads_work_writes_are_503_and_readyz_says_why(
     app = create_app(settings, clock=lambda: NOW)  # the real Kafka bus, connecting in background
     headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'admin-1', 'acme')}"}
     await insert(engine, [session_row(session_id=KEPT)])
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
-    ):
+    async with served(app) as c:
         listed = await c.get("/api/v1/sessions", headers=headers)
         assert [i["session_id"] for i in listed.json()["items"]] == [KEPT]
         ready = await c.get("/readyz")
