@@ -121,3 +121,15 @@ async def through_the_keys(
         plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {statement}"), values))
         assert index in plan, plan
         return [str(found) for (found,) in await conn.execute(text(statement), values)]
+
+
+async def build_waiting(engine: AsyncEngine) -> bool:
+    """Whether a `CREATE INDEX CONCURRENTLY` is waiting on a lock (another transaction)."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'"
+            )
+        )
+        return bool(found.scalar_one())

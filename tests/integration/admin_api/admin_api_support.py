@@ -9,9 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_api.adapters.session_listing import SORT_KEYS
+from admin_api.domain.listing import ListQuery
 from admin_api.settings import AdminApiSettings
+from read_model.session_query import active_clause, binary_text, conditions_clause
+from read_model.store import Store
 from read_model.tables import sessions
 from session_contracts.addresses import pack_ip
 from session_contracts.handles import session_handle
@@ -111,3 +116,22 @@ async def insert(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
     """Put rows straight into `sessions` (the registry's projection is tested elsewhere)."""
     async with engine.begin() as conn:
         await conn.execute(sessions.insert(), rows)
+
+
+async def unindexed_reference(store: Store, query: ListQuery) -> list[str]:
+    """Every match of TENANT's `query` at NOW in its order, by the filter alone, without any
+    index or key (on PostgreSQL the index scans are turned off): what a search must list."""
+    key = SORT_KEYS[query.field]
+    tie = binary_text(sessions.c.session_id)
+    order = (key.desc(), tie.desc()) if query.descending else (key.asc(), tie.asc())
+    statement = (
+        select(sessions.c.session_id)
+        # the filter's conditions tested row by row: no session id keys (the tenant not given)
+        .where(active_clause(TENANT, NOW), conditions_clause(query.filter))
+        .order_by(*order)
+    )
+    async with store.engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+                await conn.execute(text(f"SET LOCAL {setting} = off"))
+        return [str(r[0]) for r in await conn.execute(statement)]

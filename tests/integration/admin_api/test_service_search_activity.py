@@ -15,16 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
-from sqlalchemy import select
+from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row, unindexed_reference
 
 from admin_api.adapters import session_search
-from admin_api.adapters.session_listing import SORT_KEYS
 from admin_api.domain.listing import ListQuery, Sort
 from read_model.listing_indexes import ACTIVITY_BUCKET_SECONDS
-from read_model.session_query import active_clause, binary_text, conditions_clause
 from read_model.store import Store
-from read_model.tables import sessions
 from session_contracts.handles import session_handle
 from session_contracts.models import SessionFilter
 
@@ -81,20 +77,6 @@ async def seeded(store: Store) -> Store:
     return store
 
 
-async def _reference(store: Store, query: ListQuery) -> list[str]:
-    """Every match in the query's order, by the filter tested row by row."""
-    key = SORT_KEYS[query.field]
-    tie = binary_text(sessions.c.session_id)
-    order = (key.desc(), tie.desc()) if query.descending else (key.asc(), tie.asc())
-    statement = (
-        select(sessions.c.session_id)
-        .where(active_clause(TENANT, NOW), conditions_clause(query.filter))
-        .order_by(*order)
-    )
-    async with store.engine.connect() as conn:
-        return [str(r[0]) for r in await conn.execute(statement)]
-
-
 def _windowed(monkeypatch: pytest.MonkeyPatch, store: Store, cap: int) -> list[Any]:
     """Make the piece expected in more ids than the cap (as three characters are in a tenant of
     millions), and record what each `_by_activity` answered."""
@@ -128,7 +110,7 @@ async def test_the_newest_buckets_give_exactly_the_first_page_of_the_filter(
     types = ["mobile"] if mobile else None
     for term in (PIECE, PIECE.lower(), PIECE.upper()):
         query = ListQuery(SessionFilter(q=term, session_type=types), sort, limit)
-        expected = await _reference(store, query)
+        expected = await unindexed_reference(store, query)
         assert len(expected) > limit  # the page is full, and there is more
         found = await _search(store, query)
         assert [str(r["session_id"]) for r in found.page.rows] == expected[:limit], term
@@ -156,7 +138,7 @@ async def test_a_page_in_the_newest_buckets_reads_only_their_matches(
     store = seeded
     answers = _windowed(monkeypatch, store, cap=2)
     query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 3)
-    expected = await _reference(store, query)
+    expected = await unindexed_reference(store, query)
     found = await _search(store, query)
     assert [str(r["session_id"]) for r in found.page.rows] == expected[:3]
     if store.search_walk is None:
@@ -178,9 +160,9 @@ async def test_another_tenants_newer_ids_holding_the_piece_never_come_in(
         found = await _search(store, query)
         listed = {str(r["session_id"]) for r in found.page.rows}
         assert listed and not listed & {_holding(1000 + n, OTHER_TENANT) for n in range(20)}
-        assert [str(r["session_id"]) for r in found.page.rows] == (await _reference(store, query))[
-            :40
-        ]
+        assert [str(r["session_id"]) for r in found.page.rows] == (
+            await unindexed_reference(store, query)
+        )[:40]
 
 
 async def test_matches_only_past_the_widest_window_are_found_by_the_other_steps(
@@ -198,7 +180,7 @@ async def test_matches_only_past_the_widest_window_are_found_by_the_other_steps(
     await insert(store.engine, rows)
     answers = _windowed(monkeypatch, store, cap=2)
     query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 5)
-    expected = await _reference(store, query)
+    expected = await unindexed_reference(store, query)
     assert len(expected) == 12
     found = await _search(store, query)
     assert [str(r["session_id"]) for r in found.page.rows] == expected[:5]
@@ -216,7 +198,9 @@ async def test_a_window_holding_more_than_the_cap_is_left_to_the_other_steps(
     monkeypatch.setattr(session_search, "KEYS_READ", 0)  # keys_cap is the search's cap
     query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 3)
     found = await _search(store, query)
-    assert [str(r["session_id"]) for r in found.page.rows] == (await _reference(store, query))[:3]
+    assert [str(r["session_id"]) for r in found.page.rows] == (
+        await unindexed_reference(store, query)
+    )[:3]
     if store.search_walk is not None:
         assert answers and answers[0][0] is None and answers[0][1] > 2
 
@@ -233,7 +217,7 @@ async def test_a_term_in_a_user_name_or_another_order_is_not_read_by_activity(
         ListQuery(SessionFilter(q="ser"), "-last_activity_at", 3),  # "User 3"
     ):
         found = await _search(store, query)
-        expected = await _reference(store, query)
+        expected = await unindexed_reference(store, query)
         assert [str(r["session_id"]) for r in found.page.rows] == expected[:3]
     assert not answers
 
@@ -264,7 +248,9 @@ async def test_the_tenants_newest_and_oldest_buckets_are_probed_through_the_sort
     monkeypatch.setattr(store, "run", explaining)
     query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 3)
     found = await _search(store, query)
-    assert [str(r["session_id"]) for r in found.page.rows] == (await _reference(store, query))[:3]
+    assert [str(r["session_id"]) for r in found.page.rows] == (
+        await unindexed_reference(store, query)
+    )[:3]
     if store.search_walk is None:
         assert not plans  # one pass: no edges
         return
@@ -288,7 +274,7 @@ async def test_a_session_active_at_an_infinite_time_is_listed_first_not_an_error
     row.update(last_activity_at=far, expires_at=far)
     await insert(store.engine, [row])
     query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 3)
-    expected = await _reference(store, query)
+    expected = await unindexed_reference(store, query)
     assert expected[0] == row["session_id"]
     found = await _search(store, query)
     assert [str(r["session_id"]) for r in found.page.rows] == expected[:3]

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row
+from admin_api_support import NOW, OTHER_TENANT, TENANT, insert, session_row, unindexed_reference
 from sqlalchemy import (
     ARRAY,
     ColumnClause,
@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 
 from admin_api.adapters import session_search
-from admin_api.adapters.session_listing import SORT_KEYS
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
 from admin_api.domain.cursors import CursorCodec
 from admin_api.domain.listing import ListQuery, Sort
@@ -42,10 +41,8 @@ from read_model.active import active_condition, listed_condition
 from read_model.listing_indexes import KEYS_INDEX_NAME
 from read_model.session_query import (
     HANDLE_CHARACTERS,
-    active_clause,
     binary_text,
     by_session_id,
-    conditions_clause,
     like_pattern,
     may_be_in_handle,
 )
@@ -89,27 +86,9 @@ def _rows(rng: random.Random, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def _reference(store: Store, query: ListQuery) -> list[str]:
-    """Every match in the query's order, by the filter alone, without any index or key."""
-    key = SORT_KEYS[query.field]
-    tie = binary_text(sessions.c.session_id)
-    order = (key.desc(), tie.desc()) if query.descending else (key.asc(), tie.asc())
-    statement = (
-        select(sessions.c.session_id)
-        # the filter's conditions tested row by row: no session id keys (the tenant not given)
-        .where(active_clause(TENANT, NOW), conditions_clause(query.filter))
-        .order_by(*order)
-    )
-    async with store.engine.connect() as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
-                await conn.execute(text(f"SET LOCAL {setting} = off"))
-        return [str(r[0]) for r in await conn.execute(statement)]
-
-
 async def _ids(store: Store) -> list[str]:
     """The tenant's listed active session ids, by the unindexed filter."""
-    return await _reference(store, ListQuery(SessionFilter(), "session_id"))
+    return await unindexed_reference(store, ListQuery(SessionFilter(), "session_id"))
 
 
 @contextmanager
@@ -173,7 +152,7 @@ async def test_every_path_gives_the_first_page_of_the_unindexed_filter(
                 sort = rng.choice(SORTS)
                 limit = rng.choice([1, 3, 10])
                 query = ListQuery(filter, sort, limit)
-                expected = await _reference(store, query)
+                expected = await unindexed_reference(store, query)
                 async with store.engine.connect() as conn:
                     found = await session_search.first_page_and_total(
                         store, conn, query, TENANT, NOW
@@ -247,7 +226,7 @@ async def test_a_piece_expected_in_more_ids_than_the_cap_skips_the_capped_read(
         for term in pieces:
             for sort in SORTS:
                 query = ListQuery(SessionFilter(q=term), sort, 3)
-                expected = await _reference(store, query)
+                expected = await unindexed_reference(store, query)
                 async with store.engine.connect() as conn:
                     found = await session_search.first_page_and_total(
                         store, conn, query, TENANT, NOW
@@ -258,7 +237,7 @@ async def test_a_piece_expected_in_more_ids_than_the_cap_skips_the_capped_read(
     # asked with the tenant's count of active sessions, on the bounded path only
     if store.user_name_directory:
         assert expected_per_term and set(expected_per_term) == {
-            len(await _reference(store, ListQuery(SessionFilter(), "session_id", 1)))
+            len(await unindexed_reference(store, ListQuery(SessionFilter(), "session_id", 1)))
         }
     else:
         assert not expected_per_term
@@ -288,7 +267,7 @@ async def test_a_piece_past_the_search_cap_within_the_keys_cap_is_read_whole_not
         for term in ("smi", "SMI", "bro", "ada", ids_piece := ids[0][4:7]):
             for sort in SORTS:
                 query = ListQuery(SessionFilter(q=term), sort, 3)
-                expected = await _reference(store, query)
+                expected = await unindexed_reference(store, query)
                 if len(expected) > session_search.keys_cap(3, tenant):
                     continue
                 async with store.engine.connect() as conn:
@@ -331,7 +310,7 @@ async def test_a_split_term_is_looked_up_in_the_session_id_index_never_walked(
     with bounded(store, 4, 3):
         for term in split:
             query = ListQuery(SessionFilter(q=term), "-last_activity_at", 3)
-            expected = await _reference(store, query)
+            expected = await unindexed_reference(store, query)
             async with store.engine.connect() as conn:
                 found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
             assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], term
@@ -426,7 +405,7 @@ async def test_every_piece_of_a_session_id_is_found_through_the_keys_in_its_tena
     # the longest term the API takes, all handle characters: 254 keys, no id that long
     terms += [*mine, others[0][4:10], "-_" * 128, ids[0] * 5 + ids[0][:41]]
     for term in terms:
-        expected = await _reference(store, ListQuery(SessionFilter(q=term), "session_id"))
+        expected = await unindexed_reference(store, ListQuery(SessionFilter(q=term), "session_id"))
         expected = [i for i in expected if term.lower() in i.lower()]  # the id arm's
         statement = (
             select(sessions.c.session_id)
@@ -454,7 +433,7 @@ async def test_later_pages_continue_the_search_and_carry_what_the_first_counted(
     with bounded(store, 4, 3):
         for fragment in ("a", "ü", "SMI", "ø", "lovelace"):
             filter = SessionFilter(q=fragment)
-            expected = await _reference(store, ListQuery(filter, "user_name"))
+            expected = await unindexed_reference(store, ListQuery(filter, "user_name"))
             request = PageRequest(filter, "user_name", 4, exact_total=exact)
             seen: list[str] = []
             totals: set[tuple[int, bool]] = set()
@@ -495,7 +474,7 @@ async def test_a_term_in_no_user_name_is_walked_on_the_session_id_alone(
     monkeypatch.setattr(session_search, "KEYS_READ", 0)  # no more read whole than the cap
     walks = _recorded(monkeypatch, "_walk")
     query = ListQuery(SessionFilter(q=piece.upper()), "-last_activity_at", 1)
-    expected = await _reference(store, query)
+    expected = await unindexed_reference(store, query)
     with bounded(store, 2, 1):
         async with store.engine.connect() as conn:
             found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
@@ -529,7 +508,7 @@ async def test_a_walk_compares_the_names_the_directory_gave(
     for sort in SORTS:
         for limit in (1, 4, 200):
             query = ListQuery(SessionFilter(q="sMi"), sort, limit)
-            expected = await _reference(store, query)
+            expected = await unindexed_reference(store, query)
             with bounded(store, 2000, 1):
                 async with store.engine.connect() as conn:
                     found = await session_search.first_page_and_total(
@@ -611,7 +590,7 @@ async def test_a_search_reads_one_snapshot_whatever_commits_between_its_steps(
     await insert(store.engine, rows)
     # `user_name`, not `q`: the walk's case on PostgreSQL too (the directory answers `q`)
     query = ListQuery(SessionFilter(user_name="match"), "user_name", 10)
-    before = await _reference(store, query)
+    before = await unindexed_reference(store, query)
 
     async def add_one_end_one() -> None:
         await insert(store.engine, _named("new", ["a match"]))
@@ -628,7 +607,7 @@ async def test_a_search_reads_one_snapshot_whatever_commits_between_its_steps(
             found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
     assert [str(r["session_id"]) for r in found.page.rows] == before
     assert (found.total, found.exact) == (3, True)
-    assert await _reference(store, query) != before  # the commits did land, after it
+    assert await unindexed_reference(store, query) != before  # the commits did land, after it
 
 
 async def test_no_character_said_to_be_in_no_handle_lowers_onto_one_in_the_database(
@@ -699,7 +678,7 @@ async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
     for sort in ("-last_activity_at", "user_name"):
         for limit in (3, 20):
             query = ListQuery(SessionFilter(q=piece.lower()), sort, limit)
-            expected = await _reference(store, query)
+            expected = await unindexed_reference(store, query)
             with bounded(store, 4, 3):  # the names' sessions past the cap, the ids' not: merged
                 async with store.engine.connect() as conn:
                     found = await session_search.first_page_and_total(
@@ -737,7 +716,7 @@ async def test_a_term_the_trigram_step_cannot_answer_is_walked_once_without_a_wi
         for text, windowed in [("a", False), ("Sm", False), ("ll", False), ("lovelace", True)]:
             windows.clear()
             query = ListQuery(SessionFilter(user_name=text), "-last_activity_at", 3)
-            expected = await _reference(store, query)
+            expected = await unindexed_reference(store, query)
             async with store.engine.connect() as conn:
                 found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
             assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], text
@@ -763,7 +742,7 @@ async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_
         windows.clear()
         trigram_steps.clear()
         query = ListQuery(SessionFilter(q=term), "-last_activity_at", 2)
-        expected = await _reference(store, query)
+        expected = await unindexed_reference(store, query)
         with bounded(store, 4, 3):
             async with store.engine.connect() as conn:
                 found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
@@ -818,7 +797,7 @@ async def test_names_common_in_their_tenant_are_walked_to_the_page_not_read_whol
             assert (windows, len(trigram_steps), found.total, found.exact) == ([None], 0, 21, False)
         elif store.user_name_directory:  # rare: a window, then the trigram step reads the 20
             assert (windows, len(trigram_steps), found.total, found.exact) == ([4], 1, 20, True)
-    assert await _reference(store, query) == [
+    assert await unindexed_reference(store, query) == [
         str(r["session_id"]) for r in sorted(
             common, key=lambda r: (r["last_activity_at"], r["session_id"]), reverse=True
         )
@@ -939,7 +918,7 @@ async def test_a_term_the_trigram_index_cannot_look_up_matches_the_lowered_names
         query = ListQuery(SessionFilter(q=term), "-last_activity_at", 3)
         async with store.engine.connect() as conn:
             found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
-        expected = await _reference(store, query)
+        expected = await unindexed_reference(store, query)
         assert [str(r["session_id"]) for r in found.page.rows] == expected[:3], term
         lookups[term] = [s for s in sent if "FROM listed_user_names" in s]
         switches[term] = len([s for s in sent if "set_config" in s])
@@ -970,7 +949,7 @@ async def test_few_names_are_merged_and_counted_not_read_whole(
     for sort in ("-last_activity_at", "user_name", "ip_address"):
         for cap, limit in ((100, 5), (100, 50), (20, 5)):
             query = ListQuery(SessionFilter(q="ann lee"), sort, limit)
-            expected = await _reference(store, query)
+            expected = await unindexed_reference(store, query)
             with bounded(store, 2000, cap):
                 async with store.engine.connect() as conn:
                     found = await session_search.first_page_and_total(
@@ -1025,7 +1004,7 @@ async def test_a_merge_reads_each_name_up_to_the_mark_of_their_first_sessions(
     monkeypatch.setattr(session_search, "_firsts", counting)
     for limit in (1, 2, 5, 12, 30, 200):
         query = ListQuery(SessionFilter(q="quinn"), sort, limit)
-        expected = await _reference(store, query)
+        expected = await unindexed_reference(store, query)
         with bounded(store, 2000, 50):  # 12 names, more sessions than the cap: merged
             async with store.engine.connect() as conn:
                 found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
@@ -1053,7 +1032,7 @@ async def test_a_piece_of_a_session_id_in_no_name_is_read_without_a_names_arm(
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", record)
     query = ListQuery(SessionFilter(q=piece.swapcase()), sort, 3)
-    expected = await _reference(store, query)
+    expected = await unindexed_reference(store, query)
     async with store.engine.connect() as conn:
         found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
     event.remove(store.engine.sync_engine, "before_cursor_execute", record)

@@ -26,6 +26,7 @@ from read_model.listing_indexes import (
 from read_model.online_indexes import build_online_indexes
 from schema_steps import (
     as_before_activity_keys,
+    build_waiting,
     downgrade_schema,
     insert_sessions,
     old_snapshot,
@@ -34,17 +35,6 @@ from schema_steps import (
 )
 
 BEFORE = "1001_search_budgets"
-
-
-async def _build_waiting(engine: AsyncEngine) -> bool:
-    async with engine.connect() as conn:
-        found = await conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'"
-            )
-        )
-        return bool(found.scalar_one())
 
 
 async def _functions(engine: AsyncEngine) -> set[str]:
@@ -83,7 +73,7 @@ async def test_the_revision_replaces_the_id_keys_index_and_lookups_keep_one_thro
         async with old_snapshot(engine) as holder:
             build = asyncio.create_task(build_online_indexes(store))
             try:
-                await until(lambda: _build_waiting(engine), within=30, what="the build waiting")
+                await until(lambda: build_waiting(engine), within=30, what="the build waiting")
                 # meanwhile the old index answers, and sessions are written
                 piece = handles[3][6:11].swapcase()
                 expected = sorted(h for h in handles if piece.lower() in h.lower())

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polling import until
 from read_model.database import open_store, upgrade_schema
 from read_model.listing_indexes import KEYS_INDEX_NAME
 from read_model.online_indexes import build_online_indexes
 from schema_steps import (
+    build_waiting,
     drop_keys_index,
     insert_sessions,
     old_snapshot,
@@ -29,18 +29,6 @@ from schema_steps import (
 BEFORE = "0701_folded_user_names"
 KEYS = KEYS_INDEX_NAME
 TRIGRAM = "ix_sessions_trgm_session_id"
-
-
-async def _build_waiting(engine: AsyncEngine) -> bool:
-    """Whether a `CREATE INDEX CONCURRENTLY` is waiting on a lock (another transaction)."""
-    async with engine.connect() as conn:
-        found = await conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'"
-            )
-        )
-        return bool(found.scalar_one())
 
 
 async def test_the_keys_index_is_built_while_sessions_are_written(db_url: str) -> None:
@@ -64,7 +52,7 @@ async def test_the_keys_index_is_built_while_sessions_are_written(db_url: str) -
         async with old_snapshot(engine) as holder:
             build = asyncio.create_task(build_online_indexes(store))
             try:
-                await until(lambda: _build_waiting(engine), within=30, what="the build waiting")
+                await until(lambda: build_waiting(engine), within=30, what="the build waiting")
                 async with asyncio.timeout(10):  # a plain CREATE INDEX would hold these off
                     written = await insert_sessions(engine, "t1", ["written-during-the-build"])
                     async with engine.begin() as conn:
@@ -154,7 +142,7 @@ async def test_a_build_cancelled_half_way_is_left_invalid_and_built_by_the_next_
         await upgrade_schema(store, online_indexes=False)
         async with old_snapshot(engine) as holder:
             build = asyncio.create_task(build_online_indexes(store))
-            await until(lambda: _build_waiting(engine), within=30, what="the build waiting")
+            await until(lambda: build_waiting(engine), within=30, what="the build waiting")
             build.cancel()  # as a registry stopping cancels its background build
             cancelled = False
             try:
