@@ -11,18 +11,15 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.listing_indexes import (
+    ACTIVITY_BUCKET,
+    ACTIVITY_KEYS,
+    ACTIVITY_WINDOW,
+    ID_KEYS_INDEX,
     ID_KEYS_INDEX_NAME,
-    KEYS_EXPRESSION,
     KEYS_INDEX_NAME,
-    LISTED,
 )
 from read_model.revisions import alembic_config
 from session_contracts.handles import session_handle
-
-ID_KEYS_INDEX = (
-    f"CREATE INDEX {ID_KEYS_INDEX_NAME} ON sessions USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
-)
-"""Revision 0801's index of the id's keys alone, as a database made before 1101 has it."""
 
 
 async def downgrade_schema(engine: AsyncEngine, revision: str) -> None:
@@ -54,9 +51,9 @@ async def as_before_activity_keys(engine: AsyncEngine) -> None:
         await conn.execute(text(f"DROP INDEX IF EXISTS {KEYS_INDEX_NAME}"))
         await conn.execute(text("DROP INDEX IF EXISTS ix_sessions_trgm_session_id"))
         await conn.execute(text(ID_KEYS_INDEX))
-        for name in ("session_activity_window", "session_activity_keys"):
+        # the two that call it first
+        for name in (ACTIVITY_WINDOW, ACTIVITY_KEYS, ACTIVITY_BUCKET):
             await conn.execute(text(f"DROP FUNCTION IF EXISTS {name}"))
-        await conn.execute(text("DROP FUNCTION IF EXISTS session_activity_bucket"))
 
 
 INSERT_SESSION = (

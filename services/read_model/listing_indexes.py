@@ -106,6 +106,11 @@ KEYS_INDEX = (
 ID_KEYS_INDEX_NAME = "ix_sessions_session_id_keys"
 """Revision 0801's index of the id's keys alone, which `KEYS_INDEX` replaces (its first
 column is the same expression, so every lookup by the id's keys is answered by either)."""
+ID_KEYS_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS {ID_KEYS_INDEX_NAME} ON sessions "
+    f"USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
+)
+"""`ID_KEYS_INDEX_NAME`, as revision 1101's downgrade builds it again."""
 # What a search's bounded walk reads besides the key (`admin_api.adapters.session_search`):
 # whether the session is still active (expires_at > now) and what `q` compares (user name,
 # session type; the session id is a key column of every index). With them in the index the

@@ -29,10 +29,8 @@ from read_model.listing_indexes import (
     ACTIVITY_FUNCTIONS,
     ACTIVITY_KEYS,
     ACTIVITY_WINDOW,
-    ID_KEYS_INDEX_NAME,
-    KEYS_EXPRESSION,
+    ID_KEYS_INDEX,
     KEYS_INDEX_NAME,
-    LISTED,
 )
 
 revision: str = "1101_activity_keys"
@@ -54,10 +52,7 @@ def downgrade() -> None:
     to `sessions` wait for it), without the activity's keys."""
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(
-        f"CREATE INDEX IF NOT EXISTS {ID_KEYS_INDEX_NAME} ON sessions "
-        f"USING gin ({KEYS_EXPRESSION}) WHERE {LISTED}"
-    )
+    op.execute(ID_KEYS_INDEX)
     op.execute(f"DROP INDEX IF EXISTS {KEYS_INDEX_NAME}")
     op.execute(f"DROP FUNCTION IF EXISTS {ACTIVITY_WINDOW}(text, bigint, bigint)")
     op.execute(f"DROP FUNCTION IF EXISTS {ACTIVITY_KEYS}(text, timestamptz)")
