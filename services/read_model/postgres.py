@@ -57,6 +57,7 @@ _SEARCH = {
     "enable_indexscan": "off",
     "enable_bitmapscan": "on",
     "jit": "off",
+    "plan_cache_mode": "force_custom_plan",
 }
 """The planner for a search step: the matches through the search indexes (bitmaps), never a
 sort index walked. Each step sets the switches the other turns off, as steps of one
@@ -76,12 +77,23 @@ _WALK = {
     "enable_bitmapscan": "off",
     "jit": "off",
     "max_parallel_workers_per_gather": "0",
+    "plan_cache_mode": "force_custom_plan",
 }
 """The planner for a walk: a bitmap would gather every match before the first row; JIT
 compiling costs more than the few thousand index entries a walk reads; parallel workers split
 a walk that stops at its limit, each reading its own stretch of entries it then drops
 (measured at ten million sessions: a rare term's walk 48 ms alone, 63 ms with two workers),
 and take cores from the other requests."""
+
+
+_KEYED = {**_WALK, "plan_cache_mode": "force_generic_plan"}
+"""`_WALK` for statements that bind keys only (`Store.walk(keyed=True)`: a tenant, names, ids,
+the moment, limits; no pattern, no filter's range), whose plan is the same whatever the
+values: planned once per connection (a generic plan) instead of on every execution. Planning
+a statement on `sessions` proves the query implies each listing index's partial predicate;
+for the per-name merge at ten million sessions that took 1.2 ms, against 0.7 ms to execute
+it (`docs/admin-api.md`). Every other step sets `force_custom_plan` back: the statements of
+`_SEARCH` and `_WALK` hold patterns, which a generic plan cannot see."""
 
 
 _PLANNER = "session_control_planner"
@@ -254,12 +266,13 @@ class PostgresStore(Store):
             yield
 
     @contextlib.asynccontextmanager
-    async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:
+    async def walk(self, conn: AsyncConnection, *, keyed: bool = False) -> AsyncIterator[None]:
         """A read transaction (or a step of the caller's) that walks a sort index in order
         (an index-only scan where the index holds every column read), never a bitmap of every
-        match sorted afterwards."""
+        match sorted afterwards; `keyed`, its statements planned once per connection
+        (`_KEYED`)."""
         async with in_transaction(conn):
-            await _plan_as(conn, _WALK)
+            await _plan_as(conn, _KEYED if keyed else _WALK)
             yield
 
     @contextlib.asynccontextmanager
@@ -369,7 +382,8 @@ def _plan_each_query(engine: AsyncEngine) -> None:
     """Plan every query for its own values, and bound it by `STATEMENT_TIMEOUT`.
 
     A generic plan cannot know a search pattern or how broad a filter is, and would pick the
-    wrong index for the rest of the connection's life; planning costs well under a millisecond.
+    wrong index for the rest of the connection's life. Statements binding keys only are
+    planned once instead, inside a step that says so (`_KEYED`).
     """
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -297,10 +297,12 @@ class Store(ABC):
         plan for (PostgreSQL: no parallel workers); an exact count is not capped."""
 
     @contextlib.asynccontextmanager
-    async def walk(self, conn: AsyncConnection) -> AsyncIterator[None]:
+    async def walk(self, conn: AsyncConnection, *, keyed: bool = False) -> AsyncIterator[None]:
         """A read transaction that reads rows in the sort order through the sort indexes,
         never gathering every match first (a text search's walk); inside `one_read`, a step
-        of its transaction."""
+        of its transaction. `keyed`: its statements compare columns to their values by
+        equality only (keys, arrays of keys, limits: no pattern, no range), so the plan is
+        the same whatever the values, and the backend may plan them once (PostgreSQL)."""
         async with in_transaction(conn):
             yield
 

@@ -764,7 +764,7 @@ async def _by_directory(
         # the walk's turn: past the cap, the names alone leave the trigram step nothing to
         # answer, and the walk needs no window to tell (an index-only count, up to the cap)
         counting = _counted_statement(rest, cap)
-        async with store.walk(conn):
+        async with store.walk(conn, keyed=not rest):
             values = {**filtered, "c_tenant": tenant_id, "c_now": now, "c_names": names}
             # matches all (their names hold `q`): a lower bound of the total either way
             seen = min(int((await store.run(conn, counting, values)).scalar_one()), cap + 1)
@@ -829,7 +829,7 @@ async def _by_activity(
     # the edges are read in the sort order (index scans: under a search step's switches the
     # planner read the whole tenant for them, 2.4 s at ten million sessions), the windows as
     # bitmaps of the keys index
-    async with store.walk(conn):
+    async with store.walk(conn, keyed=True):
         edges = await store.run(conn, _edges_statement(), {"e_tenant": tenant_id, "e_now": now})
     newest, oldest = list(edges.one())
     if newest is None:  # no active session
@@ -912,7 +912,9 @@ async def _merged(
         "m_ids": ids,
         "m_firsts": _firsts(query.limit, len(names)),
     }
-    async with store.walk(conn):
+    # planned once per connection where nothing but keys and the moment are bound: the
+    # other conditions' ranges could want another index than the plan built without them
+    async with store.walk(conn, keyed=not shape):
         rows = row_dicts(await store.run(conn, statement, values))
     page = as_page(query, _unwalked(rows))
     total = int(rows[0]["w_total"]) if rows else 0

@@ -85,3 +85,45 @@ async def test_a_capped_search_plans_no_parallel_workers_wherever_it_runs(db_url
         assert uncapped_step == uncapped_alone == server
     finally:
         await store.dispose()
+
+
+async def test_a_keyed_walk_plans_once_and_every_other_step_plans_each_query_again(
+    db_url: str,
+) -> None:
+    # a keyed step's statements are planned once per connection (a generic plan: the merge's
+    # planning cost twice its execution at ten million sessions); a step after it in the same
+    # transaction, walk or search, plans every query for its values again, as the connection
+    # does outside steps (the admin API's connections: `listing`): a walk's pattern planned
+    # generically took `e` to 233 ms
+    store = open_store(db_url, listing=True)
+    if store.engine.dialect.name != "postgresql":
+        await store.dispose()
+        return  # SQLite keeps no plans across statements to choose between
+
+    async def mode(conn: object) -> str:
+        return str((await conn.execute(text("SHOW plan_cache_mode"))).scalar_one())  # type: ignore[attr-defined]
+
+    try:
+        await upgrade_schema(store)
+        seen = []
+        async with store.engine.connect() as conn:
+            outside = await mode(conn)
+            await conn.rollback()
+            async with store.one_read(conn) as reading:
+                for kind in ("keyed", "walk", "keyed", "capped", "keyed", "search"):
+                    step = (
+                        store.walk(reading, keyed=kind == "keyed")
+                        if kind in ("keyed", "walk")
+                        else store.search(reading, capped=kind == "capped")
+                    )
+                    async with step:
+                        seen.append(await mode(reading))
+            async with store.walk(conn, keyed=True):
+                alone = await mode(conn)
+            after = await mode(conn)
+        custom, generic = "force_custom_plan", "force_generic_plan"
+        assert outside == after == custom
+        assert seen == [generic, custom, generic, custom, generic, custom]
+        assert alone == generic
+    finally:
+        await store.dispose()
