@@ -281,3 +281,31 @@ async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_not
     await expect(status).to_contain_text("Nothing was terminated")
     await expect(status).to_contain_text("used their share of the session database")
     await expect(rows(page)).to_have_count(2)
+
+
+async def test_the_toolbar_waits_for_the_page_to_start_and_a_search_typed_then_filters(
+    stack: Stack, page: Page
+) -> None:
+    # the page starts once its configuration and vocabulary have loaded; a term typed into
+    # the search box before that had no listener and was then replaced by the address's
+    # (empty) search: the list showed every session (found as a flaky export test)
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Early Anna"), stack.session(tenant, "Other Bob")])
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/vocabulary.json", hold)
+    await page.goto(stack.page_url(tenant.token))
+    search = page.get_by_role("searchbox")
+    for control in (search, page.locator("#outdated-only"), page.locator("#live-mode")):
+        await expect(control).to_be_disabled()
+    await expect(page.locator("#sort-select")).to_be_disabled()
+    release.set()
+    await expect(search).to_be_enabled()
+    await search.fill("early")
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page)).to_contain_text("Early Anna")
+    await expect(search).to_have_value("early")

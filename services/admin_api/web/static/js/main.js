@@ -170,6 +170,13 @@ class Page {
       this.setLive(inputOf(event).checked, seconds);
       this.saveUrl();
     });
+    // the controls a user may reach before the page's script has loaded its configuration
+    // come disabled (index.html): a term typed or a box ticked then would be lost, replaced
+    // by the address's state once the page starts
+    for (const id of ["search", "sort-select", "outdated-only", "live-mode"]) {
+      const control = $(id);
+      if (control instanceof HTMLInputElement || control instanceof HTMLSelectElement) control.disabled = false;
+    }
   }
 
   /** Search, filters, sort, live mode and the view from the address (and a reload keeps them). */
