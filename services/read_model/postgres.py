@@ -103,7 +103,7 @@ _PLANNER = "session_control_planner"
 class PostgresStore(Store):
     """The read model in a PostgreSQL database (asyncpg).
 
-    `listing` tunes the connections for the admin API's list queries (`_plan_each_query`);
+    `listing` tunes the connections for the admin API's list queries (`_LISTING`);
     `alive_bypass`: seconds after its return during which a pooled connection is handed out
     without a test (`_ping_on_checkout`; default `ALIVE_BYPASS`).
     """
@@ -131,11 +131,9 @@ class PostgresStore(Store):
             pool_size=pool_size,
             max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_recycle=1800,
-            connect_args={"server_settings": {"application_name": "session-registry"}},
+            connect_args={"server_settings": _LISTING if listing else _REGISTRY},
         )
         _ping_on_checkout(engine, ALIVE_BYPASS if alive_bypass is None else alive_bypass)
-        if listing:
-            _plan_each_query(engine)
         super().__init__(url, engine)
         self._driver_sql: dict[int, tuple[Executable, DriverSQL | object | None]] = {}
 
@@ -378,21 +376,23 @@ def _ping_on_checkout(engine: AsyncEngine, alive_bypass: float) -> None:
             raise DisconnectionError(f"pooled connection unusable: {type(exc).__name__}") from exc
 
 
-def _plan_each_query(engine: AsyncEngine) -> None:
-    """Plan every query for its own values, and bound it by `STATEMENT_TIMEOUT`.
+_REGISTRY = {"application_name": "session-registry"}
+"""The session settings of the registry's connections (startup parameters)."""
+_LISTING = {
+    "application_name": "session-admin-api",
+    "plan_cache_mode": "force_custom_plan",
+    "statement_timeout": STATEMENT_TIMEOUT,
+}
+"""The admin API's connections (`listing`): every query planned for its own values, and
+bounded by `STATEMENT_TIMEOUT`.
 
-    A generic plan cannot know a search pattern or how broad a filter is, and would pick the
-    wrong index for the rest of the connection's life. Statements binding keys only are
-    planned once instead, inside a step that says so (`_KEYED`).
-    """
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SET plan_cache_mode = force_custom_plan")
-        cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
-        cursor.execute("SET application_name = 'session-admin-api'")
-        cursor.close()
+A generic plan cannot know a search pattern or how broad a filter is, and would pick the
+wrong index for the rest of the connection's life. Statements binding keys only are planned
+once instead, inside a step that says so (`_KEYED`). Startup parameters of the connection, so
+the session keeps them whatever its transactions do. (Until 2026-12-04 they were `SET` in a
+pool `connect` hook, inside the connection's first transaction, which its return to the pool
+rolled back: after its first request a connection planned as the server does (`auto`) and had
+no timeout at all.)"""
 
 
 async def _plan_as(conn: AsyncConnection, settings: dict[str, str]) -> None:

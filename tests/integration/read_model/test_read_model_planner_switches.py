@@ -5,7 +5,9 @@ transaction's only: the next transaction sets them again, and none outlives its 
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from read_model.database import open_store, upgrade_schema
 
@@ -127,3 +129,50 @@ async def test_a_keyed_walk_plans_once_and_every_other_step_plans_each_query_aga
         assert alone == generic
     finally:
         await store.dispose()
+
+
+async def test_the_admin_apis_connections_keep_their_timeout_and_planning_for_life(
+    db_url: str,
+) -> None:
+    # every query of the admin API is bounded by the statement timeout (a search the indexes
+    # cannot bound stops there) and planned for its values. Both were once `SET` inside a
+    # new connection's first transaction, which its return to the pool rolled back: from its
+    # second request on, a connection had no timeout and planned as the server does
+    store = open_store(db_url, listing=True, pool_size=1, max_overflow=0)
+    if store.engine.dialect.name != "postgresql":
+        await store.dispose()
+        return  # SQLite has neither
+    shown = text(
+        "SELECT current_setting('statement_timeout'), current_setting('plan_cache_mode'), "
+        "pg_backend_pid()"
+    )
+    seen = []
+    try:
+        # the first request's transaction reads and ends by closing: a rollback
+        for ending in ("none", "rollback", "commit", "error", "search"):
+            async with store.engine.connect() as conn:
+                seen.append((await conn.execute(shown)).one())
+                if ending == "commit":
+                    await conn.commit()
+                elif ending == "rollback":
+                    await conn.rollback()
+                elif ending == "error":
+                    with pytest.raises(DBAPIError):
+                        await conn.execute(text("SELECT 1 / 0"))
+                elif ending == "search":
+                    await conn.rollback()
+                    async with store.one_read(conn) as reading, store.walk(reading, keyed=True):
+                        await reading.execute(text("SELECT 1"))
+        async with store.engine.connect() as conn:
+            seen.append((await conn.execute(shown)).one())
+        registry = open_store(db_url)
+        try:
+            async with registry.engine.connect() as conn:
+                registry_timeout = (await conn.execute(shown)).one()[0]
+        finally:
+            await registry.dispose()
+    finally:
+        await store.dispose()
+    assert len({pid for *_, pid in seen}) == 1  # one pooled connection throughout
+    assert [(timeout, mode) for timeout, mode, _ in seen] == [("15s", "force_custom_plan")] * 6
+    assert registry_timeout == "0"  # the registry's long statements (a rebuild) are not cut
