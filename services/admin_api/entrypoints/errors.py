@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.domain.errors import InvalidParameter, NotFound, SearchBudgetSpent
+from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
 from session_contracts.escaping import escape_reason
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,28 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+QUERY_CANCELED = "57014"
+"""PostgreSQL's SQLSTATE for a statement stopped by its `statement_timeout` (or cancelled)."""
+
+
 async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
     """A statement that met a connection the server had ended (asyncpg raises it as an
-    InternalError): the database is unavailable for this request; any other DBAPI error is
-    the server's own fault, a 500."""
+    InternalError): the database is unavailable for this request; one the database stopped
+    at its time limit, a 503 saying so; any other DBAPI error is the server's own fault, a
+    500."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return await _database_unavailable(request, exc)
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+        log.warning("a statement timed out for %s", escape_reason(request.url.path))
+        return JSONResponse(
+            {
+                "detail": "the database stopped this request at its time limit "
+                f"({STATEMENT_TIMEOUT}; an exact count {EXACT_COUNT_TIMEOUT}): narrow the "
+                "search or filter, or retry later"
+            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     raise exc
 
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
+from read_model import postgres
 from read_model.database import open_store, upgrade_schema
 
 
@@ -176,3 +177,32 @@ async def test_the_admin_apis_connections_keep_their_timeout_and_planning_for_li
     assert len({pid for *_, pid in seen}) == 1  # one pooled connection throughout
     assert [(timeout, mode) for timeout, mode, _ in seen] == [("15s", "force_custom_plan")] * 6
     assert registry_timeout == "0"  # the registry's long statements (a rebuild) are not cut
+
+
+async def test_an_exact_count_may_take_longer_than_every_other_step(db_url: str) -> None:
+    # an exact count reads every match of a broad term (9-24 s at four million sessions of a
+    # tenant, cold): its step allows `EXACT_COUNT_TIMEOUT`; every other step, and a step after
+    # it in the same transaction, the connections' `STATEMENT_TIMEOUT` again
+    store = open_store(db_url, listing=True)
+    if store.engine.dialect.name != "postgresql":
+        await store.dispose()
+        return  # SQLite has no statement timeout
+
+    async def limit(conn: object) -> str:
+        return str((await conn.execute(text("SHOW statement_timeout"))).scalar_one())  # type: ignore[attr-defined]
+
+    seen = []
+    try:
+        async with store.engine.connect() as conn, store.one_read(conn) as reading:
+            for kind in ("exact", "capped", "exact", "walk", "exact", "keyed"):
+                step = (
+                    store.search(reading, capped=kind == "capped")
+                    if kind in ("exact", "capped")
+                    else store.walk(reading, keyed=kind == "keyed")
+                )
+                async with step:
+                    seen.append(await limit(reading))
+    finally:
+        await store.dispose()
+    assert postgres.EXACT_COUNT_TIMEOUT == "60s" and postgres.STATEMENT_TIMEOUT == "15s"
+    assert seen == ["1min", "15s", "1min", "15s", "1min", "15s"]
