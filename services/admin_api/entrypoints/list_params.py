@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 from admin_api.domain.listing import DEFAULT_SORT, Sort
 from admin_api.entrypoints.errors import invalid_query
 from admin_api.service_layer.sessions import ExportRequest, PageRequest
+from read_model.postgres import EXACT_COUNT_TIMEOUT
 from session_contracts.models import SessionFilter
 
 Params = TypeVar("Params", bound=BaseModel)
@@ -93,7 +94,8 @@ class ListParams(SortParams):
     )
     count: Literal["bounded", "exact"] = Field(
         "bounded",
-        description="`exact`: `total` counts every match, however long that takes. "
+        description=f"`exact`: `total` counts every match, for up to {EXACT_COUNT_TIMEOUT} "
+        "(then 503). "
         "`bounded` (the default): a search whose page fills before every match is read "
         "answers a lower bound, with `total_exact` false.",
     )
