@@ -5,12 +5,16 @@ transaction's only: the next transaction sets them again, and none outlives its 
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model import postgres
 from read_model.database import open_store, upgrade_schema
+from read_model.store import Store
 
 
 async def test_a_step_of_the_kind_already_set_sends_no_switch(db_url: str) -> None:
@@ -113,13 +117,8 @@ async def test_a_keyed_walk_plans_once_and_every_other_step_plans_each_query_aga
             outside = await mode(conn)
             await conn.rollback()
             async with store.one_read(conn) as reading:
-                for kind in ("keyed", "walk", "keyed", "capped", "keyed", "search"):
-                    step = (
-                        store.walk(reading, keyed=kind == "keyed")
-                        if kind in ("keyed", "walk")
-                        else store.search(reading, capped=kind == "capped")
-                    )
-                    async with step:
+                for kind in ("keyed", "walk", "keyed", "capped", "keyed", "exact"):
+                    async with _step(store, reading, kind):
                         seen.append(await mode(reading))
             async with store.walk(conn, keyed=True):
                 alone = await mode(conn)
@@ -195,14 +194,17 @@ async def test_an_exact_count_may_take_longer_than_every_other_step(db_url: str)
     try:
         async with store.engine.connect() as conn, store.one_read(conn) as reading:
             for kind in ("exact", "capped", "exact", "walk", "exact", "keyed"):
-                step = (
-                    store.search(reading, capped=kind == "capped")
-                    if kind in ("exact", "capped")
-                    else store.walk(reading, keyed=kind == "keyed")
-                )
-                async with step:
+                async with _step(store, reading, kind):
                     seen.append(await limit(reading))
     finally:
         await store.dispose()
     assert postgres.EXACT_COUNT_TIMEOUT == "60s" and postgres.STATEMENT_TIMEOUT == "15s"
     assert seen == ["1min", "15s", "1min", "15s", "1min", "15s"]
+
+
+def _step(store: Store, conn: AsyncConnection, kind: str) -> AbstractAsyncContextManager[None]:
+    """A search's step of `kind`: `walk`, `keyed` (a keyed walk), `capped` (a bounded search's
+    step) or `exact` (an exact count's)."""
+    if kind in ("walk", "keyed"):
+        return store.walk(conn, keyed=kind == "keyed")
+    return store.search(conn, capped=kind == "capped")
