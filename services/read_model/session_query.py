@@ -149,6 +149,17 @@ def _walked_contains_other(element: walked_contains, compiler: Any, **kw: Any) -
     return str(compiler.process(column.ilike(pattern, escape="\\"), **kw))
 
 
+def _contains(
+    column: ColumnElement[str], pattern: ColumnElement[str], *, walked: bool
+) -> ColumnElement[bool]:
+    """`column ILIKE pattern` (`pattern`: a LIKE pattern, `like_pattern`), in the form a walk
+    tests each entry it reads cheapest when `walked` (`walked_contains`), else as written,
+    which the trigram indexes answer."""
+    if walked:
+        return walked_contains(column, pattern)
+    return column.ilike(pattern, escape="\\")
+
+
 class session_id_holds(FunctionElement[bool]):
     """The session id holds `text` (case-insensitive; `pattern` is its LIKE pattern), looked up
     in the tenant's keys: on PostgreSQL
@@ -260,10 +271,7 @@ def q_clause(
     (`_session_id_holds`)."""
     in_handle, types = shape
     if names is True:
-        user_name = _s.user_name
-        names = (
-            walked_contains(user_name, pattern) if walked else user_name.ilike(pattern, escape="\\")
-        )
+        names = _contains(_s.user_name, pattern, walked=walked)
     arms: list[ColumnElement[bool]] = [false() if names is False else names]
     if in_handle:
         arms.append(_session_id_holds(text, pattern, walked=walked, tenant=tenant))
@@ -509,9 +517,8 @@ def conditions_clause(
             pattern = value("f_session_id_pattern", text)
             conditions.append(_session_id_holds(piece, pattern, walked=walked, tenant=tenant))
         elif name in ("user_name", "device"):
-            texts, pattern = _s[name], value(f"f_{name}_pattern", text)
-            held = texts.ilike(pattern, escape="\\")
-            conditions.append(walked_contains(texts, pattern) if walked else held)
+            pattern = value(f"f_{name}_pattern", text)
+            conditions.append(_contains(_s[name], pattern, walked=walked))
         elif name == "session_type":
             conditions.append(session_type_in(cast(tuple[str, ...], form)))
         elif name == "network":
