@@ -694,6 +694,44 @@ async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
     assert len(merges) == 4 if store.user_name_directory else merges == []
 
 
+async def test_a_merge_places_each_session_id_match_by_its_own_key(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the session id arm's keys come from the ids step, not from the merge reading the rows
+    # again: each must stay with its session, in both merged orders and both directions
+    piece = "Wq4j"
+    rows = [
+        session_row(
+            user_name=f"Ann {piece} {i % 2}",
+            last_activity_at=NOW - timedelta(minutes=2 * i),
+        )
+        for i in range(8)
+    ]
+    for i, name in enumerate(["Abe", "Bea", "Carol", "Mia", "Zoe"]):
+        rows.append(
+            session_row(
+                session_id=f"{piece}{i}" + "C" * 38,
+                user_name=name,
+                last_activity_at=NOW - timedelta(minutes=[3, 0, 9, 14, 5][i]),
+            )
+        )
+    await insert(store.engine, rows)
+    merges = _recorded(monkeypatch, "_merged")
+    sorts: list[Sort] = ["-last_activity_at", "last_activity_at", "user_name", "-user_name"]
+    for sort in sorts:
+        for limit in (2, 4, 7, 20):
+            query = ListQuery(SessionFilter(q=piece.upper()), sort, limit)
+            expected = await unindexed_reference(store, query)
+            with bounded(store, 4, 6):  # the names' 8 sessions past the cap, the ids' 5 not
+                async with store.engine.connect() as conn:
+                    found = await session_search.first_page_and_total(
+                        store, conn, query, TENANT, NOW
+                    )
+            got = [str(r["session_id"]) for r in found.page.rows]
+            assert len(expected) == 13 and got == expected[:limit], (sort, limit)
+    assert len(merges) == 16 if store.user_name_directory else merges == []
+
+
 def _windows_walked(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     """The window of each walk the bounded path starts (None: as far as the page needs)."""
     windows: list[int | None] = []
