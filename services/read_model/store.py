@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from read_model.active import Moment, TenantRef
 from read_model.session_query import FilterShape
 from read_model.tables import session_history, sessions
-from session_contracts.models import SessionFilter, as_utc
+from session_contracts.models import SessionFilter, SessionType, as_utc
 
 SESSION_COLUMNS: tuple[str, ...] = tuple(column.name for column in sessions.columns)
 """The columns of `sessions`, in the order of a `SessionRow`'s values."""
@@ -125,7 +125,7 @@ class Store(ABC):
         self.url = url
         self.engine = engine
         self._built: dict[Hashable, Any] = {}
-        self._sizes: dict[str, tuple[float, int]] = {}
+        self._sizes: dict[tuple[str, tuple[str, ...]], tuple[float, int]] = {}
 
     def built_once(self, key: Hashable, build: Callable[[], Built]) -> Built:
         """`build()`'s statement for `key` (the shape of a query, its values parameters),
@@ -242,20 +242,28 @@ class Store(ABC):
             (await conn.execute(select(self.active_count(filter, tenant_id, now)))).scalar_one()
         )
 
-    async def tenant_size(self, conn: AsyncConnection, tenant_id: str, now: datetime) -> int:
-        """About how many active listed sessions the tenant has: counted (`count_active`), then
-        kept for `TENANT_SIZE_SECONDS`.
+    async def tenant_size(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        now: datetime,
+        types: tuple[SessionType, ...] = (),
+    ) -> int:
+        """About how many active listed sessions the tenant has (of `types`, when given):
+        counted (`count_active`; from the kept counts), then kept for `TENANT_SIZE_SECONDS`.
 
         Only for choosing how to read (a search's path: `admin_api.adapters.session_search`),
         never for what is answered: a size a few seconds old chooses as well, and spares a
-        statement per search. At most `TENANT_SIZES` tenants are kept."""
-        kept = self._sizes.get(tenant_id)
+        statement per search. At most `TENANT_SIZES` sizes are kept."""
+        key = (tenant_id, types)
+        kept = self._sizes.get(key)
         if kept is not None and time.monotonic() - kept[0] < TENANT_SIZE_SECONDS:
             return kept[1]
-        size = await self.count_active(conn, SessionFilter(), tenant_id, now)
+        counted = SessionFilter(session_type=list(types)) if types else SessionFilter()
+        size = await self.count_active(conn, counted, tenant_id, now)
         if len(self._sizes) >= TENANT_SIZES:
             self._sizes.clear()
-        self._sizes[tenant_id] = (time.monotonic(), size)
+        self._sizes[key] = (time.monotonic(), size)
         return size
 
     async def read_together(

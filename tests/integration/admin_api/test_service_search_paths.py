@@ -765,6 +765,40 @@ async def test_a_term_the_trigram_step_cannot_answer_is_walked_once_without_a_wi
             assert windows == ([4] if windowed else [None]), text
 
 
+async def test_a_term_naming_a_session_type_past_the_cap_is_walked_at_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `obi` is in "mobile": every mobile session matches. With more of them than the cap the
+    # trigram step could answer nothing, so the walk goes to the page without a window; with
+    # fewer, or another condition that leaves fewer matches than the type holds, or a filter
+    # keeping that type out, the window decides as before
+    rows = [session_row(session_type="mobile", user_id=f"m-{i}") for i in range(5)]
+    rows += [session_row(user_name=f"Obi {i}" if i < 2 else f"Ann {i}") for i in range(6)]
+    await insert(store.engine, rows)
+    windows = _windows_walked(monkeypatch)
+    trigram_steps = _recorded(monkeypatch, "_trigram")
+    cases: list[tuple[int, dict[str, Any], bool]] = [
+        (3, {}, False),  # 5 mobile sessions, cap 3: walked at once
+        (3, {"session_type": ["mobile"]}, False),
+        (3, {"session_type": ["browser"]}, True),  # the type arm is filtered out
+        (3, {"user_id": "m-1"}, True),  # another condition: fewer matches than counted
+        (6, {}, True),  # within the cap
+    ]
+    for cap, other, windowed in cases:
+        windows.clear()
+        trigram_steps.clear()
+        query = ListQuery(SessionFilter(q="OBI", **other), "-last_activity_at", 2)
+        expected = await unindexed_reference(store, query)
+        with bounded(store, 4, cap):
+            async with store.engine.connect() as conn:
+                found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+        assert [str(r["session_id"]) for r in found.page.rows] == expected[:2], (cap, other)
+        assert found.total == len(expected) if found.exact else found.total > 2, (cap, other)
+        assert windows[:1] == ([4] if windowed else [None]), (cap, other)
+        if not windowed:
+            assert trigram_steps == [], (cap, other)
+
+
 async def test_names_past_the_cap_leave_the_walk_no_window_and_the_trigram_step_no_turn(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

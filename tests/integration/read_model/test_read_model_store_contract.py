@@ -255,6 +255,16 @@ async def test_a_tenants_size_is_counted_then_kept_for_a_few_seconds(
         clock[0] += 1
         assert await store.tenant_size(conn, "t", NOW) == 3  # counted again
     assert counted == ["t", "b", "nobody", "t"]
+    # of some types: counted and kept apart from the tenant's whole size
+    async with UnitOfWork(store) as uow:
+        await store.save_sessions(uow.conn, [row("m1", session_type="mobile")])
+    mobile, browser = (SessionType.mobile,), (SessionType.browser,)
+    async with store.engine.connect() as conn:
+        assert await store.tenant_size(conn, "t", NOW, mobile) == 1
+        assert await store.tenant_size(conn, "t", NOW, browser) == 3
+        assert await store.tenant_size(conn, "t", NOW) == 3  # kept, without the mobile one
+        assert await store.tenant_size(conn, "b", NOW, mobile) == 0
+    assert counted[4:] == ["t", "t", "b"]
 
 
 async def test_a_search_reads_in_a_transaction_of_its_own(store: Store) -> None:
