@@ -8,6 +8,11 @@
 #   deploy/postgres.sh stop      fast shutdown; idempotent
 #   deploy/postgres.sh restart   stop then start (fault-injection tests, on their own PGPORT)
 #   deploy/postgres.sh destroy   stop and delete the cluster's data directory
+#   deploy/postgres.sh prewarm DATABASE RELATION[:read]...
+#                                read each relation (a table or an index) into shared_buffers,
+#                                or with :read into the OS page cache only (pg_prewarm, created
+#                                in DATABASE if absent): a large database after a restart,
+#                                before its searches read the pages one by one
 #
 # Environment: PGPORT (55432), SESSIONS_STATE_DIR (<repo>/.state), PG_START_TIMEOUT (60 s).
 # start/status end with SESSIONS_TEST_POSTGRES_URL=... and SESSIONS_DATABASE_URL=... lines.
@@ -183,10 +188,25 @@ destroy() {
 	say "deleted $CLUSTER"
 }
 
+prewarm() {
+	running || die "the cluster on port $PORT is not running"
+	local db="${1:-}" relation mode
+	shift || true
+	[[ "$db" =~ ^[a-z_][a-z0-9_]*$ && $# -gt 0 ]] || die "usage: $0 prewarm DATABASE RELATION[:read]..."
+	psql_admin -d "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm"
+	for relation in "$@"; do
+		[[ "$relation" =~ ^[a-z_][a-z0-9_]*(:read)?$ ]] || die "not a relation's name: $relation"
+		mode=buffer
+		[[ "$relation" != *:read ]] || mode=read
+		relation="${relation%:read}"
+		echo "$relation $(psql_admin -d "$db" -tAc "SELECT pg_prewarm('$relation', '$mode')") blocks ($mode)"
+	done
+}
+
 case "${1:-}" in
-start | status | stop | restart | destroy) ;;
+start | status | stop | restart | destroy | prewarm) ;;
 *)
-	say "usage: $0 {start|stop|restart|status|destroy}"
+	say "usage: $0 {start|stop|restart|status|destroy|prewarm DATABASE RELATION...}"
 	exit 2
 	;;
 esac
@@ -219,4 +239,5 @@ restart)
 	start
 	;;
 destroy) destroy ;;
+prewarm) prewarm "${@:2}" ;;
 esac

@@ -52,12 +52,14 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
-async def _run_script(script: str, command: str, env: dict[str, str]) -> str:
-    """Run `deploy/<script> <command>`; return its stdout, raise with both streams on failure."""
+async def _run_script(script: str, command: str, env: dict[str, str], *args: str) -> str:
+    """Run `deploy/<script> <command> [args...]`; return its stdout, raise with both streams on
+    failure."""
     process = await asyncio.create_subprocess_exec(
         "bash",
         str(ROOT / "deploy" / script),
         command,
+        *args,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -146,6 +148,10 @@ class PrivatePostgres:
     async def destroy(self) -> None:
         """Stop and delete the cluster's files."""
         await _run_script("postgres.sh", "destroy", self._env)
+
+    async def prewarm(self, database: str, *relations: str) -> str:
+        """`deploy/postgres.sh prewarm DATABASE RELATION[:read]...`; its output."""
+        return await _run_script("postgres.sh", "prewarm", self._env, database, *relations)
 
 
 async def start_private_broker(

@@ -9,18 +9,23 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_script(
-    script: str, command: str, env: Mapping[str, str] | None = None, timeout: float = 600
+    script: str,
+    command: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    args: Sequence[str] = (),
 ) -> str:
-    """Run `bash deploy/<script> <command>`; return its stdout, or raise with both streams."""
+    """Run `bash deploy/<script> <command> [args...]`; return its stdout, or raise with both
+    streams."""
     done = subprocess.run(
-        ["bash", str(REPO / "deploy" / script), command],
+        ["bash", str(REPO / "deploy" / script), command, *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -89,3 +89,40 @@ async def test_private_postgres_restart_cuts_connections_and_keeps_rows(
         assert await conn.fetchval("SELECT count(*) FROM kept") == 2
     finally:
         await conn.close()
+
+
+@pytest.mark.postgres
+async def test_private_postgres_prewarm_reads_every_block_after_a_restart_and_refuses_other_names(
+    private_postgres: PrivatePostgres,
+) -> None:
+    # what an operator runs after restarting a large read model (operations.md): each relation
+    # read whole, into the buffers or (`:read`) the OS page cache only
+    dsn = private_postgres.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE warm (id int PRIMARY KEY, pad text)")
+        await conn.execute(
+            "INSERT INTO warm SELECT i, repeat('x', 200) FROM generate_series(1, 5000) i"
+        )
+        blocks = {
+            name: await conn.fetchval(f"SELECT pg_relation_size('{name}') / 8192")
+            for name in ("warm", "warm_pkey")
+        }
+    finally:
+        await conn.close()
+    assert blocks["warm"] > 100
+    await private_postgres.restart()
+    printed = await private_postgres.prewarm("sessions_test", "warm", "warm_pkey:read")
+    assert printed.splitlines() == [
+        f"warm {blocks['warm']} blocks (buffer)",
+        f"warm_pkey {blocks['warm_pkey']} blocks (read)",
+    ]
+    injected = "warm'); DROP TABLE warm; --"
+    for bad in (("sessions_test", injected), ("sessions test", "warm"), ("x",)):
+        with pytest.raises(RuntimeError, match="exited 1"):
+            await private_postgres.prewarm(*bad)
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM warm") == 5000  # nothing ran as SQL
+    finally:
+        await conn.close()
