@@ -105,22 +105,89 @@ def _postgres(action: str, env: dict[str, str]) -> str:
     return printed(run_script("postgres.sh", action, env), "SESSIONS_TEST_POSTGRES_URL")
 
 
+BENCH_STATE = Path("/var/tmp/session-control-bench")
+LISTED = (
+    "sessions_pkey",
+    "ix_sessions_open_last_activity",
+    "listed_user_names",
+    "ix_listed_user_names_trgm",
+    "ix_sessions_trgm_user_name",
+    "ix_sessions_open_user_name_activity",
+    "ix_sessions_open_user_name",
+    "sessions",
+    "ix_sessions_id_activity_keys",
+    "ix_sessions_open_ip",
+    "ix_sessions_open_user_id",
+)
+"""What the list's scenarios read (`prewarm`), first what every request reads: the primary key
+and the table (each page's rows), the default order's B-tree, the directory of user names,
+the user names' trigram index and B-trees, the session id keys, the addresses', the user
+ids'."""
+
+
+def shared_buffers_mb() -> int:
+    """The own cluster's `shared_buffers`: a third of the machine's memory, at most 8 GB,
+    PostgreSQL's usual sizing for a server of its own (its default is 128 MB)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(128, min(memory // 3, 8 << 30) >> 20)
+
+
 @contextmanager
-def own_postgres(port: int) -> Iterator[str]:
-    """A cluster of the bench's own on `port`, sized for the data set (the shared one keeps
-    PostgreSQL's 128 MB default shared_buffers); stopped afterwards, its data kept for reruns."""
-    state = Path("/var/tmp/session-control-bench")
-    env = {**os.environ, "PGPORT": str(port), "SESSIONS_STATE_DIR": str(state)}
+def own_postgres(port: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """A cluster of the bench's own on `port`, sized for the data set (`shared_buffers_mb`;
+    the shared one keeps PostgreSQL's 128 MB default); stopped afterwards, its data kept for
+    reruns. Yields its admin URL and the environment its deploy script runs in."""
+    env = {**os.environ, "PGPORT": str(port), "SESSIONS_STATE_DIR": str(BENCH_STATE)}
     url = _postgres("start", env)
-    conf = next(state.glob(f"postgres-{port}/data/postgresql.conf"), None)
-    if conf is not None and "# bench.list_query" not in conf.read_text():
-        with conf.open("a") as tuned:
-            tuned.write("\n# bench.list_query\nshared_buffers = 2GB\neffective_cache_size = 8GB\n")
-        url = _postgres("restart", env)
+    conf = next(BENCH_STATE.glob(f"postgres-{port}/data/postgresql.conf"), None)
+    if conf is not None:
+        text = conf.read_text()
+        block = (
+            f"\n# bench.list_query\nshared_buffers = {shared_buffers_mb()}MB\n"
+            "effective_cache_size = 8GB\n"
+        )
+        kept = text.split("\n# bench.list_query\n")[0]
+        if kept + block != text:
+            conf.write_text(kept + block)
+            url = _postgres("restart", env)
     try:
-        yield url
+        yield url, env
     finally:
         run_script("postgres.sh", "stop", env)
+
+
+async def prewarm(url: str, env: dict[str, str]) -> str:
+    """Read what the list reads (`LISTED`) into the own cluster's shared buffers, in that order
+    while it fits in nine tenths of them, and the rest into the OS page cache: the database
+    as a server that has run for a while holds it, not as one just started
+    (`deploy/postgres.sh prewarm`). What was read where, for the report."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        buffers = int(
+            await conn.fetchval("SELECT pg_size_bytes(current_setting('shared_buffers'))")
+        )
+        sizes = dict(
+            await conn.fetch(
+                "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY($1)",
+                list(LISTED),
+            )
+        )
+    finally:
+        await conn.close()
+    buffered: list[str] = []
+    cached: list[str] = []
+    room = buffers * 9 // 10
+    for name in (n for n in LISTED if n in sizes):
+        fits = sizes[name] <= room and not cached  # in the order, or not at all
+        (buffered if fits else cached).append(name)
+        room -= sizes[name] if fits else 0
+    database = url.rsplit("/", 1)[1]
+    relations = [*(f"{n}:read" for n in cached), *buffered]  # the buffers' last, kept
+    run_script("postgres.sh", "prewarm", env, timeout=1800, args=[database, *relations])
+    mb = {n: sizes[n] >> 20 for n in sizes}
+    in_buffers = sum(mb[n] for n in buffered)
+    in_cache = ", ".join(f"{n} {mb[n]} MB" for n in cached) or "nothing"
+    return f"prewarmed {in_buffers} of {buffers >> 20} MB (page cache only: {in_cache})"
 
 
 async def _drop_indexes(conn: Any) -> list[str]:
@@ -399,20 +466,30 @@ async def main(argv: list[str] | None = None) -> None:
         "--own-postgres",
         type=int,
         metavar="PORT",
-        help="run on a cluster of the bench's own on PORT, with shared_buffers = 2GB",
+        help="run on a cluster of the bench's own on PORT: shared_buffers a third of the "
+        "machine's memory (at most 8 GB), what the searches read prewarmed into them",
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="with --own-postgres: no prewarm (just started)"
     )
     args = parser.parse_args(argv)
+    cluster = "shared cluster"
     with ExitStack() as stack:
-        base = stack.enter_context(own_postgres(args.own_postgres)) if args.own_postgres else ""
+        base, env = "", dict[str, str]()
+        if args.own_postgres:
+            base, env = stack.enter_context(own_postgres(args.own_postgres))
         url = await prepare(base or postgres_admin_url(), args.sessions, args.fresh, args.database)
         if args.load_only:
             return
+        if base:
+            warmed = "not prewarmed (--cold)" if args.cold else await prewarm(url, env)
+            cluster = f"own cluster, shared_buffers {shared_buffers_mb()} MB, {warmed}"
         token = issue_dev_token(AdminApiSettings(environment="development"), "bench", "tenant-0")
         with serve(url, args.port) as api:
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=api, headers=headers, timeout=60) as client:
                 results = await scenarios(client, args.requests, url)
-    print(f"PostgreSQL: {'own cluster, shared_buffers 2GB' if base else 'shared cluster'}")
+    print(f"PostgreSQL: {cluster}")
     report(results)
 
 
