@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import (
@@ -56,6 +56,9 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 QUERY_CANCELED = "57014"
 """PostgreSQL's SQLSTATE for a statement stopped by its `statement_timeout` (or cancelled)."""
+TIME_LIMIT = "time_limit"
+"""`reason` of a 503 for a statement the database stopped at its time limit: the admin page
+says to narrow the search, not to wait for a service that is up."""
 
 
 async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
@@ -71,7 +74,8 @@ async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
             {
                 "detail": "the database stopped this request at its time limit "
                 f"({STATEMENT_TIMEOUT}; an exact count {EXACT_COUNT_TIMEOUT}): narrow the "
-                "search or filter, or retry later"
+                "search or filter, or retry later",
+                "reason": TIME_LIMIT,
             },
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
@@ -129,6 +133,12 @@ class ErrorBody(BaseModel):
     """Every refusal but a 422: what went wrong, in words."""
 
     detail: str = Field(examples=["missing bearer token"])
+    reason: Literal["time_limit"] | None = Field(
+        default=None,
+        description="On a 503: `time_limit` when the database stopped the request at its "
+        "time limit (a search or filter too broad for it: narrow it); absent when a "
+        "dependency is unavailable.",
+    )
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -158,8 +168,9 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     },
     503: {
         "model": ErrorBody,
-        "description": "The database (or, for changes, Kafka) is unavailable; nothing was "
-        "changed, retry.",
+        "description": "The database (or, for changes, Kafka) is unavailable, or the "
+        "database stopped the request at its time limit (`reason`: `time_limit`: narrow the "
+        "search or filter); nothing was changed, retry.",
         "headers": {"Retry-After": _header("Seconds to wait before retrying.")},
     },
 }

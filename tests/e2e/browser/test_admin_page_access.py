@@ -223,6 +223,33 @@ async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, 
     await expect(rows(page)).to_have_count(1)
 
 
+async def test_a_search_the_database_stopped_at_its_time_limit_says_to_narrow_it(
+    stack: Stack, page: Page
+) -> None:
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Broad Person")])
+    body = {  # what the admin API answers a search the database stopped (errors.py)
+        "detail": "the database stopped this request at its time limit (15s; an exact count "
+        "60s): narrow the search or filter, or retry later",
+        "reason": "time_limit",
+    }
+
+    async def stopped(route: Route) -> None:
+        await route.fulfill(status=503, json=body, headers={"Retry-After": "5"})
+
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+    await page.route(re.compile(r".*/api/v1/sessions\?.*q=.*"), stopped)
+    await page.get_by_role("searchbox").fill("Broad")
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("took longer than the session database allows")
+    await expect(status).to_contain_text("narrow it")
+    await expect(status).not_to_contain_text("busy or restarting")
+    await page.unroute(re.compile(r".*/api/v1/sessions\?.*q=.*"))
+    await page.get_by_role("button", name="Try again").click()
+    await expect(rows(page)).to_have_count(1)
+
+
 async def test_a_search_refused_for_the_tenants_budget_says_so_and_can_be_tried_again(
     stack: Stack, page: Page
 ) -> None:

@@ -42,6 +42,7 @@ async def test_a_search_stopped_at_its_time_limit_is_a_503_saying_so(
         assert stopped.headers["Retry-After"]
         detail = stopped.json()["detail"]
         assert "time limit" in detail and "narrow the search" in detail
+        assert stopped.json()["reason"] == "time_limit"  # what the admin page tells apart
         # a list without a search step keeps the connections' own limit (15 s): served, on
         # the connection the stopped statement was on
         assert (await client.get("/api/v1/sessions", headers=auth)).status_code == 200

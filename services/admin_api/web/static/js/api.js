@@ -80,11 +80,13 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {string | null} field the request field a 422 names
+   * @param {string | null} reason a 503's `reason` (`time_limit`: the database stopped the request)
    */
-  constructor(status, message, field = null) {
+  constructor(status, message, field = null, reason = null) {
     super(message);
     this.status = status;
     this.field = field;
+    this.reason = reason;
   }
 }
 
@@ -140,7 +142,8 @@ export class Api {
     }
     if (response.status === 401) this.onUnauthorized(true);
     const { message, field } = describe(payload);
-    throw new ApiError(response.status, message, field);
+    const reason = payload !== null && typeof payload === "object" && "reason" in payload ? payload.reason : null;
+    throw new ApiError(response.status, message, field, typeof reason === "string" ? reason : null);
   }
 
   /**

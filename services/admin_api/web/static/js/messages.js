@@ -22,6 +22,9 @@ export function describeError(error) {
   if (error.status === 429) {
     return "Searches in your organization have used their share of the session database for the moment. Try again in a minute, or narrow the search: more characters, or a filter beside it.";
   }
+  if (error.status === 503 && error.reason === "time_limit") {
+    return "This search took longer than the session database allows. Nothing was changed; narrow it: more characters, or a filter beside it.";
+  }
   if (error.status === 503) return "The session service is busy or restarting. Nothing was changed; try again in a minute.";
   return `The session service had a problem (error ${error.status}). Nothing was changed; try again in a minute, and tell your platform team if it persists.`;
 }
