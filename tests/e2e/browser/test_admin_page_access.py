@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -223,57 +224,61 @@ async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, 
     await expect(rows(page)).to_have_count(1)
 
 
+SEARCHES = re.compile(r".*/api/v1/sessions\?.*q=.*")
+
+
+async def _search_refused(stack: Stack, page: Page, name: str, answer: dict[str, Any]) -> Locator:
+    """A tenant with one session called `name`, its page open; a search for it answered
+    `answer` (a response `route.fulfill` takes). The status line, for the test to read; the
+    page's "Try again" is then checked to list the session once searches are answered again."""
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, name)])
+
+    async def refused(route: Route) -> None:
+        await route.fulfill(**answer)
+
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+    await page.route(SEARCHES, refused)
+    await page.get_by_role("searchbox").fill(name.split()[0])
+    return page.get_by_role("status")
+
+
+async def _tried_again(page: Page) -> None:
+    await page.unroute(SEARCHES)
+    await page.get_by_role("button", name="Try again").click()
+    await expect(rows(page)).to_have_count(1)
+
+
 async def test_a_search_the_database_stopped_at_its_time_limit_says_to_narrow_it(
     stack: Stack, page: Page
 ) -> None:
-    tenant = stack.tenant()
-    await stack.publish([stack.session(tenant, "Broad Person")])
     body = {  # what the admin API answers a search the database stopped (errors.py)
         "detail": "the database stopped this request at its time limit (15s; an exact count "
         "60s): narrow the search or filter, or retry later",
         "reason": "time_limit",
     }
-
-    async def stopped(route: Route) -> None:
-        await route.fulfill(status=503, json=body, headers={"Retry-After": "5"})
-
-    await page.goto(stack.page_url(tenant.token))
-    await expect(rows(page)).to_have_count(1)
-    await page.route(re.compile(r".*/api/v1/sessions\?.*q=.*"), stopped)
-    await page.get_by_role("searchbox").fill("Broad")
-    status = page.get_by_role("status")
+    answer = {"status": 503, "json": body, "headers": {"Retry-After": "5"}}
+    status = await _search_refused(stack, page, "Broad Person", answer)
     await expect(status).to_contain_text("took longer than the session database allows")
     await expect(status).to_contain_text("narrow it")
     await expect(status).not_to_contain_text("busy or restarting")
-    await page.unroute(re.compile(r".*/api/v1/sessions\?.*q=.*"))
-    await page.get_by_role("button", name="Try again").click()
-    await expect(rows(page)).to_have_count(1)
+    await _tried_again(page)
 
 
 async def test_a_search_refused_for_the_tenants_budget_says_so_and_can_be_tried_again(
     stack: Stack, page: Page
 ) -> None:
-    tenant = stack.tenant()
-    await stack.publish([stack.session(tenant, "Budget Person")])
     detail = (
         "this tenant's searches have used their 30 s per minute of database reading in this "
         "server process; retry in 4 s, or narrow the search"
     )
-
-    async def spent(route: Route) -> None:
-        # what the admin API answers a search while the tenant owes search time (429)
-        await route.fulfill(status=429, json={"detail": detail}, headers={"Retry-After": "4"})
-
-    await page.goto(stack.page_url(tenant.token))
-    await expect(rows(page)).to_have_count(1)
-    await page.route(re.compile(r".*/api/v1/sessions\?.*q=.*"), spent)
-    await page.get_by_role("searchbox").fill("Budget")
-    status = page.get_by_role("status")
+    # what the admin API answers a search while the tenant owes search time (429)
+    answer = {"status": 429, "json": {"detail": detail}, "headers": {"Retry-After": "4"}}
+    status = await _search_refused(stack, page, "Budget Person", answer)
     await expect(status).to_contain_text("used their share of the session database")
     await expect(status).to_contain_text("narrow the search")
-    await page.unroute(re.compile(r".*/api/v1/sessions\?.*q=.*"))
-    await page.get_by_role("button", name="Try again").click()
-    await expect(rows(page)).to_have_count(1)
+    await _tried_again(page)
 
 
 async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_nothing(

@@ -70,11 +70,23 @@ async def test_private_broker_restarts_on_same_port_with_records_retained(
     ]
 
 
+def _dsn(cluster: PrivatePostgres) -> str:
+    return cluster.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _count(dsn: str, table: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+    finally:
+        await conn.close()
+
+
 @pytest.mark.postgres
 async def test_private_postgres_restart_cuts_connections_and_keeps_rows(
     private_postgres: PrivatePostgres,
 ) -> None:
-    dsn = private_postgres.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = _dsn(private_postgres)
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE TABLE kept (id int PRIMARY KEY)")
     await conn.execute("INSERT INTO kept VALUES (1), (2)")
@@ -84,11 +96,7 @@ async def test_private_postgres_restart_cuts_connections_and_keeps_rows(
     lost = (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)
     with pytest.raises((*lost, OSError)):
         await conn.fetchval("SELECT 1")
-    conn = await asyncpg.connect(dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM kept") == 2
-    finally:
-        await conn.close()
+    assert await _count(dsn, "kept") == 2
 
 
 @pytest.mark.postgres
@@ -97,7 +105,7 @@ async def test_private_postgres_prewarm_reads_every_block_after_a_restart_and_re
 ) -> None:
     # what an operator runs after restarting a large read model (operations.md): each relation
     # read whole, into the buffers or (`:read`) the OS page cache only
-    dsn = private_postgres.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = _dsn(private_postgres)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CREATE TABLE warm (id int PRIMARY KEY, pad text)")
@@ -121,8 +129,4 @@ async def test_private_postgres_prewarm_reads_every_block_after_a_restart_and_re
     for bad in (("sessions_test", injected), ("sessions test", "warm"), ("x",)):
         with pytest.raises(RuntimeError, match="exited 1"):
             await private_postgres.prewarm(*bad)
-    conn = await asyncpg.connect(dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM warm") == 5000  # nothing ran as SQL
-    finally:
-        await conn.close()
+    assert await _count(dsn, "warm") == 5000  # nothing ran as SQL
