@@ -332,11 +332,15 @@ async def test_the_toolbar_waits_for_the_page_to_start_and_a_search_typed_then_f
     await page.route("**/vocabulary.json", hold)
     await page.goto(stack.page_url(tenant.token))
     search = page.get_by_role("searchbox")
-    for control in (search, page.locator("#outdated-only"), page.locator("#live-mode")):
+    # and the buttons, whose click would have done nothing (no listener yet)
+    buttons = [page.locator(f"#{b}") for b in ("refresh", "columns-button", "export-csv")]
+    for control in (search, page.locator("#outdated-only"), page.locator("#live-mode"), *buttons):
         await expect(control).to_be_disabled()
     await expect(page.locator("#sort-select")).to_be_disabled()
     release.set()
     await expect(search).to_be_enabled()
+    for button in buttons:
+        await expect(button).to_be_enabled()
     await search.fill("early")
     await expect(rows(page)).to_have_count(1)
     await expect(rows(page)).to_contain_text("Early Anna")

@@ -172,10 +172,12 @@ class Page {
     });
     // the controls a user may reach before the page's script has loaded its configuration
     // come disabled (index.html): a term typed or a box ticked then would be lost, replaced
-    // by the address's state once the page starts
-    for (const id of ["search", "sort-select", "outdated-only", "live-mode"]) {
+    // by the address's state once the page starts, and a button clicked would do nothing
+    for (const id of ["search", "sort-select", "outdated-only", "live-mode", "refresh", "columns-button", "export-csv"]) {
       const control = $(id);
-      if (control instanceof HTMLInputElement || control instanceof HTMLSelectElement) control.disabled = false;
+      if (control instanceof HTMLInputElement || control instanceof HTMLSelectElement || control instanceof HTMLButtonElement) {
+        control.disabled = false;
+      }
     }
   }
 
