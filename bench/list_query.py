@@ -182,7 +182,9 @@ async def prewarm(url: str, env: dict[str, str]) -> str:
         (buffered if fits else cached).append(name)
         room -= sizes[name] if fits else 0
     database = url.rsplit("/", 1)[1]
-    relations = [*(f"{n}:read" for n in cached), *buffered]  # the buffers' last, kept
+    # into the buffers first: what goes there passes through the page cache too, and would
+    # push out of it what was read there alone before
+    relations = [*buffered, *(f"{n}:read" for n in cached)]
     run_script("postgres.sh", "prewarm", env, timeout=1800, args=[database, *relations])
     mb = {n: sizes[n] >> 20 for n in sizes}
     in_buffers = sum(mb[n] for n in buffered)
