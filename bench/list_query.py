@@ -119,10 +119,10 @@ LISTED = (
     "ix_sessions_open_ip",
     "ix_sessions_open_user_id",
 )
-"""What the list's scenarios read (`prewarm`), first what every request reads: the primary key
-and the table (each page's rows), the default order's B-tree, the directory of user names,
-the user names' trigram index and B-trees, the session id keys, the addresses', the user
-ids'."""
+"""What the list's scenarios read (`prewarm`), in that order: the primary key (every page's
+rows are looked up by it), the default order's B-tree, the directory of user names, the user
+names' trigram index and B-trees, the table, the session id keys, the addresses' and the
+user ids' B-trees."""
 
 
 def shared_buffers_mb() -> int:
