@@ -91,12 +91,22 @@ export class ApiError extends Error {
 }
 
 /**
+ * `body[name]` when `body` is an object holding it (an error body as the API sent it).
+ * @param {unknown} body
+ * @param {string} name
+ * @returns {unknown}
+ */
+function member(body, name) {
+  return body !== null && typeof body === "object" && name in body ? /** @type {Record<string, unknown>} */ (body)[name] : undefined;
+}
+
+/**
  * A readable message from a FastAPI error body (422 details name the field).
  * @param {unknown} body
  * @returns {{message: string, field: string | null}}
  */
 function describe(body) {
-  const detail = body !== null && typeof body === "object" && "detail" in body ? body.detail : undefined;
+  const detail = member(body, "detail");
   if (typeof detail === "string") return { message: detail, field: null };
   if (Array.isArray(detail) && detail.length > 0) {
     const first = /** @type {{loc?: unknown, msg?: unknown}} */ (detail[0] ?? {});
@@ -142,7 +152,7 @@ export class Api {
     }
     if (response.status === 401) this.onUnauthorized(true);
     const { message, field } = describe(payload);
-    const reason = payload !== null && typeof payload === "object" && "reason" in payload ? payload.reason : null;
+    const reason = member(payload, "reason");
     throw new ApiError(response.status, message, field, typeof reason === "string" ? reason : null);
   }
 
