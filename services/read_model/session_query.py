@@ -32,6 +32,7 @@ from read_model.listing_indexes import (
     ACTIVITY_KEYS,
     ACTIVITY_WINDOW,
     SESSION_ID_KEYS,
+    SESSION_ID_TERM_KEYS,
 )
 from read_model.tables import session_settings, sessions
 from session_contracts.addresses import network_bounds
@@ -163,11 +164,12 @@ def _contains(
 class session_id_holds(FunctionElement[bool]):
     """The session id holds `text` (case-insensitive; `pattern` is its LIKE pattern), looked up
     in the tenant's keys: on PostgreSQL
-    `session_id_keys(tenant_id, session_id) @> session_id_keys(tenant, text)
+    `session_id_keys(tenant_id, session_id) @> session_id_term_keys(tenant, text)
     AND session_id COLLATE "C" ILIKE lower(pattern)`, which the session id keys index answers
     (`read_model.listing_indexes.KEYS_FUNCTION`: every three characters of an id, lowered and
-    hashed with its tenant). The keys find the tenant's ids holding every piece of `text`,
-    and `ascii_contains`'s `ILIKE` those that hold `text` itself. For a text of three
+    hashed with its tenant). The keys find the tenant's ids holding the first and the last
+    piece of `text` (`TERM_KEYS_FUNCTION`: the pieces between narrow nothing the recheck does
+    not), and `ascii_contains`'s `ILIKE` those that hold `text` itself. For a text of three
     characters or more; elsewhere (SQLite) the plain `ILIKE`.
     """
 
@@ -180,7 +182,8 @@ def _session_id_holds_pg(element: session_id_holds, compiler: Any, **kw: Any) ->
     tenant_id, session_id, tenant, text, pattern = (
         compiler.process(c, **kw) for c in element.clauses
     )
-    keys = f"{SESSION_ID_KEYS}({tenant_id}, {session_id}) @> {SESSION_ID_KEYS}({tenant}, {text})"
+    term_keys = f"{SESSION_ID_TERM_KEYS}({tenant}, {text})"
+    keys = f"{SESSION_ID_KEYS}({tenant_id}, {session_id}) @> {term_keys}"
     return f"({keys} AND ({session_id}) COLLATE \"C\" ILIKE lower({pattern}) ESCAPE '\\')"
 
 

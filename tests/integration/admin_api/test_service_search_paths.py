@@ -420,6 +420,41 @@ async def test_every_piece_of_a_session_id_is_found_through_the_keys_in_its_tena
         assert term not in mine or ids[0] in found, term
 
 
+async def test_an_id_holding_a_terms_first_and_last_pieces_but_not_the_term_is_not_found(
+    store: Store,
+) -> None:
+    # a term is looked up by its first and last keys only (revision 1201): an id holding both
+    # apart is a candidate, which the recheck on the row must drop; one holding the term in
+    # another case is found, whatever the order
+    term = "abcDxyz"
+    pad = "Q" * 43
+    ids = {
+        "apart": ("abc" + "0" * 20 + "xyz" + pad)[:43],
+        "term": ("7-" + term.swapcase() + pad)[:43],
+        "first only": ("abcdxy" + pad)[:43],
+    }
+    await insert(
+        store.engine,
+        [
+            session_row(tenant_id=TENANT, session_id=i, user_name="Nobody Here")
+            for i in ids.values()
+        ],
+    )
+    statement = (
+        select(sessions.c.session_id)
+        .where(by_session_id(TENANT, literal(term), literal(like_pattern(term))))
+        .where(listed_condition(), active_condition(NOW))
+    )
+    async with store.engine.connect() as conn, store.search(conn, capped=True):
+        assert [str(i) for (i,) in await conn.execute(statement)] == [ids["term"]]
+    for sort in SORTS:
+        query = ListQuery(SessionFilter(q=term), sort, 50)
+        async with store.engine.connect() as conn:
+            found = await session_search.first_page_and_total(store, conn, query, TENANT, NOW)
+        assert [str(r["session_id"]) for r in found.page.rows] == [ids["term"]], sort
+        assert (found.total, found.exact) == (1, True), sort
+
+
 async def _select(store: Store, statement: Any) -> list[Any]:
     async with store.engine.connect() as conn:
         return list((await conn.execute(statement)).all())

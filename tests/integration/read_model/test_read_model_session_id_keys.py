@@ -67,3 +67,42 @@ async def test_the_revision_replaces_the_trigram_index_with_the_tenants_keys(db_
         assert not {KEYS_INDEX_NAME, ID_KEYS_INDEX_NAME} & back
     finally:
         await store.dispose()
+
+
+async def test_a_term_is_looked_up_by_its_first_and_last_keys_from_revision_1201(
+    db_url: str,
+) -> None:
+    # a term's keys are two of the keys `session_id_keys` gives it (revision 1201), so a term
+    # and an id are hashed alike: a key of its own would find nothing
+    store = open_store(db_url)
+    engine = store.engine
+    try:
+        await upgrade_schema(store, "1101_activity_keys")
+        if engine.dialect.name != "postgresql":
+            await upgrade_schema(store)
+            return
+        assert not await _term_keys_exist(engine)
+        await upgrade_schema(store)
+        assert await _term_keys_exist(engine)
+        terms = ["", "a", "ab", "abc", "ABCD", "aBcDe", "x-y_z9Q", "ÄbÇdÉ", "jennifer", "-_" * 20]
+        async with engine.connect() as conn:
+            for term in terms:
+                found = await conn.execute(
+                    text("SELECT session_id_keys('t1', :term), session_id_term_keys('t1', :term)"),
+                    {"term": term},
+                )
+                every, chosen = found.one()
+                assert sorted(chosen) == sorted({*every[:1], *every[-1:]}), term
+                assert len(every) == max(0, len(term) - 2), term
+        await downgrade_schema(engine, "1101_activity_keys")
+        assert not await _term_keys_exist(engine)
+    finally:
+        await store.dispose()
+
+
+async def _term_keys_exist(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT count(*) FROM pg_proc WHERE proname = 'session_id_term_keys'")
+        )
+        return bool(found.scalar_one())
