@@ -84,6 +84,15 @@ search's bounded path): no parallel workers. The planner takes a term's
 session id keys for 0.5% of the rows (they have no statistics: `listing_indexes`), 50,000 at
 ten million sessions, and planned a Gather of two workers for 1,214 matches: 13.7 ms, where
 the scan itself took 2.8 (three characters of an id at ten million sessions)."""
+_CAPPED_KEYED = {**_CAPPED, "plan_cache_mode": "force_generic_plan"}
+"""`_CAPPED` for statements that find their rows through one index whatever their values
+(`Store.search(keyed=True)`), planned once per connection: the session id keys of a term
+(`session_id_keys(...) @> session_id_term_keys($tenant, $term)`, computed at the scan's
+start instead of folded at planning; the pattern tests the rows found) and the directory's
+trigram lookup of a selective term (`user_name ILIKE $pattern`, which pg_trgm extracts at
+the scan's start). Planning the ids step for its values took 0.7-0.8 ms at ten million
+sessions (every listing index's predicate proved and costed), against 0.6-0.8 ms to execute
+it; the generic plan is the same bitmap of the keys index (`docs/admin-api.md`)."""
 _WALK = {
     "enable_indexscan": "on",
     "enable_bitmapscan": "off",
@@ -268,12 +277,15 @@ class PostgresStore(Store):
             yield reading
 
     @contextlib.asynccontextmanager
-    async def search(self, conn: AsyncConnection, *, capped: bool) -> AsyncIterator[None]:
+    async def search(
+        self, conn: AsyncConnection, *, capped: bool, keyed: bool = False
+    ) -> AsyncIterator[None]:
         """A read transaction (or a step of the caller's) that finds the matches through the
         search indexes, never by walking a sort index; `capped`, without parallel workers
-        (`_CAPPED`)."""
+        (`_CAPPED`); `keyed` too, its statements planned once per connection
+        (`_CAPPED_KEYED`)."""
         async with in_transaction(conn):
-            await _plan_as(conn, _CAPPED if capped else _SEARCH)
+            await _plan_as(conn, (_CAPPED_KEYED if keyed else _CAPPED) if capped else _SEARCH)
             yield
 
     @contextlib.asynccontextmanager

@@ -157,8 +157,11 @@ class SqliteStore(Store):
         return rows_counted(filter, tenant_id, now)
 
     @contextlib.asynccontextmanager
-    async def search(self, conn: AsyncConnection, *, capped: bool) -> AsyncIterator[None]:
-        """A plain read transaction (or a step of the caller's); `capped` changes nothing."""
+    async def search(
+        self, conn: AsyncConnection, *, capped: bool, keyed: bool = False
+    ) -> AsyncIterator[None]:
+        """A plain read transaction (or a step of the caller's); `capped` and `keyed` change
+        nothing."""
         async with in_transaction(conn):
             yield
 

@@ -298,11 +298,16 @@ class Store(ABC):
             yield conn
 
     @abstractmethod
-    def search(self, conn: AsyncConnection, *, capped: bool) -> AbstractAsyncContextManager[None]:
+    def search(
+        self, conn: AsyncConnection, *, capped: bool, keyed: bool = False
+    ) -> AbstractAsyncContextManager[None]:
         """A read transaction for one pass over a text search's matches (first page and
         total together); inside `one_read`, a step of its transaction. `capped`: every
         statement in it stops at a cap (a step of the bounded path), which the backend may
-        plan for (PostgreSQL: no parallel workers); an exact count is not capped."""
+        plan for (PostgreSQL: no parallel workers); an exact count is not capped. `keyed`
+        (with `capped`): its statements find their rows through one index whatever the
+        values (a term's keys, a selective pattern's trigrams), the values only testing the
+        rows found, so the backend may plan them once (PostgreSQL), as `walk`'s."""
 
     @contextlib.asynccontextmanager
     async def walk(self, conn: AsyncConnection, *, keyed: bool = False) -> AsyncIterator[None]:

@@ -784,7 +784,7 @@ async def _by_directory(
     ids: list[Any] | None = None  # the session id arm's rows
     # a term the trigram index cannot look up reads the tenant's lowered names in order
     # (index-only), as a walk reads, and the walk or merge that follows shares its switches
-    async with store.search(conn, capped=True) if selective else store.walk(conn):
+    async with store.search(conn, capped=True, keyed=True) if selective else store.walk(conn):
         found = await store.run(
             conn, _lookup_statement(selective), {"l_tenant": tenant_id, "l_pattern": pattern}
         )
@@ -832,7 +832,9 @@ async def _by_directory(
             capped = _ids_statement(rest, cap)
             values = {**filtered, "i_tenant": tenant_id, "i_now": now}
             values.update(i_text=q, i_pattern=pattern)
-            async with store.search(conn, capped=True):
+            # planned once, as the lookup, when `q` is the only condition: the term's keys
+            # find the rows whatever it is (another condition's range could want its index)
+            async with store.search(conn, capped=True, keyed=not rest):
                 ids = list((await store.run(conn, capped, values)).all())
     if listed is not None:
         return listed, seen, every
