@@ -875,7 +875,9 @@ async def _by_activity(
     newest, oldest = list(edges.one())
     if newest is None:  # no active session
         return SearchResult(as_page(query, []), 0, exact=True), 0
-    async with store.search(conn, capped=True):
+    # planned once when `q` is the only condition: the keys index finds the window's
+    # matches whatever the term and the window (both computed at the scan's start)
+    async with store.search(conn, capped=True, keyed=not rest):
         statement = _window_statement(query.sort, query.limit, rest, cap)
         values = {**filtered, "a_tenant": tenant_id, "a_now": now, "a_text": q}
         values["a_pattern"] = like_pattern(q)

@@ -395,6 +395,19 @@ async def test_planned_once_the_keyed_search_steps_still_read_their_index(seeded
             "sessions",
         ),
         (
+            session_search._window_statement("-last_activity_at", 3, rest, 40),
+            {
+                "a_tenant": TENANT,
+                "a_now": NOW,
+                "a_text": "abcd",
+                "a_pattern": like_pattern("abcd"),
+                "a_first": 0,
+                "a_last": 2,
+            },
+            KEYS_INDEX_NAME,
+            "sessions",
+        ),
+        (
             session_search._lookup_statement(True),
             {"l_tenant": TENANT, "l_pattern": like_pattern("smith")},
             "ix_listed_user_names_trgm",
@@ -429,7 +442,9 @@ async def test_planned_once_the_keyed_search_steps_still_read_their_index(seeded
             await transaction.rollback()
         plan = "\n".join(str(row[0]) for row in explained)
         assert f"Bitmap Index Scan on {index}" in plan, plan
-        assert "$2" in plan, plan  # planned once: a parameter in the condition, not a value
+        # planned once: the index's condition holds parameters, not the values
+        condition = next(line for line in plan.splitlines() if "Index Cond" in line)
+        assert re.search(r"\$\d+", condition) and "abcd" not in plan, plan
 
 
 def _literal(value: Any) -> str:
@@ -1257,10 +1272,11 @@ async def test_only_statements_binding_keys_alone_are_planned_once(
     generic = [keys for keys, mode in seen if mode == "force_generic_plan"]
     assert generic, "no statement was planned once"
     lookup, ids = {"l_tenant", "l_pattern"}, {"i_tenant", "i_now", "i_text", "i_pattern"}
+    window = {"a_tenant", "a_now", "a_text", "a_pattern", "a_first", "a_last"}
     for keys in generic:
         assert not any(k.startswith("f_") for k in keys), keys  # another condition's value
         if any(k.endswith(("_pattern", "_text")) for k in keys):
-            assert keys in (lookup, ids), keys
+            assert keys in (lookup, ids, window), keys
         else:
             assert "m_tenant" in keys or "e_tenant" in keys or "c_tenant" in keys, keys
     merges = [mode for keys, mode in seen if "m_tenant" in keys]
