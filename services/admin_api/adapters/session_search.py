@@ -137,6 +137,13 @@ KEYS_READ = 12
 index entry over what a read through the session id keys pays for a match. Measured at ten
 million sessions (a tenant of four million), three characters in 5,000 of its ids: read
 17-21 ms (3.5 µs a match), walked 29-38 ms (0.85 µs an entry): 51 * 0.85 / 3.5."""
+WINDOWED_IDS = 500
+"""The ids expected to hold three characters (`handles_holding`) past which, in the order of
+last activity and in no user name, they are read from the tenant's newest (oldest) buckets
+first (`_by_activity`) instead of whole: a heap page each, about 8 µs warm, against the
+window's read of the bucket's activity key (about 1.3 ms at ten million sessions) and a heap
+page per match in the window. `5V0` (digits: in about 1,250 ids of a tenant of four
+million) took 6-11 ms read whole."""
 ACTIVITY_WINDOWS = (1, 4, 16, 64)
 """The buckets of last activity (ten minutes each) `_by_activity` reads, newest first, in
 turn until one holds the page: up to about ten hours of the tenant's activity."""
@@ -251,9 +258,9 @@ async def _bounded(
             read_cap = keys_cap(store.search_cap, tenant)
             expected = handles_holding(q, tenant)
             crowded = expected > read_cap
-            # more matches than the cap: the newest of them are read first, in the default
-            # order (the keys index's activity column), if no name holds the term
-            windowed = query.field == "last_activity_at" and expected > store.search_cap
+            # more matches than `WINDOWED_IDS`: the newest of them are read first, in the
+            # default order (the keys index's activity column), if no name holds the term
+            windowed = query.field == "last_activity_at" and expected > WINDOWED_IDS
         named, seen, names = await _by_directory(
             store,
             conn,
