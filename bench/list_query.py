@@ -395,7 +395,8 @@ async def scenarios(client: httpx.AsyncClient, count: int, url: str) -> dict[str
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         rows = await conn.fetch(
-            "SELECT session_id FROM sessions TABLESAMPLE SYSTEM (1) "
+            # the same blocks every run (REPEATABLE): the same terms, so that runs compare
+            "SELECT session_id FROM sessions TABLESAMPLE SYSTEM (1) REPEATABLE (11) "
             "WHERE tenant_id = 'tenant-0' LIMIT 100"
         ) or await conn.fetch(  # a small table: 1 % of its pages may be none
             "SELECT session_id FROM sessions WHERE tenant_id = 'tenant-0' LIMIT 100"
