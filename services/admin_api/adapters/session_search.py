@@ -20,12 +20,12 @@ A search (`q`, `user_name`, `session_id`, `device`) is read one of two ways, as 
      cap first: past it, the same; within it, so common in the tenant that walking to the
      page reads fewer entries than the trigram step would read matches (`keys_cap`'s
      measure), one walk to the page, the count the total's lower bound.
-     Three characters of a session id expected in more of the tenant's ids than the cap
-     (millions of sessions), in no user name, in the order of last activity, are read from
-     the tenant's newest (oldest) buckets of last activity first (`_by_activity`: the keys
-     index's second column), a window at a time, until one holds the page: a heap page per
-     match in the window, not in the tenant; the total a lower bound unless the window
-     spans the tenant.
+     Three characters of a session id expected in more of the tenant's ids than
+     `WINDOWED_IDS` (millions of sessions), in no user name, in the order of last
+     activity, are read from the tenant's newest (oldest) buckets of last activity first
+     (`_by_activity`: the keys index's second column), a window at a time, until one holds
+     the page: a heap page per match in the window, not in the tenant; the total a lower
+     bound unless the window spans the tenant.
   1. *Walk*: the first `search_walk` rows of the tenant's sort order, read as an index-only
      scan of the sort index (which carries what the search compares), stop at the page's
      `limit + 1`-th match. A common term (a frequent name, one or two characters) fills the
