@@ -83,6 +83,11 @@ def _windowed(monkeypatch: pytest.MonkeyPatch, store: Store, cap: int) -> list[A
     monkeypatch.setattr(session_search, "handles_holding", lambda text, handles: 10.0**6)
     if store.search_walk is not None:  # PostgreSQL: the bounded path, a short window
         store.search_walk, store.search_cap = 4, cap
+    return _recorded(monkeypatch)
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What each `_by_activity` answers from now on (the step still runs)."""
     answers: list[Any] = []
     step = session_search._by_activity
 
@@ -290,15 +295,7 @@ async def test_a_piece_expected_in_more_than_windowed_ids_is_read_from_the_newes
     # million) cost a heap page each, 6-11 ms; past `WINDOWED_IDS` the windows answer first
     store = seeded
     monkeypatch.setattr(session_search, "handles_holding", lambda text, handles: float(expected))
-    answers: list[Any] = []
-    step = session_search._by_activity
-
-    async def recording(*args: Any, **kwargs: Any) -> Any:
-        answer = await step(*args, **kwargs)
-        answers.append(answer)
-        return answer
-
-    monkeypatch.setattr(session_search, "_by_activity", recording)
+    answers = _recorded(monkeypatch)
     query = ListQuery(SessionFilter(q=PIECE), "-last_activity_at", 3)
     found = await _search(store, query)
     assert [str(r["session_id"]) for r in found.page.rows] == (
