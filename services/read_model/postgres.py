@@ -88,11 +88,13 @@ _CAPPED_KEYED = {**_CAPPED, "plan_cache_mode": "force_generic_plan"}
 """`_CAPPED` for statements that find their rows through one index whatever their values
 (`Store.search(keyed=True)`), planned once per connection: the session id keys of a term
 (`session_id_keys(...) @> session_id_term_keys($tenant, $term)`, computed at the scan's
-start instead of folded at planning; the pattern tests the rows found) and the directory's
-trigram lookup of a selective term (`user_name ILIKE $pattern`, which pg_trgm extracts at
-the scan's start). Planning the ids step for its values took 0.7-0.8 ms at ten million
-sessions (every listing index's predicate proved and costed), against 0.6-0.8 ms to execute
-it; the generic plan is the same bitmap of the keys index (`docs/admin-api.md`)."""
+start instead of folded at planning; the pattern tests the rows found), with the buckets of
+a window of activity beside them (`session_activity_window($tenant, $first, $last)`, the
+same), and the directory's trigram lookup of a selective term (`user_name ILIKE $pattern`,
+which pg_trgm extracts at the scan's start). Planning the ids step for its values took
+0.7-0.8 ms at ten million sessions (every listing index's predicate proved and costed),
+against 0.6-0.8 ms to execute it; the generic plans are the same bitmaps
+(`docs/admin-api.md`)."""
 _WALK = {
     "enable_indexscan": "on",
     "enable_bitmapscan": "off",
