@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.adapters import session_search
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
@@ -362,20 +363,33 @@ async def test_the_session_id_arm_is_an_index_condition_of_the_session_id_keys_i
         compiled = statement.compile(
             dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}
         )
-        async with store.engine.connect() as conn, conn.begin():  # rolled back: DDL too
-            # every other index goes, and the table scan is priced out: the plan is the
-            # session id keys index, or a table scan if it cannot be
-            others = await conn.execute(
-                text(
-                    "SELECT indexname FROM pg_indexes WHERE tablename = 'sessions'"
-                    f" AND indexname NOT IN ('{KEYS_INDEX_NAME}', 'sessions_pkey')"
-                )
-            )
-            for (name,) in others.all():
-                await conn.execute(text(f"DROP INDEX {name}"))
-            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        async with _only_index(store, "sessions", KEYS_INDEX_NAME) as conn:
             plan = "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN {compiled}")))
         assert f"Bitmap Index Scan on {KEYS_INDEX_NAME}" in plan, plan
+
+
+@asynccontextmanager
+async def _only_index(store: Store, table: str, index: str) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction, rolled back afterwards, where `table` has no index but
+    `index` (its primary key's constraint dropped too) and the table scan is priced out: a
+    plan is the index, or a table scan if it cannot be."""
+    async with store.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            others = await conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = :t AND indexname != :i"),
+                {"t": table, "i": index},
+            )
+            for (name,) in others.all():
+                if name.endswith("_pkey"):
+                    drop = f'ALTER TABLE {table} DROP CONSTRAINT "{name}" CASCADE'
+                else:
+                    drop = f'DROP INDEX "{name}"'
+                await conn.execute(text(drop))
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            yield conn
+        finally:
+            await transaction.rollback()
 
 
 async def test_planned_once_the_keyed_search_steps_still_read_their_index(seeded: Store) -> None:
@@ -417,29 +431,16 @@ async def test_planned_once_the_keyed_search_steps_still_read_their_index(seeded
     for statement, values, index, table in cases:
         driver = DriverSQL.of(statement, store.engine.dialect)
         assert driver is not None
-        async with store.engine.connect() as conn:
-            transaction = await conn.begin()
-            # every other index of the table goes (rolled back), the table scan is priced
-            # out: the plan is the index, or a table scan if it cannot be
-            others = await conn.execute(
-                text("SELECT indexname FROM pg_indexes WHERE tablename = :t AND indexname != :i"),
-                {"t": table, "i": index},
-            )
-            for (name,) in others.all():
-                if name.endswith("_pkey"):
-                    drop = f'ALTER TABLE {table} DROP CONSTRAINT "{name}" CASCADE'
-                else:
-                    drop = f'DROP INDEX "{name}"'
-                await conn.execute(text(drop))
-            async with store.search(conn, capped=True, keyed=True):
-                raw: Any = (await conn.get_raw_connection()).driver_connection
-                await raw.execute("SET LOCAL enable_seqscan = off")
-                await raw.execute(f"PREPARE keyed_step AS {driver.sql}")
-                # EXECUTE takes no bound parameters: the values as literals of the test's own
-                given = ", ".join(_literal(v) for v in driver.arguments(values))
-                explained = await raw.fetch(f"EXPLAIN EXECUTE keyed_step({given})")
-                await raw.execute("DEALLOCATE keyed_step")  # outlives the transaction
-            await transaction.rollback()
+        async with (
+            _only_index(store, table, index) as conn,
+            store.search(conn, capped=True, keyed=True),
+        ):
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            await raw.execute(f"PREPARE keyed_step AS {driver.sql}")
+            # EXECUTE takes no bound parameters: the values as literals of the test's own
+            given = ", ".join(_literal(v) for v in driver.arguments(values))
+            explained = await raw.fetch(f"EXPLAIN EXECUTE keyed_step({given})")
+            await raw.execute("DEALLOCATE keyed_step")  # outlives the transaction
         plan = "\n".join(str(row[0]) for row in explained)
         assert f"Bitmap Index Scan on {index}" in plan, plan
         # planned once: the index's condition holds parameters, not the values
