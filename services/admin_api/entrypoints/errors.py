@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.domain.errors import InvalidParameter, NotFound, SearchBudgetSpent
 from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
+from read_model.revisions import SchemaStanding, standing_of
 from session_contracts.escaping import escape_reason
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,53 @@ TIME_LIMIT = "time_limit"
 says to narrow the search, not to wait for a service that is up."""
 
 
+UNDEFINED_OBJECT = frozenset({"42883", "42P01", "42703"})
+"""PostgreSQL's SQLSTATEs for a function, a table or a column that does not exist."""
+SCHEMA_BEHIND = "schema_behind"
+"""`reason` of a 503 for a statement that called what a revision the database lacks creates:
+the schema is older than this release (the admin API was upgraded before the registry)."""
+
+
+async def _schema_behind(request: Request) -> SchemaStanding | None:
+    """The database's standing when it is behind this release; None when it is not, or when
+    it cannot be read (the error is then the server's own)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return None
+    try:
+        async with runtime.engine.connect() as conn:
+            standing = await standing_of(conn)
+    except Exception:  # unreadable: the statement's own error is the one to answer
+        return None
+    return standing if standing.state == "behind" else None
+
+
 async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
     """A statement that met a connection the server had ended (asyncpg raises it as an
     InternalError): the database is unavailable for this request; one the database stopped
-    at its time limit, a 503 saying so; any other DBAPI error is the server's own fault, a
-    500."""
+    at its time limit, a 503 saying so; one that called a function, table or column a schema
+    behind this release lacks, a 503 saying so; any other DBAPI error is the server's own
+    fault, a 500."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return await _database_unavailable(request, exc)
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in UNDEFINED_OBJECT and (standing := await _schema_behind(request)):
+        log.error(
+            "schema %s: %s failed on %s",
+            standing.describe(),
+            escape_reason(request.url.path),
+            escape_reason(str(exc).splitlines()[0]),
+        )
+        return JSONResponse(
+            {
+                "detail": "the session database's schema is older than this release of the "
+                "admin API; nothing was changed: retry once it is migrated "
+                "(`session-registry migrate`)",
+                "reason": SCHEMA_BEHIND,
+            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "30"},
+        )
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
         log.warning("a statement timed out for %s", escape_reason(request.url.path))
         return JSONResponse(
@@ -133,11 +174,12 @@ class ErrorBody(BaseModel):
     """Every refusal but a 422: what went wrong, in words."""
 
     detail: str = Field(examples=["missing bearer token"])
-    reason: Literal["time_limit"] | None = Field(
+    reason: Literal["time_limit", "schema_behind"] | None = Field(
         default=None,
         description="On a 503: `time_limit` when the database stopped the request at its "
-        "time limit (a search or filter too broad for it: narrow it); absent when a "
-        "dependency is unavailable.",
+        "time limit (a search or filter too broad for it: narrow it); `schema_behind` when "
+        "the database is not yet migrated to this release (retry after the upgrade); absent "
+        "when a dependency is unavailable.",
     )
 
 
@@ -170,7 +212,8 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "The database (or, for changes, Kafka) is unavailable, or the "
         "database stopped the request at its time limit (`reason`: `time_limit`: narrow the "
-        "search or filter); nothing was changed, retry.",
+        "search or filter), or its schema is not yet migrated to this release (`reason`: "
+        "`schema_behind`); nothing was changed, retry.",
         "headers": {"Retry-After": _header("Seconds to wait before retrying.")},
     },
 }

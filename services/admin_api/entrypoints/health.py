@@ -6,11 +6,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from admin_api.entrypoints.dependencies import RuntimeDep
 from admin_api.entrypoints.errors import ANY_REQUEST
 from admin_api.metrics import exposition
+from read_model.revisions import standing_of
 
 router = APIRouter(tags=["operations"], responses=ANY_REQUEST)
 
@@ -26,11 +26,14 @@ class Readiness(BaseModel):
 
     `ready`: reads and writes. `degraded`: reads only, writes (terminations) answer 503
     until Kafka is back; still 200, so a load balancer keeps sending the reads. `not ready`
-    (503): the database does not answer, so nothing can be served.
+    (503): the database does not answer, or its schema is behind this release (its searches
+    call what the newer revisions create), so nothing can be served.
     """
 
     status: Literal["ready", "degraded", "not ready"]
-    checks: dict[str, str] = Field(examples=[{"database": "ok", "kafka": "connecting"}])
+    checks: dict[str, str] = Field(
+        examples=[{"database": "ok", "schema": "ok", "kafka": "connecting"}]
+    )
 
 
 @router.get(
@@ -39,16 +42,20 @@ class Readiness(BaseModel):
     responses={503: {"model": Readiness, "description": "Not ready: see `checks`."}},
 )
 async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
-    """200 while the read model answers (`degraded` without Kafka: writes refused); else 503."""
+    """200 while the read model answers at this release's schema (`degraded` without Kafka:
+    writes refused); else 503."""
     checks: dict[str, str] = {}
+    behind = False
     try:
         async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            standing = await standing_of(conn)
         checks["database"] = "ok"
+        checks["schema"] = standing.describe()
+        behind = standing.state == "behind"
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["kafka"] = "ok" if runtime.bus.ready else "connecting"
-    if checks["database"] != "ok":
+    if checks["database"] != "ok" or behind:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(status="not ready", checks=checks)
     return Readiness(status="ready" if checks["kafka"] == "ok" else "degraded", checks=checks)

@@ -266,6 +266,22 @@ async def test_a_search_the_database_stopped_at_its_time_limit_says_to_narrow_it
     await _tried_again(page)
 
 
+async def test_a_search_on_a_database_not_yet_migrated_says_the_service_is_being_upgraded(
+    stack: Stack, page: Page
+) -> None:
+    body = {  # what the admin API answers a search its schema is behind for (errors.py)
+        "detail": "the session database's schema is older than this release of the admin "
+        "API; nothing was changed: retry once it is migrated (`session-registry migrate`)",
+        "reason": "schema_behind",
+    }
+    answer = {"status": 503, "json": body, "headers": {"Retry-After": "30"}}
+    status = await _search_refused(stack, page, "Upgrade Person", answer)
+    await expect(status).to_contain_text("being upgraded")
+    await expect(status).to_contain_text("tell your platform team if it persists")
+    await expect(status).not_to_contain_text("busy or restarting")
+    await _tried_again(page)
+
+
 async def test_a_search_refused_for_the_tenants_budget_says_so_and_can_be_tried_again(
     stack: Stack, page: Page
 ) -> None:

@@ -282,6 +282,7 @@ async def test_health_readiness_and_metrics(
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "database": "ok",
+        "schema": "ok",
         "kafka": "ok",
     }
     bus.ready = False

@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from migrated import MigratedCopies
 from private_services import free_port
 
 REQUESTS = 200
@@ -41,10 +42,17 @@ def _healthz_count(families: Iterable[Metric]) -> float:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+async def database(tmp_path: Path, migrated: MigratedCopies) -> str:
+    """A SQLite read model at this release's schema (/readyz is 503 on one behind it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
+    await migrated.migrate(url)
+    return url
+
+
+@pytest.fixture
+def workers(tmp_path: Path, database: str) -> Iterator[tuple[str, Path]]:
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    database = f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"  # /readyz: SELECT 1 only
     port = free_port()
     env = {
         **os.environ,
@@ -53,8 +61,7 @@ def workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "SESSIONS_ENVIRONMENT": "development",
         "SESSIONS_JWT_SECRET": "w" * 40,
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",  # nothing listens: reads only (degraded)
-        # an unmigrated database has no `search_budgets`: each worker keeps its own budgets
-        # instead of failing a sync a second and saying so in the log
+        # each worker keeps its own search budgets: nothing here is about sharing them
         "SESSIONS_SEARCH_BUDGET_SYNC_SECONDS": "0",
     }
     log = (tmp_path / "uvicorn.log").open("wb")

@@ -28,7 +28,7 @@ async def test_reads_work_writes_are_503_and_readyz_says_why(
         assert ready.status_code == 200  # reads are served: a load balancer keeps it in
         assert ready.json() == {
             "status": "degraded",
-            "checks": {"database": "ok", "kafka": "connecting"},
+            "checks": {"database": "ok", "schema": "ok", "kafka": "connecting"},
         }
         refused = await c.post(
             "/api/v1/sessions/terminations", json={"session_ids": [KEPT]}, headers=headers

@@ -80,7 +80,7 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {string | null} field the request field a 422 names
-   * @param {string | null} reason a 503's `reason` (`time_limit`: the database stopped the request)
+   * @param {string | null} reason a 503's `reason` (`time_limit`: the database stopped the request; `schema_behind`: not yet migrated to this release)
    */
   constructor(status, message, field = null, reason = null) {
     super(message);

@@ -25,6 +25,9 @@ export function describeError(error) {
   if (error.status === 503 && error.reason === "time_limit") {
     return "This search took longer than the session database allows. Nothing was changed; narrow it: more characters, or a filter beside it.";
   }
+  if (error.status === 503 && error.reason === "schema_behind") {
+    return "The session service is being upgraded and its database is not ready for this version yet. Nothing was changed; try again in a few minutes, and tell your platform team if it persists.";
+  }
   if (error.status === 503) return "The session service is busy or restarting. Nothing was changed; try again in a minute.";
   return `The session service had a problem (error ${error.status}). Nothing was changed; try again in a minute, and tell your platform team if it persists.`;
 }

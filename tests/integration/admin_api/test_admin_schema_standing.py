@@ -1,0 +1,132 @@
+"""The admin API against a schema of another release: `/readyz` says when the database is
+behind this release (not ready, naming both revisions and what to run), and a search that calls
+what a missing revision creates answers 503 `schema_behind`, not a bare 500.
+
+An admin API upgraded before its registry has migrated (operations.md, "Upgrade order") must
+not be sent traffic it cannot serve; one on a newer schema (the registry upgraded first, the
+supported order) stays ready.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from admin_api_support import NOW, RecordingBus, insert, make_settings, session_row
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from admin_api.app import create_app
+from asgi_served import served
+from read_model.database import make_engine, upgrade_schema
+from read_model.revisions import release_revisions
+from schema_steps import downgrade_schema
+
+BEFORE_TERM_KEYS = "1101_activity_keys"
+"""The revision before 1201, which creates `session_id_term_keys` (PostgreSQL's id search)."""
+
+
+async def _ready(client: httpx.AsyncClient) -> tuple[int, dict[str, object]]:
+    answer = await client.get("/readyz")
+    return answer.status_code, answer.json()
+
+
+async def test_readyz_is_503_while_the_schema_is_behind_and_ready_once_migrated(
+    engine: AsyncEngine, db_url: str, client: httpx.AsyncClient
+) -> None:
+    head, _ = release_revisions()
+    assert head != BEFORE_TERM_KEYS
+    code, body = await _ready(client)
+    assert (code, body) == (
+        200,
+        {"status": "ready", "checks": {"database": "ok", "schema": "ok", "kafka": "ok"}},
+    )
+
+    await downgrade_schema(engine, BEFORE_TERM_KEYS)
+    code, body = await _ready(client)
+    assert code == 503 and body["status"] == "not ready"
+    checks = body["checks"]
+    assert isinstance(checks, dict) and checks["database"] == "ok"
+    assert checks["schema"] == (
+        f"behind: the database is at revision {BEFORE_TERM_KEYS}, this release needs {head}; "
+        "run `session-registry migrate` (or start this release's registry, which migrates)"
+    )
+
+    await upgrade_schema(db_url)
+    assert await _ready(client) == (
+        200,
+        {"status": "ready", "checks": {"database": "ok", "schema": "ok", "kafka": "ok"}},
+    )
+
+
+async def test_an_unmigrated_database_is_not_ready(db_url: str) -> None:
+    engine = make_engine(db_url)  # a new, empty database: no revision at all
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))  # it answers
+        app = create_app(make_settings(db_url), bus=RecordingBus(), clock=lambda: NOW)
+        async with served(app) as client:
+            code, body = await _ready(client)
+    finally:
+        await engine.dispose()
+    assert code == 503 and body["status"] == "not ready"
+    checks = body["checks"]
+    assert isinstance(checks, dict) and checks["database"] == "ok"
+    assert str(checks["schema"]).startswith("behind: the database is not migrated, ")
+
+
+async def test_a_newer_schema_than_this_release_is_ready(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    head, known = release_revisions()
+    newer = "9901_from_a_newer_release"
+    assert newer not in known
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": newer})
+    code, body = await _ready(client)
+    assert code == 200 and body["status"] == "ready"
+    checks = body["checks"]
+    assert isinstance(checks, dict)
+    assert checks["schema"] == (
+        f"ok: the database is at revision {newer}, newer than this release's {head}"
+    )
+
+
+async def test_a_search_on_a_schema_behind_answers_503_schema_behind(
+    engine: AsyncEngine, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    row = session_row()
+    await insert(engine, [row])
+    fragment = row["session_id"][4:12]  # a piece of an id: the ids' keys on PostgreSQL
+    found = await client.get("/api/v1/sessions", params={"q": fragment}, headers=auth)
+    assert [i["session_id"] for i in found.json()["items"]] == [row["session_id"]]
+
+    await downgrade_schema(engine, BEFORE_TERM_KEYS)
+    answer = await client.get("/api/v1/sessions", params={"q": fragment}, headers=auth)
+    if engine.dialect.name != "postgresql":
+        # SQLite's search calls nothing a revision creates: it still answers, while /readyz
+        # says the schema is behind (the previous test)
+        assert [i["session_id"] for i in answer.json()["items"]] == [row["session_id"]]
+        return
+    assert answer.status_code == 503, answer.text
+    assert answer.json() == {
+        "detail": "the session database's schema is older than this release of the admin "
+        "API; nothing was changed: retry once it is migrated (`session-registry migrate`)",
+        "reason": "schema_behind",
+    }
+    assert answer.headers["Retry-After"] == "30"
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # SQLite's calls none
+async def test_a_missing_function_on_a_current_schema_is_still_the_servers_fault(
+    engine: AsyncEngine, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # the same error with the schema at this release's head is not `schema_behind`: the
+    # server's own fault, raised (a 500), as any other database error of a statement
+    row = session_row()
+    await insert(engine, [row])
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP FUNCTION session_id_term_keys(text, text)"))
+    fragment = row["session_id"][4:12]
+    with pytest.raises(ProgrammingError, match="function session_id_term_keys"):
+        await client.get("/api/v1/sessions", params={"q": fragment}, headers=auth)
