@@ -7,12 +7,20 @@ through the store it returns. Alembic's files live inside this package (`read_mo
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.online_indexes import build_online_indexes
 from read_model.postgres import PostgresStore
-from read_model.revisions import alembic_config, current_revision
+from read_model.revisions import (
+    SchemaStanding,
+    alembic_config,
+    current_revision,
+    release_revisions,
+    standing_of,
+)
 from read_model.sqlite import SqliteStore
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
@@ -65,6 +73,20 @@ async def schema_of(url: str) -> str | None:
         if not await store.exists():
             return None
         return await current_revision(store.engine)
+    finally:
+        await store.dispose()
+
+
+async def standing_at(url: str) -> SchemaStanding:
+    """Where the database at `url` stands against this release's head (an empty or missing
+    database: behind, not migrated)."""
+    store = open_store(url)
+    try:
+        if not await store.exists():
+            head, known = await asyncio.to_thread(release_revisions)
+            return SchemaStanding(None, head, known)
+        async with store.engine.connect() as conn:
+            return await standing_of(conn)
     finally:
         await store.dispose()
 

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from read_model.database import schema_of, upgrade_schema
+from read_model.database import schema_of, standing_at, upgrade_schema
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
@@ -77,7 +77,8 @@ def migrate(
 
 @app.command()
 def status() -> None:
-    """Per partition: the stored position, the end offset and the lag; then the terminations
+    """Where the database's schema stands against this release (behind: `migrate`); per
+    partition: the stored position, the end offset and the lag; then the terminations
     by a text filter taken and not applied yet; then the tenants whose searches are spending
     their shared budget (refused with 429 while they owe time)."""
     settings = RegistrySettings()
@@ -91,6 +92,11 @@ def status() -> None:
         )
     )
     typer.echo(f"consumer {settings.consumer_group} on {redact_url(settings.database_url)}")
+    standing = asyncio.run(standing_at(settings.database_url))
+    if standing.state == "current":
+        typer.echo(f"schema ok: at this release's head, {standing.head}")
+    else:
+        typer.echo(f"schema {standing.describe()}")
     typer.echo(f"{'topic':<40} {'part':>4} {'stored':>12} {'end':>12} {'lag':>10}")
     for row in rows:
         stored = "-" if row.stored is None else str(row.stored)

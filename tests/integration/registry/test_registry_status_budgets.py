@@ -12,7 +12,9 @@ from registry_helpers import registry_cli
 from admin_api.service_layer.shared_budgets import BudgetSync
 from admin_api.service_layer.tenant_slots import SearchBudget
 from migrated import MigratedCopies
-from read_model.database import open_store
+from read_model.database import make_engine, open_store
+from read_model.revisions import release_revisions
+from schema_steps import downgrade_schema
 from session_contracts.topics import Topics
 from session_registry.service_layer.status import budgets_in_use
 
@@ -52,8 +54,26 @@ async def test_status_names_the_tenants_spending_their_search_budgets(
         "SESSIONS_DATABASE_URL": db_url,
     }
     printed = (await registry_cli(env, "status")).stdout.splitlines()
+    head, _ = release_revisions()
+    assert f"schema ok: at this release's head, {head}" in printed
     assert "search budgets in use: 3" in printed
     acme, acme_terminations, globex = printed[printed.index("search budgets in use: 3") + 1 :]
     assert acme.startswith("  acme searches -") and "refused for" in acme, acme
     assert acme_terminations.startswith("  acme filter_terminations 4.")
     assert globex.startswith("  globex searches 5.") and globex.endswith("searches served")
+
+    # a database behind this release (the admin API's /readyz says not ready): status says
+    # which revision it is at and what to run
+    engine = make_engine(db_url)
+    try:
+        await downgrade_schema(engine, "1101_activity_keys")
+    finally:
+        await engine.dispose()
+    printed = (await registry_cli(env, "status")).stdout.splitlines()
+    assert (
+        "schema behind: the database is at revision 1101_activity_keys, this release needs "
+        f"{head}; run `session-registry migrate` (or start this release's registry, which "
+        "migrates)"
+    ) in printed
+    # the rest is read as before (how many budgets are still in use depends on the time)
+    assert any(line.startswith("search budgets in use: ") for line in printed)
