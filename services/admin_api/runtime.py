@@ -41,6 +41,8 @@ class Runtime:
     searches: TenantSlots = field(init=False)
     """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
     for how long a minute (`search_seconds_per_minute`, shared by the processes)."""
+    schema_standing: str | None = field(default=None, init=False)
+    """The database schema's standing `/readyz` last logged (`SchemaStanding.describe`)."""
     filter_terminations: SearchBudget = field(init=False)
     """How long a minute one tenant's terminations by a text filter may count their matches
     (`filter_termination_seconds_per_minute`): the registry resolves each such filter again,

@@ -95,20 +95,26 @@ class SchemaStanding:
             return "behind"
         return "newer"
 
-    def describe(self) -> str:
-        """The standing in words, with what to do when it is behind."""
+    def describe(self, *, named: bool = True) -> str:
+        """The standing in words, with what to do when it is behind; `named=False` leaves
+        the revisions out (for an answer anyone who reaches the port can read: they date the
+        release)."""
         if self.state == "current":
             return "ok"
         if self.state == "newer":
+            if not named:
+                return "ok: newer than this release (a later release migrated it)"
             return (
                 f"ok: the database is at revision {self.database}, newer than this "
                 f"release's {self.head}"
             )
-        at = "not migrated" if self.database is None else f"at revision {self.database}"
-        return (
-            f"behind: the database is {at}, this release needs {self.head}; run "
-            "`session-registry migrate` (or start this release's registry, which migrates)"
+        migrate = (
+            "run `session-registry migrate` (or start this release's registry, which migrates)"
         )
+        if not named:
+            return f"behind this release: {migrate}; `session-registry status` names the revisions"
+        at = "not migrated" if self.database is None else f"at revision {self.database}"
+        return f"behind: the database is {at}, this release needs {self.head}; {migrate}"
 
 
 async def standing_of(connection: AsyncConnection) -> SchemaStanding:
