@@ -117,6 +117,15 @@ class SchemaStanding:
         return f"behind: the database is {at}, this release needs {self.head}; {migrate}"
 
 
+class SchemaBehind(RuntimeError):
+    """The database's schema is older than this release's, and this process may not migrate
+    it: what it writes or reads may be missing there."""
+
+    def __init__(self, standing: SchemaStanding, remedy: str) -> None:
+        super().__init__(f"schema {standing.describe()}; {remedy}")
+        self.standing = standing
+
+
 async def standing_of(connection: AsyncConnection) -> SchemaStanding:
     """Where the database of `connection` stands against this release's head."""
     head, known = await asyncio.to_thread(release_revisions)  # off the event loop

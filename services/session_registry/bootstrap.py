@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 
 from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_in_background
+from read_model.revisions import SchemaBehind, standing_of
 from read_model.store import Store
 from session_contracts.escaping import escape_reason
 from session_contracts.kafka_admin import ensure_topics
@@ -155,6 +156,8 @@ class Registry:
         if self.settings.migrate_on_start:
             # the indexes built concurrently follow in the background: ingest goes on meanwhile
             await upgrade_schema(self.store, online_indexes=False)
+        else:
+            await self._check_schema()
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
         # fails, not hangs, on a broker still starting or gone after the bootstrap
@@ -219,6 +222,18 @@ class Registry:
                 )
             self._started = False
         await self.store.dispose()
+
+    async def _check_schema(self) -> None:
+        """Refuse to start on a schema behind this release (`SchemaBehind`): what a newer
+        release folds may need what the revisions create, and each batch would fail there,
+        again and again. A newer schema (a later release migrated it first) is this release's
+        to run on."""
+        async with self.store.engine.connect() as conn:
+            standing = await standing_of(conn)
+        if standing.state == "behind":
+            raise SchemaBehind(standing, "or set SESSIONS_MIGRATE_ON_START=true")
+        if standing.state == "newer":
+            log.info("schema %s", standing.describe())
 
     async def run_forever(self) -> None:
         """Start, run until SIGINT/SIGTERM or a task fails, then stop."""

@@ -17,6 +17,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from read_model.database import schema_of, standing_at, upgrade_schema
+from read_model.revisions import SchemaBehind
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
@@ -55,7 +56,11 @@ def run(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> No
     _logging(verbose)
     tune_gc()
     configure_tracing("session-registry")  # SESSIONS_OTLP_ENDPOINT; unset: off
-    asyncio.run(_run(RegistrySettings()))
+    try:
+        asyncio.run(_run(RegistrySettings()))
+    except SchemaBehind as exc:  # the operator's to fix: the problem named, no traceback
+        typer.echo(f"session-registry: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 async def _run(settings: RegistrySettings) -> None:
