@@ -250,35 +250,33 @@ async def _tried_again(page: Page) -> None:
     await expect(rows(page)).to_have_count(1)
 
 
-async def test_a_search_the_database_stopped_at_its_time_limit_says_to_narrow_it(
-    stack: Stack, page: Page
-) -> None:
-    body = {  # what the admin API answers a search the database stopped (errors.py)
-        "detail": "the database stopped this request at its time limit (15s; an exact count "
-        "60s): narrow the search or filter, or retry later",
-        "reason": "time_limit",
-    }
-    answer = {"status": 503, "json": body, "headers": {"Retry-After": "5"}}
-    status = await _search_refused(stack, page, "Broad Person", answer)
-    await expect(status).to_contain_text("took longer than the session database allows")
-    await expect(status).to_contain_text("narrow it")
-    await expect(status).not_to_contain_text("busy or restarting")
-    await _tried_again(page)
+REFUSED_503 = {  # what the admin API answers a search it refuses with a 503 (errors.py)
+    "time_limit": (
+        "the database stopped this request at its time limit (15s; an exact count 60s): "
+        "narrow the search or filter, or retry later",
+        "5",
+        ("took longer than the session database allows", "narrow it"),
+    ),
+    "schema_behind": (  # the admin API upgraded before its database was migrated
+        "the session database's schema is older than this release of the admin API; nothing "
+        "was changed: retry once it is migrated (`session-registry migrate`)",
+        "30",
+        ("being upgraded", "tell your platform team if it persists"),
+    ),
+}
 
 
-async def test_a_search_on_a_database_not_yet_migrated_says_the_service_is_being_upgraded(
-    stack: Stack, page: Page
+@pytest.mark.parametrize("reason", sorted(REFUSED_503))
+async def test_a_search_refused_with_a_503_reason_says_what_to_do_and_can_be_tried_again(
+    stack: Stack, page: Page, reason: str
 ) -> None:
-    body = {  # what the admin API answers a search its schema is behind for (errors.py)
-        "detail": "the session database's schema is older than this release of the admin "
-        "API; nothing was changed: retry once it is migrated (`session-registry migrate`)",
-        "reason": "schema_behind",
-    }
-    answer = {"status": 503, "json": body, "headers": {"Retry-After": "30"}}
-    status = await _search_refused(stack, page, "Upgrade Person", answer)
-    await expect(status).to_contain_text("being upgraded")
-    await expect(status).to_contain_text("tell your platform team if it persists")
-    await expect(status).not_to_contain_text("busy or restarting")
+    detail, retry_after, said = REFUSED_503[reason]
+    body = {"detail": detail, "reason": reason}
+    answer = {"status": 503, "json": body, "headers": {"Retry-After": retry_after}}
+    status = await _search_refused(stack, page, "Refused Person", answer)
+    for words in said:
+        await expect(status).to_contain_text(words)
+    await expect(status).not_to_contain_text("busy or restarting")  # the reason's own words
     await _tried_again(page)
 
 
