@@ -17,6 +17,7 @@ from admin_api.entrypoints.errors import install_error_handlers
 from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics, app_registry
 from admin_api.runtime import Clock, Runtime, system_clock
+from admin_api.service_layer.schema_watch import SchemaWatch, schema_gauge
 from admin_api.service_layer.shared_budgets import BudgetSync, sync_counter
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
@@ -67,7 +68,13 @@ def create_app(
             verifier=TokenVerifier(settings),
             clock=clock,
             metrics=registry,
+            schema=SchemaWatch(store.engine, behind),
         )
+        watching = None
+        if settings.schema_check_seconds:
+            watching = asyncio.create_task(
+                runtime.schema.run(settings.schema_check_seconds), name="read the schema's standing"
+            )
         sharing = None
         if settings.search_budget_sync_seconds:
             sync = BudgetSync(store, runtime.budgets, syncs=syncs)
@@ -79,15 +86,17 @@ def create_app(
         try:
             yield
         finally:
-            if sharing is not None:
-                sharing.cancel()
-                await asyncio.wait({sharing})  # ended; a cancellation of ours still raises
+            for task in (sharing, watching):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.wait({task})  # ended; a cancellation of ours still raises
             if kafka is not None:
                 await kafka.stop()
             await store.dispose()
 
     registry = app_registry()
     syncs = sync_counter(registry)
+    behind = schema_gauge(registry)
     development = settings.environment == "development"
     app = FastAPI(
         title="Session Control admin API",

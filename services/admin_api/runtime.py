@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_api.adapters.bus import CommandBus
 from admin_api.auth import TokenVerifier
 from admin_api.domain.cursors import CursorCodec
+from admin_api.service_layer.schema_watch import SchemaWatch
 from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
 from admin_api.settings import MIN_SECRET_LENGTH, AdminApiSettings
 from read_model.store import Store
@@ -28,7 +29,8 @@ def system_clock() -> datetime:
 
 @dataclass
 class Runtime:
-    """The read model's store, the Kafka bus, the token verifier, the clock and the metrics."""
+    """The read model's store, the Kafka bus, the token verifier, the clock, the metrics and
+    the schema's standing."""
 
     settings: AdminApiSettings
     store: Store
@@ -36,13 +38,13 @@ class Runtime:
     verifier: TokenVerifier
     clock: Clock
     metrics: CollectorRegistry
+    schema: SchemaWatch
+    """The database schema's standing against this release (`/readyz`, the log, a gauge)."""
     cursors: CursorCodec = field(init=False)
     """Signs and checks the lists' page cursors (`cursor_keys`)."""
     searches: TenantSlots = field(init=False)
     """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
     for how long a minute (`search_seconds_per_minute`, shared by the processes)."""
-    schema_standing: str | None = field(default=None, init=False)
-    """The database schema's standing `/readyz` last logged (`SchemaStanding.describe`)."""
     filter_terminations: SearchBudget = field(init=False)
     """How long a minute one tenant's terminations by a text filter may count their matches
     (`filter_termination_seconds_per_minute`): the registry resolves each such filter again,

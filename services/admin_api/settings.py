@@ -71,6 +71,15 @@ class AdminApiSettings(KafkaSettings):
         "overdraw by what N processes read in that time. 0: each process keeps its own "
         "budgets (N processes give a tenant N budgets).",
     )
+    schema_check_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="How often a process reads the database's schema revision besides each "
+        "/readyz (and once at start): behind this release, it logs a warning naming both "
+        "revisions and sets admin_api_schema_behind to 1. 0: only /readyz reads it.",
+    )
     environment: Literal["development", "production"] = Field(
         default="production",
         description="Production unless told otherwise. Development (only the main job sets it) "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
@@ -11,10 +10,6 @@ from pydantic import BaseModel, Field
 from admin_api.entrypoints.dependencies import RuntimeDep
 from admin_api.entrypoints.errors import ANY_REQUEST
 from admin_api.metrics import exposition
-from admin_api.runtime import Runtime
-from read_model.revisions import SchemaStanding, standing_of
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"], responses=ANY_REQUEST)
 
@@ -51,13 +46,11 @@ async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
     checks: dict[str, str] = {}
     behind = False
     try:
-        async with runtime.engine.connect() as conn:
-            standing = await standing_of(conn)
+        standing = await runtime.schema.read()  # logged with its revisions when it changes
         checks["database"] = "ok"
-        # without the revisions: anyone who reaches the port reads this; the log names them
+        # without the revisions: anyone who reaches the port reads this
         checks["schema"] = standing.describe(named=False)
         behind = standing.state == "behind"
-        _log_when_changed(runtime, standing)
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["kafka"] = "ok" if runtime.bus.ready else "connecting"
@@ -65,16 +58,6 @@ async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(status="not ready", checks=checks)
     return Readiness(status="ready" if checks["kafka"] == "ok" else "degraded", checks=checks)
-
-
-def _log_when_changed(runtime: Runtime, standing: SchemaStanding) -> None:
-    """The standing with its revisions in the log, once each time it changes (readiness is
-    polled every few seconds)."""
-    said = standing.describe()
-    if said != runtime.schema_standing:
-        runtime.schema_standing = said
-        level = logging.WARNING if standing.state == "behind" else logging.INFO
-        log.log(level, "schema %s", said)
 
 
 @router.get("/metrics", response_class=Response)

@@ -9,23 +9,33 @@ supported order) stays ready.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 import pytest
 from admin_api_support import NOW, RecordingBus, insert, make_settings, session_row
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_api.app import create_app
+from admin_api.settings import AdminApiSettings
 from asgi_served import served
 from read_model.database import make_engine, upgrade_schema
 from read_model.revisions import release_revisions
 from schema_steps import downgrade_schema
 
 BEFORE_TERM_KEYS = "1101_activity_keys"
+WATCH_LOG = "admin_api.service_layer.schema_watch"
 """The revision before 1201, which creates `session_id_term_keys` (PostgreSQL's id search)."""
+
+
+@pytest.fixture
+def settings(db_url: str) -> AdminApiSettings:
+    """Only /readyz reads the standing here (no periodic read), so what it logs is its own."""
+    return make_settings(db_url, schema_check_seconds=0)
 
 
 async def _ready(client: httpx.AsyncClient) -> tuple[int, dict[str, object]]:
@@ -45,7 +55,7 @@ async def test_readyz_is_503_while_the_schema_is_behind_and_ready_once_migrated(
     )
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="admin_api.entrypoints.health"):
+    with caplog.at_level(logging.INFO, logger=WATCH_LOG):
         await downgrade_schema(engine, BEFORE_TERM_KEYS)
         code, body = await _ready(client)
         assert code == 503 and body["status"] == "not ready"
@@ -147,3 +157,44 @@ async def test_a_missing_function_on_a_current_schema_is_still_the_servers_fault
     fragment = row["session_id"][4:12]
     with pytest.raises(ProgrammingError, match="function session_id_term_keys"):
         await client.get("/api/v1/sessions", params={"q": fragment}, headers=auth)
+
+
+async def test_the_standing_is_read_at_start_and_every_interval_without_readyz(
+    engine: AsyncEngine, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # no load balancer polls /readyz: the process itself says so, in its log and a gauge
+    await downgrade_schema(engine, BEFORE_TERM_KEYS)
+    settings = make_settings(db_url, schema_check_seconds=0.05)
+    app = create_app(settings, bus=RecordingBus(), clock=lambda: NOW)
+    with caplog.at_level(logging.INFO, logger=WATCH_LOG):
+        async with served(app) as client:
+            await _gauge_reads(client, 1.0)
+            await upgrade_schema(db_url)
+            await _gauge_reads(client, 0.0)
+    head, _ = release_revisions()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (
+            logging.WARNING,
+            f"schema behind: the database is at revision {BEFORE_TERM_KEYS}, this release "
+            f"needs {head}; run `session-registry migrate` (or start this release's "
+            "registry, which migrates)",
+        ),
+        (logging.INFO, "schema ok"),
+    ]
+
+
+async def _gauge_reads(client: httpx.AsyncClient, value: float) -> None:
+    """Until /metrics shows `admin_api_schema_behind` at `value`."""
+    async with asyncio.timeout(30):  # a bound on a hang, not a speed claim
+        while True:
+            families = text_string_to_metric_families((await client.get("/metrics")).text)
+            found = [
+                sample.value
+                for family in families
+                for sample in family.samples
+                if sample.name == "admin_api_schema_behind"
+            ]
+            if found == [value]:
+                return
+            await asyncio.sleep(0.02)
