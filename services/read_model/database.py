@@ -18,8 +18,8 @@ from read_model.revisions import (
     SchemaStanding,
     alembic_config,
     current_revision,
+    read_standing,
     release_revisions,
-    standing_of,
 )
 from read_model.sqlite import SqliteStore
 from read_model.store import Store
@@ -85,8 +85,7 @@ async def standing_at(url: str) -> SchemaStanding:
         if not await store.exists():
             head, known = await asyncio.to_thread(release_revisions)
             return SchemaStanding(None, head, known)
-        async with store.engine.connect() as conn:
-            return await standing_of(conn)
+        return await read_standing(store.engine)
     finally:
         await store.dispose()
 

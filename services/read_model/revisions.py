@@ -126,7 +126,10 @@ class SchemaBehind(RuntimeError):
         self.standing = standing
 
 
-async def standing_of(connection: AsyncConnection) -> SchemaStanding:
-    """Where the database of `connection` stands against this release's head."""
-    head, known = await asyncio.to_thread(release_revisions)  # off the event loop
-    return SchemaStanding(await revision_of(connection), head, known)
+async def read_standing(engine: AsyncEngine) -> SchemaStanding:
+    """Where `engine`'s database stands against this release's head. The release's revisions
+    are read first (once a process, in a thread: Alembic's import), so no pooled connection
+    is held while they load."""
+    head, known = await asyncio.to_thread(release_revisions)
+    async with engine.connect() as connection:
+        return SchemaStanding(await revision_of(connection), head, known)

@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_in_background
-from read_model.revisions import SchemaBehind, standing_of
+from read_model.revisions import SchemaBehind, read_standing
 from read_model.store import Store
 from session_contracts.escaping import escape_reason
 from session_contracts.kafka_admin import ensure_topics
@@ -228,8 +228,7 @@ class Registry:
         release folds may need what the revisions create, and each batch would fail there,
         again and again. A newer schema (a later release migrated it first) is this release's
         to run on."""
-        async with self.store.engine.connect() as conn:
-            standing = await standing_of(conn)
+        standing = await read_standing(self.store.engine)
         if standing.state == "behind":
             raise SchemaBehind(standing, "or set SESSIONS_MIGRATE_ON_START=true")
         if standing.state == "newer":

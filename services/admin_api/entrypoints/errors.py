@@ -22,7 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.domain.errors import InvalidParameter, NotFound, SearchBudgetSpent
 from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
-from read_model.revisions import SchemaStanding, standing_of
+from read_model.revisions import SchemaStanding, read_standing
 from session_contracts.escaping import escape_reason
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ async def _schema_behind(request: Request) -> SchemaStanding | None:
     if runtime is None:
         return None
     try:
-        async with runtime.engine.connect() as conn:
-            standing = await standing_of(conn)
+        standing = await read_standing(runtime.engine)
     except Exception:  # unreadable: the statement's own error is the one to answer
         return None
     return standing if standing.state == "behind" else None

@@ -16,7 +16,7 @@ import logging
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from read_model.revisions import SchemaStanding, standing_of
+from read_model.revisions import SchemaStanding, read_standing
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ class SchemaWatch:
 
     async def read(self) -> SchemaStanding:
         """The standing now, noted (`note`); raises what the database raises."""
-        async with self._engine.connect() as conn:
-            standing = await standing_of(conn)
+        standing = await read_standing(self._engine)
         self.note(standing)
         return standing
 
