@@ -9,11 +9,22 @@ import asyncio
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+from admin_api_support import make_settings
 
+from admin_api.settings import AdminApiSettings
 from devstack.scratch_databases import asyncpg_dsn
 from read_model import postgres
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def settings(db_url: str) -> AdminApiSettings:
+    """The requests are the pool's only users: the schema's standing is read by /readyz
+    alone, not also at start. A background read that met an ended connection first would
+    invalidate the pool, and the request would be answered on a new connection (also right,
+    but not the path under test)."""
+    return make_settings(db_url, schema_check_seconds=0)
 
 
 @pytest.fixture
