@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from devstack.deploy_scripts import printed, run_script
 
 FIRST_PORT, PORTS_PER_WORKER = 20_000, 1_500
 """Ports handed out by `free_port`: each xdist worker its own block, all below Linux's
@@ -53,32 +51,9 @@ def free_port() -> int:
 
 
 async def _run_script(script: str, command: str, env: dict[str, str], *args: str) -> str:
-    """Run `deploy/<script> <command> [args...]`; return its stdout, raise with both streams on
-    failure."""
-    process = await asyncio.create_subprocess_exec(
-        "bash",
-        str(ROOT / "deploy" / script),
-        command,
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"deploy/{script} {command} exited {process.returncode}:\n"
-            f"{out.decode()}\n{err.decode()}"
-        )
-    return out.decode()
-
-
-def _printed(output: str, key: str) -> str:
-    match = re.search(rf"^{key}=(\S+)$", output, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {key}=... in deploy script output:\n{output}")
-    return match.group(1)
+    """`deploy/<script> <command> [args...]` (`devstack.deploy_scripts.run_script`: its stdout,
+    or an error with both streams) in a thread, so the test's event loop runs meanwhile."""
+    return await asyncio.to_thread(run_script, script, command, env, args=args)
 
 
 class PrivateKafka:
@@ -102,9 +77,9 @@ class PrivateKafka:
     async def start(self) -> str:
         """Start (or find running) and wait until ready; return the bootstrap servers."""
         output = await _run_script("kafka.sh", "start", self._env)
-        printed = _printed(output, "KAFKA_BOOTSTRAP_SERVERS")
-        if printed != self.bootstrap:
-            raise RuntimeError(f"kafka.sh started {printed}, expected {self.bootstrap}")
+        started = printed(output, "KAFKA_BOOTSTRAP_SERVERS")
+        if started != self.bootstrap:
+            raise RuntimeError(f"kafka.sh started {started}, expected {self.bootstrap}")
         return self.bootstrap
 
     async def stop(self) -> None:
@@ -130,11 +105,11 @@ class PrivatePostgres:
 
     async def start(self) -> str:
         """Start (initdb the first time) and wait until it answers; return the admin URL."""
-        printed = _printed(
+        started = printed(
             await _run_script("postgres.sh", "start", self._env), "SESSIONS_TEST_POSTGRES_URL"
         )
-        if printed != self.admin_url:
-            raise RuntimeError(f"postgres.sh started {printed}, expected {self.admin_url}")
+        if started != self.admin_url:
+            raise RuntimeError(f"postgres.sh started {started}, expected {self.admin_url}")
         return self.admin_url
 
     async def stop(self) -> None:

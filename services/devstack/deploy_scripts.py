@@ -34,7 +34,9 @@ def run_script(
         env=env,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"deploy/{script} {command} failed:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError(
+            f"deploy/{script} {command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )
     return done.stdout
 
 

@@ -7,11 +7,10 @@ values it prints; `environment(prefix)` grants another topic prefix its topics a
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.deploy_scripts import REPO, printed
+from devstack.deploy_scripts import printed, run_script
 from session_contracts.settings import KafkaSettings
 
 
@@ -48,15 +47,5 @@ class SecuredCluster:
 
 
 def cluster_script(*arguments: str) -> str:
-    """Run `deploy/kafka.sh cluster ARGUMENTS`; what it printed (an error names its stderr)."""
-    done = subprocess.run(
-        ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", *arguments],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy/kafka.sh cluster {' '.join(arguments)} failed:\n{done.stderr}")
-    return done.stdout
+    """Run `deploy/kafka.sh cluster ARGUMENTS`; what it printed (an error names both streams)."""
+    return run_script("kafka.sh", "cluster", timeout=900, args=arguments)
