@@ -18,7 +18,6 @@ from read_model.revisions import (
     SchemaStanding,
     alembic_config,
     current_revision,
-    read_standing,
     release_revisions,
 )
 from read_model.sqlite import SqliteStore
@@ -80,14 +79,8 @@ async def schema_of(url: str) -> str | None:
 async def standing_at(url: str) -> SchemaStanding:
     """Where the database at `url` stands against this release's head (an empty or missing
     database: behind, not migrated)."""
-    store = open_store(url)
-    try:
-        if not await store.exists():
-            head, known = await asyncio.to_thread(release_revisions)
-            return SchemaStanding(None, head, known)
-        return await read_standing(store.engine)
-    finally:
-        await store.dispose()
+    head, known = await asyncio.to_thread(release_revisions)
+    return SchemaStanding(await schema_of(url), head, known)
 
 
 async def upgrade_schema(

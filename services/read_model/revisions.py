@@ -34,11 +34,9 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def head_revision() -> str | None:
-    """The newest revision among the package's migrations."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revision() -> str:
+    """The newest revision among the package's migrations (`release_revisions`)."""
+    return release_revisions()[0]
 
 
 def _current(connection: Connection) -> str | None:
