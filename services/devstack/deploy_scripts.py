@@ -35,7 +35,8 @@ def run_script(
     )
     if done.returncode != 0:
         raise RuntimeError(
-            f"deploy/{script} {command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            f"deploy/{script} {' '.join((command, *args))} exited {done.returncode}:\n"
+            f"{done.stdout}\n{done.stderr}"
         )
     return done.stdout
 
