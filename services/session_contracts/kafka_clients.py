@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +33,8 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from session_contracts.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
@@ -203,48 +206,64 @@ def undelivered_batches(producer: AIOKafkaProducer) -> list[Any]:
     return held
 
 
+# Stops whose caller gave way before they ended: held here until they do (the loop keeps only
+# weak references to tasks).
+_STOPPING: set[asyncio.Task[None]] = set()
+
+
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """`consumer.stop()`, finished even when aiokafka's cleanup raises the `CancelledError` of
-    a task it cancelled itself; a cancellation of the caller still propagates.
+    """`consumer.stop()`, run to its end in a task of its own; a cancellation of the caller
+    propagates at once, and the stop still ends.
 
-    `Fetcher.close` cancels its fetch requests and awaits each, and one that was waiting out
-    its retry backoff, as they do while the broker is away, re-raises its cancellation
-    (aio-libs/aiokafka#647, open). `stop()` then ended half-way, its client left open, and
-    the error went on to the caller: a registry stopping during an outage ended in a
-    traceback before closing its producer and database, and a gateway's follower restarting
-    its consumer after a failure ended the follower itself.
-
-    The other way round, `Fetcher.close` swallows a cancellation of the caller that arrives
-    while it awaits its fetch task: that one is raised here once stop() is done.
+    - `Fetcher.close` cancels its fetch requests and awaits each, and one that was waiting out
+      its retry backoff, as they do while the broker is away, re-raises its cancellation
+      (aio-libs/aiokafka#647, open). `stop()` then ended half-way, its client left open, and
+      the error went on to the caller: a registry stopping during an outage ended in a
+      traceback before closing its producer and database, and a gateway's follower restarting
+      its consumer after a failure ended the follower itself. What `stop()` did not reach is
+      done here.
+    - `Fetcher.close` and the client's `close` await their tasks under
+      `suppress(CancelledError)`, which swallowed a cancellation of the caller arriving then: a
+      follower cancelled at that moment ran on for good. In a task of its own, the stop never
+      sees the caller's cancellation.
+    - A caller cancelled before the stop ends used to leave the consumer half-stopped, its
+      fetch task and client retrying the broker for the life of the process. The stop now goes
+      on without it; a failure then is logged, as nobody awaits it.
     """
-    current = asyncio.current_task()
-    # Cancellations of the caller requested so far (one may be on its way out through a
-    # `finally` that calls this): only one requested during stop() is the caller's to raise.
-    before = current.cancelling() if current is not None else 0
+    stopping = asyncio.create_task(_stop_to_the_end(consumer), name="stopping a Kafka consumer")
+    _STOPPING.add(stopping)
+    stopping.add_done_callback(_STOPPING.discard)
+    try:
+        await asyncio.shield(stopping)
+    except asyncio.CancelledError:
+        if not stopping.done():  # the caller's: the stop goes on, and says if it fails
+            stopping.add_done_callback(_log_unawaited_failure)
+        raise
+
+
+async def _stop_to_the_end(consumer: AIOKafkaConsumer) -> None:
+    this = asyncio.current_task()
     try:
         await consumer.stop()
-    except asyncio.CancelledError:
-        if current is not None and current.cancelling() > before:
-            raise  # the caller was cancelled during stop(): not aiokafka's own
-        # aiokafka's own (#647), also when the caller is on its way out through a `finally`
-        # (cancelled before): the cleanup below still runs, or the client's metadata task
-        # would retry the broker for the life of the process
-    else:
-        if current is not None and current.cancelling() > before:
-            # `Fetcher.close` awaits its fetch task under `suppress(CancelledError)`, which
-            # also swallows a cancellation of the caller arriving then: stop() returns as if
-            # nothing happened, and a follower cancelled at that moment ran on for good
-            raise asyncio.CancelledError
         return
-    # what stop() did not reach: the fetch requests after the one that raised, the client
+    except asyncio.CancelledError:
+        if this is not None and this.cancelling():
+            raise  # this task's own: only the loop's end cancels it
+        # aiokafka's own (#647): what stop() did not reach, the fetch requests after the one
+        # that raised and the client, or the client's metadata task would retry the broker
     for task in list(consumer._fetcher._pending_tasks):
         task.cancel()
         try:
             await task
         except asyncio.CancelledError:
-            if current is not None and current.cancelling() > before:
+            if this is not None and this.cancelling():
                 raise
     await consumer._client.close()
+
+
+def _log_unawaited_failure(stopping: asyncio.Task[None]) -> None:
+    if not stopping.cancelled() and (failure := stopping.exception()) is not None:
+        log.error("stopping a Kafka consumer failed: %r", failure, exc_info=failure)
 
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:

@@ -251,27 +251,44 @@ async def test_a_follower_whose_loop_fails_while_its_fetches_wait_out_their_back
             await following
 
 
-async def test_stopping_a_consumer_still_gives_way_to_the_callers_cancellation(
+async def test_stopping_a_consumer_gives_way_to_the_callers_cancellation_and_still_ends(
     private_kafka: PrivateKafka,
 ) -> None:
     consumer = new_consumer(connection(private_kafka.bootstrap))
     await consumer.start()
-    started = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
+    stop = consumer.stop
 
-    async def stop_forever() -> None:
+    async def slow_stop() -> None:
         started.set()
-        await asyncio.Event().wait()
+        await release.wait()  # a stop that hangs until released
+        await stop()
 
-    consumer.stop = stop_forever  # a stop that hangs
+    consumer.stop = slow_stop
     stopping = asyncio.create_task(stop_consumer(consumer))
     await started.wait()
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await stopping
-    await consumer._client.close()
+        await stopping  # at once: the stop has not ended
+    assert not await _stopped(consumer)
+    release.set()
+    # nobody awaits it now, and it still ends: nothing of the consumer retries the broker
+    await until(lambda: _stopped(consumer), 10, "the stop its caller gave up on, ended")
 
 
-@pytest.mark.parametrize("steps", range(6))
+async def _stopped(consumer: AIOKafkaConsumer) -> bool:
+    """Nothing of `consumer` runs: its fetch task, its coordinator's task, its client's
+    metadata task and connections."""
+    client = consumer._client
+    return (
+        consumer._fetcher._fetch_task.done()
+        and consumer._coordinator._reset_committed_task is None
+        and client._sync_task is None
+        and not any(conn.connected() for conn in client._conns.values())
+    )
+
+
+@pytest.mark.parametrize("steps", range(1, 7))  # at 0 stop_consumer never begins
 async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_lost(
     private_kafka: PrivateKafka, steps: int
 ) -> None:
@@ -279,7 +296,8 @@ async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_
     cancellation of the task stopping the consumer that lands then was swallowed, stop()
     returned normally, and a gateway's follower cancelled at that moment (a service shutting
     down) ran on and never ended: a cluster test hung until its timeout. Cancelled after each
-    of the first few steps of stop(), the caller is cancelled every time."""
+    of the first few steps of stop(), the caller is cancelled every time, and the stop still
+    ends (a cancelled stop once left the fetch task retrying the broker for good)."""
     topics = Topics(prefix="swallow.", partitions=1)
     settings = connection(private_kafka.bootstrap, topics)
     await ensure_topics(settings)
@@ -293,7 +311,7 @@ async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
-    await consumer._client.close()
+    await until(lambda: _stopped(consumer), 10, "the stop its caller gave up on, ended")
 
 
 async def test_stop_consumer_in_the_cleanup_of_a_cancelled_task_lets_the_cleanup_finish(
@@ -318,6 +336,7 @@ async def test_stop_consumer_in_the_cleanup_of_a_cancelled_task_lets_the_cleanup
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == ["after the consumer"]
+    assert await _stopped(consumer)
 
 
 async def test_an_event_whose_publish_was_bounded_during_an_outage_is_delivered_after_it(
