@@ -41,54 +41,91 @@ const SORT_MARK = { ascending: "▲", descending: "▼", none: "↕" };
  * @param {HTMLTableRowElement} row
  * @param {HeaderOptions} options
  */
-export function renderHeader(row, { columns, query, selectAll, onSelectAll, onSort, onFilter }) {
+export function renderHeader(row, options) {
+  keepUnchangedCells(row, headerCells(options));
+  const box = row.querySelector("#select-all");
+  if (box instanceof HTMLInputElement) {
+    // its state is a property, which no markup compares: set here whether it was kept or not
+    box.checked = options.selectAll === "all";
+    box.indeterminate = options.selectAll === "some";
+  }
+}
+
+/** The column each header cell was drawn for: a kept cell's buttons act on that column. */
+const COLUMN_OF = new WeakMap();
+
+/**
+ * Put `cells` in `row`, keeping each cell already there that would be drawn the same (equal
+ * nodes, the same attributes and children, for the same column). A render replaced every
+ * cell, and a click whose press and release straddled it (a sort's reply arriving just then)
+ * pressed a button that was gone and was lost: the filter dialog did not open.
+ * @param {HTMLTableRowElement} row
+ * @param {HTMLTableCellElement[]} cells
+ */
+function keepUnchangedCells(row, cells) {
+  const shown = Array.from(row.cells);
+  if (shown.length !== cells.length) {
+    replaceChildren(row, cells);
+    return;
+  }
+  cells.forEach((cell, i) => {
+    const before = shown[i];
+    if (!before.isEqualNode(cell) || COLUMN_OF.get(before) !== COLUMN_OF.get(cell)) {
+      before.replaceWith(cell);
+    }
+  });
+}
+
+/**
+ * @param {HeaderOptions} options
+ * @returns {HTMLTableCellElement[]}
+ */
+function headerCells({ columns, query, onSelectAll, onSort, onFilter }) {
   const box = el("input", {
     type: "checkbox",
     id: "select-all",
     "aria-label": "Select all loaded sessions",
-    checked: selectAll === "all",
     onchange: (event) => onSelectAll(inputOf(event).checked),
   });
-  box.indeterminate = selectAll === "some";
   const cells = [el("th", { scope: "col", class: "select-col" }, box)];
   for (const column of columns) {
     const state = column.sortable ? query.sortState(column.key) : "none";
     const filtered = Boolean(query.filter(column.key));
     const label = el("span", { class: "column-label" }, column.label);
-    cells.push(
+    const cell = el(
+      "th",
+      { scope: "col", "aria-sort": state === "none" ? null : state, dataset: { column: column.key } },
       el(
-        "th",
-        { scope: "col", "aria-sort": state === "none" ? null : state, dataset: { column: column.key } },
-        el(
-          "div",
-          { class: "th" },
-          column.sortable
-            ? el(
-                "button",
-                { type: "button", class: "sort-button", onclick: () => onSort(column.key) },
-                label,
-                el("span", { class: `sort-mark sort-${state}`, "aria-hidden": "true" }, SORT_MARK[state]),
-              )
-            : label,
-          column.filter === null
-            ? null
-            : el(
-                "button",
-                {
-                  type: "button",
-                  class: filtered ? "filter-button active" : "filter-button",
-                  "aria-label": filtered ? `Filter ${column.label} (active)` : `Filter ${column.label}`,
-                  "aria-haspopup": "dialog",
-                  title: `Filter ${column.label}`,
-                  onclick: () => onFilter(column),
-                },
-                funnelIcon(),
-              ),
-        ),
+        "div",
+        { class: "th" },
+        column.sortable
+          ? el(
+              "button",
+              { type: "button", class: "sort-button", onclick: () => onSort(column.key) },
+              label,
+              el("span", { class: `sort-mark sort-${state}`, "aria-hidden": "true" }, SORT_MARK[state]),
+            )
+          : label,
+        column.filter === null
+          ? null
+          : el(
+              "button",
+              {
+                type: "button",
+                class: filtered ? "filter-button active" : "filter-button",
+                "aria-label": filtered ? `Filter ${column.label} (active)` : `Filter ${column.label}`,
+                "aria-haspopup": "dialog",
+                title: `Filter ${column.label}`,
+                onclick: () => onFilter(column),
+              },
+              funnelIcon(),
+            ),
       ),
     );
+    COLUMN_OF.set(cell, column);
+    cells.push(cell);
   }
-  replaceChildren(row, cells);
+  return cells;
 }
 
 /** How many characters of a session id the table shows (the whole id: hover, copy, detail). */
