@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from aiokafka import AIOKafkaProducer
+
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_clients import learn_partitions, new_producer, start_producer
@@ -118,19 +120,36 @@ class SessionEventPublisher:
     """
 
     def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
         self._topics = kafka.topics
-        self._producer = new_producer(kafka)
         self._start_within = kafka.kafka_request_timeout_ms / 1000
+        # made by start(): a producer made and never started warns at exit that it was never
+        # closed (a service built and not served: its tests, a command that only checks)
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        # fails, not hangs, on a broker still starting or gone after the bootstrap
-        await start_producer(self._producer, self._start_within)
+        producer = new_producer(self._kafka)
+        try:
+            # fails, not hangs, on a broker still starting or gone after the bootstrap
+            await start_producer(producer, self._start_within)
+        except BaseException:
+            await producer.stop()  # a failed bootstrap too: nothing of it is left open
+            raise
+        self._producer = producer
         # so that an event published once the broker is gone waits in the producer, which
         # delivers it after the outage, not in a wait for metadata that a bound cuts short
-        await learn_partitions(self._producer, [self._topics.events])
+        await learn_partitions(producer, [self._topics.events])
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    @property
+    def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the publisher is not started: call start(), or use `async with`")
+        return self._producer
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -146,12 +165,12 @@ class SessionEventPublisher:
 
     async def publish(self, event: Event) -> None:
         """Send one event and wait until the broker has it."""
-        await self._producer.send_and_wait(self._topics.events, encode(event), key=event_key(event))
+        await self._started.send_and_wait(self._topics.events, encode(event), key=event_key(event))
 
     async def publish_many(self, events: list[Event]) -> None:
         """Send events in a batch and wait until the broker has all of them."""
         futures = [
-            await self._producer.send(self._topics.events, encode(e), key=event_key(e))
+            await self._started.send(self._topics.events, encode(e), key=event_key(e))
             for e in events
         ]
         for future in futures:
