@@ -64,6 +64,8 @@ says to narrow the search, not to wait for a service that is up."""
 
 UNDEFINED_OBJECT = frozenset({"42883", "42P01", "42703"})
 """PostgreSQL's SQLSTATEs for a function, a table or a column that does not exist."""
+SQLITE_UNDEFINED = ("no such table:", "no such column:", "no such function:")
+"""How SQLite's errors for the same begin (an `OperationalError`, it has no SQLSTATE)."""
 SCHEMA_BEHIND = "schema_behind"
 """`reason` of a 503 for a statement that called what a revision the database lacks creates:
 the schema is older than this release (the admin API was upgraded before the registry)."""
@@ -82,6 +84,42 @@ async def _schema_behind(request: Request) -> SchemaStanding | None:
     return standing if standing.state == "behind" else None
 
 
+def _answer_schema_behind(
+    request: Request, standing: SchemaStanding, exc: Exception
+) -> JSONResponse:
+    log.error(
+        "schema %s: %s failed on %s",
+        standing.describe(),
+        escape_reason(request.url.path),
+        escape_reason(str(exc).splitlines()[0]),
+    )
+    return JSONResponse(
+        {
+            "detail": "the session database's schema is older than this release of the "
+            "admin API; nothing was changed: retry once it is migrated "
+            "(`session-registry migrate`)",
+            "reason": SCHEMA_BEHIND,
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "30"},
+    )
+
+
+async def _operational(request: Request, exc: Exception) -> JSONResponse:
+    """The database is unavailable for this request; but on SQLite, a statement that met a
+    table, column or function a schema behind this release lacks is that schema's (the 503
+    `schema_behind`, as PostgreSQL's SQLSTATEs are in `_connection_lost`)."""
+    orig = getattr(exc, "orig", None)
+    if (
+        isinstance(exc, OperationalError)
+        and not exc.connection_invalidated
+        and str(orig).startswith(SQLITE_UNDEFINED)
+        and (standing := await _schema_behind(request))
+    ):
+        return _answer_schema_behind(request, standing, exc)
+    return await _database_unavailable(request, exc)
+
+
 async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
     """A statement that met a connection the server had ended (asyncpg raises it as an
     InternalError): the database is unavailable for this request; one the database stopped
@@ -92,22 +130,7 @@ async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
         return await _database_unavailable(request, exc)
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
     if sqlstate in UNDEFINED_OBJECT and (standing := await _schema_behind(request)):
-        log.error(
-            "schema %s: %s failed on %s",
-            standing.describe(),
-            escape_reason(request.url.path),
-            escape_reason(str(exc).splitlines()[0]),
-        )
-        return JSONResponse(
-            {
-                "detail": "the session database's schema is older than this release of the "
-                "admin API; nothing was changed: retry once it is migrated "
-                "(`session-registry migrate`)",
-                "reason": SCHEMA_BEHIND,
-            },
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "30"},
-        )
+        return _answer_schema_behind(request, standing, exc)
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
         log.warning("a statement timed out for %s", escape_reason(request.url.path))
         return JSONResponse(
@@ -164,7 +187,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(BusUnavailable, _bus_unavailable)
     # OSError: a refused or timed-out connection, which asyncpg raises as it is (unwrapped)
-    for error in (OperationalError, InterfaceError, PoolTimeout, OSError):
+    app.add_exception_handler(OperationalError, _operational)
+    for error in (InterfaceError, PoolTimeout, OSError):
         app.add_exception_handler(error, _database_unavailable)
     app.add_exception_handler(DBAPIError, _connection_lost)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import httpx
 import pytest
@@ -28,8 +29,10 @@ from read_model.revisions import release_revisions
 from schema_steps import downgrade_schema
 
 BEFORE_TERM_KEYS = "1101_activity_keys"
-WATCH_LOG = "admin_api.service_layer.schema_watch"
 """The revision before 1201, which creates `session_id_term_keys` (PostgreSQL's id search)."""
+BEFORE_DEFERRED_TERMINATIONS = "0801_session_id_keys"
+"""The revision before 0901, which creates `deferred_terminations` (both backends)."""
+WATCH_LOG = "admin_api.service_layer.schema_watch"
 
 
 @pytest.fixture
@@ -142,6 +145,19 @@ async def test_a_search_on_a_schema_behind_answers_503_schema_behind(
         "API; nothing was changed: retry once it is migrated (`session-registry migrate`)",
         "reason": "schema_behind",
     }
+    assert answer.headers["Retry-After"] == "30"
+
+
+async def test_a_table_a_schema_behind_lacks_answers_503_schema_behind_on_both_backends(
+    engine: AsyncEngine, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # a termination's status reads `deferred_terminations`, which revision 0901 creates. On
+    # SQLite the missing table is an OperationalError, answered as "database unavailable"
+    # until 2026-12-05: the page then said to retry in 5 s, for good
+    await downgrade_schema(engine, BEFORE_DEFERRED_TERMINATIONS)
+    answer = await client.get(f"/api/v1/sessions/terminations/{uuid.uuid4()}", headers=auth)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["reason"] == "schema_behind"
     assert answer.headers["Retry-After"] == "30"
 
 
