@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 
 import fresh_topics
 from devstack.deploy_scripts import postgres_admin_url as local_postgres_admin_url
@@ -68,6 +69,31 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> object:
             return scope
 
     return Scheduling(config, log)
+
+
+@pytest_asyncio.fixture(autouse=True, scope="module", loop_scope="session")
+async def _no_task_outlives_its_module(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """A task that a module's tests or fixtures start and leave running fails the module at its
+    teardown, naming the task; it is cancelled, so later tests do not inherit it.
+
+    The tests of a worker share one event loop, so a task left running logs into whichever test
+    comes next and fails it at random: in stop 50's CI, a consumer that a cancelled
+    `stop_consumer` left retrying a stopped broker wrote its connection errors into another
+    module's captured log. A task still ending (a stop finishing in the background) is given
+    a few seconds, a bound on a hang, not a speed claim.
+    """
+    before = asyncio.all_tasks()
+    yield
+    this = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while left := [t for t in asyncio.all_tasks() - before if t is not this and not t.done()]:
+        if loop.time() > deadline:
+            for task in left:
+                task.cancel()
+            running = "; ".join(sorted(f"{t.get_name()}: {t.get_coro()!r}" for t in left))
+            pytest.fail(f"{request.node.nodeid} left {len(left)} task(s) running: {running}")
+        await asyncio.sleep(0.05)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
