@@ -206,8 +206,8 @@ def undelivered_batches(producer: AIOKafkaProducer) -> list[Any]:
     return held
 
 
-# Stops whose caller gave way before they ended: held here until they do (the loop keeps only
-# weak references to tasks).
+# Every stop in progress, held until it ends (the loop keeps only weak references to tasks):
+# one whose caller was cancelled has no other holder.
 _STOPPING: set[asyncio.Task[None]] = set()
 
 

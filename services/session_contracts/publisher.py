@@ -132,13 +132,15 @@ class SessionEventPublisher:
         try:
             # fails, not hangs, on a broker still starting or gone after the bootstrap
             await start_producer(producer, self._start_within)
+            # so that an event published once the broker is gone waits in the producer, which
+            # delivers it after the outage, not in a wait for metadata that a bound cuts short
+            await learn_partitions(producer, [self._topics.events])
         except BaseException:
-            await producer.stop()  # a failed bootstrap too: nothing of it is left open
+            # a failed bootstrap, a missing topic: nothing of it is left open (`async with`
+            # calls no stop() when the start raised)
+            await producer.stop()
             raise
         self._producer = producer
-        # so that an event published once the broker is gone waits in the producer, which
-        # delivers it after the outage, not in a wait for metadata that a bound cuts short
-        await learn_partitions(producer, [self._topics.events])
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import warnings
 from typing import Any
 
 import pytest
@@ -516,3 +518,21 @@ async def test_learning_a_topic_the_broker_lacks_fails_naming_it(kafka_bootstrap
             await learn_partitions(producer, ["nowhere.sessions.events"])
     finally:
         await producer.stop()
+
+
+async def test_a_publisher_whose_topic_the_broker_lacks_fails_to_start_leaving_nothing_open(
+    kafka_bootstrap: str,
+) -> None:
+    # `async with` calls no stop() when the start raised: the start closes its own producer
+    settings = connection(kafka_bootstrap, Topics(prefix="nowhere.", partitions=1))
+    settings = settings.model_copy(update={"kafka_request_timeout_ms": 1_000})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        publisher = SessionEventPublisher(settings)
+        lacking = r"topic nowhere\.sessions\.events is not on the broker"
+        with pytest.raises(UnknownTopicOrPartitionError, match=lacking):
+            async with publisher:
+                pass
+        del publisher
+        gc.collect()
+    assert [str(w.message) for w in caught if "Unclosed AIOKafka" in str(w.message)] == []
