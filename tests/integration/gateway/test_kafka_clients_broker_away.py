@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import warnings
 from typing import Any
 
 import pytest
@@ -49,6 +47,7 @@ from session_contracts.models import SessionCreated, SessionPolicy, SessionType
 from session_contracts.publisher import SessionEventPublisher, created_event
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
+from unclosed_clients import no_kafka_client_left_unclosed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -526,13 +525,10 @@ async def test_a_publisher_whose_topic_the_broker_lacks_fails_to_start_leaving_n
     # `async with` calls no stop() when the start raised: the start closes its own producer
     settings = connection(kafka_bootstrap, Topics(prefix="nowhere.", partitions=1))
     settings = settings.model_copy(update={"kafka_request_timeout_ms": 1_000})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with no_kafka_client_left_unclosed():
         publisher = SessionEventPublisher(settings)
         lacking = r"topic nowhere\.sessions\.events is not on the broker"
         with pytest.raises(UnknownTopicOrPartitionError, match=lacking):
             async with publisher:
                 pass
         del publisher
-        gc.collect()
-    assert [str(w.message) for w in caught if "Unclosed AIOKafka" in str(w.message)] == []

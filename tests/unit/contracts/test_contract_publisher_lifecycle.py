@@ -9,14 +9,12 @@ tests.
 
 from __future__ import annotations
 
-import gc
-import warnings
-
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from session_contracts.publisher import SessionEventPublisher, activity_event
 from session_contracts.settings import KafkaSettings
+from unclosed_clients import no_kafka_client_left_unclosed
 
 NOBODY = "127.0.0.1:9"  # the discard port: refused
 
@@ -25,29 +23,19 @@ def _settings() -> KafkaSettings:
     return KafkaSettings(kafka_bootstrap_servers=NOBODY, kafka_request_timeout_ms=2000)
 
 
-def _unclosed(caught: list[warnings.WarningMessage]) -> list[str]:
-    return [str(w.message) for w in caught if "Unclosed AIOKafkaProducer" in str(w.message)]
-
-
 async def test_a_publisher_built_and_never_started_leaves_no_producer_to_close() -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with no_kafka_client_left_unclosed():
         publisher = SessionEventPublisher(_settings())
         del publisher
-        gc.collect()
-    assert _unclosed(caught) == []
 
 
 async def test_a_publisher_whose_start_failed_leaves_no_producer_open() -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with no_kafka_client_left_unclosed():
         publisher = SessionEventPublisher(_settings())
         with pytest.raises(KafkaConnectionError):
             await publisher.start()
         await publisher.stop()  # nothing to stop: no error either
         del publisher
-        gc.collect()
-    assert _unclosed(caught) == []
 
 
 async def test_publishing_before_start_says_to_start_it() -> None:
