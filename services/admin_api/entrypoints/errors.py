@@ -131,7 +131,7 @@ async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
     if sqlstate in UNDEFINED_OBJECT and (standing := await _schema_behind(request)):
         return _answer_schema_behind(request, standing, exc)
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+    if sqlstate == QUERY_CANCELED:
         log.warning("a statement timed out for %s", escape_reason(request.url.path))
         return JSONResponse(
             {
