@@ -27,7 +27,7 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "registry"))
 
 from registry_helpers import read_topic, registry_settings, table_rows
-from test_registry_rebuild import read_model
+from test_registry_rebuild import as_the_log_has_it, read_model
 
 from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
@@ -126,11 +126,11 @@ async def assert_equals_rebuild(
     bootstrap: str | KafkaSettings, topics: Topics, db_url: str, folder: Path
 ) -> tuple[dict[Any, Any], list[tuple[Any, ...]]]:
     """The live read model equals a clean rebuild from the log, row for row; return it."""
-    live = await read_model(db_url)
+    live = as_the_log_has_it(await read_model(db_url))
     into = f"sqlite+aiosqlite:///{folder / f'rebuilt-{uuid.uuid4().hex[:6]}.db'}"
     kafka = bootstrap if isinstance(bootstrap, KafkaSettings) else connection(bootstrap, topics)
     await rebuild(kafka, topics, into, f"rebuild-{uuid.uuid4().hex[:6]}")
-    rebuilt = await read_model(into)
+    rebuilt = as_the_log_has_it(await read_model(into))
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])
     differing = [key for key in live[0] if live[0][key] != rebuilt[0].get(key)]
     assert not differing, [(live[0][k], rebuilt[0].get(k)) for k in differing[:3]]

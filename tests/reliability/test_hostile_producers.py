@@ -324,7 +324,7 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
 
             try:
                 await until(revoked_everywhere, within=30, what="A's revocation at both gateways")
-            except AssertionError as missed:  # once in a full run (2026-12-03): say where
+            except AssertionError as missed:  # say where (it found a command read first, 12-05)
                 trail = await _revocation_trail(registry, (one, many), kafka_bootstrap, topics)
                 raise AssertionError(f"{missed}; {trail}") from None
             await until(

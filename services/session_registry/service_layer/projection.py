@@ -92,6 +92,7 @@ class Projector:
                 grace=self.activity_grace,
                 defer_searches=self.defer_searches,
                 origins=command_origins,
+                activity_only_seconds=self.activity_only_seconds,
             )
             outcome.published += await terminations.flush(uow, self.publish)
         return outcome

@@ -40,7 +40,7 @@ from opentelemetry.util.types import AttributeValue
 from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.active import OPEN, TERMINATED, active_condition
+from read_model.active import TERMINATED, active_condition, is_active
 from read_model.session_query import filter_clause, is_search
 from read_model.store import Store
 from read_model.tables import sessions
@@ -50,7 +50,7 @@ from session_contracts.topics import Topics
 from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
 from session_registry.adapters.command_store import already_applied, defer, record_applied
 from session_registry.adapters.session_store import lock_states
-from session_registry.domain.fold import apply
+from session_registry.domain.fold import apply, merge, refresh
 from session_registry.domain.history import history_entry
 from session_registry.domain.lifecycle import (
     needs_revocation,
@@ -58,7 +58,7 @@ from session_registry.domain.lifecycle import (
     termination_event,
     termination_events,
 )
-from session_registry.domain.state import SessionState
+from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState
 from session_registry.service_layer.changes import Changes
 
 _s = sessions.c
@@ -91,17 +91,13 @@ def _active_at(command: TerminateSessions, grace: timedelta) -> datetime:
 def target_clause(
     command: TerminateSessions, grace: timedelta = timedelta(0)
 ) -> ColumnElement[bool]:
-    """The sessions a command ends: its tenant's, active at `requested_at`, by ids or filter;
-    or open with their `expires_at` less than `grace` before it (the sweeper has not expired
-    them, since their activity may still be on its way: one may be alive on the platform)."""
-    at = _active_at(command, grace)
-    if command.session_ids is not None:
-        return and_(
-            _s.tenant_id == command.tenant_id,
-            _s.session_id.in_(sorted(set(command.session_ids))),
-            active_condition(at),
-        )
+    """The sessions a command by filter ends: its tenant's, matching the filter, active at
+    `requested_at`, or open with their `expires_at` less than `grace` before it (the sweeper
+    has not expired them, since their activity may still be on its way: one may be alive on
+    the platform). A command by ids is resolved row by row (`_end_by_ids`, the same test in
+    Python: `is_active`)."""
     assert command.filter is not None
+    at = _active_at(command, grace)
     return and_(filter_clause(command.filter, command.tenant_id, at), _confirmed(command))
 
 
@@ -123,6 +119,7 @@ async def apply_commands(
     grace: timedelta = timedelta(0),
     defer_searches: bool = False,
     origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+    activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
 ) -> Applied:
     """Apply the commands not applied before; say how many, and how many sessions they ended.
 
@@ -130,7 +127,8 @@ async def apply_commands(
     context its span continues. `grace`: `target_clause`'s. `defer_searches`: a command by a
     filter with a substring condition is kept in `deferred_terminations` (once), with its
     (partition, offset) on the commands topic from `origins`, for the resolver, not applied
-    here."""
+    here. `activity_only_seconds`: how long a row is kept for a session named by id and not
+    created yet (`compute_expires_at`)."""
     command_headers = command_headers or {}
     unique: dict[tuple[str, str], TerminateSessions] = {}
     for command in commands:  # the first record of an id counts, as across batches
@@ -151,7 +149,9 @@ async def apply_commands(
             deferred += 1
             continue
         with command_span(command_id, command_headers.get(command_id), traced):
-            ended = await _apply_one(uow, command, now, topics, changes, traced, grace)
+            ended = await _apply_one(
+                uow, command, now, topics, changes, traced, grace, activity_only_seconds
+            )
         applied += 1
         terminated += ended
     return Applied(applied, terminated, deferred)
@@ -183,6 +183,7 @@ async def _apply_one(
     changes: Changes,
     traced: bool,
     grace: timedelta,
+    activity_only_seconds: int,
 ) -> int:
     """End the sessions one command targets; return how many."""
     # this span's context, for the revocations' records
@@ -191,7 +192,9 @@ async def _apply_one(
     if command.filter is not None:
         ended = await end_by_filter(uow, command, now, topics, changes, headers, grace=grace)
     else:
-        ended = await _end_by_ids(uow, command, now, topics, changes, headers, grace)
+        ended = await _end_by_ids(
+            uow, command, now, topics, changes, headers, grace, activity_only_seconds
+        )
     await record_applied(uow, command, now, ended)
     # in the batch's transaction: a retried batch logs it again
     log.info(
@@ -210,23 +213,50 @@ async def _end_by_ids(
     changes: Changes,
     headers: tuple[tuple[str, bytes], ...],
     grace: timedelta,
+    activity_only_seconds: int,
 ) -> int:
-    """End the listed sessions row by row, folding each (a handful: the low-latency path)."""
+    """End the listed sessions row by row, folding each (a handful: the low-latency path).
+
+    A listed session not created yet in the read model (its `session.created` is still on its
+    way: another topic than the command's, a registry behind) is ended all the same, though
+    not counted: the termination is folded into a row never created, as a `session.terminated`
+    read before its creation is, and the creation, when it comes, folds into an ended session,
+    which is revoked then (`needs_revocation`). Left out, the command would match nothing and
+    the session would stay open for good, with nothing to revoke it."""
+    assert command.session_ids is not None
+    at = _active_at(command, grace)
+    named = sorted(set(command.session_ids))
     query = (
-        select(sessions).where(target_clause(command, grace)).order_by(_s.tenant_id, _s.session_id)
+        select(sessions)
+        .where(_s.tenant_id == command.tenant_id, _s.session_id.in_(named))
+        .order_by(_s.tenant_id, _s.session_id)
     )
-    ended = 0
-    for state in await lock_states(uow, query):
+    stored = {state.key: state for state in await lock_states(uow, query)}
+    ended = awaited = 0
+    for session_id in named:
+        key = (command.tenant_id, session_id)
         # earlier commands of this batch may have ended it already
-        state = changes.states.get(state.key, state)
-        if state.state != OPEN:
+        state = changes.states.get(key) or stored.get(key)
+        if state is None or not state.created:
+            state = state or SessionState(tenant_id=key[0], session_id=key[1])
+            merge(state, _ended(command, state, topics, changes))
+            changes.states[key] = refresh(state, activity_only_seconds, now)
+            awaited += 1
+            continue
+        if not is_active(state, at):
             continue
         apply(state, _ended(command, state, topics, changes))
-        changes.states[state.key] = state
+        changes.states[key] = state
         # no copy of the state before: it was open, so the termination is new
         if needs_revocation(None, state, now):
             changes.revoke(topics, state, headers)
         ended += 1
+    if awaited:
+        log.info(
+            "termination command names %d session(s) not created yet: ended when created",
+            awaited,
+            extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+        )
     return ended
 
 

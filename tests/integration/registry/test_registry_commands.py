@@ -12,6 +12,7 @@ import pytest
 from registry_helpers import (
     NOW,
     StartRegistry,
+    activity,
     created,
     logout,
     read_topic,
@@ -74,12 +75,16 @@ async def test_terminate_by_ids_ends_any_type_of_the_tenant_once(
     (applied,) = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
     assert applied["command_id"] == str(command.command_id) and applied["terminated"] == 2
 
+    # "missing" is not created yet: its end is kept (a row never created), not revoked yet
+    assert rows[sid("missing")]["created_at"] is None
+    assert rows[sid("missing")]["state"] == "terminated"
+    named = ("s1", "tok-1", "missing")
     events = await _topic_values(kafka_bootstrap, topics.events)
     ended = [(k, json.loads(v)) for k, v in events if v and b"session.terminated" in v]
     assert {e["event_id"] for _, e in ended} == {
-        str(uuid.uuid5(command.command_id, sid(name))) for name in ("s1", "tok-1")
+        str(uuid.uuid5(command.command_id, sid(name))) for name in named
     }
-    assert {k for k, _ in ended} == {record_key("acme", sid(n)) for n in ("s1", "tok-1")}
+    assert {k for k, _ in ended} == {record_key("acme", sid(n)) for n in named}
     revocation_records = await _topic_values(kafka_bootstrap, topics.revocations)
     revoked = [json.loads(cast(bytes, v)) for _, v in revocation_records]  # no tombstone yet
     assert {(r["session_id"], r["session_type"]) for r in revoked} == {
@@ -249,3 +254,42 @@ async def test_a_platform_logout_is_revoked_too(
     assert record[0] == record_key("acme", sid("s9"))
     assert record[1] is not None and json.loads(record[1])["reason"] == "logout"
     assert (await session_rows(registry))[sid("s9")]["state"] == "terminated"
+
+
+async def test_a_session_named_before_its_creation_is_folded_ends_and_is_revoked_when_created(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    """A command by ids may be read before the creation of a session it names (the creation
+    comes on another topic, and the registry reads the two in no set order). It must not
+    match nothing: the session would then stay open for good, never revoked."""
+    registry = await start_registry()
+    await send(activity("seen", NOW - timedelta(minutes=1)))  # its creation is not folded yet
+    await registry.wait_until_idle(30)
+    command = terminate(session_ids=[sid("early"), sid("seen")])
+    await send(command)
+    await registry.wait_until_idle(30)
+    assert await _topic_values(kafka_bootstrap, topics.revocations) == []  # no type known yet
+    (applied,) = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
+    assert applied["terminated"] == 0  # none ended yet: they are not created
+
+    # created before and after the command's requested_at: both named, both ended (as they
+    # would be, had their creations been folded first)
+    await send(created("early"), created("seen", at=NOW + timedelta(minutes=1)))
+    await send(created("later", at=NOW + timedelta(minutes=5)))  # not named: stays open
+    await registry.wait_until_idle(30)
+    rows = await session_rows(registry)
+    assert rows[sid("later")]["state"] == "open"
+    for name in ("early", "seen"):
+        row = rows[sid(name)]
+        assert (row["state"], row["end_reason"], row["ended_by"]) == (
+            "terminated",
+            "admin",
+            "admin-7",
+        )
+        assert as_utc(row["ended_at"]) == NOW
+    revoked = {
+        k: json.loads(cast(bytes, v))
+        for k, v in await _topic_values(kafka_bootstrap, topics.revocations)
+    }
+    assert set(revoked) == {record_key("acme", sid(n)) for n in ("early", "seen")}
+    assert all(r["reason"] == "admin" and r["session_type"] == "browser" for r in revoked.values())

@@ -28,7 +28,7 @@ import pytest
 from registry_helpers import NOW, activity, created, sid
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
-from test_registry_rebuild import read_model
+from test_registry_rebuild import as_the_log_has_it, read_model
 
 from fresh_topics import connection
 from read_model.database import make_engine
@@ -254,11 +254,11 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
     assert killed_mid_command >= 1, "no kill fell between a command's arrival and its effect"
     assert await _applied_count(db_url) == KILLS  # each command once
 
-    live = await read_model(db_url)
+    live = as_the_log_has_it(await read_model(db_url))
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
     report = await rebuild(connection(kafka_bootstrap, topics), topics, into, "crash-rebuild")
     assert report.events >= EVENTS
-    rebuilt = await read_model(into)
+    rebuilt = as_the_log_has_it(await read_model(into))
     assert len(live[0]) == len(rebuilt[0]) and len(live[1]) == len(rebuilt[1])
     assert live == rebuilt
     # the crash-prone paths really ran: commands ended sessions, the sweeper expired some
