@@ -3,7 +3,7 @@
 import { ApiError } from "./api.js";
 import { byId, byIdOf, el, plural, replaceChildren, show } from "./dom.js";
 import { describeFocus, restoreFocus } from "./focus.js";
-import { renderHeader, renderRow } from "./table.js";
+import { renderHeader, renderRows } from "./table.js";
 
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./api.js").SessionItem} SessionItem */
@@ -327,20 +327,15 @@ export class SessionsList {
       onSort: (key) => this.onSortClick(key),
       onFilter: (column) => this.onFilter(column),
     });
-    replaceChildren(
-      this.body,
-      this.rows.map((item) =>
-        renderRow(item, {
-          columns,
-          selected: this.selection.has(item.session_id),
-          onToggle: (row, checked) => this.toggle(row, checked),
-          onOpen: (row) => this.onOpen(row),
-          onCopy: this.onCopy,
-          onUser: this.onUser,
-          asOf: this.asOf,
-        }),
-      ),
-    );
+    renderRows(this.body, this.rows, (item) => ({
+      columns,
+      selected: this.selection.has(item.session_id),
+      onToggle: (row, checked) => this.toggle(row, checked),
+      onOpen: (row) => this.onOpen(row),
+      onCopy: this.onCopy,
+      onUser: this.onUser,
+      asOf: this.asOf,
+    }));
     restoreFocus(focused, this.body, this.headerRow);
     this.renderState();
     this.onRendered();

@@ -268,7 +268,7 @@ function copyIcon() {
  * @param {SessionItem} item
  * @param {RowOptions} options
  */
-export function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, onUser, asOf }) {
+function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, onUser, asOf }) {
   const label = `Select ${item.user_name}, ${typeLabel(item.session_type)} session ${item.session_id}`;
   const row = el(
     "tr",
@@ -295,4 +295,41 @@ export function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, o
     columns.map((column) => cell(column, item, { onOpen, onCopy, onUser, asOf })),
   );
   return row;
+}
+
+/** The item each row was drawn from, as JSON: a row is kept only for the very same item. */
+const DRAWN_FROM = new WeakMap();
+
+/**
+ * Put one row per item in `body`, keeping each row already there that would be drawn the same
+ * from the same item (a Refresh's reply, the next page appended, a terminated row removed:
+ * most rows are unchanged), and adding, moving or removing only the others. A render replaced
+ * every row, and a click on a row's checkbox or button whose press and release straddled it
+ * (the next page arriving as the admin clicked) pressed an element that was gone and was lost.
+ * A kept row's listeners hold the same item as a new one's would (its JSON is equal).
+ * @param {HTMLTableSectionElement} body
+ * @param {SessionItem[]} items
+ * @param {(item: SessionItem) => RowOptions} optionsOf
+ */
+export function renderRows(body, items, optionsOf) {
+  /** @type {Map<string, HTMLTableRowElement>} */
+  const shown = new Map();
+  for (const row of body.rows) shown.set(row.dataset.sessionId ?? "", row);
+  const wanted = items.map((item) => {
+    const options = optionsOf(item);
+    const row = renderRow(item, options);
+    const drawn = JSON.stringify(item);
+    DRAWN_FROM.set(row, drawn);
+    const before = shown.get(item.session_id);
+    if (!before || DRAWN_FROM.get(before) !== drawn || !before.isEqualNode(row)) return row;
+    const box = before.querySelector("input.row-select");
+    // its state is a property, which no markup compares: set here whether it was kept or not
+    if (box instanceof HTMLInputElement) box.checked = options.selected;
+    return before;
+  });
+  wanted.forEach((row, i) => {
+    const at = body.rows[i];
+    if (at !== row) body.insertBefore(row, at ?? null);
+  });
+  while (body.rows.length > wanted.length) body.rows[wanted.length].remove();
 }
