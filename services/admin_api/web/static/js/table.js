@@ -2,7 +2,7 @@
 // Rendering the sessions table: sortable, filterable headers and one row per session.
 import { fieldOf } from "./api.js";
 import { latinLookAlikes } from "./confusables.js";
-import { el, hiddenCharacters, inputOf, mixedScripts, replaceChildren } from "./dom.js";
+import { el, hiddenCharacters, inputOf, mixedScripts } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { datedAhead, timeElement } from "./timefmt.js";
 
@@ -42,7 +42,7 @@ const SORT_MARK = { ascending: "▲", descending: "▼", none: "↕" };
  * @param {HeaderOptions} options
  */
 export function renderHeader(row, options) {
-  keepUnchangedCells(row, headerCells(options));
+  keepUnchanged(row, headerCells(options));
   const box = row.querySelector("#select-all");
   if (box instanceof HTMLInputElement) {
     // its state is a property, which no markup compares: set here whether it was kept or not
@@ -51,29 +51,34 @@ export function renderHeader(row, options) {
   }
 }
 
-/** The column each header cell was drawn for: a kept cell's buttons act on that column. */
-const COLUMN_OF = new WeakMap();
+/** What each header cell or row was drawn from: its column, or its item as JSON. */
+const DRAWN_FROM = new WeakMap();
 
 /**
- * Put `cells` in `row`, keeping each cell already there that would be drawn the same (equal
- * nodes, the same attributes and children, for the same column). A render replaced every
- * cell, and a click whose press and release straddled it (a sort's reply arriving just then)
- * pressed a button that was gone and was lost: the filter dialog did not open.
- * @param {HTMLTableRowElement} row
- * @param {HTMLTableCellElement[]} cells
+ * Put `nodes` in `parent`, in order, keeping each node already there that was drawn from the
+ * same column or an equal item (`DRAWN_FROM`) and would be drawn the same (`isEqualNode`: the
+ * same attributes and children), and adding, moving or removing only the others; return what
+ * `parent` holds then. A render replaced every node, so a click whose press and release
+ * straddled it (a sort's reply rendering the header, a Refresh's or the next page's reply
+ * rendering the rows) pressed an element that was gone and was lost. A kept node's listeners
+ * act on the same column, or on an item equal to the new one.
+ * @template {Element} T
+ * @param {Element} parent
+ * @param {T[]} nodes
+ * @returns {T[]}
  */
-function keepUnchangedCells(row, cells) {
-  const shown = Array.from(row.cells);
-  if (shown.length !== cells.length) {
-    replaceChildren(row, cells);
-    return;
-  }
-  cells.forEach((cell, i) => {
-    const before = shown[i];
-    if (!before.isEqualNode(cell) || COLUMN_OF.get(before) !== COLUMN_OF.get(cell)) {
-      before.replaceWith(cell);
-    }
+function keepUnchanged(parent, nodes) {
+  const shown = new Map(Array.from(parent.children, (node) => [DRAWN_FROM.get(node), node]));
+  const wanted = nodes.map((node) => {
+    const before = shown.get(DRAWN_FROM.get(node));
+    return before && before.isEqualNode(node) ? /** @type {T} */ (before) : node;
   });
+  wanted.forEach((node, i) => {
+    const at = parent.children[i];
+    if (at !== node) parent.insertBefore(node, at ?? null);
+  });
+  while (parent.children.length > wanted.length) parent.children[wanted.length].remove();
+  return wanted;
 }
 
 /**
@@ -122,7 +127,7 @@ function headerCells({ columns, query, onSelectAll, onSort, onFilter }) {
             ),
       ),
     );
-    COLUMN_OF.set(cell, column);
+    DRAWN_FROM.set(cell, column);
     cells.push(cell);
   }
   return cells;
@@ -297,39 +302,22 @@ function renderRow(item, { columns, selected, onToggle, onOpen, onCopy, onUser, 
   return row;
 }
 
-/** The item each row was drawn from, as JSON: a row is kept only for the very same item. */
-const DRAWN_FROM = new WeakMap();
-
 /**
- * Put one row per item in `body`, keeping each row already there that would be drawn the same
- * from the same item (a Refresh's reply, the next page appended, a terminated row removed:
- * most rows are unchanged), and adding, moving or removing only the others. A render replaced
- * every row, and a click on a row's checkbox or button whose press and release straddled it
- * (the next page arriving as the admin clicked) pressed an element that was gone and was lost.
- * A kept row's listeners hold the same item as a new one's would (its JSON is equal).
+ * The rows, one per item (`keepUnchanged`: a row drawn the same from an equal item is kept).
  * @param {HTMLTableSectionElement} body
  * @param {SessionItem[]} items
  * @param {(item: SessionItem) => RowOptions} optionsOf
  */
 export function renderRows(body, items, optionsOf) {
-  /** @type {Map<string, HTMLTableRowElement>} */
-  const shown = new Map();
-  for (const row of body.rows) shown.set(row.dataset.sessionId ?? "", row);
-  const wanted = items.map((item) => {
-    const options = optionsOf(item);
-    const row = renderRow(item, options);
-    const drawn = JSON.stringify(item);
-    DRAWN_FROM.set(row, drawn);
-    const before = shown.get(item.session_id);
-    if (!before || DRAWN_FROM.get(before) !== drawn || !before.isEqualNode(row)) return row;
-    const box = before.querySelector("input.row-select");
+  const options = items.map(optionsOf);
+  const rows = items.map((item, i) => {
+    const row = renderRow(item, options[i]);
+    DRAWN_FROM.set(row, JSON.stringify(item));
+    return row;
+  });
+  keepUnchanged(body, rows).forEach((row, i) => {
+    const box = row.querySelector("input.row-select");
     // its state is a property, which no markup compares: set here whether it was kept or not
-    if (box instanceof HTMLInputElement) box.checked = options.selected;
-    return before;
+    if (box instanceof HTMLInputElement) box.checked = options[i].selected;
   });
-  wanted.forEach((row, i) => {
-    const at = body.rows[i];
-    if (at !== row) body.insertBefore(row, at ?? null);
-  });
-  while (body.rows.length > wanted.length) body.rows[wanted.length].remove();
 }
