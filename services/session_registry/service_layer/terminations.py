@@ -50,7 +50,7 @@ from session_contracts.topics import Topics
 from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
 from session_registry.adapters.command_store import already_applied, defer, record_applied
 from session_registry.adapters.session_store import lock_states
-from session_registry.domain.fold import apply, merge, refresh
+from session_registry.domain.fold import merge, refresh
 from session_registry.domain.history import history_entry
 from session_registry.domain.lifecycle import (
     needs_revocation,
@@ -237,16 +237,14 @@ async def _end_by_ids(
         key = (command.tenant_id, session_id)
         # earlier commands of this batch may have ended it already
         state = changes.states.get(key) or stored.get(key)
-        if state is None or not state.created:
-            state = state or SessionState(tenant_id=key[0], session_id=key[1])
-            merge(state, _ended(command, state, topics, changes))
-            changes.states[key] = refresh(state, activity_only_seconds, now)
+        if state is not None and state.created and not is_active(state, at):
+            continue
+        state = state or SessionState(tenant_id=key[0], session_id=key[1])
+        merge(state, _ended(command, state, topics, changes))
+        changes.states[key] = refresh(state, activity_only_seconds, now)
+        if not state.created:  # revoked when its creation comes (`needs_revocation`)
             awaited += 1
             continue
-        if not is_active(state, at):
-            continue
-        apply(state, _ended(command, state, topics, changes))
-        changes.states[key] = state
         # no copy of the state before: it was open, so the termination is new
         if needs_revocation(None, state, now):
             changes.revoke(topics, state, headers)
