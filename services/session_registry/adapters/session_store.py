@@ -67,6 +67,19 @@ async def save_sessions(uow: UnitOfWork, states: Iterable[SessionState]) -> int:
     return len(rows)
 
 
+async def claim_sessions(uow: UnitOfWork, states: Iterable[SessionState]) -> None:
+    """Store these states' rows where no row of their key is stored; leave stored rows as they
+    are. For a writer that read these keys absent (no row to lock): once this returns it holds
+    each key's row, its own or one another writer stored meanwhile (on PostgreSQL the insert
+    waits for that writer's transaction to end), so reading the keys again, locked, gives what
+    to fold into. Writing over a row it never read would wipe what the other writer stored."""
+    rows = [dict(zip(SESSION_COLUMNS, row, strict=True)) for row in sorted(map(_row_of, states))]
+    if rows:
+        key = [sessions.c.tenant_id, sessions.c.session_id]
+        statement = uow.store.insert(sessions).on_conflict_do_nothing(index_elements=key)
+        await uow.conn.execute(statement, rows)
+
+
 async def save_history(uow: UnitOfWork, entries: Iterable[HistoryEntry]) -> None:
     """Record history entries; an entry already recorded (same event id) is left as it is."""
     await uow.store.save_history(uow.conn, [_history_row_of(entry) for entry in entries])

@@ -49,7 +49,7 @@ from session_contracts.models import SessionTerminated, TerminateSessions, as_ut
 from session_contracts.topics import Topics
 from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
 from session_registry.adapters.command_store import already_applied, defer, record_applied
-from session_registry.adapters.session_store import lock_states
+from session_registry.adapters.session_store import claim_sessions, lock_states
 from session_registry.domain.fold import merge, refresh
 from session_registry.domain.history import history_entry
 from session_registry.domain.lifecycle import (
@@ -222,7 +222,9 @@ async def _end_by_ids(
     not counted: the termination is folded into a row never created, as a `session.terminated`
     read before its creation is, and the creation, when it comes, folds into an ended session,
     which is revoked then (`needs_revocation`). Left out, the command would match nothing and
-    the session would stay open for good, with nothing to revoke it."""
+    the session would stay open for good, with nothing to revoke it. Such a row is claimed
+    before anything is folded (`claim_sessions`): a creation another instance stores meanwhile
+    is then read and ended here, not overwritten."""
     assert command.session_ids is not None
     at = _active_at(command, grace)
     named = sorted(set(command.session_ids))
@@ -232,9 +234,17 @@ async def _end_by_ids(
         .order_by(_s.tenant_id, _s.session_id)
     )
     stored = {state.key: state for state in await lock_states(uow, query)}
+    keys = [(command.tenant_id, session_id) for session_id in named]
+    if absent := [key for key in keys if key not in stored and key not in changes.states]:
+        # Another registry instance may be storing one of these rows now (a creation folded
+        # from its events partition): with no row to lock, writing the state folded here over
+        # it would wipe that creation, and nothing would revoke the session. So hold a row of
+        # each first, then fold into what is stored.
+        blank = (SessionState(tenant_id=t, session_id=i) for t, i in absent)
+        await claim_sessions(uow, (refresh(s, activity_only_seconds, now) for s in blank))
+        stored = {state.key: state for state in await lock_states(uow, query)}
     ended = awaited = 0
-    for session_id in named:
-        key = (command.tenant_id, session_id)
+    for key in keys:
         # earlier commands of this batch may have ended it already
         state = changes.states.get(key) or stored.get(key)
         if state is not None and state.created and not is_active(state, at):
