@@ -166,6 +166,12 @@ class RegistryMetrics:
             "Sessions ended by termination commands",
             registry=r,
         )
+        self.terminations_awaiting_creation = Counter(
+            "session_registry_terminations_awaiting_creation",
+            "Sessions a command named by id before their creation was read: kept ended, "
+            "revoked when created",
+            registry=r,
+        )
         self.sessions_expired = Counter(
             "session_registry_sessions_expired",
             "Sessions the sweeper expired",
@@ -236,6 +242,7 @@ class RegistryMetrics:
         miskeyed: Mapping[str, int],
         dated_ahead: int = 0,
         producer_dated: bool | None = None,
+        awaiting_creation: int = 0,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -248,6 +255,8 @@ class RegistryMetrics:
             self.commands_applied.inc(commands)
         if terminated:
             self.sessions_terminated.inc(terminated)
+        if awaiting_creation:
+            self.terminations_awaiting_creation.inc(awaiting_creation)
         if skipped:
             self.records_skipped.inc(skipped)
         for kind, count in miskeyed.items():

@@ -264,6 +264,7 @@ class ConsumerLoop:
                 outcome.miskeyed,
                 outcome.dated_ahead,
                 outcome.producer_dated,
+                outcome.awaiting_creation,
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)

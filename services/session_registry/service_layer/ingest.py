@@ -13,7 +13,7 @@ import itertools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Protocol
@@ -174,8 +174,8 @@ def _regroup(items: Sequence[Item]) -> dict[TopicPartitionKey, Decoded]:
 
 
 def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
-    for name in ("events", "sessions", "commands", "terminated", "deferred", "published"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
+    for counted in fields(Outcome):  # the projection's counts
+        setattr(total, counted.name, getattr(total, counted.name) + getattr(part, counted.name))
     total.dead_letters += part.dead_letters
     total.skipped += part.skipped
     for kind, count in part.event_types.items():

@@ -32,6 +32,8 @@ class Outcome:
     deferred: int = 0
     """Commands by a text filter kept for the resolver (`Projector.defer_searches`)."""
     published: int = 0
+    awaiting_creation: int = 0
+    """Sessions commands named by id before their creation was read (`Applied`'s)."""
 
 
 class Projector:
@@ -82,7 +84,7 @@ class Projector:
         outcome.published = await changes.flush(uow, self.publish)
         if commands and self.publish:
             terminations = Changes()
-            outcome.commands, outcome.terminated, outcome.deferred = await apply_commands(
+            applied = await apply_commands(
                 uow,
                 commands,
                 now,
@@ -94,6 +96,9 @@ class Projector:
                 origins=command_origins,
                 activity_only_seconds=self.activity_only_seconds,
             )
+            outcome.commands, outcome.terminated = applied.commands, applied.terminated
+            outcome.deferred = applied.deferred
+            outcome.awaiting_creation = applied.awaiting_creation
             outcome.published += await terminations.flush(uow, self.publish)
         return outcome
 

@@ -80,6 +80,9 @@ class Applied(NamedTuple):
     """Sessions they ended."""
     deferred: int
     """Commands by a text filter kept for the resolver instead (`defer_searches`)."""
+    awaiting_creation: int = 0
+    """Sessions named by id and not created yet, whose end is kept until their creation
+    (`_end_by_ids`); not in `terminated`."""
 
 
 def _active_at(command: TerminateSessions, grace: timedelta) -> datetime:
@@ -134,7 +137,7 @@ async def apply_commands(
     for command in commands:  # the first record of an id counts, as across batches
         unique.setdefault((command.tenant_id, str(command.command_id)), command)
     done = await already_applied(uow.conn, unique.keys())
-    applied = terminated = deferred = 0
+    applied = terminated = deferred = awaiting = 0
     traced = tracing_on()  # off: no span, no context, no header, for any command or record
     for command_id, command in unique.items():
         if command_id in done:
@@ -149,12 +152,13 @@ async def apply_commands(
             deferred += 1
             continue
         with command_span(command_id, command_headers.get(command_id), traced):
-            ended = await _apply_one(
+            ended, kept = await _apply_one(
                 uow, command, now, topics, changes, traced, grace, activity_only_seconds
             )
         applied += 1
         terminated += ended
-    return Applied(applied, terminated, deferred)
+        awaiting += kept
+    return Applied(applied, terminated, deferred, awaiting)
 
 
 def command_span(
@@ -184,15 +188,17 @@ async def _apply_one(
     traced: bool,
     grace: timedelta,
     activity_only_seconds: int,
-) -> int:
-    """End the sessions one command targets; return how many."""
+) -> tuple[int, int]:
+    """End the sessions one command targets; return how many, and how many named by id are
+    kept ended until their creation."""
     # this span's context, for the revocations' records
     headers = tuple(inject_headers()) if traced else ()
     command_id = str(command.command_id)
+    kept = 0
     if command.filter is not None:
         ended = await end_by_filter(uow, command, now, topics, changes, headers, grace=grace)
     else:
-        ended = await _end_by_ids(
+        ended, kept = await _end_by_ids(
             uow, command, now, topics, changes, headers, grace, activity_only_seconds
         )
     await record_applied(uow, command, now, ended)
@@ -202,7 +208,7 @@ async def _apply_one(
         ended,
         extra={"tenant_id": command.tenant_id, "command_id": command_id},
     )
-    return ended
+    return ended, kept
 
 
 async def _end_by_ids(
@@ -214,8 +220,9 @@ async def _end_by_ids(
     headers: tuple[tuple[str, bytes], ...],
     grace: timedelta,
     activity_only_seconds: int,
-) -> int:
-    """End the listed sessions row by row, folding each (a handful: the low-latency path).
+) -> tuple[int, int]:
+    """End the listed sessions row by row, folding each (a handful: the low-latency path);
+    return how many ended, and how many are kept ended until their creation.
 
     A listed session not created yet in the read model (its `session.created` is still on its
     way: another topic than the command's, a registry behind) is ended all the same, though
@@ -265,7 +272,7 @@ async def _end_by_ids(
             awaited,
             extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
         )
-    return ended
+    return ended, awaited
 
 
 async def end_by_filter(

@@ -135,7 +135,7 @@ async def test_a_filter_ends_in_chunks_exactly_what_the_per_row_fold_ended(
     command = by_filter()
     async with UnitOfWork(store) as uow:
         changes = Changes()
-        applied, ended, _ = await apply_commands(uow, [command], NOW, TOPICS, changes)
+        applied, ended, *_ = await apply_commands(uow, [command], NOW, TOPICS, changes)
         published = await changes.flush(uow, True)
     assert (applied, ended) == (1, 13)
     got = await contents(store)
@@ -202,7 +202,7 @@ async def test_a_filter_matching_less_than_a_chunk_and_one_matching_nothing(stor
     nothing = by_filter(user_id="nobody")
     async with UnitOfWork(store) as uow:
         changes = Changes()
-        applied, ended, _ = await apply_commands(uow, [exact, nothing], NOW, TOPICS, changes)
+        applied, ended, *_ = await apply_commands(uow, [exact, nothing], NOW, TOPICS, changes)
         await changes.flush(uow, True)
     assert (applied, ended) == (2, 3)
     async with store.engine.connect() as conn:
