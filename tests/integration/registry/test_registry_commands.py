@@ -271,6 +271,7 @@ async def test_a_session_named_before_its_creation_is_folded_ends_and_is_revoked
     assert await _topic_values(kafka_bootstrap, topics.revocations) == []  # no type known yet
     (applied,) = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
     assert applied["terminated"] == 0  # none ended yet: they are not created
+    assert registry.metrics is not None
     counted = registry.metrics.registry.get_sample_value
     assert counted("session_registry_terminations_awaiting_creation_total") == 2
     assert counted("session_registry_sessions_terminated_total") == 0

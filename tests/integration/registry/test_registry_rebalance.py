@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -13,6 +14,7 @@ from registry_helpers import NOW, StartRegistry, activity, created, read_topic, 
 from polling import until
 from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.codec import decode_event
+from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_consumer
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.settings import KafkaSettings
@@ -211,3 +213,57 @@ async def test_records_fetched_before_the_stored_positions_are_sought_are_not_ap
     assert stored == expected_rows(log)
     assert second.metrics is not None
     assert second.metrics.batches_dropped._value.get() >= 1
+
+
+async def test_commands_racing_creations_on_two_registries_end_and_revoke_every_named_session(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str, db_url: str
+) -> None:
+    """Each command names one session by id and is sent just before or just after its
+    creation, to two registries sharing the partitions: a command may be applied before its
+    session's creation is read, by the other instance, or while the other one stores the
+    creation (`test_registry_two_writers.py` holds those two writes' orders one by one). Every
+    named session ends and is revoked once; the others stay open."""
+    names = [f"race-{n:03d}" for n in range(80)]
+    named = names[:60]
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    first = await start_registry(consumer_group=group, batch_max_records=5)
+    second = await start_registry(consumer_group=group, batch_max_records=5)
+    registries = (first, second)
+    await until(
+        lambda: _all_assigned(registries, topics), 60, "the partitions shared by both registries"
+    )
+    order = random.Random(7)
+    for name in names:
+        pair: list[object] = [created(name)]
+        if name in named:
+            pair.append(
+                TerminateSessions(
+                    command_id=uuid.uuid4(),
+                    requested_at=NOW,
+                    tenant_id="acme",
+                    requested_by="admin-1",
+                    session_ids=[sid(name)],
+                )
+            )
+        order.shuffle(pair)
+        await send(*pair)
+
+    async def settled() -> bool:  # the events a command published, folded where they belong
+        for registry in registries:
+            await registry.wait_until_idle(60)
+        stored = await table_rows(db_url, sessions, [sessions.c.session_id])
+        return [r["state"] for r in stored].count("terminated") == len(named)
+
+    await until(settled, 60, "every named session terminated")
+    stored = await table_rows(db_url, sessions, [sessions.c.session_id])
+    states = {r["session_id"]: (r["state"], r["created_at"] is not None) for r in stored}
+    assert states == {
+        sid(name): ("terminated" if name in named else "open", True) for name in names
+    }
+    revoked = [r.key for r in await read_topic(kafka_bootstrap, topics.revocations) if r.value]
+    assert sorted(revoked) == sorted(record_key("acme", sid(name)) for name in named)
+
+
+async def _all_assigned(registries: tuple[Registry, ...], topics: Topics) -> bool:
+    held = [registry.loop.consumer.assignment() for registry in registries]
+    return all(held) and sum(map(len, held)) == 2 * topics.partitions
