@@ -57,14 +57,20 @@ async def apply_command(store: Store, command: TerminateSessions) -> None:
 
 async def waiting_on_a_row_lock(store: Store, task: asyncio.Task[None]) -> None:
     """Return once a backend of this database waits for a lock (the other writer's row), or
-    fail: without that wait the two transactions did not overlap as the test means."""
+    fail: without that wait the two transactions did not overlap as the test means.
+
+    Each read in a transaction of its own: PostgreSQL lists a transaction's backends once, at
+    its first read of `pg_stat_activity`, so a writer that connected later was never seen
+    (the test failed so under load, the writer's connection made after the first read)."""
     query = text(
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     async with store.engine.connect() as conn:
         for _ in range(200):
-            if await conn.scalar(query):
+            waiting = await conn.scalar(query)
+            await conn.rollback()
+            if waiting:
                 return
             assert not task.done(), "the other writer finished without waiting for the row"
             await asyncio.sleep(0.05)
