@@ -338,20 +338,23 @@ async def test_a_click_pressed_as_a_sorts_reply_renders_the_table_still_opens_th
     await page.unroute(re.compile(r"/api/v1/sessions\?"))
 
 
-async def test_a_click_pressed_as_a_refreshs_reply_renders_the_rows_still_selects_the_row(
+async def test_a_click_on_a_row_pressed_as_a_refreshs_reply_arrives_selects_that_row(
     stack: Stack, page: Page
 ) -> None:
-    """A render keeps each row it would draw the same from the same item. It replaced them all:
-    a click on a row's checkbox pressed before a Refresh's (or the next page's) reply rendered
-    the rows and released after it pressed a checkbox that was gone, and nothing was selected."""
+    """A Refresh's (or the next page's) reply arriving between the press and the release of a
+    click on a row's checkbox. The rows were redrawn under the pointer: every row replaced
+    (the checkbox pressed was gone), or, with rows kept, moved down by a new session above
+    them, so the release landed on another row; nothing was selected either way. The rows are
+    now held while the pointer is pressed on them and redrawn after the click, each row the
+    same from the same item kept."""
     tenant = stack.tenant()
     await stack.publish([stack.session(tenant, "Anna"), stack.session(tenant, "Boris")])
     await page.goto(stack.page_url(tenant.token))
     await expect(rows(page)).to_have_count(2)
     anna = page.get_by_role("checkbox", name=re.compile("^Select Anna"))
     boris_row = await rows(page).filter(has_text="Boris").element_handle()
-    # a session active longer ago: last in the default order, so no row moves under the mouse
-    await stack.publish([stack.session(tenant, "Zed", created_ago=timedelta(hours=2))])
+    # active more recently than both: first in the default order, every row below it moves
+    await stack.publish([stack.session(tenant, "Aaron", created_ago=timedelta(minutes=1))])
 
     release = asyncio.Event()
 
@@ -365,11 +368,16 @@ async def test_a_click_pressed_as_a_refreshs_reply_renders_the_rows_still_select
     assert box is not None
     await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     await page.mouse.down()
-    release.set()  # the reply renders the rows between the press and the release
-    await expect(rows(page)).to_have_count(3)
+    release.set()  # the reply arrives between the press and the release
+    await expect(page.locator("#table-summary")).to_have_text("Showing 3 of 3 sessions")
+    await expect(rows(page)).to_have_count(2)  # held under the pointer
     await page.mouse.up()
+    await expect(rows(page)).to_have_count(3)
+    await expect(rows(page).first).to_contain_text("Aaron")
     await expect(anna).to_be_checked()
-    await expect(page.get_by_role("checkbox", name=re.compile("^Select Boris"))).not_to_be_checked()
+    for other in ("Aaron", "Boris"):
+        box_of = page.get_by_role("checkbox", name=re.compile(f"^Select {other}"))
+        await expect(box_of).not_to_be_checked()
     assert await boris_row.evaluate("row => row.isConnected")  # kept, not drawn anew
     await page.unroute(re.compile(r"/api/v1/sessions\?"))
 

@@ -86,6 +86,21 @@ export class SessionsList {
       event.preventDefault();
       this.onDeleteKey(item);
     });
+    // A pointer pressed on the rows holds them as they are until it is released: a reply
+    // rendered between the press and the release would move the row pressed (a new session
+    // above it), and the release would land on another row: no click on either.
+    this.pressing = false;
+    /** whether a render left the rows as they were, to redraw when the press ends */
+    this.rowsHeld = false;
+    this.body.addEventListener("pointerdown", () => { this.pressing = true; });
+    const released = () => {
+      if (!this.pressing) return;
+      this.pressing = false;
+      // the click this release makes is dispatched in the same task as the release: after it
+      if (this.rowsHeld) setTimeout(() => { if (!this.pressing && this.rowsHeld) this.render(); }, 0);
+    };
+    for (const type of ["pointerup", "pointercancel"]) window.addEventListener(type, released, true);
+    window.addEventListener("blur", released);
     const sentinel = byId("scroll-sentinel");
     this.sentinel = sentinel;
     new IntersectionObserver((entries) => {
@@ -315,7 +330,9 @@ export class SessionsList {
     box.indeterminate = state === "some";
   }
 
-  /** Render header, rows, state and footer; keeps keyboard focus on the same row control. */
+  /** Render header, rows, state and footer; keeps keyboard focus on the same row control.
+   * While a pointer is pressed on the rows they are left as they are, and drawn when it is
+   * released (`pressing`). */
   render() {
     const focused = describeFocus(this.table);
     const columns = this.columns.visibleColumns();
@@ -327,15 +344,18 @@ export class SessionsList {
       onSort: (key) => this.onSortClick(key),
       onFilter: (column) => this.onFilter(column),
     });
-    renderRows(this.body, this.rows, (item) => ({
-      columns,
-      selected: this.selection.has(item.session_id),
-      onToggle: (row, checked) => this.toggle(row, checked),
-      onOpen: (row) => this.onOpen(row),
-      onCopy: this.onCopy,
-      onUser: this.onUser,
-      asOf: this.asOf,
-    }));
+    this.rowsHeld = this.pressing;
+    if (!this.rowsHeld) {
+      renderRows(this.body, this.rows, (item) => ({
+        columns,
+        selected: this.selection.has(item.session_id),
+        onToggle: (row, checked) => this.toggle(row, checked),
+        onOpen: (row) => this.onOpen(row),
+        onCopy: this.onCopy,
+        onUser: this.onUser,
+        asOf: this.asOf,
+      }));
+    }
     restoreFocus(focused, this.body, this.headerRow);
     this.renderState();
     this.onRendered();
