@@ -118,6 +118,11 @@ async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
     the start is given up, the producer stopped (no sender task yet: nothing to flush), and
     callers retry as for any broker that cannot be reached. A producer that started but knows
     no brokers is refused the same way: its sends would neither complete nor fail.
+
+    A start that fails otherwise, or is cancelled, stops the producer too: past its bootstrap
+    the client's metadata task runs, and nothing else would end it (aiokafka's `start()` leaves
+    it running; a gateway stopping while its activity reporter started a producer left one
+    such task for the life of the process).
     """
     try:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result, and drops a
@@ -130,6 +135,9 @@ async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
         raise KafkaConnectionError(
             f"no producer id from the broker within {within:g} s (is it away or still starting?)"
         ) from None
+    except BaseException:
+        await producer.stop()  # nothing was sent: there is nothing for it to wait for
+        raise
     if not producer.client.cluster.brokers():
         await producer.stop()  # nothing was sent: its flush has nothing to wait for
         raise KafkaConnectionError("the broker named no brokers (is it still starting?)")
