@@ -97,6 +97,9 @@ class KafkaBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            except BaseException:  # cancelled (the API stopping): nothing of it left running
+                await producer.stop()
+                raise
             self._producer = producer
             self.failure = None
             return

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from admin_api_support import TENANT, handle, make_settings
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_api.adapters import bus as bus_module
 from admin_api.adapters.bus import KafkaBus
 from admin_api.app import create_app
 from admin_api.auth import issue_dev_token
@@ -128,3 +129,31 @@ async def test_the_connected_bus_knows_the_partitions_of_the_topics_it_writes(
         assert cluster.partitions_for_topic(topics.settings) == every
     finally:
         await bus.stop()
+
+
+async def test_a_bus_stopped_while_it_connects_leaves_no_producer_running(
+    kafka_bootstrap: str, topics: Topics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin API stopping while its bus learns its topics' partitions (the producer
+    started): the cancelled connection stopped nothing, and the producer's sender and metadata
+    tasks ran on for the life of the process."""
+    learning = asyncio.Event()
+    started: list[AIOKafkaProducer] = []
+
+    async def learn_for_ever(producer: AIOKafkaProducer, _topics: object) -> None:
+        started.append(producer)
+        learning.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(bus_module, "learn_partitions", learn_for_ever)
+    bus = KafkaBus(connection(kafka_bootstrap, topics))
+    bus.start()
+    async with asyncio.timeout(30):
+        await learning.wait()
+    (producer,) = started
+    tasks = [producer.client._sync_task, producer._sender.sender_task]
+    assert all(task is not None and not task.done() for task in tasks)
+    await bus.stop()
+    assert all(task is not None and task.done() for task in tasks)
+    assert producer._closed
+    assert not any(conn.connected() for conn in producer.client._conns.values())

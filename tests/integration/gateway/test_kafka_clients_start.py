@@ -34,7 +34,8 @@ class AtProducerId:
     def left_nothing_running(self, producer: AIOKafkaProducer) -> None:
         assert self.synchronizer is not None, "the start never got past its bootstrap"
         assert self.synchronizer.done(), "the client's metadata task is still running"
-        assert producer._closed and not producer.client._conns
+        assert producer._closed
+        assert not any(conn.connected() for conn in producer.client._conns.values())
 
 
 def stop_at_the_producer_id(
