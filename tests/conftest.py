@@ -91,9 +91,21 @@ async def _no_task_outlives_its_module(request: pytest.FixtureRequest) -> AsyncI
         if loop.time() > deadline:
             for task in left:
                 task.cancel()
-            running = "; ".join(sorted(f"{t.get_name()}: {t.get_coro()!r}" for t in left))
+            running = "; ".join(sorted(map(_described, left)))
             pytest.fail(f"{request.node.nodeid} left {len(left)} task(s) running: {running}")
         await asyncio.sleep(0.05)
+
+
+def _described(task: asyncio.Task[object]) -> str:
+    """A task left running, with whose it is: a Kafka client's task says the topics its client
+    knew (which producer or consumer it was is otherwise a guess: a CI failure named only
+    `AIOKafkaClient._md_synchronizer`)."""
+    coro = task.get_coro()
+    owner = getattr(getattr(coro, "cr_frame", None), "f_locals", {}).get("self")
+    client = getattr(owner, "_client", None) or getattr(owner, "client", None) or owner
+    topics = getattr(client, "_topics", None)
+    known = f" (its Kafka client knew topics {sorted(topics)})" if topics is not None else ""
+    return f"{task.get_name()}: {coro!r}{known}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
