@@ -75,7 +75,8 @@ async def test_a_producer_start_failing_after_its_bootstrap_leaves_nothing_runni
     kafka_bootstrap: str,
 ) -> None:
     """As for a principal the broker refuses a producer id (no IdempotentWrite on the
-    cluster): each retry of a gateway's reporter or of the admin API left one more client."""
+    cluster). The gateway's reporter and the admin API's bus stop such a producer themselves;
+    `start_producer` now leaves nothing running whatever its caller does."""
     producer = new_producer(connection(kafka_bootstrap))
     at = stop_at_the_producer_id(producer, ClusterAuthorizationFailedError())
     with pytest.raises(ClusterAuthorizationFailedError):
