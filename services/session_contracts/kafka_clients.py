@@ -130,13 +130,13 @@ async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
         # stopped by a signal during its publisher's start served on, its children running)
         async with asyncio.timeout(within):
             await producer.start()
-    except TimeoutError:
-        await producer.stop()
-        raise KafkaConnectionError(
-            f"no producer id from the broker within {within:g} s (is it away or still starting?)"
-        ) from None
-    except BaseException:
-        await producer.stop()  # nothing was sent: there is nothing for it to wait for
+    except BaseException as exc:
+        await producer.stop()  # nothing was sent: its flush has nothing to wait for
+        if isinstance(exc, TimeoutError):
+            raise KafkaConnectionError(
+                f"no producer id from the broker within {within:g} s "
+                "(is it away or still starting?)"
+            ) from None
         raise
     if not producer.client.cluster.brokers():
         await producer.stop()  # nothing was sent: its flush has nothing to wait for
