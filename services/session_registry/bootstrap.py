@@ -136,6 +136,12 @@ class Registry:
         self._online: asyncio.Task[None] | None = None
         """Building the indexes `read_model.online_indexes` builds concurrently."""
         self._started = False
+        """Consuming: the consumer's start returned."""
+        self._producing = False
+        """The producer started (and is not stopped yet)."""
+        self._consuming = False
+        """The consumer's start was called (and it is not stopped yet): a start that fails or
+        is cancelled half-way leaves the client's tasks running, which only `stop()` ends."""
         self.operations: OperationsServer | None = None
 
     @classmethod
@@ -152,7 +158,11 @@ class Registry:
         )
 
     async def start(self) -> None:
-        """Migrate, create topics, relay leftovers, then start consuming and sweeping."""
+        """Migrate, create topics, relay leftovers, then start consuming and sweeping.
+
+        A start that fails or is cancelled half-way is left to `stop()`, which closes what it
+        opened (the producer, the consumer, the database pool); a registry starts once.
+        """
         if self.settings.migrate_on_start:
             # the indexes built concurrently follow in the background: ingest goes on meanwhile
             await upgrade_schema(self.store, online_indexes=False)
@@ -162,6 +172,7 @@ class Registry:
             await ensure_topics(self.settings, self.topics)
         # fails, not hangs, on a broker still starting or gone after the bootstrap
         await start_producer(self.producer, self.settings.kafka_request_timeout_ms / 1000)
+        self._producing = True  # a start_producer that raised stopped the producer itself
         # what the relay and the dead letters write: queued, not waiting for metadata, if
         # the broker goes away before their first record
         topics = self.topics
@@ -170,6 +181,7 @@ class Registry:
         )
         await self._relay()  # whatever a crash left between commit and send
         self.loop.subscribe()
+        self._consuming = True  # first: a start ended half-way leaves its client's tasks
         await self.loop.consumer.start()
         self._started = True
         self._tasks.append(asyncio.create_task(self.loop.run(), name="registry-consumer"))
@@ -186,7 +198,8 @@ class Registry:
         log.info("registry started: group %s, topics %s", self.settings.consumer_group, self.topics)
 
     async def stop(self) -> None:
-        """Stop consuming and sweeping, then close Kafka clients and the database pool.
+        """Stop consuming and sweeping, then close Kafka clients and the database pool; after a
+        start that failed or was cancelled too, whatever it had opened.
 
         A relay in flight finishes first (up to `RELAY_DRAIN_SECONDS`), so a graceful stop
         never publishes the same outbox records twice. With the broker away the stop is still
@@ -209,8 +222,11 @@ class Registry:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._tasks.clear()
-        if self._started:
+        self._started = False
+        if self._consuming:
             await stop_consumer(self.loop.consumer)  # not stop(): see there
+            self._consuming = False
+        if self._producing:
             # Bounded: with the broker away, stop() would wait for the relay's batches for as
             # long as the outage lasts. Their rows stay in the outbox until acknowledged, so
             # the next start publishes them: given up here, nothing is lost.
@@ -220,7 +236,7 @@ class Registry:
                     "stop; they stay in the outbox for the next start",
                     RELAY_DRAIN_SECONDS,
                 )
-            self._started = False
+            self._producing = False
         await self.store.dispose()
 
     async def _check_schema(self) -> None:
@@ -235,16 +251,19 @@ class Registry:
             log.info("schema %s", standing.describe())
 
     async def run_forever(self) -> None:
-        """Start, run until SIGINT/SIGTERM or a task fails, then stop."""
+        """Start, run until SIGINT/SIGTERM or a task fails, then stop (after a start that
+        failed too: its error is raised once what it opened is closed). A signal during the
+        start stops the registry once the start returns."""
         stopping = asyncio.Event()
         running = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
             running.add_signal_handler(sig, stopping.set)
-        if self.settings.registry_http_port is not None:
-            self.serve_operations()  # first: a port in use fails before anything starts
-        await self.start()
         waiter = asyncio.create_task(stopping.wait())
         try:
+            if self.settings.registry_http_port is not None:
+                self.serve_operations()  # first: a port in use fails before anything starts
+            await self.start()
             done, _ = await asyncio.wait(
                 [waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED
             )
@@ -254,6 +273,8 @@ class Registry:
         finally:
             waiter.cancel()
             await self.stop()
+            for sig in signals:  # the caller's handling back (the CLI's process ends here)
+                running.remove_signal_handler(sig)
 
     async def sweep_once(self, now: datetime | None = None) -> SweepOutcome:
         """Expire, tombstone and delete what is due at `now` (default: the clock), then relay.

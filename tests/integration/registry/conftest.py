@@ -76,8 +76,8 @@ async def start_registry(
         registry = Registry.from_settings(
             registry_settings(kafka_bootstrap, topics, db_url, **overrides)
         )
+        started.append(registry)  # first: a start that fails is stopped too
         await registry.start()
-        started.append(registry)
         return registry
 
     try:

@@ -1,0 +1,119 @@
+"""A registry whose start fails, or is cancelled, after its Kafka clients started: its stop
+closes them, and `run_forever` stops it (on the real broker).
+
+`stop()` closed the producer and the consumer only after a start that succeeded, so a start
+failing past its producer's (a topic missing, the leftover relay failing, the consumer's start)
+left the producer's sender and metadata tasks running, and a start cancelled while the consumer
+waited for its assignment left the consumer's too; `run_forever` did not stop a registry whose
+start failed at all, its operations port kept serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import UnknownTopicOrPartitionError
+from registry_helpers import registry_settings
+
+from migrated import MigratedCopies
+from session_contracts.topics import Topics
+from session_registry.bootstrap import Registry
+
+pytestmark = pytest.mark.kafka
+
+
+def _absent_topics() -> Topics:
+    """Topics under a prefix nothing created (the broker creates no topic by itself)."""
+    return Topics(prefix=f"t{uuid.uuid4().hex[:12]}.", partitions=3)
+
+
+def _closed(client: AIOKafkaProducer | AIOKafkaConsumer, synchronizer: Any) -> None:
+    """`client` stopped: closed, its metadata task ended, no connection open."""
+    assert client._closed, "stop() left the client open"
+    assert synchronizer is not None and synchronizer.done(), "its metadata task still runs"
+    kafka = client.client if isinstance(client, AIOKafkaProducer) else client._client
+    assert not any(conn.connected() for conn in kafka._conns.values())
+
+
+async def test_a_start_failing_after_the_producer_started_leaves_nothing_running_after_stop(
+    db_url: str, migrated: MigratedCopies, kafka_bootstrap: str
+) -> None:
+    await migrated.migrate(db_url)
+    topics = _absent_topics()
+    registry = Registry.from_settings(
+        registry_settings(
+            kafka_bootstrap, topics, db_url, create_topics=False, kafka_request_timeout_ms=1_000
+        )
+    )
+    try:
+        with pytest.raises(UnknownTopicOrPartitionError, match=topics.events):
+            await registry.start()
+        synchronizer = registry.producer.client._sync_task
+        assert synchronizer is not None and not synchronizer.done()  # the producer started
+    finally:
+        await registry.stop()
+    _closed(registry.producer, synchronizer)
+
+
+async def test_a_start_cancelled_while_the_consumer_starts_leaves_nothing_running_after_stop(
+    db_url: str, migrated: MigratedCopies, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """As for a caller giving up a start whose consumer waits for its assignment (a group
+    coordinator away): the consumer had bootstrapped, its metadata task running."""
+    await migrated.migrate(db_url)
+    registry = Registry.from_settings(registry_settings(kafka_bootstrap, topics, db_url))
+    consumer = registry.loop.consumer
+    waiting = asyncio.Event()
+
+    async def wait_for_ever() -> None:  # where the consumer's start waits, once bootstrapped
+        waiting.set()
+        await asyncio.Event().wait()
+
+    consumer._wait_topics = wait_for_ever
+    starting = asyncio.create_task(registry.start())
+    try:
+        async with asyncio.timeout(30):
+            await waiting.wait()
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        consumed = consumer._client._sync_task
+        produced = registry.producer.client._sync_task
+        assert consumed is not None and not consumed.done()
+    finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await registry.stop()
+    _closed(consumer, consumed)
+    _closed(registry.producer, produced)
+
+
+async def test_run_forever_stops_a_registry_whose_start_failed(
+    db_url: str, migrated: MigratedCopies, kafka_bootstrap: str
+) -> None:
+    """Its operations port (served first, so that a port in use fails before anything
+    starts) closes, and its producer with it; the start's error is what `run_forever` raises."""
+    await migrated.migrate(db_url)
+    topics = _absent_topics()
+    registry = Registry.from_settings(
+        registry_settings(
+            kafka_bootstrap,
+            topics,
+            db_url,
+            create_topics=False,
+            kafka_request_timeout_ms=1_000,
+            registry_http_port=0,
+        )
+    )
+    with pytest.raises(UnknownTopicOrPartitionError, match=topics.events):
+        await registry.run_forever()
+    assert registry.operations is not None
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(registry.operations.host, registry.operations.port)
+    assert registry.producer._closed
