@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
@@ -38,6 +38,7 @@ from session_contracts.kafka_clients import (
     stop_consumer,
 )
 from session_contracts.settings import KafkaSettings
+from session_contracts.tracing import RecordHeaders
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +227,13 @@ class CompactedTopicFollower(ABC):
         return describe_kafka_error(exc, "read", self.topic)
 
     def apply_with_headers(
-        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+        self, key: bytes | None, value: bytes | None, headers: RecordHeaders
     ) -> None:
         """`apply`, given the record's headers too (a subclass may trace with them)."""
         self.apply(key, value)
 
     def _apply_one(
-        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+        self, key: bytes | None, value: bytes | None, headers: RecordHeaders = ()
     ) -> None:
         # A record that makes `apply` raise is logged and passed over: raising here would
         # restart the consumer at the same position and fail on the same record forever.

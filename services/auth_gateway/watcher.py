@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 
 from opentelemetry.trace import SpanKind
 
@@ -36,7 +36,7 @@ from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, is_v1_key_of, record_key, split_record_key
 from session_contracts.settings import KafkaSettings
-from session_contracts.tracing import extract_context, tracer
+from session_contracts.tracing import RecordHeaders, extract_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +90,23 @@ class RevocationWatcher(CompactedTopicFollower):
             self._reject(key, f"unexpected {type(exc).__name__}: {exc}")
 
     def apply_with_headers(
-        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+        self, key: bytes | None, value: bytes | None, headers: RecordHeaders
     ) -> None:
         """`apply`, under a child span of the registry's when the record carries a trace
-        context (tracing on); records without one cost nothing more."""
+        context (tracing on); records without one cost nothing more. Headers this cannot read
+        are passed over, never the record: a revocation carrying a header without a value was
+        skipped whole (`trace_headers` raised on it)."""
         if not headers:
             self.apply(key, value)
             return
+        try:
+            context = extract_context(headers)
+        except Exception:  # the trace is what is lost, never the revocation
+            log.warning("revocation record's trace headers unreadable; applied untraced")
+            self.apply(key, value)
+            return
         with tracer().start_as_current_span(
-            "gateway.apply_revocation",
-            context=extract_context(headers),
-            kind=SpanKind.CONSUMER,
+            "gateway.apply_revocation", context=context, kind=SpanKind.CONSUMER
         ):
             self.apply(key, value)
 
@@ -141,8 +147,16 @@ class RevocationWatcher(CompactedTopicFollower):
 
     def _reject(self, key: bytes | None, reason: str) -> None:
         self.records_rejected += 1
-        log.warning(
-            "revocation record %s ignored, %s",
-            "without a key" if key is None else escape_reason(repr(bytes(key[:128]))),
-            escape_reason(reason),
-        )
+        log.warning("revocation record %s ignored, %s", _named(key), escape_reason(reason))
+
+
+def _named(key: bytes | None) -> str:
+    """A record's key as a log may show it: a contract key (`<tenant_id>/<handle>`; a handle is
+    a digest, not a credential) as it is, any other only by its size. A v1 key is the session
+    id itself, a credential: the log printed up to 128 bytes of it."""
+    if key is None:
+        return "without a key"
+    parts = split_record_key(key)
+    if parts is not None and TENANT_PATTERN.fullmatch(parts[0]) and is_handle(parts[1]):
+        return f"{parts[0]}/{parts[1]}"
+    return f"with a key of {len(key)} bytes (not shown: it may be a credential)"

@@ -16,7 +16,7 @@ context), so tracing off costs nothing per record and nothing per request.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -27,6 +27,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Headers = Sequence[tuple[str, bytes]]
+RecordHeaders = Sequence[tuple[str, bytes | None]]
+"""A consumed record's headers: Kafka allows a header without a value (aiokafka reads it as
+None)."""
 TRACER = "session_control"
 
 
@@ -87,12 +90,18 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 """The record headers a trace context travels in (W3C Trace Context)."""
 
 
-def trace_headers(headers: Iterable[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
-    """Those of a record's headers that carry its trace context."""
-    return [(name, bytes(value)) for name, value in headers or () if name in TRACE_HEADERS]
+def trace_headers(headers: RecordHeaders | None) -> list[tuple[str, bytes]]:
+    """Those of a record's headers that carry its trace context. A header without a value
+    carries none: `bytes(None)` raised on one, which stopped the registry folding the record's
+    batch (a termination command) and made a gateway pass over a revocation."""
+    return [
+        (name, bytes(value))
+        for name, value in headers or ()
+        if name in TRACE_HEADERS and value is not None
+    ]
 
 
-def extract_context(headers: Iterable[tuple[str, bytes]] | None) -> Context:
+def extract_context(headers: RecordHeaders | None) -> Context:
     """The trace context a record's headers carry (an empty one when they carry none)."""
     carrier = {name: value.decode("latin-1") for name, value in trace_headers(headers)}
     return propagate.extract(carrier)

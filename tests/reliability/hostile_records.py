@@ -237,6 +237,20 @@ def _keys(victim: Victim, name: str) -> st.SearchStrategy[bytes | None]:
     )
 
 
+HEADERS = st.sampled_from(
+    [
+        (),
+        (),
+        (("traceparent", None),),
+        (("traceparent", None), ("tracestate", None)),
+        (("x-origin", None), ("x-origin", b"")),
+        (("traceparent", b"\xff\xfe not a trace"), ("traceparent", b"00-" + b"0" * 52)),
+        (("dlq.reason", None), ("dlq.source.topic", b"sessions.commands")),
+    ]
+)
+"""Headers a hostile producer may send: without a value, repeated, unreadable, forged."""
+
+
 @st.composite
 def events(draw: st.DrawFn, victim: Victim = VICTIM) -> Hostile:
     """A `session.*` record of B (v1 or v2), perhaps reusing A's ids, perhaps mutated."""
@@ -271,7 +285,9 @@ def events(draw: st.DrawFn, victim: Victim = VICTIM) -> Hostile:
         payload["reason"] = draw(st.sampled_from(["idle", "max_length"]))
     body, how = draw(_mutated(payload, _session_ids(victim)))
     key = draw(_keys(victim, session_id))
-    return Hostile(f"generated {kind} v{payload['schema_version']}: {how}", key, body, None)
+    return Hostile(
+        f"generated {kind} v{payload['schema_version']}: {how}", key, body, None, draw(HEADERS)
+    )
 
 
 @st.composite
@@ -297,7 +313,9 @@ def commands(draw: st.DrawFn, victim: Victim = VICTIM) -> Hostile:
         )
     body, how = draw(_mutated(payload, [_session_ids(victim)[:2]]))
     key = draw(_keys(victim, str(command_id)))
-    return Hostile(f"generated command v{payload['schema_version']}: {how}", key, body, None)
+    return Hostile(
+        f"generated command v{payload['schema_version']}: {how}", key, body, None, draw(HEADERS)
+    )
 
 
 @st.composite
@@ -320,7 +338,7 @@ def revocations(draw: st.DrawFn, victim: Victim = VICTIM) -> Hostile:
         "valid_until": (now() + timedelta(seconds=seconds)).isoformat(),
     }
     body, how = draw(_mutated(payload, _session_ids(victim)))
-    return Hostile(f"generated revocation: {how}", key, body, None)
+    return Hostile(f"generated revocation: {how}", key, body, None, draw(HEADERS))
 
 
 @st.composite
@@ -343,7 +361,7 @@ def settings_records(draw: st.DrawFn) -> Hostile:
     }
     body, how = draw(_mutated(payload, [B]))
     key = draw(st.sampled_from([A.encode(), B.encode(), b"victim-co\x00", b"victim-co/", b""]))
-    return Hostile(f"generated settings: {how}", key, body, None)
+    return Hostile(f"generated settings: {how}", key, body, None, draw(HEADERS))
 
 
 STRATEGIES: dict[str, Callable[[], st.SearchStrategy[Hostile]]] = {

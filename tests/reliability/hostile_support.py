@@ -84,6 +84,9 @@ class Hostile:
     key: bytes | None
     value: bytes | None
     valid: bool | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    """Sent with the record: a header without a value (Kafka allows one) once stopped the
+    registry and made a gateway pass over a revocation."""
 
 
 def _dumps(payload: Any) -> bytes:
@@ -199,7 +202,10 @@ class Sent(NamedTuple):
 
 async def send_all(producer: AIOKafkaProducer, topic: str, records: list[Hostile]) -> list[Sent]:
     """Send in order, all to partition 0; return each record with where and when it landed."""
-    futures = [await producer.send(topic, r.value, key=r.key, partition=0) for r in records]
+    futures = [
+        await producer.send(topic, r.value, key=r.key, partition=0, headers=list(r.headers))
+        for r in records
+    ]
     sent = []
     for record, future in zip(records, futures, strict=True):
         meta = await future

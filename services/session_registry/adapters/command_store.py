@@ -22,7 +22,12 @@ from read_model.tables import (
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command
 from session_contracts.models import SessionRevoked, TerminateSessions, as_utc
-from session_contracts.tracing import decode_headers, encode_headers, trace_headers
+from session_contracts.tracing import (
+    RecordHeaders,
+    decode_headers,
+    encode_headers,
+    trace_headers,
+)
 from session_registry.adapters.queues import queue_level
 
 
@@ -102,7 +107,7 @@ async def defer(
     command: TerminateSessions,
     origin: tuple[int, int] | None,
     now: datetime,
-    headers: Iterable[tuple[str, bytes]] | None = None,
+    headers: RecordHeaders | None = None,
 ) -> None:
     """Keep a command for resolution beside the consumer loop, once per (tenant, command id);
     `origin`: its (partition, offset) on the commands topic, if known; `headers`: its record's

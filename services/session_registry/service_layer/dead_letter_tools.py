@@ -52,6 +52,14 @@ _DLQ_HEADERS = {
     dlq.SOURCE_PARTITION,
     dlq.SOURCE_OFFSET,
     dlq.CONSUMER,
+    dlq.VALUE_SIZE,
+    dlq.KEY_SIZE,
+    dlq.HEADERS_DROPPED,
+}
+_CUT_HEADERS = {
+    dlq.VALUE_SIZE: "value_size",
+    dlq.KEY_SIZE: "key_size",
+    dlq.HEADERS_DROPPED: "headers_dropped",
 }
 POLL_MS = 500
 
@@ -65,7 +73,7 @@ class Letter:
     timestamp: datetime
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[dlq.Header, ...]
     reason: str
     source: str | None
     source_partition: int | None
@@ -97,8 +105,15 @@ class Letter:
         (upcast) when the codec reads it now; its raw text only when asked (`raw`): a v1
         record's session id is a credential."""
         out = self.summary()
+        cut = {  # from the registry's own headers: those after its last `dlq.reason`
+            _CUT_HEADERS[name]: _number(_text(value))
+            for name, value in self.headers[_registrys(self.headers) :]
+            if name in _CUT_HEADERS and value is not None
+        }
+        if cut:  # the record was too large to copy whole: the source topic has the rest
+            out["cut"] = cut
         out["headers"] = {
-            name: value.decode("utf-8", "replace")
+            name: None if value is None else value.decode("utf-8", "replace")
             for name, value in self.headers
             if name not in _DLQ_HEADERS
         }
@@ -137,11 +152,18 @@ class LetterFilter:
         return self.until is None or letter.timestamp <= self.until
 
 
+def _registrys(headers: tuple[dlq.Header, ...]) -> int:
+    """Where the registry's `dlq.*` headers begin: they follow the record's own, which a
+    producer may have forged."""
+    reasons = [n for n, (name, _) in enumerate(headers) if name == dlq.REASON]
+    return reasons[-1] if reasons else len(headers)
+
+
 def _text(raw: bytes) -> str:
     return bytes(raw).decode("utf-8", "replace")
 
 
-def _header(headers: dict[str, bytes], name: str) -> str | None:
+def _header(headers: dict[str, bytes | None], name: str) -> str | None:
     value = headers.get(name)
     return None if value is None else _text(value)
 
@@ -163,7 +185,7 @@ def _peek(value: bytes | None) -> dict[str, Any]:
 
 def read_letter(record: Any) -> Letter:
     """A dead letter from a consumed record of the DLQ topic."""
-    headers = tuple((name, bytes(value)) for name, value in record.headers or ())
+    headers = dlq.copied_headers(record.headers)
     # the last of each name: the registry's `dlq.*` headers follow the record's own, which a
     # producer may have forged (a source topic it cannot write, to be redriven there)
     named = dict(headers)

@@ -26,7 +26,8 @@ from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_o
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_v1_key_of, record_key
 from session_contracts.models import SessionCreated, SessionEvent, TerminateSessions
-from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
+from session_contracts.tracing import RecordHeaders
+from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink, copied_headers
 from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector
 
@@ -59,7 +60,7 @@ class Record(Protocol):
     @property
     def value(self) -> bytes | None: ...
     @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    def headers(self) -> RecordHeaders: ...
     @property
     def timestamp(self) -> int: ...
     @property
@@ -121,7 +122,7 @@ def _dead_letter(record: Record, reason: str) -> DeadLetter:
         offset=record.offset,
         key=record.key,
         value=record.value,
-        headers=tuple((name, bytes(value)) for name, value in record.headers or ()),
+        headers=copied_headers(record.headers),
         reason=reason,
     )
 
@@ -326,7 +327,7 @@ class Ingestor:
         stored = await lock_positions(uow, self._consumer, {t for t, _ in decoded})
         events: list[SessionEvent] = []
         commands: list[TerminateSessions] = []
-        command_headers: dict[tuple[str, str], Sequence[tuple[str, bytes]]] = {}
+        command_headers: dict[tuple[str, str], RecordHeaders] = {}
         command_origins: dict[tuple[str, str], tuple[int, int]] = {}
         letters: list[DeadLetter] = []
         skipped = 0

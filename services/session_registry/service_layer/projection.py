@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
+from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.session_store import load_sessions
 from session_registry.domain.fold import FOLDS, refresh
 from session_registry.domain.lifecycle import needs_revocation
@@ -68,7 +69,7 @@ class Projector:
         events: Sequence[SessionEvent],
         commands: Sequence[TerminateSessions],
         now: datetime,
-        command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
+        command_headers: Mapping[tuple[str, str], RecordHeaders] | None = None,
         command_origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
     ) -> Outcome:
         """Apply events then commands, in the caller's unit of work; `command_headers`: the

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -47,7 +47,13 @@ from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionTerminated, TerminateSessions, as_utc
 from session_contracts.topics import Topics
-from session_contracts.tracing import extract_context, inject_headers, tracer, tracing_on
+from session_contracts.tracing import (
+    RecordHeaders,
+    extract_context,
+    inject_headers,
+    tracer,
+    tracing_on,
+)
 from session_registry.adapters.command_store import already_applied, defer, record_applied
 from session_registry.adapters.session_store import claim_sessions, lock_states
 from session_registry.domain.fold import merge, refresh
@@ -117,7 +123,7 @@ async def apply_commands(
     now: datetime,
     topics: Topics,
     changes: Changes,
-    command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
+    command_headers: Mapping[tuple[str, str], RecordHeaders] | None = None,
     *,
     grace: timedelta = timedelta(0),
     defer_searches: bool = False,
@@ -163,7 +169,7 @@ async def apply_commands(
 
 def command_span(
     key: tuple[str, str],
-    headers: Iterable[tuple[str, bytes]] | None,
+    headers: RecordHeaders | None,
     traced: bool,
     **attributes: AttributeValue,
 ) -> contextlib.AbstractContextManager[object]:

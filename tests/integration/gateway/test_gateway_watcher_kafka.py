@@ -24,6 +24,7 @@ from session_contracts.topics import Topics
 pytestmark = pytest.mark.kafka
 
 Revoke = Callable[..., Awaitable[None]]
+TRACEPARENT = b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"
 Eventually = Callable[..., Awaitable[float]]
 
 
@@ -187,6 +188,77 @@ async def test_v1_revocations_are_enforced_against_the_handle_of_the_same_creden
         assert gateway.is_revoked("v1-credential-0123456789")
         assert gateway.is_handle_revoked("acme", session_handle("acme", "v1-credential-0123456789"))
         assert gateway.watcher.records_rejected == 0
+
+
+async def test_revocations_whose_headers_have_no_value_or_no_sense_are_enforced(
+    kafka_bootstrap: str, topics: Topics, producer: AIOKafkaProducer, eventually: Eventually
+) -> None:
+    """Kafka allows a header without a value (aiokafka reads it as None): a revocation
+    carrying one was passed over whole (`bytes(None)` raised reading its trace context), its
+    session left valid. Headers are the trace's; what they hold never costs the revocation."""
+    odd_headers: dict[str, list[tuple[str, bytes | None]]] = {
+        "null-traceparent": [("traceparent", None)],
+        "null-tracestate": [
+            ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"),
+            ("tracestate", None),
+        ],
+        "null-other": [("x-origin", None)],
+        "garbage-traceparent": [("traceparent", b"\xff\xfe not a trace"), ("traceparent", b"")],
+    }
+
+    async def publish(credential: str, headers: list[tuple[str, bytes | None]]) -> None:
+        record = _revoked("acme", session_handle("acme", credential), 3600)
+        key = record_key("acme", record.session_id)
+        await producer.send_and_wait(topics.revocations, encode(record), key=key, headers=headers)
+
+    for credential, headers in odd_headers.items():
+        await publish(f"{credential}-early", headers)  # read at the catch-up
+    gateway = gateway_for(kafka_bootstrap, topics)
+    async with running(gateway):
+        for credential, headers in odd_headers.items():
+            await publish(f"{credential}-late", headers)  # read while following
+
+        async def all_revoked() -> bool:
+            return all(
+                gateway.is_revoked(f"{credential}-{when}")
+                for credential in odd_headers
+                for when in ("early", "late")
+            )
+
+        await eventually(all_revoked, within=10)
+        assert gateway.watcher.records_applied == 2 * len(odd_headers)
+        assert gateway.watcher.records_rejected == 0
+
+
+async def test_a_rejected_record_under_a_v1_key_is_logged_without_the_key(
+    kafka_bootstrap: str,
+    topics: Topics,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A v1 key is the session id itself, a credential: the warning for a record whose value
+    names another session printed up to 128 bytes of it."""
+    credential = "v1-credential-that-must-not-be-logged"
+    other = json.loads(encode(_revoked("acme", session_handle("acme", "y"), 3600)))
+    other.update(schema_version=1, session_id="another-session-entirely")
+    await producer.send_and_wait(
+        topics.revocations, json.dumps(other).encode(), key=credential.encode()
+    )
+    contract_key = record_key("acme", session_handle("acme", "z"))
+    await producer.send_and_wait(topics.revocations, b"{not json", key=contract_key)
+    gateway = gateway_for(kafka_bootstrap, topics)
+    with caplog.at_level("WARNING", logger="auth_gateway.watcher"):
+        async with running(gateway):
+            assert gateway.watcher.records_rejected == 2
+    warnings = sorted(r.getMessage() for r in caplog.records if r.name == "auth_gateway.watcher")
+    assert len(warnings) == 2, warnings
+    assert credential not in caplog.text
+    # a contract key names a tenant and a handle (a digest): shown, to find the record
+    assert warnings[0].startswith(f"revocation record {contract_key.decode()} ignored, not a")
+    assert warnings[1] == (
+        f"revocation record with a key of {len(credential)} bytes (not shown: it may be a "
+        "credential) ignored, its key does not name the session its value names"
+    )
 
 
 async def test_entries_leave_memory_once_past_valid_until(

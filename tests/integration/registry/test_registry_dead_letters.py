@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
-from registry_helpers import StartRegistry, created, read_topic, session_rows, sid
+from registry_helpers import NOW, StartRegistry, created, read_topic, session_rows, sid
 
+from fresh_topics import connection
 from session_contracts.codec import encode
+from session_contracts.handles import record_key
+from session_contracts.kafka_clients import new_producer
+from session_contracts.models import TerminateSessions
 from session_contracts.topics import Topics
+from session_registry.adapters.dead_letters import CUT_AT
+from session_registry.service_layer.dead_letter_tools import read_letter
 
 pytestmark = pytest.mark.kafka
 
@@ -118,3 +125,94 @@ async def test_a_dead_letters_reason_holds_only_escaped_text(
     assert "found `\\n` at 0" in reasons[1]
     assert "x\\nERROR forged\\u2028line\\u202eevil\\u001b[2J\\u0085\\u2066\\u200f" in reasons[2]
     assert "characters cut]... " in reasons[3]
+
+
+NO_VALUE: list[tuple[str, bytes | None]] = [("traceparent", None), ("tracestate", None)]
+"""Headers without a value (Kafka allows them; aiokafka reads them as None)."""
+
+
+async def test_records_with_headers_without_values_are_folded_or_dead_lettered_and_flow_on(
+    start_registry: StartRegistry,
+    send: Callable[..., Awaitable[None]],
+    topics: Topics,
+    kafka_bootstrap: str,
+) -> None:
+    """`bytes(None)` raised copying a refused record's headers into its dead letter, and
+    reading a command's trace context: the consumer task died, and the registry, restarted,
+    read the same record and died again, for every tenant."""
+    registry = await start_registry()
+    key = b"same-key"
+    await send((key, b"{not json"), topic=topics.events, headers=[*NO_VALUE, ("x", b"1")])
+    await send(created("kept"), headers=NO_VALUE)
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-7",
+        session_ids=[sid("kept")],
+    )
+    await send(command, headers=NO_VALUE)
+    await send((key, encode(created("after"))), topic=topics.events)
+    await registry.wait_until_idle(30)
+
+    rows = await session_rows(registry)
+    assert set(rows) == {sid("kept"), sid("after")}
+    assert rows[sid("kept")]["state"] == "terminated"
+    assert [r.key for r in await read_topic(kafka_bootstrap, topics.revocations)] == [
+        record_key("acme", sid("kept"))
+    ]
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert letter.headers[:3] == (*NO_VALUE, ("x", b"1"))  # kept as they were, none made empty
+    shown = read_letter(letter).detail(topics, raw=False)
+    assert shown["headers"] == {"traceparent": None, "tracestate": None, "x": "1"}
+    assert "malformed JSON" in shown["reason"]
+
+
+async def test_a_record_too_large_to_copy_whole_is_dead_lettered_cut_and_the_partition_flows_on(
+    start_registry: StartRegistry, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """The broker checks a batch's size compressed: 5 MB of zeros take 5 KB in gzip. Its dead
+    letter, sent whole and uncompressed, was refused by the producer (over its 1 MiB
+    requests), a Kafka error the registry waits out and retries: the partition stalled for
+    good. It is now cut to what fits, and says so."""
+    registry = await start_registry()
+    value = b"0" * 5_000_000
+    key = b"k" * 300_000
+    headers: list[tuple[str, bytes | None]] = [(f"h{n}", b"v" * 4_000) for n in range(80)]
+    producer = new_producer(
+        connection(kafka_bootstrap), compression_type="gzip", max_request_size=20_000_000
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.events, value, key=key, headers=headers, partition=0)
+        good = created("after-the-giant")
+        await producer.send_and_wait(
+            topics.events, encode(good), key=record_key("acme", good.session_id), partition=0
+        )
+    finally:
+        await producer.stop()
+    await registry.wait_until_idle(30)
+
+    assert set(await session_rows(registry)) == {sid("after-the-giant")}
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert letter.value == value[:CUT_AT]
+    assert letter.key == key[:CUT_AT]
+    kept = [h for h in letter.headers if not h[0].startswith("dlq.")]
+    assert kept == headers[: len(kept)]
+    assert (
+        sum(len(name) + len(v or b"") for name, v in kept)
+        <= CUT_AT
+        < sum(len(name) + len(v or b"") for name, v in headers[: len(kept) + 1])
+    )
+    found = dict(letter.headers)
+    assert found["dlq.value.size"] == b"5000000"
+    assert found["dlq.key.size"] == b"300000"
+    assert found["dlq.headers.dropped"] == str(len(headers) - len(kept)).encode()
+    assert "exceeds the 65536 byte limit" in (found["dlq.reason"] or b"").decode()
+    assert int(found["dlq.source.offset"] or b"-1") == 0
+    shown = read_letter(letter).detail(topics, raw=False)
+    assert shown["cut"] == {
+        "value_size": 5_000_000,
+        "key_size": 300_000,
+        "headers_dropped": len(headers) - len(kept),
+    }

@@ -123,7 +123,9 @@ def test_the_field_name_is_still_readable_in_the_reason() -> None:
 
 def test_a_dead_letter_header_is_escaped_whatever_reason_it_was_given() -> None:
     letter = DeadLetter("t", 0, 1, b"k", b"v", (), reason=HOSTILE * 200)
-    reason = dict(letter.dlq_headers("registry"))[REASON].decode()
+    header = dict(letter.dlq_headers("registry"))[REASON]
+    assert header is not None
+    reason = header.decode()
     assert not UNSAFE.intersection(reason)
     assert len(reason) <= MAX_REASON_CHARS
     assert reason.startswith("a\\nb\\r\\tc\\u0000")

@@ -44,6 +44,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import EVENTS, decode
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
+from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.adapters.positions import load_positions
 from session_registry.adapters.session_store import state_from_row
@@ -297,7 +298,7 @@ class RecordingProjector(Projector):
         events: Sequence[SessionEvent],
         commands: Sequence[TerminateSessions],
         now: datetime,
-        command_headers: Mapping[tuple[str, str], Sequence[tuple[str, bytes]]] | None = None,
+        command_headers: Mapping[tuple[str, str], RecordHeaders] | None = None,
         command_origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
     ) -> Outcome:
         """Apply, remember the ids, then do what the test scripted for this call."""
