@@ -3,6 +3,7 @@
 # run from the official jars on Maven Central — no Docker, no tarball download.
 #
 #   deploy/kafka.sh fetch    copy the Kafka jars into the cache (once per Kafka version)
+#   deploy/kafka.sh libs     fetch if needed; print the folder of the jars (for `java -cp '<it>/*'`)
 #   deploy/kafka.sh start    fetch if needed, format storage once, start, wait until ready
 #   deploy/kafka.sh status   succeed if the broker runs and answers
 #   deploy/kafka.sh stop     SIGTERM, wait, then SIGKILL; idempotent
@@ -261,6 +262,10 @@ source "$DEPLOY_DIR/kafka_cluster.sh"
 
 case "${1:-}" in
 fetch) fetch ;;
+libs)
+	fetch
+	echo "$LIBS"
+	;;
 cluster) cluster "${2:-}" "${3:-}" ;;
 start) start ;;
 status) status ;;
@@ -272,7 +277,7 @@ restart)
 topics) topics "${@:2}" ;;
 configs) configs "${@:2}" ;;
 *)
-	say "usage: $0 {start|stop|restart|status|fetch|topics [--check]|configs ARGS|cluster start|stop|status}"
+	say "usage: $0 {start|stop|restart|status|fetch|libs|topics [--check]|configs ARGS|cluster start|stop|status}"
 	exit 2
 	;;
 esac

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection
+from java_producer import CODECS, java_send
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
@@ -227,6 +228,31 @@ async def test_revocations_whose_headers_have_no_value_or_no_sense_are_enforced(
 
         await eventually(all_revoked, within=10)
         assert gateway.watcher.records_applied == 2 * len(odd_headers)
+        assert gateway.watcher.records_rejected == 0
+
+
+async def test_revocations_compressed_with_every_codec_are_enforced(
+    kafka_bootstrap: str, topics: Topics, eventually: Eventually
+) -> None:
+    """As a broker recompressing the topic (`compression.type` set on it) or a producer of
+    another make writes them: without `cramjam` (undeclared until 2026-12-05) a snappy, lz4
+    or zstd batch failed the follower's fetch, again and again: the gateway went stale."""
+
+    def records(codec: str) -> list[tuple[bytes, bytes]]:
+        made = [_revoked("acme", session_handle("acme", f"{codec}-{n}"), 3600) for n in range(3)]
+        return [(record_key("acme", r.session_id), encode(r)) for r in made]
+
+    gateway = gateway_for(kafka_bootstrap, topics)
+    async with running(gateway):
+        await asyncio.gather(
+            *(java_send(kafka_bootstrap, topics.revocations, records(c), c) for c in CODECS)
+        )
+
+        async def all_revoked() -> bool:
+            return all(gateway.is_revoked(f"{c}-{n}") for c in CODECS for n in range(3))
+
+        await eventually(all_revoked, within=20)
+        assert gateway.ready
         assert gateway.watcher.records_rejected == 0
 
 
