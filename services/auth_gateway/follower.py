@@ -14,6 +14,13 @@ moment plus `max_staleness_seconds` (on the monotonic clock): a broker outage, a
 without a leader, lag, or a follower task that stopped all leave it unconfirmed, so it goes
 stale on its own; nothing has to notice the failure.
 
+Partitions added to the topic while it runs are followed too, from their beginning: the
+consumer's metadata is refreshed every `partitions_check_seconds` (30), and a partition it did
+not assign restarts it with every partition (positions kept). Before 2026-12-05 they were read
+only after a restart, while `/readyz` said current: once the registry's producer sent
+revocations there (keys move when the count grows), running gateways never saw them. Until
+the new partitions are read the view is not confirmed, so it goes stale rather than current.
+
 Latency: a fetch is a long poll that the broker answers as soon as a record arrives, so a
 new record is applied within a broker round trip whatever `fetch_max_wait_ms` is; the wait
 only bounds how often an idle consumer hears from the broker (which staleness measures).
@@ -49,6 +56,10 @@ class TopicMissing(KafkaError):  # type: ignore[misc]
     """The topic does not exist (yet); it is looked for again every RETRY_SECONDS."""
 
 
+class PartitionsAdded(Exception):
+    """The topic has partitions the consumer was not assigned: it starts again with all."""
+
+
 class CompactedTopicFollower(ABC):
     """Base of in-memory views of a compacted topic; subclasses say how a record is applied."""
 
@@ -62,6 +73,7 @@ class CompactedTopicFollower(ABC):
         monotonic: Callable[[], float] = time.monotonic,
         max_staleness_seconds: float = math.inf,
         missing_topic_log_level: int = logging.WARNING,
+        partitions_check_seconds: float = 30.0,
     ) -> None:
         self.topic = topic
         self._missing_level = missing_topic_log_level
@@ -69,6 +81,7 @@ class CompactedTopicFollower(ABC):
         self.failure: str | None = None
         """Why the last attempt to read failed (None: reading, or never tried)."""
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._metadata_max_age_ms = round(partitions_check_seconds * 1000)
         self._clock = clock
         self.monotonic = monotonic
         self.max_staleness_seconds = max_staleness_seconds
@@ -138,10 +151,16 @@ class CompactedTopicFollower(ABC):
                 isolation_level="read_committed",
                 fetch_max_wait_ms=self._fetch_max_wait_ms,
                 retry_backoff_ms=100,
+                # how soon partitions added to the topic are seen (`_follow`)
+                metadata_max_age_ms=self._metadata_max_age_ms,
             )
+            again = RETRY_SECONDS
             try:
                 await consumer.start()
                 await self._follow(consumer)
+            except PartitionsAdded as added:
+                log.warning("%s; following them from their beginning", added)
+                again = 0
             except TopicMissing:
                 log.log(self._missing_level, "topic %s does not exist (yet)", self.topic)
             except KafkaError as exc:
@@ -161,7 +180,7 @@ class CompactedTopicFollower(ABC):
                 log.exception("reading %s failed; retrying in %ss", self.topic, RETRY_SECONDS)
             finally:
                 await stop_consumer(consumer)  # not stop(): see there
-            await asyncio.sleep(RETRY_SECONDS)
+            await asyncio.sleep(again)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         # aiokafka has no public call returning a topic's partitions without subscribing
@@ -198,6 +217,9 @@ class CompactedTopicFollower(ABC):
             for batch in batches.values():
                 for record in batch:
                     self._apply_one(record.key, record.value, record.headers)
+            known = consumer._client.cluster.partitions_for_topic(self.topic) or set()
+            if added := sorted(known - {tp.partition for tp in tps}):
+                raise PartitionsAdded(f"{self.topic} has new partitions {added}")
             now = self.monotonic()
             confirmed: dict[TopicPartition, float] = {}
             for tp in tps:

@@ -87,6 +87,7 @@ class SessionGateway:
             grace_seconds=settings.gateway_eviction_grace_seconds,
             max_staleness_seconds=settings.gateway_max_staleness_seconds,
             monotonic=monotonic,
+            partitions_check_seconds=settings.gateway_partitions_check_seconds,
         )
         activity = ActivityReporter(
             lambda: new_producer(settings, linger_ms=20),

@@ -84,6 +84,13 @@ class GatewaySettings(KafkaSettings):
     gateway_activity_max_pending: int = Field(
         default=50_000, ge=1, description="Bound of unsent activity events (oldest dropped)."
     )
+    gateway_partitions_check_seconds: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=3600,
+        description="How often the revocations consumer refreshes the topic's metadata: "
+        "partitions added to the topic are followed (from their beginning) within this.",
+    )
     gateway_fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,

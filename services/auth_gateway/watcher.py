@@ -60,6 +60,7 @@ class RevocationWatcher(CompactedTopicFollower):
         max_staleness_seconds: float = math.inf,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        partitions_check_seconds: float = 30.0,
     ) -> None:
         super().__init__(
             kafka,
@@ -68,6 +69,7 @@ class RevocationWatcher(CompactedTopicFollower):
             clock=clock,
             monotonic=monotonic,
             max_staleness_seconds=max_staleness_seconds,
+            partitions_check_seconds=partitions_check_seconds,
         )
         self.table = table
         self._tenants = None if tenants is None else frozenset(tenants)

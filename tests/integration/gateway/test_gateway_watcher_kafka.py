@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection
@@ -228,6 +229,64 @@ async def test_revocations_whose_headers_have_no_value_or_no_sense_are_enforced(
 
         await eventually(all_revoked, within=10)
         assert gateway.watcher.records_applied == 2 * len(odd_headers)
+        assert gateway.watcher.records_rejected == 0
+
+
+async def test_partitions_added_to_the_topic_while_it_runs_are_followed(
+    kafka_bootstrap: str,
+    topics: Topics,
+    revoke: Revoke,
+    producer: AIOKafkaProducer,
+    eventually: Eventually,
+) -> None:
+    """An operator adds partitions (to spread the registry's work, say): keys move, and the
+    registry's producer sends revocations to the new ones once it refreshes its metadata. The
+    gateway assigned the partitions it found at start and read the new ones only after a
+    restart, while `/readyz` said current."""
+    gateway = gateway_for(kafka_bootstrap, topics, gateway_partitions_check_seconds=0.5)
+    async with running(gateway):
+        await revoke("before")
+
+        async def before_revoked() -> bool:
+            return gateway.is_revoked("before")
+
+        await eventually(before_revoked, within=10)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_partitions(
+                {topics.revocations: NewPartitions(total_count=topics.partitions + 2)}
+            )
+        finally:
+            await admin.close()
+        added = range(topics.partitions, topics.partitions + 2)
+
+        async def producer_knows_them() -> bool:
+            await producer.client.force_metadata_update()
+            return len(await producer.partitions_for(topics.revocations)) == added.stop
+
+        await eventually(producer_knows_them, within=10)
+        for partition in added:  # as the registry's producer sends once it knows them
+            record = _revoked("acme", session_handle("acme", f"on-{partition}"), 3600)
+            await producer.send_and_wait(
+                topics.revocations,
+                encode(record),
+                key=record_key("acme", record.session_id),
+                partition=partition,
+            )
+
+        async def added_ones_revoked() -> bool:
+            return all(gateway.is_revoked(f"on-{p}") for p in added)
+
+        await eventually(added_ones_revoked, within=20)
+        assert gateway.is_revoked("before")
+        await revoke("after")  # and the follower goes on
+
+        async def after_revoked() -> bool:
+            return gateway.is_revoked("after")
+
+        await eventually(after_revoked, within=10)
+        assert gateway.ready
         assert gateway.watcher.records_rejected == 0
 
 

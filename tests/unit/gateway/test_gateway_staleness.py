@@ -82,6 +82,10 @@ class ScriptedConsumer:
     async def fetch_all_metadata(self) -> Any:
         return self
 
+    @property
+    def cluster(self) -> Any:  # the client's metadata, which the follower checks each round
+        return self
+
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {tp.partition for tp in self._ends}
 
