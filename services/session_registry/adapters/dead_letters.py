@@ -55,9 +55,11 @@ def copied_headers(headers: RecordHeaders | None) -> tuple[Header, ...]:
     return tuple((name, None if value is None else bytes(value)) for name, value in headers or ())
 
 
-def _header_size(header: Header) -> int:
+def header_size(header: Header) -> int:
+    """What a header counts for against `CUT_AT`: its name and value, and 10 bytes for the two
+    lengths the record holds (so that a record of many empty headers is bounded too)."""
     name, value = header
-    return len(name.encode()) + (0 if value is None else len(value))
+    return len(name.encode()) + (0 if value is None else len(value)) + 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class DeadLetter:
         kept: list[Header] = []
         room = CUT_AT
         for header in self.headers:
-            room -= _header_size(header)
+            room -= header_size(header)
             if room < 0:
                 break
             kept.append(header)

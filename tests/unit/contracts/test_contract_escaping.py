@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from session_contracts.codec import DecodeError, decode_event
 from session_contracts.escaping import MAX_REASON_CHARS, escape_reason
 from session_contracts.handles import session_handle
-from session_registry.adapters.dead_letters import REASON, DeadLetter
+from session_registry.adapters.dead_letters import (
+    CUT_AT,
+    HEADERS_DROPPED,
+    REASON,
+    DeadLetter,
+    header_size,
+)
 
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 UNSAFE = (
@@ -129,3 +135,16 @@ def test_a_dead_letter_header_is_escaped_whatever_reason_it_was_given() -> None:
     assert not UNSAFE.intersection(reason)
     assert len(reason) <= MAX_REASON_CHARS
     assert reason.startswith("a\\nb\\r\\tc\\u0000")
+
+
+def test_a_dead_letter_of_many_empty_headers_keeps_as_many_as_fit_and_says_how_many_not() -> None:
+    """A header costs its name, its value and its two lengths: a record of a million empty
+    headers (a few KB compressed) must not make a dead letter over the producer's 1 MiB."""
+    headers = tuple((f"{n % 10}", b"") for n in range(1_000_000))
+    letter = DeadLetter("t", 0, 1, b"k" * CUT_AT, b"v" * CUT_AT, headers, reason="big")
+    sent = letter.dlq_headers("registry")
+    kept = [h for h in sent if not h[0].startswith("dlq.")]
+    assert len(kept) == CUT_AT // 11
+    assert dict(sent)[HEADERS_DROPPED] == str(len(headers) - len(kept)).encode()
+    on_the_wire = sum(header_size(h) for h in sent) + 2 * CUT_AT
+    assert on_the_wire < 1024 * 1024 - 4096
