@@ -434,14 +434,28 @@ class Registry:
         while True:
             await asyncio.sleep(self.settings.registry_lag_refresh_seconds)
             try:
-                await self.loop.ask_ends()
+                await self.loop.ask_ends(asked_at=self.clock())
             except Exception as exc:  # the broker away, a rebalance: the last ends stand
                 log.debug("asking the partitions' ends failed: %s", exc)
 
     async def _sweep_forever(self) -> None:
+        put_off = False
         while True:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
+            # Never past what is read: a session's activity among the unread records moves its
+            # deadline, and an expiry is final (a termination read later passed over the
+            # session as not active, and it was never revoked though alive on the platform).
+            # A claim's kept end waits the same way for the creation behind it.
+            with contextlib.suppress(Exception):  # the broker away: the last moment read stands
+                await self.loop.ask_ends(asked_at=self.clock())
+            through = self.loop.caught_up_at
+            if through is None:
+                if not put_off:
+                    log.info("sweeps put off until the registry has caught up with its records")
+                put_off = True
+                continue
+            put_off = False
             try:
-                await self.sweep_once()
+                await self.sweep_once(min(self.clock(), through))
             except Exception:  # a failed sweep is retried on the next tick
                 log.exception("expiry sweep failed")

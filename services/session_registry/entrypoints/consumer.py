@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -100,6 +101,12 @@ class ConsumerLoop:
         """The stored position of each partition as this process last read or wrote it."""
         self._asked_ends: dict[TopicPartitionKey, int] = {}
         """Each assigned partition's end as last asked of the broker (`ask_ends`)."""
+        self._catching_up: tuple[datetime, dict[TopicPartitionKey, int]] | None = None
+        """The ends asked at a moment, until the positions reach them (`caught_up_at`)."""
+        self.caught_up_at: datetime | None = None
+        """A moment up to which every record of the assigned partitions is applied: the last
+        `ask_ends` whose ends the positions have reached (None: not yet). The sweeper expires
+        nothing later than this."""
         self._publishing: asyncio.Task[None] | None = None
         """The outbox relay of the last settled batch (`_relay`)."""
         self._committing: asyncio.Task[None] | None = None
@@ -138,13 +145,26 @@ class ConsumerLoop:
         asked = self._asked_ends.get((tp.topic, tp.partition))
         return max((end for end in (fetched, asked) if end is not None), default=None)
 
-    async def ask_ends(self) -> None:
-        """Ask the broker for the end of every assigned partition (for `lag`)."""
+    async def ask_ends(self, asked_at: datetime | None = None) -> None:
+        """Ask the broker for the end of every assigned partition (for `lag`); with
+        `asked_at` (the wall clock before asking), `caught_up_at` becomes it once the
+        positions reach those ends."""
         assigned = list(self.consumer.assignment())
         if not assigned:
             return
         ends: dict[TopicPartition, int] = await self.consumer.end_offsets(assigned)
         self._asked_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
+        if asked_at is not None:
+            self._catching_up = (asked_at, dict(self._asked_ends))
+            self._note_caught_up()
+
+    def _note_caught_up(self) -> None:
+        if self._catching_up is None:
+            return
+        asked_at, ends = self._catching_up
+        if all(self.positions.get(key, 0) >= end for key, end in ends.items()):
+            self.caught_up_at = asked_at
+            self._catching_up = None
 
     def positioning_started(self) -> None:
         """A rebalance begins: what is fetched until its partitions are sought to their
@@ -253,6 +273,7 @@ class ConsumerLoop:
             await self._reseek_when_readable()
             return False
         self.positions.update(outcome.positions)
+        self._note_caught_up()
         if self._metrics is not None:
             self._metrics.committed(
                 outcome.seconds,
