@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
 
@@ -135,6 +135,7 @@ class Registry:
         self._tasks: list[asyncio.Task[None]] = []
         self._online: asyncio.Task[None] | None = None
         """Building the indexes `read_model.online_indexes` builds concurrently."""
+        self._ends_asked_every = timedelta(seconds=settings.registry_lag_refresh_seconds)
         self._started = False
         """Consuming: the consumer's start returned."""
         self._producing = False
@@ -446,9 +447,12 @@ class Registry:
             # deadline, and an expiry is final (a termination read later passed over the
             # session as not active, and it was never revoked though alive on the platform).
             # A claim's kept end waits the same way for the creation behind it.
-            with contextlib.suppress(Exception):  # the broker away: the last moment read stands
-                await self.loop.ask_ends(asked_at=self.clock())
             through = self.loop.caught_up_at
+            if through is None or self.clock() - through > self._ends_asked_every:
+                # not waiting for `_ask_ends_forever`: at the start, or behind
+                with contextlib.suppress(Exception):  # the broker away: the moment read stands
+                    await self.loop.ask_ends(asked_at=self.clock())
+                through = self.loop.caught_up_at
             if through is None:
                 if not put_off:
                     log.info("sweeps put off until the registry has caught up with its records")
