@@ -116,8 +116,8 @@ class RevocationWatcher(CompactedTopicFollower):
         return self._tenants is None or tenant_id in self._tenants
 
     def _tombstone(self, key: bytes | None) -> None:
-        parts = split_record_key(key)
-        if parts is None or not TENANT_PATTERN.fullmatch(parts[0]) or not is_handle(parts[1]):
+        parts = _contract_key(key)
+        if parts is None:
             # A v1 tombstone (keyed by a raw id, no tenant) or no key at all: it names no
             # entry of any tenant; the entry it meant leaves by eviction after valid_until.
             self.tombstones_ignored += 1
@@ -158,7 +158,15 @@ def _named(key: bytes | None) -> str:
     id itself, a credential: the log printed up to 128 bytes of it."""
     if key is None:
         return "without a key"
-    parts = split_record_key(key)
-    if parts is not None and TENANT_PATTERN.fullmatch(parts[0]) and is_handle(parts[1]):
+    parts = _contract_key(key)
+    if parts is not None:
         return f"{parts[0]}/{parts[1]}"
     return f"with a key of {len(key)} bytes (not shown: it may be a credential)"
+
+
+def _contract_key(key: bytes | None) -> tuple[str, str] | None:
+    """`(tenant_id, handle)` of a contract v2 key, or None for any other key (a v1 key, none)."""
+    parts = split_record_key(key)
+    if parts is None or not TENANT_PATTERN.fullmatch(parts[0]) or not is_handle(parts[1]):
+        return None
+    return parts

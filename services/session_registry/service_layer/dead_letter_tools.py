@@ -46,20 +46,19 @@ from session_registry.service_layer.session_log import record_time
 
 REDRIVEN_FROM = "dlq.redriven.from"
 """Header of a redriven record: `<dlq topic>:<partition>:<offset>` of the dead letter."""
+_CUT_HEADERS = {
+    dlq.VALUE_SIZE: "value_size",
+    dlq.KEY_SIZE: "key_size",
+    dlq.HEADERS_DROPPED: "headers_dropped",
+}
+"""What a dead letter too large to copy whole says was cut (`adapters.dead_letters`)."""
 _DLQ_HEADERS = {
     dlq.REASON,
     dlq.SOURCE_TOPIC,
     dlq.SOURCE_PARTITION,
     dlq.SOURCE_OFFSET,
     dlq.CONSUMER,
-    dlq.VALUE_SIZE,
-    dlq.KEY_SIZE,
-    dlq.HEADERS_DROPPED,
-}
-_CUT_HEADERS = {
-    dlq.VALUE_SIZE: "value_size",
-    dlq.KEY_SIZE: "key_size",
-    dlq.HEADERS_DROPPED: "headers_dropped",
+    *_CUT_HEADERS,
 }
 POLL_MS = 500
 
