@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -302,3 +303,11 @@ async def test_wait_ready_returns_once_current() -> None:
         async with asyncio.timeout(10):
             await waiting
         assert gateway.ready
+
+
+@pytest.mark.parametrize("seconds", [0, 0.1, -1, 3601, float("nan")])
+def test_a_partitions_check_out_of_its_bounds_is_refused_naming_it(seconds: float) -> None:
+    """0 would have the consumer refresh metadata on every fetch (a request per round, a
+    broker hammered by every gateway); a day would leave new partitions unread that long."""
+    with pytest.raises(ValidationError, match="gateway_partitions_check_seconds"):
+        GatewaySettings(gateway_partitions_check_seconds=seconds)

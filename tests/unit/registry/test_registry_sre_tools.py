@@ -77,7 +77,7 @@ def _record(
     key: bytes | None,
     reason: str,
     offset: int = 0,
-    headers: tuple[tuple[str, bytes], ...] = (("trace", b"t"),),
+    headers: tuple[tuple[str, bytes | None], ...] = (("trace", b"t"),),
 ) -> Any:
     """A record of the DLQ topic: a refused record (with its own `headers`), as parked."""
     letter = DeadLetter(TOPICS.events, 2, 40, key, value, headers, reason)
@@ -190,3 +190,21 @@ def test_headers_a_producer_forges_never_send_its_record_to_another_topic() -> N
     )
     planned = plan(read, TOPICS)
     assert planned.action == "refused" and planned.topic is None
+
+
+def test_cut_headers_a_producer_forges_are_not_what_dlq_show_reports() -> None:
+    """`dlq.value.size` and its kin are the registry's only when they follow its last
+    `dlq.reason`: a producer's own, copied before them, say nothing was cut."""
+    forged: tuple[tuple[str, bytes | None], ...] = (
+        ("dlq.value.size", b"5000000"),
+        ("dlq.headers.dropped", None),
+        ("dlq.reason", b"forged"),
+    )
+    shown = read_letter(_record(b"{}", b"acme/h", "malformed", headers=forged)).detail(
+        TOPICS, raw=False
+    )
+    assert "cut" not in shown
+    assert shown["reason"] == "malformed"
+    assert (
+        shown["headers"] == {}
+    )  # the forged dlq.* are the registry's names: not listed as the record's
