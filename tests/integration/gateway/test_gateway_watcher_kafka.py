@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection
 from java_producer import CODECS, java_send
+from raw_producer import raw_send
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
@@ -309,6 +310,33 @@ async def test_revocations_compressed_with_every_codec_are_enforced(
 
         async def all_revoked() -> bool:
             return all(gateway.is_revoked(f"{c}-{n}") for c in CODECS for n in range(3))
+
+        await eventually(all_revoked, within=20)
+        assert gateway.ready
+        assert gateway.watcher.records_rejected == 0
+
+
+async def test_revocations_with_header_names_not_utf8_are_enforced(
+    kafka_bootstrap: str, topics: Topics, eventually: Eventually
+) -> None:
+    """The broker takes any bytes as a header's name; aiokafka's parser decoded it strictly and
+    failed the follower's fetch at that batch, again and again: the revocations in it and after
+    it were never read, and the gateway went stale (it refused every session)."""
+    made = [_revoked("acme", session_handle("acme", f"named-{n}"), 3600) for n in range(3)]
+    names: list[tuple[bytes, bytes | None]] = [(b"\xff\xfe", b"x"), (b"traceparent\x80", b"1")]
+    gateway = gateway_for(kafka_bootstrap, topics)
+    async with running(gateway):
+        await raw_send(
+            kafka_bootstrap,
+            topics.revocations,
+            [
+                (record_key("acme", r.session_id), encode(r), names if n == 1 else [])
+                for n, r in enumerate(made)
+            ],
+        )
+
+        async def all_revoked() -> bool:
+            return all(gateway.is_revoked(f"named-{n}") for n in range(3))
 
         await eventually(all_revoked, within=20)
         assert gateway.ready

@@ -10,6 +10,7 @@ import pytest
 from registry_helpers import NOW, StartRegistry, created, read_topic, session_rows, sid
 
 from fresh_topics import connection
+from raw_producer import raw_send
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
@@ -212,3 +213,46 @@ async def test_a_record_too_large_to_copy_whole_is_dead_lettered_cut_and_the_par
         "key_size": 300_000,
         "headers_dropped": len(headers) - len(kept),
     }
+
+
+async def test_records_with_header_names_not_utf8_are_folded_or_dead_lettered_and_flow_on(
+    start_registry: StartRegistry, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """The broker takes any bytes as a header's name; aiokafka's parser decoded it strictly and
+    raised out of `getmany`: the consumer task died, and the registry, restarted, fetched the
+    same batch and died again, for every tenant. Now read as Java reads it (U+FFFD)."""
+    registry = await start_registry()
+    named, after = created("named"), created("after")
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=NOW,
+        tenant_id="acme",
+        requested_by="admin-7",
+        session_ids=[sid("named")],
+    )
+    bad_names: list[tuple[bytes, bytes | None]] = [(b"\xff\xfe", b"x"), (b"ok", b"1")]
+    await raw_send(
+        kafka_bootstrap,
+        topics.events,
+        [
+            (record_key("acme", named.session_id), encode(named), bad_names),
+            (b"same-key", b"{not json", [(b"\xc3(", b"1"), (b"\x80", None)]),
+            (record_key("acme", after.session_id), encode(after), []),
+        ],
+    )
+    await raw_send(
+        kafka_bootstrap,
+        topics.commands,
+        [(record_key("acme", str(command.command_id)), encode(command), bad_names)],
+    )
+    await registry.wait_until_idle(30)
+
+    rows = await session_rows(registry)
+    assert set(rows) == {sid("named"), sid("after")}
+    assert rows[sid("named")]["state"] == "terminated"
+    assert [r.key for r in await read_topic(kafka_bootstrap, topics.revocations)] == [
+        record_key("acme", sid("named"))
+    ]
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert letter.headers[:2] == (("\ufffd(", b"1"), ("\ufffd", None))
+    assert "malformed JSON" in read_letter(letter).detail(topics, raw=False)["reason"]

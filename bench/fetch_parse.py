@@ -1,0 +1,92 @@
+"""What reading fetched batches through `TolerantMemoryRecords` costs, against aiokafka's own.
+
+    python -m bench.fetch_parse [--records 20000] [--rounds 7]
+
+Every consumer of the project reads a fetch's batches through `session_contracts.kafka_records`
+(a header name that is not UTF-8 no longer stops it). The fetch is the same `--records`
+records (a 300-byte value, a contract key, a `traceparent`) in batches of 1, 10, 100 and 1,000
+records, turned into consumer records by aiokafka's fetcher (`PartitionRecords`), in
+alternating rounds:
+
+1. aiokafka: its `MemoryRecords` (C), as before;
+2. tolerant: `TolerantMemoryRecords` over it, every batch readable (the path of every fetch);
+3. lenient: every batch with one header name that is not UTF-8, so aiokafka fails on each and
+   `read_batch` (Python) reads it again: what a producer writing only such records costs.
+
+Prints ns per record (best round) and the ratio of each to aiokafka's in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.record.default_records import DefaultRecordBatchBuilder, _DefaultRecordBatchBuilderPy
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import TopicPartition
+
+from session_contracts.kafka_records import TolerantMemoryRecords
+
+BATCH_SIZES = (1, 10, 100, 1000)
+TP = TopicPartition("sessions.events", 0)
+
+
+class _RawName(str):
+    """A header name whose UTF-8 encoding is one byte that is not UTF-8 (pure-Python builder)."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff" + super().encode()
+
+
+def fetch(records: int, per_batch: int, *, unreadable: bool) -> bytes:
+    """`records` records in batches of `per_batch`, as one fetch's bytes."""
+    builder_type = _DefaultRecordBatchBuilderPy if unreadable else DefaultRecordBatchBuilder
+    name = _RawName("traceparent") if unreadable else "traceparent"
+    batches = []
+    for start in range(0, records, per_batch):
+        builder = builder_type(2, 0, 0, -1, -1, -1, 1 << 24)
+        for n in range(min(per_batch, records - start)):
+            key = b"acme/" + f"{start + n:022d}".encode()
+            builder.append(n, 1_700_000_000_000, key, b"v" * 300, [(name, b"00-" + b"a" * 52)])
+        raw = bytearray(builder.build())
+        raw[:8] = start.to_bytes(8, "big")  # the batch's base offset
+        batches.append(bytes(raw))
+    return b"".join(batches)
+
+
+def read(records_type: Callable[[bytes], object], data: bytes) -> float:
+    """Seconds to turn the fetch into consumer records."""
+    started = time.perf_counter()
+    for _ in PartitionRecords(TP, records_type(data), [], 0, None, None, False, 0):
+        pass
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    print(f"{args.records} records per fetch, best of {args.rounds} alternating rounds")
+    columns = ("batch", "aiokafka ns", "tolerant ns", "ratio", "lenient ns", "ratio")
+    print(" ".join(f"{c:>{w}}" for c, w in zip(columns, (6, 12, 12, 6, 11, 6), strict=True)))
+    for per_batch in BATCH_SIZES:
+        readable = fetch(args.records, per_batch, unreadable=False)
+        unreadable = fetch(args.records, per_batch, unreadable=True)
+        best = {"aiokafka": float("inf"), "tolerant": float("inf"), "lenient": float("inf")}
+        for _ in range(args.rounds):
+            best["aiokafka"] = min(best["aiokafka"], read(MemoryRecords, readable))
+            best["tolerant"] = min(best["tolerant"], read(TolerantMemoryRecords, readable))
+            best["lenient"] = min(best["lenient"], read(TolerantMemoryRecords, unreadable))
+        ns = {k: v / args.records * 1e9 for k, v in best.items()}
+        print(
+            f"{per_batch:>6} {ns['aiokafka']:>12.0f} {ns['tolerant']:>12.0f} "
+            f"{ns['tolerant'] / ns['aiokafka']:>5.2f}x {ns['lenient']:>11.0f} "
+            f"{ns['lenient'] / ns['aiokafka']:>5.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Records whose header names are any bytes, as the broker accepts them and no well-behaved
+client writes them (Java encodes a name as UTF-8; so does aiokafka's C builder).
+
+`raw_send` runs this module as a script in a process of its own, where aiokafka uses its
+pure-Python batch builder (`AIOKAFKA_NO_EXTENSIONS`), which takes a name's bytes from the
+name's `encode`: a `str` whose `encode` returns the raw bytes writes them as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+RawHeaders = Sequence[tuple[bytes, bytes | None]]
+
+
+class _RawName(str):
+    """A header name whose UTF-8 encoding is whatever bytes it was given."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> _RawName:
+        name = super().__new__(cls, raw.decode("utf-8", errors="replace"))
+        name.raw = raw
+        return name
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+async def raw_send(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None, RawHeaders]],
+    *,
+    partition: int = 0,
+    codec: str | None = None,
+) -> None:
+    """Send `records` (key, value, headers with names as bytes) to one partition, in order, in
+    as few batches as the producer makes, and wait for the broker to take them (acks=all)."""
+    spec = {
+        "bootstrap": bootstrap,
+        "topic": topic,
+        "partition": partition,
+        "codec": codec,
+        "records": [
+            [_hex(key), _hex(value), [[name.hex(), _hex(v)] for name, v in headers]]
+            for key, value, headers in records
+        ],
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+    )
+    _out, err = await asyncio.wait_for(process.communicate(json.dumps(spec).encode()), 60)
+    assert process.returncode == 0, err.decode(errors="replace")[-2000:]
+
+
+def _hex(data: bytes | None) -> str | None:
+    return None if data is None else data.hex()
+
+
+def _unhex(text: str | None) -> bytes | None:
+    return None if text is None else bytes.fromhex(text)
+
+
+async def _send(spec: dict[str, object]) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    assert DefaultRecordBatchBuilder.__name__.endswith("Py"), "aiokafka's C builder in use"
+    producer = AIOKafkaProducer(
+        bootstrap_servers=spec["bootstrap"],
+        acks="all",
+        linger_ms=200,  # the records in one batch, as a busy producer sends them
+        compression_type=spec["codec"],
+    )
+    await producer.start()
+    try:
+        sent = []
+        for key, value, headers in spec["records"]:  # type: ignore[attr-defined]
+            sent.append(
+                await producer.send(
+                    str(spec["topic"]),
+                    _unhex(value),
+                    key=_unhex(key),
+                    partition=int(spec["partition"]),  # type: ignore[call-overload]
+                    headers=[(_RawName(bytes.fromhex(n)), _unhex(v)) for n, v in headers],
+                )
+            )
+        for future in sent:
+            await future
+    finally:
+        await producer.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_send(json.loads(sys.stdin.read())))

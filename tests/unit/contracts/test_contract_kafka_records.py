@@ -1,0 +1,191 @@
+"""A fetched batch aiokafka cannot read for a header name that is not UTF-8 is read leniently,
+as Java reads it; every other batch is read by aiokafka, as before."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import aiokafka.consumer.fetcher as fetcher
+import pytest
+from aiokafka.record.default_records import (
+    DefaultRecordBatch,
+    DefaultRecordBatchBuilder,
+    _DefaultRecordBatchBuilderPy,
+)
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import TopicPartition
+
+from raw_producer import _RawName
+from session_contracts.kafka_records import (
+    TolerantBatch,
+    TolerantMemoryRecords,
+    read_batch,
+    tolerate_unreadable_header_names,
+)
+
+Record = tuple[bytes | None, bytes | None, list[tuple[Any, bytes | None]]]
+RECORDS: list[Record] = [
+    (b"k1", b"v1", []),
+    (None, b"no key", [("traceparent", b"00-ab"), ("empty", b""), ("none", None)]),
+    (b"k3", None, [("h\u00e9\u4e2d\U0001f600", b"\xff\x00")]),  # a UTF-8 name, binary value
+    (b"", b"x" * 5000, [("dup", b"1"), ("dup", b"2")]),
+]
+TP = TopicPartition("sessions.events", 0)
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+def _build(
+    records: list[Record], codec: int = 0, builder: Any = DefaultRecordBatchBuilder
+) -> bytes:
+    batch = builder(2, codec, 0, -1, -1, -1, 1 << 20)
+    for n, (key, value, headers) in enumerate(records):
+        batch.append(n * 3, 1_700_000_000_000 + n * 7, key, value, headers)  # offsets with gaps
+    return bytes(batch.build())
+
+
+def _tolerant(raw: bytes) -> TolerantBatch:
+    batch = TolerantMemoryRecords(raw).next_batch()
+    assert isinstance(batch, TolerantBatch)
+    return batch
+
+
+def _seen(records: Any) -> list[tuple[Any, ...]]:
+    return [
+        (r.offset, r.timestamp, r.timestamp_type, r.key, r.value, list(r.headers)) for r in records
+    ]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_a_readable_batch_is_read_alike_by_aiokafka_and_leniently(codec: str) -> None:
+    raw = _build(RECORDS, CODECS[codec])
+    assert _seen(read_batch(raw)) == _seen(DefaultRecordBatch(raw))
+    assert _seen(_tolerant(raw)) == _seen(DefaultRecordBatch(raw))
+
+
+def test_log_append_time_is_read_alike() -> None:
+    raw = bytearray(_build(RECORDS))
+    (attributes,) = struct.unpack_from(">h", raw, 21)
+    struct.pack_into(">h", raw, 21, attributes | 0x08)  # the broker's timestamp, not the record's
+    ours, theirs = _seen(read_batch(bytes(raw))), _seen(DefaultRecordBatch(bytes(raw)))
+    assert ours == theirs
+    assert {r[1] for r in ours} == {1_700_000_000_000 + 21} and {r[2] for r in ours} == {1}
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_a_header_name_not_utf8_is_read_with_replacement_characters(codec: str) -> None:
+    named = [("ok", b"1"), (_RawName(b"\xff\xfebad\xc3"), b"v"), (_RawName(b"\xed\xa0\x80"), None)]
+    records: list[Record] = [RECORDS[0], (b"k", b"v", named), RECORDS[3]]
+    raw = _build(records, CODECS[codec], builder=_DefaultRecordBatchBuilderPy)
+    with pytest.raises(UnicodeDecodeError):
+        list(DefaultRecordBatch(raw))  # what stopped every consumer at this position
+
+    read = _seen(_tolerant(raw))
+    assert [r[0] for r in read] == [0, 3, 6]
+    assert read[1][5] == [
+        ("ok", b"1"),
+        ("\ufffd\ufffdbad\ufffd", b"v"),
+        ("\ufffd\ufffd\ufffd", None),
+    ]
+    assert read[0] == _seen(DefaultRecordBatch(_build([RECORDS[0]])))[0]
+    assert read[2][3:] == (b"", b"x" * 5000, [("dup", b"1"), ("dup", b"2")])
+    for name, _ in read[1][5]:
+        name.encode("utf-8")  # a dead letter copies the names: they must encode again
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(lambda raw: raw[:-3], id="record cut short"),
+        pytest.param(lambda raw: raw + b"\x00", id="bytes after the last record"),
+        pytest.param(lambda raw: raw[:-1] + b"\x01", id="header count negative"),
+    ],
+)
+def test_a_batch_unreadable_either_way_raises_aiokafkas_error(corrupt: Any) -> None:
+    raw = _build([(b"k", b"v", [])])  # ends in its header count, 0
+    bad = corrupt(raw)
+    bad = bad[:8] + struct.pack(">i", len(bad) - 12) + bad[12:]  # the batch's length agrees
+    try:
+        list(DefaultRecordBatch(bad))
+    except Exception as exc:
+        expected: type[BaseException] = type(exc)
+    else:
+        pytest.fail("aiokafka read a corrupt batch")
+    with pytest.raises(expected):
+        list(_tolerant(bad))
+
+
+def test_memory_records_frame_every_batch_and_leave_a_partial_one() -> None:
+    first = _build(RECORDS[:2])
+    second = bytearray(
+        _build([(b"k", b"v", [(_RawName(b"\x80"), b"")])], builder=_DefaultRecordBatchBuilderPy)
+    )
+    struct.pack_into(">q", second, 0, 100)  # the second batch's base offset
+    third = _build(RECORDS[2:])
+    data = first + bytes(second) + third[:-10]  # a fetch ends part-way through a batch
+
+    records = TolerantMemoryRecords(data)
+    assert records.size_in_bytes() == len(data)
+    read = []
+    while records.has_next():
+        batch = records.next_batch()
+        read.append(_seen(batch))
+        assert batch.next_offset == batch.base_offset + batch.last_offset_delta + 1
+    assert read == [
+        _seen(DefaultRecordBatch(first)),
+        [(100, 1_700_000_000_000, 0, b"k", b"v", [("\ufffd", b"")])],
+    ]
+    assert records.next_batch() is None
+    assert MemoryRecords(data).size_in_bytes() == len(data)
+
+
+def test_a_control_batchs_marker_is_read_by_next() -> None:
+    raw = _build([(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00", [])])
+    batch = _tolerant(raw)
+    assert next(batch).key == b"\x00\x00\x00\x00"
+    with pytest.raises(StopIteration):
+        next(batch)
+
+
+def test_the_fetcher_reads_through_tolerant_records_once_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fetcher, "MemoryRecords", MemoryRecords)
+    tolerate_unreadable_header_names()
+    tolerate_unreadable_header_names()
+    assert fetcher.MemoryRecords is TolerantMemoryRecords
+
+    monkeypatch.setattr(fetcher, "MemoryRecords", object)  # an aiokafka reading batches otherwise
+    with pytest.raises(RuntimeError, match="not patched"):
+        tolerate_unreadable_header_names()
+
+
+def test_every_unreadable_batch_of_a_fetch_is_framed_whichever_is_asked_first() -> None:
+    """The bytes of a batch aiokafka fails on are framed from the last one framed (a fetch of
+    single-record batches, all unreadable, was framed from its start each time: quadratic)."""
+    batches = []
+    for base in (0, 10, 20, 30):
+        raw = bytearray(
+            _build(
+                [(b"k", str(base).encode(), [(_RawName(b"\xfe"), b"")])],
+                builder=_DefaultRecordBatchBuilderPy,
+            )
+        )
+        struct.pack_into(">q", raw, 0, base)
+        batches.append(bytes(raw))
+    data = b"".join(batches)
+
+    read = list(
+        fetcher.PartitionRecords(TP, TolerantMemoryRecords(data), [], 0, None, None, True, 0)
+    )
+    assert [(r.offset, r.value, r.headers) for r in read] == [
+        (base, str(base).encode(), (("\ufffd", b""),)) for base in (0, 10, 20, 30)
+    ]
+    records = TolerantMemoryRecords(data)
+    assert [bytes(records.raw_batch(n)) for n in (2, 3, 0, 1, 1)] == [
+        batches[2],
+        batches[3],
+        batches[0],
+        batches[1],
+        batches[1],
+    ]
