@@ -28,10 +28,16 @@ def kafka_libs() -> str:
 
 
 async def java_send(
-    bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]], codec: str
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes, bytes]],
+    codec: str = "none",
+    *,
+    null: bytes | None = None,
 ) -> None:
     """Send `records` (key, value; neither holding a tab or a newline) to `topic`, in batches
-    compressed with `codec`, and wait until the producer has closed (acks=all, flushed)."""
+    compressed with `codec`, and wait until the producer has closed (acks=all, flushed). A
+    key or value equal to `null` is sent as null (Java sends a record with neither)."""
     assert all(b"\t" not in k + v and b"\n" not in k + v for k, v in records)
     process = await asyncio.create_subprocess_exec(
         "java",
@@ -51,6 +57,7 @@ async def java_send(
         "key.separator=\t",
         "--producer-property",
         "acks=all",
+        *(["--property", f"null.marker={null.decode()}"] if null is not None else []),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

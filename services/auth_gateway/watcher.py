@@ -35,6 +35,7 @@ from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, is_v1_key_of, record_key, split_record_key
+from session_contracts.kafka_records import unreadable_reason
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import RecordHeaders, extract_context, tracer
 
@@ -100,6 +101,16 @@ class RevocationWatcher(CompactedTopicFollower):
         skipped whole (`trace_headers` raised on it)."""
         if not headers:
             self.apply(key, value)
+            return
+        unreadable = unreadable_reason(key, value, headers)
+        if unreadable is not None:  # not a tombstone: a batch the consumer could not read
+            self.records_rejected += 1
+            log.error(
+                "%s holds a batch this gateway cannot read, skipped; the revocations in it are "
+                "not enforced here: %s",
+                self.topic,
+                escape_reason(unreadable),
+            )
             return
         try:
             context = extract_context(headers)

@@ -32,7 +32,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from session_contracts.kafka_records import tolerate_unreadable_header_names
+from session_contracts.kafka_records import tolerate_hostile_batches
 from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -277,8 +277,8 @@ def _log_unawaited_failure(stopping: asyncio.Task[None]) -> None:
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     """A consumer (no group unless `group_id` is given: use `kafka.group_id(name)`), which a
-    header name that is not UTF-8 does not stop (`kafka_records`)."""
-    tolerate_unreadable_header_names()
+    batch its producer made hostile does not stop or exhaust (`kafka_records`)."""
+    tolerate_hostile_batches()
     options: dict[str, Any] = {**client_options(kafka), "group_id": None}
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

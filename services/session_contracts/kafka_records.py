@@ -1,143 +1,83 @@
-"""Fetched records no consumer of ours is stopped by: header names that are not UTF-8.
+"""Fetched batches no consumer of ours is stopped or exhausted by, whatever their producer wrote.
 
-A record header's name is a string on the wire, but the broker never checks that its bytes
-are UTF-8 (Java decodes it leniently, replacing what is not). aiokafka's record parser (its C
-extension) decodes it strictly and raises `UnicodeDecodeError` out of `getmany`, before any
-record of the fetch is handed over, at every fetch of that position. So any principal allowed
-to write a topic could stop its consumers with one record: the registry's consumer task died
-(the process exited, and restarted into the same record) and a gateway stopped reading
-revocations (its view went stale: it refused every session).
+aiokafka's fetcher turns a fetch's bytes into records with its own parser (a C extension),
+which two kinds of batch the broker accepts defeat:
 
-`tolerate_unreadable_header_names` puts `TolerantMemoryRecords` in aiokafka's fetcher (once
-per process; every consumer `kafka_clients.new_consumer` builds calls it). Each batch is
-parsed by aiokafka first, whole; only a batch it fails on is parsed again here, the way the
-Java client reads it: a header name's bytes that are not UTF-8 become U+FFFD. A batch this
-parse fails on too raises aiokafka's own error, as before.
+- a header name whose bytes are not UTF-8 (the broker never checks; Java decodes it
+  leniently): aiokafka raises `UnicodeDecodeError` out of `getmany`, at every fetch of that
+  position. The registry's consumer task died (and, restarted, fetched the same batch);
+  a gateway stopped reading revocations and went stale (it refused every session).
+- a compressed batch that inflates far past its size (the broker limits the compressed size
+  only): aiokafka inflates it whole, and a megabyte of zstd is about 30 GB.
+
+`tolerate_hostile_batches` puts `TolerantMemoryRecords` in aiokafka's fetcher (once per
+process; `kafka_clients.new_consumer` calls it for every consumer of the project). Then:
+
+- a compressed batch is inflated here, up to `INFLATED_MAX_BYTES`, and handed to aiokafka's
+  parser as if never compressed (aiokafka would have inflated it itself: no extra work);
+- a batch aiokafka cannot parse is read again leniently, as Java reads it (`read_batch`);
+- a batch neither can hand over becomes one placeholder record at the batch's last offset:
+  no key, no value, and the reason under `UNREADABLE_HEADER` (`unreadable_reason` reads it).
+  The registry dead-letters it with that reason; the records stay on their topic.
+- a fetch stops handing over batches once it has inflated `INFLATED_MAX_BYTES` (aiokafka
+  fetches the rest again), so a fetch of many small bombs takes no more.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiokafka.consumer.fetcher as fetcher
-from aiokafka.codec import gzip_decode, lz4_decode, snappy_decode, zstd_decode
 from aiokafka.errors import CorruptRecordException
-from aiokafka.record.default_records import DefaultRecordBase
+from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.record.memory_records import MemoryRecords
-from aiokafka.record.util import decode_varint
 
-_HEADER = DefaultRecordBase.HEADER_STRUCT
-_LENGTH = struct.Struct(">i")
-_LOG_OVERHEAD = 12  # base offset (8) and length (4) before each batch's length counts
-_DECODERS = {
-    DefaultRecordBase.CODEC_GZIP: gzip_decode,
-    DefaultRecordBase.CODEC_SNAPPY: snappy_decode,
-    DefaultRecordBase.CODEC_LZ4: lz4_decode,
-    DefaultRecordBase.CODEC_ZSTD: zstd_decode,
-}
+from session_contracts.record_batches import (
+    INFLATED_MAX_BYTES,
+    LenientRecord,
+    Unreadable,
+    read_batch,
+    uncompressed,
+)
+
+UNREADABLE_HEADER = "session-control.unreadable-batch"
+"""The header of a placeholder record standing for a batch that could not be read."""
 UNREADABLE = (ValueError, IndexError, CorruptRecordException)
 """What aiokafka's parser raises on a batch it cannot read (UnicodeDecodeError is a
 ValueError)."""
+_LENGTH = struct.Struct(">i")
+_LOG_OVERHEAD = 12  # base offset (8) and length (4): a batch's length counts what follows
 
 
-@dataclass(frozen=True, slots=True)
-class LenientRecord:
-    """One record as aiokafka's fetcher reads it (`_consumer_record`)."""
+def unreadable_reason(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> str | None:
+    """Why the batch a placeholder record stands for could not be read (None: a record).
 
-    offset: int
-    timestamp: int
-    timestamp_type: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
-    checksum: None = None
-
-
-def read_batch(batch: bytes | memoryview) -> list[LenientRecord]:
-    """Every record of one v2 batch, header names decoded with U+FFFD for bytes not UTF-8."""
-    (
-        base_offset,
-        _length,
-        _epoch,
-        _magic,
-        _crc,
-        attributes,
-        _last_delta,
-        first_timestamp,
-        max_timestamp,
-        *_producer,
-        count,
-    ) = _HEADER.unpack_from(batch)
-    body: bytes | memoryview = memoryview(batch)[_HEADER.size :]
-    codec = attributes & DefaultRecordBase.CODEC_MASK
-    if codec:
-        decode = _DECODERS.get(codec)
-        if decode is None:
-            raise CorruptRecordException(f"unknown compression codec {codec:#04x}")
-        body = decode(bytes(body))
-    log_append = attributes & DefaultRecordBase.TIMESTAMP_TYPE_MASK
-    timestamp_type = 1 if log_append else 0
-    records, pos = [], 0
-    for _ in range(count):
-        length, pos = decode_varint(body, pos)
-        start = pos
-        _attributes, pos = decode_varint(body, pos)
-        timestamp_delta, pos = decode_varint(body, pos)
-        offset_delta, pos = decode_varint(body, pos)
-        key, pos = _nullable_bytes(body, pos)
-        value, pos = _nullable_bytes(body, pos)
-        header_count, pos = decode_varint(body, pos)
-        if header_count < 0:
-            raise CorruptRecordException(f"invalid number of record headers {header_count}")
-        headers = []
-        for _ in range(header_count):
-            name, pos = _nullable_bytes(body, pos)
-            if name is None:
-                raise CorruptRecordException("a header without a name")
-            header_value, pos = _nullable_bytes(body, pos)
-            headers.append((name.decode("utf-8", errors="replace"), header_value))
-        if pos - start != length:
-            raise CorruptRecordException(f"record of {length} bytes read as {pos - start}")
-        records.append(
-            LenientRecord(
-                offset=base_offset + offset_delta,
-                timestamp=max_timestamp if log_append else first_timestamp + timestamp_delta,
-                timestamp_type=timestamp_type,
-                key=key,
-                value=value,
-                headers=headers,
-            )
-        )
-    if pos != len(body):
-        raise CorruptRecordException(f"{len(body) - pos} bytes after the last record")
-    return records
-
-
-def _nullable_bytes(body: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
-    size, pos = decode_varint(body, pos)
-    if size < 0:
-        return None, pos
-    end = pos + size
-    if end > len(body):
-        raise CorruptRecordException(f"{size} bytes announced, {len(body) - pos} left")
-    return bytes(body[pos:end]), end
+    A producer can write such a record itself, no key, no value, this header: then it is
+    refused with the reason it chose, as its own record; nothing else follows from it."""
+    if key is not None or value is not None:
+        return None
+    for name, text in headers:
+        if name == UNREADABLE_HEADER and text is not None:
+            return text.decode("utf-8", errors="replace")
+    return None
 
 
 class TolerantBatch:
-    """aiokafka's batch, whose records are read again leniently if aiokafka cannot read them."""
+    """aiokafka's batch, its records inflated within bounds and read leniently if need be."""
 
     __slots__ = ("_batch", "_index", "_owner", "_records")
 
     def __init__(self, batch: Any, owner: TolerantMemoryRecords, index: int) -> None:
         self._batch = batch
         self._owner = owner
-        self._index = index  # framed again only if needed: a failed parse is rare
+        self._index = index  # its bytes are framed only when needed
         self._records: Iterator[Any] | None = None
 
-    # what the fetcher reads of a batch, without `__getattr__`'s failed lookup first
+    # what the fetcher reads of every batch, without `__getattr__`'s failed lookup first
     @property
     def is_control_batch(self) -> bool:
         return bool(self._batch.is_control_batch)
@@ -154,33 +94,54 @@ class TolerantBatch:
 
     def __iter__(self) -> Iterator[Any]:
         try:
-            records: list[Any] = list(self._batch)  # aiokafka's parse, in C, whole
-        except UNREADABLE as exc:
+            raw: bytes | memoryview | None = None  # framed only if needed
+            batch = self._batch
+            if batch.compression_type:
+                raw = uncompressed(self._owner.raw_batch(self._index))
+                self._owner.inflated(len(raw))
+                batch = DefaultRecordBatch(raw)
             try:
-                records = list(read_batch(self._owner.raw_batch(self._index)))
+                return iter(list(batch))  # aiokafka's parse, in C, whole
             except UNREADABLE:
-                raise exc from None  # unreadable either way: aiokafka's error, as before
-        return iter(records)
+                return iter(read_batch(self._owner.raw_batch(self._index) if raw is None else raw))
+        except (Unreadable, *UNREADABLE) as exc:
+            return iter([self._placeholder(exc)])
 
     def __next__(self) -> Any:
         if self._records is None:  # the fetcher reads a control batch's marker by next()
             self._records = iter(self)
         return next(self._records)
 
+    def _placeholder(self, exc: Exception) -> LenientRecord:
+        batch = self._batch
+        first, last = batch.base_offset, batch.next_offset - 1
+        reason = f"unreadable batch (offsets {first} to {last}): {exc}"
+        return LenientRecord(
+            offset=last,  # at or past any position a fetch of this batch starts from
+            timestamp=batch.max_timestamp,
+            timestamp_type=batch.timestamp_type,
+            key=None,
+            value=None,
+            headers=[(UNREADABLE_HEADER, reason.encode())],
+        )
+
 
 class TolerantMemoryRecords:
     """aiokafka's `MemoryRecords` over a fetch's bytes, each v2 batch a `TolerantBatch`."""
 
-    __slots__ = ("_data", "_framed", "_read", "_records", "has_next", "size_in_bytes")
+    __slots__ = ("_data", "_framed", "_inflated", "_read", "_records", "size_in_bytes")
 
     def __init__(self, bytes_data: bytes) -> None:
         self._records = MemoryRecords(bytes_data)
         self._data = bytes_data
         self._read = 0
+        self._inflated = 0
         self._framed = (0, 0)  # the index of a batch and where it starts, once one is framed
-        # aiokafka's own, called without a frame of ours in between
-        self.has_next: Callable[[], bool] = self._records.has_next
-        self.size_in_bytes: Callable[[], int] = self._records.size_in_bytes
+        self.size_in_bytes = self._records.size_in_bytes
+
+    def has_next(self) -> bool:
+        # past the budget, the rest of the fetch is left to aiokafka's next fetch
+        return self._inflated < INFLATED_MAX_BYTES and bool(self._records.has_next())
 
     def next_batch(self) -> Any:
         batch = self._records.next_batch()
@@ -188,6 +149,10 @@ class TolerantMemoryRecords:
         if batch is None or batch.magic < 2:
             return batch  # message format v0/v1: no headers
         return TolerantBatch(batch, self, index)
+
+    def inflated(self, size: int) -> None:
+        """Count a batch's inflated records against the fetch's budget."""
+        self._inflated += size
 
     def raw_batch(self, index: int) -> memoryview:
         """The bytes of the fetch's batch `index` (aiokafka hands out whole batches, in order)."""
@@ -200,7 +165,7 @@ class TolerantMemoryRecords:
         return data[start:end]
 
 
-def tolerate_unreadable_header_names() -> None:
+def tolerate_hostile_batches() -> None:
     """Have aiokafka's fetcher read batches through `TolerantMemoryRecords` (idempotent)."""
     current = getattr(fetcher, "MemoryRecords", None)
     if current is TolerantMemoryRecords:

@@ -36,6 +36,7 @@ _REASON_CLASSES = (
     ("undecodable", "undecodable"),
     ("the database refused it", "database_refused"),
     ("the registry could not apply it", "registry_error"),
+    ("unreadable batch", "unreadable_batch"),
 )
 """Dead-letter reasons quote the record; the label is their class, a bounded set."""
 

@@ -18,6 +18,10 @@ message is lost), the original headers as many as fit in as many bytes, and head
 was cut (`dlq.value.size`, `dlq.key.size`: the original size in bytes; `dlq.headers.dropped`:
 how many headers were left out). The whole record stays on its source topic, at
 `dlq.source.*`, for its retention.
+
+A record with neither key nor value (a Java producer may write one) is dead-lettered with an
+empty value and `dlq.value.null`: aiokafka's producer refuses a record with neither, and the
+assertion it raised stopped the registry's consumer task, for every tenant, at each restart.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ CONSUMER = "dlq.consumer"
 VALUE_SIZE = "dlq.value.size"
 KEY_SIZE = "dlq.key.size"
 HEADERS_DROPPED = "dlq.headers.dropped"
+VALUE_NULL = "dlq.value.null"
 CUT_AT = 4 * MAX_RECORD_BYTES
 """The bytes of a dead letter's key, of its value, and of its original headers (names and
 values) kept: three times this and the `dlq.*` headers fit in the producer's 1 MiB requests
@@ -79,8 +84,11 @@ class DeadLetter:
         return None if self.key is None else self.key[:CUT_AT]
 
     def sent_value(self) -> bytes | None:
-        """The value as the dead letter carries it: cut to `CUT_AT` bytes."""
-        return None if self.value is None else self.value[:CUT_AT]
+        """The value as the dead letter carries it: cut to `CUT_AT` bytes; empty for a record
+        with neither key nor value (`VALUE_NULL` says so)."""
+        if self.value is None:
+            return b"" if self.key is None else None
+        return self.value[:CUT_AT]
 
     def dlq_headers(self, consumer: str) -> list[Header]:
         """The original headers (as many as fit in `CUT_AT` bytes) followed by the dead-letter
@@ -108,6 +116,8 @@ class DeadLetter:
             dlq.append((KEY_SIZE, str(len(self.key)).encode()))
         if len(kept) < len(self.headers):
             dlq.append((HEADERS_DROPPED, str(len(self.headers) - len(kept)).encode()))
+        if self.value is None and self.key is None:
+            dlq.append((VALUE_NULL, b"1"))
         return [*kept, *dlq]
 
 

@@ -58,6 +58,7 @@ _DLQ_HEADERS = {
     dlq.SOURCE_PARTITION,
     dlq.SOURCE_OFFSET,
     dlq.CONSUMER,
+    dlq.VALUE_NULL,
     *_CUT_HEADERS,
 }
 POLL_MS = 500
@@ -188,7 +189,10 @@ def read_letter(record: Any) -> Letter:
     # the last of each name: the registry's `dlq.*` headers follow the record's own, which a
     # producer may have forged (a source topic it cannot write, to be redriven there)
     named = dict(headers)
-    payload = _peek(record.value)
+    # a record with neither key nor value is dead-lettered with an empty one, and says so
+    null = any(name == dlq.VALUE_NULL for name, _ in headers[_registrys(headers) :])
+    value = None if null else record.value
+    payload = _peek(value)
     kind, tenant, version = (
         payload.get("type"),
         payload.get("tenant_id"),
@@ -202,7 +206,7 @@ def read_letter(record: Any) -> Letter:
         offset=record.offset,
         timestamp=record_time(record.timestamp),
         key=record.key,
-        value=record.value,
+        value=value,
         headers=headers,
         reason=_header(named, dlq.REASON) or "",
         source=_header(named, dlq.SOURCE_TOPIC),

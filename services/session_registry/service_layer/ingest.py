@@ -25,6 +25,7 @@ from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_or
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_v1_key_of, record_key
+from session_contracts.kafka_records import unreadable_reason
 from session_contracts.models import SessionCreated, SessionEvent, TerminateSessions
 from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink, copied_headers
@@ -116,6 +117,10 @@ class IngestOutcome(Outcome):
 
 
 def _dead_letter(record: Record, reason: str) -> DeadLetter:
+    # a placeholder for a batch the consumer could not read says why, better than "no value"
+    unreadable = unreadable_reason(record.key, record.value, record.headers)
+    if unreadable is not None:
+        reason = escape_reason(unreadable)
     return DeadLetter(
         topic=record.topic,
         partition=record.partition,

@@ -21,7 +21,9 @@ from raw_producer import raw_send
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_admin import ensure_topics
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+from session_contracts.record_batches import INFLATED_MAX_BYTES
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -341,6 +343,40 @@ async def test_revocations_with_header_names_not_utf8_are_enforced(
         await eventually(all_revoked, within=20)
         assert gateway.ready
         assert gateway.watcher.records_rejected == 0
+
+
+async def test_a_revocations_batch_inflating_past_the_bound_is_skipped_loudly_and_flow_goes_on(
+    kafka_bootstrap: str, topics: Topics, eventually: Eventually, caplog: pytest.LogCaptureFixture
+) -> None:
+    """40 MB of zeros take 2 KB in zstd, and aiokafka inflated them whole in every gateway. Now
+    refused past 32 MiB: logged as an error (the revocations in it are not enforced), the
+    records after it are."""
+    made = [_revoked("acme", session_handle("acme", f"near-bomb-{n}"), 3600) for n in range(2)]
+    gateway = gateway_for(kafka_bootstrap, topics)
+    producer = new_producer(
+        connection(kafka_bootstrap), compression_type="zstd", max_request_size=64_000_000
+    )
+    await producer.start()
+    with caplog.at_level("ERROR", logger="auth_gateway.watcher"):
+        async with running(gateway):
+            try:
+                first, last = ((record_key("acme", r.session_id), encode(r)) for r in made)
+                await producer.send_and_wait(topics.revocations, first[1], key=first[0])
+                bomb = b"\x00" * (INFLATED_MAX_BYTES + 8_000_000)
+                await producer.send_and_wait(topics.revocations, bomb, key=first[0])
+                await producer.send_and_wait(topics.revocations, last[1], key=last[0])
+            finally:
+                await producer.stop()
+
+            async def both_revoked() -> bool:
+                return all(gateway.is_revoked(f"near-bomb-{n}") for n in range(2))
+
+            await eventually(both_revoked, within=20)
+            assert gateway.ready
+            assert gateway.watcher.records_rejected == 1
+    (error,) = [r.getMessage() for r in caplog.records if r.name == "auth_gateway.watcher"]
+    assert "cannot read, skipped; the revocations in it are not enforced here" in error
+    assert f"decompress to more than {INFLATED_MAX_BYTES} bytes" in error
 
 
 async def test_a_rejected_record_under_a_v1_key_is_logged_without_the_key(

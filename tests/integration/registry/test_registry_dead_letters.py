@@ -10,11 +10,13 @@ import pytest
 from registry_helpers import NOW, StartRegistry, created, read_topic, session_rows, sid
 
 from fresh_topics import connection
+from java_producer import java_send
 from raw_producer import raw_send
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
 from session_contracts.models import TerminateSessions
+from session_contracts.record_batches import INFLATED_MAX_BYTES
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CUT_AT, header_size
 from session_registry.service_layer.dead_letter_tools import read_letter
@@ -256,3 +258,59 @@ async def test_records_with_header_names_not_utf8_are_folded_or_dead_lettered_an
     (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
     assert letter.headers[:2] == (("\ufffd(", b"1"), ("\ufffd", None))
     assert "malformed JSON" in read_letter(letter).detail(topics, raw=False)["reason"]
+
+
+async def test_a_batch_inflating_past_the_bound_is_dead_lettered_as_unreadable_and_flows_on(
+    start_registry: StartRegistry, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """The broker limits a batch by its compressed size: 40 MB of zeros take 2 KB in zstd.
+    aiokafka inflated it whole in the registry (and would have a gigabyte-sized one: a
+    megabyte of zstd is about 30 GB). It is now inflated up to 32 MiB, then refused."""
+    registry = await start_registry()
+    bomb = b"\x00" * (INFLATED_MAX_BYTES + 8_000_000)
+    producer = new_producer(
+        connection(kafka_bootstrap), compression_type="zstd", max_request_size=64_000_000
+    )
+    await producer.start()
+    try:
+        before, after = created("before-the-bomb"), created("after-the-bomb")
+        for event in (before, None, after):  # one batch each
+            value, key = (bomb, b"k") if event is None else (encode(event), None)
+            key = key or record_key("acme", event.session_id if event else "")
+            await producer.send_and_wait(topics.events, value, key=key, partition=0)
+    finally:
+        await producer.stop()
+    await registry.wait_until_idle(30)
+
+    assert set(await session_rows(registry)) == {sid("before-the-bomb"), sid("after-the-bomb")}
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert read_letter(letter).value is None
+    found = dict(letter.headers)
+    reason = (found["dlq.reason"] or b"").decode()
+    assert reason == (
+        f"unreadable batch (offsets 1 to 1): its records decompress to more than "
+        f"{INFLATED_MAX_BYTES} bytes"
+    )
+    assert int(found["dlq.source.offset"] or b"-1") == 1
+
+
+async def test_a_record_with_neither_key_nor_value_is_dead_lettered_and_flows_on(
+    start_registry: StartRegistry, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """A Java producer may write one; its dead letter, sent with neither too, made aiokafka's
+    producer assert: the consumer task died, and the registry, restarted, died on it again."""
+    registry = await start_registry()
+    after = created("after-the-null")
+    key = record_key("acme", after.session_id)
+    await java_send(
+        kafka_bootstrap, topics.events, [(b"NULL", b"NULL"), (key, encode(after))], null=b"NULL"
+    )
+    await registry.wait_until_idle(30)
+
+    assert set(await session_rows(registry)) == {sid("after-the-null")}
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    assert (letter.key, letter.value) == (None, b"")
+    read = read_letter(letter)
+    assert read.value is None
+    shown = read.detail(topics, raw=True)
+    assert (shown["key"], shown["value"], shown["headers"]) == (None, None, {})

@@ -18,11 +18,14 @@ from aiokafka.structs import TopicPartition
 
 from raw_producer import _RawName
 from session_contracts.kafka_records import (
+    UNREADABLE,
+    UNREADABLE_HEADER,
     TolerantBatch,
     TolerantMemoryRecords,
-    read_batch,
-    tolerate_unreadable_header_names,
+    tolerate_hostile_batches,
+    unreadable_reason,
 )
+from session_contracts.record_batches import INFLATED_MAX_BYTES, read_batch
 
 Record = tuple[bytes | None, bytes | None, list[tuple[Any, bytes | None]]]
 RECORDS: list[Record] = [
@@ -101,18 +104,27 @@ def test_a_header_name_not_utf8_is_read_with_replacement_characters(codec: str) 
         pytest.param(lambda raw: raw[:-1] + b"\x01", id="header count negative"),
     ],
 )
-def test_a_batch_unreadable_either_way_raises_aiokafkas_error(corrupt: Any) -> None:
-    raw = _build([(b"k", b"v", [])])  # ends in its header count, 0
-    bad = corrupt(raw)
+def test_a_batch_unreadable_either_way_is_one_placeholder_at_its_last_offset(corrupt: Any) -> None:
+    raw = bytearray(_build([(b"k", b"v", []), (b"k2", b"v2", [])]))  # ends in a header count, 0
+    struct.pack_into(">q", raw, 0, 40)  # base offset 40, last 43 (offsets 0 and 3)
+    bad = corrupt(bytes(raw))
     bad = bad[:8] + struct.pack(">i", len(bad) - 12) + bad[12:]  # the batch's length agrees
-    try:
-        list(DefaultRecordBatch(bad))
-    except Exception as exc:
-        expected: type[BaseException] = type(exc)
-    else:
-        pytest.fail("aiokafka read a corrupt batch")
-    with pytest.raises(expected):
-        list(_tolerant(bad))
+    with pytest.raises(UNREADABLE):
+        list(DefaultRecordBatch(bad))  # what stopped every consumer at this position
+
+    (placeholder,) = list(_tolerant(bad))
+    assert (placeholder.offset, placeholder.key, placeholder.value) == (43, None, None)
+    reason = unreadable_reason(placeholder.key, placeholder.value, placeholder.headers)
+    assert reason is not None and reason.startswith("unreadable batch (offsets 40 to 43): ")
+    assert placeholder.timestamp == 1_700_000_000_007
+
+
+def test_only_a_record_without_key_and_value_is_taken_for_a_placeholder() -> None:
+    headers = [(UNREADABLE_HEADER, b"why")]
+    assert unreadable_reason(None, None, headers) == "why"
+    assert unreadable_reason(b"k", None, headers) is None
+    assert unreadable_reason(None, b"{}", headers) is None
+    assert unreadable_reason(None, None, [(UNREADABLE_HEADER, None), ("x", b"why")]) is None
 
 
 def test_memory_records_frame_every_batch_and_leave_a_partial_one() -> None:
@@ -151,13 +163,13 @@ def test_the_fetcher_reads_through_tolerant_records_once_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(fetcher, "MemoryRecords", MemoryRecords)
-    tolerate_unreadable_header_names()
-    tolerate_unreadable_header_names()
+    tolerate_hostile_batches()
+    tolerate_hostile_batches()
     assert fetcher.MemoryRecords is TolerantMemoryRecords
 
     monkeypatch.setattr(fetcher, "MemoryRecords", object)  # an aiokafka reading batches otherwise
     with pytest.raises(RuntimeError, match="not patched"):
-        tolerate_unreadable_header_names()
+        tolerate_hostile_batches()
 
 
 def test_every_unreadable_batch_of_a_fetch_is_framed_whichever_is_asked_first() -> None:
@@ -189,3 +201,35 @@ def test_every_unreadable_batch_of_a_fetch_is_framed_whichever_is_asked_first() 
         batches[1],
         batches[1],
     ]
+
+
+def test_a_batch_inflating_past_the_bound_is_one_placeholder() -> None:
+    raw = _build([(b"k", b"\x00" * (INFLATED_MAX_BYTES + 1), [])], CODECS["zstd"])
+    assert len(raw) < 10_000
+    (placeholder,) = list(_tolerant(raw))
+    reason = unreadable_reason(placeholder.key, placeholder.value, placeholder.headers)
+    assert reason == (
+        f"unreadable batch (offsets 0 to 0): its records decompress to more than "
+        f"{INFLATED_MAX_BYTES} bytes"
+    )
+
+
+def test_a_fetch_hands_over_no_more_batches_once_it_has_inflated_the_bound() -> None:
+    """Each batch is within the bound, but many of them would not be: the rest of the fetch
+    is left for aiokafka's next one, which starts where this one stopped."""
+    half = INFLATED_MAX_BYTES // 2 + 1
+    batches = []
+    for base in (0, 1, 2):
+        raw = bytearray(_build([(b"k", bytes([base]) * half, [])], CODECS["zstd"]))
+        struct.pack_into(">q", raw, 0, base)
+        batches.append(bytes(raw))
+    partition = fetcher.PartitionRecords(
+        TP, TolerantMemoryRecords(b"".join(batches)), [], 0, None, None, True, 0
+    )
+    read = list(partition)
+    assert [(r.offset, len(r.value)) for r in read] == [(0, half), (1, half)]
+    assert partition.next_fetch_offset == 2
+    (rest,) = fetcher.PartitionRecords(
+        TP, TolerantMemoryRecords(batches[2]), [], 2, None, None, True, 0
+    )
+    assert (rest.offset, rest.value[:1]) == (2, b"\x02")

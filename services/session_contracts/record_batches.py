@@ -1,0 +1,208 @@
+"""A Kafka record batch (message format v2) read from its bytes, as the broker took it.
+
+Two readings aiokafka's own parser does not offer: `read_batch` decodes a header name whose
+bytes are not UTF-8 as Java does (U+FFFD for what is not), where aiokafka raises; `inflate`
+decompresses a batch's records only up to `INFLATED_MAX_BYTES`, where aiokafka inflates them
+whole. The broker limits a batch by its compressed size (`max.message.bytes`, 1 MB by
+default), and a megabyte of zeros in zstd is about 30 GB: one record could take every
+consumer's memory.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cramjam
+from aiokafka.codec import snappy_decode
+from aiokafka.errors import CorruptRecordException
+from aiokafka.record.default_records import DefaultRecordBase
+from aiokafka.record.util import decode_varint
+
+HEADER = DefaultRecordBase.HEADER_STRUCT
+"""The batch's 61 bytes before its records (the last field is the records' count)."""
+ATTRIBUTES_AT = DefaultRecordBase.ATTRIBUTES_OFFSET
+CODEC_MASK = DefaultRecordBase.CODEC_MASK
+CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+INFLATED_MAX_BYTES = 32 * 1024 * 1024
+"""The most a batch's records may take once decompressed: 32 times the broker's default
+`max.message.bytes`. A batch of JSON events inflates 5 to 10 times."""
+_FIRST_GUESS_RATIO = 8  # a batch of JSON events inflates 5 to 10 times
+_FIRST_GUESS_BYTES = 4096
+_GROWTH = 4
+_XERIAL = b"\x82SNAPPY\x00"
+_XERIAL_HEADER_BYTES = 16
+_BLOCK_LENGTH = struct.Struct(">i")
+
+
+class Unreadable(Exception):
+    """A batch no reading of ours can hand over: the reason, for a dead letter."""
+
+
+@dataclass(frozen=True, slots=True)
+class LenientRecord:
+    """One record as aiokafka's fetcher reads it (`PartitionRecords._consumer_record`)."""
+
+    offset: int
+    timestamp: int
+    timestamp_type: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    checksum: None = None
+
+
+def read_batch(batch: bytes | memoryview) -> list[LenientRecord]:
+    """Every record of one v2 batch, header names decoded with U+FFFD for bytes not UTF-8
+    (raises `CorruptRecordException`, `ValueError` or `IndexError` on a batch it cannot read,
+    `Unreadable` past `INFLATED_MAX_BYTES`)."""
+    (
+        base_offset,
+        _length,
+        _epoch,
+        _magic,
+        _crc,
+        attributes,
+        _last_delta,
+        first_timestamp,
+        max_timestamp,
+        *_producer,
+        count,
+    ) = HEADER.unpack_from(batch)
+    body: bytes | memoryview = memoryview(batch)[HEADER.size :]
+    if attributes & CODEC_MASK:
+        body = inflate(attributes & CODEC_MASK, body)
+    log_append = attributes & DefaultRecordBase.TIMESTAMP_TYPE_MASK
+    timestamp_type = 1 if log_append else 0
+    records, pos = [], 0
+    for _ in range(count):
+        length, pos = decode_varint(body, pos)
+        start = pos
+        _attributes, pos = decode_varint(body, pos)
+        timestamp_delta, pos = decode_varint(body, pos)
+        offset_delta, pos = decode_varint(body, pos)
+        key, pos = _nullable_bytes(body, pos)
+        value, pos = _nullable_bytes(body, pos)
+        header_count, pos = decode_varint(body, pos)
+        if header_count < 0:
+            raise CorruptRecordException(f"invalid number of record headers {header_count}")
+        headers = []
+        for _ in range(header_count):
+            name, pos = _nullable_bytes(body, pos)
+            if name is None:
+                raise CorruptRecordException("a header without a name")
+            header_value, pos = _nullable_bytes(body, pos)
+            headers.append((name.decode("utf-8", errors="replace"), header_value))
+        if pos - start != length:
+            raise CorruptRecordException(f"record of {length} bytes read as {pos - start}")
+        records.append(
+            LenientRecord(
+                offset=base_offset + offset_delta,
+                timestamp=max_timestamp if log_append else first_timestamp + timestamp_delta,
+                timestamp_type=timestamp_type,
+                key=key,
+                value=value,
+                headers=headers,
+            )
+        )
+    if pos != len(body):
+        raise CorruptRecordException(f"{len(body) - pos} bytes after the last record")
+    return records
+
+
+def _nullable_bytes(body: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
+    size, pos = decode_varint(body, pos)
+    if size < 0:
+        return None, pos
+    end = pos + size
+    if end > len(body):
+        raise CorruptRecordException(f"{size} bytes announced, {len(body) - pos} left")
+    return bytes(body[pos:end]), end
+
+
+def uncompressed(batch: bytes | memoryview) -> bytes:
+    """The same batch with its records decompressed (`inflate`), as aiokafka reads one that
+    was never compressed. Its CRC is the original's: checked before, on the original."""
+    attributes = batch[ATTRIBUTES_AT + 1]  # the codec is in the low byte of the big-endian int16
+    head = bytearray(batch[: HEADER.size])
+    head[ATTRIBUTES_AT + 1] = attributes & ~CODEC_MASK & 0xFF
+    return bytes(head) + inflate(attributes & CODEC_MASK, memoryview(batch)[HEADER.size :])
+
+
+def inflate(codec: int, data: bytes | memoryview, limit: int = INFLATED_MAX_BYTES) -> bytes:
+    """`data` decompressed with the batch's `codec`, or `Unreadable` if it takes more than
+    `limit` bytes (found without inflating much past it) or cannot be decompressed."""
+    name = CODECS.get(codec)
+    if name is None:
+        raise Unreadable(f"unknown compression codec {codec:#04x}")
+    try:
+        return _INFLATERS[codec](data, limit)
+    except Unreadable:
+        raise
+    except Exception as exc:
+        raise Unreadable(f"its {name} records cannot be decompressed: {exc}") from None
+
+
+def _too_large(limit: int) -> Unreadable:
+    return Unreadable(f"its records decompress to more than {limit} bytes")
+
+
+def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
+    parts, taken, rest = [], 0, bytes(data)
+    while rest:  # one gzip member after another, as aiokafka's GzipFile reads them
+        member = zlib.decompressobj(wbits=31)
+        part = member.decompress(rest, limit - taken + 1)
+        taken += len(part)
+        if taken > limit:
+            raise _too_large(limit)
+        if not member.eof:
+            raise Unreadable("its gzip records end part-way through")
+        parts.append(part)
+        rest = member.unused_data
+    return b"".join(parts)
+
+
+def _unsnappy(data: bytes | memoryview, limit: int) -> bytes:
+    view = memoryview(data)
+    if bytes(view[: len(_XERIAL)]) == _XERIAL and len(view) > _XERIAL_HEADER_BYTES:
+        total, at = 0, _XERIAL_HEADER_BYTES
+        while at < len(view):  # every block says what it inflates to, before inflating
+            (size,) = _BLOCK_LENGTH.unpack_from(view, at)
+            total += cramjam.snappy.decompress_raw_len(view[at + 4 : at + 4 + size])
+            at += 4 + size
+    else:
+        total = cramjam.snappy.decompress_raw_len(view)
+    if total > limit:
+        raise _too_large(limit)
+    inflated: bytes = snappy_decode(bytes(view))
+    return inflated
+
+
+def _into(decompress_into: Callable[[bytes, bytearray], int]) -> Callable[..., bytes]:
+    def inflate_into(data: bytes | memoryview, limit: int) -> bytes:
+        source = bytes(data)
+        size = min(limit, max(_FIRST_GUESS_BYTES, _FIRST_GUESS_RATIO * len(source)))
+        while True:
+            out = bytearray(size)
+            try:  # stops as soon as `out` is full: a bomb costs `out`, no more
+                return bytes(memoryview(out)[: decompress_into(source, out)])
+            except cramjam.DecompressionError as exc:
+                if "whole buffer" not in str(exc):
+                    raise  # corrupt, not too large
+                if size >= limit:
+                    raise _too_large(limit) from None
+            # a ratio above the guess: again, with room for four times as much (the work
+            # thrown away adds up to a third of the last attempt's at most)
+            size = min(limit, size * _GROWTH)
+
+    return inflate_into
+
+
+_INFLATERS: dict[int, Callable[[bytes | memoryview, int], bytes]] = {
+    1: _gunzip,
+    2: _unsnappy,
+    3: _into(cramjam.lz4.decompress_into),
+    4: _into(cramjam.zstd.decompress_into),
+}

@@ -1,0 +1,73 @@
+"""A batch's records are inflated only up to a bound, whatever the codec: a compressed batch the
+broker takes by its compressed size may decompress to thousands of times that."""
+
+from __future__ import annotations
+
+import gzip
+import tracemalloc
+from collections.abc import Callable
+
+import pytest
+from aiokafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
+
+from session_contracts.record_batches import INFLATED_MAX_BYTES, Unreadable, inflate
+
+LIMIT = 1 << 20
+CODECS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
+    "gzip": (1, gzip_encode),
+    "snappy (xerial blocks)": (2, lambda data: bytes(snappy_encode(data, xerial_compatible=True))),
+    "snappy (raw)": (2, lambda data: bytes(snappy_encode(data, xerial_compatible=False))),
+    "lz4": (3, lz4_encode),
+    "zstd": (4, zstd_encode),
+}
+
+
+def _payload(size: int) -> bytes:
+    line = b'{"type":"session.activity","session_id":"0123456789abcdef"}\n'
+    return (line * (size // len(line) + 1))[:size]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_records_up_to_the_bound_are_inflated_and_past_it_refused(codec: str) -> None:
+    number, encode = CODECS[codec]
+    exact = _payload(LIMIT)
+    assert inflate(number, encode(exact), LIMIT) == exact
+    small = _payload(1000)
+    assert inflate(number, encode(small), LIMIT) == small
+    with pytest.raises(Unreadable, match=f"decompress to more than {LIMIT} bytes"):
+        inflate(number, encode(_payload(LIMIT + 1)), LIMIT)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_corrupt_records_are_refused_naming_the_codec(codec: str) -> None:
+    number, encode = CODECS[codec]
+    compressed = encode(_payload(100_000))
+    with pytest.raises(Unreadable, match=r"cannot be decompressed|end part-way|more than"):
+        inflate(number, compressed[: len(compressed) // 2] + b"\x00" * 7, LIMIT)
+
+
+def test_gzip_members_one_after_another_are_read_as_aiokafka_reads_them() -> None:
+    assert inflate(1, gzip.compress(b"one ") + gzip.compress(b"two"), LIMIT) == b"one two"
+
+
+def test_an_unknown_codec_is_refused() -> None:
+    with pytest.raises(Unreadable, match="unknown compression codec 0x05"):
+        inflate(5, b"anything", LIMIT)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd"])
+def test_a_bomb_is_refused_holding_no_more_than_the_bound(codec: str) -> None:
+    """A gigabyte of zeros in a few kilobytes (zstd frames one after another): aiokafka
+    inflated it whole, in every consumer, for each fetch of it."""
+    number, encode = CODECS[codec]
+    chunk = encode(b"\x00" * (64 << 20))
+    bomb = chunk * 16  # 1 GiB once inflated
+    assert len(bomb) < 5 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(Unreadable, match="decompress to more than"):
+            inflate(number, bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * INFLATED_MAX_BYTES + 4 * len(bomb)  # zlib's output, then its bytes
