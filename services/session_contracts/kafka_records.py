@@ -15,18 +15,22 @@ process; `kafka_clients.new_consumer` calls it for every consumer of the project
 
 - a compressed batch is inflated here, up to `INFLATED_MAX_BYTES`, and handed to aiokafka's
   parser as if never compressed (aiokafka would have inflated it itself: no extra work);
-- a batch aiokafka cannot parse is read again leniently, as Java reads it (`read_batch`);
-- a batch neither can hand over becomes one placeholder record at the batch's last offset:
+- a batch aiokafka cannot parse is read again leniently, as Java reads it (`read_batch`),
+  from the first record aiokafka did not hand over;
+- what neither can hand over becomes one placeholder record at the batch's last offset:
   no key, no value, and the reason under `UNREADABLE_HEADER` (`unreadable_reason` reads it).
   The registry dead-letters it with that reason; the records stay on their topic.
-- a fetch stops handing over batches once it has inflated `INFLATED_MAX_BYTES` (aiokafka
-  fetches the rest again), so a fetch of many small bombs takes no more.
+- records are parsed `CHUNK` at a time, as the fetcher takes them;
+- a fetch stops handing over batches once it has inflated `INFLATED_MAX_BYTES`, a bomb
+  refused counting for as much (aiokafka fetches the rest again): a fetch of many small
+  bombs takes no more memory, and no more than one bomb's work in one `getmany`.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import aiokafka.consumer.fetcher as fetcher
@@ -44,6 +48,11 @@ from session_contracts.record_batches import (
 
 UNREADABLE_HEADER = "session-control.unreadable-batch"
 """The header of a placeholder record standing for a batch that could not be read."""
+UNREADABLE_PREFIX = "unreadable batch (offsets "
+"""How a placeholder's reason begins (one that does not is no placeholder)."""
+CHUNK = 4096
+"""Records parsed from a batch at a time: one of a million empty records (800 KB of zstd) is
+handed over as aiokafka hands one over, as the fetcher asks, not built whole first."""
 UNREADABLE = (ValueError, IndexError, CorruptRecordException)
 """What aiokafka's parser raises on a batch it cannot read (UnicodeDecodeError is a
 ValueError)."""
@@ -57,12 +66,15 @@ def unreadable_reason(
     """Why the batch a placeholder record stands for could not be read (None: a record).
 
     A producer can write such a record itself, no key, no value, this header: then it is
-    refused with the reason it chose, as its own record; nothing else follows from it."""
+    refused with a reason it chose, as its own record, but one beginning `UNREADABLE_PREFIX`
+    (counted as `unreadable_batch`, never as another class); nothing else follows from it."""
     if key is not None or value is not None:
         return None
     for name, text in headers:
         if name == UNREADABLE_HEADER and text is not None:
-            return text.decode("utf-8", errors="replace")
+            reason = text.decode("utf-8", errors="replace")
+            if reason.startswith(UNREADABLE_PREFIX):
+                return reason
     return None
 
 
@@ -93,19 +105,46 @@ class TolerantBatch:
         return getattr(self._batch, name)  # base_offset, producer_id, is_transactional, ...
 
     def __iter__(self) -> Iterator[Any]:
+        plain: bytes | None = None
         try:
-            raw: bytes | memoryview | None = None  # framed only if needed
             batch = self._batch
             if batch.compression_type:
-                raw = uncompressed(self._owner.raw_batch(self._index))
-                self._owner.inflated(len(raw))
-                batch = DefaultRecordBatch(raw)
-            try:
-                return iter(list(batch))  # aiokafka's parse, in C, whole
-            except UNREADABLE:
-                return iter(read_batch(self._owner.raw_batch(self._index) if raw is None else raw))
-        except (Unreadable, *UNREADABLE) as exc:
+                try:
+                    plain = uncompressed(self._owner.raw_batch(self._index))
+                finally:  # a bomb refused cost the bound's work: it counts, as a batch read
+                    self._owner.inflated(INFLATED_MAX_BYTES if plain is None else len(plain))
+                batch = DefaultRecordBatch(plain)
+            chunk = list(islice(batch, CHUNK))  # aiokafka's parse, in C
+        except Unreadable as exc:
             return iter([self._placeholder(exc)])
+        except UNREADABLE:
+            return self._lenient(plain, 0)
+        if len(chunk) < CHUNK:
+            return iter(chunk)  # all but a batch of thousands of records: whole, in one list
+        # on from where the chunk ended: aiokafka's batch refuses a second `iter()` part-way
+        return self._chunks(iter(batch.__next__, None), chunk, plain)
+
+    def _chunks(
+        self, records: Iterator[Any], chunk: list[Any], plain: bytes | None
+    ) -> Iterator[Any]:
+        handed = 0
+        while chunk:
+            yield from chunk
+            handed += len(chunk)
+            try:
+                chunk = list(islice(records, CHUNK))
+            except UNREADABLE:
+                yield from self._lenient(plain, handed)
+                return
+
+    def _lenient(self, plain: bytes | None, handed: int) -> Iterator[Any]:
+        """The batch read as Java reads it, past the `handed` records aiokafka read; from
+        where even that fails, one placeholder for the rest."""
+        try:
+            raw = self._owner.raw_batch(self._index) if plain is None else plain
+            yield from islice(read_batch(raw), handed, None)
+        except (Unreadable, *UNREADABLE) as exc:
+            yield self._placeholder(exc)
 
     def __next__(self) -> Any:
         if self._records is None:  # the fetcher reads a control batch's marker by next()
@@ -115,7 +154,7 @@ class TolerantBatch:
     def _placeholder(self, exc: Exception) -> LenientRecord:
         batch = self._batch
         first, last = batch.base_offset, batch.next_offset - 1
-        reason = f"unreadable batch (offsets {first} to {last}): {exc}"
+        reason = f"{UNREADABLE_PREFIX}{first} to {last}): {exc}"
         return LenientRecord(
             offset=last,  # at or past any position a fetch of this batch starts from
             timestamp=batch.max_timestamp,

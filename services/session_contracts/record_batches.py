@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cramjam
@@ -32,6 +32,7 @@ INFLATED_MAX_BYTES = 32 * 1024 * 1024
 _FIRST_GUESS_RATIO = 8  # a batch of JSON events inflates 5 to 10 times
 _FIRST_GUESS_BYTES = 4096
 _GROWTH = 4
+_GZIP_WINDOW = 4096
 _XERIAL = b"\x82SNAPPY\x00"
 _XERIAL_HEADER_BYTES = 16
 _BLOCK_LENGTH = struct.Struct(">i")
@@ -54,10 +55,10 @@ class LenientRecord:
     checksum: None = None
 
 
-def read_batch(batch: bytes | memoryview) -> list[LenientRecord]:
-    """Every record of one v2 batch, header names decoded with U+FFFD for bytes not UTF-8
-    (raises `CorruptRecordException`, `ValueError` or `IndexError` on a batch it cannot read,
-    `Unreadable` past `INFLATED_MAX_BYTES`)."""
+def read_batch(batch: bytes | memoryview) -> Iterator[LenientRecord]:
+    """Each record of one v2 batch, as it is read, header names decoded with U+FFFD for bytes
+    not UTF-8 (raises `CorruptRecordException`, `ValueError` or `IndexError` where it cannot
+    read on, `Unreadable` past `INFLATED_MAX_BYTES`)."""
     (
         base_offset,
         _length,
@@ -76,7 +77,7 @@ def read_batch(batch: bytes | memoryview) -> list[LenientRecord]:
         body = inflate(attributes & CODEC_MASK, body)
     log_append = attributes & DefaultRecordBase.TIMESTAMP_TYPE_MASK
     timestamp_type = 1 if log_append else 0
-    records, pos = [], 0
+    pos = 0
     for _ in range(count):
         length, pos = decode_varint(body, pos)
         start = pos
@@ -97,19 +98,16 @@ def read_batch(batch: bytes | memoryview) -> list[LenientRecord]:
             headers.append((name.decode("utf-8", errors="replace"), header_value))
         if pos - start != length:
             raise CorruptRecordException(f"record of {length} bytes read as {pos - start}")
-        records.append(
-            LenientRecord(
-                offset=base_offset + offset_delta,
-                timestamp=max_timestamp if log_append else first_timestamp + timestamp_delta,
-                timestamp_type=timestamp_type,
-                key=key,
-                value=value,
-                headers=headers,
-            )
+        yield LenientRecord(
+            offset=base_offset + offset_delta,
+            timestamp=max_timestamp if log_append else first_timestamp + timestamp_delta,
+            timestamp_type=timestamp_type,
+            key=key,
+            value=value,
+            headers=headers,
         )
     if pos != len(body):
         raise CorruptRecordException(f"{len(body) - pos} bytes after the last record")
-    return records
 
 
 def _nullable_bytes(body: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
@@ -150,17 +148,23 @@ def _too_large(limit: int) -> Unreadable:
 
 
 def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
-    parts, taken, rest = [], 0, bytes(data)
-    while rest:  # one gzip member after another, as aiokafka's GzipFile reads them
+    # one gzip member after another, as aiokafka's gzip_decode (GzipFile) reads them: the first
+    # given all the input at once (a producer writes one), any next one a few KiB at a time, as
+    # what zlib leaves after a member's end is a copy (quadratic in 50,000 empty members)
+    view, parts, taken, at, window = memoryview(data), [], 0, 0, len(data)
+    while at < len(view):
         member = zlib.decompressobj(wbits=31)
-        part = member.decompress(rest, limit - taken + 1)
-        taken += len(part)
-        if taken > limit:
-            raise _too_large(limit)
-        if not member.eof:
-            raise Unreadable("its gzip records end part-way through")
-        parts.append(part)
-        rest = member.unused_data
+        while not member.eof:
+            if at >= len(view):
+                raise Unreadable("its gzip records end part-way through")
+            given = view[at : at + window]
+            part = member.decompress(given, limit - taken + 1)  # stops past `limit`
+            taken += len(part)
+            if taken > limit:
+                raise _too_large(limit)
+            parts.append(part)
+            at += len(given) - (len(member.unused_data) if member.eof else 0)
+        window = _GZIP_WINDOW
     return b"".join(parts)
 
 
@@ -170,6 +174,8 @@ def _unsnappy(data: bytes | memoryview, limit: int) -> bytes:
         total, at = 0, _XERIAL_HEADER_BYTES
         while at < len(view):  # every block says what it inflates to, before inflating
             (size,) = _BLOCK_LENGTH.unpack_from(view, at)
+            if size < 0 or at + 4 + size > len(view):  # -4 looped here for good
+                raise Unreadable(f"its snappy block at byte {at} announces {size} bytes")
             total += cramjam.snappy.decompress_raw_len(view[at + 4 : at + 4 + size])
             at += 4 + size
     else:

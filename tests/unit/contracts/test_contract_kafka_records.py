@@ -14,10 +14,12 @@ from aiokafka.record.default_records import (
     _DefaultRecordBatchBuilderPy,
 )
 from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
 from raw_producer import _RawName
 from session_contracts.kafka_records import (
+    CHUNK,
     UNREADABLE,
     UNREADABLE_HEADER,
     TolerantBatch,
@@ -97,34 +99,49 @@ def test_a_header_name_not_utf8_is_read_with_replacement_characters(codec: str) 
 
 
 @pytest.mark.parametrize(
-    "corrupt",
+    ("corrupt", "handed"),
     [
-        pytest.param(lambda raw: raw[:-3], id="record cut short"),
-        pytest.param(lambda raw: raw + b"\x00", id="bytes after the last record"),
-        pytest.param(lambda raw: raw[:-1] + b"\x01", id="header count negative"),
+        pytest.param(lambda raw: raw[:-3], [40], id="record cut short"),
+        pytest.param(lambda raw: raw + b"\x00", [40, 43], id="bytes after the last record"),
+        pytest.param(lambda raw: raw[:-1] + b"\x01", [40], id="header count negative"),
     ],
 )
-def test_a_batch_unreadable_either_way_is_one_placeholder_at_its_last_offset(corrupt: Any) -> None:
+def test_a_batch_unreadable_either_way_hands_over_what_reads_then_a_placeholder(
+    corrupt: Any, handed: list[int]
+) -> None:
     raw = bytearray(_build([(b"k", b"v", []), (b"k2", b"v2", [])]))  # ends in a header count, 0
     struct.pack_into(">q", raw, 0, 40)  # base offset 40, last 43 (offsets 0 and 3)
     bad = corrupt(bytes(raw))
     bad = bad[:8] + struct.pack(">i", len(bad) - 12) + bad[12:]  # the batch's length agrees
+    bad = bad[:17] + struct.pack(">I", calc_crc32c(bad[21:])) + bad[21:]  # and its CRC
     with pytest.raises(UNREADABLE):
         list(DefaultRecordBatch(bad))  # what stopped every consumer at this position
 
-    (placeholder,) = list(_tolerant(bad))
-    assert (placeholder.offset, placeholder.key, placeholder.value) == (43, None, None)
+    read = list(
+        fetcher.PartitionRecords(TP, TolerantMemoryRecords(bad), [], 0, None, None, True, 0)
+    )
+    assert [r.offset for r in read if r.key is not None] == handed
+    placeholders = [r for r in read if r.key is None]
+    if handed[-1] == 43:  # all read: what follows the last record is past the batch's offsets
+        assert placeholders == []
+        return
+    (placeholder,) = placeholders
+    assert (placeholder.offset, placeholder.value) == (43, None)
     reason = unreadable_reason(placeholder.key, placeholder.value, placeholder.headers)
     assert reason is not None and reason.startswith("unreadable batch (offsets 40 to 43): ")
     assert placeholder.timestamp == 1_700_000_000_007
 
 
 def test_only_a_record_without_key_and_value_is_taken_for_a_placeholder() -> None:
-    headers = [(UNREADABLE_HEADER, b"why")]
-    assert unreadable_reason(None, None, headers) == "why"
+    why = b"unreadable batch (offsets 1 to 2): why"
+    headers = [(UNREADABLE_HEADER, why)]
+    assert unreadable_reason(None, None, headers) == why.decode()
     assert unreadable_reason(b"k", None, headers) is None
     assert unreadable_reason(None, b"{}", headers) is None
-    assert unreadable_reason(None, None, [(UNREADABLE_HEADER, None), ("x", b"why")]) is None
+    assert unreadable_reason(None, None, [(UNREADABLE_HEADER, None), ("x", why)]) is None
+    # a forged one names no other class of dead letter (metrics count by the reason's start)
+    forged = [(UNREADABLE_HEADER, b"the database refused it: forged")]
+    assert unreadable_reason(None, None, forged) is None
 
 
 def test_memory_records_frame_every_batch_and_leave_a_partial_one() -> None:
@@ -233,3 +250,43 @@ def test_a_fetch_hands_over_no_more_batches_once_it_has_inflated_the_bound() -> 
         TP, TolerantMemoryRecords(batches[2]), [], 2, None, None, True, 0
     )
     assert (rest.offset, rest.value[:1]) == (2, b"\x02")
+
+
+def test_a_batch_of_thousands_of_records_is_parsed_as_the_fetcher_takes_them() -> None:
+    """A batch of a million empty records takes 800 KB in zstd: parsed whole before the first
+    was handed over, it took 216 MB where aiokafka takes what `max_records` asks for."""
+    count = 2 * CHUNK + 5
+    raw = _build([(b"k", b"", [])] * count, CODECS["zstd"])
+    batch = _tolerant(raw)
+    records = iter(batch)
+    first = next(records)
+    assert first.offset == 0
+    assert [r.offset for r in records] == [3 * n for n in range(1, count)]
+
+
+def test_a_name_not_utf8_past_the_first_chunk_is_read_leniently_from_there() -> None:
+    named: list[Record] = [(b"k", str(n).encode(), []) for n in range(CHUNK + 10)]
+    named[CHUNK + 3] = (b"k", b"odd", [(_RawName(b"\xff"), b"")])
+    raw = _build(named, builder=_DefaultRecordBatchBuilderPy)
+    read = list(
+        fetcher.PartitionRecords(TP, TolerantMemoryRecords(raw), [], 0, None, None, True, 0)
+    )
+    assert [r.offset for r in read] == [3 * n for n in range(CHUNK + 10)]
+    assert read[CHUNK + 3].headers == (("\ufffd", b""),)
+    assert read[CHUNK + 4].value == str(CHUNK + 4).encode()
+
+
+def test_bombs_refused_count_against_the_fetch_as_inflated_ones_do() -> None:
+    """Refused, a bomb added nothing to the fetch's budget: a fetch of a thousand 1 KB bombs
+    inflated each to the bound in one synchronous call (about 40 s of a blocked event loop)."""
+    batches = []
+    for base in range(3):
+        raw = bytearray(_build([(b"k", b"\x00" * (INFLATED_MAX_BYTES + 1), [])], CODECS["zstd"]))
+        struct.pack_into(">q", raw, 0, base)
+        batches.append(bytes(raw))
+    partition = fetcher.PartitionRecords(
+        TP, TolerantMemoryRecords(b"".join(batches)), [], 0, None, None, True, 0
+    )
+    (placeholder,) = list(partition)
+    assert (placeholder.offset, placeholder.key, placeholder.value) == (0, None, None)
+    assert partition.next_fetch_offset == 1  # the others are left to the next fetch

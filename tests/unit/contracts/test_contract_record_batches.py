@@ -42,12 +42,30 @@ def test_records_up_to_the_bound_are_inflated_and_past_it_refused(codec: str) ->
 def test_corrupt_records_are_refused_naming_the_codec(codec: str) -> None:
     number, encode = CODECS[codec]
     compressed = encode(_payload(100_000))
-    with pytest.raises(Unreadable, match=r"cannot be decompressed|end part-way|more than"):
+    with pytest.raises(
+        Unreadable, match=r"cannot be decompressed|end part-way|more than|announces"
+    ):
         inflate(number, compressed[: len(compressed) // 2] + b"\x00" * 7, LIMIT)
 
 
 def test_gzip_members_one_after_another_are_read_as_aiokafka_reads_them() -> None:
     assert inflate(1, gzip.compress(b"one ") + gzip.compress(b"two"), LIMIT) == b"one two"
+
+
+def test_gzip_of_many_empty_members_is_read_whole() -> None:
+    """Each member's rest was copied before the next was read: quadratic in the members."""
+    empty = gzip.compress(b"")
+    assert inflate(1, gzip.compress(b"start ") + empty * 50_000 + gzip.compress(b"end"), LIMIT) == (
+        b"start end"
+    )
+
+
+@pytest.mark.parametrize("length", [-4, -1, 1 << 30])
+def test_a_snappy_block_announcing_an_impossible_length_is_refused(length: int) -> None:
+    """A block length of -4 sent the walk over the blocks' lengths back where it was, for good."""
+    xerial = b"\x82SNAPPY\x00" + (1).to_bytes(4, "big") + (1).to_bytes(4, "big")
+    with pytest.raises(Unreadable, match="snappy block at byte 16 announces"):
+        inflate(2, xerial + length.to_bytes(4, "big", signed=True) + b"\x00" * 8, LIMIT)
 
 
 def test_an_unknown_codec_is_refused() -> None:
