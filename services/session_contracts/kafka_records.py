@@ -21,9 +21,9 @@ process; `kafka_clients.new_consumer` calls it for every consumer of the project
   no key, no value, and the reason under `UNREADABLE_HEADER` (`unreadable_reason` reads it).
   The registry dead-letters it with that reason; the records stay on their topic.
 - records are parsed `CHUNK` at a time, as the fetcher takes them;
-- a fetch stops handing over batches once it has inflated `INFLATED_MAX_BYTES`, a bomb
-  refused counting for as much (aiokafka fetches the rest again): a fetch of many small
-  bombs takes no more memory, and no more than one bomb's work in one `getmany`.
+- a fetch stops handing over batches once it has inflated `INFLATED_MAX_BYTES`, a batch
+  refused counting for what inflating it took (aiokafka fetches the rest again): a fetch of
+  many small bombs takes no more memory, and no more than one bomb's work per `getmany`.
 """
 
 from __future__ import annotations
@@ -111,8 +111,10 @@ class TolerantBatch:
             if batch.compression_type:
                 try:
                     plain = uncompressed(self._owner.raw_batch(self._index))
-                finally:  # a bomb refused cost the bound's work: it counts, as a batch read
-                    self._owner.inflated(INFLATED_MAX_BYTES if plain is None else len(plain))
+                except Unreadable as exc:  # a bomb refused took the bound's work: it counts
+                    self._owner.inflated(exc.cost)
+                    raise
+                self._owner.inflated(len(plain))
                 batch = DefaultRecordBatch(plain)
             chunk = list(islice(batch, CHUNK))  # aiokafka's parse, in C
         except Unreadable as exc:

@@ -33,13 +33,19 @@ _FIRST_GUESS_RATIO = 8  # a batch of JSON events inflates 5 to 10 times
 _FIRST_GUESS_BYTES = 4096
 _GROWTH = 4
 _GZIP_WINDOW = 4096
+_GZIP_MAGIC = b"\x1f\x8b"
 _XERIAL = b"\x82SNAPPY\x00"
 _XERIAL_HEADER_BYTES = 16
 _BLOCK_LENGTH = struct.Struct(">i")
 
 
 class Unreadable(Exception):
-    """A batch no reading of ours can hand over: the reason, for a dead letter."""
+    """A batch no reading of ours can hand over: the reason, for a dead letter, and about how
+    many bytes inflating it took before it was refused (`cost`)."""
+
+    def __init__(self, reason: str, cost: int = 0) -> None:
+        super().__init__(reason)
+        self.cost = cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,6 @@ def read_batch(batch: bytes | memoryview) -> Iterator[LenientRecord]:
     if attributes & CODEC_MASK:
         body = inflate(attributes & CODEC_MASK, body)
     log_append = attributes & DefaultRecordBase.TIMESTAMP_TYPE_MASK
-    timestamp_type = 1 if log_append else 0
     pos = 0
     for _ in range(count):
         length, pos = decode_varint(body, pos)
@@ -98,10 +103,11 @@ def read_batch(batch: bytes | memoryview) -> Iterator[LenientRecord]:
             headers.append((name.decode("utf-8", errors="replace"), header_value))
         if pos - start != length:
             raise CorruptRecordException(f"record of {length} bytes read as {pos - start}")
+        timestamp = max_timestamp if log_append else first_timestamp + timestamp_delta
         yield LenientRecord(
             offset=base_offset + offset_delta,
-            timestamp=max_timestamp if log_append else first_timestamp + timestamp_delta,
-            timestamp_type=timestamp_type,
+            timestamp=timestamp,  # -1 for none, as aiokafka's parser gives it
+            timestamp_type=1 if log_append else 0,
             key=key,
             value=value,
             headers=headers,
@@ -139,26 +145,35 @@ def inflate(codec: int, data: bytes | memoryview, limit: int = INFLATED_MAX_BYTE
         return _INFLATERS[codec](data, limit)
     except Unreadable:
         raise
-    except Exception as exc:
-        raise Unreadable(f"its {name} records cannot be decompressed: {exc}") from None
+    except Exception as exc:  # where it failed is not known: counted as the bound's work
+        raise _corrupt(name, exc, limit) from None
 
 
 def _too_large(limit: int) -> Unreadable:
-    return Unreadable(f"its records decompress to more than {limit} bytes")
+    return Unreadable(f"its records decompress to more than {limit} bytes", cost=limit)
+
+
+def _corrupt(codec: str, exc: Exception, cost: int) -> Unreadable:
+    return Unreadable(f"its {codec} records cannot be decompressed: {exc}", cost=cost)
 
 
 def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
     # one gzip member after another, as aiokafka's gzip_decode (GzipFile) reads them: the first
     # given all the input at once (a producer writes one), any next one a few KiB at a time, as
     # what zlib leaves after a member's end is a copy (quadratic in 50,000 empty members)
+    # (after the first member, bytes that do not begin another are ignored, as Java's
+    # GZIPInputStream ignores them: the broker's validation reads the batch so)
     view, parts, taken, at, window = memoryview(data), [], 0, 0, len(data)
-    while at < len(view):
+    while at < len(view) and (at == 0 or view[at : at + 2] == _GZIP_MAGIC):
         member = zlib.decompressobj(wbits=31)
         while not member.eof:
             if at >= len(view):
-                raise Unreadable("its gzip records end part-way through")
+                raise Unreadable("its gzip records end part-way through", cost=taken)
             given = view[at : at + window]
-            part = member.decompress(given, limit - taken + 1)  # stops past `limit`
+            try:
+                part = member.decompress(given, limit - taken + 1)  # stops past `limit`
+            except zlib.error as exc:
+                raise _corrupt("gzip", exc, taken) from None
             taken += len(part)
             if taken > limit:
                 raise _too_large(limit)
@@ -182,11 +197,14 @@ def _unsnappy(data: bytes | memoryview, limit: int) -> bytes:
         total = cramjam.snappy.decompress_raw_len(view)
     if total > limit:
         raise _too_large(limit)
-    inflated: bytes = snappy_decode(bytes(view))
+    try:
+        inflated: bytes = snappy_decode(bytes(view))
+    except Exception as exc:
+        raise _corrupt("snappy", exc, total) from None
     return inflated
 
 
-def _into(decompress_into: Callable[[bytes, bytearray], int]) -> Callable[..., bytes]:
+def _into(codec: str, decompress_into: Callable[[bytes, bytearray], int]) -> Callable[..., bytes]:
     def inflate_into(data: bytes | memoryview, limit: int) -> bytes:
         source = bytes(data)
         size = min(limit, max(_FIRST_GUESS_BYTES, _FIRST_GUESS_RATIO * len(source)))
@@ -195,8 +213,8 @@ def _into(decompress_into: Callable[[bytes, bytearray], int]) -> Callable[..., b
             try:  # stops as soon as `out` is full: a bomb costs `out`, no more
                 return bytes(memoryview(out)[: decompress_into(source, out)])
             except cramjam.DecompressionError as exc:
-                if "whole buffer" not in str(exc):
-                    raise  # corrupt, not too large
+                if "whole buffer" not in str(exc):  # corrupt, not too large
+                    raise _corrupt(codec, exc, size) from None
                 if size >= limit:
                     raise _too_large(limit) from None
             # a ratio above the guess: again, with room for four times as much (the work
@@ -209,6 +227,6 @@ def _into(decompress_into: Callable[[bytes, bytearray], int]) -> Callable[..., b
 _INFLATERS: dict[int, Callable[[bytes | memoryview, int], bytes]] = {
     1: _gunzip,
     2: _unsnappy,
-    3: _into(cramjam.lz4.decompress_into),
-    4: _into(cramjam.zstd.decompress_into),
+    3: _into("lz4", cramjam.lz4.decompress_into),
+    4: _into("zstd", cramjam.zstd.decompress_into),
 }

@@ -276,6 +276,31 @@ def test_a_name_not_utf8_past_the_first_chunk_is_read_leniently_from_there() -> 
     assert read[CHUNK + 4].value == str(CHUNK + 4).encode()
 
 
+def test_a_batch_refused_cheaply_counts_for_little() -> None:
+    """A corrupt compressed batch refused at once was counted as a bomb: a fetch of them
+    handed over one each, every fetch sending the rest again (a thousandfold amplification)."""
+    batches = []
+    for base in range(5):
+        raw = bytearray(_build([(b"k", b"v", [])], CODECS["gzip"]))
+        raw[-12:-8] = b"\xff\xff\xff\xff"  # the deflate stream's end: corrupt
+        struct.pack_into(">q", raw, 0, base)
+        raw[17:21] = struct.pack(">I", calc_crc32c(bytes(raw[21:])))
+        batches.append(bytes(raw))
+    partition = fetcher.PartitionRecords(
+        TP, TolerantMemoryRecords(b"".join(batches)), [], 0, None, None, True, 0
+    )
+    read = list(partition)
+    assert [(r.offset, r.key) for r in read] == [(n, None) for n in range(5)]
+
+
+def test_a_record_without_a_timestamp_is_read_as_aiokafka_reads_it() -> None:
+    raw = _build([(b"k", b"v", [])])
+    raw = raw[:27] + struct.pack(">qq", -1, -1) + raw[43:]  # first and max timestamps: none
+    aiokafkas = _seen(DefaultRecordBatch(raw))
+    assert aiokafkas[0][1:3] == (-1, 0)
+    assert _seen(read_batch(raw)) == aiokafkas
+
+
 def test_bombs_refused_count_against_the_fetch_as_inflated_ones_do() -> None:
     """Refused, a bomb added nothing to the fetch's budget: a fetch of a thousand 1 KB bombs
     inflated each to the bound in one synchronous call (about 40 s of a blocked event loop)."""

@@ -68,6 +68,27 @@ def test_a_snappy_block_announcing_an_impossible_length_is_refused(length: int) 
         inflate(2, xerial + length.to_bytes(4, "big", signed=True) + b"\x00" * 8, LIMIT)
 
 
+def test_bytes_after_the_last_gzip_member_are_ignored_as_java_ignores_them() -> None:
+    """They began a member that was not one: readable records became an unreadable batch."""
+    one = gzip.compress(b"records")
+    assert inflate(1, one + b"\x00\x00", LIMIT) == b"records"
+    assert inflate(1, one + one + b"garbage", LIMIT) == b"recordsrecords"
+    with pytest.raises(Unreadable, match="cannot be decompressed"):
+        inflate(1, b"\x00\x00" + one, LIMIT)  # no member at all
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_what_refusing_a_batch_took_is_said_with_the_refusal(codec: str) -> None:
+    number, encode = CODECS[codec]
+    with pytest.raises(Unreadable) as too_large:
+        inflate(number, encode(_payload(LIMIT + 1)), LIMIT)
+    assert too_large.value.cost == LIMIT
+    compressed = encode(_payload(100_000))
+    with pytest.raises(Unreadable) as corrupt:
+        inflate(number, compressed[: len(compressed) // 2] + b"\x00" * 7, LIMIT)
+    assert 0 <= corrupt.value.cost <= LIMIT
+
+
 def test_an_unknown_codec_is_refused() -> None:
     with pytest.raises(Unreadable, match="unknown compression codec 0x05"):
         inflate(5, b"anything", LIMIT)
