@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cramjam
-from aiokafka.codec import snappy_decode
+from aiokafka.codec import _detect_xerial_stream, snappy_decode
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import DefaultRecordBase
 from aiokafka.record.util import decode_varint
@@ -34,7 +34,6 @@ _FIRST_GUESS_BYTES = 4096
 _GROWTH = 4
 _GZIP_WINDOW = 4096
 _GZIP_MAGIC = b"\x1f\x8b"
-_XERIAL = b"\x82SNAPPY\x00"
 _XERIAL_HEADER_BYTES = 16
 _BLOCK_LENGTH = struct.Struct(">i")
 
@@ -185,7 +184,8 @@ def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
 
 def _unsnappy(data: bytes | memoryview, limit: int) -> bytes:
     view = memoryview(data)
-    if bytes(view[: len(_XERIAL)]) == _XERIAL and len(view) > _XERIAL_HEADER_BYTES:
+    # the decoder's own test of a xerial stream: the lengths summed are those it inflates
+    if _detect_xerial_stream(view):
         total, at = 0, _XERIAL_HEADER_BYTES
         while at < len(view):  # every block says what it inflates to, before inflating
             (size,) = _BLOCK_LENGTH.unpack_from(view, at)
