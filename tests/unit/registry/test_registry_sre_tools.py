@@ -208,3 +208,26 @@ def test_cut_headers_a_producer_forges_are_not_what_dlq_show_reports() -> None:
     assert (
         shown["headers"] == {}
     )  # the forged dlq.* are the registry's names: not listed as the record's
+
+
+def test_a_value_null_header_a_producer_forges_does_not_hide_its_value() -> None:
+    """`dlq.value.null` says the refused record had neither key nor value only when it
+    follows the registry's last `dlq.reason`: a producer's own leaves the value as sent."""
+    forged: tuple[tuple[str, bytes | None], ...] = (
+        ("dlq.value.null", b"1"),
+        ("dlq.reason", b"forged"),
+    )
+    read = read_letter(_record(b"", b"acme/h", "empty record", headers=forged))
+    assert read.value == b""
+    assert read.detail(TOPICS, raw=True)["value"] == ""
+    genuine = DeadLetter(TOPICS.events, 2, 40, None, None, (), "empty record")
+    parked = SimpleNamespace(
+        partition=0,
+        offset=0,
+        timestamp=to_millis(AT),
+        key=genuine.sent_key(),
+        value=genuine.sent_value(),
+        headers=genuine.dlq_headers("registry-a"),
+    )
+    assert (parked.key, parked.value) == (None, b"")
+    assert read_letter(parked).value is None
