@@ -51,6 +51,8 @@ HOSTILE_UA = "Mozilla/5.0 (" + "; " * 505 + "x"
 """1 KiB, the worst shape of `bench.devices` (issue 12 item 8)."""
 HUGE = b"9" * 5000
 """Issue 12 item 1: an integer of 5,000 digits (Python refuses to convert past 4,300)."""
+BAD_NAME = b"\xff\xferaw"
+"""A header name that is not UTF-8: the broker takes any bytes; Java reads U+FFFD U+FFFD."""
 
 
 @dataclass(frozen=True)
@@ -616,3 +618,52 @@ def issue_twelve(victim: Victim = VICTIM) -> dict[str, list[Hostile]]:
         ),
     ]
     return {EVENT_TOPIC: ev, COMMAND_TOPIC: cmd, REVOCATION_TOPIC: rev, SETTINGS_TOPIC: sets}
+
+
+# --- what only a client writing Kafka's bytes itself sends (found 2026-12-05) ---------------
+
+
+def byte_level() -> dict[str, list[Hostile]]:
+    """Per topic: one of B's own records under a header name that is not UTF-8 (applied as its
+    value says), a compression bomb, and, on the topics that are not compacted (a compacted
+    topic refuses a record without a key), a record with neither key nor value. Each of the
+    three stopped or exhausted every consumer of its topic before 2026-12-05."""
+    handle = session_handle(B, "raw-header-name")
+    names = ((BAD_NAME, b"1"), (b"ok", None))
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=now(),
+        tenant_id=B,
+        requested_by="mallory",
+        session_ids=[handle],
+    )
+    revoked = SessionRevoked(
+        tenant_id=B,
+        session_id=handle,
+        session_type=SessionType.browser,
+        revoked_at=now(),
+        reason=TerminationReason.admin,
+        valid_until=now() + timedelta(hours=1),
+    )
+    changed = SessionSettingsChanged(
+        event_id=uuid.uuid4(),
+        occurred_at=now(),
+        tenant_id=B,
+        changed_by="mallory",
+        settings={"browser": POLICY},
+    )
+    named = {
+        EVENT_TOPIC: (record_key(B, handle), _bytes(_b_created(handle))),
+        COMMAND_TOPIC: (record_key(B, str(command.command_id)), encode(command)),
+        REVOCATION_TOPIC: (record_key(B, handle), encode(revoked)),
+        SETTINGS_TOPIC: (B.encode(), encode(changed)),
+    }
+    out: dict[str, list[Hostile]] = {}
+    for topic, (key, value) in named.items():
+        out[topic] = [
+            Hostile("header name not UTF-8", key, value, True, raw_headers=names),
+            Hostile("compression bomb", record_key(B, "bomb"), None, False, bomb=True),
+        ]
+        if topic in (EVENT_TOPIC, COMMAND_TOPIC):
+            out[topic].append(Hostile("neither key nor value", None, None, False))
+    return out

@@ -87,6 +87,13 @@ class Hostile:
     headers: tuple[tuple[str, bytes | None], ...] = ()
     """Sent with the record: a header without a value (Kafka allows one) once stopped the
     registry and made a gateway pass over a revocation."""
+    raw_headers: tuple[tuple[bytes, bytes | None], ...] = ()
+    """Headers whose names are any bytes, sent by `raw_producer` (a name that is not UTF-8
+    stopped every consumer of its topic until 2026-12-05)."""
+    bomb: bool = False
+    """Sent as one zstd batch inflating past `INFLATED_MAX_BYTES` (its `value` is left out):
+    a consumer reads one placeholder at its offset, the registry dead-letters it as an
+    unreadable batch."""
 
 
 def _dumps(payload: Any) -> bytes:

@@ -5,14 +5,17 @@ Tenant A (the victim) has three sessions created through `SessionEventPublisher`
 revoked by a terminate command; a registry, a one-tenant gateway (A), a many-tenant gateway (a
 resolver) and A's settings follower run. Tenant B then sends what `hostile_records` builds: the
 nine attacks of issue 12 by hand and Hypothesis-generated records (a fixed number, derandomized)
-on `sessions.events`, `sessions.commands`, `sessions.revocations` and `sessions.settings`.
+on `sessions.events`, `sessions.commands`, `sessions.revocations` and `sessions.settings`, and
+on each what only a client writing Kafka's bytes sends (`byte_level`: a header name that is not
+UTF-8, a compression bomb, a record with neither key nor value; since 2026-12-05).
 Once everything has read to the end, the test shows:
 
 - the registry, both gateways and the settings follower still run, and the gateways are ready;
   a gateway started afterwards reads the whole revocations topic and becomes ready;
 - every event and command record is applied (its history, command or session row is there) or
   on the dead-letter topic once, with an escaped, non-empty reason; applied + dead-lettered =
-  sent; the decoder refuses exactly what was dead-lettered;
+  sent; the decoder refuses exactly what was dead-lettered, and a bomb is dead-lettered as an
+  unreadable batch at its own offset;
 - A's rows (sessions, history, applied commands, termination requests, revocations) are the
   same as before the attack, even after a sweep that tombstones B's short-lived revocations;
 - A's revoked session is refused by every gateway, A's live one admitted; and A's next command,
@@ -35,6 +38,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from hostile_records import (
+    BAD_NAME,
     COMMAND_TOPIC,
     EVENT_TOPIC,
     REVOCATION_TOPIC,
@@ -42,12 +46,13 @@ from hostile_records import (
     VICTIM,
     A,
     B,
+    byte_level,
     generated,
     issue_twelve,
     now,
     victim_fields,
 )
-from hostile_support import Sent, consumed_all, running, send_all
+from hostile_support import Hostile, Sent, consumed_all, running, send_all
 from registry_helpers import read_topic
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -59,7 +64,9 @@ from auth_gateway import GatewaySettings, SessionGateway
 from demo_service.policy import SettingsTopicPolicySource, StaticPolicySource
 from demo_service.settings import DemoSettings
 from fresh_topics import connection
+from java_producer import java_send
 from polling import until
+from raw_producer import raw_send
 from read_model.tables import (
     applied_commands,
     revocations,
@@ -69,6 +76,8 @@ from read_model.tables import (
 )
 from session_contracts.codec import DecodeError, decode_command, decode_event, encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_clients import new_producer
+from session_contracts.kafka_records import UNREADABLE_PREFIX, unreadable_reason
 from session_contracts.models import (
     SessionPolicy,
     SessionSettingsChanged,
@@ -77,8 +86,14 @@ from session_contracts.models import (
     as_utc,
 )
 from session_contracts.publisher import SessionEventPublisher, created_event
+from session_contracts.record_batches import INFLATED_MAX_BYTES
 from session_contracts.topics import Topics
-from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
+from session_registry.adapters.dead_letters import (
+    REASON,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+)
 from session_registry.adapters.outbox import outbox_size
 from session_registry.bootstrap import Registry
 
@@ -259,10 +274,11 @@ async def _check_applied_or_dead_lettered(
     """Every event and command record sent: applied, or dead-lettered once with an escaped
     reason, as the decoder decides; the counts per topic."""
     names = {topics.events: EVENT_TOPIC, topics.commands: COMMAND_TOPIC}
-    letters: dict[tuple[str, int], str] = {}
+    letters: dict[tuple[str, int, int], str] = {}
     for letter in await read_topic(kafka_bootstrap, topics.dead_letters):
         headers = dict(letter.headers)
-        where = (names[headers[SOURCE_TOPIC].decode()], int(headers[SOURCE_OFFSET]))
+        source = names[headers[SOURCE_TOPIC].decode()]
+        where = (source, int(headers[SOURCE_PARTITION]), int(headers[SOURCE_OFFSET]))
         reason = headers[REASON].decode()
         assert where not in letters, ("dead-lettered twice", where)
         assert reason and not UNESCAPED.search(reason) and len(reason) <= 1024, reason
@@ -270,14 +286,19 @@ async def _check_applied_or_dead_lettered(
     figures: dict[str, Counter[str]] = {}
     for topic, decode in ((EVENT_TOPIC, decode_event), (COMMAND_TOPIC, decode_command)):
         counts: Counter[str] = Counter()
-        for record, _, offset, _ in sent[topic]:
+        for record, partition, offset, _ in sent[topic]:
+            reason = letters.pop((topic, partition, offset), None)
+            if record.bomb:  # one placeholder for its batch, at the batch's last offset
+                prefix = f"{UNREADABLE_PREFIX}{offset} to {offset}): "
+                assert reason is not None and reason.startswith(prefix), (record.name, reason)
+                counts["dead-lettered"] += 1
+                continue
             try:
                 message, refusal = decode(record.value), None
             except DecodeError as error:
                 message, refusal = None, error.reason
             if record.valid is not None:
                 assert (message is not None) == record.valid, (record.name, refusal)
-            reason = letters.pop((topic, offset), None)
             if message is None:
                 assert reason == refusal, (record.name, reason, refusal)
                 counts["dead-lettered"] += 1
@@ -347,6 +368,12 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
                 topic: await send_all(producer, targets[topic], records)
                 for topic, records in hostile.items()
             }
+            raw = byte_level()
+            landed = await asyncio.gather(
+                *(_send_bytes(kafka_bootstrap, targets[t], records) for t, records in raw.items())
+            )
+            for topic, more in zip(raw, landed, strict=True):
+                sent[topic] += more
             for n in range(20):  # issue 12 item 6 at the gateway: random credentials
                 assert await _status(one_client, f"random-{n}-cookie") == 200
             await consumed_all(registry, seconds=90)
@@ -426,7 +453,9 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
                 assert await _status(fresh_client, VICTIM.stolen) == 401
                 assert await _status(fresh_client, VICTIM.live) == 200
                 records = await read_topic(kafka_bootstrap, topics.revocations)
-                valued = sum(r.value is not None for r in records)
+                unreadable = [r for r in records if unreadable_reason(r.key, r.value, r.headers)]
+                assert len(unreadable) == 1  # the bomb, read as one placeholder
+                valued = sum(r.value is not None for r in records) + len(unreadable)
                 watcher = fresh.watcher
                 assert watcher.records_applied + watcher.records_rejected == valued
                 fresh_status = fresh.status()
@@ -440,7 +469,8 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
         for topic, records in hostile.items()
         for r in records
     )
-    total = sum(len(r) for r in hostile.values())
+    kinds.update(f"{topic}: bytes" for topic, records in raw.items() for _ in records)
+    total = sum(len(r) for r in hostile.values()) + sum(len(r) for r in raw.values())
     print(
         f"\nhostile producers ({db_url.partition(':')[0]}): {total} records, {dict(kinds)}; "
         f"events {dict(figures[EVENT_TOPIC])}; commands {dict(figures[COMMAND_TOPIC])}; "
@@ -449,6 +479,50 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
         f"fresh gateway {fresh_status}; swept {swept}; "
         f"attack to caught up {attack_seconds:.1f} s, whole test {time.monotonic() - started:.1f} s"
     )
+
+
+async def _send_bytes(kafka_bootstrap: str, topic: str, records: list[Hostile]) -> list[Sent]:
+    """Send what only a client writing Kafka's bytes sends (`byte_level`), each in a batch of
+    its own, and find each where it landed (Java's producer picks the partition of a record
+    without a key; the registry writes revocations meanwhile), read as consumers read it."""
+    before = await _end_offsets(kafka_bootstrap, topic)
+    bombs = new_producer(
+        connection(kafka_bootstrap), compression_type="zstd", max_request_size=64_000_000
+    )
+    await bombs.start()
+    try:
+        for record in records:
+            if record.bomb:  # 40 MB of zeros: a few KB of zstd
+                zeros = bytes(INFLATED_MAX_BYTES + 8_000_000)
+                await bombs.send_and_wait(topic, zeros, key=record.key, partition=0)
+            elif record.raw_headers:
+                await raw_send(
+                    kafka_bootstrap, topic, [(record.key, record.value, record.raw_headers)]
+                )
+            else:
+                assert record.key is None and record.value is None, record.name
+                await java_send(kafka_bootstrap, topic, [(b"NULL", b"NULL")], null=b"NULL")
+    finally:
+        await bombs.stop()
+    new = [
+        r
+        for r in await read_topic(kafka_bootstrap, topic)
+        if r.offset >= before[TopicPartition(topic, r.partition)]
+    ]
+
+    def found(record: Hostile, read: Any) -> bool:
+        if record.bomb:
+            return unreadable_reason(read.key, read.value, read.headers) is not None
+        if record.raw_headers:
+            return bool(read.headers[:1] == ((BAD_NAME.decode(errors="replace"), b"1"),))
+        return bool(read.key is None and read.value is None and not read.headers)
+
+    sent = []
+    for record in records:
+        (read,) = [r for r in new if found(record, r)]
+        at = datetime.fromtimestamp(read.timestamp / 1000, UTC)
+        sent.append(Sent(record, read.partition, read.offset, at))
+    return sent
 
 
 async def _policy_is(policies: SettingsTopicPolicySource, policy: SessionPolicy) -> bool:
