@@ -91,6 +91,26 @@ class PrivateKafka:
         await self.stop()
         await self.start()
 
+    def segment(self, topic: str, partition: int) -> Path:
+        """The log segment of a partition on this broker's disk (one: a young partition)."""
+        folder = self.state_dir / f"kafka-{self.port}" / "data" / f"{topic}-{partition}"
+        (segment,) = folder.glob("*.log")
+        return segment
+
+
+def flip_bit(segment: Path, marker: bytes) -> bytes:
+    """Flip one bit in the middle of the only occurrence of `marker` in a log segment, in place,
+    as a failing disk would; return the marker as it now reads (flipping that mends it). The
+    broker reads its log through the page cache: its next fetch serves the changed bytes."""
+    data = segment.read_bytes()
+    assert data.count(marker) == 1, marker
+    at = data.index(marker) + len(marker) // 2
+    with segment.open("r+b") as file:
+        file.seek(at)
+        file.write(bytes([data[at] ^ 0x01]))
+    middle = len(marker) // 2
+    return marker[:middle] + bytes([marker[middle] ^ 0x01]) + marker[middle + 1 :]
+
 
 class PrivatePostgres:
     """A PostgreSQL cluster on its own port; same data across stop/start; `destroy` deletes it."""

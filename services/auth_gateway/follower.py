@@ -44,6 +44,7 @@ from session_contracts.kafka_clients import (
     new_consumer,
     stop_consumer,
 )
+from session_contracts.kafka_records import CorruptBatch
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import RecordHeaders
 
@@ -163,6 +164,15 @@ class CompactedTopicFollower(ABC):
                 again = 0
             except TopicMissing:
                 log.log(self._missing_level, "topic %s does not exist (yet)", self.topic)
+            except CorruptBatch as corrupt:  # never skipped: it may hold revocations
+                if str(corrupt) != self.failure:
+                    log.error(
+                        "%s; not read past until the broker serves it whole (fetched again "
+                        "every %ss): this view goes stale",
+                        corrupt,
+                        RETRY_SECONDS,
+                    )
+                self.failure = str(corrupt)
             except KafkaError as exc:
                 cause = await self._cause(exc)
                 if cause != self.failure:  # one line per cause, not one per retry

@@ -24,6 +24,15 @@ process; `kafka_clients.new_consumer` calls it for every consumer of the project
 - a fetch stops handing over batches once it has inflated `INFLATED_MAX_BYTES`, a batch
   refused counting for what inflating it took (aiokafka fetches the rest again): a fetch of
   many small bombs takes no more memory, and no more than one bomb's work per `getmany`.
+
+A batch whose CRC fails is another matter: the broker checks every batch's CRC when a producer
+sends it, so one failing on the way out was damaged where the broker keeps it (a disk, a
+replica's copy), and its records are what its producer sent, only unreadable here. It is never
+skipped: `TolerantPartitionRecords` (in the fetcher too) hands over the records before it, and
+the next fetch, starting at it, raises `CorruptBatch` out of `getmany`, naming the partition and
+the batch's offsets (aiokafka raised at once, named no offset, and lost the records before it
+in the same fetch). The registry holds that partition and reads the others on; a gateway goes
+stale (fail closed) until the broker serves the batch whole again.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import aiokafka.consumer.fetcher as fetcher
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import TopicPartition
 
 from session_contracts.record_batches import (
     INFLATED_MAX_BYTES,
@@ -99,7 +109,10 @@ class TolerantBatch:
         return int(self._batch.next_offset)
 
     def validate_crc(self) -> bool:
-        return bool(self._batch.validate_crc())
+        valid = bool(self._batch.validate_crc())
+        if not valid:
+            self._owner.corrupt = (self._batch.base_offset, self._batch.next_offset - 1)
+        return valid
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)  # base_offset, producer_id, is_transactional, ...
@@ -170,9 +183,11 @@ class TolerantBatch:
 class TolerantMemoryRecords:
     """aiokafka's `MemoryRecords` over a fetch's bytes, each v2 batch a `TolerantBatch`."""
 
-    __slots__ = ("_data", "_framed", "_inflated", "_read", "_records", "size_in_bytes")
+    __slots__ = ("_data", "_framed", "_inflated", "_read", "_records", "corrupt", "size_in_bytes")
 
     def __init__(self, bytes_data: bytes) -> None:
+        self.corrupt: tuple[int, int] | None = None
+        """The first and last offsets of the batch whose CRC failed, once one has."""
         self._records = MemoryRecords(bytes_data)
         self._data = bytes_data
         self._read = 0
@@ -206,11 +221,52 @@ class TolerantMemoryRecords:
         return data[start:end]
 
 
+class CorruptBatch(CorruptRecordException):  # type: ignore[misc]
+    """A fetched batch whose CRC fails: damaged where the broker keeps it (the broker checks
+    every batch's CRC when a producer sends it). Raised out of `getmany` once the records
+    before it are handed over; its partition's position is the batch's first offset."""
+
+    def __init__(self, tp: TopicPartition, first: int, last: int | None) -> None:
+        self.tp, self.first, self.last = tp, first, last
+        where = f"offsets {first} to {last}" if last is not None else f"offset {first}"
+        super().__init__(
+            f"the batch at {where} of {tp.topic} partition {tp.partition} fails its CRC check: "
+            "damaged where the broker keeps it (its log on disk or a replica's copy), not by "
+            "its producer (the broker checks CRCs when a batch is produced)"
+        )
+
+
+class TolerantPartitionRecords(fetcher.PartitionRecords):  # type: ignore[misc]
+    """aiokafka's records of one partition's fetch, which stop before a batch whose CRC fails
+    (the records before it handed over, the position left at it) and raise `CorruptBatch` only
+    when that batch comes first: aiokafka raised at once, and the records it had taken from
+    the fetch before it, of this partition and of the others in the same `getmany`, were
+    never handed over while their positions had moved past them."""
+
+    def _unpack_records(self) -> Iterator[Any]:
+        started = self.next_fetch_offset
+        records = super()._unpack_records()
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except CorruptRecordException:
+                if self.next_fetch_offset != started:
+                    return  # what came before is handed over; the next fetch starts here
+                found = getattr(self._records, "corrupt", None)
+                first, last = found if found is not None else (started, None)
+                raise CorruptBatch(self._tp, first, last) from None
+            yield record
+
+
 def tolerate_hostile_batches() -> None:
-    """Have aiokafka's fetcher read batches through `TolerantMemoryRecords` (idempotent)."""
+    """Have aiokafka's fetcher read batches through `TolerantMemoryRecords` and
+    `TolerantPartitionRecords` (idempotent)."""
     current = getattr(fetcher, "MemoryRecords", None)
     if current is TolerantMemoryRecords:
         return
     if current is not MemoryRecords:  # an aiokafka that no longer reads batches this way
         raise RuntimeError(f"aiokafka's fetcher reads batches with {current!r}: not patched")
     fetcher.MemoryRecords = TolerantMemoryRecords
+    fetcher.PartitionRecords = TolerantPartitionRecords

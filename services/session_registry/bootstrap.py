@@ -108,6 +108,7 @@ class Registry:
             settings.consumer_group,
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
+            held_retry_seconds=settings.held_partition_retry_seconds,
             after_batch=self._after_batch,
             metrics=self.metrics,
             # the deferred terminations of partitions a rebalance brought are resolved now

@@ -202,6 +202,17 @@ class RegistryMetrics:
             "then (a producer's clock ahead, or a producer dating sign-ins ahead)",
             registry=r,
         )
+        self.corrupt_batches = Counter(
+            "session_registry_corrupt_batches",
+            "Fetches that found a batch whose CRC fails (damaged where the broker keeps it); "
+            "its partition is held",
+            registry=r,
+        )
+        self.partitions_held = Gauge(
+            "session_registry_partitions_held",
+            "Partitions held at a batch whose CRC fails, not read past it (the others are)",
+            registry=r,
+        )
         self.events_producer_dated = Gauge(
             "session_registry_events_producer_dated",
             "1 while the latest event records applied were dated by their producer "

@@ -46,6 +46,13 @@ class RegistrySettings(KafkaSettings):
         default=20_000, ge=1, le=1_000_000, description="Records per getmany batch at most."
     )
     poll_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    held_partition_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3_600,
+        description="How often a partition held at a batch whose CRC fails is fetched again "
+        "(the broker serves it whole once the damaged copy is repaired or leadership moves).",
+    )
     max_partition_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     sweep_interval_seconds: float = Field(
         default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_contracts.escaping import escape_reason
+from session_contracts.kafka_records import CorruptBatch
 from session_registry.adapters.positions import load_positions
 from session_registry.metrics import RegistryMetrics
 from session_registry.service_layer.ingest import (
@@ -78,6 +79,7 @@ class ConsumerLoop:
         *,
         max_records: int,
         poll_timeout_ms: int,
+        held_retry_seconds: float = 30.0,
         after_batch: Callable[[IngestOutcome], Awaitable[None]] | None = None,
         metrics: RegistryMetrics | None = None,
         on_assigned: Callable[[], None] | None = None,
@@ -91,6 +93,9 @@ class ConsumerLoop:
         self._name = name
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
+        self._held_retry_seconds = held_retry_seconds
+        self.held: dict[TopicPartition, CorruptBatch] = {}
+        """Partitions held at a batch whose CRC fails, until read past it (`_hold`)."""
         self._after_batch = after_batch
         self._metrics = metrics
         self.on_assigned = on_assigned
@@ -225,7 +230,16 @@ class ConsumerLoop:
                         # poll timeout (a termination's revocation would wait for it).
                         done, pending = pending, None
                         await self._settle(done)
-                batch = await fetch
+                try:
+                    batch = await fetch
+                except CorruptBatch as corrupt:
+                    self.alive_at = time.monotonic()
+                    if pending is not None:
+                        done, pending = pending, None
+                        if not await self._settle(done):
+                            continue  # re-sought: the batch is met again, then held
+                    await self._hold(corrupt)
+                    continue
                 self.alive_at = time.monotonic()
                 decoded = await self._ingestor.decode_yielding(batch) if batch else {}
                 if pending is not None:
@@ -252,6 +266,52 @@ class ConsumerLoop:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
 
+    async def _hold(self, corrupt: CorruptBatch) -> None:
+        """Hold the partition of a batch whose CRC fails and read the others on.
+
+        Its records are what their producer sent, damaged where the broker keeps them: never
+        skipped (a lost `session.terminated` would leave a session open), and stopping the
+        registry would stop every tenant. The partition is fetched again every
+        `held_retry_seconds`; once the broker serves the batch whole (the damaged replica
+        repaired, or leadership moved to a whole one) it flows on by itself.
+        """
+        tp = corrupt.tp
+        log.error(
+            "%s; partition held, the others read on; fetched again every %.0f s until read "
+            "(docs/operations.md#registrypartitionheld)",
+            corrupt,
+            self._held_retry_seconds,
+        )
+        self.held[tp] = corrupt
+        if self._metrics is not None:
+            self._metrics.corrupt_batches.inc()
+            self._metrics.partitions_held.set(len(self.held))
+        self.consumer.pause(tp)
+        asyncio.get_running_loop().call_later(self._held_retry_seconds, self._retry_held, tp)
+        # aiokafka takes the records of the other partitions of a fetch before it meets the
+        # batch, moving their positions, and drops them with the error: read them again
+        await self.seek_to_stored_when_readable(list(self.consumer.assignment()))
+
+    def _retry_held(self, tp: TopicPartition) -> None:
+        if tp not in self.held:
+            return
+        if tp not in self.consumer.assignment():  # revoked meanwhile: its next owner meets it
+            del self.held[tp]
+            if self._metrics is not None:
+                self._metrics.partitions_held.set(len(self.held))
+            return
+        self.consumer.resume(tp)  # a batch still damaged holds it again
+
+    def _release_read_past(self) -> None:
+        """Forget the held partitions whose stored position is past their damaged batch."""
+        for tp, corrupt in list(self.held.items()):
+            end = corrupt.first if corrupt.last is None else corrupt.last
+            if self.positions.get((tp.topic, tp.partition), -1) > end:
+                del self.held[tp]
+                log.warning("%s partition %d read past the batch held: flowing", *tp)
+                if self._metrics is not None:
+                    self._metrics.partitions_held.set(len(self.held))
+
     async def _apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
         async with self.gate:
             started = time.perf_counter()
@@ -273,6 +333,8 @@ class ConsumerLoop:
             await self._reseek_when_readable()
             return False
         self.positions.update(outcome.positions)
+        if self.held:
+            self._release_read_past()
         self._note_caught_up()
         if self._metrics is not None:
             self._metrics.committed(
