@@ -81,6 +81,8 @@ class CompactedTopicFollower(ABC):
         self._kafka = kafka
         self.failure: str | None = None
         """Why the last attempt to read failed (None: reading, or never tried)."""
+        self._corrupt: str | None = None
+        """The damaged batch last logged, until a fetch is answered again (logged once)."""
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._metadata_max_age_ms = round(partitions_check_seconds * 1000)
         self._clock = clock
@@ -165,7 +167,8 @@ class CompactedTopicFollower(ABC):
             except TopicMissing:
                 log.log(self._missing_level, "topic %s does not exist (yet)", self.topic)
             except CorruptBatch as corrupt:  # never skipped: it may hold revocations
-                if str(corrupt) != self.failure:
+                if str(corrupt) != self._corrupt:
+                    self._corrupt = str(corrupt)
                     log.error(
                         "%s; not read past until the broker serves it whole (fetched again "
                         "every %ss): this view goes stale",
@@ -224,6 +227,7 @@ class CompactedTopicFollower(ABC):
         answered_after: dict[TopicPartition, float] = {}
         while True:
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
+            self._corrupt = None
             for batch in batches.values():
                 for record in batch:
                     self._apply_one(record.key, record.value, record.headers)

@@ -226,8 +226,12 @@ class CorruptBatch(CorruptRecordException):  # type: ignore[misc]
     every batch's CRC when a producer sends it). Raised out of `getmany` once the records
     before it are handed over; its partition's position is the batch's first offset."""
 
-    def __init__(self, tp: TopicPartition, first: int, last: int | None) -> None:
+    def __init__(self, tp: TopicPartition, first: int, last: int | None, position: int) -> None:
         self.tp, self.first, self.last = tp, first, last
+        self.position = position
+        """Where the fetch that met it started: the partition is read past it once a record
+        at or after this position is. (`first` and `last` are read from the damaged batch's
+        header, which its CRC covers too: for the message only.)"""
         where = f"offsets {first} to {last}" if last is not None else f"offset {first}"
         super().__init__(
             f"the batch at {where} of {tp.topic} partition {tp.partition} fails its CRC check: "
@@ -256,7 +260,7 @@ class TolerantPartitionRecords(fetcher.PartitionRecords):  # type: ignore[misc]
                     return  # what came before is handed over; the next fetch starts here
                 found = getattr(self._records, "corrupt", None)
                 first, last = found if found is not None else (started, None)
-                raise CorruptBatch(self._tp, first, last) from None
+                raise CorruptBatch(self._tp, first, last, started) from None
             yield record
 
 

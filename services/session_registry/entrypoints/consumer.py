@@ -96,6 +96,8 @@ class ConsumerLoop:
         self._held_retry_seconds = held_retry_seconds
         self.held: dict[TopicPartition, CorruptBatch] = {}
         """Partitions held at a batch whose CRC fails, until read past it (`_hold`)."""
+        self._retries: dict[TopicPartition, asyncio.TimerHandle] = {}
+        """Each held partition's next fetch (`_retry_held`): one at a time."""
         self._after_batch = after_batch
         self._metrics = metrics
         self.on_assigned = on_assigned
@@ -238,6 +240,11 @@ class ConsumerLoop:
                         done, pending = pending, None
                         if not await self._settle(done):
                             continue  # re-sought: the batch is met again, then held
+                    if not positioned or positionings != self._positionings:
+                        # fetched from the group's committed offset during a rebalance, maybe
+                        # before the stored position: held only if met again from there
+                        await self._reposition()
+                        continue
                     await self._hold(corrupt)
                     continue
                 self.alive_at = time.monotonic()
@@ -257,6 +264,8 @@ class ConsumerLoop:
                 if decoded:
                     pending = asyncio.create_task(self._apply(decoded))
         finally:
+            for retry in self._retries.values():
+                retry.cancel()
             if fetch is not None and not fetch.done():
                 fetch.cancel()
             await self._stop_publishing()
@@ -286,27 +295,29 @@ class ConsumerLoop:
         if self._metrics is not None:
             self._metrics.corrupt_batches.inc()
             self._metrics.partitions_held.set(len(self.held))
-        self.consumer.pause(tp)
-        asyncio.get_running_loop().call_later(self._held_retry_seconds, self._retry_held, tp)
+        if tp in self.consumer.assignment():
+            self.consumer.pause(tp)
+        if (earlier := self._retries.pop(tp, None)) is not None:
+            earlier.cancel()  # met again after a rebalance gave it back: one retry at a time
+        later = asyncio.get_running_loop().call_later
+        self._retries[tp] = later(self._held_retry_seconds, self._retry_held, tp)
         # aiokafka takes the records of the other partitions of a fetch before it meets the
         # batch, moving their positions, and drops them with the error: read them again
         await self.seek_to_stored_when_readable(list(self.consumer.assignment()))
 
     def _retry_held(self, tp: TopicPartition) -> None:
-        if tp not in self.held:
-            return
+        self._retries.pop(tp, None)
         if tp not in self.consumer.assignment():  # revoked meanwhile: its next owner meets it
-            del self.held[tp]
-            if self._metrics is not None:
+            if self.held.pop(tp, None) is not None and self._metrics is not None:
                 self._metrics.partitions_held.set(len(self.held))
             return
-        self.consumer.resume(tp)  # a batch still damaged holds it again
+        if tp in self.consumer.paused():
+            self.consumer.resume(tp)  # a batch still damaged holds it again
 
     def _release_read_past(self) -> None:
         """Forget the held partitions whose stored position is past their damaged batch."""
         for tp, corrupt in list(self.held.items()):
-            end = corrupt.first if corrupt.last is None else corrupt.last
-            if self.positions.get((tp.topic, tp.partition), -1) > end:
+            if self.positions.get((tp.topic, tp.partition), -1) > corrupt.position:
                 del self.held[tp]
                 log.warning("%s partition %d read past the batch held: flowing", *tp)
                 if self._metrics is not None:

@@ -72,7 +72,7 @@ async def test_a_revocations_batch_whose_crc_fails_is_never_skipped_and_read_onc
             return gateway.is_revoked(credential)
 
         await until(lambda: enforced("before"), 30, "the revocation before the damaged batch")
-        await asyncio.sleep(1)  # a few fetches of the damaged batch
+        await asyncio.sleep(3.5)  # a few fetches of the damaged batch (one a second)
         assert not gateway.ready and not gateway.is_revoked("after")  # fail closed, not skipped
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert any(

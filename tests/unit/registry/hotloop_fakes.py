@@ -42,6 +42,7 @@ from read_model.tables import (
 )
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import EVENTS, decode
+from session_contracts.kafka_records import CorruptBatch
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
 from session_contracts.tracing import RecordHeaders
@@ -149,6 +150,11 @@ class FakeConsumer:
         """Poll number (from 1) -> what happens before that poll fetches (e.g. a rebalance)."""
         self.after_revoke: Callable[[], Awaitable[None]] | None = None
         """Runs once the listener's on_partitions_revoked has returned."""
+        self.damaged: dict[TopicPartition, int] = {}
+        """Partition -> the offset of a one-record batch whose CRC fails (delete to mend)."""
+        self.dropped: list[tuple[TopicPartition, int]] = []
+        """Records taken from a fetch that then met a damaged batch, dropped with the error."""
+        self._paused: set[TopicPartition] = set()
 
     def as_aiokafka(self) -> AIOKafkaConsumer:
         """This fake, typed as what ConsumerLoop is declared to take."""
@@ -207,6 +213,22 @@ class FakeConsumer:
         finally:
             self.open_polls -= 1
 
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Fetch nothing more of these until resumed (aiokafka: refused if not assigned)."""
+        for tp in partitions:
+            if tp not in self._assigned:
+                self.refused.append(f"pause {tp} not assigned")
+                raise IllegalStateError(f"No current assignment for partition {tp}")
+        self._paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Fetch these again."""
+        self._paused.difference_update(partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        """The partitions paused (forgotten by a new assignment, as aiokafka's are)."""
+        return set(self._paused)
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the group's offsets (aiokafka refuses partitions not assigned)."""
         for tp in offsets:
@@ -221,7 +243,7 @@ class FakeConsumer:
     def _take(self, limit: int) -> dict[TopicPartition, list[FakeRecord]]:
         """Up to `limit` records, shared between the assigned partitions as a fetch shares them."""
         batch: dict[TopicPartition, list[FakeRecord]] = {}
-        assigned = sorted(self._assigned)
+        assigned = sorted(self._assigned - self._paused)
         for tp in assigned:
             if tp not in self.positions:  # nobody sought it: the group's offset, else earliest
                 self.positions[tp] = self.log.committed.get(tp, 0)
@@ -231,6 +253,14 @@ class FakeConsumer:
                 room = min(step, limit)
                 if room <= 0:
                     break
+                damaged = self.damaged.get(tp)
+                if damaged is not None and self.positions[tp] == damaged:
+                    # aiokafka: what it took of the other partitions is dropped with the error,
+                    # their positions moved past it (`kafka_records.TolerantPartitionRecords`)
+                    self.dropped += [(t, r.offset) for t, rs in batch.items() for r in rs]
+                    raise CorruptBatch(tp, damaged, damaged, damaged)
+                if damaged is not None and self.positions[tp] < damaged:
+                    room = min(room, damaged - self.positions[tp])  # the records before it
                 taken = self.log.read(tp, self.positions[tp], room)
                 if taken:
                     batch.setdefault(tp, []).extend(taken)
@@ -448,6 +478,7 @@ async def start_loop(
     poll_timeout_ms: int = 20,
     relay: Callable[[IngestOutcome], Awaitable[None]] | None = None,
     hold_after: int | None = None,
+    held_retry_seconds: float = 30.0,
 ) -> Run:
     """A ConsumerLoop over the fake consumer, subscribed, first assigned `assigned`, running.
 
@@ -469,6 +500,7 @@ async def start_loop(
         CONSUMER,
         max_records=max_records,
         poll_timeout_ms=poll_timeout_ms,
+        held_retry_seconds=held_retry_seconds,
         after_batch=after_batch,
     )
     loop.subscribe()

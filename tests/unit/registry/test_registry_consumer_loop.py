@@ -616,3 +616,57 @@ async def test_a_stop_while_a_relay_and_offset_commit_wait_loses_and_repeats_not
     assert sum(o.skipped for o in run2.settled) == 0
     assert {key(tp): o for tp, o in log.committed.items()} == log.ends()
     await assert_exactly_once(engine, log, run1.ingestor, run2.ingestor)
+
+
+async def test_a_batch_whose_crc_fails_holds_its_partition_only_and_loses_nothing(
+    store: Store, engine: AsyncEngine
+) -> None:
+    """The others are read on, what the failing fetch dropped of them is read again, the held
+    partition is fetched again on its retry, and once mended all is applied once."""
+    log = FakeLog()
+    log.extend_events(workload(sessions=40))
+    consumer = FakeConsumer(log)
+    damaged_at = len(log.partitions[E1]) // 2
+    consumer.damaged[E1] = damaged_at  # E0 comes first in a fetch: its records are dropped
+    run = await start_loop(store, consumer, {E0, E1}, held_retry_seconds=0.05)
+    try:
+
+        async def others_read() -> bool:
+            stored = await stored_positions(engine)
+            return stored.get(key(E0)) == log.ends()[key(E0)] and stored.get(key(E1)) == damaged_at
+
+        await wait_for(others_read)
+        assert E1 in run.loop.held and consumer.dropped  # the drop happened, and was read again
+        polls = consumer.polls
+        await wait_for(lambda: consumer.polls > polls + 3)
+        assert len(run.loop._retries) == 1  # one retry at a time, while held
+        del consumer.damaged[E1]  # the broker serves the batch whole again
+        await wait_for(all_settled(run, log))
+        assert not run.loop.held and not run.loop._retries
+    finally:
+        await run.stop()
+    await assert_exactly_once(engine, log, run.ingestor)
+
+
+async def test_a_held_partition_given_back_by_a_rebalance_has_one_retry_and_flows_once_mended(
+    store: Store, engine: AsyncEngine
+) -> None:
+    """A new assignment forgets the pause: met again, it is held again, its earlier retry
+    replaced, not added to."""
+    log = FakeLog()
+    log.extend_events(workload(sessions=30))
+    consumer = FakeConsumer(log)
+    consumer.damaged[E0] = 3
+    run = await start_loop(store, consumer, {E0, E1}, held_retry_seconds=0.2)
+    try:
+        await wait_for(lambda: E0 in run.loop.held)
+        first = run.loop.held[E0]
+        await consumer.rebalance({E0, E1})
+        await wait_for(lambda: run.loop.held.get(E0) is not first)  # met again, held again
+        assert len(run.loop._retries) == 1
+        del consumer.damaged[E0]
+        await wait_for(all_settled(run, log))
+        assert not run.loop.held
+    finally:
+        await run.stop()
+    await assert_exactly_once(engine, log, run.ingestor)
