@@ -333,6 +333,11 @@ class Registry:
             "partitions_not_fetched": unknown,
             "lag": total,
             "max_lag": self.settings.registry_ready_max_lag,
+            # partitions held at a batch whose CRC fails, and where (the runbook's first step)
+            "held": [
+                {"topic": tp.topic, "partition": tp.partition, "at": corrupt.position}
+                for tp, corrupt in sorted(self.loop.held.items())
+            ],
         }
         return Verdict(ok, detail)
 

@@ -82,6 +82,8 @@ async def test_a_batch_whose_crc_fails_holds_its_partition_only_and_flows_once_m
         assert metrics is not None
         assert metrics.corrupt_batches._value.get() >= 1
         assert metrics.partitions_held._value.get() == 1
+        held_at = [{"topic": topics.events, "partition": 0, "at": 1}]
+        assert registry.ready().detail["held"] == held_at
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert any(
             f"the batch at offsets 1 to 1 of {topics.events} partition 0 fails its CRC check"
@@ -95,6 +97,7 @@ async def test_a_batch_whose_crc_fails_holds_its_partition_only_and_flows_once_m
         await registry.wait_until_idle(30)
         assert not registry.loop.held
         assert metrics.partitions_held._value.get() == 0
+        assert registry.ready().detail["held"] == []
         assert set(await session_rows(registry)) == {
             sid(c)
             for c in ("before", "damaged", "after", "elsewhere", "while-held", "while-held-2")
