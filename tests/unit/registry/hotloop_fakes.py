@@ -154,6 +154,8 @@ class FakeConsumer:
         """Partition -> the offset of a one-record batch whose CRC fails (delete to mend)."""
         self.dropped: list[tuple[TopicPartition, int]] = []
         """Records taken from a fetch that then met a damaged batch, dropped with the error."""
+        self.damaged_met = 0
+        """Fetches that met a damaged batch (raised `CorruptBatch`)."""
         self._paused: set[TopicPartition] = set()
 
     def as_aiokafka(self) -> AIOKafkaConsumer:
@@ -258,6 +260,7 @@ class FakeConsumer:
                     # aiokafka: what it took of the other partitions is dropped with the error,
                     # their positions moved past it (`kafka_records.TolerantPartitionRecords`)
                     self.dropped += [(t, r.offset) for t, rs in batch.items() for r in rs]
+                    self.damaged_met += 1
                     raise CorruptBatch(tp, damaged, damaged, damaged)
                 if damaged is not None and self.positions[tp] < damaged:
                     room = min(room, damaged - self.positions[tp])  # the records before it

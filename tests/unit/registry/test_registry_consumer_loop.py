@@ -670,3 +670,33 @@ async def test_a_held_partition_given_back_by_a_rebalance_has_one_retry_and_flow
     finally:
         await run.stop()
     await assert_exactly_once(engine, log, run.ingestor)
+
+
+async def test_a_damaged_batch_fetched_while_positions_are_sought_is_not_held(
+    store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka fetches a newly assigned partition from the group's committed offset while the
+    listener reads the stored positions: a damaged batch before the stored position (one an
+    operator skipped with `positions set`) may be met then. Held, the partition was paused,
+    and released at once by a stored position already past it: paused for good."""
+    log, run1 = await applied_by_a_first_run(store)
+    log.committed = {}  # the group's offsets never committed: fetched from the beginning
+    real_load = positions_module.load_positions  # the function `consumer` imported
+
+    async def slow_load(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
+        await asyncio.sleep(0.2)  # the loop polls meanwhile
+        return await real_load(conn, *args, **kwargs)
+
+    monkeypatch.setattr(consumer_module, "load_positions", slow_load)
+    second = FakeConsumer(log, name="second")
+    second.damaged[E0] = 1
+    run2 = await start_loop(store, second, None)
+    await second.rebalance({E0, E1})
+    log.extend_events(workload(seed=8, prefix="after-"))
+    try:
+        await wait_for(all_settled(run2, log))
+    finally:
+        await run2.stop()
+
+    assert second.damaged_met and not run2.loop.held and not second.paused()
+    await assert_exactly_once(engine, log, run1.ingestor, run2.ingestor)
