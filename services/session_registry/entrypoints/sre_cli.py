@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -198,21 +199,19 @@ def dlq_redrive(
     chosen = _filter(reason, event_type, tenant, since, until)
     settings = RegistrySettings()
 
-    async def work() -> list[Any]:
+    async def work() -> Counter[str]:
         with progress("scanning", enabled=shows_progress(json_output)) as report:
             return await redrive(
                 settings,
                 settings.topics,
                 settings.database_url,
                 chosen,
+                lambda plan: line(plan.as_json()),  # as each chunk is sent, then dropped
                 dry_run=dry_run,
                 report=report,
             )
 
-    plans = _run(work())
-    for plan in plans:
-        line(plan.as_json())
-    counts = {a: sum(1 for p in plans if p.action == a) for a in ("redrive", "skip", "refused")}
+    counts = _run(work())
     verb = "would redrive" if dry_run else "redrove"
     summary = f"{verb} {counts['redrive']}, skipped {counts['skip']} applied already, " + (
         f"{counts['refused']} still refused"

@@ -19,12 +19,14 @@ in `applied_commands`) is not sent again.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.database import make_engine, schema_of
 from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_command, decode_event
@@ -62,6 +64,10 @@ _DLQ_HEADERS = {
     *_CUT_HEADERS,
 }
 POLL_MS = 500
+REDRIVE_CHUNK = 1000
+"""Dead letters planned, checked against the read model and sent at a time (`redrive`): the
+memory of one chunk whatever the topic holds, and bind parameters well under asyncpg's
+32,767 (two a letter)."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,15 @@ def _header(headers: dict[str, bytes | None], name: str) -> str | None:
 
 
 def _number(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
+    # ASCII digits only, and few: `str.isdigit` takes '²', which `int` refuses (a forged
+    # header stopped every `dlq` command), and `int` refuses over 4,300 digits
+    if text is None or not (text.isascii() and text.isdecimal() and len(text) <= 19):
+        return None
+    return int(text)
+
+
+def _escaped(text: str | None) -> str | None:
+    return None if text is None else escape_reason(text)
 
 
 def _peek(value: bytes | None) -> dict[str, Any]:
@@ -208,11 +222,13 @@ def read_letter(record: Any) -> Letter:
         key=record.key,
         value=value,
         headers=headers,
-        reason=_header(named, dlq.REASON) or "",
-        source=_header(named, dlq.SOURCE_TOPIC),
+        # escaped as the registry escapes its own (a topic name is left as it is): a forged
+        # one with ESC or U+202E stays inert under `jq -r` too
+        reason=escape_reason(_header(named, dlq.REASON) or ""),
+        source=_escaped(_header(named, dlq.SOURCE_TOPIC)),
         source_partition=_number(_header(named, dlq.SOURCE_PARTITION)),
         source_offset=_number(_header(named, dlq.SOURCE_OFFSET)),
-        consumer=_header(named, dlq.CONSUMER),
+        consumer=_escaped(_header(named, dlq.CONSUMER)),
         type=escape_reason(kind) if isinstance(kind, str) else None,
         tenant_id=escape_reason(tenant) if isinstance(tenant, str) else None,
         schema_version=version
@@ -340,26 +356,15 @@ def plan(letter: Letter, topics: Topics) -> Redrive:
     )
 
 
-async def _skip_applied(plans: list[Redrive], database_url: str, topics: Topics) -> None:
+async def _skip_applied(plans: list[Redrive], conn: AsyncConnection, topics: Topics) -> None:
     """Mark `skip` what the read model shows applied already."""
-    if await schema_of(database_url) is None:
-        # without it every record would look new: refuse rather than redrive blind
-        raise LookupError(
-            f"no read model at {redact_url(database_url)}: point SESSIONS_DATABASE_URL at the "
-            "registry's database (redrive skips what it shows applied)"
-        )
     events = {
         p.identity
         for p in plans
         if p.identity and p.topic == topics.events and p.detail.get("type") in RECORDED_TYPES
     }
     commands = {p.identity for p in plans if p.identity and p.topic == topics.commands}
-    engine = make_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            seen = await recorded_events(conn, events) | await already_applied(conn, commands)
-    finally:
-        await engine.dispose()
+    seen = await recorded_events(conn, events) | await already_applied(conn, commands)
     for p in plans:
         if p.action == "redrive" and p.identity in seen:
             what = "command" if p.topic == topics.commands else "event"
@@ -371,46 +376,79 @@ async def redrive(
     topics: Topics,
     database_url: str,
     chosen: LetterFilter,
+    each: Callable[[Redrive], None],
     *,
     dry_run: bool,
     report: Report | None = None,
-) -> list[Redrive]:
-    """Redrive the dead letters passing `chosen` (or, with `dry_run`, say what it would do)."""
-    plans = [
-        plan(letter, topics)
-        async for letter in dead_letters(connection, topics, chosen, report=report)
-    ]
-    await _skip_applied(plans, database_url, topics)
+) -> Counter[str]:
+    """Redrive the dead letters passing `chosen` (or, with `dry_run`, say what it would do),
+    `REDRIVE_CHUNK` at a time: each is handed to `each` once sent (or planned), then
+    dropped, so a topic of millions of dead letters takes the memory of one chunk. The
+    actions counted."""
+    if await schema_of(database_url) is None:
+        # without it every record would look new: refuse rather than redrive blind
+        raise LookupError(
+            f"no read model at {redact_url(database_url)}: point SESSIONS_DATABASE_URL at the "
+            "registry's database (redrive skips what it shows applied)"
+        )
+    counts: Counter[str] = Counter()
+    engine = make_engine(database_url)
     producer = new_producer(connection)
     await producer.start()
     try:
-        ids = {
-            name: [p for p in await producer.partitions_for(name)]
-            for name in {p.topic for p in plans if p.topic is not None and p.action == "redrive"}
-        }
-        for p in plans:
-            if p.action == "redrive" and p.topic is not None and p.key is not None:
-                p.partition = partition_for_key(p.key, ids[p.topic])
-        if dry_run:
-            return plans
-        futures = []
-        for p in plans:
-            if p.action != "redrive":
-                continue
-            headers = [(n, v) for n, v in p.letter.headers if n not in _DLQ_HEADERS]
-            headers.append(
-                (
-                    REDRIVEN_FROM,
-                    f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode(),
-                )
-            )
-            futures.append(
-                await producer.send(
-                    p.topic, p.value, key=p.key, headers=headers, partition=p.partition
-                )
-            )
-        for future in futures:
-            await future
+        async with engine.connect() as conn:
+            chunk: list[Redrive] = []
+            async for letter in dead_letters(connection, topics, chosen, report=report):
+                chunk.append(plan(letter, topics))
+                if len(chunk) == REDRIVE_CHUNK:
+                    await _redrive_chunk(chunk, conn, producer, topics, dry_run=dry_run)
+                    counts.update(_handed(chunk, each))
+                    chunk = []
+            await _redrive_chunk(chunk, conn, producer, topics, dry_run=dry_run)
+            counts.update(_handed(chunk, each))
     finally:
         await producer.stop()
-    return plans
+        await engine.dispose()
+    return counts
+
+
+def _handed(plans: list[Redrive], each: Callable[[Redrive], None]) -> list[str]:
+    for p in plans:
+        each(p)
+    return [p.action for p in plans]
+
+
+async def _redrive_chunk(
+    plans: list[Redrive],
+    conn: AsyncConnection,
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    *,
+    dry_run: bool,
+) -> None:
+    """Skip what is applied, address the rest, and (unless `dry_run`) send it and wait."""
+    if not plans:
+        return
+    await _skip_applied(plans, conn, topics)
+    for p in plans:
+        if p.action == "redrive" and p.topic is not None and p.key is not None:
+            ids = list(await producer.partitions_for(p.topic))
+            p.partition = partition_for_key(p.key, ids)
+    if dry_run:
+        return
+    futures = []
+    for p in plans:
+        if p.action != "redrive":
+            continue
+        headers = [(n, v) for n, v in p.letter.headers if n not in _DLQ_HEADERS]
+        headers.append(
+            (
+                REDRIVEN_FROM,
+                f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode(),
+            )
+        )
+        futures.append(
+            await producer.send(p.topic, p.value, key=p.key, headers=headers, partition=p.partition)
+        )
+    for future in futures:
+        await future

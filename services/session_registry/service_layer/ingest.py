@@ -421,7 +421,10 @@ def created_by_append_time(
         if type(message) is SessionCreated:
             record = run[index]
             if record.timestamp_type == LOG_APPEND_TIME:
-                appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                try:
+                    appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                except (ValueError, OverflowError, OSError):  # never the broker's: as dated
+                    continue
                 if message.occurred_at > appended:
                     messages[index] = message.model_copy(update={"occurred_at": appended})
                     if message.occurred_at - appended > noticed:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from read_model.database import open_store
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.escaping import escape_reason
 from session_contracts.kafka_clients import new_admin, new_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.group_members import GroupMember, group_members
@@ -30,7 +31,10 @@ class RegistryRunning(RuntimeError):
     """Members of the consumer group are connected: positions must not move under them."""
 
     def __init__(self, group: str, members: list[GroupMember], when: str) -> None:
-        hosts = ", ".join(sorted({f"{m.client_id}@{m.client_host}" for m in members}))
+        # a member names itself: any client allowed on the group may pick ESC or U+202E
+        hosts = ", ".join(
+            sorted({escape_reason(f"{m.client_id}@{m.client_host}", 200) for m in members})
+        )
         super().__init__(
             f"{len(members)} member(s) of consumer group {group!r} {when} ({hosts}): stop every "
             "registry of the group first (a killed or static member counts until its session "

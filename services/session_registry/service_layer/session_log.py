@@ -52,8 +52,13 @@ class LogRecord:
 
 
 def record_time(millis: int) -> datetime:
-    """A Kafka record timestamp as an aware UTC datetime."""
-    return datetime.fromtimestamp(millis / 1000, UTC)
+    """A Kafka record timestamp as an aware UTC datetime; one past what a datetime holds
+    (a producer stamps `CreateTime` records as it likes: year 10000, or before year 1) is
+    the nearest it holds, so one record never stops a command reading a topic."""
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return (datetime.max if millis > 0 else datetime.min).replace(tzinfo=UTC)
 
 
 def describe_value(topic: str, topics: Topics, value: bytes | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from registry_helpers import (
     NOW,
     StartRegistry,
@@ -24,6 +25,7 @@ from registry_helpers import (
 )
 from sre_cli import cli, cli_env
 
+from migrated import MigratedCopies
 from read_model.tables import applied_commands, session_history
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
@@ -204,3 +206,52 @@ async def test_dlq_redrive_refuses_a_database_without_a_read_model(
     done = await cli(env, "dlq", "redrive", "--dry-run", code=1)
     assert "no read model at" in done.err and "SESSIONS_DATABASE_URL" in done.err
     assert "Traceback" not in done.err
+
+
+async def test_one_hostile_dead_letter_does_not_stop_the_dlq_commands(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+) -> None:
+    """Letters a producer wrote straight to the dead-letter topic (its own timestamps and
+    headers): each stopped every `dlq` command with a traceback before 2026-12-05 (a time no
+    datetime holds; a '²' that `str.isdigit` takes and `int` refuses), or reached a terminal
+    raw through `jq -r` (ESC, U+202E in the reason)."""
+    await migrated.migrate(db_url)  # a read model for `redrive` to check against
+    value = encode(created("hostile-letter"))
+    sent = []
+    for millis in (-62_135_596_801_000, 253_402_300_800_000):  # before year 1, year 10000
+        # a producer of its own: one the broker refused a time cannot send again (idempotent)
+        own = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+        await own.start()
+        try:
+            meta = await own.send_and_wait(
+                topics.dead_letters, value, key=b"acme/h", timestamp_ms=millis
+            )
+        except KafkaError:  # a broker may refuse a time that far ahead (after.max.ms)
+            continue
+        finally:
+            await own.stop()
+        sent.append(meta.offset)
+    assert sent, "the broker took neither time"
+    forged = [
+        ("dlq.reason", "x\x1b[2J\u202eevil".encode()),
+        ("dlq.source.topic", topics.events.encode()),
+        ("dlq.source.offset", "²".encode()),
+        ("dlq.source.partition", b"9" * 5000),
+    ]
+    await producer.send_and_wait(topics.dead_letters, value, key=b"acme/h", headers=forged)
+    env = cli_env(kafka_bootstrap, topics, db_url, "unused")
+
+    listed = (await cli(env, "dlq", "list", "--json")).lines()
+    assert len(listed) == len(sent) + 1
+    reason = listed[-1]["reason"]
+    assert "\x1b" not in reason and "\u202e" not in reason and "\\u202e" in reason, reason
+    assert listed[-1]["source_offset"] is None and listed[-1]["source"]["partition"] is None
+    shown = (await cli(env, "dlq", "show", str(sent[0]))).lines()
+    assert shown[0]["offset"] == sent[0]
+    planned = (await cli(env, "dlq", "redrive", "--dry-run", "--json")).lines()
+    # no source topic named: refused; the forged one names one (its offset unreadable)
+    assert [p["action"] for p in planned] == ["refused"] * len(sent) + ["redrive"]

@@ -470,6 +470,21 @@ def test_a_creation_dated_after_the_brokers_append_time_is_created_then(
     assert [m.occurred_at for m in part.messages] == [NOW]  # type: ignore[union-attr]
 
 
+def test_an_append_time_no_datetime_holds_leaves_the_creation_as_dated(
+    ingestor: RecordingIngestor,
+) -> None:
+    """Defensive: the broker never lets a producer choose an append time (it refuses one on a
+    CreateTime topic, Kafka 4.1's LogValidator, and stamps its own on a LogAppendTime one), but
+    one no datetime holds raised out of the decode, which stops the consumer loop."""
+    records = [
+        FakeRecord(TOPICS.events, 0, n, None, _created("acme", f"far-{n}"), (), millis, 1)
+        for n, millis in enumerate((253_402_300_800_000, -62_135_596_801_000, 2**62))
+    ]
+    assert LOG_APPEND_TIME == 1
+    (part,) = ingestor.decode(batch_of(records)).values()
+    assert [m.occurred_at for m in part.messages] == [NOW] * 3  # type: ignore[union-attr]
+
+
 async def test_a_batch_counts_its_creations_dated_ahead_once_and_says_who_dated_its_events(
     ingestor: RecordingIngestor,
 ) -> None:

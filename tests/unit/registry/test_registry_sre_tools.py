@@ -27,8 +27,14 @@ from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC, DeadLetter
 from session_registry.adapters.partitions import partition_for_key, to_millis
 from session_registry.entrypoints.cli_options import moment
-from session_registry.service_layer.dead_letter_tools import LetterFilter, plan, read_letter
+from session_registry.service_layer.dead_letter_tools import (
+    LetterFilter,
+    _number,
+    plan,
+    read_letter,
+)
 from session_registry.service_layer.position_tools import Target
+from session_registry.service_layer.session_log import record_time
 
 TOPICS = Topics(prefix="u.", partitions=6)
 AT = datetime(2026, 11, 30, 9, 14, tzinfo=UTC)
@@ -231,3 +237,20 @@ def test_a_value_null_header_a_producer_forges_does_not_hide_its_value() -> None
     )
     assert (parked.key, parked.value) == (None, b"")
     assert read_letter(parked).value is None
+
+
+def test_a_record_time_no_datetime_holds_is_the_nearest_one_held() -> None:
+    """A producer stamps its `CreateTime` records as it likes: one before year 1 stopped every
+    `dlq` command and `events --revocations` with a traceback."""
+    assert record_time(-62_135_596_801_000) == datetime.min.replace(tzinfo=UTC)
+    assert record_time(253_402_300_800_000) == datetime.max.replace(tzinfo=UTC)
+    assert record_time(2**63 - 1) == datetime.max.replace(tzinfo=UTC)
+    assert record_time(0) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_a_dead_letters_numbers_are_ascii_digits_of_sane_length() -> None:
+    """`str.isdigit` takes '²', which `int` refuses, and `int` refuses over 4,300 digits: a
+    header forged so stopped every `dlq` command."""
+    assert _number("²") is None and _number("9" * 5000) is None and _number("-1") is None
+    assert _number("٣") is None  # decimal, not ASCII
+    assert _number("42") == 42 and _number(None) is None
