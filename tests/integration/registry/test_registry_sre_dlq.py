@@ -25,6 +25,7 @@ from registry_helpers import (
 )
 from sre_cli import cli, cli_env
 
+from fresh_topics import connection
 from migrated import MigratedCopies
 from read_model.tables import applied_commands, session_history
 from session_contracts.codec import encode
@@ -33,6 +34,7 @@ from session_contracts.models import SCHEMA_VERSION, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.adapters.partitions import partition_for_key
+from session_registry.service_layer import dead_letter_tools
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
@@ -255,3 +257,35 @@ async def test_one_hostile_dead_letter_does_not_stop_the_dlq_commands(
     planned = (await cli(env, "dlq", "redrive", "--dry-run", "--json")).lines()
     # no source topic named: refused; the forged one names one (its offset unreadable)
     assert [p["action"] for p in planned] == ["refused"] * len(sent) + ["redrive"]
+
+
+async def test_redrive_goes_a_chunk_at_a_time_and_hands_each_letter_once(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seven letters in chunks of three: each planned, checked and sent once; what the read
+    model holds (here nothing) skipped; the memory of one chunk at a time."""
+    await migrated.migrate(db_url)
+    monkeypatch.setattr(dead_letter_tools, "REDRIVE_CHUNK", 3)
+    for n in range(7):
+        event = created(f"chunked-{n}")
+        key = record_key("acme", event.session_id)
+        await _park(producer, topics, topics.events, key, encode(event), "refused, say")
+    handed: list[int] = []
+    counts = await dead_letter_tools.redrive(
+        connection(kafka_bootstrap, topics),
+        topics,
+        db_url,
+        dead_letter_tools.LetterFilter(),
+        lambda plan: handed.append(plan.letter.offset),
+        dry_run=False,
+    )
+    assert counts == {"redrive": 7} and sorted(handed) == list(range(7))
+    redriven = await read_topic(kafka_bootstrap, topics.events)
+    assert sorted(r.key for r in redriven) == sorted(
+        record_key("acme", sid(f"chunked-{n}")) for n in range(7)
+    )
