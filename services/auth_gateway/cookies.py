@@ -23,7 +23,8 @@ from starlette.requests import cookie_parser
 
 MAX_SESSION_ID = 128
 _CACHED_HEADERS = 4096
-_CACHED_HEADER_BYTES = 1024  # longer headers are parsed every time: bounds the cache to ~4 MB
+_CACHED_HEADER_BYTES = 1024  # longer headers are parsed every time: the cache holds at most
+# 4,096 headers of 1 KiB and their candidates (up to ~145 each): ~30 MB at worst, measured
 
 STR_WHITESPACE = bytes(b for b in range(256) if chr(b).strip() == "")
 """The latin-1 bytes `str.strip()` removes: `value.strip(STR_WHITESPACE)` on raw bytes is

@@ -52,7 +52,7 @@ class SessionGateway:
         self.client_addresses = ClientAddress(settings.gateway_trusted_proxies)
         self.refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         """Requests the middleware refused, by reason (revoked, tenant_unknown, not_ready,
-        stale)."""
+        stale, cookie_too_large)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod

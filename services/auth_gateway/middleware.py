@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 _WARN_EVERY_SECONDS = 5.0
 _REVOKED_BODY = b'{"error":"session_revoked"}'
 _NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
+_COOKIE_TOO_LARGE_BODY = b'{"error":"cookie_too_large"}'
 _STALE_BODY = b'{"error":"gateway_stale"}'
 _NO_TENANT_BODY = b'{"error":"tenant_unknown"}'
 
@@ -105,6 +106,7 @@ class GatewayMiddleware:
         self._fail_open = settings.gateway_fail_open
         self._header = settings.gateway_header_name.lower().encode("latin-1")
         self._cookies = CookieParser(settings.gateway_cookie_name)
+        self._max_cookie_bytes = settings.gateway_max_cookie_bytes
         trusted = settings.gateway_trusted_proxies
         self._client_address = gateway.client_addresses if trusted else None
         exempt = settings.gateway_exempt_paths
@@ -150,8 +152,16 @@ class GatewayMiddleware:
         table = self._table
         header_id = cookie_id = header_key = cookie_key = revoked_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
+        cookie_bytes = 0
         for name, value in scope["headers"]:
             if name == b"cookie":
+                cookie_bytes += len(value)
+                if cookie_bytes > self._max_cookie_bytes:
+                    # parsing costs ~0.2 s a MiB of the event loop every request waits on;
+                    # unchecked, it is not vouched for: refused, never passed on
+                    self._refused["cookie_too_large"] += 1
+                    await self._refuse(scope, send, 431, _COOKIE_TOO_LARGE_BODY, [])
+                    return
                 cookie = self._cookies.parse(value)
                 if cookie.present:
                     key = None

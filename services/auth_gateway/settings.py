@@ -49,6 +49,14 @@ class GatewaySettings(KafkaSettings):
         description="Paths never checked (a trailing / exempts the whole prefix); the sign-in "
         "URL is always exempt when it is a local path.",
     )
+    gateway_max_cookie_bytes: int = Field(
+        default=32_768,
+        ge=4_096,
+        le=1_048_576,
+        description="Cookie headers of a request longer than this in all are refused with 431 "
+        "before they are parsed (a server without a header limit let 64 MiB through: seconds "
+        "of the event loop's time per request).",
+    )
     gateway_fail_open: bool = Field(
         default=False,
         description="Admit traffic the gateway cannot verify (before the revocations topic "

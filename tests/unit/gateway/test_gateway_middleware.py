@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway.cookies import CookieParser
 from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.handles import record_key, session_handle
 
@@ -132,7 +133,7 @@ async def test_a_revoked_id_anywhere_in_the_request_is_refused(
         {"cookie": f"x{REVOKED[:3]}sid={REVOKED}"},
         {"cookie": f"xsid={REVOKED}"},
         {"cookie": "sid=" + "a" * 129},
-        {"cookie": "sid=" + "a" * 100_000},
+        {"cookie": "sid=" + "a" * 30_000},  # past 32 KiB in all: 431 (the test below)
         {"x-session-id": ""},
         {"x-session-id": "has space"},
         {"x-session-id": "tab\there"},
@@ -359,3 +360,36 @@ def test_the_table_keeps_why_through_growth_deletion_and_a_later_record() -> Non
     assert table.why(keys[1]) == 2
     table.add(keys[1], 4_000_000_002, 4)
     assert table.why(keys[1]) == 4
+
+
+async def test_cookie_headers_past_the_bound_are_refused_unparsed_and_counted(
+    ready_gateway: SessionGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without a header limit (httptools) passed a 64 MiB Cookie header to the
+    gateway, which parsed it on the event loop (~0.2 s a MiB, every request waiting). Past
+    `SESSIONS_GATEWAY_MAX_COOKIE_BYTES` (32 KiB) in all it is refused, never parsed or passed
+    on: neither a revoked session nor a live one rides in it."""
+    parsed: list[int] = []
+    real_parse = CookieParser.parse
+
+    def counting(parser: CookieParser, header: bytes) -> Any:
+        parsed.append(len(header))
+        return real_parse(parser, header)
+
+    monkeypatch.setattr(CookieParser, "parse", counting)
+    padding = "pad=" + "x" * 40_000
+    async with client_for(ready_gateway) as client:
+        for credential in (LIVE, REVOKED):
+            response = await client.get(
+                "/api/me", headers={**JSON, "cookie": f"{padding}; sid={credential}"}
+            )
+            assert response.status_code == 431
+            assert response.json() == {"error": "cookie_too_large"}
+        two = [("cookie", "a=" + "x" * 20_000), ("cookie", f"sid={LIVE}; b=" + "y" * 20_000)]
+        assert (await client.get("/api/me", headers=two)).status_code == 431  # in all
+        within = await client.get(
+            "/api/me", headers={"cookie": "pad=" + "x" * 30_000 + f"; sid={LIVE}"}
+        )
+        assert within.status_code == 200 and within.json() == {"session_id": LIVE}
+    assert all(size < 32_768 for size in parsed)  # the refused ones never parsed, past the first
+    assert ready_gateway.refused["cookie_too_large"] == 3

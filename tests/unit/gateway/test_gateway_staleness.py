@@ -214,6 +214,7 @@ async def test_goes_stale_past_the_bound_without_a_confirming_fetch_then_recover
             "tenant_unknown": 0,
             "not_ready": 1,
             "stale": 2,
+            "cookie_too_large": 0,
         }
 
         await caught_up(consumer, ends)  # the broker answers again
