@@ -28,6 +28,12 @@ VERIFIED_TOKENS = 1024
 """The most verified tokens a verifier keeps (then all are let go)."""
 
 
+MAX_TOKEN_CHARS = 16_384
+"""Longer bearer tokens are refused unread: an IdP's access tokens are a few KB, and a server
+without a header limit (uvicorn with httptools) passed megabytes, which PyJWT decoded on the
+event loop (base64 and JSON of the whole header segment) before any check."""
+
+
 class InvalidToken(Exception):
     """The token is missing, malformed, badly signed, expired or not meant for us."""
 
@@ -79,6 +85,8 @@ class TokenVerifier:
         that passed every check is kept, so no other string (a byte changed, another
         signature) is ever answered from here; a JWKS key withdrawn is noticed within the
         key set's own cache time anyway (`jwks_cache_seconds`)."""
+        if len(token) > MAX_TOKEN_CHARS:  # before any parsing: every request waits on it
+            raise InvalidToken(f"a token is at most {MAX_TOKEN_CHARS} characters")
         now = time.time()
         kept = self._verified.get(token)
         if kept is not None and now < kept[0]:

@@ -17,7 +17,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from admin_api.auth import EDIT_USER_SESSIONS, InvalidToken, TokenVerifier, issue_dev_token
+from admin_api.auth import (
+    EDIT_USER_SESSIONS,
+    MAX_TOKEN_CHARS,
+    InvalidToken,
+    TokenVerifier,
+    issue_dev_token,
+)
 from admin_api.settings import DEV_JWT_SECRET, AdminApiSettings
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -99,6 +105,28 @@ async def test_dev_token_round_trip() -> None:
     config = settings()
     admin = await TokenVerifier(config).verify(issue_dev_token(config, "a", "acme", ["x"]))
     assert (admin.user_id, admin.tenant_id, admin.grants) == ("a", "acme", frozenset({"x"}))
+
+
+async def test_a_token_past_the_bound_is_refused_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Megabytes of token reached PyJWT's decoding on the event loop before any check (a
+    server without a header limit passes them); over 16 KiB it is refused unread."""
+    config = settings()
+    good = issue_dev_token(config, "a", "acme", ["x"])
+    read: list[int] = []
+    real = jwt.get_unverified_header
+
+    def counting(token: str) -> dict[str, Any]:
+        read.append(len(token))
+        return real(token)
+
+    monkeypatch.setattr(jwt, "get_unverified_header", counting)
+    verifier = TokenVerifier(config)
+    header = jwt.utils.base64url_encode(json.dumps({"alg": "HS256", "x": "y" * 3_000_000}).encode())
+    for huge in (good + "A" * MAX_TOKEN_CHARS, header.decode() + ".e30.sig"):
+        with pytest.raises(InvalidToken, match=f"at most {MAX_TOKEN_CHARS} characters"):
+            await verifier.verify(huge)
+    assert read == []  # neither was parsed
+    assert (await verifier.verify(good)).tenant_id == "acme" and read == [len(good)]
 
 
 async def test_rs256_and_es256_through_the_jwks(jwks_url: str) -> None:
