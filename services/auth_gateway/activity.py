@@ -152,10 +152,19 @@ class ActivityReporter:
                 len(batch),
                 exc,
             )
-            self._pending.extendleft(reversed(batch))
+            self._requeue(batch)
             await self._close_producer()
             return
         self.sent += len(futures)
+
+    def _requeue(self, batch: list[tuple[bytes, str | None, float]]) -> None:
+        """Put a batch that failed back before what was noted meanwhile; past the bound the
+        oldest go first, counted (put back by `extendleft`, the newest fell off uncounted)."""
+        merged = [*batch, *self._pending]
+        bound = self._pending.maxlen or len(merged)
+        self.dropped += max(0, len(merged) - bound)
+        self._pending.clear()
+        self._pending.extend(merged[-bound:])
 
     def _keyed_event(
         self, item: tuple[bytes, str | None, float]

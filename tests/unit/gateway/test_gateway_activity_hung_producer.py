@@ -149,3 +149,25 @@ async def test_start_producer_refuses_and_stops_a_producer_that_found_no_brokers
     healthy = FakeProducer()
     await start_producer(cast(Any, healthy), 1.0)
     assert healthy.started and not healthy.stopped
+
+
+async def test_a_failed_batch_put_back_on_a_full_queue_drops_the_oldest_and_counts_them() -> None:
+    """Requeued by `extendleft` on a bounded deque, a failed batch pushed the newest events
+    noted meanwhile off the other end, uncounted."""
+    c, d = (record_key("acme", session_handle("acme", n)) for n in "cd")
+    factory_made: list[FakeProducer] = []
+
+    def factory() -> AIOKafkaProducer:
+        factory_made.append(FakeProducer(hangs=True))
+        return cast(Any, factory_made[-1])
+
+    activity = ActivityReporter(factory, "events", max_pending=3, delivery_timeout_seconds=0.2)
+    activity.note(A, None)
+    activity.note(B, None)
+    flushing = asyncio.create_task(activity.flush())  # takes A and B, then hangs
+    await asyncio.sleep(0.05)
+    activity.note(c, None)
+    activity.note(d, None)
+    await flushing
+    assert [key for key, _, _ in activity._pending] == [B, c, d]  # the oldest, A, went
+    assert (activity.pending, activity.dropped) == (3, 1)
