@@ -400,6 +400,18 @@ async def test_an_assignment_the_database_cannot_answer_waits_for_the_stored_pos
     await assert_exactly_once(engine, log, run1.ingestor, run2.ingestor)
 
 
+def load_positions_slowly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listener reads the stored positions 0.2 s late: the loop polls meanwhile, fetching
+    from the group's committed offsets (as aiokafka does during a rebalance)."""
+    real_load = positions_module.load_positions  # the function `consumer` imported
+
+    async def slow_load(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
+        await asyncio.sleep(0.2)
+        return await real_load(conn, *args, **kwargs)
+
+    monkeypatch.setattr(consumer_module, "load_positions", slow_load)
+
+
 async def test_what_is_fetched_before_the_stored_positions_are_sought_is_not_applied(
     store: Store, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -411,13 +423,7 @@ async def test_what_is_fetched_before_the_stored_positions_are_sought_is_not_app
     log.extend_events(workload(seed=8, prefix="between-"))
     log.committed = {tp: len(rs) for tp, rs in log.partitions.items()}  # ahead of the stored
     log.extend_events(workload(seed=9, prefix="after-"))
-    real_load = positions_module.load_positions  # the function `consumer` imported
-
-    async def slow_load(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
-        await asyncio.sleep(0.2)  # the loop polls meanwhile
-        return await real_load(conn, *args, **kwargs)
-
-    monkeypatch.setattr(consumer_module, "load_positions", slow_load)
+    load_positions_slowly(monkeypatch)
     second = FakeConsumer(log, name="second")
     run2 = await start_loop(store, second, None)
     await second.rebalance({E0, E1})
@@ -681,13 +687,7 @@ async def test_a_damaged_batch_fetched_while_positions_are_sought_is_not_held(
     and released at once by a stored position already past it: paused for good."""
     log, run1 = await applied_by_a_first_run(store)
     log.committed = {}  # the group's offsets never committed: fetched from the beginning
-    real_load = positions_module.load_positions  # the function `consumer` imported
-
-    async def slow_load(conn: AsyncConnection, *args: Any, **kwargs: Any) -> Positions:
-        await asyncio.sleep(0.2)  # the loop polls meanwhile
-        return await real_load(conn, *args, **kwargs)
-
-    monkeypatch.setattr(consumer_module, "load_positions", slow_load)
+    load_positions_slowly(monkeypatch)
     second = FakeConsumer(log, name="second")
     second.damaged[E0] = 1
     run2 = await start_loop(store, second, None)
