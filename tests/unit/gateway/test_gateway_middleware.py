@@ -133,7 +133,7 @@ async def test_a_revoked_id_anywhere_in_the_request_is_refused(
         {"cookie": f"x{REVOKED[:3]}sid={REVOKED}"},
         {"cookie": f"xsid={REVOKED}"},
         {"cookie": "sid=" + "a" * 129},
-        {"cookie": "sid=" + "a" * 30_000},  # past 32 KiB in all: 431 (the test below)
+        {"cookie": "sid=" + "a" * 30_000},  # within the 32 KiB bound (past it: 431, below)
         {"x-session-id": ""},
         {"x-session-id": "has space"},
         {"x-session-id": "tab\there"},
