@@ -88,7 +88,7 @@ def status() -> None:
     their shared budget (refused with 429 while they owe time)."""
     settings = RegistrySettings()
     topics = settings.topics
-    rows = asyncio.run(
+    rows = sre_cli.run_cleanly(
         consumer_status(
             settings,
             settings.database_url,
@@ -97,7 +97,7 @@ def status() -> None:
         )
     )
     typer.echo(f"consumer {settings.consumer_group} on {redact_url(settings.database_url)}")
-    standing = asyncio.run(standing_at(settings.database_url))
+    standing = sre_cli.run_cleanly(standing_at(settings.database_url))
     if standing.state == "current":
         typer.echo(f"schema ok: at this release's head, {standing.head}")
     else:
@@ -107,7 +107,7 @@ def status() -> None:
         stored = "-" if row.stored is None else str(row.stored)
         typer.echo(f"{row.topic:<40} {row.partition:>4} {stored:>12} {row.end:>12} {row.lag:>10}")
     typer.echo(f"total lag {sum(r.lag for r in rows)}")
-    waiting = asyncio.run(waiting_terminations(settings.database_url))
+    waiting = sre_cli.run_cleanly(waiting_terminations(settings.database_url))
     typer.echo(f"terminations by a text filter not applied yet: {len(waiting)}")
     for kept in waiting:
         tenant_id, command_id = kept.key
@@ -116,7 +116,7 @@ def status() -> None:
             f"  {tenant_id} {command_id} partition {part} "
             f"taken {kept.deferred_at.isoformat()} ended so far {kept.terminated}"
         )
-    spending = asyncio.run(budgets_in_use(settings.database_url))
+    spending = sre_cli.run_cleanly(budgets_in_use(settings.database_url))
     typer.echo(f"search budgets in use: {len(spending)}")
     for used in spending:
         refused = f"refused for {used.refused_for:.0f} s" if used.left <= 0 else "searches served"

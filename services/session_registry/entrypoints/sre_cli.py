@@ -48,7 +48,7 @@ async def _drain(items: AsyncIterator[T], each: Callable[[T], None]) -> int:
     return count
 
 
-def _run(work: Any) -> Any:
+def run_cleanly(work: Any) -> Any:
     """Run a coroutine; Kafka or database trouble is a clear error, not a traceback."""
     try:
         return asyncio.run(work)
@@ -101,7 +101,7 @@ def events(
             return await _drain(records, lambda r: line(r.as_json()))
 
     with contextlib.suppress(KeyboardInterrupt):  # --follow ends so
-        _run(work())
+        run_cleanly(work())
 
 
 dlq_app = typer.Typer(help="The dead-letter topic: list, show and redrive refused records.")
@@ -149,7 +149,7 @@ def dlq_list(
             letters = dead_letters(settings, settings.topics, chosen, report=report)
             return await _drain(letters, lambda letter: line(letter.summary()))
 
-    count = _run(work())
+    count = run_cleanly(work())
     if not json_output:
         typer.echo(f"{count} dead letters", err=True)
 
@@ -176,7 +176,7 @@ def dlq_show(
             return letter.detail(settings.topics, raw=raw) if letter.offset == offset else None
         return None
 
-    found = _run(work())
+    found = run_cleanly(work())
     if found is None:
         refuse(f"no dead letter at offset {offset} of {settings.topics.dead_letters}", 1)
     line(found)
@@ -211,7 +211,7 @@ def dlq_redrive(
                 report=report,
             )
 
-    counts = _run(work())
+    counts = run_cleanly(work())
     verb = "would redrive" if dry_run else "redrove"
     summary = f"{verb} {counts['redrive']}, skipped {counts['skip']} applied already, " + (
         f"{counts['refused']} still refused"
@@ -247,7 +247,7 @@ def positions_show(
     (informational: the registry never reads it)."""
     settings = RegistrySettings()
     name = consumer or settings.consumer_group
-    rows = _run(
+    rows = run_cleanly(
         show_positions(
             settings,
             settings.database_url,
@@ -307,7 +307,7 @@ def positions_set(
     settings = RegistrySettings()
     name = consumer or settings.consumer_group
     try:
-        moves = _run(
+        moves = run_cleanly(
             set_positions(
                 settings,
                 settings.database_url,
@@ -367,7 +367,7 @@ def diff(
             return await _drain(found, lambda d: line(d.as_json()))
 
     try:
-        count = _run(work())
+        count = run_cleanly(work())
     except ValueError as exc:
         refuse(str(exc))
     if not json_output:

@@ -77,3 +77,18 @@ async def test_status_names_the_tenants_spending_their_search_budgets(
     ) in printed
     # the rest is read as before (how many budgets are still in use depends on the time)
     assert any(line.startswith("search budgets in use: ") for line in printed)
+
+
+async def test_status_against_a_database_without_a_read_model_says_so_without_a_traceback(
+    db_url: str, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """It ran outside the command line's error handling: a database with no read model (or
+    away) printed a traceback instead of the reason."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_DATABASE_URL": db_url,  # created, never migrated
+    }
+    run = await registry_cli(env, "status", status=1)
+    assert "database: " in run.output and "Traceback" not in run.output, run.output
