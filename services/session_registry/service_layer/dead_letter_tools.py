@@ -64,6 +64,8 @@ _DLQ_HEADERS = {
     *_CUT_HEADERS,
 }
 POLL_MS = 500
+HEADER_SHOWN_CHARS = 4096
+"""A header of the refused record as `dlq show` prints it, at most (the middle cut, said)."""
 REDRIVE_CHUNK = 1000
 """Dead letters planned, checked against the read model and sent at a time (`redrive`): the
 memory of one chunk whatever the topic holds, and bind parameters well under asyncpg's
@@ -118,8 +120,10 @@ class Letter:
         }
         if cut:  # the record was too large to copy whole: the source topic has the rest
             out["cut"] = cut
-        out["headers"] = {
-            name: None if value is None else value.decode("utf-8", "replace")
+        out["headers"] = {  # the record's own: escaped, inert under `jq -r` too
+            escape_reason(name, HEADER_SHOWN_CHARS): None
+            if value is None
+            else escape_reason(value.decode("utf-8", "replace"), HEADER_SHOWN_CHARS)
             for name, value in self.headers
             if name not in _DLQ_HEADERS
         }

@@ -254,3 +254,12 @@ def test_a_dead_letters_numbers_are_ascii_digits_of_sane_length() -> None:
     assert _number("²") is None and _number("9" * 5000) is None and _number("-1") is None
     assert _number("٣") is None  # decimal, not ASCII
     assert _number("42") == 42 and _number(None) is None
+
+
+def test_dlq_show_prints_the_records_own_headers_escaped_and_bounded() -> None:
+    """JSON escapes them for a terminal, but `jq -r` printed ESC and U+202E raw."""
+    headers = (("x\u202ename", b"\x1b[2Jwiped"), ("long", b"z" * 100_000), ("none", None))
+    letter = read_letter(_record(encode(_created()), b"acme/h", "refused", headers=headers))
+    shown = letter.detail(TOPICS, raw=False)["headers"]
+    assert shown["x\\u202ename"] == "\\u001b[2Jwiped"
+    assert len(shown["long"]) <= 4096 and shown["none"] is None
