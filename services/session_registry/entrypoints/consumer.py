@@ -286,7 +286,7 @@ class ConsumerLoop:
         """
         tp = corrupt.tp
         log.error(
-            "%s; partition held, the others read on; fetched again every %.0f s until read "
+            "%s; partition held, the others read on; fetched again every %g s until read "
             "(docs/operations.md#registrypartitionheld)",
             corrupt,
             self._held_retry_seconds,

@@ -286,6 +286,7 @@ class FakeConsumer:
         assert self.listener is not None, "subscribe first"
         self._assigned = set(assigned)
         self.positions = {}
+        self._paused = set()  # aiokafka's new assignment starts every partition unpaused
         self._assignment_done.set()
         await self._call(self.listener.on_partitions_assigned(set(self._assigned)))
 
