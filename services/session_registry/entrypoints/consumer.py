@@ -100,6 +100,8 @@ class ConsumerLoop:
         """Each held partition's next fetch (`_retry_held`): one at a time."""
         self._after_batch = after_batch
         self._metrics = metrics
+        if metrics is not None:
+            metrics.partitions_held.set_function(lambda: len(self.held))
         self.on_assigned = on_assigned
         """Called once a rebalance's partitions are at their stored positions."""
         self.alive_at = time.monotonic()
@@ -232,34 +234,29 @@ class ConsumerLoop:
                         # poll timeout (a termination's revocation would wait for it).
                         done, pending = pending, None
                         await self._settle(done)
+                corrupt: CorruptBatch | None = None
                 try:
                     batch = await fetch
-                except CorruptBatch as corrupt:
-                    self.alive_at = time.monotonic()
-                    if pending is not None:
-                        done, pending = pending, None
-                        if not await self._settle(done):
-                            continue  # re-sought: the batch is met again, then held
-                    if not positioned or positionings != self._positionings:
-                        # fetched from the group's committed offset during a rebalance, maybe
-                        # before the stored position: held only if met again from there
-                        await self._reposition()
-                        continue
-                    await self._hold(corrupt)
-                    continue
+                except CorruptBatch as met:  # what came before it was handed over already
+                    batch, corrupt = {}, met
                 self.alive_at = time.monotonic()
                 decoded = await self._ingestor.decode_yielding(batch) if batch else {}
                 if pending is not None:
                     done, pending = pending, None
                     if not await self._settle(done):
                         continue  # the consumer was re-seeked: `decoded` is stale, drop it
-                if decoded and (not positioned or positionings != self._positionings):
+                if (decoded or corrupt) and (not positioned or positionings != self._positionings):
                     # Fetched while a rebalance was under way: aiokafka fetches newly assigned
                     # partitions from the group's committed offsets (or the beginning) while
                     # the listener reads the stored positions, so this may start before or
                     # after them. Applied, records past a stored position would move it on
-                    # over records never applied. Dropped, and every partition sought again.
+                    # over records never applied. Dropped, and every partition sought again;
+                    # a damaged batch met so may lie before the stored position: held only if
+                    # met again from there.
                     await self._reposition()
+                    continue
+                if corrupt is not None:
+                    await self._hold(corrupt)
                     continue
                 if decoded:
                     pending = asyncio.create_task(self._apply(decoded))
@@ -294,7 +291,6 @@ class ConsumerLoop:
         self.held[tp] = corrupt
         if self._metrics is not None:
             self._metrics.corrupt_batches.inc()
-            self._metrics.partitions_held.set(len(self.held))
         if tp in self.consumer.assignment():
             self.consumer.pause(tp)
         if (earlier := self._retries.pop(tp, None)) is not None:
@@ -308,8 +304,7 @@ class ConsumerLoop:
     def _retry_held(self, tp: TopicPartition) -> None:
         self._retries.pop(tp, None)
         if tp not in self.consumer.assignment():  # revoked meanwhile: its next owner meets it
-            if self.held.pop(tp, None) is not None and self._metrics is not None:
-                self._metrics.partitions_held.set(len(self.held))
+            self.held.pop(tp, None)
             return
         if tp in self.consumer.paused():
             self.consumer.resume(tp)  # a batch still damaged holds it again
@@ -320,8 +315,6 @@ class ConsumerLoop:
             if self.positions.get((tp.topic, tp.partition), -1) > corrupt.position:
                 del self.held[tp]
                 log.warning("%s partition %d read past the batch held: flowing", *tp)
-                if self._metrics is not None:
-                    self._metrics.partitions_held.set(len(self.held))
 
     async def _apply(self, decoded: dict[TopicPartitionKey, Decoded]) -> IngestOutcome:
         async with self.gate:
