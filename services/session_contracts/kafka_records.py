@@ -249,19 +249,14 @@ class TolerantPartitionRecords(fetcher.PartitionRecords):  # type: ignore[misc]
 
     def _unpack_records(self) -> Iterator[Any]:
         started = self.next_fetch_offset
-        records = super()._unpack_records()
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                return
-            except CorruptRecordException:
-                if self.next_fetch_offset != started:
-                    return  # what came before is handed over; the next fetch starts here
-                found = getattr(self._records, "corrupt", None)
-                first, last = found if found is not None else (started, None)
-                raise CorruptBatch(self._tp, first, last, started) from None
-            yield record
+        try:
+            yield from super()._unpack_records()
+        except CorruptRecordException:
+            if self.next_fetch_offset != started:
+                return  # what came before is handed over; the next fetch starts here
+            found = getattr(self._records, "corrupt", None)
+            first, last = found if found is not None else (started, None)
+            raise CorruptBatch(self._tp, first, last, started) from None
 
 
 def tolerate_hostile_batches() -> None:
