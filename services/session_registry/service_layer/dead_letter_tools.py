@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.database import make_engine, schema_of
 from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_command, decode_event
@@ -400,16 +400,15 @@ async def redrive(
     producer = new_producer(connection)
     await producer.start()
     try:
-        async with engine.connect() as conn:
-            chunk: list[Redrive] = []
-            async for letter in dead_letters(connection, topics, chosen, report=report):
-                chunk.append(plan(letter, topics))
-                if len(chunk) == REDRIVE_CHUNK:
-                    await _redrive_chunk(chunk, conn, producer, topics, dry_run=dry_run)
-                    counts.update(_handed(chunk, each))
-                    chunk = []
-            await _redrive_chunk(chunk, conn, producer, topics, dry_run=dry_run)
-            counts.update(_handed(chunk, each))
+        chunk: list[Redrive] = []
+        async for letter in dead_letters(connection, topics, chosen, report=report):
+            chunk.append(plan(letter, topics))
+            if len(chunk) == REDRIVE_CHUNK:
+                await _redrive_chunk(chunk, engine, producer, topics, dry_run=dry_run)
+                counts.update(_handed(chunk, each))
+                chunk = []
+        await _redrive_chunk(chunk, engine, producer, topics, dry_run=dry_run)
+        counts.update(_handed(chunk, each))
     finally:
         await producer.stop()
         await engine.dispose()
@@ -424,7 +423,7 @@ def _handed(plans: list[Redrive], each: Callable[[Redrive], None]) -> list[str]:
 
 async def _redrive_chunk(
     plans: list[Redrive],
-    conn: AsyncConnection,
+    engine: AsyncEngine,
     producer: AIOKafkaProducer,
     topics: Topics,
     *,
@@ -433,17 +432,19 @@ async def _redrive_chunk(
     """Skip what is applied, address the rest, and (unless `dry_run`) send it and wait."""
     if not plans:
         return
-    await _skip_applied(plans, conn, topics)
-    for p in plans:
-        if p.action == "redrive" and p.topic is not None and p.key is not None:
-            ids = list(await producer.partitions_for(p.topic))
-            p.partition = partition_for_key(p.key, ids)
+    async with engine.connect() as conn:  # one per chunk: no transaction held over the scan
+        await _skip_applied(plans, conn, topics)
+    sending = [p for p in plans if p.action == "redrive" and p.topic is not None]
+    ids = {
+        topic: list(await producer.partitions_for(topic)) for topic in {p.topic for p in sending}
+    }
+    for p in sending:
+        if p.key is not None:
+            p.partition = partition_for_key(p.key, ids[p.topic])
     if dry_run:
         return
     futures = []
-    for p in plans:
-        if p.action != "redrive":
-            continue
+    for p in sending:
         headers = [(n, v) for n, v in p.letter.headers if n not in _DLQ_HEADERS]
         headers.append(
             (
