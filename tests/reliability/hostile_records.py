@@ -430,6 +430,29 @@ def _b_terminated(session_id: str, *, version: int = 2, **fields: Any) -> dict[s
     return _as_b(event, session_id, version, fields)
 
 
+def _b_command(command_id: uuid.UUID, session_ids: list[str]) -> TerminateSessions:
+    """B's admin terminating these handles, now."""
+    return TerminateSessions(
+        command_id=command_id,
+        requested_at=now(),
+        tenant_id=B,
+        requested_by="mallory",
+        session_ids=session_ids,
+    )
+
+
+def _b_revoked(session_id: str) -> SessionRevoked:
+    """B's revocation of this handle by an admin, for an hour."""
+    return SessionRevoked(
+        tenant_id=B,
+        session_id=session_id,
+        session_type=SessionType.browser,
+        revoked_at=now(),
+        reason=TerminationReason.admin,
+        valid_until=now() + timedelta(hours=1),
+    )
+
+
 def _bytes(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
@@ -545,15 +568,7 @@ def issue_twelve(victim: Victim = VICTIM) -> dict[str, list[Hostile]]:
             Hostile(
                 f"7: B's command with A's id {command_id}",
                 record_key(A, str(command_id)),
-                encode(
-                    TerminateSessions(
-                        command_id=command_id,
-                        requested_at=now(),
-                        tenant_id=B,
-                        requested_by="mallory",
-                        session_ids=victim.handles,
-                    )
-                ),
+                encode(_b_command(command_id, victim.handles)),
                 True,
             )
             for command_id in (victim.command_id, victim.next_command_id)
@@ -575,15 +590,7 @@ def issue_twelve(victim: Victim = VICTIM) -> dict[str, list[Hostile]]:
             False,
         ),
     ]
-    later = now() + timedelta(hours=1)
-    b_revoked = SessionRevoked(
-        tenant_id=B,
-        session_id=revoked,
-        session_type=SessionType.browser,
-        revoked_at=now(),
-        reason=TerminationReason.admin,
-        valid_until=later,
-    )
+    b_revoked = _b_revoked(revoked)
     rev = [
         # 2: the record of item 1 on the revocations topic
         Hostile("2: 5,000-digit integer", record_key(A, revoked), huge, False),
@@ -630,21 +637,7 @@ def byte_level() -> dict[str, list[Hostile]]:
     three stopped or exhausted every consumer of its topic before 2026-12-05."""
     handle = session_handle(B, "raw-header-name")
     names = ((BAD_NAME, b"1"), (b"ok", None))
-    command = TerminateSessions(
-        command_id=uuid.uuid4(),
-        requested_at=now(),
-        tenant_id=B,
-        requested_by="mallory",
-        session_ids=[handle],
-    )
-    revoked = SessionRevoked(
-        tenant_id=B,
-        session_id=handle,
-        session_type=SessionType.browser,
-        revoked_at=now(),
-        reason=TerminationReason.admin,
-        valid_until=now() + timedelta(hours=1),
-    )
+    command = _b_command(uuid.uuid4(), [handle])
     changed = SessionSettingsChanged(
         event_id=uuid.uuid4(),
         occurred_at=now(),
@@ -655,7 +648,7 @@ def byte_level() -> dict[str, list[Hostile]]:
     named = {
         EVENT_TOPIC: (record_key(B, handle), _bytes(_b_created(handle))),
         COMMAND_TOPIC: (record_key(B, str(command.command_id)), encode(command)),
-        REVOCATION_TOPIC: (record_key(B, handle), encode(revoked)),
+        REVOCATION_TOPIC: (record_key(B, handle), encode(_b_revoked(handle))),
         SETTINGS_TOPIC: (B.encode(), encode(changed)),
     }
     out: dict[str, list[Hostile]] = {}
