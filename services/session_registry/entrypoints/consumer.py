@@ -37,6 +37,9 @@ RETRYABLE = (OSError, KafkaError, DBAPIError)
 """A batch failing with these (database or broker away) is retried; anything else is a bug."""
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 10.0
+ASKS_KEPT = 32
+"""Moments asked whose ends are not reached yet, kept at most: when there are more, every
+other one is dropped, so a registry steadily behind still reaches one now and then."""
 
 
 class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -109,13 +112,18 @@ class ConsumerLoop:
         self.positions: dict[TopicPartitionKey, int] = {}
         """The stored position of each partition as this process last read or wrote it."""
         self._asked_ends: dict[TopicPartitionKey, int] = {}
-        """Each assigned partition's end as last asked of the broker (`ask_ends`)."""
-        self._catching_up: tuple[datetime, dict[TopicPartitionKey, int]] | None = None
-        """The ends asked at a moment, until the positions reach them (`caught_up_at`)."""
+        """Each partition's end as last asked of the broker (`ask_ends`): every partition of
+        the topics, assigned to this process or not."""
+        self._asks: list[tuple[datetime, dict[TopicPartitionKey, int]]] = []
+        """Moments asked, each with every partition's end then, until the positions reach
+        them (`caught_up_at`)."""
+        self._applied_by_group: dict[TopicPartitionKey, int] = {}
+        """Every partition's position as the database held it at the last `ask_ends` (where
+        the partition's records start, if later): what the group's instances have applied."""
         self.caught_up_at: datetime | None = None
-        """A moment up to which every record of the assigned partitions is applied: the last
-        `ask_ends` whose ends the positions have reached (None: not yet). The sweeper expires
-        nothing later than this."""
+        """A moment up to which every record of every partition of the topics is applied, by
+        this process or another instance of its group: the last `ask_ends` whose ends the
+        positions have reached (None: not yet). The sweeper expires nothing later than this."""
         self._publishing: asyncio.Task[None] | None = None
         """The outbox relay of the last settled batch (`_relay`)."""
         self._committing: asyncio.Task[None] | None = None
@@ -155,25 +163,70 @@ class ConsumerLoop:
         return max((end for end in (fetched, asked) if end is not None), default=None)
 
     async def ask_ends(self, asked_at: datetime | None = None) -> None:
-        """Ask the broker for the end of every assigned partition (for `lag`); with
-        `asked_at` (the wall clock before asking), `caught_up_at` becomes it once the
-        positions reach those ends."""
-        assigned = list(self.consumer.assignment())
-        if not assigned:
-            return
-        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(assigned)
+        """Ask the broker for the end of every partition of the topics (for `lag`); with
+        `asked_at` (the wall clock before asking), `caught_up_at` becomes it once every
+        partition is applied up to those ends.
+
+        Every partition, not only the assigned ones: with several instances in the group, one
+        that has read its own partitions would otherwise expire a session whose activity lies
+        unread on another instance's partition (an expiry is final). The other instances'
+        progress is their positions stored in the database, which they write with the rows.
+        """
+        partitions = self._partitions()
+        if not partitions:
+            return  # the topics' metadata not known yet
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(partitions)
         self._asked_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
-        if asked_at is not None:
-            self._catching_up = (asked_at, dict(self._asked_ends))
-            self._note_caught_up()
+        if asked_at is None:
+            return
+        async with self._engine.connect() as conn:
+            stored = await load_positions(conn, self._name, self._topics)
+        behind = [
+            tp
+            for tp, end in ends.items()
+            if max(stored.get(key := (tp.topic, tp.partition), 0), self.positions.get(key, 0)) < end
+        ]
+        # records deleted by retention before anyone applied them are read as far as they
+        # ever can be: a position stored before them (or none) does not stop every sweep
+        starts: dict[TopicPartition, int] = (
+            await self.consumer.beginning_offsets(behind) if behind else {}
+        )
+        self._applied_by_group = dict(stored)
+        for tp, start in starts.items():
+            key = (tp.topic, tp.partition)
+            self._applied_by_group[key] = max(start, stored.get(key, 0))
+        self._asks.append((asked_at, dict(self._asked_ends)))
+        if len(self._asks) > ASKS_KEPT:  # steadily behind: keep moments spread over the lag
+            self._asks = self._asks[::2]
+        self._note_caught_up()
+
+    def _partitions(self) -> list[TopicPartition]:
+        """Every partition of the topics, or none while one topic's metadata is unknown."""
+        partitions: list[TopicPartition] = []
+        for topic in self._topics:
+            numbers: set[int] | None = self.consumer.partitions_for_topic(topic)
+            if not numbers:
+                return []
+            partitions.extend(TopicPartition(topic, n) for n in sorted(numbers))
+        return partitions
 
     def _note_caught_up(self) -> None:
-        if self._catching_up is None:
+        if not self._asks:
             return
-        asked_at, ends = self._catching_up
-        if all(self.positions.get(key, 0) >= end for key, end in ends.items()):
-            self.caught_up_at = asked_at
-            self._catching_up = None
+        reached = [
+            asked_at
+            for asked_at, ends in self._asks
+            if all(
+                max(self.positions.get(key, 0), self._applied_by_group.get(key, 0)) >= end
+                for key, end in ends.items()
+            )
+        ]
+        if not reached:
+            return
+        moment = max(reached)
+        if self.caught_up_at is None or moment > self.caught_up_at:
+            self.caught_up_at = moment
+        self._asks = [(asked_at, ends) for asked_at, ends in self._asks if asked_at > moment]
 
     def positioning_started(self) -> None:
         """A rebalance begins: what is fetched until its partitions are sought to their

@@ -17,7 +17,7 @@ from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
 from session_contracts.topics import Topics
-from session_registry.bootstrap import Registry
+from session_registry.bootstrap import Clock, Registry, utc_now
 
 
 @pytest.fixture
@@ -72,9 +72,9 @@ async def start_registry(
     """Start registries on the test's topics and database; all are stopped afterwards."""
     started: list[Registry] = []
 
-    async def _start(**overrides: Any) -> Registry:
+    async def _start(clock: Clock = utc_now, **overrides: Any) -> Registry:
         registry = Registry.from_settings(
-            registry_settings(kafka_bootstrap, topics, db_url, **overrides)
+            registry_settings(kafka_bootstrap, topics, db_url, **overrides), clock=clock
         )
         started.append(registry)  # first: a start that fails is stopped too
         await registry.start()

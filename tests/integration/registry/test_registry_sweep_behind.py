@@ -5,23 +5,28 @@ A registry that was down, or is catching up, holds unread records; among them a 
 activity that moves its `expires_at` later. The sweeper used to run on the clock from the
 start: it expired the session (final) before its activity was folded, and a termination read
 afterwards passed over it as not active: the session, alive on the platform, was never
-revoked. A sweep now waits until the registry is caught up (`ready()`: assignment received,
-every end known, lag within `SESSIONS_REGISTRY_READY_MAX_LAG`).
+revoked. A sweep now runs as of a moment up to which every partition of the group is applied
+(`ConsumerLoop.caught_up_at`), another instance's partitions included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from registry_helpers import StartRegistry, activity, created, read_topic, session_rows, sid
 
+from fresh_topics import connection
+from polling import until
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
+from session_contracts.kafka_clients import new_consumer
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
+from session_registry.service_layer.expiry import SweepOutcome
 
 pytestmark = pytest.mark.kafka
 BACKLOG = 3000
@@ -68,3 +73,98 @@ async def test_a_session_whose_activity_is_unread_is_not_expired_and_a_later_ter
     assert (await session_rows(registry))[sid("alive")]["state"] == "terminated"
     revoked = [r.key for r in await read_topic(kafka_bootstrap, topics.revocations)]
     assert revoked == [record_key("acme", sid("alive"))]
+
+
+async def test_an_instance_never_expires_a_session_whose_activity_another_member_has_not_applied(
+    start_registry: StartRegistry,
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+) -> None:
+    """Two instances in one group: the one caught up on its own partitions used to expire, on
+    its clock, a session whose activity lay unapplied on the other's partition."""
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    start = datetime.now(UTC)
+    clock = [start]  # the registry's clock: frozen until the activity below is sent
+    registry = await start_registry(
+        clock=lambda: clock[0],
+        consumer_group=group,
+        sweep_interval_seconds=0.02,
+        activity_grace_seconds=0,
+        registry_lag_refresh_seconds=0.05,
+    )
+    swept: list[datetime | None] = []
+    sweep_once = registry.sweep_once
+
+    async def recorded(now: datetime | None = None) -> SweepOutcome:
+        swept.append(now)
+        return await sweep_once(now)
+
+    registry.sweep_once = recorded  # type: ignore[method-assign]
+    # one session on each partition, idle 30 s, applied by the registry alone
+    for p in range(topics.partitions):
+        event = created(f"s{p}", at=start, idle_s=30)
+        await producer.send(
+            topics.events, encode(event), key=record_key("acme", event.session_id), partition=p
+        )
+    await producer.flush()
+    await registry.wait_until_idle(30)
+
+    # A second member that applies nothing: an instance stuck, or still catching up.
+    stalled = new_consumer(
+        connection(kafka_bootstrap),
+        topics.events,
+        topics.commands,
+        group_id=group,
+        enable_auto_commit=False,
+    )
+    await stalled.start()
+    polling = asyncio.create_task(_fetch_and_drop(stalled))
+    try:
+
+        async def shared() -> bool:
+            mine, its = registry.loop.consumer.assignment(), stalled.assignment()
+            return bool(mine) and bool(its) and not mine & its
+
+        await until(shared, 60, "the partitions shared by the registry and the stalled member")
+        p = min(tp.partition for tp in stalled.assignment() if tp.topic == topics.events)
+        stuck = sid(f"s{p}")
+        await producer.send_and_wait(
+            topics.events,
+            encode(activity(f"s{p}", start + timedelta(seconds=10))),
+            key=record_key("acme", stuck),
+            partition=p,
+        )
+        clock[0] = start + timedelta(hours=1)  # every deadline passed on the registry's clock
+        count = len(swept)
+
+        async def swept_a_while() -> bool:
+            return len(swept) >= count + 25
+
+        await until(swept_a_while, 30, "25 sweeps")
+        rows = await session_rows(registry)
+        assert rows[stuck]["state"] == "open", (rows[stuck], max(m for m in swept if m))
+    finally:
+        polling.cancel()
+        await stalled.stop()
+
+    # The stalled member leaves: the registry takes its partitions and applies the activity,
+    # which moved the deadline, before it expires the session.
+    async def expired() -> bool:
+        rows = await session_rows(registry)
+        return all(row["state"] == "expired" for row in rows.values())
+
+    await until(expired, 60, "every session expired")
+    rows = await session_rows(registry)
+    assert _utc(rows[stuck]["ended_at"]) == start + timedelta(seconds=40)
+    others = [row for key, row in rows.items() if key != stuck]
+    assert {_utc(row["ended_at"]) for row in others} == {start + timedelta(seconds=30)}
+
+
+async def _fetch_and_drop(consumer: AIOKafkaConsumer) -> None:
+    while True:
+        await consumer.getmany(timeout_ms=200)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -91,6 +91,10 @@ class FakeLog:
     def __init__(self) -> None:
         self.partitions: dict[TopicPartition, list[FakeRecord]] = defaultdict(list)
         self.committed: dict[TopicPartition, int] = {}
+        self.starts: dict[TopicPartition, int] = {}
+        """Where a partition's records start: those before were deleted by retention."""
+        self.partition_counts: dict[str, int] = {TOPICS.events: 3, TOPICS.commands: 1}
+        """The partitions of each topic, as the cluster's metadata has them."""
 
     def append(
         self,
@@ -231,6 +235,21 @@ class FakeConsumer:
         """The partitions paused (forgotten by a new assignment, as aiokafka's are)."""
         return set(self._paused)
 
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The topic's partitions in the cluster's metadata (None: not known)."""
+        count = self.log.partition_counts.get(topic)
+        return None if count is None else set(range(count))
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Each partition's next offset, assigned or not."""
+        return {tp: len(self.log.partitions[tp]) for tp in partitions}
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Each partition's first offset still held, assigned or not."""
+        return {tp: self.log.starts.get(tp, 0) for tp in partitions}
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the group's offsets (aiokafka refuses partitions not assigned)."""
         for tp in offsets:
@@ -249,6 +268,8 @@ class FakeConsumer:
         for tp in assigned:
             if tp not in self.positions:  # nobody sought it: the group's offset, else earliest
                 self.positions[tp] = self.log.committed.get(tp, 0)
+            # a position before the records still held resets to the earliest
+            self.positions[tp] = max(self.positions[tp], self.log.starts.get(tp, 0))
         share = max(1, limit // max(1, len(assigned)))
         for step in (share, limit):  # a fair share each, then whatever room is left
             for tp in assigned:

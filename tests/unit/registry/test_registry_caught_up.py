@@ -1,0 +1,157 @@
+"""How far the group has applied its records: the moment the sweeper may expire up to.
+
+`ConsumerLoop.caught_up_at` is a moment before which every record of every partition of the
+registry's topics is applied, by this process (its positions in memory) or by another instance
+of its group (their positions stored in the database). With several instances, each used to
+know only its own partitions: one caught up expired, on its clock, a session whose activity
+lay unapplied on another's partition (the broker test: `test_registry_sweep_behind.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+from hotloop_fakes import CONSUMER, NOW, TOPICS, FakeConsumer, FakeLog, migrated_store, start_loop
+from hotloop_fakes import stored_positions as stored
+from sqlalchemy import delete, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polling import until
+from read_model.store import Store
+from read_model.tables import consumer_positions
+from session_registry.entrypoints import consumer as consumer_module
+
+E0, E1, E2 = (TopicPartition(TOPICS.events, n) for n in range(3))
+C0 = TopicPartition(TOPICS.commands, 0)
+MINE = {E0, C0}
+"""This process's partitions; E1 and E2 are another instance's."""
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await migrated_store(tmp_path)
+    yield store
+    await store.dispose()
+
+
+def moment(n: int) -> datetime:
+    return NOW + timedelta(seconds=n)
+
+
+async def store_position(engine: AsyncEngine, tp: TopicPartition, offset: int) -> None:
+    """What another instance of the group writes with the rows it applied."""
+    c = consumer_positions.c
+    async with engine.begin() as conn:
+        await conn.execute(
+            delete(consumer_positions).where(
+                c.consumer == CONSUMER, c.topic == tp.topic, c.partition == tp.partition
+            )
+        )
+        await conn.execute(
+            insert(consumer_positions).values(
+                consumer=CONSUMER, topic=tp.topic, partition=tp.partition, next_offset=offset
+            )
+        )
+
+
+def append(log: FakeLog, tp: TopicPartition, count: int) -> None:
+    for _ in range(count):
+        log.append(tp.topic, tp.partition, b"{}", b"k")
+
+
+async def applied_mine(store: Store, log: FakeLog) -> None:
+    async def done() -> bool:
+        return (await stored(store.engine)).get((E0.topic, E0.partition)) == len(log.partitions[E0])
+
+    await until(done, 10, "this process's partition applied")
+
+
+async def test_a_moment_is_caught_up_once_every_partition_of_the_group_is_applied_up_to_it(
+    store: Store,
+) -> None:
+    log = FakeLog()
+    append(log, E0, 3)
+    append(log, E1, 4)  # another instance's, not applied yet
+    run = await start_loop(store, FakeConsumer(log), MINE)
+    try:
+        await applied_mine(store, log)
+        await run.loop.ask_ends(moment(1))
+        assert run.loop.caught_up_at is None  # E1's records applied by nobody yet
+        await store_position(store.engine, E1, 3)
+        await run.loop.ask_ends(moment(2))
+        assert run.loop.caught_up_at is None  # one of them still
+        await store_position(store.engine, E1, 4)
+        append(log, E1, 1)  # arrives after moment 2
+        await run.loop.ask_ends(moment(3))
+        # moments 1 and 2 are reached; 3 is not (its last record is unapplied)
+        assert run.loop.caught_up_at == moment(2)
+        await store_position(store.engine, E1, 5)
+        await run.loop.ask_ends(moment(4))
+        assert run.loop.caught_up_at == moment(4)
+    finally:
+        await run.stop()
+
+
+async def test_this_processs_own_batches_reach_a_moment_without_asking_again(
+    store: Store,
+) -> None:
+    log = FakeLog()
+    run = await start_loop(store, FakeConsumer(log), MINE)
+    try:
+        append(log, E0, 2)  # E0 has records this process has not applied yet when asked
+        await run.loop.ask_ends(moment(1))
+        await applied_mine(store, log)
+
+        async def reached() -> bool:
+            return run.loop.caught_up_at == moment(1)
+
+        await until(reached, 10, "moment 1 reached by the batch that applied E0")
+    finally:
+        await run.stop()
+
+
+async def test_records_deleted_before_anyone_applied_them_do_not_stop_every_sweep(
+    store: Store,
+) -> None:
+    log = FakeLog()
+    append(log, E0, 2)
+    append(log, E1, 6)
+    log.starts[E1] = 6  # every record of E1 deleted by retention; no position stored for it
+    append(log, E2, 3)
+    await store_position(store.engine, E2, 1)
+    log.starts[E2] = 2  # a stored position before the records still held
+    run = await start_loop(store, FakeConsumer(log), MINE)
+    try:
+        await applied_mine(store, log)
+        await run.loop.ask_ends(moment(1))
+        assert run.loop.caught_up_at is None  # E2's third record is held and unapplied
+        await store_position(store.engine, E2, 3)
+        await run.loop.ask_ends(moment(2))
+        assert run.loop.caught_up_at == moment(2)
+    finally:
+        await run.stop()
+
+
+async def test_a_group_steadily_behind_still_reaches_a_moment(store: Store) -> None:
+    log = FakeLog()
+    asks = 3 * consumer_module.ASKS_KEPT
+    run = await start_loop(store, FakeConsumer(log), MINE)
+    ends = []
+    try:
+        for n in range(asks):  # every ask finds a new record on E1, which is applied late
+            append(log, E1, 1)
+            ends.append(len(log.partitions[E1]))
+            await run.loop.ask_ends(moment(n))
+        assert run.loop.caught_up_at is None
+        await store_position(store.engine, E1, ends[asks // 2])  # half of them applied since
+        append(log, E1, 1)
+        await run.loop.ask_ends(moment(asks))
+        reached = run.loop.caught_up_at
+        assert reached is not None
+        assert moment(0) <= reached <= moment(asks // 2)
+    finally:
+        await run.stop()
