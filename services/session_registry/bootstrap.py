@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -45,6 +46,11 @@ from session_registry.settings import RegistrySettings
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 RELAY_DRAIN_SECONDS = 10.0
+METADATA_MAX_AGE_MS = 30_000
+"""The registry's consumer refreshes the topics' metadata at least this often."""
+SWEEPS_BEHIND_WARNING_SECONDS = 300.0
+"""Sweeps lagging the clock longer than this are logged, once an episode (the metric:
+`session_registry_sweep_behind_seconds`)."""
 DEFERRED_TICK_SECONDS = 5.0
 """How often the resolver of deferred terminations looks for work no batch woke it for."""
 RELAY_BATCH_BYTES = 512 * 1024
@@ -84,6 +90,10 @@ class Registry:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
             fetch_max_bytes=max(64 * 1024 * 1024, settings.max_partition_fetch_bytes),
+            # partitions added to a topic are known within this (aiokafka's default is 5
+            # minutes): until then the sweep moment cannot wait for them, and the activity
+            # grace must cover the gap (`ConsumerLoop.ask_ends`)
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         dead_letters = KafkaDeadLetters(
             self.producer, self.topics.dead_letters, settings.consumer_group
@@ -138,6 +148,9 @@ class Registry:
         """Building the indexes `read_model.online_indexes` builds concurrently."""
         self._ends_asked_every = timedelta(seconds=settings.registry_lag_refresh_seconds)
         self._started = False
+        self._made_at = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.sweep_behind.set_function(self.sweep_behind_seconds)
         """Consuming: the consumer's start returned."""
         self._producing = False
         """The producer started (and is not stopped yet)."""
@@ -318,6 +331,7 @@ class Registry:
         `registry_ready_max_lag`."""
         lag = self.loop.lag()
         unknown = self.loop.unknown_lag() if self._started else 0
+        blocker = self.loop.blocking()
         total = sum(lag.values())
         assigned = self.loop.assigned.is_set()
         ok = (
@@ -338,6 +352,9 @@ class Registry:
                 {"topic": tp.topic, "partition": tp.partition, "at": corrupt.position}
                 for tp, corrupt in sorted(self.loop.held.items())
             ],
+            # the group's moment: sweeps expire nothing later (another instance's lag too)
+            "sweeps_behind_seconds": round(self.sweep_behind_seconds(), 3),
+            "sweeps_wait_for": None if blocker is None else dataclasses.asdict(blocker),
         }
         return Verdict(ok, detail)
 
@@ -445,8 +462,40 @@ class Registry:
             except Exception as exc:  # the broker away, a rebalance: the last ends stand
                 log.debug("asking the partitions' ends failed: %s", exc)
 
+    def sweep_behind_seconds(self) -> float:
+        """How far the moment the sweeper expires up to lags the clock (from the registry's
+        making while no moment is known yet)."""
+        through = self.loop.caught_up_at
+        if through is None:
+            return time.monotonic() - self._made_at
+        return max(0.0, (self.clock() - through).total_seconds())
+
+    def _warn_sweeps_behind(self, warned: bool) -> bool:
+        """Say once an episode that sweeps lag the clock, and which partition they wait for."""
+        behind = self.sweep_behind_seconds()
+        if behind <= SWEEPS_BEHIND_WARNING_SECONDS:
+            if warned:
+                log.info("sweeps caught up with the clock again")
+            return False
+        if not warned:
+            blocker = self.loop.blocking()
+            waiting = (
+                f"{blocker.topic} partition {blocker.partition}, applied up to "
+                f"{blocker.applied} of {blocker.end}"
+                if blocker is not None
+                else "the broker's or the database's answer"
+            )
+            log.warning(
+                "sweeps are %.0f s behind the clock: nothing later expires until every "
+                "partition of the group is applied; waiting for %s",
+                behind,
+                escape_reason(waiting),
+            )
+        return True
+
     async def _sweep_forever(self) -> None:
         put_off = False
+        warned = False
         while True:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
             # Never past what is read: a session's activity among the unread records moves its
@@ -459,6 +508,7 @@ class Registry:
                 with contextlib.suppress(Exception):  # the broker away: the moment read stands
                     await self.loop.ask_ends(asked_at=self.clock())
                 through = self.loop.caught_up_at
+            warned = self._warn_sweeps_behind(warned)
             if through is None:
                 if not put_off:
                     log.info("sweeps put off until the registry has caught up with its records")

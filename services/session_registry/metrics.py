@@ -213,6 +213,12 @@ class RegistryMetrics:
             "Partitions held at a batch whose CRC fails, not read past it (the others are)",
             registry=r,
         )
+        self.sweep_behind = Gauge(
+            "session_registry_sweep_behind_seconds",
+            "How far behind the clock the sweeper expires: nothing later than the moment up to "
+            "which every partition of the group is applied (since start while none is known)",
+            registry=r,
+        )
         self.events_producer_dated = Gauge(
             "session_registry_events_producer_dated",
             "1 while the latest event records applied were dated by their producer "

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,28 @@ RETRY_MAX_SECONDS = 10.0
 ASKS_KEPT = 32
 """Moments asked whose ends are not reached yet, kept at most: when there are more, every
 other one is dropped, so a registry steadily behind still reaches one now and then."""
+STARTS_ASKED_EVERY_SECONDS = 60.0
+"""How often partitions behind their ends have their first offsets asked again (`ask_ends`)."""
+
+
+@dataclass
+class _Ask:
+    """A moment asked, with every partition's end then, and the last partition found short of
+    its end (checked first: one comparison per batch while the group stays behind)."""
+
+    asked_at: datetime
+    ends: dict[TopicPartitionKey, int]
+    blocker: TopicPartitionKey | None = None
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """The partition the sweeps wait for: applied up to `applied` of `end` (`blocking`)."""
+
+    topic: str
+    partition: int
+    applied: int
+    end: int
 
 
 class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -114,12 +137,16 @@ class ConsumerLoop:
         self._asked_ends: dict[TopicPartitionKey, int] = {}
         """Each partition's end as last asked of the broker (`ask_ends`): every partition of
         the topics, assigned to this process or not."""
-        self._asks: list[tuple[datetime, dict[TopicPartitionKey, int]]] = []
+        self._asks: list[_Ask] = []
         """Moments asked, each with every partition's end then, until the positions reach
         them (`caught_up_at`)."""
         self._applied_by_group: dict[TopicPartitionKey, int] = {}
         """Every partition's position as the database held it at the last `ask_ends` (where
         the partition's records start, if later): what the group's instances have applied."""
+        self._starts: dict[TopicPartitionKey, int] = {}
+        """Where partitions behind their ends start, as last asked (records before were
+        deleted by retention), and when (monotonic)."""
+        self._starts_asked = float("-inf")
         self.caught_up_at: datetime | None = None
         """A moment up to which every record of every partition of the topics is applied, by
         this process or another instance of its group: the last `ask_ends` whose ends the
@@ -181,24 +208,43 @@ class ConsumerLoop:
             return
         async with self._engine.connect() as conn:
             stored = await load_positions(conn, self._name, self._topics)
+        if not stored.keys() <= self._asked_ends.keys():
+            # a partition the group has applied that this consumer's metadata lacks: the
+            # topic grew and the metadata is stale, so other new partitions may be missing too
+            log.warning(
+                "partitions the group has applied are not in the consumer's metadata yet: "
+                "%s; sweeps wait",
+                sorted(stored.keys() - self._asked_ends.keys()),
+            )
+            return
+        await self._ask_starts(ends, stored)
+        self._applied_by_group = {
+            key: max(stored.get(key, 0), self._starts.get(key, 0)) for key in self._asked_ends
+        }
+        self._asks.append(_Ask(asked_at, dict(self._asked_ends)))
+        if len(self._asks) > ASKS_KEPT:  # steadily behind: keep moments spread over the lag
+            self._asks = self._asks[::2]
+        self._note_caught_up()
+
+    async def _ask_starts(
+        self, ends: dict[TopicPartition, int], stored: dict[TopicPartitionKey, int]
+    ) -> None:
+        """Records deleted by retention before anyone applied them are read as far as they
+        ever can be: a position stored before them (or none) must not stop every sweep. The
+        first offsets of partitions behind their ends are asked once a minute."""
+        if time.monotonic() - self._starts_asked < STARTS_ASKED_EVERY_SECONDS:
+            return
         behind = [
             tp
             for tp, end in ends.items()
             if max(stored.get(key := (tp.topic, tp.partition), 0), self.positions.get(key, 0)) < end
         ]
-        # records deleted by retention before anyone applied them are read as far as they
-        # ever can be: a position stored before them (or none) does not stop every sweep
-        starts: dict[TopicPartition, int] = (
-            await self.consumer.beginning_offsets(behind) if behind else {}
-        )
-        self._applied_by_group = dict(stored)
-        for tp, start in starts.items():
-            key = (tp.topic, tp.partition)
-            self._applied_by_group[key] = max(start, stored.get(key, 0))
-        self._asks.append((asked_at, dict(self._asked_ends)))
-        if len(self._asks) > ASKS_KEPT:  # steadily behind: keep moments spread over the lag
-            self._asks = self._asks[::2]
-        self._note_caught_up()
+        if behind:
+            starts: dict[TopicPartition, int] = await self.consumer.beginning_offsets(behind)
+            self._starts = {(tp.topic, tp.partition): start for tp, start in starts.items()}
+        else:
+            self._starts = {}
+        self._starts_asked = time.monotonic()
 
     def _partitions(self) -> list[TopicPartition]:
         """Every partition of the topics, or none while one topic's metadata is unknown."""
@@ -210,23 +256,39 @@ class ConsumerLoop:
             partitions.extend(TopicPartition(topic, n) for n in sorted(numbers))
         return partitions
 
+    def _applied(self, key: TopicPartitionKey) -> int:
+        return max(self.positions.get(key, 0), self._applied_by_group.get(key, 0))
+
+    def _reached(self, ask: _Ask) -> bool:
+        """Whether every partition is applied up to its end at `ask` (the last partition found
+        short is checked first, so an ask still short costs one comparison)."""
+        if ask.blocker is not None and self._applied(ask.blocker) < ask.ends[ask.blocker]:
+            return False
+        for key, end in ask.ends.items():
+            if self._applied(key) < end:
+                ask.blocker = key
+                return False
+        return True
+
     def _note_caught_up(self) -> None:
-        if not self._asks:
-            return
-        reached = [
-            asked_at
-            for asked_at, ends in self._asks
-            if all(
-                max(self.positions.get(key, 0), self._applied_by_group.get(key, 0)) >= end
-                for key, end in ends.items()
-            )
-        ]
-        if not reached:
-            return
-        moment = max(reached)
-        if self.caught_up_at is None or moment > self.caught_up_at:
-            self.caught_up_at = moment
-        self._asks = [(asked_at, ends) for asked_at, ends in self._asks if asked_at > moment]
+        """Move `caught_up_at` to the latest moment reached (newest first: where the group is
+        behind, an older ask may be reached while a newer one is not)."""
+        for ask in reversed(self._asks):
+            if self._reached(ask):
+                moment = ask.asked_at
+                if self.caught_up_at is None or moment > self.caught_up_at:
+                    self.caught_up_at = moment
+                self._asks = [a for a in self._asks if a.asked_at > moment]
+                return
+
+    def blocking(self) -> Blocker | None:
+        """The partition the oldest moment not reached waits for (None: every moment asked is
+        reached): the first thing to look at while sweeps lag the clock."""
+        for ask in self._asks:
+            if not self._reached(ask) and ask.blocker is not None:
+                key = ask.blocker
+                return Blocker(key[0], key[1], self._applied(key), ask.ends[key])
+        return None
 
     def positioning_started(self) -> None:
         """A rebalance begins: what is fetched until its partitions are sought to their

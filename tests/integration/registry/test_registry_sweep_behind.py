@@ -80,6 +80,7 @@ async def test_an_instance_never_expires_a_session_whose_activity_another_member
     producer: AIOKafkaProducer,
     topics: Topics,
     kafka_bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Two instances in one group: the one caught up on its own partitions used to expire, on
     its clock, a session whose activity lay unapplied on the other's partition."""
@@ -144,6 +145,21 @@ async def test_an_instance_never_expires_a_session_whose_activity_another_member
         await until(swept_a_while, 30, "25 sweeps")
         rows = await session_rows(registry)
         assert rows[stuck]["state"] == "open", (rows[stuck], max(m for m in swept if m))
+        # what an operator sees: how far behind, and the partition the sweeps wait for
+        detail = registry.ready().detail
+        assert detail["sweeps_behind_seconds"] >= 3600 - 5
+        assert detail["sweeps_wait_for"] == {
+            "topic": topics.events,
+            "partition": p,
+            "applied": 1,
+            "end": 2,
+        }
+        assert [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith("sweeps are ")
+            and f"{topics.events} partition {p}, applied up to 1 of 2" in r.getMessage()
+        ], "the warning naming the partition"
     finally:
         polling.cancel()
         await stalled.stop()

@@ -24,6 +24,7 @@ from polling import until
 from read_model.store import Store
 from read_model.tables import consumer_positions
 from session_registry.entrypoints import consumer as consumer_module
+from session_registry.entrypoints.consumer import Blocker
 
 E0, E1, E2 = (TopicPartition(TOPICS.events, n) for n in range(3))
 C0 = TopicPartition(TOPICS.commands, 0)
@@ -81,6 +82,7 @@ async def test_a_moment_is_caught_up_once_every_partition_of_the_group_is_applie
         await applied_mine(store, log)
         await run.loop.ask_ends(moment(1))
         assert run.loop.caught_up_at is None  # E1's records applied by nobody yet
+        assert run.loop.blocking() == Blocker(E1.topic, 1, applied=0, end=4)
         await store_position(store.engine, E1, 3)
         await run.loop.ask_ends(moment(2))
         assert run.loop.caught_up_at is None  # one of them still
@@ -89,9 +91,11 @@ async def test_a_moment_is_caught_up_once_every_partition_of_the_group_is_applie
         await run.loop.ask_ends(moment(3))
         # moments 1 and 2 are reached; 3 is not (its last record is unapplied)
         assert run.loop.caught_up_at == moment(2)
+        assert run.loop.blocking() == Blocker(E1.topic, 1, applied=4, end=5)
         await store_position(store.engine, E1, 5)
         await run.loop.ask_ends(moment(4))
         assert run.loop.caught_up_at == moment(4)
+        assert run.loop.blocking() is None
     finally:
         await run.stop()
 
@@ -153,5 +157,32 @@ async def test_a_group_steadily_behind_still_reaches_a_moment(store: Store) -> N
         reached = run.loop.caught_up_at
         assert reached is not None
         assert moment(0) <= reached <= moment(asks // 2)
+    finally:
+        await run.stop()
+
+
+async def test_no_moment_is_reached_while_the_metadata_lacks_a_partition_the_group_applied(
+    store: Store,
+) -> None:
+    """A topic grew: the group has applied a new partition this consumer's metadata does not
+    list yet, so other new partitions (with activity on them) may be missing from the ends."""
+    log = FakeLog()
+    e3, e4 = TopicPartition(TOPICS.events, 3), TopicPartition(TOPICS.events, 4)
+    append(log, E0, 2)
+    append(log, e3, 2)
+    append(log, e4, 1)  # on a new partition nobody has applied yet
+    await store_position(store.engine, e3, 2)
+    run = await start_loop(store, FakeConsumer(log), MINE)
+    try:
+        await applied_mine(store, log)
+        await run.loop.ask_ends(moment(1))  # the metadata lists partitions 0-2 only
+        assert run.loop.caught_up_at is None
+        log.partition_counts[TOPICS.events] = 5  # refreshed
+        await run.loop.ask_ends(moment(2))
+        assert run.loop.caught_up_at is None
+        assert run.loop.blocking() == Blocker(TOPICS.events, 4, applied=0, end=1)
+        await store_position(store.engine, e4, 1)
+        await run.loop.ask_ends(moment(3))
+        assert run.loop.caught_up_at == moment(3)
     finally:
         await run.stop()
