@@ -37,6 +37,7 @@ from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from devstack.demo_traffic import run_demo_traffic
 from read_model.database import upgrade_schema
+from session_contracts.http_limits import HEAD_LIMITED_HTTP
 from session_contracts.kafka_admin import config_drift, ensure_topics
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.redaction import redact_url
@@ -205,8 +206,18 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
     await ensure_topics(stack.kafka)
     await _say_topic_drift(stack.kafka)
     await upgrade_schema(stack.database_url)
-    # --no-proxy-headers: the client address is the peer's (docs/gateway.md, trusted proxies)
-    host = ["--host", "127.0.0.1", "--log-level", "warning", "--factory", "--no-proxy-headers"]
+    # --no-proxy-headers: the client address is the peer's (docs/gateway.md, trusted proxies);
+    # --http: a request head past 64 KiB is refused (431), not gathered without bound
+    host = [
+        "--host",
+        "127.0.0.1",
+        "--log-level",
+        "warning",
+        "--factory",
+        "--no-proxy-headers",
+        "--http",
+        HEAD_LIMITED_HTTP,
+    ]
     children.append(await _spawn("registry", ["-m", "session_registry", "run"], env, logs))
     children.append(
         await _spawn(

@@ -27,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from session_contracts.http_limits import HeadLimitedHttpTools
+
 log = logging.getLogger(__name__)
 
 
@@ -99,6 +101,7 @@ class OperationsServer:
             log_level="warning",
             access_log=False,
             proxy_headers=False,
+            http=HeadLimitedHttpTools,
         )
         self._server = _EmbeddedServer(config)
 

@@ -122,6 +122,19 @@ async def _start_devstack(
     )
 
 
+async def _answer_to_a_big_head(port: int) -> bytes:
+    """The status line answering a request whose one header passes 64 KiB."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-padding: " + b"a" * 70_000)
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return (await reader.readline()).rstrip()
+    finally:
+        writer.close()
+
+
 async def _stop_and_check(
     devstack: asyncio.subprocess.Process,
     state_dir: Path,
@@ -136,6 +149,10 @@ async def _stop_and_check(
         children = _children_of(devstack.pid)
         assert len(children) == 3, f"registry, admin API, demo service: {children}"
         assert not any(_port_free(port) for port in ports), "the stack does not hold its ports"
+        for port in ports:  # the admin API and the demo service bound a request's head
+            assert (
+                await _answer_to_a_big_head(port) == b"HTTP/1.1 431 Request Header Fields Too Large"
+            )
 
         for signum in signals:
             devstack.send_signal(signum)
