@@ -22,6 +22,7 @@ import secrets
 import statistics
 import time
 import tracemalloc
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -130,6 +131,44 @@ def fill_table(keys: list[bytes]) -> RevocationTable:
     for key in keys:
         table.add(key, FAR_FUTURE)
     return table
+
+
+def growth_holds(keys: list[bytes]) -> tuple[float, float, float]:
+    """Seconds: the longest single add while a table grows to `len(keys)` entries, the mean
+    add, and a whole-table copy at the final size (`whole_copy_seconds`)."""
+    table = RevocationTable()
+    clock = time.perf_counter
+    longest = 0.0
+    started = clock()
+    for key in keys:
+        before = clock()
+        table.add(key, FAR_FUTURE)
+        longest = max(longest, clock() - before)
+    mean = (clock() - started) / len(keys)
+    while table.resizing:
+        table.evict(0, 65_536)
+    return longest, mean, whole_copy_seconds(table)
+
+
+def whole_copy_seconds(table: RevocationTable) -> float:
+    """The resize before 2026-12-06, replayed on `table`: every slot copied at once into
+    arrays twice its size, as the one add that grew the table did (the event loop held)."""
+    old_keys, old_until, old_why = table._keys, table._until, table._why
+    started = time.perf_counter()
+    size = 2 * len(old_keys)
+    keys = array("q", bytes(8 * size))
+    until = array("I", bytes(4 * size))
+    why = array("B", bytes(size))
+    mask = size - 1
+    for slot, key in enumerate(old_keys):
+        if key:
+            i = key & mask
+            while keys[i]:
+                i = (i + 1) & mask
+            keys[i] = key
+            until[i] = old_until[slot]
+            why[i] = old_why[slot]
+    return time.perf_counter() - started
 
 
 def fill_dict(keys: list[bytes]) -> dict[bytes, float]:
@@ -344,6 +383,12 @@ async def main(
     print(
         f"baseline dict[bytes, float]: {dict_bytes / 2**20:7.1f} MB held "
         f"(table uses {table_bytes / dict_bytes:.2f}x of it)"
+    )
+    longest, mean, whole = growth_holds(keys)
+    print(
+        f"growing to {revocations} revocations: longest single add {longest * 1e3:.1f} ms "
+        f"(mean {mean * 1e6:.2f} us); a whole-table copy at that size, as one add did at each "
+        f"growth before 2026-12-06: {whole * 1e3:.0f} ms (longest add {longest / whole:.3f}x)"
     )
     print(f"\nwatcher catch-up: {apply_rate(50_000):,.0f} revocation records folded per second")
 

@@ -20,6 +20,14 @@ tombstone (`discard_ended`) removes an entry only once its expiry has passed.
 Each slot also keeps one byte saying why the session ended (`ENDED`: an administrator, a
 security control, the user signing out, an expiry; 0 when unknown), read only for a refused
 request, so a browser sent to sign-in can be told why (13 bytes a slot).
+
+The table grows and shrinks a little at a time. Copying every entry into new arrays at once
+held the event loop, and so every request the gateway serves: 311 ms at a million
+revocations, seconds once an administrator had ended ten million sessions. Now a resize allocates
+the new arrays and copies `_MOVED_PER_ADD` old slots with each later `add` (and more with each
+eviction tick) until all are copied. Meanwhile the old arrays stay the table: lookups read only
+them, every change is made to both, and an entry a deletion shifts in the old arrays is copied
+again, so the new arrays hold everything once the last slot is copied.
 """
 
 from __future__ import annotations
@@ -30,6 +38,12 @@ _EMPTY = 0
 _MAX_LOAD = 0.6
 _MIN_CAPACITY = 1024
 _MAX_UNTIL = 2**32 - 1
+_MOVED_PER_ADD = 64
+"""Old slots copied by each add during a resize (up to four times as many when shrinking, by
+at most a quarter a pass): tens of microseconds an add, and a growth is copied before the old
+arrays are 62 % full."""
+_FULL_WHILE_MOVING = 0.9
+"""An add that would fill the old arrays beyond this during a resize copies what is left."""
 
 ENDED: dict[str, int] = {"admin": 1, "security": 2, "logout": 3, "max_length": 4, "idle": 4}
 """A revocation's `reason` as the byte the table keeps (0: not known)."""
@@ -45,7 +59,17 @@ def _slot_key(session_id: bytes) -> int:
 class RevocationTable:
     """Revoked sessions' keys, each kept until its expiry (epoch seconds); linear probing."""
 
-    __slots__ = ("_count", "_keys", "_mask", "_sweep_at", "_until", "_why")
+    __slots__ = (
+        "_count",
+        "_keys",
+        "_mask",
+        "_moved",
+        "_next",
+        "_step",
+        "_sweep_at",
+        "_until",
+        "_why",
+    )
 
     def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
         size = _MIN_CAPACITY
@@ -54,6 +78,11 @@ class RevocationTable:
         self._allocate(size)
         self._count = 0
         self._sweep_at = 0
+        self._next: RevocationTable | None = None
+        """The arrays being filled during a resize (None: no resize under way)."""
+        self._moved = 0
+        """Slots of this table's arrays copied into `_next` so far."""
+        self._step = _MOVED_PER_ADD
 
     def _allocate(self, size: int) -> None:
         self._keys = array("q", bytes(8 * size))
@@ -66,8 +95,13 @@ class RevocationTable:
 
     @property
     def capacity(self) -> int:
-        """Number of slots; memory is 13 bytes per slot."""
+        """Number of slots; memory is 13 bytes per slot (and the new arrays' during a resize)."""
         return self._mask + 1
+
+    @property
+    def resizing(self) -> int:
+        """Slots still to copy into the new arrays of a resize under way (0: none)."""
+        return 0 if self._next is None else self.capacity - self._moved
 
     def __contains__(self, entry: bytes) -> bool:
         key = hash(entry) or 1
@@ -98,11 +132,25 @@ class RevocationTable:
         The expiry never moves earlier: adding an entry already present keeps the later of
         the two expiries, so no later record can shorten a revocation.
         """
-        if (self._count + 1) > _MAX_LOAD * self.capacity:
-            self._resize(self.capacity * 2)
         key = _slot_key(entry)
-        i = self._find(key)
         seconds = min(max(int(-(-until // 1)), 1), _MAX_UNTIL)
+        if self._next is not None or (self._count + 1) > _MAX_LOAD * (self._mask + 1):
+            self._add_resizing(key, seconds, why)
+        else:
+            self._put(key, seconds, why)
+
+    def _add_resizing(self, key: int, seconds: int, why: int) -> None:
+        if self._next is not None:
+            self._move(self._step)
+        if self._next is None and (self._count + 1) > _MAX_LOAD * self.capacity:
+            self._start_resize(self.capacity * 2)
+        self._put(key, seconds, why)
+        if self._next is not None:  # the old arrays decide; the new ones take their entry
+            i = self._find(key)
+            self._next._set(key, self._until[i], self._why[i])
+
+    def _put(self, key: int, seconds: int, why: int) -> None:
+        i = self._find(key)
         if self._keys[i] == _EMPTY:
             self._keys[i] = key
             self._count += 1
@@ -113,6 +161,15 @@ class RevocationTable:
         self._until[i] = seconds
         if why or not self._why[i]:
             self._why[i] = why
+
+    def _set(self, key: int, seconds: int, why: int) -> None:
+        """Hold `key` with exactly this expiry and byte (a resize's copy of an old entry)."""
+        i = self._find(key)
+        if self._keys[i] == _EMPTY:
+            self._keys[i] = key
+            self._count += 1
+        self._until[i] = seconds
+        self._why[i] = why
 
     def why(self, entry: bytes) -> int | None:
         """Why `entry` was revoked (its `ENDED` byte, 0 when unknown), or None when it is not."""
@@ -130,6 +187,8 @@ class RevocationTable:
         if self._keys[i] == _EMPTY:
             return False
         self._delete_slot(i)
+        if self._next is not None:
+            self._next.discard(entry)
         return True
 
     def discard_ended(self, entry: bytes, now: float) -> bool | None:
@@ -144,12 +203,15 @@ class RevocationTable:
         if self._until[i] > now:
             return None
         self._delete_slot(i)
+        if self._next is not None:  # its expiry there is never later than here
+            self._next.discard(entry)
         return True
 
     def _delete_slot(self, hole: int) -> None:
         # Backward-shift deletion: later entries of the same probe run move into the hole,
         # so lookups never need tombstone markers.
         keys, until, why, mask = self._keys, self._until, self._why, self._mask
+        target = self._next
         j = hole
         while True:
             j = (j + 1) & mask
@@ -163,6 +225,8 @@ class RevocationTable:
                 keys[hole] = key
                 until[hole] = until[j]
                 why[hole] = why[j]
+                if target is not None:  # it may move into a slot already copied
+                    target._set(key, until[j], why[j])
                 hole = j
         keys[hole] = _EMPTY
         until[hole] = 0
@@ -173,8 +237,12 @@ class RevocationTable:
         """Drop entries whose expiry is before `now`, scanning the next `slots` slots; count them.
 
         Call it repeatedly: the sweep resumes where it stopped, and shrinks the table after
-        each full pass when most of it has been evicted.
+        each full pass when most of it has been evicted. During a resize it copies `slots`
+        slots instead, and evicts nothing.
         """
+        if self._next is not None:
+            self._move(slots)
+            return 0
         keys, until, mask = self._keys, self._until, self._mask
         capacity = mask + 1
         i = self._sweep_at
@@ -194,21 +262,48 @@ class RevocationTable:
 
     def _shrink_if_sparse(self) -> None:
         size = self.capacity
-        while size > _MIN_CAPACITY and self._count < _MAX_LOAD * size / 4:
+        # a quarter at most a pass: each add then copies at most 4 x `_MOVED_PER_ADD` slots
+        while size > max(_MIN_CAPACITY, self.capacity // 4) and self._count < _MAX_LOAD * size / 4:
             size //= 2
         if size != self.capacity:
-            self._resize(size)
+            self._start_resize(size)
 
-    def _resize(self, size: int) -> None:
-        old_keys, old_until, old_why = self._keys, self._until, self._why
-        self._allocate(size)
-        keys, until, why, mask = self._keys, self._until, self._why, self._mask
-        for slot, key in enumerate(old_keys):
-            if key != _EMPTY:
-                i = key & mask
-                while keys[i] != _EMPTY:
-                    i = (i + 1) & mask
-                keys[i] = key
-                until[i] = old_until[slot]
-                why[i] = old_why[slot]
+    def _start_resize(self, size: int) -> None:
+        self._next = RevocationTable(size)
+        self._moved = 0
+        # shrinking, the new arrays must not fill before the old ones are copied
+        self._step = _MOVED_PER_ADD * max(1, self.capacity // size)
+
+    def _move(self, slots: int) -> None:
+        """Copy the next `slots` old slots into the new arrays; once all are, use them."""
+        target = self._next
+        assert target is not None
+        if (
+            self._count + 1 > _FULL_WHILE_MOVING * self.capacity
+            or self._count + 1 > _MAX_LOAD * target.capacity
+        ):
+            slots = self.capacity  # no room to wait: copy the rest now
+        keys, until, why = self._keys, self._until, self._why
+        new_keys, new_until, new_why, mask = target._keys, target._until, target._why, target._mask
+        end = min(self._moved + max(slots, 0), self.capacity)
+        copied = 0
+        for slot in range(self._moved, end):  # `_put` inlined: the copy is most of a resize
+            key = keys[slot]
+            if key == _EMPTY:
+                continue
+            i = key & mask
+            while new_keys[i] != key and new_keys[i] != _EMPTY:
+                i = (i + 1) & mask
+            if new_keys[i] == _EMPTY:
+                new_keys[i] = key
+                copied += 1
+            new_until[i] = until[slot]  # the old entry as it stands (`_set`)
+            new_why[i] = why[slot]
+        target._count += copied
+        self._moved = end
+        if end < self.capacity:
+            return
+        self._keys, self._until, self._why = target._keys, target._until, target._why
+        self._mask, self._count = target._mask, target._count
+        self._next = None
         self._sweep_at = 0
