@@ -1,97 +1,73 @@
-"""uvicorn's httptools protocol with a bound on the request head: line and headers.
+"""uvicorn's h11 protocol with its bound on a request's head answered as 431.
 
-uvicorn with httptools (`uvicorn[standard]`, the project's server) sets no limit on the size of
-a request's headers: llhttp has none, and httptools gathers each header value in memory until
-it ends, by repeated concatenation. One connection sending a header of hundreds of megabytes,
-no credential needed, held that much memory and the event loop for seconds (issue 13's gateway
-review measured 64 MiB). `HeadLimitedHttpTools` counts the bytes of each request's head as
-they arrive, before the parser sees them, and answers `431 Request Header Fields Too Large`
-and closes the connection past `HEAD_MAX_BYTES` (64 KiB: four times the admin API's longest
-token, and over what browsers send).
+uvicorn with httptools (`uvicorn[standard]`'s default) bounds no part of a request outside its
+body: llhttp has no limit, and httptools gathers each header value in memory, by repeated
+concatenation, until it ends. One connection sending a header of hundreds of megabytes, no
+credential needed, held that much memory and the event loop for seconds; a chunked body's
+trailer headers, parsed after the head, did the same; and requests pipelined without waiting
+for the answers were each queued, hundreds of megabytes of them (found by read-only reviews
+written to break it, 2026-12-05 and 2026-12-06).
 
-Use it with `uvicorn --http session_contracts.http_limits:HeadLimitedHttpTools`.
+h11 bounds all three: whatever it holds of an event not yet complete (a request line and its
+headers, a chunk header, a trailer) is at most `max_incomplete_event_size`, and uvicorn stops
+reading while a pipelined request waits for the one before it. But uvicorn answers every
+h11 protocol error, this one included, with `400 Invalid HTTP request received.`, and its own
+default bound is h11's 16 KiB, less than the admin API's longest token (16,384 characters)
+with the other headers. `HeadLimitedH11` sets the bound to `HEAD_MAX_BYTES` (64 KiB) unless
+`--h11-max-incomplete-event-size` says otherwise, and answers a head past it with
+`431 Request Header Fields Too Large`.
 
-What is counted: from a request's first byte to the blank line ending its head. A body is not
-counted (the apps bound their bodies). A request pipelined behind another in the same read is
-counted from the read after the one where it starts, so its head may pass the bound by one read
-(at most 256 KiB).
+Use it with `uvicorn --http session_contracts.http_limits:HeadLimitedH11`. h11 is pure Python:
+it costs tens of microseconds a request more than httptools, nothing beside a database query.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import sys
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+import h11
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 HEAD_MAX_BYTES = 64 * 1024
-HEAD_LIMITED_HTTP = "session_contracts.http_limits:HeadLimitedHttpTools"
-"""uvicorn's `--http` for `HeadLimitedHttpTools`."""
-_END_OF_HEAD = b"\r\n\r\n"
+HEAD_LIMITED_HTTP = "session_contracts.http_limits:HeadLimitedH11"
+"""uvicorn's `--http` for `HeadLimitedH11`."""
 _REFUSAL = b"request head too large"
 
-log = logging.getLogger("uvicorn.error")
 
+class HeadLimitedH11(H11Protocol):
+    """`H11Protocol` bounding a request's head (and any part not yet complete) to
+    `HEAD_MAX_BYTES`, answering past it with 431."""
 
-class HeadLimitedHttpTools(HttpToolsProtocol):
-    """`HttpToolsProtocol` refusing a request head past `head_max_bytes` with 431."""
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        if config.h11_max_incomplete_event_size is None:
+            self.conn = h11.Connection(h11.SERVER, HEAD_MAX_BYTES)
 
-    head_max_bytes = HEAD_MAX_BYTES
-
-    _head_open = True
-    """A head is being received (from a message's start to the blank line ending its head)."""
-    _head_bytes = 0
-    _tail = b""
-    """The last bytes of the head so far: its end may straddle two reads."""
-    _refused = False
-
-    def data_received(self, data: bytes) -> None:
-        """Count the head's bytes in `data`, refuse past the bound, else parse as uvicorn does."""
-        if self._refused:
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn calls this for every protocol error h11 raises; the one hinting 431 (what it
+        holds of an incomplete event passed the bound) is answered so."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, h11.RemoteProtocolError) or error.error_status_hint != 431:
+            super().send_400_response(msg)
             return
-        if self._head_open:
-            seen = self._tail + data
-            end = seen.find(_END_OF_HEAD)
-            if end < 0:
-                self._head_bytes += len(data)
-                self._tail = seen[-(len(_END_OF_HEAD) - 1) :]
-            else:  # the rest of the read is the body, or a request pipelined behind it
-                self._head_bytes += end + len(_END_OF_HEAD) - len(self._tail)
-                self._head_open = False
-            if self._head_bytes > self.head_max_bytes:
-                self._refuse()
-                return
-        super().data_received(data)
-
-    def on_message_begin(self) -> None:
-        """A message starts: its head is counted from the next read."""
-        super().on_message_begin()
-        self._head_open = True
-
-    def on_headers_complete(self) -> None:
-        """The head ended: nothing more is counted until the next message."""
-        self._head_open = False
-        self._head_bytes = 0
-        self._tail = b""
-        super().on_headers_complete()
-
-    def _refuse(self) -> None:
-        self._refused = True
-        log.warning(
-            "request head of more than %d bytes refused (431) from %s",
-            self.head_max_bytes,
-            f"{self.client[0]}:{self.client[1]}" if self.client else "an unknown client",
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"connection", b"close"),
+        ]
+        response = h11.Response(
+            status_code=431, headers=headers, reason=b"Request Header Fields Too Large"
         )
-        content = [STATUS_LINE[431]]
-        for name, value in self.server_state.default_headers:
-            content.extend([name, b": ", value, b"\r\n"])
-        content.extend(
-            [
-                b"content-type: text/plain; charset=utf-8\r\n",
-                b"content-length: " + str(len(_REFUSAL)).encode("ascii") + b"\r\n",
-                b"connection: close\r\n",
-                b"\r\n",
-                _REFUSAL,
-            ]
-        )
-        self.transport.write(b"".join(content))
+        self.transport.write(self.conn.send(response))
+        self.transport.write(self.conn.send(h11.Data(data=_REFUSAL)))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
         self.transport.close()

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from session_contracts.http_limits import HeadLimitedHttpTools
+from session_contracts.http_limits import HeadLimitedH11
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class OperationsServer:
             log_level="warning",
             access_log=False,
             proxy_headers=False,
-            http=HeadLimitedHttpTools,
+            http=HeadLimitedH11,
         )
         self._server = _EmbeddedServer(config)
 
