@@ -40,6 +40,7 @@ from read_model import listing_indexes
 from read_model.database import upgrade_schema
 from session_contracts.addresses import pack_ip
 from session_contracts.handles import is_handle, session_handle
+from session_contracts.http_limits import HEAD_LIMITED_HTTP
 
 TARGET_FLOOR_RATIO = 10.0
 """Every query's p95 within this many times the median `/healthz` of the same run."""
@@ -325,7 +326,7 @@ def serve(database_url: str, port: int) -> Iterator[str]:
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-        "--no-proxy-headers",
+        "--no-proxy-headers", "--http", HEAD_LIMITED_HTTP,  # as deployed
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

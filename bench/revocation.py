@@ -52,6 +52,7 @@ from devstack.scratch_databases import create_database, drop_database
 from read_model.database import upgrade_schema
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.http_limits import HEAD_LIMITED_HTTP
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import new_consumer, new_producer
 from session_contracts.models import (
@@ -240,6 +241,8 @@ def services(envs: dict[str, dict[str, str]], admin_port: int, logs: Path) -> It
             "--log-level",
             "warning",
             "--no-proxy-headers",
+            "--http",  # as deployed: h11 with the request head bounded
+            HEAD_LIMITED_HTTP,
         ],
     }
     children = []

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.cli import wait_http_ok
 from read_model.database import make_engine
+from session_contracts.http_limits import HEAD_LIMITED_HTTP
 from session_contracts.topics import Topics
 from session_registry.adapters.outbox import outbox_size
 from session_registry.adapters.partitions import topic_partitions
@@ -45,6 +46,7 @@ def services(env: dict[str, str], port: int, workers: int, logs: Path) -> Iterat
             sys.executable, "-m", "uvicorn", "--factory", "admin_api.app:app_from_env",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--log-level", "warning", "--no-access-log", "--no-proxy-headers",
+            "--http", HEAD_LIMITED_HTTP,  # as deployed
         ],
     }  # fmt: skip
     stack = Stack([], f"http://127.0.0.1:{port}")
