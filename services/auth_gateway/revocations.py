@@ -144,12 +144,12 @@ class RevocationTable:
             self._move(self._step)
         if self._next is None and (self._count + 1) > _MAX_LOAD * self.capacity:
             self._start_resize(self.capacity * 2)
-        self._put(key, seconds, why)
+        i = self._put(key, seconds, why)
         if self._next is not None:  # the old arrays decide; the new ones take their entry
-            i = self._find(key)
             self._next._set(key, self._until[i], self._why[i])
 
-    def _put(self, key: int, seconds: int, why: int) -> None:
+    def _put(self, key: int, seconds: int, why: int) -> int:
+        """`add` of a hashed key; the slot that holds it."""
         i = self._find(key)
         if self._keys[i] == _EMPTY:
             self._keys[i] = key
@@ -157,10 +157,11 @@ class RevocationTable:
         elif self._until[i] >= seconds:
             if not self._why[i]:
                 self._why[i] = why
-            return
+            return i
         self._until[i] = seconds
         if why or not self._why[i]:
             self._why[i] = why
+        return i
 
     def _set(self, key: int, seconds: int, why: int) -> None:
         """Hold `key` with exactly this expiry and byte (a resize's copy of an old entry)."""
@@ -183,12 +184,13 @@ class RevocationTable:
 
     def discard(self, entry: bytes) -> bool:
         """Forget `entry` whatever its expiry; return whether it was there."""
-        i = self._find(_slot_key(entry))
+        return self._discard_key(_slot_key(entry))
+
+    def _discard_key(self, key: int) -> bool:
+        i = self._find(key)
         if self._keys[i] == _EMPTY:
             return False
         self._delete_slot(i)
-        if self._next is not None:
-            self._next.discard(entry)
         return True
 
     def discard_ended(self, entry: bytes, now: float) -> bool | None:
@@ -202,9 +204,7 @@ class RevocationTable:
             return False
         if self._until[i] > now:
             return None
-        self._delete_slot(i)
-        if self._next is not None:  # its expiry there is never later than here
-            self._next.discard(entry)
+        self._delete_slot(i)  # in the new arrays too: its expiry there is never later
         return True
 
     def _delete_slot(self, hole: int) -> None:
@@ -212,6 +212,8 @@ class RevocationTable:
         # so lookups never need tombstone markers.
         keys, until, why, mask = self._keys, self._until, self._why, self._mask
         target = self._next
+        if target is not None:  # during a resize, gone from the new arrays too
+            target._discard_key(keys[hole])
         j = hole
         while True:
             j = (j + 1) & mask
@@ -287,7 +289,7 @@ class RevocationTable:
         new_keys, new_until, new_why, mask = target._keys, target._until, target._why, target._mask
         end = min(self._moved + max(slots, 0), self.capacity)
         copied = 0
-        for slot in range(self._moved, end):  # `_put` inlined: the copy is most of a resize
+        for slot in range(self._moved, end):  # `_set` inlined: the copy is most of a resize
             key = keys[slot]
             if key == _EMPTY:
                 continue
