@@ -148,10 +148,10 @@ class Registry:
         """Building the indexes `read_model.online_indexes` builds concurrently."""
         self._ends_asked_every = timedelta(seconds=settings.registry_lag_refresh_seconds)
         self._started = False
+        """Consuming: the consumer's start returned."""
         self._made_at = time.monotonic()
         if self.metrics is not None:
             self.metrics.sweep_behind.set_function(self.sweep_behind_seconds)
-        """Consuming: the consumer's start returned."""
         self._producing = False
         """The producer started (and is not stopped yet)."""
         self._consuming = False

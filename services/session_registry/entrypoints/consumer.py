@@ -145,8 +145,9 @@ class ConsumerLoop:
         the partition's records start, if later): what the group's instances have applied."""
         self._starts: dict[TopicPartitionKey, int] = {}
         """Where partitions behind their ends start, as last asked (records before were
-        deleted by retention), and when (monotonic)."""
+        deleted by retention)."""
         self._starts_asked = float("-inf")
+        """When `_starts` was asked (monotonic)."""
         self.caught_up_at: datetime | None = None
         """A moment up to which every record of every partition of the topics is applied, by
         this process or another instance of its group: the last `ask_ends` whose ends the
