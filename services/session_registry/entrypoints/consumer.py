@@ -156,6 +156,9 @@ class ConsumerLoop:
         """The outbox relay of the last settled batch (`_relay`)."""
         self._committing: asyncio.Task[None] | None = None
         """The Kafka offset commit of the last settled batch (`_commit`)."""
+        self._told_empty: set[TopicPartitionKey] = set()
+        """Partitions whose offsets without records were stepped over and logged as a warning
+        (once each; `_move_past_empty`)."""
         self._positionings = 0
         """Counts every start and end of a rebalance's positioning: a fetch that saw it change
         overlapped one (`run`)."""
@@ -361,6 +364,9 @@ class ConsumerLoop:
                     done, pending = pending, None
                     if not await self._settle(done):
                         continue  # the consumer was re-seeked: `decoded` is stale, drop it
+                if not batch and corrupt is None and positioned:
+                    # a quiet fetch, and every record handed over before it applied
+                    await self._move_past_empty(positionings)
                 if (decoded or corrupt) and (not positioned or positionings != self._positionings):
                     # Fetched while a rebalance was under way: aiokafka fetches newly assigned
                     # partitions from the group's committed offsets (or the beginning) while
@@ -387,6 +393,64 @@ class ConsumerLoop:
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
+
+    async def _move_past_empty(self, positionings: int) -> None:
+        """Store the position of each partition the consumer has moved past offsets that hold
+        no record to apply: a transaction marker (the fetcher steps over control batches), or
+        a batch compaction emptied. Called after a fetch that handed over nothing, with every
+        record handed over before it applied, so what lies between the stored position and the
+        consumer's is no record. Without this a partition ending in a marker was never applied
+        up to its end, and the sweeps, which wait for every partition of the group, waited for
+        a record that might never come (`positionings`: taken before the fetch; a rebalance
+        since may have sought the partitions, and nothing is stored then)."""
+        paused = self.consumer.paused()
+        behind: list[TopicPartition] = []
+        for tp in self.consumer.assignment():
+            end = self._end(tp)
+            if end is None or tp in paused or tp in self.held:
+                continue
+            if self.positions.get((tp.topic, tp.partition), 0) < end:
+                behind.append(tp)
+        if not behind:
+            return  # the usual quiet fetch: nothing to look at
+        moved: dict[TopicPartitionKey, int] = {}
+        try:
+            for tp in behind:
+                position: int = await self.consumer.position(tp)  # waits only if not valid
+                key = (tp.topic, tp.partition)
+                if position > self.positions.get(key, 0):
+                    moved[key] = position
+            if not moved:
+                return
+            async with self.gate:  # a rebalance's revocation waits for it, as for a batch
+                if positionings != self._positionings:
+                    return
+                stored = await self._ingestor.move_past(moved)
+        except RETRYABLE as exc:  # the database away, or the partition revoked meanwhile
+            log.warning(
+                "positions past offsets without records not stored, tried again at the next "
+                "quiet fetch: %s",
+                escape_reason(str(exc)),
+            )
+            return
+        for key, offset in sorted(moved.items()):
+            told = key in self._told_empty
+            self._told_empty.add(key)
+            log.log(
+                logging.DEBUG if told else logging.WARNING,
+                "%s partition %d: no record to apply before offset %d (a transaction marker: a "
+                "producer writes Kafka transactions, which the contract's producers do not); "
+                "stepped over",
+                escape_reason(key[0]),
+                key[1],
+                offset,
+            )
+        self.positions.update(stored)
+        self._note_caught_up()
+        committing = _unfinished(self._committing)
+        self._committing = asyncio.create_task(
+            _after(committing, self._commit, IngestOutcome(positions=stored))
+        )
 
     async def _hold(self, corrupt: CorruptBatch) -> None:
         """Hold the partition of a batch whose CRC fails and read the others on.

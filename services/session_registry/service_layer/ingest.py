@@ -273,6 +273,21 @@ class Ingestor:
                         escape_reason(tp[0]),
                     )
 
+    async def move_past(
+        self, positions: Mapping[TopicPartitionKey, int]
+    ) -> dict[TopicPartitionKey, int]:
+        """Store positions the consumer has moved past offsets holding no record to apply (a
+        transaction marker, or a batch compaction emptied); return what is stored now (a stored
+        position never moves backwards). The caller vouches that every record before them was
+        applied."""
+
+        async def work(uow: UnitOfWork) -> dict[TopicPartitionKey, int]:
+            stored = await lock_positions(uow, self._consumer, {t for t, _ in positions})
+            await save_positions(uow, self._consumer, positions)
+            return {key: max(stored.get(key, 0), p) for key, p in positions.items()}
+
+        return await UnitOfWork(self._store).run(work)
+
     async def ingest(self, batch: Mapping[Any, Sequence[Record]]) -> IngestOutcome:
         """Apply one batch exactly once; return what it did."""
         return await self.apply(self.decode(batch))

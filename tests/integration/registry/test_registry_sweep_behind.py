@@ -23,9 +23,10 @@ from fresh_topics import connection
 from polling import until
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
-from session_contracts.kafka_clients import new_consumer
+from session_contracts.kafka_clients import new_consumer, new_producer
 from session_contracts.models import SessionEvent, TerminateSessions
 from session_contracts.topics import Topics
+from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.expiry import SweepOutcome
 
 pytestmark = pytest.mark.kafka
@@ -175,6 +176,58 @@ async def test_an_instance_never_expires_a_session_whose_activity_another_member
     assert _utc(rows[stuck]["ended_at"]) == start + timedelta(seconds=40)
     others = [row for key, row in rows.items() if key != stuck]
     assert {_utc(row["ended_at"]) for row in others} == {start + timedelta(seconds=30)}
+
+
+async def test_a_partition_ending_in_a_transaction_marker_does_not_hold_the_sweeps(
+    start_registry: StartRegistry,
+    topics: Topics,
+    kafka_bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A producer writing in a Kafka transaction ends the partition with a commit marker,
+    which is no record: the registry applied the partition up to the marker, one short of
+    its end, and every sweep of the group waited for a record that might never come."""
+    start = datetime.now(UTC)
+    clock = [start]
+    registry = await start_registry(
+        clock=lambda: clock[0],
+        sweep_interval_seconds=0.02,
+        activity_grace_seconds=0,
+        registry_lag_refresh_seconds=0.05,
+    )
+    transactional = new_producer(
+        connection(kafka_bootstrap), transactional_id=f"tx-{uuid.uuid4().hex[:8]}"
+    )
+    await transactional.start()
+    try:
+        async with transactional.transaction():
+            event = created("tx", at=start, idle_s=30)
+            await transactional.send(
+                topics.events, encode(event), key=record_key("acme", event.session_id), partition=0
+            )
+    finally:
+        await transactional.stop()
+
+    async def stepped_over() -> bool:
+        # the record at 0, the marker at 1: stored past both, for the group's other instances
+        async with registry.engine.connect() as conn:
+            stored = await load_positions(conn, registry.settings.consumer_group, [topics.events])
+        return stored.get((topics.events, 0)) == 2
+
+    await until(stepped_over, 30, "the position stored past the marker")
+    assert sid("tx") in await session_rows(registry)
+    clock[0] = start + timedelta(hours=1)  # its deadline passed on the registry's clock
+
+    async def expired() -> bool:
+        return (await session_rows(registry))[sid("tx")]["state"] == "expired"
+
+    await until(expired, 30, "the session expired")
+    assert [
+        r
+        for r in caplog.records
+        if r.levelname == "WARNING"
+        and f"{topics.events} partition 0: no record to apply before offset 2" in r.getMessage()
+    ]
 
 
 async def _fetch_and_drop(consumer: AIOKafkaConsumer) -> None:

@@ -2,12 +2,13 @@
 
 - `FakeLog` is the broker: append-only partitions and the group's committed offsets.
 - `FakeConsumer` is exactly the part of `AIOKafkaConsumer` that `ConsumerLoop` uses (`subscribe`,
-  `assignment`, `seek`, `seek_to_beginning`, `getmany`, `commit`), with aiokafka's rules where
-  the loop depends on them: `seek` and `commit` refuse partitions not assigned, a rebalance is
-  eager (the listener is told the whole assignment is revoked, then given the new one), a newly
-  assigned partition nobody seeks starts at the group's committed offset (else the beginning),
-  an exception in the listener is logged and swallowed as aiokafka's coordinator does, and
-  between a revocation and the new assignment `getmany` returns nothing (it waits).
+  `assignment`, `seek`, `seek_to_beginning`, `getmany`, `position`, `commit`, ...), with
+  aiokafka's rules where the loop depends on them: a fetch steps over transaction markers,
+  `seek` and `commit` refuse partitions not assigned, a rebalance is eager (the listener is
+  told the whole assignment is revoked, then given the new one), a newly assigned partition
+  nobody seeks starts at the group's committed offset (else the beginning), an exception in
+  the listener is logged and swallowed as aiokafka's coordinator does, and between a
+  revocation and the new assignment `getmany` returns nothing (it waits).
 - `RecordingIngestor` keeps the ids of the events and commands of every committed batch, so a
   test sees what was applied twice or never, although the read model itself would not show it
   (every merge is idempotent).
@@ -83,6 +84,9 @@ class FakeRecord:
     timestamp: int = 0
     timestamp_type: int = 0
     """CreateTime: a record dated by its producer (here, by nobody)."""
+    control: bool = False
+    """A transaction marker: it takes an offset, and the consumer steps over it, handing
+    nothing over (`FakeLog.append_marker`)."""
 
 
 class FakeLog:
@@ -110,6 +114,13 @@ class FakeLog:
         self.partitions[tp].append(record)
         return record
 
+    def append_marker(self, tp: TopicPartition) -> None:
+        """Append a transaction marker (a control batch of one record): no record to apply."""
+        offset = len(self.partitions[tp])
+        self.partitions[tp].append(
+            FakeRecord(tp.topic, tp.partition, offset, None, None, control=True)
+        )
+
     def extend_events(self, workload: Workload, partitions: int = 2) -> list[FakeRecord]:
         """A workload's records on the events topic, spread over partitions by key."""
         return [
@@ -126,8 +137,8 @@ class FakeLog:
         return {(tp.topic, tp.partition): len(rs) for tp, rs in self.partitions.items() if rs}
 
     def all_records(self) -> list[FakeRecord]:
-        """Every record, partition by partition."""
-        return [r for tp in sorted(self.partitions) for r in self.partitions[tp]]
+        """Every record, partition by partition (markers are none)."""
+        return [r for tp in sorted(self.partitions) for r in self.partitions[tp] if not r.control]
 
 
 class FakeConsumer:
@@ -235,6 +246,19 @@ class FakeConsumer:
         """The partitions paused (forgotten by a new assignment, as aiokafka's are)."""
         return set(self._paused)
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The partition's end as the last fetch saw it (None: never fetched or sought)."""
+        if partition not in self.positions:
+            return None
+        return len(self.log.partitions[partition])
+
+    async def position(self, partition: TopicPartition) -> int:
+        """The offset of the next record to hand over (aiokafka: refused if not assigned)."""
+        if partition not in self._assigned:
+            self.refused.append(f"position {partition} not assigned")
+            raise IllegalStateError(f"Partition {partition} is not assigned")
+        return self.positions.get(partition, self.log.committed.get(partition, 0))
+
     def partitions_for_topic(self, topic: str) -> set[int] | None:
         """The topic's partitions in the cluster's metadata (None: not known)."""
         count = self.log.partition_counts.get(topic)
@@ -285,10 +309,11 @@ class FakeConsumer:
                     raise CorruptBatch(tp, damaged, damaged, damaged)
                 if damaged is not None and self.positions[tp] < damaged:
                     room = min(room, damaged - self.positions[tp])  # the records before it
-                taken = self.log.read(tp, self.positions[tp], room)
+                read = self.log.read(tp, self.positions[tp], room)
+                self.positions[tp] += len(read)  # past markers too, as aiokafka's fetcher
+                taken = [r for r in read if not r.control]
                 if taken:
                     batch.setdefault(tp, []).extend(taken)
-                    self.positions[tp] += len(taken)
                     limit -= len(taken)
         return batch
 

@@ -186,3 +186,31 @@ async def test_no_moment_is_reached_while_the_metadata_lacks_a_partition_the_gro
         assert run.loop.caught_up_at == moment(3)
     finally:
         await run.stop()
+
+
+async def test_a_partition_ending_in_a_transaction_marker_is_stored_past_it(store: Store) -> None:
+    """A marker is no record: the loop applied a partition up to it, one short of the end, and
+    no moment was reached until a record followed (on an idle partition, maybe never)."""
+    log = FakeLog()
+    append(log, E0, 2)
+    log.append_marker(E0)
+    append(log, C0, 1)
+    log.append_marker(C0)
+    consumer = FakeConsumer(log)
+    run = await start_loop(store, consumer, MINE)
+    try:
+
+        async def past_the_markers() -> bool:
+            positions = await stored(store.engine)
+            return positions.get((E0.topic, 0)) == 3 and positions.get((C0.topic, 0)) == 2
+
+        await until(past_the_markers, 10, "the positions stored past the markers")
+        await run.loop.ask_ends(moment(1))
+        assert run.loop.caught_up_at == moment(1)
+        key = (E0.topic, 0)
+        append(log, E0, 1)  # a record after a marker is applied as any other
+        await applied_mine(store, log)
+        # by a batch (it is dead-lettered: `{}` is no event), not stepped over
+        assert [o.dead_letters for o in run.ingestor.outcomes if o.positions.get(key) == 4] == [1]
+    finally:
+        await run.stop()

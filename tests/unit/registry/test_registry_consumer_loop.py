@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import sqlite3
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -45,7 +46,7 @@ from session_contracts.models import TerminateSessions
 from session_registry.adapters import positions as positions_module
 from session_registry.entrypoints import consumer as consumer_module
 from session_registry.service_layer.ingest import IngestOutcome
-from session_registry.workload import Workload
+from session_registry.workload import Workload, records
 
 E0, E1, E2 = (TopicPartition(TOPICS.events, n) for n in range(3))
 C0 = TopicPartition(TOPICS.commands, 0)
@@ -285,6 +286,47 @@ async def test_a_partition_moving_to_another_registry_mid_batch_is_applied_once(
     assert a.refused == [] and b.refused == []
     assert all(set(offsets) == {E1} for offsets in b.commits)
     assert a.listener_errors == [] and b.listener_errors == []
+
+
+async def test_transaction_markers_are_stepped_over_and_a_partition_moving_loses_nothing(
+    store: Store,
+    engine: AsyncEngine,
+) -> None:
+    """A producer writing Kafka transactions leaves markers among its records and at the end
+    of a partition: offsets holding no record. The loop stores positions past them (the sweeps
+    wait for every partition to be applied up to its end), and never past a record it has not
+    applied, while a rebalance moves a partition mid-batch."""
+    log = FakeLog()
+    for n, (k, v) in enumerate(records(workload(sessions=40))):
+        partition = zlib.crc32(k) % 2
+        log.append(TOPICS.events, partition, v, k)
+        if n % 7 == 0:
+            log.append_marker(TopicPartition(TOPICS.events, partition))
+    log.append_marker(E0)
+    log.append_marker(E1)
+    a, b = FakeConsumer(log, name="a"), FakeConsumer(log, name="b")
+    run_a = await start_loop(store, a, {E0, E1})
+    run_b = await start_loop(store, b, set())
+    moving: list[asyncio.Task[None]] = []
+
+    async def mid_batch() -> None:
+        moving.append(asyncio.create_task(group_rebalance({a: {E0}, b: {E1}})))
+        await wait_for(lambda: a.revokes_started == 2)
+        await asyncio.sleep(0.05)
+
+    run_a.ingestor.projector.during[3] = mid_batch
+    try:
+        await wait_for(consumed(engine, log))
+        await moving[0]
+        await wait_for(consumed(engine, log))
+    finally:
+        await run_a.stop()
+        await run_b.stop()
+
+    await assert_exactly_once(engine, log, run_a.ingestor, run_b.ingestor)
+    assert a.refused == [] and b.refused == []
+    # the group's offsets follow, for the lag tools
+    assert log.committed == {E0: log.ends()[key(E0)], E1: log.ends()[key(E1)]}
 
 
 @pytest.mark.parametrize(
