@@ -219,7 +219,7 @@ async def test_a_partition_ending_in_a_transaction_marker_does_not_hold_the_swee
     clock[0] = start + timedelta(hours=1)  # its deadline passed on the registry's clock
 
     async def expired() -> bool:
-        return (await session_rows(registry))[sid("tx")]["state"] == "expired"
+        return bool((await session_rows(registry))[sid("tx")]["state"] == "expired")
 
     await until(expired, 30, "the session expired")
     assert [
