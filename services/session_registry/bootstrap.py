@@ -103,7 +103,6 @@ class Registry:
             Projector(
                 self.topics,
                 activity_only_seconds=settings.activity_only_seconds,
-                activity_grace=settings.activity_grace,
                 defer_searches=True,
             ),
             settings.consumer_group,
@@ -140,7 +139,6 @@ class Registry:
             owned=self._owned_commands,
             after_chunk=self._relay_quietly,
             gate=self.loop.gate,
-            grace=settings.activity_grace,
             dead_letters=dead_letters,
         )
         self._tasks: list[asyncio.Task[None]] = []

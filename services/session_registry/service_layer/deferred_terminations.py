@@ -18,14 +18,14 @@ How:
   write transaction, holding no lock and not the consumer loop's gate, so the loop's batches
   go on meanwhile (on PostgreSQL the read uses another core; on SQLite, WAL lets it read while
   the loop writes).
-- It then ends that chunk (`terminations.end_resolved`: those still active at the command's
-  time) in a transaction of its own that holds the loop's gate, as the sweeper's batches do:
-  a batch of records waits for one chunk's writes at most, never for a read. The transaction
+- It then ends that chunk (`terminations.end_resolved`: those still open) in a transaction
+  of its own that holds the loop's gate, as the sweeper's batches do: a batch of records
+  waits for one chunk's writes at most, never for a read. The transaction
   locks the command's row first (two registries, during a rebalance, take turns), notes how
   far the resolution got, and with the last chunk records the command applied and drops the
   row.
 - A crash or a failure anywhere: the row says where to go on. A session ended already is no
-  longer active, and a termination event's id is derived from the command and the session,
+  longer open, and a termination event's id is derived from the command and the session,
   so nothing is ended twice and nothing is lost.
 - A command whose resolution fails by itself (`ingest.caused_by_a_record`: a value the
   database refuses, a Python error it provokes) would fail every pass and hold up every
@@ -48,7 +48,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
@@ -116,7 +116,6 @@ class DeferredTerminations:
         owned: Callable[[], Collection[int] | None] = lambda: None,
         after_chunk: Callable[[], Awaitable[None]] | None = None,
         gate: contextlib.AbstractAsyncContextManager[object] | None = None,
-        grace: timedelta = timedelta(0),
         chunk: int = FILTER_CHUNK,
         dead_letters: DeadLetterSink | None = None,
     ) -> None:
@@ -126,7 +125,6 @@ class DeferredTerminations:
         self._owned = owned
         self._after_chunk = after_chunk
         self._gate = gate
-        self._grace = grace
         self._chunk = chunk
         self._dead_letters = dead_letters
 
@@ -200,9 +198,7 @@ class DeferredTerminations:
             return True
         command = deferred.command
         async with self._store.engine.connect() as conn:
-            ids = await resolve_chunk(
-                conn, self._store, command, progress.after, self._chunk, grace=self._grace
-            )
+            ids = await resolve_chunk(conn, self._store, command, progress.after, self._chunk)
         last = len(ids) < self._chunk
         step = functools.partial(self._end, key=deferred.key, command=command, ids=ids, last=last)
         async with self._gate or contextlib.nullcontext():
@@ -234,9 +230,7 @@ class DeferredTerminations:
         traced = tracing_on()
         with command_span(key, kept.headers, traced, deferred=True):
             headers = tuple(inject_headers()) if traced else ()
-            ended = await end_resolved(
-                uow, command, ids, now, self._topics, headers, grace=self._grace
-            )
+            ended = await end_resolved(uow, command, ids, now, self._topics, headers)
         total = kept.terminated + ended
         if not last:
             await advance_deferred(uow, key, ids[-1], total)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionEvent, TerminateSessions
@@ -42,8 +42,7 @@ class Projector:
 
     `publish=False` (a rebuild) writes the read model only: no outbox records, no revocations,
     and commands are not applied (their effects are already in the event log).
-    `activity_grace`: a command also ends the sessions whose `expires_at` passed less than this
-    before its `requested_at` (their activity may still be on its way). `defer_searches`: a
+    `defer_searches`: a
     command by a filter with a substring condition is kept for the registry's resolver rather
     than resolved in the batch (`terminations`).
     """
@@ -54,13 +53,11 @@ class Projector:
         *,
         publish: bool = True,
         activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
-        activity_grace: timedelta = timedelta(0),
         defer_searches: bool = False,
     ) -> None:
         self.topics = topics
         self.publish = publish
         self.activity_only_seconds = activity_only_seconds
-        self.activity_grace = activity_grace
         self.defer_searches = defer_searches
 
     async def apply(
@@ -92,7 +89,6 @@ class Projector:
                 self.topics,
                 terminations,
                 command_headers or {},
-                grace=self.activity_grace,
                 defer_searches=self.defer_searches,
                 origins=command_origins,
                 activity_only_seconds=self.activity_only_seconds,

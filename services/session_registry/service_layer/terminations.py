@@ -1,11 +1,19 @@
 """Applying `sessions.terminate` commands: once per command id, within the command's tenant.
 
-Targets are the sessions active at `requested_at`:
+Targets are the tenant's open sessions (created, neither terminated nor expired), whatever
+their `expires_at`:
 - by explicit ids, any session type of the tenant may be ended;
-- by filter, exactly what the list API shows for that filter (listed types, active), resolved
-  by the `filter_clause` the list API uses too, so what the admin saw is what gets ended, and
-  created no later than `confirmed_at` (the moment of the count the admin confirmed, at most
-  `requested_at`): a session created while the confirmation was open is not ended.
+- by filter, what the list API shows for that filter (listed types, the same
+  `conditions_clause`), and created no later than `confirmed_at` (the moment of the count the
+  admin confirmed, at most `requested_at`): a session created while the confirmation was
+  open is not ended.
+An open session past its `expires_at` is ended too. The registry's `expires_at` is only as
+late as the activity it has read: the sweeper has not expired such a session because activity
+not applied yet may carry it on (the grace, or a partition of the group behind), and it may be
+alive on the platform. Until 2026-12-06 a command passed over a session past its deadline by
+more than the activity grace, so a command read before the session's latest activity (the
+registry behind on the session's events partition) ended nothing, and the session, alive,
+was never revoked. Revoking one the platform had already timed out costs a revocation record.
 A command id counts within its tenant: another tenant's command with the same id is another
 command. Each target gets a `session.terminated` event (id uuid5(command_id, session_id)),
 folded into its row here and published through the outbox, and a revocation record.
@@ -32,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from opentelemetry.trace import SpanKind
@@ -40,8 +48,8 @@ from opentelemetry.util.types import AttributeValue
 from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.active import TERMINATED, active_condition, is_active
-from read_model.session_query import filter_clause, is_search
+from read_model.active import OPEN, TERMINATED, listed_open_condition, open_condition
+from read_model.session_query import conditions_clause, is_search
 from read_model.store import Store
 from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
@@ -74,9 +82,6 @@ FILTER_CHUNK = 5000
 log = logging.getLogger(__name__)
 
 
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
 class Applied(NamedTuple):
     """What `apply_commands` did."""
 
@@ -91,23 +96,17 @@ class Applied(NamedTuple):
     (`_end_by_ids`); not in `terminated`."""
 
 
-def _active_at(command: TerminateSessions, grace: timedelta) -> datetime:
-    """The moment a target must be active at: `requested_at`, less the grace."""
-    # a request dated at the dawn of time (valid, if odd) has no room for the grace before it
-    return max(command.requested_at, _EARLIEST + grace) - grace
-
-
-def target_clause(
-    command: TerminateSessions, grace: timedelta = timedelta(0)
-) -> ColumnElement[bool]:
-    """The sessions a command by filter ends: its tenant's, matching the filter, active at
-    `requested_at`, or open with their `expires_at` less than `grace` before it (the sweeper
-    has not expired them, since their activity may still be on its way: one may be alive on
-    the platform). A command by ids is resolved row by row (`_end_by_ids`, the same test in
-    Python: `is_active`)."""
+def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
+    """The sessions a command by filter ends: its tenant's listed open sessions matching the
+    filter, whatever their `expires_at` (the module says why), created no later than the
+    count the admin confirmed. A command by ids is resolved row by row (`_end_by_ids`)."""
     assert command.filter is not None
-    at = _active_at(command, grace)
-    return and_(filter_clause(command.filter, command.tenant_id, at), _confirmed(command))
+    return and_(
+        _s.tenant_id == command.tenant_id,
+        listed_open_condition(),
+        conditions_clause(command.filter, tenant=command.tenant_id),
+        _confirmed(command),
+    )
 
 
 def _confirmed(command: TerminateSessions) -> ColumnElement[bool]:
@@ -125,7 +124,6 @@ async def apply_commands(
     changes: Changes,
     command_headers: Mapping[tuple[str, str], RecordHeaders] | None = None,
     *,
-    grace: timedelta = timedelta(0),
     defer_searches: bool = False,
     origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
     activity_only_seconds: int = ACTIVITY_ONLY_SECONDS,
@@ -133,7 +131,7 @@ async def apply_commands(
     """Apply the commands not applied before; say how many, and how many sessions they ended.
 
     `command_headers`: each command's Kafka headers by (tenant_id, command_id), whose trace
-    context its span continues. `grace`: `target_clause`'s. `defer_searches`: a command by a
+    context its span continues. `defer_searches`: a command by a
     filter with a substring condition is kept in `deferred_terminations` (once), with its
     (partition, offset) on the commands topic from `origins`, for the resolver, not applied
     here. `activity_only_seconds`: how long a row is kept for a session named by id and not
@@ -159,7 +157,7 @@ async def apply_commands(
             continue
         with command_span(command_id, command_headers.get(command_id), traced):
             ended, kept = await _apply_one(
-                uow, command, now, topics, changes, traced, grace, activity_only_seconds
+                uow, command, now, topics, changes, traced, activity_only_seconds
             )
         applied += 1
         terminated += ended
@@ -192,7 +190,6 @@ async def _apply_one(
     topics: Topics,
     changes: Changes,
     traced: bool,
-    grace: timedelta,
     activity_only_seconds: int,
 ) -> tuple[int, int]:
     """End the sessions one command targets; return how many, and how many named by id are
@@ -202,10 +199,10 @@ async def _apply_one(
     command_id = str(command.command_id)
     kept = 0
     if command.filter is not None:
-        ended = await end_by_filter(uow, command, now, topics, changes, headers, grace=grace)
+        ended = await end_by_filter(uow, command, now, topics, changes, headers)
     else:
         ended, kept = await _end_by_ids(
-            uow, command, now, topics, changes, headers, grace, activity_only_seconds
+            uow, command, now, topics, changes, headers, activity_only_seconds
         )
     await record_applied(uow, command, now, ended)
     # in the batch's transaction: a retried batch logs it again
@@ -224,7 +221,6 @@ async def _end_by_ids(
     topics: Topics,
     changes: Changes,
     headers: tuple[tuple[str, bytes], ...],
-    grace: timedelta,
     activity_only_seconds: int,
 ) -> tuple[int, int]:
     """End the listed sessions row by row, folding each (a handful: the low-latency path);
@@ -239,7 +235,6 @@ async def _end_by_ids(
     before anything is folded (`claim_sessions`): a creation another instance stores meanwhile
     is then read and ended here, not overwritten."""
     assert command.session_ids is not None
-    at = _active_at(command, grace)
     named = sorted(set(command.session_ids))
     query = (
         select(sessions)
@@ -260,8 +255,8 @@ async def _end_by_ids(
     for key in keys:
         # earlier commands of this batch may have ended it already
         state = changes.states.get(key) or stored.get(key)
-        if state is not None and state.created and not is_active(state, at):
-            continue
+        if state is not None and state.created and state.state != OPEN:
+            continue  # ended already
         state = state or SessionState(tenant_id=key[0], session_id=key[1])
         merge(state, _ended(command, state, topics, changes))
         changes.states[key] = refresh(state, activity_only_seconds, now)
@@ -289,8 +284,6 @@ async def end_by_filter(
     changes: Changes,
     headers: tuple[tuple[str, bytes], ...] = (),
     chunk: int | None = None,
-    *,
-    grace: timedelta = timedelta(0),
 ) -> int:
     """End the sessions a filter targets, `chunk` (default `FILTER_CHUNK`) per `UPDATE`.
 
@@ -311,7 +304,7 @@ async def end_by_filter(
             changes.drained += done.drained
         return [] if after is None else await _end_chunk(uow, command, targets, after, chunk)
 
-    targets = target_clause(command, grace)
+    targets = target_clause(command)
     states = await _end_chunk(uow, command, targets, None, chunk)
     while states:
         ended += len(states)
@@ -345,13 +338,11 @@ async def resolve_chunk(
     command: TerminateSessions,
     after: str | None,
     chunk: int,
-    *,
-    grace: timedelta = timedelta(0),
 ) -> list[str]:
     """The ids of the next `chunk` sessions a command by filter targets after session id
     `after`, in id order: a read that takes no lock (the resolver's, outside any write
     transaction; for a text no index answers, a walk of the tenant's listed sessions)."""
-    chosen = _next_ids(store, target_clause(command, grace), after, chunk)
+    chosen = _next_ids(store, target_clause(command), after, chunk)
     return list((await conn.execute(chosen)).scalars().all())
 
 
@@ -362,11 +353,9 @@ async def end_resolved(
     now: datetime,
     topics: Topics,
     headers: tuple[tuple[str, bytes], ...] = (),
-    *,
-    grace: timedelta = timedelta(0),
 ) -> int:
-    """End those of `ids` (targets `resolve_chunk` read) that are still the tenant's and active
-    at the command's time, created no later than its confirmed count, with their events,
+    """End those of `ids` (targets `resolve_chunk` read) that are still the tenant's and open,
+    created no later than its confirmed count, with their events,
     history, revocations (with `headers`: the trace context) and outbox records; return how
     many. The filter is not tested again: a session that matched when read is ended even if
     its activity changed it since."""
@@ -375,7 +364,7 @@ async def end_resolved(
     chosen = and_(
         _s.tenant_id == command.tenant_id,
         uow.store.one_of(_s.session_id, sorted(set(ids))),
-        active_condition(_active_at(command, grace)),
+        open_condition(),
         _confirmed(command),
     )
     states = await _end_chunk(uow, command, chosen, None, len(ids))

@@ -24,8 +24,10 @@ from fresh_topics import read_records
 from read_model.tables import sessions
 from session_contracts.handles import session_handle
 from session_contracts.models import (
+    ExpiryReason,
     SessionActivity,
     SessionCreated,
+    SessionExpired,
     SessionPolicy,
     SessionTerminated,
     SessionType,
@@ -87,6 +89,17 @@ def logout(credential: str, at: datetime, *, tenant: str = "acme") -> SessionTer
         tenant_id=tenant,
         credential=credential,
         reason=TerminationReason.logout,
+    )
+
+
+def expired(credential: str, at: datetime, *, tenant: str = "acme") -> SessionExpired:
+    """A session.expired event, as the registry's sweeper writes it (dated the deadline)."""
+    return SessionExpired(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        tenant_id=tenant,
+        session_id=session_handle(tenant, credential),
+        reason=ExpiryReason.max_length,
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from registry_helpers import NOW, created, sid
+from registry_helpers import NOW, created, expired, sid
 from sqlalchemy import select
 
 from read_model.database import open_store, upgrade_schema
@@ -65,7 +65,8 @@ def seed_events() -> list[SessionEvent]:
     events: list[SessionEvent] = [created(f"s{n:02d}", user=f"u{n % 3}") for n in range(11)]
     events += [created("Zed"), created("_under")]  # case and `_`: the C order, not the locale's
     events += [
-        created("old", at=NOW - timedelta(days=2), max_s=3600),  # expired
+        created("old", at=NOW - timedelta(days=2), max_s=3600),  # expired, as swept:
+        expired("old", NOW - timedelta(days=2) + timedelta(hours=1)),  # an open one is ended
         created("tok", session_type=SessionType.access_token),  # not listed
         created("late", at=NOW - timedelta(minutes=1)),  # after the confirmed count
         created("s00", tenant="globex"),

@@ -14,6 +14,7 @@ from registry_helpers import (
     StartRegistry,
     activity,
     created,
+    expired,
     logout,
     read_topic,
     session_rows,
@@ -116,7 +117,8 @@ async def test_terminate_by_filter_ends_what_the_list_shows(
         created("b-2", user="bob"),
         created("api-1", user="ann", session_type=SessionType.api_client),  # never listed
         created("late-1", user="ann", at=NOW + timedelta(seconds=30)),  # after requested_at
-        created("gone-1", user="ann", at=NOW - timedelta(hours=3)),  # expired at requested_at
+        created("gone-1", user="ann", at=NOW - timedelta(hours=3), max_s=3600),
+        expired("gone-1", NOW - timedelta(hours=2)),  # as the sweeper wrote it
     )
     await registry.wait_until_idle(30)
     await send(terminate(filter=SessionFilter(user_name="User ANN")))
@@ -182,36 +184,41 @@ async def test_a_creation_dated_ahead_is_created_when_appended_and_a_filter_ends
     }
 
 
-async def test_a_termination_ends_sessions_past_their_deadline_within_the_grace(
+async def test_a_termination_ends_open_sessions_past_their_deadline(
     start_registry: StartRegistry, send: Send, db_url: str
 ) -> None:
     # The registry's idle deadline can come before the platform's (activity is reported at
-    # most once a minute), and the sweeper leaves such a session open for the grace: one the
-    # platform still serves. A termination by id or by filter ends it, and revokes it.
-    registry = await start_registry(activity_grace_seconds=120)
+    # most once a minute, and may lie unread on a partition behind), and the sweeper leaves
+    # such a session open: one the platform may still serve. A termination by id or by filter
+    # ends it, and revokes it, however long ago its deadline passed (until 2026-12-06, only
+    # within the grace: a session 3 minutes past it was passed over). What is ended stays.
+    registry = await start_registry(activity_grace_seconds=120, sweep_interval_seconds=0)
     start = NOW - timedelta(hours=1)
     await send(
         created("idle-30s-ago", at=start, idle_s=3600 - 30, user="ann"),
         created("idle-3min-ago", at=start, idle_s=3600 - 180, user="ann"),
         created("picked-30s-ago", at=start, idle_s=3600 - 30, user="bob"),
         created("picked-3min-ago", at=start, idle_s=3600 - 180, user="bob"),
+        created("picked-ended", at=start, user="bob"),
+        logout("picked-ended", start + timedelta(seconds=60)),
     )
     await registry.wait_until_idle(30)
     await send(
         terminate(filter=SessionFilter(user_id="ann")),
-        terminate(session_ids=[sid("picked-30s-ago"), sid("picked-3min-ago")]),
+        terminate(session_ids=[sid("picked-30s-ago"), sid("picked-3min-ago"), sid("picked-ended")]),
     )
     await registry.wait_until_idle(30)
     rows = await session_rows(registry)
-    assert {s: rows[sid(s)]["state"] for s in ("idle-30s-ago", "picked-30s-ago")} == {
-        "idle-30s-ago": "terminated",
-        "picked-30s-ago": "terminated",
-    }
-    assert {rows[sid(s)]["state"] for s in ("idle-3min-ago", "picked-3min-ago")} == {"open"}
+    picked = ("idle-30s-ago", "idle-3min-ago", "picked-30s-ago", "picked-3min-ago")
+    assert {rows[sid(s)]["state"] for s in picked} == {"terminated"}
+    assert (rows[sid("picked-ended")]["state"], rows[sid("picked-ended")]["end_reason"]) == (
+        "terminated",
+        "logout",
+    )
     revoked = await table_rows(db_url, revocations, [revocations.c.session_id])
-    assert {r["session_id"] for r in revoked} == {sid("idle-30s-ago"), sid("picked-30s-ago")}
+    assert {r["session_id"] for r in revoked} == {sid(s) for s in (*picked, "picked-ended")}
     terms = await table_rows(db_url, applied_commands, [applied_commands.c.command_id])
-    assert sorted(r["terminated"] for r in terms) == [1, 1]
+    assert sorted(r["terminated"] for r in terms) == [2, 2]
 
 
 async def test_a_v2_filter_command_is_upcast_and_ends_what_v2_ended(

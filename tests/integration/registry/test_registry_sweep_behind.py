@@ -76,6 +76,46 @@ async def test_a_session_whose_activity_is_unread_is_not_expired_and_a_later_ter
     assert revoked == [record_key("acme", sid("alive"))]
 
 
+async def test_a_termination_read_before_the_sessions_latest_activity_ends_and_revokes_it(
+    start_registry: StartRegistry,
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+) -> None:
+    """The registry behind on the session's events partition has read the commands partition:
+    by the activity it has read, the session passed its deadline minutes ago (more than the
+    grace), and the command passed over it as not active; the activity read next carried it
+    on, alive and never revoked (found by a review, 2026-12-06)."""
+    now = datetime.now(UTC)
+    # idle 5 minutes, created 10 minutes ago; the user was active a second ago, in a record
+    # behind a backlog on the same partition
+    alive = created("alive", at=now - timedelta(minutes=10), idle_s=300)
+    records: list[SessionEvent] = [alive, *(created(f"other-{n}") for n in range(BACKLOG))]
+    records.append(activity("alive", now - timedelta(seconds=1)))
+    for event in records:
+        await producer.send(
+            topics.events, encode(event), key=record_key("acme", event.session_id), partition=0
+        )
+    command = TerminateSessions(
+        command_id=uuid.uuid4(),
+        requested_at=now,
+        tenant_id="acme",
+        requested_by="admin-7",
+        session_ids=[sid("alive")],
+    )
+    await producer.send(
+        topics.commands, encode(command), key=record_key("acme", str(command.command_id))
+    )
+    await producer.flush()
+    # small fetches: the backlog takes many, and the command comes in the first
+    registry = await start_registry(batch_max_records=50, max_partition_fetch_bytes=65536)
+    await registry.wait_until_idle(60)
+    rows = await session_rows(registry)
+    assert rows[sid("alive")]["state"] == "terminated", rows[sid("alive")]
+    revoked = [r.key for r in await read_topic(kafka_bootstrap, topics.revocations)]
+    assert revoked == [record_key("acme", sid("alive"))]
+
+
 async def test_an_instance_never_expires_a_session_whose_activity_another_member_has_not_applied(
     start_registry: StartRegistry,
     producer: AIOKafkaProducer,
