@@ -350,10 +350,18 @@ TEXT_CONDITIONS = ("q", "user_name", "session_id", "device")
 
 
 def is_search(filter: SessionFilter) -> bool:
-    """Whether the filter has a substring condition: one that may read many more rows than it
-    matches (a text no index answers is a walk of the tenant's listed sessions), so the admin
-    API counts it as a search and the registry resolves it beside its consumer loop."""
+    """Whether the filter has a substring condition (read by `session_search`'s plans)."""
     return any(getattr(filter, name) is not None for name in TEXT_CONDITIONS)
+
+
+def may_walk(filter: SessionFilter) -> bool:
+    """Whether the filter has a condition that may read many more rows than it matches: a
+    substring (a text no index answers is a walk of the tenant's listed sessions), or
+    `policy_outdated` (each session compared with its tenant's current settings: no index
+    holds it, so either value reads every listed session of the tenant). The admin API counts
+    such a filter as a search (a slot and the search budget) and the registry resolves such a
+    termination beside its consumer loop."""
+    return is_search(filter) or filter.policy_outdated is not None
 
 
 def may_be_in_handle(text: str) -> bool:

@@ -28,7 +28,7 @@ from admin_api.domain.listing import (
 )
 from admin_api.runtime import Clock
 from admin_api.service_layer.tenant_slots import TenantSlots
-from read_model.session_query import is_search
+from read_model.session_query import is_search, may_walk
 from read_model.store import Store
 from session_contracts.models import SessionFilter
 
@@ -74,10 +74,11 @@ async def list_sessions(
     first page's count); InvalidParameter naming `cursor` for a cursor not issued for this
     tenant, filter and sort.
 
-    A search (a text condition: its rarest terms may read the tenant's every row) first takes
+    A search (a text condition: its rarest terms may read the tenant's every row; or
+    `policy_outdated`, which reads it always: `may_walk`) first takes
     one of the tenant's `searches` slots, before any connection is checked out, and is refused
     (`SearchBudgetSpent`) while the tenant's searches owe this process time."""
-    if searches is not None and is_search(request.filter):
+    if searches is not None and may_walk(request.filter):
         async with searches.hold(admin.tenant_id):
             return await _list_sessions(request, admin, store, cursors, clock)
     return await _list_sessions(request, admin, store, cursors, clock)
@@ -165,7 +166,7 @@ async def export_sessions(
     """
     query = ListQuery(request.filter, request.sort, EXPORT_BATCH)
     hold = None
-    if searches is not None and is_search(request.filter):
+    if searches is not None and may_walk(request.filter):
         slots, batches = searches, itertools.count()
 
         def hold() -> AbstractAsyncContextManager[None]:

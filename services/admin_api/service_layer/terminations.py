@@ -18,7 +18,7 @@ from admin_api.auth import Admin
 from admin_api.domain.errors import NotFound
 from admin_api.runtime import Clock
 from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
-from read_model.session_query import is_search
+from read_model.session_query import may_walk
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
@@ -108,7 +108,7 @@ async def request_termination(
         if command.filter is not None and confirmed_at is not None:
             bounded = created_no_later_than(command.filter, confirmed_at)
             held: AbstractAsyncContextManager[None] = contextlib.nullcontext()
-            if searches is not None and is_search(bounded):
+            if searches is not None and may_walk(bounded):
                 held = searches.hold(admin.tenant_id, also=filter_terminations)
             async with held, store.engine.connect() as conn, conn.begin():  # a read: no lock
                 requested = await store.count_active(conn, bounded, admin.tenant_id, now)

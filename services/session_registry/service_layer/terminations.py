@@ -26,12 +26,13 @@ What it writes is what the per-row fold writes (`_end` on an open session: state
 `end_reason`, `ended_by`; `expires_at` of a created session does not depend on its end); a
 crash anywhere rolls the whole batch back, as before.
 
-A command by a filter with a substring condition (`is_search`) is not resolved there when the
-caller defers them (`defer_searches`, as the registry does): a text no index answers reads the
-tenant's whole listed set, seconds at millions of sessions, which every tenant's events and
-revocations would wait behind. The batch keeps it in `deferred_terminations`, and the
-registry's resolver (`deferred_terminations`) reads its targets outside any write transaction
-(`resolve_chunk`) and ends each chunk in a transaction of its own (`end_resolved`).
+A command by a filter with a substring condition or `policy_outdated` (`may_walk`) is not
+resolved there when the caller defers them (`defer_searches`, as the registry does): a text no
+index answers, and `policy_outdated` always, reads the tenant's whole listed set, seconds at
+millions of sessions, which every tenant's events and revocations would wait behind. The
+batch keeps it in `deferred_terminations`, and the registry's resolver
+(`deferred_terminations`) reads its targets outside any write transaction (`resolve_chunk`)
+and ends each chunk in a transaction of its own (`end_resolved`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.active import OPEN, TERMINATED, listed_open_condition, open_condition
-from read_model.session_query import conditions_clause, is_search
+from read_model.session_query import conditions_clause, may_walk
 from read_model.store import Store
 from read_model.tables import sessions
 from read_model.unit_of_work import UnitOfWork
@@ -132,7 +133,7 @@ async def apply_commands(
 
     `command_headers`: each command's Kafka headers by (tenant_id, command_id), whose trace
     context its span continues. `defer_searches`: a command by a
-    filter with a substring condition is kept in `deferred_terminations` (once), with its
+    filter that may walk (`may_walk`) is kept in `deferred_terminations` (once), with its
     (partition, offset) on the commands topic from `origins`, for the resolver, not applied
     here. `activity_only_seconds`: how long a row is kept for a session named by id and not
     created yet (`compute_expires_at`)."""
@@ -146,7 +147,7 @@ async def apply_commands(
     for command_id, command in unique.items():
         if command_id in done:
             continue
-        if defer_searches and command.filter is not None and is_search(command.filter):
+        if defer_searches and command.filter is not None and may_walk(command.filter):
             origin = (origins or {}).get(command_id)
             await defer(uow, command, origin, now, command_headers.get(command_id))
             log.info(

@@ -380,6 +380,34 @@ async def test_an_export_with_a_search_reads_each_batch_in_a_slot_of_its_tenant(
     assert slots.waiting(TENANT) == 0
 
 
+@pytest.mark.parametrize("outdated", [True, False])
+async def test_a_list_or_export_by_policy_outdated_waits_for_a_slot_of_its_tenant(
+    store: Store, outdated: bool
+) -> None:
+    # `policy_outdated` compares every listed session of the tenant with its current settings
+    # (no index holds it): either value reads the whole tenant, so it counts as a search (a
+    # review, 2026-12-06: served with no slot and no budget, many at once filled the pool)
+    await seed(store)
+    slots = TenantSlots(per_tenant=1)
+    by_policy = SessionFilter(policy_outdated=outdated)
+    async with slots.hold(TENANT):
+        listing = asyncio.create_task(
+            list_sessions(PageRequest(by_policy), ADMIN, store, CURSORS, clock, slots)
+        )
+        export = asyncio.create_task(
+            export_sessions(ExportRequest(by_policy), ADMIN, store, clock, slots)
+        )
+        await asyncio.sleep(0.05)
+        assert not listing.done() and not export.done()
+        assert slots.waiting(TENANT) == 3
+    page, rows = await listing, await export
+    unlimited = await list_sessions(PageRequest(by_policy), ADMIN, store, CURSORS, clock)
+    assert ids(page.rows) == ids(unlimited.rows)
+    every = await export_sessions(ExportRequest(by_policy), ADMIN, store, clock)
+    assert ids([row async for row in rows]) == ids([row async for row in every])
+    assert slots.waiting(TENANT) == 0
+
+
 async def test_a_filtered_page_reads_the_table_for_its_own_rows_alone(store: Store) -> None:
     # the page's keys come from an index that holds what the filter compares (the address
     # index carries the session type and the expiry), and only the page's rows are read from

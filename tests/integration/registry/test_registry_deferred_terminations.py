@@ -119,6 +119,24 @@ async def test_a_text_filter_is_kept_then_ended_in_chunks_as_the_batch_would_hav
     assert (again.commands, again.terminated) == (0, 0)
 
 
+async def test_a_policy_outdated_filter_either_way_is_kept_and_resolved_beside_the_loop(
+    store: Store,
+) -> None:
+    """`policy_outdated` compares every listed session of the tenant with its current settings
+    (no index holds it): resolved in the batch, a command that ended nothing held every
+    tenant's events and revocations for a walk of the tenant (a review, 2026-12-06)."""
+    await seed(store)
+    commands = [by_filter(policy_outdated=True), by_filter(policy_outdated=False)]
+    for command in commands:
+        assert await defer(store, command) == Applied(commands=0, terminated=0, deferred=1)
+    assert len(await kept(store)) == 2
+    outcome = await resolver(store).resolve_all()
+    # every listed session is outdated or not: the two end them all, each once
+    assert (outcome.commands, outcome.terminated) == (2, 13)
+    assert {e.session_id for e in await terminated_events(store)} == EVERY_LISTED
+    assert await kept(store) == []
+
+
 async def test_a_filter_without_text_and_one_by_ids_are_applied_in_the_batch(
     store: Store,
 ) -> None:
