@@ -6,29 +6,51 @@ termination requests, revocations awaiting tombstones, the outbox, the admin API
 positions on the commands topic) is copied over first; the rebuild's events positions are
 stored under the live consumer name, so the live registry resumes where the rebuild stopped.
 
+The replay publishes nothing, so a record it folded that the live registry had not read yet
+and that ends a session the gateways must refuse (a logout; the late creation of a session an
+admin had already terminated by id) was revoked by nobody: the live registry resumes past it.
+Until 2026-12-06 such a session stayed valid at every gateway (found by a review). The swap now
+revokes, through the outbox, every terminated session of the rebuilt database that could still
+be valid and has no revocation the live registry wrote (`revoke_what_the_log_ended`); the live
+registry sends them at its start.
+
 Stop the registry (and on PostgreSQL anything else connected) before swapping.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, exists, insert, select, tuple_
 
+from read_model.active import TERMINATED
 from read_model.database import open_store
-from read_model.tables import consumer_positions, metadata
+from read_model.tables import consumer_positions, metadata, revocations, sessions
 from read_model.unit_of_work import UnitOfWork
+from session_contracts.models import as_utc
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import save_positions
+from session_registry.adapters.session_store import lock_states
+from session_registry.domain.lifecycle import needs_revocation, valid_until
+from session_registry.domain.state import SessionState
+from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.rebuild import RebuildReport
 
 DERIVED = {"sessions", "session_history", "consumer_positions"}
 
 
 async def carry_over(
-    live_url: str, rebuilt_url: str, topics: Topics, live_consumer: str, report: RebuildReport
+    live_url: str,
+    rebuilt_url: str,
+    topics: Topics,
+    live_consumer: str,
+    report: RebuildReport,
+    now: datetime | None = None,
 ) -> dict[str, int]:
-    """Copy what the log does not determine from the live database; return rows per table."""
+    """Copy what the log does not determine from the live database, and revoke what the
+    replay ended that nobody revoked (`revoke_what_the_log_ended`, as of `now`); return rows
+    per table (`revoked`: the revocations queued)."""
     copied: dict[str, int] = {}
     source, target = open_store(live_url), open_store(rebuilt_url)
     try:
@@ -56,12 +78,54 @@ async def carry_over(
             if commands:
                 await tconn.execute(insert(consumer_positions), commands)
             await save_positions(uow, live_consumer, report.positions)
+            copied["revoked"] = await revoke_what_the_log_ended(
+                uow, topics, now or datetime.now(UTC)
+            )
 
         await UnitOfWork(target).run(_write)
     finally:
         await source.dispose()
         await target.dispose()
     return copied
+
+
+async def revoke_what_the_log_ended(uow: UnitOfWork, topics: Topics, now: datetime) -> int:
+    """Queue a revocation (row and outbox record) for every created, terminated session that
+    could still be valid at `now` and has no revocation row; return how many.
+
+    Terminated sessions are kept for `SESSIONS_ENDED_RETENTION_DAYS`, most long past their
+    `valid_until` (their revocations tombstoned and deleted): only the times are read of them,
+    a chunk at a time, and the rows of the few still valid."""
+    _s, _r = sessions.c, revocations.c
+    unrevoked = select(_s.tenant_id, _s.session_id, _s.created_at, _s.max_session_seconds).where(
+        _s.state == TERMINATED,
+        _s.created_at.is_not(None),
+        ~exists().where(and_(_r.tenant_id == _s.tenant_id, _r.session_id == _s.session_id)),
+    )
+    due: list[tuple[str, str]] = []
+    async for row in await uow.conn.stream(unrevoked):
+        times = SessionState(
+            tenant_id=row.tenant_id,
+            session_id=row.session_id,
+            created_at=as_utc(row.created_at),
+            max_session_seconds=row.max_session_seconds,
+        )
+        until = valid_until(times)
+        if until is not None and until > now:
+            due.append(times.key)
+    changes = Changes()
+    for start in range(0, len(due), _REVOKED_PER_READ):
+        keys = due[start : start + _REVOKED_PER_READ]
+        chosen = select(sessions).where(tuple_(_s.tenant_id, _s.session_id).in_(keys))
+        for state in await lock_states(uow, chosen):
+            if needs_revocation(None, state, now):
+                changes.revoke(topics, state)
+    await changes.flush(uow, True, states=False)
+    return len(changes.revoked)
+
+
+_REVOKED_PER_READ = 500
+"""Sessions read whole at once by `revoke_what_the_log_ended`."""
 
 
 async def swap(live_url: str, rebuilt_url: str) -> str:

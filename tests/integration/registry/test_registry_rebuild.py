@@ -16,6 +16,8 @@ from registry_helpers import (
     StartRegistry,
     activity,
     created,
+    logout,
+    read_topic,
     registry_cli,
     session_rows,
     sibling_database,
@@ -25,6 +27,7 @@ from registry_helpers import (
 
 from fresh_topics import connection
 from read_model.tables import applied_commands, session_history, sessions
+from session_contracts.handles import record_key
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import state_from_row
@@ -160,6 +163,54 @@ async def test_cli_rebuild_swap_and_status(
     assert rows[sid("s1")]["state"] == "terminated"
     applied = await table_rows(live_url, applied_commands, [applied_commands.c.command_id])
     assert len(applied) == 1
+
+
+async def test_a_swap_revokes_what_the_replay_ended_while_the_registry_was_stopped(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    """The replay publishes nothing, and the swap stores its positions under the live
+    consumer: a logout, or the creation of a session an admin had terminated by id before
+    it was created, appended while the registry was stopped, was revoked by nobody, and the
+    session stayed valid at every gateway (found by a review, 2026-12-06)."""
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    registry = await start_registry(database_url=live_url, consumer_group=group)
+    await send(created("admin-ended"), created("logs-out"))
+    await registry.wait_until_idle(30)
+    await send(
+        TerminateSessions(
+            command_id=uuid.uuid4(),
+            requested_at=NOW,
+            tenant_id="acme",
+            requested_by="admin-1",
+            session_ids=[sid("admin-ended"), sid("created-late")],  # the second not yet
+        )
+    )
+    await registry.wait_until_idle(30)
+    await registry.stop()
+    # while the registry is stopped for the rebuild: a logout, and the late creation
+    await send(logout("logs-out", NOW), created("created-late"))
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_DATABASE_URL": live_url,
+        "SESSIONS_CONSUMER_GROUP": group,
+    }
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    out = (await registry_cli(env, "rebuild", "--into", into, "--swap")).stdout
+    assert "revoked 2" in out, out
+    resumed = await start_registry(database_url=live_url, consumer_group=group)
+    await resumed.wait_until_idle(30)
+    revoked = {r.key for r in await read_topic(kafka_bootstrap, topics.revocations)}
+    assert revoked == {
+        record_key("acme", sid(s)) for s in ("admin-ended", "logs-out", "created-late")
+    }
 
 
 async def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying(
