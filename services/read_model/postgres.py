@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Executable, Result, Table, any_, bindparam, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -57,6 +57,11 @@ ALIVE_BYPASS = 0.5
 """Seconds after its return to the pool during which a connection is handed out untested
 (`_ping_on_checkout`)."""
 _RETURNED_AT = "session_control_returned_at"
+_IDENTITY = text(
+    "SELECT pg_postmaster_start_time(), current_setting('port'), d.oid"
+    " FROM pg_database d WHERE d.datname = current_database()"
+)
+"""What names one database of one server whatever the URL that reached it (`identity`)."""
 
 
 _SEARCH = {
@@ -188,6 +193,15 @@ class PostgresStore(Store):
             return await conn.execute(statement, values)
         assert isinstance(driver, DriverSQL)
         return await conn.exec_driver_sql(driver.sql, driver.arguments(values))
+
+    async def identity(self) -> tuple[object, ...] | None:
+        """The server (when it started, its port) and the database's oid: no privilege needed."""
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(_IDENTITY)).one()
+        except (OSError, DBAPIError):
+            return None  # not there (or not reachable): no database to be the same as
+        return ("postgresql", *row)
 
     async def replace_with(self, rebuilt: Store, stamp: str) -> str:
         """Rename the databases: this one to a backup, the rebuilt one to this one's name."""

@@ -87,6 +87,17 @@ class SqliteStore(Store):
         """Whether the file is there (connecting would create it)."""
         return self.path is None or await asyncio.to_thread(self.path.exists)
 
+    async def identity(self) -> tuple[object, ...] | None:
+        """The file's device and inode (its resolved path while it is not there yet)."""
+        path = self.path
+        if path is None:
+            return None  # in memory: no other URL names it
+        try:
+            found = await asyncio.to_thread(path.stat)
+        except FileNotFoundError:
+            return ("sqlite", str(await asyncio.to_thread(path.resolve)))
+        return ("sqlite", found.st_dev, found.st_ino)
+
     async def replace_with(self, rebuilt: Store, stamp: str) -> str:
         """Rename the files: this one (with its WAL) to a backup, the rebuilt one into place."""
         if not isinstance(rebuilt, SqliteStore):

@@ -155,6 +155,11 @@ class Store(ABC):
         return True
 
     @abstractmethod
+    async def identity(self) -> tuple[object, ...] | None:
+        """What names this database whatever its URL's spelling (`localhost` or `127.0.0.1`,
+        a path through `..` or a link); None when it is not there to ask."""
+
+    @abstractmethod
     async def replace_with(self, rebuilt: Store, stamp: str) -> str:
         """Put `rebuilt`'s database where this one is; keep this one as a backup named with
         `stamp`, and return where it went. Nothing may be connected to either."""

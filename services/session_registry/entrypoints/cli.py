@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from read_model.database import schema_of, standing_at, upgrade_schema
+from read_model.database import open_store, schema_of, standing_at, upgrade_schema
 from read_model.revisions import SchemaBehind
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
@@ -162,7 +162,7 @@ def rebuild(
             "be swapped in (--swap): the live registry would resume from past positions"
         )
     settings = RegistrySettings()
-    if _same_database(into, settings.database_url):
+    if asyncio.run(_same_database(into, settings.database_url)):
         # the replay takes the PostgreSQL listing indexes off the database it fills
         refuse(
             f"--into {redact_url(into)} is the live database (SESSIONS_DATABASE_URL): a rebuild "
@@ -239,12 +239,21 @@ app.add_typer(sre_cli.positions_app, name="positions")
 app.command()(sre_cli.diff)
 
 
-def _same_database(a: str, b: str) -> bool:
-    """Whether two URLs name one database (driver and password aside)."""
+async def _same_database(a: str, b: str) -> bool:
+    """Whether two URLs name one database: spelled alike (driver and password aside), or
+    reaching the same file or the same database of the same server. Until 2026-12-06 only
+    the spelling was compared: `localhost` for `127.0.0.1`, a port written out, or a path
+    through `..` let a rebuild write into the live database (a review)."""
     first, second = make_url(a), make_url(b)
-    return (first.get_backend_name(), first.host, first.port, first.database) == (
-        second.get_backend_name(),
-        second.host,
-        second.port,
-        second.database,
-    )
+    spelled = (first.get_backend_name(), first.host, first.port, first.database)
+    if spelled == (second.get_backend_name(), second.host, second.port, second.database):
+        return True
+    if first.get_backend_name() != second.get_backend_name():
+        return False
+    stores = open_store(a), open_store(b)
+    try:
+        one, other = [await store.identity() for store in stores]
+    finally:
+        for store in stores:
+            await store.dispose()
+    return one is not None and one == other

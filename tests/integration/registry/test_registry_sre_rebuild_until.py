@@ -24,6 +24,7 @@ from registry_helpers import (
     sid,
 )
 from sqlalchemy import delete, insert, update
+from sqlalchemy.engine import make_url
 from sre_cli import cli, cli_env
 from test_registry_rebuild import read_model
 
@@ -267,3 +268,14 @@ async def test_rebuild_refuses_to_fill_the_live_database(
     done = await cli(env, "rebuild", "--into", db_url, code=2)
     assert "is the live database" in done.err and "Traceback" not in done.err
     assert "sessions:sessions@" not in done.err  # the password stays out of the message
+    # spelled otherwise, the same database (until 2026-12-06 only the spelling was compared)
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(str(url.database))
+        alias = url.set(database=str(path.parent / ".." / path.parent.name / path.name))
+    else:
+        alias = url.set(host="localhost")
+    aliased = alias.render_as_string(hide_password=False)
+    assert aliased != db_url
+    done = await cli(env, "rebuild", "--into", aliased, code=2)
+    assert "is the live database" in done.err and "Traceback" not in done.err
