@@ -202,6 +202,13 @@ class RegistryMetrics:
             "then (a producer's clock ahead, or a producer dating sign-ins ahead)",
             registry=r,
         )
+        self.expiries_not_due = Counter(
+            "session_registry_expiries_not_due",
+            "session.expired records applied to open sessions before their deadline: the "
+            "registry writes none such (a producer allowed on the events topic expires "
+            "sessions, which keeps them from terminations while the platform serves them)",
+            registry=r,
+        )
         self.corrupt_batches = Counter(
             "session_registry_corrupt_batches",
             "Fetches that found a batch whose CRC fails (damaged where the broker keeps it); "
@@ -261,6 +268,7 @@ class RegistryMetrics:
         dated_ahead: int = 0,
         producer_dated: bool | None = None,
         awaiting_creation: int = 0,
+        expiries_not_due: int = 0,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -281,6 +289,8 @@ class RegistryMetrics:
             self.records_miskeyed.labels(kind).inc(count)
         if dated_ahead:
             self.creations_dated_ahead.inc(dated_ahead)
+        if expiries_not_due:
+            self.expiries_not_due.inc(expiries_not_due)
         if producer_dated is not None:
             self.events_producer_dated.set(int(producer_dated))
 

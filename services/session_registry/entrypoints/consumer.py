@@ -532,6 +532,7 @@ class ConsumerLoop:
                 outcome.dated_ahead,
                 outcome.producer_dated,
                 outcome.awaiting_creation,
+                expiries_not_due=outcome.expiries_not_due,
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)

@@ -6,20 +6,25 @@ pure fold merges every event, and one bulk upsert writes the rows that changed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from read_model.active import OPEN
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.escaping import escape_reason
+from session_contracts.models import SessionEvent, SessionExpired, TerminateSessions
 from session_contracts.topics import Topics
 from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.session_store import load_sessions
 from session_registry.domain.fold import FOLDS, refresh
 from session_registry.domain.lifecycle import needs_revocation
-from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState
+from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState, compute_expires_at
 from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.terminations import apply_commands
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +40,9 @@ class Outcome:
     published: int = 0
     awaiting_creation: int = 0
     """Sessions commands named by id before their creation was read (`Applied`'s)."""
+    expiries_not_due: int = 0
+    """`session.expired` records folded into an open session before its deadline by the facts
+    the registry holds (`Projector._fold`): the registry writes none such."""
 
 
 class Projector:
@@ -76,7 +84,7 @@ class Projector:
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
-            await self._fold(uow, events, now, changes)
+            outcome.expiries_not_due = await self._fold(uow, events, now, changes)
         outcome.sessions = len(changes.states)
         # written before the commands are resolved, so they see this batch's events
         outcome.published = await changes.flush(uow, self.publish)
@@ -101,8 +109,11 @@ class Projector:
 
     async def _fold(
         self, uow: UnitOfWork, events: Sequence[SessionEvent], now: datetime, changes: Changes
-    ) -> None:
+    ) -> int:
+        """Merge the events into their rows; return how many `session.expired` were not due
+        (`not_due`)."""
         keys = {(event.tenant_id, event.session_id) for event in events}
+        not_due: list[SessionExpired] = []
         states = await load_sessions(uow, keys, lock=True)
         before = {key: state.copy() for key, state in states.items()}
         merges = FOLDS
@@ -112,6 +123,8 @@ class Projector:
             if state is None:
                 state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
             kind = event.type
+            if type(event) is SessionExpired and _not_due(state, event):
+                not_due.append(event)
             merges[kind](state, event)
             if kind != "session.activity":
                 changes.record(event)
@@ -123,3 +136,27 @@ class Projector:
             changes.states[key] = state
             if self.publish and needs_revocation(previous, state, now):
                 changes.revoke(self.topics, state)
+        if not_due:
+            log.warning(
+                "%d session.expired record(s) applied to open sessions before their deadline "
+                "(the registry writes none such: a producer allowed on the events topic "
+                "expires sessions; docs/operations.md#registryexpiriesnotdue); first: tenant "
+                "%s, session %s, dated %s",
+                len(not_due),
+                escape_reason(not_due[0].tenant_id),
+                escape_reason(not_due[0].session_id),
+                not_due[0].occurred_at.isoformat(),
+            )
+        return len(not_due)
+
+
+def _not_due(state: SessionState, event: SessionExpired) -> bool:
+    """Whether an expiry ends an open, created session before the deadline the facts folded so
+    far give it. The registry writes an expiry only once that deadline is a grace past, and
+    folds it back into a row it has expired already: such a record comes from someone else.
+    Counted, not refused: the fold gives the same rows in any order of the records, and
+    whether the deadline has passed depends on which activity came first."""
+    if not state.created or state.state != OPEN:
+        return False
+    deadline = compute_expires_at(state)
+    return deadline is not None and event.occurred_at < deadline

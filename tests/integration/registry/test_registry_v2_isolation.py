@@ -46,7 +46,7 @@ from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.domain.lifecycle import EXPIRY_NAMESPACE
 from session_registry.domain.state import AHEAD_OF_STORE
 from session_registry.service_layer.expiry import Sweeper
-from session_registry.service_layer.ingest import Ingestor
+from session_registry.service_layer.ingest import Ingestor, IngestOutcome
 from session_registry.service_layer.projection import Projector
 
 TOPICS = Topics(prefix="iso.")
@@ -96,12 +96,12 @@ class Harness:
         value = message if isinstance(message, bytes) else encode(message)
         return Rec(topic, 0, offset, b"k", value)
 
-    async def ingest(self, *messages: Any) -> None:
+    async def ingest(self, *messages: Any) -> IngestOutcome:
         records = [self.record(m) for m in messages]
         batch: dict[str, list[Rec]] = {}
         for r in records:
             batch.setdefault(r.topic, []).append(r)
-        await self.ingestor.ingest(batch)
+        return await self.ingestor.ingest(batch)
 
     async def rows(self, table: Any, *where: Any) -> list[Any]:
         async with self.store.engine.connect() as conn:
@@ -506,3 +506,37 @@ def _empty_filter() -> Any:
     from session_contracts.models import SessionFilter
 
     return SessionFilter()
+
+
+async def test_an_expiry_before_the_sessions_deadline_is_counted_and_warned(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the registry writes `session.expired`, once the deadline is a grace past. A
+    producer allowed on the events topic can write one for any tenant's live session, which
+    no termination then reaches while the platform still serves it (found by a review on
+    2026-12-06; open: the fold gives the same rows in any order of the records, so it cannot
+    refuse it by what came first). It is counted for the alert `RegistryExpiriesNotDue`; the
+    registry's own expiries, and one dated past the deadline, are not."""
+    h = Harness(store)
+    live, short = session_handle(A, "live"), session_handle(A, "short")
+    await h.ingest(created(A, live), created(A, short, max_s=60))  # short: due at T0 + 60 s
+    h.now = T0 + timedelta(hours=1)
+
+    def expiry(handle: str, at: datetime, event_id: uuid.UUID | None = None) -> SessionExpired:
+        return SessionExpired(
+            event_id=event_id or uuid.uuid4(),
+            occurred_at=at,
+            tenant_id=A,
+            session_id=handle,
+            reason=ExpiryReason.idle,
+        )
+
+    forged = await h.ingest(expiry(live, h.now))  # its deadline is 30 days on
+    assert forged.expiries_not_due == 1
+    assert [r for r in caplog.records if "before their deadline" in r.getMessage()]
+    swept = await Sweeper(store, TOPICS).sweep(h.now)
+    assert swept.expired == 1  # `short`, by the registry, which then reads its own record
+    own = uuid.uuid5(EXPIRY_NAMESPACE, f"{A}\x1f{short}")
+    assert (await h.ingest(expiry(short, T0 + timedelta(seconds=60), own))).expiries_not_due == 0
+    late = await h.ingest(created(A, "x" * 43), expiry("x" * 43, T0 + timedelta(days=31)))
+    assert late.expiries_not_due == 0  # dated past its deadline: as a replay of one is
