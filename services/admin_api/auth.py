@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,16 +11,24 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from pydantic import TypeAdapter, ValidationError
 
 from admin_api.settings import AdminApiSettings
+from session_contracts.escaping import escape_reason
+from session_contracts.models import TenantId, UserId
 
 EDIT_USER_SESSIONS = "edit_user_sessions"
 """The grant every session endpoint needs (Domo's "Edit User Sessions")."""
 
-ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+JWK_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+"""The algorithms a JWKS key verifies, and the key type (`kty`) each needs."""
+ASYMMETRIC_ALGORITHMS = tuple(JWK_KEY_TYPES)  # a tuple: a header's `alg` may be a list or object
 NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 JWKS_FETCH_TIMEOUT_SECONDS = 10.0
-_TENANT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The claims that end up in commands, checked by the contract's own rules: a token the
+# commands would refuse is refused here, not met as a 500 at the first termination.
+_TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
+_USER_ID: TypeAdapter[str] = TypeAdapter(UserId)
 VERIFIED_SECONDS = 30.0
 """How long a verified token is taken again without verifying it (never past its `exp`)."""
 VERIFIED_TOKENS = 1024
@@ -53,7 +60,7 @@ class Admin:
 
 class TokenVerifier:
     """Checks signature, exp, nbf, iat, aud, iss (where configured) and the token's lifetime,
-    and reads the admin claims."""
+    and reads the admin claims (`sub` and `tenant` by the contract's rules)."""
 
     def __init__(self, settings: AdminApiSettings) -> None:
         self._hs256_keys = settings.hs256_keys
@@ -95,7 +102,9 @@ class TokenVerifier:
             algorithm = jwt.get_unverified_header(token).get("alg")
             claims = await self._decode(token, algorithm)
         except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc)) from None
+            # PyJWT quotes the token's own text (its kid): a lone surrogate there cannot be
+            # rendered in the 401, which was a 500 instead
+            raise InvalidToken(escape_reason(str(exc))) from None
         _check_times(claims, self._max_lifetime, self._leeway, now)
         admin = _admin_from(claims)
         if len(self._verified) >= VERIFIED_TOKENS:
@@ -115,8 +124,19 @@ class TokenVerifier:
             return self._decode_with(token, last, "HS256")
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
             jwks = self._jwks
-            signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
-            return self._decode_with(token, signing_key.key, str(algorithm))
+            try:
+                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+                return self._decode_with(
+                    token, _key_for(signing_key, str(algorithm)), str(algorithm)
+                )
+            except (TypeError, ValueError, OSError) as exc:
+                # PyJWT raises its own errors for most of what a token or a key set holds, not
+                # for all: a key its algorithm cannot read (TypeError, ValueError), a key set
+                # that is not JSON (ValueError) or dropped mid-read (OSError); a 401, not a 500
+                raise InvalidToken(
+                    f"the token cannot be verified with the key set (JWKS): "
+                    f"{escape_reason(str(exc))}"
+                ) from None
         raise InvalidToken(f"signing algorithm {algorithm!r} is not accepted")
 
     def _decode_with(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
@@ -131,6 +151,20 @@ class TokenVerifier:
             options={"require": required},
         )
         return claims
+
+
+def _key_for(jwk: jwt.PyJWK, algorithm: str) -> Any:
+    """The JWKS key the token's kid names, if it is a key for the token's algorithm: of its
+    key type (`kty`), and with that `alg` when the JWKS gives one (PyJWT infers RS256 for an
+    RSA key, ES256 for a P-256 one). PyJWT read an RSA key for an ES256 header as an EC one,
+    or the reverse, and raised TypeError before checking any signature."""
+    if jwk.key_type != JWK_KEY_TYPES[algorithm] or jwk.algorithm_name != algorithm:
+        raise InvalidToken(
+            f"signing algorithm {algorithm} does not fit the key its kid names "
+            f"(kty {escape_reason(str(jwk.key_type))}, "
+            f"alg {escape_reason(str(jwk.algorithm_name))})"
+        )
+    return jwk.key
 
 
 def _check_times(claims: dict[str, Any], max_lifetime: int, leeway: int, now: float) -> None:
@@ -158,12 +192,32 @@ def _check_times(claims: dict[str, Any], max_lifetime: int, leeway: int, now: fl
         )
 
 
+def _claim(claims: dict[str, Any], name: str, rule: TypeAdapter[str], what: str) -> str:
+    """The claim as a string `rule` takes; InvalidToken saying it must be `what` otherwise."""
+    value = claims.get(name)
+    if isinstance(value, str):
+        try:
+            return rule.validate_python(value)
+        except ValidationError:
+            pass
+    raise InvalidToken(f"claim {name!r} must be {what}")
+
+
 def _admin_from(claims: dict[str, Any]) -> Admin:
-    sub, tenant, grants = claims.get("sub"), claims.get("tenant"), claims.get("grants", [])
-    if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
-        raise InvalidToken("claim 'sub' must be a user id of 1-128 characters")
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise InvalidToken("claim 'tenant' must be a tenant id")
+    sub = _claim(
+        claims,
+        "sub",
+        _USER_ID,
+        "a user id: 1-128 characters, no control characters or lone surrogates "
+        "(the contract's UserId)",
+    )
+    tenant = _claim(
+        claims,
+        "tenant",
+        _TENANT_ID,
+        "a tenant id: 1-64 of the characters A-Z a-z 0-9 . _ - (the contract's TenantId)",
+    )
+    grants = claims.get("grants", [])
     if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants):
         raise InvalidToken("claim 'grants' must be a list of strings")
     return Admin(user_id=sub, tenant_id=tenant, grants=frozenset(grants))

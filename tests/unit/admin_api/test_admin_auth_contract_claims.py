@@ -1,0 +1,55 @@
+"""The verifier reads `sub` and `tenant` by the contract's own rules (`UserId`, `TenantId`):
+what a command would refuse is refused with the token, not met later as a 500 (2026-12-06)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from admin_api.auth import InvalidToken, TokenVerifier
+from admin_api.settings import DEV_JWT_SECRET, AdminApiSettings
+
+
+def _token(**claims: Any) -> str:
+    now = int(time.time())
+    base = {"sub": "admin-1", "tenant": "acme", "aud": "session-control", "exp": now + 300}
+    return jwt.encode({**base, **claims}, DEV_JWT_SECRET, algorithm="HS256")
+
+
+def _verifier() -> TokenVerifier:
+    return TokenVerifier(
+        AdminApiSettings(
+            _env_file=None,
+            database_url="sqlite+aiosqlite:///:memory:",
+            environment="development",
+        )
+    )
+
+
+REFUSED = [
+    ({"tenant": "acme\n"}, "claim 'tenant'"),  # `^...$` in Python's re took it
+    ({"tenant": "a" * 65}, "claim 'tenant'"),
+    ({"tenant": "\uff41cme"}, "claim 'tenant'"),
+    ({"sub": "a\x7fb"}, "claim 'sub'"),
+    ({"sub": "a\nb"}, "claim 'sub'"),
+    ({"sub": "\x1b[31m"}, "claim 'sub'"),
+    ({"sub": "a\ud800"}, "claim 'sub'"),  # no UTF-8 for it: the command could not be sent
+    ({"sub": "x" * 129}, "claim 'sub'"),
+]
+
+
+@pytest.mark.parametrize(("claims", "claim"), REFUSED, ids=[repr(c) for c, _ in REFUSED])
+async def test_a_claim_the_contract_refuses_refuses_the_token(
+    claims: dict[str, str], claim: str
+) -> None:
+    with pytest.raises(InvalidToken, match=f"^{claim} must be a .* \\(the contract's"):
+        await _verifier().verify(_token(**claims))
+
+
+async def test_the_longest_claims_the_contract_takes_pass() -> None:
+    sub, tenant = "é" * 128, "A-z.0_9" * 9 + "a"
+    admin = await _verifier().verify(_token(sub=sub, tenant=tenant))
+    assert (admin.user_id, admin.tenant_id) == (sub, tenant)
