@@ -7,12 +7,23 @@ keeps following; if the broker goes away aiokafka retries in the background, wha
 stays in memory, and `staleness_seconds()` grows until the view is confirmed current again.
 
 Current means confirmed, never assumed: a partition is confirmed at time t when a fetch
-response that arrived after t (or the start-up end-offset check made at t) reported a high
-watermark (the last stable offset under read_committed) that the position has reached. The
+response that arrived after t reported a high watermark that the position has reached. The
 view is confirmed at the oldest of its partitions' confirmations, and `current_until` is that
 moment plus `max_staleness_seconds` (on the monotonic clock): a broker outage, a partition
 without a leader, lag, or a follower task that stopped all leave it unconfirmed, so it goes
 stale on its own; nothing has to notice the failure.
+
+The high watermark, never the last stable offset: the consumer reads `read_committed` (an
+aborted transaction's records are never applied), so it cannot read past a transaction still
+open, and the last stable offset stops there too. Confirming against it (before 2026-12-06)
+let one producer that opened a transaction on the topic and never ended it (up to the
+broker's `transaction.max.timeout.ms`, 15 minutes) hide every later record while the view
+said current. Now such a partition goes unconfirmed, so the view goes stale, and a warning
+names the offset it is held at. Once the transaction ends, its commit or abort marker is
+fetched; aiokafka steps over the marker and over an aborted transaction's records, so the
+position reaches the high watermark and the view is confirmed again. The start-up end
+offsets (`end_offsets`, which answers last stable offsets under read_committed) make the view
+`ready` but confirm nothing; only a fetch answer does.
 
 Partitions added to the topic while it runs are followed too, from their beginning: the
 consumer's metadata is refreshed every `partitions_check_seconds` (30), and a partition it did
@@ -92,6 +103,8 @@ class CompactedTopicFollower(ABC):
         self._started_at = monotonic()
         self._positions: dict[TopicPartition, int] = {}
         self._confirmed: dict[TopicPartition, float] = {}
+        self._held: dict[TopicPartition, int] = {}
+        """Partitions an open transaction holds below their end, at the offset logged."""
         self.confirmed_at: float | None = None
         """Monotonic time up to which every partition is known to be read (None: never)."""
         self.current_until = -math.inf
@@ -221,7 +234,6 @@ class CompactedTopicFollower(ABC):
         observed_at = self.monotonic()  # no fetch of this consumer has been answered yet
         tps = await self._assign(consumer)
         self.failure = None
-        targets_at = self.monotonic()
         targets = await consumer.end_offsets(tps) if not self.ready else {}
         polls: dict[TopicPartition, int] = {}
         answered_after: dict[TopicPartition, float] = {}
@@ -244,17 +256,36 @@ class CompactedTopicFollower(ABC):
                 if polled is not None and polled != polls.get(tp):
                     polls[tp] = polled
                     answered_after[tp] = observed_at
-                end = _end_offset(consumer, tp)
+                end: int | None = consumer.highwater(tp)
                 if tp in answered_after and end is not None and position >= end:
                     confirmed[tp] = answered_after[tp]
+                self._note_held(tp, position, end, consumer.last_stable_offset(tp))
             observed_at = now
             if not self.ready and all(self._positions[tp] >= targets[tp] for tp in tps):
                 log.info("%s read up to its start-up end offsets: ready", self.topic)
                 self.ready_event.set()
-                # read up to the end offsets the broker gave after `targets_at`
-                for tp in tps:
-                    confirmed[tp] = max(confirmed.get(tp, -math.inf), targets_at)
             self.confirm(tps, confirmed)
+
+    def _note_held(
+        self, tp: TopicPartition, position: int, end: int | None, stable: int | None
+    ) -> None:
+        """Log once when a transaction left open holds `tp` below its end (the records after
+        it cannot be read under read_committed, so the view goes stale), and when it ends."""
+        held = stable is not None and end is not None and 0 <= stable == position < end
+        if held and self._held.get(tp) != stable:
+            self._held[tp] = position
+            log.warning(
+                "%s partition %d: a transaction open at offset %d holds this reader there, "
+                "below the end (%d): the records after it are not read, so this view goes "
+                "stale until the transaction is committed or aborted",
+                self.topic,
+                tp.partition,
+                position,
+                end,
+            )
+        elif not held and tp in self._held:
+            log.info("%s partition %d: the transaction holding it ended", self.topic, tp.partition)
+            del self._held[tp]
 
     async def _cause(self, exc: KafkaError) -> str:
         # aiokafka's "Unable to bootstrap" hides whether it was refused, TLS or SASL.
@@ -277,13 +308,3 @@ class CompactedTopicFollower(ABC):
             self.apply_with_headers(key, value, headers)
         except Exception:
             log.exception("a record of %s could not be applied; skipped", self.topic)
-
-
-def _end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
-    """The end of `tp` as the last fetch answer reported it: the last stable offset under
-    read_committed (records past it are not committed yet), else the high watermark."""
-    stable: int | None = consumer.last_stable_offset(tp)
-    if stable is not None and stable >= 0:
-        return stable
-    highwater: int | None = consumer.highwater(tp)
-    return highwater

@@ -41,7 +41,7 @@ from auth_gateway.client_ip import ClientAddress
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
 from auth_gateway.keys import TenantDirectory, TenantKeys
 from auth_gateway.revocations import ENDED_NAMES, RevocationTable
-from auth_gateway.settings import GatewaySettings
+from auth_gateway.settings import GatewaySettings, checked_exempt_paths
 from auth_gateway.watcher import RevocationWatcher
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class GatewayMiddleware:
         self._max_cookie_bytes = settings.gateway_max_cookie_bytes
         trusted = settings.gateway_trusted_proxies
         self._client_address = gateway.client_addresses if trusted else None
-        exempt = settings.gateway_exempt_paths
+        exempt = checked_exempt_paths(settings.gateway_exempt_paths)
         self._exempt_exact = frozenset(p for p in exempt if not p.endswith("/"))
         self._exempt_prefixes = tuple(p for p in exempt if p.endswith("/"))
         sign_in = settings.gateway_sign_in_url

@@ -32,6 +32,7 @@ again, so the new arrays hold everything once the last slot is copied.
 
 from __future__ import annotations
 
+import math
 from array import array
 
 _EMPTY = 0
@@ -49,6 +50,17 @@ ENDED: dict[str, int] = {"admin": 1, "security": 2, "logout": 3, "max_length": 4
 """A revocation's `reason` as the byte the table keeps (0: not known)."""
 ENDED_NAMES: dict[int, bytes] = {1: b"admin", 2: b"security", 3: b"signed_out", 4: b"expired"}
 """The byte as the `ended=` value of the sign-in redirect."""
+
+
+def _whole_seconds(until: float) -> int:
+    """`until` rounded up to a whole second a slot holds (1 to `_MAX_UNTIL`).
+
+    Never raises: an infinite grace made expiries NaN, `int()` raised on each, and the watcher
+    rejected every revocation (before 2026-12-06). Whatever cannot be computed is held longest.
+    """
+    if not until < _MAX_UNTIL:  # beyond the range, infinite, or NaN (which compares false)
+        return _MAX_UNTIL
+    return math.ceil(until) if until > 1 else 1
 
 
 def _slot_key(session_id: bytes) -> int:
@@ -130,10 +142,11 @@ class RevocationTable:
         is its `ENDED` byte.
 
         The expiry never moves earlier: adding an entry already present keeps the later of
-        the two expiries, so no later record can shorten a revocation.
+        the two expiries, so no later record can shorten a revocation. An expiry past what a
+        slot holds, infinite or not a number is held as long as a slot can (fail closed).
         """
         key = _slot_key(entry)
-        seconds = min(max(int(-(-until // 1)), 1), _MAX_UNTIL)
+        seconds = _whole_seconds(until)
         if self._next is not None or (self._count + 1) > _MAX_LOAD * (self._mask + 1):
             self._add_resizing(key, seconds, why)
         else:

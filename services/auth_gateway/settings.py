@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, IPvAnyNetwork, StringConstraints, model_validator
+from pydantic import Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
 
 from session_contracts.models import TenantId
 from session_contracts.settings import KafkaSettings
@@ -20,6 +20,10 @@ HeaderName = Annotated[
 ]
 CookieName = HeaderName
 Path = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/")]
+
+MAX_EVICTION_GRACE_SECONDS = 3600
+"""An hour: hosts under NTP differ by well under a second, so a longer grace is a mistake, not
+skew, and would keep every ended revocation that much longer in memory."""
 
 
 class GatewaySettings(KafkaSettings):
@@ -109,8 +113,17 @@ class GatewaySettings(KafkaSettings):
     gateway_eviction_grace_seconds: float = Field(
         default=60.0,
         ge=0,
-        description="Revocations stay this long past valid_until, for clock skew between hosts.",
+        le=MAX_EVICTION_GRACE_SECONDS,
+        allow_inf_nan=False,
+        description="Revocations stay this long past valid_until, for clock skew between hosts "
+        "(0 to 3600, finite); a tombstone removes one only after it too. Infinity, accepted "
+        "before 2026-12-06, made every revocation's expiry NaN: none was kept.",
     )
+
+    @field_validator("gateway_exempt_paths")
+    @classmethod
+    def _exempt_paths_leave_something_checked(cls, paths: list[str]) -> list[str]:
+        return checked_exempt_paths(paths)
 
     @model_validator(mode="after")
     def _staleness_outlasts_a_fetch(self) -> GatewaySettings:
@@ -121,3 +134,15 @@ class GatewaySettings(KafkaSettings):
                 "gateway_max_staleness_seconds must be at least twice gateway_fetch_max_wait_ms"
             )
         return self
+
+
+def checked_exempt_paths(paths: list[str]) -> list[str]:
+    """`paths`, unless one exempts every path: then ValueError (the settings refuse it, and the
+    middleware again, for settings changed with `model_copy`, which validates nothing)."""
+    # "/" is a prefix of every request path: the gateway would check nothing, silently.
+    if "/" in paths:
+        raise ValueError(
+            '"/" exempts every path (an entry ending in / exempts its prefix), so the gateway '
+            "would check nothing; list only the paths to leave unchecked"
+        )
+    return paths

@@ -11,9 +11,13 @@ record of one tenant says reaches another tenant's entries:
   record for the same session keeps the later of the two (`RevocationTable.add`), and a record
   already past its `valid_until` changes nothing.
 - A tombstone (null value) is read only under a tenant-qualified key and touches only that
-  (tenant, handle); it removes the entry only once the entry's `valid_until` has passed (the
-  registry tombstones a revocation after it). An earlier tombstone is counted in
-  `tombstones_ignored` and the entry stays until eviction.
+  (tenant, handle); it removes the entry only once the entry's expiry, `valid_until` plus the
+  grace, has passed on this gateway's clock. The registry tombstones a revocation at its
+  `valid_until` on its own clock, so the grace is what covers a registry clock ahead of this
+  one. An earlier tombstone is counted in `tombstones_ignored` and the entry stays until
+  eviction, at the same expiry.
+- An expiry that cannot be computed (a NaN from the grace's arithmetic) holds the revocation
+  for as long as the table can, never drops it.
 - v1 records (the session id was the credential) are read through the shared decoder, whose
   upcaster turns the id into the same handle a gateway derives from that credential.
 - Anything that cannot be decoded is counted in `records_rejected`, logged with its escaped
@@ -135,8 +139,10 @@ class RevocationWatcher(CompactedTopicFollower):
             return
         if not self._serves(parts[0]):
             return
-        if self.table.discard_ended(bytes(key or b""), self._clock() + self._grace) is None:
-            self.tombstones_ignored += 1  # before valid_until: the revocation stays
+        # The entry's expiry already holds the grace: adding it to the clock as well (before
+        # 2026-12-06) cancelled it, and the registry's tombstone at valid_until removed it then.
+        if self.table.discard_ended(bytes(key or b""), self._clock()) is None:
+            self.tombstones_ignored += 1  # before valid_until + grace: the revocation stays
 
     def _revocation(self, key: bytes | None, value: bytes) -> None:
         if key is None:
@@ -154,7 +160,9 @@ class RevocationWatcher(CompactedTopicFollower):
         if not self._serves(record.tenant_id):
             return
         until = record.valid_until.timestamp() + self._grace
-        if until > self._clock():  # a record already past it could no longer be valid
+        # A record already past it could no longer be valid. Asked as "not past": an expiry
+        # that is NaN compares false either way, and is held (`RevocationTable.add`).
+        if not until <= self._clock():
             self.table.add(entry, until, ENDED.get(record.reason.value, 0))
         self.records_applied += 1
 

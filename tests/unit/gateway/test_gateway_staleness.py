@@ -50,6 +50,10 @@ class Step:
     records: dict[TopicPartition, int] = field(default_factory=dict)  # records now returned
     answered: tuple[TopicPartition, ...] = ()  # partitions a fetch answer came back for
     highwater: dict[TopicPartition, int] = field(default_factory=dict)  # ends it reported
+    stable: dict[TopicPartition, int] = field(default_factory=dict)  # last stable offsets too
+    skipped: dict[TopicPartition, int] = field(default_factory=dict)  # offsets without records
+    """Offsets the position moves past with no record handed over, after the records: a
+    transaction's marker, an aborted transaction's records (aiokafka steps over both)."""
 
 
 @dataclass
@@ -67,6 +71,7 @@ class ScriptedConsumer:
         self._ends = dict(ends)  # what end_offsets answers at start-up
         self._positions = dict.fromkeys(ends, 0)
         self._highwater: dict[TopicPartition, int] = {}
+        self._stable: dict[TopicPartition, int] = {}
         self._polled: dict[TopicPartition, int] = {}
         self._steps: asyncio.Queue[Step] = asyncio.Queue()
         self._taken = 0
@@ -111,12 +116,15 @@ class ScriptedConsumer:
         for tp in step.answered:
             self._polled[tp] = int(self._clock.now * 1000) + self._taken  # a new answer
             self._highwater[tp] = step.highwater.get(tp, self._highwater.get(tp, 0))
+            self._stable[tp] = step.stable.get(tp, -1)
         batches = {}
         for tp, count in step.records.items():
             start = self._positions[tp]
             batches[tp] = [
                 _Record(f"k{tp.partition}-{start + n}".encode(), None) for n in range(count)
             ]
+            self._positions[tp] += count
+        for tp, count in step.skipped.items():
             self._positions[tp] += count
         return batches
 
@@ -130,7 +138,7 @@ class ScriptedConsumer:
         return self._highwater.get(tp)
 
     def last_stable_offset(self, tp: TopicPartition) -> int | None:
-        return -1  # as aiokafka reports it without transactions in play
+        return self._stable.get(tp, -1)  # -1: as aiokafka reports it without transactions
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -274,6 +282,54 @@ async def test_start_up_catch_up_slower_than_the_bound_waits_for_a_confirming_fe
         assert await status(client, SESSION) == 503
         await caught_up(consumer, ends)
         assert gateway.state == "current" and await status(client, SESSION) == 200
+
+
+async def test_a_transaction_left_open_confirms_nothing_until_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """read_committed reads no further than a transaction still open, and the last stable
+    offset stops there too: only the high watermark may confirm (before 2026-12-06 the last
+    stable offset did, and the view stayed current blind to every record behind it)."""
+    clock = Clock()
+    ends = {P0: 1, P1: 0}
+    async with following(clock, ends) as (gateway, consumer, client):
+        await consumer.step(Step(records={P0: 1}, answered=(P0, P1), highwater=ends))
+        assert gateway.state == "current"
+        # a transaction opened at offset 1 and left open; a revocation written behind it at 2
+        held = {P0: 3, P1: 0}
+        with caplog.at_level(logging.WARNING, logger="auth_gateway.follower"):
+            for _ in range(4):
+                clock.now += BOUND / 3
+                await consumer.step(Step(answered=(P0, P1), highwater=held, stable={P0: 1}))
+        assert gateway.state == "stale"
+        assert await status(client, SESSION) == 503
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "transaction open at offset 1 " in warnings[0]
+        # aborted: its record (1) and its marker (3) stepped over, the revocation (2) read
+        ended = {P0: 4, P1: 0}
+        await consumer.step(
+            Step(records={P0: 1}, skipped={P0: 2}, answered=(P0, P1), highwater=ended, stable=ended)
+        )
+        assert gateway.state == "current"
+        assert await status(client, SESSION) == 200
+
+
+async def test_a_transaction_open_at_start_up_leaves_the_view_ready_but_not_current() -> None:
+    """The start-up end offsets are last stable offsets under read_committed: reaching them
+    makes the view ready (its start-up read done) but confirms nothing; it was current."""
+    clock = Clock()
+    ends = {P0: 1, P1: 0}  # `end_offsets`: the transaction opened at offset 1
+    async with following(clock, ends) as (gateway, consumer, client):
+        held = {P0: 3, P1: 0}
+        await consumer.step(
+            Step(records={P0: 1}, answered=(P0, P1), highwater=held, stable={P0: 1})
+        )
+        assert gateway.watcher.ready and gateway.state == "stale"
+        assert await status(client, SESSION) == 503
+        await consumer.step(
+            Step(records={P0: 1}, skipped={P0: 1}, answered=(P0,), highwater={P0: 3})
+        )
+        assert gateway.state == "current"
 
 
 async def test_fail_open_admits_while_stale_with_a_rate_limited_warning(
