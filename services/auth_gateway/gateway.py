@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Lifespan, Scope
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
+from auth_gateway.connections import OpenConnections
 from auth_gateway.keys import TenantKeys
 from auth_gateway.metrics import REFUSAL_REASONS, GatewayCollector
 from auth_gateway.middleware import GatewayMiddleware, TenantResolver
@@ -50,6 +51,9 @@ class SessionGateway:
         tenant = settings.gateway_tenant_id
         self.fixed_tenant = None if tenant_resolver or tenant is None else TenantKeys(tenant)
         self.client_addresses = ClientAddress(settings.gateway_trusted_proxies)
+        self.connections = OpenConnections()
+        """The WebSockets let through with a session, closed when it is revoked."""
+        watcher.on_revoked = self.connections.revoked
         self.refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         """Requests the middleware refused, by reason (revoked, tenant_unknown, not_ready,
         stale, cookie_too_large)."""

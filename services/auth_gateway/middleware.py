@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
+from auth_gateway.connections import OpenConnections, WatchedSocket
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
 from auth_gateway.keys import TenantDirectory, TenantKeys
 from auth_gateway.revocations import ENDED_NAMES, RevocationTable
@@ -84,6 +85,8 @@ class Gateway(Protocol):
     def tenant_resolver(self) -> TenantResolver | None: ...
     @property
     def refused(self) -> dict[str, int]: ...
+    @property
+    def connections(self) -> OpenConnections: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -123,6 +126,7 @@ class GatewayMiddleware:
         self._unverified = 0
         self._warned_at = 0.0
         self._refused = gateway.refused  # counted per reason, read by the metrics collector
+        self._connections = gateway.connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -227,7 +231,16 @@ class GatewayMiddleware:
         state["session_handle"] = keys.handle(session_key)
         state["session_tenant"] = keys.tenant_id
         state[AUTHENTICATED] = False  # only the app says it authenticated the session
-        await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            # checked once here, but it lives on: closed when the session is revoked
+            socket = WatchedSocket(session_key, table, receive, send)
+            self._connections.add(socket)
+            try:
+                await self.app(scope, socket.receive, socket.send)
+            finally:
+                self._connections.discard(socket)
+        else:
+            await self.app(scope, receive, send)
         if state.get(AUTHENTICATED) is True:
             client = scope.get("client")
             address = client[0] if client else None

@@ -78,6 +78,8 @@ class RevocationWatcher(CompactedTopicFollower):
         )
         self.table = table
         self._tenants = None if tenants is None else frozenset(tenants)
+        self.on_revoked: Callable[[bytes], None] | None = None
+        """Told the key of every revocation applied (the gateway closes its open sockets)."""
         self._grace = grace_seconds
         self.records_applied = 0
         self.records_rejected = 0
@@ -164,6 +166,8 @@ class RevocationWatcher(CompactedTopicFollower):
         # that is NaN compares false either way, and is held (`RevocationTable.add`).
         if not until <= self._clock():
             self.table.add(entry, until, ENDED.get(record.reason.value, 0))
+            if self.on_revoked is not None:
+                self.on_revoked(entry)
         self.records_applied += 1
 
     def _reject(self, key: bytes | None, reason: str) -> None:

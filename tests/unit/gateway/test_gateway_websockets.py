@@ -1,0 +1,176 @@
+"""A WebSocket is checked at its handshake, and closed when its session is revoked later.
+
+Before 2026-12-06 the middleware checked each scope once, at its start: a socket opened before
+its session's revocation was served for as long as it stayed open (found by a review: a stolen
+session keeps its socket). The app here echoes every message with the credential it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.types import Message
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway.connections import REVOKED_CODE
+from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
+from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+
+STOLEN, OTHER = "stolen-credential-of-a-session", "another-credential-of-a-session"
+FAR = 4_000_000_000.0  # an expiry far ahead, as the table stores it
+
+
+def key(credential: str) -> bytes:
+    return record_key("acme", session_handle("acme", credential))
+
+
+def revocation(credential: str) -> bytes:
+    now = datetime.now(UTC)
+    return encode(
+        SessionRevoked(
+            tenant_id="acme",
+            session_id=session_handle("acme", credential),
+            session_type=SessionType.browser,
+            revoked_at=now,
+            reason=TerminationReason.admin,
+            valid_until=now + timedelta(hours=1),
+        )
+    )
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            text = await websocket.receive_text()
+            await websocket.send_text(f"{text} for {websocket.state.session_credential}")
+    except WebSocketDisconnect:
+        pass
+
+
+async def revoked_during_the_handshake(websocket: WebSocket) -> None:
+    gateway: SessionGateway = websocket.app.state.gateway
+    gateway.table.add(key(STOLEN), FAR)  # the revocation arrives before the app accepts
+    await websocket.accept()
+    await websocket.send_text("served")
+
+
+@pytest.fixture
+def gateway() -> SessionGateway:
+    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+    gateway = SessionGateway.from_settings(settings)
+    gateway.watcher.mark_current()
+    return gateway
+
+
+class Socket:
+    """One WebSocket to the app, driven by hand: what the client sends, what it is sent."""
+
+    def __init__(self, app: Starlette, credential: str, path: str = "/ws") -> None:
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"cookie", f"sid={credential}".encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+            "subprotocols": [],
+        }
+        self.task = asyncio.create_task(app(scope, self.inbox.get, self.outbox.put))
+
+    async def handshake(self) -> Message:
+        await self.inbox.put({"type": "websocket.connect"})
+        return await self.received()
+
+    async def say(self, text: str) -> None:
+        await self.inbox.put({"type": "websocket.receive", "text": text})
+
+    async def received(self) -> Message:
+        return await asyncio.wait_for(self.outbox.get(), 5)
+
+    async def hang_up(self) -> None:
+        await self.inbox.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(self.task, 5)
+
+
+@pytest.fixture
+def app(gateway: SessionGateway) -> Starlette:
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/ws", echo),
+            WebSocketRoute("/late", revoked_during_the_handshake),
+        ]
+    )
+    app.state.gateway = gateway
+    gateway.install(app, manage_lifespan=False)
+    return app
+
+
+ACCEPTED: Message = {"type": "websocket.accept", "subprotocol": None, "headers": []}
+REVOKED: Message = {"type": "websocket.close", "code": REVOKED_CODE, "reason": "revoked"}
+
+
+def text(message: str) -> Message:
+    return {"type": "websocket.send", "text": message}
+
+
+async def test_an_open_socket_is_closed_when_the_watcher_applies_its_revocation(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    stolen, other = Socket(app, STOLEN), Socket(app, OTHER)
+    assert await stolen.handshake() == ACCEPTED
+    assert await other.handshake() == ACCEPTED
+    await stolen.say("before")
+    assert await stolen.received() == text(f"before for {STOLEN}")
+    assert len(gateway.connections) == 2
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    assert await stolen.received() == REVOKED  # closed while idle
+    await stolen.say("after")  # what a client sends meanwhile is never served
+    await stolen.hang_up()  # the server's side of the closing handshake
+    assert stolen.outbox.empty()
+    await other.say("still")  # another session's socket is left alone
+    assert await other.received() == text(f"still for {OTHER}")
+    await other.hang_up()
+    assert len(gateway.connections) == 0
+
+
+async def test_a_revocation_in_the_table_is_met_at_the_sockets_next_message(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    stolen = Socket(app, STOLEN)
+    assert await stolen.handshake() == ACCEPTED
+    gateway.table.add(key(STOLEN), FAR)  # not through the watcher: no one is told
+    await stolen.say("after")
+    assert await stolen.received() == REVOKED  # never served
+    await asyncio.wait_for(stolen.task, 5)  # the app was told of the disconnect
+    assert stolen.outbox.empty() and len(gateway.connections) == 0
+
+
+async def test_a_session_revoked_during_the_handshake_is_refused_at_the_accept(
+    app: Starlette,
+) -> None:
+    late = Socket(app, STOLEN, "/late")
+    assert await late.handshake() == {"type": "websocket.close"}  # the server answers 403
+    await asyncio.wait_for(late.task, 5)
+    assert late.outbox.empty()  # "served" was dropped
+
+
+async def test_a_new_handshake_of_a_revoked_session_is_refused(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    gateway.table.add(key(STOLEN), FAR)
+    refused = Socket(app, STOLEN)
+    assert (await refused.handshake())["type"] == "websocket.close"
+    await asyncio.wait_for(refused.task, 5)
