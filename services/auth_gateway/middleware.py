@@ -39,7 +39,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
 from auth_gateway.connections import OpenConnections, WatchedSocket
-from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE, CookieParser, printable_id
+from auth_gateway.cookies import (
+    MAX_SESSION_ID,
+    STR_WHITESPACE,
+    TOO_MANY,
+    CookieParser,
+    printable_id,
+)
 from auth_gateway.keys import TenantDirectory, TenantKeys
 from auth_gateway.revocations import ENDED_NAMES, RevocationTable
 from auth_gateway.settings import GatewaySettings, checked_exempt_paths
@@ -167,6 +173,10 @@ class GatewayMiddleware:
                     await self._refuse(scope, send, 431, _COOKIE_TOO_LARGE_BODY, [])
                     return
                 cookie = self._cookies.parse(value)
+                if cookie is TOO_MANY:
+                    self._refused["cookie_too_large"] += 1
+                    await self._refuse(scope, send, 431, _COOKIE_TOO_LARGE_BODY, [])
+                    return
                 if cookie.present:
                     key = None
                     for candidate in cookie.candidates:

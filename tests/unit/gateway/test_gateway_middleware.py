@@ -393,3 +393,17 @@ async def test_cookie_headers_past_the_bound_are_refused_unparsed_and_counted(
         assert within.status_code == 200 and within.json() == {"session_id": LIVE}
     assert all(size < 32_768 for size in parsed)  # the refused ones never parsed, past the first
     assert ready_gateway.refused["cookie_too_large"] == 3
+
+
+async def test_a_cookie_header_with_more_session_values_than_a_browser_sends_is_refused(
+    ready_gateway: SessionGateway,
+) -> None:
+    """More than 16 values of the session cookie in one header are not parsed, so not vouched
+    for: 431, a revoked value among them or not (since 2026-12-06; every value was parsed)."""
+    many = "; ".join([f"sid={LIVE}"] * 16 + [f"sid={REVOKED}"])
+    async with client_for(ready_gateway) as client:
+        response = await client.get("/api/me", headers={**JSON, "cookie": many})
+        assert response.status_code == 431 and response.json() == {"error": "cookie_too_large"}
+        sixteen = "; ".join([f"sid={REVOKED}"] + [f"sid={LIVE}"] * 15)
+        assert (await client.get("/api/me", headers={**JSON, "cookie": sixteen})).status_code == 401
+    assert ready_gateway.refused["cookie_too_large"] == 1
