@@ -232,7 +232,10 @@ class GatewayMiddleware:
         if credential is None:
             credential, session_key = cookie_id, cookie_key
         if credential is None or session_key is None:
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._serve_socket(scope, receive, send, keys)
+            else:
+                await self.app(scope, receive, send)
             return
         state = scope.get("state")
         if state is None:
@@ -242,13 +245,7 @@ class GatewayMiddleware:
         state["session_tenant"] = keys.tenant_id
         state[AUTHENTICATED] = False  # only the app says it authenticated the session
         if scope["type"] == "websocket":
-            # checked once here, but it lives on: closed when the session is revoked
-            socket = WatchedSocket(session_key, table, receive, send)
-            self._connections.add(socket)
-            try:
-                await self.app(scope, socket.receive, socket.send)
-            finally:
-                self._connections.discard(socket)
+            await self._serve_socket(scope, receive, send, keys)
         else:
             await self.app(scope, receive, send)
         if state.get(AUTHENTICATED) is True:
@@ -257,6 +254,36 @@ class GatewayMiddleware:
             if self._client_address is not None:
                 address = self._client_address.of(address, scope["headers"])
             self._note(session_key, address)
+
+    async def _serve_socket(
+        self, scope: Scope, receive: Receive, send: Send, keys: TenantKeys
+    ) -> None:
+        """The app, for a WebSocket: checked once above, it lives on, so it is watched under
+        every credential it carried (`auth_gateway.connections`) and closed when one is
+        revoked."""
+        watched = self._credential_keys(scope, keys)
+        if not watched:
+            await self.app(scope, receive, send)
+            return
+        socket = WatchedSocket(watched, self._table, receive, send)
+        self._connections.add(socket)
+        try:
+            await self.app(scope, socket.receive, socket.send)
+        finally:
+            self._connections.discard(socket)
+
+    def _credential_keys(self, scope: Scope, keys: TenantKeys) -> tuple[bytes, ...]:
+        """The key of every credential the request carries, as `__call__` checked them: each
+        value of the session cookie, each session header."""
+        found: set[bytes] = set()
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                found.update(keys.key(c) for c in self._cookies.parse(value).candidates)
+            elif name == self._header:
+                candidate = value.strip(STR_WHITESPACE)
+                if 0 < len(candidate) <= MAX_SESSION_ID:
+                    found.add(keys.key(candidate))
+        return tuple(found)
 
     def _ended_location(self, key: bytes | None) -> bytes | None:
         """The sign-in URL saying why the session ended (`?ended=admin`, ...), when known."""

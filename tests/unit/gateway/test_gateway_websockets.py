@@ -8,6 +8,7 @@ session keeps its socket). The app here echoes every message with the credential
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,11 +55,23 @@ async def echo(websocket: WebSocket) -> None:
         pass
 
 
+async def push(websocket: WebSocket) -> None:
+    """Sends and never reads (a feed): it stops only when a send fails."""
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.send_text("tick")
+            await asyncio.sleep(0.01)
+
+
 async def revoked_during_the_handshake(websocket: WebSocket) -> None:
     gateway: SessionGateway = websocket.app.state.gateway
     gateway.table.add(key(STOLEN), FAR)  # the revocation arrives before the app accepts
     await websocket.accept()
-    await websocket.send_text("served")
+    try:
+        await websocket.send_text("served")
+    except WebSocketDisconnect as gone:
+        websocket.app.state.told = gone.code
 
 
 @pytest.fixture
@@ -72,7 +85,13 @@ def gateway() -> SessionGateway:
 class Socket:
     """One WebSocket to the app, driven by hand: what the client sends, what it is sent."""
 
-    def __init__(self, app: Starlette, credential: str, path: str = "/ws") -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        credential: str,
+        path: str = "/ws",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
         scope = {
@@ -83,7 +102,7 @@ class Socket:
             "raw_path": path.encode(),
             "root_path": "",
             "query_string": b"",
-            "headers": [(b"cookie", f"sid={credential}".encode())],
+            "headers": headers or [(b"cookie", f"sid={credential}".encode())],
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 80),
             "subprotocols": [],
@@ -111,6 +130,7 @@ def app(gateway: SessionGateway) -> Starlette:
         routes=[
             WebSocketRoute("/ws", echo),
             WebSocketRoute("/late", revoked_during_the_handshake),
+            WebSocketRoute("/push", push),
         ]
     )
     app.state.gateway = gateway
@@ -164,7 +184,8 @@ async def test_a_session_revoked_during_the_handshake_is_refused_at_the_accept(
     late = Socket(app, STOLEN, "/late")
     assert await late.handshake() == {"type": "websocket.close"}  # the server answers 403
     await asyncio.wait_for(late.task, 5)
-    assert late.outbox.empty()  # "served" was dropped
+    assert late.outbox.empty()  # "served" never went out
+    assert app.state.told == 1006  # the app's send failed as on a connection gone
 
 
 async def test_a_new_handshake_of_a_revoked_session_is_refused(
@@ -174,3 +195,53 @@ async def test_a_new_handshake_of_a_revoked_session_is_refused(
     refused = Socket(app, STOLEN)
     assert (await refused.handshake())["type"] == "websocket.close"
     await asyncio.wait_for(refused.task, 5)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"cookie", f"sid={STOLEN}; sid={OTHER}".encode())],  # an app reading the first
+        [(b"cookie", f"sid={STOLEN}; sid=".encode())],  # the last not an id: no session read
+        [(b"cookie", f"sid={STOLEN}; sid=a b".encode())],
+        [(b"x-session-id", OTHER.encode()), (b"cookie", f"sid={STOLEN}".encode())],
+    ],
+    ids=["first-of-two-cookies", "last-cookie-empty", "last-cookie-spaced", "cookie-and-header"],
+)
+async def test_every_credential_a_socket_carried_is_watched(
+    gateway: SessionGateway, app: Starlette, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Apps differ in which credential they read (the first cookie or the last, the cookie or
+    the header); the handshake checked them all, and the socket is closed when any is revoked.
+    Only the one the gateway expected the app to read was watched at first (a review)."""
+    socket = Socket(app, STOLEN, headers=headers)
+    assert await socket.handshake() == ACCEPTED
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    assert await socket.received() == REVOKED
+    await socket.hang_up()
+    assert len(gateway.connections) == 0
+
+
+async def test_an_app_that_only_sends_stops_once_its_socket_is_closed(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    feed = Socket(app, STOLEN, "/push")
+    assert await feed.handshake() == ACCEPTED
+    assert await feed.received() == text("tick")
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    while (message := await feed.received()) != REVOKED:
+        assert message == text("tick")  # sent before the close went out
+    await asyncio.wait_for(feed.task, 5)  # its next send failed: it ended, nothing kept
+    assert feed.outbox.empty() and len(gateway.connections) == 0
+
+
+async def test_a_message_after_the_close_is_not_served_once_the_revocation_is_gone(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    stolen = Socket(app, STOLEN)
+    assert await stolen.handshake() == ACCEPTED
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    assert await stolen.received() == REVOKED
+    gateway.table.discard(key(STOLEN))  # evicted, or tombstoned, before the client's frame
+    await stolen.say("late")
+    await asyncio.wait_for(stolen.task, 5)
+    assert stolen.outbox.empty()  # never served
