@@ -194,6 +194,15 @@ class PostgresStore(Store):
         assert isinstance(driver, DriverSQL)
         return await conn.exec_driver_sql(driver.sql, driver.arguments(values))
 
+    async def continue_ids(self, conn: AsyncConnection, table: Table) -> None:
+        """Move the id column's sequence past the largest id the table holds."""
+        await conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'),"
+                f" coalesce(max(id), 0) + 1, false) FROM {table.name}"
+            )
+        )
+
     async def identity(self) -> tuple[object, ...] | None:
         """The server (when it started, its port) and the database's oid: no privilege needed."""
         try:

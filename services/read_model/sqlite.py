@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import ColumnElement, Table, event, func, insert, select, tuple_
 from sqlalchemy.dialects import sqlite
@@ -77,15 +78,27 @@ class SqliteStore(Store):
 
     @property
     def path(self) -> Path | None:
-        """The database file (None in memory or for a `file:` URI)."""
-        database = make_url(self.url).database
-        if not database or database == ":memory:" or database.startswith("file:"):
+        """The database file (None in memory). A `file:` URI names its file too: until
+        2026-12-06 it gave None, so `rebuild --into` one took the live database for another
+        (a review) and `--swap` with one renamed the live file away and put nothing back."""
+        url = make_url(self.url)
+        database = url.database
+        if not database or database == ":memory:":
             return None
+        if database.startswith("file:"):
+            named = urlsplit(database)
+            in_memory = url.query.get("mode") == "memory" or "mode=memory" in named.query
+            if named.path in ("", ":memory:") or in_memory:
+                return None
+            return Path(unquote(named.path))
         return Path(database)
 
     async def exists(self) -> bool:
         """Whether the file is there (connecting would create it)."""
         return self.path is None or await asyncio.to_thread(self.path.exists)
+
+    async def continue_ids(self, conn: AsyncConnection, table: Table) -> None:
+        """Nothing: SQLite gives a new row the largest rowid plus one by itself."""
 
     async def identity(self) -> tuple[object, ...] | None:
         """The file's device and inode (its resolved path while it is not there yet)."""

@@ -155,6 +155,11 @@ class Store(ABC):
         return True
 
     @abstractmethod
+    async def continue_ids(self, conn: AsyncConnection, table: Table) -> None:
+        """Have `table`'s generated ids continue after the largest it holds (rows copied in
+        with their ids)."""
+
+    @abstractmethod
     async def identity(self) -> tuple[object, ...] | None:
         """What names this database whatever its URL's spelling (`localhost` or `127.0.0.1`,
         a path through `..` or a link); None when it is not there to ask."""

@@ -74,6 +74,10 @@ async def carry_over(
                 await tconn.execute(delete(table))
                 if rows:
                     await tconn.execute(insert(table), rows)
+                    if "id" in table.c and table.c.id.autoincrement is True:
+                        # copied with their ids: the next ones come after them (PostgreSQL's
+                        # sequence stood at 1, and the first row queued collided)
+                        await uow.store.continue_ids(tconn, table)
                 copied[name] = len(rows)
             if commands:
                 await tconn.execute(insert(consumer_positions), commands)

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,19 @@ from registry_helpers import (
     sid,
     table_rows,
 )
+from sqlalchemy import insert
 
 from fresh_topics import connection
-from read_model.tables import applied_commands, session_history, sessions
+from read_model.database import open_store, upgrade_schema
+from read_model.tables import applied_commands, outbox, session_history, sessions
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.handles import record_key
 from session_contracts.models import SessionFilter, TerminateSessions
 from session_contracts.topics import Topics
-from session_registry.adapters.session_store import state_from_row
-from session_registry.service_layer.rebuild import rebuild
+from session_registry.adapters.session_store import save_sessions, state_from_row
+from session_registry.domain.state import SessionState
+from session_registry.service_layer.rebuild import RebuildReport, rebuild
+from session_registry.service_layer.swap import carry_over
 from session_registry.workload import Workload, records
 
 pytestmark = pytest.mark.kafka
@@ -226,3 +231,54 @@ async def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying
     done = await registry_cli(env, "rebuild", "--into", into, "--swap", status=2)
     assert "has no read model to replace" in done.stderr and "Traceback" not in done.stderr
     assert not missing.exists() and not (tmp_path / "rebuilt.db").exists()
+
+
+async def test_the_revocations_a_swap_queues_follow_the_copied_outbox(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The live outbox's unsent rows are copied with their ids; on PostgreSQL the rebuilt
+    database's id sequence stood at 1, so the first revocation the swap queued collided with
+    them and the whole swap rolled back after the replay (a review, 2026-12-06)."""
+    rebuilt, drop = await sibling_database(db_url, tmp_path)
+    try:
+        await upgrade_schema(db_url)
+        await upgrade_schema(rebuilt)
+        live = open_store(db_url)
+        try:
+            async with live.engine.begin() as conn:
+                for n in range(3):
+                    await conn.execute(insert(outbox).values(topic="t", key=b"k%d" % n, value=b"v"))
+        finally:
+            await live.dispose()
+        now = datetime.now(UTC)
+        ended = [
+            SessionState(
+                tenant_id="acme",
+                session_id=sid(f"ended-{n}"),
+                user_id="u1",
+                session_type="browser",
+                max_session_seconds=86400,
+                idle_timeout_seconds=3600,
+                created_at=now - timedelta(minutes=5),
+                last_activity_at=now - timedelta(minutes=1),
+                expires_at=now + timedelta(minutes=59),
+                state="terminated",
+                ended_at=now,
+                end_reason="logout",
+            )
+            for n in range(3)
+        ]
+        store = open_store(rebuilt)
+        try:
+            await UnitOfWork(store).run(lambda uow: save_sessions(uow, ended))
+        finally:
+            await store.dispose()
+        report = RebuildReport(
+            consumer="r", events=0, dead_letters=0, sessions=3, history=0, seconds=1.0, positions={}
+        )
+        copied = await carry_over(db_url, rebuilt, Topics(), "registry", report, now)
+        assert (copied["outbox"], copied["revoked"]) == (3, 3)
+        rows = await table_rows(rebuilt, outbox, [outbox.c.id])
+        assert len({row["id"] for row in rows}) == 6
+    finally:
+        await drop()

@@ -272,10 +272,14 @@ async def test_rebuild_refuses_to_fill_the_live_database(
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
         path = Path(str(url.database))
-        alias = url.set(database=str(path.parent / ".." / path.parent.name / path.name))
+        aliases = [
+            url.set(database=str(path.parent / ".." / path.parent.name / path.name)),
+            url.set(database=f"file:{path}", query={"uri": "true"}),  # a URI: no path before
+        ]
     else:
-        alias = url.set(host="localhost")
-    aliased = alias.render_as_string(hide_password=False)
-    assert aliased != db_url
-    done = await cli(env, "rebuild", "--into", aliased, code=2)
-    assert "is the live database" in done.err and "Traceback" not in done.err
+        aliases = [url.set(host="localhost")]
+    for alias in aliases:
+        aliased = alias.render_as_string(hide_password=False)
+        assert aliased != db_url
+        done = await cli(env, "rebuild", "--into", aliased, code=2)
+        assert "is the live database" in done.err and "Traceback" not in done.err, aliased
