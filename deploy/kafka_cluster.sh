@@ -186,6 +186,10 @@ c_environment() {
 	"${acl[@]}" --allow-principal User:registry --operation Read --operation Describe \
 		--topic "${p}sessions.events" --topic "${p}sessions.commands" >/dev/null
 	"${acl[@]}" --allow-principal User:registry --operation Read --group "${p}session-registry" >/dev/null
+	# and reads revocations back, as gateways do, to write its own again under a key whose last
+	# record would un-revoke a session (session_registry/service_layer/revocation_guard.py)
+	"${acl[@]}" --allow-principal User:registry --operation Read --operation Describe \
+		--topic "${p}sessions.revocations" >/dev/null
 	# (and the session.terminated events of admin terminations, through its outbox)
 	"${acl[@]}" --allow-principal User:registry --operation Write --operation Describe \
 		--topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" \

@@ -41,6 +41,7 @@ from session_registry.service_layer.deferred_terminations import (
 from session_registry.service_layer.expiry import Sweeper, SweepOutcome
 from session_registry.service_layer.ingest import Ingestor, IngestOutcome
 from session_registry.service_layer.projection import Projector
+from session_registry.service_layer.revocation_guard import RevocationGuard
 from session_registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,25 @@ class Registry:
             activity_grace=settings.activity_grace,
             gate=self.loop.gate,
         )
+        self.guard: RevocationGuard | None = None
+        """Keeps the revocations topic to what the registry wrote (`revocation_guard`)."""
+        if settings.revocation_guard:
+            metrics = self.metrics
+            self.guard = RevocationGuard(
+                store,
+                self.topics,
+                new_consumer(
+                    settings,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    isolation_level="read_committed",  # as gateways read it
+                ),
+                clock,
+                self._relay_quietly,
+                (lambda n: metrics.revocations_rewritten.inc(n)) if metrics else (lambda _: None),
+            )
+        self._guarding = False
+        """The guard's consumer was started (and is not stopped yet)."""
         self.deferred = DeferredTerminations(
             store,
             self.topics,
@@ -204,6 +224,12 @@ class Registry:
         self._tasks.append(
             asyncio.create_task(self._resolve_forever(), name="registry-deferred-terminations")
         )
+        if self.guard is not None:
+            self._guarding = True  # first: a start ended half-way leaves its client's tasks
+            await self.guard.consumer.start()
+            self._tasks.append(
+                asyncio.create_task(self.guard.run(), name="registry-revocation-guard")
+            )
         if self.settings.migrate_on_start:  # not one of `_tasks`: it ends when they are built
             self._online = asyncio.create_task(
                 build_in_background(self.store), name="registry-online-indexes"
@@ -239,6 +265,9 @@ class Registry:
         if self._consuming:
             await stop_consumer(self.loop.consumer)  # not stop(): see there
             self._consuming = False
+        if self._guarding and self.guard is not None:
+            await stop_consumer(self.guard.consumer)
+            self._guarding = False
         if self._producing:
             # Bounded: with the broker away, stop() would wait for the relay's batches for as
             # long as the outage lasts. Their rows stay in the outbox until acknowledged, so

@@ -209,6 +209,13 @@ class RegistryMetrics:
             "sessions, which keeps them from terminations while the platform serves them)",
             registry=r,
         )
+        self.revocations_rewritten = Counter(
+            "session_registry_revocations_rewritten",
+            "Revocations written again because the last record under their key on the "
+            "revocations topic would un-revoke them at gateways started after compaction (a "
+            "producer other than the registry writes the topic)",
+            registry=r,
+        )
         self.corrupt_batches = Counter(
             "session_registry_corrupt_batches",
             "Fetches that found a batch whose CRC fails (damaged where the broker keeps it); "

@@ -54,6 +54,12 @@ class RegistrySettings(KafkaSettings):
         "(the broker serves it whole once the damaged copy is repaired or leadership moves).",
     )
     max_partition_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    revocation_guard: bool = Field(
+        default=True,
+        description="Follow the revocations topic and write the registry's revocation again "
+        "under a key whose last record would un-revoke a session at gateways started after "
+        "compaction (`service_layer.revocation_guard`; its principal needs READ on the topic).",
+    )
     sweep_interval_seconds: float = Field(
         default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."
     )

@@ -1,0 +1,203 @@
+"""The revocations topic kept to what the registry wrote, as gateways will read it after compaction.
+
+A running gateway ignores a record that would un-revoke a session it holds revoked: an early
+tombstone, a value it cannot read, another session's value, a revocation already past. But the
+log cleaner keeps only the last record of each key, so a gateway started after compaction (a
+restart, a deploy, a new replica) never learned such a revocation, and said current (found by
+a review, 2026-12-06, reproduced on the broker). Only the registry's principal writes the topic
+under the reference ACLs; a producer that writes it anyway (a plain-text broker, a principal
+stolen or misused, a tool pointed at the wrong topic) could un-revoke any session that way.
+
+So the registry follows the topic, from its beginning at each start, as gateways read it
+(`read_committed`). Under a key whose session it holds revoked (a `revocations` row whose
+`valid_until` is still ahead), a last record that is not that session's revocation lasting as
+long is answered with the registry's revocation again, through the outbox: the record the
+cleaner keeps, and the one a gateway started later reads, is the registry's. Counted
+(`session_registry_revocations_rewritten_total`, alert `RegistryRevocationsRewritten`) and
+logged: whoever wrote it is to be found. The registry's own tombstone comes only once the row is
+deleted (past `valid_until`), so it is never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import select, tuple_
+
+from read_model.active import TERMINATED
+from read_model.store import Store
+from read_model.tables import revocations, sessions
+from read_model.unit_of_work import UnitOfWork
+from session_contracts.codec import DecodeError, decode_revocation
+from session_contracts.escaping import escape_reason
+from session_contracts.handles import is_handle, split_record_key
+from session_contracts.models import as_utc
+from session_contracts.topics import Topics
+from session_registry.adapters.session_store import lock_states
+from session_registry.service_layer.changes import Changes
+
+log = logging.getLogger(__name__)
+
+FETCH_RECORDS = 500
+"""Records checked a batch (one read of the `revocations` rows they name)."""
+PARTITIONS_CHECK_SECONDS = 30.0
+"""How often the topic's partitions are asked again (one added is read from its beginning)."""
+RETRY_SECONDS = 5.0
+"""The wait after a failure (the broker or the database away) before following on."""
+
+Key = tuple[str, str]
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
+"""A tenant id (`session_contracts.models.TenantId`)."""
+
+
+def last_verdicts(records: Sequence[Any]) -> dict[Key, datetime | None]:
+    """For each contract key among `records`, what its last record says: the `valid_until` of
+    a revocation of the session the key names, or None for anything else (a tombstone, a value
+    that is not a revocation this registry reads, another session's). Keys that are not
+    `<tenant_id>/<handle>` (v1, none) are left out: no gateway files a revocation under them."""
+    verdicts: dict[Key, datetime | None] = {}
+    for record in records:
+        parts = split_record_key(record.key)
+        if parts is None or not _TENANT.fullmatch(parts[0]) or not is_handle(parts[1]):
+            continue
+        until: datetime | None = None
+        if record.value is not None:
+            try:
+                revoked = decode_revocation(record.value)
+            except DecodeError:
+                pass
+            else:
+                if (revoked.tenant_id, revoked.session_id) == parts:
+                    until = revoked.valid_until
+        verdicts[parts] = until
+    return verdicts
+
+
+class RevocationGuard:
+    """Follows the revocations topic and writes the registry's revocation again under any key
+    whose last record would un-revoke a session it holds revoked."""
+
+    def __init__(
+        self,
+        store: Store,
+        topics: Topics,
+        consumer: AIOKafkaConsumer,
+        clock: Callable[[], datetime],
+        after_rewrite: Callable[[], Awaitable[None]],
+        rewritten: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        self._store = store
+        self._topics = topics
+        self.consumer = consumer
+        self._clock = clock
+        self._after_rewrite = after_rewrite
+        self._rewritten = rewritten
+        self.checked = 0
+        """Records read."""
+        self.rewrites = 0
+        """Revocations written again."""
+
+    async def run(self) -> None:
+        """Follow the topic until cancelled; a failure waits `RETRY_SECONDS` and follows on
+        (never stops the registry)."""
+        assigned: set[TopicPartition] = set()
+        checked_at = -PARTITIONS_CHECK_SECONDS
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if loop.time() - checked_at >= PARTITIONS_CHECK_SECONDS:
+                    assigned = await self._assign(assigned)
+                    checked_at = loop.time()
+                if not assigned:
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                batch = await self.consumer.getmany(timeout_ms=1000, max_records=FETCH_RECORDS)
+                records = [record for part in batch.values() for record in part]
+                if records:
+                    await self.check(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker or the database away, a record's surprise
+                log.warning(
+                    "following %s to keep it to the registry's revocations failed, again in "
+                    "%.0f s: %s",
+                    self._topics.revocations,
+                    RETRY_SECONDS,
+                    escape_reason(str(exc)),
+                )
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _assign(self, assigned: set[TopicPartition]) -> set[TopicPartition]:
+        """Every partition of the topic, those new since the last time from their start (the
+        others where they were)."""
+        topic = self._topics.revocations
+        # aiokafka has no public call answering a topic's partitions without subscribing (as
+        # the gateway's follower, `auth_gateway.follower`)
+        cluster = await self.consumer._client.fetch_all_metadata()
+        partitions = {TopicPartition(topic, n) for n in cluster.partitions_for_topic(topic) or ()}
+        if not partitions or partitions == assigned:
+            return assigned
+        kept = {tp: await self.consumer.position(tp) for tp in assigned}
+        self.consumer.assign(sorted(partitions))
+        for tp in sorted(partitions):
+            if tp in kept:
+                self.consumer.seek(tp, kept[tp])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        return partitions
+
+    async def check(self, records: Sequence[Any]) -> int:
+        """Write the registry's revocation again under each key among `records` whose last
+        record would un-revoke a session still revoked; return how many."""
+        self.checked += len(records)
+        verdicts = last_verdicts(records)
+        if not verdicts:
+            return 0
+        now = self._clock()
+        r = revocations.c
+        async with self._store.engine.connect() as conn:
+            rows = await conn.execute(
+                select(r.tenant_id, r.session_id, r.valid_until).where(
+                    tuple_(r.tenant_id, r.session_id).in_(list(verdicts)), r.valid_until > now
+                )
+            )
+            held = {(row.tenant_id, row.session_id): as_utc(row.valid_until) for row in rows}
+        undone = [
+            key
+            for key, until in held.items()
+            if (seen := verdicts[key]) is None or as_utc(seen) < until
+        ]
+        if not undone:
+            return 0
+        written = await UnitOfWork(self._store).run(lambda uow: self._rewrite(uow, undone))
+        if written:
+            self.rewrites += written
+            self._rewritten(written)
+            log.warning(
+                "%d revocation(s) written again: the last record under their key on %s would "
+                "un-revoke them at gateways started after compaction (a producer other than "
+                "the registry writes the topic: docs/operations.md#registryrevocationsrewritten);"
+                " first: %s/%s",
+                written,
+                self._topics.revocations,
+                escape_reason(undone[0][0]),
+                escape_reason(undone[0][1]),
+            )
+            await self._after_rewrite()
+        return written
+
+    async def _rewrite(self, uow: UnitOfWork, keys: list[Key]) -> int:
+        s = sessions.c
+        chosen = select(sessions).where(tuple_(s.tenant_id, s.session_id).in_(keys))
+        changes = Changes()
+        for state in await lock_states(uow, chosen):
+            if state.state == TERMINATED and state.created:
+                changes.revoke(self._topics, state)
+        await changes.flush(uow, True, states=False)
+        return len(changes.revoked)

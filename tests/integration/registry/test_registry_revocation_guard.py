@@ -1,0 +1,84 @@
+"""The registry keeps the revocations topic to what it wrote (on the real broker, both backends).
+
+A running gateway ignores a record that would un-revoke a session it holds revoked, but the log
+cleaner keeps only the last record of each key: a gateway started after compaction read that
+record and never learned the revocation (a review, 2026-12-06). The registry now follows the
+topic and answers such a record with its revocation again, which is then the last record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from registry_helpers import NOW, StartRegistry, created, logout, read_topic, sid
+
+from polling import until
+from session_contracts.codec import decode_revocation, encode
+from session_contracts.handles import record_key
+from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+from session_contracts.topics import Topics
+
+pytestmark = pytest.mark.kafka
+Send = Callable[..., Awaitable[None]]
+
+
+def revoked_as(handle: str, valid_for: timedelta) -> bytes:
+    return encode(
+        SessionRevoked(
+            tenant_id="acme",
+            session_id=handle,
+            session_type=SessionType.browser,
+            revoked_at=NOW,
+            reason=TerminationReason.logout,
+            valid_until=NOW + valid_for,
+        )
+    )
+
+
+async def last_under(kafka_bootstrap: str, topic: str, key: bytes) -> Any:
+    """The last record under `key`: what the log cleaner keeps, and gateways started later read."""
+    return [r for r in await read_topic(kafka_bootstrap, topic) if r.key == key][-1]
+
+
+async def test_a_record_that_would_un_revoke_a_session_is_answered_with_its_revocation(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str
+) -> None:
+    registry = await start_registry()
+    assert registry.guard is not None
+    await send(created("revoked"), created("other"), created("open"))
+    await send(logout("revoked", NOW), logout("other", NOW))
+    await registry.wait_until_idle(30)
+    key = record_key("acme", sid("revoked"))
+    own = await last_under(kafka_bootstrap, topics.revocations, key)
+    valid_until = decode_revocation(own.value).valid_until
+    hostile = [
+        None,  # an early tombstone
+        b"{not a revocation",
+        revoked_as(sid("other"), timedelta(days=1)),  # another session's value under its key
+        revoked_as(sid("revoked"), timedelta(seconds=-1)),  # a revocation already past
+    ]
+    for n, value in enumerate(hostile, start=1):
+        await send((key, value), topic=topics.revocations)
+
+        async def rewritten(count: int = n) -> bool:
+            return registry.guard is not None and registry.guard.rewrites >= count
+
+        await until(rewritten, 30, f"hostile record {n} answered")
+        await registry.wait_until_idle(30)
+        last = await last_under(kafka_bootstrap, topics.revocations, key)
+        assert last.value is not None, n
+        kept = decode_revocation(last.value)
+        assert (kept.session_id, kept.valid_until) == (sid("revoked"), valid_until), n
+    assert registry.guard.rewrites == len(hostile)
+    # a tombstone under a session never revoked (or whose revocation has passed) is left as it is
+    checked = registry.guard.checked
+    await send((record_key("acme", sid("open")), None), topic=topics.revocations)
+
+    async def read() -> bool:
+        return registry.guard is not None and registry.guard.checked > checked
+
+    await until(read, 30, "the tombstone read")
+    assert registry.guard.rewrites == len(hostile)
