@@ -29,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DBAPIError
 
 from read_model.active import TERMINATED
 from read_model.store import Store
@@ -37,9 +38,11 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, split_record_key
+from session_contracts.kafka_records import CorruptBatch
 from session_contracts.models import as_utc
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import lock_states
+from session_registry.domain.lifecycle import revocation
 from session_registry.service_layer.changes import Changes
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,9 @@ FETCH_RECORDS = 500
 PARTITIONS_CHECK_SECONDS = 30.0
 """How often the topic's partitions are asked again (one added is read from its beginning)."""
 RETRY_SECONDS = 5.0
-"""The wait after a failure (the broker or the database away) before following on."""
+"""The wait after a failure (the broker or the database away) before trying again."""
+HELD_RETRY_SECONDS = 30.0
+"""How long a partition whose fetched batch fails its CRC is left before it is read again."""
 
 Key = tuple[str, str]
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
@@ -104,8 +109,10 @@ class RevocationGuard:
         """Revocations written again."""
 
     async def run(self) -> None:
-        """Follow the topic until cancelled; a failure waits `RETRY_SECONDS` and follows on
-        (never stops the registry)."""
+        """Follow the topic until cancelled; never stops the registry. Records fetched are
+        checked until that succeeds (the database away: again every `RETRY_SECONDS`), never
+        skipped; a batch whose CRC fails holds its partition for `HELD_RETRY_SECONDS`, the
+        others read again from where the fetch started (aiokafka drops what it took of them)."""
         assigned: set[TopicPartition] = set()
         checked_at = -PARTITIONS_CHECK_SECONDS
         loop = asyncio.get_running_loop()
@@ -117,21 +124,50 @@ class RevocationGuard:
                 if not assigned:
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
-                batch = await self.consumer.getmany(timeout_ms=1000, max_records=FETCH_RECORDS)
+                before = {tp: await self.consumer.position(tp) for tp in assigned}
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=1000, max_records=FETCH_RECORDS)
+                except CorruptBatch as met:
+                    self._hold(met, before)
+                    continue
                 records = [record for part in batch.values() for record in part]
-                if records:
-                    await self.check(records)
+                while records:
+                    try:
+                        await self.check(records)
+                        break
+                    except (OSError, DBAPIError) as exc:  # the database away: not skipped
+                        self._failed(exc)
+                        await asyncio.sleep(RETRY_SECONDS)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the broker or the database away, a record's surprise
-                log.warning(
-                    "following %s to keep it to the registry's revocations failed, again in "
-                    "%.0f s: %s",
-                    self._topics.revocations,
-                    RETRY_SECONDS,
-                    escape_reason(str(exc)),
-                )
+            except Exception as exc:  # the broker away, a surprise: follow on, never stop
+                self._failed(exc)
                 await asyncio.sleep(RETRY_SECONDS)
+
+    def _failed(self, exc: BaseException) -> None:
+        log.warning(
+            "following %s to keep it to the registry's revocations failed, again in %.0f s: %s",
+            self._topics.revocations,
+            RETRY_SECONDS,
+            escape_reason(str(exc)),
+        )
+
+    def _hold(self, met: CorruptBatch, before: dict[TopicPartition, int]) -> None:
+        """Pause the damaged partition a while; read the others again from `before`."""
+        log.error(
+            "%s; the revocation guard reads that partition again in %.0f s",
+            met,
+            HELD_RETRY_SECONDS,
+        )
+        for tp, position in before.items():
+            if tp != met.tp:
+                self.consumer.seek(tp, position)
+        self.consumer.pause(met.tp)
+        asyncio.get_running_loop().call_later(HELD_RETRY_SECONDS, self._resume, met.tp)
+
+    def _resume(self, tp: TopicPartition) -> None:
+        if tp in self.consumer.assignment():
+            self.consumer.resume(tp)
 
     async def _assign(self, assigned: set[TopicPartition]) -> set[TopicPartition]:
         """Every partition of the topic, those new since the last time from their start (the
@@ -155,9 +191,9 @@ class RevocationGuard:
     async def check(self, records: Sequence[Any]) -> int:
         """Write the registry's revocation again under each key among `records` whose last
         record would un-revoke a session still revoked; return how many."""
-        self.checked += len(records)
         verdicts = last_verdicts(records)
         if not verdicts:
+            self.checked += len(records)
             return 0
         now = self._clock()
         r = revocations.c
@@ -168,36 +204,83 @@ class RevocationGuard:
                 )
             )
             held = {(row.tenant_id, row.session_id): as_utc(row.valid_until) for row in rows}
-        undone = [
-            key
+        undone = {
+            key: until
             for key, until in held.items()
             if (seen := verdicts[key]) is None or as_utc(seen) < until
-        ]
+        }
         if not undone:
+            self.checked += len(records)
             return 0
-        written = await UnitOfWork(self._store).run(lambda uow: self._rewrite(uow, undone))
+        written = await UnitOfWork(self._store).run(lambda uow: self._rewrite(uow, undone, now))
+        if len(written) < len(undone):
+            # the record is built from the session's row: retention deleted it, or an end dated
+            # earlier (an expiry) replaced the termination
+            left = sorted(set(undone) - set(written))
+            log.warning(
+                "%d revocation(s) under a key whose last record would un-revoke them cannot be "
+                "written again (their session row is gone or no longer terminated); first: "
+                "%s/%s",
+                len(left),
+                escape_reason(left[0][0]),
+                escape_reason(left[0][1]),
+            )
         if written:
-            self.rewrites += written
-            self._rewritten(written)
+            self.rewrites += len(written)
+            self._rewritten(len(written))
             log.warning(
                 "%d revocation(s) written again: the last record under their key on %s would "
                 "un-revoke them at gateways started after compaction (a producer other than "
                 "the registry writes the topic: docs/operations.md#registryrevocationsrewritten);"
                 " first: %s/%s",
-                written,
+                len(written),
                 self._topics.revocations,
-                escape_reason(undone[0][0]),
-                escape_reason(undone[0][1]),
+                escape_reason(written[0][0]),
+                escape_reason(written[0][1]),
             )
             await self._after_rewrite()
-        return written
+        self.checked += len(records)
+        return len(written)
 
-    async def _rewrite(self, uow: UnitOfWork, keys: list[Key]) -> int:
-        s = sessions.c
-        chosen = select(sessions).where(tuple_(s.tenant_id, s.session_id).in_(keys))
+    async def _rewrite(
+        self, uow: UnitOfWork, undone: dict[Key, datetime], now: datetime
+    ) -> list[Key]:
+        """Queue the revocation of each key still held (its row locked, in the one order every
+        writer takes), lasting as long as its row says; return the keys written."""
+        r, s = revocations.c, sessions.c
+        keys = sorted(undone)
+        locked = uow.store.for_update(
+            select(r.tenant_id, r.session_id, r.valid_until)
+            .where(tuple_(r.tenant_id, r.session_id).in_(keys), r.valid_until > now)
+            .order_by(r.tenant_id, r.session_id)
+        )
+        # the sweeper may have deleted a row (and queued its tombstone) since `check` read it
+        still = {
+            (row.tenant_id, row.session_id): as_utc(row.valid_until)
+            for row in await uow.conn.execute(locked)
+        }
+        if not still:
+            return []
+        chosen = (
+            select(sessions)
+            .where(tuple_(s.tenant_id, s.session_id).in_(sorted(still)))
+            .order_by(s.tenant_id, s.session_id)
+        )
         changes = Changes()
+        written: list[Key] = []
         for state in await lock_states(uow, chosen):
-            if state.state == TERMINATED and state.created:
-                changes.revoke(self._topics, state)
+            if state.state != TERMINATED or not state.created:
+                continue
+            record = revocation(state)
+            # as long as the row says, never shorter: a creation folded since may have moved
+            # the state's `valid_until` earlier, and an answer shorter than the row would be
+            # answered again, and again (or be past, un-revoking the session itself)
+            until = max(still[state.key], as_utc(record.valid_until))
+            if until <= now:
+                continue
+            changes.revoke(
+                self._topics, state, record=record.model_copy(update={"valid_until": until})
+            )
+            written.append(state.key)
         await changes.flush(uow, True, states=False)
-        return len(changes.revoked)
+        return written

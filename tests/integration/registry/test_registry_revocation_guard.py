@@ -73,6 +73,27 @@ async def test_a_record_that_would_un_revoke_a_session_is_answered_with_its_revo
         kept = decode_revocation(last.value)
         assert (kept.session_id, kept.valid_until) == (sid("revoked"), valid_until), n
     assert registry.guard.rewrites == len(hostile)
+    # A creation dated earlier, folded since, moves the session's own `valid_until` earlier
+    # than the row's: the answer still lasts as long as the row, and is not answered itself
+    # (answered with the shorter one, it was read back as short, and answered again, for good).
+    await send(created("revoked", at=NOW - timedelta(hours=2), max_s=3 * 3600))
+    await registry.wait_until_idle(30)
+    await send((key, None), topic=topics.revocations)
+
+    async def answered_again() -> bool:
+        return registry.guard is not None and registry.guard.rewrites > len(hostile)
+
+    await until(answered_again, 30, "the tombstone answered")
+    await registry.wait_until_idle(30)
+    last = await last_under(kafka_bootstrap, topics.revocations, key)
+    assert decode_revocation(last.value).valid_until == valid_until
+    on_topic = len(await read_topic(kafka_bootstrap, topics.revocations))
+
+    async def own_answer_read() -> bool:  # every record of the topic checked, its answer too
+        return registry.guard is not None and registry.guard.checked >= on_topic
+
+    await until(own_answer_read, 30, "its answer read back")
+    assert registry.guard.rewrites == len(hostile) + 1
     # a tombstone under a session never revoked (or whose revocation has passed) is left as it is
     checked = registry.guard.checked
     await send((record_key("acme", sid("open")), None), topic=topics.revocations)
@@ -81,4 +102,4 @@ async def test_a_record_that_would_un_revoke_a_session_is_answered_with_its_revo
         return registry.guard is not None and registry.guard.checked > checked
 
     await until(read, 30, "the tombstone read")
-    assert registry.guard.rewrites == len(hostile)
+    assert registry.guard.rewrites == len(hostile) + 1
