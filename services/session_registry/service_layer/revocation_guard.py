@@ -21,6 +21,7 @@ deleted (past `valid_until`), so it is never answered.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DBAPIError
 
@@ -37,8 +39,8 @@ from read_model.tables import revocations, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
-from session_contracts.handles import is_handle, split_record_key
-from session_contracts.kafka_records import CorruptBatch
+from session_contracts.handles import is_handle, record_key, split_record_key
+from session_contracts.kafka_records import CorruptBatch, unreadable_reason
 from session_contracts.models import as_utc
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import lock_states
@@ -57,6 +59,8 @@ HELD_RETRY_SECONDS = 30.0
 """How long a partition whose fetched batch fails its CRC is left before it is read again."""
 
 Key = tuple[str, str]
+_PARTITIONER = DefaultPartitioner()
+"""How the registry's producer (the outbox relay) files a key: murmur2, as Java's does."""
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 """A tenant id (`session_contracts.models.TenantId`)."""
 
@@ -190,7 +194,59 @@ class RevocationGuard:
 
     async def check(self, records: Sequence[Any]) -> int:
         """Write the registry's revocation again under each key among `records` whose last
-        record would un-revoke a session still revoked; return how many."""
+        record would un-revoke a session still revoked, and, for a batch no consumer can read,
+        under every key of its partition; return how many."""
+        unreadable = sorted(
+            {r.partition for r in records if unreadable_reason(r.key, r.value, r.headers)}
+        )
+        rewritten = 0
+        for partition in unreadable:
+            rewritten += await self._rewrite_partition(partition)
+        return rewritten + await self._check_keys(records)
+
+    async def _rewrite_partition(self, partition: int) -> int:
+        """A batch of `partition` that no consumer can read (a compression bomb) may hide a
+        record under any key of it, which the log cleaner, reading the real keys, keeps as
+        the last: every revocation held whose key the producer files in that partition is
+        written again after it. Rare (an attack), and as costly as the partition's share of
+        the live revocations."""
+        now = self._clock()
+        count = len(self.consumer.assignment())
+        if count == 0:
+            return 0
+        every = list(range(count))
+        r = revocations.c
+        held: dict[Key, datetime] = {}
+        async with self._store.engine.connect() as conn:
+            rows = await conn.stream(
+                select(r.tenant_id, r.session_id, r.valid_until).where(r.valid_until > now)
+            )
+            async for row in rows:
+                key = record_key(row.tenant_id, row.session_id)
+                if _PARTITIONER(key, every, every) == partition:
+                    held[(row.tenant_id, row.session_id)] = as_utc(row.valid_until)
+        keys = sorted(held)
+        written: list[Key] = []
+        for start in range(0, len(keys), FETCH_RECORDS):
+            chunk = {key: held[key] for key in keys[start : start + FETCH_RECORDS]}
+            written += await UnitOfWork(self._store).run(
+                functools.partial(self._rewrite, undone=chunk, now=now)
+            )
+        log.error(
+            "%s partition %d holds a batch no consumer can read (what it hides may un-revoke "
+            "sessions at gateways started after compaction): its %d revocation(s) held written "
+            "again",
+            self._topics.revocations,
+            partition,
+            len(written),
+        )
+        if written:
+            self.rewrites += len(written)
+            self._rewritten(len(written))
+            await self._after_rewrite()
+        return len(written)
+
+    async def _check_keys(self, records: Sequence[Any]) -> int:
         verdicts = last_verdicts(records)
         if not verdicts:
             self.checked += len(records)

@@ -13,12 +13,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from registry_helpers import NOW, StartRegistry, created, logout, read_topic, sid
 
+from fresh_topics import connection
 from polling import until
 from session_contracts.codec import decode_revocation, encode
 from session_contracts.handles import record_key
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+from session_contracts.record_batches import INFLATED_MAX_BYTES
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -103,3 +107,49 @@ async def test_a_record_that_would_un_revoke_a_session_is_answered_with_its_revo
 
     await until(read, 30, "the tombstone read")
     assert registry.guard.rewrites == len(hostile) + 1
+
+
+async def test_a_batch_no_consumer_can_read_is_answered_for_every_key_of_its_partition(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """A compression bomb under a revoked key: the guard, like every gateway, sees only a
+    placeholder without a key, while the log cleaner compacts by the real keys and keeps the
+    bomb as that key's last record. So every revocation held in that partition is written
+    again after it (and none of another partition's)."""
+    registry = await start_registry()
+    assert registry.guard is not None
+    names = [f"s{n}" for n in range(8)]
+    await send(*(created(name) for name in names))
+    await send(*(logout(name, NOW) for name in names))
+    await registry.wait_until_idle(30)
+    every = list(range(topics.partitions))
+    where = {
+        name: DefaultPartitioner()(record_key("acme", sid(name)), every, every) for name in names
+    }
+    target = where["s0"]
+    in_target = sorted(name for name in names if where[name] == target)
+    producer = new_producer(
+        connection(kafka_bootstrap), compression_type="zstd", max_request_size=64_000_000
+    )
+    await producer.start()
+    try:
+        bomb = b"\x00" * (INFLATED_MAX_BYTES + 8_000_000)  # 2 KB of zstd
+        key = record_key("acme", sid("s0"))
+        await producer.send_and_wait(topics.revocations, bomb, key=key, partition=target)
+    finally:
+        await producer.stop()
+
+    async def answered() -> bool:
+        return registry.guard is not None and registry.guard.rewrites >= len(in_target)
+
+    await until(answered, 30, "the partition's revocations written again")
+    await registry.wait_until_idle(30)
+    assert registry.guard.rewrites == len(in_target)
+    records = await read_topic(kafka_bootstrap, topics.revocations)
+    bombed = [r.offset for r in records if r.partition == target and r.key is None]
+    assert len(bombed) == 1  # the placeholder
+    for name in in_target:
+        after = [
+            r for r in records if r.key == record_key("acme", sid(name)) and r.offset > bombed[0]
+        ]
+        assert after and decode_revocation(after[-1].value).session_id == sid(name), name
