@@ -143,18 +143,22 @@ def test_reading_only_the_pieces_naming_the_cookie_finds_every_value_as_before(
     assert parsed.session_id == (printable_id(before[-1]) if before else None)
 
 
-def test_a_header_of_many_pieces_parses_only_those_naming_the_cookie(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # every piece went through cookie_parser: 32 KiB of ";" cost 15 ms of the event loop, a
-    # hundred times a request's check (a review, 2026-12-06)
-    calls: list[str] = []
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pieces the parser hands to Starlette's `cookie_parser`, in order."""
+    handed: list[str] = []
 
     def counted(piece: str) -> dict[str, str]:
-        calls.append(piece)
+        handed.append(piece)
         return cookie_parser(piece)
 
     monkeypatch.setattr(cookies_module, "cookie_parser", counted)
+    return handed
+
+
+def test_a_header_of_many_pieces_parses_only_those_naming_the_cookie(calls: list[str]) -> None:
+    # every piece went through cookie_parser: 32 KiB of ";" cost 15 ms of the event loop, a
+    # hundred times a request's check (a review, 2026-12-06)
     parser = CookieParser("sid")
     many = b";" * 32_000 + b"sid=a; " + b"xsid=b;" * 1000 + b"other=sid;" * 1000
     assert parser.parse(many).candidates == (b"a",)
@@ -162,15 +166,8 @@ def test_a_header_of_many_pieces_parses_only_those_naming_the_cookie(
 
 
 def test_a_header_with_more_values_of_the_cookie_than_a_browser_sends_is_not_vouched_for(
-    monkeypatch: pytest.MonkeyPatch,
+    calls: list[str],
 ) -> None:
-    calls: list[str] = []
-
-    def counted(piece: str) -> dict[str, str]:
-        calls.append(piece)
-        return cookie_parser(piece)
-
-    monkeypatch.setattr(cookies_module, "cookie_parser", counted)
     parser = CookieParser("sid")
     enough = b";".join(b"sid=v%d" % n for n in range(MAX_SESSION_COOKIE_VALUES))
     assert len(parser.parse(enough).candidates) == MAX_SESSION_COOKIE_VALUES

@@ -253,12 +253,11 @@ async def test_a_revocation_waits_for_the_batch_in_flight_then_seeks_to_stored_p
     assert consumer.refused == [] and consumer.listener_errors == []
 
 
-async def test_a_partition_moving_to_another_registry_mid_batch_is_applied_once(
-    store: Store,
-    engine: AsyncEngine,
-) -> None:
-    log = FakeLog()
-    log.extend_events(workload(sessions=40))
+async def e1_moving_mid_batch(
+    store: Store, log: FakeLog
+) -> tuple[Run, Run, list[asyncio.Task[None]]]:
+    """Two registries of a group over `log`: a with E0 and E1, b with nothing yet; during a's
+    third batch a rebalance (the task in the list) gives E1 to b."""
     a, b = FakeConsumer(log, name="a"), FakeConsumer(log, name="b")
     run_a = await start_loop(store, a, {E0, E1})
     run_b = await start_loop(store, b, set())  # in the group, nothing assigned yet
@@ -270,6 +269,17 @@ async def test_a_partition_moving_to_another_registry_mid_batch_is_applied_once(
         await asyncio.sleep(0.05)
 
     run_a.ingestor.projector.during[3] = mid_batch
+    return run_a, run_b, moving
+
+
+async def test_a_partition_moving_to_another_registry_mid_batch_is_applied_once(
+    store: Store,
+    engine: AsyncEngine,
+) -> None:
+    log = FakeLog()
+    log.extend_events(workload(sessions=40))
+    run_a, run_b, moving = await e1_moving_mid_batch(store, log)
+    a, b = run_a.consumer, run_b.consumer
     try:
         await wait_for(consumed(engine, log))
         await moving[0]
@@ -304,17 +314,8 @@ async def test_transaction_markers_are_stepped_over_and_a_partition_moving_loses
             log.append_marker(TopicPartition(TOPICS.events, partition))
     log.append_marker(E0)
     log.append_marker(E1)
-    a, b = FakeConsumer(log, name="a"), FakeConsumer(log, name="b")
-    run_a = await start_loop(store, a, {E0, E1})
-    run_b = await start_loop(store, b, set())
-    moving: list[asyncio.Task[None]] = []
-
-    async def mid_batch() -> None:
-        moving.append(asyncio.create_task(group_rebalance({a: {E0}, b: {E1}})))
-        await wait_for(lambda: a.revokes_started == 2)
-        await asyncio.sleep(0.05)
-
-    run_a.ingestor.projector.during[3] = mid_batch
+    run_a, run_b, moving = await e1_moving_mid_batch(store, log)
+    a, b = run_a.consumer, run_b.consumer
     try:
         await wait_for(consumed(engine, log))
         await moving[0]
