@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import re
 
-from session_contracts.handles import HANDLE_DOMAIN, HANDLE_LENGTH, record_key
+from session_contracts.handles import HANDLE_DOMAIN, HANDLE_LENGTH, TENANT_ID, record_key
 
-TENANT_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
+TENANT_PATTERN = TENANT_ID
 """A tenant id as the contract spells it (`session_contracts.models.TenantId`)."""
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 MAX_TENANTS = 10_000

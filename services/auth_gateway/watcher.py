@@ -34,11 +34,10 @@ from collections.abc import Callable, Collection
 from opentelemetry.trace import SpanKind
 
 from auth_gateway.follower import CompactedTopicFollower
-from auth_gateway.keys import TENANT_PATTERN
 from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
-from session_contracts.handles import is_handle, is_v1_key_of, record_key, split_record_key
+from session_contracts.handles import contract_key, is_v1_key_of, record_key
 from session_contracts.kafka_records import unreadable_reason
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import RecordHeaders, extract_context, tracer
@@ -133,7 +132,7 @@ class RevocationWatcher(CompactedTopicFollower):
         return self._tenants is None or tenant_id in self._tenants
 
     def _tombstone(self, key: bytes | None) -> None:
-        parts = _contract_key(key)
+        parts = contract_key(key)
         if parts is None:
             # A v1 tombstone (keyed by a raw id, no tenant) or no key at all: it names no
             # entry of any tenant; the entry it meant leaves by eviction after valid_until.
@@ -181,15 +180,7 @@ def _named(key: bytes | None) -> str:
     id itself, a credential: the log printed up to 128 bytes of it."""
     if key is None:
         return "without a key"
-    parts = _contract_key(key)
+    parts = contract_key(key)
     if parts is not None:
         return f"{parts[0]}/{parts[1]}"
     return f"with a key of {len(key)} bytes (not shown: it may be a credential)"
-
-
-def _contract_key(key: bytes | None) -> tuple[str, str] | None:
-    """`(tenant_id, handle)` of a contract v2 key, or None for any other key (a v1 key, none)."""
-    parts = split_record_key(key)
-    if parts is None or not TENANT_PATTERN.fullmatch(parts[0]) or not is_handle(parts[1]):
-        return None
-    return parts

@@ -19,7 +19,7 @@ from pydantic_core import SchemaValidator
 
 from session_contracts.escaping import escape_reason
 from session_contracts.fast_path import fast_validator
-from session_contracts.handles import V1_ID_MAX, session_handle
+from session_contracts.handles import TENANT_ID, V1_ID_MAX, session_handle
 from session_contracts.models import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -36,7 +36,6 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 _V1_SESSION_ID = re.compile(rf"[\x21-\x7e]{{1,{V1_ID_MAX}}}", re.ASCII)
 """A v1 session id: the credential itself, 1-128 printable ASCII characters."""
-_TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _V1_SESSION_TYPES = frozenset(
     {
         "session.created",
@@ -49,7 +48,7 @@ _V1_SESSION_TYPES = frozenset(
 
 
 def _v1_handle(tenant_id: object, session_id: object, where: str) -> str:
-    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+    if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
         raise DecodeError(f"{where}: a v1 session id needs a valid tenant_id to become a handle")
     if not isinstance(session_id, str) or not _V1_SESSION_ID.fullmatch(session_id):
         raise DecodeError(f"{where}: not a v1 session id (1-128 printable ASCII characters)")

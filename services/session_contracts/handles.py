@@ -27,6 +27,8 @@ HANDLE_LENGTH = 43
 HANDLE_PATTERN = r"^[A-Za-z0-9_-]{43}$"
 """A handle: unpadded base64url of 32 bytes."""
 _HANDLE = re.compile(HANDLE_PATTERN, re.ASCII)
+TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
+"""A tenant id (`models.TenantId`), as `fullmatch` takes it."""
 _KEY_SEPARATOR = "/"
 V1_ID_MAX = 128
 """The longest v1 session id (contract v1: 1-128 printable ASCII characters)."""
@@ -66,6 +68,15 @@ def split_record_key(key: bytes | None) -> tuple[str, str] | None:
     if not separator or not tenant_id or not name:
         return None
     return tenant_id, name
+
+
+def contract_key(key: bytes | None) -> tuple[str, str] | None:
+    """`(tenant_id, handle)` of a contract v2 session key, or None for any other key (a v1
+    key, a command's, none): what a gateway files a revocation under."""
+    parts = split_record_key(key)
+    if parts is None or not TENANT_ID.fullmatch(parts[0]) or not is_handle(parts[1]):
+        return None
+    return parts
 
 
 def is_v1_key_of(key: bytes, tenant_id: str, handle: str) -> bool:

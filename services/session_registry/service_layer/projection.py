@@ -50,9 +50,8 @@ class Projector:
 
     `publish=False` (a rebuild) writes the read model only: no outbox records, no revocations,
     and commands are not applied (their effects are already in the event log).
-    `defer_searches`: a
-    command by a filter with a substring condition is kept for the registry's resolver rather
-    than resolved in the batch (`terminations`).
+    `defer_searches`: a command by a filter that may walk the tenant (`may_walk`) is kept for
+    the registry's resolver rather than resolved in the batch (`terminations`).
     """
 
     def __init__(

@@ -24,7 +24,6 @@ import asyncio
 import functools
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -39,7 +38,7 @@ from read_model.tables import revocations, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
-from session_contracts.handles import is_handle, record_key, split_record_key
+from session_contracts.handles import contract_key, record_key
 from session_contracts.kafka_records import CorruptBatch, unreadable_reason
 from session_contracts.models import as_utc
 from session_contracts.topics import Topics
@@ -64,8 +63,6 @@ HELD_RETRY_SECONDS = 30.0
 """How long a partition whose fetched batch fails its CRC is left before it is read again."""
 
 Key = tuple[str, str]
-_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
-"""A tenant id (`session_contracts.models.TenantId`)."""
 
 
 def _filed_in(key: bytes, count: int) -> int:
@@ -79,11 +76,12 @@ def last_verdicts(records: Sequence[Any]) -> dict[Key, datetime | None]:
     """For each contract key among `records`, what its last record says: the `valid_until` of
     a revocation of the session the key names, or None for anything else (a tombstone, a value
     that is not a revocation this registry reads, another session's). Keys that are not
-    `<tenant_id>/<handle>` (v1, none) are left out: no gateway files a revocation under them."""
+    `<tenant_id>/<handle>` (`contract_key`: v1, none) are left out: a gateway reads a tombstone
+    under no other key, and a record under one touches no entry filed under a contract key."""
     verdicts: dict[Key, datetime | None] = {}
     for record in records:
-        parts = split_record_key(record.key)
-        if parts is None or not _TENANT.fullmatch(parts[0]) or not is_handle(parts[1]):
+        parts = contract_key(record.key)
+        if parts is None:
             continue
         until: datetime | None = None
         if record.value is not None:
