@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.store import (
     HISTORY_COLUMNS,
+    REVOCATION_COLUMNS,
     SESSION_COLUMNS,
     HistoryRow,
     Key,
@@ -52,10 +53,11 @@ _HISTORY_INSERT = _insert(
 ).replace(f"${_DETAIL + 1}::JSON[]", f"${_DETAIL + 1}::TEXT[]::JSON[]")
 _REVOCATIONS_UPSERT = _insert(
     revocations,
-    ("tenant_id", "session_id", "valid_until"),
+    REVOCATION_COLUMNS,
     # never earlier: a later record cannot bring a tombstone forward
     "ON CONFLICT (tenant_id, session_id) DO UPDATE SET "
-    "valid_until = GREATEST(revocations.valid_until, EXCLUDED.valid_until)",
+    "valid_until = GREATEST(revocations.valid_until, EXCLUDED.valid_until), "
+    + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in REVOCATION_COLUMNS[3:]),
 )
 # ids (the relay's order) are drawn in the order of the arrays
 _OUTBOX_INSERT = (
@@ -102,6 +104,6 @@ async def add_to_outbox(conn: AsyncConnection, records: Sequence[OutboxRow]) -> 
 
 
 async def save_revocations(conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
-    """Upsert (tenant_id, session_id, valid_until) revocation rows in one statement."""
-    tenants, session_ids, until = (list(column) for column in zip(*rows, strict=True))
-    await conn.exec_driver_sql(_REVOCATIONS_UPSERT, (tenants, session_ids, until))
+    """Upsert revocation rows in one statement."""
+    columns = tuple(list(column) for column in zip(*rows, strict=True))
+    await conn.exec_driver_sql(_REVOCATIONS_UPSERT, columns)

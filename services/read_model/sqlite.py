@@ -27,6 +27,7 @@ from read_model.session_counts import rows_counted
 from read_model.session_query import FilterShape
 from read_model.store import (
     HISTORY_COLUMNS,
+    REVOCATION_COLUMNS,
     SESSION_COLUMNS,
     HistoryRow,
     Key,
@@ -65,7 +66,10 @@ _revocation = sqlite.insert(revocations)
 _REVOCATION_UPSERT = _revocation.on_conflict_do_update(
     index_elements=[revocations.c.tenant_id, revocations.c.session_id],
     # never earlier: a later record cannot bring a tombstone forward
-    set_={"valid_until": func.max(revocations.c.valid_until, _revocation.excluded.valid_until)},
+    set_={
+        "valid_until": func.max(revocations.c.valid_until, _revocation.excluded.valid_until),
+        **{name: _revocation.excluded[name] for name in REVOCATION_COLUMNS[3:]},
+    },
 )
 
 
@@ -169,9 +173,9 @@ class SqliteStore(Store):
     async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
         """Upsert the revocations."""
         if rows:
-            names = ("tenant_id", "session_id", "valid_until")
             await conn.execute(
-                _REVOCATION_UPSERT, [dict(zip(names, row, strict=True)) for row in rows]
+                _REVOCATION_UPSERT,
+                [dict(zip(REVOCATION_COLUMNS, row, strict=True)) for row in rows],
             )
 
     def active_count(

@@ -51,8 +51,18 @@ HistoryRow: TypeAlias = tuple[Any, ...]
 OutboxRow: TypeAlias = tuple[str, bytes, bytes | None, bytes | None]
 """(topic, key, value (None: a tombstone), headers as `session_contracts.tracing` stores them)."""
 """(topic, key, value) of a record to publish; value None is a tombstone."""
-RevocationRow: TypeAlias = tuple[str, str, datetime]
-"""(tenant_id, session_id, valid_until) of a revocation awaiting its tombstone."""
+RevocationRow: TypeAlias = tuple[str, str, datetime, str, datetime, str]
+"""(tenant_id, session_id, valid_until, session_type, revoked_at, reason) of a revocation
+awaiting its tombstone: the record published (`REVOCATION_COLUMNS`)."""
+REVOCATION_COLUMNS = (
+    "tenant_id",
+    "session_id",
+    "valid_until",
+    "session_type",
+    "revoked_at",
+    "reason",
+)
+"""The columns of `revocations`, in the order of a `RevocationRow`'s values."""
 Key: TypeAlias = tuple[str, str]
 Upsert: TypeAlias = sqlite.Insert | postgresql.Insert
 Query = TypeVar("Query", bound=Select[Any])
@@ -232,7 +242,8 @@ class Store(ABC):
     @abstractmethod
     async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
         """Insert these revocations; a stored one keeps the later of its `valid_until` and
-        the new one (a revocation's end never moves earlier)."""
+        the new one (a revocation's end never moves earlier), and takes the new one's other
+        fields."""
 
     # the admin API's reads
 

@@ -162,12 +162,19 @@ outbox = Table(
 )
 
 # Revocations published and not yet tombstoned; the sweeper tombstones them after valid_until.
+# The row holds the record published (its other fields), so the revocation guard can write it
+# again whatever became of the session's row (retention, an expiry folded since). Revision 1301
+# adds `session_type`, `revoked_at` and `reason`: NULL only in a row written before it whose
+# session row it could not fill them from.
 revocations = Table(
     "revocations",
     metadata,
     Column("tenant_id", String(64), primary_key=True),
     Column("session_id", String(128), primary_key=True),
     Column("valid_until", DateTime(timezone=True), nullable=False),
+    Column("session_type", String(16)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("reason", String(16)),
     Index("ix_revocations_valid_until", "valid_until"),
 )
 

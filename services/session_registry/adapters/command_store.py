@@ -192,9 +192,13 @@ async def deferred_level(conn: AsyncConnection, now: datetime) -> tuple[int, flo
 
 
 async def remember_revocations(uow: UnitOfWork, records: Iterable[SessionRevoked]) -> None:
-    """Keep each published revocation until its tombstone is due; re-revoking keeps the later
+    """Keep each published revocation until its tombstone is due, with the record's fields
+    (the revocation guard writes it again from them alone); re-revoking keeps the later
     `valid_until` (the store's upsert), so no later record brings the tombstone forward."""
-    rows = [(r.tenant_id, r.session_id, r.valid_until) for r in records]
+    rows = [
+        (r.tenant_id, r.session_id, r.valid_until, str(r.session_type), r.revoked_at, str(r.reason))
+        for r in records
+    ]
     await uow.store.save_revocations(uow.conn, rows)
 
 

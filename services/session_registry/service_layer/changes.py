@@ -56,12 +56,17 @@ class Changes:
         """Queue the revocation record of a terminated session (`record`, default
         `revocation(state)`), and remember it; `headers` go with the record (the trace
         context of the command that ended the session)."""
-        record = record or revocation(state)
+        self.publish_revocation(topics, record or revocation(state), headers)
+
+    def publish_revocation(
+        self, topics: Topics, record: SessionRevoked, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        """Queue a revocation record, keyed `<tenant_id>/<handle>`, and remember it."""
         self.revoked.append(record)
         self.outbox.append(
             OutboxRecord(
                 topics.revocations,
-                record_key(state.tenant_id, state.session_id),
+                record_key(record.tenant_id, record.session_id),
                 encode(record),
                 headers,
             )

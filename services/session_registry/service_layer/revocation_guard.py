@@ -30,20 +30,18 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
+from pydantic import ValidationError
 from sqlalchemy import select, tuple_
 
-from read_model.active import TERMINATED
 from read_model.store import Store
-from read_model.tables import revocations, sessions
+from read_model.tables import revocations
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import contract_key, record_key
 from session_contracts.kafka_records import CorruptBatch, unreadable_reason
-from session_contracts.models import as_utc
+from session_contracts.models import SessionRevoked, as_utc
 from session_contracts.topics import Topics
-from session_registry.adapters.session_store import lock_states
-from session_registry.domain.lifecycle import revocation
 from session_registry.service_layer.changes import Changes
 
 log = logging.getLogger(__name__)
@@ -234,7 +232,7 @@ class RevocationGuard:
         then sent it, and is not answered: a limit documented). At most once every
         `BOMB_REWRITE_EVERY_SECONDS`, after every such batch met meanwhile: a bomb costs two
         kilobytes, the answer a share of the live revocations. Page by page, never the whole
-        table in memory; a row that cannot be rebuilt is skipped and counted in the log."""
+        table in memory; a row that keeps no record (`_published`) is skipped and logged."""
         loop = asyncio.get_running_loop()
         if not self._pending or loop.time() - self._pending_done_at < BOMB_REWRITE_EVERY_SECONDS:
             return 0
@@ -302,12 +300,11 @@ class RevocationGuard:
             return 0
         written = await UnitOfWork(self._store).run(lambda uow: self._rewrite(uow, undone, now))
         if len(written) < len(undone):
-            # the record is built from the session's row: retention deleted it, or an end dated
-            # earlier (an expiry) replaced the termination
+            # a row written before revision 1301 that its session's row could not fill
             left = sorted(set(undone) - set(written))
             log.warning(
                 "%d revocation(s) under a key whose last record would un-revoke them cannot be "
-                "written again (their session row is gone or no longer terminated); first: "
+                "written again (a row from before revision 1301 that keeps no record); first: "
                 "%s/%s",
                 len(left),
                 escape_reason(left[0][0]),
@@ -333,45 +330,43 @@ class RevocationGuard:
     async def _rewrite(
         self, uow: UnitOfWork, undone: dict[Key, datetime], now: datetime
     ) -> list[Key]:
-        """Queue the revocation of each key still held (its row locked, in the one order every
-        writer takes), lasting as long as its row says; return the keys written."""
-        r, s = revocations.c, sessions.c
-        keys = sorted(undone)
+        """Queue the revocation of each key still held, as its row keeps the record published
+        (the row locked, in key order), lasting as long as the row says; return the keys
+        written. The session's row is not read: retention may have deleted it (30 days past
+        `expires_at`, before a mobile session's `valid_until`), or an expiry folded since
+        changed it."""
+        r = revocations.c
         locked = uow.store.for_update(
-            select(r.tenant_id, r.session_id, r.valid_until)
-            .where(tuple_(r.tenant_id, r.session_id).in_(keys), r.valid_until > now)
+            select(revocations)
+            .where(tuple_(r.tenant_id, r.session_id).in_(sorted(undone)), r.valid_until > now)
             .order_by(r.tenant_id, r.session_id)
-        )
-        # the sweeper may have deleted a row (and queued its tombstone) since `check` read it
-        still = {
-            (row.tenant_id, row.session_id): as_utc(row.valid_until)
-            for row in await uow.conn.execute(locked)
-        }
-        if not still:
-            return []
-        chosen = (
-            select(sessions)
-            .where(tuple_(s.tenant_id, s.session_id).in_(sorted(still)))
-            .order_by(s.tenant_id, s.session_id)
         )
         changes = Changes()
         written: list[Key] = []
-        for state in await lock_states(uow, chosen):
-            if state.state != TERMINATED or not state.created:
+        # the sweeper may have deleted a row (and queued its tombstone) since `check` read it
+        for row in await uow.conn.execute(locked):
+            record = _published(row)
+            if record is None:
                 continue
-            try:
-                record = revocation(state)
-            except (AssertionError, ValueError):  # a row no fold writes (a hand-made one)
-                continue
-            # as long as the row says, never shorter: a creation folded since may have moved
-            # the state's `valid_until` earlier, and an answer shorter than the row would be
-            # answered again, and again (or be past, un-revoking the session itself)
-            until = max(still[state.key], as_utc(record.valid_until))
-            if until <= now:
-                continue
-            changes.revoke(
-                self._topics, state, record=record.model_copy(update={"valid_until": until})
-            )
-            written.append(state.key)
+            changes.publish_revocation(self._topics, record)
+            written.append((row.tenant_id, row.session_id))
         await changes.flush(uow, True, states=False)
         return written
+
+
+def _published(row: Any) -> SessionRevoked | None:
+    """The revocation record a `revocations` row keeps, lasting as long as the row; None for a
+    row written before revision 1301 that its session's row could not fill."""
+    if row.session_type is None or row.revoked_at is None or row.reason is None:
+        return None
+    try:
+        return SessionRevoked(
+            tenant_id=row.tenant_id,
+            session_id=row.session_id,
+            session_type=row.session_type,
+            revoked_at=as_utc(row.revoked_at),
+            reason=row.reason,
+            valid_until=as_utc(row.valid_until),
+        )
+    except ValidationError:  # a row no registry writes (a hand-made one): never retried for good
+        return None

@@ -132,14 +132,24 @@ async def test_outbox_ids_follow_the_given_order(store: Store) -> None:
 
 
 async def test_revocations_are_replaced_by_key(store: Store) -> None:
+    """A row keeps the record last written under its key (the revocation guard writes it
+    again from the row alone), and the later of the `valid_until`s."""
+    earlier = NOW - FAR_BACK
     async with UnitOfWork(store) as uow:
-        await store.save_revocations(uow.conn, [("t", "a", NOW), ("t", "b", NOW)])
-        await store.save_revocations(uow.conn, [("t", "a", FAR)])
+        await store.save_revocations(
+            uow.conn,
+            [("t", "a", NOW, "browser", NOW, "logout"), ("t", "b", NOW, "mobile", NOW, "admin")],
+        )
+        await store.save_revocations(uow.conn, [("t", "a", FAR, "browser", FAR, "admin")])
+        await store.save_revocations(uow.conn, [("t", "b", earlier, "mobile", FAR, "security")])
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(revocations).order_by("session_id"))).all()
-    assert [(r.session_id, r.valid_until.replace(tzinfo=UTC)) for r in rows] == [
-        ("a", FAR),
-        ("b", NOW),
+    kept = [(r.session_id, r.valid_until, r.session_type, r.revoked_at, r.reason) for r in rows]
+    assert [
+        (n, u.replace(tzinfo=UTC), t, at.replace(tzinfo=UTC), why) for n, u, t, at, why in kept
+    ] == [
+        ("a", FAR, "browser", FAR, "admin"),
+        ("b", NOW, "mobile", FAR, "security"),
     ]
 
 

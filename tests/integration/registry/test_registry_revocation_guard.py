@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from registry_helpers import NOW, StartRegistry, created, logout, read_topic, sid
+from sqlalchemy import delete, update
 
 from fresh_topics import connection
 from polling import until
+from read_model.tables import sessions
 from session_contracts.codec import decode_revocation, encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
@@ -153,3 +155,42 @@ async def test_a_batch_no_consumer_can_read_is_answered_for_every_key_of_its_par
             r for r in records if r.key == record_key("acme", sid(name)) and r.offset > bombed[0]
         ]
         assert after and decode_revocation(after[-1].value).session_id == sid(name), name
+
+
+async def test_the_answer_needs_no_session_row(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """The record is written again from the revocation row alone: retention deletes a session's
+    row 30 days past `expires_at`, before a mobile session's `valid_until`, and an expiry
+    folded since changes it. Built from the session's row, the answer was skipped (a review,
+    2026-12-06) and the hostile record stood."""
+    registry = await start_registry()
+    assert registry.guard is not None
+    await send(created("deleted"), created("expired"))
+    await send(logout("deleted", NOW), logout("expired", NOW))
+    await registry.wait_until_idle(30)
+    keys = {name: record_key("acme", sid(name)) for name in ("deleted", "expired")}
+    published = {
+        name: decode_revocation((await last_under(kafka_bootstrap, topics.revocations, key)).value)
+        for name, key in keys.items()
+    }
+    s = sessions.c
+    async with registry.engine.begin() as conn:
+        await conn.execute(delete(sessions).where(s.session_id == sid("deleted")))
+        await conn.execute(
+            update(sessions)
+            .where(s.session_id == sid("expired"))
+            .values(state="expired", end_reason="idle", ended_at=NOW - timedelta(hours=1))
+        )
+    for key in keys.values():
+        await send((key, None), topic=topics.revocations)
+
+    async def answered() -> bool:
+        return registry.guard is not None and registry.guard.rewrites >= len(keys)
+
+    await until(answered, 30, "both tombstones answered")
+    await registry.wait_until_idle(30)
+    for name, key in keys.items():
+        last = await last_under(kafka_bootstrap, topics.revocations, key)
+        assert last.value is not None, name
+        assert decode_revocation(last.value) == published[name], name

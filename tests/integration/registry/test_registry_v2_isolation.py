@@ -226,15 +226,15 @@ async def test_a_revocations_valid_until_never_moves_earlier(store: Store) -> No
     tombstone forward, on either backend's upsert."""
     late, early = T0 + timedelta(days=30), T0 + timedelta(seconds=4)
     async with UnitOfWork(store) as uow:
-        await store.save_revocations(uow.conn, [(A, HANDLE, late)])
+        await store.save_revocations(uow.conn, [(A, HANDLE, late, "browser", T0, "admin")])
     async with UnitOfWork(store) as uow:
-        await store.save_revocations(uow.conn, [(A, HANDLE, early)])
+        await store.save_revocations(uow.conn, [(A, HANDLE, early, "browser", T0, "admin")])
     async with store.engine.connect() as conn:
         [row] = list(await conn.execute(select(revocations)))
     assert row.valid_until.replace(tzinfo=UTC) == late
     later = late + timedelta(days=1)
     async with UnitOfWork(store) as uow:
-        await store.save_revocations(uow.conn, [(A, HANDLE, later)])
+        await store.save_revocations(uow.conn, [(A, HANDLE, later, "browser", T0, "admin")])
     async with store.engine.connect() as conn:
         [row] = list(await conn.execute(select(revocations)))
     assert row.valid_until.replace(tzinfo=UTC) == later
