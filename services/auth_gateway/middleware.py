@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
-from auth_gateway.connections import OpenConnections, WatchedSocket
+from auth_gateway.connections import OpenConnections, WatchedResponse, WatchedSocket
 from auth_gateway.cookies import (
     MAX_SESSION_ID,
     STR_WHITESPACE,
@@ -146,7 +146,8 @@ class GatewayMiddleware:
         if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
             await self.app(scope, receive, send)
             return
-        current = self._now() <= self._watcher.current_until
+        checked_at = self._now()
+        current = checked_at <= self._watcher.current_until
         if not current and not self._watcher.ready:
             if not self._fail_open:
                 self._refused["not_ready"] += 1
@@ -234,6 +235,8 @@ class GatewayMiddleware:
         if credential is None or session_key is None:
             if scope["type"] == "websocket":
                 await self._serve_socket(scope, receive, send, keys)
+            elif has_cookie or has_header:
+                await self._serve_response(scope, receive, send, keys, checked_at)
             else:
                 await self.app(scope, receive, send)
             return
@@ -247,7 +250,7 @@ class GatewayMiddleware:
         if scope["type"] == "websocket":
             await self._serve_socket(scope, receive, send, keys)
         else:
-            await self.app(scope, receive, send)
+            await self._serve_response(scope, receive, send, keys, checked_at)
         if state.get(AUTHENTICATED) is True:
             client = scope.get("client")
             address = client[0] if client else None
@@ -271,6 +274,37 @@ class GatewayMiddleware:
             await self.app(scope, socket.receive, socket.send)
         finally:
             self._connections.discard(socket)
+
+    async def _serve_response(
+        self, scope: Scope, receive: Receive, send: Send, keys: TenantKeys, checked_at: float
+    ) -> None:
+        """The app, for an HTTP request carrying a credential: its response is checked again
+        if it starts late, and its body, if streamed, is watched and ended when a credential is
+        revoked (`auth_gateway.connections`)."""
+        response = WatchedResponse(
+            scope, keys, self, checked_at, self._table, self._connections, send
+        )
+        try:
+            await self.app(scope, receive, response.send)
+        finally:
+            response.done()
+
+    def credential_keys(self, scope: Scope, keys: TenantKeys) -> tuple[bytes, ...]:
+        """The key of every credential the request carries (`_credential_keys`)."""
+        return self._credential_keys(scope, keys)
+
+    async def refuse_revoked(self, scope: Scope, send: Send, key: bytes) -> None:
+        """Answer an HTTP request of a revoked session, as at its check: 401, or for a page a
+        303 to sign-in saying why; the session cookie cleared if the request had one."""
+        self._refused["revoked"] += 1
+        wants_html = has_cookie = False
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                has_cookie = has_cookie or self._cookies.parse(value).present
+            elif name == b"accept":
+                wants_html = b"text/html" in value
+        ended = self._ended_location(key) if wants_html else None
+        await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
 
     def _credential_keys(self, scope: Scope, keys: TenantKeys) -> tuple[bytes, ...]:
         """The key of every credential the request carries, as `__call__` checked them: each
