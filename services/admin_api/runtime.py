@@ -15,7 +15,7 @@ from admin_api.adapters.bus import CommandBus
 from admin_api.auth import TokenVerifier
 from admin_api.domain.cursors import CursorCodec
 from admin_api.service_layer.schema_watch import SchemaWatch
-from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
+from admin_api.service_layer.tenant_slots import SearchBudget, TenantExports, TenantSlots
 from admin_api.settings import MIN_SECRET_LENGTH, AdminApiSettings
 from read_model.store import Store
 
@@ -45,6 +45,8 @@ class Runtime:
     searches: TenantSlots = field(init=False)
     """How many searches of one tenant this process reads at once (`searches_per_tenant`), and
     for how long a minute (`search_seconds_per_minute`, shared by the processes)."""
+    exports: TenantExports = field(init=False)
+    """How many CSV exports of one tenant this process streams at once (`exports_per_tenant`)."""
     filter_terminations: SearchBudget = field(init=False)
     """How long a minute one tenant's terminations by a text filter may count their matches
     (`filter_termination_seconds_per_minute`): the registry resolves each such filter again,
@@ -57,6 +59,7 @@ class Runtime:
             self.settings.searches_per_tenant,
             SearchBudget(self.settings.search_seconds_per_minute),
         )
+        self.exports = TenantExports(self.settings.exports_per_tenant)
         self.filter_terminations = SearchBudget(
             self.settings.filter_termination_seconds_per_minute,
             spent_by="terminations by a filter with a text condition",

@@ -46,6 +46,13 @@ class AdminApiSettings(KafkaSettings):
         description="Searches (a text condition) of one tenant read at once per process; the "
         "others wait without a database connection, so one tenant cannot hold the whole pool.",
     )
+    exports_per_tenant: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="CSV exports of one tenant streamed at once per process; another is "
+        "answered 429 with Retry-After, so one tenant's exports cannot take every core.",
+    )
     filter_termination_seconds_per_minute: BudgetSeconds = Field(
         default=5.0,
         description="Seconds a minute that one tenant's terminations by a filter with a text "

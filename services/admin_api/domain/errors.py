@@ -37,3 +37,17 @@ class SearchBudgetSpent(Exception):
         )
         self.retry_after = retry_after
         self.seconds_per_minute = seconds_per_minute
+
+
+class ExportsBusy(Exception):
+    """A tenant already has as many CSV exports streaming from this process as it may
+    (`service_layer.tenant_slots.TenantExports`): the next may start once one has ended."""
+
+    retry_after = 5.0
+
+    def __init__(self, per_tenant: int) -> None:
+        super().__init__(
+            f"this tenant already has {per_tenant} CSV export(s) streaming from this server, "
+            f"as many as it may; retry in {self.retry_after:.0f} s, once one has finished"
+        )
+        self.per_tenant = per_tenant

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
-from admin_api.domain.errors import InvalidParameter, NotFound, SearchBudgetSpent
+from admin_api.domain.errors import ExportsBusy, InvalidParameter, NotFound, SearchBudgetSpent
 from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
 from read_model.revisions import SchemaStanding, read_standing
 from session_contracts.escaping import escape_reason
@@ -145,10 +145,13 @@ async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
-async def _search_budget_spent(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SearchBudgetSpent)
+async def _too_many(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SearchBudgetSpent | ExportsBusy)
+    body = {"detail": str(exc)}
+    if isinstance(exc, ExportsBusy):
+        body["reason"] = "exports_busy"
     return JSONResponse(
-        {"detail": str(exc)},
+        body,
         status_code=status.HTTP_429_TOO_MANY_REQUESTS,
         headers={"Retry-After": str(math.ceil(exc.retry_after))},
     )
@@ -225,10 +228,12 @@ async def _invalid_parameter(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map bad input and the use cases' refusals to 422 and 404 as FastAPI answers them, a
-    tenant's spent search budget to 429, and unavailable dependencies to 503."""
+    tenant's spent search budget or exports all taken to 429, and unavailable dependencies to
+    503."""
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(SearchBudgetSpent, _search_budget_spent)
+    app.add_exception_handler(SearchBudgetSpent, _too_many)
+    app.add_exception_handler(ExportsBusy, _too_many)
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(BusUnavailable, _bus_unavailable)
     # OSError: a refused or timed-out connection, which asyncpg raises as it is (unwrapped)
@@ -242,12 +247,14 @@ class ErrorBody(BaseModel):
     """Every refusal but a 422: what went wrong, in words."""
 
     detail: str = Field(examples=["missing bearer token"])
-    reason: Literal["time_limit", "schema_behind"] | None = Field(
+    reason: Literal["time_limit", "schema_behind", "exports_busy"] | None = Field(
         default=None,
         description="On a 503: `time_limit` when the database stopped the request at its "
         "time limit (a search or filter too broad for it: narrow it); `schema_behind` when "
         "the database is not yet migrated to this release (retry after the upgrade); absent "
-        "when a dependency is unavailable.",
+        "when a dependency is unavailable. On a 429: `exports_busy` when your tenant already "
+        "has as many CSV exports streaming as it may (retry once one has finished); absent "
+        "when a budget is spent.",
     )
 
 
@@ -272,9 +279,10 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         "by a filter with one: your tenant's searches (`SESSIONS_SEARCH_SECONDS_PER_MINUTE`), "
         "or its terminations by such filters (`SESSIONS_FILTER_TERMINATION_SECONDS_PER_MINUTE`), "
         "have used their time per minute (one budget shared by the admin API's processes); "
-        "nothing was changed. Retry "
-        "after `Retry-After` seconds, or narrow the search.",
-        "headers": {"Retry-After": _header("Seconds until your tenant's searches may read again.")},
+        "or, for a CSV export (`reason`: `exports_busy`), your tenant already has "
+        "`SESSIONS_EXPORTS_PER_TENANT` exports streaming from this server; nothing was "
+        "changed. Retry after `Retry-After` seconds, or narrow the search.",
+        "headers": {"Retry-After": _header("Seconds until your tenant's request may go on.")},
     },
     503: {
         "model": ErrorBody,

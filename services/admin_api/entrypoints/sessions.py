@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
@@ -118,17 +118,43 @@ async def _csv_lines(rows: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[st
 async def export_sessions(
     admin: CurrentAdmin, runtime: RuntimeDep, query: ExportQuery
 ) -> StreamingResponse:
-    """Every session the current filter matches, in the current order, as CSV (streamed)."""
-    # The first rows are read before the response starts: a database that is down answers 503
-    # (errors.py), not a 200 cut short.
-    rows = await sessions.export_sessions(
-        query, admin, runtime.store, runtime.clock, runtime.searches
-    )
-    return StreamingResponse(
+    """Every session the current filter matches, in the current order, as CSV (streamed).
+
+    At most `SESSIONS_EXPORTS_PER_TENANT` (2) of one tenant stream from a process at once;
+    another is answered 429 with Retry-After."""
+    release = runtime.exports.claim(admin.tenant_id)
+    try:
+        # The first rows are read before the response starts: a database that is down answers
+        # 503 (errors.py), not a 200 cut short.
+        rows = await sessions.export_sessions(
+            query, admin, runtime.store, runtime.clock, runtime.searches
+        )
+    except BaseException:
+        release()
+        raise
+    return _ExportResponse(
         _csv_lines(rows),
+        release,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
     )
+
+
+class _ExportResponse(StreamingResponse):
+    """A streamed export that gives its tenant's export back when it ends, however it ends
+    (sent whole, the client gone before or during the body, a failure)."""
+
+    def __init__(
+        self, content: AsyncIterator[str], release: Callable[[], None], **kwargs: Any
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 class _SessionDetailRoute(APIRoute):

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from admin_api.domain.errors import SearchBudgetSpent
+from admin_api.domain.errors import ExportsBusy, SearchBudgetSpent
 
 FORGET_ABOVE = 64
 """Buckets kept before the full ones are dropped (a full bucket is the same as none)."""
@@ -226,3 +226,49 @@ class TenantSlots:
         """How many of the tenant's callers hold or await a slot now."""
         slots = self._slots.get(tenant_id)
         return 0 if slots is None else slots.users
+
+
+class TenantExports:
+    """At most `per_tenant` CSV exports of one tenant streaming from this process at once;
+    the next is refused (`ExportsBusy`, 429) rather than queued.
+
+    An export without a text condition takes no search slot and spends no search budget: each
+    batch is an index range read, cheap for the database, but every row costs the process
+    about 24 microseconds to write out (100 s of a core for four million sessions). Unbounded,
+    one tenant's admins could keep every core of the admin API busy with parallel exports
+    while every other tenant's requests waited on the same event loops (a review,
+    2026-12-06). Exports with a text condition are bounded by this too, besides their slots
+    and budget. Refused, not queued: a queued export holds its client's request open for as
+    long as the others take."""
+
+    def __init__(self, per_tenant: int) -> None:
+        if per_tenant < 1:
+            raise ValueError("per_tenant must be at least 1")
+        self.per_tenant = per_tenant
+        self._open: dict[str, int] = {}
+
+    def claim(self, tenant_id: str) -> Callable[[], None]:
+        """One of the tenant's exports, or `ExportsBusy`; the function returned gives it
+        back (once, however often it is called)."""
+        streaming = self._open.get(tenant_id, 0)
+        if streaming >= self.per_tenant:
+            raise ExportsBusy(self.per_tenant)
+        self._open[tenant_id] = streaming + 1
+        given_back = False
+
+        def release() -> None:
+            nonlocal given_back
+            if given_back:
+                return
+            given_back = True
+            left = self._open[tenant_id] - 1
+            if left:
+                self._open[tenant_id] = left
+            else:
+                del self._open[tenant_id]
+
+        return release
+
+    def streaming(self, tenant_id: str) -> int:
+        """How many of the tenant's exports stream now."""
+        return self._open.get(tenant_id, 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from admin_stack import Stack, terminate_all_matching
-from playwright.async_api import Download, Locator, Page, expect
+from playwright.async_api import Download, Locator, Page, Route, expect
 
 from session_contracts.handles import session_handle
 from session_contracts.models import SessionPolicy, SessionType
@@ -230,3 +230,25 @@ async def test_screenshot_of_the_page_with_data(stack: Stack, page: Page, tmp_pa
     await page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the docs' screenshots (1440, 1280, 390 px) come from test_admin_page_screens.py
+
+
+async def test_an_export_refused_while_the_tenants_exports_are_busy_says_so(
+    stack: Stack, page: Page
+) -> None:
+    """The admin API answers 429 `exports_busy` when the tenant already has as many exports
+    streaming as it may (`SESSIONS_EXPORTS_PER_TENANT`): the page says that, not that searches
+    spent their share."""
+    tenant = stack.tenant()
+    await stack.publish([stack.session(tenant, "Busy Export")])
+    body = {"detail": "this tenant already has 2 CSV export(s) streaming", "reason": "exports_busy"}
+
+    async def busy(route: Route) -> None:
+        await route.fulfill(status=429, json=body, headers={"Retry-After": "5"})
+
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+    await page.route("**/api/v1/sessions/export.csv*", busy)
+    await page.get_by_role("button", name="Export CSV").click()
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("already has as many exports in progress")
+    await expect(status).not_to_contain_text("Searches in your organization")

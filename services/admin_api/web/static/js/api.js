@@ -80,7 +80,7 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {string | null} field the request field a 422 names
-   * @param {string | null} reason a 503's `reason` (`time_limit`: the database stopped the request; `schema_behind`: not yet migrated to this release)
+   * @param {string | null} reason a 503's or 429's `reason` (`time_limit`: the database stopped the request; `schema_behind`: not yet migrated to this release; `exports_busy`: the tenant's exports are all streaming)
    */
   constructor(status, message, field = null, reason = null) {
     super(message);

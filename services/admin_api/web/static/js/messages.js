@@ -19,6 +19,9 @@ export function describeError(error) {
   if (error.status === 404) return "That session no longer exists in this instance.";
   if (error.status === 422) return refusal(error.field, error.message);
   if (error.status === 0) return "The session service cannot be reached. Check your network connection; the page tries again when you refresh.";
+  if (error.status === 429 && error.reason === "exports_busy") {
+    return "Your organization already has as many exports in progress as it may. Try again once one of them has finished.";
+  }
   if (error.status === 429) {
     return "Searches in your organization have used their share of the session database for the moment. Try again in a minute, or narrow the search: more characters, or a filter beside it.";
   }
