@@ -1,4 +1,5 @@
-"""WebSockets a session holds open, closed when the session is revoked.
+"""WebSockets and streamed HTTP responses a session holds open, cut off when the session is
+revoked.
 
 The middleware checks a request once, at its start. A WebSocket lives on after that: before
 2026-12-06 one opened before its session's revocation was served for as long as it stayed
@@ -20,21 +21,29 @@ on a closed connection does (an app that only pushes stops too).
 
 An HTTP response streamed for long (server-sent events, a long poll, a download) lives on the
 same way: until 2026-12-06 it was checked at its start only, and a feed opened before its
-session's revocation went on being served. A response whose body comes in parts (a first part
-with `more_body`) is now a `WatchedResponse`, filed under every credential its request
-carried, from that first part on: a revocation the watcher applies ends its body where it
-stands, idle or not; each part the app sends checks the table again; the app's next send
-after the end raises as on a connection gone. The client sees its stream end, and its next
-request (an `EventSource` reconnects by itself) is refused. A response sent whole (one part,
-nearly every one) is never filed: it costs one more call per message.
+session's revocation went on being served. Every response of a request with a credential now
+goes through a `WatchedResponse`:
+
+- one whose body comes in parts is filed under every credential its request carried, from its
+  first part on; a revocation the watcher applies cuts it short where it stands, idle or not,
+  and each part the app sends checks the table again. A body of unstated length is ended (an
+  empty last part: the client sees the stream end, and its next request, which an
+  `EventSource` makes by itself, is refused); one that declared its length, which no early
+  end completes, is aborted (the app's task cancelled, or its send raising `Aborted`), and the
+  server closes the connection;
+- one that starts, or sends its whole body, more than `LATE_START_SECONDS` after its request's
+  check is checked again: refused as the request would be now, or its body cut short.
+
+A response sent whole in time goes straight to the server's send, with no coroutine of this
+module in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -76,6 +85,11 @@ class WatchedSocket:
         self._revoked = False
         """The close was sent for a revocation."""
         self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """Closed (or refused) for a revocation."""
+        return self._revoked
 
     def revoke(self) -> None:
         """One of the session keys was revoked: close the socket now (the handshake's accept,
@@ -125,122 +139,163 @@ class WatchedSocket:
 class Gate(Protocol):
     """What a `WatchedResponse` asks of the middleware that checked its request."""
 
-    def credential_keys(self, scope: Scope, keys: Any) -> tuple[bytes, ...]:
-        """The key of every credential the request carries."""
+    table: RevocationTable
+    connections: OpenConnections
+    now: Callable[[], float]
+    """The clock the request was checked by (monotonic seconds)."""
 
     async def refuse_revoked(self, scope: Scope, send: Send, key: bytes) -> None:
         """Answer the request as one of a revoked session (401, or 303 to sign-in)."""
 
 
 LATE_START_SECONDS = 1.0
-"""A response started this long after its request's check is checked again before it goes."""
+"""A response started, or sent whole, this long after its request's check is checked again
+before it goes."""
+_BODY_PARTS = frozenset({"http.response.body", "http.response.zerocopy"})
+"""The messages carrying a part of the body (`more_body`: more to come)."""
+
+
+class Aborted(Exception):
+    """Raised into the app from its `send` when its response is cut off for a revocation
+    (caught by the middleware, which returns without completing the response: the server
+    closes the connection)."""
 
 
 class WatchedResponse:
-    """One HTTP response's ASGI `send`: checked again if it starts late, and once its body
-    comes in parts, watched under every credential the request carried and ended where it
-    stands once one of them is revoked."""
+    """One HTTP response's ASGI `send`: checked again if it starts, or is sent whole, late;
+    once its body comes in parts, watched under every credential the request carried, and cut
+    short where it stands once one of them is revoked (ended, or for a response that declared
+    its length, aborted)."""
 
     __slots__ = (
         "_checked_at",
-        "_connections",
         "_ended",
         "_ending",
         "_gate",
+        "_now",
         "_revoke_asked",
-        "_revoked",
         "_scope",
         "_send",
         "_sending",
+        "_start",
         "_streaming",
-        "_table",
-        "_tenant_keys",
+        "_task",
+        "aborted",
         "keys",
+        "revoked",
     )
 
     def __init__(
-        self,
-        scope: Scope,
-        tenant_keys: Any,
-        gate: Gate,
-        checked_at: float,
-        table: RevocationTable,
-        connections: OpenConnections,
-        send: Send,
+        self, gate: Gate, scope: Scope, keys: tuple[bytes, ...], checked_at: float, send: Send
     ) -> None:
-        self.keys: tuple[bytes, ...] = ()
-        """The keys of the request's credentials (computed only when needed)."""
-        self._scope = scope
-        self._tenant_keys = tenant_keys
+        self.keys = keys
+        """The keys of every credential the request carried, as its check computed them."""
         self._gate = gate
+        self._scope = scope
         self._checked_at = checked_at
-        """When the request was checked (`time.monotonic`)."""
-        self._table = table
-        self._connections = connections
+        """When the request was checked (`gate.now`)."""
         self._send = send
+        self._now = gate.now
+        self._task: asyncio.Task[object] | None = None
+        """The task serving the request, once the body streams (cancelled to abort it idle)."""
+        self._start: Message | None = None
         self._streaming = False
-        """Filed in `connections` (a first part with `more_body` was sent)."""
+        """Filed in the gate's connections (a first part with `more_body` was sent)."""
         self._ended = False
-        """The body's last part was sent, by the app or for a revocation."""
-        self._revoked = False
-        """The response was refused or its body ended for a revocation."""
+        """The body's last part was sent (by the app or for a revocation), or it was aborted."""
+        self.revoked = False
+        """Refused, ended or aborted for a revocation: the app's next messages go nowhere."""
+        self.aborted = False
+        """Cut off for a revocation without completing (the task cancelled or `Aborted`)."""
         self._sending = False
         self._revoke_asked = False
         self._ending: asyncio.Task[None] | None = None
 
     def revoke(self) -> None:
-        """One of the keys was revoked: end the body now, or as soon as the part the app is
-        sending has gone (never two sends at once)."""
+        """One of the keys was revoked: cut the body short now, or as soon as the part the app
+        is sending has gone (never two sends at once)."""
         self._revoke_asked = True
         if self._streaming and not self._ended and not self._sending and self._ending is None:
-            self._ending = asyncio.get_running_loop().create_task(self._end_idle())
+            if self._can_end():
+                self._ending = asyncio.get_running_loop().create_task(self._end_idle())
+            else:
+                self._cut_off()
+                if self._task is not None:
+                    self._task.cancel()
 
     async def _end_idle(self) -> None:
         try:
             await self._end()
         except Exception as exc:  # the client already gone: nothing left to end
-            log.debug("ending a revoked session's streamed response failed: %r", exc)
+            log.warning("ending a revoked session's streamed response failed: %r", exc)
 
     def _revoked_key(self) -> bytes | None:
-        if not self.keys:
-            self.keys = self._gate.credential_keys(self._scope, self._tenant_keys)
-        table = self._table
+        table = self._gate.table
         for key in self.keys:
             if key in table:
                 return key
         return None
 
-    async def send(self, message: Message) -> None:
+    def _late(self) -> bool:
+        return self._now() - self._checked_at > LATE_START_SECONDS
+
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's message (`_checked_send`). A response's start and its whole body, in time,
+        go straight to the server's send: no coroutine of this one in between."""
+        if self.revoked or self._streaming:
+            return self._checked_send(message)
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self._now() - self._checked_at > LATE_START_SECONDS:
+                return self._checked_send(message)
+            self._start = message
+            return self._send(message)
+        if kind == "http.response.body" and not self._ended and not message.get("more_body"):
+            if self._now() - self._checked_at > LATE_START_SECONDS:
+                return self._checked_send(message)
+            self._ended = True
+            return self._send(message)
+        return self._checked_send(message)
+
+    async def _checked_send(self, message: Message) -> None:
         """The app's message, unless the session was revoked meanwhile: a response starting
-        late is refused instead (`LATE_START_SECONDS`); a streamed body is ended and this part
-        dropped. A later message does what a send on a connection gone does under the
-        server's ASGI spec: from 2.4 it raises `OSError`; before, it is dropped, and the app's
-        next receive is the disconnect (the server says so once the body is ended). Starlette's
-        streaming responses stop either way."""
-        if self._revoked:
+        late is refused instead (`LATE_START_SECONDS`), one sent whole late is cut short, and
+        a streamed body is cut short with this part dropped. A later message goes nowhere,
+        as a send on a connection gone does under the server's ASGI spec: from 2.4 it raises
+        `OSError`; before, it is dropped (the server tells the app's next receive
+        `http.disconnect` once the body is ended). Starlette's streaming responses stop either
+        way."""
+        if self.revoked:
+            if self.aborted:
+                raise Aborted("the session was revoked: the response was cut off")
             if _sends_raise(self._scope):
                 raise ConnectionResetError("the session was revoked: the response was ended")
             return
         kind = message["type"]
         if kind == "http.response.start":
-            if time.monotonic() - self._checked_at > LATE_START_SECONDS:
+            if self._late():
                 key = self._revoked_key()
                 if key is not None:
-                    self._revoked = True
+                    self.revoked = self._ended = True
                     await self._gate.refuse_revoked(self._scope, self._send, key)
                     return
+            self._start = message
             await self._send(message)
             return
-        if kind != "http.response.body" or self._ended:
+        if self._ended or (kind not in _BODY_PARTS and kind != "http.response.pathsend"):
             await self._send(message)
             return
-        more = message.get("more_body", False)
-        if not self._streaming and more:
-            self._streaming = True
-            self._revoked_key()  # the keys, filed under
-            self._connections.add(self)
+        more = kind != "http.response.pathsend" and message.get("more_body", False)
+        if not self._streaming:
+            if more:
+                self._streaming = True
+                self._task = asyncio.current_task()
+                self._gate.connections.add(self)
+            elif self._late() and self._revoked_key() is not None:
+                await self._cut_short()  # the whole body, late, of a session revoked meanwhile
+                return
         if self._streaming and (self._revoke_asked or self._revoked_key() is not None):
-            await self._end()
+            await self._cut_short()
             return
         self._sending = True
         try:
@@ -251,17 +306,37 @@ class WatchedResponse:
             self._ended = True
             self.done()
         elif self._revoke_asked:
-            await self._end()
+            await self._cut_short()
 
     def done(self) -> None:
         """Stop watching (the response is over)."""
         if self._streaming:
-            self._connections.discard(self)
+            self._gate.connections.discard(self)
+
+    def _can_end(self) -> bool:
+        """Whether the body can be ended where it stands: it did not declare its length (nor
+        trailers), so an empty last part is a complete response."""
+        start = self._start
+        if start is None or start.get("trailers", False):
+            return False
+        return all(name.lower() != b"content-length" for name, _ in start.get("headers", ()))
+
+    async def _cut_short(self) -> None:
+        """From within the app's send: end the body, or abort the response."""
+        if self._can_end():
+            await self._end()
+            return
+        self._cut_off()
+        raise Aborted("the session was revoked: the response was cut off")
+
+    def _cut_off(self) -> None:
+        self.revoked = self.aborted = self._ended = True
+        self.done()
 
     async def _end(self) -> None:
         if self._ended:
             return
-        self._ended = self._revoked = True
+        self._ended = self.revoked = True
         self.done()
         await self._send(_BODY_END)
 

@@ -29,16 +29,18 @@ the app does not know never becomes activity, so random cookies create nothing d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_gateway.activity import ActivityReporter
 from auth_gateway.client_ip import ClientAddress
-from auth_gateway.connections import OpenConnections, WatchedResponse, WatchedSocket
+from auth_gateway.connections import Aborted, OpenConnections, WatchedResponse, WatchedSocket
 from auth_gateway.cookies import (
     MAX_SESSION_ID,
     STR_WHITESPACE,
@@ -105,10 +107,10 @@ class GatewayMiddleware:
         self.app = app
         self._gateway = gateway
         self._manage_lifespan = manage_lifespan
-        self._table = gateway.table
+        self.table = gateway.table
         self._note = gateway.activity.note
         self._watcher = gateway.watcher
-        self._now = gateway.watcher.monotonic
+        self.now = gateway.watcher.monotonic
         self._fixed = gateway.fixed_tenant
         self._resolve: TenantResolver = gateway.tenant_resolver or _no_tenant
         self._tenants = TenantDirectory()
@@ -132,7 +134,7 @@ class GatewayMiddleware:
         self._unverified = 0
         self._warned_at = 0.0
         self._refused = gateway.refused  # counted per reason, read by the metrics collector
-        self._connections = gateway.connections
+        self.connections = gateway.connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -146,7 +148,7 @@ class GatewayMiddleware:
         if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
             await self.app(scope, receive, send)
             return
-        checked_at = self._now()
+        checked_at = self.now()
         current = checked_at <= self._watcher.current_until
         if not current and not self._watcher.ready:
             if not self._fail_open:
@@ -160,7 +162,8 @@ class GatewayMiddleware:
         # Every candidate credential in the request is checked, read as the app will read it,
         # so neither a second header or cookie nor another spelling of the same credential
         # can carry a revoked session past the check to an app that reads its own.
-        table = self._table
+        table = self.table
+        carried: list[bytes] = []  # the key of every credential (watched if served long)
         header_id = cookie_id = header_key = cookie_key = revoked_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
         cookie_bytes = 0
@@ -184,6 +187,7 @@ class GatewayMiddleware:
                         has_cookie = True
                         if keys is not None:
                             key = keys.key(candidate)
+                            carried.append(key)
                             if key in table:
                                 revoked = True
                                 revoked_key = key
@@ -196,6 +200,7 @@ class GatewayMiddleware:
                     has_header = True
                     if keys is not None:
                         key = keys.key(candidate)
+                        carried.append(key)
                         if key in table:
                             revoked = True
                             revoked_key = key
@@ -233,12 +238,12 @@ class GatewayMiddleware:
         if credential is None:
             credential, session_key = cookie_id, cookie_key
         if credential is None or session_key is None:
-            if scope["type"] == "websocket":
-                await self._serve_socket(scope, receive, send, keys)
-            elif has_cookie or has_header:
-                await self._serve_response(scope, receive, send, keys, checked_at)
-            else:
+            if not carried:
                 await self.app(scope, receive, send)
+            elif scope["type"] == "websocket":
+                await self._serve_socket(scope, receive, send, tuple(carried))
+            else:
+                await self._serve_response(scope, receive, send, tuple(carried), checked_at)
             return
         state = scope.get("state")
         if state is None:
@@ -248,10 +253,10 @@ class GatewayMiddleware:
         state["session_tenant"] = keys.tenant_id
         state[AUTHENTICATED] = False  # only the app says it authenticated the session
         if scope["type"] == "websocket":
-            await self._serve_socket(scope, receive, send, keys)
+            served = await self._serve_socket(scope, receive, send, tuple(carried))
         else:
-            await self._serve_response(scope, receive, send, keys, checked_at)
-        if state.get(AUTHENTICATED) is True:
+            served = await self._serve_response(scope, receive, send, tuple(carried), checked_at)
+        if served and state.get(AUTHENTICATED) is True:  # not for a session revoked meanwhile
             client = scope.get("client")
             address = client[0] if client else None
             if self._client_address is not None:
@@ -259,39 +264,48 @@ class GatewayMiddleware:
             self._note(session_key, address)
 
     async def _serve_socket(
-        self, scope: Scope, receive: Receive, send: Send, keys: TenantKeys
-    ) -> None:
+        self, scope: Scope, receive: Receive, send: Send, carried: tuple[bytes, ...]
+    ) -> bool:
         """The app, for a WebSocket: checked once above, it lives on, so it is watched under
         every credential it carried (`auth_gateway.connections`) and closed when one is
-        revoked."""
-        watched = self._credential_keys(scope, keys)
-        if not watched:
-            await self.app(scope, receive, send)
-            return
-        socket = WatchedSocket(watched, self._table, receive, send)
-        self._connections.add(socket)
+        revoked. Whether it was served to its end without that."""
+        socket = WatchedSocket(carried, self.table, receive, send)
+        self.connections.add(socket)
         try:
             await self.app(scope, socket.receive, socket.send)
         finally:
-            self._connections.discard(socket)
+            self.connections.discard(socket)
+        return not socket.revoked
 
     async def _serve_response(
-        self, scope: Scope, receive: Receive, send: Send, keys: TenantKeys, checked_at: float
-    ) -> None:
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        carried: tuple[bytes, ...],
+        checked_at: float,
+    ) -> bool:
         """The app, for an HTTP request carrying a credential: its response is checked again
-        if it starts late, and its body, if streamed, is watched and ended when a credential is
-        revoked (`auth_gateway.connections`)."""
-        response = WatchedResponse(
-            scope, keys, self, checked_at, self._table, self._connections, send
-        )
+        if it starts, or is sent whole, late, and its body, if streamed, is watched and cut
+        short when a credential is revoked (`auth_gateway.connections`). Whether it was served
+        without that. What the app raises because of the cut (the send that raised, the
+        cancellation of an idle response that declared its length) stays here: the server
+        then closes a response left incomplete, and logs no app failure for it."""
+        response = WatchedResponse(self, scope, carried, checked_at, send)
         try:
             await self.app(scope, receive, response.send)
+        except asyncio.CancelledError:
+            if not response.aborted:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except (Aborted, OSError, ClientDisconnect):
+            if not response.revoked:
+                raise
         finally:
             response.done()
-
-    def credential_keys(self, scope: Scope, keys: TenantKeys) -> tuple[bytes, ...]:
-        """The key of every credential the request carries (`_credential_keys`)."""
-        return self._credential_keys(scope, keys)
+        return not response.revoked
 
     async def refuse_revoked(self, scope: Scope, send: Send, key: bytes) -> None:
         """Answer an HTTP request of a revoked session, as at its check: 401, or for a page a
@@ -306,22 +320,9 @@ class GatewayMiddleware:
         ended = self._ended_location(key) if wants_html else None
         await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
 
-    def _credential_keys(self, scope: Scope, keys: TenantKeys) -> tuple[bytes, ...]:
-        """The key of every credential the request carries, as `__call__` checked them: each
-        value of the session cookie, each session header."""
-        found: set[bytes] = set()
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                found.update(keys.key(c) for c in self._cookies.parse(value).candidates)
-            elif name == self._header:
-                candidate = value.strip(STR_WHITESPACE)
-                if 0 < len(candidate) <= MAX_SESSION_ID:
-                    found.add(keys.key(candidate))
-        return tuple(found)
-
     def _ended_location(self, key: bytes | None) -> bytes | None:
         """The sign-in URL saying why the session ended (`?ended=admin`, ...), when known."""
-        why = self._table.why(key) if key is not None else None
+        why = self.table.why(key) if key is not None else None
         name = ENDED_NAMES.get(why or 0)
         if name is None:
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -284,3 +285,146 @@ async def test_a_response_starting_in_time_is_not_checked_again(
     assert (await answer.received())["body"] == f"data of {STOLEN}".encode()
     await answer.finished()
     assert len(gateway.connections) == 0
+
+
+async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app for the tests below, by path: each sends what `scope["path"]` says."""
+    app_state = scope["app_state"]
+    path = scope["path"]
+    if path == "/late-body":  # the start at once, the whole answer later (a long poll)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await app_state["revoke"]()
+        await send({"type": "http.response.body", "body": b"SECRET answer"})
+    elif path == "/sized-feed":  # a stream that declared its length: it cannot end early
+        headers = [(b"content-length", b"1000")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(part("first"))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            app_state["stopped"] += 1
+    elif path == "/zerocopy":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        part_sent = {"type": "http.response.zerocopy", "file": 0, "more_body": True}
+        await send(part_sent)
+        await asyncio.Event().wait()
+    elif path == "/noted":  # an answer the app vouches for, started late
+        app_state["authenticate"](scope)
+        await app_state["revoke"]()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data"})
+
+
+@pytest.fixture
+def raw_app(gateway: SessionGateway) -> Starlette:
+    state: dict[str, Any] = {"stopped": 0}
+
+    async def revoke_now() -> None:
+        gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+
+    def authenticate(scope: Scope) -> None:
+        scope["state"]["session_authenticated"] = True
+
+    state["revoke"] = revoke_now
+    state["authenticate"] = authenticate
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app_state"] = state
+        await raw(scope, receive, send)
+
+    wrapped = Starlette()
+    wrapped.mount("/", app)
+    wrapped.state.raw = state
+    gateway.install(wrapped, manage_lifespan=False)
+    return wrapped
+
+
+async def test_a_whole_answer_sent_late_after_its_start_is_not_sent(
+    raw_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start went at once, the body came later, after the revocation: the body is cut
+    short (the review of 2026-12-06 read `SECRET answer` at the client)."""
+    monkeypatch.setattr(connections, "LATE_START_SECONDS", 0.0)
+    answer = Exchange(raw_app, "/late-body")
+    assert await answer.started() == 200
+    assert await answer.received() == END  # an empty body, not the answer
+    await answer.finished()
+    assert answer.outbox.empty()
+
+
+async def test_a_feed_that_declared_its_length_is_aborted_not_ended(
+    gateway: SessionGateway, raw_app: Starlette
+) -> None:
+    """An empty last part would not complete a response that declared its length (the server
+    refuses it, and the connection stayed open with the app running). Its task is cancelled
+    and the middleware returns without completing it: the server closes the connection."""
+    feed = Exchange(raw_app, "/sized-feed")
+    assert await feed.started() == 200
+    assert await feed.received() == part("first")
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    await feed.finished()  # the app cancelled, nothing raised to the server
+    assert feed.outbox.empty()  # no last part: the response is left incomplete
+    assert raw_app.state.raw["stopped"] == 1
+    assert len(gateway.connections) == 0
+
+
+async def test_zerocopy_parts_are_watched(gateway: SessionGateway, raw_app: Starlette) -> None:
+    feed = Exchange(raw_app, "/zerocopy")
+    assert await feed.started() == 200
+    assert (await feed.received())["type"] == "http.response.zerocopy"
+    assert len(gateway.connections) == 1
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    assert await feed.received() == END
+    feed.task.cancel()
+    await asyncio.gather(feed.task, return_exceptions=True)
+    assert len(gateway.connections) == 0
+
+
+async def test_no_activity_is_reported_for_an_answer_refused_late(
+    gateway: SessionGateway, raw_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app vouched for the session, but its answer was refused: reporting activity would
+    show the attacker's address as the revoked session's current one."""
+    monkeypatch.setattr(connections, "LATE_START_SECONDS", 0.0)
+    noted: list[bytes] = []
+    monkeypatch.setattr(gateway.activity, "note", lambda key, address: noted.append(key))
+    app = Starlette()
+    app.mount("/", raw_app.routes[0].app)  # type: ignore[attr-defined]
+    gateway.install(app, manage_lifespan=False)
+    answer = Exchange(app, "/noted")
+    assert await answer.started() == 401
+    await answer.finished()
+    assert noted == []
+
+
+async def test_the_late_check_reads_the_gateways_own_clock(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host may give the gateway its own monotonic clock: the request's check and the late
+    check read the same one (the first version read `time.monotonic` for the second)."""
+    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+    now = [1e9]
+    gateway = SessionGateway.from_settings(settings, monotonic=lambda: now[0])
+    gateway.watcher.mark_current()
+
+    async def slow(request: Request) -> PlainTextResponse:
+        gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+        now[0] += 2 * connections.LATE_START_SECONDS  # late by the gateway's clock alone
+        return PlainTextResponse("data")
+
+    own = Starlette(routes=[Route("/slow", slow)])
+    gateway.install(own, manage_lifespan=False)
+    answer = Exchange(own, "/slow")
+    assert await answer.started() == 401
+    await answer.finished()
+
+
+async def test_under_asgi_2_4_a_refused_answer_raises_nothing_to_the_server(
+    gateway: SessionGateway, app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's send after the refusal raises inside the app (as on a connection gone), and
+    the middleware keeps it: the server would log each as an app failure."""
+    monkeypatch.setattr(connections, "LATE_START_SECONDS", 0.0)
+    answer = Exchange(app, "/slow", spec_version="2.4")
+    assert await answer.started() == 401
+    await answer.finished()  # no exception
