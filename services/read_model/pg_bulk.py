@@ -54,10 +54,16 @@ _HISTORY_INSERT = _insert(
 _REVOCATIONS_UPSERT = _insert(
     revocations,
     REVOCATION_COLUMNS,
-    # never earlier: a later record cannot bring a tombstone forward
     "ON CONFLICT (tenant_id, session_id) DO UPDATE SET "
-    "valid_until = GREATEST(revocations.valid_until, EXCLUDED.valid_until), "
-    + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in REVOCATION_COLUMNS[3:]),
+    # the record's fields from the one lasting longer (or any, over a row keeping none)
+    + ", ".join(
+        f'"{c}" = CASE WHEN revocations."{c}" IS NULL '
+        f"OR EXCLUDED.valid_until >= revocations.valid_until "
+        f'THEN EXCLUDED."{c}" ELSE revocations."{c}" END'
+        for c in REVOCATION_COLUMNS[3:]
+    )
+    # never earlier: a later record cannot bring a tombstone forward
+    + ", valid_until = GREATEST(revocations.valid_until, EXCLUDED.valid_until)",
 )
 # ids (the relay's order) are drawn in the order of the arrays
 _OUTBOX_INSERT = (

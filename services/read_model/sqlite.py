@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import ColumnElement, Table, event, func, insert, select, tuple_
+from sqlalchemy import ColumnElement, Table, case, event, func, insert, or_, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -68,7 +68,20 @@ _REVOCATION_UPSERT = _revocation.on_conflict_do_update(
     # never earlier: a later record cannot bring a tombstone forward
     set_={
         "valid_until": func.max(revocations.c.valid_until, _revocation.excluded.valid_until),
-        **{name: _revocation.excluded[name] for name in REVOCATION_COLUMNS[3:]},
+        # the record's fields from the one lasting longer (or any, over a row keeping none)
+        **{
+            name: case(
+                (
+                    or_(
+                        revocations.c[name].is_(None),
+                        _revocation.excluded.valid_until >= revocations.c.valid_until,
+                    ),
+                    _revocation.excluded[name],
+                ),
+                else_=revocations.c[name],
+            )
+            for name in REVOCATION_COLUMNS[3:]
+        },
     },
 )
 

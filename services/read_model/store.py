@@ -242,8 +242,8 @@ class Store(ABC):
     @abstractmethod
     async def save_revocations(self, conn: AsyncConnection, rows: Sequence[RevocationRow]) -> None:
         """Insert these revocations; a stored one keeps the later of its `valid_until` and
-        the new one (a revocation's end never moves earlier), and takes the new one's other
-        fields."""
+        the new one (a revocation's end never moves earlier), with the other fields of the
+        record lasting longer (the new one's on a tie, or over a row keeping none)."""
 
     # the admin API's reads
 

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, tuple_
 
 from read_model.store import Store
-from read_model.tables import revocations
+from read_model.tables import revocations, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import DecodeError, decode_revocation
 from session_contracts.escaping import escape_reason
@@ -300,12 +300,13 @@ class RevocationGuard:
             return 0
         written = await UnitOfWork(self._store).run(lambda uow: self._rewrite(uow, undone, now))
         if len(written) < len(undone):
-            # a row written before revision 1301 that its session's row could not fill
+            # a row that keeps no record and whose session's row holds no end (or a hand-made
+            # row holding no record a gateway reads)
             left = sorted(set(undone) - set(written))
             log.warning(
                 "%d revocation(s) under a key whose last record would un-revoke them cannot be "
-                "written again (a row from before revision 1301 that keeps no record); first: "
-                "%s/%s",
+                "written again (the row keeps no record, written before revision 1301, and the "
+                "session's row holds no end); first: %s/%s",
                 len(left),
                 escape_reason(left[0][0]),
                 escape_reason(left[0][1]),
@@ -332,41 +333,68 @@ class RevocationGuard:
     ) -> list[Key]:
         """Queue the revocation of each key still held, as its row keeps the record published
         (the row locked, in key order), lasting as long as the row says; return the keys
-        written. The session's row is not read: retention may have deleted it (30 days past
-        `expires_at`, before a mobile session's `valid_until`), or an expiry folded since
-        changed it."""
+        written. The session's row is read only for a row that keeps no record (written
+        before revision 1301, or by the release before it on the migrated schema): retention
+        may have deleted it (30 days past `expires_at`, before a mobile session's
+        `valid_until`), and it is not locked (other writers lock sessions first)."""
         r = revocations.c
         locked = uow.store.for_update(
             select(revocations)
             .where(tuple_(r.tenant_id, r.session_id).in_(sorted(undone)), r.valid_until > now)
             .order_by(r.tenant_id, r.session_id)
         )
+        # the sweeper may have deleted a row (and queued its tombstone) since `check` read it
+        rows = list(await uow.conn.execute(locked))
+        bare = [(row.tenant_id, row.session_id) for row in rows if not _keeps_record(row)]
+        ends = await _session_ends(uow, bare) if bare else {}
         changes = Changes()
         written: list[Key] = []
-        # the sweeper may have deleted a row (and queued its tombstone) since `check` read it
-        for row in await uow.conn.execute(locked):
-            record = _published(row)
+        for row in rows:
+            key = (row.tenant_id, row.session_id)
+            record = _published(row, ends.get(key))
             if record is None:
                 continue
             changes.publish_revocation(self._topics, record)
-            written.append((row.tenant_id, row.session_id))
+            written.append(key)
         await changes.flush(uow, True, states=False)
         return written
 
 
-def _published(row: Any) -> SessionRevoked | None:
-    """The revocation record a `revocations` row keeps, lasting as long as the row; None for a
-    row written before revision 1301 that its session's row could not fill."""
-    if row.session_type is None or row.revoked_at is None or row.reason is None:
+def _keeps_record(row: Any) -> bool:
+    return row.session_type is not None and row.revoked_at is not None and row.reason is not None
+
+
+async def _session_ends(uow: UnitOfWork, keys: Sequence[Key]) -> dict[Key, Any]:
+    """The type and end of each of these sessions whose row holds one."""
+    s = sessions.c
+    chosen = select(s.tenant_id, s.session_id, s.session_type, s.ended_at, s.end_reason).where(
+        tuple_(s.tenant_id, s.session_id).in_(list(keys)),
+        s.session_type.is_not(None),
+        s.ended_at.is_not(None),
+        s.end_reason.is_not(None),
+    )
+    return {(row.tenant_id, row.session_id): row for row in await uow.conn.execute(chosen)}
+
+
+def _published(row: Any, end: Any = None) -> SessionRevoked | None:
+    """The revocation record a `revocations` row keeps, lasting as long as the row; for a row
+    that keeps none, the one its session's `end` (type, `ended_at`, `end_reason`) gives, as
+    the registry built it before revision 1301. None when neither is there, or what is there
+    is no record (a hand-made row: never retried for good)."""
+    if _keeps_record(row):
+        session_type, revoked_at, reason = row.session_type, row.revoked_at, row.reason
+    elif end is not None:
+        session_type, revoked_at, reason = end.session_type, end.ended_at, end.end_reason
+    else:
         return None
     try:
         return SessionRevoked(
             tenant_id=row.tenant_id,
             session_id=row.session_id,
-            session_type=row.session_type,
-            revoked_at=as_utc(row.revoked_at),
-            reason=row.reason,
+            session_type=session_type,
+            revoked_at=as_utc(revoked_at),
+            reason=reason,
             valid_until=as_utc(row.valid_until),
         )
-    except ValidationError:  # a row no registry writes (a hand-made one): never retried for good
+    except ValidationError:
         return None

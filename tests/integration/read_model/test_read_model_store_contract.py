@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from migrated import MigratedCopies
@@ -132,16 +132,22 @@ async def test_outbox_ids_follow_the_given_order(store: Store) -> None:
 
 
 async def test_revocations_are_replaced_by_key(store: Store) -> None:
-    """A row keeps the record last written under its key (the revocation guard writes it
-    again from the row alone), and the later of the `valid_until`s."""
+    """A row keeps the later of the `valid_until`s, and the other fields of the record lasting
+    longer (the revocation guard writes the record again from the row alone): the new one's
+    on a tie or a longer one, the stored one's against a shorter one, any over a row keeping
+    none (written by the release before revision 1301)."""
     earlier = NOW - FAR_BACK
     async with UnitOfWork(store) as uow:
         await store.save_revocations(
             uow.conn,
             [("t", "a", NOW, "browser", NOW, "logout"), ("t", "b", NOW, "mobile", NOW, "admin")],
         )
+        await uow.conn.execute(
+            insert(revocations).values(tenant_id="t", session_id="c", valid_until=NOW)
+        )
         await store.save_revocations(uow.conn, [("t", "a", FAR, "browser", FAR, "admin")])
         await store.save_revocations(uow.conn, [("t", "b", earlier, "mobile", FAR, "security")])
+        await store.save_revocations(uow.conn, [("t", "c", earlier, "browser", NOW, "logout")])
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(revocations).order_by("session_id"))).all()
     kept = [(r.session_id, r.valid_until, r.session_type, r.revoked_at, r.reason) for r in rows]
@@ -149,7 +155,8 @@ async def test_revocations_are_replaced_by_key(store: Store) -> None:
         (n, u.replace(tzinfo=UTC), t, at.replace(tzinfo=UTC), why) for n, u, t, at, why in kept
     ] == [
         ("a", FAR, "browser", FAR, "admin"),
-        ("b", NOW, "mobile", FAR, "security"),
+        ("b", NOW, "mobile", NOW, "admin"),
+        ("c", NOW, "browser", NOW, "logout"),
     ]
 
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from registry_helpers import NOW, StartRegistry, created, logout, read_topic, sid
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from fresh_topics import connection
 from polling import until
-from read_model.tables import sessions
+from read_model.tables import revocations, sessions
 from session_contracts.codec import decode_revocation, encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
@@ -194,3 +194,47 @@ async def test_the_answer_needs_no_session_row(
         last = await last_under(kafka_bootstrap, topics.revocations, key)
         assert last.value is not None, name
         assert decode_revocation(last.value) == published[name], name
+
+
+async def test_a_row_keeping_no_record_is_answered_from_its_sessions_row(
+    start_registry: StartRegistry, send: Send, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """A revocation row written before revision 1301, or by the release before it on the
+    migrated schema (the schema goes first), keeps no record: the guard builds it from the
+    session's row, as it did before (a review found such rows left unanswered). One whose
+    session row is gone too cannot be built, and is left (logged)."""
+    registry = await start_registry()
+    assert registry.guard is not None
+    await send(created("bare"), created("gone"))
+    await send(logout("bare", NOW), logout("gone", NOW))
+    await registry.wait_until_idle(30)
+    keys = {name: record_key("acme", sid(name)) for name in ("bare", "gone")}
+    published = decode_revocation(
+        (await last_under(kafka_bootstrap, topics.revocations, keys["bare"])).value
+    )
+    r = revocations.c
+    async with registry.engine.begin() as conn:
+        await conn.execute(
+            update(revocations).values(session_type=None, revoked_at=None, reason=None)
+        )
+        await conn.execute(delete(sessions).where(sessions.c.session_id == sid("gone")))
+    checked = registry.guard.checked
+    for key in keys.values():
+        await send((key, None), topic=topics.revocations)
+
+    async def both_read() -> bool:
+        return registry.guard is not None and registry.guard.checked >= checked + 2
+
+    await until(both_read, 30, "both tombstones read")
+    await registry.wait_until_idle(30)
+    assert registry.guard.rewrites == 1
+    last = await last_under(kafka_bootstrap, topics.revocations, keys["bare"])
+    assert decode_revocation(last.value) == published
+    assert (await last_under(kafka_bootstrap, topics.revocations, keys["gone"])).value is None
+    async with registry.engine.connect() as conn:
+        rows = (await conn.execute(select(r.session_id, r.reason).order_by(r.session_id))).all()
+    # the answer's row keeps the record now; the other is left bare
+    assert {row.session_id: row.reason for row in rows} == {
+        sid("bare"): "logout",
+        sid("gone"): None,
+    }

@@ -8,10 +8,12 @@ changed: a hostile record under such a key stood, and gateways started after com
 the session in (a review, 2026-12-06). With the record's fields in the revocation row, the
 guard needs nothing else.
 
-Rows already there are filled from their session's row where it still holds an end (its type,
-`ended_at` and `end_reason`: the fields of the record published, or of the expiry folded since,
-a revocation all the same); the others stay NULL and are logged by the guard when it would
-answer them, as before.
+Rows already there keep NULL in them, and so do rows a registry of the release before writes
+(the schema is migrated first, and the old release runs on it meanwhile): for such a row the
+guard takes the fields from the session's row, as it did before, while it still holds an end.
+No backfill here: on PostgreSQL it would rewrite every revocation row under the lock
+`ADD COLUMN` takes, until the migration commits, while the running registry's revocations
+wait behind it (found by a review); adding nullable columns without a default is instant.
 
 Revision ID: 1301_revocation_records
 Revises: 1201_term_keys
@@ -29,21 +31,12 @@ down_revision: str | Sequence[str] | None = "1201_term_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FILLED = """
-    UPDATE revocations
-    SET session_type = s.session_type, revoked_at = s.ended_at, reason = s.end_reason
-    FROM sessions AS s
-    WHERE s.tenant_id = revocations.tenant_id AND s.session_id = revocations.session_id
-      AND s.session_type IS NOT NULL AND s.ended_at IS NOT NULL AND s.end_reason IS NOT NULL
-"""
-
 
 def upgrade() -> None:
-    """The three columns, filled from the sessions' rows where they can be."""
+    """The three columns, NULL in the rows already there."""
     op.add_column("revocations", sa.Column("session_type", sa.String(16), nullable=True))
     op.add_column("revocations", sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("revocations", sa.Column("reason", sa.String(16), nullable=True))
-    op.execute(FILLED)
 
 
 def downgrade() -> None:
