@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
+from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings, comma_secrets
 
 DEV_JWT_SECRET = "session-control-development-secret-not-for-production"
 """Public, so it signs nothing that matters: the HS256 key only with an explicit
@@ -253,14 +253,7 @@ def _secrets(name: str, several: SecretStr | None, one: SecretStr | None) -> tup
     """The secrets of a comma-separated setting `name` (several, for rotation), or of its
     one-secret form; ValueError naming the setting for an empty or repeated one."""
     if several is not None:
-        keys = tuple(key.strip() for key in several.get_secret_value().split(","))
-        if empty := [str(n) for n, key in enumerate(keys, 1) if not key]:
-            raise ValueError(
-                f"{name}: key {', '.join(empty)} is empty (keys are separated by commas)"
-            )
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"{name}: a key is listed twice")
-        return keys
+        return comma_secrets(name, several)
     if one is not None:
         return (one.get_secret_value(),)
     return ()

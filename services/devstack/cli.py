@@ -96,16 +96,18 @@ def private_dir(path: Path) -> None:
         made.chmod(0o700)
 
 
-def dev_secret(state_dir: Path) -> str:
-    """The development JWT secret kept in `state_dir`: created once (mode 0600), then reused."""
-    # kept across restarts so a printed token stays valid while the stack is restarted
-    path = state_dir / "dev-jwt-secret"
+def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:
+    """A development secret kept in `state_dir` under `name` (the JWT secret; the registry's
+    record signing key): created once (mode 0600), then reused."""
+    # kept across restarts so a printed token stays valid while the stack is restarted, and
+    # the registry's signed records stay verifiable
+    path = state_dir / name
     if not path.exists():
         private_dir(state_dir)
         # written whole into a file that is 0600 from its creation (mkstemp), then linked into
         # place: never readable by others, never seen half-written, and if another start won
         # the race its secret is the one kept
-        fd, temporary = tempfile.mkstemp(dir=state_dir, prefix=".dev-jwt-secret.")
+        fd, temporary = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.")
         try:
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(48))
@@ -218,7 +220,14 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
         "--http",
         HEAD_LIMITED_HTTP,
     ]
-    children.append(await _spawn("registry", ["-m", "session_registry", "run"], env, logs))
+    # the record signing key to the registry alone: the demo service is a producer whose
+    # expiries the registry refuses, and the admin API has no use for it
+    signing = {
+        "SESSIONS_RECORD_SIGNING_KEYS": dev_secret(stack.state_dir, "dev-record-signing-key")
+    }
+    children.append(
+        await _spawn("registry", ["-m", "session_registry", "run"], env | signing, logs)
+    )
     children.append(
         await _spawn(
             "admin-api",

@@ -25,6 +25,7 @@ from session_contracts.models import (
     SessionTerminated,
     TerminateSessions,
 )
+from session_contracts.record_signing import SIGNATURE_HEADER
 from session_contracts.topics import Topics
 
 MESSAGES: dict[str, type[BaseModel]] = {
@@ -57,6 +58,13 @@ def contract_broker(topics: Topics) -> KafkaBroker:
     """A FastStream broker declaring every channel of the contract, for the AsyncAPI document."""
     broker = KafkaBroker("127.0.0.1:9092")
     for model in (SessionCreated, SessionActivity, SessionTerminated, SessionExpired):
+        signed = (
+            f" Carries the header `{SIGNATURE_HEADER}` (HMAC-SHA256 of the key and value under "
+            "a registry key); with SESSIONS_RECORD_SIGNING_KEYS set, one without a valid "
+            "signature is dead-lettered."
+            if model is SessionExpired
+            else ""
+        )
         broker.publisher(
             topics.events,
             title=f"{topics.events}:{model.model_fields['type'].default}",
@@ -64,7 +72,7 @@ def contract_broker(topics: Topics) -> KafkaBroker:
                 f"{(model.__doc__ or '').strip()} Key: <tenant_id>/<session handle>. "
                 "Written by platform services (created, activity, terminated) and the "
                 "registry (expired, and terminated for admin commands); read by the registry. "
-                "Long retention."
+                f"Long retention.{signed}"
             ),
             schema=model,
         )

@@ -150,3 +150,14 @@ def _secret(value: SecretStr | None, path: Path | None) -> str | None:
     if path is not None:
         return path.read_text(encoding="utf-8").strip()
     return None
+
+
+def comma_secrets(name: str, value: SecretStr) -> tuple[str, ...]:
+    """The secrets of a comma-separated setting `name` (several, for rotation: the first signs,
+    every one verifies); ValueError naming the setting for an empty or repeated one."""
+    keys = tuple(key.strip() for key in value.get_secret_value().split(","))
+    if empty := [str(n) for n, key in enumerate(keys, 1) if not key]:
+        raise ValueError(f"{name}: key {', '.join(empty)} is empty (keys are separated by commas)")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{name}: a key is listed twice")
+    return keys

@@ -99,6 +99,9 @@ class Registry:
         dead_letters = KafkaDeadLetters(
             self.producer, self.topics.dead_letters, settings.consumer_group
         )
+        # only the registry writes session.expired: with keys, it signs its own and refuses
+        # the others (`session_contracts.record_signing`)
+        expiries = settings.signed_expiries
         ingestor = Ingestor(
             store,
             Projector(
@@ -109,6 +112,7 @@ class Registry:
             settings.consumer_group,
             dead_letters,
             clock,
+            expiries,
         )
         self.loop = ConsumerLoop(
             consumer,
@@ -132,6 +136,7 @@ class Registry:
             audit_retention=settings.audit_retention,
             activity_grace=settings.activity_grace,
             gate=self.loop.gate,
+            signer=None if expiries is None else expiries.signer,
         )
         self.guard: RevocationGuard | None = None
         """Keeps the revocations topic to what the registry wrote (`revocation_guard`)."""
@@ -235,6 +240,13 @@ class Registry:
                 build_in_background(self.store), name="registry-online-indexes"
             )
         log.info("registry started: group %s, topics %s", self.settings.consumer_group, self.topics)
+        if self.settings.record_signing_keys is None:
+            log.warning(
+                "SESSIONS_RECORD_SIGNING_KEYS is not set: a session.expired from any producer "
+                "allowed on %s is applied (only counted when before its deadline); set it so "
+                "the registry signs its own and dead-letters the others (docs/security.md)",
+                self.topics.events,
+            )
 
     async def stop(self) -> None:
         """Stop consuming and sweeping, then close Kafka clients and the database pool; after a

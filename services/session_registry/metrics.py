@@ -216,6 +216,13 @@ class RegistryMetrics:
             "producer other than the registry writes the topic)",
             registry=r,
         )
+        self.creations_contested = Counter(
+            "session_registry_creations_contested",
+            "session.created records of sessions created otherwise (another time or policy): "
+            "a login service writes one a session; the earliest wins, so a forged one dated "
+            "earlier with a short policy has the registry expire a session the platform serves",
+            registry=r,
+        )
         self.corrupt_batches = Counter(
             "session_registry_corrupt_batches",
             "Fetches that found a batch whose CRC fails (damaged where the broker keeps it); "
@@ -276,6 +283,7 @@ class RegistryMetrics:
         producer_dated: bool | None = None,
         awaiting_creation: int = 0,
         expiries_not_due: int = 0,
+        creations_contested: int = 0,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -298,6 +306,8 @@ class RegistryMetrics:
             self.creations_dated_ahead.inc(dated_ahead)
         if expiries_not_due:
             self.expiries_not_due.inc(expiries_not_due)
+        if creations_contested:
+            self.creations_contested.inc(creations_contested)
         if producer_dated is not None:
             self.events_producer_dated.set(int(producer_dated))
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings
+from session_contracts.models import as_utc
+from session_contracts.record_signing import RecordSigner, SignedExpiries
+from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings, comma_secrets
 from session_contracts.topics import COMMANDS_RETENTION_DAYS
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS
 
 DEFAULT_CONSUMER_GROUP = "session-registry"
+"""The registry's group id after the group prefix."""
 MIN_AUDIT_RETENTION_DAYS = COMMANDS_RETENTION_DAYS + 1
 """The shortest audit retention: longer than `sessions.commands` keeps a command."""
-"""The registry's group id after the group prefix."""
+MIN_SIGNING_KEY_CHARS = 32
+"""The shortest record signing key accepted (an HMAC-SHA256 key of 32 random characters)."""
 
 
 class RegistrySettings(KafkaSettings):
@@ -59,6 +63,22 @@ class RegistrySettings(KafkaSettings):
         description="Follow the revocations topic and write the registry's revocation again "
         "under a key whose last record would un-revoke a session at gateways started after "
         "compaction (`service_layer.revocation_guard`; its principal needs READ on the topic).",
+    )
+    record_signing_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys signing the records only the registry writes (session.expired), "
+        "comma-separated, each at least 32 characters: the first signs, every one verifies "
+        "(rotation: add the new one first; keep an old one while the events topic holds "
+        "records it signed). Set, a session.expired without a valid signature is "
+        "dead-lettered (only the registry writes it: anyone else's could keep a live session "
+        "from every termination); unset, it is applied, and one before its deadline counted "
+        "(RegistryExpiriesNotDue).",
+    )
+    record_signing_since: datetime | None = Field(
+        default=None,
+        description="With record_signing_keys: a session.expired without a signature that the "
+        "broker appended (LogAppendTime) before this moment is applied (written before the "
+        "keys were set). Unset: none is. Set it to when the keys were first deployed.",
     )
     sweep_interval_seconds: float = Field(
         default=5.0, ge=0, description="How often the expiry sweeper runs; 0 turns it off."
@@ -180,6 +200,44 @@ class RegistrySettings(KafkaSettings):
     def ended_retention(self) -> timedelta | None:
         """`ended_retention_days` as a span; None when ended sessions are kept (0)."""
         return timedelta(days=self.ended_retention_days) if self.ended_retention_days else None
+
+    @property
+    def signed_expiries(self) -> SignedExpiries | None:
+        """How `session.expired` records are read (`record_signing_keys`); None: unsigned ones
+        are applied."""
+        if self.record_signing_keys is None:
+            return None
+        since = self.record_signing_since
+        return SignedExpiries(
+            RecordSigner(comma_secrets("record_signing_keys", self.record_signing_keys)),
+            None if since is None else int(as_utc(since).timestamp() * 1000),
+        )
+
+    @model_validator(mode="after")
+    def _signing(self) -> Self:
+        # after the fields are read, so an error never echoes the keys' raw text (a field
+        # validator's error carries its input: found by a review)
+        keys, since = self.record_signing_keys, self.record_signing_since
+        if keys is None:
+            if since is not None:
+                raise ValueError("record_signing_since is set without record_signing_keys")
+            return self
+        short = [
+            str(n)
+            for n, key in enumerate(comma_secrets("record_signing_keys", keys), 1)
+            if len(key) < MIN_SIGNING_KEY_CHARS
+        ]
+        if short:
+            raise ValueError(
+                f"record_signing_keys: key {', '.join(short)} is shorter than "
+                f"{MIN_SIGNING_KEY_CHARS} characters"
+            )
+        if since is not None and as_utc(since) > datetime.now(UTC):
+            raise ValueError(
+                "record_signing_since is later than now: every unsigned session.expired "
+                "appended before it would be applied (set it to when the keys were first set)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_group(self) -> Self:

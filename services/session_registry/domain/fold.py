@@ -64,9 +64,8 @@ def _seen_activity(state: SessionState, at: datetime, ip: str | None) -> None:
         state.last_activity_at = at
 
 
-def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
-    """Set the creation fields (the smallest candidate wins) and count creation as activity."""
-    candidate = SessionState(
+def _candidate(state: SessionState, event: SessionCreated) -> SessionState:
+    return SessionState(
         tenant_id=state.tenant_id,
         session_id=state.session_id,
         user_id=event.user_id,
@@ -79,6 +78,22 @@ def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
         idle_timeout_seconds=event.policy.idle_timeout_seconds,
         created_at=event.occurred_at,
     )
+
+
+def contests_creation(state: SessionState, event: SessionCreated) -> bool:
+    """Whether `event` is a creation of a session already created otherwise (another time,
+    policy or any other creation field): a login service writes one creation a session, and
+    sends it again only as it was. The earliest wins the fold, so a creation dated earlier
+    with a short policy brings the deadline forward, and the registry expires the session
+    itself while the platform serves it (a review, 2026-12-06)."""
+    return state.created_at is not None and _creation_key(_candidate(state, event)) != (
+        _creation_key(state)
+    )
+
+
+def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
+    """Set the creation fields (the smallest candidate wins) and count creation as activity."""
+    candidate = _candidate(state, event)
     if state.created_at is None or _creation_key(candidate) < _creation_key(state):
         state.user_id = candidate.user_id
         state.user_name = candidate.user_name

@@ -191,6 +191,7 @@ def rebuild(
                 max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
                 until=cut,
                 report=progress_report,
+                expiries=settings.signed_expiries,
             )
 
     report = asyncio.run(replaying())

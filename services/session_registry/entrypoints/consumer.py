@@ -533,6 +533,7 @@ class ConsumerLoop:
                 outcome.producer_dated,
                 outcome.awaiting_creation,
                 expiries_not_due=outcome.expiries_not_due,
+                creations_contested=outcome.creations_contested,
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)

@@ -9,6 +9,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.models import SessionEvent, SessionRevoked
+from session_contracts.record_signing import RecordSigner
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import remember_revocations
 from session_registry.adapters.outbox import OutboxRecord, add_to_outbox
@@ -38,13 +39,14 @@ class Changes:
         if entry is not None:
             self.history[(entry.tenant_id, entry.event_id)] = entry
 
-    def publish_event(self, topics: Topics, event: SessionEvent) -> None:
-        """Queue an event for `sessions.events`, keyed `<tenant_id>/<handle>`."""
-        self.outbox.append(
-            OutboxRecord(
-                topics.events, record_key(event.tenant_id, event.session_id), encode(event)
-            )
-        )
+    def publish_event(
+        self, topics: Topics, event: SessionEvent, signer: RecordSigner | None = None
+    ) -> None:
+        """Queue an event for `sessions.events`, keyed `<tenant_id>/<handle>`; signed with
+        `signer` when given (a record only the registry writes)."""
+        key, value = record_key(event.tenant_id, event.session_id), encode(event)
+        headers = () if signer is None else signer.headers(key, value)
+        self.outbox.append(OutboxRecord(topics.events, key, value, headers))
 
     def revoke(
         self,

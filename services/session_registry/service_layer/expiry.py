@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.handles import record_key
+from session_contracts.record_signing import RecordSigner
 from session_contracts.topics import Topics
 from session_registry.adapters.command_store import (
     AUDIT_TABLES,
@@ -71,6 +72,7 @@ class Sweeper:
     `expires_at` a session is left open before it is expired, for activity still on its way
     (the expiry is final, and dated `expires_at` all the same). `gate`: held around each batch
     (the registry's consumer loop's, so a batch of records and a sweep batch never interleave).
+    `signer`: signs each `session.expired` (`session_contracts.record_signing`).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class Sweeper:
         audit_retention: timedelta | None = None,
         activity_grace: timedelta = timedelta(0),
         gate: contextlib.AbstractAsyncContextManager[object] | None = None,
+        signer: RecordSigner | None = None,
     ) -> None:
         self._store = store
+        self._signer = signer
         self._topics = topics
         self._batch_size = batch_size
         self._ended_retention = ended_retention
@@ -140,7 +144,7 @@ class Sweeper:
             apply(state, event)
             changes.states[state.key] = state
             changes.record(event)
-            changes.publish_event(self._topics, event)
+            changes.publish_event(self._topics, event, self._signer)
         await changes.flush(uow, publish=True)
         return len(due)
 

@@ -26,7 +26,13 @@ from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_o
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_v1_key_of, record_key
 from session_contracts.kafka_records import unreadable_reason
-from session_contracts.models import SessionCreated, SessionEvent, TerminateSessions
+from session_contracts.models import (
+    SessionCreated,
+    SessionEvent,
+    SessionExpired,
+    TerminateSessions,
+)
+from session_contracts.record_signing import SignedExpiries
 from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink, copied_headers
 from session_registry.adapters.positions import lock_positions, save_positions
@@ -208,8 +214,11 @@ class Ingestor:
         consumer: str,
         dead_letters: DeadLetterSink,
         clock: Callable[[], datetime],
+        expiries: SignedExpiries | None = None,
     ) -> None:
         self._store = store
+        self._expiries = expiries
+        """With it, a `session.expired` the registry did not sign is dead-lettered."""
         self._projector = projector
         self._consumer = consumer
         self._dead_letters = dead_letters
@@ -261,6 +270,8 @@ class Ingestor:
                 part.messages.extend(decode_each_or(COMMANDS, values, dead_letter))
             else:
                 events = decode_each_or(EVENTS, values, dead_letter)
+                if self._expiries is not None:
+                    self._refuse_unsigned(run, events)
                 part.dated_ahead.extend(created_by_append_time(run, events))
                 part.messages.extend(events)
                 part.producer_dated = run[-1].timestamp_type != LOG_APPEND_TIME
@@ -272,6 +283,17 @@ class Ingestor:
                         "the topic's message.timestamp.type=LogAppendTime (docs/operations.md)",
                         escape_reason(tp[0]),
                     )
+
+    def _refuse_unsigned(self, run: Sequence[Record], events: list[Any]) -> None:
+        """Dead-letter, in place, each `session.expired` the registry did not sign: only it
+        writes them (`session_contracts.record_signing`)."""
+        expiries = self._expiries
+        assert expiries is not None
+        for index, event in enumerate(events):
+            if type(event) is SessionExpired:
+                reason = expiries.refusal(run[index])
+                if reason is not None:
+                    events[index] = _dead_letter(run[index], reason)
 
     async def move_past(
         self, positions: Mapping[TopicPartitionKey, int]

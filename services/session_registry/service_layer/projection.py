@@ -14,11 +14,16 @@ from datetime import datetime
 from read_model.active import OPEN
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.escaping import escape_reason
-from session_contracts.models import SessionEvent, SessionExpired, TerminateSessions
+from session_contracts.models import (
+    SessionCreated,
+    SessionEvent,
+    SessionExpired,
+    TerminateSessions,
+)
 from session_contracts.topics import Topics
 from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.session_store import load_sessions
-from session_registry.domain.fold import FOLDS, refresh
+from session_registry.domain.fold import FOLDS, contests_creation, refresh
 from session_registry.domain.lifecycle import needs_revocation
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState, compute_expires_at
 from session_registry.service_layer.changes import Changes
@@ -43,6 +48,8 @@ class Outcome:
     expiries_not_due: int = 0
     """`session.expired` records folded into an open session before its deadline by the facts
     the registry holds (`Projector._fold`): the registry writes none such."""
+    creations_contested: int = 0
+    """`session.created` records of sessions created otherwise (`fold.contests_creation`)."""
 
 
 class Projector:
@@ -83,7 +90,7 @@ class Projector:
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
-            outcome.expiries_not_due = await self._fold(uow, events, now, changes)
+            await self._fold(uow, events, now, changes, outcome)
         outcome.sessions = len(changes.states)
         # written before the commands are resolved, so they see this batch's events
         outcome.published = await changes.flush(uow, self.publish)
@@ -107,12 +114,18 @@ class Projector:
         return outcome
 
     async def _fold(
-        self, uow: UnitOfWork, events: Sequence[SessionEvent], now: datetime, changes: Changes
-    ) -> int:
-        """Merge the events into their rows; return how many `session.expired` were not due
-        (`not_due`)."""
+        self,
+        uow: UnitOfWork,
+        events: Sequence[SessionEvent],
+        now: datetime,
+        changes: Changes,
+        outcome: Outcome,
+    ) -> None:
+        """Merge the events into their rows; count in `outcome` the `session.expired` not due
+        (`_not_due`) and the creations contested (`fold.contests_creation`)."""
         keys = {(event.tenant_id, event.session_id) for event in events}
         not_due: list[SessionExpired] = []
+        contested: list[SessionCreated] = []
         states = await load_sessions(uow, keys, lock=True)
         before = {key: state.copy() for key, state in states.items()}
         merges = FOLDS
@@ -124,6 +137,8 @@ class Projector:
             kind = event.type
             if type(event) is SessionExpired and _not_due(state, event):
                 not_due.append(event)
+            elif type(event) is SessionCreated and contests_creation(state, event):
+                contested.append(event)
             merges[kind](state, event)
             if kind != "session.activity":
                 changes.record(event)
@@ -146,7 +161,20 @@ class Projector:
                 escape_reason(not_due[0].session_id),
                 not_due[0].occurred_at.isoformat(),
             )
-        return len(not_due)
+        if contested:
+            log.warning(
+                "%d session.created record(s) of sessions created otherwise (a login service "
+                "writes one a session: the earliest wins, so one dated earlier with a short "
+                "policy has the registry expire a session the platform serves; "
+                "docs/operations.md#registrycreationscontested); first: tenant %s, session %s, "
+                "dated %s",
+                len(contested),
+                escape_reason(contested[0].tenant_id),
+                escape_reason(contested[0].session_id),
+                contested[0].occurred_at.isoformat(),
+            )
+        outcome.expiries_not_due = len(not_due)
+        outcome.creations_contested = len(contested)
 
 
 def _not_due(state: SessionState, event: SessionExpired) -> bool:

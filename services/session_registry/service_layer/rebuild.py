@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from read_model.database import open_store, upgrade_schema
 from read_model.tables import session_history, sessions
+from session_contracts.record_signing import SignedExpiries
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import load_positions
@@ -53,12 +54,14 @@ async def rebuild(
     max_partition_fetch_bytes: int = 8 * 1024 * 1024,
     until: datetime | None = None,
     report: Report | None = None,
+    expiries: SignedExpiries | None = None,
 ) -> RebuildReport:
     """Fold the whole event log (as of now, or as of `until`) into the database at `into_url`.
 
     With `workers` > 1 the partitions are shared among that many processes (a session lives
     in one partition, so they never touch the same rows); `report` is called in this process
-    only (workers = 1).
+    only (workers = 1). `expiries`: how the live registry reads `session.expired`
+    (`RegistrySettings.signed_expiries`).
     """
     store = open_store(into_url)
     started = time.perf_counter()
@@ -71,6 +74,7 @@ async def rebuild(
             "max_records": max_records,
             "max_partition_fetch_bytes": max_partition_fetch_bytes,
             "until": until,
+            "expiries": expiries,
         }
         async with store.bulk_load():
             if workers > 1:
@@ -87,6 +91,7 @@ async def rebuild(
                     max_partition_fetch_bytes=max_partition_fetch_bytes,
                     until=until,
                     report=report,
+                    expiries=expiries,
                 )
         seconds = time.perf_counter() - started
         async with store.engine.connect() as conn:

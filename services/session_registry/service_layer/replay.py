@@ -17,6 +17,7 @@ from aiokafka import TopicPartition
 
 from read_model.store import Store
 from session_contracts.kafka_clients import new_consumer, stop_consumer
+from session_contracts.record_signing import SignedExpiries
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters
@@ -38,14 +39,16 @@ async def replay(
     max_partition_fetch_bytes: int = 8 * 1024 * 1024,
     until: datetime | None = None,
     report: Report | None = None,
+    expiries: SignedExpiries | None = None,
 ) -> tuple[int, int]:
     """Fold the events topic (these partitions, or all) up to its end offsets now.
 
     With `until`, only up to where the log had reached then: in each partition, the records
     before the first one stamped after `until` (`offsets_after`); the fold's clock is then
     `until` too (it dates a never-created session's deletion), so the result is the read model
-    as of that moment. Resumes from the positions stored under `consumer`; returns (events,
-    dead letters).
+    as of that moment. `expiries`: the live registry's (`RegistrySettings.signed_expiries`),
+    so an unsigned `session.expired` is refused here as it is there. Resumes from the positions
+    stored under `consumer`; returns (events, dead letters).
     """
     kafka = new_consumer(
         connection,
@@ -65,6 +68,7 @@ async def replay(
         consumer,
         dead_letters,
         clock,
+        expiries,
     )
     events = 0
     await kafka.start()

@@ -540,3 +540,27 @@ async def test_an_expiry_before_the_sessions_deadline_is_counted_and_warned(
     assert (await h.ingest(expiry(short, T0 + timedelta(seconds=60), own))).expiries_not_due == 0
     late = await h.ingest(created(A, "x" * 43), expiry("x" * 43, T0 + timedelta(days=31)))
     assert late.expiries_not_due == 0  # dated past its deadline: as a replay of one is
+
+
+async def test_a_second_creation_of_a_session_is_counted_and_warned(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A login service writes one `session.created` a session and sends it again only as it
+    was. Another one, dated earlier with a short policy, wins the fold (the earliest does) and
+    brings the deadline forward: the registry expires, and signs the expiry of, a session the
+    platform serves, which no termination then reaches (a review, 2026-12-06, of the signed
+    expiries). Not refused (the fold cannot tell which came first), counted for the alert
+    `RegistryCreationsContested`; the same creation sent again is not."""
+    h = Harness(store)
+    live = session_handle(A, "live")
+    genuine = created(A, live)
+    first = await h.ingest(genuine)
+    assert first.creations_contested == 0
+    assert (await h.ingest(genuine)).creations_contested == 0  # redelivered as it was
+    forged = created(A, live, at=T0 - timedelta(seconds=1), max_s=1)
+    assert (await h.ingest(forged)).creations_contested == 1
+    assert [r for r in caplog.records if "of sessions created otherwise" in r.getMessage()]
+    # and the genuine one read after it (another order) is counted as well
+    other = session_handle(A, "other")
+    await h.ingest(created(A, other, at=T0 - timedelta(seconds=1), max_s=1))
+    assert (await h.ingest(created(A, other))).creations_contested == 1

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
+from session_contracts.record_signing import RecordSigner
 from session_contracts.topics import COMMANDS_RETENTION_DAYS
 from session_registry.settings import MIN_AUDIT_RETENTION_DAYS, RegistrySettings
 
@@ -73,4 +74,42 @@ def test_an_activity_grace_that_is_no_number_of_seconds_up_to_a_day_is_refused(
     # expired sessions open and let a termination reach sessions long expired
     monkeypatch.setenv("SESSIONS_ACTIVITY_GRACE_SECONDS", value)
     with pytest.raises(ValidationError, match="activity_grace_seconds"):
+        RegistrySettings()
+
+
+def test_record_signing_keys_are_read_checked_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`SESSIONS_RECORD_SIGNING_KEYS`: comma-separated, each at least 32 characters; unset,
+    unsigned expiries are applied (as before the setting)."""
+    monkeypatch.delenv("SESSIONS_RECORD_SIGNING_KEYS", raising=False)
+    assert RegistrySettings().signed_expiries is None
+    first, second = "k" * 32, "an-older-key-still-verifying-records"
+    monkeypatch.setenv("SESSIONS_RECORD_SIGNING_KEYS", f"{first}, {second}")
+    monkeypatch.setenv("SESSIONS_RECORD_SIGNING_SINCE", "2026-12-06T00:00:00Z")
+    settings = RegistrySettings()
+    expiries = settings.signed_expiries
+    assert expiries is not None and expiries.since_ms == 1_796_515_200_000
+    headers = expiries.signer.headers(b"k", b"v")
+    assert RecordSigner([first]).verify(b"k", b"v", headers)  # the first signs
+    shown = repr(settings) + str(settings.model_dump()) + settings.model_dump_json()
+    assert first not in shown and second not in shown
+    for value, said in [
+        ("k" * 31, "key 1 is shorter than 32 characters"),
+        (f"{first},", "key 2 is empty"),
+        (f"{first},{first}", "a key is listed twice"),
+    ]:
+        monkeypatch.setenv("SESSIONS_RECORD_SIGNING_KEYS", value)
+        with pytest.raises(ValidationError, match=said) as refused:
+            RegistrySettings()
+        # the error names the setting, never the keys (a field validator's echoed its input)
+        assert first not in str(refused.value) and "k" * 31 not in str(refused.value)
+    monkeypatch.setenv("SESSIONS_RECORD_SIGNING_KEYS", first)
+    # a moment to come would apply every unsigned expiry until then: refused
+    monkeypatch.setenv("SESSIONS_RECORD_SIGNING_SINCE", "2999-01-01T00:00:00Z")
+    with pytest.raises(ValidationError, match="record_signing_since is later than now"):
+        RegistrySettings()
+    monkeypatch.delenv("SESSIONS_RECORD_SIGNING_KEYS")
+    monkeypatch.setenv("SESSIONS_RECORD_SIGNING_SINCE", "2026-12-06T00:00:00Z")
+    with pytest.raises(ValidationError, match="set without record_signing_keys"):
         RegistrySettings()
