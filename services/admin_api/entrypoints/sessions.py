@@ -3,8 +3,10 @@ and the shapes they answer in (the work is `service_layer.sessions`)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
@@ -12,7 +14,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
@@ -21,6 +23,7 @@ from admin_api.entrypoints.schemas import HistoryEntry, SessionDetail, SessionPu
 from admin_api.service_layer import sessions
 from session_contracts.models import SessionId, as_utc
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROTECTED)
 
 CSV_COLUMNS = (
@@ -135,24 +138,53 @@ async def export_sessions(
     return _ExportResponse(
         _csv_lines(rows),
         release,
+        admin.tenant_id,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
     )
 
 
+EXPORT_STALL_SECONDS = 60.0
+"""How long an export waits for its client to take a part before it gives up: a client that
+stops reading but keeps its connection open would otherwise hold one of its tenant's exports
+for as long as it likes (the server has no write timeout)."""
+
+
+class ExportStalled(Exception):
+    """The client took no part of an export for `EXPORT_STALL_SECONDS`."""
+
+
 class _ExportResponse(StreamingResponse):
     """A streamed export that gives its tenant's export back when it ends, however it ends
-    (sent whole, the client gone before or during the body, a failure)."""
+    (sent whole, the client gone before or during the body, a failure, a client that stopped
+    reading: `EXPORT_STALL_SECONDS`)."""
 
     def __init__(
-        self, content: AsyncIterator[str], release: Callable[[], None], **kwargs: Any
+        self,
+        content: AsyncIterator[str],
+        release: Callable[[], None],
+        tenant_id: str,
+        **kwargs: Any,
     ) -> None:
         super().__init__(content, **kwargs)
         self._release = release
+        self._tenant = tenant_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def bounded(message: Message) -> None:
+            try:
+                async with asyncio.timeout(EXPORT_STALL_SECONDS):
+                    await send(message)
+            except TimeoutError:
+                raise ExportStalled(
+                    f"the client took no part of the export for {EXPORT_STALL_SECONDS:.0f} s"
+                ) from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, bounded)
+        except ExportStalled as stalled:
+            # the server closes the connection of a response left incomplete
+            log.warning("CSV export of tenant %s cut off: %s", self._tenant, stalled)
         finally:
             self._release()
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message
 
 from admin_api.app import create_app
+from admin_api.entrypoints import sessions as export_routes
 from admin_api.settings import AdminApiSettings
 from asgi_served import served
 
@@ -124,3 +125,30 @@ async def test_a_tenants_exports_past_its_share_are_refused_and_no_one_elses(
             await asyncio.gather(export.task, return_exceptions=True)
         assert app.state.runtime.exports.streaming(TENANT) == 0
         assert (await client.get(EXPORT, headers=ours)).status_code == 200
+
+
+async def test_an_export_whose_client_stops_reading_gives_its_place_back(
+    engine: AsyncEngine,
+    token: Callable[..., str],
+    settings: AdminApiSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that takes no part of its export for `EXPORT_STALL_SECONDS` (it keeps its
+    connection open and stops reading) is cut off: its place would otherwise be held for as
+    long as it likes, since the server has no write timeout (a review, 2026-12-06)."""
+    monkeypatch.setattr(export_routes, "EXPORT_STALL_SECONDS", 0.2)
+    await insert(engine, [session_row(user_name="Ada Lovelace")])
+    ours = {"Authorization": f"Bearer {token()}"}
+    app = create_app(settings, bus=RecordingBus(), clock=lambda: NOW)
+    async with served(app) as client:
+        stalled = [HeldExport(app, token()) for _ in range(2)]
+        for export in stalled:
+            await asyncio.wait_for(export.started.wait(), 10)
+        assert (await client.get(EXPORT, headers=ours)).status_code == 429
+        for export in stalled:
+            await asyncio.wait_for(export.task, 10)  # cut off, nothing raised to the server
+            assert export.body == b""  # its client took nothing
+        assert app.state.runtime.exports.streaming(TENANT) == 0
+        assert (await client.get(EXPORT, headers=ours)).status_code == 200
+    assert [r for r in caplog.records if "CSV export of tenant acme cut off" in r.getMessage()]
