@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from revoked_sessions import FAR, OTHER, STOLEN, key, revocation
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
@@ -22,31 +22,8 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from auth_gateway import GatewaySettings, SessionGateway, connections
-from session_contracts.codec import encode
-from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 
-STOLEN, OTHER = "stolen-credential-of-a-session", "another-credential-of-a-session"
-FAR = 4_000_000_000.0  # an expiry far ahead, as the table stores it
 END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
-
-
-def key(credential: str) -> bytes:
-    return record_key("acme", session_handle("acme", credential))
-
-
-def revocation(credential: str) -> bytes:
-    now = datetime.now(UTC)
-    return encode(
-        SessionRevoked(
-            tenant_id="acme",
-            session_id=session_handle("acme", credential),
-            session_type=SessionType.browser,
-            revoked_at=now,
-            reason=TerminationReason.admin,
-            valid_until=now + timedelta(hours=1),
-        )
-    )
 
 
 def part(text: str) -> Message:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
 
 import pytest
+from revoked_sessions import FAR, OTHER, STOLEN, key, revocation
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.types import Message
@@ -19,30 +19,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auth_gateway import GatewaySettings, SessionGateway
 from auth_gateway.connections import REVOKED_CODE
-from session_contracts.codec import encode
-from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SessionRevoked, SessionType, TerminationReason
-
-STOLEN, OTHER = "stolen-credential-of-a-session", "another-credential-of-a-session"
-FAR = 4_000_000_000.0  # an expiry far ahead, as the table stores it
-
-
-def key(credential: str) -> bytes:
-    return record_key("acme", session_handle("acme", credential))
-
-
-def revocation(credential: str) -> bytes:
-    now = datetime.now(UTC)
-    return encode(
-        SessionRevoked(
-            tenant_id="acme",
-            session_id=session_handle("acme", credential),
-            session_type=SessionType.browser,
-            revoked_at=now,
-            reason=TerminationReason.admin,
-            valid_until=now + timedelta(hours=1),
-        )
-    )
 
 
 async def echo(websocket: WebSocket) -> None:
