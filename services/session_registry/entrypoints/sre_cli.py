@@ -78,7 +78,8 @@ def events(
     json_output: Json = False,
 ) -> None:
     """One session's records as JSON lines (partition, offset, timestamp, record), read from
-    the one partition its key maps to."""
+    the one partition its key maps to; a session.expired says whether the registry signed it
+    (`registry_signature`)."""
     try:
         check_session(tenant, session)
     except ValueError as exc:
@@ -97,6 +98,7 @@ def events(
                 follow=follow,
                 revocations=revocations,
                 report=report,
+                expiries=settings.signed_expiries,
             )
             return await _drain(records, lambda r: line(r.as_json()))
 

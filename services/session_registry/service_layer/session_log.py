@@ -20,6 +20,7 @@ from session_contracts.codec import DecodeError, decode_event, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key
 from session_contracts.kafka_clients import new_consumer, stop_consumer
+from session_contracts.record_signing import SIGNATURE_HEADER, SignedExpiries
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import offsets_from, partition_for_key, topic_partitions
@@ -74,6 +75,23 @@ def describe_value(topic: str, topics: Topics, value: bytes | None) -> dict[str,
     return {"record": json.loads(decoded.model_dump_json(exclude_none=True))}
 
 
+def _with_signature(
+    body: dict[str, Any], record: Any, expiries: SignedExpiries | None
+) -> dict[str, Any]:
+    """`body`, with a `session.expired`'s `registry_signature` (what the registry's ingest
+    decides by: `session_contracts.record_signing`)."""
+    if body.get("record", {}).get("type") != "session.expired":
+        return body
+    if not any(name == SIGNATURE_HEADER for name, _ in record.headers):
+        verdict = "none"
+    elif expiries is None:
+        verdict = "not checked"
+    else:
+        verified = expiries.signer.verify(record.key, record.value, record.headers)
+        verdict = "valid" if verified else "invalid"
+    return {**body, "registry_signature": verdict}
+
+
 def check_session(tenant_id: str, handle: str) -> bytes:
     """The session's record key, or ValueError naming what is wrong with the arguments."""
     if not tenant_id or "/" in tenant_id:
@@ -96,9 +114,12 @@ async def session_records(
     follow: bool = False,
     revocations: bool = False,
     report: Report | None = None,
+    expiries: SignedExpiries | None = None,
 ) -> AsyncIterator[LogRecord]:
     """The session's records in offset order per partition (events, then revocations too when
-    asked), up to the end offsets now; with `follow`, then every new one until cancelled."""
+    asked), up to the end offsets now; with `follow`, then every new one until cancelled. A
+    `session.expired` says whether it carries the registry's signature
+    (`registry_signature`: `valid`, `invalid`, `none`, or `not checked` without `expiries`)."""
     key = check_session(tenant_id, handle)
     kafka = new_consumer(
         connection,
@@ -137,7 +158,9 @@ async def session_records(
                         offset=record.offset,
                         timestamp=record_time(record.timestamp),
                         key=key.decode(),
-                        body=describe_value(tp.topic, topics, record.value),
+                        body=_with_signature(
+                            describe_value(tp.topic, topics, record.value), record, expiries
+                        ),
                     )
             if report is not None:
                 report(done, total)

@@ -34,6 +34,7 @@ from session_contracts.models import TerminateSessions
 from session_contracts.record_signing import SIGNATURE_HEADER, RecordSigner
 from session_contracts.topics import Topics
 from session_registry.service_layer.rebuild import rebuild
+from session_registry.service_layer.session_log import session_records
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
@@ -81,6 +82,15 @@ async def test_the_registry_signs_its_expiries_and_dead_letters_anyone_elses(
     assert len(said) == 2
     assert any("carries no registry signature" in reason for reason in said)
     assert any("signature does not verify" in reason for reason in said)
+    # `session-registry events` tells an SRE which is which
+    verdicts = {}
+    for name in ("idle", "live", "other"):
+        async for found in session_records(
+            registry.settings, topics, "acme", sid(name), expiries=registry.settings.signed_expiries
+        ):
+            if found.body["record"]["type"] == "session.expired":
+                verdicts[name] = found.body["registry_signature"]
+    assert verdicts == {"idle": "valid", "live": "none", "other": "invalid"}
 
     # an admin's termination still reaches the live session, and revokes it
     await send(
