@@ -58,6 +58,14 @@ _REVOKED_DISCONNECT: Message = {"type": "websocket.disconnect", "code": REVOKED_
 _BODY_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
+def _revoked_key(keys: tuple[bytes, ...], table: RevocationTable) -> bytes | None:
+    """The first of `keys` the table holds revoked, if any."""
+    for key in keys:
+        if key in table:
+            return key
+    return None
+
+
 class Watched(Protocol):
     """A connection served past its request's check: closed when a key of it is revoked."""
 
@@ -98,8 +106,7 @@ class WatchedSocket:
             self._closing = asyncio.get_running_loop().create_task(self._close())
 
     def _any_revoked(self) -> bool:
-        table = self._table
-        return any(key in table for key in self.keys)
+        return _revoked_key(self.keys, self._table) is not None
 
     async def receive(self) -> Message:
         """The client's next message; the disconnect, with the socket closed, once revoked."""
@@ -230,11 +237,7 @@ class WatchedResponse:
             log.warning("ending a revoked session's streamed response failed: %r", exc)
 
     def _revoked_key(self) -> bytes | None:
-        table = self._gate.table
-        for key in self.keys:
-            if key in table:
-                return key
-        return None
+        return _revoked_key(self.keys, self._gate.table)
 
     def _late(self) -> bool:
         return self._now() - self._checked_at > LATE_START_SECONDS

@@ -56,6 +56,9 @@ from session_contracts.record_batches import (
     uncompressed,
 )
 
+LOG_APPEND_TIME = 1
+"""A record's `timestamp_type` when its timestamp is the broker's append time (the topic's
+`message.timestamp.type=LogAppendTime`), not a time its producer chose (0, CreateTime)."""
 UNREADABLE_HEADER = "session-control.unreadable-batch"
 """The header of a placeholder record standing for a batch that could not be read."""
 UNREADABLE_PREFIX = "unreadable batch (offsets "

@@ -21,12 +21,23 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
+
+from session_contracts.kafka_records import LOG_APPEND_TIME
 
 SIGNATURE_HEADER = "sessions-registry-signature"
 """The Kafka header carrying a registry-only record's signature."""
 _DOMAIN = b"sessions-registry-record-v1\x00"
 """Signed first: a signature made for anything else never passes for a record's."""
+
+
+Verdict = Literal["valid", "invalid", "none"]
+"""What a record's signature says (`RecordSigner.verdict`)."""
+
+
+def carries_signature(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    """Whether the record has a signature header (valid or not)."""
+    return any(name == SIGNATURE_HEADER for name, _ in headers)
 
 
 def key_id(secret: bytes) -> bytes:
@@ -62,6 +73,14 @@ class RecordSigner:
         """The record's headers carrying its signature."""
         return ((SIGNATURE_HEADER, self.sign(key, value)),)
 
+    def verdict(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+    ) -> Verdict:
+        """`none` without a signature header, else `valid` or `invalid` (`verify`)."""
+        if not carries_signature(headers):
+            return "none"
+        return "valid" if self.verify(key, value, headers) else "invalid"
+
     def verify(
         self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
     ) -> bool:
@@ -91,9 +110,6 @@ class _Record(Protocol):
     def timestamp_type(self) -> int: ...
 
 
-_LOG_APPEND_TIME = 1
-"""A record's `timestamp_type` when the broker dated it (the topic's LogAppendTime)."""
-
 UNSIGNED = (
     "session.expired is written by the registry only, and this one carries no registry "
     "signature (a producer allowed on the events topic wrote it: docs/security.md)"
@@ -117,13 +133,11 @@ class SignedExpiries:
     def refusal(self, record: _Record) -> str | None:
         """Why this `session.expired` record is refused (its dead letter's reason); None to
         apply it."""
-        headers = record.headers
-        if any(name == SIGNATURE_HEADER for name, _ in headers):
-            if self.signer.verify(record.key, record.value, headers):
-                return None
-            return FORGED
+        verdict = self.signer.verdict(record.key, record.value, record.headers)
+        if verdict != "none":
+            return None if verdict == "valid" else FORGED
         since = self.since_ms
-        dated_by_broker = record.timestamp_type == _LOG_APPEND_TIME
+        dated_by_broker = record.timestamp_type == LOG_APPEND_TIME
         if since is not None and dated_by_broker and record.timestamp < since:
             return None
         return UNSIGNED

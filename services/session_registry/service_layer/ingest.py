@@ -25,7 +25,7 @@ from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import COMMANDS, EVENTS, DecodeError, decode_each_or
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_v1_key_of, record_key
-from session_contracts.kafka_records import unreadable_reason
+from session_contracts.kafka_records import LOG_APPEND_TIME, unreadable_reason
 from session_contracts.models import (
     SessionCreated,
     SessionEvent,
@@ -78,10 +78,6 @@ NOTICED_AHEAD = timedelta(seconds=1)
 """A creation dated this much or less after its append is clamped but not counted: a producer's
 clock milliseconds ahead (NTP keeps hosts within tens of them) would otherwise count nearly every
 sign-in it makes, and raise `RegistryCreationsDatedAhead` for good."""
-
-LOG_APPEND_TIME = 1
-"""A record's `timestamp_type` when its timestamp is the broker's append time (the topic's
-`message.timestamp.type=LogAppendTime`), not a time its producer chose (0, CreateTime)."""
 
 
 @dataclass

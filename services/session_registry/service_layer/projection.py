@@ -150,31 +150,35 @@ class Projector:
             changes.states[key] = state
             if self.publish and needs_revocation(previous, state, now):
                 changes.revoke(self.topics, state)
-        if not_due:
-            log.warning(
-                "%d session.expired record(s) applied to open sessions before their deadline "
-                "(the registry writes none such: a producer allowed on the events topic "
-                "expires sessions; docs/operations.md#registryexpiriesnotdue); first: tenant "
-                "%s, session %s, dated %s",
-                len(not_due),
-                escape_reason(not_due[0].tenant_id),
-                escape_reason(not_due[0].session_id),
-                not_due[0].occurred_at.isoformat(),
-            )
-        if contested:
-            log.warning(
-                "%d session.created record(s) of sessions created otherwise (a login service "
-                "writes one a session: the earliest wins, so one dated earlier with a short "
-                "policy has the registry expire a session the platform serves; "
-                "docs/operations.md#registrycreationscontested); first: tenant %s, session %s, "
-                "dated %s",
-                len(contested),
-                escape_reason(contested[0].tenant_id),
-                escape_reason(contested[0].session_id),
-                contested[0].occurred_at.isoformat(),
-            )
+        _warn_first(
+            not_due,
+            "session.expired record(s) applied to open sessions before their deadline (the "
+            "registry writes none such: a producer allowed on the events topic expires "
+            "sessions; docs/operations.md#registryexpiriesnotdue)",
+        )
+        _warn_first(
+            contested,
+            "session.created record(s) of sessions created otherwise (a login service writes "
+            "one a session: the earliest wins, so one dated earlier with a short policy has "
+            "the registry expire a session the platform serves; "
+            "docs/operations.md#registrycreationscontested)",
+        )
         outcome.expiries_not_due = len(not_due)
         outcome.creations_contested = len(contested)
+
+
+def _warn_first(events: Sequence[SessionEvent], what: str) -> None:
+    """A warning that `events` are `what`, naming the first (tenant, session, date)."""
+    if events:
+        first = events[0]
+        log.warning(
+            "%d %s; first: tenant %s, session %s, dated %s",
+            len(events),
+            what,
+            escape_reason(first.tenant_id),
+            escape_reason(first.session_id),
+            first.occurred_at.isoformat(),
+        )
 
 
 def _not_due(state: SessionState, event: SessionExpired) -> bool:

@@ -29,7 +29,6 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_
 
@@ -42,6 +41,7 @@ from session_contracts.handles import contract_key, record_key
 from session_contracts.kafka_records import CorruptBatch, unreadable_reason
 from session_contracts.models import SessionRevoked, as_utc
 from session_contracts.topics import Topics
+from session_registry.adapters.partitions import partition_for_key
 from session_registry.service_layer.changes import Changes
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,6 @@ HELD_RETRY_SECONDS = 30.0
 """How long a partition whose fetched batch fails its CRC is left before it is read again."""
 
 Key = tuple[str, str]
-
-
-def _filed_in(key: bytes, count: int) -> int:
-    """The partition the registry's producer (aiokafka's `DefaultPartitioner`: murmur2, as
-    Java's) files `key` in among `count`."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % count
 
 
 def last_verdicts(records: Sequence[Any]) -> dict[Key, datetime | None]:
@@ -238,7 +231,7 @@ class RevocationGuard:
             return 0
         bombed, self._pending = self._pending, set()
         self._pending_done_at = loop.time()
-        count = max(len(self.consumer.assignment()), max(bombed) + 1)
+        every = range(max(len(self.consumer.assignment()), max(bombed) + 1))
         r = revocations.c
         after: Key | None = None
         written: list[Key] = []
@@ -256,7 +249,7 @@ class RevocationGuard:
             chunk = {
                 (row.tenant_id, row.session_id): as_utc(row.valid_until)
                 for row in rows
-                if _filed_in(record_key(row.tenant_id, row.session_id), count) in bombed
+                if partition_for_key(record_key(row.tenant_id, row.session_id), every) in bombed
             }
             if chunk:
                 written += await UnitOfWork(self._store).run(

@@ -20,7 +20,7 @@ from session_contracts.codec import DecodeError, decode_event, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key
 from session_contracts.kafka_clients import new_consumer, stop_consumer
-from session_contracts.record_signing import SIGNATURE_HEADER, SignedExpiries
+from session_contracts.record_signing import SignedExpiries, carries_signature
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import offsets_from, partition_for_key, topic_partitions
@@ -82,13 +82,11 @@ def _with_signature(
     decides by: `session_contracts.record_signing`)."""
     if body.get("record", {}).get("type") != "session.expired":
         return body
-    if not any(name == SIGNATURE_HEADER for name, _ in record.headers):
-        verdict = "none"
-    elif expiries is None:
-        verdict = "not checked"
+    verdict: str
+    if expiries is not None:
+        verdict = expiries.signer.verdict(record.key, record.value, record.headers)
     else:
-        verified = expiries.signer.verify(record.key, record.value, record.headers)
-        verdict = "valid" if verified else "invalid"
+        verdict = "not checked" if carries_signature(record.headers) else "none"
     return {**body, "registry_signature": verdict}
 
 

@@ -48,10 +48,11 @@ from session_contracts.codec import (
     encode,
 )
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_records import LOG_APPEND_TIME
 from session_contracts.models import SessionPolicy, SessionRevoked, SessionType, TerminateSessions
 from session_contracts.publisher import created_event
 from session_registry.metrics import RegistryMetrics, reason_class
-from session_registry.service_layer.ingest import LOG_APPEND_TIME, NOTICED_AHEAD, Ingestor
+from session_registry.service_layer.ingest import NOTICED_AHEAD, Ingestor
 from session_registry.service_layer.projection import Outcome, Projector
 from session_registry.workload import Workload
 from session_registry.workload import records as workload_records
