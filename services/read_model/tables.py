@@ -164,8 +164,8 @@ outbox = Table(
 # Revocations published and not yet tombstoned; the sweeper tombstones them after valid_until.
 # The row holds the record published (its other fields), so the revocation guard can write it
 # again whatever became of the session's row (retention, an expiry folded since). Revision 1301
-# adds `session_type`, `revoked_at` and `reason`: NULL only in a row written before it whose
-# session row it could not fill them from.
+# adds `session_type`, `revoked_at` and `reason`: NULL in a row written before it, or by the
+# release before it on the migrated schema (the guard then reads the session's row).
 revocations = Table(
     "revocations",
     metadata,

@@ -47,7 +47,8 @@ def key_id(secret: bytes) -> bytes:
 
 class RecordSigner:
     """Signs with the first of `secrets` and verifies with any of them (rotation: add the new
-    key first, keep the old ones as long as the log holds records they signed)."""
+    key after the old ones everywhere, then move it first; keep the old ones as long as the
+    log holds records they signed)."""
 
     def __init__(self, secrets: Sequence[str]) -> None:
         if not secrets:
@@ -76,25 +77,26 @@ class RecordSigner:
     def verdict(
         self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
     ) -> Verdict:
-        """`none` without a signature header, else `valid` or `invalid` (`verify`)."""
-        if not carries_signature(headers):
-            return "none"
-        return "valid" if self.verify(key, value, headers) else "invalid"
-
-    def verify(
-        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
-    ) -> bool:
-        """Whether the record carries a valid signature of one of the keys (one signature
-        header only: two are refused, whatever they hold)."""
+        """`none` without a signature header; `valid` for one signature of one of the keys
+        over this key and value; else `invalid` (two signature headers too, whatever they
+        hold)."""
         found = [v for name, v in headers if name == SIGNATURE_HEADER]
+        if not found:
+            return "none"
         if len(found) != 1 or key is None or value is None or found[0] is None:
-            return False
+            return "invalid"
         kid, _, mac = bytes(found[0]).partition(b".")
         for secret in self._by_id.get(kid, ()):
             expected = base64.urlsafe_b64encode(self._mac(secret, key, value)).rstrip(b"=")
             if hmac.compare_digest(expected, mac):
-                return True
-        return False
+                return "valid"
+        return "invalid"
+
+    def verify(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+    ) -> bool:
+        """Whether the record carries a valid signature of one of the keys (`verdict`)."""
+        return self.verdict(key, value, headers) == "valid"
 
 
 class _Record(Protocol):

@@ -11,6 +11,7 @@ from session_contracts.models import as_utc
 from session_contracts.record_signing import RecordSigner, SignedExpiries
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings, comma_secrets
 from session_contracts.topics import COMMANDS_RETENTION_DAYS
+from session_registry.adapters.partitions import to_millis
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS
 
 DEFAULT_CONSUMER_GROUP = "session-registry"
@@ -68,11 +69,11 @@ class RegistrySettings(KafkaSettings):
         default=None,
         description="Keys signing the records only the registry writes (session.expired), "
         "comma-separated, each at least 32 characters: the first signs, every one verifies "
-        "(rotation: add the new one first; keep an old one while the events topic holds "
-        "records it signed). Set, a session.expired without a valid signature is "
-        "dead-lettered (only the registry writes it: anyone else's could keep a live session "
-        "from every termination); unset, it is applied, and one before its deadline counted "
-        "(RegistryExpiriesNotDue).",
+        "(rotation: add the new one after the old ones everywhere, then move it first; keep "
+        "an old one while the events topic holds records it signed). Set, a session.expired "
+        "without a valid signature is dead-lettered (only the registry writes it: anyone "
+        "else's could keep a live session from every termination); unset, it is applied, "
+        "and one before its deadline counted (RegistryExpiriesNotDue).",
     )
     record_signing_since: datetime | None = Field(
         default=None,
@@ -210,7 +211,7 @@ class RegistrySettings(KafkaSettings):
         since = self.record_signing_since
         return SignedExpiries(
             RecordSigner(comma_secrets("record_signing_keys", self.record_signing_keys)),
-            None if since is None else int(as_utc(since).timestamp() * 1000),
+            None if since is None else to_millis(as_utc(since)),
         )
 
     @model_validator(mode="after")
