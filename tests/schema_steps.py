@@ -89,13 +89,16 @@ async def session_id_indexes(engine: AsyncEngine) -> dict[str, bool]:
 
 
 @contextlib.asynccontextmanager
-async def old_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction with a snapshot of now, open until the caller sends `COMMIT` on the
-    connection given (or leaves). `CREATE INDEX CONCURRENTLY` waits for every such older
-    snapshot before its index becomes valid: it holds a concurrent build at its last wait."""
+async def old_snapshot(
+    engine: AsyncEngine, table: str = "sessions"
+) -> AsyncIterator[AsyncConnection]:
+    """A transaction with a snapshot of now (taken by reading `table`), open until the caller
+    sends `COMMIT` on the connection given (or leaves). `CREATE INDEX CONCURRENTLY` waits for
+    every such older snapshot, whatever it read, before its index becomes valid: it holds a
+    concurrent build at its last wait."""
     async with engine.connect() as holder:
         await holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
-        await holder.execute(text("SELECT count(*) FROM sessions"))
+        await holder.execute(text(f"SELECT count(*) FROM {table}"))
         yield holder
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.online_indexes import build_online_indexes
+from read_model.polite_ddl import POLITE_REVISIONS
 from read_model.postgres import PostgresStore
 from read_model.revisions import (
     SchemaStanding,
@@ -57,6 +58,23 @@ def make_engine(
     return open_store(url, pool_size=pool_size, echo=echo, listing=listing).engine
 
 
+def _steps(revision: str) -> list[str]:
+    """The revisions to upgrade to, one transaction each: up to `revision`, with each polite
+    revision on the way (`polite_ddl.POLITE_REVISIONS`) alone in its own, after those before
+    it are committed. An upgrade to a revision already passed changes nothing. Only an
+    upgrade to the head or to the polite revision itself is split."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    steps: list[str] = []
+    for polite in POLITE_REVISIONS:
+        if revision in ("head", polite):
+            before = scripts.get_revision(polite).down_revision
+            assert isinstance(before, str), f"{polite} has one parent"
+            steps += [before, polite]
+    return [*steps, revision] if revision not in steps else steps
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     from alembic import command  # imported when used: read_model.revisions says why
 
@@ -89,15 +107,17 @@ async def upgrade_schema(
     """Bring a database to the current schema (Alembic migrations, on SQLite and PostgreSQL).
 
     Under the store's migration lock (PostgreSQL: an advisory lock), so replicas starting
-    together run the migrations once, one after another, in one transaction each. Then, at
-    the head revision, the indexes built concurrently (`read_model.online_indexes`), unless
-    `online_indexes` is false: a registry builds them in the background instead.
+    together run the migrations once, one after another, in one transaction each (a revision
+    that waits politely for its lock in one of its own: `_steps`). Then, at the head revision,
+    the indexes built concurrently (`read_model.online_indexes`), unless `online_indexes` is
+    false: a registry builds them in the background instead.
     """
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
-        async with UnitOfWork(store) as uow:
-            await store.lock_schema(uow.conn)
-            await uow.conn.run_sync(_upgrade, revision)
+        for step in await asyncio.to_thread(_steps, revision):
+            async with UnitOfWork(store) as uow:
+                await store.lock_schema(uow.conn)
+                await uow.conn.run_sync(_upgrade, step)
         if online_indexes:
             await build_online_indexes(store)
     finally:

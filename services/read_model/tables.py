@@ -61,6 +61,10 @@ sessions = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("end_reason", String(16)),
     Column("ended_by", String(128)),
+    # when the broker appended the session.created the creation fields come from (the first
+    # appended wins: a creation forged later cannot shorten a live session); NULL when unknown
+    # (a row from before revision 1401, or a topic dated by its producers)
+    Column("creation_appended_at", DateTime(timezone=True)),
     Index("ix_sessions_listing", "tenant_id", "state", "last_activity_at", "session_id"),
     Index("ix_sessions_expiry", "state", "expires_at"),
 )

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -50,7 +49,8 @@ from session_contracts.publisher import activity_event, created_event, terminate
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_PARTITION
 from session_registry.adapters.session_store import select_states
-from session_registry.domain.fold import fold
+from session_registry.domain.fold import apply
+from session_registry.domain.state import SessionState
 
 pytestmark = pytest.mark.kafka
 
@@ -150,11 +150,16 @@ def _decoded(record: Hostile, decode: Any) -> tuple[Any, str | None]:
 
 
 async def _check_dead_letters(
-    kafka_bootstrap: str, topics: Topics, sent: list[Sent], decode: Any
+    kafka_bootstrap: str,
+    topics: Topics,
+    sent: list[Sent],
+    decode: Any,
+    appended_times: list[datetime] | None = None,
 ) -> list[Any]:
     """Sort the sent records by the decoder's verdict and check the DLQ holds the refused ones;
     return the valid ones as the registry is to take them: a creation dated after the broker
-    appended its record, as created then."""
+    appended its record, as created then. `appended_times`: filled with each valid one's
+    append time, in the same order."""
     valid: list[Any] = []
     refused: dict[tuple[int, int], tuple[Hostile, str]] = {}
     for record, partition, offset, appended in sent:
@@ -168,6 +173,8 @@ async def _check_dead_letters(
             refused[(partition, offset)] = (record, reason)
         else:
             valid.append(message)
+            if appended_times is not None:
+                appended_times.append(appended)
     letters = await read_topic(kafka_bootstrap, topics.dead_letters)
     assert len(valid) + len(letters) == len(sent), SEED
     seen = set()
@@ -202,13 +209,17 @@ async def test_hostile_events_are_applied_or_dead_lettered_and_the_consumer_goes
         async with registry.engine.connect() as conn:
             rows = {s.key: s.as_row() for s in await select_states(conn, select(sessions))}
 
+    appended_times: list[datetime] = []
     valid: list[SessionEvent] = await _check_dead_letters(
-        kafka_bootstrap, topics, sent, decode_event
+        kafka_bootstrap, topics, sent, decode_event, appended_times
     )
-    by_session: dict[tuple[str, str], list[SessionEvent]] = defaultdict(list)
-    for event in valid:
-        by_session[(event.tenant_id, event.session_id)].append(event)
-    expected = {key: fold(events).as_row() for key, events in by_session.items()}  # type: ignore[union-attr]
+    # folded as the registry folds them: each creation with its append time (the first wins)
+    states: dict[tuple[str, str], SessionState] = {}
+    for event, appended in zip(valid, appended_times, strict=True):
+        key = (event.tenant_id, event.session_id)
+        state = states.setdefault(key, SessionState(tenant_id=key[0], session_id=key[1]))
+        apply(state, event, appended)
+    expected = {key: state.as_row() for key, state in states.items()}
     assert rows.keys() == expected.keys(), SEED
     for key, row in expected.items():
         assert rows[key] == row, (SEED, key)

@@ -11,7 +11,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.active import (
@@ -86,13 +86,20 @@ async def save_history(uow: UnitOfWork, entries: Iterable[HistoryEntry]) -> None
 
 
 async def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int) -> Sequence[SessionState]:
-    """Up to `limit` open sessions past `expires_at`, oldest expiry first.
+    """Up to `limit` open sessions past `expires_at` at `now`, oldest expiry first, whose
+    creation the broker appended no later than `now`.
 
-    Rows another writer holds are skipped (the next sweep gets them).
+    The sweeper's `now` is its clock less the activity grace: a creation read before another
+    of the same session appended earlier (a producer writes it to another partition, which the
+    registry reads first) is the session's until that one is read. One dated back with a short
+    policy has a deadline long past; waiting the grace past its append gives the real one, on
+    a partition the registry is behind on, that long to come in (a review, 2026-12-06). Rows
+    another writer holds are skipped (the next sweep gets them).
     """
+    appended = sessions.c.creation_appended_at
     query = (
         select(sessions)
-        .where(unswept_condition(now))
+        .where(unswept_condition(now), or_(appended.is_(None), appended <= now))
         .order_by(sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
         .limit(limit)
     )

@@ -2,8 +2,9 @@
 
 Every merge is commutative and idempotent, so duplicates and any order of a session's events
 converge to the same state:
-- creation fields are set once: of several `session.created` (distinct ids), the one with the
-  smallest (occurred_at, fields...) wins, whatever order they come in;
+- creation fields are set once: of several `session.created` (distinct ids), the one the broker
+  appended first wins (`creation_appended_at`; an unknown append time counts as earliest),
+  then the one with the smallest (occurred_at, fields...), whatever order they come in;
 - `last_activity_at` is the maximum time seen (creation included); `current_ip` is the address
   of the latest event carrying one (ties: the larger address string);
 - termination and expiry are final: of all seen, the earliest `occurred_at` wins, ties broken by
@@ -20,7 +21,7 @@ pays for it once per session rather than once per event (`apply` does both).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from read_model.active import EXPIRED, TERMINATED
@@ -40,8 +41,10 @@ from session_registry.domain.state import (
     compute_expires_at,
 )
 
+_UNKNOWN_APPEND = datetime.min.replace(tzinfo=UTC)
 
-def _creation_key(state: SessionState) -> tuple[Any, ...]:
+
+def _creation_fields(state: SessionState) -> tuple[Any, ...]:
     return (
         state.created_at,
         state.user_id,
@@ -55,6 +58,15 @@ def _creation_key(state: SessionState) -> tuple[Any, ...]:
     )
 
 
+def _creation_key(state: SessionState) -> tuple[Any, ...]:
+    """What decides between two creations of a session: the one the broker appended first,
+    then the one dated earliest (field by field after that). A forged creation of a live
+    session is appended after the real one (its id is not known before the sign-in), so it
+    loses whatever date and policy it carries; an unknown append time (a row from before
+    revision 1401, or a topic dated by its producers) counts as the earliest."""
+    return (state.creation_appended_at or _UNKNOWN_APPEND, *_creation_fields(state))
+
+
 def _seen_activity(state: SessionState, at: datetime, ip: str | None) -> None:
     if ip is not None and (
         state.current_ip_at is None or (at, ip) > (state.current_ip_at, state.current_ip or "")
@@ -64,7 +76,9 @@ def _seen_activity(state: SessionState, at: datetime, ip: str | None) -> None:
         state.last_activity_at = at
 
 
-def _candidate(state: SessionState, event: SessionCreated) -> SessionState:
+def _candidate(
+    state: SessionState, event: SessionCreated, appended: datetime | None
+) -> SessionState:
     return SessionState(
         tenant_id=state.tenant_id,
         session_id=state.session_id,
@@ -77,23 +91,30 @@ def _candidate(state: SessionState, event: SessionCreated) -> SessionState:
         max_session_seconds=event.policy.max_session_seconds,
         idle_timeout_seconds=event.policy.idle_timeout_seconds,
         created_at=event.occurred_at,
+        creation_appended_at=appended,
     )
 
 
 def contests_creation(state: SessionState, event: SessionCreated) -> bool:
     """Whether `event` is a creation of a session already created otherwise (another time,
     policy or any other creation field): a login service writes one creation a session, and
-    sends it again only as it was. The earliest wins the fold, so a creation dated earlier
-    with a short policy brings the deadline forward, and the registry expires the session
-    itself while the platform serves it (a review, 2026-12-06)."""
-    return state.created_at is not None and _creation_key(_candidate(state, event)) != (
-        _creation_key(state)
-    )
+    sends it again only as it was. Such a record comes from someone else: where the broker
+    dates the records it loses to the creation appended first, but on a topic dated by its
+    producers the earliest wins, and one dated earlier with a short policy brings the deadline
+    forward, so the registry expires the session itself while the platform serves it (a
+    review, 2026-12-06)."""
+    return state.created_at is not None and _creation_fields(
+        _candidate(state, event, None)
+    ) != _creation_fields(state)
 
 
-def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
-    """Set the creation fields (the smallest candidate wins) and count creation as activity."""
-    candidate = _candidate(state, event)
+def apply_created(
+    state: SessionState, event: SessionCreated, appended: datetime | None = None
+) -> SessionState:
+    """Set the creation fields (the creation appended first wins, `_creation_key`) and count
+    creation as activity. `appended`: when the broker appended the record (LogAppendTime),
+    None when unknown."""
+    candidate = _candidate(state, event, appended)
     if state.created_at is None or _creation_key(candidate) < _creation_key(state):
         state.user_id = candidate.user_id
         state.user_name = candidate.user_name
@@ -105,6 +126,7 @@ def apply_created(state: SessionState, event: SessionCreated) -> SessionState:
         state.max_session_seconds = candidate.max_session_seconds
         state.idle_timeout_seconds = candidate.idle_timeout_seconds
         state.created_at = candidate.created_at
+        state.creation_appended_at = appended
     _seen_activity(state, event.occurred_at, event.ip_address)
     return state
 
@@ -167,8 +189,13 @@ def refresh(
     return state
 
 
-def apply(state: SessionState, event: SessionEvent) -> SessionState:
-    """Merge any event into the state (in place), refresh it, and return it."""
+def apply(
+    state: SessionState, event: SessionEvent, appended: datetime | None = None
+) -> SessionState:
+    """Merge any event into the state (in place), refresh it, and return it; `appended`: when
+    the broker appended a `session.created` (`apply_created`), None when unknown."""
+    if type(event) is SessionCreated:
+        return refresh(apply_created(state, event, appended))
     return refresh(FOLDS[event.type](state, event))
 
 

@@ -40,6 +40,10 @@ class SessionState:
     ended_at: datetime | None = None
     end_reason: str | None = None
     ended_by: str | None = None
+    creation_appended_at: datetime | None = None
+    """When the broker appended the `session.created` the fields come from (LogAppendTime):
+    of two creations, the one appended first wins (`fold.apply_created`). None when no such
+    time is known: the row predates revision 1401, or the topic is dated by its producers."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -367,6 +367,7 @@ class Ingestor:
         commands: list[TerminateSessions] = []
         command_headers: dict[tuple[str, str], RecordHeaders] = {}
         command_origins: dict[tuple[str, str], tuple[int, int]] = {}
+        appended: dict[int, datetime] = {}
         letters: list[DeadLetter] = []
         skipped = 0
         miskeyed: list[tuple[str, Record]] = []
@@ -405,6 +406,10 @@ class Ingestor:
                 else:
                     event: SessionEvent = message  # type: ignore[assignment]
                     events.append(event)
+                    if kind is SessionCreated and record is not None:
+                        at = append_time(record)
+                        if at is not None:
+                            appended[len(events) - 1] = at
                     if (
                         record is not None
                         and record.key != record_key(event.tenant_id, event.session_id)
@@ -412,7 +417,7 @@ class Ingestor:
                     ):
                         miskeyed.append(("event", record))
         outcome = await self._projector.apply(
-            uow, events, commands, self._clock(), command_headers, command_origins
+            uow, events, commands, self._clock(), command_headers, command_origins, appended
         )
         if letters:
             # durable on the DLQ before the position moves past them; sent once the rest of
@@ -453,16 +458,24 @@ def created_by_append_time(
     for index, message in enumerate(messages):
         if type(message) is SessionCreated:
             record = run[index]
-            if record.timestamp_type == LOG_APPEND_TIME:
-                try:
-                    appended = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-                except (ValueError, OverflowError, OSError):  # never the broker's: as dated
-                    continue
-                if message.occurred_at > appended:
-                    messages[index] = message.model_copy(update={"occurred_at": appended})
-                    if message.occurred_at - appended > noticed:
-                        dated_ahead.append(record.offset)
+            appended = append_time(record)
+            if appended is not None and message.occurred_at > appended:
+                messages[index] = message.model_copy(update={"occurred_at": appended})
+                if message.occurred_at - appended > noticed:
+                    dated_ahead.append(record.offset)
     return dated_ahead
+
+
+def append_time(record: Record) -> datetime | None:
+    """When the broker appended `record` (a topic with `message.timestamp.type=LogAppendTime`):
+    a moment no producer chooses, read back unchanged by a replay. None when its producer
+    dated it (CreateTime), or for a time no datetime holds (never the broker's)."""
+    if record.timestamp_type != LOG_APPEND_TIME:
+        return None
+    try:
+        return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _where(record: Record) -> str:

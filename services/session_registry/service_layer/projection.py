@@ -23,7 +23,7 @@ from session_contracts.models import (
 from session_contracts.topics import Topics
 from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.session_store import load_sessions
-from session_registry.domain.fold import FOLDS, contests_creation, refresh
+from session_registry.domain.fold import FOLDS, apply_created, contests_creation, refresh
 from session_registry.domain.lifecycle import needs_revocation
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState, compute_expires_at
 from session_registry.service_layer.changes import Changes
@@ -82,15 +82,18 @@ class Projector:
         now: datetime,
         command_headers: Mapping[tuple[str, str], RecordHeaders] | None = None,
         command_origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+        appended: Mapping[int, datetime] | None = None,
     ) -> Outcome:
         """Apply events then commands, in the caller's unit of work; `command_headers`: the
         Kafka headers of each command by (tenant_id, command_id), for its trace;
         `command_origins`: its (partition, offset) on the commands topic (whose registry
-        resolves it when deferred, and where a dead letter says it came from)."""
+        resolves it when deferred, and where a dead letter says it came from); `appended`:
+        when the broker appended each `session.created` of `events`, by its index there
+        (`fold.apply_created`: the creation appended first wins)."""
         outcome = Outcome(events=len(events))
         changes = Changes()
         if events:
-            await self._fold(uow, events, now, changes, outcome)
+            await self._fold(uow, events, now, changes, outcome, appended or {})
         outcome.sessions = len(changes.states)
         # written before the commands are resolved, so they see this batch's events
         outcome.published = await changes.flush(uow, self.publish)
@@ -120,6 +123,7 @@ class Projector:
         now: datetime,
         changes: Changes,
         outcome: Outcome,
+        appended: Mapping[int, datetime],
     ) -> None:
         """Merge the events into their rows; count in `outcome` the `session.expired` not due
         (`_not_due`) and the creations contested (`fold.contests_creation`)."""
@@ -129,17 +133,20 @@ class Projector:
         states = await load_sessions(uow, keys, lock=True)
         before = {key: state.copy() for key, state in states.items()}
         merges = FOLDS
-        for event in events:
+        for index, event in enumerate(events):
             key = (event.tenant_id, event.session_id)
             state = states.get(key)
             if state is None:
                 state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
             kind = event.type
-            if type(event) is SessionExpired and _not_due(state, event):
-                not_due.append(event)
-            elif type(event) is SessionCreated and contests_creation(state, event):
-                contested.append(event)
-            merges[kind](state, event)
+            if type(event) is SessionCreated:
+                if contests_creation(state, event):
+                    contested.append(event)
+                apply_created(state, event, appended.get(index))
+            else:
+                if type(event) is SessionExpired and _not_due(state, event):
+                    not_due.append(event)
+                merges[kind](state, event)
             if kind != "session.activity":
                 changes.record(event)
         for key, state in states.items():
@@ -159,8 +166,8 @@ class Projector:
         _warn_first(
             contested,
             "session.created record(s) of sessions created otherwise (a login service writes "
-            "one a session: the earliest wins, so one dated earlier with a short policy has "
-            "the registry expire a session the platform serves; "
+            "one a session: a producer allowed on the events topic writes others; the one "
+            "the broker appended first is kept; "
             "docs/operations.md#registrycreationscontested)",
         )
         outcome.expiries_not_due = len(not_due)

@@ -5,7 +5,8 @@ code points, as Python compares strings), and merged, so memory stays flat whate
 size. A session differs when it is in one only, when a column of its row differs (times in
 UTC, the address bytes as stored), or when its history (lifecycle events by id) differs.
 Ended sessions past the retention (`past_retention_condition`) can be left out on both sides:
-the live registry's sweeper deletes them, a rebuild keeps them until its own.
+the live registry's sweeper deletes them, a rebuild keeps them until its own. A column that
+holds NULL for "not known" (`UNKNOWN_WHEN_NULL`) differs only where both sides know it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from session_registry.domain.state import COLUMNS
 from session_registry.service_layer.reporting import Report
 
 Key = tuple[str, str]
+
+UNKNOWN_WHEN_NULL = frozenset({"creation_appended_at"})
+"""Columns whose NULL means "not known": a live row folded before revision 1401 has no append
+time for its creation, and a rebuild of the same log has one."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,16 @@ def _differences(key: Key, what: str, left: Any, right: Any) -> Difference | Non
         side = "only_in_left" if right is None else "only_in_right"
         return Difference(key[0], key[1], side if what == "row" else what, {})
     names = sorted(set(left) | set(right), key=str)
-    changed = {n: (left.get(n), right.get(n)) for n in names if left.get(n) != right.get(n)}
+    changed = {
+        n: (left.get(n), right.get(n))
+        for n in names
+        if left.get(n) != right.get(n)
+        and not (
+            what == "row"
+            and n in UNKNOWN_WHEN_NULL
+            and (left.get(n) is None or right.get(n) is None)
+        )
+    }
     return Difference(key[0], key[1], what, changed) if changed else None
 
 

@@ -212,3 +212,39 @@ async def test_revision_1301_adds_the_record_fields_and_rewrites_no_row(db_url: 
         at,
     )
     assert (row.session_type, row.revoked_at, row.reason) == (None, None, None)
+
+
+async def test_revision_1401_adds_the_creation_append_time_and_rewrites_no_row(
+    db_url: str,
+) -> None:
+    """`creation_appended_at` comes NULL in the rows already there, which the fold takes as
+    appended first (their creation was read before any still to come): no backfill under the
+    lock `ADD COLUMN` takes on PostgreSQL."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from read_model.tables import sessions
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    await upgrade_schema(db_url, revision="1301_revocation_records")
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(sessions).values(
+                    tenant_id="acme",
+                    session_id="open",
+                    user_id="u1",
+                    session_type="browser",
+                    created_at=at,
+                    max_session_seconds=60,
+                )
+            )
+        await upgrade_schema(db_url)
+        async with engine.connect() as conn:
+            [row] = (await conn.execute(select(sessions))).all()
+    finally:
+        await engine.dispose()
+    assert (row.session_id, row.user_id, row.created_at.replace(tzinfo=UTC)) == ("open", "u1", at)
+    assert (row.max_session_seconds, row.creation_appended_at) == (60, None)

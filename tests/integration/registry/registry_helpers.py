@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from devstack.scratch_databases import create_database, drop_database
 from fresh_topics import read_records
 from read_model.tables import sessions
+from session_contracts.codec import decode_event
 from session_contracts.handles import session_handle
 from session_contracts.models import (
     ExpiryReason,
@@ -37,10 +38,22 @@ from session_contracts.publisher import activity_event, created_event, terminate
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.bootstrap import Registry
+from session_registry.domain.fold import apply, refresh
+from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState
+from session_registry.service_layer.ingest import append_time
 from session_registry.settings import RegistrySettings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 StartRegistry = Callable[..., Awaitable[Registry]]
+
+
+def past_the_appends(grace_seconds: int = 120) -> datetime:
+    """A moment to sweep at once every record sent so far lies more than the registry's
+    activity grace behind it. The sweeper expires no session before the grace past its
+    creation's append (`session_store.due_for_expiry`), and tests date records from `NOW`,
+    the module's import time, while the broker appends them when the test sends them: a sweep
+    at `NOW` leaves open a session whose creation arrived past its deadline."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=grace_seconds + 1)
 
 
 def sid(credential: str, tenant: str = "acme") -> str:
@@ -191,3 +204,23 @@ async def registry_cli(env: Mapping[str, str], *args: str, status: int = 0) -> C
     run = CliRun(out.decode(), err.decode())
     assert process.returncode == status, f"exit {process.returncode}: {run.output}"
     return run
+
+
+def fold_records(
+    log: Iterable[Any], until: datetime | None = None
+) -> dict[tuple[str, str], SessionState]:
+    """An independent fold of events records (aiokafka's), per session in the order given, as
+    the registry folds them: each creation with the time the broker appended it (the first
+    appended wins). With `until`, each state refreshed as stored then."""
+    states: dict[tuple[str, str], SessionState] = {}
+    for record in log:
+        event = decode_event(record.value)
+        key = (event.tenant_id, event.session_id)
+        state = states.get(key)
+        if state is None:
+            state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
+        apply(state, event, append_time(record))
+    if until is not None:
+        for state in states.values():
+            refresh(state, ACTIVITY_ONLY_SECONDS, until)
+    return states

@@ -14,7 +14,9 @@ from registry_helpers import (
     StartRegistry,
     activity,
     created,
+    expired,
     logout,
+    past_the_appends,
     read_topic,
     session_rows,
     sid,
@@ -51,7 +53,8 @@ async def test_sweeper_expires_by_each_sessions_own_policy(
         created("kept-3", at=start, max_s=86400, idle_s=7200),
     )
     await registry.wait_until_idle(30)
-    outcome = await registry.sweep_once(NOW)
+    after = past_the_appends()
+    outcome = await registry.sweep_once(after)
     assert outcome.expired == 2
     await registry.wait_until_idle(30)  # the expiry events come back through the log
 
@@ -72,7 +75,7 @@ async def test_sweeper_expires_by_each_sessions_own_policy(
     assert sum(h["type"] == "session.expired" for h in history) == 2
 
     # a second sweep finds nothing more to do
-    assert (await registry.sweep_once(NOW)).expired == 0
+    assert (await registry.sweep_once(after)).expired == 0
 
 
 async def test_revocations_are_tombstoned_after_valid_until(
@@ -115,8 +118,11 @@ async def test_ended_sessions_are_deleted_once_the_retention_is_past_their_end_a
         created("open", at=NOW - timedelta(minutes=5)),
     )
     await registry.wait_until_idle(30)
-    assert (await registry.sweep_once(ago + timedelta(hours=2))).expired == 1  # "idle"
-    await registry.wait_until_idle(30)  # its expiry comes back through the log
+    # appended now, past its deadline: no sweep expires it before the grace past its append
+    # (records sent now cannot be swept "on their day"), so the expiry that sweep wrote
+    assert (await registry.sweep_once(ago + timedelta(hours=2))).expired == 0
+    await send(expired("idle", ago + timedelta(minutes=10)))
+    await registry.wait_until_idle(30)
     # a day after "idle" ended (ago + 10 min) and "old-logout" expired (ago + 1 h): not yet
     assert (await registry.sweep_once(ago + timedelta(days=1, minutes=9))).purged == 0
     history_before = await table_rows(db_url, session_history, [session_history.c.event_id])
@@ -156,7 +162,9 @@ async def test_ended_sessions_are_deleted_once_the_retention_is_past_their_end_a
     async with registry.engine.connect() as conn:
         listed = await registry.store.count_active(conn, SessionFilter(), "acme", NOW)
     assert listed == 1  # "open" alone
-    outcome = await registry.sweep_once(NOW)
+    # it arrived past its deadline: not expired before the grace past its append
+    assert (await registry.sweep_once(NOW)).expired == 0
+    outcome = await registry.sweep_once(past_the_appends())
     assert (outcome.expired, outcome.purged) == (1, 1)
     await registry.wait_until_idle(30)
     # Expired and deleted in one sweep (a registry catching up), so the expiry's echo from the
@@ -263,7 +271,10 @@ async def test_a_session_is_expired_only_a_grace_after_its_deadline_and_late_act
     leaves a session open `activity_grace` past its `expires_at`, and activity arriving within
     it carries the session on. Past the grace the expiry is final, dated `expires_at`."""
     registry = await start_registry(activity_grace_seconds=120)
-    start = NOW - timedelta(hours=1)
+    # dated from a moment past the grace after the creations' append (`past_the_appends`):
+    # a creation that arrives past its deadline waits the grace past its append as well
+    now = past_the_appends() + timedelta(seconds=10)
+    start = now - timedelta(hours=1)
     await send(
         # the registry's deadline 30 s ago; the user came back 40 s ago, reported late
         created("late-1", at=start, idle_s=3600 - 30),
@@ -273,8 +284,8 @@ async def test_a_session_is_expired_only_a_grace_after_its_deadline_and_late_act
         created("gone-1", at=start, idle_s=3600 - 121),
     )
     await registry.wait_until_idle(30)
-    assert (await registry.sweep_once(NOW)).expired == 1
-    await send(activity("late-1", NOW - timedelta(seconds=40)))
+    assert (await registry.sweep_once(now)).expired == 1
+    await send(activity("late-1", now - timedelta(seconds=40)))
     await registry.wait_until_idle(30)
     rows = await session_rows(registry)
     assert {s: rows[sid(s)]["state"] for s in ("late-1", "quiet-1", "gone-1")} == {
@@ -284,10 +295,10 @@ async def test_a_session_is_expired_only_a_grace_after_its_deadline_and_late_act
     }
     assert as_utc(rows[sid("gone-1")]["ended_at"]) == start + timedelta(seconds=3600 - 121)
 
-    assert (await registry.sweep_once(NOW + timedelta(seconds=90))).expired == 1
+    assert (await registry.sweep_once(now + timedelta(seconds=90))).expired == 1
     await registry.wait_until_idle(30)
     rows = await session_rows(registry)
     quiet, late = rows[sid("quiet-1")], rows[sid("late-1")]
-    assert (quiet["state"], as_utc(quiet["ended_at"])) == ("expired", NOW - timedelta(seconds=30))
+    assert (quiet["state"], as_utc(quiet["ended_at"])) == ("expired", now - timedelta(seconds=30))
     assert late["state"] == "open"  # its deadline moved: 40 s ago + its idle timeout
-    assert as_utc(late["expires_at"]) == NOW - timedelta(seconds=40) + timedelta(seconds=3570)
+    assert as_utc(late["expires_at"]) == now - timedelta(seconds=40) + timedelta(seconds=3570)

@@ -34,8 +34,10 @@ async def test_a_registry_consumes_while_it_builds_the_keys_index(
         async def valid() -> bool:
             return (await session_id_indexes(engine)).get(KEYS, False)
 
-        # an old snapshot holds the concurrent build before the index becomes valid
-        async with old_snapshot(engine) as holder:
+        # an old snapshot holds the concurrent build before the index becomes valid; taken by
+        # reading another table: a reader of sessions holds the start at revision 1401's
+        # ALTER until it ends (politely: test_read_model_polite_ddl.py)
+        async with old_snapshot(engine, "consumer_positions") as holder:
             async with asyncio.timeout(30):  # a start that built it first would wait for us
                 registry = await start_registry(migrate_on_start=True)
             await send(created("during-the-build"))

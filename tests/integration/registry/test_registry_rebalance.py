@@ -6,24 +6,34 @@ import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from registry_helpers import NOW, StartRegistry, activity, created, read_topic, sid, table_rows
+from registry_helpers import (
+    NOW,
+    StartRegistry,
+    activity,
+    created,
+    fold_records,
+    read_topic,
+    sid,
+    table_rows,
+)
 
 from polling import until
 from read_model.tables import applied_commands, session_history, sessions
 from session_contracts.codec import decode_event
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_consumer
-from session_contracts.models import SessionEvent, TerminateSessions
+from session_contracts.models import TerminateSessions
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
 from session_registry.adapters.positions import load_positions
 from session_registry.adapters.session_store import state_from_row
 from session_registry.bootstrap import Registry
-from session_registry.domain.fold import fold
+from session_registry.domain.state import SessionState
 from session_registry.entrypoints import consumer as consumer_loop
 from session_registry.workload import Workload, records
 
@@ -31,11 +41,9 @@ pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
 
 
-def expected_rows(events: list[SessionEvent]) -> dict[tuple[str, str], object]:
-    grouped: dict[tuple[str, str], list[SessionEvent]] = {}
-    for event in events:
-        grouped.setdefault((event.tenant_id, event.session_id), []).append(event)
-    return {key: fold(group) for key, group in grouped.items()}
+def expected_rows(log: list[Any]) -> dict[tuple[str, str], SessionState]:
+    """An independent fold of the events topic's records (`fold_records`)."""
+    return fold_records(log)
 
 
 async def holds_every_partition(registry: Registry, topics: Topics) -> None:
@@ -93,8 +101,9 @@ async def test_rebalance_mid_stream_loses_and_repeats_nothing(
     await second.wait_until_idle(60)
 
     # the command's own terminations come back through the log too: fold the whole log
-    log = [decode_event(r.value) for r in await read_topic(kafka_bootstrap, topics.events)]
-    expected = expected_rows(log)
+    logged = await read_topic(kafka_bootstrap, topics.events)
+    log = [decode_event(r.value) for r in logged]
+    expected = expected_rows(logged)
     stored = {
         (r["tenant_id"], r["session_id"]): state_from_row(r)
         for r in await table_rows(db_url, sessions, [sessions.c.tenant_id, sessions.c.session_id])
@@ -148,14 +157,15 @@ async def test_commands_during_rebalances_are_each_applied_once(
     assert {a["command_id"]: a["terminated"] for a in applied} == {
         str(c.command_id): 5 for c in commands
     }
-    log = [decode_event(r.value) for r in await read_topic(kafka_bootstrap, topics.events)]
+    logged = await read_topic(kafka_bootstrap, topics.events)
+    log = [decode_event(r.value) for r in logged]
     ended = sorted(e.session_id for e in log if e.type == "session.terminated")
     assert ended == sorted(ids[:100])  # one session.terminated each, none for the others
     stored = await table_rows(db_url, sessions, [sessions.c.session_id])
     terminated = [r["session_id"] for r in stored if r["state"] == "terminated"]
     assert sorted(terminated) == sorted(ids[:100])
     assert {(r["tenant_id"], r["session_id"]): state_from_row(r) for r in stored} == (
-        expected_rows(log)
+        expected_rows(logged)
     )
 
 
@@ -205,12 +215,12 @@ async def test_records_fetched_before_the_stored_positions_are_sought_are_not_ap
     await holds_every_partition(second, topics)
     await second.wait_until_idle(60)
 
-    log = [decode_event(r.value) for r in await read_topic(kafka_bootstrap, topics.events)]
+    logged = await read_topic(kafka_bootstrap, topics.events)
     stored = {
         (r["tenant_id"], r["session_id"]): state_from_row(r)
         for r in await table_rows(db_url, sessions, [sessions.c.tenant_id, sessions.c.session_id])
     }
-    assert stored == expected_rows(log)
+    assert stored == expected_rows(logged)
     assert second.metrics is not None
     assert second.metrics.batches_dropped._value.get() >= 1
 

@@ -17,6 +17,7 @@ from registry_helpers import (
     activity,
     created,
     logout,
+    past_the_appends,
     read_topic,
     registry_cli,
     session_rows,
@@ -83,7 +84,7 @@ async def _live_activity(registry: Any, send: Send, topics: Topics) -> None:
         )
     )
     await registry.wait_until_idle(60)
-    await registry.sweep_once(NOW)
+    await registry.sweep_once(past_the_appends())
     await registry.wait_until_idle(60)
 
 

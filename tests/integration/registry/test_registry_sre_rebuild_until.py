@@ -18,6 +18,7 @@ from registry_helpers import (
     StartRegistry,
     activity,
     created,
+    fold_records,
     logout,
     read_topic,
     sibling_database,
@@ -33,9 +34,8 @@ from read_model.tables import session_history, sessions
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key
 from session_contracts.topics import Topics
-from session_registry.domain.fold import fold, refresh
 from session_registry.domain.history import RECORDED_TYPES
-from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState
+from session_registry.domain.state import SessionState
 from session_registry.workload import Workload, records
 
 pytestmark = pytest.mark.kafka
@@ -87,16 +87,7 @@ def _as_of(log: list[Any], until: datetime) -> dict[tuple[str, str], SessionStat
             if record.timestamp > _millis(until):
                 break
             kept.append(record)
-    per_session: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for record in kept:
-        event = decode_event(record.value)
-        per_session[(event.tenant_id, event.session_id)].append(event)
-    states = {}
-    for key, events in per_session.items():
-        state = fold(events)
-        assert state is not None
-        states[key] = refresh(state, ACTIVITY_ONLY_SECONDS, until)
-    return states
+    return fold_records(kept, until)
 
 
 @pytest.mark.slow

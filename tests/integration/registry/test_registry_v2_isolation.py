@@ -30,6 +30,7 @@ from read_model.tables import (
 from read_model.unit_of_work import UnitOfWork, caused_by_data
 from session_contracts.codec import decode_revocation, encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_records import LOG_APPEND_TIME
 from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
@@ -88,16 +89,26 @@ class Harness:
         self.ingestor = Ingestor(store, projector, "iso", self.letters, lambda: self.now)
         self.offsets: dict[str, int] = {}
 
-    def record(self, message: Any) -> Rec:
-        """`message` as the next record of its topic; bytes go to the events topic as they are."""
+    def record(self, message: Any, appended: datetime | None = None) -> Rec:
+        """`message` as the next record of its topic; bytes go to the events topic as they are.
+        `appended`: the broker's append time (LogAppendTime); else dated by its producer."""
         topic = TOPICS.commands if isinstance(message, TerminateSessions) else TOPICS.events
         offset = self.offsets.get(topic, 0)
         self.offsets[topic] = offset + 1
         value = message if isinstance(message, bytes) else encode(message)
-        return Rec(topic, 0, offset, b"k", value)
+        if appended is None:
+            return Rec(topic, 0, offset, b"k", value)
+        millis = int(appended.timestamp() * 1000)
+        return Rec(topic, 0, offset, b"k", value, timestamp=millis, timestamp_type=LOG_APPEND_TIME)
 
     async def ingest(self, *messages: Any) -> IngestOutcome:
-        records = [self.record(m) for m in messages]
+        return await self.ingest_records([self.record(m) for m in messages])
+
+    async def ingest_appended(self, *messages: tuple[Any, datetime]) -> IngestOutcome:
+        """Ingest (message, the time the broker appended it) pairs, in this order."""
+        return await self.ingest_records([self.record(m, at) for m, at in messages])
+
+    async def ingest_records(self, records: list[Rec]) -> IngestOutcome:
         batch: dict[str, list[Rec]] = {}
         for r in records:
             batch.setdefault(r.topic, []).append(r)
@@ -546,11 +557,9 @@ async def test_a_second_creation_of_a_session_is_counted_and_warned(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A login service writes one `session.created` a session and sends it again only as it
-    was. Another one, dated earlier with a short policy, wins the fold (the earliest does) and
-    brings the deadline forward: the registry expires, and signs the expiry of, a session the
-    platform serves, which no termination then reaches (a review, 2026-12-06, of the signed
-    expiries). Not refused (the fold cannot tell which came first), counted for the alert
-    `RegistryCreationsContested`; the same creation sent again is not."""
+    was. Another one comes from someone else: counted for the alert
+    `RegistryCreationsContested`, whichever wins (the one the broker appended first; see the
+    next test); the same creation sent again is not."""
     h = Harness(store)
     live = session_handle(A, "live")
     genuine = created(A, live)
@@ -564,3 +573,88 @@ async def test_a_second_creation_of_a_session_is_counted_and_warned(
     other = session_handle(A, "other")
     await h.ingest(created(A, other, at=T0 - timedelta(seconds=1), max_s=1))
     assert (await h.ingest(created(A, other))).creations_contested == 1
+
+
+async def test_the_creation_the_broker_appended_first_wins_whatever_the_order_of_reading(
+    store: Store,
+) -> None:
+    """A second `session.created` of a live session, dated a second before the sign-in with a
+    policy of one second, won the fold while the earliest creation did: the sweeper then
+    expired, and signed the expiry of, a session the platform served, and no termination
+    reached it (a review, 2026-12-06). The broker's append time decides now: a creation
+    forged after the sign-in was appended after the real one, so it loses whether it is read
+    after it, before it (another partition, a registry behind on the real one's), or in the
+    same batch; the row keeps the time its creation was appended, and the sweeper has
+    nothing to expire."""
+    h = Harness(store)
+    signed_in, forged_at = T0 + timedelta(seconds=1), T0 + timedelta(minutes=1)
+    orders = {
+        "genuine read first": [[0], [1]],
+        "forged read first": [[1], [0]],
+        "one batch, forged first": [[1, 0]],
+    }
+    for name, batches in orders.items():
+        handle = session_handle(A, name)
+        pairs = [
+            (created(A, handle), signed_in),
+            (created(A, handle, at=T0 - timedelta(seconds=1), max_s=1), forged_at),
+        ]
+        for batch in batches:
+            await h.ingest_appended(*(pairs[i] for i in batch))
+        [row] = await h.rows(sessions, sessions.c.session_id == handle)
+        assert (row.max_session_seconds, row.created_at.replace(tzinfo=UTC)) == (30 * DAY, T0), name
+        assert row.creation_appended_at.replace(tzinfo=UTC) == signed_in, name
+    h.now = T0 + timedelta(hours=1)
+    assert (await Sweeper(store, TOPICS).sweep(h.now)).expired == 0
+    assert {row.state for row in await h.rows(sessions)} == {"open"}
+
+
+async def test_a_row_without_an_append_time_keeps_its_creation(store: Store) -> None:
+    """A row folded before revision 1401 (or from a topic its producers date) holds no append
+    time: its creation was read before any still to come, so it counts as appended first, and
+    a creation the broker appends later does not replace it. On a topic dated by its
+    producers (`CreateTime`, which the registry warns of) nothing tells the records apart, and
+    the earliest creation still wins: the limit security.md names."""
+    h = Harness(store)
+    before = session_handle(A, "folded before 1401")
+    await h.ingest(created(A, before))  # no append time: as the release before stored it
+    forged = created(A, before, at=T0 - timedelta(seconds=1), max_s=1)
+    assert (await h.ingest_appended((forged, T0 + timedelta(minutes=1)))).creations_contested == 1
+    [row] = await h.rows(sessions, sessions.c.session_id == before)
+    assert (row.max_session_seconds, row.creation_appended_at) == (30 * DAY, None)
+
+    producer_dated = session_handle(A, "createtime")
+    await h.ingest(created(A, producer_dated))
+    await h.ingest(created(A, producer_dated, at=T0 - timedelta(seconds=1), max_s=1))
+    [row] = await h.rows(sessions, sessions.c.session_id == producer_dated)
+    assert row.max_session_seconds == 1
+
+
+async def test_a_creation_read_before_the_one_appended_first_is_not_expired_within_the_grace(
+    store: Store,
+) -> None:
+    """A producer writes the forged creation to another partition, which the registry reads
+    first: until the real one (appended earlier) is read, the forged one is the session's, and
+    its deadline, dated back with a one-second policy, is long past. The sweeper waits the
+    activity grace past a creation's append before it expires the session, so a registry less
+    than that behind on the real one's partition never expires it; a session whose creation
+    is the only one is expired once that grace has passed (a review, 2026-12-06)."""
+    h = Harness(store)
+    grace = timedelta(seconds=120)
+    sweeper = Sweeper(store, TOPICS, activity_grace=grace)
+    live, short = session_handle(A, "live"), session_handle(A, "short")
+    signed_in, forged_at = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    forged = created(A, live, at=T0 - timedelta(hours=1), max_s=1)
+    await h.ingest_appended((forged, forged_at))  # its partition read first
+    assert (await sweeper.sweep(forged_at + timedelta(seconds=1))).expired == 0
+    assert (await sweeper.sweep(forged_at + grace - timedelta(seconds=1))).expired == 0
+    await h.ingest_appended((created(A, live), signed_in))  # the real one's partition, later
+    assert (await sweeper.sweep(T0 + timedelta(hours=1))).expired == 0
+    [row] = await h.rows(sessions, sessions.c.session_id == live)
+    assert (row.state, row.max_session_seconds) == ("open", 30 * DAY)
+    # one creation alone, dated back as far: expired once the grace past its append is over
+    await h.ingest_appended((created(A, short, at=T0 - timedelta(hours=1), max_s=1), forged_at))
+    assert (await sweeper.sweep(forged_at + grace - timedelta(seconds=1))).expired == 0
+    assert (await sweeper.sweep(forged_at + grace)).expired == 1
+    [row] = await h.rows(sessions, sessions.c.session_id == short)
+    assert row.state == "expired"

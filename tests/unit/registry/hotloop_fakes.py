@@ -380,10 +380,13 @@ class RecordingProjector(Projector):
         now: datetime,
         command_headers: Mapping[tuple[str, str], RecordHeaders] | None = None,
         command_origins: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+        appended: Mapping[int, datetime] | None = None,
     ) -> Outcome:
         """Apply, remember the ids, then do what the test scripted for this call."""
         self.calls += 1
-        outcome = await super().apply(uow, events, commands, now, command_headers, command_origins)
+        outcome = await super().apply(
+            uow, events, commands, now, command_headers, command_origins, appended
+        )
         self.last = [str(e.event_id) for e in events] + [str(c.command_id) for c in commands]
         hook = self.during.pop(self.calls, None)
         if hook is not None:

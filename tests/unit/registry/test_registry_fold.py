@@ -186,3 +186,30 @@ def test_device_labels() -> None:
     assert device_label(CHROME_MAC) == "Chrome on macOS"
     assert device_label(None) is None
     assert device_label("") is None
+
+
+def test_the_creation_appended_first_wins_in_every_order() -> None:
+    """Of several creations, the one the broker appended first wins whatever its date or the
+    order the fold meets them in; an unknown append time (a row folded before revision 1401, a
+    topic dated by its producers) counts as the earliest; without append times the earliest
+    dated wins, as before."""
+    import itertools
+
+    genuine = (created(T0, user="real"), T0 + timedelta(seconds=1))
+    forged_earlier = (created(T0 - timedelta(seconds=1), user="forged"), T0 + timedelta(minutes=1))
+    forged_later = (created(T0 + timedelta(hours=1), user="late"), T0 + timedelta(hours=2))
+    candidates = [genuine, forged_earlier, forged_later]
+    for order in itertools.permutations(candidates):
+        state = SessionState(tenant_id="acme", session_id=S1)
+        for event, appended in order:
+            apply(state, event, appended)
+        assert (state.user_id, state.created_at) == ("real", T0)
+        assert state.creation_appended_at == T0 + timedelta(seconds=1)
+    unknown: list[tuple[SessionCreated, datetime | None]] = [(forged_earlier[0], None), genuine]
+    for pairs in itertools.permutations(unknown):
+        state = SessionState(tenant_id="acme", session_id=S1)
+        for event, at in pairs:
+            apply(state, event, at)
+        assert (state.user_id, state.creation_appended_at) == ("forged", None)
+    undated = fold([genuine[0], forged_earlier[0]])
+    assert undated is not None and undated.user_id == "forged"
