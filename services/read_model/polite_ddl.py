@@ -37,14 +37,16 @@ WITHIN_SECONDS = 600.0
 POLITE_REVISIONS = ("1401_creation_appended",)
 """Revisions whose DDL waits politely: each runs in a transaction of its own, after the
 revisions before it are committed (`database.upgrade_schema`)."""
-WAITED_OUT = frozenset({"55P03", "40P01"})
-"""lock_not_available (the attempt's `lock_timeout`), deadlock_detected (chosen as the victim):
-the statement did not run, and another attempt may."""
+LOCK_NOT_AVAILABLE = "55P03"
+"""The attempt's `lock_timeout` ran out: the statement did not run, and another attempt may. A
+deadlock (40P01) is raised: the statement takes no lock before it waits, so the cycle runs
+through locks its transaction held before, which rolling back the attempt keeps, and every
+attempt would make it again."""
 
 
 def _waited_out(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
-    return code in WAITED_OUT or "lock timeout" in str(exc.orig)
+    return code == LOCK_NOT_AVAILABLE or "lock timeout" in str(exc.orig)
 
 
 def _holders(bind: Connection, table: str) -> str:
@@ -106,11 +108,12 @@ def politely(
             )
         if attempts == 1 or attempts % 30 == 0:
             log.warning(
-                "waiting to alter %s: transactions hold it (%s); trying again every %.0f s, "
-                "for up to %.0f s, without holding its other users up",
+                "waiting to alter %s: transactions hold it (%s); trying again after %.0f s, "
+                "each time for %d ms, for up to %.0f s, without holding its other users up",
                 table,
                 holders or "none now",
-                pause_seconds + attempt_ms / 1000,
+                pause_seconds,
+                attempt_ms,
                 within_seconds,
             )
         # pg_sleep, not time.sleep: this runs in a greenlet on the caller's event loop

@@ -7,7 +7,7 @@ turns `SessionState`s and `HistoryEntry`s into the store's rows and back.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
@@ -85,9 +85,12 @@ async def save_history(uow: UnitOfWork, entries: Iterable[HistoryEntry]) -> None
     await uow.store.save_history(uow.conn, [_history_row_of(entry) for entry in entries])
 
 
-async def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int) -> Sequence[SessionState]:
+async def due_for_expiry(
+    uow: UnitOfWork, now: datetime, limit: int, *, hold: timedelta = timedelta(0)
+) -> Sequence[SessionState]:
     """Up to `limit` open sessions past `expires_at` at `now`, oldest expiry first, whose
-    creation the broker appended no later than `now`.
+    creation the broker appended no later than `now`, or more than `hold` after it (a broker
+    whose clock is far ahead would otherwise hold the session for as long).
 
     The sweeper's `now` is its clock less the activity grace: a creation read before another
     of the same session appended earlier (a producer writes it to another partition, which the
@@ -99,7 +102,10 @@ async def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int) -> Sequence
     appended = sessions.c.creation_appended_at
     query = (
         select(sessions)
-        .where(unswept_condition(now), or_(appended.is_(None), appended <= now))
+        .where(
+            unswept_condition(now),
+            or_(appended.is_(None), appended <= now, appended > now + hold),
+        )
         .order_by(sessions.c.expires_at, sessions.c.tenant_id, sessions.c.session_id)
         .limit(limit)
     )

@@ -83,17 +83,27 @@ def valid_until(state: SessionState) -> datetime | None:
 
 
 def needs_revocation(before: SessionState | None, after: SessionState, now: datetime) -> bool:
-    """Whether gateways must learn of this termination: it is new and the session could be valid.
+    """Whether gateways must learn of this termination: it is new, or it now lasts longer, and
+    the session could be valid.
 
     "New" means the state just became terminated-and-known (a termination seen before the
-    creation is revoked once the creation arrives, since only then is the session's type known).
+    creation is revoked once the creation arrives, since only then is the session's type
+    known). "Lasts longer": a creation the broker appended earlier replaced the one the session
+    was ended under (`fold.apply_created`), and its policy holds the session valid later. A
+    forged creation read first, dated back with a policy of a second, would otherwise leave an
+    admin's termination unpublished for good: ended under it, nothing was valid to revoke, and
+    the real creation came to a session already terminated (a review, 2026-12-06). Gateways
+    and the registry's revocations keep the latest `valid_until` of a session's records.
     """
     if after.state != TERMINATED or not after.created:
         return False
-    if before is not None and before.state == TERMINATED and before.created:
-        return False
     until = valid_until(after)
-    return until is not None and until > now
+    if until is None or until <= now:
+        return False
+    if before is not None and before.state == TERMINATED and before.created:
+        earlier = valid_until(before)
+        return earlier is not None and until > earlier
+    return True
 
 
 def revocations() -> Callable[[SessionState], SessionRevoked]:

@@ -36,6 +36,7 @@ from session_registry.adapters.session_store import (
 )
 from session_registry.domain.fold import apply
 from session_registry.domain.lifecycle import expiry_event
+from session_registry.domain.state import AHEAD_OF_STORE
 from session_registry.service_layer.changes import Changes
 
 AUDIT_SWEEP_INTERVAL = timedelta(hours=1)
@@ -138,7 +139,12 @@ class Sweeper:
 
     async def _expire(self, uow: UnitOfWork, now: datetime) -> int:
         changes = Changes()
-        due = await due_for_expiry(uow, now - self._activity_grace, self._batch_size)
+        due = await due_for_expiry(
+            uow,
+            now - self._activity_grace,
+            self._batch_size,
+            hold=self._activity_grace + AHEAD_OF_STORE,
+        )
         for state in due:
             event = expiry_event(state)
             apply(state, event)

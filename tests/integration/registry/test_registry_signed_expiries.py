@@ -55,14 +55,20 @@ async def test_the_registry_signs_its_expiries_and_dead_letters_anyone_elses(
     db_url: str,
     tmp_path: Path,
 ) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)  # not NOW: `past_the_appends`
     registry = await start_registry(record_signing_keys=f"{KEY},{OLD_KEY}")
-    start = NOW - timedelta(hours=1)
-    await send(created("idle", at=start, idle_s=600), created("live"), created("other"))
+    start = now - timedelta(hours=1)
+    recent = now - timedelta(minutes=5)
+    await send(
+        created("idle", at=start, idle_s=600),
+        created("live", at=recent),
+        created("other", at=recent),
+    )
     await registry.wait_until_idle(30)
     # a producer allowed on the events topic expires two live sessions: one bare, one with a
     # signature of its own making
-    await send(expired("live", NOW - timedelta(minutes=1)))
-    forged = expired("other", NOW - timedelta(minutes=1))
+    await send(expired("live", now - timedelta(minutes=1)))
+    forged = expired("other", now - timedelta(minutes=1))
     key, value = record_key("acme", sid("other")), encode(forged)
     made_up = RecordSigner(["an-attackers-key-which-is-long-enough-too"]).headers(key, value)
     await send((key, value), headers=list(made_up))
@@ -97,7 +103,7 @@ async def test_the_registry_signs_its_expiries_and_dead_letters_anyone_elses(
     await send(
         TerminateSessions(
             command_id=uuid.uuid4(),
-            requested_at=NOW,
+            requested_at=now,
             tenant_id="acme",
             requested_by="admin-1",
             session_ids=[sid("live")],

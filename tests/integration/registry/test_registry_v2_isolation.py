@@ -658,3 +658,41 @@ async def test_a_creation_read_before_the_one_appended_first_is_not_expired_with
     assert (await sweeper.sweep(forged_at + grace)).expired == 1
     [row] = await h.rows(sessions, sessions.c.session_id == short)
     assert row.state == "expired"
+
+
+async def test_an_admins_termination_under_a_forged_creation_is_revoked_once_the_real_one_comes(
+    store: Store,
+) -> None:
+    """The admin ends the session while the forged creation read first is the session's: it
+    was valid a second, so there was nothing to revoke. The real creation (appended earlier)
+    replaces it, and the session could be valid for thirty days: the registry revokes it then
+    (before a review, 2026-12-06, a termination was revoked only when it was new, and the
+    gateways kept serving the session the admin ended)."""
+    h = Harness(store)
+    live = session_handle(A, "ended under a forged creation")
+    forged = created(A, live, at=T0 - timedelta(hours=1), max_s=1)
+    await h.ingest_appended((forged, T0 + timedelta(seconds=2)))
+    await h.ingest(command(A, [live]))
+    assert await published_revocations(store) == []  # nothing valid to revoke yet
+    await h.ingest_appended((created(A, live), T0 + timedelta(seconds=1)))
+    [(key, value)] = await published_revocations(store)
+    assert key == record_key(A, live) and value is not None
+    assert decode_revocation(value).valid_until == T0 + timedelta(days=30)
+    # the same creation again changes nothing: no second record
+    await h.ingest_appended((created(A, live), T0 + timedelta(seconds=3)))
+    assert len(await published_revocations(store)) == 1
+
+
+async def test_an_append_time_far_past_the_registrys_clock_holds_no_expiry(store: Store) -> None:
+    """A broker whose clock runs a year ahead stamps a creation a year ahead: the hold (the
+    grace past a creation's append) reaches no further than the grace and five minutes past
+    the registry's clock, so such a session is expired as any other."""
+    h = Harness(store)
+    grace = timedelta(seconds=120)
+    sweeper = Sweeper(store, TOPICS, activity_grace=grace)
+    skewed = session_handle(A, "stamped a year ahead")
+    short = created(A, skewed, at=T0, max_s=60)
+    await h.ingest_appended((short, T0 + timedelta(days=365)))
+    assert (await sweeper.sweep(T0 + timedelta(hours=1))).expired == 1
+    [row] = await h.rows(sessions, sessions.c.session_id == skewed)
+    assert row.state == "expired"
