@@ -219,8 +219,8 @@ class RegistryMetrics:
         self.creations_contested = Counter(
             "session_registry_creations_contested",
             "session.created records of sessions created otherwise (another time or policy): "
-            "a login service writes one a session; the earliest wins, so a forged one dated "
-            "earlier with a short policy has the registry expire a session the platform serves",
+            "a login service writes one a session; the one the broker appended first wins, "
+            "so someone else writes creations",
             registry=r,
         )
         self.corrupt_batches = Counter(

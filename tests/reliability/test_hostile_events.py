@@ -30,7 +30,7 @@ from hostile_support import (
     running,
     send_all,
 )
-from registry_helpers import NOW, created, read_topic
+from registry_helpers import NOW, created, fold_appended, read_topic
 from sqlalchemy import func, select
 
 from read_model.tables import applied_commands, sessions
@@ -49,8 +49,6 @@ from session_contracts.publisher import activity_event, created_event, terminate
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_PARTITION
 from session_registry.adapters.session_store import select_states
-from session_registry.domain.fold import apply
-from session_registry.domain.state import SessionState
 
 pytestmark = pytest.mark.kafka
 
@@ -214,11 +212,7 @@ async def test_hostile_events_are_applied_or_dead_lettered_and_the_consumer_goes
         kafka_bootstrap, topics, sent, decode_event, appended_times
     )
     # folded as the registry folds them: each creation with its append time (the first wins)
-    states: dict[tuple[str, str], SessionState] = {}
-    for event, appended in zip(valid, appended_times, strict=True):
-        key = (event.tenant_id, event.session_id)
-        state = states.setdefault(key, SessionState(tenant_id=key[0], session_id=key[1]))
-        apply(state, event, appended)
+    states = fold_appended(zip(valid, appended_times, strict=True))
     expected = {key: state.as_row() for key, state in states.items()}
     assert rows.keys() == expected.keys(), SEED
     for key, row in expected.items():

@@ -95,27 +95,30 @@ def _candidate(
     )
 
 
-def contests_creation(state: SessionState, event: SessionCreated) -> bool:
-    """Whether `event` is a creation of a session already created otherwise (another time,
-    policy or any other creation field): a login service writes one creation a session, and
-    sends it again only as it was. Such a record comes from someone else: where the broker
-    dates the records it loses to the creation appended first, but on a topic dated by its
-    producers the earliest wins, and one dated earlier with a short policy brings the deadline
-    forward, so the registry expires the session itself while the platform serves it (a
-    review, 2026-12-06)."""
-    return state.created_at is not None and _creation_fields(
-        _candidate(state, event, None)
-    ) != _creation_fields(state)
-
-
 def apply_created(
     state: SessionState, event: SessionCreated, appended: datetime | None = None
 ) -> SessionState:
     """Set the creation fields (the creation appended first wins, `_creation_key`) and count
     creation as activity. `appended`: when the broker appended the record (LogAppendTime),
     None when unknown."""
+    merge_created(state, event, appended)
+    return state
+
+
+def merge_created(
+    state: SessionState, event: SessionCreated, appended: datetime | None = None
+) -> bool:
+    """`apply_created`; return whether `event` contests the session's creation: a creation of
+    a session already created otherwise (another time, policy or any other creation field).
+    A login service writes one creation a session, and sends it again only as it was: such a
+    record comes from someone else. Where the broker dates the records it loses to the
+    creation appended first, but on a topic dated by its producers the earliest wins, and one
+    dated earlier with a short policy brings the deadline forward, so the registry expires the
+    session itself while the platform serves it (a review, 2026-12-06)."""
     candidate = _candidate(state, event, appended)
-    if state.created_at is None or _creation_key(candidate) < _creation_key(state):
+    created = state.created_at is not None
+    contested = created and _creation_fields(candidate) != _creation_fields(state)
+    if not created or _creation_key(candidate) < _creation_key(state):
         state.user_id = candidate.user_id
         state.user_name = candidate.user_name
         state.session_type = candidate.session_type
@@ -128,7 +131,7 @@ def apply_created(
         state.created_at = candidate.created_at
         state.creation_appended_at = appended
     _seen_activity(state, event.occurred_at, event.ip_address)
-    return state
+    return contested
 
 
 def apply_activity(state: SessionState, event: SessionActivity) -> SessionState:

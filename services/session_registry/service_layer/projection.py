@@ -23,7 +23,7 @@ from session_contracts.models import (
 from session_contracts.topics import Topics
 from session_contracts.tracing import RecordHeaders
 from session_registry.adapters.session_store import load_sessions
-from session_registry.domain.fold import FOLDS, apply_created, contests_creation, refresh
+from session_registry.domain.fold import FOLDS, merge_created, refresh
 from session_registry.domain.lifecycle import needs_revocation
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS, SessionState, compute_expires_at
 from session_registry.service_layer.changes import Changes
@@ -49,7 +49,7 @@ class Outcome:
     """`session.expired` records folded into an open session before its deadline by the facts
     the registry holds (`Projector._fold`): the registry writes none such."""
     creations_contested: int = 0
-    """`session.created` records of sessions created otherwise (`fold.contests_creation`)."""
+    """`session.created` records of sessions created otherwise (`fold.merge_created`)."""
 
 
 class Projector:
@@ -126,7 +126,7 @@ class Projector:
         appended: Mapping[int, datetime],
     ) -> None:
         """Merge the events into their rows; count in `outcome` the `session.expired` not due
-        (`_not_due`) and the creations contested (`fold.contests_creation`)."""
+        (`_not_due`) and the creations contested (`fold.merge_created`)."""
         keys = {(event.tenant_id, event.session_id) for event in events}
         not_due: list[SessionExpired] = []
         contested: list[SessionCreated] = []
@@ -140,9 +140,8 @@ class Projector:
                 state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
             kind = event.type
             if type(event) is SessionCreated:
-                if contests_creation(state, event):
+                if merge_created(state, event, appended.get(index)):
                     contested.append(event)
-                apply_created(state, event, appended.get(index))
             else:
                 if type(event) is SessionExpired and _not_due(state, event):
                     not_due.append(event)

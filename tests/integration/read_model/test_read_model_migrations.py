@@ -172,40 +172,47 @@ async def test_revision_0201_turns_v1_ids_into_the_handles_gateways_derive(db_ur
     assert targets == [{"session_ids": expected}, {"session_ids": expected}]
 
 
+async def _rows_after_upgrade(
+    db_url: str, revision: str, written: list[tuple[Any, dict[str, Any]]], read: Any
+) -> list[Any]:
+    """The rows of `read` after writing `written` ((table, values) in order) at `revision`,
+    then upgrading to the head."""
+    from sqlalchemy import insert, select
+
+    await upgrade_schema(db_url, revision=revision)
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            for table, values in written:
+                await conn.execute(insert(table).values(**values))
+        await upgrade_schema(db_url)
+        async with engine.connect() as conn:
+            return list((await conn.execute(select(read))).all())
+    finally:
+        await engine.dispose()
+
+
 async def test_revision_1301_adds_the_record_fields_and_rewrites_no_row(db_url: str) -> None:
     """The three columns come NULL in the rows already there: no backfill, which on
     PostgreSQL would rewrite every revocation under the lock `ADD COLUMN` takes while the
     running registry's revocations wait (the revocation guard reads a bare row's session)."""
     from datetime import UTC, datetime
 
-    from sqlalchemy import insert, select
-
     from read_model.tables import revocations, sessions
 
     at = datetime(2030, 1, 1, tzinfo=UTC)
-    await upgrade_schema(db_url, revision="1201_term_keys")
-    engine = make_engine(db_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                insert(sessions).values(
-                    tenant_id="acme",
-                    session_id="ended",
-                    state="terminated",
-                    session_type="mobile",
-                    created_at=at,
-                    ended_at=at,
-                    end_reason="admin",
-                )
-            )
-            await conn.execute(
-                insert(revocations).values(tenant_id="acme", session_id="ended", valid_until=at)
-            )
-        await upgrade_schema(db_url)
-        async with engine.connect() as conn:
-            [row] = (await conn.execute(select(revocations))).all()
-    finally:
-        await engine.dispose()
+    ended = {
+        "tenant_id": "acme",
+        "session_id": "ended",
+        "state": "terminated",
+        "session_type": "mobile",
+        "created_at": at,
+        "ended_at": at,
+        "end_reason": "admin",
+    }
+    revoked = {"tenant_id": "acme", "session_id": "ended", "valid_until": at}
+    written = [(sessions, ended), (revocations, revoked)]
+    [row] = await _rows_after_upgrade(db_url, "1201_term_keys", written, revocations)
     assert (row.tenant_id, row.session_id, row.valid_until.replace(tzinfo=UTC)) == (
         "acme",
         "ended",
@@ -222,29 +229,18 @@ async def test_revision_1401_adds_the_creation_append_time_and_rewrites_no_row(
     lock `ADD COLUMN` takes on PostgreSQL."""
     from datetime import UTC, datetime
 
-    from sqlalchemy import insert, select
-
     from read_model.tables import sessions
 
     at = datetime(2030, 1, 1, tzinfo=UTC)
-    await upgrade_schema(db_url, revision="1301_revocation_records")
-    engine = make_engine(db_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                insert(sessions).values(
-                    tenant_id="acme",
-                    session_id="open",
-                    user_id="u1",
-                    session_type="browser",
-                    created_at=at,
-                    max_session_seconds=60,
-                )
-            )
-        await upgrade_schema(db_url)
-        async with engine.connect() as conn:
-            [row] = (await conn.execute(select(sessions))).all()
-    finally:
-        await engine.dispose()
+    opened = {
+        "tenant_id": "acme",
+        "session_id": "open",
+        "user_id": "u1",
+        "session_type": "browser",
+        "created_at": at,
+        "max_session_seconds": 60,
+    }
+    written = [(sessions, opened)]
+    [row] = await _rows_after_upgrade(db_url, "1301_revocation_records", written, sessions)
     assert (row.session_id, row.user_id, row.created_at.replace(tzinfo=UTC)) == ("open", "u1", at)
     assert (row.max_session_seconds, row.creation_appended_at) == (60, None)

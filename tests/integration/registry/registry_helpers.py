@@ -28,6 +28,7 @@ from session_contracts.models import (
     ExpiryReason,
     SessionActivity,
     SessionCreated,
+    SessionEvent,
     SessionExpired,
     SessionPolicy,
     SessionTerminated,
@@ -212,14 +213,20 @@ def fold_records(
     """An independent fold of events records (aiokafka's), per session in the order given, as
     the registry folds them: each creation with the time the broker appended it (the first
     appended wins). With `until`, each state refreshed as stored then."""
+    return fold_appended(((decode_event(r.value), append_time(r)) for r in log), until)
+
+
+def fold_appended(
+    events: Iterable[tuple[SessionEvent, datetime | None]], until: datetime | None = None
+) -> dict[tuple[str, str], SessionState]:
+    """`fold_records` of events already decoded, each with its record's append time."""
     states: dict[tuple[str, str], SessionState] = {}
-    for record in log:
-        event = decode_event(record.value)
+    for event, appended in events:
         key = (event.tenant_id, event.session_id)
         state = states.get(key)
         if state is None:
             state = states[key] = SessionState(tenant_id=key[0], session_id=key[1])
-        apply(state, event, append_time(record))
+        apply(state, event, appended)
     if until is not None:
         for state in states.values():
             refresh(state, ACTIVITY_ONLY_SECONDS, until)
