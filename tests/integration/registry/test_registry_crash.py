@@ -202,6 +202,9 @@ async def test_sigkill_at_random_moments_then_equal_to_a_rebuild(
         "SESSIONS_CONSUMER_GROUP": group,
         "SESSIONS_GROUP_INSTANCE_ID": f"{group}-0",  # a restart takes its partitions back at once
         "SESSIONS_SWEEP_INTERVAL_SECONDS": "0.5",
+        # The sweeper holds a creation the grace past its append (`due_for_expiry`): with the
+        # default 120 s, extras appended at the stream's end could outlast the wait below
+        "SESSIONS_ACTIVITY_GRACE_SECONDS": "1",
         "SESSIONS_REGISTRY_HTTP_PORT": "0",  # any free port: tests run side by side
         "SESSIONS_BATCH_MAX_RECORDS": "5000",
     }
