@@ -128,7 +128,9 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
 class LogSettings(BaseSettings):
     """How a process logs (env `SESSIONS_LOG_FORMAT`, `SESSIONS_LOG_LEVEL`), read at its start."""
 
-    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SESSIONS_", extra="ignore", hide_input_in_errors=True
+    )
 
     log_format: Literal["text", "json"] = Field(
         default="text",

@@ -25,7 +25,12 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 class KafkaSettings(BaseSettings):
     """Base of each service's settings class (env prefix `SESSIONS_`)."""
 
-    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore", validate_by_name=True)
+    # hide_input_in_errors: a refusal echoed the values read (a model validator's error carries
+    # every setting read, cut to its ends: the last one, a password or a key, showed whole;
+    # found by a review, 2026-12-06)
+    model_config = SettingsConfigDict(
+        env_prefix="SESSIONS_", extra="ignore", validate_by_name=True, hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",

@@ -36,7 +36,11 @@ TRACER = "session_control"
 class TracingSettings(BaseSettings):
     """Where spans go (env `SESSIONS_OTLP_ENDPOINT`); unset: tracing stays off."""
 
-    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SESSIONS_",
+        extra="ignore",
+        hide_input_in_errors=True,  # a URL's userinfo
+    )
 
     otlp_endpoint: str | None = Field(
         default=None,

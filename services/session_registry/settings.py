@@ -216,8 +216,8 @@ class RegistrySettings(KafkaSettings):
 
     @model_validator(mode="after")
     def _signing(self) -> Self:
-        # after the fields are read, so an error never echoes the keys' raw text (a field
-        # validator's error carries its input: found by a review)
+        # after the fields are read, so an error names the key by its place, never its text
+        # (no error echoes what was read: `KafkaSettings.model_config`)
         keys, since = self.record_signing_keys, self.record_signing_since
         if keys is None:
             if since is not None:

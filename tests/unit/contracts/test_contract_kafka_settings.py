@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from pathlib import Path
 
@@ -180,3 +181,48 @@ async def test_no_secret_in_repr_dump_description_or_logs(
         assert SECRET not in text and key_password not in text, text
     assert "registry" in kafka.describe() and "SASL_PLAINTEXT" in kafka.describe()
     assert "ConnectionRefusedError" in str(await connection_failure(kafka))
+
+
+SECRETS_READ = {
+    RegistrySettings: [
+        "SESSIONS_DATABASE_URL",
+        "SESSIONS_RECORD_SIGNING_KEYS",
+        "SESSIONS_KAFKA_SASL_PASSWORD",
+        "SESSIONS_KAFKA_SSL_KEY_PASSWORD",
+    ],
+    AdminApiSettings: [
+        "SESSIONS_DATABASE_URL",
+        "SESSIONS_JWT_SECRET",
+        "SESSIONS_JWT_SECRETS",
+        "SESSIONS_CURSOR_SECRET",
+        "SESSIONS_CURSOR_SECRETS",
+        "SESSIONS_KAFKA_SASL_PASSWORD",
+    ],
+    GatewaySettings: ["SESSIONS_KAFKA_SASL_PASSWORD", "SESSIONS_KAFKA_SSL_KEY_PASSWORD"],
+}
+
+
+@pytest.mark.parametrize(
+    ("settings_class", "variable"),
+    [(cls, variable) for cls, variables in SECRETS_READ.items() for variable in variables],
+    ids=lambda v: getattr(v, "__name__", v),
+)
+def test_a_refused_setting_shows_nothing_it_read(
+    settings_class: type[KafkaSettings], variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal names the setting, never a value read: a model validator's error carried
+    every setting read, cut to its ends, so the last one read (a password, a signing key, a
+    database URL with its password) showed whole in the CLI's and the services' output."""
+    for name in list(os.environ):
+        if name.startswith("SESSIONS_") or name == "KAFKA_BOOTSTRAP_SERVERS":
+            monkeypatch.delenv(name)
+    secret = "Hunter2-" + "q" * 24 + "-tail"
+    value = f"postgresql+asyncpg://u:{secret}@db/sessions" if "URL" in variable else secret
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("SESSIONS_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")  # no user: refused
+    with pytest.raises(ValidationError, match="needs kafka_sasl_username") as refused:
+        settings_class(_env_file=None)
+    shown = str(refused.value)
+    # no six characters of the secret in a row (the error cut the values to their ends)
+    pieces = {secret[i : i + 6] for i in range(len(secret) - 5)}
+    assert not [piece for piece in pieces if piece in shown], shown
