@@ -19,6 +19,7 @@ in `applied_commands`) is not sent again.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from read_model.database import make_engine, schema_of
 from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_command, decode_event
 from session_contracts.codec import encode as encode_message
 from session_contracts.escaping import escape_reason
-from session_contracts.handles import record_key, split_record_key
+from session_contracts.handles import TENANT_ID, is_handle, record_key, split_record_key
 from session_contracts.kafka_clients import new_consumer, new_producer, stop_consumer
 from session_contracts.models import SCHEMA_VERSION, SessionEvent, TerminateSessions
 from session_contracts.redaction import redact_url
@@ -201,6 +202,22 @@ def _peek(value: bytes | None) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
+def _tenant_of_key(key: bytes | None) -> str | None:
+    """The tenant a contract key names: `<tenant>/<handle>` (an event's), `<tenant>/<command
+    id>` (a command's); None for any other. A v1 key is the session's credential, and what it
+    holds before a `/` is a piece of it, never a tenant to show (found by a review)."""
+    parts = split_record_key(key)
+    if parts is None or not TENANT_ID.fullmatch(parts[0]):
+        return None
+    tenant, rest = parts
+    if is_handle(rest):
+        return tenant
+    try:
+        return tenant if str(uuid.UUID(rest)) == rest else None
+    except ValueError:
+        return None
+
+
 def read_letter(record: Any) -> Letter:
     """A dead letter from a consumed record of the DLQ topic."""
     headers = dlq.copied_headers(record.headers)
@@ -217,8 +234,7 @@ def read_letter(record: Any) -> Letter:
         payload.get("schema_version"),
     )
     if not isinstance(tenant, str):
-        split = split_record_key(record.key)
-        tenant = split[0] if split else None
+        tenant = _tenant_of_key(record.key)
     return Letter(
         partition=record.partition,
         offset=record.offset,

@@ -112,8 +112,15 @@ def test_a_dead_letter_is_read_from_its_headers_and_leniently_from_its_body() ->
         SCHEMA_VERSION,
     )
     assert letter.consumer == "registry-a" and letter.timestamp == AT
-    broken = read_letter(_record(b"\xff{", b"beta/x", "malformed JSON"))
+    handle = session_handle("beta", "a-credential")
+    broken = read_letter(_record(b"\xff{", f"beta/{handle}".encode(), "malformed JSON"))
     assert (broken.type, broken.tenant_id, broken.schema_version) == (None, "beta", None)
+    command = read_letter(_record(b"\xff{", record_key("beta", str(uuid.uuid4())), "x"))
+    assert command.tenant_id == "beta"
+    # a v1 key is the credential: its part before a `/` is never shown as the tenant
+    v1 = b"Qk9CU0VDUkVUQ1JFREVOVElBTA/AAAAxyz+9=="
+    assert read_letter(_record(b"\xff{", v1, "malformed JSON")).tenant_id is None
+    assert read_letter(_record(b"\xff{", b"beta/x", "malformed JSON")).tenant_id is None
     odd = read_letter(_record(b'{"type": 5, "schema_version": true}', None, "x"))
     assert (odd.type, odd.tenant_id, odd.schema_version) == (None, None, None)
 
