@@ -213,7 +213,10 @@ class PostgresStore(Store):
         return ("postgresql", *row)
 
     async def replace_with(self, rebuilt: Store, stamp: str) -> str:
-        """Rename the databases: this one to a backup, the rebuilt one to this one's name."""
+        """Rename the databases: this one to a backup, the rebuilt one to this one's name, in
+        one transaction. In autocommit, a second rename refused (anyone connected to the rebuilt
+        database) left nothing under the live name: the services could not start (found by a
+        review, 2026-12-06); now both are undone together."""
         if not isinstance(rebuilt, PostgresStore):
             raise ValueError("both databases must be on the same backend to swap")
         live_name = make_url(self.url).database
@@ -222,8 +225,7 @@ class PostgresStore(Store):
         maintenance = make_url(self.url).set(database="postgres")
         server = PostgresStore(maintenance.render_as_string(hide_password=False))
         try:
-            async with server.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with server.engine.begin() as conn:
                 await conn.execute(text(f'ALTER DATABASE "{live_name}" RENAME TO "{backup_name}"'))
                 await conn.execute(text(f'ALTER DATABASE "{rebuilt_name}" RENAME TO "{live_name}"'))
         finally:

@@ -208,14 +208,30 @@ class SqliteStore(Store):
 
 
 def _swap_files(live: Path, rebuilt: Path, stamp: str) -> str:
+    """Move the live file and its `-wal`/`-shm` to a backup, the rebuilt file into place.
+
+    A rename across file systems fails (EXDEV): one rebuilt under /tmp is refused before
+    anything moves, and a move that fails midway puts back what it moved, so the live name
+    never ends up empty (the next start would create an empty database there; found by a
+    review, 2026-12-06)."""
     backup = live.with_name(f"{live.name}.{stamp}.bak")
-    if live.exists():
-        os.replace(live, backup)
-    for suffix in ("-wal", "-shm"):
-        stale = Path(f"{live}{suffix}")
-        if stale.exists():
-            os.replace(stale, Path(f"{backup}{suffix}"))
-    os.replace(rebuilt, live)
+    if rebuilt.stat().st_dev != live.parent.stat().st_dev:
+        raise OSError(
+            f"the rebuilt database {rebuilt} is on another file system than {live}: rebuild "
+            f"into the live database's folder to swap (nothing was moved)"
+        )
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            current = Path(f"{live}{suffix}")
+            if current.exists():
+                os.replace(current, Path(f"{backup}{suffix}"))
+                moved.append((current, Path(f"{backup}{suffix}")))
+        os.replace(rebuilt, live)
+    except OSError:
+        for before, after in reversed(moved):
+            os.replace(after, before)
+        raise
     return str(backup)
 
 

@@ -15,17 +15,20 @@ from typing import Annotated
 
 import typer
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from read_model.database import open_store, schema_of, standing_at, upgrade_schema
 from read_model.revisions import SchemaBehind
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
+from session_registry.adapters.group_members import group_members
 from session_registry.bootstrap import Registry
 from session_registry.entrypoints import sre_cli
 from session_registry.entrypoints.cli_options import JSON_HELP, moment, refuse
 from session_registry.entrypoints.progress import progress, shows_progress
 from session_registry.runtime import tune_gc
+from session_registry.service_layer.position_tools import RegistryRunning
 from session_registry.service_layer.rebuild import RebuildReport
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
 from session_registry.service_layer.status import (
@@ -176,6 +179,8 @@ def rebuild(
             err=True,
         )
         raise typer.Exit(2)
+    if swap_in:
+        _refuse_while_running(settings, "are connected")
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
 
     async def replaying() -> RebuildReport:
@@ -223,14 +228,33 @@ def rebuild(
             + ("" if cut is None else f", as of {cut.isoformat()}")
         )
     if swap_in:
+        # a registry started during the replay would write on after the carry-over's copy
+        _refuse_while_running(settings, "joined during the replay; nothing was swapped")
         copied = asyncio.run(
             carry_over(
                 settings.database_url, into, settings.topics, settings.consumer_group, report
             )
         )
         typer.echo("carried over: " + ", ".join(f"{k} {v}" for k, v in sorted(copied.items())))
-        backup = asyncio.run(swap(settings.database_url, into))
+        try:
+            backup = asyncio.run(swap(settings.database_url, into))
+        except (OSError, DBAPIError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            refuse(
+                f"swap refused, the live database {redact_url(settings.database_url)} is "
+                f"unchanged and the rebuilt one is at {redact_url(into)}: {first}",
+                1,
+            )
         typer.echo(f"swapped in; the previous database is now {backup}")
+
+
+def _refuse_while_running(settings: RegistrySettings, when: str) -> None:
+    """Exit 3 while a member of the live registry's consumer group is connected: a running
+    registry (and the admin API beside it) writes on to the database the swap moves away, and
+    what it writes after the carry-over's copy is lost (found by a review, 2026-12-06)."""
+    members = asyncio.run(group_members(settings, settings.consumer_group))
+    if members:
+        refuse(f"--swap refused: {RegistryRunning(settings.consumer_group, members, when)}", 3)
 
 
 # the SRE tools (docs/operations.md, the SRE runbook)

@@ -11,10 +11,11 @@ and that ends a session the gateways must refuse (a logout; the late creation of
 admin had already terminated by id) was revoked by nobody: the live registry resumes past it.
 Until 2026-12-06 such a session stayed valid at every gateway (found by a review). The swap now
 revokes, through the outbox, every terminated session of the rebuilt database that could still
-be valid and has no revocation the live registry wrote (`revoke_what_the_log_ended`); the live
-registry sends them at its start.
+be valid and has no revocation the live registry wrote, or one ending before the session could
+(`revoke_what_the_log_ended`); the live registry sends them at its start.
 
-Stop the registry (and on PostgreSQL anything else connected) before swapping.
+Stop the registry (and on PostgreSQL anything else connected) before swapping: the CLI refuses
+while a member of its consumer group is connected.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, exists, insert, select, tuple_
+from sqlalchemy import and_, delete, insert, select, tuple_
 
 from read_model.active import TERMINATED
 from read_model.database import open_store
@@ -95,19 +96,38 @@ async def carry_over(
 
 async def revoke_what_the_log_ended(uow: UnitOfWork, topics: Topics, now: datetime) -> int:
     """Queue a revocation (row and outbox record) for every created, terminated session that
-    could still be valid at `now` and has no revocation row; return how many.
+    could still be valid at `now` and whose revocation row, if any, ends before it could;
+    return how many.
+
+    A row that ends earlier was written under another creation: one forged, read first from
+    another partition, dated back with a short policy, which the replay, reading every
+    partition, replaced by the creation the broker appended first. The live registry, resumed
+    past that creation, would never revoke it again, and the sweeper's tombstone at the row's
+    `valid_until` would let the session back in at every gateway (a review, 2026-12-06). The
+    revocations upsert keeps the later `valid_until`.
 
     Terminated sessions are kept for `SESSIONS_ENDED_RETENTION_DAYS`, most long past their
     `valid_until` (their revocations tombstoned and deleted): only the times are read of them,
     a chunk at a time, and the rows of the few still valid."""
     _s, _r = sessions.c, revocations.c
-    unrevoked = select(_s.tenant_id, _s.session_id, _s.created_at, _s.max_session_seconds).where(
-        _s.state == TERMINATED,
-        _s.created_at.is_not(None),
-        ~exists().where(and_(_r.tenant_id == _s.tenant_id, _r.session_id == _s.session_id)),
+    ended = (
+        select(
+            _s.tenant_id,
+            _s.session_id,
+            _s.created_at,
+            _s.max_session_seconds,
+            _r.valid_until.label("revoked_until"),
+        )
+        .select_from(
+            sessions.outerjoin(
+                revocations,
+                and_(_r.tenant_id == _s.tenant_id, _r.session_id == _s.session_id),
+            )
+        )
+        .where(_s.state == TERMINATED, _s.created_at.is_not(None))
     )
     due: list[tuple[str, str]] = []
-    async for row in await uow.conn.stream(unrevoked):
+    async for row in await uow.conn.stream(ended):
         times = SessionState(
             tenant_id=row.tenant_id,
             session_id=row.session_id,
@@ -115,7 +135,9 @@ async def revoke_what_the_log_ended(uow: UnitOfWork, topics: Topics, now: dateti
             max_session_seconds=row.max_session_seconds,
         )
         until = valid_until(times)
-        if until is not None and until > now:
+        if until is None or until <= now:
+            continue
+        if row.revoked_until is None or as_utc(row.revoked_until) < until:
             due.append(times.key)
     changes = Changes()
     for start in range(0, len(due), _REVOKED_PER_READ):

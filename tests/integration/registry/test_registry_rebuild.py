@@ -26,13 +26,14 @@ from registry_helpers import (
     table_rows,
 )
 from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
 
 from fresh_topics import connection
-from read_model.database import open_store, upgrade_schema
-from read_model.tables import applied_commands, outbox, session_history, sessions
+from read_model.database import open_store, schema_of, upgrade_schema
+from read_model.tables import applied_commands, outbox, revocations, session_history, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.handles import record_key
-from session_contracts.models import SessionFilter, TerminateSessions
+from session_contracts.models import SessionFilter, TerminateSessions, as_utc
 from session_contracts.topics import Topics
 from session_registry.adapters.session_store import save_sessions, state_from_row
 from session_registry.domain.state import SessionState
@@ -141,8 +142,6 @@ async def test_cli_rebuild_swap_and_status(
     await send(command)
     await registry.wait_until_idle(30)
     before = await read_model(live_url)
-    await registry.stop()
-
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -150,6 +149,15 @@ async def test_cli_rebuild_swap_and_status(
         "SESSIONS_DATABASE_URL": live_url,
         "SESSIONS_CONSUMER_GROUP": group,
     }
+    # while the registry runs it would write on to the file the swap moves away: refused
+    early = tmp_path / "early.db"
+    running = await registry_cli(
+        env, "rebuild", "--into", f"sqlite+aiosqlite:///{early}", "--swap", status=3
+    )
+    assert "--swap refused" in running.stderr and "are connected" in running.stderr
+    assert not _files(tmp_path, "early.db*") and not _files(tmp_path, "live.db.*.bak")
+    await registry.stop()
+
     status = (await registry_cli(env, "status")).stdout
     assert f"consumer {group}" in status and "total lag 0" in status
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
@@ -283,3 +291,159 @@ async def test_the_revocations_a_swap_queues_follow_the_copied_outbox(
         assert len({row["id"] for row in rows}) == 6
     finally:
         await drop()
+
+
+async def test_a_swap_revokes_again_a_session_the_replay_holds_valid_longer(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The live registry ended a session under a forged creation it read first (a policy of
+    ten minutes): its revocation ends then. The replay, reading every partition, keeps the
+    creation the broker appended first (thirty days). The live registry resumes past that
+    creation and would never revoke the session again; the sweeper's tombstone in ten minutes
+    would let it back in at every gateway. The swap revokes it again, lasting as long as the
+    rebuilt session could be valid (a review, 2026-12-06); one whose revocation lasts as long
+    is left alone."""
+    rebuilt, drop = await sibling_database(db_url, tmp_path)
+    try:
+        await upgrade_schema(db_url)
+        await upgrade_schema(rebuilt)
+        now = datetime.now(UTC)
+        created_at = now - timedelta(minutes=5)
+        month = 30 * 86400
+        short, whole = sid("forged-first"), sid("revoked-whole")
+        live = open_store(db_url)
+        try:
+            async with live.engine.begin() as conn:
+                for session_id, until in [
+                    (short, created_at + timedelta(minutes=10)),  # under the forged policy
+                    (whole, created_at + timedelta(seconds=month)),
+                ]:
+                    await conn.execute(
+                        insert(revocations).values(
+                            tenant_id="acme",
+                            session_id=session_id,
+                            valid_until=until,
+                            session_type="browser",
+                            revoked_at=now,
+                            reason="admin",
+                        )
+                    )
+        finally:
+            await live.dispose()
+        ended = [
+            SessionState(
+                tenant_id="acme",
+                session_id=session_id,
+                user_id="u1",
+                session_type="browser",
+                max_session_seconds=month,
+                idle_timeout_seconds=3600,
+                created_at=created_at,
+                last_activity_at=created_at,
+                expires_at=created_at + timedelta(hours=1),
+                state="terminated",
+                ended_at=now,
+                end_reason="admin",
+            )
+            for session_id in (short, whole)
+        ]
+        store = open_store(rebuilt)
+        try:
+            await UnitOfWork(store).run(lambda uow: save_sessions(uow, ended))
+        finally:
+            await store.dispose()
+        report = RebuildReport(
+            consumer="r", events=0, dead_letters=0, sessions=2, history=0, seconds=1.0, positions={}
+        )
+        copied = await carry_over(db_url, rebuilt, Topics(), "registry", report, now)
+        assert copied["revoked"] == 1
+        rows = {
+            row["session_id"]: row["valid_until"]
+            for row in await table_rows(rebuilt, revocations, [revocations.c.session_id])
+        }
+        month_after = created_at + timedelta(seconds=month)
+        assert {k: as_utc(v) for k, v in rows.items()} == {short: month_after, whole: month_after}
+        queued = await table_rows(rebuilt, outbox, [outbox.c.id])
+        assert [row["key"] for row in queued] == [record_key("acme", short)]
+    finally:
+        await drop()
+
+
+async def test_a_swap_that_cannot_finish_leaves_the_live_database_under_its_name(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL renamed the live database away, then was refused the rebuilt one's rename
+    (someone connected to it: an SRE's `diff --other`): nothing was left under the live name
+    and no service could start. SQLite moved the live file away, then could not move the
+    rebuilt one in. Now both renames are one transaction, and the files moved are put back
+    (found by a review, 2026-12-06)."""
+    rebuilt, drop = await sibling_database(db_url, tmp_path)
+    try:
+        await upgrade_schema(db_url)
+        await upgrade_schema(rebuilt)
+        live, other = open_store(db_url), open_store(rebuilt)
+        try:
+            if db_url.startswith("sqlite"):
+                real_replace = os.replace
+                rebuilt_file = rebuilt.partition(":///")[2]
+
+                def refused_into_place(source: Any, target: Any) -> None:
+                    if str(source) == rebuilt_file:
+                        raise OSError(18, "Invalid cross-device link")
+                    real_replace(source, target)
+
+                monkeypatch.setattr(os, "replace", refused_into_place)
+                with pytest.raises(OSError, match="cross-device"):
+                    await live.replace_with(other, "20991231000000")
+                monkeypatch.undo()
+                assert not _files(tmp_path, "*.bak*")
+            else:
+                holder = await other.engine.connect()  # e.g. `diff --other REBUILT` left open
+                try:
+                    with pytest.raises(DBAPIError, match="accessed by other users"):
+                        await live.replace_with(other, "20991231000000")
+                finally:
+                    await holder.close()
+        finally:
+            await live.dispose()
+            await other.dispose()
+        # the live database is where it was, with its read model
+        assert await schema_of(db_url) is not None and await schema_of(rebuilt) is not None
+    finally:
+        await drop()
+
+
+async def test_a_sqlite_database_rebuilt_on_another_file_system_is_refused_before_anything_moves(
+    tmp_path: Path,
+) -> None:
+    """`os.replace` cannot cross file systems: the rebuilt file under /dev/shm (tmpfs) is
+    refused before the live file is moved."""
+    shm = Path("/dev/shm")
+    if not _apart(shm, tmp_path):
+        pytest.fail("the test needs /dev/shm on a file system of its own (tmpfs)")
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    elsewhere = shm / f"rebuilt-{uuid.uuid4().hex[:8]}.db"
+    rebuilt_url = f"sqlite+aiosqlite:///{elsewhere}"
+    try:
+        await upgrade_schema(live_url)
+        await upgrade_schema(rebuilt_url)
+        live, other = open_store(live_url), open_store(rebuilt_url)
+        try:
+            with pytest.raises(OSError, match="another file system"):
+                await live.replace_with(other, "20991231000000")
+        finally:
+            await live.dispose()
+            await other.dispose()
+        assert _files(tmp_path, "live.db") and not _files(tmp_path, "*.bak*")
+    finally:
+        for leftover in _files(shm, f"{elsewhere.name}*"):
+            leftover.unlink()
+
+
+def _files(folder: Path, pattern: str) -> list[Path]:
+    return list(folder.glob(pattern))
+
+
+def _apart(folder: Path, other: Path) -> bool:
+    """Whether `folder` is a folder on another file system than `other`."""
+    return folder.is_dir() and folder.stat().st_dev != other.stat().st_dev
