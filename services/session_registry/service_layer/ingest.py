@@ -221,6 +221,12 @@ class Ingestor:
         self._clock = clock
         self._commands_topic = projector.topics.commands
         self._told_producer_dated = False
+        self._letters_sent: set[tuple[str, int, int]] = set()
+        """Where the dead letters sent whose positions are not committed yet came from: a
+        transaction run again (a lock, a deadlock, a commit refused, a batch applied again by
+        halves or re-read from its stored positions) sends none of them twice (found by a
+        review, 2026-12-06). Forgotten once a transaction reads its partition's stored
+        position past them; a crash between the send and the commit still sends one again."""
 
     def decode(self, batch: Mapping[Any, Sequence[Record]]) -> dict[TopicPartitionKey, Decoded]:
         """Decode every record; a bad one becomes a dead letter in its place."""
@@ -374,6 +380,12 @@ class Ingestor:
         positions: dict[TopicPartitionKey, int] = {}
         dated_ahead = 0
         producer_dated: bool | None = None
+        if self._letters_sent:
+            self._letters_sent = {
+                (topic, partition, offset)
+                for topic, partition, offset in self._letters_sent
+                if offset >= stored.get((topic, partition), 0)
+            }
         for tp, part in decoded.items():
             start = stored.get(tp, 0)
             dated_ahead += sum(1 for offset in part.dated_ahead if offset >= start)
@@ -419,11 +431,17 @@ class Ingestor:
         outcome = await self._projector.apply(
             uow, events, commands, self._clock(), command_headers, command_origins, appended
         )
-        if letters:
+        unsent = [
+            letter
+            for letter in letters
+            if (letter.topic, letter.partition, letter.offset) not in self._letters_sent
+        ]
+        if unsent:
             # durable on the DLQ before the position moves past them; sent once the rest of
             # the batch has been applied, so a batch the database refuses (applied again by
             # halves, `_isolate`) has sent none of them
-            await self._dead_letters.send(letters)
+            await self._dead_letters.send(unsent)
+            self._letters_sent.update((u.topic, u.partition, u.offset) for u in unsent)
         await save_positions(uow, self._consumer, positions)
         return IngestOutcome(
             **vars(outcome),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import uuid
 import zlib
 from collections import Counter
@@ -34,6 +35,7 @@ from hotloop_fakes import (
     stored_positions,
 )
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from read_model.store import Store
@@ -51,7 +53,9 @@ from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_records import LOG_APPEND_TIME
 from session_contracts.models import SessionPolicy, SessionRevoked, SessionType, TerminateSessions
 from session_contracts.publisher import created_event
+from session_registry.adapters.positions import save_positions
 from session_registry.metrics import RegistryMetrics, reason_class
+from session_registry.service_layer import ingest as ingest_module
 from session_registry.service_layer.ingest import NOTICED_AHEAD, Ingestor
 from session_registry.service_layer.projection import Outcome, Projector
 from session_registry.workload import Workload
@@ -572,3 +576,38 @@ async def test_an_error_of_the_network_or_the_database_is_waited_out_not_dead_le
         with pytest.raises(type(error)):
             await ingestor.ingest(batch_of([record]))
         assert letters.sent == [] and await stored_positions(engine, "fussy") == {}
+
+
+async def test_a_transaction_run_again_sends_its_dead_letters_once(
+    engine: AsyncEngine, ingestor: RecordingIngestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dead letters are sent inside the batch's transaction, before its positions are
+    stored; a transaction run again (the SQLite lock held by another writer, a PostgreSQL
+    deadlock) sent them again: duplicates on the DLQ (found by a review, 2026-12-06). The
+    batch re-read after a failure that reached the caller sends none again either."""
+    real = save_positions
+    failures = [
+        OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked")),
+        OSError("the database went away"),  # not retried: the caller re-reads the batch
+    ]
+
+    async def refused_first(*args: Any) -> None:
+        if failures:
+            raise failures.pop(0)
+        await real(*args)
+
+    monkeypatch.setattr(ingest_module, "save_positions", refused_first)
+    log, written = synthetic(sessions=3)
+    bad = log.append(TOPICS.commands, 0, b'{"not": "a command"}', b"acme/x")
+    with pytest.raises(OSError, match="went away"):
+        await ingestor.ingest(batch_of([*written, bad]))
+    assert len(ingestor.dead_letters.sent) == 1  # the lock's retry sent none again
+    await ingestor.ingest(batch_of([*written, bad]))
+    assert [(d.topic, d.offset) for d in ingestor.dead_letters.sent] == [(TOPICS.commands, 0)]
+    assert await stored_positions(engine) == log.ends()
+    # applied and committed: a later batch of the partition forgets it
+    nothing = log.append(TOPICS.commands, 0, b"also not json", b"acme/y")
+    await ingestor.ingest(batch_of([nothing]))
+    assert len(ingestor.dead_letters.sent) == 2 and ingestor._letters_sent == {
+        (TOPICS.commands, 0, nothing.offset)
+    }
