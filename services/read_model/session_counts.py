@@ -10,6 +10,7 @@ per session. Every other filter, and every filter on SQLite, is counted row by r
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import ColumnElement, and_, func, literal, select
@@ -35,14 +36,16 @@ def types_only(filter: SessionFilter | FilterShape) -> list[str] | None:
 
 
 def rows_counted(
-    filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
+    filter: SessionFilter | FilterShape,
+    tenant_id: TenantRef,
+    now: Moment,
+    policies_at: datetime | None = None,
 ) -> ColumnElement[int]:
     """How many of the tenant's sessions active at `now` match `filter` (its values, or
-    parameters of its shape: `filter_clause`), row by row (a scalar subquery)."""
-    counted = (
-        select(func.count()).select_from(sessions).where(filter_clause(filter, tenant_id, now))
-    )
-    return counted.scalar_subquery()
+    parameters of its shape: `filter_clause`, with `policies_at`), row by row (a scalar
+    subquery)."""
+    matching = filter_clause(filter, tenant_id, now, policies_at)
+    return select(func.count()).select_from(sessions).where(matching).scalar_subquery()
 
 
 def kept_counted(types: list[str], tenant_id: TenantRef, now: Moment) -> ColumnElement[int]:

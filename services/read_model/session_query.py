@@ -7,6 +7,7 @@ terminate-by-filter commands with it, so "what the admin saw" and "what gets end
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
 from typing import Any, TypeAlias, cast
 
 from sqlalchemy import (
@@ -34,10 +35,10 @@ from read_model.listing_indexes import (
     SESSION_ID_KEYS,
     SESSION_ID_TERM_KEYS,
 )
-from read_model.tables import session_settings, sessions
+from read_model.tables import session_settings, session_settings_history, sessions
 from session_contracts.addresses import network_bounds
 from session_contracts.handles import HANDLE_LENGTH
-from session_contracts.models import DEFAULT_POLICIES, SessionFilter, SessionType
+from session_contracts.models import DEFAULT_POLICIES, SessionFilter, SessionType, as_utc
 
 _s = sessions.c
 SESSION_TYPE_NAMES = frozenset(t.value for t in SessionType)
@@ -314,15 +315,37 @@ def _current(field: str) -> ColumnElement[Any]:
     return func.coalesce(stored, _default(field))
 
 
+def _in_force(field: str, at: datetime) -> ColumnElement[Any]:
+    """The tenant's setting for the session's type in force at `at`: its history's row from
+    no later than `at` (`session_settings_history`), else the default."""
+    h = session_settings_history.c
+    stored = (
+        select(h[field])
+        .where(h.tenant_id == _s.tenant_id, h.session_type == _s.session_type, h.since <= at)
+        .order_by(h.since.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(stored, _default(field))
+
+
 POLICY_OUTDATED: ColumnElement[bool] = or_(
     _s.max_session_seconds != _current("max_session_seconds"),
     _s.idle_timeout_seconds != _current("idle_timeout_seconds"),
 )
 
 
-def policy_outdated() -> ColumnElement[bool]:
-    """Whether a session's policy differs from its tenant's current settings for its type."""
-    return POLICY_OUTDATED
+def policy_outdated(at: datetime | None = None) -> ColumnElement[bool]:
+    """Whether a session's policy differs from its tenant's settings for its type: the
+    current ones, or with `at` those in force then (a termination compares with the settings
+    of the count the admin confirmed: a change since must not move what it ends)."""
+    if at is None:
+        return POLICY_OUTDATED
+    moment = as_utc(at)
+    return or_(
+        _s.max_session_seconds != _in_force("max_session_seconds", moment),
+        _s.idle_timeout_seconds != _in_force("idle_timeout_seconds", moment),
+    )
 
 
 def active_clause(tenant_id: TenantRef, now: Moment) -> ColumnElement[bool]:
@@ -331,15 +354,20 @@ def active_clause(tenant_id: TenantRef, now: Moment) -> ColumnElement[bool]:
 
 
 def filter_clause(
-    filter: SessionFilter | FilterShape, tenant_id: TenantRef, now: Moment
+    filter: SessionFilter | FilterShape,
+    tenant_id: TenantRef,
+    now: Moment,
+    policies_at: datetime | None = None,
 ) -> ColumnElement[bool]:
     """The sessions of `tenant_id` active at `now` that match every condition of `filter`:
     its values in the clause, or, for a `FilterShape`, bound at execution
     (`filter_parameters`).
 
     Substring conditions are case-insensitive; time ranges are `from <= t < to`.
+    `policies_at`: as `conditions_clause`'s.
     """
-    return and_(active_clause(tenant_id, now), conditions_clause(filter, tenant=tenant_id))
+    conditions = conditions_clause(filter, tenant=tenant_id, policies_at=policies_at)
+    return and_(active_clause(tenant_id, now), conditions)
 
 
 HANDLE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -486,13 +514,15 @@ def conditions_clause(
     walked: bool = False,
     names: bool = True,
     tenant: TenantRef | None = None,
+    policies_at: datetime | None = None,
 ) -> ColumnElement[bool]:
     """The conditions of `filter` alone, on rows already known to be the tenant's active ones
     (`active_clause`): what a walk over the listing indexes tests on each index entry
     (`walked`: in the form cheapest to test row by row, the same rows). `names` False leaves
     out `q`'s user name arm, for a caller that knows no user name of the tenant holds `q`.
     `tenant`: the session id conditions are looked up in the tenant's keys
-    (`session_id_holds`), else tested row by row.
+    (`session_id_holds`), else tested row by row. `policies_at`: `policy_outdated` compares
+    with the settings in force then, not the current ones.
 
     A `SessionFilter`'s values are in the clause; a `FilterShape`'s are parameters, bound at
     execution to `filter_parameters`' values of a filter of that shape."""
@@ -543,7 +573,7 @@ def conditions_clause(
             bound = value(f"f_{name}", column.type)
             conditions.append(column >= bound if lower else column < bound)
         elif name == "policy_outdated":
-            outdated = policy_outdated()
+            outdated = policy_outdated(policies_at)
             conditions.append(outdated if form else ~outdated)
         else:
             raise ValueError(f"not a filter condition: {name!r}")

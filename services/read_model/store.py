@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.active import Moment, TenantRef
+from read_model.session_counts import rows_counted
 from read_model.session_query import FilterShape
 from read_model.tables import session_history, sessions
 from session_contracts.models import SessionFilter, SessionType, as_utc
@@ -256,12 +257,22 @@ class Store(ABC):
         expression (scalar subqueries), to select alone or beside a page's columns."""
 
     async def count_active(
-        self, conn: AsyncConnection, filter: SessionFilter, tenant_id: str, now: datetime
+        self,
+        conn: AsyncConnection,
+        filter: SessionFilter,
+        tenant_id: str,
+        now: datetime,
+        policies_at: datetime | None = None,
     ) -> int:
-        """How many of the tenant's listed sessions active at `now` match `filter`."""
-        return int(
-            (await conn.execute(select(self.active_count(filter, tenant_id, now)))).scalar_one()
+        """How many of the tenant's listed sessions active at `now` match `filter`; with
+        `policies_at`, `policy_outdated` compares with the settings in force then (row by
+        row: such a filter names more than session types)."""
+        counted = (
+            self.active_count(filter, tenant_id, now)
+            if policies_at is None
+            else rows_counted(filter, tenant_id, now, policies_at)
         )
+        return int((await conn.execute(select(counted))).scalar_one())
 
     async def tenant_size(
         self,

@@ -197,6 +197,24 @@ session_settings = Table(
     Column("updated_by", String(128), nullable=False),
 )
 
+# Every setting a tenant's session type has had, from `since` (the moment the admin API stamped
+# its change) until the next row's: what a termination by `policy_outdated` compares sessions
+# with, as of the moment of the count the admin confirmed (`read_model.session_query.
+# policy_outdated`), not as of when the registry reads its targets, which may come after a
+# later change (found by a review, 2026-12-06). The admin API writes a row with each change of
+# `session_settings`. Revision 1501 creates it from `session_settings`.
+session_settings_history = Table(
+    "session_settings_history",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("session_type", String(16), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("max_session_seconds", BigInteger, nullable=False),
+    Column("idle_timeout_seconds", BigInteger, nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "session_type", "since", name="pk_session_settings_history"),
+)
+
 # What one tenant's searches (or terminations by a text filter) have left of their budget,
 # shared by every admin API process on the database (`admin_api.service_layer.shared_budgets`,
 # `read_model.search_budgets`): `seconds` as of `at` (seconds since the epoch, the database's
@@ -248,6 +266,7 @@ __all__ = [
     "revocations",
     "session_history",
     "session_settings",
+    "session_settings_history",
     "sessions",
     "termination_requests",
 ]

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from read_model.tables import session_settings
+from read_model.tables import session_settings, session_settings_history
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType
 
@@ -48,7 +48,8 @@ async def save(
     at: datetime,
     by: str,
 ) -> None:
-    """Replace the tenant's setting for one session type (in the caller's unit of work)."""
+    """Replace the tenant's setting for one session type, and keep it in the type's history
+    from `at` (in the caller's unit of work)."""
     values = {
         "max_session_seconds": policy.max_session_seconds,
         "idle_timeout_seconds": policy.idle_timeout_seconds,
@@ -60,4 +61,18 @@ async def save(
     )
     await uow.conn.execute(
         statement.on_conflict_do_update(index_elements=[_t.tenant_id, _t.session_type], set_=values)
+    )
+    _h = session_settings_history.c
+    kept = {
+        "max_session_seconds": policy.max_session_seconds,
+        "idle_timeout_seconds": policy.idle_timeout_seconds,
+        "changed_by": by,
+    }
+    history = uow.store.insert(session_settings_history).values(
+        tenant_id=tenant_id, session_type=kind, since=at, **kept
+    )
+    await uow.conn.execute(
+        history.on_conflict_do_update(
+            index_elements=[_h.tenant_id, _h.session_type, _h.since], set_=kept
+        )
     )

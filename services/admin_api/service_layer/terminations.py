@@ -111,7 +111,9 @@ async def request_termination(
             if searches is not None and may_walk(bounded):
                 held = searches.hold(admin.tenant_id, also=filter_terminations)
             async with held, store.engine.connect() as conn, conn.begin():  # a read: no lock
-                requested = await store.count_active(conn, bounded, admin.tenant_id, now)
+                requested = await store.count_active(
+                    conn, bounded, admin.tenant_id, now, policies_at=confirmed_at
+                )
         else:
             requested = len(set(command.session_ids or ()))
         await bus.terminate(command)

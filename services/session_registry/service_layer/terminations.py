@@ -105,16 +105,24 @@ def target_clause(command: TerminateSessions) -> ColumnElement[bool]:
     return and_(
         _s.tenant_id == command.tenant_id,
         listed_open_condition(),
-        conditions_clause(command.filter, tenant=command.tenant_id),
+        # `policy_outdated` against the settings of the confirmed count, not today's
+        conditions_clause(
+            command.filter, tenant=command.tenant_id, policies_at=_count_moment(command)
+        ),
         _confirmed(command),
     )
+
+
+def _count_moment(command: TerminateSessions) -> datetime:
+    """When the count the admin confirmed was read (a command by filter)."""
+    assert command.confirmed_at is not None
+    return min(command.confirmed_at, command.requested_at)
 
 
 def _confirmed(command: TerminateSessions) -> ColumnElement[bool]:
     """Created no later than the count the admin confirmed (a command by filter): the count is
     binding, nothing created after it is ended."""
-    assert command.confirmed_at is not None
-    return _s.created_at <= min(command.confirmed_at, command.requested_at)
+    return _s.created_at <= _count_moment(command)
 
 
 async def apply_commands(

@@ -60,7 +60,12 @@ async def test_initial_revision_creates_exactly_the_read_model(db_url: str) -> N
     finally:
         await engine.dispose()
     assert revision == "0001"
-    later = {"session_settings", "deferred_terminations", "search_budgets"}  # 0101, 0901, 1001
+    later = {  # 0101, 0901, 1001, 1501
+        "session_settings",
+        "deferred_terminations",
+        "search_budgets",
+        "session_settings_history",
+    }
     read_model = {name for name in metadata.tables if name not in later}
     assert tables == read_model | {"alembic_version"}
 
@@ -244,3 +249,37 @@ async def test_revision_1401_adds_the_creation_append_time_and_rewrites_no_row(
     [row] = await _rows_after_upgrade(db_url, "1301_revocation_records", written, sessions)
     assert (row.session_id, row.user_id, row.created_at.replace(tzinfo=UTC)) == ("open", "u1", at)
     assert (row.max_session_seconds, row.creation_appended_at) == (60, None)
+
+
+async def test_revision_1501_keeps_each_current_setting_in_the_history_from_its_change(
+    db_url: str,
+) -> None:
+    """`session_settings_history` starts with each tenant's current settings, in force from
+    their `updated_at`: what a termination by `policy_outdated` confirmed since compares with."""
+    from datetime import UTC, datetime
+
+    from read_model.tables import session_settings, session_settings_history
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    changed = {
+        "tenant_id": "acme",
+        "session_type": "mobile",
+        "max_session_seconds": 7200,
+        "idle_timeout_seconds": 600,
+        "updated_at": at,
+        "updated_by": "admin-1",
+    }
+    written = [(session_settings, changed)]
+    [row] = await _rows_after_upgrade(
+        db_url, "1401_creation_appended", written, session_settings_history
+    )
+    assert (row.tenant_id, row.session_type, row.since.replace(tzinfo=UTC)) == (
+        "acme",
+        "mobile",
+        at,
+    )
+    assert (row.max_session_seconds, row.idle_timeout_seconds, row.changed_by) == (
+        7200,
+        600,
+        "admin-1",
+    )

@@ -12,6 +12,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,20 @@ from registry_helpers import NOW, StartRegistry, created, registry_cli, session_
 from sqlalchemy import select
 from test_registry_bulk_termination import TOPICS, by_filter, contents, seed, seed_events
 
+from admin_api.adapters import settings_store
 from polling import until
 from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
 from read_model.tables import applied_commands, deferred_terminations
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command, decode_event
-from session_contracts.models import SessionFilter, SessionTerminated, TerminateSessions
+from session_contracts.models import (
+    SessionFilter,
+    SessionPolicy,
+    SessionTerminated,
+    SessionType,
+    TerminateSessions,
+)
 from session_registry import bootstrap
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.bootstrap import Registry
@@ -449,3 +457,39 @@ async def test_a_registry_resolves_what_its_new_partitions_hold_once_assigned(
     await registry.wait_until_idle(30)  # the table empty too
     ended = await session_rows(registry)
     assert {s for s, row in ended.items() if row["state"] == "terminated"} == EVERY_LISTED
+
+
+async def test_policy_outdated_ends_what_was_outdated_at_the_confirmed_count(
+    store: Store,
+) -> None:
+    """The admin confirmed "the 3 sessions created under older settings": the registry read
+    its targets after the settings were put back, compared each session with those, and left
+    the 3 open, never revoked, ending the 2 nobody counted (found by a review, 2026-12-06).
+    The settings in force at the confirmed count decide, in the admin API's count as in the
+    registry's resolution."""
+    before, after = (86400, 3600), (7200, 1800)
+    events = [created(f"first-{n}", max_s=before[0], idle_s=before[1]) for n in range(3)]
+    events += [created(f"second-{n}", max_s=after[0], idle_s=after[1]) for n in range(2)]
+    await seed(store, events)
+
+    async def change(at: datetime, policy: tuple[int, int]) -> None:
+        chosen = SessionPolicy(max_session_seconds=policy[0], idle_timeout_seconds=policy[1])
+        async with UnitOfWork(store) as uow:
+            await settings_store.save(uow, "acme", SessionType.browser, chosen, at, "admin-7")
+
+    await change(NOW - timedelta(minutes=10), after)
+    command = by_filter(policy_outdated=True)  # confirmed two minutes before NOW
+    assert command.filter is not None and command.confirmed_at is not None
+    await change(NOW - timedelta(minutes=1), before)  # put back before the registry reads
+
+    async with store.engine.connect() as conn:
+        counted = await store.count_active(
+            conn, command.filter, "acme", NOW, policies_at=command.confirmed_at
+        )
+        today = await store.count_active(conn, command.filter, "acme", NOW)
+    assert (counted, today) == (3, 2)
+    assert await defer(store, command) == Applied(commands=0, terminated=0, deferred=1)
+    outcome = await resolver(store).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (1, 3)
+    ended = {e.session_id for e in await terminated_events(store)}
+    assert ended == {sid(f"first-{n}") for n in range(3)}
