@@ -32,7 +32,6 @@ from session_contracts.models import (
     SessionFilter,
     SessionPolicy,
     SessionTerminated,
-    SessionType,
     TerminateSessions,
 )
 from session_registry import bootstrap
@@ -475,7 +474,7 @@ async def test_policy_outdated_ends_what_was_outdated_at_the_confirmed_count(
     async def change(at: datetime, policy: tuple[int, int]) -> None:
         chosen = SessionPolicy(max_session_seconds=policy[0], idle_timeout_seconds=policy[1])
         async with UnitOfWork(store) as uow:
-            await settings_store.save(uow, "acme", SessionType.browser, chosen, at, "admin-7")
+            await settings_store.save(uow, "acme", "browser", chosen, at, "admin-7")
 
     await change(NOW - timedelta(minutes=10), after)
     command = by_filter(policy_outdated=True)  # confirmed two minutes before NOW
