@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -35,13 +35,20 @@ from session_contracts.codec import encode as encode_message
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import TENANT_ID, is_handle, record_key, split_record_key
 from session_contracts.kafka_clients import new_consumer, new_producer, stop_consumer
-from session_contracts.models import SCHEMA_VERSION, SessionEvent, TerminateSessions
+from session_contracts.models import (
+    SCHEMA_VERSION,
+    SessionCreated,
+    SessionEvent,
+    SessionExpired,
+    SessionTerminated,
+    TerminateSessions,
+)
 from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters import dead_letters as dlq
 from session_registry.adapters.command_store import already_applied
-from session_registry.adapters.partitions import partition_for_key, topic_partitions
+from session_registry.adapters.partitions import offsets_from, partition_for_key, topic_partitions
 from session_registry.adapters.session_store import recorded_events
 from session_registry.domain.history import RECORDED_TYPES
 from session_registry.service_layer.reporting import Report
@@ -49,6 +56,12 @@ from session_registry.service_layer.session_log import record_time
 
 REDRIVEN_FROM = "dlq.redriven.from"
 """Header of a redriven record: `<dlq topic>:<partition>:<offset>` of the dead letter."""
+RESENT_AFTER = "dlq.resent.after"
+"""Header of a session's end sent again after its redriven creation (`_ends_of`): the
+creation's dead letter, `<dlq topic>:<partition>:<offset>`."""
+ENDS_BEFORE = timedelta(minutes=5)
+"""How long before a redriven creation's `occurred_at` its session's ends are looked for on the
+log (producers' clocks differ by seconds)."""
 _CUT_HEADERS = {
     dlq.VALUE_SIZE: "value_size",
     dlq.KEY_SIZE: "key_size",
@@ -327,6 +340,13 @@ class Redrive:
     identity: tuple[str, str] | None = None
     """(tenant_id, event or command id)."""
     detail: dict[str, Any] = field(default_factory=dict)
+    since: datetime | None = None
+    """A creation's `occurred_at`: its session's ends are looked for from a little before."""
+    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...], str]] = field(
+        default_factory=list
+    )
+    """A redriven creation's session's ends on the log (key, value, headers, event id), sent
+    again after it (`_ends_of`)."""
 
     def as_json(self) -> dict[str, Any]:
         """One line of `dlq redrive`'s output."""
@@ -368,6 +388,7 @@ def plan(letter: Letter, topics: Topics) -> Redrive:
         letter,
         "redrive",
         f"decodes now{' (upcast from v' + str(letter.schema_version) + ')' if upcast else ''}",
+        since=message.occurred_at if isinstance(message, SessionCreated) else None,
         topic=letter.source,
         key=record_key(tenant, name),
         value=encode_message(message),
@@ -420,10 +441,10 @@ async def redrive(
         async for letter in dead_letters(connection, topics, chosen, report=report):
             chunk.append(plan(letter, topics))
             if len(chunk) == REDRIVE_CHUNK:
-                await _redrive_chunk(chunk, engine, producer, topics, dry_run=dry_run)
+                await _redrive_chunk(chunk, engine, producer, connection, topics, dry_run=dry_run)
                 counts.update(_handed(chunk, each))
                 chunk = []
-        await _redrive_chunk(chunk, engine, producer, topics, dry_run=dry_run)
+        await _redrive_chunk(chunk, engine, producer, connection, topics, dry_run=dry_run)
         counts.update(_handed(chunk, each))
     finally:
         await producer.stop()
@@ -441,11 +462,14 @@ async def _redrive_chunk(
     plans: list[Redrive],
     engine: AsyncEngine,
     producer: AIOKafkaProducer,
+    connection: KafkaSettings,
     topics: Topics,
     *,
     dry_run: bool,
 ) -> None:
-    """Skip what is applied, address the rest, and (unless `dry_run`) send it and wait."""
+    """Skip what is applied, address the rest, look up the ends of each redriven creation's
+    session (`_ends_of`), and (unless `dry_run`) send them, the ends after the creations, and
+    wait."""
     if not plans:
         return
     async with engine.connect() as conn:  # one per chunk: no transaction held over the scan
@@ -457,6 +481,12 @@ async def _redrive_chunk(
     for p in sending:
         if p.key is not None:
             p.partition = partition_for_key(p.key, ids[p.topic])
+    creations = [p for p in sending if p.since is not None and p.topic == topics.events]
+    if creations:
+        await _ends_of(connection, topics.events, creations)
+        for p in creations:
+            if p.ends:
+                p.detail["ends_sent_after"] = [event_id for *_, event_id in p.ends]
     if dry_run:
         return
     futures = []
@@ -473,3 +503,68 @@ async def _redrive_chunk(
         )
     for future in futures:
         await future
+    # after their creations are on the log: each end is folded into an ended session, revoked
+    futures = []
+    for p in creations:
+        where = f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode()
+        for key, value, kept, _ in p.ends:
+            headers = [*kept, (RESENT_AFTER, where)]
+            futures.append(
+                await producer.send(p.topic, value, key=key, headers=headers, partition=p.partition)
+            )
+    for future in futures:
+        await future
+
+
+async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redrive]) -> None:
+    """Fill each redriven creation's `ends`: the `session.terminated` and `session.expired` of
+    its session on `topic`, read on its partition from `ENDS_BEFORE` before its `occurred_at`.
+
+    A session ended while its creation sat on the DLQ (a logout, an admin's termination by
+    id) is a row never created, which the registry deletes with its history
+    `SESSIONS_ACTIVITY_ONLY_SECONDS` (an hour) after storing it. A creation redriven later
+    made an open session, never revoked (found by a review, 2026-12-06); sent again after it,
+    its ends fold it ended, and the registry revokes it. Within the hour they are in the
+    history already and change nothing."""
+    wanted: dict[int, dict[bytes, list[Redrive]]] = {}
+    for p in creations:
+        if p.partition is not None and p.key is not None:
+            wanted.setdefault(p.partition, {}).setdefault(p.key, []).append(p)
+    kafka = new_consumer(connection, enable_auto_commit=False, auto_offset_reset="earliest")
+    await kafka.start()
+    try:
+        chosen = [TopicPartition(topic, n) for n in sorted(wanted)]
+        kafka.assign(chosen)
+        starts: dict[TopicPartition, int] = {}
+        for tp in chosen:
+            since = min(p.since for ps in wanted[tp.partition].values() for p in ps if p.since)
+            starts.update(await offsets_from(kafka, [tp], since - ENDS_BEFORE))
+            kafka.seek(tp, starts[tp])
+        ends: dict[TopicPartition, int] = await kafka.end_offsets(chosen)
+        remaining = {tp for tp in chosen if starts[tp] < ends[tp]}
+        while remaining:
+            batch = await kafka.getmany(*remaining, timeout_ms=POLL_MS)
+            for tp, records in batch.items():
+                for record in records:
+                    redriven = wanted[tp.partition].get(record.key or b"")
+                    if record.offset < ends[tp] and redriven and record.value is not None:
+                        _take_end(record, redriven)
+            for tp in list(remaining):
+                if await kafka.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await stop_consumer(kafka)
+
+
+def _take_end(record: Any, redriven: list[Redrive]) -> None:
+    """Keep `record` as an end of the redriven creations' session it names, if it is one."""
+    try:
+        event = decode_event(record.value)
+    except DecodeError:
+        return
+    if not isinstance(event, SessionTerminated | SessionExpired):
+        return
+    for p in redriven:
+        if (event.tenant_id, event.session_id) == (p.detail["tenant_id"], p.detail["session_id"]):
+            headers = tuple((name, bytes(value)) for name, value in record.headers or ())
+            p.ends.append((record.key, record.value, headers, str(event.event_id)))

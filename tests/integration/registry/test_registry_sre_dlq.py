@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from registry_helpers import (
     NOW,
     StartRegistry,
     activity,
     created,
+    logout,
     read_topic,
     session_rows,
     sid,
@@ -27,14 +28,17 @@ from sre_cli import cli, cli_env
 
 from fresh_topics import connection
 from migrated import MigratedCopies
-from read_model.tables import applied_commands, session_history
+from read_model.database import open_store
+from read_model.tables import applied_commands, revocations, session_history, sessions
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.models import SCHEMA_VERSION, TerminateSessions
 from session_contracts.topics import Topics
-from session_registry.adapters.dead_letters import DeadLetter
+from session_registry.adapters.dead_letters import CountingDeadLetters, DeadLetter
 from session_registry.adapters.partitions import partition_for_key
 from session_registry.service_layer import dead_letter_tools
+from session_registry.service_layer.ingest import Ingestor
+from session_registry.service_layer.projection import Projector
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
@@ -73,8 +77,10 @@ async def test_dlq_list_show_and_redrive(
     newer["schema_version"] = SCHEMA_VERSION + 1
     # one key, so one partition: the registry dead-letters them in this order (records of two
     # partitions reach the dead-letter topic in whichever order their batches are applied)
-    await send((b"acme/x", b'{"type": "session.created", '), topic=topics.events)
-    await send((b"acme/x", json.dumps(newer).encode()), topic=topics.events)
+    # (a contract key: `dlq list` reads a tenant from no other, a v1 key being the credential)
+    one_key = record_key("acme", sid("x"))
+    await send((one_key, b'{"type": "session.created", '), topic=topics.events)
+    await send((one_key, json.dumps(newer).encode()), topic=topics.events)
     await registry.wait_until_idle(60)
     refused = "the database refused it: DataError: value too long"  # since fixed, say
     await _park(producer, topics, topics.events, b"cred-v1", _v1_created("cred-v1"), refused)
@@ -289,3 +295,64 @@ async def test_redrive_goes_a_chunk_at_a_time_and_hands_each_letter_once(
     assert sorted(r.key for r in redriven) == sorted(
         record_key("acme", sid(f"chunked-{n}")) for n in range(7)
     )
+
+
+async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+) -> None:
+    """A creation dead-lettered, its session logged out meanwhile: the registry kept the end
+    in a row never created, and deleted it an hour later. Redriven after that, the creation
+    made an open session, never revoked (found by a review, 2026-12-06). The redrive now sends
+    the session's ends found on the log after the creation: folded, the session is ended and
+    revoked. Another session's end is not sent; a dry run says what would be and sends none."""
+    await migrated.migrate(db_url)
+    event = created("late-1")
+    key = record_key("acme", event.session_id)
+    ended = logout("late-1", NOW - timedelta(minutes=4))
+    other = logout("other-1", NOW - timedelta(minutes=4))
+    for message in (event, ended, other):
+        await producer.send_and_wait(
+            topics.events, encode(message), key=record_key("acme", message.session_id)
+        )
+    await _park(producer, topics, topics.events, key, encode(event), "the registry failed, say")
+    before = {(r.partition, r.offset) for r in await read_topic(kafka_bootstrap, topics.events)}
+
+    async def redrive(dry_run: bool) -> list[dead_letter_tools.Redrive]:
+        plans: list[dead_letter_tools.Redrive] = []
+        counts = await dead_letter_tools.redrive(
+            connection(kafka_bootstrap, topics),
+            topics,
+            db_url,
+            dead_letter_tools.LetterFilter(),
+            plans.append,
+            dry_run=dry_run,
+        )
+        assert counts == {"redrive": 1}
+        return plans
+
+    [planned] = await redrive(dry_run=True)
+    assert planned.as_json()["ends_sent_after"] == [str(ended.event_id)]
+    assert len(await read_topic(kafka_bootstrap, topics.events)) == len(before)
+    await redrive(dry_run=False)
+    log = await read_topic(kafka_bootstrap, topics.events)
+    sent = sorted((r for r in log if (r.partition, r.offset) not in before), key=lambda r: r.offset)
+    assert [(r.key, r.value) for r in sent] == [(key, encode(event)), (key, encode(ended))]
+    assert (dead_letter_tools.RESENT_AFTER, f"{topics.dead_letters}:0:0".encode()) in list(
+        sent[1].headers
+    )
+
+    # the registry folds what was sent: the session ended, and revoked
+    store = open_store(db_url)
+    try:
+        ingestor = Ingestor(store, Projector(topics), "late", CountingDeadLetters(), lambda: NOW)
+        await ingestor.ingest({TopicPartition(topics.events, sent[0].partition): sent})
+    finally:
+        await store.dispose()
+    [row] = await table_rows(db_url, sessions, [sessions.c.session_id])
+    assert (row["session_id"], row["state"]) == (event.session_id, "terminated")
+    [revoked] = await table_rows(db_url, revocations, [revocations.c.session_id])
+    assert revoked["session_id"] == event.session_id
