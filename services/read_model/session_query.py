@@ -304,29 +304,39 @@ def _default(field: str) -> ColumnElement[Any]:
 
 def _current(field: str) -> ColumnElement[Any]:
     """The tenant's current setting for the session's type: stored, else the default."""
-    stored = (
-        select(session_settings.c[field])
+    return func.coalesce(_stored(field), _default(field))
+
+
+def _stored(column: str) -> ColumnElement[Any]:
+    """The session's tenant's current row's `column` for the session's type (NULL: none)."""
+    return (
+        select(session_settings.c[column])
         .where(
             session_settings.c.tenant_id == _s.tenant_id,
             session_settings.c.session_type == _s.session_type,
         )
         .scalar_subquery()
     )
-    return func.coalesce(stored, _default(field))
 
 
 def _in_force(field: str, at: datetime) -> ColumnElement[Any]:
-    """The tenant's setting for the session's type in force at `at`: its history's row from
-    no later than `at` (`session_settings_history`), else the default."""
+    """The tenant's setting for the session's type in force at `at`: the current row's when it
+    changed no later than `at`, else the history's latest row from no later than `at`
+    (`session_settings_history`), else the default.
+
+    The current row first: an admin API of the release before revision 1501, still running on
+    the migrated schema during an upgrade, changes it and writes no history row (found by a
+    review, 2026-12-06)."""
     h = session_settings_history.c
-    stored = (
+    kept = (
         select(h[field])
         .where(h.tenant_id == _s.tenant_id, h.session_type == _s.session_type, h.since <= at)
         .order_by(h.since.desc())
         .limit(1)
         .scalar_subquery()
     )
-    return func.coalesce(stored, _default(field))
+    current = _stored("updated_at") <= at
+    return case((current, _stored(field)), else_=func.coalesce(kept, _default(field)))
 
 
 POLICY_OUTDATED: ColumnElement[bool] = or_(

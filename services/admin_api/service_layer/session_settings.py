@@ -35,20 +35,23 @@ async def read_settings(admin: Admin, store: Store) -> TenantSettings:
 async def change_settings(
     command: ChangeSettings, admin: Admin, store: Store, bus: CommandBus, clock: Clock
 ) -> TenantSettings:
-    """Store the change and publish the tenant's full settings, in one transaction.
+    """Publish the tenant's full settings, then store the change, in one transaction.
 
     Committed only once Kafka acknowledged the record, so login services and the API agree; a
-    bus that is down (`BusUnavailable`) leaves the settings as they were.
+    bus that is down (`BusUnavailable`) leaves the settings as they were. Written, and stamped,
+    after the ack: a termination by `policy_outdated` compares sessions with the settings in
+    force at its confirmed count (`read_model.session_query.policy_outdated`), and a change
+    stamped before an ack that took a while, and committed after a count read meanwhile, would
+    have been in force at that count without the count seeing it (found by a review,
+    2026-12-06). What is left is the commit itself, milliseconds.
     """
     now = clock()
     # Not `run` (retried): the record may already be on Kafka when a retryable error strikes.
     async with UnitOfWork(store) as uow:
         policy = command.change.policy()
-        await settings_store.save(
-            uow, admin.tenant_id, command.session_type, policy, now, admin.user_id
-        )
-        stored = await settings_store.load(uow.conn, admin.tenant_id)
-        current = {kind: s.policy for kind, s in stored.items()}
+        before = await settings_store.load(uow.conn, admin.tenant_id)
+        current = {kind: s.policy for kind, s in before.items()}
+        current[command.session_type] = policy
         await bus.settings_changed(
             SessionSettingsChanged(
                 event_id=uuid.uuid4(),
@@ -58,4 +61,8 @@ async def change_settings(
                 settings=effective(current),
             )
         )
+        await settings_store.save(
+            uow, admin.tenant_id, command.session_type, policy, clock(), admin.user_id
+        )
+        stored = await settings_store.load(uow.conn, admin.tenant_id)
     return stored

@@ -4,9 +4,11 @@ that is down; on both backends."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from admin_api_support import NOW, OTHER_TENANT, TENANT, RecordingBus
+from sqlalchemy import select
 
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
@@ -17,7 +19,8 @@ from admin_api.service_layer.session_settings import (
     read_settings,
 )
 from read_model.store import Store
-from session_contracts.models import DEFAULT_POLICIES, SessionPolicy
+from read_model.tables import session_settings_history
+from session_contracts.models import DEFAULT_POLICIES, SessionPolicy, as_utc
 
 ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
 OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
@@ -69,3 +72,30 @@ async def test_a_bus_that_is_down_leaves_the_settings_as_they_were(
     with pytest.raises(BusUnavailable):
         await change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, bus, clock)
     assert await read_settings(ADMIN, store) == {}
+
+
+async def test_a_change_is_stamped_once_kafka_has_it(store: Store, bus: RecordingBus) -> None:
+    """A termination by `policy_outdated` compares with the settings in force at its confirmed
+    count: a change stamped before an ack that took a while, and committed after a count read
+    meanwhile, was in force at that count without the count seeing it (found by a review,
+    2026-12-06). The change is stamped, and written, after the ack."""
+    ticks = iter(NOW + timedelta(seconds=n) for n in range(10))
+
+    def ticking() -> datetime:
+        return next(ticks)
+
+    acked: list[datetime] = []
+
+    class SlowBus(RecordingBus):
+        async def settings_changed(self, record: Any) -> None:
+            acked.append(ticking())  # the moment Kafka answers
+            await super().settings_changed(record)
+
+    slow = SlowBus()
+    stored = await change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, slow, ticking)
+    (record,) = slow.settings
+    written = as_utc(stored["browser"].updated_at)
+    assert record.occurred_at < acked[0] < written
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(session_settings_history))).all()
+    assert [(r.session_type, as_utc(r.since)) for r in rows] == [("browser", written)]

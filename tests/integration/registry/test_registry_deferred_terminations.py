@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 from registry_helpers import NOW, StartRegistry, created, registry_cli, session_rows, sid
-from sqlalchemy import select
+from sqlalchemy import select, update
 from test_registry_bulk_termination import TOPICS, by_filter, contents, seed, seed_events
 
 from admin_api.adapters import settings_store
 from polling import until
 from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
-from read_model.tables import applied_commands, deferred_terminations
+from read_model.tables import applied_commands, deferred_terminations, session_settings
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_command, decode_event
 from session_contracts.models import (
@@ -492,3 +492,41 @@ async def test_policy_outdated_ends_what_was_outdated_at_the_confirmed_count(
     assert (outcome.commands, outcome.terminated) == (1, 3)
     ended = {e.session_id for e in await terminated_events(store)}
     assert ended == {sid(f"first-{n}") for n in range(3)}
+
+
+async def test_policy_outdated_reads_a_change_the_release_before_made_without_history(
+    store: Store,
+) -> None:
+    """During an upgrade the admin API of the release before revision 1501 runs on the
+    migrated schema: it changes `session_settings` and writes no history row. A count
+    confirmed after that change compares with it, not with the history's older row (found by
+    a review, 2026-12-06)."""
+    older, newer = (86400, 3600), (7200, 1800)
+    events = [created(f"older-{n}", max_s=older[0], idle_s=older[1]) for n in range(3)]
+    events += [created(f"newer-{n}", max_s=newer[0], idle_s=newer[1]) for n in range(2)]
+    await seed(store, events)
+    chosen = SessionPolicy(max_session_seconds=older[0], idle_timeout_seconds=older[1])
+    async with UnitOfWork(store) as uow:
+        await settings_store.save(uow, "acme", "browser", chosen, NOW - timedelta(hours=1), "a")
+    async with store.engine.begin() as conn:  # the release before: the row alone
+        await conn.execute(
+            update(session_settings)
+            .where(session_settings.c.tenant_id == "acme")
+            .values(
+                max_session_seconds=newer[0],
+                idle_timeout_seconds=newer[1],
+                updated_at=NOW - timedelta(minutes=10),
+            )
+        )
+    command = by_filter(policy_outdated=True)  # confirmed two minutes before NOW
+    assert command.filter is not None and command.confirmed_at is not None
+    async with store.engine.connect() as conn:
+        counted = await store.count_active(
+            conn, command.filter, "acme", NOW, policies_at=command.confirmed_at
+        )
+    assert counted == 3
+    await defer(store, command)
+    outcome = await resolver(store).resolve_all()
+    assert outcome.terminated == 3
+    ended = {e.session_id for e in await terminated_events(store)}
+    assert ended == {sid(f"older-{n}") for n in range(3)}
