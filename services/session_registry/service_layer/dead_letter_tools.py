@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -62,6 +62,7 @@ creation's dead letter, `<dlq topic>:<partition>:<offset>`."""
 ENDS_BEFORE = timedelta(minutes=5)
 """How long before a redriven creation's `occurred_at` its session's ends are looked for on the
 log (producers' clocks differ by seconds)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CUT_HEADERS = {
     dlq.VALUE_SIZE: "value_size",
     dlq.KEY_SIZE: "key_size",
@@ -518,7 +519,10 @@ async def _redrive_chunk(
 
 async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redrive]) -> None:
     """Fill each redriven creation's `ends`: the `session.terminated` and `session.expired` of
-    its session on `topic`, read on its partition from `ENDS_BEFORE` before its `occurred_at`.
+    its session on `topic`, read on its partition from `ENDS_BEFORE` before its `occurred_at`,
+    or from the creation's own offset when it was read there, whichever comes first (a
+    creation dated ahead by its producer's clock would otherwise have its ends skipped: a
+    review, 2026-12-06).
 
     A session ended while its creation sat on the DLQ (a logout, an admin's termination by
     id) is a row never created, which the registry deletes with its history
@@ -537,8 +541,17 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
         kafka.assign(chosen)
         starts: dict[TopicPartition, int] = {}
         for tp in chosen:
-            since = min(p.since for ps in wanted[tp.partition].values() for p in ps if p.since)
-            starts.update(await offsets_from(kafka, [tp], since - ENDS_BEFORE))
+            mine = [p for ps in wanted[tp.partition].values() for p in ps]
+            since = min(_looked_from(p.since) for p in mine if p.since is not None)
+            dated = (await offsets_from(kafka, [tp], since))[tp]
+            read_here = [
+                p.letter.source_offset
+                for p in mine
+                if p.letter.source == topic
+                and p.letter.source_partition == tp.partition
+                and p.letter.source_offset is not None
+            ]
+            starts[tp] = max(0, min([dated, *read_here]))
             kafka.seek(tp, starts[tp])
         ends: dict[TopicPartition, int] = await kafka.end_offsets(chosen)
         remaining = {tp for tp in chosen if starts[tp] < ends[tp]}
@@ -554,6 +567,15 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
                     remaining.discard(tp)
     finally:
         await stop_consumer(kafka)
+
+
+def _looked_from(since: datetime) -> datetime:
+    """`ENDS_BEFORE` before `since`, no earlier than the epoch (Kafka's times start there; a
+    creation dated in year 1 is a valid record)."""
+    try:
+        return max(since - ENDS_BEFORE, EPOCH)
+    except OverflowError:
+        return EPOCH
 
 
 def _take_end(record: Any, redriven: list[Redrive]) -> None:

@@ -29,6 +29,7 @@ from session_registry.adapters.partitions import partition_for_key, to_millis
 from session_registry.entrypoints.cli_options import moment
 from session_registry.service_layer.dead_letter_tools import (
     LetterFilter,
+    _looked_from,
     _number,
     plan,
     read_letter,
@@ -270,3 +271,13 @@ def test_dlq_show_prints_the_records_own_headers_escaped_and_bounded() -> None:
     shown = letter.detail(TOPICS, raw=False)["headers"]
     assert shown["x\\u202ename"] == "\\u001b[2Jwiped"
     assert len(shown["long"]) <= 4096 and shown["none"] is None
+
+
+def test_a_creations_ends_are_looked_for_from_no_earlier_than_the_epoch() -> None:
+    """A creation dated in year 1, or in the first minutes of 1970, is a valid record: the
+    moment its ends are looked for from stays one Kafka holds (it overflowed, or went
+    negative, and stopped every later letter's redrive: a review, 2026-12-06)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert _looked_from(datetime(1, 1, 1, tzinfo=UTC)) == epoch
+    assert _looked_from(epoch + timedelta(minutes=1)) == epoch
+    assert _looked_from(AT) == AT - timedelta(minutes=5)
