@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,7 @@ def _swap_files(live: Path, rebuilt: Path, stamp: str) -> str:
             f"the rebuilt database {rebuilt} is on another file system than {live}: rebuild "
             f"into the live database's folder to swap (nothing was moved)"
         )
+    _settled(rebuilt)
     moved: list[tuple[Path, Path]] = []
     try:
         for suffix in ("", "-wal", "-shm"):
@@ -233,6 +235,20 @@ def _swap_files(live: Path, rebuilt: Path, stamp: str) -> str:
             os.replace(after, before)
         raise
     return str(backup)
+
+
+def _settled(path: Path) -> None:
+    """Fold `path`'s write-ahead log into the file, or refuse: its last transactions (the
+    carry-over's) may still be in `<path>-wal`, which a swap moving the file alone leaves
+    behind, while a connection left open on it (a `diff --other`, a `sqlite3` shell) keeps it
+    (found by a review, 2026-12-06)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy or Path(f"{path}-wal").exists():
+        raise OSError(
+            f"the rebuilt database {path} is open elsewhere (its -wal is held): close every "
+            "connection to it and swap again (nothing was moved)"
+        )
 
 
 async def _in_chunks(conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> None:

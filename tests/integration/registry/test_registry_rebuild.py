@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -447,3 +449,35 @@ def _files(folder: Path, pattern: str) -> list[Path]:
 def _apart(folder: Path, other: Path) -> bool:
     """Whether `folder` is a folder on another file system than `other`."""
     return folder.is_dir() and folder.stat().st_dev != other.stat().st_dev
+
+
+async def test_a_sqlite_database_still_open_elsewhere_is_not_swapped_without_its_log(
+    tmp_path: Path,
+) -> None:
+    """A connection left open on the rebuilt file (a `diff --other`, a `sqlite3` shell) keeps
+    its last transactions, the carry-over's, in `-wal`, which a swap moving the file alone
+    left behind: the live file then lacked them (found by a review, 2026-12-06). Refused, and
+    nothing moves."""
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    rebuilt_url = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    await upgrade_schema(live_url)
+    await upgrade_schema(rebuilt_url)
+    holder = await asyncio.to_thread(_hold_open, tmp_path / "rebuilt.db")
+    live, other = open_store(live_url), open_store(rebuilt_url)
+    try:
+        with pytest.raises(OSError, match="open elsewhere"):
+            await live.replace_with(other, "20991231000000")
+    finally:
+        await live.dispose()
+        await other.dispose()
+        holder.close()
+    assert _files(tmp_path, "live.db") and not _files(tmp_path, "*.bak*")
+
+
+def _hold_open(path: Path) -> sqlite3.Connection:
+    """A connection on `path` that wrote a row into its WAL and stays open."""
+    holder = sqlite3.connect(path, check_same_thread=False)
+    holder.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+    holder.execute("INSERT INTO scratch VALUES (1)")
+    holder.commit()
+    return holder
