@@ -29,7 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class BusUnavailable(Exception):
-    """Kafka cannot take the record now; the request may be retried."""
+    """Kafka cannot take the record now; the request may be retried. `maybe_written`: it was
+    sent and not acknowledged in time, and the broker may have written it before the answer
+    was lost (the 503 says so, not "nothing was changed")."""
+
+    def __init__(self, message: str, *, maybe_written: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_written = maybe_written
 
 
 class CommandBus(Protocol):
@@ -48,7 +54,8 @@ class KafkaBus:
 
     A record waits for Kafka's acknowledgement at most `publish_timeout` seconds. Past it the
     producer is given up (`stop_producer`): what it held fails, so every request waiting on it
-    answers 503 and none of those records is sent later. A new producer connects in the
+    answers 503 and none of those records is sent later (one already on the wire may have been
+    written before its answer was lost: the 503 says so). A new producer connects in the
     background meanwhile, and until it has, writes answer 503 at once (`/readyz`: degraded).
     Without the bound, aiokafka's idempotent producer retries for as long as the broker is
     away, and a termination's POST waited as long, then was applied whenever the broker came
@@ -147,8 +154,12 @@ class KafkaBus:
         except TimeoutError:
             cause = f"no acknowledgement within {self._publish_timeout:g} s"
             self._give_up(producer, topic, cause)
+            # "withdrawn" alone was more than is known: a request already on the wire may have
+            # been written before its answer was lost (docs/admin-api.md; a review, 2026-12-06)
             raise BusUnavailable(
-                f"Kafka did not acknowledge the record: {cause}; it was withdrawn"
+                f"Kafka did not acknowledge the record: {cause}; it was withdrawn unless the "
+                "broker wrote it before the answer was lost",
+                maybe_written=True,
             ) from None
         except Exception as exc:  # the broker refused, or the producer was given up
             cause = describe_kafka_error(exc, "write", topic)

@@ -33,8 +33,16 @@ async def _bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
         escape_reason(request.url.path),
         escape_reason(str(exc)),
     )
+    # a record sent and not acknowledged in time may have been written before the answer was
+    # lost: "nothing was changed" would be more than is known (a review, 2026-12-06)
+    detail = (
+        "the command bus (Kafka) did not acknowledge in time; the change may still be applied: "
+        "retry (a session ended twice is ended once)"
+        if getattr(exc, "maybe_written", False)
+        else "the command bus (Kafka) is unavailable; nothing was changed, retry"
+    )
     return JSONResponse(
-        {"detail": "the command bus (Kafka) is unavailable; nothing was changed, retry"},
+        {"detail": detail},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )
