@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.database import make_engine, schema_of
@@ -301,29 +301,37 @@ async def dead_letters(
         starts: dict[TopicPartition, int] = await kafka.beginning_offsets(partitions)
         if offset is not None:
             starts = {tp: max(start, offset) for tp, start in starts.items()}
-        for tp, start in starts.items():
-            kafka.seek(tp, start)
-        ends: dict[TopicPartition, int] = await kafka.end_offsets(partitions)
-        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
-        total = sum(max(0, ends[tp] - starts[tp]) for tp in partitions)
-        done = 0
-        while remaining:
-            batch = await kafka.getmany(*remaining, timeout_ms=POLL_MS)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        continue
-                    done += 1
-                    letter = read_letter(record)
-                    if chosen.matches(letter):
-                        yield letter
-            if report is not None:
-                report(done, total)
-            for tp in list(remaining):
-                if await kafka.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+        async for _, record in _up_to_ends(kafka, starts, report):
+            letter = read_letter(record)
+            if chosen.matches(letter):
+                yield letter
     finally:
         await stop_consumer(kafka)
+
+
+async def _up_to_ends(
+    kafka: AIOKafkaConsumer, starts: dict[TopicPartition, int], report: Report | None = None
+) -> AsyncGenerator[tuple[TopicPartition, Any]]:
+    """Each record of the assigned partitions in `starts`, from there up to their end offsets
+    now, with its partition; `report` told (records read, records to read) after each fetch."""
+    for tp, start in starts.items():
+        kafka.seek(tp, start)
+    ends: dict[TopicPartition, int] = await kafka.end_offsets(list(starts))
+    remaining = {tp for tp in starts if starts[tp] < ends[tp]}
+    total = sum(max(0, ends[tp] - starts[tp]) for tp in starts)
+    done = 0
+    while remaining:
+        batch = await kafka.getmany(*remaining, timeout_ms=POLL_MS)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset < ends[tp]:
+                    done += 1
+                    yield tp, record
+        if report is not None:
+            report(done, total)
+        for tp in list(remaining):
+            if await kafka.position(tp) >= ends[tp]:
+                remaining.discard(tp)
 
 
 @dataclass
@@ -552,19 +560,10 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
                 and p.letter.source_offset is not None
             ]
             starts[tp] = max(0, min([dated, *read_here]))
-            kafka.seek(tp, starts[tp])
-        ends: dict[TopicPartition, int] = await kafka.end_offsets(chosen)
-        remaining = {tp for tp in chosen if starts[tp] < ends[tp]}
-        while remaining:
-            batch = await kafka.getmany(*remaining, timeout_ms=POLL_MS)
-            for tp, records in batch.items():
-                for record in records:
-                    redriven = wanted[tp.partition].get(record.key or b"")
-                    if record.offset < ends[tp] and redriven and record.value is not None:
-                        _take_end(record, redriven)
-            for tp in list(remaining):
-                if await kafka.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+        async for tp, record in _up_to_ends(kafka, starts):
+            redriven = wanted[tp.partition].get(record.key or b"")
+            if redriven and record.value is not None:
+                _take_end(record, redriven)
     finally:
         await stop_consumer(kafka)
 
