@@ -22,13 +22,12 @@ from read_model.revisions import SchemaBehind
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
-from session_registry.adapters.group_members import group_members
 from session_registry.bootstrap import Registry
 from session_registry.entrypoints import sre_cli
 from session_registry.entrypoints.cli_options import JSON_HELP, moment, refuse
 from session_registry.entrypoints.progress import progress, shows_progress
 from session_registry.runtime import tune_gc
-from session_registry.service_layer.position_tools import RegistryRunning
+from session_registry.service_layer.position_tools import RegistryRunning, refuse_while_running
 from session_registry.service_layer.rebuild import RebuildReport
 from session_registry.service_layer.rebuild import rebuild as rebuild_log
 from session_registry.service_layer.status import (
@@ -252,9 +251,10 @@ def _refuse_while_running(settings: RegistrySettings, when: str) -> None:
     """Exit 3 while a member of the live registry's consumer group is connected: a running
     registry (and the admin API beside it) writes on to the database the swap moves away, and
     what it writes after the carry-over's copy is lost (found by a review, 2026-12-06)."""
-    members = asyncio.run(group_members(settings, settings.consumer_group))
-    if members:
-        refuse(f"--swap refused: {RegistryRunning(settings.consumer_group, members, when)}", 3)
+    try:
+        asyncio.run(refuse_while_running(settings, settings.consumer_group, when))
+    except RegistryRunning as exc:
+        refuse(f"--swap refused: {exc}", 3)
 
 
 # the SRE tools (docs/operations.md, the SRE runbook)

@@ -175,9 +175,7 @@ async def set_positions(
 ) -> list[Move]:
     """Move the stored positions of `consumer` on these topics (all partitions, or those
     given) to `target`; refuse while a member of the group `consumer` is connected."""
-    running = await group_members(connection, consumer)
-    if running:
-        raise RegistryRunning(consumer, running, "are connected")
+    await refuse_while_running(connection, consumer, "are connected")
     kafka, found, earliest, ends = await _log_bounds(connection, topic_names)
     try:
         chosen = [tp for tp in found if partitions is None or tp.partition in partitions]
@@ -219,11 +217,19 @@ async def set_positions(
         await UnitOfWork(store).run(_write)
     finally:
         await store.dispose()
-    joined = await group_members(connection, consumer)
-    if joined:  # started between the check and the commit: it may hold the old positions
-        raise RegistryRunning(
-            consumer,
-            joined,
-            "joined while the positions were written; restart them so they read the new positions",
-        )
+    # started between the check and the commit: it may hold the old positions
+    await refuse_while_running(
+        connection,
+        consumer,
+        "joined while the positions were written; restart them so they read the new positions",
+    )
     return moves
+
+
+async def refuse_while_running(connection: KafkaSettings, group: str, when: str) -> None:
+    """Raise `RegistryRunning` (saying `when`) while a member of consumer group `group` is
+    connected: what a tool writes for a stopped registry, a running one overwrites or never
+    reads."""
+    members = await group_members(connection, group)
+    if members:
+        raise RegistryRunning(group, members, when)
