@@ -50,12 +50,11 @@ async def save(
 ) -> None:
     """Replace the tenant's setting for one session type, and keep it in the type's history
     from `at` (in the caller's unit of work)."""
-    values = {
+    seconds = {
         "max_session_seconds": policy.max_session_seconds,
         "idle_timeout_seconds": policy.idle_timeout_seconds,
-        "updated_at": at,
-        "updated_by": by,
     }
+    values = {**seconds, "updated_at": at, "updated_by": by}
     statement = uow.store.insert(session_settings).values(
         tenant_id=tenant_id, session_type=kind, **values
     )
@@ -63,11 +62,7 @@ async def save(
         statement.on_conflict_do_update(index_elements=[_t.tenant_id, _t.session_type], set_=values)
     )
     _h = session_settings_history.c
-    kept = {
-        "max_session_seconds": policy.max_session_seconds,
-        "idle_timeout_seconds": policy.idle_timeout_seconds,
-        "changed_by": by,
-    }
+    kept = {**seconds, "changed_by": by}
     history = uow.store.insert(session_settings_history).values(
         tenant_id=tenant_id, session_type=kind, since=at, **kept
     )

@@ -244,6 +244,27 @@ async def test_cli_swap_into_a_missing_live_database_is_refused_before_replaying
     assert not missing.exists() and not (tmp_path / "rebuilt.db").exists()
 
 
+async def _carried_over_with(
+    live_url: str, rebuilt: str, ended: list[SessionState], now: datetime
+) -> dict[str, int]:
+    """`carry_over` from `live_url` into `rebuilt`, where a replay left the sessions `ended`."""
+    store = open_store(rebuilt)
+    try:
+        await UnitOfWork(store).run(lambda uow: save_sessions(uow, ended))
+    finally:
+        await store.dispose()
+    report = RebuildReport(
+        consumer="r",
+        events=0,
+        dead_letters=0,
+        sessions=len(ended),
+        history=0,
+        seconds=1.0,
+        positions={},
+    )
+    return await carry_over(live_url, rebuilt, Topics(), "registry", report, now)
+
+
 async def test_the_revocations_a_swap_queues_follow_the_copied_outbox(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -279,15 +300,7 @@ async def test_the_revocations_a_swap_queues_follow_the_copied_outbox(
             )
             for n in range(3)
         ]
-        store = open_store(rebuilt)
-        try:
-            await UnitOfWork(store).run(lambda uow: save_sessions(uow, ended))
-        finally:
-            await store.dispose()
-        report = RebuildReport(
-            consumer="r", events=0, dead_letters=0, sessions=3, history=0, seconds=1.0, positions={}
-        )
-        copied = await carry_over(db_url, rebuilt, Topics(), "registry", report, now)
+        copied = await _carried_over_with(db_url, rebuilt, ended, now)
         assert (copied["outbox"], copied["revoked"]) == (3, 3)
         rows = await table_rows(rebuilt, outbox, [outbox.c.id])
         assert len({row["id"] for row in rows}) == 6
@@ -349,15 +362,7 @@ async def test_a_swap_revokes_again_a_session_the_replay_holds_valid_longer(
             )
             for session_id in (short, whole)
         ]
-        store = open_store(rebuilt)
-        try:
-            await UnitOfWork(store).run(lambda uow: save_sessions(uow, ended))
-        finally:
-            await store.dispose()
-        report = RebuildReport(
-            consumer="r", events=0, dead_letters=0, sessions=2, history=0, seconds=1.0, positions={}
-        )
-        copied = await carry_over(db_url, rebuilt, Topics(), "registry", report, now)
+        copied = await _carried_over_with(db_url, rebuilt, ended, now)
         assert copied["revoked"] == 1
         rows = {
             row["session_id"]: row["valid_until"]
