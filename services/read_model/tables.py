@@ -149,6 +149,22 @@ deferred_terminations = Table(
     PrimaryKeyConstraint("tenant_id", "command_id", name="pk_deferred_terminations"),
 )
 
+# Termination commands the registry gave up on: applying one failed by itself (a value the
+# database refuses, an error the command provokes), and it went to the dead-letter topic. Its
+# status is then `failed`, with what it ended before (a termination by a text filter can give
+# up after some chunks), until a redrive applies it. `requested_at` is the command's, for the
+# audit retention. Revision 1601 creates it.
+failed_commands = Table(
+    "failed_commands",
+    metadata,
+    Column("command_id", String(36), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("terminated", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "command_id", name="pk_failed_commands"),
+)
+
 # Records to publish, written in the read-model transaction and relayed to Kafka after it:
 # a crash between the commit and the send re-sends (idempotent records), never loses.
 outbox = Table(

@@ -10,13 +10,19 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.requests import REQUEST_KEY, termination_request_row
-from read_model.tables import applied_commands, deferred_terminations, termination_requests
+from read_model.tables import (
+    applied_commands,
+    deferred_terminations,
+    failed_commands,
+    termination_requests,
+)
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import TerminateSessions
 
 _r = termination_requests.c
 _a = applied_commands.c
 _d = deferred_terminations.c
+_f = failed_commands.c
 
 
 async def record_request(uow: UnitOfWork, command: TerminateSessions, requested: int) -> None:
@@ -35,28 +41,52 @@ async def record_request(uow: UnitOfWork, command: TerminateSessions, requested:
     )
 
 
+Status = Literal["pending", "applied", "failed"]
+
+
+def _status_of(row: Any) -> Status:
+    """A request's status from its `_with_outcome` row: `applied` once the registry applied
+    it; `failed` once it gave the command up (`failed_commands`: it is on the dead-letter
+    topic), unless a redrive is resolving it again; `pending` otherwise."""
+    if row.applied_at is not None:
+        return "applied"
+    if row.failed_at is not None and row.deferred_at is None:
+        return "failed"
+    return "pending"
+
+
 @dataclass(frozen=True)
 class RequestStatus:
-    """Where a request stands: `applied` with how many sessions it ended, or `pending` with
-    how many it has ended so far (a termination by a text filter, which the registry applies
-    in chunks beside its loop: `deferred_terminations`; 0 for any other)."""
+    """Where a request stands (`_status_of`), with how many sessions it ended: all of them
+    once `applied`, those ended before it was given up when `failed`, and so far when
+    `pending` (a termination by a text filter, which the registry applies in chunks beside
+    its loop: `deferred_terminations`; 0 for any other)."""
 
-    status: Literal["pending", "applied"]
+    status: Status
     terminated: int
     applied_at: datetime | None
+    failed_at: datetime | None
 
 
 def _with_outcome() -> Any:
-    joined = termination_requests.outerjoin(
-        applied_commands, and_(_a.tenant_id == _r.tenant_id, _a.command_id == _r.command_id)
-    ).outerjoin(
-        deferred_terminations, and_(_d.tenant_id == _r.tenant_id, _d.command_id == _r.command_id)
+    def same(c: Any) -> Any:
+        return and_(c.tenant_id == _r.tenant_id, c.command_id == _r.command_id)
+
+    joined = (
+        termination_requests.outerjoin(applied_commands, same(_a))
+        .outerjoin(deferred_terminations, same(_d))
+        .outerjoin(failed_commands, same(_f))
     )
-    # applied: what it ended; pending: what its chunks ended so far (none before the first)
-    terminated = func.coalesce(_a.terminated, _d.terminated, 0).label("terminated")
-    return select(termination_requests, terminated, _a.applied_at.label("applied_at")).select_from(
-        joined
-    )
+    # applied: what it ended; pending: what its chunks ended so far (none before the first);
+    # each attempt given up before (a redrive starts over from what is still open) adds its own
+    terminated = func.coalesce(_a.terminated, _d.terminated, 0) + func.coalesce(_f.terminated, 0)
+    return select(
+        termination_requests,
+        terminated.label("terminated"),
+        _a.applied_at.label("applied_at"),
+        _f.failed_at.label("failed_at"),
+        _d.deferred_at.label("deferred_at"),
+    ).select_from(joined)
 
 
 async def request_status(
@@ -70,8 +100,7 @@ async def request_status(
     ).first()
     if row is None:
         return None
-    status: Literal["pending", "applied"] = "pending" if row.applied_at is None else "applied"
-    return RequestStatus(status, int(row.terminated), row.applied_at)
+    return RequestStatus(_status_of(row), int(row.terminated), row.applied_at, row.failed_at)
 
 
 @dataclass(frozen=True)
@@ -88,7 +117,7 @@ class AuditQuery:
 async def audit_page(
     conn: AsyncConnection, tenant_id: str, query: AuditQuery
 ) -> list[dict[str, Any]]:
-    """Up to `limit + 1` requests, newest first, with what they did."""
+    """Up to `limit + 1` requests, newest first, with what they did (`status`: `_status_of`)."""
     conditions = [_r.tenant_id == tenant_id]
     if query.since is not None:
         conditions.append(_r.requested_at >= query.since)
@@ -107,4 +136,4 @@ async def audit_page(
         .order_by(_r.requested_at.desc(), _r.command_id.desc())
         .limit(query.limit + 1)
     )
-    return [dict(r._mapping) for r in await conn.execute(statement)]
+    return [{**r._mapping, "status": _status_of(r)} for r in await conn.execute(statement)]

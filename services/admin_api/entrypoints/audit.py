@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROTECTED)
 
 
 def _entry(row: dict[str, Any]) -> AuditEntry:
-    applied = row["applied_at"] is not None
+    applied, failed = row["applied_at"], row["failed_at"]
     return AuditEntry(
         command_id=row["command_id"],
         requested_by=row["requested_by"],
@@ -27,9 +27,10 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
         reason=row["reason"],
         target=row["target"],
         requested=row["requested"],
-        status="applied" if applied else "pending",
+        status=row["status"],
         terminated=int(row["terminated"] or 0),
-        applied_at=as_utc(row["applied_at"]) if applied else None,
+        applied_at=None if applied is None else as_utc(applied),
+        failed_at=None if failed is None else as_utc(failed),
     )
 
 

@@ -116,17 +116,26 @@ class TerminationAccepted(BaseModel):
 TERMINATED = (
     "`applied`: how many sessions it ended. `pending`: how many it has ended so far; a "
     "termination by a filter with a text condition is applied in chunks, beside the "
-    "registry's consumer loop, and counts up while it is (0 for any other)."
+    "registry's consumer loop, and counts up while it is (0 for any other). `failed`: how "
+    "many it ended before the registry gave it up."
 )
+STATUS = (
+    "`pending` until the registry applied the command, then `applied`. `failed`: the registry "
+    "could not apply it (applying it failed by itself) and put it on the dead-letter topic; "
+    "sessions it ended before stay ended, and an operator's redrive applies the rest "
+    "(`pending`, then `applied`)."
+)
+FAILED_AT = "When the registry gave the command up (kept after a redrive applies it)."
 
 
 class TerminationStatus(BaseModel):
     """`applied` once the registry has ended the sessions, with how many it ended."""
 
     command_id: UUID
-    status: Literal["pending", "applied"]
+    status: Literal["pending", "applied", "failed"] = Field(description=STATUS)
     terminated: int = Field(description=TERMINATED)
     applied_at: datetime | None
+    failed_at: datetime | None = Field(default=None, description=FAILED_AT)
 
 
 class AuditEntry(BaseModel):
@@ -138,9 +147,10 @@ class AuditEntry(BaseModel):
     reason: TerminationReason
     target: dict[str, Any] = Field(description='{"session_ids": [...]} or {"filter": {...}}')
     requested: int
-    status: Literal["pending", "applied"]
+    status: Literal["pending", "applied", "failed"] = Field(description=STATUS)
     terminated: int = Field(description=TERMINATED)
     applied_at: datetime | None
+    failed_at: datetime | None = Field(default=None, description=FAILED_AT)
 
 
 class AuditPage(BaseModel):

@@ -54,11 +54,13 @@ async def request_termination(
 async def termination_status(
     admin: CurrentAdmin, runtime: RuntimeDep, command_id: Annotated[uuid.UUID, Path()]
 ) -> TerminationStatus:
-    """`pending` until the registry applied the command, then `applied` with how many it ended."""
+    """`pending` until the registry applied the command, then `applied` with how many it ended;
+    `failed` if the registry gave it up (an operator can redrive it)."""
     found = await terminations.termination_status(command_id, admin, runtime.store)
     return TerminationStatus(
         command_id=command_id,
         status=found.status,
         terminated=found.terminated,
         applied_at=found.applied_at,
+        failed_at=found.failed_at,
     )

@@ -139,6 +139,8 @@ async def termination_status(
         found = await terminations.request_status(conn, admin.tenant_id, str(command_id))
     if found is None:
         raise NotFound("no such termination request")
-    if found.applied_at is None:
-        return found
-    return replace(found, applied_at=as_utc(found.applied_at))
+    return replace(
+        found,
+        applied_at=None if found.applied_at is None else as_utc(found.applied_at),
+        failed_at=None if found.failed_at is None else as_utc(found.failed_at),
+    )

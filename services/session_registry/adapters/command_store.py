@@ -16,6 +16,7 @@ from read_model.requests import REQUEST_KEY, termination_request_row
 from read_model.tables import (
     applied_commands,
     deferred_terminations,
+    failed_commands,
     revocations,
     termination_requests,
 )
@@ -76,6 +77,41 @@ async def record_applied(
             "applied_at": applied_at,
             "reason": command.reason.value,
             "target": command.target(),
+            "terminated": terminated,
+        },
+    )
+
+
+async def record_failed(
+    uow: UnitOfWork, command: TerminateSessions, failed_at: datetime, terminated: int
+) -> None:
+    """Mark a command given up (sent to the dead-letter topic), with how many sessions it
+    ended before (`failed_commands`); its request is recorded as `record_applied` records it.
+
+    A command given up again (redriven, and failing again) adds what that attempt ended: each
+    attempt starts over from what is still open, so the sum is what all of them ended.
+    """
+    requested = len(set(command.session_ids)) if command.session_ids is not None else terminated
+    await uow.conn.execute(
+        uow.store.insert(termination_requests).on_conflict_do_nothing(
+            index_elements=list(REQUEST_KEY)
+        ),
+        termination_request_row(command, requested),
+    )
+    statement = uow.store.insert(failed_commands)
+    await uow.conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[failed_commands.c.tenant_id, failed_commands.c.command_id],
+            set_={
+                "failed_at": statement.excluded.failed_at,
+                "terminated": failed_commands.c.terminated + statement.excluded.terminated,
+            },
+        ),
+        {
+            "command_id": str(command.command_id),
+            "tenant_id": command.tenant_id,
+            "requested_at": command.requested_at,
+            "failed_at": failed_at,
             "terminated": terminated,
         },
     )
@@ -224,9 +260,9 @@ async def forget_revocations(conn: AsyncConnection, keys: Sequence[tuple[str, st
         await conn.execute(delete(revocations).where(columns.in_(list(keys))))
 
 
-AUDIT_TABLES: tuple[Table, ...] = (applied_commands, termination_requests)
-"""The audit trail: what was applied, and what admins asked for (each keyed by tenant and
-command id, each with the command's `requested_at`)."""
+AUDIT_TABLES: tuple[Table, ...] = (applied_commands, termination_requests, failed_commands)
+"""The audit trail: what was applied, what was given up, and what admins asked for (each keyed
+by tenant and command id, each with the command's `requested_at`)."""
 
 
 async def forget_audit_before(uow: UnitOfWork, table: Table, before: datetime, limit: int) -> int:

@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 
 from session_contracts.codec import MAX_RECORD_BYTES
 from session_contracts.escaping import escape_reason
+from session_contracts.models import TerminateSessions
 from session_contracts.tracing import RecordHeaders
 
 REASON = "dlq.reason"
@@ -78,6 +79,9 @@ class DeadLetter:
     value: bytes | None
     headers: tuple[Header, ...]
     reason: str
+    given_up: TerminateSessions | None = None
+    """The termination command whose application failed by itself (decoded): the batch that
+    sends this letter records it failed (`command_store.record_failed`)."""
 
     def sent_key(self) -> bytes | None:
         """The key as the dead letter carries it: cut to `CUT_AT` bytes."""

@@ -35,7 +35,8 @@ How:
   database refuses, a Python error it provokes) would fail every pass and hold up every
   command behind it: it goes to the dead-letter topic with the reason and its position on the
   commands topic, and its row is dropped (what earlier chunks ended stays ended; redriven, it
-  ends the rest). Any other failure (the database away) ends the pass; the next one retries.
+  ends the rest). Its status then says `failed`, with what its chunks ended
+  (`failed_commands`). Any other failure (the database away) ends the pass; the next one retries.
 
 What it changes for the admin: such a termination is applied a read after its batch (a few
 milliseconds for a text the indexes answer) rather than within it; the filter is tested when
@@ -70,7 +71,7 @@ from session_registry.adapters.command_store import (
     record_applied,
 )
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink
-from session_registry.service_layer.ingest import caused_by_a_record, refusal
+from session_registry.service_layer.ingest import caused_by_a_record, record_given_up, refusal
 from session_registry.service_layer.terminations import (
     FILTER_CHUNK,
     command_span,
@@ -164,8 +165,9 @@ class DeferredTerminations:
         return outcome
 
     async def _give_up(self, deferred: Deferred, exc: Exception) -> str:
-        """Send a command whose resolution fails by itself to the dead-letter topic, then drop
-        its row (durable on the topic first: a failure in between sends it again)."""
+        """Send a command whose resolution fails by itself to the dead-letter topic, then record
+        it failed with what its chunks ended and drop its row (durable on the topic first: a
+        failure in between sends it again)."""
         assert self._dead_letters is not None
         command = deferred.command
         reason = refusal(exc)
@@ -186,8 +188,17 @@ class DeferredTerminations:
         )
         await self._dead_letters.send([letter])
 
+        async def forget(uow: UnitOfWork) -> None:
+            kept = await lock_deferred(uow, deferred.key)
+            if kept is None:
+                return  # applied by another registry meanwhile
+            # failed, with what its chunks ended (the row's count: another registry's chunks
+            # included)
+            await record_given_up(uow, kept.command, self._clock(), kept.terminated)
+            await forget_deferred(uow, deferred.key)
+
         async with self._gate or contextlib.nullcontext():
-            await UnitOfWork(self._store).run(lambda uow: forget_deferred(uow, deferred.key))
+            await UnitOfWork(self._store).run(forget)
         return reason
 
     def _mine(self, deferred: Deferred) -> bool:

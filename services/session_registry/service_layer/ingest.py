@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import json
 import logging
@@ -34,6 +35,7 @@ from session_contracts.models import (
 )
 from session_contracts.record_signing import SignedExpiries
 from session_contracts.tracing import RecordHeaders
+from session_registry.adapters.command_store import record_failed
 from session_registry.adapters.dead_letters import DeadLetter, DeadLetterSink, copied_headers
 from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Outcome, Projector
@@ -155,6 +157,26 @@ def refusal(exc: BaseException) -> str:
         cause = getattr(exc, "orig", None) or exc
         return escape_reason(f"the database refused it: {type(cause).__name__}: {cause}")
     return escape_reason(f"the registry could not apply it: {type(exc).__name__}: {exc}")
+
+
+async def record_given_up(
+    uow: UnitOfWork, command: TerminateSessions, now: datetime, terminated: int
+) -> None:
+    """Record a command given up (`command_store.record_failed`: its status says `failed`),
+    in a savepoint: what made the command fail may make its row fail too (a value the database
+    refuses), and the transaction that dead-letters it must still commit. Such a command stays
+    `pending`, as every command given up did before revision 1601."""
+    try:
+        async with uow.conn.begin_nested():
+            await record_failed(uow, command, now, terminated)
+    except Exception as exc:
+        if not caused_by_a_record(exc):
+            raise
+        log.warning(
+            "termination command given up could not be recorded failed: %s",
+            refusal(exc),
+            extra={"tenant_id": command.tenant_id, "command_id": str(command.command_id)},
+        )
 
 
 Item = tuple[
@@ -353,8 +375,12 @@ class Ingestor:
                 # a Python error is a bug a record triggers: where it was raised
                 exc_info=None if caused_by_data(exc) else exc,
             )
+            letter = _dead_letter(record, reason)
+            message = items[live[0]][2]
+            if isinstance(message, TerminateSessions):
+                letter = dataclasses.replace(letter, given_up=message)
             items = list(items)
-            items[live[0]] = (tp, offset, _dead_letter(record, reason), record)
+            items[live[0]] = (tp, offset, letter, record)
             batch = _regroup(items)
             return _warned(await UnitOfWork(self._store).run(lambda uow: self._apply(uow, batch)))
         if len(live) <= 1:
@@ -404,9 +430,9 @@ class Ingestor:
                 elif kind is TerminateSessions:
                     assert isinstance(message, TerminateSessions)  # for mypy; a rare record
                     commands.append(message)
-                    command_origins[(message.tenant_id, str(message.command_id))] = (
-                        tp[1],
-                        offset,
+                    # the first of a duplicated command id, as `apply_commands` keeps
+                    command_origins.setdefault(
+                        (message.tenant_id, str(message.command_id)), (tp[1], offset)
                     )
                     if record is not None:
                         name = str(message.command_id)
@@ -428,9 +454,13 @@ class Ingestor:
                         and not _keyed_as_v1(record, event)
                     ):
                         miskeyed.append(("event", record))
+        now = self._clock()
         outcome = await self._projector.apply(
-            uow, events, commands, self._clock(), command_headers, command_origins, appended
+            uow, events, commands, now, command_headers, command_origins, appended
         )
+        for letter in letters:
+            if letter.given_up is not None:
+                await record_given_up(uow, letter.given_up, now, 0)
         unsent = [
             letter
             for letter in letters

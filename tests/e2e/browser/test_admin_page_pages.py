@@ -11,6 +11,7 @@ import pytest
 from admin_stack import Stack
 from playwright.async_api import Locator, Page, Route, expect
 
+from refused_rows import refuse_rows
 from session_contracts.models import SessionType
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
@@ -138,6 +139,38 @@ async def test_reason_is_recorded_and_the_audit_page_shows_it(stack: Stack, page
     await expect(page.locator("#audit-filters").get_by_role("alert")).to_have_text(
         "“From” must be earlier than “To”: this range contains no time at all."
     )
+
+
+async def test_a_termination_the_registry_gives_up_says_so_and_the_audit_says_failed(
+    stack: Stack, page: Page
+) -> None:
+    """The registry cannot apply it (its database refuses this tenant's applied rows, a
+    stand-in for any value it refuses): the page stopped waiting only at its deadline and said
+    "not applied yet; refresh in a moment" before revision 1601, and the audit said Pending."""
+    tenant = stack.tenant()
+    (target,) = await stack.publish([stack.session(tenant, "Gives Up")])
+    await refuse_rows(stack.registry.store, "applied_commands", "tenant_id", tenant.tenant_id)
+    await page.goto(stack.page_url(tenant.token))
+    await expect(rows(page)).to_have_count(1)
+    await page.locator(f'#rows tr[data-session-id="{target.session_id}"] input.row-select').check()
+    await (
+        page.get_by_role("region", name="Selected sessions")
+        .get_by_role("button", name="Terminate")
+        .click()
+    )
+    dialog = page.get_by_role("dialog", name="Terminate 1 session?")
+    await dialog.get_by_role("button", name="Terminate", exact=True).click()
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("The termination could not be applied (command ")
+    await expect(status).to_contain_text("an operator can retry it from the dead-letter topic.")
+    await expect(status).to_have_class(re.compile(r"\bstatus-error\b"))
+    await expect(rows(page)).to_have_count(1)  # nothing ended: the row stays
+
+    await page.get_by_role("link", name="Audit log").click()
+    entry = page.locator("#audit-body tbody tr")
+    await expect(entry).to_have_count(1)
+    await expect(entry.locator("td").nth(5)).to_have_text("0")
+    await expect(entry.locator("td").nth(6)).to_have_text("Failed")
 
 
 async def test_times_url_state_validation_and_who(stack: Stack, page: Page) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from test_registry_bulk_termination import TOPICS, by_filter, contents, seed, seed_events
 
 from admin_api.adapters import settings_store
+from admin_api.adapters.terminations import request_status
 from polling import until
 from read_model.database import open_store, upgrade_schema
 from read_model.store import Store
@@ -376,6 +377,43 @@ async def test_a_command_whose_resolution_fails_by_itself_is_dead_lettered_not_r
         sid("s05"),
         sid("s08"),
     }
+
+
+async def test_a_command_given_up_after_some_chunks_says_failed_with_what_they_ended(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its status stayed `pending` with `terminated: 0` for ever before revision 1601; a
+    redrive then resolves it again (`pending`) and applies the rest (`applied`, all counted)."""
+    await seed(store)
+    command = by_filter(q="user u")
+    await defer(store, command)
+    reads = 0
+
+    async def second_read_fails(*args: Any, **named: Any) -> list[str]:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            raise ValueError("a value this command provokes")
+        return await resolve_chunk(*args, **named)
+
+    async def status() -> tuple[str, int, bool]:
+        async with store.engine.connect() as conn:
+            found = await request_status(conn, command.tenant_id, str(command.command_id))
+        assert found is not None
+        return found.status, found.terminated, found.failed_at is not None
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", second_read_fails)
+    outcome = await resolver(store, dead_letters=KeptLetters()).resolve_all()
+    assert (outcome.commands, outcome.terminated, len(outcome.dead_letter_reasons)) == (0, 4, 1)
+    assert await status() == ("failed", 4, True)
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", resolve_chunk)
+    await defer(store, command)  # redriven: taken from the topic again
+    assert await status() == ("pending", 4, True)
+    outcome = await resolver(store).resolve_all()
+    assert (outcome.commands, outcome.terminated) == (1, 9)
+    assert await status() == ("applied", 13, True)
+    assert {e.session_id for e in await terminated_events(store)} == EVERY_LISTED
 
 
 async def test_a_database_away_ends_the_pass_and_keeps_every_command(

@@ -28,6 +28,7 @@ from read_model.tables import (
     termination_requests,
 )
 from read_model.unit_of_work import UnitOfWork, caused_by_data
+from refused_rows import refuse_rows
 from session_contracts.codec import decode_revocation, encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_records import LOG_APPEND_TIME
@@ -257,23 +258,8 @@ async def test_a_revocations_valid_until_never_moves_earlier(store: Store) -> No
 
 
 async def _poison(store: Store) -> None:
-    """A database that refuses one value the contract accepts: a stand-in for any such value
-    (a NUL once was one), refused by the database itself on both backends."""
-    async with store.engine.begin() as conn:
-        if store.engine.dialect.name == "sqlite":
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER poison BEFORE INSERT ON sessions "
-                    "WHEN NEW.user_name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    "ALTER TABLE sessions ADD CONSTRAINT poison "
-                    "CHECK (user_name IS DISTINCT FROM 'poison') NOT VALID"
-                )
-            )
+    """A database that refuses one value the contract accepts: a session named "poison"."""
+    await refuse_rows(store, "sessions", "user_name", "poison")
 
 
 async def _poisoned(store: Store) -> tuple[Harness, list[SessionCreated], SessionCreated]:
@@ -316,6 +302,59 @@ async def test_each_dead_letter_of_a_batch_the_database_refuses_is_sent_once(
     await h.ingest(malformed, *good[:12], malformed, bad, *good[12:], malformed)
     assert sorted(letter.offset for letter in h.letters.sent) == [0, 13, 14, 23]
     assert {r.session_id for r in await h.rows(sessions)} == {e.session_id for e in good}
+
+
+def _command(by: str, *handles: str) -> TerminateSessions:
+    return TerminateSessions(
+        command_id=uuid.uuid4(),
+        tenant_id=A,
+        requested_by=by,
+        requested_at=T0,
+        reason=TerminationReason.admin,
+        session_ids=list(handles),
+    )
+
+
+async def test_a_command_the_database_refuses_says_failed_and_the_batch_commits(
+    store: Store,
+) -> None:
+    """A command dead-lettered in its batch stayed `pending` for ever before revision 1601.
+    Recording it failed can be refused too (what made it fail is in its request row): the
+    batch must still commit, and the command then stays `pending` as before."""
+    from admin_api.adapters.terminations import request_status
+
+    await refuse_rows(store, "applied_commands", "requested_by", "refused", "refused twice")
+    await refuse_rows(store, "termination_requests", "requested_by", "refused twice")
+    h = Harness(store)
+    handles = [session_handle(A, f"c{i}") for i in range(3)]
+    refused, twice, fine = (
+        _command("refused", handles[0]),
+        _command("refused twice", handles[1]),
+        _command("admin-1", handles[2]),
+    )
+    await h.ingest(*(created(A, handle) for handle in handles))
+    outcome = await h.ingest(refused, twice, fine)
+
+    assert outcome.dead_letters == 2
+    assert [letter.given_up for letter in h.letters.sent] == [refused, twice]
+    async with store.engine.connect() as conn:
+        states = {
+            command.requested_by: await request_status(conn, A, str(command.command_id))
+            for command in (refused, twice, fine)
+        }
+        position = (
+            await conn.execute(
+                text("SELECT next_offset FROM consumer_positions WHERE topic = :t"),
+                {"t": TOPICS.commands},
+            )
+        ).scalar_one()
+    assert states["refused"] is not None and states["admin-1"] is not None
+    assert (states["refused"].status, states["refused"].terminated) == ("failed", 0)
+    assert (states["admin-1"].status, states["admin-1"].terminated) == ("applied", 1)
+    assert states["refused twice"] is None  # never recorded, as before 1601
+    assert position == 3  # past every command: nothing is retried
+    open_ones = {r.session_id for r in await h.rows(sessions, sessions.c.state == "open")}
+    assert open_ones == {handles[0], handles[1]}
 
 
 def test_connectivity_errors_are_not_blamed_on_data() -> None:

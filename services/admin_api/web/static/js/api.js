@@ -58,11 +58,11 @@
 
 /**
  * One termination request in the audit (`AuditEntry`).
- * @typedef {{command_id: string, requested_by: string, requested_at: string, reason: string, target: {session_ids?: string[], filter?: Record<string, unknown>}, requested: number, status: "pending" | "applied", terminated: number, applied_at: string | null}} AuditEntry
+ * @typedef {{command_id: string, requested_by: string, requested_at: string, reason: string, target: {session_ids?: string[], filter?: Record<string, unknown>}, requested: number, status: "pending" | "applied" | "failed", terminated: number, applied_at: string | null, failed_at?: string | null}} AuditEntry
  */
 
 /** @typedef {{command_id: string, status: "accepted", requested: number}} TerminationAccepted */
-/** @typedef {{command_id: string, status: "pending" | "applied", terminated: number}} TerminationStatus */
+/** @typedef {{command_id: string, status: "pending" | "applied" | "failed", terminated: number}} TerminationStatus */
 
 /**
  * The value of any field of a row, by name (for columns the page has no typed field for).
@@ -245,7 +245,7 @@ export class Api {
   }
 
   /**
-   * {status: "pending"|"applied", terminated}.
+   * {status: "pending"|"applied"|"failed", terminated}.
    * @param {string} commandId
    * @returns {Promise<TerminationStatus>}
    */

@@ -10,6 +10,8 @@ import { fromLocalInput, timeElement } from "./timefmt.js";
 
 const PAGE = 50;
 const SHOWN_IDS = 5;
+/** A request's status as the table says it (`failed`: the registry gave it up). */
+const STATUS_LABELS = { pending: "Pending", applied: "Done", failed: "Failed" };
 
 /**
  * @typedef {object} AuditOptions
@@ -126,8 +128,8 @@ export class AuditView {
       cell("Reason", reasonLabel(item.reason)),
       cell("What", this.target(item)),
       cell("Asked", item.requested.toLocaleString()),
-      cell("Ended", item.status === "applied" ? item.terminated.toLocaleString() : "—"),
-      cell("Status", item.status === "applied" ? "Done" : "Pending"),
+      cell("Ended", item.status === "pending" ? "—" : item.terminated.toLocaleString()),
+      cell("Status", STATUS_LABELS[item.status]),
     );
   }
 

@@ -597,6 +597,9 @@ class Page {
       if (result.applied) {
         if ("session_ids" in target) this.list.removeRows(target.session_ids);
         this.setStatus(endedMessage(result.terminated, count, "filter" in target));
+      } else if (result.failed) {
+        const before = result.terminated > 0 ? ` ${plural(result.terminated, "session")} ended before it stopped.` : "";
+        this.setStatus(`The termination could not be applied (command ${result.commandId}); an operator can retry it from the dead-letter topic.${before}`, true);
       } else {
         this.setStatus(`The termination was accepted (command ${result.commandId}) but is not applied yet; refresh in a moment.`);
       }

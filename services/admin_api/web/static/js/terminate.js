@@ -152,13 +152,15 @@ const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(
 
 /**
  * Send the termination request and poll its status until the registry applied it.
- * Resolves {applied: true, terminated} or {applied: false, commandId} after the deadline.
+ * Resolves {applied: true, terminated}; {applied: false, failed: true, terminated, commandId}
+ * once the registry gave it up (`terminated`: what it ended before); or
+ * {applied: false, commandId} after the deadline.
  * `onProgress` is told how many sessions a pending termination ended so far (one by a search
  * is applied in chunks), each time that count grows.
  * @param {Api} api
  * @param {TerminationTarget} target
  * @param {(ended: number) => void} [onProgress]
- * @returns {Promise<{applied: true, terminated: number} | {applied: false, commandId: string}>}
+ * @returns {Promise<{applied: true, terminated: number} | {applied: false, failed: true, terminated: number, commandId: string} | {applied: false, failed?: undefined, commandId: string}>}
  */
 export async function runTermination(api, target, onProgress) {
   const accepted = await api.terminate(target);
@@ -168,6 +170,9 @@ export async function runTermination(api, target, onProgress) {
   while (Date.now() < deadline) {
     const status = await api.terminationStatus(accepted.command_id);
     if (status.status === "applied") return { applied: true, terminated: status.terminated };
+    if (status.status === "failed") {
+      return { applied: false, failed: true, terminated: status.terminated, commandId: accepted.command_id };
+    }
     if (onProgress && status.terminated > told) {
       told = status.terminated;
       onProgress(told);
