@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,9 @@ VERIFIED_TOKENS = 1024
 """The most verified tokens a verifier keeps (then all are let go)."""
 
 
+log = logging.getLogger(__name__)
+
+
 MAX_TOKEN_CHARS = 16_384
 """Longer bearer tokens are refused unread: an IdP's access tokens are a few KB, and a server
 without a header limit (uvicorn with httptools) passed megabytes, which PyJWT decoded on the
@@ -58,6 +62,101 @@ class Admin:
         return grant in self.grants
 
 
+class JwksKeys:
+    """The identity provider's signing keys (its JWKS), fetched by one request at a time and
+    at most once per `cooldown` past their first fetch.
+
+    - A token whose `kid` the key set fetched within `lifespan` holds is answered at once: it
+      never waits for a fetch, whatever other requests ask for. In the second half of
+      `lifespan` such a request starts a fetch in the background, so the set is usually
+      renewed before anyone must wait for it.
+    - Otherwise (a `kid` the set lacks, or a set older than `lifespan`) the request waits for a
+      fetch: the one running, or one it starts when none started within `cooldown`. Past
+      that, nothing is fetched and the token is refused at once.
+    - A set older than `lifespan` is never used: a key withdrawn from the JWKS is refused
+      within `lifespan`, even while the identity provider cannot be reached.
+
+    PyJWT's client (`PyJWKClient`) fetched and cached under one lock, and started its
+    cooldown only after a fetch that succeeded. While the endpoint failed or hung, each token
+    naming a made-up `kid` made a fetch of its own (up to the 10 s timeout each, one after
+    another), and every admin's request that needed the key set waited behind them (found by
+    a review, 2026-12-06). It now only fetches and parses.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        lifespan: float,
+        cooldown: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=JWKS_FETCH_TIMEOUT_SECONDS)
+        self._lifespan = lifespan
+        self._cooldown = cooldown
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        """When the set was last fetched whole (`clock`)."""
+        self._started_at: float | None = None
+        """When a fetch was last started, whatever came of it (`clock`)."""
+        self._fetching: asyncio.Future[None] | None = None
+
+    async def key(self, kid: object) -> jwt.PyJWK:
+        """The signing key named `kid`; InvalidToken if the set has none, or cannot be had."""
+        name = kid if isinstance(kid, str) else None
+        fetching = self._fetching
+        if fetching is not None and fetching.get_loop() is not asyncio.get_running_loop():
+            self._fetching = None  # left by an event loop that ended (a test client's)
+        now = self._clock()
+        age = math.inf if self._fetched_at is None else now - self._fetched_at
+        if age < self._lifespan and name in self._keys:
+            if age >= self._lifespan / 2 and self._may_start(now):
+                self._start(now)  # renewed in the background: nobody waits
+            return self._keys[name]
+        if self._fetching is not None or self._may_start(now):
+            if self._fetching is None:
+                self._start(now)
+            assert self._fetching is not None
+            await asyncio.shield(self._fetching)  # one request's cancellation stops no fetch
+        fresh = self._fetched_at is not None and self._clock() - self._fetched_at < self._lifespan
+        if not fresh:
+            raise InvalidToken("the identity provider's key set (JWKS) cannot be fetched now")
+        if name not in self._keys:
+            raise InvalidToken(
+                escape_reason(f'no signing key of the key set (JWKS) matches: "{kid}"')
+            )
+        return self._keys[name]
+
+    def _may_start(self, now: float) -> bool:
+        return self._fetching is None and (
+            self._started_at is None or now - self._started_at >= self._cooldown
+        )
+
+    def _start(self, now: float) -> None:
+        self._started_at = now
+        self._fetching = asyncio.ensure_future(self._fetch())
+
+    async def _fetch(self) -> None:
+        try:
+            jwk_set = await asyncio.to_thread(self._client.get_jwk_set, True)
+            keys = {
+                key.key_id: key
+                for key in jwk_set.keys
+                if key.key_id and key.public_key_use in ("sig", None)
+            }
+            if not keys:
+                raise ValueError("the key set holds no signing key with a kid")
+            self._keys, self._fetched_at = keys, self._clock()
+        except (jwt.PyJWTError, TypeError, ValueError, OSError) as exc:
+            # said to the operator, not to whoever sent a token
+            log.warning(
+                "the identity provider's key set (JWKS) could not be fetched: %s",
+                escape_reason(str(exc)),
+            )
+        finally:
+            self._fetching = None
+
+
 class TokenVerifier:
     """Checks signature, exp, nbf, iat, aud, iss (where configured) and the token's lifetime,
     and reads the admin claims (`sub` and `tenant` by the contract's rules)."""
@@ -68,15 +167,11 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
         self._max_lifetime = settings.jwt_max_lifetime_seconds
-        # The key set is cached for `lifespan`; a token naming an unknown kid refetches it at
-        # most once per `cooldown_duration`, however many such tokens arrive.
         self._jwks = (
-            jwt.PyJWKClient(
+            JwksKeys(
                 settings.jwks_url,
-                cache_jwk_set=True,
-                lifespan=settings.jwks_cache_seconds,
-                cooldown_duration=settings.jwks_refresh_cooldown_seconds,
-                timeout=JWKS_FETCH_TIMEOUT_SECONDS,
+                settings.jwks_cache_seconds,
+                settings.jwks_refresh_cooldown_seconds,
             )
             if settings.jwks_url
             else None
@@ -99,8 +194,8 @@ class TokenVerifier:
         if kept is not None and now < kept[0]:
             return kept[1]
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-            claims = await self._decode(token, algorithm)
+            header = jwt.get_unverified_header(token)
+            claims = await self._decode(token, header.get("alg"), header.get("kid"))
         except jwt.PyJWTError as exc:
             # PyJWT quotes the token's own text (its kid): a lone surrogate there cannot be
             # rendered in the 401, which was a 500 instead
@@ -112,7 +207,7 @@ class TokenVerifier:
         self._verified[token] = (min(now + VERIFIED_SECONDS, float(claims["exp"])), admin)
         return admin
 
-    async def _decode(self, token: str, algorithm: object) -> dict[str, Any]:
+    async def _decode(self, token: str, algorithm: object, kid: object) -> dict[str, Any]:
         # The key follows from the algorithm we allow, never from what the token asks for.
         if algorithm == "HS256" and self._hs256_keys:
             *earlier, last = self._hs256_keys
@@ -123,16 +218,14 @@ class TokenVerifier:
                     continue
             return self._decode_with(token, last, "HS256")
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
-            jwks = self._jwks
+            signing_key = await self._jwks.key(kid)
             try:
-                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
                 return self._decode_with(
                     token, _key_for(signing_key, str(algorithm)), str(algorithm)
                 )
             except (TypeError, ValueError, OSError) as exc:
-                # PyJWT raises its own errors for most of what a token or a key set holds, not
-                # for all: a key its algorithm cannot read (TypeError, ValueError), a key set
-                # that is not JSON (ValueError) or dropped mid-read (OSError); a 401, not a 500
+                # PyJWT raises its own errors for most of what a token or a key holds, not for
+                # all: a key its algorithm cannot read (TypeError, ValueError); a 401, not a 500
                 raise InvalidToken(
                     f"the token cannot be verified with the key set (JWKS): "
                     f"{escape_reason(str(exc))}"

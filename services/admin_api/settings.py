@@ -121,14 +121,19 @@ class AdminApiSettings(KafkaSettings):
         "refused.",
     )
     jwks_cache_seconds: float = Field(
-        default=300.0, ge=1.0, le=86400.0, description="How long the fetched JWKS is used."
+        default=300.0,
+        ge=1.0,
+        le=86400.0,
+        description="How long the fetched JWKS is used (never longer: a withdrawn key is refused "
+        "within it, even while the identity provider cannot be reached).",
     )
     jwks_refresh_cooldown_seconds: float = Field(
         default=30.0,
         ge=1.0,
         le=3600.0,
-        description="At most one refetch of the JWKS per this many seconds for tokens naming "
-        "an unknown `kid` (a flood of made-up kids never floods the identity provider).",
+        description="At most one fetch of the JWKS started per this many seconds, whether the "
+        "last one worked or not, for tokens naming an unknown `kid` or a key set out of date "
+        "(a flood of made-up kids never floods the identity provider).",
     )
     max_body_bytes: int = Field(
         default=1024 * 1024,
