@@ -249,6 +249,12 @@ class PostgresStore(Store):
         """A transaction-level advisory lock, released by the commit or rollback."""
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
+    async def lock_named(self, conn: AsyncConnection, name: str) -> None:
+        """A transaction-level advisory lock on the name's 64-bit hash."""
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+        )
+
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query ... FOR UPDATE [SKIP LOCKED]`."""
         return query.with_for_update(skip_locked=skip_locked)

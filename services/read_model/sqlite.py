@@ -143,6 +143,9 @@ class SqliteStore(Store):
     async def lock_schema(self, conn: AsyncConnection) -> None:
         """Nothing more: the unit of work's BEGIN IMMEDIATE holds the write lock already."""
 
+    async def lock_named(self, conn: AsyncConnection, name: str) -> None:
+        """Nothing more: the unit of work's BEGIN IMMEDIATE holds the write lock already."""
+
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query` as it is: the unit of work holds the database's write lock already."""
         return query

@@ -192,6 +192,11 @@ class Store(ABC):
         together migrate one after another (the later ones find the schema current)."""
 
     @abstractmethod
+    async def lock_named(self, conn: AsyncConnection, name: str) -> None:
+        """Hold a lock named `name` until the unit of work ends: writers naming the same one
+        take turns, whether or not the rows they read exist yet."""
+
+    @abstractmethod
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:
         """`query`, locking what it reads until the unit of work ends; with `skip_locked`,
         rows another writer holds are left out (the next pass gets them)."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.tables import session_settings, session_settings_history
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType
+from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType, as_utc
 
 _t = session_settings.c
 
@@ -49,7 +49,19 @@ async def save(
     by: str,
 ) -> None:
     """Replace the tenant's setting for one session type, and keep it in the type's history
-    from `at` (in the caller's unit of work)."""
+    from `at` (in the caller's unit of work, which holds the tenant's settings lock).
+
+    Stamped no earlier than a microsecond after the type's latest history row: two admin API
+    hosts whose clocks differ would otherwise file a later change before an earlier one, and
+    the history's latest row would disagree with `session_settings` until the next change."""
+    _h = session_settings_history.c
+    latest = (
+        await uow.conn.execute(
+            select(func.max(_h.since)).where(_h.tenant_id == tenant_id, _h.session_type == kind)
+        )
+    ).scalar_one()
+    if latest is not None:
+        at = max(at, as_utc(latest) + timedelta(microseconds=1))
     seconds = {
         "max_session_seconds": policy.max_session_seconds,
         "idle_timeout_seconds": policy.idle_timeout_seconds,
@@ -61,7 +73,6 @@ async def save(
     await uow.conn.execute(
         statement.on_conflict_do_update(index_elements=[_t.tenant_id, _t.session_type], set_=values)
     )
-    _h = session_settings_history.c
     kept = {**seconds, "changed_by": by}
     history = uow.store.insert(session_settings_history).values(
         tenant_id=tenant_id, session_type=kind, since=at, **kept

@@ -44,11 +44,17 @@ async def change_settings(
     stamped before an ack that took a while, and committed after a count read meanwhile, would
     have been in force at that count without the count seeing it (found by a review,
     2026-12-06). What is left is the commit itself, milliseconds.
+
+    One change of a tenant's settings at a time (`Store.lock_named`, taken before the settings
+    are read): the record carries all of them, so two changes at once on PostgreSQL (of two
+    types, by two admins) each published the other's type as it was before, and the later
+    record undid the earlier change for login services while the database kept both.
     """
     now = clock()
     # Not `run` (retried): the record may already be on Kafka when a retryable error strikes.
     async with UnitOfWork(store) as uow:
         policy = command.change.policy()
+        await store.lock_named(uow.conn, f"session_settings/{admin.tenant_id}")
         before = await settings_store.load(uow.conn, admin.tenant_id)
         current = {kind: s.policy for kind, s in before.items()}
         current[command.session_type] = policy

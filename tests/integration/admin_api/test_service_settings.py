@@ -3,6 +3,7 @@ that is down; on both backends."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from session_contracts.models import DEFAULT_POLICIES, SessionPolicy, as_utc
 
 ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
 OTHER_ADMIN = Admin("admin-9", OTHER_TENANT, frozenset({EDIT_USER_SESSIONS}))
+OTHER_TYPE_ADMIN = Admin("admin-2", TENANT, frozenset({EDIT_USER_SESSIONS}))
 DAY_LONG = PolicyChange(max_session_seconds=86400, idle_timeout_seconds=3600)
 
 
@@ -99,3 +101,52 @@ async def test_a_change_is_stamped_once_kafka_has_it(store: Store, bus: Recordin
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(session_settings_history))).all()
     assert [(r.session_type, as_utc(r.since)) for r in rows] == [("browser", written)]
+
+
+async def test_two_changes_at_once_each_publish_the_other(store: Store) -> None:
+    """The record carries all of a tenant's settings. Two admins changing two types at once on
+    PostgreSQL each read the settings before the other's commit, so each record carried the
+    other type as it was, and the later one undid the earlier change for login services while
+    the database kept both. One change of a tenant's settings at a time now."""
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    class HeldBus(RecordingBus):
+        async def settings_changed(self, record: Any) -> None:
+            entered.set()
+            await release.wait()  # the first change waits here for Kafka's answer
+            await super().settings_changed(record)
+
+    bus = HeldBus()
+    first = asyncio.create_task(
+        change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, bus, clock)
+    )
+    await entered.wait()
+    longer = PolicyChange(max_session_seconds=2 * 86400, idle_timeout_seconds=7200)
+    second = asyncio.create_task(
+        change_settings(ChangeSettings("mobile", longer), OTHER_TYPE_ADMIN, store, bus, clock)
+    )
+    await asyncio.sleep(0.2)  # time for the second to read the settings, were it let
+    release.set()
+    await asyncio.gather(first, second)
+    assert [record.changed_by for record in bus.settings] == ["admin-1", "admin-2"]
+    assert bus.settings[-1].settings == {"browser": DAY_LONG.policy(), "mobile": longer.policy()}
+
+
+async def test_a_change_from_a_clock_behind_is_filed_after_the_one_before(store: Store) -> None:
+    """Two admin API hosts whose clocks differ: the later change is stamped a microsecond
+    after the earlier one, not before it, so the history's latest row is the current one."""
+    await change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, RecordingBus(), clock)
+    later = PolicyChange(max_session_seconds=2 * 86400, idle_timeout_seconds=7200)
+    behind = NOW - timedelta(seconds=5)
+    stored = await change_settings(
+        ChangeSettings("browser", later), ADMIN, store, RecordingBus(), lambda: behind
+    )
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(session_settings_history).order_by(session_settings_history.c.since)
+            )
+        ).all()
+    assert [r.max_session_seconds for r in rows] == [86400, 2 * 86400]
+    assert as_utc(rows[1].since) == NOW + timedelta(microseconds=1)
+    assert as_utc(stored["browser"].updated_at) == as_utc(rows[1].since)
