@@ -250,9 +250,17 @@ class PostgresStore(Store):
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
     async def lock_named(self, conn: AsyncConnection, name: str) -> None:
-        """A transaction-level advisory lock on the name's 64-bit hash."""
+        """A transaction-level advisory lock on the name's 64-bit hash, waited for without the
+        connection's `statement_timeout`: the holder is bounded by its own work (a settings
+        change by `SESSIONS_PUBLISH_TIMEOUT_SECONDS`, up to 300 s), and the admin API's 15 s
+        would answer a wait behind it as a search stopped at its time limit."""
+        before = (await conn.execute(text("SELECT current_setting('statement_timeout')"))).scalar()
+        await conn.execute(text("SELECT set_config('statement_timeout', '0', true)"))
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+        )
+        await conn.execute(
+            text("SELECT set_config('statement_timeout', :before, true)"), {"before": before}
         )
 
     def for_update(self, query: Query, *, skip_locked: bool = False) -> Query:

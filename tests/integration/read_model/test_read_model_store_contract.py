@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from migrated import MigratedCopies
@@ -197,6 +197,37 @@ async def test_rows_read_for_update_wait_for_their_unit_of_work(store: Store) ->
         await store.save_sessions(uow.conn, [row("a", user_name="changed")])
     await asyncio.wait_for(waiting, 30)
     assert order == ["first writes", "second read changed"]
+
+
+async def test_a_named_lock_makes_writers_take_turns_past_the_statement_timeout(
+    store: Store,
+) -> None:
+    """Whether or not a row exists to lock (a tenant's settings never changed), and however
+    long the holder takes: the admin API's connections stop a statement at 15 s, which cut a
+    wait behind a settings change awaiting Kafka's answer (up to 20 s) into a 503 about a
+    search (`time_limit`)."""
+    order: list[str] = []
+
+    async def second() -> None:
+        async with UnitOfWork(store) as uow:
+            if isinstance(store, PostgresStore):
+                await uow.conn.execute(text("SET LOCAL statement_timeout = '500ms'"))
+            await store.lock_named(uow.conn, "settings/acme")
+            order.append("second")
+            if isinstance(store, PostgresStore):
+                timeout = await uow.conn.execute(
+                    text("SELECT current_setting('statement_timeout')")
+                )
+                order.append(f"then {timeout.scalar()}")
+
+    async with UnitOfWork(store) as uow:
+        await store.lock_named(uow.conn, "settings/acme")
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(1.0)  # twice the waiter's statement timeout
+        order.append("first")
+    await asyncio.wait_for(waiting, 30)
+    after = ["then 500ms"] if isinstance(store, PostgresStore) else []
+    assert order == ["first", "second", *after]
 
 
 async def test_skip_locked_leaves_out_what_another_writer_holds(store: Store) -> None:
