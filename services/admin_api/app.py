@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from admin_api import web
 from admin_api.adapters.bus import CommandBus, KafkaBus
-from admin_api.auth import TokenVerifier
+from admin_api.auth import TokenVerifier, jwks_fetch_counter
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
 from admin_api.entrypoints.limits import RequestLimits
@@ -65,7 +65,7 @@ def create_app(
             settings=settings,
             store=store,
             bus=bus or kafka,  # type: ignore[arg-type]
-            verifier=TokenVerifier(settings),
+            verifier=TokenVerifier(settings, jwks_fetches),
             clock=clock,
             metrics=registry,
             schema=SchemaWatch(store.engine, behind),
@@ -96,6 +96,7 @@ def create_app(
 
     registry = app_registry()
     syncs = sync_counter(registry)
+    jwks_fetches = jwks_fetch_counter(registry)
     behind = schema_gauge(registry)
     development = settings.environment == "development"
     app = FastAPI(

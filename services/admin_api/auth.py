@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -10,8 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlparse
 
+import httpx
 import jwt
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import TypeAdapter, ValidationError
 
 from admin_api.settings import AdminApiSettings
@@ -26,6 +30,9 @@ JWK_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 ASYMMETRIC_ALGORITHMS = tuple(JWK_KEY_TYPES)  # a tuple: a header's `alg` may be a list or object
 NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 JWKS_FETCH_TIMEOUT_SECONDS = 10.0
+"""The most one fetch of the identity provider's key set takes, answer read whole included."""
+MAX_JWKS_BYTES = 1024 * 1024
+"""The most of a key set's answer read: an identity provider's is a few KB."""
 # The claims that end up in commands, checked by the contract's own rules: a token the
 # commands would refuse is refused here, not met as a 500 at the first termination.
 _TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
@@ -62,6 +69,20 @@ class Admin:
         return grant in self.grants
 
 
+def jwks_fetch_counter(metrics: CollectorRegistry | None) -> Counter:
+    """`admin_api_jwks_fetches_total{outcome}` on `metrics` (None: on none): each fetch of the
+    identity provider's key set, `ok` or `failed`, both exported from the start (at 0)."""
+    fetches = Counter(
+        "admin_api_jwks_fetches",
+        "Fetches of the identity provider's key set (JWKS), by outcome",
+        ("outcome",),
+        registry=metrics,
+    )
+    for outcome in ("ok", "failed"):
+        fetches.labels(outcome)
+    return fetches
+
+
 class JwksKeys:
     """The identity provider's signing keys (its JWKS), fetched by one request at a time and
     at most once per `cooldown` past their first fetch.
@@ -72,15 +93,19 @@ class JwksKeys:
       renewed before anyone must wait for it.
     - Otherwise (a `kid` the set lacks, or a set older than `lifespan`) the request waits for a
       fetch: the one running, or one it starts when none started within `cooldown`. Past
-      that, nothing is fetched and the token is refused at once.
+      that, nothing is fetched and the token is refused at once. The cooldown is at most half
+      of `lifespan`, so a set is always renewed before it runs out when the provider answers.
     - A set older than `lifespan` is never used: a key withdrawn from the JWKS is refused
-      within `lifespan`, even while the identity provider cannot be reached.
+      within `lifespan` (a token verified just before is taken again for `VERIFIED_SECONDS`),
+      even while the identity provider cannot be reached.
+    - A fetch ends within `JWKS_FETCH_TIMEOUT_SECONDS` whatever the provider does (a reply
+      sent a byte at a time included), and reads at most `MAX_JWKS_BYTES`.
 
     PyJWT's client (`PyJWKClient`) fetched and cached under one lock, and started its
     cooldown only after a fetch that succeeded. While the endpoint failed or hung, each token
     naming a made-up `kid` made a fetch of its own (up to the 10 s timeout each, one after
     another), and every admin's request that needed the key set waited behind them (found by
-    a review, 2026-12-06). It now only fetches and parses.
+    a review, 2026-12-06). PyJWT now only parses the keys.
     """
 
     def __init__(
@@ -89,20 +114,25 @@ class JwksKeys:
         lifespan: float,
         cooldown: float,
         clock: Callable[[], float] = time.monotonic,
+        fetches: Counter | None = None,
     ) -> None:
-        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=JWKS_FETCH_TIMEOUT_SECONDS)
+        if urlparse(url).scheme.lower() not in ("http", "https"):
+            raise ValueError(f"the JWKS URL must be http or https, not {escape_reason(url)!r}")
+        self._url = url
         self._lifespan = lifespan
-        self._cooldown = cooldown
+        self._cooldown = min(cooldown, lifespan / 2)
         self._clock = clock
-        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetches = fetches
+        self._keys: dict[str, list[jwt.PyJWK]] = {}
         self._fetched_at: float | None = None
         """When the set was last fetched whole (`clock`)."""
         self._started_at: float | None = None
         """When a fetch was last started, whatever came of it (`clock`)."""
         self._fetching: asyncio.Future[None] | None = None
 
-    async def key(self, kid: object) -> jwt.PyJWK:
-        """The signing key named `kid`; InvalidToken if the set has none, or cannot be had."""
+    async def keys(self, kid: object) -> list[jwt.PyJWK]:
+        """The signing keys named `kid` (one, or one per key type: RFC 7517 lets keys of
+        different types share a kid); InvalidToken if the set has none, or cannot be had."""
         name = kid if isinstance(kid, str) else None
         fetching = self._fetching
         if fetching is not None and fetching.get_loop() is not asyncio.get_running_loop():
@@ -138,30 +168,54 @@ class JwksKeys:
 
     async def _fetch(self) -> None:
         try:
-            jwk_set = await asyncio.to_thread(self._client.get_jwk_set, True)
-            keys = {
-                key.key_id: key
-                for key in jwk_set.keys
-                if key.key_id and key.public_key_use in ("sig", None)
-            }
+            async with asyncio.timeout(JWKS_FETCH_TIMEOUT_SECONDS):
+                body = await self._read()
+            jwk_set = jwt.PyJWKSet.from_dict(json.loads(body))
+            keys: dict[str, list[jwt.PyJWK]] = {}
+            for key in jwk_set.keys:
+                if key.key_id and key.public_key_use in ("sig", None):
+                    keys.setdefault(key.key_id, []).append(key)
             if not keys:
                 raise ValueError("the key set holds no signing key with a kid")
             self._keys, self._fetched_at = keys, self._clock()
-        except (jwt.PyJWTError, TypeError, ValueError, OSError) as exc:
+            self._count("ok")
+        except Exception as exc:  # anything the provider sends: a background task logs it
+            self._count("failed")
             # said to the operator, not to whoever sent a token
             log.warning(
-                "the identity provider's key set (JWKS) could not be fetched: %s",
-                escape_reason(str(exc)),
+                "the identity provider's key set (JWKS) could not be fetched: %s: %s",
+                type(exc).__name__,
+                escape_reason(str(exc)[:500]),
             )
         finally:
             self._fetching = None
+
+    async def _read(self) -> bytes:
+        """The JWKS document's bytes: a 200 answer, redirects not followed, at most
+        `MAX_JWKS_BYTES`."""
+        async with (
+            httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT_SECONDS) as client,
+            client.stream("GET", self._url, headers={"Accept": "application/json"}) as answer,
+        ):
+            if answer.status_code != 200:
+                raise ValueError(f"the JWKS endpoint answered {answer.status_code}")
+            body = bytearray()
+            async for chunk in answer.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError(f"the key set is larger than {MAX_JWKS_BYTES} bytes")
+            return bytes(body)
+
+    def _count(self, outcome: str) -> None:
+        if self._fetches is not None:
+            self._fetches.labels(outcome).inc()
 
 
 class TokenVerifier:
     """Checks signature, exp, nbf, iat, aud, iss (where configured) and the token's lifetime,
     and reads the admin claims (`sub` and `tenant` by the contract's rules)."""
 
-    def __init__(self, settings: AdminApiSettings) -> None:
+    def __init__(self, settings: AdminApiSettings, jwks_fetches: Counter | None = None) -> None:
         self._hs256_keys = settings.hs256_keys
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
@@ -172,6 +226,7 @@ class TokenVerifier:
                 settings.jwks_url,
                 settings.jwks_cache_seconds,
                 settings.jwks_refresh_cooldown_seconds,
+                fetches=jwks_fetches,
             )
             if settings.jwks_url
             else None
@@ -218,10 +273,12 @@ class TokenVerifier:
                     continue
             return self._decode_with(token, last, "HS256")
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
-            signing_key = await self._jwks.key(kid)
+            named = await self._jwks.keys(kid)
+            # of keys sharing the kid (one per key type), the one of the token's algorithm
+            fitting = [k for k in named if _fits(k, str(algorithm))]
             try:
                 return self._decode_with(
-                    token, _key_for(signing_key, str(algorithm)), str(algorithm)
+                    token, _key_for((fitting or named)[0], str(algorithm)), str(algorithm)
                 )
             except (TypeError, ValueError, OSError) as exc:
                 # PyJWT raises its own errors for most of what a token or a key holds, not for
@@ -246,12 +303,17 @@ class TokenVerifier:
         return claims
 
 
+def _fits(jwk: jwt.PyJWK, algorithm: str) -> bool:
+    """Whether `jwk` verifies tokens of `algorithm` (`_key_for`)."""
+    return jwk.key_type == JWK_KEY_TYPES[algorithm] and jwk.algorithm_name == algorithm
+
+
 def _key_for(jwk: jwt.PyJWK, algorithm: str) -> Any:
     """The JWKS key the token's kid names, if it is a key for the token's algorithm: of its
     key type (`kty`), and with that `alg` when the JWKS gives one (PyJWT infers RS256 for an
     RSA key, ES256 for a P-256 one). PyJWT read an RSA key for an ES256 header as an EC one,
     or the reverse, and raised TypeError before checking any signature."""
-    if jwk.key_type != JWK_KEY_TYPES[algorithm] or jwk.algorithm_name != algorithm:
+    if not _fits(jwk, algorithm):
         raise InvalidToken(
             f"signing algorithm {algorithm} does not fit the key its kid names "
             f"(kty {escape_reason(str(jwk.key_type))}, "

@@ -131,9 +131,10 @@ class AdminApiSettings(KafkaSettings):
         default=30.0,
         ge=1.0,
         le=3600.0,
-        description="At most one fetch of the JWKS started per this many seconds, whether the "
-        "last one worked or not, for tokens naming an unknown `kid` or a key set out of date "
-        "(a flood of made-up kids never floods the identity provider).",
+        description="At most one fetch of the JWKS started per this many seconds (at most half "
+        "of jwks_cache_seconds), whether the last one worked or not, for tokens naming an "
+        "unknown `kid` or a key set out of date (a flood of made-up kids never floods the "
+        "identity provider).",
     )
     max_body_bytes: int = Field(
         default=1024 * 1024,

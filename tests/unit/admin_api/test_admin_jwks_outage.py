@@ -19,9 +19,12 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
 
+from admin_api import auth
 from admin_api.auth import InvalidToken, JwksKeys, TokenVerifier
 from admin_api.settings import AdminApiSettings
 from polling import until
@@ -34,10 +37,12 @@ KEY_SET = json.dumps(
 
 @dataclass
 class Idp:
-    """A JWKS endpoint that answers the key set, 503, or holds each request until released."""
+    """A JWKS endpoint that answers `body`, 503, holds each request until released (`hang`),
+    or sends `body` a byte every 0.2 s (`drip`)."""
 
     url: str
     mode: str = "ok"
+    body: bytes = KEY_SET
     fetches: int = 0
     held: int = 0
     release: threading.Event = field(default_factory=threading.Event)
@@ -60,7 +65,14 @@ def idp() -> Iterator[Idp]:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(KEY_SET)
+            if state.mode == "drip":  # a byte at a time: no read ever waits long
+                for byte in state.body:
+                    if state.release.wait(0.2):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                return
+            self.wfile.write(state.body)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -108,13 +120,13 @@ async def test_made_up_kids_while_the_provider_answers_503_fetch_once_per_cooldo
 
 async def test_a_known_kid_never_waits_for_a_fetch_that_hangs(idp: Idp) -> None:
     now = [0.0]
-    keys = JwksKeys(idp.url, lifespan=300, cooldown=30, clock=lambda: now[0])
-    assert (await keys.key("rsa-1")).key_id == "rsa-1"
+    jwks = JwksKeys(idp.url, lifespan=300, cooldown=30, clock=lambda: now[0])
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"
     idp.mode = "hang"
     now[0] = 30.0
-    waiting = [asyncio.create_task(keys.key(uuid.uuid4().hex)) for _ in range(5)]
+    waiting = [asyncio.create_task(jwks.keys(uuid.uuid4().hex)) for _ in range(5)]
     await until(lambda: _now(idp.held > 0), 10, "the one fetch they share reached the provider")
-    assert (await keys.key("rsa-1")).key_id == "rsa-1"  # while that fetch hangs
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"  # while that fetch hangs
     assert (idp.fetches, idp.held, any(task.done() for task in waiting)) == (2, 1, False)
     idp.mode = "ok"
     idp.release.set()
@@ -130,21 +142,93 @@ async def test_a_key_set_past_its_lifespan_is_never_used_and_refetched_once_per_
     """A key withdrawn from the JWKS is refused within the cache time even while the provider
     cannot be reached; meanwhile it is asked once per cooldown, not once per request."""
     now = [0.0]
-    keys = JwksKeys(idp.url, lifespan=300, cooldown=30, clock=lambda: now[0])
-    await keys.key("rsa-1")
+    jwks = JwksKeys(idp.url, lifespan=300, cooldown=30, clock=lambda: now[0])
+    await jwks.keys("rsa-1")
     idp.mode = "503"
     now[0] = 200.0  # the second half of its lifespan: renewed in the background, nobody waits
-    assert (await keys.key("rsa-1")).key_id == "rsa-1"
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"
     await until(lambda: _now(idp.fetches == 2), 10, "the background fetch reached the provider")
     now[0] = 300.0
     for _ in range(5):
         with pytest.raises(InvalidToken, match="cannot be fetched now"):
-            await keys.key("rsa-1")
+            await jwks.keys("rsa-1")
     assert idp.fetches == 3
     idp.mode = "ok"
     now[0] = 329.0
     with pytest.raises(InvalidToken, match="cannot be fetched now"):
-        await keys.key("rsa-1")
+        await jwks.keys("rsa-1")
     now[0] = 330.0
-    assert (await keys.key("rsa-1")).key_id == "rsa-1"
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"
     assert idp.fetches == 4
+
+
+def _settings(url: str, **values: Any) -> AdminApiSettings:
+    return AdminApiSettings(
+        _env_file=None,
+        database_url="sqlite+aiosqlite:///:memory:",
+        environment="development",
+        jwks_url=url,
+        jwt_max_lifetime_seconds=30 * 86400,
+        **values,
+    )
+
+
+async def test_keys_sharing_a_kid_each_verify_tokens_of_their_own_algorithm(idp: Idp) -> None:
+    """RFC 7517 lets keys of different types share a `kid`: the first version of `JwksKeys`
+    kept the last of them, and tokens of the other's algorithm were refused (a review)."""
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    rsa_jwk = json.loads(RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
+    ec_jwk = json.loads(ECAlgorithm.to_jwk(ec_key.public_key()))
+    idp.body = json.dumps({"keys": [{**rsa_jwk, "kid": "k1"}, {**ec_jwk, "kid": "k1"}]}).encode()
+    verifier = TokenVerifier(_settings(idp.url))
+    claims = {"sub": "admin-1", "tenant": "acme", "aud": "session-control", "exp": 2**40}
+    for key, algorithm in ((RSA_KEY, "RS256"), (ec_key, "ES256")):
+        signed = jwt.encode(claims, key, algorithm=algorithm, headers={"kid": "k1"})
+        with pytest.raises(InvalidToken, match="longer than"):  # verified, then its lifetime
+            await verifier.verify(signed)
+
+
+async def test_a_cooldown_longer_than_half_the_lifespan_never_leaves_the_set_run_out(
+    idp: Idp,
+) -> None:
+    """Settings allow a cache of 60 s and a cooldown of 120 s: the set ran out at 60 s and
+    could not be fetched again before 120 s, refusing every admin meanwhile (a review)."""
+    now = [0.0]
+    jwks = JwksKeys(idp.url, lifespan=60, cooldown=120, clock=lambda: now[0])
+    await jwks.keys("rsa-1")
+    now[0] = 30.0  # half the lifespan: renewed in the background
+    await jwks.keys("rsa-1")
+    await until(lambda: _now(idp.fetches == 2), 10, "the renewal reached the provider")
+    now[0] = 61.0
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"  # the renewal's set, fetched at 30
+
+
+async def test_a_fetch_ends_at_its_bound_whatever_the_provider_sends(
+    idp: Idp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx's timeout, as urllib's, bounds each read, not the whole answer: a provider sending
+    a byte every 0.2 s held the fetch, and every request waiting for it, for ever (a review).
+    An answer over `MAX_JWKS_BYTES`, or JSON nested past Python's recursion, is a fetch failed
+    like any other, counted, never a 500."""
+    monkeypatch.setattr(auth, "JWKS_FETCH_TIMEOUT_SECONDS", 1.0)
+    registry = CollectorRegistry()
+    fetches = PromCounter("jwks_fetches", "", ("outcome",), registry=registry)
+    now = [0.0]
+    jwks = JwksKeys(idp.url, lifespan=300, cooldown=30, clock=lambda: now[0], fetches=fetches)
+    idp.mode = "drip"
+    with pytest.raises(InvalidToken, match="cannot be fetched now"):
+        await jwks.keys("rsa-1")  # ends with its fetch, about a second in
+    idp.mode = "ok"
+    for body in (b"[" * 200_000, b" " * (auth.MAX_JWKS_BYTES + 1)):
+        idp.body = body
+        now[0] += 30
+        with pytest.raises(InvalidToken, match="cannot be fetched now"):
+            await jwks.keys("rsa-1")
+    idp.body = KEY_SET
+    now[0] += 30
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"
+    counted = [
+        registry.get_sample_value("jwks_fetches_total", {"outcome": outcome})
+        for outcome in ("failed", "ok")
+    ]
+    assert counted == [3, 1]
