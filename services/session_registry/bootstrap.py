@@ -341,6 +341,10 @@ class Registry:
         await self._relay()
         return outcome
 
+    def _count_sweep(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.sweeps.labels(outcome).inc()
+
     def serve_operations(self) -> int:
         """Serve /healthz, /readyz and /metrics (settings' host and port); return the port.
         With `registry_metrics` off there is no /metrics (404)."""
@@ -471,6 +475,7 @@ class Registry:
             self.metrics.sessions_terminated.inc(outcome.terminated)
             for reason in outcome.dead_letter_reasons:
                 self.metrics.dead_letters.labels(reason_class(reason)).inc()
+            self.metrics.commands_failed.inc(len(outcome.dead_letter_reasons))  # each given up
         return outcome
 
     async def _resolve_forever(self) -> None:
@@ -558,3 +563,6 @@ class Registry:
                 await self.sweep_once(min(self.clock(), through))
             except Exception:  # a failed sweep is retried on the next tick
                 log.exception("expiry sweep failed")
+                self._count_sweep("failed")
+            else:
+                self._count_sweep("ok")

@@ -162,6 +162,18 @@ class RegistryMetrics:
             "Termination commands applied",
             registry=r,
         )
+        self.commands_failed = Counter(
+            "session_registry_commands_failed",
+            "Termination commands given up: applying one failed by itself, and it went to the "
+            "dead-letter topic (its status says failed)",
+            registry=r,
+        )
+        self.sweeps = Counter(
+            "session_registry_sweeps",
+            "Expiry sweeps run, by outcome (ok, failed)",
+            ("outcome",),
+            registry=r,
+        )
         self.sessions_terminated = Counter(
             "session_registry_sessions_terminated",
             "Sessions ended by termination commands",
@@ -268,6 +280,8 @@ class RegistryMetrics:
             self.dead_letters.labels(label)
         for label in ("event", "command"):
             self.records_miskeyed.labels(label)
+        for label in ("ok", "failed"):
+            self.sweeps.labels(label)
         r.register(_Levels(self))
 
     def committed(
@@ -284,6 +298,7 @@ class RegistryMetrics:
         awaiting_creation: int = 0,
         expiries_not_due: int = 0,
         creations_contested: int = 0,
+        commands_failed: int = 0,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -294,6 +309,8 @@ class RegistryMetrics:
             self.dead_letters.labels(reason_class(reason)).inc()
         if commands:
             self.commands_applied.inc(commands)
+        if commands_failed:
+            self.commands_failed.inc(commands_failed)
         if terminated:
             self.sessions_terminated.inc(terminated)
         if awaiting_creation:

@@ -111,6 +111,9 @@ class IngestOutcome(Outcome):
     (`event`, `command`): applied all the same (`_keyed_as_v1` says why)."""
     first_miskeyed: str | None = None
     """Where the first of them is, `topic:partition:offset` (never its key)."""
+    commands_failed: int = 0
+    """Termination commands given up (dead-lettered after their application failed by
+    itself: `record_given_up`)."""
     dated_ahead: int = 0
     """Creations applied that were dated after the broker appended them (taken as created then)."""
     producer_dated: bool | None = None
@@ -215,6 +218,7 @@ def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
         total.miskeyed[kind] = total.miskeyed.get(kind, 0) + count
     total.first_miskeyed = total.first_miskeyed or part.first_miskeyed
     total.dated_ahead += part.dated_ahead
+    total.commands_failed += part.commands_failed
     if part.producer_dated is not None:
         total.producer_dated = part.producer_dated
     for tp, position in part.positions.items():
@@ -458,9 +462,9 @@ class Ingestor:
         outcome = await self._projector.apply(
             uow, events, commands, now, command_headers, command_origins, appended
         )
-        for letter in letters:
-            if letter.given_up is not None:
-                await record_given_up(uow, letter.given_up, now, 0)
+        given_up = [letter.given_up for letter in letters if letter.given_up is not None]
+        for command in given_up:
+            await record_given_up(uow, command, now, 0)
         unsent = [
             letter
             for letter in letters
@@ -484,6 +488,7 @@ class Ingestor:
             first_miskeyed=_where(miskeyed[0][1]) if miskeyed else None,
             dated_ahead=dated_ahead,
             producer_dated=producer_dated,
+            commands_failed=len(given_up),
         )
 
 

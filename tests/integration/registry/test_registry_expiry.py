@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from registry_helpers import (
@@ -22,6 +23,7 @@ from registry_helpers import (
     table_rows,
 )
 
+from polling import until
 from read_model.tables import applied_commands, revocations, session_history, termination_requests
 from session_contracts.handles import record_key
 from session_contracts.models import SessionFilter, TerminateSessions, as_utc
@@ -302,3 +304,37 @@ async def test_a_session_is_expired_only_a_grace_after_its_deadline_and_late_act
     assert (quiet["state"], as_utc(quiet["ended_at"])) == ("expired", now - timedelta(seconds=30))
     assert late["state"] == "open"  # its deadline moved: 40 s ago + its idle timeout
     assert as_utc(late["expires_at"]) == now - timedelta(seconds=40) + timedelta(seconds=3570)
+
+
+async def test_sweeps_that_fail_are_counted_then_those_that_work(
+    start_registry: StartRegistry, send: Send, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that fails is logged and tried again at the next tick; nothing counted it, so a
+    registry whose every sweep failed (nothing expiring, nothing tombstoned) raised no alert
+    (`RegistrySweepsFailing`; found by a review, 2026-12-06)."""
+    registry = await start_registry(sweep_interval_seconds=0.05)
+    await send(created("counted"))
+    await registry.wait_until_idle(30)
+    assert registry.metrics is not None
+    counted = registry.metrics.registry.get_sample_value
+    sweep = registry.sweeper.sweep
+    failing = True
+
+    async def fails_for_a_while(now: datetime) -> Any:
+        if failing:
+            raise ConnectionRefusedError("the database went away")
+        return await sweep(now)
+
+    monkeypatch.setattr(registry.sweeper, "sweep", fails_for_a_while)
+
+    async def failed(count: int) -> bool:
+        return (counted("session_registry_sweeps_total", {"outcome": "failed"}) or 0) >= count
+
+    await until(lambda: failed(3), 30, "three sweeps failed")
+    ok = counted("session_registry_sweeps_total", {"outcome": "ok"})
+    failing = False
+
+    async def worked() -> bool:
+        return (counted("session_registry_sweeps_total", {"outcome": "ok"}) or 0) > (ok or 0)
+
+    await until(worked, 30, "a sweep worked again")
