@@ -233,11 +233,23 @@ def _swap_files(live: Path, rebuilt: Path, stamp: str) -> str:
                 os.replace(current, Path(f"{backup}{suffix}"))
                 moved.append((current, Path(f"{backup}{suffix}")))
         os.replace(rebuilt, live)
-    except OSError:
+    except OSError as exc:
         for before, after in reversed(moved):
-            os.replace(after, before)
+            try:
+                os.replace(after, before)
+            except OSError as undoing:
+                left = ", ".join(f"{a} (was {b})" for b, a in moved)
+                raise SwapNotUndone(
+                    f"the swap failed ({exc}) and putting the live database back failed too "
+                    f"({undoing}): move these back by hand before starting anything: {left}"
+                ) from exc
         raise
     return str(backup)
+
+
+class SwapNotUndone(OSError):
+    """A swap that failed midway, whose files could not all be put back: the live name may
+    be empty, and the message says what is where."""
 
 
 def _settled(path: Path) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from read_model.database import open_store, schema_of, standing_at, upgrade_schema
 from read_model.revisions import SchemaBehind
+from read_model.sqlite import SwapNotUndone
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
@@ -235,8 +236,12 @@ def rebuild(
             )
         )
         typer.echo("carried over: " + ", ".join(f"{k} {v}" for k, v in sorted(copied.items())))
+        # and one started during the carry-over wrote to the live database after its copy
+        _refuse_while_running(settings, "joined during the carry-over; nothing was swapped")
         try:
             backup = asyncio.run(swap(settings.database_url, into))
+        except SwapNotUndone as exc:
+            refuse(f"swap failed midway and could not be undone: {exc}", 1)
         except (OSError, DBAPIError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             refuse(

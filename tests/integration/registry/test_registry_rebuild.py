@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from fresh_topics import connection
 from read_model.database import open_store, schema_of, upgrade_schema
+from read_model.sqlite import SwapNotUndone
 from read_model.tables import applied_commands, outbox, revocations, session_history, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.handles import record_key
@@ -445,6 +446,37 @@ async def test_a_sqlite_database_rebuilt_on_another_file_system_is_refused_befor
     finally:
         for leftover in _files(shm, f"{elsewhere.name}*"):
             leftover.unlink()
+
+
+async def test_a_sqlite_swap_whose_undo_fails_says_what_is_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuilt file cannot move in, and the live file cannot move back: the CLI said the
+    live database was unchanged while its name was empty (noticed at stop 61). Now the error
+    names each file moved and where it was."""
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    rebuilt_url = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    await upgrade_schema(live_url)
+    await upgrade_schema(rebuilt_url)
+    live, other = open_store(live_url), open_store(rebuilt_url)
+    real_replace = os.replace
+
+    def only_away(source: Any, target: Any) -> None:
+        if not str(target).endswith(".bak"):  # into place, or back: refused
+            raise OSError(5, "Input/output error")
+        real_replace(source, target)
+
+    try:
+        monkeypatch.setattr(os, "replace", only_away)
+        with pytest.raises(SwapNotUndone) as failed:
+            await live.replace_with(other, "20991231000000")
+        monkeypatch.undo()
+    finally:
+        await live.dispose()
+        await other.dispose()
+    backup = tmp_path / "live.db.20991231000000.bak"
+    assert backup.exists() and not (tmp_path / "live.db").exists()
+    assert f"{backup} (was {tmp_path / 'live.db'})" in str(failed.value)
 
 
 def _files(folder: Path, pattern: str) -> list[Path]:
