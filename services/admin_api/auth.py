@@ -192,15 +192,21 @@ class JwksKeys:
 
     async def _read(self) -> bytes:
         """The JWKS document's bytes: a 200 answer, redirects not followed, at most
-        `MAX_JWKS_BYTES`."""
+        `MAX_JWKS_BYTES` as sent (a compressed answer is not inflated, and fails to parse)."""
         async with (
             httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT_SECONDS) as client,
-            client.stream("GET", self._url, headers={"Accept": "application/json"}) as answer,
+            # identity: the cap counts the bytes on the wire, never what they inflate to (gzip's
+            # 200 MB of spaces in 200 KB took 144 MiB before the cap was met: a review)
+            client.stream(
+                "GET",
+                self._url,
+                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+            ) as answer,
         ):
             if answer.status_code != 200:
                 raise ValueError(f"the JWKS endpoint answered {answer.status_code}")
             body = bytearray()
-            async for chunk in answer.aiter_bytes():
+            async for chunk in answer.aiter_raw():
                 body += chunk
                 if len(body) > MAX_JWKS_BYTES:
                     raise ValueError(f"the key set is larger than {MAX_JWKS_BYTES} bytes")

@@ -31,6 +31,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+TERMINATIONS_ROUTE = "/api/v1/sessions/terminations"
+"""The route of terminations, whose 5xx the `AdminApiTerminationsFailing` alert watches."""
 
 
 class RequestMetrics:
@@ -42,6 +44,9 @@ class RequestMetrics:
         self.requests = Counter(
             "admin_api_requests", "HTTP requests answered", labels, registry=registry
         )
+        # a termination refused: the alert's series exist from the start, so its first counts
+        for failed in ("500", "503"):
+            self.requests.labels("POST", TERMINATIONS_ROUTE, failed)
         self.latency = Histogram(
             "admin_api_request_seconds",
             "Time to answer an HTTP request",

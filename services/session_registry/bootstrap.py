@@ -165,6 +165,7 @@ class Registry:
             after_chunk=self._relay_quietly,
             gate=self.loop.gate,
             dead_letters=dead_letters,
+            given_up=None if self.metrics is None else self.metrics.commands_failed.inc,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._online: asyncio.Task[None] | None = None
@@ -475,7 +476,6 @@ class Registry:
             self.metrics.sessions_terminated.inc(outcome.terminated)
             for reason in outcome.dead_letter_reasons:
                 self.metrics.dead_letters.labels(reason_class(reason)).inc()
-            self.metrics.commands_failed.inc(len(outcome.dead_letter_reasons))  # each given up
         return outcome
 
     async def _resolve_forever(self) -> None:

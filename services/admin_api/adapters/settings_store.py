@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.tables import session_settings, session_settings_history
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType, as_utc
+from session_contracts.models import SETTABLE_TYPES, SessionPolicy, SettableType
 
 _t = session_settings.c
 
@@ -51,17 +51,12 @@ async def save(
     """Replace the tenant's setting for one session type, and keep it in the type's history
     from `at` (in the caller's unit of work, which holds the tenant's settings lock).
 
-    Stamped no earlier than a microsecond after the type's latest history row: two admin API
-    hosts whose clocks differ would otherwise file a later change before an earlier one, and
-    the history's latest row would disagree with `session_settings` until the next change."""
+    `at` is the admin API host's clock. Hosts whose clocks differ can file a later change
+    before an earlier one; stamping it after the latest row instead (tried on 2026-12-06)
+    moved the change away from the counts dated on the same host's clock and made
+    `policy_outdated` compare with older settings (found by a review). One clock for both
+    stamps, the database's, would settle it (not done)."""
     _h = session_settings_history.c
-    latest = (
-        await uow.conn.execute(
-            select(func.max(_h.since)).where(_h.tenant_id == tenant_id, _h.session_type == kind)
-        )
-    ).scalar_one()
-    if latest is not None:
-        at = max(at, as_utc(latest) + timedelta(microseconds=1))
     seconds = {
         "max_session_seconds": policy.max_session_seconds,
         "idle_timeout_seconds": policy.idle_timeout_seconds,

@@ -110,6 +110,8 @@ class DeferredTerminations:
     `after_chunk`: run after each chunk's transaction committed (the outbox relay). `gate`:
     held around each chunk's writes (the consumer loop's). `dead_letters`: where a command
     whose resolution fails by itself goes (None: its failure ends the pass, as any other).
+    `given_up`: called once a command is recorded failed, as it commits (a metric: counted
+    there, not from the pass's outcome, which a later failure of the pass discards).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class DeferredTerminations:
         gate: contextlib.AbstractAsyncContextManager[object] | None = None,
         chunk: int = FILTER_CHUNK,
         dead_letters: DeadLetterSink | None = None,
+        given_up: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._topics = topics
@@ -132,6 +135,7 @@ class DeferredTerminations:
         self._gate = gate
         self._chunk = chunk
         self._dead_letters = dead_letters
+        self._given_up = given_up
 
     async def resolve_all(self) -> ResolveOutcome:
         """Apply every deferred command this registry owns.
@@ -188,17 +192,20 @@ class DeferredTerminations:
         )
         await self._dead_letters.send([letter])
 
-        async def forget(uow: UnitOfWork) -> None:
+        async def forget(uow: UnitOfWork) -> bool:
             kept = await lock_deferred(uow, deferred.key)
             if kept is None:
-                return  # applied by another registry meanwhile
+                return False  # applied by another registry meanwhile
             # failed, with what its chunks ended (the row's count: another registry's chunks
             # included)
             await record_given_up(uow, kept.command, self._clock(), kept.terminated)
             await forget_deferred(uow, deferred.key)
+            return True
 
         async with self._gate or contextlib.nullcontext():
-            await UnitOfWork(self._store).run(forget)
+            failed = await UnitOfWork(self._store).run(forget)
+        if failed and self._given_up is not None:
+            self._given_up()
         return reason
 
     def _mine(self, deferred: Deferred) -> bool:

@@ -21,6 +21,17 @@ def rows(page: Page) -> Locator:
     return page.locator("#rows tr")
 
 
+async def terminate_dialog(page: Page, session_id: str) -> Locator:
+    """Select the row of `session_id` and open the selection's confirmation dialog."""
+    await page.locator(f'#rows tr[data-session-id="{session_id}"] input.row-select').check()
+    await (
+        page.get_by_role("region", name="Selected sessions")
+        .get_by_role("button", name="Terminate")
+        .click()
+    )
+    return page.get_by_role("dialog", name="Terminate 1 session?")
+
+
 async def test_settings_page_edits_with_validation_and_ends_outdated_sessions(
     stack: Stack, page: Page
 ) -> None:
@@ -91,13 +102,7 @@ async def test_reason_is_recorded_and_the_audit_page_shows_it(stack: Stack, page
     )
     await page.goto(stack.page_url(tenant.token))
     await expect(rows(page)).to_have_count(2)
-    await page.locator(f'#rows tr[data-session-id="{ended.session_id}"] input.row-select').check()
-    await (
-        page.get_by_role("region", name="Selected sessions")
-        .get_by_role("button", name="Terminate")
-        .click()
-    )
-    dialog = page.get_by_role("dialog", name="Terminate 1 session?")
+    dialog = await terminate_dialog(page, ended.session_id)
     await dialog.get_by_label("Reason (recorded in the audit log)").select_option("security")
     await dialog.get_by_role("button", name="Terminate", exact=True).click()
     await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
@@ -152,13 +157,7 @@ async def test_a_termination_the_registry_gives_up_says_so_and_the_audit_says_fa
     await refuse_rows(stack.registry.store, "applied_commands", "tenant_id", tenant.tenant_id)
     await page.goto(stack.page_url(tenant.token))
     await expect(rows(page)).to_have_count(1)
-    await page.locator(f'#rows tr[data-session-id="{target.session_id}"] input.row-select').check()
-    await (
-        page.get_by_role("region", name="Selected sessions")
-        .get_by_role("button", name="Terminate")
-        .click()
-    )
-    dialog = page.get_by_role("dialog", name="Terminate 1 session?")
+    dialog = await terminate_dialog(page, target.session_id)
     await dialog.get_by_role("button", name="Terminate", exact=True).click()
     status = page.get_by_role("status")
     await expect(status).to_contain_text("The termination could not be applied (command ")

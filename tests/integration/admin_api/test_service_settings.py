@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from admin_api_support import NOW, OTHER_TENANT, TENANT, RecordingBus
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from admin_api.adapters.bus import BusUnavailable
 from admin_api.auth import EDIT_USER_SESSIONS, Admin
@@ -19,8 +19,9 @@ from admin_api.service_layer.session_settings import (
     change_settings,
     read_settings,
 )
+from read_model.session_query import policy_outdated
 from read_model.store import Store
-from read_model.tables import session_settings_history
+from read_model.tables import session_settings_history, sessions
 from session_contracts.models import DEFAULT_POLICIES, SessionPolicy, as_utc
 
 ADMIN = Admin("admin-1", TENANT, frozenset({EDIT_USER_SESSIONS}))
@@ -132,21 +133,39 @@ async def test_two_changes_at_once_each_publish_the_other(store: Store) -> None:
     assert bus.settings[-1].settings == {"browser": DAY_LONG.policy(), "mobile": longer.policy()}
 
 
-async def test_a_change_from_a_clock_behind_is_filed_after_the_one_before(store: Store) -> None:
-    """Two admin API hosts whose clocks differ: the later change is stamped a microsecond
-    after the earlier one, not before it, so the history's latest row is the current one."""
-    await change_settings(ChangeSettings("browser", DAY_LONG), ADMIN, store, RecordingBus(), clock)
-    later = PolicyChange(max_session_seconds=2 * 86400, idle_timeout_seconds=7200)
-    behind = NOW - timedelta(seconds=5)
-    stored = await change_settings(
-        ChangeSettings("browser", later), ADMIN, store, RecordingBus(), lambda: behind
+async def test_a_change_from_a_host_whose_clock_is_behind_is_in_force_at_its_own_counts(
+    store: Store,
+) -> None:
+    """Host A's clock runs 10 s ahead, host B's is right. A changes the browser settings, then
+    B changes them again, and a session is created under B's. A count B reads right after
+    must not find that session outdated. Stamping B's change after A's (tried on 2026-12-06 to
+    keep the history in commit order) made the current settings count only from A's clock,
+    and the session was outdated at B's count (found by a review)."""
+    one = PolicyChange(max_session_seconds=86400, idle_timeout_seconds=3600)
+    two = PolicyChange(max_session_seconds=2 * 86400, idle_timeout_seconds=7200)
+    ahead, right = NOW + timedelta(seconds=11), NOW + timedelta(seconds=2)
+    await change_settings(
+        ChangeSettings("browser", one), ADMIN, store, RecordingBus(), lambda: ahead
     )
-    async with store.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(session_settings_history).order_by(session_settings_history.c.since)
+    await change_settings(
+        ChangeSettings("browser", two), ADMIN, store, RecordingBus(), lambda: right
+    )
+    created = NOW + timedelta(seconds=3)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(sessions).values(
+                tenant_id=TENANT,
+                session_id="under-two",
+                session_type="browser",
+                max_session_seconds=two.max_session_seconds,
+                idle_timeout_seconds=two.idle_timeout_seconds,
+                created_at=created,
+                last_activity_at=created,
+                expires_at=created + timedelta(hours=2),
+                state="open",
             )
-        ).all()
-    assert [r.max_session_seconds for r in rows] == [86400, 2 * 86400]
-    assert as_utc(rows[1].since) == NOW + timedelta(microseconds=1)
-    assert as_utc(stored["browser"].updated_at) == as_utc(rows[1].since)
+        )
+    async with store.engine.connect() as conn:
+        for counted_at in (NOW + timedelta(seconds=5), NOW + timedelta(seconds=12)):
+            outdated = (await conn.execute(select(policy_outdated(counted_at)))).scalar_one()
+            assert not outdated, counted_at

@@ -416,6 +416,34 @@ async def test_a_command_given_up_after_some_chunks_says_failed_with_what_they_e
     assert {e.session_id for e in await terminated_events(store)} == EVERY_LISTED
 
 
+async def test_a_command_given_up_is_counted_even_when_the_pass_then_fails(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metric was counted from the pass's outcome, which a later failure of the same pass
+    (the database away) discards: the command was failed, and `RegistryCommandsFailed` never
+    fired (found by a review, 2026-12-06)."""
+    await seed(store)
+    poisoned = by_filter(user_name="User u0")
+    behind = by_filter(user_name="User u2")
+    await defer(store, poisoned)
+    await defer(store, behind)
+
+    async def first_poisoned_then_away(
+        conn: Any, store: Any, command: TerminateSessions, *rest: Any, **named: Any
+    ) -> list[str]:
+        if command.command_id == poisoned.command_id:
+            raise ValueError("a value this command provokes")
+        raise ConnectionRefusedError("the database went away")
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", first_poisoned_then_away)
+    counted: list[int] = []
+    given_up = resolver(store, dead_letters=KeptLetters(), given_up=lambda: counted.append(1))
+    with pytest.raises(ConnectionRefusedError):
+        await given_up.resolve_all()
+    assert counted == [1]
+    assert [row.command_id for row in await kept(store)] == [str(behind.command_id)]
+
+
 async def test_a_database_away_ends_the_pass_and_keeps_every_command(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
