@@ -21,7 +21,7 @@ C_PREFIX="${KAFKA_CLUSTER_TOPIC_PREFIX:-cluster.}"
 C_DIR="$STATE_ROOT/kafka-cluster-$C_BASE"
 C_USERS=(admin registry admin-api gateway outsider)
 C_BROKER_DN="CN=kafka-broker"
-C_ACL_VERSION=3 # bump when the table changes: a running cluster gets the new grants at start
+C_ACL_VERSION=4 # bump when the table changes: a running cluster gets the new grants at start
 
 c_client_port() { echo $((C_BASE + $1 - 1)); }
 c_internal_port() { echo $((C_BASE + 10 + $1 - 1)); }
@@ -40,7 +40,10 @@ c_pid() {
 # CA, the brokers' key and certificate (SAN 127.0.0.1), keystore; once.
 c_tls() {
 	local tls="$C_DIR/tls"
-	[[ -f "$tls/broker.p12" ]] && return 0
+	if [[ -f "$tls/broker.p12" ]]; then
+		rm -f "$tls/ca.key" "$tls/broker.csr" "$tls/ca.srl" # a cluster made before 2026-12-06 kept them
+		return 0
+	fi
 	command -v openssl >/dev/null || die "openssl not found"
 	mkdir -p "$tls"
 	openssl rand -hex 24 >"$tls/keystore.password"
@@ -53,7 +56,23 @@ c_tls() {
 		-days 3650 -extfile "$tls/ext.cnf" -out "$tls/broker.pem" 2>/dev/null || die "signing the broker certificate failed"
 	openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" -name broker \
 		-passout "file:$tls/keystore.password" -out "$tls/broker.p12.tmp" || die "making the keystore failed"
+	# the CA signs nothing more: its key would let whoever reads it later make a certificate
+	# of CN=kafka-broker, a super user on the internal and controller listeners (a review)
+	rm -f "$tls/ca.key" "$tls/broker.csr" "$tls/ca.srl"
 	mv "$tls/broker.p12.tmp" "$tls/broker.p12"
+}
+
+# The client configuration of the brokers' own identity (mutual TLS on the internal listener,
+# a super user): what creates the SCRAM users, so no password is ever on a command line.
+c_internal_config() {
+	cat >"$C_DIR/tls/internal.properties" <<EOF
+security.protocol=SSL
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$C_DIR/tls/broker.p12
+ssl.keystore.password=$(cat "$C_DIR/tls/keystore.password")
+ssl.truststore.type=PEM
+ssl.truststore.location=$C_DIR/tls/ca.pem
+EOF
 }
 
 # A random password per user, in users/<name>.password (the file a service mounts); once.
@@ -116,17 +135,39 @@ EOF
 }
 
 c_format() {
-	local node="$1" dir="$C_DIR/node$1" user scram=()
+	local node="$1" dir="$C_DIR/node$1"
 	[[ -f "$dir/data/meta.properties" ]] && return 0
 	if [[ ! -s "$C_DIR/cluster.id" ]]; then
 		"${TOOL_JAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$C_DIR/cluster.id"
 	fi
-	for user in "${C_USERS[@]}"; do
-		scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(cat "$C_DIR/users/$user.password")]")
-	done
+	# no --add-scram: its passwords would be on the command line, which every local user reads
+	# in /proc while it runs (a review); the users are made once the cluster is up (c_scram)
 	"${TOOL_JAVA[@]}" -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
-		format -t "$(cat "$C_DIR/cluster.id")" -c "$dir/server.properties" "${scram[@]}" >/dev/null ||
+		format -t "$(cat "$C_DIR/cluster.id")" -c "$dir/server.properties" >/dev/null ||
 		die "formatting storage of node $node in $dir/data failed"
+}
+
+# Each user's SCRAM-SHA-512 credential, from its password file through a file of its own (0600),
+# as the brokers' identity on the internal listener; once per set of users.
+c_scram() {
+	local user file said
+	[[ -f "$C_DIR/users.done" && "$(cat "$C_DIR/users.done")" == "${C_USERS[*]}" ]] && return 0
+	c_internal_config
+	for user in "${C_USERS[@]}"; do
+		file="$C_DIR/users/$user.scram"
+		# a properties file: the value is what --add-config takes inside its brackets
+		printf 'SCRAM-SHA-512=password=%s\n' "$(cat "$C_DIR/users/$user.password")" >"$file"
+		if ! said="$(c_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$(c_internal_port 1)" \
+			--command-config "$C_DIR/tls/internal.properties" --alter --entity-type users \
+			--entity-name "$user" --add-config-file "$file" 2>&1)"; then
+			rm -f "$file"
+			# the tool quotes the credential it refused: never its password
+			sed -E 's/password=[^],[:space:]]*/password=(hidden)/g' <<<"$said" >&2
+			die "creating the SCRAM credential of user $user failed"
+		fi
+		rm -f "$file"
+	done
+	echo "${C_USERS[*]}" >"$C_DIR/users.done"
 }
 
 c_start_node() {
@@ -228,6 +269,7 @@ cluster_start() {
 		c_start_node "$node"
 	done
 	wait_until "$TIMEOUT" "cluster not ready after ${TIMEOUT}s (logs: $C_DIR/node*)" c_all_ready
+	c_scram
 	c_acls
 	say "cluster ready on $(c_bootstrap), state $C_DIR"
 	c_print
@@ -274,8 +316,14 @@ cluster() {
 		c_environment "$2"
 		echo "KAFKA_CLUSTER_TOPIC_PREFIX=$2"
 		;;
+	acls)
+		# Every ACL of the running cluster, as the admin user sees them (AclCommand --list).
+		cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
+		c_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$(c_bootstrap)" \
+			--command-config "$C_DIR/users/admin.properties" --list
+		;;
 	*)
-		say "usage: $0 cluster {start|stop|status|grant PREFIX}"
+		say "usage: $0 cluster {start|stop|status|grant PREFIX|acls}"
 		exit 2
 		;;
 	esac

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 import pytest
@@ -21,6 +22,7 @@ from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
 from cluster_support import Cluster
+from devstack.secured_cluster import cluster_script
 from session_contracts.kafka_clients import describe_kafka_error, new_producer
 from session_contracts.settings import KafkaSettings
 
@@ -184,3 +186,61 @@ async def test_only_the_admin_api_writes_commands_and_only_the_registry_revocati
                     await producer.send_and_wait(name, b"{}", key=b"acme/x")
         finally:
             await producer.stop()
+
+
+ACL_LINE = re.compile(r"\(principal=(\S+), host=\S+, operation=(\w+), permissionType=(\w+)\)")
+RESOURCE = re.compile(r"ResourcePattern\(resourceType=(\w+), name=(\S+), patternType=(\w+)\)")
+
+
+def the_acls() -> dict[tuple[str, str, str], set[tuple[str, str, str]]]:
+    """Every ACL of the running cluster (`deploy/kafka.sh cluster acls`), by resource."""
+    listed: dict[tuple[str, str, str], set[tuple[str, str, str]]] = {}
+    resource: tuple[str, str, str] | None = None
+    for line in cluster_script("acls").splitlines():
+        if (found := RESOURCE.search(line)) is not None:
+            kind, name, pattern = found.groups()
+            resource = (kind, name, pattern)
+            listed.setdefault(resource, set())
+        elif (grant := ACL_LINE.search(line)) is not None:
+            assert resource is not None, line
+            principal, operation, permission = grant.groups()
+            listed[resource].add((principal, operation, permission))
+    return listed
+
+
+def test_the_acls_are_the_table_and_nothing_more(cluster: Cluster) -> None:
+    """Each principal holds exactly the rights docs/security.md lists, literal topic and group
+    names only: a later grant of `All`, a prefixed or `*` pattern, a cluster or transactional id
+    right would pass every test that only tries what must be refused (a review)."""
+    listed = the_acls()
+    assert {(kind, pattern) for kind, _, pattern in listed} <= {
+        ("TOPIC", "LITERAL"),
+        ("GROUP", "LITERAL"),
+    }
+    assert all(name != "*" for _, name, _ in listed)
+    assert all(p == "ALLOW" for grants in listed.values() for _, _, p in grants)
+    prefix = cluster.prefix
+
+    def topic(name: str) -> tuple[str, str, str]:
+        return ("TOPIC", f"{prefix}sessions.{name}", "LITERAL")
+
+    def grants(**by_user: str) -> set[tuple[str, str, str]]:
+        return {
+            (f"User:{user.replace('_', '-')}", operation, "ALLOW")
+            for user, operations in by_user.items()
+            for operation in operations.split()
+        }
+
+    mine = {resource: held for resource, held in listed.items() if resource[1].startswith(prefix)}
+    assert mine == {
+        topic("events"): grants(
+            registry="READ DESCRIBE WRITE", admin_api="DESCRIBE", gateway="WRITE DESCRIBE"
+        ),
+        topic("commands"): grants(registry="READ DESCRIBE", admin_api="WRITE DESCRIBE"),
+        topic("revocations"): grants(
+            registry="READ DESCRIBE WRITE", admin_api="DESCRIBE", gateway="READ DESCRIBE"
+        ),
+        topic("events.dlq"): grants(registry="WRITE DESCRIBE", admin_api="DESCRIBE"),
+        topic("settings"): grants(admin_api="WRITE DESCRIBE", gateway="READ DESCRIBE"),
+        ("GROUP", f"{prefix}session-registry", "LITERAL"): grants(registry="READ"),
+    }
