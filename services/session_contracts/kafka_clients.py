@@ -82,8 +82,43 @@ def security_options(kafka: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+_WARNED_INSECURE: set[str] = set()
+"""The connections `_warn_if_insecure` has warned about (once per process each)."""
+_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+def insecure_reasons(kafka: KafkaSettings) -> list[str]:
+    """Why the connection `kafka` describes is not safe off this host: a SASL password sent
+    unencrypted, or records to a broker elsewhere unencrypted (empty: none)."""
+    reasons = []
+    protocol = kafka.kafka_security_protocol
+    if protocol == "SASL_PLAINTEXT" and kafka.kafka_sasl_mechanism == "PLAIN":
+        reasons.append("SASL PLAIN over SASL_PLAINTEXT sends the password unencrypted")
+    hosts = [h.strip().rsplit(":", 1)[0] for h in kafka.kafka_bootstrap_servers.split(",")]
+    elsewhere = [h for h in hosts if h and not h.startswith(_LOOPBACK)]
+    if protocol in ("PLAINTEXT", "SASL_PLAINTEXT") and elsewhere:
+        reasons.append(
+            f"{protocol} sends records unencrypted to brokers not on this host "
+            f"({', '.join(elsewhere)}): set SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SSL"
+        )
+    return reasons
+
+
+def _warn_if_insecure(kafka: KafkaSettings) -> None:
+    """Warn, once per connection and process, of what `insecure_reasons` finds: the services
+    accept every protocol the development broker and a closed network may use (a review,
+    2026-12-06: a deployment that forgot one variable ran unencrypted, silently)."""
+    described = kafka.describe()
+    if described in _WARNED_INSECURE:
+        return
+    _WARNED_INSECURE.add(described)
+    for reason in insecure_reasons(kafka):
+        log.warning("Kafka %s: %s", described, reason)
+
+
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """What every client shares: bootstrap list, client id, request timeout, security."""
+    _warn_if_insecure(kafka)
     return {
         "bootstrap_servers": kafka.kafka_bootstrap_servers,
         "client_id": kafka.kafka_client_id,

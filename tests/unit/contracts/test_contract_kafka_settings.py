@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -226,3 +228,46 @@ def test_a_refused_setting_shows_nothing_it_read(
     # no six characters of the secret in a row (the error cut the values to their ends)
     pieces = {secret[i : i + 6] for i in range(len(secret) - 5)}
     assert not [piece for piece in pieces if piece in shown], shown
+
+
+@pytest.mark.parametrize(
+    ("values", "warned"),
+    [
+        ({"kafka_bootstrap_servers": "10.0.0.5:9092,10.0.0.6:9092"}, ["unencrypted to brokers"]),
+        (
+            {
+                "kafka_bootstrap_servers": "127.0.0.1:9092",
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_mechanism": "PLAIN",
+                "kafka_sasl_username": "registry",
+                "kafka_sasl_password": SECRET,
+            },
+            ["sends the password unencrypted"],
+        ),
+        ({"kafka_bootstrap_servers": "127.0.0.1:9092,localhost:9093,[::1]:9094"}, []),
+        (
+            {
+                "kafka_bootstrap_servers": "kafka.example:9093",
+                "kafka_security_protocol": "SASL_SSL",
+                "kafka_sasl_username": "registry",
+                "kafka_sasl_password": SECRET,
+            },
+            [],
+        ),
+    ],
+    ids=["plaintext elsewhere", "plain password", "loopback", "sasl_ssl"],
+)
+async def test_an_unencrypted_connection_off_this_host_is_warned_of_once(
+    values: dict[str, Any], warned: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The services accept every protocol (the development broker is PLAINTEXT on loopback):
+    a deployment that forgot one variable ran unencrypted without a word (a review)."""
+    kafka = KafkaSettings(kafka_client_id=f"warned-{uuid.uuid4().hex[:8]}", **values)
+    caplog.set_level(logging.WARNING, "session_contracts.kafka_clients")
+    for _ in range(2):  # once per connection and process
+        producer = new_producer(kafka)
+        await producer.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "session_contracts.kafka_clients"]
+    assert len(said) == len(warned)
+    for text, expected in zip(said, warned, strict=True):
+        assert expected in text and SECRET not in text
