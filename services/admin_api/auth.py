@@ -18,6 +18,7 @@ import jwt
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import TypeAdapter, ValidationError
 
+from admin_api.metrics import outcome_counter
 from admin_api.settings import AdminApiSettings
 from session_contracts.escaping import escape_reason
 from session_contracts.models import TenantId, UserId
@@ -72,15 +73,11 @@ class Admin:
 def jwks_fetch_counter(metrics: CollectorRegistry | None) -> Counter:
     """`admin_api_jwks_fetches_total{outcome}` on `metrics` (None: on none): each fetch of the
     identity provider's key set, `ok` or `failed`, both exported from the start (at 0)."""
-    fetches = Counter(
+    return outcome_counter(
         "admin_api_jwks_fetches",
         "Fetches of the identity provider's key set (JWKS), by outcome",
-        ("outcome",),
-        registry=metrics,
+        metrics,
     )
-    for outcome in ("ok", "failed"):
-        fetches.labels(outcome)
-    return fetches
 
 
 class JwksKeys:

@@ -35,6 +35,16 @@ TERMINATIONS_ROUTE = "/api/v1/sessions/terminations"
 """The route of terminations, whose 5xx the `AdminApiTerminationsFailing` alert watches."""
 
 
+def outcome_counter(name: str, documentation: str, metrics: CollectorRegistry | None) -> Counter:
+    """A counter of `name`, labelled `outcome`, on `metrics` (None: on none), with both
+    outcomes (`ok`, `failed`) exported from the start (at 0): an alert on "failed and never ok"
+    then sees a process that never tried."""
+    counter = Counter(name, documentation, ("outcome",), registry=metrics)
+    for outcome in ("ok", "failed"):
+        counter.labels(outcome)
+    return counter
+
+
 class RequestMetrics:
     """ASGI middleware recording `admin_api_requests_total` and `..._request_seconds`."""
 

@@ -17,7 +17,7 @@ from read_model.tables import (
     termination_requests,
 )
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import TerminateSessions
+from session_contracts.models import TerminateSessions, as_utc
 
 _r = termination_requests.c
 _a = applied_commands.c
@@ -57,10 +57,10 @@ def _status_of(row: Any) -> Status:
 
 @dataclass(frozen=True)
 class RequestStatus:
-    """Where a request stands (`_status_of`), with how many sessions it ended: all of them
-    once `applied`, those ended before it was given up when `failed`, and so far when
-    `pending` (a termination by a text filter, which the registry applies in chunks beside
-    its loop: `deferred_terminations`; 0 for any other)."""
+    """Where a request stands (`_status_of`; its times in UTC), with how many sessions it
+    ended: all of them once `applied`, those ended before it was given up when `failed`, and
+    so far when `pending` (a termination by a text filter, which the registry applies in
+    chunks beside its loop: `deferred_terminations`; 0 for any other)."""
 
     status: Status
     terminated: int
@@ -100,7 +100,9 @@ async def request_status(
     ).first()
     if row is None:
         return None
-    return RequestStatus(_status_of(row), int(row.terminated), row.applied_at, row.failed_at)
+    return RequestStatus(
+        _status_of(row), int(row.terminated), _utc(row.applied_at), _utc(row.failed_at)
+    )
 
 
 @dataclass(frozen=True)
@@ -136,4 +138,17 @@ async def audit_page(
         .order_by(_r.requested_at.desc(), _r.command_id.desc())
         .limit(query.limit + 1)
     )
-    return [{**r._mapping, "status": _status_of(r)} for r in await conn.execute(statement)]
+    return [
+        {
+            **r._mapping,
+            "status": _status_of(r),
+            "applied_at": _utc(r.applied_at),
+            "failed_at": _utc(r.failed_at),
+        }
+        for r in await conn.execute(statement)
+    ]
+
+
+def _utc(stored: datetime | None) -> datetime | None:
+    """A stored time read back, in UTC (SQLite hands it back naive)."""
+    return None if stored is None else as_utc(stored)

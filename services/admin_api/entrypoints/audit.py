@@ -19,7 +19,6 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROTECTED)
 
 
 def _entry(row: dict[str, Any]) -> AuditEntry:
-    applied, failed = row["applied_at"], row["failed_at"]
     return AuditEntry(
         command_id=row["command_id"],
         requested_by=row["requested_by"],
@@ -29,8 +28,8 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
         requested=row["requested"],
         status=row["status"],
         terminated=int(row["terminated"] or 0),
-        applied_at=None if applied is None else as_utc(applied),
-        failed_at=None if failed is None else as_utc(failed),
+        applied_at=row["applied_at"],  # in UTC: `adapters.terminations.audit_page`
+        failed_at=row["failed_at"],
     )
 
 

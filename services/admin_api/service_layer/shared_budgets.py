@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import SQLAlchemyError
 
+from admin_api.metrics import outcome_counter
 from admin_api.service_layer.tenant_slots import SearchBudget
 from read_model import search_budgets
 from read_model.store import Store
@@ -35,15 +36,11 @@ log = logging.getLogger(__name__)
 def sync_counter(metrics: CollectorRegistry | None) -> Counter:
     """`admin_api_search_budget_syncs_total{outcome}` on `metrics` (None: on none), both
     outcomes exported from the start (at 0), so an alert sees a process that never synced."""
-    syncs = Counter(
+    return outcome_counter(
         "admin_api_search_budget_syncs",
         "Syncs of this process's search budgets with the other processes', by outcome",
-        ("outcome",),
-        registry=metrics,
+        metrics,
     )
-    for outcome in ("ok", "failed"):
-        syncs.labels(outcome)
-    return syncs
 
 
 class BudgetSync:

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind
@@ -21,7 +21,7 @@ from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
 from read_model.session_query import may_walk
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason, as_utc
+from session_contracts.models import SessionFilter, TerminateSessions, TerminationReason
 from session_contracts.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,4 @@ async def termination_status(
         found = await terminations.request_status(conn, admin.tenant_id, str(command_id))
     if found is None:
         raise NotFound("no such termination request")
-    return replace(
-        found,
-        applied_at=None if found.applied_at is None else as_utc(found.applied_at),
-        failed_at=None if found.failed_at is None else as_utc(found.failed_at),
-    )
+    return found
