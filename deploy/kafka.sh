@@ -45,7 +45,7 @@ fetch() {
 	fi
 	command -v mvn >/dev/null || die "mvn not found (apt-get install maven, or run deploy/install.sh)"
 	say "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
-	rm -rf "$LIBS"
+	rm -rf "$LIBS" "$CACHE_DIR"/cds-*.jsa*
 	mkdir -p "$LIBS"
 	# sed: Maven 3.8 prints colour resets even in batch mode.
 	mvn -q -B -f "$POM" dependency:copy-dependencies \
@@ -115,9 +115,66 @@ logger.started.level=INFO
 EOF
 }
 
+# Class data sharing (AppCDS): the classes a broker loads (some 9,000, Scala's and Kafka's),
+# parsed and verified once and mapped by every later JVM from one archive, one per Kafka version
+# and JVM build (a file next to the jars). A broker starts in 3.8 s instead of 6.2, a cluster in
+# 20 s instead of 28, a tool in 0.5 s instead of 0.9, on this 2-core machine; the tests start some
+# thirty brokers. The first broker started without an archive writes one as it exits
+# (-XX:ArchiveClassesAtExit); it becomes the one only once a trial JVM has mapped it and checked
+# the checksum of every region (a truncated archive crashes the JVM that maps it, with SIGBUS).
+# A broker SIGKILLed while writing leaves one cut short: the next `stop` or `start` discards it.
+# JVM warnings go to stderr, so an archive the JVM declines (another classpath) costs only its
+# speed and never adds a line to a tool's output.
+cds_archive() {
+	local jvm
+	jvm="$(readlink -f "$(command -v java)")"
+	jvm="$(stat -c '%s %Y' "$(dirname "$jvm")/../lib/server/libjvm.so" 2>/dev/null | cksum | cut -d' ' -f1)"
+	echo "$CACHE_DIR/cds-$jvm.jsa"
+}
+JVM_LOG=(-Xlog:disable -Xlog:all=warning:stderr:uptime,level,tags)
+CDS_USE=()
+if command -v java >/dev/null && [[ -s "$(cds_archive)" ]]; then
+	CDS_USE=(-XX:SharedArchiveFile="$(cds_archive)")
+fi
+
+# The CDS options of a broker about to start in $1: the archive, or (none yet) write one at exit.
+cds_broker_options() {
+	local dir="$1" pending
+	cds_settle "$dir"
+	if [[ -s "$(cds_archive)" ]]; then
+		CDS_OPTS=(-XX:SharedArchiveFile="$(cds_archive)")
+	elif java -Xshare:on -version >/dev/null 2>&1; then # a dynamic archive extends the JVM's own
+		pending="$(cds_archive).$$.tmp"
+		echo "$pending" >"$dir/cds.pending"
+		CDS_OPTS=(-XX:ArchiveClassesAtExit="$pending")
+	else
+		CDS_OPTS=()
+	fi
+}
+
+# Once the broker of $1 has exited: the archive it wrote becomes the one if a JVM maps it whole
+# (a rename, so a JVM starting meanwhile maps all of it or none); otherwise it is deleted.
+cds_settle() {
+	local dir="$1" pending archive
+	[[ -f "$dir/cds.pending" ]] || return 0
+	pending="$(cat "$dir/cds.pending")"
+	archive="$(cds_archive)"
+	if [[ -s "$pending" && ! -e "$archive" ]] && cds_maps_whole "$pending"; then
+		mv "$pending" "$archive"
+	fi
+	rm -f "$pending" "$dir/cds.pending"
+}
+
+# A JVM maps the archive $1 and runs; one that crashes on it writes no hs_err file and its
+# abort is not reported (the subshell's stderr).
+cds_maps_whole() {
+	(java "${JVM_LOG[@]}" -XX:ErrorFile=/dev/null -Xshare:on -XX:+VerifySharedSpaces \
+		-XX:SharedArchiveFile="$1" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid >/dev/null 2>&1) 2>/dev/null
+}
+
 # The JVM of a one-shot Kafka tool (StorageTool, AclCommand): C1 only. A tool runs for about
 # a second, so compiling for the long run only costs CPU: 1.3 s of CPU a run against 2.3-2.7 s.
-TOOL_JAVA=(java -XX:TieredStopAtLevel=1)
+TOOL_JAVA=(java -XX:TieredStopAtLevel=1 "${JVM_LOG[@]}" "${CDS_USE[@]}")
 
 # shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose
 format_once() {
@@ -201,8 +258,9 @@ start() {
 	# A fresh server.log so readiness is judged by this run's start-up line.
 	rm -f "$STATE/server.log"
 	say "starting kafka $KAFKA_VERSION on 127.0.0.1:$PORT (controller $CTRL_PORT), state $STATE"
+	cds_broker_options "$STATE"
 	# shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose
-	nohup java -Xmx"${KAFKA_HEAP:-1g}" -Xms256m -XX:+UseG1GC ${KAFKA_JVM_OPTS:-} -Djava.awt.headless=true \
+	nohup java -Xmx"${KAFKA_HEAP:-1g}" -Xms256m -XX:+UseG1GC "${JVM_LOG[@]}" "${CDS_OPTS[@]}" ${KAFKA_JVM_OPTS:-} -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$STATE/log4j2.properties" -Dkafka.logs.dir="$STATE" \
 		-cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" </dev/null >"$LOG_FILE" 2>&1 9>&- &
 	pid=$!
@@ -228,6 +286,7 @@ stop() {
 	local pid waited=0
 	if ! pid="$(running_pid)"; then
 		rm -f "$PID_FILE"
+		cds_settle "$STATE"
 		say "kafka not running on 127.0.0.1:$PORT"
 		return 0
 	fi
@@ -242,6 +301,7 @@ stop() {
 		waited=$((waited + 1))
 	done
 	while alive "$pid"; do sleep 0.1; done
+	cds_settle "$STATE"
 	rm -f "$PID_FILE"
 	say "kafka stopped (pid $pid)"
 }

@@ -59,7 +59,13 @@ async def _run_script(script: str, command: str, env: dict[str, str], *args: str
 class PrivateKafka:
     """A single-node KRaft broker on its own ports; same ports and data across stop/start."""
 
-    def __init__(self, state_dir: Path, port: int | None = None, heap: str = "512m") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int | None = None,
+        heap: str = "512m",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.state_dir = state_dir
         self.bootstrap = f"127.0.0.1:{self.port}"
@@ -72,6 +78,7 @@ class PrivateKafka:
             # C1 only: a broker that lives for one test starts on 40% less CPU, and the
             # suite runs several at once on a 2-core machine
             "KAFKA_JVM_OPTS": "-XX:TieredStopAtLevel=1",
+            **(env or {}),
         }
 
     async def start(self) -> str:
