@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 TOPIC_WAIT_SECONDS = 5.0
 """How long a topic the broker does not list is asked for again (`topic_partitions`)."""
+POLL_MS = 500
+"""How long one fetch of `records_up_to_ends` waits for records."""
 
 
 async def topic_partitions(
@@ -79,3 +82,35 @@ async def _offsets_at(
     found = await consumer.offsets_for_times({tp: millis for tp in partitions})
     ends: dict[TopicPartition, int] = await consumer.end_offsets(list(partitions))
     return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in partitions}
+
+
+async def records_up_to_ends(
+    kafka: AIOKafkaConsumer,
+    starts: dict[TopicPartition, int],
+    report: Callable[[int, int], None] | None = None,
+    *,
+    follow: bool = False,
+) -> AsyncGenerator[tuple[TopicPartition, Any]]:
+    """Each record of the assigned partitions in `starts`, from there up to their end offsets
+    now, with its partition; `report` told (records read, records to read) after each fetch.
+    With `follow`, every later record too, until the caller stops reading."""
+    for tp, start in starts.items():
+        kafka.seek(tp, start)
+    ends: dict[TopicPartition, int] = await kafka.end_offsets(list(starts))
+    remaining = {tp for tp in starts if starts[tp] < ends[tp]}
+    total = sum(max(0, ends[tp] - starts[tp]) for tp in starts)
+    done = 0
+    while remaining or follow:
+        batch = await kafka.getmany(*(starts if follow else remaining), timeout_ms=POLL_MS)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset < ends[tp]:
+                    done += 1
+                elif not follow:
+                    continue
+                yield tp, record
+        if report is not None:
+            report(done, total)
+        for tp in list(remaining):
+            if await kafka.position(tp) >= ends[tp]:
+                remaining.discard(tp)

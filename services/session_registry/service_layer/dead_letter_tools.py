@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.database import make_engine, schema_of
@@ -48,7 +48,12 @@ from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters import dead_letters as dlq
 from session_registry.adapters.command_store import already_applied
-from session_registry.adapters.partitions import offsets_from, partition_for_key, topic_partitions
+from session_registry.adapters.partitions import (
+    offsets_from,
+    partition_for_key,
+    records_up_to_ends,
+    topic_partitions,
+)
 from session_registry.adapters.session_store import recorded_events
 from session_registry.domain.history import RECORDED_TYPES
 from session_registry.service_layer.reporting import Report
@@ -78,7 +83,6 @@ _DLQ_HEADERS = {
     dlq.VALUE_NULL,
     *_CUT_HEADERS,
 }
-POLL_MS = 500
 HEADER_SHOWN_CHARS = 4096
 """A header of the refused record as `dlq show` prints it, at most (the middle cut, said)."""
 REDRIVE_CHUNK = 1000
@@ -301,37 +305,12 @@ async def dead_letters(
         starts: dict[TopicPartition, int] = await kafka.beginning_offsets(partitions)
         if offset is not None:
             starts = {tp: max(start, offset) for tp, start in starts.items()}
-        async for _, record in _up_to_ends(kafka, starts, report):
+        async for _, record in records_up_to_ends(kafka, starts, report):
             letter = read_letter(record)
             if chosen.matches(letter):
                 yield letter
     finally:
         await stop_consumer(kafka)
-
-
-async def _up_to_ends(
-    kafka: AIOKafkaConsumer, starts: dict[TopicPartition, int], report: Report | None = None
-) -> AsyncGenerator[tuple[TopicPartition, Any]]:
-    """Each record of the assigned partitions in `starts`, from there up to their end offsets
-    now, with its partition; `report` told (records read, records to read) after each fetch."""
-    for tp, start in starts.items():
-        kafka.seek(tp, start)
-    ends: dict[TopicPartition, int] = await kafka.end_offsets(list(starts))
-    remaining = {tp for tp in starts if starts[tp] < ends[tp]}
-    total = sum(max(0, ends[tp] - starts[tp]) for tp in starts)
-    done = 0
-    while remaining:
-        batch = await kafka.getmany(*remaining, timeout_ms=POLL_MS)
-        for tp, records in batch.items():
-            for record in records:
-                if record.offset < ends[tp]:
-                    done += 1
-                    yield tp, record
-        if report is not None:
-            report(done, total)
-        for tp in list(remaining):
-            if await kafka.position(tp) >= ends[tp]:
-                remaining.discard(tp)
 
 
 @dataclass
@@ -560,7 +539,7 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
                 and p.letter.source_offset is not None
             ]
             starts[tp] = max(0, min([dated, *read_here]))
-        async for tp, record in _up_to_ends(kafka, starts):
+        async for tp, record in records_up_to_ends(kafka, starts):
             redriven = wanted[tp.partition].get(record.key or b"")
             if redriven and record.value is not None:
                 _take_end(record, redriven)

@@ -23,10 +23,13 @@ from session_contracts.kafka_clients import new_consumer, stop_consumer
 from session_contracts.record_signing import SignedExpiries, carries_signature
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
-from session_registry.adapters.partitions import offsets_from, partition_for_key, topic_partitions
+from session_registry.adapters.partitions import (
+    offsets_from,
+    partition_for_key,
+    records_up_to_ends,
+    topic_partitions,
+)
 from session_registry.service_layer.reporting import Report
-
-POLL_MS = 500
 
 
 @dataclass(frozen=True)
@@ -137,32 +140,18 @@ async def session_records(
             starts = await kafka.beginning_offsets(chosen)
         else:
             starts = await offsets_from(kafka, chosen, since)
-        for tp, offset in starts.items():
-            kafka.seek(tp, offset)
-        ends: dict[TopicPartition, int] = await kafka.end_offsets(chosen)
-        total = sum(max(0, ends[tp] - starts[tp]) for tp in chosen)
-        done = 0
-        while True:
-            batch = await kafka.getmany(*chosen, timeout_ms=POLL_MS)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        done += 1
-                    if record.key != key:
-                        continue
-                    yield LogRecord(
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        offset=record.offset,
-                        timestamp=record_time(record.timestamp),
-                        key=key.decode(),
-                        body=_with_signature(
-                            describe_value(tp.topic, topics, record.value), record, expiries
-                        ),
-                    )
-            if report is not None:
-                report(done, total)
-            if not follow and all([await kafka.position(tp) >= ends[tp] for tp in chosen]):
-                return
+        async for tp, record in records_up_to_ends(kafka, starts, report, follow=follow):
+            if record.key != key:
+                continue
+            yield LogRecord(
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+                timestamp=record_time(record.timestamp),
+                key=key.decode(),
+                body=_with_signature(
+                    describe_value(tp.topic, topics, record.value), record, expiries
+                ),
+            )
     finally:
         await stop_consumer(kafka)
