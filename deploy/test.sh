@@ -9,7 +9,7 @@
 # Everything runs in the project's own `.venv` (deploy/install.sh makes it from uv.lock), so a
 # package installed on the machine by hand cannot hide a missing declaration.
 # Already-exported KAFKA_BOOTSTRAP_SERVERS / SESSIONS_TEST_POSTGRES_URL / SESSIONS_CHROMIUM are
-# used as given; otherwise the local broker and cluster are started (idempotently) and left running.
+# used as given; otherwise the local broker is started (idempotently) and left running.
 # Every check runs even after one fails; the exit status is non-zero if any failed.
 set -euo pipefail
 
@@ -38,14 +38,9 @@ if [[ -z "${SESSIONS_TEST_POSTGRES_URL:-}" ]]; then
 	SESSIONS_TEST_POSTGRES_URL="$(started_value postgres.sh SESSIONS_TEST_POSTGRES_URL)"
 fi
 export KAFKA_BOOTSTRAP_SERVERS SESSIONS_TEST_POSTGRES_URL
-# The secured three-node cluster of the `cluster` tests (idempotent; 30-100 s the first time, left
-# running like the broker). SESSIONS_TEST_CLUSTER=0 skips starting it here: the tests' fixture
-# then starts it when they run (deselect them with `-m "not cluster"`).
-if [[ "${SESSIONS_TEST_CLUSTER:-1}" != 0 ]]; then
-	cluster_bootstrap="$(bash "$DEPLOY_DIR/kafka.sh" cluster start | sed -n 's/^KAFKA_CLUSTER_BOOTSTRAP_SERVERS=//p')" ||
-		die "deploy/kafka.sh cluster start failed"
-	echo "KAFKA_CLUSTER_BOOTSTRAP_SERVERS=$cluster_bootstrap"
-fi
+# The secured three-node cluster is not started here: the `cluster` tests start it when they
+# come (first, as one group on one worker) and stop it after the last of them, so it does not
+# idle through the rest of the suite (3-5 s of CPU a minute). One already running is left so.
 export SESSIONS_CHROMIUM="${SESSIONS_CHROMIUM:-/usr/bin/chromium}"
 echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS"
 echo "SESSIONS_TEST_POSTGRES_URL=$SESSIONS_TEST_POSTGRES_URL"

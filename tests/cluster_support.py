@@ -51,6 +51,20 @@ def start_cluster() -> Cluster:
     )
 
 
+def cluster_running() -> bool:
+    """`deploy/kafka.sh cluster status`: every node runs and answers."""
+    try:
+        cluster_script("status")
+    except RuntimeError:
+        return False
+    return True
+
+
+def stop_cluster() -> None:
+    """`deploy/kafka.sh cluster stop` (idempotent)."""
+    cluster_script("stop")
+
+
 def grant_environment(prefix: str) -> None:
     """Topics and the ACL table for another topic prefix on the running cluster (~20 s)."""
     cluster_script("grant", prefix)

@@ -47,12 +47,15 @@ def _docker_engine_answers() -> bool:
 # Under pytest-xdist a test module is spread over the workers, test by test, except:
 # - the modules under tests/e2e/browser/: their stack and Chromium are module-scoped (about 20 s
 #   to start on a loaded machine), so each module runs on one worker and starts them once;
+# - the tests under tests/cluster/: one group, handed out first, so the secured cluster they
+#   start runs only while they do (tests/cluster/conftest.py stops it after the last);
 # - tests marked xdist_group (none today), as --dist loadgroup has it.
 # Both through the scheduler: with pytest 9 xdist's own loadgroup no longer sees the marks
 # (xdist 3.8 renames `item._nodeid`, which pytest 9 no longer reads), so every test would be
 # its own group. No module here must run alone: tests share nothing but the broker and the
 # PostgreSQL cluster, each under names of its own (topic prefix, database, consumer group).
 BROWSER_MODULES = "tests/e2e/browser/"
+CLUSTER_TESTS = "tests/cluster/"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> object:
@@ -64,6 +67,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> object:
     class Scheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
             scope: str = super()._split_scope(nodeid)
+            if scope == nodeid and nodeid.startswith(CLUSTER_TESTS):
+                return CLUSTER_TESTS
             if scope == nodeid and nodeid.startswith(BROWSER_MODULES):
                 return nodeid.split("::", 1)[0]
             return scope
@@ -109,14 +114,22 @@ def _described(task: asyncio.Task[object]) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, the tests marked `slow` (a minute or more) are handed out first.
+    """Under pytest-xdist, the cluster's tests are handed out first, then the tests marked
+    `slow` (a minute or more).
 
     A worker takes its tests in collection order; a long test collected last would start when
-    the others are done and hold the whole run for its length. Stable sort: every worker
-    collects the same order, as xdist requires. A serial run keeps the collection order.
+    the others are done and hold the whole run for its length. The cluster's group first: the
+    cluster idles at 3-5 s of CPU a minute, so it should run for the least of the suite. Stable
+    sort: every worker collects the same order, as xdist requires. A serial run keeps the
+    collection order.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        items.sort(
+            key=lambda item: (
+                not item.nodeid.startswith(CLUSTER_TESTS),
+                item.get_closest_marker("slow") is None,
+            )
+        )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The secured three-node cluster (`deploy/kafka.sh cluster start`), started once if not running.
+"""The secured three-node cluster (`deploy/kafka.sh cluster start`), started if not running.
 
 Every service connects as its own SCRAM user over SASL_SSL, trusting the cluster's CA; the
 ACLs of docs/security.md hold for the topic prefix the cluster was set up with. Tests keep
@@ -8,16 +8,41 @@ apart by tenant id (the topics are the environment's, shared as in production).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from cluster_support import Cluster, start_cluster
+from cluster_support import Cluster, cluster_running, start_cluster, stop_cluster
+
+_started_here = False
+"""Whether these tests started the cluster (and so stop it after the last of them)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def cluster() -> Cluster:
-    """The running secured cluster (started now if it is not)."""
+    """The running secured cluster: started now if it is not (idempotent, 0.1 s when it runs).
+
+    One the tests started is stopped after the last of them (`pytest_runtest_teardown`):
+    idle, its three nodes take 3-5 s of CPU a minute from a suite that keeps both cores busy.
+    One already running (`deploy/kafka.sh cluster start`) is left running."""
+    global _started_here
+    if not _started_here and not cluster_running():
+        _started_here = True
     return start_cluster()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last cluster test of this process (they run as one group, conftest.py) and
+    its fixtures' teardown, stop the cluster if they started it; a later one (a serial run in
+    another order) starts it again."""
+    global _started_here
+    try:
+        return (yield)
+    finally:
+        if _started_here and (nextitem is None or nextitem.path.parent != item.path.parent):
+            _started_here = False
+            stop_cluster()
 
 
 @pytest.fixture

@@ -55,7 +55,9 @@ def _cut_short(pending: Path) -> None:
     pending.write_bytes(whole[: len(whole) // 2])
 
 
-async def test_an_archive_cut_short_is_discarded_and_a_whole_one_becomes_the_archive(tmp_path: Path) -> None:
+async def test_an_archive_cut_short_is_discarded_and_a_whole_one_becomes_the_archive(
+    tmp_path: Path,
+) -> None:
     cache, kafka = _cache_without_archive(tmp_path)
     crash_reports = set(Path.cwd().glob("hs_err_pid*.log"))
     broker = PrivateKafka(tmp_path / "state", env={"XDG_CACHE_HOME": str(cache)})
