@@ -132,19 +132,21 @@ cds_archive() {
 	echo "$CACHE_DIR/cds-$jvm.jsa"
 }
 JVM_LOG=(-Xlog:disable -Xlog:all=warning:stderr:uptime,level,tags)
+CDS_ARCHIVE=""
 CDS_USE=()
-if command -v java >/dev/null && [[ -s "$(cds_archive)" ]]; then
-	CDS_USE=(-XX:SharedArchiveFile="$(cds_archive)")
+if command -v java >/dev/null; then
+	CDS_ARCHIVE="$(cds_archive)"
+	[[ -s "$CDS_ARCHIVE" ]] && CDS_USE=(-XX:SharedArchiveFile="$CDS_ARCHIVE")
 fi
 
 # The CDS options of a broker about to start in $1: the archive, or (none yet) write one at exit.
 cds_broker_options() {
 	local dir="$1" pending
 	cds_settle "$dir"
-	if [[ -s "$(cds_archive)" ]]; then
-		CDS_OPTS=(-XX:SharedArchiveFile="$(cds_archive)")
+	if [[ -s "$CDS_ARCHIVE" ]]; then
+		CDS_OPTS=(-XX:SharedArchiveFile="$CDS_ARCHIVE")
 	elif java -Xshare:on -version >/dev/null 2>&1; then # a dynamic archive extends the JVM's own
-		pending="$(cds_archive).$$.tmp"
+		pending="$CDS_ARCHIVE.$$.tmp"
 		echo "$pending" >"$dir/cds.pending"
 		CDS_OPTS=(-XX:ArchiveClassesAtExit="$pending")
 	else
@@ -155,12 +157,11 @@ cds_broker_options() {
 # Once the broker of $1 has exited: the archive it wrote becomes the one if a JVM maps it whole
 # (a rename, so a JVM starting meanwhile maps all of it or none); otherwise it is deleted.
 cds_settle() {
-	local dir="$1" pending archive
+	local dir="$1" pending
 	[[ -f "$dir/cds.pending" ]] || return 0
 	pending="$(cat "$dir/cds.pending")"
-	archive="$(cds_archive)"
-	if [[ -s "$pending" && ! -e "$archive" ]] && cds_maps_whole "$pending"; then
-		mv "$pending" "$archive"
+	if [[ -s "$pending" && ! -e "$CDS_ARCHIVE" ]] && cds_maps_whole "$pending"; then
+		mv "$pending" "$CDS_ARCHIVE"
 	fi
 	rm -f "$pending" "$dir/cds.pending"
 }
