@@ -8,7 +8,7 @@
 #   deploy/kafka.sh status   succeed if the broker runs and answers
 #   deploy/kafka.sh stop     SIGTERM, wait, then SIGKILL; idempotent
 #   deploy/kafka.sh topics   create the contract's topics (KafkaSettings from the environment)
-#   deploy/kafka.sh cluster start|stop|status|grant PREFIX|acls
+#   deploy/kafka.sh cluster start|stop|status|rotate USER|grant PREFIX|acls
 #                            a secured three-node cluster (SASL_SSL, SCRAM, TLS, ACLs) on other
 #                            ports: see deploy/kafka_cluster.sh and docs/security.md
 #
@@ -338,7 +338,7 @@ restart)
 topics) topics "${@:2}" ;;
 configs) configs "${@:2}" ;;
 *)
-	say "usage: $0 {start|stop|restart|status|fetch|libs|topics [--check]|configs ARGS|cluster start|stop|status|grant PREFIX|acls}"
+	say "usage: $0 {start|stop|restart|status|fetch|libs|topics [--check]|configs ARGS|cluster start|stop|status|rotate USER|grant PREFIX|acls}"
 	exit 2
 	;;
 esac

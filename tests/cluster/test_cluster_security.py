@@ -2,7 +2,8 @@
 
 A wrong password and an untrusted broker certificate leave the service not ready with one log
 line naming the cause (never the password); a principal without an ACL gets an error naming
-the topic and the operation; the gateway's principal cannot write commands or revocations.
+the topic and the operation; the gateway's principal cannot write commands or revocations; a
+password changed in its file, or rotated, is the one the cluster takes and the old one is refused.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
+import subprocess
 import time
 
 import pytest
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
 from admin_api.adapters.bus import KafkaBus
@@ -21,7 +24,8 @@ from admin_api.settings import AdminApiSettings
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
-from cluster_support import Cluster
+from cluster_support import Cluster, start_cluster
+from devstack.deploy_scripts import REPO
 from devstack.secured_cluster import cluster_script
 from session_contracts.kafka_clients import describe_kafka_error, new_producer
 from session_contracts.settings import KafkaSettings
@@ -244,3 +248,63 @@ def test_the_acls_are_the_table_and_nothing_more(cluster: Cluster) -> None:
         topic("settings"): grants(admin_api="WRITE DESCRIBE", gateway="READ DESCRIBE"),
         ("GROUP", f"{prefix}session-registry", "LITERAL"): grants(registry="READ"),
     }
+
+
+async def _authenticates(cluster: Cluster, user: str, password: str) -> bool:
+    """Whether a client connecting as `user` with `password` gets past the SASL handshake (the
+    bootstrap's metadata request answered)."""
+    kafka = KafkaSettings(
+        **cluster.as_user(
+            user, kafka_sasl_password_file=None, kafka_sasl_password=SecretStr(password)
+        )
+    )
+    producer = new_producer(kafka, request_timeout_ms=15_000, enable_idempotence=False)
+    try:
+        await producer.start()
+    except KafkaConnectionError:  # "Unable to bootstrap": every node refused the handshake
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
+async def _until_taken(cluster: Cluster, user: str, new: str, old: str) -> None:
+    """Within 30 s, `new` authenticates `user` and `old` no longer does (each node applies the
+    credential as the cluster's metadata reaches it)."""
+    deadline = time.monotonic() + 30
+    while not (
+        await _authenticates(cluster, user, new) and not await _authenticates(cluster, user, old)
+    ):
+        assert time.monotonic() < deadline, f"{user}'s new password not taken in 30 s"
+        await asyncio.sleep(0.5)
+
+
+async def test_a_password_written_again_or_rotated_is_the_one_the_cluster_takes(
+    cluster: Cluster,
+) -> None:
+    """An operator who writes a user's password file again and runs `start` (idempotent) has
+    the new password set and the old one refused; `rotate USER` does both in one step. Before
+    2026-12-06 `start` recorded only which users it had set, so a password written again was
+    never set: the old one stayed valid and the new one was refused."""
+    file = cluster.password_file("outsider")  # no ACL: no other test's client is disturbed
+    first = file.read_text().strip()
+    assert await _authenticates(cluster, "outsider", first)
+    second = secrets.token_hex(18)
+    file.write_text(second + "\n")
+    start_cluster()
+    await _until_taken(cluster, "outsider", second, first)
+
+    rotated = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", "rotate", "outsider"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    third = file.read_text().strip()
+    assert third not in (first, second) and len(third) == 36
+    assert third not in rotated.stdout + rotated.stderr  # a password is never printed
+    assert "rotated the password of outsider" in rotated.stderr
+    await _until_taken(cluster, "outsider", third, second)
