@@ -194,10 +194,10 @@ cluster_rotate() {
 	local user="$1" known=""
 	for known in "${C_USERS[@]}"; do [[ "$known" == "$user" ]] && break; known=""; done
 	[[ -n "$known" ]] || die "no such cluster user: '$user' (one of: ${C_USERS[*]})"
+	cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
 	umask 077
 	exec 9>"$C_DIR/lock"
 	flock 9
-	cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
 	openssl rand -hex 18 >"$C_DIR/users/$user.password.tmp" || die "making a password failed"
 	mv "$C_DIR/users/$user.password.tmp" "$C_DIR/users/$user.password"
 	c_users # the admin user's client configuration carries its password
