@@ -143,7 +143,7 @@ c_format() {
 	local node="$1" dir="$C_DIR/node$1"
 	[[ -f "$dir/data/meta.properties" ]] && return 0
 	if [[ ! -s "$C_DIR/cluster.id" ]]; then
-		"${TOOL_JAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$C_DIR/cluster.id"
+		new_cluster_id >"$C_DIR/cluster.id"
 	fi
 	# no --add-scram: its passwords would be on the command line, which every local user reads
 	# in /proc while it runs (a review); the users are made once the cluster is up (c_scram)
