@@ -177,9 +177,10 @@ cds_maps_whole() {
 # a second, so compiling for the long run only costs CPU: 1.3 s of CPU a run against 2.3-2.7 s.
 TOOL_JAVA=(java -XX:TieredStopAtLevel=1 "${JVM_LOG[@]}" "${CDS_USE[@]}")
 
-# A cluster id as `kafka-storage random-uuid` makes one (Kafka's Uuid.randomUuid: 16 random
-# bytes in base64url without padding, never starting with '-', never one of the two reserved
-# ids), without the 0.6 s of a JVM: a test's private broker starts from nothing.
+# A cluster id in the form `kafka-storage random-uuid` prints (16 bytes in base64url without
+# padding, never starting with '-', never one of Kafka's two reserved ids; Kafka's are UUIDs of
+# version 4, these 16 random bytes, which nothing checks), without the 0.6 s of a JVM: a test's
+# private broker starts from nothing.
 new_cluster_id() {
 	local id
 	while

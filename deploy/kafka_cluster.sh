@@ -87,13 +87,36 @@ c_users() {
 	for user in "${C_USERS[@]}"; do
 		[[ -s "$C_DIR/users/$user.password" ]] || openssl rand -hex 18 >"$C_DIR/users/$user.password"
 	done
-	cat >"$C_DIR/users/admin.properties" <<EOF
+	c_admin_config
+}
+
+# The admin user's client configuration (grant, acls), with its password: written whole, then
+# renamed, as `grant` or `acls` may be reading it.
+c_admin_config() {
+	local password
+	password="$(c_password admin "$C_DIR/users/admin.password")" || exit 1
+	cat >"$C_DIR/users/admin.properties.tmp" <<EOF
 security.protocol=SASL_SSL
 sasl.mechanism=SCRAM-SHA-512
-sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$C_DIR/users/admin.password")";
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$password";
 ssl.truststore.type=PEM
 ssl.truststore.location=$C_DIR/tls/ca.pem
 EOF
+	mv "$C_DIR/users/admin.properties.tmp" "$C_DIR/users/admin.properties"
+}
+
+# The password of user $1 in file $2, as the services read it (surrounding whitespace
+# stripped); refused unless it is 16 or more of letters, digits and ._~+/=- (what the SCRAM
+# properties file, the JAAS line and ConfigCommand's value all carry as written: a '\', '"',
+# ',' or space would be set as something other than what the services send).
+c_password() {
+	local user="$1" file="$2" password
+	password="$(<"$file")"
+	password="${password#"${password%%[![:space:]]*}"}"
+	password="${password%"${password##*[![:space:]]}"}"
+	[[ "$password" =~ ^[A-Za-z0-9._~+/=-]{16,}$ ]] ||
+		die "$file: the password of $user must be 16 or more of letters, digits and ._~+/=- (deploy/kafka.sh cluster rotate $user makes one)"
+	printf '%s' "$password"
 }
 
 c_write_config() {
@@ -150,58 +173,87 @@ c_format() {
 	"${TOOL_JAVA[@]}" -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
 		format -t "$(cat "$C_DIR/cluster.id")" -c "$dir/server.properties" >/dev/null ||
 		die "formatting storage of node $node in $dir/data failed"
+	# new storage holds no credential or ACL: set them again, whatever the records say
+	rm -f "$C_DIR/users.applied" "$C_DIR/acls.done"
 }
 
-# Each user's SCRAM-SHA-512 credential, from its password file through a file of its own (0600),
-# as the brokers' identity on the internal listener: for each user whose password file is not the
-# one its credential was last set from. users.applied holds a line per user, its name and the
-# SHA-256 of that password (never the password): a password file written again, by hand or by
+# Each user's SCRAM-SHA-512 credential, from its password file, for each user whose file is not
+# the one its credential was last set from. users.applied holds a line per user, its name and
+# the SHA-256 of that password (never the password): a password file written again, by hand or by
 # `rotate`, is set at the next `start`. (Until 2026-12-06 users.done held only the names, so a
 # changed password was never set and the old one stayed valid.)
 c_scram() {
-	local user file said digest applied="$C_DIR/users.applied" internal=""
+	local user digest
 	rm -f "$C_DIR/users.done" # the names-only record before users.applied: every credential is set once more
 	for user in "${C_USERS[@]}"; do
-		digest="$(printf '%s' "$(cat "$C_DIR/users/$user.password")" | sha256sum | cut -d' ' -f1)"
-		grep -qxF "$user $digest" "$applied" 2>/dev/null && continue
-		[[ -n "$internal" ]] || { c_internal_config && internal=1; }
-		file="$C_DIR/users/$user.scram"
-		# a properties file: the value is what --add-config takes inside its brackets
-		printf 'SCRAM-SHA-512=password=%s\n' "$(cat "$C_DIR/users/$user.password")" >"$file"
-		if ! said="$(c_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$(c_internal_port 1)" \
-			--command-config "$C_DIR/tls/internal.properties" --alter --entity-type users \
-			--entity-name "$user" --add-config-file "$file" 2>&1)"; then
-			rm -f "$file"
-			# the tool quotes the credential it refused: never its password
-			sed -E 's/password=[^],[:space:]]*/password=(hidden)/g' <<<"$said" >&2
-			die "setting the SCRAM credential of user $user failed"
-		fi
-		rm -f "$file"
-		{
-			grep -v "^$user " "$applied" 2>/dev/null || true
-			echo "$user $digest"
-		} >"$applied.tmp"
-		mv "$applied.tmp" "$applied"
-		say "set the SCRAM credential of user $user from $C_DIR/users/$user.password"
+		digest="$(c_digest "$user" "$C_DIR/users/$user.password")" || exit 1
+		grep -qxF "$user $digest" "$C_DIR/users.applied" 2>/dev/null && continue
+		c_set_credential "$user" "$C_DIR/users/$user.password"
+		c_applied "$user" "$digest"
 	done
 }
 
-# A new random password for user $1, written to its file and set on the running cluster. The
-# connections it has open stay authenticated (the brokers do not re-authenticate, docs/security.md):
-# restart whatever connects as it, with the new file, and the old password is refused at their
-# next connection.
+c_digest() {
+	local password
+	password="$(c_password "$1" "$2")" || exit 1
+	sha256sum <<<"$password" | cut -d' ' -f1
+}
+
+# users.applied with user $1's line replaced by "$1 $2", or removed when $2 is empty; whole.
+c_applied() {
+	local applied="$C_DIR/users.applied"
+	{
+		grep -v "^$1 " "$applied" 2>/dev/null || true
+		[[ -z "${2:-}" ]] || echo "$1 $2"
+	} >"$applied.tmp"
+	mv "$applied.tmp" "$applied"
+}
+
+# Set user $1's SCRAM-SHA-512 credential from password file $2 through a properties file of its
+# own (0600, deleted after), as the brokers' identity on the internal listener: no password on
+# a command line.
+c_set_credential() {
+	local user="$1" password said file="$C_DIR/users/$1.scram"
+	password="$(c_password "$user" "$2")" || exit 1
+	c_internal_config
+	# a properties file: the value is what --add-config takes inside its brackets
+	cat >"$file" <<EOF
+SCRAM-SHA-512=password=$password
+EOF
+	if ! said="$(c_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$(c_internal_port 1)" \
+		--command-config "$C_DIR/tls/internal.properties" --alter --entity-type users \
+		--entity-name "$user" --add-config-file "$file" 2>&1)"; then
+		rm -f "$file"
+		# the tool quotes the credential it refused: never its password
+		sed -E 's/password=[^],[:space:]]*/password=(hidden)/g' <<<"$said" >&2
+		die "setting the SCRAM credential of user $user failed (deploy/kafka.sh cluster start sets it from $C_DIR/users/$user.password)"
+	fi
+	rm -f "$file"
+	say "set the SCRAM credential of user $user from $2"
+}
+
+# A new random password for user $1, set on the running cluster, then written to its file. Its
+# line in users.applied goes first: if the set fails or is interrupted, the file still holds
+# the old password and the next `start` sets that one again. The credential reaches each node
+# with the cluster's metadata, within moments of the return. The connections user $1 has open
+# stay authenticated (the brokers do not re-authenticate, docs/security.md): restart whatever
+# connects as it, with the new file, and the old password is refused at their next connection.
 cluster_rotate() {
-	local user="$1" known=""
+	local user="$1" known="" digest
 	for known in "${C_USERS[@]}"; do [[ "$known" == "$user" ]] && break; known=""; done
 	[[ -n "$known" ]] || die "no such cluster user: '$user' (one of: ${C_USERS[*]})"
 	cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
 	umask 077
 	exec 9>"$C_DIR/lock"
 	flock 9
-	openssl rand -hex 18 >"$C_DIR/users/$user.password.tmp" || die "making a password failed"
-	mv "$C_DIR/users/$user.password.tmp" "$C_DIR/users/$user.password"
-	c_users # the admin user's client configuration carries its password
-	c_scram
+	local new="$C_DIR/users/$user.password.new"
+	openssl rand -hex 18 >"$new" || die "making a password failed"
+	digest="$(c_digest "$user" "$new")" || exit 1
+	c_applied "$user" ""
+	c_set_credential "$user" "$new"
+	mv "$new" "$C_DIR/users/$user.password"
+	c_applied "$user" "$digest"
+	[[ "$user" != admin ]] || c_admin_config
 	say "rotated the password of $user ($C_DIR/users/$user.password): restart what connects as $user"
 }
 
