@@ -181,6 +181,9 @@ async def test_refresh_keeps_filters_sort_and_selection(stack: Stack, page: Page
 async def test_live_mode_shows_sessions_starting_and_ending(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     (first,) = await stack.publish([stack.session(tenant, "First Person")])
+    # The poll's interval on a clock the test moves: each poll comes when the test has the
+    # change in place, not 5 s of real time later (three waits of 5-6 s before)
+    await page.clock.install()
     await page.goto(stack.page_url(tenant.token))
     await expect(names(page)).to_have_text(["First Person"])
     live = page.get_by_role("checkbox", name=re.compile("^Live"))
@@ -189,18 +192,25 @@ async def test_live_mode_shows_sessions_starting_and_ending(stack: Stack, page: 
 
     # a poll moves no row: the change is announced and shown on request
     await stack.publish([stack.session(tenant, "Second Person")])
+    await page.clock.fast_forward(5_000)
     show = page.get_by_role("button", name=re.compile(r"sessions? changed — show$"))
     await show.click()
     await expect(names(page)).to_have_text(["Second Person", "First Person"])
     async with stack.api(tenant) as api:
         await api.post("/api/v1/sessions/terminations", json={"session_ids": [first.session_id]})
     await stack.registry.wait_until_idle(60)
+    await page.clock.fast_forward(5_000)
     await show.click()
     await expect(names(page)).to_have_text(["Second Person"])
 
+    # live mode off: past its interval, the page asks for nothing and shows no change
     await live.uncheck()
     await stack.publish([stack.session(tenant, "Third Person")])
-    await page.wait_for_timeout(6_000)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    await page.clock.fast_forward(6_000)
+    await page.wait_for_timeout(1_000)  # real time: a poll's request would be seen by now
+    assert not [url for url in asked if "/api/v1/sessions" in url], asked
     await expect(names(page)).to_have_text(["Second Person"])
 
 
