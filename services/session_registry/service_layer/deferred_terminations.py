@@ -112,6 +112,8 @@ class DeferredTerminations:
     whose resolution fails by itself goes (None: its failure ends the pass, as any other).
     `given_up`: called once a command is recorded failed, as it commits (a metric: counted
     there, not from the pass's outcome, which a later failure of the pass discards).
+    `dead_lettered`: called with the reason once a command's dead letter is sent (a metric,
+    counted there for the same reason).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class DeferredTerminations:
         chunk: int = FILTER_CHUNK,
         dead_letters: DeadLetterSink | None = None,
         given_up: Callable[[], None] | None = None,
+        dead_lettered: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._topics = topics
@@ -136,6 +139,7 @@ class DeferredTerminations:
         self._chunk = chunk
         self._dead_letters = dead_letters
         self._given_up = given_up
+        self._dead_lettered = dead_lettered
 
     async def resolve_all(self) -> ResolveOutcome:
         """Apply every deferred command this registry owns.
@@ -191,6 +195,8 @@ class DeferredTerminations:
             reason=reason,
         )
         await self._dead_letters.send([letter])
+        if self._dead_lettered is not None:
+            self._dead_lettered(reason)
 
         async def forget(uow: UnitOfWork) -> bool:
             kept = await lock_deferred(uow, deferred.key)

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import NOW, StartRegistry, created, registry_cli, session_rows, sid
+from registry_helpers import (
+    NOW,
+    StartRegistry,
+    created,
+    registry_cli,
+    registry_settings,
+    session_rows,
+    sid,
+)
 from sqlalchemy import select, update
 from test_registry_bulk_termination import TOPICS, by_filter, contents, seed, seed_events
 
@@ -38,6 +46,7 @@ from session_contracts.models import (
 from session_registry import bootstrap
 from session_registry.adapters.dead_letters import DeadLetter
 from session_registry.bootstrap import Registry
+from session_registry.metrics import reason_class
 from session_registry.service_layer import deferred_terminations as resolver_module
 from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.deferred_terminations import DeferredTerminations
@@ -419,9 +428,10 @@ async def test_a_command_given_up_after_some_chunks_says_failed_with_what_they_e
 async def test_a_command_given_up_is_counted_even_when_the_pass_then_fails(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The metric was counted from the pass's outcome, which a later failure of the same pass
-    (the database away) discards: the command was failed, and `RegistryCommandsFailed` never
-    fired (found by a review, 2026-12-06)."""
+    """The metrics were counted from the pass's outcome, which a later failure of the same pass
+    (the database away) discards: the command was failed and dead-lettered, and neither
+    `RegistryCommandsFailed` nor the dead letters' count saw it (found by a review,
+    2026-12-06; the dead letters' count in stop 64)."""
     await seed(store)
     poisoned = by_filter(user_name="User u0")
     behind = by_filter(user_name="User u2")
@@ -437,11 +447,57 @@ async def test_a_command_given_up_is_counted_even_when_the_pass_then_fails(
 
     monkeypatch.setattr(resolver_module, "resolve_chunk", first_poisoned_then_away)
     counted: list[int] = []
-    given_up = resolver(store, dead_letters=KeptLetters(), given_up=lambda: counted.append(1))
+    letters: list[str] = []
+    given_up = resolver(
+        store,
+        dead_letters=KeptLetters(),
+        given_up=lambda: counted.append(1),
+        dead_lettered=letters.append,
+    )
     with pytest.raises(ConnectionRefusedError):
         await given_up.resolve_all()
     assert counted == [1]
+    assert len(letters) == 1 and "a value this command provokes" in letters[0], letters
     assert [row.command_id for row in await kept(store)] == [str(behind.command_id)]
+
+
+async def test_the_registrys_metrics_count_what_a_failed_pass_gave_up(
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry's own counters, wired to the resolver: a pass that dead-letters and fails
+    one command, then meets the database away, still counts both (the dead letters' count was
+    taken from the pass's outcome, lost with the pass, until stop 64)."""
+    await seed(store)
+    poisoned = by_filter(user_name="User u0")
+    await defer(store, poisoned)
+    await defer(store, by_filter(user_name="User u2"))
+
+    async def first_poisoned_then_away(
+        conn: Any, store: Any, command: TerminateSessions, *rest: Any, **named: Any
+    ) -> list[str]:
+        if command.command_id == poisoned.command_id:
+            raise ValueError("a value this command provokes")
+        raise ConnectionRefusedError("the database went away")
+
+    monkeypatch.setattr(resolver_module, "resolve_chunk", first_poisoned_then_away)
+    settings = registry_settings("127.0.0.1:9", TOPICS, db_url, registry_metrics=True)
+    registry = Registry.from_settings(settings, clock=lambda: NOW)  # not started: no broker
+    sink = KeptLetters()
+    registry.deferred._dead_letters = sink
+    registry.deferred._owned = lambda: None  # every partition: it has no consumer to ask
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            await registry.resolve_deferred()
+    finally:
+        await registry.store.dispose()
+    assert registry.metrics is not None
+    (letter,) = sink.letters
+    counted = registry.metrics.registry.get_sample_value(
+        "session_registry_dead_letters_total", {"reason": reason_class(letter.reason)}
+    )
+    assert counted == 1
+    failed = registry.metrics.registry.get_sample_value("session_registry_commands_failed_total")
+    assert failed == 1
 
 
 async def test_a_database_away_ends_the_pass_and_keeps_every_command(
