@@ -182,12 +182,15 @@ TOOL_JAVA=(java -XX:TieredStopAtLevel=1 "${JVM_LOG[@]}" "${CDS_USE[@]}")
 # version 4, these 16 random bytes, which nothing checks), without the 0.6 s of a JVM: a test's
 # private broker starts from nothing.
 new_cluster_id() {
-	local id
-	while
-		id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-		[[ ${#id} -ne 22 || "$id" == -* || "$id" == AAAAAAAAAAAAAAAAAAAAA[AQ] ]]
-	do :; done
-	echo "$id"
+	local id tries
+	for tries in 1 2 3 4 5 6 7 8; do
+		id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" || break
+		if [[ ${#id} -eq 22 && "$id" != -* && "$id" != AAAAAAAAAAAAAAAAAAAAA[AQ] ]]; then
+			echo "$id"
+			return 0
+		fi
+	done
+	die "making a cluster id from /dev/urandom failed"
 }
 
 # shellcheck disable=SC2086 # KAFKA_JVM_OPTS: words, on purpose

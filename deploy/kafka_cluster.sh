@@ -83,9 +83,11 @@ EOF
 # A random password per user, in users/<name>.password (the file a service mounts); once.
 c_users() {
 	mkdir -p "$C_DIR/users"
+	rm -f "$C_DIR/users/"*.password.new # a rotation interrupted before its rename
 	local user
 	for user in "${C_USERS[@]}"; do
 		[[ -s "$C_DIR/users/$user.password" ]] || openssl rand -hex 18 >"$C_DIR/users/$user.password"
+		c_password "$user" "$C_DIR/users/$user.password" >/dev/null || exit 1 # refused before a node starts
 	done
 	c_admin_config
 }
@@ -106,16 +108,19 @@ EOF
 }
 
 # The password of user $1 in file $2, as the services read it (surrounding whitespace
-# stripped); refused unless it is 16 or more of letters, digits and ._~+/=- (what the SCRAM
-# properties file, the JAAS line and ConfigCommand's value all carry as written: a '\', '"',
-# ',' or space would be set as something other than what the services send).
+# stripped); refused unless it is 16 or more of letters, digits and ._~+/=-. A '\' is an escape
+# in the properties file the credential is set from, a '"' ends the admin's JAAS string, and a
+# NUL is dropped by bash but read by the services: each would set another password than the one
+# the services send. The rest of that set keeps to what every reader takes as written.
 c_password() {
 	local user="$1" file="$2" password
+	tr -d '\000' <"$file" | cmp -s - "$file" ||
+		die "$file: the password of $user holds a NUL byte (write a new one: openssl rand -hex 18 >$file)"
 	password="$(<"$file")"
 	password="${password#"${password%%[![:space:]]*}"}"
 	password="${password%"${password##*[![:space:]]}"}"
 	[[ "$password" =~ ^[A-Za-z0-9._~+/=-]{16,}$ ]] ||
-		die "$file: the password of $user must be 16 or more of letters, digits and ._~+/=- (deploy/kafka.sh cluster rotate $user makes one)"
+		die "$file: the password of $user must be 16 or more of letters, digits and ._~+/=- (write a new one: openssl rand -hex 18 >$file, or on a running cluster deploy/kafka.sh cluster rotate $user)"
 	printf '%s' "$password"
 }
 
@@ -187,12 +192,25 @@ c_scram() {
 	rm -f "$C_DIR/users.done" # the names-only record before users.applied: every credential is set once more
 	for user in "${C_USERS[@]}"; do
 		digest="$(c_digest "$user" "$C_DIR/users/$user.password")" || exit 1
-		grep -qxF "$user $digest" "$C_DIR/users.applied" 2>/dev/null && continue
+		c_was_applied "$user" "$digest" && continue
 		c_set_credential "$user" "$C_DIR/users/$user.password"
 		c_applied "$user" "$digest"
 	done
 }
 
+# Whether users.applied says user $1's credential was set from the password of digest $2 (read
+# in bash: a digest on grep's command line would be in /proc for every local user to read).
+c_was_applied() {
+	local name digest
+	[[ -f "$C_DIR/users.applied" ]] || return 1
+	while read -r name digest; do
+		[[ "$name" == "$1" && "$digest" == "$2" ]] && return 0
+	done <"$C_DIR/users.applied"
+	return 1
+}
+
+# The SHA-256 of user $1's password in file $2 (of the password and a newline; unsalted, kept
+# beside the password file itself in the cluster's 0700 directory).
 c_digest() {
 	local password
 	password="$(c_password "$1" "$2")" || exit 1
@@ -232,12 +250,14 @@ EOF
 	say "set the SCRAM credential of user $user from $2"
 }
 
-# A new random password for user $1, set on the running cluster, then written to its file. Its
-# line in users.applied goes first: if the set fails or is interrupted, the file still holds
-# the old password and the next `start` sets that one again. The credential reaches each node
-# with the cluster's metadata, within moments of the return. The connections user $1 has open
-# stay authenticated (the brokers do not re-authenticate, docs/security.md): restart whatever
-# connects as it, with the new file, and the old password is refused at their next connection.
+# A new random password for user $1, set on the running cluster, then written to its file
+# (renamed over it: a new file of mode 600). Its line in users.applied goes first: if the set
+# fails, or the command is interrupted before the rename, the file still holds the old password
+# and the next `start` sets that one again (run it at once: until then the cluster may hold the
+# new one). The credential reaches each node with the cluster's metadata, within moments of
+# the return. The connections user $1 has open stay authenticated (the brokers do not
+# re-authenticate, docs/security.md): restart whatever connects as it, with the new file, and
+# the old password is refused at their next connection.
 cluster_rotate() {
 	local user="$1" known="" digest
 	for known in "${C_USERS[@]}"; do [[ "$known" == "$user" ]] && break; known=""; done
@@ -248,6 +268,8 @@ cluster_rotate() {
 	flock 9
 	local new="$C_DIR/users/$user.password.new"
 	openssl rand -hex 18 >"$new" || die "making a password failed"
+	# shellcheck disable=SC2064 # the path now: the variable is local
+	trap "rm -f $(printf '%q' "$new")" EXIT
 	digest="$(c_digest "$user" "$new")" || exit 1
 	c_applied "$user" ""
 	c_set_credential "$user" "$new"
@@ -289,7 +311,7 @@ c_node_ready() {
 c_all_ready() { c_node_ready 1 && c_node_ready 2 && c_node_ready 3; }
 
 c_tool() {
-	"${TOOL_JAVA[@]}" -Dlog4j2.configurationFile="$C_DIR/node1/log4j2.properties" -cp "$LIBS/*" "$@"
+	"${TOOL_JAVA[@]}" -Dlog4j2.configurationFile="$C_DIR/node1/log4j2.properties" -cp "$LIBS/*" "$@" 9>&-
 }
 
 # The environment's topics and ACLs, once per table version.
@@ -394,6 +416,7 @@ cluster_stop() {
 }
 
 cluster() {
+	umask 077 # every file here holds a secret, or sits beside those that do
 	case "${1:-}" in
 	start) cluster_start ;;
 	status) cluster_status ;;

@@ -309,13 +309,3 @@ async def test_a_password_written_again_or_rotated_is_the_one_the_cluster_takes(
     assert third not in rotated.stdout + rotated.stderr  # a password is never printed
     assert "rotated the password of outsider" in rotated.stderr
     await _until_taken(cluster, "outsider", third, second)
-
-    # one the services would read otherwise than the cluster sets it is refused, by file
-    try:
-        file.write_text(f"  {third[:12]} {third[12:]}\n")
-        with pytest.raises(RuntimeError, match=r"password: the password of outsider must"):
-            start_cluster()
-    finally:
-        file.write_text(third + "\n")
-    start_cluster()
-    assert await _authenticates(cluster, "outsider", third)

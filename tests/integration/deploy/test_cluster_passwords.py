@@ -1,0 +1,62 @@
+"""The secured cluster's password files (`deploy/kafka.sh cluster`), read as the services read them.
+
+A service reads its password file and strips the whitespace around it; the script sets the SCRAM
+credential through a Java properties file (where a backslash is an escape) and writes the admin's
+into a JAAS string (where a double quote ends it). A password those would read otherwise was set as
+another password than the one the services send, and a NUL byte was dropped by bash alone. Such a
+file is refused, naming it, before any node starts. Each case runs `cluster start` on a state
+directory of the test's own, so the shared cluster's files are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack.deploy_scripts import REPO
+from private_services import free_port
+
+REFUSED = [
+    pytest.param(b"  two words 0123456789abcdef\n", id="a space inside"),
+    pytest.param(b"back\\slash-0123456789abcdef", id="a backslash"),
+    pytest.param(b'quote"inside-0123456789abcdef', id="a double quote"),
+    pytest.param(b"comma,inside-0123456789abcdef", id="a comma"),
+    pytest.param(b"0123456789abcde", id="fewer than 16"),
+    pytest.param(b"nul\x00inside-0123456789abcdef", id="a NUL byte"),
+    pytest.param(b"\n", id="empty"),
+]
+
+
+@pytest.mark.parametrize("written", REFUSED)
+def test_a_password_the_services_would_read_otherwise_is_refused_naming_its_file(
+    tmp_path: Path, written: bytes
+) -> None:
+    port = free_port()
+    users = tmp_path / f"kafka-cluster-{port}" / "users"
+    users.mkdir(parents=True)
+    user = "gateway"  # any user's file: each is read before a node starts
+    (users / f"{user}.password").write_bytes(written)
+    env = {**os.environ, "SESSIONS_STATE_DIR": str(tmp_path), "KAFKA_CLUSTER_PORT": str(port)}
+
+    def cluster(command: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", command],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
+    try:
+        done = cluster("start")
+    finally:
+        cluster("stop")  # nodes a regression let start are not left running
+    said = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode != 0, said
+    assert f"{users / f'{user}.password'}: the password of {user}" in said
+    assert written.strip() not in said.encode() or not written.strip()  # never echoed
+    assert not list(tmp_path.glob(f"kafka-cluster-{port}/node*/kafka.pid"))  # no node started
