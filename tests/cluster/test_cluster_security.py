@@ -309,3 +309,17 @@ async def test_a_password_written_again_or_rotated_is_the_one_the_cluster_takes(
     assert third not in rotated.stdout + rotated.stderr  # a password is never printed
     assert "rotated the password of outsider" in rotated.stderr
     await _until_taken(cluster, "outsider", third, second)
+
+
+async def test_rotating_the_admin_keeps_its_tools_working(cluster: Cluster) -> None:
+    """`rotate admin` rewrites the client configuration `grant` and `acls` read: they go on
+    working as `admin` with its new password, and the old one is refused."""
+    file = cluster.password_file("admin")
+    before = file.read_text().strip()
+    await asyncio.to_thread(cluster_script, "rotate", "admin")
+    after = file.read_text().strip()
+    assert after != before
+    await _until_taken(cluster, "admin", after, before)
+    config = (cluster.directory / "users" / "admin.properties").read_text()
+    assert f'password="{after}"' in config and before not in config
+    assert "ResourcePattern(resourceType=TOPIC" in await asyncio.to_thread(cluster_script, "acls")
