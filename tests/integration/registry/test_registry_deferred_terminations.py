@@ -425,13 +425,9 @@ async def test_a_command_given_up_after_some_chunks_says_failed_with_what_they_e
     assert {e.session_id for e in await terminated_events(store)} == EVERY_LISTED
 
 
-async def test_a_command_given_up_is_counted_even_when_the_pass_then_fails(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The metrics were counted from the pass's outcome, which a later failure of the same pass
-    (the database away) discards: the command was failed and dead-lettered, and neither
-    `RegistryCommandsFailed` nor the dead letters' count saw it (found by a review,
-    2026-12-06; the dead letters' count in stop 64)."""
+async def _poisoned_then_away(store: Store, monkeypatch: pytest.MonkeyPatch) -> TerminateSessions:
+    """Two deferred commands: the first fails by itself (a value it provokes), then the
+    database goes away for the second; the second, which stays deferred."""
     await seed(store)
     poisoned = by_filter(user_name="User u0")
     behind = by_filter(user_name="User u2")
@@ -446,6 +442,17 @@ async def test_a_command_given_up_is_counted_even_when_the_pass_then_fails(
         raise ConnectionRefusedError("the database went away")
 
     monkeypatch.setattr(resolver_module, "resolve_chunk", first_poisoned_then_away)
+    return behind
+
+
+async def test_a_command_given_up_is_counted_even_when_the_pass_then_fails(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metrics were counted from the pass's outcome, which a later failure of the same pass
+    (the database away) discards: the command was failed and dead-lettered, and neither
+    `RegistryCommandsFailed` nor the dead letters' count saw it (found by a review,
+    2026-12-06; the dead letters' count in stop 64)."""
+    behind = await _poisoned_then_away(store, monkeypatch)
     counted: list[int] = []
     letters: list[str] = []
     given_up = resolver(
@@ -467,19 +474,7 @@ async def test_the_registrys_metrics_count_what_a_failed_pass_gave_up(
     """The registry's own counters, wired to the resolver: a pass that dead-letters and fails
     one command, then meets the database away, still counts both (the dead letters' count was
     taken from the pass's outcome, lost with the pass, until stop 64)."""
-    await seed(store)
-    poisoned = by_filter(user_name="User u0")
-    await defer(store, poisoned)
-    await defer(store, by_filter(user_name="User u2"))
-
-    async def first_poisoned_then_away(
-        conn: Any, store: Any, command: TerminateSessions, *rest: Any, **named: Any
-    ) -> list[str]:
-        if command.command_id == poisoned.command_id:
-            raise ValueError("a value this command provokes")
-        raise ConnectionRefusedError("the database went away")
-
-    monkeypatch.setattr(resolver_module, "resolve_chunk", first_poisoned_then_away)
+    await _poisoned_then_away(store, monkeypatch)
     settings = registry_settings("127.0.0.1:9", TOPICS, db_url, registry_metrics=True)
     registry = Registry.from_settings(settings, clock=lambda: NOW)  # not started: no broker
     sink = KeptLetters()
