@@ -263,7 +263,6 @@ cluster_rotate() {
 	for known in "${C_USERS[@]}"; do [[ "$known" == "$user" ]] && break; known=""; done
 	[[ -n "$known" ]] || die "no such cluster user: '$user' (one of: ${C_USERS[*]})"
 	cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
-	umask 077
 	exec 9>"$C_DIR/lock"
 	flock 9
 	local new="$C_DIR/users/$user.password.new"
@@ -367,7 +366,6 @@ c_print() {
 
 cluster_start() {
 	command -v java >/dev/null || die "java not found (apt-get install openjdk-17-jre-headless)"
-	umask 077
 	mkdir -p "$C_DIR"
 	chmod 700 "$C_DIR"
 	exec 9>"$C_DIR/lock"
