@@ -60,3 +60,23 @@ def test_a_password_the_services_would_read_otherwise_is_refused_naming_its_file
     assert f"{users / f'{user}.password'}: the password of {user}" in said
     assert written.strip() not in said.encode() or not written.strip()  # never echoed
     assert not list(tmp_path.glob(f"kafka-cluster-{port}/node*/kafka.pid"))  # no node started
+
+
+@pytest.mark.parametrize("user", ["../admin", "admin api", "Admin", "", "admin\nregistry"])
+def test_rotate_refuses_a_user_not_in_the_clusters_list_and_writes_nothing(
+    tmp_path: Path, user: str
+) -> None:
+    """`rotate USER` takes one of the cluster's own users by name, nothing built from it: a
+    path, a second name or an empty one is refused before anything is read or written."""
+    done = subprocess.run(
+        ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", "rotate", user],
+        env={**os.environ, "SESSIONS_STATE_DIR": str(tmp_path / "state")},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    said = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode != 0, said
+    assert ("no such cluster user" in said) or ("usage:" in said and not user), said
+    assert not list((tmp_path / "state").rglob("*.password*"))
