@@ -17,7 +17,8 @@
 # after twenty-five (C2 still compiling).
 # Environment: KAFKA_CLUSTER_PORT (19192), KAFKA_CLUSTER_TOPIC_PREFIX (cluster.),
 # KAFKA_CLUSTER_HEAP (512m), KAFKA_CLUSTER_JVM_OPTS (-XX:TieredStopAtLevel=1: set it empty for
-# the default compilers), KAFKA_START_TIMEOUT, SESSIONS_STATE_DIR.
+# the default compilers), KAFKA_START_TIMEOUT, KAFKA_CLUSTER_CREDENTIAL_WAIT (30 s: each node takes a
+# SCRAM credential set by start or rotate), SESSIONS_STATE_DIR.
 # start/status print KEY=value lines: KAFKA_CLUSTER_BOOTSTRAP_SERVERS, KAFKA_CLUSTER_DIR (CA,
 # passwords: users/<name>.password), KAFKA_CLUSTER_TOPIC_PREFIX.
 
@@ -26,6 +27,7 @@ C_PREFIX="${KAFKA_CLUSTER_TOPIC_PREFIX:-cluster.}"
 C_DIR="$STATE_ROOT/kafka-cluster-$C_BASE"
 C_USERS=(admin registry admin-api gateway outsider)
 C_BROKER_DN="CN=kafka-broker"
+C_CREDENTIAL_WAIT="${KAFKA_CLUSTER_CREDENTIAL_WAIT:-30}" # s: every node takes a credential set
 C_ACL_VERSION=4 # bump when the table changes: a running cluster gets the new grants at start
 
 c_client_port() { echo $((C_BASE + $1 - 1)); }
@@ -95,6 +97,8 @@ c_users() {
 # The admin user's client configuration (grant, acls), with its password: written whole, then
 # renamed, as `grant` or `acls` may be reading it.
 c_admin_config() {
+	local -
+	set +x # no trace (c_password)
 	local password
 	password="$(c_password admin "$C_DIR/users/admin.password")" || exit 1
 	cat >"$C_DIR/users/admin.properties.tmp" <<EOF
@@ -113,6 +117,8 @@ EOF
 # NUL is dropped by bash but read by the services: each would set another password than the one
 # the services send. The rest of that set keeps to what every reader takes as written.
 c_password() {
+	local -
+	set +x # bash -x traces every assignment: a password (or its digest) is never traced
 	local user="$1" file="$2" password
 	tr -d '\000' <"$file" | cmp -s - "$file" ||
 		die "$file: the password of $user holds a NUL byte (write a new one: openssl rand -hex 18 >$file)"
@@ -188,23 +194,26 @@ c_format() {
 # `rotate`, is set at the next `start`. (Until 2026-12-06 users.done held only the names, so a
 # changed password was never set and the old one stayed valid.)
 c_scram() {
-	local user digest
+	local user file
 	rm -f "$C_DIR/users.done" # the names-only record before users.applied: every credential is set once more
 	for user in "${C_USERS[@]}"; do
-		digest="$(c_digest "$user" "$C_DIR/users/$user.password")" || exit 1
-		c_was_applied "$user" "$digest" && continue
-		c_set_credential "$user" "$C_DIR/users/$user.password"
-		c_applied "$user" "$digest"
+		file="$C_DIR/users/$user.password"
+		c_was_applied "$user" "$file" && continue
+		c_set_credential "$user" "$file"
+		c_applied "$user" "$file"
 	done
 }
 
-# Whether users.applied says user $1's credential was set from the password of digest $2 (read
-# in bash: a digest on grep's command line would be in /proc for every local user to read).
+# Whether users.applied says user $1's credential was set from the password in file $2 (its
+# digest compared in bash: on grep's command line it would be in /proc for every local user).
 c_was_applied() {
-	local name digest
+	local -
+	set +x # no trace (c_password)
+	local name digest mine
 	[[ -f "$C_DIR/users.applied" ]] || return 1
+	mine="$(c_digest "$1" "$2")" || exit 1
 	while read -r name digest; do
-		[[ "$name" == "$1" && "$digest" == "$2" ]] && return 0
+		[[ "$name" == "$1" && "$digest" == "$mine" ]] && return 0
 	done <"$C_DIR/users.applied"
 	return 1
 }
@@ -212,25 +221,35 @@ c_was_applied() {
 # The SHA-256 of user $1's password in file $2 (of the password and a newline; unsalted, kept
 # beside the password file itself in the cluster's 0700 directory).
 c_digest() {
+	local -
+	set +x # no trace (c_password)
 	local password
 	password="$(c_password "$1" "$2")" || exit 1
 	sha256sum <<<"$password" | cut -d' ' -f1
 }
 
-# users.applied with user $1's line replaced by "$1 $2", or removed when $2 is empty; whole.
+# users.applied with user $1's line replaced by one for the password in file $2, or removed
+# when there is no $2; whole.
 c_applied() {
-	local applied="$C_DIR/users.applied"
+	local -
+	set +x # no trace (c_password)
+	local applied="$C_DIR/users.applied" digest=""
+	[[ -z "${2:-}" ]] || digest="$(c_digest "$1" "$2")" || exit 1
 	{
 		grep -v "^$1 " "$applied" 2>/dev/null || true
-		[[ -z "${2:-}" ]] || echo "$1 $2"
+		[[ -z "$digest" ]] || echo "$1 $digest"
 	} >"$applied.tmp"
 	mv "$applied.tmp" "$applied"
 }
 
 # Set user $1's SCRAM-SHA-512 credential from password file $2 through a properties file of its
 # own (0600, deleted after), as the brokers' identity on the internal listener: no password on
-# a command line.
+# a command line. Then wait until every node, asked on its own, lets user $1 in with it (a node
+# takes a credential as the cluster's metadata reaches it): a service started after the return
+# is refused by none.
 c_set_credential() {
+	local -
+	set +x # no trace (c_password)
 	local user="$1" password said file="$C_DIR/users/$1.scram"
 	password="$(c_password "$user" "$2")" || exit 1
 	c_internal_config
@@ -247,19 +266,20 @@ EOF
 		die "setting the SCRAM credential of user $user failed (deploy/kafka.sh cluster start sets it from $C_DIR/users/$user.password)"
 	fi
 	rm -f "$file"
-	say "set the SCRAM credential of user $user from $2"
+	c_python_as "$user" "$2" "$DEPLOY_DIR/await_credential.py" "$C_CREDENTIAL_WAIT" ||
+		die "a node has not taken the new SCRAM credential of user $user (above): deploy/kafka.sh cluster start sets the password of $C_DIR/users/$user.password again"
+	say "set the SCRAM credential of user $user from $2, taken at every node"
 }
 
 # A new random password for user $1, set on the running cluster, then written to its file
-# (renamed over it: a new file of mode 600). Its line in users.applied goes first: if the set
-# fails, or the command is interrupted before the rename, the file still holds the old password
-# and the next `start` sets that one again (run it at once: until then the cluster may hold the
-# new one). The credential reaches each node with the cluster's metadata, within moments of
-# the return. The connections user $1 has open stay authenticated (the brokers do not
+# (renamed over it: a new file of mode 600) once every node takes it (c_set_credential). Its
+# line in users.applied goes first: if the set fails, a node does not take it in time, or the
+# command is interrupted before the rename, the file still holds the old password and the next
+# `start` sets that one again (run it at once: until then the cluster may hold the new one). The connections user $1 has open stay authenticated (the brokers do not
 # re-authenticate, docs/security.md): restart whatever connects as it, with the new file, and
 # the old password is refused at their next connection.
 cluster_rotate() {
-	local user="$1" known="" digest
+	local user="$1" known=""
 	for known in "${C_USERS[@]}"; do [[ "$known" == "$user" ]] && break; known=""; done
 	[[ -n "$known" ]] || die "no such cluster user: '$user' (one of: ${C_USERS[*]})"
 	cluster_status >/dev/null || die "the cluster is not running (deploy/kafka.sh cluster start)"
@@ -269,11 +289,10 @@ cluster_rotate() {
 	openssl rand -hex 18 >"$new" || die "making a password failed"
 	# shellcheck disable=SC2064 # the path now: the variable is local
 	trap "rm -f $(printf '%q' "$new")" EXIT
-	digest="$(c_digest "$user" "$new")" || exit 1
-	c_applied "$user" ""
+	c_applied "$user"
 	c_set_credential "$user" "$new"
 	mv "$new" "$C_DIR/users/$user.password"
-	c_applied "$user" "$digest"
+	c_applied "$user" "$C_DIR/users/$user.password"
 	[[ "$user" != admin ]] || c_admin_config
 	say "rotated the password of $user ($C_DIR/users/$user.password): restart what connects as $user"
 }
@@ -326,10 +345,8 @@ c_environment() {
 	[[ "$p" =~ ^[A-Za-z0-9._-]*$ ]] || die "a topic prefix is letters, digits, '.', '_' and '-' only: '$p'"
 	boot="$(c_bootstrap)"
 	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) if missing, and the ACLs"
-	SESSIONS_TOPIC_PREFIX="$p" KAFKA_BOOTSTRAP_SERVERS="$boot" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
-		SESSIONS_KAFKA_SASL_USERNAME=admin SESSIONS_KAFKA_SASL_PASSWORD_FILE="$C_DIR/users/admin.password" \
-		SESSIONS_KAFKA_SSL_CAFILE="$C_DIR/tls/ca.pem" SESSIONS_KAFKA_REPLICATION_FACTOR=3 \
-		SESSIONS_KAFKA_MIN_INSYNC_REPLICAS=2 "$REPO_DIR/.venv/bin/python" "$DEPLOY_DIR/create_topics.py" >&2 ||
+	SESSIONS_TOPIC_PREFIX="$p" SESSIONS_KAFKA_REPLICATION_FACTOR=3 SESSIONS_KAFKA_MIN_INSYNC_REPLICAS=2 \
+		c_python_as admin "$C_DIR/users/admin.password" "$DEPLOY_DIR/create_topics.py" >&2 ||
 		die "creating the topics failed"
 	local acl=(c_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$boot"
 		--command-config "$C_DIR/users/admin.properties" --add)
@@ -356,6 +373,16 @@ c_environment() {
 		--topic "${p}sessions.revocations" --topic "${p}sessions.settings" >/dev/null
 	"${acl[@]}" --allow-principal User:gateway --operation Write --operation Describe \
 		--topic "${p}sessions.events" >/dev/null
+}
+
+# Run the project's Python on script $3 and its arguments, as cluster user $1 with the password
+# in file $2 (KafkaSettings read from the environment, as the services do).
+c_python_as() {
+	local user="$1" file="$2"
+	shift 2
+	KAFKA_BOOTSTRAP_SERVERS="$(c_bootstrap)" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
+		SESSIONS_KAFKA_SASL_USERNAME="$user" SESSIONS_KAFKA_SASL_PASSWORD_FILE="$file" \
+		SESSIONS_KAFKA_SSL_CAFILE="$C_DIR/tls/ca.pem" "$REPO_DIR/.venv/bin/python" "$@" 9>&-
 }
 
 c_print() {

@@ -80,3 +80,28 @@ def test_rotate_refuses_a_user_not_in_the_clusters_list_and_writes_nothing(
     assert done.returncode != 0, said
     assert ("no such cluster user" in said) or ("usage:" in said and not user), said
     assert not list((tmp_path / "state").rglob("*.password*"))
+
+
+def test_a_trace_of_the_cluster_script_prints_no_password(tmp_path: Path) -> None:
+    """`bash -x deploy/kafka.sh cluster start` traces every assignment, and the script holds
+    each password in a variable while it checks it: the functions that do turn the trace off.
+    The last user's file is refused, so the others are made and read, and no node starts."""
+    port = free_port()
+    users = tmp_path / f"kafka-cluster-{port}" / "users"
+    users.mkdir(parents=True)
+    (users / "outsider.password").write_text("too short\n")  # the last user read
+    done = subprocess.run(
+        ["bash", "-x", str(REPO / "deploy" / "kafka.sh"), "cluster", "start"],
+        env={**os.environ, "SESSIONS_STATE_DIR": str(tmp_path), "KAFKA_CLUSTER_PORT": str(port)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "the password of outsider" in said, said
+    assert "+ c_password gateway " in said  # traced, up to the functions holding passwords
+    read = [users / f"{user}.password" for user in ("admin", "registry", "admin-api", "gateway")]
+    for file in read:
+        assert file.read_text().strip() not in said, f"{file.name} traced"
