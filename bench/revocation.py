@@ -47,6 +47,7 @@ from starlette.types import Message, Receive, Scope, Send
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
 from auth_gateway import GatewaySettings, SessionGateway
+from bench.ingest import delete_topics
 from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database, drop_database
 from read_model.database import upgrade_schema
@@ -184,6 +185,7 @@ class Profile:
     topics: Topics
     connections: dict[str, KafkaSettings]
     group: str
+    owner: KafkaSettings  # may delete the run's topics (the secured cluster's admin)
 
     def kafka(self, service: str) -> KafkaSettings:
         return self.connections.get(service) or self.connections["*"]
@@ -192,7 +194,7 @@ class Profile:
     def plain(cls, bootstrap: str) -> Profile:
         topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=6)
         kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=topics.prefix)
-        return cls("plain", topics, {"*": kafka}, f"bench-registry-{uuid.uuid4().hex[:8]}")
+        return cls("plain", topics, {"*": kafka}, f"bench-registry-{uuid.uuid4().hex[:8]}", kafka)
 
     @classmethod
     def secured(cls) -> Profile:
@@ -203,7 +205,8 @@ class Profile:
         cluster.environment(topics.prefix)
         users = ("registry", "admin-api", "gateway")
         connections = {user: cluster.settings(user, topics.prefix) for user in users}
-        return cls("secured", topics, connections, f"{topics.prefix}session-registry")
+        group = f"{topics.prefix}session-registry"
+        return cls("secured", topics, connections, group, cluster.settings("admin", topics.prefix))
 
 
 def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
@@ -343,6 +346,7 @@ async def run(
     finally:
         if admin_url is not None:
             await drop_database(admin_url, database_url.rpartition("/")[2])
+        await delete_topics(profile.owner, profile.topics)  # a run's five topics, not left behind
 
 
 async def _run_on(

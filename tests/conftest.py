@@ -162,6 +162,17 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[Topics]:
         await asyncio.shield(fresh_topics.delete(kafka_bootstrap, fresh))
 
 
+@pytest.fixture
+async def unmade_topics(kafka_bootstrap: str) -> AsyncIterator[Topics]:
+    """A fresh prefix (one partition a topic) whose topics the code under test makes, or never
+    does: whichever of them exist after the test are deleted, as `topics`' are."""
+    fresh = Topics(prefix=f"t{uuid.uuid4().hex[:12]}.", partitions=1)
+    try:
+        yield fresh
+    finally:
+        await asyncio.shield(fresh_topics.delete(kafka_bootstrap, fresh))
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """An asyncpg URL of a PostgreSQL role that may create databases."""

@@ -91,13 +91,13 @@ async def _start_devstack(
     state_dir: Path,
     ports: tuple[int, int],
     *wrapper: str,
-    prefix: str | None = None,
+    topics: Topics,
 ) -> asyncio.subprocess.Process:
     environment = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SESSIONS_TOPIC_PREFIX": prefix or f"t{uuid.uuid4().hex[:12]}.",
-        "SESSIONS_TOPIC_PARTITIONS": "1",
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_TOPIC_PARTITIONS": str(topics.partitions),
     }
     return await asyncio.create_subprocess_exec(
         *wrapper,
@@ -185,26 +185,29 @@ async def _stop_and_check(
     ids=lambda s: s.name,
 )
 async def test_a_signal_to_devstack_stops_every_child_and_frees_the_ports(
-    signum: signal.Signals, kafka_bootstrap: str, tmp_path: Path
+    signum: signal.Signals, kafka_bootstrap: str, tmp_path: Path, unmade_topics: Topics
 ) -> None:
     if signal.getsignal(signum) is signal.SIG_IGN:
         # inherited as ignored (a background job, nohup): devstack rightly keeps ignoring it
         pytest.skip(f"{signum.name} is ignored in this test process and so in devstack")
     ports = (free_port(), free_port())
-    devstack = await _start_devstack(kafka_bootstrap, tmp_path / "state", ports)
+    devstack = await _start_devstack(
+        kafka_bootstrap, tmp_path / "state", ports, topics=unmade_topics
+    )
     # devstack ends by the signal it stopped on, as a process the signal had ended would
     await _stop_and_check(devstack, tmp_path / "state", ports, [signum], ends_by=signum)
 
 
 async def test_under_nohup_a_hangup_is_ignored_and_sigterm_still_stops_everything(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, unmade_topics: Topics
 ) -> None:
     ports = (free_port(), free_port())
-    devstack = await _start_devstack(kafka_bootstrap, tmp_path / "state", ports, "nohup")
+    state = tmp_path / "state"
+    devstack = await _start_devstack(kafka_bootstrap, state, ports, "nohup", topics=unmade_topics)
     # SIGHUP goes first (and, were both pending at once, the kernel delivers the lower number
     # first): had devstack handled it, it would have ended by SIGHUP
     signals = [signal.SIGHUP, signal.SIGTERM]
-    await _stop_and_check(devstack, tmp_path / "state", ports, signals, ends_by=signal.SIGTERM)
+    await _stop_and_check(devstack, state, ports, signals, ends_by=signal.SIGTERM)
 
 
 async def test_on_topics_made_before_the_broker_dated_events_devstack_says_how_to_change_them(
@@ -216,7 +219,7 @@ async def test_on_topics_made_before_the_broker_dated_events_devstack_says_how_t
     try:
         ports = (free_port(), free_port())
         state = tmp_path / "state"
-        devstack = await _start_devstack(kafka_bootstrap, state, ports, prefix=topics.prefix)
+        devstack = await _start_devstack(kafka_bootstrap, state, ports, topics=topics)
         banner = await _stop_and_check(devstack, state, ports, [signal.SIGTERM], signal.SIGTERM)
     finally:
         await fresh_topics.delete(kafka_bootstrap, topics)

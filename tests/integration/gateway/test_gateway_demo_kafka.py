@@ -228,10 +228,10 @@ async def test_activity_is_reported_at_most_once_per_session_per_interval(
 
 
 async def test_503_until_ready_then_fail_open_admits(
-    kafka_bootstrap: str, topics: Topics, serve: Serve
+    kafka_bootstrap: str, unmade_topics: Topics, serve: Serve
 ) -> None:
     # Events can be written, but the revocations topic is missing, so it is never read.
-    absent = Topics(prefix=topics.prefix + "norevocations.", partitions=1)
+    absent = unmade_topics
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:

@@ -432,9 +432,9 @@ async def test_entries_leave_memory_once_past_valid_until(
 
 
 async def test_not_ready_until_the_topic_exists_and_was_read(
-    kafka_bootstrap: str, topics: Topics
+    kafka_bootstrap: str, unmade_topics: Topics
 ) -> None:
-    missing = Topics(prefix=topics.prefix + "absent.", partitions=1)
+    missing = unmade_topics
     gateway = gateway_for(kafka_bootstrap, missing)
     await gateway.start()
     try:

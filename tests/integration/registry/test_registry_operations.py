@@ -282,11 +282,11 @@ async def test_metrics_off_serves_no_metrics_and_keeps_applying(
 
 
 async def test_a_replica_beyond_the_partitions_is_ready_with_none(
-    start_registry: StartRegistry,
+    start_registry: StartRegistry, unmade_topics: Topics
 ) -> None:
     # one group, topics of one partition each (events, commands): of three replicas, one is
     # given none, and a rollout waits for every replica's readiness
-    own = {"topic_prefix": f"t{uuid.uuid4().hex[:12]}.", "topic_partitions": 1}
+    own = {"topic_prefix": unmade_topics.prefix, "topic_partitions": unmade_topics.partitions}
     group = f"registry-{uuid.uuid4().hex[:8]}"
     replicas = [await serving(start_registry, consumer_group=group, **own) for _ in range(3)]
 
