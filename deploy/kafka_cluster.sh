@@ -200,7 +200,6 @@ c_scram() {
 		file="$C_DIR/users/$user.password"
 		c_was_applied "$user" "$file" && continue
 		c_set_credential "$user" "$file"
-		c_applied "$user" "$file"
 	done
 }
 
@@ -225,19 +224,21 @@ c_digest() {
 	set +x # no trace (c_password)
 	local password
 	password="$(c_password "$1" "$2")" || exit 1
-	sha256sum <<<"$password" | cut -d' ' -f1
+	c_sha <<<"$password"
 }
 
-# users.applied with user $1's line replaced by one for the password in file $2, or removed
-# when there is no $2; whole.
+# The SHA-256 of standard input, in hex.
+c_sha() { sha256sum | cut -d' ' -f1; }
+
+# users.applied with user $1's line replaced by "$1 $2" ($2 the digest of the password its
+# credential was set from), or removed when there is no $2; whole.
 c_applied() {
 	local -
 	set +x # no trace (c_password)
-	local applied="$C_DIR/users.applied" digest=""
-	[[ -z "${2:-}" ]] || digest="$(c_digest "$1" "$2")" || exit 1
+	local applied="$C_DIR/users.applied"
 	{
 		grep -v "^$1 " "$applied" 2>/dev/null || true
-		[[ -z "$digest" ]] || echo "$1 $digest"
+		[[ -z "${2:-}" ]] || echo "$1 $2"
 	} >"$applied.tmp"
 	mv "$applied.tmp" "$applied"
 }
@@ -246,7 +247,8 @@ c_applied() {
 # own (0600, deleted after), as the brokers' identity on the internal listener: no password on
 # a command line. Then wait until every node, asked on its own, lets user $1 in with it (a node
 # takes a credential as the cluster's metadata reaches it): a service started after the return
-# is refused by none.
+# is refused by none. Only then is it recorded in users.applied, by the digest of the password
+# set (not of the file read again: a file written meanwhile is set at the next `start`).
 c_set_credential() {
 	local -
 	set +x # no trace (c_password)
@@ -268,16 +270,18 @@ EOF
 	rm -f "$file"
 	c_python_as "$user" "$2" "$DEPLOY_DIR/await_credential.py" "$C_CREDENTIAL_WAIT" ||
 		die "a node has not taken the new SCRAM credential of user $user (above): deploy/kafka.sh cluster start sets the password of $C_DIR/users/$user.password again"
-	say "set the SCRAM credential of user $user from $2, taken at every node"
+	c_applied "$user" "$(c_sha <<<"$password")" # the password set, whatever the file holds now
+	say "set the SCRAM credential of user $user, taken at every node"
 }
 
 # A new random password for user $1, set on the running cluster, then written to its file
 # (renamed over it: a new file of mode 600) once every node takes it (c_set_credential). Its
 # line in users.applied goes first: if the set fails, a node does not take it in time, or the
 # command is interrupted before the rename, the file still holds the old password and the next
-# `start` sets that one again (run it at once: until then the cluster may hold the new one). The connections user $1 has open stay authenticated (the brokers do not
-# re-authenticate, docs/security.md): restart whatever connects as it, with the new file, and
-# the old password is refused at their next connection.
+# `start` sets that one again (run it at once: until then the cluster may hold the new one).
+# The connections user $1 has open stay authenticated (the brokers do not re-authenticate,
+# docs/security.md): restart whatever connects as it, with the new file, and the old password
+# is refused at their next connection.
 cluster_rotate() {
 	local user="$1" known=""
 	for known in "${C_USERS[@]}"; do [[ "$known" == "$user" ]] && break; known=""; done
@@ -292,7 +296,6 @@ cluster_rotate() {
 	c_applied "$user"
 	c_set_credential "$user" "$new"
 	mv "$new" "$C_DIR/users/$user.password"
-	c_applied "$user" "$C_DIR/users/$user.password"
 	[[ "$user" != admin ]] || c_admin_config
 	say "rotated the password of $user ($C_DIR/users/$user.password): restart what connects as $user"
 }
@@ -345,8 +348,8 @@ c_environment() {
 	[[ "$p" =~ ^[A-Za-z0-9._-]*$ ]] || die "a topic prefix is letters, digits, '.', '_' and '-' only: '$p'"
 	boot="$(c_bootstrap)"
 	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) if missing, and the ACLs"
-	SESSIONS_TOPIC_PREFIX="$p" SESSIONS_KAFKA_REPLICATION_FACTOR=3 SESSIONS_KAFKA_MIN_INSYNC_REPLICAS=2 \
-		c_python_as admin "$C_DIR/users/admin.password" "$DEPLOY_DIR/create_topics.py" >&2 ||
+	c_python_as admin "$C_DIR/users/admin.password" SESSIONS_TOPIC_PREFIX="$p" \
+		SESSIONS_KAFKA_REPLICATION_FACTOR=3 SESSIONS_KAFKA_MIN_INSYNC_REPLICAS=2 "$DEPLOY_DIR/create_topics.py" >&2 ||
 		die "creating the topics failed"
 	local acl=(c_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$boot"
 		--command-config "$C_DIR/users/admin.properties" --add)
@@ -375,14 +378,19 @@ c_environment() {
 		--topic "${p}sessions.events" >/dev/null
 }
 
-# Run the project's Python on script $3 and its arguments, as cluster user $1 with the password
-# in file $2 (KafkaSettings read from the environment, as the services do).
+# Run the project's Python with the arguments after $2 (NAME=VALUE settings first, then the
+# script and its arguments) as cluster user $1 with the password in file $2: KafkaSettings read
+# from the environment, as the services do, with none of the caller's own SESSIONS_KAFKA_*
+# (another password, mechanism or certificate of the caller's would be taken instead).
 c_python_as() {
-	local user="$1" file="$2"
+	local user="$1" file="$2" name unset=() settings=()
 	shift 2
-	KAFKA_BOOTSTRAP_SERVERS="$(c_bootstrap)" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
-		SESSIONS_KAFKA_SASL_USERNAME="$user" SESSIONS_KAFKA_SASL_PASSWORD_FILE="$file" \
-		SESSIONS_KAFKA_SSL_CAFILE="$C_DIR/tls/ca.pem" "$REPO_DIR/.venv/bin/python" "$@" 9>&-
+	for name in $(compgen -e); do [[ "$name" != SESSIONS_KAFKA_* ]] || unset+=(-u "$name"); done
+	while [[ "${1:-}" == *=* ]]; do settings+=("$1") && shift; done
+	env "${unset[@]}" KAFKA_BOOTSTRAP_SERVERS="$(c_bootstrap)" SESSIONS_KAFKA_SECURITY_PROTOCOL=SASL_SSL \
+		SESSIONS_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 SESSIONS_KAFKA_SASL_USERNAME="$user" \
+		SESSIONS_KAFKA_SASL_PASSWORD_FILE="$file" SESSIONS_KAFKA_SSL_CAFILE="$C_DIR/tls/ca.pem" \
+		"${settings[@]}" "$REPO_DIR/.venv/bin/python" "$@" 9>&-
 }
 
 c_print() {
@@ -427,7 +435,7 @@ cluster_status() {
 # waits for an approval no quorum can give (its broker's shutdown raced its peers' controllers,
 # as after a node was paused) gets 10 s alone, then KILL, as it would at 30 s.
 cluster_stop() {
-	local node pid waited=0 alone=0 running=()
+	local node pid waited=0 alone=0 killed=0 running=()
 	for node in 1 2 3; do
 		if pid="$(c_pid "$node")"; then kill -TERM "$pid" 2>/dev/null || true; fi
 	done
@@ -438,7 +446,8 @@ cluster_stop() {
 		done
 		((${#running[@]})) || break
 		if ((${#running[@]} == 1)); then alone=$((alone + 1)); fi
-		if ((waited == 120 || alone == 40)); then
+		if ((!killed && (waited >= 120 || alone >= 40))); then
+			killed=1
 			say "cluster node(s) ${running[*]%%:*} still running $((waited / 4)) s after SIGTERM$( ((alone < 40)) || echo ", alone for 10 s"): SIGKILL"
 			kill -KILL "${running[@]#*:}" 2>/dev/null || true
 		fi
@@ -450,6 +459,9 @@ cluster_stop() {
 
 cluster() {
 	umask 077 # every file here holds a secret, or sits beside those that do
+	# checked before anything is set: a credential set, then not waited for, is left half done
+	[[ "$C_CREDENTIAL_WAIT" =~ ^[1-9][0-9]{0,3}$ ]] ||
+		die "KAFKA_CLUSTER_CREDENTIAL_WAIT is whole seconds, 1 to 9999: '$C_CREDENTIAL_WAIT'"
 	case "${1:-}" in
 	start) cluster_start ;;
 	status) cluster_status ;;

@@ -90,18 +90,59 @@ def test_a_trace_of_the_cluster_script_prints_no_password(tmp_path: Path) -> Non
     users = tmp_path / f"kafka-cluster-{port}" / "users"
     users.mkdir(parents=True)
     (users / "outsider.password").write_text("too short\n")  # the last user read
-    done = subprocess.run(
-        ["bash", "-x", str(REPO / "deploy" / "kafka.sh"), "cluster", "start"],
-        env={**os.environ, "SESSIONS_STATE_DIR": str(tmp_path), "KAFKA_CLUSTER_PORT": str(port)},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    env = {**os.environ, "SESSIONS_STATE_DIR": str(tmp_path), "KAFKA_CLUSTER_PORT": str(port)}
+
+    def cluster(*bash: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "bash",
+                *bash,
+                str(REPO / "deploy" / "kafka.sh"),
+                "cluster",
+                "start" if bash else "stop",
+            ],
+            env={**env, "PS4": "+ "},  # bash's own prefix of a traced line
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    try:
+        done = cluster("-x")
+    finally:
+        cluster()  # nodes a regression let start are not left running
     said = done.stdout + done.stderr
     assert done.returncode != 0 and "the password of outsider" in said, said
+    assert not list(tmp_path.glob(f"kafka-cluster-{port}/node*/kafka.pid"))
     assert "+ c_password gateway " in said  # traced, up to the functions holding passwords
     read = [users / f"{user}.password" for user in ("admin", "registry", "admin-api", "gateway")]
     for file in read:
         assert file.read_text().strip() not in said, f"{file.name} traced"
+
+
+@pytest.mark.parametrize("wait", ["30s", "0", "1e3", "99999", "-5"])
+def test_a_credential_wait_not_in_whole_seconds_is_refused_before_anything(
+    tmp_path: Path, wait: str
+) -> None:
+    """`KAFKA_CLUSTER_CREDENTIAL_WAIT` is checked before a credential is set: read after, it
+    failed the wait with the credential set and the file still on the old password."""
+    for command in (["start"], ["rotate", "outsider"]):
+        done = subprocess.run(
+            ["bash", str(REPO / "deploy" / "kafka.sh"), "cluster", *command],
+            env={
+                **os.environ,
+                "SESSIONS_STATE_DIR": str(tmp_path),
+                "KAFKA_CLUSTER_PORT": str(free_port()),
+                "KAFKA_CLUSTER_CREDENTIAL_WAIT": wait,
+            },
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode != 0, done.stdout + done.stderr
+        assert f"KAFKA_CLUSTER_CREDENTIAL_WAIT is whole seconds, 1 to 9999: '{wait}'" in done.stderr
+        assert not list(tmp_path.iterdir())  # nothing made
