@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
 from fresh_topics import connection
+from polling import until
 from read_model.database import open_store, schema_of, upgrade_schema
 from read_model.sqlite import SwapNotUndone
 from read_model.tables import applied_commands, outbox, revocations, session_history, sessions
@@ -38,6 +40,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.handles import record_key
 from session_contracts.models import SessionFilter, TerminateSessions, as_utc
 from session_contracts.topics import Topics
+from session_registry.adapters.group_members import group_members
 from session_registry.adapters.session_store import save_sessions, state_from_row
 from session_registry.domain.state import SessionState
 from session_registry.service_layer.rebuild import RebuildReport, rebuild
@@ -180,6 +183,85 @@ async def test_cli_rebuild_swap_and_status(
     assert rows[sid("s1")]["state"] == "terminated"
     applied = await table_rows(live_url, applied_commands, [applied_commands.c.command_id])
     assert len(applied) == 1
+
+
+# `rebuild --swap` with its carry-over hooked: once the copy is made it says so (a file), then
+# waits for the test's answer (another file), a registry joining the live group in between.
+_CARRY_OVER_HOOKED = """
+import asyncio, pathlib, sys
+import session_registry.entrypoints.cli as cli
+copied, joined = (pathlib.Path(p) for p in sys.argv[1:3])
+carry_over = cli.carry_over
+
+async def hooked(*args):
+    result = await carry_over(*args)
+    copied.touch()
+    while not joined.exists():
+        await asyncio.sleep(0.05)
+    return result
+
+cli.carry_over = hooked
+cli.app(sys.argv[3:], prog_name="session-registry")
+"""
+
+
+async def test_a_registry_that_joins_during_the_carry_over_refuses_the_swap(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    """The swap checks the live group twice: before the carry-over, and after it, as a registry
+    started during it writes to the live database after its copy (lost with the swap). The one
+    that joins in that window is refused (exit 3), the live database is not moved and holds
+    what the joined registry wrote."""
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    registry = await start_registry(database_url=live_url, consumer_group=group)
+    await send(created("s1"))
+    await registry.wait_until_idle(30)
+    await registry.stop()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_DATABASE_URL": live_url,
+        "SESSIONS_CONSUMER_GROUP": group,
+    }
+    copied, joined = tmp_path / "copied", tmp_path / "joined"
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CARRY_OVER_HOOKED,
+        str(copied),
+        str(joined),
+        *("rebuild", "--into", into, "--swap"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    done = asyncio.ensure_future(process.communicate())
+    async with asyncio.timeout(120):  # a bound on a hang, not a speed claim
+        while not copied.exists():
+            assert not done.done(), (await done)[1].decode()  # it ended before the carry-over
+            await asyncio.sleep(0.05)
+        resumed = await start_registry(database_url=live_url, consumer_group=group)
+
+        async def a_member() -> bool:
+            return bool(await group_members(connection(kafka_bootstrap), group))
+
+        await until(a_member, 30, "the registry joined the live group")
+        await send(created("s2"))  # written by the joined registry to the live database
+        await resumed.wait_until_idle(30)
+        joined.touch()
+        out, err = await done
+    assert process.returncode == 3, out.decode() + err.decode()
+    assert "joined during the carry-over; nothing was swapped" in err.decode()
+    assert "swapped in" not in out.decode() and not _files(tmp_path, "live.db.*.bak")
+    await resumed.stop()
+    assert set((await read_model(live_url))[0]) == {("acme", sid("s1")), ("acme", sid("s2"))}
 
 
 async def test_a_swap_revokes_what_the_replay_ended_while_the_registry_was_stopped(
