@@ -182,13 +182,15 @@ async def gateway_status(client: httpx.AsyncClient, credential: str) -> int:
 async def request_termination(
     admin: httpx.AsyncClient, headers: dict[str, str], session_ids: list[str], within: float = 90
 ) -> tuple[str, int]:
-    """POST a termination by ids (handles), retrying the 503s an admin would retry:
-    (command id, 503s)."""
+    """POST a termination by ids (handles), retrying the 503s an admin would retry, under one
+    `Idempotency-Key`: (command id, 503s). Without it, a 503 whose command Kafka had taken made
+    the retry a second command, applied to sessions the first had ended (its status: none)."""
     refused = 0
     deadline = time.monotonic() + within
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
     while True:
         response = await admin.post(
-            "/api/v1/sessions/terminations", json={"session_ids": session_ids}, headers=headers
+            "/api/v1/sessions/terminations", json={"session_ids": session_ids}, headers=keyed
         )
         if response.status_code == 202:
             return str(response.json()["command_id"]), refused

@@ -37,7 +37,8 @@ async def _bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # lost: "nothing was changed" would be more than is known (a review, 2026-12-06)
     detail = (
         "the command bus (Kafka) did not acknowledge in time; the change may still be applied: "
-        "retry (a session ended twice is ended once)"
+        "retry (with the same Idempotency-Key it is the same command; a session ended twice "
+        "is ended once)"
         if getattr(exc, "maybe_written", False)
         else "the command bus (Kafka) is unavailable; nothing was changed, retry"
     )

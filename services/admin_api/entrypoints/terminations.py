@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Header, Path, status
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
@@ -29,7 +29,20 @@ router = APIRouter(
     responses=error_responses(400, 429),
 )
 async def request_termination(
-    admin: CurrentAdmin, runtime: RuntimeDep, body: TerminationRequest
+    admin: CurrentAdmin,
+    runtime: RuntimeDep,
+    body: TerminationRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=r"^[!-~]{1,255}$",
+            description="Any 1-255 visible ASCII characters naming this request: sent again "
+            "with the same key and the same body (by the same admin), it is the same command, "
+            "with the same command id, ended once, however often a 503 or a lost answer made the "
+            "client retry. Another body under the same key is another command.",
+        ),
+    ] = None,
 ) -> TerminationAccepted:
     """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
     request = terminations.RequestTermination(
@@ -37,6 +50,7 @@ async def request_termination(
         filter=body.filter,
         reason=body.reason,
         confirmed_at=body.confirmed_at,
+        idempotency_key=idempotency_key,
     )
     accepted = await terminations.request_termination(
         request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -36,6 +37,33 @@ class RequestTermination:
     reason: TerminationReason = TerminationReason.admin
     confirmed_at: datetime | None = None
     """With a filter: the moment of the count the admin confirmed (default: acceptance)."""
+    idempotency_key: str | None = None
+    """The client's name for this request (`Idempotency-Key`): see `command_id_of`."""
+
+
+COMMAND_IDS = uuid.UUID("6f1f3c2e-8d0a-5b7e-9c4d-2a1e0b7f5d93")
+"""The namespace of the command ids named by an idempotency key (uuid5)."""
+
+
+def command_id_of(request: RequestTermination, admin: Admin) -> uuid.UUID:
+    """A random command id; with an idempotency key, the one that key names for this admin and
+    this request. A request sent again with its key (a 503, or an answer lost) is then the same
+    command: Kafka may hold it twice, and the registry applies a (tenant, command id) once, so
+    the sessions are ended once and its status is the one request's. Nothing is stored per key:
+    another body under the same key names another command (never a silently ignored one), and
+    another admin's or tenant's key names its own."""
+    if request.idempotency_key is None:
+        return uuid.uuid4()
+    named = {
+        "tenant_id": admin.tenant_id,
+        "requested_by": admin.user_id,
+        "key": request.idempotency_key,
+        "session_ids": None if request.session_ids is None else list(request.session_ids),
+        "filter": None if request.filter is None else request.filter.model_dump(mode="json"),
+        "reason": request.reason.value,
+        "confirmed_at": None if request.confirmed_at is None else request.confirmed_at.isoformat(),
+    }
+    return uuid.uuid5(COMMAND_IDS, json.dumps(named, sort_keys=True, separators=(",", ":")))
 
 
 def created_no_later_than(filter: SessionFilter, moment: datetime) -> SessionFilter:
@@ -90,7 +118,7 @@ async def request_termination(
         # a moment after acceptance (another worker's clock) is acceptance itself
         confirmed_at = now if request.confirmed_at is None else min(request.confirmed_at, now)
     command = TerminateSessions(
-        command_id=uuid.uuid4(),
+        command_id=command_id_of(request, admin),
         requested_at=now,
         tenant_id=admin.tenant_id,
         requested_by=admin.user_id,
