@@ -41,6 +41,16 @@ async def record_request(uow: UnitOfWork, command: TerminateSessions, requested:
     )
 
 
+async def recorded_count(conn: AsyncConnection, tenant_id: str, command_id: str) -> int | None:
+    """The `requested` of the tenant's request `command_id`, recorded by the admin API or by the
+    registry on applying its command; None when there is none (or no longer: the audit trail's
+    retention)."""
+    found = await conn.scalar(
+        select(_r.requested).where(_r.tenant_id == tenant_id, _r.command_id == command_id)
+    )
+    return None if found is None else int(found)
+
+
 Status = Literal["pending", "applied", "failed"]
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, status
+from fastapi import APIRouter, Header, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
@@ -29,6 +30,7 @@ router = APIRouter(
     responses=error_responses(400, 429),
 )
 async def request_termination(
+    http: Request,
     admin: CurrentAdmin,
     runtime: RuntimeDep,
     body: TerminationRequest,
@@ -45,6 +47,18 @@ async def request_termination(
     ] = None,
 ) -> TerminationAccepted:
     """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
+    keys = http.headers.getlist("idempotency-key")
+    if len(keys) > 1:  # FastAPI would take the first silently; a proxy, the last
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "Idempotency-Key"),
+                    "msg": f"given {len(keys)} times: it takes one value",
+                    "input": keys,
+                }
+            ]
+        )
     request = terminations.RequestTermination(
         session_ids=body.session_ids,
         filter=body.filter,

@@ -51,7 +51,8 @@ def command_id_of(request: RequestTermination, admin: Admin) -> uuid.UUID:
     command: Kafka may hold it twice, and the registry applies a (tenant, command id) once, so
     the sessions are ended once and its status is the one request's. Nothing is stored per key:
     another body under the same key names another command (never a silently ignored one), and
-    another admin's or tenant's key names its own."""
+    another admin's or tenant's key names its own. The filter is named by the fields it gives
+    (not its defaults: a field a later release adds does not rename it)."""
     if request.idempotency_key is None:
         return uuid.uuid4()
     named = {
@@ -59,7 +60,9 @@ def command_id_of(request: RequestTermination, admin: Admin) -> uuid.UUID:
         "requested_by": admin.user_id,
         "key": request.idempotency_key,
         "session_ids": None if request.session_ids is None else list(request.session_ids),
-        "filter": None if request.filter is None else request.filter.model_dump(mode="json"),
+        "filter": None
+        if request.filter is None
+        else request.filter.model_dump(mode="json", exclude_defaults=True),
         "reason": request.reason.value,
         "confirmed_at": None if request.confirmed_at is None else request.confirmed_at.isoformat(),
     }
@@ -112,13 +115,23 @@ async def request_termination(
     between the ack and the commit of one transaction would: the registry applies it all the
     same, and the admin, who got no 202, asks again (terminating a session twice ends it once).
     """
+    command_id = command_id_of(request, admin)
+    if request.idempotency_key is not None:
+        # sent again with its key: once recorded (its 202 lost, or its command applied after a
+        # 503), it is answered as recorded, neither counted again (the count would be what the
+        # command left, or later sessions it will not end) nor published again (a command the
+        # registry gave up is redriven by an operator, not by a retry)
+        async with store.engine.connect() as conn:
+            known = await terminations.recorded_count(conn, admin.tenant_id, str(command_id))
+        if known is not None:
+            return Accepted(command_id=command_id, requested=known)
     now = clock()
     confirmed_at = None
     if request.filter is not None:
         # a moment after acceptance (another worker's clock) is acceptance itself
         confirmed_at = now if request.confirmed_at is None else min(request.confirmed_at, now)
     command = TerminateSessions(
-        command_id=command_id_of(request, admin),
+        command_id=command_id,
         requested_at=now,
         tenant_id=admin.tenant_id,
         requested_by=admin.user_id,
