@@ -148,13 +148,7 @@ async def test_cli_rebuild_swap_and_status(
     await send(command)
     await registry.wait_until_idle(30)
     before = await read_model(live_url)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SESSIONS_TOPIC_PREFIX": topics.prefix,
-        "SESSIONS_DATABASE_URL": live_url,
-        "SESSIONS_CONSUMER_GROUP": group,
-    }
+    env = _cli_env(kafka_bootstrap, topics, live_url, group)
     # while the registry runs it would write on to the file the swap moves away: refused
     early = tmp_path / "early.db"
     running = await registry_cli(
@@ -222,13 +216,7 @@ async def test_a_registry_that_joins_during_the_carry_over_refuses_the_swap(
     await send(created("s1"))
     await registry.wait_until_idle(30)
     await registry.stop()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SESSIONS_TOPIC_PREFIX": topics.prefix,
-        "SESSIONS_DATABASE_URL": live_url,
-        "SESSIONS_CONSUMER_GROUP": group,
-    }
+    env = _cli_env(kafka_bootstrap, topics, live_url, group)
     copied, joined = tmp_path / "copied", tmp_path / "joined"
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
     process = await asyncio.create_subprocess_exec(
@@ -294,13 +282,7 @@ async def test_a_swap_revokes_what_the_replay_ended_while_the_registry_was_stopp
     # while the registry is stopped for the rebuild: a logout, and the late creation
     await send(logout("logs-out", NOW), created("created-late"))
 
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SESSIONS_TOPIC_PREFIX": topics.prefix,
-        "SESSIONS_DATABASE_URL": live_url,
-        "SESSIONS_CONSUMER_GROUP": group,
-    }
+    env = _cli_env(kafka_bootstrap, topics, live_url, group)
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
     out = (await registry_cli(env, "rebuild", "--into", into, "--swap")).stdout
     assert "revoked 2" in out, out
@@ -559,6 +541,17 @@ async def test_a_sqlite_swap_whose_undo_fails_says_what_is_where(
     backup = tmp_path / "live.db.20991231000000.bak"
     assert backup.exists() and not (tmp_path / "live.db").exists()
     assert f"{backup} (was {tmp_path / 'live.db'})" in str(failed.value)
+
+
+def _cli_env(kafka_bootstrap: str, topics: Topics, live_url: str, group: str) -> dict[str, str]:
+    """The environment of the registry CLI run on the live database and group."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_TOPIC_PREFIX": topics.prefix,
+        "SESSIONS_DATABASE_URL": live_url,
+        "SESSIONS_CONSUMER_GROUP": group,
+    }
 
 
 def _files(folder: Path, pattern: str) -> list[Path]:
