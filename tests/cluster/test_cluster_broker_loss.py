@@ -12,11 +12,9 @@ refuse exactly the terminated sessions.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ from admin_api.auth import EDIT_USER_SESSIONS, issue_dev_token
 from admin_api.settings import AdminApiSettings
 from asgi_served import served
 from auth_gateway import GatewaySettings, SessionGateway
-from cluster_support import Cluster, grant_environment, start_cluster
+from cluster_support import Cluster, start_cluster
 from read_model.database import upgrade_schema
 from session_contracts.codec import DecodeError, decode_event
 from session_contracts.handles import session_handle
@@ -97,14 +95,12 @@ def gateway_and_client(cluster: Cluster, tenant: str) -> tuple[SessionGateway, h
 
 
 async def test_a_broker_killed_during_ingestion_and_during_a_termination_burst(
-    cluster: Cluster, tenant: str, tmp_path: Path
+    own_environment: Cluster, tenant: str, tmp_path: Path
 ) -> None:
     # A log of its own (topics and ACLs of a fresh prefix): each run's registry starts on an
     # empty database, and on the environment's log it would apply every earlier run's
     # commands again, adding terminations of its own that a rebuild cannot tell apart.
-    prefix = f"loss{uuid.uuid4().hex[:8]}."
-    await asyncio.to_thread(grant_environment, prefix)
-    cluster = dataclasses.replace(cluster, prefix=prefix)
+    cluster = own_environment
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
     await upgrade_schema(db_url)
     registry_settings = RegistrySettings(

@@ -9,8 +9,6 @@ credential. Only the ACLs of docs/security.md allow any of it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -22,7 +20,7 @@ from fastapi import FastAPI
 from admin_api.app import create_app as create_admin_app
 from admin_api.auth import issue_dev_token
 from admin_api.settings import AdminApiSettings
-from cluster_support import Cluster, grant_environment
+from cluster_support import Cluster
 from demo_service.app import create_app as create_demo_app
 from demo_service.settings import DemoSettings
 from read_model.database import upgrade_schema
@@ -59,14 +57,12 @@ async def eventually(
 
 
 async def test_sign_in_list_terminate_refuse_on_sasl_ssl_with_acls(
-    cluster: Cluster, tenant: str, tmp_path: Path
+    own_environment: Cluster, tenant: str, tmp_path: Path
 ) -> None:
     # A log of its own (topics and ACLs of a fresh prefix): the registry below starts with no
     # stored positions, so on the shared `cluster.` topics it would first replay every earlier
     # run's records, a catch-up that grows with each run until the list misses its deadline.
-    prefix = f"path{uuid.uuid4().hex[:8]}."
-    await asyncio.to_thread(grant_environment, prefix)
-    cluster = dataclasses.replace(cluster, prefix=prefix)
+    cluster = own_environment
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
     await upgrade_schema(db_url)
     # The registry's group is the environment's (`cluster.session-registry`, the one its ACL
