@@ -61,8 +61,9 @@ from devstack.deploy_scripts import postgres_admin_url
 from devstack.scratch_databases import create_database
 from devstack.scratch_databases import drop_database as drop_scratch_database
 from devstack.secured_cluster import SecuredCluster
+from session_contracts import kafka_admin
 from session_contracts.kafka_admin import ensure_topics
-from session_contracts.kafka_clients import new_admin, new_producer
+from session_contracts.kafka_clients import new_producer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
@@ -254,12 +255,7 @@ async def scrape_every(port: int, scraped: asyncio.Event) -> None:
 
 async def delete_topics(bootstrap: str | KafkaSettings, topics: Topics) -> None:
     """Remove the run's topics (a million events is a few hundred MB on the broker)."""
-    admin = new_admin(_kafka(bootstrap))
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name for spec in topics.specs()])
-    finally:
-        await admin.close()
+    await kafka_admin.delete_topics(_kafka(bootstrap), topics)
 
 
 def _rate(events: int, seconds: float) -> float:

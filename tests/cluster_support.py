@@ -8,9 +8,6 @@ from typing import Any
 
 from devstack.deploy_scripts import printed
 from devstack.secured_cluster import cluster_script
-from session_contracts.kafka_clients import new_admin
-from session_contracts.settings import KafkaSettings
-from session_contracts.topics import Topics
 
 
 @dataclass(frozen=True)
@@ -66,16 +63,6 @@ def cluster_running() -> bool:
 def stop_cluster() -> None:
     """`deploy/kafka.sh cluster stop` (idempotent)."""
     cluster_script("stop")
-
-
-async def delete_environment_topics(cluster: Cluster) -> None:
-    """Delete the topics of `cluster`'s environment (its prefix), as the admin user."""
-    admin = new_admin(KafkaSettings(**cluster.as_user("admin")))
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name for spec in Topics(prefix=cluster.prefix).specs()])
-    finally:
-        await admin.close()
 
 
 def grant_environment(prefix: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
+from session_contracts.kafka_admin import delete_topics
 from session_contracts.kafka_clients import new_consumer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
@@ -47,12 +48,7 @@ async def create(
 
 async def delete(bootstrap: str, topics: Topics) -> None:
     """Delete every topic of `topics` (the broker removes their logs in the background)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name for spec in topics.specs()])
-    finally:
-        await admin.close()
+    await delete_topics(connection(bootstrap), topics)
 
 
 def connection(bootstrap: str, topics: Topics | None = None) -> KafkaSettings:

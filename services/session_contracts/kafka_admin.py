@@ -92,6 +92,17 @@ class ConfigDrift:
         )
 
 
+async def delete_topics(kafka: KafkaSettings, topics: Topics) -> None:
+    """Delete every topic of `topics` that exists (the broker removes their logs in the
+    background)."""
+    admin = new_admin(kafka)
+    await admin.start()
+    try:
+        await admin.delete_topics([spec.name for spec in topics.specs()])
+    finally:
+        await admin.close()
+
+
 async def config_drift(kafka: KafkaSettings, topics: Topics | None = None) -> list[ConfigDrift]:
     """Every setting of the contract's existing topics that differs from what `ensure_topics`
     would create them with (topics not on the cluster are left out). Needs DESCRIBE_CONFIGS on

@@ -17,11 +17,13 @@ import pytest
 from cluster_support import (
     Cluster,
     cluster_running,
-    delete_environment_topics,
     grant_environment,
     start_cluster,
     stop_cluster,
 )
+from session_contracts.kafka_admin import delete_topics
+from session_contracts.settings import KafkaSettings
+from session_contracts.topics import Topics
 
 _started_here = False
 """Whether these tests started the cluster (and so stop it after the last of them)."""
@@ -65,7 +67,7 @@ async def own_environment(cluster: Cluster) -> AsyncIterator[Cluster]:
     try:
         yield own
     finally:
-        await delete_environment_topics(own)
+        await delete_topics(KafkaSettings(**own.as_user("admin")), Topics(prefix=own.prefix))
 
 
 @pytest.fixture

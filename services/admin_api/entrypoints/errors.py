@@ -173,15 +173,20 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def invalid_query(*errors: tuple[str, str, object]) -> RequestValidationError:
-    """A 422 naming each query parameter of `errors` (field, message, value), as FastAPI's own
-    validation answers."""
+def invalid_input(where: str, *errors: tuple[str, str, object]) -> RequestValidationError:
+    """A 422 naming each parameter of `errors` (field, message, value) in `where` ("query",
+    "header"), as FastAPI's own validation answers."""
     return RequestValidationError(
         [
-            {"type": "value_error", "loc": ("query", field), "msg": message, "input": value}
+            {"type": "value_error", "loc": (where, field), "msg": message, "input": value}
             for field, message, value in errors
         ]
     )
+
+
+def invalid_query(*errors: tuple[str, str, object]) -> RequestValidationError:
+    """A 422 naming each query parameter of `errors` (field, message, value)."""
+    return invalid_input("query", *errors)
 
 
 def _renders(value: object) -> bool:

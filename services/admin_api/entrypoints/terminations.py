@@ -7,10 +7,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, status
-from fastapi.exceptions import RequestValidationError
 
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
-from admin_api.entrypoints.errors import PROTECTED, error_responses
+from admin_api.entrypoints.errors import PROTECTED, error_responses, invalid_input
 from admin_api.entrypoints.schemas import (
     TerminationAccepted,
     TerminationRequest,
@@ -49,15 +48,8 @@ async def request_termination(
     """End sessions by id (1-1000) or every active one matching a filter; 202 with a command id."""
     keys = http.headers.getlist("idempotency-key")
     if len(keys) > 1:  # FastAPI would take the first silently; a proxy, the last
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("header", "Idempotency-Key"),
-                    "msg": f"given {len(keys)} times: it takes one value",
-                    "input": keys,
-                }
-            ]
+        raise invalid_input(
+            "header", ("Idempotency-Key", f"given {len(keys)} times: it takes one value", keys)
         )
     request = terminations.RequestTermination(
         session_ids=body.session_ids,
