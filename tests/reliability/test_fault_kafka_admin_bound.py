@@ -66,6 +66,7 @@ async def test_a_termination_the_broker_cannot_take_answers_503_and_is_never_sen
         assert refused.headers["Retry-After"]
         # what is known and what to do: it may have been written before the answer was lost
         assert "may still be applied" in refused.text and "nothing was changed" not in refused.text
+        assert refused.json()["reason"] == "outcome_unknown"  # the page offers the same request
         # one line says it, naming the topic, the bound and what happens next
         timed_out = [
             r.getMessage()
@@ -77,7 +78,8 @@ async def test_a_termination_the_broker_cannot_take_answers_503_and_is_never_sen
             f"sending to {topics.commands}: no acknowledgement within 2 s; reconnecting to Kafka"
         ), timed_out
         assert await status() == "degraded"  # the producer was given up: writes refused
-        assert (await terminate("meanwhile")).status_code == 503  # at once: not connected
+        meanwhile = await terminate("meanwhile")  # at once: not connected, nothing sent
+        assert meanwhile.status_code == 503 and "reason" not in meanwhile.json(), meanwhile.text
 
         await private_kafka.start()
         await until(ready, 60, "a new producer connected")

@@ -8,7 +8,17 @@ import logging
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
@@ -26,6 +36,21 @@ from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import inject_headers
 
 log = logging.getLogger(__name__)
+
+
+NOT_WRITTEN: tuple[type[Exception], ...] = (
+    ProducerClosed,  # stopped before this record was handed to it
+    MessageSizeTooLargeError,  # refused by the producer, or by the broker before its log
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    InvalidTopicError,
+    UnknownTopicOrPartitionError,
+    CorruptRecordException,
+)
+"""What a record's send can fail with that says it was not written: a refusal before the
+broker appended it. Anything else (a timeout, a lost connection, the producer abandoned while
+the record was in flight, `NotEnoughReplicasAfterAppend`) may come after the broker wrote it."""
 
 
 class BusUnavailable(Exception):
@@ -164,7 +189,12 @@ class KafkaBus:
         except Exception as exc:  # the broker refused, or the producer was given up
             cause = describe_kafka_error(exc, "write", topic)
             log.warning("sending to %s: %s", topic, cause)
-            raise BusUnavailable(f"Kafka did not acknowledge the record: {cause}") from exc
+            # a record in flight when another request's timeout abandoned the producer fails
+            # here too, and the broker may have written it (a review, stop 66)
+            raise BusUnavailable(
+                f"Kafka did not acknowledge the record: {cause}",
+                maybe_written=not isinstance(exc, NOT_WRITTEN),
+            ) from exc
 
     async def terminate(self, command: TerminateSessions) -> None:
         """Publish a terminate command on `sessions.commands`, keyed `<tenant_id>/<command_id>`."""

@@ -51,3 +51,15 @@ class ExportsBusy(Exception):
             f"as many as it may; retry in {self.retry_after:.0f} s, once one has finished"
         )
         self.per_tenant = per_tenant
+
+
+class OutcomeUnknown(Exception):
+    """A change whose outcome this request cannot tell: Kafka took its record (or may have, its
+    answer lost) and what had to follow failed. It may be applied, or may not; the client
+    retries (a termination with its `Idempotency-Key` is then the same command). `log_extra`:
+    the tenant and command the log line names, so an operator can find what went out."""
+
+    def __init__(self, detail: str, log_extra: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.log_extra = log_extra or {}

@@ -19,7 +19,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from admin_api.adapters.bus import BusUnavailable
-from admin_api.domain.errors import ExportsBusy, InvalidParameter, NotFound, SearchBudgetSpent
+from admin_api.domain.errors import (
+    ExportsBusy,
+    InvalidParameter,
+    NotFound,
+    OutcomeUnknown,
+    SearchBudgetSpent,
+)
 from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
 from read_model.revisions import SchemaStanding, read_standing
 from session_contracts.escaping import escape_reason
@@ -33,20 +39,49 @@ async def _bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
         escape_reason(request.url.path),
         escape_reason(str(exc)),
     )
-    # a record sent and not acknowledged in time may have been written before the answer was
-    # lost: "nothing was changed" would be more than is known (a review, 2026-12-06)
-    detail = (
-        "the command bus (Kafka) did not acknowledge in time; the change may still be applied: "
-        "retry (with the same Idempotency-Key it is the same command; a session ended twice "
-        "is ended once)"
-        if getattr(exc, "maybe_written", False)
-        else "the command bus (Kafka) is unavailable; nothing was changed, retry"
-    )
+    if getattr(exc, "maybe_written", False):
+        # a record sent and not acknowledged in time may have been written before the answer
+        # was lost: "nothing was changed" would be more than is known (a review, 2026-12-06)
+        return _outcome_unknown(
+            "the command bus (Kafka) did not acknowledge in time; the change may still be "
+            "applied: retry (with the same Idempotency-Key it is the same command; a session "
+            "ended twice is ended once)"
+        )
     return JSONResponse(
-        {"detail": detail},
+        {"detail": "the command bus (Kafka) is unavailable; nothing was changed, retry"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )
+
+
+OUTCOME_UNKNOWN = "outcome_unknown"
+"""`reason` of a 503 for a change Kafka took, or may have taken, while this request failed:
+the admin page says the change may be applied and offers to send the same request again,
+never "nothing was changed"."""
+
+
+def _outcome_unknown(detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail, "reason": OUTCOME_UNKNOWN},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unknown_outcome(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OutcomeUnknown)
+    cause = exc.__cause__
+    # the cause's first line only: a database error goes on to quote the statement's values
+    first = str(cause).splitlines()[0] if cause is not None and str(cause) else "no detail"
+    log.error(
+        "%s for %s: %s: %s",
+        exc.detail,
+        escape_reason(request.url.path),
+        type(cause).__name__,
+        escape_reason(first),
+        extra=exc.log_extra,
+    )
+    return _outcome_unknown(exc.detail)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -250,6 +285,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ExportsBusy, _too_many)
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(BusUnavailable, _bus_unavailable)
+    app.add_exception_handler(OutcomeUnknown, _unknown_outcome)
     # OSError: a refused or timed-out connection, which asyncpg raises as it is (unwrapped)
     app.add_exception_handler(OperationalError, _operational)
     for error in (InterfaceError, PoolTimeout, OSError):
@@ -257,16 +293,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _connection_lost)
 
 
+Reason = Literal["time_limit", "schema_behind", "outcome_unknown", "exports_busy"]
+
+
 class ErrorBody(BaseModel):
     """Every refusal but a 422: what went wrong, in words."""
 
     detail: str = Field(examples=["missing bearer token"])
-    reason: Literal["time_limit", "schema_behind", "exports_busy"] | None = Field(
+    reason: Reason | None = Field(
         default=None,
         description="On a 503: `time_limit` when the database stopped the request at its "
         "time limit (a search or filter too broad for it: narrow it); `schema_behind` when "
-        "the database is not yet migrated to this release (retry after the upgrade); absent "
-        "when a dependency is unavailable. On a 429: `exports_busy` when your tenant already "
+        "the database is not yet migrated to this release (retry after the upgrade); "
+        "`outcome_unknown` when Kafka took a change, or may have, and the request failed "
+        "after it: the change may be applied (retry: a termination with the same "
+        "`Idempotency-Key` is the same command); absent when a dependency is unavailable "
+        "and nothing was changed. On a 429: `exports_busy` when your tenant already "
         "has as many CSV exports streaming as it may (retry once one has finished); absent "
         "when a budget is spent.",
     )
@@ -303,7 +345,10 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         "description": "The database (or, for changes, Kafka) is unavailable, or the "
         "database stopped the request at its time limit (`reason`: `time_limit`: narrow the "
         "search or filter), or its schema is not yet migrated to this release (`reason`: "
-        "`schema_behind`); nothing was changed, retry.",
+        "`schema_behind`); nothing was changed, retry. But with `reason` `outcome_unknown` "
+        "(a termination or a settings change): Kafka took the change, or may have, and the "
+        "request failed after it, so it may be applied; retry (a termination with the same "
+        "`Idempotency-Key` is the same command).",
         "headers": {"Retry-After": _header("Seconds to wait before retrying.")},
     },
 }

@@ -6,8 +6,9 @@ import uuid
 from dataclasses import dataclass
 
 from admin_api.adapters import settings_store
-from admin_api.adapters.bus import CommandBus
+from admin_api.adapters.bus import BusUnavailable, CommandBus
 from admin_api.auth import Admin
+from admin_api.domain.errors import OutcomeUnknown
 from admin_api.domain.policies import PolicyChange, effective
 from admin_api.runtime import Clock
 from read_model.store import Store
@@ -49,26 +50,46 @@ async def change_settings(
     are read): the record carries all of them, so two changes at once on PostgreSQL (of two
     types, by two admins) each published the other's type as it was before, and the later
     record undid the earlier change for login services while the database kept both.
+
+    A database that fails once the record is on Kafka is `OutcomeUnknown`: login services have
+    the change and this database not yet; the same change sent again stores it.
     """
     now = clock()
-    # Not `run` (retried): the record may already be on Kafka when a retryable error strikes.
-    async with UnitOfWork(store) as uow:
-        policy = command.change.policy()
-        await store.lock_named(uow.conn, f"session_settings/{admin.tenant_id}")
-        before = await settings_store.load(uow.conn, admin.tenant_id)
-        current = {kind: s.policy for kind, s in before.items()}
-        current[command.session_type] = policy
-        await bus.settings_changed(
-            SessionSettingsChanged(
-                event_id=uuid.uuid4(),
-                occurred_at=now,
-                tenant_id=admin.tenant_id,
-                changed_by=admin.user_id,
-                settings=effective(current),
+    published = False  # True also when Kafka may have it (its answer lost)
+    try:
+        # Not `run` (retried): the record may already be on Kafka when a retryable error strikes.
+        async with UnitOfWork(store) as uow:
+            policy = command.change.policy()
+            await store.lock_named(uow.conn, f"session_settings/{admin.tenant_id}")
+            before = await settings_store.load(uow.conn, admin.tenant_id)
+            current = {kind: s.policy for kind, s in before.items()}
+            current[command.session_type] = policy
+            try:
+                await bus.settings_changed(
+                    SessionSettingsChanged(
+                        event_id=uuid.uuid4(),
+                        occurred_at=now,
+                        tenant_id=admin.tenant_id,
+                        changed_by=admin.user_id,
+                        settings=effective(current),
+                    )
+                )
+            except BusUnavailable as exc:
+                # set before the rollback, which may fail too and take the error's place
+                published = exc.maybe_written
+                raise
+            published = True
+            await settings_store.save(
+                uow, admin.tenant_id, command.session_type, policy, clock(), admin.user_id
             )
-        )
-        await settings_store.save(
-            uow, admin.tenant_id, command.session_type, policy, clock(), admin.user_id
-        )
-        stored = await settings_store.load(uow.conn, admin.tenant_id)
+            stored = await settings_store.load(uow.conn, admin.tenant_id)
+    except Exception as exc:
+        if not published:
+            raise
+        # login services have the new settings, or may: "nothing was changed" would be false
+        raise OutcomeUnknown(
+            "the settings may have reached login services (Kafka took them, or did not "
+            "answer in time), and they were not stored here: retry the same change",
+            {"tenant_id": admin.tenant_id},
+        ) from exc
     return stored

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from opentelemetry.trace import SpanKind
 
 from admin_api.adapters import terminations
-from admin_api.adapters.bus import CommandBus
+from admin_api.adapters.bus import BusUnavailable, CommandBus
 from admin_api.auth import Admin
-from admin_api.domain.errors import NotFound
+from admin_api.domain.errors import NotFound, OutcomeUnknown
 from admin_api.runtime import Clock
 from admin_api.service_layer.tenant_slots import SearchBudget, TenantSlots
 from read_model.session_query import may_walk
@@ -113,7 +113,9 @@ async def request_termination(
     bus that is down (`BusUnavailable`) leaves nothing recorded. A crash (or a database that
     fails) between the ack and the record leaves the command without its request, as a crash
     between the ack and the commit of one transaction would: the registry applies it all the
-    same, and the admin, who got no 202, asks again (terminating a session twice ends it once).
+    same. A database that fails there is `OutcomeUnknown` (a 503 that says the change may be
+    applied, never "nothing was changed"), and the admin asks again, with the same
+    `Idempotency-Key` the same command (terminating a session twice ends it once).
     """
     command_id = command_id_of(request, admin)
     if request.idempotency_key is not None:
@@ -157,13 +159,32 @@ async def request_termination(
                 )
         else:
             requested = len(set(command.session_ids or ()))
-        await bus.terminate(command)
+        named = {"tenant_id": command.tenant_id, "command_id": str(command.command_id)}
+        try:
+            await bus.terminate(command)
+        except BusUnavailable as exc:
+            if not exc.maybe_written:
+                raise  # refused before it was written: nothing was changed
+            raise OutcomeUnknown(
+                f"the command bus (Kafka) did not acknowledge command {command.command_id} in "
+                "time; the change may still be applied: retry (with the same Idempotency-Key "
+                "it is the same command; a session ended twice is ended once)",
+                named,
+            ) from exc
         # Recorded once Kafka has the command, in a write transaction of its own: on SQLite
         # (one writer) a lock held across the ack would stall the registry, which receives
         # the command within milliseconds and must write to apply it. Not `run` (retried):
         # a retry after a commit whose answer was lost would record the request twice.
-        async with UnitOfWork(store) as uow:
-            await terminations.record_request(uow, command, requested)
+        try:
+            async with UnitOfWork(store) as uow:
+                await terminations.record_request(uow, command, requested)
+        except Exception as exc:  # the command is out: "nothing was changed" would be false
+            raise OutcomeUnknown(
+                f"command {command.command_id} was published and the registry will apply it, "
+                "but recording the request failed (the session database); retry with the same "
+                "Idempotency-Key (the same command), or follow it by its id",
+                named,
+            ) from exc
     log.info(
         "termination requested for %d session(s)",
         requested,
