@@ -95,6 +95,47 @@ async def test_settings_page_edits_with_validation_and_ends_outdated_sessions(
             assert detail["state"] == "terminated"
 
 
+async def test_a_settings_change_whose_answer_is_unknown_may_be_saved_and_is_saved_again(
+    stack: Stack, page: Page
+) -> None:
+    """The admin API stores the change and its answer is replaced by a 503 `outcome_unknown`
+    (Kafka took the record, the request failed after it). Before, the card said "The settings
+    were not saved" while login services had them."""
+    tenant = stack.tenant()
+    puts: list[int] = []
+
+    async def answer_lost(route: Route) -> None:
+        puts.append(1)
+        if len(puts) > 1:
+            await route.continue_()
+            return
+        served = await route.fetch()
+        assert served.status == 200, await served.text()
+        detail = "the settings were published to login services, but storing them failed"
+        await route.fulfill(status=503, json={"detail": detail, "reason": "outcome_unknown"})
+
+    await page.route("**/api/v1/settings/sessions/browser", answer_lost)
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("link", name="Session settings").click()
+    card = page.locator('.settings-card[data-session-type="browser"]')
+    await card.get_by_label("Maximum session length", exact=True).fill("2")
+    await card.get_by_label("Maximum session length unit").select_option("hours")
+    await card.get_by_label("Idle timeout", exact=True).fill("30")
+    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
+    await expect(card.get_by_role("alert")).not_to_contain_text("were not saved")
+    await expect(page.locator("#status")).to_contain_text("could not confirm it, so it may be")
+
+    async with page.expect_response(
+        lambda r: r.request.method == "PUT" and r.url.endswith("/settings/sessions/browser")
+    ) as saved:
+        await card.get_by_role("button", name="Save Browser settings").click()
+    assert (await saved.value).status == 200  # stored again: the same settings
+    await expect(card).to_contain_text("Now: at most 2 hours, ending after 30 minutes")
+    assert len(puts) == 2
+
+
 async def test_reason_is_recorded_and_the_audit_page_shows_it(stack: Stack, page: Page) -> None:
     tenant = stack.tenant()
     ended, _kept = await stack.publish(

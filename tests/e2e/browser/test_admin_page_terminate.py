@@ -6,7 +6,7 @@ import re
 
 import pytest
 from admin_stack import Stack, terminate_the_contractors
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from polling import until
 from session_contracts.models import SessionType
@@ -301,3 +301,120 @@ async def test_ending_fewer_than_confirmed_says_the_others_had_ended_meanwhile(
         "1 session was ended of the 2 confirmed: the others had ended meanwhile."
     )
     await expect(rows(page)).to_have_count(0)
+
+
+TERMINATIONS = "**/api/v1/sessions/terminations"
+LIST = re.compile(r".*/api/v1/sessions\?.*")
+STATUS = re.compile(r".*/api/v1/sessions/terminations/[0-9a-f-]+$")
+
+
+@pytest.mark.parametrize("lost", ["no answer", "503 outcome_unknown", "502 from a proxy"])
+async def test_a_termination_whose_answer_is_lost_may_be_applied_and_try_again_is_the_same_one(
+    stack: Stack, page: Page, lost: str
+) -> None:
+    """The request reaches the admin API, which publishes the command (the registry ends the
+    session), and its answer never reaches the page. Before, the page said "Nothing was
+    terminated" for any such failure, and a second click was a second command."""
+    tenant = stack.tenant()
+    (kept,) = await stack.publish([stack.session(tenant, "Lost Answer")])
+    keys: list[str | None] = []
+    listed_after: list[int] = []
+
+    async def list_down(route: Route) -> None:
+        # the same outage: the list's refresh after the termination fails too, and must not
+        # take the notice and its Try again with it (found by a review)
+        listed_after.append(1)
+        await route.fulfill(status=503, json={"detail": "the session database is unavailable"})
+
+    async def answer_lost(route: Route) -> None:
+        keys.append(await route.request.header_value("Idempotency-Key"))
+        if len(keys) > 1:
+            await route.continue_()
+            return
+        await page.route(LIST, list_down)
+        served = await route.fetch()  # the admin API takes it: 202, the command published
+        assert served.status == 202, await served.text()
+        if lost == "no answer":
+            await route.abort("connectionreset")
+        elif lost == "503 outcome_unknown":
+            detail = "Kafka did not acknowledge in time; the change may still be applied"
+            await route.fulfill(status=503, json={"detail": detail, "reason": "outcome_unknown"})
+        else:
+            await route.fulfill(status=502, body="Bad Gateway")
+
+    await page.route(TERMINATIONS, answer_lost)
+    await page.goto(stack.page_url(tenant.token))
+    await select_box(page, kept.session_id).check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    notice = page.locator("#unknown-banner")
+    await expect(notice).to_contain_text("The termination may have been applied")
+    # the refresh's own failure, told on the status line, after the notice was shown
+    await expect(page.get_by_role("status")).to_contain_text("busy or restarting")
+    assert listed_after
+    await expect(notice).to_contain_text("The termination may have been applied")
+    await expect(notice).not_to_contain_text("Nothing was")
+
+    await page.unroute(LIST, list_down)
+    await notice.get_by_role("button", name="Try again").click()
+    await expect(notice).to_be_hidden()
+    await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys  # the same request, named
+    async with stack.api(tenant) as api:
+        audit = (await api.get("/api/v1/audit/terminations")).json()["items"]
+        assert len(audit) == 1, audit  # one command, not two
+        assert audit[0]["target"] == {"session_ids": [kept.session_id]}
+        detail = (await api.get(f"/api/v1/sessions/{kept.session_id}")).json()
+        assert detail["state"] == "terminated"
+
+
+async def test_a_termination_whose_status_fails_for_a_while_is_followed_until_applied(
+    stack: Stack, page: Page
+) -> None:
+    """A lost answer or a 5xx while following the status (a failover) is read again; before,
+    the page said "Nothing was terminated" at the first one."""
+    tenant = stack.tenant()
+    (kept,) = await stack.publish([stack.session(tenant, "Flaky Status")])
+    failed: list[int] = []
+
+    async def failing(route: Route) -> None:
+        if len(failed) < 2:
+            failed.append(1)
+            if failed == [1]:
+                await route.abort("connectionreset")
+            else:
+                await route.fulfill(status=503, json={"detail": "the session database is down"})
+            return
+        await route.continue_()
+
+    await page.route(STATUS, failing)
+    await page.goto(stack.page_url(tenant.token))
+    await select_box(page, kept.session_id).check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
+    assert len(failed) == 2
+
+
+async def test_a_termination_accepted_whose_status_is_then_refused_says_it_was_accepted(
+    stack: Stack, page: Page
+) -> None:
+    tenant = stack.tenant()
+    (kept,) = await stack.publish([stack.session(tenant, "Unread Status")])
+
+    async def forbidden(route: Route) -> None:  # the admin's grant withdrawn meanwhile
+        await route.fulfill(status=403, json={"detail": "missing grant edit_user_sessions"})
+
+    await page.route(STATUS, forbidden)
+    await page.goto(stack.page_url(tenant.token))
+    await select_box(page, kept.session_id).check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("The termination was accepted (command ")
+    await expect(status).to_contain_text("could not be read (error 403)")
+    await expect(status).not_to_contain_text("Nothing was")
+    await expect(page.locator("#auth-banner")).to_contain_text("Access denied")
+    async with stack.api(tenant) as api:
+        audit = (await api.get("/api/v1/audit/terminations")).json()["items"]
+        assert [a["target"] for a in audit] == [{"session_ids": [kept.session_id]}]

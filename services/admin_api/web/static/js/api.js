@@ -80,13 +80,15 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {string | null} field the request field a 422 names
-   * @param {string | null} reason a 503's or 429's `reason` (`time_limit`: the database stopped the request; `schema_behind`: not yet migrated to this release; `exports_busy`: the tenant's exports are all streaming)
+   * @param {string | null} reason a 503's or 429's `reason` (`time_limit`: the database stopped the request; `schema_behind`: not yet migrated to this release; `outcome_unknown`: Kafka took the change, or may have, and the request failed after it; `exports_busy`: the tenant's exports are all streaming)
+   * @param {boolean} [fromApi] the body is the admin API's own (`detail`): not a proxy's answer
    */
-  constructor(status, message, field = null, reason = null) {
+  constructor(status, message, field = null, reason = null, fromApi = false) {
     super(message);
     this.status = status;
     this.field = field;
     this.reason = reason;
+    this.fromApi = fromApi;
   }
 }
 
@@ -118,6 +120,47 @@ function describe(body) {
   return { message: "no details given", field: null };
 }
 
+/**
+ * A new name for one request the admin makes (`Idempotency-Key`): 128 random bits in hex.
+ * `crypto.getRandomValues`, not `randomUUID`: the page may be served over plain HTTP.
+ * @returns {string}
+ */
+export function requestKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Whether a change the page asked for may have been applied although the request failed: the
+ * answer was lost (no answer at all, or one that could not be read: status 0), the API said so
+ * (503 `outcome_unknown`: Kafka took the change, or may have), or something failed while
+ * answering (a 5xx but the API's own 503 without a reason, which changed nothing). Sending the same request again is then the way to know; "nothing was changed" would
+ * be more than is known.
+ * @param {unknown} error
+ * @returns {error is ApiError}
+ */
+export function outcomeUnknown(error) {
+  if (!(error instanceof ApiError)) return false;
+  if (error.status === 0 || error.reason === "outcome_unknown") return true;
+  // the API's own 503 without a reason changed nothing; a proxy's 503 (no such body) may come
+  // after the request reached the API, as may any other 5xx
+  return error.status >= 500 && !(error.status === 503 && error.fromApi);
+}
+
+/**
+ * The body of a change's 2xx answer; one cut short or unreadable is an answer not known
+ * (status 0): the change was made.
+ * @param {Response} response
+ * @returns {Promise<any>}
+ */
+async function answerOf(response) {
+  try {
+    return await response.json();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ApiError(0, `The answer of the admin API could not be read (${reason}).`);
+  }
+}
+
 export class Api {
   /**
    * @param {TokenSource} tokens
@@ -131,17 +174,17 @@ export class Api {
 
   /**
    * @param {string} path relative to /api/v1/
-   * @param {{method?: string, params?: URLSearchParams | null, body?: unknown, accept?: string}} [options]
+   * @param {{method?: string, params?: URLSearchParams | null, body?: unknown, accept?: string, headers?: Record<string, string>}} [options]
    * @returns {Promise<Response>}
    */
-  async request(path, { method = "GET", params = null, body = undefined, accept = "application/json" } = {}) {
+  async request(path, { method = "GET", params = null, body = undefined, accept = "application/json", headers = {} } = {}) {
     const url = new URL(path, this.base);
     if (params) url.search = params.toString();
-    let response = await this.send(url, method, body, accept, await this.tokens.token());
+    let response = await this.send(url, method, body, accept, await this.tokens.token(), headers);
     if (response.status === 401 && this.tokens.canRefresh()) {
       // An expired token: the deployment's sign-in may hand out a fresh one silently.
       this.onUnauthorized(false);
-      response = await this.send(url, method, body, accept, await this.tokens.fetchFresh());
+      response = await this.send(url, method, body, accept, await this.tokens.fetchFresh(), headers);
     }
     if (response.ok) return response;
     let payload = null;
@@ -153,7 +196,9 @@ export class Api {
     if (response.status === 401) this.onUnauthorized(true);
     const { message, field } = describe(payload);
     const reason = member(payload, "reason");
-    throw new ApiError(response.status, message, field, typeof reason === "string" ? reason : null);
+    const detail = member(payload, "detail");
+    const fromApi = typeof detail === "string" || Array.isArray(detail);
+    throw new ApiError(response.status, message, field, typeof reason === "string" ? reason : null, fromApi);
   }
 
   /**
@@ -162,10 +207,11 @@ export class Api {
    * @param {unknown} body
    * @param {string} accept
    * @param {string | null} token
+   * @param {Record<string, string>} [extra] headers of the request's own
    */
-  async send(url, method, body, accept, token) {
+  async send(url, method, body, accept, token, extra = {}) {
     /** @type {Record<string, string>} */
-    const headers = { Accept: accept };
+    const headers = { ...extra, Accept: accept };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     try {
@@ -210,11 +256,15 @@ export class Api {
 
   /**
    * Ask for termination: {session_ids: [...]} or {filter: {...}}; answers {command_id, status, requested}.
+   * `key` names the request (`Idempotency-Key`): sent again with the same key and target, it
+   * is the same command, applied once, whatever became of the first.
    * @param {TerminationTarget} target
+   * @param {string} key
    * @returns {Promise<TerminationAccepted>}
    */
-  async terminate(target) {
-    return (await this.request("sessions/terminations", { method: "POST", body: target })).json();
+  async terminate(target, key) {
+    const headers = { "Idempotency-Key": key };
+    return answerOf(await this.request("sessions/terminations", { method: "POST", body: target, headers }));
   }
 
   /**
@@ -232,7 +282,7 @@ export class Api {
    * @returns {Promise<{items: SessionSetting[]}>}
    */
   async putSetting(sessionType, policy) {
-    return (await this.request(`settings/sessions/${encodeURIComponent(sessionType)}`, { method: "PUT", body: policy })).json();
+    return answerOf(await this.request(`settings/sessions/${encodeURIComponent(sessionType)}`, { method: "PUT", body: policy }));
   }
 
   /**

@@ -1,6 +1,6 @@
 // @ts-check
 // The Session Management page: wiring the toolbar, ribbon, dialogs and list together.
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, outcomeUnknown, requestKey } from "./api.js";
 import { TokenSource, adoptToken, forgetToken, linkSignIn, peekClaims, takeTokenFromFragment } from "./auth.js";
 import { AuditView } from "./audit-view.js";
 import { ColumnChoice } from "./columns.js";
@@ -11,7 +11,7 @@ import { Modal } from "./dialogs.js";
 import { byId, byIdOf, downloadBlob, el, inputOf, isolated, plural, replaceChildren, show } from "./dom.js";
 import { openFilterDialog } from "./filters.js";
 import { SessionsList } from "./page.js";
-import { describeError, signInMessage } from "./messages.js";
+import { describeError, signInMessage, unknownTermination } from "./messages.js";
 import { PAGE_FILTERS, unpresented } from "./presentation.js";
 import { Query } from "./query.js";
 import { SettingsView } from "./settings-view.js";
@@ -26,6 +26,7 @@ import { listColumns, loadVocabulary } from "./vocabulary.js";
 /** @typedef {import("./config.js").PageConfig} PageConfig */
 /** @typedef {import("./vocabulary.js").Column} Column */
 /** @typedef {import("./vocabulary.js").Vocabulary} Vocabulary */
+/** @typedef {import("./dom.js").Child} Child */
 
 // First thing: take any token out of the address bar before anything can copy the URL.
 // Whether it signs in depends on the page's mode (config.fragment_sign_in: development only).
@@ -483,6 +484,7 @@ class Page {
     this.signedOut = true;
     this.setLive(false, this.liveSeconds);
     this.modal.close();
+    show($("unknown-banner"), false); // its Try again could not be sent signed out
     this.list.clear();
     this.settings.clear();
     this.audit.clear();
@@ -501,12 +503,13 @@ class Page {
   }
 
   /**
-   * @param {string} text
+   * @param {string | Child[]} text a sentence, or a sentence with its controls
    * @param {boolean} [isError]
    */
   setStatus(text, isError = false) {
     const status = $("status");
-    status.textContent = text;
+    if (typeof text === "string") status.textContent = text;
+    else replaceChildren(status, ...text);
     status.classList.toggle("status-error", isError);
   }
 
@@ -582,16 +585,40 @@ class Page {
   }
 
   /**
+   * Say that a termination may have been applied (`outcomeUnknown`), with "Try again", which
+   * sends it again as the same request (`again`).
+   * @param {ApiError} error
+   * @param {() => void} again
+   */
+  showUnknownTermination(error, again) {
+    const banner = $("unknown-banner");
+    const retry = () => {
+      if (this.busy) {
+        this.setStatus("Another request is in progress; try again once it has finished.", true);
+        return;
+      }
+      show(banner, false);
+      again();
+    };
+    replaceChildren(banner, `${unknownTermination(error)} `, el("button", { type: "button", class: "button", onclick: retry }, "Try again"));
+    show(banner, true);
+  }
+
+  /**
    * Ask for termination, wait until applied, then say how many ended and reload the list.
+   * `key` names the request: "Try again" after an answer that was lost sends the same target
+   * with the same key, which the API takes as the same command (applied once).
    * @param {TerminationTarget} target
    * @param {number} count
+   * @param {string} [key]
    */
-  async terminate(target, count) {
+  async terminate(target, count, key = requestKey()) {
+    if (this.busy || this.signedOut) return;
     this.busy = true;
     this.renderChrome();
     this.setStatus(`Terminating ${plural(count, "session")}…`);
     try {
-      const result = await runTermination(this.api, target, (ended) =>
+      const result = await runTermination(this.api, target, key, (ended) =>
         this.setStatus(`Terminating ${plural(count, "session")}… ${ended} ended so far.`),
       );
       if (result.applied) {
@@ -600,11 +627,23 @@ class Page {
       } else if (result.failed) {
         const before = result.terminated > 0 ? ` ${plural(result.terminated, "session")} ended before it stopped.` : "";
         this.setStatus(`The termination could not be applied (command ${result.commandId}); an operator can retry it from the dead-letter topic.${before}`, true);
+      } else if (result.unread !== undefined) {
+        const why = result.unread instanceof ApiError ? (result.unread.status === 0 ? "no answer" : `error ${result.unread.status}`) : "an error";
+        this.setStatus(`The termination was accepted (command ${result.commandId}), but whether it is applied could not be read (${why}). Refresh in a moment to see the sessions left.`, true);
+        if (result.unread instanceof ApiError && (result.unread.status === 401 || result.unread.status === 403)) this.showError(result.unread);
       } else {
         this.setStatus(`The termination was accepted (command ${result.commandId}) but is not applied yet; refresh in a moment.`);
       }
     } catch (error) {
-      this.setStatus(`Nothing was terminated: ${describeError(error)}`, true);
+      if (outcomeUnknown(error)) {
+        // Kafka may have the command: "nothing was terminated" would be more than is known.
+        // In a banner of its own: the list's refresh, failing in the same outage, writes the
+        // status line (found by a review, stop 66)
+        this.setStatus(`Terminating ${plural(count, "session")}: the answer is not known.`, true);
+        this.showUnknownTermination(error, () => this.terminate(target, count, key));
+      } else {
+        this.setStatus(`Nothing was terminated: ${describeError(error)}`, true);
+      }
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) this.showError(error);
     } finally {
       this.busy = false;

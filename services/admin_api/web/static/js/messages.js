@@ -31,8 +31,27 @@ export function describeError(error) {
   if (error.status === 503 && error.reason === "schema_behind") {
     return "The session service is being upgraded and its database is not ready for this version yet. Nothing was changed; try again in a few minutes, and tell your platform team if it persists.";
   }
+  if (error.status === 503 && error.reason === "outcome_unknown") {
+    return "The session service took the change but could not confirm it, so it may be applied. Send it again: the same change is applied once.";
+  }
   if (error.status === 503) return "The session service is busy or restarting. Nothing was changed; try again in a minute.";
-  return `The session service had a problem (error ${error.status}). Nothing was changed; try again in a minute, and tell your platform team if it persists.`;
+  // a 500, or a proxy's 502 or 504: the request may have been handled before the answer failed
+  return `The session service had a problem (error ${error.status}). Try again in a minute, and tell your platform team if it persists.`;
+}
+
+/**
+ * A termination whose answer is not known (`outcomeUnknown`): the command may be applied.
+ * @param {ApiError} error
+ * @returns {string}
+ */
+export function unknownTermination(error) {
+  const why =
+    error.status === 0
+      ? "the answer did not arrive (the network or the session service failed)"
+      : error.reason === "outcome_unknown"
+        ? "the session service took it but could not confirm it"
+        : `the session service failed while answering (error ${error.status})`;
+  return `The termination may have been applied: ${why}. Try again to find out: the same request is sent, and it ends each session once.`;
 }
 
 /**

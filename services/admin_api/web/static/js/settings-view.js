@@ -1,6 +1,7 @@
 // @ts-check
 // The Session settings page: each session type's maximum length and idle timeout, edited with
 // validation; how many active sessions run under older settings, and ending them.
+import { outcomeUnknown } from "./api.js";
 import { el, plural, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { timeElement } from "./timefmt.js";
@@ -157,7 +158,9 @@ export class SettingsView {
             if (status) status.textContent = `${label} settings saved; new ${label} sessions get them.`;
             document.getElementById(`${id}-outdated`)?.focus();
           } catch (error) {
-            problem.textContent = "The settings were not saved. Check the values and try again.";
+            problem.textContent = outcomeUnknown(error)
+              ? "The settings may have been saved, but the page could not confirm it. Save again: the same settings are stored once."
+              : "The settings were not saved. Check the values and try again.";
             problem.hidden = false;
             this.onError(error);
           }

@@ -1,5 +1,6 @@
 // @ts-check
 // Ending sessions: the confirmation dialogs, the request, and waiting until the registry applied it.
+import { ApiError } from "./api.js";
 import { dialogButton } from "./dialogs.js";
 import { el, plural } from "./dom.js";
 import { typeLabel } from "./presentation.js";
@@ -153,22 +154,40 @@ const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(
 /**
  * Send the termination request and poll its status until the registry applied it.
  * Resolves {applied: true, terminated}; {applied: false, failed: true, terminated, commandId}
- * once the registry gave it up (`terminated`: what it ended before); or
- * {applied: false, commandId} after the deadline.
+ * once the registry gave it up (`terminated`: what it ended before); {applied: false,
+ * commandId, unread} when it was accepted and its status could then not be read (`unread`:
+ * why: a refusal at once, a lost answer or a 5xx once they lasted until the deadline); or
+ * {applied: false, commandId} after the deadline. Rejects with the POST's error:
+ * nothing was accepted, or, when `outcomeUnknown` says so, the answer is not known.
+ * `key` names the request (`Idempotency-Key`): the caller sends it again with the same key.
  * `onProgress` is told how many sessions a pending termination ended so far (one by a search
  * is applied in chunks), each time that count grows.
  * @param {Api} api
  * @param {TerminationTarget} target
+ * @param {string} key
  * @param {(ended: number) => void} [onProgress]
- * @returns {Promise<{applied: true, terminated: number} | {applied: false, failed: true, terminated: number, commandId: string} | {applied: false, failed?: undefined, commandId: string}>}
+ * @returns {Promise<{applied: true, terminated: number} | {applied: false, failed: true, terminated: number, commandId: string} | {applied: false, failed?: undefined, commandId: string, unread?: unknown}>}
  */
-export async function runTermination(api, target, onProgress) {
-  const accepted = await api.terminate(target);
+export async function runTermination(api, target, key, onProgress) {
+  const accepted = await api.terminate(target, key);
   const deadline = Date.now() + POLL_DEADLINE_MS;
   let delay = 200;
   let told = 0;
+  /** @type {unknown} why the last reading of the status failed (undefined: it did not) */
+  let unread;
   while (Date.now() < deadline) {
-    const status = await api.terminationStatus(accepted.command_id);
+    let status;
+    try {
+      status = await api.terminationStatus(accepted.command_id);
+      unread = undefined;
+    } catch (error) {
+      unread = error;
+      // accepted all the same; a lost answer or a 5xx (a failover) is read again
+      if (!(error instanceof ApiError) || (error.status !== 0 && error.status < 500)) break;
+      await sleep(delay);
+      delay = Math.min(delay * 1.5, 2000);
+      continue;
+    }
     if (status.status === "applied") return { applied: true, terminated: status.terminated };
     if (status.status === "failed") {
       return { applied: false, failed: true, terminated: status.terminated, commandId: accepted.command_id };
@@ -180,5 +199,5 @@ export async function runTermination(api, target, onProgress) {
     await sleep(delay);
     delay = Math.min(delay * 1.5, 2000);
   }
-  return { applied: false, commandId: accepted.command_id };
+  return unread === undefined ? { applied: false, commandId: accepted.command_id } : { applied: false, commandId: accepted.command_id, unread };
 }
