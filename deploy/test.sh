@@ -84,6 +84,8 @@ check mypy "$PYTHON" -m mypy
 # The admin page's JavaScript: // @ts-check with JSDoc types, strict (jsconfig.json).
 check tsc node_modules/.bin/tsc --noEmit -p jsconfig.json
 check schemas "$PYTHON" -m session_contracts.schemagen --check
+# The admin API's OpenAPI document (schemas/http/): the code's, and a new version for a change.
+check openapi "$PYTHON" -m admin_api.openapi_doc --check
 # The alert rules: valid, and each alert fires (and stays quiet) as its unit tests say.
 alert_rules() {
 	(cd "$REPO_DIR/deploy/observability" && promtool check rules alerts.yml &&

@@ -24,6 +24,12 @@ from read_model.database import open_store
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.tracing import configure_tracing
 
+API_VERSION = "2.0.0"
+"""The admin API's version, the OpenAPI document's `info.version` (semver: a patch for words, a
+minor for an addition a client may ignore, a major for a change that breaks one). Any change
+to the document needs a new one, with its line in docs/admin-api.md's "API versions": the
+document under `schemas/http/` is checked against the code (`admin_api.openapi_doc`)."""
+
 API_DESCRIPTION = """See every active browser and mobile session of your tenant and end any of them.
 
 Every `/api/v1` endpoint needs `Authorization: Bearer <JWT>` with claims `sub`, `tenant` and
@@ -101,7 +107,7 @@ def create_app(
     development = settings.environment == "development"
     app = FastAPI(
         title="Session Control admin API",
-        version="1.0.0",
+        version=API_VERSION,
         description=API_DESCRIPTION,
         lifespan=lifespan,
         # No Swagger UI or ReDoc: FastAPI's pages load their scripts from a CDN, on the origin

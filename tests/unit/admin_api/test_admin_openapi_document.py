@@ -1,0 +1,78 @@
+"""`schemas/http/openapi.json`: the admin API's OpenAPI document, as the code declares it, and a
+new version for every change of it.
+
+Its `info.version` said 1.0.0 from the first commit to stop 66, through every change of the API
+(session handles, new endpoints, statuses, headers, reasons): a client could not tell one
+document from another, and no review saw the document change.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from admin_api import openapi_doc
+from admin_api.app import API_VERSION
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "admin-api.md"
+
+
+def test_the_committed_document_is_the_codes() -> None:
+    assert openapi_doc.drift() == []
+    written = json.loads(openapi_doc.DEFAULT_PATH.read_text())
+    assert written["info"]["version"] == API_VERSION
+
+
+def test_the_current_version_has_its_line_in_the_docs() -> None:
+    versions = DOCS.read_text().split("## API versions", 1)[1].split("\n## ", 1)[0]
+    assert re.search(rf"^\| {re.escape(API_VERSION)} \|", versions, re.MULTILINE), versions[:400]
+
+
+def test_the_document_does_not_depend_on_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = openapi_doc.document()
+    monkeypatch.setenv("SESSIONS_MAX_QUERY_BYTES", "65536")
+    monkeypatch.setenv("SESSIONS_SEARCH_SECONDS_PER_MINUTE", "7")
+    monkeypatch.setenv("SESSIONS_ENVIRONMENT", "production")
+    assert openapi_doc.document() == before
+
+
+def _changed(spec: dict[str, Any], version: str | None = None) -> dict[str, Any]:
+    changed = copy.deepcopy(spec)
+    changed["paths"]["/api/v1/sessions"]["get"]["summary"] = "Another word"
+    if version is not None:
+        changed["info"]["version"] = version
+    changed["info"][openapi_doc.DIGEST] = openapi_doc.content_digest(changed)
+    return changed
+
+
+def test_a_change_under_the_version_already_written_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "openapi.json"
+    assert openapi_doc.write(path) is None
+    written = path.read_text()
+    spec = openapi_doc.document()
+
+    monkeypatch.setattr(openapi_doc, "document", lambda: _changed(spec))
+    refused = openapi_doc.write(path)
+    assert refused is not None and f"changed under version {API_VERSION}" in refused
+    assert path.read_text() == written  # left as it was
+    assert any("raise API_VERSION" in problem for problem in openapi_doc.drift(path))
+
+    monkeypatch.setattr(openapi_doc, "document", lambda: _changed(spec, "2.0.1"))
+    assert openapi_doc.write(path) is None  # a new version: written
+    assert json.loads(path.read_text())["info"]["version"] == "2.0.1"
+    assert openapi_doc.drift(path) == []
+
+
+def test_the_digest_names_the_content_not_the_version() -> None:
+    spec = openapi_doc.document()
+    assert openapi_doc.content_digest(_changed(spec, "9.9.9")) == openapi_doc.content_digest(
+        _changed(spec)
+    )
+    assert openapi_doc.content_digest(_changed(spec)) != spec["info"][openapi_doc.DIGEST]
