@@ -13,6 +13,7 @@ from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
     KafkaConnectionError,
+    KafkaError,
     MessageSizeTooLargeError,
     ProducerClosed,
     RecordListTooLargeError,
@@ -50,7 +51,10 @@ NOT_WRITTEN: tuple[type[Exception], ...] = (
 )
 """What a record's send can fail with that says it was not written: a refusal before the
 broker appended it. Anything else (a timeout, a lost connection, the producer abandoned while
-the record was in flight, `NotEnoughReplicasAfterAppend`) may come after the broker wrote it."""
+the record was in flight, `NotEnoughReplicasAfterAppend`) may come after the broker wrote it.
+Left: one of these arriving on the idempotent producer's retry of a batch an earlier attempt
+wrote (an ACL revoked, or a leader with a smaller `message.max.bytes`, between the two) is
+taken as not written."""
 
 
 class BusUnavailable(Exception):
@@ -188,7 +192,14 @@ class KafkaBus:
             ) from None
         except Exception as exc:  # the broker refused, or the producer was given up
             cause = describe_kafka_error(exc, "write", topic)
-            log.warning("sending to %s: %s", topic, cause)
+            # not Kafka's: a bug here or in aiokafka, with its traceback (taken as maybe
+            # written: nothing says it was not)
+            log.warning(
+                "sending to %s: %s",
+                topic,
+                cause,
+                exc_info=None if isinstance(exc, KafkaError) else exc,
+            )
             # a record in flight when another request's timeout abandoned the producer fails
             # here too, and the broker may have written it (a review, stop 66)
             raise BusUnavailable(

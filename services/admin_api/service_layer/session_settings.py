@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from admin_api.adapters import settings_store
 from admin_api.adapters.bus import BusUnavailable, CommandBus
 from admin_api.auth import Admin
@@ -83,7 +85,7 @@ async def change_settings(
                 uow, admin.tenant_id, command.session_type, policy, clock(), admin.user_id
             )
             stored = await settings_store.load(uow.conn, admin.tenant_id)
-    except Exception as exc:
+    except (BusUnavailable, SQLAlchemyError, OSError) as exc:  # a bug is a 500, as ever
         if not published:
             raise
         # login services have the new settings, or may: "nothing was changed" would be false

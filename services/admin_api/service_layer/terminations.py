@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind
+from sqlalchemy.exc import SQLAlchemyError
 
 from admin_api.adapters import terminations
 from admin_api.adapters.bus import BusUnavailable, CommandBus
@@ -166,9 +167,10 @@ async def request_termination(
             if not exc.maybe_written:
                 raise  # refused before it was written: nothing was changed
             raise OutcomeUnknown(
-                f"the command bus (Kafka) did not acknowledge command {command.command_id} in "
-                "time; the change may still be applied: retry (with the same Idempotency-Key "
-                "it is the same command; a session ended twice is ended once)",
+                f"the command bus (Kafka) did not acknowledge command {command.command_id} (no "
+                "answer in time, or the connection lost); the change may still be applied: retry "
+                "(with the same Idempotency-Key it is the same command; a session ended twice is "
+                "ended once)",
                 named,
             ) from exc
         # Recorded once Kafka has the command, in a write transaction of its own: on SQLite
@@ -178,7 +180,8 @@ async def request_termination(
         try:
             async with UnitOfWork(store) as uow:
                 await terminations.record_request(uow, command, requested)
-        except Exception as exc:  # the command is out: "nothing was changed" would be false
+        except (SQLAlchemyError, OSError) as exc:  # the database (a bug is a 500, as ever)
+            # the command is out: "nothing was changed" would be false
             raise OutcomeUnknown(
                 f"command {command.command_id} was published and the registry will apply it, "
                 "but recording the request failed (the session database); retry with the same "

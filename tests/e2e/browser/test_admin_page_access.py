@@ -220,7 +220,7 @@ async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, 
     await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
     status = page.get_by_role("status")
     await expect(status).to_contain_text("Nothing was terminated")
-    await expect(status).to_contain_text("busy or restarting. Nothing was changed")
+    await expect(status).to_contain_text("busy or restarting; try again in a minute")
     await expect(rows(page)).to_have_count(1)
 
 

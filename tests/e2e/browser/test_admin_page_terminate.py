@@ -348,11 +348,11 @@ async def test_a_termination_whose_answer_is_lost_may_be_applied_and_try_again_i
     await page.get_by_role("button", name="Terminate", exact=True).click()
     await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
     notice = page.locator("#unknown-banner")
-    await expect(notice).to_contain_text("The termination may have been applied")
+    await expect(notice).to_contain_text("The termination of 1 session may have been applied")
     # the refresh's own failure, told on the status line, after the notice was shown
     await expect(page.get_by_role("status")).to_contain_text("busy or restarting")
     assert listed_after
-    await expect(notice).to_contain_text("The termination may have been applied")
+    await expect(notice).to_contain_text("The termination of 1 session may have been applied")
     await expect(notice).not_to_contain_text("Nothing was")
 
     await page.unroute(LIST, list_down)
@@ -366,6 +366,65 @@ async def test_a_termination_whose_answer_is_lost_may_be_applied_and_try_again_i
         assert audit[0]["target"] == {"session_ids": [kept.session_id]}
         detail = (await api.get(f"/api/v1/sessions/{kept.session_id}")).json()
         assert detail["state"] == "terminated"
+
+
+async def test_a_retry_refused_leaves_the_first_requests_outcome_unknown_not_nothing_done(
+    stack: Stack, page: Page
+) -> None:
+    """The first answer is lost; its retry meets the API's own 503 (the producer given up, or
+    the database still down): what became of the first is still not known. Before, the page
+    then said "Nothing was terminated" (found by a review, stop 66)."""
+    tenant = stack.tenant()
+    kept, other = await stack.publish(
+        [stack.session(tenant, "Retry Refused"), stack.session(tenant, "Second Lost")]
+    )
+    keys: list[str | None] = []
+
+    async def lost_then_refused(route: Route) -> None:
+        keys.append(await route.request.header_value("Idempotency-Key"))
+        if len(keys) in (1, 2):  # each termination's first answer is lost
+            await route.fetch()
+            await route.abort("connectionreset")
+        elif len(keys) == 3:
+            detail = "the command bus (Kafka) is unavailable; nothing was changed, retry"
+            await route.fulfill(status=503, json={"detail": detail})
+        else:
+            await route.continue_()
+
+    await page.route(TERMINATIONS, lost_then_refused)
+    await page.goto(stack.page_url(tenant.token))
+    notice = page.locator("#unknown-banner")
+    # each from its session's detail: no selection, which the list's refresh may or may not
+    # have emptied by then (the first session is listed until the registry applies it)
+    for told, name in enumerate(("Retry Refused", "Second Lost"), start=1):
+        await page.get_by_role("button", name=name, exact=True).click()
+        await page.get_by_role("dialog").get_by_role("button", name="Terminate…").click()
+        confirm = page.get_by_role("dialog", name="Terminate 1 session?")
+        await confirm.get_by_role("button", name="Terminate", exact=True).click()
+        await expect(notice.locator("p")).to_have_count(told)
+    # two notices: the second termination's does not take the first's place
+    await expect(notice.locator("p")).to_have_count(2)
+    first = notice.locator("p").nth(0)
+
+    await first.get_by_role("button", name="Try again").click()  # refused: 503, no reason
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("The retry was not accepted")
+    await expect(status).not_to_contain_text("Nothing was terminated")
+    await expect(first).to_contain_text("still not known")
+    await expect(notice.locator("p")).to_have_count(2)
+
+    await first.get_by_role("button", name="Try again").click()
+    await expect(status).to_have_text("1 session was ended.")
+    await expect(notice.locator("p")).to_have_count(1)  # the second's question stays open
+    await notice.get_by_role("button", name="Try again").click()
+    await expect(status).to_have_text("1 session was ended.")
+    await expect(notice).to_be_hidden()
+    assert keys[0] == keys[2] == keys[3] and keys[1] == keys[4] and keys[0] != keys[1], keys
+    async with stack.api(tenant) as api:
+        audit = (await api.get("/api/v1/audit/terminations")).json()["items"]
+        assert sorted(a["target"]["session_ids"][0] for a in audit) == sorted(
+            [kept.session_id, other.session_id]
+        )  # one command each
 
 
 async def test_a_termination_whose_status_fails_for_a_while_is_followed_until_applied(

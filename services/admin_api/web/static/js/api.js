@@ -147,8 +147,8 @@ export function outcomeUnknown(error) {
 }
 
 /**
- * The body of a change's 2xx answer; one cut short or unreadable is an answer not known
- * (status 0): the change was made.
+ * The body of a 2xx answer; one cut short or unreadable is an answer not known (status 0):
+ * for a change, it was made.
  * @param {Response} response
  * @returns {Promise<any>}
  */
@@ -174,17 +174,19 @@ export class Api {
 
   /**
    * @param {string} path relative to /api/v1/
-   * @param {{method?: string, params?: URLSearchParams | null, body?: unknown, accept?: string, headers?: Record<string, string>}} [options]
+   * @param {{method?: string, params?: URLSearchParams | null, body?: unknown, accept?: string, headers?: Record<string, string>, timeoutMs?: number}} [options]
+   * `timeoutMs`: a request not answered within it fails as unanswered (status 0)
    * @returns {Promise<Response>}
    */
-  async request(path, { method = "GET", params = null, body = undefined, accept = "application/json", headers = {} } = {}) {
+  async request(path, { method = "GET", params = null, body = undefined, accept = "application/json", headers = {}, timeoutMs = 0 } = {}) {
     const url = new URL(path, this.base);
     if (params) url.search = params.toString();
-    let response = await this.send(url, method, body, accept, await this.tokens.token(), headers);
+    const options = { headers, timeoutMs };
+    let response = await this.send(url, method, body, accept, await this.tokens.token(), options);
     if (response.status === 401 && this.tokens.canRefresh()) {
       // An expired token: the deployment's sign-in may hand out a fresh one silently.
       this.onUnauthorized(false);
-      response = await this.send(url, method, body, accept, await this.tokens.fetchFresh(), headers);
+      response = await this.send(url, method, body, accept, await this.tokens.fetchFresh(), options);
     }
     if (response.ok) return response;
     let payload = null;
@@ -207,9 +209,9 @@ export class Api {
    * @param {unknown} body
    * @param {string} accept
    * @param {string | null} token
-   * @param {Record<string, string>} [extra] headers of the request's own
+   * @param {{headers?: Record<string, string>, timeoutMs?: number}} [options] the request's own headers; its bound
    */
-  async send(url, method, body, accept, token, extra = {}) {
+  async send(url, method, body, accept, token, { headers: extra = {}, timeoutMs = 0 } = {}) {
     /** @type {Record<string, string>} */
     const headers = { ...extra, Accept: accept };
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -221,6 +223,7 @@ export class Api {
         body: body === undefined ? null : JSON.stringify(body),
         credentials: "same-origin",
         cache: "no-store",
+        signal: timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : null,
       });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -295,11 +298,13 @@ export class Api {
   }
 
   /**
-   * {status: "pending"|"applied"|"failed", terminated}.
+   * {status: "pending"|"applied"|"failed", terminated}; unanswered within `timeoutMs`, or
+   * unreadable, it fails as unanswered (status 0), which the caller reads again.
    * @param {string} commandId
+   * @param {number} [timeoutMs]
    * @returns {Promise<TerminationStatus>}
    */
-  async terminationStatus(commandId) {
-    return (await this.request(`sessions/terminations/${encodeURIComponent(commandId)}`)).json();
+  async terminationStatus(commandId, timeoutMs = 10_000) {
+    return answerOf(await this.request(`sessions/terminations/${encodeURIComponent(commandId)}`, { timeoutMs }));
   }
 }

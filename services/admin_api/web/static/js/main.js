@@ -11,7 +11,7 @@ import { Modal } from "./dialogs.js";
 import { byId, byIdOf, downloadBlob, el, inputOf, isolated, plural, replaceChildren, show } from "./dom.js";
 import { openFilterDialog } from "./filters.js";
 import { SessionsList } from "./page.js";
-import { describeError, signInMessage, unknownTermination } from "./messages.js";
+import { describeError, signInMessage, stillUnknown, unknownTermination } from "./messages.js";
 import { PAGE_FILTERS, unpresented } from "./presentation.js";
 import { Query } from "./query.js";
 import { SettingsView } from "./settings-view.js";
@@ -58,6 +58,8 @@ class Page {
     this.config = config;
     this.tokens = new TokenSource(config);
     this.api = new Api(this.tokens, (final) => this.unauthorized(final));
+    /** @type {Map<string, HTMLElement>} a notice per termination whose outcome is not known, by its key */
+    this.unknown = new Map();
     this.modal = new Modal(byIdOf("modal", HTMLDialogElement));
     const columns = listColumns(vocabulary);
     this.columns = new ColumnChoice(columns);
@@ -484,7 +486,7 @@ class Page {
     this.signedOut = true;
     this.setLive(false, this.liveSeconds);
     this.modal.close();
-    show($("unknown-banner"), false); // its Try again could not be sent signed out
+    for (const key of [...this.unknown.keys()]) this.settleUnknown(key); // no Try again signed out
     this.list.clear();
     this.settings.clear();
     this.audit.clear();
@@ -585,23 +587,38 @@ class Page {
   }
 
   /**
-   * Say that a termination may have been applied (`outcomeUnknown`), with "Try again", which
+   * Say that a termination may have been applied (`outcomeUnknown`), in the banner's notice of
+   * its `key` (one a termination: another's does not take its place), with "Try again", which
    * sends it again as the same request (`again`).
-   * @param {ApiError} error
+   * @param {string} key
+   * @param {string} text
    * @param {() => void} again
    */
-  showUnknownTermination(error, again) {
-    const banner = $("unknown-banner");
+  noteUnknown(key, text, again) {
     const retry = () => {
       if (this.busy) {
         this.setStatus("Another request is in progress; try again once it has finished.", true);
         return;
       }
-      show(banner, false);
       again();
+      $("status").focus(); // the button may go: focus where the outcome is told
     };
-    replaceChildren(banner, `${unknownTermination(error)} `, el("button", { type: "button", class: "button", onclick: retry }, "Try again"));
-    show(banner, true);
+    const notice = el("p", {}, `${text} `, el("button", { type: "button", class: "button", onclick: retry }, "Try again"));
+    const before = this.unknown.get(key);
+    if (before) before.replaceWith(notice);
+    else $("unknown-banner").append(notice);
+    this.unknown.set(key, notice);
+    show($("unknown-banner"), true);
+  }
+
+  /**
+   * The termination of `key` was accepted: its notice goes.
+   * @param {string} key
+   */
+  settleUnknown(key) {
+    this.unknown.get(key)?.remove();
+    this.unknown.delete(key);
+    if (this.unknown.size === 0) show($("unknown-banner"), false);
   }
 
   /**
@@ -621,6 +638,7 @@ class Page {
       const result = await runTermination(this.api, target, key, (ended) =>
         this.setStatus(`Terminating ${plural(count, "session")}… ${ended} ended so far.`),
       );
+      this.settleUnknown(key); // accepted: what became of it is told below
       if (result.applied) {
         if ("session_ids" in target) this.list.removeRows(target.session_ids);
         this.setStatus(endedMessage(result.terminated, count, "filter" in target));
@@ -635,12 +653,18 @@ class Page {
         this.setStatus(`The termination was accepted (command ${result.commandId}) but is not applied yet; refresh in a moment.`);
       }
     } catch (error) {
+      const again = () => this.terminate(target, count, key);
       if (outcomeUnknown(error)) {
         // Kafka may have the command: "nothing was terminated" would be more than is known.
         // In a banner of its own: the list's refresh, failing in the same outage, writes the
         // status line (found by a review, stop 66)
         this.setStatus(`Terminating ${plural(count, "session")}: the answer is not known.`, true);
-        this.showUnknownTermination(error, () => this.terminate(target, count, key));
+        this.noteUnknown(key, unknownTermination(error, count), again);
+      } else if (this.unknown.has(key)) {
+        // a retry refused (the producer given up, the database down, a 401): what became of
+        // the first request is still not known (found by a review, stop 66)
+        this.setStatus(`The retry was not accepted: ${describeError(error)}`, true);
+        this.noteUnknown(key, stillUnknown(error, count), again);
       } else {
         this.setStatus(`Nothing was terminated: ${describeError(error)}`, true);
       }

@@ -1,7 +1,7 @@
 // @ts-check
 // What the admin reads when something goes wrong: API errors in plain words, signing in again.
 import { ApiError } from "./api.js";
-import { el } from "./dom.js";
+import { el, plural } from "./dom.js";
 
 /** @typedef {import("./auth.js").TokenSource} TokenSource */
 
@@ -34,24 +34,37 @@ export function describeError(error) {
   if (error.status === 503 && error.reason === "outcome_unknown") {
     return "The session service took the change but could not confirm it, so it may be applied. Send it again: the same change is applied once.";
   }
-  if (error.status === 503) return "The session service is busy or restarting. Nothing was changed; try again in a minute.";
+  // a read's failure says nothing of changes: each change says what became of it itself
+  if (error.status === 503) return "The session service is busy or restarting; try again in a minute.";
   // a 500, or a proxy's 502 or 504: the request may have been handled before the answer failed
   return `The session service had a problem (error ${error.status}). Try again in a minute, and tell your platform team if it persists.`;
 }
 
 /**
- * A termination whose answer is not known (`outcomeUnknown`): the command may be applied.
+ * A termination of `count` sessions whose answer is not known (`outcomeUnknown`): the command
+ * may be applied.
  * @param {ApiError} error
+ * @param {number} count
  * @returns {string}
  */
-export function unknownTermination(error) {
+export function unknownTermination(error, count) {
   const why =
     error.status === 0
       ? "the answer did not arrive (the network or the session service failed)"
       : error.reason === "outcome_unknown"
         ? "the session service took it but could not confirm it"
         : `the session service failed while answering (error ${error.status})`;
-  return `The termination may have been applied: ${why}. Try again to find out: the same request is sent, and it ends each session once.`;
+  return `The termination of ${plural(count, "session")} may have been applied: ${why}. Try again to find out: the same request is sent, and it ends each session once.`;
+}
+
+/**
+ * The same, once its retry was refused: what became of the first request is still not known.
+ * @param {unknown} error the retry's
+ * @param {number} count
+ * @returns {string}
+ */
+export function stillUnknown(error, count) {
+  return `Whether the termination of ${plural(count, "session")} was applied is still not known: its retry was refused (${describeError(error)}). Try again once the session service is back: the same request is sent, and it ends each session once.`;
 }
 
 /**
