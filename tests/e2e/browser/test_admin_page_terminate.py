@@ -303,6 +303,14 @@ async def test_ending_fewer_than_confirmed_says_the_others_had_ended_meanwhile(
     await expect(rows(page)).to_have_count(0)
 
 
+async def terminate_on_the_page(page: Page, url: str, session_id: str) -> None:
+    """Open the page at `url`, select the row of `session_id` and confirm its termination."""
+    await page.goto(url)
+    await select_box(page, session_id).check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+
+
 TERMINATIONS = "**/api/v1/sessions/terminations"
 LIST = re.compile(r".*/api/v1/sessions\?.*")
 STATUS = re.compile(r".*/api/v1/sessions/terminations/[0-9a-f-]+$")
@@ -343,10 +351,7 @@ async def test_a_termination_whose_answer_is_lost_may_be_applied_and_try_again_i
             await route.fulfill(status=502, body="Bad Gateway")
 
     await page.route(TERMINATIONS, answer_lost)
-    await page.goto(stack.page_url(tenant.token))
-    await select_box(page, kept.session_id).check()
-    await page.get_by_role("button", name="Terminate", exact=True).click()
-    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    await terminate_on_the_page(page, stack.page_url(tenant.token), kept.session_id)
     notice = page.locator("#unknown-banner")
     await expect(notice).to_contain_text("The termination of 1 session may have been applied")
     # the refresh's own failure, told on the status line, after the notice was shown
@@ -447,10 +452,7 @@ async def test_a_termination_whose_status_fails_for_a_while_is_followed_until_ap
         await route.continue_()
 
     await page.route(STATUS, failing)
-    await page.goto(stack.page_url(tenant.token))
-    await select_box(page, kept.session_id).check()
-    await page.get_by_role("button", name="Terminate", exact=True).click()
-    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    await terminate_on_the_page(page, stack.page_url(tenant.token), kept.session_id)
     await expect(page.get_by_role("status")).to_have_text("1 session was ended.")
     assert len(failed) == 2
 
@@ -465,10 +467,7 @@ async def test_a_termination_accepted_whose_status_is_then_refused_says_it_was_a
         await route.fulfill(status=403, json={"detail": "missing grant edit_user_sessions"})
 
     await page.route(STATUS, forbidden)
-    await page.goto(stack.page_url(tenant.token))
-    await select_box(page, kept.session_id).check()
-    await page.get_by_role("button", name="Terminate", exact=True).click()
-    await page.get_by_role("dialog").get_by_role("button", name="Terminate", exact=True).click()
+    await terminate_on_the_page(page, stack.page_url(tenant.token), kept.session_id)
     status = page.get_by_role("status")
     await expect(status).to_contain_text("The termination was accepted (command ")
     await expect(status).to_contain_text("could not be read (error 403)")
