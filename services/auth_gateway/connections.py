@@ -32,7 +32,11 @@ goes through a `WatchedResponse`:
   end completes, is aborted (the app's task cancelled, or its send raising `Aborted`), and the
   server closes the connection;
 - one that starts, or sends its whole body, more than `LATE_START_SECONDS` after its request's
-  check is checked again: refused as the request would be now, or its body cut short.
+  check is checked again: refused as the request would be now, or its body cut short;
+- a request body, or a part of it, that arrives more than `LATE_START_SECONDS` after the
+  check is checked again: for a session revoked meanwhile it is not handed to the app, which
+  is told the client left, and the request is refused (since stop 66: a client could send the
+  headers, hold the body back, and send it after the revocation).
 
 A response sent whole in time goes straight to the server's send, with no coroutine of this
 module in between.
@@ -56,6 +60,7 @@ REVOKED_CODE = 1008
 _REVOKED_CLOSE: Message = {"type": "websocket.close", "code": REVOKED_CODE, "reason": "revoked"}
 _REVOKED_DISCONNECT: Message = {"type": "websocket.disconnect", "code": REVOKED_CODE}
 _BODY_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+_LEFT: Message = {"type": "http.disconnect"}
 
 
 def _revoked_key(keys: tuple[bytes, ...], table: RevocationTable) -> bytes | None:
@@ -180,6 +185,7 @@ class WatchedResponse:
         "_ending",
         "_gate",
         "_now",
+        "_receive",
         "_revoke_asked",
         "_scope",
         "_send",
@@ -193,7 +199,13 @@ class WatchedResponse:
     )
 
     def __init__(
-        self, gate: Gate, scope: Scope, keys: tuple[bytes, ...], checked_at: float, send: Send
+        self,
+        gate: Gate,
+        scope: Scope,
+        keys: tuple[bytes, ...],
+        checked_at: float,
+        send: Send,
+        receive: Receive | None = None,
     ) -> None:
         self.keys = keys
         """The keys of every credential the request carried, as its check computed them."""
@@ -202,6 +214,7 @@ class WatchedResponse:
         self._checked_at = checked_at
         """When the request was checked (`gate.now`)."""
         self._send = send
+        self._receive = receive
         self._now = gate.now
         self._task: asyncio.Task[object] | None = None
         """The task serving the request, once the body streams (cancelled to abort it idle)."""
@@ -241,6 +254,28 @@ class WatchedResponse:
 
     def _late(self) -> bool:
         return self._now() - self._checked_at > LATE_START_SECONDS
+
+    async def receive(self) -> Message:
+        """The request's next message. A part of its body that arrives more than
+        `LATE_START_SECONDS` after the check, for a session revoked meanwhile, is not handed
+        over: the request is answered as revoked (its response cut short, if it started), and
+        the app is told the client left (`http.disconnect`), so what the body was for is not
+        done. Before stop 66 a request whose headers were checked before the revocation could
+        hold its body back and send it after: the app then acted on it (a review)."""
+        assert self._receive is not None
+        message = await self._receive()
+        if message["type"] != "http.request":
+            return message
+        if self.revoked:
+            return _LEFT
+        if self._late() and (key := self._revoked_key()) is not None:
+            if self._start is None:
+                self.revoked = self._ended = True
+                await self._gate.refuse_revoked(self._scope, self._send, key)
+            else:
+                await self._cut_short()
+            return _LEFT
+        return message
 
     def send(self, message: Message) -> Awaitable[None]:
         """The app's message (`_checked_send`). A response's start and its whole body, in time,

@@ -285,15 +285,16 @@ class GatewayMiddleware:
         carried: tuple[bytes, ...],
         checked_at: float,
     ) -> bool:
-        """The app, for an HTTP request carrying a credential: its response is checked again
-        if it starts, or is sent whole, late, and its body, if streamed, is watched and cut
-        short when a credential is revoked (`auth_gateway.connections`). Whether it was served
+        """The app, for an HTTP request carrying a credential: its body, if it arrives late,
+        and its response, if it starts or is sent whole late, are checked again, and a streamed
+        response body is watched and cut short when a credential is revoked
+        (`auth_gateway.connections`). Whether it was served
         without that. What the app raises because of the cut (the send that raised, the
         cancellation of an idle response that declared its length) stays here: the server
         then closes a response left incomplete, and logs no app failure for it."""
-        response = WatchedResponse(self, scope, carried, checked_at, send)
+        response = WatchedResponse(self, scope, carried, checked_at, send, receive)
         try:
-            await self.app(scope, receive, response.send)
+            await self.app(scope, response.receive, response.send)
         except asyncio.CancelledError:
             if not response.aborted:
                 raise
