@@ -376,11 +376,21 @@ class GatewayMiddleware:
             self._unverified = 0
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's lifespan, with the gateway started at its startup and stopped after its
+        shutdown. An app that does not speak the lifespan protocol (it raises, or returns,
+        before reading the startup: Django's `ASGIHandler` and many hand-written apps do)
+        gets it answered here, so the gateway starts all the same. Before stop 66 it never
+        started for such an app: the server logged "lifespan unsupported" at info level, and
+        every checked request was answered 503 for good, or, with fail-open set to get past
+        that, admitted against an empty table (a review as an attacker)."""
         gateway = self._gateway
+        started = False
 
         async def receive_and_start() -> Message:
+            nonlocal started
             message = await receive()
             if message["type"] == "lifespan.startup":
+                started = True
                 await gateway.start()
             return message
 
@@ -389,7 +399,30 @@ class GatewayMiddleware:
                 await gateway.stop()
             await send(message)
 
-        await self.app(scope, receive_and_start, stop_and_send)
+        try:
+            await self.app(scope, receive_and_start, stop_and_send)
+        except Exception as exc:
+            if started:
+                raise
+            log.info("the app does not speak ASGI lifespan (%r): the gateway answers it", exc)
+        else:
+            if started:
+                return
+            log.info("the app does not speak ASGI lifespan: the gateway answers it")
+        await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        """The lifespan protocol answered for an app that does not speak it: the gateway
+        started at the startup, stopped at the shutdown."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._gateway.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._gateway.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def _no_tenant(scope: Scope) -> str | None:

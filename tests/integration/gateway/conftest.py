@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 import uvicorn
@@ -75,7 +76,7 @@ def revoke(producer: AIOKafkaProducer, topics: Topics) -> Revoke:
 
 ReadTopic = Callable[..., Awaitable[list[tuple[bytes | None, bytes | None]]]]
 Eventually = Callable[..., Awaitable[float]]
-Serve = Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]
+Serve = Callable[..., contextlib.AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture
@@ -108,7 +109,8 @@ def eventually() -> Eventually:
 
 @pytest.fixture
 def serve() -> Serve:
-    """`async with serve(app) as url`: the app under uvicorn on a free loopback port."""
+    """`async with serve(app) as url`: the app under uvicorn on a free loopback port
+    (`lifespan=`: uvicorn's lifespan mode, "on" unless given)."""
     return _serve
 
 
@@ -131,7 +133,7 @@ async def _read_topic(
 
 
 @contextlib.asynccontextmanager
-async def _serve(app: ASGIApp) -> AsyncIterator[str]:
+async def _serve(app: ASGIApp, lifespan: Literal["auto", "on", "off"] = "on") -> AsyncIterator[str]:
     # the socket bound here and handed to uvicorn: no port can be taken in between
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -140,7 +142,7 @@ async def _serve(app: ASGIApp) -> AsyncIterator[str]:
         uvicorn.Config(
             app,
             log_level="warning",
-            lifespan="on",
+            lifespan=lifespan,  # "auto", uvicorn's default: an app may not speak it
             proxy_headers=False,  # the peer as it is (docs/gateway.md: --no-proxy-headers)
         )
     )

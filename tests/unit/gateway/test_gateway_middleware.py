@@ -318,6 +318,54 @@ async def test_wrap_runs_the_gateway_in_any_asgi_apps_lifespan() -> None:
     ]
 
 
+@pytest.mark.parametrize("refuses", [True, False], ids=["raises", "returns"])
+async def test_wrap_answers_the_lifespan_of_an_app_that_does_not_speak_it(refuses: bool) -> None:
+    """An app that raises (as Django's `ASGIHandler` does for any scope but HTTP), or returns,
+    without reading the startup: the gateway starts and stops all the same. Before stop 66 it
+    never started, and every request with a session was answered 503 for good."""
+    gateway = make_gateway()
+    calls: list[str] = []
+    gateway.start = _record(calls, "start")  # type: ignore[method-assign]
+    gateway.stop = _record(calls, "stop")  # type: ignore[method-assign]
+
+    async def http_only_app(scope: Any, receive: Any, send: Any) -> None:
+        if refuses:
+            raise ValueError(f"only ASGI/HTTP connections, not {scope['type']}")
+
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        calls.append(message["type"])
+
+    await gateway.wrap(http_only_app)({"type": "lifespan"}, receive, send)
+    assert calls == ["start", "lifespan.startup.complete", "stop", "lifespan.shutdown.complete"]
+
+
+async def test_wrap_leaves_an_apps_own_startup_failure_to_the_server() -> None:
+    """An app that read the startup and then failed: its failure is its own (the server says
+    the startup failed), not answered over by the gateway."""
+    gateway = make_gateway()
+    calls: list[str] = []
+    gateway.start = _record(calls, "start")  # type: ignore[method-assign]
+
+    async def failing_app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise RuntimeError("no database")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Any) -> None:
+        calls.append(message["type"])
+
+    with pytest.raises(RuntimeError, match="no database"):
+        await gateway.wrap(failing_app)({"type": "lifespan"}, receive, send)
+    assert calls == ["start"]
+
+
 async def test_a_cookie_header_seen_before_is_still_checked_against_new_revocations(
     ready_gateway: SessionGateway,
 ) -> None:
