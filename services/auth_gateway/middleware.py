@@ -50,7 +50,7 @@ from auth_gateway.cookies import (
 )
 from auth_gateway.keys import TenantDirectory, TenantKeys
 from auth_gateway.revocations import ENDED_NAMES, RevocationTable
-from auth_gateway.settings import GatewaySettings, checked_exempt_paths
+from auth_gateway.settings import GatewaySettings, checked_exempt_paths, checked_sign_in_url
 from auth_gateway.watcher import RevocationWatcher
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class GatewayMiddleware:
         exempt = checked_exempt_paths(settings.gateway_exempt_paths)
         self._exempt_exact = frozenset(p for p in exempt if not p.endswith("/"))
         self._exempt_prefixes = tuple(p for p in exempt if p.endswith("/"))
-        sign_in = settings.gateway_sign_in_url
+        sign_in = checked_sign_in_url(settings.gateway_sign_in_url)
         if sign_in.startswith("/"):
             self._exempt_exact |= {sign_in.split("?", 1)[0]}
         self._location = sign_in.encode("latin-1")

@@ -125,6 +125,11 @@ class GatewaySettings(KafkaSettings):
     def _exempt_paths_leave_something_checked(cls, paths: list[str]) -> list[str]:
         return checked_exempt_paths(paths)
 
+    @field_validator("gateway_sign_in_url")
+    @classmethod
+    def _sign_in_leaves_the_home_page_checked(cls, url: str) -> str:
+        return checked_sign_in_url(url)
+
     @model_validator(mode="after")
     def _staleness_outlasts_a_fetch(self) -> GatewaySettings:
         # An idle gateway confirms it is current once per fetch wait; a bound shorter than
@@ -146,3 +151,16 @@ def checked_exempt_paths(paths: list[str]) -> list[str]:
             "would check nothing; list only the paths to leave unchecked"
         )
     return paths
+
+
+def checked_sign_in_url(url: str) -> str:
+    """`url`, unless it is the local path `/`: then ValueError. The sign-in page is exempt
+    from the check (a revoked session is sent there), and `/` would leave the home page
+    unchecked, silently (a review as an attacker, stop 66). Checked by the settings, and again
+    by the middleware."""
+    if url.startswith("/") and url.split("?", 1)[0] == "/":  # what the middleware exempts
+        raise ValueError(
+            "the sign-in URL's path is /, and the sign-in page is left unchecked, so the home "
+            "page would be too: give the sign-in page a path of its own (e.g. /signin)"
+        )
+    return url

@@ -34,3 +34,25 @@ def test_the_middleware_refuses_it_too_from_settings_copied_without_validation()
     gateway = SessionGateway.from_settings(everything)
     with pytest.raises(ValueError, match="exempts every path"):
         gateway.wrap(Starlette())
+
+
+@pytest.mark.parametrize("url", ["/", "/?from=gateway"])
+def test_a_sign_in_url_of_slash_is_refused_it_would_leave_the_home_page_unchecked(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sign-in page is exempt from the check; a single-page app signing in at `/` left its
+    home page unchecked, silently (a review as an attacker, stop 66)."""
+    monkeypatch.setenv("SESSIONS_GATEWAY_SIGN_IN_URL", url)
+    with pytest.raises(ValueError, match="sign-in URL's path is /"):
+        GatewaySettings(gateway_tenant_id="acme")
+    monkeypatch.delenv("SESSIONS_GATEWAY_SIGN_IN_URL")
+    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+    copied = settings.model_copy(update={"gateway_sign_in_url": url})
+    with pytest.raises(ValueError, match="sign-in URL's path is /"):
+        SessionGateway.from_settings(copied).wrap(Starlette())
+
+
+@pytest.mark.parametrize("url", ["/signin", "/login?next=/", "https://id.example.com/"])
+def test_other_sign_in_urls_are_accepted(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONS_GATEWAY_SIGN_IN_URL", url)
+    assert GatewaySettings(gateway_tenant_id="acme").gateway_sign_in_url == url
