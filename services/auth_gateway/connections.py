@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 REVOKED_CODE = 1008
 """WebSocket close code: policy violation (RFC 6455), the session was revoked."""
 _REVOKED_CLOSE: Message = {"type": "websocket.close", "code": REVOKED_CODE, "reason": "revoked"}
+STALE_CODE = 1013
+"""WebSocket close code: try again later (RFC 6455 registry), the gateway cannot vouch for the
+session now (its revocations are stale)."""
+_STALE_CLOSE: Message = {"type": "websocket.close", "code": STALE_CODE, "reason": "stale"}
 _REVOKED_DISCONNECT: Message = {"type": "websocket.disconnect", "code": REVOKED_CODE}
 _BODY_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
 _LEFT: Message = {"type": "http.disconnect"}
@@ -79,6 +83,13 @@ class Watched(Protocol):
     def revoke(self) -> None:
         """One of `keys` was revoked: close the connection now."""
 
+    def cut_off_stale(self) -> None:
+        """The gateway's revocations went stale (fail-closed): close the connection now."""
+
+
+def _always() -> bool:
+    return True
+
 
 class WatchedSocket:
     """One WebSocket's ASGI `receive` and `send`, closed with 1008 once any of its session
@@ -86,10 +97,19 @@ class WatchedSocket:
     read) is in the revocation table."""
 
     def __init__(
-        self, keys: tuple[bytes, ...], table: RevocationTable, receive: Receive, send: Send
+        self,
+        keys: tuple[bytes, ...],
+        table: RevocationTable,
+        receive: Receive,
+        send: Send,
+        vouches: Callable[[], bool] = _always,
     ) -> None:
         self.keys = keys
         self._table = table
+        self._vouches = vouches
+        """Whether the gateway can vouch for a session now (not stale, or fail-open)."""
+        self._stale = False
+        """The close was sent because the gateway could not vouch (1013), not a revocation."""
         self._receive = receive
         self._send = send
         self._accepted = False
@@ -110,11 +130,23 @@ class WatchedSocket:
         if self._accepted and not self._closed and self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._close())
 
+    def cut_off_stale(self) -> None:
+        """The gateway cannot vouch for the session now: close the socket (1013)."""
+        if self._accepted and not self._closed and self._closing is None:
+            self._stale = True
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+
     def _any_revoked(self) -> bool:
-        return _revoked_key(self.keys, self._table) is not None
+        if _revoked_key(self.keys, self._table) is not None:
+            return True
+        if not self._vouches():
+            self._stale = True
+            return True
+        return False
 
     async def receive(self) -> Message:
-        """The client's next message; the disconnect, with the socket closed, once revoked."""
+        """The client's next message; the disconnect, with the socket closed, once revoked (or
+        once the gateway cannot vouch for the session: its revocations stale)."""
         message = await self._receive()
         if message["type"] == "websocket.receive" and (self._revoked or self._any_revoked()):
             await self._close()
@@ -145,7 +177,10 @@ class WatchedSocket:
             return
         self._closed = self._revoked = True
         # before the accept, a close refuses the handshake (the server answers 403)
-        await self._send(_REVOKED_CLOSE if self._accepted else {"type": "websocket.close"})
+        if not self._accepted:
+            await self._send({"type": "websocket.close"})
+        else:
+            await self._send(_STALE_CLOSE if self._stale else _REVOKED_CLOSE)
 
 
 class Gate(Protocol):
@@ -158,6 +193,12 @@ class Gate(Protocol):
 
     async def refuse_revoked(self, scope: Scope, send: Send, key: bytes) -> None:
         """Answer the request as one of a revoked session (401, or 303 to sign-in)."""
+
+    def vouches(self) -> bool:
+        """Whether a session can be vouched for now: the revocations current, or fail-open."""
+
+    async def refuse_stale(self, scope: Scope, send: Send) -> None:
+        """Answer the request as one the gateway cannot vouch for now (503)."""
 
 
 LATE_START_SECONDS = 1.0
@@ -243,6 +284,11 @@ class WatchedResponse:
                 if self._task is not None:
                     self._task.cancel()
 
+    def cut_off_stale(self) -> None:
+        """The gateway cannot vouch for the session now: cut the body short as for a
+        revocation."""
+        self.revoke()
+
     async def _end_idle(self) -> None:
         try:
             await self._end()
@@ -251,6 +297,10 @@ class WatchedResponse:
 
     def _revoked_key(self) -> bytes | None:
         return _revoked_key(self.keys, self._gate.table)
+
+    def _vouched(self) -> bool:
+        """No key revoked, and the gateway's revocations current (or fail-open)."""
+        return self._revoked_key() is None and self._gate.vouches()
 
     def _late(self) -> bool:
         return self._now() - self._checked_at > LATE_START_SECONDS
@@ -268,10 +318,16 @@ class WatchedResponse:
             return message
         if self.revoked:
             return _LEFT
-        if self._late() and (key := self._revoked_key()) is not None:
+        if self._late():
+            key = self._revoked_key()
+            if key is None and self._gate.vouches():
+                return message
             if self._start is None:
                 self.revoked = self._ended = True
-                await self._gate.refuse_revoked(self._scope, self._send, key)
+                if key is not None:
+                    await self._gate.refuse_revoked(self._scope, self._send, key)
+                else:
+                    await self._gate.refuse_stale(self._scope, self._send)
             else:
                 await self._cut_short()
             return _LEFT
@@ -317,6 +373,10 @@ class WatchedResponse:
                     self.revoked = self._ended = True
                     await self._gate.refuse_revoked(self._scope, self._send, key)
                     return
+                if not self._gate.vouches():
+                    self.revoked = self._ended = True
+                    await self._gate.refuse_stale(self._scope, self._send)
+                    return
             self._start = message
             await self._send(message)
             return
@@ -329,10 +389,10 @@ class WatchedResponse:
                 self._streaming = True
                 self._task = asyncio.current_task()
                 self._gate.connections.add(self)
-            elif self._late() and self._revoked_key() is not None:
+            elif self._late() and not self._vouched():
                 await self._cut_short()  # the whole body, late, of a session revoked meanwhile
                 return
-        if self._streaming and (self._revoke_asked or self._revoked_key() is not None):
+        if self._streaming and (self._revoke_asked or not self._vouched()):
             await self._cut_short()
             return
         self._sending = True
@@ -396,6 +456,9 @@ class OpenConnections:
     def __init__(self) -> None:
         self._by_key: dict[bytes, set[Watched]] = {}
 
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
     def __len__(self) -> int:
         """Connections watched (one counted once, whatever its number of keys)."""
         return len({id(socket) for sockets in self._by_key.values() for socket in sockets})
@@ -418,3 +481,11 @@ class OpenConnections:
         """A revocation of `key` was applied: close its connections."""
         for socket in tuple(self._by_key.get(key, ())):
             socket.revoke()
+
+    def cut_off_stale(self) -> int:
+        """The gateway's revocations went stale (fail-closed): close every connection; how
+        many were open."""
+        every = {id(c): c for connections in self._by_key.values() for c in connections}
+        for connection in every.values():
+            connection.cut_off_stale()
+        return len(every)

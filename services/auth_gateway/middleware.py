@@ -269,7 +269,7 @@ class GatewayMiddleware:
         """The app, for a WebSocket: checked once above, it lives on, so it is watched under
         every credential it carried (`auth_gateway.connections`) and closed when one is
         revoked. Whether it was served to its end without that."""
-        socket = WatchedSocket(carried, self.table, receive, send)
+        socket = WatchedSocket(carried, self.table, receive, send, self.vouches)
         self.connections.add(socket)
         try:
             await self.app(scope, socket.receive, socket.send)
@@ -307,6 +307,16 @@ class GatewayMiddleware:
         finally:
             response.done()
         return not response.revoked
+
+    def vouches(self) -> bool:
+        """Whether a session can be vouched for now: the revocations confirmed current within
+        the bound, or fail-open. A connection served past its check asks at each message."""
+        return self._fail_open or self.now() <= self._watcher.current_until
+
+    async def refuse_stale(self, scope: Scope, send: Send) -> None:
+        """Answer an HTTP request as one the gateway cannot vouch for now, as at its check."""
+        self._refused["stale"] += 1
+        await self._refuse(scope, send, 503, _STALE_BODY, [(b"retry-after", b"1")])
 
     async def refuse_revoked(self, scope: Scope, send: Send, key: bytes) -> None:
         """Answer an HTTP request of a revoked session, as at its check: 401, or for a page a

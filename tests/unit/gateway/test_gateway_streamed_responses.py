@@ -10,6 +10,7 @@ are driven by hand over ASGI, as a server would (`asgi.spec_version` as the test
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -405,3 +406,40 @@ async def test_under_asgi_2_4_a_refused_answer_raises_nothing_to_the_server(
     answer = Exchange(app, "/slow", spec_version="2.4")
     assert await answer.started() == 401
     await answer.finished()  # no exception
+
+
+async def test_an_open_feed_is_ended_once_the_gateway_is_stale(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    """A feed opened while the revocations were current: once they are stale (failing
+    closed), the feed is ended as a new request would be refused. Before stop 66 it was served
+    for the whole outage (a review as an attacker)."""
+    idle, ticking = Exchange(app, "/idle"), Exchange(app, "/ticks")
+    assert await idle.started() == 200 and await idle.received() == part("first")
+    assert await ticking.started() == 200
+    gateway.watcher.current_until = -math.inf  # read once, not confirmed since
+    await ticking.ticks_until_the_end()  # met at its next part
+    assert gateway.cut_off_if_stale() == 1  # the idle one, by the eviction tick
+    assert await idle.received() == END
+    for feed in (idle, ticking):
+        await feed.finished()
+    assert app.state.stopped == 2 and len(gateway.connections) == 0
+
+
+async def test_a_response_starting_late_while_stale_is_refused_503(
+    gateway: SessionGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "LATE_START_SECONDS", 0.0)
+
+    async def slow(request: Request) -> PlainTextResponse:
+        gateway.watcher.current_until = -math.inf  # stale while the app worked
+        return PlainTextResponse("data")
+
+    app = Starlette(routes=[Route("/slow", slow)])
+    gateway.install(app, manage_lifespan=False)
+    answer = Exchange(app, "/slow")
+    assert await answer.started() == 503
+    body = await answer.received()
+    assert body["body"] == b'{"error":"gateway_stale"}'
+    await answer.finished()
+    assert gateway.refused["stale"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 import pytest
 from revoked_sessions import FAR, OTHER, STOLEN, key, revocation
@@ -221,3 +222,45 @@ async def test_a_message_after_the_close_is_not_served_once_the_revocation_is_go
     await stolen.say("late")
     await asyncio.wait_for(stolen.task, 5)
     assert stolen.outbox.empty()  # never served
+
+
+STALE: Message = {"type": "websocket.close", "code": 1013, "reason": "stale"}
+
+
+async def test_open_sockets_are_closed_once_the_gateway_is_stale(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    """The revocations went stale (a broker outage past the bound): a new request with a session
+    is refused 503, and before stop 66 an open socket was served for the whole outage, a
+    revocation made meanwhile unmet (a review as an attacker). Closed with 1013 (try again
+    later), each second's eviction tick doing it while idle."""
+    first, second = Socket(app, STOLEN), Socket(app, OTHER)
+    assert await first.handshake() == ACCEPTED
+    assert await second.handshake() == ACCEPTED
+    assert gateway.cut_off_if_stale() == 0  # current: nothing closed
+    gateway.watcher.current_until = -math.inf  # read once, not confirmed since
+    await first.say("after")  # met at the next message
+    assert await first.received() == STALE
+    assert gateway.cut_off_if_stale() == 1  # the idle one, by the tick
+    assert await second.received() == STALE
+    for socket in (first, second):
+        await socket.hang_up()
+        assert socket.outbox.empty()
+    assert len(gateway.connections) == 0
+
+
+async def test_a_fail_open_gateway_leaves_open_sockets_alone_when_stale() -> None:
+    settings = GatewaySettings(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme", gateway_fail_open=True
+    )
+    gateway = SessionGateway.from_settings(settings)
+    gateway.watcher.mark_current()
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    gateway.install(app, manage_lifespan=False)
+    socket = Socket(app, STOLEN)
+    assert await socket.handshake() == ACCEPTED
+    gateway.watcher.current_until = -math.inf
+    assert gateway.cut_off_if_stale() == 0
+    await socket.say("still")
+    assert await socket.received() == text(f"still for {STOLEN}")
+    await socket.hang_up()
