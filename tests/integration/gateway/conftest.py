@@ -9,13 +9,14 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.types import ASGIApp
 
+from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection, read_records
 from polling import until
 from session_contracts.codec import encode
@@ -105,6 +106,28 @@ def read_topic(kafka_bootstrap: str) -> ReadTopic:
 def eventually() -> Eventually:
     """`await eventually(check, within=10)`: poll an async check; the seconds it took."""
     return functools.partial(until, within=10.0, interval=0.01)
+
+
+BrokerGateway = Callable[..., SessionGateway]
+
+
+@pytest.fixture
+def broker_gateway(kafka_bootstrap: str, topics: Topics) -> BrokerGateway:
+    """`broker_gateway(**settings)`: a gateway of tenant `acme` following the test's topics on
+    the shared broker (`bootstrap=`: another broker), with any other settings given."""
+
+    def make(bootstrap: str = kafka_bootstrap, **settings: Any) -> SessionGateway:
+        return SessionGateway.from_settings(
+            GatewaySettings(
+                KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                topic_prefix=topics.prefix,
+                topic_partitions=topics.partitions,
+                gateway_tenant_id="acme",
+                **settings,
+            )
+        )
+
+    return make
 
 
 @pytest.fixture

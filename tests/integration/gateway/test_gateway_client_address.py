@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway import SessionGateway
 from polling import until
 from session_contracts.handles import record_key, session_handle
 from session_contracts.topics import Topics
@@ -36,17 +36,14 @@ async def ok(request: Request) -> PlainTextResponse:
 
 
 async def test_activity_reports_the_peer_unless_it_is_a_trusted_proxy(
-    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+    kafka_bootstrap: str,
+    topics: Topics,
+    serve: Serve,
+    read_topic: ReadTopic,
+    broker_gateway: Callable[..., SessionGateway],
 ) -> None:
-    gateway = SessionGateway.from_settings(
-        GatewaySettings(
-            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-            topic_prefix=topics.prefix,
-            topic_partitions=topics.partitions,
-            gateway_tenant_id="acme",
-            gateway_trusted_proxies=["127.0.0.2"],
-            gateway_activity_flush_seconds=0.1,
-        )
+    gateway = broker_gateway(
+        gateway_trusted_proxies=["127.0.0.2"], gateway_activity_flush_seconds=0.1
     )
     app = Starlette(routes=[Route("/api/data", ok)])
     gateway.install(app)

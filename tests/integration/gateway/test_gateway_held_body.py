@@ -11,6 +11,7 @@ time out a body being read, so such requests could be kept open for hours.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from starlette.applications import Starlette
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from auth_gateway import GatewaySettings, SessionGateway, connections
+from auth_gateway import SessionGateway, connections
 from polling import until
 from session_contracts.topics import Topics
 
@@ -39,16 +40,10 @@ async def test_a_body_held_back_until_after_the_revocation_is_refused_and_does_n
     serve: object,
     revoke: object,
     monkeypatch: pytest.MonkeyPatch,
+    broker_gateway: Callable[..., SessionGateway],
 ) -> None:
     monkeypatch.setattr(connections, "LATE_START_SECONDS", 0.2)  # the bound, shortened
-    gateway = SessionGateway.from_settings(
-        GatewaySettings(
-            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-            topic_prefix=topics.prefix,
-            topic_partitions=topics.partitions,
-            gateway_tenant_id="acme",
-        )
-    )
+    gateway = broker_gateway()
     app = Starlette(routes=[Route("/tokens", make_token, methods=["POST"])])
     app.state.done = []
     gateway.install(app)

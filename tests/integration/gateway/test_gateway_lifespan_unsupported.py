@@ -12,12 +12,13 @@ attacker.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway import SessionGateway
 from polling import until
 from session_contracts.topics import Topics
 
@@ -35,16 +36,13 @@ async def http_only_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def test_an_app_without_lifespan_is_guarded_under_uvicorns_default(
-    kafka_bootstrap: str, topics: Topics, serve: object, revoke: object
+    kafka_bootstrap: str,
+    topics: Topics,
+    serve: object,
+    revoke: object,
+    broker_gateway: Callable[..., SessionGateway],
 ) -> None:
-    gateway = SessionGateway.from_settings(
-        GatewaySettings(
-            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-            topic_prefix=topics.prefix,
-            topic_partitions=topics.partitions,
-            gateway_tenant_id="acme",
-        )
-    )
+    gateway = broker_gateway()
     app = gateway.wrap(http_only_app)
     async with serve(app, lifespan="auto") as url, httpx.AsyncClient(timeout=10) as client:  # type: ignore[operator]
         async with asyncio.timeout(30):

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway import SessionGateway
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
@@ -52,17 +52,11 @@ def _revocation(credential: str) -> tuple[bytes, bytes]:
     return record_key("acme", handle), encode(value)
 
 
-def _gateway(kafka_bootstrap: str, topics: Topics) -> tuple[SessionGateway, httpx.AsyncClient]:
+def _gateway(
+    broker_gateway: Callable[..., SessionGateway],
+) -> tuple[SessionGateway, httpx.AsyncClient]:
     """A gateway with the short bound, and a client of an app behind it."""
-    gateway = SessionGateway.from_settings(
-        GatewaySettings(
-            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-            topic_prefix=topics.prefix,
-            topic_partitions=topics.partitions,
-            gateway_tenant_id="acme",
-            gateway_max_staleness_seconds=BOUND,
-        )
-    )
+    gateway = broker_gateway(gateway_max_staleness_seconds=BOUND)
     app = Starlette(routes=[Route("/api/me", _whoami)])
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=gateway.wrap(app, manage_lifespan=False)),
@@ -97,8 +91,9 @@ async def test_a_transaction_left_open_makes_the_gateway_stale_until_it_ends(
     eventually: Eventually,
     caplog: pytest.LogCaptureFixture,
     ending: str,
+    broker_gateway: Callable[..., SessionGateway],
 ) -> None:
-    gateway, client = _gateway(kafka_bootstrap, topics)
+    gateway, client = _gateway(broker_gateway)
     hostile = _transactional(kafka_bootstrap, topics)
 
     async def stale() -> bool:
@@ -147,13 +142,17 @@ async def test_a_transaction_left_open_makes_the_gateway_stale_until_it_ends(
 
 
 async def test_a_gateway_starting_behind_an_open_transaction_is_not_current_until_it_ends(
-    kafka_bootstrap: str, topics: Topics, producer: AIOKafkaProducer, eventually: Eventually
+    kafka_bootstrap: str,
+    topics: Topics,
+    producer: AIOKafkaProducer,
+    eventually: Eventually,
+    broker_gateway: Callable[..., SessionGateway],
 ) -> None:
     """Its start-up end offsets are last stable offsets (read_committed): reaching them is the
     start-up read, never a confirmation; the code before was current at once."""
     hostile = _transactional(kafka_bootstrap, topics)
     await hostile.start()
-    gateway, client = _gateway(kafka_bootstrap, topics)
+    gateway, client = _gateway(broker_gateway)
     try:
         await hostile.begin_transaction()
         key, value = _revocation("in-the-transaction")

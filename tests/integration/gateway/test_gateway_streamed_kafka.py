@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway import SessionGateway
 from polling import until
 from session_contracts.topics import Topics
 
@@ -40,16 +40,13 @@ async def feed(request: Request) -> StreamingResponse:
 
 
 async def test_an_open_feed_ends_when_its_session_is_revoked(
-    kafka_bootstrap: str, topics: Topics, serve: Serve, revoke: Revoke
+    kafka_bootstrap: str,
+    topics: Topics,
+    serve: Serve,
+    revoke: Revoke,
+    broker_gateway: Callable[..., SessionGateway],
 ) -> None:
-    gateway = SessionGateway.from_settings(
-        GatewaySettings(
-            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-            topic_prefix=topics.prefix,
-            topic_partitions=topics.partitions,
-            gateway_tenant_id="acme",
-        )
-    )
+    gateway = broker_gateway()
     app = Starlette(routes=[Route("/events", feed)])
     app.state.stopped = []
     gateway.install(app)

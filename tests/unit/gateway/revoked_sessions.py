@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from auth_gateway import GatewaySettings, SessionGateway
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import SessionRevoked, SessionType, TerminationReason
@@ -31,3 +32,11 @@ def revocation(credential: str) -> bytes:
             valid_until=now + timedelta(hours=1),
         )
     )
+
+
+def current_gateway() -> SessionGateway:
+    """A gateway of tenant `acme` (no broker), its revocations current as read just now."""
+    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+    gateway = SessionGateway.from_settings(settings)
+    gateway.watcher.mark_current()
+    return gateway

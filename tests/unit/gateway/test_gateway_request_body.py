@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from revoked_sessions import STOLEN, key, revocation
+from revoked_sessions import STOLEN, current_gateway, key, revocation
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message
 
-from auth_gateway import GatewaySettings, SessionGateway, connections
+from auth_gateway import SessionGateway, connections
 
 
 async def make_token(request: Request) -> PlainTextResponse:
@@ -34,10 +34,7 @@ async def make_token(request: Request) -> PlainTextResponse:
 
 @pytest.fixture
 def gateway() -> SessionGateway:
-    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
-    gateway = SessionGateway.from_settings(settings)
-    gateway.watcher.mark_current()
-    return gateway
+    return current_gateway()
 
 
 @pytest.fixture

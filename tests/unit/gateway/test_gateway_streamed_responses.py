@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from revoked_sessions import FAR, OTHER, STOLEN, key, revocation
+from revoked_sessions import FAR, OTHER, STOLEN, current_gateway, key, revocation
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
@@ -64,10 +64,7 @@ async def slow_answer(request: Request) -> PlainTextResponse:
 
 @pytest.fixture
 def gateway() -> SessionGateway:
-    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
-    gateway = SessionGateway.from_settings(settings)
-    gateway.watcher.mark_current()
-    return gateway
+    return current_gateway()
 
 
 @pytest.fixture

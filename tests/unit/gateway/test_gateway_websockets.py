@@ -12,7 +12,7 @@ import contextlib
 import math
 
 import pytest
-from revoked_sessions import FAR, OTHER, STOLEN, key, revocation
+from revoked_sessions import FAR, OTHER, STOLEN, current_gateway, key, revocation
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.types import Message
@@ -53,10 +53,7 @@ async def revoked_during_the_handshake(websocket: WebSocket) -> None:
 
 @pytest.fixture
 def gateway() -> SessionGateway:
-    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
-    gateway = SessionGateway.from_settings(settings)
-    gateway.watcher.mark_current()
-    return gateway
+    return current_gateway()
 
 
 class Socket:
