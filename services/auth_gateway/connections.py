@@ -298,6 +298,19 @@ class WatchedResponse:
     def _revoked_key(self) -> bytes | None:
         return _revoked_key(self.keys, self._gate.table)
 
+    async def _refused_now(self) -> bool:
+        """Before its start: answer the request as it would be answered now, if its session
+        is revoked (401, or 303 to sign-in) or cannot be vouched for (503); whether it was."""
+        key = self._revoked_key()
+        if key is None and self._gate.vouches():
+            return False
+        self.revoked = self._ended = True
+        if key is not None:
+            await self._gate.refuse_revoked(self._scope, self._send, key)
+        else:
+            await self._gate.refuse_stale(self._scope, self._send)
+        return True
+
     def _vouched(self) -> bool:
         """No key revoked, and the gateway's revocations current (or fail-open)."""
         return self._revoked_key() is None and self._gate.vouches()
@@ -318,20 +331,13 @@ class WatchedResponse:
             return message
         if self.revoked:
             return _LEFT
-        if self._late():
-            key = self._revoked_key()
-            if key is None and self._gate.vouches():
-                return message
-            if self._start is None:
-                self.revoked = self._ended = True
-                if key is not None:
-                    await self._gate.refuse_revoked(self._scope, self._send, key)
-                else:
-                    await self._gate.refuse_stale(self._scope, self._send)
-            else:
-                await self._cut_short()
-            return _LEFT
-        return message
+        if not self._late() or self._vouched():
+            return message
+        if self._start is None:
+            await self._refused_now()
+        else:
+            await self._cut_short()
+        return _LEFT
 
     def send(self, message: Message) -> Awaitable[None]:
         """The app's message (`_checked_send`). A response's start and its whole body, in time,
@@ -367,16 +373,8 @@ class WatchedResponse:
             return
         kind = message["type"]
         if kind == "http.response.start":
-            if self._late():
-                key = self._revoked_key()
-                if key is not None:
-                    self.revoked = self._ended = True
-                    await self._gate.refuse_revoked(self._scope, self._send, key)
-                    return
-                if not self._gate.vouches():
-                    self.revoked = self._ended = True
-                    await self._gate.refuse_stale(self._scope, self._send)
-                    return
+            if self._late() and await self._refused_now():
+                return
             self._start = message
             await self._send(message)
             return
