@@ -56,7 +56,7 @@ class SessionGateway:
         watcher.on_revoked = self.connections.revoked
         self.refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         """Requests the middleware refused, by reason (revoked, tenant_unknown, not_ready,
-        stale, cookie_too_large)."""
+        stale, cookie_too_large, too_many_credentials, malformed_credential)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod

@@ -18,7 +18,15 @@ from prometheus_client.registry import Collector
 
 from auth_gateway.middleware import Gateway
 
-REFUSAL_REASONS = ("revoked", "tenant_unknown", "not_ready", "stale", "cookie_too_large")
+REFUSAL_REASONS = (
+    "revoked",
+    "tenant_unknown",
+    "not_ready",
+    "stale",
+    "cookie_too_large",
+    "too_many_credentials",
+    "malformed_credential",
+)
 """Why the middleware refused a request: every label value exists from the start, at 0."""
 
 

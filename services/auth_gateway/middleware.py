@@ -48,9 +48,23 @@ from auth_gateway.cookies import (
     CookieParser,
     printable_id,
 )
+from auth_gateway.credentials import (
+    MALFORMED,
+    MAX_CANDIDATES,
+    Presented,
+    QueryParameter,
+    SchemeHeader,
+)
+from auth_gateway.credentials import TOO_MANY as TOO_MANY_READINGS
 from auth_gateway.keys import TenantDirectory, TenantKeys
 from auth_gateway.revocations import ENDED_NAMES, RevocationTable
-from auth_gateway.settings import GatewaySettings, checked_exempt_paths, checked_sign_in_url
+from auth_gateway.settings import (
+    GatewaySettings,
+    checked_exempt_paths,
+    checked_header_scheme,
+    checked_query_param,
+    checked_sign_in_url,
+)
 from auth_gateway.watcher import RevocationWatcher
 
 log = logging.getLogger(__name__)
@@ -59,6 +73,8 @@ _WARN_EVERY_SECONDS = 5.0
 _REVOKED_BODY = b'{"error":"session_revoked"}'
 _NOT_READY_BODY = b'{"error":"gateway_not_ready"}'
 _COOKIE_TOO_LARGE_BODY = b'{"error":"cookie_too_large"}'
+_TOO_MANY_CREDENTIALS_BODY = b'{"error":"too_many_credentials"}'
+_MALFORMED_CREDENTIAL_BODY = b'{"error":"malformed_credential"}'
 _STALE_BODY = b'{"error":"gateway_stale"}'
 _NO_TENANT_BODY = b'{"error":"tenant_unknown"}'
 
@@ -116,6 +132,10 @@ class GatewayMiddleware:
         self._tenants = TenantDirectory()
         self._fail_open = settings.gateway_fail_open
         self._header = settings.gateway_header_name.lower().encode("latin-1")
+        scheme = checked_header_scheme(settings.gateway_header_name, settings.gateway_header_scheme)
+        self._scheme = SchemeHeader(scheme) if scheme is not None else None
+        param = checked_query_param(settings.gateway_query_param)
+        self._query = QueryParameter(param, scheme) if param is not None else None
         self._cookies = CookieParser(settings.gateway_cookie_name)
         self._max_cookie_bytes = settings.gateway_max_cookie_bytes
         trusted = settings.gateway_trusted_proxies
@@ -166,7 +186,7 @@ class GatewayMiddleware:
         carried: list[bytes] = []  # the key of every credential (watched if served long)
         header_id = cookie_id = header_key = cookie_key = revoked_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
-        cookie_bytes = 0
+        cookie_bytes = headers = 0
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie_bytes += len(value)
@@ -193,7 +213,30 @@ class GatewayMiddleware:
                                 revoked_key = key
                     cookie_id = cookie.session_id  # request.cookies: the last one wins
                     cookie_key = key if cookie_id is not None else None  # the last candidate's
+            elif name == self._header and self._scheme is not None:
+                headers += 1
+                if headers > MAX_CANDIDATES:
+                    await self._refuse_too_many(scope, send)
+                    return
+                presented = self._scheme.read(value)
+                if presented is MALFORMED:
+                    await self._refuse_malformed(scope, send)
+                    return
+                first = len(carried)  # the key of the id the app reads comes first
+                if keys is not None and (found := self._look_up(keys, presented, carried)):
+                    revoked = True
+                    revoked_key = found
+                has_header = has_header or presented.present
+                if not header_seen:  # request.headers.get: the first one
+                    header_seen = True
+                    header_id = presented.session_id
+                    if keys is not None and header_id is not None:
+                        header_key = carried[first]
             elif name == self._header:
+                headers += 1
+                if headers > MAX_CANDIDATES:
+                    await self._refuse_too_many(scope, send)
+                    return
                 candidate = value.strip(STR_WHITESPACE)
                 key = None
                 if 0 < len(candidate) <= MAX_SESSION_ID:
@@ -210,20 +253,40 @@ class GatewayMiddleware:
                     header_key = key
             elif name == b"accept":
                 wants_html = b"text/html" in value
+        query_id = query_key = None
+        has_query = False
+        if self._query is not None:
+            presented = self._query.read(scope.get("query_string") or b"")
+            if presented is TOO_MANY_READINGS:
+                await self._refuse_too_many(scope, send)
+                return
+            if presented is MALFORMED:
+                await self._refuse_malformed(scope, send)
+                return
+            if presented.present:
+                has_query = True
+                first = len(carried)  # the key of the id the app reads comes first
+                if keys is not None and (found := self._look_up(keys, presented, carried)):
+                    revoked = True
+                    revoked_key = found
+                query_id = presented.session_id
+                if keys is not None and query_id is not None:
+                    query_key = carried[first]
         if revoked:
             self._refused["revoked"] += 1
             ended = self._ended_location(revoked_key) if wants_html else None
             await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
             return
+        presents = has_cookie or has_header or has_query
         if keys is None:
-            if has_cookie or has_header:
+            if presents:
                 # No tenant, so no revocation to check the credential against: not vouched for.
                 self._refused["tenant_unknown"] += 1
                 await self._reject(scope, send, wants_html, has_cookie, _NO_TENANT_BODY)
                 return
             await self.app(scope, receive, send)
             return
-        if not current and (has_cookie or has_header) and self._watcher.ready:
+        if not current and presents and self._watcher.ready:
             # Ready once, but not confirmed current within the bound: revocations made
             # since may be missing, so a session cannot be vouched for.
             if not self._fail_open:
@@ -231,10 +294,13 @@ class GatewayMiddleware:
                 await self._refuse(scope, send, 503, _STALE_BODY, [(b"retry-after", b"1")])
                 return
             self._warn_unverified("while the revocations read are stale")
-        # The credential the app reads: the first header's when well-formed, else the last
-        # session cookie's (a well-formed cookie value is always the last candidate checked).
+        # The credential the app reads: the first header's when well-formed, else the
+        # parameter's (its last value), else the last session cookie's (a well-formed cookie
+        # value is always the last candidate checked).
         credential: str | None = header_id
         session_key: bytes | None = header_key
+        if credential is None:
+            credential, session_key = query_id, query_key
         if credential is None:
             credential, session_key = cookie_id, cookie_key
         if credential is None or session_key is None:
@@ -307,6 +373,29 @@ class GatewayMiddleware:
         finally:
             response.done()
         return not response.revoked
+
+    def _look_up(self, keys: TenantKeys, presented: Presented, carried: list[bytes]) -> bytes:
+        """Each of `presented`'s candidates looked up, its key added to `carried`: the key of
+        a revoked one, or b"" if none is."""
+        table = self.table
+        found = b""
+        for candidate in presented.candidates:
+            key = keys.key(candidate)
+            carried.append(key)
+            if key in table:
+                found = key
+        return found
+
+    async def _refuse_too_many(self, scope: Scope, send: Send) -> None:
+        """A request presenting more session headers, or values of the session parameter,
+        than are looked up."""
+        self._refused["too_many_credentials"] += 1
+        await self._refuse(scope, send, 400, _TOO_MANY_CREDENTIALS_BODY, [])
+
+    async def _refuse_malformed(self, scope: Scope, send: Send) -> None:
+        """A session under the scheme or in the parameter not in its one spelling."""
+        self._refused["malformed_credential"] += 1
+        await self._refuse(scope, send, 400, _MALFORMED_CREDENTIAL_BODY, [])
 
     def vouches(self) -> bool:
         """Whether a session can be vouched for now: the revocations confirmed current within

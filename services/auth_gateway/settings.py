@@ -8,6 +8,7 @@ service serving many tenants leaves it unset and passes a tenant resolver to
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
@@ -19,6 +20,11 @@ HeaderName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 ]
 CookieName = HeaderName
+QueryName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~-]+$")
+]
+"""A query parameter name of URL-unreserved characters: it appears in a query string as itself
+unless percent-encoded."""
 Path = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/")]
 
 MAX_EVICTION_GRACE_SECONDS = 3600
@@ -44,6 +50,19 @@ class GatewaySettings(KafkaSettings):
     gateway_header_name: HeaderName = Field(
         default="X-Session-Id",
         description="Header holding the session id of mobile and API clients.",
+    )
+    gateway_header_scheme: HeaderName | None = Field(
+        default=None,
+        description="The authentication scheme the session header's value starts with "
+        "(`Bearer`, with the header name `Authorization`): the value is `<scheme> <id>`, the "
+        "scheme compared case-insensitively. Unset: the whole value is the id. Required when "
+        "the header is Authorization or Proxy-Authorization.",
+    )
+    gateway_query_param: QueryName | None = Field(
+        default=None,
+        description="A query parameter that also carries the session id (`access_token`, for "
+        "a browser's WebSocket, which cannot set a header); every value of it is checked. "
+        "Unset: the query string is not read.",
     )
     gateway_sign_in_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
         default="/signin", description="Where browser navigations of a revoked session are sent."
@@ -131,6 +150,11 @@ class GatewaySettings(KafkaSettings):
         return checked_sign_in_url(url)
 
     @model_validator(mode="after")
+    def _an_authorization_header_has_a_scheme(self) -> GatewaySettings:
+        checked_header_scheme(self.gateway_header_name, self.gateway_header_scheme)
+        return self
+
+    @model_validator(mode="after")
     def _staleness_outlasts_a_fetch(self) -> GatewaySettings:
         # An idle gateway confirms it is current once per fetch wait; a bound shorter than
         # two of them would make a healthy gateway stale.
@@ -164,3 +188,40 @@ def checked_sign_in_url(url: str) -> str:
             "page would be too: give the sign-in page a path of its own (e.g. /signin)"
         )
     return url
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+_QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+SCHEMED_HEADERS = frozenset({"authorization", "proxy-authorization"})
+"""Headers whose value is `<scheme> <credentials>` (RFC 9110, 11.6)."""
+
+
+def checked_header_scheme(header_name: str, scheme: str | None) -> str | None:
+    """`scheme`, unless it is no auth-scheme token, or the session header is one the gateway
+    reads for another purpose (Cookie, Accept), or an Authorization header without a scheme:
+    then ValueError (the settings refuse it, and the middleware again, for settings changed
+    with `model_copy`, which validates nothing). Read as a whole, `Bearer <id>` is no
+    well-formed id (it has a space): the gateway would take it for no session and pass it, and
+    the app would read the id. An empty scheme would make no header a session."""
+    if header_name.lower() in ("cookie", "accept"):
+        raise ValueError(
+            f"the session header cannot be {header_name}: the gateway reads it as itself"
+        )
+    if scheme is not None and _TOKEN.fullmatch(scheme) is None:
+        raise ValueError(f"the session header's scheme {scheme!r} is no auth-scheme token")
+    if scheme is None and header_name.lower() in SCHEMED_HEADERS:
+        raise ValueError(
+            f"the session header {header_name} holds `<scheme> <id>`: set "
+            "SESSIONS_GATEWAY_HEADER_SCHEME (e.g. Bearer), or the gateway reads `Bearer <id>` "
+            "as a malformed id, which passes as no session while the app reads the id"
+        )
+    return scheme
+
+
+def checked_query_param(name: str | None) -> str | None:
+    """`name`, unless it is not 1-64 URL-unreserved characters: then ValueError (checked by
+    the settings' type, and again by the middleware, as above). The gateway finds the name in a
+    query string as itself or percent-encoded; a name with a space (`+`) or `&` would not be."""
+    if name is not None and _QUERY_NAME.fullmatch(name) is None:
+        raise ValueError(f"the session query parameter {name!r} is not 1-64 of [A-Za-z0-9._~-]")
+    return name

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,11 +45,12 @@ async def echo(request: Request) -> JSONResponse:
     )
 
 
-def _gateway() -> SessionGateway:
+def _gateway(**overrides: Any) -> SessionGateway:
     settings = GatewaySettings(
         KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
         gateway_tenant_id="acme",
         gateway_max_staleness_seconds=3600,  # current all through the test
+        **overrides,
     )
     gateway = SessionGateway.from_settings(settings)
     for credential in REVOKED:  # filed as the watcher files them: <tenant>/<handle>
@@ -106,7 +108,9 @@ def _headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def _call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, Any]]:
+async def _call(
+    app: Any, headers: list[tuple[bytes, bytes]], query: bytes = b""
+) -> tuple[int, dict[str, Any]]:
     """One request straight through ASGI (no HTTP client normalising the headers)."""
     scope = {
         "type": "http",
@@ -116,7 +120,7 @@ async def _call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict
         "scheme": "http",
         "path": "/me",
         "raw_path": b"/me",
-        "query_string": b"",
+        "query_string": query,
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 5000),
@@ -378,5 +382,148 @@ def test_property_the_app_never_reads_a_revoked_id_the_gateway_admitted(
     async def both() -> None:
         for bare, gated in _PROPERTY_APPS.values():
             await _app_reads_revoked_only_if_refused(bare, gated, headers)
+
+    asyncio.run(both())
+
+
+# --- a session under a scheme (Authorization: Bearer) and in a query parameter --------------
+
+
+async def bearer_and_query_reads(request: Request) -> JSONResponse:
+    """Ways an app reads a bearer token or a query parameter: FastAPI's
+    `get_authorization_scheme_param` (behind `HTTPBearer`), and hand-written ones (splits on
+    whitespace or on the scheme, prefixes removed or sliced off, `replace`, `lstrip`, an
+    unanchored regex, quotes and padding stripped, the raw header or query decoded as UTF-8),
+    `query_params[...]`, `getlist` and `unquote`, the parameter read with the header's code,
+    each stripped or not. The gateway holds a session under the scheme or in the parameter to
+    one spelling and refuses any other, so whatever these read from it is covered."""
+    from urllib.parse import parse_qsl, unquote
+
+    from fastapi.security.utils import get_authorization_scheme_param
+
+    readings: list[str] = []
+    raw_headers = [v for n, v in request.scope["headers"] if n.lower() == b"authorization"]
+    for raw in raw_headers:
+        value = raw.decode("latin-1")
+        scheme, param = get_authorization_scheme_param(value)
+        if scheme.lower() == "bearer":
+            readings += [param, param.strip('"')]
+        words = value.split()
+        readings += words[:2] + words[-1:] + value.split(" ")[1:2]
+        readings += [value.removeprefix("Bearer "), value.removeprefix("Bearer").strip()]
+        readings += [value.replace("Bearer ", ""), value.lstrip("Bearer ")]  # noqa: B005 (what such apps do)
+        if value.lower().startswith("bearer"):  # slicing unguarded reads any suffix at all
+            readings += [value[7:], value[7:].rstrip("=")]
+        if found := re.search(r"Bearer\s+([\w-]+)", value, re.IGNORECASE):
+            readings.append(found.group(1))
+        readings += [value.replace("Bearer", ""), value.split("Bearer")[-1]]
+        readings += raw.decode("utf-8", "replace").split()[-1:]
+    values = request.query_params.getlist("access_token")
+    readings += [*values, *(unquote(v) for v in values)]
+    for v in values:  # a socket's parameter read with the header's code
+        readings += [v.removeprefix("Bearer "), v.strip('"'), v.lstrip("Bearer ")]  # noqa: B005
+        readings.append(get_authorization_scheme_param(v)[1])
+    raw_query = request.scope["query_string"].decode("utf-8", "replace")
+    readings += [v for k, v in parse_qsl(raw_query) if k == "access_token"]
+    return JSONResponse(
+        {
+            "cookie": None,
+            "headers": readings + [r.strip() for r in readings],
+            "state": getattr(request.state, "session_credential", None),
+        }
+    )
+
+
+def _schemed_gateway() -> Any:
+    gateway = _gateway(
+        gateway_header_name="Authorization",
+        gateway_header_scheme="Bearer",
+        gateway_query_param="access_token",
+    )
+    gated = Starlette(routes=[Route("/{path:path}", bearer_and_query_reads)])
+    return gateway.wrap(gated, manage_lifespan=False)
+
+
+_SCHEMED_BARE = Starlette(routes=[Route("/{path:path}", bearer_and_query_reads)])
+_SCHEMED_GATED = _schemed_gateway()
+_AUTH_PIECES = [
+    V.encode(),
+    L.encode(),
+    b"Bearer",
+    b"bearer",
+    b"Token",
+    b" ",
+    b"  ",
+    b"\t",
+    b"\xa0",
+    b"\x85",
+    b"\xe2\x80\x83",
+    b",",
+    b":",
+    b";",
+    b"_",
+    b'"',
+    b".",
+    b"/",
+    b"=",
+    b"B",
+    b"Bea",
+    b"x",
+    b"rev",
+    b"oked-0000-session",
+]
+_QUERY_PIECES = [
+    V.encode(),
+    L.encode(),
+    b"access_token",
+    b"%61ccess_token",
+    b"access%5Ftoken",
+    b"=",
+    b"&",
+    b"+",
+    b"%20",
+    b"%2D",
+    b"%25",
+    b"%72",
+    b"72",
+    b"\xe2\x80\x83",
+    b"rev",
+    b"oked-0000-session",
+    b";",
+    b'"',
+    b"%22",
+    b"Bearer",
+    b"Bearer+",
+    b"Bea",
+]
+
+
+@settings(
+    max_examples=int(os.environ.get("SESSIONS_FUZZ_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    authorizations=st.lists(
+        st.lists(st.sampled_from(_AUTH_PIECES), max_size=6).map(b"".join), max_size=2
+    ),
+    query=st.lists(st.sampled_from(_QUERY_PIECES), max_size=8).map(b"".join),
+    html=st.booleans(),
+)
+def test_property_a_bearer_or_query_session_the_app_reads_is_never_a_revoked_one(
+    authorizations: list[bytes], query: bytes, html: bool
+) -> None:
+    headers = [(b"authorization", a) for a in authorizations]
+    if html:
+        headers.append((b"accept", b"text/html"))
+
+    async def both() -> None:
+        _, alone = await _call(_SCHEMED_BARE, headers, query)
+        status, behind = await _call(_SCHEMED_GATED, headers, query)
+        if _readings(alone) & set(REVOKED):  # refused: revoked, or a malformed credential
+            assert status in (401, 303, 400), (headers, query, alone, status)
+        if status == 200:
+            assert not _readings(behind) & set(REVOKED), (headers, query, behind)
+        assert status in (200, 303, 400, 401), (headers, query, status)
 
     asyncio.run(both())

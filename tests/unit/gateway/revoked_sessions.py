@@ -4,6 +4,7 @@ revocation records the watcher applies."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from auth_gateway import GatewaySettings, SessionGateway
 from session_contracts.codec import encode
@@ -34,9 +35,12 @@ def revocation(credential: str) -> bytes:
     )
 
 
-def current_gateway() -> SessionGateway:
-    """A gateway of tenant `acme` (no broker), its revocations current as read just now."""
-    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+def current_gateway(**overrides: Any) -> SessionGateway:
+    """A gateway of tenant `acme` (no broker), its revocations current as read just now;
+    `overrides` are further settings."""
+    settings = GatewaySettings(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme", **overrides
+    )
     gateway = SessionGateway.from_settings(settings)
     gateway.watcher.mark_current()
     return gateway

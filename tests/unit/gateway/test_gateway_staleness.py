@@ -223,6 +223,8 @@ async def test_goes_stale_past_the_bound_without_a_confirming_fetch_then_recover
             "not_ready": 1,
             "stale": 2,
             "cookie_too_large": 0,
+            "too_many_credentials": 0,
+            "malformed_credential": 0,
         }
 
         await caught_up(consumer, ends)  # the broker answers again

@@ -65,6 +65,7 @@ class Socket:
         credential: str,
         path: str = "/ws",
         headers: list[tuple[bytes, bytes]] | None = None,
+        query: bytes = b"",
     ) -> None:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -75,8 +76,10 @@ class Socket:
             "path": path,
             "raw_path": path.encode(),
             "root_path": "",
-            "query_string": b"",
-            "headers": headers or [(b"cookie", f"sid={credential}".encode())],
+            "query_string": query,
+            "headers": headers
+            if headers is not None
+            else [(b"cookie", f"sid={credential}".encode())],
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 80),
             "subprotocols": [],
@@ -261,3 +264,22 @@ async def test_a_fail_open_gateway_leaves_open_sockets_alone_when_stale() -> Non
     await socket.say("still")
     assert await socket.received() == text(f"still for {STOLEN}")
     await socket.hang_up()
+
+
+async def test_a_socket_carrying_its_session_in_the_query_is_checked_and_watched() -> None:
+    """A browser's WebSocket cannot set a header, so an app may take the session from the
+    query string (`SESSIONS_GATEWAY_QUERY_PARAM`): before stop 67 the gateway never read it,
+    and a revoked session opened sockets as it liked."""
+    gateway = current_gateway(gateway_query_param="access_token")
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    gateway.install(app, manage_lifespan=False)
+    socket = Socket(app, "", headers=[], query=f"access_token={STOLEN}".encode())
+    assert await socket.handshake() == ACCEPTED
+    await socket.say("before")
+    assert await socket.received() == text(f"before for {STOLEN}")
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    assert await socket.received() == REVOKED
+    await socket.hang_up()
+    again = Socket(app, "", headers=[], query=f"v=1&access_token={STOLEN}".encode())
+    assert (await again.handshake())["type"] == "websocket.close"  # the server answers 403
+    await asyncio.wait_for(again.task, 5)

@@ -1,0 +1,200 @@
+r"""Session credentials carried outside the session cookie: under an authentication scheme
+(`Authorization: Bearer <id>`) and in a query parameter (`?access_token=<id>`, the way a
+browser's WebSocket or a link carries one).
+
+No list of an application's readings can be complete: two reviews of the first versions
+(stop 67) found `replace("Bearer ", "")`, `[7:]`, `lstrip("Bearer ")`, `split("Bearer")`, an
+unanchored `Bearer\s+([\w-]+)`, `.strip('"')`, `rstrip("=")` and `unquote` each reading a
+revoked id out of a value the gateway had looked up otherwise. So a session under a scheme or
+in the parameter is held to one spelling in which every such reading gives the id itself, and
+anything else is refused (`MALFORMED`, answered 400):
+
+- **The id** is 1-128 characters of base64url, `A-Z a-z 0-9 - _` (what `secrets.token_urlsafe`
+  issues): every `[\w-]+` reading takes it whole, and there is nothing to strip, unquote or
+  percent-decode in it. It must not contain the scheme (`split("Bearer")`, `replace`), and it
+  is looked up also without each of its leading characters that are letters of the scheme
+  (`lstrip("Bearer ")` strips a set of characters, not a prefix: `Bearer Bea<id>` reads as
+  `<id>`); more than `MAX_SCHEME_RUN` of them is refused.
+- **A scheme header** (`SESSIONS_GATEWAY_HEADER_SCHEME`): a value that contains the scheme
+  anywhere (compared case-insensitively) must be exactly `<scheme>`, one or more spaces, and
+  the id, surrounding whitespace aside; FastAPI's `HTTPBearer` and `OAuth2PasswordBearer` read
+  the same id. The scheme alone is no session. A value without the scheme (`Basic ...`, or a
+  bare id) is no session either; as a second defence its whole value and its first, second and
+  last words (and those of its UTF-8 text) are looked up, for values of up to 8 KiB, but it is
+  not refused while stale or without a tenant: the supported reader compares the scheme.
+- **A query parameter** (`SESSIONS_GATEWAY_QUERY_PARAM`): every value of it, as Starlette's
+  `request.query_params` finds them (`parse_qsl` of the query string's latin-1 text: pairs
+  split on `&`, names percent-decoded, so `?%61ccess_token=` is the parameter), each matched
+  by one regular expression over the raw query string (a scan in C, stopped at the 17th),
+  must be the id as is, or empty (no session): `%22`, `+`, `%2D`, `Bearer+<id>` are refused.
+
+A request is refused (`TOO_MANY`) when it presents more than `MAX_CANDIDATES` values of the
+parameter, and by the middleware when it carries more than `MAX_CANDIDATES` session headers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE
+
+MAX_CANDIDATES = 16
+"""Session headers in one request, or values of the session parameter in one query string,
+that are looked up; past this the request is refused (a client sends one)."""
+MAX_SCHEME_RUN = 8
+"""Leading characters of an id that are letters of the scheme, each looked up without: a
+random base64url id starts with more in about 6 in 100 million."""
+MAX_WORDS_BYTES = 8192
+"""A value without the scheme longer than this is not split into words (its second defence)."""
+_CACHED_VALUES = 4096
+_CACHED_VALUE_BYTES = 512  # at most 4,096 values of 512 bytes and their readings: ~5 MB
+_ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
+"""A session id under a scheme or in the parameter: base64url, as `token_urlsafe` issues."""
+
+
+class Presented(NamedTuple):
+    """What one header or query string presents: every value that could be read as an id (the
+    id the application reads first, when there is one), that id, and whether it carries a
+    session at all."""
+
+    candidates: tuple[bytes, ...]
+    session_id: str | None
+    present: bool
+
+
+NOTHING = Presented((), None, False)
+TOO_MANY = Presented((), None, True)
+"""More than `MAX_CANDIDATES` values: not looked up, so not vouched for (the middleware
+refuses it, compared by identity)."""
+MALFORMED = Presented((), None, True)
+"""A session not in its one spelling: refused (by identity)."""
+
+
+class _Scheme:
+    """What holding an id to its spelling needs of the scheme (None: no scheme)."""
+
+    def __init__(self, scheme: str | None) -> None:
+        self.lowered = scheme.lower().encode("ascii") if scheme else None
+        both = (scheme or "").lower() + (scheme or "").upper()
+        self.letters = frozenset(both.encode("ascii"))
+
+    def readings(self, token: bytes) -> tuple[bytes, ...] | None:
+        """`token` (a well-formed id) and what stripping leading letters of the scheme leaves
+        of it; None when it contains the scheme or starts with too many of its letters."""
+        if self.lowered is None:
+            return (token,)
+        if self.lowered in token.lower():
+            return None
+        if token[0] not in self.letters:
+            return (token,)  # the usual case: nothing for lstrip to strip
+        run = 0
+        while run < len(token) and token[run] in self.letters:
+            run += 1
+        if run > MAX_SCHEME_RUN:
+            return None
+        return tuple(token[k:] for k in range(min(run, len(token) - 1) + 1))
+
+
+def _words(text: str) -> set[str]:
+    """The whole value, and its first, second and last words."""
+    words = text.split()
+    return {text, *words[:2], *words[-1:]}
+
+
+class SchemeHeader:
+    """Reads a header holding `<scheme> <id>` (`Authorization: Bearer <id>`), with a cache: a
+    client sends the same header on every request (what it holds is cached, never whether it
+    is revoked, which the middleware looks up every time)."""
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme.lower()
+        self._strict = _Scheme(scheme)
+        self._lowered = self.scheme.encode("ascii")
+        self._well_formed = re.compile(
+            re.escape(scheme.encode("ascii")) + rb" +([A-Za-z0-9_-]{1,128})", re.IGNORECASE
+        )
+        self._cache: dict[bytes, Presented] = {}
+
+    def read(self, value: bytes) -> Presented:
+        """The session `value` (the raw header) presents, `MALFORMED`, or what an application
+        that ignores the scheme could read from it."""
+        found = self._cache.get(value)
+        if found is None:
+            found = self._read(value)
+            if len(value) <= _CACHED_VALUE_BYTES:
+                if len(self._cache) >= _CACHED_VALUES:
+                    self._cache.clear()  # crude, but O(1) amortised and bounded
+                self._cache[value] = found
+        return found
+
+    def _read(self, value: bytes) -> Presented:
+        # bytes.lower() lowers ASCII only; no latin-1 character lowers to ASCII (str.lower)
+        if self._lowered not in value.lower():
+            return self._without_scheme(value)
+        text = value.strip(STR_WHITESPACE)  # as str.strip strips the latin-1 text
+        if text.lower() == self._lowered:
+            return NOTHING  # the scheme alone: no credential to read
+        found = self._well_formed.fullmatch(text)
+        if found is None:
+            return MALFORMED
+        token = found.group(1)
+        readings = self._strict.readings(token)
+        if readings is None:
+            return MALFORMED
+        return Presented(readings, token.decode("ascii"), True)
+
+    def _without_scheme(self, value: bytes) -> Presented:
+        """A value without the scheme: no session; what an app ignoring the scheme reads."""
+        if len(value) > MAX_WORDS_BYTES:
+            return NOTHING
+        readings = _words(value.decode("latin-1").strip())
+        if not value.isascii():  # an app decoding the raw header as UTF-8
+            readings |= _words(value.decode("utf-8", "replace").strip())
+        ids = (r.encode() for r in readings if 0 < len(r) <= MAX_SESSION_ID)
+        return Presented(tuple(ids), None, False)
+
+
+class QueryParameter:
+    """Reads the session parameter `name` out of a query string, as Starlette does."""
+
+    def __init__(self, name: str, scheme: str | None = None) -> None:
+        self.name = name
+        self._raw_name = name.encode("ascii")
+        self._strict = _Scheme(scheme)
+        # the name with each character as itself or percent-encoded (either case of hex),
+        # as a whole pair's name: after an "&" (one is put before the query string, so the
+        # pattern starts with a literal the engine searches for fast), up to "=", "&" or the
+        # end; parse_qsl yields the same pairs (a differential fuzz of 600,000, a review)
+        spelled = "".join(f"(?:{re.escape(c)}|%{_hex(ord(c))})" for c in name)
+        self._pairs = re.compile(rf"&{spelled}(?:=([^&]*))?(?=&|\Z)".encode())
+
+    def read(self, query_string: bytes) -> Presented:
+        """The ids of the parameter in `query_string` (the last one's first), `MALFORMED` or
+        `TOO_MANY`."""
+        if not query_string or (
+            self._raw_name not in query_string and b"%" not in query_string
+        ):  # the name appears as itself unless percent-encoded (names are unreserved)
+            return NOTHING
+        values: list[bytes] = []
+        for pair in self._pairs.finditer(b"&" + query_string):  # stopped at the 17th
+            if len(values) == MAX_CANDIDATES:
+                return TOO_MANY
+            values.append(pair[1] or b"")
+        candidates: list[bytes] = []
+        for raw in reversed(values):  # the last, which query_params[name] reads, first
+            if not raw:
+                continue  # blank: no session
+            readings = self._strict.readings(raw) if _ID.fullmatch(raw) else None
+            if readings is None:
+                return MALFORMED
+            candidates.extend(readings)
+        if not candidates:
+            return NOTHING
+        last = values[-1]
+        return Presented(tuple(candidates), last.decode("ascii") if last else None, True)
+
+
+def _hex(byte: int) -> str:
+    """A byte's two hex digits as a pattern matching either case: 5F as 5[Ff]."""
+    return "".join(f"[{d.upper()}{d.lower()}]" if d.isalpha() else d for d in f"{byte:02X}")
