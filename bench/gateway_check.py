@@ -70,12 +70,13 @@ async def _send(message: Message) -> None:
     return None
 
 
-def browser_scope(extra: list[tuple[bytes, bytes]]) -> Scope:
+def browser_scope(extra: list[tuple[bytes, bytes]], query: bytes = b"") -> Scope:
     """Headers a real browser navigation carries."""
     return {
         "type": "http",
         "method": "GET",
         "path": "/reports",
+        "query_string": query,
         "client": ("10.1.2.3", 50000),
         "headers": [
             (b"host", b"platform.example.test"),
@@ -251,13 +252,17 @@ def tenant_from_host(scope: Scope) -> str | None:
     return None
 
 
-def bench_gateway(resolver: Callable[[Scope], str | None] | None) -> SessionGateway:
-    """A gateway current all through the run, 100,001 revocations in its table."""
+def bench_gateway(
+    resolver: Callable[[Scope], str | None] | None, **settings: Any
+) -> SessionGateway:
+    """A gateway current all through the run, 100,001 revocations in its table; `settings`
+    are further settings."""
     gateway = SessionGateway.from_settings(
         GatewaySettings(
             KAFKA_BOOTSTRAP_SERVERS="unused:1",
             gateway_tenant_id=None if resolver else "acme",
             gateway_max_staleness_seconds=3600,  # current all through the run, as if following
+            **settings,
         ),
         tenant_resolver=resolver,
     )
@@ -278,6 +283,17 @@ CASES = {
     "live session, header": [(b"x-session-id", LIVE)],
     "no session": [],
     "revoked session (303)": [(b"cookie", b"sid=" + REVOKED)],
+}
+SCHEMED = {
+    "gateway_header_name": "Authorization",
+    "gateway_header_scheme": "Bearer",
+    "gateway_query_param": "access_token",
+}
+"""A gateway reading `Authorization: Bearer <id>` and `?access_token=<id>` (since stop 67)."""
+SCHEMED_CASES = {
+    "live session, bearer": ([(b"authorization", b"Bearer " + LIVE)], b""),
+    "live session, query": ([], b"v=2&access_token=" + LIVE),
+    "no session, a query": ([], b"q=report&page=2"),
 }
 
 
@@ -348,10 +364,16 @@ async def main(
     )
     print(f"{'case':34} {'without':>10} {'with':>10} {'added':>10}  target <= {TARGET_NS} ns")
     worst = 0.0
-    for label, resolver in (("fixed tenant", None), ("resolver", tenant_from_host)):
-        app = bench_gateway(resolver).wrap(plain_app, manage_lifespan=False)
-        for name, headers in CASES.items():
-            bare, wrapped = await per_request_ns(app, browser_scope(headers), requests, rounds)
+    cookie_and_header = {name: (headers, b"") for name, headers in CASES.items()}
+    for label, resolver, settings, cases in (
+        ("fixed tenant", None, {}, cookie_and_header),
+        ("resolver", tenant_from_host, {}, cookie_and_header),
+        ("bearer+query", None, SCHEMED, SCHEMED_CASES),
+    ):
+        app = bench_gateway(resolver, **settings).wrap(plain_app, manage_lifespan=False)
+        for name, (headers, query) in cases.items():
+            scope = browser_scope(headers, query)
+            bare, wrapped = await per_request_ns(app, scope, requests, rounds)
             added = wrapped - bare
             worst = max(worst, added)
             print(
