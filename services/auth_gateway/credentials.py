@@ -2,26 +2,28 @@ r"""Session credentials carried outside the session cookie: under an authenticat
 (`Authorization: Bearer <id>`) and in a query parameter (`?access_token=<id>`, the way a
 browser's WebSocket or a link carries one).
 
-No list of an application's readings can be complete: two reviews of the first versions
-(stop 67) found `replace("Bearer ", "")`, `[7:]`, `lstrip("Bearer ")`, `split("Bearer")`, an
-unanchored `Bearer\s+([\w-]+)`, `.strip('"')`, `rstrip("=")` and `unquote` each reading a
-revoked id out of a value the gateway had looked up otherwise. So a session under a scheme or
-in the parameter is held to one spelling in which every such reading gives the id itself, and
-anything else is refused (`MALFORMED`, answered 400):
+No list of an application's readings can be complete: three reviews of the first versions
+(stop 67) found `replace("Bearer ", "")`, `[7:]`, `lstrip("Bearer ")`, `strip("Bearer ")`,
+`split("Bearer")`, an unanchored `Bearer\s+([\w-]+)`, `.strip('"')`, `rstrip("=")` and
+`unquote` each reading a revoked id out of a value the gateway had looked up otherwise. So a
+session under a scheme or in the parameter is held to one spelling in which every such reading
+gives the id itself, and anything else is refused (`MALFORMED`, answered 400):
 
 - **The id** is 1-128 characters of base64url, `A-Z a-z 0-9 - _` (what `secrets.token_urlsafe`
   issues): every `[\w-]+` reading takes it whole, and there is nothing to strip, unquote or
   percent-decode in it. It must not contain the scheme (`split("Bearer")`, `replace`), and it
-  is looked up also without each of its leading characters that are letters of the scheme
-  (`lstrip("Bearer ")` strips a set of characters, not a prefix: `Bearer Bea<id>` reads as
-  `<id>`); more than `MAX_SCHEME_RUN` of them is refused.
+  is looked up also without the characters at either end that are letters of the scheme
+  (`lstrip`, `rstrip` and `strip("Bearer ")` strip a set of characters, not a prefix:
+  `Bearer Bea<id>ra` reads as `<id>`); more than `MAX_SCHEME_RUN` of them is refused.
 - **A scheme header** (`SESSIONS_GATEWAY_HEADER_SCHEME`): a value that contains the scheme
   anywhere (compared case-insensitively) must be exactly `<scheme>`, one or more spaces, and
   the id, surrounding whitespace aside; FastAPI's `HTTPBearer` and `OAuth2PasswordBearer` read
   the same id. The scheme alone is no session. A value without the scheme (`Basic ...`, or a
-  bare id) is no session either; as a second defence its whole value and its first, second and
-  last words (and those of its UTF-8 text) are looked up, for values of up to 8 KiB, but it is
-  not refused while stale or without a tenant: the supported reader compares the scheme.
+  bare id) is no session either; as a second defence its whole value, its first, second and
+  last words (and those of its UTF-8 text) and the value with the scheme's letters stripped
+  from its ends are looked up, for values of up to 8 KiB, but it is not refused while stale or
+  without a tenant: the supported reader compares the scheme. `ß` counts as `ss` in finding
+  the scheme (`.upper()` and `.casefold()` make it so).
 - **A query parameter** (`SESSIONS_GATEWAY_QUERY_PARAM`): every value of it, as Starlette's
   `request.query_params` finds them (`parse_qsl` of the query string's latin-1 text: pairs
   split on `&`, names percent-decoded, so `?%61ccess_token=` is the parameter), each matched
@@ -43,8 +45,8 @@ MAX_CANDIDATES = 16
 """Session headers in one request, or values of the session parameter in one query string,
 that are looked up; past this the request is refused (a client sends one)."""
 MAX_SCHEME_RUN = 8
-"""Leading characters of an id that are letters of the scheme, each looked up without: a
-random base64url id starts with more in about 6 in 100 million."""
+"""Characters at the ends of an id that are letters of the scheme, each looked up without (at
+most 25 readings): a random base64url id has more in under 1 in 10 million."""
 MAX_WORDS_BYTES = 8192
 """A value without the scheme longer than this is not split into words (its second defence)."""
 _CACHED_VALUES = 4096
@@ -80,20 +82,32 @@ class _Scheme:
         self.letters = frozenset(both.encode("ascii"))
 
     def readings(self, token: bytes) -> tuple[bytes, ...] | None:
-        """`token` (a well-formed id) and what stripping leading letters of the scheme leaves
-        of it; None when it contains the scheme or starts with too many of its letters."""
+        """`token` (a well-formed id, first) and what stripping letters of the scheme from
+        either end leaves of it (`lstrip`, `rstrip` and `strip("Bearer ")` strip a set of
+        characters, not a prefix); None when it contains the scheme or has more than
+        `MAX_SCHEME_RUN` of its letters at its ends."""
         if self.lowered is None:
             return (token,)
         if self.lowered in token.lower():
             return None
-        if token[0] not in self.letters:
-            return (token,)  # the usual case: nothing for lstrip to strip
-        run = 0
-        while run < len(token) and token[run] in self.letters:
-            run += 1
-        if run > MAX_SCHEME_RUN:
+        letters = self.letters
+        if token[0] not in letters and token[-1] not in letters:
+            return (token,)  # the usual case: nothing for a strip to strip
+        size = len(token)
+        front = 0
+        while front < size and token[front] in letters:
+            front += 1
+        back = 0
+        while back < size - front and token[size - 1 - back] in letters:
+            back += 1
+        if front + back > MAX_SCHEME_RUN:
             return None
-        return tuple(token[k:] for k in range(min(run, len(token) - 1) + 1))
+        found = {token: 0}  # ordered, the token first
+        for start in range(front + 1):
+            for cut in range(back + 1):
+                if start < size - cut:
+                    found[token[start : size - cut]] = 0
+        return tuple(found)
 
 
 def _words(text: str) -> set[str]:
@@ -115,6 +129,7 @@ class SchemeHeader:
             re.escape(scheme.encode("ascii")) + rb" +([A-Za-z0-9_-]{1,128})", re.IGNORECASE
         )
         self._cache: dict[bytes, Presented] = {}
+        self._stripped = scheme.lower() + scheme.upper() + " "
 
     def read(self, value: bytes) -> Presented:
         """The session `value` (the raw header) presents, `MALFORMED`, or what an application
@@ -129,8 +144,12 @@ class SchemeHeader:
         return found
 
     def _read(self, value: bytes) -> Presented:
-        # bytes.lower() lowers ASCII only; no latin-1 character lowers to ASCII (str.lower)
-        if self._lowered not in value.lower():
+        # bytes.lower() lowers ASCII only; no latin-1 character lowers to ASCII (str.lower),
+        # but "ß" upper-cases and case-folds to "ss": "Seßion" is the scheme "Session" to an
+        # app comparing with .upper() or .casefold()
+        if self._lowered not in value.lower() and not (
+            b"\xdf" in value and self.scheme in value.decode("latin-1").casefold()
+        ):
             return self._without_scheme(value)
         text = value.strip(STR_WHITESPACE)  # as str.strip strips the latin-1 text
         if text.lower() == self._lowered:
@@ -148,9 +167,12 @@ class SchemeHeader:
         """A value without the scheme: no session; what an app ignoring the scheme reads."""
         if len(value) > MAX_WORDS_BYTES:
             return NOTHING
-        readings = _words(value.decode("latin-1").strip())
+        text = value.decode("latin-1").strip()
+        readings = _words(text)
         if not value.isascii():  # an app decoding the raw header as UTF-8
             readings |= _words(value.decode("utf-8", "replace").strip())
+        stripped = self._stripped  # strip("Bearer "), lstrip, rstrip of a bare value
+        readings.update((text.strip(stripped), text.lstrip(stripped), text.rstrip(stripped)))
         ids = (r.encode() for r in readings if 0 < len(r) <= MAX_SESSION_ID)
         return Presented(tuple(ids), None, False)
 

@@ -6,7 +6,9 @@ a hash lookup of `<tenant_id>/<handle>` in the revocation table. A revoked sessi
 to the sign-in URL when the client accepts HTML (a browser navigation), else
 `401 {"error": "session_revoked"}` (mobile and API clients alike); the session cookie is
 cleared either way. Credentials are read as the app reads them (see `cookies`): every session
-cookie of every Cookie header and every session header.
+cookie of every Cookie header and every session header; a session under a scheme
+(`Authorization: Bearer <id>`) or in a query parameter is held to one spelling (see
+`credentials`), and any other is refused with `400 {"error": "malformed_credential"}`.
 
 No tenant (the resolver answered None, or not a tenant id): a request carrying a credential is
 refused like a revoked one, with `401 {"error": "tenant_unknown"}` (or the 303); one without
@@ -19,10 +21,10 @@ it is current for `gateway_max_staleness_seconds`, requests carrying a session a
 `gateway_fail_open` both are admitted instead, logged as a warning at most every few seconds.
 
 A well-formed credential that passes is handed to the app in `scope["state"]` (Starlette's
-`request.state`): `session_credential` (the header's, else the cookie value `request.cookies`
-holds), `session_handle` and `session_tenant`; malformed ones (empty, over 128 characters, not
-printable ASCII) are treated as no session at all, which the application handles as signed
-out. Activity is reported only if the app, having authenticated the session itself, sets
+`request.state`): `session_credential` (the header's, else the parameter's last value, else
+the cookie value `request.cookies` holds), `session_handle` and `session_tenant`; a malformed
+cookie or bare session header (empty, over 128 characters, not printable ASCII) is treated as
+no session at all, which the application handles as signed out. Activity is reported only if the app, having authenticated the session itself, sets
 `request.state.session_authenticated = True` (`AUTHENTICATED`) before it returns: a credential
 the app does not know never becomes activity, so random cookies create nothing downstream.
 """

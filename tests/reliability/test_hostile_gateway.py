@@ -417,11 +417,13 @@ async def bearer_and_query_reads(request: Request) -> JSONResponse:
         if found := re.search(r"Bearer\s+([\w-]+)", value, re.IGNORECASE):
             readings.append(found.group(1))
         readings += [value.replace("Bearer", ""), value.split("Bearer")[-1]]
+        readings += [value.strip("Bearer "), value.rstrip("Bearer ")]  # noqa: B005
         readings += raw.decode("utf-8", "replace").split()[-1:]
     values = request.query_params.getlist("access_token")
     readings += [*values, *(unquote(v) for v in values)]
     for v in values:  # a socket's parameter read with the header's code
         readings += [v.removeprefix("Bearer "), v.strip('"'), v.lstrip("Bearer ")]  # noqa: B005
+        readings.append(v.strip("Bearer "))  # noqa: B005
         readings.append(get_authorization_scheme_param(v)[1])
     raw_query = request.scope["query_string"].decode("utf-8", "replace")
     readings += [v for k, v in parse_qsl(raw_query) if k == "access_token"]
@@ -440,14 +442,22 @@ def _schemed_gateway() -> Any:
         gateway_header_scheme="Bearer",
         gateway_query_param="access_token",
     )
+    gateway.table.add(record_key("acme", session_handle("acme", W)), 4_000_000_000)
     gated = Starlette(routes=[Route("/{path:path}", bearer_and_query_reads)])
     return gateway.wrap(gated, manage_lifespan=False)
+
+
+W = "x-0000-stolen-x"
+"""A revoked id neither starting nor ending with a letter of the scheme: a strip reading
+of V (`revoked-…`, starting with `re`) can never give V back, of W it can (a review)."""
+SCHEMED_REVOKED = {*REVOKED, W}
 
 
 _SCHEMED_BARE = Starlette(routes=[Route("/{path:path}", bearer_and_query_reads)])
 _SCHEMED_GATED = _schemed_gateway()
 _AUTH_PIECES = [
     V.encode(),
+    W.encode(),
     L.encode(),
     b"Bearer",
     b"bearer",
@@ -474,6 +484,7 @@ _AUTH_PIECES = [
 ]
 _QUERY_PIECES = [
     V.encode(),
+    W.encode(),
     L.encode(),
     b"access_token",
     b"%61ccess_token",
@@ -519,11 +530,9 @@ def test_property_a_bearer_or_query_session_the_app_reads_is_never_a_revoked_one
 
     async def both() -> None:
         _, alone = await _call(_SCHEMED_BARE, headers, query)
-        status, behind = await _call(_SCHEMED_GATED, headers, query)
-        if _readings(alone) & set(REVOKED):  # refused: revoked, or a malformed credential
+        status, _ = await _call(_SCHEMED_GATED, headers, query)
+        if _readings(alone) & SCHEMED_REVOKED:  # refused: revoked, or a malformed credential
             assert status in (401, 303, 400), (headers, query, alone, status)
-        if status == 200:
-            assert not _readings(behind) & set(REVOKED), (headers, query, behind)
         assert status in (200, 303, 400, 401), (headers, query, status)
 
     asyncio.run(both())

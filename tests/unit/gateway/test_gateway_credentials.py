@@ -34,6 +34,7 @@ from auth_gateway.credentials import (
     QueryParameter,
     SchemeHeader,
 )
+from session_contracts.handles import session_handle
 
 BEARER: dict[str, Any] = {"gateway_header_name": "Authorization", "gateway_header_scheme": "Bearer"}
 QUERY: dict[str, Any] = {"gateway_query_param": "access_token"}
@@ -68,6 +69,9 @@ def client_for(gateway: SessionGateway, revoked: str | None = STOLEN) -> httpx.A
         STOLEN,  # no scheme: header.removeprefix("Bearer ") reads the whole value
         f"{STOLEN} x",  # ... and header.split()[0]
         "Token\u2003" + STOLEN,  # an app decoding the raw header as UTF-8 splits at U+2003
+        f"Bearer {STOLEN}ra",  # header.strip("Bearer "), rstrip: letters from the end too
+        f"Bearer Be{STOLEN}a",
+        f"{STOLEN}r",  # no scheme: header.strip("Bearer ") of a bare value
     ],
 )
 async def test_a_revoked_bearer_session_is_refused(authorization: str) -> None:
@@ -131,7 +135,8 @@ async def test_a_live_bearer_session_is_handed_to_the_app_and_other_schemes_pass
         stale = await client.get("/me", headers={"authorization": f"Bearer {OTHER}"})
         stale_basic = await client.get("/me", headers={"authorization": "Basic dXNlcjpwYXNz"})
     assert live.status_code == 200
-    assert live.json()["credential"] == OTHER and live.json()["handle"] is not None
+    # the handle of the id the app reads, not of a reading with the leading "a" stripped
+    assert live.json() == {"credential": OTHER, "handle": session_handle("acme", OTHER)}
     assert too_long.status_code == 400  # no contract id, and an app would read it
     for signed_out in (basic, alone):  # no session
         assert signed_out.status_code == 200
@@ -161,6 +166,7 @@ async def test_a_bearer_session_without_a_tenant_is_not_vouched_for() -> None:
         [("access_token", OTHER), ("access_token", STOLEN)],  # query_params.getlist()[-1]
         [("access_token", STOLEN), ("access_token", OTHER)],  # the first, or getlist()[0]
         [("v", "1"), ("access_token", f"Bea{STOLEN}")],  # lstrip("Bearer ") of a scheme's
+        [("access_token", f"{STOLEN}rea")],  # strip("Bearer ")
     ],
 )
 async def test_a_revoked_session_in_the_query_is_refused(params: list[tuple[str, Any]]) -> None:
@@ -215,18 +221,37 @@ async def test_a_session_spelled_otherwise_in_the_query_is_refused(
     assert answered[0]["status"] == status
 
 
-async def test_the_credential_the_app_reads_is_the_header_then_the_query_then_the_cookie() -> None:
-    third = "a-third-credential-of-a-session"
-    gateway = current_gateway(**QUERY)
+@pytest.mark.parametrize(
+    ("headers", "query", "read"),
+    [
+        ([(b"authorization", b"Bearer a-third")], b"access_token=" + OTHER.encode(), "a-third"),
+        ([(b"x-session-id", b"a-third")], b"access_token=" + OTHER.encode(), OTHER),  # unread
+        ([(b"cookie", b"sid=a-third")], b"access_token=" + OTHER.encode(), OTHER),
+        (
+            [(b"cookie", b"sid=a-third")],
+            b"access_token=Bearx&access_token=&access_token=Rabc",
+            "Rabc",
+        ),
+        (
+            [(b"cookie", b"sid=a-third")],
+            b"access_token=Rabc&access_token=",
+            "a-third",
+        ),  # blank last
+        ([(b"authorization", b"Bearer  Raexyz ")], b"access_token=Rabc", "Raexyz"),
+        ([(b"authorization", b"Basic x"), (b"authorization", b"Bearer ABc")], b"", None),
+    ],
+)
+async def test_the_credential_the_app_reads_is_the_header_then_the_query_then_the_cookie(
+    headers: list[tuple[bytes, bytes]], query: bytes, read: str | None
+) -> None:
+    """The header's id (the first header, as `request.headers.get` reads it), else the
+    parameter's last value, else the cookie's; and its handle is of that id, not of one of the
+    readings looked up besides (`Raexyz` is looked up as `aexyz`, `exyz`, ... too)."""
+    gateway = current_gateway(**BEARER, **QUERY)
     async with client_for(gateway) as client:
-        both = await client.get(
-            "/me", params={"access_token": OTHER}, headers={"x-session-id": third}
-        )
-        query = await client.get(
-            "/me", params={"access_token": OTHER}, headers={"cookie": f"sid={third}"}
-        )
-    assert both.json()["credential"] == third
-    assert query.json()["credential"] == OTHER
+        response = await client.get(httpx.URL("/me", query=query), headers=headers)
+    expected = session_handle("acme", read) if read is not None else None
+    assert response.json() == {"credential": read, "handle": expected}
 
 
 async def test_more_session_headers_or_parameter_values_than_are_looked_up_are_refused() -> None:
@@ -291,7 +316,8 @@ def test_a_scheme_header_presents_a_session_only_under_its_scheme() -> None:
     reader = SchemeHeader("Bearer")
     assert reader.read(b"Bearer xyz") == Presented((b"xyz",), "xyz", True)
     basic = reader.read(b"Basic abc")
-    assert set(basic.candidates) == {b"Basic abc", b"Basic", b"abc"}
+    # its words, and what strip("Bearer ") and lstrip leave of it (an app ignoring the scheme)
+    assert set(basic.candidates) == {b"Basic abc", b"Basic", b"abc", b"sic abc"}
     assert basic.session_id is None and not basic.present
     assert reader.read(b"Bearer") == reader.read(b"Bearer   ") == NOTHING
     assert reader.read(b"Bearer a b") is MALFORMED
@@ -300,6 +326,14 @@ def test_a_scheme_header_presents_a_session_only_under_its_scheme() -> None:
         (b"Raebc", b"aebc", b"ebc", b"bc", b"c"), "Raebc", True
     )
     assert reader.read(b"Bearer " + b"R" * 9 + b"c") is MALFORMED
+    # and from either end: strip("Bearer "), rstrip
+    assert reader.read(b"Bearer Bxyzar") == Presented(
+        (b"Bxyzar", b"Bxyza", b"Bxyz", b"xyzar", b"xyza", b"xyz"), "Bxyzar", True
+    )
+    assert reader.read(b"Bearer Bxyzaaaaaaar") is MALFORMED  # 9 letters at the ends
+    # "ß" is "ss" to .upper() and .casefold(): the scheme Session, spelled otherwise
+    assert SchemeHeader("Session").read("Seßion xyz".encode("latin-1")) is MALFORMED
+    assert SchemeHeader("Session").read(b"Basic xyz").present is False
     assert reader.read(b"Bearer " + b"x" * 129) is MALFORMED
 
 
