@@ -1,6 +1,6 @@
 r"""Session credentials carried outside the session cookie: under an authentication scheme
-(`Authorization: Bearer <id>`) and in a query parameter (`?access_token=<id>`, the way a
-browser's WebSocket or a link carries one).
+(`Authorization: Bearer <id>`), in a query parameter (`?access_token=<id>`, the way a link
+carries one) and in a WebSocket's subprotocols (the way a browser's socket can without the URL).
 
 No list of an application's readings can be complete: three reviews of the first versions
 (stop 67) found `replace("Bearer ", "")`, `[7:]`, `lstrip("Bearer ")`, `strip("Bearer ")`,
@@ -30,14 +30,22 @@ gives the id itself, and anything else is refused (`MALFORMED`, answered 400):
   by one regular expression over the raw query string (a scan in C, stopped at the 17th),
   must be the id as is, or empty (no session): `%22`, `+`, `%2D`, `Bearer+<id>` are refused.
 
+- **A WebSocket's subprotocols** (`SESSIONS_GATEWAY_SUBPROTOCOL_MARKER`): the one after the
+  marker (`new WebSocket(url, ["access_token", id])`), in the server's list and in the headers
+  it came from, held to the parameter's spelling; every other offered one that could be an id
+  is looked up too.
+
 A request is refused (`TOO_MANY`) when it presents more than `MAX_CANDIDATES` values of the
-parameter, and by the middleware when it carries more than `MAX_CANDIDATES` session headers.
+parameter or subprotocols, and by the middleware when it carries more than `MAX_CANDIDATES`
+session headers.
 """
 
 from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from starlette.types import Scope
 
 from auth_gateway.cookies import MAX_SESSION_ID, STR_WHITESPACE
 
@@ -215,6 +223,53 @@ class QueryParameter:
             return NOTHING
         last = values[-1]
         return Presented(tuple(candidates), last.decode("ascii") if last else None, True)
+
+
+class Subprotocols:
+    """Reads a WebSocket handshake's session from its subprotocols: the one after `marker`
+    (`new WebSocket(url, ["access_token", id])`, which a browser can send where it can set no
+    header), from the server's list (`scope["subprotocols"]`, which uvicorn splits from each
+    `Sec-WebSocket-Protocol` header on "," and strips) and the headers themselves, as an app
+    may read either."""
+
+    def __init__(self, marker: str, scheme: str | None = None) -> None:
+        self.marker = marker
+        self._strict = _Scheme(scheme)
+
+    def read(self, scope: Scope) -> Presented:
+        """The id after the marker (held to its spelling, as the parameter's: `MALFORMED`
+        otherwise), every other offered subprotocol that could be an id (an app reading
+        `subprotocols[1]` or the last), or `TOO_MANY`."""
+        listed = [str(p) for p in scope.get("subprotocols") or ()]
+        in_headers = [
+            p.strip()
+            for name, value in scope["headers"]
+            if name.lower() == b"sec-websocket-protocol"
+            for p in value.decode("latin-1").split(",")
+        ]
+        if not listed and not in_headers:
+            return NOTHING
+        if len(listed) > MAX_CANDIDATES or len(in_headers) > MAX_CANDIDATES:
+            return TOO_MANY
+        marker = self.marker
+        session_id: str | None = None
+        found: dict[bytes, int] = {}  # ordered: the id the app reads first
+        for offered in (listed, in_headers):  # uvicorn's list, then the headers it came from
+            for at, protocol in enumerate(offered):
+                raw = protocol.encode("latin-1", "replace")
+                if at == 0 or offered[at - 1] != marker:
+                    if protocol != marker and 0 < len(raw) <= MAX_SESSION_ID:
+                        found[raw] = 0
+                    continue
+                readings = self._strict.readings(raw) if _ID.fullmatch(raw) else None
+                if readings is None:
+                    return MALFORMED
+                if session_id is None:  # subprotocols.index(marker) + 1, in uvicorn's list
+                    session_id = protocol
+                    found = {**dict.fromkeys(readings, 0), **found}
+                else:
+                    found.update(dict.fromkeys(readings, 0))
+        return Presented(tuple(found), session_id, session_id is not None)
 
 
 def _hex(byte: int) -> str:

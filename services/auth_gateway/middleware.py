@@ -21,12 +21,14 @@ it is current for `gateway_max_staleness_seconds`, requests carrying a session a
 `gateway_fail_open` both are admitted instead, logged as a warning at most every few seconds.
 
 A well-formed credential that passes is handed to the app in `scope["state"]` (Starlette's
-`request.state`): `session_credential` (the header's, else the parameter's last value, else
-the cookie value `request.cookies` holds), `session_handle` and `session_tenant`; a malformed
-cookie or bare session header (empty, over 128 characters, not printable ASCII) is treated as
-no session at all, which the application handles as signed out. Activity is reported only if the app, having authenticated the session itself, sets
-`request.state.session_authenticated = True` (`AUTHENTICATED`) before it returns: a credential
-the app does not know never becomes activity, so random cookies create nothing downstream.
+`request.state`): `session_credential` (the header's, else the parameter's last value, else a
+WebSocket's subprotocol after the marker, else the cookie value `request.cookies` holds),
+`session_handle` and `session_tenant`; a malformed cookie or bare session header (empty, over
+128 characters, not printable ASCII) is treated as no session at all, which the application
+handles as signed out. Activity is reported only if the app, having authenticated the session
+itself, sets `request.state.session_authenticated = True` (`AUTHENTICATED`) before it returns:
+a credential the app does not know never becomes activity, so random cookies create nothing
+downstream.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from starlette.requests import ClientDisconnect
@@ -56,6 +58,7 @@ from auth_gateway.credentials import (
     Presented,
     QueryParameter,
     SchemeHeader,
+    Subprotocols,
 )
 from auth_gateway.credentials import TOO_MANY as TOO_MANY_READINGS
 from auth_gateway.keys import TenantDirectory, TenantKeys
@@ -66,6 +69,7 @@ from auth_gateway.settings import (
     checked_header_scheme,
     checked_query_param,
     checked_sign_in_url,
+    checked_subprotocol_marker,
 )
 from auth_gateway.watcher import RevocationWatcher
 
@@ -138,6 +142,9 @@ class GatewayMiddleware:
         self._scheme = SchemeHeader(scheme) if scheme is not None else None
         param = checked_query_param(settings.gateway_query_param)
         self._query = QueryParameter(param, scheme) if param is not None else None
+        marker = checked_subprotocol_marker(settings.gateway_subprotocol_marker)
+        self._subprotocols = Subprotocols(marker, scheme) if marker is not None else None
+        self._extras = self._query is not None or self._subprotocols is not None
         self._cookies = CookieParser(settings.gateway_cookie_name)
         self._max_cookie_bytes = settings.gateway_max_cookie_bytes
         trusted = settings.gateway_trusted_proxies
@@ -255,31 +262,33 @@ class GatewayMiddleware:
                     header_key = key
             elif name == b"accept":
                 wants_html = b"text/html" in value
-        query_id = query_key = None
-        has_query = False
-        if self._query is not None:
-            presented = self._query.read(scope.get("query_string") or b"")
-            if presented is TOO_MANY_READINGS:
-                await self._refuse_too_many(scope, send)
-                return
-            if presented is MALFORMED:
-                await self._refuse_malformed(scope, send)
-                return
-            if presented.present:
-                has_query = True
+        # The query parameter, then a WebSocket's subprotocols, each when configured: the
+        # first of them with an id is the one the app reads, after the header's.
+        extra_id = extra_key = None
+        has_extra = False
+        if self._extras:
+            for presented in self._extra_readings(scope):
+                if presented is TOO_MANY_READINGS:
+                    await self._refuse_too_many(scope, send)
+                    return
+                if presented is MALFORMED:
+                    await self._refuse_malformed(scope, send)
+                    return
                 first = len(carried)  # the key of the id the app reads comes first
                 if keys is not None and (found := self._look_up(keys, presented, carried)):
                     revoked = True
                     revoked_key = found
-                query_id = presented.session_id
-                if keys is not None and query_id is not None:
-                    query_key = carried[first]
+                if presented.present:
+                    has_extra = True
+                    if extra_id is None and presented.session_id is not None:
+                        extra_id = presented.session_id
+                        extra_key = carried[first] if keys is not None else None
         if revoked:
             self._refused["revoked"] += 1
             ended = self._ended_location(revoked_key) if wants_html else None
             await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
             return
-        presents = has_cookie or has_header or has_query
+        presents = has_cookie or has_header or has_extra
         if keys is None:
             if presents:
                 # No tenant, so no revocation to check the credential against: not vouched for.
@@ -297,12 +306,12 @@ class GatewayMiddleware:
                 return
             self._warn_unverified("while the revocations read are stale")
         # The credential the app reads: the first header's when well-formed, else the
-        # parameter's (its last value), else the last session cookie's (a well-formed cookie
-        # value is always the last candidate checked).
+        # parameter's (its last value), else the subprotocol's, else the last session
+        # cookie's (a well-formed cookie value is always the last candidate checked).
         credential: str | None = header_id
         session_key: bytes | None = header_key
         if credential is None:
-            credential, session_key = query_id, query_key
+            credential, session_key = extra_id, extra_key
         if credential is None:
             credential, session_key = cookie_id, cookie_key
         if credential is None or session_key is None:
@@ -375,6 +384,13 @@ class GatewayMiddleware:
         finally:
             response.done()
         return not response.revoked
+
+    def _extra_readings(self, scope: Scope) -> Iterator[Presented]:
+        """What the query parameter, then a WebSocket's subprotocols, present (as configured)."""
+        if self._query is not None:
+            yield self._query.read(scope.get("query_string") or b"")
+        if self._subprotocols is not None and scope["type"] == "websocket":
+            yield self._subprotocols.read(scope)
 
     def _look_up(self, keys: TenantKeys, presented: Presented, carried: list[bytes]) -> bytes:
         """Each of `presented`'s candidates looked up, its key added to `carried`: the key of

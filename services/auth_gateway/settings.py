@@ -64,6 +64,13 @@ class GatewaySettings(KafkaSettings):
         "a browser's WebSocket, which cannot set a header); every value of it is checked. "
         "Unset: the query string is not read.",
     )
+    gateway_subprotocol_marker: HeaderName | None = Field(
+        default=None,
+        description="A WebSocket subprotocol after which a handshake offers its session id "
+        '(`access_token`: `new WebSocket(url, ["access_token", id])`, for a browser, which '
+        "cannot set a header); the app accepts with the marker, never the id. Unset: "
+        "subprotocols are not read as a session.",
+    )
     gateway_sign_in_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
         default="/signin", description="Where browser navigations of a revoked session are sent."
     )
@@ -216,6 +223,14 @@ def checked_header_scheme(header_name: str, scheme: str | None) -> str | None:
             "as a malformed id, which passes as no session while the app reads the id"
         )
     return scheme
+
+
+def checked_subprotocol_marker(marker: str | None) -> str | None:
+    """`marker`, unless it is no token (RFC 6455 subprotocols are tokens): then ValueError
+    (checked by the settings' type, and again by the middleware, for `model_copy`)."""
+    if marker is not None and _TOKEN.fullmatch(marker) is None:
+        raise ValueError(f"the session subprotocol marker {marker!r} is no token")
+    return marker
 
 
 def checked_query_param(name: str | None) -> str | None:

@@ -293,6 +293,8 @@ async def test_more_session_headers_or_parameter_values_than_are_looked_up_are_r
         ({**BEARER, "gateway_header_scheme": "Bearer x"}, "no auth-scheme token"),
         ({"gateway_query_param": "access token"}, "not 1-64 of"),
         ({"gateway_query_param": "a&b"}, "not 1-64 of"),
+        ({"gateway_subprotocol_marker": "access token"}, "no token"),
+        ({"gateway_subprotocol_marker": ""}, "no token"),
     ],
 )
 def test_settings_that_would_leave_a_credential_unread_are_refused_at_start(

@@ -66,6 +66,7 @@ class Socket:
         path: str = "/ws",
         headers: list[tuple[bytes, bytes]] | None = None,
         query: bytes = b"",
+        subprotocols: list[str] | None = None,
     ) -> None:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -82,7 +83,7 @@ class Socket:
             else [(b"cookie", f"sid={credential}".encode())],
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 80),
-            "subprotocols": [],
+            "subprotocols": subprotocols or [],
         }
         self.task = asyncio.create_task(app(scope, self.inbox.get, self.outbox.put))
 
@@ -283,3 +284,49 @@ async def test_a_socket_carrying_its_session_in_the_query_is_checked_and_watched
     again = Socket(app, "", headers=[], query=f"v=1&access_token={STOLEN}".encode())
     assert (await again.handshake())["type"] == "websocket.close"  # the server answers 403
     await asyncio.wait_for(again.task, 5)
+
+
+def offering(app: Starlette, *protocols: str) -> Socket:
+    """A socket whose handshake offers these subprotocols (no cookie), in the server's list
+    and in the header it came from."""
+    header = (b"sec-websocket-protocol", ", ".join(protocols).encode())
+    return Socket(app, "", headers=[header], subprotocols=list(protocols))
+
+
+async def test_a_socket_carrying_its_session_in_a_subprotocol_is_checked_and_watched() -> None:
+    """A browser's WebSocket can offer subprotocols where it can set no header
+    (`new WebSocket(url, ["access_token", id])`), which keeps the id out of the URL and its
+    logs (`SESSIONS_GATEWAY_SUBPROTOCOL_MARKER`, since stop 67; before, never read)."""
+    gateway = current_gateway(gateway_subprotocol_marker="access_token")
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    gateway.install(app, manage_lifespan=False)
+    socket = offering(app, "chat", "access_token", STOLEN)
+    assert await socket.handshake() == ACCEPTED
+    await socket.say("before")
+    assert await socket.received() == text(f"before for {STOLEN}")  # the id the app reads
+    gateway.watcher.apply(key(STOLEN), revocation(STOLEN))
+    assert await socket.received() == REVOKED
+    await socket.hang_up()
+    refused = [
+        ("access_token", STOLEN),  # revoked
+        ("access_token", f"{STOLEN}.x"),  # not the id as is: malformed
+        ("access_token", f'"{OTHER}"'),
+        ("chat", STOLEN),  # no marker: an app reading subprotocols[-1] reads it
+        tuple(f"p{n}" for n in range(17)),  # more than are looked up
+    ]
+    for offered in refused:
+        again = offering(app, *offered)
+        assert (await again.handshake())["type"] == "websocket.close", offered
+        await asyncio.wait_for(again.task, 5)
+    signed_out = offering(app, "chat", "access_token")
+    assert await signed_out.handshake() == ACCEPTED  # the marker last: no session
+    await signed_out.hang_up()
+    assert gateway.refused == {
+        "revoked": 2,
+        "tenant_unknown": 0,
+        "not_ready": 0,
+        "stale": 0,
+        "cookie_too_large": 0,
+        "too_many_credentials": 1,
+        "malformed_credential": 2,
+    }
