@@ -74,7 +74,14 @@ async def test_a_revocations_batch_whose_crc_fails_is_never_skipped_and_read_onc
         await until(lambda: enforced("before"), 30, "the revocation before the damaged batch")
         await asyncio.sleep(3.5)  # a few fetches of the damaged batch (one a second)
         assert not gateway.ready and not gateway.is_revoked("after")  # fail closed, not skipped
-        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        # the gateway's own errors: aiokafka may log that a topic just created is not yet in
+        # its metadata, at ERROR, whether the worker's process-wide repeat filter lets it
+        # through depending on what other tests logged in the last 30 s (a flake, stop 67)
+        errors = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelname == "ERROR" and r.name.startswith("auth_gateway")
+        ]
         assert any(
             f"the batch at offsets 1 to 1 of {topics.revocations} partition 0 fails its CRC" in line
             and "this view goes stale" in line
