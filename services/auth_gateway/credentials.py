@@ -54,11 +54,15 @@ MAX_CANDIDATES = 16
 that are looked up; past this the request is refused (a client sends one)."""
 MAX_SCHEME_RUN = 8
 """Characters at the ends of an id that are letters of the scheme, each looked up without (at
-most 25 readings): a random base64url id has more in under 1 in 10 million."""
+most 25 readings): a random base64url id has more in about 1 in 15 million for `Bearer` (four
+distinct letters), 1 in 2 million for a scheme of five or six (`Token`, `Session`), 1 in
+110,000 for `Negotiate`."""
 MAX_WORDS_BYTES = 8192
 """A value without the scheme longer than this is not split into words (its second defence)."""
 _CACHED_VALUES = 4096
 _CACHED_VALUE_BYTES = 512  # at most 4,096 values of 512 bytes and their readings: ~5 MB
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+"""An RFC 9110 token: what a subprotocol is."""
 _ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
 """A session id under a scheme or in the parameter: base64url, as `token_urlsafe` issues."""
 
@@ -88,6 +92,9 @@ class _Scheme:
         self.lowered = scheme.lower().encode("ascii") if scheme else None
         both = (scheme or "").lower() + (scheme or "").upper()
         self.letters = frozenset(both.encode("ascii"))
+        self.letters_text = both + " "
+        """The scheme's letters in both cases and the space: what `strip("Bearer ")` and its
+        spellings strip."""
 
     def readings(self, token: bytes) -> tuple[bytes, ...] | None:
         """`token` (a well-formed id, first) and what stripping letters of the scheme from
@@ -118,6 +125,23 @@ class _Scheme:
         return tuple(found)
 
 
+def _cuts(text: str, letters: str) -> list[str]:
+    """`text` without every run of `letters` and spaces at its ends that a strip could take,
+    at most `MAX_SCHEME_RUN` characters from each end."""
+    size = len(text)
+    front = 0
+    while front < min(size, MAX_SCHEME_RUN) and text[front] in letters:
+        front += 1
+    back = 0
+    while back < min(size - front, MAX_SCHEME_RUN) and text[size - 1 - back] in letters:
+        back += 1
+    return [text[a : size - b] for a in range(front + 1) for b in range(back + 1)]
+
+
+def _utf8(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
 def _words(text: str) -> set[str]:
     """The whole value, and its first, second and last words."""
     words = text.split()
@@ -137,7 +161,6 @@ class SchemeHeader:
             re.escape(scheme.encode("ascii")) + rb" +([A-Za-z0-9_-]{1,128})", re.IGNORECASE
         )
         self._cache: dict[bytes, Presented] = {}
-        self._stripped = scheme.lower() + scheme.upper() + " "
 
     def read(self, value: bytes) -> Presented:
         """The session `value` (the raw header) presents, `MALFORMED`, or what an application
@@ -156,7 +179,8 @@ class SchemeHeader:
         # but "ß" upper-cases and case-folds to "ss": "Seßion" is the scheme "Session" to an
         # app comparing with .upper() or .casefold()
         if self._lowered not in value.lower() and not (
-            b"\xdf" in value and self.scheme in value.decode("latin-1").casefold()
+            (b"\xdf" in value and self.scheme in value.decode("latin-1").casefold())
+            or (b"\xc3\x9f" in value and self.scheme in _utf8(value).casefold())
         ):
             return self._without_scheme(value)
         text = value.strip(STR_WHITESPACE)  # as str.strip strips the latin-1 text
@@ -178,9 +202,11 @@ class SchemeHeader:
         text = value.decode("latin-1").strip()
         readings = _words(text)
         if not value.isascii():  # an app decoding the raw header as UTF-8
-            readings |= _words(value.decode("utf-8", "replace").strip())
-        stripped = self._stripped  # strip("Bearer "), lstrip, rstrip of a bare value
-        readings.update((text.strip(stripped), text.lstrip(stripped), text.rstrip(stripped)))
+            readings |= _words(_utf8(value).strip())
+        # strip("Bearer "), lstrip, rstrip of a bare value: an app strips one spelling of the
+        # scheme's letters, so every cut within the runs of them at either end (at most 8
+        # each) is looked up, as for an id under the scheme
+        readings.update(_cuts(text, self._strict.letters_text))
         ids = (r.encode() for r in readings if 0 < len(r) <= MAX_SESSION_ID)
         return Presented(tuple(ids), None, False)
 
@@ -240,17 +266,24 @@ class Subprotocols:
         """The id after the marker (held to its spelling, as the parameter's: `MALFORMED`
         otherwise), every other offered subprotocol that could be an id (an app reading
         `subprotocols[1]` or the last), or `TOO_MANY`."""
-        listed = [str(p) for p in scope.get("subprotocols") or ()]
-        in_headers = [
-            p.strip()
-            for name, value in scope["headers"]
-            if name.lower() == b"sec-websocket-protocol"
-            for p in value.decode("latin-1").split(",")
-        ]
-        if not listed and not in_headers:
+        listed_raw = scope.get("subprotocols") or ()
+        headers = [v for n, v in scope["headers"] if n.lower() == b"sec-websocket-protocol"]
+        if not listed_raw and not headers:
             return NOTHING
-        if len(listed) > MAX_CANDIDATES or len(in_headers) > MAX_CANDIDATES:
+        # counted before anything is split or copied: 127 headers of 8,000 commas each cost
+        # 0.13 s a handshake otherwise (the review)
+        if (
+            len(listed_raw) > MAX_CANDIDATES
+            or sum(v.count(b",") + 1 for v in headers) > MAX_CANDIDATES
+        ):
             return TOO_MANY
+        listed = [str(p) for p in listed_raw]
+        in_headers = [p.strip() for v in headers for p in v.decode("latin-1").split(",")]
+        for protocol in (*listed, *in_headers):
+            # a subprotocol is a token (RFC 6455), which is all a browser can offer; one with
+            # a space, ";" or a quote is read as two or three by some app (.split())
+            if protocol and _TOKEN.fullmatch(protocol) is None:
+                return MALFORMED
         marker = self.marker
         session_id: str | None = None
         found: dict[bytes, int] = {}  # ordered: the id the app reads first

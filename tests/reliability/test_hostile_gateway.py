@@ -442,7 +442,8 @@ def _schemed_gateway() -> Any:
         gateway_header_scheme="Bearer",
         gateway_query_param="access_token",
     )
-    gateway.table.add(record_key("acme", session_handle("acme", W)), 4_000_000_000)
+    for revoked in (W, A):
+        gateway.table.add(record_key("acme", session_handle("acme", revoked)), 4_000_000_000)
     gated = Starlette(routes=[Route("/{path:path}", bearer_and_query_reads)])
     return gateway.wrap(gated, manage_lifespan=False)
 
@@ -450,7 +451,10 @@ def _schemed_gateway() -> Any:
 W = "x-0000-stolen-x"
 """A revoked id neither starting nor ending with a letter of the scheme: a strip reading
 of V (`revoked-…`, starting with `re`) can never give V back, of W it can (a review)."""
-SCHEMED_REVOKED = {*REVOKED, W}
+A = "A-0000-stolen-b"
+"""A revoked id starting and ending with letters of the scheme in the other case than
+`"Bearer "`: a strip of one spelling of the letters leaves them (the fourth review)."""
+SCHEMED_REVOKED = {*REVOKED, W, A}
 
 
 _SCHEMED_BARE = Starlette(routes=[Route("/{path:path}", bearer_and_query_reads)])
@@ -458,6 +462,8 @@ _SCHEMED_GATED = _schemed_gateway()
 _AUTH_PIECES = [
     V.encode(),
     W.encode(),
+    A.encode(),
+    b"e",
     L.encode(),
     b"Bearer",
     b"bearer",
@@ -485,6 +491,7 @@ _AUTH_PIECES = [
 _QUERY_PIECES = [
     V.encode(),
     W.encode(),
+    A.encode(),
     L.encode(),
     b"access_token",
     b"%61ccess_token",

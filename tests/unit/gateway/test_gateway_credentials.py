@@ -80,6 +80,24 @@ async def test_a_revoked_bearer_session_is_refused(authorization: str) -> None:
     assert response.status_code == 401 and response.json() == {"error": "session_revoked"}
 
 
+@pytest.mark.parametrize(
+    ("revoked", "authorization"),
+    [  # a bare value an app strips with one spelling of the scheme's letters (the review)
+        ("Ab12-stolen", "eAb12-stolen"),  # strip/lstrip("Bearer ") leave the "A"
+        ("stolen-12bA", "stolen-12bAe"),  # rstrip("Bearer ") leaves the "A"
+        ("Ab-stolen-bA", "rAb-stolen-bAe"),
+    ],
+)
+async def test_a_bare_value_an_app_strips_the_scheme_from_is_looked_up(
+    revoked: str, authorization: str
+) -> None:
+    gateway = current_gateway(**BEARER)
+    gateway.table.add(key(revoked), FAR)
+    async with client_for(gateway, revoked=None) as client:
+        response = await client.get("/me", headers={"authorization": authorization})
+    assert response.status_code == 401
+
+
 MALFORMED_BEARERS = {  # how each spells the id; what some app reads the id from it with
     "tab": "Bearer\t{id}",  # header.split()[1]
     "trailing word": "Bearer {id} trailing",  # header.split()[1]
@@ -319,7 +337,7 @@ def test_a_scheme_header_presents_a_session_only_under_its_scheme() -> None:
     assert reader.read(b"Bearer xyz") == Presented((b"xyz",), "xyz", True)
     basic = reader.read(b"Basic abc")
     # its words, and what strip("Bearer ") and lstrip leave of it (an app ignoring the scheme)
-    assert set(basic.candidates) == {b"Basic abc", b"Basic", b"abc", b"sic abc"}
+    assert set(basic.candidates) == {b"Basic abc", b"Basic", b"abc", b"asic abc", b"sic abc"}
     assert basic.session_id is None and not basic.present
     assert reader.read(b"Bearer") == reader.read(b"Bearer   ") == NOTHING
     assert reader.read(b"Bearer a b") is MALFORMED
@@ -335,6 +353,7 @@ def test_a_scheme_header_presents_a_session_only_under_its_scheme() -> None:
     assert reader.read(b"Bearer Bxyzaaaaaaar") is MALFORMED  # 9 letters at the ends
     # "ß" is "ss" to .upper() and .casefold(): the scheme Session, spelled otherwise
     assert SchemeHeader("Session").read("Seßion xyz".encode("latin-1")) is MALFORMED
+    assert SchemeHeader("Session").read("Seßion xyz".encode()) is MALFORMED  # as UTF-8
     assert SchemeHeader("Session").read(b"Basic xyz").present is False
     assert reader.read(b"Bearer " + b"x" * 129) is MALFORMED
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
 
 import pytest
 from revoked_sessions import FAR, OTHER, STOLEN, current_gateway, key, revocation
@@ -286,11 +287,12 @@ async def test_a_socket_carrying_its_session_in_the_query_is_checked_and_watched
     await asyncio.wait_for(again.task, 5)
 
 
-def offering(app: Starlette, *protocols: str) -> Socket:
+def offering(app: Starlette, *protocols: str, listed: bool = True, header: bool = True) -> Socket:
     """A socket whose handshake offers these subprotocols (no cookie), in the server's list
-    and in the header it came from."""
-    header = (b"sec-websocket-protocol", ", ".join(protocols).encode())
-    return Socket(app, "", headers=[header], subprotocols=list(protocols))
+    and in the header it came from (or in one of them only: servers differ)."""
+    value = ", ".join(protocols).encode("latin-1")
+    headers = [(b"sec-websocket-protocol", value)] if header else []
+    return Socket(app, "", headers=headers, subprotocols=list(protocols) if listed else [])
 
 
 async def test_a_socket_carrying_its_session_in_a_subprotocol_is_checked_and_watched() -> None:
@@ -330,3 +332,35 @@ async def test_a_socket_carrying_its_session_in_a_subprotocol_is_checked_and_wat
         "too_many_credentials": 1,
         "malformed_credential": 2,
     }
+
+
+@pytest.mark.parametrize(
+    "socket",
+    [
+        lambda app: offering(app, "access_token", STOLEN, listed=False),  # the header only
+        lambda app: offering(app, "access_token", STOLEN, header=False),  # the list only
+        lambda app: Socket(  # two headers, the session in the second
+            app,
+            "",
+            headers=[
+                (b"sec-websocket-protocol", f"access_token, {OTHER}".encode()),
+                (b"sec-websocket-protocol", f"access_token, {STOLEN}".encode()),
+            ],
+        ),
+        # not tokens, which no browser can offer, and some app splits on the space: refused
+        lambda app: offering(app, f"access_token {STOLEN}"),
+        lambda app: offering(app, f"access_token\t{OTHER}"),
+        lambda app: offering(app, f"access_token;{OTHER}"),
+    ],
+    ids=["header-only", "list-only", "second-header", "space", "tab", "semicolon"],
+)
+async def test_a_subprotocol_session_is_found_wherever_an_app_may_read_it(
+    socket: Callable[[Starlette], Socket],
+) -> None:
+    gateway = current_gateway(gateway_subprotocol_marker="access_token")
+    gateway.table.add(key(STOLEN), FAR)
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    gateway.install(app, manage_lifespan=False)
+    refused = socket(app)
+    assert (await refused.handshake())["type"] == "websocket.close"
+    await asyncio.wait_for(refused.task, 5)
