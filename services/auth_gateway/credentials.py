@@ -60,7 +60,12 @@ distinct letters), 1 in 2 million for a scheme of five or six (`Token`, `Session
 MAX_WORDS_BYTES = 8192
 """A value without the scheme longer than this is not split into words (its second defence)."""
 _CACHED_VALUES = 4096
-_CACHED_VALUE_BYTES = 512  # at most 4,096 values of 512 bytes and their readings: ~5 MB
+_CACHED_VALUE_BYTES = 512
+_CACHED_READINGS = 8  # at most 4,096 values of 512 bytes and 8 readings of each: under 8 MB
+MAX_READINGS = 128
+"""Readings looked up for one request's session headers, parameter and subprotocols in all
+(a well-formed session makes 1 to 25, a value without the scheme up to 83): past this the
+request is refused, which bounds its hashing (16 headers of 83 cost 11 ms, a review)."""
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 """An RFC 9110 token: what a subprotocol is."""
 _ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
@@ -168,20 +173,14 @@ class SchemeHeader:
         found = self._cache.get(value)
         if found is None:
             found = self._read(value)
-            if len(value) <= _CACHED_VALUE_BYTES:
+            if len(value) <= _CACHED_VALUE_BYTES and len(found.candidates) <= _CACHED_READINGS:
                 if len(self._cache) >= _CACHED_VALUES:
                     self._cache.clear()  # crude, but O(1) amortised and bounded
                 self._cache[value] = found
         return found
 
     def _read(self, value: bytes) -> Presented:
-        # bytes.lower() lowers ASCII only; no latin-1 character lowers to ASCII (str.lower),
-        # but "ß" upper-cases and case-folds to "ss": "Seßion" is the scheme "Session" to an
-        # app comparing with .upper() or .casefold()
-        if self._lowered not in value.lower() and not (
-            (b"\xdf" in value and self.scheme in value.decode("latin-1").casefold())
-            or (b"\xc3\x9f" in value and self.scheme in _utf8(value).casefold())
-        ):
+        if not self._mentions_scheme(value):
             return self._without_scheme(value)
         text = value.strip(STR_WHITESPACE)  # as str.strip strips the latin-1 text
         if text.lower() == self._lowered:
@@ -194,6 +193,22 @@ class SchemeHeader:
         if readings is None:
             return MALFORMED
         return Presented(readings, token.decode("ascii"), True)
+
+    def _mentions_scheme(self, value: bytes) -> bool:
+        """Whether `value` spells the scheme anywhere, to any case comparison an app makes.
+        ASCII: `bytes.lower()`. Otherwise its latin-1 and its UTF-8 text, case-folded and
+        upper-cased: "ß" folds to "ss", the long s (U+017F) and the dotless i (U+0131)
+        upper-case to "S" and "I", the Kelvin sign (U+212A) lowers to "k" (`Seßion` is
+        `Session` to such an app)."""
+        if self._lowered in value.lower():
+            return True
+        if value.isascii():
+            return False
+        scheme = self.scheme
+        for text in (value.decode("latin-1"), _utf8(value)):
+            if scheme in text.casefold() or scheme in text.upper().lower():
+                return True
+        return False
 
     def _without_scheme(self, value: bytes) -> Presented:
         """A value without the scheme: no session; what an app ignoring the scheme reads."""

@@ -55,6 +55,7 @@ from auth_gateway.cookies import (
 from auth_gateway.credentials import (
     MALFORMED,
     MAX_CANDIDATES,
+    MAX_READINGS,
     Presented,
     QueryParameter,
     SchemeHeader,
@@ -195,7 +196,8 @@ class GatewayMiddleware:
         carried: list[bytes] = []  # the key of every credential (watched if served long)
         header_id = cookie_id = header_key = cookie_key = revoked_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
-        cookie_bytes = headers = 0
+        cookie_bytes = headers = readings = 0
+        malformed = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie_bytes += len(value)
@@ -222,30 +224,31 @@ class GatewayMiddleware:
                                 revoked_key = key
                     cookie_id = cookie.session_id  # request.cookies: the last one wins
                     cookie_key = key if cookie_id is not None else None  # the last candidate's
-            elif name == self._header and self._scheme is not None:
-                headers += 1
-                if headers > MAX_CANDIDATES:
-                    await self._refuse_too_many(scope, send)
-                    return
-                presented = self._scheme.read(value)
-                if presented is MALFORMED:
-                    await self._refuse_malformed(scope, send)
-                    return
-                first = len(carried)  # the key of the id the app reads comes first
-                if keys is not None and (found := self._look_up(keys, presented, carried)):
-                    revoked = True
-                    revoked_key = found
-                has_header = has_header or presented.present
-                if not header_seen:  # request.headers.get: the first one
-                    header_seen = True
-                    header_id = presented.session_id
-                    if keys is not None and header_id is not None:
-                        header_key = carried[first]
             elif name == self._header:
                 headers += 1
                 if headers > MAX_CANDIDATES:
                     await self._refuse_too_many(scope, send)
                     return
+                if self._scheme is not None:
+                    presented = self._scheme.read(value)
+                    if presented is MALFORMED:
+                        malformed = True  # refused after the revocations are looked up
+                        continue
+                    readings += len(presented.candidates)
+                    if readings > MAX_READINGS:
+                        await self._refuse_too_many(scope, send)
+                        return
+                    first = len(carried)  # the key of the id the app reads comes first
+                    if keys is not None and (found := self._look_up(keys, presented, carried)):
+                        revoked = True
+                        revoked_key = found
+                    has_header = has_header or presented.present
+                    if not header_seen:  # request.headers.get: the first one
+                        header_seen = True
+                        header_id = presented.session_id
+                        if keys is not None and header_id is not None:
+                            header_key = carried[first]
+                    continue
                 candidate = value.strip(STR_WHITESPACE)
                 key = None
                 if 0 < len(candidate) <= MAX_SESSION_ID:
@@ -272,7 +275,11 @@ class GatewayMiddleware:
                     await self._refuse_too_many(scope, send)
                     return
                 if presented is MALFORMED:
-                    await self._refuse_malformed(scope, send)
+                    malformed = True  # refused after the revocations are looked up
+                    continue
+                readings += len(presented.candidates)
+                if readings > MAX_READINGS:
+                    await self._refuse_too_many(scope, send)
                     return
                 first = len(carried)  # the key of the id the app reads comes first
                 if keys is not None and (found := self._look_up(keys, presented, carried)):
@@ -287,6 +294,9 @@ class GatewayMiddleware:
             self._refused["revoked"] += 1
             ended = self._ended_location(revoked_key) if wants_html else None
             await self._reject(scope, send, wants_html, has_cookie, _REVOKED_BODY, ended)
+            return
+        if malformed:  # after a revocation, which the client is told of first
+            await self._refuse_malformed(scope, send)
             return
         presents = has_cookie or has_header or has_extra
         if keys is None:

@@ -27,6 +27,7 @@ QueryName = Annotated[
 unless percent-encoded."""
 Path = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/")]
 
+DEFAULT_HEADER = "X-Session-Id"
 MAX_EVICTION_GRACE_SECONDS = 3600
 """An hour: hosts under NTP differ by well under a second, so a longer grace is a mistake, not
 skew, and would keep every ended revocation that much longer in memory."""
@@ -48,7 +49,7 @@ class GatewaySettings(KafkaSettings):
         default="sid", description="Cookie holding the session id of browsers."
     )
     gateway_header_name: HeaderName = Field(
-        default="X-Session-Id",
+        default=DEFAULT_HEADER,
         description="Header holding the session id of mobile and API clients.",
     )
     gateway_header_scheme: HeaderName | None = Field(
@@ -197,7 +198,7 @@ def checked_sign_in_url(url: str) -> str:
     return url
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")  # an RFC 9110 token
 _QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 SCHEMED_HEADERS = frozenset({"authorization", "proxy-authorization"})
 """Headers whose value is `<scheme> <credentials>` (RFC 9110, 11.6)."""
@@ -210,12 +211,23 @@ def checked_header_scheme(header_name: str, scheme: str | None) -> str | None:
     with `model_copy`, which validates nothing). Read as a whole, `Bearer <id>` is no
     well-formed id (it has a space): the gateway would take it for no session and pass it, and
     the app would read the id. An empty scheme would make no header a session."""
+    if _TOKEN.fullmatch(header_name) is None:
+        raise ValueError(f"the session header {header_name!r} is no header name")
     if header_name.lower() in ("cookie", "accept"):
         raise ValueError(
             f"the session header cannot be {header_name}: the gateway reads it as itself"
         )
-    if scheme is not None and _TOKEN.fullmatch(scheme) is None:
-        raise ValueError(f"the session header's scheme {scheme!r} is no auth-scheme token")
+    if scheme is not None and (_TOKEN.fullmatch(scheme) is None or len(scheme) < 3):
+        raise ValueError(
+            f"the session header's scheme {scheme!r} is no auth-scheme token of 3 or more "
+            "characters (a shorter one is found in most values, which are then refused)"
+        )
+    if scheme is not None and header_name.lower() == DEFAULT_HEADER.lower():
+        raise ValueError(
+            f"a scheme is set and the session header is still {DEFAULT_HEADER}: set "
+            "SESSIONS_GATEWAY_HEADER_NAME too (e.g. Authorization), or Authorization: "
+            f"{scheme} <id> is never read"
+        )
     if scheme is None and header_name.lower() in SCHEMED_HEADERS:
         raise ValueError(
             f"the session header {header_name} holds `<scheme> <id>`: set "

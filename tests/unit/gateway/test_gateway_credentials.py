@@ -311,6 +311,9 @@ async def test_more_session_headers_or_parameter_values_than_are_looked_up_are_r
         ({**BEARER, "gateway_header_scheme": "Bearer x"}, "no auth-scheme token"),
         ({"gateway_query_param": "access token"}, "not 1-64 of"),
         ({"gateway_query_param": "a&b"}, "not 1-64 of"),
+        ({"gateway_header_scheme": "Bearer"}, "still X-Session-Id"),  # the name forgotten
+        ({**BEARER, "gateway_header_scheme": "Be"}, "3 or more"),
+        ({"gateway_header_name": "Authorization ", "gateway_header_scheme": "Bearer"}, "no header"),
         ({"gateway_subprotocol_marker": "access token"}, "no token"),
         ({"gateway_subprotocol_marker": ""}, "no token"),
     ],
@@ -354,6 +357,10 @@ def test_a_scheme_header_presents_a_session_only_under_its_scheme() -> None:
     # "ß" is "ss" to .upper() and .casefold(): the scheme Session, spelled otherwise
     assert SchemeHeader("Session").read("Seßion xyz".encode("latin-1")) is MALFORMED
     assert SchemeHeader("Session").read("Seßion xyz".encode()) is MALFORMED  # as UTF-8
+    # other letters an app's case comparison turns into the scheme's (a fifth review)
+    assert SchemeHeader("Token").read("To\u212aen xyz".encode()) is MALFORMED  # Kelvin sign
+    assert SchemeHeader("Session").read("Se\u017fsion xyz".encode()) is MALFORMED  # long s
+    assert SchemeHeader("Session").read("Sess\u0131on xyz".encode()) is MALFORMED  # dotless i
     assert SchemeHeader("Session").read(b"Basic xyz").present is False
     assert reader.read(b"Bearer " + b"x" * 129) is MALFORMED
 
@@ -396,3 +403,35 @@ async def test_a_fastapi_app_never_reads_a_revoked_session_the_gateway_admitted(
             assert STOLEN in read.values(), ask  # the app alone would serve the stolen session
             status = (await gated.get("/me", **ask)).status_code  # type: ignore[arg-type]
             assert status in (400, 401), ask
+
+
+async def test_the_readings_of_one_request_are_bounded() -> None:
+    """16 headers without the scheme, each with runs of its letters at both ends, were 1,328
+    hashes, 11 ms a request (a fifth review); past 128 readings the request is refused."""
+    gateway = current_gateway(**BEARER)
+    value = "rBeAr eB" + "x" * 110 + "Be aRreB"
+    async with client_for(gateway) as client:
+        many = await client.get("/me", headers=[(b"authorization", value.encode())] * 16)
+        one = await client.get("/me", headers={"authorization": value})
+    assert many.status_code == 400 and many.json() == {"error": "too_many_credentials"}
+    assert one.status_code == 200  # not a session, and within the bound
+    reader = SchemeHeader("Bearer")
+    assert len(reader.read(value.encode()).candidates) > 8
+    assert value.encode() not in reader._cache  # so many readings are not kept
+
+
+async def test_a_revocation_is_answered_before_a_malformed_credential() -> None:
+    """A revoked cookie beside a malformed bearer: the browser is sent to sign in, its cookie
+    cleared, as for the cookie alone (a fifth review: it was answered 400 first)."""
+    gateway = current_gateway(**BEARER)
+    async with client_for(gateway) as client:
+        response = await client.get(
+            "/me",
+            headers={
+                "cookie": f"sid={STOLEN}",
+                "authorization": "Bearer x.y",
+                "accept": "text/html",
+            },
+        )
+    assert response.status_code == 303 and response.headers["set-cookie"].startswith("sid=;")
+    assert gateway.refused["revoked"] == 1 and gateway.refused["malformed_credential"] == 0
