@@ -290,9 +290,17 @@ SCHEMED = {
     "gateway_query_param": "access_token",
 }
 """A gateway reading `Authorization: Bearer <id>` and `?access_token=<id>` (since stop 67)."""
+SCHEMED_LIVE = b"x" + secrets.token_urlsafe(30).encode() + b"x"
+"""A live id without letters of the scheme at its ends (about 3 ids in 4): one reading."""
+LETTERED = b"rB" + secrets.token_urlsafe(30).encode() + b"ea"
+"""An id with two of them at each end: nine readings, each a hash (the ids a strip of the
+scheme's letters could shorten are looked up shortened too). The random `LIVE` would make the
+bearer and query figures depend on its ends from run to run."""
 SCHEMED_CASES = {
-    "live session, bearer": ([(b"authorization", b"Bearer " + LIVE)], b""),
-    "live session, query": ([], b"v=2&access_token=" + LIVE),
+    "live session, bearer": ([(b"authorization", b"Bearer " + SCHEMED_LIVE)], b""),
+    "bearer, scheme letters at ends": ([(b"authorization", b"Bearer " + LETTERED)], b""),
+    "live session, query": ([], b"v=2&access_token=" + SCHEMED_LIVE),
+    "query, scheme letters at ends": ([], b"v=2&access_token=" + LETTERED),
     "no session, a query": ([], b"q=report&page=2"),
 }
 
