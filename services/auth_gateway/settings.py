@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
 
@@ -186,14 +187,47 @@ def checked_exempt_paths(paths: list[str]) -> list[str]:
 
 
 def checked_sign_in_url(url: str) -> str:
-    """`url`, unless it is the local path `/`: then ValueError. The sign-in page is exempt
-    from the check (a revoked session is sent there), and `/` would leave the home page
-    unchecked, silently (a review as an attacker, stop 66). Checked by the settings, and again
-    by the middleware."""
-    if url.startswith("/") and url.split("?", 1)[0] == "/":  # what the middleware exempts
+    """`url`, unless it could not be what the gateway exempts and redirects to: then
+    ValueError. Checked by the settings, and again by the middleware.
+
+    - The local path `/`: the sign-in page is exempt from the check (a revoked session is sent
+      there), and `/` would leave the home page unchecked, silently (a review as an attacker,
+      stop 66).
+    - A scheme-relative URL (`//host/x`): as a `Location` it sends the browser to that host, an
+      open redirect; a local path is one `/` and a path, an absolute URL has its scheme.
+    - Another scheme than http or https (`javascript:`), or none on a URL that is not a path.
+    - A fragment (`/signin#x`): `?ended=` would be appended after it, and the path exempted
+      would never equal a request's.
+    - A `%` in a local path: the exemption compares the request's decoded path, which would
+      never equal it, so the sign-in page would be checked too (a review, stop 67).
+    - A space, a control or a non-ASCII character: not a `Location` a server sends.
+    """
+    if any(not "!" <= char <= "~" for char in url):
+        raise ValueError(
+            f"the sign-in URL {url!r} has a space, a control or a non-ASCII character: "
+            "percent-encode them in an absolute URL, or give a plain local path"
+        )
+    parts = urlsplit(url)
+    if url.startswith("/") and parts.path == "/":  # what the middleware exempts
         raise ValueError(
             "the sign-in URL's path is /, and the sign-in page is left unchecked, so the home "
             "page would be too: give the sign-in page a path of its own (e.g. /signin)"
+        )
+    if url.startswith("//") or url.startswith("/\\"):
+        raise ValueError(
+            f"the sign-in URL {url!r} is scheme-relative: as a Location it sends browsers to "
+            "another host; give a local path (/signin) or an absolute https:// URL"
+        )
+    if not url.startswith("/") and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise ValueError(
+            f"the sign-in URL {url!r} is neither a local path nor an http(s) URL with a host"
+        )
+    if parts.fragment or "#" in url:
+        raise ValueError(f"the sign-in URL {url!r} has a fragment: ?ended= would follow it")
+    if url.startswith("/") and "%" in parts.path:
+        raise ValueError(
+            f"the sign-in URL {url!r} has a percent-encoded path: the request's decoded path "
+            "never equals it, so the sign-in page would not be exempt; write it decoded"
         )
     return url
 

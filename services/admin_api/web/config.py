@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 APP_STATE_KEY = "admin_page_config"
 """`app.state.admin_page_config` holds the deployment's `AdminPageConfig`, when it has one."""
@@ -28,7 +30,8 @@ class AdminPageConfig(BaseModel):
     )
     sign_in_url: str | None = Field(
         default=None,
-        description="Where 'Sign in again' leads; the page appends ?return_to=<page URL>.",
+        description="Where 'Sign in again' leads; the page appends ?return_to=<page URL>. A "
+        "local path (/oauth2/sign_in) or an http(s) URL with a host.",
     )
     live_interval_seconds: float = Field(
         default=5.0,
@@ -42,3 +45,22 @@ class AdminPageConfig(BaseModel):
         description="Development only (create_app refuses it otherwise): the page signs in "
         "from a #token= link. Off, the page strips such a fragment and ignores it.",
     )
+
+    @field_validator("sign_in_url")
+    @classmethod
+    def _a_link_an_admin_can_follow(cls, url: str | None) -> str | None:
+        """A local path or an http(s) URL: the page makes it a link on the admin's page, so a
+        `javascript:` URL would run in the page's origin, and a scheme-relative `//host` one
+        lead elsewhere than it reads (a review, stop 67)."""
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        local = url.startswith("/") and not url.startswith(("//", "/\\"))
+        if any(not "!" <= char <= "~" for char in url) or not (
+            local or (parts.scheme in ("http", "https") and parts.netloc)
+        ):
+            raise ValueError(
+                f"the sign-in URL {url!r} is neither a local path nor an http(s) URL with a "
+                "host (no spaces, controls or non-ASCII characters)"
+            )
+        return url

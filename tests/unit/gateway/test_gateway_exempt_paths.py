@@ -56,3 +56,30 @@ def test_a_sign_in_url_of_slash_is_refused_it_would_leave_the_home_page_unchecke
 def test_other_sign_in_urls_are_accepted(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SESSIONS_GATEWAY_SIGN_IN_URL", url)
     assert GatewaySettings(gateway_tenant_id="acme").gateway_sign_in_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("//evil.example/signin", "scheme-relative"),  # an open redirect (a review, stop 67)
+        ("/\\evil.example/signin", "scheme-relative"),  # browsers read \\ as /
+        ("javascript:alert(1)", "neither a local path"),
+        ("ftp://id.example.com/", "neither a local path"),
+        ("https:/id.example.com", "neither a local path"),  # no host
+        ("/signin#top", "fragment"),  # ?ended= would follow the fragment
+        ("/sign%20in", "percent-encoded"),  # never equal to a request's decoded path
+        ("/signin\r\nSet-Cookie: x=1", "control"),
+        ("/sign in", "space"),
+    ],
+)
+def test_a_sign_in_url_that_is_no_plain_local_path_or_http_url_is_refused(
+    url: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sign-in URL is the `Location` of every refused navigation and, as a local path,
+    exempt from the check: each of these sent browsers elsewhere or left it checked."""
+    with pytest.raises(ValueError, match=why):
+        GatewaySettings(gateway_tenant_id="acme", gateway_sign_in_url=url)
+    settings = GatewaySettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", gateway_tenant_id="acme")
+    copied = settings.model_copy(update={"gateway_sign_in_url": url})
+    with pytest.raises(ValueError, match=why):
+        SessionGateway.from_settings(copied).wrap(Starlette())
