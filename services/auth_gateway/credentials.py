@@ -43,7 +43,8 @@ session headers.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections.abc import Container
+from typing import NamedTuple, TypeVar
 
 from starlette.types import Scope
 
@@ -113,34 +114,33 @@ class _Scheme:
         letters = self.letters
         if token[0] not in letters and token[-1] not in letters:
             return (token,)  # the usual case: nothing for a strip to strip
-        size = len(token)
-        front = 0
-        while front < size and token[front] in letters:
-            front += 1
-        back = 0
-        while back < size - front and token[size - 1 - back] in letters:
-            back += 1
+        front, back = _ends(token, letters, MAX_SCHEME_RUN + 1)  # past the bound is enough
         if front + back > MAX_SCHEME_RUN:
             return None
-        found = {token: 0}  # ordered, the token first
-        for start in range(front + 1):
-            for cut in range(back + 1):
-                if start < size - cut:
-                    found[token[start : size - cut]] = 0
-        return tuple(found)
+        return tuple(dict.fromkeys(_cuts(token, front, back)))  # the token first
 
 
-def _cuts(text: str, letters: str) -> list[str]:
-    """`text` without every run of `letters` and spaces at its ends that a strip could take,
-    at most `MAX_SCHEME_RUN` characters from each end."""
+Text = TypeVar("Text", str, bytes)
+
+
+def _ends(text: Text, letters: Container[object], cap: int) -> tuple[int, int]:
+    """How many characters at the start of `text`, and then at its end, are in `letters`,
+    at most `cap` each: what `lstrip` and `rstrip` of those letters take."""
     size = len(text)
     front = 0
-    while front < min(size, MAX_SCHEME_RUN) and text[front] in letters:
+    while front < min(size, cap) and text[front] in letters:
         front += 1
     back = 0
-    while back < min(size - front, MAX_SCHEME_RUN) and text[size - 1 - back] in letters:
+    while back < min(size - front, cap) and text[size - 1 - back] in letters:
         back += 1
-    return [text[a : size - b] for a in range(front + 1) for b in range(back + 1)]
+    return front, back
+
+
+def _cuts(text: Text, front: int, back: int) -> list[Text]:
+    """`text` without each number up to `front` of its first characters and up to `back` of
+    its last, never empty; `text` itself first."""
+    size = len(text)
+    return [text[a : size - b] for a in range(front + 1) for b in range(back + 1) if a < size - b]
 
 
 def _utf8(value: bytes) -> str:
@@ -221,7 +221,7 @@ class SchemeHeader:
         # strip("Bearer "), lstrip, rstrip of a bare value: an app strips one spelling of the
         # scheme's letters, so every cut within the runs of them at either end (at most 8
         # each) is looked up, as for an id under the scheme
-        readings.update(_cuts(text, self._strict.letters_text))
+        readings.update(_cuts(text, *_ends(text, self._strict.letters_text, MAX_SCHEME_RUN)))
         ids = (r.encode() for r in readings if 0 < len(r) <= MAX_SESSION_ID)
         return Presented(tuple(ids), None, False)
 
