@@ -344,38 +344,15 @@ c_acls() {
 
 # Create the topics of prefix $1 and grant the ACL table of docs/security.md on them.
 c_environment() {
-	local p="$1" boot
+	local p="$1"
 	[[ "$p" =~ ^[A-Za-z0-9._-]*$ ]] || die "a topic prefix is letters, digits, '.', '_' and '-' only: '$p'"
-	boot="$(c_bootstrap)"
 	say "creating topics ${p}sessions.* (3 replicas, min.insync.replicas 2) if missing, and the ACLs"
 	c_python_as admin "$C_DIR/users/admin.password" SESSIONS_TOPIC_PREFIX="$p" \
 		SESSIONS_KAFKA_REPLICATION_FACTOR=3 SESSIONS_KAFKA_MIN_INSYNC_REPLICAS=2 "$DEPLOY_DIR/create_topics.py" >&2 ||
 		die "creating the topics failed"
-	local acl=(c_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$boot"
-		--command-config "$C_DIR/users/admin.properties" --add)
-	# registry: reads events and commands in its group; the only writer of revocations and dead letters
-	"${acl[@]}" --allow-principal User:registry --operation Read --operation Describe \
-		--topic "${p}sessions.events" --topic "${p}sessions.commands" >/dev/null
-	"${acl[@]}" --allow-principal User:registry --operation Read --group "${p}session-registry" >/dev/null
-	# and reads revocations back, as gateways do, to write its own again under a key whose last
-	# record would un-revoke a session (session_registry/service_layer/revocation_guard.py)
-	"${acl[@]}" --allow-principal User:registry --operation Read --operation Describe \
-		--topic "${p}sessions.revocations" >/dev/null
-	# (and the session.terminated events of admin terminations, through its outbox)
-	"${acl[@]}" --allow-principal User:registry --operation Write --operation Describe \
-		--topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" \
-		--topic "${p}sessions.events" >/dev/null
-	# admin-api: the only writer of commands and settings; sees that the other topics exist
-	"${acl[@]}" --allow-principal User:admin-api --operation Write --operation Describe \
-		--topic "${p}sessions.commands" --topic "${p}sessions.settings" >/dev/null
-	"${acl[@]}" --allow-principal User:admin-api --operation Describe \
-		--topic "${p}sessions.events" --topic "${p}sessions.revocations" --topic "${p}sessions.events.dlq" >/dev/null
-	# gateway (and the platform service it runs in): reads revocations and, as the login service,
-	# the tenants' settings its new sessions take; writes events
-	"${acl[@]}" --allow-principal User:gateway --operation Read --operation Describe \
-		--topic "${p}sessions.revocations" --topic "${p}sessions.settings" >/dev/null
-	"${acl[@]}" --allow-principal User:gateway --operation Write --operation Describe \
-		--topic "${p}sessions.events" >/dev/null
+	# the ACL table of docs/security.md, kept in deploy/create_acls.py (one process, no JVM)
+	c_python_as admin "$C_DIR/users/admin.password" SESSIONS_TOPIC_PREFIX="$p" \
+		"$DEPLOY_DIR/create_acls.py" >&2 || die "granting the ACLs failed"
 }
 
 # Run the project's Python with the arguments after $2 (NAME=VALUE settings first, then the

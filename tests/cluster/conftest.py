@@ -21,9 +21,11 @@ from cluster_support import (
     start_cluster,
     stop_cluster,
 )
+from session_contracts.kafka_acls import remove_acls
 from session_contracts.kafka_admin import delete_topics
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
+from session_registry.settings import DEFAULT_CONSUMER_GROUP
 
 _started_here = False
 """Whether these tests started the cluster (and so stop it after the last of them)."""
@@ -59,15 +61,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.fixture
 async def own_environment(cluster: Cluster) -> AsyncIterator[Cluster]:
     """The cluster with an environment of the test's own: a fresh topic prefix, its topics and
-    the ACL table granted on them (`cluster grant`, about 20 s), its topics deleted after (each
-    run left five, with three replicas each, on the cluster; the ACLs stay, as removing them
-    takes a JVM each)."""
+    the ACL table granted on them (`cluster grant`), both removed after (each run left five
+    topics with three replicas each, and their 24 ACLs, on the cluster)."""
     own = dataclasses.replace(cluster, prefix=f"own{uuid.uuid4().hex[:8]}.")
     await asyncio.to_thread(grant_environment, own.prefix)
     try:
         yield own
     finally:
-        await delete_topics(KafkaSettings(**own.as_user("admin")), Topics(prefix=own.prefix))
+        admin = KafkaSettings(**own.as_user("admin"))
+        await delete_topics(admin, Topics(prefix=own.prefix))
+        await remove_acls(admin, admin.group_id(DEFAULT_CONSUMER_GROUP))
 
 
 @pytest.fixture

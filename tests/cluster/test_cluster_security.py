@@ -9,6 +9,7 @@ password changed in its file, or rotated, is the one the cluster takes and the o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -27,15 +28,19 @@ from admin_api.settings import AdminApiSettings
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.settings import GatewaySettings
 from auth_gateway.watcher import RevocationWatcher
-from cluster_support import Cluster, start_cluster
+from cluster_support import Cluster, documented_acls, grant_environment, start_cluster
 from devstack.deploy_scripts import REPO
 from devstack.secured_cluster import cluster_script
+from session_contracts.kafka_acls import remove_acls
+from session_contracts.kafka_admin import delete_topics
 from session_contracts.kafka_clients import (
     connection_failure,
     describe_kafka_error,
     new_producer,
 )
 from session_contracts.settings import KafkaSettings
+from session_contracts.topics import Topics
+from session_registry.settings import DEFAULT_CONSUMER_GROUP
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -219,6 +224,12 @@ def the_acls() -> dict[tuple[str, str, str], set[tuple[str, str, str]]]:
     return listed
 
 
+def of_prefix(
+    listed: dict[tuple[str, str, str], set[tuple[str, str, str]]], prefix: str
+) -> dict[tuple[str, str, str], set[tuple[str, str, str]]]:
+    return {resource: held for resource, held in listed.items() if resource[1].startswith(prefix)}
+
+
 def test_the_acls_are_the_table_and_nothing_more(cluster: Cluster) -> None:
     """Each principal holds exactly the rights docs/security.md lists, literal topic and group
     names only: a later grant of `All`, a prefixed or `*` pattern, a cluster or transactional id
@@ -230,30 +241,28 @@ def test_the_acls_are_the_table_and_nothing_more(cluster: Cluster) -> None:
     }
     assert all(name != "*" for _, name, _ in listed)
     assert all(p == "ALLOW" for grants in listed.values() for _, _, p in grants)
-    prefix = cluster.prefix
+    assert of_prefix(listed, cluster.prefix) == documented_acls(cluster.prefix)
 
-    def topic(name: str) -> tuple[str, str, str]:
-        return ("TOPIC", f"{prefix}sessions.{name}", "LITERAL")
 
-    def grants(**by_user: str) -> set[tuple[str, str, str]]:
-        return {
-            (f"User:{user.replace('_', '-')}", operation, "ALLOW")
-            for user, operations in by_user.items()
-            for operation in operations.split()
-        }
+async def test_another_environment_is_granted_the_table_and_its_acls_removed_with_it(
+    cluster: Cluster,
+) -> None:
+    """`cluster grant PREFIX` (deploy/create_acls.py, one process where kafka-acls.sh took nine
+    JVMs) grants a fresh prefix exactly the table, again without a second copy; `remove_acls`
+    takes them all and nothing of another environment."""
+    prefix = f"acl{secrets.token_hex(4)}."
+    await asyncio.to_thread(grant_environment, prefix)
+    await asyncio.to_thread(grant_environment, prefix)  # once more: the same ACLs, once each
+    listed = the_acls()
+    assert of_prefix(listed, prefix) == documented_acls(prefix)
 
-    mine = {resource: held for resource, held in listed.items() if resource[1].startswith(prefix)}
-    assert mine == {
-        topic("events"): grants(
-            registry="READ DESCRIBE WRITE", admin_api="DESCRIBE", gateway="WRITE DESCRIBE"
-        ),
-        topic("commands"): grants(registry="READ DESCRIBE", admin_api="WRITE DESCRIBE"),
-        topic("revocations"): grants(
-            registry="READ DESCRIBE WRITE", admin_api="DESCRIBE", gateway="READ DESCRIBE"
-        ),
-        topic("events.dlq"): grants(registry="WRITE DESCRIBE", admin_api="DESCRIBE"),
-        topic("settings"): grants(admin_api="WRITE DESCRIBE", gateway="READ DESCRIBE"),
-        ("GROUP", f"{prefix}session-registry", "LITERAL"): grants(registry="READ"),
+    admin = KafkaSettings(**dataclasses.replace(cluster, prefix=prefix).as_user("admin"))
+    await delete_topics(admin, Topics(prefix=prefix))
+    assert await remove_acls(admin, admin.group_id(DEFAULT_CONSUMER_GROUP)) == 24
+    after = the_acls()
+    assert of_prefix(after, prefix) == {}
+    assert {r: h for r, h in after.items() if not r[1].startswith(prefix)} == {
+        r: h for r, h in listed.items() if not r[1].startswith(prefix)
     }
 
 
