@@ -181,6 +181,16 @@ def rebuild(
         raise typer.Exit(2)
     if swap_in:
         _refuse_while_running(settings, "are connected")
+    if settings.record_signing_keys is None:
+        # the registry warns at each start; a shell an SRE rebuilds from may lack the keys the
+        # registry has (a review, stop 68)
+        typer.echo(
+            "warning: SESSIONS_RECORD_SIGNING_KEYS is not set: this rebuild applies every "
+            "session.expired on the log, those the registry dead-lettered as unsigned or forged "
+            "too (their sessions would be expired, beyond a termination's reach); rebuild with "
+            "the registry's keys if it has them (docs/security.md)",
+            err=True,
+        )
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
 
     async def replaying() -> RebuildReport:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from read_model.database import make_engine, schema_of
@@ -43,6 +43,7 @@ from session_contracts.models import (
     SessionTerminated,
     TerminateSessions,
 )
+from session_contracts.record_signing import SIGNATURE_HEADER
 from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
@@ -61,12 +62,18 @@ from session_registry.service_layer.session_log import record_time
 
 REDRIVEN_FROM = "dlq.redriven.from"
 """Header of a redriven record: `<dlq topic>:<partition>:<offset>` of the dead letter."""
-RESENT_AFTER = "dlq.resent.after"
-"""Header of a session's end sent again after its redriven creation (`_ends_of`): the
-creation's dead letter, `<dlq topic>:<partition>:<offset>`."""
+RESENT_FOR = "dlq.resent.for"
+"""Header of a session's end sent again with its redriven creation (`_ends_of`), right before
+it: the creation's dead letter, `<dlq topic>:<partition>:<offset>`."""
 ENDS_BEFORE = timedelta(minutes=5)
-"""How long before a redriven creation's `occurred_at` its session's ends are looked for on the
-log (producers' clocks differ by seconds)."""
+"""How long before a redriven creation's `occurred_at`, or the moment the broker appended it,
+whichever is first, its session's ends are looked for on the log (producers' clocks differ by
+seconds; a termination by id can be applied, and its end appended, before the creation)."""
+MAX_EXPIRIES_RESENT = 8
+"""`session.expired` records of one redriven creation's session sent again, at most (with
+the first `session.terminated`, which alone ends it): a producer appending ends without
+number keeps the redrive's memory and requests bounded, and cannot crowd out the registry's
+own signed expiry behind more than this many forged ones."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CUT_HEADERS = {
     dlq.VALUE_SIZE: "value_size",
@@ -330,11 +337,13 @@ class Redrive:
     detail: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
     """A creation's `occurred_at`: its session's ends are looked for from a little before."""
-    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...], str]] = field(
+    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes | None], ...], str]] = field(
         default_factory=list
     )
-    """A redriven creation's session's ends on the log (key, value, headers, event id), sent
-    again after it (`_ends_of`)."""
+    """A redriven creation's session's ends on the log (key, value, the signature headers,
+    event id), sent again right before it (`_ends_of`)."""
+    end_types: list[str] = field(default_factory=list)
+    """The type of each of `ends`."""
 
     def as_json(self) -> dict[str, Any]:
         """One line of `dlq redrive`'s output."""
@@ -456,8 +465,14 @@ async def _redrive_chunk(
     dry_run: bool,
 ) -> None:
     """Skip what is applied, address the rest, look up the ends of each redriven creation's
-    session (`_ends_of`), and (unless `dry_run`) send them, the ends after the creations, and
-    wait."""
+    session (`_ends_of`), and (unless `dry_run`) send them and wait: first the ends, then the
+    rest.
+
+    Ends first: a creation on the log without its ends, were the run to stop between them (a
+    broker error, Ctrl-C), would be skipped by the next run as applied, its ends never sent,
+    its session open for good (a review, stop 68; the creations went first before). Ends
+    without their creation are what the registry keeps for an hour as a session never
+    created; the creation, sent next or by the next run, folds into it, ended and revoked."""
     if not plans:
         return
     async with engine.connect() as conn:  # one per chunk: no transaction held over the scan
@@ -474,9 +489,19 @@ async def _redrive_chunk(
         await _ends_of(connection, topics.events, creations)
         for p in creations:
             if p.ends:
-                p.detail["ends_sent_after"] = [event_id for *_, event_id in p.ends]
+                p.detail["ends_sent_before"] = [event_id for *_, event_id in p.ends]
     if dry_run:
         return
+    futures = []
+    for p in creations:
+        where = f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode()
+        for key, value, signatures, _ in p.ends:
+            headers = [*signatures, (RESENT_FOR, where)]
+            futures.append(
+                await producer.send(p.topic, value, key=key, headers=headers, partition=p.partition)
+            )
+    for future in futures:
+        await future
     futures = []
     for p in sending:
         headers = [(n, v) for n, v in p.letter.headers if n not in _DLQ_HEADERS]
@@ -491,32 +516,25 @@ async def _redrive_chunk(
         )
     for future in futures:
         await future
-    # after their creations are on the log: each end is folded into an ended session, revoked
-    futures = []
-    for p in creations:
-        where = f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode()
-        for key, value, kept, _ in p.ends:
-            headers = [*kept, (RESENT_AFTER, where)]
-            futures.append(
-                await producer.send(p.topic, value, key=key, headers=headers, partition=p.partition)
-            )
-    for future in futures:
-        await future
 
 
 async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redrive]) -> None:
     """Fill each redriven creation's `ends`: the `session.terminated` and `session.expired` of
-    its session on `topic`, read on its partition from `ENDS_BEFORE` before its `occurred_at`,
-    or from the creation's own offset when it was read there, whichever comes first (a
-    creation dated ahead by its producer's clock would otherwise have its ends skipped: a
-    review, 2026-12-06).
+    its session on `topic`, read on its partition from `ENDS_BEFORE` before the earlier of its
+    `occurred_at` and the moment the broker appended it (when it was read there), and from
+    its own offset at the latest.
 
     A session ended while its creation sat on the DLQ (a logout, an admin's termination by
     id) is a row never created, which the registry deletes with its history
     `SESSIONS_ACTIVITY_ONLY_SECONDS` (an hour) after storing it. A creation redriven later
-    made an open session, never revoked (found by a review, 2026-12-06); sent again after it,
-    its ends fold it ended, and the registry revokes it. Within the hour they are in the
-    history already and change nothing."""
+    made an open session, never revoked (found by a review, 2026-12-06); its ends, sent again
+    with it, fold it ended, and the registry revokes it. Within the hour they are in the
+    history already and change nothing.
+
+    Looking from `occurred_at` alone missed the ends of a creation dated ahead by its
+    producer's clock (a review, 2026-12-06: from its offset since), and from its offset, an
+    end appended before it: a termination by id applied before the creation was read, the
+    race the registry keeps such ends for (a review, stop 68: from its append time since)."""
     wanted: dict[int, dict[bytes, list[Redrive]]] = {}
     for p in creations:
         if p.partition is not None and p.key is not None:
@@ -529,8 +547,6 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
         starts: dict[TopicPartition, int] = {}
         for tp in chosen:
             mine = [p for ps in wanted[tp.partition].values() for p in ps]
-            since = min(_looked_from(p.since) for p in mine if p.since is not None)
-            dated = (await offsets_from(kafka, [tp], since))[tp]
             read_here = [
                 p.letter.source_offset
                 for p in mine
@@ -538,6 +554,10 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
                 and p.letter.source_partition == tp.partition
                 and p.letter.source_offset is not None
             ]
+            since = min(p.since for p in mine if p.since is not None)
+            if read_here and (appended := await _appended_at(kafka, tp, min(read_here))):
+                since = min(since, appended)
+            dated = (await offsets_from(kafka, [tp], _looked_from(since)))[tp]
             starts[tp] = max(0, min([dated, *read_here]))
         async for tp, record in records_up_to_ends(kafka, starts):
             redriven = wanted[tp.partition].get(record.key or b"")
@@ -545,6 +565,14 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
                 _take_end(record, redriven)
     finally:
         await stop_consumer(kafka)
+
+
+async def _appended_at(kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> datetime | None:
+    """The timestamp of the record at `offset` of `tp` (on `sessions.events`, the moment the
+    broker appended it: LogAppendTime); None if the partition no longer holds it."""
+    async for _, record in records_up_to_ends(kafka, {tp: offset}):
+        return record_time(record.timestamp) if record.offset == offset else None
+    return None
 
 
 def _looked_from(since: datetime) -> datetime:
@@ -557,7 +585,12 @@ def _looked_from(since: datetime) -> datetime:
 
 
 def _take_end(record: Any, redriven: list[Redrive]) -> None:
-    """Keep `record` as an end of the redriven creations' session it names, if it is one."""
+    """Keep `record` as an end of the redriven creations' session it names, if it is one: the
+    first `session.terminated`, and up to `MAX_EXPIRIES_RESENT` `session.expired`, each event
+    id once (a run before left copies on the log). Of its headers only the signature goes
+    with it (`sessions-registry-signature`, the registry's proof of its own expiries): the
+    others are a producer's, any size (one end made too large to send again with its
+    headers, or a header without a value, stopped every redrive: the same review)."""
     try:
         event = decode_event(record.value)
     except DecodeError:
@@ -565,6 +598,15 @@ def _take_end(record: Any, redriven: list[Redrive]) -> None:
     if not isinstance(event, SessionTerminated | SessionExpired):
         return
     for p in redriven:
-        if (event.tenant_id, event.session_id) == (p.detail["tenant_id"], p.detail["session_id"]):
-            headers = tuple((name, bytes(value)) for name, value in record.headers or ())
-            p.ends.append((record.key, record.value, headers, str(event.event_id)))
+        if (event.tenant_id, event.session_id) != (p.detail["tenant_id"], p.detail["session_id"]):
+            continue
+        kinds = Counter(p.end_types)
+        if str(event.event_id) in {event_id for *_, event_id in p.ends}:
+            continue
+        if isinstance(event, SessionTerminated) and kinds["session.terminated"]:
+            continue
+        if isinstance(event, SessionExpired) and kinds["session.expired"] >= MAX_EXPIRIES_RESENT:
+            continue
+        signatures = tuple((n, v) for n, v in record.headers or () if n == SIGNATURE_HEADER)
+        p.ends.append((record.key, record.value, signatures, str(event.event_id)))
+        p.end_types.append(event.type)

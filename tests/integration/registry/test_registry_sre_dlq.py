@@ -32,6 +32,7 @@ from read_model.database import open_store
 from read_model.tables import applied_commands, revocations, session_history, sessions
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
+from session_contracts.kafka_clients import new_producer
 from session_contracts.models import SCHEMA_VERSION, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters, DeadLetter
@@ -304,6 +305,48 @@ async def test_redrive_goes_a_chunk_at_a_time_and_hands_each_letter_once(
     )
 
 
+async def _redriven(
+    kafka_bootstrap: str, topics: Topics, db_url: str, *, dry_run: bool = False
+) -> list[dead_letter_tools.Redrive]:
+    plans: list[dead_letter_tools.Redrive] = []
+    await dead_letter_tools.redrive(
+        connection(kafka_bootstrap, topics),
+        topics,
+        db_url,
+        dead_letter_tools.LetterFilter(),
+        plans.append,
+        dry_run=dry_run,
+    )
+    return plans
+
+
+async def _fold_each(db_url: str, topics: Topics, records: list[Any]) -> None:
+    """The registry folds `records`, each in a batch of its own (so a record's row is stored
+    before the next is read, as across polls)."""
+    store = open_store(db_url)
+    try:
+        ingestor = Ingestor(store, Projector(topics), "late", CountingDeadLetters(), lambda: NOW)
+        for record in records:
+            await ingestor.ingest({TopicPartition(topics.events, record.partition): [record]})
+    finally:
+        await store.dispose()
+
+
+async def _new_records(kafka_bootstrap: str, topic: str, before: set[tuple[int, int]]) -> list[Any]:
+    log = await read_topic(kafka_bootstrap, topic)
+    return sorted((r for r in log if (r.partition, r.offset) not in before), key=lambda r: r.offset)
+
+
+async def _state_and_revoked(db_url: str, session_id: str) -> tuple[str, bool]:
+    [row] = [
+        r
+        for r in await table_rows(db_url, sessions, [sessions.c.session_id])
+        if r["session_id"] == session_id
+    ]
+    held = await table_rows(db_url, revocations, [revocations.c.session_id])
+    return row["state"], any(r["session_id"] == session_id for r in held)
+
+
 async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
     producer: AIOKafkaProducer,
     topics: Topics,
@@ -314,8 +357,9 @@ async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
     """A creation dead-lettered, its session logged out meanwhile: the registry kept the end
     in a row never created, and deleted it an hour later. Redriven after that, the creation
     made an open session, never revoked (found by a review, 2026-12-06). The redrive now sends
-    the session's ends found on the log after the creation: folded, the session is ended and
-    revoked. Another session's end is not sent; a dry run says what would be and sends none."""
+    the session's ends found on the log, right before the creation (stop 68: after it
+    before): folded, the session is ended and revoked. Another session's end is not sent; a
+    dry run says what would be and sends none."""
     await migrated.migrate(db_url)
     # dated ten minutes ahead by its producer's clock: its ends are looked for from where it
     # was read, not only from five minutes before its time (a review, 2026-12-06)
@@ -333,38 +377,110 @@ async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
     await _park(producer, topics, topics.events, key, encode(event), why, at)
     before = {(r.partition, r.offset) for r in await read_topic(kafka_bootstrap, topics.events)}
 
-    async def redrive(dry_run: bool) -> list[dead_letter_tools.Redrive]:
-        plans: list[dead_letter_tools.Redrive] = []
-        counts = await dead_letter_tools.redrive(
-            connection(kafka_bootstrap, topics),
-            topics,
-            db_url,
-            dead_letter_tools.LetterFilter(),
-            plans.append,
-            dry_run=dry_run,
-        )
-        assert counts == {"redrive": 1}
-        return plans
-
-    [planned] = await redrive(dry_run=True)
-    assert planned.as_json()["ends_sent_after"] == [str(ended.event_id)]
+    [planned] = await _redriven(kafka_bootstrap, topics, db_url, dry_run=True)
+    assert planned.action == "redrive"
+    assert planned.as_json()["ends_sent_before"] == [str(ended.event_id)]
     assert len(await read_topic(kafka_bootstrap, topics.events)) == len(before)
-    await redrive(dry_run=False)
-    log = await read_topic(kafka_bootstrap, topics.events)
-    sent = sorted((r for r in log if (r.partition, r.offset) not in before), key=lambda r: r.offset)
-    assert [(r.key, r.value) for r in sent] == [(key, encode(event)), (key, encode(ended))]
-    assert (dead_letter_tools.RESENT_AFTER, f"{topics.dead_letters}:0:0".encode()) in list(
-        sent[1].headers
+    await _redriven(kafka_bootstrap, topics, db_url)
+    sent = await _new_records(kafka_bootstrap, topics.events, before)
+    assert [(r.key, r.value) for r in sent] == [(key, encode(ended)), (key, encode(event))]
+    assert list(sent[0].headers) == [
+        (dead_letter_tools.RESENT_FOR, f"{topics.dead_letters}:0:0".encode())
+    ]
+
+    # the registry folds what was sent, the end first: the session ended, and revoked
+    await _fold_each(db_url, topics, sent)
+    assert await _state_and_revoked(db_url, event.session_id) == ("terminated", True)
+
+
+async def test_an_end_appended_before_a_creation_dated_ahead_comes_back_with_it(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+) -> None:
+    """A termination by id applied before its session's creation was read (the race the
+    registry keeps such ends for) is appended before the creation; a creation dated ahead by
+    its producer's clock had its ends looked for from its own offset, and this one was missed:
+    redriven, the session opened for good (a review, stop 68). They are looked for from five
+    minutes before the moment the broker appended the creation now."""
+    await migrated.migrate(db_url)
+    event = created("ahead-1", at=NOW + timedelta(minutes=10))
+    key = record_key("acme", event.session_id)
+    ended = logout("ahead-1", NOW)
+    await producer.send_and_wait(topics.events, encode(ended), key=key)
+    read = await producer.send_and_wait(topics.events, encode(event), key=key)
+    await _park(
+        producer,
+        topics,
+        topics.events,
+        key,
+        encode(event),
+        "refused",
+        (read.partition, read.offset),
     )
 
-    # the registry folds what was sent: the session ended, and revoked
-    store = open_store(db_url)
-    try:
-        ingestor = Ingestor(store, Projector(topics), "late", CountingDeadLetters(), lambda: NOW)
-        await ingestor.ingest({TopicPartition(topics.events, sent[0].partition): sent})
-    finally:
-        await store.dispose()
-    [row] = await table_rows(db_url, sessions, [sessions.c.session_id])
-    assert (row["session_id"], row["state"]) == (event.session_id, "terminated")
-    [revoked] = await table_rows(db_url, revocations, [revocations.c.session_id])
-    assert revoked["session_id"] == event.session_id
+    [planned] = await _redriven(kafka_bootstrap, topics, db_url)
+    assert planned.as_json()["ends_sent_before"] == [str(ended.event_id)]
+
+
+async def test_a_redrive_stopped_between_a_creation_and_its_ends_still_ends_the_session(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that fails after its first send (a broker error, Ctrl-C), the registry folding
+    what it sent, then the run again, as the runbook says. With the creation sent first, the
+    next run skipped it as applied and never sent its ends: the session stayed open for good
+    (a review, stop 68). The ends go first now: what the first run leaves is an end kept as a
+    session never created, and the second run sends the creation, which folds ended and is
+    revoked."""
+    await migrated.migrate(db_url)
+    event = created("stopped-1", at=NOW)
+    key = record_key("acme", event.session_id)
+    read = await producer.send_and_wait(topics.events, encode(event), key=key)
+    ended = logout("stopped-1", NOW + timedelta(seconds=1))
+    await producer.send_and_wait(topics.events, encode(ended), key=key)
+    await _park(
+        producer,
+        topics,
+        topics.events,
+        key,
+        encode(event),
+        "refused",
+        (read.partition, read.offset),
+    )
+    before = {(r.partition, r.offset) for r in await read_topic(kafka_bootstrap, topics.events)}
+
+    made = new_producer
+
+    def failing_second_send(kafka: Any, **options: Any) -> AIOKafkaProducer:
+        sending = made(kafka, **options)
+        send, calls = sending.send, []
+
+        async def send_once(*args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            if len(calls) == 2:
+                raise KafkaError("the broker went away, say")
+            return await send(*args, **kwargs)
+
+        sending.send = send_once
+        return sending
+
+    monkeypatch.setattr(dead_letter_tools, "new_producer", failing_second_send)
+    with pytest.raises(KafkaError):
+        await _redriven(kafka_bootstrap, topics, db_url)
+    monkeypatch.undo()
+    first = await _new_records(kafka_bootstrap, topics.events, before)
+    assert [r.value for r in first] == [encode(ended)]
+    await _fold_each(db_url, topics, first)
+
+    [again] = await _redriven(kafka_bootstrap, topics, db_url)
+    assert again.action == "redrive"
+    seen = {(r.partition, r.offset) for r in first} | before
+    await _fold_each(db_url, topics, await _new_records(kafka_bootstrap, topics.events, seen))
+    assert await _state_and_revoked(db_url, event.session_id) == ("terminated", True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -17,20 +18,27 @@ from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.models import (
     SCHEMA_VERSION,
+    ExpiryReason,
+    SessionExpired,
     SessionFilter,
     SessionPolicy,
+    SessionTerminated,
     SessionType,
     TerminateSessions,
+    TerminationReason,
 )
 from session_contracts.publisher import created_event
+from session_contracts.record_signing import SIGNATURE_HEADER
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC, DeadLetter
 from session_registry.adapters.partitions import partition_for_key, to_millis
 from session_registry.entrypoints.cli_options import moment
 from session_registry.service_layer.dead_letter_tools import (
+    MAX_EXPIRIES_RESENT,
     LetterFilter,
     _looked_from,
     _number,
+    _take_end,
     plan,
     read_letter,
 )
@@ -281,3 +289,48 @@ def test_a_creations_ends_are_looked_for_from_no_earlier_than_the_epoch() -> Non
     assert _looked_from(datetime(1, 1, 1, tzinfo=UTC)) == epoch
     assert _looked_from(epoch + timedelta(minutes=1)) == epoch
     assert _looked_from(AT) == AT - timedelta(minutes=5)
+
+
+def test_a_creations_ends_are_kept_bounded_with_only_their_signatures() -> None:
+    """What `redrive` sends again with a creation: the session's first `session.terminated`,
+    at most `MAX_EXPIRIES_RESENT` `session.expired`, each event id once, and of their headers
+    only the signature. A header without a value stopped every redrive (`bytes(None)`), and a
+    producer's header large enough made the end too large to send again (a review, stop 68);
+    ends without number grew the redrive's memory."""
+    creation = plan(read_letter(_record(encode(_created()), b"acme/h", "refused")), TOPICS)
+    handle = creation.detail["session_id"]
+
+    def end(kind: str, headers: tuple[tuple[str, bytes | None], ...], event_id: Any = None) -> Any:
+        envelope = {
+            "event_id": event_id or uuid.uuid4(),
+            "occurred_at": AT,
+            "tenant_id": "acme",
+            "session_id": handle,
+        }
+        made = (
+            SessionExpired(**envelope, reason=ExpiryReason.idle)
+            if kind == "session.expired"
+            else SessionTerminated(**envelope, reason=TerminationReason.logout)
+        )
+        return SimpleNamespace(key=creation.key, value=encode(made), headers=headers)
+
+    signed = ((SIGNATURE_HEADER, b"0123abcd.mac"), ("x-none", None), ("big", b"x" * 2_000_000))
+    first = uuid.uuid4()
+    for _ in range(MAX_EXPIRIES_RESENT + 5):
+        _take_end(end("session.expired", (("x-none", None),)), [creation])
+    _take_end(end("session.terminated", signed, first), [creation])
+    _take_end(end("session.terminated", signed, first), [creation])  # the same id again
+    _take_end(end("session.terminated", ()), [creation])  # a second termination
+
+    assert Counter(creation.end_types) == {
+        "session.expired": MAX_EXPIRIES_RESENT,
+        "session.terminated": 1,
+    }
+    assert len(creation.ends) == MAX_EXPIRIES_RESENT + 1
+    *_, (key, _, headers, event_id) = creation.ends
+    assert (key, headers, event_id) == (
+        creation.key,
+        ((SIGNATURE_HEADER, b"0123abcd.mac"),),
+        str(first),
+    )
+    assert all(h == () for _, _, h, _ in creation.ends[:-1])
