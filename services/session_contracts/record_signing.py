@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -35,9 +36,24 @@ Verdict = Literal["valid", "invalid", "none"]
 """What a record's signature says (`RecordSigner.verdict`)."""
 
 
+_FORM = re.compile(rb"[0-9a-f]{8}\.[A-Za-z0-9_-]{43}")
+"""A signature as `RecordSigner.sign` writes it: the key id, a dot, the HMAC-SHA256 in
+base64url without padding."""
+
+
 def carries_signature(headers: Sequence[tuple[str, bytes | None]]) -> bool:
     """Whether the record has a signature header (valid or not)."""
     return any(name == SIGNATURE_HEADER for name, _ in headers)
+
+
+def signature_of(headers: Sequence[tuple[str, bytes | None]]) -> tuple[str, bytes] | None:
+    """The record's one signature header if it is of the form the registry writes (whether
+    it verifies is for the keys to say); None without one, with two, or of another form."""
+    found = [(name, value) for name, value in headers if name == SIGNATURE_HEADER]
+    if len(found) != 1:
+        return None
+    name, value = found[0]
+    return None if value is None or _FORM.fullmatch(value) is None else (name, value)
 
 
 def key_id(secret: bytes) -> bytes:

@@ -153,6 +153,14 @@ def rebuild(
             "record stamped later."
         ),
     ] = None,
+    unsigned_expiries: Annotated[
+        bool,
+        typer.Option(
+            "--unsigned-expiries",
+            help="Swap in a rebuild made without SESSIONS_RECORD_SIGNING_KEYS (every "
+            "session.expired applied: a deployment that never set the keys).",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Replay the event log from the beginning into a fresh database; report counts and speed."""
@@ -179,18 +187,22 @@ def rebuild(
             err=True,
         )
         raise typer.Exit(2)
-    if swap_in:
-        _refuse_while_running(settings, "are connected")
     if settings.record_signing_keys is None:
         # the registry warns at each start; a shell an SRE rebuilds from may lack the keys the
-        # registry has (a review, stop 68)
-        typer.echo(
-            "warning: SESSIONS_RECORD_SIGNING_KEYS is not set: this rebuild applies every "
+        # registry has, and the rebuild would take in every forged expiry (a review, stop 68)
+        unsigned = (
+            "SESSIONS_RECORD_SIGNING_KEYS is not set: this rebuild applies every "
             "session.expired on the log, those the registry dead-lettered as unsigned or forged "
-            "too (their sessions would be expired, beyond a termination's reach); rebuild with "
-            "the registry's keys if it has them (docs/security.md)",
-            err=True,
+            "too (their sessions expired, beyond a termination's reach)"
         )
+        if swap_in and not unsigned_expiries:
+            refuse(
+                f"--swap refused: {unsigned}. Rebuild with the registry's keys, or, for a "
+                "registry that has none, add --unsigned-expiries (docs/security.md)"
+            )
+        typer.echo(f"warning: {unsigned}", err=True)
+    if swap_in:
+        _refuse_while_running(settings, "are connected")
     name = consumer or f"rebuild-{time.strftime('%Y%m%d%H%M%S')}"
 
     async def replaying() -> RebuildReport:

@@ -18,6 +18,7 @@ in `applied_commands`) is not sent again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -43,7 +44,7 @@ from session_contracts.models import (
     SessionTerminated,
     TerminateSessions,
 )
-from session_contracts.record_signing import SIGNATURE_HEADER
+from session_contracts.record_signing import carries_signature, signature_of
 from session_contracts.redaction import redact_url
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
@@ -64,16 +65,15 @@ REDRIVEN_FROM = "dlq.redriven.from"
 """Header of a redriven record: `<dlq topic>:<partition>:<offset>` of the dead letter."""
 RESENT_FOR = "dlq.resent.for"
 """Header of a session's end sent again with its redriven creation (`_ends_of`), right before
-it: the creation's dead letter, `<dlq topic>:<partition>:<offset>`."""
+it and again right after: the creation's dead letter, `<dlq topic>:<partition>:<offset>`."""
 ENDS_BEFORE = timedelta(minutes=5)
 """How long before a redriven creation's `occurred_at`, or the moment the broker appended it,
 whichever is first, its session's ends are looked for on the log (producers' clocks differ by
 seconds; a termination by id can be applied, and its end appended, before the creation)."""
-MAX_EXPIRIES_RESENT = 8
-"""`session.expired` records of one redriven creation's session sent again, at most (with
-the first `session.terminated`, which alone ends it): a producer appending ends without
-number keeps the redrive's memory and requests bounded, and cannot crowd out the registry's
-own signed expiry behind more than this many forged ones."""
+MAX_ENDS_RESENT = 8
+"""Of each type (`session.terminated`, `session.expired`), the ends of one redriven
+creation's session sent again, at most: a producer appending ends without number keeps the
+redrive's memory and requests bounded."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CUT_HEADERS = {
     dlq.VALUE_SIZE: "value_size",
@@ -337,11 +337,11 @@ class Redrive:
     detail: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
     """A creation's `occurred_at`: its session's ends are looked for from a little before."""
-    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes | None], ...], str]] = field(
+    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...], str]] = field(
         default_factory=list
     )
-    """A redriven creation's session's ends on the log (key, value, the signature headers,
-    event id), sent again right before it (`_ends_of`)."""
+    """A redriven creation's session's ends on the log (key, value, the signature header of an
+    expiry, event id), sent again right before it and right after (`_ends_of`)."""
     end_types: list[str] = field(default_factory=list)
     """The type of each of `ends`."""
 
@@ -465,14 +465,17 @@ async def _redrive_chunk(
     dry_run: bool,
 ) -> None:
     """Skip what is applied, address the rest, look up the ends of each redriven creation's
-    session (`_ends_of`), and (unless `dry_run`) send them and wait: first the ends, then the
-    rest.
+    session (`_ends_of`), and (unless `dry_run`) send them and wait: the ends, the letters,
+    the ends again.
 
     Ends first: a creation on the log without its ends, were the run to stop between them (a
     broker error, Ctrl-C), would be skipped by the next run as applied, its ends never sent,
     its session open for good (a review, stop 68; the creations went first before). Ends
-    without their creation are what the registry keeps for an hour as a session never
-    created; the creation, sent next or by the next run, folds into it, ended and revoked."""
+    without their creation are what the registry keeps as a session never created
+    (`SESSIONS_ACTIVITY_ONLY_SECONDS`); the creation, sent next or by the next run, folds into
+    it, ended and revoked. And again after: were that row deleted before the creation is read
+    (a registry stopped longer than that between the two), the second copies end it (a second
+    copy of an end folded already changes nothing)."""
     if not plans:
         return
     async with engine.connect() as conn:  # one per chunk: no transaction held over the scan
@@ -489,19 +492,10 @@ async def _redrive_chunk(
         await _ends_of(connection, topics.events, creations)
         for p in creations:
             if p.ends:
-                p.detail["ends_sent_before"] = [event_id for *_, event_id in p.ends]
+                p.detail["ends_sent"] = [event_id for *_, event_id in p.ends]
     if dry_run:
         return
-    futures = []
-    for p in creations:
-        where = f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode()
-        for key, value, signatures, _ in p.ends:
-            headers = [*signatures, (RESENT_FOR, where)]
-            futures.append(
-                await producer.send(p.topic, value, key=key, headers=headers, partition=p.partition)
-            )
-    for future in futures:
-        await future
+    await _send_ends(producer, creations, topics)
     futures = []
     for p in sending:
         headers = [(n, v) for n, v in p.letter.headers if n not in _DLQ_HEADERS]
@@ -514,6 +508,21 @@ async def _redrive_chunk(
         futures.append(
             await producer.send(p.topic, p.value, key=p.key, headers=headers, partition=p.partition)
         )
+    for future in futures:
+        await future
+    await _send_ends(producer, creations, topics)
+
+
+async def _send_ends(producer: AIOKafkaProducer, creations: list[Redrive], topics: Topics) -> None:
+    """Send the ends of each of `creations` found on the log, and wait."""
+    futures = []
+    for p in creations:
+        where = f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode()
+        for key, value, signature, _ in p.ends:
+            headers = [*signature, (RESENT_FOR, where)]
+            futures.append(
+                await producer.send(p.topic, value, key=key, headers=headers, partition=p.partition)
+            )
     for future in futures:
         await future
 
@@ -570,8 +579,9 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
 async def _appended_at(kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> datetime | None:
     """The timestamp of the record at `offset` of `tp` (on `sessions.events`, the moment the
     broker appended it: LogAppendTime); None if the partition no longer holds it."""
-    async for _, record in records_up_to_ends(kafka, {tp: offset}):
-        return record_time(record.timestamp) if record.offset == offset else None
+    async with contextlib.aclosing(records_up_to_ends(kafka, {tp: offset})) as records:
+        async for _, record in records:
+            return record_time(record.timestamp) if record.offset == offset else None
     return None
 
 
@@ -585,28 +595,32 @@ def _looked_from(since: datetime) -> datetime:
 
 
 def _take_end(record: Any, redriven: list[Redrive]) -> None:
-    """Keep `record` as an end of the redriven creations' session it names, if it is one: the
-    first `session.terminated`, and up to `MAX_EXPIRIES_RESENT` `session.expired`, each event
-    id once (a run before left copies on the log). Of its headers only the signature goes
-    with it (`sessions-registry-signature`, the registry's proof of its own expiries): the
-    others are a producer's, any size (one end made too large to send again with its
-    headers, or a header without a value, stopped every redrive: the same review)."""
+    """Keep `record` as an end of the redriven creations' session it names, if it is one: up
+    to `MAX_ENDS_RESENT` of each type, each (type, event id) once (a run before left copies on
+    the log). None of a producer's headers goes with it, which could make it too large to send
+    again (a header of megabytes, compressed on the log) or could not be copied (a header
+    without a value: `bytes(None)` stopped every redrive; a review, stop 68); an expiry keeps
+    its signature, if it has one header of the registry's form, the proof the registry reads
+    (with two, or another form, it would refuse it: it is left out)."""
     try:
         event = decode_event(record.value)
     except DecodeError:
         return
     if not isinstance(event, SessionTerminated | SessionExpired):
         return
+    signature: tuple[tuple[str, bytes], ...] = ()
+    if isinstance(event, SessionExpired) and carries_signature(record.headers or ()):
+        if (found := signature_of(record.headers)) is None:
+            return
+        signature = (found,)
     for p in redriven:
         if (event.tenant_id, event.session_id) != (p.detail["tenant_id"], p.detail["session_id"]):
             continue
-        kinds = Counter(p.end_types)
-        if str(event.event_id) in {event_id for *_, event_id in p.ends}:
+        if (event.type, str(event.event_id)) in zip(
+            p.end_types, [e for *_, e in p.ends], strict=True
+        ):
             continue
-        if isinstance(event, SessionTerminated) and kinds["session.terminated"]:
+        if p.end_types.count(event.type) >= MAX_ENDS_RESENT:
             continue
-        if isinstance(event, SessionExpired) and kinds["session.expired"] >= MAX_EXPIRIES_RESENT:
-            continue
-        signatures = tuple((n, v) for n, v in record.headers or () if n == SIGNATURE_HEADER)
-        p.ends.append((record.key, record.value, signatures, str(event.event_id)))
+        p.ends.append((record.key, record.value, signature, str(event.event_id)))
         p.end_types.append(event.type)

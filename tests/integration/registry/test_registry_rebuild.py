@@ -152,7 +152,13 @@ async def test_cli_rebuild_swap_and_status(
     # while the registry runs it would write on to the file the swap moves away: refused
     early = tmp_path / "early.db"
     running = await registry_cli(
-        env, "rebuild", "--into", f"sqlite+aiosqlite:///{early}", "--swap", status=3
+        env,
+        "rebuild",
+        "--into",
+        f"sqlite+aiosqlite:///{early}",
+        "--swap",
+        "--unsigned-expiries",
+        status=3,
     )
     assert "--swap refused" in running.stderr and "are connected" in running.stderr
     assert not _files(tmp_path, "early.db*") and not _files(tmp_path, "live.db.*.bak")
@@ -161,9 +167,15 @@ async def test_cli_rebuild_swap_and_status(
     status = (await registry_cli(env, "status")).stdout
     assert f"consumer {group}" in status and "total lag 0" in status
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    done = await registry_cli(env, "rebuild", "--into", into, "--swap", "--workers", "2")
+    # without the registry's signing keys (a shell an SRE rebuilds from may lack them) a swap
+    # is refused unless asked for: the rebuild would take in every forged expiry
+    keyless = await registry_cli(env, "rebuild", "--into", into, "--swap", status=2)
+    assert "--swap refused: SESSIONS_RECORD_SIGNING_KEYS is not set" in keyless.stderr
+    assert not _files(tmp_path, "rebuilt.db*")
+    done = await registry_cli(
+        env, "rebuild", "--into", into, "--swap", "--unsigned-expiries", "--workers", "2"
+    )
     out = done.stdout
-    # run without the registry's signing keys: said (a shell an SRE rebuilds from may lack them)
     assert "warning: SESSIONS_RECORD_SIGNING_KEYS is not set" in done.stderr
     assert "3 events" in out and "2 sessions" in out and "swapped in" in out
     assert "applied_commands 1" in out
@@ -228,7 +240,7 @@ async def test_a_registry_that_joins_during_the_carry_over_refuses_the_swap(
         _CARRY_OVER_HOOKED,
         str(copied),
         str(joined),
-        *("rebuild", "--into", into, "--swap"),
+        *("rebuild", "--into", into, "--swap", "--unsigned-expiries"),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -287,7 +299,9 @@ async def test_a_swap_revokes_what_the_replay_ended_while_the_registry_was_stopp
 
     env = _cli_env(kafka_bootstrap, topics, live_url, group)
     into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    out = (await registry_cli(env, "rebuild", "--into", into, "--swap")).stdout
+    out = (
+        await registry_cli(env, "rebuild", "--into", into, "--swap", "--unsigned-expiries")
+    ).stdout
     assert "revoked 2" in out, out
     resumed = await start_registry(database_url=live_url, consumer_group=group)
     await resumed.wait_until_idle(30)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters, DeadLetter
 from session_registry.adapters.partitions import partition_for_key
 from session_registry.service_layer import dead_letter_tools
+from session_registry.service_layer.expiry import Sweeper
 from session_registry.service_layer.ingest import Ingestor
 from session_registry.service_layer.projection import Projector
 
@@ -320,14 +321,19 @@ async def _redriven(
     return plans
 
 
-async def _fold_each(db_url: str, topics: Topics, records: list[Any]) -> None:
+async def _fold_each(
+    db_url: str, topics: Topics, records: list[Any], *, swept_after: int | None = None
+) -> None:
     """The registry folds `records`, each in a batch of its own (so a record's row is stored
-    before the next is read, as across polls)."""
+    before the next is read, as across polls); with `swept_after`, a sweep a day later after
+    that many, which deletes the sessions never created (a registry stopped that long)."""
     store = open_store(db_url)
     try:
         ingestor = Ingestor(store, Projector(topics), "late", CountingDeadLetters(), lambda: NOW)
-        for record in records:
+        for n, record in enumerate(records):
             await ingestor.ingest({TopicPartition(topics.events, record.partition): [record]})
+            if n + 1 == swept_after:
+                await Sweeper(store, topics).sweep(NOW + timedelta(days=1))
     finally:
         await store.dispose()
 
@@ -357,9 +363,10 @@ async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
     """A creation dead-lettered, its session logged out meanwhile: the registry kept the end
     in a row never created, and deleted it an hour later. Redriven after that, the creation
     made an open session, never revoked (found by a review, 2026-12-06). The redrive now sends
-    the session's ends found on the log, right before the creation (stop 68: after it
-    before): folded, the session is ended and revoked. Another session's end is not sent; a
-    dry run says what would be and sends none."""
+    the session's ends found on the log, right before the creation and again right after
+    (stop 68: only after it before): folded, the session is ended and revoked, even when the
+    row the first copy made was deleted before the creation was read. Another session's end
+    is not sent; a dry run says what would be and sends none."""
     await migrated.migrate(db_url)
     # dated ten minutes ahead by its producer's clock: its ends are looked for from where it
     # was read, not only from five minutes before its time (a review, 2026-12-06)
@@ -379,17 +386,21 @@ async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
 
     [planned] = await _redriven(kafka_bootstrap, topics, db_url, dry_run=True)
     assert planned.action == "redrive"
-    assert planned.as_json()["ends_sent_before"] == [str(ended.event_id)]
+    assert planned.as_json()["ends_sent"] == [str(ended.event_id)]
     assert len(await read_topic(kafka_bootstrap, topics.events)) == len(before)
     await _redriven(kafka_bootstrap, topics, db_url)
     sent = await _new_records(kafka_bootstrap, topics.events, before)
-    assert [(r.key, r.value) for r in sent] == [(key, encode(ended)), (key, encode(event))]
-    assert list(sent[0].headers) == [
-        (dead_letter_tools.RESENT_FOR, f"{topics.dead_letters}:0:0".encode())
+    assert [(r.key, r.value) for r in sent] == [
+        (key, encode(ended)),
+        (key, encode(event)),
+        (key, encode(ended)),
     ]
+    resent = [(dead_letter_tools.RESENT_FOR, f"{topics.dead_letters}:0:0".encode())]
+    assert list(sent[0].headers) == resent and list(sent[2].headers) == resent
 
-    # the registry folds what was sent, the end first: the session ended, and revoked
-    await _fold_each(db_url, topics, sent)
+    # the registry folds what was sent, the end first: the session ended, and revoked; and
+    # so when the first end's row is swept before the creation is read
+    await _fold_each(db_url, topics, sent, swept_after=1)
     assert await _state_and_revoked(db_url, event.session_id) == ("terminated", True)
 
 
@@ -406,9 +417,12 @@ async def test_an_end_appended_before_a_creation_dated_ahead_comes_back_with_it(
     redriven, the session opened for good (a review, stop 68). They are looked for from five
     minutes before the moment the broker appended the creation now."""
     await migrated.migrate(db_url)
-    event = created("ahead-1", at=NOW + timedelta(minutes=10))
+    # dated from now, not NOW (this module's import): a full run reaches this test minutes
+    # later, and ten minutes past NOW may be before the end was appended (a review, stop 68)
+    now = datetime.now(UTC)
+    event = created("ahead-1", at=now + timedelta(minutes=10))
     key = record_key("acme", event.session_id)
-    ended = logout("ahead-1", NOW)
+    ended = logout("ahead-1", now)
     await producer.send_and_wait(topics.events, encode(ended), key=key)
     read = await producer.send_and_wait(topics.events, encode(event), key=key)
     await _park(
@@ -422,7 +436,7 @@ async def test_an_end_appended_before_a_creation_dated_ahead_comes_back_with_it(
     )
 
     [planned] = await _redriven(kafka_bootstrap, topics, db_url)
-    assert planned.as_json()["ends_sent_before"] == [str(ended.event_id)]
+    assert planned.as_json()["ends_sent"] == [str(ended.event_id)]
 
 
 async def test_a_redrive_stopped_between_a_creation_and_its_ends_still_ends_the_session(

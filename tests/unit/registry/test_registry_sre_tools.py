@@ -28,13 +28,13 @@ from session_contracts.models import (
     TerminationReason,
 )
 from session_contracts.publisher import created_event
-from session_contracts.record_signing import SIGNATURE_HEADER
+from session_contracts.record_signing import SIGNATURE_HEADER, RecordSigner
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC, DeadLetter
 from session_registry.adapters.partitions import partition_for_key, to_millis
 from session_registry.entrypoints.cli_options import moment
 from session_registry.service_layer.dead_letter_tools import (
-    MAX_EXPIRIES_RESENT,
+    MAX_ENDS_RESENT,
     LetterFilter,
     _looked_from,
     _number,
@@ -291,12 +291,13 @@ def test_a_creations_ends_are_looked_for_from_no_earlier_than_the_epoch() -> Non
     assert _looked_from(AT) == AT - timedelta(minutes=5)
 
 
-def test_a_creations_ends_are_kept_bounded_with_only_their_signatures() -> None:
-    """What `redrive` sends again with a creation: the session's first `session.terminated`,
-    at most `MAX_EXPIRIES_RESENT` `session.expired`, each event id once, and of their headers
-    only the signature. A header without a value stopped every redrive (`bytes(None)`), and a
-    producer's header large enough made the end too large to send again (a review, stop 68);
-    ends without number grew the redrive's memory."""
+def test_a_creations_ends_are_kept_bounded_with_only_an_expirys_signature() -> None:
+    """What `redrive` sends again with a creation: at most `MAX_ENDS_RESENT` ends of each type,
+    each (type, event id) once, with none of a producer's headers but an expiry's one
+    signature of the registry's form. A header without a value stopped every redrive
+    (`bytes(None)`), and one of megabytes made the end too large to send again (a review,
+    stop 68; a second review found the signature header kept whatever its size); ends without
+    number grew the redrive's memory; an expiry with the id of a termination hid it."""
     creation = plan(read_letter(_record(encode(_created()), b"acme/h", "refused")), TOPICS)
     handle = creation.detail["session_id"]
 
@@ -314,23 +315,26 @@ def test_a_creations_ends_are_kept_bounded_with_only_their_signatures() -> None:
         )
         return SimpleNamespace(key=creation.key, value=encode(made), headers=headers)
 
-    signed = ((SIGNATURE_HEADER, b"0123abcd.mac"), ("x-none", None), ("big", b"x" * 2_000_000))
-    first = uuid.uuid4()
-    for _ in range(MAX_EXPIRIES_RESENT + 5):
-        _take_end(end("session.expired", (("x-none", None),)), [creation])
-    _take_end(end("session.terminated", signed, first), [creation])
-    _take_end(end("session.terminated", signed, first), [creation])  # the same id again
-    _take_end(end("session.terminated", ()), [creation])  # a second termination
+    signature = RecordSigner(["a-registry-key-of-32-characters!!"]).sign(b"k", b"v")
+    junk = (("x-none", None), ("big", b"x" * 2_000_000))
+    logout = uuid.uuid4()
+    _take_end(end("session.terminated", junk, logout), [creation])
+    _take_end(end("session.terminated", (), logout), [creation])  # the same id again
+    _take_end(end("session.expired", ((SIGNATURE_HEADER, signature), *junk), logout), [creation])
+    twice = ((SIGNATURE_HEADER, signature), (SIGNATURE_HEADER, signature))
+    _take_end(end("session.expired", twice), [creation])  # the registry refuses: left out
+    _take_end(end("session.expired", ((SIGNATURE_HEADER, b"x" * 3_000_000),)), [creation])
+    _take_end(end("session.expired", ((SIGNATURE_HEADER, None),)), [creation])
+    for _ in range(MAX_ENDS_RESENT + 5):
+        _take_end(end("session.terminated", junk), [creation])
+        _take_end(end("session.expired", junk), [creation])
 
     assert Counter(creation.end_types) == {
-        "session.expired": MAX_EXPIRIES_RESENT,
-        "session.terminated": 1,
+        "session.terminated": MAX_ENDS_RESENT,
+        "session.expired": MAX_ENDS_RESENT,
     }
-    assert len(creation.ends) == MAX_EXPIRIES_RESENT + 1
-    *_, (key, _, headers, event_id) = creation.ends
-    assert (key, headers, event_id) == (
-        creation.key,
-        ((SIGNATURE_HEADER, b"0123abcd.mac"),),
-        str(first),
-    )
-    assert all(h == () for _, _, h, _ in creation.ends[:-1])
+    assert len(creation.ends) == 2 * MAX_ENDS_RESENT
+    (first_key, _, first_headers, first_id), (_, _, signed, second_id), *rest = creation.ends
+    assert (first_key, first_headers, first_id) == (creation.key, (), str(logout))
+    assert (signed, second_id) == (((SIGNATURE_HEADER, signature),), str(logout))
+    assert all(headers == () for _, _, headers, _ in rest)
