@@ -353,6 +353,18 @@ async def _state_and_revoked(db_url: str, session_id: str) -> tuple[str, bool]:
     return row["state"], any(r["session_id"] == session_id for r in held)
 
 
+async def _logged_and_parked(producer: AIOKafkaProducer, topics: Topics, *log: Any) -> None:
+    """The session's records `log` (one creation among them) on the events topic, in this
+    order, under the session's key; the creation dead-lettered as read there."""
+    (event,) = [m for m in log if m.type == "session.created"]
+    key = record_key("acme", event.session_id)
+    for message in log:
+        sent = await producer.send_and_wait(topics.events, encode(message), key=key)
+        if message is event:
+            at = (sent.partition, sent.offset)
+    await _park(producer, topics, topics.events, key, encode(event), "refused", at)
+
+
 async def test_a_creation_redriven_late_comes_back_with_its_sessions_ends(
     producer: AIOKafkaProducer,
     topics: Topics,
@@ -421,19 +433,8 @@ async def test_an_end_appended_before_a_creation_dated_ahead_comes_back_with_it(
     # later, and ten minutes past NOW may be before the end was appended (a review, stop 68)
     now = datetime.now(UTC)
     event = created("ahead-1", at=now + timedelta(minutes=10))
-    key = record_key("acme", event.session_id)
     ended = logout("ahead-1", now)
-    await producer.send_and_wait(topics.events, encode(ended), key=key)
-    read = await producer.send_and_wait(topics.events, encode(event), key=key)
-    await _park(
-        producer,
-        topics,
-        topics.events,
-        key,
-        encode(event),
-        "refused",
-        (read.partition, read.offset),
-    )
+    await _logged_and_parked(producer, topics, ended, event)
 
     [planned] = await _redriven(kafka_bootstrap, topics, db_url)
     assert planned.as_json()["ends_sent"] == [str(ended.event_id)]
@@ -455,19 +456,8 @@ async def test_a_redrive_stopped_between_a_creation_and_its_ends_still_ends_the_
     revoked."""
     await migrated.migrate(db_url)
     event = created("stopped-1", at=NOW)
-    key = record_key("acme", event.session_id)
-    read = await producer.send_and_wait(topics.events, encode(event), key=key)
     ended = logout("stopped-1", NOW + timedelta(seconds=1))
-    await producer.send_and_wait(topics.events, encode(ended), key=key)
-    await _park(
-        producer,
-        topics,
-        topics.events,
-        key,
-        encode(event),
-        "refused",
-        (read.partition, read.offset),
-    )
+    await _logged_and_parked(producer, topics, event, ended)
     before = {(r.partition, r.offset) for r in await read_topic(kafka_bootstrap, topics.events)}
 
     made = new_producer
