@@ -22,7 +22,7 @@ import contextlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -146,13 +146,9 @@ class Letter:
         }
         if cut:  # the record was too large to copy whole: the source topic has the rest
             out["cut"] = cut
-        out["headers"] = {  # the record's own: escaped, inert under `jq -r` too
-            escape_reason(name, HEADER_SHOWN_CHARS): None
-            if value is None
-            else escape_reason(value.decode("utf-8", "replace"), HEADER_SHOWN_CHARS)
-            for name, value in self.headers
-            if name not in _DLQ_HEADERS
-        }
+        out["headers"] = _shown_headers(  # the record's own: escaped, inert under `jq -r` too
+            (name, value) for name, value in self.headers if name not in _DLQ_HEADERS
+        )
         try:
             message = _decode(self, topics)
             out["decoded_now"] = json.loads(message.model_dump_json(exclude_none=True))
@@ -162,6 +158,20 @@ class Letter:
             out["key"] = None if self.key is None else escape_reason(_text(self.key))
             out["value"] = None if self.value is None else escape_reason(_text(self.value))
         return out
+
+
+def _shown_headers(headers: Iterable[dlq.Header]) -> dict[str, Any]:
+    """Headers by name, each escaped and bounded; a name that comes more than once (or names
+    escaped alike) with the list of its values, in order. A dict of one value a name showed
+    two signature headers, the registry's reason to refuse a record, as one (a review, stop
+    68)."""
+    shown: dict[str, list[str | None]] = {}
+    for name, value in headers:
+        text = None if value is None else value.decode("utf-8", "replace")
+        shown.setdefault(escape_reason(name, HEADER_SHOWN_CHARS), []).append(
+            None if text is None else escape_reason(text, HEADER_SHOWN_CHARS)
+        )
+    return {name: values[0] if len(values) == 1 else values for name, values in shown.items()}
 
 
 @dataclass(frozen=True)

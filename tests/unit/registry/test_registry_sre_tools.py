@@ -281,6 +281,25 @@ def test_dlq_show_prints_the_records_own_headers_escaped_and_bounded() -> None:
     assert len(shown["long"]) <= 4096 and shown["none"] is None
 
 
+def test_dlq_show_prints_each_value_of_a_header_sent_twice() -> None:
+    """Two signature headers are the registry's reason to refuse a record; `dlq show` showed
+    one (a dict by name: a review, stop 68). Names escaped alike keep both values too."""
+    headers = (
+        (SIGNATURE_HEADER, b"one"),
+        ("trace", b"t"),
+        (SIGNATURE_HEADER, b"two"),
+        ("a\u202eb", b"escaped"),
+        ("a\\u202eb", None),
+    )
+    letter = read_letter(_record(encode(_created()), b"acme/h", "refused", headers=headers))
+    shown = letter.detail(TOPICS, raw=False)["headers"]
+    assert shown == {
+        SIGNATURE_HEADER: ["one", "two"],
+        "trace": "t",
+        "a\\u202eb": ["escaped", None],
+    }
+
+
 def test_a_creations_ends_are_looked_for_from_no_earlier_than_the_epoch() -> None:
     """A creation dated in year 1, or in the first minutes of 1970, is a valid record: the
     moment its ends are looked for from stays one Kafka holds (it overflowed, or went
