@@ -27,7 +27,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from auth_gateway import SessionGateway
 from demo_service import api, pages
 from demo_service.context import Context, DemoContext
-from demo_service.policy import PolicySource, SettingsTopicPolicySource, StaticPolicySource
+from demo_service.policy import (
+    PolicySource,
+    PolicyUnavailable,
+    SettingsTopicPolicySource,
+    StaticPolicySource,
+)
 from demo_service.sessions import SessionBook, SignIn
 from demo_service.settings import DemoSettings
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
@@ -65,6 +70,8 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(settings.demo_ready_wait_seconds):
                         await gateway.wait_ready()
+                        if followed is not None:
+                            await followed.ready_event.wait()
                 yield
         finally:
             if follow is not None:
@@ -89,10 +96,24 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
 
     @app.get("/readyz", response_model=None)
     async def readyz(context: Context) -> JSONResponse:
-        """Ready while the gateway's revocations are read and current (503 before, and once
-        stale past `gateway_max_staleness_seconds`)."""
+        """Ready while the gateway's revocations, and the tenant's session settings (when
+        followed), are read and current (503 before, and once stale past
+        `gateway_max_staleness_seconds`)."""
         status = context.gateway.status()
+        if followed is not None:
+            why = followed.unavailable()
+            status["settings"] = {"ready": why is None, "failure": why or followed.failure}
+            status["ready"] = status["ready"] and why is None
         return JSONResponse(status, status_code=200 if status["ready"] else 503)
+
+    @app.exception_handler(PolicyUnavailable)
+    async def settings_unavailable(request: Request, exc: PolicyUnavailable) -> JSONResponse:
+        # No session with a policy the admin may have changed: the fallback's was laxer.
+        return JSONResponse(
+            {"error": "settings_unavailable", "detail": str(exc)},
+            status_code=503,
+            headers={"retry-after": "5"},
+        )
 
     @app.exception_handler(KafkaError)
     async def event_log_unavailable(request: Request, exc: KafkaError) -> JSONResponse:

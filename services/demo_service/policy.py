@@ -4,12 +4,14 @@ Admins change a tenant's session settings through the admin API, which publishes
 settings of the tenant on the compacted `sessions.settings` topic (keyed by tenant id).
 `SettingsTopicPolicySource` follows that topic and snapshots the latest settings into each
 new session; until a tenant has published any (or without the admin API at all) the
-configured `StaticPolicySource` answers, whose defaults equal the admin API's.
+configured `StaticPolicySource` answers, whose defaults equal the admin API's. Until the
+topic is read (and while it is stale) no session is created: sign-in answers 503.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Protocol
 
 from auth_gateway.follower import CompactedTopicFollower
@@ -54,41 +56,84 @@ class StaticPolicySource:
         return self._browser if session_type is SessionType.browser else self._mobile
 
 
+class PolicyUnavailable(Exception):
+    """The tenant's current settings are not known: no session is created (503)."""
+
+
 class SettingsTopicPolicySource(CompactedTopicFollower):
     """The tenant's settings as last published by the admin API, else `fallback`'s.
 
-    Run `run()` as a background task; `current()` never waits for it.
+    Run `run()` as a background task. `current()` never waits for it, and refuses
+    (`PolicyUnavailable`) until the topic has been read to its end, and again while that is
+    not confirmed within `gateway_max_staleness_seconds`: a sign-in before then took the
+    fallback's policy whatever the admin had set (a review, stop 68; the contract says a login
+    service reads the topic to its end first).
+
+    Of the records on the tenant's key the one the admin API published last is kept, by its
+    `occurred_at` (partitions added to the topic move a tenant's key, and a restart reads the
+    partitions in no set order: a change before the move read last rolled the tenant back).
+    Tombstones, and records this release cannot read, leave the last one kept as it is (the
+    admin API writes neither; clearing fell back to the laxer defaults). Types the settings
+    do not name take the tenant's mobile policy, as `StaticPolicySource` gives them.
     """
 
     def __init__(self, settings: DemoSettings, fallback: PolicySource) -> None:
         super().__init__(
             settings,
             settings.topics.settings,
-            missing_topic_log_level=logging.DEBUG,  # normal when no admin API ever ran
+            max_staleness_seconds=settings.gateway_max_staleness_seconds,
+            partitions_check_seconds=settings.gateway_partitions_check_seconds,
         )
         self._tenant = settings.gateway_tenant_id
         self._key = self._tenant.encode()
         self._fallback = fallback
         self._latest: dict[str, SessionPolicy] = {}
+        self._latest_at: datetime | None = None
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """Keep the latest settings record of this service's tenant."""
         if key != self._key:
             return
         if value is None:
-            self._latest = {}
+            log.warning(
+                "a tombstone on the session settings of %s ignored (the admin API writes none)",
+                self._tenant,
+            )
             return
         try:
             record = decode_settings(value)
         except DecodeError as exc:
             log.warning("session settings record of %s ignored: %s", self._tenant, exc.reason)
             return
-        if record.tenant_id == self._tenant:
-            self._latest = {kind: policy for kind, policy in record.settings.items()}
+        if record.tenant_id != self._tenant:
+            return
+        if self._latest_at is not None and record.occurred_at < self._latest_at:
+            log.warning(
+                "session settings of %s published at %s ignored: those of %s are later",
+                self._tenant,
+                record.occurred_at.isoformat(),
+                self._latest_at.isoformat(),
+            )
+            return
+        self._latest = {kind: policy for kind, policy in record.settings.items()}
+        self._latest_at = record.occurred_at
+
+    def unavailable(self) -> str | None:
+        """Why no session can be given the tenant's policy now (None: it can)."""
+        if self.is_current:
+            return None
+        if not self.ready:
+            return f"the session settings ({self.topic}) are not read yet"
+        return f"the session settings ({self.topic}) are not confirmed current"
 
     async def current(self, tenant_id: str, session_type: SessionType) -> SessionPolicy:
-        """The published policy for this type, else the fallback's."""
+        """The published policy for this type (for types the settings do not name, the
+        mobile one), else the fallback's."""
+        if (why := self.unavailable()) is not None:
+            raise PolicyUnavailable(why)
         policy = self._latest.get(session_type.value)
+        if policy is None and session_type is not SessionType.browser:
+            policy = self._latest.get(SessionType.mobile.value)
         if policy is None:
             return await self._fallback.current(tenant_id, session_type)
         return policy

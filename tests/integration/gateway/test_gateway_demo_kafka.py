@@ -24,6 +24,7 @@ from demo_service.settings import DemoSettings
 from fresh_topics import connection
 from session_contracts.codec import decode_event, encode
 from session_contracts.handles import record_key, session_handle
+from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import new_producer
 from session_contracts.models import (
     SessionActivity,
@@ -238,7 +239,10 @@ async def test_503_until_ready_then_fail_open_admits(
         await admin.create_topics([NewTopic(absent.events, 1, 1)])
     finally:
         await admin.close()
-    closed = demo_app(kafka_bootstrap, absent, demo_ready_wait_seconds=0.5)
+    # the static policies: the settings topic is missing too (the test below)
+    closed = demo_app(
+        kafka_bootstrap, absent, demo_ready_wait_seconds=0.5, demo_policy_source="static"
+    )
     async with demo(serve, closed, wait_ready=False) as client:
         assert (await client.get("/readyz")).status_code == 503
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
@@ -247,13 +251,55 @@ async def test_503_until_ready_then_fail_open_admits(
         refused = await client.get("/api/me", headers=token)
         assert refused.status_code == 503
         assert refused.json() == {"error": "gateway_not_ready"}
-    opened = demo_app(kafka_bootstrap, absent, gateway_fail_open=True, demo_ready_wait_seconds=0)
+    opened = demo_app(
+        kafka_bootstrap,
+        absent,
+        gateway_fail_open=True,
+        demo_ready_wait_seconds=0,
+        demo_policy_source="static",
+    )
     async with demo(serve, opened, wait_ready=False) as client:
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
         token = {"X-Session-Id": signed_in.json()["credential"]}
         assert (await client.get("/api/me", headers=token)).status_code == 200
         status = (await client.get("/readyz")).json()
         assert status["ready"] is False
+
+
+async def test_no_sign_in_until_the_tenant_settings_are_read(
+    kafka_bootstrap: str, unmade_topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    """A sign-in before the settings topic was read took the configured 30 days whatever the
+    admin had set (a restart; a login service without READ on the topic, which the cluster's
+    first ACL table was): 503 now, and not ready, until it is read (a review, stop 68)."""
+    absent = unmade_topics
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(absent.events, 1, 1), NewTopic(absent.revocations, 1, 1)]
+        )
+    finally:
+        await admin.close()
+    app = demo_app(kafka_bootstrap, absent, demo_ready_wait_seconds=0.5)
+    async with demo(serve, app) as client:
+        refused = await client.post("/api/signin", json={"user_name": "Early Bird"})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        assert refused.json()["error"] == "settings_unavailable"
+        assert "not read yet" in refused.json()["detail"]
+        status = await client.get("/readyz")
+        assert status.status_code == 503 and status.json()["settings"]["ready"] is False
+        assert status.json()["state"] == "current"  # the revocations are read
+
+        await ensure_topics(connection(kafka_bootstrap, absent))  # the settings topic made
+        followed = app.state.demo.policies
+        async with asyncio.timeout(30):
+            await followed.ready_event.wait()
+        signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
+        assert signed_in.status_code == 201, signed_in.text
+        assert (await client.get("/readyz")).status_code == 200
+    created = [decode_event(v) for _, v in await read_topic(absent.events)]
+    assert [e.type for e in created] == ["session.created"]  # the refused one left nothing
 
 
 @pytest.mark.parametrize(

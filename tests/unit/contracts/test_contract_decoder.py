@@ -333,6 +333,7 @@ async def test_the_demo_service_ignores_every_settings_record_the_decoder_refuse
     demo = DemoSettings(gateway_tenant_id="acme")
     fallback = StaticPolicySource(DEFAULT_POLICIES["browser"], DEFAULT_POLICIES["mobile"])
     source = SettingsTopicPolicySource(demo, fallback)
+    source.mark_current()  # read to its end: a source not yet current refuses to answer
     for value in HOSTILE:
         source.apply(b"acme", value)
     assert await source.current("acme", SessionType.browser) == DEFAULT_POLICIES["browser"]
