@@ -178,7 +178,10 @@ class CompactedTopicFollower(ABC):
                 log.warning("%s; following them from their beginning", added)
                 again = 0
             except TopicMissing:
-                log.log(self._missing_level, "topic %s does not exist (yet)", self.topic)
+                cause = f"topic {self.topic} does not exist (yet)"
+                if cause != self.failure:  # once, not every second it stays missing
+                    log.log(self._missing_level, "%s; looked for every %ss", cause, RETRY_SECONDS)
+                self.failure = cause
             except CorruptBatch as corrupt:  # never skipped: it may hold revocations
                 if str(corrupt) != self._corrupt:
                     self._corrupt = str(corrupt)

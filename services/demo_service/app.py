@@ -71,7 +71,7 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
                     async with asyncio.timeout(settings.demo_ready_wait_seconds):
                         await gateway.wait_ready()
                         if followed is not None:
-                            await followed.ready_event.wait()
+                            await followed.wait_current()
                 yield
         finally:
             if follow is not None:
@@ -96,14 +96,14 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
 
     @app.get("/readyz", response_model=None)
     async def readyz(context: Context) -> JSONResponse:
-        """Ready while the gateway's revocations, and the tenant's session settings (when
-        followed), are read and current (503 before, and once stale past
-        `gateway_max_staleness_seconds`)."""
+        """Ready while the gateway's revocations are read and current (503 before, and once
+        stale past `gateway_max_staleness_seconds`). Whether sign-in can take the tenant's
+        session settings is said beside it (`settings`), not in it: signed-in traffic needs
+        only the revocations."""
         status = context.gateway.status()
         if followed is not None:
             why = followed.unavailable()
-            status["settings"] = {"ready": why is None, "failure": why or followed.failure}
-            status["ready"] = status["ready"] and why is None
+            status["settings"] = {"ready": why is None, "why": why, "failure": followed.failure}
         return JSONResponse(status, status_code=200 if status["ready"] else 503)
 
     @app.exception_handler(PolicyUnavailable)

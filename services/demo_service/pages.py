@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from demo_service.context import Context, CurrentSession, client_ip
+from demo_service.policy import PolicyUnavailable
 from demo_service.sessions import ExternalSession, Visitor
 from session_contracts.models import SessionType
 
@@ -99,9 +100,14 @@ async def sign_in(request: Request, context: Context) -> Response:
     user_name = (fields.get("user_name") or [""])[0].strip()
     if not 1 <= len(user_name) <= 256:
         return _sign_in_form("user_name: enter a name of 1 to 256 characters.", 422)
-    session = await context.sign_in.sign_in(
-        user_name, SessionType.browser, client_ip(request), request.headers.get("user-agent")
-    )
+    try:
+        session = await context.sign_in.sign_in(
+            user_name, SessionType.browser, client_ip(request), request.headers.get("user-agent")
+        )
+    except PolicyUnavailable:
+        form = _sign_in_form("Sign-in is unavailable for a moment: try again shortly.", 503)
+        form.headers["retry-after"] = "5"
+        return form
     settings = context.settings
     response = RedirectResponse("/home", status_code=303)
     response.set_cookie(

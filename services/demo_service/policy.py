@@ -11,7 +11,6 @@ topic is read (and while it is stale) no session is created: sign-in answers 503
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Protocol
 
 from auth_gateway.follower import CompactedTopicFollower
@@ -69,12 +68,12 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
     fallback's policy whatever the admin had set (a review, stop 68; the contract says a login
     service reads the topic to its end first).
 
-    Of the records on the tenant's key the one the admin API published last is kept, by its
-    `occurred_at` (partitions added to the topic move a tenant's key, and a restart reads the
-    partitions in no set order: a change before the move read last rolled the tenant back).
-    Tombstones, and records this release cannot read, leave the last one kept as it is (the
-    admin API writes neither; clearing fell back to the laxer defaults). Types the settings
-    do not name take the tenant's mobile policy, as `StaticPolicySource` gives them.
+    Of the records on the tenant's key the last read is kept (one partition holds them, in
+    the order the admin API published them). A tombstone leaves it as it is (the admin API
+    writes none; clearing fell back to the laxer defaults), and so does a record this release
+    cannot read (refusing sign-ins for it would let any writer of the topic stop a tenant's
+    sign-ins with one malformed record). Types the settings do not name take the tenant's
+    mobile policy, as `StaticPolicySource` gives them.
     """
 
     def __init__(self, settings: DemoSettings, fallback: PolicySource) -> None:
@@ -88,7 +87,6 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
         self._key = self._tenant.encode()
         self._fallback = fallback
         self._latest: dict[str, SessionPolicy] = {}
-        self._latest_at: datetime | None = None
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """Keep the latest settings record of this service's tenant."""
@@ -107,24 +105,24 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
             return
         if record.tenant_id != self._tenant:
             return
-        if self._latest_at is not None and record.occurred_at < self._latest_at:
-            log.warning(
-                "session settings of %s published at %s ignored: those of %s are later",
-                self._tenant,
-                record.occurred_at.isoformat(),
-                self._latest_at.isoformat(),
-            )
-            return
         self._latest = {kind: policy for kind, policy in record.settings.items()}
-        self._latest_at = record.occurred_at
 
     def unavailable(self) -> str | None:
         """Why no session can be given the tenant's policy now (None: it can)."""
-        if self.is_current:
-            return None
         if not self.ready:
             return f"the session settings ({self.topic}) are not read yet"
-        return f"the session settings ({self.topic}) are not confirmed current"
+        if not self.is_current:
+            return f"the session settings ({self.topic}) are not confirmed current"
+        return None
+
+    async def wait_current(self) -> None:
+        """Wait until read and confirmed current (wrap in `asyncio.timeout(...)`)."""
+        await self.ready_event.wait()
+        while True:
+            confirmation = self.next_confirmation
+            if self.is_current:
+                return
+            await confirmation.wait()
 
     async def current(self, tenant_id: str, session_type: SessionType) -> SessionPolicy:
         """The published policy for this type (for types the settings do not name, the

@@ -267,11 +267,15 @@ async def test_503_until_ready_then_fail_open_admits(
 
 
 async def test_no_sign_in_until_the_tenant_settings_are_read(
-    kafka_bootstrap: str, unmade_topics: Topics, serve: Serve, read_topic: ReadTopic
+    kafka_bootstrap: str,
+    unmade_topics: Topics,
+    serve: Serve,
+    read_topic: ReadTopic,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A sign-in before the settings topic was read took the configured 30 days whatever the
     admin had set (a restart; a login service without READ on the topic, which the cluster's
-    first ACL table was): 503 now, and not ready, until it is read (a review, stop 68)."""
+    first ACL table was): 503 now until it is read, said at /readyz (a review, stop 68)."""
     absent = unmade_topics
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -287,17 +291,27 @@ async def test_no_sign_in_until_the_tenant_settings_are_read(
         assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
         assert refused.json()["error"] == "settings_unavailable"
         assert "not read yet" in refused.json()["detail"]
+        form = await client.post(
+            "/signin",
+            content="user_name=Early+Bird",
+            headers={**HTML, "content-type": "application/x-www-form-urlencoded"},
+        )
+        assert form.status_code == 503 and "unavailable for a moment" in form.text
+        # ready all the same: signed-in traffic needs only the revocations
         status = await client.get("/readyz")
-        assert status.status_code == 503 and status.json()["settings"]["ready"] is False
-        assert status.json()["state"] == "current"  # the revocations are read
+        assert status.status_code == 200 and status.json()["settings"]["ready"] is False
+        assert "does not exist" in status.json()["settings"]["failure"]
+        await asyncio.sleep(2.5)  # the follower looks for the topic every second
+        missing = [r for r in caplog.records if "does not exist" in r.getMessage()]
+        assert len(missing) == 1  # said once, not every second
 
         await ensure_topics(connection(kafka_bootstrap, absent))  # the settings topic made
         followed = app.state.demo.policies
         async with asyncio.timeout(30):
-            await followed.ready_event.wait()
+            await followed.wait_current()
         signed_in = await client.post("/api/signin", json={"user_name": "Early Bird"})
         assert signed_in.status_code == 201, signed_in.text
-        assert (await client.get("/readyz")).status_code == 200
+        assert (await client.get("/readyz")).json()["settings"]["ready"] is True
     created = [decode_event(v) for _, v in await read_topic(absent.events)]
     assert [e.type for e in created] == ["session.created"]  # the refused one left nothing
 
@@ -414,7 +428,7 @@ async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
         followed = app.state.demo.policies
         assert isinstance(followed, SettingsTopicPolicySource)
         async with asyncio.timeout(20):
-            await followed.ready_event.wait()
+            await followed.wait_current()
         await sign_in_browser(client, "Margaret Hamilton")
         await client.post("/api/signin", json={"user_name": "Margaret Hamilton"})
     created = [decode_event(value) for _, value in await read_topic(topics.events, 2)]
