@@ -214,14 +214,20 @@ class SchemeHeader:
         """A value without the scheme: no session; what an app ignoring the scheme reads."""
         if len(value) > MAX_WORDS_BYTES:
             return NOTHING
-        text = value.decode("latin-1").strip()
-        readings = _words(text)
+        texts = [value.decode("latin-1").strip()]
         if not value.isascii():  # an app decoding the raw header as UTF-8
-            readings |= _words(_utf8(value).strip())
-        # strip("Bearer "), lstrip, rstrip of a bare value: an app strips one spelling of the
-        # scheme's letters, so every cut within the runs of them at either end (at most 8
-        # each) is looked up, as for an id under the scheme
-        readings.update(_cuts(text, *_ends(text, self._strict.letters_text, MAX_SCHEME_RUN)))
+            texts.append(_utf8(value).strip())
+        readings: set[str] = set()
+        for text in texts:
+            readings |= _words(text)
+            # strip("Bearer "), lstrip, rstrip of a bare value: an app strips one spelling of
+            # the scheme's letters, so every cut within the runs of them at either end (at
+            # most 8 each) is looked up, as for an id under the scheme; and each cut stripped
+            # of whitespace, as `.strip("Bearer ").strip()` reads `B\t<id>B` (the tab stops
+            # the first strip: found by the property, stop 68)
+            cuts = _cuts(text, *_ends(text, self._strict.letters_text, MAX_SCHEME_RUN))
+            readings.update(cuts)
+            readings.update(cut.strip() for cut in cuts)
         ids = (r.encode() for r in readings if 0 < len(r) <= MAX_SESSION_ID)
         return Presented(tuple(ids), None, False)
 
