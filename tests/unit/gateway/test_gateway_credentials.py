@@ -99,7 +99,7 @@ async def test_a_bare_value_an_app_strips_the_scheme_from_is_looked_up(
     gateway = current_gateway(**BEARER)
     gateway.table.add(key(revoked), FAR)
     async with client_for(gateway, revoked=None) as client:
-        response = await client.get("/me", headers=[("authorization", spelled(authorization, ""))])
+        response = await client.get("/me", headers=[(b"authorization", spelled(authorization, ""))])
     assert response.status_code == 401
 
 
