@@ -129,6 +129,15 @@ class CompactedTopicFollower(ABC):
         """Ready, and confirmed current within `max_staleness_seconds`."""
         return self.monotonic() <= self.current_until
 
+    async def wait_current(self) -> None:
+        """Wait until read and confirmed current (wrap in `asyncio.timeout(...)`)."""
+        await self.ready_event.wait()
+        while True:
+            confirmation = self.next_confirmation
+            if self.is_current:
+                return
+            await confirmation.wait()
+
     def staleness_seconds(self) -> float:
         """Seconds since the view was last confirmed current (since start-up, before that)."""
         since = self._started_at if self.confirmed_at is None else self.confirmed_at

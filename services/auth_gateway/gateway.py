@@ -123,12 +123,7 @@ class SessionGateway:
 
     async def wait_ready(self) -> None:
         """Wait until ready (wrap in `asyncio.timeout(...)` to bound the wait)."""
-        await self.watcher.ready_event.wait()
-        while True:
-            confirmation = self.watcher.next_confirmation
-            if self.watcher.is_current:
-                return
-            await confirmation.wait()
+        await self.watcher.wait_current()
 
     def client_address(self, scope: Scope) -> str | None:
         """A request's client address as the gateway reports it: the connection's peer, or,

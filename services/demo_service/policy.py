@@ -115,15 +115,6 @@ class SettingsTopicPolicySource(CompactedTopicFollower):
             return f"the session settings ({self.topic}) are not confirmed current"
         return None
 
-    async def wait_current(self) -> None:
-        """Wait until read and confirmed current (wrap in `asyncio.timeout(...)`)."""
-        await self.ready_event.wait()
-        while True:
-            confirmation = self.next_confirmation
-            if self.is_current:
-                return
-            await confirmation.wait()
-
     async def current(self, tenant_id: str, session_type: SessionType) -> SessionPolicy:
         """The published policy for this type (for types the settings do not name, the
         mobile one), else the fallback's."""
