@@ -347,13 +347,11 @@ class Redrive:
     detail: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
     """A creation's `occurred_at`: its session's ends are looked for from a little before."""
-    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...], str]] = field(
+    ends: list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...], str, str]] = field(
         default_factory=list
     )
     """A redriven creation's session's ends on the log (key, value, the signature header of an
-    expiry, event id), sent again right before it and right after (`_ends_of`)."""
-    end_types: list[str] = field(default_factory=list)
-    """The type of each of `ends`."""
+    expiry, type, event id), sent again right before it and right after (`_ends_of`)."""
 
     def as_json(self) -> dict[str, Any]:
         """One line of `dlq redrive`'s output."""
@@ -528,7 +526,7 @@ async def _send_ends(producer: AIOKafkaProducer, creations: list[Redrive], topic
     futures = []
     for p in creations:
         where = f"{topics.dead_letters}:{p.letter.partition}:{p.letter.offset}".encode()
-        for key, value, signature, _ in p.ends:
+        for key, value, signature, *_ in p.ends:
             headers = [*signature, (RESENT_FOR, where)]
             futures.append(
                 await producer.send(p.topic, value, key=key, headers=headers, partition=p.partition)
@@ -626,11 +624,9 @@ def _take_end(record: Any, redriven: list[Redrive]) -> None:
     for p in redriven:
         if (event.tenant_id, event.session_id) != (p.detail["tenant_id"], p.detail["session_id"]):
             continue
-        if (event.type, str(event.event_id)) in zip(
-            p.end_types, [e for *_, e in p.ends], strict=True
-        ):
+        kept = [(kind, event_id) for *_, kind, event_id in p.ends]
+        if (event.type, str(event.event_id)) in kept:
             continue
-        if p.end_types.count(event.type) >= MAX_ENDS_RESENT:
+        if sum(kind == event.type for kind, _ in kept) >= MAX_ENDS_RESENT:
             continue
-        p.ends.append((record.key, record.value, signature, str(event.event_id)))
-        p.end_types.append(event.type)
+        p.ends.append((record.key, record.value, signature, event.type, str(event.event_id)))
