@@ -12,7 +12,9 @@
   the broker is gone. aiokafka's bootstrap learns no topic, and such a send waited the request
   timeout for metadata, its record nowhere in the producer.
 
-Runs on the test's OWN broker (`private_kafka`), which it stops.
+A test that stops its broker runs on its OWN (`private_kafka`); the others stop their clients
+with the broker up, on the shared one, under fresh topics (a private broker costs a test about
+6 s to start).
 """
 
 from __future__ import annotations
@@ -256,9 +258,9 @@ async def test_a_follower_whose_loop_fails_while_its_fetches_wait_out_their_back
 
 
 async def test_stopping_a_consumer_gives_way_to_the_callers_cancellation_and_still_ends(
-    private_kafka: PrivateKafka,
+    kafka_bootstrap: str,
 ) -> None:
-    consumer = new_consumer(connection(private_kafka.bootstrap))
+    consumer = new_consumer(connection(kafka_bootstrap))
     await consumer.start()
     started, release = asyncio.Event(), asyncio.Event()
     stop = consumer.stop
@@ -294,7 +296,7 @@ async def _stopped(consumer: AIOKafkaConsumer) -> bool:
 
 @pytest.mark.parametrize("steps", range(1, 7))  # at 0 stop_consumer never begins
 async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_lost(
-    private_kafka: PrivateKafka, steps: int
+    topics: Topics, kafka_bootstrap: str, steps: int
 ) -> None:
     """aiokafka's `Fetcher.close` awaits its fetch task under `suppress(CancelledError)`: a
     cancellation of the task stopping the consumer that lands then was swallowed, stop()
@@ -302,10 +304,7 @@ async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_
     down) ran on and never ended: a cluster test hung until its timeout. Cancelled after each
     of the first few steps of stop(), the caller is cancelled every time, and the stop still
     ends (a cancelled stop once left the fetch task retrying the broker for good)."""
-    topics = Topics(prefix="swallow.", partitions=1)
-    settings = connection(private_kafka.bootstrap, topics)
-    await ensure_topics(settings)
-    consumer = new_consumer(settings)
+    consumer = new_consumer(connection(kafka_bootstrap, topics))
     await consumer.start()
     consumer.assign([TopicPartition(topics.revocations, 0)])
     await asyncio.sleep(0.2)  # its fetch task is waiting on the broker
@@ -319,11 +318,11 @@ async def test_a_cancellation_arriving_while_aiokafka_closes_its_fetcher_is_not_
 
 
 async def test_stop_consumer_in_the_cleanup_of_a_cancelled_task_lets_the_cleanup_finish(
-    private_kafka: PrivateKafka,
+    kafka_bootstrap: str,
 ) -> None:
     # a `finally` running because the task was cancelled calls stop_consumer: a cancellation
     # already on its way out is not raised again, so what the cleanup does next still runs
-    consumer = new_consumer(connection(private_kafka.bootstrap))
+    consumer = new_consumer(connection(kafka_bootstrap))
     await consumer.start()
     cleaned: list[str] = []
 
