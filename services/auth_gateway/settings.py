@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
 
+from session_contracts.links import followable_url
 from session_contracts.models import TenantId
 from session_contracts.settings import KafkaSettings
 
@@ -193,34 +194,20 @@ def checked_sign_in_url(url: str) -> str:
     - The local path `/`: the sign-in page is exempt from the check (a revoked session is sent
       there), and `/` would leave the home page unchecked, silently (a review as an attacker,
       stop 66).
-    - A scheme-relative URL (`//host/x`): as a `Location` it sends the browser to that host, an
-      open redirect; a local path is one `/` and a path, an absolute URL has its scheme.
-    - Another scheme than http or https (`javascript:`), or none on a URL that is not a path.
+    - What no page should follow (`session_contracts.links.followable_url`): a space, a
+      control or a non-ASCII character; a scheme-relative URL (`//host/x`), an open redirect;
+      another scheme than http or https (`javascript:`), or none on a URL that is not a path.
     - A fragment (`/signin#x`): `?ended=` would be appended after it, and the path exempted
       would never equal a request's.
     - A `%` in a local path: the exemption compares the request's decoded path, which would
       never equal it, so the sign-in page would be checked too (a review, stop 67).
-    - A space, a control or a non-ASCII character: not a `Location` a server sends.
     """
-    if any(not "!" <= char <= "~" for char in url):
-        raise ValueError(
-            f"the sign-in URL {url!r} has a space, a control or a non-ASCII character: "
-            "percent-encode them in an absolute URL, or give a plain local path"
-        )
+    followable_url(url, "the sign-in URL")
     parts = urlsplit(url)
     if url.startswith("/") and parts.path == "/":  # what the middleware exempts
         raise ValueError(
             "the sign-in URL's path is /, and the sign-in page is left unchecked, so the home "
             "page would be too: give the sign-in page a path of its own (e.g. /signin)"
-        )
-    if url.startswith("//") or url.startswith("/\\"):
-        raise ValueError(
-            f"the sign-in URL {url!r} is scheme-relative: as a Location it sends browsers to "
-            "another host; give a local path (/signin) or an absolute https:// URL"
-        )
-    if not url.startswith("/") and (parts.scheme not in ("http", "https") or not parts.netloc):
-        raise ValueError(
-            f"the sign-in URL {url!r} is neither a local path nor an http(s) URL with a host"
         )
     if parts.fragment or "#" in url:
         raise ValueError(f"the sign-in URL {url!r} has a fragment: ?ended= would follow it")

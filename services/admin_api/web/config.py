@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from session_contracts.links import followable_url
 
 APP_STATE_KEY = "admin_page_config"
 """`app.state.admin_page_config` holds the deployment's `AdminPageConfig`, when it has one."""
@@ -49,18 +49,7 @@ class AdminPageConfig(BaseModel):
     @field_validator("sign_in_url")
     @classmethod
     def _a_link_an_admin_can_follow(cls, url: str | None) -> str | None:
-        """A local path or an http(s) URL: the page makes it a link on the admin's page, so a
-        `javascript:` URL would run in the page's origin, and a scheme-relative `//host` one
-        lead elsewhere than it reads (a review, stop 67)."""
-        if url is None:
-            return None
-        parts = urlsplit(url)
-        local = url.startswith("/") and not url.startswith(("//", "/\\"))
-        if any(not "!" <= char <= "~" for char in url) or not (
-            local or (parts.scheme in ("http", "https") and parts.netloc)
-        ):
-            raise ValueError(
-                f"the sign-in URL {url!r} is neither a local path nor an http(s) URL with a "
-                "host (no spaces, controls or non-ASCII characters)"
-            )
-        return url
+        """A local path or an http(s) URL (`followable_url`): the page makes it a link on the
+        admin's page, so a `javascript:` URL would run in the page's origin, and a
+        scheme-relative `//host` one lead elsewhere than it reads (a review, stop 67)."""
+        return None if url is None else followable_url(url, "the sign-in URL")

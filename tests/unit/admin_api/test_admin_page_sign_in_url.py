@@ -13,19 +13,20 @@ from admin_api.web.config import AdminPageConfig
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "why"),
     [
-        "javascript:alert(document.cookie)",
-        "//evil.example/sign_in",
-        "/\\evil.example/sign_in",  # browsers read \ as /
-        "data:text/html,<script>alert(1)</script>",
-        "https:/no-host",
-        "/sign in",
-        "/sign_in\r\nSet-Cookie: x=1",
+        ("javascript:alert(document.cookie)", "neither a local path nor an http"),
+        ("//evil.example/sign_in", "scheme-relative"),
+        ("/\\evil.example/sign_in", "scheme-relative"),  # browsers read \ as /
+        ("data:text/html,<script>alert(1)</script>", "neither a local path nor an http"),
+        ("https:/no-host", "neither a local path nor an http"),
+        ("/sign in", "a space, a control"),
+        ("/sign_in\r\nSet-Cookie: x=1", "a space, a control"),
+        ("/sign_\u200bin", "non-ASCII"),
     ],
 )
-def test_a_sign_in_link_that_is_no_local_path_or_http_url_is_refused(url: str) -> None:
-    with pytest.raises(ValidationError, match="neither a local path nor an http"):
+def test_a_sign_in_link_that_is_no_local_path_or_http_url_is_refused(url: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=f"the sign-in URL .* {why}"):
         AdminPageConfig(sign_in_url=url)
 
 
