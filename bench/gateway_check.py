@@ -302,7 +302,13 @@ SCHEMED_CASES = {
     "live session, query": ([], b"v=2&access_token=" + SCHEMED_LIVE),
     "query, scheme letters at ends": ([], b"v=2&access_token=" + LETTERED),
     "no session, a query": ([], b"q=report&page=2"),
+    "no scheme, a bare id": ([(b"authorization", SCHEMED_LIVE)], b""),
+    "no scheme, letters and a tab": ([(b"authorization", b"B\t" + LETTERED + b"B")], b""),
 }
+"""The last two are no session: the second defence looks up what an app ignoring the scheme
+reads (its words and their cuts). The bare id is one reading, cached; the other, with a tab and
+the scheme's letters at its ends, is past the cache's bound of readings (stop 68): its readings
+are made on every request, what a client sending values that differ each time costs."""
 
 
 async def observability_ratio(requests: int, blocks: int) -> bool:

@@ -65,8 +65,10 @@ _CACHED_VALUE_BYTES = 512
 _CACHED_READINGS = 8  # at most 4,096 values of 512 bytes and 8 readings of each: under 8 MB
 MAX_READINGS = 128
 """Readings looked up for one request's session headers, parameter and subprotocols in all
-(a well-formed session makes 1 to 25, a value without the scheme up to 83): past this the
-request is refused, which bounds its hashing (16 headers of 83 cost 11 ms, a review)."""
+(a well-formed session makes 1 to 25; a value without the scheme made up to 83 before its
+cuts were also read without their whitespace, stop 68, and a hostile one now up to a few
+hundred, refused alone): past this the request is refused, which bounds its hashing (16
+headers of 83 cost 11 ms, a review)."""
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 """An RFC 9110 token: what a subprotocol is."""
 _ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
