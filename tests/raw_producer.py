@@ -1,9 +1,11 @@
-"""Records whose header names are any bytes, as the broker accepts them and no well-behaved
-client writes them (Java encodes a name as UTF-8; so does aiokafka's C builder).
+"""Records as the broker accepts them and no well-behaved client writes them.
 
-`raw_send` runs this module as a script in a process of its own, where aiokafka uses its
-pure-Python batch builder (`AIOKAFKA_NO_EXTENSIONS`), which takes a name's bytes from the
-name's `encode`: a `str` whose `encode` returns the raw bytes writes them as they are.
+- Header names of any bytes (Java encodes a name as UTF-8; so does aiokafka's C builder).
+  `raw_send` runs this module as a script in a process of its own, where aiokafka uses its
+  pure-Python batch builder (`AIOKAFKA_NO_EXTENSIONS`), which takes a name's bytes from the
+  name's `encode`: a `str` whose `encode` returns the raw bytes writes them as they are.
+- A record at an offset delta of its producer's choosing (`send_offset_forged`): a produce
+  request of a batch built here, its header what the broker checks.
 """
 
 from __future__ import annotations
@@ -61,6 +63,40 @@ async def raw_send(
     )
     _out, err = await asyncio.wait_for(process.communicate(json.dumps(spec).encode()), 60)
     assert process.returncode == 0, err.decode(errors="replace")[-2000:]
+
+
+async def send_offset_forged(
+    bootstrap: str, topic: str, records: Sequence[tuple[int, bytes, bytes]], partition: int = 0
+) -> int:
+    """Produce one uncompressed batch of `records` (offset delta, key, value) to `partition`,
+    its header saying `len(records)` records (what the broker checks of an uncompressed batch:
+    Kafka 4.1 rewrites its base offset and keeps each record's delta as written); the base
+    offset the broker gave it."""
+    import struct
+
+    from aiokafka import AIOKafkaClient, TopicPartition
+    from aiokafka.protocol.produce import ProduceRequest
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+    from aiokafka.record.util import calc_crc32c
+
+    builder = _DefaultRecordBatchBuilderPy(2, 0, 0, -1, -1, -1, 1 << 20)
+    for delta, key, value in records:
+        builder.append(delta, None, key, value, [])
+    raw = builder.build()
+    struct.pack_into(">i", raw, 23, len(records) - 1)  # lastOffsetDelta: count - 1
+    struct.pack_into(">I", raw, 17, calc_crc32c(bytes(raw[21:])))  # the CRC, from attributes
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        await client._metadata_update(client.cluster, [topic])
+        leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+        request = ProduceRequest(None, -1, 30_000, [(topic, [(partition, bytes(raw))])])
+        answer = await client.send(leader, request)
+    finally:
+        await client.close()
+    ((_, ((_, error, base, *_),)),) = answer.topics
+    assert error == 0, f"the broker refused the batch: error {error}"
+    return int(base)
 
 
 def _hex(data: bytes | None) -> str | None:

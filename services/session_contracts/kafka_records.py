@@ -17,6 +17,12 @@ process; `kafka_clients.new_consumer` calls it for every consumer of the project
   parser as if never compressed (aiokafka would have inflated it itself: no extra work);
 - a batch aiokafka cannot parse is read again leniently, as Java reads it (`read_batch`),
   from the first record aiokafka did not hand over;
+- a record whose offset is not within its batch's offsets, past the record before it, is out
+  of place: the broker (Kafka 4.1) assigns an uncompressed batch's offsets by rewriting its
+  header only, and a record's offset is the header's base plus the delta its producer wrote.
+  One record of delta 2^31 - 1 was handed over at that offset, and a consumer's position went
+  there: the registry stored it and skipped every later record of the partition, silently (a
+  review as an attacker, stop 69). It and the rest of its batch are one placeholder;
 - what neither can hand over becomes one placeholder record at the batch's last offset:
   no key, no value, and the reason under `UNREADABLE_HEADER` (`unreadable_reason` reads it).
   The registry dead-letters it with that reason; the records stay on their topic.
@@ -136,11 +142,26 @@ class TolerantBatch:
         except Unreadable as exc:
             return iter([self._placeholder(exc)])
         except UNREADABLE:
-            return self._lenient(plain, 0)
+            return self._in_place(self._lenient(plain, 0))
         if len(chunk) < CHUNK:
-            return iter(chunk)  # all but a batch of thousands of records: whole, in one list
+            # all but a batch of thousands of records: whole, in one list
+            if _in_place(chunk, self._batch.base_offset, self._batch.next_offset - 1):
+                return iter(chunk)
+            return self._in_place(iter(chunk))
         # on from where the chunk ended: aiokafka's batch refuses a second `iter()` part-way
-        return self._chunks(iter(batch.__next__, None), chunk, plain)
+        return self._in_place(self._chunks(iter(batch.__next__, None), chunk, plain))
+
+    def _in_place(self, records: Iterator[Any]) -> Iterator[Any]:
+        """`records` up to the first out of place (`_in_place`); for it and the rest of the
+        batch, which its producer wrote too, one placeholder at the batch's last offset."""
+        first, last = self._batch.base_offset, self._batch.next_offset - 1
+        previous = first - 1
+        for record in records:
+            if not previous < record.offset <= last:
+                yield self._placeholder(OutOfPlace(record.offset, previous, first))
+                return
+            previous = record.offset
+            yield record
 
     def _chunks(
         self, records: Iterator[Any], chunk: list[Any], plain: bytes | None
@@ -181,6 +202,30 @@ class TolerantBatch:
             value=None,
             headers=[(UNREADABLE_HEADER, reason.encode())],
         )
+
+
+class OutOfPlace(ValueError):
+    """A record whose offset is not within its batch's offsets, past the record before it."""
+
+    def __init__(self, offset: int, previous: int, first: int) -> None:
+        after = f"past {previous}, the record before it" if previous >= first else "its first"
+        super().__init__(
+            f"a record at offset {offset}, out of place: a batch's records are at increasing "
+            f"offsets within the batch's own ({after}); its producer wrote that offset"
+        )
+
+
+def _in_place(records: list[Any], first: int, last: int) -> bool:
+    """Whether every record's offset is past the one before it, within `first` to `last`:
+    what the broker's offsets allow (compaction leaves gaps, never disorder). A record's offset
+    is the batch's base plus the delta its producer wrote, which the broker does not check."""
+    previous = first - 1
+    for record in records:
+        offset = record.offset
+        if not previous < offset <= last:
+            return False
+        previous = offset
+    return True
 
 
 class TolerantMemoryRecords:

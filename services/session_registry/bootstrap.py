@@ -397,6 +397,11 @@ class Registry:
                 {"topic": tp.topic, "partition": tp.partition, "at": corrupt.position}
                 for tp, corrupt in sorted(self.loop.held.items())
             ],
+            # stored positions past their partition's end: skipped records, sweeps waiting
+            "positions_past_end": [
+                {"topic": key[0], "partition": key[1], "stored": position, "end": end}
+                for key, (position, end) in sorted(self.loop.past_end.items())
+            ],
             # the group's moment: sweeps expire nothing later (another instance's lag too)
             "sweeps_behind_seconds": round(self.sweep_behind_seconds(), 3),
             "sweeps_wait_for": None if blocker is None else dataclasses.asdict(blocker),

@@ -246,6 +246,12 @@ class RegistryMetrics:
             "Partitions held at a batch whose CRC fails, not read past it (the others are)",
             registry=r,
         )
+        self.positions_past_end = Gauge(
+            "session_registry_positions_past_end",
+            "Partitions whose stored position is past their end offset: the topic made again or "
+            "its log cut short; their records are skipped as applied and sweeps wait",
+            registry=r,
+        )
         self.sweep_behind = Gauge(
             "session_registry_sweep_behind_seconds",
             "How far behind the clock the sweeper expires: nothing later than the moment up to "

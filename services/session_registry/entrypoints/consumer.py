@@ -126,8 +126,12 @@ class ConsumerLoop:
         """Each held partition's next fetch (`_retry_held`): one at a time."""
         self._after_batch = after_batch
         self._metrics = metrics
+        self.past_end: dict[TopicPartitionKey, tuple[int, int]] = {}
+        """Partitions whose stored position is past their end, the broker's end offset beside
+        it (`ask_ends`): their records up to that position are skipped as applied already."""
         if metrics is not None:
             metrics.partitions_held.set_function(lambda: len(self.held))
+            metrics.positions_past_end.set_function(lambda: len(self.past_end))
         self.on_assigned = on_assigned
         """Called once a rebalance's partitions are at their stored positions."""
         self.alive_at = time.monotonic()
@@ -221,6 +225,8 @@ class ConsumerLoop:
                 sorted(stored.keys() - self._asked_ends.keys()),
             )
             return
+        if self._past_end(stored):
+            return  # the group's moment stays where it was: sweeps wait
         await self._ask_starts(ends, stored)
         self._applied_by_group = {
             key: max(stored.get(key, 0), self._starts.get(key, 0)) for key in self._asked_ends
@@ -229,6 +235,37 @@ class ConsumerLoop:
         if len(self._asks) > ASKS_KEPT:  # steadily behind: keep moments spread over the lag
             self._asks = self._asks[::2]
         self._note_caught_up()
+
+    def _past_end(self, stored: dict[TopicPartitionKey, int]) -> bool:
+        """Note the partitions whose stored position is past the end just asked; whether any
+        is. A position is stored only after the records before it are applied, and an end
+        never goes back, so one past it means the records there are not the ones applied: the
+        topic deleted and made again, its log cut short (an unclean leader election), or a
+        position moved by hand. Every record there until the end reaches it would be skipped as
+        applied, silently, and the partition counted caught up; instead sweeps wait (an expiry
+        is final), and it is logged, counted and alerted on (RegistryPositionPastEnd) until an
+        operator sets the positions or rebuilds (docs/operations.md#registrypositionpastend).
+        Before stop 69 a record placed by its producer past its batch moved positions there."""
+        past = {
+            key: (position, self._asked_ends[key])
+            for key, position in stored.items()
+            if key in self._asked_ends and position > self._asked_ends[key]
+        }
+        for key, (position, end) in sorted(past.items()):
+            if self.past_end.get(key, (None, None))[0] != position:
+                log.error(
+                    "%s partition %d: the position stored for consumer %s, %d, is past the "
+                    "partition's end, %d: the records there would be skipped as applied "
+                    "already; sweeps wait. Stop the registries, then set the position or "
+                    "rebuild (docs/operations.md#registrypositionpastend)",
+                    escape_reason(key[0]),
+                    key[1],
+                    escape_reason(self._name),
+                    position,
+                    end,
+                )
+        self.past_end = past
+        return bool(past)
 
     async def _ask_starts(
         self, ends: dict[TopicPartition, int], stored: dict[TopicPartitionKey, int]

@@ -11,7 +11,7 @@ from registry_helpers import NOW, StartRegistry, created, read_topic, session_ro
 
 from fresh_topics import connection
 from java_producer import java_send
-from raw_producer import raw_send
+from raw_producer import raw_send, send_offset_forged
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
 from session_contracts.kafka_clients import new_producer
@@ -19,6 +19,7 @@ from session_contracts.models import TerminateSessions
 from session_contracts.record_batches import INFLATED_MAX_BYTES
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CUT_AT, header_size
+from session_registry.adapters.positions import load_positions
 from session_registry.service_layer.dead_letter_tools import read_letter
 
 pytestmark = pytest.mark.kafka
@@ -292,6 +293,46 @@ async def test_a_batch_inflating_past_the_bound_is_dead_lettered_as_unreadable_a
         f"{INFLATED_MAX_BYTES} bytes"
     )
     assert int(found["dlq.source.offset"] or b"-1") == 1
+
+
+async def test_a_record_its_producer_placed_past_its_batch_is_dead_lettered_and_flows_on(
+    start_registry: StartRegistry, topics: Topics, kafka_bootstrap: str
+) -> None:
+    """A producer writes each record's offset delta, and the broker keeps it in an uncompressed
+    batch. One record of delta 2^31 - 1 was handed over at offset 2^31: the registry stored that
+    position and skipped every later record of the partition as applied already, for good,
+    its lag 0 (a review as an attacker, stop 69). One such record a partition blinded the
+    registry for every tenant."""
+    registry = await start_registry()
+    before, forged, after = created("before"), created("forged"), created("after")
+    producer = new_producer(connection(kafka_bootstrap))
+    await producer.start()
+    try:
+        key = record_key("acme", before.session_id)
+        await producer.send_and_wait(topics.events, encode(before), key=key, partition=0)
+        where = await send_offset_forged(
+            kafka_bootstrap,
+            topics.events,
+            [(2**31 - 1, record_key("acme", forged.session_id), encode(forged))],
+        )
+        key = record_key("acme", after.session_id)
+        await producer.send_and_wait(topics.events, encode(after), key=key, partition=0)
+    finally:
+        await producer.stop()
+    assert where == 1
+    await registry.wait_until_idle(30)
+
+    assert set(await session_rows(registry)) == {sid("before"), sid("after")}
+    (letter,) = await read_topic(kafka_bootstrap, topics.dead_letters)
+    found = dict(letter.headers)
+    assert int(found["dlq.source.offset"] or b"-1") == 1
+    reason = (found["dlq.reason"] or b"").decode()
+    assert reason.startswith(
+        "unreadable batch (offsets 1 to 1): a record at offset 2147483648, out of place"
+    )
+    async with registry.engine.connect() as conn:
+        stored = await load_positions(conn, registry.settings.consumer_group, {topics.events})
+    assert stored[(topics.events, 0)] == 3  # the partition's end, not past it
 
 
 async def test_a_record_with_neither_key_nor_value_is_dead_lettered_and_flows_on(

@@ -315,3 +315,69 @@ def test_bombs_refused_count_against_the_fetch_as_inflated_ones_do() -> None:
     (placeholder,) = list(partition)
     assert (placeholder.offset, placeholder.key, placeholder.value) == (0, None, None)
     assert partition.next_fetch_offset == 1  # the others are left to the next fetch
+
+
+def _forged(deltas: list[int], base: int = 100, codec: int = 0, names: bool = False) -> bytes:
+    """A batch of `len(deltas)` records at those offset deltas, its header as the broker keeps
+    it (Kafka 4.1, an uncompressed batch: the base offset and `lastOffsetDelta = count - 1`
+    rewritten, the records' own deltas as their producer wrote them), CRC made good."""
+    batch = _DefaultRecordBatchBuilderPy(2, codec, 0, -1, -1, -1, 1 << 20)
+    for n, delta in enumerate(deltas):
+        headers = [(_RawName(b"\xff"), b"")] if names else []
+        batch.append(delta, 1_700_000_000_000, b"k", f"v{n}".encode(), headers)
+    raw = bytearray(batch.build())
+    struct.pack_into(">q", raw, 0, base)
+    struct.pack_into(">i", raw, 23, len(deltas) - 1)  # lastOffsetDelta, after the attributes
+    struct.pack_into(">I", raw, 17, calc_crc32c(bytes(raw[21:])))
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("deltas", "handed"),
+    [
+        pytest.param([2**31 - 1], [], id="one record far past its batch (the attack)"),
+        pytest.param([0, 1, 2**31 - 1], [100, 101], id="the last far past"),
+        pytest.param([0, 5, 2], [100], id="a delta past the batch's last"),
+        pytest.param([-1, 1], [], id="before the batch"),
+        pytest.param([0, 0, 2], [100], id="the same offset twice"),
+        pytest.param([1, 0, 2], [101], id="backwards"),
+    ],
+)
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+@pytest.mark.parametrize("lenient", [False, True], ids=["aiokafka's parse", "read leniently"])
+def test_a_record_out_of_its_batchs_offsets_and_the_rest_of_it_are_one_placeholder(
+    deltas: list[int], handed: list[int], codec: str, lenient: bool
+) -> None:
+    """A producer writes each record's offset delta; Kafka 4.1 keeps it in an uncompressed
+    batch (checked on a real broker, stop 69). A record of delta 2^31 - 1 was handed over at
+    that offset: the fetcher's position, and the registry's stored one, went there, and every
+    later record of the partition was skipped as already applied, for good."""
+    raw = _forged(deltas, codec=CODECS[codec], names=lenient)
+    read = list(
+        fetcher.PartitionRecords(TP, TolerantMemoryRecords(raw), [], 100, None, None, True, 0)
+    )
+    last = 100 + len(deltas) - 1
+    assert [r.offset for r in read[:-1]] == handed
+    placeholder = read[-1]
+    assert (placeholder.offset, placeholder.key, placeholder.value) == (last, None, None)
+    reason = unreadable_reason(placeholder.key, placeholder.value, placeholder.headers)
+    assert reason is not None
+    assert reason.startswith(f"unreadable batch (offsets 100 to {last}): a record at offset ")
+    assert "out of place" in reason
+    assert all(100 <= r.offset <= last for r in read)
+
+
+def test_records_within_their_batch_in_order_are_handed_over_whatever_their_gaps() -> None:
+    """Compaction leaves gaps between a batch's records, never disorder: read as they are."""
+    raw = _forged([0, 4, 5, 9])
+    raw = raw[:23] + struct.pack(">i", 9) + raw[27:]  # a compacted batch keeps its last delta
+    raw = raw[:17] + struct.pack(">I", calc_crc32c(raw[21:])) + raw[21:]
+    read = list(
+        fetcher.PartitionRecords(TP, TolerantMemoryRecords(raw), [], 100, None, None, True, 0)
+    )
+    assert [(r.offset, r.value) for r in read] == [
+        (100, b"v0"),
+        (104, b"v1"),
+        (105, b"v2"),
+        (109, b"v3"),
+    ]
