@@ -33,7 +33,15 @@ async def lock_positions(
     uow: UnitOfWork, consumer: str, topics: Collection[str]
 ) -> dict[TopicPartitionKey, int]:
     """`load_positions`, locked until the unit of work ends: a second registry that read the
-    same records waits, then finds them applied."""
+    same records waits, then finds them applied.
+
+    Every stored position of the topics, not only those of the batch's partitions: so a
+    group's batches are applied one at a time, which the fold relies on. It locks only the
+    session rows stored already, and a mis-keyed or v1-keyed record brings one session's
+    events to two partitions, maybe two instances: two batches both finding a row absent
+    would each write it whole, one losing the other's logout or creation (a review, stop
+    69). Narrowing this lock to the batch's own partitions would open that. A group's first
+    batches, before it has stored any position, are not serialised by it."""
     result = await uow.conn.execute(uow.store.for_update(_positions(consumer, topics)))
     return {(row.topic, row.partition): row.next_offset for row in result}
 
