@@ -634,7 +634,8 @@ def byte_level() -> dict[str, list[Hostile]]:
     """Per topic: one of B's own records under a header name that is not UTF-8 (applied as its
     value says), a compression bomb, and, on the topics that are not compacted (a compacted
     topic refuses a record without a key), a record with neither key nor value. Each of the
-    three stopped or exhausted every consumer of its topic before 2026-12-05."""
+    three stopped or exhausted every consumer of its topic before 2026-12-05. And the same
+    record of B's at an offset past its batch (stop 69)."""
     handle = session_handle(B, "raw-header-name")
     names = ((BAD_NAME, b"1"), (b"ok", None))
     command = _b_command(uuid.uuid4(), [handle])
@@ -656,6 +657,7 @@ def byte_level() -> dict[str, list[Hostile]]:
         out[topic] = [
             Hostile("header name not UTF-8", key, value, True, raw_headers=names),
             Hostile("compression bomb", record_key(B, "bomb"), None, False, bomb=True),
+            Hostile("placed past its batch", key, value, False, placed_past=True),
         ]
         if topic in (EVENT_TOPIC, COMMAND_TOPIC):
             out[topic].append(Hostile("neither key nor value", None, None, False))

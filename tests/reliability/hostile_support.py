@@ -94,6 +94,11 @@ class Hostile:
     """Sent as one zstd batch inflating past `INFLATED_MAX_BYTES` (its `value` is left out):
     a consumer reads one placeholder at its offset, the registry dead-letters it as an
     unreadable batch."""
+    placed_past: bool = False
+    """Sent as one uncompressed batch whose record's offset delta is 2^31 - 1
+    (`raw_producer.send_offset_forged`): handed over at offset 2^31 until stop 69, which moved
+    the registry's position there and skipped every later record of the partition; now one
+    placeholder at the batch's offset, dead-lettered as an unreadable batch."""
 
 
 def _dumps(payload: Any) -> bytes:

@@ -7,15 +7,16 @@ resolver) and A's settings follower run. Tenant B then sends what `hostile_recor
 nine attacks of issue 12 by hand and Hypothesis-generated records (a fixed number, derandomized)
 on `sessions.events`, `sessions.commands`, `sessions.revocations` and `sessions.settings`, and
 on each what only a client writing Kafka's bytes sends (`byte_level`: a header name that is not
-UTF-8, a compression bomb, a record with neither key nor value; since 2026-12-05).
+UTF-8, a compression bomb, a record with neither key nor value; since 2026-12-05; a record
+placed past its batch, since stop 69).
 Once everything has read to the end, the test shows:
 
 - the registry, both gateways and the settings follower still run, and the gateways are ready;
   a gateway started afterwards reads the whole revocations topic and becomes ready;
 - every event and command record is applied (its history, command or session row is there) or
   on the dead-letter topic once, with an escaped, non-empty reason; applied + dead-lettered =
-  sent; the decoder refuses exactly what was dead-lettered, and a bomb is dead-lettered as an
-  unreadable batch at its own offset;
+  sent; the decoder refuses exactly what was dead-lettered, and a bomb or a record placed past
+  its batch is dead-lettered as an unreadable batch at its own offset;
 - A's rows (sessions, history, applied commands, termination requests, revocations) are the
   same as before the attack, even after a sweep that tombstones B's short-lived revocations;
 - A's revoked session is refused by every gateway, A's live one admitted; and A's next command,
@@ -66,7 +67,7 @@ from demo_service.settings import DemoSettings
 from fresh_topics import connection
 from java_producer import java_send
 from polling import until
-from raw_producer import raw_send
+from raw_producer import raw_send, send_offset_forged
 from read_model.tables import (
     applied_commands,
     revocations,
@@ -288,7 +289,7 @@ async def _check_applied_or_dead_lettered(
         counts: Counter[str] = Counter()
         for record, partition, offset, _ in sent[topic]:
             reason = letters.pop((topic, partition, offset), None)
-            if record.bomb:  # one placeholder for its batch, at the batch's last offset
+            if record.bomb or record.placed_past:  # one placeholder, at the batch's offset
                 prefix = f"{UNREADABLE_PREFIX}{offset} to {offset}): "
                 assert reason is not None and reason.startswith(prefix), (record.name, reason)
                 counts["dead-lettered"] += 1
@@ -454,7 +455,7 @@ async def test_a_hostile_producer_on_every_topic_changes_nothing_of_another_tena
                 assert await _status(fresh_client, VICTIM.live) == 200
                 records = await read_topic(kafka_bootstrap, topics.revocations)
                 unreadable = [r for r in records if unreadable_reason(r.key, r.value, r.headers)]
-                assert len(unreadable) == 1  # the bomb, read as one placeholder
+                assert len(unreadable) == 2  # the bomb and the record placed past its batch
                 valued = sum(r.value is not None for r in records) + len(unreadable)
                 watcher = fresh.watcher
                 assert watcher.records_applied + watcher.records_rejected == valued
@@ -495,6 +496,11 @@ async def _send_bytes(kafka_bootstrap: str, topic: str, records: list[Hostile]) 
             if record.bomb:  # 40 MB of zeros: a few KB of zstd
                 zeros = bytes(INFLATED_MAX_BYTES + 8_000_000)
                 await bombs.send_and_wait(topic, zeros, key=record.key, partition=0)
+            elif record.placed_past:
+                assert record.key is not None and record.value is not None, record.name
+                await send_offset_forged(
+                    kafka_bootstrap, topic, [(2**31 - 1, record.key, record.value)]
+                )
             elif record.raw_headers:
                 await raw_send(
                     kafka_bootstrap, topic, [(record.key, record.value, record.raw_headers)]
@@ -511,8 +517,9 @@ async def _send_bytes(kafka_bootstrap: str, topic: str, records: list[Hostile]) 
     ]
 
     def found(record: Hostile, read: Any) -> bool:
-        if record.bomb:
-            return unreadable_reason(read.key, read.value, read.headers) is not None
+        if record.bomb or record.placed_past:
+            reason = unreadable_reason(read.key, read.value, read.headers) or ""
+            return bool(reason) and ("out of place" in reason) == record.placed_past
         if record.raw_headers:
             return bool(read.headers[:1] == ((BAD_NAME.decode(errors="replace"), b"1"),))
         return bool(read.key is None and read.value is None and not read.headers)
