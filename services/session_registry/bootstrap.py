@@ -534,8 +534,15 @@ class Registry:
             return False
         if not warned:
             blocker = self.loop.blocking()
+            past = sorted(self.loop.past_end.items())
             waiting = (
-                f"{blocker.topic} partition {blocker.partition}, applied up to "
+                ", ".join(
+                    f"{topic} partition {partition}, its stored position {stored} past its end "
+                    f"{end} (RegistryPositionPastEnd)"
+                    for (topic, partition), (stored, end) in past
+                )
+                if past
+                else f"{blocker.topic} partition {blocker.partition}, applied up to "
                 f"{blocker.applied} of {blocker.end}"
                 if blocker is not None
                 else "the broker's or the database's answer"

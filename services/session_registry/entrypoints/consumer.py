@@ -127,8 +127,9 @@ class ConsumerLoop:
         self._after_batch = after_batch
         self._metrics = metrics
         self.past_end: dict[TopicPartitionKey, tuple[int, int]] = {}
-        """Partitions whose stored position is past their end, the broker's end offset beside
-        it (`ask_ends`): their records up to that position are skipped as applied already."""
+        """Partitions whose stored position was found past their end, with the end then asked
+        (`ask_ends`), until the process ends: their records up to that position were skipped
+        as applied already."""
         if metrics is not None:
             metrics.partitions_held.set_function(lambda: len(self.held))
             metrics.positions_past_end.set_function(lambda: len(self.past_end))
@@ -210,10 +211,15 @@ class ConsumerLoop:
         partitions = self._partitions()
         if not partitions:
             return  # the topics' metadata not known yet
+        before: dict[TopicPartitionKey, int] = {}
+        if asked_at is not None:  # read before the ends are asked: never past a true end
+            async with self._engine.connect() as conn:
+                before = await load_positions(conn, self._name, self._topics)
         ends: dict[TopicPartition, int] = await self.consumer.end_offsets(partitions)
         self._asked_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
         if asked_at is None:
             return
+        past_end = self._past_end(before)
         async with self._engine.connect() as conn:
             stored = await load_positions(conn, self._name, self._topics)
         if not stored.keys() <= self._asked_ends.keys():
@@ -225,7 +231,7 @@ class ConsumerLoop:
                 sorted(stored.keys() - self._asked_ends.keys()),
             )
             return
-        if self._past_end(stored):
+        if past_end:
             return  # the group's moment stays where it was: sweeps wait
         await self._ask_starts(ends, stored)
         self._applied_by_group = {
@@ -236,36 +242,37 @@ class ConsumerLoop:
             self._asks = self._asks[::2]
         self._note_caught_up()
 
-    def _past_end(self, stored: dict[TopicPartitionKey, int]) -> bool:
-        """Note the partitions whose stored position is past the end just asked; whether any
-        is. A position is stored only after the records before it are applied, and an end
-        never goes back, so one past it means the records there are not the ones applied: the
-        topic deleted and made again, its log cut short (an unclean leader election), or a
-        position moved by hand. Every record there until the end reaches it would be skipped as
-        applied, silently, and the partition counted caught up; instead sweeps wait (an expiry
-        is final), and it is logged, counted and alerted on (RegistryPositionPastEnd) until an
-        operator sets the positions or rebuilds (docs/operations.md#registrypositionpastend).
-        Before stop 69 a record placed by its producer past its batch moved positions there."""
-        past = {
-            key: (position, self._asked_ends[key])
-            for key, position in stored.items()
-            if key in self._asked_ends and position > self._asked_ends[key]
-        }
-        for key, (position, end) in sorted(past.items()):
-            if self.past_end.get(key, (None, None))[0] != position:
-                log.error(
-                    "%s partition %d: the position stored for consumer %s, %d, is past the "
-                    "partition's end, %d: the records there would be skipped as applied "
-                    "already; sweeps wait. Stop the registries, then set the position or "
-                    "rebuild (docs/operations.md#registrypositionpastend)",
-                    escape_reason(key[0]),
-                    key[1],
-                    escape_reason(self._name),
-                    position,
-                    end,
-                )
-        self.past_end = past
-        return bool(past)
+    def _past_end(self, before: dict[TopicPartitionKey, int]) -> bool:
+        """Note the partitions whose stored position, read `before` the ends were asked, is
+        past the end just asked; whether any is noted. A position is stored only once the
+        records before it are applied, and an end never goes back (read the other way round,
+        positions stored meanwhile passed the ends asked: every busy ask was flagged, a review),
+        so one past it means the records there are not the ones applied: the topic deleted and
+        made again, its log cut short (an unclean leader election), or a position moved by
+        hand. Every record there until the end reaches it would be skipped as applied,
+        silently, and the partition counted caught up; instead sweeps wait (an expiry is
+        final), and it is logged, counted and alerted on (RegistryPositionPastEnd) until the
+        registry restarts, which the repair needs anyway (`positions set` refuses while a
+        registry runs): the end passing the position again hides nothing of what was skipped
+        (docs/operations.md#registrypositionpastend). Before stop 69 a record placed by its
+        producer past its batch moved positions there."""
+        for key, position in sorted(before.items()):
+            end = self._asked_ends.get(key)
+            if end is None or position <= end or self.past_end.get(key, (None, 0))[0] == position:
+                continue
+            self.past_end[key] = (position, end)
+            log.error(
+                "%s partition %d: the position stored for consumer %s, %d, is past the "
+                "partition's end, %d: the records there are skipped as applied already; "
+                "sweeps wait. Stop the registries, then set the position or rebuild "
+                "(docs/operations.md#registrypositionpastend)",
+                escape_reason(key[0]),
+                key[1],
+                escape_reason(self._name),
+                position,
+                end,
+            )
+        return bool(self.past_end)
 
     async def _ask_starts(
         self, ends: dict[TopicPartition, int], stored: dict[TopicPartitionKey, int]

@@ -66,6 +66,14 @@ async def test_a_position_past_the_end_is_said_and_sweeps_wait_until_it_is_set_b
     assert len(said) == 1  # once, not at every ask
     assert f"partition 0: the position stored for consumer {group}, 50," in said[0]
     assert await session_rows(registry) == {}  # skipped as applied: what the operator repairs
+    # the sweeper's warning, once the sweeps are five minutes behind, names it
+    registry._made_at -= 400
+    with caplog.at_level(logging.WARNING, logger="session_registry"):
+        assert registry._warn_sweeps_behind(False)
+    assert (
+        f"waiting for {topics.events} partition 0, its stored position 50 past its end 2 "
+        "(RegistryPositionPastEnd)" in caplog.text
+    )
 
     # the runbook: stop the registries, set the position back, start them
     await registry.stop()

@@ -214,3 +214,73 @@ async def test_a_partition_ending_in_a_transaction_marker_is_stored_past_it(stor
         assert [o.dead_letters for o in run.ingestor.outcomes if o.positions.get(key) == 4] == [1]
     finally:
         await run.stop()
+
+
+async def test_positions_another_instance_stores_while_the_ends_are_asked_are_not_past_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ends are answered, then another instance applies and stores records arriving
+    meanwhile, before this one reads the stored positions: the positions are past the ends just
+    asked, and no fault. Read in that order, every ask of a busy group was a position past the
+    end (a review of stop 69's first version); the positions are now read before the ends."""
+    log = FakeLog()
+    append(log, E0, 1)
+    append(log, E1, 4)
+    await store_position(store.engine, E1, 4)
+    consumer = FakeConsumer(log)
+    asked = consumer.end_offsets
+
+    async def answered_then_applied(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        ends = await asked(partitions)
+        append(log, E1, 3)  # arrive once the broker has answered
+        await store_position(store.engine, E1, len(log.partitions[E1]))  # and are applied
+        return ends
+
+    monkeypatch.setattr(consumer, "end_offsets", answered_then_applied)
+    run = await start_loop(store, consumer, MINE)
+    try:
+        await applied_mine(store, log)
+        for n in range(1, 4):
+            await run.loop.ask_ends(moment(n))
+        assert run.loop.past_end == {}
+        assert run.loop.caught_up_at == moment(3)
+        assert "past the partition's end" not in caplog.text
+    finally:
+        await run.stop()
+
+
+async def test_a_position_past_the_end_holds_the_moment_though_the_end_passes_it_later(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log cut short (an unclean leader election): the group had stored 10 of E1, the new
+    leader holds 4, and records arriving since pass 10 within seconds. The records between 4
+    and 10 are skipped as applied all the same: the partition stays noted, the sweeps stay held,
+    until the registry is restarted by the repair."""
+    log = FakeLog()
+    append(log, E0, 1)
+    append(log, E1, 4)
+    await store_position(store.engine, E1, 10)
+    run = await start_loop(store, FakeConsumer(log), MINE)
+    try:
+        await applied_mine(store, log)
+        await run.loop.ask_ends(moment(1))
+        assert run.loop.past_end == {(E1.topic, 1): (10, 4)}
+        assert run.loop.caught_up_at is None
+        append(log, E1, 8)  # the end is 12 now
+        await store_position(store.engine, E1, 12)
+        await run.loop.ask_ends(moment(2))
+        assert run.loop.past_end == {(E1.topic, 1): (10, 4)}
+        assert run.loop.caught_up_at is None
+        said = [r for r in caplog.records if "past the partition's end" in r.getMessage()]
+        assert len(said) == 1  # once, at the first ask that found it
+    finally:
+        await run.stop()
+
+    again = await start_loop(store, FakeConsumer(log), MINE)  # restarted, the position set
+    try:
+        await applied_mine(store, log)
+        await again.loop.ask_ends(moment(3))
+        assert again.loop.past_end == {}
+        assert again.loop.caught_up_at == moment(3)
+    finally:
+        await again.stop()
