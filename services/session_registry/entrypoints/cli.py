@@ -108,8 +108,16 @@ def status() -> None:
     typer.echo(f"{'topic':<40} {'part':>4} {'stored':>12} {'end':>12} {'lag':>10}")
     for row in rows:
         stored = "-" if row.stored is None else str(row.stored)
-        typer.echo(f"{row.topic:<40} {row.partition:>4} {stored:>12} {row.end:>12} {row.lag:>10}")
+        lag = "PAST END" if row.past_end else str(row.lag)
+        typer.echo(f"{row.topic:<40} {row.partition:>4} {stored:>12} {row.end:>12} {lag:>10}")
     typer.echo(f"total lag {sum(r.lag for r in rows)}")
+    for row in rows:
+        if row.past_end:
+            typer.echo(
+                f"{row.topic} partition {row.partition}: the stored position is past the "
+                "partition's end: its records up to it are skipped as applied already "
+                "(docs/operations.md#registrypositionpastend)"
+            )
     waiting = sre_cli.run_cleanly(waiting_terminations(settings.database_url))
     typer.echo(f"terminations by a text filter not applied yet: {len(waiting)}")
     for kept in waiting:

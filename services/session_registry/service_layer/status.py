@@ -33,8 +33,14 @@ class PartitionStatus:
 
     @property
     def lag(self) -> int:
-        """Records not yet applied."""
-        return self.end - (self.stored or 0)
+        """Records not yet applied (none past the end: see `past_end`)."""
+        return max(0, self.end - (self.stored or 0))
+
+    @property
+    def past_end(self) -> bool:
+        """Whether the stored position is past the end (read after it): the records up to it
+        are skipped as applied (docs/operations.md#registrypositionpastend)."""
+        return self.stored is not None and self.stored > self.end
 
 
 async def consumer_status(

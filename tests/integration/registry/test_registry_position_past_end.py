@@ -18,6 +18,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 from registry_helpers import StartRegistry, created, session_rows, sid
+from sre_cli import cli, cli_env
 
 from polling import until
 from read_model.store import Store
@@ -35,6 +36,8 @@ async def test_a_position_past_the_end_is_said_and_sweeps_wait_until_it_is_set_b
     store: Store,
     producer: AIOKafkaProducer,
     topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     group = f"registry-{uuid.uuid4().hex[:8]}"
@@ -77,6 +80,12 @@ async def test_a_position_past_the_end_is_said_and_sweeps_wait_until_it_is_set_b
 
     # the runbook: stop the registries, set the position back, start them
     await registry.stop()
+    shown = (await cli(cli_env(kafka_bootstrap, topics, db_url, group), "status")).out
+    assert [topics.events, "0", "50", "2", "PAST", "END"] in [
+        line.split() for line in shown.splitlines()
+    ]
+    assert "total lag 0" in shown  # no negative lag taken off the others'
+    assert f"{topics.events} partition 0: the stored position is past the partition's end" in shown
     async with UnitOfWork(store) as uow:
         await overwrite_positions(uow, group, {(topics.events, 0): 0})
     registry = await start_registry(**fast)
