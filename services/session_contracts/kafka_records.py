@@ -22,7 +22,9 @@ process; `kafka_clients.new_consumer` calls it for every consumer of the project
   header only, and a record's offset is the header's base plus the delta its producer wrote.
   One record of delta 2^31 - 1 was handed over at that offset, and a consumer's position went
   there: the registry stored it and skipped every later record of the partition, silently (a
-  review as an attacker, stop 69). It and the rest of its batch are one placeholder;
+  review as an attacker, stop 69). It and the rest of its batch are one placeholder; so is a
+  record at an offset that leaves no room for the records after it (the placeholder, at the
+  batch's last offset, must come after every record handed over);
 - what neither can hand over becomes one placeholder record at the batch's last offset:
   no key, no value, and the reason under `UNREADABLE_HEADER` (`unreadable_reason` reads it).
   The registry dead-letters it with that reason; the records stay on their topic.
@@ -55,6 +57,7 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
 from session_contracts.record_batches import (
+    HEADER,
     INFLATED_MAX_BYTES,
     LenientRecord,
     Unreadable,
@@ -100,13 +103,15 @@ def unreadable_reason(
 class TolerantBatch:
     """aiokafka's batch, its records inflated within bounds and read leniently if need be."""
 
-    __slots__ = ("_batch", "_index", "_owner", "_records")
+    __slots__ = ("_batch", "_index", "_made", "_owner", "_records")
 
     def __init__(self, batch: Any, owner: TolerantMemoryRecords, index: int) -> None:
         self._batch = batch
         self._owner = owner
         self._index = index  # its bytes are framed only when needed
         self._records: Iterator[Any] | None = None
+        self._made: LenientRecord | None = None
+        """The placeholder this batch made, once it has."""
 
     # what the fetcher reads of every batch, without `__getattr__`'s failed lookup first
     @property
@@ -142,26 +147,37 @@ class TolerantBatch:
         except Unreadable as exc:
             return iter([self._placeholder(exc)])
         except UNREADABLE:
-            return self._in_place(self._lenient(plain, 0))
+            return self._in_place(self._lenient(plain, 0), self._count())
         if len(chunk) < CHUNK:
             # all but a batch of thousands of records: whole, in one list
             if _in_place(chunk, self._batch.base_offset, self._batch.next_offset - 1):
                 return iter(chunk)
-            return self._in_place(iter(chunk))
+            return self._in_place(iter(chunk), len(chunk))
         # on from where the chunk ended: aiokafka's batch refuses a second `iter()` part-way
-        return self._in_place(self._chunks(iter(batch.__next__, None), chunk, plain))
+        chunks = self._chunks(iter(batch.__next__, None), chunk, plain)
+        return self._in_place(chunks, self._count())
 
-    def _in_place(self, records: Iterator[Any]) -> Iterator[Any]:
-        """`records` up to the first out of place (`_in_place`); for it and the rest of the
-        batch, which its producer wrote too, one placeholder at the batch's last offset."""
+    def _in_place(self, records: Iterator[Any], count: int) -> Iterator[Any]:
+        """`records` (the batch's `count`) up to the first out of place (`_in_place`); for it
+        and the rest of the batch, which its producer wrote too, one placeholder at the batch's
+        last offset. A placeholder of its own (a batch unreadable from there) ends it too."""
         first, last = self._batch.base_offset, self._batch.next_offset - 1
         previous = first - 1
+        room = last - count  # the last offset the next record may take, less one
         for record in records:
-            if not previous < record.offset <= last:
+            if record is self._made:
+                yield record
+                return
+            room += 1
+            if not previous < record.offset <= room:
                 yield self._placeholder(OutOfPlace(record.offset, previous, first))
                 return
             previous = record.offset
             yield record
+
+    def _count(self) -> int:
+        """The batch's number of records, from its header."""
+        return int(HEADER.unpack_from(self._owner.raw_batch(self._index))[-1])
 
     def _chunks(
         self, records: Iterator[Any], chunk: list[Any], plain: bytes | None
@@ -194,7 +210,7 @@ class TolerantBatch:
         batch = self._batch
         first, last = batch.base_offset, batch.next_offset - 1
         reason = f"{UNREADABLE_PREFIX}{first} to {last}): {exc}"
-        return LenientRecord(
+        self._made = LenientRecord(
             offset=last,  # at or past any position a fetch of this batch starts from
             timestamp=batch.max_timestamp,
             timestamp_type=batch.timestamp_type,
@@ -202,6 +218,7 @@ class TolerantBatch:
             value=None,
             headers=[(UNREADABLE_HEADER, reason.encode())],
         )
+        return self._made
 
 
 class OutOfPlace(ValueError):
@@ -216,13 +233,19 @@ class OutOfPlace(ValueError):
 
 
 def _in_place(records: list[Any], first: int, last: int) -> bool:
-    """Whether every record's offset is past the one before it, within `first` to `last`:
-    what the broker's offsets allow (compaction leaves gaps, never disorder). A record's offset
-    is the batch's base plus the delta its producer wrote, which the broker does not check."""
+    """Whether every record of a whole batch (`records`) is at an offset past the one before
+    it, within `first` to `last`, leaving room for the records after it: what the broker's
+    offsets allow (compaction leaves gaps, never disorder). A record's offset is the batch's
+    base plus the delta its producer wrote, which the broker does not check. The room keeps
+    the placeholder for a record out of place, at `last`, after every record handed over
+    before it: the fetcher drops a record below its position (a review: `[0, 2, 1]` handed
+    over 100 and 102, and the third record vanished without a dead letter)."""
     previous = first - 1
+    room = last - len(records)
     for record in records:
+        room += 1
         offset = record.offset
-        if not previous < offset <= last:
+        if not previous < offset <= room:
             return False
         previous = offset
     return True

@@ -269,9 +269,10 @@ def positions_show(
     for row in rows:
         stored = "-" if row.stored is None else str(row.stored)
         committed = "-" if row.committed is None else str(row.committed)
+        lag = "PAST END" if row.past_end else str(row.lag)
         typer.echo(
             f"{row.topic:<40} {row.partition:>4} {stored:>10} {row.earliest:>10} "
-            f"{row.end:>10} {row.lag:>8} {committed:>10}"
+            f"{row.end:>10} {lag:>8} {committed:>10}"
         )
 
 

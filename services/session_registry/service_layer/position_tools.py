@@ -56,8 +56,14 @@ class Standing:
 
     @property
     def lag(self) -> int:
-        """Records not yet applied."""
-        return self.end - (self.stored or 0)
+        """Records not yet applied (none for a position past the end: `past_end`)."""
+        return max(0, self.end - (self.stored or 0))
+
+    @property
+    def past_end(self) -> bool:
+        """Whether the stored position is past the end: its records up to it are skipped
+        (docs/operations.md#registrypositionpastend)."""
+        return self.stored is not None and self.stored > self.end
 
     def as_json(self) -> dict[str, Any]:
         """A line of `positions show --json`."""
@@ -68,6 +74,7 @@ class Standing:
             "earliest": self.earliest,
             "end": self.end,
             "lag": self.lag,
+            "past_end": self.past_end,
             "kafka_committed": self.committed,
         }
 

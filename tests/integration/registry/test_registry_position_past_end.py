@@ -80,12 +80,19 @@ async def test_a_position_past_the_end_is_said_and_sweeps_wait_until_it_is_set_b
 
     # the runbook: stop the registries, set the position back, start them
     await registry.stop()
-    shown = (await cli(cli_env(kafka_bootstrap, topics, db_url, group), "status")).out
+    env = cli_env(kafka_bootstrap, topics, db_url, group)
+    shown = (await cli(env, "status")).out
     assert [topics.events, "0", "50", "2", "PAST", "END"] in [
         line.split() for line in shown.splitlines()
     ]
     assert "total lag 0" in shown  # no negative lag taken off the others'
     assert f"{topics.events} partition 0: the stored position is past the partition's end" in shown
+    (row,) = [
+        r
+        for r in (await cli(env, "positions", "show", "--json")).lines()
+        if (r["topic"], r["partition"]) == (topics.events, 0)
+    ]
+    assert (row["stored"], row["end"], row["lag"], row["past_end"]) == (50, 2, 0, True)
     async with UnitOfWork(store) as uow:
         await overwrite_positions(uow, group, {(topics.events, 0): 0})
     registry = await start_registry(**fast)

@@ -340,7 +340,12 @@ def _forged(deltas: list[int], base: int = 100, codec: int = 0, names: bool = Fa
         pytest.param([0, 5, 2], [100], id="a delta past the batch's last"),
         pytest.param([-1, 1], [], id="before the batch"),
         pytest.param([0, 0, 2], [100], id="the same offset twice"),
-        pytest.param([1, 0, 2], [101], id="backwards"),
+        pytest.param([1, 0, 2], [], id="backwards"),
+        # the last offset taken before the end of the batch: the placeholder, at the last
+        # offset, would be below the fetcher's position and dropped (a review, stop 69)
+        pytest.param([0, 2, 1], [100], id="the last offset taken early"),
+        pytest.param([2, 0, 1], [], id="the first at the last offset"),
+        pytest.param([1, 0], [], id="two, the first at the last offset"),
     ],
 )
 @pytest.mark.parametrize("codec", ["none", "zstd"])
@@ -381,3 +386,17 @@ def test_records_within_their_batch_in_order_are_handed_over_whatever_their_gaps
         (105, b"v2"),
         (109, b"v3"),
     ]
+
+
+def test_a_record_out_of_place_past_the_first_chunk_ends_the_batch_there() -> None:
+    deltas = list(range(CHUNK + 904))
+    deltas[CHUNK + 404] = 2**31 - 1
+    raw = _forged(deltas)
+    read = list(
+        fetcher.PartitionRecords(TP, TolerantMemoryRecords(raw), [], 100, None, None, True, 0)
+    )
+    last = 100 + len(deltas) - 1
+    assert [r.offset for r in read[:-1]] == list(range(100, 100 + CHUNK + 404))
+    assert (read[-1].offset, read[-1].key) == (last, None)
+    reason = unreadable_reason(read[-1].key, read[-1].value, read[-1].headers)
+    assert reason is not None and "a record at offset 2147483747, out of place" in reason
