@@ -263,7 +263,7 @@ class TolerantMemoryRecords:
         self._data = bytes_data
         self._read = 0
         self._inflated = 0
-        self._framed = (0, 0)  # the index of a batch and where it starts, once one is framed
+        self._framed = (0, 0)  # the last batch framed, its index and where it starts
         self.size_in_bytes = self._records.size_in_bytes
 
     def has_next(self) -> bool:
@@ -282,13 +282,15 @@ class TolerantMemoryRecords:
         self._inflated += size
 
     def raw_batch(self, index: int) -> memoryview:
-        """The bytes of the fetch's batch `index` (aiokafka hands out whole batches, in order)."""
+        """The bytes of the fetch's batch `index` (aiokafka hands out whole batches, in order;
+        one batch may be asked for more than once: its count, then its bytes to read it
+        leniently)."""
         data = memoryview(self._data)
         framed, start = self._framed if self._framed[0] <= index else (0, 0)
         for _ in range(framed, index):  # from where the last call left off: batches come in order
             start += _LOG_OVERHEAD + _LENGTH.unpack_from(data, start + 8)[0]
         end = start + _LOG_OVERHEAD + _LENGTH.unpack_from(data, start + 8)[0]
-        self._framed = (index + 1, end)
+        self._framed = (index, start)
         return data[start:end]
 
 

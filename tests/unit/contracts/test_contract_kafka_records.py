@@ -218,6 +218,11 @@ def test_every_unreadable_batch_of_a_fetch_is_framed_whichever_is_asked_first() 
         batches[1],
         batches[1],
     ]
+    # a batch asked for twice (its count, then its bytes to read it leniently) is framed from
+    # itself the second time, not from the fetch's start (quadratic again, a review, stop 69)
+    records = TolerantMemoryRecords(data)
+    records.raw_batch(3)
+    assert records._framed == (3, sum(len(b) for b in batches[:3]))
 
 
 def test_a_batch_inflating_past_the_bound_is_one_placeholder() -> None:
