@@ -103,15 +103,13 @@ def unreadable_reason(
 class TolerantBatch:
     """aiokafka's batch, its records inflated within bounds and read leniently if need be."""
 
-    __slots__ = ("_batch", "_index", "_made", "_owner", "_records")
+    __slots__ = ("_batch", "_index", "_owner", "_records")
 
     def __init__(self, batch: Any, owner: TolerantMemoryRecords, index: int) -> None:
         self._batch = batch
         self._owner = owner
         self._index = index  # its bytes are framed only when needed
         self._records: Iterator[Any] | None = None
-        self._made: LenientRecord | None = None
-        """The placeholder this batch made, once it has."""
 
     # what the fetcher reads of every batch, without `__getattr__`'s failed lookup first
     @property
@@ -147,57 +145,52 @@ class TolerantBatch:
         except Unreadable as exc:
             return iter([self._placeholder(exc)])
         except UNREADABLE:
-            return self._in_place(self._lenient(plain, 0), self._count())
-        if len(chunk) < CHUNK:
-            # all but a batch of thousands of records: whole, in one list
-            if _in_place(chunk, self._batch.base_offset, self._batch.next_offset - 1):
+            return self._lenient(plain, 0, self._order(self._count()))
+        if len(chunk) < CHUNK:  # all but a batch of thousands of records: whole, in one list
+            if _in_place(chunk, self._batch):
                 return iter(chunk)
-            return self._in_place(iter(chunk), len(chunk))
+            order = self._order(len(chunk))
+            bad = order.first_out(chunk) or 0
+            return iter([*chunk[:bad], self._placeholder(order.refusal(chunk[bad].offset))])
         # on from where the chunk ended: aiokafka's batch refuses a second `iter()` part-way
-        chunks = self._chunks(iter(batch.__next__, None), chunk, plain)
-        return self._in_place(chunks, self._count())
+        order = self._order(self._count())
+        return self._chunks(iter(batch.__next__, None), chunk, plain, order)
 
-    def _in_place(self, records: Iterator[Any], count: int) -> Iterator[Any]:
-        """`records` (the batch's `count`) up to the first out of place (`_in_place`); for it
-        and the rest of the batch, which its producer wrote too, one placeholder at the batch's
-        last offset. A placeholder of its own (a batch unreadable from there) ends it too."""
-        first, last = self._batch.base_offset, self._batch.next_offset - 1
-        previous = first - 1
-        room = last - count  # the last offset the next record may take, less one
-        for record in records:
-            if record is self._made:
-                yield record
-                return
-            room += 1
-            if not previous < record.offset <= room:
-                yield self._placeholder(OutOfPlace(record.offset, previous, first))
-                return
-            previous = record.offset
-            yield record
+    def _order(self, count: int) -> _Order:
+        return _Order(self._batch.base_offset, self._batch.next_offset - 1, count)
 
     def _count(self) -> int:
         """The batch's number of records, from its header."""
         return int(HEADER.unpack_from(self._owner.raw_batch(self._index))[-1])
 
     def _chunks(
-        self, records: Iterator[Any], chunk: list[Any], plain: bytes | None
+        self, records: Iterator[Any], chunk: list[Any], plain: bytes | None, order: _Order
     ) -> Iterator[Any]:
         handed = 0
         while chunk:
+            if (bad := order.first_out(chunk)) is not None:
+                yield from chunk[:bad]
+                yield self._placeholder(order.refusal(chunk[bad].offset))
+                return
             yield from chunk
             handed += len(chunk)
             try:
                 chunk = list(islice(records, CHUNK))
             except UNREADABLE:
-                yield from self._lenient(plain, handed)
+                yield from self._lenient(plain, handed, order)
                 return
 
-    def _lenient(self, plain: bytes | None, handed: int) -> Iterator[Any]:
-        """The batch read as Java reads it, past the `handed` records aiokafka read; from
-        where even that fails, one placeholder for the rest."""
+    def _lenient(self, plain: bytes | None, handed: int, order: _Order) -> Iterator[Any]:
+        """The batch read as Java reads it, past the `handed` records aiokafka read (in
+        `order`); from where even that fails, or a record is out of place, one placeholder for
+        the rest."""
         try:
             raw = self._owner.raw_batch(self._index) if plain is None else plain
-            yield from islice(read_batch(raw), handed, None)
+            for record in islice(read_batch(raw), handed, None):
+                if not order.takes(record.offset):
+                    yield self._placeholder(order.refusal(record.offset))
+                    return
+                yield record
         except (Unreadable, *UNREADABLE) as exc:
             yield self._placeholder(exc)
 
@@ -210,7 +203,7 @@ class TolerantBatch:
         batch = self._batch
         first, last = batch.base_offset, batch.next_offset - 1
         reason = f"{UNREADABLE_PREFIX}{first} to {last}): {exc}"
-        self._made = LenientRecord(
+        return LenientRecord(
             offset=last,  # at or past any position a fetch of this batch starts from
             timestamp=batch.max_timestamp,
             timestamp_type=batch.timestamp_type,
@@ -218,28 +211,18 @@ class TolerantBatch:
             value=None,
             headers=[(UNREADABLE_HEADER, reason.encode())],
         )
-        return self._made
 
 
 class OutOfPlace(ValueError):
-    """A record whose offset is not within its batch's offsets, past the record before it."""
-
-    def __init__(self, offset: int, previous: int, first: int) -> None:
-        after = f"past {previous}, the record before it" if previous >= first else "its first"
-        super().__init__(
-            f"a record at offset {offset}, out of place: a batch's records are at increasing "
-            f"offsets within the batch's own ({after}); its producer wrote that offset"
-        )
+    """A record at an offset its batch's records cannot be at (its producer wrote it)."""
 
 
-def _in_place(records: list[Any], first: int, last: int) -> bool:
-    """Whether every record of a whole batch (`records`) is at an offset past the one before
-    it, within `first` to `last`, leaving room for the records after it: what the broker's
-    offsets allow (compaction leaves gaps, never disorder). A record's offset is the batch's
-    base plus the delta its producer wrote, which the broker does not check. The room keeps
-    the placeholder for a record out of place, at `last`, after every record handed over
-    before it: the fetcher drops a record below its position (a review: `[0, 2, 1]` handed
-    over 100 and 102, and the third record vanished without a dead letter)."""
+def _in_place(records: list[Any], batch: Any) -> bool:
+    """Whether the whole of a batch's `records` are in place (`_Order`): the usual batch, cheaply
+    (one record: within the batch's offsets; more: in order, with room for those after)."""
+    first, last = batch.base_offset, batch.next_offset - 1
+    if len(records) == 1:
+        return bool(first <= records[0].offset <= last)
     previous = first - 1
     room = last - len(records)
     for record in records:
@@ -249,6 +232,58 @@ def _in_place(records: list[Any], first: int, last: int) -> bool:
             return False
         previous = offset
     return True
+
+
+class _Order:
+    """Where a batch's next record may be: past the one before it, leaving room for the
+    records after it within the batch's last offset. The broker's offsets allow no other
+    (compaction leaves gaps, never disorder); a record's offset is the batch's base plus the
+    delta its producer wrote, which the broker does not check. The room keeps the placeholder
+    for a record out of place, at the last offset, after every record handed over before it:
+    the fetcher drops a record below its position (a review: `[0, 2, 1]` handed over 100 and
+    102, and the third record vanished without a dead letter)."""
+
+    __slots__ = ("first", "last", "previous", "room")
+
+    def __init__(self, first: int, last: int, count: int) -> None:
+        self.first, self.last = first, last
+        self.previous = first - 1
+        self.room = last - count  # the last offset the next record may take, less one
+
+    def first_out(self, records: Sequence[Any]) -> int | None:
+        """The index of the first of `records` (the batch's next ones) out of place, or None;
+        moved past those in place."""
+        previous, room = self.previous, self.room
+        for index, record in enumerate(records):
+            offset = record.offset
+            if not previous < offset <= room + 1:
+                self.previous, self.room = previous, room
+                return index
+            previous, room = offset, room + 1
+        self.previous, self.room = previous, room
+        return None
+
+    def takes(self, offset: int) -> bool:
+        """Whether the batch's next record may be at `offset`; moved past it if so."""
+        if self.previous < offset <= self.room + 1:
+            self.previous, self.room = offset, self.room + 1
+            return True
+        return False
+
+    def refusal(self, offset: int) -> OutOfPlace:
+        """Why a record at `offset` is out of place here."""
+        if offset > self.last:
+            why = f"past its batch's last offset, {self.last}"
+        elif offset > self.room + 1:
+            after = self.last - self.room - 1
+            why = f"leaving no room for the {after} record(s) after it before {self.last}"
+        elif self.previous < self.first:
+            why = f"before its batch's first offset, {self.first}"
+        else:
+            why = f"not past the record before it, at {self.previous}"
+        return OutOfPlace(
+            f"a record at offset {offset}, out of place: {why}; its producer wrote it"
+        )
 
 
 class TolerantMemoryRecords:
@@ -273,8 +308,8 @@ class TolerantMemoryRecords:
     def next_batch(self) -> Any:
         batch = self._records.next_batch()
         index, self._read = self._read, self._read + 1
-        if batch is None or batch.magic < 2:
-            return batch  # message format v0/v1: no headers
+        if not isinstance(batch, DefaultRecordBatch):
+            return batch  # None, or message format v0/v1 (no headers; no `magic` either)
         return TolerantBatch(batch, self, index)
 
     def inflated(self, size: int) -> None:

@@ -13,6 +13,7 @@ from aiokafka.record.default_records import (
     DefaultRecordBatchBuilder,
     _DefaultRecordBatchBuilderPy,
 )
+from aiokafka.record.legacy_records import LegacyRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
@@ -405,3 +406,28 @@ def test_a_record_out_of_place_past_the_first_chunk_ends_the_batch_there() -> No
     assert (read[-1].offset, read[-1].key) == (last, None)
     reason = unreadable_reason(read[-1].key, read[-1].value, read[-1].headers)
     assert reason is not None and "a record at offset 2147483747, out of place" in reason
+
+
+@pytest.mark.parametrize(
+    ("deltas", "why"),
+    [
+        ([0, 5, 2], "past its batch's last offset, 102"),
+        ([0, 2, 1], "leaving no room for the 1 record(s) after it before 102"),
+        ([-1, 1], "before its batch's first offset, 100"),
+        ([0, 0, 2], "not past the record before it, at 100"),
+    ],
+)
+def test_the_reason_says_how_a_record_is_out_of_place(deltas: list[int], why: str) -> None:
+    read = list(_tolerant(_forged(deltas)))
+    reason = unreadable_reason(read[-1].key, read[-1].value, read[-1].headers) or ""
+    assert reason.endswith(f"out of place: {why}; its producer wrote it"), reason
+
+
+def test_a_message_format_v1_batch_is_handed_to_aiokafka_as_it_was() -> None:
+    """A v0/v1 batch (a log kept from a cluster that wrote older formats) has no `magic` in
+    aiokafka's reader: asking for it raised AttributeError at every fetch of that position."""
+    legacy = LegacyRecordBatchBuilder(1, 0, 1 << 20)
+    legacy.append(0, 1_700_000_000_000, b"k", b"L0")
+    v1 = struct.pack(">q", 5) + bytes(legacy.build())[8:]
+    read = list(fetcher.PartitionRecords(TP, TolerantMemoryRecords(v1), [], 5, None, None, True, 0))
+    assert [(r.offset, r.value) for r in read] == [(5, b"L0")]
