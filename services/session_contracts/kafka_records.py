@@ -186,7 +186,7 @@ class TolerantBatch:
         the rest."""
         try:
             raw = self._owner.raw_batch(self._index) if plain is None else plain
-            for record in islice(read_batch(raw), handed, None):
+            for record in read_batch(raw, skip=handed):
                 if not order.takes(record.offset):
                     yield self._placeholder(order.refusal(record.offset))
                     return
