@@ -147,10 +147,12 @@ class TolerantBatch:
         except UNREADABLE:
             return self._lenient(plain, 0, self._order(self._count()))
         if len(chunk) < CHUNK:  # all but a batch of thousands of records: whole, in one list
-            if _in_place(chunk, self._batch):
+            first, end = self._batch.base_offset, self._batch.next_offset
+            if len(chunk) == 1 and first <= chunk[0].offset < end:
+                return iter(chunk)  # the usual batch of one record, without an `_Order`
+            order = _Order(first, end - 1, len(chunk))
+            if (bad := order.first_out(chunk)) is None:
                 return iter(chunk)
-            order = self._order(len(chunk))
-            bad = order.first_out(chunk) or 0
             return iter([*chunk[:bad], self._placeholder(order.refusal(chunk[bad].offset))])
         # on from where the chunk ended: aiokafka's batch refuses a second `iter()` part-way
         order = self._order(self._count())
@@ -217,23 +219,6 @@ class OutOfPlace(ValueError):
     """A record at an offset its batch's records cannot be at (its producer wrote it)."""
 
 
-def _in_place(records: list[Any], batch: Any) -> bool:
-    """Whether the whole of a batch's `records` are in place (`_Order`): the usual batch, cheaply
-    (one record: within the batch's offsets; more: in order, with room for those after)."""
-    first, last = batch.base_offset, batch.next_offset - 1
-    if len(records) == 1:
-        return bool(first <= records[0].offset <= last)
-    previous = first - 1
-    room = last - len(records)
-    for record in records:
-        room += 1
-        offset = record.offset
-        if not previous < offset <= room:
-            return False
-        previous = offset
-    return True
-
-
 class _Order:
     """Where a batch's next record may be: past the one before it, leaving room for the
     records after it within the batch's last offset. The broker's offsets allow no other
@@ -253,13 +238,15 @@ class _Order:
     def first_out(self, records: Sequence[Any]) -> int | None:
         """The index of the first of `records` (the batch's next ones) out of place, or None;
         moved past those in place."""
-        previous, room = self.previous, self.room
-        for index, record in enumerate(records):
+        previous = self.previous
+        room = start = self.room
+        for record in records:
+            room += 1
             offset = record.offset
-            if not previous < offset <= room + 1:
-                self.previous, self.room = previous, room
-                return index
-            previous, room = offset, room + 1
+            if not previous < offset <= room:
+                self.previous, self.room = previous, room - 1
+                return room - start - 1  # its index
+            previous = offset
         self.previous, self.room = previous, room
         return None
 
