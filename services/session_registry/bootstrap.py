@@ -534,19 +534,19 @@ class Registry:
             return False
         if not warned:
             blocker = self.loop.blocking()
-            past = sorted(self.loop.past_end.items())
-            waiting = (
-                ", ".join(
+            if self.loop.past_end:
+                waiting = ", ".join(
                     f"{topic} partition {partition}, its stored position {stored} past its end "
                     f"{end} (RegistryPositionPastEnd)"
-                    for (topic, partition), (stored, end) in past
+                    for (topic, partition), (stored, end) in sorted(self.loop.past_end.items())
                 )
-                if past
-                else f"{blocker.topic} partition {blocker.partition}, applied up to "
-                f"{blocker.applied} of {blocker.end}"
-                if blocker is not None
-                else "the broker's or the database's answer"
-            )
+            elif blocker is not None:
+                waiting = (
+                    f"{blocker.topic} partition {blocker.partition}, applied up to "
+                    f"{blocker.applied} of {blocker.end}"
+                )
+            else:
+                waiting = "the broker's or the database's answer"
             log.warning(
                 "sweeps are %.0f s behind the clock: nothing later expires until every "
                 "partition of the group is applied; waiting for %s",

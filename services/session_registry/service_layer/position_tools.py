@@ -25,6 +25,7 @@ from session_contracts.settings import KafkaSettings
 from session_registry.adapters.group_members import GroupMember, group_members
 from session_registry.adapters.partitions import offsets_from, topic_partitions
 from session_registry.adapters.positions import load_positions, overwrite_positions
+from session_registry.service_layer.status import PartitionStatus
 
 
 class RegistryRunning(RuntimeError):
@@ -44,26 +45,12 @@ class RegistryRunning(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Standing:
-    """One partition: the stored position, the log's bounds, and the Kafka group offset."""
+class Standing(PartitionStatus):
+    """One partition: the stored position, the log's bounds, and the Kafka group offset (its
+    lag and whether it is past the end as `status` reckons them)."""
 
-    topic: str
-    partition: int
-    stored: int | None
     earliest: int
-    end: int
     committed: int | None
-
-    @property
-    def lag(self) -> int:
-        """Records not yet applied (none for a position past the end: `past_end`)."""
-        return max(0, self.end - (self.stored or 0))
-
-    @property
-    def past_end(self) -> bool:
-        """Whether the stored position is past the end: its records up to it are skipped
-        (docs/operations.md#registrypositionpastend)."""
-        return self.stored is not None and self.stored > self.end
 
     def as_json(self) -> dict[str, Any]:
         """A line of `positions show --json`."""
@@ -159,12 +146,12 @@ async def show_positions(
     committed = await _committed(connection, consumer)
     return [
         Standing(
-            tp.topic,
-            tp.partition,
-            stored.get((tp.topic, tp.partition)),
-            earliest[tp],
-            ends[tp],
-            committed.get(tp),
+            topic=tp.topic,
+            partition=tp.partition,
+            stored=stored.get((tp.topic, tp.partition)),
+            end=ends[tp],
+            earliest=earliest[tp],
+            committed=committed.get(tp),
         )
         for tp in partitions
     ]
