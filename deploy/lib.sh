@@ -26,6 +26,19 @@ alive() {
 # Something accepts connections on this loopback port.
 port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The states (TIME_WAIT, ESTABLISHED, ...) of the TCP connections whose local end is this port: a
+# client's ephemeral port (32768-60999 on Linux) can be a server's port too, and while such a
+# connection lives (TIME_WAIT: 60 s after it closed) no server can bind the port. Empty if none.
+port_held_by() {
+	local hex names=(. ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE CLOSE_WAIT
+		LAST_ACK LISTEN CLOSING)
+	hex="$(printf '%04X' "$1")"
+	awk -v port=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == port && $4 != "0A" { print $4 }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -u | while read -r state; do
+		printf '%s ' "${names[$((16#$state))]:-$state}"
+	done
+}
+
 # The state directory (SESSIONS_STATE_DIR, default <repo>/.state), made if missing, absolute.
 state_root() {
 	local dir="${SESSIONS_STATE_DIR:-$REPO_DIR/.state}"

@@ -142,18 +142,36 @@ print_urls() {
 	echo "SESSIONS_DATABASE_URL=postgresql+asyncpg://$ROLE:$PASSWORD@127.0.0.1:$PORT/sessions"
 }
 
+# pg_ctl start; while the bind fails because a connection's local end holds the port (see
+# port_held_by: another program's client, TIME_WAIT for 60 s after it closed), wait and start again,
+# saying so, up to TIMEOUT + 60 s. Any other failure ends the script with the log's tail.
+start_server() {
+	local waited=0 held
+	while :; do
+		# 9>&- : the server must not inherit (and hold forever) the lock.
+		as_server "$BIN/pg_ctl" start -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" -s >&2 9>&- && return 0
+		held="$(port_held_by "$PORT")"
+		if [[ -n "$held" ]] && ! port_answers "$PORT" && ((waited < TIMEOUT + 60)) &&
+			tail -n 5 "$LOG" 2>/dev/null | grep -q 'Address already in use'; then
+			((waited > 0)) || note "port $PORT is the local end of a connection (${held% }), not a server; \
+waiting until it closes"
+			sleep 1
+			waited=$((waited + 1))
+			continue
+		fi
+		tail -n 30 "$LOG" >&2 || true
+		[[ -z "$held" ]] || note "port $PORT is still the local end of a connection (${held% })"
+		die "PostgreSQL did not start (log $LOG)"
+	done
+}
+
 start() {
 	if ! running; then
 		port_answers "$PORT" && die "port $PORT is taken by another process"
 		init_once
 		chmod 700 "$CLUSTER" # clusters made before this line was added were world-readable
 		say "starting PostgreSQL on 127.0.0.1:$PORT, data $DATA"
-		# 9>&- : the server must not inherit (and hold forever) the lock.
-		as_server "$BIN/pg_ctl" start -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" -s >&2 9>&- ||
-			{
-				tail -n 30 "$LOG" >&2 || true
-				die "PostgreSQL did not start (log $LOG)"
-			}
+		start_server
 	fi
 	wait_until "$TIMEOUT" "PostgreSQL not answering after ${TIMEOUT}s (log $LOG)" answers
 	provision

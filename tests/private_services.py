@@ -130,6 +130,11 @@ class PrivatePostgres:
         self.database_url = f"{base}/sessions"
         self._env = {**os.environ, "PGPORT": str(self.port), "SESSIONS_STATE_DIR": str(state_dir)}
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment its deploy script runs with (PGPORT, SESSIONS_STATE_DIR)."""
+        return dict(self._env)
+
     async def start(self) -> str:
         """Start (initdb the first time) and wait until it answers; return the admin URL."""
         started = printed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 
 import asyncpg  # type: ignore[import-untyped]
@@ -10,7 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from private_services import PrivateKafka, PrivatePostgres
+from devstack.deploy_scripts import REPO
+from private_services import PrivateKafka, PrivatePostgres, free_port
 
 pytestmark = pytest.mark.slow  # a broker or cluster of its own, started and restarted
 
@@ -130,3 +132,50 @@ async def test_private_postgres_prewarm_reads_every_block_after_a_restart_and_re
         with pytest.raises(RuntimeError, match="exited 1"):
             await private_postgres.prewarm(*bad)
     assert await _count(dsn, "warm") == 5000  # nothing ran as SQL
+
+
+@pytest.mark.postgres
+async def test_postgres_start_waits_while_a_connection_holds_its_port_then_starts(
+    private_postgres: PrivatePostgres,
+) -> None:
+    # An outgoing connection takes its local port from 32768-60999, where the default 55432 is:
+    # while one lives (and 60 s in TIME_WAIT after), the server cannot bind. Seen at a session's
+    # start: a probe of the broker had taken 55432 and `postgres.sh start` died.
+    await private_postgres.stop()
+    listener = socket.create_server(("127.0.0.1", free_port()))
+    client = socket.socket()
+    client.bind(("127.0.0.1", private_postgres.port))
+    client.connect(listener.getsockname())
+    accepted, _ = listener.accept()
+    script = await asyncio.create_subprocess_exec(
+        "bash",
+        str(REPO / "deploy" / "postgres.sh"),
+        "start",
+        env=private_postgres.env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert script.stderr is not None
+    try:
+        async with asyncio.timeout(60):
+            line = b""
+            while b"waiting until it closes" not in line:
+                line = await script.stderr.readline()
+                assert line, "postgres.sh ended without waiting for the port"
+        assert f"port {private_postgres.port} is the local end of a connection (ESTABLISHED)" in (
+            line.decode()
+        )
+        assert script.returncode is None
+    finally:
+        # The far end closes first and its side waits out TIME_WAIT; once its close has reached
+        # this end (end of stream), this end's close frees the port at once.
+        accepted.close()
+        client.settimeout(10)
+        assert client.recv(1) == b""
+        client.close()
+        listener.close()
+    stdout, stderr = await asyncio.wait_for(script.communicate(), 60)
+    assert script.returncode == 0, stderr.decode()
+    assert f"SESSIONS_TEST_POSTGRES_URL={private_postgres.admin_url}" in stdout.decode()
+    assert await _count(_dsn(private_postgres), "pg_database") >= 3
