@@ -40,9 +40,17 @@ async def lock_positions(
     session rows stored already, and a mis-keyed or v1-keyed record brings one session's
     events to two partitions, maybe two instances: two batches both finding a row absent
     would each write it whole, one losing the other's logout or creation (a review, stop
-    69). Narrowing this lock to the batch's own partitions would open that. A group's first
-    batches, before it has stored any position, are not serialised by it."""
-    result = await uow.conn.execute(uow.store.for_update(_positions(consumer, topics)))
+    69). Narrowing this lock to the batch's own partitions would open that.
+
+    A group that has stored no position of these topics yet (its first batches: a new
+    deployment, a new group name) has no row to lock, so its batches take turns on a lock
+    named after the group instead, and the positions are read again once it is held: a batch
+    that waited then finds the rows the one before it stored, and locks them."""
+    query = uow.store.for_update(_positions(consumer, topics))
+    result = (await uow.conn.execute(query)).all()
+    if not result:
+        await uow.store.lock_named(uow.conn, f"consumer_positions/{consumer}")
+        result = (await uow.conn.execute(query)).all()
     return {(row.topic, row.partition): row.next_offset for row in result}
 
 

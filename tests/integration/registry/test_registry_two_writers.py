@@ -27,6 +27,7 @@ from read_model.unit_of_work import UnitOfWork
 from session_contracts.codec import decode_event, decode_revocation
 from session_contracts.models import SessionEvent, SessionRevoked, TerminateSessions, as_utc
 from session_contracts.topics import Topics
+from session_registry.adapters.positions import lock_positions, save_positions
 from session_registry.service_layer.projection import Projector
 
 TOPICS = Topics(prefix="writers.")
@@ -142,3 +143,22 @@ async def test_a_creation_written_after_the_command_is_ended_by_the_commands_eve
     assert as_utc(cast(datetime, row["ended_at"])) == NOW
     _, revoked = await published(store)
     assert [(r.session_id, r.reason.value) for r in revoked] == [(sid("fresh"), "admin")]
+
+
+async def test_a_new_groups_first_batches_take_turns(store: Store) -> None:
+    """Two instances of a group that has stored no position yet: no position row to lock, so
+    each batch read "nothing applied" at once and folded beside the other (a mis-keyed record
+    brings one session's events to both). The second now waits for the first and finds the
+    position it stored."""
+    group, topic = f"group-{uuid.uuid4().hex[:8]}", TOPICS.events
+
+    async def second() -> dict[tuple[str, int], int]:
+        async with UnitOfWork(store) as uow:
+            return await lock_positions(uow, group, {topic})
+
+    async with UnitOfWork(store) as uow:
+        assert await lock_positions(uow, group, {topic}) == {}
+        waiting = asyncio.create_task(second())
+        await waiting_on_a_row_lock(store, cast("asyncio.Task[None]", waiting))
+        await save_positions(uow, group, {(topic, 0): 7})
+    assert await asyncio.wait_for(waiting, 30) == {(topic, 0): 7}
