@@ -169,18 +169,22 @@ class CompactedTopicFollower(ABC):
     async def run(self) -> None:
         """Read and follow the topic until cancelled, reconnecting as needed."""
         while True:
-            consumer = new_consumer(
-                self._kafka,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                fetch_max_wait_ms=self._fetch_max_wait_ms,
-                retry_backoff_ms=100,
-                # how soon partitions added to the topic are seen (`_follow`)
-                metadata_max_age_ms=self._metadata_max_age_ms,
-            )
+            consumer: AIOKafkaConsumer | None = None
             again = RETRY_SECONDS
             try:
+                # inside the try: building it reads the mounted password, key and CA files,
+                # which a rotation may replace non-atomically; one missing for a moment
+                # ended this task for good (a review, stop 70), a stale view ever after
+                consumer = new_consumer(
+                    self._kafka,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    isolation_level="read_committed",
+                    fetch_max_wait_ms=self._fetch_max_wait_ms,
+                    retry_backoff_ms=100,
+                    # how soon partitions added to the topic are seen (`_follow`)
+                    metadata_max_age_ms=self._metadata_max_age_ms,
+                )
                 await consumer.start()
                 await self._follow(consumer)
             except PartitionsAdded as added:
@@ -201,6 +205,13 @@ class CompactedTopicFollower(ABC):
                         RETRY_SECONDS,
                     )
                 self.failure = str(corrupt)
+            except OSError as exc:  # a credentials, key or CA file unreadable (ssl.SSLError too)
+                cause = f"building the Kafka client: {exc}"
+                if cause != self.failure:
+                    log.error(
+                        "reading %s: %s; retrying every %ss", self.topic, cause, RETRY_SECONDS
+                    )
+                self.failure = cause
             except KafkaError as exc:
                 cause = await self._cause(exc)
                 if cause != self.failure:  # one line per cause, not one per retry
@@ -217,7 +228,8 @@ class CompactedTopicFollower(ABC):
                 # forever: log it and start over from the positions reached.
                 log.exception("reading %s failed; retrying in %ss", self.topic, RETRY_SECONDS)
             finally:
-                await stop_consumer(consumer)  # not stop(): see there
+                if consumer is not None:
+                    await stop_consumer(consumer)  # not stop(): see there
             await asyncio.sleep(again)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:

@@ -112,10 +112,13 @@ class KafkaBus:
     async def _connect(self) -> None:
         delay = 0.5
         while True:
-            # No linger: a termination's command leaves at once (its POST waits for the ack);
-            # concurrent POSTs still share requests while one is in flight.
-            producer = new_producer(self._kafka, linger_ms=0)
+            producer: AIOKafkaProducer | None = None
             try:
+                # No linger: a termination's command leaves at once (its POST waits for the
+                # ack); concurrent POSTs still share requests while one is in flight. Inside
+                # the try: it reads the mounted password, key and CA files, and one missing
+                # for a moment (a rotation) ended this task for good (a review, stop 70)
+                producer = new_producer(self._kafka, linger_ms=0)
                 await ensure_topics(self._kafka)  # the settings topic above all
                 # refuses one that found no brokers or got no producer id in time
                 await start_producer(producer, self._publish_timeout)
@@ -128,13 +131,15 @@ class KafkaBus:
                 if cause != self.failure:  # one line per cause, not one per retry
                     log.warning("Kafka %s: %s (retrying)", self._kafka.describe(), cause)
                 self.failure = cause
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                if producer is not None:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             except BaseException:  # cancelled (the API stopping): nothing of it left running
-                await producer.stop()
+                if producer is not None:
+                    await producer.stop()
                 raise
             self._producer = producer
             self.failure = None
