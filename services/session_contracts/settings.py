@@ -7,6 +7,7 @@ repr, a log line or a dump) or a path to a mounted file read when a client is bu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Self
 
@@ -37,7 +38,8 @@ class KafkaSettings(BaseSettings):
         validation_alias=AliasChoices(
             "KAFKA_BOOTSTRAP_SERVERS", "SESSIONS_KAFKA_BOOTSTRAP_SERVERS"
         ),
-        description="Broker list; an explicit KAFKA_BOOTSTRAP_SERVERS wins over SESSIONS_*.",
+        description="Broker list: KAFKA_BOOTSTRAP_SERVERS or SESSIONS_KAFKA_BOOTSTRAP_SERVERS; "
+        "both set to different lists is refused (`_one_broker_list`).",
     )
     kafka_security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT", description="How clients talk to the brokers."
@@ -93,6 +95,23 @@ class KafkaSettings(BaseSettings):
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topic_partitions: int = Field(default=6, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_broker_list(self) -> Self:
+        """Refuse KAFKA_BOOTSTRAP_SERVERS and SESSIONS_KAFKA_BOOTSTRAP_SERVERS set to different
+        lists (when the list came from the environment, not a keyword). The generic name won:
+        a platform service mounting the gateway often exports it for its own cluster, and the
+        gateway then followed a revocations topic there, empty, and called itself current
+        while every revoked session passed (a review, stop 70)."""
+        generic = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        ours = os.environ.get("SESSIONS_KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        if generic and ours and generic != ours and self.kafka_bootstrap_servers == generic:
+            raise ValueError(
+                f"KAFKA_BOOTSTRAP_SERVERS ({generic}) and SESSIONS_KAFKA_BOOTSTRAP_SERVERS "
+                f"({ours}) name different brokers: unset the one that is not the cluster "
+                "holding the sessions topics"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent_security(self) -> Self:

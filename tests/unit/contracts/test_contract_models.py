@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from auth_gateway import GatewaySettings
 from session_contracts.codec import (
     MAX_RECORD_BYTES,
     DecodeError,
@@ -186,14 +187,23 @@ def test_filter_ip_accepts_addresses_and_networks_only() -> None:
         SessionFilter(ip_address="10.1.0.0/33")
 
 
-def test_kafka_settings_take_the_broker_by_keyword_and_the_environment_wins_by_name(
+def test_kafka_settings_take_the_broker_by_keyword_or_either_name_never_two_lists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("SESSIONS_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092")
     assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.1:9092"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", " 10.0.0.1:9092 ")  # the same list
+    assert KafkaSettings().kafka_bootstrap_servers.strip() == "10.0.0.1:9092"
+    # a platform service's own KAFKA_BOOTSTRAP_SERVERS won over the sessions cluster's, and a
+    # gateway followed an empty revocations topic there, current (a review, stop 70)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.2:9092")
-    assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.2:9092"
+    with pytest.raises(ValidationError, match="name different brokers: unset the one"):
+        KafkaSettings()
+    with pytest.raises(ValidationError, match="name different brokers"):
+        GatewaySettings()
     assert KafkaSettings(kafka_bootstrap_servers="10.0.0.3:9092").kafka_bootstrap_servers == (
         "10.0.0.3:9092"
     )
+    monkeypatch.delenv("SESSIONS_KAFKA_BOOTSTRAP_SERVERS")
+    assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.2:9092"
