@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -497,7 +498,7 @@ async def _redrive_chunk(
             p.partition = partition_for_key(p.key, ids[p.topic])
     creations = [p for p in sending if p.since is not None and p.topic == topics.events]
     if creations:
-        await _ends_of(connection, topics.events, creations)
+        await _ends_of(connection, topics.events, creations, ids[topics.events])
         for p in creations:
             if p.ends:
                 p.detail["ends_sent"] = [event_id for *_, event_id in p.ends]
@@ -535,11 +536,13 @@ async def _send_ends(producer: AIOKafkaProducer, creations: list[Redrive], topic
         await future
 
 
-async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redrive]) -> None:
+async def _ends_of(
+    connection: KafkaSettings, topic: str, creations: list[Redrive], partitions: Iterable[int]
+) -> None:
     """Fill each redriven creation's `ends`: the `session.terminated` and `session.expired` of
-    its session on `topic`, read on its partition from `ENDS_BEFORE` before the earlier of its
-    `occurred_at` and the moment the broker appended it (when it was read there), and from
-    its own offset at the latest.
+    its session on `topic`, read from `ENDS_BEFORE` before the earlier of its `occurred_at`
+    and the moment the broker appended it (when it was read there), and from its own offset
+    at the latest, on the partition it is sent to and on the one it was read from.
 
     A session ended while its creation sat on the DLQ (a logout, an admin's termination by
     id) is a row never created, which the registry deletes with its history
@@ -551,11 +554,22 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
     Looking from `occurred_at` alone missed the ends of a creation dated ahead by its
     producer's clock (a review, 2026-12-06: from its offset since), and from its offset, an
     end appended before it: a termination by id applied before the creation was read, the
-    race the registry keeps such ends for (a review, stop 68: from its append time since)."""
-    wanted: dict[int, dict[bytes, list[Redrive]]] = {}
+    race the registry keeps such ends for (a review, stop 68: from its append time since).
+    Looking on the partition it is sent to alone, under its contract key alone, missed the
+    ends written before partitions were added to the topic (on the partition the creation
+    was read from) and those a producer keyed otherwise: the creation came back open (a
+    review, stop 70). An end is now any record whose key is the creation's, as sent or as it
+    was read, or whose value names its session handle (`_ENDS_MATCH`)."""
+    known = set(partitions)
+    wanted: dict[int, _Wanted] = {}
     for p in creations:
-        if p.partition is not None and p.key is not None:
-            wanted.setdefault(p.partition, {}).setdefault(p.key, []).append(p)
+        if p.partition is None or p.key is None:
+            continue
+        read_from = {p.partition}
+        if p.letter.source == topic and p.letter.source_partition in known:
+            read_from.add(p.letter.source_partition)
+        for partition in read_from:
+            wanted.setdefault(partition, _Wanted()).add(p)
     kafka = new_consumer(connection, enable_auto_commit=False, auto_offset_reset="earliest")
     await kafka.start()
     try:
@@ -563,7 +577,7 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
         kafka.assign(chosen)
         starts: dict[TopicPartition, int] = {}
         for tp in chosen:
-            mine = [p for ps in wanted[tp.partition].values() for p in ps]
+            mine = wanted[tp.partition].creations
             read_here = [
                 p.letter.source_offset
                 for p in mine
@@ -577,11 +591,38 @@ async def _ends_of(connection: KafkaSettings, topic: str, creations: list[Redriv
             dated = (await offsets_from(kafka, [tp], _looked_from(since)))[tp]
             starts[tp] = max(0, min([dated, *read_here]))
         async for tp, record in records_up_to_ends(kafka, starts):
-            redriven = wanted[tp.partition].get(record.key or b"")
-            if redriven and record.value is not None:
+            if record.value is not None and (redriven := wanted[tp.partition].of(record)):
                 _take_end(record, redriven)
     finally:
         await stop_consumer(kafka)
+
+
+_ENDS_MATCH = re.compile(rb'"session_id"\s*:\s*"([A-Za-z0-9_-]{43})"')
+"""A v2 value's session handle, found without decoding it: most records on a partition are
+another session's, and a decode is about 20 times the search."""
+
+
+@dataclass
+class _Wanted:
+    """The redriven creations whose ends are looked for on one partition, by record key and
+    by session handle."""
+
+    creations: list[Redrive] = field(default_factory=list)
+    by_key: dict[bytes, list[Redrive]] = field(default_factory=dict)
+    by_handle: dict[bytes, list[Redrive]] = field(default_factory=dict)
+
+    def add(self, p: Redrive) -> None:
+        self.creations.append(p)
+        for key in {p.key, p.letter.key} - {None}:
+            assert key is not None
+            self.by_key.setdefault(key, []).append(p)
+        self.by_handle.setdefault(p.detail["session_id"].encode(), []).append(p)
+
+    def of(self, record: Any) -> list[Redrive]:
+        """The creations `record` may be an end of (`_take_end` decides)."""
+        found = self.by_key.get(record.key or b"", [])
+        match = _ENDS_MATCH.search(record.value)
+        return [*found, *self.by_handle.get(match.group(1), [])] if match else found
 
 
 async def _appended_at(kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> datetime | None:

@@ -440,6 +440,42 @@ async def test_an_end_appended_before_a_creation_dated_ahead_comes_back_with_it(
     assert planned.as_json()["ends_sent"] == [str(ended.event_id)]
 
 
+async def test_ends_on_the_partition_the_creation_was_read_from_or_keyed_otherwise_come_back(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+) -> None:
+    """Partitions added to the events topic since a creation was dead-lettered send it, by its
+    key, to another partition than the one it and its session's logout were read from; and a
+    producer may key an end otherwise. Only the partition it is sent to was read, under its
+    key: neither end was found, and the creation came back open, never revoked (a review,
+    stop 70). Both are found now."""
+    await migrated.migrate(db_url)
+    now = datetime.now(UTC)
+    event = created("moved-1", at=now)
+    key = record_key("acme", event.session_id)
+    target = partition_for_key(key, list(range(topics.partitions)))
+    source = (target + 1) % topics.partitions  # where it went before partitions were added
+    ended_there = logout("moved-1", now + timedelta(seconds=1))
+    ended_miskeyed = logout("moved-1", now + timedelta(seconds=2))
+    read = await producer.send_and_wait(topics.events, encode(event), key=key, partition=source)
+    await producer.send_and_wait(topics.events, encode(ended_there), key=key, partition=source)
+    await producer.send_and_wait(
+        topics.events, encode(ended_miskeyed), key=b"acme/not-its-key", partition=target
+    )
+    await _park(
+        producer, topics, topics.events, key, encode(event), "refused", (source, read.offset)
+    )
+
+    [planned] = await _redriven(kafka_bootstrap, topics, db_url)
+    assert planned.as_json()["to"] == {"topic": topics.events, "partition": target}
+    assert sorted(planned.as_json()["ends_sent"]) == sorted(
+        [str(ended_there.event_id), str(ended_miskeyed.event_id)]
+    )
+
+
 async def test_a_redrive_stopped_between_a_creation_and_its_ends_still_ends_the_session(
     producer: AIOKafkaProducer,
     topics: Topics,
