@@ -28,7 +28,11 @@ from typing import NamedTuple
 
 from starlette.requests import cookie_parser
 
-MAX_SESSION_ID = 128
+from session_contracts.handles import CREDENTIAL_MAX
+
+MAX_SESSION_ID = CREDENTIAL_MAX
+"""The longest value checked as a credential; a longer one is refused (`SessionCookie.unchecked`),
+never passed on as no session: the app could take it for one (a review, stop 70)."""
 MAX_SESSION_COOKIE_VALUES = 16
 """Values of the session cookie one Cookie header may hold: a browser sends one per path or
 domain it was set for, a few at most."""
@@ -59,6 +63,8 @@ class SessionCookie(NamedTuple):
     candidates: tuple[bytes, ...]
     session_id: str | None
     present: bool
+    unchecked: bool = False
+    """A value longer than `MAX_SESSION_ID`: not checked, so not vouched for (refused)."""
 
 
 NO_COOKIE = SessionCookie((), None, False)
@@ -101,7 +107,12 @@ class CookieParser:
             value = cookie_parser(piece)[name]
             values.append(value.encode("latin-1"))  # unquoting yields only \x00-\xff
         candidates = tuple(v for v in values if 0 < len(v) <= MAX_SESSION_ID)
-        parsed = SessionCookie(candidates, printable_id(values[-1]), True) if values else NO_COOKIE
+        unchecked = any(len(v) > MAX_SESSION_ID for v in values)
+        parsed = (
+            SessionCookie(candidates, printable_id(values[-1]), True, unchecked)
+            if values
+            else NO_COOKIE
+        )
         if len(header) <= _CACHED_HEADER_BYTES:
             if len(self._cache) >= _CACHED_HEADERS:
                 self._cache.clear()  # crude, but O(1) amortised and bounded

@@ -23,9 +23,11 @@ it is current for `gateway_max_staleness_seconds`, requests carrying a session a
 A well-formed credential that passes is handed to the app in `scope["state"]` (Starlette's
 `request.state`): `session_credential` (the header's, else the parameter's last value, else a
 WebSocket's subprotocol after the marker, else the cookie value `request.cookies` holds),
-`session_handle` and `session_tenant`; a malformed cookie or bare session header (empty, over
-128 characters, not printable ASCII) is treated as no session at all, which the application
-handles as signed out. Activity is reported only if the app, having authenticated the session
+`session_handle` and `session_tenant`; a malformed cookie or bare session header (empty, not
+printable ASCII) is treated as no session at all, which the application handles as signed out,
+but one over 128 characters is refused (400 `malformed_credential`; a page: 303 to sign-in):
+the gateway does not check it, and an app issuing such credentials served its revoked
+sessions (since stop 70). Activity is reported only if the app, having authenticated the session
 itself, sets `request.state.session_authenticated = True` (`AUTHENTICATED`) before it returns:
 a credential the app does not know never becomes activity, so random cookies create nothing
 downstream.
@@ -197,7 +199,7 @@ class GatewayMiddleware:
         header_id = cookie_id = header_key = cookie_key = revoked_key = None
         revoked = has_cookie = has_header = header_seen = wants_html = False
         cookie_bytes = headers = readings = 0
-        malformed = False
+        malformed = unchecked = unchecked_cookie = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie_bytes += len(value)
@@ -213,6 +215,7 @@ class GatewayMiddleware:
                     await self._refuse(scope, send, 431, _COOKIE_TOO_LARGE_BODY, [])
                     return
                 if cookie.present:
+                    unchecked_cookie = unchecked_cookie or cookie.unchecked
                     key = None
                     for candidate in cookie.candidates:
                         has_cookie = True
@@ -251,7 +254,9 @@ class GatewayMiddleware:
                     continue
                 candidate = value.strip(STR_WHITESPACE)
                 key = None
-                if 0 < len(candidate) <= MAX_SESSION_ID:
+                if len(candidate) > MAX_SESSION_ID:
+                    unchecked = True  # no credential the gateway checks: not vouched for
+                elif candidate:
                     has_header = True
                     if keys is not None:
                         key = keys.key(candidate)
@@ -297,6 +302,16 @@ class GatewayMiddleware:
             return
         if malformed:  # after a revocation, which the client is told of first
             await self._refuse_malformed(scope, send)
+            return
+        if unchecked or unchecked_cookie:
+            # A value too long to be a credential the gateway checks (contract: 1-128
+            # characters). Passed on as no session, an app issuing longer credentials served
+            # its revoked sessions (a review, stop 70). A page: to sign-in, the cookie cleared.
+            self._refused["malformed_credential"] += 1
+            if wants_html and scope["type"] == "http":
+                await self._reject(scope, send, True, has_cookie or unchecked_cookie, b"")
+            else:
+                await self._refuse(scope, send, 400, _MALFORMED_CREDENTIAL_BODY, [])
             return
         presents = has_cookie or has_header or has_extra
         if keys is None:

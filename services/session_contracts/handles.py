@@ -32,6 +32,21 @@ TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _KEY_SEPARATOR = "/"
 V1_ID_MAX = 128
 """The longest v1 session id (contract v1: 1-128 printable ASCII characters)."""
+CREDENTIAL_MAX = V1_ID_MAX
+"""The longest credential the gateway checks (`auth_gateway.cookies.MAX_SESSION_ID`)."""
+
+
+def credential_refusal(credential: str) -> str | None:
+    """Why the gateway could not check `credential` (None: it can): 1-128 printable ASCII
+    characters, no space, as the contract's session ids. A session whose credential the
+    gateway does not check is never refused by it, so a publisher must not create one."""
+    if not credential:
+        return "is empty"
+    if len(credential) > CREDENTIAL_MAX:
+        return f"is {len(credential)} characters, over {CREDENTIAL_MAX}"
+    if not (credential.isascii() and credential.isprintable()) or " " in credential:
+        return "holds a character other than printable ASCII without spaces"
+    return None
 
 
 def session_handle(tenant_id: str, credential: str) -> str:

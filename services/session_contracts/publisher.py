@@ -18,7 +18,12 @@ from uuid import UUID
 from aiokafka import AIOKafkaProducer
 
 from session_contracts.codec import encode
-from session_contracts.handles import record_key, session_handle
+from session_contracts.handles import (
+    CREDENTIAL_MAX,
+    credential_refusal,
+    record_key,
+    session_handle,
+)
 from session_contracts.kafka_clients import learn_partitions, new_producer, start_producer
 from session_contracts.models import (
     Event,
@@ -40,6 +45,14 @@ def event_key(event: Event) -> bytes:
 def _envelope(
     tenant_id: str, credential: str, occurred_at: datetime | None, event_id: UUID | None
 ) -> dict[str, object]:
+    if (refusal := credential_refusal(credential)) is not None:
+        # the gateway reads such a value as no session and never refuses it: its sessions
+        # were listed and "terminated" while the app served them (a review, stop 70)
+        raise ValueError(
+            f"the session's credential {refusal}: the gateway checks credentials of 1-"
+            f"{CREDENTIAL_MAX} printable ASCII characters without spaces only "
+            "(docs/contract.md#credentials)"
+        )
     return {
         "event_id": event_id or uuid.uuid4(),
         "occurred_at": occurred_at or datetime.now(UTC),

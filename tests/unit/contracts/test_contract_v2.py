@@ -227,6 +227,44 @@ def test_the_publishers_builders_put_the_handle_never_the_credential_on_the_wire
     assert created.event_id != activity.event_id
 
 
+@pytest.mark.parametrize(
+    ("credential", "why"),
+    [
+        (secrets.token_urlsafe(97), "is 130 characters, over 128"),
+        ("", "is empty"),
+        ("has space-0123456789", "printable ASCII without spaces"),
+        ("caf\u00e9-0123456789", "printable ASCII without spaces"),
+        ("tab\t0123456789", "printable ASCII without spaces"),
+    ],
+)
+def test_the_publishers_builders_refuse_a_credential_the_gateway_does_not_check(
+    credential: str, why: str
+) -> None:
+    """The gateway checks 1-128 printable ASCII characters: a session created with a longer
+    credential was listed, terminated and revoked, and served (a review, stop 70). The
+    refusal names the rule, never the credential."""
+    builders = (
+        lambda: created_event(
+            tenant_id="acme",
+            credential=credential,
+            user_id="u-1",
+            user_name="Ada",
+            session_type=SessionType.browser,
+            ip_address="10.0.0.1",
+            policy=SessionPolicy(max_session_seconds=60, idle_timeout_seconds=30),
+        ),
+        lambda: activity_event(tenant_id="acme", credential=credential),
+        lambda: terminated_event(
+            tenant_id="acme", credential=credential, reason=TerminationReason.logout
+        ),
+    )
+    for build in builders:
+        with pytest.raises(ValueError, match=why) as refused:
+            build()
+        assert not credential or credential not in str(refused.value)
+    assert activity_event(tenant_id="acme", credential="~" * 128).session_id  # the longest
+
+
 @given(
     tenant=st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
     other=st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
