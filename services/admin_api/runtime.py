@@ -99,6 +99,10 @@ def cursor_keys(settings: AdminApiSettings) -> tuple[bytes, ...]:
         name = "SESSIONS_CURSOR_SECRETS" if len(secrets) > 1 else "SESSIONS_CURSOR_SECRET"
         if production and any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
             raise ValueError(f"{name}: at least {MIN_SECRET_LENGTH} characters in production")
+        if production and DEV_CURSOR_SECRET in secrets:
+            # public in this repository: an admin could forge a cursor's totals and position
+            # (a review, stop 70)
+            raise ValueError(f"{name}: the public development cursor key is refused in production")
     elif settings.hs256_keys:
         secrets = settings.hs256_keys
     elif production:

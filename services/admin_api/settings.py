@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings, comma_secrets
 
@@ -104,7 +106,9 @@ class AdminApiSettings(KafkaSettings):
         "signs development tokens. Instead of jwt_secret, not with it.",
     )
     jwks_url: str | None = Field(
-        default=None, description="JWKS document of the identity provider (RS256/ES256)."
+        default=None,
+        description="JWKS document of the identity provider (RS256/ES256); https in "
+        "production (http to a loopback address only). Empty: unset.",
     )
     jwt_audience: str = "session-control"
     jwt_issuer: str | None = Field(
@@ -221,6 +225,10 @@ class AdminApiSettings(KafkaSettings):
                 )
             if self.jwt_issuer is None:
                 problems.append("set SESSIONS_JWT_ISSUER to the `iss` your tokens carry")
+            if self.jwks_url is not None and not _fetched_safely(self.jwks_url):
+                # whoever is on the path serves their own keys and signs any admin's token
+                # (a review, stop 70)
+                problems.append("SESSIONS_JWKS_URL must be https (http only to a loopback address)")
         if problems:
             default = "" if "environment" in self.model_fields_set else " (the default)"
             hint = "; on a development machine set SESSIONS_ENVIRONMENT=development" * production
@@ -228,6 +236,16 @@ class AdminApiSettings(KafkaSettings):
                 f"SESSIONS_ENVIRONMENT={self.environment}{default}: {'; '.join(problems)}{hint}"
             )
         return self
+
+    @field_validator("jwks_url", mode="before")
+    @classmethod
+    def _blank_jwks_url_is_unset(cls, value: object) -> object:
+        """An empty or blank SESSIONS_JWKS_URL is none: it counted as a key source, so the API
+        started with no key at all, refusing every token while /readyz said ready (a review,
+        stop 70)."""
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     def _configured_hs256_keys(self) -> tuple[str, ...]:
         return _secrets("SESSIONS_JWT_SECRETS", self.jwt_secrets, self.jwt_secret)
@@ -263,3 +281,17 @@ def _secrets(name: str, several: SecretStr | None, one: SecretStr | None) -> tup
     if one is not None:
         return (one.get_secret_value(),)
     return ()
+
+
+def _fetched_safely(url: str) -> bool:
+    """Whether the keys at `url` come over TLS or from this host (a loopback address)."""
+    parsed = urlparse(url)
+    if parsed.scheme.lower() == "https":
+        return True
+    host = (parsed.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -205,6 +205,28 @@ def test_outside_development_the_default_or_a_short_secret_is_refused() -> None:
         issue_dev_token(jwks_only, "a", "acme")
 
 
+def test_in_production_the_keys_come_over_tls_and_a_blank_url_is_no_key() -> None:
+    """Found by a review, stop 70: an http JWKS URL let whoever is on the path serve their own
+    keys (any admin's token, any tenant), and an empty one passed for a key source, so the API
+    started with none, refusing every token while ready."""
+    jwks = {"environment": "production", "jwt_issuer": "i"}
+    for url in ("http://idp.internal:8080/certs", "HTTP://10.0.0.5/jwks"):
+        with pytest.raises(ValueError, match="SESSIONS_JWKS_URL must be https"):
+            settings(**jwks, jwks_url=url)
+    for url in (
+        "https://idp/jwks",
+        "http://127.0.0.1:9000/jwks",
+        "http://[::1]/k",
+        "http://localhost/k",
+    ):
+        assert settings(**jwks, jwks_url=url).jwks_url == url
+    for blank in ("", "   "):
+        with pytest.raises(ValueError, match=r"set SESSIONS_JWKS_URL .* or SESSIONS_JWT_SECRET"):
+            settings(**jwks, jwks_url=blank)
+        assert settings(jwks_url=blank).jwks_url is None  # development: unset
+    assert settings(jwks_url="http://idp.internal/jwks").jwks_url  # development allows http
+
+
 @pytest.mark.usefixtures("no_sessions_env")
 def test_without_an_environment_the_service_is_production_and_says_what_to_set() -> None:
     with pytest.raises(ValueError) as refused:

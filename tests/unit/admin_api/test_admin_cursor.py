@@ -18,7 +18,7 @@ import pytest
 
 from admin_api.domain.cursors import BadCursor, CursorCodec
 from admin_api.domain.listing import ListQuery, Position, decode_cursor, encode_cursor, page_scope
-from admin_api.runtime import cursor_keys
+from admin_api.runtime import DEV_CURSOR_SECRET, cursor_keys
 from admin_api.settings import AdminApiSettings
 from session_contracts.models import SessionFilter, SessionType
 
@@ -215,7 +215,15 @@ def test_production_without_a_shared_key_refuses_to_start_and_says_what_to_set()
         cursor_key(jwks_only)
     with pytest.raises(ValueError, match="SESSIONS_CURSOR_SECRET: at least 32"):
         cursor_key(settings(**PRODUCTION, jwks_url="https://idp/jwks", cursor_secret="short"))
+    # public in the repository, long enough to pass the length check (a review, stop 70)
+    for named in (
+        {"cursor_secret": DEV_CURSOR_SECRET},
+        {"cursor_secrets": f"{'c' * 40},{DEV_CURSOR_SECRET}"},
+    ):
+        with pytest.raises(ValueError, match="public development cursor key is refused"):
+            cursor_key(settings(**PRODUCTION, jwks_url="https://idp/jwks", **named))
     assert len(cursor_key(settings(jwks_url="https://idp/jwks"))) == 32  # development
+    assert len(cursor_key(settings(cursor_secret=DEV_CURSOR_SECRET))) == 32
 
 
 def test_a_codec_with_previous_keys_opens_their_cursors_and_seals_with_its_own() -> None:
