@@ -33,6 +33,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from session_contracts.kafka_records import tolerate_hostile_batches
+from session_contracts.logs import redact_sasl_exchanges
 from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
 
 def security_options(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka's security keyword arguments (they hold the secret: never log them)."""
+    redact_sasl_exchanges()  # aiokafka logs each SASL request at DEBUG, before any client can
     protocol = kafka.kafka_security_protocol
     options: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):

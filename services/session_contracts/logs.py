@@ -67,6 +67,37 @@ def quiet_kafka_reconnects(every_seconds: float = 30.0) -> None:
             logger.addFilter(repeat)
 
 
+class SaslRedaction(logging.Filter):
+    """Replaces a SASL request or response aiokafka logs at DEBUG by its name: its bytes are a
+    PLAIN password, an OAUTHBEARER token, or a SCRAM exchange (salt, nonce and proof: enough
+    to guess the password offline). `SESSIONS_LOG_LEVEL=DEBUG`, which the runbooks suggest for
+    tracing, wrote them to the log (a review, stop 70)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(_is_sasl(arg) for arg in args):
+            record.args = tuple(
+                f"<{type(arg).__name__}: not logged, it carries credentials>"
+                if _is_sasl(arg)
+                else arg
+                for arg in args
+            )
+        return True
+
+
+def _is_sasl(value: object) -> bool:
+    return type(value).__name__.startswith("Sasl")
+
+
+def redact_sasl_exchanges() -> None:
+    """Install one `SaslRedaction` on aiokafka's connection logger (idempotent). Every client
+    the project builds calls it (`kafka_clients.client_options`), so a host process mounting
+    the gateway at DEBUG is covered too."""
+    logger = logging.getLogger("aiokafka.conn")
+    if not any(isinstance(f, SaslRedaction) for f in logger.filters):
+        logger.addFilter(SaslRedaction())
+
+
 LOG_FIELDS = ("tenant_id", "command_id", "session_handle")
 """What a log line carries as fields when the code that logs knows it (`extra=`, `log_context`)."""
 
