@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from starlette.requests import ClientDisconnect
@@ -134,6 +134,8 @@ class GatewayMiddleware:
         self._manage_lifespan = manage_lifespan
         self.table = gateway.table
         self._note = gateway.activity.note
+        self._hold = gateway.activity.hold
+        self._release = gateway.activity.release
         self._watcher = gateway.watcher
         self.now = gateway.watcher.monotonic
         self._fixed = gateway.fixed_tenant
@@ -354,16 +356,30 @@ class GatewayMiddleware:
         state["session_handle"] = keys.handle(session_key)
         state["session_tenant"] = keys.tenant_id
         state[AUTHENTICATED] = False  # only the app says it authenticated the session
-        if scope["type"] == "websocket":
-            served = await self._serve_socket(scope, receive, send, tuple(carried))
-        else:
-            served = await self._serve_response(scope, receive, send, tuple(carried), checked_at)
-        if served and state.get(AUTHENTICATED) is True:  # not for a session revoked meanwhile
-            client = scope.get("client")
-            address = client[0] if client else None
-            if self._client_address is not None:
-                address = self._client_address.of(address, scope["headers"])
-            self._note(session_key, address)
+        client = scope.get("client")
+        address = client[0] if client else None
+        if self._client_address is not None:
+            address = self._client_address.of(address, scope["headers"])
+        # Activity while it is served too (a WebSocket, a stream: `ActivityReporter.hold`),
+        # and when the app raised once it had taken the session (its platform saw a request)
+        held = self._hold(session_key, address, lambda: state.get(AUTHENTICATED) is True)
+        served = False
+        try:
+            if scope["type"] == "websocket":
+                served = await self._serve_socket(scope, receive, send, tuple(carried))
+            else:
+                served = await self._serve_response(
+                    scope, receive, send, tuple(carried), checked_at
+                )
+        finally:
+            self._release(held)
+            # not for a session revoked meanwhile
+            if state.get(AUTHENTICATED) is True and (served or not self._revoked(carried)):
+                self._note(session_key, address)
+
+    def _revoked(self, keys: Iterable[bytes]) -> bool:
+        table = self.table
+        return any(key in table for key in keys)
 
     async def _serve_socket(
         self, scope: Scope, receive: Receive, send: Send, carried: tuple[bytes, ...]

@@ -497,3 +497,25 @@ async def test_a_cookie_header_with_more_session_values_than_a_browser_sends_is_
         sixteen = "; ".join([f"sid={REVOKED}"] + [f"sid={LIVE}"] * 15)
         assert (await client.get("/api/me", headers={**JSON, "cookie": sixteen})).status_code == 401
     assert ready_gateway.refused["cookie_too_large"] == 1
+
+
+async def test_activity_is_noted_when_the_app_raises_after_taking_the_session() -> None:
+    """The platform saw the request (its own last-seen moved) though its handler failed; not
+    reported, the registry's deadline fell behind the platform's (a review, stop 70)."""
+
+    async def failing(request: Request) -> JSONResponse:
+        request.state.session_authenticated = True
+        raise RuntimeError("the handler failed after authenticating")
+
+    gateway = make_gateway()
+    gateway.watcher.mark_current()
+    app = Starlette(routes=[Route("/boom", failing)])
+    gateway.install(app, manage_lifespan=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        response = await client.get("/boom", headers={"cookie": f"sid={LIVE}"})
+        assert response.status_code == 500
+        assert gateway.activity.tracked == 1
+        revoked = await client.get("/boom", headers={"cookie": f"sid={REVOKED}"})
+        assert revoked.status_code == 401
+    assert gateway.activity.tracked == 1

@@ -52,6 +52,15 @@ async def revoked_during_the_handshake(websocket: WebSocket) -> None:
         websocket.app.state.told = gone.code
 
 
+async def authenticated_feed(websocket: WebSocket) -> None:
+    """Takes the session (the hook), then echoes until the client hangs up."""
+    websocket.state.session_authenticated = True
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+
+
 @pytest.fixture
 def gateway() -> SessionGateway:
     return current_gateway()
@@ -110,6 +119,7 @@ def app(gateway: SessionGateway) -> Starlette:
             WebSocketRoute("/ws", echo),
             WebSocketRoute("/late", revoked_during_the_handshake),
             WebSocketRoute("/push", push),
+            WebSocketRoute("/feed", authenticated_feed),
         ]
     )
     app.state.gateway = gateway
@@ -364,3 +374,32 @@ async def test_a_subprotocol_session_is_found_wherever_an_app_may_read_it(
     refused = socket(app)
     assert (await refused.handshake())["type"] == "websocket.close"
     await asyncio.wait_for(refused.task, 5)
+
+
+async def test_an_open_socket_is_activity_for_as_long_as_it_is_open(
+    gateway: SessionGateway, app: Starlette
+) -> None:
+    """Reported only when it ended, a socket's session looked idle to the registry, which
+    expired it; no termination then reached it, and nothing closed the socket (a review, stop
+    70). While it is open and the app has taken the session, each flush notes its activity,
+    which is reported once an interval; not once it is closed, nor for a socket the app did
+    not authenticate."""
+    noted: list[bytes] = []
+
+    def note(key: bytes, client_ip: str | None) -> None:
+        noted.append(key)
+
+    gateway.activity.note = note  # type: ignore[method-assign]
+    fed, anonymous = Socket(app, STOLEN, path="/feed"), Socket(app, OTHER)
+    try:
+        assert await fed.handshake() == ACCEPTED
+        assert await anonymous.handshake() == ACCEPTED
+        gateway.activity.note_held()
+        gateway.activity.note_held()
+        assert noted == [key(STOLEN), key(STOLEN)]  # each flush (`note` debounces per interval)
+    finally:
+        await fed.hang_up()
+        await anonymous.hang_up()
+    noted.clear()
+    gateway.activity.note_held()
+    assert noted == []  # released with the connection
