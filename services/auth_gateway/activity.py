@@ -52,6 +52,9 @@ from session_contracts.models import SessionActivity
 
 log = logging.getLogger(__name__)
 
+AUTHENTICATED = "session_authenticated"
+"""The hook: the app sets `request.state.session_authenticated = True` once it has
+authenticated the session the gateway admitted; only then is activity reported for it."""
 ProducerFactory = Callable[[], AIOKafkaProducer]
 
 
@@ -80,8 +83,7 @@ class ActivityReporter:
         self._last_reported: OrderedDict[bytes, float] = OrderedDict()
         self._pending: deque[tuple[bytes, str | None, float]] = deque(maxlen=max_pending)
         self._producer: AIOKafkaProducer | None = None
-        self._held: dict[int, tuple[bytes, str | None, Callable[[], bool]]] = {}
-        self._holds = 0
+        self._sources: list[Callable[[], None]] = []
         self.sent = 0
         self.dropped = 0
 
@@ -109,26 +111,18 @@ class ActivityReporter:
             self.dropped += 1
         self._pending.append((key, client_ip, now))
 
-    def hold(self, key: bytes, client_ip: str | None, authenticated: Callable[[], bool]) -> int:
-        """A request or connection of session `key` is being served: while it is and
-        `authenticated()` says the app took the session, activity is noted for it at each
-        flush (`note` reports it once an interval), until `release`. A WebSocket or a streamed
-        response lives on past its check: reported only when it ended, its session looked
-        idle to the registry, which expired it, and then no termination reached it, nor
-        closed the connection (a review, stop 70)."""
-        self._holds += 1
-        self._held[self._holds] = (key, client_ip, authenticated)
-        return self._holds
-
-    def release(self, hold: int) -> None:
-        """The request or connection `hold` ended."""
-        self._held.pop(hold, None)
+    def add_source(self, source: Callable[[], None]) -> None:
+        """Have `source` note, at each flush, the sessions it is serving still (the
+        middleware's requests and connections the app authenticated): a WebSocket or a
+        streamed response lives on past its check, and noted only when it ended, its session
+        looked idle to the registry, which expired it; then no termination reached it, nor
+        closed the connection (a review, stop 70). `note` reports each once an interval."""
+        self._sources.append(source)
 
     def note_held(self) -> None:
-        """Note activity for each held request or connection the app authenticated."""
-        for key, client_ip, authenticated in tuple(self._held.values()):
-            if authenticated():
-                self.note(key, client_ip)
+        """Have each source note the sessions it is serving still (`add_source`)."""
+        for source in self._sources:
+            source()
 
     def forget_idle(self) -> None:
         """Drop debounce entries older than the interval (they would report again anyway)."""

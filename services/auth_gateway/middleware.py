@@ -44,7 +44,7 @@ from typing import Protocol
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth_gateway.activity import ActivityReporter
+from auth_gateway.activity import AUTHENTICATED, ActivityReporter
 from auth_gateway.client_ip import ClientAddress
 from auth_gateway.connections import Aborted, OpenConnections, WatchedResponse, WatchedSocket
 from auth_gateway.cookies import (
@@ -87,9 +87,6 @@ _MALFORMED_CREDENTIAL_BODY = b'{"error":"malformed_credential"}'
 _STALE_BODY = b'{"error":"gateway_stale"}'
 _NO_TENANT_BODY = b'{"error":"tenant_unknown"}'
 
-AUTHENTICATED = "session_authenticated"
-"""The hook: the app sets `request.state.session_authenticated = True` once it has
-authenticated the session the gateway admitted; only then is activity reported for it."""
 
 TenantResolver = Callable[[Scope], str | None]
 """The host's answer to "which tenant is this request for?" (None: none)."""
@@ -134,8 +131,10 @@ class GatewayMiddleware:
         self._manage_lifespan = manage_lifespan
         self.table = gateway.table
         self._note = gateway.activity.note
-        self._hold = gateway.activity.hold
-        self._release = gateway.activity.release
+        self._serving: dict[int, tuple[bytes, Scope]] = {}
+        """Requests and connections served with a credential, by id(scope): their activity is
+        noted at each flush of the reporter while the app has taken the session."""
+        gateway.activity.add_source(self._note_serving)
         self._watcher = gateway.watcher
         self.now = gateway.watcher.monotonic
         self._fixed = gateway.fixed_tenant
@@ -356,13 +355,10 @@ class GatewayMiddleware:
         state["session_handle"] = keys.handle(session_key)
         state["session_tenant"] = keys.tenant_id
         state[AUTHENTICATED] = False  # only the app says it authenticated the session
-        client = scope.get("client")
-        address = client[0] if client else None
-        if self._client_address is not None:
-            address = self._client_address.of(address, scope["headers"])
-        # Activity while it is served too (a WebSocket, a stream: `ActivityReporter.hold`),
-        # and when the app raised once it had taken the session (its platform saw a request)
-        held = self._hold(session_key, address, lambda: state.get(AUTHENTICATED) is True)
+        # Activity while it is served too (a WebSocket, a stream: `_note_serving`), and when
+        # the app raised once it had taken the session (its platform saw a request)
+        serving, ident = self._serving, id(scope)
+        serving[ident] = (session_key, scope)
         served = False
         try:
             if scope["type"] == "websocket":
@@ -372,10 +368,24 @@ class GatewayMiddleware:
                     scope, receive, send, tuple(carried), checked_at
                 )
         finally:
-            self._release(held)
+            serving.pop(ident, None)
             # not for a session revoked meanwhile
             if state.get(AUTHENTICATED) is True and (served or not self._revoked(carried)):
-                self._note(session_key, address)
+                self._note(session_key, self._address(scope))
+
+    def _address(self, scope: Scope) -> str | None:
+        """The client's address, as reported with its activity."""
+        client = scope.get("client")
+        address = client[0] if client else None
+        if self._client_address is not None:
+            address = self._client_address.of(address, scope["headers"])
+        return address
+
+    def _note_serving(self) -> None:
+        """Note the activity of each session served now that the app has taken."""
+        for key, scope in tuple(self._serving.values()):
+            if scope["state"].get(AUTHENTICATED) is True:
+                self._note(key, self._address(scope))
 
     def _revoked(self, keys: Iterable[bytes]) -> bool:
         table = self.table
