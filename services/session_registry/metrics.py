@@ -221,6 +221,12 @@ class RegistryMetrics:
             "sessions, which keeps them from terminations while the platform serves them)",
             registry=r,
         )
+        self.expired_sessions_served = Counter(
+            "session_registry_expired_sessions_served",
+            "expired sessions revoked because activity dated after their expiry was read: "
+            "their platform served them after the registry expired them",
+            registry=r,
+        )
         self.revocations_rewritten = Counter(
             "session_registry_revocations_rewritten",
             "Revocations written again because the last record under their key on the "
@@ -305,6 +311,7 @@ class RegistryMetrics:
         expiries_not_due: int = 0,
         creations_contested: int = 0,
         commands_failed: int = 0,
+        served_after_expiry: int = 0,
     ) -> None:
         """One batch committed."""
         self._last_commit = self._monotonic()
@@ -331,6 +338,8 @@ class RegistryMetrics:
             self.expiries_not_due.inc(expiries_not_due)
         if creations_contested:
             self.creations_contested.inc(creations_contested)
+        if served_after_expiry:
+            self.expired_sessions_served.inc(served_after_expiry)
         if producer_dated is not None:
             self.events_producer_dated.set(int(producer_dated))
 

@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from read_model.active import TERMINATED
+from read_model.active import EXPIRED, TERMINATED
 from session_contracts.models import (
+    ExpiryReason,
     SessionExpired,
     SessionRevoked,
     SessionTerminated,
@@ -83,27 +84,52 @@ def valid_until(state: SessionState) -> datetime | None:
 
 
 def needs_revocation(before: SessionState | None, after: SessionState, now: datetime) -> bool:
-    """Whether gateways must learn of this termination: it is new, or it now lasts longer, and
-    the session could be valid.
+    """Whether gateways must learn of this session's end: it is new, or it now lasts longer,
+    and the session could be valid.
 
     "New" means the state just became terminated-and-known (a termination seen before the
     creation is revoked once the creation arrives, since only then is the session's type
-    known). "Lasts longer": a creation the broker appended earlier replaced the one the session
-    was ended under (`fold.apply_created`), and its policy holds the session valid later. A
-    forged creation read first, dated back with a policy of a second, would otherwise leave an
-    admin's termination unpublished for good: ended under it, nothing was valid to revoke, and
-    the real creation came to a session already terminated (a review, 2026-12-06). Gateways
-    and the registry's revocations keep the latest `valid_until` of a session's records.
+    known), or expired-and-served (`served_after_expiry`). "Lasts longer": a creation the
+    broker appended earlier replaced the one the session was ended under
+    (`fold.apply_created`), and its policy holds the session valid later. A forged creation
+    read first, dated back with a policy of a second, would otherwise leave an admin's
+    termination unpublished for good: ended under it, nothing was valid to revoke, and the
+    real creation came to a session already terminated (a review, 2026-12-06). Gateways and
+    the registry's revocations keep the latest `valid_until` of a session's records.
     """
-    if after.state != TERMINATED or not after.created:
+    if not _revocable(after):
         return False
     until = valid_until(after)
     if until is None or until <= now:
         return False
-    if before is not None and before.state == TERMINATED and before.created:
+    if before is not None and _revocable(before):
         earlier = valid_until(before)
         return earlier is not None and until > earlier
     return True
+
+
+def _revocable(state: SessionState) -> bool:
+    """A created session gateways must refuse: terminated, or expired and served after."""
+    if not state.created:
+        return False
+    return state.state == TERMINATED or (state.state == EXPIRED and served_after_expiry(state))
+
+
+def served_after_expiry(state: SessionState) -> bool:
+    """Whether activity dated after the session's expiry was reported: its platform served
+    it after the registry had expired it. An expiry is final, and an expired session is not
+    listed and ended by no termination, so such a session, alive on its platform, was beyond
+    every admin's reach until its maximum length: reported activity less often than the
+    registry's grace (`SESSIONS_GATEWAY_ACTIVITY_INTERVAL_SECONDS` above
+    `SESSIONS_ACTIVITY_GRACE_SECONDS`), activity a gateway dropped or held, or a
+    `session.expired` a producer forged before its deadline (a review, stop 70). Such a
+    session is revoked, as expired: what the registry holds is what gateways enforce."""
+    return (
+        state.state == EXPIRED
+        and state.ended_at is not None
+        and state.last_activity_at is not None
+        and state.last_activity_at > state.ended_at
+    )
 
 
 def revocations() -> Callable[[SessionState], SessionRevoked]:
@@ -128,15 +154,22 @@ def revocations() -> Callable[[SessionState], SessionRevoked]:
 
 
 def revocation(state: SessionState) -> SessionRevoked:
-    """The revocation record of a terminated session (deterministic: same state, same record)."""
+    """The revocation record of a terminated session, or of an expired one its platform served
+    after (`served_after_expiry`; its reason the expiry's, which a gateway tells the user as
+    expired). Deterministic: same state, same record."""
     until = valid_until(state)
     assert state.ended_at is not None and until is not None
     assert state.session_type is not None and state.end_reason is not None
+    reason: TerminationReason | ExpiryReason = (
+        ExpiryReason(state.end_reason)
+        if state.state == EXPIRED
+        else TerminationReason(state.end_reason)
+    )
     return SessionRevoked(
         tenant_id=state.tenant_id,
         session_id=state.session_id,
         session_type=SessionType(state.session_type),
         revoked_at=state.ended_at,
-        reason=TerminationReason(state.end_reason),
+        reason=reason,
         valid_until=until,
     )

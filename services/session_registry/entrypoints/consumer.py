@@ -579,6 +579,7 @@ class ConsumerLoop:
                 expiries_not_due=outcome.expiries_not_due,
                 creations_contested=outcome.creations_contested,
                 commands_failed=outcome.commands_failed,
+                served_after_expiry=outcome.served_after_expiry,
             )
         # what the last relay or offset commit raised beyond its retries stops the loop
         relaying, committing = _unfinished(self._publishing), _unfinished(self._committing)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from read_model.active import OPEN
+from read_model.active import EXPIRED, OPEN
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.escaping import escape_reason
 from session_contracts.models import (
@@ -50,6 +50,9 @@ class Outcome:
     the registry holds (`Projector._fold`): the registry writes none such."""
     creations_contested: int = 0
     """`session.created` records of sessions created otherwise (`fold.merge_created`)."""
+    served_after_expiry: int = 0
+    """Expired sessions revoked because activity dated after their expiry was read
+    (`lifecycle.served_after_expiry`)."""
 
 
 class Projector:
@@ -130,6 +133,7 @@ class Projector:
         keys = {(event.tenant_id, event.session_id) for event in events}
         not_due: list[SessionExpired] = []
         contested: list[SessionCreated] = []
+        served: list[SessionState] = []
         states = await load_sessions(uow, keys, lock=True)
         before = {key: state.copy() for key, state in states.items()}
         merges = FOLDS
@@ -156,6 +160,8 @@ class Projector:
             changes.states[key] = state
             if self.publish and needs_revocation(previous, state, now):
                 changes.revoke(self.topics, state)
+                if state.state == EXPIRED:
+                    served.append(state)
         _warn_first(
             not_due,
             "session.expired record(s) applied to open sessions before their deadline (the "
@@ -169,8 +175,23 @@ class Projector:
             "the broker appended first is kept; "
             "docs/operations.md#registrycreationscontested)",
         )
+        if served:
+            first = served[0]
+            log.warning(
+                "%d expired session(s) served after their expiry (activity dated after it), "
+                "revoked as expired; first: tenant %s, session %s, expired %s, active %s "
+                "(gateways report activity less often than the registry's grace, dropped "
+                "it, or a producer expired the session early: "
+                "docs/operations.md#registryexpiredsessionsserved)",
+                len(served),
+                escape_reason(first.tenant_id),
+                escape_reason(first.session_id),
+                first.ended_at.isoformat() if first.ended_at else None,
+                first.last_activity_at.isoformat() if first.last_activity_at else None,
+            )
         outcome.expiries_not_due = len(not_due)
         outcome.creations_contested = len(contested)
+        outcome.served_after_expiry = len(served)
 
 
 def _warn_first(events: Sequence[SessionEvent], what: str) -> None:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, insert, select, tuple_
+from sqlalchemy import and_, delete, insert, or_, select, tuple_
 
-from read_model.active import TERMINATED
+from read_model.active import EXPIRED, TERMINATED
 from read_model.database import open_store
 from read_model.tables import consumer_positions, metadata, revocations, sessions
 from read_model.unit_of_work import UnitOfWork
@@ -124,7 +124,14 @@ async def revoke_what_the_log_ended(uow: UnitOfWork, topics: Topics, now: dateti
                 and_(_r.tenant_id == _s.tenant_id, _r.session_id == _s.session_id),
             )
         )
-        .where(_s.state == TERMINATED, _s.created_at.is_not(None))
+        .where(
+            or_(
+                _s.state == TERMINATED,
+                # expired, and served after (`lifecycle.served_after_expiry`)
+                and_(_s.state == EXPIRED, _s.last_activity_at > _s.ended_at),
+            ),
+            _s.created_at.is_not(None),
+        )
     )
     due: list[tuple[str, str]] = []
     async for row in await uow.conn.stream(ended):

@@ -610,3 +610,47 @@ def _hold_open(path: Path) -> sqlite3.Connection:
     holder.execute("INSERT INTO scratch VALUES (1)")
     holder.commit()
     return holder
+
+
+async def test_a_swap_revokes_an_expired_session_its_platform_served_after(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A replay writes no revocations: the live registry revoked an expired session whose
+    activity came after its expiry (since stop 70), and the swap revokes such a session the
+    rebuilt model holds, as the live one would; not one expired and quiet since."""
+    rebuilt, drop = await sibling_database(db_url, tmp_path)
+    try:
+        await upgrade_schema(db_url)
+        await upgrade_schema(rebuilt)
+        now = datetime.now(UTC)
+        created_at = now - timedelta(hours=2)
+        expired_at = created_at + timedelta(hours=1)
+        served, quiet = sid("served-after"), sid("quiet-after")
+        ended = [
+            SessionState(
+                tenant_id="acme",
+                session_id=session_id,
+                user_id="u1",
+                session_type="browser",
+                max_session_seconds=86400,
+                idle_timeout_seconds=3600,
+                created_at=created_at,
+                last_activity_at=last,
+                expires_at=expired_at,
+                state="expired",
+                ended_at=expired_at,
+                end_reason="idle",
+            )
+            for session_id, last in (
+                (served, expired_at + timedelta(minutes=5)),
+                (quiet, created_at),
+            )
+        ]
+        copied = await _carried_over_with(db_url, rebuilt, ended, now)
+        assert copied["revoked"] == 1
+        queued = await table_rows(rebuilt, outbox, [outbox.c.id])
+        assert [row["key"] for row in queued] == [record_key("acme", served)]
+        [row] = await table_rows(rebuilt, revocations, [revocations.c.session_id])
+        assert (row["session_id"], row["reason"]) == (served, "idle")
+    finally:
+        await drop()

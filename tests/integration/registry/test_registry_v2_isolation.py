@@ -42,6 +42,7 @@ from session_contracts.models import (
     SessionTerminated,
     TerminateSessions,
     TerminationReason,
+    as_utc,
 )
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import DeadLetter
@@ -735,3 +736,58 @@ async def test_an_append_time_far_past_the_registrys_clock_holds_no_expiry(store
     assert (await sweeper.sweep(T0 + timedelta(hours=1))).expired == 1
     [row] = await h.rows(sessions, sessions.c.session_id == skewed)
     assert row.state == "expired"
+
+
+async def test_an_expired_session_its_platform_served_after_is_revoked_as_expired(
+    store: Store,
+) -> None:
+    """Activity dated after a session's expiry says its platform served it after the registry
+    expired it: reported less often than the grace, dropped or held by a gateway, or after a
+    forged expiry. Expired, it was not listed and no termination ended it: a stolen session
+    beyond every admin's reach until its maximum length (a review, stop 70). It is revoked
+    now, as expired, once; not for activity dated before the expiry (read late), and not past
+    its maximum length (nothing valid to revoke)."""
+    h = Harness(store)
+    served, read_late, too_old = (session_handle(A, n) for n in ("served", "late", "old"))
+
+    def session(handle: str, max_s: int) -> SessionCreated:
+        return created(A, handle, max_s=max_s).model_copy(
+            update={"policy": SessionPolicy(max_session_seconds=max_s, idle_timeout_seconds=900)}
+        )
+
+    def expiry(handle: str, at: datetime, reason: ExpiryReason) -> SessionExpired:
+        return SessionExpired(
+            event_id=uuid.uuid4(), occurred_at=at, tenant_id=A, session_id=handle, reason=reason
+        )
+
+    def activity(handle: str, at: datetime) -> SessionActivity:
+        return SessionActivity(
+            event_id=uuid.uuid4(), occurred_at=at, tenant_id=A, session_id=handle
+        )
+
+    deadline = T0 + timedelta(seconds=900)
+    await h.ingest(session(served, DAY), session(read_late, DAY), session(too_old, 600))
+    await h.ingest(
+        expiry(served, deadline, ExpiryReason.idle),
+        expiry(read_late, deadline, ExpiryReason.idle),
+        expiry(too_old, T0 + timedelta(seconds=600), ExpiryReason.max_length),
+    )
+    h.now = deadline + timedelta(minutes=10)
+    assert await published_revocations(store) == []
+    outcome = await h.ingest(
+        activity(served, deadline + timedelta(minutes=5)),
+        activity(read_late, deadline - timedelta(minutes=1)),
+        activity(too_old, deadline + timedelta(minutes=5)),
+    )
+    assert outcome.served_after_expiry == 1  # session_registry_expired_sessions_served_total
+    [(key, value)] = await published_revocations(store)
+    assert key == record_key(A, served) and value is not None
+    record = decode_revocation(value)
+    assert (record.reason, record.revoked_at) == (ExpiryReason.idle, deadline)
+    assert record.valid_until == T0 + timedelta(days=1)
+    [row] = await h.rows(sessions, sessions.c.session_id == served)
+    assert row.state == "expired"  # the expiry stays final; only gateways learn of it
+    [kept] = await h.rows(revocations, revocations.c.session_id == served)
+    assert as_utc(kept.valid_until) == T0 + timedelta(days=1)
+    again = await h.ingest(activity(served, deadline + timedelta(minutes=8)))
+    assert len(await published_revocations(store)) == 1 and again.served_after_expiry == 0
