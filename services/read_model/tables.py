@@ -165,6 +165,18 @@ failed_commands = Table(
     PrimaryKeyConstraint("tenant_id", "command_id", name="pk_failed_commands"),
 )
 
+# How the running registry reads `session.expired` records: its signing keys (by their public
+# ids, `record_signing.key_id`) and `SESSIONS_RECORD_SIGNING_SINCE`, written at each start (one
+# row). `rebuild --swap` refuses a shell that would read them otherwise. Revision 1701.
+registry_signing = Table(
+    "registry_signing",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("key_ids", String(1000), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=True),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+
 # Records to publish, written in the read-model transaction and relayed to Kafka after it:
 # a crash between the commit and the send re-sends (idempotent records), never loses.
 outbox = Table(

@@ -17,6 +17,7 @@ from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_in_background
 from read_model.revisions import SchemaBehind, read_standing
 from read_model.store import Store
+from read_model.unit_of_work import UnitOfWork
 from session_contracts.escaping import escape_reason
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import (
@@ -31,6 +32,7 @@ from session_registry.adapters.command_store import deferred_level
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_size
 from session_registry.adapters.positions import load_positions
+from session_registry.adapters.signing_standing import write_standing
 from session_registry.entrypoints.consumer import RETRYABLE, ConsumerLoop
 from session_registry.entrypoints.http import OperationsServer, Probes, Verdict
 from session_registry.metrics import RegistryMetrics, reason_class
@@ -208,6 +210,9 @@ class Registry:
             await upgrade_schema(self.store, online_indexes=False)
         else:
             await self._check_schema()
+        # how it reads session.expired records, for a rebuild's swap to compare with its own
+        standing = self.settings.signing_standing
+        await UnitOfWork(self.store).run(lambda uow: write_standing(uow, standing, self.clock()))
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
         # fails, not hangs, on a broker still starting or gone after the bootstrap

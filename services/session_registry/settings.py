@@ -8,10 +8,11 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from session_contracts.models import as_utc
-from session_contracts.record_signing import RecordSigner, SignedExpiries
+from session_contracts.record_signing import RecordSigner, SignedExpiries, key_id
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings, comma_secrets
 from session_contracts.topics import COMMANDS_RETENTION_DAYS
 from session_registry.adapters.partitions import to_millis
+from session_registry.adapters.signing_standing import SigningStanding
 from session_registry.domain.state import ACTIVITY_ONLY_SECONDS
 
 DEFAULT_CONSUMER_GROUP = "session-registry"
@@ -212,6 +213,19 @@ class RegistrySettings(KafkaSettings):
         return SignedExpiries(
             RecordSigner(comma_secrets("record_signing_keys", self.record_signing_keys)),
             None if since is None else to_millis(as_utc(since)),
+        )
+
+    @property
+    def signing_standing(self) -> SigningStanding:
+        """How these settings read `session.expired` records: the keys' public ids, sorted,
+        and the "since" (None without keys: it means nothing then)."""
+        if self.record_signing_keys is None:
+            return SigningStanding((), None)
+        keys = comma_secrets("record_signing_keys", self.record_signing_keys)
+        since = self.record_signing_since
+        return SigningStanding(
+            tuple(sorted({key_id(key.encode()).decode() for key in keys})),
+            None if since is None else as_utc(since),
         )
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ from read_model.sqlite import SwapNotUndone
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
+from session_registry.adapters.signing_standing import SigningStanding, read_standing
 from session_registry.bootstrap import Registry
 from session_registry.entrypoints import sre_cli
 from session_registry.entrypoints.cli_options import JSON_HELP, moment, refuse
@@ -195,6 +197,8 @@ def rebuild(
             err=True,
         )
         raise typer.Exit(2)
+    if swap_in:
+        _refuse_other_signing(settings)
     if settings.record_signing_keys is None:
         # the registry warns at each start; a shell an SRE rebuilds from may lack the keys the
         # registry has, and the rebuild would take in every forged expiry (a review, stop 68)
@@ -280,6 +284,41 @@ def rebuild(
                 1,
             )
         typer.echo(f"swapped in; the previous database is now {backup}")
+
+
+def _refuse_other_signing(settings: RegistrySettings) -> None:
+    """Exit 2 when this shell reads `session.expired` records otherwise than the live registry
+    (`registry_signing`, written at its start): other keys, or another "since". A later one
+    took in every unsigned expiry appended between the two, the forged ones the registry had
+    dead-lettered too, and the swap put their sessions expired, beyond a termination's reach
+    (a review, stop 70). A database no registry of this release has started on: a warning."""
+    found = asyncio.run(_live_signing(settings.database_url))
+    mine = settings.signing_standing
+    if found is None:
+        typer.echo(
+            "warning: no registry of this release has started on the live database: this "
+            "shell's record signing settings cannot be compared with the registry's",
+            err=True,
+        )
+        return
+    theirs, written_at = found
+    if theirs != mine:
+        refuse(
+            f"--swap refused: the registry reads session.expired records with "
+            f"{theirs.describe()} (as it started, {written_at.isoformat()}), this shell with "
+            f"{mine.describe()}: the rebuild would apply or refuse other expiries than it did. "
+            "Set SESSIONS_RECORD_SIGNING_KEYS and SESSIONS_RECORD_SIGNING_SINCE as the "
+            "registry has them (docs/operations.md, Before a swap)"
+        )
+
+
+async def _live_signing(url: str) -> tuple[SigningStanding, datetime] | None:
+    store = open_store(url)
+    try:
+        async with store.engine.connect() as conn:
+            return await read_standing(conn)
+    finally:
+        await store.dispose()
 
 
 def _refuse_while_running(settings: RegistrySettings, when: str) -> None:

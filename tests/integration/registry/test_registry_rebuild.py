@@ -37,6 +37,7 @@ from read_model.database import open_store, schema_of, upgrade_schema
 from read_model.sqlite import SwapNotUndone
 from read_model.tables import applied_commands, outbox, revocations, session_history, sessions
 from read_model.unit_of_work import UnitOfWork
+from session_contracts import record_signing
 from session_contracts.handles import record_key
 from session_contracts.models import SessionFilter, TerminateSessions, as_utc
 from session_contracts.topics import Topics
@@ -654,3 +655,45 @@ async def test_a_swap_revokes_an_expired_session_its_platform_served_after(
         assert (row["session_id"], row["reason"]) == (served, "idle")
     finally:
         await drop()
+
+
+async def test_a_swap_is_refused_from_a_shell_that_reads_expiries_otherwise(
+    start_registry: StartRegistry,
+    send: Send,
+    topics: Topics,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    """The swap took the SRE shell's signing keys and "since": a later "since" applied every
+    unsigned `session.expired` appended in between, the forged ones the registry had
+    dead-lettered too, and swapped their sessions in expired (a review, stop 70). The registry
+    writes its own at its start now; a shell that differs is refused, naming both, and
+    `--unsigned-expiries` no longer passes a shell without the registry's keys."""
+    key = "a-record-signing-key-of-the-registry-for-tests"
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    group = f"registry-{uuid.uuid4().hex[:8]}"
+    registry = await start_registry(
+        database_url=live_url,
+        consumer_group=group,
+        record_signing_keys=key,
+        record_signing_since=since,
+    )
+    await send(created("s1"))
+    await registry.wait_until_idle(30)
+    await registry.stop()
+    keyless = _cli_env(kafka_bootstrap, topics, live_url, group)
+    env = {**keyless, "SESSIONS_RECORD_SIGNING_KEYS": key}
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    key_id = "keys " + record_signing.key_id(key.encode()).decode()
+    later = {**env, "SESSIONS_RECORD_SIGNING_SINCE": (since + timedelta(days=30)).isoformat()}
+    for shell, flags in ((later, ()), (keyless, ("--unsigned-expiries",))):
+        refused = await registry_cli(shell, "rebuild", "--into", into, "--swap", *flags, status=2)
+        said = refused.stderr
+        assert "--swap refused: the registry reads session.expired records with" in said, said
+        assert f"{key_id}, SESSIONS_RECORD_SIGNING_SINCE {since.isoformat()}" in said
+        assert key not in said
+        assert not _files(tmp_path, "rebuilt.db*")
+    same = {**env, "SESSIONS_RECORD_SIGNING_SINCE": since.isoformat()}
+    done = await registry_cli(same, "rebuild", "--into", into, "--swap")
+    assert "swapped in" in done.stdout, done.stderr
