@@ -198,6 +198,15 @@ def rebuild(
         )
         raise typer.Exit(2)
     if swap_in:
+        standing = asyncio.run(standing_at(settings.database_url))
+        if standing.state == "newer":
+            # the carry-over copies the tables and columns this release knows: a newer
+            # release's were dropped by the swap (revocation records, say: a review, stop 70)
+            refuse(
+                f"--swap refused: the live database is at revision {standing.database}, newer "
+                f"than this release's {standing.head}: a swap would drop what that release "
+                "added. Rebuild with the release that migrated it"
+            )
         _refuse_other_signing(settings)
     if settings.record_signing_keys is None:
         # the registry warns at each start; a shell an SRE rebuilds from may lack the keys the

@@ -697,3 +697,28 @@ async def test_a_swap_is_refused_from_a_shell_that_reads_expiries_otherwise(
     same = {**env, "SESSIONS_RECORD_SIGNING_SINCE": since.isoformat()}
     done = await registry_cli(same, "rebuild", "--into", into, "--swap")
     assert "swapped in" in done.stdout, done.stderr
+
+
+async def test_cli_swap_into_a_database_a_newer_release_migrated_is_refused(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The carry-over copies what this release knows: a newer release's tables and columns
+    were dropped by the swap (a review, stop 70)."""
+    live = tmp_path / "live.db"
+    live_url = f"sqlite+aiosqlite:///{live}"
+    await upgrade_schema(live_url)
+    with sqlite3.connect(live) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9901_from_a_newer_release'")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SESSIONS_DATABASE_URL": live_url,
+    }
+    into = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    done = await registry_cli(
+        env, "rebuild", "--into", into, "--swap", "--unsigned-expiries", status=2
+    )
+    assert "--swap refused: the live database is at revision 9901_from_a_newer_release" in (
+        done.stderr
+    )
+    assert not (tmp_path / "rebuilt.db").exists()
