@@ -38,7 +38,7 @@ from session_registry.service_layer.status import (
     consumer_status,
     waiting_terminations,
 )
-from session_registry.service_layer.swap import carry_over, swap
+from session_registry.service_layer.swap import carry_over, swap, swap_refusal
 from session_registry.settings import RegistrySettings
 
 app = typer.Typer(help="The session registry: the read model of the session event log.")
@@ -273,6 +273,8 @@ def rebuild(
     if swap_in:
         # a registry started during the replay would write on after the carry-over's copy
         _refuse_while_running(settings, "joined during the replay; nothing was swapped")
+        if (refusal := asyncio.run(swap_refusal(settings.database_url, into))) is not None:
+            refuse(f"--swap refused: {refusal}; nothing was swapped")
         copied = asyncio.run(
             carry_over(
                 settings.database_url, into, settings.topics, settings.consumer_group, report

@@ -27,9 +27,11 @@ from sqlalchemy import and_, delete, insert, or_, select, tuple_
 
 from read_model.active import EXPIRED, TERMINATED
 from read_model.database import open_store
+from read_model.postgres import PostgresStore
 from read_model.tables import consumer_positions, metadata, revocations, sessions
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.models import as_utc
+from session_contracts.redaction import redact_url
 from session_contracts.topics import Topics
 from session_registry.adapters.positions import save_positions
 from session_registry.adapters.session_store import lock_states
@@ -161,8 +163,33 @@ _REVOKED_PER_READ = 500
 """Sessions read whole at once by `revoke_what_the_log_ended`."""
 
 
+async def swap_refusal(live_url: str, rebuilt_url: str) -> str | None:
+    """Why the rebuilt database cannot be swapped in for the live one (None: it can). On
+    PostgreSQL the swap renames databases on the live one's server: a rebuild `--into` another
+    server had its carry-over written there, then renamed in a database of the rebuilt one's
+    name on the live server, a stale one left by an earlier rebuild, say: the registry ran on
+    an old read model, missing revocations (a review, stop 70)."""
+    live, rebuilt = open_store(live_url), open_store(rebuilt_url)
+    try:
+        if not isinstance(live, PostgresStore) or not isinstance(rebuilt, PostgresStore):
+            return None
+        here, there = await live.identity(), await rebuilt.identity()
+        if here is None or there is None or here[:3] != there[:3]:
+            return (
+                f"the rebuilt database {redact_url(rebuilt_url)} is not on the live database's "
+                f"server ({redact_url(live_url)}): a swap renames databases on one server"
+            )
+        return None
+    finally:
+        await live.dispose()
+        await rebuilt.dispose()
+
+
 async def swap(live_url: str, rebuilt_url: str) -> str:
-    """Put the rebuilt database where the live one was; return where the old one went."""
+    """Put the rebuilt database where the live one was; return where the old one went.
+    Raises ValueError when they cannot be swapped (`swap_refusal`)."""
+    if (refusal := await swap_refusal(live_url, rebuilt_url)) is not None:
+        raise ValueError(refusal)
     live, rebuilt = open_store(live_url), open_store(rebuilt_url)
     try:
         return await live.replace_with(rebuilt, time.strftime("%Y%m%d%H%M%S"))

@@ -31,8 +31,10 @@ from registry_helpers import (
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
+from devstack.scratch_databases import create_database
 from fresh_topics import connection
 from polling import until
+from private_services import PrivatePostgres
 from read_model.database import open_store, schema_of, upgrade_schema
 from read_model.sqlite import SwapNotUndone
 from read_model.tables import applied_commands, outbox, revocations, session_history, sessions
@@ -45,7 +47,7 @@ from session_registry.adapters.group_members import group_members
 from session_registry.adapters.session_store import save_sessions, state_from_row
 from session_registry.domain.state import SessionState
 from session_registry.service_layer.rebuild import RebuildReport, rebuild
-from session_registry.service_layer.swap import carry_over
+from session_registry.service_layer.swap import carry_over, swap, swap_refusal
 from session_registry.workload import Workload, records
 
 pytestmark = pytest.mark.kafka
@@ -722,3 +724,26 @@ async def test_cli_swap_into_a_database_a_newer_release_migrated_is_refused(
         done.stderr
     )
     assert not (tmp_path / "rebuilt.db").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow  # a PostgreSQL server of its own
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_swap_is_refused_into_a_database_on_another_server(
+    db_url: str, tmp_path: Path, private_postgres: PrivatePostgres
+) -> None:
+    """The swap renames databases on the live one's server: a rebuild into another server
+    renamed in a stale database of the rebuilt one's name on the live server (a review, stop
+    70). Refused, before the carry-over; a database on the live server is swappable."""
+    await upgrade_schema(db_url)
+    elsewhere = await create_database(private_postgres.admin_url, "sessions_rebuild")
+    refusal = await swap_refusal(db_url, elsewhere)
+    assert refusal is not None and "is not on the live database's server" in refusal
+    assert "sessions:sessions@" not in refusal  # the password redacted
+    with pytest.raises(ValueError, match="not on the live database's server"):
+        await swap(db_url, elsewhere)
+    here, drop = await sibling_database(db_url, tmp_path)
+    try:
+        assert await swap_refusal(db_url, here) is None
+    finally:
+        await drop()
