@@ -194,10 +194,19 @@ def dlq_redrive(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be redriven; send nothing.")
     ] = False,
+    include_copies: Annotated[
+        bool,
+        typer.Option(
+            "--include-copies",
+            help="Send too the copies a registry dead-lettered again after an earlier redrive "
+            "(skipped by default: their letters are redriven themselves).",
+        ),
+    ] = False,
     json_output: Json = False,
 ) -> None:
     """Put the dead letters passing the filters back on their source topic, decoded again
-    (upcast) and re-keyed; skip what the read model shows applied and what is still refused."""
+    (upcast) and re-keyed; skip what the read model shows applied, what is still refused, a
+    record planned already in the same chunk, and the copies of letters redriven before."""
     chosen = _filter(reason, event_type, tenant, since, until)
     settings = RegistrySettings()
 
@@ -211,12 +220,14 @@ def dlq_redrive(
                 lambda plan: line(plan.as_json()),  # as each chunk is sent, then dropped
                 dry_run=dry_run,
                 report=report,
+                copies=include_copies,
             )
 
     counts = run_cleanly(work())
     verb = "would redrive" if dry_run else "redrove"
-    summary = f"{verb} {counts['redrive']}, skipped {counts['skip']} applied already, " + (
-        f"{counts['refused']} still refused"
+    summary = (
+        f"{verb} {counts['redrive']}, skipped {counts['skip']} (applied already, repeated, or "
+        f"copies of letters redriven before), {counts['refused']} still refused"
     )
     if not json_output:
         typer.echo(summary, err=True)

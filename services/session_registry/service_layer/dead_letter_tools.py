@@ -368,8 +368,19 @@ class Redrive:
         }
 
 
-def plan(letter: Letter, topics: Topics) -> Redrive:
-    """Decode (upcasting) and address one dead letter, or say why it cannot be redriven."""
+def plan(letter: Letter, topics: Topics, *, copies: bool = False) -> Redrive:
+    """Decode (upcasting) and address one dead letter, or say why it cannot be redriven. A
+    copy a registry dead-lettered again after a redrive (it carries `dlq.redriven.from`) is
+    skipped unless `copies`: its letter is redriven itself, and every run sent both, which the
+    registry, still refusing them, dead-lettered again: the topic doubled each run (a review,
+    stop 70)."""
+    if not copies and (first := _last_header(letter.headers, REDRIVEN_FROM)) is not None:
+        return Redrive(
+            letter,
+            "skip",
+            f"a copy dead-lettered again after the redrive of {escape_reason(first)}, which is "
+            "redriven itself (--include-copies to send it too)",
+        )
     try:
         message = _decode(letter, topics)
     except DecodeError as error:
@@ -418,6 +429,26 @@ async def _skip_applied(plans: list[Redrive], conn: AsyncConnection, topics: Top
             p.action, p.why = "skip", f"applied already (the read model holds this {what} id)"
 
 
+def _skip_repeats(plans: list[Redrive]) -> None:
+    """Mark `skip` a record planned already in this chunk (the same tenant and event or
+    command id): one copy is enough, the registry applies it once."""
+    first: dict[tuple[str, str], int] = {}
+    for p in plans:
+        if p.action != "redrive" or p.identity is None:
+            continue
+        if (offset := first.setdefault(p.identity, p.letter.offset)) != p.letter.offset:
+            p.action, p.why = "skip", f"the same record as the letter at offset {offset}"
+
+
+def _last_header(headers: Iterable[dlq.Header], name: str) -> str | None:
+    """The text of the last header named `name`, if any."""
+    found = None
+    for key, value in headers:
+        if key == name and value is not None:
+            found = value.decode("utf-8", "replace")
+    return found
+
+
 async def redrive(
     connection: KafkaSettings,
     topics: Topics,
@@ -427,6 +458,7 @@ async def redrive(
     *,
     dry_run: bool,
     report: Report | None = None,
+    copies: bool = False,
 ) -> Counter[str]:
     """Redrive the dead letters passing `chosen` (or, with `dry_run`, say what it would do),
     `REDRIVE_CHUNK` at a time: each is handed to `each` once sent (or planned), then
@@ -445,7 +477,7 @@ async def redrive(
     try:
         chunk: list[Redrive] = []
         async for letter in dead_letters(connection, topics, chosen, report=report):
-            chunk.append(plan(letter, topics))
+            chunk.append(plan(letter, topics, copies=copies))
             if len(chunk) == REDRIVE_CHUNK:
                 await _redrive_chunk(chunk, engine, producer, connection, topics, dry_run=dry_run)
                 counts.update(_handed(chunk, each))
@@ -489,6 +521,7 @@ async def _redrive_chunk(
         return
     async with engine.connect() as conn:  # one per chunk: no transaction held over the scan
         await _skip_applied(plans, conn, topics)
+    _skip_repeats(plans)
     sending = [p for p in plans if p.action == "redrive" and p.topic is not None]
     ids = {
         topic: list(await producer.partitions_for(topic)) for topic in {p.topic for p in sending}

@@ -170,7 +170,8 @@ async def test_dlq_list_show_and_redrive(
 
     # redriven twice (the second before the registry read the first): applied once
     first = await cli(env, "dlq", "redrive")
-    assert "redrove 3, skipped 0 applied already, 2 still refused" in first.err
+    assert "redrove 3, skipped 0 (applied already, repeated" in first.err
+    assert "redriven before), 2 still refused" in first.err
     await cli(env, "dlq", "redrive")
     await registry.wait_until_idle(60)
     rows = await session_rows(registry)
@@ -307,7 +308,12 @@ async def test_redrive_goes_a_chunk_at_a_time_and_hands_each_letter_once(
 
 
 async def _redriven(
-    kafka_bootstrap: str, topics: Topics, db_url: str, *, dry_run: bool = False
+    kafka_bootstrap: str,
+    topics: Topics,
+    db_url: str,
+    *,
+    dry_run: bool = False,
+    copies: bool = False,
 ) -> list[dead_letter_tools.Redrive]:
     plans: list[dead_letter_tools.Redrive] = []
     await dead_letter_tools.redrive(
@@ -317,6 +323,7 @@ async def _redriven(
         dead_letter_tools.LetterFilter(),
         plans.append,
         dry_run=dry_run,
+        copies=copies,
     )
     return plans
 
@@ -474,6 +481,50 @@ async def test_ends_on_the_partition_the_creation_was_read_from_or_keyed_otherwi
     assert sorted(planned.as_json()["ends_sent"]) == sorted(
         [str(ended_there.event_id), str(ended_miskeyed.event_id)]
     )
+
+
+async def test_a_redrive_sends_a_record_once_not_its_repeats_nor_the_copies_of_earlier_runs(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+) -> None:
+    """A record the registry still refuses comes back to the dead letters after each redrive,
+    as a copy carrying `dlq.redriven.from`; every run sent it and its copies, and the topic
+    doubled each run (a review, stop 70). A copy is skipped now unless `--include-copies`,
+    and a record planned already in the chunk (the same tenant and id) is sent once."""
+    await migrated.migrate(db_url)
+    event = logout("repeat-1", datetime.now(UTC))
+    key, value = record_key("acme", event.session_id), encode(event)
+    letters = [
+        DeadLetter(topics.events, 0, 1, key, value, (), "database_refused, say"),
+        DeadLetter(topics.events, 0, 1, key, value, (), "database_refused, say"),  # a repeat
+        DeadLetter(
+            topics.events,
+            0,
+            9,
+            key,
+            value,
+            ((dead_letter_tools.REDRIVEN_FROM, f"{topics.dead_letters}:0:0".encode()),),
+            "database_refused again",
+        ),
+    ]
+    for letter in letters:
+        await producer.send_and_wait(
+            topics.dead_letters, value, key=key, headers=letter.dlq_headers("registry")
+        )
+    planned = [
+        (p.action, p.why) for p in await _redriven(kafka_bootstrap, topics, db_url, dry_run=True)
+    ]
+    assert [action for action, _ in planned] == ["redrive", "skip", "skip"]
+    assert planned[1][1] == "the same record as the letter at offset 0"
+    assert planned[2][1].startswith(
+        f"a copy dead-lettered again after the redrive of {topics.dead_letters}:0:0"
+    )
+    assert "--include-copies" in planned[2][1]
+    copied = await _redriven(kafka_bootstrap, topics, db_url, dry_run=True, copies=True)
+    assert [p.why for p in copied][2] == "the same record as the letter at offset 0"
 
 
 async def test_a_redrive_stopped_between_a_creation_and_its_ends_still_ends_the_session(
