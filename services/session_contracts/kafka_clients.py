@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import client as aiokafka_client
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
@@ -37,6 +39,46 @@ from session_contracts.logs import redact_sasl_exchanges
 from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+_NO_AUTO_CREATION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "session_control_no_topic_auto_creation", default=False
+)
+
+
+class _MetadataRequest(aiokafka_client.MetadataRequest):  # type: ignore[misc]
+    """aiokafka's metadata request, asking the broker not to create the topics it names while
+    a client of this project asks (`_without_auto_creation`); any other client's as before."""
+
+    def __init__(
+        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None
+    ) -> None:
+        if allow_auto_topic_creation is None and _NO_AUTO_CREATION.get():
+            allow_auto_topic_creation = False
+        super().__init__(topics, allow_auto_topic_creation)
+
+
+def _without_auto_creation(client: Any) -> None:
+    """Have `client` (an `AIOKafkaClient`) never ask the broker to create a topic it names.
+
+    aiokafka asks for a topic by name with `allow_auto_topic_creation` true, and a broker with
+    Kafka's default `auto.create.topics.enable=true` then creates it, with the broker's
+    defaults: a gateway pointed at another cluster, or under another topic prefix, found an
+    empty revocations topic made for it, read it to its end, and called itself current while
+    every revoked session passed (a review, stop 70). The project's brokers refuse creation
+    (`auto.create.topics.enable=false`, no CREATE in the ACLs), but a platform's may not; its
+    topics are created explicitly, with the contract's settings (`kafka_admin.ensure_topics`)."""
+    if aiokafka_client.MetadataRequest is not _MetadataRequest:
+        aiokafka_client.MetadataRequest = _MetadataRequest
+    update = client._metadata_update
+
+    async def without_auto_creation(cluster_metadata: Any, topics: Any) -> Any:
+        token = _NO_AUTO_CREATION.set(True)
+        try:
+            return await update(cluster_metadata, topics)
+        finally:
+            _NO_AUTO_CREATION.reset(token)
+
+    client._metadata_update = without_auto_creation
 
 
 class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
@@ -139,7 +181,9 @@ def new_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
         "compression_type": None,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    producer = AIOKafkaProducer(**options)
+    _without_auto_creation(producer.client)
+    return producer
 
 
 async def start_producer(producer: AIOKafkaProducer, within: float) -> None:
@@ -318,14 +362,18 @@ def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKaf
     tolerate_hostile_batches()
     options: dict[str, Any] = {**client_options(kafka), "group_id": None}
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)
+    consumer = AIOKafkaConsumer(*topics, **options)
+    _without_auto_creation(consumer._client)
+    return consumer
 
 
 def new_admin(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaAdminClient:
     """An admin client."""
     options: dict[str, Any] = {**client_options(kafka), "request_timeout_ms": 15_000}
     options.update(overrides)
-    return AIOKafkaAdminClient(**options)
+    admin = AIOKafkaAdminClient(**options)
+    _without_auto_creation(admin._client)
+    return admin
 
 
 async def connection_failure(kafka: KafkaSettings) -> str | None:
