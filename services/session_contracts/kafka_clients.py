@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ipaddress
 import logging
 import ssl
 from collections.abc import Iterable
@@ -128,18 +129,32 @@ def security_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 _WARNED_INSECURE: set[str] = set()
 """The connections `_warn_if_insecure` has warned about (once per process each)."""
-_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+def _on_this_host(host: str) -> bool:
+    """Whether `host` (from a bootstrap address) is a loopback address or `localhost`: by its
+    parsed address, not a prefix (`localhost-kafka`, `127.0.0.1.nip.io` and
+    `localhost.kafka.example` are elsewhere: a review, stop 70)."""
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def insecure_reasons(kafka: KafkaSettings) -> list[str]:
-    """Why the connection `kafka` describes is not safe off this host: a SASL password sent
-    unencrypted, or records to a broker elsewhere unencrypted (empty: none)."""
+    """Why the connection `kafka` describes is not safe off this host: a SASL password or
+    token sent unencrypted, or records to a broker elsewhere unencrypted (empty: none)."""
     reasons = []
     protocol = kafka.kafka_security_protocol
     if protocol == "SASL_PLAINTEXT" and kafka.kafka_sasl_mechanism == "PLAIN":
         reasons.append("SASL PLAIN over SASL_PLAINTEXT sends the password unencrypted")
+    if protocol == "SASL_PLAINTEXT" and kafka.kafka_sasl_mechanism == "OAUTHBEARER":
+        reasons.append("OAUTHBEARER over SASL_PLAINTEXT sends the bearer token unencrypted")
     hosts = [h.strip().rsplit(":", 1)[0] for h in kafka.kafka_bootstrap_servers.split(",")]
-    elsewhere = [h for h in hosts if h and not h.startswith(_LOOPBACK)]
+    elsewhere = [h for h in hosts if h and not _on_this_host(h)]
     if protocol in ("PLAINTEXT", "SASL_PLAINTEXT") and elsewhere:
         reasons.append(
             f"{protocol} sends records unencrypted to brokers not on this host "

@@ -245,6 +245,20 @@ def test_a_refused_setting_shows_nothing_it_read(
             ["sends the password unencrypted"],
         ),
         ({"kafka_bootstrap_servers": "127.0.0.1:9092,localhost:9093,[::1]:9094"}, []),
+        # names that began like loopback passed for it (a review, stop 70)
+        (
+            {"kafka_bootstrap_servers": "localhost-kafka:9092,127.0.0.1.nip.io:9092"},
+            ["unencrypted to brokers not on this host (localhost-kafka, 127.0.0.1.nip.io)"],
+        ),
+        (
+            {
+                "kafka_bootstrap_servers": "127.0.0.2:9092",
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_mechanism": "OAUTHBEARER",
+                "kafka_sasl_oauth_token_file": "/etc/hostname",
+            },
+            ["sends the bearer token unencrypted"],
+        ),
         (
             {
                 "kafka_bootstrap_servers": "kafka.example:9093",
@@ -255,7 +269,7 @@ def test_a_refused_setting_shows_nothing_it_read(
             [],
         ),
     ],
-    ids=["plaintext elsewhere", "plain password", "loopback", "sasl_ssl"],
+    ids=["plaintext elsewhere", "plain password", "loopback", "loopback-like", "oauth", "sasl_ssl"],
 )
 async def test_an_unencrypted_connection_off_this_host_is_warned_of_once(
     values: dict[str, Any], warned: list[str], caplog: pytest.LogCaptureFixture
