@@ -27,7 +27,7 @@ from session_contracts.tracing import configure_tracing
 from session_registry.adapters.signing_standing import SigningStanding, read_standing
 from session_registry.bootstrap import Registry
 from session_registry.entrypoints import sre_cli
-from session_registry.entrypoints.cli_options import JSON_HELP, moment, refuse
+from session_registry.entrypoints.cli_options import JSON_HELP, Cli, moment, refuse
 from session_registry.entrypoints.progress import progress, shows_progress
 from session_registry.runtime import tune_gc
 from session_registry.service_layer.position_tools import RegistryRunning, refuse_while_running
@@ -41,7 +41,7 @@ from session_registry.service_layer.status import (
 from session_registry.service_layer.swap import carry_over, swap, swap_refusal
 from session_registry.settings import RegistrySettings
 
-app = typer.Typer(help="The session registry: the read model of the session event log.")
+app = Cli(help="The session registry: the read model of the session event log.")
 
 
 def _logging(verbose: bool, *, quiet: bool = False) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 JSON_HELP = "Machine-readable output (JSON), and no progress bar."
 
@@ -37,3 +38,27 @@ def refuse(message: str, code: int = 2) -> NoReturn:
     """Print why on stderr and exit with `code`."""
     typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What a refused setting says, one clause each: the setting and the rule, never a value
+    (every settings class hides the input from its errors)."""
+    clauses = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        clauses.append(f"{where}: {problem['msg']}" if where else problem["msg"])
+    return "; ".join(clauses)
+
+
+class Cli(typer.Typer):
+    """A command line whose refused settings (a `SESSIONS_*` variable of the wrong form) end
+    it with one line naming them and exit code 2: each command builds its settings when it
+    starts, and a mistyped variable printed forty lines of traceback (noticed at stop 70)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as refused:
+            name = kwargs.get("prog_name") or "session-registry"
+            typer.echo(f"{name}: settings refused: {settings_problems(refused)}", err=True)
+            raise SystemExit(2) from None

@@ -53,3 +53,26 @@ async def test_no_command_prints_the_database_password(
         output = run.output
         assert not [leak for leak in leaks if leak in output], f"{command}: {output}"
         assert f"{make_url(live).username}:***@" in output, f"{command}: {output}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("status",), ("positions", "show"), ("rebuild", "--into", "sqlite+aiosqlite:////tmp/x.db")],
+)
+async def test_a_refused_setting_ends_a_command_with_one_line_naming_it(
+    command: tuple[str, ...],
+) -> None:
+    """A mistyped `SESSIONS_*` variable printed forty lines of traceback (noticed at stop 70):
+    one line now, naming the setting and the rule, never the value, exit 2."""
+    secret = "a-short-signing-key"  # under 32 characters: refused
+    env = {
+        **os.environ,
+        "SESSIONS_RECORD_SIGNING_KEYS": secret,
+        "SESSIONS_SWEEP_INTERVAL_SECONDS": "five",
+    }
+    done = await registry_cli(env, *command, status=2)
+    said = done.stderr.strip()
+    assert said.startswith("session-registry: settings refused: ")
+    assert "sweep_interval_seconds: Input should be a valid number" in said
+    assert "Traceback" not in said and "\n" not in said
+    assert secret not in done.output and "five" not in said
