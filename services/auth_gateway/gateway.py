@@ -27,6 +27,10 @@ from session_contracts.kafka_clients import new_producer
 
 log = logging.getLogger(__name__)
 
+REGISTRY_ACTIVITY_GRACE_SECONDS = 120
+"""The registry's default `SESSIONS_ACTIVITY_GRACE_SECONDS`: an activity interval at or above
+it is warned of at start (a gateway cannot read the registry's setting)."""
+
 EVICTION_TICK_SECONDS = 1.0
 EVICTION_SLOTS_PER_TICK = 65_536
 """A tick scans this many table slots (~4 ms); a 2-million-slot table is swept every ~30 s."""
@@ -171,6 +175,17 @@ class SessionGateway:
         """Start following revocations and reporting activity (returns at once; see `ready`)."""
         if self._tasks:
             return
+        interval = self.settings.gateway_activity_interval_seconds
+        if interval >= REGISTRY_ACTIVITY_GRACE_SECONDS:
+            log.warning(
+                "SESSIONS_GATEWAY_ACTIVITY_INTERVAL_SECONDS=%g is not below the registry's "
+                "default grace (SESSIONS_ACTIVITY_GRACE_SECONDS=%d): the registry may expire a "
+                "session its platform still serves, and then revokes it at its next reported "
+                "request, signing its user out early (docs/operations.md"
+                "#registryexpiredsessionsserved)",
+                interval,
+                REGISTRY_ACTIVITY_GRACE_SECONDS,
+            )
         self._spawn(self.watcher.run, "revocation-watcher")
         self._spawn(self.activity.run, "activity-reporter")
         self._spawn(self._evict_forever, "revocation-eviction")

@@ -519,3 +519,18 @@ async def test_activity_is_noted_when_the_app_raises_after_taking_the_session() 
         revoked = await client.get("/boom", headers={"cookie": f"sid={REVOKED}"})
         assert revoked.status_code == 401
     assert gateway.activity.tracked == 1
+
+
+async def test_an_activity_interval_not_below_the_registrys_grace_is_warned_of_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reported less often than the registry's grace, a session its platform still serves may
+    be expired by the registry (then revoked at its next reported request: a user signed out
+    early). A review, stop 70: the two settings live in two services, unchecked together."""
+    caplog.set_level(logging.WARNING, "auth_gateway.gateway")
+    for interval in (60, 300):
+        gateway = make_gateway(gateway_activity_interval_seconds=interval)
+        await gateway.start()
+        await gateway.stop()
+    said = [r.getMessage() for r in caplog.records if "ACTIVITY_INTERVAL" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("SESSIONS_GATEWAY_ACTIVITY_INTERVAL_SECONDS=300")
