@@ -64,7 +64,8 @@ class SessionCookie(NamedTuple):
     session_id: str | None
     present: bool
     unchecked: bool = False
-    """A value longer than `MAX_SESSION_ID`: not checked, so not vouched for (refused)."""
+    """The value the app reads is longer than `MAX_SESSION_ID`: not checked, so not vouched
+    for (refused)."""
 
 
 NO_COOKIE = SessionCookie((), None, False)
@@ -107,7 +108,10 @@ class CookieParser:
             value = cookie_parser(piece)[name]
             values.append(value.encode("latin-1"))  # unquoting yields only \x00-\xff
         candidates = tuple(v for v in values if 0 < len(v) <= MAX_SESSION_ID)
-        unchecked = any(len(v) > MAX_SESSION_ID for v in values)
+        # the value the app reads (`request.cookies` keeps the last one): a longer one before
+        # it is never read, and refusing it let a cookie planted for a parent domain or
+        # another path (cookie tossing) lock a signed-in user out (a review, stop 70)
+        unchecked = bool(values) and len(values[-1]) > MAX_SESSION_ID
         parsed = (
             SessionCookie(candidates, printable_id(values[-1]), True, unchecked)
             if values
