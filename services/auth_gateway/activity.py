@@ -97,6 +97,12 @@ class ActivityReporter:
         """Activity events noted but not yet handed to the producer."""
         return len(self._pending)
 
+    def due(self, key: bytes) -> bool:
+        """Whether `note` would report session `key` now (not reported within the interval):
+        what a caller asks before working out what to note."""
+        last = self._last_reported.get(key)
+        return last is None or self._clock() - last >= self._interval
+
     def note(self, key: bytes, client_ip: str | None) -> None:
         """Record that the session `key` (`<tenant_id>/<handle>`) made a request now; cheap."""
         now = self._clock()
@@ -139,8 +145,8 @@ class ActivityReporter:
         while True:
             await asyncio.sleep(self._flush_seconds)
             self.forget_idle()
-            self.note_held()
             try:
+                self.note_held()
                 await self.flush()
             except Exception:
                 log.exception("activity flush failed; retrying")

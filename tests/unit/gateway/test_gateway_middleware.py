@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway.activity import AUTHENTICATED
 from auth_gateway.cookies import CookieParser
+from auth_gateway.middleware import NOTED_PER_FLUSH, GatewayMiddleware
 from auth_gateway.revocations import ENDED, RevocationTable
 from session_contracts.handles import record_key, session_handle
 
@@ -546,3 +548,32 @@ async def test_an_activity_interval_not_below_the_registrys_grace_is_warned_of_a
         await gateway.stop()
     said = [r.getMessage() for r in caplog.records if "ACTIVITY_INTERVAL" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("SESSIONS_GATEWAY_ACTIVITY_INTERVAL_SECONDS=300")
+
+
+async def test_a_flush_notes_a_bounded_number_of_held_connections_each_once_an_interval() -> None:
+    """Each flush worked out the address of every held connection before the debounce: 1 s of
+    the event loop every half second at 100,000 (a review, stop 70). At most
+    `NOTED_PER_FLUSH` a flush now, the rest at the next, and none again within the interval."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    gateway = make_gateway()
+    middleware = GatewayMiddleware(app, gateway)
+    held = NOTED_PER_FLUSH + 500
+    scopes = [
+        {
+            "type": "websocket",
+            "client": ("10.0.0.1", n),
+            "headers": [],
+            "state": {AUTHENTICATED: True},
+        }
+        for n in range(held)
+    ]
+    for n, scope in enumerate(scopes):
+        middleware._serving[id(scope)] = (f"acme/{n}".encode(), scope)
+    gateway.activity.note_held()
+    assert gateway.activity.pending == NOTED_PER_FLUSH
+    gateway.activity.note_held()
+    gateway.activity.note_held()
+    assert gateway.activity.pending == held  # the rest, then nothing new within the interval
