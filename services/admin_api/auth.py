@@ -116,6 +116,7 @@ class JwksKeys:
         if urlparse(url).scheme.lower() not in ("http", "https"):
             raise ValueError(f"the JWKS URL must be http or https, not {escape_reason(url)!r}")
         self._url = url
+        self._https = urlparse(url).scheme.lower() == "https"
         self._lifespan = lifespan
         self._cooldown = min(cooldown, lifespan / 2)
         self._clock = clock
@@ -191,7 +192,11 @@ class JwksKeys:
         """The JWKS document's bytes: a 200 answer, redirects not followed, at most
         `MAX_JWKS_BYTES` as sent (a compressed answer is not inflated, and fails to parse)."""
         async with (
-            httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT_SECONDS) as client,
+            # an http URL (a loopback sidecar: the only one production accepts) never through a
+            # proxy from the environment (HTTP_PROXY): the keys went in clear to the proxy,
+            # and whoever is on that path could serve their own (a review, stop 70); https
+            # may, its TLS runs end to end through the proxy's tunnel
+            httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT_SECONDS, trust_env=self._https) as client,
             # identity: the cap counts the bytes on the wire, never what they inflate to (gzip's
             # 200 MB of spaces in 200 KB took 144 MiB before the cap was met: a review)
             client.stream(

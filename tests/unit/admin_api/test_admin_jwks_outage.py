@@ -246,3 +246,18 @@ async def test_a_fetch_ends_at_its_bound_whatever_the_provider_sends(
         for outcome in ("failed", "ok")
     ]
     assert counted == [4, 1]
+
+
+async def test_keys_over_http_from_this_host_are_fetched_directly_whatever_the_proxy(
+    idp: Idp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx follows HTTP_PROXY by default: an http key set (a loopback sidecar, the only one
+    production accepts) went in clear through the proxy, which anyone on that path could
+    answer with keys of their own (a review, stop 70). It is fetched directly now."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing answers there
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    jwks = JwksKeys(idp.url, lifespan=300, cooldown=30)
+    assert (await jwks.keys("rsa-1"))[0].key_id == "rsa-1"
+    assert idp.fetches == 1
