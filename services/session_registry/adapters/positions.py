@@ -42,13 +42,16 @@ async def lock_positions(
     would each write it whole, one losing the other's logout or creation (a review, stop
     69). Narrowing this lock to the batch's own partitions would open that.
 
-    A group that has stored no position of these topics yet (its first batches: a new
-    deployment, a new group name) has no row to lock, so its batches take turns on a lock
-    named after the group instead, and the positions are read again once it is held: a batch
-    that waited then finds the rows the one before it stored, and locks them."""
+    A topic of which the group has stored no position yet (its first batches: a new
+    deployment, a new group name, a topic whose first records come after the other's) has no
+    row to lock, so such a batch takes turns on a lock named after the group as well, and the
+    positions are read again once it is held: a batch that waited then finds the rows the one
+    before it stored, and locks them. (Taken only when every topic had none, a batch of events
+    alone went on beside one of events and commands that had found the commands' row: a
+    review, stop 70.)"""
     query = uow.store.for_update(_positions(consumer, topics))
     result = (await uow.conn.execute(query)).all()
-    if not result:
+    if set(topics) - {row.topic for row in result}:
         await uow.store.lock_named(uow.conn, f"consumer_positions/{consumer}")
         result = (await uow.conn.execute(query)).all()
     return {(row.topic, row.partition): row.next_offset for row in result}

@@ -162,3 +162,25 @@ async def test_a_new_groups_first_batches_take_turns(store: Store) -> None:
         await waiting_on_a_row_lock(store, cast("asyncio.Task[None]", waiting))
         await save_positions(uow, group, {(topic, 0): 7})
     assert await asyncio.wait_for(waiting, 30) == {(topic, 0): 7}
+
+
+async def test_a_batch_of_a_topic_without_a_stored_position_takes_turns_with_the_others(
+    store: Store,
+) -> None:
+    """The group has stored the commands' position only. A batch of events alone found no row
+    and took the group's lock; one of events and commands found the commands' row, locked it,
+    and went on beside it (a review, stop 70). Any topic without a row takes the lock now."""
+    group, events, commands = f"group-{uuid.uuid4().hex[:8]}", TOPICS.events, TOPICS.commands
+    async with UnitOfWork(store) as uow:
+        await save_positions(uow, group, {(commands, 0): 5})
+
+    async def second() -> dict[tuple[str, int], int]:
+        async with UnitOfWork(store) as uow:
+            return await lock_positions(uow, group, {events, commands})
+
+    async with UnitOfWork(store) as uow:
+        assert await lock_positions(uow, group, {events}) == {}
+        waiting = asyncio.create_task(second())
+        await waiting_on_a_row_lock(store, cast("asyncio.Task[None]", waiting))
+        await save_positions(uow, group, {(events, 0): 7})
+    assert await asyncio.wait_for(waiting, 30) == {(commands, 0): 5, (events, 0): 7}
