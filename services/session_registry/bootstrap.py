@@ -32,7 +32,11 @@ from session_registry.adapters.command_store import deferred_level
 from session_registry.adapters.dead_letters import KafkaDeadLetters
 from session_registry.adapters.outbox import OutboxRelay, outbox_level, outbox_size
 from session_registry.adapters.positions import load_positions
-from session_registry.adapters.signing_standing import write_standing
+from session_registry.adapters.signing_standing import (
+    SigningStanding,
+    read_signing,
+    write_signing,
+)
 from session_registry.entrypoints.consumer import RETRYABLE, ConsumerLoop
 from session_registry.entrypoints.http import OperationsServer, Probes, Verdict
 from session_registry.metrics import RegistryMetrics, reason_class
@@ -210,9 +214,6 @@ class Registry:
             await upgrade_schema(self.store, online_indexes=False)
         else:
             await self._check_schema()
-        # how it reads session.expired records, for a rebuild's swap to compare with its own
-        standing = self.settings.signing_standing
-        await UnitOfWork(self.store).run(lambda uow: write_standing(uow, standing, self.clock()))
         if self.settings.create_topics:
             await ensure_topics(self.settings, self.topics)
         # fails, not hangs, on a broker still starting or gone after the bootstrap
@@ -228,6 +229,9 @@ class Registry:
         self.loop.subscribe()
         self._consuming = True  # first: a start ended half-way leaves its client's tasks
         await self.loop.consumer.start()
+        # how it reads session.expired records, for a rebuild's swap to compare with its own:
+        # once it consumes (a pod that never gets that far does not replace the row)
+        await self._keep_signing_standing()
         self._started = True
         self._tasks.append(asyncio.create_task(self.loop.run(), name="registry-consumer"))
         if self.settings.sweep_interval_seconds > 0:
@@ -253,6 +257,33 @@ class Registry:
                 "allowed on %s is applied (only counted when before its deadline); set it so "
                 "the registry signs its own and dead-letters the others (docs/security.md)",
                 self.topics.events,
+            )
+
+    async def _keep_signing_standing(self) -> None:
+        """Write how this registry reads `session.expired` records (`registry_signing`), and
+        say so when its "since" is later than the one written before: a registry started so
+        applies the unsigned expiries appended in between, and a rebuild from the same
+        settings would too (a review, stop 70)."""
+        standing = self.settings.signing_standing
+
+        async def keep(uow: UnitOfWork) -> SigningStanding | None:
+            before = await read_signing(uow.conn)
+            await write_signing(uow, standing, self.clock())
+            return None if before is None else before[0]
+
+        before = await UnitOfWork(self.store).run(keep)
+        if (
+            before is not None
+            and standing.key_ids
+            and (before.since or datetime.min.replace(tzinfo=UTC))
+            < (standing.since or datetime.min.replace(tzinfo=UTC))
+        ):
+            log.warning(
+                "SESSIONS_RECORD_SIGNING_SINCE moved later, from %s to %s: unsigned "
+                "session.expired records appended between the two are applied now, forged ones "
+                "too (docs/operations.md#signing-the-registrys-expiries)",
+                before.since.isoformat() if before.since else "none",
+                standing.since.isoformat() if standing.since else "none",
             )
 
     async def stop(self) -> None:

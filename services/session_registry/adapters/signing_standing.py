@@ -34,7 +34,7 @@ class SigningStanding:
         return f"keys {', '.join(self.key_ids)}, {since}"
 
 
-async def write_standing(uow: UnitOfWork, standing: SigningStanding, now: datetime) -> None:
+async def write_signing(uow: UnitOfWork, standing: SigningStanding, now: datetime) -> None:
     """Keep `standing` as the registry's (the row replaced)."""
     row = {
         "id": 1,
@@ -52,7 +52,7 @@ async def write_standing(uow: UnitOfWork, standing: SigningStanding, now: dateti
     )
 
 
-async def read_standing(conn: AsyncConnection) -> tuple[SigningStanding, datetime] | None:
+async def read_signing(conn: AsyncConnection) -> tuple[SigningStanding, datetime] | None:
     """The registry's standing and when it wrote it; None before a registry of this release
     started on this database."""
     row = (await conn.execute(select(registry_signing))).first()

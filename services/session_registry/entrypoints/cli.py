@@ -24,7 +24,7 @@ from read_model.sqlite import SwapNotUndone
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.redaction import redact_url
 from session_contracts.tracing import configure_tracing
-from session_registry.adapters.signing_standing import SigningStanding, read_standing
+from session_registry.adapters.signing_standing import SigningStanding, read_signing
 from session_registry.bootstrap import Registry
 from session_registry.entrypoints import sre_cli
 from session_registry.entrypoints.cli_options import JSON_HELP, Cli, moment, refuse
@@ -327,7 +327,7 @@ async def _live_signing(url: str) -> tuple[SigningStanding, datetime] | None:
     store = open_store(url)
     try:
         async with store.engine.connect() as conn:
-            return await read_standing(conn)
+            return await read_signing(conn)
     finally:
         await store.dispose()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import sqlite3
 import sys
@@ -747,3 +748,26 @@ async def test_a_swap_is_refused_into_a_database_on_another_server(
         assert await swap_refusal(db_url, here) is None
     finally:
         await drop()
+
+
+async def test_a_registry_started_with_a_later_signing_since_says_so(
+    start_registry: StartRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The row a swap compares with holds the last registry's settings: one started with a
+    later "since" applies the unsigned expiries appended in between, and says so (a review,
+    stop 70). The same or an earlier one says nothing."""
+    key = "a-record-signing-key-of-the-registry-for-tests"
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    caplog.set_level(logging.WARNING, "session_registry.bootstrap")
+    for moved in (timedelta(0), timedelta(0), timedelta(days=-30), timedelta(days=60)):
+        registry = await start_registry(
+            database_url=live_url, record_signing_keys=key, record_signing_since=since + moved
+        )
+        await registry.stop()
+    said = [r.getMessage() for r in caplog.records if "moved later" in r.getMessage()]
+    assert said == [
+        "SESSIONS_RECORD_SIGNING_SINCE moved later, from 2025-12-02T00:00:00+00:00 to "
+        "2026-03-02T00:00:00+00:00: unsigned session.expired records appended between the two "
+        "are applied now, forged ones too (docs/operations.md#signing-the-registrys-expiries)"
+    ]
