@@ -169,8 +169,9 @@ async def test_hostile_session_cookies_and_headers_never_pass_a_revoked_session(
         headers = _headers(rng)
         status, seen = await _call(app, headers)
         statuses[status] = statuses.get(status, 0) + 1
-        # 431: Cookie headers over 32 KiB in all, refused unparsed (never passed on)
-        assert status in (200, 303, 401, 431), (SEED, n, headers, status)
+        # 431: Cookie headers over 32 KiB in all, refused unparsed (never passed on); 400: an id
+        # the app would read too long for the gateway to check (since stop 70)
+        assert status in (200, 303, 400, 401, 431), (SEED, n, headers, status)
         if status != 200:
             continue
         assert seen["state"] is None or seen["state"] in _presented(headers), (SEED, n, seen)

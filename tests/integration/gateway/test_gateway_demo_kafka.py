@@ -328,8 +328,11 @@ async def test_malformed_ids_land_on_sign_in_never_500(
         api = await client.get("/api/me", headers={"X-Session-Id": header} if header else {})
     assert page.status_code == 303
     assert page.headers["location"] == "/signin"
-    assert api.status_code == 401
-    assert api.json() == {"error": "not_signed_in"}
+    if header is not None and len(header) > 128:
+        # too long for the gateway to check: refused there, never passed on (since stop 70)
+        assert (api.status_code, api.json()) == (400, {"error": "malformed_credential"})
+    else:
+        assert (api.status_code, api.json()) == (401, {"error": "not_signed_in"})
 
 
 async def test_unknown_credentials_are_signed_out_by_default_and_never_become_activity(
