@@ -430,13 +430,16 @@ async def _skip_applied(plans: list[Redrive], conn: AsyncConnection, topics: Top
 
 
 def _skip_repeats(plans: list[Redrive]) -> None:
-    """Mark `skip` a record planned already in this chunk (the same tenant and event or
-    command id): one copy is enough, the registry applies it once."""
-    first: dict[tuple[str, str], int] = {}
+    """Mark `skip` a record planned already in this chunk: the same bytes to the same topic
+    under the same key (one copy is enough, the registry applies it once). Not the same id
+    alone: a hostile letter earlier in the chunk carrying another record's event id would
+    have had that record skipped (a review, stop 70)."""
+    first: dict[tuple[str | None, bytes | None, bytes | None], int] = {}
     for p in plans:
-        if p.action != "redrive" or p.identity is None:
+        if p.action != "redrive":
             continue
-        if (offset := first.setdefault(p.identity, p.letter.offset)) != p.letter.offset:
+        same = (p.topic, p.key, p.value)
+        if (offset := first.setdefault(same, p.letter.offset)) != p.letter.offset:
             p.action, p.why = "skip", f"the same record as the letter at offset {offset}"
 
 

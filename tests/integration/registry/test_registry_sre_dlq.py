@@ -497,7 +497,14 @@ async def test_a_redrive_sends_a_record_once_not_its_repeats_nor_the_copies_of_e
     await migrated.migrate(db_url)
     event = logout("repeat-1", datetime.now(UTC))
     key, value = record_key("acme", event.session_id), encode(event)
+    # a hostile letter first, carrying the logout's event id for another session: not the
+    # same record, so the logout is not skipped for it (a review, stop 70)
+    hostile = logout("someone-else", datetime.now(UTC)).model_copy(
+        update={"event_id": event.event_id}
+    )
+    hostile_key = record_key("acme", hostile.session_id)
     letters = [
+        DeadLetter(topics.events, 1, 1, hostile_key, encode(hostile), (), "refused, say"),
         DeadLetter(topics.events, 0, 1, key, value, (), "database_refused, say"),
         DeadLetter(topics.events, 0, 1, key, value, (), "database_refused, say"),  # a repeat
         DeadLetter(
@@ -512,19 +519,22 @@ async def test_a_redrive_sends_a_record_once_not_its_repeats_nor_the_copies_of_e
     ]
     for letter in letters:
         await producer.send_and_wait(
-            topics.dead_letters, value, key=key, headers=letter.dlq_headers("registry")
+            topics.dead_letters,
+            letter.value,
+            key=letter.key,
+            headers=letter.dlq_headers("registry"),
         )
     planned = [
         (p.action, p.why) for p in await _redriven(kafka_bootstrap, topics, db_url, dry_run=True)
     ]
-    assert [action for action, _ in planned] == ["redrive", "skip", "skip"]
-    assert planned[1][1] == "the same record as the letter at offset 0"
-    assert planned[2][1].startswith(
+    assert [action for action, _ in planned] == ["redrive", "redrive", "skip", "skip"]
+    assert planned[2][1] == "the same record as the letter at offset 1"
+    assert planned[3][1].startswith(
         f"a copy dead-lettered again after the redrive of {topics.dead_letters}:0:0"
     )
-    assert "--include-copies" in planned[2][1]
+    assert "--include-copies" in planned[3][1]
     copied = await _redriven(kafka_bootstrap, topics, db_url, dry_run=True, copies=True)
-    assert [p.why for p in copied][2] == "the same record as the letter at offset 0"
+    assert [p.why for p in copied][3] == "the same record as the letter at offset 1"
 
 
 async def test_a_redrive_stopped_between_a_creation_and_its_ends_still_ends_the_session(
