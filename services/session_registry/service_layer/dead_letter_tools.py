@@ -23,7 +23,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -611,21 +611,24 @@ async def _ends_of(
     try:
         chosen = [TopicPartition(topic, n) for n in sorted(wanted)]
         kafka.assign(chosen)
+        # when the creations read from each partition were appended (the earliest of them:
+        # the others were appended after it), read once
+        read_offsets: dict[int, list[int]] = {}
+        for p in creations:
+            source, offset = p.letter.source_partition, p.letter.source_offset
+            if p.letter.source == topic and source in known and offset is not None:
+                assert source is not None  # in `known`
+                read_offsets.setdefault(source, []).append(offset)
+        appended_on: dict[int, datetime | None] = {
+            n: await _appended_at(kafka, TopicPartition(topic, n), min(offsets))
+            for n, offsets in read_offsets.items()
+        }
         starts: dict[TopicPartition, int] = {}
         for tp in chosen:
             mine = wanted[tp.partition].creations
-            read_here = [
-                p.letter.source_offset
-                for p in mine
-                if p.letter.source == topic
-                and p.letter.source_partition == tp.partition
-                and p.letter.source_offset is not None
-            ]
-            since = min(p.since for p in mine if p.since is not None)
-            if read_here and (appended := await _appended_at(kafka, tp, min(read_here))):
-                since = min(since, appended)
+            since = min(_looked_for_from(p, appended_on) for p in mine)
             dated = (await offsets_from(kafka, [tp], _looked_from(since)))[tp]
-            starts[tp] = max(0, min([dated, *read_here]))
+            starts[tp] = max(0, min([dated, *read_offsets.get(tp.partition, ())]))
         async for tp, record in records_up_to_ends(kafka, starts):
             if record.value is not None and (redriven := wanted[tp.partition].of(record)):
                 _take_end(record, redriven)
@@ -668,6 +671,23 @@ async def _appended_at(kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int)
         async for _, record in records:
             return record_time(record.timestamp) if record.offset == offset else None
     return None
+
+
+def _looked_for_from(p: Redrive, appended_on: Mapping[int, datetime | None]) -> datetime:
+    """From when a creation's ends are looked for (`ENDS_BEFORE` before it, `_looked_from`),
+    on every partition: when the broker appended it, if the partition it was read from still
+    holds it (the append time of the earliest creation read there: no later), else its
+    `occurred_at`. Its producer's clock dates it, ahead or back: dated ahead, its ends on the
+    partition it is sent to were looked for from too late and missed; dated back (to 1970,
+    which the contract accepts), every chunk read that partition from its first offset (a
+    review, stop 70). The broker's clock bounds both."""
+    appended = None
+    if p.letter.source_partition is not None:
+        appended = appended_on.get(p.letter.source_partition)
+    if appended is not None:
+        return appended
+    assert p.since is not None  # a creation's
+    return p.since
 
 
 def _looked_from(since: datetime) -> datetime:
