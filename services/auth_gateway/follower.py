@@ -72,6 +72,18 @@ class PartitionsAdded(Exception):
     """The topic has partitions the consumer was not assigned: it starts again with all."""
 
 
+class Unanswered(Exception):
+    """No fetch of the consumer was answered for `UNANSWERED_SECONDS`: it starts again with a
+    new client, which reads the credentials, key and CA files again."""
+
+
+UNANSWERED_SECONDS = 30.0
+"""How long a consumer whose fetches go unanswered is kept: aiokafka keeps the password and
+TLS context it was built with and retries with them for ever, so a rotated secret (the old
+SCRAM password removed, a certificate replaced) left the view stale until a restart (a
+review, stop 70)."""
+
+
 class CompactedTopicFollower(ABC):
     """Base of in-memory views of a compacted topic; subclasses say how a record is applied."""
 
@@ -190,6 +202,15 @@ class CompactedTopicFollower(ABC):
             except PartitionsAdded as added:
                 log.warning("%s; following them from their beginning", added)
                 again = 0
+            except Unanswered as unanswered:
+                # one line per outage: self.failure names it until an answer comes
+                if self.failure != "no fetch answered":
+                    log.warning(
+                        "%s; a new Kafka client (credentials read again) every %.0f s until one is",
+                        unanswered,
+                        UNANSWERED_SECONDS,
+                    )
+                self.failure = "no fetch answered"
             except TopicMissing:
                 cause = f"topic {self.topic} does not exist (yet)"
                 if cause != self.failure:  # once, not every second it stays missing
@@ -261,6 +282,7 @@ class CompactedTopicFollower(ABC):
         targets = await consumer.end_offsets(tps) if not self.ready else {}
         polls: dict[TopicPartition, int] = {}
         answered_after: dict[TopicPartition, float] = {}
+        answered_at = observed_at  # the last look that found a fetch answered
         while True:
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
             self._corrupt = None
@@ -280,11 +302,14 @@ class CompactedTopicFollower(ABC):
                 if polled is not None and polled != polls.get(tp):
                     polls[tp] = polled
                     answered_after[tp] = observed_at
+                    answered_at = now
                 end: int | None = consumer.highwater(tp)
                 if tp in answered_after and end is not None and position >= end:
                     confirmed[tp] = answered_after[tp]
                 self._note_held(tp, position, end, consumer.last_stable_offset(tp))
             observed_at = now
+            if now - answered_at > UNANSWERED_SECONDS:
+                raise Unanswered(f"no fetch of {self.topic} answered for {now - answered_at:.0f} s")
             if not self.ready and all(self._positions[tp] >= targets[tp] for tp in tps):
                 log.info("%s read up to its start-up end offsets: ready", self.topic)
                 self.ready_event.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway import GatewaySettings, SessionGateway, follower
 from fresh_topics import connection
 from private_services import PrivateKafka
 from session_contracts.codec import encode
@@ -137,9 +138,20 @@ async def test_outage_keeps_enforcing_then_catches_up_with_revocations_made_mean
 
 
 async def test_cut_off_from_the_broker_the_gateway_goes_stale_refuses_sessions_then_recovers(
-    private_kafka: PrivateKafka, eventually: Eventually
+    private_kafka: PrivateKafka, eventually: Eventually, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bound = 3.0
+    # a consumer whose fetches go unanswered is built again (its credentials read again: a
+    # rotated password or certificate left the view stale for good, a review, stop 70)
+    monkeypatch.setattr(follower, "UNANSWERED_SECONDS", 2.0)
+    builds: list[object] = []
+    build = follower.new_consumer  # type: ignore[attr-defined]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        builds.append(None)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(follower, "new_consumer", counted)
     topics = Topics(prefix="stale.", partitions=2)
     await ensure_topics(connection(private_kafka.bootstrap, topics))
     producer = new_producer(
@@ -201,6 +213,12 @@ async def test_cut_off_from_the_broker_the_gateway_goes_stale_refuses_sessions_t
         assert answer.headers["retry-after"] == "1"
         assert await status_of("before") == 401  # what it has read is still refused as such
         assert await status_of(None) == 200  # no session: nothing to vouch for
+        built = len(builds)
+
+        async def built_again() -> bool:
+            return len(builds) > built
+
+        await eventually(built_again, within=30)
 
         await private_kafka.start()
 
