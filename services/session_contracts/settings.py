@@ -23,6 +23,19 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
+def _environ(name: str) -> str:
+    """An environment variable as pydantic-settings reads it: its name in any case."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value
+    return ""
+
+
+def _brokers(listed: str) -> frozenset[str]:
+    """A bootstrap list's brokers, spaces around each left out."""
+    return frozenset(broker.strip() for broker in listed.split(",") if broker.strip())
+
+
 class KafkaSettings(BaseSettings):
     """Base of each service's settings class (env prefix `SESSIONS_`)."""
 
@@ -103,13 +116,16 @@ class KafkaSettings(BaseSettings):
         a platform service mounting the gateway often exports it for its own cluster, and the
         gateway then followed a revocations topic there, empty, and called itself current
         while every revoked session passed (a review, stop 70)."""
-        generic = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-        ours = os.environ.get("SESSIONS_KAFKA_BOOTSTRAP_SERVERS", "").strip()
-        if generic and ours and generic != ours and self.kafka_bootstrap_servers == generic:
+        generic = _brokers(_environ("KAFKA_BOOTSTRAP_SERVERS"))
+        ours = _brokers(_environ("SESSIONS_KAFKA_BOOTSTRAP_SERVERS"))
+        chosen = _brokers(self.kafka_bootstrap_servers)
+        # as the settings read them: names in any case, values with spaces or a newline
+        # around (a YAML block), the same brokers in any order (a review of the first version)
+        if generic and ours and generic != ours and chosen == generic:
             raise ValueError(
-                f"KAFKA_BOOTSTRAP_SERVERS ({generic}) and SESSIONS_KAFKA_BOOTSTRAP_SERVERS "
-                f"({ours}) name different brokers: unset the one that is not the cluster "
-                "holding the sessions topics"
+                f"KAFKA_BOOTSTRAP_SERVERS ({','.join(sorted(generic))}) and "
+                f"SESSIONS_KAFKA_BOOTSTRAP_SERVERS ({','.join(sorted(ours))}) name different "
+                "brokers: unset the one that is not the cluster holding the sessions topics"
             )
         return self
 

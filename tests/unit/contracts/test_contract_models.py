@@ -205,5 +205,19 @@ def test_kafka_settings_take_the_broker_by_keyword_or_either_name_never_two_list
     assert KafkaSettings(kafka_bootstrap_servers="10.0.0.3:9092").kafka_bootstrap_servers == (
         "10.0.0.3:9092"
     )
+    # as the settings read them: a newline after the value (a YAML block), a name in lower
+    # case (a review of the first version); the same brokers in another order are one list
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.2:9092\n")
+    with pytest.raises(ValidationError, match="name different brokers"):
+        KafkaSettings()
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
+    monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092")
+    with pytest.raises(ValidationError, match="name different brokers"):
+        KafkaSettings()
+    monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092, 10.0.0.1:9092")
+    monkeypatch.setenv("SESSIONS_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092,10.0.0.2:9092")
+    assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.2:9092, 10.0.0.1:9092"
+    monkeypatch.delenv("kafka_bootstrap_servers")
     monkeypatch.delenv("SESSIONS_KAFKA_BOOTSTRAP_SERVERS")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.2:9092")
     assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.2:9092"
