@@ -171,6 +171,12 @@ async def swap_refusal(live_url: str, rebuilt_url: str) -> str | None:
     an old read model, missing revocations (a review, stop 70)."""
     live, rebuilt = open_store(live_url), open_store(rebuilt_url)
     try:
+        if type(live) is not type(rebuilt):
+            return (
+                f"the rebuilt database {redact_url(rebuilt_url)} is not on the live "
+                f"database's backend ({redact_url(live_url)}): a swap renames one into the "
+                "other's place"
+            )
         if not isinstance(live, PostgresStore) or not isinstance(rebuilt, PostgresStore):
             return None
         here, there = await live.identity(), await rebuilt.identity()

@@ -748,6 +748,9 @@ async def test_a_swap_is_refused_into_a_database_on_another_server(
         assert await swap_refusal(db_url, here) is None
     finally:
         await drop()
+    # a rebuild into SQLite raised out of the swap after the carry-over (a review of the fix)
+    other_backend = await swap_refusal(db_url, f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    assert other_backend is not None and "not on the live database's backend" in other_backend
 
 
 async def test_a_registry_started_with_a_later_signing_since_says_so(
