@@ -73,8 +73,8 @@ class PartitionsAdded(Exception):
 
 
 class Unanswered(Exception):
-    """No fetch of the consumer was answered for `UNANSWERED_SECONDS`: it starts again with a
-    new client, which reads the credentials, key and CA files again."""
+    """No fetch of one of the consumer's partitions was answered for `UNANSWERED_SECONDS`: it
+    starts again with a new client, which reads the credentials, key and CA files again."""
 
 
 UNANSWERED_SECONDS = 30.0
@@ -282,7 +282,10 @@ class CompactedTopicFollower(ABC):
         targets = await consumer.end_offsets(tps) if not self.ready else {}
         polls: dict[TopicPartition, int] = {}
         answered_after: dict[TopicPartition, float] = {}
-        answered_at = observed_at  # the last look that found a fetch answered
+        # per partition, the last look that found its fetch answered: one partition led by
+        # a broker the old credentials no longer reach goes unanswered while the others answer
+        # (a rolling restart after a rotation), and the view is never confirmed (a review)
+        answered_at = dict.fromkeys(tps, observed_at)
         while True:
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
             self._corrupt = None
@@ -302,14 +305,18 @@ class CompactedTopicFollower(ABC):
                 if polled is not None and polled != polls.get(tp):
                     polls[tp] = polled
                     answered_after[tp] = observed_at
-                    answered_at = now
+                    answered_at[tp] = now
                 end: int | None = consumer.highwater(tp)
                 if tp in answered_after and end is not None and position >= end:
                     confirmed[tp] = answered_after[tp]
                 self._note_held(tp, position, end, consumer.last_stable_offset(tp))
             observed_at = now
-            if now - answered_at > UNANSWERED_SECONDS:
-                raise Unanswered(f"no fetch of {self.topic} answered for {now - answered_at:.0f} s")
+            if now - (oldest := min(answered_at.values())) > UNANSWERED_SECONDS:
+                quiet = sorted(tp.partition for tp, at in answered_at.items() if at == oldest)
+                raise Unanswered(
+                    f"no fetch of {self.topic} partition(s) {quiet} answered for "
+                    f"{now - oldest:.0f} s"
+                )
             if not self.ready and all(self._positions[tp] >= targets[tp] for tp in tps):
                 log.info("%s read up to its start-up end offsets: ready", self.topic)
                 self.ready_event.set()

@@ -10,8 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
 
 from admin_api.adapters.bus import KafkaBus
+from auth_gateway.follower import Unanswered
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.watcher import RevocationWatcher
 from private_services import free_port
@@ -71,3 +77,59 @@ async def test_the_admin_apis_producer_waits_out_a_missing_password_file(tmp_pat
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class _OnePartitionAnswers:
+    """A consumer of a two-partition topic whose partition 0 is answered every fetch and
+    partition 1 never (its leader no longer takes the old credentials), on a clock the fetches
+    move by their wait."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self._clock = clock
+        self._polled: dict[TopicPartition, int] = {}
+        self._client = SimpleNamespace(
+            cluster=SimpleNamespace(partitions_for_topic=lambda _topic: {0, 1})
+        )
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self._clock[0] += timeout_ms / 1000
+        self._polled[TopicPartition("revocations", 0)] = int(self._clock[0] * 1000)
+        await asyncio.sleep(0)
+        return {}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 5
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self._polled.get(tp)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 5 if tp in self._polled else None
+
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:
+        return self.highwater(tp)
+
+
+async def test_a_partition_left_unanswered_has_the_client_built_again() -> None:
+    """A rotated password, then a rolling restart: the brokers not restarted keep answering
+    the old client's fetches, the one restarted never does, and the view is never confirmed.
+    Only the whole consumer unanswered had it built again (a review of the fix, stop 70)."""
+    clock = [0.0]
+    watcher = RevocationWatcher(
+        KafkaSettings(kafka_bootstrap_servers="127.0.0.1:1"),
+        "revocations",
+        None,
+        RevocationTable(),
+        monotonic=lambda: clock[0],
+    )
+    watcher.ready_event.set()
+    partitions = [TopicPartition("revocations", 0), TopicPartition("revocations", 1)]
+
+    async def assigned(consumer: Any) -> list[TopicPartition]:
+        return partitions
+
+    watcher._assign = assigned  # type: ignore[method-assign]
+    consumer: Any = _OnePartitionAnswers(clock)
+    with pytest.raises(Unanswered, match=r"partition\(s\) \[1\] answered for 3\d s"):
+        await asyncio.wait_for(watcher._follow(consumer), 10)
+    assert watcher.confirmed_at is None
