@@ -140,6 +140,7 @@ class GatewayMiddleware:
         """Requests and connections served with a credential, by id(scope): their activity is
         noted at each flush of the reporter while the app has taken the session."""
         self._due = gateway.activity.due
+        self._serving_next = 0  # where `_note_serving` goes on at the next flush
         gateway.activity.add_source(self._note_serving)
         self._watcher = gateway.watcher
         self.now = gateway.watcher.monotonic
@@ -388,18 +389,26 @@ class GatewayMiddleware:
         return address
 
     def _note_serving(self) -> None:
-        """Note the activity of each session served now that the app has taken."""
+        """Note the activity of each session served now that the app has taken: at most
+        `NOTED_PER_FLUSH` a flush, going on where the flush before stopped, so every held
+        connection has its turn (from the start each time, the first ones, due again once
+        the debounce map had evicted them, took every turn past its bound: a review)."""
         due, noted = self._due, 0
-        for key, scope in tuple(self._serving.values()):
+        held = tuple(self._serving.values())
+        count = len(held)
+        start = self._serving_next % count if count else 0
+        for step in range(count):
+            key, scope = held[(start + step) % count]
             # the debounce first: the address costs (trusted proxies: a header parsed), and
             # every flush asked it of every connection, 1 s of the event loop each half
-            # second for 100,000 held connections (a review, stop 70); and a bounded number
-            # a flush, the others at the next (they stay due)
+            # second for 100,000 held connections (a review, stop 70)
             if due(key) and scope["state"].get(AUTHENTICATED) is True:
                 self._note(key, self._address(scope))
                 noted += 1
                 if noted == NOTED_PER_FLUSH:
+                    self._serving_next = start + step + 1
                     return
+        self._serving_next = 0
 
     def _revoked(self, keys: Iterable[bytes]) -> bool:
         table = self.table

@@ -577,3 +577,35 @@ async def test_a_flush_notes_a_bounded_number_of_held_connections_each_once_an_i
     gateway.activity.note_held()
     gateway.activity.note_held()
     assert gateway.activity.pending == held  # the rest, then nothing new within the interval
+
+
+async def test_every_held_connection_has_its_turn_past_the_debounce_maps_bound() -> None:
+    """Each flush scanned from the first held connection: past the debounce map's bound the
+    first ones, evicted, were due again and took every turn, and the others were never noted
+    (their sessions expired while served; a review of the fix, stop 70). Each flush goes on
+    where the one before stopped now."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    gateway = make_gateway()
+    gateway.activity._max_tracked = 100  # the debounce map's bound, small
+    middleware = GatewayMiddleware(app, gateway)
+    held = NOTED_PER_FLUSH * 2 + 1
+    scopes = [
+        {
+            "type": "websocket",
+            "client": ("10.0.0.1", n),
+            "headers": [],
+            "state": {AUTHENTICATED: True},
+        }
+        for n in range(held)
+    ]
+    for n, scope in enumerate(scopes):
+        middleware._serving[id(scope)] = (f"acme/{n}".encode(), scope)
+    noted: set[bytes] = set()
+    for _ in range(3):
+        gateway.activity.note_held()
+        noted |= {key for key, _, _ in gateway.activity._pending}
+        gateway.activity._pending.clear()
+    assert len(noted) == held
