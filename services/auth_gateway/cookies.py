@@ -64,8 +64,7 @@ class SessionCookie(NamedTuple):
     session_id: str | None
     present: bool
     unchecked: bool = False
-    """The value the app reads is longer than `MAX_SESSION_ID`: not checked, so not vouched
-    for (refused)."""
+    """A value longer than `MAX_SESSION_ID`: not checked, so not vouched for (refused)."""
 
 
 NO_COOKIE = SessionCookie((), None, False)
@@ -108,10 +107,12 @@ class CookieParser:
             value = cookie_parser(piece)[name]
             values.append(value.encode("latin-1"))  # unquoting yields only \x00-\xff
         candidates = tuple(v for v in values if 0 < len(v) <= MAX_SESSION_ID)
-        # the value the app reads (`request.cookies` keeps the last one): a longer one before
-        # it is never read, and refusing it let a cookie planted for a parent domain or
-        # another path (cookie tossing) lock a signed-in user out (a review, stop 70)
-        unchecked = bool(values) and len(values[-1]) > MAX_SESSION_ID
+        # any of them: Starlette's `request.cookies` keeps the last value, Werkzeug's (Flask,
+        # Quart) the first, and the gateway wraps any ASGI app. Refusing only the last let a
+        # long revoked credential placed first through to a first-value app (a review, stop
+        # 70). The price: a long cookie of this name planted for a parent domain or another
+        # path locks users out until it expires; a `__Host-` cookie name cannot be planted so
+        unchecked = any(len(value) > MAX_SESSION_ID for value in values)
         parsed = (
             SessionCookie(candidates, printable_id(values[-1]), True, unchecked)
             if values
