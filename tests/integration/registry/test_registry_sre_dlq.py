@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from registry_helpers import (
     NOW,
@@ -32,7 +33,7 @@ from read_model.database import open_store
 from read_model.tables import applied_commands, revocations, session_history, sessions
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
-from session_contracts.kafka_clients import new_producer
+from session_contracts.kafka_clients import new_admin, new_producer
 from session_contracts.models import SCHEMA_VERSION, TerminateSessions
 from session_contracts.topics import Topics
 from session_registry.adapters.dead_letters import CountingDeadLetters, DeadLetter
@@ -484,6 +485,48 @@ async def test_ends_on_the_partition_the_creation_was_read_from_or_keyed_otherwi
     assert sorted(planned.as_json()["ends_sent"]) == sorted(
         [str(ended_there.event_id), str(ended_miskeyed.event_id)]
     )
+
+
+async def test_a_creation_dated_ahead_finds_its_ends_when_an_earlier_creation_is_gone(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    migrated: MigratedCopies,
+) -> None:
+    """The append time was read at the earliest creation of the partition they came from;
+    that one gone (retention), the later creations fell back to their producers' dates, and
+    one dated ahead missed its logout on the partition it is sent to (a review of the fix,
+    stop 70). The first record still held bounds them now."""
+    await migrated.migrate(db_url)
+    now = datetime.now(UTC)
+    gone, kept = created("gone-1", at=now), created("kept-1", at=now + timedelta(hours=1))
+    kept_key = record_key("acme", kept.session_id)
+    target = partition_for_key(kept_key, list(range(topics.partitions)))
+    source = (target + 1) % topics.partitions
+    ended = logout("kept-1", now)
+    read: dict[str, Any] = {}
+    for message in (gone, kept):
+        key = record_key("acme", message.session_id)
+        read[message.session_id] = await producer.send_and_wait(
+            topics.events, encode(message), key=key, partition=source
+        )
+    await producer.send_and_wait(topics.events, encode(ended), key=kept_key, partition=target)
+    for message in (gone, kept):
+        at = (source, read[message.session_id].offset)
+        key = record_key("acme", message.session_id)
+        await _park(producer, topics, topics.events, key, encode(message), "refused", at)
+    admin = new_admin(connection(kafka_bootstrap, topics))
+    await admin.start()
+    try:
+        tp = TopicPartition(topics.events, source)
+        await admin.delete_records({tp: RecordsToDelete(read[kept.session_id].offset)})
+    finally:
+        await admin.close()
+
+    plans = await _redriven(kafka_bootstrap, topics, db_url, dry_run=True)
+    [planned] = [p for p in plans if p.detail.get("session_id") == kept.session_id]
+    assert planned.as_json()["ends_sent"] == [str(ended.event_id)]
 
 
 async def test_a_redrive_sends_a_record_once_not_its_repeats_nor_the_copies_of_earlier_runs(
