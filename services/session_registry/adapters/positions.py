@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Collection, Mapping
 
 from sqlalchemy import Select, case, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from read_model.store import Store
 from read_model.tables import consumer_positions
 from read_model.unit_of_work import UnitOfWork
 
@@ -49,12 +51,29 @@ async def lock_positions(
     before it stored, and locks them. (Taken only when every topic had none, a batch of events
     alone went on beside one of events and commands that had found the commands' row: a
     review, stop 70.)"""
-    query = uow.store.for_update(_positions(consumer, topics))
-    result = (await uow.conn.execute(query)).all()
-    if set(topics) - {row.topic for row in result}:
-        await uow.store.lock_named(uow.conn, f"consumer_positions/{consumer}")
-        result = (await uow.conn.execute(query)).all()
+    query = _positions(consumer, topics)
+    # The group's lock before any row's: a batch that locked rows and then waited for the
+    # lock, while the holder of the lock waited for those rows, was a deadlock (a review of
+    # the fix). So a first look, locking nothing, decides; a topic without a row then takes
+    # the lock first. (A row stored between the two only makes the lock unneeded.) Once every
+    # topic has a row it keeps one (positions are overwritten, never deleted): not looked
+    # at again by this process.
+    complete = _COMPLETE.setdefault(uow.store, set())
+    asked = (consumer, frozenset(topics))
+    if asked not in complete:
+        stored = {row.topic for row in await uow.conn.execute(query)}
+        if set(topics) - stored:
+            await uow.store.lock_named(uow.conn, f"consumer_positions/{consumer}")
+    result = (await uow.conn.execute(uow.store.for_update(query))).all()
+    if asked not in complete and {row.topic for row in result} >= set(topics):
+        complete.add(asked)
     return {(row.topic, row.partition): row.next_offset for row in result}
+
+
+_COMPLETE: weakref.WeakKeyDictionary[Store, set[tuple[str, frozenset[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per store, the (consumer, topics) found with a stored position of every topic."""
 
 
 async def save_positions(
