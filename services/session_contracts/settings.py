@@ -24,11 +24,13 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 
 
 def _environ(name: str) -> str:
-    """An environment variable as pydantic-settings reads it: its name in any case."""
+    """An environment variable as pydantic-settings reads it: its name in any case, the last
+    spelling found when there are several (as it keeps the last)."""
+    found = ""
     for key, value in os.environ.items():
         if key.upper() == name:
-            return value
-    return ""
+            found = value
+    return found
 
 
 def _brokers(listed: str) -> frozenset[str]:

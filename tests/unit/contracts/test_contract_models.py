@@ -214,6 +214,12 @@ def test_kafka_settings_take_the_broker_by_keyword_or_either_name_never_two_list
     monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092")
     with pytest.raises(ValidationError, match="name different brokers"):
         KafkaSettings()
+    # two spellings of one name: the settings keep the last, and so does the check (a review)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092")
+    monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092")
+    with pytest.raises(ValidationError, match="name different brokers"):
+        KafkaSettings()
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
     monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092, 10.0.0.1:9092")
     monkeypatch.setenv("SESSIONS_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092,10.0.0.2:9092")
     assert KafkaSettings().kafka_bootstrap_servers == "10.0.0.2:9092, 10.0.0.1:9092"
