@@ -214,7 +214,9 @@ def test_kafka_settings_take_the_broker_by_keyword_or_either_name_never_two_list
     monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092")
     with pytest.raises(ValidationError, match="name different brokers"):
         KafkaSettings()
-    # two spellings of one name: the settings keep the last, and so does the check (a review)
+    # two spellings of one name: the settings keep the last set, and so does the check (a
+    # review of the fix)
+    monkeypatch.delenv("kafka_bootstrap_servers")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092")
     monkeypatch.setenv("kafka_bootstrap_servers", "10.0.0.2:9092")
     with pytest.raises(ValidationError, match="name different brokers"):
