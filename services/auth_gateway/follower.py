@@ -285,7 +285,9 @@ class CompactedTopicFollower(ABC):
         # per partition, the last look that found its fetch answered: one partition led by
         # a broker the old credentials no longer reach goes unanswered while the others answer
         # (a rolling restart after a rotation), and the view is never confirmed (a review)
-        answered_at = dict.fromkeys(tps, observed_at)
+        # (from now: the assignment and the first end offsets may take a fetch wait a
+        # partition, and the last one found unanswered at once built a client again)
+        answered_at = dict.fromkeys(tps, self.monotonic())
         while True:
             batches = await consumer.getmany(timeout_ms=self._fetch_max_wait_ms, max_records=5000)
             self._corrupt = None
@@ -298,7 +300,7 @@ class CompactedTopicFollower(ABC):
             now = self.monotonic()
             confirmed: dict[TopicPartition, float] = {}
             for tp in tps:
-                position = self._positions[tp] = await consumer.position(tp)
+                position = self._positions[tp] = await self._position(consumer, tp)
                 # A fetch answer not seen at the previous look arrived after it, so the end
                 # offset it carries is the broker's end of the partition at a later moment.
                 polled = consumer.last_poll_timestamp(tp)
@@ -321,6 +323,20 @@ class CompactedTopicFollower(ABC):
                 log.info("%s read up to its start-up end offsets: ready", self.topic)
                 self.ready_event.set()
             self.confirm(tps, confirmed)
+
+    async def _position(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """`consumer.position(tp)`, which aiokafka retries for ever while the partition has no
+        valid position (its reset refused: a leader the old credentials no longer reach), so
+        the unanswered check after it was never reached (a review, stop 70): bounded."""
+        try:
+            async with asyncio.timeout(UNANSWERED_SECONDS):
+                position: int = await consumer.position(tp)
+                return position
+        except TimeoutError:
+            raise Unanswered(
+                f"no position of {self.topic} partition {tp.partition} for "
+                f"{UNANSWERED_SECONDS:.0f} s"
+            ) from None
 
     def _note_held(
         self, tp: TopicPartition, position: int, end: int | None, stable: int | None

@@ -619,7 +619,7 @@ async def _ends_of(
             if p.letter.source == topic and source in known and offset is not None:
                 assert source is not None  # in `known`
                 read_offsets.setdefault(source, []).append(offset)
-        appended_on: dict[int, datetime | None] = {
+        appended_on: dict[int, tuple[int, datetime] | None] = {
             n: await _appended_at(kafka, TopicPartition(topic, n), min(offsets))
             for n, offsets in read_offsets.items()
         }
@@ -664,34 +664,44 @@ class _Wanted:
         return [*found, *self.by_handle.get(match.group(1), [])] if match else found
 
 
-async def _appended_at(kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> datetime | None:
-    """The timestamp of the record at `offset` of `tp` (on `sessions.events`, the moment the
-    broker appended it: LogAppendTime), or, when the partition no longer holds it, of the
-    first record it holds after it: no later than any record from there on, so a bound for
-    every creation still held (None for them all made the later creations fall back to
-    their producers' dates, and one dated ahead missed its ends: a review, stop 70); None
-    when the partition holds nothing from there."""
+async def _appended_at(
+    kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int
+) -> tuple[int, datetime] | None:
+    """The first record `tp` holds from `offset` on (the one at `offset` unless retention
+    deleted it): its offset and the moment the broker appended it (on `sessions.events`,
+    LogAppendTime). No later than the append of any record from there on, so a bound for
+    every creation still held; for one deleted before it, a time it was appended before
+    (`_looked_for_from`). None when the partition holds nothing from there."""
     async with contextlib.aclosing(records_up_to_ends(kafka, {tp: offset})) as records:
         async for _, record in records:
-            return record_time(record.timestamp)
+            return record.offset, record_time(record.timestamp)
     return None
 
 
-def _looked_for_from(p: Redrive, appended_on: Mapping[int, datetime | None]) -> datetime:
+def _looked_for_from(
+    p: Redrive, appended_on: Mapping[int, tuple[int, datetime] | None]
+) -> datetime:
     """From when a creation's ends are looked for (`ENDS_BEFORE` before it, `_looked_from`),
     on every partition: when the broker appended it, if the partition it was read from still
-    holds it (the append time of the earliest creation read there: no later), else its
-    `occurred_at`. Its producer's clock dates it, ahead or back: dated ahead, its ends on the
-    partition it is sent to were looked for from too late and missed; dated back (to 1970,
-    which the contract accepts), every chunk read that partition from its first offset (a
-    review, stop 70). The broker's clock bounds both."""
-    appended = None
-    if p.letter.source_partition is not None:
-        appended = appended_on.get(p.letter.source_partition)
-    if appended is not None:
-        return appended
+    holds it (the append time of the first record held from the earliest creation read
+    there: no later), else the earlier of its `occurred_at` and that time (it was appended
+    before the first record held). Its producer's clock dates it, ahead or back: dated ahead,
+    its ends on the partition it is sent to were looked for from too late and missed; dated
+    back (to 1970, which the contract accepts), every chunk read that partition from its
+    first offset (a review, stop 70). The broker's clock bounds both. (Dated by the first
+    record held, a creation deleted before it was looked for from days after its logout: a
+    review of that fix.)"""
     assert p.since is not None  # a creation's
-    return p.since
+    held = None
+    if p.letter.source_partition is not None:
+        held = appended_on.get(p.letter.source_partition)
+    if held is None:
+        return p.since
+    first_offset, appended = held
+    offset = p.letter.source_offset
+    if offset is not None and offset >= first_offset:
+        return appended
+    return min(p.since, appended)
 
 
 def _looked_from(since: datetime) -> datetime:

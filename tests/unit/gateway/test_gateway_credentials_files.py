@@ -17,6 +17,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from admin_api.adapters.bus import KafkaBus
+from auth_gateway import follower
 from auth_gateway.follower import Unanswered
 from auth_gateway.revocations import RevocationTable
 from auth_gateway.watcher import RevocationWatcher
@@ -133,3 +134,24 @@ async def test_a_partition_left_unanswered_has_the_client_built_again() -> None:
     with pytest.raises(Unanswered, match=r"partition\(s\) \[1\] answered for 3\d s"):
         await asyncio.wait_for(watcher._follow(consumer), 10)
     assert watcher.confirmed_at is None
+
+
+async def test_a_position_that_never_comes_has_the_client_built_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka's `position` waits for ever while a partition's reset is refused (its leader
+    no longer takes the old credentials): the unanswered check after it was never reached (a
+    review, stop 70). Bounded now."""
+    monkeypatch.setattr(follower, "UNANSWERED_SECONDS", 0.2)
+    watcher = RevocationWatcher(
+        KafkaSettings(kafka_bootstrap_servers="127.0.0.1:1"), "revocations", None, RevocationTable()
+    )
+
+    class Stuck:
+        async def position(self, tp: TopicPartition) -> int:
+            await asyncio.Event().wait()
+            return 0
+
+    consumer: Any = Stuck()
+    with pytest.raises(Unanswered, match=r"no position of revocations partition 1"):
+        await watcher._position(consumer, TopicPartition("revocations", 1))

@@ -36,6 +36,7 @@ from session_registry.entrypoints.cli_options import moment
 from session_registry.service_layer.dead_letter_tools import (
     MAX_ENDS_RESENT,
     LetterFilter,
+    _looked_for_from,
     _looked_from,
     _number,
     _take_end,
@@ -357,3 +358,20 @@ def test_a_creations_ends_are_kept_bounded_with_only_an_expirys_signature() -> N
     assert (first_key, first_headers, first_id) == (creation.key, (), str(logout))
     assert (signed, second_id) == (((SIGNATURE_HEADER, signature),), str(logout))
     assert all(headers == () for _, _, headers, *_ in rest)
+
+
+def test_a_creations_ends_are_looked_for_from_a_time_it_was_appended_by_or_before() -> None:
+    """Read from partition 2: the first record it still holds (offset 4000) was appended on
+    Dec 5. A creation at or after it was appended no earlier: from Dec 5 (its producer's date
+    an hour ahead ignored: a review, stop 70). One deleted before it was appended before:
+    from its own date when earlier (dated by the first record held, it was looked for from
+    days after its logout: a review of that fix)."""
+    held = {2: (4000, AT + timedelta(days=5))}
+    ahead = _created().model_copy(update={"occurred_at": AT + timedelta(days=5, hours=1)})
+    kept = plan(read_letter(_record(encode(ahead), b"acme/h", "refused", offset=1)), TOPICS)
+    kept = replace(kept, letter=replace(kept.letter, source_offset=5000))
+    assert _looked_for_from(kept, held) == AT + timedelta(days=5)
+    deleted = plan(read_letter(_record(encode(_created()), b"acme/h", "refused")), TOPICS)
+    deleted = replace(deleted, letter=replace(deleted.letter, source_offset=10))
+    assert _looked_for_from(deleted, held) == _created().occurred_at
+    assert _looked_for_from(deleted, {}) == _created().occurred_at  # nothing held: its date
