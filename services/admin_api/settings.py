@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from session_contracts.addresses import on_this_host
 from session_contracts.settings import DEFAULT_DATABASE_URL, KafkaSettings, comma_secrets
 
 DEV_JWT_SECRET = "session-control-development-secret-not-for-production"
@@ -288,10 +288,4 @@ def _fetched_safely(url: str) -> bool:
     parsed = urlparse(url)
     if parsed.scheme.lower() == "https":
         return True
-    host = (parsed.hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return on_this_host(parsed.hostname or "")

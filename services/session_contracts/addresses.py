@@ -92,3 +92,16 @@ def unpack_ip(packed: bytes) -> str:
     address = ipaddress.IPv6Address(packed)
     mapped = address.ipv4_mapped
     return str(mapped) if mapped is not None else str(address)
+
+
+def on_this_host(host: str) -> bool:
+    """Whether `host` (a URL's or a bootstrap address's host, IPv6 in brackets or not) is a
+    loopback address or `localhost`: by its parsed address, never a prefix
+    (`localhost-kafka`, `127.0.0.1.nip.io` and `localhost.example` are elsewhere)."""
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
