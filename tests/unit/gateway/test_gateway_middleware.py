@@ -552,17 +552,14 @@ async def test_an_activity_interval_not_below_the_registrys_grace_is_warned_of_a
     assert len(said) == 1 and said[0].startswith("SESSIONS_GATEWAY_ACTIVITY_INTERVAL_SECONDS=300")
 
 
-async def test_a_flush_notes_a_bounded_number_of_held_connections_each_once_an_interval() -> None:
-    """Each flush worked out the address of every held connection before the debounce: 1 s of
-    the event loop every half second at 100,000 (a review, stop 70). At most
-    `NOTED_PER_FLUSH` a flush now, the rest at the next, and none again within the interval."""
+def _held_sockets(gateway: SessionGateway, count: int) -> None:
+    """`count` WebSockets the app authenticated, held open by a new middleware of `gateway`
+    (which its reporter keeps, as a source)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         return None
 
-    gateway = make_gateway()
     middleware = GatewayMiddleware(app, gateway)
-    held = NOTED_PER_FLUSH + 500
     scopes = [
         {
             "type": "websocket",
@@ -570,10 +567,20 @@ async def test_a_flush_notes_a_bounded_number_of_held_connections_each_once_an_i
             "headers": [],
             "state": {AUTHENTICATED: True},
         }
-        for n in range(held)
+        for n in range(count)
     ]
     for n, scope in enumerate(scopes):
         middleware._serving[id(scope)] = (f"acme/{n}".encode(), scope)
+
+
+async def test_a_flush_notes_a_bounded_number_of_held_connections_each_once_an_interval() -> None:
+    """Each flush worked out the address of every held connection before the debounce: 1 s of
+    the event loop every half second at 100,000 (a review, stop 70). At most
+    `NOTED_PER_FLUSH` a flush now, the rest at the next, and none again within the interval."""
+
+    gateway = make_gateway()
+    held = NOTED_PER_FLUSH + 500
+    _held_sockets(gateway, held)
     gateway.activity.note_held()
     assert gateway.activity.pending == NOTED_PER_FLUSH
     gateway.activity.note_held()
@@ -587,24 +594,10 @@ async def test_every_held_connection_has_its_turn_past_the_debounce_maps_bound()
     (their sessions expired while served; a review of the fix, stop 70). Each flush goes on
     where the one before stopped now."""
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        return None
-
     gateway = make_gateway()
     gateway.activity._max_tracked = 100  # the debounce map's bound, small
-    middleware = GatewayMiddleware(app, gateway)
     held = NOTED_PER_FLUSH * 2 + 1
-    scopes = [
-        {
-            "type": "websocket",
-            "client": ("10.0.0.1", n),
-            "headers": [],
-            "state": {AUTHENTICATED: True},
-        }
-        for n in range(held)
-    ]
-    for n, scope in enumerate(scopes):
-        middleware._serving[id(scope)] = (f"acme/{n}".encode(), scope)
+    _held_sockets(gateway, held)
     noted: set[bytes] = set()
     for _ in range(3):
         gateway.activity.note_held()
