@@ -59,7 +59,8 @@ most 25 readings): a random base64url id has more in about 1 in 15 million for `
 distinct letters), 1 in 2 million for a scheme of five or six (`Token`, `Session`), 1 in
 110,000 for `Negotiate`."""
 MAX_WORDS_BYTES = 8192
-"""A value without the scheme longer than this is not split into words (its second defence)."""
+"""A value without the scheme longer than this is not split into words (its second defence):
+it is refused instead."""
 _CACHED_VALUES = 4096
 _CACHED_VALUE_BYTES = 512
 _CACHED_READINGS = 8  # at most 4,096 values of 512 bytes and 8 readings of each: under 8 MB
@@ -213,9 +214,12 @@ class SchemeHeader:
         return False
 
     def _without_scheme(self, value: bytes) -> Presented:
-        """A value without the scheme: no session; what an app ignoring the scheme reads."""
+        """A value without the scheme: no session; what an app ignoring the scheme reads. One
+        longer than `MAX_WORDS_BYTES` is not read, so not vouched for: refused (MALFORMED).
+        Passed on as no session, `Basic <8 KiB of padding> <revoked id>` reached an app that
+        takes the last word (a review, stop 70)."""
         if len(value) > MAX_WORDS_BYTES:
-            return NOTHING
+            return MALFORMED
         texts = [value.decode("latin-1").strip()]
         if not value.isascii():  # an app decoding the raw header as UTF-8
             texts.append(_utf8(value).strip())

@@ -440,3 +440,16 @@ async def test_a_revocation_is_answered_before_a_malformed_credential() -> None:
         )
     assert response.status_code == 303 and response.headers["set-cookie"].startswith("sid=;")
     assert gateway.refused["revoked"] == 1 and gateway.refused["malformed_credential"] == 0
+
+
+async def test_a_value_without_the_scheme_too_long_to_read_is_refused() -> None:
+    """Over 8 KiB a value without the scheme was not read, and passed on as no session:
+    `Basic <padding> <revoked id>` reached an app taking the last word (a review, stop 70)."""
+    gateway = current_gateway(**BEARER)
+    gateway.table.add(key(STOLEN), FAR)
+    padded = b"Basic " + b"p" * 8200 + b" " + STOLEN.encode()
+    async with client_for(gateway, revoked=None) as client:
+        response = await client.get("/me", headers=[(b"authorization", padded)])
+        short = await client.get("/me", headers=[(b"authorization", b"Basic dXNlcjpwYXNz")])
+    assert (response.status_code, response.json()) == (400, {"error": "malformed_credential"})
+    assert short.status_code == 200  # another scheme's credential of a sensible size: passed
