@@ -95,6 +95,20 @@ consumer_positions = Table(
     Column("next_offset", BigInteger, nullable=False),
 )
 
+# Partitions whose stored position a registry found past their end (the records there were
+# skipped as applied already), kept until the operator's repair: `positions set` deletes a
+# partition's row, and a swap starts without any. Revision 1801.
+positions_past_end = Table(
+    "positions_past_end",
+    metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("end_offset", BigInteger, nullable=False),
+    Column("noted_at", DateTime(timezone=True), nullable=False),
+)
+
 # Termination commands applied (once each per tenant), with what they did: the audit trail.
 applied_commands = Table(
     "applied_commands",

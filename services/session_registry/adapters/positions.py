@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Collection, Mapping
+from datetime import datetime
 
-from sqlalchemy import Select, case, select
+from sqlalchemy import Select, case, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.store import Store
-from read_model.tables import consumer_positions
+from read_model.tables import consumer_positions, positions_past_end
 from read_model.unit_of_work import UnitOfWork
 
 TopicPartitionKey = tuple[str, int]
@@ -86,8 +87,16 @@ async def save_positions(
 async def overwrite_positions(
     uow: UnitOfWork, consumer: str, positions: Mapping[TopicPartitionKey, int]
 ) -> None:
-    """Store exactly these next offsets, backwards too (an SRE's `positions set`)."""
+    """Store exactly these next offsets, backwards too (an SRE's `positions set`), and forget
+    the notes of their partitions past their end: this is the repair."""
     await _upsert_positions(uow, consumer, positions, backwards=True)
+    _n = positions_past_end.c
+    for topic, partition in sorted(positions):
+        await uow.conn.execute(
+            delete(positions_past_end).where(
+                _n.consumer == consumer, _n.topic == topic, _n.partition == partition
+            )
+        )
 
 
 async def _upsert_positions(
@@ -114,3 +123,42 @@ async def _upsert_positions(
         for (topic, partition), offset in sorted(positions.items())
     ]
     await uow.conn.execute(statement, rows)
+
+
+async def load_past_end(
+    conn: AsyncConnection, consumer: str, topics: Collection[str]
+) -> dict[TopicPartitionKey, tuple[int, int]]:
+    """The partitions of `topics` noted past their end for `consumer`: (stored, end)."""
+    _n = positions_past_end.c
+    result = await conn.execute(
+        select(_n.topic, _n.partition, _n.stored, _n.end_offset).where(
+            _n.consumer == consumer, _n.topic.in_(sorted(topics))
+        )
+    )
+    return {(row.topic, row.partition): (row.stored, row.end_offset) for row in result}
+
+
+async def note_past_end(
+    conn: AsyncConnection,
+    consumer: str,
+    notes: Mapping[TopicPartitionKey, tuple[int, int]],
+    now: datetime,
+) -> None:
+    """Keep these notes (a partition noted again keeps its first note)."""
+    if not notes:
+        return
+    known = await load_past_end(conn, consumer, {topic for topic, _ in notes})
+    rows = [
+        {
+            "consumer": consumer,
+            "topic": topic,
+            "partition": partition,
+            "stored": stored,
+            "end_offset": end,
+            "noted_at": now,
+        }
+        for (topic, partition), (stored, end) in sorted(notes.items())
+        if (topic, partition) not in known
+    ]
+    if rows:
+        await conn.execute(positions_past_end.insert(), rows)

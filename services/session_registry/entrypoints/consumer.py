@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_contracts.escaping import escape_reason
 from session_contracts.kafka_records import CorruptBatch
-from session_registry.adapters.positions import load_positions
+from session_registry.adapters.positions import load_past_end, load_positions, note_past_end
 from session_registry.metrics import RegistryMetrics
 from session_registry.service_layer.ingest import (
     Decoded,
@@ -128,8 +128,10 @@ class ConsumerLoop:
         self._metrics = metrics
         self.past_end: dict[TopicPartitionKey, tuple[int, int]] = {}
         """Partitions whose stored position was found past their end, with the end then asked
-        (`ask_ends`), until the process ends: their records up to that position were skipped
-        as applied already."""
+        (`ask_ends`): their records up to that position were skipped as applied already. Kept
+        in the database (`positions_past_end`) until `positions set` repairs the partition:
+        a restart no longer forgets them (it did until stop 70)."""
+        self._past_end_loaded = False
         if metrics is not None:
             metrics.partitions_held.set_function(lambda: len(self.held))
             metrics.positions_past_end.set_function(lambda: len(self.past_end))
@@ -219,7 +221,28 @@ class ConsumerLoop:
         self._asked_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
         if asked_at is None:
             return
+        if not self._past_end_loaded:  # noted before a restart: kept until the repair
+            async with self._engine.connect() as conn:
+                kept = await load_past_end(conn, self._name, self._topics)
+            self._past_end_loaded = True
+            for (topic, partition), (position, end) in sorted(kept.items()):
+                self.past_end[(topic, partition)] = (position, end)
+                log.error(
+                    "%s partition %d: the position stored for consumer %s was found past the "
+                    "partition's end (%d, its end then %d) and is not repaired: the records "
+                    "there were skipped as applied already; sweeps wait. Stop the registries, "
+                    "then set the position or rebuild (docs/operations.md#registrypositionpastend)",
+                    escape_reason(topic),
+                    partition,
+                    escape_reason(self._name),
+                    position,
+                    end,
+                )
+        noted = dict(self.past_end)
         past_end = self._past_end(before)
+        if new := {key: note for key, note in self.past_end.items() if key not in noted}:
+            async with self._engine.begin() as conn:
+                await note_past_end(conn, self._name, new, asked_at)
         async with self._engine.connect() as conn:
             stored = await load_positions(conn, self._name, self._topics)
         if not stored.keys() <= self._asked_ends.keys():
@@ -252,9 +275,9 @@ class ConsumerLoop:
         hand. Every record there until the end reaches it would be skipped as applied,
         silently, and the partition counted caught up; instead sweeps wait (an expiry is
         final), and it is logged, counted and alerted on (RegistryPositionPastEnd) until the
-        registry restarts, which the repair needs anyway (`positions set` refuses while a
-        registry runs): the end passing the position again hides nothing of what was skipped
-        (docs/operations.md#registrypositionpastend). Before stop 69 a record placed by its
+        repair (`positions set`, which refuses while a registry runs), kept in the database
+        across restarts: the end passing the position again hides nothing of what was
+        skipped (docs/operations.md#registrypositionpastend). Before stop 69 a record placed by its
         producer past its batch moved positions there."""
         for key, position in sorted(before.items()):
             end = self._asked_ends.get(key)

@@ -40,7 +40,7 @@ from session_registry.domain.state import SessionState
 from session_registry.service_layer.changes import Changes
 from session_registry.service_layer.rebuild import RebuildReport
 
-DERIVED = {"sessions", "session_history", "consumer_positions"}
+DERIVED = {"sessions", "session_history", "consumer_positions", "positions_past_end"}
 
 
 async def carry_over(
