@@ -11,11 +11,15 @@ from admin_api.domain.policies import PolicyChange
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
 from admin_api.entrypoints.errors import PROTECTED, error_responses
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
+from admin_api.entrypoints.strict_json import StrictJsonRoute
 from admin_api.service_layer import session_settings
 from session_contracts.models import DEFAULT_POLICIES, SETTABLE_TYPES, SettableType, as_utc
 
 router = APIRouter(
-    prefix="/api/v1/settings/sessions", tags=["session settings"], responses=PROTECTED
+    prefix="/api/v1/settings/sessions",
+    tags=["session settings"],
+    responses=PROTECTED,
+    route_class=StrictJsonRoute,  # a body repeating a key: 422
 )
 
 

@@ -15,10 +15,14 @@ from admin_api.entrypoints.schemas import (
     TerminationRequest,
     TerminationStatus,
 )
+from admin_api.entrypoints.strict_json import StrictJsonRoute
 from admin_api.service_layer import terminations
 
 router = APIRouter(
-    prefix="/api/v1/sessions/terminations", tags=["terminations"], responses=PROTECTED
+    prefix="/api/v1/sessions/terminations",
+    tags=["terminations"],
+    responses=PROTECTED,
+    route_class=StrictJsonRoute,  # a body repeating a key: 422
 )
 
 

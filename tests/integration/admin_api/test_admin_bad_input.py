@@ -174,3 +174,39 @@ async def test_a_body_that_is_not_json_is_refused_not_a_500(
     assert malformed.status_code == 422 and "json" in malformed.text.lower()
     undecodable = await client.post(url, content=b"\xff{", headers=headers)
     assert undecodable.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "raw", "key"),
+    [
+        (
+            "/api/v1/sessions/terminations",
+            "POST",
+            b'{"filter": {"user_id": "u-1"}, "filter": {}}',
+            "filter",
+        ),
+        (
+            "/api/v1/sessions/terminations",
+            "POST",
+            b'{"filter": {"user_id": "u-1", "user_id": "u-2"}}',
+            "user_id",
+        ),
+        (
+            "/api/v1/settings/sessions/browser",
+            "PUT",
+            b'{"max_session_seconds": 3600, "max_session_seconds": 60, "idle_timeout_seconds": 60}',
+            "max_session_seconds",
+        ),
+    ],
+)
+async def test_a_body_that_repeats_a_key_is_refused_naming_it(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, method: str, raw: bytes, key: str
+) -> None:
+    """Read by its last value, `{"filter": {"user_id": "u-1"}, "filter": {}}` ended every
+    session of the tenant while a proxy or an approval step reading the first saw one user's
+    (a review, stop 70)."""
+    response = await client.request(
+        method, path, content=raw, headers={**auth, "content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert f'the key \\"{key}\\" is given twice' in response.text
