@@ -56,6 +56,11 @@ class Position:
     """The filter's total counted with the first page, carried so later pages need not recount."""
     total_exact: bool = True
     """False: `total` is a lower bound (a search's first page stopped counting)."""
+    total_as_of: datetime | None = None
+    """When `total` was read (the first page's `as_of`): a later page answers it as its own
+    `as_of`, so a termination confirmed from it binds to the moment of the count (it answered
+    its own reading's moment, and sessions created between the two were ended uncounted: a
+    review, stop 70)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ def encode_cursor(codec: CursorCodec, scope: Mapping[str, Any], position: Positi
     body: dict[str, Any] = {"v": wire, "id": position.session_id, "t": position.total}
     if not position.total_exact:
         body["x"] = False
+    if position.total_as_of is not None:
+        body["a"] = position.total_as_of.isoformat()
     return codec.seal(scope, body)
 
 
@@ -122,6 +129,16 @@ def decode_cursor(
         raise BadCursor(NOT_OURS)
     if type(total_exact) is not bool:
         raise BadCursor(NOT_OURS)
+    total_as_of = None
+    if (read_at := body.get("a")) is not None:  # absent in cursors made before stop 70
+        try:
+            if not _fits(read_at, 64):
+                raise ValueError
+            total_as_of = datetime.fromisoformat(read_at)
+            if total_as_of.tzinfo is None:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise BadCursor(NOT_OURS) from None
     assert isinstance(wire, str) and isinstance(session_id, str)
     field = sort.removeprefix("-")
     try:
@@ -137,5 +154,10 @@ def decode_cursor(
     except (ValueError, OverflowError):
         raise BadCursor(NOT_OURS) from None
     return Position(
-        sort=sort, value=value, session_id=session_id, total=total, total_exact=total_exact
+        sort=sort,
+        value=value,
+        session_id=session_id,
+        total=total,
+        total_exact=total_exact,
+        total_as_of=total_as_of,
     )

@@ -54,8 +54,9 @@ class SessionsPage(BaseModel):
         "every match was read (`count=exact` counts them all).",
     )
     as_of: datetime = Field(
-        description="The moment the page and `total` were read; a termination by the same "
-        "filter with it as `confirmed_at` ends none of the sessions created after it."
+        description="The moment `total` was read (on a page after the first, the first "
+        "page's, whose total it carries); a termination by the same filter with it as "
+        "`confirmed_at` ends none of the sessions created after it."
     )
 
 

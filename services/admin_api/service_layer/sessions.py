@@ -104,15 +104,17 @@ async def _list_sessions(
         return await store.count_active(conn, query.filter, admin.tenant_id, now)
 
     carried = query.after
+    counted_at = now  # when `matches` was read: this page's moment unless carried
     if (
         carried is not None
         and carried.total is not None
         and (carried.total_exact or not request.exact_total)
     ):
-        # a later page: the first page's count stands
+        # a later page: the first page's count stands, and the moment it was read
         async with store.engine.connect() as conn:
             found = await page(conn)
         matches, exact = carried.total, carried.total_exact
+        counted_at = carried.total_as_of or now
     elif carried is None and is_search(query.filter):
         async with store.engine.connect() as conn:
             searched = await first_page_and_total(
@@ -133,10 +135,14 @@ async def _list_sessions(
         (found, matches), exact = await store.read_together(page, total), True
     next_cursor = None
     if found.after is not None:
-        carried = replace(found.after, total=matches, total_exact=exact)
+        carried = replace(found.after, total=matches, total_exact=exact, total_as_of=counted_at)
         next_cursor = encode_cursor(cursors, scope, carried)
     return ListedPage(
-        rows=found.rows, next_cursor=next_cursor, total=matches, as_of=now, total_exact=exact
+        rows=found.rows,
+        next_cursor=next_cursor,
+        total=matches,
+        as_of=counted_at,
+        total_exact=exact,
     )
 
 

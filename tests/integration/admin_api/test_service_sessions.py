@@ -104,6 +104,26 @@ async def test_pages_follow_the_filter_and_sort_and_carry_the_total(store: Store
     assert ids(theirs.rows) == [THEIRS] and theirs.total == 1
 
 
+async def test_later_pages_answer_the_moment_their_carried_total_was_read(store: Store) -> None:
+    """A later page carries the first page's total: its `as_of` was its own reading's moment,
+    and a termination confirmed from it ended sessions created between the two, uncounted (a
+    review, stop 70). It answers the first page's moment now."""
+    await seed(store)
+    moments = iter([NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=9)])
+    first = await list_sessions(
+        PageRequest(MOBILE, sort="user_name", limit=2), ADMIN, store, CURSORS, lambda: next(moments)
+    )
+    assert first.as_of == NOW and first.next_cursor is not None
+    later = await list_sessions(
+        PageRequest(MOBILE, sort="user_name", limit=2, cursor=first.next_cursor),
+        ADMIN,
+        store,
+        CURSORS,
+        lambda: next(moments),
+    )
+    assert (later.total, later.as_of) == (5, NOW)
+
+
 async def test_a_first_page_and_its_total_are_read_in_one_statement(store: Store) -> None:
     # one statement is one snapshot: the page and its count agree without a transaction (on
     # PostgreSQL none is begun: BEGIN and COMMIT were two of a first page's five round trips)

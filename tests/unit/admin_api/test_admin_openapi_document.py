@@ -78,10 +78,12 @@ def test_a_change_under_a_version_already_written_is_refused(
     lowered = openapi_doc.write(path)
     assert lowered is not None and "not above the versions already recorded" in lowered
 
-    monkeypatch.setattr(openapi_doc, "document", lambda: _changed(spec, "2.0.1"))
+    major, minor, patch = (int(part) for part in API_VERSION.split("."))
+    higher = f"{major}.{minor}.{patch + 1}"
+    monkeypatch.setattr(openapi_doc, "document", lambda: _changed(spec, higher))
     assert openapi_doc.write(path) is None  # a new, higher version: written and recorded
-    assert json.loads(path.read_text())["info"]["version"] == "2.0.1"
-    assert list(openapi_doc.recorded(path)) == [API_VERSION, "2.0.1"]
+    assert json.loads(path.read_text())["info"]["version"] == higher
+    assert list(openapi_doc.recorded(path)) == [API_VERSION, higher]
     assert openapi_doc.drift(path) == []
 
 

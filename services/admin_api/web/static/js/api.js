@@ -27,7 +27,7 @@
  */
 
 /**
- * A page of the list; `as_of` is the moment the page and `total` were read (a termination by
+ * A page of the list; `as_of` is the moment `total` was read, the first page's on later pages (a termination by
  * the same filter with it as `confirmed_at` ends nothing created after it). `total_exact` false:
  * `total` is a lower bound (a broad search stopped counting once its page was full).
  * @typedef {{items: SessionItem[], next_cursor: string | null, total: number, total_exact?: boolean, as_of: string}} SessionsPage
