@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from starlette.requests import cookie_parser
 
-from session_contracts.handles import CREDENTIAL_MAX
+from session_contracts.handles import CREDENTIAL_MAX, credential_refusal
 
 MAX_SESSION_ID = CREDENTIAL_MAX
 """The longest value checked as a credential; a longer one is refused (`SessionCookie.unchecked`),
@@ -46,14 +46,13 @@ STR_WHITESPACE = bytes(b for b in range(256) if chr(b).strip() == "")
 
 
 def printable_id(raw: bytes) -> str | None:
-    """`raw` as a contract session id (1-128 printable ASCII, no spaces), or None."""
-    if not 0 < len(raw) <= MAX_SESSION_ID:
-        return None
+    """`raw` as a contract session id (1-128 printable ASCII, no spaces: the publisher's rule,
+    `handles.credential_refusal`), or None."""
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         return None
-    return text if text.isprintable() and " " not in text else None
+    return text if credential_refusal(text) is None else None
 
 
 class SessionCookie(NamedTuple):
