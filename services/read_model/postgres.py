@@ -219,6 +219,14 @@ class PostgresStore(Store):
         review, 2026-12-06); now both are undone together."""
         if not isinstance(rebuilt, PostgresStore):
             raise ValueError("both databases must be on the same backend to swap")
+        here, there = await self.identity(), await rebuilt.identity()
+        if here is None or there is None or here[:3] != there[:3]:
+            # the renames run on this server: another's database of the rebuilt one's name,
+            # a stale one from an earlier rebuild, was renamed in (a review, stop 70)
+            raise ValueError(
+                "the rebuilt database is not on the live database's server: a swap renames "
+                "databases on one server"
+            )
         live_name = make_url(self.url).database
         rebuilt_name = make_url(rebuilt.url).database
         backup_name = f"{live_name}_{stamp}_bak"

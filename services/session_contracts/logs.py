@@ -93,8 +93,8 @@ def _is_sasl(value: object) -> bool:
 
 def redact_sasl_exchanges() -> None:
     """Install one `SaslRedaction` on aiokafka's connection logger (idempotent). Every client
-    the project builds calls it (`kafka_clients.client_options`), so a host process mounting
-    the gateway at DEBUG is covered too."""
+    the project builds calls it (`kafka_clients.security_options`, which `connection_failure`
+    calls too), so a host process mounting the gateway at DEBUG is covered too."""
     logger = logging.getLogger("aiokafka.conn")
     if not any(isinstance(f, SaslRedaction) for f in logger.filters):
         logger.addFilter(SaslRedaction())

@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from sqlalchemy import Select, case, delete, select
+from sqlalchemy import Select, case, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model.store import Store
@@ -90,11 +90,12 @@ async def overwrite_positions(
     """Store exactly these next offsets, backwards too (an SRE's `positions set`), and forget
     the notes of their partitions past their end: this is the repair."""
     await _upsert_positions(uow, consumer, positions, backwards=True)
-    _n = positions_past_end.c
-    for topic, partition in sorted(positions):
+    if positions:
+        _n = positions_past_end.c
         await uow.conn.execute(
             delete(positions_past_end).where(
-                _n.consumer == consumer, _n.topic == topic, _n.partition == partition
+                _n.consumer == consumer,
+                tuple_(_n.topic, _n.partition).in_(sorted(positions)),
             )
         )
 

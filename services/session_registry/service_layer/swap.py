@@ -164,11 +164,12 @@ _REVOKED_PER_READ = 500
 
 
 async def swap_refusal(live_url: str, rebuilt_url: str) -> str | None:
-    """Why the rebuilt database cannot be swapped in for the live one (None: it can). On
-    PostgreSQL the swap renames databases on the live one's server: a rebuild `--into` another
-    server had its carry-over written there, then renamed in a database of the rebuilt one's
-    name on the live server, a stale one left by an earlier rebuild, say: the registry ran on
-    an old read model, missing revocations (a review, stop 70)."""
+    """Why the rebuilt database cannot be swapped in for the live one (None: it can), asked
+    before the carry-over: `replace_with` refuses the same, after it. On PostgreSQL the swap
+    renames databases on the live one's server: a rebuild `--into` another server had its
+    carry-over written there, then renamed in a database of the rebuilt one's name on the live
+    server, a stale one left by an earlier rebuild, say: the registry ran on an old read
+    model, missing revocations (a review, stop 70)."""
     live, rebuilt = open_store(live_url), open_store(rebuilt_url)
     try:
         if type(live) is not type(rebuilt):
@@ -193,9 +194,7 @@ async def swap_refusal(live_url: str, rebuilt_url: str) -> str | None:
 
 async def swap(live_url: str, rebuilt_url: str) -> str:
     """Put the rebuilt database where the live one was; return where the old one went.
-    Raises ValueError when they cannot be swapped (`swap_refusal`)."""
-    if (refusal := await swap_refusal(live_url, rebuilt_url)) is not None:
-        raise ValueError(refusal)
+    Raises ValueError when they cannot be swapped (`Store.replace_with`)."""
     live, rebuilt = open_store(live_url), open_store(rebuilt_url)
     try:
         return await live.replace_with(rebuilt, time.strftime("%Y%m%d%H%M%S"))
