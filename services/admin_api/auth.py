@@ -7,16 +7,17 @@ import json
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import httpx
 import jwt
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from admin_api.metrics import outcome_counter
 from admin_api.settings import AdminApiSettings
@@ -37,7 +38,20 @@ MAX_JWKS_BYTES = 1024 * 1024
 # The claims that end up in commands, checked by the contract's own rules: a token the
 # commands would refuse is refused here, not met as a 500 at the first termination.
 _TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
-_USER_ID: TypeAdapter[str] = TypeAdapter(UserId)
+
+
+def _shown_as_it_is(value: str) -> str:
+    """Refuses what would make an admin's id look like another's wherever it is shown (the audit,
+    `ended_by`): controls (the contract refuses C0 and DEL, not C1 such as U+0085), format
+    characters (U+200B, U+202E) and line or paragraph separators (U+2028, U+2029). An id a
+    token carries is never replayed from a log, so nothing that was taken is refused later."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise ValueError(f"U+{ord(char):04X} is not shown")
+    return value
+
+
+_ADMIN_ID: TypeAdapter[str] = TypeAdapter(Annotated[UserId, AfterValidator(_shown_as_it_is)])
 VERIFIED_SECONDS = 30.0
 """How long a verified token is taken again without verifying it (never past its `exp`)."""
 VERIFIED_TOKENS = 1024
@@ -370,9 +384,10 @@ def _admin_from(claims: dict[str, Any]) -> Admin:
     sub = _claim(
         claims,
         "sub",
-        _USER_ID,
+        _ADMIN_ID,
         "a user id: 1-128 characters, no control characters or lone surrogates "
-        "(the contract's UserId)",
+        "(the contract's UserId), and no format or separator characters (U+200B, U+202E, "
+        "U+2028)",
     )
     tenant = _claim(
         claims,

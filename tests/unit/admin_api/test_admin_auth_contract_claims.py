@@ -38,6 +38,12 @@ REFUSED = [
     ({"sub": "\x1b[31m"}, "claim 'sub'"),
     ({"sub": "a\ud800"}, "claim 'sub'"),  # no UTF-8 for it: the command could not be sent
     ({"sub": "x" * 129}, "claim 'sub'"),
+    # the contract takes these; shown, they make one admin's id look like another's in the
+    # audit and `ended_by` (a review, stop 71)
+    ({"sub": "admin-1\u0085"}, "claim 'sub'"),  # NEXT LINE, a C1 control
+    ({"sub": "adm\u200bin-1"}, "claim 'sub'"),  # ZERO WIDTH SPACE
+    ({"sub": "\u202e1-nimda"}, "claim 'sub'"),  # RIGHT-TO-LEFT OVERRIDE
+    ({"sub": "admin-1\u2028"}, "claim 'sub'"),  # LINE SEPARATOR
 ]
 
 
@@ -50,6 +56,6 @@ async def test_a_claim_the_contract_refuses_refuses_the_token(
 
 
 async def test_the_longest_claims_the_contract_takes_pass() -> None:
-    sub, tenant = "é" * 128, "A-z.0_9" * 9 + "a"
+    sub, tenant = "é" * 127 + "\u0430", "A-z.0_9" * 9 + "a"  # a Cyrillic letter is shown
     admin = await _verifier().verify(_token(sub=sub, tenant=tenant))
     assert (admin.user_id, admin.tenant_id) == (sub, tenant)
