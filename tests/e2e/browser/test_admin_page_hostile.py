@@ -6,9 +6,13 @@ the elements the markup would have made, and for the flag its scripts would have
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from admin_stack import Stack
+from admin_stack import Stack, Tenant
 from playwright.async_api import Locator, Page, expect
+
+from admin_api.auth import issue_dev_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
@@ -67,13 +71,28 @@ GLYPH_LEFTS = """(node) => {
 }"""
 
 
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        pytest.param(f"u-{RLO}evil", id="override"),
+        # the page wraps a value in FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE: a U+2069 of
+        # the value's own closed that isolate early, and the override after it ran to the end of
+        # the sentence (a review, stop 71)
+        pytest.param(f"u-\u2069{RLO}evil", id="pop-isolate-first"),
+        # a paragraph separator ends every isolate and embedding
+        pytest.param(f"u-\u2029{RLO}evil", id="paragraph-separator"),
+        pytest.param(f"u-\u0085{RLO}evil", id="next-line"),
+        # an isolate the value opens and never closes takes the page's U+2069 for its own,
+        # leaving the page's isolate open, right to left from the value's first letter
+        pytest.param(f"\u05d0\u2067{RLO}evil", id="unclosed-isolate"),
+    ],
+)
 async def test_a_direction_override_in_a_value_reorders_no_word_around_it(
-    stack: Stack, page: Page
+    stack: Stack, page: Page, user_id: str
 ) -> None:
     # the contract lets a user id or a name hold U+202E; dropped into a sentence as it is, it
     # lays the rest of the sentence out backwards: "Sign out user u-evil ?erehwyreve"
     tenant = stack.tenant()
-    user_id = f"u-{RLO}evil"
     await stack.publish([stack.session(tenant, f"Sam {RLO}Lee", user_id=user_id)])
     await page.goto(stack.page_url(tenant.token))
     await page.locator("#rows tr").first.locator("button.user-button").click()
@@ -112,6 +131,102 @@ async def test_the_list_and_detail_say_when_a_name_or_user_id_holds_characters_n
     await expect(details).to_contain_text(
         "The user ID holds characters that are not shown (U+200B)"
     )
+
+
+async def test_controls_and_fillers_are_hidden_characters_and_every_confirmation_says_so(
+    stack: Stack, page: Page
+) -> None:
+    # C1 controls (the contract refuses C0 and DEL only) and the Hangul filler are drawn as
+    # nothing by some browsers: "alice" plus one of them is another user id that looks the same.
+    # The list flags them, and so do the dialogs that end them (a review, stop 71).
+    tenant = stack.tenant()
+    await stack.publish(
+        [
+            stack.session(tenant, "Alice Next", user_id="alice\u0085"),
+            stack.session(tenant, "Alice Csi", user_id="alice\u009b"),
+            stack.session(tenant, "Alice\u3164Filler", user_id="alice-f"),
+            stack.session(tenant, "Alice Plain", user_id="alice"),
+        ]
+    )
+    await page.goto(stack.page_url(tenant.token))
+    rows = page.locator("#rows tr")
+    await expect(rows).to_have_count(4)
+    names = ("Alice Next", "Alice Csi", "Filler", "Alice Plain")
+    assert await badges_by_name(rows, names) == {
+        "Alice Next": ["Hidden characters"],
+        "Alice Csi": ["Hidden characters"],
+        "Filler": ["Hidden characters"],
+        "Alice Plain": [],
+    }
+    await detail_says(
+        page,
+        rows,
+        "Alice Csi",
+        "The user ID holds characters that are not shown (U+009B)",
+        not_="Mixed scripts",
+    )
+
+    # the selected sessions' dialog flags the name beside its id
+    await page.get_by_role("checkbox", name=re.compile("^Select Alice Next")).check()
+    await page.get_by_role("checkbox", name=re.compile("^Select Alice Plain")).check()
+    await page.get_by_role("button", name="Terminate", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    flagged = dialog.locator(".confirm-table tbody tr")
+    await expect(flagged.filter(has_text="Alice Next").locator(".badge")).to_have_text(
+        "Hidden characters"
+    )
+    await expect(flagged.filter(has_text="Alice Plain").locator(".badge")).to_have_count(0)
+    await dialog.get_by_role("button", name="Cancel").click()
+
+    # "Sign out everywhere" names the user id, and says what it holds that is not shown
+    await rows.filter(has_text="Alice Next").locator("button.user-button").click()
+    view = page.get_by_role("region", name="One user's sessions")
+    await view.get_by_role("button", name="Sign out everywhere").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog.locator("p.warning")).to_have_text(
+        "The user ID holds characters that are not shown (U+0085): it may not be what it looks"
+        " like."
+    )
+    await expect(dialog).to_contain_text("[U+0085]")  # the control, shown where it is
+
+
+async def test_the_audit_flags_an_admin_user_id_that_imitates_another(
+    stack: Stack, page: Page
+) -> None:
+    # the audit's Admin column is the token's `sub`: "\u0430dmin-1" (a Cyrillic U+0430) reads as
+    # "admin-1", the admin whose token the page holds (a review, stop 71)
+    tenant = stack.tenant()
+    (ended,) = await stack.publish([stack.session(tenant, "Mallory Suspect")])
+    imitator = issue_dev_token(stack.settings, "\u0430dmin-1", tenant.tenant_id)
+    async with stack.api(Tenant(tenant.tenant_id, imitator)) as api:
+        answer = await api.post(
+            "/api/v1/sessions/terminations", json={"session_ids": [ended.session_id]}
+        )
+        assert answer.status_code == 202, answer.text
+    async with stack.api(tenant) as api:
+        # a filter whose user name closes the isolate of its condition, then overrides: the
+        # conditions after it read backwards in the audit's "What"
+        hostile = {"user_name": f"u-\u2069{RLO}evil", "device": "Pixel"}
+        answer = await api.post("/api/v1/sessions/terminations", json={"filter": hostile})
+        assert answer.status_code == 202, answer.text
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("link", name="Audit log").click()
+    entries = page.locator("#audit-body tbody tr")
+    await expect(entries).to_have_count(2)
+    admins = entries.locator("td[data-label='Admin']")
+    badged = {
+        (await admin.locator(".mono").inner_text()): await admin.locator(".badge").all_inner_texts()
+        for admin in await admins.all()
+    }
+    assert badged == {"\u0430dmin-1": ["Mixed scripts"], "admin-1": []}
+    what = entries.filter(has_text="Sessions matching").locator("td[data-label='What']")
+    await expect(what).to_contain_text("user_name=u-[U+2069][U+202E]evil")
+    glyphs: list[tuple[str, float]] = await what.evaluate(GLYPH_LEFTS)
+    # the last condition still ends the cell on the right, read left to right
+    tail = glyphs[-len("device=Pixel") :]
+    assert "".join(char for char, _ in tail) == "device=Pixel"
+    assert [left for _, left in tail] == sorted(left for _, left in tail)
+    assert tail[-1][1] == max(left for _, left in glyphs)
 
 
 async def badges_by_name(rows: Locator, names: tuple[str, ...]) -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
 // @ts-check
 // The Audit log page: every termination an admin requested (who, when, why, what, how many),
 // filterable by admin and time, newest first, linking to the sessions it named.
-import { el, plural, replaceChildren } from "./dom.js";
+import { lookAlikeBadges } from "./confusables.js";
+import { el, isolable, plural, replaceChildren } from "./dom.js";
 import { reasonLabel } from "./terminate.js";
 import { fromLocalInput, timeElement } from "./timefmt.js";
 
@@ -124,7 +125,7 @@ export class AuditView {
       "tr",
       { dataset: { commandId: item.command_id } },
       cell("When", timeElement(item.requested_at)),
-      cell("Admin", el("span", { class: "clip mono", title: item.requested_by }, item.requested_by)),
+      cell("Admin", [el("span", { class: "clip mono", title: item.requested_by }, item.requested_by), lookAlikeBadges(item.requested_by, "The admin user ID", "")]),
       cell("Reason", reasonLabel(item.reason)),
       cell("What", this.target(item)),
       cell("Asked", item.requested.toLocaleString()),
@@ -155,7 +156,7 @@ export class AuditView {
       "span",
       {},
       "Sessions matching ",
-      conditions.map(([key, value], i) => [i ? "; " : "", el("code", {}, `${key}=${Array.isArray(value) ? value.join(",") : String(value)}`)]),
+      conditions.map(([key, value], i) => [i ? "; " : "", el("code", {}, isolable(`${key}=${Array.isArray(value) ? value.join(",") : String(value)}`))]),
     );
   }
 }

@@ -1,6 +1,6 @@
 // @ts-check
 // Words written wholly in another alphabet that read as Latin (UTS #39 "whole-script confusables").
-import { LOOK_ALIKE_SCRIPTS } from "./dom.js";
+import { el, hiddenCharacters, isolated, LOOK_ALIKE_SCRIPTS, mixedScripts } from "./dom.js";
 
 /**
  * Letters of the alphabets that share look-alikes with Latin (Cyrillic, Greek, Armenian,
@@ -68,4 +68,57 @@ export function latinLookAlikes(text) {
     if (!words.some((w) => w.word === word)) words.push({ word, script, reads });
   }
   return words;
+}
+
+/**
+ * The warnings a value that may imitate another gets wherever it is listed: "Hidden
+ * characters", "Mixed scripts", "Looks Latin", each a badge whose title says what `subject`
+ * ("The name or user ID", "The admin user ID") holds, and `more` where to see it. Empty when it
+ * holds none of them.
+ * @param {string} text
+ * @param {string} subject
+ * @param {string} [more]
+ * @returns {HTMLElement[]}
+ */
+export function lookAlikeBadges(text, subject, more = ": open the session to see which") {
+  const badge = (/** @type {string} */ label, /** @type {string} */ title) => el("span", { class: "badge badge-warn", title }, label);
+  return [
+    hiddenCharacters(text).length ? badge("Hidden characters", `${subject} holds characters that are not shown${more}`) : null,
+    mixedScripts(text).scripts.length ? badge("Mixed scripts", `${subject} mixes look-alike alphabets in one word${more}`) : null,
+    latinLookAlikes(text).length ? badge("Looks Latin", `${subject} has a word written in another alphabet whose letters all look Latin${more}`) : null,
+  ].filter((b) => b !== null);
+}
+
+/**
+ * The sentences warning that a value holds characters that are not shown (an override or an
+ * invisible character), mixes look-alike alphabets in one word (a Cyrillic U+0430 in a Latin
+ * name), or has a word in another alphabet that reads as Latin (Cyrillic `рау` for `pay`): each
+ * can make one name look like another (nothing is removed: the value is what the platform
+ * sent). Each with its kind ("Hidden characters", ...), for the session's detail and for a
+ * confirmation that names the value.
+ * @param {[string, string | null | undefined][]} values each with its label ("The user ID")
+ * @returns {[string, string][]}
+ */
+export function lookAlikeWarnings(values) {
+  /** @type {[string, string][]} */
+  const warnings = [];
+  for (const [label, value] of values) {
+    const points = hiddenCharacters(value ?? "");
+    if (points.length === 0) continue;
+    warnings.push(["Hidden characters", `${label} holds characters that are not shown (${points.join(", ")}): it may not be what it looks like.`]);
+  }
+  for (const [label, value] of values) {
+    const { scripts, odd } = mixedScripts(value ?? "");
+    if (scripts.length === 0) continue;
+    warnings.push(["Mixed scripts", `${label} mixes ${scripts.join(" and ")} letters in one word (${odd.join(", ")}): it may imitate another name.`]);
+  }
+  for (const [label, value] of values) {
+    for (const { word, script, reads } of latinLookAlikes(value ?? "")) {
+      warnings.push([
+        "Looks Latin",
+        `${label} has a word in ${script} letters that all look Latin: ${isolated(word)} reads as ${isolated(reads)}; it may imitate another name.`,
+      ]);
+    }
+  }
+  return warnings;
 }

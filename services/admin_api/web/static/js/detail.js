@@ -1,8 +1,8 @@
 // @ts-check
 // The session detail dialog: every field of the session and its lifecycle history.
 import { dialogButton } from "./dialogs.js";
-import { latinLookAlikes } from "./confusables.js";
-import { el, hiddenCharacters, isolated, mixedScripts, replaceChildren } from "./dom.js";
+import { lookAlikeWarnings } from "./confusables.js";
+import { el, isolated, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { reasonLabel } from "./terminate.js";
 import { datedAhead, timeElement } from "./timefmt.js";
@@ -41,53 +41,6 @@ function seconds(value) {
 }
 
 /**
- * The rows warning that a value holds characters that are not shown (an override or an
- * invisible character), mixes look-alike alphabets in one word (a Cyrillic U+0430 in a Latin
- * name), or has a word in another alphabet that reads as Latin (Cyrillic `рау` for `pay`): each
- * can make one name look like another (nothing is removed: the value is what the platform
- * sent).
- * @param {[string, string | null | undefined][]} values
- * @returns {[string, Child][]}
- */
-function lookAlikeRows(values) {
-  /** @type {[string, Child][]} */
-  const rows = [];
-  for (const [label, value] of values) {
-    const points = hiddenCharacters(value ?? "");
-    if (points.length === 0) continue;
-    rows.push([
-      "Hidden characters",
-      el("span", { class: "warning" }, `${label} holds characters that are not shown (${points.join(", ")}): it may not be what it looks like.`),
-    ]);
-  }
-  for (const [label, value] of values) {
-    const { scripts, odd } = mixedScripts(value ?? "");
-    if (scripts.length === 0) continue;
-    rows.push([
-      "Mixed scripts",
-      el(
-        "span",
-        { class: "warning" },
-        `${label} mixes ${scripts.join(" and ")} letters in one word (${odd.join(", ")}): it may imitate another name.`,
-      ),
-    ]);
-  }
-  for (const [label, value] of values) {
-    for (const { word, script, reads } of latinLookAlikes(value ?? "")) {
-      rows.push([
-        "Looks Latin",
-        el(
-          "span",
-          { class: "warning" },
-          `${label} has a word in ${script} letters that all look Latin: ${isolated(word)} reads as ${isolated(reads)}; it may imitate another name.`,
-        ),
-      ]);
-    }
-  }
-  return rows;
-}
-
-/**
  * @param {SessionDetail} session
  * @param {string | null} asOf when the list it was opened from was read (the server's `as_of`)
  */
@@ -98,10 +51,10 @@ function fields(session, asOf) {
   const rows = [
     ["Name", el("span", { class: "wrap-anywhere" }, session.user_name)],
     ["User ID", session.user_id],
-    ...lookAlikeRows([
+    ...lookAlikeWarnings([
       ["The name", session.user_name],
       ["The user ID", session.user_id],
-    ]),
+    ]).map(([kind, sentence]) => /** @type {[string, Child]} */ ([kind, el("span", { class: "warning" }, sentence)])),
     ["Session Type", typeLabel(session.session_type)],
     ["Session ID", session.session_id],
     ["IP Address", session.ip_address],

@@ -18,15 +18,36 @@
 const LATIN_ONLY = /^[\u0020-\u007e\u00a0-\u024f]*$/;
 
 /**
+ * What could end the isolate `isolated` opens, or leave it open: the explicit directional
+ * embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the paragraph
+ * separators (U+0085, U+2029), which end every embedding and isolate. `x\u2069\u202E` would
+ * close the isolate at its U+2069 and lay the rest of the sentence out backwards.
+ */
+const ISOLATE_BREAKERS = /[\u202a-\u202e\u2066-\u2069\u0085\u2029]/gu;
+
+/**
  * `text` (a value from a record or typed by the admin) made safe to put inside a sentence: text
  * holding anything but printable Latin (a right-to-left script, a bidirectional control such
  * as U+202E, a line or paragraph separator) is wrapped in FIRST STRONG ISOLATE ... POP
  * DIRECTIONAL ISOLATE, so it is shown in its own direction and cannot reorder the words
- * around it ("Sign out user X everywhere?"); Latin text is left as it is.
+ * around it ("Sign out user X everywhere?"); Latin text is left as it is. A control that could
+ * end or unbalance that isolate is shown as `[U+XXXX]` instead of acting: the sentence says
+ * which control the value holds.
  * @param {string} text
  */
 export function isolated(text) {
-  return LATIN_ONLY.test(text) ? text : `\u2068${text}\u2069`;
+  return LATIN_ONLY.test(text) ? text : `\u2068${isolable(text)}\u2069`;
+}
+
+/**
+ * `text` with each control that could end or unbalance an isolate around it shown as
+ * `[U+XXXX]` instead of acting: for a value in an element isolated by CSS (`unicode-bidi:
+ * isolate`) beside other text, which Chromium lets a U+2069 or a paragraph separator of the
+ * value's own end as surely as `isolated`'s.
+ * @param {string} text
+ */
+export function isolable(text) {
+  return text.replace(ISOLATE_BREAKERS, (c) => `[${codePoint(c)}]`);
 }
 
 /**
@@ -37,8 +58,12 @@ function codePoint(c) {
   return `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
-/** Characters drawn as nothing (format characters such as U+202E, line and paragraph separators). */
-const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}]/gu;
+/**
+ * Characters drawn as nothing, or as nothing in some browsers: format characters such as
+ * U+202E and U+200B, line and paragraph separators, controls (the contract refuses C0 and DEL,
+ * not C1: U+0085, U+009B) and the Hangul fillers U+3164 and U+FFA0, drawn as blank space.
+ */
+const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}\p{Cc}\u3164\uffa0]/gu;
 
 /**
  * The characters of `text` that are drawn as nothing, as `U+XXXX` (each once, in order): an

@@ -5,10 +5,11 @@ import { TokenSource, adoptToken, forgetToken, linkSignIn, peekClaims, takeToken
 import { AuditView } from "./audit-view.js";
 import { ColumnChoice } from "./columns.js";
 import { openColumnsDialog } from "./columns-dialog.js";
+import { lookAlikeWarnings } from "./confusables.js";
 import { loadConfig } from "./config.js";
 import { openDetail } from "./detail.js";
 import { Modal } from "./dialogs.js";
-import { byId, byIdOf, downloadBlob, el, inputOf, isolated, plural, replaceChildren, show } from "./dom.js";
+import { byId, byIdOf, downloadBlob, el, inputOf, isolable, isolated, plural, replaceChildren, show } from "./dom.js";
 import { openFilterDialog } from "./filters.js";
 import { SessionsList } from "./page.js";
 import { describeError, signInMessage, stillUnknown, unknownTermination } from "./messages.js";
@@ -286,7 +287,7 @@ class Page {
         "div",
         { class: "user-view-text" },
         el("strong", {}, "All sessions of user "),
-        el("span", { class: "mono clip-inline", title: value }, value),
+        el("span", { class: "mono clip-inline", title: value }, isolable(value)),
         names.length ? el("span", { class: "muted" }, ` (${names.map(isolated).join(", ")})`) : null,
       ),
       el(
@@ -301,6 +302,7 @@ class Page {
               { [column.filter && "name" in column.filter ? column.filter.name : column.key]: value },
               {
                 conditions: [`User ID is “${isolated(value)}”`],
+                warnings: lookAlikeWarnings([["The user ID", value]]).map(([, sentence]) => sentence),
                 narrowed: true,
                 title: `Sign out user ${isolated(value)} everywhere?`,
                 confirmLabel: "Sign out everywhere",
@@ -559,7 +561,7 @@ class Page {
    * nothing narrows the list), and send the count's moment as `confirmed_at`, so sessions
    * created after it are not ended.
    * @param {FilterObject} filter
-   * @param {{conditions: string[], narrowed: boolean, title?: string, confirmLabel?: string}} how
+   * @param {{conditions: string[], warnings?: string[], narrowed: boolean, title?: string, confirmLabel?: string}} how
    */
   async terminateByFilter(filter, how) {
     if (this.busy || this.signedOut) return;

@@ -1,8 +1,8 @@
 // @ts-check
 // Rendering the sessions table: sortable, filterable headers and one row per session.
 import { fieldOf } from "./api.js";
-import { latinLookAlikes } from "./confusables.js";
-import { el, hiddenCharacters, inputOf, mixedScripts } from "./dom.js";
+import { lookAlikeBadges } from "./confusables.js";
+import { el, inputOf } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { datedAhead, timeElement } from "./timefmt.js";
 
@@ -170,13 +170,6 @@ function cell(column, item, { onOpen, onCopy, onUser, asOf }) {
               "Outdated settings",
             )
           : null,
-        hiddenCharacters(`${item.user_name ?? ""}${item.user_id ?? ""}`).length
-          ? el(
-              "span",
-              { class: "badge badge-warn", title: "The name or user ID holds characters that are not shown: open the session to see which" },
-              "Hidden characters",
-            )
-          : null,
         datedAhead(item.created_at, asOf)
           ? el(
               "span",
@@ -187,20 +180,7 @@ function cell(column, item, { onOpen, onCopy, onUser, asOf }) {
               "Dated ahead",
             )
           : null,
-        mixedScripts(`${item.user_name ?? ""} ${item.user_id ?? ""}`).scripts.length
-          ? el(
-              "span",
-              { class: "badge badge-warn", title: "The name or user ID mixes look-alike alphabets in one word: open the session to see which letters" },
-              "Mixed scripts",
-            )
-          : null,
-        latinLookAlikes(`${item.user_name ?? ""} ${item.user_id ?? ""}`).length
-          ? el(
-              "span",
-              { class: "badge badge-warn", title: "The name or user ID has a word written in another alphabet whose letters all look Latin: open the session to see how it reads" },
-              "Looks Latin",
-            )
-          : null,
+        lookAlikeBadges(`${item.user_name ?? ""} ${item.user_id ?? ""}`, "The name or user ID"),
       );
     case "choice":
       return el("td", base, value == null ? "—" : column.choiceLabel(text));

@@ -1,6 +1,7 @@
 // @ts-check
 // Ending sessions: the confirmation dialogs, the request, and waiting until the registry applied it.
 import { ApiError } from "./api.js";
+import { lookAlikeBadges } from "./confusables.js";
 import { dialogButton } from "./dialogs.js";
 import { el, plural } from "./dom.js";
 import { typeLabel } from "./presentation.js";
@@ -33,7 +34,13 @@ function sessionsTable(sessions) {
         "tbody",
         {},
         sessions.map((s) =>
-          el("tr", {}, el("td", { class: "wrap-anywhere" }, s.user_name), el("td", {}, typeLabel(s.session_type)), el("td", { class: "mono wrap-anywhere" }, s.session_id)),
+          el(
+            "tr",
+            {},
+            el("td", {}, el("span", { class: "wrap-anywhere" }, s.user_name), lookAlikeBadges(`${s.user_name ?? ""} ${s.user_id ?? ""}`, "The name or user ID")),
+            el("td", {}, typeLabel(s.session_type)),
+            el("td", { class: "mono wrap-anywhere" }, s.session_id),
+          ),
         ),
       ),
     ),
@@ -129,15 +136,16 @@ export function confirmSelected(modal, sessions, onConfirm) {
 /**
  * Confirm ending every session matching a filter, with the count read at `asOf`: sessions
  * created after it are not ended (the count is binding). Without a narrowing condition the
- * admin types the count.
+ * admin types the count. `warnings` say what the conditions' values may hide (`lookAlikeWarnings`).
  * @param {Modal} modal
- * @param {{total: number, conditions: string[], narrowed: boolean, title?: string, confirmLabel?: string}} matching
+ * @param {{total: number, conditions: string[], warnings?: string[], narrowed: boolean, title?: string, confirmLabel?: string}} matching
  * @param {(reason: AdminReason) => void} onConfirm
  */
-export function confirmMatching(modal, { total, conditions, narrowed, title, confirmLabel }, onConfirm) {
+export function confirmMatching(modal, { total, conditions, warnings = [], narrowed, title, confirmLabel }, onConfirm) {
   const body = narrowed
     ? [el("p", {}, "Matching:"), el("ul", { class: "condition-list" }, conditions.map((c) => el("li", {}, c)))]
     : [el("p", { class: "warning" }, "No search or filter is set: every active session of this instance will be ended.")];
+  for (const warning of warnings) body.push(el("p", { class: "warning" }, warning));
   body.push(el("p", { class: "hint" }, "Sessions that start after this count are not ended."));
   confirmDialog(modal, {
     title: title ?? `Terminate all ${plural(total, "matching session")}?`,
