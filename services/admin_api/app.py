@@ -14,13 +14,13 @@ from admin_api.adapters.bus import CommandBus, KafkaBus
 from admin_api.auth import TokenVerifier, jwks_fetch_counter
 from admin_api.entrypoints import audit, health, session_settings, sessions, terminations
 from admin_api.entrypoints.errors import install_error_handlers
-from admin_api.entrypoints.limits import RequestLimits
 from admin_api.metrics import RequestMetrics, app_registry
 from admin_api.runtime import Clock, Runtime, system_clock
 from admin_api.service_layer.schema_watch import SchemaWatch, schema_gauge
 from admin_api.service_layer.shared_budgets import BudgetSync, sync_counter
 from admin_api.settings import AdminApiSettings
 from read_model.database import open_store
+from session_contracts.body_limits import RequestLimits
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.tracing import configure_tracing
 

@@ -4,13 +4,11 @@ answer, declared once for the OpenAPI document."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -29,6 +27,7 @@ from admin_api.domain.errors import (
 from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
 from read_model.revisions import SchemaStanding, read_standing
 from session_contracts.escaping import escape_reason
+from session_contracts.http_answers import validation_failed
 
 log = logging.getLogger(__name__)
 
@@ -224,62 +223,16 @@ def invalid_query(*errors: tuple[str, str, object]) -> RequestValidationError:
     return invalid_input("query", *errors)
 
 
-def _renders(value: object) -> bool:
-    """Whether a JSON response can carry `value`: as Starlette renders it, UTF-8 without NaN or
-    Infinity."""
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except ValueError:  # UnicodeEncodeError is one
-        return False
-    return True
-
-
-def _text(value: object) -> object:
-    # a lone surrogate (JSON `\ud800`) cannot be UTF-8: escaped, so the field is still named
-    return escape_reason(value) if isinstance(value, str) and not _renders(value) else value
-
-
-def _answerable(error: dict[str, Any]) -> dict[str, Any]:
-    """One of pydantic's errors as FastAPI answers it, less what JSON cannot carry: `loc`,
-    `msg` and `type` with their unencodable text escaped, and `input` or `ctx` left out when
-    they hold a lone surrogate or a non-finite number."""
-    answer: dict[str, Any] = {}
-    for name, value in error.items():
-        if name == "loc":
-            answer[name] = [_text(part) for part in value]
-        elif name in ("msg", "type"):
-            answer[name] = _text(value)
-        else:
-            try:
-                encoded = jsonable_encoder(value)
-            except ValueError:  # bytes that are not UTF-8, an object it cannot encode
-                continue
-            if _renders(encoded):
-                answer[name] = encoded
-    return answer
-
-
-async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, `{"detail": [{"type", "loc", "msg", "input", "ctx"}]}`; FastAPI's own
-    handler echoes `input` as sent, and a lone surrogate or NaN there made rendering the
-    answer raise: a 500 for a request that was refused."""
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse(
-        {"detail": [_answerable(error) for error in exc.errors()]},
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
-
-
 async def _invalid_parameter(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidParameter)
-    return await _validation_failed(request, invalid_query((exc.field, exc.message, exc.value)))
+    return await validation_failed(request, invalid_query((exc.field, exc.message, exc.value)))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map bad input and the use cases' refusals to 422 and 404 as FastAPI answers them, a
     tenant's spent search budget or exports all taken to 429, and unavailable dependencies to
     503."""
-    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(SearchBudgetSpent, _too_many)
     app.add_exception_handler(ExportsBusy, _too_many)

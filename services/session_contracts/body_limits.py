@@ -1,4 +1,5 @@
-"""Size limits on what a request may carry: a long query string is 414, a large body 413.
+"""Size limits on what a request may carry: a long query string is 414, a large body 413 (the
+admin API's, and the demo service's open sign-in routes).
 
 Checked before any handler runs, so no endpoint reads (or parses, or buffers) more than the
 limit: a declared `Content-Length` over it is refused at once, and a body sent without one
