@@ -11,11 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from demo_service.context import Context, CurrentSession, client_ip
 from demo_service.sessions import ExternalSession
-from session_contracts.models import SessionType
+from session_contracts.models import OneLine, SessionType
 
 router = APIRouter(prefix="/api")
 
-UserName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+UserName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), OneLine
+]
+"""A name as the sign-in takes it: the contract's `UserName`, surrounding space dropped."""
 
 
 class SignInRequest(BaseModel):
@@ -24,7 +27,12 @@ class SignInRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_name: UserName
-    session_type: SessionType = SessionType.mobile
+    session_type: Literal[SessionType.mobile, SessionType.browser] = Field(
+        default=SessionType.mobile,
+        description="Only the types the admin page lists: a session of another type "
+        "(`access_token`, `api_client`) is recorded but never listed, so a client choosing "
+        "one would hide from its admins.",
+    )
 
 
 class SignedIn(BaseModel):

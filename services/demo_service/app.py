@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -33,12 +34,16 @@ from demo_service.policy import (
     SettingsTopicPolicySource,
     StaticPolicySource,
 )
-from demo_service.sessions import SessionBook, SignIn
+from demo_service.sessions import SessionBook, SignIn, SignInUnrecorded
 from demo_service.settings import DemoSettings
+from session_contracts.body_limits import RequestLimits
+from session_contracts.http_answers import validation_failed
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.publisher import SessionEventPublisher
 from session_contracts.tracing import configure_tracing
 
+MAX_QUERY_BYTES = 8 * 1024
+"""The longest query string the demo reads (414 above it)."""
 SIGN_IN_PATHS = ["/signin", "/api/signin", "/healthz", "/readyz", "/metrics", "/static/"]
 
 
@@ -59,7 +64,13 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
         policies = StaticPolicySource.from_settings(settings)
         if settings.demo_policy_source == "settings_topic":
             policies = followed = SettingsTopicPolicySource(settings, policies)
-    sign_in = SignIn(settings.gateway_tenant_id, book, policies, publisher)
+    sign_in = SignIn(
+        settings.gateway_tenant_id,
+        book,
+        policies,
+        publisher,
+        publish_within=settings.demo_publish_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +83,13 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
                         await gateway.wait_ready()
                         if followed is not None:
                             await followed.wait_current()
-                yield
+                try:
+                    yield
+                finally:
+                    # the terminations it publishes itself, sent before the producer stops
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(settings.demo_publish_timeout_seconds):
+                            await sign_in.drain()
         finally:
             if follow is not None:
                 follow.cancel()
@@ -116,15 +133,24 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
         )
 
     @app.exception_handler(KafkaError)
-    async def event_log_unavailable(request: Request, exc: KafkaError) -> JSONResponse:
-        # Sign-in cannot be recorded without the broker; say so instead of a 500.
+    @app.exception_handler(SignInUnrecorded)
+    async def event_log_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Sign-in cannot be recorded without the broker; say so instead of a 500 or a wait.
+        detail = str(exc) if isinstance(exc, SignInUnrecorded) else type(exc).__name__
         return JSONResponse(
-            {"error": "event_log_unavailable", "detail": type(exc).__name__},
+            {"error": "event_log_unavailable", "detail": detail},
             status_code=503,
             headers={"retry-after": "5"},
         )
 
+    app.add_exception_handler(RequestValidationError, validation_failed)
     gateway.install(app)
+    # outermost: the sign-in routes are open to anyone, and no route reads a body past this
+    app.add_middleware(
+        RequestLimits,
+        max_query_bytes=MAX_QUERY_BYTES,
+        max_body_bytes=settings.demo_max_body_bytes,
+    )
     return app
 
 

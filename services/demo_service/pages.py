@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import html
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import TypeAdapter, ValidationError
 
+from demo_service.api import UserName
 from demo_service.context import Context, CurrentSession, client_ip
 from demo_service.policy import PolicyUnavailable
-from demo_service.sessions import ExternalSession, Visitor
+from demo_service.sessions import ExternalSession, SignInUnrecorded, Visitor
 from session_contracts.models import SessionType
 
 router = APIRouter(include_in_schema=False)
 
-MAX_FORM_BYTES = 16 * 1024
+_USER_NAME: TypeAdapter[str] = TypeAdapter(UserName)
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
@@ -87,28 +90,45 @@ async def sign_in_page(ended: str = "") -> HTMLResponse:
     return _sign_in_form(ended=ended)
 
 
+def _cross_site(request: Request) -> bool:
+    """Whether the form was posted from another site's page: its `Origin` (which browsers send
+    with every form POST) names another host than the one it was sent to. A page elsewhere
+    could otherwise sign a visitor in under a name of its choosing (login CSRF)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False  # not a browser's POST, or a browser too old to say
+    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 @router.post("/signin")
 async def sign_in(request: Request, context: Context) -> Response:
-    """Create a browser session, set its cookie and go home."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return _sign_in_form("The form is too large.", 413)
+    """Create a browser session, set its cookie and go home; the session the browser held
+    before, if any, is signed out (not left for its idle timeout)."""
+    if _cross_site(request):
+        return _sign_in_form("Sign in from this site's own sign-in page.", 403)
+    body = await request.body()  # RequestLimits bounds it
     try:
         fields = parse_qs(body.decode(), max_num_fields=10, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
         return _sign_in_form("The form could not be read.", 422)
-    user_name = (fields.get("user_name") or [""])[0].strip()
-    if not 1 <= len(user_name) <= 256:
-        return _sign_in_form("user_name: enter a name of 1 to 256 characters.", 422)
     try:
+        user_name = _USER_NAME.validate_python((fields.get("user_name") or [""])[0])
+    except ValidationError:
+        return _sign_in_form(
+            "user_name: enter a name of 1 to 256 characters, without control characters.", 422
+        )
+    settings = context.settings
+    try:
+        before = request.cookies.get(settings.gateway_cookie_name)
+        if before is not None:
+            await context.sign_in.sign_out(before)
         session = await context.sign_in.sign_in(
             user_name, SessionType.browser, client_ip(request), request.headers.get("user-agent")
         )
-    except PolicyUnavailable:
+    except (PolicyUnavailable, SignInUnrecorded, KafkaError):
         form = _sign_in_form("Sign-in is unavailable for a moment: try again shortly.", 503)
         form.headers["retry-after"] = "5"
         return form
-    settings = context.settings
     response = RedirectResponse("/home", status_code=303)
     response.set_cookie(
         settings.gateway_cookie_name,

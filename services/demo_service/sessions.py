@@ -12,13 +12,17 @@ wire.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from demo_service.policy import PolicySource
+from session_contracts.escaping import escape_reason
 from session_contracts.models import (
     Event,
     SessionPolicy,
@@ -26,6 +30,8 @@ from session_contracts.models import (
     TerminationReason,
 )
 from session_contracts.publisher import created_event, terminated_event
+
+log = logging.getLogger(__name__)
 
 
 class EventSink(Protocol):
@@ -83,11 +89,18 @@ class SessionBook:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def add(self, session: DemoSession) -> None:
-        """Remember a new session."""
+    def add(self, session: DemoSession) -> list[DemoSession]:
+        """Remember a new session; the sessions let go to make room (the least recently used),
+        which the caller must end on the platform too."""
         self._sessions[session.credential] = session
+        evicted = []
         while len(self._sessions) > self._capacity:
-            self._sessions.popitem(last=False)
+            evicted.append(self._sessions.popitem(last=False)[1])
+        return evicted
+
+    def get(self, credential: str) -> DemoSession | None:
+        """The session of this credential as remembered, active or not, without using it."""
+        return self._sessions.get(credential)
 
     def use(self, credential: str, now: datetime) -> DemoSession | None:
         """The active session of this credential, marked as used now; None if unknown or
@@ -107,21 +120,46 @@ class SessionBook:
         return self._sessions.pop(credential, None)
 
 
+class SignInUnrecorded(Exception):
+    """The broker did not take a new session's `session.created` within the bound: the sign-in
+    is refused, and the session withdrawn (`SignIn.sign_in`)."""
+
+
+EVICTED_BY = "demo-service: evicted (SESSIONS_DEMO_MAX_SESSIONS)"
+UNRECORDED_BY = "demo-service: sign-in not recorded in time"
+"""`terminated_by` of the terminations the demo publishes itself (not a user's sign-out, which
+names no one): a session it let go of, and one whose sign-in it refused."""
+
+
 class SignIn:
-    """Creates sessions and announces them; ends them on sign-out."""
+    """Creates sessions and announces them; ends them on sign-out.
+
+    Every session the registry learns of is one a user holds: a sign-in whose creation the
+    broker does not take within `publish_within` seconds is refused, and a termination follows
+    the creation (same key, same producer: after it, in order) should the broker take it
+    later; a session let go to make room in the book is ended on the platform too."""
 
     def __init__(
-        self, tenant_id: str, book: SessionBook, policies: PolicySource, events: EventSink
+        self,
+        tenant_id: str,
+        book: SessionBook,
+        policies: PolicySource,
+        events: EventSink,
+        publish_within: float = 10.0,
     ) -> None:
         self._tenant = tenant_id
         self._book = book
         self._policies = policies
         self._events = events
+        self._publish_within = publish_within
+        self._ending: set[asyncio.Task[None]] = set()
 
     async def sign_in(
         self, user_name: str, session_type: SessionType, ip_address: str, user_agent: str | None
     ) -> DemoSession:
-        """Open a session, publish `session.created`, and remember it once the broker has it."""
+        """Open a session, publish `session.created`, and remember it once the broker has it.
+        `user_agent` as the request gave it: made to fit the contract (`user_agent_text`).
+        Raises SignInUnrecorded when the broker does not take it in time."""
         now = datetime.now(UTC)
         credential = secrets.token_urlsafe(32)
         user_id = user_name.strip().casefold()[:128] or user_name[:128]
@@ -133,11 +171,19 @@ class SignIn:
             user_name=user_name,
             session_type=session_type,
             ip_address=ip_address,
-            user_agent=user_agent[:1024] if user_agent else None,
+            user_agent=user_agent_text(user_agent),
             policy=policy,
             occurred_at=now,
         )
-        await self._events.publish(created)
+        try:
+            async with asyncio.timeout(self._publish_within):
+                await self._events.publish(created)
+        except TimeoutError:
+            # the producer may still deliver it once the broker is back: ended after it
+            self._end_later(credential, UNRECORDED_BY)
+            raise SignInUnrecorded(
+                f"the event log did not take the sign-in within {self._publish_within:g} s"
+            ) from None
         session = DemoSession(
             credential=credential,
             handle=created.session_id,
@@ -148,13 +194,14 @@ class SignIn:
             last_seen_at=now,
             policy=policy,
         )
-        self._book.add(session)
+        for evicted in self._book.add(session):
+            self._end_later(evicted.credential, EVICTED_BY)
         return session
 
     async def sign_out(self, credential: str) -> None:
-        """Forget the session and publish `session.terminated` (reason `logout`)."""
-        session = self._book.forget(credential)
-        if session is None:
+        """Publish `session.terminated` (reason `logout`), then forget the session: a sign-out
+        the broker did not take (KafkaError) leaves it signed in, to sign out again."""
+        if self._book.get(credential) is None:
             return
         await self._events.publish(
             terminated_event(
@@ -163,3 +210,45 @@ class SignIn:
                 reason=TerminationReason.logout,  # no terminated_by: that names an admin
             )
         )
+        self._book.forget(credential)
+
+    def _end_later(self, credential: str, by: str) -> None:
+        """Publish the session's termination without waiting for the broker (it waits in the
+        producer through an outage, and is sent before the publisher stops)."""
+        ended = terminated_event(
+            tenant_id=self._tenant,
+            credential=credential,
+            reason=TerminationReason.logout,
+            terminated_by=by,
+        )
+        task = asyncio.get_running_loop().create_task(self._events.publish(ended))
+        self._ending.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._ending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "a termination the demo publishes itself was not sent: %s",
+                escape_reason(repr(task.exception())),
+            )
+
+    async def drain(self) -> None:
+        """Wait for the terminations `_end_later` started (before the publisher stops)."""
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)
+
+
+def user_agent_text(header: str | None) -> str | None:
+    """A `User-Agent` header as the contract's `user_agent` takes it: its bytes read as UTF-8
+    (ASGI servers hand them over as Latin-1, which turned `—` into `â\x80\x94`), each control
+    character (a TAB, which HTTP allows; a C1 control) a space, at most 1,024 characters. A
+    header refused nothing: an odd one is recorded as it reads, not a failed sign-in."""
+    if not header:
+        return None
+    try:
+        text = header.encode("latin-1").decode("utf-8", errors="replace")
+    except UnicodeEncodeError:  # not handed over as Latin-1: taken as it is
+        text = header
+    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)[:1024]
+    return text or None

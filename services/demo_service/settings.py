@@ -41,11 +41,29 @@ class DemoSettings(GatewaySettings):
     )
     demo_admit_unknown_sessions: bool = Field(
         default=False,
-        description="Admit credentials this instance did not issue (sessions opened elsewhere "
-        "on the platform) as anonymous sessions, never reporting their activity. The "
-        "default, False: only sessions signed in here are signed in; any other credential "
-        "is treated as signed out.",
+        description="Admit credentials this instance did not issue as anonymous sessions, "
+        "never reporting their activity: any well-formed credential the gateway holds no "
+        "revocation for, a session opened elsewhere on the platform or a made-up one alike "
+        "(nothing here can tell them apart). The default, False: only sessions signed in "
+        "here are signed in; any other credential is treated as signed out.",
     )
     demo_max_sessions: int = Field(
-        default=100_000, ge=1, description="Sessions remembered by one demo instance."
+        default=100_000,
+        ge=1,
+        description="Sessions remembered by one demo instance; the least recently used is "
+        "let go to make room, and ended on the platform (session.terminated).",
+    )
+    demo_publish_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a sign-in waits for the broker to take its session.created: "
+        "then 503 event_log_unavailable, and the session is withdrawn (a termination follows "
+        "it, should the broker take it later).",
+    )
+    demo_max_body_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="The largest request body the demo reads (413 above it): its sign-in "
+        "routes are open to anyone.",
     )

@@ -404,6 +404,83 @@ async def test_bad_sign_in_input_is_422_naming_the_field(
     assert garbage.status_code == 422
 
 
+async def test_what_a_sign_in_request_carries_never_makes_a_500(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    """Each was a 500, or read without bound, on the open sign-in routes (a review of the demo
+    as an attacker, stop 71)."""
+    form = {**HTML, "content-type": "application/x-www-form-urlencoded"}
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        # a control character in the name: the contract refuses it, created_event raised
+        tab = await client.post("/api/signin", json={"user_name": "a\tb"})
+        tab_form = await client.post("/signin", content="user_name=a%09b", headers=form)
+        # what FastAPI's own 422 could not render
+        nan = await client.post(
+            "/api/signin",
+            content=b'{"user_name": NaN}',
+            headers={"content-type": "application/json"},
+        )
+        lone = await client.post(
+            "/api/signin",
+            content=b'{"user_name": "\\ud800"}',
+            headers={"content-type": "application/json"},
+        )
+        # a type the admin page never lists: the session would hide from its admins
+        hidden = await client.post(
+            "/api/signin", json={"user_name": "mallory", "session_type": "access_token"}
+        )
+        # no credential needed, and the whole body was read before its size was looked at
+        large = await client.post(
+            "/signin", content=b"user_name=" + b"a" * (64 * 1024), headers=form
+        )
+        # HTTP allows a TAB and bytes 0x80-0xFF in a header value: recorded, not refused
+        agent = await client.post(
+            "/api/signin",
+            json={"user_name": "Ada"},
+            headers={b"user-agent": "Phone\t\u2014".encode()},  # its UTF-8 bytes
+        )
+    for response in (tab, nan, lone, hidden):
+        assert response.status_code == 422, response.text
+    assert "user_name" in json.dumps(tab.json()["detail"])
+    assert "session_type" in json.dumps(hidden.json()["detail"])
+    assert tab_form.status_code == 422 and "control characters" in tab_form.text
+    assert large.status_code == 413
+    assert agent.status_code == 201, agent.text
+    (created,) = [decode_event(v) for _, v in await read_topic(topics.events, 1, within=3)]
+    assert isinstance(created, SessionCreated)
+    assert (created.user_name, created.user_agent) == ("Ada", "Phone \u2014")
+
+
+async def test_signing_in_again_signs_the_previous_session_out_and_a_cross_site_form_is_refused(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    """A second sign-in left the first session listed until its idle timeout; a page on another
+    site could sign a visitor in under a name of its choosing (login CSRF). A review, stop 71."""
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        first = await sign_in_browser(client, "Ada")
+        second = await sign_in_browser(client, "Ada")
+        async with httpx.AsyncClient(base_url=client.base_url, timeout=10) as tab:
+            me = await tab.get("/api/me", headers={"cookie": f"sid={first}"})
+            assert me.status_code == 401 and me.json() == {"error": "not_signed_in"}
+        forged = await client.post(
+            "/signin",
+            content="user_name=mallory",
+            headers={
+                **HTML,
+                "content-type": "application/x-www-form-urlencoded",
+                "origin": "https://elsewhere.example",
+            },
+        )
+        assert forged.status_code == 403
+        assert client.cookies["sid"] == second  # still the visitor's own session
+    events = [decode_event(v) for _, v in await read_topic(topics.events, 4, within=3)]
+    assert [(e.type, e.session_id) for e in events] == [
+        ("session.created", handle(first)),
+        ("session.terminated", handle(first)),
+        ("session.created", handle(second)),
+    ]
+
+
 async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
     kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
 ) -> None:
