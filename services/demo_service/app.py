@@ -87,9 +87,7 @@ def create_app(settings: DemoSettings, policies: PolicySource | None = None) -> 
                     yield
                 finally:
                     # the terminations it publishes itself, sent before the producer stops
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(settings.demo_publish_timeout_seconds):
-                            await sign_in.drain()
+                    await sign_in.drain(settings.demo_publish_timeout_seconds)
         finally:
             if follow is not None:
                 follow.cancel()

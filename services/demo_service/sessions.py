@@ -121,14 +121,13 @@ class SessionBook:
 
 
 class SignInUnrecorded(Exception):
-    """The broker did not take a new session's `session.created` within the bound: the sign-in
-    is refused, and the session withdrawn (`SignIn.sign_in`)."""
+    """The broker did not take a new session's `session.created` within the bound, or too many
+    withdrawals wait for it: the sign-in is refused (`SignIn.sign_in`)."""
 
 
-EVICTED_BY = "demo-service: evicted (SESSIONS_DEMO_MAX_SESSIONS)"
-UNRECORDED_BY = "demo-service: sign-in not recorded in time"
-"""`terminated_by` of the terminations the demo publishes itself (not a user's sign-out, which
-names no one): a session it let go of, and one whose sign-in it refused."""
+MAX_PENDING_ENDS = 10_000
+"""The most terminations the demo waits to send at once; past it a sign-in is refused, so an
+outage's sign-ins cannot queue without bound."""
 
 
 class SignIn:
@@ -137,7 +136,9 @@ class SignIn:
     Every session the registry learns of is one a user holds: a sign-in whose creation the
     broker does not take within `publish_within` seconds is refused, and a termination follows
     the creation (same key, same producer: after it, in order) should the broker take it
-    later; a session let go to make room in the book is ended on the platform too."""
+    later; a session let go to make room in the book, signed out, or replaced by a second
+    sign-in is ended on the platform too. The demo publishes every termination as the user's
+    own (`logout`, naming no one: `terminated_by` names an admin) and logs why."""
 
     def __init__(
         self,
@@ -155,11 +156,21 @@ class SignIn:
         self._ending: set[asyncio.Task[None]] = set()
 
     async def sign_in(
-        self, user_name: str, session_type: SessionType, ip_address: str, user_agent: str | None
+        self,
+        user_name: str,
+        session_type: SessionType,
+        ip_address: str,
+        user_agent: str | None,
+        replacing: str | None = None,
     ) -> DemoSession:
         """Open a session, publish `session.created`, and remember it once the broker has it.
         `user_agent` as the request gave it: made to fit the contract (`user_agent_text`).
-        Raises SignInUnrecorded when the broker does not take it in time."""
+        `replacing`: the credential the client held until now, signed out once this one is
+        open. Raises SignInUnrecorded when the broker does not take it in time."""
+        if len(self._ending) >= MAX_PENDING_ENDS:
+            raise SignInUnrecorded(
+                f"{len(self._ending)} terminations are waiting for the event log"
+            )
         now = datetime.now(UTC)
         credential = secrets.token_urlsafe(32)
         user_id = user_name.strip().casefold()[:128] or user_name[:128]
@@ -180,7 +191,8 @@ class SignIn:
                 await self._events.publish(created)
         except TimeoutError:
             # the producer may still deliver it once the broker is back: ended after it
-            self._end_later(credential, UNRECORDED_BY)
+            log.warning("sign-in of %s not recorded in time: withdrawn", created.session_id)
+            self._end_later(credential)
             raise SignInUnrecorded(
                 f"the event log did not take the sign-in within {self._publish_within:g} s"
             ) from None
@@ -195,48 +207,54 @@ class SignIn:
             policy=policy,
         )
         for evicted in self._book.add(session):
-            self._end_later(evicted.credential, EVICTED_BY)
+            log.info("session %s let go to make room: ended", evicted.handle)
+            self._end_later(evicted.credential)
+        if replacing is not None and self._book.forget(replacing) is not None:
+            self._end_later(replacing)
         return session
 
     async def sign_out(self, credential: str) -> None:
-        """Publish `session.terminated` (reason `logout`), then forget the session: a sign-out
-        the broker did not take (KafkaError) leaves it signed in, to sign out again."""
-        if self._book.get(credential) is None:
+        """Forget the session and publish `session.terminated` (reason `logout`), waiting up to
+        `publish_within` for the broker: through an outage the termination waits in the
+        producer, which sends it once the broker is back (the session is signed out here at
+        once either way)."""
+        if self._book.forget(credential) is None:
             return
-        await self._events.publish(
-            terminated_event(
-                tenant_id=self._tenant,
-                credential=credential,
-                reason=TerminationReason.logout,  # no terminated_by: that names an admin
-            )
-        )
-        self._book.forget(credential)
+        await asyncio.wait({self._end_later(credential)}, timeout=self._publish_within)
 
-    def _end_later(self, credential: str, by: str) -> None:
+    def _end_later(self, credential: str) -> asyncio.Task[None]:
         """Publish the session's termination without waiting for the broker (it waits in the
         producer through an outage, and is sent before the publisher stops)."""
         ended = terminated_event(
             tenant_id=self._tenant,
             credential=credential,
-            reason=TerminationReason.logout,
-            terminated_by=by,
+            reason=TerminationReason.logout,  # no terminated_by: that names an admin
         )
         task = asyncio.get_running_loop().create_task(self._events.publish(ended))
         self._ending.add(task)
         task.add_done_callback(self._ended)
+        return task
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._ending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            log.error("a session's termination was not sent: the service stopped first")
+        elif task.exception() is not None:
             log.error(
-                "a termination the demo publishes itself was not sent: %s",
+                "a session's termination was not sent: %s",
                 escape_reason(repr(task.exception())),
             )
 
-    async def drain(self) -> None:
-        """Wait for the terminations `_end_later` started (before the publisher stops)."""
-        if self._ending:
-            await asyncio.gather(*self._ending, return_exceptions=True)
+    async def drain(self, within: float) -> None:
+        """Wait up to `within` seconds for the terminations not yet sent (before the publisher
+        stops); those still waiting then are logged, with what the publisher does to them."""
+        if not self._ending:
+            return
+        _, waiting = await asyncio.wait(set(self._ending), timeout=within)
+        if waiting:
+            log.error(
+                "%d session terminations not sent within %g s of stopping", len(waiting), within
+            )
 
 
 def user_agent_text(header: str | None) -> str | None:
