@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -40,14 +41,31 @@ MAX_JWKS_BYTES = 1024 * 1024
 _TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
 
 
+_DEFAULT_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+"""Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing when
+not supported (the Hangul fillers, variation selectors, the combining grapheme joiner)."""
+_NOT_SHOWN = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn", "Cs"})
+
+
 def _shown_as_it_is(value: str) -> str:
     """Refuses what would make an admin's id look like another's wherever it is shown (the audit,
     `ended_by`): controls (the contract refuses C0 and DEL, not C1 such as U+0085), format
-    characters (U+200B, U+202E) and line or paragraph separators (U+2028, U+2029). An id a
-    token carries is never replayed from a log, so nothing that was taken is refused later."""
+    characters (U+200B, U+202E), line or paragraph separators, private-use and unassigned code
+    points (by this Python's Unicode), default ignorables (U+034F, U+3164, U+FE00), a space
+    other than U+0020 (U+00A0), and a space at either end. An id a token carries is never
+    replayed from a log, so nothing that was taken is refused later."""
+    if value != value.strip(" "):
+        raise ValueError("a space at either end is not shown")
     for char in value:
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            raise ValueError(f"U+{ord(char):04X} is not shown")
+        category = unicodedata.category(char)
+        if category in _NOT_SHOWN or (category == "Zs" and char != " "):
+            raise ValueError(f"U+{ord(char):04X} is not shown as it is")
+    if found := _DEFAULT_IGNORABLE.search(value):
+        raise ValueError(f"U+{ord(found.group()):04X} is not shown")
     return value
 
 
@@ -386,8 +404,9 @@ def _admin_from(claims: dict[str, Any]) -> Admin:
         "sub",
         _ADMIN_ID,
         "a user id: 1-128 characters, no control characters or lone surrogates "
-        "(the contract's UserId), and no format or separator characters (U+200B, U+202E, "
-        "U+2028)",
+        "(the contract's UserId), and nothing that is not shown as it is (format, separator, "
+        "private-use, unassigned or ignorable characters, a space other than U+0020, a space "
+        "at either end)",
     )
     tenant = _claim(
         claims,

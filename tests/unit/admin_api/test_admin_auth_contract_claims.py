@@ -44,6 +44,18 @@ REFUSED = [
     ({"sub": "adm\u200bin-1"}, "claim 'sub'"),  # ZERO WIDTH SPACE
     ({"sub": "\u202e1-nimda"}, "claim 'sub'"),  # RIGHT-TO-LEFT OVERRIDE
     ({"sub": "admin-1\u2028"}, "claim 'sub'"),  # LINE SEPARATOR
+    # and what a review of the fix found drawn as nothing or as a plain space
+    ({"sub": "admin-1\u034f"}, "claim 'sub'"),  # COMBINING GRAPHEME JOINER
+    ({"sub": "admin-1\ufe00"}, "claim 'sub'"),  # VARIATION SELECTOR-1
+    ({"sub": "admin-1\U000e0100"}, "claim 'sub'"),  # VARIATION SELECTOR-17
+    ({"sub": "\u115fadmin-1"}, "claim 'sub'"),  # HANGUL CHOSEONG FILLER
+    ({"sub": "admin-1\u3164"}, "claim 'sub'"),  # HANGUL FILLER
+    ({"sub": "admin-1\u17b4"}, "claim 'sub'"),  # KHMER VOWEL INHERENT AQ
+    ({"sub": "admin-1\u00a0"}, "claim 'sub'"),  # NO-BREAK SPACE
+    ({"sub": "admin-1 "}, "claim 'sub'"),
+    ({"sub": " admin-1"}, "claim 'sub'"),
+    ({"sub": "admin-1\ue000"}, "claim 'sub'"),  # private use
+    ({"sub": "admin-1\U000effff"}, "claim 'sub'"),  # unassigned
 ]
 
 
@@ -56,6 +68,6 @@ async def test_a_claim_the_contract_refuses_refuses_the_token(
 
 
 async def test_the_longest_claims_the_contract_takes_pass() -> None:
-    sub, tenant = "é" * 127 + "\u0430", "A-z.0_9" * 9 + "a"  # a Cyrillic letter is shown
+    sub, tenant = "é" * 125 + "\u0430 \u05d0", "A-z.0_9" * 9 + "a"  # shown: Cyrillic, Hebrew
     admin = await _verifier().verify(_token(sub=sub, tenant=tenant))
     assert (admin.user_id, admin.tenant_id) == (sub, tenant)

@@ -125,7 +125,7 @@ export class AuditView {
       "tr",
       { dataset: { commandId: item.command_id } },
       cell("When", timeElement(item.requested_at)),
-      cell("Admin", [el("span", { class: "clip mono", title: item.requested_by }, item.requested_by), lookAlikeBadges(item.requested_by, "The admin user ID", "")]),
+      cell("Admin", [el("span", { class: "clip mono", title: item.requested_by }, item.requested_by), lookAlikeBadges(item.requested_by, "The admin user ID", { openHint: false })]),
       cell("Reason", reasonLabel(item.reason)),
       cell("What", this.target(item)),
       cell("Asked", item.requested.toLocaleString()),

@@ -73,19 +73,22 @@ export function latinLookAlikes(text) {
 /**
  * The warnings a value that may imitate another gets wherever it is listed: "Hidden
  * characters", "Mixed scripts", "Looks Latin", each a badge whose title says what `subject`
- * ("The name or user ID", "The admin user ID") holds, and `more` where to see it. Empty when it
- * holds none of them.
+ * ("The name or user ID", "The admin user ID") holds, and, with `openHint`, that the
+ * session's detail shows it. Empty when it holds none of them.
  * @param {string} text
  * @param {string} subject
- * @param {string} [more]
+ * @param {{openHint?: boolean}} [options]
  * @returns {HTMLElement[]}
  */
-export function lookAlikeBadges(text, subject, more = ": open the session to see which") {
+export function lookAlikeBadges(text, subject, { openHint = true } = {}) {
   const badge = (/** @type {string} */ label, /** @type {string} */ title) => el("span", { class: "badge badge-warn", title }, label);
+  const hint = (/** @type {string} */ what) => (openHint ? `: open the session to see ${what}` : "");
   return [
-    hiddenCharacters(text).length ? badge("Hidden characters", `${subject} holds characters that are not shown${more}`) : null,
-    mixedScripts(text).scripts.length ? badge("Mixed scripts", `${subject} mixes look-alike alphabets in one word${more}`) : null,
-    latinLookAlikes(text).length ? badge("Looks Latin", `${subject} has a word written in another alphabet whose letters all look Latin${more}`) : null,
+    hiddenCharacters(text).length ? badge("Hidden characters", `${subject} holds characters that are not shown${hint("which")}`) : null,
+    mixedScripts(text).scripts.length ? badge("Mixed scripts", `${subject} mixes look-alike alphabets in one word${hint("which letters")}`) : null,
+    latinLookAlikes(text).length
+      ? badge("Looks Latin", `${subject} has a word written in another alphabet whose letters all look Latin${hint("how it reads")}`)
+      : null,
   ].filter((b) => b !== null);
 }
 

@@ -20,10 +20,11 @@ const LATIN_ONLY = /^[\u0020-\u007e\u00a0-\u024f]*$/;
 /**
  * What could end the isolate `isolated` opens, or leave it open: the explicit directional
  * embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the paragraph
- * separators (U+0085, U+2029), which end every embedding and isolate. `x\u2069\u202E` would
+ * separators (U+0085, U+2029; and LF, CR, U+001C-U+001E, which records cannot hold but text the
+ * admin types can), which end every embedding and isolate. `x\u2069\u202E` would
  * close the isolate at its U+2069 and lay the rest of the sentence out backwards.
  */
-const ISOLATE_BREAKERS = /[\u202a-\u202e\u2066-\u2069\u0085\u2029]/gu;
+const ISOLATE_BREAKERS = /[\u202a-\u202e\u2066-\u2069\n\r\u001c-\u001e\u0085\u2029]/gu;
 
 /**
  * `text` (a value from a record or typed by the admin) made safe to put inside a sentence: text
@@ -61,9 +62,11 @@ function codePoint(c) {
 /**
  * Characters drawn as nothing, or as nothing in some browsers: format characters such as
  * U+202E and U+200B, line and paragraph separators, controls (the contract refuses C0 and DEL,
- * not C1: U+0085, U+009B) and the Hangul fillers U+3164 and U+FFA0, drawn as blank space.
+ * not C1: U+0085, U+009B), and Unicode's default ignorables (the Hangul fillers U+115F and
+ * U+3164, drawn as blank space; the combining grapheme joiner U+034F; variation selectors,
+ * which an emoji may carry: such a name is flagged too).
  */
-const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}\p{Cc}\u3164\uffa0]/gu;
+const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}\p{Cc}\p{Default_Ignorable_Code_Point}]/gu;
 
 /**
  * The characters of `text` that are drawn as nothing, as `U+XXXX` (each once, in order): an

@@ -3,7 +3,7 @@
 import { ApiError } from "./api.js";
 import { lookAlikeBadges } from "./confusables.js";
 import { dialogButton } from "./dialogs.js";
-import { el, plural } from "./dom.js";
+import { el, isolable, plural } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 
 /** @typedef {import("./api.js").Api} Api */
@@ -37,7 +37,7 @@ function sessionsTable(sessions) {
           el(
             "tr",
             {},
-            el("td", {}, el("span", { class: "wrap-anywhere" }, s.user_name), lookAlikeBadges(`${s.user_name ?? ""} ${s.user_id ?? ""}`, "The name or user ID")),
+            el("td", {}, el("span", { class: "wrap-anywhere" }, isolable(s.user_name)), lookAlikeBadges(`${s.user_name ?? ""} ${s.user_id ?? ""}`, "The name or user ID")),
             el("td", {}, typeLabel(s.session_type)),
             el("td", { class: "mono wrap-anywhere" }, s.session_id),
           ),
