@@ -116,6 +116,8 @@ class IngestOutcome(Outcome):
     itself: `record_given_up`)."""
     dated_ahead: int = 0
     """Creations applied that were dated after the broker appended them (taken as created then)."""
+    first_dated_ahead: str | None = None
+    """The first of them: `tenant <t>, session <handle>, at topic:partition:offset`."""
     producer_dated: bool | None = None
     """Whether the batch's last event record was dated by its producer (CreateTime), not the
     broker; None without events."""
@@ -218,6 +220,7 @@ def _add(total: IngestOutcome, part: IngestOutcome) -> IngestOutcome:
         total.miskeyed[kind] = total.miskeyed.get(kind, 0) + count
     total.first_miskeyed = total.first_miskeyed or part.first_miskeyed
     total.dated_ahead += part.dated_ahead
+    total.first_dated_ahead = total.first_dated_ahead or part.first_dated_ahead
     total.commands_failed += part.commands_failed
     if part.producer_dated is not None:
         total.producer_dated = part.producer_dated
@@ -409,6 +412,7 @@ class Ingestor:
         miskeyed: list[tuple[str, Record]] = []
         positions: dict[TopicPartitionKey, int] = {}
         dated_ahead = 0
+        first_dated_ahead: str | None = None
         producer_dated: bool | None = None
         if self._letters_sent:
             self._letters_sent = {
@@ -418,7 +422,15 @@ class Ingestor:
             }
         for tp, part in decoded.items():
             start = stored.get(tp, 0)
-            dated_ahead += sum(1 for offset in part.dated_ahead if offset >= start)
+            ahead = [offset for offset in part.dated_ahead if offset >= start]
+            dated_ahead += len(ahead)
+            if ahead and first_dated_ahead is None:
+                created = part.messages[part.offsets.index(ahead[0])]
+                assert isinstance(created, SessionCreated)  # only creations are dated ahead
+                first_dated_ahead = (
+                    f"tenant {escape_reason(created.tenant_id)}, session {created.session_id}, "
+                    f"at {escape_reason(tp[0])}:{tp[1]}:{ahead[0]}"
+                )
             if part.producer_dated is not None:
                 producer_dated = part.producer_dated
             positions[tp] = max(start, part.offsets[-1] + 1)
@@ -487,6 +499,7 @@ class Ingestor:
             miskeyed=dict(collections.Counter(kind for kind, _ in miskeyed)),
             first_miskeyed=_where(miskeyed[0][1]) if miskeyed else None,
             dated_ahead=dated_ahead,
+            first_dated_ahead=first_dated_ahead,
             producer_dated=producer_dated,
             commands_failed=len(given_up),
         )
@@ -537,13 +550,22 @@ def _where(record: Record) -> str:
 
 def _warned(outcome: IngestOutcome) -> IngestOutcome:
     """`outcome`, once its transaction committed; a line in the log if it applied records
-    keyed against the contract (where the first is, never a key: it may be a credential)."""
+    keyed against the contract (where the first is, never a key: it may be a credential), and
+    one if it applied creations dated ahead (the first's session and place)."""
     if outcome.miskeyed:
         log.warning(
             "%d record(s) of this batch are not keyed as the contract keys them (the first at "
             "%s); applied by their value: a producer keys by something else",
             sum(outcome.miskeyed.values()),
             outcome.first_miskeyed,
+        )
+    if outcome.dated_ahead:
+        log.warning(
+            "%d session.created record(s) of this batch dated after the broker appended them, "
+            "taken as created then; first: %s (the producer's clock runs ahead, or it dates "
+            "sign-ins ahead: docs/operations.md#registrycreationsdatedahead)",
+            outcome.dated_ahead,
+            outcome.first_dated_ahead,
         )
     return outcome
 

@@ -491,7 +491,7 @@ def test_an_append_time_no_datetime_holds_leaves_the_creation_as_dated(
 
 
 async def test_a_batch_counts_its_creations_dated_ahead_once_and_says_who_dated_its_events(
-    ingestor: RecordingIngestor,
+    ingestor: RecordingIngestor, caplog: pytest.LogCaptureFixture
 ) -> None:
     def record(offset: int, credential: str, appended: timedelta, kind: int) -> FakeRecord:
         millis = int((NOW + appended).timestamp() * 1000)  # each creation is dated NOW
@@ -504,8 +504,15 @@ async def test_a_batch_counts_its_creations_dated_ahead_once_and_says_who_dated_
         # a clock a second ahead or less (NTP skew): clamped, not counted
         record(2, "cookie-3", -NOTICED_AHEAD, LOG_APPEND_TIME),
     ]
-    outcome = await ingestor.ingest(batch_of(broker_dated))
+    with caplog.at_level(logging.WARNING, logger=ingest_module.__name__):
+        outcome = await ingestor.ingest(batch_of(broker_dated))
     assert (outcome.dated_ahead, outcome.producer_dated) == (1, False)
+    # the runbook starts from the session: the log names it, and where its record is (it named
+    # none, and the alert's runbook asked for a session no line gave: a review, stop 71)
+    first = f"tenant acme, session {session_handle('acme', 'cookie-1')}, at {TOPICS.events}:0:0"
+    assert outcome.first_dated_ahead == first
+    (said,) = [r.getMessage() for r in caplog.records if "dated after the broker" in r.getMessage()]
+    assert said.startswith("1 session.created record(s) of this batch") and first in said
     again = await ingestor.ingest(batch_of(broker_dated))  # redelivered: skipped, not recounted
     assert (again.skipped, again.dated_ahead, again.producer_dated) == (3, 0, False)
     # a topic changed to LogAppendTime later: its older records are its producers'
