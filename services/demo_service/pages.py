@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import secrets
 from urllib.parse import parse_qs
 
 from aiokafka.errors import KafkaError
@@ -14,6 +15,7 @@ from demo_service.api import UserName
 from demo_service.context import Context, CurrentSession, client_ip
 from demo_service.policy import PolicyUnavailable
 from demo_service.sessions import ExternalSession, SignInUnrecorded, Visitor
+from demo_service.settings import DemoSettings
 from session_contracts.models import SessionType
 
 router = APIRouter(include_in_schema=False)
@@ -84,21 +86,43 @@ def _sign_in_form(error: str = "", status_code: int = 200, ended: str = "") -> H
     )
 
 
-@router.get("/signin")
-async def sign_in_page(ended: str = "") -> HTMLResponse:
-    """The sign-in form; `ended` (set by the gateway's redirect) says why the session ended."""
-    return _sign_in_form(ended=ended)
+FORM_COOKIE = "sid_form"
+"""Set by the sign-in page, `SameSite=Strict`: a browser sends it with a form posted from this
+site's own pages only."""
 
 
 def _cross_site(request: Request) -> bool:
-    """Whether a browser says the form was posted from another site's page (`Sec-Fetch-Site`,
-    which browsers set and no page can): a page elsewhere could otherwise sign a visitor in
-    under a name of its choosing (login CSRF). `same-site` (another subdomain) is refused too;
-    a request without the header (a script, a browser from before 2023) is taken. `Origin`
-    is not compared with `Host`: a proxy that rewrites `Host`, or a page sent with
-    `Referrer-Policy: no-referrer` (`Origin: null`), refused real sign-ins (a review, stop 71)."""
+    """Whether the form may have been posted from another site's page, which could otherwise
+    sign a visitor in under a name of its choosing (login CSRF). A browser says where a request
+    comes from in `Sec-Fetch-Site`, which no page can set: `same-origin` and `none` (typed, a
+    bookmark) are taken; `cross-site` and `same-site` (another subdomain) are refused. Browsers
+    send it to HTTPS and localhost only: over plain HTTP the form must carry the sign-in page's
+    `SameSite=Strict` cookie, which no other site's form carries. `Origin` is not compared with
+    `Host`: a proxy that rewrites `Host`, or a page sent with `Referrer-Policy: no-referrer`
+    (`Origin: null`), refused real sign-ins (reviews, stop 71)."""
     site = request.headers.get("sec-fetch-site")
-    return site is not None and site.lower() not in ("same-origin", "none")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
+    return FORM_COOKIE not in request.cookies
+
+
+def _with_form_cookie(response: Response, settings: DemoSettings) -> Response:
+    response.set_cookie(
+        FORM_COOKIE,
+        secrets.token_urlsafe(16),
+        max_age=24 * 3600,
+        path="/signin",
+        httponly=True,
+        samesite="strict",
+        secure=settings.demo_cookie_secure,
+    )
+    return response
+
+
+@router.get("/signin")
+async def sign_in_page(context: Context, ended: str = "") -> Response:
+    """The sign-in form; `ended` (set by the gateway's redirect) says why the session ended."""
+    return _with_form_cookie(_sign_in_form(ended=ended), context.settings)
 
 
 @router.post("/signin")
@@ -107,7 +131,8 @@ async def sign_in(request: Request, context: Context) -> Response:
     before, if this instance issued it, is signed out once the new one is open (not left for
     its idle timeout)."""
     if _cross_site(request):
-        return _sign_in_form("Sign in from this site's own sign-in page.", 403)
+        refused = _sign_in_form("Sign in from this site's own sign-in page.", 403)
+        return _with_form_cookie(refused, context.settings)  # so that it can, from this one
     body = await request.body()  # RequestLimits bounds it
     try:
         fields = parse_qs(body.decode(), max_num_fields=10, strict_parsing=False)

@@ -59,7 +59,8 @@ class DemoSettings(GatewaySettings):
         le=300,
         description="How long a sign-in waits for the broker to take its session.created: "
         "then 503 event_log_unavailable, and the session is withdrawn (a termination follows "
-        "it, should the broker take it later).",
+        "it, should the broker take it later). Also how long a sign-out waits for its "
+        "termination, and a stop for the terminations not yet sent.",
     )
     demo_max_body_bytes: int = Field(
         default=16 * 1024,

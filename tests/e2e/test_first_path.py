@@ -112,6 +112,7 @@ async def test_a_terminated_session_is_refused_at_the_next_request(
 
         # a browser and a phone sign in to the demo; it issues the credentials
         form = {"content-type": "application/x-www-form-urlencoded"}
+        assert (await demo.get("/signin")).status_code == 200  # the page whose form is posted
         signed_in = await demo.post("/signin", content="user_name=Ada Lovelace", headers=form)
         assert signed_in.status_code == 303, signed_in.text
         browser_id = signed_in.cookies["sid"]
