@@ -44,10 +44,11 @@ _TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
 _DEFAULT_IGNORABLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff\u2800]"
 )
 """Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing when
-not supported (the Hangul fillers, variation selectors, the combining grapheme joiner)."""
+not supported (the Hangul fillers, variation selectors, the combining grapheme joiner); and
+U+2800 BRAILLE PATTERN BLANK, a symbol drawn as blank space."""
 _NOT_SHOWN = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn", "Cs"})
 
 

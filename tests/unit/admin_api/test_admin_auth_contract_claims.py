@@ -52,6 +52,7 @@ REFUSED = [
     ({"sub": "admin-1\u3164"}, "claim 'sub'"),  # HANGUL FILLER
     ({"sub": "admin-1\u17b4"}, "claim 'sub'"),  # KHMER VOWEL INHERENT AQ
     ({"sub": "admin-1\u00a0"}, "claim 'sub'"),  # NO-BREAK SPACE
+    ({"sub": "admin-1\u2800"}, "claim 'sub'"),  # BRAILLE PATTERN BLANK
     ({"sub": "admin-1 "}, "claim 'sub'"),
     ({"sub": " admin-1"}, "claim 'sub'"),
     ({"sub": "admin-1\ue000"}, "claim 'sub'"),  # private use

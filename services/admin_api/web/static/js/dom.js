@@ -64,9 +64,9 @@ function codePoint(c) {
  * U+202E and U+200B, line and paragraph separators, controls (the contract refuses C0 and DEL,
  * not C1: U+0085, U+009B), and Unicode's default ignorables (the Hangul fillers U+115F and
  * U+3164, drawn as blank space; the combining grapheme joiner U+034F; variation selectors,
- * which an emoji may carry: such a name is flagged too).
+ * which an emoji may carry: such a name is flagged too), and U+2800 BRAILLE PATTERN BLANK.
  */
-const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}\p{Cc}\p{Default_Ignorable_Code_Point}]/gu;
+const HIDDEN = /[\p{Cf}\p{Zl}\p{Zp}\p{Cc}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
 /**
  * The characters of `text` that are drawn as nothing, as `U+XXXX` (each once, in order): an
