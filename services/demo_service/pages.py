@@ -176,7 +176,14 @@ async def sign_out(request: Request, context: Context) -> Response:
     if credential is not None:
         await context.sign_in.sign_out(credential)
     response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(context.settings.gateway_cookie_name)
+    settings = context.settings
+    # as it was set: a browser keeps a `__Host-` cookie that a deletion without Secure names
+    response.delete_cookie(
+        settings.gateway_cookie_name,
+        secure=settings.demo_cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
     return response
 
 

@@ -13,6 +13,7 @@ wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import unicodedata
@@ -160,6 +161,7 @@ class SignIn:
         self._events = events
         self._publish_within = publish_within
         self._ending: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
 
     async def sign_in(
         self,
@@ -203,7 +205,8 @@ class SignIn:
                 f"the event log did not take the sign-in within {self._publish_within:g} s"
             ) from None
         except asyncio.CancelledError:
-            # the request cancelled (a graceful shutdown's end) after its creation was queued
+            # the request cancelled (a graceful shutdown's end): its creation may be queued
+            log.warning("sign-in of %s cancelled: withdrawn", created.session_id)
             self._end_later(credential)
             raise
         session = DemoSession(
@@ -261,7 +264,16 @@ class SignIn:
                 await self._events.publish(ended)
                 return
             except KafkaTimeoutError:
-                await asyncio.sleep(pause)
+                if pause == self.retry_pause:
+                    log.warning(
+                        "termination of %s waits for room in the producer (the broker away?): "
+                        "sent again until it is sent",
+                        ended.session_id,
+                    )
+                # a stop wakes it: the broker may be back, and the producer is about to close
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._stopping.wait()
                 pause = min(pause * 2, 30.0)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -279,6 +291,7 @@ class SignIn:
         stops; those still waiting then are logged. The publisher's stop then waits for the
         records its producer holds (through an outage, until the broker is back); those not
         yet in it are given up, each logged."""
+        self._stopping.set()  # retries pausing try again now
         if not self._ending:
             return
         _, waiting = await asyncio.wait(set(self._ending), timeout=within)

@@ -134,6 +134,22 @@ async def test_sign_out_publishes_a_logout_termination_naming_no_admin(
     assert ended.reason == TerminationReason.logout and ended.terminated_by is None
 
 
+async def test_sign_out_deletes_the_cookie_with_the_attributes_it_was_set_with(
+    kafka_bootstrap: str, topics: Topics, serve: Serve
+) -> None:
+    """A browser keeps a `__Host-` cookie that a deletion without `Secure` names: the credential
+    signed out stayed in it (a review, stop 71)."""
+    app = demo_app(kafka_bootstrap, topics, demo_cookie_secure=True)
+    async with demo(serve, app) as client:
+        signed_in = await client.post("/api/signin", json={"user_name": "Ada"})
+        token = {"X-Session-Id": signed_in.json()["credential"]}
+        signed_out = await client.post("/signout", headers={**HTML, **token})
+    assert signed_out.status_code == 303
+    deletion = signed_out.headers["set-cookie"].lower()
+    assert deletion.startswith("sid=") and "max-age=0" in deletion
+    assert "secure" in deletion and "httponly" in deletion and "samesite=lax" in deletion
+
+
 async def test_mobile_session_gets_401_at_once_with_no_grace(
     kafka_bootstrap: str, topics: Topics, serve: Serve, revoke: Revoke, eventually: Eventually
 ) -> None:

@@ -148,6 +148,23 @@ async def test_a_termination_the_producer_has_no_room_for_is_sent_again_until_it
     assert len(terminations) == 4 and len({e.event_id for e in terminations}) == 1  # one event
 
 
+async def test_a_stop_wakes_a_termination_pausing_for_room_in_the_producer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a retry asleep for up to 30 s when the stop began woke after the producer had closed:
+    # the termination was lost though the broker was back (a review, stop 71)
+    monkeypatch.setattr(SignIn, "retry_pause", 60.0)
+    sink = Sink()
+    sign_in = _sign_in(sink, publish_within=0.1)
+    credential = await _open(sign_in, "Ada")
+    sink.full = 1
+    await sign_in.sign_out(credential)  # its termination refused once: pausing a minute
+    async with asyncio.timeout(5):
+        await sign_in.drain(5)
+    ended = [e for e in sink.published if isinstance(e, SessionTerminated)]
+    assert [e.session_id for e in ended] == [session_handle(TENANT, credential)]
+
+
 async def test_a_sign_in_cancelled_after_its_creation_was_queued_is_withdrawn() -> None:
     # a graceful shutdown's end cancels a request still waiting for the broker: its creation,
     # queued, was delivered later and listed, held by no one
