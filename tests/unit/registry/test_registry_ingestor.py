@@ -571,6 +571,30 @@ async def test_a_record_that_trips_a_python_error_is_dead_lettered_and_the_rest_
     assert await stored_positions(engine, "fussy") == log.ends()
 
 
+async def test_a_batch_applied_by_halves_still_counts_and_names_its_creations_dated_ahead(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    # split around a record that fails alone, a batch lost its creations dated ahead: neither
+    # counted (RegistryCreationsDatedAhead) nor named (a review, stop 71)
+    ingestor = Ingestor(
+        store, _Fussy(ValueError("boom")), "fussy", RecordingDeadLetters(), lambda: NOW
+    )
+    boom = json.loads(_created("acme", "cookie-boom"))
+    boom["user_name"] = "boom"
+    ahead = int((NOW - timedelta(minutes=1)).timestamp() * 1000)  # appended before its date
+    values = [_created("acme", f"cookie-{n}") for n in range(4)]
+    values[3:3] = [json.dumps(boom).encode()]
+    records = [
+        FakeRecord(TOPICS.events, 0, n, None, value, (), ahead, LOG_APPEND_TIME)
+        for n, value in enumerate(values)
+    ]
+    with caplog.at_level(logging.WARNING, logger=ingest_module.__name__):
+        outcome = await ingestor.ingest(batch_of(records))
+    assert (outcome.dead_letters, outcome.dated_ahead) == (1, 4)  # the boom record not counted
+    said = [r.getMessage() for r in caplog.records if "dated after the broker" in r.getMessage()]
+    assert said and all("tenant acme, session " in line for line in said)
+
+
 async def test_an_error_of_the_network_or_the_database_is_waited_out_not_dead_lettered(
     store: Store, engine: AsyncEngine
 ) -> None:
