@@ -63,3 +63,12 @@ class OutcomeUnknown(Exception):
         super().__init__(detail)
         self.detail = detail
         self.log_extra = log_extra or {}
+
+
+class SettingsChangedMeanwhile(Exception):
+    """A settings change sent with `If-Match` naming settings that are no longer the tenant's:
+    another change was stored since the admin read them (412)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

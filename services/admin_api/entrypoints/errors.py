@@ -23,6 +23,7 @@ from admin_api.domain.errors import (
     NotFound,
     OutcomeUnknown,
     SearchBudgetSpent,
+    SettingsChangedMeanwhile,
 )
 from read_model.postgres import EXACT_COUNT_TIMEOUT, STATEMENT_TIMEOUT
 from read_model.revisions import SchemaStanding, read_standing
@@ -200,6 +201,11 @@ async def _too_many(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _changed_meanwhile(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SettingsChangedMeanwhile)
+    return JSONResponse({"detail": exc.detail}, status_code=status.HTTP_412_PRECONDITION_FAILED)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFound)
     return await http_exception_handler(
@@ -234,6 +240,7 @@ def install_error_handlers(app: FastAPI) -> None:
     503."""
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(SettingsChangedMeanwhile, _changed_meanwhile)
     app.add_exception_handler(SearchBudgetSpent, _too_many)
     app.add_exception_handler(ExportsBusy, _too_many)
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
@@ -282,6 +289,11 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "None in your tenant (another tenant's is 404 too)."},
     413: {"model": ErrorBody, "description": "The body is over `SESSIONS_MAX_BODY_BYTES`."},
     414: {"model": ErrorBody, "description": "The query is over `SESSIONS_MAX_QUERY_BYTES`."},
+    412: {
+        "model": ErrorBody,
+        "description": "`If-Match` names settings that are no longer the tenant's: another "
+        "change was stored since they were read. Nothing was changed.",
+    },
     429: {
         "model": ErrorBody,
         "description": "A search (`q`, `user_name`, `session_id`, `device`), or a termination "

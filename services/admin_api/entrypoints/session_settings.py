@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path, Response
 
 from admin_api.domain.policies import PolicyChange
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
@@ -41,27 +41,58 @@ def _public(stored: session_settings.TenantSettings) -> SessionSettingsPublic:
     return SessionSettingsPublic(items=items)
 
 
-@router.get("", response_model=SessionSettingsPublic)
-async def read_settings(admin: CurrentAdmin, runtime: RuntimeDep) -> SessionSettingsPublic:
+ETAG_HEADER = {
+    "ETag": {
+        "description": "The settings as they are now: send it as `If-Match` with a change, so "
+        "that it is made only on these.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+@router.get(
+    "",
+    response_model=SessionSettingsPublic,
+    responses={200: {"description": "Successful Response", "headers": ETAG_HEADER}},
+)
+async def read_settings(
+    admin: CurrentAdmin, runtime: RuntimeDep, response: Response
+) -> SessionSettingsPublic:
     """Your tenant's current maximum session length and idle timeout, per session type."""
-    return _public(await session_settings.read_settings(admin, runtime.store))
+    stored = await session_settings.read_settings(admin, runtime.store)
+    response.headers["ETag"] = session_settings.settings_tag(stored)
+    return _public(stored)
 
 
 @router.put(
     "/{session_type}",
     response_model=SessionSettingsPublic,
-    responses=error_responses(400),
+    responses={
+        200: {"description": "Successful Response", "headers": ETAG_HEADER},
+        **error_responses(400, 412),
+    },
 )
 async def change_settings(
     admin: CurrentAdmin,
     runtime: RuntimeDep,
     session_type: Annotated[SettableType, Path()],
     change: PolicyChange,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(
+            max_length=1024,
+            description="The `ETag` of the settings read: the change is made only while they "
+            "are still the tenant's (412 otherwise). Without it, the change is made on "
+            "whatever they are.",
+        ),
+    ] = None,
 ) -> SessionSettingsPublic:
     """Set the limits new sessions of this type get; existing sessions keep theirs (see
     `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
-    command = session_settings.ChangeSettings(session_type, change)
+    command = session_settings.ChangeSettings(session_type, change, if_match)
     stored = await session_settings.change_settings(
         command, admin, runtime.store, runtime.bus, runtime.clock
     )
+    response.headers["ETag"] = session_settings.settings_tag(stored)
     return _public(stored)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -10,12 +12,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from admin_api.adapters import settings_store
 from admin_api.adapters.bus import BusUnavailable, CommandBus
 from admin_api.auth import Admin
-from admin_api.domain.errors import OutcomeUnknown
+from admin_api.domain.errors import OutcomeUnknown, SettingsChangedMeanwhile
 from admin_api.domain.policies import PolicyChange, effective
 from admin_api.runtime import Clock
 from read_model.store import Store
 from read_model.unit_of_work import UnitOfWork
-from session_contracts.models import SessionSettingsChanged, SettableType
+from session_contracts.models import SessionSettingsChanged, SettableType, as_utc
 
 TenantSettings = dict[SettableType, settings_store.StoredPolicy]
 """The settings the tenant changed, by type (types never changed are absent: defaults apply)."""
@@ -23,10 +25,36 @@ TenantSettings = dict[SettableType, settings_store.StoredPolicy]
 
 @dataclass(frozen=True)
 class ChangeSettings:
-    """New limits for the sessions of one type created from now on."""
+    """New limits for the sessions of one type created from now on; made only while the
+    tenant's settings are still those `if_match` names (their `settings_tag`), when given."""
 
     session_type: SettableType
     change: PolicyChange
+    if_match: str | None = None
+
+
+def settings_tag(stored: TenantSettings) -> str:
+    """The tenant's settings as an entity tag (`ETag`): any stored change gives another (its
+    values, its time, its admin). Quoted, as HTTP writes one."""
+    rows = sorted(
+        (
+            str(kind),
+            s.policy.max_session_seconds,
+            s.policy.idle_timeout_seconds,
+            as_utc(s.updated_at).isoformat(),
+            s.updated_by,
+        )
+        for kind, s in stored.items()
+    )
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def _still(if_match: str, stored: TenantSettings) -> bool:
+    """Whether `If-Match` names the stored settings: `*`, or one of its tags, compared
+    strongly (a weak tag `W/"..."` never matches, RFC 9110 13.1.1)."""
+    tags = [tag.strip() for tag in if_match.split(",")]
+    return "*" in tags or settings_tag(stored) in tags
 
 
 async def read_settings(admin: Admin, store: Store) -> TenantSettings:
@@ -55,6 +83,11 @@ async def change_settings(
 
     A database that fails once the record is on Kafka is `OutcomeUnknown`: login services have
     the change and this database not yet; the same change sent again stores it.
+
+    With `if_match`, the change is made only on the settings it names, checked under the lock:
+    two admins who read the same settings could each save, and the later undid the earlier
+    without knowing of it (an incident's tightening undone by a page loaded before it: a
+    review, stop 71). `SettingsChangedMeanwhile` (412) otherwise; nothing is published.
     """
     now = clock()
     published = False  # True also when Kafka may have it (its answer lost)
@@ -64,6 +97,11 @@ async def change_settings(
             policy = command.change.policy()
             await store.lock_named(uow.conn, f"session_settings/{admin.tenant_id}")
             before = await settings_store.load(uow.conn, admin.tenant_id)
+            if command.if_match is not None and not _still(command.if_match, before):
+                raise SettingsChangedMeanwhile(
+                    "the settings changed since they were read (If-Match names others): read "
+                    "them again, and make the change on what they are now"
+                )
             current = {kind: s.policy for kind, s in before.items()}
             current[command.session_type] = policy
             try:

@@ -8,9 +8,10 @@ import re
 from datetime import timedelta
 
 import pytest
-from admin_stack import Stack
+from admin_stack import Stack, Tenant
 from playwright.async_api import Locator, Page, Route, expect
 
+from admin_api.auth import issue_dev_token
 from refused_rows import refuse_rows
 from session_contracts.models import SessionType
 
@@ -93,6 +94,50 @@ async def test_settings_page_edits_with_validation_and_ends_outdated_sessions(
         for one in mobile:
             detail = (await api.get(f"/api/v1/sessions/{one.session_id}")).json()
             assert detail["state"] == "terminated"
+
+
+async def test_a_settings_change_on_a_page_read_before_another_admins_is_not_saved_and_says_so(
+    stack: Stack, page: Page
+) -> None:
+    """Two admins who read the same settings could each save, and the later undid the earlier
+    without knowing of it: an incident's tightening undone by a page loaded before it (a
+    review, stop 71). The page sends the settings' tag as `If-Match`; refused, it shows the
+    settings as they are now and says why. The other admin's name is shown isolated, flagged."""
+    tenant = stack.tenant()
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("link", name="Session settings").click()
+    card = page.locator('.settings-card[data-session-type="browser"]')
+    await expect(card).to_contain_text("Now: at most 30 days")
+
+    other = issue_dev_token(stack.settings, "\u0430dmin-2", tenant.tenant_id)
+    async with stack.api(Tenant(tenant.tenant_id, other)) as api:
+        tight = {"max_session_seconds": 3600, "idle_timeout_seconds": 600}
+        assert (await api.put("/api/v1/settings/sessions/browser", json=tight)).status_code == 200
+
+    await card.get_by_label("Maximum session length", exact=True).fill("30")
+    await card.get_by_label("Maximum session length unit").select_option("days")
+    await card.get_by_label("Idle timeout", exact=True).fill("8")
+    await card.get_by_label("Idle timeout unit").select_option("hours")
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(page.locator("#status")).to_contain_text(
+        "The session settings changed since this page read them"
+    )
+    await expect(card).to_contain_text("Now: at most 1 hour, ending after 10 minutes")
+    await expect(card).to_contain_text("Changed by \u2068\u0430dmin-2\u2069")
+    await expect(card.locator(".badge")).to_have_text(["Mixed scripts"])
+    async with stack.api(tenant) as api:
+        items = (await api.get("/api/v1/settings/sessions")).json()["items"]
+    (browser,) = [s for s in items if s["session_type"] == "browser"]
+    assert browser["max_session_seconds"] == 3600  # the other admin's change stands
+
+    # on the settings as they are now, the change is made
+    await card.get_by_label("Maximum session length", exact=True).fill("2")
+    await card.get_by_label("Maximum session length unit").select_option("hours")
+    await card.get_by_label("Idle timeout", exact=True).fill("30")
+    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(card).to_contain_text("Now: at most 2 hours, ending after 30 minutes")
+    await expect(page.locator("#status")).to_contain_text("Browser settings saved")
 
 
 async def test_a_settings_change_whose_answer_is_unknown_may_be_saved_and_is_saved_again(

@@ -236,6 +236,46 @@ async def test_settings_default_change_publish_and_mark_outdated_sessions(
     assert bus.settings[-1].settings["browser"].max_session_seconds == 86400 * 2
 
 
+async def test_a_settings_change_on_settings_read_before_another_is_412_and_changes_nothing(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    token: Callable[..., str],
+    bus: RecordingBus,
+) -> None:
+    """Two admins who read the same settings could each save, and the later undid the earlier
+    without knowing of it: an incident's tightening undone by a page loaded before it (a
+    review, stop 71). A change sent with the `ETag` read as `If-Match` is made only on those."""
+    other = {"Authorization": f"Bearer {token(sub='admin-2')}"}
+    url = "/api/v1/settings/sessions/browser"
+    read = await client.get("/api/v1/settings/sessions", headers=auth)
+    seen = read.headers["etag"]
+    assert seen.startswith('"') and seen.endswith('"')
+    assert (await client.get("/api/v1/settings/sessions", headers=other)).headers["etag"] == seen
+    tight = {"max_session_seconds": 3600, "idle_timeout_seconds": 600}
+    tightened = await client.put(url, json=tight, headers={**other, "If-Match": seen})
+    assert tightened.status_code == 200, tightened.text
+    now = tightened.headers["etag"]
+    assert now != seen
+
+    lax = {"max_session_seconds": 30 * 86400, "idle_timeout_seconds": 8 * 3600}
+    for stale in (seen, f"W/{now}", '"other", ' + seen):
+        refused = await client.put(url, json=lax, headers={**auth, "If-Match": stale})
+        assert refused.status_code == 412, (stale, refused.text)
+        assert "changed since they were read" in refused.json()["detail"]
+    assert len(bus.settings) == 1  # nothing published for the refused ones
+    items = (await client.get("/api/v1/settings/sessions", headers=auth)).json()["items"]
+    browser = next(i for i in items if i["session_type"] == "browser")
+    assert (browser["max_session_seconds"], browser["updated_by"]) == (3600, "admin-2")
+
+    # on the settings as they are now, or on whatever they are: made
+    for matching in (f'"other", {now}', "*"):
+        made = await client.put(url, json=tight, headers={**auth, "If-Match": matching})
+        assert made.status_code == 200, (matching, made.text)
+        now = made.headers["etag"]
+    assert (await client.put(url, json=lax, headers=auth)).status_code == 200  # no If-Match
+    assert len(bus.settings) == 4
+
+
 async def test_settings_refuse_bad_values_naming_the_field(
     client: httpx.AsyncClient, auth: dict[str, str], bus: RecordingBus
 ) -> None:

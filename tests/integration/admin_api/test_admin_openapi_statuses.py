@@ -28,7 +28,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("get", "/api/v1/sessions/terminations/{command_id}"): {200, 404, 422} | PROTECTED,
     ("get", "/api/v1/audit/terminations"): {200, 422} | PROTECTED,
     ("get", "/api/v1/settings/sessions"): {200} | PROTECTED,
-    ("put", "/api/v1/settings/sessions/{session_type}"): {200, 400, 422} | PROTECTED,
+    ("put", "/api/v1/settings/sessions/{session_type}"): {200, 400, 412, 422} | PROTECTED,
     ("get", "/healthz"): {200, 413, 414},
     ("get", "/readyz"): {200, 413, 414, 503},
     ("get", "/metrics"): {200, 413, 414},

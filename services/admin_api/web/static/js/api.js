@@ -271,21 +271,28 @@ export class Api {
   }
 
   /**
-   * The tenant's session settings, one entry per settable type.
-   * @returns {Promise<{items: SessionSetting[]}>}
+   * The tenant's session settings, one entry per settable type, and their tag (`ETag`), which a
+   * change sends back so that it is made only on these.
+   * @returns {Promise<{items: SessionSetting[], tag: string | null}>}
    */
   async getSettings() {
-    return (await this.request("settings/sessions")).json();
+    const response = await this.request("settings/sessions");
+    const { items } = await response.json();
+    return { items, tag: response.headers.get("ETag") };
   }
 
   /**
-   * Change one type's limits for new sessions.
+   * Change one type's limits for new sessions, only while the settings are still those `tag`
+   * names (412 otherwise: another change was stored since they were read).
    * @param {string} sessionType
    * @param {{max_session_seconds: number, idle_timeout_seconds: number}} policy
+   * @param {string | null} tag
    * @returns {Promise<{items: SessionSetting[]}>}
    */
-  async putSetting(sessionType, policy) {
-    return answerOf(await this.request(`settings/sessions/${encodeURIComponent(sessionType)}`, { method: "PUT", body: policy }));
+  async putSetting(sessionType, policy, tag) {
+    /** @type {Record<string, string>} */
+    const headers = tag ? { "If-Match": tag } : {};
+    return answerOf(await this.request(`settings/sessions/${encodeURIComponent(sessionType)}`, { method: "PUT", body: policy, headers }));
   }
 
   /**

@@ -1,8 +1,9 @@
 // @ts-check
 // The Session settings page: each session type's maximum length and idle timeout, edited with
 // validation; how many active sessions run under older settings, and ending them.
-import { outcomeUnknown } from "./api.js";
-import { el, plural, replaceChildren } from "./dom.js";
+import { ApiError, outcomeUnknown } from "./api.js";
+import { lookAlikeBadges } from "./confusables.js";
+import { el, isolated, plural, replaceChildren } from "./dom.js";
 import { typeLabel } from "./presentation.js";
 import { timeElement } from "./timefmt.js";
 
@@ -43,6 +44,8 @@ export class SettingsView {
   /** @param {SettingsOptions} options */
   constructor({ api, modal, onError, endOutdated }) {
     this.api = api;
+    /** @type {string | null} the tag (`ETag`) of the settings shown: a change is made only on these */
+    this.tag = null;
     this.modal = modal;
     this.onError = onError;
     this.endOutdated = endOutdated;
@@ -58,7 +61,8 @@ export class SettingsView {
   async load() {
     replaceChildren(this.body, el("p", { class: "muted" }, "Loading session settings…"));
     try {
-      const { items } = await this.api.getSettings();
+      const { items, tag } = await this.api.getSettings();
+      this.tag = tag;
       const counts = await Promise.all(items.map((item) => this.counts(item.session_type)));
       replaceChildren(
         this.body,
@@ -67,6 +71,26 @@ export class SettingsView {
     } catch (error) {
       replaceChildren(this.body, el("p", { class: "inline-error" }, "The session settings could not be loaded."));
       this.onError(error);
+    }
+  }
+
+  /**
+   * After a change whose outcome is unknown, take the settings' tag as they are now when this
+   * type holds what was sent (stored after all) or what the card showed (not stored), so that
+   * "Save again" stores it once; a type another admin changed meanwhile keeps the old tag, and
+   * saving again is refused (412) and shown.
+   * @param {SessionSetting} shown
+   * @param {{max_session_seconds: number, idle_timeout_seconds: number}} sent
+   */
+  async retagAfterUnknown(shown, sent) {
+    /** @param {{max_session_seconds: number, idle_timeout_seconds: number}} a @param {{max_session_seconds: number, idle_timeout_seconds: number}} b */
+    const same = (a, b) => a.max_session_seconds === b.max_session_seconds && a.idle_timeout_seconds === b.idle_timeout_seconds;
+    try {
+      const { items, tag } = await this.api.getSettings();
+      const now = items.find((i) => i.session_type === shown.session_type);
+      if (now && (same(now, sent) || same(now, shown))) this.tag = tag;
+    } catch {
+      // unread: the old tag stays, and saving again says so if the settings changed
     }
   }
 
@@ -151,13 +175,25 @@ export class SettingsView {
             return;
           }
           problem.hidden = true;
+          const sent = () => ({ max_session_seconds: max.read(), idle_timeout_seconds: idle.read() });
           try {
-            await this.api.putSetting(item.session_type, { max_session_seconds: max.read(), idle_timeout_seconds: idle.read() });
+            await this.api.putSetting(item.session_type, sent(), this.tag);
             await this.load();
             const status = document.getElementById("status");
             if (status) status.textContent = `${label} settings saved; new ${label} sessions get them.`;
             document.getElementById(`${id}-outdated`)?.focus();
           } catch (error) {
+            if (error instanceof ApiError && error.status === 412) {
+              // another change was stored since this page read them: shown as they are now
+              await this.load();
+              const status = document.getElementById("status");
+              if (status) {
+                status.textContent = `The session settings changed since this page read them (another admin, or a save whose answer was lost), so ${label} settings were not saved. They are shown as they are now: make your change again if it still applies.`;
+              }
+              document.getElementById(`${id}-title`)?.focus();
+              return;
+            }
+            if (outcomeUnknown(error)) await this.retagAfterUnknown(item, sent());
             problem.textContent = outcomeUnknown(error)
               ? "The settings may have been saved, but the page could not confirm it. Save again: the same settings are stored once."
               : "The settings were not saved. Check the values and try again.";
@@ -181,7 +217,14 @@ export class SettingsView {
         `Now: at most ${duration(item.max_session_seconds)}, ending after ${duration(item.idle_timeout_seconds)} without activity. `,
         item.is_default || !item.updated_at
           ? "Product defaults."
-          : ["Changed by ", el("strong", {}, item.updated_by ?? "unknown"), " ", timeElement(item.updated_at), "."],
+          : [
+              "Changed by ",
+              el("strong", {}, isolated(item.updated_by ?? "unknown")),
+              lookAlikeBadges(item.updated_by ?? "", "The admin user ID", { openHint: false }),
+              " ",
+              timeElement(item.updated_at),
+              ".",
+            ],
       ),
       form,
       el(
