@@ -31,6 +31,7 @@ class AdminApiSettings(KafkaSettings):
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL of the registry's read model.",
+        repr=False,  # it may hold a password: never in a settings object's repr
     )
     db_pool_size: int = Field(
         default=5, ge=1, le=100, description="PostgreSQL connections kept open per process."

@@ -96,6 +96,35 @@ def private_dir(path: Path) -> None:
         made.chmod(0o700)
 
 
+def untrusted(state_dir: Path) -> str | None:
+    """Why `state_dir` cannot hold the stack's secrets and read model, or None: owned by another
+    user, or writable by others (a `.state` made beforehand in a shared directory such as
+    /tmp, whose owner could swap the files in it: a review, stop 71). Traversable by others is
+    fine: deploy/postgres.sh's cluster lives under .state, and its `postgres` user must pass."""
+    status = state_dir.stat()
+    if status.st_uid != os.getuid():
+        return f"{state_dir} belongs to another user (uid {status.st_uid}): choose --state-dir"
+    if status.st_mode & 0o022:
+        return (
+            f"{state_dir} is writable by others (mode {status.st_mode & 0o777:o}): "
+            f"chmod go-w it, or choose --state-dir"
+        )
+    return None
+
+
+def keep_private(database: Path) -> None:
+    """The SQLite read model and its journal files readable by their owner only: one a command
+    made before with a laxer umask (`session-registry migrate`) was left readable by others."""
+    for path in (
+        database,
+        database.with_name(f"{database.name}-wal"),
+        database.with_name(f"{database.name}-shm"),
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:
     """A development secret kept in `state_dir` under `name` (the JWT secret; the registry's
     record signing key): created once (mode 0600), then reused."""
@@ -363,6 +392,11 @@ def dev(
     os.umask(0o077)
     state_dir = state_dir.resolve()
     private_dir(state_dir)
+    if refused := untrusted(state_dir):
+        typer.echo(f"session-control dev: {refused}", err=True)
+        raise typer.Exit(2)
+    if database_url is None:
+        keep_private(state_dir / "sessions.db")
     logs = state_dir / "logs"
     private_dir(logs)
     logs.chmod(0o700)  # devstack's own folder, perhaps left readable by an older devstack

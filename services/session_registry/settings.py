@@ -29,6 +29,7 @@ class RegistrySettings(KafkaSettings):
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="Read model URL: sqlite+aiosqlite or postgresql+asyncpg.",
+        repr=False,  # it may hold a password: never in a settings object's repr
     )
     kafka_client_id: str = Field(
         default="session-registry", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$"

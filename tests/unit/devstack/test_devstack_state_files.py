@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.cli import Stack, banner, dev_secret, private_dir
+from devstack.cli import Stack, banner, dev_secret, keep_private, private_dir, untrusted
 from session_contracts.settings import KafkaSettings
 
 
@@ -54,6 +54,39 @@ def test_an_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
     shared.mkdir(mode=0o755)
     private_dir(shared / "logs")
     assert _mode(shared) == 0o755 and _mode(shared / "logs") == 0o700
+
+
+def test_a_state_directory_others_can_write_or_own_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a `.state` made beforehand in a shared directory (run from /tmp): its owner, or anyone
+    # who can write it, could swap the read model or race the secret (a review, stop 71)
+    state = tmp_path / ".state"
+    state.mkdir(mode=0o700)
+    assert untrusted(state) is None
+    state.chmod(0o711)  # traversable, as deploy/postgres.sh's cluster needs: fine
+    assert untrusted(state) is None
+    state.chmod(0o777)
+    assert "writable by others (mode 777)" in (untrusted(state) or "")
+    state.chmod(0o700)
+    monkeypatch.setattr(os, "getuid", lambda: state.stat().st_uid + 1)
+    assert "belongs to another user" in (untrusted(state) or "")
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_an_existing_sqlite_read_model_and_its_journals_are_made_private(tmp_path: Path) -> None:
+    # one `session-registry migrate` made with a laxer umask stayed readable by every user
+    database = tmp_path / "sessions.db"
+    for name in ("sessions.db", "sessions.db-wal", "sessions.db-shm"):
+        (tmp_path / name).write_bytes(b"")
+        (tmp_path / name).chmod(0o644)
+    keep_private(database)
+    assert {p.name: _mode(p) for p in tmp_path.iterdir()} == {
+        "sessions.db": 0o600,
+        "sessions.db-wal": 0o600,
+        "sessions.db-shm": 0o600,
+    }
+    keep_private(tmp_path / "absent.db")  # nothing there: nothing to do
 
 
 def test_the_banner_shows_the_read_model_without_its_password(tmp_path: Path) -> None:

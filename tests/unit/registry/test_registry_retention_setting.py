@@ -113,3 +113,16 @@ def test_record_signing_keys_are_read_checked_and_never_shown(
     monkeypatch.setenv("SESSIONS_RECORD_SIGNING_SINCE", "2026-12-06T00:00:00Z")
     with pytest.raises(ValidationError, match="set without record_signing_keys"):
         RegistrySettings()
+
+
+def test_a_database_password_is_never_in_a_settings_objects_repr() -> None:
+    """No line prints a settings object today; one that did would have printed the read
+    model's password (a review, stop 71)."""
+    from admin_api.settings import AdminApiSettings
+
+    url = "postgresql+asyncpg://sessions:hunter2-secret@db.internal/sessions"
+    admin = AdminApiSettings(_env_file=None, environment="development", database_url=url)
+    registry = RegistrySettings(_env_file=None, database_url=url)
+    for settings in (admin, registry):
+        assert settings.database_url == url
+        assert "hunter2-secret" not in repr(settings) + str(settings)
