@@ -98,16 +98,18 @@ def private_dir(path: Path) -> None:
 
 def untrusted(state_dir: Path) -> str | None:
     """Why `state_dir` cannot hold the stack's secrets and read model, or None: owned by another
-    user, or writable by others (a `.state` made beforehand in a shared directory such as
-    /tmp, whose owner could swap the files in it: a review, stop 71). Traversable by others is
-    fine: deploy/postgres.sh's cluster lives under .state, and its `postgres` user must pass."""
+    user (root aside), or writable by every user (a `.state` made beforehand in a shared
+    directory such as /tmp, whose owner could swap the files in it: a review, stop 71).
+    Traversable by others is fine: deploy/postgres.sh's cluster lives under .state, and its
+    `postgres` user must pass; writable by its group too (a umask of 002, whose group is the
+    user's own). Only the folder itself is checked, not its parents."""
     status = state_dir.stat()
-    if status.st_uid != os.getuid():
+    if status.st_uid not in (os.getuid(), 0):
         return f"{state_dir} belongs to another user (uid {status.st_uid}): choose --state-dir"
-    if status.st_mode & 0o022:
+    if status.st_mode & 0o002:  # group-writable is a umask of 002's own group: taken
         return (
-            f"{state_dir} is writable by others (mode {status.st_mode & 0o777:o}): "
-            f"chmod go-w it, or choose --state-dir"
+            f"{state_dir} is writable by every user (mode {status.st_mode & 0o777:o}): "
+            f"chmod o-w it, or choose --state-dir"
         )
     return None
 
@@ -122,7 +124,14 @@ def keep_private(database: Path) -> None:
     ):
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_mode & 0o077:
-                path.chmod(0o600)
+                try:
+                    path.chmod(0o600)
+                except PermissionError:  # another user's (a `sudo ... migrate`): said, kept
+                    typer.echo(
+                        f"session-control dev: {path} is readable by others and not yours "
+                        "to change: chmod 600 it",
+                        err=True,
+                    )
 
 
 def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:

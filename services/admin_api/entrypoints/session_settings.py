@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from admin_api.domain.policies import PolicyChange
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
@@ -77,6 +77,7 @@ async def change_settings(
     runtime: RuntimeDep,
     session_type: Annotated[SettableType, Path()],
     change: PolicyChange,
+    request: Request,
     response: Response,
     if_match: Annotated[
         str | None,
@@ -90,6 +91,8 @@ async def change_settings(
 ) -> SessionSettingsPublic:
     """Set the limits new sessions of this type get; existing sessions keep theirs (see
     `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
+    if if_match is not None:  # every If-Match line, as one list (RFC 9110 5.3)
+        if_match = ", ".join(request.headers.getlist("if-match"))
     command = session_settings.ChangeSettings(session_type, change, if_match)
     stored = await session_settings.change_settings(
         command, admin, runtime.store, runtime.bus, runtime.clock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -50,11 +51,17 @@ def settings_tag(stored: TenantSettings) -> str:
     return f'"{digest}"'
 
 
+_ENTITY_TAG = re.compile(r'\s*((?:W/)?"[^"]*")\s*(?:,|$)')
+"""One entity tag of an `If-Match` list (RFC 9110 8.8.3), weak or strong; its quotes may hold a
+comma."""
+
+
 def _still(if_match: str, stored: TenantSettings) -> bool:
-    """Whether `If-Match` names the stored settings: `*`, or one of its tags, compared
-    strongly (a weak tag `W/"..."` never matches, RFC 9110 13.1.1)."""
-    tags = [tag.strip() for tag in if_match.split(",")]
-    return "*" in tags or settings_tag(stored) in tags
+    """Whether `If-Match` names the stored settings: `*` (the whole field), or one of its tags,
+    compared strongly (a weak tag `W/"..."` never matches, RFC 9110 13.1.1)."""
+    if if_match.strip() == "*":
+        return True
+    return settings_tag(stored) in _ENTITY_TAG.findall(if_match)
 
 
 async def read_settings(admin: Admin, store: Store) -> TenantSettings:

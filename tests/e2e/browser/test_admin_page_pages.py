@@ -140,6 +140,52 @@ async def test_a_settings_change_on_a_page_read_before_another_admins_is_not_sav
     await expect(page.locator("#status")).to_contain_text("Browser settings saved")
 
 
+async def test_after_an_unknown_answer_a_change_another_admin_made_meanwhile_is_not_undone(
+    stack: Stack, page: Page
+) -> None:
+    """The page's tag covers every type: after an answer it could not read, it took the new
+    tag when the type it saved looked right, and a later save of a card still showing another
+    admin's older values undid that admin's change (a review, stop 71). Now any other change
+    keeps the old tag, and saving again is refused and shown."""
+    tenant = stack.tenant()
+    other = issue_dev_token(stack.settings, "admin-2", tenant.tenant_id)
+    puts: list[int] = []
+
+    async def answer_lost_while_another_admin_saves(route: Route) -> None:
+        puts.append(1)
+        if len(puts) > 1:
+            await route.continue_()
+            return
+        served = await route.fetch()  # stored
+        assert served.status == 200, await served.text()
+        async with stack.api(Tenant(tenant.tenant_id, other)) as api:
+            mobile = {"max_session_seconds": 7200, "idle_timeout_seconds": 900}
+            assert (
+                await api.put("/api/v1/settings/sessions/mobile", json=mobile)
+            ).status_code == 200
+        await route.fulfill(status=503, json={"detail": "lost", "reason": "outcome_unknown"})
+
+    await page.route("**/api/v1/settings/sessions/browser", answer_lost_while_another_admin_saves)
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("link", name="Session settings").click()
+    card = page.locator('.settings-card[data-session-type="browser"]')
+    await card.get_by_label("Maximum session length", exact=True).fill("2")
+    await card.get_by_label("Maximum session length unit").select_option("hours")
+    await card.get_by_label("Idle timeout", exact=True).fill("30")
+    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
+
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(page.locator("#status")).to_contain_text(
+        "The session settings changed since this page read them"
+    )
+    mobile_card = page.locator('.settings-card[data-session-type="mobile"]')
+    await expect(mobile_card).to_contain_text("Now: at most 2 hours, ending after 15 minutes")
+    await expect(mobile_card).to_contain_text("Changed by admin-2")
+    assert len(puts) == 2
+
+
 async def test_a_settings_change_whose_answer_is_unknown_may_be_saved_and_is_saved_again(
     stack: Stack, page: Page
 ) -> None:

@@ -262,6 +262,9 @@ async def test_a_settings_change_on_settings_read_before_another_is_412_and_chan
         refused = await client.put(url, json=lax, headers={**auth, "If-Match": stale})
         assert refused.status_code == 412, (stale, refused.text)
         assert "changed since they were read" in refused.json()["detail"]
+    # a comma inside a tag's quotes is the tag's: not a `*` of the list
+    odd = await client.put(url, json=lax, headers={**auth, "If-Match": '"a,*,b"'})
+    assert odd.status_code == 412, odd.text
     assert len(bus.settings) == 1  # nothing published for the refused ones
     items = (await client.get("/api/v1/settings/sessions", headers=auth)).json()["items"]
     browser = next(i for i in items if i["session_type"] == "browser")
@@ -272,8 +275,12 @@ async def test_a_settings_change_on_settings_read_before_another_is_412_and_chan
         made = await client.put(url, json=tight, headers={**auth, "If-Match": matching})
         assert made.status_code == 200, (matching, made.text)
         now = made.headers["etag"]
+    # If-Match on two lines is one list (RFC 9110 5.3): the second line's tag counts
+    lines = [*auth.items(), ("If-Match", '"other"'), ("If-Match", now)]
+    made = await client.put(url, json=tight, headers=lines)
+    assert made.status_code == 200, made.text
     assert (await client.put(url, json=lax, headers=auth)).status_code == 200  # no If-Match
-    assert len(bus.settings) == 4
+    assert len(bus.settings) == 5
 
 
 async def test_settings_refuse_bad_values_naming_the_field(

@@ -66,10 +66,16 @@ def test_a_state_directory_others_can_write_or_own_is_refused(
     assert untrusted(state) is None
     state.chmod(0o711)  # traversable, as deploy/postgres.sh's cluster needs: fine
     assert untrusted(state) is None
+    state.chmod(0o775)  # a umask of 002 (its group the user's own), as install.sh makes it then
+    assert untrusted(state) is None
     state.chmod(0o777)
-    assert "writable by others (mode 777)" in (untrusted(state) or "")
+    assert "writable by every user (mode 777)" in (untrusted(state) or "")
     state.chmod(0o700)
-    monkeypatch.setattr(os, "getuid", lambda: state.stat().st_uid + 1)
+    owner = state.stat().st_uid
+    if owner == 0:  # root's folder is taken (root can write anything anyway): another owner
+        os.chown(state, 54321, -1)
+        owner = 54321
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
     assert "belongs to another user" in (untrusted(state) or "")
 
 

@@ -278,7 +278,10 @@ export class Api {
   async getSettings() {
     const response = await this.request("settings/sessions");
     const { items } = await response.json();
-    return { items, tag: response.headers.get("ETag") };
+    // a compressing proxy marks the tag weak (nginx: W/"…") or suffixes it (Apache: "…-gzip"),
+    // and a weak tag never matches a change's If-Match: the API's own tag is sent back
+    const tag = response.headers.get("ETag")?.replace(/^W\//, "").replace(/-gzip"$/, '"') ?? null;
+    return { items, tag };
   }
 
   /**

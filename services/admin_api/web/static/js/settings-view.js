@@ -46,6 +46,8 @@ export class SettingsView {
     this.api = api;
     /** @type {string | null} the tag (`ETag`) of the settings shown: a change is made only on these */
     this.tag = null;
+    /** @type {SessionSetting[]} the settings shown */
+    this.items = [];
     this.modal = modal;
     this.onError = onError;
     this.endOutdated = endOutdated;
@@ -62,6 +64,7 @@ export class SettingsView {
     replaceChildren(this.body, el("p", { class: "muted" }, "Loading session settings…"));
     try {
       const { items, tag } = await this.api.getSettings();
+      this.items = items;
       this.tag = tag;
       const counts = await Promise.all(items.map((item) => this.counts(item.session_type)));
       replaceChildren(
@@ -75,20 +78,29 @@ export class SettingsView {
   }
 
   /**
-   * After a change whose outcome is unknown, take the settings' tag as they are now when this
-   * type holds what was sent (stored after all) or what the card showed (not stored), so that
-   * "Save again" stores it once; a type another admin changed meanwhile keeps the old tag, and
-   * saving again is refused (412) and shown.
+   * After a change whose outcome is unknown, take the settings' tag as they are now only when
+   * nothing but this change can have happened since the page read them: every other type
+   * exactly as shown (values, when, by whom), and this type holding what was sent (stored after
+   * all) or exactly what was shown (not stored). "Save again" then stores it once; anything
+   * else keeps the old tag, and saving again is refused (412) and shown.
    * @param {SessionSetting} shown
    * @param {{max_session_seconds: number, idle_timeout_seconds: number}} sent
    */
   async retagAfterUnknown(shown, sent) {
     /** @param {{max_session_seconds: number, idle_timeout_seconds: number}} a @param {{max_session_seconds: number, idle_timeout_seconds: number}} b */
-    const same = (a, b) => a.max_session_seconds === b.max_session_seconds && a.idle_timeout_seconds === b.idle_timeout_seconds;
+    const sameLimits = (a, b) => a.max_session_seconds === b.max_session_seconds && a.idle_timeout_seconds === b.idle_timeout_seconds;
+    /** @param {SessionSetting} a @param {SessionSetting} b */
+    const unchanged = (a, b) => sameLimits(a, b) && a.updated_at === b.updated_at && a.updated_by === b.updated_by;
     try {
       const { items, tag } = await this.api.getSettings();
-      const now = items.find((i) => i.session_type === shown.session_type);
-      if (now && (same(now, sent) || same(now, shown))) this.tag = tag;
+      const before = new Map(this.items.map((i) => [i.session_type, i]));
+      const still = items.every((now) => {
+        const was = before.get(now.session_type);
+        if (!was) return false;
+        if (now.session_type !== shown.session_type) return unchanged(now, was);
+        return sameLimits(now, sent) || unchanged(now, was);
+      });
+      if (still && items.length === before.size) this.tag = tag;
     } catch {
       // unread: the old tag stays, and saving again says so if the settings changed
     }
