@@ -33,6 +33,14 @@ async def terminate_dialog(page: Page, session_id: str) -> Locator:
     return page.get_by_role("dialog", name="Terminate 1 session?")
 
 
+async def set_limits(card: Locator, longest: tuple[str, str], idle: tuple[str, str]) -> None:
+    """Type a settings card's maximum session length and idle timeout, each (number, unit)."""
+    await card.get_by_label("Maximum session length", exact=True).fill(longest[0])
+    await card.get_by_label("Maximum session length unit").select_option(longest[1])
+    await card.get_by_label("Idle timeout", exact=True).fill(idle[0])
+    await card.get_by_label("Idle timeout unit").select_option(idle[1])
+
+
 async def test_settings_page_edits_with_validation_and_ends_outdated_sessions(
     stack: Stack, page: Page
 ) -> None:
@@ -54,10 +62,7 @@ async def test_settings_page_edits_with_validation_and_ends_outdated_sessions(
     )
 
     # an idle timeout longer than the session: refused in words, nothing saved
-    await card.get_by_label("Maximum session length", exact=True).fill("2")
-    await card.get_by_label("Maximum session length unit").select_option("hours")
-    await card.get_by_label("Idle timeout", exact=True).fill("3")
-    await card.get_by_label("Idle timeout unit").select_option("hours")
+    await set_limits(card, ("2", "hours"), ("3", "hours"))
     await card.get_by_role("button", name="Save Mobile settings").click()
     await expect(card.get_by_role("alert")).to_have_text(
         "The idle timeout cannot be longer than the maximum session length."
@@ -114,10 +119,7 @@ async def test_a_settings_change_on_a_page_read_before_another_admins_is_not_sav
         tight = {"max_session_seconds": 3600, "idle_timeout_seconds": 600}
         assert (await api.put("/api/v1/settings/sessions/browser", json=tight)).status_code == 200
 
-    await card.get_by_label("Maximum session length", exact=True).fill("30")
-    await card.get_by_label("Maximum session length unit").select_option("days")
-    await card.get_by_label("Idle timeout", exact=True).fill("8")
-    await card.get_by_label("Idle timeout unit").select_option("hours")
+    await set_limits(card, ("30", "days"), ("8", "hours"))
     await card.get_by_role("button", name="Save Browser settings").click()
     await expect(page.locator("#status")).to_contain_text(
         "The session settings changed since this page read them"
@@ -131,10 +133,7 @@ async def test_a_settings_change_on_a_page_read_before_another_admins_is_not_sav
     assert browser["max_session_seconds"] == 3600  # the other admin's change stands
 
     # on the settings as they are now, the change is made
-    await card.get_by_label("Maximum session length", exact=True).fill("2")
-    await card.get_by_label("Maximum session length unit").select_option("hours")
-    await card.get_by_label("Idle timeout", exact=True).fill("30")
-    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await set_limits(card, ("2", "hours"), ("30", "minutes"))
     await card.get_by_role("button", name="Save Browser settings").click()
     await expect(card).to_contain_text("Now: at most 2 hours, ending after 30 minutes")
     await expect(page.locator("#status")).to_contain_text("Browser settings saved")
@@ -169,10 +168,7 @@ async def test_after_an_unknown_answer_a_change_another_admin_made_meanwhile_is_
     await page.goto(stack.page_url(tenant.token))
     await page.get_by_role("link", name="Session settings").click()
     card = page.locator('.settings-card[data-session-type="browser"]')
-    await card.get_by_label("Maximum session length", exact=True).fill("2")
-    await card.get_by_label("Maximum session length unit").select_option("hours")
-    await card.get_by_label("Idle timeout", exact=True).fill("30")
-    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await set_limits(card, ("2", "hours"), ("30", "minutes"))
     await card.get_by_role("button", name="Save Browser settings").click()
     await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
 
@@ -209,10 +205,7 @@ async def test_a_settings_change_whose_answer_is_unknown_may_be_saved_and_is_sav
     await page.goto(stack.page_url(tenant.token))
     await page.get_by_role("link", name="Session settings").click()
     card = page.locator('.settings-card[data-session-type="browser"]')
-    await card.get_by_label("Maximum session length", exact=True).fill("2")
-    await card.get_by_label("Maximum session length unit").select_option("hours")
-    await card.get_by_label("Idle timeout", exact=True).fill("30")
-    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await set_limits(card, ("2", "hours"), ("30", "minutes"))
     await card.get_by_role("button", name="Save Browser settings").click()
     await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
     await expect(card.get_by_role("alert")).not_to_contain_text("were not saved")
