@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import grp
 import os
+import pwd
 import secrets
 import signal
 import sys
@@ -98,20 +100,34 @@ def private_dir(path: Path) -> None:
 
 def untrusted(state_dir: Path) -> str | None:
     """Why `state_dir` cannot hold the stack's secrets and read model, or None: owned by another
-    user (root aside), or writable by every user (a `.state` made beforehand in a shared
-    directory such as /tmp, whose owner could swap the files in it: a review, stop 71).
+    user, writable by every user, or writable by a group other than the user's own private
+    group (a `.state` made beforehand in a shared directory such as /tmp, or in a checkout
+    shared by a group, whose members could swap the files in it: reviews, stop 71).
     Traversable by others is fine: deploy/postgres.sh's cluster lives under .state, and its
-    `postgres` user must pass; writable by its group too (a umask of 002, whose group is the
-    user's own). Only the folder itself is checked, not its parents."""
+    `postgres` user must pass; so is writable by the user's private group (a umask of 002).
+    Only the folder itself is checked, not its parents."""
     status = state_dir.stat()
-    if status.st_uid not in (os.getuid(), 0):
+    if status.st_uid != os.getuid():
         return f"{state_dir} belongs to another user (uid {status.st_uid}): choose --state-dir"
-    if status.st_mode & 0o002:  # group-writable is a umask of 002's own group: taken
+    mode = status.st_mode & 0o777
+    if mode & 0o002:
+        return f"{state_dir} is writable by every user (mode {mode:o}): chmod o-w it"
+    if mode & 0o020 and not _private_group(status.st_gid):
         return (
-            f"{state_dir} is writable by every user (mode {status.st_mode & 0o777:o}): "
-            f"chmod o-w it, or choose --state-dir"
+            f"{state_dir} is writable by its group, which others share (mode {mode:o}): "
+            "chmod g-w it"
         )
     return None
+
+
+def _private_group(gid: int) -> bool:
+    """Whether `gid` is the user's own group: named as the user, no other member listed."""
+    try:
+        group = grp.getgrgid(gid)
+        user = pwd.getpwuid(os.getuid())
+    except KeyError:  # a group or user without a name
+        return False
+    return group.gr_name == user.pw_name and not set(group.gr_mem) - {user.pw_name}
 
 
 def keep_private(database: Path) -> None:
@@ -128,8 +144,8 @@ def keep_private(database: Path) -> None:
                     path.chmod(0o600)
                 except PermissionError:  # another user's (a `sudo ... migrate`): said, kept
                     typer.echo(
-                        f"session-control dev: {path} is readable by others and not yours "
-                        "to change: chmod 600 it",
+                        f"session-control dev: {path} is readable by more than its owner, "
+                        "and not yours to change: chmod 600 it",
                         err=True,
                     )
 
@@ -154,7 +170,14 @@ def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:
         finally:
             os.unlink(temporary)
     elif path.stat().st_mode & 0o077:
-        path.chmod(0o600)  # one from an older devstack, which created it readable, then chmod-ed
+        try:
+            path.chmod(0o600)  # from an older devstack, which created it readable, then chmod-ed
+        except PermissionError:  # another user's: said, not a traceback
+            typer.echo(
+                f"session-control dev: {path} is readable by more than its owner, and not "
+                "yours to change: chmod 600 it",
+                err=True,
+            )
     return path.read_text().strip()
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 
 from admin_api.domain.policies import PolicyChange
 from admin_api.entrypoints.dependencies import CurrentAdmin, RuntimeDep
-from admin_api.entrypoints.errors import PROTECTED, error_responses
+from admin_api.entrypoints.errors import PROTECTED, error_responses, invalid_input
 from admin_api.entrypoints.schemas import SessionSettingPublic, SessionSettingsPublic
 from admin_api.entrypoints.strict_json import StrictJsonRoute
 from admin_api.service_layer import session_settings
@@ -93,6 +93,11 @@ async def change_settings(
     `policy_outdated`). Published on the compacted `sessions.settings` topic for login services."""
     if if_match is not None:  # every If-Match line, as one list (RFC 9110 5.3)
         if_match = ", ".join(request.headers.getlist("if-match"))
+        if len(if_match) > session_settings.MAX_IF_MATCH:  # max_length saw the first line only
+            raise invalid_input(
+                "header",
+                ("if-match", f"at most {session_settings.MAX_IF_MATCH} characters", None),
+            )
     command = session_settings.ChangeSettings(session_type, change, if_match)
     stored = await session_settings.change_settings(
         command, admin, runtime.store, runtime.bus, runtime.clock

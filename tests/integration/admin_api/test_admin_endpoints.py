@@ -262,9 +262,15 @@ async def test_a_settings_change_on_settings_read_before_another_is_412_and_chan
         refused = await client.put(url, json=lax, headers={**auth, "If-Match": stale})
         assert refused.status_code == 412, (stale, refused.text)
         assert "changed since they were read" in refused.json()["detail"]
-    # a comma inside a tag's quotes is the tag's: not a `*` of the list
-    odd = await client.put(url, json=lax, headers={**auth, "If-Match": '"a,*,b"'})
-    assert odd.status_code == 412, odd.text
+    # a comma inside a tag's quotes is the tag's: not a `*` of the list; a field that does not
+    # parse (a `*` in a list, text outside quotes) matches nothing
+    for odd in ('"a,*,b"', f"{now}, *", f"x{now}", f"W/ {now}"):
+        refused = await client.put(url, json=lax, headers={**auth, "If-Match": odd})
+        assert refused.status_code == 412, (odd, refused.text)
+    # all its lines at most 1,024 characters: a long run of spaces held the worker seconds
+    spaced = [*auth.items(), ("If-Match", '"x"'), ("If-Match", '"a"' + " " * 2000 + "x")]
+    too_long = await client.put(url, json=lax, headers=spaced)
+    assert too_long.status_code == 422 and "if-match" in too_long.text
     assert len(bus.settings) == 1  # nothing published for the refused ones
     items = (await client.get("/api/v1/settings/sessions", headers=auth)).json()["items"]
     browser = next(i for i in items if i["session_type"] == "browser")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack import cli as devstack_cli
 from devstack.cli import Stack, banner, dev_secret, keep_private, private_dir, untrusted
 from session_contracts.settings import KafkaSettings
 
@@ -66,16 +67,17 @@ def test_a_state_directory_others_can_write_or_own_is_refused(
     assert untrusted(state) is None
     state.chmod(0o711)  # traversable, as deploy/postgres.sh's cluster needs: fine
     assert untrusted(state) is None
-    state.chmod(0o775)  # a umask of 002 (its group the user's own), as install.sh makes it then
-    assert untrusted(state) is None
     state.chmod(0o777)
     assert "writable by every user (mode 777)" in (untrusted(state) or "")
+    # writable by its group: taken when that is the user's own private group (a umask of 002),
+    # refused when others share it
+    state.chmod(0o775)
+    monkeypatch.setattr(devstack_cli, "_private_group", lambda gid: True)
+    assert untrusted(state) is None
+    monkeypatch.setattr(devstack_cli, "_private_group", lambda gid: False)
+    assert "writable by its group, which others share (mode 775)" in (untrusted(state) or "")
     state.chmod(0o700)
-    owner = state.stat().st_uid
-    if owner == 0:  # root's folder is taken (root can write anything anyway): another owner
-        os.chown(state, 54321, -1)
-        owner = 54321
-    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    monkeypatch.setattr(os, "getuid", lambda: state.stat().st_uid + 1)
     assert "belongs to another user" in (untrusted(state) or "")
 
 

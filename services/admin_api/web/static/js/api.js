@@ -278,9 +278,11 @@ export class Api {
   async getSettings() {
     const response = await this.request("settings/sessions");
     const { items } = await response.json();
-    // a compressing proxy marks the tag weak (nginx: W/"…") or suffixes it (Apache: "…-gzip"),
-    // and a weak tag never matches a change's If-Match: the API's own tag is sent back
-    const tag = response.headers.get("ETag")?.replace(/^W\//, "").replace(/-gzip"$/, '"') ?? null;
+    // a compressing proxy marks the tag weak (nginx: W/"…") or suffixes it (Apache: "…-gzip",
+    // "…-br", "…-zstd"), and such a tag never matches a change's If-Match: the API's own tag
+    // (32 hexadecimal digits, never a "-") is sent back. A proxy that drops it leaves none, and
+    // a change is then made without If-Match, as before 2.1.0
+    const tag = response.headers.get("ETag")?.replace(/^W\//, "").replace(/-(gzip|br|zstd)"$/, '"') ?? null;
     return { items, tag };
   }
 

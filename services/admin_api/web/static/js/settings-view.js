@@ -100,7 +100,10 @@ export class SettingsView {
         if (now.session_type !== shown.session_type) return unchanged(now, was);
         return sameLimits(now, sent) || unchanged(now, was);
       });
-      if (still && items.length === before.size) this.tag = tag;
+      if (still && items.length === before.size) {
+        this.tag = tag;
+        this.items = items; // what the tag names, for a second unknown answer
+      }
     } catch {
       // unread: the old tag stays, and saving again says so if the settings changed
     }
