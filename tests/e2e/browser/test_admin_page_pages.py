@@ -5,6 +5,7 @@ and a 401 that leaves nothing on screen to act on."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -31,6 +32,28 @@ async def terminate_dialog(page: Page, session_id: str) -> Locator:
         .click()
     )
     return page.get_by_role("dialog", name="Terminate 1 session?")
+
+
+def first_answer_lost(
+    puts: list[int], meanwhile: Callable[[], Awaitable[None]] | None = None
+) -> Callable[[Route], Awaitable[None]]:
+    """A route handler counting each request in `puts`: the first is served (stored), then
+    `meanwhile` runs, and its answer is replaced by a 503 `outcome_unknown` (Kafka took the
+    record, the request failed after it); later ones go through."""
+
+    async def handle(route: Route) -> None:
+        puts.append(1)
+        if len(puts) > 1:
+            await route.continue_()
+            return
+        served = await route.fetch()
+        assert served.status == 200, await served.text()
+        if meanwhile is not None:
+            await meanwhile()
+        detail = "the settings were published to login services, but storing them failed"
+        await route.fulfill(status=503, json={"detail": detail, "reason": "outcome_unknown"})
+
+    return handle
 
 
 async def set_limits(card: Locator, longest: tuple[str, str], idle: tuple[str, str]) -> None:
@@ -139,6 +162,32 @@ async def test_a_settings_change_on_a_page_read_before_another_admins_is_not_sav
     await expect(page.locator("#status")).to_contain_text("Browser settings saved")
 
 
+async def test_limits_set_in_seconds_that_are_no_whole_minutes_are_shown_and_saved(
+    stack: Stack, page: Page
+) -> None:
+    """The API takes any number of seconds from 60; the page showed 3,601 s as "60.016666666666666
+    minutes", read its own field back as no number, and refused every save (a review, stop
+    71)."""
+    tenant = stack.tenant()
+    async with stack.api(tenant) as api:
+        odd = {"max_session_seconds": 3601, "idle_timeout_seconds": 90}
+        assert (await api.put("/api/v1/settings/sessions/browser", json=odd)).status_code == 200
+    await page.goto(stack.page_url(tenant.token))
+    await page.get_by_role("link", name="Session settings").click()
+    card = page.locator('.settings-card[data-session-type="browser"]')
+    await expect(card).to_contain_text("Now: at most 3601 seconds, ending after 90 seconds")
+    await expect(card.get_by_label("Idle timeout", exact=True)).to_have_value("90")
+    await expect(card.get_by_label("Idle timeout unit")).to_have_value("seconds")
+    await card.get_by_label("Idle timeout", exact=True).fill("2")
+    await card.get_by_label("Idle timeout unit").select_option("minutes")
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(card).to_contain_text("Now: at most 3601 seconds, ending after 2 minutes")
+    # a card whose limits are whole minutes offers no seconds
+    mobile = page.locator('.settings-card[data-session-type="mobile"]')
+    units = mobile.get_by_label("Idle timeout unit").locator("option")
+    await expect(units).to_have_text(["minutes", "hours", "days"])
+
+
 async def test_after_an_unknown_answer_a_change_another_admin_made_meanwhile_is_not_undone(
     stack: Stack, page: Page
 ) -> None:
@@ -150,21 +199,16 @@ async def test_after_an_unknown_answer_a_change_another_admin_made_meanwhile_is_
     other = issue_dev_token(stack.settings, "admin-2", tenant.tenant_id)
     puts: list[int] = []
 
-    async def answer_lost_while_another_admin_saves(route: Route) -> None:
-        puts.append(1)
-        if len(puts) > 1:
-            await route.continue_()
-            return
-        served = await route.fetch()  # stored
-        assert served.status == 200, await served.text()
+    async def another_admin_saves() -> None:
         async with stack.api(Tenant(tenant.tenant_id, other)) as api:
             mobile = {"max_session_seconds": 7200, "idle_timeout_seconds": 900}
             assert (
                 await api.put("/api/v1/settings/sessions/mobile", json=mobile)
             ).status_code == 200
-        await route.fulfill(status=503, json={"detail": "lost", "reason": "outcome_unknown"})
 
-    await page.route("**/api/v1/settings/sessions/browser", answer_lost_while_another_admin_saves)
+    await page.route(
+        "**/api/v1/settings/sessions/browser", first_answer_lost(puts, another_admin_saves)
+    )
     await page.goto(stack.page_url(tenant.token))
     await page.get_by_role("link", name="Session settings").click()
     card = page.locator('.settings-card[data-session-type="browser"]')
@@ -191,17 +235,7 @@ async def test_a_settings_change_whose_answer_is_unknown_may_be_saved_and_is_sav
     tenant = stack.tenant()
     puts: list[int] = []
 
-    async def answer_lost(route: Route) -> None:
-        puts.append(1)
-        if len(puts) > 1:
-            await route.continue_()
-            return
-        served = await route.fetch()
-        assert served.status == 200, await served.text()
-        detail = "the settings were published to login services, but storing them failed"
-        await route.fulfill(status=503, json={"detail": detail, "reason": "outcome_unknown"})
-
-    await page.route("**/api/v1/settings/sessions/browser", answer_lost)
+    await page.route("**/api/v1/settings/sessions/browser", first_answer_lost(puts))
     await page.goto(stack.page_url(tenant.token))
     await page.get_by_role("link", name="Session settings").click()
     card = page.locator('.settings-card[data-session-type="browser"]')

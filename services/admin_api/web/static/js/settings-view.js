@@ -20,10 +20,18 @@ const UNITS = [
   ["days", 86400],
 ];
 
+/** @type {[string, number]} for a limit set (by the API) in seconds that are no whole minutes */
+const SECONDS = ["seconds", 1];
+
+/** The units a limit of `seconds` is edited in: seconds too when it is no whole minutes. */
+function unitsFor(/** @type {number} */ seconds) {
+  return seconds % 60 === 0 ? UNITS : [SECONDS, ...UNITS];
+}
+
 /** The largest unit that divides `seconds` exactly: [amount, unit]. */
 function split(/** @type {number} */ seconds) {
-  for (const [unit, size] of [...UNITS].reverse()) if (seconds % size === 0) return [seconds / size, unit];
-  return [seconds / 60, "minutes"];
+  for (const [unit, size] of [...unitsFor(seconds)].reverse()) if (seconds % size === 0) return [seconds / size, unit];
+  return [seconds, "seconds"];
 }
 
 /** "30 days", "8 hours". */
@@ -130,16 +138,17 @@ export class SettingsView {
     const id = `settings-${item.session_type}`;
     const field = (/** @type {string} */ name, /** @type {string} */ text, /** @type {number} */ seconds) => {
       const [amount, unit] = split(seconds);
+      const units = unitsFor(seconds);
       const number = el("input", { type: "number", id: `${id}-${name}`, min: "1", step: "1", value: String(amount), class: "number", required: true });
       const select = el(
         "select",
         { id: `${id}-${name}-unit`, class: "select", "aria-label": `${text} unit` },
-        UNITS.map(([u]) => el("option", { value: u, selected: u === unit }, u)),
+        units.map(([u]) => el("option", { value: u, selected: u === unit }, u)),
       );
       return {
         node: el("div", { class: "field" }, el("label", { for: number.id }, text), el("div", { class: "inline" }, number, select)),
         read: () => {
-          const size = UNITS.find(([u]) => u === select.value)?.[1] ?? 60;
+          const size = units.find(([u]) => u === select.value)?.[1] ?? 60;
           const value = Number(number.value);
           return Number.isInteger(value) && value > 0 ? value * size : NaN;
         },
