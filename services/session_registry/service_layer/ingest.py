@@ -185,10 +185,15 @@ async def record_given_up(
 
 
 Item = tuple[
-    TopicPartitionKey, int, "SessionEvent | TerminateSessions | DeadLetter", "Record | None", bool
+    TopicPartitionKey,
+    int,
+    "SessionEvent | TerminateSessions | DeadLetter",
+    "Record | None",
+    bool,
+    "bool | None",
 ]
-"""One decoded record: where it is, what it holds, the record, and whether it is a creation
-dated ahead of its append time (`Decoded.dated_ahead`)."""
+"""One decoded record: where it is, what it holds, the record, whether it is a creation dated
+ahead of its append time (`Decoded.dated_ahead`), and its partition's `producer_dated`."""
 
 
 def _items(decoded: dict[TopicPartitionKey, Decoded]) -> list[Item]:
@@ -197,16 +202,17 @@ def _items(decoded: dict[TopicPartitionKey, Decoded]) -> list[Item]:
         records: list[Record | None] = part.records or [None] * len(part.offsets)
         ahead = set(part.dated_ahead)
         for offset, message, record in zip(part.offsets, part.messages, records, strict=True):
-            items.append((tp, offset, message, record, offset in ahead))
+            items.append((tp, offset, message, record, offset in ahead, part.producer_dated))
     return items
 
 
 def _regroup(items: Sequence[Item]) -> dict[TopicPartitionKey, Decoded]:
-    """`items` by partition again, with their creations dated ahead: counted and named when a
-    batch is applied by halves too (they were lost there: a review, stop 71)."""
+    """`items` by partition again, with their creations dated ahead and who dated the events:
+    counted, named and gauged when a batch is applied by halves too (they were lost there:
+    reviews, stop 71)."""
     decoded: dict[TopicPartitionKey, Decoded] = {}
-    for tp, offset, message, record, ahead in items:
-        part = decoded.setdefault(tp, Decoded())
+    for tp, offset, message, record, ahead, producer_dated in items:
+        part = decoded.setdefault(tp, Decoded(producer_dated=producer_dated))
         part.offsets.append(offset)
         part.messages.append(message)
         part.records.append(record)
@@ -377,7 +383,7 @@ class Ingestor:
         the one record that fails alone. O(log n) transactions per such record."""
         live = [i for i, item in enumerate(items) if not isinstance(item[2], DeadLetter)]
         if len(live) == 1 and items[live[0]][3] is not None:
-            tp, offset, _, record, _ = items[live[0]]
+            tp, offset, _, record, _, dated_by = items[live[0]]
             assert record is not None
             reason = refusal(exc)
             log.warning(
@@ -394,7 +400,7 @@ class Ingestor:
             if isinstance(message, TerminateSessions):
                 letter = dataclasses.replace(letter, given_up=message)
             items = list(items)
-            items[live[0]] = (tp, offset, letter, record, False)  # dead-lettered: not counted
+            items[live[0]] = (tp, offset, letter, record, False, dated_by)  # not counted
             batch = _regroup(items)
             return _warned(await UnitOfWork(self._store).run(lambda uow: self._apply(uow, batch)))
         if len(live) <= 1:

@@ -571,7 +571,7 @@ async def test_a_record_that_trips_a_python_error_is_dead_lettered_and_the_rest_
     assert await stored_positions(engine, "fussy") == log.ends()
 
 
-async def test_a_batch_applied_by_halves_still_counts_and_names_its_creations_dated_ahead(
+async def test_a_batch_applied_by_halves_still_counts_names_and_gauges_its_creations(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     # split around a record that fails alone, a batch lost its creations dated ahead: neither
@@ -591,6 +591,7 @@ async def test_a_batch_applied_by_halves_still_counts_and_names_its_creations_da
     with caplog.at_level(logging.WARNING, logger=ingest_module.__name__):
         outcome = await ingestor.ingest(batch_of(records))
     assert (outcome.dead_letters, outcome.dated_ahead) == (1, 4)  # the boom record not counted
+    assert outcome.producer_dated is False  # the broker dated them: said by the halves too
     said = [r.getMessage() for r in caplog.records if "dated after the broker" in r.getMessage()]
     assert said and all("tenant acme, session " in line for line in said)
 
