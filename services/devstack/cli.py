@@ -139,15 +139,21 @@ def keep_private(database: Path) -> None:
         database.with_name(f"{database.name}-shm"),
     ):
         with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mode & 0o077:
-                try:
-                    path.chmod(0o600)
-                except PermissionError:  # another user's (a `sudo ... migrate`): said, kept
-                    typer.echo(
-                        f"session-control dev: {path} is readable by more than its owner, "
-                        "and not yours to change: chmod 600 it",
-                        err=True,
-                    )
+            _owner_only(path)
+
+
+def _owner_only(path: Path) -> None:
+    """`path` made 0600 if others may read it; said, not a traceback, when it is another
+    user's (a `sudo ... migrate`) and so not this one's to change."""
+    if path.stat().st_mode & 0o077:
+        try:
+            path.chmod(0o600)
+        except PermissionError:
+            typer.echo(
+                f"session-control dev: {path} is readable by more than its owner, and not "
+                "yours to change: chmod 600 it",
+                err=True,
+            )
 
 
 def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:
@@ -169,15 +175,8 @@ def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:
                 os.link(temporary, path)
         finally:
             os.unlink(temporary)
-    elif path.stat().st_mode & 0o077:
-        try:
-            path.chmod(0o600)  # from an older devstack, which created it readable, then chmod-ed
-        except PermissionError:  # another user's: said, not a traceback
-            typer.echo(
-                f"session-control dev: {path} is readable by more than its owner, and not "
-                "yours to change: chmod 600 it",
-                err=True,
-            )
+    else:
+        _owner_only(path)  # from an older devstack, which created it readable, then chmod-ed
     return path.read_text().strip()
 
 
