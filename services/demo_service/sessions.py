@@ -101,10 +101,6 @@ class SessionBook:
             evicted.append(self._sessions.popitem(last=False)[1])
         return evicted
 
-    def get(self, credential: str) -> DemoSession | None:
-        """The session of this credential as remembered, active or not, without using it."""
-        return self._sessions.get(credential)
-
     def use(self, credential: str, now: datetime) -> DemoSession | None:
         """The active session of this credential, marked as used now; None if unknown or
         ended."""

@@ -5,6 +5,7 @@ the registry would list is one a user holds. Each case from a review of the demo
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
@@ -79,7 +80,7 @@ async def test_a_sign_out_in_an_outage_is_done_at_once_and_sent_when_the_broker_
     sink.hold = True
     async with asyncio.timeout(5):
         await sign_in.sign_out(credential)  # returns after publish_within, not the outage
-    assert sign_in._book.get(credential) is None
+    assert sign_in._book.use(credential, datetime.now(UTC)) is None
     sink.release.set()
     await sign_in.drain(5)
     ended = [e for e in sink.published if isinstance(e, SessionTerminated)]
@@ -96,12 +97,13 @@ async def test_signing_in_again_ends_the_session_replaced_once_the_new_one_is_op
     sink.hold = True
     with pytest.raises(SignInUnrecorded):
         await sign_in.sign_in("Ada", SessionType.browser, "10.0.0.1", None, replacing=first)
-    assert sign_in._book.get(first) is not None  # still the visitor's
+    assert sign_in._book.use(first, datetime.now(UTC)) is not None  # still the visitor's
     sink.hold = False
     sink.release.set()
     second = await sign_in.sign_in("Ada", SessionType.browser, "10.0.0.1", None, replacing=first)
     await sign_in.drain(5)
-    assert sign_in._book.get(first) is None and sign_in._book.get(second.credential) is second
+    assert sign_in._book.use(first, datetime.now(UTC)) is None
+    assert sign_in._book.use(second.credential, datetime.now(UTC)) is second
     ended = [e.session_id for e in sink.published if isinstance(e, SessionTerminated)]
     assert session_handle(TENANT, first) in ended
     assert second.handle not in ended
