@@ -3,7 +3,9 @@
 Kafka must already run (`deploy/run.sh` starts it). This creates the topics, brings the
 SQLite read model to the current schema, starts the registry, the admin API and the demo
 platform service (behind the auth gateway) as child processes, publishes demo sessions
-through the real event path, and prints the admin URL with a development admin token.
+through the real event path, and prints the admin URL with a development admin token. It binds
+the admin API's and the demo service's ports itself, first, and hands the sockets over, so the
+printed link is answered by the stack or not printed at all.
 
 SIGTERM, SIGINT (Ctrl-C) and SIGHUP (unless ignored from the start, as under `nohup`) stop it
 the same way: every child gets SIGTERM, what is left after `STOP_GRACE_SECONDS` gets SIGKILL,
@@ -22,6 +24,7 @@ import os
 import pwd
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -180,13 +183,49 @@ def dev_secret(state_dir: Path, name: str = "dev-jwt-secret") -> str:
     return path.read_text().strip()
 
 
+class PortTaken(Exception):
+    """A port the stack serves on is held by another process."""
+
+
+def listening_socket(port: int, option: str) -> socket.socket:
+    """A socket bound to 127.0.0.1:`port` and listening, for a uvicorn child to serve on
+    (`--fd`): devstack holds the port before it prints a link with a token, so no other
+    process can answer that link. Had the child bound it, a process already listening there
+    would have answered the readiness check and the printed link (a review, stop 71: the
+    admin page reads the token from the link). `option` is the flag that moves the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # as uvicorn binds: a connection in TIME_WAIT does not keep the next start out, and a
+        # process listening on the port does (Linux refuses a second listener either way)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # inherited by the connections accepted on it (Linux), as uvicorn sets on each
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise PortTaken(
+            f"127.0.0.1:{port} is in use ({exc.strerror}): stop what listens there, or "
+            f"choose another with {option}"
+        ) from None
+    return sock
+
+
 def _open_log(path: Path) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.fchmod(fd, 0o600)  # a log an older devstack left readable by others
     return fd
 
 
-async def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Process:
+async def _spawn(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    logs: Path,
+    serving_on: socket.socket | None = None,
+) -> Process:
+    """Start `python ARGS` as `name`, its output into its log; `serving_on` is passed to it
+    as the same descriptor number (uvicorn's `--fd`)."""
     log = _open_log(logs / f"{name}.log")
     try:
         return await asyncio.create_subprocess_exec(
@@ -199,6 +238,7 @@ async def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) ->
             stderr=asyncio.subprocess.STDOUT,
             # Ctrl-C in the terminal reaches devstack only, which stops the children in order
             start_new_session=True,
+            pass_fds=() if serving_on is None else (serving_on.fileno(),),
         )
     finally:
         os.close(log)
@@ -227,11 +267,33 @@ def _first_exited(children: list[Process]) -> str | None:
     return next((f"process {c.pid}" for c in children if c.returncode is not None), None)
 
 
-async def _run(stack: Stack, demo_sessions: int) -> int | None:
+@dataclass(frozen=True)
+class Listeners:
+    """The sockets devstack bound for the admin API and the demo service to serve on."""
+
+    admin: socket.socket
+    demo: socket.socket
+
+    @classmethod
+    def bound(cls, stack: Stack) -> Listeners:
+        """Both ports held, or `PortTaken` naming the first held by another process."""
+        admin = listening_socket(stack.admin_port, "--admin-port")
+        try:
+            return cls(admin, listening_socket(stack.demo_port, "--demo-port"))
+        except PortTaken:
+            admin.close()
+            raise
+
+    def close(self) -> None:
+        self.admin.close()
+        self.demo.close()
+
+
+async def _run(stack: Stack, demo_sessions: int, listeners: Listeners) -> int | None:
     """Serve until a child exits or a stop signal comes, then stop every child; the signal."""
     loop = asyncio.get_running_loop()
     children: list[Process] = []
-    serving = asyncio.create_task(_serve(stack, demo_sessions, children))
+    serving = asyncio.create_task(_serve(stack, demo_sessions, children, listeners))
     received: list[int] = []
 
     def on_signal(signum: int) -> None:
@@ -260,7 +322,9 @@ async def _run(stack: Stack, demo_sessions: int) -> int | None:
     return received[0] if received else None
 
 
-async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> None:
+async def _serve(
+    stack: Stack, demo_sessions: int, children: list[Process], listeners: Listeners
+) -> None:
     """Start the children (into `children`, which the caller stops) and run until one exits."""
     jwt_secret = dev_secret(stack.state_dir)
     env = stack.environment(jwt_secret)
@@ -270,9 +334,8 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
     await upgrade_schema(stack.database_url)
     # --no-proxy-headers: the client address is the peer's (docs/gateway.md, trusted proxies);
     # --http: a request head past 64 KiB is refused (431), not gathered without bound
-    host = [
-        "--host",
-        "127.0.0.1",
+    # --fd: the socket devstack bound on 127.0.0.1 (`listening_socket`)
+    serve = [
         "--log-level",
         "warning",
         "--factory",
@@ -288,29 +351,14 @@ async def _serve(stack: Stack, demo_sessions: int, children: list[Process]) -> N
     children.append(
         await _spawn("registry", ["-m", "session_registry", "run"], env | signing, logs)
     )
-    children.append(
-        await _spawn(
-            "admin-api",
-            ["-m", "uvicorn", *host, "--port", str(stack.admin_port), "admin_api.app:app_from_env"],
-            env,
-            logs,
+    for name, sock, factory in (
+        ("admin-api", listeners.admin, "admin_api.app:app_from_env"),
+        ("demo-service", listeners.demo, "demo_service.app:app_from_env"),
+    ):
+        fd = ["--fd", str(sock.fileno())]
+        children.append(
+            await _spawn(name, ["-m", "uvicorn", *serve, *fd, factory], env, logs, serving_on=sock)
         )
-    )
-    children.append(
-        await _spawn(
-            "demo-service",
-            [
-                "-m",
-                "uvicorn",
-                *host,
-                "--port",
-                str(stack.demo_port),
-                "demo_service.app:app_from_env",
-            ],
-            env,
-            logs,
-        )
-    )
     exited = functools.partial(_first_exited, children)
     await wait_http_ok(f"{stack.admin_url}/readyz", "admin API", exited)
     await wait_http_ok(f"{stack.demo_url}/healthz", "demo service", exited)
@@ -441,10 +489,17 @@ def dev(
         registry_port=registry_port,
     )
     try:
-        received = asyncio.run(_run(stack, demo_sessions))
+        listeners = Listeners.bound(stack)
+    except PortTaken as refused:
+        typer.echo(f"session-control dev: {refused}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        received = asyncio.run(_run(stack, demo_sessions, listeners))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
         _say("stopped")
         raise SystemExit(128 + signal.SIGINT) from None
+    finally:
+        listeners.close()
     if received is not None:
         _say(f"stopped ({signal.Signals(received).name})")
         # end the way the signal ends a process (status 128+n to a shell; a clean stop to a

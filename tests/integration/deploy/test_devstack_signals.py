@@ -230,3 +230,39 @@ async def test_on_topics_made_before_the_broker_dated_events_devstack_says_how_t
         "--add-config message.timestamp.type=LogAppendTime\n"
     ) in banner
     assert banner.count("warning:") == 1, banner
+
+
+@pytest.mark.parametrize("held", ["admin", "demo"])
+async def test_a_port_another_process_listens_on_is_refused_before_any_token_is_printed(
+    held: str, kafka_bootstrap: str, tmp_path: Path, unmade_topics: Topics
+) -> None:
+    # a squatter answering 200 to anything: had a child bound the port itself, the squatter
+    # would have answered the readiness check, and the printed link (its `#token=`) would
+    # have opened the squatter's page
+    asked: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readline())
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    squatter = await asyncio.start_server(answer, "127.0.0.1", 0)
+    taken = squatter.sockets[0].getsockname()[1]
+    ports = (taken, free_port()) if held == "admin" else (free_port(), taken)
+    async with squatter:
+        devstack = await _start_devstack(
+            kafka_bootstrap, tmp_path / "state", ports, topics=unmade_topics
+        )
+        try:
+            async with asyncio.timeout(START_WITHIN):
+                printed, _ = await devstack.communicate()
+        finally:
+            if devstack.returncode is None:
+                devstack.kill()
+                await devstack.wait()
+    said = printed.decode()
+    assert devstack.returncode == 2, said
+    assert f"127.0.0.1:{taken} is in use" in said and f"--{held}-port" in said, said
+    assert "Admin page" not in said and "token" not in said.lower(), said
+    assert asked == [], "the squatter was asked"
