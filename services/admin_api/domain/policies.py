@@ -24,8 +24,10 @@ class PolicyChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_session_seconds: int = Field(ge=MIN_SECONDS, le=MAX_SECONDS)
-    idle_timeout_seconds: int = Field(ge=MIN_SECONDS, le=MAX_SECONDS)
+    # strict: a JSON integer only, as the document says; "3600", 3600.0 and true were taken
+    # as numbers, and a client's bug (a form's text sent as it is) passed unseen
+    max_session_seconds: int = Field(ge=MIN_SECONDS, le=MAX_SECONDS, strict=True)
+    idle_timeout_seconds: int = Field(ge=MIN_SECONDS, le=MAX_SECONDS, strict=True)
 
     @model_validator(mode="after")
     def _idle_within_max(self) -> Self:

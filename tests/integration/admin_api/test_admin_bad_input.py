@@ -210,3 +210,22 @@ async def test_a_body_that_repeats_a_key_is_refused_naming_it(
     )
     assert response.status_code == 422, response.text
     assert f'the key \\"{key}\\" is given twice' in response.text
+
+
+@pytest.mark.parametrize(
+    "value", ["3600", 3600.0, True, "3.6e3"], ids=["string", "float", "bool", "exponent"]
+)
+async def test_a_limit_that_is_no_json_integer_is_refused_and_nothing_changes(
+    client: httpx.AsyncClient, auth: dict[str, str], value: object
+) -> None:
+    """The document says integer; `"3600"` and `3600.0` were taken as 3600 (a review, stop 71):
+    a client's bug, such as a form's text sent as it is, passed unseen."""
+    before = (await client.get("/api/v1/settings/sessions", headers=auth)).json()
+    response = await client.put(
+        "/api/v1/settings/sessions/browser",
+        json={"max_session_seconds": value, "idle_timeout_seconds": 600},
+        headers=auth,
+    )
+    assert response.status_code == 422, response.text
+    assert "max_session_seconds" in response.text and "integer" in response.text
+    assert (await client.get("/api/v1/settings/sessions", headers=auth)).json() == before
