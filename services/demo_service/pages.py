@@ -152,6 +152,7 @@ async def sign_in(request: Request, context: Context) -> Response:
             client_ip(request),
             request.headers.get("user-agent"),
             replacing=request.cookies.get(settings.gateway_cookie_name),
+            browser=request.cookies.get(FORM_COOKIE),
         )
     except (PolicyUnavailable, SignInUnrecorded, KafkaError):
         form = _sign_in_form("Sign-in is unavailable for a moment: try again shortly.", 503)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 import unicodedata
@@ -92,6 +93,10 @@ class SessionBook:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
     def add(self, session: DemoSession) -> list[DemoSession]:
         """Remember a new session; the sessions let go to make room (the least recently used),
         which the caller must end on the platform too."""
@@ -158,6 +163,10 @@ class SignIn:
         self._publish_within = publish_within
         self._ending: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._order = itertools.count()
+        self._browsers: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        """Per browser (`sign_in`'s `browser`): the order and the credential of its latest
+        sign-in, at most as many as the book holds."""
 
     async def sign_in(
         self,
@@ -166,11 +175,16 @@ class SignIn:
         ip_address: str,
         user_agent: str | None,
         replacing: str | None = None,
+        browser: str | None = None,
     ) -> DemoSession:
         """Open a session, publish `session.created`, and remember it once the broker has it.
         `user_agent` as the request gave it: made to fit the contract (`user_agent_text`).
         `replacing`: the credential the client held until now, signed out once this one is
-        open. Raises SignInUnrecorded when the broker does not take it in time."""
+        open. `browser`: what tells the client's cookie jar from others (the sign-in page's
+        cookie), which holds one session cookie: of its sign-ins, the one started last is kept
+        and the others are ended (`_one_per_browser`). Raises SignInUnrecorded when the broker
+        does not take it in time."""
+        order = next(self._order)
         if len(self._ending) >= MAX_PENDING_ENDS:
             raise SignInUnrecorded(
                 f"{len(self._ending)} terminations are waiting for the event log"
@@ -221,7 +235,28 @@ class SignIn:
         if replacing is not None and (replaced := self._book.forget(replacing)) is not None:
             log.info("session %s replaced by a new sign-in: ended", replaced.handle)
             self._end_later(replacing)
+        if browser is not None:
+            self._one_per_browser(browser, order, credential)
         return session
+
+    def _one_per_browser(self, browser: str, order: int, credential: str) -> None:
+        """A browser keeps one session cookie, so of two sign-ins from it (a form sent twice,
+        two tabs' forms) only the one started later is held; the other was held by no one and
+        listed until its idle timeout (a review, stop 71). Ended here, whichever finished
+        first. `replacing` cannot see it: both requests carried the cookie from before."""
+        held = self._browsers.get(browser)
+        unheld: str | None
+        if held is not None and held[0] > order:  # a later sign-in of this browser is open
+            unheld = credential
+        else:
+            self._browsers[browser] = (order, credential)
+            self._browsers.move_to_end(browser)
+            while len(self._browsers) > self._book.capacity:
+                self._browsers.popitem(last=False)
+            unheld = None if held is None else held[1]
+        if unheld is not None and (ended := self._book.forget(unheld)) is not None:
+            log.info("session %s replaced by a later sign-in of its browser: ended", ended.handle)
+            self._end_later(unheld)
 
     async def sign_out(self, credential: str) -> None:
         """Forget the session and publish `session.terminated` (reason `logout`), waiting up to

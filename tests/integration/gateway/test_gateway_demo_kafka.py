@@ -517,6 +517,44 @@ async def test_signing_in_again_signs_the_previous_session_out_and_a_cross_site_
     assert sorted(by_session.values()) == [["session.created"]] * 2  # and the plain one
 
 
+async def test_a_sign_in_form_sent_twice_at_once_leaves_one_session_listed(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
+) -> None:
+    """A double-clicked Sign in: both requests carry the cookies from before, so neither
+    replaced the other, and the session whose cookie the browser dropped stayed listed, held
+    by no one (a review, stop 71). Now the page's cookie tells the browser: one is ended."""
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        assert (await client.get("/signin", headers=HTML)).status_code == 200
+        page = client.cookies["sid_form"]
+        form = {
+            **HTML,
+            "content-type": "application/x-www-form-urlencoded",
+            "cookie": f"sid_form={page}",
+        }
+        async with httpx.AsyncClient(base_url=client.base_url, timeout=10) as browser:
+            answers = await asyncio.gather(
+                *(browser.post("/signin", content="user_name=Ada", headers=form) for _ in "ab")
+            )
+            assert [a.status_code for a in answers] == [303, 303]
+            held = [a.cookies["sid"] for a in answers]
+            signed_in = []
+            for credential in held:
+                me = await browser.get("/api/me", headers={"cookie": f"sid={credential}"})
+                signed_in.append(me.status_code == 200)
+    assert sorted(signed_in) == [False, True], signed_in
+    # all of it: the demo's stop sent what it held; /api/me's activity is left out
+    events = [decode_event(v) for _, v in await read_topic(topics.events)]
+    by_session: dict[str, list[str]] = {}
+    for event in events:
+        if event.type != "session.activity":
+            by_session.setdefault(event.session_id, []).append(event.type)
+    kept, dropped = (held[0], held[1]) if signed_in[0] else (held[1], held[0])
+    assert by_session == {
+        handle(kept): ["session.created"],
+        handle(dropped): ["session.created", "session.terminated"],
+    }
+
+
 async def test_new_sessions_get_the_tenant_settings_published_by_the_admin_api(
     kafka_bootstrap: str, topics: Topics, serve: Serve, read_topic: ReadTopic
 ) -> None:

@@ -243,3 +243,48 @@ async def test_a_user_agent_any_client_can_send_is_recorded_never_a_failed_sign_
 )
 def test_user_agent_text(header: str | None, text: str | None) -> None:
     assert user_agent_text(header) == text
+
+
+def _ended(sink: Sink) -> list[str]:
+    return [e.session_id for e in sink.published if isinstance(e, SessionTerminated)]
+
+
+async def test_a_form_sent_twice_keeps_the_later_session_and_ends_the_other() -> None:
+    # both requests carried the cookies from before (no session yet, one sign-in page cookie):
+    # the browser kept the second answer's cookie, and the first session, held by no one,
+    # stayed listed until its idle timeout (a review, stop 71)
+    sink = Sink()
+    sign_in = _sign_in(sink)
+    first = await sign_in.sign_in("Ada", SessionType.browser, "10.0.0.1", None, browser="form-1")
+    second = await sign_in.sign_in("Ada", SessionType.browser, "10.0.0.1", None, browser="form-1")
+    other = await sign_in.sign_in("Bob", SessionType.browser, "10.0.0.2", None, browser="form-2")
+    await sign_in.drain(5)
+    now = datetime.now(UTC)
+    assert sign_in._book.use(first.credential, now) is None
+    assert sign_in._book.use(second.credential, now) is second
+    assert sign_in._book.use(other.credential, now) is other  # another browser's: kept
+    assert _ended(sink) == [first.handle]
+
+
+async def test_of_two_sign_ins_of_a_browser_the_later_started_is_kept_whichever_ends_first() -> (
+    None
+):
+    # the first request's creation is slow to be taken, the second's is not: the browser holds
+    # the second's cookie (the first navigation was abandoned), so the first is ended when it
+    # opens, not the second
+    sink = Sink()
+    sign_in = _sign_in(sink)
+    sink.hold = True
+    slow = asyncio.create_task(
+        sign_in.sign_in("Ada", SessionType.browser, "10.0.0.1", None, browser="form-1")
+    )
+    await asyncio.wait_for(sink.queued.wait(), 5)
+    sink.hold = False
+    later = await sign_in.sign_in("Ada", SessionType.browser, "10.0.0.1", None, browser="form-1")
+    sink.release.set()
+    earlier = await asyncio.wait_for(slow, 5)
+    await sign_in.drain(5)
+    now = datetime.now(UTC)
+    assert sign_in._book.use(later.credential, now) is later
+    assert sign_in._book.use(earlier.credential, now) is None
+    assert _ended(sink) == [earlier.handle]
