@@ -345,7 +345,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 class SessionFilter(Frozen):
     """Which sessions: the filter object of the list API, also carried by terminate commands.
 
-    Every condition given must hold; an empty filter matches every listed session.
+    Every condition given must hold; an empty filter matches every listed session, and so
+    does `session_type: []` (no condition: the admin API refuses it in a termination).
     """
 
     q: SearchText | None = Field(
