@@ -14,6 +14,9 @@ the originals accept and give the same value for it:
   the fast path `_timestamp` takes itself; every other timestamp is refused here;
 - `schema_version`: a JSON integer (strict), then the literal, and **required**: the checked
   path refuses a record without it, which the fast path used to test per record;
+- `type`: **required** too, for the same reason. A command, revocation or settings record
+  without it was accepted here when its times ended in `Z`, and refused by the checked path
+  otherwise (a review, stop 72); events always needed it (their union is tagged by it);
 - one line of text: the same characters refused, by a pattern (`ONE_LINE_PATTERN`).
 
 Whatever the fast validator refuses takes the codec's checked path, which gives the model or
@@ -59,6 +62,12 @@ def _rewritten(schema: CoreSchema) -> tuple[CoreSchema, list[type]]:
         kind = node.get("type")
         if kind == "model":
             classes.append(node["cls"])
+        if kind == "model-fields" and _is_literal_default(node["fields"].get("type")):
+            # `type` required, as the checked path insists: a command, revocation or settings
+            # record without it was accepted here, and refused there (a review, stop 72)
+            field = node["fields"]["type"]
+            required = {**field, "schema": field["schema"]["schema"]}
+            node = {**node, "fields": {**node["fields"], "type": required}}
         if kind == "model-field" and _is_version(node["schema"]):
             return {**node, "schema": _strict_version(node["schema"]["schema"])}
         if kind in ("function-wrap", "function-before", "function-after"):
@@ -80,6 +89,12 @@ def _rewritten(schema: CoreSchema) -> tuple[CoreSchema, list[type]]:
         return {key: walk(value) for key, value in node.items()}
 
     return walk(schema), classes
+
+
+def _is_literal_default(field: dict[str, Any] | None) -> bool:
+    """A model's `type` field: a literal under its default."""
+    schema = {} if field is None else field["schema"]
+    return schema.get("type") == "default" and schema["schema"].get("type") == "literal"
 
 
 def _is_version(schema: dict[str, Any]) -> bool:
