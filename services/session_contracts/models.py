@@ -19,11 +19,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from session_contracts.addresses import contract_ip
 from session_contracts.handles import HANDLE_LENGTH, HANDLE_PATTERN
@@ -41,7 +44,14 @@ def _exact_version(value: object) -> object:
     return value
 
 
-Version = Annotated[Literal[3], BeforeValidator(_exact_version)]
+Version = Annotated[
+    Literal[3],
+    BeforeValidator(_exact_version),
+    Field(
+        description="The contract version the record is written in: the JSON integer literal "
+        "itself (`3`; `3.0` and `true` are refused, though JSON Schema's `const` takes `3.0`)."
+    ),
+]
 
 TenantId = Annotated[
     str,
@@ -269,8 +279,28 @@ class ExpiryReason(StrEnum):
     idle = "idle"
 
 
+ENVELOPE_FIELDS = ("type", "schema_version")
+"""Every record's, required on the wire though the models default them (their builders fill
+them in): `codec` refuses a record without either."""
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The JSON Schema with `type` and `schema_version` required: pydantic leaves out a
+        field with a default, and the published schemas let a record leave them out, which
+        every reader refuses (a producer written from the schemas was dead-lettered; a review
+        of the contract, stop 72)."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        given = schema.get("properties", {})
+        missing = [f for f in ENVELOPE_FIELDS if f in given and f not in schema.get("required", [])]
+        if missing:
+            schema["required"] = [*missing, *schema.get("required", [])]
+        return schema
 
 
 class SessionPolicy(Frozen):
@@ -397,7 +427,12 @@ def _one_target_schema(filter_requires: list[str]) -> dict[str, Any]:
             },
             {
                 "required": ["filter", *filter_requires],
-                "properties": {"filter": {"type": "object"}, "session_ids": {"type": "null"}},
+                "properties": {
+                    "filter": {"type": "object"},
+                    "session_ids": {"type": "null"},
+                    # required is only there: `null` is no moment (a review, stop 72)
+                    **{field: {"type": "string"} for field in filter_requires},
+                },
             },
         ]
     }

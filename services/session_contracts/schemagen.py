@@ -95,8 +95,11 @@ def contract_broker(topics: Topics) -> KafkaBroker:
         topics.dead_letters,
         title=f"{topics.dead_letters}:original record",
         description="Records the registry could not apply, with the original key, value and "
-        "headers, plus headers `dlq.reason`, `dlq.source.topic`, `dlq.source.partition`, "
-        "`dlq.source.offset`, `dlq.consumer`.",
+        "headers (each cut to 256 KiB), plus headers `dlq.reason`, `dlq.source.topic`, "
+        "`dlq.source.partition`, `dlq.source.offset`, `dlq.consumer`, and when the copy is cut "
+        "or empty `dlq.value.size`, `dlq.key.size`, `dlq.headers.dropped`, `dlq.value.null`. "
+        "The registry's headers come after the original ones: read the last header of each "
+        "`dlq.*` name, since a producer may have sent its own.",
         schema=bytes,
     )
     broker.publisher(

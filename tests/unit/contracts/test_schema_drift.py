@@ -34,3 +34,25 @@ def test_every_message_has_a_schema_and_a_channel() -> None:
         "sessions.settings",
     }
     assert set(schemagen.json_schemas()) == {f"{m}.schema.json" for m in schemagen.MESSAGES}
+
+
+def test_every_schema_requires_what_every_reader_requires() -> None:
+    """`type` and `schema_version` were optional in the published schemas (the models default
+    them), while the codec refuses a record without either: a producer written from the
+    schemas left them out and was dead-lettered (a review of the contract, stop 72). The
+    AsyncAPI document's payloads say the same."""
+    payloads = schemagen.asyncapi_document()["components"]["schemas"]
+    for name, schema in schemagen.json_schemas().items():
+        assert {"type", "schema_version"} <= set(schema["required"]), name
+    for name, payload in payloads.items():
+        if "schema_version" in payload.get("properties", {}):
+            assert {"type", "schema_version"} <= set(payload["required"]), name
+
+
+def test_a_command_by_filter_needs_a_moment_in_its_schema_not_only_the_key() -> None:
+    """`"confirmed_at": null` with a filter passed the schema (`required` asks only for the
+    key), and the registry dead-lettered it (a review of the contract, stop 72)."""
+    command = schemagen.json_schemas()["sessions.terminate.schema.json"]
+    by_filter = command["oneOf"][1]
+    assert by_filter["required"] == ["filter", "confirmed_at"]
+    assert by_filter["properties"]["confirmed_at"] == {"type": "string"}
