@@ -56,3 +56,10 @@ def test_a_command_by_filter_needs_a_moment_in_its_schema_not_only_the_key() -> 
     by_filter = command["oneOf"][1]
     assert by_filter["required"] == ["filter", "confirmed_at"]
     assert by_filter["properties"]["confirmed_at"] == {"type": "string"}
+
+
+def test_the_document_declares_no_header_nothing_writes() -> None:
+    """FastStream gave every message a `correlation_id` header, which no service writes or
+    reads (a review of the contract, stop 72)."""
+    messages = schemagen.asyncapi_document()["components"]["messages"]
+    assert messages and all("correlationId" not in m for m in messages.values())
