@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import secrets
 from urllib.parse import parse_qs
 
@@ -88,10 +89,28 @@ def _sign_in_form(error: str = "", status_code: int = 200, ended: str = "") -> H
 
 FORM_COOKIE = "sid_form"
 """Set by the sign-in page, `SameSite=Strict`: a browser sends it with a form posted from this
-site's own pages only."""
+site's own pages only. Served over HTTPS (`SESSIONS_DEMO_COOKIE_SECURE`) it is
+`SECURE_FORM_COOKIE`, which no other host of the site can plant (`form_cookie`)."""
+SECURE_FORM_COOKIE = "__Host-sid_form"
+FORM_VALUE = re.compile(r"[A-Za-z0-9_-]{22}")
+"""The shape of the value the page sets (`secrets.token_urlsafe(16)`). Only such a value pairs a
+browser's sign-ins (`SignIn.sign_in`'s `browser`): the client chooses the cookie, and a map
+keyed by 60 KB values chosen per sign-in held gigabytes (a review, stop 72)."""
 
 
-def _cross_site(request: Request) -> bool:
+def form_cookie(settings: DemoSettings) -> str:
+    """The sign-in page's cookie name: `__Host-` over HTTPS (a review, stop 72: a sibling
+    subdomain could plant `sid_form` for the parent domain, and so choose a visitor's value)."""
+    return SECURE_FORM_COOKIE if settings.demo_cookie_secure else FORM_COOKIE
+
+
+def _browser(request: Request, settings: DemoSettings) -> str | None:
+    """The sign-in page's cookie value, when it is one the page could have set."""
+    value = request.cookies.get(form_cookie(settings))
+    return value if value is not None and FORM_VALUE.fullmatch(value) else None
+
+
+def _cross_site(request: Request, settings: DemoSettings) -> bool:
     """Whether the form may have been posted from another site's page, which could otherwise
     sign a visitor in under a name of its choosing (login CSRF). A browser says where a request
     comes from in `Sec-Fetch-Site`, which no page can set: `same-origin` and `none` (typed, a
@@ -103,15 +122,16 @@ def _cross_site(request: Request) -> bool:
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         return site.lower() not in ("same-origin", "none")
-    return FORM_COOKIE not in request.cookies
+    return form_cookie(settings) not in request.cookies
 
 
 def _with_form_cookie(response: Response, settings: DemoSettings) -> Response:
     response.set_cookie(
-        FORM_COOKIE,
+        form_cookie(settings),
         secrets.token_urlsafe(16),
         max_age=24 * 3600,
-        path="/signin",
+        # a `__Host-` cookie must have the path /; otherwise only the sign-in page needs it
+        path="/" if settings.demo_cookie_secure else "/signin",
         httponly=True,
         samesite="strict",
         secure=settings.demo_cookie_secure,
@@ -130,7 +150,7 @@ async def sign_in(request: Request, context: Context) -> Response:
     """Create a browser session, set its cookie and go home; the session the browser held
     before, if this instance issued it, is signed out once the new one is open (not left for
     its idle timeout)."""
-    if _cross_site(request):
+    if _cross_site(request, context.settings):
         refused = _sign_in_form("Sign in from this site's own sign-in page.", 403)
         return _with_form_cookie(refused, context.settings)  # so that it can, from this one
     body = await request.body()  # RequestLimits bounds it
@@ -152,13 +172,18 @@ async def sign_in(request: Request, context: Context) -> Response:
             client_ip(request),
             request.headers.get("user-agent"),
             replacing=request.cookies.get(settings.gateway_cookie_name),
-            browser=request.cookies.get(FORM_COOKIE),
+            browser=_browser(request, settings),
         )
     except (PolicyUnavailable, SignInUnrecorded, KafkaError):
         form = _sign_in_form("Sign-in is unavailable for a moment: try again shortly.", 503)
         form.headers["retry-after"] = "5"
         return form
     response = RedirectResponse("/home", status_code=303)
+    if not context.sign_in.holds(session.credential):
+        # a later sign-in of this browser is open, and its answer set the cookie the browser
+        # keeps: this one, ended, must not replace it (a review, stop 72: two tabs whose
+        # earlier sign-in finished last left the visitor signed out, the later one unheld)
+        return response
     response.set_cookie(
         settings.gateway_cookie_name,
         session.credential,

@@ -119,6 +119,9 @@ class SessionBook:
         self._sessions.move_to_end(credential)
         return session
 
+    def __contains__(self, credential: object) -> bool:
+        return credential in self._sessions
+
     def forget(self, credential: str) -> DemoSession | None:
         """Drop a session (signed out); return it if it was known."""
         return self._sessions.pop(credential, None)
@@ -238,6 +241,10 @@ class SignIn:
         if browser is not None:
             self._one_per_browser(browser, order, credential)
         return session
+
+    def holds(self, credential: str) -> bool:
+        """Whether the session of `credential` is open here (not ended, replaced or let go)."""
+        return credential in self._book
 
     def _one_per_browser(self, browser: str, order: int, credential: str) -> None:
         """A browser keeps one session cookie, so of two sign-ins from it (a form sent twice,

@@ -288,3 +288,6 @@ async def test_of_two_sign_ins_of_a_browser_the_later_started_is_kept_whichever_
     assert sign_in._book.use(later.credential, now) is later
     assert sign_in._book.use(earlier.credential, now) is None
     assert _ended(sink) == [earlier.handle]
+    # the page sets no cookie for an answer whose session is no longer held: the browser
+    # keeps the later one's (a review, stop 72: it stored the ended one over it)
+    assert sign_in.holds(later.credential) and not sign_in.holds(earlier.credential)
