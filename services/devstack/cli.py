@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import grp
 import os
@@ -204,10 +205,11 @@ def listening_socket(port: int, option: str) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        raise PortTaken(
-            f"127.0.0.1:{port} is in use ({exc.strerror}): stop what listens there, or "
-            f"choose another with {option}"
-        ) from None
+        if exc.errno == errno.EADDRINUSE:
+            cause = "is in use: stop what listens there, or choose another"
+        else:  # a port below 1024 without the right to it, say
+            cause = f"cannot be bound ({exc.strerror}): choose another"
+        raise PortTaken(f"127.0.0.1:{port} {cause} with {option}") from None
     return sock
 
 
@@ -277,6 +279,12 @@ class Listeners:
     @classmethod
     def bound(cls, stack: Stack) -> Listeners:
         """Both ports held, or `PortTaken` naming the first held by another process."""
+        ports = [stack.admin_port, stack.demo_port, stack.registry_port]
+        if len(set(ports)) < len(ports):
+            raise PortTaken(
+                f"--admin-port {ports[0]}, --demo-port {ports[1]} and --registry-port "
+                f"{ports[2]} must differ"
+            )
         admin = listening_socket(stack.admin_port, "--admin-port")
         try:
             return cls(admin, listening_socket(stack.demo_port, "--demo-port"))
@@ -459,10 +467,11 @@ def dev(
         str | None, typer.Option(help="Read model URL (default: SQLite in the state dir).")
     ] = None,
     tenant: Annotated[str, typer.Option(help="The demo tenant.")] = "demo",
-    admin_port: Annotated[int, typer.Option()] = 8000,
-    demo_port: Annotated[int, typer.Option()] = 8001,
+    admin_port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    demo_port: Annotated[int, typer.Option(min=1, max=65535)] = 8001,
     registry_port: Annotated[
-        int, typer.Option(help="The registry's /healthz, /readyz and /metrics.")
+        int,
+        typer.Option(min=1, max=65535, help="The registry's /healthz, /readyz and /metrics."),
     ] = 9180,
     demo_sessions: Annotated[int, typer.Option(help="Demo sessions to publish.")] = 60,
 ) -> None:
