@@ -98,8 +98,9 @@ def contract_broker(topics: Topics) -> KafkaBroker:
         "headers (each cut to 256 KiB), plus headers `dlq.reason`, `dlq.source.topic`, "
         "`dlq.source.partition`, `dlq.source.offset`, `dlq.consumer`, and when the copy is cut "
         "or empty `dlq.value.size`, `dlq.key.size`, `dlq.headers.dropped`, `dlq.value.null`. "
-        "The registry's headers come after the original ones: read the last header of each "
-        "`dlq.*` name, since a producer may have sent its own.",
+        "The registry's headers start at the last `dlq.reason`, after the original ones: read "
+        "every `dlq.*` header from there on and none before it, since a producer may have "
+        "sent its own.",
         schema=bytes,
     )
     broker.publisher(
