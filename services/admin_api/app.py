@@ -24,7 +24,7 @@ from session_contracts.body_limits import RequestLimits
 from session_contracts.logs import LogSettings, quiet_kafka_reconnects
 from session_contracts.tracing import configure_tracing
 
-API_VERSION = "2.1.1"
+API_VERSION = "2.2.0"
 """The admin API's version, the OpenAPI document's `info.version` (semver: a patch for words, a
 minor for an addition a client may ignore, a major for a change that breaks one). Any change
 to the document needs a new one, with its line in docs/admin-api.md's "API versions": the
