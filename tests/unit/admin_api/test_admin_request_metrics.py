@@ -68,3 +68,30 @@ async def test_a_request_that_fails_before_answering_is_counted_as_500() -> None
     with pytest.raises(RuntimeError, match="no answer"):
         await RequestMetrics(app, registry)(SCOPE, _receive, send)
     assert _count(registry, "500") == 1.0
+
+
+async def test_a_method_of_the_clients_making_is_counted_as_other() -> None:
+    """Counted before any route or credential is looked at, a made-up method was a label of
+    its own: thousands of them grew the process and every scrape without bound (a review,
+    stop 72)."""
+    registry = CollectorRegistry()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Message) -> None:
+        pass
+
+    counting = RequestMetrics(app, registry)
+    for made_up in ("X000001", "X000002", "B" * 60_000, "get"):
+        await counting({**SCOPE, "method": made_up}, _receive, send)
+    other = {"method": "other", "route": "unmatched", "status": "405"}
+    assert registry.get_sample_value("admin_api_requests_total", other) == 4.0
+    methods = {
+        sample.labels["method"]
+        for family in registry.collect()
+        for sample in family.samples
+        if "method" in sample.labels
+    }
+    assert methods == {"other", "POST"}  # POST: the termination series made at the start
