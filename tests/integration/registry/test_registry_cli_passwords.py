@@ -56,23 +56,36 @@ async def test_no_command_prints_the_database_password(
 
 
 @pytest.mark.parametrize(
+    ("setting", "value", "rule"),
+    [
+        (
+            "SESSIONS_SWEEP_INTERVAL_SECONDS",
+            "five",
+            "sweep_interval_seconds: Input should be a valid number",
+        ),
+        # alone: the key length is checked once every field is read, and pydantic skips that
+        # check when a field is refused, so beside "five" a short key was never looked at
+        (
+            "SESSIONS_RECORD_SIGNING_KEYS",
+            "a-short-signing-key",  # under 32 characters: refused
+            "record_signing_keys: key 1 is shorter than 32 characters",
+        ),
+    ],
+    ids=["mistyped_number", "short_key"],
+)
+@pytest.mark.parametrize(
     "command",
     [("status",), ("positions", "show"), ("rebuild", "--into", "sqlite+aiosqlite:////tmp/x.db")],
 )
 async def test_a_refused_setting_ends_a_command_with_one_line_naming_it(
-    command: tuple[str, ...],
+    command: tuple[str, ...], setting: str, value: str, rule: str
 ) -> None:
     """A mistyped `SESSIONS_*` variable printed forty lines of traceback (noticed at stop 70):
     one line now, naming the setting and the rule, never the value, exit 2."""
-    secret = "a-short-signing-key"  # under 32 characters: refused
-    env = {
-        **os.environ,
-        "SESSIONS_RECORD_SIGNING_KEYS": secret,
-        "SESSIONS_SWEEP_INTERVAL_SECONDS": "five",
-    }
+    env = {**os.environ, setting: value}
     done = await registry_cli(env, *command, status=2)
     said = done.stderr.strip()
     assert said.startswith("session-registry: settings refused: ")
-    assert "sweep_interval_seconds: Input should be a valid number" in said
+    assert rule in said, said
     assert "Traceback" not in said and "\n" not in said
-    assert secret not in done.output and "five" not in said
+    assert value not in done.output
