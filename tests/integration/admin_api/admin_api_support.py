@@ -118,8 +118,8 @@ async def insert(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
         await conn.execute(sessions.insert(), rows)
 
 
-async def unindexed_reference(store: Store, query: ListQuery) -> list[str]:
-    """Every match of TENANT's `query` at NOW in its order, by the filter alone, without any
+async def unindexed_reference(store: Store, query: ListQuery, tenant: str = TENANT) -> list[str]:
+    """Every match of `tenant`'s `query` at NOW in its order, by the filter alone, without any
     index or key (on PostgreSQL the index scans are turned off): what a search must list."""
     key = SORT_KEYS[query.field]
     tie = binary_text(sessions.c.session_id)
@@ -127,7 +127,7 @@ async def unindexed_reference(store: Store, query: ListQuery) -> list[str]:
     statement = (
         select(sessions.c.session_id)
         # the filter's conditions tested row by row: no session id keys (the tenant not given)
-        .where(active_clause(TENANT, NOW), conditions_clause(query.filter))
+        .where(active_clause(tenant, NOW), conditions_clause(query.filter))
         .order_by(*order)
     )
     async with store.engine.connect() as conn, conn.begin():

@@ -749,10 +749,11 @@ async def test_no_character_said_to_be_in_no_handle_lowers_onto_one_in_the_datab
 
 
 async def test_another_tenants_names_and_session_ids_stay_out_of_the_directory_paths(
-    store: Store,
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the directory and the session id arm compare the tenant separately (the id arm by code
-    # point, as a filter): an admin searching another tenant's name or id fragment finds nothing
+    # point, as a filter): an admin searching another tenant's name or id fragment finds
+    # nothing, though the same searches in that tenant find its sessions
     theirs = [
         session_row(
             tenant_id=OTHER_TENANT,
@@ -763,6 +764,7 @@ async def test_another_tenants_names_and_session_ids_stay_out_of_the_directory_p
     ]
     ours = [session_row(session_id=session_handle(TENANT, "o-1"), user_name="Our Person")]
     await insert(store.engine, theirs + ours)
+    lookups, merges = _recorded(monkeypatch, "_by_directory"), _recorded(monkeypatch, "_merged")
     fragment = str(theirs[0]["session_id"])[5:13]
     searches: list[tuple[str, Sort]] = [
         ("secret person", "-last_activity_at"),
@@ -770,13 +772,39 @@ async def test_another_tenants_names_and_session_ids_stay_out_of_the_directory_p
         (fragment, "-last_activity_at"),
     ]
     for q, sort in searches:
-        for walk, cap in [(2000, 5000), (4, 3)]:  # answered whole; merged past a tiny cap
-            with bounded(store, walk, cap):
-                async with store.engine.connect() as conn:
-                    found = await session_search.first_page_and_total(
-                        store, conn, ListQuery(SessionFilter(q=q), sort, 10), TENANT, NOW
+        query = ListQuery(SessionFilter(q=q), sort, 10)
+        for walk, cap in [(2000, 5000), (4, 3)]:  # the cap far off; a tiny cap, passed
+            for tenant in (TENANT, OTHER_TENANT):
+                expected = await unindexed_reference(store, query, tenant)
+                # what they hold is there to be found: 30 by name, theirs[0] by its id
+                assert expected if tenant == OTHER_TENANT else expected == [], (q, tenant)
+                lookups.clear()
+                merges.clear()
+                with bounded(store, walk, cap):
+                    async with store.engine.connect() as conn:
+                        found = await session_search.first_page_and_total(
+                            store, conn, query, tenant, NOW
+                        )
+                case = (q, walk, tenant)
+                got = [str(r["session_id"]) for r in found.page.rows]
+                assert got == expected[:10], case
+                if found.exact:
+                    assert found.total == len(expected), case
+                else:
+                    assert 10 < found.total <= len(expected), case
+                if store.user_name_directory:
+                    # the directory answered, looking up the searching tenant's names alone,
+                    # and merged their sessions with the session id arm's where it had any
+                    named = sorted(
+                        {
+                            str(r["user_name"])
+                            for r in theirs + ours
+                            if r["tenant_id"] == tenant and q.lower() in str(r["user_name"]).lower()
+                        }
                     )
-            assert (found.page.rows, found.total, found.exact) == ([], 0, True), (q, walk)
+                    [lookup] = lookups
+                    assert (lookup.result[0] is not None, lookup.result[2]) == (True, named), case
+                    assert len(merges) == (1 if named else 0), case
 
 
 async def test_a_merged_session_in_both_arms_is_listed_and_counted_once(
