@@ -210,9 +210,14 @@ async def registry_cli(env: Mapping[str, str], *args: str, status: int = 0) -> C
 def fold_records(
     log: Iterable[Any], until: datetime | None = None
 ) -> dict[tuple[str, str], SessionState]:
-    """An independent fold of events records (aiokafka's), per session in the order given, as
-    the registry folds them: each creation with the time the broker appended it (the first
-    appended wins). With `until`, each state refreshed as stored then."""
+    """Events records (aiokafka's) folded in memory, per session in the order given, by the
+    registry's own fold (`domain.fold.apply`): each creation with the time the broker appended
+    it (the first appended wins). With `until`, each state refreshed as stored then.
+
+    Not independent of the registry: it checks what the consumer does around the fold (which
+    records reach it, in which order, stored where), never the fold's rules. Nor does it show
+    a record applied twice: the fold is idempotent (an event applied again changes nothing,
+    and `session_history` keeps one row per event id)."""
     return fold_appended(((decode_event(r.value), append_time(r)) for r in log), until)
 
 
