@@ -14,6 +14,7 @@ import pytest
 from admin_api_support import (
     OTHER_TENANT,
     TENANT,
+    RecordingBus,
     handle,
     insert,
     make_settings,
@@ -79,10 +80,25 @@ async def call(
     return await client.request(method, path, json=body, headers=headers)
 
 
+async def nothing_was_done(
+    client: httpx.AsyncClient, bus: RecordingBus, auth: dict[str, str]
+) -> None:
+    """A refused request published no command and no settings change, recorded no
+    termination request in the audit, and left the settings at their defaults (read with a
+    valid token): the status alone would not show work done before the refusal."""
+    assert bus.commands == [] and bus.settings == []
+    assert (await client.get("/api/v1/audit/terminations", headers=auth)).json()["items"] == []
+    items = (await client.get("/api/v1/settings/sessions", headers=auth)).json()["items"]
+    assert {i["session_type"] for i in items} == {"browser", "mobile"}
+    assert all(i["is_default"] for i in items)
+
+
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=IDS)
 async def test_no_or_bad_token_is_401_with_a_bearer_challenge(
     client: httpx.AsyncClient,
     settings: AdminApiSettings,
+    bus: RecordingBus,
+    auth: dict[str, str],
     method: str,
     path: str,
     body: Any,
@@ -94,16 +110,24 @@ async def test_no_or_bad_token_is_401_with_a_bearer_challenge(
         response = await call(client, method, path, body, headers)
         assert response.status_code == 401, (name, response.text)
         assert response.headers["WWW-Authenticate"] == "Bearer", name
+        await nothing_was_done(client, bus, auth)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=IDS)
 async def test_without_the_grant_is_403(
-    client: httpx.AsyncClient, token: Callable[..., str], method: str, path: str, body: Any
+    client: httpx.AsyncClient,
+    token: Callable[..., str],
+    bus: RecordingBus,
+    auth: dict[str, str],
+    method: str,
+    path: str,
+    body: Any,
 ) -> None:
     headers = {"Authorization": f"Bearer {token(grants=('view_users',))}"}
     response = await call(client, method, path, body, headers)
     assert response.status_code == 403, response.text
     assert EDIT_USER_SESSIONS in response.json()["detail"]
+    await nothing_was_done(client, bus, auth)
 
 
 async def test_other_tenants_session_and_command_are_404_and_never_listed(
@@ -138,13 +162,21 @@ async def test_other_tenants_session_and_command_are_404_and_never_listed(
     unknown = await client.get(f"/api/v1/sessions/terminations/{uuid.uuid4()}", headers=auth)
     assert unknown.status_code == 404
 
-    await client.put(
-        "/api/v1/settings/sessions/mobile",
-        json={"max_session_seconds": 7200, "idle_timeout_seconds": 3600},
-        headers=theirs,
+    their_mobile = {"max_session_seconds": 7200, "idle_timeout_seconds": 3600}
+    changed = await client.put(
+        "/api/v1/settings/sessions/mobile", json=their_mobile, headers=theirs
     )
-    ours = (await client.get("/api/v1/settings/sessions", headers=auth)).json()
-    assert all(item["is_default"] for item in ours["items"])
+    assert changed.status_code == 200, changed.text
+    seen = (await client.get("/api/v1/settings/sessions", headers=theirs)).json()["items"]
+    mobile = next(item for item in seen if item["session_type"] == "mobile")
+    assert {k: mobile[k] for k in (*their_mobile, "is_default")} == {
+        **their_mobile,
+        "is_default": False,
+    }
+    # their change is theirs alone: ours are still the defaults, both types listed
+    ours = (await client.get("/api/v1/settings/sessions", headers=auth)).json()["items"]
+    assert {item["session_type"] for item in ours} == {"browser", "mobile"}
+    assert all(item["is_default"] for item in ours)
 
 
 async def test_a_token_of_the_other_tenant_ends_only_its_own_sessions(
