@@ -204,15 +204,20 @@ async def test_keyboard_only_selection_and_dialog_focus(stack: Stack, page: Page
     await expect(name).to_be_focused()
 
 
-async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, page: Page) -> None:
+async def test_a_refused_termination_is_sent_once_and_says_nothing_was_terminated(
+    stack: Stack, page: Page
+) -> None:
     tenant = stack.tenant()
-    await stack.publish([stack.session(tenant, "Kept Person")])
+    (kept,) = await stack.publish([stack.session(tenant, "Kept Person")])
     reason = "the command bus (Kafka) is unavailable; nothing was changed, retry"
+    asked: list[Any] = []
 
     async def unavailable(route: Route) -> None:
+        asked.append(route.request.post_data_json)
         await route.fulfill(status=503, json={"detail": reason})
 
-    # what the admin API answers while Kafka is down
+    # what the admin API answers while Kafka is down (the server never sees the request: what
+    # is tested is what the page makes of the refusal)
     await page.route("**/api/v1/sessions/terminations", unavailable)
     await page.goto(stack.page_url(tenant.token))
     await page.get_by_role("checkbox", name=re.compile("^Select Kept")).check()
@@ -221,6 +226,10 @@ async def test_a_refused_termination_says_why_and_changes_nothing(stack: Stack, 
     status = page.get_by_role("status")
     await expect(status).to_contain_text("Nothing was terminated")
     await expect(status).to_contain_text("busy or restarting; try again in a minute")
+    # the refusal answered the page's own request, which it did not send again by itself, and
+    # it is told as a refusal: no notice that the outcome is not known
+    assert [body["session_ids"] for body in asked] == [[kept.session_id]]
+    await expect(page.locator("#unknown-banner")).to_be_hidden()
     await expect(rows(page)).to_have_count(1)
 
 
@@ -295,7 +304,7 @@ async def test_a_search_refused_for_the_tenants_budget_says_so_and_can_be_tried_
     await _tried_again(page)
 
 
-async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_nothing(
+async def test_terminate_all_matching_refused_for_the_tenants_budget_is_sent_once_and_told(
     stack: Stack, page: Page
 ) -> None:
     tenant = stack.tenant()
@@ -310,9 +319,12 @@ async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_not
         "this tenant's terminations by a filter with a text condition have used their 5 s per "
         "minute of database reading; retry in 40 s, or narrow the search"
     )
+    asked: list[Any] = []
 
     async def spent(route: Route) -> None:
         # what the admin API answers while the tenant's terminations by a text filter owe time
+        # (the server never sees the request)
+        asked.append(route.request.post_data_json)
         await route.fulfill(status=429, json={"detail": detail}, headers={"Retry-After": "40"})
 
     await page.route("**/api/v1/sessions/terminations", spent)
@@ -326,6 +338,9 @@ async def test_terminate_all_matching_refused_for_the_tenants_budget_changes_not
     status = page.get_by_role("status")
     await expect(status).to_contain_text("Nothing was terminated")
     await expect(status).to_contain_text("used their share of the session database")
+    # the page asked once, by the search it showed, and did not ask again by itself
+    assert [body["filter"]["q"] for body in asked] == ["Budget"], asked
+    await expect(page.locator("#unknown-banner")).to_be_hidden()
     await expect(rows(page)).to_have_count(2)
 
 
