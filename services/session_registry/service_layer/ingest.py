@@ -514,7 +514,11 @@ class Ingestor:
             dated_ahead=dated_ahead,
             first_dated_ahead=first_dated_ahead,
             producer_dated=producer_dated,
-            commands_failed=len(given_up),
+            # a command dead-lettered as it was read (a newer schema_version, a field that
+            # breaks the contract) failed as much as one given up in its application: before,
+            # only the latter counted, and RegistryCommandsFailed stayed silent while the
+            # admin's 202 waited for ever (a review of the operators' view, stop 72)
+            commands_failed=sum(letter.topic == self._commands_topic for letter in letters),
         )
 
 

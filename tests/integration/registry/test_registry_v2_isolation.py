@@ -316,6 +316,22 @@ def _command(by: str, *handles: str) -> TerminateSessions:
     )
 
 
+async def test_a_command_refused_as_it_is_read_counts_as_failed(store: Store) -> None:
+    """Only a command given up in its application was counted failed: one dead-lettered as it
+    was read (written in a newer schema_version by an admin API upgraded first) left the
+    critical RegistryCommandsFailed silent, while the admin's 202 waited for ever (a review of
+    the operators' view, stop 72). A refused event is no failed command."""
+    h = Harness(store)
+    newer = encode(_command("admin-1", session_handle(A, "c0"))).replace(
+        b'"schema_version":3', b'"schema_version":4'
+    )
+    assert newer != encode(_command("admin-1", session_handle(A, "c0")))
+    command = Rec(TOPICS.commands, 0, 0, b"k", newer)
+    outcome = await h.ingest_records([command, h.record(b"{}")])
+    assert outcome.dead_letters == 2
+    assert outcome.commands_failed == 1
+
+
 async def test_a_command_the_database_refuses_says_failed_and_the_batch_commits(
     store: Store,
 ) -> None:
