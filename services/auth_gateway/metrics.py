@@ -76,10 +76,13 @@ class GatewayCollector(Collector):
         )
         skipped = CounterMetricFamily(
             "session_gateway_records_skipped",
-            "Revocation records skipped, by why (rejected: unreadable or key and value disagree)",
+            "Revocation records skipped, by why (rejected: unreadable or key and value "
+            "disagree; newer_version: written in a newer contract than this gateway reads, its "
+            "session admitted here)",
             labels=("why",),
         )
         skipped.add_metric(("rejected",), watcher.records_rejected)
+        skipped.add_metric(("newer_version",), watcher.records_newer)
         skipped.add_metric(("tombstone_ignored",), watcher.tombstones_ignored)
         yield skipped
         yield CounterMetricFamily(

@@ -132,6 +132,12 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
+class NewerVersion(DecodeError):
+    """A record of a `schema_version` newer than this reader's: written by a service upgraded
+    before this one. Not a hostile record: a reader that must not miss it (a gateway reading a
+    revocation) says so apart from the rest."""
+
+
 @dataclass(frozen=True, eq=False)
 class RecordKind(Generic[M]):
     """What one topic carries: the `type` values of its records and the model they make."""
@@ -294,7 +300,7 @@ def upcast(payload: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(version, int) or isinstance(version, bool):
         raise DecodeError(f"schema_version must be an integer, got {version!r}")
     if version > SCHEMA_VERSION:
-        raise DecodeError(
+        raise NewerVersion(
             f"schema_version {version} is newer than this consumer reads ({SCHEMA_VERSION})"
         )
     while version < SCHEMA_VERSION:

@@ -3,6 +3,8 @@ real broker: revocations held and applied, refusals by reason, skipped records, 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -15,6 +17,9 @@ from test_gateway_demo_kafka import (
     demo_app,
 )
 
+from session_contracts.codec import encode
+from session_contracts.handles import record_key, session_handle
+from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -48,12 +53,29 @@ async def test_demo_service_exports_the_gateway_metrics(
         await revoke("revoked-1")
         # a record no gateway can read: skipped, counted
         await producer.send_and_wait(topics.revocations, b"not json", key=b"acme/x")
+        # one of a newer contract (the registry upgraded first): counted apart, which pages
+        handle = session_handle("acme", "revoked-2")
+        now = datetime.now(UTC)
+        newer = encode(
+            SessionRevoked(
+                tenant_id="acme",
+                session_id=handle,
+                session_type=SessionType.mobile,
+                revoked_at=now,
+                reason=TerminationReason.admin,
+                valid_until=now + timedelta(hours=1),
+            )
+        ).replace(b'"schema_version":3', b'"schema_version":4')
+        assert b'"schema_version":4' in newer
+        await producer.send_and_wait(topics.revocations, newer, key=record_key("acme", handle))
 
         async def applied() -> bool:
             figures = await scrape(client)
-            return figures[("session_gateway_records_applied_total", frozenset())] == 1 and (
-                figures[("session_gateway_records_skipped_total", frozenset({("why", "rejected")}))]
-                == 1
+            skipped = "session_gateway_records_skipped_total"
+            return (
+                figures[("session_gateway_records_applied_total", frozenset())] == 1
+                and figures[(skipped, frozenset({("why", "rejected")}))] == 1
+                and figures[(skipped, frozenset({("why", "newer_version")}))] == 1
             )
 
         await eventually(applied, within=10)
