@@ -61,6 +61,10 @@ class SessionGateway:
         self.refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         """Requests the middleware refused, by reason (revoked, tenant_unknown, not_ready,
         stale, cookie_too_large, too_many_credentials, malformed_credential)."""
+        self.admitted_unverified = 0
+        """Requests with a session let through with `gateway_fail_open` while the revocations
+        were not read or not current, checked only against those read: a session revoked
+        since got through."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod

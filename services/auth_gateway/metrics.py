@@ -68,6 +68,20 @@ class GatewayCollector(Collector):
         )
         for reason in REFUSAL_REASONS:
             refused.add_metric((reason,), gateway.refused.get(reason, 0))
+        # fail open, a stale gateway admits what it cannot vouch for: seen only in its log
+        # before, while GatewayStale said sessions were refused (a review, stop 72)
+        yield GaugeMetricFamily(
+            "session_gateway_fail_open",
+            "1 when the gateway admits sessions it cannot check (gateway_fail_open), else 0",
+            value=1.0 if gateway.settings.gateway_fail_open else 0.0,
+        )
+        yield CounterMetricFamily(
+            "session_gateway_admitted_unverified",
+            "Requests with a session the gateway could not vouch for, let through fail open "
+            "while the revocations were not read or not current (checked only against those "
+            "read)",
+            value=gateway.admitted_unverified,
+        )
         yield refused
         yield CounterMetricFamily(
             "session_gateway_records_applied",

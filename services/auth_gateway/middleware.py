@@ -115,6 +115,7 @@ class Gateway(Protocol):
     def tenant_resolver(self) -> TenantResolver | None: ...
     @property
     def refused(self) -> dict[str, int]: ...
+    admitted_unverified: int
     @property
     def connections(self) -> OpenConnections: ...
     async def start(self) -> None: ...
@@ -553,6 +554,7 @@ class GatewayMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     def _warn_unverified(self, why: str) -> None:
+        self._gateway.admitted_unverified += 1
         self._unverified += 1
         now = time.monotonic()
         if now - self._warned_at >= _WARN_EVERY_SECONDS:

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import GatewaySettings, SessionGateway
+from auth_gateway.metrics import GatewayCollector
 from session_contracts.handles import record_key, session_handle
 
 TOPIC = "sessions.revocations"
@@ -351,6 +352,15 @@ async def test_fail_open_admits_while_stale_with_a_rate_limited_warning(
         assert gateway.status()["state"] == "stale"
         warnings = [r.getMessage() for r in caplog.records if "FAIL-OPEN" in r.getMessage()]
         assert len(warnings) == 1 and "stale" in warnings[0]
+        # and in the metrics, not the log alone, while GatewayStale says sessions are refused
+        # (a review, stop 72): the three sessions it could not vouch for
+        figures = {
+            sample.name: sample.value
+            for family in GatewayCollector(gateway).collect()
+            for sample in family.samples
+        }
+        assert figures["session_gateway_fail_open"] == 1
+        assert figures["session_gateway_admitted_unverified_total"] == 3
 
 
 async def test_wait_ready_returns_once_current() -> None:
