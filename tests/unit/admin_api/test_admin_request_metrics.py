@@ -88,6 +88,10 @@ async def test_a_method_of_the_clients_making_is_counted_as_other() -> None:
         await counting({**SCOPE, "method": made_up}, _receive, send)
     other = {"method": "other", "route": "unmatched", "status": "405"}
     assert registry.get_sample_value("admin_api_requests_total", other) == 4.0
+    # the latency by the answer's class, so a flood of refusals cannot hide slow answers
+    # from AdminApiSlow (a review, stop 72)
+    timed = {"method": "other", "route": "unmatched", "status_class": "4xx"}
+    assert registry.get_sample_value("admin_api_request_seconds_count", timed) == 4.0
     methods = {
         sample.labels["method"]
         for family in registry.collect()
