@@ -168,6 +168,8 @@ class SessionGateway:
             "revocations": len(self.table),
             "records_applied": self.watcher.records_applied,
             "records_rejected": self.watcher.records_rejected,
+            "records_newer": self.watcher.records_newer,
+            "revocations_unread": len(self.watcher.unread),
             "tombstones_ignored": self.watcher.tombstones_ignored,
             "activity_sent": self.activity.sent,
             "activity_pending": self.activity.pending,

@@ -99,6 +99,12 @@ class GatewayCollector(Collector):
         skipped.add_metric(("newer_version",), watcher.records_newer)
         skipped.add_metric(("tombstone_ignored",), watcher.tombstones_ignored)
         yield skipped
+        yield GaugeMetricFamily(
+            "session_gateway_revocations_unread",
+            "Sessions whose latest revocation is of a newer contract than this gateway reads: "
+            "admitted here until it is upgraded",
+            value=len(watcher.unread),
+        )
         yield CounterMetricFamily(
             "session_gateway_activity_sent", "Activity events sent", value=activity.sent
         )

@@ -22,14 +22,18 @@ record of one tenant says reaches another tenant's entries:
   upcaster turns the id into the same handle a gateway derives from that credential.
 - Anything that cannot be decoded is counted in `records_rejected`, logged with its escaped
   reason, and skipped; `apply` never raises, so the follower never stops on a record.
-- A revocation of a newer `schema_version` (a registry upgraded before this gateway) is
-  counted apart, in `records_newer`, and logged as an error: its session stays admitted here
-  until this gateway is upgraded (alert `GatewayRevocationsUnread`). It was counted with the
-  hostile records, which no alert reads (a review, stop 72).
+- A revocation of a newer `schema_version` (a registry upgraded before this gateway: a
+  `session.revoked` at most `NEWER_WITHIN` versions ahead, under its own contract key, of a
+  served tenant) is counted apart, in `records_newer`, its key kept in `unread` until a
+  readable record or a tombstone replaces it, and logged as an error: its session stays
+  admitted here until this gateway is upgraded (alert `GatewayRevocationsUnread`, on
+  `unread`). It was counted with the hostile records, which no alert reads (a review,
+  stop 72).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -43,10 +47,18 @@ from session_contracts.codec import DecodeError, NewerVersion, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import contract_key, is_v1_key_of, record_key
 from session_contracts.kafka_records import unreadable_reason
+from session_contracts.models import SCHEMA_VERSION
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import RecordHeaders, extract_context, tracer
 
 log = logging.getLogger(__name__)
+
+NEWER_WITHIN = 2
+"""How far ahead of this gateway's contract a revocation's `schema_version` may be and still
+be taken as the next contract's (`RevocationWatcher._newer`), not as a broken record."""
+MAX_UNREAD = 100_000
+"""The most sessions `RevocationWatcher.unread` names (the count goes on past it)."""
+TENANT, SESSION = "tenant_id", "session_id"
 
 
 class RevocationWatcher(CompactedTopicFollower):
@@ -87,6 +99,10 @@ class RevocationWatcher(CompactedTopicFollower):
         self.records_applied = 0
         self.records_rejected = 0
         self.records_newer = 0
+        self.unread: set[bytes] = set()
+        """Keys of served sessions whose latest record is a revocation of a newer contract
+        (`_newer`): each such session is admitted here. A readable record or a tombstone under
+        the key takes it out; at most `MAX_UNREAD` are named."""
         self.tombstones_ignored = 0
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
@@ -147,6 +163,7 @@ class RevocationWatcher(CompactedTopicFollower):
             return
         # The entry's expiry already holds the grace: adding it to the clock as well (before
         # 2026-12-06) cancelled it, and the registry's tombstone at valid_until removed it then.
+        self.unread.discard(bytes(key or b""))
         if self.table.discard_ended(bytes(key or b""), self._clock()) is None:
             self.tombstones_ignored += 1  # before valid_until + grace: the revocation stays
 
@@ -157,13 +174,15 @@ class RevocationWatcher(CompactedTopicFollower):
         try:
             record = decode_revocation(value)
         except NewerVersion as exc:
-            self.records_newer += 1
-            log.error(
-                "revocation record %s is of a newer contract than this gateway reads, so its "
-                "session stays admitted here: upgrade this gateway (%s)",
-                _named(key),
-                exc.reason,
-            )
+            if self._newer(key, value):
+                log.error(
+                    "revocation record %s is of a newer contract than this gateway reads, so "
+                    "its session stays admitted here: upgrade this gateway (%s)",
+                    _named(key),
+                    exc.reason,
+                )
+            else:
+                self._reject(key, f"not a session.revoked record this gateway reads: {exc.reason}")
             return
         except DecodeError as exc:
             self._reject(key, f"not a session.revoked record this gateway reads: {exc.reason}")
@@ -174,6 +193,7 @@ class RevocationWatcher(CompactedTopicFollower):
             return
         if not self._serves(record.tenant_id):
             return
+        self.unread.discard(entry)
         until = record.valid_until.timestamp() + self._grace
         # A record already past it could no longer be valid. Asked as "not past": an expiry
         # that is NaN compares false either way, and is held (`RevocationTable.add`).
@@ -182,6 +202,32 @@ class RevocationWatcher(CompactedTopicFollower):
             if self.on_revoked is not None:
                 self.on_revoked(entry)
         self.records_applied += 1
+
+    def _newer(self, key: bytes, value: bytes) -> bool:
+        """Whether a record of a newer `schema_version` is a revocation of a session this
+        gateway serves, written by the next contract: a `session.revoked` whose version is at
+        most `NEWER_WITHIN` ahead, under the contract key of its own tenant and session, for a
+        served tenant. Counted (`records_newer`) and named (`unread`) apart, and paged; any
+        other record is a hostile or broken one, counted as rejected. Any record above 3 was
+        paged at first, and one record of a writer of this topic could page every gateway for
+        good (a review, stop 72)."""
+        try:
+            payload = json.loads(value)
+        except ValueError:
+            return False
+        if not isinstance(payload, dict) or payload.get("type") != "session.revoked":
+            return False
+        version, tenant, handle = (payload.get(f) for f in ("schema_version", TENANT, SESSION))
+        if type(version) is not int or not 0 < version - SCHEMA_VERSION <= NEWER_WITHIN:
+            return False
+        if not isinstance(tenant, str) or not isinstance(handle, str):
+            return False
+        if not self._serves(tenant) or key != record_key(tenant, handle):
+            return False
+        self.records_newer += 1
+        if len(self.unread) < MAX_UNREAD:
+            self.unread.add(key)
+        return True
 
     def _reject(self, key: bytes | None, reason: str) -> None:
         self.records_rejected += 1

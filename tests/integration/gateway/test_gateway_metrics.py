@@ -76,6 +76,7 @@ async def test_demo_service_exports_the_gateway_metrics(
                 figures[("session_gateway_records_applied_total", frozenset())] == 1
                 and figures[(skipped, frozenset({("why", "rejected")}))] == 1
                 and figures[(skipped, frozenset({("why", "newer_version")}))] == 1
+                and figures[("session_gateway_revocations_unread", frozenset())] == 1
             )
 
         await eventually(applied, within=10)

@@ -215,6 +215,7 @@ def test_a_v1_tombstone_names_no_tenant_and_removes_nothing() -> None:
         (None, b"{}", "without a key"),
         (b"acme/x", b"{not json", "malformed JSON"),
         (b"acme/x", b"[1, 2]", "not a session.revoked"),
+        (b"acme/x", json.dumps({"type": "session.revoked", "schema_version": 9}).encode(), "newer"),
         (
             b"acme/x",
             json.dumps({"type": "session.revoked", "schema_version": 3}).encode(),
@@ -244,18 +245,46 @@ def test_a_revocation_of_a_newer_contract_is_counted_apart_and_said_as_an_error(
 ) -> None:
     """A registry upgraded before the gateway writes revocations the gateway cannot read: each
     session stays admitted here. Counted with the hostile records (`rejected`), which no
-    alert reads, it went unseen (a review, stop 72); `newer_version` pages
-    (GatewayRevocationsUnread)."""
+    alert reads, it went unseen (a review, stop 72); it is named in `unread` (the gauge
+    GatewayRevocationsUnread reads) until a readable record or a tombstone replaces it."""
     newer = json.loads(record())
     newer["schema_version"] = 4
     w = watcher()
     with caplog.at_level(logging.ERROR, logger="auth_gateway.watcher"):
         w.apply(key(), json.dumps(newer).encode())
-        # the version is read before the rest: a bare one is counted so too
-        w.apply(b"acme/x", json.dumps({"type": "session.revoked", "schema_version": 9}).encode())
     assert len(w.table) == 0 and w.records_applied == 0
-    assert (w.records_newer, w.records_rejected) == (2, 0)
+    assert (w.records_newer, w.records_rejected, w.unread) == (1, 0, {key()})
     assert "newer contract" in caplog.text and "upgrade this gateway" in caplog.text
+    w.apply(key(), record())  # the registry rolled back: its guard writes it again, readable
+    assert key() in w.table and w.unread == set()
+    w.apply(key(), json.dumps(newer).encode())
+    w.apply(key(), None)  # a tombstone
+    assert w.unread == set()
+
+
+@pytest.mark.parametrize(
+    ("record_key_", "payload"),
+    [
+        # another tenant's, for a gateway of acme alone
+        (key(tenant="globex"), {"tenant_id": "globex", "session_id": handle(tenant="globex")}),
+        # a key that is not the session's own
+        (b"k" * 300, {}),
+        # not a revocation
+        (key(), {"type": "session.created"}),
+        # no next contract: a version far ahead
+        (key(), {"schema_version": 99}),
+        (key(), {"schema_version": 10**25}),
+    ],
+)
+def test_a_record_of_a_newer_version_that_is_no_revocation_of_ours_is_rejected(
+    record_key_: bytes, payload: dict[str, Any]
+) -> None:
+    """Any record above version 3 was paged as a revocation unread: one record of a writer of
+    the topic could page every gateway, for good (a review, stop 72)."""
+    newer = {**json.loads(record()), "schema_version": 4, **payload}
+    w = watcher()
+    w.apply(record_key_, json.dumps(newer).encode())
+    assert (w.records_newer, w.records_rejected, w.unread) == (0, 1, set())
 
 
 def test_whatever_goes_wrong_inside_apply_is_counted_never_raised(
