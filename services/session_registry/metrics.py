@@ -164,8 +164,8 @@ class RegistryMetrics:
         )
         self.commands_failed = Counter(
             "session_registry_commands_failed",
-            "Termination commands given up: applying one failed by itself, and it went to the "
-            "dead-letter topic (its status says failed)",
+            "Termination commands dead-lettered: given up in their application (their status "
+            "says failed) or refused as they were read (their status stays pending)",
             registry=r,
         )
         self.sweeps = Counter(

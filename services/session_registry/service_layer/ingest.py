@@ -112,8 +112,8 @@ class IngestOutcome(Outcome):
     first_miskeyed: str | None = None
     """Where the first of them is, `topic:partition:offset` (never its key)."""
     commands_failed: int = 0
-    """Termination commands given up (dead-lettered after their application failed by
-    itself: `record_given_up`)."""
+    """Termination commands dead-lettered: given up after their application failed by itself
+    (`record_given_up`), or refused as they were read."""
     dated_ahead: int = 0
     """Creations applied that were dated after the broker appended them (taken as created then)."""
     first_dated_ahead: str | None = None

@@ -20,6 +20,7 @@ import polling
 from auth_gateway.activity import ActivityReporter
 from demo_service.app import create_app
 from demo_service.policy import SettingsTopicPolicySource
+from demo_service.sessions import SignIn
 from demo_service.settings import DemoSettings
 from fresh_topics import connection
 from session_contracts.codec import decode_event, encode
@@ -555,6 +556,26 @@ async def test_a_sign_in_form_sent_twice_at_once_leaves_one_session_listed(
     (kept,) = [credential for credential, yes in signed_in.items() if yes]
     assert by_session.pop(handle(kept)) == ["session.created"]
     assert list(by_session.values()) == [["session.created", "session.terminated"]]
+
+
+async def test_an_answer_whose_session_is_no_longer_held_sets_no_cookie(
+    kafka_bootstrap: str, topics: Topics, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of two sign-ins of a browser, one ended by the other (started later, finished first)
+    still answered with its cookie, which the browser stored over the later one's: the
+    visitor signed out, the later session held by no one (a review, stop 72). The ordering
+    is `SignIn`'s (tests/unit/gateway/test_demo_sign_in.py); here, what the page does with
+    it."""
+    monkeypatch.setattr(SignIn, "holds", lambda self, credential: False)
+    async with demo(serve, demo_app(kafka_bootstrap, topics)) as client:
+        assert (await client.get("/signin", headers=HTML)).status_code == 200
+        answer = await client.post(
+            "/signin",
+            content="user_name=Ada",
+            headers={**HTML, "content-type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 303 and answer.headers["location"] == "/home"
+    assert "sid" not in answer.cookies
 
 
 async def test_a_sign_in_page_cookie_the_page_never_set_pairs_nothing(

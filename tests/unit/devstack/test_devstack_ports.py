@@ -4,6 +4,7 @@ test_devstack_signals.py."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -31,8 +32,22 @@ def test_a_port_another_socket_listens_on_is_said_to_be_in_use() -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        with pytest.raises(PortTaken, match=f"127.0.0.1:{port} is in use.* with --demo-port"):
+        said = f"127.0.0.1:{port} is in use: stop what listens there, or choose another with "
+        with pytest.raises(PortTaken, match=said + "--demo-port"):
             listening_socket(port, "--demo-port")
+
+
+def test_a_port_that_cannot_be_bound_otherwise_is_not_said_to_be_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a port below 1024 without the right to it, say: "in use" sent the user after a process
+    # that is not there
+    def refused(self: socket.socket, address: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refused)
+    with pytest.raises(PortTaken, match=r"127.0.0.1:80 cannot be bound \(Permission denied\)"):
+        listening_socket(80, "--admin-port")
 
 
 @pytest.mark.parametrize(("admin", "demo", "registry"), [(8000, 8000, 9180), (8000, 8001, 8001)])
