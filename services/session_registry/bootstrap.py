@@ -450,7 +450,7 @@ class Registry:
         if self.metrics is None:
             return
         async with self.engine.connect() as conn:
-            backlog, age = await outbox_level(conn, self.clock())
+            backlog, age = await outbox_level(conn)
             deferred, oldest = await deferred_level(conn, self.clock())
         self.metrics.outbox.backlog = backlog
         self.metrics.outbox.oldest_age_seconds = age

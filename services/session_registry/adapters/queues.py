@@ -11,13 +11,16 @@ from session_contracts.models import as_utc
 
 
 async def queue_level(
-    conn: AsyncConnection, stamped: Column[datetime], now: datetime
+    conn: AsyncConnection, stamped: Column[datetime], now: datetime | None
 ) -> tuple[int, float]:
     """How many rows `stamped`'s table holds, and the age in seconds of the oldest by that
-    column (0: none)."""
-    query = select(func.count(), func.min(stamped)).select_from(stamped.table)
-    count, oldest = (await conn.execute(query)).one()
+    column (0: none). `now`: the clock that stamped the column; None when the database did
+    (a server default), whose own clock is then read in the same statement."""
+    query = select(func.count(), func.min(stamped), func.current_timestamp())
+    row = (await conn.execute(query.select_from(stamped.table))).one()
+    count, oldest = row[0], row[1]
     if not count or oldest is None:
         return 0, 0.0
+    clock = as_utc(row[2]) if now is None else now
     # `as_utc`: SQLite's CURRENT_TIMESTAMP is UTC without an offset
-    return int(count), max(0.0, (now - as_utc(oldest)).total_seconds())
+    return int(count), max(0.0, (clock - as_utc(oldest)).total_seconds())

@@ -301,3 +301,23 @@ async def test_a_replica_beyond_the_partitions_is_ready_with_none(
 
     await until(settled, 60, "every replica ready, the partitions handed out")
     assert sorted(a["partitions"] for a in answers) == [0, 1, 1], answers
+
+
+async def test_the_outbox_age_is_by_the_clock_that_stamped_it(
+    start_registry: StartRegistry,
+) -> None:
+    """The database stamps an outbox row (`created_at`'s default), and the age was taken
+    against the registry's clock: one an hour ahead of the database's raised
+    RegistryOutboxStuck for a row queued a moment ago, one behind delayed it (a review,
+    stop 72). Here the registry's clock runs an hour ahead."""
+    registry, port = await serving(
+        start_registry, clock=lambda: datetime.now(UTC) + timedelta(hours=1)
+    )
+    async with registry.relay.paused(10):  # nothing is relayed meanwhile
+        async with UnitOfWork(registry.store) as uow:
+            await uow.conn.execute(insert(outbox), {"topic": "t", "key": b"k", "value": None})
+        samples = await scrape(port)
+        async with UnitOfWork(registry.store) as uow:
+            await uow.conn.execute(outbox.delete())
+    assert value(samples, "session_registry_outbox_backlog") == 1
+    assert value(samples, "session_registry_outbox_oldest_age_seconds") < 60
