@@ -6,7 +6,8 @@
 Nothing is counted on the request path but refusals (an int per refused request); every
 figure is read from the gateway when Prometheus scrapes. `session_gateway_staleness_seconds`
 is the number to alert on: past `gateway_max_staleness_seconds` the gateway refuses sessions
-(503) and readiness says not ready.
+(503; set to fail open, it admits them unchecked instead, `session_gateway_fail_open`) and
+readiness says not ready.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class GatewayCollector(Collector):
         )
         yield GaugeMetricFamily(
             "session_gateway_max_staleness_seconds",
-            "The staleness past which the gateway refuses sessions and is not ready",
+            "The staleness past which the gateway is not ready and refuses sessions (or, set "
+            "to fail open, admits them unchecked)",
             value=watcher.max_staleness_seconds,
         )
         yield GaugeMetricFamily(
@@ -77,9 +79,9 @@ class GatewayCollector(Collector):
         )
         yield CounterMetricFamily(
             "session_gateway_admitted_unverified",
-            "Requests with a session the gateway could not vouch for, let through fail open "
-            "while the revocations were not read or not current (checked only against those "
-            "read)",
+            "Requests let past the revocations' currency check by fail open, while they were "
+            "not read or not current (then checked against those read only; some are refused "
+            "after)",
             value=gateway.admitted_unverified,
         )
         yield refused

@@ -38,6 +38,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Collection
+from datetime import datetime
 
 from opentelemetry.trace import SpanKind
 
@@ -174,14 +175,15 @@ class RevocationWatcher(CompactedTopicFollower):
         try:
             record = decode_revocation(value)
         except NewerVersion as exc:
-            if self._newer(key, value):
+            newer = self._newer(key, value)
+            if newer == "ours":
                 log.error(
                     "revocation record %s is of a newer contract than this gateway reads, so "
                     "its session stays admitted here: upgrade this gateway (%s)",
                     _named(key),
                     exc.reason,
                 )
-            else:
+            elif newer is None:
                 self._reject(key, f"not a session.revoked record this gateway reads: {exc.reason}")
             return
         except DecodeError as exc:
@@ -203,35 +205,52 @@ class RevocationWatcher(CompactedTopicFollower):
                 self.on_revoked(entry)
         self.records_applied += 1
 
-    def _newer(self, key: bytes, value: bytes) -> bool:
-        """Whether a record of a newer `schema_version` is a revocation of a session this
-        gateway serves, written by the next contract: a `session.revoked` whose version is at
-        most `NEWER_WITHIN` ahead, under the contract key of its own tenant and session, for a
-        served tenant. Counted (`records_newer`) and named (`unread`) apart, and paged; any
-        other record is a hostile or broken one, counted as rejected. Any record above 3 was
-        paged at first, and one record of a writer of this topic could page every gateway for
-        good (a review, stop 72)."""
+    def _newer(self, key: bytes, value: bytes) -> str | None:
+        """What a record of a newer `schema_version` is: `ours`, a revocation of a session this
+        gateway serves written by the next contract (a `session.revoked` at most
+        `NEWER_WITHIN` versions ahead, under its own contract key: `contract_key`'s shapes, so
+        a tombstone can clear it); `others`, the same of a tenant it does not serve (skipped
+        unsaid, as a readable one is); None, anything else: hostile or broken, rejected.
+        `ours` is counted (`records_newer`) and, until its `valid_until` has passed, named in
+        `unread`, which pages. Any record above 3 was paged at first (a review, stop 72), and a
+        key of no contract shape was kept for good (a review of that fix)."""
         try:
             payload = json.loads(value)
         except ValueError:
-            return False
+            return None
         if not isinstance(payload, dict) or payload.get("type") != "session.revoked":
-            return False
+            return None
         version, tenant, handle = (payload.get(f) for f in ("schema_version", TENANT, SESSION))
         if type(version) is not int or not 0 < version - SCHEMA_VERSION <= NEWER_WITHIN:
-            return False
+            return None
         if not isinstance(tenant, str) or not isinstance(handle, str):
-            return False
-        if not self._serves(tenant) or key != record_key(tenant, handle):
-            return False
+            return None
+        if contract_key(key) != (tenant, handle) or key != record_key(tenant, handle):
+            return None
+        if not self._serves(tenant):
+            return "others"
         self.records_newer += 1
-        if len(self.unread) < MAX_UNREAD:
+        if (
+            _still_valid(payload.get("valid_until"), self._clock())
+            and len(self.unread) < MAX_UNREAD
+        ):
             self.unread.add(key)
-        return True
+        return "ours"
 
     def _reject(self, key: bytes | None, reason: str) -> None:
         self.records_rejected += 1
         log.warning("revocation record %s ignored, %s", _named(key), escape_reason(reason))
+
+
+def _still_valid(valid_until: object, now: float) -> bool:
+    """Whether a newer record's `valid_until` (as the current contract writes it) is ahead of
+    `now`; one that cannot be read is taken as ahead (the session may be revoked)."""
+    if not isinstance(valid_until, str):
+        return True
+    try:
+        return datetime.fromisoformat(valid_until).timestamp() > now
+    except ValueError:
+        return True
 
 
 def _named(key: bytes | None) -> str:

@@ -89,8 +89,8 @@ class SessionDetail(SessionPublic):
 # sending "the selected types" with none selected (a review, stop 72). A command on Kafka
 # still reads `[]` as no condition, as it has since v1: the admin API no longer sends it.
 class SessionFilter(ContractFilter):
-    """Which sessions: every condition given must hold; an empty filter matches every active
-    session. `session_type`, when given, names at least one type."""
+    """Which sessions: every condition given must hold; an empty filter matches every listed
+    (browser and mobile) session. `session_type`, when given, names at least one type."""
 
     session_type: list[SessionType] | None = Field(default=None, min_length=1, max_length=8)
 
