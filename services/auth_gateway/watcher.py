@@ -41,6 +41,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 
 from opentelemetry.trace import SpanKind
+from pydantic import TypeAdapter
 
 from auth_gateway.follower import CompactedTopicFollower
 from auth_gateway.revocations import ENDED, RevocationTable
@@ -48,7 +49,7 @@ from session_contracts.codec import DecodeError, NewerVersion, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import contract_key, is_v1_key_of, record_key
 from session_contracts.kafka_records import unreadable_reason
-from session_contracts.models import SCHEMA_VERSION
+from session_contracts.models import SCHEMA_VERSION, Timestamp
 from session_contracts.settings import KafkaSettings
 from session_contracts.tracing import RecordHeaders, extract_context, tracer
 
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 NEWER_WITHIN = 2
 """How far ahead of this gateway's contract a revocation's `schema_version` may be and still
 be taken as the next contract's (`RevocationWatcher._newer`), not as a broken record."""
+_TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 MAX_UNREAD = 100_000
 """The most sessions `RevocationWatcher.unread` names (the count goes on past it)."""
 TENANT, SESSION = "tenant_id", "session_id"
@@ -231,7 +233,7 @@ class RevocationWatcher(CompactedTopicFollower):
             return "others"
         self.records_newer += 1
         if (
-            _still_valid(payload.get("valid_until"), self._clock())
+            _still_valid(payload.get("valid_until"), self._clock() - self._grace)
             and len(self.unread) < MAX_UNREAD
         ):
             self.unread.add(key)
@@ -243,12 +245,12 @@ class RevocationWatcher(CompactedTopicFollower):
 
 
 def _still_valid(valid_until: object, now: float) -> bool:
-    """Whether a newer record's `valid_until` (as the current contract writes it) is ahead of
-    `now`; one that cannot be read is taken as ahead (the session may be revoked)."""
-    if not isinstance(valid_until, str):
-        return True
+    """Whether a newer record's `valid_until`, read as the current contract reads a time, is
+    ahead of `now` (the clock less the grace, as the table holds a revocation); one that
+    cannot be read so is taken as ahead, the session perhaps revoked. `fromisoformat` alone
+    took a bare date or a naive time, the latter in the host's zone (a review, stop 72)."""
     try:
-        return datetime.fromisoformat(valid_until).timestamp() > now
+        return _TIME.validate_python(valid_until).timestamp() > now
     except ValueError:
         return True
 

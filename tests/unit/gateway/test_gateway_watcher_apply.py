@@ -276,6 +276,16 @@ def test_a_newer_revocation_of_another_tenant_is_skipped_unsaid_and_a_past_one_n
     assert (w.records_newer, w.records_rejected, w.unread) == (0, 0, set())
     w.apply(key(), json.dumps(past).encode())
     assert (w.records_newer, w.records_rejected, w.unread) == (1, 0, set())
+    # within the grace a readable one is still held, and so is this one named; and a time the
+    # contract does not read (a bare date, a naive time) is taken as ahead, not as past
+    # (fromisoformat took both: a review, stop 72)
+    graced = watcher(grace=120)
+    graced.apply(key(), json.dumps(past).encode())
+    assert graced.unread == {key()}
+    for unread_time in ("2000-01-01", "2000-01-01T00:00:00"):
+        w = watcher()
+        w.apply(key(), json.dumps({**past, "valid_until": unread_time}).encode())
+        assert w.unread == {key()}, unread_time
 
 
 @pytest.mark.parametrize(
