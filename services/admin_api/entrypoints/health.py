@@ -46,7 +46,8 @@ async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
     checks: dict[str, str] = {}
     behind = False
     try:
-        standing = await runtime.schema.read()  # logged with its revisions when it changes
+        # shared with the calls at the same moment; logged with its revisions when it changes
+        standing = await runtime.schema.read_shared()
         checks["database"] = "ok"
         # without the revisions: anyone who reaches the port reads this
         checks["schema"] = standing.describe(named=False)

@@ -1,10 +1,11 @@
 """The database schema's standing against this release, as the admin API reports it.
 
 An admin API upgraded before its registry has migrated the database cannot serve the searches
-that call what the newer revisions create. `/readyz` reads the standing on every call and says
-when it is behind; `SchemaWatch` also reads it when the process starts and every
-`schema_check_seconds`, so the log and the `admin_api_schema_behind` gauge (the
-`AdminApiSchemaBehind` alert) tell it without a load balancer polling. Either way the
+that call what the newer revisions create. `/readyz` reads the standing on every call (calls at
+the same moment share one read: `read_shared`) and says when it is behind; `SchemaWatch` also
+reads it when the process starts and every `schema_check_seconds`, so the log and the
+`admin_api_schema_behind` gauge (the `AdminApiSchemaBehind` alert) tell it without a load
+balancer polling. Either way the
 standing is logged with its revisions once each time it changes; `/readyz` itself names none.
 """
 
@@ -41,6 +42,18 @@ class SchemaWatch:
         self._engine = engine
         self._gauge = gauge
         self._said: str | None = None
+        self._reading: asyncio.Future[SchemaStanding] | None = None
+
+    async def read_shared(self) -> SchemaStanding:
+        """`read`, one at a time: a caller while a read is under way gets its answer (or its
+        error) instead of starting another. `/readyz` answers anyone, and each call took a
+        pooled connection for two queries: a flood of them took the pool from the admins (a
+        review, stop 72). Now a flood holds one connection at a time per process; a call after
+        a read has ended reads afresh, so the answer is never older than the call."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self.read())
+            self._reading.add_done_callback(_retrieved)
+        return await asyncio.shield(self._reading)
 
     async def read(self) -> SchemaStanding:
         """The standing now, noted (`note`); raises what the database raises."""
@@ -67,3 +80,10 @@ class SchemaWatch:
             except Exception as exc:  # the database away: tried again next time
                 log.debug("schema standing unread: %s", type(exc).__name__)
             await asyncio.sleep(interval)
+
+
+def _retrieved(read: asyncio.Future[SchemaStanding]) -> None:
+    """Take a shared read's error, so that one whose every caller went away (cancelled while
+    shielded) is not logged as never retrieved."""
+    if not read.cancelled():
+        read.exception()
