@@ -49,7 +49,8 @@ class SchemaWatch:
         error) instead of starting another. `/readyz` answers anyone, and each call took a
         pooled connection for two queries: a flood of them took the pool from the admins (a
         review, stop 72). Now a flood holds one connection at a time per process; a call after
-        a read has ended reads afresh, so the answer is never older than the call."""
+        a read has ended reads afresh, and a call that joins a read under way gets an answer at
+        most as old as that read (one migrated meanwhile is seen by the next call)."""
         if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self.read())
             self._reading.add_done_callback(_retrieved)
