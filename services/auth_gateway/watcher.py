@@ -61,7 +61,6 @@ be taken as the next contract's (`RevocationWatcher._newer`), not as a broken re
 _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 MAX_UNREAD = 100_000
 """The most sessions `RevocationWatcher.unread` names (the count goes on past it)."""
-TENANT, SESSION = "tenant_id", "session_id"
 
 
 class RevocationWatcher(CompactedTopicFollower):
@@ -222,14 +221,14 @@ class RevocationWatcher(CompactedTopicFollower):
             return None
         if not isinstance(payload, dict) or payload.get("type") != "session.revoked":
             return None
-        version, tenant, handle = (payload.get(f) for f in ("schema_version", TENANT, SESSION))
+        version = payload.get("schema_version")
         if type(version) is not int or not 0 < version - SCHEMA_VERSION <= NEWER_WITHIN:
             return None
-        if not isinstance(tenant, str) or not isinstance(handle, str):
+        # the key's own shapes (`contract_key`), naming the session the value names
+        named = contract_key(key)
+        if named is None or named != (payload.get("tenant_id"), payload.get("session_id")):
             return None
-        if contract_key(key) != (tenant, handle) or key != record_key(tenant, handle):
-            return None
-        if not self._serves(tenant):
+        if not self._serves(named[0]):
             return "others"
         self.records_newer += 1
         if (
