@@ -17,10 +17,9 @@ async def queue_level(
     column (0: none). `now`: the clock that stamped the column; None when the database did
     (a server default), whose own clock is then read in the same statement."""
     query = select(func.count(), func.min(stamped), func.current_timestamp())
-    row = (await conn.execute(query.select_from(stamped.table))).one()
-    count, oldest = row[0], row[1]
+    count, oldest, database_now = (await conn.execute(query.select_from(stamped.table))).one()
     if not count or oldest is None:
         return 0, 0.0
-    clock = as_utc(row[2]) if now is None else now
+    clock = as_utc(database_now) if now is None else now
     # `as_utc`: SQLite's CURRENT_TIMESTAMP is UTC without an offset
     return int(count), max(0.0, (clock - as_utc(oldest)).total_seconds())
