@@ -56,6 +56,22 @@ def first_answer_lost(
     return handle
 
 
+async def save_with_the_answer_lost(
+    page: Page, url: str, answers: Callable[[Route], Awaitable[None]]
+) -> Locator:
+    """Open the page's settings at `url`, with the browser settings' requests answered by
+    `answers` (`first_answer_lost`), save the browser card at 2 hours, idle 30 minutes, and
+    see the card say the change may have been saved; the card."""
+    await page.route("**/api/v1/settings/sessions/browser", answers)
+    await page.goto(url)
+    await page.get_by_role("link", name="Session settings").click()
+    card = page.locator('.settings-card[data-session-type="browser"]')
+    await set_limits(card, ("2", "hours"), ("30", "minutes"))
+    await card.get_by_role("button", name="Save Browser settings").click()
+    await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
+    return card
+
+
 async def set_limits(card: Locator, longest: tuple[str, str], idle: tuple[str, str]) -> None:
     """Type a settings card's maximum session length and idle timeout, each (number, unit)."""
     await card.get_by_label("Maximum session length", exact=True).fill(longest[0])
@@ -206,15 +222,9 @@ async def test_after_an_unknown_answer_a_change_another_admin_made_meanwhile_is_
                 await api.put("/api/v1/settings/sessions/mobile", json=mobile)
             ).status_code == 200
 
-    await page.route(
-        "**/api/v1/settings/sessions/browser", first_answer_lost(puts, another_admin_saves)
+    card = await save_with_the_answer_lost(
+        page, stack.page_url(tenant.token), first_answer_lost(puts, another_admin_saves)
     )
-    await page.goto(stack.page_url(tenant.token))
-    await page.get_by_role("link", name="Session settings").click()
-    card = page.locator('.settings-card[data-session-type="browser"]')
-    await set_limits(card, ("2", "hours"), ("30", "minutes"))
-    await card.get_by_role("button", name="Save Browser settings").click()
-    await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
 
     await card.get_by_role("button", name="Save Browser settings").click()
     await expect(page.locator("#status")).to_contain_text(
@@ -235,13 +245,9 @@ async def test_a_settings_change_whose_answer_is_unknown_may_be_saved_and_is_sav
     tenant = stack.tenant()
     puts: list[int] = []
 
-    await page.route("**/api/v1/settings/sessions/browser", first_answer_lost(puts))
-    await page.goto(stack.page_url(tenant.token))
-    await page.get_by_role("link", name="Session settings").click()
-    card = page.locator('.settings-card[data-session-type="browser"]')
-    await set_limits(card, ("2", "hours"), ("30", "minutes"))
-    await card.get_by_role("button", name="Save Browser settings").click()
-    await expect(card.get_by_role("alert")).to_contain_text("may have been saved")
+    card = await save_with_the_answer_lost(
+        page, stack.page_url(tenant.token), first_answer_lost(puts)
+    )
     await expect(card.get_by_role("alert")).not_to_contain_text("were not saved")
     await expect(page.locator("#status")).to_contain_text("could not confirm it, so it may be")
 
