@@ -97,13 +97,18 @@ def upcast_v2(payload: dict[str, Any]) -> dict[str, Any]:
     resolved against the sessions created no later than `requested_at`, so that is its
     `confirmed_at` and it ends exactly what it ended under v2. Every other record changes only
     its version.
+
+    A v2 (or v1) record carrying `confirmed_at` is refused: no v2 reader took a field v2 did not
+    have (its models forbid extra fields), so none was ever applied, and a filter's bound taken
+    from it would end something other than what v2 ended.
     """
+    if "confirmed_at" in payload:
+        raise DecodeError(
+            "confirmed_at: a record of schema_version 1 or 2 has no confirmed_at (v3 added "
+            "it); write the record as v3"
+        )
     out = dict(payload)
-    if (
-        out.get("type") == "sessions.terminate"
-        and out.get("filter") is not None
-        and "confirmed_at" not in out
-    ):
+    if out.get("type") == "sessions.terminate" and out.get("filter") is not None:
         out["confirmed_at"] = out.get("requested_at")
     return out
 

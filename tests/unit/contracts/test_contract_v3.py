@@ -55,6 +55,21 @@ def test_a_v1_filter_command_is_upcast_through_v2_to_v3() -> None:
     assert command.schema_version == 3 and command.confirmed_at == REQUESTED
 
 
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("by", ["filter", "ids"])
+def test_a_v1_or_v2_record_carrying_confirmed_at_is_refused(version: int, by: str) -> None:
+    # v2's models forbade fields they did not have, so no v2 reader applied such a record; an
+    # earlier bound taken from it would have ended fewer sessions than the command ended in v2
+    target: dict[str, Any] = (
+        {"filter": {"policy_outdated": True}}
+        if by == "filter"
+        else {"session_ids": [session_handle("acme", "s-1")]}
+    )
+    body = v2_command(schema_version=version, confirmed_at="2026-11-30T08:30:00Z", **target)
+    with pytest.raises(DecodeError, match="schema_version 1 or 2 has no confirmed_at"):
+        decode_command(json.dumps(body).encode())
+
+
 def test_a_v2_event_changes_only_its_version() -> None:
     handle = session_handle("acme", "s-1")
     raw = {
