@@ -84,6 +84,7 @@ class ActivityReporter:
         self._pending: deque[tuple[bytes, str | None, float]] = deque(maxlen=max_pending)
         self._producer: AIOKafkaProducer | None = None
         self._sources: list[Callable[[], None]] = []
+        self._in_flight = 0
         self.sent = 0
         self.dropped = 0
 
@@ -94,8 +95,13 @@ class ActivityReporter:
 
     @property
     def pending(self) -> int:
-        """Activity events noted but not yet handed to the producer."""
-        return len(self._pending)
+        """Activity events noted and not yet sent: waiting, or in the batch being sent.
+
+        The batch in flight counts until the broker has it: a send that hangs until the
+        delivery bound would otherwise read as nothing waiting, and `GatewayActivityUnsent`
+        (pending above 0 for ten minutes, nothing sent) would miss a producer whose sends
+        never complete (a review, stop 72)."""
+        return len(self._pending) + self._in_flight
 
     def due(self, key: bytes) -> bool:
         """Whether `note` would report session `key` now (not reported within the interval):
@@ -160,6 +166,7 @@ class ActivityReporter:
             return
         batch = list(self._pending)
         self._pending.clear()
+        self._in_flight = len(batch)
         try:
             # the sends inside the bound too: a send waits for the topic's metadata, or for
             # room in the producer's buffer, for as long as the client's request timeout
@@ -176,9 +183,12 @@ class ActivityReporter:
                 len(batch),
                 exc,
             )
+            self._in_flight = 0  # back to waiting: counted once
             self._requeue(batch)
             await self._close_producer()
             return
+        finally:
+            self._in_flight = 0
         self.sent += len(futures)
 
     def _requeue(self, batch: list[tuple[bytes, str | None, float]]) -> None:

@@ -117,6 +117,6 @@ class GatewayCollector(Collector):
         )
         yield GaugeMetricFamily(
             "session_gateway_activity_pending",
-            "Activity events waiting to be sent",
+            "Activity events noted and not yet sent: waiting, or in the batch being sent",
             value=activity.pending,
         )

@@ -171,3 +171,21 @@ async def test_a_failed_batch_put_back_on_a_full_queue_drops_the_oldest_and_coun
     await flushing
     assert [key for key, _, _ in activity._pending] == [B, c, d]  # the oldest, A, went
     assert (activity.pending, activity.dropped) == (3, 1)
+
+
+async def test_a_batch_in_flight_counts_as_pending_until_the_broker_has_it() -> None:
+    """`GatewayActivityUnsent` reads the pending gauge: a scrape while a send hangs read 0
+    (the batch had left the queue), so a producer whose sends never complete paged no one."""
+    activity, made = reporter_over([FakeProducer(hangs=True), FakeProducer()])
+    activity.note(A, None)
+    activity.note(B, None)
+    flushing = asyncio.create_task(activity.flush())  # takes A and B, then hangs to the bound
+    await asyncio.sleep(0.01)
+    assert activity.pending == 2  # in flight, not sent
+    activity.note(record_key("acme", session_handle("acme", "c")), None)
+    assert activity.pending == 3
+    await flushing
+    assert (activity.pending, activity.sent) == (3, 0)  # put back: counted once, not twice
+    await activity.flush()
+    assert (activity.pending, activity.sent) == (0, 3)
+    assert made[1].delivered[:2] == [A, B]
