@@ -305,6 +305,22 @@ def undelivered_batches(producer: AIOKafkaProducer) -> list[Any]:
 _STOPPING: set[asyncio.Task[None]] = set()
 
 
+async def start_consumer(consumer: AIOKafkaConsumer) -> None:
+    """`consumer.start()`; a start that fails or is cancelled stops the consumer, then raises.
+
+    aiokafka's `start()` leaves a consumer whose start failed (the broker unreachable, a topic
+    or an ACL refused) unclosed: it warns so when collected ("Unclosed AIOKafkaConsumer"), and
+    past its bootstrap its client's metadata task retries the broker for the life of the
+    process. The registry's commands started theirs before the `try` that stops them, so a
+    command run with the broker away left one behind (found when a test of the suite was
+    blamed for one, stop 73)."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await stop_consumer(consumer)
+        raise
+
+
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     """`consumer.stop()`, run to its end in a task of its own; a cancellation of the caller
     propagates at once, and the stop still ends.

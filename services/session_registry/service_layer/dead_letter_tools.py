@@ -36,7 +36,12 @@ from session_contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_comman
 from session_contracts.codec import encode as encode_message
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import TENANT_ID, is_handle, record_key, split_record_key
-from session_contracts.kafka_clients import new_consumer, new_producer, stop_consumer
+from session_contracts.kafka_clients import (
+    new_consumer,
+    new_producer,
+    start_consumer,
+    stop_consumer,
+)
 from session_contracts.models import (
     SCHEMA_VERSION,
     SessionCreated,
@@ -316,7 +321,7 @@ async def dead_letters(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         partitions = await topic_partitions(kafka, topics.dead_letters)
         kafka.assign(partitions)
@@ -607,7 +612,7 @@ async def _ends_of(
         for partition in read_from:
             wanted.setdefault(partition, _Wanted()).add(p)
     kafka = new_consumer(connection, enable_auto_commit=False, auto_offset_reset="earliest")
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         chosen = [TopicPartition(topic, n) for n in sorted(wanted)]
         kafka.assign(chosen)

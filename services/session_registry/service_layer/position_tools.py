@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from read_model.database import open_store
 from read_model.unit_of_work import UnitOfWork
 from session_contracts.escaping import escape_reason
-from session_contracts.kafka_clients import new_admin, new_consumer, stop_consumer
+from session_contracts.kafka_clients import new_admin, new_consumer, start_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.group_members import GroupMember, group_members
 from session_registry.adapters.partitions import offsets_from, topic_partitions
@@ -118,7 +118,7 @@ async def _log_bounds(
     AIOKafkaConsumer, list[TopicPartition], dict[TopicPartition, int], dict[TopicPartition, int]
 ]:
     kafka = new_consumer(connection)
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         partitions: list[TopicPartition] = []
         for name in topic_names:

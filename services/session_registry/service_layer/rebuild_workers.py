@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from read_model.database import open_store
-from session_contracts.kafka_clients import new_consumer, stop_consumer
+from session_contracts.kafka_clients import new_consumer, start_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
 from session_registry.adapters.partitions import topic_partitions
@@ -42,7 +42,7 @@ def _worker(
 
 async def _partition_ids(connection: KafkaSettings, topic: str) -> list[int]:
     kafka = new_consumer(connection)
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         return [tp.partition for tp in await topic_partitions(kafka, topic)]
     finally:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 
 from read_model.store import Store
-from session_contracts.kafka_clients import new_consumer, stop_consumer
+from session_contracts.kafka_clients import new_consumer, start_consumer, stop_consumer
 from session_contracts.record_signing import SignedExpiries
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
@@ -71,7 +71,7 @@ async def replay(
         expiries,
     )
     events = 0
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         assigned = [
             tp

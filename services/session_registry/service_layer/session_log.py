@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 from session_contracts.codec import DecodeError, decode_event, decode_revocation
 from session_contracts.escaping import escape_reason
 from session_contracts.handles import is_handle, record_key
-from session_contracts.kafka_clients import new_consumer, stop_consumer
+from session_contracts.kafka_clients import new_consumer, start_consumer, stop_consumer
 from session_contracts.record_signing import SignedExpiries, carries_signature
 from session_contracts.settings import KafkaSettings
 from session_contracts.topics import Topics
@@ -127,7 +127,7 @@ async def session_records(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         names = [topics.events, topics.revocations] if revocations else [topics.events]
         chosen: list[TopicPartition] = []

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from read_model import search_budgets
 from read_model.database import make_engine
-from session_contracts.kafka_clients import new_consumer, stop_consumer
+from session_contracts.kafka_clients import new_consumer, start_consumer, stop_consumer
 from session_contracts.settings import KafkaSettings
 from session_registry.adapters.command_store import Deferred, deferred_commands
 from session_registry.adapters.partitions import topic_partitions
@@ -54,7 +54,7 @@ async def consumer_status(
     finally:
         await engine.dispose()
     kafka = new_consumer(connection)
-    await kafka.start()
+    await start_consumer(kafka)
     try:
         partitions: list[TopicPartition] = []
         for name in topic_names:
