@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from read_model.database import open_store, upgrade_schema
 from read_model.online_indexes import build_in_background
@@ -329,7 +329,21 @@ class Registry:
                     RELAY_DRAIN_SECONDS,
                 )
             self._producing = False
+        await self._close_unstarted()
         await self.store.dispose()
+
+    async def _close_unstarted(self) -> None:
+        """Close the Kafka clients a start never reached (it failed before them: a schema
+        behind, the broker away) or that were never started: built in the constructor, each
+        warned when collected that it was never closed ("Unclosed AIOKafkaConsumer"), inside
+        whatever ran then (a test of the suite was blamed for one, stop 73). Nothing of theirs
+        runs yet, so their own stop() only marks them closed; on a client already stopped it
+        does nothing."""
+        clients: list[AIOKafkaConsumer | AIOKafkaProducer] = [self.loop.consumer, self.producer]
+        if self.guard is not None:
+            clients.append(self.guard.consumer)
+        for client in clients:
+            await client.stop()
 
     async def _check_schema(self) -> None:
         """Refuse to start on a schema behind this release (`SchemaBehind`): what a newer
