@@ -166,7 +166,9 @@ class ActivityReporter:
             return
         batch = list(self._pending)
         self._pending.clear()
-        self._in_flight = len(batch)
+        # counted in `pending` until the broker has it; put back before it stops counting
+        # here, so a scrape between the two reads it twice, never not at all
+        self._in_flight += len(batch)
         try:
             # the sends inside the bound too: a send waits for the topic's metadata, or for
             # room in the producer's buffer, for as long as the client's request timeout
@@ -178,17 +180,27 @@ class ActivityReporter:
                 ]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
+            self._requeue(batch)
+            self._in_flight -= len(batch)
             log.warning(
                 "sending %d activity events failed (%r); will retry with a new producer",
                 len(batch),
                 exc,
             )
-            self._in_flight = 0  # back to waiting: counted once
-            self._requeue(batch)
             await self._close_producer()
             return
-        finally:
-            self._in_flight = 0
+        except asyncio.CancelledError:
+            # the gateway stopping (or stop()'s bound): kept, so the shutdown says they were
+            # not sent (some may have been: activity sent twice only repeats a last-seen time)
+            self._requeue(batch)
+            self._in_flight -= len(batch)
+            raise
+        except BaseException:
+            # a bug (`run` logs it): not retried, which could fail for ever; counted as dropped
+            self._in_flight -= len(batch)
+            self.dropped += len(batch)
+            raise
+        self._in_flight -= len(batch)
         self.sent += len(futures)
 
     def _requeue(self, batch: list[tuple[bytes, str | None, float]]) -> None:
@@ -257,5 +269,5 @@ class ActivityReporter:
             async with asyncio.timeout(5):
                 await self.flush()
         except TimeoutError:
-            log.warning("%d activity events unsent at shutdown", len(self._pending))
+            log.warning("%d activity events unsent at shutdown", self.pending)
         await self._close_producer()

@@ -185,7 +185,64 @@ async def test_a_batch_in_flight_counts_as_pending_until_the_broker_has_it() -> 
     activity.note(record_key("acme", session_handle("acme", "c")), None)
     assert activity.pending == 3
     await flushing
-    assert (activity.pending, activity.sent) == (3, 0)  # put back: counted once, not twice
+    assert (activity.pending, activity.sent) == (3, 0)
     await activity.flush()
     assert (activity.pending, activity.sent) == (0, 3)
     assert made[1].delivered[:2] == [A, B]
+
+
+class RefusingSends(FakeProducer):
+    """Its sends fail at once; its stop waits for `release` (a producer being replaced)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_exception(KafkaConnectionError("refused"))
+        return future
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.release.wait()
+        self.stopped = True
+
+
+async def test_a_failed_batch_put_back_counts_once_while_its_producer_is_replaced() -> None:
+    """Put back while it still counted as in flight, a failed batch read twice for as long as
+    its producer took to stop (up to the delivery bound: 10 s by default), a review found."""
+    refusing = RefusingSends()
+    made: list[FakeProducer] = []
+
+    def factory() -> AIOKafkaProducer:
+        made.append(refusing)
+        return cast(Any, refusing)
+
+    activity = ActivityReporter(factory, "events", delivery_timeout_seconds=5)
+    activity.note(A, None)
+    activity.note(B, None)
+    flushing = asyncio.create_task(activity.flush())
+    await refusing.stopping.wait()  # the batch failed and is back; its producer is stopping
+    assert (activity.pending, activity.sent) == (2, 0)
+    refusing.release.set()
+    await flushing
+    assert (activity.pending, activity.sent, activity.dropped) == (2, 0, 0)
+
+
+async def test_a_flush_cancelled_mid_send_keeps_its_batch_pending() -> None:
+    """Cancelled (the gateway stopping, or stop()'s own bound), a batch in flight was neither
+    put back nor counted: the shutdown said 0 unsent (a review, stop 73)."""
+    activity, _ = reporter_over([FakeProducer(hangs=True)])
+    activity._delivery_timeout = 5  # the sends hang; only the cancellation ends the flush
+    activity.note(A, None)
+    activity.note(B, None)
+    flushing = asyncio.create_task(activity.flush())
+    await asyncio.sleep(0.01)
+    assert activity.pending == 2
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert (activity.pending, activity.sent, activity.dropped) == (2, 0, 0)
+    assert [key for key, _, _ in activity._pending] == [A, B]
