@@ -99,8 +99,8 @@ def upcast_v2(payload: dict[str, Any]) -> dict[str, Any]:
     its version.
 
     A v2 (or v1) record carrying `confirmed_at` is refused: no v2 reader took a field v2 did not
-    have (its models forbid extra fields), so none was ever applied, and a filter's bound taken
-    from it would end something other than what v2 ended.
+    have (its models forbid extra fields), and a filter's bound taken from it would end
+    something other than what v2 ended (v3 registries before stop 73 kept it).
     """
     if "confirmed_at" in payload:
         raise DecodeError(
