@@ -261,7 +261,27 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
     up a flush, so this stops the sender (its requests in flight end first), then fails the
     batches (`fail_all`, as aiokafka does when its sender dies), which ends the flush, and
     closes the client.
+
+    The stop runs in a task of its own, as `stop_consumer`'s: a caller cancelled during it
+    (a gateway stopping while its activity producer was being replaced, a bound on a
+    shutdown) propagates at once, and the stop still goes to its end. Cancelled in place,
+    it left the producer marked closed (aiokafka sets that first) with its sender and
+    connections running, which no later stop could end (a review, stop 73).
     """
+    stopping = asyncio.create_task(
+        _stop_producer_to_the_end(producer, within), name="stopping a Kafka producer"
+    )
+    _STOPPING.add(stopping)
+    stopping.add_done_callback(_STOPPING.discard)
+    try:
+        return await asyncio.shield(stopping)
+    except asyncio.CancelledError:
+        if not stopping.done():  # the caller's: the stop goes on, and says if it fails
+            stopping.add_done_callback(_log_unawaited_failure)
+        raise
+
+
+async def _stop_producer_to_the_end(producer: AIOKafkaProducer, within: float) -> bool:
     try:
         async with asyncio.timeout(within):  # not wait_for: see start_producer
             await producer.stop()
@@ -302,7 +322,7 @@ def undelivered_batches(producer: AIOKafkaProducer) -> list[Any]:
 
 # Every stop in progress, held until it ends (the loop keeps only weak references to tasks):
 # one whose caller was cancelled has no other holder.
-_STOPPING: set[asyncio.Task[None]] = set()
+_STOPPING: set[asyncio.Task[Any]] = set()
 
 
 async def start_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -317,7 +337,10 @@ async def start_consumer(consumer: AIOKafkaConsumer) -> None:
     try:
         await consumer.start()
     except BaseException:
-        await stop_consumer(consumer)
+        try:
+            await stop_consumer(consumer)
+        except Exception:  # the start's error is the one to raise
+            log.exception("stopping a Kafka consumer whose start failed failed")
         raise
 
 
@@ -371,9 +394,9 @@ async def _stop_to_the_end(consumer: AIOKafkaConsumer) -> None:
     await consumer._client.close()
 
 
-def _log_unawaited_failure(stopping: asyncio.Task[None]) -> None:
+def _log_unawaited_failure(stopping: asyncio.Task[Any]) -> None:
     if not stopping.cancelled() and (failure := stopping.exception()) is not None:
-        log.error("stopping a Kafka consumer failed: %r", failure, exc_info=failure)
+        log.error("%s failed: %r", stopping.get_name(), failure, exc_info=failure)
 
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:

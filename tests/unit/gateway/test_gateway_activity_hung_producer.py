@@ -10,6 +10,7 @@ producer; the outage itself, on a real broker, is in the gateway's integration t
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, cast
 
 import pytest
@@ -18,7 +19,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from auth_gateway.activity import ActivityReporter
 from session_contracts.handles import record_key, session_handle
-from session_contracts.kafka_clients import start_producer
+from session_contracts.kafka_clients import start_producer, stop_producer
 
 A, B = (record_key("acme", session_handle("acme", n)) for n in "ab")
 
@@ -35,9 +36,11 @@ class Client:
     def __init__(self, brokers: int) -> None:
         self.cluster = Cluster(brokers)
         self.closed = False
+        self.closing = asyncio.Event()
 
     async def close(self) -> None:
         self.closed = True
+        self.closing.set()
 
 
 class Accumulator:
@@ -246,3 +249,47 @@ async def test_a_flush_cancelled_mid_send_keeps_its_batch_pending() -> None:
         await flushing
     assert (activity.pending, activity.sent, activity.dropped) == (2, 0, 0)
     assert [key for key, _, _ in activity._pending] == [A, B]
+
+
+async def test_a_producer_stop_whose_caller_is_cancelled_still_ends() -> None:
+    """Cancelled in place, the stop left the producer marked closed with its sender and
+    connections running, which no later stop could end (a review, stop 73)."""
+    hung = FakeProducer(hangs=True)
+    stopping = asyncio.create_task(stop_producer(cast(Any, hung), 0.05))
+    await asyncio.sleep(0.01)  # inside the bounded stop
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    async with asyncio.timeout(5):  # the stop goes on without its caller: abandoned at 0.05 s
+        await hung.client.closing.wait()
+    assert hung._message_accumulator.failed is not None
+
+
+async def test_stop_says_what_is_unsent_when_the_broker_refuses_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only a stop cut by its bound said so; one whose producer could not start said nothing."""
+    activity, _ = reporter_over([FakeProducer(brokers=0)])
+    activity.note(A, None)
+    with caplog.at_level(logging.WARNING, logger="auth_gateway.activity"):
+        await activity.stop()
+    assert "1 activity events unsent at shutdown" in caplog.text
+
+
+class FailingSends(FakeProducer):
+    """Its sends raise what no Kafka client raises: a bug."""
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        raise RuntimeError("a bug in the send")
+
+
+async def test_stop_closes_the_producer_when_its_flush_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    activity, made = reporter_over([FailingSends()])
+    activity.note(A, None)
+    with caplog.at_level(logging.WARNING, logger="auth_gateway.activity"):
+        await activity.stop()  # the gateway's shutdown goes on
+    assert made[0].stopped
+    assert "sending the pending activity at shutdown failed" in caplog.text
+    assert (activity.pending, activity.dropped) == (0, 1)
