@@ -264,10 +264,19 @@ class ActivityReporter:
             )
 
     async def stop(self) -> None:
-        """Send what is pending (best effort) and close the producer."""
+        """Send what is pending (best effort) and close the producer.
+
+        Whatever the flush ended in (the bound, the broker refusing, a bug), what is still
+        pending is logged and the producer closed: only the bound was logged, and a flush
+        that raised left the producer open (a review, stop 73)."""
         try:
             async with asyncio.timeout(5):
                 await self.flush()
         except TimeoutError:
-            log.warning("%d activity events unsent at shutdown", self.pending)
-        await self._close_producer()
+            pass
+        except Exception:
+            log.exception("sending the pending activity at shutdown failed")
+        finally:
+            if self.pending:
+                log.warning("%d activity events unsent at shutdown", self.pending)
+            await self._close_producer()
