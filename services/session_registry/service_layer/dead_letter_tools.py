@@ -40,6 +40,7 @@ from session_contracts.kafka_clients import (
     new_consumer,
     new_producer,
     start_consumer,
+    start_producer,
     stop_consumer,
 )
 from session_contracts.models import (
@@ -481,8 +482,10 @@ async def redrive(
     counts: Counter[str] = Counter()
     engine = make_engine(database_url)
     producer = new_producer(connection)
-    await producer.start()
     try:
+        # fails, not hangs, on a broker still starting; a start that failed stops the
+        # producer, and the engine is disposed below (both were left open: a review, stop 73)
+        await start_producer(producer, connection.kafka_request_timeout_ms / 1000)
         chunk: list[Redrive] = []
         async for letter in dead_letters(connection, topics, chosen, report=report):
             chunk.append(plan(letter, topics, copies=copies))

@@ -50,13 +50,6 @@ async def replay(
     so an unsigned `session.expired` is refused here as it is there. Resumes from the positions
     stored under `consumer`; returns (events, dead letters).
     """
-    kafka = new_consumer(
-        connection,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=max_partition_fetch_bytes,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
 
     def clock() -> datetime:
         return until if until is not None else datetime.now(UTC)
@@ -71,6 +64,15 @@ async def replay(
         expiries,
     )
     events = 0
+    # built here, right before the start that stops it if it fails: not before the steps
+    # above, which would leave it unclosed if they raised (a review, stop 73)
+    kafka = new_consumer(
+        connection,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     await start_consumer(kafka)
     try:
         assigned = [

@@ -25,11 +25,12 @@ from registry_helpers import (
     sid,
     table_rows,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sre_cli import cli, cli_env
 
 from fresh_topics import connection
 from migrated import MigratedCopies
-from read_model.database import open_store
+from read_model.database import make_engine, open_store
 from read_model.tables import applied_commands, revocations, session_history, sessions
 from session_contracts.codec import encode
 from session_contracts.handles import record_key
@@ -42,6 +43,7 @@ from session_registry.service_layer import dead_letter_tools
 from session_registry.service_layer.expiry import Sweeper
 from session_registry.service_layer.ingest import Ingestor
 from session_registry.service_layer.projection import Projector
+from unclosed_clients import no_kafka_client_left_unclosed
 
 pytestmark = pytest.mark.kafka
 Send = Callable[..., Awaitable[None]]
@@ -225,6 +227,36 @@ async def test_dlq_redrive_refuses_a_database_without_a_read_model(
     done = await cli(env, "dlq", "redrive", "--dry-run", code=1)
     assert "no read model at" in done.err and "SESSIONS_DATABASE_URL" in done.err
     assert "Traceback" not in done.err
+
+
+async def test_a_redrive_with_the_broker_away_leaves_nothing_open(
+    db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its producer was started before the `try` that closes it and the engine: a start
+    that failed left both open (a review, stop 73)."""
+    await migrated.migrate(db_url)
+    engines: list[AsyncEngine] = []
+    disposed: list[AsyncEngine] = []
+    dispose = AsyncEngine.dispose
+
+    def made(url: str, **named: Any) -> AsyncEngine:
+        engines.append(make_engine(url, **named))
+        return engines[-1]
+
+    async def recorded(engine: AsyncEngine, close: bool = True) -> None:
+        disposed.append(engine)
+        await dispose(engine, close)
+
+    monkeypatch.setattr(dead_letter_tools, "make_engine", made)
+    monkeypatch.setattr(AsyncEngine, "dispose", recorded)
+    away = connection("127.0.0.1:9", Topics(prefix="away.", partitions=1))
+    away = away.model_copy(update={"kafka_request_timeout_ms": 1_000})
+    with no_kafka_client_left_unclosed(), pytest.raises(KafkaError):
+        await dead_letter_tools.redrive(
+            away, away.topics, db_url, dead_letter_tools.LetterFilter(), print, dry_run=True
+        )
+    [engine] = engines
+    assert engine in disposed
 
 
 async def test_one_hostile_dead_letter_does_not_stop_the_dlq_commands(
