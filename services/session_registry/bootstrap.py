@@ -312,13 +312,29 @@ class Registry:
                     await task
         self._tasks.clear()
         self._started = False
+        # each step runs whatever the ones before it raised (or a cancellation in them): the
+        # first error raised ended the stop, the producer and the database pool left open (a
+        # review, stop 73); the last steps first, as an exit stack runs them
+        async with contextlib.AsyncExitStack() as closing:
+            closing.push_async_callback(self.store.dispose)
+            closing.push_async_callback(self._close_unstarted)
+            closing.push_async_callback(self._stop_producing)
+            closing.push_async_callback(self._stop_guarding)
+            closing.push_async_callback(self._stop_consuming)
+
+    async def _stop_consuming(self) -> None:
         if self._consuming:
-            await stop_consumer(self.loop.consumer)  # not stop(): see there
             self._consuming = False
+            await stop_consumer(self.loop.consumer)  # not stop(): see there
+
+    async def _stop_guarding(self) -> None:
         if self._guarding and self.guard is not None:
-            await stop_consumer(self.guard.consumer)
             self._guarding = False
+            await stop_consumer(self.guard.consumer)
+
+    async def _stop_producing(self) -> None:
         if self._producing:
+            self._producing = False
             # Bounded: with the broker away, stop() would wait for the relay's batches for as
             # long as the outage lasts. Their rows stay in the outbox until acknowledged, so
             # the next start publishes them: given up here, nothing is lost.
@@ -328,9 +344,6 @@ class Registry:
                     "stop; they stay in the outbox for the next start",
                     RELAY_DRAIN_SECONDS,
                 )
-            self._producing = False
-        await self._close_unstarted()
-        await self.store.dispose()
 
     async def _close_unstarted(self) -> None:
         """Close the Kafka clients a start never reached (it failed before them: a schema

@@ -22,6 +22,7 @@ from registry_helpers import registry_settings
 
 from migrated import MigratedCopies
 from session_contracts.topics import Topics
+from session_registry import bootstrap
 from session_registry.bootstrap import Registry
 
 pytestmark = pytest.mark.kafka
@@ -127,3 +128,32 @@ async def test_run_forever_stops_a_registry_whose_start_failed(
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(registry.operations.host, registry.operations.port)
     _every_client_closed(registry)
+
+
+async def test_a_stop_whose_first_step_fails_still_closes_the_rest(
+    db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first error a step of `stop()` raised ended it: the producer and the database
+    pool were left open (a review, stop 73). Each step now runs; the error still reaches
+    the caller."""
+    await migrated.migrate(db_url)
+    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry._consuming = True  # as after a start that reached the consumer
+
+    async def failing(consumer: AIOKafkaConsumer) -> None:
+        raise RuntimeError("the consumer's stop failed")
+
+    monkeypatch.setattr(bootstrap, "stop_consumer", failing)
+    disposed: list[bool] = []
+    dispose = registry.store.dispose
+
+    async def recorded() -> None:
+        disposed.append(True)
+        await dispose()
+
+    monkeypatch.setattr(registry.store, "dispose", recorded)
+    with pytest.raises(RuntimeError, match="the consumer's stop failed"):
+        await registry.stop()
+    assert registry.producer._closed and registry.guard is not None
+    assert registry.guard.consumer._closed
+    assert disposed == [True]
