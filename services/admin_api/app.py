@@ -66,7 +66,6 @@ def create_app(
         kafka = None
         if bus is None:
             kafka = KafkaBus(settings, settings.publish_timeout_seconds)
-            kafka.start()
         runtime = app.state.runtime = Runtime(
             settings=settings,
             store=store,
@@ -87,6 +86,10 @@ def create_app(
             sharing = asyncio.create_task(
                 sync.run(settings.search_budget_sync_seconds), name="share search budgets"
             )
+        if kafka is not None:
+            # last before the try that stops it: a constructor above that raised left its
+            # connecting task and producer running (a review, stop 73)
+            kafka.start()
         if freeze_heap:
             gc.freeze()
         try:
