@@ -8,8 +8,9 @@ import dataclasses
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -68,6 +69,17 @@ broker's default message.max.bytes of 1 MB."""
 def utc_now() -> datetime:
     """The wall clock, in UTC."""
     return datetime.now(UTC)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+"""Registry closes going on after their caller was cancelled, held until they end (the loop
+keeps only weak references to tasks)."""
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """A task's exception taken, so none is logged as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Registry:
@@ -295,32 +307,87 @@ class Registry:
         bounded: what the producer holds after another `RELAY_DRAIN_SECONDS` is given up, and
         stays in the outbox for the next start.
         """
+        try:
+            await self._stop_working()
+        except asyncio.CancelledError:
+            # the caller's bound: the clients and the pool are closed without it, not left
+            self._close_without_the_caller()
+            raise
+        except BaseException:
+            await self._close()
+            raise
+        await self._close()
+
+    async def _stop_working(self) -> None:
+        """The operations port, the online index build, then every task (the relay paused)."""
         if self.operations is not None:
             self.operations.stop()  # uvicorn finishes its requests and returns
             serving = [t for t in self._tasks if t.get_name() == "registry-operations"]
             await asyncio.wait(serving, timeout=RELAY_DRAIN_SECONDS)
         if self._online is not None:  # a build cut short leaves an invalid index: rebuilt later
             self._online.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._online
+            await asyncio.wait({self._online})  # ended; a cancellation of ours still raises
+            _retrieved(self._online)
             self._online = None
         async with self.relay.paused(RELAY_DRAIN_SECONDS):
             for task in self._tasks:
                 task.cancel()
+            if self._tasks:
+                # asyncio.wait, not each awaited under suppress(CancelledError): that swallowed
+                # a cancellation of the stop itself (a review, stop 73)
+                await asyncio.wait(self._tasks)
             for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                _retrieved(task)
         self._tasks.clear()
         self._started = False
-        # each step runs whatever the ones before it raised (or a cancellation in them): the
-        # first error raised ended the stop, the producer and the database pool left open (a
-        # review, stop 73); the last steps first, as an exit stack runs them
-        async with contextlib.AsyncExitStack() as closing:
-            closing.push_async_callback(self.store.dispose)
-            closing.push_async_callback(self._close_unstarted)
-            closing.push_async_callback(self._stop_producing)
-            closing.push_async_callback(self._stop_guarding)
-            closing.push_async_callback(self._stop_consuming)
+
+    def _closing_steps(self) -> list[Callable[[], Awaitable[None]]]:
+        return [
+            self._stop_consuming,
+            self._stop_guarding,
+            self._stop_producing,
+            self._close_unstarted,
+            self.store.dispose,
+        ]
+
+    async def _close(self) -> None:
+        """Close the Kafka clients and the database pool, each step whatever the ones before
+        it raised: the first error ended the stop, the producer and the pool left open (a
+        review, stop 73). The first error is raised (chained to what was being handled, a
+        failed start's error), the others logged. Cancelled, it raises at once and the steps
+        left go on without the caller."""
+        steps = self._closing_steps()
+        first: BaseException | None = None
+        for n, step in enumerate(steps):
+            try:
+                await step()
+            except asyncio.CancelledError:
+                self._close_without_the_caller(steps[n + 1 :])
+                raise
+            except Exception as exc:
+                if first is None:
+                    first = exc
+                else:
+                    log.error("stopping the registry: %s failed too", step.__name__, exc_info=exc)
+        if first is not None:
+            raise first
+
+    def _close_without_the_caller(
+        self, steps: list[Callable[[], Awaitable[None]]] | None = None
+    ) -> None:
+        """The closing steps (all, or those left) in a task of their own, held until it
+        ends; each step's own bound bounds it. A failure is logged."""
+
+        async def in_turn() -> None:
+            for step in self._closing_steps() if steps is None else steps:
+                try:
+                    await step()
+                except Exception:
+                    log.exception("stopping the registry: %s failed", step.__name__)
+
+        closing = asyncio.create_task(in_turn(), name="closing the registry")
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
 
     async def _stop_consuming(self) -> None:
         if self._consuming:

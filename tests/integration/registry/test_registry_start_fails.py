@@ -130,12 +130,15 @@ async def test_run_forever_stops_a_registry_whose_start_failed(
     _every_client_closed(registry)
 
 
-async def test_a_stop_whose_first_step_fails_still_closes_the_rest(
-    db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
+async def test_a_stop_whose_steps_fail_still_closes_the_rest_and_raises_the_first(
+    db_url: str,
+    migrated: MigratedCopies,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The first error a step of `stop()` raised ended it: the producer and the database
-    pool were left open (a review, stop 73). Each step now runs; the error still reaches
-    the caller."""
+    pool were left open (a review, stop 73). Each step now runs; the first error reaches the
+    caller, and a later one is logged, not lost."""
     await migrated.migrate(db_url)
     registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
     registry._consuming = True  # as after a start that reached the consumer
@@ -150,6 +153,7 @@ async def test_a_stop_whose_first_step_fails_still_closes_the_rest(
     async def recorded() -> None:
         disposed.append(True)
         await dispose()
+        raise OSError("the pool's close failed too")
 
     monkeypatch.setattr(registry.store, "dispose", recorded)
     with pytest.raises(RuntimeError, match="the consumer's stop failed"):
@@ -157,3 +161,41 @@ async def test_a_stop_whose_first_step_fails_still_closes_the_rest(
     assert registry.producer._closed and registry.guard is not None
     assert registry.guard.consumer._closed
     assert disposed == [True]
+    assert "stopping the registry: recorded failed too" in caplog.text
+    assert "the pool's close failed too" in caplog.text
+
+
+async def test_a_stop_cancelled_while_closing_raises_at_once_and_the_rest_still_closes(
+    db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bound on the stop (its caller cancelled) ended it there: the steps after were never
+    run (a review, stop 73)."""
+    await migrated.migrate(db_url)
+    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry._producing = True  # as after a start that reached the producer
+    stopping_producer = asyncio.Event()
+
+    async def slow(producer: AIOKafkaProducer, within: float) -> bool:
+        stopping_producer.set()
+        await asyncio.Event().wait()  # as a broker away holds it, up to its bound
+        return False
+
+    monkeypatch.setattr(bootstrap, "stop_producer", slow)
+    disposed = asyncio.Event()
+    dispose = registry.store.dispose
+
+    async def recorded() -> None:
+        await dispose()
+        disposed.set()
+
+    monkeypatch.setattr(registry.store, "dispose", recorded)
+    stopping = asyncio.create_task(registry.stop())
+    async with asyncio.timeout(30):
+        await stopping_producer.wait()
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    async with asyncio.timeout(30):  # the steps left go on without the caller
+        await disposed.wait()
+    assert registry.loop.consumer._closed and registry.guard is not None
+    assert registry.guard.consumer._closed
