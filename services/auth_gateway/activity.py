@@ -47,7 +47,7 @@ from aiokafka.errors import KafkaError
 from session_contracts.addresses import reported_ip
 from session_contracts.codec import encode
 from session_contracts.handles import split_record_key
-from session_contracts.kafka_clients import start_producer, stop_producer
+from session_contracts.kafka_clients import start_producer, stop_producer, stops_under_way
 from session_contracts.models import SessionActivity
 
 log = logging.getLogger(__name__)
@@ -280,3 +280,6 @@ class ActivityReporter:
             if self.pending:
                 log.warning("%d activity events unsent at shutdown", self.pending)
             await self._close_producer()
+            # one a cancelled flush was replacing, stopping on its own (the gateway's stop
+            # cancels `run` first)
+            await stops_under_way(2 * self._delivery_timeout)

@@ -395,8 +395,25 @@ async def _stop_to_the_end(consumer: AIOKafkaConsumer) -> None:
 
 
 def _log_unawaited_failure(stopping: asyncio.Task[Any]) -> None:
-    if not stopping.cancelled() and (failure := stopping.exception()) is not None:
+    if stopping.cancelled():
+        return
+    if (failure := stopping.exception()) is not None:
         log.error("%s failed: %r", stopping.get_name(), failure, exc_info=failure)
+    elif stopping.result() is False:  # stop_producer's: what it held was given up
+        log.warning("%s: not delivered within its bound, abandoned", stopping.get_name())
+
+
+async def stops_under_way(within: float) -> None:
+    """Wait, up to `within` seconds, for this event loop's client stops that go on without
+    their callers (a caller cancelled during `stop_producer` or `stop_consumer`).
+
+    An owner's stop calls it last, so that it returns with the clients it replaced stopped
+    too: a gateway's stop cancels its activity reporter, which may be replacing a producer,
+    and the admin API's bus its reconnection (a review, stop 73)."""
+    loop = asyncio.get_running_loop()
+    under_way = {task for task in _STOPPING if task.get_loop() is loop and not task.done()}
+    if under_way:
+        await asyncio.wait(under_way, timeout=within)
 
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:

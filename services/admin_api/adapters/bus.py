@@ -31,6 +31,7 @@ from session_contracts.kafka_clients import (
     new_producer,
     start_producer,
     stop_producer,
+    stops_under_way,
 )
 from session_contracts.models import SessionSettingsChanged, TerminateSessions
 from session_contracts.settings import KafkaSettings
@@ -173,8 +174,10 @@ class KafkaBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
         if self._producer is not None:
-            await stop_producer(self._producer, self._publish_timeout)
-            self._producer = None
+            producer, self._producer = self._producer, None
+            await stop_producer(producer, self._publish_timeout)
+        # a producer the cancelled reconnection was giving up, stopping on its own
+        await stops_under_way(2 * self._publish_timeout)
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         producer = self._producer

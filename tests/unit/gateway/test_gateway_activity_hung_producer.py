@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from auth_gateway.activity import ActivityReporter
 from session_contracts.handles import record_key, session_handle
-from session_contracts.kafka_clients import start_producer, stop_producer
+from session_contracts.kafka_clients import start_producer, stop_producer, stops_under_way
 
 A, B = (record_key("acme", session_handle("acme", n)) for n in "ab")
 
@@ -251,18 +251,26 @@ async def test_a_flush_cancelled_mid_send_keeps_its_batch_pending() -> None:
     assert [key for key, _, _ in activity._pending] == [A, B]
 
 
-async def test_a_producer_stop_whose_caller_is_cancelled_still_ends() -> None:
+async def test_a_producer_stop_whose_caller_is_cancelled_still_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Cancelled in place, the stop left the producer marked closed with its sender and
     connections running, which no later stop could end (a review, stop 73)."""
     hung = FakeProducer(hangs=True)
-    stopping = asyncio.create_task(stop_producer(cast(Any, hung), 0.05))
-    await asyncio.sleep(0.01)  # inside the bounded stop
-    stopping.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await stopping
-    async with asyncio.timeout(5):  # the stop goes on without its caller: abandoned at 0.05 s
-        await hung.client.closing.wait()
+    with caplog.at_level(logging.WARNING, logger="session_contracts.kafka_clients"):
+        stopping = asyncio.create_task(stop_producer(cast(Any, hung), 0.05))
+        await asyncio.sleep(0.01)  # inside the bounded stop
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        async with asyncio.timeout(5):  # it goes on without its caller: abandoned at 0.05 s
+            await hung.client.closing.wait()
+        await stops_under_way(5)
+        for _ in range(3):
+            await asyncio.sleep(0)  # its done callbacks: what it says of its end
     assert hung._message_accumulator.failed is not None
+    said = [r.getMessage() for r in caplog.records if r.name == "session_contracts.kafka_clients"]
+    assert "stopping a Kafka producer: not delivered within its bound, abandoned" in said
 
 
 async def test_stop_says_what_is_unsent_when_the_broker_refuses_at_once(
@@ -293,3 +301,34 @@ async def test_stop_closes_the_producer_when_its_flush_raises(
     assert made[0].stopped
     assert "sending the pending activity at shutdown failed" in caplog.text
     assert (activity.pending, activity.dropped) == (0, 1)
+
+
+class HungStop(FakeProducer):
+    """Never delivers nor stops; says when its stop began."""
+
+    def __init__(self) -> None:
+        super().__init__(hangs=True)
+        self.stopping = asyncio.Event()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await super().stop()
+
+
+async def test_stop_returns_with_the_producer_a_cancelled_flush_was_replacing_stopped() -> None:
+    """The gateway's stop cancels `run`, maybe while it gives up a producer: that stop goes on
+    by itself, and the reporter's stop waits for it (a review, stop 73)."""
+    hung = HungStop()
+    activity, made = reporter_over([hung, FakeProducer()])
+    activity._delivery_timeout = 0.3  # the sends' bound, then the hung stop's
+    activity.note(A, None)
+    flushing = asyncio.create_task(activity.flush())
+    async with asyncio.timeout(5):
+        await hung.stopping.wait()  # the batch failed and is back; its producer being given up
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert not hung.client.closed
+    await activity.stop()  # sends the batch with a new producer, then waits for the other
+    assert hung.client.closed and hung._message_accumulator.failed is not None
+    assert made[1].delivered == [A]
