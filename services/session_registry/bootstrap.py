@@ -175,6 +175,8 @@ class Registry:
             )
         self._guarding = False
         """The guard's consumer was started (and is not stopped yet)."""
+        self._closing: asyncio.Task[None] | None = None
+        """What a cancelled stop left to do, going on without its caller (`stop`)."""
         self.deferred = DeferredTerminations(
             store,
             self.topics,
@@ -307,11 +309,15 @@ class Registry:
         bounded: what the producer holds after another `RELAY_DRAIN_SECONDS` is given up, and
         stays in the outbox for the next start.
         """
+        if self._closing is not None:  # a stop cancelled before: wait for what it left
+            await asyncio.shield(self._closing)
+            return
         try:
             await self._stop_working()
         except asyncio.CancelledError:
-            # the caller's bound: the clients and the pool are closed without it, not left
-            self._close_without_the_caller()
+            # the caller's bound: the tasks are cancelled now, and what is left goes on
+            # without it, never closing anything under a task still ending
+            self._finish_without_the_caller(self._closing_steps(), working=True)
             raise
         except BaseException:
             await self._close()
@@ -323,7 +329,8 @@ class Registry:
         if self.operations is not None:
             self.operations.stop()  # uvicorn finishes its requests and returns
             serving = [t for t in self._tasks if t.get_name() == "registry-operations"]
-            await asyncio.wait(serving, timeout=RELAY_DRAIN_SECONDS)
+            if serving:  # none on a stop called again: asyncio.wait refuses an empty set
+                await asyncio.wait(serving, timeout=RELAY_DRAIN_SECONDS)
         if self._online is not None:  # a build cut short leaves an invalid index: rebuilt later
             self._online.cancel()
             await asyncio.wait({self._online})  # ended; a cancellation of ours still raises
@@ -336,8 +343,11 @@ class Registry:
                 # asyncio.wait, not each awaited under suppress(CancelledError): that swallowed
                 # a cancellation of the stop itself (a review, stop 73)
                 await asyncio.wait(self._tasks)
-            for task in self._tasks:
-                _retrieved(task)
+            self._tasks_ended()
+
+    def _tasks_ended(self) -> None:
+        for task in self._tasks:
+            _retrieved(task)
         self._tasks.clear()
         self._started = False
 
@@ -362,7 +372,9 @@ class Registry:
             try:
                 await step()
             except asyncio.CancelledError:
-                self._close_without_the_caller(steps[n + 1 :])
+                if first is not None:  # not raised: said here
+                    log.error("stopping the registry failed", exc_info=first)
+                self._finish_without_the_caller(steps[n + 1 :])
                 raise
             except Exception as exc:
                 if first is None:
@@ -372,22 +384,40 @@ class Registry:
         if first is not None:
             raise first
 
-    def _close_without_the_caller(
-        self, steps: list[Callable[[], Awaitable[None]]] | None = None
+    def _finish_without_the_caller(
+        self, steps: list[Callable[[], Awaitable[None]]], *, working: bool = False
     ) -> None:
-        """The closing steps (all, or those left) in a task of their own, held until it
-        ends; each step's own bound bounds it. A failure is logged."""
+        """What a cancelled stop left, in a task of its own (`_closing`, which a stop called
+        again waits for): with `working`, every task cancelled now and awaited first, so that
+        nothing closes under one still ending; then the closing `steps`, each whatever the
+        others did (a cancellation of this task too: the loop's end cancels it once, and the
+        steps still run). Each step's own bound bounds it; a failure is logged."""
+        tasks = [t for t in (self._online, *self._tasks) if t is not None] if working else []
+        for task in tasks:
+            task.cancel()
 
         async def in_turn() -> None:
-            for step in self._closing_steps() if steps is None else steps:
+            cancelled = False
+            if tasks:
+                try:
+                    await asyncio.wait(tasks)
+                except asyncio.CancelledError:
+                    cancelled = True
+                self._online = None
+                self._tasks_ended()
+            for step in steps:
                 try:
                     await step()
+                except asyncio.CancelledError:
+                    cancelled = True
                 except Exception:
                     log.exception("stopping the registry: %s failed", step.__name__)
+            if cancelled:
+                raise asyncio.CancelledError
 
-        closing = asyncio.create_task(in_turn(), name="closing the registry")
-        _CLOSING.add(closing)
-        closing.add_done_callback(_CLOSING.discard)
+        self._closing = asyncio.create_task(in_turn(), name="closing the registry")
+        _CLOSING.add(self._closing)
+        self._closing.add_done_callback(_CLOSING.discard)
 
     async def _stop_consuming(self) -> None:
         if self._consuming:

@@ -168,8 +168,10 @@ async def test_a_stop_whose_steps_fail_still_closes_the_rest_and_raises_the_firs
 async def test_a_stop_cancelled_while_closing_raises_at_once_and_the_rest_still_closes(
     db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bound on the stop (its caller cancelled) ended it there: the steps after were never
-    run (a review, stop 73)."""
+    """A bound on the stop (its caller cancelled) either ended it there, the steps after never
+    run, or (an exit stack, a first fix) ran them all in the cancelled caller, past its bound
+    (a review, stop 73). They go on without the caller, and a stop called again waits for
+    them."""
     await migrated.migrate(db_url)
     registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
     registry._producing = True  # as after a start that reached the producer
@@ -181,10 +183,15 @@ async def test_a_stop_cancelled_while_closing_raises_at_once_and_the_rest_still_
         return False
 
     monkeypatch.setattr(bootstrap, "stop_producer", slow)
-    disposed = asyncio.Event()
+    disposing, release, disposed = asyncio.Event(), asyncio.Event(), asyncio.Event()
     dispose = registry.store.dispose
 
+    calls: list[str] = []
+
     async def recorded() -> None:
+        calls.append("dispose")
+        disposing.set()
+        await release.wait()  # a step that takes a while
         await dispose()
         disposed.set()
 
@@ -193,9 +200,57 @@ async def test_a_stop_cancelled_while_closing_raises_at_once_and_the_rest_still_
     async with asyncio.timeout(30):
         await stopping_producer.wait()
     stopping.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await stopping
-    async with asyncio.timeout(30):  # the steps left go on without the caller
-        await disposed.wait()
+    async with asyncio.timeout(30):  # a bound on a hang: without it, until `release`
+        with pytest.raises(asyncio.CancelledError):
+            await stopping  # at once, the steps left not waited for
+        await disposing.wait()  # they go on
+    assert not disposed.is_set()
+    release.set()
+    async with asyncio.timeout(30):
+        await registry.stop()  # waits for what the cancelled stop left, not doing it again
+    assert disposed.is_set() and calls == ["dispose"]
     assert registry.loop.consumer._closed and registry.guard is not None
     assert registry.guard.consumer._closed
+
+
+async def test_a_stop_cancelled_while_the_relay_drains_cancels_the_tasks_before_closing(
+    db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while it waited for a relay in flight, the stop had not cancelled its tasks,
+    and what it left closed the pool under them (a review, stop 73)."""
+    await migrated.migrate(db_url)
+    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    order: list[str] = []
+    running = asyncio.Event()
+
+    async def work() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.05)  # its cleanup takes a moment
+            order.append("task ended")
+
+    registry._tasks.append(asyncio.create_task(work(), name="registry-consumer"))
+    dispose = registry.store.dispose
+
+    async def recorded() -> None:
+        order.append("disposed")
+        await dispose()
+
+    monkeypatch.setattr(registry.store, "dispose", recorded)
+    await running.wait()
+    await registry.relay._lock.acquire()  # a relay in flight: the stop waits for it
+    try:
+        stopping = asyncio.create_task(registry.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+    finally:
+        registry.relay._lock.release()
+    async with asyncio.timeout(30):
+        await registry.stop()
+    assert order == ["task ended", "disposed"]
+    assert registry._tasks == []
