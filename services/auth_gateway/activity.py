@@ -40,6 +40,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -85,6 +86,8 @@ class ActivityReporter:
         self._producer: AIOKafkaProducer | None = None
         self._sources: list[Callable[[], None]] = []
         self._in_flight = 0
+        self._stopping: set[asyncio.Task[Any]] = set()
+        """Producer stops under way (`stop_producer`'s `track`), which `stop` waits for."""
         self.sent = 0
         self.dropped = 0
 
@@ -256,7 +259,7 @@ class ActivityReporter:
         """Stop `producer`, bounded: a hung sender would otherwise hold its flush forever.
         Past the bound it is abandoned, not left running (`stop_producer`); what it held was
         queued again already."""
-        if not await stop_producer(producer, self._delivery_timeout):
+        if not await stop_producer(producer, self._delivery_timeout, track=self._stopping):
             log.warning(
                 "activity producer did not stop within %.1f s; abandoned (sender and "
                 "connections closed)",
@@ -280,6 +283,8 @@ class ActivityReporter:
             if self.pending:
                 log.warning("%d activity events unsent at shutdown", self.pending)
             await self._close_producer()
-            # one a cancelled flush was replacing, stopping on its own (the gateway's stop
-            # cancels `run` first)
-            await stops_under_way(2 * self._delivery_timeout)
+            this = asyncio.current_task()
+            if this is None or not this.cancelling():  # cancelled: out at once
+                # one a cancelled flush was replacing, stopping on its own (the gateway's
+                # stop cancels `run` first)
+                await stops_under_way(self._stopping, 2 * self._delivery_timeout)

@@ -249,7 +249,9 @@ async def learn_partitions(producer: AIOKafkaProducer, topics: Iterable[str]) ->
             raise UnknownTopicOrPartitionError(f"topic {topic} is not on the broker") from None
 
 
-async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
+async def stop_producer(
+    producer: AIOKafkaProducer, within: float, *, track: set[asyncio.Task[Any]] | None = None
+) -> bool:
     """Stop `producer` within `within` seconds; True if it stopped after delivering what it
     held, False if it was abandoned: what it held failed, its sender stopped, its
     connections closed.
@@ -266,18 +268,23 @@ async def stop_producer(producer: AIOKafkaProducer, within: float) -> bool:
     (a gateway stopping while its activity producer was being replaced, a bound on a
     shutdown) propagates at once, and the stop still goes to its end. Cancelled in place,
     it left the producer marked closed (aiokafka sets that first) with its sender and
-    connections running, which no later stop could end (a review, stop 73).
+    connections running, which no later stop could end (a review, stop 73). `track`: the
+    owner's set, which holds the stop while it runs, for `stops_under_way`.
     """
     stopping = asyncio.create_task(
         _stop_producer_to_the_end(producer, within), name="stopping a Kafka producer"
     )
     _STOPPING.add(stopping)
     stopping.add_done_callback(_STOPPING.discard)
+    if track is not None:
+        track.add(stopping)
+        stopping.add_done_callback(track.discard)
     try:
         return await asyncio.shield(stopping)
     except asyncio.CancelledError:
-        if not stopping.done():  # the caller's: the stop goes on, and says if it fails
-            stopping.add_done_callback(_log_unawaited_failure)
+        # the caller's: the stop goes on, and says if it fails or gave up what it held (at
+        # once if it has just ended: its result was never read)
+        stopping.add_done_callback(_log_unawaited_failure)
         raise
 
 
@@ -369,8 +376,8 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     try:
         await asyncio.shield(stopping)
     except asyncio.CancelledError:
-        if not stopping.done():  # the caller's: the stop goes on, and says if it fails
-            stopping.add_done_callback(_log_unawaited_failure)
+        # the caller's: the stop goes on, and says if it fails (at once if it has just ended)
+        stopping.add_done_callback(_log_unawaited_failure)
         raise
 
 
@@ -403,15 +410,15 @@ def _log_unawaited_failure(stopping: asyncio.Task[Any]) -> None:
         log.warning("%s: not delivered within its bound, abandoned", stopping.get_name())
 
 
-async def stops_under_way(within: float) -> None:
-    """Wait, up to `within` seconds, for this event loop's client stops that go on without
-    their callers (a caller cancelled during `stop_producer` or `stop_consumer`).
+async def stops_under_way(tracked: set[asyncio.Task[Any]], within: float) -> None:
+    """Wait, up to `within` seconds, for the producer stops an owner tracked (`stop_producer`'s
+    `track`) that go on without their callers.
 
     An owner's stop calls it last, so that it returns with the clients it replaced stopped
     too: a gateway's stop cancels its activity reporter, which may be replacing a producer,
-    and the admin API's bus its reconnection (a review, stop 73)."""
-    loop = asyncio.get_running_loop()
-    under_way = {task for task in _STOPPING if task.get_loop() is loop and not task.done()}
+    and the admin API's bus its reconnection (a review, stop 73). Only the owner's own: not
+    another's stops in the same event loop."""
+    under_way = {task for task in tracked if not task.done()}
     if under_way:
         await asyncio.wait(under_way, timeout=within)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -100,6 +100,8 @@ class KafkaBus:
         """Why the last connection attempt failed (None: connected, or never tried)."""
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[Any]] = set()
+        """Producer stops under way (`stop_producer`'s `track`), which `stop` waits for."""
 
     @property
     def ready(self) -> bool:
@@ -147,7 +149,8 @@ class KafkaBus:
             return
 
     async def _replace(self, producer: AIOKafkaProducer) -> None:
-        await stop_producer(producer, 1.0)  # it cannot deliver: its records fail at once
+        # it cannot deliver: its records fail at once
+        await stop_producer(producer, 1.0, track=self._stopping)
         await self._connect()
 
     def _give_up(self, producer: AIOKafkaProducer, topic: str, cause: str) -> None:
@@ -177,7 +180,7 @@ class KafkaBus:
             producer, self._producer = self._producer, None
             await stop_producer(producer, self._publish_timeout)
         # a producer the cancelled reconnection was giving up, stopping on its own
-        await stops_under_way(2 * self._publish_timeout)
+        await stops_under_way(self._stopping, 2.0)
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         producer = self._producer

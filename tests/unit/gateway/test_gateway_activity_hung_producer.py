@@ -86,6 +86,18 @@ class FakeProducer:
         return future
 
 
+class HungStop(FakeProducer):
+    """Never delivers nor stops; says when its stop began."""
+
+    def __init__(self) -> None:
+        super().__init__(hangs=True)
+        self.stopping = asyncio.Event()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await super().stop()
+
+
 def reporter_over(producers: list[FakeProducer]) -> tuple[ActivityReporter, list[FakeProducer]]:
     made: list[FakeProducer] = []
 
@@ -256,19 +268,21 @@ async def test_a_producer_stop_whose_caller_is_cancelled_still_ends(
 ) -> None:
     """Cancelled in place, the stop left the producer marked closed with its sender and
     connections running, which no later stop could end (a review, stop 73)."""
-    hung = FakeProducer(hangs=True)
+    hung = HungStop()
+    tracked: set[asyncio.Task[Any]] = set()
     with caplog.at_level(logging.WARNING, logger="session_contracts.kafka_clients"):
-        stopping = asyncio.create_task(stop_producer(cast(Any, hung), 0.05))
-        await asyncio.sleep(0.01)  # inside the bounded stop
+        stopping = asyncio.create_task(stop_producer(cast(Any, hung), 0.5, track=tracked))
+        async with asyncio.timeout(5):
+            await hung.stopping.wait()  # inside the bounded stop
         stopping.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stopping
-        async with asyncio.timeout(5):  # it goes on without its caller: abandoned at 0.05 s
-            await hung.client.closing.wait()
-        await stops_under_way(5)
+        assert len(tracked) == 1 and not hung.client.closed  # going on without its caller
+        await stops_under_way(tracked, 5)  # abandoned at 0.5 s
         for _ in range(3):
             await asyncio.sleep(0)  # its done callbacks: what it says of its end
-    assert hung._message_accumulator.failed is not None
+    assert hung.client.closed and hung._message_accumulator.failed is not None
+    assert tracked == set()
     said = [r.getMessage() for r in caplog.records if r.name == "session_contracts.kafka_clients"]
     assert "stopping a Kafka producer: not delivered within its bound, abandoned" in said
 
@@ -303,24 +317,12 @@ async def test_stop_closes_the_producer_when_its_flush_raises(
     assert (activity.pending, activity.dropped) == (0, 1)
 
 
-class HungStop(FakeProducer):
-    """Never delivers nor stops; says when its stop began."""
-
-    def __init__(self) -> None:
-        super().__init__(hangs=True)
-        self.stopping = asyncio.Event()
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await super().stop()
-
-
 async def test_stop_returns_with_the_producer_a_cancelled_flush_was_replacing_stopped() -> None:
     """The gateway's stop cancels `run`, maybe while it gives up a producer: that stop goes on
     by itself, and the reporter's stop waits for it (a review, stop 73)."""
     hung = HungStop()
     activity, made = reporter_over([hung, FakeProducer()])
-    activity._delivery_timeout = 0.3  # the sends' bound, then the hung stop's
+    activity._delivery_timeout = 1.0  # the sends' bound, then the hung stop's
     activity.note(A, None)
     flushing = asyncio.create_task(activity.flush())
     async with asyncio.timeout(5):
