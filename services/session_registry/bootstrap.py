@@ -310,7 +310,8 @@ class Registry:
         stays in the outbox for the next start.
         """
         if self._closing is not None:  # a stop cancelled before: wait for what it left
-            await asyncio.shield(self._closing)
+            if not self._closing.done():
+                await asyncio.shield(self._closing)
             return
         try:
             await self._stop_working()
@@ -374,7 +375,9 @@ class Registry:
             except asyncio.CancelledError:
                 if first is not None:  # not raised: said here
                     log.error("stopping the registry failed", exc_info=first)
-                self._finish_without_the_caller(steps[n + 1 :])
+                # the step cut short again, then the rest: each is idempotent (a consumer or
+                # the producer whose stop is under way is not stopped twice)
+                self._finish_without_the_caller(steps[n:])
                 raise
             except Exception as exc:
                 if first is None:
@@ -390,19 +393,24 @@ class Registry:
         """What a cancelled stop left, in a task of its own (`_closing`, which a stop called
         again waits for): with `working`, every task cancelled now and awaited first, so that
         nothing closes under one still ending; then the closing `steps`, each whatever the
-        others did (a cancellation of this task too: the loop's end cancels it once, and the
-        steps still run). Each step's own bound bounds it; a failure is logged."""
+        others did (a cancellation of this task too: the loop's end cancels it, and the
+        steps still run). Each step's own bound bounds it; a failure is logged. A task the
+        stop cancelled already is not cancelled again: that would cut its cleanup short (a
+        transaction's rollback in the consumer loop's)."""
         tasks = [t for t in (self._online, *self._tasks) if t is not None] if working else []
         for task in tasks:
-            task.cancel()
+            if not task.cancelling():
+                task.cancel()
 
         async def in_turn() -> None:
             cancelled = False
-            if tasks:
+            pending = set(tasks)
+            while pending:  # to their end, whatever cancels this meanwhile
                 try:
-                    await asyncio.wait(tasks)
+                    _, pending = await asyncio.wait(pending)
                 except asyncio.CancelledError:
                     cancelled = True
+            if tasks:
                 self._online = None
                 self._tasks_ended()
             for step in steps:
@@ -412,8 +420,8 @@ class Registry:
                     cancelled = True
                 except Exception:
                     log.exception("stopping the registry: %s failed", step.__name__)
-            if cancelled:
-                raise asyncio.CancelledError
+            if cancelled:  # the loop's end, which waits for it: said, not raised to a stop
+                log.warning("the registry's close was cancelled; its steps ran to their end")
 
         self._closing = asyncio.create_task(in_turn(), name="closing the registry")
         _CLOSING.add(self._closing)

@@ -254,3 +254,53 @@ async def test_a_stop_cancelled_while_the_relay_drains_cancels_the_tasks_before_
         await registry.stop()
     assert order == ["task ended", "disposed"]
     assert registry._tasks == []
+
+
+async def test_a_stop_cancelled_while_its_tasks_clean_up_neither_cuts_them_nor_leaves_it_open(
+    db_url: str, migrated: MigratedCopies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop cancelled while it waited for its tasks' cleanup cancelled them again, cutting
+    that cleanup short (the consumer loop's rollback); and what it left, cancelled in turn
+    (the loop's end), read tasks still running and closed nothing (a review, stop 73)."""
+    await migrated.migrate(db_url)
+    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    order: list[str] = []
+    running, cleaning, cleaned = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
+
+    async def work() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaning.set()
+            await release.wait()  # a rollback under way; a second cancel would cut it here
+            order.append("cleaned up")
+            cleaned.set()
+
+    registry._tasks.append(asyncio.create_task(work(), name="registry-consumer"))
+    dispose = registry.store.dispose
+
+    async def recorded() -> None:
+        order.append("disposed")
+        await dispose()
+
+    monkeypatch.setattr(registry.store, "dispose", recorded)
+    await running.wait()
+    stopping = asyncio.create_task(registry.stop())
+    async with asyncio.timeout(30):
+        await cleaning.wait()
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert registry._closing is not None
+    registry._closing.cancel()  # as the loop's end does
+    await asyncio.sleep(0.05)
+    assert order == []  # the cleanup was not cut, and nothing closed under it
+    release.set()
+    async with asyncio.timeout(30):
+        await cleaned.wait()
+        await registry.stop()  # waits for what the cancelled stop left
+    assert order == ["cleaned up", "disposed"]
+    assert registry._tasks == [] and not registry._started
+    assert registry.producer._closed and registry.loop.consumer._closed
