@@ -48,7 +48,12 @@ from aiokafka.errors import KafkaError
 from session_contracts.addresses import reported_ip
 from session_contracts.codec import encode
 from session_contracts.handles import split_record_key
-from session_contracts.kafka_clients import start_producer, stop_producer, stops_under_way
+from session_contracts.kafka_clients import (
+    producer_stop_bound,
+    start_producer,
+    stop_producer,
+    stops_under_way,
+)
 from session_contracts.models import SessionActivity
 
 log = logging.getLogger(__name__)
@@ -284,7 +289,8 @@ class ActivityReporter:
                 log.warning("%d activity events unsent at shutdown", self.pending)
             await self._close_producer()
             this = asyncio.current_task()
-            if this is None or not this.cancelling():  # cancelled: out at once
+            if this is None or not this.cancelling():  # cancelled: no wait for others' stops
                 # one a cancelled flush was replacing, stopping on its own (the gateway's
                 # stop cancels `run` first)
-                await stops_under_way(self._stopping, 2 * self._delivery_timeout)
+                bound = producer_stop_bound(self._delivery_timeout)
+                await stops_under_way(self._stopping, bound)

@@ -410,6 +410,12 @@ def _log_unawaited_failure(stopping: asyncio.Task[Any]) -> None:
         log.warning("%s: not delivered within its bound, abandoned", stopping.get_name())
 
 
+def producer_stop_bound(within: float) -> float:
+    """The longest `stop_producer(producer, within)` takes: the producer's own stop, then its
+    sender's close (each up to `within`), then its client's close (a second at most)."""
+    return 2 * within + 1.0
+
+
 async def stops_under_way(tracked: set[asyncio.Task[Any]], within: float) -> None:
     """Wait, up to `within` seconds, for the producer stops an owner tracked (`stop_producer`'s
     `track`) that go on without their callers.

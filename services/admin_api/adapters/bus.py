@@ -29,6 +29,7 @@ from session_contracts.kafka_clients import (
     describe_kafka_error,
     learn_partitions,
     new_producer,
+    producer_stop_bound,
     start_producer,
     stop_producer,
     stops_under_way,
@@ -180,7 +181,7 @@ class KafkaBus:
             producer, self._producer = self._producer, None
             await stop_producer(producer, self._publish_timeout)
         # a producer the cancelled reconnection was giving up, stopping on its own
-        await stops_under_way(self._stopping, 2.0)
+        await stops_under_way(self._stopping, producer_stop_bound(1.0))
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         producer = self._producer

@@ -334,3 +334,22 @@ async def test_stop_returns_with_the_producer_a_cancelled_flush_was_replacing_st
     await activity.stop()  # sends the batch with a new producer, then waits for the other
     assert hung.client.closed and hung._message_accumulator.failed is not None
     assert made[1].delivered == [A]
+
+
+async def test_a_producer_stop_ending_as_its_caller_is_cancelled_is_still_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its result ready and never read: the callback that says so was added only to a stop
+    not yet ended (a review, stop 73)."""
+    hung = HungStop()
+    with caplog.at_level(logging.WARNING, logger="session_contracts.kafka_clients"):
+        stopping = asyncio.create_task(stop_producer(cast(Any, hung), 0.05))
+        async with asyncio.timeout(5):
+            await hung.client.closing.wait()  # abandoned: its result comes in this iteration
+        stopping.cancel()  # before the caller reads it
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        for _ in range(3):
+            await asyncio.sleep(0)
+    said = [r.getMessage() for r in caplog.records if r.name == "session_contracts.kafka_clients"]
+    assert said == ["stopping a Kafka producer: not delivered within its bound, abandoned"]
