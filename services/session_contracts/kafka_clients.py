@@ -351,7 +351,9 @@ async def start_consumer(consumer: AIOKafkaConsumer) -> None:
         raise
 
 
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+async def stop_consumer(
+    consumer: AIOKafkaConsumer, *, track: set[asyncio.Task[Any]] | None = None
+) -> None:
     """`consumer.stop()`, run to its end in a task of its own; a cancellation of the caller
     propagates at once, and the stop still ends.
 
@@ -368,11 +370,15 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
       sees the caller's cancellation.
     - A caller cancelled before the stop ends used to leave the consumer half-stopped, its
       fetch task and client retrying the broker for the life of the process. The stop now goes
-      on without it; a failure then is logged, as nobody awaits it.
+      on without it; a failure then is logged, as nobody awaits it. `track`: the owner's set,
+      which holds the stop while it runs, for `stops_under_way`.
     """
     stopping = asyncio.create_task(_stop_to_the_end(consumer), name="stopping a Kafka consumer")
     _STOPPING.add(stopping)
     stopping.add_done_callback(_STOPPING.discard)
+    if track is not None:
+        track.add(stopping)
+        stopping.add_done_callback(track.discard)
     try:
         await asyncio.shield(stopping)
     except asyncio.CancelledError:
@@ -411,14 +417,16 @@ def _log_unawaited_failure(stopping: asyncio.Task[Any]) -> None:
 
 
 def producer_stop_bound(within: float) -> float:
-    """The longest `stop_producer(producer, within)` takes: the producer's own stop, then its
-    sender's close (each up to `within`), then its client's close (a second at most)."""
+    """About the longest `stop_producer(producer, within)` takes: the producer's own stop, then
+    its sender's close (each up to `within`), then its client's close, allowed a second (a
+    connection whose peer is gone may take longer to close: a wait so bounded then returns
+    with the stop still going on)."""
     return 2 * within + 1.0
 
 
 async def stops_under_way(tracked: set[asyncio.Task[Any]], within: float) -> None:
-    """Wait, up to `within` seconds, for the producer stops an owner tracked (`stop_producer`'s
-    `track`) that go on without their callers.
+    """Wait, up to `within` seconds, for the client stops an owner tracked (`stop_producer`'s
+    and `stop_consumer`'s `track`) that go on without their callers.
 
     An owner's stop calls it last, so that it returns with the clients it replaced stopped
     too: a gateway's stop cancels its activity reporter, which may be replacing a producer,

@@ -177,6 +177,10 @@ class Registry:
         """The guard's consumer was started (and is not stopped yet)."""
         self._closing: asyncio.Task[None] | None = None
         """What a cancelled stop left to do, going on without its caller (`stop`)."""
+        self._cancelled: set[asyncio.Task[Any]] = set()
+        """The tasks the stop cancelled (not to be cancelled again)."""
+        self._client_stops: set[asyncio.Task[Any]] = set()
+        """The Kafka clients' stops under way (`stop_consumer`'s, `stop_producer`'s `track`)."""
         self.deferred = DeferredTerminations(
             store,
             self.topics,
@@ -334,12 +338,14 @@ class Registry:
                 await asyncio.wait(serving, timeout=RELAY_DRAIN_SECONDS)
         if self._online is not None:  # a build cut short leaves an invalid index: rebuilt later
             self._online.cancel()
+            self._cancelled.add(self._online)
             await asyncio.wait({self._online})  # ended; a cancellation of ours still raises
             _retrieved(self._online)
             self._online = None
         async with self.relay.paused(RELAY_DRAIN_SECONDS):
             for task in self._tasks:
                 task.cancel()
+            self._cancelled.update(self._tasks)
             if self._tasks:
                 # asyncio.wait, not each awaited under suppress(CancelledError): that swallowed
                 # a cancellation of the stop itself (a review, stop 73)
@@ -399,7 +405,8 @@ class Registry:
         transaction's rollback in the consumer loop's)."""
         tasks = [t for t in (self._online, *self._tasks) if t is not None] if working else []
         for task in tasks:
-            if not task.cancelling():
+            # not by `cancelling()`: a task whose own timeout has just fired counts one too
+            if task not in self._cancelled:
                 task.cancel()
 
         async def in_turn() -> None:
@@ -420,8 +427,18 @@ class Registry:
                     cancelled = True
                 except Exception:
                     log.exception("stopping the registry: %s failed", step.__name__)
+            # the clients' stops the steps began (or the cancelled stop did), to their end
+            pending = {t for t in self._client_stops if not t.done()}
+            while pending:
+                try:
+                    _, pending = await asyncio.wait(pending)
+                except asyncio.CancelledError:
+                    cancelled = True
             if cancelled:  # the loop's end, which waits for it: said, not raised to a stop
-                log.warning("the registry's close was cancelled; its steps ran to their end")
+                log.warning(
+                    "the registry's close was cancelled; each of its steps was run (one cut "
+                    "short may not have ended)"
+                )
 
         self._closing = asyncio.create_task(in_turn(), name="closing the registry")
         _CLOSING.add(self._closing)
@@ -430,12 +447,13 @@ class Registry:
     async def _stop_consuming(self) -> None:
         if self._consuming:
             self._consuming = False
-            await stop_consumer(self.loop.consumer)  # not stop(): see there
+            # not stop(): see there
+            await stop_consumer(self.loop.consumer, track=self._client_stops)
 
     async def _stop_guarding(self) -> None:
         if self._guarding and self.guard is not None:
             self._guarding = False
-            await stop_consumer(self.guard.consumer)
+            await stop_consumer(self.guard.consumer, track=self._client_stops)
 
     async def _stop_producing(self) -> None:
         if self._producing:
@@ -443,7 +461,9 @@ class Registry:
             # Bounded: with the broker away, stop() would wait for the relay's batches for as
             # long as the outage lasts. Their rows stay in the outbox until acknowledged, so
             # the next start publishes them: given up here, nothing is lost.
-            if not await stop_producer(self.producer, RELAY_DRAIN_SECONDS):
+            if not await stop_producer(
+                self.producer, RELAY_DRAIN_SECONDS, track=self._client_stops
+            ):
                 log.warning(
                     "the broker did not take the outbox relay's records within %.0f s of the "
                     "stop; they stay in the outbox for the next start",
