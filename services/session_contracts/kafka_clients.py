@@ -14,9 +14,9 @@ import contextlib
 import contextvars
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import client as aiokafka_client
@@ -40,6 +40,8 @@ from session_contracts.logs import redact_sasl_exchanges
 from session_contracts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 _NO_AUTO_CREATION: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "session_control_no_topic_auto_creation", default=False
@@ -271,21 +273,9 @@ async def stop_producer(
     connections running, which no later stop could end (a review, stop 73). `track`: the
     owner's set, which holds the stop while it runs, for `stops_under_way`.
     """
-    stopping = asyncio.create_task(
-        _stop_producer_to_the_end(producer, within), name="stopping a Kafka producer"
+    return await _to_its_end(
+        _stop_producer_to_the_end(producer, within), "stopping a Kafka producer", track
     )
-    _STOPPING.add(stopping)
-    stopping.add_done_callback(_STOPPING.discard)
-    if track is not None:
-        track.add(stopping)
-        stopping.add_done_callback(track.discard)
-    try:
-        return await asyncio.shield(stopping)
-    except asyncio.CancelledError:
-        # the caller's: the stop goes on, and says if it fails or gave up what it held (at
-        # once if it has just ended: its result was never read)
-        stopping.add_done_callback(_log_unawaited_failure)
-        raise
 
 
 async def _stop_producer_to_the_end(producer: AIOKafkaProducer, within: float) -> bool:
@@ -373,16 +363,25 @@ async def stop_consumer(
       on without it; a failure then is logged, as nobody awaits it. `track`: the owner's set,
       which holds the stop while it runs, for `stops_under_way`.
     """
-    stopping = asyncio.create_task(_stop_to_the_end(consumer), name="stopping a Kafka consumer")
+    await _to_its_end(_stop_to_the_end(consumer), "stopping a Kafka consumer", track)
+
+
+async def _to_its_end(
+    stop: Coroutine[Any, Any, R], name: str, track: set[asyncio.Task[Any]] | None
+) -> R:
+    """`stop` in a task of its own (held in `_STOPPING`, and in `track` if given, while it
+    runs), awaited through a shield: a cancellation of the caller propagates at once, and the
+    stop goes on, saying if it fails or (a producer's) gave up what it held, at once if it has
+    just ended (its result was never read)."""
+    stopping = asyncio.create_task(stop, name=name)
     _STOPPING.add(stopping)
     stopping.add_done_callback(_STOPPING.discard)
     if track is not None:
         track.add(stopping)
         stopping.add_done_callback(track.discard)
     try:
-        await asyncio.shield(stopping)
+        return await asyncio.shield(stopping)
     except asyncio.CancelledError:
-        # the caller's: the stop goes on, and says if it fails (at once if it has just ended)
         stopping.add_done_callback(_log_unawaited_failure)
         raise
 

@@ -130,6 +130,24 @@ async def test_run_forever_stops_a_registry_whose_start_failed(
     _every_client_closed(registry)
 
 
+def _unstarted(db_url: str) -> Registry:
+    """A registry never started, whose broker nobody listens on."""
+    return Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+
+
+def _disposal_recorded(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, order: list[str]
+) -> None:
+    """`registry`'s database pool, when closed, says so in `order`."""
+    dispose = registry.store.dispose
+
+    async def recorded() -> None:
+        order.append("disposed")
+        await dispose()
+
+    monkeypatch.setattr(registry.store, "dispose", recorded)
+
+
 async def test_a_stop_whose_steps_fail_still_closes_the_rest_and_raises_the_first(
     db_url: str,
     migrated: MigratedCopies,
@@ -140,7 +158,7 @@ async def test_a_stop_whose_steps_fail_still_closes_the_rest_and_raises_the_firs
     pool were left open (a review, stop 73). Each step now runs; the first error reaches the
     caller, and a later one is logged, not lost."""
     await migrated.migrate(db_url)
-    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry = _unstarted(db_url)
     registry._consuming = True  # as after a start that reached the consumer
 
     async def failing(consumer: AIOKafkaConsumer, **named: Any) -> None:
@@ -173,7 +191,7 @@ async def test_a_stop_cancelled_while_closing_raises_at_once_and_the_rest_still_
     (a review, stop 73). They go on without the caller, and a stop called again waits for
     them."""
     await migrated.migrate(db_url)
-    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry = _unstarted(db_url)
     registry._producing = True  # as after a start that reached the producer
     stopping_producer = asyncio.Event()
 
@@ -219,7 +237,7 @@ async def test_a_stop_cancelled_while_the_relay_drains_cancels_the_tasks_before_
     """Cancelled while it waited for a relay in flight, the stop had not cancelled its tasks,
     and what it left closed the pool under them (a review, stop 73)."""
     await migrated.migrate(db_url)
-    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry = _unstarted(db_url)
     order: list[str] = []
     running = asyncio.Event()
 
@@ -232,13 +250,7 @@ async def test_a_stop_cancelled_while_the_relay_drains_cancels_the_tasks_before_
             order.append("task ended")
 
     registry._tasks.append(asyncio.create_task(work(), name="registry-consumer"))
-    dispose = registry.store.dispose
-
-    async def recorded() -> None:
-        order.append("disposed")
-        await dispose()
-
-    monkeypatch.setattr(registry.store, "dispose", recorded)
+    _disposal_recorded(registry, monkeypatch, order)
     await running.wait()
     await registry.relay._lock.acquire()  # a relay in flight: the stop waits for it
     try:
@@ -263,7 +275,7 @@ async def test_a_stop_cancelled_while_its_tasks_clean_up_neither_cuts_them_nor_l
     that cleanup short (the consumer loop's rollback); and what it left, cancelled in turn
     (the loop's end), read tasks still running and closed nothing (a review, stop 73)."""
     await migrated.migrate(db_url)
-    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry = _unstarted(db_url)
     order: list[str] = []
     running, cleaning, cleaned = asyncio.Event(), asyncio.Event(), asyncio.Event()
     release = asyncio.Event()
@@ -279,13 +291,7 @@ async def test_a_stop_cancelled_while_its_tasks_clean_up_neither_cuts_them_nor_l
             cleaned.set()
 
     registry._tasks.append(asyncio.create_task(work(), name="registry-consumer"))
-    dispose = registry.store.dispose
-
-    async def recorded() -> None:
-        order.append("disposed")
-        await dispose()
-
-    monkeypatch.setattr(registry.store, "dispose", recorded)
+    _disposal_recorded(registry, monkeypatch, order)
     await running.wait()
     stopping = asyncio.create_task(registry.stop())
     async with asyncio.timeout(30):
@@ -329,7 +335,7 @@ async def test_a_stop_called_again_returns_with_the_producer_stop_a_cancelled_on
     called again returned with it still going on, past what a test module allows a task
     (a review, stop 73)."""
     await migrated.migrate(db_url)
-    registry = Registry.from_settings(registry_settings("127.0.0.1:9", _absent_topics(), db_url))
+    registry = _unstarted(db_url)
     producer = _SlowToStop()
     registry.producer = cast(AIOKafkaProducer, producer)
     registry._producing = True  # as after a start that reached the producer
