@@ -313,18 +313,18 @@ async def test_a_stop_cancelled_while_its_tasks_clean_up_neither_cuts_them_nor_l
 
 
 class _SlowToStop:
-    """A producer whose stop takes a moment (its batches delivered to a slow broker)."""
+    """A producer whose stop takes until `release` (its batches delivered to a slow broker)."""
 
     def __init__(self) -> None:
         self._closed = False
-        self.stopping, self.stopped = asyncio.Event(), asyncio.Event()
+        self.stopping, self.release, self.stopped = (asyncio.Event() for _ in range(3))
 
     async def stop(self) -> None:
         if self._closed:
             return
         self._closed = True
         self.stopping.set()
-        await asyncio.sleep(0.3)
+        await self.release.wait()
         self.stopped.set()
 
 
@@ -336,6 +336,7 @@ async def test_a_stop_called_again_returns_with_the_producer_stop_a_cancelled_on
     (a review, stop 73)."""
     await migrated.migrate(db_url)
     registry = _unstarted(db_url)
+    await registry.producer.stop()  # never started: only marked closed; its stand-in below
     producer = _SlowToStop()
     registry.producer = cast(AIOKafkaProducer, producer)
     registry._producing = True  # as after a start that reached the producer
@@ -345,7 +346,10 @@ async def test_a_stop_called_again_returns_with_the_producer_stop_a_cancelled_on
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
-    assert not producer.stopped.is_set()
+    again = asyncio.create_task(registry.stop())
+    await asyncio.sleep(0.05)
+    assert not again.done()  # waiting for the producer's stop
+    producer.release.set()
     async with asyncio.timeout(30):
-        await registry.stop()
+        await again
     assert producer.stopped.is_set()
