@@ -8,7 +8,6 @@ import functools
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
@@ -19,35 +18,15 @@ from starlette.types import ASGIApp
 from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection, read_records
 from polling import until
+from revocation_records import revocation
 from session_contracts.codec import encode
 from session_contracts.handles import record_key, session_handle
 from session_contracts.kafka_clients import new_producer
-from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.topics import Topics
 
 TENANT = "acme"
 
 Revoke = Callable[..., Awaitable[None]]
-
-
-def revocation(
-    credential: str,
-    *,
-    tenant_id: str = TENANT,
-    session_type: SessionType = SessionType.browser,
-    valid_for: timedelta = timedelta(hours=8),
-) -> SessionRevoked:
-    """A revocation record as the registry writes it, of the session whose credential this is
-    (the record names its handle)."""
-    now = datetime.now(UTC)
-    return SessionRevoked(
-        tenant_id=tenant_id,
-        session_id=session_handle(tenant_id, credential),
-        session_type=session_type,
-        revoked_at=now,
-        reason=TerminationReason.admin,
-        valid_until=now + valid_for,
-    )
 
 
 @pytest.fixture

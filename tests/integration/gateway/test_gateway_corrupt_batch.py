@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,11 +18,11 @@ from auth_gateway import GatewaySettings, SessionGateway
 from fresh_topics import connection
 from polling import until
 from private_services import PrivateKafka, flip_bit
+from revocation_records import revocation
 from session_contracts.codec import encode
-from session_contracts.handles import record_key, session_handle
+from session_contracts.handles import record_key
 from session_contracts.kafka_admin import ensure_topics
 from session_contracts.kafka_clients import new_producer
-from session_contracts.models import SessionRevoked, SessionType, TerminationReason
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -40,18 +39,9 @@ async def test_a_revocations_batch_whose_crc_fails_is_never_skipped_and_read_onc
     await producer.start()
     try:
         for credential in ("before", "damaged", "after"):  # a batch each
-            handle, now = session_handle("acme", credential), datetime.now(UTC)
-            values[credential] = encode(
-                SessionRevoked(
-                    tenant_id="acme",
-                    session_id=handle,
-                    session_type=SessionType.browser,
-                    revoked_at=now,
-                    reason=TerminationReason.admin,
-                    valid_until=now + timedelta(hours=8),
-                )
-            )
-            key = record_key("acme", handle)
+            record = revocation(credential)
+            values[credential] = encode(record)
+            key = record_key("acme", record.session_id)
             await producer.send_and_wait(topics.revocations, values[credential], key=key)
     finally:
         await producer.stop()

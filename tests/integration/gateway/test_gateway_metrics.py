@@ -3,7 +3,7 @@ real broker: revocations held and applied, refusals by reason, skipped records, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -17,9 +17,10 @@ from test_gateway_demo_kafka import (
     demo_app,
 )
 
+from revocation_records import revocation
 from session_contracts.codec import encode
-from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+from session_contracts.handles import record_key
+from session_contracts.models import SessionType
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -54,20 +55,14 @@ async def test_demo_service_exports_the_gateway_metrics(
         # a record no gateway can read: skipped, counted
         await producer.send_and_wait(topics.revocations, b"not json", key=b"acme/x")
         # one of a newer contract (the registry upgraded first): counted apart, which pages
-        handle = session_handle("acme", "revoked-2")
-        now = datetime.now(UTC)
-        newer = encode(
-            SessionRevoked(
-                tenant_id="acme",
-                session_id=handle,
-                session_type=SessionType.mobile,
-                revoked_at=now,
-                reason=TerminationReason.admin,
-                valid_until=now + timedelta(hours=1),
-            )
-        ).replace(b'"schema_version":3', b'"schema_version":4')
+        record = revocation(
+            "revoked-2", session_type=SessionType.mobile, valid_for=timedelta(hours=1)
+        )
+        newer = encode(record).replace(b'"schema_version":3', b'"schema_version":4')
         assert b'"schema_version":4' in newer
-        await producer.send_and_wait(topics.revocations, newer, key=record_key("acme", handle))
+        await producer.send_and_wait(
+            topics.revocations, newer, key=record_key("acme", record.session_id)
+        )
 
         async def applied() -> bool:
             figures = await scrape(client)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -25,9 +25,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_gateway import SessionGateway
+from revocation_records import revocation
 from session_contracts.codec import encode
-from session_contracts.handles import record_key, session_handle
-from session_contracts.models import SessionRevoked, SessionType, TerminationReason
+from session_contracts.handles import record_key
 from session_contracts.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -39,17 +39,8 @@ BOUND = 2.0
 
 def _revocation(credential: str) -> tuple[bytes, bytes]:
     """The key and value the registry writes for the session of `credential` in acme."""
-    handle = session_handle("acme", credential)
-    now = datetime.now(UTC)
-    value = SessionRevoked(
-        tenant_id="acme",
-        session_id=handle,
-        session_type=SessionType.browser,
-        revoked_at=now,
-        reason=TerminationReason.admin,
-        valid_until=now + timedelta(hours=1),
-    )
-    return record_key("acme", handle), encode(value)
+    value = revocation(credential, valid_for=timedelta(hours=1))
+    return record_key("acme", value.session_id), encode(value)
 
 
 def _gateway(
