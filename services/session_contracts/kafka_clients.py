@@ -423,17 +423,18 @@ def producer_stop_bound(within: float) -> float:
     return 2 * within + 1.0
 
 
-async def stops_under_way(tracked: set[asyncio.Task[Any]], within: float) -> None:
+async def stops_under_way(tracked: set[asyncio.Task[Any]], within: float) -> set[asyncio.Task[Any]]:
     """Wait, up to `within` seconds, for the client stops an owner tracked (`stop_producer`'s
     and `stop_consumer`'s `track`) that go on without their callers.
 
     An owner's stop calls it last, so that it returns with the clients it replaced stopped
     too: a gateway's stop cancels its activity reporter, which may be replacing a producer,
     and the admin API's bus its reconnection (a review, stop 73). Only the owner's own: not
-    another's stops in the same event loop."""
+    another's stops in the same event loop. Returns those still going on after `within`."""
     under_way = {task for task in tracked if not task.done()}
     if under_way:
-        await asyncio.wait(under_way, timeout=within)
+        _, under_way = await asyncio.wait(under_way, timeout=within)
+    return under_way
 
 
 def new_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:

@@ -29,6 +29,7 @@ from session_contracts.kafka_clients import (
     start_producer,
     stop_consumer,
     stop_producer,
+    stops_under_way,
 )
 from session_registry.adapters.command_store import deferred_level
 from session_registry.adapters.dead_letters import KafkaDeadLetters
@@ -373,16 +374,13 @@ class Registry:
         """The Kafka clients' stops a cancelled stop left going on, to their end, bounded, and
         before the pool closes: a consumer's stop may still seek to stored positions (a
         review, stop 73). A stop not cancelled has awaited them already: nothing to wait."""
-        pending = {t for t in self._client_stops if not t.done()}
-        if pending:
-            within = producer_stop_bound(RELAY_DRAIN_SECONDS)
-            _, pending = await asyncio.wait(pending, timeout=within)
-            if pending:
-                log.warning(
-                    "%d Kafka client stop(s) still going on after %.0f s; closing anyway",
-                    len(pending),
-                    within,
-                )
+        within = producer_stop_bound(RELAY_DRAIN_SECONDS)
+        if left := await stops_under_way(self._client_stops, within):
+            log.warning(
+                "%d Kafka client stop(s) still going on after %.0f s; closing anyway",
+                len(left),
+                within,
+            )
 
     async def _close(self) -> None:
         """Close the Kafka clients and the database pool, each step whatever the ones before
