@@ -188,8 +188,7 @@ class ActivityReporter:
                 ]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
-            self._requeue(batch)
-            self._in_flight -= len(batch)
+            self._put_back(batch)
             log.warning(
                 "sending %d activity events failed (%r); will retry with a new producer",
                 len(batch),
@@ -200,8 +199,7 @@ class ActivityReporter:
         except asyncio.CancelledError:
             # the gateway stopping (or stop()'s bound): kept, so the shutdown says they were
             # not sent (some may have been: activity sent twice only repeats a last-seen time)
-            self._requeue(batch)
-            self._in_flight -= len(batch)
+            self._put_back(batch)
             raise
         except BaseException:
             # a bug (`run` logs it): not retried, which could fail for ever; counted as dropped
@@ -210,6 +208,12 @@ class ActivityReporter:
             raise
         self._in_flight -= len(batch)
         self.sent += len(futures)
+
+    def _put_back(self, batch: list[tuple[bytes, str | None, float]]) -> None:
+        """A batch in flight, not sent, back to waiting: queued again before it stops counting
+        as in flight, so `pending` never reads it as gone."""
+        self._requeue(batch)
+        self._in_flight -= len(batch)
 
     def _requeue(self, batch: list[tuple[bytes, str | None, float]]) -> None:
         """Put a batch that failed back before what was noted meanwhile; past the bound the
@@ -289,7 +293,7 @@ class ActivityReporter:
                 log.warning("%d activity events unsent at shutdown", self.pending)
             await self._close_producer()
             this = asyncio.current_task()
-            if this is None or not this.cancelling():  # cancelled: no wait for others' stops
+            if this is None or not this.cancelling():  # cancelled: out without this wait
                 # one a cancelled flush was replacing, stopping on its own (the gateway's
                 # stop cancels `run` first)
                 bound = producer_stop_bound(self._delivery_timeout)
